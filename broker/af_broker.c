@@ -1,0 +1,981 @@
+/*  =========================================================================
+    af_broker - the appferry broker: sessions, accounts, devices, workers
+
+    Message flow. Every frame from a node is decoded by af_msg with its
+    bounds; anything that does not decode gets an ERROR naming the problem
+    (echoing the rid when one could be read) and the broker carries on.
+    A session is created per connection (ROUTER routing ID) and remembers
+    the CURVE key libzmq authenticated (User-Id, set by af_zap). After
+    LOGIN the session is bound to one account and one device; a message
+    claiming another account or device is refused with E_FORBIDDEN.
+
+    Liveness. Nodes and workers PING every heartbeat; every message counts
+    as a sign of life. A peer silent for heartbeat x liveness is dead: a
+    node's device goes offline and its account's devices get a new list; a
+    worker's requests go back to the queue.
+    =========================================================================
+*/
+#include "af_broker.h"
+#include "af_msg.h"
+#include "af_zap.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <sys/stat.h>
+
+typedef struct {
+    char hex [32];                  //  routing ID in hex: sessions key
+    zframe_t *routing;
+    char key [AF_KEY_Z85 + 1];      //  CURVE key of the connection
+    bool logged_in;
+    char account [AF_MAX_ACCOUNT + 1];
+    char device_id [AF_ID_HEX + 1];
+    char online_key [AF_MAX_ACCOUNT + AF_ID_HEX + 2];
+    af_device_t device;
+    int64_t last_seen;
+} session_t;
+
+typedef struct {
+    char hex [32];
+    zframe_t *routing;
+    char key [AF_KEY_Z85 + 1];
+    char service [AF_MAX_NAME + 1];
+    uint32_t credit;
+    uint32_t inflight;
+    int64_t last_seen;
+} worker_t;
+
+typedef struct {
+    char hex [AF_ID_HEX + 1];       //  broker's rid: requests key
+    uint8_t rid [AF_ID_SIZE];
+    char session [32];              //  requesting session (hex routing ID)
+    bool client_has_rid;
+    uint8_t client_rid [AF_ID_SIZE];
+    char service [AF_MAX_NAME + 1];
+    char worker [32];               //  assigned worker, "" while queued
+    af_msg_t *msg;                  //  what to send the worker
+    int64_t deadline;
+} request_t;
+
+struct _af_broker_t {
+    af_broker_config_t config;
+    zcert_t *cert;
+    af_registry_t *registry;
+    zactor_t *zap;
+    zsock_t *frontend;
+    zsock_t *backend;
+    zloop_t *loop;
+    zhashx_t *sessions;             //  routing hex -> session_t (owned)
+    zhashx_t *online;               //  "account/device" -> session_t
+    zhashx_t *workers;              //  routing hex -> worker_t (owned)
+    zhashx_t *requests;             //  rid hex -> request_t (owned)
+    zlistx_t *queue;                //  request_t waiting for a worker
+    char nodes_endpoint [256];
+    char workers_endpoint [256];
+};
+
+//  --------------------------------------------------------------------------
+//  Configuration
+
+void
+af_broker_config_defaults (af_broker_config_t *config)
+{
+    memset (config, 0, sizeof *config);
+    snprintf (config->data_dir, sizeof config->data_dir, "/var/lib/appferry");
+    snprintf (config->nodes, sizeof config->nodes, "tcp://*:5670");
+    snprintf (config->workers, sizeof config->workers, "tcp://127.0.0.1:5671");
+    config->heartbeat_ms = AF_HEARTBEAT_MS;
+    config->liveness = AF_HEARTBEAT_LIVENESS;
+    config->request_timeout_ms = AF_REQUEST_TIMEOUT_MS;
+    config->pwcost.opslimit = crypto_pwhash_OPSLIMIT_INTERACTIVE;
+    config->pwcost.memlimit = crypto_pwhash_MEMLIMIT_INTERACTIVE;
+    config->max_sessions = 100000;
+    config->max_queue = 100000;
+}
+
+static int
+s_config_int (zconfig_t *root, const char *path, int min, int max, int *value,
+              char *err, size_t errlen)
+{
+    char *text = zconfig_get (root, path, NULL);
+    if (!text)
+        return 0;
+    char *end;
+    errno = 0;
+    long n = strtol (text, &end, 10);
+    if (errno || *end || end == text || n < min || n > max) {
+        snprintf (err, errlen, "%s: expected a number %d..%d, got '%s'", path, min, max, text);
+        return -1;
+    }
+    *value = (int) n;
+    return 0;
+}
+
+static int
+s_config_str (zconfig_t *root, const char *path, char *buf, size_t size, char *err, size_t errlen)
+{
+    char *text = zconfig_get (root, path, NULL);
+    if (!text)
+        return 0;
+    if (strlen (text) >= size || !*text) {
+        snprintf (err, errlen, "%s: must be 1..%zu characters", path, size - 1);
+        return -1;
+    }
+    strcpy (buf, text);
+    return 0;
+}
+
+int
+af_broker_config_load (af_broker_config_t *config, const char *path, char *err, size_t errlen)
+{
+    static const char *known [] = {
+        "broker/data_dir", "broker/nodes", "broker/workers", "broker/heartbeat",
+        "broker/liveness", "broker/request_timeout", "broker/max_sessions", "broker/max_queue",
+        "broker/verbose", "security/pwhash", "security/worker_keys", NULL };
+    zconfig_t *root = zconfig_load (path);
+    if (!root) {
+        snprintf (err, errlen, "%s: cannot read or parse (ZPL format, see deploy/appferry-broker.cfg)", path);
+        return -1;
+    }
+    int rc = -1;
+    //  Every key must be known: a typo should not silently mean a default
+    for (zconfig_t *section = zconfig_child (root); section; section = zconfig_next (section))
+        for (zconfig_t *item = zconfig_child (section); item; item = zconfig_next (item)) {
+            char full [256];
+            snprintf (full, sizeof full, "%s/%s", zconfig_name (section), zconfig_name (item));
+            bool found = false;
+            for (int i = 0; known [i] && !found; i++)
+                found = streq (known [i], full);
+            if (!found) {
+                snprintf (err, errlen, "%s: unknown setting '%s'", path, full);
+                goto done;
+            }
+        }
+    int max_sessions = (int) config->max_sessions, max_queue = (int) config->max_queue;
+    int verbose = config->verbose;
+    if (s_config_str (root, "broker/data_dir", config->data_dir, sizeof config->data_dir, err, errlen)
+    ||  s_config_str (root, "broker/nodes", config->nodes, sizeof config->nodes, err, errlen)
+    ||  s_config_str (root, "broker/workers", config->workers, sizeof config->workers, err, errlen)
+    ||  s_config_str (root, "security/worker_keys", config->worker_keys, sizeof config->worker_keys, err, errlen)
+    ||  s_config_int (root, "broker/heartbeat", 50, 600000, &config->heartbeat_ms, err, errlen)
+    ||  s_config_int (root, "broker/liveness", 1, 100, &config->liveness, err, errlen)
+    ||  s_config_int (root, "broker/request_timeout", 100, 3600000, &config->request_timeout_ms, err, errlen)
+    ||  s_config_int (root, "broker/max_sessions", 1, 10000000, &max_sessions, err, errlen)
+    ||  s_config_int (root, "broker/max_queue", 1, 10000000, &max_queue, err, errlen)
+    ||  s_config_int (root, "broker/verbose", 0, 1, &verbose, err, errlen))
+        goto done;
+    config->max_sessions = (size_t) max_sessions;
+    config->max_queue = (size_t) max_queue;
+    config->verbose = verbose != 0;
+    char *cost = zconfig_get (root, "security/pwhash", NULL);
+    if (cost) {
+        if (streq (cost, "interactive")) {
+            config->pwcost.opslimit = crypto_pwhash_OPSLIMIT_INTERACTIVE;
+            config->pwcost.memlimit = crypto_pwhash_MEMLIMIT_INTERACTIVE;
+        }
+        else
+        if (streq (cost, "moderate")) {
+            config->pwcost.opslimit = crypto_pwhash_OPSLIMIT_MODERATE;
+            config->pwcost.memlimit = crypto_pwhash_MEMLIMIT_MODERATE;
+        }
+        else
+        if (streq (cost, "min")) {
+            config->pwcost.opslimit = crypto_pwhash_OPSLIMIT_MIN;
+            config->pwcost.memlimit = crypto_pwhash_MEMLIMIT_MIN;
+        }
+        else {
+            snprintf (err, errlen, "security/pwhash: expected interactive, moderate or min, got '%s'", cost);
+            goto done;
+        }
+    }
+    rc = 0;
+done:
+    zconfig_destroy (&root);
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  Sessions
+
+static void
+s_session_free (void **item)
+{
+    session_t *session = (session_t *) *item;
+    if (session) {
+        zframe_destroy (&session->routing);
+        free (session);
+        *item = NULL;
+    }
+}
+
+static void
+s_worker_free (void **item)
+{
+    worker_t *worker = (worker_t *) *item;
+    if (worker) {
+        zframe_destroy (&worker->routing);
+        free (worker);
+        *item = NULL;
+    }
+}
+
+static void
+s_request_free (void **item)
+{
+    request_t *request = (request_t *) *item;
+    if (request) {
+        af_msg_destroy (&request->msg);
+        free (request);
+        *item = NULL;
+    }
+}
+
+static void
+s_send_node (af_broker_t *self, session_t *session, af_msg_t **msg_p)
+{
+    if (*msg_p) {
+        if (af_msg_send (*msg_p, self->frontend, session->routing))
+            zsys_warning ("broker: cannot send %s to node %s", af_msg_command_name ((*msg_p)->id),
+                          session->hex);
+        af_msg_destroy (msg_p);
+    }
+}
+
+//  Send a device list to every online device of the account.
+static void
+s_broadcast_devices (af_broker_t *self, const char *account)
+{
+    af_device_t *devices;
+    uint32_t count;
+    if (af_registry_devices (self->registry, account, &devices, &count) != AF_OK) {
+        zsys_error ("broker: cannot read the devices of '%s'", account);
+        return;
+    }
+    char key [AF_MAX_ACCOUNT + AF_ID_HEX + 2];
+    for (uint32_t i = 0; i < count; i++) {
+        snprintf (key, sizeof key, "%s/%s", account, devices [i].id);
+        devices [i].online = zhashx_lookup (self->online, key) != NULL;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        if (!devices [i].online)
+            continue;
+        snprintf (key, sizeof key, "%s/%s", account, devices [i].id);
+        session_t *session = (session_t *) zhashx_lookup (self->online, key);
+        af_msg_t *msg = af_msg_new (AF_MSG_DEVICE_LIST);
+        snprintf (msg->account, sizeof msg->account, "%s", account);
+        if (af_msg_set_device_count (msg, count) == 0) {
+            memcpy (msg->devices, devices, count * sizeof (af_device_t));
+            s_send_node (self, session, &msg);
+        }
+        af_msg_destroy (&msg);
+    }
+    free (devices);
+}
+
+//  A session's device goes offline: index, lastSeen, and the others told.
+static void
+s_session_logout (af_broker_t *self, session_t *session)
+{
+    if (!session->logged_in)
+        return;
+    if (zhashx_lookup (self->online, session->online_key) == session)
+        zhashx_delete (self->online, session->online_key);
+    session->logged_in = false;
+    af_registry_touch (self->registry, session->account, session->device_id, (uint64_t) zclock_time ());
+    s_broadcast_devices (self, session->account);
+    if (self->config.verbose)
+        zsys_info ("broker: device %s of '%s' is offline", session->device_id, session->account);
+}
+
+static void
+s_session_remove (af_broker_t *self, session_t *session)
+{
+    s_session_logout (self, session);
+    zhashx_delete (self->sessions, session->hex);
+}
+
+//  --------------------------------------------------------------------------
+//  Worker dispatch
+
+static worker_t *
+s_pick_worker (af_broker_t *self, const char *service)
+{
+    worker_t *best = NULL;
+    for (worker_t *worker = (worker_t *) zhashx_first (self->workers); worker;
+         worker = (worker_t *) zhashx_next (self->workers))
+        if (streq (worker->service, service) && worker->inflight < worker->credit
+        &&  (!best || worker->inflight < best->inflight))
+            best = worker;
+    return best;
+}
+
+static void
+s_dispatch (af_broker_t *self)
+{
+    request_t *request = (request_t *) zlistx_first (self->queue);
+    while (request) {
+        worker_t *worker = s_pick_worker (self, request->service);
+        request_t *next = (request_t *) zlistx_next (self->queue);
+        if (worker) {
+            memcpy (request->msg->rid, request->rid, AF_ID_SIZE);
+            request->msg->has_rid = true;
+            if (af_msg_send (request->msg, self->backend, worker->routing) == 0) {
+                worker->inflight++;
+                snprintf (request->worker, sizeof request->worker, "%s", worker->hex);
+                void *handle = zlistx_find (self->queue, request);
+                if (handle)
+                    zlistx_delete (self->queue, handle);
+            }
+        }
+        request = next;
+    }
+}
+
+static void
+s_reply_error (af_broker_t *self, session_t *session, int code, const uint8_t *rid, const char *reason)
+{
+    af_msg_t *error = af_msg_error (code, rid, "%s", reason);
+    s_send_node (self, session, &error);
+}
+
+//  Answer a request's client, then forget the request.
+static void
+s_request_finish (af_broker_t *self, request_t *request, af_msg_t **reply_p)
+{
+    session_t *session = (session_t *) zhashx_lookup (self->sessions, request->session);
+    if (session && *reply_p) {
+        (*reply_p)->has_rid = request->client_has_rid;
+        memcpy ((*reply_p)->rid, request->client_rid, AF_ID_SIZE);
+        s_send_node (self, session, reply_p);
+    }
+    af_msg_destroy (reply_p);
+    void *handle = zlistx_find (self->queue, request);
+    if (handle)
+        zlistx_delete (self->queue, handle);
+    zhashx_delete (self->requests, request->hex);
+}
+
+static void
+s_worker_remove (af_broker_t *self, worker_t *worker, const char *why)
+{
+    zsys_warning ("broker: worker %s (%s) removed: %s", worker->hex, worker->service, why);
+    //  Hand its requests to others: back to the front of the queue
+    for (request_t *request = (request_t *) zhashx_first (self->requests); request;
+         request = (request_t *) zhashx_next (self->requests))
+        if (streq (request->worker, worker->hex)) {
+            request->worker [0] = 0;
+            zlistx_add_start (self->queue, request);
+        }
+    zhashx_delete (self->workers, worker->hex);
+    s_dispatch (self);
+}
+
+//  --------------------------------------------------------------------------
+//  Node commands
+
+static void
+s_node_register (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    char err [AF_MAX_REASON + 1];
+    int code = af_registry_register (self->registry, msg->account, msg->password, err, sizeof err);
+    if (code != AF_OK) {
+        zsys_warning ("broker: refused REGISTER '%s' from %.8s: %s", msg->account, session->key, err);
+        s_reply_error (self, session, code, msg->has_rid? msg->rid: NULL, err);
+        return;
+    }
+    zsys_info ("broker: registered account '%s'", msg->account);
+    af_msg_t *reply = af_msg_new (AF_MSG_OK);
+    reply->has_rid = msg->has_rid;
+    memcpy (reply->rid, msg->rid, AF_ID_SIZE);
+    s_send_node (self, session, &reply);
+}
+
+static void
+s_node_login (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    char err [AF_MAX_REASON + 1];
+    const uint8_t *rid = msg->has_rid? msg->rid: NULL;
+    int code = AF_OK;
+    if (session->logged_in && (!streq (session->account, msg->account)
+                           || (*msg->device_id && !streq (msg->device_id, session->device_id)))) {
+        snprintf (err, sizeof err, "this connection is logged in as device %s of '%s'; send LOGOUT first",
+                  session->device_id, session->account);
+        code = AF_E_FORBIDDEN;
+    }
+    else
+    if (af_device_validate (&msg->device, err, sizeof err))
+        code = AF_E_BAD_DEVICE;
+    else
+    if (*msg->password)
+        code = af_registry_verify (self->registry, msg->account, msg->password);
+    else
+    if (!*msg->device_id) {
+        snprintf (err, sizeof err, "a password is needed to log in a device for the first time");
+        code = AF_E_BAD_PASSWORD;
+    }
+    else
+    if (!af_registry_exists (self->registry, msg->account))
+        code = AF_E_NO_ACCOUNT;
+    //  Without a password, the device's bound key is the credential: the
+    //  registry refuses a device ID bound to another key.
+    if (code == AF_E_NO_ACCOUNT)
+        snprintf (err, sizeof err, "no account '%s'", msg->account);
+    else
+    if (code == AF_E_BAD_PASSWORD && *msg->password)
+        snprintf (err, sizeof err, "wrong password for '%s'", msg->account);
+    else
+    if (code == AF_E_INTERNAL)
+        snprintf (err, sizeof err, "internal error checking the password");
+
+    char device_id [AF_ID_HEX + 1];
+    if (code == AF_OK) {
+        af_device_t device = msg->device;
+        code = af_registry_login (self->registry, msg->account, msg->device_id, session->key,
+                                  &device, (uint64_t) zclock_time (), device_id, err, sizeof err);
+    }
+    if (code != AF_OK) {
+        zsys_warning ("broker: refused LOGIN to '%s' from %.8s: %s", msg->account, session->key, err);
+        s_reply_error (self, session, code, rid, err);
+        return;
+    }
+    //  One connection per device: an older connection of the same device
+    //  loses its session (the node reconnected before the old one expired).
+    char online_key [sizeof session->online_key];
+    snprintf (online_key, sizeof online_key, "%s/%s", msg->account, device_id);
+    session_t *older = (session_t *) zhashx_lookup (self->online, online_key);
+    if (older && older != session) {
+        zhashx_delete (self->online, online_key);
+        older->logged_in = false;
+    }
+    session->logged_in = true;
+    snprintf (session->account, sizeof session->account, "%s", msg->account);
+    snprintf (session->device_id, sizeof session->device_id, "%s", device_id);
+    memcpy (session->online_key, online_key, sizeof online_key);
+    session->device = msg->device;
+    snprintf (session->device.id, sizeof session->device.id, "%s", device_id);
+    zhashx_update (self->online, online_key, session);
+    zsys_info ("broker: device %s (%s) of '%s' logged in", device_id, msg->device.model, msg->account);
+
+    af_msg_t *reply = af_msg_new (AF_MSG_LOGIN_OK);
+    reply->has_rid = msg->has_rid;
+    memcpy (reply->rid, msg->rid, AF_ID_SIZE);
+    snprintf (reply->account, sizeof reply->account, "%s", msg->account);
+    snprintf (reply->device_id, sizeof reply->device_id, "%s", device_id);
+    reply->heartbeat = (uint32_t) self->config.heartbeat_ms;
+    s_send_node (self, session, &reply);
+    s_broadcast_devices (self, session->account);
+}
+
+static void
+s_node_devices (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    af_device_t *devices;
+    uint32_t count;
+    if (af_registry_devices (self->registry, session->account, &devices, &count) != AF_OK) {
+        s_reply_error (self, session, AF_E_INTERNAL, msg->has_rid? msg->rid: NULL,
+                       "cannot read the device list");
+        return;
+    }
+    af_msg_t *reply = af_msg_new (AF_MSG_DEVICE_LIST);
+    reply->has_rid = msg->has_rid;
+    memcpy (reply->rid, msg->rid, AF_ID_SIZE);
+    snprintf (reply->account, sizeof reply->account, "%s", session->account);
+    if (af_msg_set_device_count (reply, count) == 0) {
+        for (uint32_t i = 0; i < count; i++) {
+            char key [AF_MAX_ACCOUNT + AF_ID_HEX + 2];
+            snprintf (key, sizeof key, "%s/%s", session->account, devices [i].id);
+            devices [i].online = zhashx_lookup (self->online, key) != NULL;
+        }
+        memcpy (reply->devices, devices, count * sizeof (af_device_t));
+    }
+    free (devices);
+    s_send_node (self, session, &reply);
+}
+
+static void
+s_node_resolve (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    const uint8_t *rid = msg->has_rid? msg->rid: NULL;
+    char err [AF_MAX_REASON + 1];
+    if (msg->has_device && af_device_validate (&msg->device, err, sizeof err)) {
+        s_reply_error (self, session, AF_E_BAD_DEVICE, rid, err);
+        return;
+    }
+    if (zlistx_size (self->queue) >= self->config.max_queue) {
+        zsys_warning ("broker: refused RESOLVE from '%s': queue full", session->account);
+        s_reply_error (self, session, AF_E_UNAVAILABLE, rid, "the matcher queue is full; try again later");
+        return;
+    }
+    request_t *request = (request_t *) zmalloc (sizeof (request_t));
+    assert (request);
+    randombytes_buf (request->rid, AF_ID_SIZE);
+    sodium_bin2hex (request->hex, sizeof request->hex, request->rid, AF_ID_SIZE);
+    snprintf (request->session, sizeof request->session, "%s", session->hex);
+    request->client_has_rid = msg->has_rid;
+    memcpy (request->client_rid, msg->rid, AF_ID_SIZE);
+    snprintf (request->service, sizeof request->service, "matcher");
+    request->deadline = zclock_mono () + self->config.request_timeout_ms;
+    request->msg = af_msg_new (AF_MSG_RESOLVE);
+    snprintf (request->msg->program, sizeof request->msg->program, "%s", msg->program);
+    request->msg->has_device = true;
+    request->msg->device = msg->has_device? msg->device: session->device;
+    zhashx_insert (self->requests, request->hex, request);
+    zlistx_add_end (self->queue, request);
+    s_dispatch (self);
+}
+
+//  Route a notification to another online device of the same account. A
+//  NOTIFY with a rid is acknowledged (OK or ERROR); without one, errors
+//  are only logged, so a sender can stream notifications cheaply.
+static void
+s_node_notify (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    const uint8_t *rid = msg->has_rid? msg->rid: NULL;
+    char key [AF_MAX_ACCOUNT + AF_ID_HEX + 2];
+    snprintf (key, sizeof key, "%s/%s", session->account, msg->device_id);
+    session_t *target = (session_t *) zhashx_lookup (self->online, key);
+    if (!target) {
+        af_device_t device;
+        bool known = af_registry_device (self->registry, session->account, msg->device_id, &device) == AF_OK;
+        char err [AF_MAX_REASON + 1];
+        snprintf (err, sizeof err, known? "device %s is offline": "device %s is not a device of this account",
+                  msg->device_id);
+        if (self->config.verbose || !known)
+            zsys_warning ("broker: refused NOTIFY from %s of '%s': %s", session->device_id, session->account, err);
+        if (rid)
+            s_reply_error (self, session, known? AF_E_UNAVAILABLE: AF_E_NO_DEVICE, rid, err);
+        return;
+    }
+    //  The target learns who sent it; the sender's rid stays with the sender
+    memcpy (msg->device_id, session->device_id, sizeof msg->device_id);
+    msg->has_rid = false;
+    if (af_msg_send (msg, self->frontend, target->routing))
+        zsys_warning ("broker: cannot deliver NOTIFY to %s", target->device_id);
+    if (rid) {
+        af_msg_t *ok = af_msg_new (AF_MSG_OK);
+        ok->has_rid = true;
+        memcpy (ok->rid, rid, AF_ID_SIZE);
+        s_send_node (self, session, &ok);
+    }
+}
+
+//  A message that names an account or device must name the session's own.
+static bool
+s_claims_other (session_t *session, af_msg_t *msg, char *err, size_t errlen)
+{
+    if (*msg->account && !streq (msg->account, session->account)) {
+        snprintf (err, errlen, "this session belongs to '%s', not '%s'", session->account, msg->account);
+        return true;
+    }
+    if (*msg->device_id && !streq (msg->device_id, session->device_id)) {
+        snprintf (err, errlen, "this session is device %s, not %s", session->device_id, msg->device_id);
+        return true;
+    }
+    return false;
+}
+
+static int
+s_frontend_event (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void) loop;
+    af_broker_t *self = (af_broker_t *) arg;
+    zmsg_t *zmsg = zmsg_recv (reader);
+    if (!zmsg)
+        return 0;               //  interrupted
+    zframe_t *routing = zmsg_pop (zmsg);
+    zframe_t *body = zmsg_pop (zmsg);
+    char hex [32];
+    if (!routing || zframe_size (routing) > 15) {
+        zframe_destroy (&routing);
+        zframe_destroy (&body);
+        zmsg_destroy (&zmsg);
+        return 0;
+    }
+    sodium_bin2hex (hex, sizeof hex, zframe_data (routing), zframe_size (routing));
+    const char *user_id = body? zframe_meta (body, "User-Id"): NULL;
+    session_t *session = (session_t *) zhashx_lookup (self->sessions, hex);
+    if (!session) {
+        if (!user_id || strlen (user_id) != AF_KEY_Z85
+        ||  zhashx_size (self->sessions) >= self->config.max_sessions) {
+            zsys_warning ("broker: dropped a message from %s: %s", hex,
+                          user_id? "too many sessions": "no authenticated key");
+            goto done;
+        }
+        session = (session_t *) zmalloc (sizeof (session_t));
+        assert (session);
+        memcpy (session->hex, hex, sizeof hex);
+        session->routing = zframe_dup (routing);
+        memcpy (session->key, user_id, AF_KEY_Z85 + 1);
+        zhashx_insert (self->sessions, hex, session);
+    }
+    else
+    if (!user_id || !streq (user_id, session->key)) {
+        zsys_warning ("broker: refused a message on session %s: key changed", hex);
+        s_reply_error (self, session, AF_E_KEY_MISMATCH, NULL, "message key does not match the session");
+        goto done;
+    }
+    session->last_seen = zclock_mono ();
+    if (!body || zmsg_size (zmsg) > 0) {
+        zsys_warning ("broker: refused a message from %.8s: expected exactly one frame", session->key);
+        s_reply_error (self, session, AF_E_MALFORMED, NULL, "a message is exactly one frame");
+        goto done;
+    }
+    char err [AF_MAX_REASON + 1];
+    uint8_t rid [AF_ID_SIZE];
+    bool has_rid;
+    af_msg_t *msg = NULL;
+    int code = af_msg_decode (zframe_data (body), zframe_size (body), &msg, err, sizeof err, rid, &has_rid);
+    if (code != AF_OK) {
+        zsys_warning ("broker: refused a message from %.8s: %s: %s", session->key, af_code_name (code), err);
+        s_reply_error (self, session, code, has_rid? rid: NULL, err);
+        goto done;
+    }
+    if (msg->id == AF_MSG_PING) {
+        af_msg_t *pong = af_msg_new (AF_MSG_PONG);
+        pong->logged_in = session->logged_in;
+        s_send_node (self, session, &pong);
+    }
+    else
+    if (msg->id == AF_MSG_REGISTER)
+        s_node_register (self, session, msg);
+    else
+    if (msg->id == AF_MSG_LOGIN)
+        s_node_login (self, session, msg);
+    else
+    if (msg->id == AF_MSG_LOGOUT || msg->id == AF_MSG_DEVICES || msg->id == AF_MSG_RESOLVE
+    ||  msg->id == AF_MSG_NOTIFY) {
+        const uint8_t *mrid = msg->has_rid? msg->rid: NULL;
+        if (!session->logged_in)
+            s_reply_error (self, session, AF_E_NOT_LOGGED_IN, mrid, "log in first");
+        else
+        if (msg->id == AF_MSG_NOTIFY)
+            s_node_notify (self, session, msg);
+        else
+        if (s_claims_other (session, msg, err, sizeof err)) {
+            zsys_warning ("broker: refused %s from %.8s: %s", af_msg_command_name (msg->id), session->key, err);
+            s_reply_error (self, session, AF_E_FORBIDDEN, mrid, err);
+        }
+        else
+        if (msg->id == AF_MSG_LOGOUT) {
+            s_session_logout (self, session);
+            af_msg_t *ok = af_msg_new (AF_MSG_OK);
+            ok->has_rid = msg->has_rid;
+            memcpy (ok->rid, msg->rid, AF_ID_SIZE);
+            s_send_node (self, session, &ok);
+        }
+        else
+        if (msg->id == AF_MSG_DEVICES)
+            s_node_devices (self, session, msg);
+        else
+            s_node_resolve (self, session, msg);
+    }
+    else {
+        zsys_warning ("broker: refused %s from node %.8s: not a node request",
+                      af_msg_command_name (msg->id), session->key);
+        snprintf (err, sizeof err, "%s is not a request a node may send", af_msg_command_name (msg->id));
+        s_reply_error (self, session, AF_E_UNKNOWN_COMMAND, msg->has_rid? msg->rid: NULL, err);
+    }
+    af_msg_destroy (&msg);
+done:
+    zframe_destroy (&routing);
+    zframe_destroy (&body);
+    zmsg_destroy (&zmsg);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Worker messages
+
+static void
+s_send_worker (af_broker_t *self, zframe_t *routing, af_msg_t **msg_p)
+{
+    if (*msg_p)
+        af_msg_send (*msg_p, self->backend, routing);
+    af_msg_destroy (msg_p);
+}
+
+static int
+s_backend_event (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void) loop;
+    af_broker_t *self = (af_broker_t *) arg;
+    zmsg_t *zmsg = zmsg_recv (reader);
+    if (!zmsg)
+        return 0;
+    zframe_t *routing = zmsg_pop (zmsg);
+    zframe_t *body = zmsg_pop (zmsg);
+    if (!routing || !body || zframe_size (routing) > 15 || zmsg_size (zmsg) > 0) {
+        zsys_warning ("broker: dropped a malformed worker message");
+        goto done;
+    }
+    char hex [32];
+    sodium_bin2hex (hex, sizeof hex, zframe_data (routing), zframe_size (routing));
+    worker_t *worker = (worker_t *) zhashx_lookup (self->workers, hex);
+    char err [AF_MAX_REASON + 1];
+    af_msg_t *msg = NULL;
+    int code = af_msg_decode (zframe_data (body), zframe_size (body), &msg, err, sizeof err, NULL, NULL);
+    if (code != AF_OK) {
+        zsys_warning ("broker: refused a worker message: %s: %s", af_code_name (code), err);
+        af_msg_t *error = af_msg_error (code, NULL, "%s", err);
+        s_send_worker (self, routing, &error);
+        goto done;
+    }
+    if (msg->id == AF_MSG_READY) {
+        if (!streq (msg->service, "matcher")) {
+            zsys_warning ("broker: refused READY for unknown service '%s'", msg->service);
+            af_msg_t *bye = af_msg_new (AF_MSG_DISCONNECT);
+            snprintf (bye->reason, sizeof bye->reason, "unknown service '%s'", msg->service);
+            s_send_worker (self, routing, &bye);
+        }
+        else {
+            if (!worker) {
+                worker = (worker_t *) zmalloc (sizeof (worker_t));
+                assert (worker);
+                memcpy (worker->hex, hex, sizeof hex);
+                worker->routing = zframe_dup (routing);
+                const char *key = zframe_meta (body, "User-Id");
+                snprintf (worker->key, sizeof worker->key, "%s", key? key: "");
+                zhashx_insert (self->workers, hex, worker);
+                zsys_info ("broker: worker %s ready for '%s' (credit %u)", hex, msg->service,
+                           msg->credit? msg->credit: 1);
+            }
+            snprintf (worker->service, sizeof worker->service, "%s", msg->service);
+            worker->credit = msg->credit? msg->credit: 1;
+            worker->last_seen = zclock_mono ();
+            s_dispatch (self);
+        }
+    }
+    else
+    if (!worker) {
+        //  Not (or no longer) known: tell it to start over, as MDP does
+        af_msg_t *bye = af_msg_new (AF_MSG_DISCONNECT);
+        snprintf (bye->reason, sizeof bye->reason, "send READY first");
+        s_send_worker (self, routing, &bye);
+    }
+    else {
+        worker->last_seen = zclock_mono ();
+        if (msg->id == AF_MSG_PING) {
+            af_msg_t *pong = af_msg_new (AF_MSG_PONG);
+            pong->logged_in = true;
+            s_send_worker (self, routing, &pong);
+        }
+        else
+        if (msg->id == AF_MSG_DISCONNECT)
+            s_worker_remove (self, worker, "it disconnected");
+        else
+        if ((msg->id == AF_MSG_RESOLVED || msg->id == AF_MSG_ERROR) && msg->has_rid) {
+            char rid_hex [AF_ID_HEX + 1];
+            sodium_bin2hex (rid_hex, sizeof rid_hex, msg->rid, AF_ID_SIZE);
+            request_t *request = (request_t *) zhashx_lookup (self->requests, rid_hex);
+            if (request && streq (request->worker, worker->hex)) {
+                if (worker->inflight)
+                    worker->inflight--;
+                s_request_finish (self, request, &msg);
+            }
+            else
+                zsys_warning ("broker: worker %s answered unknown or reassigned request %s", hex, rid_hex);
+            s_dispatch (self);
+        }
+        else
+            zsys_warning ("broker: refused %s from worker %s", af_msg_command_name (msg->id), hex);
+    }
+    af_msg_destroy (&msg);
+done:
+    zframe_destroy (&routing);
+    zframe_destroy (&body);
+    zmsg_destroy (&zmsg);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Heartbeat timer: expire silent peers and stale requests
+
+static int
+s_timer_event (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop;
+    (void) timer_id;
+    af_broker_t *self = (af_broker_t *) arg;
+    int64_t now = zclock_mono ();
+    int64_t expiry = (int64_t) self->config.heartbeat_ms * self->config.liveness;
+
+    zlistx_t *dead = zlistx_new ();
+    for (session_t *session = (session_t *) zhashx_first (self->sessions); session;
+         session = (session_t *) zhashx_next (self->sessions))
+        if (now - session->last_seen > expiry)
+            zlistx_add_end (dead, session);
+    for (session_t *session = (session_t *) zlistx_first (dead); session;
+         session = (session_t *) zlistx_next (dead)) {
+        if (session->logged_in)
+            zsys_info ("broker: device %s of '%s' stopped answering; marked offline",
+                       session->device_id, session->account);
+        s_session_remove (self, session);
+    }
+    zlistx_purge (dead);
+    for (worker_t *worker = (worker_t *) zhashx_first (self->workers); worker;
+         worker = (worker_t *) zhashx_next (self->workers))
+        if (now - worker->last_seen > expiry)
+            zlistx_add_end (dead, worker);
+    for (worker_t *worker = (worker_t *) zlistx_first (dead); worker;
+         worker = (worker_t *) zlistx_next (dead))
+        s_worker_remove (self, worker, "heartbeat expired");
+    zlistx_purge (dead);
+    for (request_t *request = (request_t *) zhashx_first (self->requests); request;
+         request = (request_t *) zhashx_next (self->requests))
+        if (now > request->deadline)
+            zlistx_add_end (dead, request);
+    for (request_t *request = (request_t *) zlistx_first (dead); request;
+         request = (request_t *) zlistx_next (dead)) {
+        worker_t *worker = *request->worker? (worker_t *) zhashx_lookup (self->workers, request->worker): NULL;
+        if (worker && worker->inflight)
+            worker->inflight--;
+        zsys_warning ("broker: request %s for '%s' timed out", request->hex, request->service);
+        af_msg_t *error = af_msg_error (AF_E_UNAVAILABLE, NULL,
+            "no %s answered within %d ms", request->service, self->config.request_timeout_ms);
+        s_request_finish (self, request, &error);
+    }
+    zlistx_destroy (&dead);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Life cycle
+
+static zsock_t *
+s_bind_curve (af_broker_t *self, const char *endpoint, const char *domain, char *actual, size_t size)
+{
+    zsock_t *sock = zsock_new (ZMQ_ROUTER);
+    if (!sock)
+        return NULL;
+    zcert_apply (self->cert, sock);
+    zsock_set_curve_server (sock, 1);
+    zsock_set_zap_domain (sock, domain);
+    zsock_set_maxmsgsize (sock, AF_MAX_ZMQ_MSG);
+    zsock_set_sndhwm (sock, 100000);
+    zsock_set_rcvhwm (sock, 100000);
+    zsock_set_linger (sock, 0);
+    int port = zsock_bind (sock, "%s", endpoint);
+    if (port == -1) {
+        zsys_error ("broker: cannot bind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
+        zsock_destroy (&sock);
+        return NULL;
+    }
+    const char *last = zsock_last_endpoint (sock);
+    snprintf (actual, size, "%s", last? last: endpoint);
+    return sock;
+}
+
+af_broker_t *
+af_broker_new (const af_broker_config_t *config)
+{
+    af_broker_t *self = (af_broker_t *) zmalloc (sizeof (af_broker_t));
+    assert (self);
+    self->config = *config;
+    if (!*self->config.worker_keys) {
+        if (strlen (config->data_dir) + 9 > sizeof self->config.worker_keys) {
+            zsys_error ("broker: data directory path too long");
+            goto failed;
+        }
+        strcpy (self->config.worker_keys, config->data_dir);
+        strcat (self->config.worker_keys, "/workers");
+    }
+    if (zsys_dir_create ("%s", config->data_dir) || zsys_dir_create ("%s", self->config.worker_keys)) {
+        zsys_error ("broker: cannot create %s: %s", config->data_dir, strerror (errno));
+        goto failed;
+    }
+    chmod (config->data_dir, 0700);
+    //  Keypair: made once, kept in the data directory
+    char path [600];
+    snprintf (path, sizeof path, "%s/broker.cert_secret", config->data_dir);
+    self->cert = zcert_load (path);
+    if (!self->cert) {
+        self->cert = zcert_new ();
+        zcert_set_meta (self->cert, "role", "appferry broker");
+        snprintf (path, sizeof path, "%s/broker.cert", config->data_dir);
+        if (!self->cert || zcert_save (self->cert, path)) {
+            zsys_error ("broker: cannot save keypair to %s", path);
+            goto failed;
+        }
+        zsys_info ("broker: created keypair; nodes need %s", path);
+    }
+    snprintf (path, sizeof path, "%s/store", config->data_dir);
+    self->registry = af_registry_new (path, config->pwcost);
+    if (!self->registry)
+        goto failed;
+    self->zap = zactor_new (af_zap_actor, self->config.worker_keys);
+    if (!self->zap)
+        goto failed;
+    self->frontend = s_bind_curve (self, config->nodes, AF_ZAP_NODES,
+                                   self->nodes_endpoint, sizeof self->nodes_endpoint);
+    self->backend = s_bind_curve (self, config->workers, AF_ZAP_WORKERS,
+                                  self->workers_endpoint, sizeof self->workers_endpoint);
+    if (!self->frontend || !self->backend)
+        goto failed;
+    self->sessions = zhashx_new ();
+    zhashx_set_destructor (self->sessions, s_session_free);
+    self->online = zhashx_new ();
+    self->workers = zhashx_new ();
+    zhashx_set_destructor (self->workers, s_worker_free);
+    self->requests = zhashx_new ();
+    zhashx_set_destructor (self->requests, s_request_free);
+    self->queue = zlistx_new ();
+    self->loop = zloop_new ();
+    zloop_reader (self->loop, self->frontend, s_frontend_event, self);
+    zloop_reader (self->loop, self->backend, s_backend_event, self);
+    int tick = self->config.heartbeat_ms < 1000? self->config.heartbeat_ms: 1000;
+    zloop_timer (self->loop, (size_t) tick, 0, s_timer_event, self);
+    //  Write the bound endpoints where tests and operators can find them
+    snprintf (path, sizeof path, "%s/endpoints", config->data_dir);
+    FILE *file = fopen (path, "w");
+    if (file) {
+        fprintf (file, "nodes=%s\nworkers=%s\n", self->nodes_endpoint, self->workers_endpoint);
+        fclose (file);
+    }
+    return self;
+failed:
+    af_broker_destroy (&self);
+    return NULL;
+}
+
+void
+af_broker_destroy (af_broker_t **self_p)
+{
+    assert (self_p);
+    af_broker_t *self = *self_p;
+    if (!self)
+        return;
+    zloop_destroy (&self->loop);
+    zlistx_destroy (&self->queue);
+    zhashx_destroy (&self->requests);
+    zhashx_destroy (&self->online);
+    zhashx_destroy (&self->sessions);
+    zhashx_destroy (&self->workers);
+    zsock_destroy (&self->frontend);
+    zsock_destroy (&self->backend);
+    zactor_destroy (&self->zap);
+    af_registry_destroy (&self->registry);
+    zcert_destroy (&self->cert);
+    free (self);
+    *self_p = NULL;
+}
+
+int
+af_broker_run (af_broker_t *self)
+{
+    zsys_info ("broker: serving nodes on %s, workers on %s", self->nodes_endpoint, self->workers_endpoint);
+    zloop_start (self->loop);
+    zsys_info ("broker: stopping");
+    return 0;
+}
+
+const char *
+af_broker_nodes_endpoint (af_broker_t *self)
+{
+    return self->nodes_endpoint;
+}
+
+const char *
+af_broker_workers_endpoint (af_broker_t *self)
+{
+    return self->workers_endpoint;
+}

@@ -1,0 +1,64 @@
+/*  =========================================================================
+    af_broker - the appferry broker: sessions, accounts, devices, workers
+
+    One single-threaded zloop reactor serves two CURVE-secured ROUTER
+    sockets: the node frontend and the worker backend. The broker owns the
+    account registry (af_registry); online state lives only in memory and
+    is rebuilt as nodes reconnect, so a restarted broker shows everyone
+    offline until they are back. Workers follow a Majordomo-like dialog
+    (READY, requests, PING/PONG, DISCONNECT) with a credit: a worker may
+    hold up to `credit` requests at once. A request whose worker dies or
+    leaves is handed to another; one that finds no worker within the
+    request timeout is answered with E_UNAVAILABLE.
+
+    All state is keyed by account (registry keys, online index), IDs are
+    random, and nothing counts across accounts, so a later cluster can
+    shard accounts over several brokers.
+    =========================================================================
+*/
+#ifndef AF_BROKER_H_INCLUDED
+#define AF_BROKER_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "af_registry.h"
+
+typedef struct {
+    char data_dir [512];            //  broker.cert, store/, workers/
+    char nodes [256];               //  endpoint nodes connect to (bind)
+    char workers [256];             //  endpoint workers connect to (bind)
+    char worker_keys [512];         //  dir of allowed worker certificates
+    int heartbeat_ms;               //  PING interval expected from peers
+    int liveness;                   //  missed intervals before a peer is dead
+    int request_timeout_ms;         //  a worker request with no answer
+    af_pwcost_t pwcost;             //  Argon2id cost for new passwords
+    size_t max_sessions;            //  connections with a session record
+    size_t max_queue;               //  requests waiting for a worker
+    bool verbose;
+} af_broker_config_t;
+
+//  Fill a config with the documented defaults (deploy/appferry-broker.cfg).
+void af_broker_config_defaults (af_broker_config_t *config);
+
+//  Load a ZPL config file (czmq zconfig) over the current values. Returns
+//  0, or -1 with err naming the problem (unknown key, bad value).
+int af_broker_config_load (af_broker_config_t *config, const char *path,
+                           char *err, size_t errlen);
+
+typedef struct _af_broker_t af_broker_t;
+
+//  Create the broker: data directory, keypair (made on first start),
+//  store, ZAP handler, sockets bound. NULL on failure (logged).
+af_broker_t *af_broker_new (const af_broker_config_t *config);
+
+//  Stop and free everything. Sets *self_p to NULL.
+void af_broker_destroy (af_broker_t **self_p);
+
+//  Serve until interrupted (SIGINT/SIGTERM). Returns 0.
+int af_broker_run (af_broker_t *self);
+
+//  The endpoints actually bound (with the real port if '*' was asked).
+const char *af_broker_nodes_endpoint (af_broker_t *self);
+const char *af_broker_workers_endpoint (af_broker_t *self);
+
+#endif

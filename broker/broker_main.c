@@ -1,0 +1,146 @@
+/*  =========================================================================
+    appferry-broker - routes appferry traffic between device nodes and
+    workers, and keeps accounts and devices. See README and
+    deploy/appferry-broker.cfg.
+    =========================================================================
+*/
+#include "af_broker.h"
+#include "af_msg.h"
+
+#include <getopt.h>
+#include <sodium.h>
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+"Usage: appferry-broker [OPTIONS]\n"
+"Route appferry messages between device nodes and workers; keep accounts\n"
+"and devices in an LMDB store under the data directory.\n"
+"\n"
+"  -c, --config FILE       read settings from FILE (ZPL; see deploy/appferry-broker.cfg)\n"
+"  -d, --data DIR          data directory: keypair, store, worker keys\n"
+"                          (default /var/lib/appferry)\n"
+"      --nodes ENDPOINT    where nodes connect (default tcp://*:5670)\n"
+"      --workers ENDPOINT  where workers connect (default tcp://127.0.0.1:5671)\n"
+"      --worker-keys DIR   certificates of allowed workers (default DATA/workers)\n"
+"      --heartbeat MS      heartbeat interval expected of peers (default 1000)\n"
+"      --pwhash COST       Argon2id cost for new passwords: interactive (default),\n"
+"                          moderate or min (tests only)\n"
+"  -v, --verbose           log every session change\n"
+"  -h, --help              show this help and exit\n"
+"      --version           show the version and exit\n"
+"\n"
+"Command-line options override the config file. On first start the broker\n"
+"creates its CURVE keypair in DATA/broker.cert (public: give it to nodes)\n"
+"and DATA/broker.cert_secret. It writes the endpoints it bound to DATA/endpoints.\n");
+}
+
+int
+main (int argc, char *argv [])
+{
+    enum { OPT_NODES = 1000, OPT_WORKERS, OPT_WORKER_KEYS, OPT_HEARTBEAT, OPT_PWHASH, OPT_VERSION };
+    static struct option options [] = {
+        { "config", required_argument, NULL, 'c' },
+        { "data", required_argument, NULL, 'd' },
+        { "nodes", required_argument, NULL, OPT_NODES },
+        { "workers", required_argument, NULL, OPT_WORKERS },
+        { "worker-keys", required_argument, NULL, OPT_WORKER_KEYS },
+        { "heartbeat", required_argument, NULL, OPT_HEARTBEAT },
+        { "pwhash", required_argument, NULL, OPT_PWHASH },
+        { "verbose", no_argument, NULL, 'v' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, OPT_VERSION },
+        { NULL, 0, NULL, 0 }
+    };
+    af_broker_config_t config;
+    af_broker_config_defaults (&config);
+    char err [512];
+
+    //  First pass: the config file, so that options can override it
+    int opt;
+    while ((opt = getopt_long (argc, argv, "c:d:vh", options, NULL)) != -1) {
+        if (opt == 'h') {
+            s_usage (stdout);
+            return 0;
+        }
+        if (opt == OPT_VERSION) {
+            printf ("appferry-broker %d.%d.%d, protocol %d\n", 0, 1, 0, AF_PROTO_VERSION);
+            return 0;
+        }
+        if (opt == '?') {
+            s_usage (stderr);
+            return 2;
+        }
+        if (opt == 'c' && af_broker_config_load (&config, optarg, err, sizeof err)) {
+            fprintf (stderr, "appferry-broker: %s\n", err);
+            return 2;
+        }
+    }
+    optind = 1;
+    while ((opt = getopt_long (argc, argv, "c:d:vh", options, NULL)) != -1) {
+        char *target = NULL;
+        size_t size = 0;
+        switch (opt) {
+            case 'd': target = config.data_dir; size = sizeof config.data_dir; break;
+            case OPT_NODES: target = config.nodes; size = sizeof config.nodes; break;
+            case OPT_WORKERS: target = config.workers; size = sizeof config.workers; break;
+            case OPT_WORKER_KEYS: target = config.worker_keys; size = sizeof config.worker_keys; break;
+            case 'v': config.verbose = true; break;
+            case OPT_HEARTBEAT:
+                config.heartbeat_ms = atoi (optarg);
+                if (config.heartbeat_ms < 50 || config.heartbeat_ms > 600000) {
+                    fprintf (stderr, "appferry-broker: --heartbeat must be 50..600000 ms\n");
+                    return 2;
+                }
+                break;
+            case OPT_PWHASH:
+                if (streq (optarg, "interactive")) {
+                    config.pwcost.opslimit = crypto_pwhash_OPSLIMIT_INTERACTIVE;
+                    config.pwcost.memlimit = crypto_pwhash_MEMLIMIT_INTERACTIVE;
+                }
+                else
+                if (streq (optarg, "moderate")) {
+                    config.pwcost.opslimit = crypto_pwhash_OPSLIMIT_MODERATE;
+                    config.pwcost.memlimit = crypto_pwhash_MEMLIMIT_MODERATE;
+                }
+                else
+                if (streq (optarg, "min")) {
+                    config.pwcost.opslimit = crypto_pwhash_OPSLIMIT_MIN;
+                    config.pwcost.memlimit = crypto_pwhash_MEMLIMIT_MIN;
+                }
+                else {
+                    fprintf (stderr, "appferry-broker: --pwhash must be interactive, moderate or min\n");
+                    return 2;
+                }
+                break;
+            default: break;
+        }
+        if (target) {
+            if (strlen (optarg) >= size || !*optarg) {
+                fprintf (stderr, "appferry-broker: option value too long or empty: %s\n", optarg);
+                return 2;
+            }
+            strcpy (target, optarg);
+        }
+    }
+    if (optind < argc) {
+        fprintf (stderr, "appferry-broker: unexpected argument '%s'\n", argv [optind]);
+        s_usage (stderr);
+        return 2;
+    }
+    if (sodium_init () < 0) {
+        fprintf (stderr, "appferry-broker: libsodium failed to start\n");
+        return 1;
+    }
+    zsys_init ();
+    zsys_set_logident ("appferry-broker");
+    af_broker_t *broker = af_broker_new (&config);
+    if (!broker) {
+        fprintf (stderr, "appferry-broker: could not start (see the log above)\n");
+        return 1;
+    }
+    af_broker_run (broker);
+    af_broker_destroy (&broker);
+    return 0;
+}

@@ -1,0 +1,721 @@
+/*  =========================================================================
+    af_node - the device node: one per device, talks to the broker for it
+
+    The broker connection is a DEALER with ZMQ_IMMEDIATE, so a send while
+    the broker is unreachable fails at once instead of piling up stale
+    messages; CLI requests that cannot be sent yet wait (unsent) until the
+    connection is up or their deadline passes, and then get a clear error.
+    Every CLI request gets exactly one reply: the broker's answer, or an
+    error saying why there is none.
+    =========================================================================
+*/
+#include "af_node.h"
+#include "af_msg.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#define CTL_MAX_FRAMES  8
+#define CTL_MAX_FRAME   4096
+#define TICK_MS         100
+#define UNSENT_WAIT_MS  5000    //  how long a request waits for a connection
+#define MAX_INBOX       100     //  notifications kept for `appferry notifications`
+
+typedef struct {
+    char hex [AF_ID_HEX + 1];
+    zframe_t *client;               //  CLI routing ID; NULL for the node's own
+    char verb [16];
+    af_msg_t *unsent;               //  waiting for a connection
+    int64_t deadline;
+} pending_t;
+
+struct _af_node_t {
+    af_node_config_t config;
+    zcert_t *cert;
+    zcert_t *broker_cert;
+    af_device_t device;
+    zsock_t *dealer;
+    zsock_t *ctl;
+    zloop_t *loop;
+    bool connected;                 //  a PONG came back on this connection
+    bool logged_in;
+    bool stopping;
+    char account [AF_MAX_ACCOUNT + 1];      //  saved: log in again by key
+    char device_id [AF_ID_HEX + 1];
+    char login_error [AF_MAX_REASON + 32];  //  why the automatic login failed
+    char auto_login [AF_ID_HEX + 1];        //  rid of our own pending LOGIN
+    int64_t last_rx;
+    int64_t last_ping;
+    int heartbeat_ms;
+    af_msg_t *list;                 //  last DEVICE_LIST received
+    int64_t list_at;                //  wall clock ms
+    uint64_t lists_received;
+    zhashx_t *pending;              //  rid hex -> pending_t
+    json_t *inbox;                  //  last MAX_INBOX notifications received
+    uint64_t notifications;         //  received since start
+};
+
+void
+af_node_config_defaults (af_node_config_t *config)
+{
+    memset (config, 0, sizeof *config);
+    config->heartbeat_ms = AF_HEARTBEAT_MS;
+    config->liveness = AF_HEARTBEAT_LIVENESS;
+    config->request_timeout_ms = AF_REQUEST_TIMEOUT_MS + 5000;
+}
+
+static void
+s_pending_free (void **item)
+{
+    pending_t *pending = (pending_t *) *item;
+    if (pending) {
+        zframe_destroy (&pending->client);
+        af_msg_destroy (&pending->unsent);
+        free (pending);
+        *item = NULL;
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Saved state
+
+static void
+s_state_save (af_node_t *self)
+{
+    char path [600], tmp [610];
+    snprintf (path, sizeof path, "%s/node.state", self->config.home);
+    snprintf (tmp, sizeof tmp, "%s.tmp", path);
+    FILE *file = fopen (tmp, "w");
+    if (!file) {
+        zsys_error ("node: cannot write %s: %s", tmp, strerror (errno));
+        return;
+    }
+    fprintf (file, "account=%s\ndevice_id=%s\n", self->account, self->device_id);
+    bool ok = fflush (file) == 0 && fsync (fileno (file)) == 0;
+    ok = fclose (file) == 0 && ok;
+    if (!ok || rename (tmp, path))
+        zsys_error ("node: cannot save %s: %s", path, strerror (errno));
+}
+
+static void
+s_state_load (af_node_t *self)
+{
+    char path [600];
+    snprintf (path, sizeof path, "%s/node.state", self->config.home);
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return;
+    char line [256];
+    while (fgets (line, sizeof line, file)) {
+        line [strcspn (line, "\r\n")] = 0;
+        if (strncmp (line, "account=", 8) == 0 && strlen (line + 8) <= AF_MAX_ACCOUNT)
+            strcpy (self->account, line + 8);
+        else
+        if (strncmp (line, "device_id=", 10) == 0 && strlen (line + 10) == AF_ID_HEX)
+            strcpy (self->device_id, line + 10);
+    }
+    fclose (file);
+    if (!*self->account || !*self->device_id)
+        self->account [0] = self->device_id [0] = 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Replies to the CLI
+
+static void
+s_ctl_reply (af_node_t *self, zframe_t *client, bool ok, json_t *doc)
+{
+    char *text = json_dumps (doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    zframe_send (&client, self->ctl, ZFRAME_MORE | ZFRAME_REUSE);
+    zstr_sendm (self->ctl, ok? "ok": "error");
+    zstr_send (self->ctl, text? text: "{}");
+    free (text);
+    json_decref (doc);
+}
+
+static json_t *
+s_error_doc (int code, const char *reason)
+{
+    return json_pack ("{s:s, s:i, s:s}", "error", af_code_name (code), "code", code, "reason", reason);
+}
+
+static void
+s_ctl_error (af_node_t *self, zframe_t *client, int code, const char *format, ...)
+{
+    char reason [512];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (reason, sizeof reason, format, args);
+    va_end (args);
+    s_ctl_reply (self, client, false, s_error_doc (code, reason));
+}
+
+static json_t *
+s_devices_doc (af_node_t *self, af_msg_t *list, const char *source)
+{
+    json_t *devices = json_array ();
+    for (uint32_t i = 0; list && i < list->device_count; i++) {
+        json_t *device = (json_t *) af_device_to_jansson (&list->devices [i], true);
+        json_object_set_new (device, "self", json_boolean (streq (list->devices [i].id, self->device_id)));
+        json_array_append_new (devices, device);
+    }
+    return json_pack ("{s:s, s:s, s:s, s:o, s:I}", "account", self->account,
+                      "deviceId", self->device_id, "source", source, "devices", devices,
+                      "receivedAt", (json_int_t) self->list_at);
+}
+
+static json_t *
+s_status_doc (af_node_t *self)
+{
+    json_t *doc = json_pack ("{s:s, s:b, s:b, s:s, s:s, s:o, s:I, s:I}",
+        "broker", self->config.broker,
+        "connected", self->connected,
+        "loggedIn", self->logged_in,
+        "account", self->account,
+        "deviceId", self->device_id,
+        "device", (json_t *) af_device_to_jansson (&self->device, false),
+        "devicesKnown", (json_int_t) (self->list? self->list->device_count: 0),
+        "listsReceived", (json_int_t) self->lists_received);
+    if (*self->login_error)
+        json_object_set_new (doc, "loginError", json_string (self->login_error));
+    json_object_set_new (doc, "pendingRequests", json_integer ((json_int_t) zhashx_size (self->pending)));
+    return doc;
+}
+
+//  --------------------------------------------------------------------------
+//  Broker connection
+
+static int s_dealer_event (zloop_t *loop, zsock_t *reader, void *arg);
+
+static int
+s_connect (af_node_t *self)
+{
+    if (self->dealer) {
+        zloop_reader_end (self->loop, self->dealer);
+        zsock_destroy (&self->dealer);
+    }
+    self->dealer = zsock_new (ZMQ_DEALER);
+    if (!self->dealer)
+        return -1;
+    zcert_apply (self->cert, self->dealer);
+    zsock_set_curve_serverkey (self->dealer, zcert_public_txt (self->broker_cert));
+    zsock_set_immediate (self->dealer, 1);
+    zsock_set_sndtimeo (self->dealer, 0);
+    zsock_set_linger (self->dealer, 0);
+    zsock_set_maxmsgsize (self->dealer, AF_MAX_ZMQ_MSG);
+    if (zsock_connect (self->dealer, "%s", self->config.broker)) {
+        zsys_error ("node: cannot connect to %s: %s", self->config.broker, zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    self->connected = false;
+    self->logged_in = false;
+    self->last_rx = zclock_mono ();
+    zloop_reader (self->loop, self->dealer, s_dealer_event, self);
+    return 0;
+}
+
+static int
+s_broker_send (af_node_t *self, af_msg_t *msg)
+{
+    return af_msg_send (msg, self->dealer, NULL);
+}
+
+//  Track a request; send it now or when connected. Takes msg.
+static pending_t *
+s_request (af_node_t *self, zframe_t *client, const char *verb, af_msg_t *msg)
+{
+    pending_t *pending = (pending_t *) zmalloc (sizeof (pending_t));
+    assert (pending);
+    af_msg_set_rid_random (msg);
+    sodium_bin2hex (pending->hex, sizeof pending->hex, msg->rid, AF_ID_SIZE);
+    pending->client = client? zframe_dup (client): NULL;
+    snprintf (pending->verb, sizeof pending->verb, "%s", verb);
+    pending->deadline = zclock_mono () + self->config.request_timeout_ms;
+    if (self->connected && s_broker_send (self, msg) == 0)
+        af_msg_destroy (&msg);
+    else {
+        //  Not connected: wait a little for the connection, not the whole timeout
+        pending->unsent = msg;
+        if (self->config.request_timeout_ms > UNSENT_WAIT_MS)
+            pending->deadline = zclock_mono () + UNSENT_WAIT_MS;
+    }
+    zhashx_insert (self->pending, pending->hex, pending);
+    return pending;
+}
+
+static void
+s_login_by_key (af_node_t *self)
+{
+    if (!*self->account || !*self->device_id || *self->auto_login || *self->login_error)
+        return;
+    af_msg_t *login = af_msg_new (AF_MSG_LOGIN);
+    snprintf (login->account, sizeof login->account, "%s", self->account);
+    snprintf (login->device_id, sizeof login->device_id, "%s", self->device_id);
+    login->device = self->device;
+    login->has_device = true;
+    pending_t *pending = s_request (self, NULL, "auto-login", login);
+    memcpy (self->auto_login, pending->hex, sizeof self->auto_login);
+}
+
+static void
+s_flush_unsent (af_node_t *self)
+{
+    for (pending_t *p = (pending_t *) zhashx_first (self->pending); p;
+         p = (pending_t *) zhashx_next (self->pending))
+        if (p->unsent && s_broker_send (self, p->unsent) == 0) {
+            af_msg_destroy (&p->unsent);
+            p->deadline = zclock_mono () + self->config.request_timeout_ms;
+        }
+}
+
+static void
+s_answer (af_node_t *self, pending_t *pending, af_msg_t *msg)
+{
+    if (msg->id == AF_MSG_ERROR) {
+        if (pending->client)
+            s_ctl_reply (self, pending->client, false, s_error_doc ((int) msg->code, msg->reason));
+        return;
+    }
+    if (!pending->client)
+        return;
+    json_t *doc = NULL;
+    if (msg->id == AF_MSG_OK && streq (pending->verb, "register"))
+        doc = json_pack ("{s:b}", "registered", 1);
+    else
+    if (msg->id == AF_MSG_OK && streq (pending->verb, "logout"))
+        doc = json_pack ("{s:b}", "loggedOut", 1);
+    else
+    if (msg->id == AF_MSG_OK && streq (pending->verb, "notify"))
+        doc = json_pack ("{s:b}", "delivered", 1);
+    else
+    if (msg->id == AF_MSG_LOGIN_OK)
+        doc = json_pack ("{s:s, s:s, s:s}", "account", msg->account, "deviceId", msg->device_id,
+                         "model", self->device.model);
+    else
+    if (msg->id == AF_MSG_DEVICE_LIST)
+        doc = s_devices_doc (self, msg, "broker");
+    else
+    if (msg->id == AF_MSG_RESOLVED) {
+        af_resolution_t resolution;
+        memset (&resolution, 0, sizeof resolution);
+        resolution.fit = (af_fit_t) msg->fit;
+        if (msg->has_package)
+            resolution.package = msg->package;
+        snprintf (resolution.reason, sizeof resolution.reason, "%s", msg->reason);
+        doc = (json_t *) af_resolution_to_jansson (msg->program, &resolution);
+        bool fits = msg->fit == AF_FIT_PACKAGE || msg->fit == AF_FIT_STORE_LINK;
+        s_ctl_reply (self, pending->client, fits, doc);
+        return;
+    }
+    else {
+        s_ctl_error (self, pending->client, AF_E_INTERNAL, "unexpected %s from the broker",
+                     af_msg_command_name (msg->id));
+        return;
+    }
+    s_ctl_reply (self, pending->client, true, doc);
+}
+
+static int
+s_dealer_event (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void) loop;
+    af_node_t *self = (af_node_t *) arg;
+    zframe_t *frame = zframe_recv (reader);
+    if (!frame)
+        return 0;
+    bool more = zframe_more (frame);
+    af_msg_t *msg = NULL;
+    char err [AF_MAX_REASON + 1];
+    int code = more? AF_E_MALFORMED:
+        af_msg_decode (zframe_data (frame), zframe_size (frame), &msg, err, sizeof err, NULL, NULL);
+    zframe_destroy (&frame);
+    if (more) {
+        zmsg_t *rest = zmsg_recv (reader);
+        zmsg_destroy (&rest);
+    }
+    if (code != AF_OK) {
+        zsys_warning ("node: dropped a message from the broker: %s", more? "multi-frame": err);
+        return 0;
+    }
+    self->last_rx = zclock_mono ();
+    if (!self->connected) {
+        self->connected = true;
+        zsys_info ("node: connected to %s", self->config.broker);
+        s_flush_unsent (self);
+    }
+    if (msg->id == AF_MSG_PONG) {
+        if (self->logged_in && !msg->logged_in) {
+            zsys_info ("node: the broker lost our session (restarted?); logging in again");
+            self->logged_in = false;
+        }
+        if (!self->logged_in)
+            s_login_by_key (self);
+    }
+    else
+    if (msg->id == AF_MSG_DEVICE_LIST && !msg->has_rid) {
+        //  Pushed on every change in the account's devices
+        af_msg_destroy (&self->list);
+        self->list = msg;
+        msg = NULL;
+        self->list_at = zclock_time ();
+        self->lists_received++;
+        if (self->config.verbose)
+            zsys_info ("node: device list received (%u devices)", self->list->device_count);
+    }
+    else
+    if (msg->id == AF_MSG_NOTIFY) {
+        //  Text bodies are shown as text, anything else as hex
+        bool text = msg->body_size > 0;
+        for (uint32_t i = 0; text && i < msg->body_size; i++)
+            text = msg->body [i] >= 0x20 || msg->body [i] == '\n' || msg->body [i] == '\t';
+        char *shown = (char *) malloc (2 * (size_t) msg->body_size + 1);
+        assert (shown);
+        if (text) {
+            memcpy (shown, msg->body, msg->body_size);
+            shown [msg->body_size] = 0;
+        }
+        else
+            sodium_bin2hex (shown, 2 * (size_t) msg->body_size + 1, msg->body, msg->body_size);
+        json_t *entry = json_pack ("{s:s, s:s, s:s, s:s, s:I}", "from", msg->device_id, "kind", msg->kind,
+                                   text? "text": "hex", shown, "encoding", text? "text": "hex",
+                                   "at", (json_int_t) zclock_time ());
+        free (shown);
+        if (entry) {
+            json_array_append_new (self->inbox, entry);
+            if (json_array_size (self->inbox) > MAX_INBOX)
+                json_array_remove (self->inbox, 0);
+        }
+        self->notifications++;
+        if (self->config.verbose)
+            zsys_info ("node: notification '%s' from %s", msg->kind, msg->device_id);
+    }
+    else
+    if (msg->has_rid) {
+        char hex [AF_ID_HEX + 1];
+        sodium_bin2hex (hex, sizeof hex, msg->rid, AF_ID_SIZE);
+        pending_t *pending = (pending_t *) zhashx_lookup (self->pending, hex);
+        if (!pending)
+            zsys_warning ("node: %s for an unknown request", af_msg_command_name (msg->id));
+        else {
+            if (msg->id == AF_MSG_LOGIN_OK) {
+                self->logged_in = true;
+                //  Beat at least as often as the broker expects
+                if (msg->heartbeat >= 50 && (int) msg->heartbeat < self->heartbeat_ms)
+                    self->heartbeat_ms = (int) msg->heartbeat;
+                self->login_error [0] = 0;
+                if (!streq (self->account, msg->account) || !streq (self->device_id, msg->device_id)) {
+                    snprintf (self->account, sizeof self->account, "%s", msg->account);
+                    snprintf (self->device_id, sizeof self->device_id, "%s", msg->device_id);
+                    s_state_save (self);
+                }
+                zsys_info ("node: logged in to '%s' as device %s", self->account, self->device_id);
+            }
+            else
+            if (msg->id == AF_MSG_ERROR && streq (pending->verb, "auto-login")) {
+                snprintf (self->login_error, sizeof self->login_error, "%s: %s",
+                          af_code_name ((int) msg->code), msg->reason);
+                zsys_warning ("node: automatic login refused: %s (log in again with a password)",
+                              self->login_error);
+            }
+            else
+            if (msg->id == AF_MSG_ERROR && msg->code == AF_E_NOT_LOGGED_IN)
+                self->logged_in = false;
+            else
+            if (msg->id == AF_MSG_OK && streq (pending->verb, "logout")) {
+                self->logged_in = false;
+                self->account [0] = self->device_id [0] = 0;
+                af_msg_destroy (&self->list);
+                s_state_save (self);
+            }
+            if (streq (pending->verb, "auto-login"))
+                self->auto_login [0] = 0;
+            s_answer (self, pending, msg);
+            zhashx_delete (self->pending, hex);
+        }
+    }
+    else
+    if (msg->id == AF_MSG_ERROR)
+        zsys_warning ("node: broker error %s: %s", af_code_name ((int) msg->code), msg->reason);
+    af_msg_destroy (&msg);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  CLI commands
+
+static int
+s_ctl_event (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void) loop;
+    af_node_t *self = (af_node_t *) arg;
+    zmsg_t *request = zmsg_recv (reader);
+    if (!request)
+        return 0;
+    zframe_t *client = zmsg_pop (request);
+    size_t count = zmsg_size (request);
+    bool sane = client && count >= 1 && count <= CTL_MAX_FRAMES;
+    for (zframe_t *f = zmsg_first (request); sane && f; f = zmsg_next (request))
+        sane = zframe_size (f) <= CTL_MAX_FRAME;
+    if (!sane) {
+        if (client)
+            s_ctl_error (self, client, AF_E_MALFORMED, "a request is 1..%d frames of at most %d bytes",
+                         CTL_MAX_FRAMES, CTL_MAX_FRAME);
+        goto done;
+    }
+    char *verb = zmsg_popstr (request);
+    char *arg1 = zmsg_popstr (request);
+    char *arg2 = zmsg_popstr (request);
+
+    if (streq (verb, "status"))
+        s_ctl_reply (self, client, true, s_status_doc (self));
+    else
+    if (streq (verb, "stop")) {
+        s_ctl_reply (self, client, true, json_pack ("{s:b}", "stopped", 1));
+        self->stopping = true;
+    }
+    else
+    if ((streq (verb, "register") || streq (verb, "login")) && arg1 && arg2) {
+        if (strlen (arg1) > AF_MAX_ACCOUNT || strlen (arg2) > AF_MAX_PASSWORD)
+            s_ctl_error (self, client, AF_E_MALFORMED, "account or password too long");
+        else {
+            bool login = streq (verb, "login");
+            af_msg_t *msg = af_msg_new (login? AF_MSG_LOGIN: AF_MSG_REGISTER);
+            strcpy (msg->account, arg1);
+            strcpy (msg->password, arg2);
+            if (login) {
+                //  Same account: keep our device ID. Another account: this
+                //  connection must leave the first one before it logs in.
+                if (streq (self->account, arg1))
+                    strcpy (msg->device_id, self->device_id);
+                else
+                if (self->logged_in) {
+                    af_msg_t *logout = af_msg_new (AF_MSG_LOGOUT);
+                    s_broker_send (self, logout);
+                    af_msg_destroy (&logout);
+                    self->logged_in = false;
+                }
+                msg->device = self->device;
+                msg->has_device = true;
+                self->login_error [0] = 0;
+            }
+            s_request (self, client, verb, msg);
+        }
+    }
+    else
+    if (streq (verb, "notifications"))
+        s_ctl_reply (self, client, true, json_pack ("{s:O, s:I}", "notifications", self->inbox,
+                                                    "received", (json_int_t) self->notifications));
+    else
+    if (streq (verb, "notify") && arg1 && arg2) {
+        if (!self->logged_in)
+            s_ctl_error (self, client, AF_E_NOT_LOGGED_IN, "not logged in; run: appferry login ACCOUNT");
+        else
+        if (strlen (arg1) != AF_ID_HEX || strlen (arg2) > AF_MAX_BODY)
+            s_ctl_error (self, client, AF_E_MALFORMED, "usage: notify DEVICE-ID TEXT");
+        else {
+            af_msg_t *msg = af_msg_new (AF_MSG_NOTIFY);
+            strcpy (msg->device_id, arg1);
+            strcpy (msg->kind, "text");
+            af_msg_set_body (msg, arg2, strlen (arg2));
+            s_request (self, client, verb, msg);
+        }
+    }
+    else
+    if (streq (verb, "logout") || streq (verb, "devices") || streq (verb, "resolve")) {
+        if (!self->logged_in && !(streq (verb, "devices") && self->list))
+            s_ctl_error (self, client, AF_E_NOT_LOGGED_IN, "%s",
+                         *self->login_error? self->login_error:
+                         self->connected? "not logged in; run: appferry login ACCOUNT":
+                         "not connected to the broker (is it running?)");
+        else
+        if (streq (verb, "logout"))
+            s_request (self, client, verb, af_msg_new (AF_MSG_LOGOUT));
+        else
+        if (streq (verb, "devices")) {
+            if (self->list && !(arg1 && streq (arg1, "refresh")))
+                s_ctl_reply (self, client, true, s_devices_doc (self, self->list, "pushed"));
+            else
+                s_request (self, client, verb, af_msg_new (AF_MSG_DEVICES));
+        }
+        else
+        if (!arg1 || strlen (arg1) > AF_MAX_PROGRAM)
+            s_ctl_error (self, client, AF_E_MALFORMED, "usage: resolve PROGRAM");
+        else {
+            af_msg_t *msg = af_msg_new (AF_MSG_RESOLVE);
+            strcpy (msg->program, arg1);
+            s_request (self, client, verb, msg);
+        }
+    }
+    else
+        s_ctl_error (self, client, AF_E_UNKNOWN_COMMAND, "unknown or incomplete command '%s'", verb);
+    zstr_free (&verb);
+    zstr_free (&arg1);
+    zstr_free (&arg2);
+done:
+    zframe_destroy (&client);
+    zmsg_destroy (&request);
+    return self->stopping? -1: 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Timer: heartbeats, reconnects, request deadlines
+
+static int
+s_timer_event (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop;
+    (void) timer_id;
+    af_node_t *self = (af_node_t *) arg;
+    int64_t now = zclock_mono ();
+    if (self->connected && now - self->last_rx > (int64_t) self->heartbeat_ms * self->config.liveness) {
+        zsys_warning ("node: broker silent for %d ms; reconnecting",
+                      self->heartbeat_ms * self->config.liveness);
+        s_connect (self);
+    }
+    //  Ping every heartbeat when connected; every tick until then
+    if (!self->connected || now - self->last_ping >= self->heartbeat_ms) {
+        af_msg_t *ping = af_msg_new (AF_MSG_PING);
+        if (s_broker_send (self, ping) == 0)
+            self->last_ping = now;
+        else
+        if (self->connected && zmq_errno () == EAGAIN) {
+            zsys_warning ("node: lost the connection to %s", self->config.broker);
+            self->connected = false;
+            self->logged_in = false;
+        }
+        af_msg_destroy (&ping);
+    }
+    zlistx_t *expired = zlistx_new ();
+    for (pending_t *p = (pending_t *) zhashx_first (self->pending); p;
+         p = (pending_t *) zhashx_next (self->pending))
+        if (now > p->deadline)
+            zlistx_add_end (expired, p);
+    for (pending_t *p = (pending_t *) zlistx_first (expired); p; p = (pending_t *) zlistx_next (expired)) {
+        if (p->client && p->unsent)
+            s_ctl_error (self, p->client, AF_E_UNAVAILABLE,
+                         "not connected to the broker at %s (is it running?)", self->config.broker);
+        else
+        if (p->client)
+            s_ctl_error (self, p->client, AF_E_UNAVAILABLE, "the broker did not answer within %d ms",
+                         self->config.request_timeout_ms);
+        if (streq (p->verb, "auto-login"))
+            self->auto_login [0] = 0;
+        zhashx_delete (self->pending, p->hex);
+    }
+    zlistx_destroy (&expired);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Life cycle
+
+af_node_t *
+af_node_new (const af_node_config_t *config, char *err, size_t errlen)
+{
+    af_node_t *self = (af_node_t *) zmalloc (sizeof (af_node_t));
+    assert (self);
+    self->config = *config;
+    self->heartbeat_ms = config->heartbeat_ms;
+    char path [600];
+    if (af_device_load (&self->device, config->device_file, err, errlen))
+        goto failed;
+    if (zsys_dir_create ("%s", config->home)) {
+        snprintf (err, errlen, "cannot create home %s: %s", config->home, strerror (errno));
+        goto failed;
+    }
+    chmod (config->home, 0700);
+    self->broker_cert = zcert_load (config->broker_key);
+    if (!self->broker_cert) {
+        snprintf (err, errlen, "cannot read the broker's public key from %s", config->broker_key);
+        goto failed;
+    }
+    snprintf (path, sizeof path, "%s/node.cert_secret", config->home);
+    self->cert = zcert_load (path);
+    if (!self->cert) {
+        self->cert = zcert_new ();
+        zcert_set_meta (self->cert, "role", "appferry node");
+        snprintf (path, sizeof path, "%s/node.cert", config->home);
+        if (!self->cert || zcert_save (self->cert, path)) {
+            snprintf (err, errlen, "cannot save the node keypair to %s", path);
+            goto failed;
+        }
+    }
+    s_state_load (self);
+    self->pending = zhashx_new ();
+    zhashx_set_destructor (self->pending, s_pending_free);
+    self->inbox = json_array ();
+    self->loop = zloop_new ();
+
+    //  The CLI socket: only this user may talk to the node
+    snprintf (path, sizeof path, "%s/node.sock", config->home);
+    if (strlen (path) >= sizeof (((struct sockaddr_un *) 0)->sun_path)) {
+        snprintf (err, errlen, "home path too long for an ipc socket: %s", path);
+        goto failed;
+    }
+    self->ctl = zsock_new (ZMQ_ROUTER);
+    mode_t old = umask (0077);
+    unlink (path);
+    int rc = zsock_bind (self->ctl, "ipc://%s", path);
+    umask (old);
+    if (rc) {
+        snprintf (err, errlen, "cannot bind ipc://%s: %s", path, zmq_strerror (zmq_errno ()));
+        goto failed;
+    }
+    chmod (path, 0600);
+    zloop_reader (self->loop, self->ctl, s_ctl_event, self);
+    if (s_connect (self)) {
+        snprintf (err, errlen, "cannot connect to the broker at %s", config->broker);
+        goto failed;
+    }
+    zloop_timer (self->loop, TICK_MS, 0, s_timer_event, self);
+    return self;
+failed:
+    af_node_destroy (&self);
+    return NULL;
+}
+
+void
+af_node_destroy (af_node_t **self_p)
+{
+    assert (self_p);
+    af_node_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->ctl) {
+        char path [600];
+        snprintf (path, sizeof path, "%s/node.sock", self->config.home);
+        zsock_destroy (&self->ctl);
+        unlink (path);
+    }
+    zloop_destroy (&self->loop);
+    zsock_destroy (&self->dealer);
+    zhashx_destroy (&self->pending);
+    af_msg_destroy (&self->list);
+    json_decref (self->inbox);
+    zcert_destroy (&self->cert);
+    zcert_destroy (&self->broker_cert);
+    free (self);
+    *self_p = NULL;
+}
+
+int
+af_node_run (af_node_t *self)
+{
+    zsys_info ("node: device '%s' (%s %s), home %s, broker %s", self->device.name,
+               self->device.platform, self->device.os_version, self->config.home, self->config.broker);
+    if (*self->account)
+        zsys_info ("node: will log in to '%s' as device %s", self->account, self->device_id);
+    zloop_start (self->loop);
+    //  A clean stop tells the broker at once rather than by heartbeat expiry
+    if (self->logged_in) {
+        af_msg_t *logout = af_msg_new (AF_MSG_LOGOUT);
+        s_broker_send (self, logout);
+        af_msg_destroy (&logout);
+        zclock_sleep (50);
+    }
+    zsys_info ("node: stopped");
+    return 0;
+}

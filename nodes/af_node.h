@@ -1,0 +1,55 @@
+/*  =========================================================================
+    af_node - the device node: one per device, talks to the broker for it
+
+    The node keeps a CURVE connection to the broker, logs in for its
+    device, keeps the account's device list as the broker pushes it, and
+    serves the `appferry` CLI over an ipc socket in its home directory
+    (mode 0600, so only the device's user can drive it).
+
+    Home directory layout:
+      node.cert, node.cert_secret   the node's CURVE keypair (made once)
+      node.state                    account and device ID after a login;
+                                    with it the node logs in again by its
+                                    bound key after restarts, no password
+      node.sock                     the CLI's ipc socket
+
+    The node reconnects by itself: it PINGs every heartbeat; silence for
+    heartbeat x liveness drops and re-creates the connection; a PONG that
+    says the connection has no session (the broker restarted) triggers a
+    fresh LOGIN with the saved device ID.
+    =========================================================================
+*/
+#ifndef AF_NODE_H_INCLUDED
+#define AF_NODE_H_INCLUDED
+
+#include <stdbool.h>
+#include "af_device.h"
+
+typedef struct {
+    char broker [256];              //  broker endpoint
+    char broker_key [512];          //  broker's public certificate file
+    char home [512];                //  node home directory
+    char device_file [512];         //  device description JSON
+    int heartbeat_ms;
+    int liveness;
+    int request_timeout_ms;         //  broker answer deadline for CLI requests
+    bool verbose;
+} af_node_config_t;
+
+//  Defaults: heartbeat 1000 ms, liveness 3, request timeout 15 s (longer
+//  than the broker's own worker timeout, so its answer arrives first).
+void af_node_config_defaults (af_node_config_t *config);
+
+typedef struct _af_node_t af_node_t;
+
+//  Create the node: home, keypair, device description, sockets. NULL and
+//  a message in err on failure.
+af_node_t *af_node_new (const af_node_config_t *config, char *err, size_t errlen);
+
+//  Destroy the node. Sets *self_p to NULL.
+void af_node_destroy (af_node_t **self_p);
+
+//  Serve until interrupted or told to stop by the CLI. Returns 0.
+int af_node_run (af_node_t *self);
+
+#endif

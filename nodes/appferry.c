@@ -1,0 +1,309 @@
+/*  =========================================================================
+    appferry - command line for a running appferry-node
+
+    The CLI is a thin client: it sends the command to the node over the
+    node's ipc socket (HOME/node.sock) and renders the JSON document the
+    node answers with, for a person or, with --json, as is for scripts.
+    Passwords come from --password-file or APPFERRY_PASSWORD, or are asked
+    for on a terminal; never from the command line, where other users
+    could read them in the process list.
+
+    Exit status: 0 done, 1 refused or failed (the message says why),
+    2 usage error, 3 no node answering in that home.
+    =========================================================================
+*/
+#include <czmq.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include "af_limits.h"
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+"Usage: appferry --home DIR [OPTIONS] COMMAND [ARGS]\n"
+"Talk to the appferry node running with home DIR.\n"
+"\n"
+"Commands:\n"
+"  register ACCOUNT      create an account (password: see below)\n"
+"  login ACCOUNT         log this device in to ACCOUNT\n"
+"  logout                log this device out (no automatic login after)\n"
+"  devices [--refresh]   the account's devices as last pushed by the broker\n"
+"                        (--refresh asks the broker now)\n"
+"  status                connection, login and device of this node\n"
+"  resolve PROGRAM       which package of PROGRAM fits this device\n"
+"  notify DEVICE TEXT    send a text notification to another device of the\n"
+"                        account (it must be online)\n"
+"  notifications         the last 100 notifications this node received\n"
+"  stop                  stop the node\n"
+"\n"
+"Options:\n"
+"  -H, --home DIR            the node's home directory (required)\n"
+"  -p, --password-file FILE  read the password from the first line of FILE\n"
+"                            (else $APPFERRY_PASSWORD, else ask on the terminal)\n"
+"  -j, --json                print the node's JSON answer instead of text\n"
+"  -t, --timeout SEC         how long to wait for the node (default 20)\n"
+"  -h, --help                show this help and exit\n"
+"\n"
+"Exit status: 0 done, 1 refused or failed, 2 usage error, 3 no node running.\n");
+}
+
+static int
+s_read_password (const char *file, char *buf, size_t size)
+{
+    if (file) {
+        FILE *in = fopen (file, "r");
+        if (!in) {
+            fprintf (stderr, "appferry: cannot read %s: %s\n", file, strerror (errno));
+            return -1;
+        }
+        bool ok = fgets (buf, (int) size, in) != NULL;
+        fclose (in);
+        if (!ok) {
+            fprintf (stderr, "appferry: %s is empty\n", file);
+            return -1;
+        }
+        buf [strcspn (buf, "\r\n")] = 0;
+        return 0;
+    }
+    const char *env = getenv ("APPFERRY_PASSWORD");
+    if (env) {
+        snprintf (buf, size, "%s", env);
+        return 0;
+    }
+    if (!isatty (0)) {
+        fprintf (stderr, "appferry: no password: use --password-file FILE or APPFERRY_PASSWORD\n");
+        return -1;
+    }
+    struct termios old, quiet;
+    fprintf (stderr, "Password: ");
+    tcgetattr (0, &old);
+    quiet = old;
+    quiet.c_lflag &= (tcflag_t) ~ECHO;
+    tcsetattr (0, TCSANOW, &quiet);
+    bool ok = fgets (buf, (int) size, stdin) != NULL;
+    tcsetattr (0, TCSANOW, &old);
+    fprintf (stderr, "\n");
+    if (!ok)
+        return -1;
+    buf [strcspn (buf, "\r\n")] = 0;
+    return 0;
+}
+
+static const char *
+s_str (json_t *obj, const char *key)
+{
+    const char *value = json_string_value (json_object_get (obj, key));
+    return value? value: "";
+}
+
+static void
+s_print_devices (json_t *doc)
+{
+    json_t *devices = json_object_get (doc, "devices");
+    printf ("Account '%s', %zu device%s:\n", s_str (doc, "account"), json_array_size (devices),
+            json_array_size (devices) == 1? "": "s");
+    printf ("  %-32s  %-16s  %-30s  %-8s  %-7s  %s\n", "DEVICE", "NAME", "MODEL", "PLATFORM", "OS", "STATE");
+    size_t index;
+    json_t *device;
+    json_array_foreach (devices, index, device) {
+        bool self = json_is_true (json_object_get (device, "self"));
+        bool online = json_is_true (json_object_get (device, "online"));
+        printf ("  %-32s  %-16.16s  %-30.30s  %-8s  %-7s  %s%s\n",
+                s_str (device, "id"), s_str (device, "name"), s_str (device, "model"),
+                s_str (device, "platform"), s_str (device, "osVersion"),
+                online? "online": "offline", self? " (this device)": "");
+    }
+}
+
+static void
+s_print (const char *command, json_t *doc)
+{
+    if (streq (command, "register"))
+        printf ("Registered the account.\n");
+    else
+    if (streq (command, "login"))
+        printf ("Logged in to '%s' as device %s (%s).\n", s_str (doc, "account"),
+                s_str (doc, "deviceId"), s_str (doc, "model"));
+    else
+    if (streq (command, "logout"))
+        printf ("Logged out.\n");
+    else
+    if (streq (command, "devices"))
+        s_print_devices (doc);
+    else
+    if (streq (command, "status")) {
+        json_t *device = json_object_get (doc, "device");
+        printf ("Broker:     %s (%s)\n", s_str (doc, "broker"),
+                json_is_true (json_object_get (doc, "connected"))? "connected": "not connected");
+        if (json_is_true (json_object_get (doc, "loggedIn")))
+            printf ("Login:      '%s' as device %s\n", s_str (doc, "account"), s_str (doc, "deviceId"));
+        else
+            printf ("Login:      not logged in%s%s\n", *s_str (doc, "loginError")? ": ": "",
+                    s_str (doc, "loginError"));
+        printf ("Device:     %s (%s %s, %s %s)\n", s_str (device, "name"), s_str (device, "model"),
+                s_str (device, "manufacturer"), s_str (device, "platform"), s_str (device, "osVersion"));
+        printf ("Devices:    %lld known in the account\n",
+                (long long) json_integer_value (json_object_get (doc, "devicesKnown")));
+    }
+    else
+    if (streq (command, "resolve")) {
+        json_t *package = json_object_get (doc, "package");
+        const char *fit = s_str (doc, "fit");
+        if (streq (fit, "package"))
+            printf ("%s %s (%s) for %s%s%s: %lld bytes, package %s\n", s_str (doc, "program"),
+                    s_str (package, "versionName"), s_str (package, "name"), s_str (package, "platform"),
+                    *s_str (package, "abi")? " ": "", s_str (package, "abi"),
+                    (long long) json_integer_value (json_object_get (package, "size")),
+                    s_str (package, "packageId"));
+        else
+        if (streq (fit, "store-link"))
+            printf ("%s %s installs from its platform's store: %s\n", s_str (doc, "program"),
+                    s_str (package, "versionName"), s_str (package, "storeLink"));
+    }
+    else
+    if (streq (command, "notify"))
+        printf ("Delivered.\n");
+    else
+    if (streq (command, "notifications")) {
+        json_t *list = json_object_get (doc, "notifications");
+        size_t index;
+        json_t *entry;
+        if (json_array_size (list) == 0)
+            printf ("No notifications.\n");
+        json_array_foreach (list, index, entry)
+            printf ("from %s [%s]: %s\n", s_str (entry, "from"), s_str (entry, "kind"),
+                    *s_str (entry, "text")? s_str (entry, "text"): s_str (entry, "hex"));
+    }
+    else
+    if (streq (command, "stop"))
+        printf ("Node stopped.\n");
+}
+
+int
+main (int argc, char *argv [])
+{
+    static struct option options [] = {
+        { "home", required_argument, NULL, 'H' },
+        { "password-file", required_argument, NULL, 'p' },
+        { "json", no_argument, NULL, 'j' },
+        { "timeout", required_argument, NULL, 't' },
+        { "refresh", no_argument, NULL, 'r' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    const char *home = NULL, *password_file = NULL;
+    bool json = false, refresh = false;
+    int timeout = 20;
+    int opt;
+    while ((opt = getopt_long (argc, argv, "H:p:jt:h", options, NULL)) != -1) {
+        switch (opt) {
+            case 'H': home = optarg; break;
+            case 'p': password_file = optarg; break;
+            case 'j': json = true; break;
+            case 'r': refresh = true; break;
+            case 't': timeout = atoi (optarg); break;
+            case 'h': s_usage (stdout); return 0;
+            default: s_usage (stderr); return 2;
+        }
+    }
+    if (!home || optind >= argc || timeout < 1) {
+        s_usage (stderr);
+        return 2;
+    }
+    const char *command = argv [optind];
+    int nargs = argc - optind - 1;
+    char **args = argv + optind + 1;
+    static const struct { const char *name; int args; bool password; } commands [] = {
+        { "register", 1, true }, { "login", 1, true }, { "logout", 0, false },
+        { "devices", 0, false }, { "status", 0, false }, { "resolve", 1, false },
+        { "notify", 2, false }, { "notifications", 0, false },
+        { "stop", 0, false }, { NULL, 0, false }
+    };
+    int which = -1;
+    for (int i = 0; commands [i].name; i++)
+        if (streq (commands [i].name, command))
+            which = i;
+    if (which < 0) {
+        fprintf (stderr, "appferry: unknown command '%s' (see --help)\n", command);
+        return 2;
+    }
+    if (nargs != commands [which].args) {
+        fprintf (stderr, "appferry: %s takes %d argument%s (see --help)\n", command,
+                 commands [which].args, commands [which].args == 1? "": "s");
+        return 2;
+    }
+    char password [AF_MAX_PASSWORD + 2] = "";
+    if (commands [which].password && s_read_password (password_file, password, sizeof password))
+        return 2;
+
+    char path [600];
+    snprintf (path, sizeof path, "%s/node.sock", home);
+    struct stat st;
+    if (stat (path, &st)) {
+        fprintf (stderr, "appferry: no node is running with home %s (start appferry-node first)\n", home);
+        return 3;
+    }
+    zsys_init ();
+    zsys_set_logstream (stderr);
+    zsock_t *sock = zsock_new (ZMQ_DEALER);
+    zsock_set_linger (sock, 0);
+    if (zsock_connect (sock, "ipc://%s", path)) {
+        fprintf (stderr, "appferry: cannot connect to %s\n", path);
+        zsock_destroy (&sock);
+        return 3;
+    }
+    zmsg_t *request = zmsg_new ();
+    zmsg_addstr (request, command);
+    for (int i = 0; i < nargs; i++)
+        zmsg_addstr (request, args [i]);
+    if (commands [which].password)
+        zmsg_addstr (request, password);
+    if (streq (command, "devices") && refresh)
+        zmsg_addstr (request, "refresh");
+    zmsg_send (&request, sock);
+    explicit_bzero (password, sizeof password);
+
+    zpoller_t *poller = zpoller_new (sock, NULL);
+    void *ready = zpoller_wait (poller, timeout * 1000);
+    zpoller_destroy (&poller);
+    if (!ready) {
+        fprintf (stderr, "appferry: the node did not answer within %d s (is it running?)\n", timeout);
+        zsock_destroy (&sock);
+        return 3;
+    }
+    char *status = NULL, *text = NULL;
+    zstr_recvx (sock, &status, &text, NULL);
+    zsock_destroy (&sock);
+    int rc = 1;
+    json_error_t jerr;
+    json_t *doc = text? json_loads (text, 0, &jerr): NULL;
+    if (!status || !doc)
+        fprintf (stderr, "appferry: unreadable answer from the node\n");
+    else
+    if (json)
+        printf ("%s\n", text), rc = streq (status, "ok")? 0: 1;
+    else
+    if (streq (status, "ok")) {
+        s_print (command, doc);
+        rc = 0;
+    }
+    else
+    if (streq (command, "resolve") && json_object_get (doc, "fit")) {
+        const char *fit = s_str (doc, "fit");
+        if (streq (fit, "unknown-program"))
+            fprintf (stderr, "appferry: %s\n", s_str (doc, "reason"));
+        else
+            fprintf (stderr, "appferry: no package of %s fits this device: %s\n", s_str (doc, "program"),
+                     s_str (doc, "reason"));
+    }
+    else
+        fprintf (stderr, "appferry: %s refused: %s (%s)\n", command, s_str (doc, "reason"),
+                 s_str (doc, "error"));
+    json_decref (doc);
+    zstr_free (&status);
+    zstr_free (&text);
+    return rc;
+}

@@ -1,0 +1,28 @@
+/*  af_limits.c - names for error codes */
+#include "af_limits.h"
+
+const char *
+af_code_name (int code)
+{
+    switch (code) {
+        case AF_OK:                 return "OK";
+        case AF_E_MALFORMED:        return "E_MALFORMED";
+        case AF_E_BAD_PASSWORD:     return "E_BAD_PASSWORD";
+        case AF_E_FORBIDDEN:        return "E_FORBIDDEN";
+        case AF_E_NO_ACCOUNT:       return "E_NO_ACCOUNT";
+        case AF_E_UNKNOWN_COMMAND:  return "E_UNKNOWN_COMMAND";
+        case AF_E_NO_DEVICE:        return "E_NO_DEVICE";
+        case AF_E_ACCOUNT_EXISTS:   return "E_ACCOUNT_EXISTS";
+        case AF_E_TOO_BIG:          return "E_TOO_BIG";
+        case AF_E_BAD_DEVICE:       return "E_BAD_DEVICE";
+        case AF_E_VERSION:          return "E_VERSION";
+        case AF_E_KEY_MISMATCH:     return "E_KEY_MISMATCH";
+        case AF_E_NOT_LOGGED_IN:    return "E_NOT_LOGGED_IN";
+        case AF_E_TOO_MANY:         return "E_TOO_MANY";
+        case AF_E_UNKNOWN_PROGRAM:  return "E_UNKNOWN_PROGRAM";
+        case AF_E_NO_FIT:           return "E_NO_FIT";
+        case AF_E_INTERNAL:         return "E_INTERNAL";
+        case AF_E_UNAVAILABLE:      return "E_UNAVAILABLE";
+        default:                    return "E_UNKNOWN";
+    }
+}

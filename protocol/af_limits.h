@@ -1,0 +1,95 @@
+/*  =========================================================================
+    af_limits.h - every fixed limit and every error code of appferry
+
+    One header holds every bound the system enforces, so a reviewer can see
+    them in one place and a client author can copy them. Each limit is
+    enforced where data enters: the codec (af_msg) for the network, the
+    device parser (af_device) for JSON files, the manifest importer for the
+    catalog. protocol/SPEC.md repeats these numbers; change both together.
+    =========================================================================
+*/
+#ifndef AF_LIMITS_H_INCLUDED
+#define AF_LIMITS_H_INCLUDED
+
+//  Protocol versions this build speaks. A peer sending another version
+//  gets AF_E_VERSION with the list of supported versions.
+#define AF_PROTO_VERSION        1
+#define AF_PROTO_VERSION_MIN    1
+#define AF_PROTO_VERSION_MAX    1
+
+//  Wire limits
+#define AF_MAX_MSG              (1024 * 1024)   //  one encoded message, bytes
+#define AF_MAX_ZMQ_MSG          (4 * 1024 * 1024)   //  ZMQ_MAXMSGSIZE: above this
+                                                //  libzmq drops the connection
+#define AF_MAX_DEPTH            4       //  nesting of maps/arrays in a message
+#define AF_MAX_ELEMENTS         65536   //  maps+arrays entries in one message
+#define AF_MAX_KEY              32      //  bytes in a map key
+#define AF_MAX_FRAMES           1       //  frames in one message (after routing)
+
+//  Field limits (bytes, excluding the terminating NUL of the C buffers)
+#define AF_MAX_ACCOUNT          64      //  account name
+#define AF_MIN_ACCOUNT          3
+#define AF_MAX_PASSWORD         256
+#define AF_MIN_PASSWORD         8
+#define AF_MAX_NAME             64      //  device name, model, manufacturer
+#define AF_MAX_PLATFORM         15
+#define AF_MAX_OSVERSION        31
+#define AF_MAX_FORMFACTOR       7
+#define AF_MAX_ABI              23
+#define AF_MAX_ABIS             8
+#define AF_MAX_LOCALE           15
+#define AF_MAX_LOCALES          32
+#define AF_MAX_REASON           255     //  human-readable error / no-fit reason
+#define AF_MAX_PROGRAM          64      //  cross-platform program ID
+#define AF_MAX_VERSION_NAME     31
+#define AF_MAX_LINK             255     //  store link URL
+#define AF_MAX_DISPLAY          127     //  display name, publisher
+#define AF_MAX_DEVICES          64      //  devices per account
+#define AF_MAX_BODY             (64 * 1024) //  NOTIFY body bytes
+#define AF_MAX_KIND             31      //  NOTIFY kind label
+#define AF_MAX_SCREEN           16384   //  pixels, each dimension
+#define AF_MAX_DENSITY          1000    //  dpi
+#define AF_MAX_SDK              99      //  Android API level
+#define AF_ID_SIZE              16      //  random 128-bit IDs (device, request)
+#define AF_ID_HEX               (2 * AF_ID_SIZE)
+#define AF_HASH_SIZE            32      //  BLAKE2b-256 content hash
+#define AF_HASH_HEX             (2 * AF_HASH_SIZE)
+#define AF_KEY_Z85              40      //  CURVE public key in Z85
+
+//  Timing (milliseconds) - defaults, the broker config may override
+#define AF_HEARTBEAT_MS         1000    //  interval between heartbeats
+#define AF_HEARTBEAT_LIVENESS   3       //  missed beats before a peer is dead
+#define AF_REQUEST_TIMEOUT_MS   10000   //  a worker request with no answer
+
+//  Catalog limits
+#define AF_MAX_MANIFEST         (64 * 1024 * 1024)  //  manifest file bytes
+#define AF_MAX_PACKAGES_PER_PROGRAM 256
+
+//  Error codes: numeric, HTTP-flavoured like the ZeroMQ RFCs. Every ERROR
+//  message carries one of these plus a reason text. protocol/SPEC.md says
+//  what a peer does on each.
+typedef enum {
+    AF_OK               = 200,
+    AF_E_MALFORMED      = 400,  //  message could not be decoded or is invalid
+    AF_E_BAD_PASSWORD   = 401,  //  password does not match
+    AF_E_FORBIDDEN      = 403,  //  claims another device/account, or not allowed
+    AF_E_NO_ACCOUNT     = 404,  //  account does not exist
+    AF_E_UNKNOWN_COMMAND= 405,  //  command name not known in this version
+    AF_E_NO_DEVICE      = 406,  //  device ID unknown for this account
+    AF_E_ACCOUNT_EXISTS = 409,  //  register: name taken
+    AF_E_TOO_BIG        = 413,  //  message larger than AF_MAX_MSG
+    AF_E_BAD_DEVICE     = 422,  //  device description missing a field / out of range
+    AF_E_VERSION        = 426,  //  protocol version not supported
+    AF_E_KEY_MISMATCH   = 430,  //  device is bound to another CURVE key
+    AF_E_NOT_LOGGED_IN  = 440,  //  command needs a session
+    AF_E_TOO_MANY       = 441,  //  account has AF_MAX_DEVICES devices
+    AF_E_UNKNOWN_PROGRAM= 460,  //  program ID not in the catalog
+    AF_E_NO_FIT         = 461,  //  no package fits the device (reason says why)
+    AF_E_INTERNAL       = 500,  //  server-side failure (store error, ...)
+    AF_E_UNAVAILABLE    = 503,  //  no worker for the service / timed out
+} af_code_t;
+
+//  Name of an error code ("E_MALFORMED"), or "E_UNKNOWN" for others.
+const char *af_code_name (int code);
+
+#endif

@@ -1,0 +1,1109 @@
+/*  =========================================================================
+    af_msg - the appferry wire protocol codec (protocol/SPEC.md)
+
+    Three stages, each with its own bounds, so hostile input never reaches
+    an allocation or a copy it could inflate:
+
+    1. s_scan walks the raw msgpack bytes without building anything. It
+       rejects reserved bytes, lengths larger than what remains, nesting
+       deeper than AF_MAX_DEPTH and more than AF_MAX_ELEMENTS entries. An
+       array header claiming 4 billion entries in a 10-byte message stops
+       here, before msgpack-c would try to allocate room for them.
+    2. msgpack-c unpacks the now-known-sane bytes into an object tree in a
+       zone whose size is bounded by the message size.
+    3. s_decode_map converts that tree into af_msg_t using the field table
+       of the command: types must match, strings must fit their buffers,
+       be UTF-8 and hold no NUL, numbers must be in range, keys must not
+       repeat, required fields must be present. Unknown keys are ignored
+       so that later minor versions can add optional fields.
+    =========================================================================
+*/
+#include "af_msg.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <msgpack.h>
+#include <sodium.h>
+
+//  --------------------------------------------------------------------------
+//  Field tables
+
+typedef enum {
+    T_STR,          //  char buf [size]
+    T_U32,          //  uint32_t, in [min, max]
+    T_U64,          //  uint64_t
+    T_BOOL,         //  bool
+    T_STRS,         //  char buf [max][size], count at aux
+    T_U32S,         //  uint32_t [max], count at aux
+    T_DEVICE,       //  af_device_t, presence flag at aux
+    T_DEVICES,      //  af_device_t *, count at aux, at most max
+    T_PACKAGE,      //  af_package_t, presence flag at aux
+    T_BIN           //  uint8_t * (owned), size (uint32_t) at aux, at most max
+} ftype_t;
+
+typedef struct {
+    const char *key;
+    ftype_t type;
+    size_t offset;
+    size_t size;            //  T_STR/T_STRS: buffer (stride) size
+    size_t aux;             //  count or presence flag offset
+    uint64_t min, max;      //  value range, or length range, or count max
+    bool required;
+} field_t;
+
+#define NOAUX ((size_t) -1)
+#define STR(s,k,f,req) { k, T_STR, offsetof (s, f), sizeof (((s *) 0)->f), NOAUX, 0, \
+                         sizeof (((s *) 0)->f) - 1, req }
+#define U32(s,k,f,lo,hi,req) { k, T_U32, offsetof (s, f), 0, NOAUX, lo, hi, req }
+#define U64(s,k,f,req) { k, T_U64, offsetof (s, f), 0, NOAUX, 0, UINT64_MAX, req }
+#define BOOL(s,k,f) { k, T_BOOL, offsetof (s, f), 0, NOAUX, 0, 1, false }
+#define END { NULL, T_STR, 0, 0, 0, 0, 0, false }
+
+static const field_t s_device_fields [] = {
+    STR (af_device_t, "id", id, false),
+    STR (af_device_t, "name", name, false),
+    STR (af_device_t, "platform", platform, false),
+    STR (af_device_t, "osVersion", os_version, false),
+    U32 (af_device_t, "sdkVersion", sdk, 0, AF_MAX_SDK, false),
+    STR (af_device_t, "model", model, false),
+    STR (af_device_t, "manufacturer", manufacturer, false),
+    STR (af_device_t, "formFactor", form_factor, false),
+    U32 (af_device_t, "screenWidth", screen_w, 0, AF_MAX_SCREEN, false),
+    U32 (af_device_t, "screenHeight", screen_h, 0, AF_MAX_SCREEN, false),
+    U32 (af_device_t, "screenDensity", density, 0, AF_MAX_DENSITY, false),
+    { "supportedAbis", T_STRS, offsetof (af_device_t, abis), AF_MAX_ABI + 1,
+      offsetof (af_device_t, abi_count), 0, AF_MAX_ABIS, false },
+    { "supportedLocales", T_STRS, offsetof (af_device_t, locales), AF_MAX_LOCALE + 1,
+      offsetof (af_device_t, locale_count), 0, AF_MAX_LOCALES, false },
+    BOOL (af_device_t, "online", online),
+    U64 (af_device_t, "lastSeen", last_seen, false),
+    END
+};
+
+static const field_t s_package_fields [] = {
+    STR (af_package_t, "program", program, false),
+    STR (af_package_t, "name", display, false),
+    STR (af_package_t, "publisher", publisher, false),
+    STR (af_package_t, "category", category, false),
+    STR (af_package_t, "platform", platform, false),
+    U64 (af_package_t, "versionCode", version_code, false),
+    STR (af_package_t, "versionName", version_name, false),
+    STR (af_package_t, "packageId", package_id, false),
+    STR (af_package_t, "hash", hash, false),
+    U64 (af_package_t, "size", size, false),
+    STR (af_package_t, "abi", abi, false),
+    STR (af_package_t, "storeLink", store_link, false),
+    U32 (af_package_t, "price", price_cents, 0, UINT32_MAX, false),
+    U32 (af_package_t, "votes", votes, 0, UINT32_MAX, false),
+    END
+};
+
+#define M af_msg_t
+#define F_ACCOUNT(req)  STR (M, "account", account, req)
+#define F_DEVICE(req)   { "device", T_DEVICE, offsetof (M, device), 0, offsetof (M, has_device), 0, 0, req }
+#define F_PACKAGE       { "package", T_PACKAGE, offsetof (M, package), 0, offsetof (M, has_package), 0, 0, false }
+
+static const field_t f_register [] = {
+    F_ACCOUNT (true), STR (M, "password", password, true), END };
+static const field_t f_login [] = {
+    F_ACCOUNT (true), STR (M, "password", password, false),
+    STR (M, "deviceId", device_id, false), F_DEVICE (true), END };
+static const field_t f_login_ok [] = {
+    F_ACCOUNT (true), STR (M, "deviceId", device_id, true),
+    U32 (M, "heartbeat", heartbeat, 0, 3600000, false), END };
+static const field_t f_device_list [] = {
+    F_ACCOUNT (false),
+    { "devices", T_DEVICES, offsetof (M, devices), 0, offsetof (M, device_count), 0,
+      AF_MAX_DEVICES, true },
+    END };
+static const field_t f_resolve [] = {
+    STR (M, "program", program, true), F_DEVICE (false), END };
+static const field_t f_resolved [] = {
+    STR (M, "program", program, true), U32 (M, "fit", fit, 0, AF_FIT_UNKNOWN_PROGRAM, true),
+    F_PACKAGE, STR (M, "reason", reason, false), END };
+static const field_t f_error [] = {
+    U32 (M, "code", code, 100, 999, true), STR (M, "reason", reason, false),
+    { "versions", T_U32S, offsetof (M, versions), 0, offsetof (M, version_count), 1, 4, false },
+    END };
+static const field_t f_ready [] = {
+    STR (M, "service", service, true), U32 (M, "credit", credit, 1, 1024, false), END };
+static const field_t f_reason [] = {
+    STR (M, "reason", reason, false), END };
+static const field_t f_pong [] = {
+    BOOL (M, "loggedIn", logged_in), END };
+static const field_t f_notify [] = {
+    STR (M, "deviceId", device_id, true), STR (M, "kind", kind, false),
+    { "body", T_BIN, offsetof (M, body), 0, offsetof (M, body_size), 0, AF_MAX_BODY, true },
+    END };
+static const field_t f_none [] = { END };
+
+typedef struct {
+    const char *name;
+    const field_t *fields;
+} command_t;
+
+static const command_t s_commands [AF_MSG_COUNT] = {
+    [AF_MSG_NONE]        = { "?", f_none },
+    [AF_MSG_REGISTER]    = { "REGISTER", f_register },
+    [AF_MSG_LOGIN]       = { "LOGIN", f_login },
+    [AF_MSG_LOGIN_OK]    = { "LOGIN_OK", f_login_ok },
+    [AF_MSG_LOGOUT]      = { "LOGOUT", f_none },
+    [AF_MSG_DEVICES]     = { "DEVICES", f_none },
+    [AF_MSG_DEVICE_LIST] = { "DEVICE_LIST", f_device_list },
+    [AF_MSG_RESOLVE]     = { "RESOLVE", f_resolve },
+    [AF_MSG_RESOLVED]    = { "RESOLVED", f_resolved },
+    [AF_MSG_PING]        = { "PING", f_none },
+    [AF_MSG_PONG]        = { "PONG", f_pong },
+    [AF_MSG_OK]          = { "OK", f_none },
+    [AF_MSG_ERROR]       = { "ERROR", f_error },
+    [AF_MSG_READY]       = { "READY", f_ready },
+    [AF_MSG_DISCONNECT]  = { "DISCONNECT", f_reason },
+    [AF_MSG_NOTIFY]      = { "NOTIFY", f_notify },
+};
+
+//  --------------------------------------------------------------------------
+//  Life cycle
+
+af_msg_t *
+af_msg_new (af_msg_id_t id)
+{
+    assert (id > AF_MSG_NONE && id < AF_MSG_COUNT);
+    af_msg_t *self = (af_msg_t *) calloc (1, sizeof (af_msg_t));
+    if (self) {
+        self->id = id;
+        self->version = AF_PROTO_VERSION;
+    }
+    return self;
+}
+
+void
+af_msg_destroy (af_msg_t **self_p)
+{
+    assert (self_p);
+    if (*self_p) {
+        free ((*self_p)->devices);
+        free ((*self_p)->body);
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+const char *
+af_msg_command_name (af_msg_id_t id)
+{
+    return id > AF_MSG_NONE && id < AF_MSG_COUNT? s_commands [id].name: "?";
+}
+
+void
+af_msg_set_rid_random (af_msg_t *self)
+{
+    randombytes_buf (self->rid, sizeof self->rid);
+    self->has_rid = true;
+}
+
+int
+af_msg_set_body (af_msg_t *self, const void *data, size_t size)
+{
+    if (size > AF_MAX_BODY)
+        return -1;
+    uint8_t *body = (uint8_t *) malloc (size? size: 1);
+    if (!body)
+        return -1;
+    if (size)
+        memcpy (body, data, size);
+    free (self->body);
+    self->body = body;
+    self->body_size = (uint32_t) size;
+    return 0;
+}
+
+int
+af_msg_set_device_count (af_msg_t *self, uint32_t count)
+{
+    af_device_t *devices = count? (af_device_t *) calloc (count, sizeof (af_device_t)): NULL;
+    if (count && !devices)
+        return -1;
+    free (self->devices);
+    self->devices = devices;
+    self->device_count = count;
+    return 0;
+}
+
+af_msg_t *
+af_msg_error (int code, const uint8_t *rid, const char *format, ...)
+{
+    af_msg_t *self = af_msg_new (AF_MSG_ERROR);
+    if (!self)
+        return NULL;
+    self->code = (uint32_t) code;
+    if (rid) {
+        memcpy (self->rid, rid, AF_ID_SIZE);
+        self->has_rid = true;
+    }
+    va_list args;
+    va_start (args, format);
+    vsnprintf (self->reason, sizeof self->reason, format, args);
+    va_end (args);
+    if (code == AF_E_VERSION) {
+        for (uint32_t v = AF_PROTO_VERSION_MIN; v <= AF_PROTO_VERSION_MAX && self->version_count < 4; v++)
+            self->versions [self->version_count++] = v;
+    }
+    return self;
+}
+
+//  --------------------------------------------------------------------------
+//  Encoding
+
+static inline void
+s_pack_str (msgpack_packer *pk, const char *text)
+{
+    size_t len = strlen (text);
+    msgpack_pack_str (pk, len);
+    msgpack_pack_str_body (pk, text, len);
+}
+
+static bool
+s_field_empty (const field_t *f, const uint8_t *base)
+{
+    const void *p = base + f->offset;
+    switch (f->type) {
+        case T_STR:     return *(const char *) p == 0;
+        case T_U32:     return *(const uint32_t *) p == 0;
+        case T_U64:     return *(const uint64_t *) p == 0;
+        case T_BOOL:    return !*(const bool *) p;
+        case T_STRS:
+        case T_U32S:
+        case T_BIN:
+        case T_DEVICES: return *(const uint32_t *) (base + f->aux) == 0;
+        case T_DEVICE:
+        case T_PACKAGE: return !*(const bool *) (base + f->aux);
+    }
+    return true;
+}
+
+static void s_encode_map (msgpack_packer *pk, const field_t *fields, const uint8_t *base);
+
+static void
+s_encode_field (msgpack_packer *pk, const field_t *f, const uint8_t *base)
+{
+    const uint8_t *p = base + f->offset;
+    s_pack_str (pk, f->key);
+    switch (f->type) {
+        case T_STR:
+            s_pack_str (pk, (const char *) p);
+            break;
+        case T_U32:
+            msgpack_pack_uint32 (pk, *(const uint32_t *) p);
+            break;
+        case T_U64:
+            msgpack_pack_uint64 (pk, *(const uint64_t *) p);
+            break;
+        case T_BOOL:
+            if (*(const bool *) p)
+                msgpack_pack_true (pk);
+            else
+                msgpack_pack_false (pk);
+            break;
+        case T_STRS: {
+            uint32_t count = *(const uint32_t *) (base + f->aux);
+            msgpack_pack_array (pk, count);
+            for (uint32_t i = 0; i < count; i++)
+                s_pack_str (pk, (const char *) p + i * f->size);
+            break;
+        }
+        case T_U32S: {
+            uint32_t count = *(const uint32_t *) (base + f->aux);
+            msgpack_pack_array (pk, count);
+            for (uint32_t i = 0; i < count; i++)
+                msgpack_pack_uint32 (pk, ((const uint32_t *) p) [i]);
+            break;
+        }
+        case T_DEVICE:
+            s_encode_map (pk, s_device_fields, p);
+            break;
+        case T_DEVICES: {
+            uint32_t count = *(const uint32_t *) (base + f->aux);
+            const af_device_t *devices = *(af_device_t * const *) p;
+            msgpack_pack_array (pk, count);
+            for (uint32_t i = 0; i < count; i++)
+                s_encode_map (pk, s_device_fields, (const uint8_t *) &devices [i]);
+            break;
+        }
+        case T_PACKAGE:
+            s_encode_map (pk, s_package_fields, p);
+            break;
+        case T_BIN: {
+            uint32_t size = *(const uint32_t *) (base + f->aux);
+            msgpack_pack_bin (pk, size);
+            msgpack_pack_bin_body (pk, *(uint8_t * const *) p, size);
+            break;
+        }
+    }
+}
+
+static void
+s_encode_map (msgpack_packer *pk, const field_t *fields, const uint8_t *base)
+{
+    size_t count = 0;
+    for (const field_t *f = fields; f->key; f++)
+        if (f->required || !s_field_empty (f, base))
+            count++;
+    msgpack_pack_map (pk, count);
+    for (const field_t *f = fields; f->key; f++)
+        if (f->required || !s_field_empty (f, base))
+            s_encode_field (pk, f, base);
+}
+
+zframe_t *
+af_msg_encode (af_msg_t *self)
+{
+    assert (self);
+    assert (self->id > AF_MSG_NONE && self->id < AF_MSG_COUNT);
+    const command_t *command = &s_commands [self->id];
+    const uint8_t *base = (const uint8_t *) self;
+
+    for (const field_t *f = command->fields; f->key; f++)
+        if (f->required && s_field_empty (f, base) && f->type != T_U32
+        &&  f->type != T_U64 && f->type != T_DEVICES && f->type != T_BIN) {
+            zsys_error ("af_msg: %s without required field '%s'", command->name, f->key);
+            return NULL;
+        }
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+
+    size_t count = 2 + (self->has_rid? 1: 0);
+    for (const field_t *f = command->fields; f->key; f++)
+        if (f->required || !s_field_empty (f, base))
+            count++;
+    msgpack_pack_map (&pk, count);
+    s_pack_str (&pk, "v");
+    msgpack_pack_uint32 (&pk, self->version);
+    s_pack_str (&pk, "cmd");
+    s_pack_str (&pk, command->name);
+    if (self->has_rid) {
+        s_pack_str (&pk, "rid");
+        msgpack_pack_bin (&pk, AF_ID_SIZE);
+        msgpack_pack_bin_body (&pk, self->rid, AF_ID_SIZE);
+    }
+    for (const field_t *f = command->fields; f->key; f++)
+        if (f->required || !s_field_empty (f, base))
+            s_encode_field (&pk, f, base);
+
+    zframe_t *frame = zframe_new (buffer.data, buffer.size);
+    msgpack_sbuffer_destroy (&buffer);
+    return frame;
+}
+
+int
+af_msg_send (af_msg_t *self, zsock_t *sock, zframe_t *routing_id)
+{
+    zframe_t *frame = af_msg_encode (self);
+    if (!frame)
+        return -1;
+    if (routing_id && zframe_send (&routing_id, sock, ZFRAME_MORE | ZFRAME_REUSE)) {
+        zframe_destroy (&frame);
+        return -1;
+    }
+    return zframe_send (&frame, sock, 0);
+}
+
+//  --------------------------------------------------------------------------
+//  Stage 1: bounded scan of raw msgpack
+
+typedef struct {
+    const uint8_t *data;
+    size_t size;
+    size_t pos;
+    size_t elements;
+    char *err;
+    size_t errlen;
+} scan_t;
+
+static uint64_t
+s_be (const uint8_t *p, int bytes)
+{
+    uint64_t value = 0;
+    for (int i = 0; i < bytes; i++)
+        value = value << 8 | p [i];
+    return value;
+}
+
+//  Skip n bytes of payload; fails if fewer remain
+static int
+s_skip (scan_t *s, uint64_t n)
+{
+    if (n > s->size - s->pos) {
+        snprintf (s->err, s->errlen, "declared length %llu exceeds the %zu bytes that remain",
+                  (unsigned long long) n, s->size - s->pos);
+        return -1;
+    }
+    s->pos += (size_t) n;
+    return 0;
+}
+
+static int
+s_scan (scan_t *s, int depth)
+{
+    if (s->pos >= s->size) {
+        snprintf (s->err, s->errlen, "truncated message");
+        return -1;
+    }
+    uint8_t b = s->data [s->pos++];
+    uint64_t items = 0;                 //  nested values to scan
+    bool container = false;
+    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
+        return 0;
+    if ((b & 0xf0) == 0x80) { items = 2 * (b & 0x0f); container = true; }
+    else
+    if ((b & 0xf0) == 0x90) { items = b & 0x0f; container = true; }
+    else
+    if ((b & 0xe0) == 0xa0)
+        return s_skip (s, b & 0x1f);
+    else {
+        static const int lenbytes [] = {
+            //  c4 c5 c6  c7 c8 c9  ca cb  cc cd ce cf  d0 d1 d2 d3
+                1, 2, 4,  1, 2, 4,  0, 0,  0, 0, 0, 0,  0, 0, 0, 0,
+            //  d4 d5 d6 d7 d8  d9 da db  dc dd  de df
+                0, 0, 0, 0, 0,  1, 2, 4,  2, 4,  2, 4 };
+        static const int fixed [] = {
+                0, 0, 0,  1, 1, 1,  4, 8,  1, 2, 4, 8,  1, 2, 4, 8,
+                2, 3, 5, 9, 17, 0, 0, 0,  0, 0,  0, 0 };
+        if (b == 0xc1) {
+            snprintf (s->err, s->errlen, "reserved byte 0xc1");
+            return -1;
+        }
+        int index = b - 0xc4;
+        int nlen = lenbytes [index];
+        if (nlen == 0)
+            return s_skip (s, (uint64_t) fixed [index]);
+        if ((size_t) nlen > s->size - s->pos) {
+            snprintf (s->err, s->errlen, "truncated message");
+            return -1;
+        }
+        uint64_t n = s_be (s->data + s->pos, nlen);
+        s->pos += (size_t) nlen;
+        if (b >= 0xdc) {                //  array16/32, map16/32
+            container = true;
+            items = b >= 0xde? 2 * n: n;
+        }
+        else
+            return s_skip (s, n + (uint64_t) fixed [index]);   //  ext adds a type byte
+    }
+    assert (container);
+    if (depth >= AF_MAX_DEPTH) {
+        snprintf (s->err, s->errlen, "nesting deeper than %d", AF_MAX_DEPTH);
+        return -1;
+    }
+    //  Every value takes at least one byte: a count larger than what
+    //  remains is a lie, caught before anything is allocated for it.
+    if (items > s->size - s->pos) {
+        snprintf (s->err, s->errlen, "declared %llu entries but only %zu bytes remain",
+                  (unsigned long long) items, s->size - s->pos);
+        return -1;
+    }
+    s->elements += (size_t) items;
+    if (s->elements > AF_MAX_ELEMENTS) {
+        snprintf (s->err, s->errlen, "more than %d entries", AF_MAX_ELEMENTS);
+        return -1;
+    }
+    for (uint64_t i = 0; i < items; i++)
+        if (s_scan (s, depth + 1))
+            return -1;
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Stage 3: object tree to struct
+
+static bool
+s_utf8_valid (const uint8_t *p, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        uint8_t c = p [i];
+        size_t n;
+        uint32_t cp;
+        if (c < 0x80) { i++; continue; }
+        else if ((c & 0xe0) == 0xc0) { n = 1; cp = c & 0x1f; }
+        else if ((c & 0xf0) == 0xe0) { n = 2; cp = c & 0x0f; }
+        else if ((c & 0xf8) == 0xf0) { n = 3; cp = c & 0x07; }
+        else return false;
+        if (i + n >= len)
+            return false;           //  sequence runs past the end
+        for (size_t k = 1; k <= n; k++) {
+            if ((p [i + k] & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (p [i + k] & 0x3f);
+        }
+        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000)
+        ||  cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+static int
+s_copy_str (const msgpack_object *o, char *buf, size_t size, const char *key,
+            char *err, size_t errlen)
+{
+    if (o->type != MSGPACK_OBJECT_STR) {
+        snprintf (err, errlen, "field '%s': expected a string", key);
+        return -1;
+    }
+    uint32_t len = o->via.str.size;
+    if (len >= size) {
+        snprintf (err, errlen, "field '%s': longer than %zu bytes", key, size - 1);
+        return -1;
+    }
+    if (memchr (o->via.str.ptr, 0, len) || !s_utf8_valid ((const uint8_t *) o->via.str.ptr, len)) {
+        snprintf (err, errlen, "field '%s': not valid UTF-8 text", key);
+        return -1;
+    }
+    memcpy (buf, o->via.str.ptr, len);
+    buf [len] = 0;
+    return 0;
+}
+
+static int
+s_get_uint (const msgpack_object *o, uint64_t min, uint64_t max, uint64_t *value,
+            const char *key, char *err, size_t errlen)
+{
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER
+    ||  o->via.u64 < min || o->via.u64 > max) {
+        snprintf (err, errlen, "field '%s': expected an integer %llu..%llu", key,
+                  (unsigned long long) min, (unsigned long long) max);
+        return -1;
+    }
+    *value = o->via.u64;
+    return 0;
+}
+
+static int s_decode_map (const msgpack_object *o, const field_t *fields, uint8_t *base,
+                         const char *what, char *err, size_t errlen);
+
+static int
+s_decode_field (const field_t *f, const msgpack_object *o, uint8_t *base, char *err, size_t errlen)
+{
+    uint8_t *p = base + f->offset;
+    uint64_t value;
+    switch (f->type) {
+        case T_STR:
+            return s_copy_str (o, (char *) p, f->size, f->key, err, errlen);
+        case T_U32:
+            if (s_get_uint (o, f->min, f->max, &value, f->key, err, errlen))
+                return -1;
+            *(uint32_t *) p = (uint32_t) value;
+            return 0;
+        case T_U64:
+            if (s_get_uint (o, 0, UINT64_MAX, &value, f->key, err, errlen))
+                return -1;
+            *(uint64_t *) p = value;
+            return 0;
+        case T_BOOL:
+            if (o->type != MSGPACK_OBJECT_BOOLEAN) {
+                snprintf (err, errlen, "field '%s': expected true or false", f->key);
+                return -1;
+            }
+            *(bool *) p = o->via.boolean;
+            return 0;
+        case T_STRS:
+        case T_U32S:
+        case T_DEVICES: {
+            if (o->type != MSGPACK_OBJECT_ARRAY) {
+                snprintf (err, errlen, "field '%s': expected an array", f->key);
+                return -1;
+            }
+            uint32_t count = o->via.array.size;
+            if (count > f->max) {
+                snprintf (err, errlen, "field '%s': more than %llu entries", f->key,
+                          (unsigned long long) f->max);
+                return -1;
+            }
+            if (f->type == T_DEVICES) {
+                af_device_t *devices = count? (af_device_t *) calloc (count, sizeof (af_device_t)): NULL;
+                if (count && !devices) {
+                    snprintf (err, errlen, "out of memory");
+                    return -1;
+                }
+                *(af_device_t **) p = devices;
+                *(uint32_t *) (base + f->aux) = count;
+                for (uint32_t i = 0; i < count; i++)
+                    if (s_decode_map (&o->via.array.ptr [i], s_device_fields,
+                                      (uint8_t *) &devices [i], f->key, err, errlen))
+                        return -1;
+                return 0;
+            }
+            for (uint32_t i = 0; i < count; i++) {
+                const msgpack_object *item = &o->via.array.ptr [i];
+                if (f->type == T_STRS) {
+                    if (s_copy_str (item, (char *) p + i * f->size, f->size, f->key, err, errlen))
+                        return -1;
+                }
+                else {
+                    if (s_get_uint (item, 0, UINT32_MAX, &value, f->key, err, errlen))
+                        return -1;
+                    ((uint32_t *) p) [i] = (uint32_t) value;
+                }
+            }
+            *(uint32_t *) (base + f->aux) = count;
+            return 0;
+        }
+        case T_BIN: {
+            if (o->type != MSGPACK_OBJECT_BIN) {
+                snprintf (err, errlen, "field '%s': expected binary", f->key);
+                return -1;
+            }
+            if (o->via.bin.size > f->max) {
+                snprintf (err, errlen, "field '%s': more than %llu bytes", f->key,
+                          (unsigned long long) f->max);
+                return -1;
+            }
+            uint8_t *copy = (uint8_t *) malloc (o->via.bin.size? o->via.bin.size: 1);
+            if (!copy) {
+                snprintf (err, errlen, "out of memory");
+                return -1;
+            }
+            memcpy (copy, o->via.bin.ptr, o->via.bin.size);
+            free (*(uint8_t **) p);
+            *(uint8_t **) p = copy;
+            *(uint32_t *) (base + f->aux) = o->via.bin.size;
+            return 0;
+        }
+        case T_DEVICE:
+        case T_PACKAGE:
+            if (s_decode_map (o, f->type == T_DEVICE? s_device_fields: s_package_fields,
+                              p, f->key, err, errlen))
+                return -1;
+            *(bool *) (base + f->aux) = true;
+            return 0;
+    }
+    return -1;
+}
+
+//  Decode a map into base using the field table; envelope keys v/cmd/rid
+//  are skipped at top level (what == NULL).
+static int
+s_decode_map (const msgpack_object *o, const field_t *fields, uint8_t *base,
+              const char *what, char *err, size_t errlen)
+{
+    if (o->type != MSGPACK_OBJECT_MAP) {
+        snprintf (err, errlen, "field '%s': expected a map", what? what: "message");
+        return -1;
+    }
+    uint64_t seen = 0;
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object_kv *kv = &o->via.map.ptr [i];
+        if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size > AF_MAX_KEY) {
+            snprintf (err, errlen, "%s: map keys must be strings of at most %d bytes",
+                      what? what: "message", AF_MAX_KEY);
+            return -1;
+        }
+        const char *key = kv->key.via.str.ptr;
+        uint32_t keylen = kv->key.via.str.size;
+        int index = 0;
+        const field_t *f = fields;
+        for (; f->key; f++, index++)
+            if (strlen (f->key) == keylen && memcmp (f->key, key, keylen) == 0)
+                break;
+        if (!f->key)
+            continue;               //  unknown keys are ignored (SPEC: extensibility)
+        if (seen & (1ULL << index)) {
+            snprintf (err, errlen, "field '%s' appears twice", f->key);
+            return -1;
+        }
+        seen |= 1ULL << index;
+        if (s_decode_field (f, &kv->val, base, err, errlen))
+            return -1;
+    }
+    int index = 0;
+    for (const field_t *f = fields; f->key; f++, index++)
+        if (f->required && !(seen & (1ULL << index))) {
+            snprintf (err, errlen, "field '%s' is missing", f->key);
+            return -1;
+        }
+    return 0;
+}
+
+static const msgpack_object *
+s_map_get (const msgpack_object *map, const char *key)
+{
+    size_t keylen = strlen (key);
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object_kv *kv = &map->via.map.ptr [i];
+        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == keylen
+        &&  memcmp (kv->key.via.str.ptr, key, keylen) == 0)
+            return &kv->val;
+    }
+    return NULL;
+}
+
+int
+af_msg_decode (const uint8_t *data, size_t size, af_msg_t **msg_p,
+               char *err, size_t errlen, uint8_t *rid_out, bool *has_rid)
+{
+    assert (msg_p);
+    *msg_p = NULL;
+    if (has_rid)
+        *has_rid = false;
+    if (size > AF_MAX_MSG) {
+        snprintf (err, errlen, "message of %zu bytes exceeds the limit of %d", size, AF_MAX_MSG);
+        return AF_E_TOO_BIG;
+    }
+    if (size == 0) {
+        snprintf (err, errlen, "empty message");
+        return AF_E_MALFORMED;
+    }
+    scan_t scan = { data, size, 0, 0, err, errlen };
+    if (s_scan (&scan, 0))
+        return AF_E_MALFORMED;
+    if (scan.pos != size) {
+        snprintf (err, errlen, "%zu bytes of garbage after the message", size - scan.pos);
+        return AF_E_MALFORMED;
+    }
+    msgpack_zone zone;
+    if (!msgpack_zone_init (&zone, 2048)) {
+        snprintf (err, errlen, "out of memory");
+        return AF_E_INTERNAL;
+    }
+    int code = AF_E_MALFORMED;
+    af_msg_t *self = NULL;
+    msgpack_object root;
+    size_t offset = 0;
+    if (msgpack_unpack ((const char *) data, size, &offset, &zone, &root) != MSGPACK_UNPACK_SUCCESS) {
+        snprintf (err, errlen, "msgpack decoding failed");
+        goto done;
+    }
+    if (root.type != MSGPACK_OBJECT_MAP) {
+        snprintf (err, errlen, "message must be a map");
+        goto done;
+    }
+    //  rid first, so that even a rejected message gets an answer it can match
+    const msgpack_object *rid = s_map_get (&root, "rid");
+    if (rid && rid->type == MSGPACK_OBJECT_BIN && rid->via.bin.size == AF_ID_SIZE
+    &&  rid_out && has_rid) {
+        memcpy (rid_out, rid->via.bin.ptr, AF_ID_SIZE);
+        *has_rid = true;
+    }
+    const msgpack_object *version = s_map_get (&root, "v");
+    if (!version || version->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        snprintf (err, errlen, "field 'v' (protocol version) is missing or not an integer");
+        goto done;
+    }
+    if (version->via.u64 < AF_PROTO_VERSION_MIN || version->via.u64 > AF_PROTO_VERSION_MAX) {
+        snprintf (err, errlen, "protocol version %llu not supported; this peer speaks %d..%d",
+                  (unsigned long long) version->via.u64, AF_PROTO_VERSION_MIN, AF_PROTO_VERSION_MAX);
+        code = AF_E_VERSION;
+        goto done;
+    }
+    if (rid && !(rid->type == MSGPACK_OBJECT_BIN && rid->via.bin.size == AF_ID_SIZE)) {
+        snprintf (err, errlen, "field 'rid': expected %d bytes of binary", AF_ID_SIZE);
+        goto done;
+    }
+    const msgpack_object *cmd = s_map_get (&root, "cmd");
+    char name [32];
+    if (!cmd || s_copy_str (cmd, name, sizeof name, "cmd", err, errlen)) {
+        if (!cmd)
+            snprintf (err, errlen, "field 'cmd' is missing");
+        goto done;
+    }
+    af_msg_id_t id = AF_MSG_NONE;
+    for (int i = AF_MSG_NONE + 1; i < AF_MSG_COUNT; i++)
+        if (strcmp (s_commands [i].name, name) == 0)
+            id = (af_msg_id_t) i;
+    if (id == AF_MSG_NONE) {
+        snprintf (err, errlen, "unknown command '%s'", name);
+        code = AF_E_UNKNOWN_COMMAND;
+        goto done;
+    }
+    self = af_msg_new (id);
+    if (!self) {
+        snprintf (err, errlen, "out of memory");
+        code = AF_E_INTERNAL;
+        goto done;
+    }
+    self->version = (uint32_t) version->via.u64;
+    if (rid) {
+        memcpy (self->rid, rid->via.bin.ptr, AF_ID_SIZE);
+        self->has_rid = true;
+    }
+    if (s_decode_map (&root, s_commands [id].fields, (uint8_t *) self, NULL, err, errlen)) {
+        af_msg_destroy (&self);
+        goto done;
+    }
+    code = AF_OK;
+    *msg_p = self;
+done:
+    msgpack_zone_destroy (&zone);
+    return code;
+}
+
+zframe_t *
+af_device_pack (const af_device_t *device)
+{
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    s_encode_map (&pk, s_device_fields, (const uint8_t *) device);
+    zframe_t *frame = zframe_new (buffer.data, buffer.size);
+    msgpack_sbuffer_destroy (&buffer);
+    return frame;
+}
+
+int
+af_device_unpack (const uint8_t *data, size_t size, af_device_t *device, char *err, size_t errlen)
+{
+    memset (device, 0, sizeof *device);
+    scan_t scan = { data, size, 0, 0, err, errlen };
+    if (size > AF_MAX_MSG || s_scan (&scan, AF_MAX_DEPTH - 2) || scan.pos != size) {
+        if (scan.pos == size || size > AF_MAX_MSG)
+            snprintf (err, errlen, "device record is malformed");
+        return -1;
+    }
+    msgpack_zone zone;
+    if (!msgpack_zone_init (&zone, 1024)) {
+        snprintf (err, errlen, "out of memory");
+        return -1;
+    }
+    msgpack_object root;
+    size_t offset = 0;
+    int rc = -1;
+    if (msgpack_unpack ((const char *) data, size, &offset, &zone, &root) == MSGPACK_UNPACK_SUCCESS)
+        rc = s_decode_map (&root, s_device_fields, (uint8_t *) device, "device", err, errlen);
+    else
+        snprintf (err, errlen, "device record is malformed");
+    msgpack_zone_destroy (&zone);
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  Self test
+
+static af_msg_t *
+s_roundtrip (af_msg_t *msg)
+{
+    zframe_t *frame = af_msg_encode (msg);
+    assert (frame);
+    af_msg_t *copy = NULL;
+    char err [256];
+    int rc = af_msg_decode (zframe_data (frame), zframe_size (frame), &copy, err, sizeof err, NULL, NULL);
+    if (rc != AF_OK)
+        printf ("roundtrip of %s failed: %s\n", af_msg_command_name (msg->id), err);
+    assert (rc == AF_OK);
+    zframe_destroy (&frame);
+    return copy;
+}
+
+static int
+s_decode_bytes (const void *data, size_t size, char *err, size_t errlen)
+{
+    af_msg_t *msg = NULL;
+    int rc = af_msg_decode ((const uint8_t *) data, size, &msg, err, errlen, NULL, NULL);
+    af_msg_destroy (&msg);
+    return rc;
+}
+
+void
+af_msg_test (bool verbose)
+{
+    if (verbose)
+        printf (" * af_msg: ");
+    char err [256];
+
+    //  Every command round-trips with its fields
+    af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
+    af_msg_set_rid_random (msg);
+    strcpy (msg->account, "ana");
+    strcpy (msg->password, "correct horse");
+    strcpy (msg->device.platform, "android");
+    strcpy (msg->device.os_version, "11");
+    msg->device.sdk = 30;
+    strcpy (msg->device.model, "Pixel 5");
+    msg->device.abi_count = 2;
+    strcpy (msg->device.abis [0], "arm64-v8a");
+    strcpy (msg->device.abis [1], "armeabi-v7a");
+    msg->device.screen_w = 1080;
+    msg->has_device = true;
+    af_msg_t *copy = s_roundtrip (msg);
+    assert (copy->id == AF_MSG_LOGIN);
+    assert (memcmp (copy->rid, msg->rid, AF_ID_SIZE) == 0 && copy->has_rid);
+    assert (strcmp (copy->password, "correct horse") == 0);
+    assert (copy->has_device && memcmp (&copy->device, &msg->device, sizeof msg->device) == 0);
+    af_msg_destroy (&copy);
+    af_msg_destroy (&msg);
+
+    msg = af_msg_new (AF_MSG_DEVICE_LIST);
+    strcpy (msg->account, "ana");
+    assert (af_msg_set_device_count (msg, 3) == 0);
+    for (int i = 0; i < 3; i++) {
+        snprintf (msg->devices [i].name, sizeof msg->devices [i].name, "device %d", i);
+        msg->devices [i].online = i == 1;
+        msg->devices [i].last_seen = 1700000000000ULL + (uint64_t) i;
+    }
+    copy = s_roundtrip (msg);
+    assert (copy->device_count == 3);
+    assert (memcmp (copy->devices, msg->devices, 3 * sizeof (af_device_t)) == 0);
+    af_msg_destroy (&copy);
+    //  An empty device list is still a list
+    af_msg_set_device_count (msg, 0);
+    copy = s_roundtrip (msg);
+    assert (copy->device_count == 0 && copy->devices == NULL);
+    af_msg_destroy (&copy);
+    af_msg_destroy (&msg);
+
+    msg = af_msg_new (AF_MSG_RESOLVED);
+    strcpy (msg->program, "weixin");
+    msg->fit = AF_FIT_PACKAGE;
+    msg->has_package = true;
+    strcpy (msg->package.version_name, "8.0.48");
+    msg->package.version_code = 1ULL << 40;
+    msg->package.size = 123456789;
+    copy = s_roundtrip (msg);
+    assert (memcmp (&copy->package, &msg->package, sizeof msg->package) == 0);
+    af_msg_destroy (&copy);
+    af_msg_destroy (&msg);
+
+    msg = af_msg_new (AF_MSG_NOTIFY);
+    strcpy (msg->device_id, "00112233445566778899aabbccddeeff");
+    strcpy (msg->kind, "text");
+    assert (af_msg_set_body (msg, "hello\0world", 11) == 0);
+    copy = s_roundtrip (msg);
+    assert (copy->body_size == 11 && memcmp (copy->body, "hello\0world", 11) == 0);
+    assert (strcmp (copy->kind, "text") == 0);
+    af_msg_destroy (&copy);
+    assert (af_msg_set_body (msg, NULL, AF_MAX_BODY + 1) == -1);
+    af_msg_destroy (&msg);
+
+    msg = af_msg_error (AF_E_VERSION, NULL, "nope %d", 7);
+    copy = s_roundtrip (msg);
+    assert (copy->code == AF_E_VERSION && copy->version_count == 1 && copy->versions [0] == 1);
+    assert (strcmp (copy->reason, "nope 7") == 0 && !copy->has_rid);
+    af_msg_destroy (&copy);
+    af_msg_destroy (&msg);
+
+    for (int id = AF_MSG_NONE + 1; id < AF_MSG_COUNT; id++) {
+        msg = af_msg_new ((af_msg_id_t) id);
+        strcpy (msg->account, "a"); strcpy (msg->password, "p"); strcpy (msg->device_id, "d");
+        strcpy (msg->program, "p"); strcpy (msg->service, "s"); msg->code = 500;
+        msg->has_device = true;
+        copy = s_roundtrip (msg);
+        assert (copy->id == (af_msg_id_t) id);
+        assert (strcmp (af_msg_command_name (copy->id), s_commands [id].name) == 0);
+        af_msg_destroy (&copy);
+        af_msg_destroy (&msg);
+    }
+    //  Device records round-trip alone too
+    {
+        af_device_t device, back;
+        memset (&device, 0, sizeof device);
+        strcpy (device.model, "TV");
+        device.locale_count = 1;
+        strcpy (device.locales [0], "zh-CN");
+        device.online = true;
+        zframe_t *packed = af_device_pack (&device);
+        assert (af_device_unpack (zframe_data (packed), zframe_size (packed), &back, err, sizeof err) == 0);
+        assert (memcmp (&device, &back, sizeof device) == 0);
+        assert (af_device_unpack (zframe_data (packed), zframe_size (packed) - 1, &back, err, sizeof err) == -1);
+        zframe_destroy (&packed);
+    }
+    //  Encoding refuses a message missing a required string
+    msg = af_msg_new (AF_MSG_REGISTER);
+    assert (af_msg_encode (msg) == NULL);
+    af_msg_destroy (&msg);
+
+    //  Non-canonical encodings are accepted: v as uint64, cmd as str16
+    {
+        uint8_t raw [] = {
+            0x82,
+            0xa1, 'v', 0xcf, 0, 0, 0, 0, 0, 0, 0, 1,
+            0xa3, 'c', 'm', 'd', 0xda, 0, 4, 'P', 'I', 'N', 'G' };
+        af_msg_t *ping = NULL;
+        assert (af_msg_decode (raw, sizeof raw, &ping, err, sizeof err, NULL, NULL) == AF_OK);
+        assert (ping->id == AF_MSG_PING);
+        af_msg_destroy (&ping);
+    }
+    //  Malformed inputs each get the right code and never crash
+    {
+        uint8_t truncated [] = { 0x82, 0xa1, 'v', 0x01, 0xa3, 'c', 'm' };
+        assert (s_decode_bytes (truncated, sizeof truncated, err, sizeof err) == AF_E_MALFORMED);
+        uint8_t huge_array [] = { 0xdd, 0xff, 0xff, 0xff, 0xff, 0x00 };
+        assert (s_decode_bytes (huge_array, sizeof huge_array, err, sizeof err) == AF_E_MALFORMED);
+        assert (strstr (err, "entries"));
+        uint8_t huge_str [] = { 0xdb, 0x7f, 0xff, 0xff, 0xff, 'a' };
+        assert (s_decode_bytes (huge_str, sizeof huge_str, err, sizeof err) == AF_E_MALFORMED);
+        uint8_t deep [] = { 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x01 };
+        assert (s_decode_bytes (deep, sizeof deep, err, sizeof err) == AF_E_MALFORMED);
+        assert (strstr (err, "nesting"));
+        uint8_t reserved [] = { 0xc1 };
+        assert (s_decode_bytes (reserved, sizeof reserved, err, sizeof err) == AF_E_MALFORMED);
+        uint8_t not_map [] = { 0x93, 1, 2, 3 };
+        assert (s_decode_bytes (not_map, sizeof not_map, err, sizeof err) == AF_E_MALFORMED);
+        uint8_t no_version [] = { 0x81, 0xa3, 'c', 'm', 'd', 0xa4, 'P', 'I', 'N', 'G' };
+        assert (s_decode_bytes (no_version, sizeof no_version, err, sizeof err) == AF_E_MALFORMED);
+        uint8_t v9 [] = { 0x82, 0xa1, 'v', 0x09, 0xa3, 'c', 'm', 'd', 0xa4, 'P', 'I', 'N', 'G' };
+        assert (s_decode_bytes (v9, sizeof v9, err, sizeof err) == AF_E_VERSION);
+        assert (strstr (err, "1..1"));
+        uint8_t unknown [] = { 0x82, 0xa1, 'v', 0x01, 0xa3, 'c', 'm', 'd', 0xa4, 'B', 'O', 'O', 'M' };
+        assert (s_decode_bytes (unknown, sizeof unknown, err, sizeof err) == AF_E_UNKNOWN_COMMAND);
+        uint8_t garbage [] = { 0x82, 0xa1, 'v', 0x01, 0xa3, 'c', 'm', 'd', 0xa4, 'P', 'I', 'N', 'G', 0x00 };
+        assert (s_decode_bytes (garbage, sizeof garbage, err, sizeof err) == AF_E_MALFORMED);
+        //  REGISTER with account as an integer
+        uint8_t wrong_type [] = { 0x84, 0xa1, 'v', 0x01, 0xa3, 'c', 'm', 'd',
+            0xa8, 'R', 'E', 'G', 'I', 'S', 'T', 'E', 'R',
+            0xa7, 'a', 'c', 'c', 'o', 'u', 'n', 't', 0x05,
+            0xa8, 'p', 'a', 's', 's', 'w', 'o', 'r', 'd', 0xa1, 'x' };
+        assert (s_decode_bytes (wrong_type, sizeof wrong_type, err, sizeof err) == AF_E_MALFORMED);
+        assert (strstr (err, "account"));
+        //  REGISTER with a NUL inside the password, and one with bad UTF-8
+        uint8_t nul [] = { 0x84, 0xa1, 'v', 0x01, 0xa3, 'c', 'm', 'd',
+            0xa8, 'R', 'E', 'G', 'I', 'S', 'T', 'E', 'R',
+            0xa7, 'a', 'c', 'c', 'o', 'u', 'n', 't', 0xa1, 'a',
+            0xa8, 'p', 'a', 's', 's', 'w', 'o', 'r', 'd', 0xa2, 'x', 0 };
+        assert (s_decode_bytes (nul, sizeof nul, err, sizeof err) == AF_E_MALFORMED);
+        nul [sizeof nul - 1] = 0xff;
+        assert (s_decode_bytes (nul, sizeof nul, err, sizeof err) == AF_E_MALFORMED);
+        //  Duplicate key
+        uint8_t dup [] = { 0x84, 0xa1, 'v', 0x01, 0xa3, 'c', 'm', 'd',
+            0xa8, 'R', 'E', 'G', 'I', 'S', 'T', 'E', 'R',
+            0xa7, 'a', 'c', 'c', 'o', 'u', 'n', 't', 0xa1, 'a',
+            0xa7, 'a', 'c', 'c', 'o', 'u', 'n', 't', 0xa1, 'b' };
+        assert (s_decode_bytes (dup, sizeof dup, err, sizeof err) == AF_E_MALFORMED);
+        assert (strstr (err, "twice"));
+        //  Missing required field
+        assert (s_decode_bytes (dup, sizeof dup - 9, err, sizeof err) != AF_OK);
+        //  A valid message with an unknown extra key is accepted
+        uint8_t extra [] = { 0x83, 0xa1, 'v', 0x01, 0xa3, 'c', 'm', 'd', 0xa4, 'P', 'I', 'N', 'G',
+            0xa3, 'z', 'z', 'z', 0x92, 0x01, 0x02 };
+        assert (s_decode_bytes (extra, sizeof extra, err, sizeof err) == AF_OK);
+        //  Oversize
+        uint8_t *big = (uint8_t *) calloc (1, AF_MAX_MSG + 1);
+        assert (s_decode_bytes (big, AF_MAX_MSG + 1, err, sizeof err) == AF_E_TOO_BIG);
+        free (big);
+        assert (s_decode_bytes ("", 0, err, sizeof err) == AF_E_MALFORMED);
+    }
+    //  Every truncation of a valid message fails cleanly
+    msg = af_msg_new (AF_MSG_DEVICE_LIST);
+    af_msg_set_device_count (msg, 2);
+    strcpy (msg->devices [0].model, "Model");
+    msg->devices [1].abi_count = 1;
+    strcpy (msg->devices [1].abis [0], "x86");
+    zframe_t *frame = af_msg_encode (msg);
+    for (size_t cut = 0; cut < zframe_size (frame); cut++)
+        assert (s_decode_bytes (zframe_data (frame), cut, err, sizeof err) != AF_OK);
+    //  And every single-byte corruption is either accepted or rejected, never a crash
+    uint8_t *bytes = (uint8_t *) malloc (zframe_size (frame));
+    for (size_t at = 0; at < zframe_size (frame); at++)
+        for (int value = 0; value < 256; value += 17) {
+            memcpy (bytes, zframe_data (frame), zframe_size (frame));
+            bytes [at] = (uint8_t) value;
+            s_decode_bytes (bytes, zframe_size (frame), err, sizeof err);
+        }
+    free (bytes);
+    zframe_destroy (&frame);
+    af_msg_destroy (&msg);
+    if (verbose)
+        printf ("OK\n");
+}

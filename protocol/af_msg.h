@@ -1,0 +1,129 @@
+/*  =========================================================================
+    af_msg - the appferry wire protocol codec (protocol/SPEC.md)
+
+    Every message is one ZeroMQ frame holding one msgpack map: the envelope
+    keys "v" (protocol version), "cmd" (command name) and "rid" (16-byte
+    request ID, echoed in replies) plus the command's own fields. One
+    struct carries every command's fields, zproto-style; a table per
+    command says which fields it has, their types, limits and whether they
+    are required, and both the encoder and the decoder are driven by it,
+    so the two cannot disagree.
+
+    Decoding is strict and bounded: the frame size is checked, then a
+    pre-scan walks the raw bytes checking every declared length against
+    the bytes that remain, the nesting depth and the element count, before
+    msgpack-c builds any object; only then are fields converted, with type
+    and range checks. Any valid msgpack encoding of a value is accepted
+    (a small number in a uint64, a short string in str32). A malformed
+    message yields an error code and a reason naming the problem.
+    =========================================================================
+*/
+#ifndef AF_MSG_H_INCLUDED
+#define AF_MSG_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <czmq.h>
+#include "af_limits.h"
+#include "af_device.h"
+#include "af_package.h"
+
+typedef enum {
+    AF_MSG_NONE = 0,
+    AF_MSG_REGISTER,        //  N->B  create an account
+    AF_MSG_LOGIN,           //  N->B  open a session for this device
+    AF_MSG_LOGIN_OK,        //  B->N  session open; device ID assigned
+    AF_MSG_LOGOUT,          //  N->B  close the session
+    AF_MSG_DEVICES,         //  N->B  ask for the account's device list
+    AF_MSG_DEVICE_LIST,     //  B->N  the account's devices (reply or pushed)
+    AF_MSG_RESOLVE,         //  N->B, B->W  which package fits this device
+    AF_MSG_RESOLVED,        //  W->B, B->N  the answer
+    AF_MSG_PING,            //  N->B, W->B  heartbeat
+    AF_MSG_PONG,            //  B->N, B->W  heartbeat answer
+    AF_MSG_OK,              //  B->N  success with nothing to say
+    AF_MSG_ERROR,           //  any   failure: code + reason
+    AF_MSG_READY,           //  W->B  worker offers a service
+    AF_MSG_DISCONNECT,      //  B->W, W->B  going away
+    AF_MSG_NOTIFY,          //  N->B->N  a notification to another device
+    AF_MSG_COUNT
+} af_msg_id_t;
+
+typedef struct {
+    af_msg_id_t id;
+    uint32_t version;                       //  "v"; set to AF_PROTO_VERSION by new
+    bool has_rid;
+    uint8_t rid [AF_ID_SIZE];               //  "rid"
+    char account [AF_MAX_ACCOUNT + 1];
+    char password [AF_MAX_PASSWORD + 1];
+    char device_id [AF_ID_HEX + 1];
+    bool has_device;
+    af_device_t device;
+    uint32_t device_count;
+    af_device_t *devices;                   //  owned; DEVICE_LIST
+    char program [AF_MAX_PROGRAM + 1];
+    uint32_t fit;                           //  af_fit_t
+    bool has_package;
+    af_package_t package;
+    char reason [AF_MAX_REASON + 1];
+    uint32_t code;                          //  af_code_t
+    uint32_t version_count;
+    uint32_t versions [4];                  //  ERROR on E_VERSION
+    char service [AF_MAX_NAME + 1];
+    uint32_t credit;                        //  READY: concurrent requests
+    uint32_t heartbeat;                     //  LOGIN_OK: interval in ms
+    bool logged_in;                         //  PONG: this connection has a session
+    char kind [AF_MAX_KIND + 1];            //  NOTIFY: label ("text", ...)
+    uint32_t body_size;
+    uint8_t *body;                          //  owned; NOTIFY payload
+} af_msg_t;
+
+//  Create a message of the given command, version AF_PROTO_VERSION.
+af_msg_t *af_msg_new (af_msg_id_t id);
+
+//  Destroy a message and what it owns; sets *self_p to NULL.
+void af_msg_destroy (af_msg_t **self_p);
+
+//  Command name ("LOGIN") for an ID, or "?" for none.
+const char *af_msg_command_name (af_msg_id_t id);
+
+//  Set a fresh random request ID.
+void af_msg_set_rid_random (af_msg_t *self);
+
+//  Copy size bytes into self->body. 0, or -1 on OOM or over AF_MAX_BODY.
+int af_msg_set_body (af_msg_t *self, const void *data, size_t size);
+
+//  Allocate room for count devices in self->devices. 0 or -1 on OOM.
+int af_msg_set_device_count (af_msg_t *self, uint32_t count);
+
+//  Encode to a new frame. NULL if a required field is missing (logged).
+zframe_t *af_msg_encode (af_msg_t *self);
+
+//  Decode bytes. Returns AF_OK and *msg_p, or an error code with a reason
+//  in err (and *msg_p NULL). When the envelope carried a readable rid,
+//  it is copied to rid_out (if not NULL) and *has_rid set, so an error
+//  reply can echo it even for an otherwise malformed message.
+int af_msg_decode (const uint8_t *data, size_t size, af_msg_t **msg_p,
+                   char *err, size_t errlen, uint8_t *rid_out, bool *has_rid);
+
+//  Send on a socket; routing_id (may be NULL) is sent first for ROUTER
+//  sockets and is not consumed. Returns 0 or -1.
+int af_msg_send (af_msg_t *self, zsock_t *sock, zframe_t *routing_id);
+
+//  Make an ERROR reply with code and printf-style reason, echoing rid.
+af_msg_t *af_msg_error (int code, const uint8_t *rid, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+//  Encode a device description alone as a msgpack map (the same map a
+//  message carries), into a new frame. Used for stored device records.
+zframe_t *af_device_pack (const af_device_t *device);
+
+//  Decode a msgpack device map with the same bounds as a message.
+//  Returns 0, or -1 with err set.
+int af_device_unpack (const uint8_t *data, size_t size, af_device_t *device,
+                      char *err, size_t errlen);
+
+//  Self test
+void af_msg_test (bool verbose);
+
+#endif

@@ -1,0 +1,233 @@
+/*  =========================================================================
+    af_store - a small, strict layer over one LMDB environment
+
+    LMDB gives us crash safety for free as long as each logical change is
+    one write transaction; what it does not give is a caller that checks
+    every return code. This class is the one place that opens environments
+    and logs LMDB failures with context, so callers can simply propagate
+    the code. We keep LMDB's default durability (fsync at commit): a
+    committed change survives kill -9 and power loss.
+    =========================================================================
+*/
+#include "af_store.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <czmq.h>
+
+struct _af_store_t {
+    MDB_env *env;
+    bool readonly;
+    char *dir;
+};
+
+af_store_t *
+af_store_new (const char *dir, size_t mapsize, unsigned maxdbs, bool readonly)
+{
+    assert (dir);
+    if (!readonly && mkdir (dir, 0700) && errno != EEXIST) {
+        zsys_error ("store: cannot create %s: %s", dir, strerror (errno));
+        return NULL;
+    }
+    af_store_t *self = (af_store_t *) zmalloc (sizeof (af_store_t));
+    assert (self);
+    self->readonly = readonly;
+    self->dir = strdup (dir);
+    int rc = mdb_env_create (&self->env);
+    if (rc == 0)
+        rc = mdb_env_set_maxdbs (self->env, maxdbs? maxdbs: 16);
+    if (rc == 0)
+        rc = mdb_env_set_mapsize (self->env, mapsize? mapsize: (size_t) 1 << 30);
+    if (rc == 0)
+        rc = mdb_env_set_maxreaders (self->env, 256);
+    if (rc == 0)
+        rc = mdb_env_open (self->env, dir, readonly? MDB_RDONLY: 0, 0600);
+    if (rc) {
+        zsys_error ("store: cannot open %s: %s", dir, mdb_strerror (rc));
+        af_store_destroy (&self);
+        return NULL;
+    }
+    //  Clear stale reader slots left by processes killed with -9
+    int dead = 0;
+    mdb_reader_check (self->env, &dead);
+    return self;
+}
+
+void
+af_store_destroy (af_store_t **self_p)
+{
+    assert (self_p);
+    af_store_t *self = *self_p;
+    if (self) {
+        if (self->env)
+            mdb_env_close (self->env);
+        free (self->dir);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+MDB_env *
+af_store_env (af_store_t *self)
+{
+    assert (self);
+    return self->env;
+}
+
+int
+af_store_dbi (af_store_t *self, const char *name, unsigned flags, MDB_dbi *dbi)
+{
+    assert (self);
+    MDB_txn *txn = NULL;
+    int rc = af_store_begin (self, !self->readonly, &txn);
+    if (rc)
+        return rc;
+    rc = mdb_dbi_open (txn, name, flags | (self->readonly? 0: MDB_CREATE), dbi);
+    if (rc) {
+        zsys_error ("store: cannot open database '%s' in %s: %s", name, self->dir, mdb_strerror (rc));
+        af_store_abort (&txn);
+        return rc;
+    }
+    return af_store_commit (self, &txn);
+}
+
+int
+af_store_begin (af_store_t *self, bool write, MDB_txn **txn_p)
+{
+    assert (self);
+    assert (txn_p);
+    int rc = mdb_txn_begin (self->env, NULL, write? 0: MDB_RDONLY, txn_p);
+    if (rc) {
+        zsys_error ("store: cannot begin %s transaction in %s: %s",
+                    write? "write": "read", self->dir, mdb_strerror (rc));
+        *txn_p = NULL;
+    }
+    return rc;
+}
+
+int
+af_store_commit (af_store_t *self, MDB_txn **txn_p)
+{
+    assert (self);
+    assert (txn_p && *txn_p);
+    int rc = mdb_txn_commit (*txn_p);
+    *txn_p = NULL;
+    if (rc)
+        zsys_error ("store: commit failed in %s: %s", self->dir, mdb_strerror (rc));
+    return rc;
+}
+
+void
+af_store_abort (MDB_txn **txn_p)
+{
+    assert (txn_p);
+    if (*txn_p) {
+        mdb_txn_abort (*txn_p);
+        *txn_p = NULL;
+    }
+}
+
+int
+af_store_get (MDB_txn *txn, MDB_dbi dbi, const void *key, size_t keylen, MDB_val *value)
+{
+    MDB_val k = { keylen, (void *) key };
+    int rc = mdb_get (txn, dbi, &k, value);
+    if (rc && rc != MDB_NOTFOUND)
+        zsys_error ("store: get failed: %s", mdb_strerror (rc));
+    return rc;
+}
+
+int
+af_store_put (MDB_txn *txn, MDB_dbi dbi, const void *key, size_t keylen,
+              const void *data, size_t size, unsigned flags)
+{
+    MDB_val k = { keylen, (void *) key };
+    MDB_val v = { size, (void *) data };
+    int rc = mdb_put (txn, dbi, &k, &v, flags);
+    if (rc && rc != MDB_KEYEXIST)
+        zsys_error ("store: put failed: %s", mdb_strerror (rc));
+    return rc;
+}
+
+int
+af_store_del (MDB_txn *txn, MDB_dbi dbi, const void *key, size_t keylen)
+{
+    MDB_val k = { keylen, (void *) key };
+    int rc = mdb_del (txn, dbi, &k, NULL);
+    if (rc && rc != MDB_NOTFOUND)
+        zsys_error ("store: del failed: %s", mdb_strerror (rc));
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  Self test
+
+void
+af_store_test (bool verbose)
+{
+    if (verbose)
+        printf (" * af_store: ");
+    char dir [] = "/tmp/af_store_test_XXXXXX";
+    assert (mkdtemp (dir));
+
+    af_store_t *store = af_store_new (dir, 16 << 20, 4, false);
+    assert (store);
+    MDB_dbi things;
+    assert (af_store_dbi (store, "things", 0, &things) == 0);
+
+    //  A committed write is visible; an aborted one is not
+    MDB_txn *txn = NULL;
+    assert (af_store_begin (store, true, &txn) == 0);
+    assert (af_store_put (txn, things, "a", 1, "apple", 5, 0) == 0);
+    assert (af_store_commit (store, &txn) == 0);
+    assert (txn == NULL);
+    assert (af_store_begin (store, true, &txn) == 0);
+    assert (af_store_put (txn, things, "b", 1, "banana", 6, 0) == 0);
+    af_store_abort (&txn);
+    assert (txn == NULL);
+    af_store_abort (&txn);          //  idempotent
+
+    assert (af_store_begin (store, false, &txn) == 0);
+    MDB_val value;
+    assert (af_store_get (txn, things, "a", 1, &value) == 0);
+    assert (value.mv_size == 5 && memcmp (value.mv_data, "apple", 5) == 0);
+    assert (af_store_get (txn, things, "b", 1, &value) == MDB_NOTFOUND);
+    af_store_abort (&txn);
+
+    //  NOOVERWRITE reports the existing key
+    assert (af_store_begin (store, true, &txn) == 0);
+    assert (af_store_put (txn, things, "a", 1, "avocado", 7, MDB_NOOVERWRITE) == MDB_KEYEXIST);
+    assert (af_store_del (txn, things, "zz", 2) == MDB_NOTFOUND);
+    assert (af_store_commit (store, &txn) == 0);
+
+    //  Data survives close and reopen, including read-only
+    af_store_destroy (&store);
+    assert (store == NULL);
+    store = af_store_new (dir, 16 << 20, 4, true);
+    assert (store);
+    assert (af_store_dbi (store, "things", 0, &things) == 0);
+    assert (af_store_begin (store, false, &txn) == 0);
+    assert (af_store_get (txn, things, "a", 1, &value) == 0);
+    assert (value.mv_size == 5);
+    af_store_abort (&txn);
+    //  A database that does not exist cannot be created read-only
+    MDB_dbi missing;
+    assert (af_store_dbi (store, "missing", 0, &missing) == MDB_NOTFOUND);
+    af_store_destroy (&store);
+
+    //  A directory that cannot be created fails cleanly
+    assert (af_store_new ("/proc/af_store_cannot", 0, 0, false) == NULL);
+
+    char path [256];
+    snprintf (path, sizeof path, "%s/data.mdb", dir);
+    unlink (path);
+    snprintf (path, sizeof path, "%s/lock.mdb", dir);
+    unlink (path);
+    rmdir (dir);
+    if (verbose)
+        printf ("OK\n");
+}

@@ -1,0 +1,63 @@
+/*  =========================================================================
+    af_store - a small, strict layer over one LMDB environment
+
+    Every piece of durable state in appferry lives in an LMDB environment:
+    the broker's accounts and devices, the matcher's catalog. This class
+    opens an environment in a directory (creating it), opens named
+    databases, and wraps transactions so that every return code is checked
+    and logged. The rule for callers: one write transaction per logical
+    change, so a crash (even kill -9) leaves the old state or the new one,
+    never half of it. Key layouts are documented in docs/ARCHITECTURE.md.
+
+    Values are opaque bytes here; callers encode them (msgpack or packed
+    little-endian records) and decode them with bounds.
+    =========================================================================
+*/
+#ifndef AF_STORE_H_INCLUDED
+#define AF_STORE_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <lmdb.h>
+
+typedef struct _af_store_t af_store_t;
+
+//  Open (creating if needed, unless readonly) the environment in dir.
+//  mapsize is the maximum size in bytes (sparse; 0 means 1 GiB). maxdbs
+//  bounds the named databases. Returns NULL and logs why on failure.
+af_store_t *af_store_new (const char *dir, size_t mapsize, unsigned maxdbs, bool readonly);
+
+//  Close the environment. Sets *self_p to NULL.
+void af_store_destroy (af_store_t **self_p);
+
+//  The LMDB environment, for callers that need it directly.
+MDB_env *af_store_env (af_store_t *self);
+
+//  Open a named database, creating it when the store is writable. Call at
+//  start-up, before other transactions. Returns 0 or an LMDB error code.
+int af_store_dbi (af_store_t *self, const char *name, unsigned flags, MDB_dbi *dbi);
+
+//  Begin a transaction. Returns 0 or an LMDB error (logged).
+int af_store_begin (af_store_t *self, bool write, MDB_txn **txn_p);
+
+//  Commit a transaction and clear *txn_p. Returns 0 or an LMDB error
+//  (logged); on error the transaction is gone and nothing was written.
+int af_store_commit (af_store_t *self, MDB_txn **txn_p);
+
+//  Abort a transaction if *txn_p is not NULL, and clear it.
+void af_store_abort (MDB_txn **txn_p);
+
+//  Get a value. Returns 0 (found), MDB_NOTFOUND, or another LMDB error.
+int af_store_get (MDB_txn *txn, MDB_dbi dbi, const void *key, size_t keylen, MDB_val *value);
+
+//  Put a value. Returns 0 or an LMDB error (logged).
+int af_store_put (MDB_txn *txn, MDB_dbi dbi, const void *key, size_t keylen,
+                  const void *data, size_t size, unsigned flags);
+
+//  Delete a key. Returns 0, MDB_NOTFOUND, or an LMDB error.
+int af_store_del (MDB_txn *txn, MDB_dbi dbi, const void *key, size_t keylen);
+
+//  Self test
+void af_store_test (bool verbose);
+
+#endif

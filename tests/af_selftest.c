@@ -1,0 +1,22 @@
+/*  af_selftest - runs every class's self-test (czmq convention) */
+#include <stdio.h>
+#include <string.h>
+#include <czmq.h>
+#include "af_device.h"
+#include "af_msg.h"
+#include "af_store.h"
+#include "af_registry.h"
+
+int
+main (int argc, char *argv [])
+{
+    bool verbose = argc > 1 && strcmp (argv [1], "-v") == 0;
+    zsys_init ();
+    printf ("Running appferry self tests...\n");
+    af_device_test (verbose);
+    af_msg_test (verbose);
+    af_store_test (verbose);
+    af_registry_test (verbose);
+    printf ("Tests passed OK\n");
+    return 0;
+}

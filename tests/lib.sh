@@ -1,0 +1,130 @@
+# tests/lib.sh - shared helpers for the integration tests.
+#
+# Each test starts the real binaries on loopback in a fresh temporary
+# directory and drives them with the `appferry` CLI as a user would.
+# Everything started is killed on exit; the directory is removed unless
+# the test failed (then its logs are printed).
+set -u
+: "${AF_BIN:?AF_BIN must point at the build directory}"
+: "${AF_SRC:?AF_SRC must point at the source directory}"
+BROKER="$AF_BIN/broker/appferry-broker"
+NODE="$AF_BIN/nodes/appferry-node"
+CLI="$AF_BIN/nodes/appferry"
+MATCHER="$AF_BIN/matcher/appferry-matcher"
+CATALOG="$AF_BIN/matcher/appferry-catalog"
+RAW="$AF_BIN/tests/af_rawclient"
+DEVICES="$AF_SRC/data/devices"
+T=$(mktemp -d /tmp/appferry-test.XXXXXX)
+PIDS=()
+FAILED=0
+PASSED=0
+HB=200                      # heartbeat for every process in tests (ms)
+export APPFERRY_PASSWORD="correct horse battery"
+
+cleanup () {
+    local pid
+    for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
+    wait 2>/dev/null
+    if [ "$FAILED" -gt 0 ]; then
+        for log in "$T"/*.log "$T"/*/node.log; do
+            [ -f "$log" ] && { echo "---- $log"; tail -n 40 "$log"; }
+        done
+    fi
+    rm -rf "$T"
+}
+trap cleanup EXIT
+
+ok () { PASSED=$((PASSED + 1)); echo "ok - $*"; }
+not_ok () { FAILED=$((FAILED + 1)); echo "not ok - $*"; }
+check () {                  # check "name" command...
+    local name=$1; shift
+    if "$@"; then ok "$name"; else not_ok "$name"; fi
+}
+finish () {
+    echo "$PASSED passed, $FAILED failed"
+    [ "$FAILED" -eq 0 ]
+}
+# has TEXT SUBSTRING...: every substring occurs in TEXT
+has () {
+    local text=$1; shift
+    local part
+    for part in "$@"; do
+        case "$text" in *"$part"*) ;; *) echo "  # expected '$part' in: $text"; return 1;; esac
+    done
+}
+die () { not_ok "$*"; finish; exit 1; }
+
+# wait_until SECONDS command... : poll every 0.1 s
+wait_until () {
+    local limit=$1; shift
+    local end=$((SECONDS + limit))
+    while [ $SECONDS -le $end ]; do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# wait_eq SECONDS EXPECTED command...: poll until the command prints EXPECTED
+wait_eq () {
+    local limit=$1 expected=$2; shift 2
+    local end=$((SECONDS + limit)) got=""
+    while [ $SECONDS -le $end ]; do
+        got=$("$@" 2>/dev/null)
+        [ "$got" = "$expected" ] && return 0
+        sleep 0.1
+    done
+    echo "  # expected '$expected', got '$got'"
+    return 1
+}
+
+# start_broker NAME [extra options...]: data in $T/NAME, ephemeral ports
+# unless NODES_EP / WORKERS_EP are set. Sets BROKER_PID, NODES_EP, WORKERS_EP.
+start_broker () {
+    local name=$1; shift
+    rm -f "$T/$name/endpoints"
+    "$BROKER" -d "$T/$name" --nodes "${NODES_EP:-tcp://127.0.0.1:*}" \
+        --workers "${WORKERS_EP:-tcp://127.0.0.1:*}" --pwhash min --heartbeat $HB "$@" \
+        >> "$T/$name.log" 2>&1 &
+    BROKER_PID=$!
+    PIDS+=("$BROKER_PID")
+    wait_until 10 test -s "$T/$name/endpoints" || die "broker $name did not start"
+    NODES_EP=$(sed -n 's/^nodes=//p' "$T/$name/endpoints")
+    WORKERS_EP=$(sed -n 's/^workers=//p' "$T/$name/endpoints")
+    BROKER_CERT="$T/$name/broker.cert"
+    BROKER_DIR="$T/$name"
+}
+
+# start_node NAME DEVICE-FILE: home in $T/NAME. Sets NODE_PID_<NAME>.
+start_node () {
+    local name=$1 device=$2
+    rm -f "$T/$name/node.sock"
+    "$NODE" -b "$NODES_EP" -k "$BROKER_CERT" -H "$T/$name" -D "$device" --heartbeat $HB \
+        >> "$T/$name.log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    eval "NODE_PID_${name//-/_}=$pid"
+    wait_until 10 test -S "$T/$name/node.sock" || die "node $name did not start"
+}
+
+node_pid () { local v="NODE_PID_${1//-/_}"; echo "${!v}"; }
+
+# af NAME args...: the CLI against node NAME
+af () { local name=$1; shift; "$CLI" --home "$T/$name" "$@"; }
+
+# jq over the CLI's JSON answer: afj NAME FILTER args...
+afj () { local name=$1 filter=$2; shift 2; "$CLI" --home "$T/$name" --json "$@" | jq -r "$filter"; }
+
+# start_matcher NAME CATALOG-DIR [options]: cert allowed by the broker
+start_matcher () {
+    local name=$1 catalog=$2; shift 2
+    "$MATCHER" -b "$WORKERS_EP" -k "$BROKER_CERT" -C "$catalog" -c "$T/$name.cert" \
+        --heartbeat $HB "$@" >> "$T/$name.log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    eval "MATCHER_PID_${name//-/_}=$pid"
+    # The broker admits workers whose certificate is in its worker keys dir
+    wait_until 10 test -s "$T/$name.cert" || die "matcher $name made no certificate"
+    cp "$T/$name.cert" "$BROKER_DIR/workers/$name.cert"
+    wait_until 10 grep -q "worker .* ready" "$BROKER_DIR.log" || die "matcher $name not ready"
+}
