@@ -860,8 +860,9 @@ s_bind_curve (af_broker_t *self, const char *endpoint, const char *domain, char 
         zsock_destroy (&sock);
         return NULL;
     }
-    const char *last = zsock_last_endpoint (sock);
+    char *last = zsock_last_endpoint (sock);     //  owned by us
     snprintf (actual, size, "%s", last? last: endpoint);
+    zstr_free (&last);
     return sock;
 }
 

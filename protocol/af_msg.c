@@ -402,11 +402,13 @@ af_msg_send (af_msg_t *self, zsock_t *sock, zframe_t *routing_id)
     zframe_t *frame = af_msg_encode (self);
     if (!frame)
         return -1;
-    if (routing_id && zframe_send (&routing_id, sock, ZFRAME_MORE | ZFRAME_REUSE)) {
+    //  zframe_send keeps the frame when sending fails: free it here
+    if ((routing_id && zframe_send (&routing_id, sock, ZFRAME_MORE | ZFRAME_REUSE))
+    ||  zframe_send (&frame, sock, 0)) {
         zframe_destroy (&frame);
         return -1;
     }
-    return zframe_send (&frame, sock, 0);
+    return 0;
 }
 
 //  --------------------------------------------------------------------------

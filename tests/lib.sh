@@ -41,6 +41,20 @@ check () {                  # check "name" command...
     if "$@"; then ok "$name"; else not_ok "$name"; fi
 }
 finish () {
+    # Stop everything gracefully, so sanitizers report at exit, then fail
+    # on any sanitizer report in any process's log.
+    local pid log
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    done
+    for log in "$T"/*.log "$T"/*/node.log; do
+        [ -f "$log" ] || continue
+        if grep -qE "AddressSanitizer|LeakSanitizer|runtime error:" "$log"; then
+            not_ok "sanitizer report in $(basename "$(dirname "$log")")/$(basename "$log")"
+            grep -E -A 15 "AddressSanitizer|LeakSanitizer|runtime error:" "$log" | head -40
+        fi
+    done
     echo "$PASSED passed, $FAILED failed"
     [ "$FAILED" -eq 0 ]
 }

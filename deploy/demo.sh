@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# The appferry demo (run by `./run demo`): a broker, a matcher and three
+# device nodes on loopback, in a fresh directory, driven with the CLI.
+#
+#   deploy/demo.sh BUILD-DIR [--keep]
+set -euo pipefail
+BUILD=$(cd "$1" && pwd); shift
+KEEP=0
+[ "${1:-}" = "--keep" ] && KEEP=1
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+D=$(mktemp -d /tmp/appferry-demo.XXXXXX)
+BROKER="$BUILD/broker/appferry-broker"
+MATCHER="$BUILD/matcher/appferry-matcher"
+CATALOG="$BUILD/matcher/appferry-catalog"
+NODE="$BUILD/nodes/appferry-node"
+CLI="$BUILD/nodes/appferry"
+export APPFERRY_PASSWORD="demo password 2026"
+PIDS=()
+
+step () { printf '\n\033[1m--- %s\033[0m\n' "$*"; }
+stop_all () {
+    for home in "$D"/phone "$D"/tablet "$D"/iphone; do
+        [ -S "$home/node.sock" ] && "$CLI" --home "$home" stop >/dev/null 2>&1 || true
+    done
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    pkill -f "appferry-node .*$D" 2>/dev/null || true
+    rm -rf "$D"
+}
+fail () { echo "demo failed: $*" >&2; tail -n 20 "$D"/*.log "$D"/*/node.log >&2 2>/dev/null || true; stop_all; exit 1; }
+wait_for () { local i; for i in $(seq 100); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
+[ $KEEP -eq 1 ] || trap 'stop_all' EXIT
+
+step "Broker: data in $D/broker (keypair made on first start, LMDB store)"
+"$BROKER" --data "$D/broker" --nodes 'tcp://127.0.0.1:*' --workers 'tcp://127.0.0.1:*' > "$D/broker.log" 2>&1 &
+PIDS+=($!)
+wait_for test -s "$D/broker/endpoints" || fail "the broker did not start"
+NODES_EP=$(sed -n 's/^nodes=//p' "$D/broker/endpoints")
+WORKERS_EP=$(sed -n 's/^workers=//p' "$D/broker/endpoints")
+echo "nodes connect to $NODES_EP, workers to $WORKERS_EP"
+
+step "Catalog: import data/catalog/manifest.json"
+"$CATALOG" --catalog "$D/catalog" import "$SRC/data/catalog/manifest.json" || fail "import failed"
+
+step "Matcher: its certificate goes into the broker's worker keys"
+"$MATCHER" --broker "$WORKERS_EP" --broker-key "$D/broker/broker.cert" --catalog "$D/catalog" \
+    --cert "$D/matcher.cert" > "$D/matcher.log" 2>&1 &
+PIDS+=($!)
+wait_for test -s "$D/matcher.cert" || fail "the matcher made no certificate"
+cp "$D/matcher.cert" "$D/broker/workers/"
+wait_for grep -q "worker .* ready" "$D/broker.log" || fail "the matcher did not join"
+echo "matcher ready"
+
+step "Three device nodes"
+for pair in phone:galaxy-s21 tablet:galaxy-tab-s7 iphone:iphone-13; do
+    name=${pair%%:*} device=${pair#*:}
+    "$NODE" --broker "$NODES_EP" --broker-key "$D/broker/broker.cert" --home "$D/$name" \
+        --device "$SRC/data/devices/$device.json" --daemon
+done
+
+step "Register the account 'ana' and log all three devices in"
+"$CLI" --home "$D/phone" register ana
+for name in phone tablet iphone; do "$CLI" --home "$D/$name" login ana; done
+
+# Each node receives the account's device list from the broker (pushed)
+for name in phone tablet iphone; do
+    wait_for test "$("$CLI" --home "$D/$name" --json devices | jq '[.devices[] | select(.online)] | length')" = 3 \
+        || fail "$name did not receive a list of three online devices"
+done
+for name in phone tablet iphone; do
+    step "The device list the $name received"
+    "$CLI" --home "$D/$name" devices
+done
+
+step "Which package of each program fits each device (asked through the broker to the matcher)"
+for name in phone tablet iphone; do
+    for program in weixin notes chess; do
+        printf '%-7s ' "$name:"
+        "$CLI" --home "$D/$name" resolve "$program" 2>&1 | sed 's/^appferry: //' || true
+    done
+done
+
+step "A notification from the phone to the tablet"
+TABLET_ID=$("$CLI" --home "$D/tablet" --json status | jq -r .deviceId)
+"$CLI" --home "$D/phone" notify "$TABLET_ID" "Photos are ready"
+wait_for test "$("$CLI" --home "$D/tablet" --json notifications | jq '.notifications | length')" = 1 \
+    || fail "the tablet got no notification"
+"$CLI" --home "$D/tablet" notifications
+
+step "The iPhone stops; the others see it offline"
+"$CLI" --home "$D/iphone" stop
+wait_for test "$("$CLI" --home "$D/phone" --json devices | jq '[.devices[] | select(.online)] | length')" = 2 \
+    || fail "the phone did not see the iPhone go offline"
+"$CLI" --home "$D/phone" devices
+
+if [ $KEEP -eq 1 ]; then
+    step "Left running (--keep)"
+    cat <<MSG
+Directory:  $D
+Broker:     $NODES_EP (public key $D/broker/broker.cert), log $D/broker.log
+Try:        export APPFERRY_PASSWORD='$APPFERRY_PASSWORD'
+            $CLI --home $D/phone devices
+            $CLI --home $D/tablet resolve weixin
+            $NODE --broker $NODES_EP --broker-key $D/broker/broker.cert \\
+                  --home $D/iphone --device $SRC/data/devices/iphone-13.json --daemon
+Stop:       $CLI --home $D/phone stop; $CLI --home $D/tablet stop
+            kill ${PIDS[*]}; rm -rf $D
+MSG
+else
+    step "Done: stopping everything"
+fi

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The matcher behind the broker: resolution through the real broker for
+# different devices, store links, no-fit reasons, unknown programs; a
+# request whose matcher hangs is handed to another; with no matcher the
+# node gets E_UNAVAILABLE; a matcher whose key is not allowed is refused.
+. "$(dirname "$0")/lib.sh"
+
+cat > "$T/broker.cfg" <<CFG
+broker
+    request_timeout = 2500
+CFG
+start_broker broker -c "$T/broker.cfg"
+check "import the sample catalog" "$CATALOG" --catalog "$T/catalog" import "$AF_SRC/data/catalog/manifest.json"
+start_matcher m1 "$T/catalog"
+start_node phone "$DEVICES/galaxy-s21.json"
+start_node tv "$DEVICES/chromecast-google-tv.json"
+start_node iphone "$DEVICES/iphone-13.json"
+start_node old "$DEVICES/galaxy-a10.json"
+check "register" af phone register ana
+for n in phone tv iphone old; do check "log in $n" af $n login ana; done
+
+file_hash () { b2sum -l 256 "$AF_SRC/data/catalog/packages/$1" | cut -d' ' -f1; }
+out=$(afj phone '.fit + " " + .package.versionName + " " + .package.abi + " " + .package.hash' resolve weixin)
+check "phone (arm64, Android 13) gets the arm64 8.0.48 build" \
+    test "$out" = "package 8.0.48 arm64-v8a $(file_hash weixin-8.0.48-arm64.tar)"
+out=$(afj tv '.fit + " " + .package.versionName + " " + .package.abi + " " + .package.hash' resolve weixin)
+check "TV (armeabi-v7a, tv) gets the TV build" \
+    test "$out" = "package 1.2.0-tv armeabi-v7a $(file_hash weixin-tv-1.2.0.tar)"
+out=$(afj old '.fit + " " + .package.versionName' resolve weixin)
+check "old phone (armeabi-v7a, Android 9) gets the 32-bit 8.0.48 build" test "$out" = "package 8.0.48"
+out=$(afj iphone '.fit + " " + .package.storeLink' resolve weixin)
+check "iPhone gets the App Store link" test "$out" = "store-link https://apps.apple.com/app/wechat/id414478124"
+out=$(af iphone resolve notes 2>&1); rc=$?
+check "iPhone 17.1 and a package for iOS 18: no fit, with the reason, exit 1" \
+    has "$rc:$out" "1:" "needs iOS 18" "device runs iOS 17.1"
+out=$(af old resolve chess 2>&1); rc=$?
+check "Android 9 and a package for Android 10+: the reason names both" \
+    has "$rc:$out" "1:" "needs Android 10 or later; device runs Android 9"
+out=$(af phone resolve nosuch 2>&1); rc=$?
+check "unknown program: clear answer, exit 1" has "$rc:$out" "1:" "unknown program 'nosuch'"
+check "the broker's answer equals the offline resolver's" \
+    test "$(afj tv .package.packageId resolve weixin)" = \
+         "$("$CATALOG" --catalog "$T/catalog" resolve weixin "$DEVICES/chromecast-google-tv.json" --json | jq -r .package.packageId)"
+
+# A matcher that hangs: its request goes to another matcher
+kill -STOP "$MATCHER_PID_m1"
+(afj phone '.fit + " " + .package.versionName' resolve weixin > "$T/handover.out" 2>&1) &
+sleep 0.3
+start_matcher m2 "$T/catalog"
+check "the hung matcher's request is answered by the other" wait_eq 10 "package 8.0.48" cat "$T/handover.out"
+check "the broker removed the hung matcher" grep -q "removed: heartbeat expired" "$T/broker.log"
+kill -CONT "$MATCHER_PID_m1"
+check "the revived matcher is told to announce itself again" \
+    wait_until 5 grep -q "DISCONNECT (send READY first); announcing again" "$T/m1.log"
+check "and serves again" wait_until 5 bash -c "test \$(grep -c 'worker .* ready' '$T/broker.log') -ge 3"
+
+# No matcher at all
+kill -9 "$MATCHER_PID_m1" "$MATCHER_PID_m2"
+sleep 1
+out=$(af phone resolve weixin 2>&1); rc=$?
+check "with no matcher the node gets E_UNAVAILABLE" has "$rc:$out" "1:" "E_UNAVAILABLE" "no matcher answered"
+
+# A matcher whose key the broker does not list cannot connect
+"$MATCHER" -b "$WORKERS_EP" -k "$BROKER_CERT" -C "$T/catalog" -c "$T/rogue.cert" --heartbeat $HB > "$T/rogue.log" 2>&1 &
+PIDS+=($!)
+check "a matcher with an unlisted key is refused" wait_until 5 grep -q "refused worker key" "$T/broker.log"
+out=$(af phone resolve weixin 2>&1)
+check "and gets no requests" has "$out" E_UNAVAILABLE
+finish
