@@ -42,8 +42,14 @@ typedef struct {
     char service [AF_MAX_NAME + 1];
     uint32_t credit;
     uint32_t inflight;
+    int heartbeat_ms;               //  max (broker's, worker's READY)
     int64_t last_seen;
 } worker_t;
+
+typedef struct {
+    int count;
+    int64_t since;                  //  monotonic ms: start of the window
+} failures_t;
 
 typedef struct {
     char hex [AF_ID_HEX + 1];       //  broker's rid: requests key
@@ -54,7 +60,9 @@ typedef struct {
     char service [AF_MAX_NAME + 1];
     char worker [32];               //  assigned worker, "" while queued
     af_msg_t *msg;                  //  what to send the worker
+    int64_t created;                //  monotonic ms, for hand-over order
     int64_t deadline;
+    void *handle;                   //  in the queue while waiting, else NULL
 } request_t;
 
 struct _af_broker_t {
@@ -70,6 +78,7 @@ struct _af_broker_t {
     zhashx_t *workers;              //  routing hex -> worker_t (owned)
     zhashx_t *requests;             //  rid hex -> request_t (owned)
     zlistx_t *queue;                //  request_t waiting for a worker
+    zhashx_t *failures;             //  account -> failures_t (wrong passwords)
     char nodes_endpoint [256];
     char workers_endpoint [256];
 };
@@ -220,6 +229,13 @@ s_worker_free (void **item)
 }
 
 static void
+s_failures_free (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
+
+static void
 s_request_free (void **item)
 {
     request_t *request = (request_t *) *item;
@@ -309,25 +325,39 @@ s_pick_worker (af_broker_t *self, const char *service)
     return best;
 }
 
+static bool
+s_any_credit (af_broker_t *self)
+{
+    for (worker_t *worker = (worker_t *) zhashx_first (self->workers); worker;
+         worker = (worker_t *) zhashx_next (self->workers))
+        if (worker->inflight < worker->credit)
+            return true;
+    return false;
+}
+
+//  Give queued requests to workers with free credit. The queue is walked
+//  once from the front: each request is detached and either sent or put
+//  back at the end, so waiting requests keep their order and no list
+//  cursor is shared with deletions.
 static void
 s_dispatch (af_broker_t *self)
 {
-    request_t *request = (request_t *) zlistx_first (self->queue);
-    while (request) {
+    size_t count = zlistx_size (self->queue);
+    while (count-- && s_any_credit (self)) {
+        request_t *request = (request_t *) zlistx_detach (self->queue, NULL);
+        request->handle = NULL;
         worker_t *worker = s_pick_worker (self, request->service);
-        request_t *next = (request_t *) zlistx_next (self->queue);
         if (worker) {
             memcpy (request->msg->rid, request->rid, AF_ID_SIZE);
             request->msg->has_rid = true;
             if (af_msg_send (request->msg, self->backend, worker->routing) == 0) {
                 worker->inflight++;
                 snprintf (request->worker, sizeof request->worker, "%s", worker->hex);
-                void *handle = zlistx_find (self->queue, request);
-                if (handle)
-                    zlistx_delete (self->queue, handle);
+                continue;
             }
+            zsys_warning ("broker: cannot send request %s to worker %s", request->hex, worker->hex);
         }
-        request = next;
+        request->handle = zlistx_add_end (self->queue, request);
     }
 }
 
@@ -349,23 +379,40 @@ s_request_finish (af_broker_t *self, request_t *request, af_msg_t **reply_p)
         s_send_node (self, session, reply_p);
     }
     af_msg_destroy (reply_p);
-    void *handle = zlistx_find (self->queue, request);
-    if (handle)
-        zlistx_delete (self->queue, handle);
+    if (request->handle)
+        zlistx_delete (self->queue, request->handle);
     zhashx_delete (self->requests, request->hex);
+}
+
+static int
+s_compare_created (const void *a, const void *b)
+{
+    int64_t x = (*(request_t * const *) a)->created, y = (*(request_t * const *) b)->created;
+    return x < y? -1: x > y;
 }
 
 static void
 s_worker_remove (af_broker_t *self, worker_t *worker, const char *why)
 {
     zsys_warning ("broker: worker %s (%s) removed: %s", worker->hex, worker->service, why);
-    //  Hand its requests to others: back to the front of the queue
+    //  Hand its requests to others: back to the front of the queue, oldest
+    //  first, ahead of requests that have not been tried yet
+    size_t count = 0, total = 0;
     for (request_t *request = (request_t *) zhashx_first (self->requests); request;
          request = (request_t *) zhashx_next (self->requests))
-        if (streq (request->worker, worker->hex)) {
-            request->worker [0] = 0;
-            zlistx_add_start (self->queue, request);
-        }
+        total += streq (request->worker, worker->hex);
+    request_t **orphans = (request_t **) malloc (sizeof (request_t *) * (total + 1));
+    assert (orphans);
+    for (request_t *request = (request_t *) zhashx_first (self->requests); request;
+         request = (request_t *) zhashx_next (self->requests))
+        if (streq (request->worker, worker->hex))
+            orphans [count++] = request;
+    qsort (orphans, count, sizeof (request_t *), s_compare_created);
+    while (count--) {
+        orphans [count]->worker [0] = 0;
+        orphans [count]->handle = zlistx_add_start (self->queue, orphans [count]);
+    }
+    free (orphans);
     zhashx_delete (self->workers, worker->hex);
     s_dispatch (self);
 }
@@ -406,8 +453,33 @@ s_node_login (af_broker_t *self, session_t *session, af_msg_t *msg)
     if (af_device_validate (&msg->device, err, sizeof err))
         code = AF_E_BAD_DEVICE;
     else
-    if (*msg->password)
-        code = af_registry_verify (self->registry, msg->account, msg->password);
+    if (*msg->password) {
+        failures_t *failures = (failures_t *) zhashx_lookup (self->failures, msg->account);
+        if (failures && zclock_mono () - failures->since > AF_LOGIN_WINDOW_MS) {
+            zhashx_delete (self->failures, msg->account);
+            failures = NULL;
+        }
+        if (failures && failures->count >= AF_MAX_LOGIN_FAILURES) {
+            snprintf (err, sizeof err, "%d wrong passwords for '%s'; try again in %d s",
+                      failures->count, msg->account,
+                      (int) ((failures->since + AF_LOGIN_WINDOW_MS - zclock_mono ()) / 1000) + 1);
+            code = AF_E_RATE_LIMITED;
+        }
+        else {
+            code = af_registry_verify (self->registry, msg->account, msg->password);
+            if (code == AF_E_BAD_PASSWORD && zhashx_size (self->failures) < self->config.max_sessions) {
+                if (!failures) {
+                    failures = (failures_t *) zmalloc (sizeof (failures_t));
+                    failures->since = zclock_mono ();
+                    zhashx_insert (self->failures, msg->account, failures);
+                }
+                failures->count++;
+            }
+            else
+            if (code == AF_OK && failures)
+                zhashx_delete (self->failures, msg->account);
+        }
+    }
     else
     if (!*msg->device_id) {
         snprintf (err, sizeof err, "a password is needed to log in a device for the first time");
@@ -446,6 +518,11 @@ s_node_login (af_broker_t *self, session_t *session, af_msg_t *msg)
     if (older && older != session) {
         zhashx_delete (self->online, online_key);
         older->logged_in = false;
+        //  If that connection is still alive, it learns why its session ended
+        af_msg_t *bye = af_msg_new (AF_MSG_DISCONNECT);
+        snprintf (bye->reason, sizeof bye->reason, "device %s logged in on another connection", device_id);
+        s_send_node (self, older, &bye);
+        zsys_info ("broker: device %s of '%s' moved to a new connection", device_id, msg->account);
     }
     session->logged_in = true;
     snprintf (session->account, sizeof session->account, "%s", msg->account);
@@ -497,6 +574,13 @@ s_node_resolve (af_broker_t *self, session_t *session, af_msg_t *msg)
 {
     const uint8_t *rid = msg->has_rid? msg->rid: NULL;
     char err [AF_MAX_REASON + 1];
+    if (msg->has_device && *msg->device.id && !streq (msg->device.id, session->device_id)) {
+        //  A description may be of any device, but may not claim another's ID
+        snprintf (err, sizeof err, "this session is device %s, not %s", session->device_id, msg->device.id);
+        zsys_warning ("broker: refused RESOLVE from %s of '%s': %s", session->device_id, session->account, err);
+        s_reply_error (self, session, AF_E_FORBIDDEN, rid, err);
+        return;
+    }
     if (msg->has_device && af_device_validate (&msg->device, err, sizeof err)) {
         s_reply_error (self, session, AF_E_BAD_DEVICE, rid, err);
         return;
@@ -514,19 +598,22 @@ s_node_resolve (af_broker_t *self, session_t *session, af_msg_t *msg)
     request->client_has_rid = msg->has_rid;
     memcpy (request->client_rid, msg->rid, AF_ID_SIZE);
     snprintf (request->service, sizeof request->service, "matcher");
-    request->deadline = zclock_mono () + self->config.request_timeout_ms;
+    request->created = zclock_mono ();
+    request->deadline = request->created + self->config.request_timeout_ms;
     request->msg = af_msg_new (AF_MSG_RESOLVE);
     snprintf (request->msg->program, sizeof request->msg->program, "%s", msg->program);
     request->msg->has_device = true;
     request->msg->device = msg->has_device? msg->device: session->device;
     zhashx_insert (self->requests, request->hex, request);
-    zlistx_add_end (self->queue, request);
+    request->handle = zlistx_add_end (self->queue, request);
     s_dispatch (self);
 }
 
 //  Route a notification to another online device of the same account. A
-//  NOTIFY with a rid is acknowledged (OK or ERROR); without one, errors
-//  are only logged, so a sender can stream notifications cheaply.
+//  NOTIFY with a rid is acknowledged (OK or ERROR); without one, routing
+//  failures (target offline or unknown) are only logged, so a sender can
+//  stream notifications cheaply. Session errors (not logged in) are
+//  always answered.
 static void
 s_node_notify (af_broker_t *self, session_t *session, af_msg_t *msg)
 {
@@ -559,21 +646,6 @@ s_node_notify (af_broker_t *self, session_t *session, af_msg_t *msg)
     }
 }
 
-//  A message that names an account or device must name the session's own.
-static bool
-s_claims_other (session_t *session, af_msg_t *msg, char *err, size_t errlen)
-{
-    if (*msg->account && !streq (msg->account, session->account)) {
-        snprintf (err, errlen, "this session belongs to '%s', not '%s'", session->account, msg->account);
-        return true;
-    }
-    if (*msg->device_id && !streq (msg->device_id, session->device_id)) {
-        snprintf (err, errlen, "this session is device %s, not %s", session->device_id, msg->device_id);
-        return true;
-    }
-    return false;
-}
-
 static int
 s_frontend_event (zloop_t *loop, zsock_t *reader, void *arg)
 {
@@ -598,7 +670,8 @@ s_frontend_event (zloop_t *loop, zsock_t *reader, void *arg)
         if (!user_id || strlen (user_id) != AF_KEY_Z85
         ||  zhashx_size (self->sessions) >= self->config.max_sessions) {
             zsys_warning ("broker: dropped a message from %s: %s", hex,
-                          user_id? "too many sessions": "no authenticated key");
+                          !user_id || strlen (user_id) != AF_KEY_Z85? "no authenticated CURVE key":
+                          "too many sessions (max_sessions)");
             goto done;
         }
         session = (session_t *) zmalloc (sizeof (session_t));
@@ -615,7 +688,7 @@ s_frontend_event (zloop_t *loop, zsock_t *reader, void *arg)
         goto done;
     }
     session->last_seen = zclock_mono ();
-    if (!body || zmsg_size (zmsg) > 0) {
+    if (!body || zmsg_size (zmsg) + 1 > AF_MAX_FRAMES) {
         zsys_warning ("broker: refused a message from %.8s: expected exactly one frame", session->key);
         s_reply_error (self, session, AF_E_MALFORMED, NULL, "a message is exactly one frame");
         goto done;
@@ -650,11 +723,7 @@ s_frontend_event (zloop_t *loop, zsock_t *reader, void *arg)
         else
         if (msg->id == AF_MSG_NOTIFY)
             s_node_notify (self, session, msg);
-        else
-        if (s_claims_other (session, msg, err, sizeof err)) {
-            zsys_warning ("broker: refused %s from %.8s: %s", af_msg_command_name (msg->id), session->key, err);
-            s_reply_error (self, session, AF_E_FORBIDDEN, mrid, err);
-        }
+
         else
         if (msg->id == AF_MSG_LOGOUT) {
             s_session_logout (self, session);
@@ -704,19 +773,25 @@ s_backend_event (zloop_t *loop, zsock_t *reader, void *arg)
         return 0;
     zframe_t *routing = zmsg_pop (zmsg);
     zframe_t *body = zmsg_pop (zmsg);
-    if (!routing || !body || zframe_size (routing) > 15 || zmsg_size (zmsg) > 0) {
-        zsys_warning ("broker: dropped a malformed worker message");
+    if (!routing || !body || zframe_size (routing) > 15) {
+        zsys_warning ("broker: dropped a worker message without routing ID or body");
         goto done;
     }
     char hex [32];
     sodium_bin2hex (hex, sizeof hex, zframe_data (routing), zframe_size (routing));
     worker_t *worker = (worker_t *) zhashx_lookup (self->workers, hex);
     char err [AF_MAX_REASON + 1];
+    uint8_t rid [AF_ID_SIZE];
+    bool has_rid = false;
     af_msg_t *msg = NULL;
-    int code = af_msg_decode (zframe_data (body), zframe_size (body), &msg, err, sizeof err, NULL, NULL);
+    int code = AF_E_MALFORMED;
+    if (zmsg_size (zmsg) + 1 > AF_MAX_FRAMES)
+        snprintf (err, sizeof err, "a message is exactly one frame");
+    else
+        code = af_msg_decode (zframe_data (body), zframe_size (body), &msg, err, sizeof err, rid, &has_rid);
     if (code != AF_OK) {
         zsys_warning ("broker: refused a worker message: %s: %s", af_code_name (code), err);
-        af_msg_t *error = af_msg_error (code, NULL, "%s", err);
+        af_msg_t *error = af_msg_error (code, has_rid? rid: NULL, "%s", err);
         s_send_worker (self, routing, &error);
         goto done;
     }
@@ -741,6 +816,9 @@ s_backend_event (zloop_t *loop, zsock_t *reader, void *arg)
             }
             snprintf (worker->service, sizeof worker->service, "%s", msg->service);
             worker->credit = msg->credit? msg->credit: 1;
+            //  A worker beating slower than the broker is judged by its own pace
+            worker->heartbeat_ms = (int) msg->heartbeat > self->config.heartbeat_ms?
+                                   (int) msg->heartbeat: self->config.heartbeat_ms;
             worker->last_seen = zclock_mono ();
             s_dispatch (self);
         }
@@ -814,7 +892,7 @@ s_timer_event (zloop_t *loop, int timer_id, void *arg)
     zlistx_purge (dead);
     for (worker_t *worker = (worker_t *) zhashx_first (self->workers); worker;
          worker = (worker_t *) zhashx_next (self->workers))
-        if (now - worker->last_seen > expiry)
+        if (now - worker->last_seen > (int64_t) worker->heartbeat_ms * self->config.liveness)
             zlistx_add_end (dead, worker);
     for (worker_t *worker = (worker_t *) zlistx_first (dead); worker;
          worker = (worker_t *) zlistx_next (dead))
@@ -835,6 +913,15 @@ s_timer_event (zloop_t *loop, int timer_id, void *arg)
         s_request_finish (self, request, &error);
     }
     zlistx_destroy (&dead);
+    //  Forget password failures whose window has passed
+    zlistx_t *stale = zhashx_keys (self->failures);
+    for (const char *account = (const char *) zlistx_first (stale); account;
+         account = (const char *) zlistx_next (stale)) {
+        failures_t *failures = (failures_t *) zhashx_lookup (self->failures, account);
+        if (failures && now - failures->since > AF_LOGIN_WINDOW_MS)
+            zhashx_delete (self->failures, account);
+    }
+    zlistx_destroy (&stale);
     return 0;
 }
 
@@ -920,6 +1007,8 @@ af_broker_new (const af_broker_config_t *config)
     self->requests = zhashx_new ();
     zhashx_set_destructor (self->requests, s_request_free);
     self->queue = zlistx_new ();
+    self->failures = zhashx_new ();
+    zhashx_set_destructor (self->failures, s_failures_free);
     self->loop = zloop_new ();
     zloop_reader (self->loop, self->frontend, s_frontend_event, self);
     zloop_reader (self->loop, self->backend, s_backend_event, self);
@@ -947,6 +1036,7 @@ af_broker_destroy (af_broker_t **self_p)
         return;
     zloop_destroy (&self->loop);
     zlistx_destroy (&self->queue);
+    zhashx_destroy (&self->failures);
     zhashx_destroy (&self->requests);
     zhashx_destroy (&self->online);
     zhashx_destroy (&self->sessions);

@@ -97,6 +97,10 @@ static int
 s_hex_to_id (const char *hex, uint8_t *id)
 {
     size_t bin_len = 0;
+    //  Lowercase only: IDs are compared as text elsewhere
+    for (const char *p = hex; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return -1;
     if (strlen (hex) != AF_ID_HEX
     ||  sodium_hex2bin (id, AF_ID_SIZE, hex, AF_ID_HEX, NULL, &bin_len, NULL) || bin_len != AF_ID_SIZE)
         return -1;
@@ -252,7 +256,7 @@ af_registry_login (af_registry_t *self, const char *account, const char *device_
     }
     if (*device_id) {
         if (s_hex_to_id (device_id, id)) {
-            snprintf (err, errlen, "device ID '%s' is not %d hex digits", device_id, AF_ID_HEX);
+            snprintf (err, errlen, "device ID '%s' is not %d lowercase hex digits", device_id, AF_ID_HEX);
             code = AF_E_MALFORMED;
             goto refused;
         }

@@ -63,6 +63,7 @@ s_connect (config_t *config, zcert_t *cert, zcert_t *broker_cert)
     af_msg_t *ready = af_msg_new (AF_MSG_READY);
     snprintf (ready->service, sizeof ready->service, "matcher");
     ready->credit = (uint32_t) config->credit;
+    ready->heartbeat = (uint32_t) config->heartbeat_ms;
     af_msg_send (ready, sock, NULL);
     af_msg_destroy (&ready);
     return sock;
@@ -207,6 +208,7 @@ main (int argc, char *argv [])
                 af_msg_t *ready = af_msg_new (AF_MSG_READY);
                 snprintf (ready->service, sizeof ready->service, "matcher");
                 ready->credit = (uint32_t) config.credit;
+                ready->heartbeat = (uint32_t) config.heartbeat_ms;
                 af_msg_send (ready, sock, NULL);
                 af_msg_destroy (&ready);
             }

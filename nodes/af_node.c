@@ -355,6 +355,14 @@ s_dealer_event (zloop_t *loop, zsock_t *reader, void *arg)
             s_login_by_key (self);
     }
     else
+    if (msg->id == AF_MSG_DISCONNECT) {
+        //  Our device logged in on another connection (another process
+        //  with our keypair?): do not fight over the session
+        self->logged_in = false;
+        snprintf (self->login_error, sizeof self->login_error, "disconnected by the broker: %s", msg->reason);
+        zsys_warning ("node: %s; not logging in again until told to", self->login_error);
+    }
+    else
     if (msg->id == AF_MSG_DEVICE_LIST && !msg->has_rid) {
         //  Pushed on every change in the account's devices
         af_msg_destroy (&self->list);

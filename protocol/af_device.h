@@ -59,7 +59,8 @@ typedef struct {
     char locales [AF_MAX_LOCALES][AF_MAX_LOCALE + 1];
     //  Only in device lists sent by the broker:
     bool online;
-    uint64_t last_seen;                 //  unix ms of last message, 0 never
+    uint64_t last_seen;                 //  unix ms of the last login or of going
+                                        //  offline; 0 never
 } af_device_t;
 
 //  Platform / form factor names <-> enums. Unknown names give *_NONE.

@@ -15,6 +15,7 @@ af_code_name (int code)
         case AF_E_ACCOUNT_EXISTS:   return "E_ACCOUNT_EXISTS";
         case AF_E_TOO_BIG:          return "E_TOO_BIG";
         case AF_E_BAD_DEVICE:       return "E_BAD_DEVICE";
+        case AF_E_RATE_LIMITED:     return "E_RATE_LIMITED";
         case AF_E_VERSION:          return "E_VERSION";
         case AF_E_KEY_MISMATCH:     return "E_KEY_MISMATCH";
         case AF_E_NOT_LOGGED_IN:    return "E_NOT_LOGGED_IN";

@@ -56,6 +56,11 @@
 #define AF_HASH_HEX             (2 * AF_HASH_SIZE)
 #define AF_KEY_Z85              40      //  CURVE public key in Z85
 
+//  Password guessing: after this many wrong passwords for one account
+//  within the window, password logins to it are refused until it ends.
+#define AF_MAX_LOGIN_FAILURES   10
+#define AF_LOGIN_WINDOW_MS      60000
+
 //  Timing (milliseconds) - defaults, the broker config may override
 #define AF_HEARTBEAT_MS         1000    //  interval between heartbeats
 #define AF_HEARTBEAT_LIVENESS   3       //  missed beats before a peer is dead
@@ -79,6 +84,7 @@ typedef enum {
     AF_E_ACCOUNT_EXISTS = 409,  //  register: name taken
     AF_E_TOO_BIG        = 413,  //  message larger than AF_MAX_MSG
     AF_E_BAD_DEVICE     = 422,  //  device description missing a field / out of range
+    AF_E_RATE_LIMITED   = 429,  //  too many wrong passwords for the account; wait
     AF_E_VERSION        = 426,  //  protocol version not supported
     AF_E_KEY_MISMATCH   = 430,  //  device is bound to another CURVE key
     AF_E_NOT_LOGGED_IN  = 440,  //  command needs a session

@@ -126,7 +126,8 @@ static const field_t f_error [] = {
     { "versions", T_U32S, offsetof (M, versions), 0, offsetof (M, version_count), 1, 4, false },
     END };
 static const field_t f_ready [] = {
-    STR (M, "service", service, true), U32 (M, "credit", credit, 1, 1024, false), END };
+    STR (M, "service", service, true), U32 (M, "credit", credit, 1, 1024, false),
+    U32 (M, "heartbeat", heartbeat, 0, 3600000, false), END };
 static const field_t f_reason [] = {
     STR (M, "reason", reason, false), END };
 static const field_t f_pong [] = {
@@ -619,6 +620,11 @@ s_decode_field (const field_t *f, const msgpack_object *o, uint8_t *base, char *
                 return -1;
             }
             uint32_t count = o->via.array.size;
+            if (count < f->min) {
+                snprintf (err, errlen, "field '%s': fewer than %llu entries", f->key,
+                          (unsigned long long) f->min);
+                return -1;
+            }
             if (count > f->max) {
                 snprintf (err, errlen, "field '%s': more than %llu entries", f->key,
                           (unsigned long long) f->max);
@@ -705,6 +711,10 @@ s_decode_map (const msgpack_object *o, const field_t *fields, uint8_t *base,
         }
         const char *key = kv->key.via.str.ptr;
         uint32_t keylen = kv->key.via.str.size;
+        if (!s_utf8_valid ((const uint8_t *) key, keylen) || memchr (key, 0, keylen)) {
+            snprintf (err, errlen, "%s: map keys must be UTF-8 text", what? what: "message");
+            return -1;
+        }
         int index = 0;
         const field_t *f = fields;
         for (; f->key; f++, index++)
@@ -781,6 +791,22 @@ af_msg_decode (const uint8_t *data, size_t size, af_msg_t **msg_p,
     if (root.type != MSGPACK_OBJECT_MAP) {
         snprintf (err, errlen, "message must be a map");
         goto done;
+    }
+    //  The envelope keys may appear once each (the field tables catch
+    //  repeats of every other known key)
+    for (int k = 0; k < 3; k++) {
+        static const char *envelope [] = { "v", "cmd", "rid" };
+        int seen = 0;
+        size_t keylen = strlen (envelope [k]);
+        for (uint32_t i = 0; i < root.via.map.size; i++) {
+            const msgpack_object *key = &root.via.map.ptr [i].key;
+            seen += key->type == MSGPACK_OBJECT_STR && key->via.str.size == keylen
+                 && memcmp (key->via.str.ptr, envelope [k], keylen) == 0;
+        }
+        if (seen > 1) {
+            snprintf (err, errlen, "field '%s' appears twice", envelope [k]);
+            goto done;
+        }
     }
     //  rid first, so that even a rejected message gets an answer it can match
     const msgpack_object *rid = s_map_get (&root, "rid");
@@ -1074,6 +1100,10 @@ af_msg_test (bool verbose)
             0xa7, 'a', 'c', 'c', 'o', 'u', 'n', 't', 0xa1, 'b' };
         assert (s_decode_bytes (dup, sizeof dup, err, sizeof err) == AF_E_MALFORMED);
         assert (strstr (err, "twice"));
+        uint8_t dup_cmd [] = { 0x83, 0xa1, 'v', 0x01, 0xa3, 'c', 'm', 'd', 0xa4, 'P', 'I', 'N', 'G',
+            0xa3, 'c', 'm', 'd', 0xa4, 'B', 'O', 'O', 'M' };
+        assert (s_decode_bytes (dup_cmd, sizeof dup_cmd, err, sizeof err) == AF_E_MALFORMED);
+        assert (strstr (err, "'cmd' appears twice"));
         //  Missing required field
         assert (s_decode_bytes (dup, sizeof dup - 9, err, sizeof err) != AF_OK);
         //  A valid message with an unknown extra key is accepted

@@ -71,7 +71,7 @@ typedef struct {
     uint32_t versions [4];                  //  ERROR on E_VERSION
     char service [AF_MAX_NAME + 1];
     uint32_t credit;                        //  READY: concurrent requests
-    uint32_t heartbeat;                     //  LOGIN_OK: interval in ms
+    uint32_t heartbeat;                     //  LOGIN_OK, READY: interval in ms
     bool logged_in;                         //  PONG: this connection has a session
     char kind [AF_MAX_KIND + 1];            //  NOTIFY: label ("text", ...)
     uint32_t body_size;

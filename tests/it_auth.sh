@@ -50,6 +50,14 @@ check "a session cannot switch to another account" \
 check "the phone is still logged in and served" test "$(afj phone .loggedIn status)" = true
 check "the phone's device list is intact" wait_eq 5 3 afj phone ".devices | length" devices --refresh
 
+# Password guessing: after 10 wrong passwords the account refuses password
+# logins for a minute, even the right password; other accounts are unaffected
+APPFERRY_PASSWORD="carol's password" af phone register carol >/dev/null
+for i in $(seq 10); do APPFERRY_PASSWORD="guess $i guess" af tablet login carol >/dev/null 2>&1; done
+out=$(APPFERRY_PASSWORD="carol's password" af tablet login carol 2>&1); rc=$?
+check "after 10 wrong passwords even the right one waits (E_RATE_LIMITED)" has "$rc:$out" "1:" E_RATE_LIMITED "try again in"
+check "other accounts still log in" af tablet login ana
+
 # Passwords are stored only as Argon2id hashes
 check "the store holds an argon2id hash" grep -aq '\$argon2id\$' "$T/broker/store/data.mdb"
 check "the store does not hold the password" bash -c "! grep -aq 'correct horse battery' '$T/broker/store/data.mdb'"
