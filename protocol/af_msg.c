@@ -868,27 +868,29 @@ done:
     return code;
 }
 
-zframe_t *
-af_device_pack (const af_device_t *device)
+static zframe_t *
+s_pack_map (const field_t *fields, const void *base)
 {
     msgpack_sbuffer buffer;
     msgpack_sbuffer_init (&buffer);
     msgpack_packer pk;
     msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
-    s_encode_map (&pk, s_device_fields, (const uint8_t *) device);
+    s_encode_map (&pk, fields, (const uint8_t *) base);
     zframe_t *frame = zframe_new (buffer.data, buffer.size);
     msgpack_sbuffer_destroy (&buffer);
     return frame;
 }
 
-int
-af_device_unpack (const uint8_t *data, size_t size, af_device_t *device, char *err, size_t errlen)
+//  Decode one map with the same bounds as a message (it is nested once
+//  fewer times than in a message, hence the starting depth).
+static int
+s_unpack_map (const uint8_t *data, size_t size, const field_t *fields, void *base, size_t base_size,
+              const char *what, char *err, size_t errlen)
 {
-    memset (device, 0, sizeof *device);
+    memset (base, 0, base_size);
     scan_t scan = { data, size, 0, 0, err, errlen };
     if (size > AF_MAX_MSG || s_scan (&scan, AF_MAX_DEPTH - 2) || scan.pos != size) {
-        if (scan.pos == size || size > AF_MAX_MSG)
-            snprintf (err, errlen, "device record is malformed");
+        snprintf (err, errlen, "%s record is malformed", what);
         return -1;
     }
     msgpack_zone zone;
@@ -900,11 +902,35 @@ af_device_unpack (const uint8_t *data, size_t size, af_device_t *device, char *e
     size_t offset = 0;
     int rc = -1;
     if (msgpack_unpack ((const char *) data, size, &offset, &zone, &root) == MSGPACK_UNPACK_SUCCESS)
-        rc = s_decode_map (&root, s_device_fields, (uint8_t *) device, "device", err, errlen);
+        rc = s_decode_map (&root, fields, (uint8_t *) base, what, err, errlen);
     else
-        snprintf (err, errlen, "device record is malformed");
+        snprintf (err, errlen, "%s record is malformed", what);
     msgpack_zone_destroy (&zone);
     return rc;
+}
+
+zframe_t *
+af_device_pack (const af_device_t *device)
+{
+    return s_pack_map (s_device_fields, device);
+}
+
+int
+af_device_unpack (const uint8_t *data, size_t size, af_device_t *device, char *err, size_t errlen)
+{
+    return s_unpack_map (data, size, s_device_fields, device, sizeof *device, "device", err, errlen);
+}
+
+zframe_t *
+af_package_pack (const af_package_t *package)
+{
+    return s_pack_map (s_package_fields, package);
+}
+
+int
+af_package_unpack (const uint8_t *data, size_t size, af_package_t *package, char *err, size_t errlen)
+{
+    return s_unpack_map (data, size, s_package_fields, package, sizeof *package, "package", err, errlen);
 }
 
 //  --------------------------------------------------------------------------

@@ -123,6 +123,11 @@ zframe_t *af_device_pack (const af_device_t *device);
 int af_device_unpack (const uint8_t *data, size_t size, af_device_t *device,
                       char *err, size_t errlen);
 
+//  The same for a package map (stored catalog records).
+zframe_t *af_package_pack (const af_package_t *package);
+int af_package_unpack (const uint8_t *data, size_t size, af_package_t *package,
+                       char *err, size_t errlen);
+
 //  Self test
 void af_msg_test (bool verbose);
 

@@ -1,0 +1,1091 @@
+/*  =========================================================================
+    af_catalog - the package catalog and the resolver (the matcher's core)
+
+    Resolution rules (deterministic):
+      candidates: same platform; form factor allowed; OS in range (Android
+      by API level, others by dotted version); an ABI in common (packages
+      without ABIs fit any); screen fits (density range, minimum sides).
+      winner: highest versionCode; then the ABI the device prefers; then
+      the nearest target density (packages without one rank after those
+      with one); then the smaller file; then the smaller hash.
+    With no candidate, constraints are checked in the order platform, form
+    factor, OS, ABI, screen; the closest package is the one whose first
+    failing constraint comes latest (ties: highest versionCode), and the
+    reason names that constraint with the package's and the device's side.
+
+    The manifest is read with jansson. jansson gives no positions of
+    values, so a small scanner finds where each top-level array element
+    starts; each element is then parsed alone and errors name its index
+    and line.
+    =========================================================================
+*/
+#include <czmq.h>
+#include "af_catalog.h"
+#include "af_store.h"
+#include "af_msg.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <stddef.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <msgpack.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#if !defined (__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#   error "af_catalog stores fit records in host order and requires a little-endian host"
+#endif
+_Static_assert (sizeof (af_fit_rec_t) == 96, "fit records are 96 bytes on disk");
+_Static_assert (offsetof (af_fit_rec_t, version_code) == 48 && offsetof (af_fit_rec_t, platform) == 90,
+                "fit record layout");
+
+const char *af_abi_names [AF_ABI_COUNT] = {
+    "armeabi", "armeabi-v7a", "arm64-v8a", "x86", "x86_64", "mips", "mips64", "riscv64"
+};
+
+static const char *s_display [AF_PLATFORM_COUNT] = {
+    "", "Android", "iOS", "HarmonyOS", "Windows", "macOS", "Linux", "tvOS"
+};
+
+struct _af_catalog_t {
+    af_store_t *store;
+    char *dir;
+    MDB_dbi programs;
+    MDB_dbi packages;
+    MDB_dbi fit;
+    MDB_txn *reader;                //  reused read transaction (reset/renew)
+    bool writable;
+};
+
+af_catalog_t *
+af_catalog_new (const char *dir, bool writable)
+{
+    af_catalog_t *self = (af_catalog_t *) zmalloc (sizeof (af_catalog_t));
+    assert (self);
+    self->dir = strdup (dir);
+    self->writable = writable;
+    if (writable && zsys_dir_create ("%s/blobs", dir)) {
+        zsys_error ("catalog: cannot create %s/blobs: %s", dir, strerror (errno));
+        af_catalog_destroy (&self);
+        return NULL;
+    }
+    self->store = af_store_new (dir, (size_t) 16 << 30, 8, !writable);
+    if (!self->store
+    ||  af_store_dbi (self->store, "programs", 0, &self->programs)
+    ||  af_store_dbi (self->store, "packages", 0, &self->packages)
+    ||  af_store_dbi (self->store, "fit", 0, &self->fit))
+        af_catalog_destroy (&self);
+    return self;
+}
+
+void
+af_catalog_destroy (af_catalog_t **self_p)
+{
+    assert (self_p);
+    af_catalog_t *self = *self_p;
+    if (self) {
+        af_store_abort (&self->reader);
+        af_store_destroy (&self->store);
+        free (self->dir);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+int
+af_catalog_blob_path (af_catalog_t *self, const char *hash_hex, char *buf, size_t size)
+{
+    if (strlen (hash_hex) != AF_HASH_HEX)
+        return -1;
+    for (const char *p = hash_hex; *p; p++)
+        if (!isxdigit ((unsigned char) *p) || isupper ((unsigned char) *p))
+            return -1;
+    int n = snprintf (buf, size, "%s/blobs/%.2s/%s", self->dir, hash_hex, hash_hex);
+    return n > 0 && (size_t) n < size? 0: -1;
+}
+
+//  --------------------------------------------------------------------------
+//  Resolution
+
+static uint32_t
+s_device_os (const af_device_t *device, af_platform_t platform)
+{
+    uint32_t version = 0;
+    if (platform == AF_PLATFORM_ANDROID)
+        return device->sdk;
+    af_version_parse (device->os_version, &version);
+    return version;
+}
+
+//  Index of the first failing constraint: 0 platform, 1 form factor, 2 OS,
+//  3 ABI, 4 screen; 5 when the package fits. *abi_rank gets the device's
+//  preference index of the best common ABI (0 best), or 0 for any-ABI.
+static int
+s_check (const af_fit_rec_t *rec, af_platform_t platform, af_form_t form, uint32_t os,
+         const int8_t *abi_pref, uint32_t short_side, uint32_t long_side, uint32_t density,
+         int *abi_rank)
+{
+    if (rec->platform != platform)
+        return 0;
+    if (rec->form_mask && !(rec->form_mask & (1u << form)))
+        return 1;
+    if (os < rec->os_min || (rec->os_max && os > rec->os_max))
+        return 2;
+    *abi_rank = 0;
+    if (rec->abi_mask) {
+        int best = INT_MAX;
+        for (int i = 0; i < AF_ABI_COUNT; i++)
+            if ((rec->abi_mask & (1u << i)) && abi_pref [i] >= 0 && abi_pref [i] < best)
+                best = abi_pref [i];
+        if (best == INT_MAX)
+            return 3;
+        *abi_rank = best;
+    }
+    if ((rec->density_min && density < rec->density_min)
+    ||  (rec->density_max && density > rec->density_max)
+    ||  short_side < rec->min_short || long_side < rec->min_long)
+        return 4;
+    return 5;
+}
+
+//  True if a ranks before b among fitting packages
+static bool
+s_better (const af_fit_rec_t *a, int a_abi, const af_fit_rec_t *b, int b_abi, uint32_t density)
+{
+    if (a->version_code != b->version_code)
+        return a->version_code > b->version_code;
+    if (a_abi != b_abi)
+        return a_abi < b_abi;
+    uint32_t da = a->density? (uint32_t) abs ((int) a->density - (int) density): UINT32_MAX;
+    uint32_t db = b->density? (uint32_t) abs ((int) b->density - (int) density): UINT32_MAX;
+    if (da != db)
+        return da < db;
+    if (a->size != b->size)
+        return a->size < b->size;
+    return memcmp (a->hash, b->hash, AF_HASH_SIZE) < 0;
+}
+
+static void
+s_abi_list (uint32_t mask, char *buf, size_t size)
+{
+    buf [0] = 0;
+    for (int i = 0; i < AF_ABI_COUNT; i++)
+        if (mask & (1u << i)) {
+            size_t len = strlen (buf);
+            snprintf (buf + len, size - len, "%s%s", len? " or ": "", af_abi_names [i]);
+        }
+}
+
+static const char *
+s_os_name (uint32_t value, af_platform_t platform, char *buf, size_t size)
+{
+    if (platform == AF_PLATFORM_ANDROID) {
+        const char *release = af_android_release (value);
+        if (release)
+            snprintf (buf, size, "Android %s", release);
+        else
+            snprintf (buf, size, "Android API %u", value);
+    }
+    else {
+        char version [32];
+        snprintf (buf, size, "%s %s", s_display [platform], af_version_format (value, version, sizeof version));
+    }
+    return buf;
+}
+
+static void
+s_reason (const af_fit_rec_t *recs, size_t count, const af_fit_rec_t *rec, int stage,
+          const af_device_t *device, af_platform_t platform, uint32_t os, char *reason, size_t size)
+{
+    char need [128], have [128];
+    switch (stage) {
+        case 0: {
+            char list [128] = "";
+            for (int p = 1; p < AF_PLATFORM_COUNT; p++)
+                for (size_t i = 0; i < count; i++)
+                    if (recs [i].platform == p) {
+                        size_t len = strlen (list);
+                        snprintf (list + len, sizeof list - len, "%s%s", len? ", ": "", s_display [p]);
+                        break;
+                    }
+            snprintf (reason, size, "no package for %s; available for %s", s_display [platform], list);
+            break;
+        }
+        case 1: {
+            char list [64] = "";
+            for (int f = 1; f < AF_FORM_COUNT; f++)
+                if (rec->form_mask & (1u << f)) {
+                    size_t len = strlen (list);
+                    snprintf (list + len, sizeof list - len, "%s%s", len? ", ": "", af_form_name ((af_form_t) f));
+                }
+            snprintf (reason, size, "made for %s; device is a %s", list, device->form_factor);
+            break;
+        }
+        case 2:
+            if (os < rec->os_min)
+                snprintf (reason, size, "needs %s or later; device runs %s",
+                          s_os_name (rec->os_min, platform, need, sizeof need),
+                          s_os_name (os, platform, have, sizeof have));
+            else
+                snprintf (reason, size, "needs %s or earlier; device runs %s",
+                          s_os_name (rec->os_max, platform, need, sizeof need),
+                          s_os_name (os, platform, have, sizeof have));
+            break;
+        case 3: {
+            s_abi_list (rec->abi_mask, need, sizeof need);
+            have [0] = 0;
+            for (uint32_t i = 0; i < device->abi_count; i++) {
+                size_t len = strlen (have);
+                snprintf (have + len, sizeof have - len, "%s%s", len? ", ": "", device->abis [i]);
+            }
+            snprintf (reason, size, "needs ABI %s; device supports %s", need, *have? have: "none");
+            break;
+        }
+        default: {
+            uint32_t w = device->screen_w, h = device->screen_h;
+            if ((rec->density_min && device->density < rec->density_min)
+            ||  (rec->density_max && device->density > rec->density_max)) {
+                if (rec->density_max)
+                    snprintf (reason, size, "needs %u-%u dpi; device has %u dpi",
+                              rec->density_min, rec->density_max, device->density);
+                else
+                    snprintf (reason, size, "needs at least %u dpi; device has %u dpi",
+                              rec->density_min, device->density);
+            }
+            else
+                snprintf (reason, size, "needs a screen of at least %ux%u; device has %ux%u",
+                          rec->min_long, rec->min_short, w > h? w: h, w > h? h: w);
+        }
+    }
+}
+
+//  Fill the result's package from the full record
+static int
+s_fill (af_catalog_t *self, const char *program, const af_fit_rec_t *rec, int abi_rank,
+        const af_device_t *device, af_package_t *package)
+{
+    uint8_t key [AF_MAX_PROGRAM + 1 + AF_ID_SIZE];
+    size_t len = strlen (program);
+    memcpy (key, program, len + 1);
+    memcpy (key + len + 1, rec->package_id, AF_ID_SIZE);
+    MDB_val value;
+    char err [128];
+    int rc = af_store_get (self->reader, self->packages, key, len + 1 + AF_ID_SIZE, &value);
+    if (rc || af_package_unpack ((const uint8_t *) value.mv_data, value.mv_size, package, err, sizeof err)) {
+        zsys_error ("catalog: package record of '%s' missing or corrupt", program);
+        return -1;
+    }
+    package->abi [0] = 0;
+    if (rec->abi_mask)
+        for (int i = 0; i < AF_ABI_COUNT; i++)
+            if ((rec->abi_mask & (1u << i)) && (uint32_t) abi_rank < device->abi_count
+            &&  strcmp (device->abis [abi_rank], af_abi_names [i]) == 0)
+                snprintf (package->abi, sizeof package->abi, "%s", af_abi_names [i]);
+    return 0;
+}
+
+int
+af_catalog_resolve (af_catalog_t *self, const char *program, const af_device_t *device,
+                    af_resolution_t *result)
+{
+    assert (self);
+    memset (result, 0, sizeof *result);
+    int rc = self->reader? mdb_txn_renew (self->reader): af_store_begin (self->store, false, &self->reader);
+    if (rc) {
+        zsys_error ("catalog: cannot start a read transaction: %s", mdb_strerror (rc));
+        af_store_abort (&self->reader);
+        return -1;
+    }
+    MDB_val value;
+    rc = af_store_get (self->reader, self->fit, program, strlen (program), &value);
+    if (rc == MDB_NOTFOUND || (rc == 0 && value.mv_size < sizeof (af_fit_rec_t))) {
+        result->fit = AF_FIT_UNKNOWN_PROGRAM;
+        snprintf (result->reason, sizeof result->reason, "unknown program '%s'", program);
+        mdb_txn_reset (self->reader);
+        return 0;
+    }
+    if (rc) {
+        mdb_txn_reset (self->reader);
+        return -1;
+    }
+    const af_fit_rec_t *recs = (const af_fit_rec_t *) value.mv_data;
+    size_t count = value.mv_size / sizeof (af_fit_rec_t);
+
+    af_platform_t platform = af_platform_from_name (device->platform);
+    af_form_t form = af_form_from_name (device->form_factor);
+    uint32_t os = s_device_os (device, platform);
+    int8_t abi_pref [AF_ABI_COUNT];
+    memset (abi_pref, -1, sizeof abi_pref);
+    for (uint32_t i = 0; i < device->abi_count; i++)
+        for (int k = 0; k < AF_ABI_COUNT; k++)
+            if (abi_pref [k] < 0 && strcmp (device->abis [i], af_abi_names [k]) == 0)
+                abi_pref [k] = (int8_t) i;
+    uint32_t short_side = device->screen_w < device->screen_h? device->screen_w: device->screen_h;
+    uint32_t long_side = device->screen_w < device->screen_h? device->screen_h: device->screen_w;
+
+    const af_fit_rec_t *best = NULL, *closest = NULL;
+    int best_abi = 0, closest_stage = -1;
+    for (size_t i = 0; i < count; i++) {
+        int abi_rank = 0;
+        int stage = s_check (&recs [i], platform, form, os, abi_pref, short_side, long_side,
+                             device->density, &abi_rank);
+        if (stage == 5) {
+            if (!best || s_better (&recs [i], abi_rank, best, best_abi, device->density)) {
+                best = &recs [i];
+                best_abi = abi_rank;
+            }
+        }
+        else
+        if (stage > closest_stage
+        ||  (stage == closest_stage && recs [i].version_code > closest->version_code)) {
+            closest = &recs [i];
+            closest_stage = stage;
+        }
+    }
+    if (best) {
+        result->fit = best->store_only? AF_FIT_STORE_LINK: AF_FIT_PACKAGE;
+        rc = s_fill (self, program, best, best_abi, device, &result->package);
+    }
+    else {
+        result->fit = AF_FIT_NONE;
+        s_reason (recs, count, closest, closest_stage, device, platform, os,
+                  result->reason, sizeof result->reason);
+        rc = s_fill (self, program, closest, 0, device, &result->package);
+        result->package.abi [0] = 0;
+    }
+    mdb_txn_reset (self->reader);
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  Adding packages
+
+//  Hash a file and store it under blobs/ unless the same bytes are there.
+static int
+s_store_blob (af_catalog_t *self, const char *path, uint8_t *hash, uint64_t *size,
+              char *err, size_t errlen)
+{
+    int fd = open (path, O_RDONLY);
+    struct stat st;
+    if (fd < 0 || fstat (fd, &st) || !S_ISREG (st.st_mode)) {
+        snprintf (err, errlen, "cannot read package file %s: %s", path,
+                  fd < 0? strerror (errno): "not a regular file");
+        if (fd >= 0)
+            close (fd);
+        return -1;
+    }
+    crypto_generichash_state state;
+    crypto_generichash_init (&state, NULL, 0, AF_HASH_SIZE);
+    uint8_t buf [64 * 1024];
+    ssize_t n;
+    uint64_t total = 0;
+    while ((n = read (fd, buf, sizeof buf)) > 0) {
+        crypto_generichash_update (&state, buf, (size_t) n);
+        total += (uint64_t) n;
+    }
+    if (n < 0) {
+        snprintf (err, errlen, "reading %s: %s", path, strerror (errno));
+        close (fd);
+        return -1;
+    }
+    crypto_generichash_final (&state, hash, AF_HASH_SIZE);
+    *size = total;
+
+    char hex [AF_HASH_HEX + 1], blob [PATH_MAX], tmp [PATH_MAX + 8];
+    sodium_bin2hex (hex, sizeof hex, hash, AF_HASH_SIZE);
+    af_catalog_blob_path (self, hex, blob, sizeof blob);
+    struct stat existing;
+    if (stat (blob, &existing) == 0 && (uint64_t) existing.st_size == total) {
+        close (fd);
+        return 0;                   //  same bytes already stored
+    }
+    snprintf (tmp, sizeof tmp, "%s/blobs/%.2s", self->dir, hex);
+    if (zsys_dir_create ("%s", tmp)) {
+        snprintf (err, errlen, "cannot create %s: %s", tmp, strerror (errno));
+        close (fd);
+        return -1;
+    }
+    snprintf (tmp, sizeof tmp, "%s.tmp", blob);
+    int out = open (tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    bool ok = out >= 0 && lseek (fd, 0, SEEK_SET) == 0;
+    while (ok && (n = read (fd, buf, sizeof buf)) > 0)
+        ok = write (out, buf, (size_t) n) == n;
+    ok = ok && n == 0 && fsync (out) == 0;
+    if (out >= 0)
+        ok = close (out) == 0 && ok;
+    close (fd);
+    if (!ok || rename (tmp, blob)) {
+        snprintf (err, errlen, "cannot store %s as %s: %s", path, blob, strerror (errno));
+        unlink (tmp);
+        return -1;
+    }
+    return 0;
+}
+
+//  Put the program's metadata and packages, then rebuild its fit array
+//  from every package it has (older imports included).
+static int
+s_put_program (af_catalog_t *self, MDB_txn *txn, af_catalog_entry_t **entries, size_t count,
+               char *err, size_t errlen)
+{
+    const af_package_t *last = &entries [count - 1]->package;
+    const char *program = last->program;
+    size_t plen = strlen (program);
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 4);
+    msgpack_pack_str_with_body (&pk, "name", 4);
+    msgpack_pack_str_with_body (&pk, last->display, strlen (last->display));
+    msgpack_pack_str_with_body (&pk, "publisher", 9);
+    msgpack_pack_str_with_body (&pk, last->publisher, strlen (last->publisher));
+    msgpack_pack_str_with_body (&pk, "category", 8);
+    msgpack_pack_str_with_body (&pk, last->category, strlen (last->category));
+    msgpack_pack_str_with_body (&pk, "votes", 5);
+    msgpack_pack_uint32 (&pk, last->votes);
+    int rc = af_store_put (txn, self->programs, program, plen, buffer.data, buffer.size, 0);
+    msgpack_sbuffer_destroy (&buffer);
+
+    uint8_t key [AF_MAX_PROGRAM + 1 + AF_ID_SIZE];
+    memcpy (key, program, plen + 1);
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        //  Program-level fields are the program's, whichever entry said them
+        af_package_t package = entries [i]->package;
+        memcpy (package.display, last->display, sizeof package.display);
+        memcpy (package.publisher, last->publisher, sizeof package.publisher);
+        memcpy (package.category, last->category, sizeof package.category);
+        package.votes = last->votes;
+        memcpy (key + plen + 1, entries [i]->fit.package_id, AF_ID_SIZE);
+        zframe_t *packed = af_package_pack (&package);
+        rc = af_store_put (txn, self->packages, key, plen + 1 + AF_ID_SIZE,
+                           zframe_data (packed), zframe_size (packed), 0);
+        zframe_destroy (&packed);
+    }
+    //  The fit array: previous packages of the program plus the new ones
+    af_fit_rec_t *recs = NULL;
+    size_t total = 0;
+    MDB_val old;
+    if (rc == 0 && af_store_get (txn, self->fit, program, plen, &old) == 0) {
+        total = old.mv_size / sizeof (af_fit_rec_t);
+        recs = (af_fit_rec_t *) malloc ((total + count) * sizeof (af_fit_rec_t));
+        assert (recs);
+        memcpy (recs, old.mv_data, total * sizeof (af_fit_rec_t));
+    }
+    else
+    if (rc == 0) {
+        recs = (af_fit_rec_t *) malloc (count * sizeof (af_fit_rec_t));
+        assert (recs);
+    }
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        size_t k = 0;
+        while (k < total && memcmp (recs [k].package_id, entries [i]->fit.package_id, AF_ID_SIZE))
+            k++;
+        recs [k] = entries [i]->fit;        //  same package ID: replaced
+        if (k == total)
+            total++;
+    }
+    if (rc == 0 && total > AF_MAX_PACKAGES_PER_PROGRAM) {
+        snprintf (err, errlen, "program '%s' would have %zu packages (at most %d)",
+                  program, total, AF_MAX_PACKAGES_PER_PROGRAM);
+        free (recs);
+        return -1;
+    }
+    if (rc == 0)
+        rc = af_store_put (txn, self->fit, program, plen, recs, total * sizeof (af_fit_rec_t), 0);
+    free (recs);
+    if (rc)
+        snprintf (err, errlen, "store error: %s", mdb_strerror (rc));
+    return rc? -1: 0;
+}
+
+static int
+s_compare_program (const void *a, const void *b)
+{
+    const af_catalog_entry_t *x = *(af_catalog_entry_t * const *) a;
+    const af_catalog_entry_t *y = *(af_catalog_entry_t * const *) b;
+    int c = strcmp (x->package.program, y->package.program);
+    return c? c: (x < y? -1: x > y);        //  stable: file order within a program
+}
+
+int
+af_catalog_add (af_catalog_t *self, af_catalog_entry_t *entries, size_t count, char *err, size_t errlen)
+{
+    assert (self);
+    if (!self->writable) {
+        snprintf (err, errlen, "the catalog is open read-only");
+        return -1;
+    }
+    //  Files first: hash and store, so the transaction below cannot fail on I/O
+    for (size_t i = 0; i < count; i++) {
+        af_catalog_entry_t *entry = &entries [i];
+        if (*entry->file) {
+            char inner [512];
+            if (s_store_blob (self, entry->file, entry->fit.hash, &entry->fit.size, inner, sizeof inner)) {
+                snprintf (err, errlen, "entry %zu (line %d): %s", i, entry->line, inner);
+                return -1;
+            }
+        }
+        entry->package.size = entry->fit.size;
+        if (entry->fit.store_only)
+            memset (entry->package.hash, 0, sizeof entry->package.hash);
+        else
+            sodium_bin2hex (entry->package.hash, sizeof entry->package.hash, entry->fit.hash, AF_HASH_SIZE);
+        //  Package ID: derived from what identifies the package, so a
+        //  re-import of the same entry replaces it instead of adding one
+        crypto_generichash_state state;
+        char code [24];
+        snprintf (code, sizeof code, "%llu", (unsigned long long) entry->package.version_code);
+        crypto_generichash_init (&state, NULL, 0, AF_ID_SIZE);
+        crypto_generichash_update (&state, (const uint8_t *) entry->package.program, strlen (entry->package.program) + 1);
+        crypto_generichash_update (&state, (const uint8_t *) entry->package.platform, strlen (entry->package.platform) + 1);
+        crypto_generichash_update (&state, (const uint8_t *) code, strlen (code) + 1);
+        if (entry->fit.store_only)
+            crypto_generichash_update (&state, (const uint8_t *) entry->package.store_link, strlen (entry->package.store_link));
+        else
+            crypto_generichash_update (&state, entry->fit.hash, AF_HASH_SIZE);
+        crypto_generichash_final (&state, entry->fit.package_id, AF_ID_SIZE);
+        sodium_bin2hex (entry->package.package_id, sizeof entry->package.package_id,
+                        entry->fit.package_id, AF_ID_SIZE);
+        entry->package.price_cents = entry->fit.price_cents;
+    }
+    af_catalog_entry_t **sorted = (af_catalog_entry_t **) malloc ((count + 1) * sizeof (void *));
+    assert (sorted);
+    for (size_t i = 0; i < count; i++)
+        sorted [i] = &entries [i];
+    qsort (sorted, count, sizeof (void *), s_compare_program);
+
+    MDB_txn *txn = NULL;
+    int rc = af_store_begin (self->store, true, &txn);
+    if (rc)
+        snprintf (err, errlen, "store error: %s", mdb_strerror (rc));
+    for (size_t start = 0; rc == 0 && start < count; ) {
+        size_t end = start + 1;
+        while (end < count && strcmp (sorted [end]->package.program, sorted [start]->package.program) == 0)
+            end++;
+        rc = s_put_program (self, txn, sorted + start, end - start, err, errlen);
+        start = end;
+    }
+    if (rc == 0 && (rc = af_store_commit (self->store, &txn)))
+        snprintf (err, errlen, "store error: %s", mdb_strerror (rc));
+    af_store_abort (&txn);
+    free (sorted);
+    return rc? -1: (int) count;
+}
+
+//  --------------------------------------------------------------------------
+//  Manifest parsing
+
+static const char *s_keys [] = {
+    "program", "name", "publisher", "category", "votes", "platform", "versionCode",
+    "versionName", "minSdk", "maxSdk", "minOs", "maxOs", "abis", "minDensity", "maxDensity",
+    "density", "minWidth", "minHeight", "formFactors", "price", "storeLink", "file", NULL
+};
+
+static int
+s_str (json_t *obj, const char *key, char *buf, size_t size, bool required, char *err, size_t errlen)
+{
+    json_t *value = json_object_get (obj, key);
+    if (!value) {
+        if (required)
+            snprintf (err, errlen, "field '%s' is missing", key);
+        return required? -1: 0;
+    }
+    if (!json_is_string (value) || json_string_length (value) >= size || json_string_length (value) == 0) {
+        snprintf (err, errlen, "field '%s': expected a string of 1..%zu bytes", key, size - 1);
+        return -1;
+    }
+    memcpy (buf, json_string_value (value), json_string_length (value) + 1);
+    return 0;
+}
+
+static int
+s_uint (json_t *obj, const char *key, uint64_t max, uint64_t *out, bool required, char *err, size_t errlen)
+{
+    json_t *value = json_object_get (obj, key);
+    if (!value) {
+        if (required)
+            snprintf (err, errlen, "field '%s' is missing", key);
+        return required? -1: 0;
+    }
+    if (!json_is_integer (value) || json_integer_value (value) < 0
+    ||  (uint64_t) json_integer_value (value) > max) {
+        snprintf (err, errlen, "field '%s': expected an integer 0..%llu", key, (unsigned long long) max);
+        return -1;
+    }
+    *out = (uint64_t) json_integer_value (value);
+    return 0;
+}
+
+static int
+s_version (json_t *obj, const char *key, uint32_t *out, char *err, size_t errlen)
+{
+    char text [AF_MAX_OSVERSION + 1];
+    *out = 0;
+    if (!json_object_get (obj, key))
+        return 0;
+    if (s_str (obj, key, text, sizeof text, true, err, errlen))
+        return -1;
+    if (af_version_parse (text, out)) {
+        snprintf (err, errlen, "field '%s': '%s' is not a version like 14 or 16.4.1", key, text);
+        return -1;
+    }
+    return 0;
+}
+
+//  Parse one entry object into entry. 0, or -1 with err.
+static int
+s_parse_entry (json_t *obj, const char *base_dir, af_catalog_entry_t *entry, char *err, size_t errlen)
+{
+    memset (entry, 0, sizeof *entry);
+    if (!json_is_object (obj)) {
+        snprintf (err, errlen, "expected an object");
+        return -1;
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach (obj, key, value) {
+        bool known = false;
+        for (int i = 0; s_keys [i] && !known; i++)
+            known = strcmp (s_keys [i], key) == 0;
+        if (!known) {
+            snprintf (err, errlen, "unknown field '%s'", key);
+            return -1;
+        }
+    }
+    af_package_t *p = &entry->package;
+    af_fit_rec_t *f = &entry->fit;
+    uint64_t n;
+    if (s_str (obj, "program", p->program, sizeof p->program, true, err, errlen))
+        return -1;
+    for (const char *c = p->program; *c; c++)
+        if (!islower ((unsigned char) *c) && !isdigit ((unsigned char) *c) && !strchr ("._-", *c)) {
+            snprintf (err, errlen, "field 'program': '%s' must be a-z 0-9 . _ -", p->program);
+            return -1;
+        }
+    if (s_str (obj, "name", p->display, sizeof p->display, false, err, errlen)
+    ||  s_str (obj, "publisher", p->publisher, sizeof p->publisher, false, err, errlen)
+    ||  s_str (obj, "category", p->category, sizeof p->category, false, err, errlen)
+    ||  s_str (obj, "platform", p->platform, sizeof p->platform, true, err, errlen)
+    ||  s_str (obj, "versionName", p->version_name, sizeof p->version_name, true, err, errlen)
+    ||  s_str (obj, "storeLink", p->store_link, sizeof p->store_link, false, err, errlen))
+        return -1;
+    if (!*p->display)
+        snprintf (p->display, sizeof p->display, "%s", p->program);
+    af_platform_t platform = af_platform_from_name (p->platform);
+    if (platform == AF_PLATFORM_NONE) {
+        snprintf (err, errlen, "field 'platform': '%s' is not one of android, ios, harmonyos, "
+                  "windows, macos, linux, tvos", p->platform);
+        return -1;
+    }
+    f->platform = (uint8_t) platform;
+    if (s_uint (obj, "versionCode", UINT64_MAX >> 1, &p->version_code, true, err, errlen))
+        return -1;
+    f->version_code = p->version_code;
+    n = 0;
+    if (s_uint (obj, "votes", UINT32_MAX, &n, false, err, errlen))
+        return -1;
+    p->votes = (uint32_t) n;
+    n = 0;
+    if (s_uint (obj, "price", UINT32_MAX, &n, false, err, errlen))
+        return -1;
+    f->price_cents = (uint32_t) n;
+    if (platform == AF_PLATFORM_ANDROID) {
+        if (json_object_get (obj, "minOs") || json_object_get (obj, "maxOs")) {
+            snprintf (err, errlen, "field 'minOs'/'maxOs': Android packages give minSdk/maxSdk");
+            return -1;
+        }
+        n = 0;
+        if (s_uint (obj, "minSdk", AF_MAX_SDK, &n, true, err, errlen))
+            return -1;
+        if (n < 1) {
+            snprintf (err, errlen, "field 'minSdk': expected an integer 1..%d", AF_MAX_SDK);
+            return -1;
+        }
+        f->os_min = (uint32_t) n;
+        n = 0;
+        if (s_uint (obj, "maxSdk", AF_MAX_SDK, &n, false, err, errlen))
+            return -1;
+        f->os_max = (uint32_t) n;
+    }
+    else {
+        if (json_object_get (obj, "minSdk") || json_object_get (obj, "maxSdk")) {
+            snprintf (err, errlen, "field 'minSdk'/'maxSdk': only Android packages have them");
+            return -1;
+        }
+        if (s_version (obj, "minOs", &f->os_min, err, errlen)
+        ||  s_version (obj, "maxOs", &f->os_max, err, errlen))
+            return -1;
+    }
+    if (f->os_max && f->os_max < f->os_min) {
+        snprintf (err, errlen, "the maximum OS is below the minimum");
+        return -1;
+    }
+    static const char *densities [] = { "minDensity", "maxDensity", "density", "minWidth", "minHeight" };
+    uint64_t dv [5] = { 0, 0, 0, 0, 0 };
+    for (int i = 0; i < 5; i++)
+        if (s_uint (obj, densities [i], i < 3? AF_MAX_DENSITY: AF_MAX_SCREEN, &dv [i], false, err, errlen))
+            return -1;
+    if (dv [1] && dv [1] < dv [0]) {
+        snprintf (err, errlen, "field 'maxDensity': below minDensity");
+        return -1;
+    }
+    f->density_min = (uint16_t) dv [0];
+    f->density_max = (uint16_t) dv [1];
+    f->density = (uint16_t) dv [2];
+    f->min_short = (uint16_t) (dv [3] < dv [4]? dv [3]: dv [4]);
+    f->min_long = (uint16_t) (dv [3] < dv [4]? dv [4]: dv [3]);
+
+    json_t *abis = json_object_get (obj, "abis");
+    if (abis) {
+        size_t index;
+        json_t *item;
+        if (!json_is_array (abis)) {
+            snprintf (err, errlen, "field 'abis': expected an array of ABI names");
+            return -1;
+        }
+        json_array_foreach (abis, index, item) {
+            int k = 0;
+            while (k < AF_ABI_COUNT && !(json_is_string (item) && strcmp (json_string_value (item), af_abi_names [k]) == 0))
+                k++;
+            if (k == AF_ABI_COUNT) {
+                snprintf (err, errlen, "field 'abis' entry %zu: not one of armeabi, armeabi-v7a, "
+                          "arm64-v8a, x86, x86_64, mips, mips64, riscv64", index);
+                return -1;
+            }
+            f->abi_mask |= 1u << k;
+        }
+    }
+    json_t *forms = json_object_get (obj, "formFactors");
+    if (forms) {
+        size_t index;
+        json_t *item;
+        if (!json_is_array (forms)) {
+            snprintf (err, errlen, "field 'formFactors': expected an array");
+            return -1;
+        }
+        json_array_foreach (forms, index, item) {
+            af_form_t form = json_is_string (item)? af_form_from_name (json_string_value (item)): AF_FORM_NONE;
+            if (form == AF_FORM_NONE) {
+                snprintf (err, errlen, "field 'formFactors' entry %zu: not one of phone, tablet, tv, pc, watch", index);
+                return -1;
+            }
+            f->form_mask |= (uint8_t) (1u << form);
+        }
+    }
+    //  iOS and tvOS install only from their store: a link, no file
+    bool store_only = platform == AF_PLATFORM_IOS || platform == AF_PLATFORM_TVOS;
+    char file [PATH_MAX] = "";
+    if (s_str (obj, "file", file, sizeof file, false, err, errlen))
+        return -1;
+    if (store_only) {
+        if (!*p->store_link || *file) {
+            snprintf (err, errlen, "%s packages install only from the platform's store: give "
+                      "'storeLink' and no 'file'", p->platform);
+            return -1;
+        }
+        f->store_only = 1;
+    }
+    else {
+        if (!*file) {
+            snprintf (err, errlen, "field 'file' is missing");
+            return -1;
+        }
+        if (file [0] == '/')
+            snprintf (entry->file, sizeof entry->file, "%s", file);
+        else
+        if (snprintf (entry->file, sizeof entry->file, "%s/%s", base_dir, file) >= (int) sizeof entry->file) {
+            snprintf (err, errlen, "field 'file': path too long");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+//  The line on which each element of the top-level array starts. Returns
+//  the count (lines in a new array), or -1 if the document is no array.
+static int
+s_element_lines (const char *text, size_t size, int **lines_p)
+{
+    size_t cap = 64, count = 0;
+    int *lines = (int *) malloc (cap * sizeof (int));
+    assert (lines);
+    int line = 1, depth = 0;
+    bool in_string = false, escape = false, expecting = false, array = false;
+    for (size_t i = 0; i < size; i++) {
+        char c = text [i];
+        if (c == '\n')
+            line++;
+        if (in_string) {
+            if (escape)
+                escape = false;
+            else
+            if (c == '\\')
+                escape = true;
+            else
+            if (c == '"')
+                in_string = false;
+            continue;
+        }
+        if (depth == 1 && expecting && !isspace ((unsigned char) c) && c != ']') {
+            if (count == cap) {
+                cap *= 2;
+                lines = (int *) realloc (lines, cap * sizeof (int));
+                assert (lines);
+            }
+            lines [count++] = line;
+            expecting = false;
+        }
+        if (c == '"')
+            in_string = true;
+        else
+        if (c == '[' || c == '{') {
+            if (depth == 0) {
+                array = c == '[';
+                expecting = true;
+            }
+            depth++;
+        }
+        else
+        if (c == ']' || c == '}')
+            depth--;
+        else
+        if (c == ',' && depth == 1)
+            expecting = true;
+    }
+    if (!array) {
+        free (lines);
+        return -1;
+    }
+    *lines_p = lines;
+    return (int) count;
+}
+
+int
+af_catalog_import (af_catalog_t *self, const char *manifest_path, char *err, size_t errlen)
+{
+    FILE *file = fopen (manifest_path, "rb");
+    if (!file) {
+        snprintf (err, errlen, "%s: %s", manifest_path, strerror (errno));
+        return -1;
+    }
+    char *text = (char *) malloc (AF_MAX_MANIFEST + 1);
+    assert (text);
+    size_t size = fread (text, 1, AF_MAX_MANIFEST + 1, file);
+    fclose (file);
+    if (size > AF_MAX_MANIFEST) {
+        snprintf (err, errlen, "%s: larger than %d bytes", manifest_path, AF_MAX_MANIFEST);
+        free (text);
+        return -1;
+    }
+    text [size] = 0;
+    //  The whole document first, for syntax errors with their line
+    json_error_t jerr;
+    json_t *root = json_loadb (text, size, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root || !json_is_array (root)) {
+        if (root)
+            snprintf (err, errlen, "%s: the manifest must be a JSON array of package entries", manifest_path);
+        else
+            snprintf (err, errlen, "%s: line %d: %s", manifest_path, jerr.line, jerr.text);
+        json_decref (root);
+        free (text);
+        return -1;
+    }
+    int *lines = NULL;
+    int count = s_element_lines (text, size, &lines);
+    if (count != (int) json_array_size (root)) {
+        snprintf (err, errlen, "%s: cannot locate the entries (found %d of %zu)", manifest_path,
+                  count, json_array_size (root));
+        json_decref (root);
+        free (lines);
+        free (text);
+        return -1;
+    }
+    char *copy = strdup (manifest_path);
+    const char *base_dir = dirname (copy);
+    af_catalog_entry_t *entries = (af_catalog_entry_t *) calloc ((size_t) count + 1, sizeof (af_catalog_entry_t));
+    assert (entries);
+    int rc = 0;
+    for (int i = 0; i < count && rc == 0; i++) {
+        char inner [400];
+        if (s_parse_entry (json_array_get (root, (size_t) i), base_dir, &entries [i], inner, sizeof inner)) {
+            snprintf (err, errlen, "%s: entry %d (line %d): %s", manifest_path, i, lines [i], inner);
+            rc = -1;
+        }
+        entries [i].line = lines [i];
+    }
+    if (rc == 0) {
+        char inner [600];
+        rc = af_catalog_add (self, entries, (size_t) count, inner, sizeof inner);
+        if (rc < 0)
+            snprintf (err, errlen, "%s: %s", manifest_path, inner);
+    }
+    json_decref (root);
+    free (entries);
+    free (copy);
+    free (lines);
+    free (text);
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  Listing
+
+int
+af_catalog_list (af_catalog_t *self, FILE *out, bool json)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cursor = NULL;
+    if (af_store_begin (self->store, false, &txn) || mdb_cursor_open (txn, self->fit, &cursor)) {
+        af_store_abort (&txn);
+        return -1;
+    }
+    json_t *doc = json_array ();
+    MDB_val key, value;
+    int rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST);
+    while (rc == 0) {
+        char program [AF_MAX_PROGRAM + 1];
+        size_t plen = key.mv_size < sizeof program? key.mv_size: sizeof program - 1;
+        memcpy (program, key.mv_data, plen);
+        program [plen] = 0;
+        const af_fit_rec_t *recs = (const af_fit_rec_t *) value.mv_data;
+        size_t count = value.mv_size / sizeof (af_fit_rec_t);
+        json_t *packages = json_array ();
+        for (size_t i = 0; i < count; i++) {
+            uint8_t pkey [AF_MAX_PROGRAM + 1 + AF_ID_SIZE];
+            memcpy (pkey, program, plen + 1);
+            memcpy (pkey + plen + 1, recs [i].package_id, AF_ID_SIZE);
+            MDB_val record;
+            af_package_t package;
+            char err [128];
+            if (af_store_get (txn, self->packages, pkey, plen + 1 + AF_ID_SIZE, &record)
+            ||  af_package_unpack ((const uint8_t *) record.mv_data, record.mv_size, &package, err, sizeof err))
+                continue;
+            char abis [128];
+            s_abi_list (recs [i].abi_mask, abis, sizeof abis);
+            if (json) {
+                json_t *entry = (json_t *) af_package_to_jansson (&package);
+                json_object_set_new (entry, "abis", json_string (abis));
+                json_array_append_new (packages, entry);
+            }
+            else
+                fprintf (out, "%-16s %-9s %-14s %10llu bytes  %s%s\n", program, package.platform,
+                         package.version_name, (unsigned long long) package.size,
+                         recs [i].store_only? package.store_link: *abis? abis: "any ABI", "");
+        }
+        if (json)
+            json_array_append_new (doc, json_pack ("{s:s, s:o}", "program", program, "packages", packages));
+        else
+            json_decref (packages);
+        rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
+    }
+    mdb_cursor_close (cursor);
+    af_store_abort (&txn);
+    if (json) {
+        char *text = json_dumps (doc, JSON_INDENT (2) | JSON_PRESERVE_ORDER);
+        fprintf (out, "%s\n", text);
+        free (text);
+    }
+    json_decref (doc);
+    return rc == MDB_NOTFOUND? 0: -1;
+}
+
+//  --------------------------------------------------------------------------
+//  Self test
+
+static void
+s_write (const char *path, const char *text)
+{
+    FILE *file = fopen (path, "w");
+    assert (file);
+    fputs (text, file);
+    fclose (file);
+}
+
+void
+af_catalog_test (bool verbose)
+{
+    if (verbose)
+        printf (" * af_catalog: ");
+    char dir [] = "/tmp/af_catalog_test_XXXXXX";
+    assert (mkdtemp (dir));
+    char path [512], manifest [512], err [1024];
+    snprintf (path, sizeof path, "%s/a.tar", dir);
+    s_write (path, "package a");
+    snprintf (path, sizeof path, "%s/b.tar", dir);
+    s_write (path, "package b, a little bigger");
+    snprintf (manifest, sizeof manifest, "%s/manifest.json", dir);
+    s_write (manifest,
+        "[\n"
+        "  { \"program\": \"app\", \"platform\": \"android\", \"versionCode\": 2, \"versionName\": \"2.0\",\n"
+        "    \"minSdk\": 26, \"abis\": [\"arm64-v8a\"], \"file\": \"a.tar\" },\n"
+        "  { \"program\": \"app\", \"platform\": \"android\", \"versionCode\": 2, \"versionName\": \"2.0\",\n"
+        "    \"minSdk\": 26, \"abis\": [\"armeabi-v7a\"], \"file\": \"b.tar\" },\n"
+        "  { \"program\": \"app\", \"platform\": \"ios\", \"versionCode\": 2, \"versionName\": \"2.0\",\n"
+        "    \"minOs\": \"15.0\", \"storeLink\": \"https://example.com/app\" }\n"
+        "]\n");
+    char catdir [600];
+    snprintf (catdir, sizeof catdir, "%s/catalog", dir);
+    af_catalog_t *catalog = af_catalog_new (catdir, true);
+    assert (catalog);
+    int n = af_catalog_import (catalog, manifest, err, sizeof err);
+    if (n != 3)
+        printf ("import: %s\n", err);
+    assert (n == 3);
+
+    af_device_t device;
+    assert (af_device_from_json (&device,
+        "{\"sdkVersion\":30,\"supportedAbis\":[\"armeabi-v7a\",\"arm64-v8a\"],\"screenDensity\":400,"
+        "\"model\":\"T\",\"formFactor\":\"phone\",\"screenWidth\":1080,\"screenHeight\":1920}", err, sizeof err) == 0);
+    af_resolution_t result;
+    assert (af_catalog_resolve (catalog, "app", &device, &result) == 0);
+    assert (result.fit == AF_FIT_PACKAGE);
+    assert (strcmp (result.package.abi, "armeabi-v7a") == 0);       //  device's first choice
+    assert (result.package.size == strlen ("package b, a little bigger"));
+    char blob [PATH_MAX];
+    assert (af_catalog_blob_path (catalog, result.package.hash, blob, sizeof blob) == 0);
+    assert (access (blob, R_OK) == 0);
+
+    device.sdk = 25;
+    assert (af_catalog_resolve (catalog, "app", &device, &result) == 0);
+    assert (result.fit == AF_FIT_NONE);
+    assert (strcmp (result.reason, "needs Android 8.0 or later; device runs Android 7.1") == 0);
+    assert (af_catalog_resolve (catalog, "nothing", &device, &result) == 0);
+    assert (result.fit == AF_FIT_UNKNOWN_PROGRAM);
+
+    //  Re-import is idempotent
+    assert (af_catalog_import (catalog, manifest, err, sizeof err) == 3);
+    device.sdk = 30;
+    assert (af_catalog_resolve (catalog, "app", &device, &result) == 0);
+    assert (result.fit == AF_FIT_PACKAGE);
+
+    //  A bad entry imports nothing and names the entry and line
+    s_write (manifest,
+        "[\n"
+        "  { \"program\": \"other\", \"platform\": \"linux\", \"versionCode\": 1, \"versionName\": \"1\",\n"
+        "    \"file\": \"a.tar\" },\n"
+        "  { \"program\": \"other\", \"platform\": \"linux\", \"versionCode\": \"1\",\n"
+        "    \"versionName\": \"1\", \"file\": \"a.tar\" }\n"
+        "]\n");
+    assert (af_catalog_import (catalog, manifest, err, sizeof err) == -1);
+    assert (strstr (err, "entry 1 (line 4)") && strstr (err, "versionCode"));
+    assert (af_catalog_resolve (catalog, "other", &device, &result) == 0);
+    assert (result.fit == AF_FIT_UNKNOWN_PROGRAM);
+    af_catalog_destroy (&catalog);
+    assert (catalog == NULL);
+
+    //  Read-only
+    catalog = af_catalog_new (catdir, false);
+    assert (catalog);
+    assert (af_catalog_resolve (catalog, "app", &device, &result) == 0 && result.fit == AF_FIT_PACKAGE);
+    af_catalog_destroy (&catalog);
+    char command [700];
+    snprintf (command, sizeof command, "rm -rf '%s'", dir);
+    assert (system (command) == 0);
+    if (verbose)
+        printf ("OK\n");
+}

@@ -1,0 +1,102 @@
+/*  =========================================================================
+    af_catalog - the package catalog and the resolver (the matcher's core)
+
+    The catalog is its own LMDB environment plus a directory of package
+    files stored by content hash. Resolution is the hot path of the
+    matcher: one mdb_get returns every package of a program as an array of
+    fixed-size "fit records" (everything the decision needs, no decoding),
+    the winner is chosen in place, and only the winner's full record is
+    read. Matchers open the catalog read-only and reuse one read
+    transaction, so any number of them can serve one catalog; an import
+    (one write transaction) is visible to them at their next request.
+
+    Named databases (all values little-endian; this code requires a
+    little-endian host, checked at compile time):
+      programs  key: program ID
+                value: msgpack map { name, publisher, category, votes }
+      packages  key: program ID, 0x00, package ID (16 bytes)
+                value: msgpack package map (protocol/SPEC.md "Package map")
+      fit       key: program ID
+                value: array of af_fit_rec_t (sizeof = 96), one per package
+    Files: DIR/blobs/ab/ab01...ff (BLAKE2b-256 hex of the file), written via
+    temp file + fsync + rename; the same bytes are stored once.
+    =========================================================================
+*/
+#ifndef AF_CATALOG_H_INCLUDED
+#define AF_CATALOG_H_INCLUDED
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "af_device.h"
+#include "af_package.h"
+
+//  ABIs the catalog knows, as bits of af_fit_rec_t.abi_mask
+#define AF_ABI_COUNT 8
+extern const char *af_abi_names [AF_ABI_COUNT];
+
+//  One package as the resolver sees it: fixed size, packed, no pointers
+typedef struct {            //  naturally aligned: no padding (checked)
+    uint8_t package_id [AF_ID_SIZE];
+    uint8_t hash [AF_HASH_SIZE];        //  zero for store-only packages
+    uint64_t version_code;
+    uint64_t size;
+    uint32_t os_min;                    //  Android: API level; else af_version; 0 = none
+    uint32_t os_max;                    //  0 = no maximum
+    uint32_t abi_mask;                  //  bits of af_abi_names; 0 = any ABI
+    uint32_t price_cents;
+    uint16_t density_min, density_max;  //  dpi; 0 = no bound
+    uint16_t density;                   //  target dpi for "nearest density"; 0 = none
+    uint16_t min_short, min_long;       //  minimum screen sides in pixels; 0 = none
+    uint8_t platform;                   //  af_platform_t
+    uint8_t form_mask;                  //  bit (1 << af_form_t); 0 = every form factor
+    uint8_t store_only;                 //  installs only from its platform's store
+    uint8_t reserved [3];
+} af_fit_rec_t;
+
+//  A parsed manifest entry, ready to add
+typedef struct {
+    af_package_t package;               //  identity, display fields, hash, size
+    af_fit_rec_t fit;                   //  constraints (package_id/hash filled by add)
+    char file [PATH_MAX];               //  package file to store; "" if none
+    int line;                           //  manifest line, for messages
+} af_catalog_entry_t;
+
+typedef struct _af_catalog_t af_catalog_t;
+
+//  Open the catalog in dir (created when writable). NULL on failure (logged).
+af_catalog_t *af_catalog_new (const char *dir, bool writable);
+
+//  Close it. Sets *self_p to NULL.
+void af_catalog_destroy (af_catalog_t **self_p);
+
+//  Import a JSON manifest (matcher/MANIFEST.md). All or nothing: every
+//  entry is checked and every file hashed and stored before one write
+//  transaction. Returns the number of packages imported, or -1 with err
+//  naming the entry and its line.
+int af_catalog_import (af_catalog_t *self, const char *manifest_path, char *err, size_t errlen);
+
+//  Add parsed entries (what import does after parsing). An entry with a
+//  file has it hashed and stored; one without keeps the hash and size it
+//  carries (tools, benchmarks). Returns count or -1 with err.
+int af_catalog_add (af_catalog_t *self, af_catalog_entry_t *entries, size_t count,
+                    char *err, size_t errlen);
+
+//  Resolve a program for a device. Returns 0 with the result filled
+//  (package, store link, no fit with the reason, or unknown program), or
+//  -1 on a store error.
+int af_catalog_resolve (af_catalog_t *self, const char *program, const af_device_t *device,
+                        af_resolution_t *result);
+
+//  Path of a stored package file, from its hash in hex. 0 or -1.
+int af_catalog_blob_path (af_catalog_t *self, const char *hash_hex, char *buf, size_t size);
+
+//  Print the catalog (programs and packages), as text or one JSON document.
+int af_catalog_list (af_catalog_t *self, FILE *out, bool json);
+
+//  Self test
+void af_catalog_test (bool verbose);
+
+#endif
