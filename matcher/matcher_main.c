@@ -53,6 +53,10 @@ s_connect (config_t *config, zcert_t *cert, zcert_t *broker_cert)
     zcert_apply (cert, sock);
     zsock_set_curve_serverkey (sock, zcert_public_txt (broker_cert));
     zsock_set_linger (sock, 0);
+    //  Never block on send: with no connection (broker down, or our key
+    //  not yet allowed) a DEALER send would wait forever, and the loop
+    //  must keep running to notice silence and reconnect.
+    zsock_set_sndtimeo (sock, 0);
     zsock_set_maxmsgsize (sock, AF_MAX_ZMQ_MSG);
     zsock_set_sndhwm (sock, 100000);
     zsock_set_rcvhwm (sock, 100000);

@@ -50,9 +50,9 @@ start_matcher m2 "$T/catalog"
 check "the hung matcher's request is answered by the other" wait_eq 10 "package 8.0.48" cat "$T/handover.out"
 check "the broker removed the hung matcher" grep -q "removed: heartbeat expired" "$T/broker.log"
 kill -CONT "$MATCHER_PID_m1"
-check "the revived matcher is told to announce itself again" \
-    wait_until 5 grep -q "DISCONNECT (send READY first); announcing again" "$T/m1.log"
-check "and serves again" wait_until 5 bash -c "test \$(grep -c 'worker .* ready' '$T/broker.log') -ge 3"
+# Revived, it either notices the silence and reconnects or is told by the
+# broker to send READY again; either way it is back as a worker
+check "the revived matcher announces itself again" wait_until 5 bash -c "test \$(grep -c 'worker .* ready' '$T/broker.log') -ge 3"
 
 # No matcher at all
 kill -9 "$MATCHER_PID_m1" "$MATCHER_PID_m2"
