@@ -39,7 +39,7 @@
 #if !defined (__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #   error "af_catalog stores fit records in host order and requires a little-endian host"
 #endif
-_Static_assert (sizeof (af_fit_rec_t) == 96, "fit records are 96 bytes on disk");
+_Static_assert (sizeof (af_fit_rec_t) == 104, "fit records are 104 bytes on disk");
 _Static_assert (offsetof (af_fit_rec_t, version_code) == 48 && offsetof (af_fit_rec_t, platform) == 90,
                 "fit record layout");
 
@@ -263,29 +263,75 @@ s_reason (const af_fit_rec_t *recs, size_t count, const af_fit_rec_t *rec, int s
     }
 }
 
-//  Fill the result's package from the full record
+//  A fit value, checked: records and the text area within the value
+typedef struct {
+    const af_fit_rec_t *recs;
+    size_t count;
+    const char *text;
+    size_t text_size;
+} fit_view_t;
+
 static int
-s_fill (af_catalog_t *self, const char *program, const af_fit_rec_t *rec, int abi_rank,
+s_view (const MDB_val *value, fit_view_t *view)
+{
+    af_fit_head_t head;
+    if (value->mv_size < sizeof head)
+        return -1;
+    memcpy (&head, value->mv_data, sizeof head);
+    size_t records = sizeof head + (size_t) head.count * sizeof (af_fit_rec_t);
+    if (head.count == 0 || records > head.text || head.text + 4 > value->mv_size)
+        return -1;
+    view->recs = (const af_fit_rec_t *) ((const uint8_t *) value->mv_data + sizeof head);
+    view->count = head.count;
+    view->text = (const char *) value->mv_data + head.text;
+    view->text_size = value->mv_size - head.text;
+    return 0;
+}
+
+//  Copy the NUL-terminated string at offset of the text area; advance offset
+static void
+s_text (const fit_view_t *view, size_t *offset, char *buf, size_t size)
+{
+    buf [0] = 0;
+    if (*offset >= view->text_size)
+        return;
+    const char *start = view->text + *offset;
+    const char *end = (const char *) memchr (start, 0, view->text_size - *offset);
+    size_t len = end? (size_t) (end - start): 0;
+    if (len >= size)
+        len = size - 1;
+    memcpy (buf, start, len);
+    buf [len] = 0;
+    *offset += len + 1;
+}
+
+//  Fill the result's package from the fit value alone
+static void
+s_fill (const fit_view_t *view, const char *program, const af_fit_rec_t *rec, int abi_rank,
         const af_device_t *device, af_package_t *package)
 {
-    uint8_t key [AF_MAX_PROGRAM + 1 + AF_ID_SIZE];
-    size_t len = strlen (program);
-    memcpy (key, program, len + 1);
-    memcpy (key + len + 1, rec->package_id, AF_ID_SIZE);
-    MDB_val value;
-    char err [128];
-    int rc = af_store_get (self->reader, self->packages, key, len + 1 + AF_ID_SIZE, &value);
-    if (rc || af_package_unpack ((const uint8_t *) value.mv_data, value.mv_size, package, err, sizeof err)) {
-        zsys_error ("catalog: package record of '%s' missing or corrupt", program);
-        return -1;
-    }
+    snprintf (package->program, sizeof package->program, "%s", program);
+    size_t offset = 4;
+    memcpy (&package->votes, view->text, 4);
+    s_text (view, &offset, package->display, sizeof package->display);
+    s_text (view, &offset, package->publisher, sizeof package->publisher);
+    s_text (view, &offset, package->category, sizeof package->category);
+    offset = rec->text;
+    s_text (view, &offset, package->version_name, sizeof package->version_name);
+    s_text (view, &offset, package->store_link, sizeof package->store_link);
+    memcpy (package->platform, af_platform_name ((af_platform_t) rec->platform),
+            strlen (af_platform_name ((af_platform_t) rec->platform)) + 1);
+    package->version_code = rec->version_code;
+    package->size = rec->size;
+    package->price_cents = rec->price_cents;
+    sodium_bin2hex (package->package_id, sizeof package->package_id, rec->package_id, AF_ID_SIZE);
+    if (rec->store_only)
+        package->hash [0] = 0;
+    else
+        sodium_bin2hex (package->hash, sizeof package->hash, rec->hash, AF_HASH_SIZE);
     package->abi [0] = 0;
-    if (rec->abi_mask)
-        for (int i = 0; i < AF_ABI_COUNT; i++)
-            if ((rec->abi_mask & (1u << i)) && (uint32_t) abi_rank < device->abi_count
-            &&  strcmp (device->abis [abi_rank], af_abi_names [i]) == 0)
-                snprintf (package->abi, sizeof package->abi, "%s", af_abi_names [i]);
-    return 0;
+    if (rec->abi_mask && (uint32_t) abi_rank < device->abi_count)
+        snprintf (package->abi, sizeof package->abi, "%s", device->abis [abi_rank]);
 }
 
 int
@@ -293,28 +339,29 @@ af_catalog_resolve (af_catalog_t *self, const char *program, const af_device_t *
                     af_resolution_t *result)
 {
     assert (self);
-    memset (result, 0, sizeof *result);
     int rc = self->reader? mdb_txn_renew (self->reader): af_store_begin (self->store, false, &self->reader);
     if (rc) {
         zsys_error ("catalog: cannot start a read transaction: %s", mdb_strerror (rc));
         af_store_abort (&self->reader);
         return -1;
     }
+    result->reason [0] = 0;
     MDB_val value;
+    fit_view_t view;
     rc = af_store_get (self->reader, self->fit, program, strlen (program), &value);
-    if (rc == MDB_NOTFOUND || (rc == 0 && value.mv_size < sizeof (af_fit_rec_t))) {
+    if (rc == MDB_NOTFOUND) {
+        memset (&result->package, 0, sizeof result->package);
         result->fit = AF_FIT_UNKNOWN_PROGRAM;
         snprintf (result->reason, sizeof result->reason, "unknown program '%s'", program);
         mdb_txn_reset (self->reader);
         return 0;
     }
-    if (rc) {
+    if (rc || s_view (&value, &view)) {
+        if (rc == 0)
+            zsys_error ("catalog: the fit record of '%s' is corrupt", program);
         mdb_txn_reset (self->reader);
         return -1;
     }
-    const af_fit_rec_t *recs = (const af_fit_rec_t *) value.mv_data;
-    size_t count = value.mv_size / sizeof (af_fit_rec_t);
-
     af_platform_t platform = af_platform_from_name (device->platform);
     af_form_t form = af_form_from_name (device->form_factor);
     uint32_t os = s_device_os (device, platform);
@@ -329,36 +376,37 @@ af_catalog_resolve (af_catalog_t *self, const char *program, const af_device_t *
 
     const af_fit_rec_t *best = NULL, *closest = NULL;
     int best_abi = 0, closest_stage = -1;
-    for (size_t i = 0; i < count; i++) {
+    for (size_t i = 0; i < view.count; i++) {
+        const af_fit_rec_t *rec = &view.recs [i];
         int abi_rank = 0;
-        int stage = s_check (&recs [i], platform, form, os, abi_pref, short_side, long_side,
+        int stage = s_check (rec, platform, form, os, abi_pref, short_side, long_side,
                              device->density, &abi_rank);
         if (stage == 5) {
-            if (!best || s_better (&recs [i], abi_rank, best, best_abi, device->density)) {
-                best = &recs [i];
+            if (!best || s_better (rec, abi_rank, best, best_abi, device->density)) {
+                best = rec;
                 best_abi = abi_rank;
             }
         }
         else
         if (stage > closest_stage
-        ||  (stage == closest_stage && recs [i].version_code > closest->version_code)) {
-            closest = &recs [i];
+        ||  (stage == closest_stage && rec->version_code > closest->version_code)) {
+            closest = rec;
             closest_stage = stage;
         }
     }
     if (best) {
         result->fit = best->store_only? AF_FIT_STORE_LINK: AF_FIT_PACKAGE;
-        rc = s_fill (self, program, best, best_abi, device, &result->package);
+        s_fill (&view, program, best, best_abi, device, &result->package);
     }
     else {
         result->fit = AF_FIT_NONE;
-        s_reason (recs, count, closest, closest_stage, device, platform, os,
+        s_reason (view.recs, view.count, closest, closest_stage, device, platform, os,
                   result->reason, sizeof result->reason);
-        rc = s_fill (self, program, closest, 0, device, &result->package);
+        s_fill (&view, program, closest, 0, device, &result->package);
         result->package.abi [0] = 0;
     }
     mdb_txn_reset (self->reader);
-    return rc;
+    return 0;
 }
 
 //  --------------------------------------------------------------------------
@@ -466,40 +514,77 @@ s_put_program (af_catalog_t *self, MDB_txn *txn, af_catalog_entry_t **entries, s
                            zframe_data (packed), zframe_size (packed), 0);
         zframe_destroy (&packed);
     }
-    //  The fit array: previous packages of the program plus the new ones
-    af_fit_rec_t *recs = NULL;
-    size_t total = 0;
-    MDB_val old;
-    if (rc == 0 && af_store_get (txn, self->fit, program, plen, &old) == 0) {
-        total = old.mv_size / sizeof (af_fit_rec_t);
-        recs = (af_fit_rec_t *) malloc ((total + count) * sizeof (af_fit_rec_t));
-        assert (recs);
-        memcpy (recs, old.mv_data, total * sizeof (af_fit_rec_t));
-    }
-    else
-    if (rc == 0) {
-        recs = (af_fit_rec_t *) malloc (count * sizeof (af_fit_rec_t));
-        assert (recs);
+    //  The fit value: previous packages of the program plus the new ones
+    //  (same package ID: replaced), with their strings
+    size_t total = 0, old_count = 0;
+    fit_view_t old;
+    MDB_val old_value;
+    if (rc == 0 && af_store_get (txn, self->fit, program, plen, &old_value) == 0
+    &&  s_view (&old_value, &old) == 0)
+        old_count = old.count;
+    af_fit_rec_t *recs = (af_fit_rec_t *) malloc ((old_count + count + 1) * sizeof (af_fit_rec_t));
+    char (*names) [AF_MAX_VERSION_NAME + 1] = calloc (old_count + count + 1, AF_MAX_VERSION_NAME + 1);
+    char (*links) [AF_MAX_LINK + 1] = calloc (old_count + count + 1, AF_MAX_LINK + 1);
+    assert (recs && names && links);
+    for (size_t i = 0; i < old_count; i++) {
+        recs [total] = old.recs [i];
+        size_t offset = old.recs [i].text;
+        s_text (&old, &offset, names [total], sizeof names [total]);
+        s_text (&old, &offset, links [total], sizeof links [total]);
+        total++;
     }
     for (size_t i = 0; rc == 0 && i < count; i++) {
         size_t k = 0;
         while (k < total && memcmp (recs [k].package_id, entries [i]->fit.package_id, AF_ID_SIZE))
             k++;
-        recs [k] = entries [i]->fit;        //  same package ID: replaced
+        recs [k] = entries [i]->fit;
+        snprintf (names [k], sizeof names [k], "%s", entries [i]->package.version_name);
+        snprintf (links [k], sizeof links [k], "%s", entries [i]->package.store_link);
         if (k == total)
             total++;
     }
     if (rc == 0 && total > AF_MAX_PACKAGES_PER_PROGRAM) {
         snprintf (err, errlen, "program '%s' would have %zu packages (at most %d)",
                   program, total, AF_MAX_PACKAGES_PER_PROGRAM);
-        free (recs);
-        return -1;
+        rc = -1;
     }
-    if (rc == 0)
-        rc = af_store_put (txn, self->fit, program, plen, recs, total * sizeof (af_fit_rec_t), 0);
-    free (recs);
-    if (rc)
+    if (rc == 0) {
+        af_fit_head_t head = { (uint32_t) total,
+                               (uint32_t) (sizeof (af_fit_head_t) + total * sizeof (af_fit_rec_t)) };
+        size_t size = head.text + 4 + strlen (last->display) + strlen (last->publisher)
+                    + strlen (last->category) + 3;
+        for (size_t i = 0; i < total; i++)
+            size += strlen (names [i]) + strlen (links [i]) + 2;
+        uint8_t *data = (uint8_t *) zmalloc (size);
+        memcpy (data, &head, sizeof head);
+        uint8_t *p = data + head.text;
+        memcpy (p, &last->votes, 4);
+        p += 4;
+        const char *meta [] = { last->display, last->publisher, last->category };
+        for (int m = 0; m < 3; m++) {
+            memcpy (p, meta [m], strlen (meta [m]) + 1);
+            p += strlen (meta [m]) + 1;
+        }
+        for (size_t i = 0; i < total; i++) {
+            recs [i].text = (uint32_t) (p - (data + head.text));
+            memcpy (p, names [i], strlen (names [i]) + 1);
+            p += strlen (names [i]) + 1;
+            memcpy (p, links [i], strlen (links [i]) + 1);
+            p += strlen (links [i]) + 1;
+        }
+        assert ((size_t) (p - data) == size);
+        memcpy (data + sizeof head, recs, total * sizeof (af_fit_rec_t));
+        rc = af_store_put (txn, self->fit, program, plen, data, size, 0);
+        free (data);
+        if (rc)
+            snprintf (err, errlen, "store error: %s", mdb_strerror (rc));
+    }
+    else
+    if (rc > 0)
         snprintf (err, errlen, "store error: %s", mdb_strerror (rc));
+    free (recs);
+    free (names);
+    free (links);
     return rc? -1: 0;
 }
 
@@ -952,8 +1037,13 @@ af_catalog_list (af_catalog_t *self, FILE *out, bool json)
         size_t plen = key.mv_size < sizeof program? key.mv_size: sizeof program - 1;
         memcpy (program, key.mv_data, plen);
         program [plen] = 0;
-        const af_fit_rec_t *recs = (const af_fit_rec_t *) value.mv_data;
-        size_t count = value.mv_size / sizeof (af_fit_rec_t);
+        fit_view_t view;
+        if (s_view (&value, &view)) {
+            rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
+            continue;
+        }
+        const af_fit_rec_t *recs = view.recs;
+        size_t count = view.count;
         json_t *packages = json_array ();
         for (size_t i = 0; i < count; i++) {
             uint8_t pkey [AF_MAX_PROGRAM + 1 + AF_ID_SIZE];

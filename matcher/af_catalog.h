@@ -17,7 +17,12 @@
       packages  key: program ID, 0x00, package ID (16 bytes)
                 value: msgpack package map (protocol/SPEC.md "Package map")
       fit       key: program ID
-                value: array of af_fit_rec_t (sizeof = 96), one per package
+                value: af_fit_head_t (8 bytes: count, offset of the text area),
+                       then count af_fit_rec_t (104 bytes each), then the text
+                       area: votes (4 bytes), name, publisher, category (each
+                       NUL-terminated), then per package at rec.text:
+                       versionName, storeLink (NUL-terminated). Resolution
+                       needs nothing else, so it is one mdb_get.
     Files: DIR/blobs/ab/ab01...ff (BLAKE2b-256 hex of the file), written via
     temp file + fsync + rename; the same bytes are stored once.
     =========================================================================
@@ -54,7 +59,14 @@ typedef struct {            //  naturally aligned: no padding (checked)
     uint8_t form_mask;                  //  bit (1 << af_form_t); 0 = every form factor
     uint8_t store_only;                 //  installs only from its platform's store
     uint8_t reserved [3];
+    uint32_t text;                      //  offset of this package's strings in the text area
+    uint32_t reserved2;
 } af_fit_rec_t;
+
+typedef struct {
+    uint32_t count;                     //  fit records that follow
+    uint32_t text;                      //  offset of the text area from the value's start
+} af_fit_head_t;
 
 //  A parsed manifest entry, ready to add
 typedef struct {

@@ -151,7 +151,7 @@ s_battery (void)
     s_pk_str (&p, "account"); s_pk_str (&p, "truncated");
     s_pk_str (&p, "password"); s_pk_str (&p, "long enough password");
     for (size_t cut = 1; cut < p.buf.size; cut += 7) {
-        char name [64];
+        char name [96];
         snprintf (name, sizeof name, "truncated msgpack (%zu of %zu bytes)", cut, p.buf.size);
         s_expect_error (name, p.buf.data, cut, AF_E_MALFORMED, NULL);
     }
