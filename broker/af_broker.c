@@ -941,8 +941,15 @@ s_bind_curve (af_broker_t *self, const char *endpoint, const char *domain, char 
     zsock_set_sndhwm (sock, 100000);
     zsock_set_rcvhwm (sock, 100000);
     zsock_set_linger (sock, 0);
-    int port = zsock_bind (sock, "%s", endpoint);
-    if (port == -1) {
+    //  "host:*" asks for any free port. czmq would try 49152 upward in
+    //  order, so two brokers starting at once (tests run in parallel) race
+    //  for the same port; libzmq's ":0" lets the kernel choose instead.
+    char bind_to [256];
+    snprintf (bind_to, sizeof bind_to, "%s", endpoint);
+    size_t len = strlen (bind_to);
+    if (len > 2 && streq (bind_to + len - 2, ":*"))
+        bind_to [len - 1] = '0';
+    if (zmq_bind (zsock_resolve (sock), bind_to)) {
         zsys_error ("broker: cannot bind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
         zsock_destroy (&sock);
         return NULL;

@@ -58,6 +58,10 @@ struct _af_catalog_t {
     MDB_dbi packages;
     MDB_dbi fit;
     MDB_txn *reader;                //  reused read transaction (reset/renew)
+    bool reading;                   //  reader holds a live snapshot
+    uint64_t *scratch;              //  aligned copy of a misaligned fit value
+    size_t scratch_size;
+    int64_t snapshot_at;            //  zclock_mono when it was taken
     bool writable;
 };
 
@@ -90,6 +94,7 @@ af_catalog_destroy (af_catalog_t **self_p)
     if (self) {
         af_store_abort (&self->reader);
         af_store_destroy (&self->store);
+        free (self->scratch);
         free (self->dir);
         free (self);
         *self_p = NULL;
@@ -271,19 +276,36 @@ typedef struct {
     size_t text_size;
 } fit_view_t;
 
+//  LMDB places a value right after its key, so it is not aligned; the
+//  records are read in place only when the value happens to be 8-aligned,
+//  else from a copy in the catalog's scratch buffer (valid until the next
+//  s_view).
 static int
-s_view (const MDB_val *value, fit_view_t *view)
+s_view (af_catalog_t *self, const MDB_val *value, fit_view_t *view)
 {
     af_fit_head_t head;
     if (value->mv_size < sizeof head)
         return -1;
     memcpy (&head, value->mv_data, sizeof head);
     size_t records = sizeof head + (size_t) head.count * sizeof (af_fit_rec_t);
-    if (head.count == 0 || records > head.text || head.text + 4 > value->mv_size)
+    if (head.count == 0 || records > head.text || (size_t) head.text + 4 > value->mv_size)
         return -1;
-    view->recs = (const af_fit_rec_t *) ((const uint8_t *) value->mv_data + sizeof head);
+    const uint8_t *data = (const uint8_t *) value->mv_data;
+    if ((uintptr_t) data % _Alignof (af_fit_rec_t)) {
+        if (value->mv_size > self->scratch_size) {
+            size_t size = value->mv_size + 4096;
+            uint64_t *scratch = (uint64_t *) realloc (self->scratch, size);
+            if (!scratch)
+                return -1;
+            self->scratch = scratch;
+            self->scratch_size = size;
+        }
+        memcpy (self->scratch, data, value->mv_size);
+        data = (const uint8_t *) self->scratch;
+    }
+    view->recs = (const af_fit_rec_t *) (data + sizeof head);
     view->count = head.count;
-    view->text = (const char *) value->mv_data + head.text;
+    view->text = (const char *) data + head.text;
     view->text_size = value->mv_size - head.text;
     return 0;
 }
@@ -305,12 +327,34 @@ s_text (const fit_view_t *view, size_t *offset, char *buf, size_t size)
     *offset += len + 1;
 }
 
+//  Bounded string copy; always terminates
+static inline void
+s_copy (char *dest, size_t size, const char *src)
+{
+    size_t len = strnlen (src, size - 1);
+    memcpy (dest, src, len);
+    dest [len] = 0;
+}
+
+//  Lowercase hex of public data (IDs and hashes are not secrets, so this
+//  need not be constant-time like sodium_bin2hex); dest holds 2 * size + 1
+static inline void
+s_hex (char *dest, const uint8_t *data, size_t size)
+{
+    static const char digits [] = "0123456789abcdef";
+    for (size_t i = 0; i < size; i++) {
+        dest [2 * i] = digits [data [i] >> 4];
+        dest [2 * i + 1] = digits [data [i] & 15];
+    }
+    dest [2 * size] = 0;
+}
+
 //  Fill the result's package from the fit value alone
 static void
 s_fill (const fit_view_t *view, const char *program, const af_fit_rec_t *rec, int abi_rank,
         const af_device_t *device, af_package_t *package)
 {
-    snprintf (package->program, sizeof package->program, "%s", program);
+    s_copy (package->program, sizeof package->program, program);
     size_t offset = 4;
     memcpy (&package->votes, view->text, 4);
     s_text (view, &offset, package->display, sizeof package->display);
@@ -319,19 +363,40 @@ s_fill (const fit_view_t *view, const char *program, const af_fit_rec_t *rec, in
     offset = rec->text;
     s_text (view, &offset, package->version_name, sizeof package->version_name);
     s_text (view, &offset, package->store_link, sizeof package->store_link);
-    memcpy (package->platform, af_platform_name ((af_platform_t) rec->platform),
-            strlen (af_platform_name ((af_platform_t) rec->platform)) + 1);
+    s_copy (package->platform, sizeof package->platform, af_platform_name ((af_platform_t) rec->platform));
     package->version_code = rec->version_code;
     package->size = rec->size;
     package->price_cents = rec->price_cents;
-    sodium_bin2hex (package->package_id, sizeof package->package_id, rec->package_id, AF_ID_SIZE);
+    s_hex (package->package_id, rec->package_id, AF_ID_SIZE);
     if (rec->store_only)
         package->hash [0] = 0;
     else
-        sodium_bin2hex (package->hash, sizeof package->hash, rec->hash, AF_HASH_SIZE);
+        s_hex (package->hash, rec->hash, AF_HASH_SIZE);
     package->abi [0] = 0;
     if (rec->abi_mask && (uint32_t) abi_rank < device->abi_count)
-        snprintf (package->abi, sizeof package->abi, "%s", device->abis [abi_rank]);
+        s_copy (package->abi, sizeof package->abi, device->abis [abi_rank]);
+}
+
+//  Make sure the reader holds a snapshot no older than AF_CATALOG_SNAPSHOT_MS.
+//  Reusing one across calls saves a reader-table round trip per resolution;
+//  the age bound keeps imports visible within that time under load, and
+//  af_catalog_release lets an idle matcher pin no old pages at all.
+static int
+s_snapshot (af_catalog_t *self)
+{
+    int64_t now = zclock_mono ();
+    if (self->reading && now - self->snapshot_at < AF_CATALOG_SNAPSHOT_MS)
+        return 0;
+    af_catalog_release (self);
+    int rc = self->reader? mdb_txn_renew (self->reader): af_store_begin (self->store, false, &self->reader);
+    if (rc) {
+        zsys_error ("catalog: cannot start a read transaction: %s", mdb_strerror (rc));
+        af_store_abort (&self->reader);
+        return -1;
+    }
+    self->reading = true;
+    self->snapshot_at = now;
+    return 0;
 }
 
 int
@@ -339,27 +404,22 @@ af_catalog_resolve (af_catalog_t *self, const char *program, const af_device_t *
                     af_resolution_t *result)
 {
     assert (self);
-    int rc = self->reader? mdb_txn_renew (self->reader): af_store_begin (self->store, false, &self->reader);
-    if (rc) {
-        zsys_error ("catalog: cannot start a read transaction: %s", mdb_strerror (rc));
-        af_store_abort (&self->reader);
+    if (s_snapshot (self))
         return -1;
-    }
     result->reason [0] = 0;
     MDB_val value;
     fit_view_t view;
-    rc = af_store_get (self->reader, self->fit, program, strlen (program), &value);
+    int rc = af_store_get (self->reader, self->fit, program, strlen (program), &value);
     if (rc == MDB_NOTFOUND) {
         memset (&result->package, 0, sizeof result->package);
         result->fit = AF_FIT_UNKNOWN_PROGRAM;
         snprintf (result->reason, sizeof result->reason, "unknown program '%s'", program);
-        mdb_txn_reset (self->reader);
         return 0;
     }
-    if (rc || s_view (&value, &view)) {
+    if (rc || s_view (self, &value, &view)) {
         if (rc == 0)
             zsys_error ("catalog: the fit record of '%s' is corrupt", program);
-        mdb_txn_reset (self->reader);
+        af_catalog_release (self);
         return -1;
     }
     af_platform_t platform = af_platform_from_name (device->platform);
@@ -405,8 +465,17 @@ af_catalog_resolve (af_catalog_t *self, const char *program, const af_device_t *
         s_fill (&view, program, closest, 0, device, &result->package);
         result->package.abi [0] = 0;
     }
-    mdb_txn_reset (self->reader);
     return 0;
+}
+
+void
+af_catalog_release (af_catalog_t *self)
+{
+    assert (self);
+    if (self->reading) {
+        mdb_txn_reset (self->reader);
+        self->reading = false;
+    }
 }
 
 //  --------------------------------------------------------------------------
@@ -520,7 +589,7 @@ s_put_program (af_catalog_t *self, MDB_txn *txn, af_catalog_entry_t **entries, s
     fit_view_t old;
     MDB_val old_value;
     if (rc == 0 && af_store_get (txn, self->fit, program, plen, &old_value) == 0
-    &&  s_view (&old_value, &old) == 0)
+    &&  s_view (self, &old_value, &old) == 0)
         old_count = old.count;
     af_fit_rec_t *recs = (af_fit_rec_t *) malloc ((old_count + count + 1) * sizeof (af_fit_rec_t));
     char (*names) [AF_MAX_VERSION_NAME + 1] = calloc (old_count + count + 1, AF_MAX_VERSION_NAME + 1);
@@ -605,6 +674,8 @@ af_catalog_add (af_catalog_t *self, af_catalog_entry_t *entries, size_t count, c
         snprintf (err, errlen, "the catalog is open read-only");
         return -1;
     }
+    //  LMDB allows one transaction per thread: drop our read snapshot
+    af_catalog_release (self);
     //  Files first: hash and store, so the transaction below cannot fail on I/O
     for (size_t i = 0; i < count; i++) {
         af_catalog_entry_t *entry = &entries [i];
@@ -1038,7 +1109,7 @@ af_catalog_list (af_catalog_t *self, FILE *out, bool json)
         memcpy (program, key.mv_data, plen);
         program [plen] = 0;
         fit_view_t view;
-        if (s_view (&value, &view)) {
+        if (s_view (self, &value, &view)) {
             rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
             continue;
         }

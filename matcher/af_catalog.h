@@ -38,6 +38,9 @@
 #include "af_device.h"
 #include "af_package.h"
 
+//  Longest time, in ms, one read snapshot serves resolutions
+#define AF_CATALOG_SNAPSHOT_MS 50
+
 //  ABIs the catalog knows, as bits of af_fit_rec_t.abi_mask
 #define AF_ABI_COUNT 8
 extern const char *af_abi_names [AF_ABI_COUNT];
@@ -98,9 +101,15 @@ int af_catalog_add (af_catalog_t *self, af_catalog_entry_t *entries, size_t coun
 
 //  Resolve a program for a device. Returns 0 with the result filled
 //  (package, store link, no fit with the reason, or unknown program), or
-//  -1 on a store error.
+//  -1 on a store error. Reads a snapshot of the catalog that is reused by
+//  later calls for at most AF_CATALOG_SNAPSHOT_MS, so an import becomes
+//  visible within that time; call af_catalog_release when idle.
 int af_catalog_resolve (af_catalog_t *self, const char *program, const af_device_t *device,
                         af_resolution_t *result);
+
+//  Drop the snapshot resolve holds, so an idle reader pins no old pages
+//  and the next resolve sees the newest catalog.
+void af_catalog_release (af_catalog_t *self);
 
 //  Path of a stored package file, from its hash in hex. 0 or -1.
 int af_catalog_blob_path (af_catalog_t *self, const char *hash_hex, char *buf, size_t size);

@@ -204,8 +204,12 @@ main (int argc, char *argv [])
             if (code != AF_OK)
                 zsys_warning ("matcher: dropped a message from the broker: %s", af_code_name (code));
             else
-            if (msg->id == AF_MSG_RESOLVE)
+            if (msg->id == AF_MSG_RESOLVE) {
                 s_handle (&config, catalog, sock, msg);
+                //  Idle now? Then hold no catalog snapshot while we wait
+                if (!(zsock_events (sock) & ZMQ_POLLIN))
+                    af_catalog_release (catalog);
+            }
             else
             if (msg->id == AF_MSG_DISCONNECT) {
                 zsys_warning ("matcher: broker said DISCONNECT (%s); announcing again", msg->reason);

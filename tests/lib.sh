@@ -119,6 +119,10 @@ start_node () {
     PIDS+=("$pid")
     eval "NODE_PID_${name//-/_}=$pid"
     wait_until 10 test -S "$T/$name/node.sock" || die "node $name did not start"
+    # A node is started against a running broker: wait for the connection,
+    # so a test's first command does not race the CURVE handshake
+    wait_until 10 bash -c "'$CLI' --home '$T/$name' --json status | jq -e .connected" \
+        || die "node $name did not connect to the broker"
 }
 
 node_pid () { local v="NODE_PID_${1//-/_}"; echo "${!v}"; }
