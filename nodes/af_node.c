@@ -47,6 +47,8 @@ struct _af_node_t {
     char device_id [AF_ID_HEX + 1];
     char login_error [AF_MAX_REASON + 32];  //  why the automatic login failed
     char auto_login [AF_ID_HEX + 1];        //  rid of our own pending LOGIN
+    bool switching;                         //  user left the account for another:
+                                            //  no automatic login until one succeeds
     int64_t last_rx;
     int64_t last_ping;
     int heartbeat_ms;
@@ -249,7 +251,8 @@ s_request (af_node_t *self, zframe_t *client, const char *verb, af_msg_t *msg)
 static void
 s_login_by_key (af_node_t *self)
 {
-    if (!*self->account || !*self->device_id || *self->auto_login || *self->login_error)
+    if (!*self->account || !*self->device_id || *self->auto_login || *self->login_error
+    ||  self->switching)
         return;
     af_msg_t *login = af_msg_new (AF_MSG_LOGIN);
     snprintf (login->account, sizeof login->account, "%s", self->account);
@@ -410,6 +413,7 @@ s_dealer_event (zloop_t *loop, zsock_t *reader, void *arg)
         else {
             if (msg->id == AF_MSG_LOGIN_OK) {
                 self->logged_in = true;
+                self->switching = false;
                 //  Beat at least as often as the broker expects
                 if (msg->heartbeat >= 50 && (int) msg->heartbeat < self->heartbeat_ms)
                     self->heartbeat_ms = (int) msg->heartbeat;
@@ -498,8 +502,13 @@ s_ctl_event (zloop_t *loop, zsock_t *reader, void *arg)
                 //  connection must leave the first one before it logs in.
                 if (streq (self->account, arg1))
                     strcpy (msg->device_id, self->device_id);
-                else
-                if (self->logged_in) {
+                else {
+                    //  The user chose another account: do not log back in
+                    //  to the old one by key while this login is pending,
+                    //  or after it fails
+                    self->switching = true;
+                }
+                if (!streq (self->account, arg1) && self->logged_in) {
                     af_msg_t *logout = af_msg_new (AF_MSG_LOGOUT);
                     s_broker_send (self, logout);
                     af_msg_destroy (&logout);

@@ -23,7 +23,72 @@
 #include <assert.h>
 #include <stdarg.h>
 #include <msgpack.h>
+#include <pthread.h>
 #include <sodium.h>
+
+//  Scratch memory reused by every encode and decode on a thread: the
+//  broker's hot path then allocates no msgpack buffer or zone per message.
+//  Each thread gets its own (freed when the thread ends); a buffer grown
+//  past AF_SCRATCH_KEEP by one big message is shrunk again after it.
+#define AF_SCRATCH_KEEP (64 * 1024)
+
+typedef struct {
+    msgpack_sbuffer buffer;
+    msgpack_zone *zone;
+} scratch_t;
+
+static pthread_key_t s_scratch_key;
+static pthread_once_t s_scratch_once = PTHREAD_ONCE_INIT;
+
+static void
+s_scratch_free (void *arg)
+{
+    scratch_t *scratch = (scratch_t *) arg;
+    msgpack_sbuffer_destroy (&scratch->buffer);
+    if (scratch->zone)
+        msgpack_zone_free (scratch->zone);
+    free (scratch);
+}
+
+static void
+s_scratch_init (void)
+{
+    int rc = pthread_key_create (&s_scratch_key, s_scratch_free);
+    assert (rc == 0);
+}
+
+//  This thread's scratch, or NULL on OOM
+static scratch_t *
+s_scratch (void)
+{
+    pthread_once (&s_scratch_once, s_scratch_init);
+    scratch_t *scratch = (scratch_t *) pthread_getspecific (s_scratch_key);
+    if (!scratch) {
+        scratch = (scratch_t *) calloc (1, sizeof (scratch_t));
+        if (!scratch)
+            return NULL;
+        msgpack_sbuffer_init (&scratch->buffer);
+        scratch->zone = msgpack_zone_new (4096);
+        if (!scratch->zone || pthread_setspecific (s_scratch_key, scratch)) {
+            s_scratch_free (scratch);
+            return NULL;
+        }
+    }
+    return scratch;
+}
+
+//  Done with this thread's buffer: forget its contents, keep its memory
+//  unless one big message grew it
+static void
+s_scratch_buffer_done (scratch_t *scratch)
+{
+    if (scratch->buffer.alloc > AF_SCRATCH_KEEP) {
+        msgpack_sbuffer_destroy (&scratch->buffer);
+        msgpack_sbuffer_init (&scratch->buffer);
+    }
+    else
+        scratch->buffer.size = 0;
+}
 
 //  --------------------------------------------------------------------------
 //  Field tables
@@ -369,10 +434,11 @@ af_msg_encode (af_msg_t *self)
             zsys_error ("af_msg: %s without required field '%s'", command->name, f->key);
             return NULL;
         }
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init (&buffer);
+    scratch_t *scratch = s_scratch ();
+    if (!scratch)
+        return NULL;
     msgpack_packer pk;
-    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    msgpack_packer_init (&pk, &scratch->buffer, msgpack_sbuffer_write);
 
     size_t count = 2 + (self->has_rid? 1: 0);
     for (const field_t *f = command->fields; f->key; f++)
@@ -392,8 +458,8 @@ af_msg_encode (af_msg_t *self)
         if (f->required || !s_field_empty (f, base))
             s_encode_field (&pk, f, base);
 
-    zframe_t *frame = zframe_new (buffer.data, buffer.size);
-    msgpack_sbuffer_destroy (&buffer);
+    zframe_t *frame = zframe_new (scratch->buffer.data, scratch->buffer.size);
+    s_scratch_buffer_done (scratch);
     return frame;
 }
 
@@ -775,16 +841,17 @@ af_msg_decode (const uint8_t *data, size_t size, af_msg_t **msg_p,
         snprintf (err, errlen, "%zu bytes of garbage after the message", size - scan.pos);
         return AF_E_MALFORMED;
     }
-    msgpack_zone zone;
-    if (!msgpack_zone_init (&zone, 2048)) {
+    scratch_t *scratch = s_scratch ();
+    if (!scratch) {
         snprintf (err, errlen, "out of memory");
         return AF_E_INTERNAL;
     }
+    msgpack_zone *zone = scratch->zone;
     int code = AF_E_MALFORMED;
     af_msg_t *self = NULL;
     msgpack_object root;
     size_t offset = 0;
-    if (msgpack_unpack ((const char *) data, size, &offset, &zone, &root) != MSGPACK_UNPACK_SUCCESS) {
+    if (msgpack_unpack ((const char *) data, size, &offset, zone, &root) != MSGPACK_UNPACK_SUCCESS) {
         snprintf (err, errlen, "msgpack decoding failed");
         goto done;
     }
@@ -864,7 +931,7 @@ af_msg_decode (const uint8_t *data, size_t size, af_msg_t **msg_p,
     code = AF_OK;
     *msg_p = self;
 done:
-    msgpack_zone_destroy (&zone);
+    msgpack_zone_clear (zone);
     return code;
 }
 
