@@ -19,7 +19,10 @@
     Prints both rates, their ratio (target from issue 3: at least 0.5)
     and the broker's peak resident memory (VmHWM).
 
-    Usage: bench_route [--messages N] [--seconds S] [--window W] [--broker PATH]
+    Both pairs of connections stay up and the runs alternate, raw then
+    broker, for ROUNDS rounds (default 3); the medians are compared.
+
+    Usage: bench_route [--messages N] [--seconds S] [--window W] [--rounds R] [--broker PATH]
     =========================================================================
 */
 #include <czmq.h>
@@ -40,6 +43,20 @@ static int s_messages = 500000;
 static double s_seconds = 10.0;
 static int s_window = 2000;
 static atomic_bool s_stop_receiver;
+#define MAX_ROUNDS 9
+static int s_rounds = 3;
+
+static double
+s_median (double *values, int count)
+{
+    for (int i = 1; i < count; i++)             //  insertion sort: count <= 9
+        for (int k = i; k > 0 && values [k] < values [k - 1]; k--) {
+            double swap = values [k];
+            values [k] = values [k - 1];
+            values [k - 1] = swap;
+        }
+    return count % 2? values [count / 2]: (values [count / 2 - 1] + values [count / 2]) / 2;
+}
 
 //  ---------------------------------------------------------------------
 //  The raw forwarder (child process)
@@ -361,7 +378,7 @@ main (int argc, char *argv [])
         if (streq (argv [i], "--forwarder") && i + 1 < argc)
             return s_forwarder (argv [i + 1]);
         if (streq (argv [i], "--help") || streq (argv [i], "-h")) {
-            printf ("Usage: bench_route [--messages N] [--seconds S] [--window W] [--broker PATH]\n"
+            printf ("Usage: bench_route [--messages N] [--seconds S] [--window W] [--rounds R] [--broker PATH]\n"
                     "Routed 64-byte NOTIFY messages per second through the real broker,\n"
                     "beside a raw ZeroMQ CURVE ROUTER forwarder measured in the same run.\n");
             return 0;
@@ -379,6 +396,9 @@ main (int argc, char *argv [])
         if (streq (argv [i], "--window"))
             s_window = atoi (argv [++i]);
         else
+        if (streq (argv [i], "--rounds"))
+            s_rounds = atoi (argv [++i]);
+        else
         if (streq (argv [i], "--broker"))
             broker_path = argv [++i];
         else {
@@ -387,8 +407,8 @@ main (int argc, char *argv [])
         }
     }
     if (s_messages < 1000 || s_messages > 100000000 || s_seconds <= 0 || s_seconds > 120
-    ||  s_window < 1 || s_window > 100000) {
-        fprintf (stderr, "bench_route: --messages 1000.., --seconds 0..120, --window 1..100000\n");
+    ||  s_window < 1 || s_window > 100000 || s_rounds < 1 || s_rounds > MAX_ROUNDS) {
+        fprintf (stderr, "bench_route: --messages 1000.., --seconds 0..120, --window 1..100000, --rounds 1..9\n");
         return 2;
     }
     if (sodium_init () < 0)
@@ -409,16 +429,19 @@ main (int argc, char *argv [])
     snprintf (broker_dir, sizeof broker_dir, "%s/broker", dir);
     snprintf (broker_log, sizeof broker_log, "%s/broker.log", dir);
     pid_t fwd_pid = s_spawn (fwd_argv, fwd_log);
+    //  A long heartbeat: the broker's devices sit idle during raw rounds
     char *broker_argv [] = { (char *) broker_path, "-d", broker_dir, "--nodes", "tcp://127.0.0.1:*",
-                             "--workers", "tcp://127.0.0.1:*", "--pwhash", "min", NULL };
+                             "--workers", "tcp://127.0.0.1:*", "--pwhash", "min", "--heartbeat", "1000",
+                             NULL };
     pid_t broker_pid = s_spawn (broker_argv, broker_log);
 
     zsys_init ();
     zsys_set_logstream (stderr);
     int status = 1;
     char path [PATH_MAX];
-    zsock_t *a = NULL, *b = NULL;
-    double raw_rate = -1, broker_rate = -1;
+    zsock_t *ra = NULL, *rb = NULL, *ba = NULL, *bb = NULL;
+    zframe_t *raw_frame = NULL, *broker_frame = NULL;
+    size_t routed_size = 0;
     long hwm_before = -1, hwm_after = -1;
 
     //  The device's NOTIFY as sent, and as the broker forwards it
@@ -430,9 +453,8 @@ main (int argc, char *argv [])
     af_msg_set_body (notify, body, sizeof body);
     af_msg_t *ping = af_msg_new (AF_MSG_PING);
     zframe_t *ping_frame = af_msg_encode (ping);
-    zframe_t *notify_frame = NULL;
 
-    //  1. Raw forwarding
+    //  1. The raw forwarder's pair of connections
     snprintf (path, sizeof path, "%s/forwarder", dir);
     if (!s_wait_file (path)) {
         fprintf (stderr, "bench_route: the forwarder did not start (see %s)\n", fwd_log);
@@ -448,29 +470,22 @@ main (int argc, char *argv [])
             goto done;
         }
         fclose (file);
-        a = s_dealer (endpoint, key);
-        b = s_dealer (endpoint, key);
-        if (!a || !b)
+        ra = s_dealer (endpoint, key);
+        rb = s_dealer (endpoint, key);
+        if (!ra || !rb)
             goto done;
-        zstr_send (b, "R");
-        char *known = zstr_recv (b);    //  the forwarder knows the receiver
+        zstr_send (rb, "R");
+        char *known = zstr_recv (rb);   //  the forwarder knows the receiver
         bool ok = known && streq (known, "R");
         zstr_free (&known);
         if (!ok) {
             fprintf (stderr, "bench_route: the forwarder did not answer\n");
             goto done;
         }
-        notify_frame = af_msg_encode (notify);
-        raw_rate = s_run ("raw ZeroMQ ROUTER forwarder (CURVE)", a, b, zframe_data (notify_frame),
-                          zframe_size (notify_frame), zframe_size (notify_frame), NULL, 0);
-        zframe_destroy (&notify_frame);
-        zsock_destroy (&a);
-        zsock_destroy (&b);
+        raw_frame = af_msg_encode (notify);
     }
-    s_stop (fwd_pid);
-    fwd_pid = 0;
 
-    //  2. Through the broker
+    //  2. The broker's pair: one account, two devices logged in
     snprintf (path, sizeof path, "%s/endpoints", broker_dir);
     if (!s_wait_file (path)) {
         fprintf (stderr, "bench_route: the broker did not start (see %s)\n", broker_log);
@@ -488,49 +503,62 @@ main (int argc, char *argv [])
         zcert_t *broker_cert = zcert_load (path);
         if (!*endpoint || !broker_cert) {
             fprintf (stderr, "bench_route: cannot read the broker's endpoint or certificate\n");
+            zcert_destroy (&broker_cert);
             goto done;
         }
-        a = s_dealer (endpoint, zcert_public_txt (broker_cert));
-        b = s_dealer (endpoint, zcert_public_txt (broker_cert));
+        ba = s_dealer (endpoint, zcert_public_txt (broker_cert));
+        bb = s_dealer (endpoint, zcert_public_txt (broker_cert));
         zcert_destroy (&broker_cert);
-        if (!a || !b)
+        if (!ba || !bb)
             goto done;
         af_msg_t *reg = af_msg_new (AF_MSG_REGISTER);
         snprintf (reg->account, sizeof reg->account, "bench");
         snprintf (reg->password, sizeof reg->password, "bench password");
-        af_msg_t *reply = s_request (a, reg);
+        af_msg_t *reply = s_request (ba, reg);
         bool registered = reply && reply->id == AF_MSG_OK;
         af_msg_destroy (&reply);
         af_msg_destroy (&reg);
         char a_id [AF_ID_HEX + 1], b_id [AF_ID_HEX + 1];
-        if (!registered || s_login (a, "bench", "Sender", a_id) || s_login (b, "bench", "Receiver", b_id)) {
+        if (!registered || s_login (ba, "bench", "Sender", a_id) || s_login (bb, "bench", "Receiver", b_id)) {
             fprintf (stderr, "bench_route: cannot register and log in (see %s)\n", broker_log);
             goto done;
         }
         snprintf (notify->device_id, sizeof notify->device_id, "%s", b_id);
-        notify_frame = af_msg_encode (notify);
+        broker_frame = af_msg_encode (notify);
         //  What the receiver gets: the same NOTIFY naming the sender
         snprintf (notify->device_id, sizeof notify->device_id, "%s", a_id);
         zframe_t *routed = af_msg_encode (notify);
-        size_t routed_size = zframe_size (routed);
+        routed_size = zframe_size (routed);
         zframe_destroy (&routed);
-        hwm_before = s_vmhwm_kib (broker_pid);
-        broker_rate = s_run ("appferry-broker (decode, check, route)", a, b, zframe_data (notify_frame),
-                             zframe_size (notify_frame), routed_size,
-                             zframe_data (ping_frame), zframe_size (ping_frame));
-        hwm_after = s_vmhwm_kib (broker_pid);
-        zframe_destroy (&notify_frame);
     }
-    if (raw_rate > 0 && broker_rate > 0) {
-        printf ("ratio broker / raw: %.2f (target >= 0.5: %s)\n", broker_rate / raw_rate,
-                broker_rate / raw_rate >= 0.5? "met": "NOT met");
-        printf ("broker peak resident memory: %.1f MiB before the run, %.1f MiB after\n",
-                hwm_before / 1024.0, hwm_after / 1024.0);
-        status = 0;
+
+    //  3. Alternate rounds, so both see the same machine; report medians
+    hwm_before = s_vmhwm_kib (broker_pid);
+    double raw_rates [MAX_ROUNDS], broker_rates [MAX_ROUNDS];
+    for (int round = 0; round < s_rounds; round++) {
+        raw_rates [round] = s_run ("raw ZeroMQ ROUTER forwarder (CURVE)", ra, rb, zframe_data (raw_frame),
+                                   zframe_size (raw_frame), zframe_size (raw_frame), NULL, 0);
+        broker_rates [round] = s_run ("appferry-broker (decode, check, route)", ba, bb,
+                                      zframe_data (broker_frame), zframe_size (broker_frame), routed_size,
+                                      zframe_data (ping_frame), zframe_size (ping_frame));
+        if (raw_rates [round] <= 0 || broker_rates [round] <= 0)
+            goto done;
     }
+    hwm_after = s_vmhwm_kib (broker_pid);
+    double raw_rate = s_median (raw_rates, s_rounds), broker_rate = s_median (broker_rates, s_rounds);
+    printf ("median of %d rounds: raw %.0f msg/s, broker %.0f msg/s\n", s_rounds, raw_rate, broker_rate);
+    printf ("ratio broker / raw: %.2f (target >= 0.5: %s)\n", broker_rate / raw_rate,
+            broker_rate / raw_rate >= 0.5? "met": "NOT met");
+    printf ("broker peak resident memory: %.1f MiB before the runs, %.1f MiB after\n",
+            hwm_before / 1024.0, hwm_after / 1024.0);
+    status = 0;
 done:
-    zsock_destroy (&a);
-    zsock_destroy (&b);
+    zsock_destroy (&ra);
+    zsock_destroy (&rb);
+    zsock_destroy (&ba);
+    zsock_destroy (&bb);
+    zframe_destroy (&raw_frame);
+    zframe_destroy (&broker_frame);
     zframe_destroy (&ping_frame);
     af_msg_destroy (&ping);
     af_msg_destroy (&notify);

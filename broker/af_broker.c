@@ -646,18 +646,39 @@ s_node_notify (af_broker_t *self, session_t *session, af_msg_t *msg)
     }
 }
 
+//  Receive one message from a ROUTER without waiting: the routing frame,
+//  the body (NULL if there is none) and how many frames followed the body
+//  (discarded; a message is one frame). -1 when nothing is queued.
 static int
-s_frontend_message (af_broker_t *self, zmsg_t *zmsg)
+s_recv_frames (zsock_t *reader, zframe_t **routing, zframe_t **body, size_t *extra)
 {
-    if (!zmsg)
-        return 0;               //  interrupted
-    zframe_t *routing = zmsg_pop (zmsg);
-    zframe_t *body = zmsg_pop (zmsg);
+    *routing = zframe_recv (reader);
+    *body = NULL;
+    *extra = 0;
+    if (!*routing)
+        return -1;
+    if (zframe_more (*routing))
+        *body = zframe_recv (reader);
+    if (*body && zframe_more (*body)) {
+        zmq_msg_t part;
+        zmq_msg_init (&part);
+        do {
+            if (zmq_msg_recv (&part, zsock_resolve (reader), 0) == -1)
+                break;
+            (*extra)++;
+        } while (zmq_msg_more (&part));
+        zmq_msg_close (&part);
+    }
+    return 0;
+}
+
+static int
+s_frontend_message (af_broker_t *self, zframe_t *routing, zframe_t *body, size_t extra)
+{
     char hex [32];
     if (!routing || zframe_size (routing) > 15) {
         zframe_destroy (&routing);
         zframe_destroy (&body);
-        zmsg_destroy (&zmsg);
         return 0;
     }
     sodium_bin2hex (hex, sizeof hex, zframe_data (routing), zframe_size (routing));
@@ -685,7 +706,7 @@ s_frontend_message (af_broker_t *self, zmsg_t *zmsg)
         goto done;
     }
     session->last_seen = zclock_mono ();
-    if (!body || zmsg_size (zmsg) + 1 > AF_MAX_FRAMES) {
+    if (!body || extra + 1 > AF_MAX_FRAMES) {
         zsys_warning ("broker: refused a message from %.8s: expected exactly one frame", session->key);
         s_reply_error (self, session, AF_E_MALFORMED, NULL, "a message is exactly one frame");
         goto done;
@@ -745,7 +766,6 @@ s_frontend_message (af_broker_t *self, zmsg_t *zmsg)
 done:
     zframe_destroy (&routing);
     zframe_destroy (&body);
-    zmsg_destroy (&zmsg);
     return 0;
 }
 
@@ -762,10 +782,11 @@ s_frontend_event (zloop_t *loop, zsock_t *reader, void *arg)
     (void) loop;
     af_broker_t *self = (af_broker_t *) arg;
     for (int i = 0; i < AF_BATCH; i++) {
-        zmsg_t *zmsg = zmsg_recv (reader);      //  receive timeout 0: no wait
-        if (!zmsg)
+        zframe_t *routing, *body;
+        size_t extra;
+        if (s_recv_frames (reader, &routing, &body, &extra))
             break;
-        s_frontend_message (self, zmsg);
+        s_frontend_message (self, routing, body, extra);
     }
     return 0;
 }
@@ -782,12 +803,8 @@ s_send_worker (af_broker_t *self, zframe_t *routing, af_msg_t **msg_p)
 }
 
 static int
-s_backend_message (af_broker_t *self, zmsg_t *zmsg)
+s_backend_message (af_broker_t *self, zframe_t *routing, zframe_t *body, size_t extra)
 {
-    if (!zmsg)
-        return 0;
-    zframe_t *routing = zmsg_pop (zmsg);
-    zframe_t *body = zmsg_pop (zmsg);
     if (!routing || !body || zframe_size (routing) > 15) {
         zsys_warning ("broker: dropped a worker message without routing ID or body");
         goto done;
@@ -800,7 +817,7 @@ s_backend_message (af_broker_t *self, zmsg_t *zmsg)
     bool has_rid = false;
     af_msg_t *msg = NULL;
     int code = AF_E_MALFORMED;
-    if (zmsg_size (zmsg) + 1 > AF_MAX_FRAMES)
+    if (extra + 1 > AF_MAX_FRAMES)
         snprintf (err, sizeof err, "a message is exactly one frame");
     else
         code = af_msg_decode (zframe_data (body), zframe_size (body), &msg, err, sizeof err, rid, &has_rid);
@@ -876,7 +893,6 @@ s_backend_message (af_broker_t *self, zmsg_t *zmsg)
 done:
     zframe_destroy (&routing);
     zframe_destroy (&body);
-    zmsg_destroy (&zmsg);
     return 0;
 }
 
@@ -886,10 +902,11 @@ s_backend_event (zloop_t *loop, zsock_t *reader, void *arg)
     (void) loop;
     af_broker_t *self = (af_broker_t *) arg;
     for (int i = 0; i < AF_BATCH; i++) {
-        zmsg_t *zmsg = zmsg_recv (reader);      //  receive timeout 0: no wait
-        if (!zmsg)
+        zframe_t *routing, *body;
+        size_t extra;
+        if (s_recv_frames (reader, &routing, &body, &extra))
             break;
-        s_backend_message (self, zmsg);
+        s_backend_message (self, routing, body, extra);
     }
     return 0;
 }
