@@ -27,7 +27,14 @@ stop_all () {
     pkill -f "appferry-node .*$D" 2>/dev/null || true
     rm -rf "$D"
 }
-fail () { echo "demo failed: $*" >&2; tail -n 20 "$D"/*.log "$D"/*/node.log >&2 2>/dev/null || true; stop_all; exit 1; }
+fail () {
+    echo "demo failed: $*" >&2
+    # What the phone's node holds, and what the broker answers it now
+    [ -S "$D/phone/node.sock" ] && { "$CLI" --home "$D/phone" status; "$CLI" --home "$D/phone" devices --refresh; } >&2 2>&1
+    tail -n 20 "$D"/*.log "$D"/*/node.log >&2 2>/dev/null || true
+    stop_all
+    exit 1
+}
 wait_for () { local i; for i in $(seq 100); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
 [ $KEEP -eq 1 ] || trap 'stop_all' EXIT
 
