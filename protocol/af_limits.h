@@ -45,6 +45,7 @@
 #define AF_MAX_LINK             255     //  store link URL
 #define AF_MAX_DISPLAY          127     //  display name, publisher
 #define AF_MAX_DEVICES          64      //  devices per account
+#define AF_MAX_OUTBOX           10000   //  undelivered items queued per device
 #define AF_MAX_BODY             (64 * 1024) //  NOTIFY body bytes
 #define AF_MAX_KIND             31      //  NOTIFY kind label
 #define AF_MAX_SCREEN           16384   //  pixels, each dimension

@@ -6,6 +6,7 @@
 #include "af_msg.h"
 #include "af_store.h"
 #include "af_registry.h"
+#include "af_outbox.h"
 #include "af_catalog.h"
 
 int
@@ -18,6 +19,7 @@ main (int argc, char *argv [])
     af_msg_test (verbose);
     af_store_test (verbose);
     af_registry_test (verbose);
+    af_outbox_test (verbose);
     af_catalog_test (verbose);
     printf ("Tests passed OK\n");
     return 0;

@@ -1,0 +1,393 @@
+/*  =========================================================================
+    af_outbox - durable, ordered, per-device queues in the broker's store
+
+    See af_outbox.h for the contract and the key layout.
+    =========================================================================
+*/
+#include "af_outbox.h"
+
+#include <assert.h>
+#include <czmq.h>
+#include <sodium.h>
+
+struct _af_outbox_t {
+    af_store_t *store;              //  not ours
+    MDB_dbi items;
+    MDB_dbi ids;
+};
+
+#define HEADER (AF_ID_SIZE + 8)     //  item ID, put time
+
+af_outbox_t *
+af_outbox_new (af_store_t *store)
+{
+    assert (store);
+    af_outbox_t *self = (af_outbox_t *) zmalloc (sizeof (af_outbox_t));
+    assert (self);
+    self->store = store;
+    if (af_store_dbi (store, "outbox", 0, &self->items)
+    ||  af_store_dbi (store, "outbox_ids", 0, &self->ids))
+        af_outbox_destroy (&self);
+    return self;
+}
+
+void
+af_outbox_destroy (af_outbox_t **self_p)
+{
+    assert (self_p);
+    free (*self_p);
+    *self_p = NULL;
+}
+
+//  Key prefix: account, 0x00, device ID (16 bytes). Returns its length, or
+//  0 for a bad account or device ID.
+static size_t
+s_prefix (uint8_t *key, const char *account, const char *device_id)
+{
+    size_t len = strlen (account);
+    size_t bin_len = 0;
+    if (len == 0 || len > AF_MAX_ACCOUNT || strlen (device_id) != AF_ID_HEX)
+        return 0;
+    for (const char *p = device_id; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return 0;
+    memcpy (key, account, len);
+    key [len] = 0;
+    if (sodium_hex2bin (key + len + 1, AF_ID_SIZE, device_id, AF_ID_HEX, NULL, &bin_len, NULL)
+    ||  bin_len != AF_ID_SIZE)
+        return 0;
+    return len + 1 + AF_ID_SIZE;
+}
+
+static void
+s_put_be64 (uint8_t *p, uint64_t value)
+{
+    for (int i = 7; i >= 0; i--, value >>= 8)
+        p [i] = (uint8_t) value;
+}
+
+static uint64_t
+s_get_be64 (const uint8_t *p)
+{
+    uint64_t value = 0;
+    for (int i = 0; i < 8; i++)
+        value = (value << 8) | p [i];
+    return value;
+}
+
+//  The device's last item's seq (0 if none) and count, in txn
+static int
+s_last (af_outbox_t *self, MDB_txn *txn, const uint8_t *prefix, size_t plen, uint64_t *last, int64_t *count)
+{
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open (txn, self->items, &cursor);
+    if (rc)
+        return rc;
+    *last = 0;
+    *count = 0;
+    uint8_t start [AF_MAX_ACCOUNT + 1 + AF_ID_SIZE + 8];
+    memcpy (start, prefix, plen);
+    memset (start + plen, 0, 8);
+    MDB_val key = { plen + 8, start }, value;
+    rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE);
+    while (rc == 0 && key.mv_size == plen + 8 && memcmp (key.mv_data, prefix, plen) == 0) {
+        *last = s_get_be64 ((const uint8_t *) key.mv_data + plen);
+        (*count)++;
+        rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
+    }
+    mdb_cursor_close (cursor);
+    return rc == MDB_NOTFOUND? 0: rc;
+}
+
+int
+af_outbox_put_txn (af_outbox_t *self, MDB_txn *txn, const char *account, const char *device_id,
+                   const void *data, size_t size, uint8_t *id_out)
+{
+    assert (self && txn);
+    uint8_t key [AF_MAX_ACCOUNT + 1 + AF_ID_SIZE + 8];
+    size_t plen = s_prefix (key, account, device_id);
+    if (plen == 0 || size > AF_MAX_MSG)
+        return -1;
+    uint64_t last;
+    int64_t count;
+    int rc = s_last (self, txn, key, plen, &last, &count);
+    if (rc)
+        return rc;
+    if (count >= AF_MAX_OUTBOX)
+        return -1;
+    //  The device's last number ever given, kept under the bare prefix, so
+    //  numbers keep rising even after the queue was emptied
+    MDB_val meta;
+    rc = af_store_get (txn, self->items, key, plen, &meta);
+    if (rc == 0 && meta.mv_size == 8 && s_get_be64 ((const uint8_t *) meta.mv_data) > last)
+        last = s_get_be64 ((const uint8_t *) meta.mv_data);
+    else
+    if (rc && rc != MDB_NOTFOUND)
+        return rc;
+    uint8_t next [8];
+    s_put_be64 (next, last + 1);
+    rc = af_store_put (txn, self->items, key, plen, next, 8, 0);
+    if (rc)
+        return rc;
+    memcpy (key + plen, next, 8);
+
+    uint8_t *value = (uint8_t *) malloc (HEADER + size);
+    if (!value)
+        return -1;
+    uint8_t id [AF_ID_SIZE];
+    randombytes_buf (id, sizeof id);
+    memcpy (value, id, AF_ID_SIZE);
+    uint64_t now = (uint64_t) zclock_time ();
+    memcpy (value + AF_ID_SIZE, &now, 8);           //  little-endian host (af_catalog checks)
+    if (size)
+        memcpy (value + HEADER, data, size);
+    rc = af_store_put (txn, self->items, key, plen + 8, value, HEADER + size, MDB_NOOVERWRITE);
+    free (value);
+    if (rc)
+        return rc;
+
+    //  Index: account, 0x00, item ID -> device ID, seq
+    size_t alen = strlen (account);
+    uint8_t id_key [AF_MAX_ACCOUNT + 1 + AF_ID_SIZE];
+    memcpy (id_key, account, alen + 1);
+    memcpy (id_key + alen + 1, id, AF_ID_SIZE);
+    rc = af_store_put (txn, self->ids, id_key, alen + 1 + AF_ID_SIZE, key + alen + 1, AF_ID_SIZE + 8,
+                       MDB_NOOVERWRITE);
+    if (rc == 0 && id_out)
+        memcpy (id_out, id, AF_ID_SIZE);
+    return rc;
+}
+
+int
+af_outbox_put (af_outbox_t *self, const char *account, const char *device_id,
+               const void *data, size_t size, uint8_t *id_out)
+{
+    MDB_txn *txn = NULL;
+    int rc = af_store_begin (self->store, true, &txn);
+    if (rc == 0)
+        rc = af_outbox_put_txn (self, txn, account, device_id, data, size, id_out);
+    if (rc == 0)
+        rc = af_store_commit (self->store, &txn);
+    af_store_abort (&txn);
+    return rc;
+}
+
+int
+af_outbox_each (af_outbox_t *self, const char *account, const char *device_id,
+                uint64_t after, size_t limit, af_outbox_fn *fn, void *arg)
+{
+    assert (self && fn);
+    uint8_t start [AF_MAX_ACCOUNT + 1 + AF_ID_SIZE + 8];
+    size_t plen = s_prefix (start, account, device_id);
+    if (plen == 0)
+        return -1;
+    if (after == UINT64_MAX)
+        return 0;
+    s_put_be64 (start + plen, after + 1);
+    MDB_txn *txn = NULL;
+    int rc = af_store_begin (self->store, false, &txn);
+    if (rc)
+        return rc;
+    MDB_cursor *cursor;
+    rc = mdb_cursor_open (txn, self->items, &cursor);
+    if (rc) {
+        af_store_abort (&txn);
+        return rc;
+    }
+    MDB_val key = { plen + 8, start }, value;
+    size_t done = 0;
+    int result = 0;
+    rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE);
+    while (rc == 0 && key.mv_size == plen + 8 && memcmp (key.mv_data, start, plen) == 0
+       &&  (limit == 0 || done < limit)) {
+        if (value.mv_size < HEADER) {
+            zsys_error ("outbox: an item of '%s' is corrupt (%zu bytes); skipped", account, value.mv_size);
+            rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
+            continue;
+        }
+        af_outbox_item_t item;
+        memcpy (item.id, value.mv_data, AF_ID_SIZE);
+        memcpy (&item.put_ms, (const uint8_t *) value.mv_data + AF_ID_SIZE, 8);
+        item.seq = s_get_be64 ((const uint8_t *) key.mv_data + plen);
+        item.data = (const uint8_t *) value.mv_data + HEADER;
+        item.size = value.mv_size - HEADER;
+        done++;
+        result = fn (&item, arg);
+        if (result)
+            break;
+        rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
+    }
+    mdb_cursor_close (cursor);
+    af_store_abort (&txn);
+    if (result)
+        return result;
+    return rc == MDB_NOTFOUND? 0: rc;
+}
+
+int
+af_outbox_ack (af_outbox_t *self, const char *account, const char *device_id, const uint8_t *item_id)
+{
+    assert (self && item_id);
+    uint8_t prefix [AF_MAX_ACCOUNT + 1 + AF_ID_SIZE + 8];
+    size_t plen = s_prefix (prefix, account, device_id);
+    if (plen == 0)
+        return -1;
+    size_t alen = strlen (account);
+    uint8_t id_key [AF_MAX_ACCOUNT + 1 + AF_ID_SIZE];
+    memcpy (id_key, account, alen + 1);
+    memcpy (id_key + alen + 1, item_id, AF_ID_SIZE);
+
+    MDB_txn *txn = NULL;
+    int rc = af_store_begin (self->store, true, &txn);
+    if (rc)
+        return rc;
+    MDB_val where;
+    rc = af_store_get (txn, self->ids, id_key, alen + 1 + AF_ID_SIZE, &where);
+    //  The item must be queued for this very device
+    if (rc == 0 && (where.mv_size != AF_ID_SIZE + 8 || memcmp (where.mv_data, prefix + alen + 1, AF_ID_SIZE)))
+        rc = MDB_NOTFOUND;
+    if (rc == 0) {
+        memcpy (prefix + plen, (const uint8_t *) where.mv_data + AF_ID_SIZE, 8);
+        rc = af_store_del (txn, self->items, prefix, plen + 8);
+    }
+    if (rc == 0)
+        rc = af_store_del (txn, self->ids, id_key, alen + 1 + AF_ID_SIZE);
+    if (rc == 0)
+        rc = af_store_commit (self->store, &txn);
+    af_store_abort (&txn);
+    return rc;
+}
+
+int64_t
+af_outbox_count (af_outbox_t *self, const char *account, const char *device_id)
+{
+    uint8_t prefix [AF_MAX_ACCOUNT + 1 + AF_ID_SIZE + 8];
+    size_t plen = s_prefix (prefix, account, device_id);
+    if (plen == 0)
+        return -1;
+    MDB_txn *txn = NULL;
+    if (af_store_begin (self->store, false, &txn))
+        return -1;
+    uint64_t last;
+    int64_t count;
+    int rc = s_last (self, txn, prefix, plen, &last, &count);
+    af_store_abort (&txn);
+    return rc? -1: count;
+}
+
+//  --------------------------------------------------------------------------
+//  Self test
+
+typedef struct {
+    char seen [8][16];
+    uint64_t seqs [8];
+    uint8_t ids [8][AF_ID_SIZE];
+    int count;
+    int stop_at;
+} collect_t;
+
+static int
+s_collect (const af_outbox_item_t *item, void *arg)
+{
+    collect_t *c = (collect_t *) arg;
+    assert (c->count < 8 && item->size < 16);
+    memcpy (c->seen [c->count], item->data, item->size);
+    c->seen [c->count][item->size] = 0;
+    c->seqs [c->count] = item->seq;
+    memcpy (c->ids [c->count], item->id, AF_ID_SIZE);
+    c->count++;
+    return c->count == c->stop_at? 7: 0;
+}
+
+void
+af_outbox_test (bool verbose)
+{
+    if (verbose)
+        printf (" * af_outbox: ");
+    char dir [] = "/tmp/af_outbox_test_XXXXXX";
+    assert (mkdtemp (dir));
+    const char *phone = "0123456789abcdef0123456789abcdef";
+    const char *tablet = "fedcba9876543210fedcba9876543210";
+
+    af_store_t *store = af_store_new (dir, 16 << 20, 8, false);
+    assert (store);
+    af_outbox_t *outbox = af_outbox_new (store);
+    assert (outbox);
+
+    //  Items come back in the order they were put, per device and account
+    uint8_t first [AF_ID_SIZE], id [AF_ID_SIZE];
+    assert (af_outbox_put (outbox, "ana", phone, "one", 3, first) == 0);
+    assert (af_outbox_put (outbox, "ana", tablet, "other", 5, NULL) == 0);
+    assert (af_outbox_put (outbox, "ana", phone, "two", 3, NULL) == 0);
+    assert (af_outbox_put (outbox, "bob", phone, "bob's", 5, NULL) == 0);
+    assert (af_outbox_put (outbox, "ana", phone, "three", 5, id) == 0);
+    assert (af_outbox_count (outbox, "ana", phone) == 3);
+    assert (af_outbox_count (outbox, "ana", tablet) == 1);
+    assert (af_outbox_count (outbox, "bob", phone) == 1);
+    collect_t c = { .stop_at = 0 };
+    assert (af_outbox_each (outbox, "ana", phone, 0, 0, s_collect, &c) == 0);
+    assert (c.count == 3 && streq (c.seen [0], "one") && streq (c.seen [1], "two") && streq (c.seen [2], "three"));
+    assert (c.seqs [0] < c.seqs [1] && c.seqs [1] < c.seqs [2]);
+    assert (memcmp (c.ids [0], first, AF_ID_SIZE) == 0 && memcmp (c.ids [2], id, AF_ID_SIZE) == 0);
+
+    //  after, limit, and a callback that stops
+    memset (&c, 0, sizeof c);
+    assert (af_outbox_each (outbox, "ana", phone, c.seqs [0] + 1, 1, s_collect, &c) == 0);
+    assert (c.count == 1 && streq (c.seen [0], "two"));
+    memset (&c, 0, sizeof c);
+    c.stop_at = 2;
+    assert (af_outbox_each (outbox, "ana", phone, 0, 0, s_collect, &c) == 7 && c.count == 2);
+
+    //  Acks: only by the device the item is for; a repeat is NOTFOUND
+    assert (af_outbox_ack (outbox, "ana", tablet, first) == MDB_NOTFOUND);
+    assert (af_outbox_ack (outbox, "bob", phone, first) == MDB_NOTFOUND);
+    assert (af_outbox_ack (outbox, "ana", phone, first) == 0);
+    assert (af_outbox_ack (outbox, "ana", phone, first) == MDB_NOTFOUND);
+    assert (af_outbox_count (outbox, "ana", phone) == 2);
+
+    //  Removing the middle or the last keeps the order; numbers never go
+    //  back, not even after the queue was emptied
+    assert (af_outbox_ack (outbox, "ana", phone, id) == 0);
+    assert (af_outbox_put (outbox, "ana", phone, "four", 4, NULL) == 0);
+    memset (&c, 0, sizeof c);
+    assert (af_outbox_each (outbox, "ana", phone, 0, 0, s_collect, &c) == 0);
+    assert (c.count == 2 && streq (c.seen [0], "two") && streq (c.seen [1], "four"));
+    assert (c.seqs [0] < c.seqs [1] && c.seqs [1] == 4);
+    memset (&c, 0, sizeof c);
+    assert (af_outbox_each (outbox, "ana", tablet, 0, 0, s_collect, &c) == 0 && c.count == 1);
+    assert (af_outbox_ack (outbox, "ana", tablet, c.ids [0]) == 0);
+    assert (af_outbox_count (outbox, "ana", tablet) == 0);
+    assert (af_outbox_put (outbox, "ana", tablet, "again", 5, NULL) == 0);
+    memset (&c, 0, sizeof c);
+    assert (af_outbox_each (outbox, "ana", tablet, 0, 0, s_collect, &c) == 0);
+    assert (c.count == 1 && c.seqs [0] == 2 && streq (c.seen [0], "again"));
+
+    //  Bad arguments
+    assert (af_outbox_put (outbox, "ana", "XYZ", "x", 1, NULL) == -1);
+    assert (af_outbox_put (outbox, "ana", "0123456789ABCDEF0123456789ABCDEF", "x", 1, NULL) == -1);
+    assert (af_outbox_put (outbox, "", phone, "x", 1, NULL) == -1);
+    assert (af_outbox_count (outbox, "ana", "short") == -1);
+
+    //  Durable: a new store on the same directory sees the same queue
+    af_outbox_destroy (&outbox);
+    af_store_destroy (&store);
+    store = af_store_new (dir, 16 << 20, 8, false);
+    outbox = af_outbox_new (store);
+    assert (outbox);
+    memset (&c, 0, sizeof c);
+    assert (af_outbox_each (outbox, "ana", phone, 0, 0, s_collect, &c) == 0);
+    assert (c.count == 2 && streq (c.seen [0], "two") && streq (c.seen [1], "four"));
+    assert (af_outbox_count (outbox, "ana", tablet) == 1);
+    assert (af_outbox_put (outbox, "ana", phone, "five", 4, NULL) == 0);
+    memset (&c, 0, sizeof c);
+    assert (af_outbox_each (outbox, "ana", phone, 0, 0, s_collect, &c) == 0);
+    assert (c.count == 3 && c.seqs [2] == 5);
+
+    af_outbox_destroy (&outbox);
+    af_store_destroy (&store);
+    char command [128];
+    snprintf (command, sizeof command, "rm -rf '%s'", dir);
+    assert (system (command) == 0);
+    if (verbose)
+        printf ("OK\n");
+}
