@@ -61,12 +61,22 @@ main (int argc, char *argv [])
 {
     int programs = 100000;
     double seconds = 3.0;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (streq (argv [i], "--programs"))
-            programs = atoi (argv [i + 1]);
+    for (int i = 1; i < argc; i++) {
+        if (streq (argv [i], "--help") || streq (argv [i], "-h")) {
+            printf ("Usage: bench_matcher [--programs N] [--seconds S]\n"
+                    "Resolutions per second, in process, on a generated catalog of N programs\n"
+                    "(default 100000), beside bare mdb_get of the same keys.\n");
+            return 0;
+        }
+        if (i + 1 < argc && streq (argv [i], "--programs"))
+            programs = atoi (argv [++i]);
         else
-        if (streq (argv [i], "--seconds"))
-            seconds = atof (argv [i + 1]);
+        if (i + 1 < argc && streq (argv [i], "--seconds"))
+            seconds = atof (argv [++i]);
+        else {
+            fprintf (stderr, "bench_matcher: unknown option or missing value: %s (see --help)\n", argv [i]);
+            return 2;
+        }
     }
     if (programs < 1 || programs > 10000000 || seconds <= 0 || seconds > 60) {
         fprintf (stderr, "usage: bench_matcher [--programs 1..10000000] [--seconds 0..60]\n");

@@ -429,8 +429,11 @@ af_catalog_resolve (af_catalog_t *self, const char *program, const af_device_t *
     memset (abi_pref, -1, sizeof abi_pref);
     for (uint32_t i = 0; i < device->abi_count; i++)
         for (int k = 0; k < AF_ABI_COUNT; k++)
-            if (abi_pref [k] < 0 && strcmp (device->abis [i], af_abi_names [k]) == 0)
-                abi_pref [k] = (int8_t) i;
+            if (strcmp (device->abis [i], af_abi_names [k]) == 0) {
+                if (abi_pref [k] < 0)
+                    abi_pref [k] = (int8_t) i;
+                break;          //  names are distinct: one match at most
+            }
     uint32_t short_side = device->screen_w < device->screen_h? device->screen_w: device->screen_h;
     uint32_t long_side = device->screen_w < device->screen_h? device->screen_h: device->screen_w;
 
