@@ -769,27 +769,6 @@ done:
     return 0;
 }
 
-//  zloop wakes us once per poll; then we take up to AF_BATCH messages that
-//  are already queued, so a busy broker pays one poll per batch, not one
-//  per message, and the other sockets and timers still get their turn.
-//  Both sockets have a receive timeout of 0, so the batch ends as soon as
-//  the queue is empty (asking ZMQ_EVENTS instead costs a system call).
-#define AF_BATCH 256
-
-static int
-s_frontend_event (zloop_t *loop, zsock_t *reader, void *arg)
-{
-    (void) loop;
-    af_broker_t *self = (af_broker_t *) arg;
-    for (int i = 0; i < AF_BATCH; i++) {
-        zframe_t *routing, *body;
-        size_t extra;
-        if (s_recv_frames (reader, &routing, &body, &extra))
-            break;
-        s_frontend_message (self, routing, body, extra);
-    }
-    return 0;
-}
 
 //  --------------------------------------------------------------------------
 //  Worker messages
@@ -896,18 +875,40 @@ done:
     return 0;
 }
 
-static int
-s_backend_event (zloop_t *loop, zsock_t *reader, void *arg)
+//  zloop wakes us once per poll; then we take up to AF_BATCH messages that
+//  are already queued, so a busy broker pays one poll per batch, not one
+//  per message, and the other sockets and timers still get their turn.
+//  Both sockets have a receive timeout of 0, so the batch ends as soon as
+//  the queue is empty (asking ZMQ_EVENTS instead costs a system call).
+#define AF_BATCH 256
+
+typedef int (message_fn) (af_broker_t *self, zframe_t *routing, zframe_t *body, size_t extra);
+
+static void
+s_batch (af_broker_t *self, zsock_t *reader, message_fn *handle)
 {
-    (void) loop;
-    af_broker_t *self = (af_broker_t *) arg;
     for (int i = 0; i < AF_BATCH; i++) {
         zframe_t *routing, *body;
         size_t extra;
         if (s_recv_frames (reader, &routing, &body, &extra))
             break;
-        s_backend_message (self, routing, body, extra);
+        handle (self, routing, body, extra);
     }
+}
+
+static int
+s_frontend_event (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void) loop;
+    s_batch ((af_broker_t *) arg, reader, s_frontend_message);
+    return 0;
+}
+
+static int
+s_backend_event (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void) loop;
+    s_batch ((af_broker_t *) arg, reader, s_backend_message);
     return 0;
 }
 
@@ -987,7 +988,7 @@ s_bind_curve (af_broker_t *self, const char *endpoint, const char *domain, char 
     zsock_set_sndhwm (sock, 100000);
     zsock_set_rcvhwm (sock, 100000);
     zsock_set_linger (sock, 0);
-    zsock_set_rcvtimeo (sock, 0);               //  see s_frontend_event
+    zsock_set_rcvtimeo (sock, 0);               //  see s_batch
     //  "host:*" asks for any free port. czmq would try 49152 upward in
     //  order, so two brokers starting at once (tests run in parallel) race
     //  for the same port; libzmq's ":0" lets the kernel choose instead.

@@ -45,17 +45,10 @@ static size_t
 s_prefix (uint8_t *key, const char *account, const char *device_id)
 {
     size_t len = strlen (account);
-    size_t bin_len = 0;
-    if (len == 0 || len > AF_MAX_ACCOUNT || strlen (device_id) != AF_ID_HEX)
+    if (len == 0 || len > AF_MAX_ACCOUNT || af_id_from_hex (device_id, key + len + 1))
         return 0;
-    for (const char *p = device_id; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-            return 0;
     memcpy (key, account, len);
     key [len] = 0;
-    if (sodium_hex2bin (key + len + 1, AF_ID_SIZE, device_id, AF_ID_HEX, NULL, &bin_len, NULL)
-    ||  bin_len != AF_ID_SIZE)
-        return 0;
     return len + 1 + AF_ID_SIZE;
 }
 

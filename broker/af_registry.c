@@ -93,20 +93,6 @@ s_keys_key (uint8_t *key, const char *account, const char *z85)
     return len + 1 + AF_KEY_Z85;
 }
 
-static int
-s_hex_to_id (const char *hex, uint8_t *id)
-{
-    size_t bin_len = 0;
-    //  Lowercase only: IDs are compared as text elsewhere
-    for (const char *p = hex; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-            return -1;
-    if (strlen (hex) != AF_ID_HEX
-    ||  sodium_hex2bin (id, AF_ID_SIZE, hex, AF_ID_HEX, NULL, &bin_len, NULL) || bin_len != AF_ID_SIZE)
-        return -1;
-    return 0;
-}
-
 int
 af_registry_register (af_registry_t *self, const char *account, const char *password,
                       char *err, size_t errlen)
@@ -255,7 +241,7 @@ af_registry_login (af_registry_t *self, const char *account, const char *device_
         goto refused;
     }
     if (*device_id) {
-        if (s_hex_to_id (device_id, id)) {
+        if (af_id_from_hex (device_id, id)) {
             snprintf (err, errlen, "device ID '%s' is not %d lowercase hex digits", device_id, AF_ID_HEX);
             code = AF_E_MALFORMED;
             goto refused;
@@ -339,7 +325,7 @@ s_read_device (af_registry_t *self, MDB_txn *txn, const char *account, const cha
 {
     uint8_t id [AF_ID_SIZE];
     uint8_t dkey [AF_MAX_ACCOUNT + 1 + AF_ID_SIZE];
-    if (s_hex_to_id (device_id, id))
+    if (af_id_from_hex (device_id, id))
         return AF_E_NO_DEVICE;
     int rc = af_store_get (txn, self->devices, dkey, s_device_key (dkey, account, id), value);
     if (rc == MDB_NOTFOUND || (rc == 0 && value->mv_size < DEVICE_HEADER))

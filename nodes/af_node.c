@@ -507,12 +507,12 @@ s_ctl_event (zloop_t *loop, zsock_t *reader, void *arg)
                     //  to the old one by key while this login is pending,
                     //  or after it fails
                     self->switching = true;
-                }
-                if (!streq (self->account, arg1) && self->logged_in) {
-                    af_msg_t *logout = af_msg_new (AF_MSG_LOGOUT);
-                    s_broker_send (self, logout);
-                    af_msg_destroy (&logout);
-                    self->logged_in = false;
+                    if (self->logged_in) {
+                        af_msg_t *logout = af_msg_new (AF_MSG_LOGOUT);
+                        s_broker_send (self, logout);
+                        af_msg_destroy (&logout);
+                        self->logged_in = false;
+                    }
                 }
                 msg->device = self->device;
                 msg->has_device = true;

@@ -1,5 +1,7 @@
-/*  af_limits.c - names for error codes */
+/*  af_limits.c - names for error codes, IDs from text */
 #include "af_limits.h"
+#include <string.h>
+#include <sodium.h>
 
 const char *
 af_code_name (int code)
@@ -26,4 +28,17 @@ af_code_name (int code)
         case AF_E_UNAVAILABLE:      return "E_UNAVAILABLE";
         default:                    return "E_UNKNOWN";
     }
+}
+
+int
+af_id_from_hex (const char *hex, unsigned char *id)
+{
+    size_t bin_len = 0;
+    for (const char *p = hex; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return -1;
+    if (strlen (hex) != AF_ID_HEX
+    ||  sodium_hex2bin (id, AF_ID_SIZE, hex, AF_ID_HEX, NULL, &bin_len, NULL) || bin_len != AF_ID_SIZE)
+        return -1;
+    return 0;
 }

@@ -99,4 +99,9 @@ typedef enum {
 //  Name of an error code ("E_MALFORMED"), or "E_UNKNOWN" for others.
 const char *af_code_name (int code);
 
+//  An ID (device, item) from its text form: exactly AF_ID_HEX lowercase hex
+//  digits, as IDs are compared as text elsewhere. Writes AF_ID_SIZE bytes
+//  to id; returns 0, or -1 if hex is not such an ID.
+int af_id_from_hex (const char *hex, unsigned char *id);
+
 #endif
