@@ -18,6 +18,9 @@
 #include "af_broker.h"
 #include "af_msg.h"
 #include "af_zap.h"
+#include "af_outbox.h"
+#include "af_push.h"
+#include "af_transfer.h"
 
 #include <errno.h>
 #include <sodium.h>
@@ -33,6 +36,8 @@ typedef struct {
     char online_key [AF_MAX_ACCOUNT + AF_ID_HEX + 2];
     af_device_t device;
     int64_t last_seen;
+    uint64_t sent_seq;              //  last outbox item sent on this connection
+    uint32_t unacked;               //  items sent and not yet acknowledged
 } session_t;
 
 typedef struct {
@@ -51,6 +56,19 @@ typedef struct {
     int64_t since;                  //  monotonic ms: start of the window
 } failures_t;
 
+//  A push waiting for the matcher's answer for each of its targets
+typedef struct {
+    char hex [AF_ID_HEX + 1];       //  push ID: push_jobs key
+    char session [32];              //  the initiator's connection
+    bool client_has_rid;
+    uint8_t client_rid [AF_ID_SIZE];
+    char account [AF_MAX_ACCOUNT + 1];
+    char initiator [AF_ID_HEX + 1];
+    af_msg_t *accepted;             //  PUSH_ACCEPTED being filled in
+    af_msg_t **offers;              //  one OFFER per target with a package
+    uint32_t outstanding;           //  matcher answers still to come
+} push_job_t;
+
 typedef struct {
     char hex [AF_ID_HEX + 1];       //  broker's rid: requests key
     uint8_t rid [AF_ID_SIZE];
@@ -63,6 +81,8 @@ typedef struct {
     int64_t created;                //  monotonic ms, for hand-over order
     int64_t deadline;
     void *handle;                   //  in the queue while waiting, else NULL
+    push_job_t *job;                //  the broker's own request for a push
+    uint32_t target;                //  which of the job's targets
 } request_t;
 
 struct _af_broker_t {
@@ -79,6 +99,10 @@ struct _af_broker_t {
     zhashx_t *requests;             //  rid hex -> request_t (owned)
     zlistx_t *queue;                //  request_t waiting for a worker
     zhashx_t *failures;             //  account -> failures_t (wrong passwords)
+    af_outbox_t *outbox;
+    af_pushes_t *pushes;
+    af_transfers_t *transfers;
+    zhashx_t *push_jobs;            //  push ID hex -> push_job_t (owned)
     char nodes_endpoint [256];
     char workers_endpoint [256];
 };
@@ -100,6 +124,7 @@ af_broker_config_defaults (af_broker_config_t *config)
     config->pwcost.memlimit = crypto_pwhash_MEMLIMIT_INTERACTIVE;
     config->max_sessions = 100000;
     config->max_queue = 100000;
+    config->max_age_s = 86400;
 }
 
 static int
@@ -140,7 +165,8 @@ af_broker_config_load (af_broker_config_t *config, const char *path, char *err, 
     static const char *known [] = {
         "broker/data_dir", "broker/nodes", "broker/workers", "broker/heartbeat",
         "broker/liveness", "broker/request_timeout", "broker/max_sessions", "broker/max_queue",
-        "broker/verbose", "security/pwhash", "security/worker_keys", NULL };
+        "broker/verbose", "broker/catalog", "security/pwhash", "security/worker_keys",
+        "policy/min_node_version", "policy/require", "policy/max_age", NULL };
     zconfig_t *root = zconfig_load (path);
     if (!root) {
         snprintf (err, errlen, "%s: cannot read or parse (ZPL format, see deploy/appferry-broker.cfg)", path);
@@ -171,8 +197,18 @@ af_broker_config_load (af_broker_config_t *config, const char *path, char *err, 
     ||  s_config_int (root, "broker/request_timeout", 100, 3600000, &config->request_timeout_ms, err, errlen)
     ||  s_config_int (root, "broker/max_sessions", 1, 10000000, &max_sessions, err, errlen)
     ||  s_config_int (root, "broker/max_queue", 1, 10000000, &max_queue, err, errlen)
-    ||  s_config_int (root, "broker/verbose", 0, 1, &verbose, err, errlen))
+    ||  s_config_int (root, "broker/verbose", 0, 1, &verbose, err, errlen)
+    ||  s_config_str (root, "broker/catalog", config->catalog, sizeof config->catalog, err, errlen)
+    ||  s_config_str (root, "policy/min_node_version", config->min_node_version,
+                      sizeof config->min_node_version, err, errlen)
+    ||  s_config_str (root, "policy/require", config->require, sizeof config->require, err, errlen)
+    ||  s_config_int (root, "policy/max_age", 1, 365 * 86400, &config->max_age_s, err, errlen))
         goto done;
+    uint32_t parsed;
+    if (*config->min_node_version && af_version_parse (config->min_node_version, &parsed)) {
+        snprintf (err, errlen, "policy/min_node_version: '%s' is not a dotted version", config->min_node_version);
+        goto done;
+    }
     config->max_sessions = (size_t) max_sessions;
     config->max_queue = (size_t) max_queue;
     config->verbose = verbose != 0;
@@ -247,6 +283,20 @@ s_request_free (void **item)
 }
 
 static void
+s_push_job_free (void **item)
+{
+    push_job_t *job = (push_job_t *) *item;
+    if (job) {
+        for (uint32_t i = 0; job->offers && i < job->accepted->result_count; i++)
+            af_msg_destroy (&job->offers [i]);
+        free (job->offers);
+        af_msg_destroy (&job->accepted);
+        free (job);
+        *item = NULL;
+    }
+}
+
+static void
 s_send_node (af_broker_t *self, session_t *session, af_msg_t **msg_p)
 {
     if (*msg_p) {
@@ -292,6 +342,7 @@ s_broadcast_devices (af_broker_t *self, const char *account)
 static void
 s_session_logout (af_broker_t *self, session_t *session)
 {
+    af_transfers_drop (self->transfers, session->hex);
     if (!session->logged_in)
         return;
     if (zhashx_lookup (self->online, session->online_key) == session)
@@ -368,11 +419,24 @@ s_reply_error (af_broker_t *self, session_t *session, int code, const uint8_t *r
     s_send_node (self, session, &error);
 }
 
+static void s_push_resolved (af_broker_t *self, push_job_t *job, uint32_t target, af_msg_t *reply);
+static void s_deliver (af_broker_t *self, session_t *session);
+
 //  Answer a request's client, then forget the request.
 static void
 s_request_finish (af_broker_t *self, request_t *request, af_msg_t **reply_p)
 {
     session_t *session = (session_t *) zhashx_lookup (self->sessions, request->session);
+    if (request->job) {
+        push_job_t *job = request->job;
+        uint32_t target = request->target;
+        if (request->handle)
+            zlistx_delete (self->queue, request->handle);
+        zhashx_delete (self->requests, request->hex);
+        s_push_resolved (self, job, target, *reply_p);
+        af_msg_destroy (reply_p);
+        return;
+    }
     if (session && *reply_p) {
         (*reply_p)->has_rid = request->client_has_rid;
         memcpy ((*reply_p)->rid, request->client_rid, AF_ID_SIZE);
@@ -541,6 +605,10 @@ s_node_login (af_broker_t *self, session_t *session, af_msg_t *msg)
     reply->heartbeat = (uint32_t) self->config.heartbeat_ms;
     s_send_node (self, session, &reply);
     s_broadcast_devices (self, session->account);
+    //  Everything queued for the device, from the start of its outbox
+    session->sent_seq = 0;
+    session->unacked = 0;
+    s_deliver (self, session);
 }
 
 static void
@@ -646,6 +714,393 @@ s_node_notify (af_broker_t *self, session_t *session, af_msg_t *msg)
     }
 }
 
+//  --------------------------------------------------------------------------
+//  Outbox delivery (protocol/SPEC.md "Outbox items")
+
+//  Unacknowledged items in flight per connection
+#define AF_ITEM_WINDOW 64
+
+static session_t *
+s_online (af_broker_t *self, const char *account, const char *device_id)
+{
+    char key [AF_MAX_ACCOUNT + AF_ID_HEX + 2];
+    snprintf (key, sizeof key, "%s/%s", account, device_id);
+    return (session_t *) zhashx_lookup (self->online, key);
+}
+
+typedef struct {
+    af_broker_t *broker;
+    session_t *session;
+} deliver_t;
+
+static int
+s_deliver_item (const af_outbox_item_t *item, void *arg)
+{
+    deliver_t *deliver = (deliver_t *) arg;
+    af_msg_t *msg = af_msg_new (AF_MSG_ITEM);
+    sodium_bin2hex (msg->item, sizeof msg->item, item->id, AF_ID_SIZE);
+    if (af_msg_set_body (msg, item->data, item->size) == 0)
+        s_send_node (deliver->broker, deliver->session, &msg);
+    else
+        zsys_error ("broker: outbox item %s of '%s' is too large to send", msg->item,
+                    deliver->session->account);
+    af_msg_destroy (&msg);
+    deliver->session->sent_seq = item->seq;
+    deliver->session->unacked++;
+    return 0;
+}
+
+//  Send a logged-in device the outbox items it has not been sent on this
+//  connection, in order, up to the window.
+static void
+s_deliver (af_broker_t *self, session_t *session)
+{
+    if (!session || !session->logged_in || session->unacked >= AF_ITEM_WINDOW)
+        return;
+    deliver_t deliver = { self, session };
+    int rc = af_outbox_each (self->outbox, session->account, session->device_id, session->sent_seq,
+                             AF_ITEM_WINDOW - session->unacked, s_deliver_item, &deliver);
+    if (rc)
+        zsys_error ("broker: cannot read the outbox of %s: %s", session->device_id, mdb_strerror (rc));
+}
+
+static void
+s_item_done (af_broker_t *self, session_t *session)
+{
+    if (session->unacked)
+        session->unacked--;
+    s_deliver (self, session);
+}
+
+static void
+s_reply_ok (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    af_msg_t *ok = af_msg_new (AF_MSG_OK);
+    ok->has_rid = msg->has_rid;
+    memcpy (ok->rid, msg->rid, AF_ID_SIZE);
+    s_send_node (self, session, &ok);
+}
+
+static void
+s_node_ack (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    uint8_t item [AF_ID_SIZE];
+    if (af_id_from_hex (msg->item, item)) {
+        s_reply_error (self, session, AF_E_MALFORMED, msg->has_rid? msg->rid: NULL,
+                       "ACK: 'item' must be an item ID (32 lowercase hex digits)");
+        return;
+    }
+    int rc = af_outbox_ack (self->outbox, session->account, session->device_id, item);
+    if (rc && rc != MDB_NOTFOUND)
+        zsys_error ("broker: cannot remove item %s of %s: %s", msg->item, session->device_id,
+                    mdb_strerror (rc));
+    //  MDB_NOTFOUND: a repeated acknowledgement, or not this device's item;
+    //  either way nothing changes
+    s_item_done (self, session);
+}
+
+//  --------------------------------------------------------------------------
+//  Push (protocol/SPEC.md "Push")
+
+//  The first policy rule the initiating device breaks, or NULL.
+static const char *
+s_policy_check (af_broker_t *self, af_msg_t *msg, char *why, size_t size)
+{
+    if (*self->config.min_node_version) {
+        uint32_t want = 0, have = 0;
+        af_version_parse (self->config.min_node_version, &want);
+        if (!*msg->node_version || af_version_parse (msg->node_version, &have) || have < want) {
+            snprintf (why, size, "node version %s is below the required %s",
+                      *msg->node_version? msg->node_version: "(not reported)", self->config.min_node_version);
+            return why;
+        }
+    }
+    if (!*self->config.require)
+        return NULL;
+    char rules [sizeof self->config.require];
+    snprintf (rules, sizeof rules, "%s", self->config.require);
+    char *saved = NULL;
+    for (char *rule = strtok_r (rules, ",", &saved); rule; rule = strtok_r (NULL, ",", &saved)) {
+        while (*rule == ' ')
+            rule++;
+        size_t len = strlen (rule);
+        while (len && rule [len - 1] == ' ')
+            rule [--len] = 0;
+        if (!len)
+            continue;
+        bool met = false;
+        for (uint32_t i = 0; i < msg->attest_count && !met; i++)
+            met = streq (msg->attest [i], rule);
+        if (!met) {
+            const char *eq = strchr (rule, '=');
+            int name = eq? (int) (eq - rule): (int) len;
+            for (uint32_t i = 0; i < msg->attest_count; i++)
+                if (strncmp (msg->attest [i], rule, (size_t) name) == 0 && msg->attest [i][name] == '=') {
+                    snprintf (why, size, "attestation %s required; the device reported %s", rule, msg->attest [i]);
+                    return why;
+                }
+            snprintf (why, size, "attestation %s required; the device reported none", rule);
+            return why;
+        }
+    }
+    uint64_t now = (uint64_t) zclock_time ();
+    uint64_t max_age = (uint64_t) self->config.max_age_s * 1000;
+    if (msg->attest_time == 0 || msg->attest_time + max_age < now) {
+        snprintf (why, size, "attestations are %s; at most %d s old accepted",
+                  msg->attest_time? "too old": "undated", self->config.max_age_s);
+        return why;
+    }
+    if (msg->attest_time > now + 300000) {
+        snprintf (why, size, "attestations are dated in the future");
+        return why;
+    }
+    return NULL;
+}
+
+static void
+s_target_set (af_target_t *target, const char *state, const char *format, ...)
+{
+    snprintf (target->state, sizeof target->state, "%s", state);
+    va_list args;
+    va_start (args, format);
+    vsnprintf (target->reason, sizeof target->reason, format, args);
+    va_end (args);
+}
+
+//  Every target answered: record the push and its offers in one
+//  transaction, answer the initiator, deliver to targets that are online.
+static void
+s_push_commit (af_broker_t *self, push_job_t *job)
+{
+    session_t *initiator = (session_t *) zhashx_lookup (self->sessions, job->session);
+    int rc = af_pushes_create (self->pushes, job->account, job->initiator, job->accepted, job->offers);
+    if (rc) {
+        zsys_error ("broker: cannot record push %s of '%s': %s", job->hex, job->account,
+                    rc > 0? mdb_strerror (rc): "bad record or a target's outbox is full");
+        if (initiator)
+            s_reply_error (self, initiator, AF_E_INTERNAL, job->client_has_rid? job->client_rid: NULL,
+                           "the push could not be stored; nothing was sent");
+    }
+    else {
+        zsys_info ("broker: push %s of '%s' by %s: %s to %u device(s)", job->hex, job->account,
+                   job->initiator, job->accepted->program, job->accepted->result_count);
+        af_msg_t *reply = af_msg_new (AF_MSG_PUSH_ACCEPTED);
+        memcpy (reply->push_id, job->accepted->push_id, sizeof reply->push_id);
+        memcpy (reply->program, job->accepted->program, sizeof reply->program);
+        if (af_msg_set_result_count (reply, job->accepted->result_count) == 0)
+            memcpy (reply->results, job->accepted->results,
+                    job->accepted->result_count * sizeof (af_target_t));
+        if (initiator) {
+            reply->has_rid = job->client_has_rid;
+            memcpy (reply->rid, job->client_rid, AF_ID_SIZE);
+            s_send_node (self, initiator, &reply);
+        }
+        af_msg_destroy (&reply);
+        for (uint32_t i = 0; i < job->accepted->result_count; i++)
+            if (job->offers [i])
+                s_deliver (self, s_online (self, job->account, job->accepted->results [i].device_id));
+    }
+    zhashx_delete (self->push_jobs, job->hex);
+}
+
+static void
+s_push_resolved (af_broker_t *self, push_job_t *job, uint32_t index, af_msg_t *reply)
+{
+    af_target_t *target = &job->accepted->results [index];
+    if (!reply || reply->id != AF_MSG_RESOLVED)
+        s_target_set (target, "failed", "no package could be chosen: %s",
+                      reply && *reply->reason? reply->reason: "the matcher did not answer");
+    else
+    if (reply->fit == AF_FIT_PACKAGE || reply->fit == AF_FIT_STORE_LINK) {
+        af_msg_t *offer = af_msg_new (AF_MSG_OFFER);
+        snprintf (offer->push_id, sizeof offer->push_id, "%s", job->hex);
+        snprintf (offer->program, sizeof offer->program, "%s", job->accepted->program);
+        snprintf (offer->from, sizeof offer->from, "%s", job->initiator);
+        offer->fit = reply->fit;
+        offer->has_package = true;
+        offer->package = reply->package;
+        job->offers [index] = offer;
+        bool online = s_online (self, job->account, target->device_id) != NULL;
+        s_target_set (target, online? "offered": "queued", "%s", online? "":
+                      "the device is offline; it gets the package when it next connects");
+        snprintf (target->version_name, sizeof target->version_name, "%s", reply->package.version_name);
+    }
+    else
+        s_target_set (target, "no-fit", "%s", *reply->reason? reply->reason: "no package fits this device");
+    if (job->outstanding && --job->outstanding == 0)
+        s_push_commit (self, job);
+}
+
+static void
+s_node_push (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    const uint8_t *rid = msg->has_rid? msg->rid: NULL;
+    char why [AF_MAX_REASON + 1];
+    if (s_policy_check (self, msg, why, sizeof why)) {
+        zsys_warning ("broker: refused PUSH of '%s' from %s of '%s': policy: %s", msg->program,
+                      session->device_id, session->account, why);
+        s_reply_error (self, session, AF_E_POLICY, rid, why);
+        return;
+    }
+    af_device_t *devices;
+    uint32_t count;
+    if (af_registry_devices (self->registry, session->account, &devices, &count) != AF_OK) {
+        s_reply_error (self, session, AF_E_INTERNAL, rid, "cannot read the account's devices");
+        return;
+    }
+    //  The targets, each once, in the order given ("all": every other device)
+    bool all = msg->target_count == 1 && streq (msg->targets [0], "all");
+    uint32_t wanted = all? count: msg->target_count;
+    if (zlistx_size (self->queue) + wanted > self->config.max_queue) {
+        free (devices);
+        s_reply_error (self, session, AF_E_UNAVAILABLE, rid, "the matcher queue is full; try again later");
+        return;
+    }
+    push_job_t *job = (push_job_t *) zmalloc (sizeof (push_job_t));
+    assert (job);
+    uint8_t id [AF_ID_SIZE];
+    randombytes_buf (id, sizeof id);
+    sodium_bin2hex (job->hex, sizeof job->hex, id, AF_ID_SIZE);
+    snprintf (job->session, sizeof job->session, "%s", session->hex);
+    job->client_has_rid = msg->has_rid;
+    memcpy (job->client_rid, msg->rid, AF_ID_SIZE);
+    snprintf (job->account, sizeof job->account, "%s", session->account);
+    snprintf (job->initiator, sizeof job->initiator, "%s", session->device_id);
+    job->accepted = af_msg_new (AF_MSG_PUSH_ACCEPTED);
+    snprintf (job->accepted->push_id, sizeof job->accepted->push_id, "%s", job->hex);
+    snprintf (job->accepted->program, sizeof job->accepted->program, "%s", msg->program);
+    af_msg_set_result_count (job->accepted, wanted);
+    job->offers = (af_msg_t **) calloc (wanted? wanted: 1, sizeof (af_msg_t *));
+    assert (job->offers);
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < wanted; i++) {
+        const char *target_id = all? devices [i].id: msg->targets [i];
+        if (all && streq (target_id, session->device_id))
+            continue;
+        bool repeat = false;
+        for (uint32_t j = 0; j < n && !repeat; j++)
+            repeat = streq (job->accepted->results [j].device_id, target_id);
+        if (repeat)
+            continue;
+        af_target_t *target = &job->accepted->results [n++];
+        snprintf (target->device_id, sizeof target->device_id, "%s", target_id);
+        const af_device_t *device = NULL;
+        for (uint32_t j = 0; j < count && !device; j++)
+            if (streq (devices [j].id, target_id))
+                device = &devices [j];
+        if (device)
+            snprintf (target->name, sizeof target->name, "%s", device->name);
+        if (streq (target_id, session->device_id))
+            s_target_set (target, "refused", "a device cannot push to itself");
+        else
+        if (!device)
+            s_target_set (target, "refused", "not a device of this account");
+        else {
+            //  The broker asks the matcher itself, with the target's own description
+            request_t *request = (request_t *) zmalloc (sizeof (request_t));
+            assert (request);
+            randombytes_buf (request->rid, AF_ID_SIZE);
+            sodium_bin2hex (request->hex, sizeof request->hex, request->rid, AF_ID_SIZE);
+            snprintf (request->session, sizeof request->session, "%s", session->hex);
+            snprintf (request->service, sizeof request->service, "matcher");
+            request->created = zclock_mono ();
+            request->deadline = request->created + self->config.request_timeout_ms;
+            request->msg = af_msg_new (AF_MSG_RESOLVE);
+            snprintf (request->msg->program, sizeof request->msg->program, "%s", msg->program);
+            request->msg->has_device = true;
+            request->msg->device = *device;
+            request->job = job;
+            request->target = n - 1;
+            job->outstanding++;
+            zhashx_insert (self->requests, request->hex, request);
+            request->handle = zlistx_add_end (self->queue, request);
+        }
+    }
+    job->accepted->result_count = n;
+    free (devices);
+    if (n == 0) {
+        s_reply_error (self, session, AF_E_NO_DEVICE, rid, "the account has no other device to push to");
+        void *item = job;
+        s_push_job_free (&item);
+        return;
+    }
+    zhashx_insert (self->push_jobs, job->hex, job);
+    if (job->outstanding == 0)
+        s_push_commit (self, job);          //  every target refused
+    else
+        s_dispatch (self);
+}
+
+//  A target's outcome
+static void
+s_node_done (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    const uint8_t *rid = msg->has_rid? msg->rid: NULL;
+    if (!streq (msg->state, "installed") && !streq (msg->state, "store-link") && !streq (msg->state, "failed")) {
+        s_reply_error (self, session, AF_E_MALFORMED, rid,
+                       "DONE: 'state' must be installed, store-link or failed");
+        return;
+    }
+    char initiator [AF_ID_HEX + 1];
+    int rc = af_pushes_done (self->pushes, session->account, session->device_id, msg, initiator);
+    if (rc == 0) {
+        zsys_info ("broker: push %s: device %s of '%s' reports %s%s%s", msg->push_id, session->device_id,
+                   session->account, msg->state, *msg->reason? ": ": "", msg->reason);
+        s_item_done (self, session);
+        s_deliver (self, s_online (self, session->account, initiator));
+    }
+    else
+    if (rc != MDB_NOTFOUND) {
+        zsys_error ("broker: cannot record the outcome of push %s: %s", msg->push_id,
+                    rc > 0? mdb_strerror (rc): "corrupt record");
+        s_reply_error (self, session, AF_E_INTERNAL, rid, "the outcome could not be stored; send it again");
+        return;
+    }
+    //  MDB_NOTFOUND: no such pending offer (a repeat after a crash): done already
+    s_reply_ok (self, session, msg);
+}
+
+static void
+s_node_fetch (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    const uint8_t *rid = msg->has_rid? msg->rid: NULL;
+    char push [AF_ID_HEX + 1] = "", from [AF_ID_HEX + 1] = "";
+    if (!af_pushes_offers_blob (self->pushes, session->account, session->device_id, msg->hash, push, from)) {
+        zsys_warning ("broker: refused FETCH of %.16s from %s of '%s': no pending offer",
+                      msg->hash, session->device_id, session->account);
+        s_reply_error (self, session, AF_E_FORBIDDEN, rid, "no pending offer of this package for this device");
+        return;
+    }
+    char tag [128], err [AF_MAX_REASON + 1];
+    snprintf (tag, sizeof tag, "%s/%s/%s/%s", push, from, session->account, session->device_id);
+    int code = af_transfers_fetch (self->transfers, session->hex, session->routing, msg->hash, msg->offset,
+                                   msg->credit, tag, err, sizeof err);
+    if (code != AF_OK) {
+        zsys_warning ("broker: FETCH of %.16s for %s failed: %s", msg->hash, session->device_id, err);
+        s_reply_error (self, session, code, rid, err);
+    }
+}
+
+//  Chunks went to a target: tell the push's initiator, if it is online
+static void
+s_transfer_progress (void *arg, const char *session_hex, const char *tag, uint64_t sent, uint64_t total)
+{
+    (void) session_hex;
+    af_broker_t *self = (af_broker_t *) arg;
+    char push [AF_ID_HEX + 1], from [AF_ID_HEX + 1], account [AF_MAX_ACCOUNT + 1], device [AF_ID_HEX + 1];
+    if (sscanf (tag, "%32[0-9a-f]/%32[0-9a-f]/%64[^/]/%32[0-9a-f]", push, from, account, device) != 4)
+        return;
+    session_t *initiator = s_online (self, account, from);
+    if (!initiator)
+        return;
+    af_msg_t *progress = af_msg_new (AF_MSG_PROGRESS);
+    memcpy (progress->push_id, push, sizeof push);
+    memcpy (progress->device_id, device, sizeof device);
+    progress->offset = sent;
+    progress->total = total;
+    s_send_node (self, initiator, &progress);
+}
+
 //  Receive one message from a ROUTER without waiting: the routing frame,
 //  the body (NULL if there is none) and how many frames followed the body
 //  (discarded; a message is one frame). -1 when nothing is queued.
@@ -734,13 +1189,29 @@ s_frontend_message (af_broker_t *self, zframe_t *routing, zframe_t *body, size_t
         s_node_login (self, session, msg);
     else
     if (msg->id == AF_MSG_LOGOUT || msg->id == AF_MSG_DEVICES || msg->id == AF_MSG_RESOLVE
-    ||  msg->id == AF_MSG_NOTIFY) {
+    ||  msg->id == AF_MSG_NOTIFY || msg->id == AF_MSG_PUSH || msg->id == AF_MSG_ACK
+    ||  msg->id == AF_MSG_FETCH || msg->id == AF_MSG_CREDIT || msg->id == AF_MSG_DONE) {
         const uint8_t *mrid = msg->has_rid? msg->rid: NULL;
         if (!session->logged_in)
             s_reply_error (self, session, AF_E_NOT_LOGGED_IN, mrid, "log in first");
         else
+        if (msg->id == AF_MSG_CREDIT)
+            af_transfers_credit (self->transfers, session->hex, msg->hash, msg->credit);
+        else
         if (msg->id == AF_MSG_NOTIFY)
             s_node_notify (self, session, msg);
+        else
+        if (msg->id == AF_MSG_PUSH)
+            s_node_push (self, session, msg);
+        else
+        if (msg->id == AF_MSG_ACK)
+            s_node_ack (self, session, msg);
+        else
+        if (msg->id == AF_MSG_FETCH)
+            s_node_fetch (self, session, msg);
+        else
+        if (msg->id == AF_MSG_DONE)
+            s_node_done (self, session, msg);
 
         else
         if (msg->id == AF_MSG_LOGOUT) {
@@ -1045,6 +1516,10 @@ af_broker_new (const af_broker_config_t *config)
     self->registry = af_registry_new (path, config->pwcost);
     if (!self->registry)
         goto failed;
+    self->outbox = af_outbox_new (af_registry_store (self->registry));
+    self->pushes = self->outbox? af_pushes_new (af_registry_store (self->registry), self->outbox): NULL;
+    if (!self->pushes)
+        goto failed;
     self->zap = zactor_new (af_zap_actor, self->config.worker_keys);
     if (!self->zap)
         goto failed;
@@ -1054,6 +1529,12 @@ af_broker_new (const af_broker_config_t *config)
                                   self->workers_endpoint, sizeof self->workers_endpoint);
     if (!self->frontend || !self->backend)
         goto failed;
+    self->transfers = af_transfers_new (self->frontend, self->config.catalog);
+    if (!self->transfers)
+        goto failed;
+    af_transfers_set_progress (self->transfers, s_transfer_progress, self);
+    self->push_jobs = zhashx_new ();
+    zhashx_set_destructor (self->push_jobs, s_push_job_free);
     self->sessions = zhashx_new ();
     zhashx_set_destructor (self->sessions, s_session_free);
     self->online = zhashx_new ();
@@ -1091,8 +1572,12 @@ af_broker_destroy (af_broker_t **self_p)
         return;
     zloop_destroy (&self->loop);
     zlistx_destroy (&self->queue);
-    zhashx_destroy (&self->failures);
     zhashx_destroy (&self->requests);
+    zhashx_destroy (&self->push_jobs);
+    af_transfers_destroy (&self->transfers);
+    af_pushes_destroy (&self->pushes);
+    af_outbox_destroy (&self->outbox);
+    zhashx_destroy (&self->failures);
     zhashx_destroy (&self->online);
     zhashx_destroy (&self->sessions);
     zhashx_destroy (&self->workers);

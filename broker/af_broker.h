@@ -34,6 +34,11 @@ typedef struct {
     af_pwcost_t pwcost;             //  Argon2id cost for new passwords
     size_t max_sessions;            //  connections with a session record
     size_t max_queue;               //  requests waiting for a worker
+    char catalog [512];             //  the matcher's catalog dir: package files
+    //  Push policy (S2.3): what an initiating device must report
+    char min_node_version [32];     //  "" = any
+    char require [512];             //  "name=value, ..." attestations; "" = none
+    int max_age_s;                  //  attestations older than this fail
     bool verbose;
 } af_broker_config_t;
 

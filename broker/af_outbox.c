@@ -218,9 +218,10 @@ af_outbox_each (af_outbox_t *self, const char *account, const char *device_id,
 }
 
 int
-af_outbox_ack (af_outbox_t *self, const char *account, const char *device_id, const uint8_t *item_id)
+af_outbox_ack_txn (af_outbox_t *self, MDB_txn *txn, const char *account, const char *device_id,
+                   const uint8_t *item_id)
 {
-    assert (self && item_id);
+    assert (self && txn && item_id);
     uint8_t prefix [AF_MAX_ACCOUNT + 1 + AF_ID_SIZE + 8];
     size_t plen = s_prefix (prefix, account, device_id);
     if (plen == 0)
@@ -229,13 +230,8 @@ af_outbox_ack (af_outbox_t *self, const char *account, const char *device_id, co
     uint8_t id_key [AF_MAX_ACCOUNT + 1 + AF_ID_SIZE];
     memcpy (id_key, account, alen + 1);
     memcpy (id_key + alen + 1, item_id, AF_ID_SIZE);
-
-    MDB_txn *txn = NULL;
-    int rc = af_store_begin (self->store, true, &txn);
-    if (rc)
-        return rc;
     MDB_val where;
-    rc = af_store_get (txn, self->ids, id_key, alen + 1 + AF_ID_SIZE, &where);
+    int rc = af_store_get (txn, self->ids, id_key, alen + 1 + AF_ID_SIZE, &where);
     //  The item must be queued for this very device
     if (rc == 0 && (where.mv_size != AF_ID_SIZE + 8 || memcmp (where.mv_data, prefix + alen + 1, AF_ID_SIZE)))
         rc = MDB_NOTFOUND;
@@ -245,6 +241,16 @@ af_outbox_ack (af_outbox_t *self, const char *account, const char *device_id, co
     }
     if (rc == 0)
         rc = af_store_del (txn, self->ids, id_key, alen + 1 + AF_ID_SIZE);
+    return rc;
+}
+
+int
+af_outbox_ack (af_outbox_t *self, const char *account, const char *device_id, const uint8_t *item_id)
+{
+    MDB_txn *txn = NULL;
+    int rc = af_store_begin (self->store, true, &txn);
+    if (rc == 0)
+        rc = af_outbox_ack_txn (self, txn, account, device_id, item_id);
     if (rc == 0)
         rc = af_store_commit (self->store, &txn);
     af_store_abort (&txn);

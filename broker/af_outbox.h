@@ -78,6 +78,10 @@ int af_outbox_each (af_outbox_t *self, const char *account, const char *device_i
 int af_outbox_ack (af_outbox_t *self, const char *account, const char *device_id,
                    const uint8_t *item_id);
 
+//  The same inside the caller's write transaction.
+int af_outbox_ack_txn (af_outbox_t *self, MDB_txn *txn, const char *account, const char *device_id,
+                       const uint8_t *item_id);
+
 //  Items queued for a device, or -1 on a store error.
 int64_t af_outbox_count (af_outbox_t *self, const char *account, const char *device_id);
 

@@ -34,7 +34,7 @@ af_registry_new (const char *dir, af_pwcost_t cost)
     af_registry_t *self = (af_registry_t *) zmalloc (sizeof (af_registry_t));
     assert (self);
     self->cost = cost;
-    self->store = af_store_new (dir, (size_t) 4 << 30, 8, false);
+    self->store = af_store_new (dir, (size_t) 4 << 30, 16, false);
     if (!self->store
     ||  af_store_dbi (self->store, "accounts", 0, &self->accounts)
     ||  af_store_dbi (self->store, "devices", 0, &self->devices)
@@ -503,4 +503,10 @@ af_registry_test (bool verbose)
     rmdir (dir);
     if (verbose)
         printf ("OK\n");
+}
+
+af_store_t *
+af_registry_store (af_registry_t *self)
+{
+    return self->store;
 }

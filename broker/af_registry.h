@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "af_device.h"
+#include "af_store.h"
 
 typedef struct _af_registry_t af_registry_t;
 
@@ -81,6 +82,10 @@ int af_registry_touch (af_registry_t *self, const char *account,
 //  caller frees. AF_OK (count may be 0) or AF_E_INTERNAL.
 int af_registry_devices (af_registry_t *self, const char *account,
                          af_device_t **devices, uint32_t *count);
+
+//  The registry's LMDB store, where the broker's other tables (outbox,
+//  pushes) live too, so one transaction can span them.
+af_store_t *af_registry_store (af_registry_t *self);
 
 //  Self test
 void af_registry_test (bool verbose);

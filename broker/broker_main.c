@@ -24,6 +24,8 @@ s_usage (FILE *out)
 "      --nodes ENDPOINT    where nodes connect (default tcp://*:5670)\n"
 "      --workers ENDPOINT  where workers connect (default tcp://127.0.0.1:5671)\n"
 "      --worker-keys DIR   certificates of allowed workers (default DATA/workers)\n"
+"      --catalog DIR       the matcher's catalog directory: package files are\n"
+"                          streamed from DIR/blobs/ for pushes (default: none)\n"
 "      --heartbeat MS      heartbeat interval expected of peers (default 1000)\n"
 "      --pwhash COST       Argon2id cost for new passwords: interactive (default),\n"
 "                          moderate or min (tests only)\n"
@@ -39,13 +41,14 @@ s_usage (FILE *out)
 int
 main (int argc, char *argv [])
 {
-    enum { OPT_NODES = 1000, OPT_WORKERS, OPT_WORKER_KEYS, OPT_HEARTBEAT, OPT_PWHASH, OPT_VERSION };
+    enum { OPT_NODES = 1000, OPT_WORKERS, OPT_WORKER_KEYS, OPT_CATALOG, OPT_HEARTBEAT, OPT_PWHASH, OPT_VERSION };
     static struct option options [] = {
         { "config", required_argument, NULL, 'c' },
         { "data", required_argument, NULL, 'd' },
         { "nodes", required_argument, NULL, OPT_NODES },
         { "workers", required_argument, NULL, OPT_WORKERS },
         { "worker-keys", required_argument, NULL, OPT_WORKER_KEYS },
+        { "catalog", required_argument, NULL, OPT_CATALOG },
         { "heartbeat", required_argument, NULL, OPT_HEARTBEAT },
         { "pwhash", required_argument, NULL, OPT_PWHASH },
         { "verbose", no_argument, NULL, 'v' },
@@ -65,7 +68,7 @@ main (int argc, char *argv [])
             return 0;
         }
         if (opt == OPT_VERSION) {
-            printf ("appferry-broker %d.%d.%d, protocol %d\n", 0, 1, 0, AF_PROTO_VERSION);
+            printf ("appferry-broker %s, protocol %d\n", AF_VERSION, AF_PROTO_VERSION);
             return 0;
         }
         if (opt == '?') {
@@ -86,6 +89,7 @@ main (int argc, char *argv [])
             case OPT_NODES: target = config.nodes; size = sizeof config.nodes; break;
             case OPT_WORKERS: target = config.workers; size = sizeof config.workers; break;
             case OPT_WORKER_KEYS: target = config.worker_keys; size = sizeof config.worker_keys; break;
+            case OPT_CATALOG: target = config.catalog; size = sizeof config.catalog; break;
             case 'v': config.verbose = true; break;
             case OPT_HEARTBEAT:
                 config.heartbeat_ms = atoi (optarg);

@@ -11,6 +11,8 @@
 */
 #include "af_node.h"
 #include "af_msg.h"
+#include "af_download.h"
+#include "af_install.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -23,6 +25,42 @@
 #define TICK_MS         100
 #define UNSENT_WAIT_MS  5000    //  how long a request waits for a connection
 #define MAX_INBOX       100     //  notifications kept for `appferry notifications`
+#define MAX_PUSHES      50      //  pushes kept in pushes.json
+#define MAX_JOBS        256     //  offers held at once (more wait in the outbox)
+#define NODE_CREDIT     8       //  chunks in flight per transfer (2 MiB)
+#define STALL_MS        10000   //  no chunk this long: ask again
+
+typedef enum {
+    JOB_WAITING,                    //  queued behind another job
+    JOB_FETCHING,                   //  chunks arriving
+    JOB_INSTALLING,                 //  the operator's install command runs
+    JOB_REPORTING                   //  DONE sent (or to send), waiting for OK
+} job_state_t;
+
+//  One offer this device received
+typedef struct {
+    char push [AF_ID_HEX + 1];
+    char program [AF_MAX_PROGRAM + 1];
+    char from [AF_ID_HEX + 1];
+    char item [AF_ID_HEX + 1];
+    af_package_t package;
+    uint32_t fit;
+    job_state_t state;
+    af_download_t *download;
+    char part [600];                //  the file being received
+    char fetch_rid [AF_ID_HEX + 1];
+    int64_t last_chunk;
+    uint32_t owed;                  //  credit not yet returned
+    double tokens;                  //  rate limit: bytes we may accept now
+    int64_t tokens_at;
+    af_install_cmd_t *cmd;
+    af_install_info_t info;
+    char outcome [AF_MAX_STATE + 1];
+    char reason [AF_MAX_REASON + 1];
+    uint32_t files;
+    char done_rid [AF_ID_HEX + 1];
+    int64_t reported_at;            //  0: DONE still to send
+} job_t;
 
 typedef struct {
     char hex [AF_ID_HEX + 1];
@@ -58,6 +96,8 @@ struct _af_node_t {
     zhashx_t *pending;              //  rid hex -> pending_t
     json_t *inbox;                  //  last MAX_INBOX notifications received
     uint64_t notifications;         //  received since start
+    json_t *pushes;                 //  pushes this device started (pushes.json)
+    zlistx_t *jobs;                 //  job_t: offers received, in order
 };
 
 void
@@ -67,6 +107,7 @@ af_node_config_defaults (af_node_config_t *config)
     config->heartbeat_ms = AF_HEARTBEAT_MS;
     config->liveness = AF_HEARTBEAT_LIVENESS;
     config->request_timeout_ms = AF_REQUEST_TIMEOUT_MS + 5000;
+    config->install_timeout_s = 300;
 }
 
 static void
@@ -169,6 +210,61 @@ s_devices_doc (af_node_t *self, af_msg_t *list, const char *source)
                       "receivedAt", (json_int_t) self->list_at);
 }
 
+//  What the broker's push policy checks: our version and the operator's
+//  attestations (HOME-independent file of name=value lines, dated by mtime)
+static void
+s_attest (af_node_t *self, af_msg_t *msg)
+{
+    snprintf (msg->node_version, sizeof msg->node_version, "%s", AF_VERSION);
+    if (!*self->config.attest_file)
+        return;
+    FILE *file = fopen (self->config.attest_file, "r");
+    struct stat st;
+    if (!file || fstat (fileno (file), &st)) {
+        zsys_warning ("node: cannot read attestations from %s: %s", self->config.attest_file, strerror (errno));
+        if (file)
+            fclose (file);
+        return;
+    }
+    msg->attest_time = (uint64_t) st.st_mtim.tv_sec * 1000 + (uint64_t) st.st_mtim.tv_nsec / 1000000;
+    char line [256];
+    while (fgets (line, sizeof line, file) && msg->attest_count < AF_MAX_ATTEST) {
+        line [strcspn (line, "\r\n")] = 0;
+        if (*line && *line != '#' && strchr (line, '=') && strlen (line) <= AF_MAX_ATTEST_LEN)
+            strcpy (msg->attest [msg->attest_count++], line);
+    }
+    fclose (file);
+}
+
+//  Install records and store links, for `appferry installed`
+static json_t *
+s_installed_doc (af_node_t *self)
+{
+    json_t *doc = json_pack ("{s:[], s:[]}", "installed", "storeLinks");
+    static const char *dirs [] = { "installed", "links" };
+    for (int d = 0; d < 2; d++) {
+        json_t *list = json_object_get (doc, d? "storeLinks": "installed");
+        char path [600];
+        snprintf (path, sizeof path, "%s/%s", self->config.home, dirs [d]);
+        zdir_t *dir = zdir_new (path, "-");
+        zfile_t **files = dir? zdir_flatten (dir): NULL;
+        for (size_t i = 0; files && files [i]; i++) {
+            const char *name = zfile_filename (files [i], NULL);
+            size_t len = strlen (name);
+            if (len < 5 || !streq (name + len - 5, ".json"))
+                continue;
+            json_error_t jerr;
+            json_t *record = json_load_file (name, 0, &jerr);
+            if (json_is_object (record))
+                json_array_append (list, record);
+            json_decref (record);
+        }
+        zdir_flatten_free (&files);
+        zdir_destroy (&dir);
+    }
+    return doc;
+}
+
 static json_t *
 s_status_doc (af_node_t *self)
 {
@@ -184,6 +280,21 @@ s_status_doc (af_node_t *self)
     if (*self->login_error)
         json_object_set_new (doc, "loginError", json_string (self->login_error));
     json_object_set_new (doc, "pendingRequests", json_integer ((json_int_t) zhashx_size (self->pending)));
+    //  Pushes: the ten most recent this device started, and what it receives
+    json_t *pushes = json_array ();
+    size_t count = json_array_size (self->pushes);
+    for (size_t i = count > 10? count - 10: 0; i < count; i++)
+        json_array_append (pushes, json_array_get (self->pushes, i));
+    json_object_set_new (doc, "pushes", pushes);
+    json_t *receiving = json_array ();
+    static const char *states [] = { "waiting", "receiving", "installing", "reporting" };
+    for (job_t *job = (job_t *) zlistx_first (self->jobs); job; job = (job_t *) zlistx_next (self->jobs))
+        json_array_append_new (receiving, json_pack ("{s:s, s:s, s:s, s:s, s:I, s:I}",
+            "pushId", job->push, "program", job->program, "versionName", job->package.version_name,
+            "state", states [job->state],
+            "bytes", (json_int_t) (job->download? af_download_received (job->download): 0),
+            "total", (json_int_t) job->package.size));
+    json_object_set_new (doc, "receiving", receiving);
     return doc;
 }
 
@@ -274,6 +385,16 @@ s_flush_unsent (af_node_t *self)
         }
 }
 
+static void s_on_item (af_node_t *self, af_msg_t *item);
+static void s_on_chunk (af_node_t *self, af_msg_t *msg);
+static json_t *s_push_accepted (af_node_t *self, af_msg_t *msg);
+static json_t *s_push_find (af_node_t *self, const char *push_id);
+static json_t *s_push_target (json_t *push, const char *device_id, bool create);
+static void s_jobs_run (af_node_t *self);
+static void s_job_fetch (af_node_t *self, job_t *job);
+static void s_job_report (af_node_t *self, job_t *job, const char *state, uint32_t files,
+                          const char *format, ...) __attribute__ ((format (printf, 5, 6)));
+
 static void
 s_answer (af_node_t *self, pending_t *pending, af_msg_t *msg)
 {
@@ -300,6 +421,9 @@ s_answer (af_node_t *self, pending_t *pending, af_msg_t *msg)
     else
     if (msg->id == AF_MSG_DEVICE_LIST)
         doc = s_devices_doc (self, msg, "broker");
+    else
+    if (msg->id == AF_MSG_PUSH_ACCEPTED)
+        doc = json_deep_copy (s_push_accepted (self, msg));
     else
     if (msg->id == AF_MSG_RESOLVED) {
         af_resolution_t resolution;
@@ -377,6 +501,21 @@ s_dealer_event (zloop_t *loop, zsock_t *reader, void *arg)
             zsys_info ("node: device list received (%u devices)", self->list->device_count);
     }
     else
+    if (msg->id == AF_MSG_CHUNK)
+        s_on_chunk (self, msg);
+    else
+    if (msg->id == AF_MSG_ITEM)
+        s_on_item (self, msg);
+    else
+    if (msg->id == AF_MSG_PROGRESS) {
+        json_t *push = s_push_find (self, msg->push_id);
+        json_t *target = push? s_push_target (push, msg->device_id, false): NULL;
+        if (target) {
+            json_object_set_new (target, "bytes", json_integer ((json_int_t) msg->offset));
+            json_object_set_new (target, "total", json_integer ((json_int_t) msg->total));
+        }
+    }
+    else
     if (msg->id == AF_MSG_NOTIFY) {
         //  Text bodies are shown as text, anything else as hex
         bool text = msg->body_size > 0;
@@ -424,6 +563,29 @@ s_dealer_event (zloop_t *loop, zsock_t *reader, void *arg)
                     s_state_save (self);
                 }
                 zsys_info ("node: logged in to '%s' as device %s", self->account, self->device_id);
+                //  A transfer under way lost its broker side with the old session
+                job_t *job = (job_t *) zlistx_first (self->jobs);
+                if (job && job->state == JOB_FETCHING)
+                    s_job_fetch (self, job);
+                else
+                if (job && job->state == JOB_REPORTING)
+                    job->reported_at = 0;
+            }
+            else
+            if (streq (pending->verb, "fetch") && msg->id == AF_MSG_ERROR) {
+                job_t *job = (job_t *) zlistx_first (self->jobs);
+                if (job && job->state == JOB_FETCHING && streq (job->fetch_rid, hex))
+                    s_job_report (self, job, "failed", 0, "the broker cannot send the package: %s (%s)",
+                                  msg->reason, af_code_name ((int) msg->code));
+            }
+            else
+            if (streq (pending->verb, "done")) {
+                job_t *job = (job_t *) zlistx_first (self->jobs);
+                if (job && job->state == JOB_REPORTING && streq (job->done_rid, hex)) {
+                    if (msg->id == AF_MSG_OK)
+                        zlistx_delete (self->jobs, zlistx_cursor (self->jobs));
+                    //  An error: the broker could not store it; report again later
+                }
             }
             else
             if (msg->id == AF_MSG_ERROR && streq (pending->verb, "auto-login")) {
@@ -446,6 +608,7 @@ s_dealer_event (zloop_t *loop, zsock_t *reader, void *arg)
                 self->auto_login [0] = 0;
             s_answer (self, pending, msg);
             zhashx_delete (self->pending, hex);
+            s_jobs_run (self);
         }
     }
     else
@@ -453,6 +616,440 @@ s_dealer_event (zloop_t *loop, zsock_t *reader, void *arg)
         zsys_warning ("node: broker error %s: %s", af_code_name ((int) msg->code), msg->reason);
     af_msg_destroy (&msg);
     return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Pushes this device started (protocol/SPEC.md "Push"): kept in
+//  HOME/pushes.json so `appferry status` shows them after a restart
+
+static void
+s_pushes_save (af_node_t *self)
+{
+    char path [600], tmp [610];
+    snprintf (path, sizeof path, "%s/pushes.json", self->config.home);
+    snprintf (tmp, sizeof tmp, "%s.tmp", path);
+    while (json_array_size (self->pushes) > MAX_PUSHES)
+        json_array_remove (self->pushes, 0);
+    if (json_dump_file (self->pushes, tmp, JSON_COMPACT) || rename (tmp, path))
+        zsys_error ("node: cannot save %s: %s", path, strerror (errno));
+}
+
+static void
+s_pushes_load (af_node_t *self)
+{
+    char path [600];
+    snprintf (path, sizeof path, "%s/pushes.json", self->config.home);
+    json_error_t jerr;
+    json_t *doc = zsys_file_exists (path)? json_load_file (path, 0, &jerr): NULL;
+    if (json_is_array (doc)) {
+        json_decref (self->pushes);
+        self->pushes = doc;
+    }
+    else {
+        if (zsys_file_exists (path))
+            zsys_warning ("node: ignoring unreadable %s", path);
+        json_decref (doc);
+    }
+}
+
+static json_t *
+s_push_find (af_node_t *self, const char *push_id)
+{
+    size_t index;
+    json_t *entry;
+    json_array_foreach (self->pushes, index, entry)
+        if (streq (json_string_value (json_object_get (entry, "pushId"))? : "", push_id))
+            return entry;
+    return NULL;
+}
+
+static json_t *
+s_push_target (json_t *push, const char *device_id, bool create)
+{
+    json_t *targets = json_object_get (push, "targets");
+    size_t index;
+    json_t *target;
+    json_array_foreach (targets, index, target)
+        if (streq (json_string_value (json_object_get (target, "deviceId"))? : "", device_id))
+            return target;
+    if (!create)
+        return NULL;
+    target = json_pack ("{s:s, s:s}", "deviceId", device_id, "state", "offered");
+    json_array_append_new (targets, target);
+    return target;
+}
+
+//  A push this device started was accepted: remember it
+static json_t *
+s_push_accepted (af_node_t *self, af_msg_t *msg)
+{
+    json_t *targets = json_array ();
+    for (uint32_t i = 0; i < msg->result_count; i++) {
+        af_target_t *t = &msg->results [i];
+        json_array_append_new (targets, json_pack ("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}",
+            "deviceId", t->device_id, "name", t->name, "state", t->state, "versionName", t->version_name,
+            "reason", t->reason, "bytes", (json_int_t) 0, "total", (json_int_t) 0));
+    }
+    json_t *entry = json_pack ("{s:s, s:s, s:I, s:o}", "pushId", msg->push_id, "program", msg->program,
+                               "at", (json_int_t) zclock_time (), "targets", targets);
+    json_array_append (self->pushes, entry);
+    s_pushes_save (self);
+    return entry;
+}
+
+//  --------------------------------------------------------------------------
+//  Offers this device received: one job each, handled one at a time in
+//  the order they arrived
+
+static void
+s_job_free (void **item)
+{
+    job_t *job = (job_t *) *item;
+    if (job) {
+        af_download_destroy (&job->download);
+        af_install_cmd_destroy (&job->cmd);
+        if (*job->part)
+            unlink (job->part);
+        free (job);
+        *item = NULL;
+    }
+}
+
+static job_t *
+s_job_find (af_node_t *self, const char *push_id)
+{
+    for (job_t *job = (job_t *) zlistx_first (self->jobs); job; job = (job_t *) zlistx_next (self->jobs))
+        if (streq (job->push, push_id))
+            return job;
+    return NULL;
+}
+
+//  Report the job's outcome; the job stays until the broker's OK
+static void
+s_job_report (af_node_t *self, job_t *job, const char *state, uint32_t files, const char *format, ...)
+{
+    (void) self;
+    char reason [AF_MAX_REASON + 1] = "";
+    if (format) {
+        va_list args;
+        va_start (args, format);
+        vsnprintf (reason, sizeof reason, format, args);
+        va_end (args);
+    }
+    af_download_destroy (&job->download);
+    af_install_cmd_destroy (&job->cmd);
+    if (*job->part) {
+        unlink (job->part);
+        job->part [0] = 0;
+    }
+    job->state = JOB_REPORTING;
+    snprintf (job->outcome, sizeof job->outcome, "%s", state);
+    snprintf (job->reason, sizeof job->reason, "%s", reason);
+    job->files = files;
+    if (streq (state, "failed"))
+        zsys_warning ("node: push %s of %s failed: %s", job->push, job->program, reason);
+    else
+        zsys_info ("node: push %s: %s %s %s", job->push, job->program, job->package.version_name, state);
+    job->reported_at = 0;               //  send now
+}
+
+static void
+s_job_send_done (af_node_t *self, job_t *job)
+{
+    af_msg_t *done = af_msg_new (AF_MSG_DONE);
+    snprintf (done->push_id, sizeof done->push_id, "%s", job->push);
+    snprintf (done->state, sizeof done->state, "%s", job->outcome);
+    snprintf (done->version_name, sizeof done->version_name, "%s", job->package.version_name);
+    snprintf (done->reason, sizeof done->reason, "%s", job->reason);
+    done->files = job->files;
+    pending_t *pending = s_request (self, NULL, "done", done);
+    memcpy (job->done_rid, pending->hex, sizeof job->done_rid);
+    job->reported_at = zclock_mono ();
+}
+
+static void
+s_job_fetch (af_node_t *self, job_t *job)
+{
+    af_msg_t *fetch = af_msg_new (AF_MSG_FETCH);
+    snprintf (fetch->hash, sizeof fetch->hash, "%s", job->package.hash);
+    fetch->offset = af_download_received (job->download);
+    fetch->credit = NODE_CREDIT;
+    job->owed = 0;
+    job->last_chunk = zclock_mono ();
+    pending_t *pending = s_request (self, NULL, "fetch", fetch);
+    memcpy (job->fetch_rid, pending->hex, sizeof job->fetch_rid);
+}
+
+//  How many files the install record of a program lists
+static uint32_t
+s_record_files (af_node_t *self, const char *program)
+{
+    char path [700];
+    snprintf (path, sizeof path, "%s/installed/%s.json", self->config.home, program);
+    json_error_t jerr;
+    json_t *record = json_load_file (path, 0, &jerr);
+    uint32_t files = (uint32_t) json_array_size (json_object_get (record, "files"));
+    json_decref (record);
+    return files;
+}
+
+static void
+s_job_installed (af_node_t *self, job_t *job, uint32_t files)
+{
+    s_job_report (self, job, "installed", files, NULL);
+}
+
+//  The package is in and verified: install it
+static void
+s_job_install (af_node_t *self, job_t *job)
+{
+    af_install_info_t info;
+    memset (&info, 0, sizeof info);
+    snprintf (info.program, sizeof info.program, "%s", job->program);
+    snprintf (info.version_name, sizeof info.version_name, "%s", job->package.version_name);
+    info.version_code = job->package.version_code;
+    snprintf (info.hash, sizeof info.hash, "%s", job->package.hash);
+    snprintf (info.push_id, sizeof info.push_id, "%s", job->push);
+    info.installed_at = (uint64_t) zclock_time ();
+    char err [AF_MAX_REASON + 1];
+    af_download_keep (job->download);
+    af_download_destroy (&job->download);
+    if (*self->config.install_cmd) {
+        snprintf (info.method, sizeof info.method, "command");
+        job->info = info;
+        char log [600];
+        snprintf (log, sizeof log, "%s/install.log", self->config.home);
+        job->cmd = af_install_cmd_start (self->config.install_cmd, job->part, &info,
+                                         self->config.install_timeout_s * 1000, log, err, sizeof err);
+        if (!job->cmd)
+            s_job_report (self, job, "failed", 0, "%s", err);
+        else
+            job->state = JOB_INSTALLING;
+        return;
+    }
+    snprintf (info.method, sizeof info.method, "builtin");
+    if (af_install_builtin (self->config.home, job->part, &info, err, sizeof err))
+        s_job_report (self, job, "failed", 0, "%s", err);
+    else
+        s_job_installed (self, job, s_record_files (self, job->program));
+}
+
+//  Start the first job if none is running
+static void
+s_jobs_run (af_node_t *self)
+{
+    job_t *job = (job_t *) zlistx_first (self->jobs);
+    if (!job || !self->logged_in)
+        return;
+    if (job->state == JOB_REPORTING) {
+        if (job->reported_at == 0)
+            s_job_send_done (self, job);
+        return;
+    }
+    if (job->state != JOB_WAITING)
+        return;
+    char err [AF_MAX_REASON + 1];
+    if (job->fit == AF_FIT_STORE_LINK || !*job->package.hash) {
+        //  Nothing to download: record the link for the user, report it
+        char path [700];
+        snprintf (path, sizeof path, "%s/links/%s.json", self->config.home, job->program);
+        json_t *link = json_pack ("{s:s, s:s, s:s, s:s, s:s, s:I}", "program", job->program,
+                                  "storeLink", job->package.store_link, "versionName",
+                                  job->package.version_name, "pushId", job->push, "from", job->from,
+                                  "at", (json_int_t) zclock_time ());
+        if (zsys_dir_create ("%s/links", self->config.home) || json_dump_file (link, path, JSON_COMPACT))
+            s_job_report (self, job, "failed", 0, "cannot record the store link in %s", path);
+        else
+            s_job_report (self, job, "store-link", 0, "%s", job->package.store_link);
+        json_decref (link);
+        return;
+    }
+    //  The same package installed already (a repeated offer, or the node
+    //  stopped after installing and before the broker heard): a no-op
+    af_install_info_t info;
+    if (af_install_record_read (self->config.home, job->program, &info) == 0
+    &&  streq (info.hash, job->package.hash)) {
+        s_job_report (self, job, "installed", 0, NULL);
+        return;
+    }
+    snprintf (job->part, sizeof job->part, "%s/incoming/%s.part", self->config.home, job->push);
+    job->download = af_download_new (job->part, job->package.hash, job->package.size, err, sizeof err);
+    if (!job->download) {
+        s_job_report (self, job, "failed", 0, "%s", err);
+        return;
+    }
+    job->state = JOB_FETCHING;
+    if (job->package.size == 0) {
+        s_job_install (self, job);
+        return;
+    }
+    zsys_info ("node: receiving %s %s (%llu bytes) for push %s", job->program, job->package.version_name,
+               (unsigned long long) job->package.size, job->push);
+    s_job_fetch (self, job);
+}
+
+//  Return owed credit, as the rate limit allows
+static void
+s_job_credit (af_node_t *self, job_t *job)
+{
+    if (job->state != JOB_FETCHING || job->owed == 0)
+        return;
+    uint32_t give = job->owed;
+    if (self->config.rate_kib) {
+        int64_t now = zclock_mono ();
+        double rate = (double) self->config.rate_kib * 1024;
+        job->tokens += rate * (double) (now - job->tokens_at) / 1000;
+        job->tokens_at = now;
+        if (job->tokens > rate)
+            job->tokens = rate;     //  no bursts beyond one second's worth
+        give = 0;
+        while (give < job->owed && job->tokens >= AF_MAX_CHUNK) {
+            job->tokens -= AF_MAX_CHUNK;
+            give++;
+        }
+    }
+    if (give == 0)
+        return;
+    af_msg_t *credit = af_msg_new (AF_MSG_CREDIT);
+    snprintf (credit->hash, sizeof credit->hash, "%s", job->package.hash);
+    credit->credit = give;
+    if (s_broker_send (self, credit) == 0)
+        job->owed -= give;
+    af_msg_destroy (&credit);
+}
+
+static void
+s_on_chunk (af_node_t *self, af_msg_t *msg)
+{
+    job_t *job = (job_t *) zlistx_first (self->jobs);
+    if (!job || job->state != JOB_FETCHING || !streq (job->package.hash, msg->hash)) {
+        zsys_warning ("node: dropped a chunk of %.16s...: no transfer of it is running", msg->hash);
+        return;
+    }
+    char err [AF_MAX_REASON + 1];
+    int rc = af_download_chunk (job->download, msg, err, sizeof err);
+    job->last_chunk = zclock_mono ();
+    if (rc < 0)
+        s_job_report (self, job, "failed", 0, "%s", err);
+    else
+    if (rc == 1)
+        s_job_install (self, job);
+    else {
+        job->owed++;
+        s_job_credit (self, job);
+    }
+    s_jobs_run (self);
+}
+
+//  An outbox item: decode what it carries, act, acknowledge results
+static void
+s_on_item (af_node_t *self, af_msg_t *item)
+{
+    char err [AF_MAX_REASON + 1];
+    af_msg_t *msg = NULL;
+    int code = af_msg_decode (item->body, item->body_size, &msg, err, sizeof err, NULL, NULL);
+    if (code != AF_OK || (msg->id != AF_MSG_OFFER && msg->id != AF_MSG_RESULT)) {
+        //  Acknowledge it anyway: a bad item must not block the queue
+        zsys_warning ("node: dropped outbox item %s: %s", item->item,
+                      code != AF_OK? err: "not an OFFER or RESULT");
+        af_msg_t *ack = af_msg_new (AF_MSG_ACK);
+        memcpy (ack->item, item->item, sizeof ack->item);
+        s_broker_send (self, ack);
+        af_msg_destroy (&ack);
+        af_msg_destroy (&msg);
+        return;
+    }
+    if (msg->id == AF_MSG_RESULT) {
+        json_t *push = s_push_find (self, msg->push_id);
+        if (!push) {
+            //  Started before this node's pushes.json was lost: keep it anyway
+            push = json_pack ("{s:s, s:s, s:I, s:[]}", "pushId", msg->push_id, "program", msg->program,
+                              "at", (json_int_t) zclock_time (), "targets");
+            json_array_append_new (self->pushes, push);
+        }
+        json_t *target = s_push_target (push, msg->device_id, true);
+        json_object_set_new (target, "state", json_string (msg->state));
+        json_object_set_new (target, "versionName", json_string (msg->version_name));
+        json_object_set_new (target, "reason", json_string (msg->reason));
+        json_object_set_new (target, "finishedAt", json_integer ((json_int_t) zclock_time ()));
+        s_pushes_save (self);
+        zsys_info ("node: push %s of %s: device %s %s%s%s", msg->push_id, msg->program, msg->device_id,
+                   msg->state, *msg->reason? ": ": "", msg->reason);
+        af_msg_t *ack = af_msg_new (AF_MSG_ACK);
+        memcpy (ack->item, item->item, sizeof ack->item);
+        s_broker_send (self, ack);
+        af_msg_destroy (&ack);
+    }
+    else {
+        job_t *job = s_job_find (self, msg->push_id);
+        if (job) {
+            //  Delivered again after a reconnect: we are on it already
+            if (job->state == JOB_FETCHING && job == zlistx_first (self->jobs))
+                s_job_fetch (self, job);
+            else
+            if (job->state == JOB_REPORTING)
+                job->reported_at = 0;
+        }
+        else
+        if (zlistx_size (self->jobs) >= MAX_JOBS)
+            zsys_warning ("node: %d offers queued; offer %s waits for redelivery", MAX_JOBS, msg->push_id);
+        else {
+            job = (job_t *) zmalloc (sizeof (job_t));
+            assert (job);
+            snprintf (job->push, sizeof job->push, "%s", msg->push_id);
+            snprintf (job->program, sizeof job->program, "%s", msg->program);
+            snprintf (job->from, sizeof job->from, "%s", msg->from);
+            snprintf (job->item, sizeof job->item, "%s", item->item);
+            job->package = msg->package;
+            job->fit = msg->fit;
+            job->state = JOB_WAITING;
+            job->tokens_at = zclock_mono ();
+            zlistx_add_end (self->jobs, job);
+            zsys_info ("node: offered %s %s by device %s (push %s)", msg->program,
+                       msg->package.version_name, msg->from, msg->push_id);
+        }
+        s_jobs_run (self);
+    }
+    af_msg_destroy (&msg);
+}
+
+//  Timer work for jobs: install commands, stalls, unanswered reports
+static void
+s_jobs_tick (af_node_t *self)
+{
+    job_t *job = (job_t *) zlistx_first (self->jobs);
+    if (!job)
+        return;
+    int64_t now = zclock_mono ();
+    if (job->state == JOB_INSTALLING) {
+        char err [AF_MAX_REASON + 1];
+        int rc = af_install_cmd_poll (job->cmd, err, sizeof err);
+        if (rc == 0) {
+            if (af_install_record_write (self->config.home, &job->info, NULL, err, sizeof err))
+                s_job_report (self, job, "failed", 0, "installed, but %s", err);
+            else
+                s_job_installed (self, job, 0);
+        }
+        else
+        if (rc < 0)
+            s_job_report (self, job, "failed", 0, "%s", err);
+    }
+    else
+    if (job->state == JOB_FETCHING) {
+        s_job_credit (self, job);
+        //  Chunks in flight but none for a while: the broker lost the
+        //  transfer (it restarted, or our connection changed); resume
+        if (job->owed < NODE_CREDIT && self->logged_in && now - job->last_chunk > STALL_MS) {
+            zsys_warning ("node: no chunk of %s for %d s; asking again from byte %llu", job->program,
+                          STALL_MS / 1000, (unsigned long long) af_download_received (job->download));
+            s_job_fetch (self, job);
+        }
+    }
+    else
+    if (job->state == JOB_REPORTING && job->reported_at
+    &&  now - job->reported_at > self->config.request_timeout_ms)
+        job->reported_at = 0;           //  no OK came: report again
+    s_jobs_run (self);
 }
 
 //  --------------------------------------------------------------------------
@@ -480,6 +1077,7 @@ s_ctl_event (zloop_t *loop, zsock_t *reader, void *arg)
     char *verb = zmsg_popstr (request);
     char *arg1 = zmsg_popstr (request);
     char *arg2 = zmsg_popstr (request);
+    char *arg3 = zmsg_popstr (request);
 
     if (streq (verb, "status"))
         s_ctl_reply (self, client, true, s_status_doc (self));
@@ -521,6 +1119,53 @@ s_ctl_event (zloop_t *loop, zsock_t *reader, void *arg)
             s_request (self, client, verb, msg);
         }
     }
+    else
+    if (streq (verb, "push") && arg1 && arg2) {
+        if (!self->logged_in)
+            s_ctl_error (self, client, AF_E_NOT_LOGGED_IN, "not logged in; run: appferry login ACCOUNT");
+        else
+        if (arg3 && streq (arg3, "data"))
+            s_ctl_error (self, client, AF_E_UNKNOWN_COMMAND, "--with-data is not supported by this node yet");
+        else {
+            af_msg_t *msg = af_msg_new (AF_MSG_PUSH);
+            char err [AF_MAX_REASON + 1] = "";
+            if (strlen (arg1) > AF_MAX_PROGRAM || !*arg1)
+                snprintf (err, sizeof err, "program ID must be 1..%d characters", AF_MAX_PROGRAM);
+            else
+                strcpy (msg->program, arg1);
+            char *saved = NULL;
+            for (char *t = strtok_r (arg2, ",", &saved); t && !*err; t = strtok_r (NULL, ",", &saved)) {
+                if (msg->target_count == AF_MAX_TARGETS)
+                    snprintf (err, sizeof err, "at most %d targets", AF_MAX_TARGETS);
+                else
+                if (strlen (t) > AF_ID_HEX)
+                    snprintf (err, sizeof err, "'%s' is not a device ID", t);
+                else
+                    strcpy (msg->targets [msg->target_count++], t);
+            }
+            if (!*err && msg->target_count == 0)
+                snprintf (err, sizeof err, "name at least one target device, or all");
+            if (*err) {
+                s_ctl_error (self, client, AF_E_MALFORMED, "%s", err);
+                af_msg_destroy (&msg);
+            }
+            else {
+                s_attest (self, msg);
+                s_request (self, client, verb, msg);
+            }
+        }
+    }
+    else
+    if (streq (verb, "push-status") && arg1) {
+        json_t *push = s_push_find (self, arg1);
+        if (push)
+            s_ctl_reply (self, client, true, json_deep_copy (push));
+        else
+            s_ctl_error (self, client, AF_E_NO_DEVICE, "no push %s known to this node", arg1);
+    }
+    else
+    if (streq (verb, "installed"))
+        s_ctl_reply (self, client, true, s_installed_doc (self));
     else
     if (streq (verb, "notifications"))
         s_ctl_reply (self, client, true, json_pack ("{s:O, s:I}", "notifications", self->inbox,
@@ -571,6 +1216,7 @@ s_ctl_event (zloop_t *loop, zsock_t *reader, void *arg)
     zstr_free (&verb);
     zstr_free (&arg1);
     zstr_free (&arg2);
+    zstr_free (&arg3);
 done:
     zframe_destroy (&client);
     zmsg_destroy (&request);
@@ -623,6 +1269,7 @@ s_timer_event (zloop_t *loop, int timer_id, void *arg)
         zhashx_delete (self->pending, p->hex);
     }
     zlistx_destroy (&expired);
+    s_jobs_tick (self);
     return 0;
 }
 
@@ -661,6 +1308,24 @@ af_node_new (const af_node_config_t *config, char *err, size_t errlen)
         }
     }
     s_state_load (self);
+    //  A package half received before a stop is useless: the offer comes
+    //  again after login and starts over
+    snprintf (path, sizeof path, "%s/incoming", config->home);
+    zdir_t *incoming = zdir_new (path, "-");
+    zfile_t **parts = incoming? zdir_flatten (incoming): NULL;
+    for (size_t i = 0; parts && parts [i]; i++)
+        zfile_remove (parts [i]);
+    zdir_flatten_free (&parts);
+    zdir_destroy (&incoming);
+    if (zsys_dir_create ("%s/incoming", config->home) || zsys_dir_create ("%s/apps", config->home)
+    ||  zsys_dir_create ("%s/installed", config->home)) {
+        snprintf (err, errlen, "cannot create directories in %s: %s", config->home, strerror (errno));
+        goto failed;
+    }
+    self->pushes = json_array ();
+    s_pushes_load (self);
+    self->jobs = zlistx_new ();
+    zlistx_set_destructor (self->jobs, s_job_free);
     self->pending = zhashx_new ();
     zhashx_set_destructor (self->pending, s_pending_free);
     self->inbox = json_array ();
@@ -712,6 +1377,8 @@ af_node_destroy (af_node_t **self_p)
     zhashx_destroy (&self->pending);
     af_msg_destroy (&self->list);
     json_decref (self->inbox);
+    json_decref (self->pushes);
+    zlistx_destroy (&self->jobs);
     zcert_destroy (&self->cert);
     zcert_destroy (&self->broker_cert);
     free (self);

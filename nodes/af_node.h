@@ -12,6 +12,14 @@
                                     with it the node logs in again by its
                                     bound key after restarts, no password
       node.sock                     the CLI's ipc socket
+      incoming/                     packages being received (PUSH.part);
+                                    emptied at start
+      apps/PROGRAM/                 what the built-in installer unpacked
+      installed/PROGRAM.json        install records (program, version,
+                                    hash, files, time, push)
+      links/PROGRAM.json            store links received for this device
+      pushes.json                   the last pushes this device started,
+                                    with each target's state
 
     The node reconnects by itself: it PINGs every heartbeat; silence for
     heartbeat x liveness drops and re-creates the connection; a PONG that
@@ -33,6 +41,10 @@ typedef struct {
     int heartbeat_ms;
     int liveness;
     int request_timeout_ms;         //  broker answer deadline for CLI requests
+    char install_cmd [1024];        //  operator's installer ("" = built-in)
+    int install_timeout_s;          //  time limit of one install
+    char attest_file [512];         //  "name=value" lines; its mtime dates them
+    int rate_kib;                   //  receive at most this many KiB/s (0 = no limit)
     bool verbose;
 } af_node_config_t;
 

@@ -37,6 +37,12 @@ s_usage (FILE *out)
 "  notify DEVICE TEXT    send a text notification to another device of the\n"
 "                        account (it must be online)\n"
 "  notifications         the last 100 notifications this node received\n"
+"  push PROGRAM --to DEVICE[,DEVICE...]|all\n"
+"                        send PROGRAM to other devices of the account: each\n"
+"                        gets the package that fits it (an iOS device the\n"
+"                        store link); shows progress per device until every\n"
+"                        online target finished (offline ones stay queued)\n"
+"  installed             packages installed here and store links received\n"
 "  stop                  stop the node\n"
 "\n"
 "Options:\n"
@@ -45,9 +51,14 @@ s_usage (FILE *out)
 "                            (else $APPFERRY_PASSWORD, else ask on the terminal)\n"
 "  -j, --json                print the node's JSON answer instead of text\n"
 "  -t, --timeout SEC         how long to wait for the node (default 20)\n"
+"      --to DEVICES          push: target device IDs, comma-separated, or all\n"
+"      --no-wait             push: print the first answer and return\n"
+"      --wait SEC            push: wait at most this long for the results\n"
+"                            (default 600)\n"
 "  -h, --help                show this help and exit\n"
 "\n"
-"Exit status: 0 done, 1 refused or failed, 2 usage error, 3 no node running.\n");
+"Exit status: 0 done, 1 refused or failed (push: any target failed, was\n"
+"refused or has no fitting package), 2 usage error, 3 no node running.\n");
 }
 
 static int
@@ -118,6 +129,29 @@ s_print_devices (json_t *doc)
     }
 }
 
+//  One push target as a line: name, state, version or reason, progress
+static void
+s_print_target (json_t *target)
+{
+    const char *state = s_str (target, "state");
+    const char *name = *s_str (target, "name")? s_str (target, "name"): s_str (target, "deviceId");
+    long long bytes = (long long) json_integer_value (json_object_get (target, "bytes"));
+    long long total = (long long) json_integer_value (json_object_get (target, "total"));
+    printf ("    %-20.20s %-10s", name, state);
+    if (streq (state, "installed"))
+        printf (" version %s", s_str (target, "versionName"));
+    else
+    if (streq (state, "store-link"))
+        printf (" %s", s_str (target, "reason"));
+    else
+    if (streq (state, "offered") && total > 0)
+        printf (" %.1f of %.1f MiB (%lld%%)", bytes / 1048576.0, total / 1048576.0, bytes * 100 / total);
+    else
+    if (*s_str (target, "reason"))
+        printf (" %s", s_str (target, "reason"));
+    printf ("\n");
+}
+
 static void
 s_print (const char *command, json_t *doc)
 {
@@ -147,6 +181,39 @@ s_print (const char *command, json_t *doc)
                 s_str (device, "manufacturer"), s_str (device, "platform"), s_str (device, "osVersion"));
         printf ("Devices:    %lld known in the account\n",
                 (long long) json_integer_value (json_object_get (doc, "devicesKnown")));
+        json_t *pushes = json_object_get (doc, "pushes");
+        size_t index, i;
+        json_t *push, *target;
+        if (json_array_size (pushes))
+            printf ("Pushes:\n");
+        json_array_foreach (pushes, index, push) {
+            printf ("  %s  %s\n", s_str (push, "pushId"), s_str (push, "program"));
+            json_array_foreach (json_object_get (push, "targets"), i, target)
+                s_print_target (target);
+        }
+        json_t *receiving = json_object_get (doc, "receiving");
+        if (json_array_size (receiving))
+            printf ("Receiving:\n");
+        json_array_foreach (receiving, index, push)
+            printf ("  %s %s: %s, %lld of %lld bytes (push %s)\n", s_str (push, "program"),
+                    s_str (push, "versionName"), s_str (push, "state"),
+                    (long long) json_integer_value (json_object_get (push, "bytes")),
+                    (long long) json_integer_value (json_object_get (push, "total")), s_str (push, "pushId"));
+    }
+    else
+    if (streq (command, "installed")) {
+        size_t index;
+        json_t *entry;
+        json_t *installed = json_object_get (doc, "installed"), *links = json_object_get (doc, "storeLinks");
+        if (!json_array_size (installed) && !json_array_size (links))
+            printf ("Nothing installed by appferry yet.\n");
+        json_array_foreach (installed, index, entry)
+            printf ("%-20s %-12s installed (%s), %zu files, package %.16s...\n", s_str (entry, "program"),
+                    s_str (entry, "versionName"), s_str (entry, "method"),
+                    json_array_size (json_object_get (entry, "files")), s_str (entry, "hash"));
+        json_array_foreach (links, index, entry)
+            printf ("%-20s %-12s from its store: %s\n", s_str (entry, "program"),
+                    s_str (entry, "versionName"), s_str (entry, "storeLink"));
     }
     else
     if (streq (command, "resolve")) {
@@ -182,6 +249,98 @@ s_print (const char *command, json_t *doc)
         printf ("Node stopped.\n");
 }
 
+//  Follow a push until every target that is online has a final state,
+//  showing progress: on a terminal one line per target, redrawn in place;
+//  otherwise one line per event. Returns the exit status.
+static int
+s_push_follow (zsock_t *sock, json_t *push, int wait)
+{
+    bool tty = isatty (1);
+    char push_id [AF_ID_HEX + 1];
+    snprintf (push_id, sizeof push_id, "%s", s_str (push, "pushId"));
+    printf ("Push %s of %s:\n", push_id, s_str (push, "program"));
+    json_t *shown = json_deep_copy (json_object_get (push, "targets"));
+    size_t index;
+    json_t *target;
+    json_array_foreach (shown, index, target)
+        s_print_target (target);
+    fflush (stdout);
+    int64_t end = zclock_mono () + (int64_t) wait * 1000;
+    json_t *targets = json_incref (shown);
+    bool active = true;
+    while (wait && active && zclock_mono () < end) {
+        zclock_sleep (200);
+        zstr_sendx (sock, "push-status", push_id, NULL);
+        zpoller_t *poller = zpoller_new (sock, NULL);
+        void *ready = zpoller_wait (poller, 5000);
+        zpoller_destroy (&poller);
+        if (!ready)
+            break;
+        char *status = NULL, *text = NULL;
+        zstr_recvx (sock, &status, &text, NULL);
+        json_error_t jerr;
+        json_t *doc = text? json_loads (text, 0, &jerr): NULL;
+        zstr_free (&status);
+        zstr_free (&text);
+        if (!doc)
+            break;
+        json_decref (targets);
+        targets = json_incref (json_object_get (doc, "targets"));
+        json_decref (doc);
+        //  What changed since last shown
+        active = false;
+        size_t changed = 0;
+        json_array_foreach (targets, index, target) {
+            const char *state = s_str (target, "state");
+            active |= streq (state, "offered");
+            json_t *before = json_array_get (shown, index);
+            if (!before || !streq (s_str (before, "state"), state)
+            ||  json_integer_value (json_object_get (before, "bytes"))
+             != json_integer_value (json_object_get (target, "bytes")))
+                changed++;
+        }
+        if (!changed)
+            continue;
+        if (tty) {
+            //  Redraw the block of target lines in place
+            printf ("\033[%zuA", json_array_size (shown));
+            json_array_foreach (targets, index, target) {
+                printf ("\033[2K");
+                s_print_target (target);
+            }
+        }
+        else
+            json_array_foreach (targets, index, target) {
+                json_t *before = json_array_get (shown, index);
+                if (!before || !streq (s_str (before, "state"), s_str (target, "state"))
+                ||  json_integer_value (json_object_get (before, "bytes"))
+                 != json_integer_value (json_object_get (target, "bytes")))
+                    s_print_target (target);
+            }
+        fflush (stdout);
+        json_decref (shown);
+        shown = json_deep_copy (targets);
+    }
+    int rc = 0;
+    size_t queued = 0;
+    json_array_foreach (targets, index, target) {
+        const char *state = s_str (target, "state");
+        if (streq (state, "failed") || streq (state, "refused") || streq (state, "no-fit"))
+            rc = 1;
+        queued += streq (state, "queued");
+        if (wait && streq (state, "offered"))
+            rc = 1;
+    }
+    if (wait && active)
+        printf ("Still running after %d s; see appferry status.\n", wait);
+    if (queued)
+        printf ("%zu device%s offline: the push waits for %s; appferry status shows the result later.\n",
+                queued, queued == 1? " is": "s are", queued == 1? "it": "them");
+    json_decref (targets);
+    json_decref (shown);
+    return rc;
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -191,12 +350,17 @@ main (int argc, char *argv [])
         { "json", no_argument, NULL, 'j' },
         { "timeout", required_argument, NULL, 't' },
         { "refresh", no_argument, NULL, 'r' },
+        { "to", required_argument, NULL, 'T' },
+        { "with-data", no_argument, NULL, 'W' },
+        { "no-wait", no_argument, NULL, 'N' },
+        { "wait", required_argument, NULL, 'w' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
     const char *home = NULL, *password_file = NULL;
-    bool json = false, refresh = false;
-    int timeout = 20;
+    bool json = false, refresh = false, with_data = false, no_wait = false;
+    const char *to = NULL;
+    int timeout = 20, wait = 600;
     int opt;
     while ((opt = getopt_long (argc, argv, "H:p:jt:h", options, NULL)) != -1) {
         switch (opt) {
@@ -205,6 +369,10 @@ main (int argc, char *argv [])
             case 'j': json = true; break;
             case 'r': refresh = true; break;
             case 't': timeout = atoi (optarg); break;
+            case 'T': to = optarg; break;
+            case 'W': with_data = true; break;
+            case 'N': no_wait = true; break;
+            case 'w': wait = atoi (optarg); break;
             case 'h': s_usage (stdout); return 0;
             default: s_usage (stderr); return 2;
         }
@@ -220,6 +388,7 @@ main (int argc, char *argv [])
         { "register", 1, true }, { "login", 1, true }, { "logout", 0, false },
         { "devices", 0, false }, { "status", 0, false }, { "resolve", 1, false },
         { "notify", 2, false }, { "notifications", 0, false },
+        { "push", 1, false }, { "installed", 0, false },
         { "stop", 0, false }, { NULL, 0, false }
     };
     int which = -1;
@@ -233,6 +402,10 @@ main (int argc, char *argv [])
     if (nargs != commands [which].args) {
         fprintf (stderr, "appferry: %s takes %d argument%s (see --help)\n", command,
                  commands [which].args, commands [which].args == 1? "": "s");
+        return 2;
+    }
+    if (streq (command, "push") && (!to || !*to || wait < 1)) {
+        fprintf (stderr, "appferry: push needs --to DEVICE[,DEVICE...] or --to all (see --help)\n");
         return 2;
     }
     char password [AF_MAX_PASSWORD + 2] = "";
@@ -263,6 +436,10 @@ main (int argc, char *argv [])
         zmsg_addstr (request, password);
     if (streq (command, "devices") && refresh)
         zmsg_addstr (request, "refresh");
+    if (streq (command, "push")) {
+        zmsg_addstr (request, to);
+        zmsg_addstr (request, with_data? "data": "nodata");
+    }
     zmsg_send (&request, sock);
     explicit_bzero (password, sizeof password);
 
@@ -276,7 +453,6 @@ main (int argc, char *argv [])
     }
     char *status = NULL, *text = NULL;
     zstr_recvx (sock, &status, &text, NULL);
-    zsock_destroy (&sock);
     int rc = 1;
     json_error_t jerr;
     json_t *doc = text? json_loads (text, 0, &jerr): NULL;
@@ -285,6 +461,9 @@ main (int argc, char *argv [])
     else
     if (json)
         printf ("%s\n", text), rc = streq (status, "ok")? 0: 1;
+    else
+    if (streq (status, "ok") && streq (command, "push"))
+        rc = s_push_follow (sock, doc, no_wait? 0: wait);
     else
     if (streq (status, "ok")) {
         s_print (command, doc);
@@ -305,5 +484,6 @@ main (int argc, char *argv [])
     json_decref (doc);
     zstr_free (&status);
     zstr_free (&text);
+    zsock_destroy (&sock);
     return rc;
 }

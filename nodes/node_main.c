@@ -26,6 +26,16 @@ s_usage (FILE *out)
 "  -D, --device FILE.json  device description (see README: bundletool device\n"
 "                          spec keys plus platform, model, formFactor, screen size)\n"
 "      --heartbeat MS      heartbeat interval (default 1000)\n"
+"      --install-cmd CMD   install received packages with CMD instead of the\n"
+"                          built-in installer: run by /bin/sh with the package\n"
+"                          file as \"$1\" and AF_PACKAGE, AF_PROGRAM, AF_VERSION,\n"
+"                          AF_HASH set; exit status 0 means installed\n"
+"      --install-timeout S time limit of one install (default 300)\n"
+"      --attest FILE       attestations for the broker's push policy: lines of\n"
+"                          name=value (e.g. malware_scan=clean), dated by the\n"
+"                          file's modification time\n"
+"      --rate-limit KIB    receive packages at most this fast, in KiB/s\n"
+"                          (default: no limit)\n"
 "      --daemon            detach and log to HOME/node.log\n"
 "  -v, --verbose           log more\n"
 "  -h, --help              show this help and exit\n"
@@ -84,7 +94,8 @@ s_daemonize (const char *home)
 int
 main (int argc, char *argv [])
 {
-    enum { OPT_HEARTBEAT = 1000, OPT_DAEMON, OPT_VERSION };
+    enum { OPT_HEARTBEAT = 1000, OPT_DAEMON, OPT_VERSION, OPT_INSTALL_CMD, OPT_INSTALL_TIMEOUT,
+           OPT_ATTEST, OPT_RATE };
     static struct option options [] = {
         { "broker", required_argument, NULL, 'b' },
         { "broker-key", required_argument, NULL, 'k' },
@@ -92,6 +103,10 @@ main (int argc, char *argv [])
         { "device", required_argument, NULL, 'D' },
         { "heartbeat", required_argument, NULL, OPT_HEARTBEAT },
         { "daemon", no_argument, NULL, OPT_DAEMON },
+        { "install-cmd", required_argument, NULL, OPT_INSTALL_CMD },
+        { "install-timeout", required_argument, NULL, OPT_INSTALL_TIMEOUT },
+        { "attest", required_argument, NULL, OPT_ATTEST },
+        { "rate-limit", required_argument, NULL, OPT_RATE },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, OPT_VERSION },
@@ -111,6 +126,22 @@ main (int argc, char *argv [])
             case 'D': target = config.device_file; size = sizeof config.device_file; break;
             case 'v': config.verbose = true; break;
             case OPT_DAEMON: daemon = true; break;
+            case OPT_INSTALL_CMD: target = config.install_cmd; size = sizeof config.install_cmd; break;
+            case OPT_ATTEST: target = config.attest_file; size = sizeof config.attest_file; break;
+            case OPT_INSTALL_TIMEOUT:
+                config.install_timeout_s = atoi (optarg);
+                if (config.install_timeout_s < 1 || config.install_timeout_s > 86400) {
+                    fprintf (stderr, "appferry-node: --install-timeout must be 1..86400 s\n");
+                    return 2;
+                }
+                break;
+            case OPT_RATE:
+                config.rate_kib = atoi (optarg);
+                if (config.rate_kib < 1 || config.rate_kib > 10000000) {
+                    fprintf (stderr, "appferry-node: --rate-limit must be 1..10000000 KiB/s\n");
+                    return 2;
+                }
+                break;
             case OPT_HEARTBEAT:
                 config.heartbeat_ms = atoi (optarg);
                 if (config.heartbeat_ms < 50 || config.heartbeat_ms > 600000) {
@@ -119,7 +150,7 @@ main (int argc, char *argv [])
                 }
                 break;
             case 'h': s_usage (stdout); return 0;
-            case OPT_VERSION: printf ("appferry-node 0.1.0, protocol %d\n", AF_PROTO_VERSION); return 0;
+            case OPT_VERSION: printf ("appferry-node %s, protocol %d\n", AF_VERSION, AF_PROTO_VERSION); return 0;
             default: s_usage (stderr); return 2;
         }
         if (target) {

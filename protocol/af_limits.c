@@ -24,6 +24,8 @@ af_code_name (int code)
         case AF_E_TOO_MANY:         return "E_TOO_MANY";
         case AF_E_UNKNOWN_PROGRAM:  return "E_UNKNOWN_PROGRAM";
         case AF_E_NO_FIT:           return "E_NO_FIT";
+        case AF_E_POLICY:           return "E_POLICY";
+        case AF_E_NO_BLOB:          return "E_NO_BLOB";
         case AF_E_INTERNAL:         return "E_INTERNAL";
         case AF_E_UNAVAILABLE:      return "E_UNAVAILABLE";
         default:                    return "E_UNKNOWN";

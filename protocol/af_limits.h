@@ -11,6 +11,9 @@
 #ifndef AF_LIMITS_H_INCLUDED
 #define AF_LIMITS_H_INCLUDED
 
+//  appferry's own version (nodes report it; the push policy checks it)
+#define AF_VERSION              "0.2.0"
+
 //  Protocol versions this build speaks. A peer sending another version
 //  gets AF_E_VERSION with the list of supported versions.
 #define AF_PROTO_VERSION        1
@@ -48,6 +51,13 @@
 #define AF_MAX_OUTBOX           10000   //  undelivered items queued per device
 #define AF_MAX_BODY             (64 * 1024) //  NOTIFY body bytes
 #define AF_MAX_KIND             31      //  NOTIFY kind label
+#define AF_MAX_TARGETS          64      //  devices named in one PUSH
+#define AF_MAX_STATE            15      //  push target state ("installed")
+#define AF_MAX_ATTEST           16      //  attestation values in one PUSH
+#define AF_MAX_ATTEST_LEN       127     //  one "name=value" attestation
+#define AF_MAX_CHUNK            (256 * 1024)    //  raw bytes in one CHUNK
+#define AF_MAX_CREDIT           16      //  CHUNKs in flight per transfer
+#define AF_MAX_ITEM             (64 * 1024) //  an outbox item (encoded message)
 #define AF_MAX_SCREEN           16384   //  pixels, each dimension
 #define AF_MAX_DENSITY          1000    //  dpi
 #define AF_MAX_SDK              99      //  Android API level
@@ -92,6 +102,8 @@ typedef enum {
     AF_E_TOO_MANY       = 441,  //  account has AF_MAX_DEVICES devices
     AF_E_UNKNOWN_PROGRAM= 460,  //  program ID not in the catalog
     AF_E_NO_FIT         = 461,  //  no package fits the device (reason says why)
+    AF_E_NO_BLOB        = 462,  //  FETCH: the package file is not in the store
+    AF_E_POLICY         = 451,  //  the device does not meet the broker's push policy
     AF_E_INTERNAL       = 500,  //  server-side failure (store error, ...)
     AF_E_UNAVAILABLE    = 503,  //  no worker for the service / timed out
 } af_code_t;

@@ -103,7 +103,8 @@ typedef enum {
     T_DEVICE,       //  af_device_t, presence flag at aux
     T_DEVICES,      //  af_device_t *, count at aux, at most max
     T_PACKAGE,      //  af_package_t, presence flag at aux
-    T_BIN           //  uint8_t * (owned), size (uint32_t) at aux, at most max
+    T_BIN,          //  uint8_t * (owned), size (uint32_t) at aux, at most max
+    T_TARGETS       //  af_target_t *, count at aux, at most max
 } ftype_t;
 
 typedef struct {
@@ -163,6 +164,15 @@ static const field_t s_package_fields [] = {
     END
 };
 
+static const field_t s_target_fields [] = {
+    STR (af_target_t, "deviceId", device_id, true),
+    STR (af_target_t, "name", name, false),
+    STR (af_target_t, "state", state, true),
+    STR (af_target_t, "versionName", version_name, false),
+    STR (af_target_t, "reason", reason, false),
+    END
+};
+
 #define M af_msg_t
 #define F_ACCOUNT(req)  STR (M, "account", account, req)
 #define F_DEVICE(req)   { "device", T_DEVICE, offsetof (M, device), 0, offsetof (M, has_device), 0, 0, req }
@@ -201,6 +211,54 @@ static const field_t f_notify [] = {
     STR (M, "deviceId", device_id, true), STR (M, "kind", kind, false),
     { "body", T_BIN, offsetof (M, body), 0, offsetof (M, body_size), 0, AF_MAX_BODY, true },
     END };
+#define F_PUSH      STR (M, "push", push_id, true)
+#define F_HASH      STR (M, "hash", hash, true)
+static const field_t f_push [] = {
+    STR (M, "program", program, true),
+    { "targets", T_STRS, offsetof (M, targets), AF_ID_HEX + 1, offsetof (M, target_count),
+      1, AF_MAX_TARGETS, true },
+    BOOL (M, "withData", with_data),
+    STR (M, "nodeVersion", node_version, false),
+    { "attest", T_STRS, offsetof (M, attest), AF_MAX_ATTEST_LEN + 1, offsetof (M, attest_count),
+      0, AF_MAX_ATTEST, false },
+    U64 (M, "attestTime", attest_time, false),
+    END };
+static const field_t f_push_accepted [] = {
+    F_PUSH, STR (M, "program", program, true),
+    { "targets", T_TARGETS, offsetof (M, results), 0, offsetof (M, result_count), 0,
+      AF_MAX_TARGETS, true },
+    END };
+static const field_t f_item [] = {
+    STR (M, "item", item, true),
+    { "body", T_BIN, offsetof (M, body), 0, offsetof (M, body_size), 1, AF_MAX_ITEM, true },
+    END };
+static const field_t f_ack [] = {
+    STR (M, "item", item, true), END };
+static const field_t f_offer [] = {
+    F_PUSH, STR (M, "program", program, true), STR (M, "from", from, true),
+    U32 (M, "fit", fit, AF_FIT_PACKAGE, AF_FIT_STORE_LINK, true),
+    { "package", T_PACKAGE, offsetof (M, package), 0, offsetof (M, has_package), 0, 0, true },
+    END };
+static const field_t f_result [] = {
+    F_PUSH, STR (M, "program", program, true), STR (M, "deviceId", device_id, true),
+    STR (M, "state", state, true), STR (M, "versionName", version_name, false),
+    STR (M, "reason", reason, false), END };
+static const field_t f_fetch [] = {
+    F_HASH, U64 (M, "offset", offset, false),
+    U32 (M, "credit", credit, 1, AF_MAX_CREDIT, true), END };
+static const field_t f_chunk [] = {
+    F_HASH, U64 (M, "offset", offset, true), U64 (M, "total", total, true),
+    U32 (M, "size", size, 1, AF_MAX_CHUNK, true), BOOL (M, "zstd", zstd),
+    { "data", T_BIN, offsetof (M, data), 0, offsetof (M, data_size), 1, AF_MAX_CHUNK, true },
+    END };
+static const field_t f_credit [] = {
+    F_HASH, U32 (M, "credit", credit, 1, AF_MAX_CREDIT, true), END };
+static const field_t f_done [] = {
+    F_PUSH, STR (M, "state", state, true), STR (M, "versionName", version_name, false),
+    STR (M, "reason", reason, false), U32 (M, "files", files, 0, UINT32_MAX, false), END };
+static const field_t f_progress [] = {
+    F_PUSH, STR (M, "deviceId", device_id, true), U64 (M, "offset", offset, true),
+    U64 (M, "total", total, true), END };
 static const field_t f_none [] = { END };
 
 typedef struct {
@@ -225,6 +283,17 @@ static const command_t s_commands [AF_MSG_COUNT] = {
     [AF_MSG_READY]       = { "READY", f_ready },
     [AF_MSG_DISCONNECT]  = { "DISCONNECT", f_reason },
     [AF_MSG_NOTIFY]      = { "NOTIFY", f_notify },
+    [AF_MSG_PUSH]        = { "PUSH", f_push },
+    [AF_MSG_PUSH_ACCEPTED] = { "PUSH_ACCEPTED", f_push_accepted },
+    [AF_MSG_ITEM]        = { "ITEM", f_item },
+    [AF_MSG_ACK]         = { "ACK", f_ack },
+    [AF_MSG_OFFER]       = { "OFFER", f_offer },
+    [AF_MSG_RESULT]      = { "RESULT", f_result },
+    [AF_MSG_FETCH]       = { "FETCH", f_fetch },
+    [AF_MSG_CHUNK]       = { "CHUNK", f_chunk },
+    [AF_MSG_CREDIT]      = { "CREDIT", f_credit },
+    [AF_MSG_DONE]        = { "DONE", f_done },
+    [AF_MSG_PROGRESS]    = { "PROGRESS", f_progress },
 };
 
 //  --------------------------------------------------------------------------
@@ -249,6 +318,8 @@ af_msg_destroy (af_msg_t **self_p)
     if (*self_p) {
         free ((*self_p)->devices);
         free ((*self_p)->body);
+        free ((*self_p)->results);
+        free ((*self_p)->data);
         free (*self_p);
         *self_p = NULL;
     }
@@ -280,6 +351,18 @@ af_msg_set_body (af_msg_t *self, const void *data, size_t size)
     free (self->body);
     self->body = body;
     self->body_size = (uint32_t) size;
+    return 0;
+}
+
+int
+af_msg_set_result_count (af_msg_t *self, uint32_t count)
+{
+    af_target_t *results = count? (af_target_t *) calloc (count, sizeof (af_target_t)): NULL;
+    if (count && !results)
+        return -1;
+    free (self->results);
+    self->results = results;
+    self->result_count = count;
     return 0;
 }
 
@@ -340,6 +423,7 @@ s_field_empty (const field_t *f, const uint8_t *base)
         case T_STRS:
         case T_U32S:
         case T_BIN:
+        case T_TARGETS:
         case T_DEVICES: return *(const uint32_t *) (base + f->aux) == 0;
         case T_DEVICE:
         case T_PACKAGE: return !*(const bool *) (base + f->aux);
@@ -398,6 +482,14 @@ s_encode_field (msgpack_packer *pk, const field_t *f, const uint8_t *base)
         case T_PACKAGE:
             s_encode_map (pk, s_package_fields, p);
             break;
+        case T_TARGETS: {
+            uint32_t count = *(const uint32_t *) (base + f->aux);
+            const af_target_t *targets = *(af_target_t * const *) p;
+            msgpack_pack_array (pk, count);
+            for (uint32_t i = 0; i < count; i++)
+                s_encode_map (pk, s_target_fields, (const uint8_t *) &targets [i]);
+            break;
+        }
         case T_BIN: {
             uint32_t size = *(const uint32_t *) (base + f->aux);
             msgpack_pack_bin (pk, size);
@@ -430,7 +522,8 @@ af_msg_encode (af_msg_t *self)
 
     for (const field_t *f = command->fields; f->key; f++)
         if (f->required && s_field_empty (f, base) && f->type != T_U32
-        &&  f->type != T_U64 && f->type != T_DEVICES && f->type != T_BIN) {
+        &&  f->type != T_U64 && f->type != T_DEVICES && f->type != T_TARGETS && f->type != T_BOOL
+        &&  f->type != T_BIN) {
             zsys_error ("af_msg: %s without required field '%s'", command->name, f->key);
             return NULL;
         }
@@ -680,6 +773,7 @@ s_decode_field (const field_t *f, const msgpack_object *o, uint8_t *base, char *
             return 0;
         case T_STRS:
         case T_U32S:
+        case T_TARGETS:
         case T_DEVICES: {
             if (o->type != MSGPACK_OBJECT_ARRAY) {
                 snprintf (err, errlen, "field '%s': expected an array", f->key);
@@ -710,6 +804,20 @@ s_decode_field (const field_t *f, const msgpack_object *o, uint8_t *base, char *
                         return -1;
                 return 0;
             }
+            if (f->type == T_TARGETS) {
+                af_target_t *targets = count? (af_target_t *) calloc (count, sizeof (af_target_t)): NULL;
+                if (count && !targets) {
+                    snprintf (err, errlen, "out of memory");
+                    return -1;
+                }
+                *(af_target_t **) p = targets;
+                *(uint32_t *) (base + f->aux) = count;
+                for (uint32_t i = 0; i < count; i++)
+                    if (s_decode_map (&o->via.array.ptr [i], s_target_fields,
+                                      (uint8_t *) &targets [i], f->key, err, errlen))
+                        return -1;
+                return 0;
+            }
             for (uint32_t i = 0; i < count; i++) {
                 const msgpack_object *item = &o->via.array.ptr [i];
                 if (f->type == T_STRS) {
@@ -728,6 +836,11 @@ s_decode_field (const field_t *f, const msgpack_object *o, uint8_t *base, char *
         case T_BIN: {
             if (o->type != MSGPACK_OBJECT_BIN) {
                 snprintf (err, errlen, "field '%s': expected binary", f->key);
+                return -1;
+            }
+            if (o->via.bin.size < f->min) {
+                snprintf (err, errlen, "field '%s': fewer than %llu bytes", f->key,
+                          (unsigned long long) f->min);
                 return -1;
             }
             if (o->via.bin.size > f->max) {
@@ -1098,6 +1211,66 @@ af_msg_test (bool verbose)
     assert (af_msg_set_body (msg, NULL, AF_MAX_BODY + 1) == -1);
     af_msg_destroy (&msg);
 
+    //  Push: targets and attestations as arrays, results as an array of maps
+    msg = af_msg_new (AF_MSG_PUSH);
+    strcpy (msg->program, "weixin");
+    msg->target_count = 2;
+    strcpy (msg->targets [0], "00112233445566778899aabbccddeeff");
+    strcpy (msg->targets [1], "ffeeddccbbaa99887766554433221100");
+    msg->attest_count = 1;
+    strcpy (msg->attest [0], "malware_scan=clean");
+    msg->attest_time = 1700000000123ULL;
+    msg->with_data = true;
+    strcpy (msg->node_version, "0.2.0");
+    copy = s_roundtrip (msg);
+    assert (copy->target_count == 2 && streq (copy->targets [1], msg->targets [1]));
+    assert (copy->attest_count == 1 && streq (copy->attest [0], "malware_scan=clean"));
+    assert (copy->attest_time == msg->attest_time && copy->with_data);
+    assert (streq (copy->node_version, "0.2.0"));
+    af_msg_destroy (&copy);
+    msg->target_count = 0;              //  at least one target
+    zframe_t *frame = af_msg_encode (msg);
+    assert (frame == NULL);
+    af_msg_destroy (&msg);
+
+    msg = af_msg_new (AF_MSG_PUSH_ACCEPTED);
+    strcpy (msg->push_id, "aa");
+    strcpy (msg->program, "weixin");
+    assert (af_msg_set_result_count (msg, 2) == 0);
+    strcpy (msg->results [0].device_id, "d0");
+    strcpy (msg->results [0].state, "offered");
+    strcpy (msg->results [1].device_id, "d1");
+    strcpy (msg->results [1].state, "no-fit");
+    strcpy (msg->results [1].reason, "needs Android 10 or later; device runs Android 9");
+    copy = s_roundtrip (msg);
+    assert (copy->result_count == 2);
+    assert (memcmp (copy->results, msg->results, 2 * sizeof (af_target_t)) == 0);
+    af_msg_destroy (&copy);
+    af_msg_destroy (&msg);
+
+    //  A chunk carries up to AF_MAX_CHUNK bytes and no more
+    msg = af_msg_new (AF_MSG_CHUNK);
+    strcpy (msg->hash, "ab");
+    msg->offset = 1ULL << 33;
+    msg->total = (1ULL << 33) + AF_MAX_CHUNK;
+    msg->size = AF_MAX_CHUNK;
+    msg->data = (uint8_t *) calloc (1, AF_MAX_CHUNK + 1);
+    msg->data_size = AF_MAX_CHUNK;
+    copy = s_roundtrip (msg);
+    assert (copy->data_size == AF_MAX_CHUNK && copy->offset == msg->offset && !copy->zstd);
+    af_msg_destroy (&copy);
+    msg->data_size = AF_MAX_CHUNK + 1;
+    frame = af_msg_encode (msg);
+    assert (af_msg_decode (zframe_data (frame), zframe_size (frame), &copy, err, sizeof err, NULL, NULL)
+            == AF_E_MALFORMED && strstr (err, "data"));
+    zframe_destroy (&frame);
+    msg->data_size = 0;                 //  an empty chunk is refused too
+    frame = af_msg_encode (msg);
+    assert (af_msg_decode (zframe_data (frame), zframe_size (frame), &copy, err, sizeof err, NULL, NULL)
+            == AF_E_MALFORMED && strstr (err, "fewer"));
+    zframe_destroy (&frame);
+    af_msg_destroy (&msg);
+
     msg = af_msg_error (AF_E_VERSION, NULL, "nope %d", 7);
     copy = s_roundtrip (msg);
     assert (copy->code == AF_E_VERSION && copy->version_count == 1 && copy->versions [0] == 1);
@@ -1109,7 +1282,14 @@ af_msg_test (bool verbose)
         msg = af_msg_new ((af_msg_id_t) id);
         strcpy (msg->account, "a"); strcpy (msg->password, "p"); strcpy (msg->device_id, "d");
         strcpy (msg->program, "p"); strcpy (msg->service, "s"); msg->code = 500;
-        msg->has_device = true;
+        strcpy (msg->push_id, "q"); strcpy (msg->item, "i"); strcpy (msg->hash, "h");
+        strcpy (msg->state, "queued"); strcpy (msg->from, "f");
+        msg->target_count = 1; strcpy (msg->targets [0], "all");
+        msg->has_device = msg->has_package = true;
+        msg->credit = msg->size = 1;
+        assert (af_msg_set_body (msg, "x", 1) == 0);
+        msg->data = (uint8_t *) strdup ("y");
+        msg->data_size = 1;
         copy = s_roundtrip (msg);
         assert (copy->id == (af_msg_id_t) id);
         assert (strcmp (af_msg_command_name (copy->id), s_commands [id].name) == 0);
@@ -1215,7 +1395,7 @@ af_msg_test (bool verbose)
     strcpy (msg->devices [0].model, "Model");
     msg->devices [1].abi_count = 1;
     strcpy (msg->devices [1].abis [0], "x86");
-    zframe_t *frame = af_msg_encode (msg);
+    frame = af_msg_encode (msg);
     for (size_t cut = 0; cut < zframe_size (frame); cut++)
         assert (s_decode_bytes (zframe_data (frame), cut, err, sizeof err) != AF_OK);
     //  And every single-byte corruption is either accepted or rejected, never a crash

@@ -46,8 +46,28 @@ typedef enum {
     AF_MSG_READY,           //  W->B  worker offers a service
     AF_MSG_DISCONNECT,      //  B->W, W->B  going away
     AF_MSG_NOTIFY,          //  N->B->N  a notification to another device
+    AF_MSG_PUSH,            //  N->B  send a program to devices of the account
+    AF_MSG_PUSH_ACCEPTED,   //  B->N  the push ID and each target's first state
+    AF_MSG_ITEM,            //  B->N  one durable outbox item (OFFER, RESULT)
+    AF_MSG_ACK,             //  N->B  an outbox item is done with
+    AF_MSG_OFFER,           //  (in ITEM) a package to install, for a target
+    AF_MSG_RESULT,          //  (in ITEM) a target's final state, for the initiator
+    AF_MSG_FETCH,           //  N->B  stream a blob from an offset
+    AF_MSG_CHUNK,           //  B->N  one piece of a blob
+    AF_MSG_CREDIT,          //  N->B  room for more chunks
+    AF_MSG_DONE,            //  N->B  a target's outcome for a push
+    AF_MSG_PROGRESS,        //  B->N  bytes sent to a target, for the initiator
     AF_MSG_COUNT
 } af_msg_id_t;
+
+//  One target of a push, as PUSH_ACCEPTED lists them
+typedef struct {
+    char device_id [AF_ID_HEX + 1];
+    char name [AF_MAX_NAME + 1];                //  device name, for people
+    char state [AF_MAX_STATE + 1];              //  see protocol/SPEC.md "Push"
+    char version_name [AF_MAX_VERSION_NAME + 1];
+    char reason [AF_MAX_REASON + 1];
+} af_target_t;
 
 typedef struct {
     af_msg_id_t id;
@@ -75,7 +95,29 @@ typedef struct {
     bool logged_in;                         //  PONG: this connection has a session
     char kind [AF_MAX_KIND + 1];            //  NOTIFY: label ("text", ...)
     uint32_t body_size;
-    uint8_t *body;                          //  owned; NOTIFY payload
+    uint8_t *body;                          //  owned; NOTIFY payload, ITEM message
+    char push_id [AF_ID_HEX + 1];           //  "push"
+    char item [AF_ID_HEX + 1];              //  ITEM, ACK
+    uint32_t target_count;
+    char targets [AF_MAX_TARGETS][AF_ID_HEX + 1];   //  PUSH: device IDs or "all"
+    bool with_data;
+    char node_version [AF_MAX_VERSION_NAME + 1];
+    uint32_t attest_count;
+    char attest [AF_MAX_ATTEST][AF_MAX_ATTEST_LEN + 1]; //  PUSH: "name=value"
+    uint64_t attest_time;                   //  PUSH: when the values were measured, ms
+    uint32_t result_count;
+    af_target_t *results;                   //  owned; PUSH_ACCEPTED
+    char state [AF_MAX_STATE + 1];          //  RESULT, DONE
+    char version_name [AF_MAX_VERSION_NAME + 1];
+    char from [AF_ID_HEX + 1];              //  OFFER: the initiating device
+    char hash [AF_HASH_HEX + 1];            //  FETCH, CHUNK, CREDIT: the blob
+    uint64_t offset;                        //  FETCH, CHUNK, PROGRESS
+    uint64_t total;                         //  CHUNK, PROGRESS: blob size
+    uint32_t size;                          //  CHUNK: raw bytes
+    bool zstd;                              //  CHUNK: data is zstd-compressed
+    uint32_t data_size;
+    uint8_t *data;                          //  owned; CHUNK
+    uint32_t files;                         //  DONE: files written
 } af_msg_t;
 
 //  Create a message of the given command, version AF_PROTO_VERSION.
@@ -92,6 +134,9 @@ void af_msg_set_rid_random (af_msg_t *self);
 
 //  Copy size bytes into self->body. 0, or -1 on OOM or over AF_MAX_BODY.
 int af_msg_set_body (af_msg_t *self, const void *data, size_t size);
+
+//  Allocate room for count targets in self->results. 0 or -1 on OOM.
+int af_msg_set_result_count (af_msg_t *self, uint32_t count);
 
 //  Allocate room for count devices in self->devices. 0 or -1 on OOM.
 int af_msg_set_device_count (af_msg_t *self, uint32_t count);

@@ -7,7 +7,10 @@
 #include "af_store.h"
 #include "af_registry.h"
 #include "af_outbox.h"
+#include "af_push.h"
 #include "af_catalog.h"
+#include "af_download.h"
+#include "af_install.h"
 
 int
 main (int argc, char *argv [])
@@ -20,7 +23,10 @@ main (int argc, char *argv [])
     af_store_test (verbose);
     af_registry_test (verbose);
     af_outbox_test (verbose);
+    af_pushes_test (verbose);
     af_catalog_test (verbose);
+    af_download_test (verbose);
+    af_install_test (verbose);
     printf ("Tests passed OK\n");
     return 0;
 }

@@ -109,11 +109,12 @@ start_broker () {
     BROKER_DIR="$T/$name"
 }
 
-# start_node NAME DEVICE-FILE: home in $T/NAME. Sets NODE_PID_<NAME>.
+# start_node NAME DEVICE-FILE [node options...]: home in $T/NAME. Sets
+# NODE_PID_<NAME>.
 start_node () {
-    local name=$1 device=$2
+    local name=$1 device=$2; shift 2
     rm -f "$T/$name/node.sock"
-    "$NODE" -b "$NODES_EP" -k "$BROKER_CERT" -H "$T/$name" -D "$device" --heartbeat $HB \
+    "$NODE" -b "$NODES_EP" -k "$BROKER_CERT" -H "$T/$name" -D "$device" --heartbeat $HB "$@" \
         >> "$T/$name.log" 2>&1 &
     local pid=$!
     PIDS+=("$pid")
@@ -132,6 +133,17 @@ af () { local name=$1; shift; "$CLI" --home "$T/$name" "$@"; }
 
 # jq over the CLI's JSON answer: afj NAME FILTER args...
 afj () { local name=$1 filter=$2; shift 2; "$CLI" --home "$T/$name" --json "$@" | jq -r "$filter"; }
+
+# stop_node NAME: stop a node through its CLI and wait until it is gone
+stop_node () {
+    local pid; pid=$(node_pid "$1")
+    af "$1" stop >/dev/null 2>&1
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null
+}
+
+# device_id NAME: the device ID node NAME logged in as
+device_id () { afj "$1" .deviceId status; }
 
 # start_matcher NAME CATALOG-DIR [options]: cert allowed by the broker
 start_matcher () {

@@ -1,0 +1,392 @@
+/*  =========================================================================
+    af_push - durable push records and pending offers
+
+    See af_push.h for the guarantees and the key layout.
+    =========================================================================
+*/
+#include "af_push.h"
+
+#include <sodium.h>
+
+#define RECORD_HEADER   (AF_ID_SIZE + 8)
+#define OFFER_HEADER    (AF_ID_SIZE + AF_HASH_HEX)
+#define KEY_MAX         (AF_MAX_ACCOUNT + 1 + 2 * AF_ID_SIZE)
+
+struct _af_pushes_t {
+    af_store_t *store;
+    af_outbox_t *outbox;
+    MDB_dbi pushes;
+    MDB_dbi offers;
+};
+
+af_pushes_t *
+af_pushes_new (af_store_t *store, af_outbox_t *outbox)
+{
+    af_pushes_t *self = (af_pushes_t *) zmalloc (sizeof (af_pushes_t));
+    assert (self);
+    self->store = store;
+    self->outbox = outbox;
+    if (af_store_dbi (store, "pushes", 0, &self->pushes)
+    ||  af_store_dbi (store, "offers", 0, &self->offers)) {
+        free (self);
+        return NULL;
+    }
+    return self;
+}
+
+void
+af_pushes_destroy (af_pushes_t **self_p)
+{
+    assert (self_p);
+    free (*self_p);
+    *self_p = NULL;
+}
+
+//  account, 0x00, then each hex ID as 16 bytes. 0 if an ID is not one.
+static size_t
+s_key (uint8_t *key, const char *account, const char *id1, const char *id2)
+{
+    size_t len = strlen (account);
+    if (len == 0 || len > AF_MAX_ACCOUNT)
+        return 0;
+    memcpy (key, account, len + 1);
+    len++;
+    if (af_id_from_hex (id1, key + len))
+        return 0;
+    len += AF_ID_SIZE;
+    if (id2) {
+        if (af_id_from_hex (id2, key + len))
+            return 0;
+        len += AF_ID_SIZE;
+    }
+    return len;
+}
+
+//  Store a record: initiator, created, encoded PUSH_ACCEPTED
+static int
+s_record_put (af_pushes_t *self, MDB_txn *txn, const uint8_t *key, size_t keylen,
+              const char *initiator, uint64_t created, af_msg_t *record)
+{
+    uint8_t id [AF_ID_SIZE];
+    if (af_id_from_hex (initiator, id))
+        return -1;
+    zframe_t *frame = af_msg_encode (record);
+    if (!frame)
+        return -1;
+    size_t size = RECORD_HEADER + zframe_size (frame);
+    uint8_t *value = (uint8_t *) malloc (size);
+    int rc = -1;
+    if (value) {
+        memcpy (value, id, AF_ID_SIZE);
+        memcpy (value + AF_ID_SIZE, &created, 8);
+        memcpy (value + RECORD_HEADER, zframe_data (frame), zframe_size (frame));
+        rc = af_store_put (txn, self->pushes, key, keylen, value, size, 0);
+        free (value);
+    }
+    zframe_destroy (&frame);
+    return rc;
+}
+
+static int
+s_record_get (MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t keylen,
+              af_msg_t **record, char *initiator_out, uint64_t *created)
+{
+    MDB_val value;
+    int rc = af_store_get (txn, dbi, key, keylen, &value);
+    if (rc)
+        return rc;
+    char err [AF_MAX_REASON + 1];
+    if (value.mv_size <= RECORD_HEADER
+    ||  af_msg_decode ((const uint8_t *) value.mv_data + RECORD_HEADER, value.mv_size - RECORD_HEADER,
+                       record, err, sizeof err, NULL, NULL) != AF_OK
+    ||  (*record)->id != AF_MSG_PUSH_ACCEPTED) {
+        af_msg_destroy (record);
+        zsys_error ("pushes: a push record is corrupt");
+        return -1;
+    }
+    if (initiator_out)
+        sodium_bin2hex (initiator_out, AF_ID_HEX + 1, value.mv_data, AF_ID_SIZE);
+    if (created)
+        memcpy (created, (const uint8_t *) value.mv_data + AF_ID_SIZE, 8);
+    return 0;
+}
+
+int
+af_pushes_create (af_pushes_t *self, const char *account, const char *initiator,
+                  af_msg_t *accepted, af_msg_t **offers)
+{
+    assert (self && accepted && accepted->id == AF_MSG_PUSH_ACCEPTED);
+    uint8_t key [KEY_MAX];
+    size_t keylen = s_key (key, account, accepted->push_id, NULL);
+    if (!keylen)
+        return -1;
+    MDB_txn *txn = NULL;
+    int rc = af_store_begin (self->store, true, &txn);
+    if (rc == 0)
+        rc = s_record_put (self, txn, key, keylen, initiator, (uint64_t) zclock_time (), accepted);
+    for (uint32_t i = 0; rc == 0 && i < accepted->result_count; i++) {
+        af_msg_t *offer = offers [i];
+        if (!offer)
+            continue;
+        assert (offer->id == AF_MSG_OFFER);
+        const char *device = accepted->results [i].device_id;
+        zframe_t *frame = af_msg_encode (offer);
+        if (!frame) {
+            rc = -1;
+            break;
+        }
+        uint8_t item [AF_ID_SIZE];
+        rc = af_outbox_put_txn (self->outbox, txn, account, device, zframe_data (frame),
+                                zframe_size (frame), item);
+        uint8_t okey [KEY_MAX];
+        size_t okeylen = rc? 0: s_key (okey, account, device, accepted->push_id);
+        if (rc == 0 && !okeylen)
+            rc = -1;
+        if (rc == 0) {
+            size_t size = OFFER_HEADER + zframe_size (frame);
+            uint8_t *value = (uint8_t *) malloc (size);
+            if (value) {
+                memcpy (value, item, AF_ID_SIZE);
+                memset (value + AF_ID_SIZE, 0, AF_HASH_HEX);
+                memcpy (value + AF_ID_SIZE, offer->package.hash, strlen (offer->package.hash));
+                memcpy (value + OFFER_HEADER, zframe_data (frame), zframe_size (frame));
+                rc = af_store_put (txn, self->offers, okey, okeylen, value, size, 0);
+                free (value);
+            }
+            else
+                rc = -1;
+        }
+        zframe_destroy (&frame);
+    }
+    if (rc == 0)
+        rc = af_store_commit (self->store, &txn);
+    af_store_abort (&txn);
+    return rc;
+}
+
+bool
+af_pushes_offers_blob (af_pushes_t *self, const char *account, const char *device_id, const char *hash,
+                       char *push_out, char *from_out)
+{
+    uint8_t prefix [KEY_MAX];
+    size_t plen = s_key (prefix, account, device_id, NULL);
+    if (!plen || strlen (hash) != AF_HASH_HEX)
+        return false;
+    MDB_txn *txn = NULL;
+    if (af_store_begin (self->store, false, &txn))
+        return false;
+    MDB_cursor *cursor;
+    bool found = false;
+    if (mdb_cursor_open (txn, self->offers, &cursor) == 0) {
+        MDB_val key = { plen, prefix }, value;
+        int rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE);
+        while (!found && rc == 0 && key.mv_size == plen + AF_ID_SIZE
+           &&  memcmp (key.mv_data, prefix, plen) == 0) {
+            found = value.mv_size > OFFER_HEADER
+                 && memcmp ((const uint8_t *) value.mv_data + AF_ID_SIZE, hash, AF_HASH_HEX) == 0;
+            if (found) {
+                char err [AF_MAX_REASON + 1];
+                af_msg_t *offer = NULL;
+                if (af_msg_decode ((const uint8_t *) value.mv_data + OFFER_HEADER,
+                                   value.mv_size - OFFER_HEADER, &offer, err, sizeof err, NULL, NULL) == AF_OK) {
+                    if (push_out)
+                        snprintf (push_out, AF_ID_HEX + 1, "%s", offer->push_id);
+                    if (from_out)
+                        snprintf (from_out, AF_ID_HEX + 1, "%s", offer->from);
+                }
+                af_msg_destroy (&offer);
+            }
+            rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
+        }
+        mdb_cursor_close (cursor);
+    }
+    af_store_abort (&txn);
+    return found;
+}
+
+int
+af_pushes_done (af_pushes_t *self, const char *account, const char *device_id,
+                const af_msg_t *done, char *initiator_out)
+{
+    assert (self && done);
+    uint8_t okey [KEY_MAX], pkey [KEY_MAX];
+    size_t okeylen = s_key (okey, account, device_id, done->push_id);
+    size_t pkeylen = s_key (pkey, account, done->push_id, NULL);
+    if (!okeylen || !pkeylen)
+        return MDB_NOTFOUND;
+    MDB_txn *txn = NULL;
+    int rc = af_store_begin (self->store, true, &txn);
+    MDB_val value;
+    if (rc == 0)
+        rc = af_store_get (txn, self->offers, okey, okeylen, &value);
+    uint8_t item [AF_ID_SIZE];
+    if (rc == 0) {
+        if (value.mv_size < OFFER_HEADER)
+            rc = -1;
+        else
+            memcpy (item, value.mv_data, AF_ID_SIZE);
+    }
+    af_msg_t *record = NULL;
+    uint64_t created = 0;
+    if (rc == 0)
+        rc = s_record_get (txn, self->pushes, pkey, pkeylen, &record, initiator_out, &created);
+    if (rc == 0) {
+        for (uint32_t i = 0; i < record->result_count; i++) {
+            af_target_t *target = &record->results [i];
+            if (streq (target->device_id, device_id)) {
+                snprintf (target->state, sizeof target->state, "%s", done->state);
+                snprintf (target->version_name, sizeof target->version_name, "%s", done->version_name);
+                snprintf (target->reason, sizeof target->reason, "%s", done->reason);
+            }
+        }
+        rc = s_record_put (self, txn, pkey, pkeylen, initiator_out, created, record);
+    }
+    if (rc == 0)
+        rc = af_store_del (txn, self->offers, okey, okeylen);
+    if (rc == 0) {
+        //  The node never acknowledges an offer itself; if it somehow did,
+        //  the item is already gone and that is fine
+        rc = af_outbox_ack_txn (self->outbox, txn, account, device_id, item);
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+    }
+    if (rc == 0) {
+        af_msg_t *result = af_msg_new (AF_MSG_RESULT);
+        snprintf (result->push_id, sizeof result->push_id, "%s", done->push_id);
+        snprintf (result->program, sizeof result->program, "%s", record->program);
+        snprintf (result->device_id, sizeof result->device_id, "%s", device_id);
+        snprintf (result->state, sizeof result->state, "%s", done->state);
+        snprintf (result->version_name, sizeof result->version_name, "%s", done->version_name);
+        snprintf (result->reason, sizeof result->reason, "%s", done->reason);
+        zframe_t *frame = af_msg_encode (result);
+        rc = frame? af_outbox_put_txn (self->outbox, txn, account, initiator_out,
+                                       zframe_data (frame), zframe_size (frame), NULL): -1;
+        zframe_destroy (&frame);
+        af_msg_destroy (&result);
+    }
+    af_msg_destroy (&record);
+    if (rc == 0)
+        rc = af_store_commit (self->store, &txn);
+    af_store_abort (&txn);
+    return rc;
+}
+
+int
+af_pushes_get (af_pushes_t *self, const char *account, const char *push_id,
+               af_msg_t **record, char *initiator_out)
+{
+    uint8_t key [KEY_MAX];
+    size_t keylen = s_key (key, account, push_id, NULL);
+    *record = NULL;
+    if (!keylen)
+        return MDB_NOTFOUND;
+    MDB_txn *txn = NULL;
+    int rc = af_store_begin (self->store, false, &txn);
+    if (rc == 0)
+        rc = s_record_get (txn, self->pushes, key, keylen, record, initiator_out, NULL);
+    af_store_abort (&txn);
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  Self test
+
+static int
+s_collect (const af_outbox_item_t *item, void *arg)
+{
+    zlistx_t *list = (zlistx_t *) arg;
+    af_msg_t *msg = NULL;
+    char err [256];
+    int code = af_msg_decode (item->data, item->size, &msg, err, sizeof err, NULL, NULL);
+    assert (code == AF_OK);
+    zlistx_add_end (list, msg);
+    return 0;
+}
+
+void
+af_pushes_test (bool verbose)
+{
+    if (verbose)
+        printf (" * af_push: ");
+    char dir [] = "/tmp/af_push_test.XXXXXX";
+    assert (mkdtemp (dir));
+    af_store_t *store = af_store_new (dir, 0, 16, false);
+    assert (store);
+    af_outbox_t *outbox = af_outbox_new (store);
+    af_pushes_t *self = af_pushes_new (store, outbox);
+    assert (self);
+    const char *phone = "00000000000000000000000000000001";
+    const char *tv = "00000000000000000000000000000002";
+    const char *pc = "00000000000000000000000000000003";
+    const char *push = "0123456789abcdef0123456789abcdef";
+    const char *hash = "aa00000000000000000000000000000000000000000000000000000000000000";
+
+    af_msg_t *accepted = af_msg_new (AF_MSG_PUSH_ACCEPTED);
+    strcpy (accepted->push_id, push);
+    strcpy (accepted->program, "weixin");
+    assert (af_msg_set_result_count (accepted, 2) == 0);
+    strcpy (accepted->results [0].device_id, tv);
+    strcpy (accepted->results [0].state, "offered");
+    strcpy (accepted->results [1].device_id, pc);
+    strcpy (accepted->results [1].state, "no-fit");
+    af_msg_t *offers [2] = { af_msg_new (AF_MSG_OFFER), NULL };
+    strcpy (offers [0]->push_id, push);
+    strcpy (offers [0]->program, "weixin");
+    strcpy (offers [0]->from, phone);
+    offers [0]->has_package = true;
+    strcpy (offers [0]->package.hash, hash);
+    assert (af_pushes_create (self, "ana", phone, accepted, offers) == 0);
+    assert (af_outbox_count (outbox, "ana", tv) == 1);
+    assert (af_outbox_count (outbox, "ana", pc) == 0);
+    char found_push [AF_ID_HEX + 1], found_from [AF_ID_HEX + 1];
+    assert (af_pushes_offers_blob (self, "ana", tv, hash, found_push, found_from));
+    assert (streq (found_push, push) && streq (found_from, phone));
+    assert (!af_pushes_offers_blob (self, "ana", pc, hash, NULL, NULL));
+    assert (!af_pushes_offers_blob (self, "bob", tv, hash, NULL, NULL));
+
+    //  The target's outcome: recorded, offer gone, initiator's RESULT queued
+    af_msg_t *done = af_msg_new (AF_MSG_DONE);
+    strcpy (done->push_id, push);
+    strcpy (done->state, "installed");
+    strcpy (done->version_name, "8.0.48");
+    char initiator [AF_ID_HEX + 1];
+    assert (af_pushes_done (self, "ana", tv, done, initiator) == 0);
+    assert (streq (initiator, phone));
+    assert (af_outbox_count (outbox, "ana", tv) == 0);
+    assert (!af_pushes_offers_blob (self, "ana", tv, hash, NULL, NULL));
+    zlistx_t *items = zlistx_new ();
+    assert (af_outbox_each (outbox, "ana", phone, 0, 0, s_collect, items) == 0);
+    assert (zlistx_size (items) == 1);
+    af_msg_t *result = (af_msg_t *) zlistx_first (items);
+    assert (result->id == AF_MSG_RESULT && streq (result->state, "installed"));
+    assert (streq (result->device_id, tv) && streq (result->version_name, "8.0.48"));
+    af_msg_destroy (&result);
+    zlistx_destroy (&items);
+    //  A repeated DONE changes nothing
+    assert (af_pushes_done (self, "ana", tv, done, initiator) == MDB_NOTFOUND);
+    assert (af_outbox_count (outbox, "ana", phone) == 1);
+    //  Another device cannot finish someone else's offer
+    assert (af_pushes_done (self, "ana", pc, done, initiator) == MDB_NOTFOUND);
+    af_msg_t *record;
+    assert (af_pushes_get (self, "ana", push, &record, initiator) == 0);
+    assert (record->result_count == 2 && streq (record->results [0].state, "installed"));
+    assert (streq (record->results [1].state, "no-fit"));
+    af_msg_destroy (&record);
+    assert (af_pushes_get (self, "bob", push, &record, initiator) == MDB_NOTFOUND);
+
+    af_msg_destroy (&done);
+    af_msg_destroy (&offers [0]);
+    af_msg_destroy (&accepted);
+    af_pushes_destroy (&self);
+    af_outbox_destroy (&outbox);
+    af_store_destroy (&store);
+    zsys_dir_delete ("%s", dir);    //  best effort: files first
+    char path [256];
+    snprintf (path, sizeof path, "%s/data.mdb", dir);
+    unlink (path);
+    snprintf (path, sizeof path, "%s/lock.mdb", dir);
+    unlink (path);
+    rmdir (dir);
+    if (verbose)
+        printf ("OK\n");
+}

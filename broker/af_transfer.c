@@ -1,0 +1,328 @@
+/*  =========================================================================
+    af_transfer - streaming blobs to nodes in chunks, under credit
+
+    See af_transfer.h. Memory: one read buffer and one compression buffer
+    for the whole engine, AF_CHUNK_CACHE encoded chunks, and what sits in
+    the socket's queues (at most AF_MAX_CREDIT chunks per transfer, shared
+    with the cache when several receivers are at the same place).
+    =========================================================================
+*/
+#include "af_transfer.h"
+#include "af_msg.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <zstd.h>
+
+typedef struct {
+    char key [AF_HASH_HEX + 24];    //  "hash:offset"
+    zmq_msg_t msg;                  //  the encoded CHUNK
+    int64_t used;                   //  for eviction: least recently used goes
+} cached_t;
+
+typedef struct {
+    char key [64 + AF_HASH_HEX];    //  "session/hash"
+    char session [32];
+    char hash [AF_HASH_HEX + 1];
+    zframe_t *routing;
+    int fd;
+    uint64_t total;
+    uint64_t next;                  //  offset of the next chunk to send
+    uint32_t credit;
+    char tag [128];                 //  for the progress function
+    int64_t progress_at;            //  when it was last called
+} transfer_t;
+
+struct _af_transfers_t {
+    zsock_t *sock;
+    char blob_dir [512];
+    zhashx_t *transfers;            //  "session/hash" -> transfer_t
+    zhashx_t *cache;                //  "hash:offset" -> cached_t
+    int64_t clock;                  //  use counter for the cache
+    uint8_t *raw;                   //  one chunk read from a file
+    uint8_t *packed;                //  its compressed form
+    size_t packed_size;
+    ZSTD_CCtx *zstd;
+    af_transfer_progress_fn *progress;
+    void *progress_arg;
+    uint64_t bytes_read;
+    uint64_t chunks_sent;
+};
+
+static void
+s_transfer_free (void **item)
+{
+    transfer_t *transfer = (transfer_t *) *item;
+    if (transfer) {
+        if (transfer->fd >= 0)
+            close (transfer->fd);
+        zframe_destroy (&transfer->routing);
+        free (transfer);
+        *item = NULL;
+    }
+}
+
+static void
+s_cached_free (void **item)
+{
+    cached_t *cached = (cached_t *) *item;
+    if (cached) {
+        zmq_msg_close (&cached->msg);
+        free (cached);
+        *item = NULL;
+    }
+}
+
+af_transfers_t *
+af_transfers_new (zsock_t *sock, const char *blob_dir)
+{
+    af_transfers_t *self = (af_transfers_t *) zmalloc (sizeof (af_transfers_t));
+    assert (self);
+    self->sock = sock;
+    snprintf (self->blob_dir, sizeof self->blob_dir, "%s", blob_dir? blob_dir: "");
+    self->transfers = zhashx_new ();
+    zhashx_set_destructor (self->transfers, s_transfer_free);
+    self->cache = zhashx_new ();
+    zhashx_set_destructor (self->cache, s_cached_free);
+    self->raw = (uint8_t *) malloc (AF_MAX_CHUNK);
+    self->packed_size = ZSTD_compressBound (AF_MAX_CHUNK);
+    self->packed = (uint8_t *) malloc (self->packed_size);
+    self->zstd = ZSTD_createCCtx ();
+    if (!self->raw || !self->packed || !self->zstd)
+        af_transfers_destroy (&self);
+    return self;
+}
+
+void
+af_transfers_destroy (af_transfers_t **self_p)
+{
+    assert (self_p);
+    af_transfers_t *self = *self_p;
+    if (self) {
+        zhashx_destroy (&self->transfers);
+        zhashx_destroy (&self->cache);
+        free (self->raw);
+        free (self->packed);
+        ZSTD_freeCCtx (self->zstd);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+void
+af_transfers_set_progress (af_transfers_t *self, af_transfer_progress_fn *fn, void *arg)
+{
+    self->progress = fn;
+    self->progress_arg = arg;
+}
+
+static void
+s_frame_free (void *data, void *hint)
+{
+    (void) data;
+    zframe_t *frame = (zframe_t *) hint;
+    zframe_destroy (&frame);
+}
+
+//  The encoded CHUNK at offset of a transfer's blob: from the cache, or
+//  read, compressed, encoded and cached. NULL on a read error (logged).
+static cached_t *
+s_chunk (af_transfers_t *self, transfer_t *transfer, uint64_t offset)
+{
+    char key [sizeof ((cached_t *) 0)->key];
+    snprintf (key, sizeof key, "%s:%llu", transfer->hash, (unsigned long long) offset);
+    cached_t *cached = (cached_t *) zhashx_lookup (self->cache, key);
+    if (cached) {
+        cached->used = ++self->clock;
+        return cached;
+    }
+    size_t want = transfer->total - offset < AF_MAX_CHUNK? (size_t) (transfer->total - offset): AF_MAX_CHUNK;
+    size_t got = 0;
+    while (got < want) {
+        ssize_t n = pread (transfer->fd, self->raw + got, want - got, (off_t) (offset + got));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            zsys_error ("transfer: cannot read blob %.16s at %llu: %s", transfer->hash,
+                        (unsigned long long) (offset + got), n? strerror (errno): "file shrank");
+            return NULL;
+        }
+        got += (size_t) n;
+    }
+    self->bytes_read += want;
+    af_msg_t *msg = af_msg_new (AF_MSG_CHUNK);
+    memcpy (msg->hash, transfer->hash, sizeof msg->hash);
+    msg->offset = offset;
+    msg->total = transfer->total;
+    msg->size = (uint32_t) want;
+    size_t packed = ZSTD_compressCCtx (self->zstd, self->packed, self->packed_size, self->raw, want, 1);
+    msg->zstd = !ZSTD_isError (packed) && packed < want;
+    //  The message borrows our buffer for the encoding, then gives it back
+    msg->data = msg->zstd? self->packed: self->raw;
+    msg->data_size = (uint32_t) (msg->zstd? packed: want);
+    zframe_t *frame = af_msg_encode (msg);
+    msg->data = NULL;
+    af_msg_destroy (&msg);
+    if (!frame)
+        return NULL;
+    //  Evict the least recently used chunk when full
+    if (zhashx_size (self->cache) >= AF_CHUNK_CACHE) {
+        cached_t *oldest = NULL;
+        for (cached_t *c = (cached_t *) zhashx_first (self->cache); c; c = (cached_t *) zhashx_next (self->cache))
+            if (!oldest || c->used < oldest->used)
+                oldest = c;
+        zhashx_delete (self->cache, oldest->key);
+    }
+    cached = (cached_t *) zmalloc (sizeof (cached_t));
+    assert (cached);
+    memcpy (cached->key, key, sizeof key);
+    //  The ZeroMQ message takes the frame's bytes without copying them
+    if (zmq_msg_init_data (&cached->msg, zframe_data (frame), zframe_size (frame), s_frame_free, frame)) {
+        zframe_destroy (&frame);
+        free (cached);
+        return NULL;
+    }
+    cached->used = ++self->clock;
+    zhashx_insert (self->cache, key, cached);
+    return cached;
+}
+
+//  Send what the transfer's credit allows. Returns true when it finished
+//  (the caller removes it) or failed.
+static bool
+s_pump (af_transfers_t *self, transfer_t *transfer)
+{
+    uint64_t before = transfer->next;
+    bool failed = false;
+    while (transfer->credit && transfer->next < transfer->total) {
+        cached_t *cached = s_chunk (self, transfer, transfer->next);
+        if (!cached) {
+            failed = true;
+            break;
+        }
+        zmq_msg_t copy;
+        zmq_msg_init (&copy);
+        zmq_msg_copy (&copy, &cached->msg);         //  shares the bytes
+        void *handle = zsock_resolve (self->sock);
+        if (zframe_send (&transfer->routing, self->sock, ZFRAME_MORE | ZFRAME_REUSE)
+        ||  zmq_msg_send (&copy, handle, 0) == -1) {
+            zmq_msg_close (&copy);
+            zsys_warning ("transfer: cannot send a chunk to %s", transfer->session);
+            failed = true;
+            break;
+        }
+        self->chunks_sent++;
+        uint64_t size = transfer->total - transfer->next < AF_MAX_CHUNK?
+                        transfer->total - transfer->next: AF_MAX_CHUNK;
+        transfer->next += size;
+        transfer->credit--;
+    }
+    int64_t now = zclock_mono ();
+    if (self->progress && transfer->next != before
+    &&  (transfer->next >= transfer->total || now - transfer->progress_at >= AF_PROGRESS_MS)) {
+        transfer->progress_at = now;
+        self->progress (self->progress_arg, transfer->session, transfer->tag, transfer->next, transfer->total);
+    }
+    return failed || transfer->next >= transfer->total;
+}
+
+int
+af_transfers_fetch (af_transfers_t *self, const char *session, zframe_t *routing,
+                    const char *hash, uint64_t offset, uint32_t credit, const char *tag,
+                    char *err, size_t errlen)
+{
+    bool hex = strlen (hash) == AF_HASH_HEX;
+    for (const char *p = hash; hex && *p; p++)
+        hex = (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f');
+    if (!hex) {
+        snprintf (err, errlen, "'%s' is not a package hash (64 lowercase hex digits)", hash);
+        return AF_E_MALFORMED;
+    }
+    if (!*self->blob_dir) {
+        snprintf (err, errlen, "this broker has no package store (broker/catalog is not set)");
+        return AF_E_NO_BLOB;
+    }
+    char path [700];
+    snprintf (path, sizeof path, "%s/blobs/%.2s/%s", self->blob_dir, hash, hash);
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf (err, errlen, "package %.16s... is not in the store", hash);
+        return errno == ENOENT? AF_E_NO_BLOB: AF_E_INTERNAL;
+    }
+    struct stat st;
+    if (fstat (fd, &st) || !S_ISREG (st.st_mode)) {
+        close (fd);
+        snprintf (err, errlen, "cannot read package %.16s...", hash);
+        return AF_E_INTERNAL;
+    }
+    if (offset > (uint64_t) st.st_size) {
+        close (fd);
+        snprintf (err, errlen, "offset %llu is past the end of package %.16s... (%lld bytes)",
+                  (unsigned long long) offset, hash, (long long) st.st_size);
+        return AF_E_MALFORMED;
+    }
+    transfer_t *transfer = (transfer_t *) zmalloc (sizeof (transfer_t));
+    assert (transfer);
+    snprintf (transfer->key, sizeof transfer->key, "%s/%s", session, hash);
+    snprintf (transfer->session, sizeof transfer->session, "%s", session);
+    memcpy (transfer->hash, hash, sizeof transfer->hash);
+    transfer->routing = zframe_dup (routing);
+    transfer->fd = fd;
+    transfer->total = (uint64_t) st.st_size;
+    transfer->next = offset;
+    transfer->credit = credit;
+    snprintf (transfer->tag, sizeof transfer->tag, "%s", tag? tag: "");
+    //  A repeated FETCH replaces the running transfer (the node lost its place)
+    zhashx_delete (self->transfers, transfer->key);
+    if (s_pump (self, transfer)) {
+        //  Finished at once (small blob) or failed: nothing to keep
+        void *item = transfer;
+        s_transfer_free (&item);
+        return AF_OK;
+    }
+    zhashx_insert (self->transfers, transfer->key, transfer);
+    return AF_OK;
+}
+
+int
+af_transfers_credit (af_transfers_t *self, const char *session, const char *hash, uint32_t credit)
+{
+    char key [64 + AF_HASH_HEX];
+    snprintf (key, sizeof key, "%s/%s", session, hash);
+    transfer_t *transfer = (transfer_t *) zhashx_lookup (self->transfers, key);
+    if (!transfer)
+        return AF_E_MALFORMED;
+    //  Never more than the protocol's window in flight
+    transfer->credit = transfer->credit + credit > AF_MAX_CREDIT? AF_MAX_CREDIT: transfer->credit + credit;
+    if (s_pump (self, transfer))
+        zhashx_delete (self->transfers, key);
+    return AF_OK;
+}
+
+void
+af_transfers_drop (af_transfers_t *self, const char *session)
+{
+    size_t len = strlen (session);
+    zlistx_t *gone = zlistx_new ();
+    for (transfer_t *t = (transfer_t *) zhashx_first (self->transfers); t;
+         t = (transfer_t *) zhashx_next (self->transfers))
+        if (strncmp (t->key, session, len) == 0 && t->key [len] == '/')
+            zlistx_add_end (gone, t->key);
+    for (const char *key = (const char *) zlistx_first (gone); key; key = (const char *) zlistx_next (gone))
+        zhashx_delete (self->transfers, key);
+    zlistx_destroy (&gone);
+}
+
+size_t
+af_transfers_active (af_transfers_t *self)
+{
+    return zhashx_size (self->transfers);
+}
+
+void
+af_transfers_stats (af_transfers_t *self, uint64_t *bytes_read, uint64_t *chunks_sent)
+{
+    *bytes_read = self->bytes_read;
+    *chunks_sent = self->chunks_sent;
+}

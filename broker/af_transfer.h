@@ -1,0 +1,74 @@
+/*  =========================================================================
+    af_transfer - streaming blobs to nodes in chunks, under credit (S2.6)
+
+    A node FETCHes a blob (by content hash) from an offset with some
+    credit; the broker sends that many CHUNKs, each at most AF_MAX_CHUNK
+    raw bytes, and one more for each chunk of CREDIT the node returns. So
+    a transfer holds at most AF_MAX_CREDIT chunks in the broker's socket
+    queue whatever the blob's size or the receiver's speed.
+
+    Chunks are read with pread from the blob store (the matcher's catalog
+    directory, DIR/blobs/ab/abcd...), compressed with zstd level 1 and
+    sent raw when that does not make them smaller. An encoded CHUNK names
+    the blob and offset, not the receiver, so the same encoded message is
+    sent to every target fetching that blob: a small cache of recent
+    chunks (AF_CHUNK_CACHE) shares one reference-counted ZeroMQ message
+    among all of them, so the bytes are read and compressed once.
+    =========================================================================
+*/
+#ifndef AF_TRANSFER_H_INCLUDED
+#define AF_TRANSFER_H_INCLUDED
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <czmq.h>
+
+//  Encoded chunks kept for other receivers of the same blob
+#define AF_CHUNK_CACHE  32
+
+typedef struct _af_transfers_t af_transfers_t;
+
+//  Called after chunks of a transfer were sent, at most every
+//  AF_PROGRESS_MS and once when the last chunk went: the tag the fetch
+//  gave, bytes sent so far and the blob's size.
+typedef void (af_transfer_progress_fn) (void *arg, const char *session, const char *tag,
+                                        uint64_t sent, uint64_t total);
+#define AF_PROGRESS_MS  250
+
+//  Create the engine. Chunks go out on sock (a ROUTER) to the routing IDs
+//  given; blobs are read from blob_dir/blobs/ (blob_dir "" = none).
+af_transfers_t *af_transfers_new (zsock_t *sock, const char *blob_dir);
+
+//  Destroy; closes every open blob. Sets *self_p to NULL.
+void af_transfers_destroy (af_transfers_t **self_p);
+
+//  Be told about progress.
+void af_transfers_set_progress (af_transfers_t *self, af_transfer_progress_fn *fn, void *arg);
+
+//  Start streaming the blob hash (64 lowercase hex) to session (its
+//  routing frame is copied) from offset, with credit chunks. A FETCH for
+//  a blob the session is already receiving restarts it at the new offset.
+//  Returns AF_OK, or AF_E_MALFORMED (bad hash or offset past the end),
+//  AF_E_NO_BLOB (no such file in the store), AF_E_INTERNAL (cannot read
+//  it), with err saying so.
+//  tag (at most 127 bytes) is handed back to the progress function.
+int af_transfers_fetch (af_transfers_t *self, const char *session, zframe_t *routing,
+                        const char *hash, uint64_t offset, uint32_t credit, const char *tag,
+                        char *err, size_t errlen);
+
+//  Return credit for a running transfer and send what it allows. AF_OK,
+//  or AF_E_MALFORMED if the session has no such transfer (finished ones
+//  included: the node returns credit as it writes, after the last chunk
+//  went, and that is not an error, so the caller may ignore this code).
+int af_transfers_credit (af_transfers_t *self, const char *session, const char *hash, uint32_t credit);
+
+//  Forget every transfer of a session (it went away).
+void af_transfers_drop (af_transfers_t *self, const char *session);
+
+//  Transfers running now
+size_t af_transfers_active (af_transfers_t *self);
+
+//  Bytes read from blob files and encoded chunks sent, since creation
+void af_transfers_stats (af_transfers_t *self, uint64_t *bytes_read, uint64_t *chunks_sent);
+
+#endif

@@ -1,0 +1,74 @@
+/*  =========================================================================
+    af_install - the node's package installer and install records (S0.1)
+
+    Built-in: a package is a tar archive, unpacked with libarchive under
+    HOME/apps/PROGRAM/. Every header is checked before anything is written
+    (no absolute paths, no "..", only files, directories and symlinks that
+    stay inside); the archive is unpacked into a staging directory and
+    swapped in by rename, so a refused or failed install leaves the
+    installed version as it was. Or an operator's command (e.g. one that
+    hands the file to `adb install`) run with a time limit, whose exit
+    status decides.
+
+    Install record: HOME/installed/PROGRAM.json { program, versionName,
+    versionCode, hash, pushId, installedAt, method, files }, written
+    atomically (temp + fsync + rename).
+    =========================================================================
+*/
+#ifndef AF_INSTALL_H_INCLUDED
+#define AF_INSTALL_H_INCLUDED
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <jansson.h>
+#include "af_limits.h"
+
+typedef struct {
+    char program [AF_MAX_PROGRAM + 1];
+    char version_name [AF_MAX_VERSION_NAME + 1];
+    uint64_t version_code;
+    char hash [AF_HASH_HEX + 1];            //  hex BLAKE2b-256 of the package file
+    char push_id [AF_ID_HEX + 1];           //  the push that delivered it ("" if none)
+    uint64_t installed_at;                  //  unix ms
+    char method [16];                       //  "builtin" or "command"
+} af_install_info_t;
+
+//  Limits on an archive
+#define AF_INSTALL_MAX_ENTRIES  100000
+#define AF_INSTALL_MAX_NAME     1024
+
+//  Check and unpack the tar archive at package into HOME/apps/PROGRAM/,
+//  then write the install record. Returns 0, or -1 with err saying what
+//  was refused or failed; then nothing installed before is changed.
+int af_install_builtin (const char *home, const char *package, const af_install_info_t *info,
+                        char *err, size_t errlen);
+
+typedef struct _af_install_cmd_t af_install_cmd_t;
+
+//  Start the operator's command: /bin/sh -c 'COMMAND' with the package
+//  path as "$1" and AF_PACKAGE, AF_PROGRAM, AF_VERSION, AF_HASH in its
+//  environment, in its own process group, its output appended to
+//  log_path. NULL with err on failure to start.
+af_install_cmd_t *af_install_cmd_start (const char *command, const char *package,
+                                        const af_install_info_t *info, int timeout_ms,
+                                        const char *log_path, char *err, size_t errlen);
+
+//  Without blocking: 1 running, 0 succeeded (exit status 0), -1 failed
+//  (err: the exit status, the signal, or the time limit, after which the
+//  whole process group is killed).
+int af_install_cmd_poll (af_install_cmd_t *self, char *err, size_t errlen);
+
+//  Kill the command if it still runs, reap it, free. Sets *self_p to NULL.
+void af_install_cmd_destroy (af_install_cmd_t **self_p);
+
+//  Write the install record (files may be NULL: none listed). 0 or -1.
+int af_install_record_write (const char *home, const af_install_info_t *info, json_t *files,
+                             char *err, size_t errlen);
+
+//  Read a program's install record. 0 with info filled, or -1 if none.
+int af_install_record_read (const char *home, const char *program, af_install_info_t *info);
+
+//  Self test
+void af_install_test (bool verbose);
+
+#endif

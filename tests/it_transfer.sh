@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Streamed transfer and install (S2.6, issue 4 "bad input"): a 64 MiB
+# package to a deliberately slow receiver while the broker's memory stays
+# bounded; a package altered in the store is detected by its hash and not
+# installed; an archive that writes outside its directory is refused and
+# leaves the installed version intact; an operator's install command
+# decides success, and one that fails or hangs is reported.
+. "$(dirname "$0")/lib.sh"
+
+# Packages made for this test: a big one, one to tamper with, a hostile one
+mkdir -p "$T/pkg"
+python3 - "$T/pkg" <<'PY' || die "cannot make test packages"
+import io, os, sys, tarfile
+d = sys.argv[1]
+def tar(name, entries):
+    with tarfile.open(os.path.join(d, name), "w", format=tarfile.PAX_FORMAT) as t:
+        for path, data, kind in entries:
+            info = tarfile.TarInfo(path)
+            if kind == "dir":
+                info.type = tarfile.DIRTYPE; info.mode = 0o755
+                t.addfile(info)
+            else:
+                info.size = len(data); info.mode = 0o644
+                t.addfile(info, io.BytesIO(data))
+tar("big.tar", [("big/", b"", "dir"), ("big/blob", os.urandom(64 * 1024 * 1024), "file")])
+tar("tamper.tar", [("t/", b"", "dir"), ("t/data", os.urandom(600 * 1024), "file")])
+tar("evil.tar", [("app/", b"", "dir"), ("app/README", b"looks fine\n", "file"),
+                 ("../evil", b"escaped\n", "file")])
+PY
+cat > "$T/pkg/manifest.json" <<'JSON'
+[ { "program": "bigapp", "platform": "android", "versionCode": 1, "versionName": "1.0",
+    "minSdk": 21, "file": "big.tar" },
+  { "program": "tamperapp", "platform": "android", "versionCode": 1, "versionName": "1.0",
+    "minSdk": 21, "file": "tamper.tar" } ]
+JSON
+cat > "$T/pkg/evil.json" <<'JSON'
+[ { "program": "notes", "platform": "android", "versionCode": 999, "versionName": "9.9.9",
+    "minSdk": 21, "file": "evil.tar" } ]
+JSON
+"$CATALOG" --catalog "$T/catalog" import "$AF_SRC/data/catalog/manifest.json" > "$T/import.log" 2>&1 \
+    && "$CATALOG" --catalog "$T/catalog" import "$T/pkg/manifest.json" >> "$T/import.log" 2>&1 \
+    || die "catalog import failed"
+blob () { "$CATALOG" --catalog "$T/catalog" --json resolve "$1" "$DEVICES/galaxy-tab-s7.json" | jq -r .package.hash; }
+
+start_broker broker --catalog "$T/catalog"
+start_matcher matcher "$T/catalog"
+start_node phone "$DEVICES/galaxy-s21.json"
+# The slow receiver: 8 MiB/s, so 64 MiB take about 8 s
+start_node tablet "$DEVICES/galaxy-tab-s7.json" --rate-limit 8192
+start_node pc "$DEVICES/windows-pc.json" --install-cmd "cp \"\$1\" '$T/pc-got.tar'"
+af phone register ana > /dev/null || die "register failed"
+for n in phone tablet pc; do af $n login ana > /dev/null || die "$n login failed"; done
+TABLET=$(device_id tablet); PC=$(device_id pc)
+
+# --- 64 MiB to a slow receiver: the broker's memory stays bounded
+rss () { awk '/^VmRSS/ { print $2 }' "/proc/$BROKER_PID/status"; }
+hwm () { awk '/^VmHWM/ { print $2 }' "/proc/$BROKER_PID/status"; }
+before=$(rss)
+start=$SECONDS
+out=$(af phone push bigapp --to "$TABLET" --wait 120 2>&1); rc=$?
+took=$((SECONDS - start))
+peak=$(hwm)
+echo "$out" | tail -n 3 | sed 's/^/  # /'
+growth=$(( (peak - before) / 1024 ))
+BOUND=24
+echo "  # broker RSS before ${before} KiB, peak ${peak} KiB (+${growth} MiB); took ${took} s"
+check "64 MiB package installed on the slow receiver" test $rc -eq 0 -a -f "$T/tablet/apps/bigapp/big/blob"
+check "  ... its bytes are the package's" test "$(jq -r .hash "$T/tablet/installed/bigapp.json")" = "$(blob bigapp)"
+check "  ... the receiver's rate limit held (took ${took} s, at least 6)" test "$took" -ge 6
+check "  ... broker memory grew by ${growth} MiB, under the ${BOUND} MiB bound" test "$growth" -lt $BOUND
+check "  ... the initiator saw progress" has "$out" "MiB ("
+check "  ... nothing left in incoming/" test -z "$(ls "$T/tablet/incoming")"
+
+# --- a package altered in the store: the hash check refuses it
+f="$T/catalog/blobs/$(blob tamperapp | cut -c1-2)/$(blob tamperapp)"
+python3 -c "
+import sys; f = open(sys.argv[1], 'r+b'); f.seek(300000); b = f.read(1); f.seek(300000)
+f.write(bytes([b[0] ^ 0xff])); f.close()" "$f"
+out=$(af phone push tamperapp --to "$TABLET" 2>&1); rc=$?
+check "a tampered package is detected and not installed" has "$out" "failed" "hash does not match"
+check "  ... exit 1" test $rc -eq 1
+check "  ... nothing unpacked, no record, no partial file" \
+    test ! -e "$T/tablet/apps/tamperapp" -a ! -e "$T/tablet/installed/tamperapp.json" -a -z "$(ls "$T/tablet/incoming")"
+
+# --- a path-traversal archive: refused, the installed version untouched
+out=$(af phone push notes --to "$TABLET" 2>&1)
+check "notes 2.1.0 installed first" test -f "$T/tablet/apps/notes/app/README"
+good=$(jq -r .hash "$T/tablet/installed/notes.json")
+"$CATALOG" --catalog "$T/catalog" import "$T/pkg/evil.json" >> "$T/import.log" 2>&1 || die "evil import failed"
+out=$(af phone push notes --to "$TABLET" 2>&1); rc=$?
+echo "$out" | tail -n 1 | sed 's/^/  # /'
+check "an archive writing outside its directory is refused" has "$out" "failed" "../evil"
+check "  ... exit 1" test $rc -eq 1
+check "  ... nothing written outside" test -z "$(find "$T/tablet" -name evil)"
+check "  ... the installed version is intact" \
+    test -f "$T/tablet/apps/notes/app/README" -a "$(jq -r .hash "$T/tablet/installed/notes.json")" = "$good"
+
+# --- the operator's install command
+out=$(af phone push weixin --to "$PC" 2>&1); rc=$?
+check "an install command that succeeds installs" test $rc -eq 0 -a "$(jq -r .method "$T/pc/installed/weixin.json")" = command
+check "  ... it got the verified package file" \
+    test "$(b2sum -l 256 "$T/pc-got.tar" | cut -d' ' -f1)" = "$(jq -r .hash "$T/pc/installed/weixin.json")"
+stamp=$(jq -r .installedAt "$T/pc/installed/weixin.json"); copied=$(stat -c %y "$T/pc-got.tar")
+out=$(af phone push weixin --to "$PC" 2>&1); rc=$?
+check "the same package again is reported installed and not installed twice" \
+    test $rc -eq 0 -a "$(jq -r .installedAt "$T/pc/installed/weixin.json")" = "$stamp" \
+         -a "$(stat -c %y "$T/pc-got.tar")" = "$copied"
+stop_node pc
+start_node pc "$DEVICES/windows-pc.json" --install-cmd "exit 3"
+rm -f "$T/pc/installed/weixin.json"
+out=$(af phone push weixin --to "$PC" 2>&1)
+check "an install command that fails is reported with its status" has "$out" "failed" "status 3"
+stop_node pc
+start_node pc "$DEVICES/windows-pc.json" --install-cmd "sleep 60" --install-timeout 1
+out=$(af phone push weixin --to "$PC" 2>&1)
+check "an install command that hangs is killed and reported" has "$out" "failed" "timed out"
+check "  ... the command is gone" bash -c "! pgrep -f '^(sh -c )?sleep 60' > /dev/null"
+
+finish
