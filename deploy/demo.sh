@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The appferry demo (run by `./run demo`): a broker, a matcher and three
+# The appferry demo (run by `./run demo`): a broker, a matcher and four
 # device nodes on loopback, in a fresh directory, driven with the CLI.
 #
 #   deploy/demo.sh BUILD-DIR [--keep]
@@ -19,7 +19,7 @@ PIDS=()
 
 step () { printf '\n\033[1m--- %s\033[0m\n' "$*"; }
 stop_all () {
-    for home in "$D"/phone "$D"/tablet "$D"/iphone; do
+    for home in "$D"/phone "$D"/tablet "$D"/tv "$D"/iphone; do
         [ -S "$home/node.sock" ] && "$CLI" --home "$home" stop >/dev/null 2>&1 || true
     done
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -39,7 +39,8 @@ wait_for () { local i; for i in $(seq 100); do "$@" >/dev/null 2>&1 && return 0;
 [ $KEEP -eq 1 ] || trap 'stop_all' EXIT
 
 step "Broker: data in $D/broker (keypair made on first start, LMDB store)"
-"$BROKER" --data "$D/broker" --nodes 'tcp://127.0.0.1:*' --workers 'tcp://127.0.0.1:*' > "$D/broker.log" 2>&1 &
+"$BROKER" --data "$D/broker" --nodes 'tcp://127.0.0.1:*' --workers 'tcp://127.0.0.1:*' \
+    --catalog "$D/catalog" > "$D/broker.log" 2>&1 &
 PIDS+=($!)
 wait_for test -s "$D/broker/endpoints" || fail "the broker did not start"
 NODES_EP=$(sed -n 's/^nodes=//p' "$D/broker/endpoints")
@@ -58,29 +59,29 @@ cp "$D/matcher.cert" "$D/broker/workers/"
 wait_for grep -q "worker .* ready" "$D/broker.log" || fail "the matcher did not join"
 echo "matcher ready"
 
-step "Three device nodes"
-for pair in phone:galaxy-s21 tablet:galaxy-tab-s7 iphone:iphone-13; do
+step "Four device nodes"
+for pair in phone:galaxy-s21 tablet:galaxy-tab-s7 tv:chromecast-google-tv iphone:iphone-13; do
     name=${pair%%:*} device=${pair#*:}
     "$NODE" --broker "$NODES_EP" --broker-key "$D/broker/broker.cert" --home "$D/$name" \
         --device "$SRC/data/devices/$device.json" --daemon
 done
 
-step "Register the account 'ana' and log all three devices in"
+step "Register the account 'ana' and log all four devices in"
 "$CLI" --home "$D/phone" register ana
-for name in phone tablet iphone; do "$CLI" --home "$D/$name" login ana; done
+for name in phone tablet tv iphone; do "$CLI" --home "$D/$name" login ana; done
 
 # Each node receives the account's device list from the broker (pushed)
-for name in phone tablet iphone; do
-    wait_for test "$("$CLI" --home "$D/$name" --json devices | jq '[.devices[] | select(.online)] | length')" = 3 \
-        || fail "$name did not receive a list of three online devices"
+for name in phone tablet tv iphone; do
+    wait_for test "$("$CLI" --home "$D/$name" --json devices | jq '[.devices[] | select(.online)] | length')" = 4 \
+        || fail "$name did not receive a list of four online devices"
 done
-for name in phone tablet iphone; do
+for name in phone tablet tv iphone; do
     step "The device list the $name received"
     "$CLI" --home "$D/$name" devices
 done
 
 step "Which package of each program fits each device (asked through the broker to the matcher)"
-for name in phone tablet iphone; do
+for name in phone tablet tv iphone; do
     for program in weixin notes chess; do
         printf '%-7s ' "$name:"
         "$CLI" --home "$D/$name" resolve "$program" 2>&1 | sed 's/^appferry: //' || true
@@ -94,9 +95,27 @@ wait_for test "$("$CLI" --home "$D/tablet" --json notifications | jq '.notificat
     || fail "the tablet got no notification"
 "$CLI" --home "$D/tablet" notifications
 
+step "The phone pushes weixin to the tablet, the TV and the iPhone: each gets its own package"
+TV_ID=$("$CLI" --home "$D/tv" --json status | jq -r .deviceId)
+IPHONE_ID=$("$CLI" --home "$D/iphone" --json status | jq -r .deviceId)
+"$CLI" --home "$D/phone" push weixin --to "$TABLET_ID,$TV_ID,$IPHONE_ID" || fail "the push failed"
+for name in tablet tv iphone; do
+    step "What the $name got"
+    "$CLI" --home "$D/$name" installed
+done
+step "Why: what the matcher picks for each device's own description"
+for name in tablet tv iphone; do
+    printf '%-7s ' "$name:"
+    "$CLI" --home "$D/$name" resolve weixin 2>&1 | sed 's/^appferry: //' || true
+done
+for name in tablet tv; do
+    printf '%-7s unpacked under %s: ' "$name" "$D/$name/apps/weixin"
+    (cd "$D/$name/apps/weixin" && find . -type f | sort | tr '\n' ' '); echo
+done
+
 step "The iPhone stops; the others see it offline"
 "$CLI" --home "$D/iphone" stop
-wait_for test "$("$CLI" --home "$D/phone" --json devices | jq '[.devices[] | select(.online)] | length')" = 2 \
+wait_for test "$("$CLI" --home "$D/phone" --json devices | jq '[.devices[] | select(.online)] | length')" = 3 \
     || fail "the phone did not see the iPhone go offline"
 "$CLI" --home "$D/phone" devices
 
@@ -110,7 +129,7 @@ Try:        export APPFERRY_PASSWORD='$APPFERRY_PASSWORD'
             $CLI --home $D/tablet resolve weixin
             $NODE --broker $NODES_EP --broker-key $D/broker/broker.cert \\
                   --home $D/iphone --device $SRC/data/devices/iphone-13.json --daemon
-Stop:       $CLI --home $D/phone stop; $CLI --home $D/tablet stop
+Stop:       $CLI --home $D/phone stop; $CLI --home $D/tablet stop; $CLI --home $D/tv stop
             kill ${PIDS[*]}; rm -rf $D
 MSG
 else
