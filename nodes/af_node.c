@@ -692,9 +692,9 @@ s_push_accepted (af_node_t *self, af_msg_t *msg)
     }
     json_t *entry = json_pack ("{s:s, s:s, s:I, s:o}", "pushId", msg->push_id, "program", msg->program,
                                "at", (json_int_t) zclock_time (), "targets", targets);
-    json_array_append (self->pushes, entry);
+    json_array_append_new (self->pushes, entry);
     s_pushes_save (self);
-    return entry;
+    return entry;                       //  borrowed: the list owns it
 }
 
 //  --------------------------------------------------------------------------
