@@ -21,6 +21,7 @@
 #include "af_outbox.h"
 #include "af_push.h"
 #include "af_transfer.h"
+#include "af_download.h"
 
 #include <errno.h>
 #include <sodium.h>
@@ -67,7 +68,19 @@ typedef struct {
     af_msg_t *accepted;             //  PUSH_ACCEPTED being filled in
     af_msg_t **offers;              //  one OFFER per target with a package
     uint32_t outstanding;           //  matcher answers still to come
+    char data_hash [AF_HASH_HEX + 1];   //  the push's user data, if any
+    uint64_t data_total;
 } push_job_t;
+
+//  A blob a node is sending us (a push's user data)
+typedef struct {
+    char key [32 + AF_HASH_HEX + 2];    //  "session/hash"
+    char session [32];
+    uint8_t rid [AF_ID_SIZE];           //  the UPLOAD's, for the final answer
+    bool has_rid;
+    af_download_t *download;
+    char part [700];
+} upload_t;
 
 typedef struct {
     char hex [AF_ID_HEX + 1];       //  broker's rid: requests key
@@ -103,6 +116,8 @@ struct _af_broker_t {
     af_pushes_t *pushes;
     af_transfers_t *transfers;
     zhashx_t *push_jobs;            //  push ID hex -> push_job_t (owned)
+    zhashx_t *uploads;              //  "session/hash" -> upload_t (owned)
+    char data_dir [600];            //  DATA/data: blobs/ (received user data), incoming/
     char nodes_endpoint [256];
     char workers_endpoint [256];
 };
@@ -297,6 +312,17 @@ s_push_job_free (void **item)
 }
 
 static void
+s_upload_free (void **item)
+{
+    upload_t *upload = (upload_t *) *item;
+    if (upload) {
+        af_download_destroy (&upload->download);    //  removes a partial file
+        free (upload);
+        *item = NULL;
+    }
+}
+
+static void
 s_send_node (af_broker_t *self, session_t *session, af_msg_t **msg_p)
 {
     if (*msg_p) {
@@ -343,6 +369,15 @@ static void
 s_session_logout (af_broker_t *self, session_t *session)
 {
     af_transfers_drop (self->transfers, session->hex);
+    size_t len = strlen (session->hex);
+    zlistx_t *gone = zlistx_new ();
+    for (upload_t *upload = (upload_t *) zhashx_first (self->uploads); upload;
+         upload = (upload_t *) zhashx_next (self->uploads))
+        if (strncmp (upload->key, session->hex, len) == 0 && upload->key [len] == '/')
+            zlistx_add_end (gone, upload->key);
+    for (const char *key = (const char *) zlistx_first (gone); key; key = (const char *) zlistx_next (gone))
+        zhashx_delete (self->uploads, key);
+    zlistx_destroy (&gone);
     if (!session->logged_in)
         return;
     if (zhashx_lookup (self->online, session->online_key) == session)
@@ -800,6 +835,120 @@ s_node_ack (af_broker_t *self, session_t *session, af_msg_t *msg)
 }
 
 //  --------------------------------------------------------------------------
+//  User data upload (protocol/SPEC.md "UPLOAD")
+
+static bool
+s_hash_hex (const char *hash)
+{
+    bool hex = strlen (hash) == AF_HASH_HEX;
+    for (const char *p = hash; hex && *p; p++)
+        hex = (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f');
+    return hex;
+}
+
+//  Size of a received blob, or -1 if we do not have it
+static int64_t
+s_data_size (af_broker_t *self, const char *hash)
+{
+    char path [800];
+    snprintf (path, sizeof path, "%s/blobs/%.2s/%s", self->data_dir, hash, hash);
+    struct stat st;
+    return stat (path, &st) == 0 && S_ISREG (st.st_mode)? (int64_t) st.st_size: -1;
+}
+
+static void
+s_send_credit (af_broker_t *self, session_t *session, const char *hash, uint32_t credit, const uint8_t *rid)
+{
+    af_msg_t *msg = af_msg_new (AF_MSG_CREDIT);
+    snprintf (msg->hash, sizeof msg->hash, "%s", hash);
+    msg->credit = credit;
+    if (rid) {
+        memcpy (msg->rid, rid, AF_ID_SIZE);
+        msg->has_rid = true;
+    }
+    s_send_node (self, session, &msg);
+}
+
+static void
+s_node_upload (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    const uint8_t *rid = msg->has_rid? msg->rid: NULL;
+    if (!s_hash_hex (msg->hash) || msg->total == 0 || msg->total > AF_MAX_DATA) {
+        s_reply_error (self, session, AF_E_MALFORMED, rid, msg->total > AF_MAX_DATA?
+                       "user data larger than 256 MiB": "UPLOAD needs a 64-hex hash and a size above 0");
+        return;
+    }
+    if (s_data_size (self, msg->hash) == (int64_t) msg->total) {
+        s_reply_ok (self, session, msg);        //  we have these bytes already
+        return;
+    }
+    upload_t *upload = (upload_t *) zmalloc (sizeof (upload_t));
+    assert (upload);
+    snprintf (upload->key, sizeof upload->key, "%s/%s", session->hex, msg->hash);
+    snprintf (upload->session, sizeof upload->session, "%s", session->hex);
+    upload->has_rid = msg->has_rid;
+    memcpy (upload->rid, msg->rid, AF_ID_SIZE);
+    snprintf (upload->part, sizeof upload->part, "%s/incoming/%s-%s.part", self->data_dir, session->hex,
+              msg->hash);
+    char err [AF_MAX_REASON + 1];
+    upload->download = af_download_new (upload->part, msg->hash, msg->total, err, sizeof err);
+    if (!upload->download) {
+        free (upload);
+        zsys_error ("broker: cannot receive an upload: %s", err);
+        s_reply_error (self, session, AF_E_INTERNAL, rid, "cannot store the upload");
+        return;
+    }
+    zhashx_update (self->uploads, upload->key, upload);     //  a repeat starts over
+    s_send_credit (self, session, msg->hash, AF_MAX_CREDIT / 2, rid);
+}
+
+//  A chunk of an upload
+static void
+s_node_chunk (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    char key [32 + AF_HASH_HEX + 2], err [AF_MAX_REASON + 1];
+    snprintf (key, sizeof key, "%s/%s", session->hex, msg->hash);
+    upload_t *upload = (upload_t *) zhashx_lookup (self->uploads, key);
+    if (!upload) {
+        zsys_warning ("broker: refused a CHUNK from %s: no upload of %.16s... in progress",
+                      session->device_id, msg->hash);
+        s_reply_error (self, session, AF_E_MALFORMED, NULL, "CHUNK: no upload of this hash in progress");
+        return;
+    }
+    const uint8_t *rid = upload->has_rid? upload->rid: NULL;
+    int rc = af_download_chunk (upload->download, msg, err, sizeof err);
+    if (rc == 0) {
+        s_send_credit (self, session, msg->hash, 1, NULL);
+        return;
+    }
+    if (rc == 1) {
+        char dir [800], path [900];
+        snprintf (dir, sizeof dir, "%s/blobs/%.2s", self->data_dir, msg->hash);
+        snprintf (path, sizeof path, "%s/%s", dir, msg->hash);
+        af_download_keep (upload->download);
+        af_download_destroy (&upload->download);
+        if (zsys_dir_create ("%s", dir) || rename (upload->part, path)) {
+            zsys_error ("broker: cannot store an upload in %s: %s", path, strerror (errno));
+            unlink (upload->part);
+            s_reply_error (self, session, AF_E_INTERNAL, rid, "cannot store the upload");
+        }
+        else {
+            zsys_info ("broker: stored %llu bytes of user data %.16s... from %s of '%s'",
+                       (unsigned long long) msg->total, msg->hash, session->device_id, session->account);
+            af_msg_t *ok = af_msg_new (AF_MSG_OK);
+            ok->has_rid = upload->has_rid;
+            memcpy (ok->rid, upload->rid, AF_ID_SIZE);
+            s_send_node (self, session, &ok);
+        }
+    }
+    else {
+        zsys_warning ("broker: upload from %s of '%s' refused: %s", session->device_id, session->account, err);
+        s_reply_error (self, session, AF_E_MALFORMED, rid, err);
+    }
+    zhashx_delete (self->uploads, key);
+}
+
+//  --------------------------------------------------------------------------
 //  Push (protocol/SPEC.md "Push")
 
 //  The first policy rule the initiating device breaks, or NULL.
@@ -919,6 +1068,10 @@ s_push_resolved (af_broker_t *self, push_job_t *job, uint32_t index, af_msg_t *r
         offer->fit = reply->fit;
         offer->has_package = true;
         offer->package = reply->package;
+        if (reply->fit == AF_FIT_PACKAGE) {
+            memcpy (offer->data_hash, job->data_hash, sizeof offer->data_hash);
+            offer->data_total = job->data_total;
+        }
         job->offers [index] = offer;
         bool online = s_online (self, job->account, target->device_id) != NULL;
         s_target_set (target, online? "offered": "queued", "%s", online? "":
@@ -940,6 +1093,12 @@ s_node_push (af_broker_t *self, session_t *session, af_msg_t *msg)
         zsys_warning ("broker: refused PUSH of '%s' from %s of '%s': policy: %s", msg->program,
                       session->device_id, session->account, why);
         s_reply_error (self, session, AF_E_POLICY, rid, why);
+        return;
+    }
+    if (*msg->data_hash && (!s_hash_hex (msg->data_hash)
+                        || s_data_size (self, msg->data_hash) != (int64_t) msg->data_total)) {
+        s_reply_error (self, session, AF_E_MALFORMED, rid,
+                       "the push's user data is not on the broker: UPLOAD it first");
         return;
     }
     af_device_t *devices;
@@ -970,6 +1129,8 @@ s_node_push (af_broker_t *self, session_t *session, af_msg_t *msg)
     snprintf (job->accepted->push_id, sizeof job->accepted->push_id, "%s", job->hex);
     snprintf (job->accepted->program, sizeof job->accepted->program, "%s", msg->program);
     af_msg_set_result_count (job->accepted, wanted);
+    snprintf (job->data_hash, sizeof job->data_hash, "%s", msg->data_hash);
+    job->data_total = msg->data_total;
     job->offers = (af_msg_t **) calloc (wanted? wanted: 1, sizeof (af_msg_t *));
     assert (job->offers);
     uint32_t n = 0;
@@ -1190,7 +1351,8 @@ s_frontend_message (af_broker_t *self, zframe_t *routing, zframe_t *body, size_t
     else
     if (msg->id == AF_MSG_LOGOUT || msg->id == AF_MSG_DEVICES || msg->id == AF_MSG_RESOLVE
     ||  msg->id == AF_MSG_NOTIFY || msg->id == AF_MSG_PUSH || msg->id == AF_MSG_ACK
-    ||  msg->id == AF_MSG_FETCH || msg->id == AF_MSG_CREDIT || msg->id == AF_MSG_DONE) {
+    ||  msg->id == AF_MSG_FETCH || msg->id == AF_MSG_CREDIT || msg->id == AF_MSG_DONE
+    ||  msg->id == AF_MSG_UPLOAD || msg->id == AF_MSG_CHUNK) {
         const uint8_t *mrid = msg->has_rid? msg->rid: NULL;
         if (!session->logged_in)
             s_reply_error (self, session, AF_E_NOT_LOGGED_IN, mrid, "log in first");
@@ -1212,6 +1374,12 @@ s_frontend_message (af_broker_t *self, zframe_t *routing, zframe_t *body, size_t
         else
         if (msg->id == AF_MSG_DONE)
             s_node_done (self, session, msg);
+        else
+        if (msg->id == AF_MSG_UPLOAD)
+            s_node_upload (self, session, msg);
+        else
+        if (msg->id == AF_MSG_CHUNK)
+            s_node_chunk (self, session, msg);
 
         else
         if (msg->id == AF_MSG_LOGOUT) {
@@ -1529,7 +1697,25 @@ af_broker_new (const af_broker_config_t *config)
                                   self->workers_endpoint, sizeof self->workers_endpoint);
     if (!self->frontend || !self->backend)
         goto failed;
-    self->transfers = af_transfers_new (self->frontend, self->config.catalog);
+    snprintf (self->data_dir, sizeof self->data_dir, "%s/data", config->data_dir);
+    if (zsys_dir_create ("%s/incoming", self->data_dir) || zsys_dir_create ("%s/blobs", self->data_dir)) {
+        zsys_error ("broker: cannot create %s: %s", self->data_dir, strerror (errno));
+        goto failed;
+    }
+    //  Uploads cut off by a previous stop are useless now
+    {
+        char incoming [700];
+        snprintf (incoming, sizeof incoming, "%s/incoming", self->data_dir);
+        zdir_t *dir = zdir_new (incoming, "-");
+        zfile_t **parts = dir? zdir_flatten (dir): NULL;
+        for (size_t i = 0; parts && parts [i]; i++)
+            zfile_remove (parts [i]);
+        zdir_flatten_free (&parts);
+        zdir_destroy (&dir);
+    }
+    self->uploads = zhashx_new ();
+    zhashx_set_destructor (self->uploads, s_upload_free);
+    self->transfers = af_transfers_new (self->frontend, self->config.catalog, self->data_dir);
     if (!self->transfers)
         goto failed;
     af_transfers_set_progress (self->transfers, s_transfer_progress, self);
@@ -1574,6 +1760,7 @@ af_broker_destroy (af_broker_t **self_p)
     zlistx_destroy (&self->queue);
     zhashx_destroy (&self->requests);
     zhashx_destroy (&self->push_jobs);
+    zhashx_destroy (&self->uploads);
     af_transfers_destroy (&self->transfers);
     af_pushes_destroy (&self->pushes);
     af_outbox_destroy (&self->outbox);

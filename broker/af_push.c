@@ -182,20 +182,21 @@ af_pushes_offers_blob (af_pushes_t *self, const char *account, const char *devic
         int rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE);
         while (!found && rc == 0 && key.mv_size == plen + AF_ID_SIZE
            &&  memcmp (key.mv_data, prefix, plen) == 0) {
-            found = value.mv_size > OFFER_HEADER
-                 && memcmp ((const uint8_t *) value.mv_data + AF_ID_SIZE, hash, AF_HASH_HEX) == 0;
-            if (found) {
-                char err [AF_MAX_REASON + 1];
-                af_msg_t *offer = NULL;
-                if (af_msg_decode ((const uint8_t *) value.mv_data + OFFER_HEADER,
-                                   value.mv_size - OFFER_HEADER, &offer, err, sizeof err, NULL, NULL) == AF_OK) {
-                    if (push_out)
-                        snprintf (push_out, AF_ID_HEX + 1, "%s", offer->push_id);
-                    if (from_out)
-                        snprintf (from_out, AF_ID_HEX + 1, "%s", offer->from);
-                }
-                af_msg_destroy (&offer);
+            //  The package itself (its hash is at a fixed place), or the
+            //  push's user data (named in the OFFER)
+            char err [AF_MAX_REASON + 1];
+            af_msg_t *offer = NULL;
+            if (value.mv_size > OFFER_HEADER
+            &&  af_msg_decode ((const uint8_t *) value.mv_data + OFFER_HEADER, value.mv_size - OFFER_HEADER,
+                               &offer, err, sizeof err, NULL, NULL) == AF_OK) {
+                found = memcmp ((const uint8_t *) value.mv_data + AF_ID_SIZE, hash, AF_HASH_HEX) == 0
+                     || streq (offer->data_hash, hash);
+                if (found && push_out)
+                    snprintf (push_out, AF_ID_HEX + 1, "%s", offer->push_id);
+                if (found && from_out)
+                    snprintf (from_out, AF_ID_HEX + 1, "%s", offer->from);
             }
+            af_msg_destroy (&offer);
             rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
         }
         mdb_cursor_close (cursor);
@@ -335,6 +336,9 @@ af_pushes_test (bool verbose)
     strcpy (offers [0]->from, phone);
     offers [0]->has_package = true;
     strcpy (offers [0]->package.hash, hash);
+    const char *data = "bb00000000000000000000000000000000000000000000000000000000000000";
+    strcpy (offers [0]->data_hash, data);
+    offers [0]->data_total = 1234;
     assert (af_pushes_create (self, "ana", phone, accepted, offers) == 0);
     assert (af_outbox_count (outbox, "ana", tv) == 1);
     assert (af_outbox_count (outbox, "ana", pc) == 0);
@@ -343,6 +347,7 @@ af_pushes_test (bool verbose)
     assert (streq (found_push, push) && streq (found_from, phone));
     assert (!af_pushes_offers_blob (self, "ana", pc, hash, NULL, NULL));
     assert (!af_pushes_offers_blob (self, "bob", tv, hash, NULL, NULL));
+    assert (af_pushes_offers_blob (self, "ana", tv, data, NULL, NULL));     //  the user data too
 
     //  The target's outcome: recorded, offer gone, initiator's RESULT queued
     af_msg_t *done = af_msg_new (AF_MSG_DONE);

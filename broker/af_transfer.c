@@ -37,6 +37,7 @@ typedef struct {
 struct _af_transfers_t {
     zsock_t *sock;
     char blob_dir [512];
+    char data_dir [512];
     zhashx_t *transfers;            //  "session/hash" -> transfer_t
     zhashx_t *cache;                //  "hash:offset" -> cached_t
     int64_t clock;                  //  use counter for the cache
@@ -75,12 +76,13 @@ s_cached_free (void **item)
 }
 
 af_transfers_t *
-af_transfers_new (zsock_t *sock, const char *blob_dir)
+af_transfers_new (zsock_t *sock, const char *blob_dir, const char *data_dir)
 {
     af_transfers_t *self = (af_transfers_t *) zmalloc (sizeof (af_transfers_t));
     assert (self);
     self->sock = sock;
     snprintf (self->blob_dir, sizeof self->blob_dir, "%s", blob_dir? blob_dir: "");
+    snprintf (self->data_dir, sizeof self->data_dir, "%s", data_dir? data_dir: "");
     self->transfers = zhashx_new ();
     zhashx_set_destructor (self->transfers, s_transfer_free);
     self->cache = zhashx_new ();
@@ -239,13 +241,16 @@ af_transfers_fetch (af_transfers_t *self, const char *session, zframe_t *routing
         snprintf (err, errlen, "'%s' is not a package hash (64 lowercase hex digits)", hash);
         return AF_E_MALFORMED;
     }
-    if (!*self->blob_dir) {
-        snprintf (err, errlen, "this broker has no package store (broker/catalog is not set)");
-        return AF_E_NO_BLOB;
-    }
     char path [700];
-    snprintf (path, sizeof path, "%s/blobs/%.2s/%s", self->blob_dir, hash, hash);
-    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    int fd = -1;
+    errno = ENOENT;
+    for (int i = 0; i < 2 && fd < 0; i++) {
+        const char *dir = i? self->data_dir: self->blob_dir;
+        if (!*dir)
+            continue;
+        snprintf (path, sizeof path, "%s/blobs/%.2s/%s", dir, hash, hash);
+        fd = open (path, O_RDONLY | O_CLOEXEC);
+    }
     if (fd < 0) {
         snprintf (err, errlen, "package %.16s... is not in the store", hash);
         return errno == ENOENT? AF_E_NO_BLOB: AF_E_INTERNAL;

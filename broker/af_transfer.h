@@ -36,8 +36,9 @@ typedef void (af_transfer_progress_fn) (void *arg, const char *session, const ch
 #define AF_PROGRESS_MS  250
 
 //  Create the engine. Chunks go out on sock (a ROUTER) to the routing IDs
-//  given; blobs are read from blob_dir/blobs/ (blob_dir "" = none).
-af_transfers_t *af_transfers_new (zsock_t *sock, const char *blob_dir);
+//  given; blobs are read from blob_dir/blobs/ (the catalog's packages;
+//  "" = none), then from data_dir/blobs/ (user data the broker received).
+af_transfers_t *af_transfers_new (zsock_t *sock, const char *blob_dir, const char *data_dir);
 
 //  Destroy; closes every open blob. Sets *self_p to NULL.
 void af_transfers_destroy (af_transfers_t **self_p);

@@ -216,8 +216,10 @@ s_check (const char *package, char *err, size_t errlen)
 }
 
 //  Pass 2: unpack into dir (which exists). Fills files with the paths.
+//  With a prefix ("defaults/"), only the entries under it, without it.
 static int
-s_extract (const char *package, const char *dir, json_t *files, char *err, size_t errlen)
+s_extract (const char *package, const char *dir, const char *prefix, json_t *files,
+           char *err, size_t errlen)
 {
     struct archive *reader = s_open (package, err, errlen);
     if (!reader)
@@ -233,6 +235,14 @@ s_extract (const char *package, const char *dir, json_t *files, char *err, size_
     while (rc == 0 && (r = archive_read_next_header (reader, &entry)) == ARCHIVE_OK) {
         char name [AF_INSTALL_MAX_NAME + 1];
         snprintf (name, sizeof name, "%s", archive_entry_pathname (entry));
+        if (prefix) {
+            size_t len = strlen (prefix);
+            if (strncmp (name, prefix, len) || !name [len]) {
+                archive_read_data_skip (reader);
+                continue;
+            }
+            memmove (name, name + len, strlen (name + len) + 1);
+        }
         snprintf (path, sizeof path, "%s/%s", dir, name);
         archive_entry_set_pathname (entry, path);
         archive_entry_set_perm (entry, archive_entry_perm (entry) & 0777);   //  no setuid/setgid/sticky
@@ -290,52 +300,166 @@ s_remove_tree (const char *path)
         unlink (path);
 }
 
+//  Unpack (the prefix part of) a checked archive as parent/name: staged in
+//  parent/.name.new-X, then swapped in by rename; the old tree removed.
+//  On failure parent/name is as it was.
+static int
+s_unpack_swap (const char *parent, const char *name, const char *package, const char *prefix,
+               json_t *files, char *err, size_t errlen)
+{
+    char stage [700], old [700], live [700];
+    uint8_t rand [4];
+    randombytes_buf (rand, sizeof rand);
+    char tag [9];
+    sodium_bin2hex (tag, sizeof tag, rand, sizeof rand);
+    snprintf (stage, sizeof stage, "%s/.%s.new-%s", parent, name, tag);
+    snprintf (old, sizeof old, "%s/.%s.old-%s", parent, name, tag);
+    snprintf (live, sizeof live, "%s/%s", parent, name);
+    if (zsys_dir_create ("%s", parent) || mkdir (stage, 0755)) {
+        snprintf (err, errlen, "cannot create %s: %s", stage, strerror (errno));
+        return -1;
+    }
+    int rc = s_extract (package, stage, prefix, files, err, errlen);
+    bool had = access (live, F_OK) == 0;
+    if (rc == 0 && had && rename (live, old)) {
+        snprintf (err, errlen, "cannot move the current %s aside: %s", name, strerror (errno));
+        rc = -1;
+    }
+    if (rc == 0 && rename (stage, live)) {
+        snprintf (err, errlen, "cannot put the new %s in place: %s", name, strerror (errno));
+        if (had)
+            rename (old, live);
+        rc = -1;
+    }
+    if (rc == 0 && had)
+        s_remove_tree (old);
+    if (rc)
+        s_remove_tree (stage);
+    return rc;
+}
+
 int
 af_install_builtin (const char *home, const char *package, const af_install_info_t *info,
                     char *err, size_t errlen)
 {
     if (s_check (package, err, errlen))
         return -1;
-    char apps [600], stage [700], old [700], live [700];
+    char apps [600], data [600], defaults [700];
     snprintf (apps, sizeof apps, "%s/apps", home);
-    uint8_t rand [4];
-    randombytes_buf (rand, sizeof rand);
-    char tag [9];
-    sodium_bin2hex (tag, sizeof tag, rand, sizeof rand);
-    snprintf (stage, sizeof stage, "%s/.%s.new-%s", apps, info->program, tag);
-    snprintf (old, sizeof old, "%s/.%s.old-%s", apps, info->program, tag);
-    snprintf (live, sizeof live, "%s/%s", apps, info->program);
-    if (zsys_dir_create ("%s", apps) || mkdir (stage, 0755)) {
-        snprintf (err, errlen, "cannot create %s: %s", stage, strerror (errno));
-        return -1;
-    }
     json_t *files = json_array ();
-    int rc = s_extract (package, stage, files, err, errlen);
+    int rc = s_unpack_swap (apps, info->program, package, NULL, files, err, errlen);
     if (rc == 0) {
-        //  Swap: the old tree aside, the new one in, then the old one gone
-        bool had = access (live, F_OK) == 0;
-        if (had && rename (live, old)) {
-            snprintf (err, errlen, "cannot move the installed version aside: %s", strerror (errno));
+        af_install_info_t record = *info;
+        snprintf (record.method, sizeof record.method, "builtin");
+        rc = af_install_record_write (home, &record, files, err, errlen);
+    }
+    //  A package's defaults/ seed the app's data directory on first install
+    snprintf (data, sizeof data, "%s/data/%s", home, info->program);
+    snprintf (defaults, sizeof defaults, "%s/%s/defaults", apps, info->program);
+    if (rc == 0 && access (defaults, F_OK) == 0 && access (data, F_OK) != 0) {
+        snprintf (data, sizeof data, "%s/data", home);
+        json_t *seeded = json_array ();
+        if (s_unpack_swap (data, info->program, package, "defaults/", seeded, err, errlen))
+            zsys_warning ("install: %s installed, but its defaults were not copied: %s", info->program, err);
+        json_decref (seeded);
+    }
+    json_decref (files);
+    return rc;
+}
+
+int
+af_install_data (const char *home, const char *program, const char *archive, char *err, size_t errlen)
+{
+    if (s_check (archive, err, errlen))
+        return -1;
+    char data [600];
+    snprintf (data, sizeof data, "%s/data", home);
+    json_t *files = json_array ();
+    int rc = s_unpack_swap (data, program, archive, NULL, files, err, errlen);
+    json_decref (files);
+    return rc;
+}
+
+int
+af_install_pack_dir (const char *dir, const char *archive, char *err, size_t errlen)
+{
+    struct archive *disk = archive_read_disk_new ();
+    struct archive *writer = archive_write_new ();
+    archive_read_disk_set_standard_lookup (disk);
+    archive_read_disk_set_symlink_physical (disk);
+    archive_write_set_format_pax_restricted (writer);
+    int rc = 0;
+    if (archive_write_open_filename (writer, archive) != ARCHIVE_OK) {
+        snprintf (err, errlen, "cannot write %s: %s", archive, archive_error_string (writer));
+        rc = -1;
+    }
+    else
+    if (archive_read_disk_open (disk, dir) != ARCHIVE_OK) {
+        snprintf (err, errlen, "cannot read %s: %s", dir, archive_error_string (disk));
+        rc = -1;
+    }
+    size_t dirlen = strlen (dir);
+    size_t count = 0;
+    struct archive_entry *entry = archive_entry_new ();
+    while (rc == 0) {
+        archive_entry_clear (entry);
+        int r = archive_read_next_header2 (disk, entry);
+        if (r == ARCHIVE_EOF)
+            break;
+        if (r != ARCHIVE_OK) {
+            snprintf (err, errlen, "cannot read %s: %s", dir, archive_error_string (disk));
             rc = -1;
+            break;
         }
-        else
-        if (rename (stage, live)) {
-            snprintf (err, errlen, "cannot put the new version in place: %s", strerror (errno));
-            if (had)
-                rename (old, live);
+        archive_read_disk_descend (disk);
+        const char *path = archive_entry_sourcepath (entry);
+        mode_t type = archive_entry_filetype (entry);
+        //  Relative names; the directory itself and anything but files
+        //  and directories (sockets, links) are left out
+        if (!path || strlen (path) <= dirlen + 1 || (type != AE_IFREG && type != AE_IFDIR))
+            continue;
+        archive_entry_set_pathname (entry, path + dirlen + 1);
+        if (++count > AF_INSTALL_MAX_ENTRIES) {
+            snprintf (err, errlen, "%s has more than %d entries", dir, AF_INSTALL_MAX_ENTRIES);
             rc = -1;
+            break;
         }
-        else {
-            af_install_info_t record = *info;
-            snprintf (record.method, sizeof record.method, "builtin");
-            rc = af_install_record_write (home, &record, files, err, errlen);
-            if (had)
-                s_remove_tree (old);
+        if (archive_write_header (writer, entry) != ARCHIVE_OK) {
+            snprintf (err, errlen, "cannot pack %s: %s", path, archive_error_string (writer));
+            rc = -1;
+            break;
         }
+        if (type == AE_IFREG) {
+            int fd = open (path, O_RDONLY | O_CLOEXEC);
+            char buffer [65536];
+            ssize_t n = 0;
+            while (fd >= 0 && (n = read (fd, buffer, sizeof buffer)) > 0)
+                if (archive_write_data (writer, buffer, (size_t) n) != n) {
+                    n = -1;
+                    break;
+                }
+            if (fd < 0 || n < 0) {
+                snprintf (err, errlen, "cannot pack %s: %s", path, strerror (errno));
+                rc = -1;
+            }
+            if (fd >= 0)
+                close (fd);
+        }
+    }
+    archive_entry_free (entry);
+    archive_read_close (disk);
+    archive_read_free (disk);
+    if (archive_write_close (writer) != ARCHIVE_OK && rc == 0) {
+        snprintf (err, errlen, "cannot write %s: %s", archive, archive_error_string (writer));
+        rc = -1;
+    }
+    archive_write_free (writer);
+    if (rc == 0 && count == 0) {
+        snprintf (err, errlen, "%s is empty", dir);
+        rc = -1;
     }
     if (rc)
-        s_remove_tree (stage);
-    json_decref (files);
+        unlink (archive);
     return rc;
 }
 
@@ -551,6 +675,36 @@ af_install_test (bool verbose)
     zdir_t *apps = zdir_new (path, "-");
     assert (zdir_count (apps) == 0);            //  only apps/demo/..., no .demo.new-*
     zdir_destroy (&apps);
+
+    //  defaults/ seed the data directory once; user data replaces it
+    const char *seeded [][3] = { { "defaults/", "d", "" }, { "defaults/settings", "f", "default\n" },
+                                 { "bin", "f", "x" }, { NULL, NULL, NULL } };
+    s_make_tar (pkg, seeded);
+    strcpy (info.program, "seeded");
+    assert (af_install_builtin (home, pkg, &info, err, sizeof err) == 0);
+    snprintf (path, sizeof path, "%s/data/seeded/settings", home);
+    assert (zsys_file_exists (path));
+    char user [700], packed [700];
+    snprintf (user, sizeof user, "%s/user", home);
+    assert (zsys_dir_create ("%s/sub", user) == 0);
+    snprintf (path, sizeof path, "%s/user/history", home);
+    file = fopen (path, "w");
+    fprintf (file, "mine\n");
+    fclose (file);
+    snprintf (packed, sizeof packed, "%s/user.tar", home);
+    assert (af_install_pack_dir (user, packed, err, sizeof err) == 0);
+    assert (af_install_data (home, "seeded", packed, err, sizeof err) == 0);
+    snprintf (path, sizeof path, "%s/data/seeded/history", home);
+    assert (zsys_file_exists (path));
+    snprintf (path, sizeof path, "%s/data/seeded/settings", home);
+    assert (!zsys_file_exists (path));          //  replaced, not merged
+    snprintf (path, sizeof path, "%s/data/seeded/sub", home);
+    struct stat sub;
+    assert (stat (path, &sub) == 0 && S_ISDIR (sub.st_mode));
+    //  An empty directory is not worth sending
+    snprintf (path, sizeof path, "%s/empty", home);
+    assert (zsys_dir_create ("%s", path) == 0);
+    assert (af_install_pack_dir (path, packed, err, sizeof err) == -1 && strstr (err, "empty"));
 
     //  Install commands: success, failure, time limit
     snprintf (path, sizeof path, "%s/install.log", home);

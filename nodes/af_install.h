@@ -43,6 +43,19 @@ typedef struct {
 int af_install_builtin (const char *home, const char *package, const af_install_info_t *info,
                         char *err, size_t errlen);
 
+//  A package whose archive has a top-level defaults/ directory seeds
+//  HOME/data/PROGRAM/ with it when that does not exist yet (the app's
+//  default settings). User data sent with a push (S2.8) replaces
+//  HOME/data/PROGRAM/ as a whole, with the same checks and the same
+//  staging: 0, or -1 with err and the data directory unchanged.
+int af_install_data (const char *home, const char *program, const char *archive,
+                     char *err, size_t errlen);
+
+//  Pack a directory's files and subdirectories (not links or special
+//  files) into a tar archive, names relative to dir. 0, or -1 with err
+//  (an empty directory is an error: nothing to send).
+int af_install_pack_dir (const char *dir, const char *archive, char *err, size_t errlen);
+
 typedef struct _af_install_cmd_t af_install_cmd_t;
 
 //  Start the operator's command: /bin/sh -c 'COMMAND' with the package

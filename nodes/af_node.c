@@ -17,8 +17,10 @@
 #include <errno.h>
 #include <jansson.h>
 #include <sodium.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <zstd.h>
 
 #define CTL_MAX_FRAMES  8
 #define CTL_MAX_FRAME   4096
@@ -60,7 +62,25 @@ typedef struct {
     uint32_t files;
     char done_rid [AF_ID_HEX + 1];
     int64_t reported_at;            //  0: DONE still to send
+    char data_hash [AF_HASH_HEX + 1];   //  user data sent with the push (S2.8)
+    uint64_t data_total;
+    bool data_phase;                //  the package is in; fetching the data
+    char fetch_hash [AF_HASH_HEX + 1];  //  what is being fetched now
+    uint64_t fetch_total;
 } job_t;
+
+//  The user data of a push this device starts, on its way to the broker
+typedef struct {
+    char hash [AF_HASH_HEX + 1];
+    uint64_t total;
+    uint64_t sent;
+    uint32_t credit;
+    int fd;
+    char path [600];
+    char rid [AF_ID_HEX + 1];       //  of the UPLOAD
+    af_msg_t *push;                 //  the PUSH to send once the broker has it
+    zframe_t *client;               //  the CLI waiting for the push's answer
+} upload_t;
 
 typedef struct {
     char hex [AF_ID_HEX + 1];
@@ -98,6 +118,10 @@ struct _af_node_t {
     uint64_t notifications;         //  received since start
     json_t *pushes;                 //  pushes this device started (pushes.json)
     zlistx_t *jobs;                 //  job_t: offers received, in order
+    upload_t *upload;               //  user data being sent, or NULL
+    uint8_t *chunk_raw;             //  upload buffers: one chunk, and compressed
+    uint8_t *chunk_packed;
+    size_t chunk_packed_size;
 };
 
 void
@@ -293,7 +317,7 @@ s_status_doc (af_node_t *self)
             "pushId", job->push, "program", job->program, "versionName", job->package.version_name,
             "state", states [job->state],
             "bytes", (json_int_t) (job->download? af_download_received (job->download): 0),
-            "total", (json_int_t) job->package.size));
+            "total", (json_int_t) (job->fetch_total? job->fetch_total: job->package.size)));
     json_object_set_new (doc, "receiving", receiving);
     return doc;
 }
@@ -391,6 +415,8 @@ static json_t *s_push_accepted (af_node_t *self, af_msg_t *msg);
 static json_t *s_push_find (af_node_t *self, const char *push_id);
 static json_t *s_push_target (json_t *push, const char *device_id, bool create);
 static void s_jobs_run (af_node_t *self);
+static void s_upload_pump (af_node_t *self);
+static void s_upload_answer (af_node_t *self, pending_t *pending, af_msg_t *msg);
 static void s_job_fetch (af_node_t *self, job_t *job);
 static void s_job_report (af_node_t *self, job_t *job, const char *state, uint32_t files,
                           const char *format, ...) __attribute__ ((format (printf, 5, 6)));
@@ -504,6 +530,13 @@ s_dealer_event (zloop_t *loop, zsock_t *reader, void *arg)
     if (msg->id == AF_MSG_CHUNK)
         s_on_chunk (self, msg);
     else
+    if (msg->id == AF_MSG_CREDIT && !msg->has_rid) {
+        if (self->upload && streq (self->upload->hash, msg->hash)) {
+            self->upload->credit += msg->credit;
+            s_upload_pump (self);
+        }
+    }
+    else
     if (msg->id == AF_MSG_ITEM)
         s_on_item (self, msg);
     else
@@ -577,6 +610,14 @@ s_dealer_event (zloop_t *loop, zsock_t *reader, void *arg)
                 if (job && job->state == JOB_FETCHING && streq (job->fetch_rid, hex))
                     s_job_report (self, job, "failed", 0, "the broker cannot send the package: %s (%s)",
                                   msg->reason, af_code_name ((int) msg->code));
+            }
+            else
+            if (streq (pending->verb, "upload")) {
+                s_upload_answer (self, pending, msg);
+                if (msg->id == AF_MSG_CREDIT) {
+                    af_msg_destroy (&msg);
+                    return 0;           //  the UPLOAD stays pending until OK
+                }
             }
             else
             if (streq (pending->verb, "done")) {
@@ -771,7 +812,7 @@ static void
 s_job_fetch (af_node_t *self, job_t *job)
 {
     af_msg_t *fetch = af_msg_new (AF_MSG_FETCH);
-    snprintf (fetch->hash, sizeof fetch->hash, "%s", job->package.hash);
+    snprintf (fetch->hash, sizeof fetch->hash, "%s", job->fetch_hash);
     fetch->offset = af_download_received (job->download);
     fetch->credit = NODE_CREDIT;
     job->owed = 0;
@@ -793,10 +834,45 @@ s_record_files (af_node_t *self, const char *program)
     return files;
 }
 
+//  The package is installed: done, unless user data comes with it
 static void
 s_job_installed (af_node_t *self, job_t *job, uint32_t files)
 {
-    s_job_report (self, job, "installed", files, NULL);
+    if (!*job->data_hash) {
+        s_job_report (self, job, "installed", files, NULL);
+        return;
+    }
+    char err [AF_MAX_REASON + 1];
+    af_download_destroy (&job->download);
+    if (*job->part)
+        unlink (job->part);
+    job->files = files;
+    job->data_phase = true;
+    snprintf (job->part, sizeof job->part, "%s/incoming/%s.data", self->config.home, job->push);
+    snprintf (job->fetch_hash, sizeof job->fetch_hash, "%s", job->data_hash);
+    job->fetch_total = job->data_total;
+    job->download = af_download_new (job->part, job->data_hash, job->data_total, err, sizeof err);
+    if (!job->download) {
+        s_job_report (self, job, "failed", files, "installed, but the user data cannot be received: %s", err);
+        return;
+    }
+    job->state = JOB_FETCHING;
+    zsys_info ("node: receiving the user data of %s (%llu bytes)", job->program,
+               (unsigned long long) job->data_total);
+    s_job_fetch (self, job);
+}
+
+//  The user data is in and verified: it replaces the app's data directory
+static void
+s_job_import (af_node_t *self, job_t *job)
+{
+    char err [AF_MAX_REASON + 1];
+    af_download_keep (job->download);
+    af_download_destroy (&job->download);
+    if (af_install_data (self->config.home, job->program, job->part, err, sizeof err))
+        s_job_report (self, job, "failed", job->files, "installed, but the user data was not imported: %s", err);
+    else
+        s_job_report (self, job, "installed", job->files, "with the user data of device %.8s", job->from);
 }
 
 //  The package is in and verified: install it
@@ -869,10 +945,12 @@ s_jobs_run (af_node_t *self)
     af_install_info_t info;
     if (af_install_record_read (self->config.home, job->program, &info) == 0
     &&  streq (info.hash, job->package.hash)) {
-        s_job_report (self, job, "installed", 0, NULL);
+        s_job_installed (self, job, 0);
         return;
     }
     snprintf (job->part, sizeof job->part, "%s/incoming/%s.part", self->config.home, job->push);
+    snprintf (job->fetch_hash, sizeof job->fetch_hash, "%s", job->package.hash);
+    job->fetch_total = job->package.size;
     job->download = af_download_new (job->part, job->package.hash, job->package.size, err, sizeof err);
     if (!job->download) {
         s_job_report (self, job, "failed", 0, "%s", err);
@@ -911,7 +989,7 @@ s_job_credit (af_node_t *self, job_t *job)
     if (give == 0)
         return;
     af_msg_t *credit = af_msg_new (AF_MSG_CREDIT);
-    snprintf (credit->hash, sizeof credit->hash, "%s", job->package.hash);
+    snprintf (credit->hash, sizeof credit->hash, "%s", job->fetch_hash);
     credit->credit = give;
     if (s_broker_send (self, credit) == 0)
         job->owed -= give;
@@ -922,15 +1000,21 @@ static void
 s_on_chunk (af_node_t *self, af_msg_t *msg)
 {
     job_t *job = (job_t *) zlistx_first (self->jobs);
-    if (!job || job->state != JOB_FETCHING || !streq (job->package.hash, msg->hash)) {
+    if (!job || job->state != JOB_FETCHING || !streq (job->fetch_hash, msg->hash)) {
         zsys_warning ("node: dropped a chunk of %.16s...: no transfer of it is running", msg->hash);
         return;
     }
     char err [AF_MAX_REASON + 1];
     int rc = af_download_chunk (job->download, msg, err, sizeof err);
     job->last_chunk = zclock_mono ();
+    if (rc < 0 && job->data_phase)
+        s_job_report (self, job, "failed", job->files, "installed, but the user data failed: %s", err);
+    else
     if (rc < 0)
         s_job_report (self, job, "failed", 0, "%s", err);
+    else
+    if (rc == 1 && job->data_phase)
+        s_job_import (self, job);
     else
     if (rc == 1)
         s_job_install (self, job);
@@ -1002,6 +1086,8 @@ s_on_item (af_node_t *self, af_msg_t *item)
             snprintf (job->item, sizeof job->item, "%s", item->item);
             job->package = msg->package;
             job->fit = msg->fit;
+            snprintf (job->data_hash, sizeof job->data_hash, "%s", msg->data_hash);
+            job->data_total = msg->data_total;
             job->state = JOB_WAITING;
             job->tokens_at = zclock_mono ();
             zlistx_add_end (self->jobs, job);
@@ -1050,6 +1136,146 @@ s_jobs_tick (af_node_t *self)
     &&  now - job->reported_at > self->config.request_timeout_ms)
         job->reported_at = 0;           //  no OK came: report again
     s_jobs_run (self);
+}
+
+//  --------------------------------------------------------------------------
+//  User data sent with a push (S2.8): packed, uploaded to the broker under
+//  its credit, then the PUSH names it
+
+static void
+s_upload_free (upload_t **upload_p)
+{
+    upload_t *upload = *upload_p;
+    if (upload) {
+        if (upload->fd >= 0)
+            close (upload->fd);
+        unlink (upload->path);
+        af_msg_destroy (&upload->push);
+        zframe_destroy (&upload->client);
+        free (upload);
+        *upload_p = NULL;
+    }
+}
+
+//  Send the chunks the broker's credit allows
+static void
+s_upload_pump (af_node_t *self)
+{
+    upload_t *upload = self->upload;
+    while (upload && upload->credit && upload->sent < upload->total) {
+        size_t want = upload->total - upload->sent < AF_MAX_CHUNK?
+                      (size_t) (upload->total - upload->sent): AF_MAX_CHUNK;
+        ssize_t got = pread (upload->fd, self->chunk_raw, want, (off_t) upload->sent);
+        if (got != (ssize_t) want) {
+            s_ctl_error (self, upload->client, AF_E_INTERNAL, "cannot read %s: %s", upload->path,
+                         got < 0? strerror (errno): "it shrank");
+            s_upload_free (&self->upload);
+            return;
+        }
+        af_msg_t *chunk = af_msg_new (AF_MSG_CHUNK);
+        snprintf (chunk->hash, sizeof chunk->hash, "%s", upload->hash);
+        chunk->offset = upload->sent;
+        chunk->total = upload->total;
+        chunk->size = (uint32_t) want;
+        size_t packed = ZSTD_compress (self->chunk_packed, self->chunk_packed_size, self->chunk_raw, want, 1);
+        chunk->zstd = !ZSTD_isError (packed) && packed < want;
+        chunk->data = chunk->zstd? self->chunk_packed: self->chunk_raw;     //  borrowed
+        chunk->data_size = (uint32_t) (chunk->zstd? packed: want);
+        int rc = s_broker_send (self, chunk);
+        chunk->data = NULL;
+        af_msg_destroy (&chunk);
+        if (rc)
+            return;                     //  not connected: the request will time out
+        upload->sent += want;
+        upload->credit--;
+    }
+}
+
+//  The CLI asked for a push with the app's data: pack it, then UPLOAD
+static void
+s_upload_start (af_node_t *self, zframe_t *client, af_msg_t *push)
+{
+    char dir [600], err [AF_MAX_REASON + 1];
+    snprintf (dir, sizeof dir, "%s/data/%s", self->config.home, push->program);
+    struct stat st;
+    if (stat (dir, &st) || !S_ISDIR (st.st_mode)) {
+        s_ctl_error (self, client, AF_E_MALFORMED, "no data to send: %s is not a directory", dir);
+        af_msg_destroy (&push);
+        return;
+    }
+    if (self->upload) {
+        s_ctl_error (self, client, AF_E_UNAVAILABLE, "another push's data is being sent; try again later");
+        af_msg_destroy (&push);
+        return;
+    }
+    upload_t *upload = (upload_t *) zmalloc (sizeof (upload_t));
+    assert (upload);
+    upload->fd = -1;
+    upload->push = push;
+    upload->client = zframe_dup (client);
+    uint8_t rand [8];
+    randombytes_buf (rand, sizeof rand);
+    char tag [17];
+    sodium_bin2hex (tag, sizeof tag, rand, sizeof rand);
+    snprintf (upload->path, sizeof upload->path, "%s/incoming/data-%s.tar", self->config.home, tag);
+    self->upload = upload;
+    if (af_install_pack_dir (dir, upload->path, err, sizeof err)) {
+        s_ctl_error (self, client, AF_E_MALFORMED, "cannot pack the data: %s", err);
+        s_upload_free (&self->upload);
+        return;
+    }
+    //  Its hash and size name it on the broker
+    upload->fd = open (upload->path, O_RDONLY | O_CLOEXEC);
+    crypto_generichash_state state;
+    crypto_generichash_init (&state, NULL, 0, AF_HASH_SIZE);
+    ssize_t n = 0;
+    while (upload->fd >= 0 && (n = read (upload->fd, self->chunk_raw, AF_MAX_CHUNK)) > 0) {
+        crypto_generichash_update (&state, self->chunk_raw, (size_t) n);
+        upload->total += (uint64_t) n;
+    }
+    uint8_t hash [AF_HASH_SIZE];
+    crypto_generichash_final (&state, hash, sizeof hash);
+    sodium_bin2hex (upload->hash, sizeof upload->hash, hash, sizeof hash);
+    if (upload->fd < 0 || n < 0 || upload->total > AF_MAX_DATA) {
+        s_ctl_error (self, client, AF_E_MALFORMED, upload->total > AF_MAX_DATA?
+                     "the data is larger than 256 MiB": "cannot read the packed data");
+        s_upload_free (&self->upload);
+        return;
+    }
+    memcpy (push->data_hash, upload->hash, sizeof push->data_hash);
+    push->data_total = upload->total;
+    af_msg_t *msg = af_msg_new (AF_MSG_UPLOAD);
+    memcpy (msg->hash, upload->hash, sizeof msg->hash);
+    msg->total = upload->total;
+    pending_t *pending = s_request (self, NULL, "upload", msg);
+    memcpy (upload->rid, pending->hex, sizeof upload->rid);
+    zsys_info ("node: sending %llu bytes of %s's data to the broker", (unsigned long long) upload->total,
+               push->program);
+}
+
+//  The broker's answer to our UPLOAD: credit, then OK (it has the data)
+//  or ERROR
+static void
+s_upload_answer (af_node_t *self, pending_t *pending, af_msg_t *msg)
+{
+    upload_t *upload = self->upload;
+    if (!upload || !streq (upload->rid, pending->hex))
+        return;
+    if (msg->id == AF_MSG_CREDIT) {
+        upload->credit += msg->credit;
+        pending->deadline = zclock_mono () + self->config.request_timeout_ms;
+        s_upload_pump (self);
+    }
+    else
+    if (msg->id == AF_MSG_OK) {
+        s_request (self, upload->client, "push", upload->push);
+        upload->push = NULL;
+        s_upload_free (&self->upload);
+    }
+    else {
+        s_ctl_error (self, upload->client, (int) msg->code, "the broker refused the data: %s", msg->reason);
+        s_upload_free (&self->upload);
+    }
 }
 
 //  --------------------------------------------------------------------------
@@ -1123,9 +1349,6 @@ s_ctl_event (zloop_t *loop, zsock_t *reader, void *arg)
     if (streq (verb, "push") && arg1 && arg2) {
         if (!self->logged_in)
             s_ctl_error (self, client, AF_E_NOT_LOGGED_IN, "not logged in; run: appferry login ACCOUNT");
-        else
-        if (arg3 && streq (arg3, "data"))
-            s_ctl_error (self, client, AF_E_UNKNOWN_COMMAND, "--with-data is not supported by this node yet");
         else {
             af_msg_t *msg = af_msg_new (AF_MSG_PUSH);
             char err [AF_MAX_REASON + 1] = "";
@@ -1151,7 +1374,11 @@ s_ctl_event (zloop_t *loop, zsock_t *reader, void *arg)
             }
             else {
                 s_attest (self, msg);
-                s_request (self, client, verb, msg);
+                msg->with_data = arg3 && streq (arg3, "data");
+                if (msg->with_data)
+                    s_upload_start (self, client, msg);
+                else
+                    s_request (self, client, verb, msg);
             }
         }
     }
@@ -1326,6 +1553,10 @@ af_node_new (const af_node_config_t *config, char *err, size_t errlen)
     s_pushes_load (self);
     self->jobs = zlistx_new ();
     zlistx_set_destructor (self->jobs, s_job_free);
+    self->chunk_raw = (uint8_t *) malloc (AF_MAX_CHUNK);
+    self->chunk_packed_size = ZSTD_compressBound (AF_MAX_CHUNK);
+    self->chunk_packed = (uint8_t *) malloc (self->chunk_packed_size);
+    assert (self->chunk_raw && self->chunk_packed);
     self->pending = zhashx_new ();
     zhashx_set_destructor (self->pending, s_pending_free);
     self->inbox = json_array ();
@@ -1379,6 +1610,9 @@ af_node_destroy (af_node_t **self_p)
     json_decref (self->inbox);
     json_decref (self->pushes);
     zlistx_destroy (&self->jobs);
+    s_upload_free (&self->upload);
+    free (self->chunk_raw);
+    free (self->chunk_packed);
     zcert_destroy (&self->cert);
     zcert_destroy (&self->broker_cert);
     free (self);

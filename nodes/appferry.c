@@ -139,7 +139,8 @@ s_print_target (json_t *target)
     long long total = (long long) json_integer_value (json_object_get (target, "total"));
     printf ("    %-20.20s %-10s", name, state);
     if (streq (state, "installed"))
-        printf (" version %s", s_str (target, "versionName"));
+        printf (" version %s%s%s%s", s_str (target, "versionName"), *s_str (target, "reason")? " (": "",
+                s_str (target, "reason"), *s_str (target, "reason")? ")": "");
     else
     if (streq (state, "store-link"))
         printf (" %s", s_str (target, "reason"));

@@ -58,6 +58,7 @@
 #define AF_MAX_CHUNK            (256 * 1024)    //  raw bytes in one CHUNK
 #define AF_MAX_CREDIT           16      //  CHUNKs in flight per transfer
 #define AF_MAX_ITEM             (64 * 1024) //  an outbox item (encoded message)
+#define AF_MAX_DATA             (256 * 1024 * 1024) //  a push's user data (tar), bytes
 #define AF_MAX_SCREEN           16384   //  pixels, each dimension
 #define AF_MAX_DENSITY          1000    //  dpi
 #define AF_MAX_SDK              99      //  Android API level

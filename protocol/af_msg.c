@@ -222,6 +222,7 @@ static const field_t f_push [] = {
     { "attest", T_STRS, offsetof (M, attest), AF_MAX_ATTEST_LEN + 1, offsetof (M, attest_count),
       0, AF_MAX_ATTEST, false },
     U64 (M, "attestTime", attest_time, false),
+    STR (M, "dataHash", data_hash, false), U64 (M, "dataSize", data_total, false),
     END };
 static const field_t f_push_accepted [] = {
     F_PUSH, STR (M, "program", program, true),
@@ -238,6 +239,7 @@ static const field_t f_offer [] = {
     F_PUSH, STR (M, "program", program, true), STR (M, "from", from, true),
     U32 (M, "fit", fit, AF_FIT_PACKAGE, AF_FIT_STORE_LINK, true),
     { "package", T_PACKAGE, offsetof (M, package), 0, offsetof (M, has_package), 0, 0, true },
+    STR (M, "dataHash", data_hash, false), U64 (M, "dataSize", data_total, false),
     END };
 static const field_t f_result [] = {
     F_PUSH, STR (M, "program", program, true), STR (M, "deviceId", device_id, true),
@@ -259,6 +261,8 @@ static const field_t f_done [] = {
 static const field_t f_progress [] = {
     F_PUSH, STR (M, "deviceId", device_id, true), U64 (M, "offset", offset, true),
     U64 (M, "total", total, true), END };
+static const field_t f_upload [] = {
+    F_HASH, U64 (M, "total", total, true), END };
 static const field_t f_none [] = { END };
 
 typedef struct {
@@ -294,6 +298,7 @@ static const command_t s_commands [AF_MSG_COUNT] = {
     [AF_MSG_CREDIT]      = { "CREDIT", f_credit },
     [AF_MSG_DONE]        = { "DONE", f_done },
     [AF_MSG_PROGRESS]    = { "PROGRESS", f_progress },
+    [AF_MSG_UPLOAD]      = { "UPLOAD", f_upload },
 };
 
 //  --------------------------------------------------------------------------

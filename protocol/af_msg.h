@@ -57,6 +57,7 @@ typedef enum {
     AF_MSG_CREDIT,          //  N->B  room for more chunks
     AF_MSG_DONE,            //  N->B  a target's outcome for a push
     AF_MSG_PROGRESS,        //  B->N  bytes sent to a target, for the initiator
+    AF_MSG_UPLOAD,          //  N->B  store a blob (a push's user data) on the broker
     AF_MSG_COUNT
 } af_msg_id_t;
 
@@ -118,6 +119,8 @@ typedef struct {
     uint32_t data_size;
     uint8_t *data;                          //  owned; CHUNK
     uint32_t files;                         //  DONE: files written
+    char data_hash [AF_HASH_HEX + 1];       //  PUSH, OFFER: the user data blob
+    uint64_t data_total;                    //  PUSH, OFFER: its size
 } af_msg_t;
 
 //  Create a message of the given command, version AF_PROTO_VERSION.

@@ -24,6 +24,9 @@ def tar(name, entries):
                 t.addfile(info, io.BytesIO(data))
 tar("big.tar", [("big/", b"", "dir"), ("big/blob", os.urandom(64 * 1024 * 1024), "file")])
 tar("tamper.tar", [("t/", b"", "dir"), ("t/data", os.urandom(600 * 1024), "file")])
+tar("diary.tar", [("app/", b"", "dir"), ("app/README", b"diary\n", "file"),
+                  ("defaults/", b"", "dir"), ("defaults/settings.conf", b"theme=light\n", "file"),
+                  ("defaults/cache.db", b"empty\n", "file")])
 tar("evil.tar", [("app/", b"", "dir"), ("app/README", b"looks fine\n", "file"),
                  ("../evil", b"escaped\n", "file")])
 PY
@@ -31,7 +34,9 @@ cat > "$T/pkg/manifest.json" <<'JSON'
 [ { "program": "bigapp", "platform": "android", "versionCode": 1, "versionName": "1.0",
     "minSdk": 21, "file": "big.tar" },
   { "program": "tamperapp", "platform": "android", "versionCode": 1, "versionName": "1.0",
-    "minSdk": 21, "file": "tamper.tar" } ]
+    "minSdk": 21, "file": "tamper.tar" },
+  { "program": "diary", "platform": "android", "versionCode": 3, "versionName": "3.0",
+    "minSdk": 21, "file": "diary.tar" } ]
 JSON
 cat > "$T/pkg/evil.json" <<'JSON'
 [ { "program": "notes", "platform": "android", "versionCode": 999, "versionName": "9.9.9",
@@ -97,6 +102,22 @@ check "  ... exit 1" test $rc -eq 1
 check "  ... nothing written outside" test -z "$(find "$T/tablet" -name evil)"
 check "  ... the installed version is intact" \
     test -f "$T/tablet/apps/notes/app/README" -a "$(jq -r .hash "$T/tablet/installed/notes.json")" = "$good"
+
+# --- user data (S2.8): sent with the push, replaces the installed defaults
+out=$(af phone push diary --to "$TABLET" --with-data 2>&1); rc=$?
+check "--with-data without a data directory is refused" has "$out" "no data to send"
+mkdir -p "$T/phone/data/diary/notes"
+printf 'theme=dark\n' > "$T/phone/data/diary/settings.conf"
+printf 'day 1: pushed my diary\n' > "$T/phone/data/diary/notes/history.log"
+af tablet status > /dev/null
+out=$(af phone push diary --to "$TABLET" --with-data 2>&1); rc=$?
+echo "$out" | tail -n 1 | sed 's/^/  # /'
+check "a push with the app's data installs" test $rc -eq 0 -a -f "$T/tablet/apps/diary/app/README"
+check "  ... the user's settings replaced the defaults" \
+    test "$(cat "$T/tablet/data/diary/settings.conf" 2>/dev/null)" = "theme=dark"
+check "  ... the user's history arrived" test -f "$T/tablet/data/diary/notes/history.log"
+check "  ... nothing of the defaults is left" test ! -e "$T/tablet/data/diary/cache.db"
+check "  ... the result says so" has "$out" "with the user data"
 
 # --- the operator's install command
 out=$(af phone push weixin --to "$PC" 2>&1); rc=$?
