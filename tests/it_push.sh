@@ -22,22 +22,23 @@ start_broker broker -c "$T/broker.cfg" --catalog "$T/catalog"
 start_matcher matcher "$T/catalog"
 start_node phone "$DEVICES/galaxy-s21.json" --attest "$T/attest.clean"
 start_node tv "$DEVICES/chromecast-google-tv.json"
+start_node a10 "$DEVICES/galaxy-a10.json"
 start_node pc "$DEVICES/windows-pc.json"
 start_node iphone "$DEVICES/iphone-13.json"
 start_node tablet "$DEVICES/galaxy-tab-s7.json" --attest "$T/attest.bad"
 af phone register ana > /dev/null || die "register failed"
-for n in phone tv pc iphone tablet; do af $n login ana > /dev/null || die "$n login failed"; done
-TV=$(device_id tv); PC=$(device_id pc); IPHONE=$(device_id iphone); TABLET=$(device_id tablet)
+for n in phone tv a10 pc iphone tablet; do af $n login ana > /dev/null || die "$n login failed"; done
+A10=$(device_id a10); TV=$(device_id tv); PC=$(device_id pc); IPHONE=$(device_id iphone); TABLET=$(device_id tablet)
 PHONE=$(device_id phone)
 
 # expected_hash DEVICE-FILE PROGRAM: what the catalog itself picks
 expected () { "$CATALOG" --catalog "$T/catalog" --json resolve "$2" "$DEVICES/$1.json" | jq -r "$3"; }
 
-# --- one program to an Android TV, a Windows PC and an iPhone
-out=$(af phone push weixin --to "$TV,$PC,$IPHONE" 2>&1); rc=$?
+# --- one program to an Android phone, an Android TV, a Windows PC and an iPhone
+out=$(af phone push weixin --to "$A10,$TV,$PC,$IPHONE" 2>&1); rc=$?
 echo "$out" | sed 's/^/  # /'
-check "push to tv, pc and iphone exits 0" test $rc -eq 0
-for pair in tv:chromecast-google-tv pc:windows-pc; do
+check "push to an Android phone, a TV, a PC and an iPhone exits 0" test $rc -eq 0
+for pair in a10:galaxy-a10 tv:chromecast-google-tv pc:windows-pc; do
     n=${pair%%:*} dev=${pair#*:}
     want=$(expected "$dev" weixin .package.hash)
     got=$(afj $n '.installed[] | select(.program == "weixin") | .hash' installed)
@@ -45,14 +46,15 @@ for pair in tv:chromecast-google-tv pc:windows-pc; do
         test -n "$want" -a "$got" = "$want"
     check "$n unpacked it under apps/weixin" test -f "$T/$n/apps/weixin/app/README"
 done
-check "tv and pc got different packages" \
-    test "$(expected chromecast-google-tv weixin .package.hash)" != "$(expected windows-pc weixin .package.hash)"
+check "the phone, the tv and the pc got three different packages" \
+    test "$( (expected galaxy-a10 weixin .package.hash; expected chromecast-google-tv weixin .package.hash
+              expected windows-pc weixin .package.hash) | sort -u | wc -l)" -eq 3
 link=$(expected iphone-13 weixin .package.storeLink)
 check "the iPhone recorded the store link" \
     test "$(afj iphone '.storeLinks[0].storeLink' installed)" = "$link"
 check "the iPhone installed nothing" test ! -e "$T/iphone/apps/weixin"
 PUSH=$(afj phone '.pushes[-1].pushId' status)
-check "the phone's status shows each target's final state" wait_eq 5 "installed installed store-link" \
+check "the phone's status shows each target's final state" wait_eq 5 "installed installed installed store-link" \
     afj phone "[.pushes[-1].targets[] | .state] | join(\" \")" status
 check "the push output named each result" has "$out" "installed" "version 1.2.0" "store-link" "$link"
 
