@@ -120,8 +120,8 @@ af_download_chunk (af_download_t *self, const af_msg_t *chunk, char *err, size_t
     crypto_generichash_final (&self->state, hash, sizeof hash);
     sodium_bin2hex (hex, sizeof hex, hash, sizeof hash);
     if (!streq (hex, self->hash)) {
-        snprintf (err, errlen, "the package's hash does not match (got %.16s..., expected %.16s...): "
-                  "it was altered in the store or in transit; not installed", hex, self->hash);
+        snprintf (err, errlen, "the file's hash does not match (got %.16s..., expected %.16s...): "
+                  "it was altered in the store or in transit", hex, self->hash);
         return -1;
     }
     if (fsync (self->fd)) {

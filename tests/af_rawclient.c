@@ -9,6 +9,7 @@
       af_rawclient ENDPOINT BROKER_CERT battery
       af_rawclient ENDPOINT BROKER_CERT claim ACCOUNT PASSWORD DEVICE_ID
       af_rawclient ENDPOINT BROKER_CERT forbidden ACCOUNT PASSWORD OTHER_ACCOUNT
+      af_rawclient ENDPOINT BROKER_CERT push ACCOUNT PASSWORD
     Prints one line per check and "N passed, M failed"; exits 1 on any failure.
     =========================================================================
 */
@@ -332,11 +333,110 @@ s_forbidden (const char *account, const char *password, const char *other)
     af_msg_destroy (&msg);
 }
 
+//  Hostile push traffic from a logged-in device: fetching what was not
+//  offered, uploads that lie, outcomes and acks that name nothing
+static void
+s_push_battery (const char *account, const char *password)
+{
+    af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
+    af_msg_set_rid_random (msg);
+    snprintf (msg->account, sizeof msg->account, "%s", account);
+    snprintf (msg->password, sizeof msg->password, "%s", password);
+    msg->device = s_device ("Raw pusher");
+    msg->has_device = true;
+    s_expect_msg ("LOGIN as a new device", msg, AF_MSG_LOGIN_OK, 0);
+    af_msg_destroy (&msg);
+    const char *nothing = "0000000000000000000000000000000000000000000000000000000000000000";
+
+    msg = af_msg_new (AF_MSG_FETCH);
+    af_msg_set_rid_random (msg);
+    strcpy (msg->hash, nothing);
+    msg->credit = 4;
+    s_expect_msg ("FETCH of a package no offer names", msg, AF_MSG_ERROR, AF_E_FORBIDDEN);
+    af_msg_destroy (&msg);
+
+    msg = af_msg_new (AF_MSG_CHUNK);
+    strcpy (msg->hash, nothing);
+    msg->total = msg->size = 4;
+    msg->data = (uint8_t *) strdup ("abcd");
+    msg->data_size = 4;
+    s_expect_msg ("CHUNK for no transfer", msg, AF_MSG_ERROR, AF_E_MALFORMED);
+    af_msg_destroy (&msg);
+
+    msg = af_msg_new (AF_MSG_UPLOAD);
+    af_msg_set_rid_random (msg);
+    strcpy (msg->hash, nothing);
+    msg->total = (uint64_t) AF_MAX_DATA + 1;
+    s_expect_msg ("UPLOAD over the size limit", msg, AF_MSG_ERROR, AF_E_MALFORMED);
+    af_msg_destroy (&msg);
+
+    //  An upload whose chunks come out of order, then one whose bytes lie
+    uint8_t data [1000], hash [AF_HASH_SIZE];
+    randombytes_buf (data, sizeof data);
+    crypto_generichash (hash, sizeof hash, data, sizeof data, NULL, 0);
+    char hex [AF_HASH_HEX + 1];
+    sodium_bin2hex (hex, sizeof hex, hash, sizeof hash);
+    for (int round = 0; round < 2; round++) {
+        msg = af_msg_new (AF_MSG_UPLOAD);
+        af_msg_set_rid_random (msg);
+        strcpy (msg->hash, hex);
+        msg->total = sizeof data;
+        s_expect_msg (round? "UPLOAD again: credit": "UPLOAD: credit", msg, AF_MSG_CREDIT, 0);
+        af_msg_destroy (&msg);
+        msg = af_msg_new (AF_MSG_CHUNK);
+        strcpy (msg->hash, hex);
+        msg->total = sizeof data;
+        msg->offset = round? 0: 500;
+        msg->size = round? sizeof data: 500;
+        msg->data = (uint8_t *) malloc (sizeof data);
+        memcpy (msg->data, data, sizeof data);
+        msg->data [10] ^= (uint8_t) round;      //  round 1: one byte changed
+        msg->data_size = msg->size;
+        s_expect_msg (round? "a CHUNK whose bytes do not match the hash": "a CHUNK out of order",
+                      msg, AF_MSG_ERROR, AF_E_MALFORMED);
+        af_msg_destroy (&msg);
+    }
+    msg = af_msg_new (AF_MSG_PUSH);
+    af_msg_set_rid_random (msg);
+    strcpy (msg->program, "weixin");
+    msg->target_count = 1;
+    strcpy (msg->targets [0], "all");
+    strcpy (msg->data_hash, hex);
+    msg->data_total = sizeof data;
+    strcpy (msg->node_version, AF_VERSION);         //  meets it_push's policy
+    msg->attest_count = 1;
+    strcpy (msg->attest [0], "malware_scan=clean");
+    msg->attest_time = (uint64_t) zclock_time ();
+    s_expect_msg ("PUSH naming data the broker does not have", msg, AF_MSG_ERROR, AF_E_MALFORMED);
+    af_msg_destroy (&msg);
+
+    msg = af_msg_new (AF_MSG_DONE);
+    af_msg_set_rid_random (msg);
+    strcpy (msg->push_id, "0123456789abcdef0123456789abcdef");
+    strcpy (msg->state, "hacked");
+    s_expect_msg ("DONE with an unknown state", msg, AF_MSG_ERROR, AF_E_MALFORMED);
+    strcpy (msg->state, "installed");
+    s_expect_msg ("DONE for no pending offer changes nothing", msg, AF_MSG_OK, 0);
+    af_msg_destroy (&msg);
+
+    msg = af_msg_new (AF_MSG_ACK);
+    strcpy (msg->item, "not-an-item");
+    s_expect_msg ("ACK of a malformed item ID", msg, AF_MSG_ERROR, AF_E_MALFORMED);
+    af_msg_destroy (&msg);
+
+    msg = af_msg_new (AF_MSG_ITEM);
+    af_msg_set_rid_random (msg);
+    strcpy (msg->item, "0123456789abcdef0123456789abcdef");
+    af_msg_set_body (msg, "x", 1);
+    s_expect_msg ("ITEM sent by a node", msg, AF_MSG_ERROR, AF_E_UNKNOWN_COMMAND);
+    af_msg_destroy (&msg);
+}
+
 int
 main (int argc, char *argv [])
 {
     if (argc < 4) {
-        fprintf (stderr, "usage: af_rawclient ENDPOINT BROKER_CERT battery|claim|forbidden ...\n");
+        fprintf (stderr, "usage: af_rawclient ENDPOINT BROKER_CERT battery|claim|forbidden|push ...\n");
         return 2;
     }
     zsys_init ();
@@ -356,6 +456,9 @@ main (int argc, char *argv [])
     else
     if (streq (argv [3], "forbidden") && argc == 7)
         s_forbidden (argv [4], argv [5], argv [6]);
+    else
+    if (streq (argv [3], "push") && argc == 6)
+        s_push_battery (argv [4], argv [5]);
     else {
         fprintf (stderr, "unknown mode or wrong arguments\n");
         return 2;

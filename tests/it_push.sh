@@ -75,6 +75,12 @@ out=$(af phone push weixin --to "$OTHER" 2>&1)
 check "a device of another account is refused" has "$out" "refused" "not a device of this account"
 check "  ... and received nothing" test ! -e "$T/other/apps/weixin" -a ! -e "$T/other/links/weixin.json"
 
+# --- hostile push traffic from a raw client of the account
+check "hostile FETCH, UPLOAD, CHUNK, DONE and ACK get the documented errors" \
+    "$RAW" "$NODES_EP" "$BROKER_CERT" push ana "$APPFERRY_PASSWORD"
+check "  ... and the broker serves the others as before" wait_eq 5 installed \
+    afj phone '.pushes[0].targets[0].state' status
+
 # --- security policy (S2.3)
 out=$(af tablet push weixin --to "$TV" 2>&1); rc=$?
 check "a device reporting malware_scan=infected is refused by policy" \
