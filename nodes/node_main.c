@@ -170,6 +170,8 @@ main (int argc, char *argv [])
         return 1;
     if (sodium_init () < 0)
         return 1;
+    //  A file size limit is an error to report (EFBIG), not a reason to die
+    signal (SIGXFSZ, SIG_IGN);
     zsys_init ();
     zsys_set_logident ("appferry-node");
     char err [512];

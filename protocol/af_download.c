@@ -105,8 +105,9 @@ af_download_chunk (af_download_t *self, const af_msg_t *chunk, char *err, size_t
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            snprintf (err, errlen, "cannot write the package: %s",
-                      errno == ENOSPC? "the disk is full": strerror (errno));
+            snprintf (err, errlen, "cannot write the file: %s",
+                      errno == ENOSPC? "the disk is full":
+                      errno == EFBIG? "larger than this device allows (file size limit)": strerror (errno));
             return -1;
         }
         done += (size_t) n;

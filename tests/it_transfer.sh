@@ -79,6 +79,17 @@ check "  ... broker memory grew by ${growth} MiB, under the ${BOUND} MiB bound" 
 check "  ... the initiator saw progress" has "$out" "MiB ("
 check "  ... nothing left in incoming/" test -z "$(ls "$T/tablet/incoming")"
 
+# --- a device that cannot store the package (a 2 MiB file size limit
+#     stands in for a full disk): a clear error, nothing left behind
+NODE_PREFIX="prlimit --fsize=2097152 --" start_node small "$DEVICES/galaxy-a10.json"
+af small login ana > /dev/null || die "small login failed"
+out=$(af phone push bigapp --to "$(device_id small)" 2>&1); rc=$?
+echo "$out" | tail -n 1 | sed 's/^/  # /'
+check "a target that cannot write the package reports why" has "$out" "failed" "cannot write the file"
+check "  ... exit 1, no partial file, nothing installed" \
+    test $rc -eq 1 -a -z "$(ls "$T/small/incoming")" -a ! -e "$T/small/apps/bigapp"
+stop_node small
+
 # --- a package altered in the store: the hash check refuses it
 f="$T/catalog/blobs/$(blob tamperapp | cut -c1-2)/$(blob tamperapp)"
 python3 -c "

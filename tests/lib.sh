@@ -110,11 +110,11 @@ start_broker () {
 }
 
 # start_node NAME DEVICE-FILE [node options...]: home in $T/NAME. Sets
-# NODE_PID_<NAME>.
+# NODE_PID_<NAME>. NODE_PREFIX, if set, runs before the binary (prlimit).
 start_node () {
     local name=$1 device=$2; shift 2
     rm -f "$T/$name/node.sock"
-    "$NODE" -b "$NODES_EP" -k "$BROKER_CERT" -H "$T/$name" -D "$device" --heartbeat $HB "$@" \
+    ${NODE_PREFIX:-} "$NODE" -b "$NODES_EP" -k "$BROKER_CERT" -H "$T/$name" -D "$device" --heartbeat $HB "$@" \
         >> "$T/$name.log" 2>&1 &
     local pid=$!
     PIDS+=("$pid")
