@@ -1,0 +1,683 @@
+/*  =========================================================================
+    bench_transfer - package transfer throughput, to 1 and to 8 targets
+
+    A package of random bytes (256 MiB unless --mib says otherwise) is
+    imported into a fresh catalog, then sent to K receiving devices at
+    once (K = 1, then 8), two ways, alternating, --rounds times:
+
+      1. raw: this program re-executed as a child (--raw) with a CURVE
+         ROUTER that streams the file to every receiver that asks, in
+         256 KiB frames read with pread, 16 frames in flight per receiver,
+         one more per frame the receiver acknowledges. No encoding, no
+         hashing, no store. This is the baseline: plain ZeroMQ bulk sending
+         of the same bytes over loopback.
+      2. appferry: the real appferry-broker and appferry-matcher. An
+         initiating device sends PUSH to the K targets; each target gets
+         its OFFER from its outbox, FETCHes the package with credit 16,
+         takes the CHUNKs (returning one credit per chunk) and sends DONE.
+         The clock runs from the PUSH to the last target's last byte.
+
+    Receivers are in-process CURVE DEALERs, one thread each, the same code
+    path for both ways (they decode every CHUNK with the appferry codec;
+    in the raw way they just count bytes). Prints MiB/s of package data
+    delivered (K x size / time) for each way, the ratio, and the broker's
+    resident memory before the first transfer and at its peak (VmHWM).
+    Targets from issue 4: ratio at least 0.5, broker growth under 64 MiB.
+
+    Usage: bench_transfer [--mib N] [--rounds R] [--seconds S] [--targets K]
+    =========================================================================
+*/
+#include <czmq.h>
+#include <sodium.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include "af_msg.h"
+
+#ifndef AF_BROKER_PATH
+#   define AF_BROKER_PATH "appferry-broker"
+#   define AF_MATCHER_PATH "appferry-matcher"
+#   define AF_CATALOG_PATH "appferry-catalog"
+#endif
+
+#define RAW_CHUNK   (256 * 1024)
+#define RAW_CREDIT  16
+#define MAX_TARGETS 8
+#define MAX_ROUNDS  9
+
+static int s_mib = 256;
+static int s_rounds = 3;
+static double s_seconds = 120;
+static int s_targets_max = 8;
+
+//  ---------------------------------------------------------------------
+//  The raw sender (child process)
+
+typedef struct {
+    zframe_t *routing;
+    uint64_t offset;
+    int credit;
+} stream_t;
+
+static int
+s_raw_server (const char *dir, const char *file)
+{
+    zsys_init ();
+    int fd = open (file, O_RDONLY);
+    struct stat st;
+    if (fd < 0 || fstat (fd, &st))
+        return 1;
+    uint64_t total = (uint64_t) st.st_size;
+    zcert_t *cert = zcert_new ();
+    zsock_t *router = zsock_new (ZMQ_ROUTER);
+    zcert_apply (cert, router);
+    zsock_set_curve_server (router, 1);
+    zsock_set_sndhwm (router, 100000);
+    zsock_set_rcvhwm (router, 100000);
+    zsock_set_linger (router, 0);
+    if (zmq_bind (zsock_resolve (router), "tcp://127.0.0.1:0"))
+        return 1;
+    char *endpoint = zsock_last_endpoint (router);
+    char path [PATH_MAX], tmp [PATH_MAX];
+    snprintf (path, sizeof path, "%s/raw", dir);
+    snprintf (tmp, sizeof tmp, "%s/raw.tmp", dir);
+    FILE *out = fopen (tmp, "w");
+    if (!out)
+        return 1;
+    fprintf (out, "%s\n%s\n", endpoint, zcert_public_txt (cert));
+    fclose (out);
+    rename (tmp, path);
+    zstr_free (&endpoint);
+
+    //  "GO" starts a stream for the sender; "C" returns one credit
+    zhashx_t *streams = zhashx_new ();
+    uint8_t *buffer = (uint8_t *) malloc (RAW_CHUNK);
+    while (!zsys_interrupted) {
+        zframe_t *routing = zframe_recv (router);
+        zframe_t *body = routing? zframe_recv (router): NULL;
+        if (!body)
+            break;
+        char key [64];
+        sodium_bin2hex (key, sizeof key, zframe_data (routing), zframe_size (routing) < 31? zframe_size (routing): 31);
+        stream_t *stream = (stream_t *) zhashx_lookup (streams, key);
+        if (zframe_streq (body, "GO")) {
+            if (!stream) {
+                stream = (stream_t *) zmalloc (sizeof (stream_t));
+                stream->routing = zframe_dup (routing);
+                zhashx_insert (streams, key, stream);
+            }
+            stream->offset = 0;
+            stream->credit = RAW_CREDIT;
+        }
+        else
+        if (stream)
+            stream->credit++;
+        while (stream && stream->credit > 0 && stream->offset < total) {
+            size_t want = total - stream->offset < RAW_CHUNK? (size_t) (total - stream->offset): RAW_CHUNK;
+            if (pread (fd, buffer, want, (off_t) stream->offset) != (ssize_t) want)
+                break;
+            zframe_send (&stream->routing, router, ZFRAME_MORE | ZFRAME_REUSE);
+            zmq_send (zsock_resolve (router), buffer, want, 0);
+            stream->offset += want;
+            stream->credit--;
+        }
+        zframe_destroy (&routing);
+        zframe_destroy (&body);
+    }
+    for (stream_t *stream = (stream_t *) zhashx_first (streams); stream;
+         stream = (stream_t *) zhashx_next (streams)) {
+        zframe_destroy (&stream->routing);
+        free (stream);
+    }
+    zhashx_destroy (&streams);
+    free (buffer);
+    zsock_destroy (&router);
+    zcert_destroy (&cert);
+    close (fd);
+    return 0;
+}
+
+//  ---------------------------------------------------------------------
+//  Child processes and files
+
+static pid_t
+s_spawn (char *const argv [], const char *log)
+{
+    pid_t pid = fork ();
+    if (pid == 0) {
+        int fd = open (log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd >= 0) {
+            dup2 (fd, 1);
+            dup2 (fd, 2);
+            close (fd);
+        }
+        execv (argv [0], argv);
+        _exit (127);
+    }
+    return pid;
+}
+
+static bool
+s_wait_file (const char *path)
+{
+    for (int i = 0; i < 1000; i++) {
+        struct stat st;
+        if (stat (path, &st) == 0 && st.st_size > 0)
+            return true;
+        zclock_sleep (10);
+    }
+    return false;
+}
+
+static long
+s_status_kib (pid_t pid, const char *field)
+{
+    char path [64], line [256];
+    snprintf (path, sizeof path, "/proc/%d/status", (int) pid);
+    FILE *file = fopen (path, "r");
+    long kib = -1;
+    if (!file)
+        return -1;
+    size_t len = strlen (field);
+    while (fgets (line, sizeof line, file))
+        if (strncmp (line, field, len) == 0)
+            kib = atol (line + len);
+    fclose (file);
+    return kib;
+}
+
+static void
+s_stop (pid_t pid)
+{
+    if (pid <= 0)
+        return;
+    kill (pid, SIGTERM);
+    for (int i = 0; i < 300; i++) {
+        if (waitpid (pid, NULL, WNOHANG) == pid)
+            return;
+        zclock_sleep (10);
+    }
+    kill (pid, SIGKILL);
+    waitpid (pid, NULL, 0);
+}
+
+//  ---------------------------------------------------------------------
+//  Devices
+
+static zsock_t *
+s_dealer (const char *endpoint, const char *server_key)
+{
+    zcert_t *cert = zcert_new ();
+    zsock_t *sock = zsock_new (ZMQ_DEALER);
+    zcert_apply (cert, sock);
+    zcert_destroy (&cert);
+    zsock_set_curve_serverkey (sock, server_key);
+    zsock_set_rcvhwm (sock, 100000);
+    zsock_set_linger (sock, 0);
+    zsock_set_rcvtimeo (sock, 5000);
+    zsock_set_maxmsgsize (sock, AF_MAX_ZMQ_MSG);
+    if (zsock_connect (sock, "%s", endpoint)) {
+        zsock_destroy (&sock);
+        return NULL;
+    }
+    return sock;
+}
+
+//  Receive one appferry message; NULL on timeout or garbage
+static af_msg_t *
+s_recv (zsock_t *sock)
+{
+    zframe_t *frame = zframe_recv (sock);
+    if (!frame)
+        return NULL;
+    af_msg_t *msg = NULL;
+    char err [256];
+    af_msg_decode (zframe_data (frame), zframe_size (frame), &msg, err, sizeof err, NULL, NULL);
+    zframe_destroy (&frame);
+    return msg;
+}
+
+//  Send a request and wait for the reply with its rid (others dropped)
+static af_msg_t *
+s_request (zsock_t *sock, af_msg_t *request)
+{
+    af_msg_set_rid_random (request);
+    if (af_msg_send (request, sock, NULL))
+        return NULL;
+    for (int i = 0; i < 1000; i++) {
+        af_msg_t *reply = s_recv (sock);
+        if (!reply)
+            return NULL;
+        if (reply->has_rid && memcmp (reply->rid, request->rid, AF_ID_SIZE) == 0)
+            return reply;
+        af_msg_destroy (&reply);
+    }
+    return NULL;
+}
+
+static int
+s_login (zsock_t *sock, const char *model, char *device_id)
+{
+    char json [512], err [256];
+    snprintf (json, sizeof json,
+        "{\"platform\":\"android\",\"sdkVersion\":33,\"model\":\"%s\",\"formFactor\":\"phone\","
+        "\"screenWidth\":1080,\"screenHeight\":2400,\"screenDensity\":420,\"supportedAbis\":[\"arm64-v8a\"]}",
+        model);
+    af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
+    strcpy (msg->account, "bench");
+    strcpy (msg->password, "bench password");
+    msg->has_device = af_device_from_json (&msg->device, json, err, sizeof err) == 0;
+    af_msg_t *reply = s_request (sock, msg);
+    int rc = reply && reply->id == AF_MSG_LOGIN_OK? 0: -1;
+    if (rc == 0)
+        snprintf (device_id, AF_ID_HEX + 1, "%s", reply->device_id);
+    else
+        fprintf (stderr, "bench_transfer: login failed: %s\n", reply? reply->reason: "no reply");
+    af_msg_destroy (&reply);
+    af_msg_destroy (&msg);
+    return rc;
+}
+
+//  ---------------------------------------------------------------------
+//  Receivers
+
+typedef struct {
+    zsock_t *sock;
+    bool raw;
+    uint64_t total;             //  bytes to receive
+    uint64_t received;
+    int64_t done_at;            //  zclock_usecs at the last byte
+    bool failed;
+    char why [256];
+} receiver_t;
+
+//  raw: "GO", count frames, "C" per frame
+static void *
+s_raw_receiver (void *arg)
+{
+    receiver_t *self = (receiver_t *) arg;
+    void *sock = zsock_resolve (self->sock);
+    zmq_send (sock, "GO", 2, 0);
+    zmq_msg_t msg;
+    zmq_msg_init (&msg);
+    while (self->received < self->total) {
+        if (zmq_msg_recv (&msg, sock, 0) == -1) {
+            self->failed = true;
+            snprintf (self->why, sizeof self->why, "no data for 5 s");
+            break;
+        }
+        self->received += zmq_msg_size (&msg);
+        zmq_send (sock, "C", 1, 0);
+    }
+    zmq_msg_close (&msg);
+    self->done_at = zclock_usecs ();
+    return NULL;
+}
+
+//  appferry: OFFER (in an ITEM), FETCH, CHUNKs with CREDIT, DONE
+static void *
+s_push_receiver (void *arg)
+{
+    receiver_t *self = (receiver_t *) arg;
+    char push [AF_ID_HEX + 1] = "", hash [AF_HASH_HEX + 1] = "";
+    while (!self->failed && (!*hash || self->received < self->total)) {
+        af_msg_t *msg = s_recv (self->sock);
+        if (!msg) {
+            self->failed = true;
+            snprintf (self->why, sizeof self->why, "nothing from the broker for 5 s (%s)",
+                      *hash? "during the transfer": "no offer");
+            break;
+        }
+        if (msg->id == AF_MSG_ITEM && !*hash) {
+            af_msg_t *offer = NULL;
+            char err [256];
+            if (af_msg_decode (msg->body, msg->body_size, &offer, err, sizeof err, NULL, NULL) == AF_OK
+            &&  offer->id == AF_MSG_OFFER) {
+                snprintf (push, sizeof push, "%s", offer->push_id);
+                snprintf (hash, sizeof hash, "%s", offer->package.hash);
+                af_msg_t *fetch = af_msg_new (AF_MSG_FETCH);
+                strcpy (fetch->hash, hash);
+                fetch->credit = AF_MAX_CREDIT;
+                af_msg_set_rid_random (fetch);
+                af_msg_send (fetch, self->sock, NULL);
+                af_msg_destroy (&fetch);
+            }
+            af_msg_destroy (&offer);
+        }
+        else
+        if (msg->id == AF_MSG_CHUNK && streq (msg->hash, hash)) {
+            self->received += msg->size;
+            af_msg_t *credit = af_msg_new (AF_MSG_CREDIT);
+            strcpy (credit->hash, hash);
+            credit->credit = 1;
+            af_msg_send (credit, self->sock, NULL);
+            af_msg_destroy (&credit);
+        }
+        else
+        if (msg->id == AF_MSG_ERROR) {
+            self->failed = true;
+            snprintf (self->why, sizeof self->why, "%s", msg->reason);
+        }
+        af_msg_destroy (&msg);
+    }
+    self->done_at = zclock_usecs ();
+    if (!self->failed) {
+        af_msg_t *done = af_msg_new (AF_MSG_DONE);
+        strcpy (done->push_id, push);
+        strcpy (done->state, "installed");
+        af_msg_t *ok = s_request (self->sock, done);
+        af_msg_destroy (&ok);
+        af_msg_destroy (&done);
+    }
+    return NULL;
+}
+
+//  ---------------------------------------------------------------------
+//  Runs
+
+static double
+s_median (double *values, int count)
+{
+    for (int i = 1; i < count; i++)
+        for (int k = i; k > 0 && values [k] < values [k - 1]; k--) {
+            double swap = values [k];
+            values [k] = values [k - 1];
+            values [k - 1] = swap;
+        }
+    return count % 2? values [count / 2]: (values [count / 2 - 1] + values [count / 2]) / 2;
+}
+
+//  One transfer to count receivers; returns MiB/s delivered, or -1
+static double
+s_run (zsock_t **socks, int count, bool raw, uint64_t size, zsock_t *initiator, char ids [][AF_ID_HEX + 1])
+{
+    receiver_t receivers [MAX_TARGETS];
+    pthread_t threads [MAX_TARGETS];
+    memset (receivers, 0, sizeof receivers);
+    int64_t start = zclock_usecs ();
+    if (!raw) {
+        af_msg_t *push = af_msg_new (AF_MSG_PUSH);
+        strcpy (push->program, "benchapp");
+        for (int i = 0; i < count; i++)
+            strcpy (push->targets [push->target_count++], ids [i]);
+        af_msg_t *accepted = s_request (initiator, push);
+        bool ok = accepted && accepted->id == AF_MSG_PUSH_ACCEPTED;
+        for (uint32_t i = 0; ok && i < accepted->result_count; i++)
+            ok = streq (accepted->results [i].state, "offered");
+        if (!ok)
+            fprintf (stderr, "bench_transfer: push not accepted for every target: %s\n",
+                     accepted && accepted->id == AF_MSG_ERROR? accepted->reason:
+                     accepted && accepted->result_count? accepted->results [0].state: "no answer");
+        af_msg_destroy (&accepted);
+        af_msg_destroy (&push);
+        if (!ok)
+            return -1;
+    }
+    for (int i = 0; i < count; i++) {
+        receivers [i].sock = socks [i];
+        receivers [i].raw = raw;
+        receivers [i].total = size;
+        pthread_create (&threads [i], NULL, raw? s_raw_receiver: s_push_receiver, &receivers [i]);
+    }
+    int64_t end = start;
+    bool failed = false;
+    for (int i = 0; i < count; i++) {
+        pthread_join (threads [i], NULL);
+        if (receivers [i].failed) {
+            fprintf (stderr, "bench_transfer: receiver %d failed: %s\n", i, receivers [i].why);
+            failed = true;
+        }
+        if (receivers [i].done_at > end)
+            end = receivers [i].done_at;
+    }
+    if (!raw) {
+        //  The initiator's results: acknowledge them so its outbox stays empty
+        zsock_set_rcvtimeo (initiator, 200);
+        for (int got = 0; got < 100; got++) {
+            af_msg_t *msg = s_recv (initiator);
+            if (!msg)
+                break;
+            if (msg->id == AF_MSG_ITEM) {
+                af_msg_t *ack = af_msg_new (AF_MSG_ACK);
+                strcpy (ack->item, msg->item);
+                af_msg_send (ack, initiator, NULL);
+                af_msg_destroy (&ack);
+            }
+            af_msg_destroy (&msg);
+        }
+        zsock_set_rcvtimeo (initiator, 5000);
+    }
+    if (failed || (end - start) / 1e6 > s_seconds)
+        return -1;
+    return (double) count * (double) size / 1048576.0 / ((double) (end - start) / 1e6);
+}
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+"Usage: bench_transfer [--mib N] [--rounds R] [--seconds S] [--targets K]\n"
+"Package transfer throughput through the real broker, to 1 and to K targets\n"
+"(default 8) at once, beside raw ZeroMQ bulk sending of the same bytes.\n"
+"  --mib N       package size in MiB (default 256, 1..2048)\n"
+"  --rounds R    alternating raw/broker rounds per target count (default 3, max 9)\n"
+"  --seconds S   give up on a round that takes longer (default 120)\n"
+"  --targets K   the larger target count (default 8, max 8)\n");
+}
+
+int
+main (int argc, char *argv [])
+{
+    if (argc == 4 && streq (argv [1], "--raw"))
+        return s_raw_server (argv [2], argv [3]);
+    for (int i = 1; i < argc; i++) {
+        const char *next = i + 1 < argc? argv [i + 1]: NULL;
+        if (streq (argv [i], "--help") || streq (argv [i], "-h")) {
+            s_usage (stdout);
+            return 0;
+        }
+        else
+        if (streq (argv [i], "--mib") && next && atoi (next) >= 1 && atoi (next) <= 2048)
+            s_mib = atoi (argv [++i]);
+        else
+        if (streq (argv [i], "--rounds") && next && atoi (next) >= 1 && atoi (next) <= MAX_ROUNDS)
+            s_rounds = atoi (argv [++i]);
+        else
+        if (streq (argv [i], "--seconds") && next && atof (next) > 0)
+            s_seconds = atof (argv [++i]);
+        else
+        if (streq (argv [i], "--targets") && next && atoi (next) >= 1 && atoi (next) <= MAX_TARGETS)
+            s_targets_max = atoi (argv [++i]);
+        else {
+            fprintf (stderr, "bench_transfer: bad option '%s'\n", argv [i]);
+            s_usage (stderr);
+            return 2;
+        }
+    }
+    if (sodium_init () < 0)
+        return 1;
+    zsys_init ();
+    signal (SIGPIPE, SIG_IGN);
+
+    char dir [] = "/tmp/appferry-bench-transfer.XXXXXX";
+    if (!mkdtemp (dir))
+        return 1;
+    char path [PATH_MAX], cmd [PATH_MAX * 2], log [PATH_MAX];
+    int rc = 1;
+    pid_t raw_pid = 0, broker_pid = 0, matcher_pid = 0;
+    zsock_t *raw_socks [MAX_TARGETS] = { NULL }, *targets [MAX_TARGETS] = { NULL }, *initiator = NULL;
+    char ids [MAX_TARGETS][AF_ID_HEX + 1];
+
+    //  The package and its catalog
+    uint64_t size = (uint64_t) s_mib << 20;
+    snprintf (path, sizeof path, "%s/benchapp.tar", dir);
+    FILE *file = fopen (path, "w");
+    uint8_t *block = (uint8_t *) malloc (1 << 20);
+    for (int i = 0; file && i < s_mib; i++) {
+        randombytes_buf (block, 1 << 20);
+        fwrite (block, 1, 1 << 20, file);
+    }
+    free (block);
+    if (!file || fclose (file)) {
+        fprintf (stderr, "bench_transfer: cannot write %s\n", path);
+        goto done;
+    }
+    snprintf (path, sizeof path, "%s/manifest.json", dir);
+    file = fopen (path, "w");
+    fprintf (file, "[{\"program\":\"benchapp\",\"platform\":\"android\",\"versionCode\":1,"
+                   "\"versionName\":\"1.0\",\"minSdk\":21,\"file\":\"benchapp.tar\"}]\n");
+    fclose (file);
+    snprintf (cmd, sizeof cmd, "%s --catalog %s/catalog import %s/manifest.json > %s/import.log 2>&1",
+              AF_CATALOG_PATH, dir, dir, dir);
+    if (system (cmd)) {
+        fprintf (stderr, "bench_transfer: catalog import failed (%s/import.log)\n", dir);
+        goto done;
+    }
+
+    //  The raw sender, the broker, the matcher
+    char self_path [PATH_MAX];
+    ssize_t n = readlink ("/proc/self/exe", self_path, sizeof self_path - 1);
+    self_path [n > 0? n: 0] = 0;
+    snprintf (path, sizeof path, "%s/benchapp.tar", dir);
+    char *raw_argv [] = { self_path, "--raw", dir, path, NULL };
+    snprintf (log, sizeof log, "%s/raw.log", dir);
+    raw_pid = s_spawn (raw_argv, log);
+    char broker_dir [PATH_MAX], catalog_dir [PATH_MAX];
+    snprintf (broker_dir, sizeof broker_dir, "%s/broker", dir);
+    snprintf (catalog_dir, sizeof catalog_dir, "%s/catalog", dir);
+    //  A long heartbeat: receivers are idle while the other way runs
+    char *broker_argv [] = { AF_BROKER_PATH, "-d", broker_dir, "--nodes", "tcp://127.0.0.1:*",
+        "--workers", "tcp://127.0.0.1:*", "--pwhash", "min", "--heartbeat", "600000",
+        "--catalog", catalog_dir, NULL };
+    snprintf (log, sizeof log, "%s/broker.log", dir);
+    broker_pid = s_spawn (broker_argv, log);
+    snprintf (path, sizeof path, "%s/endpoints", broker_dir);
+    if (!s_wait_file (path)) {
+        fprintf (stderr, "bench_transfer: the broker did not start (%s)\n", log);
+        goto done;
+    }
+    char nodes_ep [256] = "", workers_ep [256] = "", line [512];
+    file = fopen (path, "r");
+    while (file && fgets (line, sizeof line, file)) {
+        line [strcspn (line, "\n")] = 0;
+        if (strncmp (line, "nodes=", 6) == 0)
+            snprintf (nodes_ep, sizeof nodes_ep, "%s", line + 6);
+        if (strncmp (line, "workers=", 8) == 0)
+            snprintf (workers_ep, sizeof workers_ep, "%s", line + 8);
+    }
+    if (file)
+        fclose (file);
+    char broker_cert_path [PATH_MAX], matcher_cert [PATH_MAX];
+    snprintf (broker_cert_path, sizeof broker_cert_path, "%s/broker.cert", broker_dir);
+    snprintf (matcher_cert, sizeof matcher_cert, "%s/matcher.cert", dir);
+    char *matcher_argv [] = { AF_MATCHER_PATH, "-b", workers_ep, "-k", broker_cert_path, "-C", catalog_dir,
+                              "-c", matcher_cert, "--heartbeat", "1000", NULL };
+    snprintf (log, sizeof log, "%s/matcher.log", dir);
+    matcher_pid = s_spawn (matcher_argv, log);
+    if (!s_wait_file (matcher_cert)) {
+        fprintf (stderr, "bench_transfer: the matcher made no certificate (%s)\n", log);
+        goto done;
+    }
+    snprintf (cmd, sizeof cmd, "cp %s %s/workers/", matcher_cert, broker_dir);
+    if (system (cmd))
+        goto done;
+    zcert_t *broker_cert = zcert_load (broker_cert_path);
+    snprintf (path, sizeof path, "%s/raw", dir);
+    if (!broker_cert || !s_wait_file (path)) {
+        fprintf (stderr, "bench_transfer: no broker certificate or raw sender\n");
+        zcert_destroy (&broker_cert);
+        goto done;
+    }
+    char raw_ep [256] = "", raw_key [64] = "";
+    file = fopen (path, "r");
+    if (!file || !fgets (raw_ep, sizeof raw_ep, file) || !fgets (raw_key, sizeof raw_key, file)) {
+        if (file)
+            fclose (file);
+        zcert_destroy (&broker_cert);
+        goto done;
+    }
+    fclose (file);
+    raw_ep [strcspn (raw_ep, "\n")] = 0;
+    raw_key [strcspn (raw_key, "\n")] = 0;
+
+    //  The devices: an initiator and the targets, in one account
+    initiator = s_dealer (nodes_ep, zcert_public_txt (broker_cert));
+    af_msg_t *reg = af_msg_new (AF_MSG_REGISTER);
+    strcpy (reg->account, "bench");
+    strcpy (reg->password, "bench password");
+    af_msg_t *reply = s_request (initiator, reg);
+    af_msg_destroy (&reg);
+    bool registered = reply && reply->id == AF_MSG_OK;
+    af_msg_destroy (&reply);
+    char initiator_id [AF_ID_HEX + 1];
+    if (!registered || s_login (initiator, "Bench initiator", initiator_id)) {
+        fprintf (stderr, "bench_transfer: cannot register or log in\n");
+        zcert_destroy (&broker_cert);
+        goto done;
+    }
+    for (int i = 0; i < s_targets_max; i++) {
+        char model [32];
+        snprintf (model, sizeof model, "Bench target %d", i);
+        targets [i] = s_dealer (nodes_ep, zcert_public_txt (broker_cert));
+        raw_socks [i] = s_dealer (raw_ep, raw_key);
+        if (!targets [i] || !raw_socks [i] || s_login (targets [i], model, ids [i])) {
+            zcert_destroy (&broker_cert);
+            goto done;
+        }
+    }
+    zcert_destroy (&broker_cert);
+    //  The matcher must be ready before the first push
+    for (int i = 0; i < 100; i++) {
+        af_msg_t *resolve = af_msg_new (AF_MSG_RESOLVE);
+        strcpy (resolve->program, "benchapp");
+        af_msg_t *answer = s_request (initiator, resolve);
+        bool ready = answer && answer->id == AF_MSG_RESOLVED;
+        af_msg_destroy (&answer);
+        af_msg_destroy (&resolve);
+        if (ready)
+            break;
+        zclock_sleep (100);
+    }
+    long rss_before = s_status_kib (broker_pid, "VmRSS:");
+    printf ("bench_transfer: %d MiB package, %d round%s per target count, %d-core machine\n",
+            s_mib, s_rounds, s_rounds == 1? "": "s", (int) sysconf (_SC_NPROCESSORS_ONLN));
+
+    int counts [2] = { 1, s_targets_max };
+    double ratios [2] = { 0, 0 };
+    for (int c = 0; c < (s_targets_max > 1? 2: 1); c++) {
+        double raw [MAX_ROUNDS], broker [MAX_ROUNDS];
+        for (int r = 0; r < s_rounds; r++) {
+            raw [r] = s_run (raw_socks, counts [c], true, size, NULL, ids);
+            broker [r] = s_run (targets, counts [c], false, size, initiator, ids);
+            if (raw [r] < 0 || broker [r] < 0) {
+                fprintf (stderr, "bench_transfer: round %d with %d target(s) failed or took over %.0f s\n",
+                         r + 1, counts [c], s_seconds);
+                goto done;
+            }
+            printf ("  round %d, %d target%s: raw %8.1f MiB/s   appferry %8.1f MiB/s\n", r + 1,
+                    counts [c], counts [c] == 1? " ": "s", raw [r], broker [r]);
+            fflush (stdout);
+        }
+        double raw_median = s_median (raw, s_rounds), broker_median = s_median (broker, s_rounds);
+        ratios [c] = broker_median / raw_median;
+        printf ("%d target%s: raw ZeroMQ %.1f MiB/s, appferry %.1f MiB/s, ratio %.2f (target >= 0.5)\n",
+                counts [c], counts [c] == 1? " ": "s", raw_median, broker_median, ratios [c]);
+    }
+    long hwm = s_status_kib (broker_pid, "VmHWM:");
+    printf ("broker resident memory: %.1f MiB before, peak %.1f MiB, growth %.1f MiB (target < 64 MiB)\n",
+            rss_before / 1024.0, hwm / 1024.0, (hwm - rss_before) / 1024.0);
+    rc = 0;
+done:
+    for (int i = 0; i < MAX_TARGETS; i++) {
+        zsock_destroy (&targets [i]);
+        zsock_destroy (&raw_socks [i]);
+    }
+    zsock_destroy (&initiator);
+    s_stop (matcher_pid);
+    s_stop (broker_pid);
+    s_stop (raw_pid);
+    snprintf (cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system (cmd))
+        fprintf (stderr, "bench_transfer: could not remove %s\n", dir);
+    return rc;
+}
