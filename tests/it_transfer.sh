@@ -149,6 +149,6 @@ stop_node pc
 start_node pc "$DEVICES/windows-pc.json" --install-cmd "sleep 60" --install-timeout 1
 out=$(af phone push weixin --to "$PC" 2>&1)
 check "an install command that hangs is killed and reported" has "$out" "failed" "timed out"
-check "  ... the command is gone" bash -c "! pgrep -f '^(sh -c )?sleep 60' > /dev/null"
+check "  ... the command is gone" wait_until 5 bash -c "! pgrep -f '^(sh -c )?sleep 60' > /dev/null"
 
 finish
