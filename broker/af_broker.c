@@ -22,6 +22,7 @@
 #include "af_push.h"
 #include "af_transfer.h"
 #include "af_download.h"
+#include "af_installs.h"
 
 #include <errno.h>
 #include <sodium.h>
@@ -72,6 +73,18 @@ typedef struct {
     uint64_t data_total;
 } push_job_t;
 
+//  A SYNC waiting for the matcher's answer for each program it lacks
+typedef struct {
+    char hex [AF_ID_HEX + 1];       //  sync_jobs key (random)
+    char session [32];
+    bool client_has_rid;
+    uint8_t client_rid [AF_ID_SIZE];
+    af_msg_t *diff;                 //  SYNC_DIFF being filled in
+    char (*programs) [AF_MAX_PROGRAM + 1];  //  distinct programs to resolve
+    uint32_t program_count;
+    uint32_t outstanding;
+} sync_job_t;
+
 //  A blob a node is sending us (a push's user data)
 typedef struct {
     char key [32 + AF_HASH_HEX + 2];    //  "session/hash"
@@ -95,7 +108,8 @@ typedef struct {
     int64_t deadline;
     void *handle;                   //  in the queue while waiting, else NULL
     push_job_t *job;                //  the broker's own request for a push
-    uint32_t target;                //  which of the job's targets
+    sync_job_t *sync;               //  ... or for a sync
+    uint32_t target;                //  which of the job's targets or programs
 } request_t;
 
 struct _af_broker_t {
@@ -115,6 +129,8 @@ struct _af_broker_t {
     af_outbox_t *outbox;
     af_pushes_t *pushes;
     af_transfers_t *transfers;
+    af_installs_t *installs;
+    zhashx_t *sync_jobs;            //  rid hex -> sync_job_t (owned)
     zhashx_t *push_jobs;            //  push ID hex -> push_job_t (owned)
     zhashx_t *uploads;              //  "session/hash" -> upload_t (owned)
     char data_dir [600];            //  DATA/data: blobs/ (received user data), incoming/
@@ -455,6 +471,7 @@ s_reply_error (af_broker_t *self, session_t *session, int code, const uint8_t *r
 }
 
 static void s_push_resolved (af_broker_t *self, push_job_t *job, uint32_t target, af_msg_t *reply);
+static void s_sync_resolved (af_broker_t *self, sync_job_t *job, uint32_t index, af_msg_t *reply);
 static void s_deliver (af_broker_t *self, session_t *session);
 
 //  Answer a request's client, then forget the request.
@@ -462,13 +479,17 @@ static void
 s_request_finish (af_broker_t *self, request_t *request, af_msg_t **reply_p)
 {
     session_t *session = (session_t *) zhashx_lookup (self->sessions, request->session);
-    if (request->job) {
+    if (request->job || request->sync) {
         push_job_t *job = request->job;
+        sync_job_t *sync = request->sync;
         uint32_t target = request->target;
         if (request->handle)
             zlistx_delete (self->queue, request->handle);
         zhashx_delete (self->requests, request->hex);
-        s_push_resolved (self, job, target, *reply_p);
+        if (job)
+            s_push_resolved (self, job, target, *reply_p);
+        else
+            s_sync_resolved (self, sync, target, *reply_p);
         af_msg_destroy (reply_p);
         return;
     }
@@ -638,6 +659,7 @@ s_node_login (af_broker_t *self, session_t *session, af_msg_t *msg)
     snprintf (reply->account, sizeof reply->account, "%s", msg->account);
     snprintf (reply->device_id, sizeof reply->device_id, "%s", device_id);
     reply->heartbeat = (uint32_t) self->config.heartbeat_ms;
+    reply->report_seq = af_installs_seq (self->installs, msg->account, device_id);
     s_send_node (self, session, &reply);
     s_broadcast_devices (self, session->account);
     //  Everything queued for the device, from the start of its outbox
@@ -946,6 +968,253 @@ s_node_chunk (af_broker_t *self, session_t *session, af_msg_t *msg)
         s_reply_error (self, session, AF_E_MALFORMED, rid, err);
     }
     zhashx_delete (self->uploads, key);
+}
+
+//  --------------------------------------------------------------------------
+//  Install lists and sync (protocol/SPEC.md "REPORT", "LIST", "SYNC")
+
+static void
+s_sync_job_free (void **item)
+{
+    sync_job_t *job = (sync_job_t *) *item;
+    if (job) {
+        af_msg_destroy (&job->diff);
+        free (job->programs);
+        free (job);
+        *item = NULL;
+    }
+}
+
+static void
+s_node_report (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    const uint8_t *rid = msg->has_rid? msg->rid: NULL;
+    int rc = af_installs_report (self->installs, session->account, session->device_id, msg);
+    if (rc == -1) {
+        s_reply_error (self, session, AF_E_MALFORMED, rid, "REPORT: 'op' must be install or uninstall");
+        return;
+    }
+    if (rc > 1) {
+        zsys_error ("broker: cannot store a report of %s: %s", session->device_id, mdb_strerror (rc));
+        s_reply_error (self, session, AF_E_INTERNAL, rid, "the report could not be stored; send it again");
+        return;
+    }
+    if (rc == 0 && self->config.verbose)
+        zsys_info ("broker: %s of '%s' reports %s %s (seq %llu)", session->device_id, session->account,
+                   msg->op, msg->program, (unsigned long long) msg->seq);
+    s_reply_ok (self, session, msg);        //  rc 1: a repeat, applied before
+}
+
+static void
+s_node_list (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    const uint8_t *rid = msg->has_rid? msg->rid: NULL;
+    int rc = af_installs_replace (self->installs, session->account, session->device_id, msg);
+    if (rc > 1 || rc < 0) {
+        zsys_error ("broker: cannot store the list of %s", session->device_id);
+        s_reply_error (self, session, AF_E_INTERNAL, rid, "the list could not be stored; send it again");
+        return;
+    }
+    zsys_info ("broker: %s of '%s' sent its whole list (%u apps, seq %llu)%s", session->device_id,
+               session->account, msg->app_count, (unsigned long long) msg->seq, rc == 1? ": stale, ignored": "");
+    s_reply_ok (self, session, msg);
+}
+
+typedef struct {
+    af_msg_t *list;
+    uint32_t count;
+} collect_t;
+
+static int
+s_collect_app (const char *device_id, const af_msg_t *app, void *arg)
+{
+    collect_t *collect = (collect_t *) arg;
+    if (collect->count == collect->list->app_count)
+        return 1;                               //  full
+    af_app_t *out = &collect->list->apps [collect->count++];
+    snprintf (out->program, sizeof out->program, "%s", app->program);
+    snprintf (out->version_name, sizeof out->version_name, "%s", app->version_name);
+    out->version_code = app->version_code;
+    snprintf (out->hash, sizeof out->hash, "%s", app->hash);
+    out->at = app->at;
+    snprintf (out->device_id, sizeof out->device_id, "%s", device_id);
+    return 0;
+}
+
+static void
+s_node_apps (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    const uint8_t *rid = msg->has_rid? msg->rid: NULL;
+    af_device_t device;
+    if (af_registry_device (self->registry, session->account, msg->device_id, &device) != AF_OK) {
+        s_reply_error (self, session, AF_E_NO_DEVICE, rid, "not a device of this account");
+        return;
+    }
+    af_msg_t *reply = af_msg_new (AF_MSG_APP_LIST);
+    reply->has_rid = msg->has_rid;
+    memcpy (reply->rid, msg->rid, AF_ID_SIZE);
+    snprintf (reply->device_id, sizeof reply->device_id, "%s", msg->device_id);
+    af_msg_set_app_count (reply, AF_MAX_APPS);
+    collect_t collect = { reply, 0 };
+    af_installs_each (self->installs, session->account, msg->device_id, s_collect_app, &collect);
+    reply->app_count = collect.count;
+    s_send_node (self, session, &reply);
+}
+
+//  Every program answered: the diff goes to the device that asked
+static void
+s_sync_finish (af_broker_t *self, sync_job_t *job)
+{
+    session_t *session = (session_t *) zhashx_lookup (self->sessions, job->session);
+    if (session) {
+        job->diff->has_rid = job->client_has_rid;
+        memcpy (job->diff->rid, job->client_rid, AF_ID_SIZE);
+        s_send_node (self, session, &job->diff);
+    }
+    zhashx_delete (self->sync_jobs, job->hex);
+}
+
+static void
+s_sync_resolved (af_broker_t *self, sync_job_t *job, uint32_t index, af_msg_t *reply)
+{
+    const char *program = job->programs [index];
+    for (uint32_t i = 0; i < job->diff->app_count; i++) {
+        af_app_t *app = &job->diff->apps [i];
+        if (!streq (app->program, program))
+            continue;
+        if (reply && reply->id == AF_MSG_RESOLVED) {
+            app->fit = reply->fit;
+            snprintf (app->fit_version, sizeof app->fit_version, "%s",
+                      reply->has_package? reply->package.version_name: "");
+            snprintf (app->reason, sizeof app->reason, "%s", reply->reason);
+        }
+        else {
+            app->fit = AF_FIT_NONE;
+            snprintf (app->reason, sizeof app->reason, "could not ask the matcher: %s",
+                      reply && *reply->reason? reply->reason: "no answer");
+        }
+    }
+    if (job->outstanding && --job->outstanding == 0)
+        s_sync_finish (self, job);
+}
+
+typedef struct {
+    const char *self_id;
+    zhashx_t *mine;                 //  programs this device has
+    zhashx_t *anywhere;             //  programs some device has
+    af_msg_t *diff;
+    uint32_t count;
+} diff_t;
+
+static int
+s_mine (const char *device_id, const af_msg_t *app, void *arg)
+{
+    diff_t *diff = (diff_t *) arg;
+    zhashx_update (diff->anywhere, app->program, (void *) 1);
+    if (streq (device_id, diff->self_id))
+        zhashx_update (diff->mine, app->program, (void *) 1);
+    return 0;
+}
+
+static int
+s_lacking (const char *device_id, const af_msg_t *app, void *arg)
+{
+    diff_t *diff = (diff_t *) arg;
+    bool gone = !*device_id;
+    if (streq (device_id, diff->self_id) || zhashx_lookup (diff->mine, app->program)
+    ||  (gone && zhashx_lookup (diff->anywhere, app->program)))
+        return 0;
+    if (diff->count == AF_MAX_DIFF) {
+        diff->diff->truncated = true;
+        return 1;
+    }
+    af_app_t *out = &diff->diff->apps [diff->count++];
+    snprintf (out->program, sizeof out->program, "%s", app->program);
+    snprintf (out->version_name, sizeof out->version_name, "%s", app->version_name);
+    out->version_code = app->version_code;
+    out->at = app->at;
+    snprintf (out->device_id, sizeof out->device_id, "%s", device_id);
+    return 0;
+}
+
+//  What the account's other devices have that this one lacks, and what the
+//  account had that no device has now, each resolved for this device
+static void
+s_node_sync (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    const uint8_t *rid = msg->has_rid? msg->rid: NULL;
+    diff_t diff = { session->device_id, zhashx_new (), zhashx_new (), af_msg_new (AF_MSG_SYNC_DIFF), 0 };
+    int rc = af_msg_set_app_count (diff.diff, AF_MAX_DIFF);
+    if (rc == 0)
+        rc = af_installs_each (self->installs, session->account, NULL, s_mine, &diff);
+    if (rc == 0) {
+        rc = af_installs_each (self->installs, session->account, NULL, s_lacking, &diff);
+        if (rc == 1)
+            rc = 0;
+    }
+    if (rc == 0 && !diff.diff->truncated) {
+        rc = af_installs_history (self->installs, session->account, s_lacking, &diff);
+        if (rc == 1)
+            rc = 0;
+    }
+    diff.diff->app_count = diff.count;
+    zhashx_destroy (&diff.mine);
+    zhashx_destroy (&diff.anywhere);
+    if (rc) {
+        af_msg_destroy (&diff.diff);
+        s_reply_error (self, session, AF_E_INTERNAL, rid, "cannot read the account's install lists");
+        return;
+    }
+    sync_job_t *job = (sync_job_t *) zmalloc (sizeof (sync_job_t));
+    assert (job);
+    uint8_t id [AF_ID_SIZE];
+    randombytes_buf (id, sizeof id);
+    sodium_bin2hex (job->hex, sizeof job->hex, id, AF_ID_SIZE);
+    snprintf (job->session, sizeof job->session, "%s", session->hex);
+    job->client_has_rid = msg->has_rid;
+    memcpy (job->client_rid, msg->rid, AF_ID_SIZE);
+    job->diff = diff.diff;
+    //  One matcher question per distinct program, with this device's description
+    job->programs = calloc (diff.count? diff.count: 1, sizeof *job->programs);
+    assert (job->programs);
+    zhashx_t *seen = zhashx_new ();
+    for (uint32_t i = 0; i < diff.count; i++)
+        if (!zhashx_lookup (seen, job->diff->apps [i].program)) {
+            zhashx_insert (seen, job->diff->apps [i].program, (void *) 1);
+            memcpy (job->programs [job->program_count++], job->diff->apps [i].program, AF_MAX_PROGRAM + 1);
+        }
+    zhashx_destroy (&seen);
+    zhashx_insert (self->sync_jobs, job->hex, job);
+    if (job->program_count == 0 || zlistx_size (self->queue) + job->program_count > self->config.max_queue) {
+        if (job->program_count)
+            for (uint32_t i = 0; i < job->diff->app_count; i++) {
+                job->diff->apps [i].fit = AF_FIT_NONE;
+                snprintf (job->diff->apps [i].reason, sizeof job->diff->apps [i].reason,
+                          "the matcher queue is full; try again later");
+            }
+        s_sync_finish (self, job);
+        return;
+    }
+    for (uint32_t i = 0; i < job->program_count; i++) {
+        request_t *request = (request_t *) zmalloc (sizeof (request_t));
+        assert (request);
+        randombytes_buf (request->rid, AF_ID_SIZE);
+        sodium_bin2hex (request->hex, sizeof request->hex, request->rid, AF_ID_SIZE);
+        snprintf (request->session, sizeof request->session, "%s", session->hex);
+        snprintf (request->service, sizeof request->service, "matcher");
+        request->created = zclock_mono ();
+        request->deadline = request->created + self->config.request_timeout_ms;
+        request->msg = af_msg_new (AF_MSG_RESOLVE);
+        snprintf (request->msg->program, sizeof request->msg->program, "%s", job->programs [i]);
+        request->msg->has_device = true;
+        request->msg->device = session->device;
+        request->sync = job;
+        request->target = i;
+        job->outstanding++;
+        zhashx_insert (self->requests, request->hex, request);
+        request->handle = zlistx_add_end (self->queue, request);
+    }
+    s_dispatch (self);
 }
 
 //  --------------------------------------------------------------------------
@@ -1352,7 +1621,8 @@ s_frontend_message (af_broker_t *self, zframe_t *routing, zframe_t *body, size_t
     if (msg->id == AF_MSG_LOGOUT || msg->id == AF_MSG_DEVICES || msg->id == AF_MSG_RESOLVE
     ||  msg->id == AF_MSG_NOTIFY || msg->id == AF_MSG_PUSH || msg->id == AF_MSG_ACK
     ||  msg->id == AF_MSG_FETCH || msg->id == AF_MSG_CREDIT || msg->id == AF_MSG_DONE
-    ||  msg->id == AF_MSG_UPLOAD || msg->id == AF_MSG_CHUNK) {
+    ||  msg->id == AF_MSG_UPLOAD || msg->id == AF_MSG_CHUNK || msg->id == AF_MSG_REPORT
+    ||  msg->id == AF_MSG_LIST || msg->id == AF_MSG_APPS || msg->id == AF_MSG_SYNC) {
         const uint8_t *mrid = msg->has_rid? msg->rid: NULL;
         if (!session->logged_in)
             s_reply_error (self, session, AF_E_NOT_LOGGED_IN, mrid, "log in first");
@@ -1377,6 +1647,18 @@ s_frontend_message (af_broker_t *self, zframe_t *routing, zframe_t *body, size_t
         else
         if (msg->id == AF_MSG_UPLOAD)
             s_node_upload (self, session, msg);
+        else
+        if (msg->id == AF_MSG_REPORT)
+            s_node_report (self, session, msg);
+        else
+        if (msg->id == AF_MSG_LIST)
+            s_node_list (self, session, msg);
+        else
+        if (msg->id == AF_MSG_APPS)
+            s_node_apps (self, session, msg);
+        else
+        if (msg->id == AF_MSG_SYNC)
+            s_node_sync (self, session, msg);
         else
         if (msg->id == AF_MSG_CHUNK)
             s_node_chunk (self, session, msg);
@@ -1686,7 +1968,8 @@ af_broker_new (const af_broker_config_t *config)
         goto failed;
     self->outbox = af_outbox_new (af_registry_store (self->registry));
     self->pushes = self->outbox? af_pushes_new (af_registry_store (self->registry), self->outbox): NULL;
-    if (!self->pushes)
+    self->installs = af_installs_new (af_registry_store (self->registry));
+    if (!self->pushes || !self->installs)
         goto failed;
     self->zap = zactor_new (af_zap_actor, self->config.worker_keys);
     if (!self->zap)
@@ -1721,6 +2004,8 @@ af_broker_new (const af_broker_config_t *config)
     af_transfers_set_progress (self->transfers, s_transfer_progress, self);
     self->push_jobs = zhashx_new ();
     zhashx_set_destructor (self->push_jobs, s_push_job_free);
+    self->sync_jobs = zhashx_new ();
+    zhashx_set_destructor (self->sync_jobs, s_sync_job_free);
     self->sessions = zhashx_new ();
     zhashx_set_destructor (self->sessions, s_session_free);
     self->online = zhashx_new ();
@@ -1760,6 +2045,8 @@ af_broker_destroy (af_broker_t **self_p)
     zlistx_destroy (&self->queue);
     zhashx_destroy (&self->requests);
     zhashx_destroy (&self->push_jobs);
+    zhashx_destroy (&self->sync_jobs);
+    af_installs_destroy (&self->installs);
     zhashx_destroy (&self->uploads);
     af_transfers_destroy (&self->transfers);
     af_pushes_destroy (&self->pushes);

@@ -368,6 +368,24 @@ af_install_builtin (const char *home, const char *package, const af_install_info
 }
 
 int
+af_install_remove (const char *home, const char *program, char *err, size_t errlen)
+{
+    char live [700], gone [720];
+    snprintf (live, sizeof live, "%s/apps/%s", home, program);
+    if (access (live, F_OK))
+        return 0;
+    //  Out of the way in one step, then removed
+    snprintf (gone, sizeof gone, "%s/apps/.%s.gone", home, program);
+    s_remove_tree (gone);
+    if (rename (live, gone)) {
+        snprintf (err, errlen, "cannot remove %s: %s", live, strerror (errno));
+        return -1;
+    }
+    s_remove_tree (gone);
+    return 0;
+}
+
+int
 af_install_data (const char *home, const char *program, const char *archive, char *err, size_t errlen)
 {
     if (s_check (archive, err, errlen))

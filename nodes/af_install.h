@@ -56,6 +56,10 @@ int af_install_data (const char *home, const char *program, const char *archive,
 //  (an empty directory is an error: nothing to send).
 int af_install_pack_dir (const char *dir, const char *archive, char *err, size_t errlen);
 
+//  Remove what the built-in installer put under HOME/apps/PROGRAM/ (if
+//  anything). 0, or -1 with err. The install record is the caller's.
+int af_install_remove (const char *home, const char *program, char *err, size_t errlen);
+
 typedef struct _af_install_cmd_t af_install_cmd_t;
 
 //  Start the operator's command: /bin/sh -c 'COMMAND' with the package

@@ -119,6 +119,13 @@ struct _af_node_t {
     json_t *pushes;                 //  pushes this device started (pushes.json)
     zlistx_t *jobs;                 //  job_t: offers received, in order
     upload_t *upload;               //  user data being sent, or NULL
+    uint64_t next_seq;              //  install reports: the next seq to give
+    uint64_t acked_seq;             //  ... the last the broker confirmed
+    char report_rid [AF_ID_HEX + 1];    //  the REPORT in flight ("" if none)
+    char list_rid [AF_ID_HEX + 1];
+    bool listing;                   //  a whole LIST is in flight
+    bool catching_up;               //  reports queued before this login go first
+    int64_t reports_at;             //  last retry of the report queue
     uint8_t *chunk_raw;             //  upload buffers: one chunk, and compressed
     uint8_t *chunk_packed;
     size_t chunk_packed_size;
@@ -160,7 +167,8 @@ s_state_save (af_node_t *self)
         zsys_error ("node: cannot write %s: %s", tmp, strerror (errno));
         return;
     }
-    fprintf (file, "account=%s\ndevice_id=%s\n", self->account, self->device_id);
+    fprintf (file, "account=%s\ndevice_id=%s\nnext_seq=%llu\nacked_seq=%llu\n", self->account,
+             self->device_id, (unsigned long long) self->next_seq, (unsigned long long) self->acked_seq);
     bool ok = fflush (file) == 0 && fsync (fileno (file)) == 0;
     ok = fclose (file) == 0 && ok;
     if (!ok || rename (tmp, path))
@@ -183,6 +191,12 @@ s_state_load (af_node_t *self)
         else
         if (strncmp (line, "device_id=", 10) == 0 && strlen (line + 10) == AF_ID_HEX)
             strcpy (self->device_id, line + 10);
+        else
+        if (strncmp (line, "next_seq=", 9) == 0)
+            self->next_seq = strtoull (line + 9, NULL, 10);
+        else
+        if (strncmp (line, "acked_seq=", 10) == 0)
+            self->acked_seq = strtoull (line + 10, NULL, 10);
     }
     fclose (file);
     if (!*self->account || !*self->device_id)
@@ -289,6 +303,38 @@ s_installed_doc (af_node_t *self)
     return doc;
 }
 
+//  An install list or a sync diff as JSON, with device names where known
+static json_t *
+s_apps_doc (af_node_t *self, af_msg_t *msg)
+{
+    json_t *apps = json_array ();
+    for (uint32_t i = 0; i < msg->app_count; i++) {
+        af_app_t *app = &msg->apps [i];
+        json_t *entry = json_pack ("{s:s, s:s, s:I, s:s, s:I}", "program", app->program,
+                                   "versionName", app->version_name, "versionCode", (json_int_t) app->version_code,
+                                   "hash", app->hash, "at", (json_int_t) app->at);
+        if (msg->id == AF_MSG_SYNC_DIFF) {
+            const char *name = "";
+            for (uint32_t d = 0; self->list && d < self->list->device_count; d++)
+                if (streq (self->list->devices [d].id, app->device_id))
+                    name = self->list->devices [d].name;
+            json_object_set_new (entry, "deviceId", json_string (app->device_id));
+            json_object_set_new (entry, "deviceName", json_string (name));
+            json_object_set_new (entry, "gone", json_boolean (!*app->device_id));
+            json_object_set_new (entry, "fit", json_string (af_fit_name ((af_fit_t) app->fit)));
+            json_object_set_new (entry, "fitVersion", json_string (app->fit_version));
+            json_object_set_new (entry, "reason", json_string (app->reason));
+        }
+        json_array_append_new (apps, entry);
+    }
+    json_t *doc = json_pack ("{s:o}", "apps", apps);
+    if (msg->id == AF_MSG_SYNC_DIFF)
+        json_object_set_new (doc, "truncated", json_boolean (msg->truncated));
+    else
+        json_object_set_new (doc, "deviceId", json_string (msg->device_id));
+    return doc;
+}
+
 static json_t *
 s_status_doc (af_node_t *self)
 {
@@ -383,6 +429,24 @@ s_request (af_node_t *self, zframe_t *client, const char *verb, af_msg_t *msg)
     return pending;
 }
 
+//  Track a request that waits for the install reports to go first
+static pending_t *
+s_request_held (af_node_t *self, zframe_t *client, const char *verb, af_msg_t *msg)
+{
+    if (!self->catching_up)
+        return s_request (self, client, verb, msg);
+    pending_t *pending = (pending_t *) zmalloc (sizeof (pending_t));
+    assert (pending);
+    af_msg_set_rid_random (msg);
+    sodium_bin2hex (pending->hex, sizeof pending->hex, msg->rid, AF_ID_SIZE);
+    pending->client = client? zframe_dup (client): NULL;
+    snprintf (pending->verb, sizeof pending->verb, "%s", verb);
+    pending->deadline = zclock_mono () + self->config.request_timeout_ms;
+    pending->unsent = msg;
+    zhashx_insert (self->pending, pending->hex, pending);
+    return pending;
+}
+
 static void
 s_login_by_key (af_node_t *self)
 {
@@ -403,19 +467,26 @@ s_flush_unsent (af_node_t *self)
 {
     for (pending_t *p = (pending_t *) zhashx_first (self->pending); p;
          p = (pending_t *) zhashx_next (self->pending))
-        if (p->unsent && s_broker_send (self, p->unsent) == 0) {
+        if (p->unsent && !(self->catching_up && streq (p->verb, "sync"))
+        &&  s_broker_send (self, p->unsent) == 0) {
             af_msg_destroy (&p->unsent);
             p->deadline = zclock_mono () + self->config.request_timeout_ms;
         }
 }
 
 static void s_on_item (af_node_t *self, af_msg_t *item);
+static json_t *s_apps_doc (af_node_t *self, af_msg_t *msg);
 static void s_on_chunk (af_node_t *self, af_msg_t *msg);
 static json_t *s_push_accepted (af_node_t *self, af_msg_t *msg);
 static json_t *s_push_find (af_node_t *self, const char *push_id);
 static json_t *s_push_target (json_t *push, const char *device_id, bool create);
 static void s_jobs_run (af_node_t *self);
 static void s_upload_pump (af_node_t *self);
+static void s_reports_login (af_node_t *self, uint64_t broker_seq);
+static void s_reports_answer (af_node_t *self, pending_t *pending, af_msg_t *msg);
+static void s_reports_drop (af_node_t *self, uint64_t upto);
+static void s_reports_flush (af_node_t *self);
+static void s_report (af_node_t *self, const char *op, const af_install_info_t *info);
 static void s_upload_answer (af_node_t *self, pending_t *pending, af_msg_t *msg);
 static void s_job_fetch (af_node_t *self, job_t *job);
 static void s_job_report (af_node_t *self, job_t *job, const char *state, uint32_t files,
@@ -450,6 +521,9 @@ s_answer (af_node_t *self, pending_t *pending, af_msg_t *msg)
     else
     if (msg->id == AF_MSG_PUSH_ACCEPTED)
         doc = json_deep_copy (s_push_accepted (self, msg));
+    else
+    if (msg->id == AF_MSG_SYNC_DIFF || msg->id == AF_MSG_APP_LIST)
+        doc = s_apps_doc (self, msg);
     else
     if (msg->id == AF_MSG_RESOLVED) {
         af_resolution_t resolution;
@@ -593,9 +667,14 @@ s_dealer_event (zloop_t *loop, zsock_t *reader, void *arg)
                 if (!streq (self->account, msg->account) || !streq (self->device_id, msg->device_id)) {
                     snprintf (self->account, sizeof self->account, "%s", msg->account);
                     snprintf (self->device_id, sizeof self->device_id, "%s", msg->device_id);
+                    //  Another device: its reports start afresh
+                    self->next_seq = 1;
+                    self->acked_seq = 0;
+                    s_reports_drop (self, UINT64_MAX);
                     s_state_save (self);
                 }
                 zsys_info ("node: logged in to '%s' as device %s", self->account, self->device_id);
+                s_reports_login (self, msg->report_seq);
                 //  A transfer under way lost its broker side with the old session
                 job_t *job = (job_t *) zlistx_first (self->jobs);
                 if (job && job->state == JOB_FETCHING)
@@ -611,6 +690,9 @@ s_dealer_event (zloop_t *loop, zsock_t *reader, void *arg)
                     s_job_report (self, job, "failed", 0, "the broker cannot send the package: %s (%s)",
                                   msg->reason, af_code_name ((int) msg->code));
             }
+            else
+            if (streq (pending->verb, "report") || streq (pending->verb, "list"))
+                s_reports_answer (self, pending, msg);
             else
             if (streq (pending->verb, "upload")) {
                 s_upload_answer (self, pending, msg);
@@ -906,8 +988,10 @@ s_job_install (af_node_t *self, job_t *job)
     snprintf (info.method, sizeof info.method, "builtin");
     if (af_install_builtin (self->config.home, job->part, &info, err, sizeof err))
         s_job_report (self, job, "failed", 0, "%s", err);
-    else
+    else {
+        s_report (self, "install", &info);
         s_job_installed (self, job, s_record_files (self, job->program));
+    }
 }
 
 //  Start the first job if none is running
@@ -1113,8 +1197,10 @@ s_jobs_tick (af_node_t *self)
         if (rc == 0) {
             if (af_install_record_write (self->config.home, &job->info, NULL, err, sizeof err))
                 s_job_report (self, job, "failed", 0, "installed, but %s", err);
-            else
+            else {
+                s_report (self, "install", &job->info);
                 s_job_installed (self, job, 0);
+            }
         }
         else
         if (rc < 0)
@@ -1279,6 +1365,194 @@ s_upload_answer (af_node_t *self, pending_t *pending, af_msg_t *msg)
 }
 
 //  --------------------------------------------------------------------------
+//  Install reports (S0.1, S0.2, S1.5, S1.8): every install and uninstall is
+//  queued in HOME/reports/ with this device's own rising seq, and sent to
+//  the broker in order, one at a time, each removed when the broker says
+//  OK. After every login they go first, before any sync request.
+
+static void
+s_reports_dir (af_node_t *self, char *path, size_t size)
+{
+    snprintf (path, size, "%s/reports", self->config.home);
+}
+
+//  The queued report with the lowest seq above after, or NULL
+static json_t *
+s_report_next (af_node_t *self, uint64_t after, char *path, size_t size)
+{
+    char dir_path [600];
+    s_reports_dir (self, dir_path, sizeof dir_path);
+    zdir_t *dir = zdir_new (dir_path, "-");
+    zfile_t **files = dir? zdir_flatten (dir): NULL;
+    uint64_t best = 0;
+    for (size_t i = 0; files && files [i]; i++) {
+        const char *name = strrchr (zfile_filename (files [i], NULL), '/');
+        uint64_t seq = name? strtoull (name + 1, NULL, 10): 0;
+        if (seq > after && (!best || seq < best))
+            best = seq;
+    }
+    zdir_flatten_free (&files);
+    zdir_destroy (&dir);
+    if (!best)
+        return NULL;
+    snprintf (path, size, "%s/%020llu.json", dir_path, (unsigned long long) best);
+    json_error_t jerr;
+    return json_load_file (path, 0, &jerr);
+}
+
+//  Remove queued reports with seq <= upto (the broker has them)
+static void
+s_reports_drop (af_node_t *self, uint64_t upto)
+{
+    char path [700];
+    json_t *report;
+    while ((report = s_report_next (self, 0, path, sizeof path))) {
+        uint64_t seq = (uint64_t) json_integer_value (json_object_get (report, "seq"));
+        json_decref (report);
+        if (seq > upto || unlink (path))
+            break;
+    }
+}
+
+//  Send the next queued report, if the broker is ready for it
+static void
+s_reports_flush (af_node_t *self)
+{
+    if (!self->logged_in || *self->report_rid || self->listing)
+        return;
+    char path [700];
+    json_t *report = s_report_next (self, self->acked_seq, path, sizeof path);
+    if (!report) {
+        if (self->catching_up) {
+            self->catching_up = false;
+            s_flush_unsent (self);      //  sync requests held for the catch-up
+        }
+        return;
+    }
+    af_msg_t *msg = af_msg_new (AF_MSG_REPORT);
+    msg->seq = (uint64_t) json_integer_value (json_object_get (report, "seq"));
+    const char *text;
+    #define GET(key, field) \
+        text = json_string_value (json_object_get (report, key)); \
+        snprintf (msg->field, sizeof msg->field, "%s", text? text: "");
+    GET ("op", op);
+    GET ("program", program);
+    GET ("versionName", version_name);
+    GET ("hash", hash);
+    #undef GET
+    msg->version_code = (uint64_t) json_integer_value (json_object_get (report, "versionCode"));
+    msg->at = (uint64_t) json_integer_value (json_object_get (report, "at"));
+    json_decref (report);
+    pending_t *pending = s_request (self, NULL, "report", msg);
+    memcpy (self->report_rid, pending->hex, sizeof self->report_rid);
+}
+
+//  Queue a report of an install or uninstall on this device
+static void
+s_report (af_node_t *self, const char *op, const af_install_info_t *info)
+{
+    char dir [600], path [700];
+    s_reports_dir (self, dir, sizeof dir);
+    uint64_t seq = self->next_seq++;
+    s_state_save (self);
+    snprintf (path, sizeof path, "%s/%020llu.json", dir, (unsigned long long) seq);
+    json_t *report = json_pack ("{s:I, s:s, s:s, s:s, s:I, s:s, s:I}", "seq", (json_int_t) seq, "op", op,
+                                "program", info->program, "versionName", info->version_name,
+                                "versionCode", (json_int_t) info->version_code, "hash", info->hash,
+                                "at", (json_int_t) (info->installed_at? info->installed_at: (uint64_t) zclock_time ()));
+    if (zsys_dir_create ("%s", dir) || json_dump_file (report, path, JSON_COMPACT))
+        zsys_error ("node: cannot queue a report in %s: %s", path, strerror (errno));
+    json_decref (report);
+    s_reports_flush (self);
+}
+
+//  This device's install list, from its install records
+static af_msg_t *
+s_install_list (af_node_t *self)
+{
+    af_msg_t *list = af_msg_new (AF_MSG_LIST);
+    json_t *doc = s_installed_doc (self);
+    json_t *installed = json_object_get (doc, "installed");
+    size_t count = json_array_size (installed) < AF_MAX_APPS? json_array_size (installed): AF_MAX_APPS;
+    af_msg_set_app_count (list, (uint32_t) count);
+    for (size_t i = 0; i < count; i++) {
+        json_t *record = json_array_get (installed, i);
+        af_app_t *app = &list->apps [i];
+        const char *text;
+        text = json_string_value (json_object_get (record, "program"));
+        snprintf (app->program, sizeof app->program, "%s", text? text: "");
+        text = json_string_value (json_object_get (record, "versionName"));
+        snprintf (app->version_name, sizeof app->version_name, "%s", text? text: "");
+        text = json_string_value (json_object_get (record, "hash"));
+        snprintf (app->hash, sizeof app->hash, "%s", text? text: "");
+        app->version_code = (uint64_t) json_integer_value (json_object_get (record, "versionCode"));
+        app->at = (uint64_t) json_integer_value (json_object_get (record, "installedAt"));
+    }
+    json_decref (doc);
+    return list;
+}
+
+//  After LOGIN_OK: the broker has applied our reports up to broker_seq.
+//  If it knows less than we know it had (its store was lost), or more
+//  than we ever sent (our home was lost), the whole list goes instead.
+static void
+s_reports_login (af_node_t *self, uint64_t broker_seq)
+{
+    self->report_rid [0] = 0;
+    self->catching_up = true;
+    //  First contact (nothing sent, nothing known) sends the list too, so
+    //  apps installed before this device ever logged in are known
+    if (broker_seq < self->acked_seq || broker_seq >= self->next_seq
+    ||  (broker_seq == 0 && self->acked_seq == 0)) {
+        uint64_t seq = broker_seq >= self->next_seq? broker_seq + 1: self->next_seq;
+        self->next_seq = seq + 1;
+        s_state_save (self);
+        af_msg_t *list = s_install_list (self);
+        list->seq = seq;
+        zsys_info ("node: the broker knows our reports up to %llu, we sent up to %llu: sending the whole list",
+                   (unsigned long long) broker_seq, (unsigned long long) self->acked_seq);
+        pending_t *pending = s_request (self, NULL, "list", list);
+        memcpy (self->list_rid, pending->hex, sizeof self->list_rid);
+        self->listing = true;
+        return;
+    }
+    self->acked_seq = broker_seq;
+    s_reports_drop (self, broker_seq);
+    s_reports_flush (self);
+}
+
+//  The broker's answer to a REPORT or LIST
+static void
+s_reports_answer (af_node_t *self, pending_t *pending, af_msg_t *msg)
+{
+    if (streq (pending->verb, "list") && streq (pending->hex, self->list_rid)) {
+        self->listing = false;
+        self->list_rid [0] = 0;
+        if (msg->id == AF_MSG_OK) {
+            self->acked_seq = self->next_seq - 1;
+            s_state_save (self);
+            s_reports_drop (self, self->acked_seq);
+        }
+    }
+    else
+    if (streq (pending->verb, "report") && streq (pending->hex, self->report_rid)) {
+        self->report_rid [0] = 0;
+        char path [700];
+        json_t *report = s_report_next (self, self->acked_seq, path, sizeof path);
+        if (report && msg->id == AF_MSG_OK) {
+            self->acked_seq = (uint64_t) json_integer_value (json_object_get (report, "seq"));
+            s_state_save (self);
+            unlink (path);
+        }
+        json_decref (report);
+        if (msg->id != AF_MSG_OK)
+            zsys_warning ("node: the broker did not store a report: %s; sending it again later", msg->reason);
+    }
+    if (msg->id == AF_MSG_OK)
+        s_reports_flush (self);
+}
+
+//  --------------------------------------------------------------------------
 //  CLI commands
 
 static int
@@ -1394,6 +1668,50 @@ s_ctl_event (zloop_t *loop, zsock_t *reader, void *arg)
     if (streq (verb, "installed"))
         s_ctl_reply (self, client, true, s_installed_doc (self));
     else
+    if (streq (verb, "sync") || (streq (verb, "apps") && arg1)) {
+        if (!self->logged_in)
+            s_ctl_error (self, client, AF_E_NOT_LOGGED_IN, "not logged in; run: appferry login ACCOUNT");
+        else
+        if (streq (verb, "sync"))
+            s_request_held (self, client, verb, af_msg_new (AF_MSG_SYNC));
+        else
+        if (strlen (arg1) != AF_ID_HEX)
+            s_ctl_error (self, client, AF_E_MALFORMED, "'%s' is not a device ID", arg1);
+        else {
+            af_msg_t *msg = af_msg_new (AF_MSG_APPS);
+            strcpy (msg->device_id, arg1);
+            s_request_held (self, client, verb, msg);
+        }
+    }
+    else
+    if (streq (verb, "apps")) {
+        af_msg_t *list = s_install_list (self);
+        snprintf (list->device_id, sizeof list->device_id, "%s", self->device_id);
+        s_ctl_reply (self, client, true, s_apps_doc (self, list));
+        af_msg_destroy (&list);
+    }
+    else
+    if (streq (verb, "uninstall") && arg1) {
+        af_install_info_t info;
+        char path [700];
+        if (strlen (arg1) > AF_MAX_PROGRAM || strchr (arg1, '/') || *arg1 == '.'
+        ||  af_install_record_read (self->config.home, arg1, &info))
+            s_ctl_error (self, client, AF_E_MALFORMED, "%s is not installed here", arg1);
+        else {
+            char err [AF_MAX_REASON + 1] = "";
+            snprintf (path, sizeof path, "%s/installed/%s.json", self->config.home, arg1);
+            if (af_install_remove (self->config.home, arg1, err, sizeof err) || unlink (path))
+                s_ctl_error (self, client, AF_E_INTERNAL, "cannot uninstall %s: %s", arg1,
+                             *err? err: strerror (errno));
+            else {
+                info.installed_at = (uint64_t) zclock_time ();
+                s_report (self, "uninstall", &info);
+                zsys_info ("node: uninstalled %s", arg1);
+                s_ctl_reply (self, client, true, json_pack ("{s:s, s:b}", "program", arg1, "uninstalled", 1));
+            }
+        }
+    }
+    else
     if (streq (verb, "notifications"))
         s_ctl_reply (self, client, true, json_pack ("{s:O, s:I}", "notifications", self->inbox,
                                                     "received", (json_int_t) self->notifications));
@@ -1493,10 +1811,18 @@ s_timer_event (zloop_t *loop, int timer_id, void *arg)
                          self->config.request_timeout_ms);
         if (streq (p->verb, "auto-login"))
             self->auto_login [0] = 0;
+        if (streq (p->verb, "report") && streq (p->hex, self->report_rid))
+            self->report_rid [0] = 0;
+        if (streq (p->verb, "list") && streq (p->hex, self->list_rid))
+            self->listing = false;
         zhashx_delete (self->pending, p->hex);
     }
     zlistx_destroy (&expired);
     s_jobs_tick (self);
+    if (now - self->reports_at >= 1000) {
+        self->reports_at = now;
+        s_reports_flush (self);         //  retries what the broker did not take
+    }
     return 0;
 }
 
@@ -1534,7 +1860,10 @@ af_node_new (const af_node_config_t *config, char *err, size_t errlen)
             goto failed;
         }
     }
+    self->next_seq = 1;
     s_state_load (self);
+    if (self->next_seq == 0)
+        self->next_seq = 1;
     //  A package half received before a stop is useless: the offer comes
     //  again after login and starts over
     snprintf (path, sizeof path, "%s/incoming", config->home);

@@ -43,6 +43,12 @@ s_usage (FILE *out)
 "                        store link); shows progress per device until every\n"
 "                        online target finished (offline ones stay queued)\n"
 "  installed             packages installed here and store links received\n"
+"  apps [--device ID]    the install list of this device, or of another\n"
+"                        device of the account (as the broker has it)\n"
+"  sync                  what the account's other devices have that this one\n"
+"                        lacks, and what the account had that no device has\n"
+"                        now, each with whether a package fits this device\n"
+"  uninstall PROGRAM     uninstall PROGRAM here (and tell the broker)\n"
 "  stop                  stop the node\n"
 "\n"
 "Options:\n"
@@ -52,6 +58,7 @@ s_usage (FILE *out)
 "  -j, --json                print the node's JSON answer instead of text\n"
 "  -t, --timeout SEC         how long to wait for the node (default 20)\n"
 "      --to DEVICES          push: target device IDs, comma-separated, or all\n"
+"      --device ID           apps: another device of the account\n"
 "      --no-wait             push: print the first answer and return\n"
 "      --wait SEC            push: wait at most this long for the results\n"
 "                            (default 600)\n"
@@ -246,6 +253,42 @@ s_print (const char *command, json_t *doc)
                     *s_str (entry, "text")? s_str (entry, "text"): s_str (entry, "hex"));
     }
     else
+    if (streq (command, "apps")) {
+        size_t index;
+        json_t *app;
+        json_t *apps = json_object_get (doc, "apps");
+        printf ("Device %s: %zu app%s\n", s_str (doc, "deviceId"), json_array_size (apps),
+                json_array_size (apps) == 1? "": "s");
+        json_array_foreach (apps, index, app)
+            printf ("  %-20s %s\n", s_str (app, "program"), s_str (app, "versionName"));
+    }
+    else
+    if (streq (command, "sync")) {
+        size_t index;
+        json_t *app;
+        json_t *apps = json_object_get (doc, "apps");
+        if (json_array_size (apps) == 0)
+            printf ("Nothing to sync: this device has every app the others have.\n");
+        json_array_foreach (apps, index, app) {
+            const char *fit = s_str (app, "fit");
+            const char *where = json_is_true (json_object_get (app, "gone"))? "(no device has it now)":
+                                *s_str (app, "deviceName")? s_str (app, "deviceName"): s_str (app, "deviceId");
+            printf ("  %-16s %-10s on %-24.24s ", s_str (app, "program"), s_str (app, "versionName"), where);
+            if (streq (fit, "package"))
+                printf ("fits here: %s\n", s_str (app, "fitVersion"));
+            else
+            if (streq (fit, "store-link"))
+                printf ("from this platform's store\n");
+            else
+                printf ("no package fits: %s\n", s_str (app, "reason"));
+        }
+        if (json_is_true (json_object_get (doc, "truncated")))
+            printf ("  (more than %d entries; the rest left out)\n", AF_MAX_DIFF);
+    }
+    else
+    if (streq (command, "uninstall"))
+        printf ("Uninstalled %s.\n", s_str (doc, "program"));
+    else
     if (streq (command, "stop"))
         printf ("Node stopped.\n");
 }
@@ -355,12 +398,13 @@ main (int argc, char *argv [])
         { "with-data", no_argument, NULL, 'W' },
         { "no-wait", no_argument, NULL, 'N' },
         { "wait", required_argument, NULL, 'w' },
+        { "device", required_argument, NULL, 'D' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
     const char *home = NULL, *password_file = NULL;
     bool json = false, refresh = false, with_data = false, no_wait = false;
-    const char *to = NULL;
+    const char *to = NULL, *device = NULL;
     int timeout = 20, wait = 600;
     int opt;
     while ((opt = getopt_long (argc, argv, "H:p:jt:h", options, NULL)) != -1) {
@@ -374,6 +418,7 @@ main (int argc, char *argv [])
             case 'W': with_data = true; break;
             case 'N': no_wait = true; break;
             case 'w': wait = atoi (optarg); break;
+            case 'D': device = optarg; break;
             case 'h': s_usage (stdout); return 0;
             default: s_usage (stderr); return 2;
         }
@@ -389,7 +434,8 @@ main (int argc, char *argv [])
         { "register", 1, true }, { "login", 1, true }, { "logout", 0, false },
         { "devices", 0, false }, { "status", 0, false }, { "resolve", 1, false },
         { "notify", 2, false }, { "notifications", 0, false },
-        { "push", 1, false }, { "installed", 0, false },
+        { "push", 1, false }, { "installed", 0, false }, { "apps", 0, false }, { "sync", 0, false },
+        { "uninstall", 1, false },
         { "stop", 0, false }, { NULL, 0, false }
     };
     int which = -1;
@@ -437,6 +483,8 @@ main (int argc, char *argv [])
         zmsg_addstr (request, password);
     if (streq (command, "devices") && refresh)
         zmsg_addstr (request, "refresh");
+    if (streq (command, "apps") && device)
+        zmsg_addstr (request, device);
     if (streq (command, "push")) {
         zmsg_addstr (request, to);
         zmsg_addstr (request, with_data? "data": "nodata");

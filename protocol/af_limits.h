@@ -59,6 +59,9 @@
 #define AF_MAX_CREDIT           16      //  CHUNKs in flight per transfer
 #define AF_MAX_ITEM             (64 * 1024) //  an outbox item (encoded message)
 #define AF_MAX_DATA             (256 * 1024 * 1024) //  a push's user data (tar), bytes
+#define AF_MAX_APPS             1000    //  apps in one device's install list
+#define AF_MAX_DIFF             2000    //  entries in one SYNC_DIFF
+#define AF_MAX_OP               15      //  REPORT op ("install", "uninstall")
 #define AF_MAX_SCREEN           16384   //  pixels, each dimension
 #define AF_MAX_DENSITY          1000    //  dpi
 #define AF_MAX_SDK              99      //  Android API level

@@ -104,7 +104,8 @@ typedef enum {
     T_DEVICES,      //  af_device_t *, count at aux, at most max
     T_PACKAGE,      //  af_package_t, presence flag at aux
     T_BIN,          //  uint8_t * (owned), size (uint32_t) at aux, at most max
-    T_TARGETS       //  af_target_t *, count at aux, at most max
+    T_TARGETS,      //  af_target_t *, count at aux, at most max
+    T_APPS          //  af_app_t *, count at aux, at most max
 } ftype_t;
 
 typedef struct {
@@ -173,6 +174,19 @@ static const field_t s_target_fields [] = {
     END
 };
 
+static const field_t s_app_fields [] = {
+    STR (af_app_t, "program", program, true),
+    STR (af_app_t, "versionName", version_name, false),
+    U64 (af_app_t, "versionCode", version_code, false),
+    STR (af_app_t, "hash", hash, false),
+    U64 (af_app_t, "at", at, false),
+    STR (af_app_t, "deviceId", device_id, false),
+    U32 (af_app_t, "fit", fit, 0, AF_FIT_UNKNOWN_PROGRAM, false),
+    STR (af_app_t, "fitVersion", fit_version, false),
+    STR (af_app_t, "reason", reason, false),
+    END
+};
+
 #define M af_msg_t
 #define F_ACCOUNT(req)  STR (M, "account", account, req)
 #define F_DEVICE(req)   { "device", T_DEVICE, offsetof (M, device), 0, offsetof (M, has_device), 0, 0, req }
@@ -185,7 +199,8 @@ static const field_t f_login [] = {
     STR (M, "deviceId", device_id, false), F_DEVICE (true), END };
 static const field_t f_login_ok [] = {
     F_ACCOUNT (true), STR (M, "deviceId", device_id, true),
-    U32 (M, "heartbeat", heartbeat, 0, 3600000, false), END };
+    U32 (M, "heartbeat", heartbeat, 0, 3600000, false),
+    U64 (M, "reportSeq", report_seq, false), END };
 static const field_t f_device_list [] = {
     F_ACCOUNT (false),
     { "devices", T_DEVICES, offsetof (M, devices), 0, offsetof (M, device_count), 0,
@@ -263,6 +278,19 @@ static const field_t f_progress [] = {
     U64 (M, "total", total, true), END };
 static const field_t f_upload [] = {
     F_HASH, U64 (M, "total", total, true), END };
+#define F_APPS(max) { "apps", T_APPS, offsetof (M, apps), 0, offsetof (M, app_count), 0, max, true }
+static const field_t f_report [] = {
+    U64 (M, "seq", seq, true), STR (M, "op", op, true), STR (M, "program", program, true),
+    STR (M, "versionName", version_name, false), U64 (M, "versionCode", version_code, false),
+    STR (M, "hash", hash, false), U64 (M, "at", at, false), END };
+static const field_t f_list [] = {
+    U64 (M, "seq", seq, true), F_APPS (AF_MAX_APPS), END };
+static const field_t f_apps [] = {
+    STR (M, "deviceId", device_id, true), END };
+static const field_t f_app_list [] = {
+    STR (M, "deviceId", device_id, true), F_APPS (AF_MAX_APPS), END };
+static const field_t f_sync_diff [] = {
+    F_APPS (AF_MAX_DIFF), BOOL (M, "truncated", truncated), END };
 static const field_t f_none [] = { END };
 
 typedef struct {
@@ -299,6 +327,12 @@ static const command_t s_commands [AF_MSG_COUNT] = {
     [AF_MSG_DONE]        = { "DONE", f_done },
     [AF_MSG_PROGRESS]    = { "PROGRESS", f_progress },
     [AF_MSG_UPLOAD]      = { "UPLOAD", f_upload },
+    [AF_MSG_REPORT]      = { "REPORT", f_report },
+    [AF_MSG_LIST]        = { "LIST", f_list },
+    [AF_MSG_APPS]        = { "APPS", f_apps },
+    [AF_MSG_APP_LIST]    = { "APP_LIST", f_app_list },
+    [AF_MSG_SYNC]        = { "SYNC", f_none },
+    [AF_MSG_SYNC_DIFF]   = { "SYNC_DIFF", f_sync_diff },
 };
 
 //  --------------------------------------------------------------------------
@@ -324,6 +358,7 @@ af_msg_destroy (af_msg_t **self_p)
         free ((*self_p)->devices);
         free ((*self_p)->body);
         free ((*self_p)->results);
+        free ((*self_p)->apps);
         free ((*self_p)->data);
         free (*self_p);
         *self_p = NULL;
@@ -356,6 +391,18 @@ af_msg_set_body (af_msg_t *self, const void *data, size_t size)
     free (self->body);
     self->body = body;
     self->body_size = (uint32_t) size;
+    return 0;
+}
+
+int
+af_msg_set_app_count (af_msg_t *self, uint32_t count)
+{
+    af_app_t *apps = count? (af_app_t *) calloc (count, sizeof (af_app_t)): NULL;
+    if (count && !apps)
+        return -1;
+    free (self->apps);
+    self->apps = apps;
+    self->app_count = count;
     return 0;
 }
 
@@ -429,6 +476,7 @@ s_field_empty (const field_t *f, const uint8_t *base)
         case T_U32S:
         case T_BIN:
         case T_TARGETS:
+        case T_APPS:
         case T_DEVICES: return *(const uint32_t *) (base + f->aux) == 0;
         case T_DEVICE:
         case T_PACKAGE: return !*(const bool *) (base + f->aux);
@@ -495,6 +543,14 @@ s_encode_field (msgpack_packer *pk, const field_t *f, const uint8_t *base)
                 s_encode_map (pk, s_target_fields, (const uint8_t *) &targets [i]);
             break;
         }
+        case T_APPS: {
+            uint32_t count = *(const uint32_t *) (base + f->aux);
+            const af_app_t *apps = *(af_app_t * const *) p;
+            msgpack_pack_array (pk, count);
+            for (uint32_t i = 0; i < count; i++)
+                s_encode_map (pk, s_app_fields, (const uint8_t *) &apps [i]);
+            break;
+        }
         case T_BIN: {
             uint32_t size = *(const uint32_t *) (base + f->aux);
             msgpack_pack_bin (pk, size);
@@ -528,6 +584,7 @@ af_msg_encode (af_msg_t *self)
     for (const field_t *f = command->fields; f->key; f++)
         if (f->required && s_field_empty (f, base) && f->type != T_U32
         &&  f->type != T_U64 && f->type != T_DEVICES && f->type != T_TARGETS && f->type != T_BOOL
+        &&  f->type != T_APPS
         &&  f->type != T_BIN) {
             zsys_error ("af_msg: %s without required field '%s'", command->name, f->key);
             return NULL;
@@ -779,6 +836,7 @@ s_decode_field (const field_t *f, const msgpack_object *o, uint8_t *base, char *
         case T_STRS:
         case T_U32S:
         case T_TARGETS:
+        case T_APPS:
         case T_DEVICES: {
             if (o->type != MSGPACK_OBJECT_ARRAY) {
                 snprintf (err, errlen, "field '%s': expected an array", f->key);
@@ -806,6 +864,20 @@ s_decode_field (const field_t *f, const msgpack_object *o, uint8_t *base, char *
                 for (uint32_t i = 0; i < count; i++)
                     if (s_decode_map (&o->via.array.ptr [i], s_device_fields,
                                       (uint8_t *) &devices [i], f->key, err, errlen))
+                        return -1;
+                return 0;
+            }
+            if (f->type == T_APPS) {
+                af_app_t *apps = count? (af_app_t *) calloc (count, sizeof (af_app_t)): NULL;
+                if (count && !apps) {
+                    snprintf (err, errlen, "out of memory");
+                    return -1;
+                }
+                *(af_app_t **) p = apps;
+                *(uint32_t *) (base + f->aux) = count;
+                for (uint32_t i = 0; i < count; i++)
+                    if (s_decode_map (&o->via.array.ptr [i], s_app_fields,
+                                      (uint8_t *) &apps [i], f->key, err, errlen))
                         return -1;
                 return 0;
             }
@@ -1253,6 +1325,21 @@ af_msg_test (bool verbose)
     af_msg_destroy (&copy);
     af_msg_destroy (&msg);
 
+    //  Install lists: an array of app maps
+    msg = af_msg_new (AF_MSG_LIST);
+    msg->seq = 7;
+    assert (af_msg_set_app_count (msg, 2) == 0);
+    strcpy (msg->apps [0].program, "weixin");
+    strcpy (msg->apps [0].version_name, "8.0.48");
+    msg->apps [0].version_code = 2480;
+    strcpy (msg->apps [1].program, "notes");
+    msg->apps [1].at = 1700000000000ULL;
+    copy = s_roundtrip (msg);
+    assert (copy->seq == 7 && copy->app_count == 2);
+    assert (memcmp (copy->apps, msg->apps, 2 * sizeof (af_app_t)) == 0);
+    af_msg_destroy (&copy);
+    af_msg_destroy (&msg);
+
     //  A chunk carries up to AF_MAX_CHUNK bytes and no more
     msg = af_msg_new (AF_MSG_CHUNK);
     strcpy (msg->hash, "ab");
@@ -1288,7 +1375,7 @@ af_msg_test (bool verbose)
         strcpy (msg->account, "a"); strcpy (msg->password, "p"); strcpy (msg->device_id, "d");
         strcpy (msg->program, "p"); strcpy (msg->service, "s"); msg->code = 500;
         strcpy (msg->push_id, "q"); strcpy (msg->item, "i"); strcpy (msg->hash, "h");
-        strcpy (msg->state, "queued"); strcpy (msg->from, "f");
+        strcpy (msg->state, "queued"); strcpy (msg->from, "f"); strcpy (msg->op, "install");
         msg->target_count = 1; strcpy (msg->targets [0], "all");
         msg->has_device = msg->has_package = true;
         msg->credit = msg->size = 1;

@@ -58,8 +58,27 @@ typedef enum {
     AF_MSG_DONE,            //  N->B  a target's outcome for a push
     AF_MSG_PROGRESS,        //  B->N  bytes sent to a target, for the initiator
     AF_MSG_UPLOAD,          //  N->B  store a blob (a push's user data) on the broker
+    AF_MSG_REPORT,          //  N->B  one install or uninstall on this device
+    AF_MSG_LIST,            //  N->B  this device's whole install list
+    AF_MSG_APPS,            //  N->B  ask for one device's install list
+    AF_MSG_APP_LIST,        //  B->N  a device's install list
+    AF_MSG_SYNC,            //  N->B  what do the others have that I lack
+    AF_MSG_SYNC_DIFF,       //  B->N  the answer
     AF_MSG_COUNT
 } af_msg_id_t;
+
+//  One app of an install list or a sync diff
+typedef struct {
+    char program [AF_MAX_PROGRAM + 1];
+    char version_name [AF_MAX_VERSION_NAME + 1];
+    uint64_t version_code;
+    char hash [AF_HASH_HEX + 1];                //  the installed package's hash
+    uint64_t at;                                //  installed, ms since the epoch
+    char device_id [AF_ID_HEX + 1];             //  SYNC_DIFF: a device that has it
+    uint32_t fit;                               //  SYNC_DIFF: af_fit_t for the asker
+    char fit_version [AF_MAX_VERSION_NAME + 1]; //  SYNC_DIFF: what would install there
+    char reason [AF_MAX_REASON + 1];            //  SYNC_DIFF: why nothing fits
+} af_app_t;
 
 //  One target of a push, as PUSH_ACCEPTED lists them
 typedef struct {
@@ -121,6 +140,14 @@ typedef struct {
     uint32_t files;                         //  DONE: files written
     char data_hash [AF_HASH_HEX + 1];       //  PUSH, OFFER: the user data blob
     uint64_t data_total;                    //  PUSH, OFFER: its size
+    uint64_t seq;                           //  REPORT, LIST: the device's own counter
+    uint64_t report_seq;                    //  LOGIN_OK: last report the broker applied
+    char op [AF_MAX_OP + 1];                //  REPORT
+    uint64_t version_code;                  //  REPORT
+    uint64_t at;                            //  REPORT
+    uint32_t app_count;
+    af_app_t *apps;                         //  owned; LIST, APP_LIST, SYNC_DIFF
+    bool truncated;                         //  SYNC_DIFF: more than AF_MAX_DIFF
 } af_msg_t;
 
 //  Create a message of the given command, version AF_PROTO_VERSION.
@@ -137,6 +164,9 @@ void af_msg_set_rid_random (af_msg_t *self);
 
 //  Copy size bytes into self->body. 0, or -1 on OOM or over AF_MAX_BODY.
 int af_msg_set_body (af_msg_t *self, const void *data, size_t size);
+
+//  Allocate room for count apps in self->apps. 0 or -1 on OOM.
+int af_msg_set_app_count (af_msg_t *self, uint32_t count);
 
 //  Allocate room for count targets in self->results. 0 or -1 on OOM.
 int af_msg_set_result_count (af_msg_t *self, uint32_t count);

@@ -10,6 +10,7 @@
       af_rawclient ENDPOINT BROKER_CERT claim ACCOUNT PASSWORD DEVICE_ID
       af_rawclient ENDPOINT BROKER_CERT forbidden ACCOUNT PASSWORD OTHER_ACCOUNT
       af_rawclient ENDPOINT BROKER_CERT push ACCOUNT PASSWORD
+      af_rawclient ENDPOINT BROKER_CERT report ACCOUNT PASSWORD
     Prints one line per check and "N passed, M failed"; exits 1 on any failure.
     =========================================================================
 */
@@ -432,6 +433,69 @@ s_push_battery (const char *account, const char *password)
     af_msg_destroy (&msg);
 }
 
+//  Reports are applied once, in seq order: a resend or a stale one is
+//  answered OK and changes nothing
+static bool
+s_has_app (const char *device_id, const char *program)
+{
+    af_msg_t *msg = af_msg_new (AF_MSG_APPS);
+    af_msg_set_rid_random (msg);
+    strcpy (msg->device_id, device_id);
+    af_msg_send (msg, s_sock, NULL);
+    af_msg_destroy (&msg);
+    af_msg_t *reply = s_recv (s_sock, true);
+    bool has = false;
+    for (uint32_t i = 0; reply && reply->id == AF_MSG_APP_LIST && i < reply->app_count; i++)
+        has |= streq (reply->apps [i].program, program);
+    af_msg_destroy (&reply);
+    return has;
+}
+
+static void
+s_report_battery (const char *account, const char *password)
+{
+    af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
+    af_msg_set_rid_random (msg);
+    snprintf (msg->account, sizeof msg->account, "%s", account);
+    snprintf (msg->password, sizeof msg->password, "%s", password);
+    msg->device = s_device ("Raw reporter");
+    msg->has_device = true;
+    af_msg_send (msg, s_sock, NULL);
+    af_msg_t *ok = s_recv (s_sock, true);
+    char device_id [AF_ID_HEX + 1] = "";
+    if (ok && ok->id == AF_MSG_LOGIN_OK)
+        strcpy (device_id, ok->device_id);
+    s_check (*device_id, "LOGIN as a new device", NULL);
+    af_msg_destroy (&ok);
+    af_msg_destroy (&msg);
+
+    msg = af_msg_new (AF_MSG_REPORT);
+    af_msg_set_rid_random (msg);
+    msg->seq = 5;
+    strcpy (msg->op, "install");
+    strcpy (msg->program, "rawapp");
+    s_expect_msg ("REPORT install, seq 5", msg, AF_MSG_OK, 0);
+    s_expect_msg ("the same REPORT again", msg, AF_MSG_OK, 0);
+    strcpy (msg->op, "uninstall");
+    s_expect_msg ("an uninstall reusing seq 5", msg, AF_MSG_OK, 0);
+    s_check (s_has_app (device_id, "rawapp"), "  ... changed nothing", NULL);
+    msg->seq = 4;
+    s_expect_msg ("a stale uninstall, seq 4", msg, AF_MSG_OK, 0);
+    s_check (s_has_app (device_id, "rawapp"), "  ... changed nothing", NULL);
+    strcpy (msg->op, "reinstall");
+    msg->seq = 6;
+    s_expect_msg ("a REPORT with an unknown op", msg, AF_MSG_ERROR, AF_E_MALFORMED);
+    strcpy (msg->op, "uninstall");
+    s_expect_msg ("the uninstall, seq 6", msg, AF_MSG_OK, 0);
+    s_check (!s_has_app (device_id, "rawapp"), "  ... removed it", NULL);
+    af_msg_destroy (&msg);
+    msg = af_msg_new (AF_MSG_APPS);
+    af_msg_set_rid_random (msg);
+    strcpy (msg->device_id, "0123456789abcdef0123456789abcdef");
+    s_expect_msg ("APPS of a device of no account", msg, AF_MSG_ERROR, AF_E_NO_DEVICE);
+    af_msg_destroy (&msg);
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -459,6 +523,9 @@ main (int argc, char *argv [])
     else
     if (streq (argv [3], "push") && argc == 6)
         s_push_battery (argv [4], argv [5]);
+    else
+    if (streq (argv [3], "report") && argc == 6)
+        s_report_battery (argv [4], argv [5]);
     else {
         fprintf (stderr, "unknown mode or wrong arguments\n");
         return 2;

@@ -8,6 +8,7 @@
 #include "af_registry.h"
 #include "af_outbox.h"
 #include "af_push.h"
+#include "af_installs.h"
 #include "af_catalog.h"
 #include "af_download.h"
 #include "af_install.h"
@@ -24,6 +25,7 @@ main (int argc, char *argv [])
     af_registry_test (verbose);
     af_outbox_test (verbose);
     af_pushes_test (verbose);
+    af_installs_test (verbose);
     af_catalog_test (verbose);
     af_download_test (verbose);
     af_install_test (verbose);
