@@ -1003,6 +1003,24 @@ s_node_report (af_broker_t *self, session_t *session, af_msg_t *msg)
         zsys_info ("broker: %s of '%s' reports %s %s (seq %llu)", session->device_id, session->account,
                    msg->op, msg->program, (unsigned long long) msg->seq);
     s_reply_ok (self, session, msg);        //  rc 1: a repeat, applied before
+    //  The account's other online devices hear of a new install at once, so
+    //  those in automatic mode can sync it (S1.9); offline ones sync at login
+    af_device_t *devices;
+    uint32_t count;
+    if (rc == 0 && streq (msg->op, "install")
+    &&  af_registry_devices (self->registry, session->account, &devices, &count) == AF_OK) {
+        for (uint32_t i = 0; i < count; i++) {
+            session_t *other = s_online (self, session->account, devices [i].id);
+            if (!other || other == session)
+                continue;
+            af_msg_t *notify = af_msg_new (AF_MSG_NOTIFY);
+            snprintf (notify->device_id, sizeof notify->device_id, "%s", session->device_id);
+            snprintf (notify->kind, sizeof notify->kind, "installed");
+            af_msg_set_body (notify, msg->program, strlen (msg->program));
+            s_send_node (self, other, &notify);
+        }
+        free (devices);
+    }
 }
 
 static void
@@ -1358,7 +1376,14 @@ s_node_push (af_broker_t *self, session_t *session, af_msg_t *msg)
 {
     const uint8_t *rid = msg->has_rid? msg->rid: NULL;
     char why [AF_MAX_REASON + 1];
-    if (s_policy_check (self, msg, why, sizeof why)) {
+    //  "self": the device installs from the server's store for itself (a
+    //  sync pick, S1.4); the push policy guards pushes to other devices
+    bool for_self = msg->target_count == 1 && streq (msg->targets [0], "self");
+    if (for_self) {
+        snprintf (msg->targets [0], sizeof msg->targets [0], "%s", session->device_id);
+        msg->data_hash [0] = 0;
+    }
+    if (!for_self && s_policy_check (self, msg, why, sizeof why)) {
         zsys_warning ("broker: refused PUSH of '%s' from %s of '%s': policy: %s", msg->program,
                       session->device_id, session->account, why);
         s_reply_error (self, session, AF_E_POLICY, rid, why);
@@ -1420,7 +1445,7 @@ s_node_push (af_broker_t *self, session_t *session, af_msg_t *msg)
                 device = &devices [j];
         if (device)
             snprintf (target->name, sizeof target->name, "%s", device->name);
-        if (streq (target_id, session->device_id))
+        if (streq (target_id, session->device_id) && !for_self)
             s_target_set (target, "refused", "a device cannot push to itself");
         else
         if (!device)

@@ -126,6 +126,8 @@ struct _af_node_t {
     bool listing;                   //  a whole LIST is in flight
     bool catching_up;               //  reports queued before this login go first
     int64_t reports_at;             //  last retry of the report queue
+    zhashx_t *auto_installs;        //  programs this node asked to install for
+                                    //  itself in automatic mode, until their RESULT
     uint8_t *chunk_raw;             //  upload buffers: one chunk, and compressed
     uint8_t *chunk_packed;
     size_t chunk_packed_size;
@@ -475,6 +477,8 @@ s_flush_unsent (af_node_t *self)
 }
 
 static void s_on_item (af_node_t *self, af_msg_t *item);
+static void s_auto_diff (af_node_t *self, af_msg_t *diff);
+static void s_auto_sync (af_node_t *self);
 static json_t *s_apps_doc (af_node_t *self, af_msg_t *msg);
 static void s_on_chunk (af_node_t *self, af_msg_t *msg);
 static json_t *s_push_accepted (af_node_t *self, af_msg_t *msg);
@@ -648,6 +652,8 @@ s_dealer_event (zloop_t *loop, zsock_t *reader, void *arg)
         self->notifications++;
         if (self->config.verbose)
             zsys_info ("node: notification '%s' from %s", msg->kind, msg->device_id);
+        if (streq (msg->kind, "installed"))
+            s_auto_sync (self);
     }
     else
     if (msg->has_rid) {
@@ -675,6 +681,7 @@ s_dealer_event (zloop_t *loop, zsock_t *reader, void *arg)
                 }
                 zsys_info ("node: logged in to '%s' as device %s", self->account, self->device_id);
                 s_reports_login (self, msg->report_seq);
+                s_auto_sync (self);
                 //  A transfer under way lost its broker side with the old session
                 job_t *job = (job_t *) zlistx_first (self->jobs);
                 if (job && job->state == JOB_FETCHING)
@@ -693,6 +700,9 @@ s_dealer_event (zloop_t *loop, zsock_t *reader, void *arg)
             else
             if (streq (pending->verb, "report") || streq (pending->verb, "list"))
                 s_reports_answer (self, pending, msg);
+            else
+            if (streq (pending->verb, "auto-sync") && msg->id == AF_MSG_SYNC_DIFF)
+                s_auto_diff (self, msg);
             else
             if (streq (pending->verb, "upload")) {
                 s_upload_answer (self, pending, msg);
@@ -1135,6 +1145,8 @@ s_on_item (af_node_t *self, af_msg_t *item)
                               "at", (json_int_t) zclock_time (), "targets");
             json_array_append_new (self->pushes, push);
         }
+        if (streq (msg->device_id, self->device_id))
+            zhashx_delete (self->auto_installs, msg->program);
         json_t *target = s_push_target (push, msg->device_id, true);
         json_object_set_new (target, "state", json_string (msg->state));
         json_object_set_new (target, "versionName", json_string (msg->version_name));
@@ -1553,6 +1565,45 @@ s_reports_answer (af_node_t *self, pending_t *pending, af_msg_t *msg)
 }
 
 //  --------------------------------------------------------------------------
+//  Automatic mode (S1.9): install here what the other devices have, when a
+//  package fits, as they report it (and after every login)
+
+static void
+s_auto_sync (af_node_t *self)
+{
+    if (self->config.sync_auto && self->logged_in)
+        s_request_held (self, NULL, "auto-sync", af_msg_new (AF_MSG_SYNC));
+}
+
+//  Ask the broker to install a program on this device, from the store
+static pending_t *
+s_install_self (af_node_t *self, zframe_t *client, const char *program)
+{
+    af_msg_t *push = af_msg_new (AF_MSG_PUSH);
+    snprintf (push->program, sizeof push->program, "%s", program);
+    push->target_count = 1;
+    strcpy (push->targets [0], "self");
+    return s_request (self, client, "push", push);
+}
+
+static void
+s_auto_diff (af_node_t *self, af_msg_t *diff)
+{
+    af_install_info_t info;
+    for (uint32_t i = 0; i < diff->app_count; i++) {
+        af_app_t *app = &diff->apps [i];
+        //  What another device has now (not what the account once had), that fits
+        if (!*app->device_id || (app->fit != AF_FIT_PACKAGE && app->fit != AF_FIT_STORE_LINK)
+        ||  zhashx_lookup (self->auto_installs, app->program)
+        ||  af_install_record_read (self->config.home, app->program, &info) == 0)
+            continue;
+        zhashx_insert (self->auto_installs, app->program, (void *) 1);
+        zsys_info ("node: automatic mode: installing %s (device %.8s has it)", app->program, app->device_id);
+        s_install_self (self, NULL, app->program);
+    }
+}
+
+//  --------------------------------------------------------------------------
 //  CLI commands
 
 static int
@@ -1682,6 +1733,16 @@ s_ctl_event (zloop_t *loop, zsock_t *reader, void *arg)
             strcpy (msg->device_id, arg1);
             s_request_held (self, client, verb, msg);
         }
+    }
+    else
+    if (streq (verb, "install") && arg1) {
+        if (!self->logged_in)
+            s_ctl_error (self, client, AF_E_NOT_LOGGED_IN, "not logged in; run: appferry login ACCOUNT");
+        else
+        if (strlen (arg1) > AF_MAX_PROGRAM || !*arg1)
+            s_ctl_error (self, client, AF_E_MALFORMED, "program ID must be 1..%d characters", AF_MAX_PROGRAM);
+        else
+            s_install_self (self, client, arg1);
     }
     else
     if (streq (verb, "apps")) {
@@ -1882,6 +1943,7 @@ af_node_new (const af_node_config_t *config, char *err, size_t errlen)
     s_pushes_load (self);
     self->jobs = zlistx_new ();
     zlistx_set_destructor (self->jobs, s_job_free);
+    self->auto_installs = zhashx_new ();
     self->chunk_raw = (uint8_t *) malloc (AF_MAX_CHUNK);
     self->chunk_packed_size = ZSTD_compressBound (AF_MAX_CHUNK);
     self->chunk_packed = (uint8_t *) malloc (self->chunk_packed_size);
@@ -1939,6 +2001,7 @@ af_node_destroy (af_node_t **self_p)
     json_decref (self->inbox);
     json_decref (self->pushes);
     zlistx_destroy (&self->jobs);
+    zhashx_destroy (&self->auto_installs);
     s_upload_free (&self->upload);
     free (self->chunk_raw);
     free (self->chunk_packed);

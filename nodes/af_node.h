@@ -45,6 +45,7 @@ typedef struct {
     int install_timeout_s;          //  time limit of one install
     char attest_file [512];         //  "name=value" lines; its mtime dates them
     int rate_kib;                   //  receive at most this many KiB/s (0 = no limit)
+    bool sync_auto;                 //  install what other devices install (S1.9)
     bool verbose;
 } af_node_config_t;
 

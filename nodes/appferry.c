@@ -45,9 +45,13 @@ s_usage (FILE *out)
 "  installed             packages installed here and store links received\n"
 "  apps [--device ID]    the install list of this device, or of another\n"
 "                        device of the account (as the broker has it)\n"
-"  sync                  what the account's other devices have that this one\n"
+"  sync [--install PROGRAM[,...] | --install-all]\n"
+"                        what the account's other devices have that this one\n"
 "                        lacks, and what the account had that no device has\n"
-"                        now, each with whether a package fits this device\n"
+"                        now, each with whether a package fits this device;\n"
+"                        --install installs the picks (each the package that\n"
+"                        fits this device, from the server's store), with\n"
+"                        progress; --install-all every one that fits\n"
 "  uninstall PROGRAM     uninstall PROGRAM here (and tell the broker)\n"
 "  stop                  stop the node\n"
 "\n"
@@ -385,6 +389,58 @@ s_push_follow (zsock_t *sock, json_t *push, int wait)
     return rc;
 }
 
+//  Install sync picks, one push to this device each, in the order given
+static int
+s_sync_install (zsock_t *sock, json_t *diff, const char *install, int wait)
+{
+    zlistx_t *programs = zlistx_new ();
+    zlistx_set_destructor (programs, (czmq_destructor *) zstr_free);
+    zlistx_set_duplicator (programs, (czmq_duplicator *) strdup);
+    zlistx_set_comparator (programs, (czmq_comparator *) strcmp);
+    size_t index;
+    json_t *app;
+    if (install) {
+        char *copy = strdup (install), *saved = NULL;
+        for (char *p = strtok_r (copy, ",", &saved); p; p = strtok_r (NULL, ",", &saved))
+            if (!zlistx_find (programs, p))
+                zlistx_add_end (programs, p);
+        free (copy);
+    }
+    else
+        json_array_foreach (json_object_get (diff, "apps"), index, app) {
+            const char *fit = s_str (app, "fit");
+            if ((streq (fit, "package") || streq (fit, "store-link"))
+            &&  !zlistx_find (programs, (void *) s_str (app, "program")))
+                zlistx_add_end (programs, (void *) s_str (app, "program"));
+        }
+    if (zlistx_size (programs) == 0)
+        printf ("Nothing to install: no app the others have fits this device.\n");
+    int rc = 0;
+    for (char *program = (char *) zlistx_first (programs); program; program = (char *) zlistx_next (programs)) {
+        zstr_sendx (sock, "install", program, NULL);
+        char *status = NULL, *text = NULL;
+        zpoller_t *poller = zpoller_new (sock, NULL);
+        if (zpoller_wait (poller, 30000))
+            zstr_recvx (sock, &status, &text, NULL);
+        zpoller_destroy (&poller);
+        json_error_t jerr;
+        json_t *doc = text? json_loads (text, 0, &jerr): NULL;
+        if (status && streq (status, "ok") && doc) {
+            if (s_push_follow (sock, doc, wait))
+                rc = 1;
+        }
+        else {
+            fprintf (stderr, "appferry: install %s refused: %s\n", program, doc? s_str (doc, "reason"): "no answer");
+            rc = 1;
+        }
+        json_decref (doc);
+        zstr_free (&status);
+        zstr_free (&text);
+    }
+    zlistx_destroy (&programs);
+    return rc;
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -399,12 +455,15 @@ main (int argc, char *argv [])
         { "no-wait", no_argument, NULL, 'N' },
         { "wait", required_argument, NULL, 'w' },
         { "device", required_argument, NULL, 'D' },
+        { "install", required_argument, NULL, 'I' },
+        { "install-all", no_argument, NULL, 'A' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
     const char *home = NULL, *password_file = NULL;
     bool json = false, refresh = false, with_data = false, no_wait = false;
-    const char *to = NULL, *device = NULL;
+    const char *to = NULL, *device = NULL, *install = NULL;
+    bool install_all = false;
     int timeout = 20, wait = 600;
     int opt;
     while ((opt = getopt_long (argc, argv, "H:p:jt:h", options, NULL)) != -1) {
@@ -419,6 +478,8 @@ main (int argc, char *argv [])
             case 'N': no_wait = true; break;
             case 'w': wait = atoi (optarg); break;
             case 'D': device = optarg; break;
+            case 'I': install = optarg; break;
+            case 'A': install_all = true; break;
             case 'h': s_usage (stdout); return 0;
             default: s_usage (stderr); return 2;
         }
@@ -513,6 +574,9 @@ main (int argc, char *argv [])
     else
     if (streq (status, "ok") && streq (command, "push"))
         rc = s_push_follow (sock, doc, no_wait? 0: wait);
+    else
+    if (streq (status, "ok") && streq (command, "sync") && (install || install_all))
+        rc = s_sync_install (sock, doc, install, wait);
     else
     if (streq (status, "ok")) {
         s_print (command, doc);

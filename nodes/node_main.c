@@ -36,6 +36,9 @@ s_usage (FILE *out)
 "                          file's modification time\n"
 "      --rate-limit KIB    receive packages at most this fast, in KiB/s\n"
 "                          (default: no limit)\n"
+"      --sync-mode MODE    auto: install here what the account's other devices\n"
+"                          install, when a package fits; manual (default):\n"
+"                          only list it (appferry sync)\n"
 "      --daemon            detach and log to HOME/node.log\n"
 "  -v, --verbose           log more\n"
 "  -h, --help              show this help and exit\n"
@@ -95,7 +98,7 @@ int
 main (int argc, char *argv [])
 {
     enum { OPT_HEARTBEAT = 1000, OPT_DAEMON, OPT_VERSION, OPT_INSTALL_CMD, OPT_INSTALL_TIMEOUT,
-           OPT_ATTEST, OPT_RATE };
+           OPT_ATTEST, OPT_RATE, OPT_SYNC_MODE };
     static struct option options [] = {
         { "broker", required_argument, NULL, 'b' },
         { "broker-key", required_argument, NULL, 'k' },
@@ -107,6 +110,7 @@ main (int argc, char *argv [])
         { "install-timeout", required_argument, NULL, OPT_INSTALL_TIMEOUT },
         { "attest", required_argument, NULL, OPT_ATTEST },
         { "rate-limit", required_argument, NULL, OPT_RATE },
+        { "sync-mode", required_argument, NULL, OPT_SYNC_MODE },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, OPT_VERSION },
@@ -134,6 +138,13 @@ main (int argc, char *argv [])
                     fprintf (stderr, "appferry-node: --install-timeout must be 1..86400 s\n");
                     return 2;
                 }
+                break;
+            case OPT_SYNC_MODE:
+                if (!streq (optarg, "auto") && !streq (optarg, "manual")) {
+                    fprintf (stderr, "appferry-node: --sync-mode must be auto or manual\n");
+                    return 2;
+                }
+                config.sync_auto = streq (optarg, "auto");
                 break;
             case OPT_RATE:
                 config.rate_kib = atoi (optarg);

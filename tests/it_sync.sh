@@ -6,7 +6,12 @@
 # was offline reach the broker first when it returns.
 . "$(dirname "$0")/lib.sh"
 
+cat > "$T/maps.json" <<JSON
+[ { "program": "maps", "platform": "android", "versionCode": 7, "versionName": "7.0", "minSdk": 21,
+    "file": "$AF_SRC/data/catalog/packages/notes-2.1.0-universal.tar" } ]
+JSON
 "$CATALOG" --catalog "$T/catalog" import "$AF_SRC/data/catalog/manifest.json" > "$T/import.log" 2>&1 \
+    && "$CATALOG" --catalog "$T/catalog" import "$T/maps.json" >> "$T/import.log" 2>&1 \
     || die "catalog import failed"
 start_broker broker --catalog "$T/catalog"
 start_matcher matcher "$T/catalog"
@@ -64,6 +69,29 @@ check "back online, the tv sees the tablet's notes, and chess as gone (the accou
     test "$(jq -r '[.apps[] | .program + "@" + (if .gone then "gone" else .deviceName end)] | sort | join(" ")' <<< "$diff")" \
     = "chess@gone notes@Ana's tablet"
 
+# --- installing the picks (S1.4): each from the server's store, for this device
+out=$(af phone sync --install weixin 2>&1); rc=$?
+echo "$out" | tail -n 1 | sed 's/^/  # /'
+check "sync --install weixin installs the package that fits the phone" \
+    test $rc -eq 0 -a "$(jq -r .hash "$T/phone/installed/weixin.json" 2>/dev/null)" \
+         = "$("$CATALOG" --catalog "$T/catalog" --json resolve weixin "$DEVICES/galaxy-s21.json" | jq -r .package.hash)"
+out=$(af phone sync --install-all 2>&1); rc=$?
+check "sync --install-all installs every pick that fits (notes, and chess the account had)" \
+    test $rc -eq 0 -a -f "$T/phone/installed/notes.json" -a -f "$T/phone/installed/chess.json"
+check "  ... and the phone lacks nothing now" wait_eq 10 0 afj phone '.apps | length' sync
+
+# --- automatic mode (S1.9): a device that installs what the others install
+start_node auto "$DEVICES/galaxy-a10.json" --sync-mode auto
+af auto login ana > /dev/null || die "auto login failed"
+check "at login, automatic mode installs what the others have and fits" \
+    wait_until 20 test -f "$T/auto/installed/weixin.json" -a -f "$T/auto/installed/notes.json"
+check "  ... but not what does not fit (chess needs Android 10)" test ! -e "$T/auto/installed/chess.json"
+af phone push maps --to "$TABLET" > /dev/null || die "push maps failed"
+check "a new install on the tablet is installed on the automatic device as it appears" \
+    wait_until 20 test -f "$T/auto/installed/maps.json"
+check "the phone, in manual mode, only lists it" \
+    bash -c "[ ! -e '$T/phone/installed/maps.json' ] && '$CLI' --home '$T/phone' sync | grep -q maps"
+
 # --- a report sent twice changes nothing; a stale one is ignored
 check "a repeated or stale REPORT changes nothing" \
     "$RAW" "$NODES_EP" "$BROKER_CERT" report ana "$APPFERRY_PASSWORD"
@@ -77,7 +105,7 @@ start_broker broker --catalog "$T/catalog"
 rm -f "$T/tablet/node.state"            # it knows the broker forgot it
 start_node tablet "$DEVICES/galaxy-tab-s7.json"
 af tablet register ana > /dev/null && af tablet login ana > /dev/null || die "re-register failed"
-check "after a store loss the node's whole list is back on the broker" wait_eq 10 "notes weixin" \
+check "after a store loss the node's whole list is back on the broker" wait_eq 10 "maps notes weixin" \
     afj tablet '[.apps[].program] | sort | join(" ")' apps --device "$(device_id tablet)"
 
 finish
