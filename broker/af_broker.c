@@ -1486,6 +1486,78 @@ s_node_push (af_broker_t *self, session_t *session, af_msg_t *msg)
         s_dispatch (self);
 }
 
+//  Uninstall a program on other devices of the account: one durable item
+//  in each target's outbox, answered like a push with each target's state
+static void
+s_node_uninstall (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    const uint8_t *rid = msg->has_rid? msg->rid: NULL;
+    af_device_t *devices;
+    uint32_t count;
+    if (msg->target_count == 0) {
+        s_reply_error (self, session, AF_E_MALFORMED, rid, "UNINSTALL: name the target devices, or all");
+        return;
+    }
+    if (af_registry_devices (self->registry, session->account, &devices, &count) != AF_OK) {
+        s_reply_error (self, session, AF_E_INTERNAL, rid, "cannot read the account's devices");
+        return;
+    }
+    bool all = msg->target_count == 1 && streq (msg->targets [0], "all");
+    uint32_t wanted = all? count: msg->target_count;
+    af_msg_t *reply = af_msg_new (AF_MSG_PUSH_ACCEPTED);
+    uint8_t id [AF_ID_SIZE];
+    randombytes_buf (id, sizeof id);
+    sodium_bin2hex (reply->push_id, sizeof reply->push_id, id, AF_ID_SIZE);
+    snprintf (reply->program, sizeof reply->program, "%s", msg->program);
+    af_msg_set_result_count (reply, wanted);
+    char (*queue) [AF_ID_HEX + 1] = calloc (wanted? wanted: 1, AF_ID_HEX + 1);
+    assert (queue);
+    uint32_t n = 0, queued = 0;
+    for (uint32_t i = 0; i < wanted; i++) {
+        const char *target_id = all? devices [i].id: msg->targets [i];
+        if (all && streq (target_id, session->device_id))
+            continue;
+        const af_device_t *device = NULL;
+        for (uint32_t j = 0; j < count && !device; j++)
+            if (streq (devices [j].id, target_id))
+                device = &devices [j];
+        af_target_t *target = &reply->results [n++];
+        snprintf (target->device_id, sizeof target->device_id, "%s", target_id);
+        if (device)
+            snprintf (target->name, sizeof target->name, "%s", device->name);
+        if (!device)
+            s_target_set (target, "refused", "not a device of this account");
+        else {
+            bool online = s_online (self, session->account, target_id) != NULL;
+            s_target_set (target, online? "offered": "queued", "%s", online? "":
+                          "the device is offline; it uninstalls when it next connects");
+            memcpy (queue [queued++], target_id, AF_ID_HEX + 1);
+        }
+    }
+    reply->result_count = n;
+    af_msg_t *item = af_msg_new (AF_MSG_UNINSTALL);
+    memcpy (item->push_id, reply->push_id, sizeof item->push_id);
+    snprintf (item->program, sizeof item->program, "%s", msg->program);
+    snprintf (item->from, sizeof item->from, "%s", session->device_id);
+    int rc = af_pushes_queue (self->pushes, session->account, (const char (*) [AF_ID_HEX + 1]) queue, queued, item);
+    af_msg_destroy (&item);
+    if (rc) {
+        s_reply_error (self, session, AF_E_INTERNAL, rid, "the request could not be stored; nothing was sent");
+        af_msg_destroy (&reply);
+    }
+    else {
+        zsys_info ("broker: %s of '%s' asks %u device(s) to uninstall %s", session->device_id,
+                   session->account, queued, msg->program);
+        reply->has_rid = msg->has_rid;
+        memcpy (reply->rid, msg->rid, AF_ID_SIZE);
+        s_send_node (self, session, &reply);
+        for (uint32_t i = 0; i < queued; i++)
+            s_deliver (self, s_online (self, session->account, queue [i]));
+    }
+    free (queue);
+    free (devices);
+}
+
 //  A target's outcome
 static void
 s_node_done (af_broker_t *self, session_t *session, af_msg_t *msg)
@@ -1647,7 +1719,8 @@ s_frontend_message (af_broker_t *self, zframe_t *routing, zframe_t *body, size_t
     ||  msg->id == AF_MSG_NOTIFY || msg->id == AF_MSG_PUSH || msg->id == AF_MSG_ACK
     ||  msg->id == AF_MSG_FETCH || msg->id == AF_MSG_CREDIT || msg->id == AF_MSG_DONE
     ||  msg->id == AF_MSG_UPLOAD || msg->id == AF_MSG_CHUNK || msg->id == AF_MSG_REPORT
-    ||  msg->id == AF_MSG_LIST || msg->id == AF_MSG_APPS || msg->id == AF_MSG_SYNC) {
+    ||  msg->id == AF_MSG_LIST || msg->id == AF_MSG_APPS || msg->id == AF_MSG_SYNC
+    ||  msg->id == AF_MSG_UNINSTALL) {
         const uint8_t *mrid = msg->has_rid? msg->rid: NULL;
         if (!session->logged_in)
             s_reply_error (self, session, AF_E_NOT_LOGGED_IN, mrid, "log in first");
@@ -1684,6 +1757,9 @@ s_frontend_message (af_broker_t *self, zframe_t *routing, zframe_t *body, size_t
         else
         if (msg->id == AF_MSG_SYNC)
             s_node_sync (self, session, msg);
+        else
+        if (msg->id == AF_MSG_UNINSTALL)
+            s_node_uninstall (self, session, msg);
         else
         if (msg->id == AF_MSG_CHUNK)
             s_node_chunk (self, session, msg);

@@ -164,6 +164,25 @@ af_pushes_create (af_pushes_t *self, const char *account, const char *initiator,
     return rc;
 }
 
+int
+af_pushes_queue (af_pushes_t *self, const char *account, const char (*devices) [AF_ID_HEX + 1],
+                 uint32_t count, af_msg_t *item)
+{
+    zframe_t *frame = af_msg_encode (item);
+    if (!frame)
+        return -1;
+    MDB_txn *txn = NULL;
+    int rc = af_store_begin (self->store, true, &txn);
+    for (uint32_t i = 0; rc == 0 && i < count; i++)
+        rc = af_outbox_put_txn (self->outbox, txn, account, devices [i], zframe_data (frame),
+                                zframe_size (frame), NULL);
+    if (rc == 0)
+        rc = af_store_commit (self->store, &txn);
+    af_store_abort (&txn);
+    zframe_destroy (&frame);
+    return rc;
+}
+
 bool
 af_pushes_offers_blob (af_pushes_t *self, const char *account, const char *device_id, const char *hash,
                        char *push_out, char *from_out)

@@ -43,6 +43,12 @@ void af_pushes_destroy (af_pushes_t **self_p);
 int af_pushes_create (af_pushes_t *self, const char *account, const char *initiator,
                       af_msg_t *accepted, af_msg_t **offers);
 
+//  Queue the same encoded item in several devices' outboxes, in one write
+//  transaction (an UNINSTALL for each target). Returns 0, -1, or an LMDB
+//  error; on error nothing is queued.
+int af_pushes_queue (af_pushes_t *self, const char *account, const char (*devices) [AF_ID_HEX + 1],
+                     uint32_t count, af_msg_t *item);
+
 //  True if the device has a pending offer of the blob with this hash;
 //  then the offer's push ID and initiator are written to push_out and
 //  from_out (AF_ID_HEX + 1 bytes each; either may be NULL).

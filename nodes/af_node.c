@@ -477,6 +477,7 @@ s_flush_unsent (af_node_t *self)
 }
 
 static void s_on_item (af_node_t *self, af_msg_t *item);
+static int s_uninstall_local (af_node_t *self, const char *program, char *err, size_t errlen);
 static void s_auto_diff (af_node_t *self, af_msg_t *diff);
 static void s_auto_sync (af_node_t *self);
 static json_t *s_apps_doc (af_node_t *self, af_msg_t *msg);
@@ -522,6 +523,14 @@ s_answer (af_node_t *self, pending_t *pending, af_msg_t *msg)
     else
     if (msg->id == AF_MSG_DEVICE_LIST)
         doc = s_devices_doc (self, msg, "broker");
+    else
+    if (msg->id == AF_MSG_PUSH_ACCEPTED && streq (pending->verb, "uninstall-on")) {
+        json_t *targets = json_array ();
+        for (uint32_t i = 0; i < msg->result_count; i++)
+            json_array_append_new (targets, json_pack ("{s:s, s:s, s:s, s:s}", "deviceId", msg->results [i].device_id,
+                "name", msg->results [i].name, "state", msg->results [i].state, "reason", msg->results [i].reason));
+        doc = json_pack ("{s:s, s:o}", "program", msg->program, "targets", targets);
+    }
     else
     if (msg->id == AF_MSG_PUSH_ACCEPTED)
         doc = json_deep_copy (s_push_accepted (self, msg));
@@ -1126,6 +1135,17 @@ s_on_item (af_node_t *self, af_msg_t *item)
     char err [AF_MAX_REASON + 1];
     af_msg_t *msg = NULL;
     int code = af_msg_decode (item->body, item->body_size, &msg, err, sizeof err, NULL, NULL);
+    if (code == AF_OK && msg->id == AF_MSG_UNINSTALL) {
+        char err [AF_MAX_REASON + 1];
+        if (s_uninstall_local (self, msg->program, err, sizeof err))
+            zsys_info ("node: device %.8s asked to uninstall %s: %s", msg->from, msg->program, err);
+        af_msg_t *ack = af_msg_new (AF_MSG_ACK);
+        memcpy (ack->item, item->item, sizeof ack->item);
+        s_broker_send (self, ack);
+        af_msg_destroy (&ack);
+        af_msg_destroy (&msg);
+        return;
+    }
     if (code != AF_OK || (msg->id != AF_MSG_OFFER && msg->id != AF_MSG_RESULT)) {
         //  Acknowledge it anyway: a bad item must not block the queue
         zsys_warning ("node: dropped outbox item %s: %s", item->item,
@@ -1564,6 +1584,30 @@ s_reports_answer (af_node_t *self, pending_t *pending, af_msg_t *msg)
         s_reports_flush (self);
 }
 
+//  Uninstall a program here and report it. 0, or -1 with err.
+static int
+s_uninstall_local (af_node_t *self, const char *program, char *err, size_t errlen)
+{
+    af_install_info_t info;
+    char path [700];
+    if (strlen (program) > AF_MAX_PROGRAM || strchr (program, '/') || *program == '.'
+    ||  af_install_record_read (self->config.home, program, &info)) {
+        snprintf (err, errlen, "%s is not installed here", program);
+        return -1;
+    }
+    snprintf (path, sizeof path, "%s/installed/%s.json", self->config.home, program);
+    if (af_install_remove (self->config.home, program, err, errlen))
+        return -1;
+    if (unlink (path)) {
+        snprintf (err, errlen, "cannot remove %s: %s", path, strerror (errno));
+        return -1;
+    }
+    info.installed_at = (uint64_t) zclock_time ();
+    s_report (self, "uninstall", &info);
+    zsys_info ("node: uninstalled %s", program);
+    return 0;
+}
+
 //  --------------------------------------------------------------------------
 //  Automatic mode (S1.9): install here what the other devices have, when a
 //  package fits, as they report it (and after every login)
@@ -1752,25 +1796,39 @@ s_ctl_event (zloop_t *loop, zsock_t *reader, void *arg)
         af_msg_destroy (&list);
     }
     else
-    if (streq (verb, "uninstall") && arg1) {
-        af_install_info_t info;
-        char path [700];
-        if (strlen (arg1) > AF_MAX_PROGRAM || strchr (arg1, '/') || *arg1 == '.'
-        ||  af_install_record_read (self->config.home, arg1, &info))
-            s_ctl_error (self, client, AF_E_MALFORMED, "%s is not installed here", arg1);
+    if (streq (verb, "uninstall") && arg1 && arg2) {
+        //  On other devices: through their durable outboxes
+        if (!self->logged_in)
+            s_ctl_error (self, client, AF_E_NOT_LOGGED_IN, "not logged in; run: appferry login ACCOUNT");
         else {
+            af_msg_t *msg = af_msg_new (AF_MSG_UNINSTALL);
             char err [AF_MAX_REASON + 1] = "";
-            snprintf (path, sizeof path, "%s/installed/%s.json", self->config.home, arg1);
-            if (af_install_remove (self->config.home, arg1, err, sizeof err) || unlink (path))
-                s_ctl_error (self, client, AF_E_INTERNAL, "cannot uninstall %s: %s", arg1,
-                             *err? err: strerror (errno));
-            else {
-                info.installed_at = (uint64_t) zclock_time ();
-                s_report (self, "uninstall", &info);
-                zsys_info ("node: uninstalled %s", arg1);
-                s_ctl_reply (self, client, true, json_pack ("{s:s, s:b}", "program", arg1, "uninstalled", 1));
+            if (strlen (arg1) > AF_MAX_PROGRAM || !*arg1)
+                snprintf (err, sizeof err, "program ID must be 1..%d characters", AF_MAX_PROGRAM);
+            else
+                strcpy (msg->program, arg1);
+            char *saved = NULL;
+            for (char *t = strtok_r (arg2, ",", &saved); t && !*err; t = strtok_r (NULL, ",", &saved)) {
+                if (msg->target_count == AF_MAX_TARGETS || strlen (t) > AF_ID_HEX)
+                    snprintf (err, sizeof err, "'%s' is not a device ID (or more than %d)", t, AF_MAX_TARGETS);
+                else
+                    strcpy (msg->targets [msg->target_count++], t);
             }
+            if (*err || msg->target_count == 0) {
+                s_ctl_error (self, client, AF_E_MALFORMED, "%s", *err? err: "name the devices, or all");
+                af_msg_destroy (&msg);
+            }
+            else
+                s_request (self, client, "uninstall-on", msg);
         }
+    }
+    else
+    if (streq (verb, "uninstall") && arg1) {
+        char err [AF_MAX_REASON + 1];
+        if (s_uninstall_local (self, arg1, err, sizeof err))
+            s_ctl_error (self, client, AF_E_MALFORMED, "%s", err);
+        else
+            s_ctl_reply (self, client, true, json_pack ("{s:s, s:b}", "program", arg1, "uninstalled", 1));
     }
     else
     if (streq (verb, "notifications"))

@@ -52,7 +52,10 @@ s_usage (FILE *out)
 "                        --install installs the picks (each the package that\n"
 "                        fits this device, from the server's store), with\n"
 "                        progress; --install-all every one that fits\n"
-"  uninstall PROGRAM     uninstall PROGRAM here (and tell the broker)\n"
+"  uninstall PROGRAM [--on DEVICE[,DEVICE...]|all]\n"
+"                        uninstall PROGRAM here (and tell the broker), or ask\n"
+"                        other devices of the account to (offline ones do it\n"
+"                        when they connect)\n"
 "  stop                  stop the node\n"
 "\n"
 "Options:\n"
@@ -290,6 +293,14 @@ s_print (const char *command, json_t *doc)
             printf ("  (more than %d entries; the rest left out)\n", AF_MAX_DIFF);
     }
     else
+    if (streq (command, "uninstall") && json_object_get (doc, "targets")) {
+        size_t index;
+        json_t *target;
+        printf ("Uninstall %s:\n", s_str (doc, "program"));
+        json_array_foreach (json_object_get (doc, "targets"), index, target)
+            s_print_target (target);
+    }
+    else
     if (streq (command, "uninstall"))
         printf ("Uninstalled %s.\n", s_str (doc, "program"));
     else
@@ -457,12 +468,13 @@ main (int argc, char *argv [])
         { "device", required_argument, NULL, 'D' },
         { "install", required_argument, NULL, 'I' },
         { "install-all", no_argument, NULL, 'A' },
+        { "on", required_argument, NULL, 'O' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
     const char *home = NULL, *password_file = NULL;
     bool json = false, refresh = false, with_data = false, no_wait = false;
-    const char *to = NULL, *device = NULL, *install = NULL;
+    const char *to = NULL, *device = NULL, *install = NULL, *on = NULL;
     bool install_all = false;
     int timeout = 20, wait = 600;
     int opt;
@@ -480,6 +492,7 @@ main (int argc, char *argv [])
             case 'D': device = optarg; break;
             case 'I': install = optarg; break;
             case 'A': install_all = true; break;
+            case 'O': on = optarg; break;
             case 'h': s_usage (stdout); return 0;
             default: s_usage (stderr); return 2;
         }
@@ -546,6 +559,8 @@ main (int argc, char *argv [])
         zmsg_addstr (request, "refresh");
     if (streq (command, "apps") && device)
         zmsg_addstr (request, device);
+    if (streq (command, "uninstall") && on)
+        zmsg_addstr (request, on);
     if (streq (command, "push")) {
         zmsg_addstr (request, to);
         zmsg_addstr (request, with_data? "data": "nodata");

@@ -291,6 +291,11 @@ static const field_t f_app_list [] = {
     STR (M, "deviceId", device_id, true), F_APPS (AF_MAX_APPS), END };
 static const field_t f_sync_diff [] = {
     F_APPS (AF_MAX_DIFF), BOOL (M, "truncated", truncated), END };
+static const field_t f_uninstall [] = {
+    STR (M, "program", program, true),
+    { "targets", T_STRS, offsetof (M, targets), AF_ID_HEX + 1, offsetof (M, target_count),
+      0, AF_MAX_TARGETS, false },
+    STR (M, "push", push_id, false), STR (M, "from", from, false), END };
 static const field_t f_none [] = { END };
 
 typedef struct {
@@ -333,6 +338,7 @@ static const command_t s_commands [AF_MSG_COUNT] = {
     [AF_MSG_APP_LIST]    = { "APP_LIST", f_app_list },
     [AF_MSG_SYNC]        = { "SYNC", f_none },
     [AF_MSG_SYNC_DIFF]   = { "SYNC_DIFF", f_sync_diff },
+    [AF_MSG_UNINSTALL]   = { "UNINSTALL", f_uninstall },
 };
 
 //  --------------------------------------------------------------------------

@@ -64,6 +64,7 @@ typedef enum {
     AF_MSG_APP_LIST,        //  B->N  a device's install list
     AF_MSG_SYNC,            //  N->B  what do the others have that I lack
     AF_MSG_SYNC_DIFF,       //  B->N  the answer
+    AF_MSG_UNINSTALL,       //  N->B  uninstall on other devices; (in ITEM) do it
     AF_MSG_COUNT
 } af_msg_id_t;
 

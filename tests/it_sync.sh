@@ -92,6 +92,17 @@ check "a new install on the tablet is installed on the automatic device as it ap
 check "the phone, in manual mode, only lists it" \
     bash -c "[ ! -e '$T/phone/installed/maps.json' ] && '$CLI' --home '$T/phone' sync | grep -q maps"
 
+# --- uninstall everywhere: online devices at once, offline ones when they return
+stop_node tablet
+out=$(af phone uninstall weixin --on "$TV,$TABLET" 2>&1)
+check "uninstall --on answers per device" has "$out" "offered" "queued"
+check "the online tv uninstalls weixin" wait_until 10 test ! -e "$T/tv/installed/weixin.json" -a ! -e "$T/tv/apps/weixin"
+check "  ... and its report updates its list" wait_eq 10 "" afj phone '[.apps[].program] | join(" ")' apps --device "$TV"
+start_node tablet "$DEVICES/galaxy-tab-s7.json"
+check "the tablet, offline then, uninstalls it when it connects" wait_until 10 test ! -e "$T/tablet/installed/weixin.json"
+check "  ... and its list says so" wait_eq 10 "maps notes" \
+    afj phone '[.apps[].program] | sort | join(" ")' apps --device "$TABLET"
+
 # --- a report sent twice changes nothing; a stale one is ignored
 check "a repeated or stale REPORT changes nothing" \
     "$RAW" "$NODES_EP" "$BROKER_CERT" report ana "$APPFERRY_PASSWORD"
@@ -105,7 +116,7 @@ start_broker broker --catalog "$T/catalog"
 rm -f "$T/tablet/node.state"            # it knows the broker forgot it
 start_node tablet "$DEVICES/galaxy-tab-s7.json"
 af tablet register ana > /dev/null && af tablet login ana > /dev/null || die "re-register failed"
-check "after a store loss the node's whole list is back on the broker" wait_eq 10 "maps notes weixin" \
+check "after a store loss the node's whole list is back on the broker" wait_eq 10 "maps notes" \
     afj tablet '[.apps[].program] | sort | join(" ")' apps --device "$(device_id tablet)"
 
 finish
