@@ -1486,6 +1486,67 @@ s_node_push (af_broker_t *self, session_t *session, af_msg_t *msg)
         s_dispatch (self);
 }
 
+//  An app's configuration, encrypted by the node (S1.6, S1.7)
+static void
+s_node_config_put (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    const uint8_t *rid = msg->has_rid? msg->rid: NULL;
+    if (msg->at > (uint64_t) zclock_time () + AF_CONFIG_FUTURE_MS) {
+        zsys_warning ("broker: refused a configuration of %s from %s of '%s': dated in the future",
+                      msg->program, session->device_id, session->account);
+        s_reply_error (self, session, AF_E_MALFORMED, rid,
+                       "the configuration is dated more than 5 minutes in the future; check the device's clock");
+        return;
+    }
+    int rc = af_installs_config_put (self->installs, session->account, msg->program, msg->at,
+                                     msg->data, msg->data_size);
+    if (rc < 0 || rc > 1) {
+        s_reply_error (self, session, AF_E_INTERNAL, rid, "the configuration could not be stored");
+        return;
+    }
+    zsys_info ("broker: configuration of %s from %s of '%s' (%u bytes): %s", msg->program, session->device_id,
+               session->account, msg->data_size, rc? "older, kept as the previous version": "now current");
+    s_reply_ok (self, session, msg);
+    if (rc == 1)
+        return;
+    //  The others hear of it, so those sharing this app's configuration apply it
+    af_device_t *devices;
+    uint32_t count;
+    if (af_registry_devices (self->registry, session->account, &devices, &count) == AF_OK) {
+        for (uint32_t i = 0; i < count; i++) {
+            session_t *other = s_online (self, session->account, devices [i].id);
+            if (!other || other == session)
+                continue;
+            af_msg_t *notify = af_msg_new (AF_MSG_NOTIFY);
+            snprintf (notify->device_id, sizeof notify->device_id, "%s", session->device_id);
+            snprintf (notify->kind, sizeof notify->kind, "config");
+            af_msg_set_body (notify, msg->program, strlen (msg->program));
+            s_send_node (self, other, &notify);
+        }
+        free (devices);
+    }
+}
+
+static void
+s_node_config_get (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    const uint8_t *rid = msg->has_rid? msg->rid: NULL;
+    af_msg_t *reply = af_msg_new (AF_MSG_CONFIG);
+    snprintf (reply->program, sizeof reply->program, "%s", msg->program);
+    int rc = af_installs_config_get (self->installs, session->account, msg->program, msg->previous, reply);
+    if (rc) {
+        af_msg_destroy (&reply);
+        if (rc == MDB_NOTFOUND)
+            s_reply_error (self, session, AF_E_NO_CONFIG, rid, "no configuration stored for this program");
+        else
+            s_reply_error (self, session, AF_E_INTERNAL, rid, "cannot read the configuration");
+        return;
+    }
+    reply->has_rid = msg->has_rid;
+    memcpy (reply->rid, msg->rid, AF_ID_SIZE);
+    s_send_node (self, session, &reply);
+}
+
 //  Uninstall a program on other devices of the account: one durable item
 //  in each target's outbox, answered like a push with each target's state
 static void
@@ -1720,7 +1781,7 @@ s_frontend_message (af_broker_t *self, zframe_t *routing, zframe_t *body, size_t
     ||  msg->id == AF_MSG_FETCH || msg->id == AF_MSG_CREDIT || msg->id == AF_MSG_DONE
     ||  msg->id == AF_MSG_UPLOAD || msg->id == AF_MSG_CHUNK || msg->id == AF_MSG_REPORT
     ||  msg->id == AF_MSG_LIST || msg->id == AF_MSG_APPS || msg->id == AF_MSG_SYNC
-    ||  msg->id == AF_MSG_UNINSTALL) {
+    ||  msg->id == AF_MSG_UNINSTALL || msg->id == AF_MSG_CONFIG_PUT || msg->id == AF_MSG_CONFIG_GET) {
         const uint8_t *mrid = msg->has_rid? msg->rid: NULL;
         if (!session->logged_in)
             s_reply_error (self, session, AF_E_NOT_LOGGED_IN, mrid, "log in first");
@@ -1760,6 +1821,12 @@ s_frontend_message (af_broker_t *self, zframe_t *routing, zframe_t *body, size_t
         else
         if (msg->id == AF_MSG_UNINSTALL)
             s_node_uninstall (self, session, msg);
+        else
+        if (msg->id == AF_MSG_CONFIG_PUT)
+            s_node_config_put (self, session, msg);
+        else
+        if (msg->id == AF_MSG_CONFIG_GET)
+            s_node_config_get (self, session, msg);
         else
         if (msg->id == AF_MSG_CHUNK)
             s_node_chunk (self, session, msg);

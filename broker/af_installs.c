@@ -15,6 +15,8 @@ struct _af_installs_t {
     MDB_dbi installs;
     MDB_dbi seqs;
     MDB_dbi history;
+    MDB_dbi configs;
+    MDB_dbi configs_prev;
 };
 
 af_installs_t *
@@ -25,7 +27,9 @@ af_installs_new (af_store_t *store)
     self->store = store;
     if (af_store_dbi (store, "installs", 0, &self->installs)
     ||  af_store_dbi (store, "install_seq", 0, &self->seqs)
-    ||  af_store_dbi (store, "history", 0, &self->history)) {
+    ||  af_store_dbi (store, "history", 0, &self->history)
+    ||  af_store_dbi (store, "configs", 0, &self->configs)
+    ||  af_store_dbi (store, "configs_prev", 0, &self->configs_prev)) {
         free (self);
         return NULL;
     }
@@ -287,6 +291,93 @@ af_installs_history (af_installs_t *self, const char *account, af_installs_fn *f
 }
 
 //  --------------------------------------------------------------------------
+//  Configurations
+
+static int
+s_config_write (MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t keylen, uint64_t at,
+                const void *blob, size_t size)
+{
+    uint8_t *value = (uint8_t *) malloc (8 + size);
+    if (!value)
+        return -1;
+    memcpy (value, &at, 8);
+    memcpy (value + 8, blob, size);
+    int rc = af_store_put (txn, dbi, key, keylen, value, 8 + size, 0);
+    free (value);
+    return rc;
+}
+
+int
+af_installs_config_put (af_installs_t *self, const char *account, const char *program,
+                        uint64_t at, const uint8_t *blob, size_t size)
+{
+    uint8_t key [KEY_MAX];
+    size_t keylen = s_key (key, account, NULL, program);
+    if (!keylen)
+        return -1;
+    MDB_txn *txn = NULL;
+    int rc = af_store_begin (self->store, true, &txn);
+    MDB_val current;
+    int found = rc? rc: af_store_get (txn, self->configs, key, keylen, &current);
+    uint64_t current_at = 0;
+    if (found == 0 && current.mv_size >= 8)
+        memcpy (&current_at, current.mv_data, 8);
+    int outcome = 0;
+    if (rc == 0 && found == 0 && at <= current_at) {
+        //  Older (or as old): it loses, and is kept as the previous version
+        rc = s_config_write (txn, self->configs_prev, key, keylen, at, blob, size);
+        outcome = 1;
+    }
+    else
+    if (rc == 0) {
+        if (found == 0)
+            rc = af_store_put (txn, self->configs_prev, key, keylen, current.mv_data, current.mv_size, 0);
+        else
+        if (found != MDB_NOTFOUND)
+            rc = found;
+        if (rc == 0)
+            rc = s_config_write (txn, self->configs, key, keylen, at, blob, size);
+    }
+    if (rc == 0)
+        rc = af_store_commit (self->store, &txn);
+    af_store_abort (&txn);
+    return rc? rc: outcome;
+}
+
+int
+af_installs_config_get (af_installs_t *self, const char *account, const char *program,
+                        bool previous, af_msg_t *msg)
+{
+    uint8_t key [KEY_MAX];
+    size_t keylen = s_key (key, account, NULL, program);
+    if (!keylen)
+        return MDB_NOTFOUND;
+    MDB_txn *txn = NULL;
+    int rc = af_store_begin (self->store, false, &txn);
+    MDB_val value, prev;
+    if (rc == 0)
+        rc = af_store_get (txn, previous? self->configs_prev: self->configs, key, keylen, &value);
+    if (rc == 0 && value.mv_size > 8) {
+        memcpy (&msg->at, value.mv_data, 8);
+        free (msg->data);
+        msg->data_size = (uint32_t) (value.mv_size - 8);
+        msg->data = (uint8_t *) malloc (msg->data_size);
+        if (msg->data)
+            memcpy (msg->data, (const uint8_t *) value.mv_data + 8, msg->data_size);
+        else
+            rc = -1;
+        msg->previous = previous;
+        if (af_store_get (txn, self->configs_prev, key, keylen, &prev) == 0 && prev.mv_size >= 8)
+            memcpy (&msg->prev_at, prev.mv_data, 8);
+    }
+    else
+    if (rc == 0)
+        rc = MDB_NOTFOUND;
+    af_store_abort (&txn);
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
 //  Self test
 
 static int
@@ -356,6 +447,18 @@ af_installs_test (bool verbose)
     assert (af_installs_replace (self, "ana", phone, list) == 1);
     count = 0;
     assert (af_installs_each (self, "bob", NULL, s_count, &count) == 0 && count == 0);
+
+    //  Configurations: the newer wins, the other is kept as previous
+    assert (af_installs_config_put (self, "ana", "notes", 2000, (const uint8_t *) "B", 1) == 0);
+    assert (af_installs_config_put (self, "ana", "notes", 1000, (const uint8_t *) "A", 1) == 1);
+    af_msg_t *config = af_msg_new (AF_MSG_CONFIG);
+    assert (af_installs_config_get (self, "ana", "notes", false, config) == 0);
+    assert (config->at == 2000 && config->data_size == 1 && config->data [0] == 'B' && config->prev_at == 1000);
+    assert (af_installs_config_put (self, "ana", "notes", 3000, (const uint8_t *) "C", 1) == 0);
+    assert (af_installs_config_get (self, "ana", "notes", true, config) == 0);
+    assert (config->at == 2000 && config->data [0] == 'B');
+    assert (af_installs_config_get (self, "bob", "notes", false, config) == MDB_NOTFOUND);
+    af_msg_destroy (&config);
 
     af_msg_destroy (&list);
     af_msg_destroy (&report);

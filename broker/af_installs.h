@@ -16,6 +16,9 @@
                    value: last seq applied (8 bytes BE)
       history      key: account, 0x00, program
                    value: an encoded REPORT of its last install anywhere
+      configs      key: account, 0x00, program
+                   value: time (8 bytes LE, ms), the node's ciphertext
+      configs_prev the same layout: the version that lost or was replaced
     =========================================================================
 */
 #ifndef AF_INSTALLS_H_INCLUDED
@@ -59,6 +62,20 @@ int af_installs_each (af_installs_t *self, const char *account, const char *devi
 
 //  Every program the account ever had installed, with its last install.
 int af_installs_history (af_installs_t *self, const char *account, af_installs_fn *fn, void *arg);
+
+//  Store an app's encrypted configuration (S1.6, S1.7), in one write
+//  transaction: the newer time becomes the current version and the other
+//  the previous one (the loser of a conflict is kept, not lost). The
+//  broker never sees plaintext: blob is the node's ciphertext. Returns 0
+//  (it is the current version now), 1 (older than the current one: kept
+//  as the previous version), or an LMDB error.
+int af_installs_config_put (af_installs_t *self, const char *account, const char *program,
+                            uint64_t at, const uint8_t *blob, size_t size);
+
+//  Read the current (or previous) configuration into msg (a CONFIG):
+//  at, blob, prev_at. Returns 0, MDB_NOTFOUND, or an LMDB error.
+int af_installs_config_get (af_installs_t *self, const char *account, const char *program,
+                            bool previous, af_msg_t *msg);
 
 //  Self test
 void af_installs_test (bool verbose);

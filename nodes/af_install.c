@@ -386,12 +386,13 @@ af_install_remove (const char *home, const char *program, char *err, size_t errl
 }
 
 int
-af_install_data (const char *home, const char *program, const char *archive, char *err, size_t errlen)
+af_install_data (const char *home, const char *kind, const char *program, const char *archive,
+                 char *err, size_t errlen)
 {
     if (s_check (archive, err, errlen))
         return -1;
     char data [600];
-    snprintf (data, sizeof data, "%s/data", home);
+    snprintf (data, sizeof data, "%s/%s", home, kind);
     json_t *files = json_array ();
     int rc = s_unpack_swap (data, program, archive, NULL, files, err, errlen);
     json_decref (files);
@@ -711,7 +712,7 @@ af_install_test (bool verbose)
     fclose (file);
     snprintf (packed, sizeof packed, "%s/user.tar", home);
     assert (af_install_pack_dir (user, packed, err, sizeof err) == 0);
-    assert (af_install_data (home, "seeded", packed, err, sizeof err) == 0);
+    assert (af_install_data (home, "data", "seeded", packed, err, sizeof err) == 0);
     snprintf (path, sizeof path, "%s/data/seeded/history", home);
     assert (zsys_file_exists (path));
     snprintf (path, sizeof path, "%s/data/seeded/settings", home);

@@ -47,8 +47,9 @@ int af_install_builtin (const char *home, const char *package, const af_install_
 //  HOME/data/PROGRAM/ with it when that does not exist yet (the app's
 //  default settings). User data sent with a push (S2.8) replaces
 //  HOME/data/PROGRAM/ as a whole, with the same checks and the same
-//  staging: 0, or -1 with err and the data directory unchanged.
-int af_install_data (const char *home, const char *program, const char *archive,
+//  staging: 0, or -1 with err and the data directory unchanged. kind is
+//  "data" (HOME/data/PROGRAM) or "config" (HOME/config/PROGRAM, S1.7).
+int af_install_data (const char *home, const char *kind, const char *program, const char *archive,
                      char *err, size_t errlen);
 
 //  Pack a directory's files and subdirectories (not links or special

@@ -13,6 +13,7 @@
 #include "af_msg.h"
 #include "af_download.h"
 #include "af_install.h"
+#include "af_config.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -88,6 +89,7 @@ typedef struct {
     char verb [16];
     af_msg_t *unsent;               //  waiting for a connection
     int64_t deadline;
+    char program [AF_MAX_PROGRAM + 1];  //  what a config request is about
 } pending_t;
 
 struct _af_node_t {
@@ -126,6 +128,8 @@ struct _af_node_t {
     bool listing;                   //  a whole LIST is in flight
     bool catching_up;               //  reports queued before this login go first
     int64_t reports_at;             //  last retry of the report queue
+    json_t *shares;                 //  config-share.json
+    int64_t config_at;              //  last scan of shared configurations
     zhashx_t *auto_installs;        //  programs this node asked to install for
                                     //  itself in automatic mode, until their RESULT
     uint8_t *chunk_raw;             //  upload buffers: one chunk, and compressed
@@ -367,6 +371,15 @@ s_status_doc (af_node_t *self)
             "bytes", (json_int_t) (job->download? af_download_received (job->download): 0),
             "total", (json_int_t) (job->fetch_total? job->fetch_total: job->package.size)));
     json_object_set_new (doc, "receiving", receiving);
+    json_t *shared = json_array (), *waiting = json_array ();
+    const char *program;
+    json_t *entry;
+    json_object_foreach (json_object_get (self->shares, "shared"), program, entry)
+        json_array_append_new (shared, json_string (program));
+    json_object_foreach (json_object_get (self->shares, "pending"), program, entry)
+        json_array_append_new (waiting, json_string (program));
+    json_object_set_new (doc, "configShared", shared);
+    json_object_set_new (doc, "configWaiting", waiting);
     return doc;
 }
 
@@ -480,7 +493,12 @@ static void s_on_item (af_node_t *self, af_msg_t *item);
 static int s_uninstall_local (af_node_t *self, const char *program, char *err, size_t errlen);
 static void s_auto_diff (af_node_t *self, af_msg_t *diff);
 static void s_auto_sync (af_node_t *self);
+static bool s_config_key (af_node_t *self, uint8_t *key);
+static void s_config_answer (af_node_t *self, pending_t *pending, af_msg_t *msg);
+static void s_config_get (af_node_t *self, zframe_t *client, const char *verb, const char *program, bool previous);
+static void s_config_scan (af_node_t *self);
 static json_t *s_apps_doc (af_node_t *self, af_msg_t *msg);
+static json_t *s_config_doc (af_node_t *self, pending_t *pending, af_msg_t *msg, char *err, size_t errlen);
 static void s_on_chunk (af_node_t *self, af_msg_t *msg);
 static json_t *s_push_accepted (af_node_t *self, af_msg_t *msg);
 static json_t *s_push_find (af_node_t *self, const char *push_id);
@@ -537,6 +555,15 @@ s_answer (af_node_t *self, pending_t *pending, af_msg_t *msg)
     else
     if (msg->id == AF_MSG_SYNC_DIFF || msg->id == AF_MSG_APP_LIST)
         doc = s_apps_doc (self, msg);
+    else
+    if (msg->id == AF_MSG_CONFIG) {
+        char err [AF_MAX_REASON + 1];
+        doc = s_config_doc (self, pending, msg, err, sizeof err);
+        if (!doc) {
+            s_ctl_error (self, pending->client, AF_E_MALFORMED, "%s", err);
+            return;
+        }
+    }
     else
     if (msg->id == AF_MSG_RESOLVED) {
         af_resolution_t resolution;
@@ -663,6 +690,13 @@ s_dealer_event (zloop_t *loop, zsock_t *reader, void *arg)
             zsys_info ("node: notification '%s' from %s", msg->kind, msg->device_id);
         if (streq (msg->kind, "installed"))
             s_auto_sync (self);
+        char program [AF_MAX_PROGRAM + 1] = "";
+        if (streq (msg->kind, "config") && msg->body_size <= AF_MAX_PROGRAM) {
+            memcpy (program, msg->body, msg->body_size);
+            program [msg->body_size] = 0;
+            if (json_object_get (json_object_get (self->shares, "shared"), program))
+                s_config_get (self, NULL, "config-sync", program, false);
+        }
     }
     else
     if (msg->has_rid) {
@@ -712,6 +746,16 @@ s_dealer_event (zloop_t *loop, zsock_t *reader, void *arg)
             else
             if (streq (pending->verb, "auto-sync") && msg->id == AF_MSG_SYNC_DIFF)
                 s_auto_diff (self, msg);
+            else
+            if (streq (pending->verb, "config-sync") || streq (pending->verb, "config-install"))
+                s_config_answer (self, pending, msg);
+            else
+            if (streq (pending->verb, "config-put")) {
+                if (msg->id == AF_MSG_OK)       //  did a newer version win meanwhile?
+                    s_config_get (self, NULL, "config-sync", pending->program, false);
+                else
+                    zsys_warning ("node: the broker refused a configuration: %s", msg->reason);
+            }
             else
             if (streq (pending->verb, "upload")) {
                 s_upload_answer (self, pending, msg);
@@ -939,6 +983,11 @@ s_record_files (af_node_t *self, const char *program)
 static void
 s_job_installed (af_node_t *self, job_t *job, uint32_t files)
 {
+    //  The account's configuration of the app, if any, follows it (S1.9)
+    uint8_t key [AF_CONFIG_KEY_SIZE];
+    if (s_config_key (self, key))
+        s_config_get (self, NULL, "config-install", job->program, false);
+    sodium_memzero (key, sizeof key);
     if (!*job->data_hash) {
         s_job_report (self, job, "installed", files, NULL);
         return;
@@ -970,7 +1019,7 @@ s_job_import (af_node_t *self, job_t *job)
     char err [AF_MAX_REASON + 1];
     af_download_keep (job->download);
     af_download_destroy (&job->download);
-    if (af_install_data (self->config.home, job->program, job->part, err, sizeof err))
+    if (af_install_data (self->config.home, "data", job->program, job->part, err, sizeof err))
         s_job_report (self, job, "failed", job->files, "installed, but the user data was not imported: %s", err);
     else
         s_job_report (self, job, "installed", job->files, "with the user data of device %.8s", job->from);
@@ -1457,7 +1506,14 @@ s_reports_flush (af_node_t *self)
     if (!report) {
         if (self->catching_up) {
             self->catching_up = false;
-            s_flush_unsent (self);      //  sync requests held for the catch-up
+            //  Configuration edits made offline go next, then what others
+            //  changed meanwhile comes back; then the held sync requests
+            s_config_scan (self);
+            const char *program;
+            json_t *entry;
+            json_object_foreach (json_object_get (self->shares, "shared"), program, entry)
+                s_config_get (self, NULL, "config-sync", program, false);
+            s_flush_unsent (self);
         }
         return;
     }
@@ -1606,6 +1662,220 @@ s_uninstall_local (af_node_t *self, const char *program, char *err, size_t errle
     s_report (self, "uninstall", &info);
     zsys_info ("node: uninstalled %s", program);
     return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Configuration that follows the app (S1.6, S1.7, S1.9). HOME/config.key
+//  holds the account's configuration key (derived from the account secret
+//  the user gave this device); HOME/config-share.json the apps the user
+//  agreed to share, with the time of the last version sent or applied, and
+//  the apps whose account configuration waits for the user's yes.
+
+static bool
+s_config_key (af_node_t *self, uint8_t *key)
+{
+    char path [600];
+    snprintf (path, sizeof path, "%s/config.key", self->config.home);
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    bool ok = fd >= 0 && read (fd, key, AF_CONFIG_KEY_SIZE) == AF_CONFIG_KEY_SIZE;
+    if (fd >= 0)
+        close (fd);
+    return ok;
+}
+
+static void
+s_config_save (af_node_t *self)
+{
+    char path [600], tmp [610];
+    snprintf (path, sizeof path, "%s/config-share.json", self->config.home);
+    snprintf (tmp, sizeof tmp, "%s.tmp", path);
+    if (json_dump_file (self->shares, tmp, JSON_COMPACT) || rename (tmp, path))
+        zsys_error ("node: cannot save %s: %s", path, strerror (errno));
+}
+
+static void
+s_config_load (af_node_t *self)
+{
+    char path [600];
+    snprintf (path, sizeof path, "%s/config-share.json", self->config.home);
+    json_error_t jerr;
+    json_t *doc = zsys_file_exists (path)? json_load_file (path, 0, &jerr): NULL;
+    json_decref (self->shares);
+    self->shares = json_is_object (doc)? doc: json_pack ("{s:{}, s:{}}", "shared", "pending");
+    if (!json_is_object (json_object_get (self->shares, "shared")))
+        json_object_set_new (self->shares, "shared", json_object ());
+    if (!json_is_object (json_object_get (self->shares, "pending")))
+        json_object_set_new (self->shares, "pending", json_object ());
+    if (doc && doc != self->shares)
+        json_decref (doc);
+}
+
+//  Time of the version this node last sent or applied for a program
+static uint64_t
+s_config_known (af_node_t *self, const char *program)
+{
+    json_t *entry = json_object_get (json_object_get (self->shares, "shared"), program);
+    return (uint64_t) json_integer_value (json_object_get (entry, "at"));
+}
+
+static void
+s_config_set_known (af_node_t *self, const char *program, uint64_t at)
+{
+    json_t *shared = json_object_get (self->shares, "shared");
+    if (json_object_get (shared, program)) {
+        json_object_set_new (json_object_get (shared, program), "at", json_integer ((json_int_t) at));
+        s_config_save (self);
+    }
+}
+
+static void
+s_config_get (af_node_t *self, zframe_t *client, const char *verb, const char *program, bool previous)
+{
+    af_msg_t *msg = af_msg_new (AF_MSG_CONFIG_GET);
+    snprintf (msg->program, sizeof msg->program, "%s", program);
+    msg->previous = previous;
+    s_request (self, client, verb, msg);
+}
+
+//  Send a shared app's configuration if it changed since we last sent or
+//  applied one
+static void
+s_config_upload (af_node_t *self, const char *program)
+{
+    uint8_t key [AF_CONFIG_KEY_SIZE];
+    char dir [600], tmp [700], err [AF_MAX_REASON + 1];
+    snprintf (dir, sizeof dir, "%s/config/%s", self->config.home, program);
+    uint64_t at = af_config_mtime (dir);
+    if (!at || at <= s_config_known (self, program) || !s_config_key (self, key))
+        return;
+    snprintf (tmp, sizeof tmp, "%s/incoming/config-out-%s.tar", self->config.home, program);
+    uint8_t *blob;
+    size_t size;
+    if (af_config_seal (key, dir, tmp, &blob, &size, err, sizeof err)) {
+        zsys_warning ("node: cannot send the configuration of %s: %s", program, err);
+        sodium_memzero (key, sizeof key);
+        return;
+    }
+    sodium_memzero (key, sizeof key);
+    af_msg_t *msg = af_msg_new (AF_MSG_CONFIG_PUT);
+    snprintf (msg->program, sizeof msg->program, "%s", program);
+    msg->at = at;
+    msg->data = blob;
+    msg->data_size = (uint32_t) size;
+    //  Counted as sent now, so a slow answer does not send it twice
+    s_config_set_known (self, program, at);
+    pending_t *pending = s_request (self, NULL, "config-put", msg);
+    snprintf (pending->program, sizeof pending->program, "%s", program);
+    zsys_info ("node: sent the configuration of %s (%zu bytes, sealed)", program, size);
+}
+
+//  Every shared app: send what changed (edits made offline go at login)
+static void
+s_config_scan (af_node_t *self)
+{
+    if (!self->logged_in || self->catching_up)
+        return;
+    const char *program;
+    json_t *entry;
+    json_object_foreach (json_object_get (self->shares, "shared"), program, entry)
+        s_config_upload (self, program);
+}
+
+//  The account's configuration arrived; verb says why we asked
+static void
+s_config_answer (af_node_t *self, pending_t *pending, af_msg_t *msg)
+{
+    if (msg->id != AF_MSG_CONFIG)
+        return;
+    char dir [600], err [AF_MAX_REASON + 1];
+    snprintf (dir, sizeof dir, "%s/config/%s", self->config.home, msg->program);
+    bool sync = streq (pending->verb, "config-sync");
+    bool after_install = streq (pending->verb, "config-install");
+    //  A newer version from another device replaces ours; after an install
+    //  the account's version replaces the default one, asking first in
+    //  manual mode
+    if (sync && msg->at <= af_config_mtime (dir))
+        return;
+    if (after_install && !self->config.sync_auto) {
+        json_object_set_new (json_object_get (self->shares, "pending"), msg->program,
+                             json_integer ((json_int_t) msg->at));
+        s_config_save (self);
+        zsys_info ("node: the account has a configuration for %s; apply it with: appferry config apply %s",
+                   msg->program, msg->program);
+        return;
+    }
+    uint8_t key [AF_CONFIG_KEY_SIZE];
+    if (!s_config_key (self, key)) {
+        zsys_warning ("node: a configuration for %s is waiting, but this device has no account secret",
+                      msg->program);
+        return;
+    }
+    int rc = af_config_open (key, self->config.home, msg->program, msg->data, msg->data_size, err, sizeof err);
+    sodium_memzero (key, sizeof key);
+    if (rc)
+        zsys_warning ("node: configuration of %s not applied: %s", msg->program, err);
+    else {
+        uint64_t now = af_config_mtime (dir);
+        s_config_set_known (self, msg->program, now > msg->at? now: msg->at);
+        json_object_del (json_object_get (self->shares, "pending"), msg->program);
+        s_config_save (self);
+        zsys_info ("node: applied the account's configuration of %s", msg->program);
+    }
+}
+
+//  `config apply`: apply now (the user said yes); `config show`: open the
+//  version into a scratch directory and show its files
+static json_t *
+s_config_doc (af_node_t *self, pending_t *pending, af_msg_t *msg, char *err, size_t errlen)
+{
+    uint8_t key [AF_CONFIG_KEY_SIZE];
+    if (!s_config_key (self, key)) {
+        snprintf (err, errlen, "set the account secret first: appferry config secret");
+        return NULL;
+    }
+    json_t *doc = NULL;
+    if (streq (pending->verb, "config-apply")) {
+        char dir [600];
+        snprintf (dir, sizeof dir, "%s/config/%s", self->config.home, msg->program);
+        if (af_config_open (key, self->config.home, msg->program, msg->data, msg->data_size, err, errlen) == 0) {
+            uint64_t now = af_config_mtime (dir);
+            s_config_set_known (self, msg->program, now > msg->at? now: msg->at);
+            json_object_del (json_object_get (self->shares, "pending"), msg->program);
+            s_config_save (self);
+            doc = json_pack ("{s:s, s:I, s:b}", "program", msg->program, "at", (json_int_t) msg->at,
+                             "applied", 1);
+        }
+    }
+    else {
+        //  Opened under a scratch name, read, removed
+        char scratch [AF_MAX_PROGRAM + 32], dir [700];
+        snprintf (scratch, sizeof scratch, ".show-%s", msg->program);
+        snprintf (dir, sizeof dir, "%s/config/%s", self->config.home, scratch);
+        if (af_config_open (key, self->config.home, scratch, msg->data, msg->data_size, err, errlen) == 0) {
+            json_t *files = json_object ();
+            zdir_t *tree = zdir_new (dir, "-");
+            zfile_t **list = tree? zdir_flatten (tree): NULL;
+            for (size_t i = 0; list && list [i] && i < 32; i++) {
+                const char *name = zfile_filename (list [i], NULL);
+                char text [4097] = "";
+                FILE *file = fopen (name, "r");
+                size_t n = file? fread (text, 1, sizeof text - 1, file): 0;
+                text [n] = 0;
+                if (file)
+                    fclose (file);
+                json_object_set_new (files, name + strlen (dir) + 1, json_string (text));
+            }
+            zdir_flatten_free (&list);
+            if (tree)
+                zdir_remove (tree, true);
+            zdir_destroy (&tree);
+            rmdir (dir);
+            doc = json_pack ("{s:s, s:I, s:I, s:b, s:o}", "program", msg->program, "at", (json_int_t) msg->at,
+                             "prevAt", (json_int_t) msg->prev_at, "previous", msg->previous, "files", files);
+        }
+    }
+    sodium_memzero (key, sizeof key);
+    return doc;
 }
 
 //  --------------------------------------------------------------------------
@@ -1779,6 +2049,67 @@ s_ctl_event (zloop_t *loop, zsock_t *reader, void *arg)
         }
     }
     else
+    if (strncmp (verb, "config-", 7) == 0 && arg1) {
+        uint8_t key [AF_CONFIG_KEY_SIZE];
+        char path [600], err [AF_MAX_REASON + 1];
+        bool program_ok = strlen (arg1) <= AF_MAX_PROGRAM && *arg1 && !strchr (arg1, '/') && *arg1 != '.';
+        if (!*self->account)
+            s_ctl_error (self, client, AF_E_NOT_LOGGED_IN, "log in first: the key belongs to the account");
+        else
+        if (streq (verb, "config-secret")) {
+            if (strlen (arg1) < 12)
+                s_ctl_error (self, client, AF_E_MALFORMED, "the account secret must be at least 12 characters");
+            else
+            if (af_config_derive (self->account, arg1, key, err, sizeof err))
+                s_ctl_error (self, client, AF_E_INTERNAL, "%s", err);
+            else {
+                snprintf (path, sizeof path, "%s/config.key", self->config.home);
+                int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+                bool ok = fd >= 0 && write (fd, key, sizeof key) == (ssize_t) sizeof key && fsync (fd) == 0;
+                if (fd >= 0)
+                    ok = close (fd) == 0 && ok;
+                if (ok)
+                    s_ctl_reply (self, client, true, json_pack ("{s:b}", "keySet", 1));
+                else
+                    s_ctl_error (self, client, AF_E_INTERNAL, "cannot write %s: %s", path, strerror (errno));
+            }
+            sodium_memzero (key, sizeof key);
+        }
+        else
+        if (!program_ok)
+            s_ctl_error (self, client, AF_E_MALFORMED, "'%s' is not a program ID", arg1);
+        else
+        if (!s_config_key (self, key))
+            s_ctl_error (self, client, AF_E_MALFORMED, "set the account secret first: appferry config secret");
+        else
+        if (streq (verb, "config-share")) {
+            json_t *shared = json_object_get (self->shares, "shared");
+            if (!json_object_get (shared, arg1))
+                json_object_set_new (shared, arg1, json_pack ("{s:I}", "at", (json_int_t) 0));
+            s_config_save (self);
+            //  Ours goes out if it is newer; the account's comes in if that is
+            s_config_scan (self);
+            if (self->logged_in)
+                s_config_get (self, NULL, "config-sync", arg1, false);
+            s_ctl_reply (self, client, true, json_pack ("{s:s, s:b}", "program", arg1, "shared", 1));
+        }
+        else
+        if (streq (verb, "config-unshare")) {
+            json_object_del (json_object_get (self->shares, "shared"), arg1);
+            s_config_save (self);
+            s_ctl_reply (self, client, true, json_pack ("{s:s, s:b}", "program", arg1, "shared", 0));
+        }
+        else
+        if ((streq (verb, "config-apply") || streq (verb, "config-show")) && !self->logged_in)
+            s_ctl_error (self, client, AF_E_NOT_LOGGED_IN, "not connected to the broker");
+        else
+        if (streq (verb, "config-apply") || streq (verb, "config-show"))
+            s_config_get (self, client, verb, arg1, arg2 && streq (arg2, "previous"));
+        else
+            s_ctl_error (self, client, AF_E_UNKNOWN_COMMAND, "unknown config command");
+        sodium_memzero (key, sizeof key);
+    }
+    else
     if (streq (verb, "install") && arg1) {
         if (!self->logged_in)
             s_ctl_error (self, client, AF_E_NOT_LOGGED_IN, "not logged in; run: appferry login ACCOUNT");
@@ -1942,6 +2273,10 @@ s_timer_event (zloop_t *loop, int timer_id, void *arg)
         self->reports_at = now;
         s_reports_flush (self);         //  retries what the broker did not take
     }
+    if (now - self->config_at >= 1000) {
+        self->config_at = now;
+        s_config_scan (self);           //  edits of shared configurations go out
+    }
     return 0;
 }
 
@@ -2002,6 +2337,7 @@ af_node_new (const af_node_config_t *config, char *err, size_t errlen)
     self->jobs = zlistx_new ();
     zlistx_set_destructor (self->jobs, s_job_free);
     self->auto_installs = zhashx_new ();
+    s_config_load (self);
     self->chunk_raw = (uint8_t *) malloc (AF_MAX_CHUNK);
     self->chunk_packed_size = ZSTD_compressBound (AF_MAX_CHUNK);
     self->chunk_packed = (uint8_t *) malloc (self->chunk_packed_size);
@@ -2060,6 +2396,7 @@ af_node_destroy (af_node_t **self_p)
     json_decref (self->pushes);
     zlistx_destroy (&self->jobs);
     zhashx_destroy (&self->auto_installs);
+    json_decref (self->shares);
     s_upload_free (&self->upload);
     free (self->chunk_raw);
     free (self->chunk_packed);

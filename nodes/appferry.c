@@ -56,6 +56,17 @@ s_usage (FILE *out)
 "                        uninstall PROGRAM here (and tell the broker), or ask\n"
 "                        other devices of the account to (offline ones do it\n"
 "                        when they connect)\n"
+"  config secret         give this device the account secret its apps'\n"
+"                        configurations are encrypted with (from\n"
+"                        $APPFERRY_SECRET, --password-file, or asked); it never\n"
+"                        leaves the device; give every device the same one\n"
+"  config share PROGRAM  consent to share PROGRAM's configuration (HOME/config/\n"
+"                        PROGRAM): sent sealed now and after every edit; newer\n"
+"                        versions from other devices are applied here\n"
+"  config unshare PROGRAM\n"
+"  config apply PROGRAM  apply the account's configuration of PROGRAM now\n"
+"  config show PROGRAM [--previous]\n"
+"                        the account's stored version (or the one it replaced)\n"
 "  stop                  stop the node\n"
 "\n"
 "Options:\n"
@@ -304,6 +315,28 @@ s_print (const char *command, json_t *doc)
     if (streq (command, "uninstall"))
         printf ("Uninstalled %s.\n", s_str (doc, "program"));
     else
+    if (streq (command, "config")) {
+        if (json_object_get (doc, "keySet"))
+            printf ("The account secret is set on this device.\n");
+        else
+        if (json_object_get (doc, "shared"))
+            printf ("%s's configuration is %s.\n", s_str (doc, "program"),
+                    json_is_true (json_object_get (doc, "shared"))? "shared": "no longer shared");
+        else
+        if (json_object_get (doc, "applied"))
+            printf ("Applied the account's configuration of %s.\n", s_str (doc, "program"));
+        else {
+            const char *name;
+            json_t *text;
+            printf ("%s configuration of %s, from %lld (previous version %lld):\n",
+                    json_is_true (json_object_get (doc, "previous"))? "Previous": "Current",
+                    s_str (doc, "program"), (long long) json_integer_value (json_object_get (doc, "at")),
+                    (long long) json_integer_value (json_object_get (doc, "prevAt")));
+            json_object_foreach (json_object_get (doc, "files"), name, text)
+                printf ("--- %s\n%s", name, json_string_value (text));
+        }
+    }
+    else
     if (streq (command, "stop"))
         printf ("Node stopped.\n");
 }
@@ -469,13 +502,14 @@ main (int argc, char *argv [])
         { "install", required_argument, NULL, 'I' },
         { "install-all", no_argument, NULL, 'A' },
         { "on", required_argument, NULL, 'O' },
+        { "previous", no_argument, NULL, 'P' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
     const char *home = NULL, *password_file = NULL;
     bool json = false, refresh = false, with_data = false, no_wait = false;
     const char *to = NULL, *device = NULL, *install = NULL, *on = NULL;
-    bool install_all = false;
+    bool install_all = false, previous = false;
     int timeout = 20, wait = 600;
     int opt;
     while ((opt = getopt_long (argc, argv, "H:p:jt:h", options, NULL)) != -1) {
@@ -493,6 +527,7 @@ main (int argc, char *argv [])
             case 'I': install = optarg; break;
             case 'A': install_all = true; break;
             case 'O': on = optarg; break;
+            case 'P': previous = true; break;
             case 'h': s_usage (stdout); return 0;
             default: s_usage (stderr); return 2;
         }
@@ -509,7 +544,7 @@ main (int argc, char *argv [])
         { "devices", 0, false }, { "status", 0, false }, { "resolve", 1, false },
         { "notify", 2, false }, { "notifications", 0, false },
         { "push", 1, false }, { "installed", 0, false }, { "apps", 0, false }, { "sync", 0, false },
-        { "uninstall", 1, false },
+        { "uninstall", 1, false }, { "config", -1, false },
         { "stop", 0, false }, { NULL, 0, false }
     };
     int which = -1;
@@ -520,6 +555,21 @@ main (int argc, char *argv [])
         fprintf (stderr, "appferry: unknown command '%s' (see --help)\n", command);
         return 2;
     }
+    //  config SUBCOMMAND [PROGRAM]: the node's verb is config-SUBCOMMAND
+    bool secret = false;
+    if (streq (command, "config")) {
+        static const char *subs [] = { "secret", "share", "unshare", "apply", "show", NULL };
+        int sub = -1;
+        for (int i = 0; nargs >= 1 && subs [i]; i++)
+            if (streq (args [0], subs [i]))
+                sub = i;
+        if (sub < 0 || nargs != (sub == 0? 1: 2)) {
+            fprintf (stderr, "appferry: config secret | config share|unshare|apply|show PROGRAM (see --help)\n");
+            return 2;
+        }
+        secret = sub == 0;
+    }
+    else
     if (nargs != commands [which].args) {
         fprintf (stderr, "appferry: %s takes %d argument%s (see --help)\n", command,
                  commands [which].args, commands [which].args == 1? "": "s");
@@ -550,9 +600,29 @@ main (int argc, char *argv [])
         return 3;
     }
     zmsg_t *request = zmsg_new ();
-    zmsg_addstr (request, command);
-    for (int i = 0; i < nargs; i++)
-        zmsg_addstr (request, args [i]);
+    char account_secret [AF_MAX_PASSWORD + 2] = "";
+    if (secret) {
+        const char *env = getenv ("APPFERRY_SECRET");
+        if (env)
+            snprintf (account_secret, sizeof account_secret, "%s", env);
+        else
+        if (s_read_password (password_file, account_secret, sizeof account_secret))
+            return 2;
+    }
+    if (streq (command, "config")) {
+        char verb [32];
+        snprintf (verb, sizeof verb, "config-%s", args [0]);
+        zmsg_addstr (request, verb);
+        zmsg_addstr (request, secret? account_secret: args [1]);
+        if (previous)
+            zmsg_addstr (request, "previous");
+        explicit_bzero (account_secret, sizeof account_secret);
+    }
+    else {
+        zmsg_addstr (request, command);
+        for (int i = 0; i < nargs; i++)
+            zmsg_addstr (request, args [i]);
+    }
     if (commands [which].password)
         zmsg_addstr (request, password);
     if (streq (command, "devices") && refresh)

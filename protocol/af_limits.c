@@ -26,6 +26,7 @@ af_code_name (int code)
         case AF_E_NO_FIT:           return "E_NO_FIT";
         case AF_E_POLICY:           return "E_POLICY";
         case AF_E_NO_BLOB:          return "E_NO_BLOB";
+        case AF_E_NO_CONFIG:        return "E_NO_CONFIG";
         case AF_E_INTERNAL:         return "E_INTERNAL";
         case AF_E_UNAVAILABLE:      return "E_UNAVAILABLE";
         default:                    return "E_UNKNOWN";

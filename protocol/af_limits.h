@@ -62,6 +62,8 @@
 #define AF_MAX_APPS             1000    //  apps in one device's install list
 #define AF_MAX_DIFF             2000    //  entries in one SYNC_DIFF
 #define AF_MAX_OP               15      //  REPORT op ("install", "uninstall")
+#define AF_MAX_CONFIG           (256 * 1024)    //  an encrypted app configuration
+#define AF_CONFIG_FUTURE_MS     300000  //  how far ahead a config's time may be
 #define AF_MAX_SCREEN           16384   //  pixels, each dimension
 #define AF_MAX_DENSITY          1000    //  dpi
 #define AF_MAX_SDK              99      //  Android API level
@@ -107,6 +109,7 @@ typedef enum {
     AF_E_UNKNOWN_PROGRAM= 460,  //  program ID not in the catalog
     AF_E_NO_FIT         = 461,  //  no package fits the device (reason says why)
     AF_E_NO_BLOB        = 462,  //  FETCH: the package file is not in the store
+    AF_E_NO_CONFIG      = 463,  //  CONFIG_GET: no configuration stored for the program
     AF_E_POLICY         = 451,  //  the device does not meet the broker's push policy
     AF_E_INTERNAL       = 500,  //  server-side failure (store error, ...)
     AF_E_UNAVAILABLE    = 503,  //  no worker for the service / timed out

@@ -296,6 +296,14 @@ static const field_t f_uninstall [] = {
     { "targets", T_STRS, offsetof (M, targets), AF_ID_HEX + 1, offsetof (M, target_count),
       0, AF_MAX_TARGETS, false },
     STR (M, "push", push_id, false), STR (M, "from", from, false), END };
+#define F_BLOB { "blob", T_BIN, offsetof (M, data), 0, offsetof (M, data_size), 1, AF_MAX_CONFIG, true }
+static const field_t f_config_put [] = {
+    STR (M, "program", program, true), U64 (M, "at", at, true), F_BLOB, END };
+static const field_t f_config_get [] = {
+    STR (M, "program", program, true), BOOL (M, "previous", previous), END };
+static const field_t f_config [] = {
+    STR (M, "program", program, true), U64 (M, "at", at, true), F_BLOB,
+    U64 (M, "prevAt", prev_at, false), BOOL (M, "previous", previous), END };
 static const field_t f_none [] = { END };
 
 typedef struct {
@@ -339,6 +347,9 @@ static const command_t s_commands [AF_MSG_COUNT] = {
     [AF_MSG_SYNC]        = { "SYNC", f_none },
     [AF_MSG_SYNC_DIFF]   = { "SYNC_DIFF", f_sync_diff },
     [AF_MSG_UNINSTALL]   = { "UNINSTALL", f_uninstall },
+    [AF_MSG_CONFIG_PUT]  = { "CONFIG_PUT", f_config_put },
+    [AF_MSG_CONFIG_GET]  = { "CONFIG_GET", f_config_get },
+    [AF_MSG_CONFIG]      = { "CONFIG", f_config },
 };
 
 //  --------------------------------------------------------------------------

@@ -65,6 +65,9 @@ typedef enum {
     AF_MSG_SYNC,            //  N->B  what do the others have that I lack
     AF_MSG_SYNC_DIFF,       //  B->N  the answer
     AF_MSG_UNINSTALL,       //  N->B  uninstall on other devices; (in ITEM) do it
+    AF_MSG_CONFIG_PUT,      //  N->B  an app's encrypted configuration
+    AF_MSG_CONFIG_GET,      //  N->B  ask for it
+    AF_MSG_CONFIG,          //  B->N  the answer
     AF_MSG_COUNT
 } af_msg_id_t;
 
@@ -149,6 +152,8 @@ typedef struct {
     uint32_t app_count;
     af_app_t *apps;                         //  owned; LIST, APP_LIST, SYNC_DIFF
     bool truncated;                         //  SYNC_DIFF: more than AF_MAX_DIFF
+    uint64_t prev_at;                       //  CONFIG: the previous version's time
+    bool previous;                          //  CONFIG_GET, CONFIG: the previous version
 } af_msg_t;
 
 //  Create a message of the given command, version AF_PROTO_VERSION.

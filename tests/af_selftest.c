@@ -12,6 +12,7 @@
 #include "af_catalog.h"
 #include "af_download.h"
 #include "af_install.h"
+#include "af_config.h"
 
 int
 main (int argc, char *argv [])
@@ -29,6 +30,7 @@ main (int argc, char *argv [])
     af_catalog_test (verbose);
     af_download_test (verbose);
     af_install_test (verbose);
+    af_config_test (verbose);
     printf ("Tests passed OK\n");
     return 0;
 }

@@ -22,6 +22,7 @@ HB=200                      # heartbeat for every process in tests (ms)
 export APPFERRY_PASSWORD="correct horse battery"
 
 cleanup () {
+    [ -n "${KEEP_T:-}" ] && { echo "kept $T"; return; }
     local pid
     for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
     wait 2>/dev/null

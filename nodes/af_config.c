@@ -1,0 +1,176 @@
+/*  =========================================================================
+    af_config - an app's configuration, sealed on the node
+    =========================================================================
+*/
+#include "af_config.h"
+#include "af_install.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
+int
+af_config_derive (const char *account, const char *secret, uint8_t *key, char *err, size_t errlen)
+{
+    //  The salt ties the key to the account: the same secret in two
+    //  accounts gives two keys
+    uint8_t salt [crypto_pwhash_SALTBYTES];
+    crypto_generichash_state state;
+    crypto_generichash_init (&state, NULL, 0, sizeof salt);
+    crypto_generichash_update (&state, (const uint8_t *) "appferry config key\0", 20);
+    crypto_generichash_update (&state, (const uint8_t *) account, strlen (account));
+    crypto_generichash_final (&state, salt, sizeof salt);
+    if (crypto_pwhash (key, AF_CONFIG_KEY_SIZE, secret, strlen (secret), salt,
+                       crypto_pwhash_OPSLIMIT_INTERACTIVE, crypto_pwhash_MEMLIMIT_INTERACTIVE,
+                       crypto_pwhash_ALG_ARGON2ID13)) {
+        snprintf (err, errlen, "not enough memory to derive the configuration key");
+        return -1;
+    }
+    return 0;
+}
+
+int
+af_config_seal (const uint8_t *key, const char *dir, const char *tmp_path,
+                uint8_t **blob, size_t *size, char *err, size_t errlen)
+{
+    *blob = NULL;
+    if (af_install_pack_dir (dir, tmp_path, err, errlen))
+        return -1;
+    int fd = open (tmp_path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    size_t limit = AF_MAX_CONFIG - crypto_secretbox_NONCEBYTES - crypto_secretbox_MACBYTES;
+    if (fd < 0 || fstat (fd, &st) || (size_t) st.st_size > limit) {
+        snprintf (err, errlen, fd < 0? "cannot read the packed configuration":
+                  "the configuration is larger than %zu bytes packed", limit);
+        if (fd >= 0)
+            close (fd);
+        unlink (tmp_path);
+        return -1;
+    }
+    size_t plain_size = (size_t) st.st_size;
+    uint8_t *plain = (uint8_t *) malloc (plain_size? plain_size: 1);
+    bool ok = plain && read (fd, plain, plain_size) == (ssize_t) plain_size;
+    close (fd);
+    unlink (tmp_path);
+    *size = crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + plain_size;
+    *blob = ok? (uint8_t *) malloc (*size): NULL;
+    if (!*blob) {
+        snprintf (err, errlen, "cannot read the packed configuration");
+        free (plain);
+        return -1;
+    }
+    randombytes_buf (*blob, crypto_secretbox_NONCEBYTES);
+    crypto_secretbox_easy (*blob + crypto_secretbox_NONCEBYTES, plain, plain_size, *blob, key);
+    sodium_memzero (plain, plain_size);
+    free (plain);
+    return 0;
+}
+
+int
+af_config_open (const uint8_t *key, const char *home, const char *program,
+                const uint8_t *blob, size_t size, char *err, size_t errlen)
+{
+    if (size < crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES) {
+        snprintf (err, errlen, "cannot decrypt the configuration: it is too short");
+        return -1;
+    }
+    size_t plain_size = size - crypto_secretbox_NONCEBYTES - crypto_secretbox_MACBYTES;
+    uint8_t *plain = (uint8_t *) malloc (plain_size? plain_size: 1);
+    if (!plain) {
+        snprintf (err, errlen, "out of memory");
+        return -1;
+    }
+    if (crypto_secretbox_open_easy (plain, blob + crypto_secretbox_NONCEBYTES,
+                                    size - crypto_secretbox_NONCEBYTES, blob, key)) {
+        free (plain);
+        snprintf (err, errlen, "cannot decrypt the configuration: another account secret, or altered");
+        return -1;
+    }
+    char tmp [700];
+    snprintf (tmp, sizeof tmp, "%s/incoming/config-%s.tar", home, program);
+    int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    bool ok = fd >= 0 && write (fd, plain, plain_size) == (ssize_t) plain_size;
+    if (fd >= 0)
+        ok = close (fd) == 0 && ok;
+    sodium_memzero (plain, plain_size);
+    free (plain);
+    int rc = -1;
+    if (!ok)
+        snprintf (err, errlen, "cannot write %s: %s", tmp, strerror (errno));
+    else
+        rc = af_install_data (home, "config", program, tmp, err, errlen);
+    unlink (tmp);
+    return rc;
+}
+
+static void
+s_newest (const char *dir, uint64_t *newest)
+{
+    zdir_t *tree = zdir_new (dir, "-");
+    zfile_t **files = tree? zdir_flatten (tree): NULL;
+    for (size_t i = 0; files && files [i]; i++) {
+        struct stat st;
+        if (stat (zfile_filename (files [i], NULL), &st) == 0) {
+            uint64_t ms = (uint64_t) st.st_mtim.tv_sec * 1000 + (uint64_t) st.st_mtim.tv_nsec / 1000000;
+            if (ms > *newest)
+                *newest = ms;
+        }
+    }
+    zdir_flatten_free (&files);
+    zdir_destroy (&tree);
+}
+
+uint64_t
+af_config_mtime (const char *dir)
+{
+    uint64_t newest = 0;
+    s_newest (dir, &newest);
+    return newest;
+}
+
+void
+af_config_test (bool verbose)
+{
+    if (verbose)
+        printf (" * af_config: ");
+    char home [] = "/tmp/af_config_test.XXXXXX";
+    assert (mkdtemp (home));
+    char dir [600], path [700], err [256];
+    snprintf (dir, sizeof dir, "%s/mine", home);
+    assert (zsys_dir_create ("%s/incoming", home) == 0 && zsys_dir_create ("%s", dir) == 0);
+    snprintf (path, sizeof path, "%s/settings.conf", dir);
+    FILE *file = fopen (path, "w");
+    fprintf (file, "font=large\n");
+    fclose (file);
+    assert (af_config_mtime (dir) > 0);
+
+    uint8_t key [AF_CONFIG_KEY_SIZE], other [AF_CONFIG_KEY_SIZE];
+    assert (af_config_derive ("ana", "a long account secret", key, err, sizeof err) == 0);
+    assert (af_config_derive ("bob", "a long account secret", other, err, sizeof err) == 0);
+    assert (memcmp (key, other, sizeof key));          //  salted by account
+    uint8_t *blob;
+    size_t size;
+    snprintf (path, sizeof path, "%s/seal.tar", home);
+    assert (af_config_seal (key, dir, path, &blob, &size, err, sizeof err) == 0);
+    assert (!memmem (blob, size, "font=large", 10));    //  no plaintext in the blob
+    //  Another key, or one changed byte, does not open it
+    assert (af_config_open (other, home, "notes", blob, size, err, sizeof err) == -1 && strstr (err, "decrypt"));
+    blob [size - 1] ^= 1;
+    assert (af_config_open (key, home, "notes", blob, size, err, sizeof err) == -1);
+    blob [size - 1] ^= 1;
+    assert (af_config_open (key, home, "notes", blob, size, err, sizeof err) == 0);
+    snprintf (path, sizeof path, "%s/config/notes/settings.conf", home);
+    char line [64] = "";
+    file = fopen (path, "r");
+    assert (file && fgets (line, sizeof line, file));
+    fclose (file);
+    assert (streq (line, "font=large\n"));
+    free (blob);
+    zdir_t *tree = zdir_new (home, "-");
+    zdir_remove (tree, true);
+    zdir_destroy (&tree);
+    rmdir (home);
+    if (verbose)
+        printf ("OK\n");
+}
