@@ -22,10 +22,11 @@ HB=200                      # heartbeat for every process in tests (ms)
 export APPFERRY_PASSWORD="correct horse battery"
 
 cleanup () {
-    [ -n "${KEEP_T:-}" ] && { echo "kept $T"; return; }
     local pid
     for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
     wait 2>/dev/null
+    # KEEP_T=1 keeps the directory (logs, homes, stores) for a look after
+    [ -n "${KEEP_T:-}" ] && { echo "kept $T"; return; }
     if [ "$FAILED" -gt 0 ]; then
         for log in "$T"/*.log "$T"/*/node.log; do
             [ -f "$log" ] && { echo "---- $log"; tail -n 40 "$log"; }
