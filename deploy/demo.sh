@@ -19,7 +19,7 @@ PIDS=()
 
 step () { printf '\n\033[1m--- %s\033[0m\n' "$*"; }
 stop_all () {
-    for home in "$D"/phone "$D"/tablet "$D"/tv "$D"/iphone; do
+    for home in "$D"/phone "$D"/tablet "$D"/tv "$D"/iphone "$D"/newphone; do
         [ -S "$home/node.sock" ] && "$CLI" --home "$home" stop >/dev/null 2>&1 || true
     done
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -112,6 +112,35 @@ for name in tablet tv; do
     printf '%-7s unpacked under %s: ' "$name" "$D/$name/apps/weixin"
     (cd "$D/$name/apps/weixin" && find . -type f | sort | tr '\n' ' '); echo
 done
+
+step "The tablet shares weixin's settings, sealed with the account secret (the broker never sees them)"
+export APPFERRY_SECRET="demo account secret 2026"
+for name in phone tablet; do "$CLI" --home "$D/$name" config secret; done
+mkdir -p "$D/tablet/config/weixin"
+printf 'font=large\nchat_wallpaper=sunset\n' > "$D/tablet/config/weixin/settings.conf"
+"$CLI" --home "$D/tablet" config share weixin
+"$CLI" --home "$D/phone" sync --install notes > /dev/null || fail "the phone could not install notes"
+echo "(the phone installed notes for itself)"
+
+step "A new device logs in: what do the others have that it lacks?"
+"$NODE" --broker "$NODES_EP" --broker-key "$D/broker/broker.cert" --home "$D/newphone" \
+    --device "$SRC/data/devices/galaxy-a10.json" --daemon
+wait_for test -S "$D/newphone/node.sock" || fail "the new phone's node did not start"
+wait_for "$CLI" --home "$D/newphone" status || fail "the new phone's node does not answer"
+"$CLI" --home "$D/newphone" login ana
+"$CLI" --home "$D/newphone" config secret
+"$CLI" --home "$D/newphone" sync || fail "sync failed"
+
+step "It installs all that fits, each the package for its own platform and OS, with the settings"
+"$CLI" --home "$D/newphone" sync --install-all || fail "installing the picks failed"
+"$CLI" --home "$D/newphone" installed
+for i in $(seq 50); do
+    [ -n "$("$CLI" --home "$D/newphone" --json status | jq -r '.configWaiting | join(",")')" ] && break
+    sleep 0.1
+done
+"$CLI" --home "$D/newphone" config apply weixin || fail "applying weixin's settings failed"
+echo "weixin settings on the new phone:"; sed 's/^/    /' "$D/newphone/config/weixin/settings.conf"
+"$CLI" --home "$D/newphone" stop > /dev/null
 
 step "The iPhone stops; the others see it offline"
 "$CLI" --home "$D/iphone" stop
