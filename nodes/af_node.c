@@ -68,6 +68,8 @@ typedef struct {
     bool data_phase;                //  the package is in; fetching the data
     char fetch_hash [AF_HASH_HEX + 1];  //  what is being fetched now
     uint64_t fetch_total;
+    uint64_t fetch_login;           //  the login (self->logins) the last FETCH went on
+    bool refetched;                 //  FETCH sent again: earlier chunks may still come
 } job_t;
 
 //  The user data of a push this device starts, on its way to the broker
@@ -128,6 +130,7 @@ struct _af_node_t {
     bool listing;                   //  a whole LIST is in flight
     bool catching_up;               //  reports queued before this login go first
     int64_t reports_at;             //  last retry of the report queue
+    uint64_t logins;                //  LOGIN_OKs since start
     json_t *shares;                 //  config-share.json
     int64_t config_at;              //  last scan of shared configurations
     zhashx_t *auto_installs;        //  programs this node asked to install for
@@ -708,6 +711,7 @@ s_dealer_event (zloop_t *loop, zsock_t *reader, void *arg)
         else {
             if (msg->id == AF_MSG_LOGIN_OK) {
                 self->logged_in = true;
+                self->logins++;
                 self->switching = false;
                 //  Beat at least as often as the broker expects
                 if (msg->heartbeat >= 50 && (int) msg->heartbeat < self->heartbeat_ms)
@@ -960,6 +964,8 @@ s_job_fetch (af_node_t *self, job_t *job)
     snprintf (fetch->hash, sizeof fetch->hash, "%s", job->fetch_hash);
     fetch->offset = af_download_received (job->download);
     fetch->credit = NODE_CREDIT;
+    job->refetched = fetch->offset > 0 || job->fetch_login != 0;
+    job->fetch_login = self->logins;
     job->owed = 0;
     job->last_chunk = zclock_mono ();
     pending_t *pending = s_request (self, NULL, "fetch", fetch);
@@ -1157,6 +1163,11 @@ s_on_chunk (af_node_t *self, af_msg_t *msg)
         return;
     }
     char err [AF_MAX_REASON + 1];
+    if (job->refetched && msg->offset < af_download_received (job->download)) {
+        //  Sent for the FETCH before the last one, still in flight: we have
+        //  these bytes, and the broker's new transfer does not count it
+        return;
+    }
     int rc = af_download_chunk (job->download, msg, err, sizeof err);
     job->last_chunk = zclock_mono ();
     if (rc < 0 && job->data_phase)
@@ -1232,8 +1243,10 @@ s_on_item (af_node_t *self, af_msg_t *item)
     else {
         job_t *job = s_job_find (self, msg->push_id);
         if (job) {
-            //  Delivered again after a reconnect: we are on it already
-            if (job->state == JOB_FETCHING && job == zlistx_first (self->jobs))
+            //  Delivered again after a reconnect: we are on it already (and
+            //  asked again at the login, unless that FETCH is still to go)
+            if (job->state == JOB_FETCHING && job == zlistx_first (self->jobs)
+            &&  job->fetch_login != self->logins)
                 s_job_fetch (self, job);
             else
             if (job->state == JOB_REPORTING)
