@@ -33,10 +33,9 @@
 #include <signal.h>
 #include <sys/wait.h>
 #include "af_msg.h"
+#include "bench_util.h"
 
-#ifndef AF_BROKER_PATH
-#   define AF_BROKER_PATH "appferry-broker"
-#   define AF_MATCHER_PATH "appferry-matcher"
+#ifndef AF_CATALOG_PATH
 #   define AF_CATALOG_PATH "appferry-catalog"
 #endif
 
@@ -138,147 +137,6 @@ s_raw_server (const char *dir, const char *file)
 }
 
 //  ---------------------------------------------------------------------
-//  Child processes and files
-
-static pid_t
-s_spawn (char *const argv [], const char *log)
-{
-    pid_t pid = fork ();
-    if (pid == 0) {
-        int fd = open (log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (fd >= 0) {
-            dup2 (fd, 1);
-            dup2 (fd, 2);
-            close (fd);
-        }
-        execv (argv [0], argv);
-        _exit (127);
-    }
-    return pid;
-}
-
-static bool
-s_wait_file (const char *path)
-{
-    for (int i = 0; i < 1000; i++) {
-        struct stat st;
-        if (stat (path, &st) == 0 && st.st_size > 0)
-            return true;
-        zclock_sleep (10);
-    }
-    return false;
-}
-
-static long
-s_status_kib (pid_t pid, const char *field)
-{
-    char path [64], line [256];
-    snprintf (path, sizeof path, "/proc/%d/status", (int) pid);
-    FILE *file = fopen (path, "r");
-    long kib = -1;
-    if (!file)
-        return -1;
-    size_t len = strlen (field);
-    while (fgets (line, sizeof line, file))
-        if (strncmp (line, field, len) == 0)
-            kib = atol (line + len);
-    fclose (file);
-    return kib;
-}
-
-static void
-s_stop (pid_t pid)
-{
-    if (pid <= 0)
-        return;
-    kill (pid, SIGTERM);
-    for (int i = 0; i < 300; i++) {
-        if (waitpid (pid, NULL, WNOHANG) == pid)
-            return;
-        zclock_sleep (10);
-    }
-    kill (pid, SIGKILL);
-    waitpid (pid, NULL, 0);
-}
-
-//  ---------------------------------------------------------------------
-//  Devices
-
-static zsock_t *
-s_dealer (const char *endpoint, const char *server_key)
-{
-    zcert_t *cert = zcert_new ();
-    zsock_t *sock = zsock_new (ZMQ_DEALER);
-    zcert_apply (cert, sock);
-    zcert_destroy (&cert);
-    zsock_set_curve_serverkey (sock, server_key);
-    zsock_set_rcvhwm (sock, 100000);
-    zsock_set_linger (sock, 0);
-    zsock_set_rcvtimeo (sock, 5000);
-    zsock_set_maxmsgsize (sock, AF_MAX_ZMQ_MSG);
-    if (zsock_connect (sock, "%s", endpoint)) {
-        zsock_destroy (&sock);
-        return NULL;
-    }
-    return sock;
-}
-
-//  Receive one appferry message; NULL on timeout or garbage
-static af_msg_t *
-s_recv (zsock_t *sock)
-{
-    zframe_t *frame = zframe_recv (sock);
-    if (!frame)
-        return NULL;
-    af_msg_t *msg = NULL;
-    char err [256];
-    af_msg_decode (zframe_data (frame), zframe_size (frame), &msg, err, sizeof err, NULL, NULL);
-    zframe_destroy (&frame);
-    return msg;
-}
-
-//  Send a request and wait for the reply with its rid (others dropped)
-static af_msg_t *
-s_request (zsock_t *sock, af_msg_t *request)
-{
-    af_msg_set_rid_random (request);
-    if (af_msg_send (request, sock, NULL))
-        return NULL;
-    for (int i = 0; i < 1000; i++) {
-        af_msg_t *reply = s_recv (sock);
-        if (!reply)
-            return NULL;
-        if (reply->has_rid && memcmp (reply->rid, request->rid, AF_ID_SIZE) == 0)
-            return reply;
-        af_msg_destroy (&reply);
-    }
-    return NULL;
-}
-
-static int
-s_login (zsock_t *sock, const char *model, char *device_id)
-{
-    char json [512], err [256];
-    snprintf (json, sizeof json,
-        "{\"platform\":\"android\",\"sdkVersion\":33,\"model\":\"%s\",\"formFactor\":\"phone\","
-        "\"screenWidth\":1080,\"screenHeight\":2400,\"screenDensity\":420,\"supportedAbis\":[\"arm64-v8a\"]}",
-        model);
-    af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
-    strcpy (msg->account, "bench");
-    strcpy (msg->password, "bench password");
-    msg->has_device = af_device_from_json (&msg->device, json, err, sizeof err) == 0;
-    af_msg_t *reply = s_request (sock, msg);
-    int rc = reply && reply->id == AF_MSG_LOGIN_OK? 0: -1;
-    if (rc == 0)
-        snprintf (device_id, AF_ID_HEX + 1, "%s", reply->device_id);
-    else
-        fprintf (stderr, "bench_transfer: login failed: %s\n", reply? reply->reason: "no reply");
-    af_msg_destroy (&reply);
-    af_msg_destroy (&msg);
-    return rc;
-}
-
-//  ---------------------------------------------------------------------
 //  Receivers
 
 typedef struct {
@@ -321,7 +179,7 @@ s_push_receiver (void *arg)
     receiver_t *self = (receiver_t *) arg;
     char push [AF_ID_HEX + 1] = "", hash [AF_HASH_HEX + 1] = "";
     while (!self->failed && (!*hash || self->received < self->total)) {
-        af_msg_t *msg = s_recv (self->sock);
+        af_msg_t *msg = bench_recv (self->sock);
         if (!msg) {
             self->failed = true;
             snprintf (self->why, sizeof self->why, "nothing from the broker for 5 s (%s)",
@@ -365,7 +223,7 @@ s_push_receiver (void *arg)
         af_msg_t *done = af_msg_new (AF_MSG_DONE);
         strcpy (done->push_id, push);
         strcpy (done->state, "installed");
-        af_msg_t *ok = s_request (self->sock, done);
+        af_msg_t *ok = bench_request (self->sock, done);
         af_msg_destroy (&ok);
         af_msg_destroy (&done);
     }
@@ -400,7 +258,7 @@ s_run (zsock_t **socks, int count, bool raw, uint64_t size, zsock_t *initiator, 
         strcpy (push->program, "benchapp");
         for (int i = 0; i < count; i++)
             strcpy (push->targets [push->target_count++], ids [i]);
-        af_msg_t *accepted = s_request (initiator, push);
+        af_msg_t *accepted = bench_request (initiator, push);
         bool ok = accepted && accepted->id == AF_MSG_PUSH_ACCEPTED;
         for (uint32_t i = 0; ok && i < accepted->result_count; i++)
             ok = streq (accepted->results [i].state, "offered");
@@ -434,7 +292,7 @@ s_run (zsock_t **socks, int count, bool raw, uint64_t size, zsock_t *initiator, 
         //  The initiator's results: acknowledge them so its outbox stays empty
         zsock_set_rcvtimeo (initiator, 200);
         for (int got = 0; got < 100; got++) {
-            af_msg_t *msg = s_recv (initiator);
+            af_msg_t *msg = bench_recv (initiator);
             if (!msg)
                 break;
             if (msg->id == AF_MSG_ITEM) {
@@ -503,6 +361,7 @@ main (int argc, char *argv [])
     if (!mkdtemp (dir))
         return 1;
     char path [PATH_MAX], cmd [PATH_MAX * 2], log [PATH_MAX];
+
     int rc = 1;
     pid_t raw_pid = 0, broker_pid = 0, matcher_pid = 0;
     zsock_t *raw_socks [MAX_TARGETS] = { NULL }, *targets [MAX_TARGETS] = { NULL }, *initiator = NULL;
@@ -541,51 +400,14 @@ main (int argc, char *argv [])
     snprintf (path, sizeof path, "%s/benchapp.tar", dir);
     char *raw_argv [] = { self_path, "--raw", dir, path, NULL };
     snprintf (log, sizeof log, "%s/raw.log", dir);
-    raw_pid = s_spawn (raw_argv, log);
-    char broker_dir [PATH_MAX], catalog_dir [PATH_MAX];
-    snprintf (broker_dir, sizeof broker_dir, "%s/broker", dir);
+    raw_pid = bench_spawn (raw_argv, log);
+    char catalog_dir [PATH_MAX], nodes_ep [256] = "", broker_key [64] = "";
     snprintf (catalog_dir, sizeof catalog_dir, "%s/catalog", dir);
-    //  A long heartbeat: receivers are idle while the other way runs
-    char *broker_argv [] = { AF_BROKER_PATH, "-d", broker_dir, "--nodes", "tcp://127.0.0.1:*",
-        "--workers", "tcp://127.0.0.1:*", "--pwhash", "min", "--heartbeat", "600000",
-        "--catalog", catalog_dir, NULL };
-    snprintf (log, sizeof log, "%s/broker.log", dir);
-    broker_pid = s_spawn (broker_argv, log);
-    snprintf (path, sizeof path, "%s/endpoints", broker_dir);
-    if (!s_wait_file (path)) {
-        fprintf (stderr, "bench_transfer: the broker did not start (%s)\n", log);
+    if (bench_start_services (dir, catalog_dir, &broker_pid, &matcher_pid, nodes_ep, broker_key))
         goto done;
-    }
-    char nodes_ep [256] = "", workers_ep [256] = "", line [512];
-    file = fopen (path, "r");
-    while (file && fgets (line, sizeof line, file)) {
-        line [strcspn (line, "\n")] = 0;
-        if (strncmp (line, "nodes=", 6) == 0)
-            snprintf (nodes_ep, sizeof nodes_ep, "%s", line + 6);
-        if (strncmp (line, "workers=", 8) == 0)
-            snprintf (workers_ep, sizeof workers_ep, "%s", line + 8);
-    }
-    if (file)
-        fclose (file);
-    char broker_cert_path [PATH_MAX], matcher_cert [PATH_MAX];
-    snprintf (broker_cert_path, sizeof broker_cert_path, "%s/broker.cert", broker_dir);
-    snprintf (matcher_cert, sizeof matcher_cert, "%s/matcher.cert", dir);
-    char *matcher_argv [] = { AF_MATCHER_PATH, "-b", workers_ep, "-k", broker_cert_path, "-C", catalog_dir,
-                              "-c", matcher_cert, "--heartbeat", "1000", NULL };
-    snprintf (log, sizeof log, "%s/matcher.log", dir);
-    matcher_pid = s_spawn (matcher_argv, log);
-    if (!s_wait_file (matcher_cert)) {
-        fprintf (stderr, "bench_transfer: the matcher made no certificate (%s)\n", log);
-        goto done;
-    }
-    snprintf (cmd, sizeof cmd, "cp %s %s/workers/", matcher_cert, broker_dir);
-    if (system (cmd))
-        goto done;
-    zcert_t *broker_cert = zcert_load (broker_cert_path);
     snprintf (path, sizeof path, "%s/raw", dir);
-    if (!broker_cert || !s_wait_file (path)) {
-        fprintf (stderr, "bench_transfer: no broker certificate or raw sender\n");
-        zcert_destroy (&broker_cert);
+    if (!bench_wait_file (path)) {
+        fprintf (stderr, "bench_transfer: no raw sender\n");
         goto done;
     }
     char raw_ep [256] = "", raw_key [64] = "";
@@ -593,7 +415,6 @@ main (int argc, char *argv [])
     if (!file || !fgets (raw_ep, sizeof raw_ep, file) || !fgets (raw_key, sizeof raw_key, file)) {
         if (file)
             fclose (file);
-        zcert_destroy (&broker_cert);
         goto done;
     }
     fclose (file);
@@ -601,36 +422,32 @@ main (int argc, char *argv [])
     raw_key [strcspn (raw_key, "\n")] = 0;
 
     //  The devices: an initiator and the targets, in one account
-    initiator = s_dealer (nodes_ep, zcert_public_txt (broker_cert));
+    initiator = bench_dealer (nodes_ep, broker_key);
     af_msg_t *reg = af_msg_new (AF_MSG_REGISTER);
     strcpy (reg->account, "bench");
     strcpy (reg->password, "bench password");
-    af_msg_t *reply = s_request (initiator, reg);
+    af_msg_t *reply = bench_request (initiator, reg);
     af_msg_destroy (&reg);
     bool registered = reply && reply->id == AF_MSG_OK;
     af_msg_destroy (&reply);
     char initiator_id [AF_ID_HEX + 1];
-    if (!registered || s_login (initiator, "Bench initiator", initiator_id)) {
+    if (!registered || bench_login (initiator, "bench", "Bench initiator", initiator_id)) {
         fprintf (stderr, "bench_transfer: cannot register or log in\n");
-        zcert_destroy (&broker_cert);
         goto done;
     }
     for (int i = 0; i < s_targets_max; i++) {
         char model [32];
         snprintf (model, sizeof model, "Bench target %d", i);
-        targets [i] = s_dealer (nodes_ep, zcert_public_txt (broker_cert));
-        raw_socks [i] = s_dealer (raw_ep, raw_key);
-        if (!targets [i] || !raw_socks [i] || s_login (targets [i], model, ids [i])) {
-            zcert_destroy (&broker_cert);
+        targets [i] = bench_dealer (nodes_ep, broker_key);
+        raw_socks [i] = bench_dealer (raw_ep, raw_key);
+        if (!targets [i] || !raw_socks [i] || bench_login (targets [i], "bench", model, ids [i]))
             goto done;
-        }
     }
-    zcert_destroy (&broker_cert);
     //  The matcher must be ready before the first push
     for (int i = 0; i < 100; i++) {
         af_msg_t *resolve = af_msg_new (AF_MSG_RESOLVE);
         strcpy (resolve->program, "benchapp");
-        af_msg_t *answer = s_request (initiator, resolve);
+        af_msg_t *answer = bench_request (initiator, resolve);
         bool ready = answer && answer->id == AF_MSG_RESOLVED;
         af_msg_destroy (&answer);
         af_msg_destroy (&resolve);
@@ -638,7 +455,7 @@ main (int argc, char *argv [])
             break;
         zclock_sleep (100);
     }
-    long rss_before = s_status_kib (broker_pid, "VmRSS:");
+    long rss_before = bench_status_kib (broker_pid, "VmRSS:");
     printf ("bench_transfer: %d MiB package, %d round%s per target count, %d-core machine\n",
             s_mib, s_rounds, s_rounds == 1? "": "s", (int) sysconf (_SC_NPROCESSORS_ONLN));
 
@@ -663,7 +480,7 @@ main (int argc, char *argv [])
         printf ("%d target%s: raw ZeroMQ %.1f MiB/s, appferry %.1f MiB/s, ratio %.2f (target >= 0.5)\n",
                 counts [c], counts [c] == 1? " ": "s", raw_median, broker_median, ratios [c]);
     }
-    long hwm = s_status_kib (broker_pid, "VmHWM:");
+    long hwm = bench_status_kib (broker_pid, "VmHWM:");
     printf ("broker resident memory: %.1f MiB before, peak %.1f MiB, growth %.1f MiB (target < 64 MiB)\n",
             rss_before / 1024.0, hwm / 1024.0, (hwm - rss_before) / 1024.0);
     rc = 0;
@@ -673,9 +490,9 @@ done:
         zsock_destroy (&raw_socks [i]);
     }
     zsock_destroy (&initiator);
-    s_stop (matcher_pid);
-    s_stop (broker_pid);
-    s_stop (raw_pid);
+    bench_stop (matcher_pid);
+    bench_stop (broker_pid);
+    bench_stop (raw_pid);
     snprintf (cmd, sizeof cmd, "rm -rf %s", dir);
     if (system (cmd))
         fprintf (stderr, "bench_transfer: could not remove %s\n", dir);

@@ -83,7 +83,41 @@ typedef struct {
     char (*programs) [AF_MAX_PROGRAM + 1];  //  distinct programs to resolve
     uint32_t program_count;
     uint32_t outstanding;
+    char digest [AF_ID_HEX + 1];    //  of the asker's device description
+    void *results;                  //  resolved_t per program (see below)
+    zhashx_t *where;                //  program -> its index + 1
 } sync_job_t;
+
+//  One install, as the sync index holds it
+typedef struct {
+    char device_id [AF_ID_HEX + 1];     //  "" for history
+    char program [AF_MAX_PROGRAM + 1];
+    char version_name [AF_MAX_VERSION_NAME + 1];
+    uint64_t version_code;
+    uint64_t at;
+} index_entry_t;
+
+typedef struct {
+    index_entry_t *entries;
+    size_t count, alloc;
+    size_t installs;                //  entries before this are installs, after: history
+    //  Built once from the entries, so a diff costs what it returns:
+    zhashx_t *programs;             //  program -> zlistx of its entries (installs
+                                    //  first, then its history entry)
+    zhashx_t *devices;              //  device ID -> zhashx set of its programs
+} index_t;
+
+//  A matcher answer kept for sync diffs (AF_RESOLVE_CACHE_MS)
+typedef struct {
+    uint32_t fit;
+    char fit_version [AF_MAX_VERSION_NAME + 1];
+    char reason [AF_MAX_REASON + 1];
+    int64_t expires;
+} resolved_t;
+
+#define AF_RESOLVE_CACHE_MS     10000   //  how long a sync reuses a matcher answer
+#define AF_RESOLVE_CACHE_MAX    100000  //  answers kept; beyond, all are dropped
+#define AF_INDEX_CACHE_MAX      1024    //  accounts whose lists are kept in memory
 
 //  A blob a node is sending us (a push's user data)
 typedef struct {
@@ -131,6 +165,9 @@ struct _af_broker_t {
     af_transfers_t *transfers;
     af_installs_t *installs;
     zhashx_t *sync_jobs;            //  rid hex -> sync_job_t (owned)
+    zhashx_t *indexes;              //  account -> index_t: its install lists, read
+                                    //  once, dropped at the account's next change
+    zhashx_t *resolved;             //  "device digest/program" -> resolved_t
     zhashx_t *push_jobs;            //  push ID hex -> push_job_t (owned)
     zhashx_t *uploads;              //  "session/hash" -> upload_t (owned)
     char data_dir [600];            //  DATA/data: blobs/ (received user data), incoming/
@@ -295,8 +332,9 @@ s_worker_free (void **item)
     }
 }
 
+//  For items that are one plain allocation (failures_t, resolved_t)
 static void
-s_failures_free (void **item)
+s_free_item (void **item)
 {
     free (*item);
     *item = NULL;
@@ -472,6 +510,7 @@ s_reply_error (af_broker_t *self, session_t *session, int code, const uint8_t *r
 
 static void s_push_resolved (af_broker_t *self, push_job_t *job, uint32_t target, af_msg_t *reply);
 static void s_sync_resolved (af_broker_t *self, sync_job_t *job, uint32_t index, af_msg_t *reply);
+static void s_sync_start (af_broker_t *self, session_t *session, af_msg_t *msg, af_msg_t *diff);
 static void s_deliver (af_broker_t *self, session_t *session);
 
 //  Answer a request's client, then forget the request.
@@ -980,6 +1019,8 @@ s_sync_job_free (void **item)
     if (job) {
         af_msg_destroy (&job->diff);
         free (job->programs);
+        free (job->results);
+        zhashx_destroy (&job->where);
         free (job);
         *item = NULL;
     }
@@ -999,6 +1040,8 @@ s_node_report (af_broker_t *self, session_t *session, af_msg_t *msg)
         s_reply_error (self, session, AF_E_INTERNAL, rid, "the report could not be stored; send it again");
         return;
     }
+    if (rc == 0)
+        zhashx_delete (self->indexes, session->account);   //  read again at the next sync
     if (rc == 0 && self->config.verbose)
         zsys_info ("broker: %s of '%s' reports %s %s (seq %llu)", session->device_id, session->account,
                    msg->op, msg->program, (unsigned long long) msg->seq);
@@ -1033,6 +1076,8 @@ s_node_list (af_broker_t *self, session_t *session, af_msg_t *msg)
         s_reply_error (self, session, AF_E_INTERNAL, rid, "the list could not be stored; send it again");
         return;
     }
+    if (rc == 0)
+        zhashx_delete (self->indexes, session->account);
     zsys_info ("broker: %s of '%s' sent its whole list (%u apps, seq %llu)%s", session->device_id,
                session->account, msg->app_count, (unsigned long long) msg->seq, rc == 1? ": stale, ignored": "");
     s_reply_ok (self, session, msg);
@@ -1083,6 +1128,17 @@ s_node_apps (af_broker_t *self, session_t *session, af_msg_t *msg)
 static void
 s_sync_finish (af_broker_t *self, sync_job_t *job)
 {
+    //  Each entry gets its program's answer: one pass, one lookup each
+    resolved_t *results = (resolved_t *) job->results;
+    for (uint32_t i = 0; results && i < job->diff->app_count; i++) {
+        af_app_t *app = &job->diff->apps [i];
+        size_t at = (size_t) zhashx_lookup (job->where, app->program);
+        if (at) {
+            app->fit = results [at - 1].fit;
+            memcpy (app->fit_version, results [at - 1].fit_version, sizeof app->fit_version);
+            memcpy (app->reason, results [at - 1].reason, sizeof app->reason);
+        }
+    }
     session_t *session = (session_t *) zhashx_lookup (self->sessions, job->session);
     if (session) {
         job->diff->has_rid = job->client_has_rid;
@@ -1096,93 +1152,74 @@ static void
 s_sync_resolved (af_broker_t *self, sync_job_t *job, uint32_t index, af_msg_t *reply)
 {
     const char *program = job->programs [index];
-    for (uint32_t i = 0; i < job->diff->app_count; i++) {
-        af_app_t *app = &job->diff->apps [i];
-        if (!streq (app->program, program))
-            continue;
-        if (reply && reply->id == AF_MSG_RESOLVED) {
-            app->fit = reply->fit;
-            snprintf (app->fit_version, sizeof app->fit_version, "%s",
-                      reply->has_package? reply->package.version_name: "");
-            snprintf (app->reason, sizeof app->reason, "%s", reply->reason);
-        }
-        else {
-            app->fit = AF_FIT_NONE;
-            snprintf (app->reason, sizeof app->reason, "could not ask the matcher: %s",
-                      reply && *reply->reason? reply->reason: "no answer");
+    resolved_t resolved;
+    memset (&resolved, 0, sizeof resolved);
+    if (reply && reply->id == AF_MSG_RESOLVED) {
+        resolved.fit = reply->fit;
+        snprintf (resolved.fit_version, sizeof resolved.fit_version, "%s",
+                  reply->has_package? reply->package.version_name: "");
+        snprintf (resolved.reason, sizeof resolved.reason, "%s", reply->reason);
+        //  Kept a while for the next diffs of devices described the same way
+        if (zhashx_size (self->resolved) >= AF_RESOLVE_CACHE_MAX)
+            zhashx_purge (self->resolved);
+        resolved_t *cached = (resolved_t *) malloc (sizeof (resolved_t));
+        if (cached) {
+            *cached = resolved;
+            cached->expires = zclock_mono () + AF_RESOLVE_CACHE_MS;
+            char key [AF_ID_HEX + AF_MAX_PROGRAM + 2];
+            snprintf (key, sizeof key, "%s/%s", job->digest, program);
+            zhashx_update (self->resolved, key, cached);
         }
     }
+    else {
+        resolved.fit = AF_FIT_NONE;
+        snprintf (resolved.reason, sizeof resolved.reason, "could not ask the matcher: %s",
+                  reply && *reply->reason? reply->reason: "no answer");
+    }
+    ((resolved_t *) job->results) [index] = resolved;
     if (job->outstanding && --job->outstanding == 0)
         s_sync_finish (self, job);
 }
 
-typedef struct {
-    const char *self_id;
-    zhashx_t *mine;                 //  programs this device has
-    zhashx_t *anywhere;             //  programs some device has
-    af_msg_t *diff;
-    uint32_t count;
-} diff_t;
-
-static int
-s_mine (const char *device_id, const af_msg_t *app, void *arg)
-{
-    diff_t *diff = (diff_t *) arg;
-    zhashx_update (diff->anywhere, app->program, (void *) 1);
-    if (streq (device_id, diff->self_id))
-        zhashx_update (diff->mine, app->program, (void *) 1);
-    return 0;
-}
-
-static int
-s_lacking (const char *device_id, const af_msg_t *app, void *arg)
-{
-    diff_t *diff = (diff_t *) arg;
-    bool gone = !*device_id;
-    if (streq (device_id, diff->self_id) || zhashx_lookup (diff->mine, app->program)
-    ||  (gone && zhashx_lookup (diff->anywhere, app->program)))
-        return 0;
-    if (diff->count == AF_MAX_DIFF) {
-        diff->diff->truncated = true;
-        return 1;
-    }
-    af_app_t *out = &diff->diff->apps [diff->count++];
-    snprintf (out->program, sizeof out->program, "%s", app->program);
-    snprintf (out->version_name, sizeof out->version_name, "%s", app->version_name);
-    out->version_code = app->version_code;
-    out->at = app->at;
-    snprintf (out->device_id, sizeof out->device_id, "%s", device_id);
-    return 0;
-}
-
-//  What the account's other devices have that this one lacks, and what the
-//  account had that no device has now, each resolved for this device
 static void
-s_node_sync (af_broker_t *self, session_t *session, af_msg_t *msg)
+s_index_free (void **item)
 {
-    const uint8_t *rid = msg->has_rid? msg->rid: NULL;
-    diff_t diff = { session->device_id, zhashx_new (), zhashx_new (), af_msg_new (AF_MSG_SYNC_DIFF), 0 };
-    int rc = af_msg_set_app_count (diff.diff, AF_MAX_DIFF);
-    if (rc == 0)
-        rc = af_installs_each (self->installs, session->account, NULL, s_mine, &diff);
-    if (rc == 0) {
-        rc = af_installs_each (self->installs, session->account, NULL, s_lacking, &diff);
-        if (rc == 1)
-            rc = 0;
+    index_t *index = (index_t *) *item;
+    if (index) {
+        zhashx_destroy (&index->programs);
+        zhashx_destroy (&index->devices);
+        free (index->entries);
+        free (index);
+        *item = NULL;
     }
-    if (rc == 0 && !diff.diff->truncated) {
-        rc = af_installs_history (self->installs, session->account, s_lacking, &diff);
-        if (rc == 1)
-            rc = 0;
+}
+
+static int
+s_index_add (const char *device_id, const af_msg_t *app, void *arg)
+{
+    index_t *index = (index_t *) arg;
+    if (index->count == index->alloc) {
+        size_t alloc = index->alloc? 2 * index->alloc: 256;
+        index_entry_t *entries = (index_entry_t *) realloc (index->entries, alloc * sizeof *entries);
+        if (!entries)
+            return -1;
+        index->entries = entries;
+        index->alloc = alloc;
     }
-    diff.diff->app_count = diff.count;
-    zhashx_destroy (&diff.mine);
-    zhashx_destroy (&diff.anywhere);
-    if (rc) {
-        af_msg_destroy (&diff.diff);
-        s_reply_error (self, session, AF_E_INTERNAL, rid, "cannot read the account's install lists");
-        return;
-    }
+    index_entry_t *entry = &index->entries [index->count++];
+    snprintf (entry->device_id, sizeof entry->device_id, "%s", device_id);
+    snprintf (entry->program, sizeof entry->program, "%s", app->program);
+    snprintf (entry->version_name, sizeof entry->version_name, "%s", app->version_name);
+    entry->version_code = app->version_code;
+    entry->at = app->at;
+    return 0;
+}
+
+//  Resolve the diff's programs for the asker (from the cache where it can)
+//  and answer when all are in. Takes diff.
+static void
+s_sync_start (af_broker_t *self, session_t *session, af_msg_t *msg, af_msg_t *diff)
+{
     sync_job_t *job = (sync_job_t *) zmalloc (sizeof (sync_job_t));
     assert (job);
     uint8_t id [AF_ID_SIZE];
@@ -1191,29 +1228,52 @@ s_node_sync (af_broker_t *self, session_t *session, af_msg_t *msg)
     snprintf (job->session, sizeof job->session, "%s", session->hex);
     job->client_has_rid = msg->has_rid;
     memcpy (job->client_rid, msg->rid, AF_ID_SIZE);
-    job->diff = diff.diff;
-    //  One matcher question per distinct program, with this device's description
-    job->programs = calloc (diff.count? diff.count: 1, sizeof *job->programs);
-    assert (job->programs);
-    zhashx_t *seen = zhashx_new ();
-    for (uint32_t i = 0; i < diff.count; i++)
-        if (!zhashx_lookup (seen, job->diff->apps [i].program)) {
-            zhashx_insert (seen, job->diff->apps [i].program, (void *) 1);
-            memcpy (job->programs [job->program_count++], job->diff->apps [i].program, AF_MAX_PROGRAM + 1);
-        }
-    zhashx_destroy (&seen);
+    job->diff = diff;
+    //  The asker's description, digested: answers are reused across
+    //  devices described the same way
+    zframe_t *packed = af_device_pack (&session->device);
+    uint8_t digest [AF_ID_SIZE];
+    crypto_generichash (digest, sizeof digest, packed? zframe_data (packed): NULL,
+                        packed? zframe_size (packed): 0, NULL, 0);
+    zframe_destroy (&packed);
+    sodium_bin2hex (job->digest, sizeof job->digest, digest, sizeof digest);
+    job->programs = calloc (diff->app_count? diff->app_count: 1, sizeof *job->programs);
+    job->results = calloc (diff->app_count? diff->app_count: 1, sizeof (resolved_t));
+    job->where = zhashx_new ();
+    assert (job->programs && job->results && job->where);
+    resolved_t *results = (resolved_t *) job->results;
+    uint32_t *ask = (uint32_t *) calloc (diff->app_count? diff->app_count: 1, sizeof (uint32_t));
+    assert (ask);
+    uint32_t asks = 0;
+    int64_t now = zclock_mono ();
+    for (uint32_t i = 0; i < diff->app_count; i++) {
+        const char *program = diff->apps [i].program;
+        if (zhashx_lookup (job->where, program))
+            continue;
+        uint32_t at = job->program_count++;
+        memcpy (job->programs [at], program, AF_MAX_PROGRAM + 1);
+        zhashx_insert (job->where, program, (void *) (size_t) (at + 1));
+        char key [AF_ID_HEX + AF_MAX_PROGRAM + 2];
+        snprintf (key, sizeof key, "%s/%s", job->digest, program);
+        resolved_t *cached = (resolved_t *) zhashx_lookup (self->resolved, key);
+        if (cached && cached->expires > now)
+            results [at] = *cached;
+        else
+            ask [asks++] = at;
+    }
     zhashx_insert (self->sync_jobs, job->hex, job);
-    if (job->program_count == 0 || zlistx_size (self->queue) + job->program_count > self->config.max_queue) {
-        if (job->program_count)
-            for (uint32_t i = 0; i < job->diff->app_count; i++) {
-                job->diff->apps [i].fit = AF_FIT_NONE;
-                snprintf (job->diff->apps [i].reason, sizeof job->diff->apps [i].reason,
-                          "the matcher queue is full; try again later");
-            }
+    if (asks == 0 || zlistx_size (self->queue) + asks > self->config.max_queue) {
+        for (uint32_t i = 0; i < asks; i++) {
+            results [ask [i]].fit = AF_FIT_NONE;
+            snprintf (results [ask [i]].reason, sizeof results [ask [i]].reason,
+                      "the matcher queue is full; try again later");
+        }
+        free (ask);
         s_sync_finish (self, job);
         return;
     }
-    for (uint32_t i = 0; i < job->program_count; i++) {
+    for (uint32_t k = 0; k < asks; k++) {
+        uint32_t i = ask [k];
         request_t *request = (request_t *) zmalloc (sizeof (request_t));
         assert (request);
         randombytes_buf (request->rid, AF_ID_SIZE);
@@ -1232,7 +1292,103 @@ s_node_sync (af_broker_t *self, session_t *session, af_msg_t *msg)
         zhashx_insert (self->requests, request->hex, request);
         request->handle = zlistx_add_end (self->queue, request);
     }
+    free (ask);
     s_dispatch (self);
+}
+
+//  The account's install lists and history, from memory or read once
+static index_t *
+s_index (af_broker_t *self, const char *account)
+{
+    index_t *index = (index_t *) zhashx_lookup (self->indexes, account);
+    if (index)
+        return index;
+    index = (index_t *) zmalloc (sizeof (index_t));
+    assert (index);
+    int rc = af_installs_each (self->installs, account, NULL, s_index_add, index);
+    index->installs = index->count;
+    if (rc == 0)
+        rc = af_installs_history (self->installs, account, s_index_add, index);
+    if (rc) {
+        void *item = index;
+        s_index_free (&item);
+        return NULL;
+    }
+    index->programs = zhashx_new ();
+    zhashx_set_destructor (index->programs, (zhashx_destructor_fn *) zlistx_destroy);
+    index->devices = zhashx_new ();
+    zhashx_set_destructor (index->devices, (zhashx_destructor_fn *) zhashx_destroy);
+    for (size_t i = 0; i < index->count; i++) {
+        index_entry_t *entry = &index->entries [i];
+        zlistx_t *list = (zlistx_t *) zhashx_lookup (index->programs, entry->program);
+        if (!list) {
+            list = zlistx_new ();
+            zhashx_insert (index->programs, entry->program, list);
+        }
+        zlistx_add_end (list, entry);
+        if (i < index->installs) {
+            zhashx_t *set = (zhashx_t *) zhashx_lookup (index->devices, entry->device_id);
+            if (!set) {
+                set = zhashx_new ();
+                zhashx_insert (index->devices, entry->device_id, set);
+            }
+            zhashx_update (set, entry->program, (void *) 1);
+        }
+    }
+    if (zhashx_size (self->indexes) >= AF_INDEX_CACHE_MAX)
+        zhashx_purge (self->indexes);
+    zhashx_insert (self->indexes, account, index);
+    return index;
+}
+
+//  What the account's other devices have that this one lacks, and what the
+//  account had that no device has now, each resolved for this device
+static void
+s_node_sync (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    const uint8_t *rid = msg->has_rid? msg->rid: NULL;
+    index_t *index = s_index (self, session->account);
+    if (!index) {
+        s_reply_error (self, session, AF_E_INTERNAL, rid, "cannot read the account's install lists");
+        return;
+    }
+    zhashx_t *mine = (zhashx_t *) zhashx_lookup (index->devices, session->device_id);
+    //  Count first, so the diff holds exactly what it needs; then fill
+    af_msg_t *diff = NULL;
+    uint32_t count = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        uint32_t n = 0;
+        uint32_t cap = pass == 0? AF_MAX_DIFF + 1: AF_MAX_DIFF;    //  one more: is there more?
+        for (zlistx_t *list = (zlistx_t *) zhashx_first (index->programs); list && n < cap;
+             list = (zlistx_t *) zhashx_next (index->programs)) {
+            index_entry_t *entry = (index_entry_t *) zlistx_first (list);
+            if (mine && zhashx_lookup (mine, entry->program))
+                continue;
+            //  Each device that has it; or, if none has it now, its history
+            bool installed = entry < index->entries + index->installs;
+            for (; entry && n < cap; entry = (index_entry_t *) zlistx_next (list)) {
+                bool history = entry >= index->entries + index->installs;
+                if (history && installed)
+                    break;
+                if (pass == 1) {
+                    af_app_t *app = &diff->apps [n];
+                    memcpy (app->program, entry->program, sizeof app->program);
+                    memcpy (app->version_name, entry->version_name, sizeof app->version_name);
+                    app->version_code = entry->version_code;
+                    app->at = entry->at;
+                    memcpy (app->device_id, history? "": entry->device_id, history? 1: sizeof app->device_id);
+                }
+                n++;
+            }
+        }
+        if (pass == 0) {
+            count = n > AF_MAX_DIFF? AF_MAX_DIFF: n;
+            diff = af_msg_new (AF_MSG_SYNC_DIFF);
+            af_msg_set_app_count (diff, count);
+            diff->truncated = n > AF_MAX_DIFF;
+        }
+    }
+    s_sync_start (self, session, msg, diff);
 }
 
 //  --------------------------------------------------------------------------
@@ -2174,6 +2330,10 @@ af_broker_new (const af_broker_config_t *config)
     zhashx_set_destructor (self->push_jobs, s_push_job_free);
     self->sync_jobs = zhashx_new ();
     zhashx_set_destructor (self->sync_jobs, s_sync_job_free);
+    self->indexes = zhashx_new ();
+    zhashx_set_destructor (self->indexes, s_index_free);
+    self->resolved = zhashx_new ();
+    zhashx_set_destructor (self->resolved, s_free_item);
     self->sessions = zhashx_new ();
     zhashx_set_destructor (self->sessions, s_session_free);
     self->online = zhashx_new ();
@@ -2183,7 +2343,7 @@ af_broker_new (const af_broker_config_t *config)
     zhashx_set_destructor (self->requests, s_request_free);
     self->queue = zlistx_new ();
     self->failures = zhashx_new ();
-    zhashx_set_destructor (self->failures, s_failures_free);
+    zhashx_set_destructor (self->failures, s_free_item);
     self->loop = zloop_new ();
     zloop_reader (self->loop, self->frontend, s_frontend_event, self);
     zloop_reader (self->loop, self->backend, s_backend_event, self);
@@ -2214,6 +2374,8 @@ af_broker_destroy (af_broker_t **self_p)
     zhashx_destroy (&self->requests);
     zhashx_destroy (&self->push_jobs);
     zhashx_destroy (&self->sync_jobs);
+    zhashx_destroy (&self->indexes);
+    zhashx_destroy (&self->resolved);
     af_installs_destroy (&self->installs);
     zhashx_destroy (&self->uploads);
     af_transfers_destroy (&self->transfers);

@@ -1,0 +1,347 @@
+/*  =========================================================================
+    bench_sync - sync diffs per second, and a login storm, through the
+    real broker and matcher
+
+    A catalog of --programs Android programs (400) is built in process;
+    the real appferry-broker and appferry-matcher serve it.
+
+      1. Diffs: one account of --devices devices (20), each reporting its
+         install list (LIST) of --apps programs (300) drawn at random from
+         the catalog. One device then asks SYNC with --window requests in
+         flight for --seconds; every SYNC_DIFF lists what the other 19
+         have that it lacks, each program resolved for it by the matcher.
+         Prints diffs per second and the entries per diff.
+      2. Login storm: --accounts accounts (50) of --devices devices each
+         (1,000 connections) log in at once; each device, on LOGIN_OK,
+         sends its list, then SYNC. Prints the time until every one has
+         its diff.
+
+    Targets from issue 5: at least 5,000 diffs per second on a 2-core
+    machine; the storm's time is reported.
+
+    Usage: bench_sync [--devices N] [--apps N] [--programs N] [--seconds S]
+                      [--window W] [--accounts N] [--common N]
+    =========================================================================
+*/
+#include <czmq.h>
+#include <sodium.h>
+#include <sys/resource.h>
+#include "af_msg.h"
+#include "af_catalog.h"
+#include "bench_util.h"
+
+static int s_devices = 20;
+static int s_apps = 300;
+static int s_programs = 400;
+static double s_seconds = 5;
+static int s_window = 16;
+static int s_accounts = 50;
+static int s_common = 0;            //  apps every device has (a family's usual set)
+
+//  A device's list: apps random programs, as a LIST message
+static af_msg_t *
+s_list (void)
+{
+    af_msg_t *list = af_msg_new (AF_MSG_LIST);
+    list->seq = 1;
+    af_msg_set_app_count (list, (uint32_t) s_apps);
+    uint8_t *taken = (uint8_t *) calloc ((size_t) s_programs, 1);
+    for (int i = 0; i < s_apps; i++) {
+        int program = i;                //  the common ones first
+        if (i >= s_common)
+            do
+                program = s_common + (int) randombytes_uniform ((uint32_t) (s_programs - s_common));
+            while (taken [program]);
+        taken [program] = 1;
+        snprintf (list->apps [i].program, sizeof list->apps [i].program, "prog%06d", program);
+        snprintf (list->apps [i].version_name, sizeof list->apps [i].version_name, "1.0");
+        list->apps [i].version_code = 1;
+    }
+    free (taken);
+    return list;
+}
+
+static int
+s_catalog (const char *dir)
+{
+    af_catalog_t *catalog = af_catalog_new (dir, true);
+    if (!catalog)
+        return -1;
+    af_catalog_entry_t *entries = (af_catalog_entry_t *) calloc ((size_t) s_programs, sizeof *entries);
+    for (int i = 0; i < s_programs; i++) {
+        af_catalog_entry_t *e = &entries [i];
+        snprintf (e->package.program, sizeof e->package.program, "prog%06d", i);
+        snprintf (e->package.display, sizeof e->package.display, "Program %d", i);
+        snprintf (e->package.platform, sizeof e->package.platform, "android");
+        snprintf (e->package.version_name, sizeof e->package.version_name, "1.0");
+        e->package.version_code = 1;
+        e->fit.platform = (uint8_t) af_platform_from_name ("android");
+        e->fit.version_code = 1;
+        e->fit.os_min = (uint32_t) (21 + i % 15);       //  some need a newer Android than others
+        randombytes_buf (e->fit.hash, sizeof e->fit.hash);
+        e->fit.size = 1000000;
+    }
+    char err [256];
+    int rc = af_catalog_add (catalog, entries, (size_t) s_programs, err, sizeof err) < 0? -1: 0;
+    if (rc)
+        fprintf (stderr, "bench_sync: catalog: %s\n", err);
+    free (entries);
+    af_catalog_destroy (&catalog);
+    return rc;
+}
+
+static int
+s_register (zsock_t *sock, const char *account)
+{
+    af_msg_t *reg = af_msg_new (AF_MSG_REGISTER);
+    snprintf (reg->account, sizeof reg->account, "%s", account);
+    strcpy (reg->password, "bench password");
+    af_msg_t *reply = bench_request (sock, reg);
+    int rc = reply && reply->id == AF_MSG_OK? 0: -1;
+    af_msg_destroy (&reply);
+    af_msg_destroy (&reg);
+    return rc;
+}
+
+//  Part 1: diffs per second from one device of a full account
+static int
+s_diffs (const char *nodes_ep, const char *key)
+{
+    zsock_t *socks [64] = { NULL };
+    int rc = -1;
+    char id [AF_ID_HEX + 1];
+    for (int i = 0; i < s_devices; i++) {
+        char model [32];
+        snprintf (model, sizeof model, "Sync device %d", i);
+        socks [i] = bench_dealer (nodes_ep, key);
+        if (!socks [i] || (i == 0 && s_register (socks [0], "syncbench"))
+        ||  bench_login (socks [i], "syncbench", model, id))
+            goto done;
+        af_msg_t *list = s_list ();
+        af_msg_t *ok = bench_request (socks [i], list);
+        bool stored = ok && ok->id == AF_MSG_OK;
+        af_msg_destroy (&ok);
+        af_msg_destroy (&list);
+        if (!stored)
+            goto done;
+    }
+    //  Warm up: the first diff also tells how big a diff is
+    af_msg_t *sync = af_msg_new (AF_MSG_SYNC);
+    af_msg_t *diff = bench_request (socks [0], sync);
+    af_msg_destroy (&sync);
+    if (!diff || diff->id != AF_MSG_SYNC_DIFF) {
+        fprintf (stderr, "bench_sync: no diff: %s\n", diff? diff->reason: "no answer");
+        af_msg_destroy (&diff);
+        goto done;
+    }
+    uint32_t entries = diff->app_count;
+    bool truncated = diff->truncated;
+    af_msg_destroy (&diff);
+
+    int64_t start = zclock_usecs (), end = start + (int64_t) (s_seconds * 1e6);
+    long sent = 0, received = 0;
+    zsock_set_rcvtimeo (socks [0], 5000);
+    while (zclock_usecs () < end) {
+        while (sent - received < s_window) {
+            sync = af_msg_new (AF_MSG_SYNC);
+            af_msg_set_rid_random (sync);
+            af_msg_send (sync, socks [0], NULL);
+            af_msg_destroy (&sync);
+            sent++;
+        }
+        af_msg_t *msg = bench_recv (socks [0]);
+        if (!msg) {
+            fprintf (stderr, "bench_sync: no diff for 5 s\n");
+            goto done;
+        }
+        received += msg->id == AF_MSG_SYNC_DIFF;
+        af_msg_destroy (&msg);
+    }
+    double seconds = (double) (zclock_usecs () - start) / 1e6;
+    printf ("diffs: %d devices x %d apps of %d programs: %u entries per diff%s\n", s_devices, s_apps,
+            s_programs, entries, truncated? " (truncated)": "");
+    printf ("diffs: %.0f per second (%ld in %.1f s, %d in flight; target >= 5000)\n", received / seconds,
+            received, seconds, s_window);
+    rc = 0;
+done:
+    for (int i = 0; i < 64; i++)
+        zsock_destroy (&socks [i]);
+    return rc;
+}
+
+//  Part 2: every device of every account logs in at once
+typedef struct {
+    zsock_t *sock;
+    int state;                  //  0 login sent, 1 list sent, 2 sync sent, 3 diff received
+} storm_t;
+
+static int
+s_storm (const char *nodes_ep, const char *key)
+{
+    int count = s_accounts * s_devices;
+    storm_t *devices = (storm_t *) calloc ((size_t) count, sizeof (storm_t));
+    zsock_t *admin = bench_dealer (nodes_ep, key);
+    int rc = -1;
+    for (int a = 0; a < s_accounts; a++) {
+        char account [32];
+        snprintf (account, sizeof account, "storm%03d", a);
+        if (s_register (admin, account)) {
+            fprintf (stderr, "bench_sync: cannot register %s\n", account);
+            goto done;
+        }
+    }
+    zpoller_t *poller = NULL;
+    int64_t start = zclock_usecs ();
+    for (int i = 0; i < count; i++) {
+        devices [i].sock = bench_dealer (nodes_ep, key);
+        if (!devices [i].sock) {
+            fprintf (stderr, "bench_sync: cannot open connection %d\n", i);
+            goto done;
+        }
+        af_msg_t *login = af_msg_new (AF_MSG_LOGIN);
+        snprintf (login->account, sizeof login->account, "storm%03d", i / s_devices);
+        strcpy (login->password, "bench password");
+        char err [256];
+        af_device_from_json (&login->device, "{\"platform\":\"android\",\"sdkVersion\":33,\"model\":\"Storm\","
+            "\"formFactor\":\"phone\",\"screenWidth\":1080,\"screenHeight\":2400,\"screenDensity\":420,"
+            "\"supportedAbis\":[\"arm64-v8a\"]}", err, sizeof err);
+        login->has_device = true;
+        af_msg_set_rid_random (login);
+        af_msg_send (login, devices [i].sock, NULL);
+        af_msg_destroy (&login);
+        if (!poller)
+            poller = zpoller_new (devices [i].sock, NULL);
+        else
+            zpoller_add (poller, devices [i].sock);
+    }
+    int done_count = 0;
+    int64_t deadline = zclock_mono () + 120000;
+    while (done_count < count && zclock_mono () < deadline) {
+        zsock_t *sock = (zsock_t *) zpoller_wait (poller, 1000);
+        if (!sock)
+            continue;
+        storm_t *device = NULL;
+        for (int i = 0; i < count && !device; i++)
+            if (devices [i].sock == sock)
+                device = &devices [i];
+        af_msg_t *msg = bench_recv (sock);
+        if (!msg || !device)
+            continue;
+        if (device->state == 0 && msg->id == AF_MSG_LOGIN_OK) {
+            af_msg_t *list = s_list ();
+            af_msg_set_rid_random (list);
+            af_msg_send (list, sock, NULL);
+            af_msg_destroy (&list);
+            device->state = 1;
+        }
+        else
+        if (device->state == 1 && msg->id == AF_MSG_OK) {
+            af_msg_t *sync = af_msg_new (AF_MSG_SYNC);
+            af_msg_set_rid_random (sync);
+            af_msg_send (sync, sock, NULL);
+            af_msg_destroy (&sync);
+            device->state = 2;
+        }
+        else
+        if (device->state == 2 && msg->id == AF_MSG_SYNC_DIFF) {
+            device->state = 3;
+            done_count++;
+        }
+        else
+        if (msg->id == AF_MSG_ERROR)
+            fprintf (stderr, "bench_sync: device %ld: %s\n", (long) (device - devices), msg->reason);
+        af_msg_destroy (&msg);
+    }
+    zpoller_destroy (&poller);
+    double seconds = (double) (zclock_usecs () - start) / 1e6;
+    printf ("login storm: %d devices (%d accounts x %d) logged in, sent their lists and got their diffs: "
+            "%d of %d in %.2f s\n", count, s_accounts, s_devices, done_count, count, seconds);
+    rc = done_count == count? 0: -1;
+done:
+    for (int i = 0; i < count; i++)
+        zsock_destroy (&devices [i].sock);
+    free (devices);
+    zsock_destroy (&admin);
+    return rc;
+}
+
+int
+main (int argc, char *argv [])
+{
+    for (int i = 1; i < argc; i++) {
+        const char *next = i + 1 < argc? argv [i + 1]: NULL;
+        int value = next? atoi (next): 0;
+        if (streq (argv [i], "--help") || streq (argv [i], "-h")) {
+            printf ("Usage: bench_sync [--devices N] [--apps N] [--programs N] [--seconds S] [--window W]\n"
+                    "                  [--accounts N] [--common N]\n"
+                    "Sync diffs per second through the real broker and matcher (an account of N devices,\n"
+                    "default 20, with 300 apps each of 400 programs), and a login storm of\n"
+                    "accounts x devices (default 50 x 20) each getting its diff. --common N: every\n"
+                    "device has the same first N programs, the rest at random (default 0).\n");
+            return 0;
+        }
+        else
+        if (streq (argv [i], "--devices") && value >= 2 && value <= 64)
+            s_devices = value, i++;
+        else
+        if (streq (argv [i], "--apps") && value >= 1 && value <= AF_MAX_APPS)
+            s_apps = value, i++;
+        else
+        if (streq (argv [i], "--programs") && value >= 1 && value <= 100000)
+            s_programs = value, i++;
+        else
+        if (streq (argv [i], "--seconds") && next && atof (next) > 0)
+            s_seconds = atof (next), i++;
+        else
+        if (streq (argv [i], "--window") && value >= 1 && value <= 1000)
+            s_window = value, i++;
+        else
+        if (streq (argv [i], "--accounts") && value >= 0 && value <= 1000)
+            s_accounts = value, i++;
+        else
+        if (streq (argv [i], "--common") && value >= 0 && value <= 100000)
+            s_common = value, i++;
+        else {
+            fprintf (stderr, "bench_sync: bad option '%s' (see --help)\n", argv [i]);
+            return 2;
+        }
+    }
+    if (s_apps > s_programs || s_common > s_apps) {
+        fprintf (stderr, "bench_sync: --common <= --apps <= --programs, please\n");
+        return 2;
+    }
+    if (sodium_init () < 0)
+        return 1;
+    //  A thousand connections: file descriptors and ZeroMQ sockets for them
+    struct rlimit limit;
+    if (getrlimit (RLIMIT_NOFILE, &limit) == 0) {
+        limit.rlim_cur = limit.rlim_max;
+        setrlimit (RLIMIT_NOFILE, &limit);
+    }
+    zsys_set_max_sockets (0);
+    zsys_init ();
+    char dir [] = "/tmp/appferry-bench-sync.XXXXXX";
+    if (!mkdtemp (dir))
+        return 1;
+    char catalog [PATH_MAX], nodes_ep [256] = "", key [64] = "", cmd [PATH_MAX + 16];
+    snprintf (catalog, sizeof catalog, "%s/catalog", dir);
+    pid_t broker = 0, matcher = 0;
+    int rc = 1;
+    if (s_catalog (catalog) || bench_start_services (dir, catalog, &broker, &matcher, nodes_ep, key))
+        goto done;
+    zclock_sleep (500);                 //  the matcher's handshake
+    printf ("bench_sync: %d-core machine\n", (int) sysconf (_SC_NPROCESSORS_ONLN));
+    if (s_diffs (nodes_ep, key))
+        goto done;
+    if (s_accounts && s_storm (nodes_ep, key))
+        goto done;
+    printf ("broker peak resident memory: %.1f MiB\n", bench_status_kib (broker, "VmHWM:") / 1024.0);
+    rc = 0;
+done:
+    bench_stop (matcher);
+    bench_stop (broker);
+    snprintf (cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system (cmd))
+        fprintf (stderr, "bench_sync: could not remove %s\n", dir);
+    return rc;
+}

@@ -1,0 +1,205 @@
+/*  =========================================================================
+    bench_util - what the end-to-end benchmarks share
+    =========================================================================
+*/
+#include "bench_util.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#ifndef AF_BROKER_PATH
+#   define AF_BROKER_PATH "appferry-broker"
+#   define AF_MATCHER_PATH "appferry-matcher"
+#endif
+
+pid_t
+bench_spawn (char *const argv [], const char *log)
+{
+    pid_t pid = fork ();
+    if (pid == 0) {
+        int fd = open (log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd >= 0) {
+            dup2 (fd, 1);
+            dup2 (fd, 2);
+            close (fd);
+        }
+        execv (argv [0], argv);
+        _exit (127);
+    }
+    return pid;
+}
+
+bool
+bench_wait_file (const char *path)
+{
+    for (int i = 0; i < 1000; i++) {
+        struct stat st;
+        if (stat (path, &st) == 0 && st.st_size > 0)
+            return true;
+        zclock_sleep (10);
+    }
+    return false;
+}
+
+long
+bench_status_kib (pid_t pid, const char *field)
+{
+    char path [64], line [256];
+    snprintf (path, sizeof path, "/proc/%d/status", (int) pid);
+    FILE *file = fopen (path, "r");
+    long kib = -1;
+    if (!file)
+        return -1;
+    size_t len = strlen (field);
+    while (fgets (line, sizeof line, file))
+        if (strncmp (line, field, len) == 0)
+            kib = atol (line + len);
+    fclose (file);
+    return kib;
+}
+
+void
+bench_stop (pid_t pid)
+{
+    if (pid <= 0)
+        return;
+    kill (pid, SIGTERM);
+    for (int i = 0; i < 300; i++) {
+        if (waitpid (pid, NULL, WNOHANG) == pid)
+            return;
+        zclock_sleep (10);
+    }
+    kill (pid, SIGKILL);
+    waitpid (pid, NULL, 0);
+}
+
+zsock_t *
+bench_dealer (const char *endpoint, const char *server_key)
+{
+    zcert_t *cert = zcert_new ();
+    zsock_t *sock = zsock_new (ZMQ_DEALER);
+    if (!cert || !sock) {
+        zcert_destroy (&cert);
+        zsock_destroy (&sock);
+        return NULL;
+    }
+    zcert_apply (cert, sock);
+    zcert_destroy (&cert);
+    zsock_set_curve_serverkey (sock, server_key);
+    zsock_set_rcvhwm (sock, 100000);
+    zsock_set_linger (sock, 0);
+    zsock_set_rcvtimeo (sock, 5000);
+    zsock_set_maxmsgsize (sock, AF_MAX_ZMQ_MSG);
+    if (zsock_connect (sock, "%s", endpoint)) {
+        zsock_destroy (&sock);
+        return NULL;
+    }
+    return sock;
+}
+
+af_msg_t *
+bench_recv (zsock_t *sock)
+{
+    zframe_t *frame = zframe_recv (sock);
+    if (!frame)
+        return NULL;
+    af_msg_t *msg = NULL;
+    char err [256];
+    af_msg_decode (zframe_data (frame), zframe_size (frame), &msg, err, sizeof err, NULL, NULL);
+    zframe_destroy (&frame);
+    return msg;
+}
+
+af_msg_t *
+bench_request (zsock_t *sock, af_msg_t *request)
+{
+    af_msg_set_rid_random (request);
+    if (af_msg_send (request, sock, NULL))
+        return NULL;
+    for (int i = 0; i < 1000; i++) {
+        af_msg_t *reply = bench_recv (sock);
+        if (!reply)
+            return NULL;
+        if (reply->has_rid && memcmp (reply->rid, request->rid, AF_ID_SIZE) == 0)
+            return reply;
+        af_msg_destroy (&reply);
+    }
+    return NULL;
+}
+
+int
+bench_login (zsock_t *sock, const char *account, const char *model, char *device_id)
+{
+    char json [512], err [256];
+    snprintf (json, sizeof json,
+        "{\"platform\":\"android\",\"sdkVersion\":33,\"model\":\"%s\",\"formFactor\":\"phone\","
+        "\"screenWidth\":1080,\"screenHeight\":2400,\"screenDensity\":420,\"supportedAbis\":[\"arm64-v8a\"]}",
+        model);
+    af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
+    snprintf (msg->account, sizeof msg->account, "%s", account);
+    strcpy (msg->password, "bench password");
+    msg->has_device = af_device_from_json (&msg->device, json, err, sizeof err) == 0;
+    af_msg_t *reply = bench_request (sock, msg);
+    int rc = reply && reply->id == AF_MSG_LOGIN_OK? 0: -1;
+    if (rc == 0)
+        snprintf (device_id, AF_ID_HEX + 1, "%s", reply->device_id);
+    else
+        fprintf (stderr, "bench: login failed: %s\n", reply? reply->reason: "no reply");
+    af_msg_destroy (&reply);
+    af_msg_destroy (&msg);
+    return rc;
+}
+
+int
+bench_start_services (const char *dir, const char *catalog_dir, pid_t *broker, pid_t *matcher,
+                      char *nodes_ep, char *broker_key)
+{
+    char broker_dir [PATH_MAX], path [PATH_MAX], log [PATH_MAX], line [512];
+    snprintf (broker_dir, sizeof broker_dir, "%s/broker", dir);
+    //  A long heartbeat: idle connections stay logged in between rounds
+    char *broker_argv [] = { AF_BROKER_PATH, "-d", broker_dir, "--nodes", "tcp://127.0.0.1:*",
+        "--workers", "tcp://127.0.0.1:*", "--pwhash", "min", "--heartbeat", "600000",
+        "--catalog", (char *) catalog_dir, NULL };
+    snprintf (log, sizeof log, "%s/broker.log", dir);
+    *broker = bench_spawn (broker_argv, log);
+    snprintf (path, sizeof path, "%s/endpoints", broker_dir);
+    if (!bench_wait_file (path)) {
+        fprintf (stderr, "bench: the broker did not start (%s)\n", log);
+        return -1;
+    }
+    char workers_ep [256] = "";
+    FILE *file = fopen (path, "r");
+    while (file && fgets (line, sizeof line, file)) {
+        line [strcspn (line, "\n")] = 0;
+        if (strncmp (line, "nodes=", 6) == 0)
+            snprintf (nodes_ep, 256, "%s", line + 6);
+        if (strncmp (line, "workers=", 8) == 0)
+            snprintf (workers_ep, sizeof workers_ep, "%s", line + 8);
+    }
+    if (file)
+        fclose (file);
+    char cert_path [PATH_MAX], matcher_cert [PATH_MAX];
+    snprintf (cert_path, sizeof cert_path, "%s/broker.cert", broker_dir);
+    snprintf (matcher_cert, sizeof matcher_cert, "%s/matcher.cert", dir);
+    char *matcher_argv [] = { AF_MATCHER_PATH, "-b", workers_ep, "-k", cert_path, "-C", (char *) catalog_dir,
+                              "-c", matcher_cert, "--heartbeat", "1000", NULL };
+    snprintf (log, sizeof log, "%s/matcher.log", dir);
+    *matcher = bench_spawn (matcher_argv, log);
+    if (!bench_wait_file (matcher_cert)) {
+        fprintf (stderr, "bench: the matcher made no certificate (%s)\n", log);
+        return -1;
+    }
+    snprintf (path, sizeof path, "%s/workers/matcher.cert", broker_dir);
+    zcert_t *cert = zcert_load (matcher_cert);
+    if (!cert || zcert_save_public (cert, path)) {
+        zcert_destroy (&cert);
+        return -1;
+    }
+    zcert_destroy (&cert);
+    cert = zcert_load (cert_path);
+    if (!cert)
+        return -1;
+    snprintf (broker_key, 41, "%s", zcert_public_txt (cert));
+    zcert_destroy (&cert);
+    return 0;
+}
