@@ -118,6 +118,15 @@ typedef struct {
 #define AF_RESOLVE_CACHE_MS     10000   //  how long a sync reuses a matcher answer
 #define AF_RESOLVE_CACHE_MAX    100000  //  answers kept; beyond, all are dropped
 #define AF_INDEX_CACHE_MAX      1024    //  accounts whose lists are kept in memory
+#define AF_MAX_SYNC_JOBS        64      //  diffs being resolved at once; later SYNCs
+                                        //  wait their turn, so memory stays bounded
+
+//  A SYNC waiting for its turn
+typedef struct {
+    char session [32];
+    bool has_rid;
+    uint8_t rid [AF_ID_SIZE];
+} sync_wait_t;
 
 //  A blob a node is sending us (a push's user data)
 typedef struct {
@@ -168,6 +177,7 @@ struct _af_broker_t {
     zhashx_t *indexes;              //  account -> index_t: its install lists, read
                                     //  once, dropped at the account's next change
     zhashx_t *resolved;             //  "device digest/program" -> resolved_t
+    zlistx_t *sync_waiting;         //  sync_wait_t, first come first served
     zhashx_t *push_jobs;            //  push ID hex -> push_job_t (owned)
     zhashx_t *uploads;              //  "session/hash" -> upload_t (owned)
     char data_dir [600];            //  DATA/data: blobs/ (received user data), incoming/
@@ -511,6 +521,7 @@ s_reply_error (af_broker_t *self, session_t *session, int code, const uint8_t *r
 static void s_push_resolved (af_broker_t *self, push_job_t *job, uint32_t target, af_msg_t *reply);
 static void s_sync_resolved (af_broker_t *self, sync_job_t *job, uint32_t index, af_msg_t *reply);
 static void s_sync_start (af_broker_t *self, session_t *session, af_msg_t *msg, af_msg_t *diff);
+static void s_node_sync (af_broker_t *self, session_t *session, af_msg_t *msg);
 static void s_deliver (af_broker_t *self, session_t *session);
 
 //  Answer a request's client, then forget the request.
@@ -1146,6 +1157,21 @@ s_sync_finish (af_broker_t *self, sync_job_t *job)
         s_send_node (self, session, &job->diff);
     }
     zhashx_delete (self->sync_jobs, job->hex);
+    //  The next waiting SYNC whose device is still here
+    while (zhashx_size (self->sync_jobs) < AF_MAX_SYNC_JOBS && zlistx_size (self->sync_waiting)) {
+        sync_wait_t *wait = (sync_wait_t *) zlistx_first (self->sync_waiting);
+        session_t *waiting = (session_t *) zhashx_lookup (self->sessions, wait->session);
+        if (waiting && waiting->logged_in) {
+            af_msg_t *sync = af_msg_new (AF_MSG_SYNC);
+            sync->has_rid = wait->has_rid;
+            memcpy (sync->rid, wait->rid, AF_ID_SIZE);
+            zlistx_delete (self->sync_waiting, zlistx_cursor (self->sync_waiting));
+            s_node_sync (self, waiting, sync);
+            af_msg_destroy (&sync);
+        }
+        else
+            zlistx_delete (self->sync_waiting, zlistx_cursor (self->sync_waiting));
+    }
 }
 
 static void
@@ -1347,6 +1373,19 @@ static void
 s_node_sync (af_broker_t *self, session_t *session, af_msg_t *msg)
 {
     const uint8_t *rid = msg->has_rid? msg->rid: NULL;
+    if (zhashx_size (self->sync_jobs) >= AF_MAX_SYNC_JOBS) {
+        if (zlistx_size (self->sync_waiting) >= self->config.max_queue) {
+            s_reply_error (self, session, AF_E_UNAVAILABLE, rid, "too many syncs waiting; try again later");
+            return;
+        }
+        sync_wait_t *wait = (sync_wait_t *) zmalloc (sizeof (sync_wait_t));
+        assert (wait);
+        snprintf (wait->session, sizeof wait->session, "%s", session->hex);
+        wait->has_rid = msg->has_rid;
+        memcpy (wait->rid, msg->rid, AF_ID_SIZE);
+        zlistx_add_end (self->sync_waiting, wait);
+        return;
+    }
     index_t *index = s_index (self, session->account);
     if (!index) {
         s_reply_error (self, session, AF_E_INTERNAL, rid, "cannot read the account's install lists");
@@ -2334,6 +2373,8 @@ af_broker_new (const af_broker_config_t *config)
     zhashx_set_destructor (self->indexes, s_index_free);
     self->resolved = zhashx_new ();
     zhashx_set_destructor (self->resolved, s_free_item);
+    self->sync_waiting = zlistx_new ();
+    zlistx_set_destructor (self->sync_waiting, s_free_item);
     self->sessions = zhashx_new ();
     zhashx_set_destructor (self->sessions, s_session_free);
     self->online = zhashx_new ();
@@ -2376,6 +2417,7 @@ af_broker_destroy (af_broker_t **self_p)
     zhashx_destroy (&self->sync_jobs);
     zhashx_destroy (&self->indexes);
     zhashx_destroy (&self->resolved);
+    zlistx_destroy (&self->sync_waiting);
     af_installs_destroy (&self->installs);
     zhashx_destroy (&self->uploads);
     af_transfers_destroy (&self->transfers);
