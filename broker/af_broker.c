@@ -203,6 +203,7 @@ af_broker_config_defaults (af_broker_config_t *config)
     config->max_sessions = 100000;
     config->max_queue = 100000;
     config->max_age_s = 86400;
+    config->list_every_s = 86400;
 }
 
 static int
@@ -243,7 +244,7 @@ af_broker_config_load (af_broker_config_t *config, const char *path, char *err, 
     static const char *known [] = {
         "broker/data_dir", "broker/nodes", "broker/workers", "broker/heartbeat",
         "broker/liveness", "broker/request_timeout", "broker/max_sessions", "broker/max_queue",
-        "broker/verbose", "broker/catalog", "security/pwhash", "security/worker_keys",
+        "broker/verbose", "broker/catalog", "broker/list_every", "security/pwhash", "security/worker_keys",
         "policy/min_node_version", "policy/require", "policy/max_age", NULL };
     zconfig_t *root = zconfig_load (path);
     if (!root) {
@@ -280,7 +281,8 @@ af_broker_config_load (af_broker_config_t *config, const char *path, char *err, 
     ||  s_config_str (root, "policy/min_node_version", config->min_node_version,
                       sizeof config->min_node_version, err, errlen)
     ||  s_config_str (root, "policy/require", config->require, sizeof config->require, err, errlen)
-    ||  s_config_int (root, "policy/max_age", 1, 365 * 86400, &config->max_age_s, err, errlen))
+    ||  s_config_int (root, "policy/max_age", 1, 365 * 86400, &config->max_age_s, err, errlen)
+    ||  s_config_int (root, "broker/list_every", 0, 365 * 86400, &config->list_every_s, err, errlen))
         goto done;
     uint32_t parsed;
     if (*config->min_node_version && af_version_parse (config->min_node_version, &parsed)) {
@@ -710,6 +712,10 @@ s_node_login (af_broker_t *self, session_t *session, af_msg_t *msg)
     snprintf (reply->device_id, sizeof reply->device_id, "%s", device_id);
     reply->heartbeat = (uint32_t) self->config.heartbeat_ms;
     reply->report_seq = af_installs_seq (self->installs, msg->account, device_id);
+    //  Now and then the whole list, to mend whatever a report might have missed
+    uint64_t list_at = af_installs_list_at (self->installs, msg->account, device_id);
+    reply->send_list = self->config.list_every_s > 0
+                    && (uint64_t) zclock_time () - list_at > (uint64_t) self->config.list_every_s * 1000;
     s_send_node (self, session, &reply);
     s_broadcast_devices (self, session->account);
     //  Everything queued for the device, from the start of its outbox

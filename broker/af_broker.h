@@ -35,6 +35,7 @@ typedef struct {
     size_t max_sessions;            //  connections with a session record
     size_t max_queue;               //  requests waiting for a worker
     char catalog [512];             //  the matcher's catalog dir: package files
+    int list_every_s;               //  ask a device for its whole list this often (0 = never)
     //  Push policy (S2.3): what an initiating device must report
     char min_node_version [32];     //  "" = any
     char require [512];             //  "name=value, ..." attestations; "" = none

@@ -89,16 +89,22 @@ s_seq (af_installs_t *self, MDB_txn *txn, const uint8_t *key, size_t keylen, uin
 {
     MDB_val value;
     int rc = af_store_get (txn, self->seqs, key, keylen, &value);
-    *seq = rc == 0 && value.mv_size == 8? s_get_be64 ((const uint8_t *) value.mv_data): 0;
+    *seq = rc == 0 && value.mv_size >= 8? s_get_be64 ((const uint8_t *) value.mv_data): 0;
     return rc == MDB_NOTFOUND? 0: rc;
 }
 
+//  The seq, and when the device last sent its whole list (0: keep it)
 static int
-s_put_seq (af_installs_t *self, MDB_txn *txn, const uint8_t *key, size_t keylen, uint64_t seq)
+s_put_seq (af_installs_t *self, MDB_txn *txn, const uint8_t *key, size_t keylen, uint64_t seq,
+           uint64_t list_at)
 {
-    uint8_t be [8];
-    s_put_be64 (be, seq);
-    return af_store_put (txn, self->seqs, key, keylen, be, 8, 0);
+    uint8_t value [16];
+    MDB_val old;
+    if (list_at == 0 && af_store_get (txn, self->seqs, key, keylen, &old) == 0 && old.mv_size == 16)
+        memcpy (&list_at, (const uint8_t *) old.mv_data + 8, 8);
+    s_put_be64 (value, seq);
+    memcpy (value + 8, &list_at, 8);
+    return af_store_put (txn, self->seqs, key, keylen, value, sizeof value, 0);
 }
 
 //  Store one app as an encoded REPORT, in installs and in history
@@ -165,7 +171,7 @@ af_installs_report (af_installs_t *self, const char *account, const char *device
             rc = 0;                     //  uninstalling what we never heard of
     }
     if (rc == 0)
-        rc = s_put_seq (self, txn, skey, skeylen, report->seq);
+        rc = s_put_seq (self, txn, skey, skeylen, report->seq, 0);
     if (rc == 0)
         rc = af_store_commit (self->store, &txn);
     af_store_abort (&txn);
@@ -211,11 +217,26 @@ af_installs_replace (af_installs_t *self, const char *account, const char *devic
     for (uint32_t i = 0; rc == 0 && i < list->app_count; i++)
         rc = s_put_app (self, txn, account, device_id, &list->apps [i]);
     if (rc == 0)
-        rc = s_put_seq (self, txn, prefix, plen, list->seq);
+        rc = s_put_seq (self, txn, prefix, plen, list->seq, (uint64_t) zclock_time ());
     if (rc == 0)
         rc = af_store_commit (self->store, &txn);
     af_store_abort (&txn);
     return rc;
+}
+
+uint64_t
+af_installs_list_at (af_installs_t *self, const char *account, const char *device_id)
+{
+    uint8_t key [KEY_MAX];
+    size_t keylen = s_key (key, account, device_id, NULL);
+    uint64_t at = 0;
+    MDB_txn *txn = NULL;
+    MDB_val value;
+    if (keylen && af_store_begin (self->store, false, &txn) == 0
+    &&  af_store_get (txn, self->seqs, key, keylen, &value) == 0 && value.mv_size == 16)
+        memcpy (&at, (const uint8_t *) value.mv_data + 8, 8);
+    af_store_abort (&txn);
+    return at;
 }
 
 uint64_t
@@ -443,6 +464,8 @@ af_installs_test (bool verbose)
     count = 0;
     assert (af_installs_each (self, "ana", NULL, s_count, &count) == 0 && count == 3);
     assert (af_installs_seq (self, "ana", phone) == 10);
+    assert (af_installs_list_at (self, "ana", phone) > 0);
+    assert (af_installs_list_at (self, "ana", tv) == 0);
     list->seq = 9;
     assert (af_installs_replace (self, "ana", phone, list) == 1);
     count = 0;

@@ -13,7 +13,8 @@
       installs     key: account, 0x00, device ID (16 bytes), program
                    value: an encoded REPORT (program, version, hash, time)
       install_seq  key: account, 0x00, device ID (16 bytes)
-                   value: last seq applied (8 bytes BE)
+                   value: last seq applied (8 bytes BE), time of the last
+                   whole LIST (8 bytes LE, ms)
       history      key: account, 0x00, program
                    value: an encoded REPORT of its last install anywhere
       configs      key: account, 0x00, program
@@ -51,6 +52,9 @@ int af_installs_replace (af_installs_t *self, const char *account, const char *d
 
 //  The last seq applied for a device (0: none).
 uint64_t af_installs_seq (af_installs_t *self, const char *account, const char *device_id);
+
+//  When the device last sent its whole list (ms since the epoch; 0: never).
+uint64_t af_installs_list_at (af_installs_t *self, const char *account, const char *device_id);
 
 //  Called for each app: device_id is "" for history entries
 typedef int (af_installs_fn) (const char *device_id, const af_msg_t *app, void *arg);

@@ -508,7 +508,7 @@ static json_t *s_push_find (af_node_t *self, const char *push_id);
 static json_t *s_push_target (json_t *push, const char *device_id, bool create);
 static void s_jobs_run (af_node_t *self);
 static void s_upload_pump (af_node_t *self);
-static void s_reports_login (af_node_t *self, uint64_t broker_seq);
+static void s_reports_login (af_node_t *self, uint64_t broker_seq, bool send_list);
 static void s_reports_answer (af_node_t *self, pending_t *pending, af_msg_t *msg);
 static void s_reports_drop (af_node_t *self, uint64_t upto);
 static void s_reports_flush (af_node_t *self);
@@ -727,7 +727,7 @@ s_dealer_event (zloop_t *loop, zsock_t *reader, void *arg)
                     s_state_save (self);
                 }
                 zsys_info ("node: logged in to '%s' as device %s", self->account, self->device_id);
-                s_reports_login (self, msg->report_seq);
+                s_reports_login (self, msg->report_seq, msg->send_list);
                 s_auto_sync (self);
                 //  A transfer under way lost its broker side with the old session
                 job_t *job = (job_t *) zlistx_first (self->jobs);
@@ -1597,21 +1597,22 @@ s_install_list (af_node_t *self)
 //  If it knows less than we know it had (its store was lost), or more
 //  than we ever sent (our home was lost), the whole list goes instead.
 static void
-s_reports_login (af_node_t *self, uint64_t broker_seq)
+s_reports_login (af_node_t *self, uint64_t broker_seq, bool send_list)
 {
     self->report_rid [0] = 0;
     self->catching_up = true;
     //  First contact (nothing sent, nothing known) sends the list too, so
     //  apps installed before this device ever logged in are known
     if (broker_seq < self->acked_seq || broker_seq >= self->next_seq
-    ||  (broker_seq == 0 && self->acked_seq == 0)) {
+    ||  (broker_seq == 0 && self->acked_seq == 0) || send_list) {
         uint64_t seq = broker_seq >= self->next_seq? broker_seq + 1: self->next_seq;
         self->next_seq = seq + 1;
         s_state_save (self);
         af_msg_t *list = s_install_list (self);
         list->seq = seq;
-        zsys_info ("node: the broker knows our reports up to %llu, we sent up to %llu: sending the whole list",
-                   (unsigned long long) broker_seq, (unsigned long long) self->acked_seq);
+        zsys_info ("node: sending the whole install list (%s; the broker has our reports up to %llu, we sent up to %llu)",
+                   send_list? "the broker asks for it": "to mend a lost state", (unsigned long long) broker_seq,
+                   (unsigned long long) self->acked_seq);
         pending_t *pending = s_request (self, NULL, "list", list);
         memcpy (self->list_rid, pending->hex, sizeof self->list_rid);
         self->listing = true;

@@ -200,7 +200,7 @@ static const field_t f_login [] = {
 static const field_t f_login_ok [] = {
     F_ACCOUNT (true), STR (M, "deviceId", device_id, true),
     U32 (M, "heartbeat", heartbeat, 0, 3600000, false),
-    U64 (M, "reportSeq", report_seq, false), END };
+    U64 (M, "reportSeq", report_seq, false), BOOL (M, "sendList", send_list), END };
 static const field_t f_device_list [] = {
     F_ACCOUNT (false),
     { "devices", T_DEVICES, offsetof (M, devices), 0, offsetof (M, device_count), 0,

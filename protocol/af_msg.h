@@ -146,6 +146,7 @@ typedef struct {
     uint64_t data_total;                    //  PUSH, OFFER: its size
     uint64_t seq;                           //  REPORT, LIST: the device's own counter
     uint64_t report_seq;                    //  LOGIN_OK: last report the broker applied
+    bool send_list;                         //  LOGIN_OK: send your whole list now
     char op [AF_MAX_OP + 1];                //  REPORT
     uint64_t version_code;                  //  REPORT
     uint64_t at;                            //  REPORT

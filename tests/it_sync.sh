@@ -107,6 +107,16 @@ check "  ... and its list says so" wait_eq 10 "maps notes" \
 check "a repeated or stale REPORT changes nothing" \
     "$RAW" "$NODES_EP" "$BROKER_CERT" report ana "$APPFERRY_PASSWORD"
 
+# --- the broker asks for whole lists as often as its config says
+kill "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null
+printf 'broker\n    list_every = 1\n' > "$T/list.cfg"
+start_broker broker -c "$T/list.cfg" --catalog "$T/catalog"
+before=$(grep -c "$TABLET of 'ana' sent its whole list" "$T/broker.log")
+sleep 1.2
+stop_node tablet; start_node tablet "$DEVICES/galaxy-tab-s7.json"
+check "with list_every = 1, a device logging in again sends its whole list" \
+    wait_until 10 bash -c "[ \$(grep -c \"$TABLET of 'ana' sent its whole list\" '$T/broker.log') -gt $before ]"
+
 # --- the broker lost its store: the tablet, registered again as a new
 #     device, sends its whole list on first contact
 stop_node tablet
