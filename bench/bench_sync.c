@@ -7,10 +7,12 @@
 
       1. Diffs: one account of --devices devices (20), each reporting its
          install list (LIST) of --apps programs (300) drawn at random from
-         the catalog. One device then asks SYNC with --window requests in
-         flight for --seconds; every SYNC_DIFF lists what the other 19
-         have that it lacks, each program resolved for it by the matcher.
-         Prints diffs per second and the entries per diff.
+         the catalog (--common N of them the same on every device). One
+         device then asks SYNC with --window requests in flight for
+         --seconds; every SYNC_DIFF lists what the other 19 have that it
+         lacks, each program resolved for it by the matcher. Prints diffs
+         per second and the entries per diff. By default it runs twice: a
+         family's devices (all but 10 apps in common), then random lists.
       2. Login storm: --accounts accounts (50) of --devices devices each
          (1,000 connections) log in at once; each device, on LOGIN_OK,
          sends its list, then SYNC. Prints the time until every one has
@@ -36,7 +38,7 @@ static int s_programs = 400;
 static double s_seconds = 5;
 static int s_window = 16;
 static int s_accounts = 50;
-static int s_common = 0;            //  apps every device has (a family's usual set)
+static int s_common = -1;           //  apps every device has; -1: two runs, 290 and 0
 
 //  A device's list: apps random programs, as a LIST message
 static af_msg_t *
@@ -105,7 +107,7 @@ s_register (zsock_t *sock, const char *account)
 
 //  Part 1: diffs per second from one device of a full account
 static int
-s_diffs (const char *nodes_ep, const char *key)
+s_diffs (const char *nodes_ep, const char *key, const char *account)
 {
     zsock_t *socks [64] = { NULL };
     int rc = -1;
@@ -114,8 +116,8 @@ s_diffs (const char *nodes_ep, const char *key)
         char model [32];
         snprintf (model, sizeof model, "Sync device %d", i);
         socks [i] = bench_dealer (nodes_ep, key);
-        if (!socks [i] || (i == 0 && s_register (socks [0], "syncbench"))
-        ||  bench_login (socks [i], "syncbench", model, id))
+        if (!socks [i] || (i == 0 && s_register (socks [0], account))
+        ||  bench_login (socks [i], account, model, id))
             goto done;
         af_msg_t *list = s_list ();
         af_msg_t *ok = bench_request (socks [i], list);
@@ -158,8 +160,8 @@ s_diffs (const char *nodes_ep, const char *key)
         af_msg_destroy (&msg);
     }
     double seconds = (double) (zclock_usecs () - start) / 1e6;
-    printf ("diffs: %d devices x %d apps of %d programs: %u entries per diff%s\n", s_devices, s_apps,
-            s_programs, entries, truncated? " (truncated)": "");
+    printf ("diffs: %d devices x %d apps of %d programs, %d the same on every device: %u entries per diff%s\n",
+            s_devices, s_apps, s_programs, s_common, entries, truncated? " (truncated)": "");
     printf ("diffs: %.0f per second (%ld in %.1f s, %d in flight; target >= 5000)\n", received / seconds,
             received, seconds, s_window);
     rc = 0;
@@ -277,7 +279,8 @@ main (int argc, char *argv [])
                     "Sync diffs per second through the real broker and matcher (an account of N devices,\n"
                     "default 20, with 300 apps each of 400 programs), and a login storm of\n"
                     "accounts x devices (default 50 x 20) each getting its diff. --common N: every\n"
-                    "device has the same first N programs, the rest at random (default 0).\n");
+                    "device has the same first N programs, the rest at random (default: two runs,\n"
+                    "apps-10 common, like a family's devices, then 0, lists drawn at random).\n");
             return 0;
         }
         else
@@ -299,14 +302,14 @@ main (int argc, char *argv [])
         if (streq (argv [i], "--accounts") && value >= 0 && value <= 1000)
             s_accounts = value, i++;
         else
-        if (streq (argv [i], "--common") && value >= 0 && value <= 100000)
+        if (streq (argv [i], "--common") && value >= 0 && value <= AF_MAX_APPS)
             s_common = value, i++;
         else {
             fprintf (stderr, "bench_sync: bad option '%s' (see --help)\n", argv [i]);
             return 2;
         }
     }
-    if (s_apps > s_programs || s_common > s_apps) {
+    if (s_apps > s_programs || s_common > s_apps) {       //  s_common -1: both runs
         fprintf (stderr, "bench_sync: --common <= --apps <= --programs, please\n");
         return 2;
     }
@@ -331,8 +334,19 @@ main (int argc, char *argv [])
         goto done;
     zclock_sleep (500);                 //  the matcher's handshake
     printf ("bench_sync: %d-core machine\n", (int) sysconf (_SC_NPROCESSORS_ONLN));
-    if (s_diffs (nodes_ep, key))
-        goto done;
+    if (s_common >= 0) {
+        if (s_diffs (nodes_ep, key, "syncbench"))
+            goto done;
+    }
+    else {
+        //  A family whose devices share most apps, then lists drawn at random
+        s_common = s_apps - 10 > 0? s_apps - 10: 0;
+        if (s_diffs (nodes_ep, key, "syncfamily"))
+            goto done;
+        s_common = 0;
+        if (s_diffs (nodes_ep, key, "syncrandom"))
+            goto done;
+    }
     if (s_accounts && s_storm (nodes_ep, key))
         goto done;
     printf ("broker peak resident memory: %.1f MiB\n", bench_status_kib (broker, "VmHWM:") / 1024.0);

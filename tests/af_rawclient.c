@@ -494,6 +494,26 @@ s_report_battery (const char *account, const char *password)
     strcpy (msg->device_id, "0123456789abcdef0123456789abcdef");
     s_expect_msg ("APPS of a device of no account", msg, AF_MSG_ERROR, AF_E_NO_DEVICE);
     af_msg_destroy (&msg);
+
+    //  Configurations: over the size limit, dated ahead, or asked for in vain
+    msg = af_msg_new (AF_MSG_CONFIG_PUT);
+    af_msg_set_rid_random (msg);
+    strcpy (msg->program, "rawapp");
+    msg->at = (uint64_t) zclock_time ();
+    msg->data_size = AF_MAX_CONFIG + 1;
+    msg->data = (uint8_t *) calloc (1, msg->data_size);
+    s_expect_msg ("CONFIG_PUT over the size limit", msg, AF_MSG_ERROR, AF_E_MALFORMED);
+    msg->data_size = 16;
+    msg->at += 3600 * 1000;
+    s_expect_msg ("CONFIG_PUT dated an hour ahead", msg, AF_MSG_ERROR, AF_E_MALFORMED);
+    msg->at -= 3600 * 1000;
+    s_expect_msg ("CONFIG_PUT of 16 opaque bytes", msg, AF_MSG_OK, 0);
+    af_msg_destroy (&msg);
+    msg = af_msg_new (AF_MSG_CONFIG_GET);
+    af_msg_set_rid_random (msg);
+    strcpy (msg->program, "no-such-app");
+    s_expect_msg ("CONFIG_GET of nothing stored", msg, AF_MSG_ERROR, AF_E_NO_CONFIG);
+    af_msg_destroy (&msg);
 }
 
 int

@@ -49,6 +49,7 @@ check "the text form says it too" has "$out" "chess" "no package fits: made for 
 # --- the tv goes offline; meanwhile others change, and so does it
 stop_node tv
 af phone push notes --to "$TABLET" > /dev/null || die "push notes to tablet failed"
+af phone sync --install weixin > /dev/null 2>&1 || die "the phone could not install weixin"
 af tablet uninstall chess > /dev/null || die "tablet uninstall failed"
 # The tv's own change while it cannot reach the broker (a dead endpoint)
 NODES_EP_SAVED=$NODES_EP; NODES_EP="tcp://127.0.0.1:9"
