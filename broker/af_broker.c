@@ -523,6 +523,8 @@ s_reply_error (af_broker_t *self, session_t *session, int code, const uint8_t *r
 static void s_push_resolved (af_broker_t *self, push_job_t *job, uint32_t target, af_msg_t *reply);
 static void s_sync_resolved (af_broker_t *self, sync_job_t *job, uint32_t index, af_msg_t *reply);
 static void s_sync_start (af_broker_t *self, session_t *session, af_msg_t *msg, af_msg_t *diff);
+static request_t *s_resolve_for (af_broker_t *self, session_t *session, const char *program,
+                                 const af_device_t *device, push_job_t *job, sync_job_t *sync, uint32_t target);
 static void s_node_sync (af_broker_t *self, session_t *session, af_msg_t *msg);
 static void s_deliver (af_broker_t *self, session_t *session);
 
@@ -771,22 +773,10 @@ s_node_resolve (af_broker_t *self, session_t *session, af_msg_t *msg)
         s_reply_error (self, session, AF_E_UNAVAILABLE, rid, "the matcher queue is full; try again later");
         return;
     }
-    request_t *request = (request_t *) zmalloc (sizeof (request_t));
-    assert (request);
-    randombytes_buf (request->rid, AF_ID_SIZE);
-    sodium_bin2hex (request->hex, sizeof request->hex, request->rid, AF_ID_SIZE);
-    snprintf (request->session, sizeof request->session, "%s", session->hex);
+    request_t *request = s_resolve_for (self, session, msg->program,
+                                        msg->has_device? &msg->device: &session->device, NULL, NULL, 0);
     request->client_has_rid = msg->has_rid;
     memcpy (request->client_rid, msg->rid, AF_ID_SIZE);
-    snprintf (request->service, sizeof request->service, "matcher");
-    request->created = zclock_mono ();
-    request->deadline = request->created + self->config.request_timeout_ms;
-    request->msg = af_msg_new (AF_MSG_RESOLVE);
-    snprintf (request->msg->program, sizeof request->msg->program, "%s", msg->program);
-    request->msg->has_device = true;
-    request->msg->device = msg->has_device? msg->device: session->device;
-    zhashx_insert (self->requests, request->hex, request);
-    request->handle = zlistx_add_end (self->queue, request);
     s_dispatch (self);
 }
 
@@ -1026,6 +1016,54 @@ s_node_chunk (af_broker_t *self, session_t *session, af_msg_t *msg)
     zhashx_delete (self->uploads, key);
 }
 
+//  A NOTIFY from the broker, in the name of session's device, to every
+//  other online device of its account (kind: "installed", "config")
+static void
+s_tell_others (af_broker_t *self, session_t *session, const char *kind, const char *body)
+{
+    af_device_t *devices;
+    uint32_t count;
+    if (af_registry_devices (self->registry, session->account, &devices, &count) != AF_OK)
+        return;
+    for (uint32_t i = 0; i < count; i++) {
+        session_t *other = s_online (self, session->account, devices [i].id);
+        if (!other || other == session)
+            continue;
+        af_msg_t *notify = af_msg_new (AF_MSG_NOTIFY);
+        snprintf (notify->device_id, sizeof notify->device_id, "%s", session->device_id);
+        snprintf (notify->kind, sizeof notify->kind, "%s", kind);
+        af_msg_set_body (notify, body, strlen (body));
+        s_send_node (self, other, &notify);
+    }
+    free (devices);
+}
+
+//  The broker's own RESOLVE of a program for a device, for a push job or a
+//  sync job, queued like a node's
+static request_t *
+s_resolve_for (af_broker_t *self, session_t *session, const char *program, const af_device_t *device,
+               push_job_t *job, sync_job_t *sync, uint32_t target)
+{
+    request_t *request = (request_t *) zmalloc (sizeof (request_t));
+    assert (request);
+    randombytes_buf (request->rid, AF_ID_SIZE);
+    sodium_bin2hex (request->hex, sizeof request->hex, request->rid, AF_ID_SIZE);
+    snprintf (request->session, sizeof request->session, "%s", session->hex);
+    snprintf (request->service, sizeof request->service, "matcher");
+    request->created = zclock_mono ();
+    request->deadline = request->created + self->config.request_timeout_ms;
+    request->msg = af_msg_new (AF_MSG_RESOLVE);
+    snprintf (request->msg->program, sizeof request->msg->program, "%s", program);
+    request->msg->has_device = true;
+    request->msg->device = *device;
+    request->job = job;
+    request->sync = sync;
+    request->target = target;
+    zhashx_insert (self->requests, request->hex, request);
+    request->handle = zlistx_add_end (self->queue, request);
+    return request;
+}
+
 //  --------------------------------------------------------------------------
 //  Install lists and sync (protocol/SPEC.md "REPORT", "LIST", "SYNC")
 
@@ -1065,22 +1103,8 @@ s_node_report (af_broker_t *self, session_t *session, af_msg_t *msg)
     s_reply_ok (self, session, msg);        //  rc 1: a repeat, applied before
     //  The account's other online devices hear of a new install at once, so
     //  those in automatic mode can sync it (S1.9); offline ones sync at login
-    af_device_t *devices;
-    uint32_t count;
-    if (rc == 0 && streq (msg->op, "install")
-    &&  af_registry_devices (self->registry, session->account, &devices, &count) == AF_OK) {
-        for (uint32_t i = 0; i < count; i++) {
-            session_t *other = s_online (self, session->account, devices [i].id);
-            if (!other || other == session)
-                continue;
-            af_msg_t *notify = af_msg_new (AF_MSG_NOTIFY);
-            snprintf (notify->device_id, sizeof notify->device_id, "%s", session->device_id);
-            snprintf (notify->kind, sizeof notify->kind, "installed");
-            af_msg_set_body (notify, msg->program, strlen (msg->program));
-            s_send_node (self, other, &notify);
-        }
-        free (devices);
-    }
+    if (rc == 0 && streq (msg->op, "install"))
+        s_tell_others (self, session, "installed", msg->program);
 }
 
 static void
@@ -1305,24 +1329,8 @@ s_sync_start (af_broker_t *self, session_t *session, af_msg_t *msg, af_msg_t *di
         return;
     }
     for (uint32_t k = 0; k < asks; k++) {
-        uint32_t i = ask [k];
-        request_t *request = (request_t *) zmalloc (sizeof (request_t));
-        assert (request);
-        randombytes_buf (request->rid, AF_ID_SIZE);
-        sodium_bin2hex (request->hex, sizeof request->hex, request->rid, AF_ID_SIZE);
-        snprintf (request->session, sizeof request->session, "%s", session->hex);
-        snprintf (request->service, sizeof request->service, "matcher");
-        request->created = zclock_mono ();
-        request->deadline = request->created + self->config.request_timeout_ms;
-        request->msg = af_msg_new (AF_MSG_RESOLVE);
-        snprintf (request->msg->program, sizeof request->msg->program, "%s", job->programs [i]);
-        request->msg->has_device = true;
-        request->msg->device = session->device;
-        request->sync = job;
-        request->target = i;
+        s_resolve_for (self, session, job->programs [ask [k]], &session->device, NULL, job, ask [k]);
         job->outstanding++;
-        zhashx_insert (self->requests, request->hex, request);
-        request->handle = zlistx_add_end (self->queue, request);
     }
     free (ask);
     s_dispatch (self);
@@ -1653,23 +1661,8 @@ s_node_push (af_broker_t *self, session_t *session, af_msg_t *msg)
             s_target_set (target, "refused", "not a device of this account");
         else {
             //  The broker asks the matcher itself, with the target's own description
-            request_t *request = (request_t *) zmalloc (sizeof (request_t));
-            assert (request);
-            randombytes_buf (request->rid, AF_ID_SIZE);
-            sodium_bin2hex (request->hex, sizeof request->hex, request->rid, AF_ID_SIZE);
-            snprintf (request->session, sizeof request->session, "%s", session->hex);
-            snprintf (request->service, sizeof request->service, "matcher");
-            request->created = zclock_mono ();
-            request->deadline = request->created + self->config.request_timeout_ms;
-            request->msg = af_msg_new (AF_MSG_RESOLVE);
-            snprintf (request->msg->program, sizeof request->msg->program, "%s", msg->program);
-            request->msg->has_device = true;
-            request->msg->device = *device;
-            request->job = job;
-            request->target = n - 1;
+            s_resolve_for (self, session, msg->program, device, job, NULL, n - 1);
             job->outstanding++;
-            zhashx_insert (self->requests, request->hex, request);
-            request->handle = zlistx_add_end (self->queue, request);
         }
     }
     job->accepted->result_count = n;
@@ -1708,24 +1701,9 @@ s_node_config_put (af_broker_t *self, session_t *session, af_msg_t *msg)
     zsys_info ("broker: configuration of %s from %s of '%s' (%u bytes): %s", msg->program, session->device_id,
                session->account, msg->data_size, rc? "older, kept as the previous version": "now current");
     s_reply_ok (self, session, msg);
-    if (rc == 1)
-        return;
     //  The others hear of it, so those sharing this app's configuration apply it
-    af_device_t *devices;
-    uint32_t count;
-    if (af_registry_devices (self->registry, session->account, &devices, &count) == AF_OK) {
-        for (uint32_t i = 0; i < count; i++) {
-            session_t *other = s_online (self, session->account, devices [i].id);
-            if (!other || other == session)
-                continue;
-            af_msg_t *notify = af_msg_new (AF_MSG_NOTIFY);
-            snprintf (notify->device_id, sizeof notify->device_id, "%s", session->device_id);
-            snprintf (notify->kind, sizeof notify->kind, "config");
-            af_msg_set_body (notify, msg->program, strlen (msg->program));
-            s_send_node (self, other, &notify);
-        }
-        free (devices);
-    }
+    if (rc == 0)
+        s_tell_others (self, session, "config", msg->program);
 }
 
 static void

@@ -808,6 +808,32 @@ s_dealer_event (zloop_t *loop, zsock_t *reader, void *arg)
     return 0;
 }
 
+//  A JSON document in the home: written whole (temp file, then rename), or
+//  read (NULL if missing or unreadable, which is logged)
+static void
+s_json_save (af_node_t *self, const char *name, json_t *doc)
+{
+    char path [600], tmp [610];
+    snprintf (path, sizeof path, "%s/%s", self->config.home, name);
+    snprintf (tmp, sizeof tmp, "%s.tmp", path);
+    if (json_dump_file (doc, tmp, JSON_COMPACT) || rename (tmp, path))
+        zsys_error ("node: cannot save %s: %s", path, strerror (errno));
+}
+
+static json_t *
+s_json_load (af_node_t *self, const char *name)
+{
+    char path [600];
+    snprintf (path, sizeof path, "%s/%s", self->config.home, name);
+    if (!zsys_file_exists (path))
+        return NULL;
+    json_error_t jerr;
+    json_t *doc = json_load_file (path, 0, &jerr);
+    if (!doc)
+        zsys_warning ("node: ignoring unreadable %s: %s", path, jerr.text);
+    return doc;
+}
+
 //  --------------------------------------------------------------------------
 //  Pushes this device started (protocol/SPEC.md "Push"): kept in
 //  HOME/pushes.json so `appferry status` shows them after a restart
@@ -815,31 +841,21 @@ s_dealer_event (zloop_t *loop, zsock_t *reader, void *arg)
 static void
 s_pushes_save (af_node_t *self)
 {
-    char path [600], tmp [610];
-    snprintf (path, sizeof path, "%s/pushes.json", self->config.home);
-    snprintf (tmp, sizeof tmp, "%s.tmp", path);
     while (json_array_size (self->pushes) > MAX_PUSHES)
         json_array_remove (self->pushes, 0);
-    if (json_dump_file (self->pushes, tmp, JSON_COMPACT) || rename (tmp, path))
-        zsys_error ("node: cannot save %s: %s", path, strerror (errno));
+    s_json_save (self, "pushes.json", self->pushes);
 }
 
 static void
 s_pushes_load (af_node_t *self)
 {
-    char path [600];
-    snprintf (path, sizeof path, "%s/pushes.json", self->config.home);
-    json_error_t jerr;
-    json_t *doc = zsys_file_exists (path)? json_load_file (path, 0, &jerr): NULL;
+    json_t *doc = s_json_load (self, "pushes.json");
     if (json_is_array (doc)) {
         json_decref (self->pushes);
         self->pushes = doc;
     }
-    else {
-        if (zsys_file_exists (path))
-            zsys_warning ("node: ignoring unreadable %s", path);
+    else
         json_decref (doc);
-    }
 }
 
 static json_t *
@@ -1700,20 +1716,13 @@ s_config_key (af_node_t *self, uint8_t *key)
 static void
 s_config_save (af_node_t *self)
 {
-    char path [600], tmp [610];
-    snprintf (path, sizeof path, "%s/config-share.json", self->config.home);
-    snprintf (tmp, sizeof tmp, "%s.tmp", path);
-    if (json_dump_file (self->shares, tmp, JSON_COMPACT) || rename (tmp, path))
-        zsys_error ("node: cannot save %s: %s", path, strerror (errno));
+    s_json_save (self, "config-share.json", self->shares);
 }
 
 static void
 s_config_load (af_node_t *self)
 {
-    char path [600];
-    snprintf (path, sizeof path, "%s/config-share.json", self->config.home);
-    json_error_t jerr;
-    json_t *doc = zsys_file_exists (path)? json_load_file (path, 0, &jerr): NULL;
+    json_t *doc = s_json_load (self, "config-share.json");
     json_decref (self->shares);
     self->shares = json_is_object (doc)? doc: json_pack ("{s:{}, s:{}}", "shared", "pending");
     if (!json_is_object (json_object_get (self->shares, "shared")))
@@ -1931,6 +1940,28 @@ s_auto_diff (af_node_t *self, af_msg_t *diff)
     }
 }
 
+//  A program and a comma-separated list of devices (or "all") from the CLI,
+//  into a PUSH or an UNINSTALL; err says what is wrong ("" if nothing)
+static void
+s_program_targets (af_msg_t *msg, const char *program, char *targets, char *err, size_t errlen)
+{
+    if (strlen (program) > AF_MAX_PROGRAM || !*program) {
+        snprintf (err, errlen, "program ID must be 1..%d characters", AF_MAX_PROGRAM);
+        return;
+    }
+    strcpy (msg->program, program);
+    char *saved = NULL;
+    for (char *t = strtok_r (targets, ",", &saved); t; t = strtok_r (NULL, ",", &saved)) {
+        if (msg->target_count == AF_MAX_TARGETS || strlen (t) > AF_ID_HEX) {
+            snprintf (err, errlen, "'%s' is not a device ID (or more than %d devices)", t, AF_MAX_TARGETS);
+            return;
+        }
+        strcpy (msg->targets [msg->target_count++], t);
+    }
+    if (msg->target_count == 0)
+        snprintf (err, errlen, "name at least one device, or all");
+}
+
 //  --------------------------------------------------------------------------
 //  CLI commands
 
@@ -2005,22 +2036,7 @@ s_ctl_event (zloop_t *loop, zsock_t *reader, void *arg)
         else {
             af_msg_t *msg = af_msg_new (AF_MSG_PUSH);
             char err [AF_MAX_REASON + 1] = "";
-            if (strlen (arg1) > AF_MAX_PROGRAM || !*arg1)
-                snprintf (err, sizeof err, "program ID must be 1..%d characters", AF_MAX_PROGRAM);
-            else
-                strcpy (msg->program, arg1);
-            char *saved = NULL;
-            for (char *t = strtok_r (arg2, ",", &saved); t && !*err; t = strtok_r (NULL, ",", &saved)) {
-                if (msg->target_count == AF_MAX_TARGETS)
-                    snprintf (err, sizeof err, "at most %d targets", AF_MAX_TARGETS);
-                else
-                if (strlen (t) > AF_ID_HEX)
-                    snprintf (err, sizeof err, "'%s' is not a device ID", t);
-                else
-                    strcpy (msg->targets [msg->target_count++], t);
-            }
-            if (!*err && msg->target_count == 0)
-                snprintf (err, sizeof err, "name at least one target device, or all");
+            s_program_targets (msg, arg1, arg2, err, sizeof err);
             if (*err) {
                 s_ctl_error (self, client, AF_E_MALFORMED, "%s", err);
                 af_msg_destroy (&msg);
@@ -2148,19 +2164,9 @@ s_ctl_event (zloop_t *loop, zsock_t *reader, void *arg)
         else {
             af_msg_t *msg = af_msg_new (AF_MSG_UNINSTALL);
             char err [AF_MAX_REASON + 1] = "";
-            if (strlen (arg1) > AF_MAX_PROGRAM || !*arg1)
-                snprintf (err, sizeof err, "program ID must be 1..%d characters", AF_MAX_PROGRAM);
-            else
-                strcpy (msg->program, arg1);
-            char *saved = NULL;
-            for (char *t = strtok_r (arg2, ",", &saved); t && !*err; t = strtok_r (NULL, ",", &saved)) {
-                if (msg->target_count == AF_MAX_TARGETS || strlen (t) > AF_ID_HEX)
-                    snprintf (err, sizeof err, "'%s' is not a device ID (or more than %d)", t, AF_MAX_TARGETS);
-                else
-                    strcpy (msg->targets [msg->target_count++], t);
-            }
-            if (*err || msg->target_count == 0) {
-                s_ctl_error (self, client, AF_E_MALFORMED, "%s", *err? err: "name the devices, or all");
+            s_program_targets (msg, arg1, arg2, err, sizeof err);
+            if (*err) {
+                s_ctl_error (self, client, AF_E_MALFORMED, "%s", err);
                 af_msg_destroy (&msg);
             }
             else
