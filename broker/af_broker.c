@@ -950,6 +950,14 @@ s_node_upload (af_broker_t *self, session_t *session, af_msg_t *msg)
         s_reply_ok (self, session, msg);        //  we have these bytes already
         return;
     }
+    //  One upload per connection at a time: a new one replaces the old
+    size_t len = strlen (session->hex);
+    for (upload_t *old = (upload_t *) zhashx_first (self->uploads); old;
+         old = (upload_t *) zhashx_next (self->uploads))
+        if (strncmp (old->key, session->hex, len) == 0 && old->key [len] == '/') {
+            zhashx_delete (self->uploads, old->key);
+            break;                      //  there is at most one
+        }
     upload_t *upload = (upload_t *) zmalloc (sizeof (upload_t));
     assert (upload);
     snprintf (upload->key, sizeof upload->key, "%s/%s", session->hex, msg->hash);
