@@ -151,13 +151,17 @@ s_diffs (const char *nodes_ep, const char *key, const char *account)
             af_msg_destroy (&sync);
             sent++;
         }
-        af_msg_t *msg = bench_recv (socks [0]);
-        if (!msg) {
+        //  The first diff was decoded and checked; the rest are counted by
+        //  their command name (the encoder writes it first), so the client,
+        //  which shares this machine's two cores with the broker, costs less
+        zframe_t *frame = zframe_recv (socks [0]);
+        if (!frame) {
             fprintf (stderr, "bench_sync: no diff for 5 s\n");
             goto done;
         }
-        received += msg->id == AF_MSG_SYNC_DIFF;
-        af_msg_destroy (&msg);
+        size_t head = zframe_size (frame) < 32? zframe_size (frame): 32;
+        received += memmem (zframe_data (frame), head, "SYNC_DIFF", 9) != NULL;
+        zframe_destroy (&frame);
     }
     double seconds = (double) (zclock_usecs () - start) / 1e6;
     printf ("diffs: %d devices x %d apps of %d programs, %d the same on every device: %u entries per diff%s\n",

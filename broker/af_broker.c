@@ -38,6 +38,7 @@ typedef struct {
     char online_key [AF_MAX_ACCOUNT + AF_ID_HEX + 2];
     af_device_t device;
     int64_t last_seen;
+    char digest [AF_ID_HEX + 1];    //  of the device description, for sync's answer cache
     uint64_t sent_seq;              //  last outbox item sent on this connection
     uint32_t unacked;               //  items sent and not yet acknowledged
 } session_t;
@@ -522,7 +523,8 @@ s_reply_error (af_broker_t *self, session_t *session, int code, const uint8_t *r
 
 static void s_push_resolved (af_broker_t *self, push_job_t *job, uint32_t target, af_msg_t *reply);
 static void s_sync_resolved (af_broker_t *self, sync_job_t *job, uint32_t index, af_msg_t *reply);
-static void s_sync_start (af_broker_t *self, session_t *session, af_msg_t *msg, af_msg_t *diff);
+static void s_sync_start (af_broker_t *self, session_t *session, af_msg_t *msg, af_msg_t *diff,
+                          uint32_t programs);
 static request_t *s_resolve_for (af_broker_t *self, session_t *session, const char *program,
                                  const af_device_t *device, push_job_t *job, sync_job_t *sync, uint32_t target);
 static void s_node_sync (af_broker_t *self, session_t *session, af_msg_t *msg);
@@ -704,6 +706,19 @@ s_node_login (af_broker_t *self, session_t *session, af_msg_t *msg)
     memcpy (session->online_key, online_key, sizeof online_key);
     session->device = msg->device;
     snprintf (session->device.id, sizeof session->device.id, "%s", device_id);
+    //  Devices described the same way share the matcher's answers in syncs
+    {
+        af_device_t described = msg->device;
+        described.id [0] = 0;
+        described.last_seen = 0;
+        described.online = false;
+        zframe_t *packed = af_device_pack (&described);
+        uint8_t digest [AF_ID_SIZE];
+        crypto_generichash (digest, sizeof digest, packed? zframe_data (packed): NULL,
+                            packed? zframe_size (packed): 0, NULL, 0);
+        zframe_destroy (&packed);
+        sodium_bin2hex (session->digest, sizeof session->digest, digest, sizeof digest);
+    }
     zhashx_update (self->online, online_key, session);
     zsys_info ("broker: device %s (%s) of '%s' logged in", device_id, msg->device.model, msg->account);
 
@@ -1282,7 +1297,7 @@ s_index_add (const char *device_id, const af_msg_t *app, void *arg)
 //  Resolve the diff's programs for the asker (from the cache where it can)
 //  and answer when all are in. Takes diff.
 static void
-s_sync_start (af_broker_t *self, session_t *session, af_msg_t *msg, af_msg_t *diff)
+s_sync_start (af_broker_t *self, session_t *session, af_msg_t *msg, af_msg_t *diff, uint32_t programs)
 {
     sync_job_t *job = (sync_job_t *) zmalloc (sizeof (sync_job_t));
     assert (job);
@@ -1293,20 +1308,14 @@ s_sync_start (af_broker_t *self, session_t *session, af_msg_t *msg, af_msg_t *di
     job->client_has_rid = msg->has_rid;
     memcpy (job->client_rid, msg->rid, AF_ID_SIZE);
     job->diff = diff;
-    //  The asker's description, digested: answers are reused across
-    //  devices described the same way
-    zframe_t *packed = af_device_pack (&session->device);
-    uint8_t digest [AF_ID_SIZE];
-    crypto_generichash (digest, sizeof digest, packed? zframe_data (packed): NULL,
-                        packed? zframe_size (packed): 0, NULL, 0);
-    zframe_destroy (&packed);
-    sodium_bin2hex (job->digest, sizeof job->digest, digest, sizeof digest);
-    job->programs = calloc (diff->app_count? diff->app_count: 1, sizeof *job->programs);
-    job->results = calloc (diff->app_count? diff->app_count: 1, sizeof (resolved_t));
+    memcpy (job->digest, session->digest, sizeof job->digest);
+    //  programs: the distinct programs of the diff (at most its entries)
+    job->programs = calloc (programs? programs: 1, sizeof *job->programs);
+    job->results = calloc (programs? programs: 1, sizeof (resolved_t));
     job->where = zhashx_new ();
     assert (job->programs && job->results && job->where);
     resolved_t *results = (resolved_t *) job->results;
-    uint32_t *ask = (uint32_t *) calloc (diff->app_count? diff->app_count: 1, sizeof (uint32_t));
+    uint32_t *ask = (uint32_t *) calloc (programs? programs: 1, sizeof (uint32_t));
     assert (ask);
     uint32_t asks = 0;
     int64_t now = zclock_mono ();
@@ -1416,7 +1425,7 @@ s_node_sync (af_broker_t *self, session_t *session, af_msg_t *msg)
     zhashx_t *mine = (zhashx_t *) zhashx_lookup (index->devices, session->device_id);
     //  Count first, so the diff holds exactly what it needs; then fill
     af_msg_t *diff = NULL;
-    uint32_t count = 0;
+    uint32_t count = 0, programs = 0;
     for (int pass = 0; pass < 2; pass++) {
         uint32_t n = 0;
         uint32_t cap = pass == 0? AF_MAX_DIFF + 1: AF_MAX_DIFF;    //  one more: is there more?
@@ -1427,6 +1436,7 @@ s_node_sync (af_broker_t *self, session_t *session, af_msg_t *msg)
                 continue;
             //  Each device that has it; or, if none has it now, its history
             bool installed = entry < index->entries + index->installs;
+            programs += pass == 1;
             for (; entry && n < cap; entry = (index_entry_t *) zlistx_next (list)) {
                 bool history = entry >= index->entries + index->installs;
                 if (history && installed)
@@ -1449,7 +1459,7 @@ s_node_sync (af_broker_t *self, session_t *session, af_msg_t *msg)
             diff->truncated = n > AF_MAX_DIFF;
         }
     }
-    s_sync_start (self, session, msg, diff);
+    s_sync_start (self, session, msg, diff, programs);
 }
 
 //  --------------------------------------------------------------------------
