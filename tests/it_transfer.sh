@@ -146,9 +146,11 @@ rm -f "$T/pc/installed/weixin.json"
 out=$(af phone push weixin --to "$PC" 2>&1)
 check "an install command that fails is reported with its status" has "$out" "failed" "status 3"
 stop_node pc
-start_node pc "$DEVICES/windows-pc.json" --install-cmd "sleep 60" --install-timeout 1
+# A duration of its own, so no other test run on this machine is mistaken for it
+NAP="59.$$"
+start_node pc "$DEVICES/windows-pc.json" --install-cmd "sleep $NAP" --install-timeout 1
 out=$(af phone push weixin --to "$PC" 2>&1)
 check "an install command that hangs is killed and reported" has "$out" "failed" "timed out"
-check "  ... the command is gone" wait_until 5 bash -c "! pgrep -f '^(sh -c )?sleep 60' > /dev/null"
+check "  ... the command is gone" wait_until 5 bash -c "! pgrep -f '^(sh -c )?sleep $NAP' > /dev/null"
 
 finish
