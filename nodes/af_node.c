@@ -9,136 +9,15 @@
     error saying why there is none.
     =========================================================================
 */
-#include "af_node.h"
-#include "af_msg.h"
-#include "af_download.h"
-#include "af_install.h"
+#include "node_int.h"
 #include "af_config.h"
 
 #include <errno.h>
-#include <jansson.h>
 #include <sodium.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <zstd.h>
-
-#define CTL_MAX_FRAMES  8
-#define CTL_MAX_FRAME   4096
-#define TICK_MS         100
-#define UNSENT_WAIT_MS  5000    //  how long a request waits for a connection
-#define MAX_INBOX       100     //  notifications kept for `appferry notifications`
-#define MAX_PUSHES      50      //  pushes kept in pushes.json
-#define MAX_JOBS        256     //  offers held at once (more wait in the outbox)
-#define NODE_CREDIT     8       //  chunks in flight per transfer (2 MiB)
-#define STALL_MS        10000   //  no chunk this long: ask again
-
-typedef enum {
-    JOB_WAITING,                    //  queued behind another job
-    JOB_FETCHING,                   //  chunks arriving
-    JOB_INSTALLING,                 //  the operator's install command runs
-    JOB_REPORTING                   //  DONE sent (or to send), waiting for OK
-} job_state_t;
-
-//  One offer this device received
-typedef struct {
-    char push [AF_ID_HEX + 1];
-    char program [AF_MAX_PROGRAM + 1];
-    char from [AF_ID_HEX + 1];
-    char item [AF_ID_HEX + 1];
-    af_package_t package;
-    uint32_t fit;
-    job_state_t state;
-    af_download_t *download;
-    char part [600];                //  the file being received
-    char fetch_rid [AF_ID_HEX + 1];
-    int64_t last_chunk;
-    uint32_t owed;                  //  credit not yet returned
-    double tokens;                  //  rate limit: bytes we may accept now
-    int64_t tokens_at;
-    af_install_cmd_t *cmd;
-    af_install_info_t info;
-    char outcome [AF_MAX_STATE + 1];
-    char reason [AF_MAX_REASON + 1];
-    uint32_t files;
-    char done_rid [AF_ID_HEX + 1];
-    int64_t reported_at;            //  0: DONE still to send
-    char data_hash [AF_HASH_HEX + 1];   //  user data sent with the push (S2.8)
-    uint64_t data_total;
-    bool data_phase;                //  the package is in; fetching the data
-    char fetch_hash [AF_HASH_HEX + 1];  //  what is being fetched now
-    uint64_t fetch_total;
-    uint64_t fetch_login;           //  the login (self->logins) the last FETCH went on
-    bool refetched;                 //  FETCH sent again: earlier chunks may still come
-} job_t;
-
-//  The user data of a push this device starts, on its way to the broker
-typedef struct {
-    char hash [AF_HASH_HEX + 1];
-    uint64_t total;
-    uint64_t sent;
-    uint32_t credit;
-    int fd;
-    char path [600];
-    char rid [AF_ID_HEX + 1];       //  of the UPLOAD
-    af_msg_t *push;                 //  the PUSH to send once the broker has it
-    zframe_t *client;               //  the CLI waiting for the push's answer
-} upload_t;
-
-typedef struct {
-    char hex [AF_ID_HEX + 1];
-    zframe_t *client;               //  CLI routing ID; NULL for the node's own
-    char verb [16];
-    af_msg_t *unsent;               //  waiting for a connection
-    int64_t deadline;
-    char program [AF_MAX_PROGRAM + 1];  //  what a config request is about
-} pending_t;
-
-struct _af_node_t {
-    af_node_config_t config;
-    zcert_t *cert;
-    zcert_t *broker_cert;
-    af_device_t device;
-    zsock_t *dealer;
-    zsock_t *ctl;
-    zloop_t *loop;
-    bool connected;                 //  a PONG came back on this connection
-    bool logged_in;
-    bool stopping;
-    char account [AF_MAX_ACCOUNT + 1];      //  saved: log in again by key
-    char device_id [AF_ID_HEX + 1];
-    char login_error [AF_MAX_REASON + 32];  //  why the automatic login failed
-    char auto_login [AF_ID_HEX + 1];        //  rid of our own pending LOGIN
-    bool switching;                         //  user left the account for another:
-                                            //  no automatic login until one succeeds
-    int64_t last_rx;
-    int64_t last_ping;
-    int heartbeat_ms;
-    af_msg_t *list;                 //  last DEVICE_LIST received
-    int64_t list_at;                //  wall clock ms
-    uint64_t lists_received;
-    zhashx_t *pending;              //  rid hex -> pending_t
-    json_t *inbox;                  //  last MAX_INBOX notifications received
-    uint64_t notifications;         //  received since start
-    json_t *pushes;                 //  pushes this device started (pushes.json)
-    zlistx_t *jobs;                 //  job_t: offers received, in order
-    upload_t *upload;               //  user data being sent, or NULL
-    uint64_t next_seq;              //  install reports: the next seq to give
-    uint64_t acked_seq;             //  ... the last the broker confirmed
-    char report_rid [AF_ID_HEX + 1];    //  the REPORT in flight ("" if none)
-    char list_rid [AF_ID_HEX + 1];
-    bool listing;                   //  a whole LIST is in flight
-    bool catching_up;               //  reports queued before this login go first
-    int64_t reports_at;             //  last retry of the report queue
-    uint64_t logins;                //  LOGIN_OKs since start
-    json_t *shares;                 //  config-share.json
-    int64_t config_at;              //  last scan of shared configurations
-    zhashx_t *auto_installs;        //  programs this node asked to install for
-                                    //  itself in automatic mode, until their RESULT
-    uint8_t *chunk_raw;             //  upload buffers: one chunk, and compressed
-    uint8_t *chunk_packed;
-    size_t chunk_packed_size;
-};
 
 void
 af_node_config_defaults (af_node_config_t *config)
@@ -440,8 +319,8 @@ s_request (af_node_t *self, zframe_t *client, const char *verb, af_msg_t *msg)
     else {
         //  Not connected: wait a little for the connection, not the whole timeout
         pending->unsent = msg;
-        if (self->config.request_timeout_ms > UNSENT_WAIT_MS)
-            pending->deadline = zclock_mono () + UNSENT_WAIT_MS;
+        if (self->config.request_timeout_ms > NODE_UNSENT_WAIT_MS)
+            pending->deadline = zclock_mono () + NODE_UNSENT_WAIT_MS;
     }
     zhashx_insert (self->pending, pending->hex, pending);
     return pending;
@@ -685,7 +564,7 @@ s_dealer_event (zloop_t *loop, zsock_t *reader, void *arg)
         free (shown);
         if (entry) {
             json_array_append_new (self->inbox, entry);
-            if (json_array_size (self->inbox) > MAX_INBOX)
+            if (json_array_size (self->inbox) > NODE_MAX_INBOX)
                 json_array_remove (self->inbox, 0);
         }
         self->notifications++;
@@ -841,7 +720,7 @@ s_json_load (af_node_t *self, const char *name)
 static void
 s_pushes_save (af_node_t *self)
 {
-    while (json_array_size (self->pushes) > MAX_PUSHES)
+    while (json_array_size (self->pushes) > NODE_MAX_PUSHES)
         json_array_remove (self->pushes, 0);
     s_json_save (self, "pushes.json", self->pushes);
 }
@@ -1269,8 +1148,8 @@ s_on_item (af_node_t *self, af_msg_t *item)
                 job->reported_at = 0;
         }
         else
-        if (zlistx_size (self->jobs) >= MAX_JOBS)
-            zsys_warning ("node: %d offers queued; offer %s waits for redelivery", MAX_JOBS, msg->push_id);
+        if (zlistx_size (self->jobs) >= NODE_MAX_JOBS)
+            zsys_warning ("node: %d offers queued; offer %s waits for redelivery", NODE_MAX_JOBS, msg->push_id);
         else {
             job = (job_t *) zmalloc (sizeof (job_t));
             assert (job);
@@ -1321,9 +1200,9 @@ s_jobs_tick (af_node_t *self)
         s_job_credit (self, job);
         //  Chunks in flight but none for a while: the broker lost the
         //  transfer (it restarted, or our connection changed); resume
-        if (job->owed < NODE_CREDIT && self->logged_in && now - job->last_chunk > STALL_MS) {
+        if (job->owed < NODE_CREDIT && self->logged_in && now - job->last_chunk > NODE_STALL_MS) {
             zsys_warning ("node: no chunk of %s for %d s; asking again from byte %llu", job->program,
-                          STALL_MS / 1000, (unsigned long long) af_download_received (job->download));
+                          NODE_STALL_MS / 1000, (unsigned long long) af_download_received (job->download));
             s_job_fetch (self, job);
         }
     }
@@ -1975,13 +1854,13 @@ s_ctl_event (zloop_t *loop, zsock_t *reader, void *arg)
         return 0;
     zframe_t *client = zmsg_pop (request);
     size_t count = zmsg_size (request);
-    bool sane = client && count >= 1 && count <= CTL_MAX_FRAMES;
+    bool sane = client && count >= 1 && count <= NODE_CTL_MAX_FRAMES;
     for (zframe_t *f = zmsg_first (request); sane && f; f = zmsg_next (request))
-        sane = zframe_size (f) <= CTL_MAX_FRAME;
+        sane = zframe_size (f) <= NODE_CTL_MAX_FRAME;
     if (!sane) {
         if (client)
             s_ctl_error (self, client, AF_E_MALFORMED, "a request is 1..%d frames of at most %d bytes",
-                         CTL_MAX_FRAMES, CTL_MAX_FRAME);
+                         NODE_CTL_MAX_FRAMES, NODE_CTL_MAX_FRAME);
         goto done;
     }
     char *verb = zmsg_popstr (request);
@@ -2388,7 +2267,7 @@ af_node_new (const af_node_config_t *config, char *err, size_t errlen)
         snprintf (err, errlen, "cannot connect to the broker at %s", config->broker);
         goto failed;
     }
-    zloop_timer (self->loop, TICK_MS, 0, s_timer_event, self);
+    zloop_timer (self->loop, NODE_TICK_MS, 0, s_timer_event, self);
     return self;
 failed:
     af_node_destroy (&self);

@@ -1,0 +1,128 @@
+/*  =========================================================================
+    node_int.h - the node's internal header: its state and shared helpers
+
+    The node (af_node) is one single-threaded reactor split by concern, the
+    way Mosquitto splits its broker over mosquitto_broker_internal.h: this
+    header holds af_node_t and what more than one of its files uses. No
+    file outside nodes/ includes it; the public API is af_node.h.
+    =========================================================================
+*/
+#ifndef NODE_INT_H_INCLUDED
+#define NODE_INT_H_INCLUDED
+
+#include "af_node.h"
+#include "af_msg.h"
+#include "af_download.h"
+#include "af_install.h"
+#include "node_limits.h"
+
+#include <jansson.h>
+
+typedef struct {
+    char hex [AF_ID_HEX + 1];
+    zframe_t *client;               //  CLI routing ID; NULL for the node's own
+    char verb [16];
+    af_msg_t *unsent;               //  waiting for a connection
+    int64_t deadline;
+    char program [AF_MAX_PROGRAM + 1];  //  what a config request is about
+} pending_t;
+
+typedef enum {
+    JOB_WAITING,                    //  queued behind another job
+    JOB_FETCHING,                   //  chunks arriving
+    JOB_INSTALLING,                 //  the operator's install command runs
+    JOB_REPORTING                   //  DONE sent (or to send), waiting for OK
+} job_state_t;
+
+//  One offer this device received
+typedef struct {
+    char push [AF_ID_HEX + 1];
+    char program [AF_MAX_PROGRAM + 1];
+    char from [AF_ID_HEX + 1];
+    char item [AF_ID_HEX + 1];
+    af_package_t package;
+    uint32_t fit;
+    job_state_t state;
+    af_download_t *download;
+    char part [600];                //  the file being received
+    char fetch_rid [AF_ID_HEX + 1];
+    int64_t last_chunk;
+    uint32_t owed;                  //  credit not yet returned
+    double tokens;                  //  rate limit: bytes we may accept now
+    int64_t tokens_at;
+    af_install_cmd_t *cmd;
+    af_install_info_t info;
+    char outcome [AF_MAX_STATE + 1];
+    char reason [AF_MAX_REASON + 1];
+    uint32_t files;
+    char done_rid [AF_ID_HEX + 1];
+    int64_t reported_at;            //  0: DONE still to send
+    char data_hash [AF_HASH_HEX + 1];   //  user data sent with the push (S2.8)
+    uint64_t data_total;
+    bool data_phase;                //  the package is in; fetching the data
+    char fetch_hash [AF_HASH_HEX + 1];  //  what is being fetched now
+    uint64_t fetch_total;
+    uint64_t fetch_login;           //  the login (self->logins) the last FETCH went on
+    bool refetched;                 //  FETCH sent again: earlier chunks may still come
+} job_t;
+
+//  The user data of a push this device starts, on its way to the broker
+typedef struct {
+    char hash [AF_HASH_HEX + 1];
+    uint64_t total;
+    uint64_t sent;
+    uint32_t credit;
+    int fd;
+    char path [600];
+    char rid [AF_ID_HEX + 1];       //  of the UPLOAD
+    af_msg_t *push;                 //  the PUSH to send once the broker has it
+    zframe_t *client;               //  the CLI waiting for the push's answer
+} upload_t;
+
+struct _af_node_t {
+    af_node_config_t config;
+    zcert_t *cert;
+    zcert_t *broker_cert;
+    af_device_t device;
+    zsock_t *dealer;
+    zsock_t *ctl;
+    zloop_t *loop;
+    bool connected;                 //  a PONG came back on this connection
+    bool logged_in;
+    bool stopping;
+    char account [AF_MAX_ACCOUNT + 1];      //  saved: log in again by key
+    char device_id [AF_ID_HEX + 1];
+    char login_error [AF_MAX_REASON + 32];  //  why the automatic login failed
+    char auto_login [AF_ID_HEX + 1];        //  rid of our own pending LOGIN
+    bool switching;                         //  user left the account for another:
+                                            //  no automatic login until one succeeds
+    int64_t last_rx;
+    int64_t last_ping;
+    int heartbeat_ms;
+    af_msg_t *list;                 //  last DEVICE_LIST received
+    int64_t list_at;                //  wall clock ms
+    uint64_t lists_received;
+    zhashx_t *pending;              //  rid hex -> pending_t
+    json_t *inbox;                  //  last NODE_MAX_INBOX notifications received
+    uint64_t notifications;         //  received since start
+    json_t *pushes;                 //  pushes this device started (pushes.json)
+    zlistx_t *jobs;                 //  job_t: offers received, in order
+    upload_t *upload;               //  user data being sent, or NULL
+    uint64_t next_seq;              //  install reports: the next seq to give
+    uint64_t acked_seq;             //  ... the last the broker confirmed
+    char report_rid [AF_ID_HEX + 1];    //  the REPORT in flight ("" if none)
+    char list_rid [AF_ID_HEX + 1];
+    bool listing;                   //  a whole LIST is in flight
+    bool catching_up;               //  reports queued before this login go first
+    int64_t reports_at;             //  last retry of the report queue
+    uint64_t logins;                //  LOGIN_OKs since start
+    json_t *shares;                 //  config-share.json
+    int64_t config_at;              //  last scan of shared configurations
+    zhashx_t *auto_installs;        //  programs this node asked to install for
+                                    //  itself in automatic mode, until their RESULT
+    uint8_t *chunk_raw;             //  upload buffers: one chunk, and compressed
+    uint8_t *chunk_packed;
+    size_t chunk_packed_size;
+};
+
+#endif

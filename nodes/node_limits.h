@@ -1,0 +1,33 @@
+/*  =========================================================================
+    node_limits.h - the node's own tuning constants
+
+    What only the node uses: how often its timer runs, how long a request
+    waits for a connection, how many notifications, pushes and offers it
+    keeps. Limits that peers must agree on (message sizes, field lengths,
+    chunk size, credit the broker allows) are in protocol/af_limits.h,
+    shared with the broker and the matcher; nothing here is on the wire.
+    =========================================================================
+*/
+#ifndef NODE_LIMITS_H_INCLUDED
+#define NODE_LIMITS_H_INCLUDED
+
+//  The CLI socket: a request is 1..NODE_CTL_MAX_FRAMES frames (verb and
+//  arguments) of at most NODE_CTL_MAX_FRAME bytes each
+#define NODE_CTL_MAX_FRAMES     8
+#define NODE_CTL_MAX_FRAME      4096
+
+#define NODE_TICK_MS            100     //  the timer: deadlines, jobs, retries
+#define NODE_UNSENT_WAIT_MS     5000    //  how long a request waits for a
+                                        //  connection or a login
+#define NODE_MAX_INBOX          100     //  notifications kept for `notifications`
+#define NODE_MAX_PUSHES         50      //  pushes kept in pushes.json
+#define NODE_STATUS_PUSHES      10      //  of which `status` shows the last
+#define NODE_MAX_JOBS           256     //  offers held at once (more wait in the outbox)
+#define NODE_CREDIT             8       //  chunks in flight per transfer (2 MiB)
+#define NODE_STALL_MS           10000   //  no chunk this long: ask again
+#define NODE_REPORTS_RETRY_MS   1000    //  a report the broker did not take: again
+#define NODE_CONFIG_SCAN_MS     1000    //  edits of shared configurations: looked for
+#define NODE_SHOW_FILES         32      //  `config show`: files shown
+#define NODE_SHOW_FILE_BYTES    4096    //  ... bytes of each
+
+#endif
