@@ -389,7 +389,6 @@ static void s_jobs_run (af_node_t *self);
 static void s_upload_pump (af_node_t *self);
 static void s_reports_login (af_node_t *self, uint64_t broker_seq, bool send_list);
 static void s_reports_answer (af_node_t *self, pending_t *pending, af_msg_t *msg);
-static void s_reports_drop (af_node_t *self, uint64_t upto);
 static void s_reports_flush (af_node_t *self);
 static void s_report (af_node_t *self, const char *op, const af_install_info_t *info);
 static void s_upload_answer (af_node_t *self, pending_t *pending, af_msg_t *msg);
@@ -602,7 +601,7 @@ s_dealer_event (zloop_t *loop, zsock_t *reader, void *arg)
                     //  Another device: its reports start afresh
                     self->next_seq = 1;
                     self->acked_seq = 0;
-                    s_reports_drop (self, UINT64_MAX);
+                    af_reports_drop (self->reports, UINT64_MAX);
                     s_state_save (self);
                 }
                 zsys_info ("node: logged in to '%s' as device %s", self->account, self->device_id);
@@ -1359,59 +1358,14 @@ s_upload_answer (af_node_t *self, pending_t *pending, af_msg_t *msg)
 //  the broker in order, one at a time, each removed when the broker says
 //  OK. After every login they go first, before any sync request.
 
-static void
-s_reports_dir (af_node_t *self, char *path, size_t size)
-{
-    snprintf (path, size, "%s/reports", self->config.home);
-}
-
-//  The queued report with the lowest seq above after, or NULL
-static json_t *
-s_report_next (af_node_t *self, uint64_t after, char *path, size_t size)
-{
-    char dir_path [600];
-    s_reports_dir (self, dir_path, sizeof dir_path);
-    zdir_t *dir = zdir_new (dir_path, "-");
-    zfile_t **files = dir? zdir_flatten (dir): NULL;
-    uint64_t best = 0;
-    for (size_t i = 0; files && files [i]; i++) {
-        const char *name = strrchr (zfile_filename (files [i], NULL), '/');
-        uint64_t seq = name? strtoull (name + 1, NULL, 10): 0;
-        if (seq > after && (!best || seq < best))
-            best = seq;
-    }
-    zdir_flatten_free (&files);
-    zdir_destroy (&dir);
-    if (!best)
-        return NULL;
-    snprintf (path, size, "%s/%020llu.json", dir_path, (unsigned long long) best);
-    json_error_t jerr;
-    return json_load_file (path, 0, &jerr);
-}
-
-//  Remove queued reports with seq <= upto (the broker has them)
-static void
-s_reports_drop (af_node_t *self, uint64_t upto)
-{
-    char path [700];
-    json_t *report;
-    while ((report = s_report_next (self, 0, path, sizeof path))) {
-        uint64_t seq = (uint64_t) json_integer_value (json_object_get (report, "seq"));
-        json_decref (report);
-        if (seq > upto || unlink (path))
-            break;
-    }
-}
-
 //  Send the next queued report, if the broker is ready for it
 static void
 s_reports_flush (af_node_t *self)
 {
     if (!self->logged_in || *self->report_rid || self->listing)
         return;
-    char path [700];
-    json_t *report = s_report_next (self, self->acked_seq, path, sizeof path);
-    if (!report) {
+    af_report_t report;
+    if (!af_reports_next (self->reports, self->acked_seq, &report)) {
         if (self->catching_up) {
             self->catching_up = false;
             //  Configuration edits made offline go next, then what others
@@ -1426,19 +1380,13 @@ s_reports_flush (af_node_t *self)
         return;
     }
     af_msg_t *msg = af_msg_new (AF_MSG_REPORT);
-    msg->seq = (uint64_t) json_integer_value (json_object_get (report, "seq"));
-    const char *text;
-    #define GET(key, field) \
-        text = json_string_value (json_object_get (report, key)); \
-        snprintf (msg->field, sizeof msg->field, "%s", text? text: "");
-    GET ("op", op);
-    GET ("program", program);
-    GET ("versionName", version_name);
-    GET ("hash", hash);
-    #undef GET
-    msg->version_code = (uint64_t) json_integer_value (json_object_get (report, "versionCode"));
-    msg->at = (uint64_t) json_integer_value (json_object_get (report, "at"));
-    json_decref (report);
+    msg->seq = report.seq;
+    snprintf (msg->op, sizeof msg->op, "%s", report.op);
+    snprintf (msg->program, sizeof msg->program, "%s", report.program);
+    snprintf (msg->version_name, sizeof msg->version_name, "%s", report.version_name);
+    snprintf (msg->hash, sizeof msg->hash, "%s", report.hash);
+    msg->version_code = report.version_code;
+    msg->at = report.at;
     pending_t *pending = s_request (self, NULL, "report", msg);
     memcpy (self->report_rid, pending->hex, sizeof self->report_rid);
 }
@@ -1447,18 +1395,17 @@ s_reports_flush (af_node_t *self)
 static void
 s_report (af_node_t *self, const char *op, const af_install_info_t *info)
 {
-    char dir [600], path [700];
-    s_reports_dir (self, dir, sizeof dir);
-    uint64_t seq = self->next_seq++;
+    af_report_t report;
+    memset (&report, 0, sizeof report);
+    report.seq = self->next_seq++;
     s_state_save (self);
-    snprintf (path, sizeof path, "%s/%020llu.json", dir, (unsigned long long) seq);
-    json_t *report = json_pack ("{s:I, s:s, s:s, s:s, s:I, s:s, s:I}", "seq", (json_int_t) seq, "op", op,
-                                "program", info->program, "versionName", info->version_name,
-                                "versionCode", (json_int_t) info->version_code, "hash", info->hash,
-                                "at", (json_int_t) (info->installed_at? info->installed_at: (uint64_t) zclock_time ()));
-    if (zsys_dir_create ("%s", dir) || json_dump_file (report, path, JSON_COMPACT))
-        zsys_error ("node: cannot queue a report in %s: %s", path, strerror (errno));
-    json_decref (report);
+    snprintf (report.op, sizeof report.op, "%s", op);
+    snprintf (report.program, sizeof report.program, "%s", info->program);
+    snprintf (report.version_name, sizeof report.version_name, "%s", info->version_name);
+    report.version_code = info->version_code;
+    snprintf (report.hash, sizeof report.hash, "%s", info->hash);
+    report.at = info->installed_at? info->installed_at: (uint64_t) zclock_time ();
+    af_reports_add (self->reports, &report);
     s_reports_flush (self);
 }
 
@@ -1514,7 +1461,7 @@ s_reports_login (af_node_t *self, uint64_t broker_seq, bool send_list)
         return;
     }
     self->acked_seq = broker_seq;
-    s_reports_drop (self, broker_seq);
+    af_reports_drop (self->reports, broker_seq);
     s_reports_flush (self);
 }
 
@@ -1528,20 +1475,18 @@ s_reports_answer (af_node_t *self, pending_t *pending, af_msg_t *msg)
         if (msg->id == AF_MSG_OK) {
             self->acked_seq = self->next_seq - 1;
             s_state_save (self);
-            s_reports_drop (self, self->acked_seq);
+            af_reports_drop (self->reports, self->acked_seq);
         }
     }
     else
     if (streq (pending->verb, "report") && streq (pending->hex, self->report_rid)) {
         self->report_rid [0] = 0;
-        char path [700];
-        json_t *report = s_report_next (self, self->acked_seq, path, sizeof path);
-        if (report && msg->id == AF_MSG_OK) {
-            self->acked_seq = (uint64_t) json_integer_value (json_object_get (report, "seq"));
+        af_report_t report;
+        if (af_reports_next (self->reports, self->acked_seq, &report) && msg->id == AF_MSG_OK) {
+            self->acked_seq = report.seq;
             s_state_save (self);
-            unlink (path);
+            af_reports_drop (self->reports, report.seq);
         }
-        json_decref (report);
         if (msg->id != AF_MSG_OK)
             zsys_warning ("node: the broker did not store a report: %s; sending it again later", msg->reason);
     }
@@ -2231,6 +2176,12 @@ af_node_new (const af_node_config_t *config, char *err, size_t errlen)
         snprintf (err, errlen, "cannot create directories in %s: %s", config->home, strerror (errno));
         goto failed;
     }
+    snprintf (path, sizeof path, "%s/reports", config->home);
+    self->reports = af_reports_new (path);
+    if (!self->reports) {
+        snprintf (err, errlen, "cannot open the report queue %s", path);
+        goto failed;
+    }
     self->pushes = json_array ();
     s_pushes_load (self);
     self->jobs = zlistx_new ();
@@ -2293,6 +2244,7 @@ af_node_destroy (af_node_t **self_p)
     af_msg_destroy (&self->list);
     json_decref (self->inbox);
     json_decref (self->pushes);
+    af_reports_destroy (&self->reports);
     zlistx_destroy (&self->jobs);
     zhashx_destroy (&self->auto_installs);
     json_decref (self->shares);

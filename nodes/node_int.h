@@ -14,6 +14,7 @@
 #include "af_msg.h"
 #include "af_download.h"
 #include "af_install.h"
+#include "af_reports.h"
 #include "node_limits.h"
 
 #include <jansson.h>
@@ -108,6 +109,7 @@ struct _af_node_t {
     json_t *pushes;                 //  pushes this device started (pushes.json)
     zlistx_t *jobs;                 //  job_t: offers received, in order
     upload_t *upload;               //  user data being sent, or NULL
+    af_reports_t *reports;          //  HOME/reports: install reports to send
     uint64_t next_seq;              //  install reports: the next seq to give
     uint64_t acked_seq;             //  ... the last the broker confirmed
     char report_rid [AF_ID_HEX + 1];    //  the REPORT in flight ("" if none)
