@@ -127,4 +127,72 @@ struct _af_node_t {
     size_t chunk_packed_size;
 };
 
+//  af_node.c: connection, requests, login, timer
+void node_state_save (af_node_t *self);
+int node_send (af_node_t *self, af_msg_t *msg);
+pending_t *node_request (af_node_t *self, zframe_t *client, const char *verb, af_msg_t *msg);
+pending_t *node_request_held (af_node_t *self, zframe_t *client, const char *verb, af_msg_t *msg);
+void node_flush_unsent (af_node_t *self);
+
+//  node_cli.c: the CLI socket
+void node_answer (af_node_t *self, pending_t *pending, af_msg_t *msg);
+int node_cli_event (zloop_t *loop, zsock_t *reader, void *arg);
+
+//  node_docs.c: CLI replies and documents, JSON files in the home
+void node_ctl_reply (af_node_t *self, zframe_t *client, bool ok, json_t *doc);
+json_t *node_error_doc (int code, const char *reason);
+void node_ctl_error (af_node_t *self, zframe_t *client, int code, const char *format, ...)
+    __attribute__ ((format (printf, 4, 5)));
+json_t *node_devices_doc (af_node_t *self, af_msg_t *list, const char *source);
+json_t *node_installed_doc (af_node_t *self);
+json_t *node_apps_doc (af_node_t *self, af_msg_t *msg);
+json_t *node_status_doc (af_node_t *self);
+void node_json_save (af_node_t *self, const char *name, json_t *doc);
+json_t *node_json_load (af_node_t *self, const char *name);
+
+//  node_jobs.c: offers received
+void node_job_free (void **item);
+void node_job_report (af_node_t *self, job_t *job, const char *state, uint32_t files, const char *format, ...)
+    __attribute__ ((format (printf, 5, 6)));
+void node_job_fetch (af_node_t *self, job_t *job);
+void node_jobs_run (af_node_t *self);
+void node_on_chunk (af_node_t *self, af_msg_t *msg);
+void node_on_item (af_node_t *self, af_msg_t *item);
+void node_jobs_tick (af_node_t *self);
+
+//  node_upload.c: user data sent with a push
+void node_upload_free (upload_t **upload_p);
+void node_upload_pump (af_node_t *self);
+void node_upload_start (af_node_t *self, zframe_t *client, af_msg_t *push);
+void node_upload_answer (af_node_t *self, pending_t *pending, af_msg_t *msg);
+
+//  node_reports.c: install reports and lists
+void node_reports_flush (af_node_t *self);
+void node_report (af_node_t *self, const char *op, const af_install_info_t *info);
+af_msg_t *node_install_list (af_node_t *self);
+void node_reports_login (af_node_t *self, uint64_t broker_seq, bool send_list);
+void node_reports_answer (af_node_t *self, pending_t *pending, af_msg_t *msg);
+int node_uninstall_local (af_node_t *self, const char *program, char *err, size_t errlen);
+
+//  node_config.c: shared configurations
+bool node_config_key (af_node_t *self, uint8_t *key);
+void node_config_save (af_node_t *self);
+void node_config_load (af_node_t *self);
+void node_config_get (af_node_t *self, zframe_t *client, const char *verb, const char *program, bool previous);
+void node_config_scan (af_node_t *self);
+void node_config_answer (af_node_t *self, pending_t *pending, af_msg_t *msg);
+json_t *node_config_doc (af_node_t *self, pending_t *pending, af_msg_t *msg, char *err, size_t errlen);
+
+//  node_pushes.c: pushes this device starts, automatic mode
+void node_attest (af_node_t *self, af_msg_t *msg);
+void node_pushes_save (af_node_t *self);
+void node_pushes_load (af_node_t *self);
+json_t *node_push_find (af_node_t *self, const char *push_id);
+json_t *node_push_target (json_t *push, const char *device_id, bool create);
+json_t *node_push_accepted (af_node_t *self, af_msg_t *msg);
+void node_auto_sync (af_node_t *self);
+pending_t *node_install_self (af_node_t *self, zframe_t *client, const char *program);
+void node_auto_diff (af_node_t *self, af_msg_t *diff);
+void node_program_targets (af_msg_t *msg, const char *program, char *targets, char *err, size_t errlen);
+
 #endif

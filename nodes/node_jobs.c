@@ -1,0 +1,444 @@
+/*  =========================================================================
+    node_jobs - offers this device received, received and installed
+
+    Every OFFER (in an outbox ITEM) becomes a job; jobs run one at a time
+    in the order they arrived: fetch the package in CHUNKs under our
+    credit (and the rate limit), check its hash, install it (built-in or
+    the operator's command), fetch and import the user data if the push
+    has some, then report DONE and keep the job until the broker's OK. The
+    offer is not acknowledged by the node: the broker's DONE handling ends
+    it, so a node killed half-way gets the offer again after its next
+    login and starts over (an install already recorded is a no-op).
+    =========================================================================
+*/
+#include "node_int.h"
+#include "af_config.h"
+
+#include <sodium.h>
+
+void
+node_job_free (void **item)
+{
+    job_t *job = (job_t *) *item;
+    if (job) {
+        af_download_destroy (&job->download);
+        af_install_cmd_destroy (&job->cmd);
+        if (*job->part)
+            unlink (job->part);
+        free (job);
+        *item = NULL;
+    }
+}
+
+static job_t *
+s_job_find (af_node_t *self, const char *push_id)
+{
+    for (job_t *job = (job_t *) zlistx_first (self->jobs); job; job = (job_t *) zlistx_next (self->jobs))
+        if (streq (job->push, push_id))
+            return job;
+    return NULL;
+}
+
+//  Report the job's outcome; the job stays until the broker's OK
+void
+node_job_report (af_node_t *self, job_t *job, const char *state, uint32_t files, const char *format, ...)
+{
+    (void) self;
+    char reason [AF_MAX_REASON + 1] = "";
+    if (format) {
+        va_list args;
+        va_start (args, format);
+        vsnprintf (reason, sizeof reason, format, args);
+        va_end (args);
+    }
+    af_download_destroy (&job->download);
+    af_install_cmd_destroy (&job->cmd);
+    if (*job->part) {
+        unlink (job->part);
+        job->part [0] = 0;
+    }
+    job->state = JOB_REPORTING;
+    snprintf (job->outcome, sizeof job->outcome, "%s", state);
+    snprintf (job->reason, sizeof job->reason, "%s", reason);
+    job->files = files;
+    if (streq (state, "failed"))
+        zsys_warning ("node: push %s of %s failed: %s", job->push, job->program, reason);
+    else
+        zsys_info ("node: push %s: %s %s %s", job->push, job->program, job->package.version_name, state);
+    job->reported_at = 0;               //  send now
+}
+
+static void
+s_job_send_done (af_node_t *self, job_t *job)
+{
+    af_msg_t *done = af_msg_new (AF_MSG_DONE);
+    snprintf (done->push_id, sizeof done->push_id, "%s", job->push);
+    snprintf (done->state, sizeof done->state, "%s", job->outcome);
+    snprintf (done->version_name, sizeof done->version_name, "%s", job->package.version_name);
+    snprintf (done->reason, sizeof done->reason, "%s", job->reason);
+    done->files = job->files;
+    pending_t *pending = node_request (self, NULL, "done", done);
+    memcpy (job->done_rid, pending->hex, sizeof job->done_rid);
+    job->reported_at = zclock_mono ();
+}
+
+void
+node_job_fetch (af_node_t *self, job_t *job)
+{
+    af_msg_t *fetch = af_msg_new (AF_MSG_FETCH);
+    snprintf (fetch->hash, sizeof fetch->hash, "%s", job->fetch_hash);
+    fetch->offset = af_download_received (job->download);
+    fetch->credit = NODE_CREDIT;
+    job->refetched = fetch->offset > 0 || job->fetch_login != 0;
+    job->fetch_login = self->logins;
+    job->owed = 0;
+    job->last_chunk = zclock_mono ();
+    pending_t *pending = node_request (self, NULL, "fetch", fetch);
+    memcpy (job->fetch_rid, pending->hex, sizeof job->fetch_rid);
+}
+
+//  How many files the install record of a program lists
+static uint32_t
+s_record_files (af_node_t *self, const char *program)
+{
+    char path [700];
+    snprintf (path, sizeof path, "%s/installed/%s.json", self->config.home, program);
+    json_error_t jerr;
+    json_t *record = json_load_file (path, 0, &jerr);
+    uint32_t files = (uint32_t) json_array_size (json_object_get (record, "files"));
+    json_decref (record);
+    return files;
+}
+
+//  The package is installed: done, unless user data comes with it
+static void
+s_job_installed (af_node_t *self, job_t *job, uint32_t files)
+{
+    //  The account's configuration of the app, if any, follows it (S1.9)
+    uint8_t key [AF_CONFIG_KEY_SIZE];
+    if (node_config_key (self, key))
+        node_config_get (self, NULL, "config-install", job->program, false);
+    sodium_memzero (key, sizeof key);
+    if (!*job->data_hash) {
+        node_job_report (self, job, "installed", files, NULL);
+        return;
+    }
+    char err [AF_MAX_REASON + 1];
+    af_download_destroy (&job->download);
+    if (*job->part)
+        unlink (job->part);
+    job->files = files;
+    job->data_phase = true;
+    snprintf (job->part, sizeof job->part, "%s/incoming/%s.data", self->config.home, job->push);
+    snprintf (job->fetch_hash, sizeof job->fetch_hash, "%s", job->data_hash);
+    job->fetch_total = job->data_total;
+    job->download = af_download_new (job->part, job->data_hash, job->data_total, err, sizeof err);
+    if (!job->download) {
+        node_job_report (self, job, "failed", files, "installed, but the user data cannot be received: %s", err);
+        return;
+    }
+    job->state = JOB_FETCHING;
+    zsys_info ("node: receiving the user data of %s (%llu bytes)", job->program,
+               (unsigned long long) job->data_total);
+    node_job_fetch (self, job);
+}
+
+//  The user data is in and verified: it replaces the app's data directory
+static void
+s_job_import (af_node_t *self, job_t *job)
+{
+    char err [AF_MAX_REASON + 1];
+    af_download_keep (job->download);
+    af_download_destroy (&job->download);
+    if (af_install_data (self->config.home, "data", job->program, job->part, err, sizeof err))
+        node_job_report (self, job, "failed", job->files, "installed, but the user data was not imported: %s", err);
+    else
+        node_job_report (self, job, "installed", job->files, "with the user data of device %.8s", job->from);
+}
+
+//  The package is in and verified: install it
+static void
+s_job_install (af_node_t *self, job_t *job)
+{
+    af_install_info_t info;
+    memset (&info, 0, sizeof info);
+    snprintf (info.program, sizeof info.program, "%s", job->program);
+    snprintf (info.version_name, sizeof info.version_name, "%s", job->package.version_name);
+    info.version_code = job->package.version_code;
+    snprintf (info.hash, sizeof info.hash, "%s", job->package.hash);
+    snprintf (info.push_id, sizeof info.push_id, "%s", job->push);
+    info.installed_at = (uint64_t) zclock_time ();
+    char err [AF_MAX_REASON + 1];
+    af_download_keep (job->download);
+    af_download_destroy (&job->download);
+    if (*self->config.install_cmd) {
+        snprintf (info.method, sizeof info.method, "command");
+        job->info = info;
+        char log [600];
+        snprintf (log, sizeof log, "%s/install.log", self->config.home);
+        job->cmd = af_install_cmd_start (self->config.install_cmd, job->part, &info,
+                                         self->config.install_timeout_s * 1000, log, err, sizeof err);
+        if (!job->cmd)
+            node_job_report (self, job, "failed", 0, "%s", err);
+        else
+            job->state = JOB_INSTALLING;
+        return;
+    }
+    snprintf (info.method, sizeof info.method, "builtin");
+    if (af_install_builtin (self->config.home, job->part, &info, err, sizeof err))
+        node_job_report (self, job, "failed", 0, "%s", err);
+    else {
+        node_report (self, "install", &info);
+        s_job_installed (self, job, s_record_files (self, job->program));
+    }
+}
+
+//  Start the first job if none is running
+void
+node_jobs_run (af_node_t *self)
+{
+    job_t *job = (job_t *) zlistx_first (self->jobs);
+    if (!job || !self->logged_in)
+        return;
+    if (job->state == JOB_REPORTING) {
+        if (job->reported_at == 0)
+            s_job_send_done (self, job);
+        return;
+    }
+    if (job->state != JOB_WAITING)
+        return;
+    char err [AF_MAX_REASON + 1];
+    if (job->fit == AF_FIT_STORE_LINK || !*job->package.hash) {
+        //  Nothing to download: record the link for the user, report it
+        char path [700];
+        snprintf (path, sizeof path, "%s/links/%s.json", self->config.home, job->program);
+        json_t *link = json_pack ("{s:s, s:s, s:s, s:s, s:s, s:I}", "program", job->program,
+                                  "storeLink", job->package.store_link, "versionName",
+                                  job->package.version_name, "pushId", job->push, "from", job->from,
+                                  "at", (json_int_t) zclock_time ());
+        if (zsys_dir_create ("%s/links", self->config.home) || json_dump_file (link, path, JSON_COMPACT))
+            node_job_report (self, job, "failed", 0, "cannot record the store link in %s", path);
+        else
+            node_job_report (self, job, "store-link", 0, "%s", job->package.store_link);
+        json_decref (link);
+        return;
+    }
+    //  The same package installed already (a repeated offer, or the node
+    //  stopped after installing and before the broker heard): a no-op
+    af_install_info_t info;
+    if (af_install_record_read (self->config.home, job->program, &info) == 0
+    &&  streq (info.hash, job->package.hash)) {
+        s_job_installed (self, job, 0);
+        return;
+    }
+    snprintf (job->part, sizeof job->part, "%s/incoming/%s.part", self->config.home, job->push);
+    snprintf (job->fetch_hash, sizeof job->fetch_hash, "%s", job->package.hash);
+    job->fetch_total = job->package.size;
+    job->download = af_download_new (job->part, job->package.hash, job->package.size, err, sizeof err);
+    if (!job->download) {
+        node_job_report (self, job, "failed", 0, "%s", err);
+        return;
+    }
+    job->state = JOB_FETCHING;
+    if (job->package.size == 0) {
+        s_job_install (self, job);
+        return;
+    }
+    zsys_info ("node: receiving %s %s (%llu bytes) for push %s", job->program, job->package.version_name,
+               (unsigned long long) job->package.size, job->push);
+    node_job_fetch (self, job);
+}
+
+//  Return owed credit, as the rate limit allows
+static void
+s_job_credit (af_node_t *self, job_t *job)
+{
+    if (job->state != JOB_FETCHING || job->owed == 0)
+        return;
+    uint32_t give = job->owed;
+    if (self->config.rate_kib) {
+        int64_t now = zclock_mono ();
+        double rate = (double) self->config.rate_kib * 1024;
+        job->tokens += rate * (double) (now - job->tokens_at) / 1000;
+        job->tokens_at = now;
+        if (job->tokens > rate)
+            job->tokens = rate;     //  no bursts beyond one second's worth
+        give = 0;
+        while (give < job->owed && job->tokens >= AF_MAX_CHUNK) {
+            job->tokens -= AF_MAX_CHUNK;
+            give++;
+        }
+    }
+    if (give == 0)
+        return;
+    af_msg_t *credit = af_msg_new (AF_MSG_CREDIT);
+    snprintf (credit->hash, sizeof credit->hash, "%s", job->fetch_hash);
+    credit->credit = give;
+    if (node_send (self, credit) == 0)
+        job->owed -= give;
+    af_msg_destroy (&credit);
+}
+
+void
+node_on_chunk (af_node_t *self, af_msg_t *msg)
+{
+    job_t *job = (job_t *) zlistx_first (self->jobs);
+    if (!job || job->state != JOB_FETCHING || !streq (job->fetch_hash, msg->hash)) {
+        zsys_warning ("node: dropped a chunk of %.16s...: no transfer of it is running", msg->hash);
+        return;
+    }
+    char err [AF_MAX_REASON + 1];
+    if (job->refetched && msg->offset < af_download_received (job->download)) {
+        //  Sent for the FETCH before the last one, still in flight: we have
+        //  these bytes, and the broker's new transfer does not count it
+        return;
+    }
+    int rc = af_download_chunk (job->download, msg, err, sizeof err);
+    job->last_chunk = zclock_mono ();
+    if (rc < 0 && job->data_phase)
+        node_job_report (self, job, "failed", job->files, "installed, but the user data failed: %s", err);
+    else
+    if (rc < 0)
+        node_job_report (self, job, "failed", 0, "%s", err);
+    else
+    if (rc == 1 && job->data_phase)
+        s_job_import (self, job);
+    else
+    if (rc == 1)
+        s_job_install (self, job);
+    else {
+        job->owed++;
+        s_job_credit (self, job);
+    }
+    node_jobs_run (self);
+}
+
+//  An outbox item: decode what it carries, act, acknowledge results
+void
+node_on_item (af_node_t *self, af_msg_t *item)
+{
+    char err [AF_MAX_REASON + 1];
+    af_msg_t *msg = NULL;
+    int code = af_msg_decode (item->body, item->body_size, &msg, err, sizeof err, NULL, NULL);
+    if (code == AF_OK && msg->id == AF_MSG_UNINSTALL) {
+        char err [AF_MAX_REASON + 1];
+        if (node_uninstall_local (self, msg->program, err, sizeof err))
+            zsys_info ("node: device %.8s asked to uninstall %s: %s", msg->from, msg->program, err);
+        af_msg_t *ack = af_msg_new (AF_MSG_ACK);
+        memcpy (ack->item, item->item, sizeof ack->item);
+        node_send (self, ack);
+        af_msg_destroy (&ack);
+        af_msg_destroy (&msg);
+        return;
+    }
+    if (code != AF_OK || (msg->id != AF_MSG_OFFER && msg->id != AF_MSG_RESULT)) {
+        //  Acknowledge it anyway: a bad item must not block the queue
+        zsys_warning ("node: dropped outbox item %s: %s", item->item,
+                      code != AF_OK? err: "not an OFFER or RESULT");
+        af_msg_t *ack = af_msg_new (AF_MSG_ACK);
+        memcpy (ack->item, item->item, sizeof ack->item);
+        node_send (self, ack);
+        af_msg_destroy (&ack);
+        af_msg_destroy (&msg);
+        return;
+    }
+    if (msg->id == AF_MSG_RESULT) {
+        json_t *push = node_push_find (self, msg->push_id);
+        if (!push) {
+            //  Started before this node's pushes.json was lost: keep it anyway
+            push = json_pack ("{s:s, s:s, s:I, s:[]}", "pushId", msg->push_id, "program", msg->program,
+                              "at", (json_int_t) zclock_time (), "targets");
+            json_array_append_new (self->pushes, push);
+        }
+        if (streq (msg->device_id, self->device_id))
+            zhashx_delete (self->auto_installs, msg->program);
+        json_t *target = node_push_target (push, msg->device_id, true);
+        json_object_set_new (target, "state", json_string (msg->state));
+        json_object_set_new (target, "versionName", json_string (msg->version_name));
+        json_object_set_new (target, "reason", json_string (msg->reason));
+        json_object_set_new (target, "finishedAt", json_integer ((json_int_t) zclock_time ()));
+        node_pushes_save (self);
+        zsys_info ("node: push %s of %s: device %s %s%s%s", msg->push_id, msg->program, msg->device_id,
+                   msg->state, *msg->reason? ": ": "", msg->reason);
+        af_msg_t *ack = af_msg_new (AF_MSG_ACK);
+        memcpy (ack->item, item->item, sizeof ack->item);
+        node_send (self, ack);
+        af_msg_destroy (&ack);
+    }
+    else {
+        job_t *job = s_job_find (self, msg->push_id);
+        if (job) {
+            //  Delivered again after a reconnect: we are on it already (and
+            //  asked again at the login, unless that FETCH is still to go)
+            if (job->state == JOB_FETCHING && job == zlistx_first (self->jobs)
+            &&  job->fetch_login != self->logins)
+                node_job_fetch (self, job);
+            else
+            if (job->state == JOB_REPORTING)
+                job->reported_at = 0;
+        }
+        else
+        if (zlistx_size (self->jobs) >= NODE_MAX_JOBS)
+            zsys_warning ("node: %d offers queued; offer %s waits for redelivery", NODE_MAX_JOBS, msg->push_id);
+        else {
+            job = (job_t *) zmalloc (sizeof (job_t));
+            assert (job);
+            snprintf (job->push, sizeof job->push, "%s", msg->push_id);
+            snprintf (job->program, sizeof job->program, "%s", msg->program);
+            snprintf (job->from, sizeof job->from, "%s", msg->from);
+            snprintf (job->item, sizeof job->item, "%s", item->item);
+            job->package = msg->package;
+            job->fit = msg->fit;
+            snprintf (job->data_hash, sizeof job->data_hash, "%s", msg->data_hash);
+            job->data_total = msg->data_total;
+            job->state = JOB_WAITING;
+            job->tokens_at = zclock_mono ();
+            zlistx_add_end (self->jobs, job);
+            zsys_info ("node: offered %s %s by device %s (push %s)", msg->program,
+                       msg->package.version_name, msg->from, msg->push_id);
+        }
+        node_jobs_run (self);
+    }
+    af_msg_destroy (&msg);
+}
+
+//  Timer work for jobs: install commands, stalls, unanswered reports
+void
+node_jobs_tick (af_node_t *self)
+{
+    job_t *job = (job_t *) zlistx_first (self->jobs);
+    if (!job)
+        return;
+    int64_t now = zclock_mono ();
+    if (job->state == JOB_INSTALLING) {
+        char err [AF_MAX_REASON + 1];
+        int rc = af_install_cmd_poll (job->cmd, err, sizeof err);
+        if (rc == 0) {
+            if (af_install_record_write (self->config.home, &job->info, NULL, err, sizeof err))
+                node_job_report (self, job, "failed", 0, "installed, but %s", err);
+            else {
+                node_report (self, "install", &job->info);
+                s_job_installed (self, job, 0);
+            }
+        }
+        else
+        if (rc < 0)
+            node_job_report (self, job, "failed", 0, "%s", err);
+    }
+    else
+    if (job->state == JOB_FETCHING) {
+        s_job_credit (self, job);
+        //  Chunks in flight but none for a while: the broker lost the
+        //  transfer (it restarted, or our connection changed); resume
+        if (job->owed < NODE_CREDIT && self->logged_in && now - job->last_chunk > NODE_STALL_MS) {
+            zsys_warning ("node: no chunk of %s for %d s; asking again from byte %llu", job->program,
+                          NODE_STALL_MS / 1000, (unsigned long long) af_download_received (job->download));
+            node_job_fetch (self, job);
+        }
+    }
+    else
+    if (job->state == JOB_REPORTING && job->reported_at
+    &&  now - job->reported_at > self->config.request_timeout_ms)
+        job->reported_at = 0;           //  no OK came: report again
+    node_jobs_run (self);
+}

@@ -1,0 +1,174 @@
+/*  =========================================================================
+    node_reports - install reports and install lists (S0.1, S0.2, S1.5, S1.8)
+
+    Every install and uninstall here is queued in HOME/reports/ (the
+    af_reports class) with this device's own rising seq and sent to the
+    broker in order, one at a time, each removed when the broker says OK.
+    After every login they go first, before any sync request; when one
+    side lost state (LOGIN_OK's reportSeq says which), or the broker asks,
+    the whole install list goes instead.
+    =========================================================================
+*/
+#include "node_int.h"
+
+#include <errno.h>
+
+//  Send the next queued report, if the broker is ready for it
+void
+node_reports_flush (af_node_t *self)
+{
+    if (!self->logged_in || *self->report_rid || self->listing)
+        return;
+    af_report_t report;
+    if (!af_reports_next (self->reports, self->acked_seq, &report)) {
+        if (self->catching_up) {
+            self->catching_up = false;
+            //  Configuration edits made offline go next, then what others
+            //  changed meanwhile comes back; then the held sync requests
+            node_config_scan (self);
+            const char *program;
+            json_t *entry;
+            json_object_foreach (json_object_get (self->shares, "shared"), program, entry)
+                node_config_get (self, NULL, "config-sync", program, false);
+            node_flush_unsent (self);
+        }
+        return;
+    }
+    af_msg_t *msg = af_msg_new (AF_MSG_REPORT);
+    msg->seq = report.seq;
+    snprintf (msg->op, sizeof msg->op, "%s", report.op);
+    snprintf (msg->program, sizeof msg->program, "%s", report.program);
+    snprintf (msg->version_name, sizeof msg->version_name, "%s", report.version_name);
+    snprintf (msg->hash, sizeof msg->hash, "%s", report.hash);
+    msg->version_code = report.version_code;
+    msg->at = report.at;
+    pending_t *pending = node_request (self, NULL, "report", msg);
+    memcpy (self->report_rid, pending->hex, sizeof self->report_rid);
+}
+
+//  Queue a report of an install or uninstall on this device
+void
+node_report (af_node_t *self, const char *op, const af_install_info_t *info)
+{
+    af_report_t report;
+    memset (&report, 0, sizeof report);
+    report.seq = self->next_seq++;
+    node_state_save (self);
+    snprintf (report.op, sizeof report.op, "%s", op);
+    snprintf (report.program, sizeof report.program, "%s", info->program);
+    snprintf (report.version_name, sizeof report.version_name, "%s", info->version_name);
+    report.version_code = info->version_code;
+    snprintf (report.hash, sizeof report.hash, "%s", info->hash);
+    report.at = info->installed_at? info->installed_at: (uint64_t) zclock_time ();
+    af_reports_add (self->reports, &report);
+    node_reports_flush (self);
+}
+
+//  This device's install list, from its install records
+af_msg_t *
+node_install_list (af_node_t *self)
+{
+    af_msg_t *list = af_msg_new (AF_MSG_LIST);
+    json_t *doc = node_installed_doc (self);
+    json_t *installed = json_object_get (doc, "installed");
+    size_t count = json_array_size (installed) < AF_MAX_APPS? json_array_size (installed): AF_MAX_APPS;
+    af_msg_set_app_count (list, (uint32_t) count);
+    for (size_t i = 0; i < count; i++) {
+        json_t *record = json_array_get (installed, i);
+        af_app_t *app = &list->apps [i];
+        const char *text;
+        text = json_string_value (json_object_get (record, "program"));
+        snprintf (app->program, sizeof app->program, "%s", text? text: "");
+        text = json_string_value (json_object_get (record, "versionName"));
+        snprintf (app->version_name, sizeof app->version_name, "%s", text? text: "");
+        text = json_string_value (json_object_get (record, "hash"));
+        snprintf (app->hash, sizeof app->hash, "%s", text? text: "");
+        app->version_code = (uint64_t) json_integer_value (json_object_get (record, "versionCode"));
+        app->at = (uint64_t) json_integer_value (json_object_get (record, "installedAt"));
+    }
+    json_decref (doc);
+    return list;
+}
+
+//  After LOGIN_OK: the broker has applied our reports up to broker_seq.
+//  If it knows less than we know it had (its store was lost), or more
+//  than we ever sent (our home was lost), the whole list goes instead.
+void
+node_reports_login (af_node_t *self, uint64_t broker_seq, bool send_list)
+{
+    self->report_rid [0] = 0;
+    self->catching_up = true;
+    //  First contact (nothing sent, nothing known) sends the list too, so
+    //  apps installed before this device ever logged in are known
+    if (broker_seq < self->acked_seq || broker_seq >= self->next_seq
+    ||  (broker_seq == 0 && self->acked_seq == 0) || send_list) {
+        uint64_t seq = broker_seq >= self->next_seq? broker_seq + 1: self->next_seq;
+        self->next_seq = seq + 1;
+        node_state_save (self);
+        af_msg_t *list = node_install_list (self);
+        list->seq = seq;
+        zsys_info ("node: sending the whole install list (%s; the broker has our reports up to %llu, we sent up to %llu)",
+                   send_list? "the broker asks for it": "to mend a lost state", (unsigned long long) broker_seq,
+                   (unsigned long long) self->acked_seq);
+        pending_t *pending = node_request (self, NULL, "list", list);
+        memcpy (self->list_rid, pending->hex, sizeof self->list_rid);
+        self->listing = true;
+        return;
+    }
+    self->acked_seq = broker_seq;
+    af_reports_drop (self->reports, broker_seq);
+    node_reports_flush (self);
+}
+
+//  The broker's answer to a REPORT or LIST
+void
+node_reports_answer (af_node_t *self, pending_t *pending, af_msg_t *msg)
+{
+    if (streq (pending->verb, "list") && streq (pending->hex, self->list_rid)) {
+        self->listing = false;
+        self->list_rid [0] = 0;
+        if (msg->id == AF_MSG_OK) {
+            self->acked_seq = self->next_seq - 1;
+            node_state_save (self);
+            af_reports_drop (self->reports, self->acked_seq);
+        }
+    }
+    else
+    if (streq (pending->verb, "report") && streq (pending->hex, self->report_rid)) {
+        self->report_rid [0] = 0;
+        af_report_t report;
+        if (af_reports_next (self->reports, self->acked_seq, &report) && msg->id == AF_MSG_OK) {
+            self->acked_seq = report.seq;
+            node_state_save (self);
+            af_reports_drop (self->reports, report.seq);
+        }
+        if (msg->id != AF_MSG_OK)
+            zsys_warning ("node: the broker did not store a report: %s; sending it again later", msg->reason);
+    }
+    if (msg->id == AF_MSG_OK)
+        node_reports_flush (self);
+}
+
+//  Uninstall a program here and report it. 0, or -1 with err.
+int
+node_uninstall_local (af_node_t *self, const char *program, char *err, size_t errlen)
+{
+    af_install_info_t info;
+    char path [700];
+    if (strlen (program) > AF_MAX_PROGRAM || strchr (program, '/') || *program == '.'
+    ||  af_install_record_read (self->config.home, program, &info)) {
+        snprintf (err, errlen, "%s is not installed here", program);
+        return -1;
+    }
+    snprintf (path, sizeof path, "%s/installed/%s.json", self->config.home, program);
+    if (af_install_remove (self->config.home, program, err, errlen))
+        return -1;
+    if (unlink (path)) {
+        snprintf (err, errlen, "cannot remove %s: %s", path, strerror (errno));
+        return -1;
+    }
+    info.installed_at = (uint64_t) zclock_time ();
+    node_report (self, "uninstall", &info);
+    zsys_info ("node: uninstalled %s", program);
+    return 0;
+}
