@@ -1,12 +1,24 @@
 /*  =========================================================================
     af_node - the device node: one per device, talks to the broker for it
 
-    The broker connection is a DEALER with ZMQ_IMMEDIATE, so a send while
-    the broker is unreachable fails at once instead of piling up stale
-    messages; CLI requests that cannot be sent yet wait (unsent) until the
-    connection is up or their deadline passes, and then get a clear error.
-    Every CLI request gets exactly one reply: the broker's answer, or an
-    error saying why there is none.
+    This file is the node's frame: its life cycle, the connection to the
+    broker, the login and the session, the dispatch of what the broker
+    sends on its own (a table indexed by command; answers go to their
+    requests, node_request.c), and the timer (heartbeats, reconnects,
+    deadlines, retries). What the node does is in one file per concern,
+    over node_int.h: node_cli (the CLI socket and its verb table),
+    node_docs (the JSON the CLI gets), node_jobs (offers received),
+    node_upload (user data sent with a push), node_reports (install
+    reports), node_config (shared configurations), node_pushes (pushes
+    this device starts, automatic mode), node_notify (notifications).
+
+    The node reconnects by itself: it PINGs every heartbeat; silence for
+    heartbeat x liveness drops and re-creates the connection; a PONG that
+    says the connection has no session (the broker restarted) triggers a
+    LOGIN by key with the saved device ID. Whatever ends a session (that
+    PONG, DISCONNECT, an ERROR 440, a new connection, a LOGOUT) goes
+    through node_session_end, which drops the requests the node makes
+    again after the next login.
     =========================================================================
 */
 #include "node_int.h"
@@ -27,18 +39,6 @@ af_node_config_defaults (af_node_config_t *config)
     config->liveness = AF_HEARTBEAT_LIVENESS;
     config->request_timeout_ms = AF_REQUEST_TIMEOUT_MS + 5000;
     config->install_timeout_s = 300;
-}
-
-static void
-s_pending_free (void **item)
-{
-    pending_t *pending = (pending_t *) *item;
-    if (pending) {
-        zframe_destroy (&pending->client);
-        af_msg_destroy (&pending->unsent);
-        free (pending);
-        *item = NULL;
-    }
 }
 
 //  --------------------------------------------------------------------------
@@ -92,10 +92,12 @@ s_state_load (af_node_t *self)
 }
 
 //  --------------------------------------------------------------------------
-//  Broker connection, requests, login
+//  Broker connection
 
 static int s_dealer_event (zloop_t *loop, zsock_t *reader, void *arg);
 
+//  A new connection (at start, and after a silence): what was sent on the
+//  old one will not be answered
 static int
 s_connect (af_node_t *self)
 {
@@ -103,6 +105,8 @@ s_connect (af_node_t *self)
         zloop_reader_end (self->loop, self->dealer);
         zsock_destroy (&self->dealer);
     }
+    self->connected = false;
+    node_session_end (self);
     self->dealer = zsock_new (ZMQ_DEALER);
     if (!self->dealer)
         return -1;
@@ -116,8 +120,6 @@ s_connect (af_node_t *self)
         zsys_error ("node: cannot connect to %s: %s", self->config.broker, zmq_strerror (zmq_errno ()));
         return -1;
     }
-    self->connected = false;
-    self->logged_in = false;
     self->last_rx = zclock_mono ();
     zloop_reader (self->loop, self->dealer, s_dealer_event, self);
     return 0;
@@ -129,47 +131,72 @@ node_send (af_node_t *self, af_msg_t *msg)
     return af_msg_send (msg, self->dealer, NULL);
 }
 
-//  Track a request; send it now or when connected. Takes msg.
-pending_t *
-node_request (af_node_t *self, zframe_t *client, const char *verb, af_msg_t *msg)
+//  --------------------------------------------------------------------------
+//  Login and session (protocol/SPEC.md 8.3)
+
+void
+node_session_end (af_node_t *self)
 {
-    pending_t *pending = (pending_t *) zmalloc (sizeof (pending_t));
-    assert (pending);
-    af_msg_set_rid_random (msg);
-    sodium_bin2hex (pending->hex, sizeof pending->hex, msg->rid, AF_ID_SIZE);
-    pending->client = client? zframe_dup (client): NULL;
-    snprintf (pending->verb, sizeof pending->verb, "%s", verb);
-    pending->deadline = zclock_mono () + self->config.request_timeout_ms;
-    if (self->connected && node_send (self, msg) == 0)
-        af_msg_destroy (&msg);
-    else {
-        //  Not connected: wait a little for the connection, not the whole timeout
-        pending->unsent = msg;
-        if (self->config.request_timeout_ms > NODE_UNSENT_WAIT_MS)
-            pending->deadline = zclock_mono () + NODE_UNSENT_WAIT_MS;
+    self->logged_in = false;
+    node_requests_session_end (self);
+}
+
+//  LOGIN_OK, to our own LOGIN or the user's: the session is open
+void
+node_login_ok (af_node_t *self, af_msg_t *msg)
+{
+    self->logged_in = true;
+    self->logins++;
+    self->switching = false;
+    //  Beat at least as often as the broker expects
+    if (msg->heartbeat >= 50 && (int) msg->heartbeat < self->heartbeat_ms)
+        self->heartbeat_ms = (int) msg->heartbeat;
+    self->login_error [0] = 0;
+    if (!streq (self->account, msg->account) || !streq (self->device_id, msg->device_id)) {
+        snprintf (self->account, sizeof self->account, "%s", msg->account);
+        snprintf (self->device_id, sizeof self->device_id, "%s", msg->device_id);
+        //  Another device: its reports start afresh
+        self->next_seq = 1;
+        self->acked_seq = 0;
+        af_reports_drop (self->reports, UINT64_MAX);
+        node_state_save (self);
     }
-    zhashx_insert (self->pending, pending->hex, pending);
-    return pending;
+    zsys_info ("node: logged in to '%s' as device %s", self->account, self->device_id);
+    //  The reports first, then what waited for the session
+    node_reports_login (self, msg->report_seq, msg->send_list);
+    node_auto_sync (self);
+    node_jobs_login (self);
+    node_requests_flush (self);
 }
 
-//  Track a request that waits for the install reports to go first
-pending_t *
-node_request_held (af_node_t *self, zframe_t *client, const char *verb, af_msg_t *msg)
+//  The user logged out: no automatic login after
+void
+node_logged_out (af_node_t *self)
 {
-    if (!self->catching_up)
-        return node_request (self, client, verb, msg);
-    pending_t *pending = (pending_t *) zmalloc (sizeof (pending_t));
-    assert (pending);
-    af_msg_set_rid_random (msg);
-    sodium_bin2hex (pending->hex, sizeof pending->hex, msg->rid, AF_ID_SIZE);
-    pending->client = client? zframe_dup (client): NULL;
-    snprintf (pending->verb, sizeof pending->verb, "%s", verb);
-    pending->deadline = zclock_mono () + self->config.request_timeout_ms;
-    pending->unsent = msg;
-    zhashx_insert (self->pending, pending->hex, pending);
-    return pending;
+    node_session_end (self);
+    self->account [0] = self->device_id [0] = 0;
+    af_msg_destroy (&self->list);
+    node_state_save (self);
 }
 
+static bool
+s_auto_login_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
+{
+    (void) pending;
+    self->auto_login [0] = 0;
+    if (answer && answer->id == AF_MSG_LOGIN_OK)
+        node_login_ok (self, answer);
+    else
+    if (answer && answer->id == AF_MSG_ERROR) {
+        snprintf (self->login_error, sizeof self->login_error, "%s: %s",
+                  af_code_name ((int) answer->code), answer->reason);
+        zsys_warning ("node: automatic login refused: %s (log in again with a password)",
+                      self->login_error);
+    }
+    return true;
+}
+
+//  Log in again by key with the saved device ID (no password)
 static void
 s_login_by_key (af_node_t *self)
 {
@@ -181,21 +208,60 @@ s_login_by_key (af_node_t *self)
     snprintf (login->device_id, sizeof login->device_id, "%s", self->device_id);
     login->device = self->device;
     login->has_device = true;
-    pending_t *pending = node_request (self, NULL, "auto-login", login);
+    pending_t *pending = node_request (self, s_auto_login_answer, 0, NULL, login);
     memcpy (self->auto_login, pending->hex, sizeof self->auto_login);
 }
 
-void
-node_flush_unsent (af_node_t *self)
+//  --------------------------------------------------------------------------
+//  What the broker sends on its own (not answers), by command
+
+static void
+s_on_pong (af_node_t *self, af_msg_t **msg_p)
 {
-    for (pending_t *p = (pending_t *) zhashx_first (self->pending); p;
-         p = (pending_t *) zhashx_next (self->pending))
-        if (p->unsent && !(self->catching_up && streq (p->verb, "sync"))
-        &&  node_send (self, p->unsent) == 0) {
-            af_msg_destroy (&p->unsent);
-            p->deadline = zclock_mono () + self->config.request_timeout_ms;
-        }
+    if (self->logged_in && !(*msg_p)->logged_in) {
+        zsys_info ("node: the broker lost our session (restarted?); logging in again");
+        node_session_end (self);
+    }
+    if (!self->logged_in)
+        s_login_by_key (self);
 }
+
+static void
+s_on_disconnect (af_node_t *self, af_msg_t **msg_p)
+{
+    //  Our device logged in on another connection (another process with
+    //  our keypair?): do not fight over the session
+    node_session_end (self);
+    snprintf (self->login_error, sizeof self->login_error, "disconnected by the broker: %s", (*msg_p)->reason);
+    zsys_warning ("node: %s; not logging in again until told to", self->login_error);
+}
+
+//  Pushed on every change in the account's devices: kept
+static void
+s_on_device_list (af_node_t *self, af_msg_t **msg_p)
+{
+    af_msg_destroy (&self->list);
+    self->list = *msg_p;
+    *msg_p = NULL;
+    self->list_at = zclock_time ();
+    self->lists_received++;
+    if (self->config.verbose)
+        zsys_info ("node: device list received (%u devices)", self->list->device_count);
+}
+
+static const struct {
+    node_pushed_fn *handle;
+    bool or_answer;                 //  with a rid it answers a request instead
+} s_pushed [AF_MSG_COUNT] = {
+    [AF_MSG_PONG]           = { s_on_pong, false },
+    [AF_MSG_DISCONNECT]     = { s_on_disconnect, false },
+    [AF_MSG_DEVICE_LIST]    = { s_on_device_list, true },
+    [AF_MSG_NOTIFY]         = { node_on_notify, false },
+    [AF_MSG_ITEM]           = { node_on_item, false },
+    [AF_MSG_CHUNK]          = { node_jobs_chunk, false },
+    [AF_MSG_CREDIT]         = { node_upload_credit, true },
+    [AF_MSG_PROGRESS]       = { node_push_progress, false },
+};
 
 static int
 s_dealer_event (zloop_t *loop, zsock_t *reader, void *arg)
@@ -223,196 +289,21 @@ s_dealer_event (zloop_t *loop, zsock_t *reader, void *arg)
     if (!self->connected) {
         self->connected = true;
         zsys_info ("node: connected to %s", self->config.broker);
-        node_flush_unsent (self);
+        node_requests_flush (self);
     }
-    if (msg->id == AF_MSG_PONG) {
-        if (self->logged_in && !msg->logged_in) {
-            zsys_info ("node: the broker lost our session (restarted?); logging in again");
-            self->logged_in = false;
-        }
-        if (!self->logged_in)
-            s_login_by_key (self);
-    }
-    else
-    if (msg->id == AF_MSG_DISCONNECT) {
-        //  Our device logged in on another connection (another process
-        //  with our keypair?): do not fight over the session
-        self->logged_in = false;
-        snprintf (self->login_error, sizeof self->login_error, "disconnected by the broker: %s", msg->reason);
-        zsys_warning ("node: %s; not logging in again until told to", self->login_error);
-    }
-    else
-    if (msg->id == AF_MSG_DEVICE_LIST && !msg->has_rid) {
-        //  Pushed on every change in the account's devices
-        af_msg_destroy (&self->list);
-        self->list = msg;
-        msg = NULL;
-        self->list_at = zclock_time ();
-        self->lists_received++;
-        if (self->config.verbose)
-            zsys_info ("node: device list received (%u devices)", self->list->device_count);
-    }
-    else
-    if (msg->id == AF_MSG_CHUNK)
-        node_on_chunk (self, msg);
-    else
-    if (msg->id == AF_MSG_CREDIT && !msg->has_rid) {
-        if (self->upload && streq (self->upload->hash, msg->hash)) {
-            self->upload->credit += msg->credit;
-            node_upload_pump (self);
-        }
-    }
-    else
-    if (msg->id == AF_MSG_ITEM)
-        node_on_item (self, msg);
-    else
-    if (msg->id == AF_MSG_PROGRESS) {
-        json_t *push = node_push_find (self, msg->push_id);
-        json_t *target = push? node_push_target (push, msg->device_id, false): NULL;
-        if (target) {
-            json_object_set_new (target, "bytes", json_integer ((json_int_t) msg->offset));
-            json_object_set_new (target, "total", json_integer ((json_int_t) msg->total));
-        }
-    }
-    else
-    if (msg->id == AF_MSG_NOTIFY) {
-        //  Text bodies are shown as text, anything else as hex
-        bool text = msg->body_size > 0;
-        for (uint32_t i = 0; text && i < msg->body_size; i++)
-            text = msg->body [i] >= 0x20 || msg->body [i] == '\n' || msg->body [i] == '\t';
-        char *shown = (char *) malloc (2 * (size_t) msg->body_size + 1);
-        assert (shown);
-        if (text) {
-            memcpy (shown, msg->body, msg->body_size);
-            shown [msg->body_size] = 0;
-        }
-        else
-            sodium_bin2hex (shown, 2 * (size_t) msg->body_size + 1, msg->body, msg->body_size);
-        json_t *entry = json_pack ("{s:s, s:s, s:s, s:s, s:I}", "from", msg->device_id, "kind", msg->kind,
-                                   text? "text": "hex", shown, "encoding", text? "text": "hex",
-                                   "at", (json_int_t) zclock_time ());
-        free (shown);
-        if (entry) {
-            json_array_append_new (self->inbox, entry);
-            if (json_array_size (self->inbox) > NODE_MAX_INBOX)
-                json_array_remove (self->inbox, 0);
-        }
-        self->notifications++;
-        if (self->config.verbose)
-            zsys_info ("node: notification '%s' from %s", msg->kind, msg->device_id);
-        if (streq (msg->kind, "installed"))
-            node_auto_sync (self);
-        char program [AF_MAX_PROGRAM + 1] = "";
-        if (streq (msg->kind, "config") && msg->body_size <= AF_MAX_PROGRAM) {
-            memcpy (program, msg->body, msg->body_size);
-            program [msg->body_size] = 0;
-            if (json_object_get (json_object_get (self->shares, "shared"), program))
-                node_config_get (self, NULL, "config-sync", program, false);
-        }
-    }
+    node_pushed_fn *handle = s_pushed [msg->id].handle;
+    if (handle && !(s_pushed [msg->id].or_answer && msg->has_rid))
+        handle (self, &msg);
     else
     if (msg->has_rid) {
-        char hex [AF_ID_HEX + 1];
-        sodium_bin2hex (hex, sizeof hex, msg->rid, AF_ID_SIZE);
-        pending_t *pending = (pending_t *) zhashx_lookup (self->pending, hex);
-        if (!pending)
-            zsys_warning ("node: %s for an unknown request", af_msg_command_name (msg->id));
-        else {
-            if (msg->id == AF_MSG_LOGIN_OK) {
-                self->logged_in = true;
-                self->logins++;
-                self->switching = false;
-                //  Beat at least as often as the broker expects
-                if (msg->heartbeat >= 50 && (int) msg->heartbeat < self->heartbeat_ms)
-                    self->heartbeat_ms = (int) msg->heartbeat;
-                self->login_error [0] = 0;
-                if (!streq (self->account, msg->account) || !streq (self->device_id, msg->device_id)) {
-                    snprintf (self->account, sizeof self->account, "%s", msg->account);
-                    snprintf (self->device_id, sizeof self->device_id, "%s", msg->device_id);
-                    //  Another device: its reports start afresh
-                    self->next_seq = 1;
-                    self->acked_seq = 0;
-                    af_reports_drop (self->reports, UINT64_MAX);
-                    node_state_save (self);
-                }
-                zsys_info ("node: logged in to '%s' as device %s", self->account, self->device_id);
-                node_reports_login (self, msg->report_seq, msg->send_list);
-                node_auto_sync (self);
-                //  A transfer under way lost its broker side with the old session
-                job_t *job = (job_t *) zlistx_first (self->jobs);
-                if (job && job->state == JOB_FETCHING)
-                    node_job_fetch (self, job);
-                else
-                if (job && job->state == JOB_REPORTING)
-                    job->reported_at = 0;
-            }
-            else
-            if (streq (pending->verb, "fetch") && msg->id == AF_MSG_ERROR) {
-                job_t *job = (job_t *) zlistx_first (self->jobs);
-                if (job && job->state == JOB_FETCHING && streq (job->fetch_rid, hex))
-                    node_job_report (self, job, "failed", 0, "the broker cannot send the package: %s (%s)",
-                                  msg->reason, af_code_name ((int) msg->code));
-            }
-            else
-            if (streq (pending->verb, "report") || streq (pending->verb, "list"))
-                node_reports_answer (self, pending, msg);
-            else
-            if (streq (pending->verb, "auto-sync") && msg->id == AF_MSG_SYNC_DIFF)
-                node_auto_diff (self, msg);
-            else
-            if (streq (pending->verb, "config-sync") || streq (pending->verb, "config-install"))
-                node_config_answer (self, pending, msg);
-            else
-            if (streq (pending->verb, "config-put")) {
-                if (msg->id == AF_MSG_OK)       //  did a newer version win meanwhile?
-                    node_config_get (self, NULL, "config-sync", pending->program, false);
-                else
-                    zsys_warning ("node: the broker refused a configuration: %s", msg->reason);
-            }
-            else
-            if (streq (pending->verb, "upload")) {
-                node_upload_answer (self, pending, msg);
-                if (msg->id == AF_MSG_CREDIT) {
-                    af_msg_destroy (&msg);
-                    return 0;           //  the UPLOAD stays pending until OK
-                }
-            }
-            else
-            if (streq (pending->verb, "done")) {
-                job_t *job = (job_t *) zlistx_first (self->jobs);
-                if (job && job->state == JOB_REPORTING && streq (job->done_rid, hex)) {
-                    if (msg->id == AF_MSG_OK)
-                        zlistx_delete (self->jobs, zlistx_cursor (self->jobs));
-                    //  An error: the broker could not store it; report again later
-                }
-            }
-            else
-            if (msg->id == AF_MSG_ERROR && streq (pending->verb, "auto-login")) {
-                snprintf (self->login_error, sizeof self->login_error, "%s: %s",
-                          af_code_name ((int) msg->code), msg->reason);
-                zsys_warning ("node: automatic login refused: %s (log in again with a password)",
-                              self->login_error);
-            }
-            else
-            if (msg->id == AF_MSG_ERROR && msg->code == AF_E_NOT_LOGGED_IN)
-                self->logged_in = false;
-            else
-            if (msg->id == AF_MSG_OK && streq (pending->verb, "logout")) {
-                self->logged_in = false;
-                self->account [0] = self->device_id [0] = 0;
-                af_msg_destroy (&self->list);
-                node_state_save (self);
-            }
-            if (streq (pending->verb, "auto-login"))
-                self->auto_login [0] = 0;
-            node_answer (self, pending, msg);
-            zhashx_delete (self->pending, hex);
-            node_jobs_run (self);
-        }
+        node_requests_answer (self, msg);
+        node_jobs_run (self);
     }
     else
     if (msg->id == AF_MSG_ERROR)
         zsys_warning ("node: broker error %s: %s", af_code_name ((int) msg->code), msg->reason);
+    else
+        zsys_warning ("node: unexpected %s from the broker", af_msg_command_name (msg->id));
     af_msg_destroy (&msg);
     return 0;
 }
@@ -441,41 +332,21 @@ s_timer_event (zloop_t *loop, int timer_id, void *arg)
         if (self->connected && zmq_errno () == EAGAIN) {
             zsys_warning ("node: lost the connection to %s", self->config.broker);
             self->connected = false;
-            self->logged_in = false;
+            node_session_end (self);
         }
         af_msg_destroy (&ping);
     }
-    zlistx_t *expired = zlistx_new ();
-    for (pending_t *p = (pending_t *) zhashx_first (self->pending); p;
-         p = (pending_t *) zhashx_next (self->pending))
-        if (now > p->deadline)
-            zlistx_add_end (expired, p);
-    for (pending_t *p = (pending_t *) zlistx_first (expired); p; p = (pending_t *) zlistx_next (expired)) {
-        if (p->client && p->unsent)
-            node_ctl_error (self, p->client, AF_E_UNAVAILABLE,
-                         "not connected to the broker at %s (is it running?)", self->config.broker);
-        else
-        if (p->client)
-            node_ctl_error (self, p->client, AF_E_UNAVAILABLE, "the broker did not answer within %d ms",
-                         self->config.request_timeout_ms);
-        if (streq (p->verb, "auto-login"))
-            self->auto_login [0] = 0;
-        if (streq (p->verb, "report") && streq (p->hex, self->report_rid))
-            self->report_rid [0] = 0;
-        if (streq (p->verb, "list") && streq (p->hex, self->list_rid))
-            self->listing = false;
-        zhashx_delete (self->pending, p->hex);
-    }
-    zlistx_destroy (&expired);
+    node_requests_expire (self);
     node_jobs_tick (self);
-    if (now - self->reports_at >= 1000) {
+    if (now - self->reports_at >= NODE_REPORTS_RETRY_MS) {
         self->reports_at = now;
-        node_reports_flush (self);         //  retries what the broker did not take
+        node_reports_flush (self);      //  retries what the broker did not take
     }
-    if (now - self->config_at >= 1000) {
+    if (now - self->config_at >= NODE_CONFIG_SCAN_MS) {
         self->config_at = now;
-        node_config_scan (self);           //  edits of shared configurations go out
+        node_config_scan (self);        //  edits of shared configurations go out
     }
+    node_requests_flush (self);         //  whatever may go now
     return 0;
 }
 
@@ -547,8 +418,7 @@ af_node_new (const af_node_config_t *config, char *err, size_t errlen)
     self->chunk_packed_size = ZSTD_compressBound (AF_MAX_CHUNK);
     self->chunk_packed = (uint8_t *) malloc (self->chunk_packed_size);
     assert (self->chunk_raw && self->chunk_packed);
-    self->pending = zhashx_new ();
-    zhashx_set_destructor (self->pending, s_pending_free);
+    node_requests_new (self);
     self->inbox = json_array ();
     self->loop = zloop_new ();
 
@@ -595,7 +465,7 @@ af_node_destroy (af_node_t **self_p)
     }
     zloop_destroy (&self->loop);
     zsock_destroy (&self->dealer);
-    zhashx_destroy (&self->pending);
+    node_requests_destroy (self);
     af_msg_destroy (&self->list);
     json_decref (self->inbox);
     json_decref (self->pushes);

@@ -6,25 +6,33 @@
     serves the `appferry` CLI over an ipc socket in its home directory
     (mode 0600, so only the device's user can drive it).
 
-    Home directory layout:
+    Home directory layout (docs/ARCHITECTURE.md "Node: HOME/" has more):
       node.cert, node.cert_secret   the node's CURVE keypair (made once)
-      node.state                    account and device ID after a login;
-                                    with it the node logs in again by its
-                                    bound key after restarts, no password
-      node.sock                     the CLI's ipc socket
-      incoming/                     packages being received (PUSH.part);
-                                    emptied at start
+      node.state                    account and device ID after a login,
+                                    and the report counters; with it the
+                                    node logs in again by its bound key
+                                    after restarts, no password
+      node.sock                     the CLI's ipc socket (0600)
+      incoming/                     packages and data being received or
+                                    sent; emptied at start
       apps/PROGRAM/                 what the built-in installer unpacked
       installed/PROGRAM.json        install records (program, version,
-                                    hash, files, time, push)
+                                    hash, files, time, push, method)
+      reports/SEQ.json              install reports the broker has not
+                                    confirmed yet (af_reports)
       links/PROGRAM.json            store links received for this device
       pushes.json                   the last pushes this device started,
                                     with each target's state
+      data/PROGRAM/, config/PROGRAM/  an app's data and configuration
+      config.key, config-share.json the account's configuration key; the
+                                    apps shared, and those waiting
+      install.log                   the install command's output
 
     The node reconnects by itself: it PINGs every heartbeat; silence for
     heartbeat x liveness drops and re-creates the connection; a PONG that
     says the connection has no session (the broker restarted) triggers a
-    fresh LOGIN with the saved device ID.
+    fresh LOGIN with the saved device ID. The code is split by concern
+    over nodes/node_int.h; af_node.c says which file does what.
     =========================================================================
 */
 #ifndef AF_NODE_H_INCLUDED

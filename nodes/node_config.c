@@ -13,6 +13,7 @@
 #include "node_int.h"
 #include "af_config.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
 
@@ -66,13 +67,16 @@ s_config_set_known (af_node_t *self, const char *program, uint64_t at)
     }
 }
 
-void
-node_config_get (af_node_t *self, zframe_t *client, const char *verb, const char *program, bool previous)
+//  Did a newer version win meanwhile?
+static bool
+s_put_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
 {
-    af_msg_t *msg = af_msg_new (AF_MSG_CONFIG_GET);
-    snprintf (msg->program, sizeof msg->program, "%s", program);
-    msg->previous = previous;
-    node_request (self, client, verb, msg);
+    if (answer && answer->id == AF_MSG_OK)
+        node_config_get (self, NULL, NODE_CONFIG_SYNC, pending->program, false);
+    else
+    if (answer)
+        zsys_warning ("node: the broker refused a configuration: %s", answer->reason);
+    return true;
 }
 
 //  Send a shared app's configuration if it changed since we last sent or
@@ -102,7 +106,7 @@ s_config_upload (af_node_t *self, const char *program)
     msg->data_size = (uint32_t) size;
     //  Counted as sent now, so a slow answer does not send it twice
     s_config_set_known (self, program, at);
-    pending_t *pending = node_request (self, NULL, "config-put", msg);
+    pending_t *pending = node_request (self, s_put_answer, REQ_SESSION, NULL, msg);
     snprintf (pending->program, sizeof pending->program, "%s", program);
     zsys_info ("node: sent the configuration of %s (%zu bytes, sealed)", program, size);
 }
@@ -119,99 +123,236 @@ node_config_scan (af_node_t *self)
         s_config_upload (self, program);
 }
 
-//  The account's configuration arrived; verb says why we asked
-void
-node_config_answer (af_node_t *self, pending_t *pending, af_msg_t *msg)
-{
-    if (msg->id != AF_MSG_CONFIG)
-        return;
-    char dir [600], err [AF_MAX_REASON + 1];
-    snprintf (dir, sizeof dir, "%s/config/%s", self->config.home, msg->program);
-    bool sync = streq (pending->verb, "config-sync");
-    bool after_install = streq (pending->verb, "config-install");
-    //  A newer version from another device replaces ours; after an install
-    //  the account's version replaces the default one, asking first in
-    //  manual mode
-    if (sync && msg->at <= af_config_mtime (dir))
-        return;
-    if (after_install && !self->config.sync_auto) {
-        json_object_set_new (json_object_get (self->shares, "pending"), msg->program,
-                             json_integer ((json_int_t) msg->at));
-        node_config_save (self);
-        zsys_info ("node: the account has a configuration for %s; apply it with: appferry config apply %s",
-                   msg->program, msg->program);
-        return;
-    }
-    uint8_t key [AF_CONFIG_KEY_SIZE];
-    if (!node_config_key (self, key)) {
-        zsys_warning ("node: a configuration for %s is waiting, but this device has no account secret",
-                      msg->program);
-        return;
-    }
-    int rc = af_config_open (key, self->config.home, msg->program, msg->data, msg->data_size, err, sizeof err);
-    sodium_memzero (key, sizeof key);
-    if (rc)
-        zsys_warning ("node: configuration of %s not applied: %s", msg->program, err);
-    else {
-        uint64_t now = af_config_mtime (dir);
-        s_config_set_known (self, msg->program, now > msg->at? now: msg->at);
-        json_object_del (json_object_get (self->shares, "pending"), msg->program);
-        node_config_save (self);
-        zsys_info ("node: applied the account's configuration of %s", msg->program);
-    }
-}
-
-//  `config apply`: apply now (the user said yes); `config show`: open the
-//  version into a scratch directory and show its files
-json_t *
-node_config_doc (af_node_t *self, pending_t *pending, af_msg_t *msg, char *err, size_t errlen)
+//  Open a version of the account's configuration of a program into
+//  HOME/config/PROGRAM: it is then the one this node knows. 0, or -1 with err.
+static int
+s_config_apply (af_node_t *self, af_msg_t *msg, char *err, size_t errlen)
 {
     uint8_t key [AF_CONFIG_KEY_SIZE];
     if (!node_config_key (self, key)) {
         snprintf (err, errlen, "set the account secret first: appferry config secret");
-        return NULL;
+        return -1;
     }
-    json_t *doc = NULL;
-    if (streq (pending->verb, "config-apply")) {
+    int rc = af_config_open (key, self->config.home, msg->program, msg->data, msg->data_size, err, errlen);
+    sodium_memzero (key, sizeof key);
+    if (rc == 0) {
         char dir [600];
         snprintf (dir, sizeof dir, "%s/config/%s", self->config.home, msg->program);
-        if (af_config_open (key, self->config.home, msg->program, msg->data, msg->data_size, err, errlen) == 0) {
-            uint64_t now = af_config_mtime (dir);
-            s_config_set_known (self, msg->program, now > msg->at? now: msg->at);
-            json_object_del (json_object_get (self->shares, "pending"), msg->program);
-            node_config_save (self);
-            doc = json_pack ("{s:s, s:I, s:b}", "program", msg->program, "at", (json_int_t) msg->at,
-                             "applied", 1);
-        }
+        uint64_t now = af_config_mtime (dir);
+        s_config_set_known (self, msg->program, now > msg->at? now: msg->at);
+        json_object_del (json_object_get (self->shares, "pending"), msg->program);
+        node_config_save (self);
     }
+    return rc;
+}
+
+//  A newer version from another device replaces ours
+static bool
+s_sync_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
+{
+    (void) pending;
+    char dir [600], err [AF_MAX_REASON + 1];
+    if (!answer || answer->id != AF_MSG_CONFIG)
+        return true;
+    snprintf (dir, sizeof dir, "%s/config/%s", self->config.home, answer->program);
+    if (answer->at <= af_config_mtime (dir))
+        return true;
+    if (s_config_apply (self, answer, err, sizeof err))
+        zsys_warning ("node: configuration of %s not applied: %s", answer->program, err);
+    else
+        zsys_info ("node: applied the account's configuration of %s", answer->program);
+    return true;
+}
+
+//  After an install the account's version replaces the default one,
+//  asking first in manual mode
+static bool
+s_install_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
+{
+    (void) pending;
+    char err [AF_MAX_REASON + 1];
+    if (!answer || answer->id != AF_MSG_CONFIG)
+        return true;
+    if (!self->config.sync_auto) {
+        json_object_set_new (json_object_get (self->shares, "pending"), answer->program,
+                             json_integer ((json_int_t) answer->at));
+        node_config_save (self);
+        zsys_info ("node: the account has a configuration for %s; apply it with: appferry config apply %s",
+                   answer->program, answer->program);
+    }
+    else
+    if (s_config_apply (self, answer, err, sizeof err))
+        zsys_warning ("node: configuration of %s not applied: %s", answer->program, err);
+    else
+        zsys_info ("node: applied the account's configuration of %s", answer->program);
+    return true;
+}
+
+//  `config apply`: the user said yes
+static bool
+s_apply_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
+{
+    char err [AF_MAX_REASON + 1];
+    if (node_answer_failed (self, pending, answer))
+        return true;
+    if (answer->id != AF_MSG_CONFIG)
+        node_ctl_error (self, pending->client, AF_E_INTERNAL, "unexpected %s from the broker",
+                        af_msg_command_name (answer->id));
+    else
+    if (s_config_apply (self, answer, err, sizeof err))
+        node_ctl_error (self, pending->client, AF_E_MALFORMED, "%s", err);
+    else
+        node_ctl_reply (self, pending->client, true, json_pack ("{s:s, s:I, s:b}", "program", answer->program,
+                        "at", (json_int_t) answer->at, "applied", 1));
+    return true;
+}
+
+//  `config show`: the version opened under a scratch name, read, removed
+static bool
+s_show_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
+{
+    uint8_t key [AF_CONFIG_KEY_SIZE];
+    char err [AF_MAX_REASON + 1];
+    if (node_answer_failed (self, pending, answer))
+        return true;
+    if (answer->id != AF_MSG_CONFIG) {
+        node_ctl_error (self, pending->client, AF_E_INTERNAL, "unexpected %s from the broker",
+                        af_msg_command_name (answer->id));
+        return true;
+    }
+    if (!node_config_key (self, key)) {
+        node_ctl_error (self, pending->client, AF_E_MALFORMED, "set the account secret first: appferry config secret");
+        return true;
+    }
+    char scratch [AF_MAX_PROGRAM + 32], dir [700];
+    snprintf (scratch, sizeof scratch, ".show-%s", answer->program);
+    snprintf (dir, sizeof dir, "%s/config/%s", self->config.home, scratch);
+    int rc = af_config_open (key, self->config.home, scratch, answer->data, answer->data_size, err, sizeof err);
+    sodium_memzero (key, sizeof key);
+    if (rc) {
+        node_ctl_error (self, pending->client, AF_E_MALFORMED, "%s", err);
+        return true;
+    }
+    json_t *files = json_object ();
+    zdir_t *tree = zdir_new (dir, "-");
+    zfile_t **list = tree? zdir_flatten (tree): NULL;
+    for (size_t i = 0; list && list [i] && i < NODE_SHOW_FILES; i++) {
+        const char *name = zfile_filename (list [i], NULL);
+        char text [NODE_SHOW_FILE_BYTES + 1] = "";
+        FILE *file = fopen (name, "r");
+        size_t n = file? fread (text, 1, sizeof text - 1, file): 0;
+        text [n] = 0;
+        if (file)
+            fclose (file);
+        json_object_set_new (files, name + strlen (dir) + 1, json_string (text));
+    }
+    zdir_flatten_free (&list);
+    if (tree)
+        zdir_remove (tree, true);
+    zdir_destroy (&tree);
+    rmdir (dir);
+    node_ctl_reply (self, pending->client, true, json_pack ("{s:s, s:I, s:I, s:b, s:o}",
+                    "program", answer->program, "at", (json_int_t) answer->at,
+                    "prevAt", (json_int_t) answer->prev_at, "previous", answer->previous, "files", files));
+    return true;
+}
+
+void
+node_config_get (af_node_t *self, zframe_t *client, node_config_why_t why, const char *program, bool previous)
+{
+    static node_answer_fn *answers [] = { s_sync_answer, s_install_answer, s_apply_answer, s_show_answer };
+    af_msg_t *msg = af_msg_new (AF_MSG_CONFIG_GET);
+    snprintf (msg->program, sizeof msg->program, "%s", program);
+    msg->previous = previous;
+    pending_t *pending = node_request (self, answers [why], REQ_SESSION, client, msg);
+    snprintf (pending->program, sizeof pending->program, "%s", program);
+}
+
+//  --------------------------------------------------------------------------
+//  The CLI's `config` commands (the account is checked by the verb table)
+
+//  config secret SECRET: the account's key, derived here, kept in config.key
+void
+node_config_secret (af_node_t *self, cli_t *cli)
+{
+    uint8_t key [AF_CONFIG_KEY_SIZE];
+    char path [600], err [AF_MAX_REASON + 1];
+    const char *secret = cli->arg [0];
+    if (strlen (secret) < 12)
+        node_ctl_error (self, cli->client, AF_E_MALFORMED, "the account secret must be at least 12 characters");
+    else
+    if (af_config_derive (self->account, secret, key, err, sizeof err))
+        node_ctl_error (self, cli->client, AF_E_INTERNAL, "%s", err);
     else {
-        //  Opened under a scratch name, read, removed
-        char scratch [AF_MAX_PROGRAM + 32], dir [700];
-        snprintf (scratch, sizeof scratch, ".show-%s", msg->program);
-        snprintf (dir, sizeof dir, "%s/config/%s", self->config.home, scratch);
-        if (af_config_open (key, self->config.home, scratch, msg->data, msg->data_size, err, errlen) == 0) {
-            json_t *files = json_object ();
-            zdir_t *tree = zdir_new (dir, "-");
-            zfile_t **list = tree? zdir_flatten (tree): NULL;
-            for (size_t i = 0; list && list [i] && i < 32; i++) {
-                const char *name = zfile_filename (list [i], NULL);
-                char text [4097] = "";
-                FILE *file = fopen (name, "r");
-                size_t n = file? fread (text, 1, sizeof text - 1, file): 0;
-                text [n] = 0;
-                if (file)
-                    fclose (file);
-                json_object_set_new (files, name + strlen (dir) + 1, json_string (text));
-            }
-            zdir_flatten_free (&list);
-            if (tree)
-                zdir_remove (tree, true);
-            zdir_destroy (&tree);
-            rmdir (dir);
-            doc = json_pack ("{s:s, s:I, s:I, s:b, s:o}", "program", msg->program, "at", (json_int_t) msg->at,
-                             "prevAt", (json_int_t) msg->prev_at, "previous", msg->previous, "files", files);
-        }
+        snprintf (path, sizeof path, "%s/config.key", self->config.home);
+        int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        bool ok = fd >= 0 && write (fd, key, sizeof key) == (ssize_t) sizeof key && fsync (fd) == 0;
+        if (fd >= 0)
+            ok = close (fd) == 0 && ok;
+        if (ok)
+            node_ctl_reply (self, cli->client, true, json_pack ("{s:b}", "keySet", 1));
+        else
+            node_ctl_error (self, cli->client, AF_E_INTERNAL, "cannot write %s: %s", path, strerror (errno));
     }
     sodium_memzero (key, sizeof key);
-    return doc;
+}
+
+//  The program a config command names, if it may be one and the device
+//  has the account's key; else the CLI is told and false
+static bool
+s_config_program (af_node_t *self, cli_t *cli)
+{
+    const char *program = cli->arg [0];
+    uint8_t key [AF_CONFIG_KEY_SIZE];
+    bool program_ok = strlen (program) <= AF_MAX_PROGRAM && *program && !strchr (program, '/') && *program != '.';
+    if (!program_ok) {
+        node_ctl_error (self, cli->client, AF_E_MALFORMED, "'%s' is not a program ID", program);
+        return false;
+    }
+    bool keyed = node_config_key (self, key);
+    sodium_memzero (key, sizeof key);
+    if (!keyed)
+        node_ctl_error (self, cli->client, AF_E_MALFORMED, "set the account secret first: appferry config secret");
+    return keyed;
+}
+
+//  config share PROGRAM: the user's consent (S1.9)
+void
+node_config_share (af_node_t *self, cli_t *cli)
+{
+    if (!s_config_program (self, cli))
+        return;
+    const char *program = cli->arg [0];
+    json_t *shared = json_object_get (self->shares, "shared");
+    if (!json_object_get (shared, program))
+        json_object_set_new (shared, program, json_pack ("{s:I}", "at", (json_int_t) 0));
+    node_config_save (self);
+    //  Ours goes out if it is newer; the account's comes in if that is
+    node_config_scan (self);
+    if (self->logged_in)
+        node_config_get (self, NULL, NODE_CONFIG_SYNC, program, false);
+    node_ctl_reply (self, cli->client, true, json_pack ("{s:s, s:b}", "program", program, "shared", 1));
+}
+
+void
+node_config_unshare (af_node_t *self, cli_t *cli)
+{
+    if (!s_config_program (self, cli))
+        return;
+    json_object_del (json_object_get (self->shares, "shared"), cli->arg [0]);
+    node_config_save (self);
+    node_ctl_reply (self, cli->client, true, json_pack ("{s:s, s:b}", "program", cli->arg [0], "shared", 0));
+}
+
+//  config apply PROGRAM, config show PROGRAM [previous]
+void
+node_config_fetch (af_node_t *self, cli_t *cli)
+{
+    if (!s_config_program (self, cli))
+        return;
+    if (!self->logged_in)
+        node_ctl_error (self, cli->client, AF_E_NOT_LOGGED_IN, "not connected to the broker");
+    else
+        node_config_get (self, cli->client, streq (cli->verb, "config-apply")? NODE_CONFIG_APPLY: NODE_CONFIG_SHOW,
+                         cli->arg [0], cli->arg [1] && streq (cli->arg [1], "previous"));
 }

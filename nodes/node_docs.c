@@ -134,17 +134,10 @@ node_status_doc (af_node_t *self)
     //  Pushes: the ten most recent this device started, and what it receives
     json_t *pushes = json_array ();
     size_t count = json_array_size (self->pushes);
-    for (size_t i = count > 10? count - 10: 0; i < count; i++)
+    for (size_t i = count > NODE_STATUS_PUSHES? count - NODE_STATUS_PUSHES: 0; i < count; i++)
         json_array_append (pushes, json_array_get (self->pushes, i));
     json_object_set_new (doc, "pushes", pushes);
-    json_t *receiving = json_array ();
-    static const char *states [] = { "waiting", "receiving", "installing", "reporting" };
-    for (job_t *job = (job_t *) zlistx_first (self->jobs); job; job = (job_t *) zlistx_next (self->jobs))
-        json_array_append_new (receiving, json_pack ("{s:s, s:s, s:s, s:s, s:I, s:I}",
-            "pushId", job->push, "program", job->program, "versionName", job->package.version_name,
-            "state", states [job->state],
-            "bytes", (json_int_t) (job->download? af_download_received (job->download): 0),
-            "total", (json_int_t) (job->fetch_total? job->fetch_total: job->package.size)));
+    json_t *receiving = node_jobs_doc (self);
     json_object_set_new (doc, "receiving", receiving);
     json_t *shared = json_array (), *waiting = json_array ();
     const char *program;

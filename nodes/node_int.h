@@ -19,14 +19,37 @@
 
 #include <jansson.h>
 
-typedef struct {
-    char hex [AF_ID_HEX + 1];
-    zframe_t *client;               //  CLI routing ID; NULL for the node's own
-    char verb [16];
-    af_msg_t *unsent;               //  waiting for a connection
+typedef struct _pending_t pending_t;
+
+//  A request's completion. answer is the broker's reply, or NULL when none
+//  will come (the deadline passed, or the session it belonged to ended).
+//  Returns true when the request is finished (it is then forgotten), false
+//  to keep waiting for another answer (an UPLOAD's CREDIT before its OK).
+typedef bool (node_answer_fn) (af_node_t *self, pending_t *pending, af_msg_t *answer);
+
+//  When a request may be sent. Without flags: as soon as the connection
+//  is up (REGISTER, LOGIN).
+enum {
+    REQ_SESSION         = 1,    //  needs a logged-in session: waits for LOGIN_OK
+    REQ_AFTER_REPORTS   = 2,    //  a session, and the install reports queued before
+                                //  it confirmed first (SYNC, APPS: S1.8)
+    REQ_PER_SESSION     = 4,    //  the node makes it again after each login (REPORT,
+                                //  LIST, FETCH, DONE): dropped when the session ends
+};
+
+struct _pending_t {
+    char hex [AF_ID_HEX + 1];       //  the request ID
+    node_answer_fn *on_answer;
+    unsigned flags;
+    zframe_t *client;               //  the CLI waiting for the answer, or NULL
+    af_msg_t *unsent;               //  not sent yet: waits for its flags
     int64_t deadline;
-    char program [AF_MAX_PROGRAM + 1];  //  what a config request is about
-} pending_t;
+    void *handle;                   //  in self->requests
+    //  The typed context of the completion
+    char program [AF_MAX_PROGRAM + 1];  //  config requests: the app
+    char push [AF_ID_HEX + 1];          //  job requests (FETCH, DONE): the offer
+    uint64_t seq;                       //  REPORT, LIST: the seq it carried
+};
 
 typedef enum {
     JOB_WAITING,                    //  queued behind another job
@@ -103,7 +126,8 @@ struct _af_node_t {
     af_msg_t *list;                 //  last DEVICE_LIST received
     int64_t list_at;                //  wall clock ms
     uint64_t lists_received;
-    zhashx_t *pending;              //  rid hex -> pending_t
+    zlistx_t *requests;             //  pending_t, oldest first (owns them)
+    zhashx_t *pending;              //  rid hex -> pending_t (an index of requests)
     json_t *inbox;                  //  last NODE_MAX_INBOX notifications received
     uint64_t notifications;         //  received since start
     json_t *pushes;                 //  pushes this device started (pushes.json)
@@ -127,16 +151,55 @@ struct _af_node_t {
     size_t chunk_packed_size;
 };
 
-//  af_node.c: connection, requests, login, timer
-void node_state_save (af_node_t *self);
+//  One request from the CLI: the verb and its arguments (NULL past args)
+typedef struct {
+    zframe_t *client;
+    char *verb;
+    char *arg [NODE_CTL_MAX_FRAMES];
+    int args;
+} cli_t;
+
+//  A CLI verb's handler: it answers the client, at once or later
+typedef void (cli_fn) (af_node_t *self, cli_t *cli);
+
+//  Something the broker sends on its own (not an answer); a handler that
+//  keeps the message takes it (sets *msg_p to NULL)
+typedef void (node_pushed_fn) (af_node_t *self, af_msg_t **msg_p);
+
+//  Why the node asks for the account's configuration of an app
+typedef enum {
+    NODE_CONFIG_SYNC,               //  a newer version may be there: apply if newer
+    NODE_CONFIG_INSTALL,            //  just installed: apply (manual mode: ask first)
+    NODE_CONFIG_APPLY,              //  `config apply`: apply now
+    NODE_CONFIG_SHOW                //  `config show`: show it
+} node_config_why_t;
+
+//  af_node.c: the connection, login and session
 int node_send (af_node_t *self, af_msg_t *msg);
-pending_t *node_request (af_node_t *self, zframe_t *client, const char *verb, af_msg_t *msg);
-pending_t *node_request_held (af_node_t *self, zframe_t *client, const char *verb, af_msg_t *msg);
-void node_flush_unsent (af_node_t *self);
+void node_state_save (af_node_t *self);
+void node_login_ok (af_node_t *self, af_msg_t *msg);
+void node_logged_out (af_node_t *self);
+void node_session_end (af_node_t *self);
+
+//  node_request.c: requests to the broker
+void node_requests_new (af_node_t *self);
+void node_requests_destroy (af_node_t *self);
+//  Send msg as a request (a fresh rid) when flags allow; on_answer is
+//  called once with the answer, or NULL if none comes. Takes msg.
+pending_t *node_request (af_node_t *self, node_answer_fn *on_answer, unsigned flags, zframe_t *client,
+                         af_msg_t *msg);
+pending_t *node_request_find (af_node_t *self, const char *hex);
+void node_requests_flush (af_node_t *self);
+void node_requests_answer (af_node_t *self, af_msg_t *answer);
+void node_requests_expire (af_node_t *self);
+void node_requests_session_end (af_node_t *self);
+//  For a CLI request's completion: true if there was no answer (the
+//  client was told why) or an ERROR (passed on to the client)
+bool node_answer_failed (af_node_t *self, pending_t *pending, af_msg_t *answer);
 
 //  node_cli.c: the CLI socket
-void node_answer (af_node_t *self, pending_t *pending, af_msg_t *msg);
 int node_cli_event (zloop_t *loop, zsock_t *reader, void *arg);
+bool node_cli_push_answer (af_node_t *self, pending_t *pending, af_msg_t *answer);
 
 //  node_docs.c: CLI replies and documents, JSON files in the home
 void node_ctl_reply (af_node_t *self, zframe_t *client, bool ok, json_t *doc);
@@ -150,38 +213,43 @@ json_t *node_status_doc (af_node_t *self);
 void node_json_save (af_node_t *self, const char *name, json_t *doc);
 json_t *node_json_load (af_node_t *self, const char *name);
 
-//  node_jobs.c: offers received
+//  node_notify.c: notifications received
+void node_on_notify (af_node_t *self, af_msg_t **msg_p);
+json_t *node_notifications_doc (af_node_t *self);
+
+//  node_jobs.c: offers received, and the outbox
 void node_job_free (void **item);
-void node_job_report (af_node_t *self, job_t *job, const char *state, uint32_t files, const char *format, ...)
-    __attribute__ ((format (printf, 5, 6)));
-void node_job_fetch (af_node_t *self, job_t *job);
 void node_jobs_run (af_node_t *self);
-void node_on_chunk (af_node_t *self, af_msg_t *msg);
-void node_on_item (af_node_t *self, af_msg_t *item);
+void node_jobs_chunk (af_node_t *self, af_msg_t **msg_p);
+void node_jobs_login (af_node_t *self);
 void node_jobs_tick (af_node_t *self);
+json_t *node_jobs_doc (af_node_t *self);
+void node_on_item (af_node_t *self, af_msg_t **item_p);
 
 //  node_upload.c: user data sent with a push
 void node_upload_free (upload_t **upload_p);
-void node_upload_pump (af_node_t *self);
 void node_upload_start (af_node_t *self, zframe_t *client, af_msg_t *push);
-void node_upload_answer (af_node_t *self, pending_t *pending, af_msg_t *msg);
+void node_upload_credit (af_node_t *self, af_msg_t **msg_p);
 
 //  node_reports.c: install reports and lists
 void node_reports_flush (af_node_t *self);
+void node_reports_login (af_node_t *self, uint64_t broker_seq, bool send_list);
 void node_report (af_node_t *self, const char *op, const af_install_info_t *info);
 af_msg_t *node_install_list (af_node_t *self);
-void node_reports_login (af_node_t *self, uint64_t broker_seq, bool send_list);
-void node_reports_answer (af_node_t *self, pending_t *pending, af_msg_t *msg);
 int node_uninstall_local (af_node_t *self, const char *program, char *err, size_t errlen);
+void node_uninstall_asked (af_node_t *self, af_msg_t *uninstall);
 
 //  node_config.c: shared configurations
 bool node_config_key (af_node_t *self, uint8_t *key);
 void node_config_save (af_node_t *self);
 void node_config_load (af_node_t *self);
-void node_config_get (af_node_t *self, zframe_t *client, const char *verb, const char *program, bool previous);
+void node_config_get (af_node_t *self, zframe_t *client, node_config_why_t why, const char *program,
+                      bool previous);
 void node_config_scan (af_node_t *self);
-void node_config_answer (af_node_t *self, pending_t *pending, af_msg_t *msg);
-json_t *node_config_doc (af_node_t *self, pending_t *pending, af_msg_t *msg, char *err, size_t errlen);
+void node_config_secret (af_node_t *self, cli_t *cli);
+void node_config_share (af_node_t *self, cli_t *cli);
+void node_config_unshare (af_node_t *self, cli_t *cli);
+void node_config_fetch (af_node_t *self, cli_t *cli);
 
 //  node_pushes.c: pushes this device starts, automatic mode
 void node_attest (af_node_t *self, af_msg_t *msg);
@@ -190,9 +258,9 @@ void node_pushes_load (af_node_t *self);
 json_t *node_push_find (af_node_t *self, const char *push_id);
 json_t *node_push_target (json_t *push, const char *device_id, bool create);
 json_t *node_push_accepted (af_node_t *self, af_msg_t *msg);
+void node_push_progress (af_node_t *self, af_msg_t **msg_p);
+void node_push_result (af_node_t *self, af_msg_t *msg);
+void node_install_self (af_node_t *self, node_answer_fn *on_answer, zframe_t *client, const char *program);
 void node_auto_sync (af_node_t *self);
-pending_t *node_install_self (af_node_t *self, zframe_t *client, const char *program);
-void node_auto_diff (af_node_t *self, af_msg_t *diff);
-void node_program_targets (af_msg_t *msg, const char *program, char *targets, char *err, size_t errlen);
 
 #endif

@@ -39,9 +39,26 @@ s_job_find (af_node_t *self, const char *push_id)
     return NULL;
 }
 
-//  Report the job's outcome; the job stays until the broker's OK
-void
-node_job_report (af_node_t *self, job_t *job, const char *state, uint32_t files, const char *format, ...)
+//  The job that runs: the first, if it is the one named
+static job_t *
+s_job_running (af_node_t *self, const char *push_id)
+{
+    job_t *job = (job_t *) zlistx_first (self->jobs);
+    return job && streq (job->push, push_id)? job: NULL;
+}
+
+//  --------------------------------------------------------------------------
+//  The transitions. Each state is entered in one function: s_job_finish
+//  (REPORTING), s_job_fetch (FETCHING), s_job_command (INSTALLING); a job
+//  leaves the list when the broker confirms its DONE.
+
+//  The outcome is known: report it; the job stays until the broker's OK
+static void
+s_job_finish (af_node_t *self, job_t *job, const char *state, uint32_t files, const char *format, ...)
+    __attribute__ ((format (printf, 5, 6)));
+
+static void
+s_job_finish (af_node_t *self, job_t *job, const char *state, uint32_t files, const char *format, ...)
 {
     (void) self;
     char reason [AF_MAX_REASON + 1] = "";
@@ -68,22 +85,21 @@ node_job_report (af_node_t *self, job_t *job, const char *state, uint32_t files,
     job->reported_at = 0;               //  send now
 }
 
-static void
-s_job_send_done (af_node_t *self, job_t *job)
+static bool
+s_fetch_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
 {
-    af_msg_t *done = af_msg_new (AF_MSG_DONE);
-    snprintf (done->push_id, sizeof done->push_id, "%s", job->push);
-    snprintf (done->state, sizeof done->state, "%s", job->outcome);
-    snprintf (done->version_name, sizeof done->version_name, "%s", job->package.version_name);
-    snprintf (done->reason, sizeof done->reason, "%s", job->reason);
-    done->files = job->files;
-    pending_t *pending = node_request (self, NULL, "done", done);
-    memcpy (job->done_rid, pending->hex, sizeof job->done_rid);
-    job->reported_at = zclock_mono ();
+    //  Chunks are the answer; an ERROR says the broker cannot send them
+    job_t *job = s_job_running (self, pending->push);
+    if (answer && answer->id == AF_MSG_ERROR && job && job->state == JOB_FETCHING
+    &&  streq (job->fetch_rid, pending->hex))
+        s_job_finish (self, job, "failed", 0, "the broker cannot send the package: %s (%s)",
+                      answer->reason, af_code_name ((int) answer->code));
+    return true;
 }
 
-void
-node_job_fetch (af_node_t *self, job_t *job)
+//  Ask for the blob being fetched, from the byte we have
+static void
+s_job_ask (af_node_t *self, job_t *job)
 {
     af_msg_t *fetch = af_msg_new (AF_MSG_FETCH);
     snprintf (fetch->hash, sizeof fetch->hash, "%s", job->fetch_hash);
@@ -93,9 +109,64 @@ node_job_fetch (af_node_t *self, job_t *job)
     job->fetch_login = self->logins;
     job->owed = 0;
     job->last_chunk = zclock_mono ();
-    pending_t *pending = node_request (self, NULL, "fetch", fetch);
+    pending_t *pending = node_request (self, s_fetch_answer, REQ_SESSION | REQ_PER_SESSION, NULL, fetch);
+    snprintf (pending->push, sizeof pending->push, "%s", job->push);
     memcpy (job->fetch_rid, pending->hex, sizeof job->fetch_rid);
 }
+
+static void s_on_package (af_node_t *self, job_t *job);
+
+//  Receive a blob into incoming/: the package, or then the user data
+static void
+s_job_fetch (af_node_t *self, job_t *job, bool data)
+{
+    char err [AF_MAX_REASON + 1];
+    af_download_destroy (&job->download);
+    if (*job->part)
+        unlink (job->part);
+    job->data_phase = data;
+    snprintf (job->part, sizeof job->part, "%s/incoming/%s.%s", self->config.home, job->push, data? "data": "part");
+    snprintf (job->fetch_hash, sizeof job->fetch_hash, "%s", data? job->data_hash: job->package.hash);
+    job->fetch_total = data? job->data_total: job->package.size;
+    job->download = af_download_new (job->part, job->fetch_hash, job->fetch_total, err, sizeof err);
+    if (!job->download) {
+        if (data)
+            s_job_finish (self, job, "failed", job->files, "installed, but the user data cannot be received: %s", err);
+        else
+            s_job_finish (self, job, "failed", 0, "%s", err);
+        return;
+    }
+    job->state = JOB_FETCHING;
+    if (!data && job->package.size == 0) {
+        s_on_package (self, job);       //  nothing to receive
+        return;
+    }
+    if (data)
+        zsys_info ("node: receiving the user data of %s (%llu bytes)", job->program,
+                   (unsigned long long) job->data_total);
+    else
+        zsys_info ("node: receiving %s %s (%llu bytes) for push %s", job->program, job->package.version_name,
+                   (unsigned long long) job->package.size, job->push);
+    s_job_ask (self, job);
+}
+
+//  Hand the package to the operator's command
+static void
+s_job_command (af_node_t *self, job_t *job)
+{
+    char err [AF_MAX_REASON + 1], log [600];
+    snprintf (job->info.method, sizeof job->info.method, "command");
+    snprintf (log, sizeof log, "%s/install.log", self->config.home);
+    job->cmd = af_install_cmd_start (self->config.install_cmd, job->part, &job->info,
+                                     self->config.install_timeout_s * 1000, log, err, sizeof err);
+    if (!job->cmd)
+        s_job_finish (self, job, "failed", 0, "%s", err);
+    else
+        job->state = JOB_INSTALLING;
+}
+
+//  --------------------------------------------------------------------------
+//  The steps: one function per event in a job's life
 
 //  How many files the install record of a program lists
 static uint32_t
@@ -112,102 +183,81 @@ s_record_files (af_node_t *self, const char *program)
 
 //  The package is installed: done, unless user data comes with it
 static void
-s_job_installed (af_node_t *self, job_t *job, uint32_t files)
+s_on_installed (af_node_t *self, job_t *job, uint32_t files)
 {
     //  The account's configuration of the app, if any, follows it (S1.9)
     uint8_t key [AF_CONFIG_KEY_SIZE];
     if (node_config_key (self, key))
-        node_config_get (self, NULL, "config-install", job->program, false);
+        node_config_get (self, NULL, NODE_CONFIG_INSTALL, job->program, false);
     sodium_memzero (key, sizeof key);
-    if (!*job->data_hash) {
-        node_job_report (self, job, "installed", files, NULL);
+    job->files = files;
+    if (*job->data_hash)
+        s_job_fetch (self, job, true);
+    else
+        s_job_finish (self, job, "installed", files, NULL);
+}
+
+//  The package is in and verified: install it
+static void
+s_on_package (af_node_t *self, job_t *job)
+{
+    af_install_info_t *info = &job->info;
+    memset (info, 0, sizeof *info);
+    snprintf (info->program, sizeof info->program, "%s", job->program);
+    snprintf (info->version_name, sizeof info->version_name, "%s", job->package.version_name);
+    info->version_code = job->package.version_code;
+    snprintf (info->hash, sizeof info->hash, "%s", job->package.hash);
+    snprintf (info->push_id, sizeof info->push_id, "%s", job->push);
+    info->installed_at = (uint64_t) zclock_time ();
+    af_download_keep (job->download);
+    af_download_destroy (&job->download);
+    if (*self->config.install_cmd) {
+        s_job_command (self, job);
         return;
     }
     char err [AF_MAX_REASON + 1];
-    af_download_destroy (&job->download);
-    if (*job->part)
-        unlink (job->part);
-    job->files = files;
-    job->data_phase = true;
-    snprintf (job->part, sizeof job->part, "%s/incoming/%s.data", self->config.home, job->push);
-    snprintf (job->fetch_hash, sizeof job->fetch_hash, "%s", job->data_hash);
-    job->fetch_total = job->data_total;
-    job->download = af_download_new (job->part, job->data_hash, job->data_total, err, sizeof err);
-    if (!job->download) {
-        node_job_report (self, job, "failed", files, "installed, but the user data cannot be received: %s", err);
-        return;
+    snprintf (info->method, sizeof info->method, "builtin");
+    if (af_install_builtin (self->config.home, job->part, info, err, sizeof err))
+        s_job_finish (self, job, "failed", 0, "%s", err);
+    else {
+        node_report (self, "install", info);
+        s_on_installed (self, job, s_record_files (self, job->program));
     }
-    job->state = JOB_FETCHING;
-    zsys_info ("node: receiving the user data of %s (%llu bytes)", job->program,
-               (unsigned long long) job->data_total);
-    node_job_fetch (self, job);
+}
+
+//  The operator's command ended (rc 0: it installed)
+static void
+s_on_command_exit (af_node_t *self, job_t *job, int rc, const char *why)
+{
+    char err [AF_MAX_REASON + 1];
+    if (rc)
+        s_job_finish (self, job, "failed", 0, "%s", why);
+    else
+    if (af_install_record_write (self->config.home, &job->info, NULL, err, sizeof err))
+        s_job_finish (self, job, "failed", 0, "installed, but %s", err);
+    else {
+        node_report (self, "install", &job->info);
+        s_on_installed (self, job, 0);
+    }
 }
 
 //  The user data is in and verified: it replaces the app's data directory
 static void
-s_job_import (af_node_t *self, job_t *job)
+s_on_data (af_node_t *self, job_t *job)
 {
     char err [AF_MAX_REASON + 1];
     af_download_keep (job->download);
     af_download_destroy (&job->download);
     if (af_install_data (self->config.home, "data", job->program, job->part, err, sizeof err))
-        node_job_report (self, job, "failed", job->files, "installed, but the user data was not imported: %s", err);
+        s_job_finish (self, job, "failed", job->files, "installed, but the user data was not imported: %s", err);
     else
-        node_job_report (self, job, "installed", job->files, "with the user data of device %.8s", job->from);
+        s_job_finish (self, job, "installed", job->files, "with the user data of device %.8s", job->from);
 }
 
-//  The package is in and verified: install it
+//  The job's turn came: a store link is recorded, a package fetched
 static void
-s_job_install (af_node_t *self, job_t *job)
+s_on_start (af_node_t *self, job_t *job)
 {
-    af_install_info_t info;
-    memset (&info, 0, sizeof info);
-    snprintf (info.program, sizeof info.program, "%s", job->program);
-    snprintf (info.version_name, sizeof info.version_name, "%s", job->package.version_name);
-    info.version_code = job->package.version_code;
-    snprintf (info.hash, sizeof info.hash, "%s", job->package.hash);
-    snprintf (info.push_id, sizeof info.push_id, "%s", job->push);
-    info.installed_at = (uint64_t) zclock_time ();
-    char err [AF_MAX_REASON + 1];
-    af_download_keep (job->download);
-    af_download_destroy (&job->download);
-    if (*self->config.install_cmd) {
-        snprintf (info.method, sizeof info.method, "command");
-        job->info = info;
-        char log [600];
-        snprintf (log, sizeof log, "%s/install.log", self->config.home);
-        job->cmd = af_install_cmd_start (self->config.install_cmd, job->part, &info,
-                                         self->config.install_timeout_s * 1000, log, err, sizeof err);
-        if (!job->cmd)
-            node_job_report (self, job, "failed", 0, "%s", err);
-        else
-            job->state = JOB_INSTALLING;
-        return;
-    }
-    snprintf (info.method, sizeof info.method, "builtin");
-    if (af_install_builtin (self->config.home, job->part, &info, err, sizeof err))
-        node_job_report (self, job, "failed", 0, "%s", err);
-    else {
-        node_report (self, "install", &info);
-        s_job_installed (self, job, s_record_files (self, job->program));
-    }
-}
-
-//  Start the first job if none is running
-void
-node_jobs_run (af_node_t *self)
-{
-    job_t *job = (job_t *) zlistx_first (self->jobs);
-    if (!job || !self->logged_in)
-        return;
-    if (job->state == JOB_REPORTING) {
-        if (job->reported_at == 0)
-            s_job_send_done (self, job);
-        return;
-    }
-    if (job->state != JOB_WAITING)
-        return;
-    char err [AF_MAX_REASON + 1];
     if (job->fit == AF_FIT_STORE_LINK || !*job->package.hash) {
         //  Nothing to download: record the link for the user, report it
         char path [700];
@@ -217,9 +267,9 @@ node_jobs_run (af_node_t *self)
                                   job->package.version_name, "pushId", job->push, "from", job->from,
                                   "at", (json_int_t) zclock_time ());
         if (zsys_dir_create ("%s/links", self->config.home) || json_dump_file (link, path, JSON_COMPACT))
-            node_job_report (self, job, "failed", 0, "cannot record the store link in %s", path);
+            s_job_finish (self, job, "failed", 0, "cannot record the store link in %s", path);
         else
-            node_job_report (self, job, "store-link", 0, "%s", job->package.store_link);
+            s_job_finish (self, job, "store-link", 0, "%s", job->package.store_link);
         json_decref (link);
         return;
     }
@@ -227,26 +277,53 @@ node_jobs_run (af_node_t *self)
     //  stopped after installing and before the broker heard): a no-op
     af_install_info_t info;
     if (af_install_record_read (self->config.home, job->program, &info) == 0
-    &&  streq (info.hash, job->package.hash)) {
-        s_job_installed (self, job, 0);
+    &&  streq (info.hash, job->package.hash))
+        s_on_installed (self, job, 0);
+    else
+        s_job_fetch (self, job, false);
+}
+
+static bool
+s_done_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
+{
+    job_t *job = s_job_running (self, pending->push);
+    if (!job || job->state != JOB_REPORTING || !streq (job->done_rid, pending->hex))
+        return true;
+    if (answer && answer->id == AF_MSG_OK)
+        zlistx_delete (self->jobs, zlistx_cursor (self->jobs));
+    else
+    if (!answer)
+        job->reported_at = 0;           //  lost with the session: again at the next
+    //  An error: the broker could not store it; the tick reports again
+    return true;
+}
+
+static void
+s_job_send_done (af_node_t *self, job_t *job)
+{
+    af_msg_t *done = af_msg_new (AF_MSG_DONE);
+    snprintf (done->push_id, sizeof done->push_id, "%s", job->push);
+    snprintf (done->state, sizeof done->state, "%s", job->outcome);
+    snprintf (done->version_name, sizeof done->version_name, "%s", job->package.version_name);
+    snprintf (done->reason, sizeof done->reason, "%s", job->reason);
+    done->files = job->files;
+    pending_t *pending = node_request (self, s_done_answer, REQ_SESSION | REQ_PER_SESSION, NULL, done);
+    snprintf (pending->push, sizeof pending->push, "%s", job->push);
+    memcpy (job->done_rid, pending->hex, sizeof job->done_rid);
+    job->reported_at = zclock_mono ();
+}
+
+//  Move the first job on, if it can move without an event
+void
+node_jobs_run (af_node_t *self)
+{
+    job_t *job = (job_t *) zlistx_first (self->jobs);
+    if (!job || !self->logged_in)
         return;
-    }
-    snprintf (job->part, sizeof job->part, "%s/incoming/%s.part", self->config.home, job->push);
-    snprintf (job->fetch_hash, sizeof job->fetch_hash, "%s", job->package.hash);
-    job->fetch_total = job->package.size;
-    job->download = af_download_new (job->part, job->package.hash, job->package.size, err, sizeof err);
-    if (!job->download) {
-        node_job_report (self, job, "failed", 0, "%s", err);
-        return;
-    }
-    job->state = JOB_FETCHING;
-    if (job->package.size == 0) {
-        s_job_install (self, job);
-        return;
-    }
-    zsys_info ("node: receiving %s %s (%llu bytes) for push %s", job->program, job->package.version_name,
-               (unsigned long long) job->package.size, job->push);
-    node_job_fetch (self, job);
+    if (job->state == JOB_WAITING)
+        s_on_start (self, job);
+    if (job->state == JOB_REPORTING && job->reported_at == 0)
+        s_job_send_done (self, job);
 }
 
 //  Return owed credit, as the rate limit allows
@@ -280,8 +357,9 @@ s_job_credit (af_node_t *self, job_t *job)
 }
 
 void
-node_on_chunk (af_node_t *self, af_msg_t *msg)
+node_jobs_chunk (af_node_t *self, af_msg_t **msg_p)
 {
+    af_msg_t *msg = *msg_p;
     job_t *job = (job_t *) zlistx_first (self->jobs);
     if (!job || job->state != JOB_FETCHING || !streq (job->fetch_hash, msg->hash)) {
         zsys_warning ("node: dropped a chunk of %.16s...: no transfer of it is running", msg->hash);
@@ -296,16 +374,16 @@ node_on_chunk (af_node_t *self, af_msg_t *msg)
     int rc = af_download_chunk (job->download, msg, err, sizeof err);
     job->last_chunk = zclock_mono ();
     if (rc < 0 && job->data_phase)
-        node_job_report (self, job, "failed", job->files, "installed, but the user data failed: %s", err);
+        s_job_finish (self, job, "failed", job->files, "installed, but the user data failed: %s", err);
     else
     if (rc < 0)
-        node_job_report (self, job, "failed", 0, "%s", err);
+        s_job_finish (self, job, "failed", 0, "%s", err);
     else
     if (rc == 1 && job->data_phase)
-        s_job_import (self, job);
+        s_on_data (self, job);
     else
     if (rc == 1)
-        s_job_install (self, job);
+        s_on_package (self, job);
     else {
         job->owed++;
         s_job_credit (self, job);
@@ -313,93 +391,55 @@ node_on_chunk (af_node_t *self, af_msg_t *msg)
     node_jobs_run (self);
 }
 
-//  An outbox item: decode what it carries, act, acknowledge results
-void
-node_on_item (af_node_t *self, af_msg_t *item)
+//  An OFFER: a new job, or one we are on already
+static void
+s_on_offer (af_node_t *self, af_msg_t *msg, const char *item)
 {
-    char err [AF_MAX_REASON + 1];
-    af_msg_t *msg = NULL;
-    int code = af_msg_decode (item->body, item->body_size, &msg, err, sizeof err, NULL, NULL);
-    if (code == AF_OK && msg->id == AF_MSG_UNINSTALL) {
-        char err [AF_MAX_REASON + 1];
-        if (node_uninstall_local (self, msg->program, err, sizeof err))
-            zsys_info ("node: device %.8s asked to uninstall %s: %s", msg->from, msg->program, err);
-        af_msg_t *ack = af_msg_new (AF_MSG_ACK);
-        memcpy (ack->item, item->item, sizeof ack->item);
-        node_send (self, ack);
-        af_msg_destroy (&ack);
-        af_msg_destroy (&msg);
-        return;
-    }
-    if (code != AF_OK || (msg->id != AF_MSG_OFFER && msg->id != AF_MSG_RESULT)) {
-        //  Acknowledge it anyway: a bad item must not block the queue
-        zsys_warning ("node: dropped outbox item %s: %s", item->item,
-                      code != AF_OK? err: "not an OFFER or RESULT");
-        af_msg_t *ack = af_msg_new (AF_MSG_ACK);
-        memcpy (ack->item, item->item, sizeof ack->item);
-        node_send (self, ack);
-        af_msg_destroy (&ack);
-        af_msg_destroy (&msg);
-        return;
-    }
-    if (msg->id == AF_MSG_RESULT) {
-        json_t *push = node_push_find (self, msg->push_id);
-        if (!push) {
-            //  Started before this node's pushes.json was lost: keep it anyway
-            push = json_pack ("{s:s, s:s, s:I, s:[]}", "pushId", msg->push_id, "program", msg->program,
-                              "at", (json_int_t) zclock_time (), "targets");
-            json_array_append_new (self->pushes, push);
-        }
-        if (streq (msg->device_id, self->device_id))
-            zhashx_delete (self->auto_installs, msg->program);
-        json_t *target = node_push_target (push, msg->device_id, true);
-        json_object_set_new (target, "state", json_string (msg->state));
-        json_object_set_new (target, "versionName", json_string (msg->version_name));
-        json_object_set_new (target, "reason", json_string (msg->reason));
-        json_object_set_new (target, "finishedAt", json_integer ((json_int_t) zclock_time ()));
-        node_pushes_save (self);
-        zsys_info ("node: push %s of %s: device %s %s%s%s", msg->push_id, msg->program, msg->device_id,
-                   msg->state, *msg->reason? ": ": "", msg->reason);
-        af_msg_t *ack = af_msg_new (AF_MSG_ACK);
-        memcpy (ack->item, item->item, sizeof ack->item);
-        node_send (self, ack);
-        af_msg_destroy (&ack);
-    }
-    else {
-        job_t *job = s_job_find (self, msg->push_id);
-        if (job) {
-            //  Delivered again after a reconnect: we are on it already (and
-            //  asked again at the login, unless that FETCH is still to go)
-            if (job->state == JOB_FETCHING && job == zlistx_first (self->jobs)
-            &&  job->fetch_login != self->logins)
-                node_job_fetch (self, job);
-            else
-            if (job->state == JOB_REPORTING)
-                job->reported_at = 0;
-        }
+    job_t *job = s_job_find (self, msg->push_id);
+    if (job) {
+        //  Delivered again after a reconnect: we are on it already (and
+        //  asked again at the login, unless that FETCH is still to go)
+        if (job->state == JOB_FETCHING && job == zlistx_first (self->jobs)
+        &&  job->fetch_login != self->logins)
+            s_job_ask (self, job);
         else
-        if (zlistx_size (self->jobs) >= NODE_MAX_JOBS)
-            zsys_warning ("node: %d offers queued; offer %s waits for redelivery", NODE_MAX_JOBS, msg->push_id);
-        else {
-            job = (job_t *) zmalloc (sizeof (job_t));
-            assert (job);
-            snprintf (job->push, sizeof job->push, "%s", msg->push_id);
-            snprintf (job->program, sizeof job->program, "%s", msg->program);
-            snprintf (job->from, sizeof job->from, "%s", msg->from);
-            snprintf (job->item, sizeof job->item, "%s", item->item);
-            job->package = msg->package;
-            job->fit = msg->fit;
-            snprintf (job->data_hash, sizeof job->data_hash, "%s", msg->data_hash);
-            job->data_total = msg->data_total;
-            job->state = JOB_WAITING;
-            job->tokens_at = zclock_mono ();
-            zlistx_add_end (self->jobs, job);
-            zsys_info ("node: offered %s %s by device %s (push %s)", msg->program,
-                       msg->package.version_name, msg->from, msg->push_id);
-        }
-        node_jobs_run (self);
+        if (job->state == JOB_REPORTING)
+            job->reported_at = 0;
     }
-    af_msg_destroy (&msg);
+    else
+    if (zlistx_size (self->jobs) >= NODE_MAX_JOBS)
+        zsys_warning ("node: %d offers queued; offer %s waits for redelivery", NODE_MAX_JOBS, msg->push_id);
+    else {
+        job = (job_t *) zmalloc (sizeof (job_t));
+        assert (job);
+        snprintf (job->push, sizeof job->push, "%s", msg->push_id);
+        snprintf (job->program, sizeof job->program, "%s", msg->program);
+        snprintf (job->from, sizeof job->from, "%s", msg->from);
+        snprintf (job->item, sizeof job->item, "%s", item);
+        job->package = msg->package;
+        job->fit = msg->fit;
+        snprintf (job->data_hash, sizeof job->data_hash, "%s", msg->data_hash);
+        job->data_total = msg->data_total;
+        job->state = JOB_WAITING;
+        job->tokens_at = zclock_mono ();
+        zlistx_add_end (self->jobs, job);
+        zsys_info ("node: offered %s %s by device %s (push %s)", msg->program,
+                   msg->package.version_name, msg->from, msg->push_id);
+    }
+    node_jobs_run (self);
+}
+
+//  A new session: a transfer under way lost its broker side with the old
+//  one, and a DONE may not have arrived
+void
+node_jobs_login (af_node_t *self)
+{
+    job_t *job = (job_t *) zlistx_first (self->jobs);
+    if (job && job->state == JOB_FETCHING)
+        s_job_ask (self, job);
+    else
+    if (job && job->state == JOB_REPORTING)
+        job->reported_at = 0;
 }
 
 //  Timer work for jobs: install commands, stalls, unanswered reports
@@ -413,17 +453,8 @@ node_jobs_tick (af_node_t *self)
     if (job->state == JOB_INSTALLING) {
         char err [AF_MAX_REASON + 1];
         int rc = af_install_cmd_poll (job->cmd, err, sizeof err);
-        if (rc == 0) {
-            if (af_install_record_write (self->config.home, &job->info, NULL, err, sizeof err))
-                node_job_report (self, job, "failed", 0, "installed, but %s", err);
-            else {
-                node_report (self, "install", &job->info);
-                s_job_installed (self, job, 0);
-            }
-        }
-        else
-        if (rc < 0)
-            node_job_report (self, job, "failed", 0, "%s", err);
+        if (rc <= 0)
+            s_on_command_exit (self, job, rc, err);
     }
     else
     if (job->state == JOB_FETCHING) {
@@ -433,7 +464,7 @@ node_jobs_tick (af_node_t *self)
         if (job->owed < NODE_CREDIT && self->logged_in && now - job->last_chunk > NODE_STALL_MS) {
             zsys_warning ("node: no chunk of %s for %d s; asking again from byte %llu", job->program,
                           NODE_STALL_MS / 1000, (unsigned long long) af_download_received (job->download));
-            node_job_fetch (self, job);
+            s_job_ask (self, job);
         }
     }
     else
@@ -441,4 +472,52 @@ node_jobs_tick (af_node_t *self)
     &&  now - job->reported_at > self->config.request_timeout_ms)
         job->reported_at = 0;           //  no OK came: report again
     node_jobs_run (self);
+}
+
+//  What is being received, for `appferry status`
+json_t *
+node_jobs_doc (af_node_t *self)
+{
+    json_t *receiving = json_array ();
+    static const char *states [] = { "waiting", "receiving", "installing", "reporting" };
+    for (job_t *job = (job_t *) zlistx_first (self->jobs); job; job = (job_t *) zlistx_next (self->jobs))
+        json_array_append_new (receiving, json_pack ("{s:s, s:s, s:s, s:s, s:I, s:I}",
+            "pushId", job->push, "program", job->program, "versionName", job->package.version_name,
+            "state", states [job->state],
+            "bytes", (json_int_t) (job->download? af_download_received (job->download): 0),
+            "total", (json_int_t) (job->fetch_total? job->fetch_total: job->package.size)));
+    return receiving;
+}
+
+//  --------------------------------------------------------------------------
+//  The outbox (protocol/SPEC.md 5.18): an ITEM carries an OFFER, a RESULT
+//  or an UNINSTALL. An OFFER is never acknowledged here: the broker ends
+//  it when our DONE arrives. The others are done with at once.
+
+void
+node_on_item (af_node_t *self, af_msg_t **item_p)
+{
+    af_msg_t *item = *item_p;
+    char err [AF_MAX_REASON + 1];
+    af_msg_t *msg = NULL;
+    int code = af_msg_decode (item->body, item->body_size, &msg, err, sizeof err, NULL, NULL);
+    if (code == AF_OK && msg->id == AF_MSG_OFFER) {
+        s_on_offer (self, msg, item->item);
+        af_msg_destroy (&msg);
+        return;
+    }
+    if (code == AF_OK && msg->id == AF_MSG_RESULT)
+        node_push_result (self, msg);
+    else
+    if (code == AF_OK && msg->id == AF_MSG_UNINSTALL)
+        node_uninstall_asked (self, msg);
+    else
+        //  Acknowledged anyway: a bad item must not block the queue
+        zsys_warning ("node: dropped outbox item %s: %s", item->item,
+                      code != AF_OK? err: "not an OFFER, RESULT or UNINSTALL");
+    af_msg_t *ack = af_msg_new (AF_MSG_ACK);
+    memcpy (ack->item, item->item, sizeof ack->item);
+    node_send (self, ack);
+    af_msg_destroy (&ack);
+    af_msg_destroy (&msg);
 }

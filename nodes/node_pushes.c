@@ -106,31 +106,72 @@ node_push_accepted (af_node_t *self, af_msg_t *msg)
     return entry;                       //  borrowed: the list owns it
 }
 
-//  --------------------------------------------------------------------------
-//  Automatic mode (S1.9): install here what the other devices have, when a
-//  package fits, as they report it (and after every login)
-
+//  A target's progress, for `appferry status` and push --wait
 void
-node_auto_sync (af_node_t *self)
+node_push_progress (af_node_t *self, af_msg_t **msg_p)
 {
-    if (self->config.sync_auto && self->logged_in)
-        node_request_held (self, NULL, "auto-sync", af_msg_new (AF_MSG_SYNC));
+    af_msg_t *msg = *msg_p;
+    json_t *push = node_push_find (self, msg->push_id);
+    json_t *target = push? node_push_target (push, msg->device_id, false): NULL;
+    if (target) {
+        json_object_set_new (target, "bytes", json_integer ((json_int_t) msg->offset));
+        json_object_set_new (target, "total", json_integer ((json_int_t) msg->total));
+    }
+}
+
+//  A target's final state (from our outbox)
+void
+node_push_result (af_node_t *self, af_msg_t *msg)
+{
+    json_t *push = node_push_find (self, msg->push_id);
+    if (!push) {
+        //  Started before this node's pushes.json was lost: keep it anyway
+        push = json_pack ("{s:s, s:s, s:I, s:[]}", "pushId", msg->push_id, "program", msg->program,
+                          "at", (json_int_t) zclock_time (), "targets");
+        json_array_append_new (self->pushes, push);
+    }
+    if (streq (msg->device_id, self->device_id))
+        zhashx_delete (self->auto_installs, msg->program);
+    json_t *target = node_push_target (push, msg->device_id, true);
+    json_object_set_new (target, "state", json_string (msg->state));
+    json_object_set_new (target, "versionName", json_string (msg->version_name));
+    json_object_set_new (target, "reason", json_string (msg->reason));
+    json_object_set_new (target, "finishedAt", json_integer ((json_int_t) zclock_time ()));
+    node_pushes_save (self);
+    zsys_info ("node: push %s of %s: device %s %s%s%s", msg->push_id, msg->program, msg->device_id,
+               msg->state, *msg->reason? ": ": "", msg->reason);
 }
 
 //  Ask the broker to install a program on this device, from the store
-pending_t *
-node_install_self (af_node_t *self, zframe_t *client, const char *program)
+void
+node_install_self (af_node_t *self, node_answer_fn *on_answer, zframe_t *client, const char *program)
 {
     af_msg_t *push = af_msg_new (AF_MSG_PUSH);
     snprintf (push->program, sizeof push->program, "%s", program);
     push->target_count = 1;
     strcpy (push->targets [0], "self");
-    return node_request (self, client, "push", push);
+    node_request (self, on_answer, REQ_SESSION, client, push);
 }
 
-void
-node_auto_diff (af_node_t *self, af_msg_t *diff)
+//  --------------------------------------------------------------------------
+//  Automatic mode (S1.9): install here what the other devices have, when a
+//  package fits, as they report it (and after every login)
+
+static bool
+s_auto_install_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
 {
+    (void) self;
+    (void) pending;
+    (void) answer;                      //  the RESULT will tell
+    return true;
+}
+
+static bool
+s_auto_diff (af_node_t *self, pending_t *pending, af_msg_t *diff)
+{
+    (void) pending;
+    if (!diff || diff->id != AF_MSG_SYNC_DIFF)
+        return true;
     af_install_info_t info;
     for (uint32_t i = 0; i < diff->app_count; i++) {
         af_app_t *app = &diff->apps [i];
@@ -141,28 +182,14 @@ node_auto_diff (af_node_t *self, af_msg_t *diff)
             continue;
         zhashx_insert (self->auto_installs, app->program, (void *) 1);
         zsys_info ("node: automatic mode: installing %s (device %.8s has it)", app->program, app->device_id);
-        node_install_self (self, NULL, app->program);
+        node_install_self (self, s_auto_install_answer, NULL, app->program);
     }
+    return true;
 }
 
-//  A program and a comma-separated list of devices (or "all") from the CLI,
-//  into a PUSH or an UNINSTALL; err says what is wrong ("" if nothing)
 void
-node_program_targets (af_msg_t *msg, const char *program, char *targets, char *err, size_t errlen)
+node_auto_sync (af_node_t *self)
 {
-    if (strlen (program) > AF_MAX_PROGRAM || !*program) {
-        snprintf (err, errlen, "program ID must be 1..%d characters", AF_MAX_PROGRAM);
-        return;
-    }
-    strcpy (msg->program, program);
-    char *saved = NULL;
-    for (char *t = strtok_r (targets, ",", &saved); t; t = strtok_r (NULL, ",", &saved)) {
-        if (msg->target_count == AF_MAX_TARGETS || strlen (t) > AF_ID_HEX) {
-            snprintf (err, errlen, "'%s' is not a device ID (or more than %d devices)", t, AF_MAX_TARGETS);
-            return;
-        }
-        strcpy (msg->targets [msg->target_count++], t);
-    }
-    if (msg->target_count == 0)
-        snprintf (err, errlen, "name at least one device, or all");
+    if (self->config.sync_auto && self->logged_in)
+        node_request (self, s_auto_diff, REQ_AFTER_REPORTS, NULL, af_msg_new (AF_MSG_SYNC));
 }

@@ -13,9 +13,53 @@
 
 #include <errno.h>
 
-//  Send the next queued report, if the broker is ready for it
-void
-node_reports_flush (af_node_t *self)
+static void s_report_next (af_node_t *self);
+
+//  The broker's answer to a REPORT: stored, next; or not, again later
+static bool
+s_report_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
+{
+    if (!streq (pending->hex, self->report_rid))
+        return true;                    //  from before a login; sent again since
+    self->report_rid [0] = 0;
+    if (answer && answer->id == AF_MSG_OK) {
+        if (pending->seq > self->acked_seq) {
+            self->acked_seq = pending->seq;
+            node_state_save (self);
+        }
+        af_reports_drop (self->reports, pending->seq);
+        s_report_next (self);
+    }
+    else
+    if (answer)
+        zsys_warning ("node: the broker did not store a report: %s; sending it again later", answer->reason);
+    return true;
+}
+
+//  The broker's answer to a whole LIST: it replaces every report up to
+//  the list's seq; reports queued after the list still go
+static bool
+s_list_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
+{
+    if (!streq (pending->hex, self->list_rid))
+        return true;
+    self->listing = false;
+    self->list_rid [0] = 0;
+    if (answer && answer->id == AF_MSG_OK) {
+        if (pending->seq > self->acked_seq) {
+            self->acked_seq = pending->seq;
+            node_state_save (self);
+        }
+        af_reports_drop (self->reports, self->acked_seq);
+        s_report_next (self);
+    }
+    return true;
+}
+
+//  Send the next queued report, if the broker is ready for it; when none
+//  is left after a login, the catch-up is over
+static void
+s_report_next (af_node_t *self)
 {
     if (!self->logged_in || *self->report_rid || self->listing)
         return;
@@ -29,8 +73,8 @@ node_reports_flush (af_node_t *self)
             const char *program;
             json_t *entry;
             json_object_foreach (json_object_get (self->shares, "shared"), program, entry)
-                node_config_get (self, NULL, "config-sync", program, false);
-            node_flush_unsent (self);
+                node_config_get (self, NULL, NODE_CONFIG_SYNC, program, false);
+            node_requests_flush (self);
         }
         return;
     }
@@ -42,8 +86,15 @@ node_reports_flush (af_node_t *self)
     snprintf (msg->hash, sizeof msg->hash, "%s", report.hash);
     msg->version_code = report.version_code;
     msg->at = report.at;
-    pending_t *pending = node_request (self, NULL, "report", msg);
+    pending_t *pending = node_request (self, s_report_answer, REQ_SESSION | REQ_PER_SESSION, NULL, msg);
+    pending->seq = report.seq;
     memcpy (self->report_rid, pending->hex, sizeof self->report_rid);
+}
+
+void
+node_reports_flush (af_node_t *self)
+{
+    s_report_next (self);
 }
 
 //  Queue a report of an install or uninstall on this device
@@ -97,6 +148,8 @@ void
 node_reports_login (af_node_t *self, uint64_t broker_seq, bool send_list)
 {
     self->report_rid [0] = 0;
+    self->list_rid [0] = 0;
+    self->listing = false;
     self->catching_up = true;
     //  First contact (nothing sent, nothing known) sends the list too, so
     //  apps installed before this device ever logged in are known
@@ -110,7 +163,8 @@ node_reports_login (af_node_t *self, uint64_t broker_seq, bool send_list)
         zsys_info ("node: sending the whole install list (%s; the broker has our reports up to %llu, we sent up to %llu)",
                    send_list? "the broker asks for it": "to mend a lost state", (unsigned long long) broker_seq,
                    (unsigned long long) self->acked_seq);
-        pending_t *pending = node_request (self, NULL, "list", list);
+        pending_t *pending = node_request (self, s_list_answer, REQ_SESSION | REQ_PER_SESSION, NULL, list);
+        pending->seq = seq;
         memcpy (self->list_rid, pending->hex, sizeof self->list_rid);
         self->listing = true;
         return;
@@ -118,35 +172,6 @@ node_reports_login (af_node_t *self, uint64_t broker_seq, bool send_list)
     self->acked_seq = broker_seq;
     af_reports_drop (self->reports, broker_seq);
     node_reports_flush (self);
-}
-
-//  The broker's answer to a REPORT or LIST
-void
-node_reports_answer (af_node_t *self, pending_t *pending, af_msg_t *msg)
-{
-    if (streq (pending->verb, "list") && streq (pending->hex, self->list_rid)) {
-        self->listing = false;
-        self->list_rid [0] = 0;
-        if (msg->id == AF_MSG_OK) {
-            self->acked_seq = self->next_seq - 1;
-            node_state_save (self);
-            af_reports_drop (self->reports, self->acked_seq);
-        }
-    }
-    else
-    if (streq (pending->verb, "report") && streq (pending->hex, self->report_rid)) {
-        self->report_rid [0] = 0;
-        af_report_t report;
-        if (af_reports_next (self->reports, self->acked_seq, &report) && msg->id == AF_MSG_OK) {
-            self->acked_seq = report.seq;
-            node_state_save (self);
-            af_reports_drop (self->reports, report.seq);
-        }
-        if (msg->id != AF_MSG_OK)
-            zsys_warning ("node: the broker did not store a report: %s; sending it again later", msg->reason);
-    }
-    if (msg->id == AF_MSG_OK)
-        node_reports_flush (self);
 }
 
 //  Uninstall a program here and report it. 0, or -1 with err.
@@ -171,4 +196,13 @@ node_uninstall_local (af_node_t *self, const char *program, char *err, size_t er
     node_report (self, "uninstall", &info);
     zsys_info ("node: uninstalled %s", program);
     return 0;
+}
+
+//  Another device asked for an uninstall here (through our outbox)
+void
+node_uninstall_asked (af_node_t *self, af_msg_t *uninstall)
+{
+    char err [AF_MAX_REASON + 1];
+    if (node_uninstall_local (self, uninstall->program, err, sizeof err))
+        zsys_info ("node: device %.8s asked to uninstall %s: %s", uninstall->from, uninstall->program, err);
 }

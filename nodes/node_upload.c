@@ -32,8 +32,8 @@ node_upload_free (upload_t **upload_p)
 }
 
 //  Send the chunks the broker's credit allows
-void
-node_upload_pump (af_node_t *self)
+static void
+s_upload_pump (af_node_t *self)
 {
     upload_t *upload = self->upload;
     while (upload && upload->credit && upload->sent < upload->total) {
@@ -62,6 +62,51 @@ node_upload_pump (af_node_t *self)
             return;                     //  not connected: the request will time out
         upload->sent += want;
         upload->credit--;
+    }
+}
+
+//  The broker's answer to our UPLOAD: credit, then OK (it has the data)
+//  or ERROR. The CLI waits for the push's answer throughout.
+static bool
+s_upload_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
+{
+    upload_t *upload = self->upload;
+    if (!upload || !streq (upload->rid, pending->hex))
+        return true;
+    if (!answer) {
+        node_ctl_error (self, upload->client, AF_E_UNAVAILABLE,
+                        "the broker did not take the data within %d ms", self->config.request_timeout_ms);
+        node_upload_free (&self->upload);
+    }
+    else
+    if (answer->id == AF_MSG_CREDIT) {
+        upload->credit += answer->credit;
+        pending->deadline = zclock_mono () + self->config.request_timeout_ms;
+        s_upload_pump (self);
+        return false;                   //  the UPLOAD stays until OK
+    }
+    else
+    if (answer->id == AF_MSG_OK) {
+        node_request (self, node_cli_push_answer, REQ_SESSION, upload->client, upload->push);
+        upload->push = NULL;
+        node_upload_free (&self->upload);
+    }
+    else {
+        node_ctl_error (self, upload->client, (int) answer->code, "the broker refused the data: %s",
+                        answer->reason);
+        node_upload_free (&self->upload);
+    }
+    return true;
+}
+
+//  Credit the broker sends for our chunks, beyond the UPLOAD's first
+void
+node_upload_credit (af_node_t *self, af_msg_t **msg_p)
+{
+    af_msg_t *msg = *msg_p;
+    if (self->upload && streq (self->upload->hash, msg->hash)) {
+        self->upload->credit += msg->credit;
+        s_upload_pump (self);
     }
 }
 
@@ -121,33 +166,9 @@ node_upload_start (af_node_t *self, zframe_t *client, af_msg_t *push)
     af_msg_t *msg = af_msg_new (AF_MSG_UPLOAD);
     memcpy (msg->hash, upload->hash, sizeof msg->hash);
     msg->total = upload->total;
-    pending_t *pending = node_request (self, NULL, "upload", msg);
+    pending_t *pending = node_request (self, s_upload_answer, REQ_SESSION, NULL, msg);
     memcpy (upload->rid, pending->hex, sizeof upload->rid);
     zsys_info ("node: sending %llu bytes of %s's data to the broker", (unsigned long long) upload->total,
                push->program);
 }
 
-//  The broker's answer to our UPLOAD: credit, then OK (it has the data)
-//  or ERROR
-void
-node_upload_answer (af_node_t *self, pending_t *pending, af_msg_t *msg)
-{
-    upload_t *upload = self->upload;
-    if (!upload || !streq (upload->rid, pending->hex))
-        return;
-    if (msg->id == AF_MSG_CREDIT) {
-        upload->credit += msg->credit;
-        pending->deadline = zclock_mono () + self->config.request_timeout_ms;
-        node_upload_pump (self);
-    }
-    else
-    if (msg->id == AF_MSG_OK) {
-        node_request (self, upload->client, "push", upload->push);
-        upload->push = NULL;
-        node_upload_free (&self->upload);
-    }
-    else {
-        node_ctl_error (self, upload->client, (int) msg->code, "the broker refused the data: %s", msg->reason);
-        node_upload_free (&self->upload);
-    }
-}
