@@ -178,167 +178,199 @@ s_print_target (json_t *target)
     printf ("\n");
 }
 
+//  --------------------------------------------------------------------------
+//  What each command prints for a person (--json prints the node's answer)
+
 static void
-s_print (const char *command, json_t *doc)
+s_print_register (json_t *doc)
 {
-    if (streq (command, "register"))
-        printf ("Registered the account.\n");
+    (void) doc;
+    printf ("Registered the account.\n");
+}
+
+static void
+s_print_login (json_t *doc)
+{
+    printf ("Logged in to '%s' as device %s (%s).\n", s_str (doc, "account"),
+            s_str (doc, "deviceId"), s_str (doc, "model"));
+}
+
+static void
+s_print_logout (json_t *doc)
+{
+    (void) doc;
+    printf ("Logged out.\n");
+}
+
+static void
+s_print_status (json_t *doc)
+{
+    json_t *device = json_object_get (doc, "device");
+    printf ("Broker:     %s (%s)\n", s_str (doc, "broker"),
+            json_is_true (json_object_get (doc, "connected"))? "connected": "not connected");
+    if (json_is_true (json_object_get (doc, "loggedIn")))
+        printf ("Login:      '%s' as device %s\n", s_str (doc, "account"), s_str (doc, "deviceId"));
     else
-    if (streq (command, "login"))
-        printf ("Logged in to '%s' as device %s (%s).\n", s_str (doc, "account"),
-                s_str (doc, "deviceId"), s_str (doc, "model"));
-    else
-    if (streq (command, "logout"))
-        printf ("Logged out.\n");
-    else
-    if (streq (command, "devices"))
-        s_print_devices (doc);
-    else
-    if (streq (command, "status")) {
-        json_t *device = json_object_get (doc, "device");
-        printf ("Broker:     %s (%s)\n", s_str (doc, "broker"),
-                json_is_true (json_object_get (doc, "connected"))? "connected": "not connected");
-        if (json_is_true (json_object_get (doc, "loggedIn")))
-            printf ("Login:      '%s' as device %s\n", s_str (doc, "account"), s_str (doc, "deviceId"));
-        else
-            printf ("Login:      not logged in%s%s\n", *s_str (doc, "loginError")? ": ": "",
-                    s_str (doc, "loginError"));
-        printf ("Device:     %s (%s %s, %s %s)\n", s_str (device, "name"), s_str (device, "model"),
-                s_str (device, "manufacturer"), s_str (device, "platform"), s_str (device, "osVersion"));
-        printf ("Devices:    %lld known in the account\n",
-                (long long) json_integer_value (json_object_get (doc, "devicesKnown")));
-        json_t *pushes = json_object_get (doc, "pushes");
-        size_t index, i;
-        json_t *push, *target;
-        if (json_array_size (pushes))
-            printf ("Pushes:\n");
-        json_array_foreach (pushes, index, push) {
-            printf ("  %s  %s\n", s_str (push, "pushId"), s_str (push, "program"));
-            json_array_foreach (json_object_get (push, "targets"), i, target)
-                s_print_target (target);
-        }
-        json_t *receiving = json_object_get (doc, "receiving");
-        if (json_array_size (receiving))
-            printf ("Receiving:\n");
-        json_array_foreach (receiving, index, push)
-            printf ("  %s %s: %s, %lld of %lld bytes (push %s)\n", s_str (push, "program"),
-                    s_str (push, "versionName"), s_str (push, "state"),
-                    (long long) json_integer_value (json_object_get (push, "bytes")),
-                    (long long) json_integer_value (json_object_get (push, "total")), s_str (push, "pushId"));
-    }
-    else
-    if (streq (command, "installed")) {
-        size_t index;
-        json_t *entry;
-        json_t *installed = json_object_get (doc, "installed"), *links = json_object_get (doc, "storeLinks");
-        if (!json_array_size (installed) && !json_array_size (links))
-            printf ("Nothing installed by appferry yet.\n");
-        json_array_foreach (installed, index, entry)
-            printf ("%-20s %-12s installed (%s), %zu files, package %.16s...\n", s_str (entry, "program"),
-                    s_str (entry, "versionName"), s_str (entry, "method"),
-                    json_array_size (json_object_get (entry, "files")), s_str (entry, "hash"));
-        json_array_foreach (links, index, entry)
-            printf ("%-20s %-12s from its store: %s\n", s_str (entry, "program"),
-                    s_str (entry, "versionName"), s_str (entry, "storeLink"));
-    }
-    else
-    if (streq (command, "resolve")) {
-        json_t *package = json_object_get (doc, "package");
-        const char *fit = s_str (doc, "fit");
-        if (streq (fit, "package"))
-            printf ("%s %s (%s) for %s%s%s: %lld bytes, package %s\n", s_str (doc, "program"),
-                    s_str (package, "versionName"), s_str (package, "name"), s_str (package, "platform"),
-                    *s_str (package, "abi")? " ": "", s_str (package, "abi"),
-                    (long long) json_integer_value (json_object_get (package, "size")),
-                    s_str (package, "packageId"));
-        else
-        if (streq (fit, "store-link"))
-            printf ("%s %s installs from its platform's store: %s\n", s_str (doc, "program"),
-                    s_str (package, "versionName"), s_str (package, "storeLink"));
-    }
-    else
-    if (streq (command, "notify"))
-        printf ("Delivered.\n");
-    else
-    if (streq (command, "notifications")) {
-        json_t *list = json_object_get (doc, "notifications");
-        size_t index;
-        json_t *entry;
-        if (json_array_size (list) == 0)
-            printf ("No notifications.\n");
-        json_array_foreach (list, index, entry)
-            printf ("from %s [%s]: %s\n", s_str (entry, "from"), s_str (entry, "kind"),
-                    *s_str (entry, "text")? s_str (entry, "text"): s_str (entry, "hex"));
-    }
-    else
-    if (streq (command, "apps")) {
-        size_t index;
-        json_t *app;
-        json_t *apps = json_object_get (doc, "apps");
-        printf ("Device %s: %zu app%s\n", s_str (doc, "deviceId"), json_array_size (apps),
-                json_array_size (apps) == 1? "": "s");
-        json_array_foreach (apps, index, app)
-            printf ("  %-20s %s\n", s_str (app, "program"), s_str (app, "versionName"));
-    }
-    else
-    if (streq (command, "sync")) {
-        size_t index;
-        json_t *app;
-        json_t *apps = json_object_get (doc, "apps");
-        if (json_array_size (apps) == 0)
-            printf ("Nothing to sync: this device has every app the others have.\n");
-        json_array_foreach (apps, index, app) {
-            const char *fit = s_str (app, "fit");
-            const char *where = json_is_true (json_object_get (app, "gone"))? "(no device has it now)":
-                                *s_str (app, "deviceName")? s_str (app, "deviceName"): s_str (app, "deviceId");
-            printf ("  %-16s %-10s on %-24.24s ", s_str (app, "program"), s_str (app, "versionName"), where);
-            if (streq (fit, "package"))
-                printf ("fits here: %s\n", s_str (app, "fitVersion"));
-            else
-            if (streq (fit, "store-link"))
-                printf ("from this platform's store\n");
-            else
-                printf ("no package fits: %s\n", s_str (app, "reason"));
-        }
-        if (json_is_true (json_object_get (doc, "truncated")))
-            printf ("  (more than %d entries; the rest left out)\n", AF_MAX_DIFF);
-    }
-    else
-    if (streq (command, "uninstall") && json_object_get (doc, "targets")) {
-        size_t index;
-        json_t *target;
-        printf ("Uninstall %s:\n", s_str (doc, "program"));
-        json_array_foreach (json_object_get (doc, "targets"), index, target)
+        printf ("Login:      not logged in%s%s\n", *s_str (doc, "loginError")? ": ": "",
+                s_str (doc, "loginError"));
+    printf ("Device:     %s (%s %s, %s %s)\n", s_str (device, "name"), s_str (device, "model"),
+            s_str (device, "manufacturer"), s_str (device, "platform"), s_str (device, "osVersion"));
+    printf ("Devices:    %lld known in the account\n",
+            (long long) json_integer_value (json_object_get (doc, "devicesKnown")));
+    json_t *pushes = json_object_get (doc, "pushes");
+    size_t index, i;
+    json_t *push, *target;
+    if (json_array_size (pushes))
+        printf ("Pushes:\n");
+    json_array_foreach (pushes, index, push) {
+        printf ("  %s  %s\n", s_str (push, "pushId"), s_str (push, "program"));
+        json_array_foreach (json_object_get (push, "targets"), i, target)
             s_print_target (target);
     }
+    json_t *receiving = json_object_get (doc, "receiving");
+    if (json_array_size (receiving))
+        printf ("Receiving:\n");
+    json_array_foreach (receiving, index, push)
+        printf ("  %s %s: %s, %lld of %lld bytes (push %s)\n", s_str (push, "program"),
+                s_str (push, "versionName"), s_str (push, "state"),
+                (long long) json_integer_value (json_object_get (push, "bytes")),
+                (long long) json_integer_value (json_object_get (push, "total")), s_str (push, "pushId"));
+}
+
+static void
+s_print_installed (json_t *doc)
+{
+    size_t index;
+    json_t *entry;
+    json_t *installed = json_object_get (doc, "installed"), *links = json_object_get (doc, "storeLinks");
+    if (!json_array_size (installed) && !json_array_size (links))
+        printf ("Nothing installed by appferry yet.\n");
+    json_array_foreach (installed, index, entry)
+        printf ("%-20s %-12s installed (%s), %zu files, package %.16s...\n", s_str (entry, "program"),
+                s_str (entry, "versionName"), s_str (entry, "method"),
+                json_array_size (json_object_get (entry, "files")), s_str (entry, "hash"));
+    json_array_foreach (links, index, entry)
+        printf ("%-20s %-12s from its store: %s\n", s_str (entry, "program"),
+                s_str (entry, "versionName"), s_str (entry, "storeLink"));
+}
+
+static void
+s_print_resolve (json_t *doc)
+{
+    json_t *package = json_object_get (doc, "package");
+    const char *fit = s_str (doc, "fit");
+    if (streq (fit, "package"))
+        printf ("%s %s (%s) for %s%s%s: %lld bytes, package %s\n", s_str (doc, "program"),
+                s_str (package, "versionName"), s_str (package, "name"), s_str (package, "platform"),
+                *s_str (package, "abi")? " ": "", s_str (package, "abi"),
+                (long long) json_integer_value (json_object_get (package, "size")),
+                s_str (package, "packageId"));
     else
-    if (streq (command, "uninstall"))
-        printf ("Uninstalled %s.\n", s_str (doc, "program"));
-    else
-    if (streq (command, "config")) {
-        if (json_object_get (doc, "keySet"))
-            printf ("The account secret is set on this device.\n");
+    if (streq (fit, "store-link"))
+        printf ("%s %s installs from its platform's store: %s\n", s_str (doc, "program"),
+                s_str (package, "versionName"), s_str (package, "storeLink"));
+}
+
+static void
+s_print_notify (json_t *doc)
+{
+    (void) doc;
+    printf ("Delivered.\n");
+}
+
+static void
+s_print_notifications (json_t *doc)
+{
+    json_t *list = json_object_get (doc, "notifications");
+    size_t index;
+    json_t *entry;
+    if (json_array_size (list) == 0)
+        printf ("No notifications.\n");
+    json_array_foreach (list, index, entry)
+        printf ("from %s [%s]: %s\n", s_str (entry, "from"), s_str (entry, "kind"),
+                *s_str (entry, "text")? s_str (entry, "text"): s_str (entry, "hex"));
+}
+
+static void
+s_print_apps (json_t *doc)
+{
+    size_t index;
+    json_t *app;
+    json_t *apps = json_object_get (doc, "apps");
+    printf ("Device %s: %zu app%s\n", s_str (doc, "deviceId"), json_array_size (apps),
+            json_array_size (apps) == 1? "": "s");
+    json_array_foreach (apps, index, app)
+        printf ("  %-20s %s\n", s_str (app, "program"), s_str (app, "versionName"));
+}
+
+static void
+s_print_sync (json_t *doc)
+{
+    size_t index;
+    json_t *app;
+    json_t *apps = json_object_get (doc, "apps");
+    if (json_array_size (apps) == 0)
+        printf ("Nothing to sync: this device has every app the others have.\n");
+    json_array_foreach (apps, index, app) {
+        const char *fit = s_str (app, "fit");
+        const char *where = json_is_true (json_object_get (app, "gone"))? "(no device has it now)":
+                            *s_str (app, "deviceName")? s_str (app, "deviceName"): s_str (app, "deviceId");
+        printf ("  %-16s %-10s on %-24.24s ", s_str (app, "program"), s_str (app, "versionName"), where);
+        if (streq (fit, "package"))
+            printf ("fits here: %s\n", s_str (app, "fitVersion"));
         else
-        if (json_object_get (doc, "shared"))
-            printf ("%s's configuration is %s.\n", s_str (doc, "program"),
-                    json_is_true (json_object_get (doc, "shared"))? "shared": "no longer shared");
+        if (streq (fit, "store-link"))
+            printf ("from this platform's store\n");
         else
-        if (json_object_get (doc, "applied"))
-            printf ("Applied the account's configuration of %s.\n", s_str (doc, "program"));
-        else {
-            const char *name;
-            json_t *text;
-            printf ("%s configuration of %s, from %lld (previous version %lld):\n",
-                    json_is_true (json_object_get (doc, "previous"))? "Previous": "Current",
-                    s_str (doc, "program"), (long long) json_integer_value (json_object_get (doc, "at")),
-                    (long long) json_integer_value (json_object_get (doc, "prevAt")));
-            json_object_foreach (json_object_get (doc, "files"), name, text)
-                printf ("--- %s\n%s", name, json_string_value (text));
-        }
+            printf ("no package fits: %s\n", s_str (app, "reason"));
     }
+    if (json_is_true (json_object_get (doc, "truncated")))
+        printf ("  (more than %d entries; the rest left out)\n", AF_MAX_DIFF);
+}
+
+static void
+s_print_uninstall (json_t *doc)
+{
+    size_t index;
+    json_t *target;
+    if (!json_object_get (doc, "targets")) {
+        printf ("Uninstalled %s.\n", s_str (doc, "program"));
+        return;
+    }
+    printf ("Uninstall %s:\n", s_str (doc, "program"));
+    json_array_foreach (json_object_get (doc, "targets"), index, target)
+        s_print_target (target);
+}
+
+static void
+s_print_config (json_t *doc)
+{
+    if (json_object_get (doc, "keySet"))
+        printf ("The account secret is set on this device.\n");
     else
-    if (streq (command, "stop"))
-        printf ("Node stopped.\n");
+    if (json_object_get (doc, "shared"))
+        printf ("%s's configuration is %s.\n", s_str (doc, "program"),
+                json_is_true (json_object_get (doc, "shared"))? "shared": "no longer shared");
+    else
+    if (json_object_get (doc, "applied"))
+        printf ("Applied the account's configuration of %s.\n", s_str (doc, "program"));
+    else {
+        const char *name;
+        json_t *text;
+        printf ("%s configuration of %s, from %lld (previous version %lld):\n",
+                json_is_true (json_object_get (doc, "previous"))? "Previous": "Current",
+                s_str (doc, "program"), (long long) json_integer_value (json_object_get (doc, "at")),
+                (long long) json_integer_value (json_object_get (doc, "prevAt")));
+        json_object_foreach (json_object_get (doc, "files"), name, text)
+            printf ("--- %s\n%s", name, json_string_value (text));
+    }
+}
+
+static void
+s_print_stop (json_t *doc)
+{
+    (void) doc;
+    printf ("Node stopped.\n");
 }
 
 //  Follow a push until every target that is online has a final state,
@@ -485,8 +517,48 @@ s_sync_install (zsock_t *sock, json_t *diff, const char *install, int wait)
     return rc;
 }
 
-int
-main (int argc, char *argv [])
+//  --------------------------------------------------------------------------
+//  The commands, and the command line
+
+typedef void (print_fn) (json_t *doc);
+
+static const struct {
+    const char *name;
+    int args;                       //  -1: config SUBCOMMAND ...
+    bool password;                  //  asks for the account's password
+    print_fn *print;
+} s_commands [] = {
+    { "register",       1, true,  s_print_register },
+    { "login",          1, true,  s_print_login },
+    { "logout",         0, false, s_print_logout },
+    { "devices",        0, false, s_print_devices },
+    { "status",         0, false, s_print_status },
+    { "resolve",        1, false, s_print_resolve },
+    { "notify",         2, false, s_print_notify },
+    { "notifications",  0, false, s_print_notifications },
+    { "push",           1, false, NULL },   //  followed: s_push_follow
+    { "installed",      0, false, s_print_installed },
+    { "apps",           0, false, s_print_apps },
+    { "sync",           0, false, s_print_sync },
+    { "uninstall",      1, false, s_print_uninstall },
+    { "config",        -1, false, s_print_config },
+    { "stop",           0, false, s_print_stop },
+};
+
+typedef struct {
+    const char *home, *password_file;
+    bool json, refresh, with_data, no_wait, install_all, previous;
+    const char *to, *device, *install, *on;
+    int timeout, wait;
+    int command;                    //  in s_commands
+    int nargs;
+    char **args;
+    bool secret;                    //  config secret
+} options_t;
+
+//  Parse the command line: 0, or the exit status (usage printed)
+static int
+s_parse (int argc, char *argv [], options_t *o)
 {
     static struct option options [] = {
         { "home", required_argument, NULL, 'H' },
@@ -506,171 +578,136 @@ main (int argc, char *argv [])
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
-    const char *home = NULL, *password_file = NULL;
-    bool json = false, refresh = false, with_data = false, no_wait = false;
-    const char *to = NULL, *device = NULL, *install = NULL, *on = NULL;
-    bool install_all = false, previous = false;
-    int timeout = 20, wait = 600;
+    memset (o, 0, sizeof *o);
+    o->timeout = 20;
+    o->wait = 600;
     int opt;
     while ((opt = getopt_long (argc, argv, "H:p:jt:h", options, NULL)) != -1) {
         switch (opt) {
-            case 'H': home = optarg; break;
-            case 'p': password_file = optarg; break;
-            case 'j': json = true; break;
-            case 'r': refresh = true; break;
-            case 't': timeout = atoi (optarg); break;
-            case 'T': to = optarg; break;
-            case 'W': with_data = true; break;
-            case 'N': no_wait = true; break;
-            case 'w': wait = atoi (optarg); break;
-            case 'D': device = optarg; break;
-            case 'I': install = optarg; break;
-            case 'A': install_all = true; break;
-            case 'O': on = optarg; break;
-            case 'P': previous = true; break;
-            case 'h': s_usage (stdout); return 0;
+            case 'H': o->home = optarg; break;
+            case 'p': o->password_file = optarg; break;
+            case 'j': o->json = true; break;
+            case 'r': o->refresh = true; break;
+            case 't': o->timeout = atoi (optarg); break;
+            case 'T': o->to = optarg; break;
+            case 'W': o->with_data = true; break;
+            case 'N': o->no_wait = true; break;
+            case 'w': o->wait = atoi (optarg); break;
+            case 'D': o->device = optarg; break;
+            case 'I': o->install = optarg; break;
+            case 'A': o->install_all = true; break;
+            case 'O': o->on = optarg; break;
+            case 'P': o->previous = true; break;
+            case 'h': s_usage (stdout); return 1;
             default: s_usage (stderr); return 2;
         }
     }
-    if (!home || optind >= argc || timeout < 1) {
+    if (!o->home || optind >= argc || o->timeout < 1) {
         s_usage (stderr);
         return 2;
     }
     const char *command = argv [optind];
-    int nargs = argc - optind - 1;
-    char **args = argv + optind + 1;
-    static const struct { const char *name; int args; bool password; } commands [] = {
-        { "register", 1, true }, { "login", 1, true }, { "logout", 0, false },
-        { "devices", 0, false }, { "status", 0, false }, { "resolve", 1, false },
-        { "notify", 2, false }, { "notifications", 0, false },
-        { "push", 1, false }, { "installed", 0, false }, { "apps", 0, false }, { "sync", 0, false },
-        { "uninstall", 1, false }, { "config", -1, false },
-        { "stop", 0, false }, { NULL, 0, false }
-    };
-    int which = -1;
-    for (int i = 0; commands [i].name; i++)
-        if (streq (commands [i].name, command))
-            which = i;
-    if (which < 0) {
+    o->nargs = argc - optind - 1;
+    o->args = argv + optind + 1;
+    int count = (int) (sizeof s_commands / sizeof s_commands [0]);
+    for (o->command = 0; o->command < count && !streq (s_commands [o->command].name, command); o->command++)
+        ;
+    if (o->command == count) {
         fprintf (stderr, "appferry: unknown command '%s' (see --help)\n", command);
         return 2;
     }
+    int args = s_commands [o->command].args;
     //  config SUBCOMMAND [PROGRAM]: the node's verb is config-SUBCOMMAND
-    bool secret = false;
-    if (streq (command, "config")) {
+    if (args < 0) {
         static const char *subs [] = { "secret", "share", "unshare", "apply", "show", NULL };
         int sub = -1;
-        for (int i = 0; nargs >= 1 && subs [i]; i++)
-            if (streq (args [0], subs [i]))
+        for (int i = 0; o->nargs >= 1 && subs [i]; i++)
+            if (streq (o->args [0], subs [i]))
                 sub = i;
-        if (sub < 0 || nargs != (sub == 0? 1: 2)) {
+        if (sub < 0 || o->nargs != (sub == 0? 1: 2)) {
             fprintf (stderr, "appferry: config secret | config share|unshare|apply|show PROGRAM (see --help)\n");
             return 2;
         }
-        secret = sub == 0;
+        o->secret = sub == 0;
     }
     else
-    if (nargs != commands [which].args) {
-        fprintf (stderr, "appferry: %s takes %d argument%s (see --help)\n", command,
-                 commands [which].args, commands [which].args == 1? "": "s");
+    if (o->nargs != args) {
+        fprintf (stderr, "appferry: %s takes %d argument%s (see --help)\n", command, args, args == 1? "": "s");
         return 2;
     }
-    if (streq (command, "push") && (!to || !*to || wait < 1)) {
+    if (streq (command, "push") && (!o->to || !*o->to || o->wait < 1)) {
         fprintf (stderr, "appferry: push needs --to DEVICE[,DEVICE...] or --to all (see --help)\n");
         return 2;
     }
-    char password [AF_MAX_PASSWORD + 2] = "";
-    if (commands [which].password && s_read_password (password_file, password, sizeof password))
-        return 2;
+    return 0;
+}
 
-    char path [600];
-    snprintf (path, sizeof path, "%s/node.sock", home);
-    struct stat st;
-    if (stat (path, &st)) {
-        fprintf (stderr, "appferry: no node is running with home %s (start appferry-node first)\n", home);
-        return 3;
-    }
-    zsys_init ();
-    zsys_set_logstream (stderr);
-    zsock_t *sock = zsock_new (ZMQ_DEALER);
-    zsock_set_linger (sock, 0);
-    if (zsock_connect (sock, "ipc://%s", path)) {
-        fprintf (stderr, "appferry: cannot connect to %s\n", path);
-        zsock_destroy (&sock);
-        return 3;
-    }
-    zmsg_t *request = zmsg_new ();
+//  The request for the node: the verb, its arguments, the password given
+//  and the account secret asked for. NULL (and the reason printed) if the
+//  secret could not be read.
+static zmsg_t *
+s_request (const options_t *o, const char *password)
+{
+    const char *command = s_commands [o->command].name;
     char account_secret [AF_MAX_PASSWORD + 2] = "";
-    if (secret) {
+    if (o->secret) {
         const char *env = getenv ("APPFERRY_SECRET");
         if (env)
             snprintf (account_secret, sizeof account_secret, "%s", env);
         else
-        if (s_read_password (password_file, account_secret, sizeof account_secret))
-            return 2;
+        if (s_read_password (o->password_file, account_secret, sizeof account_secret))
+            return NULL;
     }
+    zmsg_t *request = zmsg_new ();
     if (streq (command, "config")) {
         char verb [32];
-        snprintf (verb, sizeof verb, "config-%s", args [0]);
+        snprintf (verb, sizeof verb, "config-%s", o->args [0]);
         zmsg_addstr (request, verb);
-        zmsg_addstr (request, secret? account_secret: args [1]);
-        if (previous)
+        zmsg_addstr (request, o->secret? account_secret: o->args [1]);
+        if (o->previous)
             zmsg_addstr (request, "previous");
-        explicit_bzero (account_secret, sizeof account_secret);
     }
     else {
         zmsg_addstr (request, command);
-        for (int i = 0; i < nargs; i++)
-            zmsg_addstr (request, args [i]);
+        for (int i = 0; i < o->nargs; i++)
+            zmsg_addstr (request, o->args [i]);
     }
-    if (commands [which].password)
+    if (s_commands [o->command].password)
         zmsg_addstr (request, password);
-    if (streq (command, "devices") && refresh)
+    if (streq (command, "devices") && o->refresh)
         zmsg_addstr (request, "refresh");
-    if (streq (command, "apps") && device)
-        zmsg_addstr (request, device);
-    if (streq (command, "uninstall") && on)
-        zmsg_addstr (request, on);
+    if (streq (command, "apps") && o->device)
+        zmsg_addstr (request, o->device);
+    if (streq (command, "uninstall") && o->on)
+        zmsg_addstr (request, o->on);
     if (streq (command, "push")) {
-        zmsg_addstr (request, to);
-        zmsg_addstr (request, with_data? "data": "nodata");
+        zmsg_addstr (request, o->to);
+        zmsg_addstr (request, o->with_data? "data": "nodata");
     }
-    zmsg_send (&request, sock);
-    explicit_bzero (password, sizeof password);
+    explicit_bzero (account_secret, sizeof account_secret);
+    return request;
+}
 
-    zpoller_t *poller = zpoller_new (sock, NULL);
-    void *ready = zpoller_wait (poller, timeout * 1000);
-    zpoller_destroy (&poller);
-    if (!ready) {
-        fprintf (stderr, "appferry: the node did not answer within %d s (is it running?)\n", timeout);
-        zsock_destroy (&sock);
-        return 3;
+//  Show the node's answer; returns the exit status
+static int
+s_render (zsock_t *sock, const options_t *o, const char *status, const char *text, json_t *doc)
+{
+    const char *command = s_commands [o->command].name;
+    bool ok = streq (status, "ok");
+    if (o->json) {
+        printf ("%s\n", text);
+        return ok? 0: 1;
     }
-    char *status = NULL, *text = NULL;
-    zstr_recvx (sock, &status, &text, NULL);
-    int rc = 1;
-    json_error_t jerr;
-    json_t *doc = text? json_loads (text, 0, &jerr): NULL;
-    if (!status || !doc)
-        fprintf (stderr, "appferry: unreadable answer from the node\n");
-    else
-    if (json)
-        printf ("%s\n", text), rc = streq (status, "ok")? 0: 1;
-    else
-    if (streq (status, "ok") && streq (command, "push"))
-        rc = s_push_follow (sock, doc, no_wait? 0: wait);
-    else
-    if (streq (status, "ok") && streq (command, "sync") && (install || install_all))
-        rc = s_sync_install (sock, doc, install, wait);
-    else
-    if (streq (status, "ok")) {
-        s_print (command, doc);
-        rc = 0;
+    if (ok && streq (command, "push"))
+        return s_push_follow (sock, doc, o->no_wait? 0: o->wait);
+    if (ok && streq (command, "sync") && (o->install || o->install_all))
+        return s_sync_install (sock, doc, o->install, o->wait);
+    if (ok) {
+        s_commands [o->command].print (doc);
+        return 0;
     }
-    else
     if (streq (command, "resolve") && json_object_get (doc, "fit")) {
-        const char *fit = s_str (doc, "fit");
-        if (streq (fit, "unknown-program"))
+        if (streq (s_str (doc, "fit"), "unknown-program"))
             fprintf (stderr, "appferry: %s\n", s_str (doc, "reason"));
         else
             fprintf (stderr, "appferry: no package of %s fits this device: %s\n", s_str (doc, "program"),
@@ -679,6 +716,58 @@ main (int argc, char *argv [])
     else
         fprintf (stderr, "appferry: %s refused: %s (%s)\n", command, s_str (doc, "reason"),
                  s_str (doc, "error"));
+    return 1;
+}
+
+int
+main (int argc, char *argv [])
+{
+    options_t o;
+    int rc = s_parse (argc, argv, &o);
+    if (rc)
+        return rc == 1? 0: rc;          //  1: --help
+    char password [AF_MAX_PASSWORD + 2] = "";
+    if (s_commands [o.command].password && s_read_password (o.password_file, password, sizeof password))
+        return 2;
+    char path [600];
+    snprintf (path, sizeof path, "%s/node.sock", o.home);
+    struct stat st;
+    if (stat (path, &st)) {
+        fprintf (stderr, "appferry: no node is running with home %s (start appferry-node first)\n", o.home);
+        return 3;
+    }
+    zmsg_t *request = s_request (&o, password);
+    explicit_bzero (password, sizeof password);
+    if (!request)
+        return 2;
+    zsys_init ();
+    zsys_set_logstream (stderr);
+    zsock_t *sock = zsock_new (ZMQ_DEALER);
+    zsock_set_linger (sock, 0);
+    if (zsock_connect (sock, "ipc://%s", path)) {
+        fprintf (stderr, "appferry: cannot connect to %s\n", path);
+        zmsg_destroy (&request);
+        zsock_destroy (&sock);
+        return 3;
+    }
+    zmsg_send (&request, sock);
+    zpoller_t *poller = zpoller_new (sock, NULL);
+    void *ready = zpoller_wait (poller, o.timeout * 1000);
+    zpoller_destroy (&poller);
+    if (!ready) {
+        fprintf (stderr, "appferry: the node did not answer within %d s (is it running?)\n", o.timeout);
+        zsock_destroy (&sock);
+        return 3;
+    }
+    char *status = NULL, *text = NULL;
+    zstr_recvx (sock, &status, &text, NULL);
+    json_error_t jerr;
+    json_t *doc = text? json_loads (text, 0, &jerr): NULL;
+    rc = 1;
+    if (!status || !doc)
+        fprintf (stderr, "appferry: unreadable answer from the node\n");
+    else
+        rc = s_render (sock, &o, status, text, doc);
     json_decref (doc);
     zstr_free (&status);
     zstr_free (&text);
