@@ -141,6 +141,7 @@ struct _af_node_t {
     bool listing;                   //  a whole LIST is in flight
     bool catching_up;               //  reports queued before this login go first
     int64_t reports_at;             //  last retry of the report queue
+    size_t reports_mended;          //  unreadable reports a whole LIST replaced
     uint64_t logins;                //  LOGIN_OKs since start
     json_t *shares;                 //  config-share.json
     int64_t config_at;              //  last scan of shared configurations
@@ -234,7 +235,7 @@ void node_upload_credit (af_node_t *self, af_msg_t **msg_p);
 //  node_reports.c: install reports and lists
 void node_reports_flush (af_node_t *self);
 void node_reports_login (af_node_t *self, uint64_t broker_seq, bool send_list);
-void node_report (af_node_t *self, const char *op, const af_install_info_t *info);
+int node_report (af_node_t *self, const char *op, const af_install_info_t *info);
 af_msg_t *node_install_list (af_node_t *self);
 int node_uninstall_local (af_node_t *self, const char *program, char *err, size_t errlen);
 void node_uninstall_asked (af_node_t *self, af_msg_t *uninstall);

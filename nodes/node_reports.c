@@ -14,6 +14,7 @@
 #include <errno.h>
 
 static void s_report_next (af_node_t *self);
+static void s_send_list (af_node_t *self, uint64_t seq, const char *why);
 
 //  The broker's answer to a REPORT: stored, next; or not, again later
 static bool
@@ -65,6 +66,12 @@ s_report_next (af_node_t *self)
         return;
     af_report_t report;
     if (!af_reports_next (self->reports, self->acked_seq, &report)) {
+        if (af_reports_skipped (self->reports) > self->reports_mended) {
+            //  What an unreadable report said is lost: the whole list mends it
+            self->reports_mended = af_reports_skipped (self->reports);
+            s_send_list (self, self->next_seq, "an unreadable report was skipped");
+            return;
+        }
         if (self->catching_up) {
             self->catching_up = false;
             //  Configuration edits made offline go next, then what others
@@ -98,7 +105,7 @@ node_reports_flush (af_node_t *self)
 }
 
 //  Queue a report of an install or uninstall on this device
-void
+int
 node_report (af_node_t *self, const char *op, const af_install_info_t *info)
 {
     af_report_t report;
@@ -111,8 +118,9 @@ node_report (af_node_t *self, const char *op, const af_install_info_t *info)
     report.version_code = info->version_code;
     snprintf (report.hash, sizeof report.hash, "%s", info->hash);
     report.at = info->installed_at? info->installed_at: (uint64_t) zclock_time ();
-    af_reports_add (self->reports, &report);
+    int rc = af_reports_add (self->reports, &report);
     node_reports_flush (self);
+    return rc;
 }
 
 //  This device's install list, from its install records
@@ -141,6 +149,22 @@ node_install_list (af_node_t *self)
     return list;
 }
 
+//  Send the whole install list under seq (a seq of its own, above every
+//  report queued): the broker replaces what it has of this device with it
+static void
+s_send_list (af_node_t *self, uint64_t seq, const char *why)
+{
+    self->next_seq = seq + 1;
+    node_state_save (self);
+    af_msg_t *list = node_install_list (self);
+    list->seq = seq;
+    zsys_info ("node: sending the whole install list (%s)", why);
+    pending_t *pending = node_request (self, s_list_answer, REQ_SESSION | REQ_PER_SESSION, NULL, list);
+    pending->seq = seq;
+    memcpy (self->list_rid, pending->hex, sizeof self->list_rid);
+    self->listing = true;
+}
+
 //  After LOGIN_OK: the broker has applied our reports up to broker_seq.
 //  If it knows less than we know it had (its store was lost), or more
 //  than we ever sent (our home was lost), the whole list goes instead.
@@ -155,18 +179,11 @@ node_reports_login (af_node_t *self, uint64_t broker_seq, bool send_list)
     //  apps installed before this device ever logged in are known
     if (broker_seq < self->acked_seq || broker_seq >= self->next_seq
     ||  (broker_seq == 0 && self->acked_seq == 0) || send_list) {
-        uint64_t seq = broker_seq >= self->next_seq? broker_seq + 1: self->next_seq;
-        self->next_seq = seq + 1;
-        node_state_save (self);
-        af_msg_t *list = node_install_list (self);
-        list->seq = seq;
-        zsys_info ("node: sending the whole install list (%s; the broker has our reports up to %llu, we sent up to %llu)",
-                   send_list? "the broker asks for it": "to mend a lost state", (unsigned long long) broker_seq,
-                   (unsigned long long) self->acked_seq);
-        pending_t *pending = node_request (self, s_list_answer, REQ_SESSION | REQ_PER_SESSION, NULL, list);
-        pending->seq = seq;
-        memcpy (self->list_rid, pending->hex, sizeof self->list_rid);
-        self->listing = true;
+        char why [200];
+        snprintf (why, sizeof why, "%s; the broker has our reports up to %llu, we sent up to %llu",
+                  send_list? "the broker asks for it": "to mend a lost state", (unsigned long long) broker_seq,
+                  (unsigned long long) self->acked_seq);
+        s_send_list (self, broker_seq >= self->next_seq? broker_seq + 1: self->next_seq, why);
         return;
     }
     self->acked_seq = broker_seq;
