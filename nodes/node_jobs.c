@@ -274,11 +274,16 @@ s_on_start (af_node_t *self, job_t *job)
         return;
     }
     //  The same package installed already (a repeated offer, or the node
-    //  stopped after installing and before the broker heard): a no-op
+    //  stopped after installing and before the broker heard): nothing to
+    //  install, but the record is reported again, as the node may have
+    //  stopped between writing it and queueing its report (the broker
+    //  applies a seq once, and a repeat changes nothing)
     af_install_info_t info;
     if (af_install_record_read (self->config.home, job->program, &info) == 0
-    &&  streq (info.hash, job->package.hash))
+    &&  streq (info.hash, job->package.hash)) {
+        node_report (self, "install", &info);
         s_on_installed (self, job, 0);
+    }
     else
         s_job_fetch (self, job, false);
 }

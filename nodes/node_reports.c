@@ -12,6 +12,7 @@
 #include "node_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 
 static void s_report_next (af_node_t *self);
 static void s_send_list (af_node_t *self, uint64_t seq, const char *why);
@@ -191,7 +192,36 @@ node_reports_login (af_node_t *self, uint64_t broker_seq, bool send_list)
     node_reports_flush (self);
 }
 
+//  Write a JSON document to path whole and durably (temp file, fsync,
+//  rename). 0, or -1 with errno set.
+static int
+s_write_durably (json_t *doc, const char *path)
+{
+    char tmp [720];
+    snprintf (tmp, sizeof tmp, "%s.tmp", path);
+    char *text = json_dumps (doc, JSON_COMPACT);
+    int fd = text? open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644): -1;
+    size_t size = text? strlen (text): 0;
+    bool ok = fd >= 0 && write (fd, text, size) == (ssize_t) size && fsync (fd) == 0;
+    if (fd >= 0)
+        ok = close (fd) == 0 && ok;
+    ok = ok && rename (tmp, path) == 0;
+    int saved = errno;
+    free (text);
+    if (!ok)
+        unlink (tmp);
+    errno = saved;
+    return ok? 0: -1;
+}
+
 //  Uninstall a program here and report it. 0, or -1 with err.
+//
+//  The install record becomes the report: it is given the report's seq,
+//  op and time (still a valid record), then moved into the queue in one
+//  rename, so it leaves installed/ exactly when the report is queued. A
+//  stop at any point leaves either the app recorded as installed (its
+//  files may be gone; uninstalling again finishes it) or no record and
+//  the report queued; never a record gone and its report lost.
 int
 node_uninstall_local (af_node_t *self, const char *program, char *err, size_t errlen)
 {
@@ -202,15 +232,29 @@ node_uninstall_local (af_node_t *self, const char *program, char *err, size_t er
         snprintf (err, errlen, "%s is not installed here", program);
         return -1;
     }
-    snprintf (path, sizeof path, "%s/installed/%s.json", self->config.home, program);
     if (af_install_remove (self->config.home, program, err, errlen))
         return -1;
-    if (unlink (path)) {
-        snprintf (err, errlen, "cannot remove %s: %s", path, strerror (errno));
+    snprintf (path, sizeof path, "%s/installed/%s.json", self->config.home, program);
+    json_error_t jerr;
+    json_t *record = json_load_file (path, 0, &jerr);
+    if (!json_is_object (record)) {
+        snprintf (err, errlen, "cannot read %s: %s", path, jerr.text);
+        json_decref (record);
         return -1;
     }
-    info.installed_at = (uint64_t) zclock_time ();
-    node_report (self, "uninstall", &info);
+    uint64_t seq = self->next_seq++;
+    node_state_save (self);
+    json_object_set_new (record, "seq", json_integer ((json_int_t) seq));
+    json_object_set_new (record, "op", json_string ("uninstall"));
+    json_object_set_new (record, "at", json_integer ((json_int_t) zclock_time ()));
+    int rc = s_write_durably (record, path);
+    json_decref (record);
+    if (rc || af_reports_adopt (self->reports, seq, path) != AF_OK) {
+        snprintf (err, errlen, "cannot queue the report of the uninstall (%s); %s is still recorded as "
+                  "installed", rc? strerror (errno): "see the log", program);
+        return -1;
+    }
+    node_reports_flush (self);
     zsys_info ("node: uninstalled %s", program);
     return 0;
 }

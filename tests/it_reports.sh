@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install reports are never lost (issue 9, section 3): an unreadable report
-# in the queue does not stop the ones after it; the broker ends up knowing
-# what the device has.
+# in the queue does not stop the ones after it; a node stopped between its
+# install record and its report reports the install when the offer comes
+# again; an uninstall whose report cannot be queued keeps its record. Each
+# time the broker ends up knowing what the device has.
 . "$(dirname "$0")/lib.sh"
 
 "$CATALOG" --catalog "$T/catalog" import "$AF_SRC/data/catalog/manifest.json" > "$T/import.log" 2>&1 \
@@ -41,5 +43,33 @@ check "  ... the unreadable one is set aside and logged" \
     test -f "$T/tablet/reports/$(printf %020d "$next").json.bad" -a -z "$(ls "$T/tablet/reports" | grep -v '\.bad$')"
 check "  ... and the whole list was sent to mend what it said" \
     grep -q "sending the whole install list (an unreadable report was skipped)" "$T/tablet.log"
+
+# --- the tablet stopped after writing an install record and before
+#     queueing its report: the state it left, made by hand (the record of
+#     the offered package, no report, the offer not done with)
+stop_node tablet
+push=$(afj phone .pushId push notes --to "$TABLET" --no-wait)
+package=$("$CATALOG" --catalog "$T/catalog" --json resolve notes "$DEVICES/galaxy-tab-s7.json" | jq -c .package)
+jq -n --argjson p "$package" --arg push "$push" \
+    '{program: "notes", versionName: $p.versionName, versionCode: $p.versionCode, hash: $p.hash,
+      pushId: $push, installedAt: 1700000000000, method: "builtin", files: []}' \
+    > "$T/tablet/installed/notes.json"
+start_node tablet "$DEVICES/galaxy-tab-s7.json"
+check "an install recorded but not reported is reported when the offer comes again" \
+    wait_eq 10 notes tablet_apps
+check "  ... without installing it again" bash -c "! grep -q 'receiving notes' '$T/tablet.log'"
+check "  ... and the push is done" wait_eq 10 installed \
+    afj phone ".pushes[] | select(.pushId == \"$push\") | .targets[0].state" status
+
+# --- an uninstall whose report cannot be queued (the queue unusable: a
+#     file where its directory was) changes nothing: the record stays
+mv "$T/tablet/reports" "$T/tablet/reports.away"; : > "$T/tablet/reports"
+out=$(af tablet uninstall notes 2>&1); rc=$?
+echo "$out" | sed 's/^/  # /'
+check "an uninstall whose report cannot be queued fails and says why" has "$rc:$out" "1:" "report"
+check "  ... the record stays" test -f "$T/tablet/installed/notes.json"
+rm "$T/tablet/reports"; mv "$T/tablet/reports.away" "$T/tablet/reports"
+check "  ... once the queue works, the uninstall goes through" af tablet uninstall notes
+check "  ... and the broker hears of it" wait_eq 10 "" tablet_apps
 
 finish
