@@ -152,6 +152,9 @@ node_login_ok (af_node_t *self, af_msg_t *msg)
     if (msg->heartbeat >= 50 && (int) msg->heartbeat < self->heartbeat_ms)
         self->heartbeat_ms = (int) msg->heartbeat;
     self->login_error [0] = 0;
+    self->login_retry [0] = 0;
+    self->login_failures = 0;
+    self->login_retry_at = 0;
     if (!streq (self->account, msg->account) || !streq (self->device_id, msg->device_id)) {
         snprintf (self->account, sizeof self->account, "%s", msg->account);
         snprintf (self->device_id, sizeof self->device_id, "%s", msg->device_id);
@@ -179,6 +182,25 @@ node_logged_out (af_node_t *self)
     node_state_save (self);
 }
 
+//  After an automatic login the broker could not serve (5xx): the wait
+//  before the next, doubling from NODE_LOGIN_RETRY_MIN_MS up to
+//  NODE_LOGIN_RETRY_MAX_MS, drawn from the upper half of that (jitter)
+static int
+s_login_backoff (af_node_t *self)
+{
+    int wait = NODE_LOGIN_RETRY_MIN_MS;
+    for (uint32_t i = 1; i < self->login_failures && wait < NODE_LOGIN_RETRY_MAX_MS; i++)
+        wait *= 2;
+    if (wait > NODE_LOGIN_RETRY_MAX_MS)
+        wait = NODE_LOGIN_RETRY_MAX_MS;
+    return wait / 2 + (int) randombytes_uniform ((uint32_t) (wait - wait / 2) + 1);
+}
+
+//  The answer to our own LOGIN. A 4xx says it will fail again as it is
+//  (unknown account or device, another key, ...): the node stops logging
+//  in by itself until the user logs in with a password, and status says
+//  why. A 5xx says the broker's side failed (a full disk, say): the node
+//  tries again after a back-off.
 static bool
 s_auto_login_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
 {
@@ -187,9 +209,19 @@ s_auto_login_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
     if (answer && answer->id == AF_MSG_LOGIN_OK)
         node_login_ok (self, answer);
     else
+    if (answer && answer->id == AF_MSG_ERROR && answer->code >= 500) {
+        self->login_failures++;
+        int wait = s_login_backoff (self);
+        self->login_retry_at = zclock_mono () + wait;
+        snprintf (self->login_retry, sizeof self->login_retry, "%s: %s",
+                  af_code_name ((int) answer->code), answer->reason);
+        zsys_warning ("node: automatic login failed: %s; trying again in %d ms", self->login_retry, wait);
+    }
+    else
     if (answer && answer->id == AF_MSG_ERROR) {
         snprintf (self->login_error, sizeof self->login_error, "%s: %s",
                   af_code_name ((int) answer->code), answer->reason);
+        self->login_retry [0] = 0;
         zsys_warning ("node: automatic login refused: %s (log in again with a password)",
                       self->login_error);
     }
@@ -201,7 +233,7 @@ static void
 s_login_by_key (af_node_t *self)
 {
     if (!*self->account || !*self->device_id || *self->auto_login || *self->login_error
-    ||  self->switching)
+    ||  self->switching || zclock_mono () < self->login_retry_at)
         return;
     af_msg_t *login = af_msg_new (AF_MSG_LOGIN);
     snprintf (login->account, sizeof login->account, "%s", self->account);
@@ -209,6 +241,8 @@ s_login_by_key (af_node_t *self)
     login->device = self->device;
     login->has_device = true;
     pending_t *pending = node_request (self, s_auto_login_answer, 0, NULL, login);
+    if (self->login_failures)
+        zsys_info ("node: logging in again to '%s' (attempt %u)", self->account, self->login_failures + 1);
     memcpy (self->auto_login, pending->hex, sizeof self->auto_login);
 }
 

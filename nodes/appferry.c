@@ -211,6 +211,13 @@ s_print_status (json_t *doc)
     if (json_is_true (json_object_get (doc, "loggedIn")))
         printf ("Login:      '%s' as device %s\n", s_str (doc, "account"), s_str (doc, "deviceId"));
     else
+    if (json_object_get (doc, "loginRetry")) {
+        json_t *retry = json_object_get (doc, "loginRetry");
+        printf ("Login:      not logged in: %s (tried %lld times; trying again in %lld s)\n",
+                s_str (retry, "error"), (long long) json_integer_value (json_object_get (retry, "attempts")),
+                (long long) (json_integer_value (json_object_get (retry, "inMs")) + 999) / 1000);
+    }
+    else
         printf ("Login:      not logged in%s%s\n", *s_str (doc, "loginError")? ": ": "",
                 s_str (doc, "loginError"));
     printf ("Device:     %s (%s %s, %s %s)\n", s_str (device, "name"), s_str (device, "model"),

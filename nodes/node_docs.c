@@ -130,6 +130,11 @@ node_status_doc (af_node_t *self)
         "listsReceived", (json_int_t) self->lists_received);
     if (*self->login_error)
         json_object_set_new (doc, "loginError", json_string (self->login_error));
+    if (*self->login_retry && !self->logged_in) {
+        int64_t wait = self->login_retry_at - zclock_mono ();
+        json_object_set_new (doc, "loginRetry", json_pack ("{s:s, s:I, s:I}", "error", self->login_retry,
+                             "attempts", (json_int_t) self->login_failures, "inMs", (json_int_t) (wait > 0? wait: 0)));
+    }
     json_object_set_new (doc, "pendingRequests", json_integer ((json_int_t) zhashx_size (self->pending)));
     //  Pushes: the ten most recent this device started, and what it receives
     json_t *pushes = json_array ();

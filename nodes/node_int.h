@@ -116,7 +116,10 @@ struct _af_node_t {
     bool stopping;
     char account [AF_MAX_ACCOUNT + 1];      //  saved: log in again by key
     char device_id [AF_ID_HEX + 1];
-    char login_error [AF_MAX_REASON + 32];  //  why the automatic login failed
+    char login_error [AF_MAX_REASON + 32];  //  why the automatic login stopped (4xx)
+    char login_retry [AF_MAX_REASON + 32];  //  why it failed and is tried again (5xx)
+    uint32_t login_failures;                //  5xx answers since the last LOGIN_OK
+    int64_t login_retry_at;                 //  not before this (zclock_mono)
     char auto_login [AF_ID_HEX + 1];        //  rid of our own pending LOGIN
     bool switching;                         //  user left the account for another:
                                             //  no automatic login until one succeeds

@@ -30,4 +30,11 @@
 #define NODE_SHOW_FILES         32      //  `config show`: files shown
 #define NODE_SHOW_FILE_BYTES    4096    //  ... bytes of each
 
+//  An automatic login the broker could not serve (5xx) is tried again
+//  after a wait that doubles from the first value to the second, each
+//  drawn from the upper half of it (jitter), so a broker that comes back
+//  is not met by all its nodes at once
+#define NODE_LOGIN_RETRY_MIN_MS 1000
+#define NODE_LOGIN_RETRY_MAX_MS 60000
+
 #endif
