@@ -446,6 +446,10 @@ af_node_new (const af_node_config_t *config, char *err, size_t errlen)
     node_pushes_load (self);
     self->jobs = zlistx_new ();
     zlistx_set_destructor (self->jobs, node_job_free);
+    //  An install command may have been running when the node stopped:
+    //  it must be gone before anything can be installed again
+    if (node_intent_setup (self, err, errlen) || node_intent_recover (self, err, errlen))
+        goto failed;
     self->auto_installs = zhashx_new ();
     node_config_load (self);
     self->chunk_raw = (uint8_t *) malloc (AF_MAX_CHUNK);

@@ -4,7 +4,6 @@
 */
 #include "af_reports.h"
 
-#define _XOPEN_SOURCE 700
 #include <czmq.h>
 #include <ftw.h>
 #include <dirent.h>

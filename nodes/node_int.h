@@ -150,6 +150,7 @@ struct _af_node_t {
     int64_t config_at;              //  last scan of shared configurations
     zhashx_t *auto_installs;        //  programs this node asked to install for
                                     //  itself in automatic mode, until their RESULT
+    char guarded_cmd [6400];        //  the install command, run under the guard
     uint8_t *chunk_raw;             //  upload buffers: one chunk, and compressed
     uint8_t *chunk_packed;
     size_t chunk_packed_size;
@@ -229,6 +230,15 @@ void node_jobs_login (af_node_t *self);
 void node_jobs_tick (af_node_t *self);
 json_t *node_jobs_doc (af_node_t *self);
 void node_on_item (af_node_t *self, af_msg_t **item_p);
+
+//  node_intent.c: install attempts of the operator's command. 0, or -1
+//  with err: setup (the guard's command line), begin (before the command
+//  starts: recorded, or refused after NODE_INSTALL_ATTEMPTS), recover (at
+//  start: what an interrupted attempt left running is killed)
+int node_intent_setup (af_node_t *self, char *err, size_t errlen);
+int node_intent_begin (af_node_t *self, job_t *job, char *err, size_t errlen);
+void node_intent_end (af_node_t *self);
+int node_intent_recover (af_node_t *self, char *err, size_t errlen);
 
 //  node_upload.c: user data sent with a push
 void node_upload_free (upload_t **upload_p);

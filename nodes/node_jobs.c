@@ -151,16 +151,24 @@ s_job_fetch (af_node_t *self, job_t *job, bool data)
 }
 
 //  Hand the package to the operator's command
+//  Hand the package to the operator's command: the attempt recorded
+//  first, the command under the guard (node_intent.c)
 static void
 s_job_command (af_node_t *self, job_t *job)
 {
     char err [AF_MAX_REASON + 1], log [600];
     snprintf (job->info.method, sizeof job->info.method, "command");
     snprintf (log, sizeof log, "%s/install.log", self->config.home);
-    job->cmd = af_install_cmd_start (self->config.install_cmd, job->part, &job->info,
-                                     self->config.install_timeout_s * 1000, log, err, sizeof err);
-    if (!job->cmd)
+    if (node_intent_begin (self, job, err, sizeof err)) {
         s_job_finish (self, job, "failed", 0, "%s", err);
+        return;
+    }
+    job->cmd = af_install_cmd_start (self->guarded_cmd, job->part, &job->info,
+                                     self->config.install_timeout_s * 1000, log, err, sizeof err);
+    if (!job->cmd) {
+        node_intent_end (self);
+        s_job_finish (self, job, "failed", 0, "%s", err);
+    }
     else
         job->state = JOB_INSTALLING;
 }
@@ -226,6 +234,8 @@ s_on_package (af_node_t *self, job_t *job)
 }
 
 //  The operator's command ended (rc 0: it installed)
+//  The operator's command ended (rc 0: it installed): once the outcome is
+//  recorded, the attempt is over
 static void
 s_on_command_exit (af_node_t *self, job_t *job, int rc, const char *why)
 {
@@ -239,6 +249,7 @@ s_on_command_exit (af_node_t *self, job_t *job, int rc, const char *why)
         node_report (self, "install", &job->info);
         s_on_installed (self, job, 0);
     }
+    node_intent_end (self);
 }
 
 //  The user data is in and verified: it replaces the app's data directory

@@ -37,4 +37,11 @@
 #define NODE_LOGIN_RETRY_MIN_MS 1000
 #define NODE_LOGIN_RETRY_MAX_MS 60000
 
+//  The operator's install command: an attempt the node's stop interrupted
+//  is run again, up to this many attempts in all (node_intent.c); at
+//  start, what still runs of an interrupted one is killed and waited for
+//  this long at most
+#define NODE_INSTALL_ATTEMPTS   2
+#define NODE_INSTALL_GONE_MS    5000
+
 #endif
