@@ -44,6 +44,91 @@ s_reply_if (af_node_t *self, pending_t *pending, af_msg_t *answer, af_msg_id_t e
     }
 }
 
+static void s_dispatch (af_node_t *self, cli_t *cli);
+
+void
+node_cli_destroy (cli_t **cli_p)
+{
+    cli_t *cli = *cli_p;
+    if (cli) {
+        zframe_destroy (&cli->client);
+        zstr_free (&cli->verb);
+        for (int i = 0; i < cli->args; i++)
+            zstr_free (&cli->arg [i]);
+        free (cli);
+        *cli_p = NULL;
+    }
+}
+
+static cli_t *
+s_cli_dup (cli_t *cli)
+{
+    cli_t *copy = (cli_t *) zmalloc (sizeof (cli_t));
+    assert (copy);
+    copy->client = zframe_dup (cli->client);
+    copy->verb = strdup (cli->verb);
+    for (int i = 0; i < cli->args; i++)
+        copy->arg [i] = strdup (cli->arg [i]);
+    copy->args = cli->args;
+    return copy;
+}
+
+//  The account's device list, asked for because a device was named that
+//  is not in the one we hold: kept, and the CLI request run again
+static bool
+s_refresh_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
+{
+    if (node_answer_failed (self, pending, answer))
+        return true;
+    if (answer->id != AF_MSG_DEVICE_LIST) {
+        s_reply_if (self, pending, answer, AF_MSG_DEVICE_LIST, NULL);
+        return true;
+    }
+    node_devices_keep (self, answer);
+    pending->retry->refreshed = true;
+    s_dispatch (self, pending->retry);
+    return true;
+}
+
+//  The devices named in specs (one, or comma-separated if many): their
+//  IDs into ids. 1 found; 0 not all in the list we hold, which is asked
+//  for again (the request runs again then); -1 refused (the CLI was told).
+static int
+s_named (af_node_t *self, cli_t *cli, const char *specs, bool many, char ids [][AF_ID_HEX + 1],
+         uint32_t *count)
+{
+    char *copy = strdup (specs), *saved = NULL, err [AF_MAX_REASON + 1];
+    *count = 0;
+    int code = AF_OK;
+    for (char *spec = many? strtok_r (copy, ",", &saved): copy; spec && code == AF_OK;
+         spec = many? strtok_r (NULL, ",", &saved): NULL) {
+        if (*count == AF_MAX_TARGETS) {
+            snprintf (err, sizeof err, "more than %d devices named", AF_MAX_TARGETS);
+            code = AF_E_MALFORMED;
+        }
+        else
+            code = node_device_find (self, spec, many, ids [*count], err, sizeof err);
+        if (code == AF_OK)
+            (*count)++;
+    }
+    free (copy);
+    if (code == AF_OK && *count == 0) {
+        snprintf (err, sizeof err, "name at least one device, or all");
+        code = AF_E_MALFORMED;
+    }
+    if (code == AF_E_NO_DEVICE && !cli->refreshed && self->logged_in) {
+        pending_t *pending = node_request (self, s_refresh_answer, REQ_SESSION, cli->client,
+                                           af_msg_new (AF_MSG_DEVICES));
+        pending->retry = s_cli_dup (cli);
+        return 0;
+    }
+    if (code != AF_OK) {
+        node_ctl_error (self, cli->client, code, "%s", err);
+        return -1;
+    }
+    return 1;
+}
+
 //  --------------------------------------------------------------------------
 //  The node itself
 
@@ -179,13 +264,18 @@ s_notify_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
 static void
 s_notify (af_node_t *self, cli_t *cli)
 {
-    const char *device = cli->arg [0], *text = cli->arg [1];
-    if (strlen (device) != AF_ID_HEX || strlen (text) > AF_MAX_BODY) {
-        node_ctl_error (self, cli->client, AF_E_MALFORMED, "usage: notify DEVICE-ID TEXT");
+    const char *text = cli->arg [1];
+    char ids [1][AF_ID_HEX + 1];
+    uint32_t count;
+    if (strlen (text) > AF_MAX_BODY) {
+        node_ctl_error (self, cli->client, AF_E_MALFORMED, "usage: notify DEVICE TEXT (at most %d bytes)",
+                        AF_MAX_BODY);
         return;
     }
+    if (s_named (self, cli, cli->arg [0], false, ids, &count) <= 0)
+        return;
     af_msg_t *msg = af_msg_new (AF_MSG_NOTIFY);
-    strcpy (msg->device_id, device);
+    strcpy (msg->device_id, ids [0]);
     strcpy (msg->kind, "text");
     af_msg_set_body (msg, text, strlen (text));
     node_request (self, s_notify_answer, REQ_SESSION, cli->client, msg);
@@ -237,26 +327,23 @@ node_cli_push_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
     return true;
 }
 
-//  A program and a comma-separated list of devices (or "all") from the CLI,
-//  into a PUSH or an UNINSTALL; err says what is wrong ("" if nothing)
-static void
-s_program_targets (af_msg_t *msg, const char *program, char *targets, char *err, size_t errlen)
+//  A program and the devices named (or "all") from the CLI, into a PUSH or
+//  an UNINSTALL. 1 done; 0 the device list is asked for first; -1 refused.
+static int
+s_program_targets (af_node_t *self, cli_t *cli, af_msg_t *msg)
 {
+    const char *program = cli->arg [0];
     if (strlen (program) > AF_MAX_PROGRAM || !*program) {
-        snprintf (err, errlen, "program ID must be 1..%d characters", AF_MAX_PROGRAM);
-        return;
+        node_ctl_error (self, cli->client, AF_E_MALFORMED, "program ID must be 1..%d characters", AF_MAX_PROGRAM);
+        return -1;
     }
     strcpy (msg->program, program);
-    char *saved = NULL;
-    for (char *t = strtok_r (targets, ",", &saved); t; t = strtok_r (NULL, ",", &saved)) {
-        if (msg->target_count == AF_MAX_TARGETS || strlen (t) > AF_ID_HEX) {
-            snprintf (err, errlen, "'%s' is not a device ID (or more than %d devices)", t, AF_MAX_TARGETS);
-            return;
-        }
-        strcpy (msg->targets [msg->target_count++], t);
-    }
-    if (msg->target_count == 0)
-        snprintf (err, errlen, "name at least one device, or all");
+    char ids [AF_MAX_TARGETS][AF_ID_HEX + 1];
+    uint32_t count;
+    int rc = s_named (self, cli, cli->arg [1], true, ids, &count);
+    for (uint32_t i = 0; rc > 0 && i < count; i++)
+        strcpy (msg->targets [msg->target_count++], ids [i]);
+    return rc;
 }
 
 //  push PROGRAM DEVICES [data]
@@ -264,10 +351,7 @@ static void
 s_push (af_node_t *self, cli_t *cli)
 {
     af_msg_t *msg = af_msg_new (AF_MSG_PUSH);
-    char err [AF_MAX_REASON + 1] = "";
-    s_program_targets (msg, cli->arg [0], cli->arg [1], err, sizeof err);
-    if (*err) {
-        node_ctl_error (self, cli->client, AF_E_MALFORMED, "%s", err);
+    if (s_program_targets (self, cli, msg) <= 0) {
         af_msg_destroy (&msg);
         return;
     }
@@ -341,11 +425,8 @@ s_uninstall (af_node_t *self, cli_t *cli)
         return;
     }
     af_msg_t *msg = af_msg_new (AF_MSG_UNINSTALL);
-    s_program_targets (msg, cli->arg [0], cli->arg [1], err, sizeof err);
-    if (*err) {
-        node_ctl_error (self, cli->client, AF_E_MALFORMED, "%s", err);
+    if (s_program_targets (self, cli, msg) <= 0)
         af_msg_destroy (&msg);
-    }
     else
         node_request (self, s_uninstall_on_answer, REQ_SESSION, cli->client, msg);
 }
@@ -385,12 +466,13 @@ s_apps (af_node_t *self, cli_t *cli)
     else
     if (!self->logged_in)
         node_ctl_error (self, cli->client, AF_E_NOT_LOGGED_IN, "%s", s_run_login);
-    else
-    if (strlen (device) != AF_ID_HEX)
-        node_ctl_error (self, cli->client, AF_E_MALFORMED, "'%s' is not a device ID", device);
     else {
+        char ids [1][AF_ID_HEX + 1];
+        uint32_t count;
+        if (s_named (self, cli, device, false, ids, &count) <= 0)
+            return;
         af_msg_t *msg = af_msg_new (AF_MSG_APPS);
-        strcpy (msg->device_id, device);
+        strcpy (msg->device_id, ids [0]);
         node_request (self, s_apps_answer, REQ_AFTER_REPORTS, cli->client, msg);
     }
 }

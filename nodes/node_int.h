@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 typedef struct _pending_t pending_t;
+struct _cli_t;
 
 //  A request's completion. answer is the broker's reply, or NULL when none
 //  will come (the deadline passed, or the session it belonged to ended).
@@ -49,6 +50,7 @@ struct _pending_t {
     char program [AF_MAX_PROGRAM + 1];  //  config requests: the app
     char push [AF_ID_HEX + 1];          //  job requests (FETCH, DONE): the offer
     uint64_t seq;                       //  REPORT, LIST: the seq it carried
+    struct _cli_t *retry;               //  DEVICES: the CLI request to run again
 };
 
 typedef enum {
@@ -157,11 +159,12 @@ struct _af_node_t {
 };
 
 //  One request from the CLI: the verb and its arguments (NULL past args)
-typedef struct {
+typedef struct _cli_t {
     zframe_t *client;
     char *verb;
     char *arg [NODE_CTL_MAX_FRAMES];
     int args;
+    bool refreshed;                 //  run again after asking for the device list
 } cli_t;
 
 //  A CLI verb's handler: it answers the client, at once or later
@@ -204,6 +207,7 @@ bool node_answer_failed (af_node_t *self, pending_t *pending, af_msg_t *answer);
 
 //  node_cli.c: the CLI socket
 int node_cli_event (zloop_t *loop, zsock_t *reader, void *arg);
+void node_cli_destroy (cli_t **cli_p);
 bool node_cli_push_answer (af_node_t *self, pending_t *pending, af_msg_t *answer);
 
 //  node_docs.c: CLI replies and documents, JSON files in the home
@@ -217,6 +221,12 @@ json_t *node_apps_doc (af_node_t *self, af_msg_t *msg);
 json_t *node_status_doc (af_node_t *self);
 void node_json_save (af_node_t *self, const char *name, json_t *doc);
 json_t *node_json_load (af_node_t *self, const char *name);
+
+//  node_devices.c: devices named on the command line. find: AF_OK with the
+//  ID; AF_E_NO_DEVICE (not in the list) or AF_E_MALFORMED (more than one
+//  fits, or too short a prefix) with err. special: "all" and "self" too.
+int node_device_find (af_node_t *self, const char *spec, bool special, char *id, char *err, size_t errlen);
+void node_devices_keep (af_node_t *self, af_msg_t *list);
 
 //  node_notify.c: notifications received
 void node_on_notify (af_node_t *self, af_msg_t **msg_p);

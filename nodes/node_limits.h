@@ -44,4 +44,8 @@
 #define NODE_INSTALL_ATTEMPTS   2
 #define NODE_INSTALL_GONE_MS    5000
 
+//  A device named on the command line by a prefix of its ID needs at
+//  least this many hex digits (as git and docker ask)
+#define NODE_MIN_ID_PREFIX      4
+
 #endif

@@ -30,6 +30,7 @@ s_pending_free (void **item)
     if (pending) {
         zframe_destroy (&pending->client);
         af_msg_destroy (&pending->unsent);
+        node_cli_destroy (&pending->retry);
         free (pending);
         *item = NULL;
     }
