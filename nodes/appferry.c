@@ -259,7 +259,7 @@ s_print_installed (json_t *doc)
     if (!json_array_size (installed) && !json_array_size (links))
         printf ("Nothing installed by appferry yet.\n");
     json_array_foreach (installed, index, entry)
-        printf ("%-20s %-12s installed (%s), %zu files, package %.16s...\n", s_str (entry, "program"),
+        printf ("%-20s %-12s installed (%s), %zu files, file hash %.16s...\n", s_str (entry, "program"),
                 s_str (entry, "versionName"), s_str (entry, "method"),
                 json_array_size (json_object_get (entry, "files")), s_str (entry, "hash"));
     json_array_foreach (links, index, entry)
@@ -273,11 +273,11 @@ s_print_resolve (json_t *doc)
     json_t *package = json_object_get (doc, "package");
     const char *fit = s_str (doc, "fit");
     if (streq (fit, "package"))
-        printf ("%s %s (%s) for %s%s%s: %lld bytes, package %s\n", s_str (doc, "program"),
-                s_str (package, "versionName"), s_str (package, "name"), s_str (package, "platform"),
-                *s_str (package, "abi")? " ": "", s_str (package, "abi"),
+        printf ("%s %s (%s) for %s%s%s: %lld bytes, file hash %.16s..., catalog package ID %s\n",
+                s_str (doc, "program"), s_str (package, "versionName"), s_str (package, "name"),
+                s_str (package, "platform"), *s_str (package, "abi")? " ": "", s_str (package, "abi"),
                 (long long) json_integer_value (json_object_get (package, "size")),
-                s_str (package, "packageId"));
+                s_str (package, "hash"), s_str (package, "packageId"));
     else
     if (streq (fit, "store-link"))
         printf ("%s %s installs from its platform's store: %s\n", s_str (doc, "program"),

@@ -2,7 +2,8 @@
 # The command line as a person uses it (issue 9, section 10): devices are
 # named as `devices` shows them (their name, a prefix of their ID of at
 # least 4 hex digits, or the whole ID) wherever a device is named; a name
-# that fits two devices is refused with both listed.
+# that fits two devices is refused with both listed; `installed` and
+# `resolve` label the file hash and the catalog package ID for what each is.
 . "$(dirname "$0")/lib.sh"
 
 "$CATALOG" --catalog "$T/catalog" import "$AF_SRC/data/catalog/manifest.json" > "$T/import.log" 2>&1 \
@@ -49,5 +50,15 @@ out=$(af phone notify "${TABLET:0:3}" hello 2>&1); rc=$?
 check "a prefix shorter than 4 hex digits is refused" has "$rc:$out" "1:" "at least 4 hex digits"
 out=$(af phone notify "Nobody's watch" hello 2>&1); rc=$?
 check "a name no device has is refused" has "$rc:$out" "1:" "not a device of this account"
+
+# Two hex values, each labelled for what it is
+hash=$(jq -r .hash "$T/tablet/installed/weixin.json")
+check "installed labels the package file's hash" has "$(af tablet installed)" "file hash ${hash:0:16}"
+resolved=$(af tablet --json resolve weixin)
+check "resolve labels the file hash and the catalog package ID" \
+    has "$(af tablet resolve weixin)" "file hash $(jq -r .package.hash <<< "$resolved" | cut -c1-16)" \
+        "catalog package ID $(jq -r .package.packageId <<< "$resolved")"
+check "  ... the same file hash as installed shows for it" \
+    test "$(jq -r .package.hash <<< "$resolved")" = "$hash"
 
 finish
