@@ -29,12 +29,12 @@ struct _af_registry_t {
 #define DEVICE_HEADER (AF_KEY_Z85 + 8)
 
 af_registry_t *
-af_registry_new (const char *dir, af_pwcost_t cost)
+af_registry_new (const char *dir, af_pwcost_t cost, size_t mapsize)
 {
     af_registry_t *self = (af_registry_t *) zmalloc (sizeof (af_registry_t));
     assert (self);
     self->cost = cost;
-    self->store = af_store_new (dir, (size_t) 4 << 30, 16, false);
+    self->store = af_store_new (dir, mapsize? mapsize: (size_t) 4 << 30, 32, false);
     if (!self->store
     ||  af_store_dbi (self->store, "accounts", 0, &self->accounts)
     ||  af_store_dbi (self->store, "devices", 0, &self->devices)
@@ -439,7 +439,7 @@ af_registry_test (bool verbose)
     char dir [] = "/tmp/af_registry_test_XXXXXX";
     assert (mkdtemp (dir));
     af_pwcost_t cost = { crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_MEMLIMIT_MIN };
-    af_registry_t *registry = af_registry_new (dir, cost);
+    af_registry_t *registry = af_registry_new (dir, cost, 0);
     assert (registry);
     char err [256];
 
@@ -490,7 +490,7 @@ af_registry_test (bool verbose)
 
     //  Survives reopen
     af_registry_destroy (&registry);
-    registry = af_registry_new (dir, cost);
+    registry = af_registry_new (dir, cost, 0);
     assert (af_registry_verify (registry, "ana", "secret-password") == AF_OK);
     assert (af_registry_devices (registry, "ana", &list, &count) == AF_OK && count == 2);
     free (list);

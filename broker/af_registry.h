@@ -35,8 +35,9 @@ typedef struct {
     size_t memlimit;
 } af_pwcost_t;
 
-//  Open the registry in dir (created if missing). NULL on failure (logged).
-af_registry_t *af_registry_new (const char *dir, af_pwcost_t cost);
+//  Open the registry in dir (created if missing), its store at most
+//  mapsize bytes (0: 4 GiB). NULL on failure (logged).
+af_registry_t *af_registry_new (const char *dir, af_pwcost_t cost, size_t mapsize);
 
 //  Close it. Sets *self_p to NULL.
 void af_registry_destroy (af_registry_t **self_p);

@@ -25,6 +25,7 @@ af_code_name (int code)
         case AF_E_UNKNOWN_PROGRAM:  return "E_UNKNOWN_PROGRAM";
         case AF_E_NO_FIT:           return "E_NO_FIT";
         case AF_E_POLICY:           return "E_POLICY";
+        case AF_E_QUOTA:            return "E_QUOTA";
         case AF_E_NO_BLOB:          return "E_NO_BLOB";
         case AF_E_NO_CONFIG:        return "E_NO_CONFIG";
         case AF_E_INTERNAL:         return "E_INTERNAL";

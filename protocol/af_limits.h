@@ -83,6 +83,21 @@
 #define AF_HEARTBEAT_LIVENESS   3       //  missed beats before a peer is dead
 #define AF_REQUEST_TIMEOUT_MS   10000   //  a worker request with no answer
 
+//  Broker tuning: how much work one step may do, how much one peer may
+//  hold. Defaults the broker config may override are marked (config).
+#define AF_MAX_ROUTING          15      //  bytes of a ZeroMQ routing ID we accept
+#define AF_SOCKET_HWM           100000  //  ZMQ_SNDHWM / ZMQ_RCVHWM of the ROUTERs
+#define AF_BATCH                256     //  messages taken per socket wake-up
+#define AF_ITEM_WINDOW          64      //  outbox items in flight per connection
+#define AF_MAX_SESSIONS         100000  //  (config) connections with a session
+#define AF_MAX_QUEUE            100000  //  (config) requests waiting for a worker
+#define AF_ATTEST_SKEW_MS       300000  //  attestations dated this far ahead pass
+#define AF_RESOLVE_CACHE_MS     10000   //  how long a sync reuses a matcher answer
+#define AF_RESOLVE_CACHE_MAX    100000  //  answers kept; beyond, all are dropped
+#define AF_INDEX_CACHE_MAX      1024    //  accounts whose lists are kept in memory
+#define AF_MAX_SYNC_JOBS        64      //  diffs being resolved at once; later
+                                        //  SYNCs wait their turn
+
 //  Catalog limits
 #define AF_MAX_MANIFEST         (64 * 1024 * 1024)  //  manifest file bytes
 #define AF_MAX_PACKAGES_PER_PROGRAM 256
@@ -111,6 +126,7 @@ typedef enum {
     AF_E_NO_BLOB        = 462,  //  FETCH: the package file is not in the store
     AF_E_NO_CONFIG      = 463,  //  CONFIG_GET: no configuration stored for the program
     AF_E_POLICY         = 451,  //  the device does not meet the broker's push policy
+    AF_E_QUOTA          = 470,  //  a storage limit of the account or a device's queue
     AF_E_INTERNAL       = 500,  //  server-side failure (store error, ...)
     AF_E_UNAVAILABLE    = 503,  //  no worker for the service / timed out
 } af_code_t;

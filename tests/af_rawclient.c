@@ -11,6 +11,7 @@
       af_rawclient ENDPOINT BROKER_CERT forbidden ACCOUNT PASSWORD OTHER_ACCOUNT
       af_rawclient ENDPOINT BROKER_CERT push ACCOUNT PASSWORD
       af_rawclient ENDPOINT BROKER_CERT report ACCOUNT PASSWORD
+      af_rawclient ENDPOINT BROKER_CERT fill ACCOUNT PASSWORD
     Prints one line per check and "N passed, M failed"; exits 1 on any failure.
     =========================================================================
 */
@@ -516,6 +517,71 @@ s_report_battery (const char *account, const char *password)
     af_msg_destroy (&msg);
 }
 
+//  Fill the broker's store with configurations, big ones then smaller,
+//  until it refuses even a small one; every one answered OK must read back.
+static void
+s_fill (const char *account, const char *password)
+{
+    af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
+    af_msg_set_rid_random (msg);
+    snprintf (msg->account, sizeof msg->account, "%s", account);
+    snprintf (msg->password, sizeof msg->password, "%s", password);
+    msg->device = s_device ("Raw filler");
+    msg->has_device = true;
+    af_msg_send (msg, s_sock, NULL);
+    af_msg_destroy (&msg);
+    af_msg_t *reply = s_recv (s_sock, true);
+    s_check (reply && reply->id == AF_MSG_LOGIN_OK, "LOGIN as a new device", NULL);
+    af_msg_destroy (&reply);
+    static const uint32_t sizes [] = { 200000, 16000, 1000, 100 };
+    uint32_t stored = 0, refused = 0;
+    size_t bytes = 0;
+    bool all_read = true;
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes [0]; k++) {
+        for (int n = 0; n < 10000; n++) {
+            msg = af_msg_new (AF_MSG_CONFIG_PUT);
+            af_msg_set_rid_random (msg);
+            snprintf (msg->program, sizeof msg->program, "fill-%u-%d", sizes [k], n);
+            msg->at = (uint64_t) zclock_time ();
+            msg->data_size = sizes [k];
+            msg->data = (uint8_t *) malloc (msg->data_size);
+            randombytes_buf (msg->data, msg->data_size);
+            af_msg_send (msg, s_sock, NULL);
+            reply = s_recv (s_sock, true);
+            bool ok = reply && reply->id == AF_MSG_OK;
+            bool full = reply && reply->id == AF_MSG_ERROR && reply->code == AF_E_INTERNAL;
+            af_msg_destroy (&reply);
+            if (ok) {
+                stored++;
+                bytes += sizes [k];
+                //  Acknowledged means stored: it reads back
+                af_msg_t *get = af_msg_new (AF_MSG_CONFIG_GET);
+                af_msg_set_rid_random (get);
+                snprintf (get->program, sizeof get->program, "%s", msg->program);
+                af_msg_send (get, s_sock, NULL);
+                reply = s_recv (s_sock, true);
+                all_read &= reply && reply->id == AF_MSG_CONFIG && reply->data_size == msg->data_size
+                         && memcmp (reply->data, msg->data, msg->data_size) == 0;
+                af_msg_destroy (&reply);
+                af_msg_destroy (&get);
+            }
+            af_msg_destroy (&msg);
+            if (full) {
+                refused++;
+                break;                  //  try smaller ones
+            }
+            if (!ok) {
+                s_check (false, "CONFIG_PUT answered OK or E_INTERNAL", NULL);
+                return;
+            }
+        }
+    }
+    char detail [128];
+    snprintf (detail, sizeof detail, "%u stored (%zu bytes), %u refused", stored, bytes, refused);
+    s_check (refused == sizeof sizes / sizeof sizes [0], "the store filled up: each size refused at last", detail);
+    s_check (all_read, "every configuration answered OK reads back", NULL);
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -546,6 +612,9 @@ main (int argc, char *argv [])
     else
     if (streq (argv [3], "report") && argc == 6)
         s_report_battery (argv [4], argv [5]);
+    else
+    if (streq (argv [3], "fill") && argc == 6)
+        s_fill (argv [4], argv [5]);
     else {
         fprintf (stderr, "unknown mode or wrong arguments\n");
         return 2;
