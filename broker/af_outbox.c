@@ -290,6 +290,46 @@ af_outbox_ack (af_outbox_t *self, const char *account, const char *device_id, co
 }
 
 int
+af_outbox_find (af_outbox_t *self, const char *account, const char *device_id, const uint8_t *item_id,
+                af_outbox_fn *fn, void *arg, bool *found)
+{
+    assert (self && item_id && fn && found);
+    *found = false;
+    uint8_t key [AF_MAX_ACCOUNT + 1 + AF_ID_SIZE + 8];
+    size_t plen = s_prefix (key, account, device_id);
+    if (plen == 0)
+        return AF_E_MALFORMED;
+    size_t alen = strlen (account);
+    uint8_t id_key [AF_MAX_ACCOUNT + 1 + AF_ID_SIZE];
+    memcpy (id_key, account, alen + 1);
+    memcpy (id_key + alen + 1, item_id, AF_ID_SIZE);
+    MDB_txn *txn = NULL;
+    int rc = af_store_begin (self->store, false, &txn);
+    MDB_val where, value;
+    if (rc == 0)
+        rc = af_store_get (txn, self->ids, id_key, alen + 1 + AF_ID_SIZE, &where);
+    //  It must be queued for this very device
+    if (rc == 0 && (where.mv_size != AF_ID_SIZE + 8 || memcmp (where.mv_data, key + alen + 1, AF_ID_SIZE)))
+        rc = MDB_NOTFOUND;
+    if (rc == 0) {
+        memcpy (key + plen, (const uint8_t *) where.mv_data + AF_ID_SIZE, 8);
+        rc = af_store_get (txn, self->items, key, plen + 8, &value);
+    }
+    if (rc == 0 && value.mv_size >= HEADER) {
+        af_outbox_item_t item;
+        memcpy (item.id, value.mv_data, AF_ID_SIZE);
+        memcpy (&item.put_ms, (const uint8_t *) value.mv_data + AF_ID_SIZE, 8);
+        item.seq = s_get_be64 (key + plen);
+        item.data = (const uint8_t *) value.mv_data + HEADER;
+        item.size = value.mv_size - HEADER;
+        *found = true;
+        fn (&item, arg);
+    }
+    af_store_abort (&txn);
+    return s_code (rc == MDB_NOTFOUND? 0: rc, "read an item");
+}
+
+int
 af_outbox_count (af_outbox_t *self, const char *account, const char *device_id, size_t *count)
 {
     assert (self && count);
@@ -375,7 +415,15 @@ af_outbox_test (bool verbose)
     c.stop_at = 2;
     assert (af_outbox_each (outbox, "ana", phone, 0, 0, s_collect, &c) == AF_OK && c.count == 2);
 
-    //  Acks: only by the device the item is for; a repeat is NOTFOUND
+    //  Find by ID: only the device the item is for sees it
+    bool found;
+    memset (&c, 0, sizeof c);
+    assert (af_outbox_find (outbox, "ana", phone, first, s_collect, &c, &found) == AF_OK && found);
+    assert (c.count == 1 && streq (c.seen [0], "one"));
+    assert (af_outbox_find (outbox, "ana", tablet, first, s_collect, &c, &found) == AF_OK && !found);
+    assert (af_outbox_find (outbox, "bob", phone, first, s_collect, &c, &found) == AF_OK && !found);
+
+    //  Acks: only by the device the item is for; a repeat removes nothing
     assert (af_outbox_ack (outbox, "ana", tablet, first, &removed) == AF_OK && !removed);
     assert (af_outbox_ack (outbox, "bob", phone, first, &removed) == AF_OK && !removed);
     assert (af_outbox_ack (outbox, "ana", phone, first, &removed) == AF_OK && removed);

@@ -84,6 +84,12 @@ int af_outbox_ack (af_outbox_t *self, const char *account, const char *device_id
 int af_outbox_ack_txn (af_outbox_t *self, MDB_txn *txn, const char *account, const char *device_id,
                        const uint8_t *item_id, bool *removed);
 
+//  Read one of the device's items by its ID: fn is called with it, in a
+//  read transaction, if the item is queued for this device (*found).
+//  Returns AF_OK, AF_E_MALFORMED or AF_E_INTERNAL.
+int af_outbox_find (af_outbox_t *self, const char *account, const char *device_id, const uint8_t *item_id,
+                    af_outbox_fn *fn, void *arg, bool *found);
+
 //  How many items are queued for a device. AF_OK, AF_E_MALFORMED or
 //  AF_E_INTERNAL (then *count is 0).
 int af_outbox_count (af_outbox_t *self, const char *account, const char *device_id, size_t *count);

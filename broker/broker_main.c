@@ -8,6 +8,7 @@
 #include "af_msg.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <sodium.h>
 
 static void
@@ -132,6 +133,9 @@ main (int argc, char *argv [])
         fprintf (stderr, "appferry-broker: libsodium failed to start\n");
         return 1;
     }
+    //  A file size limit (RLIMIT_FSIZE) must fail a write with EFBIG, which
+    //  the store and uploads report, not kill the broker
+    signal (SIGXFSZ, SIG_IGN);
     zsys_init ();
     zsys_set_logident ("appferry-broker");
     af_broker_t *broker = af_broker_new (&config);

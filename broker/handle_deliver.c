@@ -53,12 +53,36 @@ broker_item_done (af_broker_t *self, session_t *session)
     broker_deliver (self, session);
 }
 
+//  The command an item carries (AF_MSG_NONE if it does not decode)
+static int
+s_item_command (const af_outbox_item_t *item, void *arg)
+{
+    af_msg_t *msg = NULL;
+    char err [AF_MAX_REASON + 1];
+    *(af_msg_id_t *) arg = af_msg_decode (item->data, item->size, &msg, err, sizeof err, NULL, NULL) == AF_OK?
+                           msg->id: AF_MSG_NONE;
+    af_msg_destroy (&msg);
+    return 0;
+}
+
 void
 handle_ack (af_broker_t *self, session_t *session, af_msg_t *msg)
 {
     uint8_t item [AF_ID_SIZE];
     if (af_id_from_hex (msg->item, item)) {
         broker_error (self, session, msg, AF_E_MALFORMED, "ACK: 'item' must be an item ID (32 lowercase hex digits)");
+        return;
+    }
+    //  An offer ends with its outcome (DONE), which tells the initiator;
+    //  an ACK would drop it and leave the push without a result for good
+    af_msg_id_t command = AF_MSG_NONE;
+    bool found = false;
+    af_outbox_find (self->outbox, session->account, session->device_id, item, s_item_command, &command, &found);
+    if (found && command == AF_MSG_OFFER) {
+        zsys_warning ("broker: refused ACK of offer item %s from %s of '%s'", msg->item, session->device_id,
+                      session->account);
+        broker_error (self, session, msg, AF_E_FORBIDDEN,
+                      "ACK: item %s is an OFFER; an offer is finished by DONE with its outcome", msg->item);
         return;
     }
     //  Not found: a repeated acknowledgement, or not this device's item;

@@ -144,6 +144,14 @@ handle_chunk (af_broker_t *self, session_t *session, af_msg_t *msg)
     }
     if (rc == 1)
         s_upload_keep (self, session, upload, msg->total);
+    else
+    if (af_download_local (upload->download)) {
+        //  Our disk, not the node's bytes: a 5xx, so the node tries again later
+        zsys_error ("broker: cannot store an upload from %s of '%s': %s", session->device_id,
+                    session->account, err);
+        broker_error_rid (self, session, upload->caller.has_rid? upload->caller.rid: NULL,
+                          AF_E_INTERNAL, "the broker cannot store the upload: %s", err);
+    }
     else {
         zsys_warning ("broker: upload from %s of '%s' refused: %s", session->device_id, session->account, err);
         broker_error_rid (self, session, upload->caller.has_rid? upload->caller.rid: NULL,

@@ -337,6 +337,100 @@ s_forbidden (const char *account, const char *password, const char *other)
 
 //  Hostile push traffic from a logged-in device: fetching what was not
 //  offered, uploads that lie, outcomes and acks that name nothing
+//  The next ITEM whose body is the given command; NULL after 5 s
+static af_msg_t *
+s_next_item (af_msg_id_t command, char *item_out)
+{
+    while (true) {
+        af_msg_t *msg = s_recv (s_sock, true);
+        if (!msg)
+            return NULL;
+        af_msg_t *inner = NULL;
+        char err [256];
+        if (msg->id == AF_MSG_ITEM
+        &&  af_msg_decode (msg->body, msg->body_size, &inner, err, sizeof err, NULL, NULL) == AF_OK
+        &&  inner->id == command) {
+            strcpy (item_out, msg->item);
+            af_msg_destroy (&msg);
+            return inner;
+        }
+        af_msg_destroy (&inner);
+        af_msg_destroy (&msg);
+    }
+}
+
+//  A node must not ACK an OFFER (it ends with DONE): the broker refuses
+//  such an ACK, keeps the offer for the next login, and the push still
+//  gets its result
+static void
+s_ack_offer (const char *account, const char *device_id)
+{
+    af_msg_t *msg = af_msg_new (AF_MSG_PUSH);
+    af_msg_set_rid_random (msg);
+    strcpy (msg->program, "weixin");
+    msg->target_count = 1;
+    strcpy (msg->targets [0], "self");
+    s_expect_msg ("PUSH to self (a sync pick)", msg, AF_MSG_PUSH_ACCEPTED, 0);
+    af_msg_destroy (&msg);
+    char item [AF_ID_HEX + 1] = "";
+    af_msg_t *offer = s_next_item (AF_MSG_OFFER, item);
+    s_check (offer != NULL, "  ... its OFFER arrives in an ITEM", NULL);
+    if (!offer)
+        return;
+    msg = af_msg_new (AF_MSG_ACK);
+    af_msg_set_rid_random (msg);
+    strcpy (msg->item, item);
+    s_expect_msg ("ACK of an OFFER is refused", msg, AF_MSG_ERROR, AF_E_FORBIDDEN);
+    af_msg_destroy (&msg);
+    //  A login again, by key, on this connection: the outbox starts over
+    msg = af_msg_new (AF_MSG_LOGIN);
+    af_msg_set_rid_random (msg);
+    snprintf (msg->account, sizeof msg->account, "%s", account);
+    snprintf (msg->device_id, sizeof msg->device_id, "%s", device_id);
+    msg->device = s_device ("Raw pusher");
+    msg->has_device = true;
+    s_expect_msg ("LOGIN again by key", msg, AF_MSG_LOGIN_OK, 0);
+    af_msg_destroy (&msg);
+    char again [AF_ID_HEX + 1] = "";
+    af_msg_t *offer2 = s_next_item (AF_MSG_OFFER, again);
+    s_check (offer2 && streq (again, item) && streq (offer2->push_id, offer->push_id),
+             "  ... the OFFER is still queued and comes again", NULL);
+    af_msg_destroy (&offer2);
+    msg = af_msg_new (AF_MSG_DONE);
+    af_msg_set_rid_random (msg);
+    strcpy (msg->push_id, offer->push_id);
+    strcpy (msg->state, "failed");
+    strcpy (msg->reason, "a raw client installs nothing");
+    af_msg_send (msg, s_sock, NULL);
+    af_msg_destroy (&msg);
+    //  The OK and the RESULT for the initiator (this device too), in any order
+    bool ok = false;
+    af_msg_t *result = NULL;
+    for (int i = 0; i < 8 && !(ok && result); i++) {
+        af_msg_t *reply = s_recv (s_sock, true);
+        if (!reply)
+            break;
+        af_msg_t *inner = NULL;
+        char err [256];
+        if (reply->id == AF_MSG_OK)
+            ok = true;
+        else
+        if (reply->id == AF_MSG_ITEM && !result
+        &&  af_msg_decode (reply->body, reply->body_size, &inner, err, sizeof err, NULL, NULL) == AF_OK
+        &&  inner->id == AF_MSG_RESULT) {
+            result = inner;
+            inner = NULL;
+        }
+        af_msg_destroy (&inner);
+        af_msg_destroy (&reply);
+    }
+    s_check (ok, "DONE for the offer", NULL);
+    s_check (result && streq (result->push_id, offer->push_id) && streq (result->state, "failed"),
+             "  ... and the push gets its RESULT", NULL);
+    af_msg_destroy (&result);
+    af_msg_destroy (&offer);
+}
+
 static void
 s_push_battery (const char *account, const char *password)
 {
@@ -346,7 +440,13 @@ s_push_battery (const char *account, const char *password)
     snprintf (msg->password, sizeof msg->password, "%s", password);
     msg->device = s_device ("Raw pusher");
     msg->has_device = true;
-    s_expect_msg ("LOGIN as a new device", msg, AF_MSG_LOGIN_OK, 0);
+    af_msg_send (msg, s_sock, NULL);
+    af_msg_t *reply = s_recv (s_sock, true);
+    char device_id [AF_ID_HEX + 1] = "";
+    if (reply && reply->id == AF_MSG_LOGIN_OK)
+        strcpy (device_id, reply->device_id);
+    s_check (*device_id, "LOGIN as a new device", NULL);
+    af_msg_destroy (&reply);
     af_msg_destroy (&msg);
     const char *nothing = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -432,6 +532,7 @@ s_push_battery (const char *account, const char *password)
     af_msg_set_body (msg, "x", 1);
     s_expect_msg ("ITEM sent by a node", msg, AF_MSG_ERROR, AF_E_UNKNOWN_COMMAND);
     af_msg_destroy (&msg);
+    s_ack_offer (account, device_id);
 }
 
 //  Reports are applied once, in seq order: a resend or a stale one is

@@ -2,7 +2,7 @@
 # A broker whose store is full (a 2 MiB map, filled for real) answers a
 # REPORT it cannot commit with E_INTERNAL, never OK; the node keeps the
 # report and sends it again once the broker has room, so the install list
-# ends up right. (Issue 10: LMDB's codes are negative, and a failed commit
+# ends up right. An upload the broker cannot write is its own failure too. (Issue 10: LMDB's codes are negative, and a failed commit
 # used to be answered OK, so the node dropped its report for good.)
 . "$(dirname "$0")/lib.sh"
 PIN="$AF_BIN/tests/af_pin"
@@ -44,8 +44,26 @@ BEFORE=$(wc -l < "$T/broker.log")
 start_broker broker --catalog "$T/catalog" --map-size 64
 check "after the restart the report arrives: weixin is gone from the tablet's list" wait_eq 20 "" \
     afj phone '[.apps[].program] | join(" ")' apps --device "$TABLET"
-check "  ... and the tablet's queue is empty" wait_until 10 test -z "$(ls "$T/tablet/reports/")"
+reports_empty () { test -z "$(ls "$T/tablet/reports/")"; }
+check "  ... and the tablet's queue is empty" wait_until 10 reports_empty
 check "  ... it came as the report itself, not as a whole list mending a lost one" \
     test -z "$(tail -n +"$BEFORE" "$T/broker.log" | grep "$TABLET of 'ana' sent its whole list")"
+
+# The broker's disk is full (a file size limit stands in for it): an
+# upload it cannot store is its failure (E_INTERNAL, retry later), not the
+# node's bad message (E_MALFORMED, do not retry)
+kill -TERM "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null
+limit=$(( $(stat -c %s "$BROKER_DIR/store/data.mdb") + 1024 * 1024 ))
+BROKER_PREFIX="prlimit --fsize=$limit" start_broker broker --catalog "$T/catalog" --map-size 64
+mkdir -p "$T/phone/data/weixin"
+head -c $((3 * 1024 * 1024)) /dev/urandom > "$T/phone/data/weixin/history.db"
+wait_until 10 bash -c "'$CLI' --home '$T/phone' --json status | jq -e .loggedIn" || die "phone not back"
+out=$(af phone push weixin --to "$TABLET" --with-data 2>&1); rc=$?
+echo "$out" | tail -n 1 | sed 's/^/  # /'
+check "an upload the broker cannot store fails with E_INTERNAL" test $rc -eq 1
+check "  ... named so" has "$out" "E_INTERNAL"
+check "  ... nothing half-stored is left" test -z "$(ls "$BROKER_DIR/data/incoming/")"
+check "  ... and the broker still serves" wait_eq 10 "" \
+    afj phone '[.apps[].program] | join(" ")' apps --device "$TABLET"
 
 finish
