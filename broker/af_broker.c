@@ -175,7 +175,7 @@ s_session_remove (af_broker_t *self, session_t *session)
 //  The session of a message's connection, made on its first message: a
 //  connection without an authenticated CURVE key gets none (NULL).
 static session_t *
-s_session_for (af_broker_t *self, const char *hex, zframe_t *routing, const char *user_id)
+s_session_for (af_broker_t *self, const char *hex, zframe_t *routing, zframe_t *body, const char *user_id)
 {
     session_t *session = broker_session (self, hex);
     if (session)
@@ -191,6 +191,8 @@ s_session_for (af_broker_t *self, const char *hex, zframe_t *routing, const char
     snprintf (session->hex, sizeof session->hex, "%s", hex);
     session->routing = zframe_dup (routing);
     memcpy (session->key, user_id, AF_KEY_Z85 + 1);
+    const char *peer = zframe_meta (body, "Peer-Address");
+    snprintf (session->peer, sizeof session->peer, "%s", peer? peer: "unknown");
     zhashx_insert (self->sessions, hex, session);
     return session;
 }
@@ -250,7 +252,7 @@ s_frontend_message (af_broker_t *self, zframe_t *routing, zframe_t *body, size_t
     char hex [2 * AF_MAX_ROUTING + 2];
     sodium_bin2hex (hex, sizeof hex, zframe_data (routing), zframe_size (routing));
     const char *user_id = body? zframe_meta (body, "User-Id"): NULL;
-    session_t *session = s_session_for (self, hex, routing, user_id);
+    session_t *session = s_session_for (self, hex, routing, body, user_id);
     if (!session)
         goto done;
     if (!user_id || !streq (user_id, session->key)) {
@@ -418,7 +420,8 @@ s_open_store (af_broker_t *self)
     if (!self->pushes || !self->lists || !self->configs)
         return -1;
     self->syncindex = af_syncindex_new (self->lists);
-    return 0;
+    self->guesses = af_guesses_new (store);
+    return self->guesses? 0: -1;
 }
 
 //  DATA/data: received user data in blobs/, uploads under way in incoming/
@@ -464,8 +467,8 @@ s_tables (af_broker_t *self)
     self->sessions = zhashx_new ();
     zhashx_set_destructor (self->sessions, s_session_free);
     self->online = zhashx_new ();
-    self->failures = zhashx_new ();
-    zhashx_set_destructor (self->failures, s_free_item);
+    self->sources = zhashx_new ();
+    zhashx_set_destructor (self->sources, s_free_item);
 }
 
 af_broker_t *
@@ -509,6 +512,9 @@ af_broker_new (const af_broker_config_t *config)
     self->dispatch = af_dispatch_new (self->backend, &dispatch);
     af_dispatch_service (self->dispatch, "matcher");
     self->loop = zloop_new ();
+    self->hasher = af_hasher_new (self->loop, (size_t) config->pw_threads, AF_PW_WAITING, config->pwcost);
+    if (!self->hasher)
+        goto failed;
     zloop_reader (self->loop, self->frontend, s_frontend_event, self);
     zloop_reader (self->loop, self->backend, s_backend_event, self);
     int tick = self->config.heartbeat_ms < 1000? self->config.heartbeat_ms: 1000;
@@ -534,11 +540,13 @@ af_broker_destroy (af_broker_t **self_p)
     af_broker_t *self = *self_p;
     if (!self)
         return;
+    af_hasher_destroy (&self->hasher);     //  its threads' readers are in the loop
     zloop_destroy (&self->loop);
     af_dispatch_destroy (&self->dispatch);
     zhashx_destroy (&self->push_jobs);
     zhashx_destroy (&self->sync_jobs);
     zlistx_destroy (&self->sync_waiting);
+    af_guesses_destroy (&self->guesses);
     af_syncindex_destroy (&self->syncindex);
     af_configs_destroy (&self->configs);
     af_lists_destroy (&self->lists);
@@ -546,7 +554,7 @@ af_broker_destroy (af_broker_t **self_p)
     af_transfers_destroy (&self->transfers);
     af_pushes_destroy (&self->pushes);
     af_outbox_destroy (&self->outbox);
-    zhashx_destroy (&self->failures);
+    zhashx_destroy (&self->sources);
     zhashx_destroy (&self->online);
     zhashx_destroy (&self->sessions);
     zsock_destroy (&self->frontend);

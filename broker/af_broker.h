@@ -37,6 +37,8 @@ typedef struct {
     char catalog [512];             //  the matcher's catalog dir: package files
     int list_every_s;               //  ask a device for its whole list this often (0 = never)
     int map_mib;                    //  the store's LMDB map size, MiB: its size limit
+    int pw_threads;                 //  Argon2id hashing threads
+    int pw_per_source;              //  password jobs a source may start per minute
     //  Push policy (S2.3): what an initiating device must report
     char min_node_version [32];     //  "" = any
     char require [512];             //  "name=value, ..." attestations; "" = none

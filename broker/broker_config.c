@@ -32,6 +32,8 @@ af_broker_config_defaults (af_broker_config_t *config)
     config->max_age_s = 86400;
     config->list_every_s = 86400;
     config->map_mib = 4096;
+    config->pw_threads = AF_PW_THREADS;
+    config->pw_per_source = AF_PW_PER_SOURCE;
 }
 
 typedef enum { T_STR, T_INT, T_SIZE, T_BOOL, T_VERSION, T_PWCOST } type_t;
@@ -61,6 +63,8 @@ static const setting_t s_settings [] = {
     STR ("broker/catalog", catalog),
     NUM ("broker/list_every", T_INT, list_every_s, 0, 365 * 86400),
     NUM ("broker/map_size", T_INT, map_mib, 1, 1024 * 1024),
+    NUM ("security/pw_threads", T_INT, pw_threads, 1, 16),
+    NUM ("security/pw_per_source", T_INT, pw_per_source, 1, 1000000),
     { "security/pwhash", T_PWCOST, offsetof (af_broker_config_t, pwcost), 0, 0, 0 },
     STR ("security/worker_keys", worker_keys),
     { "policy/min_node_version", T_VERSION, offsetof (af_broker_config_t, min_node_version),

@@ -29,6 +29,8 @@
 #include "af_configs.h"
 #include "af_dispatch.h"
 #include "af_syncindex.h"
+#include "af_hasher.h"
+#include "af_guesses.h"
 
 #include <errno.h>
 #include <sodium.h>
@@ -48,6 +50,10 @@ typedef struct {
     char digest [AF_ID_HEX + 1];    //  of the device description, for sync's answer cache
     uint64_t sent_seq;              //  last outbox item sent on this connection
     uint32_t unacked;               //  items sent and not yet acknowledged
+    char peer [64];                 //  source address (ZeroMQ's Peer-Address)
+    bool pw_busy;                   //  a password job of this connection runs
+    uint32_t pw_count;              //  password jobs started this minute
+    int64_t pw_since;               //  monotonic ms: start of that minute
 } session_t;
 
 struct _af_broker_t {
@@ -60,7 +66,10 @@ struct _af_broker_t {
     zloop_t *loop;
     zhashx_t *sessions;             //  routing hex -> session_t (owned)
     zhashx_t *online;               //  "account/device" -> session_t
-    zhashx_t *failures;             //  account -> failures (wrong passwords)
+    zhashx_t *sources;              //  peer address -> password work this minute
+    int64_t failures_at;            //  last expiry of password counts
+    af_hasher_t *hasher;            //  Argon2id threads
+    af_guesses_t *guesses;          //  wrong passwords, durable
     af_dispatch_t *dispatch;        //  the workers
     af_outbox_t *outbox;
     af_pushes_t *pushes;

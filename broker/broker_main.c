@@ -31,6 +31,8 @@ s_usage (FILE *out)
 "      --pwhash COST       Argon2id cost for new passwords: interactive (default),\n"
 "                          moderate or min (tests only)\n"
 "      --map-size MIB      the store's size limit (default 4096 MiB)\n"
+"      --pw-per-source N   password checks one source address may start per\n"
+"                          minute (default 60; load tests from one host need more)\n"
 "  -v, --verbose           log every session change\n"
 "  -h, --help              show this help and exit\n"
 "      --version           show the version and exit\n"
@@ -43,7 +45,7 @@ s_usage (FILE *out)
 int
 main (int argc, char *argv [])
 {
-    enum { OPT_NODES = 1000, OPT_WORKERS, OPT_WORKER_KEYS, OPT_CATALOG, OPT_HEARTBEAT, OPT_PWHASH, OPT_MAP_SIZE, OPT_VERSION };
+    enum { OPT_NODES = 1000, OPT_WORKERS, OPT_WORKER_KEYS, OPT_CATALOG, OPT_HEARTBEAT, OPT_PWHASH, OPT_MAP_SIZE, OPT_PW_PER_SOURCE, OPT_VERSION };
     static struct option options [] = {
         { "config", required_argument, NULL, 'c' },
         { "data", required_argument, NULL, 'd' },
@@ -54,6 +56,7 @@ main (int argc, char *argv [])
         { "heartbeat", required_argument, NULL, OPT_HEARTBEAT },
         { "pwhash", required_argument, NULL, OPT_PWHASH },
         { "map-size", required_argument, NULL, OPT_MAP_SIZE },
+        { "pw-per-source", required_argument, NULL, OPT_PW_PER_SOURCE },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, OPT_VERSION },
@@ -104,6 +107,13 @@ main (int argc, char *argv [])
             case OPT_PWHASH:
                 if (af_broker_pwcost_parse (optarg, &config.pwcost)) {
                     fprintf (stderr, "appferry-broker: --pwhash must be interactive, moderate or min\n");
+                    return 2;
+                }
+                break;
+            case OPT_PW_PER_SOURCE:
+                config.pw_per_source = atoi (optarg);
+                if (config.pw_per_source < 1 || config.pw_per_source > 1000000) {
+                    fprintf (stderr, "appferry-broker: --pw-per-source must be 1..1000000\n");
                     return 2;
                 }
                 break;

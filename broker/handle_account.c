@@ -9,17 +9,113 @@
     (8.3). Whenever a device comes or goes, every online device of the
     account gets the new DEVICE_LIST (8.4).
 
-    Password guessing is bounded per account: AF_MAX_LOGIN_FAILURES wrong
-    passwords within AF_LOGIN_WINDOW_MS refuse further password logins to
-    it until the window ends; key logins are not affected.
+    Password work is Argon2id, about 0.1 s and 64 MiB a time, so it never
+    runs in the reactor: REGISTER and a password LOGIN hand it to
+    af_hasher's threads and finish when it is done. Each connection has one
+    such job at a time and AF_PW_PER_CONNECTION a minute, each source
+    address pw_per_source a minute; past these the answer is E_RATE_LIMITED,
+    and E_UNAVAILABLE when the hashing threads are all busy with a full
+    queue. Wrong passwords are counted durably per account and source
+    (af_guesses); key logins are never limited.
     =========================================================================
 */
 #include "broker_int.h"
 
+//  Password work started by one source address, this minute
 typedef struct {
-    int count;
+    uint32_t count;
     int64_t since;                  //  monotonic ms: start of the window
-} failures_t;
+} source_t;
+
+//  A REGISTER or password LOGIN waiting for its Argon2id job
+typedef struct {
+    af_broker_t *broker;
+    broker_caller_t caller;
+    af_msg_t *msg;                  //  what was asked (the password wiped)
+    char peer [sizeof ((session_t *) 0)->peer];
+} pwjob_t;
+
+static void
+s_pwjob_free (pwjob_t **job_p)
+{
+    if (*job_p) {
+        af_msg_destroy (&(*job_p)->msg);
+        free (*job_p);
+        *job_p = NULL;
+    }
+}
+
+static pwjob_t *
+s_pwjob_new (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    pwjob_t *job = (pwjob_t *) zmalloc (sizeof (pwjob_t));
+    assert (job);
+    job->broker = self;
+    broker_caller (&job->caller, session, msg);
+    snprintf (job->peer, sizeof job->peer, "%s", session->peer);
+    job->msg = af_msg_new (msg->id);
+    snprintf (job->msg->account, sizeof job->msg->account, "%s", msg->account);
+    snprintf (job->msg->device_id, sizeof job->msg->device_id, "%s", msg->device_id);
+    job->msg->has_device = msg->has_device;
+    job->msg->device = msg->device;
+    job->msg->has_rid = msg->has_rid;
+    memcpy (job->msg->rid, msg->rid, AF_ID_SIZE);
+    return job;
+}
+
+//  May this connection start password work now? AF_OK, or
+//  AF_E_RATE_LIMITED with err. Counts it when it may.
+static int
+s_pw_admit (af_broker_t *self, session_t *session, char *err, size_t errlen)
+{
+    int64_t now = zclock_mono ();
+    if (session->pw_busy) {
+        snprintf (err, errlen, "a password check is already running on this connection; wait for its answer");
+        return AF_E_RATE_LIMITED;
+    }
+    if (now - session->pw_since > 60000) {
+        session->pw_since = now;
+        session->pw_count = 0;
+    }
+    if (session->pw_count >= AF_PW_PER_CONNECTION) {
+        snprintf (err, errlen, "%d password attempts on this connection in a minute; try again in %d s",
+                  AF_PW_PER_CONNECTION, (int) ((session->pw_since + 60000 - now) / 1000) + 1);
+        return AF_E_RATE_LIMITED;
+    }
+    source_t *source = (source_t *) zhashx_lookup (self->sources, session->peer);
+    if (source && now - source->since > 60000) {
+        source->since = now;
+        source->count = 0;
+    }
+    if (!source) {
+        if (zhashx_size (self->sources) >= self->config.max_sessions) {
+            snprintf (err, errlen, "too many sources are signing in right now; try again in a minute");
+            return AF_E_RATE_LIMITED;
+        }
+        source = (source_t *) zmalloc (sizeof (source_t));
+        assert (source);
+        source->since = now;
+        zhashx_insert (self->sources, session->peer, source);
+    }
+    if (source->count >= (uint32_t) self->config.pw_per_source) {
+        snprintf (err, errlen, "%d password attempts from %s in a minute; try again in %d s",
+                  self->config.pw_per_source, session->peer, (int) ((source->since + 60000 - now) / 1000) + 1);
+        return AF_E_RATE_LIMITED;
+    }
+    source->count++;
+    session->pw_count++;
+    return AF_OK;
+}
+
+//  The session a password job was for, no longer busy; NULL if it is gone
+static session_t *
+s_pw_session (pwjob_t *job)
+{
+    session_t *session = broker_session (job->broker, job->caller.session);
+    if (session)
+        session->pw_busy = false;
+    return session;
+}
 
 void
 handle_ping (af_broker_t *self, session_t *session, af_msg_t *msg)
@@ -30,18 +126,49 @@ handle_ping (af_broker_t *self, session_t *session, af_msg_t *msg)
     broker_send (self, session, &pong);
 }
 
+//  The new account's password is hashed: store the account
+static void
+s_registered (void *arg, int code, const char *hash)
+{
+    pwjob_t *job = (pwjob_t *) arg;
+    af_broker_t *self = job->broker;
+    session_t *session = s_pw_session (job);
+    char err [AF_MAX_REASON + 1] = "cannot hash the password";
+    if (code == AF_OK)
+        code = af_registry_create (self->registry, job->msg->account, hash, err, sizeof err);
+    if (code == AF_OK)
+        zsys_info ("broker: registered account '%s'", job->msg->account);
+    else
+        zsys_warning ("broker: refused REGISTER '%s': %s", job->msg->account, err);
+    if (session) {
+        if (code == AF_OK)
+            broker_ok (self, session, job->msg);
+        else
+            broker_error (self, session, job->msg, code, "%s", err);
+    }
+    s_pwjob_free (&job);
+}
+
 void
 handle_register (af_broker_t *self, session_t *session, af_msg_t *msg)
 {
     char err [AF_MAX_REASON + 1];
-    int code = af_registry_register (self->registry, msg->account, msg->password, err, sizeof err);
+    int code = af_registry_check_new (self->registry, msg->account, msg->password, err, sizeof err);
+    if (code == AF_OK)
+        code = s_pw_admit (self, session, err, sizeof err);
     if (code != AF_OK) {
         zsys_warning ("broker: refused REGISTER '%s' from %.8s: %s", msg->account, session->key, err);
         broker_error (self, session, msg, code, "%s", err);
         return;
     }
-    zsys_info ("broker: registered account '%s'", msg->account);
-    broker_ok (self, session, msg);
+    pwjob_t *job = s_pwjob_new (self, session, msg);
+    if (af_hasher_hash (self->hasher, msg->password, s_registered, job) != AF_OK) {
+        s_pwjob_free (&job);
+        zsys_warning ("broker: refused REGISTER '%s': every hashing thread is busy", msg->account);
+        broker_error (self, session, msg, AF_E_UNAVAILABLE, "the broker is busy checking passwords; try again shortly");
+        return;
+    }
+    session->pw_busy = true;
 }
 
 //  --------------------------------------------------------------------------
@@ -61,56 +188,21 @@ s_login_session (session_t *session, af_msg_t *msg, char *err, size_t errlen)
     return AF_OK;
 }
 
-//  The password, counted against guessing
-static int
-s_login_password (af_broker_t *self, af_msg_t *msg, char *err, size_t errlen)
-{
-    failures_t *failures = (failures_t *) zhashx_lookup (self->failures, msg->account);
-    if (failures && zclock_mono () - failures->since > AF_LOGIN_WINDOW_MS) {
-        zhashx_delete (self->failures, msg->account);
-        failures = NULL;
-    }
-    if (failures && failures->count >= AF_MAX_LOGIN_FAILURES) {
-        snprintf (err, errlen, "%d wrong passwords for '%s'; try again in %d s", failures->count, msg->account,
-                  (int) ((failures->since + AF_LOGIN_WINDOW_MS - zclock_mono ()) / 1000) + 1);
-        return AF_E_RATE_LIMITED;
-    }
-    int code = af_registry_verify (self->registry, msg->account, msg->password);
-    if (code == AF_E_BAD_PASSWORD && zhashx_size (self->failures) < self->config.max_sessions) {
-        if (!failures) {
-            failures = (failures_t *) zmalloc (sizeof (failures_t));
-            assert (failures);
-            failures->since = zclock_mono ();
-            zhashx_insert (self->failures, msg->account, failures);
-        }
-        failures->count++;
-    }
-    else
-    if (code == AF_OK && failures)
-        zhashx_delete (self->failures, msg->account);
-    if (code == AF_E_NO_ACCOUNT)
-        snprintf (err, errlen, "no account '%s'", msg->account);
-    else
-    if (code == AF_E_BAD_PASSWORD)
-        snprintf (err, errlen, "wrong password for '%s'", msg->account);
-    else
-    if (code == AF_E_INTERNAL)
-        snprintf (err, errlen, "internal error checking the password");
-    return code;
-}
-
 //  May this LOGIN go ahead? Without a password, the device's bound key is
 //  the credential: the registry refuses a device ID bound to another key.
+//  With one, the password is checked later, off the reactor (s_verified).
 static int
 s_login_check (af_broker_t *self, session_t *session, af_msg_t *msg, char *err, size_t errlen)
 {
     int code = s_login_session (session, msg, err, errlen);
+    if (code == AF_OK && session->pw_busy) {
+        snprintf (err, errlen, "a password check is already running on this connection; wait for its answer");
+        code = AF_E_RATE_LIMITED;
+    }
     if (code == AF_OK && af_device_validate (&msg->device, err, errlen))
         code = AF_E_BAD_DEVICE;
-    if (code != AF_OK)
+    if (code != AF_OK || *msg->password)
         return code;
-    if (*msg->password)
-        return s_login_password (self, msg, err, errlen);
     if (!*msg->device_id) {
         snprintf (err, errlen, "a password is needed to log in a device for the first time");
         return AF_E_BAD_PASSWORD;
@@ -158,17 +250,16 @@ s_login_bind (af_broker_t *self, session_t *session, af_msg_t *msg, const char *
     zhashx_update (self->online, online_key, session);
 }
 
-void
-handle_login (af_broker_t *self, session_t *session, af_msg_t *msg)
+//  The rest of a LOGIN whose credential is good: the registry's record,
+//  the session bound, the answer and the news
+static void
+s_login_finish (af_broker_t *self, session_t *session, af_msg_t *msg)
 {
     char err [AF_MAX_REASON + 1] = "";
     char device_id [AF_ID_HEX + 1];
-    int code = s_login_check (self, session, msg, err, sizeof err);
-    if (code == AF_OK) {
-        af_device_t device = msg->device;
-        code = af_registry_login (self->registry, msg->account, msg->device_id, session->key,
+    af_device_t device = msg->device;
+    int code = af_registry_login (self->registry, msg->account, msg->device_id, session->key,
                                   &device, (uint64_t) zclock_time (), device_id, err, sizeof err);
-    }
     if (code != AF_OK) {
         zsys_warning ("broker: refused LOGIN to '%s' from %.8s: %s", msg->account, session->key, err);
         broker_error (self, session, msg, code, "%s", err);
@@ -192,6 +283,87 @@ handle_login (af_broker_t *self, session_t *session, af_msg_t *msg)
     session->sent_seq = 0;
     session->unacked = 0;
     broker_deliver (self, session);
+}
+
+//  A LOGIN's password was checked
+static void
+s_verified (void *arg, int code, const char *hash)
+{
+    (void) hash;
+    pwjob_t *job = (pwjob_t *) arg;
+    af_broker_t *self = job->broker;
+    af_msg_t *msg = job->msg;
+    if (code == AF_E_BAD_PASSWORD)
+        af_guesses_failed (self->guesses, msg->account, job->peer, (uint64_t) zclock_time ());
+    else
+    if (code == AF_OK)
+        af_guesses_passed (self->guesses, msg->account, job->peer);
+    session_t *session = s_pw_session (job);
+    char err [AF_MAX_REASON + 1] = "";
+    if (session && code == AF_OK)
+        code = s_login_session (session, msg, err, sizeof err);
+    if (!session)
+        ;                               //  the connection went away meanwhile
+    else
+    if (code == AF_OK)
+        s_login_finish (self, session, msg);
+    else {
+        if (code == AF_E_BAD_PASSWORD)
+            snprintf (err, sizeof err, "wrong password for '%s'", msg->account);
+        else
+        if (code == AF_E_INTERNAL)
+            snprintf (err, sizeof err, "internal error checking the password");
+        zsys_warning ("broker: refused LOGIN to '%s' from %.8s: %s", msg->account, session->key, err);
+        broker_error (self, session, msg, code, "%s", err);
+    }
+    s_pwjob_free (&job);
+}
+
+//  A LOGIN with a password: limits, the stored hash, then the check
+static int
+s_login_password (af_broker_t *self, session_t *session, af_msg_t *msg, char *err, size_t errlen)
+{
+    int code = af_guesses_check (self->guesses, msg->account, session->peer, (uint64_t) zclock_time (),
+                                 err, errlen);
+    char stored [crypto_pwhash_STRBYTES];
+    if (code == AF_OK)
+        code = s_pw_admit (self, session, err, errlen);
+    if (code == AF_OK) {
+        code = af_registry_pwhash (self->registry, msg->account, stored);
+        if (code == AF_E_NO_ACCOUNT)
+            snprintf (err, errlen, "no account '%s'", msg->account);
+        else
+        if (code != AF_OK)
+            snprintf (err, errlen, "internal error checking the password");
+    }
+    if (code != AF_OK)
+        return code;
+    pwjob_t *job = s_pwjob_new (self, session, msg);
+    if (af_hasher_verify (self->hasher, stored, msg->password, s_verified, job) != AF_OK) {
+        s_pwjob_free (&job);
+        snprintf (err, errlen, "the broker is busy checking passwords; try again shortly");
+        return AF_E_UNAVAILABLE;
+    }
+    session->pw_busy = true;
+    return AF_OK;
+}
+
+void
+handle_login (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    char err [AF_MAX_REASON + 1] = "";
+    int code = s_login_check (self, session, msg, err, sizeof err);
+    if (code == AF_OK && *msg->password) {
+        code = s_login_password (self, session, msg, err, sizeof err);
+        if (code == AF_OK)
+            return;                     //  s_verified goes on
+    }
+    if (code != AF_OK) {
+        zsys_warning ("broker: refused LOGIN to '%s' from %.8s: %s", msg->account, session->key, err);
+        broker_error (self, session, msg, code, "%s", err);
+        return;
+    }
+    s_login_finish (self, session, msg);
 }
 
 void
@@ -278,12 +450,17 @@ broker_session_logout (af_broker_t *self, session_t *session)
 void
 broker_failures_expire (af_broker_t *self, int64_t now)
 {
-    zlistx_t *stale = zhashx_keys (self->failures);
-    for (const char *account = (const char *) zlistx_first (stale); account;
-         account = (const char *) zlistx_next (stale)) {
-        failures_t *failures = (failures_t *) zhashx_lookup (self->failures, account);
-        if (failures && now - failures->since > AF_LOGIN_WINDOW_MS)
-            zhashx_delete (self->failures, account);
+    //  Once a minute: source windows that ended, and stored wrong-password
+    //  counts whose window ended
+    if (now - self->failures_at < AF_LOGIN_WINDOW_MS)
+        return;
+    self->failures_at = now;
+    zlistx_t *keys = zhashx_keys (self->sources);
+    for (const char *peer = (const char *) zlistx_first (keys); peer; peer = (const char *) zlistx_next (keys)) {
+        source_t *source = (source_t *) zhashx_lookup (self->sources, peer);
+        if (source && now - source->since > 60000)
+            zhashx_delete (self->sources, peer);
     }
-    zlistx_destroy (&stale);
+    zlistx_destroy (&keys);
+    af_guesses_expire (self->guesses, (uint64_t) zclock_time ());
 }

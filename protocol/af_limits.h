@@ -74,9 +74,19 @@
 #define AF_KEY_Z85              40      //  CURVE public key in Z85
 
 //  Password guessing: after this many wrong passwords for one account
-//  within the window, password logins to it are refused until it ends.
+//  from one source address within the window, password logins to it from
+//  there are refused until the window ends; after the second bound from
+//  all sources together, from everywhere (broker/af_guesses).
 #define AF_MAX_LOGIN_FAILURES   10
+#define AF_MAX_ACCOUNT_FAILURES 100
 #define AF_LOGIN_WINDOW_MS      60000
+
+//  Password work (Argon2id) per connection and per source address: one at
+//  a time per connection, at most this many started per minute
+#define AF_PW_PER_CONNECTION    20
+#define AF_PW_PER_SOURCE        60      //  (config) broker/pw_per_source
+#define AF_PW_THREADS           2       //  (config) hashing threads
+#define AF_PW_WAITING           64      //  hashes waiting for a thread, then 503
 
 //  Timing (milliseconds) - defaults, the broker config may override
 #define AF_HEARTBEAT_MS         1000    //  interval between heartbeats

@@ -12,6 +12,9 @@
       af_rawclient ENDPOINT BROKER_CERT push ACCOUNT PASSWORD
       af_rawclient ENDPOINT BROKER_CERT report ACCOUNT PASSWORD
       af_rawclient ENDPOINT BROKER_CERT fill ACCOUNT PASSWORD
+      af_rawclient ENDPOINT BROKER_CERT storm COUNT
+      af_rawclient ENDPOINT BROKER_CERT guess ACCOUNT COUNT SOURCE-ADDRESS
+      af_rawclient ENDPOINT BROKER_CERT hurry ACCOUNT
     Prints one line per check and "N passed, M failed"; exits 1 on any failure.
     =========================================================================
 */
@@ -35,8 +38,10 @@ s_check (bool ok, const char *name, const char *detail)
     printf ("%s - %s%s%s\n", ok? "ok": "not ok", name, detail && *detail? ": ": "", detail? detail: "");
 }
 
+//  A new CURVE connection with a key of its own; from source (an address
+//  of this host, e.g. 127.0.0.2), or NULL for the default
 static zsock_t *
-s_connect (void)
+s_connect_from (const char *source)
 {
     zcert_t *cert = zcert_new ();
     zsock_t *sock = zsock_new (ZMQ_DEALER);
@@ -45,8 +50,17 @@ s_connect (void)
     zsock_set_curve_serverkey (sock, zcert_public_txt (s_broker_cert));
     zsock_set_linger (sock, 0);
     zsock_set_rcvtimeo (sock, 5000);
-    zsock_connect (sock, "%s", s_endpoint);
+    if (source && strncmp (s_endpoint, "tcp://", 6) == 0)
+        zsock_connect (sock, "tcp://%s:0;%s", source, s_endpoint + 6);
+    else
+        zsock_connect (sock, "%s", s_endpoint);
     return sock;
+}
+
+static zsock_t *
+s_connect (void)
+{
+    return s_connect_from (NULL);
 }
 
 //  Receive the next message that is not a PONG or pushed DEVICE_LIST
@@ -683,6 +697,150 @@ s_fill (const char *account, const char *password)
     s_check (all_read, "every configuration answered OK reads back", NULL);
 }
 
+//  count REGISTERs at once, each on its own connection, while another
+//  connection PINGs every 20 ms: the broker must keep answering PINGs
+//  while it hashes (Argon2id runs off its reactor thread)
+static void
+s_storm (int count)
+{
+    zsock_t **socks = (zsock_t **) calloc ((size_t) count, sizeof (zsock_t *));
+    assert (socks);
+    zsock_t *pinger = s_connect ();
+    //  A PONG first, so the pinger's handshake is not part of the measure
+    af_msg_t *ping = af_msg_new (AF_MSG_PING);
+    af_msg_send (ping, pinger, NULL);
+    af_msg_t *pong = s_recv (pinger, false);
+    s_check (pong && pong->id == AF_MSG_PONG, "the broker answers PING", NULL);
+    af_msg_destroy (&pong);
+    zpoller_t *poller = zpoller_new (pinger, NULL);
+    for (int i = 0; i < count; i++) {
+        socks [i] = s_connect ();
+        zpoller_add (poller, socks [i]);
+        af_msg_t *msg = af_msg_new (AF_MSG_REGISTER);
+        af_msg_set_rid_random (msg);
+        snprintf (msg->account, sizeof msg->account, "storm%d-%u", i, randombytes_random () % 100000);
+        snprintf (msg->password, sizeof msg->password, "storm password %d", i);
+        af_msg_send (msg, socks [i], NULL);
+        af_msg_destroy (&msg);
+    }
+    int64_t start = zclock_mono (), sent_at = 0, worst = 0, beat = start;
+    int answered = 0, ok = 0;
+    bool waiting_pong = false;
+    while (answered < count && zclock_mono () - start < 60000) {
+        //  Each connection keeps its session alive, as a node does
+        if (zclock_mono () - beat > 100) {
+            for (int i = 0; i < count; i++)
+                af_msg_send (ping, socks [i], NULL);
+            beat = zclock_mono ();
+        }
+        if (!waiting_pong) {
+            af_msg_send (ping, pinger, NULL);
+            sent_at = zclock_mono ();
+            waiting_pong = true;
+        }
+        zsock_t *which = (zsock_t *) zpoller_wait (poller, 20);
+        if (waiting_pong && zclock_mono () - sent_at > worst)
+            worst = zclock_mono () - sent_at;
+        if (!which)
+            continue;
+        af_msg_t *reply = s_recv (which, false);
+        if (which == pinger) {
+            if (reply && reply->id == AF_MSG_PONG) {
+                waiting_pong = false;
+                zclock_sleep (20);
+            }
+        }
+        else
+        if (reply && reply->id != AF_MSG_PONG) {
+            answered++;
+            ok += reply->id == AF_MSG_OK;
+        }
+        af_msg_destroy (&reply);
+    }
+    int64_t took = zclock_mono () - start;
+    char detail [128];
+    snprintf (detail, sizeof detail, "%d of %d registered in %lld ms", ok, count, (long long) took);
+    s_check (ok == count, "every REGISTER of the storm is answered OK", detail);
+    snprintf (detail, sizeof detail, "slowest PONG %lld ms while hashing for %lld ms", (long long) worst,
+              (long long) took);
+    s_check (worst < 500, "PINGs are answered at once while passwords are hashed", detail);
+    printf ("# %s\n", detail);
+    af_msg_destroy (&ping);
+    zpoller_destroy (&poller);
+    for (int i = 0; i < count; i++)
+        zsock_destroy (&socks [i]);
+    zsock_destroy (&pinger);
+    free (socks);
+}
+
+//  A password LOGIN on sock; the reply's code (AF_OK for LOGIN_OK, 0 for none)
+static int
+s_password_login (zsock_t *sock, const char *account, const char *password)
+{
+    af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
+    af_msg_set_rid_random (msg);
+    snprintf (msg->account, sizeof msg->account, "%s", account);
+    snprintf (msg->password, sizeof msg->password, "%s", password);
+    msg->device = s_device ("Raw guesser");
+    msg->has_device = true;
+    af_msg_send (msg, sock, NULL);
+    af_msg_destroy (&msg);
+    af_msg_t *reply = s_recv (sock, true);
+    int code = !reply? 0: reply->id == AF_MSG_LOGIN_OK? AF_OK: reply->id == AF_MSG_ERROR? (int) reply->code: -1;
+    af_msg_destroy (&reply);
+    return code;
+}
+
+//  Guess count wrong passwords for account from source, each on a new
+//  connection; then the next try, with any password, must be refused
+static void
+s_guess (const char *account, int count, const char *source)
+{
+    int wrong = 0;
+    for (int i = 0; i < count; i++) {
+        zsock_t *sock = s_connect_from (source);
+        char guess [64];
+        snprintf (guess, sizeof guess, "guess number %d", i);
+        wrong += s_password_login (sock, account, guess) == AF_E_BAD_PASSWORD;
+        zsock_destroy (&sock);
+    }
+    char detail [64];
+    snprintf (detail, sizeof detail, "%d of %d", wrong, count);
+    s_check (wrong == count, "each guess is a wrong password (E_BAD_PASSWORD)", detail);
+    zsock_t *sock = s_connect_from (source);
+    int code = s_password_login (sock, account, "one more guess");
+    zsock_destroy (&sock);
+    snprintf (detail, sizeof detail, "got %d", code);
+    s_check (code == AF_E_RATE_LIMITED, "then this source is refused (E_RATE_LIMITED)", detail);
+}
+
+//  One password job at a time per connection
+static void
+s_one_at_a_time (const char *account)
+{
+    af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
+    snprintf (msg->account, sizeof msg->account, "%s", account);
+    snprintf (msg->password, sizeof msg->password, "a wrong password");
+    msg->device = s_device ("Raw hurrier");
+    msg->has_device = true;
+    uint8_t first [AF_ID_SIZE];
+    af_msg_set_rid_random (msg);
+    memcpy (first, msg->rid, AF_ID_SIZE);
+    af_msg_send (msg, s_sock, NULL);
+    af_msg_set_rid_random (msg);
+    af_msg_send (msg, s_sock, NULL);
+    af_msg_destroy (&msg);
+    int codes [2] = { 0, 0 };
+    for (int i = 0; i < 2; i++) {
+        af_msg_t *reply = s_recv (s_sock, true);
+        if (reply && reply->id == AF_MSG_ERROR)
+            codes [memcmp (reply->rid, first, AF_ID_SIZE) == 0? 0: 1] = (int) reply->code;
+        af_msg_destroy (&reply);
+    }
+    s_check (codes [1] == AF_E_RATE_LIMITED, "a second password LOGIN while the first is checked is refused", NULL);
+    s_check (codes [0] == AF_E_BAD_PASSWORD, "  ... and the first is answered", NULL);
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -716,6 +874,15 @@ main (int argc, char *argv [])
     else
     if (streq (argv [3], "fill") && argc == 6)
         s_fill (argv [4], argv [5]);
+    else
+    if (streq (argv [3], "storm") && argc == 5)
+        s_storm (atoi (argv [4]));
+    else
+    if (streq (argv [3], "guess") && argc == 7)
+        s_guess (argv [4], atoi (argv [5]), argv [6]);
+    else
+    if (streq (argv [3], "hurry") && argc == 5)
+        s_one_at_a_time (argv [4]);
     else {
         fprintf (stderr, "unknown mode or wrong arguments\n");
         return 2;

@@ -19,6 +19,8 @@
 #include "af_configs.h"
 #include "af_dispatch.h"
 #include "af_syncindex.h"
+#include "af_hasher.h"
+#include "af_guesses.h"
 #include "af_catalog.h"
 #include "af_download.h"
 #include "af_install.h"
@@ -40,6 +42,8 @@ static const test_t s_tests [] = {
     { "af_configs", af_configs_test },
     { "af_syncindex", af_syncindex_test },
     { "af_dispatch", af_dispatch_test },
+    { "af_hasher", af_hasher_test },
+    { "af_guesses", af_guesses_test },
     { "af_catalog", af_catalog_test },
     { "af_download", af_download_test },
     { "af_install", af_install_test },

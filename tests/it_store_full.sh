@@ -53,11 +53,14 @@ check "  ... it came as the report itself, not as a whole list mending a lost on
 # upload it cannot store is its failure (E_INTERNAL, retry later), not the
 # node's bad message (E_MALFORMED, do not retry)
 kill -TERM "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null
+BEFORE=$(wc -l < "$T/broker.log")
 limit=$(( $(stat -c %s "$BROKER_DIR/store/data.mdb") + 1024 * 1024 ))
 BROKER_PREFIX="prlimit --fsize=$limit" start_broker broker --catalog "$T/catalog" --map-size 64
 mkdir -p "$T/phone/data/weixin"
 head -c $((3 * 1024 * 1024)) /dev/urandom > "$T/phone/data/weixin/history.db"
-wait_until 10 bash -c "'$CLI' --home '$T/phone' --json status | jq -e .loggedIn" || die "phone not back"
+PHONE=$(device_id phone)
+phone_back () { tail -n +"$BEFORE" "$T/broker.log" | grep -q "device $PHONE .* logged in"; }
+wait_until 10 phone_back || die "the phone did not log in again"
 out=$(af phone push weixin --to "$TABLET" --with-data 2>&1); rc=$?
 echo "$out" | tail -n 1 | sed 's/^/  # /'
 check "an upload the broker cannot store fails with E_INTERNAL" test $rc -eq 1
