@@ -87,6 +87,13 @@
 #define AF_MAX_MANIFEST         (64 * 1024 * 1024)  //  manifest file bytes
 #define AF_MAX_PACKAGES_PER_PROGRAM 256
 
+//  Device descriptions read by the node (a JSON file, or `adb` output)
+#define AF_MAX_DEVICE_FILE      (256 * 1024)    //  a description file, bytes
+#define AF_TABLET_MIN_DP        600     //  smallest screen width, dp, of an
+                                        //  Android tablet (sw600dp)
+#define AF_MAX_ADB_OUTPUT       (1024 * 1024)   //  bytes read from one adb command
+#define AF_ADB_TIMEOUT_MS       30000   //  time limit of one adb command
+
 //  Error codes: numeric, HTTP-flavoured like the ZeroMQ RFCs. Every ERROR
 //  message carries one of these plus a reason text. protocol/SPEC.md says
 //  what a peer does on each.

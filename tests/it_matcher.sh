@@ -2,7 +2,8 @@
 # The matcher behind the broker: resolution through the real broker for
 # different devices, store links, no-fit reasons, unknown programs; a
 # request whose matcher hangs is handed to another; with no matcher the
-# node gets E_UNAVAILABLE; a matcher whose key is not allowed is refused.
+# node gets E_UNAVAILABLE; a matcher whose key is not allowed is refused;
+# nodes started with bundletool device specs log in and resolve.
 . "$(dirname "$0")/lib.sh"
 
 cat > "$T/broker.cfg" <<CFG
@@ -41,6 +42,33 @@ check "unknown program: clear answer, exit 1" has "$rc:$out" "1:" "unknown progr
 check "the broker's answer equals the offline resolver's" \
     test "$(afj tv .package.packageId resolve weixin)" = \
          "$("$CATALOG" --catalog "$T/catalog" resolve weixin "$DEVICES/chromecast-google-tv.json" --json | jq -r .package.packageId)"
+
+# bundletool device specs as `bundletool get-device-spec` writes them, in
+# both proto-JSON spellings: the nodes start with them, log in (the broker
+# accepts a description without a screen size) and resolve
+BT="$AF_SRC/tests/data/devices"
+start_node pixel2 "$BT/bundletool-pixel2-snake.json"
+start_node pixel2c "$BT/bundletool-pixel2-camel.json"
+start_node btv "$BT/bundletool-google-tv.json"
+start_node watch "$BT/bundletool-watch.json"
+for n in pixel2 pixel2c btv watch; do check "log in $n (a bundletool spec)" af $n login ana; done
+out=$(afj pixel2 '.fit + " " + .package.versionName + " " + .package.abi' resolve weixin)
+check "snake_case Pixel 2 spec (arm64, API 26) gets the arm64 8.0.48 build" test "$out" = "package 8.0.48 arm64-v8a"
+out=$(afj pixel2c '.fit + " " + .package.versionName + " " + .package.abi' resolve weixin)
+check "camelCase Pixel 2 spec gets the same build" test "$out" = "package 8.0.48 arm64-v8a"
+PIXEL2C_ID=$(device_id pixel2c)
+BTV_ID=$(device_id btv)
+WATCH_ID=$(device_id watch)
+check "the account sees the camelCase spec as a google walleye phone on Android 8.0" \
+    wait_eq 5 "google walleye/phone/8.0" \
+    afj phone ".devices[] | select(.id == \"$PIXEL2C_ID\") | .model + \"/\" + .formFactor + \"/\" + .osVersion" devices
+check "the TV spec is a tv (deviceFeatures), the watch spec a watch" \
+    wait_eq 5 "tv watch" bash -c "'$CLI' --home '$T/phone' --json devices | jq -r '[(.devices[] | select(.id == \"$BTV_ID\") | .formFactor), (.devices[] | select(.id == \"$WATCH_ID\") | .formFactor)] | join(\" \")'"
+out=$(af btv resolve weixin 2>&1); rc=$?
+check "a TV without a screen size does not fit the TV build, and the reason says the resolution is unknown" \
+    has "$rc:$out" "1:" "needs a screen of at least 1280x720; the device's resolution is unknown"
+out=$(af watch resolve weixin 2>&1); rc=$?
+check "the watch gets no phone build" has "$rc:$out" "1:" "device is a watch"
 
 # A matcher that hangs: its request goes to another matcher
 kill -STOP "$MATCHER_PID_m1"
