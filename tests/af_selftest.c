@@ -13,6 +13,7 @@
 #include "af_download.h"
 #include "af_install.h"
 #include "af_config.h"
+#include "af_adb.h"
 
 int
 main (int argc, char *argv [])
@@ -31,6 +32,7 @@ main (int argc, char *argv [])
     af_download_test (verbose);
     af_install_test (verbose);
     af_config_test (verbose);
+    af_adb_test (verbose);
     printf ("Tests passed OK\n");
     return 0;
 }

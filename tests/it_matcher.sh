@@ -70,6 +70,28 @@ check "a TV without a screen size does not fit the TV build, and the reason says
 out=$(af watch resolve weixin 2>&1); rc=$?
 check "the watch gets no phone build" has "$rc:$out" "1:" "device is a watch"
 
+# A device described by adb (recorded output behind a stand-in adb): the
+# node writes HOME/device.json, logs in, and the TV, whose screen adb
+# reports, gets the TV build the bundletool spec could not
+export AF_ADB="$BT/adb"
+out=$("$NODE" --device-from-adb phone --print-device | jq -r '[.model, .manufacturer, .formFactor, .osVersion, .screenWidth, .screenHeight, .screenDensity, .supportedAbis[0], .supportedLocales[0]] | join(" ")')
+check "--device-from-adb --print-device describes the recorded phone" \
+    test "$out" = "SM-G991B samsung phone 13 1080 2400 480 arm64-v8a en-GB"
+out=$("$NODE" -b "$NODES_EP" -k "$BROKER_CERT" -H "$T/adbnone" --device-from-adb 2>&1); rc=$?
+check "without a serial, adb's own refusal is shown and the node does not start" \
+    has "$rc:$out" "1:" "more than one device/emulator"
+"$NODE" -b "$NODES_EP" -k "$BROKER_CERT" -H "$T/adbtv" --device-from-adb tv --heartbeat $HB >> "$T/adbtv.log" 2>&1 &
+PIDS+=($!)
+wait_until 10 test -S "$T/adbtv/node.sock" || die "node adbtv did not start"
+wait_until 10 bash -c "'$CLI' --home '$T/adbtv' --json status | jq -e .connected" \
+    || die "node adbtv did not connect to the broker"
+check "log in the TV described by adb" af adbtv login ana
+check "HOME/device.json holds the description from adb" \
+    test "$(jq -r '.model + " " + .formFactor + " " + (.screenWidth|tostring)' "$T/adbtv/device.json")" = "Chromecast tv 1920"
+out=$(afj adbtv '.fit + " " + .package.versionName + " " + .package.abi' resolve weixin)
+check "the TV from adb (1920x1080) gets the TV build" test "$out" = "package 1.2.0-tv armeabi-v7a"
+unset AF_ADB
+
 # A matcher that hangs: its request goes to another matcher
 kill -STOP "$MATCHER_PID_m1"
 (afj phone '.fit + " " + .package.versionName' resolve weixin > "$T/handover.out" 2>&1) &
