@@ -548,6 +548,13 @@ af_adb_test (bool verbose)
                           "[ro.product.cpu.abilist]: [x86_64]\n[ro.product.model]: [bad\tname]\n",
                           NULL, NULL, err, sizeof err) == -1);
     assert (strstr (err, "printable"));
+    //  getprop gives bytes: a model that is not UTF-8 is refused here, not
+    //  by the broker's decoder (found by fuzz_adb: it made a device.json
+    //  without the model)
+    assert (af_adb_parse (&device, "[ro.build.version.sdk]: [30]\n[ro.sf.lcd_density]: [320]\n"
+                          "[ro.product.cpu.abilist]: [x86_64]\n[ro.product.model]: [Pixel\xff]\n",
+                          NULL, NULL, err, sizeof err) == -1);
+    assert (strstr (err, "UTF-8"));
 
     //  Running adb: a stand-in program that answers like adb, records its
     //  arguments, and fails like adb for an unknown serial

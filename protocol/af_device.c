@@ -498,11 +498,13 @@ af_device_to_jansson (const af_device_t *self, bool with_state)
     return root;
 }
 
-//  True if text is non-empty and every byte is printable (UTF-8 allowed)
+//  True if text is non-empty, valid UTF-8 (as every string on the wire
+//  must be, so a description from adb cannot pass here and fail there)
+//  and has no control character
 static bool
 s_printable (const char *text)
 {
-    if (!*text)
+    if (!*text || !af_utf8_valid ((const uint8_t *) text, strlen (text)))
         return false;
     for (const unsigned char *p = (const unsigned char *) text; *p; p++)
         if (*p < 0x20 || *p == 0x7f)
@@ -542,15 +544,15 @@ af_device_validate (const af_device_t *self, char *err, size_t errlen)
         return -1;
     }
     if (!s_printable (self->name)) {
-        snprintf (err, errlen, "field 'name': must be printable text");
+        snprintf (err, errlen, "field 'name': must be printable UTF-8 text");
         return -1;
     }
     if (!s_printable (self->model)) {
-        snprintf (err, errlen, "field 'model': must be printable text");
+        snprintf (err, errlen, "field 'model': must be printable UTF-8 text");
         return -1;
     }
     if (*self->manufacturer && !s_printable (self->manufacturer)) {
-        snprintf (err, errlen, "field 'manufacturer': must be printable text");
+        snprintf (err, errlen, "field 'manufacturer': must be printable UTF-8 text");
         return -1;
     }
     if (af_form_from_name (self->form_factor) == AF_FORM_NONE) {
@@ -773,6 +775,15 @@ af_device_test (bool verbose)
     assert (af_device_validate (&device, err, sizeof err) == 0);
     device.screen_h = 10;
     assert (af_device_validate (&device, err, sizeof err) == -1 && strstr (err, "screenWidth"));
+    device.screen_h = 0;
+    //  Text is UTF-8, as on the wire (a description from adb is bytes)
+    strcpy (device.model, "Caf\xc3\xa9");
+    assert (af_device_validate (&device, err, sizeof err) == 0);
+    strcpy (device.model, "Caf\xe9");
+    assert (af_device_validate (&device, err, sizeof err) == -1 && strstr (err, "'model'"));
+    strcpy (device.model, "x");
+    strcpy (device.manufacturer, "\xc0\xaf");
+    assert (af_device_validate (&device, err, sizeof err) == -1 && strstr (err, "'manufacturer'"));
     //  osVersion from the API level: the release's number ("12L" is 12),
     //  and an API level newer than the table needs an explicit osVersion
     assert (af_device_from_json (&device, "{\"sdkVersion\":32,\"screenDensity\":1,"

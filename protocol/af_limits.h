@@ -11,6 +11,10 @@
 #ifndef AF_LIMITS_H_INCLUDED
 #define AF_LIMITS_H_INCLUDED
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 //  appferry's own version (nodes report it; the push policy checks it)
 #define AF_VERSION              "0.2.0"
 
@@ -129,5 +133,9 @@ const char *af_code_name (int code);
 //  digits, as IDs are compared as text elsewhere. Writes AF_ID_SIZE bytes
 //  to id; returns 0, or -1 if hex is not such an ID.
 int af_id_from_hex (const char *hex, unsigned char *id);
+
+//  True if the len bytes at p are valid UTF-8: shortest forms only, no
+//  surrogates, nothing above U+10FFFF (what every wire string must be).
+bool af_utf8_valid (const uint8_t *p, size_t len);
 
 #endif

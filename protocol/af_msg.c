@@ -758,34 +758,6 @@ s_scan (scan_t *s, int depth)
 //  --------------------------------------------------------------------------
 //  Stage 3: object tree to struct
 
-static bool
-s_utf8_valid (const uint8_t *p, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        uint8_t c = p [i];
-        size_t n;
-        uint32_t cp;
-        if (c < 0x80) { i++; continue; }
-        else if ((c & 0xe0) == 0xc0) { n = 1; cp = c & 0x1f; }
-        else if ((c & 0xf0) == 0xe0) { n = 2; cp = c & 0x0f; }
-        else if ((c & 0xf8) == 0xf0) { n = 3; cp = c & 0x07; }
-        else return false;
-        if (i + n >= len)
-            return false;           //  sequence runs past the end
-        for (size_t k = 1; k <= n; k++) {
-            if ((p [i + k] & 0xc0) != 0x80)
-                return false;
-            cp = cp << 6 | (p [i + k] & 0x3f);
-        }
-        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000)
-        ||  cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += n + 1;
-    }
-    return true;
-}
-
 static int
 s_copy_str (const msgpack_object *o, char *buf, size_t size, const char *key,
             char *err, size_t errlen)
@@ -801,7 +773,7 @@ s_copy_str (const msgpack_object *o, char *buf, size_t size, const char *key,
     }
     //  msgpack-c may give an empty string a NULL pointer (see s_decode_map)
     if (len && (memchr (o->via.str.ptr, 0, len)
-            ||  !s_utf8_valid ((const uint8_t *) o->via.str.ptr, len))) {
+            ||  !af_utf8_valid ((const uint8_t *) o->via.str.ptr, len))) {
         snprintf (err, errlen, "field '%s': not valid UTF-8 text", key);
         return -1;
     }
@@ -991,7 +963,7 @@ s_decode_map (const msgpack_object *o, const field_t *fields, uint8_t *base,
         //  msgpack-c gives an empty string a NULL pointer when nothing with
         //  a payload came before it in the buffer ({"":1, ...}): an empty
         //  key is checked by its length alone, never passed to memchr
-        if (keylen && (!s_utf8_valid ((const uint8_t *) key, keylen) || memchr (key, 0, keylen))) {
+        if (keylen && (!af_utf8_valid ((const uint8_t *) key, keylen) || memchr (key, 0, keylen))) {
             snprintf (err, errlen, "%s: map keys must be UTF-8 text", what? what: "message");
             return -1;
         }
