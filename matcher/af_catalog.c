@@ -4,7 +4,8 @@
     Resolution rules (deterministic):
       candidates: same platform; form factor allowed; OS in range (Android
       by API level, others by dotted version); an ABI in common (packages
-      without ABIs fit any); screen fits (density range, minimum sides).
+      without ABIs fit any); screen fits (density range, minimum sides; a
+      device whose resolution is unknown, 0x0, fits no minimum).
       winner: highest versionCode; then the ABI the device prefers; then
       the nearest target density (packages without one rank after those
       with one); then the smaller file; then the smaller hash.
@@ -261,6 +262,10 @@ s_reason (const af_fit_rec_t *recs, size_t count, const af_fit_rec_t *rec, int s
                     snprintf (reason, size, "needs at least %u dpi; device has %u dpi",
                               rec->density_min, device->density);
             }
+            else
+            if (w == 0 || h == 0)       //  a description without a screen size
+                snprintf (reason, size, "needs a screen of at least %ux%u; "
+                          "the device's resolution is unknown", rec->min_long, rec->min_short);
             else
                 snprintf (reason, size, "needs a screen of at least %ux%u; device has %ux%u",
                           rec->min_long, rec->min_short, w > h? w: h, w > h? h: w);

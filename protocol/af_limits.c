@@ -1,4 +1,4 @@
-/*  af_limits.c - names for error codes, IDs from text */
+/*  af_limits.c - names for error codes, IDs from text, UTF-8 checks */
 #include "af_limits.h"
 #include <string.h>
 #include <sodium.h>
@@ -45,4 +45,32 @@ af_id_from_hex (const char *hex, unsigned char *id)
     ||  sodium_hex2bin (id, AF_ID_SIZE, hex, AF_ID_HEX, NULL, &bin_len, NULL) || bin_len != AF_ID_SIZE)
         return -1;
     return 0;
+}
+
+bool
+af_utf8_valid (const uint8_t *p, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        uint8_t c = p [i];
+        size_t n;
+        uint32_t cp;
+        if (c < 0x80) { i++; continue; }
+        else if ((c & 0xe0) == 0xc0) { n = 1; cp = c & 0x1f; }
+        else if ((c & 0xf0) == 0xe0) { n = 2; cp = c & 0x0f; }
+        else if ((c & 0xf8) == 0xf0) { n = 3; cp = c & 0x07; }
+        else return false;
+        if (i + n >= len)
+            return false;           //  sequence runs past the end
+        for (size_t k = 1; k <= n; k++) {
+            if ((p [i + k] & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (p [i + k] & 0x3f);
+        }
+        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000)
+        ||  cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += n + 1;
+    }
+    return true;
 }

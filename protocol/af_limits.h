@@ -11,6 +11,10 @@
 #ifndef AF_LIMITS_H_INCLUDED
 #define AF_LIMITS_H_INCLUDED
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 //  appferry's own version (nodes report it; the push policy checks it)
 #define AF_VERSION              "0.2.0"
 
@@ -112,6 +116,13 @@
 #define AF_MAX_MANIFEST         (64 * 1024 * 1024)  //  manifest file bytes
 #define AF_MAX_PACKAGES_PER_PROGRAM 256
 
+//  Device descriptions read by the node (a JSON file, or `adb` output)
+#define AF_MAX_DEVICE_FILE      (256 * 1024)    //  a description file, bytes
+#define AF_TABLET_MIN_DP        600     //  smallest screen width, dp, of an
+                                        //  Android tablet (sw600dp)
+#define AF_MAX_ADB_OUTPUT       (1024 * 1024)   //  bytes read from one adb command
+#define AF_ADB_TIMEOUT_MS       30000   //  time limit of one adb command
+
 //  Error codes: numeric, HTTP-flavoured like the ZeroMQ RFCs. Every ERROR
 //  message carries one of these plus a reason text. protocol/SPEC.md says
 //  what a peer does on each.
@@ -148,5 +159,9 @@ const char *af_code_name (int code);
 //  digits, as IDs are compared as text elsewhere. Writes AF_ID_SIZE bytes
 //  to id; returns 0, or -1 if hex is not such an ID.
 int af_id_from_hex (const char *hex, unsigned char *id);
+
+//  True if the len bytes at p are valid UTF-8: shortest forms only, no
+//  surrogates, nothing above U+10FFFF (what every wire string must be).
+bool af_utf8_valid (const uint8_t *p, size_t len);
 
 #endif

@@ -758,34 +758,6 @@ s_scan (scan_t *s, int depth)
 //  --------------------------------------------------------------------------
 //  Stage 3: object tree to struct
 
-static bool
-s_utf8_valid (const uint8_t *p, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        uint8_t c = p [i];
-        size_t n;
-        uint32_t cp;
-        if (c < 0x80) { i++; continue; }
-        else if ((c & 0xe0) == 0xc0) { n = 1; cp = c & 0x1f; }
-        else if ((c & 0xf0) == 0xe0) { n = 2; cp = c & 0x0f; }
-        else if ((c & 0xf8) == 0xf0) { n = 3; cp = c & 0x07; }
-        else return false;
-        if (i + n >= len)
-            return false;           //  sequence runs past the end
-        for (size_t k = 1; k <= n; k++) {
-            if ((p [i + k] & 0xc0) != 0x80)
-                return false;
-            cp = cp << 6 | (p [i + k] & 0x3f);
-        }
-        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000)
-        ||  cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += n + 1;
-    }
-    return true;
-}
-
 static int
 s_copy_str (const msgpack_object *o, char *buf, size_t size, const char *key,
             char *err, size_t errlen)
@@ -799,11 +771,14 @@ s_copy_str (const msgpack_object *o, char *buf, size_t size, const char *key,
         snprintf (err, errlen, "field '%s': longer than %zu bytes", key, size - 1);
         return -1;
     }
-    if (memchr (o->via.str.ptr, 0, len) || !s_utf8_valid ((const uint8_t *) o->via.str.ptr, len)) {
+    //  msgpack-c may give an empty string a NULL pointer (see s_decode_map)
+    if (len && (memchr (o->via.str.ptr, 0, len)
+            ||  !af_utf8_valid ((const uint8_t *) o->via.str.ptr, len))) {
         snprintf (err, errlen, "field '%s': not valid UTF-8 text", key);
         return -1;
     }
-    memcpy (buf, o->via.str.ptr, len);
+    if (len)
+        memcpy (buf, o->via.str.ptr, len);
     buf [len] = 0;
     return 0;
 }
@@ -947,7 +922,8 @@ s_decode_field (const field_t *f, const msgpack_object *o, uint8_t *base, char *
                 snprintf (err, errlen, "out of memory");
                 return -1;
             }
-            memcpy (copy, o->via.bin.ptr, o->via.bin.size);
+            if (o->via.bin.size)        //  an empty one may have a NULL pointer
+                memcpy (copy, o->via.bin.ptr, o->via.bin.size);
             free (*(uint8_t **) p);
             *(uint8_t **) p = copy;
             *(uint32_t *) (base + f->aux) = o->via.bin.size;
@@ -984,7 +960,10 @@ s_decode_map (const msgpack_object *o, const field_t *fields, uint8_t *base,
         }
         const char *key = kv->key.via.str.ptr;
         uint32_t keylen = kv->key.via.str.size;
-        if (!s_utf8_valid ((const uint8_t *) key, keylen) || memchr (key, 0, keylen)) {
+        //  msgpack-c gives an empty string a NULL pointer when nothing with
+        //  a payload came before it in the buffer ({"":1, ...}): an empty
+        //  key is checked by its length alone, never passed to memchr
+        if (keylen && (!af_utf8_valid ((const uint8_t *) key, keylen) || memchr (key, 0, keylen))) {
             snprintf (err, errlen, "%s: map keys must be UTF-8 text", what? what: "message");
             return -1;
         }
@@ -1492,6 +1471,38 @@ af_msg_test (bool verbose)
         uint8_t extra [] = { 0x83, 0xa1, 'v', 0x01, 0xa3, 'c', 'm', 'd', 0xa4, 'P', 'I', 'N', 'G',
             0xa3, 'z', 'z', 'z', 0x92, 0x01, 0x02 };
         assert (s_decode_bytes (extra, sizeof extra, err, sizeof err) == AF_OK);
+        //  An empty string is where msgpack-c leaves the pointer NULL when
+        //  it is the buffer's first string: an empty key first, later, and
+        //  empty values are all plain data ({"":1, v:1, cmd:"PING"} is a
+        //  PING with an unknown key)
+        uint8_t empty_key_first [] = { 0x83, 0xa0, 0x01, 0xa1, 'v', 0x01,
+            0xa3, 'c', 'm', 'd', 0xa4, 'P', 'I', 'N', 'G' };
+        assert (s_decode_bytes (empty_key_first, sizeof empty_key_first, err, sizeof err) == AF_OK);
+        uint8_t empty_key_value_first [] = { 0x83, 0xa0, 0xa0, 0xa1, 'v', 0x01,
+            0xa3, 'c', 'm', 'd', 0xa4, 'P', 'I', 'N', 'G' };
+        assert (s_decode_bytes (empty_key_value_first, sizeof empty_key_value_first,
+                                err, sizeof err) == AF_OK);
+        uint8_t empty_key_later [] = { 0x83, 0xa1, 'v', 0x01,
+            0xa3, 'c', 'm', 'd', 0xa4, 'P', 'I', 'N', 'G', 0xa0, 0xa0 };
+        assert (s_decode_bytes (empty_key_later, sizeof empty_key_later, err, sizeof err) == AF_OK);
+        uint8_t empty_cmd [] = { 0x82, 0xa1, 'v', 0x01, 0xa3, 'c', 'm', 'd', 0xa0 };
+        assert (s_decode_bytes (empty_cmd, sizeof empty_cmd, err, sizeof err) == AF_E_UNKNOWN_COMMAND);
+        //  REGISTER with an empty password: decoded, "" is the value
+        uint8_t empty_value [] = { 0x84, 0xa1, 'v', 0x01, 0xa3, 'c', 'm', 'd',
+            0xa8, 'R', 'E', 'G', 'I', 'S', 'T', 'E', 'R',
+            0xa7, 'a', 'c', 'c', 'o', 'u', 'n', 't', 0xa1, 'a',
+            0xa8, 'p', 'a', 's', 's', 'w', 'o', 'r', 'd', 0xa0 };
+        {
+            af_msg_t *reg = NULL;
+            assert (af_msg_decode (empty_value, sizeof empty_value, &reg, err, sizeof err,
+                                   NULL, NULL) == AF_OK);
+            assert (reg->id == AF_MSG_REGISTER && streq (reg->password, "") && streq (reg->account, "a"));
+            af_msg_destroy (&reg);
+        }
+        //  And an empty map key inside a nested map, first in the buffer
+        //  (a map as the root's first key is not a string: refused)
+        uint8_t map_key [] = { 0x82, 0x81, 0xa0, 0x01, 0x01, 0xa1, 'v', 0x01 };
+        assert (s_decode_bytes (map_key, sizeof map_key, err, sizeof err) == AF_E_MALFORMED);
         //  Oversize
         uint8_t *big = (uint8_t *) calloc (1, AF_MAX_MSG + 1);
         assert (s_decode_bytes (big, AF_MAX_MSG + 1, err, sizeof err) == AF_E_TOO_BIG);

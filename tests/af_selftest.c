@@ -25,6 +25,7 @@
 #include "af_download.h"
 #include "af_install.h"
 #include "af_config.h"
+#include "af_adb.h"
 
 typedef struct {
     const char *name;
@@ -48,6 +49,7 @@ static const test_t s_tests [] = {
     { "af_download", af_download_test },
     { "af_install", af_install_test },
     { "af_config", af_config_test },
+    { "af_adb", af_adb_test },
 };
 #define TESTS (sizeof s_tests / sizeof s_tests [0])
 
