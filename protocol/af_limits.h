@@ -11,6 +11,8 @@
 #ifndef AF_LIMITS_H_INCLUDED
 #define AF_LIMITS_H_INCLUDED
 
+#include <stddef.h>
+
 //  appferry's own version (nodes report it; the push policy checks it)
 #define AF_VERSION              "0.2.0"
 
@@ -122,5 +124,15 @@ const char *af_code_name (int code);
 //  digits, as IDs are compared as text elsewhere. Writes AF_ID_SIZE bytes
 //  to id; returns 0, or -1 if hex is not such an ID.
 int af_id_from_hex (const char *hex, unsigned char *id);
+
+//  Is program a program ID? 1 to AF_MAX_PROGRAM bytes of a-z 0-9 . _ -,
+//  the first a letter or a digit, without "..". Program IDs become file
+//  names on a node (HOME/apps/PROGRAM, HOME/installed/PROGRAM.json, ...),
+//  so this is the one definition every place that takes one from outside
+//  uses (decoder, catalog import, installer, CLI): such an ID is never "."
+//  or "..", never holds a '/', and never starts with '.' as the
+//  installer's staging names do. 0, or -1 with err saying why not
+//  ("not a program ID: ..."; err may be NULL).
+int af_program_check (const char *program, char *err, size_t errlen);
 
 #endif
