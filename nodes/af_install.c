@@ -1,5 +1,8 @@
 /*  =========================================================================
     af_install - the node's package installer and install records
+
+    The design is in af_install.h. Trees are removed without following
+    links, dot-files and all.
     =========================================================================
 */
 #include "af_install.h"
@@ -7,8 +10,10 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <czmq.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fts.h>
 #include <signal.h>
 #include <sodium.h>
 #include <sys/stat.h>
@@ -21,6 +26,8 @@ int
 af_install_record_write (const char *home, const af_install_info_t *info, json_t *files,
                          char *err, size_t errlen)
 {
+    if (af_program_check (info->program, err, errlen))
+        return -1;
     char dir [600], path [700], tmp [710];
     snprintf (dir, sizeof dir, "%s/installed", home);
     snprintf (path, sizeof path, "%s/%s.json", dir, info->program);
@@ -54,6 +61,8 @@ af_install_record_write (const char *home, const af_install_info_t *info, json_t
 int
 af_install_record_read (const char *home, const char *program, af_install_info_t *info)
 {
+    if (af_program_check (program, NULL, 0))
+        return -1;
     char path [700];
     snprintf (path, sizeof path, "%s/installed/%s.json", home, program);
     json_error_t jerr;
@@ -282,22 +291,50 @@ s_extract (const char *package, const char *dir, const char *prefix, json_t *fil
     return rc;
 }
 
-static void
+//  Remove path and everything under it, dot-files and all, never following
+//  a link (a link is removed, not what it names) nor crossing into another
+//  file system. 0, also when path does not exist, or -1 with errno of the
+//  first failure (what can be removed still is).
+static int
 s_remove_tree (const char *path)
 {
     struct stat st;
     if (lstat (path, &st))
-        return;
-    if (S_ISDIR (st.st_mode)) {
-        zdir_t *dir = zdir_new (path, "-");
-        if (dir) {
-            zdir_remove (dir, true);
-            zdir_destroy (&dir);
+        return errno == ENOENT? 0: -1;
+    if (!S_ISDIR (st.st_mode))
+        return unlink (path);
+    char *paths [] = { (char *) path, NULL };
+    FTS *fts = fts_open (paths, FTS_PHYSICAL | FTS_NOCHDIR | FTS_XDEV, NULL);
+    if (!fts)
+        return -1;
+    int failed = 0;
+    FTSENT *entry;
+    while ((errno = 0, entry = fts_read (fts)) != NULL) {
+        int rc = 0;
+        if (entry->fts_info == FTS_D)
+            continue;                   //  its contents come first, then FTS_DP
+        if (entry->fts_info == FTS_DP)
+            rc = rmdir (entry->fts_accpath);
+        else
+        if (entry->fts_info == FTS_DNR || entry->fts_info == FTS_ERR || entry->fts_info == FTS_NS) {
+            errno = entry->fts_errno;
+            rc = -1;
+            if (entry->fts_info == FTS_DNR)
+                rmdir (entry->fts_accpath);     //  if it happens to be empty
         }
-        rmdir (path);
+        else
+            rc = unlink (entry->fts_accpath);   //  files, links, anything else
+        if (rc && !failed)
+            failed = errno? errno: EIO;
     }
-    else
-        unlink (path);
+    if (errno && !failed)
+        failed = errno;
+    fts_close (fts);
+    if (failed) {
+        errno = failed;
+        return -1;
+    }
+    return 0;
 }
 
 //  Unpack (the prefix part of) a checked archive as parent/name: staged in
@@ -331,10 +368,9 @@ s_unpack_swap (const char *parent, const char *name, const char *package, const 
             rename (old, live);
         rc = -1;
     }
-    if (rc == 0 && had)
-        s_remove_tree (old);
-    if (rc)
-        s_remove_tree (stage);
+    const char *leftover = rc? stage: had? old: NULL;
+    if (leftover && s_remove_tree (leftover))
+        zsys_warning ("install: cannot remove %s: %s (it goes at the next start)", leftover, strerror (errno));
     return rc;
 }
 
@@ -342,7 +378,7 @@ int
 af_install_builtin (const char *home, const char *package, const af_install_info_t *info,
                     char *err, size_t errlen)
 {
-    if (s_check (package, err, errlen))
+    if (af_program_check (info->program, err, errlen) || s_check (package, err, errlen))
         return -1;
     char apps [600], data [600], defaults [700];
     snprintf (apps, sizeof apps, "%s/apps", home);
@@ -370,18 +406,26 @@ af_install_builtin (const char *home, const char *package, const af_install_info
 int
 af_install_remove (const char *home, const char *program, char *err, size_t errlen)
 {
+    if (af_program_check (program, err, errlen))
+        return -1;
     char live [700], gone [720];
     snprintf (live, sizeof live, "%s/apps/%s", home, program);
-    if (access (live, F_OK))
+    snprintf (gone, sizeof gone, "%s/apps/.%s.gone", home, program);
+    struct stat st;
+    if (lstat (live, &st))
         return 0;
     //  Out of the way in one step, then removed
-    snprintf (gone, sizeof gone, "%s/apps/.%s.gone", home, program);
-    s_remove_tree (gone);
+    if (s_remove_tree (gone)) {
+        snprintf (err, errlen, "cannot remove the leftover %s: %s", gone, strerror (errno));
+        return -1;
+    }
     if (rename (live, gone)) {
         snprintf (err, errlen, "cannot remove %s: %s", live, strerror (errno));
         return -1;
     }
-    s_remove_tree (gone);
+    if (s_remove_tree (gone))
+        zsys_warning ("install: %s is uninstalled, but %s could not be removed: %s (it goes at the next start)",
+                      program, gone, strerror (errno));
     return 0;
 }
 
@@ -389,6 +433,14 @@ int
 af_install_data (const char *home, const char *kind, const char *program, const char *archive,
                  char *err, size_t errlen)
 {
+    //  A program ID, or the scratch name `config show` opens a copy under
+    if (af_program_check (strncmp (program, AF_INSTALL_SCRATCH, strlen (AF_INSTALL_SCRATCH))? program:
+                          program + strlen (AF_INSTALL_SCRATCH), err, errlen))
+        return -1;
+    if (strcmp (kind, "data") && strcmp (kind, "config")) {
+        snprintf (err, errlen, "'%s' is not data or config", kind);
+        return -1;
+    }
     if (s_check (archive, err, errlen))
         return -1;
     char data [600];
@@ -397,6 +449,85 @@ af_install_data (const char *home, const char *kind, const char *program, const 
     int rc = s_unpack_swap (data, program, archive, NULL, files, err, errlen);
     json_decref (files);
     return rc;
+}
+
+//  Is name one of the staging names s_swap_stage and af_install_remove
+//  make for a program: .PROGRAM.new-TAG, .PROGRAM.old-TAG (TAG: 8 hex
+//  digits) or .PROGRAM.gone, or a scratch copy .show-PROGRAM? Or, in
+//  installed/, a record's temporary PROGRAM.json.tmp?
+static bool
+s_is_stale (const char *name, bool records)
+{
+    size_t len = strlen (name), start = 1, plen = 0;
+    if (records) {
+        start = 0;
+        if (len > 9 && streq (name + len - 9, ".json.tmp"))
+            plen = len - 9;
+    }
+    else
+    if (*name != '.')
+        return false;
+    else
+    if (strncmp (name, AF_INSTALL_SCRATCH, strlen (AF_INSTALL_SCRATCH)) == 0) {
+        start = strlen (AF_INSTALL_SCRATCH);
+        plen = len - start;
+    }
+    else
+    if (len > 6 && streq (name + len - 5, ".gone"))
+        plen = len - 6;
+    else
+    if (len > 14 && (strncmp (name + len - 13, ".new-", 5) == 0 || strncmp (name + len - 13, ".old-", 5) == 0)
+    &&  strspn (name + len - 8, "0123456789abcdef") == 8)
+        plen = len - 14;
+    if (plen == 0 || plen > AF_MAX_PROGRAM)
+        return false;
+    char program [AF_MAX_PROGRAM + 1];
+    memcpy (program, name + start, plen);
+    program [plen] = 0;
+    return af_program_check (program, NULL, 0) == 0;
+}
+
+int
+af_install_clean_stale (const char *home, char *err, size_t errlen)
+{
+    static const char *dirs [] = { "apps", "data", "config", "installed" };
+    int removed = 0, rc = 0;
+    for (size_t d = 0; d < sizeof dirs / sizeof dirs [0]; d++) {
+        char dir [600], path [900];
+        snprintf (dir, sizeof dir, "%s/%s", home, dirs [d]);
+        DIR *handle = opendir (dir);
+        if (!handle) {
+            if (errno != ENOENT && rc == 0) {
+                snprintf (err, errlen, "cannot read %s: %s", dir, strerror (errno));
+                rc = -1;
+            }
+            continue;
+        }
+        //  Names first, removal after: readdir need not see a directory
+        //  that changes under it
+        zlistx_t *stale = zlistx_new ();
+        zlistx_set_destructor (stale, (zlistx_destructor_fn *) zstr_free);
+        zlistx_set_duplicator (stale, (zlistx_duplicator_fn *) strdup);
+        struct dirent *entry;
+        while ((entry = readdir (handle)))
+            if (s_is_stale (entry->d_name, streq (dirs [d], "installed")))
+                zlistx_add_end (stale, entry->d_name);
+        closedir (handle);
+        for (char *name = (char *) zlistx_first (stale); name; name = (char *) zlistx_next (stale)) {
+            snprintf (path, sizeof path, "%s/%s", dir, name);
+            if (s_remove_tree (path)) {
+                if (rc == 0)
+                    snprintf (err, errlen, "cannot remove %s: %s", path, strerror (errno));
+                rc = -1;
+            }
+            else {
+                zsys_info ("install: removed %s, left by an install or removal that did not finish", path);
+                removed++;
+            }
+        }
+        zlistx_destroy (&stale);
+    }
+    return rc? -1: removed;
 }
 
 int
@@ -625,6 +756,50 @@ s_make_tar (const char *path, const char *entries [][3])
     archive_write_free (writer);
 }
 
+//  The entries of a directory as readdir sees them (dot-files included,
+//  unlike zdir), space-separated into names; their number, -1 if no dir
+static int
+s_entries (const char *dir, char *names, size_t size)
+{
+    *names = 0;
+    DIR *handle = opendir (dir);
+    if (!handle)
+        return -1;
+    int count = 0;
+    struct dirent *entry;
+    while ((entry = readdir (handle)))
+        if (!streq (entry->d_name, ".") && !streq (entry->d_name, "..")) {
+            count++;
+            size_t used = strlen (names);
+            snprintf (names + used, size - used, "%s%s", used? " ": "", entry->d_name);
+        }
+    closedir (handle);
+    return count;
+}
+
+static void
+s_write_file (const char *path, const char *text)
+{
+    FILE *file = fopen (path, "w");
+    assert (file);
+    fputs (text, file);
+    assert (fclose (file) == 0);
+}
+
+//  The first line of a file, "" if none
+static const char *
+s_first_line (const char *path, char *line, size_t size)
+{
+    *line = 0;
+    FILE *file = fopen (path, "r");
+    if (file) {
+        if (!fgets (line, (int) size, file))
+            *line = 0;
+        fclose (file);
+    }
+    return line;
+}
+
 void
 af_install_test (bool verbose)
 {
@@ -632,7 +807,7 @@ af_install_test (bool verbose)
         printf (" * af_install: ");
     char home [] = "/tmp/af_install_test.XXXXXX";
     assert (mkdtemp (home));
-    char pkg [600], path [700], err [256];
+    char pkg [600], path [700], err [512], names [1024], line [256];
     af_install_info_t info;
     memset (&info, 0, sizeof info);
     strcpy (info.program, "demo");
@@ -673,14 +848,22 @@ af_install_test (bool verbose)
     const char *hard [][3] = { { "a", "f", "x" }, { "b", "h", "a" }, { NULL, NULL, NULL } };
     const char *(*bad []) [3] = { dotdot, absolute, linkout, hard };
     const char *why [] = { "(..)", "absolute", "links out", "hard link" };
+    size_t bad_count = sizeof bad / sizeof bad [0];
     strcpy (info.version_name, "3.0");
-    for (int i = 0; i < 4; i++) {
+    for (size_t i = 0; i < bad_count; i++) {
         s_make_tar (pkg, bad [i]);
-        assert (af_install_builtin (home, pkg, &info, err, sizeof err) == -1);
-        assert (strstr (err, why [i]));
+        *err = 0;
+        int rc = af_install_builtin (home, pkg, &info, err, sizeof err);
+        if (rc != -1 || !strstr (err, why [i]))
+            printf ("\nhostile archive %zu: rc %d, '%s' (expected '%s')\n", i, rc, err, why [i]);
+        assert (rc == -1 && strstr (err, why [i]));
         assert (zsys_file_exists (path));
         assert (af_install_record_read (home, "demo", &back) == 0 && streq (back.version_name, "2.0"));
+        //  ... and the same rules for data and configuration
+        assert (af_install_data (home, "data", "demo", pkg, err, sizeof err) == -1 && strstr (err, why [i]));
     }
+    snprintf (path, sizeof path, "%s/data/demo", home);
+    assert (!zsys_file_exists (path));
     snprintf (path, sizeof path, "%s/evil", home);
     assert (!zsys_file_exists (path));
     assert (!zsys_file_exists ("/tmp/af_install_abs_evil"));
@@ -689,48 +872,154 @@ af_install_test (bool verbose)
     fprintf (file, "this is not a tar file, not even close................................\n");
     fclose (file);
     assert (af_install_builtin (home, pkg, &info, err, sizeof err) == -1 && strstr (err, "not a valid archive"));
-    //  No staging directories left behind
+    //  No staging directories left behind: readdir, which sees dot-files
     snprintf (path, sizeof path, "%s/apps", home);
-    zdir_t *apps = zdir_new (path, "-");
-    assert (zdir_count (apps) == 0);            //  only apps/demo/..., no .demo.new-*
-    zdir_destroy (&apps);
+    assert (s_entries (path, names, sizeof names) == 1 && streq (names, "demo"));
 
     //  defaults/ seed the data directory once; user data replaces it
-    const char *seeded [][3] = { { "defaults/", "d", "" }, { "defaults/settings", "f", "default\n" },
-                                 { "bin", "f", "x" }, { NULL, NULL, NULL } };
-    s_make_tar (pkg, seeded);
     strcpy (info.program, "seeded");
+    const char *seeded [][3] = { { "defaults/", "d", "" }, { "defaults/settings", "f", "default\n" },
+                                 { "defaults/sub/", "d", "" }, { "defaults/sub/.rc", "f", "rc\n" },
+                                 { "defaults/sub/l", "l", ".rc" }, { "bin", "f", "x" }, { NULL, NULL, NULL } };
+    s_make_tar (pkg, seeded);
     assert (af_install_builtin (home, pkg, &info, err, sizeof err) == 0);
     snprintf (path, sizeof path, "%s/data/seeded/settings", home);
     assert (zsys_file_exists (path));
+    char target [PATH_MAX];
+    snprintf (path, sizeof path, "%s/data/seeded/sub/l", home);
+    ssize_t size = readlink (path, target, sizeof target - 1);
+    assert (size == 3 && memcmp (target, ".rc", 3) == 0);
+    assert (streq (s_first_line (path, line, sizeof line), "rc\n"));
     char user [700], packed [700];
     snprintf (user, sizeof user, "%s/user", home);
-    assert (zsys_dir_create ("%s/sub", user) == 0);
+    assert (zsys_dir_create ("%s/sub/.deeper/x", user) == 0);
     snprintf (path, sizeof path, "%s/user/history", home);
-    file = fopen (path, "w");
-    fprintf (file, "mine\n");
-    fclose (file);
+    s_write_file (path, "mine\n");
+    snprintf (path, sizeof path, "%s/user/sub/.deeper/x/.y", home);
+    s_write_file (path, "hidden\n");
     snprintf (packed, sizeof packed, "%s/user.tar", home);
     assert (af_install_pack_dir (user, packed, err, sizeof err) == 0);
     assert (af_install_data (home, "data", "seeded", packed, err, sizeof err) == 0);
     snprintf (path, sizeof path, "%s/data/seeded/history", home);
+    assert (zsys_file_exists (path));
+    snprintf (path, sizeof path, "%s/data/seeded/sub/.deeper/x/.y", home);
     assert (zsys_file_exists (path));
     snprintf (path, sizeof path, "%s/data/seeded/settings", home);
     assert (!zsys_file_exists (path));          //  replaced, not merged
     snprintf (path, sizeof path, "%s/data/seeded/sub", home);
     struct stat sub;
     assert (stat (path, &sub) == 0 && S_ISDIR (sub.st_mode));
+    //  Replaced again: the old trees, dot-files and all, are gone
+    assert (af_install_data (home, "data", "seeded", packed, err, sizeof err) == 0);
+    assert (af_install_data (home, "config", "seeded", packed, err, sizeof err) == 0);
+    assert (af_install_data (home, "config", "seeded", packed, err, sizeof err) == 0);
+    snprintf (path, sizeof path, "%s/data", home);
+    assert (s_entries (path, names, sizeof names) == 1 && streq (names, "seeded"));
+    snprintf (path, sizeof path, "%s/config", home);
+    assert (s_entries (path, names, sizeof names) == 1 && streq (names, "seeded"));
+    assert (af_install_data (home, "../apps", "seeded", packed, err, sizeof err) == -1);
+    //  The scratch copy `config show` opens, and nothing else hidden
+    assert (af_install_data (home, "config", ".show-seeded", packed, err, sizeof err) == 0);
+    snprintf (path, sizeof path, "%s/config/.show-seeded/history", home);
+    assert (zsys_file_exists (path));
+    assert (af_install_data (home, "config", ".show-../x", packed, err, sizeof err) == -1);
+    assert (af_install_data (home, "config", ".shown", packed, err, sizeof err) == -1);
     //  An empty directory is not worth sending
     snprintf (path, sizeof path, "%s/empty", home);
     assert (zsys_dir_create ("%s", path) == 0);
     assert (af_install_pack_dir (path, packed, err, sizeof err) == -1 && strstr (err, "empty"));
 
+    //  Upgrades and removal leave nothing behind, dot-files and nested
+    //  directories included, and a second round works as the first
+    strcpy (info.program, "dots");
+    const char *dots [][3] = { { "app/.cache/x/", "d", "" }, { "app/.cache/x/.y", "f", "y" },
+                               { "app/sub/deeper/.d", "f", "d" }, { "app/.hidden", "f", "h" },
+                               { "app/.l", "l", ".hidden" }, { NULL, NULL, NULL } };
+    s_make_tar (pkg, dots);
+    snprintf (path, sizeof path, "%s/apps", home);
+    for (int round = 0; round < 2; round++) {
+        assert (af_install_builtin (home, pkg, &info, err, sizeof err) == 0);
+        assert (af_install_builtin (home, pkg, &info, err, sizeof err) == 0);
+        assert (s_entries (path, names, sizeof names) == 3);            //  demo dots seeded
+        assert (af_install_remove (home, "dots", err, sizeof err) == 0);
+        assert (s_entries (path, names, sizeof names) == 2 && !strstr (names, "dots"));
+        assert (af_install_remove (home, "dots", err, sizeof err) == 0);    //  nothing to remove
+    }
+
+    //  Removal does not follow links out of the tree, and stale staging
+    //  (what an install, upgrade or removal killed half-way leaves) goes
+    //  at start; other names stay
+    char outside [700];
+    snprintf (outside, sizeof outside, "%s/outside", home);
+    assert (zsys_dir_create ("%s/keep", outside) == 0);
+    snprintf (path, sizeof path, "%s/outside/keep/file", home);
+    s_write_file (path, "keep\n");
+    const char *stale [] = { "apps/.dots.new-0a1b2c3d", "apps/.demo.old-ffffffff", "apps/.demo.gone",
+                             "data/.seeded.new-00000000", "config/.seeded.old-12345678",
+                             "config/.show-seeded" };
+    const char *kept [] = { "apps/.Demo.new-0a1b2c3d", "apps/.demo.new-0a1b", "apps/.unrelated",
+                            "apps/..demo.gone", "data/.x.new-0a1b2c3g", "installed/.demo.json.tmp",
+                            "config/.show-.x" };
+    for (int i = 0; i < 6; i++) {
+        assert (zsys_dir_create ("%s/%s/.a/b/.c", home, stale [i]) == 0);
+        snprintf (path, sizeof path, "%s/%s/.a/b/.c/.f", home, stale [i]);
+        s_write_file (path, "x");
+        snprintf (path, sizeof path, "%s/%s/.a/out", home, stale [i]);
+        assert (symlink (outside, path) == 0);
+    }
+    for (int i = 0; i < 7; i++) {
+        snprintf (path, sizeof path, "%s/%s", home, kept [i]);
+        s_write_file (path, "x");
+    }
+    snprintf (path, sizeof path, "%s/installed/dots.json.tmp", home);
+    s_write_file (path, "{\"half\":");
+    assert (af_install_clean_stale (home, err, sizeof err) == 7);
+    for (int i = 0; i < 6; i++) {
+        snprintf (path, sizeof path, "%s/%s", home, stale [i]);
+        assert (lstat (path, &st) == -1 && errno == ENOENT);
+    }
+    snprintf (path, sizeof path, "%s/installed/dots.json.tmp", home);
+    assert (lstat (path, &st) == -1);
+    for (int i = 0; i < 7; i++) {
+        snprintf (path, sizeof path, "%s/%s", home, kept [i]);
+        assert (lstat (path, &st) == 0);
+        unlink (path);
+    }
+    snprintf (path, sizeof path, "%s/outside/keep/file", home);
+    assert (zsys_file_exists (path));
+    assert (af_install_clean_stale (home, err, sizeof err) == 0);
+    //  A removal killed after its rename left .dots.gone: the next removal
+    //  of dots is not stopped by it
+    assert (af_install_builtin (home, pkg, &info, err, sizeof err) == 0);
+    assert (zsys_dir_create ("%s/apps/.dots.gone/.x/.y", home) == 0);
+    assert (af_install_remove (home, "dots", err, sizeof err) == 0);
+    snprintf (path, sizeof path, "%s/apps", home);
+    assert (s_entries (path, names, sizeof names) == 2 && !strstr (names, "dots"));
+
+    //  Program IDs are names: every function that makes a path from one
+    //  refuses anything else, before it touches the disk
+    const char *not_ids [] = { "..", "../escape", "a/b", ".demo.new-00000000", "" };
+    strcpy (info.version_name, "1.0");
+    s_make_tar (pkg, good);
+    for (int i = 0; i < 5; i++) {
+        snprintf (info.program, sizeof info.program, "%s", not_ids [i]);
+        assert (af_install_builtin (home, pkg, &info, err, sizeof err) == -1 && strstr (err, "not a program ID"));
+        assert (af_install_data (home, "data", not_ids [i], pkg, err, sizeof err) == -1
+                && strstr (err, "not a program ID"));
+        assert (af_install_remove (home, not_ids [i], err, sizeof err) == -1 && strstr (err, "not a program ID"));
+        assert (af_install_record_write (home, &info, NULL, err, sizeof err) == -1);
+        assert (af_install_record_read (home, not_ids [i], &back) == -1);
+    }
+    snprintf (path, sizeof path, "%s/escape", home);
+    assert (!zsys_file_exists (path));
+    assert (s_entries (home, names, sizeof names) >= 0 && strstr (names, "apps"));
+
     //  Install commands: success, failure, time limit
+    int rc;
     snprintf (path, sizeof path, "%s/install.log", home);
     af_install_cmd_t *cmd = af_install_cmd_start ("test -f \"$AF_PACKAGE\" && test \"$1\" = \"$AF_PACKAGE\"",
                                                   pkg, &info, 5000, path, err, sizeof err);
     assert (cmd);
-    int rc;
     while ((rc = af_install_cmd_poll (cmd, err, sizeof err)) == 1)
         zclock_sleep (10);
     assert (rc == 0);
@@ -748,7 +1037,13 @@ af_install_test (bool verbose)
     assert (zclock_mono () - start < 2000);
     af_install_cmd_destroy (&cmd);
 
-    s_remove_tree (home);
+    //  The whole home goes, dot-files and all, and the link to outside/
+    //  inside it is removed, not followed
+    assert (zsys_dir_create ("%s/.hidden/.deeper", home) == 0);
+    snprintf (path, sizeof path, "%s/.hidden/.deeper/.file", home);
+    s_write_file (path, "x");
+    assert (s_remove_tree (home) == 0);
+    assert (lstat (home, &st) == -1 && errno == ENOENT);
     if (verbose)
         printf ("OK\n");
 }

@@ -13,6 +13,15 @@
     Install record: HOME/installed/PROGRAM.json { program, versionName,
     versionCode, hash, pushId, installedAt, method, files }, written
     atomically (temp + fsync + rename).
+
+    Staging names start with '.' (.PROGRAM.new-TAG, .PROGRAM.old-TAG and,
+    for an uninstall, .PROGRAM.gone); program IDs never do
+    (af_program_check), so they never meet. Trees are removed with fts(3),
+    dot-files included, never following a link; what a kill half-way
+    leaves goes with af_install_clean_stale at start.
+
+    Every function that makes a path from a program ID refuses one that is
+    not an ID (af_program_check): -1, err "not a program ID: ...".
     =========================================================================
 */
 #ifndef AF_INSTALL_H_INCLUDED
@@ -49,6 +58,10 @@ int af_install_builtin (const char *home, const char *package, const af_install_
 //  HOME/data/PROGRAM/ as a whole, with the same checks and the same
 //  staging: 0, or -1 with err and the data directory unchanged. kind is
 //  "data" (HOME/data/PROGRAM) or "config" (HOME/config/PROGRAM, S1.7).
+//  program is a program ID, or AF_INSTALL_SCRATCH and one: the scratch
+//  copy `config show` opens, reads and removes (a hidden name, so never an
+//  app's; af_install_clean_stale removes one a kill left).
+#define AF_INSTALL_SCRATCH  ".show-"
 int af_install_data (const char *home, const char *kind, const char *program, const char *archive,
                      char *err, size_t errlen);
 
@@ -60,6 +73,14 @@ int af_install_pack_dir (const char *dir, const char *archive, char *err, size_t
 //  Remove what the built-in installer put under HOME/apps/PROGRAM/ (if
 //  anything). 0, or -1 with err. The install record is the caller's.
 int af_install_remove (const char *home, const char *program, char *err, size_t errlen);
+
+//  Remove what installs, upgrades and removals stopped half-way left in
+//  HOME/apps, HOME/data and HOME/config (.PROGRAM.new-TAG, .PROGRAM.old-TAG,
+//  .PROGRAM.gone, .show-PROGRAM) and HOME/installed (PROGRAM.json.tmp);
+//  nothing else.
+//  Call it at start, before any install runs. The number removed, or -1
+//  with err naming the first that could not be (the others are removed).
+int af_install_clean_stale (const char *home, char *err, size_t errlen);
 
 typedef struct _af_install_cmd_t af_install_cmd_t;
 

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The built-in installer (issue 9, sections 2 and 3): staging and old
+# trees left behind by upgrades, uninstalls and data imports (dot-files and
+# nested directories included), and program IDs that would be paths.
+# Packages are made with GNU tar, nothing else.
+. "$(dirname "$0")/lib.sh"
+
+P="$T/pkg"
+mkdir -p "$P"
+# mk NAME.tar DIR ENTRY...: a tar of DIR's ENTRYs, names as given (no ./)
+mk () { local out=$1 dir=$2; shift 2; tar -C "$dir" -cf "$P/$out" "$@" || die "cannot make $out"; }
+
+# Two versions of an app with dot-files and nested directories
+for v in 1 2; do
+    d="$P/dots$v"; mkdir -p "$d/app/sub/deeper/deepest" "$d/app/.cache/x"
+    echo "version $v" > "$d/app/VERSION"; echo "h" > "$d/app/.hidden"
+    echo "c" > "$d/app/sub/.config"; echo "d" > "$d/app/sub/deeper/deepest/.d"
+    echo "x" > "$d/app/.cache/x/.y"
+    mk "dots$v.tar" "$d" app
+done
+cat > "$P/v1.json" <<'JSON'
+[ { "program": "dots", "platform": "android", "versionCode": 1, "versionName": "1.0",
+    "minSdk": 21, "file": "dots1.tar" } ]
+JSON
+cat > "$P/v2.json" <<'JSON'
+[ { "program": "dots", "platform": "android", "versionCode": 2, "versionName": "2.0",
+    "minSdk": 21, "file": "dots2.tar" } ]
+JSON
+"$CATALOG" --catalog "$T/catalog" import "$P/v1.json" > "$T/import.log" 2>&1 || die "catalog import failed"
+
+start_broker broker --catalog "$T/catalog"
+start_matcher matcher "$T/catalog"
+start_node phone "$DEVICES/galaxy-s21.json"
+start_node tablet "$DEVICES/galaxy-tab-s7.json"
+af phone register ana > /dev/null || die "register failed"
+for n in phone tablet; do af $n login ana > /dev/null || die "$n login failed"; done
+TABLET=$(device_id tablet)
+# hidden NAME: every entry of $T/tablet/NAME, dot-files included
+hidden () { ls -A "$T/tablet/$1" 2>/dev/null | tr '\n' ' '; }
+
+# --- upgrades and uninstalls leave nothing behind, dot-files included
+out=$(af phone push dots --to "$TABLET" 2>&1)
+check "dots 1.0 installed, with its dot-files" test -f "$T/tablet/apps/dots/app/.cache/x/.y"
+"$CATALOG" --catalog "$T/catalog" import "$P/v2.json" >> "$T/import.log" 2>&1 || die "v2 import failed"
+out=$(af phone push dots --to "$TABLET" 2>&1)
+check "dots 2.0 replaced it" test "$(cat "$T/tablet/apps/dots/app/VERSION")" = "version 2"
+check "  ... no old tree or staging left in apps/ (found: $(hidden apps))" test "$(hidden apps)" = "dots "
+af tablet uninstall dots > /dev/null; rc=$?
+check "uninstall removes the app and leaves apps/ empty (found: $(hidden apps))" \
+    test $rc -eq 0 -a -z "$(hidden apps)"
+out=$(af phone push dots --to "$TABLET" 2>&1)
+out=$(af tablet uninstall dots 2>&1); rc=$?
+check "a second install and uninstall work too" test $rc -eq 0 -a -z "$(hidden apps)"
+[ $rc -eq 0 ] || echo "  # $out"
+
+# --- user data replaced twice: no old data trees left
+mkdir -p "$T/phone/data/dots/notes/2024"
+printf 'theme=dark\n' > "$T/phone/data/dots/.settings"
+printf 'day 1\n' > "$T/phone/data/dots/notes/2024/.day1"
+for round in 1 2; do out=$(af phone push dots --to "$TABLET" --with-data 2>&1); done
+check "user data pushed twice arrived, dot-files included" \
+    test "$(cat "$T/tablet/data/dots/.settings" 2>/dev/null)" = "theme=dark" -a -f "$T/tablet/data/dots/notes/2024/.day1"
+check "  ... no old data tree left in data/ (found: $(hidden data))" test "$(hidden data)" = "dots "
+
+# --- program IDs are names, never paths
+out=$(af tablet resolve ../../etc 2>&1); rc=$?
+check "a program ID with .. is refused as malformed (E_MALFORMED naming the program)" \
+    has "$out" "E_MALFORMED" "program" && test $rc -ne 0
+
+finish
