@@ -1,8 +1,9 @@
 /*  =========================================================================
     af_install - the node's package installer and install records
 
-    The design is in af_install.h. Trees are removed without following
-    links, dot-files and all.
+    The design is in af_install.h: every name and link of an archive is
+    checked against a model of the tree it makes before anything is
+    written, and trees are removed without following links.
     =========================================================================
 */
 #include "af_install.h"
@@ -89,7 +90,7 @@ af_install_record_read (const char *home, const char *program, af_install_info_t
 }
 
 //  --------------------------------------------------------------------------
-//  Built-in installer
+//  Names and links
 
 //  Is a relative path (already free of a leading '/') free of ".."?
 static bool
@@ -107,41 +108,202 @@ s_no_dotdot (const char *path)
     return true;
 }
 
-//  Does a symlink at entry path with this target stay inside the app
-//  directory? Resolved lexically: depth of the link's directory, then
-//  each component of the target.
-static bool
-s_link_inside (const char *path, const char *target)
+//  The canonical form of a checked entry name (relative, no ".."), as it
+//  will be written: empty and "." components dropped, since tar writes
+//  "./app/x" and "app/", so "./app//x/" is "app/x" and "./" is "" (the app
+//  directory itself). 0, or -1 if it is not such a name.
+static int
+s_canonical (const char *name, char *out, size_t outlen)
 {
-    if (*target == '/' || !*target)
-        return false;
-    int depth = 0;
-    const char *p = path;
-    while (*p) {                            //  components of the link's directory
-        size_t len = strcspn (p, "/");
-        bool last = p [len] == 0 || p [len + strspn (p + len, "/")] == 0;
-        if (!last && !(len == 1 && *p == '.'))
-            depth++;
-        p += len;
-        while (*p == '/')
-            p++;
-    }
-    p = target;
+    if (!name || *name == '/' || !s_no_dotdot (name))
+        return -1;
+    size_t used = 0;
+    const char *p = name;
     while (*p) {
         size_t len = strcspn (p, "/");
-        if (len == 2 && p [0] == '.' && p [1] == '.') {
-            if (--depth < 0)
-                return false;
+        if (len && !(len == 1 && *p == '.')) {
+            if (used + len + 2 > outlen)
+                return -1;
+            if (used)
+                out [used++] = '/';
+            memcpy (out + used, p, len);
+            used += len;
         }
-        else
-        if (len && !(len == 1 && *p == '.'))
-            depth++;
         p += len;
         while (*p == '/')
             p++;
     }
-    return true;
+    out [used] = 0;
+    return 0;
 }
+
+//  Is a link target a plain path below the link's own directory: relative,
+//  and every component a name (not empty, ".", or "..")? Such a link names
+//  something inside the directory it is in, whatever that directory is.
+static bool
+s_target_plain (const char *target)
+{
+    if (!target || !*target || *target == '/' || strlen (target) > AF_INSTALL_MAX_NAME)
+        return false;
+    const char *p = target;
+    while (true) {
+        size_t len = strcspn (p, "/");
+        if (len == 0 || (len == 1 && p [0] == '.') || (len == 2 && p [0] == '.' && p [1] == '.'))
+            return false;
+        p += len;
+        if (!*p)
+            return true;
+        p++;                            //  one '/'; a second makes an empty component
+    }
+}
+
+//  The tree an archive makes, modelled before anything is written: a node
+//  for each file, directory and link, and for each directory that names
+//  only imply. A node is found by its parent's number and its own name
+//  ("1f/lib"), so entering a name costs its length however deep it is.
+typedef struct {
+    uint32_t id;
+    char kind;              //  'd' directory, 'f' file, 'l' link; 0 implied directory
+} node_t;
+
+typedef struct {
+    uint32_t parent;        //  the node of the link's directory
+    char *name;             //  the link's canonical name (for messages)
+    char *target;
+} link_t;
+
+typedef struct {
+    zhashx_t *nodes;        //  "PARENT-ID/NAME" (id in hex; the root is 0) -> node_t
+    zlistx_t *links;        //  link_t, checked once the whole tree is known
+    uint32_t count;
+} tree_t;
+
+static void
+s_node_destroy (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
+
+static void
+s_link_destroy (void **item)
+{
+    link_t *link = (link_t *) *item;
+    if (link) {
+        free (link->name);
+        free (link->target);
+        free (link);
+    }
+    *item = NULL;
+}
+
+static const char *
+s_kind_name (char kind)
+{
+    return kind == 'f'? "file": kind == 'l'? "link": "directory";
+}
+
+//  Enter a canonical name of kind 'd', 'f' or 'l' (with its target). 0, or
+//  -1 with err: the name goes through a file or a link, names again what
+//  the archive has as another kind, or names a link a second time.
+static int
+s_tree_enter (tree_t *tree, const char *name, char kind, const char *target, char *err, size_t errlen)
+{
+    if (!*name) {
+        if (kind == 'd')
+            return 0;
+        snprintf (err, errlen, "archive entry '.' is a %s in place of the app directory", s_kind_name (kind));
+        return -1;
+    }
+    char key [AF_INSTALL_MAX_NAME + 16];
+    uint32_t parent = 0;
+    const char *p = name;
+    while (true) {
+        size_t len = strcspn (p, "/");
+        bool last = p [len] == 0;
+        snprintf (key, sizeof key, "%x/%.*s", parent, (int) len, p);
+        node_t *node = (node_t *) zhashx_lookup (tree->nodes, key);
+        if (!node) {
+            if (++tree->count > AF_INSTALL_MAX_NODES) {
+                snprintf (err, errlen, "archive makes more than %d files, directories and links "
+                          "(counting the directories its names imply)", AF_INSTALL_MAX_NODES);
+                return -1;
+            }
+            node = (node_t *) zmalloc (sizeof (node_t));
+            node->id = tree->count;
+            node->kind = last? kind: 0;
+            zhashx_insert (tree->nodes, key, node);
+        }
+        else
+        if (!last) {
+            if (node->kind == 'f' || node->kind == 'l') {
+                snprintf (err, errlen, "archive entry '%.200s' is inside the %s '%.*s'", name,
+                          s_kind_name (node->kind), (int) (p + len - name), name);
+                return -1;
+            }
+        }
+        else
+        if (node->kind == 0) {
+            if (kind != 'd') {
+                snprintf (err, errlen, "archive entry '%.200s' is a %s, but other entries are inside it",
+                          name, s_kind_name (kind));
+                return -1;
+            }
+            node->kind = 'd';
+        }
+        else
+        if (node->kind != kind || kind == 'l') {
+            snprintf (err, errlen, "archive entry '%.200s' appears twice, as a %s and as a %s", name,
+                      s_kind_name (node->kind), s_kind_name (kind));
+            return -1;
+        }
+        if (last)
+            break;
+        parent = node->id;
+        p += len + 1;
+    }
+    if (kind == 'l') {
+        link_t *link = (link_t *) zmalloc (sizeof (link_t));
+        link->parent = parent;
+        link->name = strdup (name);
+        link->target = strdup (target);
+        assert (link->name && link->target);
+        zlistx_add_end (tree->links, link);
+    }
+    return 0;
+}
+
+//  A link's target, walked from the link's directory through the finished
+//  tree: every component before the last that the archive has must be a
+//  directory. The last may be anything (a file, a directory, a link, or
+//  nothing). 0, or -1 with err.
+static int
+s_tree_link_check (tree_t *tree, const link_t *link, char *err, size_t errlen)
+{
+    char key [AF_INSTALL_MAX_NAME + 16];
+    uint32_t parent = link->parent;
+    const char *p = link->target;
+    while (true) {
+        size_t len = strcspn (p, "/");
+        if (!p [len])
+            return 0;
+        snprintf (key, sizeof key, "%x/%.*s", parent, (int) len, p);
+        node_t *node = (node_t *) zhashx_lookup (tree->nodes, key);
+        if (!node)
+            return 0;                   //  the rest is not in the archive
+        if (node->kind == 'f' || node->kind == 'l') {
+            snprintf (err, errlen, "archive entry '%.200s' links to '%.200s' through the %s '%.*s'",
+                      link->name, link->target, s_kind_name (node->kind), (int) (p + len - link->target),
+                      link->target);
+            return -1;
+        }
+        parent = node->id;
+        p += len + 1;
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Built-in installer
 
 static struct archive *
 s_open (const char *package, char *err, size_t errlen)
@@ -164,12 +326,17 @@ s_check (const char *package, char *err, size_t errlen)
     struct archive *reader = s_open (package, err, errlen);
     if (!reader)
         return -1;
+    tree_t tree = { zhashx_new (), zlistx_new (), 0 };
+    zhashx_set_destructor (tree.nodes, s_node_destroy);
+    zlistx_set_destructor (tree.links, s_link_destroy);
     struct archive_entry *entry;
     size_t count = 0;
     int rc = 0, r;
     while ((r = archive_read_next_header (reader, &entry)) == ARCHIVE_OK) {
         const char *path = archive_entry_pathname (entry);
+        const char *target = archive_entry_symlink (entry);
         mode_t type = archive_entry_filetype (entry);
+        char name [AF_INSTALL_MAX_NAME + 1];
         if (++count > AF_INSTALL_MAX_ENTRIES) {
             snprintf (err, errlen, "archive has more than %d entries", AF_INSTALL_MAX_ENTRIES);
             rc = -1;
@@ -196,19 +363,25 @@ s_check (const char *package, char *err, size_t errlen)
             rc = -1;
         }
         else
-        if (type == AE_IFLNK) {
-            const char *target = archive_entry_symlink (entry);
-            if (!target || !s_link_inside (path, target)) {
-                snprintf (err, errlen, "archive entry '%.200s' links out of the app directory (to '%.200s')",
-                          path, target? target: "");
-                rc = -1;
-            }
+        if (type == AE_IFLNK && !s_target_plain (target)) {
+            snprintf (err, errlen, "archive entry '%.200s' links out of its directory (to '%.200s'): "
+                      "a link must name a path below its own directory, without '.', '..' or '//'",
+                      path, target? target: "");
+            rc = -1;
         }
         else
-        if (type != AE_IFREG && type != AE_IFDIR) {
+        if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK) {
             snprintf (err, errlen, "archive entry '%.200s' is not a file, directory or link", path);
             rc = -1;
         }
+        else
+        if (s_canonical (path, name, sizeof name)) {
+            snprintf (err, errlen, "archive entry '%.200s' has a name that cannot be written", path);
+            rc = -1;
+        }
+        else
+            rc = s_tree_enter (&tree, name, type == AE_IFDIR? 'd': type == AE_IFLNK? 'l': 'f',
+                               target, err, errlen);
         if (rc)
             break;
     }
@@ -220,12 +393,18 @@ s_check (const char *package, char *err, size_t errlen)
         snprintf (err, errlen, "not a valid archive: it has no entries");
         rc = -1;
     }
+    for (link_t *link = (link_t *) zlistx_first (tree.links); link && rc == 0;
+         link = (link_t *) zlistx_next (tree.links))
+        rc = s_tree_link_check (&tree, link, err, errlen);
+    zlistx_destroy (&tree.links);
+    zhashx_destroy (&tree.nodes);
     archive_read_free (reader);
     return rc;
 }
 
 //  Pass 2: unpack into dir (which exists). Fills files with the paths.
 //  With a prefix ("defaults/"), only the entries under it, without it.
+//  Names are written in their canonical form, the form s_check modelled.
 static int
 s_extract (const char *package, const char *dir, const char *prefix, json_t *files,
            char *err, size_t errlen)
@@ -243,7 +422,14 @@ s_extract (const char *package, const char *dir, const char *prefix, json_t *fil
     char path [AF_INSTALL_MAX_NAME + 700];
     while (rc == 0 && (r = archive_read_next_header (reader, &entry)) == ARCHIVE_OK) {
         char name [AF_INSTALL_MAX_NAME + 1];
-        snprintf (name, sizeof name, "%s", archive_entry_pathname (entry));
+        mode_t type = archive_entry_filetype (entry);
+        //  The file is the one s_check read; these hold again if it is not
+        if (s_canonical (archive_entry_pathname (entry), name, sizeof name) || archive_entry_hardlink (entry)
+        ||  (type == AE_IFLNK && !s_target_plain (archive_entry_symlink (entry)))) {
+            snprintf (err, errlen, "the archive changed while it was unpacked");
+            rc = -1;
+            break;
+        }
         if (prefix) {
             size_t len = strlen (prefix);
             if (strncmp (name, prefix, len) || !name [len]) {
@@ -252,10 +438,14 @@ s_extract (const char *package, const char *dir, const char *prefix, json_t *fil
             }
             memmove (name, name + len, strlen (name + len) + 1);
         }
+        if (!*name) {                   //  the directory itself is ours
+            archive_read_data_skip (reader);
+            continue;
+        }
         snprintf (path, sizeof path, "%s/%s", dir, name);
         archive_entry_set_pathname (entry, path);
         archive_entry_set_perm (entry, archive_entry_perm (entry) & 0777);   //  no setuid/setgid/sticky
-        if (archive_entry_filetype (entry) != AE_IFDIR)
+        if (type != AE_IFDIR)
             json_array_append_new (files, json_string (name));
         if (archive_write_header (writer, entry) != ARCHIVE_OK) {
             snprintf (err, errlen, "cannot unpack '%.200s': %s", name, archive_error_string (writer));
@@ -268,7 +458,7 @@ s_extract (const char *package, const char *dir, const char *prefix, json_t *fil
         while ((r = archive_read_data_block (reader, &block, &size, &offset)) == ARCHIVE_OK)
             if (archive_write_data_block (writer, block, size, offset) != ARCHIVE_OK) {
                 snprintf (err, errlen, "cannot write '%.200s': %s", name,
-                          errno == ENOSPC? "the disk is full": archive_error_string (writer));
+                          errno == ENOSPC || errno == EFBIG? "the disk is full": archive_error_string (writer));
                 rc = -1;
                 break;
             }
@@ -278,7 +468,7 @@ s_extract (const char *package, const char *dir, const char *prefix, json_t *fil
         }
         if (rc == 0 && archive_write_finish_entry (writer) != ARCHIVE_OK) {
             snprintf (err, errlen, "cannot write '%.200s': %s", name,
-                      errno == ENOSPC? "the disk is full": archive_error_string (writer));
+                      errno == ENOSPC || errno == EFBIG? "the disk is full": archive_error_string (writer));
             rc = -1;
         }
     }
@@ -390,9 +580,11 @@ af_install_builtin (const char *home, const char *package, const af_install_info
         rc = af_install_record_write (home, &record, files, err, errlen);
     }
     //  A package's defaults/ seed the app's data directory on first install
+    //  (a real directory: not a link the archive put there)
+    struct stat st;
     snprintf (data, sizeof data, "%s/data/%s", home, info->program);
     snprintf (defaults, sizeof defaults, "%s/%s/defaults", apps, info->program);
-    if (rc == 0 && access (defaults, F_OK) == 0 && access (data, F_OK) != 0) {
+    if (rc == 0 && lstat (defaults, &st) == 0 && S_ISDIR (st.st_mode) && lstat (data, &st) != 0) {
         snprintf (data, sizeof data, "%s/data", home);
         json_t *seeded = json_array ();
         if (s_unpack_swap (data, info->program, package, "defaults/", seeded, err, errlen))
@@ -840,15 +1032,54 @@ af_install_test (bool verbose)
     snprintf (path, sizeof path, "%s/apps/demo/app/NEW", home);
     assert (zsys_file_exists (path));
 
-    //  Hostile archives: refused, nothing written, version 2.0 intact
+    //  Hostile archives: refused before anything is written, version 2.0
+    //  intact. Links: only a plain path below the link's own directory, and
+    //  nothing in the archive written through a link or a file.
     const char *dotdot [][3] = { { "app/", "d", "" }, { "../evil", "f", "x" }, { NULL, NULL, NULL } };
     const char *absolute [][3] = { { "/tmp/af_install_abs_evil", "f", "x" }, { NULL, NULL, NULL } };
     const char *linkout [][3] = { { "link", "l", "../../outside" }, { "link/x", "f", "x" },
                                   { NULL, NULL, NULL } };
     const char *hard [][3] = { { "a", "f", "x" }, { "b", "h", "a" }, { NULL, NULL, NULL } };
-    const char *(*bad []) [3] = { dotdot, absolute, linkout, hard };
-    const char *why [] = { "(..)", "absolute", "links out", "hard link" };
+    //  The chain: each link looks inside by its own text
+    const char *chain [][3] = { { "y", "l", "." }, { "x", "l", "y/.." }, { NULL, NULL, NULL } };
+    const char *passwd [][3] = { { "app/", "d", "" }, { "app/y", "l", "." }, { "app/up1", "l", "y/.." },
+                                 { "app/up2", "l", "up1/.." }, { "app/up3", "l", "up2/.." },
+                                 { "app/passwd", "l", "up3/etc/passwd" }, { NULL, NULL, NULL } };
+    const char *up [][3] = { { "app/", "d", "" }, { "app/l", "l", "../app/x" }, { NULL, NULL, NULL } };
+    const char *abs_target [][3] = { { "l", "l", "/etc/passwd" }, { NULL, NULL, NULL } };
+    const char *empty_part [][3] = { { "sub/", "d", "" }, { "l", "l", "sub//x" }, { NULL, NULL, NULL } };
+    const char *slash_end [][3] = { { "sub/", "d", "" }, { "l", "l", "sub/" }, { NULL, NULL, NULL } };
+    const char *dot_part [][3] = { { "sub/", "d", "" }, { "l", "l", "sub/./x" }, { NULL, NULL, NULL } };
+    //  A link to a link that leaves
+    const char *to_leaving [][3] = { { "a", "l", "b" }, { "b", "l", "../x" }, { NULL, NULL, NULL } };
+    //  A link whose target passes through a link, or a file
+    const char *via_link [][3] = { { "sub/", "d", "" }, { "l", "l", "sub" }, { "m", "l", "l/x" },
+                                   { NULL, NULL, NULL } };
+    const char *via_later [][3] = { { "m", "l", "l/x" }, { "sub/", "d", "" }, { "l", "l", "sub" },
+                                    { NULL, NULL, NULL } };
+    const char *via_file [][3] = { { "f", "f", "x" }, { "l", "l", "f/x" }, { NULL, NULL, NULL } };
+    //  A file written after a link of the same name, and the other way round
+    const char *file_on_link [][3] = { { "sub/", "d", "" }, { "l", "l", "sub" }, { "l", "f", "x" },
+                                       { NULL, NULL, NULL } };
+    const char *link_on_file [][3] = { { "l", "f", "x" }, { "./l", "l", "y" }, { NULL, NULL, NULL } };
+    const char *link_twice [][3] = { { "l", "l", "a" }, { "l", "l", "b" }, { NULL, NULL, NULL } };
+    //  Entries whose path goes through a link
+    const char *dir_via_link [][3] = { { "sub/", "d", "" }, { "l", "l", "sub" }, { "l/d/", "d", "" },
+                                       { NULL, NULL, NULL } };
+    const char *file_via_link [][3] = { { "sub/", "d", "" }, { "l", "l", "sub" }, { "./l//f", "f", "x" },
+                                        { NULL, NULL, NULL } };
+    const char *link_over_dir [][3] = { { "l/f", "f", "x" }, { "l", "l", "sub" }, { NULL, NULL, NULL } };
+    const char *root_link [][3] = { { "./", "l", "x" }, { NULL, NULL, NULL } };
+    const char *(*bad []) [3] = { dotdot, absolute, linkout, hard, chain, passwd, up, abs_target,
+        empty_part, slash_end, dot_part, to_leaving, via_link, via_later, via_file, file_on_link,
+        link_on_file, link_twice, dir_via_link, file_via_link, link_over_dir, root_link };
+    const char *why [] = { "(..)", "absolute", "links out", "hard link", "'y' links out", "'app/y' links out",
+        "links out", "links out", "links out", "links out", "links out", "'b' links out",
+        "through the link 'l'", "through the link 'l'", "through the file 'f'", "appears twice",
+        "appears twice", "appears twice", "inside the link 'l'", "inside the link 'l'",
+        "other entries are inside it", "in place of the app directory" };
     size_t bad_count = sizeof bad / sizeof bad [0];
+    assert (bad_count == sizeof why / sizeof why [0]);
     strcpy (info.version_name, "3.0");
     for (size_t i = 0; i < bad_count; i++) {
         s_make_tar (pkg, bad [i]);
@@ -876,18 +1107,59 @@ af_install_test (bool verbose)
     snprintf (path, sizeof path, "%s/apps", home);
     assert (s_entries (path, names, sizeof names) == 1 && streq (names, "demo"));
 
-    //  defaults/ seed the data directory once; user data replaces it
+    //  Links that stay inside: in the same directory, below it, to a
+    //  directory, to a link that stays inside, dangling below; names
+    //  written as "./x" and "x//y/" are the same names
+    const char *inside [][3] = { { "./lib/", "d", "" }, { "lib//libx.so.1", "f", "elf\n" },
+        { "lib/libx.so", "l", "libx.so.1" }, { "current", "l", "lib" }, { "latest", "l", "current" },
+        { "deep", "l", "lib/libx.so" }, { "dangling", "l", "nothere/x" }, { "./", "d", "" },
+        { "lib/", "d", "" }, { NULL, NULL, NULL } };
+    s_make_tar (pkg, inside);
+    strcpy (info.version_name, "4.0");
+    assert (af_install_builtin (home, pkg, &info, err, sizeof err) == 0);
+    char target [PATH_MAX], real [PATH_MAX], root [PATH_MAX];
+    snprintf (path, sizeof path, "%s/apps/demo", home);
+    assert (realpath (path, root));
+    const char *resolving [] = { "lib/libx.so", "current", "latest", "deep" };
+    for (int i = 0; i < 4; i++) {
+        snprintf (path, sizeof path, "%s/apps/demo/%s", home, resolving [i]);
+        assert (realpath (path, real) && strncmp (real, root, strlen (root)) == 0 && real [strlen (root)] == '/');
+    }
+    snprintf (path, sizeof path, "%s/apps/demo/latest", home);
+    ssize_t size = readlink (path, target, sizeof target - 1);
+    assert (size == 7 && memcmp (target, "current", 7) == 0);
+    assert (af_install_record_read (home, "demo", &back) == 0 && streq (back.version_name, "4.0"));
+
+    //  defaults/ is a root of its own: checked where it lands
+    //  (HOME/data/PROGRAM/), not only inside the package
     strcpy (info.program, "seeded");
-    const char *seeded [][3] = { { "defaults/", "d", "" }, { "defaults/settings", "f", "default\n" },
+    const char *seed_up [][3] = { { "app/", "d", "" }, { "app/bin", "f", "x" }, { "defaults/", "d", "" },
+                                  { "defaults/settings", "f", "x" }, { "defaults/l", "l", ".." },
+                                  { NULL, NULL, NULL } };
+    s_make_tar (pkg, seed_up);
+    assert (af_install_builtin (home, pkg, &info, err, sizeof err) == -1 && strstr (err, "'defaults/l' links out"));
+    snprintf (path, sizeof path, "%s/data/seeded", home);
+    assert (!zsys_file_exists (path));
+    snprintf (path, sizeof path, "%s/apps/seeded", home);
+    assert (!zsys_file_exists (path));
+    //  A defaults/ that is a link: installed, nothing seeded through it
+    const char *seed_link [][3] = { { "app/", "d", "" }, { "app/settings", "f", "x" },
+                                    { "defaults", "l", "app" }, { NULL, NULL, NULL } };
+    s_make_tar (pkg, seed_link);
+    assert (af_install_builtin (home, pkg, &info, err, sizeof err) == 0);
+    snprintf (path, sizeof path, "%s/data/seeded", home);
+    assert (!zsys_file_exists (path));
+    //  defaults/ seed the data directory once, links inside it stay inside
+    //  it; user data replaces it
+    const char *seeded [][3] = { { "./defaults/", "d", "" }, { "./defaults/settings", "f", "default\n" },
                                  { "defaults/sub/", "d", "" }, { "defaults/sub/.rc", "f", "rc\n" },
                                  { "defaults/sub/l", "l", ".rc" }, { "bin", "f", "x" }, { NULL, NULL, NULL } };
     s_make_tar (pkg, seeded);
     assert (af_install_builtin (home, pkg, &info, err, sizeof err) == 0);
     snprintf (path, sizeof path, "%s/data/seeded/settings", home);
     assert (zsys_file_exists (path));
-    char target [PATH_MAX];
     snprintf (path, sizeof path, "%s/data/seeded/sub/l", home);
-    ssize_t size = readlink (path, target, sizeof target - 1);
+    size = readlink (path, target, sizeof target - 1);
     assert (size == 3 && memcmp (target, ".rc", 3) == 0);
     assert (streq (s_first_line (path, line, sizeof line), "rc\n"));
     char user [700], packed [700];

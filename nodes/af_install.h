@@ -2,23 +2,45 @@
     af_install - the node's package installer and install records (S0.1)
 
     Built-in: a package is a tar archive, unpacked with libarchive under
-    HOME/apps/PROGRAM/. Every header is checked before anything is written
-    (no absolute paths, no "..", only files, directories and symlinks that
-    stay inside); the archive is unpacked into a staging directory and
-    swapped in by rename, so a refused or failed install leaves the
-    installed version as it was. Or an operator's command (e.g. one that
-    hands the file to `adb install`) run with a time limit, whose exit
-    status decides.
+    HOME/apps/PROGRAM/. Or an operator's command (e.g. one that hands the
+    file to `adb install`) run with a time limit, whose exit status decides.
+
+    Every header is checked before anything is written, against a model of
+    the tree the archive makes (each name in canonical form: "./a//b/" is
+    "a/b"): no absolute paths, no "..", no hard links or special files, no
+    entry inside something the archive has as a file or a link, no name
+    given twice as different kinds, no link given twice.
+
+    A link must name a plain path below its own directory: relative, every
+    component a name (no "", ".", ".."), and every component but the last
+    that the archive has must be a directory. Why this rule and not a
+    resolver that models where each link leads: the rule is easy to prove.
+    Without ".." and a leading "/" a target only descends from the link's
+    directory; a step through another such link descends from that link's
+    directory, which is itself below, so by induction every link resolves
+    to a descendant of its own directory, through any chain of links (a
+    link to a link included), whatever the other entries are. The proof
+    does not depend on where the tree's root is, so it holds as well for
+    the defaults/ subtree, copied as the root of HOME/data/PROGRAM/.
+    The no-link, no-file component rules are not needed for that proof;
+    they keep the tree as simple as it reads (nothing is written through a
+    link, no link hides behind another). The price: a package cannot have
+    `bin/tool -> ../lib/tool`; it can have `tool -> lib/tool` at the top,
+    or a real file. libarchive's SECURE_SYMLINKS stays on as a second line
+    (it refuses writing through a link, not links that point out).
+
+    Staging: the archive is unpacked into PARENT/.PROGRAM.new-TAG and
+    swapped in by two renames (the old tree to .PROGRAM.old-TAG, then
+    removed), so a refused or failed install leaves the installed version
+    as it was. Trees are removed with fts(3), dot-files included, never
+    following a link; what a kill half-way leaves (.P.new-*, .P.old-*,
+    .P.gone, records' .tmp) goes with af_install_clean_stale at start.
+    Staging names start with '.', program IDs never do (af_program_check),
+    so they never meet.
 
     Install record: HOME/installed/PROGRAM.json { program, versionName,
     versionCode, hash, pushId, installedAt, method, files }, written
     atomically (temp + fsync + rename).
-
-    Staging names start with '.' (.PROGRAM.new-TAG, .PROGRAM.old-TAG and,
-    for an uninstall, .PROGRAM.gone); program IDs never do
-    (af_program_check), so they never meet. Trees are removed with fts(3),
-    dot-files included, never following a link; what a kill half-way
-    leaves goes with af_install_clean_stale at start.
 
     Every function that makes a path from a program ID refuses one that is
     not an ID (af_program_check): -1, err "not a program ID: ...".
@@ -44,7 +66,9 @@ typedef struct {
 
 //  Limits on an archive
 #define AF_INSTALL_MAX_ENTRIES  100000
-#define AF_INSTALL_MAX_NAME     1024
+#define AF_INSTALL_MAX_NAME     1024    //  bytes in an entry's name or a link's target
+#define AF_INSTALL_MAX_NODES    (2 * AF_INSTALL_MAX_ENTRIES)    //  files, directories
+                                        //  and links, with the directories names imply
 
 //  Check and unpack the tar archive at package into HOME/apps/PROGRAM/,
 //  then write the install record. Returns 0, or -1 with err saying what

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The built-in installer (issue 9, sections 2 and 3): staging and old
-# trees left behind by upgrades, uninstalls and data imports (dot-files and
+# The built-in installer against hostile packages (issue 9, sections 2
+# and 3): links that reach outside the app directory through other links,
+# a defaults/ link that lands outside the app's data, staging and old trees
+# left behind by upgrades, uninstalls and data imports (dot-files and
 # nested directories included), and program IDs that would be paths.
 # Packages are made with GNU tar, nothing else.
 . "$(dirname "$0")/lib.sh"
@@ -9,6 +11,21 @@ P="$T/pkg"
 mkdir -p "$P"
 # mk NAME.tar DIR ENTRY...: a tar of DIR's ENTRYs, names as given (no ./)
 mk () { local out=$1 dir=$2; shift 2; tar -C "$dir" -cf "$P/$out" "$@" || die "cannot make $out"; }
+
+# The issue's chain: y -> . and up1 -> y/.. each look inside by their text,
+# but up1 is HOME/apps; every up(k+1) -> upk/.. climbs one more level, and
+# passwd -> up12/etc/passwd is /etc/passwd
+d="$P/chain"; mkdir -p "$d"
+ln -s . "$d/y"; ln -s y/.. "$d/up1"
+for k in $(seq 1 11); do ln -s "up$k/.." "$d/up$((k + 1))"; done
+ln -s up12/etc/passwd "$d/passwd"
+echo "looks harmless" > "$d/README"
+mk chain.tar "$d" README y $(for k in $(seq 1 12); do echo "up$k"; done) passwd
+
+# defaults/l -> .. stays inside the app, but lands as HOME/data/PROGRAM/l
+d="$P/seedy"; mkdir -p "$d/app" "$d/defaults"
+echo "seedy" > "$d/app/README"; echo "x=1" > "$d/defaults/settings"; ln -s .. "$d/defaults/l"
+mk seedy.tar "$d" app defaults
 
 # Two versions of an app with dot-files and nested directories
 for v in 1 2; do
@@ -19,7 +36,11 @@ for v in 1 2; do
     mk "dots$v.tar" "$d" app
 done
 cat > "$P/v1.json" <<'JSON'
-[ { "program": "dots", "platform": "android", "versionCode": 1, "versionName": "1.0",
+[ { "program": "chain", "platform": "android", "versionCode": 1, "versionName": "1.0",
+    "minSdk": 21, "file": "chain.tar" },
+  { "program": "seedy", "platform": "android", "versionCode": 1, "versionName": "1.0",
+    "minSdk": 21, "file": "seedy.tar" },
+  { "program": "dots", "platform": "android", "versionCode": 1, "versionName": "1.0",
     "minSdk": 21, "file": "dots1.tar" } ]
 JSON
 cat > "$P/v2.json" <<'JSON'
@@ -37,6 +58,21 @@ for n in phone tablet; do af $n login ana > /dev/null || die "$n login failed"; 
 TABLET=$(device_id tablet)
 # hidden NAME: every entry of $T/tablet/NAME, dot-files included
 hidden () { ls -A "$T/tablet/$1" 2>/dev/null | tr '\n' ' '; }
+
+# --- links through links
+out=$(af phone push chain --to "$TABLET" 2>&1); rc=$?
+echo "$out" | tail -n 1 | sed 's/^/  # /'
+check "a link reaching /etc/passwd through a chain of links is refused" has "$out" "failed" "links out"
+check "  ... exit 1, nothing installed" test $rc -eq 1 -a ! -e "$T/tablet/apps/chain" -a ! -L "$T/tablet/apps/chain"
+check "  ... no link anywhere in the home resolves outside it" \
+    test -z "$(find "$T/tablet" -type l -exec realpath -m {} \; | grep -v "^$T/tablet")"
+
+# --- a defaults/ link is checked where it lands
+out=$(af phone push seedy --to "$TABLET" 2>&1); rc=$?
+echo "$out" | tail -n 1 | sed 's/^/  # /'
+check "defaults/l -> .. (every app's data once copied) is refused" has "$out" "failed" "defaults/l"
+check "  ... no data directory seeded, no link planted" \
+    test $rc -eq 1 -a ! -e "$T/tablet/data/seedy" -a ! -L "$T/tablet/data/seedy/l"
 
 # --- upgrades and uninstalls leave nothing behind, dot-files included
 out=$(af phone push dots --to "$TABLET" 2>&1)
