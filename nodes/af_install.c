@@ -3,7 +3,8 @@
 
     The design is in af_install.h: every name and link of an archive is
     checked against a model of the tree it makes before anything is
-    written, and trees are removed without following links.
+    written, the new tree and its record are both ready before either
+    replaces the old, and trees are removed without following links.
     =========================================================================
 */
 #include "af_install.h"
@@ -17,11 +18,166 @@
 #include <fts.h>
 #include <signal.h>
 #include <sodium.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
 //  --------------------------------------------------------------------------
-//  Install records
+//  Files and trees
+
+//  Write all size bytes. 0, or -1 with errno (a full disk shows as a
+//  short write first, and says why only at the next one)
+static int
+s_write_all (int fd, const char *data, size_t size)
+{
+    while (size) {
+        ssize_t n = write (fd, data, size);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = ENOSPC;
+            return -1;
+        }
+        data += n;
+        size -= (size_t) n;
+    }
+    return 0;
+}
+
+//  Make the renames done in dir durable. Best effort: they are done
+//  either way, and nothing could be undone if this failed.
+static void
+s_sync_dir (const char *dir)
+{
+    int fd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (fsync (fd))
+            zsys_warning ("install: cannot sync %s: %s", dir, strerror (errno));
+        close (fd);
+    }
+}
+
+//  Remove path and everything under it, dot-files and all, never following
+//  a link (a link is removed, not what it names) nor crossing into another
+//  file system. 0, also when path does not exist, or -1 with errno of the
+//  first failure (what can be removed still is).
+static int
+s_remove_tree (const char *path)
+{
+    struct stat st;
+    if (lstat (path, &st))
+        return errno == ENOENT? 0: -1;
+    if (!S_ISDIR (st.st_mode))
+        return unlink (path);
+    char *paths [] = { (char *) path, NULL };
+    FTS *fts = fts_open (paths, FTS_PHYSICAL | FTS_NOCHDIR | FTS_XDEV, NULL);
+    if (!fts)
+        return -1;
+    int failed = 0;
+    FTSENT *entry;
+    while ((errno = 0, entry = fts_read (fts)) != NULL) {
+        int rc = 0;
+        if (entry->fts_info == FTS_D)
+            continue;                   //  its contents come first, then FTS_DP
+        if (entry->fts_info == FTS_DP)
+            rc = rmdir (entry->fts_accpath);
+        else
+        if (entry->fts_info == FTS_DNR || entry->fts_info == FTS_ERR || entry->fts_info == FTS_NS) {
+            errno = entry->fts_errno;
+            rc = -1;
+            if (entry->fts_info == FTS_DNR)
+                rmdir (entry->fts_accpath);     //  if it happens to be empty
+        }
+        else
+            rc = unlink (entry->fts_accpath);   //  files, links, anything else
+        if (rc && !failed)
+            failed = errno? errno: EIO;
+    }
+    if (errno && !failed)
+        failed = errno;
+    fts_close (fts);
+    if (failed) {
+        errno = failed;
+        return -1;
+    }
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Install records: HOME/installed/PROGRAM.json, written as a synced
+//  temporary beside it (PROGRAM.json.tmp) and put in place by rename
+
+static void
+s_record_paths (const char *home, const char *program, char *path, size_t size, char *tmp, size_t tmpsize)
+{
+    snprintf (path, size, "%s/installed/%s.json", home, program);
+    snprintf (tmp, tmpsize, "%s/installed/%s.json.tmp", home, program);
+}
+
+//  Write the record to its temporary, synced. 0, or -1 with err and no
+//  temporary left
+static int
+s_record_prepare (const char *home, const af_install_info_t *info, json_t *files, char *err, size_t errlen)
+{
+    char dir [600], path [700], tmp [710];
+    snprintf (dir, sizeof dir, "%s/installed", home);
+    s_record_paths (home, info->program, path, sizeof path, tmp, sizeof tmp);
+    if (zsys_dir_create ("%s", dir)) {
+        snprintf (err, errlen, "cannot create %s: %s", dir, strerror (errno));
+        return -1;
+    }
+    json_t *record = json_pack ("{s:s, s:s, s:I, s:s, s:s, s:I, s:s, s:o}",
+        "program", info->program, "versionName", info->version_name,
+        "versionCode", (json_int_t) info->version_code, "hash", info->hash, "pushId", info->push_id,
+        "installedAt", (json_int_t) info->installed_at, "method", info->method,
+        "files", files? json_incref (files): json_array ());
+    char *text = record? json_dumps (record, JSON_COMPACT): NULL;
+    json_decref (record);
+    if (!text) {
+        snprintf (err, errlen, "cannot encode the install record of %s", info->program);
+        return -1;
+    }
+    int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    bool ok = fd >= 0 && s_write_all (fd, text, strlen (text)) == 0 && fsync (fd) == 0;
+    int error = errno;
+    if (fd >= 0 && close (fd) && ok) {
+        error = errno;
+        ok = false;
+    }
+    free (text);
+    if (!ok) {
+        snprintf (err, errlen, "cannot write the install record %s: %s", path,
+                  error == ENOSPC || error == EFBIG? "the disk is full": strerror (error));
+        unlink (tmp);
+        return -1;
+    }
+    return 0;
+}
+
+//  Put the prepared record in place. 0, or -1 with err (the temporary is
+//  the caller's to discard)
+static int
+s_record_commit (const char *home, const char *program, char *err, size_t errlen)
+{
+    char dir [600], path [700], tmp [710];
+    snprintf (dir, sizeof dir, "%s/installed", home);
+    s_record_paths (home, program, path, sizeof path, tmp, sizeof tmp);
+    if (rename (tmp, path)) {
+        snprintf (err, errlen, "cannot write the install record %s: %s", path, strerror (errno));
+        return -1;
+    }
+    s_sync_dir (dir);
+    return 0;
+}
+
+static void
+s_record_discard (const char *home, const char *program)
+{
+    char path [700], tmp [710];
+    s_record_paths (home, program, path, sizeof path, tmp, sizeof tmp);
+    unlink (tmp);
+}
 
 int
 af_install_record_write (const char *home, const af_install_info_t *info, json_t *files,
@@ -29,34 +185,13 @@ af_install_record_write (const char *home, const af_install_info_t *info, json_t
 {
     if (af_program_check (info->program, err, errlen))
         return -1;
-    char dir [600], path [700], tmp [710];
-    snprintf (dir, sizeof dir, "%s/installed", home);
-    snprintf (path, sizeof path, "%s/%s.json", dir, info->program);
-    snprintf (tmp, sizeof tmp, "%s.tmp", path);
-    if (zsys_dir_create ("%s", dir)) {
-        snprintf (err, errlen, "cannot create %s: %s", dir, strerror (errno));
+    if (s_record_prepare (home, info, files, err, errlen))
+        return -1;
+    if (s_record_commit (home, info->program, err, errlen)) {
+        s_record_discard (home, info->program);
         return -1;
     }
-    json_t *record = json_pack ("{s:s, s:s, s:I, s:s, s:s, s:I, s:s, s:O}",
-        "program", info->program, "versionName", info->version_name,
-        "versionCode", (json_int_t) info->version_code, "hash", info->hash, "pushId", info->push_id,
-        "installedAt", (json_int_t) info->installed_at, "method", info->method,
-        "files", files? files: json_array ());
-    if (!files)
-        json_decref (json_object_get (record, "files"));    //  O took a second reference
-    char *text = record? json_dumps (record, JSON_COMPACT): NULL;
-    json_decref (record);
-    int fd = text? open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644): -1;
-    bool ok = fd >= 0 && write (fd, text, strlen (text)) == (ssize_t) strlen (text) && fsync (fd) == 0;
-    if (fd >= 0)
-        ok = close (fd) == 0 && ok;
-    ok = ok && rename (tmp, path) == 0;
-    if (!ok) {
-        snprintf (err, errlen, "cannot write the install record %s: %s", path, strerror (errno));
-        unlink (tmp);
-    }
-    free (text);
-    return ok? 0: -1;
+    return 0;
 }
 
 int
@@ -481,86 +616,101 @@ s_extract (const char *package, const char *dir, const char *prefix, json_t *fil
     return rc;
 }
 
-//  Remove path and everything under it, dot-files and all, never following
-//  a link (a link is removed, not what it names) nor crossing into another
-//  file system. 0, also when path does not exist, or -1 with errno of the
-//  first failure (what can be removed still is).
+//  Staging: a new tree is unpacked in PARENT/.NAME.new-TAG, swapped in for
+//  PARENT/NAME by two renames (the old tree moved to PARENT/.NAME.old-TAG)
+//  and the old tree removed. Until the swap PARENT/NAME is untouched, and a
+//  swap can be undone. The names are hidden, and no program ID starts with
+//  '.', so they never meet an app's.
+typedef struct {
+    char parent [600], stage [700], old [700], live [700];
+    bool had;                   //  there was a PARENT/NAME to move aside
+    bool swapped;               //  the new tree is PARENT/NAME
+} swap_t;
+
 static int
-s_remove_tree (const char *path)
+s_swap_stage (swap_t *self, const char *parent, const char *name, char *err, size_t errlen)
 {
-    struct stat st;
-    if (lstat (path, &st))
-        return errno == ENOENT? 0: -1;
-    if (!S_ISDIR (st.st_mode))
-        return unlink (path);
-    char *paths [] = { (char *) path, NULL };
-    FTS *fts = fts_open (paths, FTS_PHYSICAL | FTS_NOCHDIR | FTS_XDEV, NULL);
-    if (!fts)
-        return -1;
-    int failed = 0;
-    FTSENT *entry;
-    while ((errno = 0, entry = fts_read (fts)) != NULL) {
-        int rc = 0;
-        if (entry->fts_info == FTS_D)
-            continue;                   //  its contents come first, then FTS_DP
-        if (entry->fts_info == FTS_DP)
-            rc = rmdir (entry->fts_accpath);
-        else
-        if (entry->fts_info == FTS_DNR || entry->fts_info == FTS_ERR || entry->fts_info == FTS_NS) {
-            errno = entry->fts_errno;
-            rc = -1;
-            if (entry->fts_info == FTS_DNR)
-                rmdir (entry->fts_accpath);     //  if it happens to be empty
-        }
-        else
-            rc = unlink (entry->fts_accpath);   //  files, links, anything else
-        if (rc && !failed)
-            failed = errno? errno: EIO;
-    }
-    if (errno && !failed)
-        failed = errno;
-    fts_close (fts);
-    if (failed) {
-        errno = failed;
+    memset (self, 0, sizeof *self);
+    uint8_t rand [4];
+    randombytes_buf (rand, sizeof rand);
+    char tag [9];
+    sodium_bin2hex (tag, sizeof tag, rand, sizeof rand);
+    snprintf (self->parent, sizeof self->parent, "%s", parent);
+    snprintf (self->stage, sizeof self->stage, "%s/.%s.new-%s", parent, name, tag);
+    snprintf (self->old, sizeof self->old, "%s/.%s.old-%s", parent, name, tag);
+    snprintf (self->live, sizeof self->live, "%s/%s", parent, name);
+    if (zsys_dir_create ("%s", parent) || mkdir (self->stage, 0755)) {
+        snprintf (err, errlen, "cannot create %s: %s", self->stage, strerror (errno));
         return -1;
     }
     return 0;
 }
 
-//  Unpack (the prefix part of) a checked archive as parent/name: staged in
-//  parent/.name.new-X, then swapped in by rename; the old tree removed.
-//  On failure parent/name is as it was.
+//  Swap the staged tree in. 0, or -1 with err and PARENT/NAME as it was
+static int
+s_swap_in (swap_t *self, char *err, size_t errlen)
+{
+    struct stat st;
+    self->had = lstat (self->live, &st) == 0;
+    if (self->had && rename (self->live, self->old)) {
+        snprintf (err, errlen, "cannot move the current %s aside: %s", self->live, strerror (errno));
+        return -1;
+    }
+    if (rename (self->stage, self->live)) {
+        snprintf (err, errlen, "cannot put the new %s in place: %s", self->live, strerror (errno));
+        if (self->had && rename (self->old, self->live))
+            zsys_error ("install: cannot put %s back: %s", self->live, strerror (errno));
+        return -1;
+    }
+    self->swapped = true;
+    s_sync_dir (self->parent);
+    return 0;
+}
+
+//  Undo a swap: the new tree back to staging, the old one in place. If a
+//  rename fails (renames in one directory hardly do) the new tree stays
+//  in place rather than none.
+static void
+s_swap_back (swap_t *self)
+{
+    if (!self->swapped)
+        return;
+    if (rename (self->live, self->stage)) {
+        zsys_error ("install: cannot take the new %s out again: %s", self->live, strerror (errno));
+        return;
+    }
+    if (self->had && rename (self->old, self->live)) {
+        zsys_error ("install: cannot put the previous %s back: %s", self->live, strerror (errno));
+        if (rename (self->stage, self->live))
+            zsys_error ("install: cannot put the new %s back either: %s", self->live, strerror (errno));
+        return;
+    }
+    self->swapped = false;
+    s_sync_dir (self->parent);
+}
+
+//  Remove what is not in place: the old tree after a swap, else the staged one
+static void
+s_swap_end (swap_t *self)
+{
+    const char *path = self->swapped? self->old: self->stage;
+    if (s_remove_tree (path))
+        zsys_warning ("install: cannot remove %s: %s (it goes at the next start)", path, strerror (errno));
+}
+
+//  Unpack (the prefix part of) a checked archive as parent/name, staged
+//  and swapped in. On failure parent/name is as it was.
 static int
 s_unpack_swap (const char *parent, const char *name, const char *package, const char *prefix,
                json_t *files, char *err, size_t errlen)
 {
-    char stage [700], old [700], live [700];
-    uint8_t rand [4];
-    randombytes_buf (rand, sizeof rand);
-    char tag [9];
-    sodium_bin2hex (tag, sizeof tag, rand, sizeof rand);
-    snprintf (stage, sizeof stage, "%s/.%s.new-%s", parent, name, tag);
-    snprintf (old, sizeof old, "%s/.%s.old-%s", parent, name, tag);
-    snprintf (live, sizeof live, "%s/%s", parent, name);
-    if (zsys_dir_create ("%s", parent) || mkdir (stage, 0755)) {
-        snprintf (err, errlen, "cannot create %s: %s", stage, strerror (errno));
+    swap_t swap;
+    if (s_swap_stage (&swap, parent, name, err, errlen))
         return -1;
-    }
-    int rc = s_extract (package, stage, prefix, files, err, errlen);
-    bool had = access (live, F_OK) == 0;
-    if (rc == 0 && had && rename (live, old)) {
-        snprintf (err, errlen, "cannot move the current %s aside: %s", name, strerror (errno));
-        rc = -1;
-    }
-    if (rc == 0 && rename (stage, live)) {
-        snprintf (err, errlen, "cannot put the new %s in place: %s", name, strerror (errno));
-        if (had)
-            rename (old, live);
-        rc = -1;
-    }
-    const char *leftover = rc? stage: had? old: NULL;
-    if (leftover && s_remove_tree (leftover))
-        zsys_warning ("install: cannot remove %s: %s (it goes at the next start)", leftover, strerror (errno));
+    int rc = s_extract (package, swap.stage, prefix, files, err, errlen);
+    if (rc == 0)
+        rc = s_swap_in (&swap, err, errlen);
+    s_swap_end (&swap);
     return rc;
 }
 
@@ -572,27 +722,45 @@ af_install_builtin (const char *home, const char *package, const af_install_info
         return -1;
     char apps [600], data [600], defaults [700];
     snprintf (apps, sizeof apps, "%s/apps", home);
+    af_install_info_t record = *info;
+    snprintf (record.method, sizeof record.method, "builtin");
+    swap_t swap;
+    if (s_swap_stage (&swap, apps, info->program, err, errlen))
+        return -1;
+    //  The tree is unpacked and its record written aside first; the swap
+    //  and the record's rename come last, and a failed rename undoes the
+    //  swap. A failure at any step (a full disk) leaves the old tree with
+    //  the old record, never a tree without its record.
     json_t *files = json_array ();
-    int rc = s_unpack_swap (apps, info->program, package, NULL, files, err, errlen);
-    if (rc == 0) {
-        af_install_info_t record = *info;
-        snprintf (record.method, sizeof record.method, "builtin");
-        rc = af_install_record_write (home, &record, files, err, errlen);
+    bool prepared = false;
+    int rc = s_extract (package, swap.stage, NULL, files, err, errlen);
+    if (rc == 0)
+        prepared = (rc = s_record_prepare (home, &record, files, err, errlen)) == 0;
+    if (rc == 0)
+        rc = s_swap_in (&swap, err, errlen);
+    if (rc == 0 && s_record_commit (home, record.program, err, errlen)) {
+        s_swap_back (&swap);
+        rc = -1;
     }
-    //  A package's defaults/ seed the app's data directory on first install
-    //  (a real directory: not a link the archive put there)
+    if (rc && prepared)
+        s_record_discard (home, record.program);
+    s_swap_end (&swap);
+    json_decref (files);
+    if (rc)
+        return -1;
+    //  A package's defaults/ (a real directory) seed the app's data
+    //  directory on first install
     struct stat st;
     snprintf (data, sizeof data, "%s/data/%s", home, info->program);
     snprintf (defaults, sizeof defaults, "%s/%s/defaults", apps, info->program);
-    if (rc == 0 && lstat (defaults, &st) == 0 && S_ISDIR (st.st_mode) && lstat (data, &st) != 0) {
+    if (lstat (defaults, &st) == 0 && S_ISDIR (st.st_mode) && lstat (data, &st) != 0) {
         snprintf (data, sizeof data, "%s/data", home);
         json_t *seeded = json_array ();
         if (s_unpack_swap (data, info->program, package, "defaults/", seeded, err, errlen))
             zsys_warning ("install: %s installed, but its defaults were not copied: %s", info->program, err);
         json_decref (seeded);
     }
-    json_decref (files);
-    return rc;
+    return 0;
 }
 
 int
@@ -904,6 +1072,7 @@ af_install_cmd_destroy (af_install_cmd_t **self_p)
     free (self);
     *self_p = NULL;
 }
+
 
 //  --------------------------------------------------------------------------
 //  Self test
@@ -1286,8 +1455,68 @@ af_install_test (bool verbose)
     assert (!zsys_file_exists (path));
     assert (s_entries (home, names, sizeof names) >= 0 && strstr (names, "apps"));
 
+    //  A full disk while the record is written (a file size limit makes
+    //  the same EFBIG a quota would): the old tree and the old record stay,
+    //  no staging and no temporary left
+    strcpy (info.program, "disk");
+    strcpy (info.version_name, "1.0");
+    const char *disk1 [][3] = { { "v1", "f", "1" }, { NULL, NULL, NULL } };
+    s_make_tar (pkg, disk1);
+    assert (af_install_builtin (home, pkg, &info, err, sizeof err) == 0);
+    //  Version 2: 200 one-byte files whose names make a record of 14 KiB
+    const char *(*disk2) [3] = (const char *(*) [3]) calloc (202, sizeof *disk2);
+    char (*many) [80] = (char (*) [80]) calloc (200, sizeof *many);
+    assert (disk2 && many);
+    for (int i = 0; i < 200; i++) {
+        snprintf (many [i], sizeof many [i], "app/a-long-file-name-to-make-the-record-big-%04d-xxxxxxxxxxxxxxxx", i);
+        disk2 [i][0] = many [i];
+        disk2 [i][1] = "f";
+        disk2 [i][2] = "2";
+    }
+    disk2 [200][0] = "v2";
+    disk2 [200][1] = "f";
+    disk2 [200][2] = "2";
+    s_make_tar (pkg, disk2);
+    struct rlimit saved, small;
+    assert (getrlimit (RLIMIT_FSIZE, &saved) == 0);
+    small = saved;
+    small.rlim_cur = 4096;
+    void (*handler) (int) = signal (SIGXFSZ, SIG_IGN);
+    assert (setrlimit (RLIMIT_FSIZE, &small) == 0);
+    strcpy (info.version_name, "2.0");
+    int rc = af_install_builtin (home, pkg, &info, err, sizeof err);
+    assert (setrlimit (RLIMIT_FSIZE, &saved) == 0);
+    signal (SIGXFSZ, handler);
+    assert (rc == -1 && strstr (err, "install record") && strstr (err, "full"));
+    snprintf (path, sizeof path, "%s/apps/disk/v1", home);
+    assert (zsys_file_exists (path));
+    snprintf (path, sizeof path, "%s/apps/disk/v2", home);
+    assert (!zsys_file_exists (path));
+    assert (af_install_record_read (home, "disk", &back) == 0 && streq (back.version_name, "1.0"));
+    snprintf (path, sizeof path, "%s/apps", home);
+    assert (s_entries (path, names, sizeof names) == 3 && !strchr (names, '.'));
+    snprintf (path, sizeof path, "%s/installed", home);
+    assert (s_entries (path, names, sizeof names) >= 0 && !strstr (names, ".tmp"));
+    //  The record cannot be put in place (rename fails): the swapped tree
+    //  is swapped back
+    snprintf (path, sizeof path, "%s/installed/disk.json", home);
+    assert (unlink (path) == 0 && zsys_dir_create ("%s/x", path) == 0);
+    assert (af_install_builtin (home, pkg, &info, err, sizeof err) == -1 && strstr (err, "install record"));
+    snprintf (path, sizeof path, "%s/apps/disk/v1", home);
+    assert (zsys_file_exists (path));
+    snprintf (path, sizeof path, "%s/apps", home);
+    assert (s_entries (path, names, sizeof names) == 3 && !strchr (names, '.'));
+    snprintf (path, sizeof path, "%s/installed", home);
+    assert (s_entries (path, names, sizeof names) >= 0 && !strstr (names, ".tmp"));
+    snprintf (path, sizeof path, "%s/installed/disk.json", home);
+    assert (s_remove_tree (path) == 0);
+    assert (af_install_builtin (home, pkg, &info, err, sizeof err) == 0);
+    snprintf (path, sizeof path, "%s/apps/disk/v2", home);
+    assert (zsys_file_exists (path));
+    free (disk2);
+    free (many);
+
     //  Install commands: success, failure, time limit
-    int rc;
     snprintf (path, sizeof path, "%s/install.log", home);
     af_install_cmd_t *cmd = af_install_cmd_start ("test -f \"$AF_PACKAGE\" && test \"$1\" = \"$AF_PACKAGE\"",
                                                   pkg, &info, 5000, path, err, sizeof err);

@@ -32,11 +32,14 @@
     Staging: the archive is unpacked into PARENT/.PROGRAM.new-TAG and
     swapped in by two renames (the old tree to .PROGRAM.old-TAG, then
     removed), so a refused or failed install leaves the installed version
-    as it was. Trees are removed with fts(3), dot-files included, never
-    following a link; what a kill half-way leaves (.P.new-*, .P.old-*,
-    .P.gone, records' .tmp) goes with af_install_clean_stale at start.
-    Staging names start with '.', program IDs never do (af_program_check),
-    so they never meet.
+    as it was. A built-in install writes its record aside first (synced
+    PROGRAM.json.tmp), swaps the tree in and renames the record last; if
+    that rename fails the swap is undone: a full disk at any step leaves
+    the old tree with the old record, never a tree without a record. Trees
+    are removed with fts(3), dot-files included, never following a link;
+    what a kill half-way leaves (.P.new-*, .P.old-*, .P.gone, records'
+    .tmp) goes with af_install_clean_stale at start. Staging names start
+    with '.', program IDs never do (af_program_check), so they never meet.
 
     Install record: HOME/installed/PROGRAM.json { program, versionName,
     versionCode, hash, pushId, installedAt, method, files }, written

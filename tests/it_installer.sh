@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The built-in installer against hostile packages (issue 9, sections 2
-# and 3): links that reach outside the app directory through other links,
-# a defaults/ link that lands outside the app's data, staging and old trees
-# left behind by upgrades, uninstalls and data imports (dot-files and
-# nested directories included), and program IDs that would be paths.
-# Packages are made with GNU tar, nothing else.
+# The built-in installer against hostile and unlucky packages (issue 9,
+# sections 2 and 3): links that reach outside the app directory through
+# other links, a defaults/ link that lands outside the app's data, staging
+# and old trees left behind by upgrades, uninstalls and data imports
+# (dot-files and nested directories included), program IDs that would be
+# paths, and an install record that cannot be written (the tree must not
+# change without its record). Packages are made with GNU tar, nothing else.
 . "$(dirname "$0")/lib.sh"
 
 P="$T/pkg"
@@ -100,7 +101,33 @@ check "  ... no old data tree left in data/ (found: $(hidden data))" test "$(hid
 
 # --- program IDs are names, never paths
 out=$(af tablet resolve ../../etc 2>&1); rc=$?
+has "$out" "E_MALFORMED" "program"; named=$?
 check "a program ID with .. is refused as malformed (E_MALFORMED naming the program)" \
-    has "$out" "E_MALFORMED" "program" && test $rc -ne 0
+    test $named -eq 0 -a $rc -ne 0
+
+# --- the install record cannot be written: the tree stays as it was
+d="$P/rec"
+for v in 1 2; do
+    mkdir -p "$d$v/app"; echo "rec $v" > "$d$v/app/VERSION"; mk "rec$v.tar" "$d$v" app
+    printf '[ { "program": "rec", "platform": "android", "versionCode": %d, "versionName": "%d.0",\n    "minSdk": 21, "file": "rec%d.tar" } ]\n' $v $v $v > "$P/rec$v.json"
+done
+"$CATALOG" --catalog "$T/catalog" import "$P/rec1.json" >> "$T/import.log" 2>&1 || die "rec1 import failed"
+out=$(af phone push rec --to "$TABLET" 2>&1)
+check "rec 1.0 installed" test "$(jq -r .versionName "$T/tablet/installed/rec.json")" = "1.0"
+# The record's temporary file cannot be created (a directory is in its way,
+# as a full disk would stop its write)
+mkdir -p "$T/tablet/installed/rec.json.tmp/x"
+"$CATALOG" --catalog "$T/catalog" import "$P/rec2.json" >> "$T/import.log" 2>&1 || die "rec2 import failed"
+out=$(af phone push rec --to "$TABLET" 2>&1); rc=$?
+echo "$out" | tail -n 1 | sed 's/^/  # /'
+has "$out" "failed" "install record"; named=$?
+check "an install whose record cannot be written fails, saying why" test $named -eq 0 -a $rc -eq 1
+check "  ... the installed tree is still version 1" test "$(cat "$T/tablet/apps/rec/app/VERSION")" = "rec 1"
+check "  ... its record is still version 1" test "$(jq -r .versionName "$T/tablet/installed/rec.json")" = "1.0"
+check "  ... no staging left in apps/" test -z "$(hidden apps | tr ' ' '\n' | grep '^\.')"
+rm -rf "$T/tablet/installed/rec.json.tmp"
+out=$(af phone push rec --to "$TABLET" 2>&1)
+check "  ... once it can be written, version 2 installs" \
+    test "$(cat "$T/tablet/apps/rec/app/VERSION")" = "rec 2" -a "$(jq -r .versionName "$T/tablet/installed/rec.json")" = "2.0"
 
 finish
