@@ -826,11 +826,11 @@ s_parse_entry (json_t *obj, const char *base_dir, af_catalog_entry_t *entry, cha
     uint64_t n;
     if (s_str (obj, "program", p->program, sizeof p->program, true, err, errlen))
         return -1;
-    for (const char *c = p->program; *c; c++)
-        if (!islower ((unsigned char) *c) && !isdigit ((unsigned char) *c) && !strchr ("._-", *c)) {
-            snprintf (err, errlen, "field 'program': '%s' must be a-z 0-9 . _ -", p->program);
-            return -1;
-        }
+    char why [128];
+    if (af_program_check (p->program, why, sizeof why)) {
+        snprintf (err, errlen, "field 'program': '%s' is %s", p->program, why);
+        return -1;
+    }
     if (s_str (obj, "name", p->display, sizeof p->display, false, err, errlen)
     ||  s_str (obj, "publisher", p->publisher, sizeof p->publisher, false, err, errlen)
     ||  s_str (obj, "category", p->category, sizeof p->category, false, err, errlen)
@@ -1244,6 +1244,18 @@ af_catalog_test (bool verbose)
     assert (strstr (err, "entry 1 (line 4)") && strstr (err, "versionCode"));
     assert (af_catalog_resolve (catalog, "other", &device, &result) == 0);
     assert (result.fit == AF_FIT_UNKNOWN_PROGRAM);
+    //  A program ID is a name that becomes a file name on nodes, never a
+    //  path: the same rule as the decoder's (af_program_check)
+    const char *paths [] = { "../etc", "a/b", "..", ".hidden", "a..b", "-x" };
+    for (size_t i = 0; i < sizeof paths / sizeof paths [0]; i++) {
+        char text [512];
+        snprintf (text, sizeof text,
+            "[ { \"program\": \"%s\", \"platform\": \"linux\", \"versionCode\": 1,\n"
+            "    \"versionName\": \"1\", \"file\": \"a.tar\" } ]\n", paths [i]);
+        s_write (manifest, text);
+        assert (af_catalog_import (catalog, manifest, err, sizeof err) == -1);
+        assert (strstr (err, "entry 0") && strstr (err, "field 'program'") && strstr (err, "not a program ID"));
+    }
     af_catalog_destroy (&catalog);
     assert (catalog == NULL);
 

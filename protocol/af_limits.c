@@ -1,5 +1,6 @@
 /*  af_limits.c - names for error codes, IDs from text, UTF-8 checks */
 #include "af_limits.h"
+#include <stdio.h>
 #include <string.h>
 #include <sodium.h>
 
@@ -73,4 +74,32 @@ af_utf8_valid (const uint8_t *p, size_t len)
         i += n + 1;
     }
     return true;
+}
+
+//  (SPEC.md 4.1 says the same)
+_Static_assert (AF_MAX_PROGRAM == 64, "the reason text below names the limit");
+
+int
+af_program_check (const char *program, char *err, size_t errlen)
+{
+    const char *why = NULL;
+    size_t len = program? strlen (program): 0;
+    if (len == 0)
+        why = "it is empty";
+    else
+    if (len > AF_MAX_PROGRAM)
+        why = "it is longer than 64 bytes";
+    else
+    if (!(*program >= 'a' && *program <= 'z') && !(*program >= '0' && *program <= '9'))
+        why = "it must start with a-z or 0-9";
+    else
+    if (strstr (program, ".."))
+        why = "it must not contain '..'";
+    else
+        for (const char *c = program; *c && !why; c++)
+            if (!(*c >= 'a' && *c <= 'z') && !(*c >= '0' && *c <= '9') && !strchr ("._-", *c))
+                why = "it may hold only a-z 0-9 . _ -";
+    if (why && err && errlen)
+        snprintf (err, errlen, "not a program ID: %s", why);
+    return why? -1: 0;
 }

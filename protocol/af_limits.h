@@ -164,4 +164,14 @@ int af_id_from_hex (const char *hex, unsigned char *id);
 //  surrogates, nothing above U+10FFFF (what every wire string must be).
 bool af_utf8_valid (const uint8_t *p, size_t len);
 
+//  Is program a program ID? 1 to AF_MAX_PROGRAM bytes of a-z 0-9 . _ -,
+//  the first a letter or a digit, without "..". Program IDs become file
+//  names on a node (HOME/apps/PROGRAM, HOME/installed/PROGRAM.json, ...),
+//  so this is the one definition every place that takes one from outside
+//  uses (decoder, catalog import, installer, CLI): such an ID is never "."
+//  or "..", never holds a '/', and never starts with '.' as the
+//  installer's staging names do. 0, or -1 with err saying why not
+//  ("not a program ID: ..."; err may be NULL).
+int af_program_check (const char *program, char *err, size_t errlen);
+
 #endif

@@ -109,6 +109,23 @@ s_expect_error (const char *name, const void *data, size_t size, int code, const
     af_msg_destroy (&reply);
 }
 
+//  The same, and the reason must name what was wrong
+static void
+s_expect_error_naming (const char *name, const void *data, size_t size, int code, const uint8_t *rid,
+                       const char *text)
+{
+    zframe_t *frame = zframe_new (data, size);
+    zframe_send (&frame, s_sock, 0);
+    af_msg_t *reply = s_recv (s_sock, true);
+    bool ok = reply && reply->id == AF_MSG_ERROR && (int) reply->code == code && strstr (reply->reason, text)
+           && (!rid || (reply->has_rid && memcmp (reply->rid, rid, AF_ID_SIZE) == 0));
+    char detail [400];
+    snprintf (detail, sizeof detail, "got %s %u %s", reply? af_msg_command_name (reply->id): "nothing",
+              reply? reply->code: 0, reply? reply->reason: "");
+    s_check (ok, name, detail);
+    af_msg_destroy (&reply);
+}
+
 static void
 s_expect_msg (const char *name, af_msg_t *request, af_msg_id_t expected, int code)
 {
@@ -199,6 +216,21 @@ s_battery (void)
     s_pk_str (&p, "program"); msgpack_pack_array (&p.pk, 0);
     s_expect_error ("program as an array", p.buf.data, p.buf.size, AF_E_MALFORMED, NULL);
     msgpack_sbuffer_destroy (&p.buf);
+
+    //  Program IDs become file names on nodes: a path is not one
+    const char *paths [] = { "../../etc", "a/b", "..", ".hidden" };
+    for (int i = 0; i < 4; i++) {
+        s_pk_init (&p);
+        msgpack_pack_map (&p.pk, 4);
+        s_pk_str (&p, "v"); msgpack_pack_uint8 (&p.pk, 1);
+        s_pk_str (&p, "rid"); msgpack_pack_bin_with_body (&p.pk, rid, sizeof rid);
+        s_pk_str (&p, "cmd"); s_pk_str (&p, i % 2? "CONFIG_GET": "RESOLVE");
+        s_pk_str (&p, "program"); s_pk_str (&p, paths [i]);
+        char name [96];
+        snprintf (name, sizeof name, "program '%s' (E_MALFORMED naming the field, rid echoed)", paths [i]);
+        s_expect_error_naming (name, p.buf.data, p.buf.size, AF_E_MALFORMED, rid, "field 'program'");
+        msgpack_sbuffer_destroy (&p.buf);
+    }
 
     s_pk_init (&p);
     msgpack_pack_array (&p.pk, 2);
