@@ -383,6 +383,37 @@ s_bind_curve (af_broker_t *self, const char *endpoint, const char *domain, char 
     return sock;
 }
 
+//  One broker per data directory: an exclusive lock on DATA/lock, held for
+//  the broker's life (the kernel drops it when the process dies, even by
+//  kill -9), with the holder's pid in the file for the message
+static int
+s_lock (af_broker_t *self)
+{
+    char path [600];
+    snprintf (path, sizeof path, "%s/lock", self->config.data_dir);
+    self->lock_fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (self->lock_fd < 0) {
+        zsys_error ("broker: cannot open %s: %s", path, strerror (errno));
+        return -1;
+    }
+    if (flock (self->lock_fd, LOCK_EX | LOCK_NB)) {
+        char pid [32] = "";
+        ssize_t n = pread (self->lock_fd, pid, sizeof pid - 1, 0);
+        pid [n > 0? n: 0] = 0;
+        pid [strcspn (pid, "\n")] = 0;
+        zsys_error ("broker: another broker (pid %s) is running on %s; one data directory serves one broker",
+                    *pid? pid: "?", self->config.data_dir);
+        close (self->lock_fd);
+        self->lock_fd = -1;
+        return -1;
+    }
+    char pid [32];
+    int len = snprintf (pid, sizeof pid, "%d\n", (int) getpid ());
+    if (ftruncate (self->lock_fd, 0) || pwrite (self->lock_fd, pid, (size_t) len, 0) != len)
+        zsys_warning ("broker: cannot write the pid to %s", path);
+    return 0;
+}
+
 //  The keypair: made once, kept in the data directory
 static int
 s_keypair (af_broker_t *self)
@@ -477,6 +508,7 @@ af_broker_new (const af_broker_config_t *config)
     af_broker_t *self = (af_broker_t *) zmalloc (sizeof (af_broker_t));
     assert (self);
     self->config = *config;
+    self->lock_fd = -1;
     if (!*self->config.worker_keys) {
         if (strlen (config->data_dir) + 9 > sizeof self->config.worker_keys) {
             zsys_error ("broker: data directory path too long");
@@ -491,7 +523,7 @@ af_broker_new (const af_broker_config_t *config)
     }
     chmod (config->data_dir, 0700);
     s_tables (self);
-    if (s_keypair (self) || s_open_store (self))
+    if (s_lock (self) || s_keypair (self) || s_open_store (self))
         goto failed;
     self->zap = zactor_new (af_zap_actor, self->config.worker_keys);
     if (!self->zap)
@@ -562,6 +594,8 @@ af_broker_destroy (af_broker_t **self_p)
     zactor_destroy (&self->zap);
     af_registry_destroy (&self->registry);
     zcert_destroy (&self->cert);
+    if (self->lock_fd >= 0)
+        close (self->lock_fd);          //  releases the lock
     free (self);
     *self_p = NULL;
 }

@@ -33,8 +33,11 @@
 #include "af_guesses.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sodium.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 //  One connection of a node (a ROUTER routing ID)
 typedef struct {
@@ -84,6 +87,7 @@ struct _af_broker_t {
     char data_dir [600];            //  DATA/data: blobs/ (received user data), incoming/
     char nodes_endpoint [256];
     char workers_endpoint [256];
+    int lock_fd;                    //  DATA/lock, flock'ed: one broker per directory
 };
 
 //  A handler of one node command
