@@ -241,14 +241,16 @@ af_transfers_fetch (af_transfers_t *self, const char *session, zframe_t *routing
         snprintf (err, errlen, "'%s' is not a package hash (64 lowercase hex digits)", hash);
         return AF_E_MALFORMED;
     }
-    char path [700];
+    char path [900];
     int fd = -1;
     errno = ENOENT;
-    for (int i = 0; i < 2 && fd < 0; i++) {
-        const char *dir = i? self->data_dir: self->blob_dir;
-        if (!*dir)
-            continue;
-        snprintf (path, sizeof path, "%s/blobs/%.2s/%s", dir, hash, hash);
+    //  The store's packages, then the user data of the receiver's account
+    if (*self->blob_dir) {
+        snprintf (path, sizeof path, "%s/blobs/%.2s/%s", self->blob_dir, hash, hash);
+        fd = open (path, O_RDONLY | O_CLOEXEC);
+    }
+    if (fd < 0 && *self->data_dir && target && *target->account) {
+        snprintf (path, sizeof path, "%s/blobs/%s/%.2s/%s", self->data_dir, target->account, hash, hash);
         fd = open (path, O_RDONLY | O_CLOEXEC);
     }
     if (fd < 0) {

@@ -47,7 +47,8 @@ typedef void (af_transfer_progress_fn) (void *arg, const af_transfer_for_t *targ
 
 //  Create the engine. Chunks go out on sock (a ROUTER) to the routing IDs
 //  given; blobs are read from blob_dir/blobs/ (the catalog's packages;
-//  "" = none), then from data_dir/blobs/ (user data the broker received).
+//  "" = none), then from data_dir/blobs/ACCOUNT/ (user data the broker
+//  received from the receiving device's account).
 af_transfers_t *af_transfers_new (zsock_t *sock, const char *blob_dir, const char *data_dir);
 
 //  Destroy; closes every open blob. Sets *self_p to NULL.

@@ -207,8 +207,8 @@ void broker_uploads_drop (af_broker_t *self, session_t *session);
 //  True if hash is 64 lowercase hex digits.
 bool broker_hash_hex (const char *hash);
 
-//  Size of a blob of user data the broker holds, or -1.
-int64_t broker_data_size (af_broker_t *self, const char *hash);
+//  Size of a blob of user data the broker holds for account, or -1.
+int64_t broker_data_size (af_broker_t *self, const char *account, const char *hash);
 
 //  --------------------------------------------------------------------------
 //  handle_sync.c: REPORT, LIST, APPS, SYNC

@@ -277,7 +277,7 @@ s_push_admit (af_broker_t *self, session_t *session, af_msg_t *msg, bool for_sel
         return false;
     }
     if (*msg->data_hash && (!broker_hash_hex (msg->data_hash)
-                        || broker_data_size (self, msg->data_hash) != (int64_t) msg->data_total)) {
+                        || broker_data_size (self, session->account, msg->data_hash) != (int64_t) msg->data_total)) {
         broker_error (self, session, msg, AF_E_MALFORMED, "the push's user data is not on the broker: UPLOAD it first");
         return false;
     }

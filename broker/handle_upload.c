@@ -6,7 +6,10 @@
     answers with CREDIT, and the node sends CHUNKs under that credit, each
     checked by the same af_download as a node's downloads (offsets, sizes,
     zstd bounds, the whole-file hash at the end). The blob is kept in
-    DATA/data/blobs/ by hash; the PUSH that follows names it, and each
+    DATA/data/blobs/ACCOUNT/ by hash: it belongs to the account that sent
+    it, so only that account's PUSH may name it and only that account's
+    targets may fetch it (a hash is not a secret: it may be known to anyone
+    who saw the same bytes). The PUSH that follows names it, and each
     target fetches it after its install. One upload per connection at a
     time: a new UPLOAD drops the one before, so a node cannot make the
     broker hold many receive buffers.
@@ -50,10 +53,10 @@ broker_hash_hex (const char *hash)
 }
 
 int64_t
-broker_data_size (af_broker_t *self, const char *hash)
+broker_data_size (af_broker_t *self, const char *account, const char *hash)
 {
-    char path [800];
-    snprintf (path, sizeof path, "%s/blobs/%.2s/%s", self->data_dir, hash, hash);
+    char path [900];
+    snprintf (path, sizeof path, "%s/blobs/%s/%.2s/%s", self->data_dir, account, hash, hash);
     struct stat st;
     return stat (path, &st) == 0 && S_ISREG (st.st_mode)? (int64_t) st.st_size: -1;
 }
@@ -80,7 +83,7 @@ handle_upload (af_broker_t *self, session_t *session, af_msg_t *msg)
                       "user data larger than 256 MiB": "UPLOAD needs a 64-hex hash and a size above 0");
         return;
     }
-    if (broker_data_size (self, msg->hash) == (int64_t) msg->total) {
+    if (broker_data_size (self, session->account, msg->hash) == (int64_t) msg->total) {
         broker_ok (self, session, msg);         //  we have these bytes already
         return;
     }
@@ -108,8 +111,8 @@ handle_upload (af_broker_t *self, session_t *session, af_msg_t *msg)
 static void
 s_upload_keep (af_broker_t *self, session_t *session, upload_t *upload, uint64_t total)
 {
-    char dir [800], path [900];
-    snprintf (dir, sizeof dir, "%s/blobs/%.2s", self->data_dir, upload->hash);
+    char dir [900], path [1000];
+    snprintf (dir, sizeof dir, "%s/blobs/%s/%.2s", self->data_dir, session->account, upload->hash);
     snprintf (path, sizeof path, "%s/%s", dir, upload->hash);
     af_download_keep (upload->download);
     af_download_destroy (&upload->download);

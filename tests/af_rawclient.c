@@ -15,6 +15,7 @@
       af_rawclient ENDPOINT BROKER_CERT storm COUNT
       af_rawclient ENDPOINT BROKER_CERT guess ACCOUNT COUNT SOURCE-ADDRESS
       af_rawclient ENDPOINT BROKER_CERT hurry ACCOUNT
+      af_rawclient ENDPOINT BROKER_CERT steal ACCOUNT PASSWORD HASH SIZE
     Prints one line per check and "N passed, M failed"; exits 1 on any failure.
     =========================================================================
 */
@@ -873,6 +874,36 @@ s_one_at_a_time (const char *account)
     s_check (codes [0] == AF_E_BAD_PASSWORD, "  ... and the first is answered", NULL);
 }
 
+//  Another account tries to push, and to fetch, a blob of user data that
+//  one account uploaded, knowing its hash and size
+static void
+s_steal (const char *account, const char *password, const char *hash, uint64_t size)
+{
+    af_msg_t *msg = af_msg_new (AF_MSG_REGISTER);
+    af_msg_set_rid_random (msg);
+    snprintf (msg->account, sizeof msg->account, "%s", account);
+    snprintf (msg->password, sizeof msg->password, "%s", password);
+    s_expect_msg ("REGISTER another account", msg, AF_MSG_OK, 0);
+    af_msg_destroy (&msg);
+    int code = s_password_login (s_sock, account, password);
+    s_check (code == AF_OK, "  ... and log in to it", NULL);
+    msg = af_msg_new (AF_MSG_PUSH);
+    af_msg_set_rid_random (msg);
+    strcpy (msg->program, "weixin");
+    msg->target_count = 1;
+    strcpy (msg->targets [0], "all");
+    snprintf (msg->data_hash, sizeof msg->data_hash, "%s", hash);
+    msg->data_total = size;
+    s_expect_msg ("a PUSH naming another account's user data is refused", msg, AF_MSG_ERROR, AF_E_MALFORMED);
+    af_msg_destroy (&msg);
+    msg = af_msg_new (AF_MSG_FETCH);
+    af_msg_set_rid_random (msg);
+    snprintf (msg->hash, sizeof msg->hash, "%s", hash);
+    msg->credit = 4;
+    s_expect_msg ("a FETCH of it is refused", msg, AF_MSG_ERROR, AF_E_FORBIDDEN);
+    af_msg_destroy (&msg);
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -915,6 +946,9 @@ main (int argc, char *argv [])
     else
     if (streq (argv [3], "hurry") && argc == 5)
         s_one_at_a_time (argv [4]);
+    else
+    if (streq (argv [3], "steal") && argc == 8)
+        s_steal (argv [4], argv [5], argv [6], strtoull (argv [7], NULL, 10));
     else {
         fprintf (stderr, "unknown mode or wrong arguments\n");
         return 2;
