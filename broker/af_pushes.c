@@ -261,14 +261,25 @@ af_pushes_done (af_pushes_t *self, const char *account, const char *device_id,
         return AF_OK;                   //  a repeated DONE, or not this device's
     }
     uint8_t item [AF_ID_SIZE];
+    char link [AF_MAX_LINK + 1] = "";
     if (rc == 0) {
-        if (value.mv_size < OFFER_HEADER) {
+        af_msg_t *offer = NULL;
+        char err [AF_MAX_REASON + 1];
+        if (value.mv_size <= OFFER_HEADER
+        ||  af_msg_decode ((const uint8_t *) value.mv_data + OFFER_HEADER, value.mv_size - OFFER_HEADER,
+                           &offer, err, sizeof err, NULL, NULL) != AF_OK) {
             zsys_error ("pushes: an offer of '%s' is corrupt", account);
             rc = -1;
         }
-        else
+        else {
             memcpy (item, value.mv_data, AF_ID_SIZE);
+            //  A store link's outcome carries the link, from the offer itself
+            if (offer->has_package)
+                snprintf (link, sizeof link, "%s", offer->package.store_link);
+        }
+        af_msg_destroy (&offer);
     }
+    const char *reason = streq (done->state, "store-link") && *link? link: done->reason;
     af_msg_t *record = NULL;
     uint64_t created = 0;
     if (rc == 0)
@@ -279,7 +290,7 @@ af_pushes_done (af_pushes_t *self, const char *account, const char *device_id,
             if (streq (target->device_id, device_id)) {
                 snprintf (target->state, sizeof target->state, "%s", done->state);
                 snprintf (target->version_name, sizeof target->version_name, "%s", done->version_name);
-                snprintf (target->reason, sizeof target->reason, "%s", done->reason);
+                snprintf (target->reason, sizeof target->reason, "%s", reason);
             }
         }
         rc = s_record_put (self, txn, pkey, pkeylen, initiator_out, created, record);
@@ -298,7 +309,7 @@ af_pushes_done (af_pushes_t *self, const char *account, const char *device_id,
         snprintf (result->device_id, sizeof result->device_id, "%s", device_id);
         snprintf (result->state, sizeof result->state, "%s", done->state);
         snprintf (result->version_name, sizeof result->version_name, "%s", done->version_name);
-        snprintf (result->reason, sizeof result->reason, "%s", done->reason);
+        snprintf (result->reason, sizeof result->reason, "%s", reason);
         zframe_t *frame = af_msg_encode (result);
         code = frame? af_outbox_put_txn (self->outbox, txn, account, initiator_out,
                                          zframe_data (frame), zframe_size (frame), NULL): AF_E_MALFORMED;
@@ -425,6 +436,30 @@ af_pushes_test (bool verbose)
     assert (streq (record->results [1].state, "no-fit"));
     af_msg_destroy (&record);
     assert (af_pushes_get (self, "bob", push, &record, initiator) == AF_OK && !record);
+
+    //  A store link's DONE needs no reason: the RESULT carries the offer's link
+    const char *iphone = "00000000000000000000000000000004";
+    const char *push2 = "0123456789abcdef0123456789abcde2";
+    strcpy (accepted->push_id, push2);
+    accepted->result_count = 1;
+    strcpy (accepted->results [0].device_id, iphone);
+    strcpy (offers [0]->push_id, push2);
+    offers [0]->fit = AF_FIT_STORE_LINK;
+    offers [0]->package.hash [0] = 0;
+    offers [0]->data_hash [0] = 0;
+    strcpy (offers [0]->package.store_link, "https://apps.apple.com/app/id414478124");
+    assert (af_pushes_create (self, "ana", phone, accepted, offers) == AF_OK);
+    strcpy (done->push_id, push2);
+    strcpy (done->state, "store-link");
+    done->reason [0] = 0;
+    assert (af_pushes_done (self, "ana", iphone, done, initiator, &found) == AF_OK && found);
+    items = zlistx_new ();
+    assert (af_outbox_each (outbox, "ana", phone, 0, 0, s_collect, items) == AF_OK && zlistx_size (items) == 2);
+    result = (af_msg_t *) zlistx_last (items);
+    assert (streq (result->state, "store-link") && streq (result->reason, "https://apps.apple.com/app/id414478124"));
+    for (result = (af_msg_t *) zlistx_first (items); result; result = (af_msg_t *) zlistx_next (items))
+        af_msg_destroy (&result);
+    zlistx_destroy (&items);
 
     af_msg_destroy (&done);
     af_msg_destroy (&offers [0]);

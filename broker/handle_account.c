@@ -272,6 +272,7 @@ s_login_finish (af_broker_t *self, session_t *session, af_msg_t *msg)
     snprintf (reply->account, sizeof reply->account, "%s", msg->account);
     snprintf (reply->device_id, sizeof reply->device_id, "%s", device_id);
     reply->heartbeat = (uint32_t) self->config.heartbeat_ms;
+    reply->liveness = (uint32_t) self->config.liveness;
     uint64_t list_at = 0;
     af_lists_seq (self->lists, msg->account, device_id, &reply->report_seq, &list_at);
     //  Now and then the whole list, to mend whatever a report might have missed

@@ -203,7 +203,7 @@ static const field_t f_login [] = {
     STR (M, "deviceId", device_id, false), F_DEVICE (true), END };
 static const field_t f_login_ok [] = {
     F_ACCOUNT (true), STR (M, "deviceId", device_id, true),
-    U32 (M, "heartbeat", heartbeat, 0, 3600000, false),
+    U32 (M, "heartbeat", heartbeat, 0, 3600000, false), U32 (M, "liveness", liveness, 0, 100, false),
     U64 (M, "reportSeq", report_seq, false), BOOL (M, "sendList", send_list), END };
 static const field_t f_device_list [] = {
     F_ACCOUNT (false),
@@ -1063,6 +1063,14 @@ af_msg_decode (const uint8_t *data, size_t size, af_msg_t **msg_p,
         snprintf (err, errlen, "message must be a map");
         goto done;
     }
+    //  rid first (its first occurrence), so that even a rejected message
+    //  gets an answer it can match
+    const msgpack_object *rid = s_map_get (&root, "rid");
+    if (rid && rid->type == MSGPACK_OBJECT_BIN && rid->via.bin.size == AF_ID_SIZE
+    &&  rid_out && has_rid) {
+        memcpy (rid_out, rid->via.bin.ptr, AF_ID_SIZE);
+        *has_rid = true;
+    }
     //  The envelope keys may appear once each (the field tables catch
     //  repeats of every other known key)
     for (int k = 0; k < 3; k++) {
@@ -1078,13 +1086,6 @@ af_msg_decode (const uint8_t *data, size_t size, af_msg_t **msg_p,
             snprintf (err, errlen, "field '%s' appears twice", envelope [k]);
             goto done;
         }
-    }
-    //  rid first, so that even a rejected message gets an answer it can match
-    const msgpack_object *rid = s_map_get (&root, "rid");
-    if (rid && rid->type == MSGPACK_OBJECT_BIN && rid->via.bin.size == AF_ID_SIZE
-    &&  rid_out && has_rid) {
-        memcpy (rid_out, rid->via.bin.ptr, AF_ID_SIZE);
-        *has_rid = true;
     }
     const msgpack_object *version = s_map_get (&root, "v");
     if (!version || version->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
@@ -1483,6 +1484,16 @@ af_msg_test (bool verbose)
             0xa3, 'c', 'm', 'd', 0xa4, 'B', 'O', 'O', 'M' };
         assert (s_decode_bytes (dup_cmd, sizeof dup_cmd, err, sizeof err) == AF_E_MALFORMED);
         assert (strstr (err, "'cmd' appears twice"));
+        //  ... and the rid of such a message is echoed (its first one)
+        uint8_t dup_rid [] = { 0x84, 0xa1, 'v', 0x01, 0xa3, 'r', 'i', 'd', 0xc4, 16,
+            1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+            0xa3, 'c', 'm', 'd', 0xa4, 'P', 'I', 'N', 'G', 0xa3, 'c', 'm', 'd', 0xa4, 'P', 'I', 'N', 'G' };
+        uint8_t echoed [AF_ID_SIZE];
+        bool has_echo = false;
+        af_msg_t *none = NULL;
+        assert (af_msg_decode (dup_rid, sizeof dup_rid, &none, err, sizeof err, echoed, &has_echo)
+                == AF_E_MALFORMED && !none);
+        assert (has_echo && echoed [0] == 1 && echoed [15] == 16);
         //  Missing required field
         assert (s_decode_bytes (dup, sizeof dup - 9, err, sizeof err) != AF_OK);
         //  A valid message with an unknown extra key is accepted
