@@ -309,8 +309,13 @@ static void
 s_resolve (af_node_t *self, cli_t *cli)
 {
     const char *program = cli->arg [0];
-    if (!program || strlen (program) > AF_MAX_PROGRAM) {
+    char err [AF_MAX_REASON + 1];
+    if (!program) {
         node_ctl_error (self, cli->client, AF_E_MALFORMED, "usage: resolve PROGRAM");
+        return;
+    }
+    if (af_program_check (program, err, sizeof err)) {
+        node_ctl_error (self, cli->client, AF_E_MALFORMED, "'%s': %s", program, err);
         return;
     }
     af_msg_t *msg = af_msg_new (AF_MSG_RESOLVE);
@@ -333,8 +338,9 @@ static int
 s_program_targets (af_node_t *self, cli_t *cli, af_msg_t *msg)
 {
     const char *program = cli->arg [0];
-    if (strlen (program) > AF_MAX_PROGRAM || !*program) {
-        node_ctl_error (self, cli->client, AF_E_MALFORMED, "program ID must be 1..%d characters", AF_MAX_PROGRAM);
+    char err [AF_MAX_REASON + 1];
+    if (af_program_check (program, err, sizeof err)) {
+        node_ctl_error (self, cli->client, AF_E_MALFORMED, "'%s': %s", program, err);
         return -1;
     }
     strcpy (msg->program, program);
@@ -378,8 +384,9 @@ static void
 s_install (af_node_t *self, cli_t *cli)
 {
     const char *program = cli->arg [0];
-    if (strlen (program) > AF_MAX_PROGRAM || !*program)
-        node_ctl_error (self, cli->client, AF_E_MALFORMED, "program ID must be 1..%d characters", AF_MAX_PROGRAM);
+    char err [AF_MAX_REASON + 1];
+    if (af_program_check (program, err, sizeof err))
+        node_ctl_error (self, cli->client, AF_E_MALFORMED, "'%s': %s", program, err);
     else
         node_install_self (self, node_cli_push_answer, cli->client, program);
 }

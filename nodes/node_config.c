@@ -225,7 +225,7 @@ s_show_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
         return true;
     }
     char scratch [AF_MAX_PROGRAM + 32], dir [700];
-    snprintf (scratch, sizeof scratch, ".show-%s", answer->program);
+    snprintf (scratch, sizeof scratch, "%s%s", AF_INSTALL_SCRATCH, answer->program);
     snprintf (dir, sizeof dir, "%s/config/%s", self->config.home, scratch);
     int rc = af_config_open (key, self->config.home, scratch, answer->data, answer->data_size, err, sizeof err);
     sodium_memzero (key, sizeof key);
@@ -304,9 +304,9 @@ s_config_program (af_node_t *self, cli_t *cli)
 {
     const char *program = cli->arg [0];
     uint8_t key [AF_CONFIG_KEY_SIZE];
-    bool program_ok = strlen (program) <= AF_MAX_PROGRAM && *program && !strchr (program, '/') && *program != '.';
-    if (!program_ok) {
-        node_ctl_error (self, cli->client, AF_E_MALFORMED, "'%s' is not a program ID", program);
+    char err [AF_MAX_REASON + 1];
+    if (af_program_check (program, err, sizeof err)) {
+        node_ctl_error (self, cli->client, AF_E_MALFORMED, "'%s': %s", program, err);
         return false;
     }
     bool keyed = node_config_key (self, key);

@@ -227,8 +227,7 @@ node_uninstall_local (af_node_t *self, const char *program, char *err, size_t er
 {
     af_install_info_t info;
     char path [700];
-    if (strlen (program) > AF_MAX_PROGRAM || strchr (program, '/') || *program == '.'
-    ||  af_install_record_read (self->config.home, program, &info)) {
+    if (af_program_check (program, NULL, 0) || af_install_record_read (self->config.home, program, &info)) {
         snprintf (err, errlen, "%s is not installed here", program);
         return -1;
     }
