@@ -46,6 +46,16 @@ broker_push_jobs_free (void **item)
     }
 }
 
+bool
+broker_push_jobs_name (af_broker_t *self, const char *account, const char *hash)
+{
+    for (push_job_t *job = (push_job_t *) zhashx_first (self->push_jobs); job;
+         job = (push_job_t *) zhashx_next (self->push_jobs))
+        if (streq (job->data_hash, hash) && streq (job->account, account))
+            return true;
+    return false;
+}
+
 static void
 s_target_set (af_target_t *target, const char *state, const char *format, ...)
 {
@@ -453,9 +463,10 @@ handle_done (af_broker_t *self, session_t *session, af_msg_t *msg)
         broker_error (self, session, msg, AF_E_MALFORMED, "DONE: 'state' must be installed, store-link or failed");
         return;
     }
-    char initiator [AF_ID_HEX + 1];
+    char initiator [AF_ID_HEX + 1], freed [AF_HASH_HEX + 1];
     bool found;
-    int code = af_pushes_done (self->pushes, session->account, session->device_id, msg, initiator, &found);
+    int code = af_pushes_done (self->pushes, session->account, session->device_id, msg, initiator, &found,
+                               freed);
     if (code != AF_OK) {
         zsys_error ("broker: cannot record the outcome of push %s: %s", msg->push_id, af_code_name (code));
         //  Even a full initiator's queue is the server's trouble: try again later
@@ -467,6 +478,9 @@ handle_done (af_broker_t *self, session_t *session, af_msg_t *msg)
                    session->account, msg->state, *msg->reason? ": ": "", msg->reason);
         broker_item_done (self, session);
         broker_deliver (self, broker_online (self, session->account, initiator));
+        //  The last target that needed the push's user data has it
+        if (*freed)
+            broker_data_remove (self, session->account, freed);
     }
     //  Not found: no such pending offer (a repeat after a crash): done already
     broker_ok (self, session, msg);

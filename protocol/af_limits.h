@@ -112,6 +112,14 @@
 #define AF_MAX_SYNC_JOBS        64      //  diffs being resolved at once; later
                                         //  SYNCs wait their turn
 
+//  Per-account storage limits: defaults the broker config may change
+//  (section quota); past one, a request is refused with AF_E_QUOTA
+#define AF_QUOTA_CONFIGS        1000    //  programs with a stored configuration
+#define AF_QUOTA_CONFIG_MIB     64      //  MiB of configurations, both versions
+#define AF_QUOTA_DATA_BLOBS     32      //  user-data blobs waiting for pushes
+#define AF_QUOTA_DATA_MIB       1024    //  MiB of them
+#define AF_DATA_GRACE_MS        3600000 //  a blob no push names is removed after this
+
 //  Catalog limits
 #define AF_MAX_MANIFEST         (64 * 1024 * 1024)  //  manifest file bytes
 #define AF_MAX_PACKAGES_PER_PROGRAM 256
