@@ -38,6 +38,7 @@ static const command_t s_commands [AF_MSG_COUNT] = {
     [AF_MSG_LOGIN]      = { 0, handle_login },
     [AF_MSG_LOGOUT]     = { NEEDS_SESSION, handle_logout },
     [AF_MSG_DEVICES]    = { NEEDS_SESSION, handle_devices },
+    [AF_MSG_DEVICE_REMOVE] = { NEEDS_SESSION, handle_device_remove },
     [AF_MSG_RESOLVE]    = { NEEDS_SESSION, handle_resolve },
     [AF_MSG_NOTIFY]     = { NEEDS_SESSION, handle_notify },
     [AF_MSG_PUSH]       = { NEEDS_SESSION, handle_push },

@@ -300,29 +300,27 @@ af_pushes_offers_blob (af_pushes_t *self, const char *account, const char *devic
     return found;
 }
 
-int
-af_pushes_done (af_pushes_t *self, const char *account, const char *device_id,
-                const af_msg_t *done, char *initiator_out, bool *found, char *freed_out)
+//  The outcome of one pending offer, inside txn: the record updated (or
+//  removed with its last outcome), the offer and its item removed, the
+//  blob's count down, the initiator's RESULT queued. *found is false when
+//  there is no such offer. Returns an AF_* code.
+static int
+s_finish_txn (af_pushes_t *self, MDB_txn *txn, const char *account, const char *device_id,
+              const char *push_id, const char *state, const char *version_name, const char *why,
+              char *initiator_out, bool *found, char *freed_out)
 {
-    assert (self && done && found);
     *found = false;
-    if (freed_out)
-        *freed_out = 0;
+    *freed_out = 0;
     char data_hash [AF_HASH_HEX + 1] = "";
     uint8_t okey [KEY_MAX], pkey [KEY_MAX];
-    size_t okeylen = s_key (okey, account, device_id, done->push_id);
-    size_t pkeylen = s_key (pkey, account, done->push_id, NULL);
+    size_t okeylen = s_key (okey, account, device_id, push_id);
+    size_t pkeylen = s_key (pkey, account, push_id, NULL);
     if (!okeylen || !pkeylen)
         return AF_OK;                   //  no such offer can exist
-    MDB_txn *txn = NULL;
-    int rc = af_store_begin (self->store, true, &txn);
     MDB_val value;
-    if (rc == 0)
-        rc = af_store_get (txn, self->offers, okey, okeylen, &value);
-    if (rc == MDB_NOTFOUND) {
-        af_store_abort (&txn);
+    int rc = af_store_get (txn, self->offers, okey, okeylen, &value);
+    if (rc == MDB_NOTFOUND)
         return AF_OK;                   //  a repeated DONE, or not this device's
-    }
     uint8_t item [AF_ID_SIZE];
     char link [AF_MAX_LINK + 1] = "";
     if (rc == 0) {
@@ -343,7 +341,7 @@ af_pushes_done (af_pushes_t *self, const char *account, const char *device_id,
         }
         af_msg_destroy (&offer);
     }
-    const char *reason = streq (done->state, "store-link") && *link? link: done->reason;
+    const char *reason = streq (state, "store-link") && *link? link: why;
     af_msg_t *record = NULL;
     uint64_t created = 0;
     if (rc == 0)
@@ -352,8 +350,8 @@ af_pushes_done (af_pushes_t *self, const char *account, const char *device_id,
         for (uint32_t i = 0; i < record->result_count; i++) {
             af_target_t *target = &record->results [i];
             if (streq (target->device_id, device_id)) {
-                snprintf (target->state, sizeof target->state, "%s", done->state);
-                snprintf (target->version_name, sizeof target->version_name, "%s", done->version_name);
+                snprintf (target->state, sizeof target->state, "%s", state);
+                snprintf (target->version_name, sizeof target->version_name, "%s", version_name);
                 snprintf (target->reason, sizeof target->reason, "%s", reason);
             }
         }
@@ -375,11 +373,11 @@ af_pushes_done (af_pushes_t *self, const char *account, const char *device_id,
         code = af_outbox_ack_txn (self->outbox, txn, account, device_id, item, NULL);
     if (code == AF_OK) {
         af_msg_t *result = af_msg_new (AF_MSG_RESULT);
-        snprintf (result->push_id, sizeof result->push_id, "%s", done->push_id);
+        snprintf (result->push_id, sizeof result->push_id, "%s", push_id);
         snprintf (result->program, sizeof result->program, "%s", record->program);
         snprintf (result->device_id, sizeof result->device_id, "%s", device_id);
-        snprintf (result->state, sizeof result->state, "%s", done->state);
-        snprintf (result->version_name, sizeof result->version_name, "%s", done->version_name);
+        snprintf (result->state, sizeof result->state, "%s", state);
+        snprintf (result->version_name, sizeof result->version_name, "%s", version_name);
         snprintf (result->reason, sizeof result->reason, "%s", reason);
         zframe_t *frame = af_msg_encode (result);
         code = frame? af_outbox_put_txn (self->outbox, txn, account, initiator_out,
@@ -388,14 +386,72 @@ af_pushes_done (af_pushes_t *self, const char *account, const char *device_id,
         af_msg_destroy (&result);
     }
     af_msg_destroy (&record);
-    if (code == AF_OK)
-        code = s_code (af_store_commit (self->store, &txn), "commit an outcome");
-    af_store_abort (&txn);
     *found = code == AF_OK;
-    if (code == AF_OK && *data_hash && left == 0 && freed_out)
+    if (code == AF_OK && *data_hash && left == 0)
         snprintf (freed_out, AF_HASH_HEX + 1, "%s", data_hash);
     //  A corrupt record can never be completed: say so, do not loop on it
     return code == AF_E_MALFORMED? AF_E_INTERNAL: code;
+}
+
+int
+af_pushes_done (af_pushes_t *self, const char *account, const char *device_id,
+                const af_msg_t *done, char *initiator_out, bool *found, char *freed_out)
+{
+    assert (self && done && found);
+    char freed [AF_HASH_HEX + 1];
+    MDB_txn *txn = NULL;
+    int code = s_code (af_store_begin (self->store, true, &txn), "begin an outcome");
+    if (code == AF_OK)
+        code = s_finish_txn (self, txn, account, device_id, done->push_id, done->state, done->version_name,
+                             done->reason, initiator_out, found, freed);
+    if (code == AF_OK && *found)
+        code = s_code (af_store_commit (self->store, &txn), "commit an outcome");
+    af_store_abort (&txn);
+    if (code != AF_OK)
+        *found = false;
+    if (freed_out)
+        snprintf (freed_out, AF_HASH_HEX + 1, "%s", code == AF_OK? freed: "");
+    return code;
+}
+
+int
+af_pushes_drop_target_txn (af_pushes_t *self, MDB_txn *txn, const char *account, const char *device_id,
+                           const char *why, zlistx_t *freed, zlistx_t *initiators)
+{
+    assert (self && txn && freed && initiators);
+    uint8_t prefix [KEY_MAX];
+    size_t plen = s_key (prefix, account, device_id, NULL);
+    if (!plen)
+        return AF_E_MALFORMED;
+    //  The push IDs first (finishing an offer changes the table we walk)
+    zlistx_t *pushes = zlistx_new ();
+    zlistx_set_destructor (pushes, (zlistx_destructor_fn *) zstr_free);
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open (txn, self->offers, &cursor);
+    if (rc == 0) {
+        MDB_val key = { plen, prefix }, value;
+        rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE);
+        while (rc == 0 && key.mv_size == plen + AF_ID_SIZE && memcmp (key.mv_data, prefix, plen) == 0) {
+            char push [AF_ID_HEX + 1];
+            sodium_bin2hex (push, sizeof push, (const uint8_t *) key.mv_data + plen, AF_ID_SIZE);
+            zlistx_add_end (pushes, strdup (push));
+            rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
+        }
+        mdb_cursor_close (cursor);
+    }
+    int code = s_code (rc == MDB_NOTFOUND? 0: rc, "read a device's offers");
+    for (const char *push = (const char *) zlistx_first (pushes); push && code == AF_OK;
+         push = (const char *) zlistx_next (pushes)) {
+        char initiator [AF_ID_HEX + 1], hash [AF_HASH_HEX + 1];
+        bool found;
+        code = s_finish_txn (self, txn, account, device_id, push, "failed", "", why, initiator, &found, hash);
+        if (code == AF_OK && found)
+            zlistx_add_end (initiators, strdup (initiator));
+        if (code == AF_OK && *hash)
+            zlistx_add_end (freed, strdup (hash));
+    }
+    zlistx_destroy (&pushes);
+    return code;
 }
 
 int
@@ -610,6 +666,40 @@ af_pushes_test (bool verbose)
     for (result = (af_msg_t *) zlistx_first (items); result; result = (af_msg_t *) zlistx_next (items))
         af_msg_destroy (&result);
     zlistx_destroy (&items);
+
+    //  A removed target: its pending offers end "failed", the initiator hears
+    const char *push3 = "0123456789abcdef0123456789abcde3";
+    strcpy (accepted->push_id, push3);
+    accepted->result_count = 1;
+    strcpy (accepted->results [0].device_id, tv);
+    strcpy (accepted->results [0].state, "queued");
+    strcpy (offers [0]->push_id, push3);
+    offers [0]->fit = AF_FIT_PACKAGE;
+    strcpy (offers [0]->package.hash, hash);
+    strcpy (offers [0]->data_hash, data);
+    assert (af_pushes_create (self, "ana", phone, accepted, offers) == AF_OK);
+    zlistx_t *freed_list = zlistx_new (), *initiators = zlistx_new ();
+    zlistx_set_destructor (freed_list, (zlistx_destructor_fn *) zstr_free);
+    zlistx_set_destructor (initiators, (zlistx_destructor_fn *) zstr_free);
+    MDB_txn *txn = NULL;
+    assert (af_store_begin (store, true, &txn) == 0);
+    assert (af_pushes_drop_target_txn (self, txn, "ana", tv, "the device was removed", freed_list, initiators)
+            == AF_OK);
+    assert (af_store_commit (store, &txn) == 0);
+    assert (zlistx_size (initiators) == 1 && streq ((char *) zlistx_first (initiators), phone));
+    assert (zlistx_size (freed_list) == 1 && streq ((char *) zlistx_first (freed_list), data));
+    assert (!af_pushes_offers_blob (self, "ana", tv, hash, NULL, NULL));
+    assert (af_pushes_get (self, "ana", push3, &record, initiator) == AF_OK && !record);
+    items = zlistx_new ();
+    assert (af_outbox_each (outbox, "ana", phone, 0, 0, s_collect, items) == AF_OK);
+    result = (af_msg_t *) zlistx_last (items);
+    assert (streq (result->push_id, push3) && streq (result->state, "failed")
+            && streq (result->reason, "the device was removed"));
+    for (result = (af_msg_t *) zlistx_first (items); result; result = (af_msg_t *) zlistx_next (items))
+        af_msg_destroy (&result);
+    zlistx_destroy (&items);
+    zlistx_destroy (&freed_list);
+    zlistx_destroy (&initiators);
 
     af_msg_destroy (&done);
     af_msg_destroy (&offers [0]);

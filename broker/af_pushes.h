@@ -78,6 +78,14 @@ bool af_pushes_offers_blob (af_pushes_t *self, const char *account, const char *
 int af_pushes_done (af_pushes_t *self, const char *account, const char *device_id,
                     const af_msg_t *done, char *initiator_out, bool *found, char *freed_out);
 
+//  A device was removed: each of its pending offers ends "failed" with
+//  reason why, inside the caller's write transaction (as its DONE would).
+//  Appends to initiators (strings the caller frees) the device that
+//  started each such push, and to freed the hash of each user-data blob
+//  no offer names any more. AF_OK, AF_E_MALFORMED, AF_E_QUOTA, AF_E_INTERNAL.
+int af_pushes_drop_target_txn (af_pushes_t *self, MDB_txn *txn, const char *account, const char *device_id,
+                               const char *why, zlistx_t *freed, zlistx_t *initiators);
+
 //  How many pending offers name a user-data blob of the account. AF_OK,
 //  AF_E_MALFORMED, AF_E_INTERNAL.
 int af_pushes_blob_refs (af_pushes_t *self, const char *account, const char *hash, uint32_t *count);

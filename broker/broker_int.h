@@ -140,6 +140,7 @@ void handle_register (af_broker_t *self, session_t *session, af_msg_t *msg);
 void handle_login (af_broker_t *self, session_t *session, af_msg_t *msg);
 void handle_logout (af_broker_t *self, session_t *session, af_msg_t *msg);
 void handle_devices (af_broker_t *self, session_t *session, af_msg_t *msg);
+void handle_device_remove (af_broker_t *self, session_t *session, af_msg_t *msg);
 
 //  Send the account's device list to every online device of the account.
 void broker_broadcast_devices (af_broker_t *self, const char *account);

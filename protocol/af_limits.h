@@ -143,6 +143,7 @@ typedef enum {
     AF_E_UNKNOWN_COMMAND= 405,  //  command name not known in this version
     AF_E_NO_DEVICE      = 406,  //  device ID unknown for this account
     AF_E_ACCOUNT_EXISTS = 409,  //  register: name taken
+    AF_E_REMOVED        = 410,  //  login: the device was removed from the account
     AF_E_TOO_BIG        = 413,  //  message larger than AF_MAX_MSG
     AF_E_BAD_DEVICE     = 422,  //  device description missing a field / out of range
     AF_E_RATE_LIMITED   = 429,  //  too many wrong passwords for the account; wait

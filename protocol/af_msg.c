@@ -308,6 +308,8 @@ static const field_t f_config_get [] = {
 static const field_t f_config [] = {
     PROG (M, "program", program, true), U64 (M, "at", at, true), F_BLOB,
     U64 (M, "prevAt", prev_at, false), BOOL (M, "previous", previous), END };
+static const field_t f_device_remove [] = {
+    STR (M, "deviceId", device_id, true), STR (M, "password", password, true), END };
 static const field_t f_none [] = { END };
 
 typedef struct {
@@ -354,6 +356,7 @@ static const command_t s_commands [AF_MSG_COUNT] = {
     [AF_MSG_CONFIG_PUT]  = { "CONFIG_PUT", f_config_put },
     [AF_MSG_CONFIG_GET]  = { "CONFIG_GET", f_config_get },
     [AF_MSG_CONFIG]      = { "CONFIG", f_config },
+    [AF_MSG_DEVICE_REMOVE] = { "DEVICE_REMOVE", f_device_remove },
 };
 
 //  --------------------------------------------------------------------------

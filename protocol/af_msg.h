@@ -68,6 +68,7 @@ typedef enum {
     AF_MSG_CONFIG_PUT,      //  N->B  an app's encrypted configuration
     AF_MSG_CONFIG_GET,      //  N->B  ask for it
     AF_MSG_CONFIG,          //  B->N  the answer
+    AF_MSG_DEVICE_REMOVE,   //  N->B  remove another device of the account, revoking its key
     AF_MSG_COUNT
 } af_msg_id_t;
 

@@ -18,6 +18,7 @@
       af_rawclient ENDPOINT BROKER_CERT steal ACCOUNT PASSWORD HASH SIZE
       af_rawclient ENDPOINT BROKER_CERT quota ACCOUNT PASSWORD COUNT
       af_rawclient ENDPOINT BROKER_CERT upload ACCOUNT PASSWORD SIZE
+      af_rawclient ENDPOINT BROKER_CERT remove ACCOUNT PASSWORD DEVICE_ID
     Prints one line per check and "N passed, M failed"; exits 1 on any failure.
     =========================================================================
 */
@@ -979,6 +980,26 @@ s_upload_only (const char *account, const char *password, uint32_t size)
     s_check (ok, "the upload is stored", hex);
 }
 
+//  Remove another device of the account, as its owner would from a device
+//  of their own: refused with a wrong password and for itself, then done
+static void
+s_remove (const char *account, const char *password, const char *device_id)
+{
+    s_check (s_password_login (s_sock, account, password) == AF_OK, "LOGIN as a new device", NULL);
+    af_msg_t *msg = af_msg_new (AF_MSG_DEVICE_REMOVE);
+    af_msg_set_rid_random (msg);
+    snprintf (msg->device_id, sizeof msg->device_id, "%s", device_id);
+    snprintf (msg->password, sizeof msg->password, "not the password");
+    s_expect_msg ("DEVICE_REMOVE with a wrong password is refused", msg, AF_MSG_ERROR, AF_E_BAD_PASSWORD);
+    snprintf (msg->password, sizeof msg->password, "%s", password);
+    snprintf (msg->device_id, sizeof msg->device_id, "0123456789abcdef0123456789abcdef");
+    s_expect_msg ("DEVICE_REMOVE of a device of no account", msg, AF_MSG_ERROR, AF_E_NO_DEVICE);
+    snprintf (msg->device_id, sizeof msg->device_id, "%s", device_id);
+    s_expect_msg ("DEVICE_REMOVE with the password", msg, AF_MSG_OK, 0);
+    s_expect_msg ("  ... a second time: no such device now", msg, AF_MSG_ERROR, AF_E_NO_DEVICE);
+    af_msg_destroy (&msg);
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -1021,6 +1042,9 @@ main (int argc, char *argv [])
     else
     if (streq (argv [3], "hurry") && argc == 5)
         s_one_at_a_time (argv [4]);
+    else
+    if (streq (argv [3], "remove") && argc == 7)
+        s_remove (argv [4], argv [5], argv [6]);
     else
     if (streq (argv [3], "upload") && argc == 7)
         s_upload_only (argv [4], argv [5], (uint32_t) atoi (argv [6]));
