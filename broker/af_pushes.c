@@ -225,7 +225,7 @@ af_pushes_create (af_pushes_t *self, const char *account, const char *initiator,
                        "store a push");
     for (uint32_t i = 0; code == AF_OK && i < accepted->result_count; i++) {
         if (offers [i]) {
-            assert (offers [i]->id == AF_MSG_OFFER);
+            assert (offers [i]->id == AF_MSG_OFFER || offers [i]->id == AF_MSG_UNINSTALL);
             code = s_offer_put (self, txn, account, accepted->results [i].device_id, offers [i]);
             uint32_t left;
             if (code == AF_OK && *offers [i]->data_hash)

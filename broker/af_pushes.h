@@ -46,7 +46,8 @@ void af_pushes_destroy (af_pushes_t **self_p);
 //  Record a new push in one write transaction: the record (accepted, a
 //  PUSH_ACCEPTED naming every target and its state) and, for each target i
 //  with offers [i] not NULL, an offer row and an outbox item carrying that
-//  OFFER. Returns AF_OK, AF_E_MALFORMED (a bad argument), AF_E_QUOTA (a
+//  OFFER (or UNINSTALL: an uninstall on other devices is recorded the same
+//  way, so each target's outcome reaches its initiator). Returns AF_OK, AF_E_MALFORMED (a bad argument), AF_E_QUOTA (a
 //  target's outbox is full), or AF_E_INTERNAL; on an error nothing is
 //  stored.
 int af_pushes_create (af_pushes_t *self, const char *account, const char *initiator,
