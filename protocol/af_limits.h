@@ -64,7 +64,8 @@
 #define AF_MAX_ITEM             (64 * 1024) //  an outbox item (encoded message)
 #define AF_MAX_DATA             (256 * 1024 * 1024) //  a push's user data (tar), bytes
 #define AF_MAX_APPS             1000    //  apps in one device's install list
-#define AF_MAX_DIFF             2000    //  entries in one SYNC_DIFF
+#define AF_MAX_DIFF             2000    //  entries (programs, grouped) in one SYNC_DIFF
+#define AF_MAX_HOLDERS          20000   //  devices having programs, in a grouped SYNC_DIFF
 #define AF_MAX_OP               15      //  REPORT op ("install", "uninstall")
 #define AF_MAX_CONFIG           (256 * 1024)    //  an encrypted app configuration
 #define AF_CONFIG_FUTURE_MS     300000  //  how far ahead a config's time may be
