@@ -21,8 +21,11 @@
     Targets from issue 5: at least 5,000 diffs per second on a 2-core
     machine; the storm's time is reported.
 
+    Diffs are asked grouped by program (SYNC grouped: true), as nodes ask;
+    --flat asks for the flat form of protocol version 1 instead.
+
     Usage: bench_sync [--devices N] [--apps N] [--programs N] [--seconds S]
-                      [--window W] [--accounts N] [--common N]
+                      [--window W] [--accounts N] [--common N] [--flat]
     =========================================================================
 */
 #include <czmq.h>
@@ -39,6 +42,7 @@ static double s_seconds = 5;
 static int s_window = 16;
 static int s_accounts = 50;
 static int s_common = -1;           //  apps every device has; -1: two runs, 290 and 0
+static bool s_flat = false;         //  ask for the flat diff of version 1, not the grouped one
 
 //  A device's list: apps random programs, as a LIST message
 static af_msg_t *
@@ -129,6 +133,7 @@ s_diffs (const char *nodes_ep, const char *key, const char *account)
     }
     //  Warm up: the first diff also tells how big a diff is
     af_msg_t *sync = af_msg_new (AF_MSG_SYNC);
+    sync->grouped = !s_flat;
     af_msg_t *diff = bench_request (socks [0], sync);
     af_msg_destroy (&sync);
     if (!diff || diff->id != AF_MSG_SYNC_DIFF) {
@@ -136,9 +141,12 @@ s_diffs (const char *nodes_ep, const char *key, const char *account)
         af_msg_destroy (&diff);
         goto done;
     }
+    uint32_t programs = diff->prog_count;
+    af_msg_ungroup (diff);
     uint32_t entries = diff->app_count;
     bool truncated = diff->truncated;
     af_msg_destroy (&diff);
+    size_t bytes = 0;
 
     int64_t start = zclock_usecs (), end = start + (int64_t) (s_seconds * 1e6);
     long sent = 0, received = 0;
@@ -146,6 +154,7 @@ s_diffs (const char *nodes_ep, const char *key, const char *account)
     while (zclock_usecs () < end) {
         while (sent - received < s_window) {
             sync = af_msg_new (AF_MSG_SYNC);
+            sync->grouped = !s_flat;
             af_msg_set_rid_random (sync);
             af_msg_send (sync, socks [0], NULL);
             af_msg_destroy (&sync);
@@ -160,12 +169,17 @@ s_diffs (const char *nodes_ep, const char *key, const char *account)
             goto done;
         }
         size_t head = zframe_size (frame) < 32? zframe_size (frame): 32;
+        bytes = zframe_size (frame);
         received += memmem (zframe_data (frame), head, "SYNC_DIFF", 9) != NULL;
         zframe_destroy (&frame);
     }
     double seconds = (double) (zclock_usecs () - start) / 1e6;
     printf ("diffs: %d devices x %d apps of %d programs, %d the same on every device: %u entries per diff%s\n",
             s_devices, s_apps, s_programs, s_common, entries, truncated? " (truncated)": "");
+    if (s_flat)
+        printf ("diffs: flat (version 1 form), %zu bytes each\n", bytes);
+    else
+        printf ("diffs: grouped by program, %u programs, %zu bytes each\n", programs, bytes);
     printf ("diffs: %.0f per second (%ld in %.1f s, %d in flight; target >= 5000)\n", received / seconds,
             received, seconds, s_window);
     rc = 0;
@@ -279,7 +293,7 @@ main (int argc, char *argv [])
         int value = next? atoi (next): 0;
         if (streq (argv [i], "--help") || streq (argv [i], "-h")) {
             printf ("Usage: bench_sync [--devices N] [--apps N] [--programs N] [--seconds S] [--window W]\n"
-                    "                  [--accounts N] [--common N]\n"
+                    "                  [--accounts N] [--common N] [--flat]\n"
                     "Sync diffs per second through the real broker and matcher (an account of N devices,\n"
                     "default 20, with 300 apps each of 400 programs), and a login storm of\n"
                     "accounts x devices (default 50 x 20) each getting its diff. --common N: every\n"
@@ -308,6 +322,9 @@ main (int argc, char *argv [])
         else
         if (streq (argv [i], "--common") && value >= 0 && value <= AF_MAX_APPS)
             s_common = value, i++;
+        else
+        if (streq (argv [i], "--flat"))
+            s_flat = true;
         else {
             fprintf (stderr, "bench_sync: bad option '%s' (see --help)\n", argv [i]);
             return 2;

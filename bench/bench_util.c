@@ -160,8 +160,16 @@ bench_start_services (const char *dir, const char *catalog_dir, pid_t *broker, p
     char *broker_argv [] = { AF_BROKER_PATH, "-d", broker_dir, "--nodes", "tcp://127.0.0.1:*",
         "--workers", "tcp://127.0.0.1:*", "--pwhash", "min", "--heartbeat", "600000", "--pw-per-source", "1000000",
         "--catalog", (char *) catalog_dir, NULL };
+    //  AF_BENCH_WRAP runs the broker under another program, e.g. a script
+    //  that execs valgrind --tool=callgrind "$@" to count its instructions
+    char *wrapped [sizeof broker_argv / sizeof broker_argv [0] + 1];
+    char *wrap = getenv ("AF_BENCH_WRAP");
+    if (wrap && *wrap) {
+        wrapped [0] = wrap;
+        memcpy (wrapped + 1, broker_argv, sizeof broker_argv);
+    }
     snprintf (log, sizeof log, "%s/broker.log", dir);
-    *broker = bench_spawn (broker_argv, log);
+    *broker = bench_spawn (wrap && *wrap? wrapped: broker_argv, log);
     snprintf (path, sizeof path, "%s/endpoints", broker_dir);
     if (!bench_wait_file (path)) {
         fprintf (stderr, "bench: the broker did not start (%s)\n", log);

@@ -38,6 +38,7 @@ static const command_t s_commands [AF_MSG_COUNT] = {
     [AF_MSG_LOGIN]      = { 0, handle_login },
     [AF_MSG_LOGOUT]     = { NEEDS_SESSION, handle_logout },
     [AF_MSG_DEVICES]    = { NEEDS_SESSION, handle_devices },
+    [AF_MSG_DEVICE_REMOVE] = { NEEDS_SESSION, handle_device_remove },
     [AF_MSG_RESOLVE]    = { NEEDS_SESSION, handle_resolve },
     [AF_MSG_NOTIFY]     = { NEEDS_SESSION, handle_notify },
     [AF_MSG_PUSH]       = { NEEDS_SESSION, handle_push },
@@ -344,6 +345,12 @@ s_timer_event (zloop_t *loop, int timer_id, void *arg)
     zlistx_destroy (&dead);
     af_dispatch_tick (self->dispatch, now);
     broker_failures_expire (self, now);
+    int64_t every = (int64_t) self->config.data_grace_s * 1000 < 60000?
+                    (int64_t) self->config.data_grace_s * 1000: 60000;
+    if (now - self->gc_at >= every) {
+        self->gc_at = now;
+        broker_data_gc (self);
+    }
     return 0;
 }
 
@@ -450,6 +457,8 @@ s_open_store (af_broker_t *self)
     self->configs = af_configs_new (store);
     if (!self->pushes || !self->lists || !self->configs)
         return -1;
+    af_configs_set_quota (self->configs, (size_t) self->config.quota_configs,
+                          (uint64_t) self->config.quota_config_mib << 20);
     self->syncindex = af_syncindex_new (self->lists);
     self->guesses = af_guesses_new (store);
     return self->guesses? 0: -1;

@@ -39,6 +39,12 @@ typedef struct {
     int map_mib;                    //  the store's LMDB map size, MiB: its size limit
     int pw_threads;                 //  Argon2id hashing threads
     int pw_per_source;              //  password jobs a source may start per minute
+    //  Per-account storage limits (section quota)
+    int quota_configs;              //  programs with a stored configuration
+    int quota_config_mib;           //  bytes of configurations (both versions)
+    int quota_data_blobs;           //  user-data blobs waiting for pushes
+    int quota_data_mib;             //  bytes of them
+    int data_grace_s;               //  a blob no push names is removed after this
     //  Push policy (S2.3): what an initiating device must report
     char min_node_version [32];     //  "" = any
     char require [512];             //  "name=value, ..." attestations; "" = none

@@ -14,6 +14,8 @@ struct _af_configs_t {
     af_store_t *store;
     MDB_dbi configs;
     MDB_dbi configs_prev;
+    size_t max_programs;            //  0: no limit
+    uint64_t max_bytes;
 };
 
 af_configs_t *
@@ -48,6 +50,43 @@ s_key (uint8_t *key, const char *account, const char *program)
     memcpy (key, account, alen + 1);
     memcpy (key + alen + 1, program, plen);
     return alen + 1 + plen;
+}
+
+void
+af_configs_set_quota (af_configs_t *self, size_t max_programs, uint64_t max_bytes)
+{
+    assert (self);
+    self->max_programs = max_programs;
+    self->max_bytes = max_bytes;
+}
+
+//  The account's programs with a current version, and the bytes of both
+//  versions of all of them (values' sizes: no overflow page is read)
+static int
+s_usage (af_configs_t *self, MDB_txn *txn, const char *account, size_t *programs, uint64_t *bytes)
+{
+    *programs = 0;
+    *bytes = 0;
+    uint8_t prefix [KEY_MAX];
+    size_t plen = strlen (account) + 1;
+    memcpy (prefix, account, plen);
+    for (int table = 0; table < 2; table++) {
+        MDB_cursor *cursor;
+        int rc = mdb_cursor_open (txn, table? self->configs_prev: self->configs, &cursor);
+        if (rc)
+            return rc;
+        MDB_val key = { plen, prefix }, value;
+        rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE);
+        while (rc == 0 && key.mv_size > plen && memcmp (key.mv_data, prefix, plen) == 0) {
+            *programs += table == 0;
+            *bytes += value.mv_size;
+            rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
+        }
+        mdb_cursor_close (cursor);
+        if (rc != MDB_NOTFOUND)
+            return rc;
+    }
+    return 0;
 }
 
 static int
@@ -85,6 +124,25 @@ af_configs_put (af_configs_t *self, const char *account, const char *program,
     bool newer = found == MDB_NOTFOUND || (found == 0 && at > old_at);
     if (rc == 0 && found && found != MDB_NOTFOUND)
         rc = found;
+    //  The account's limits, as they will be after this put
+    if (rc == 0 && (self->max_programs || self->max_bytes)) {
+        size_t programs;
+        uint64_t bytes;
+        MDB_val prev;
+        rc = s_usage (self, txn, account, &programs, &bytes);
+        int has_prev = rc? rc: af_store_get (txn, self->configs_prev, key, keylen, &prev);
+        uint64_t old_size = (found == 0? old.mv_size: 0) + (has_prev == 0? prev.mv_size: 0);
+        uint64_t new_size = 8 + size + (found == 0? old.mv_size: 0);     //  either way: new + the other
+        uint64_t after = bytes - old_size + new_size;
+        bool too_many = found == MDB_NOTFOUND && self->max_programs && programs >= self->max_programs;
+        bool too_big = self->max_bytes && after > self->max_bytes && after > bytes;
+        if (rc == 0 && (too_many || too_big)) {
+            af_store_abort (&txn);
+            zsys_warning ("configs: '%s' is at its quota (%zu programs, %llu bytes)", account, programs,
+                          (unsigned long long) bytes);
+            return AF_E_QUOTA;
+        }
+    }
     if (rc == 0 && !newer)
         //  Older (or as old): it loses, and is kept as the previous version
         rc = s_write (txn, self->configs_prev, key, keylen, at, blob, size);
@@ -173,6 +231,18 @@ af_configs_test (bool verbose)
     assert (af_configs_get (self, "ana", "chess", true, config) == AF_E_NO_CONFIG);
     assert (af_configs_get (self, "", "notes", false, config) == AF_E_MALFORMED);
     assert (af_configs_put (self, "ana", "", 1, (const uint8_t *) "A", 1, &current) == AF_E_MALFORMED);
+
+    //  Quotas: programs with a configuration, and bytes of both versions
+    af_configs_set_quota (self, 2, 0);
+    assert (af_configs_put (self, "ana", "chess", 1, (const uint8_t *) "K", 1, &current) == AF_OK && current);
+    assert (af_configs_put (self, "ana", "maps", 1, (const uint8_t *) "M", 1, &current) == AF_E_QUOTA);
+    assert (af_configs_put (self, "ana", "chess", 2, (const uint8_t *) "L", 1, &current) == AF_OK);   //  not new
+    assert (af_configs_put (self, "bob", "maps", 1, (const uint8_t *) "M", 1, &current) == AF_OK);    //  per account
+    af_configs_set_quota (self, 0, 60);
+    uint8_t big [64] = { 0 };
+    assert (af_configs_put (self, "bob", "maps", 2, big, sizeof big, &current) == AF_E_QUOTA);
+    assert (af_configs_get (self, "bob", "maps", false, config) == AF_OK && config->at == 1);   //  unchanged
+    assert (af_configs_put (self, "bob", "maps", 3, big, 16, &current) == AF_OK);
     af_msg_destroy (&config);
 
     af_configs_destroy (&self);

@@ -33,10 +33,15 @@ af_configs_t *af_configs_new (af_store_t *store);
 //  Close. Sets *self_p to NULL.
 void af_configs_destroy (af_configs_t **self_p);
 
+//  Limit each account to max_programs programs with a configuration and
+//  max_bytes of both versions of all of them (0: no limit).
+void af_configs_set_quota (af_configs_t *self, size_t max_programs, uint64_t max_bytes);
+
 //  Store a configuration in one write transaction: the newer time becomes
 //  the current version and the other the previous one. *current says
 //  which this one became. Returns AF_OK, AF_E_MALFORMED (bad account or
-//  program), or AF_E_INTERNAL.
+//  program), AF_E_QUOTA (a new program past the account's limit, or more
+//  bytes than it allows; nothing changes), or AF_E_INTERNAL.
 int af_configs_put (af_configs_t *self, const char *account, const char *program,
                     uint64_t at, const uint8_t *blob, size_t size, bool *current);
 

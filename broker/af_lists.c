@@ -269,6 +269,38 @@ af_lists_seq (af_lists_t *self, const char *account, const char *device_id, uint
     return s_code (rc, "read a report seq");
 }
 
+int
+af_lists_drop_txn (af_lists_t *self, MDB_txn *txn, const char *account, const char *device_id)
+{
+    assert (self && txn);
+    uint8_t prefix [KEY_MAX];
+    size_t plen = s_key (prefix, account, device_id, NULL);
+    if (!plen)
+        return AF_E_MALFORMED;
+    MDB_cursor *cursor = NULL;
+    int rc = mdb_cursor_open (txn, self->installs, &cursor);
+    if (rc == 0) {
+        MDB_val key = { plen, prefix }, value;
+        int found = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE);
+        while (rc == 0 && found == 0 && key.mv_size > plen && memcmp (key.mv_data, prefix, plen) == 0) {
+            rc = mdb_cursor_del (cursor, 0);
+            if (rc == 0)
+                found = mdb_cursor_get (cursor, &key, &value, MDB_GET_CURRENT);
+            if (rc == 0 && found == 0 && !(key.mv_size > plen && memcmp (key.mv_data, prefix, plen) == 0))
+                break;
+            if (rc == 0 && found)
+                found = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
+        }
+        mdb_cursor_close (cursor);
+    }
+    if (rc == 0) {
+        rc = af_store_del (txn, self->seqs, prefix, plen);
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+    }
+    return s_code (rc, "drop a device's list");
+}
+
 //  Walk a prefix of a table, decoding each value
 static int
 s_walk (af_lists_t *self, MDB_dbi dbi, const uint8_t *prefix, size_t plen, size_t device_at,
@@ -403,6 +435,19 @@ af_lists_test (bool verbose)
     assert (af_lists_replace (self, "ana", phone, list, &applied) == AF_OK && !applied);
     count = 0;
     assert (af_lists_each (self, "bob", NULL, s_count, &count) == AF_OK && count == 0);
+
+    //  A removed device's list and seq go; the account's history stays
+    MDB_txn *txn = NULL;
+    assert (af_store_begin (store, true, &txn) == 0);
+    assert (af_lists_drop_txn (self, txn, "ana", phone) == AF_OK);
+    assert (af_store_commit (store, &txn) == 0);
+    count = 0;
+    assert (af_lists_each (self, "ana", phone, s_count, &count) == AF_OK && count == 0);
+    assert (af_lists_seq (self, "ana", phone, &seq, NULL) == AF_OK && seq == 0);
+    count = 0;
+    assert (af_lists_each (self, "ana", tv, s_count, &count) == AF_OK && count == 1);
+    count = 0;
+    assert (af_lists_history (self, "ana", s_count, &count) == AF_OK && count >= 4);
 
     af_msg_destroy (&list);
     af_msg_destroy (&report);

@@ -73,6 +73,11 @@ int af_lists_each (af_lists_t *self, const char *account, const char *device_id,
 //  Every program the account ever had installed, with its last install.
 int af_lists_history (af_lists_t *self, const char *account, af_lists_fn *fn, void *arg);
 
+//  Drop a device's list and seq (it was removed from the account) inside
+//  the caller's write transaction; the account's history stays. AF_OK,
+//  AF_E_MALFORMED, AF_E_INTERNAL.
+int af_lists_drop_txn (af_lists_t *self, MDB_txn *txn, const char *account, const char *device_id);
+
 //  Self test
 void af_lists_test (bool verbose);
 

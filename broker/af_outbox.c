@@ -330,6 +330,46 @@ af_outbox_find (af_outbox_t *self, const char *account, const char *device_id, c
 }
 
 int
+af_outbox_purge_txn (af_outbox_t *self, MDB_txn *txn, const char *account, const char *device_id)
+{
+    assert (self && txn);
+    uint8_t prefix [AF_MAX_ACCOUNT + 1 + AF_ID_SIZE + 8];
+    size_t plen = s_prefix (prefix, account, device_id);
+    if (plen == 0)
+        return AF_E_MALFORMED;
+    size_t alen = strlen (account);
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open (txn, self->items, &cursor);
+    if (rc == 0) {
+        MDB_val key = { plen, prefix }, value;
+        int found = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE);
+        while (rc == 0 && found == 0 && key.mv_size >= plen && memcmp (key.mv_data, prefix, plen) == 0) {
+            //  Each item's index entry too (the bare prefix holds no item)
+            if (key.mv_size == plen + 8 && value.mv_size >= HEADER) {
+                uint8_t id_key [AF_MAX_ACCOUNT + 1 + AF_ID_SIZE];
+                memcpy (id_key, account, alen + 1);
+                memcpy (id_key + alen + 1, value.mv_data, AF_ID_SIZE);
+                rc = af_store_del (txn, self->ids, id_key, alen + 1 + AF_ID_SIZE);
+                if (rc == MDB_NOTFOUND)
+                    rc = 0;
+            }
+            if (rc == 0)
+                rc = mdb_cursor_del (cursor, 0);
+            if (rc == 0)
+                found = mdb_cursor_get (cursor, &key, &value, MDB_GET_CURRENT);
+            if (rc == 0 && found == 0 && key.mv_size >= plen && memcmp (key.mv_data, prefix, plen) == 0)
+                continue;
+            if (rc == 0 && found)
+                found = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
+            else
+                break;
+        }
+        mdb_cursor_close (cursor);
+    }
+    return s_code (rc, "drop an outbox");
+}
+
+int
 af_outbox_count (af_outbox_t *self, const char *account, const char *device_id, size_t *count)
 {
     assert (self && count);
@@ -452,6 +492,17 @@ af_outbox_test (bool verbose)
     assert (af_outbox_put (outbox, "ana", "0123456789ABCDEF0123456789ABCDEF", "x", 1, NULL) == AF_E_MALFORMED);
     assert (af_outbox_put (outbox, "", phone, "x", 1, NULL) == AF_E_MALFORMED);
     assert (af_outbox_count (outbox, "ana", "short", &n) == AF_E_MALFORMED);
+
+    //  A removed device's whole queue goes, index entries included
+    assert (af_outbox_put (outbox, "bob", tablet, "t1", 2, NULL) == AF_OK);
+    assert (af_outbox_put (outbox, "bob", tablet, "t2", 2, id) == AF_OK);
+    MDB_txn *purge = NULL;
+    assert (af_store_begin (store, true, &purge) == 0);
+    assert (af_outbox_purge_txn (outbox, purge, "bob", tablet) == AF_OK);
+    assert (af_store_commit (store, &purge) == 0);
+    assert (af_outbox_count (outbox, "bob", tablet, &n) == AF_OK && n == 0);
+    assert (af_outbox_count (outbox, "bob", phone, &n) == AF_OK && n == 1);
+    assert (af_outbox_find (outbox, "bob", tablet, id, s_collect, &c, &found) == AF_OK && !found);
 
     //  Durable: a new store on the same directory sees the same queue
     af_outbox_destroy (&outbox);

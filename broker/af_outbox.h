@@ -90,6 +90,10 @@ int af_outbox_ack_txn (af_outbox_t *self, MDB_txn *txn, const char *account, con
 int af_outbox_find (af_outbox_t *self, const char *account, const char *device_id, const uint8_t *item_id,
                     af_outbox_fn *fn, void *arg, bool *found);
 
+//  Drop every item of a device (it was removed from the account) inside
+//  the caller's write transaction. AF_OK, AF_E_MALFORMED, AF_E_INTERNAL.
+int af_outbox_purge_txn (af_outbox_t *self, MDB_txn *txn, const char *account, const char *device_id);
+
 //  How many items are queued for a device. AF_OK, AF_E_MALFORMED or
 //  AF_E_INTERNAL (then *count is 0).
 int af_outbox_count (af_outbox_t *self, const char *account, const char *device_id, size_t *count);

@@ -17,6 +17,7 @@ struct _af_pushes_t {
     af_outbox_t *outbox;
     MDB_dbi pushes;
     MDB_dbi offers;
+    MDB_dbi refs;                   //  blob_refs: pending offers per user-data blob
 };
 
 af_pushes_t *
@@ -27,7 +28,8 @@ af_pushes_new (af_store_t *store, af_outbox_t *outbox)
     self->store = store;
     self->outbox = outbox;
     if (af_store_dbi (store, "pushes", 0, &self->pushes)
-    ||  af_store_dbi (store, "offers", 0, &self->offers)) {
+    ||  af_store_dbi (store, "offers", 0, &self->offers)
+    ||  af_store_dbi (store, "blob_refs", 0, &self->refs)) {
         free (self);
         return NULL;
     }
@@ -60,6 +62,55 @@ s_key (uint8_t *key, const char *account, const char *id1, const char *id2)
         len += AF_ID_SIZE;
     }
     return len;
+}
+
+//  account, 0x00, the blob's hash (32 bytes); 0 if the hash is not one
+static size_t
+s_ref_key (uint8_t *key, const char *account, const char *hash)
+{
+    size_t len = strlen (account);
+    size_t bin_len = 0;
+    if (len == 0 || len > AF_MAX_ACCOUNT || strlen (hash) != AF_HASH_HEX
+    ||  sodium_hex2bin (key + len + 1, AF_HASH_SIZE, hash, AF_HASH_HEX, NULL, &bin_len, NULL)
+    ||  bin_len != AF_HASH_SIZE)
+        return 0;
+    memcpy (key, account, len + 1);
+    return len + 1 + AF_HASH_SIZE;
+}
+
+//  Add delta to a blob's count of pending offers; *left is what remains
+//  (the key is removed at 0). LMDB code.
+static int
+s_ref_add (af_pushes_t *self, MDB_txn *txn, const char *account, const char *hash, int delta, uint32_t *left)
+{
+    uint8_t key [AF_MAX_ACCOUNT + 1 + AF_HASH_SIZE];
+    size_t keylen = s_ref_key (key, account, hash);
+    *left = 0;
+    if (!keylen)
+        return -1;
+    MDB_val value;
+    uint32_t count = 0;
+    int rc = af_store_get (txn, self->refs, key, keylen, &value);
+    if (rc == 0 && value.mv_size == 4)
+        memcpy (&count, value.mv_data, 4);
+    else
+    if (rc && rc != MDB_NOTFOUND)
+        return rc;
+    count = delta < 0 && (uint32_t) -delta > count? 0: (uint32_t) ((int64_t) count + delta);
+    *left = count;
+    if (count == 0)
+        return rc == 0? af_store_del (txn, self->refs, key, keylen): 0;
+    return af_store_put (txn, self->refs, key, keylen, &count, 4, 0);
+}
+
+//  Is any target of a record still waiting for its outcome?
+static bool
+s_record_open (const af_msg_t *record)
+{
+    for (uint32_t i = 0; i < record->result_count; i++)
+        if (streq (record->results [i].state, "offered") || streq (record->results [i].state, "queued"))
+            return true;
+    return false;
 }
 
 //  Store a record: initiator, created, encoded PUSH_ACCEPTED
@@ -162,6 +213,11 @@ af_pushes_create (af_pushes_t *self, const char *account, const char *initiator,
     size_t keylen = s_key (key, account, accepted->push_id, NULL);
     if (!keylen)
         return AF_E_MALFORMED;
+    bool any = false;
+    for (uint32_t i = 0; i < accepted->result_count; i++)
+        any |= offers [i] != NULL;
+    if (!any)
+        return AF_OK;                   //  finished at once: nothing to keep
     MDB_txn *txn = NULL;
     int code = s_code (af_store_begin (self->store, true, &txn), "begin a push");
     if (code == AF_OK)
@@ -169,8 +225,12 @@ af_pushes_create (af_pushes_t *self, const char *account, const char *initiator,
                        "store a push");
     for (uint32_t i = 0; code == AF_OK && i < accepted->result_count; i++) {
         if (offers [i]) {
-            assert (offers [i]->id == AF_MSG_OFFER);
+            assert (offers [i]->id == AF_MSG_OFFER || offers [i]->id == AF_MSG_UNINSTALL);
             code = s_offer_put (self, txn, account, accepted->results [i].device_id, offers [i]);
+            uint32_t left;
+            if (code == AF_OK && *offers [i]->data_hash)
+                code = s_code (s_ref_add (self, txn, account, offers [i]->data_hash, 1, &left),
+                               "count a blob's offers");
         }
     }
     if (code == AF_OK)
@@ -240,26 +300,27 @@ af_pushes_offers_blob (af_pushes_t *self, const char *account, const char *devic
     return found;
 }
 
-int
-af_pushes_done (af_pushes_t *self, const char *account, const char *device_id,
-                const af_msg_t *done, char *initiator_out, bool *found)
+//  The outcome of one pending offer, inside txn: the record updated (or
+//  removed with its last outcome), the offer and its item removed, the
+//  blob's count down, the initiator's RESULT queued. *found is false when
+//  there is no such offer. Returns an AF_* code.
+static int
+s_finish_txn (af_pushes_t *self, MDB_txn *txn, const char *account, const char *device_id,
+              const char *push_id, const char *state, const char *version_name, const char *why,
+              char *initiator_out, bool *found, char *freed_out)
 {
-    assert (self && done && found);
     *found = false;
+    *freed_out = 0;
+    char data_hash [AF_HASH_HEX + 1] = "";
     uint8_t okey [KEY_MAX], pkey [KEY_MAX];
-    size_t okeylen = s_key (okey, account, device_id, done->push_id);
-    size_t pkeylen = s_key (pkey, account, done->push_id, NULL);
+    size_t okeylen = s_key (okey, account, device_id, push_id);
+    size_t pkeylen = s_key (pkey, account, push_id, NULL);
     if (!okeylen || !pkeylen)
         return AF_OK;                   //  no such offer can exist
-    MDB_txn *txn = NULL;
-    int rc = af_store_begin (self->store, true, &txn);
     MDB_val value;
-    if (rc == 0)
-        rc = af_store_get (txn, self->offers, okey, okeylen, &value);
-    if (rc == MDB_NOTFOUND) {
-        af_store_abort (&txn);
+    int rc = af_store_get (txn, self->offers, okey, okeylen, &value);
+    if (rc == MDB_NOTFOUND)
         return AF_OK;                   //  a repeated DONE, or not this device's
-    }
     uint8_t item [AF_ID_SIZE];
     char link [AF_MAX_LINK + 1] = "";
     if (rc == 0) {
@@ -276,10 +337,11 @@ af_pushes_done (af_pushes_t *self, const char *account, const char *device_id,
             //  A store link's outcome carries the link, from the offer itself
             if (offer->has_package)
                 snprintf (link, sizeof link, "%s", offer->package.store_link);
+            snprintf (data_hash, sizeof data_hash, "%s", offer->data_hash);
         }
         af_msg_destroy (&offer);
     }
-    const char *reason = streq (done->state, "store-link") && *link? link: done->reason;
+    const char *reason = streq (state, "store-link") && *link? link: why;
     af_msg_t *record = NULL;
     uint64_t created = 0;
     if (rc == 0)
@@ -288,15 +350,22 @@ af_pushes_done (af_pushes_t *self, const char *account, const char *device_id,
         for (uint32_t i = 0; i < record->result_count; i++) {
             af_target_t *target = &record->results [i];
             if (streq (target->device_id, device_id)) {
-                snprintf (target->state, sizeof target->state, "%s", done->state);
-                snprintf (target->version_name, sizeof target->version_name, "%s", done->version_name);
+                snprintf (target->state, sizeof target->state, "%s", state);
+                snprintf (target->version_name, sizeof target->version_name, "%s", version_name);
                 snprintf (target->reason, sizeof target->reason, "%s", reason);
             }
         }
-        rc = s_record_put (self, txn, pkey, pkeylen, initiator_out, created, record);
+        //  The last outcome: nothing refers to the record any more
+        if (s_record_open (record))
+            rc = s_record_put (self, txn, pkey, pkeylen, initiator_out, created, record);
+        else
+            rc = af_store_del (txn, self->pushes, pkey, pkeylen);
     }
     if (rc == 0)
         rc = af_store_del (txn, self->offers, okey, okeylen);
+    uint32_t left = 1;
+    if (rc == 0 && *data_hash)
+        rc = s_ref_add (self, txn, account, data_hash, -1, &left);
     int code = s_code (rc, "record an outcome");
     //  The node never acknowledges an offer itself (the broker refuses
     //  such an ACK); if the item is gone anyway, that is fine
@@ -304,11 +373,11 @@ af_pushes_done (af_pushes_t *self, const char *account, const char *device_id,
         code = af_outbox_ack_txn (self->outbox, txn, account, device_id, item, NULL);
     if (code == AF_OK) {
         af_msg_t *result = af_msg_new (AF_MSG_RESULT);
-        snprintf (result->push_id, sizeof result->push_id, "%s", done->push_id);
+        snprintf (result->push_id, sizeof result->push_id, "%s", push_id);
         snprintf (result->program, sizeof result->program, "%s", record->program);
         snprintf (result->device_id, sizeof result->device_id, "%s", device_id);
-        snprintf (result->state, sizeof result->state, "%s", done->state);
-        snprintf (result->version_name, sizeof result->version_name, "%s", done->version_name);
+        snprintf (result->state, sizeof result->state, "%s", state);
+        snprintf (result->version_name, sizeof result->version_name, "%s", version_name);
         snprintf (result->reason, sizeof result->reason, "%s", reason);
         zframe_t *frame = af_msg_encode (result);
         code = frame? af_outbox_put_txn (self->outbox, txn, account, initiator_out,
@@ -317,12 +386,92 @@ af_pushes_done (af_pushes_t *self, const char *account, const char *device_id,
         af_msg_destroy (&result);
     }
     af_msg_destroy (&record);
-    if (code == AF_OK)
-        code = s_code (af_store_commit (self->store, &txn), "commit an outcome");
-    af_store_abort (&txn);
     *found = code == AF_OK;
+    if (code == AF_OK && *data_hash && left == 0)
+        snprintf (freed_out, AF_HASH_HEX + 1, "%s", data_hash);
     //  A corrupt record can never be completed: say so, do not loop on it
     return code == AF_E_MALFORMED? AF_E_INTERNAL: code;
+}
+
+int
+af_pushes_done (af_pushes_t *self, const char *account, const char *device_id,
+                const af_msg_t *done, char *initiator_out, bool *found, char *freed_out)
+{
+    assert (self && done && found);
+    char freed [AF_HASH_HEX + 1];
+    MDB_txn *txn = NULL;
+    int code = s_code (af_store_begin (self->store, true, &txn), "begin an outcome");
+    if (code == AF_OK)
+        code = s_finish_txn (self, txn, account, device_id, done->push_id, done->state, done->version_name,
+                             done->reason, initiator_out, found, freed);
+    if (code == AF_OK && *found)
+        code = s_code (af_store_commit (self->store, &txn), "commit an outcome");
+    af_store_abort (&txn);
+    if (code != AF_OK)
+        *found = false;
+    if (freed_out)
+        snprintf (freed_out, AF_HASH_HEX + 1, "%s", code == AF_OK? freed: "");
+    return code;
+}
+
+int
+af_pushes_drop_target_txn (af_pushes_t *self, MDB_txn *txn, const char *account, const char *device_id,
+                           const char *why, zlistx_t *freed, zlistx_t *initiators)
+{
+    assert (self && txn && freed && initiators);
+    uint8_t prefix [KEY_MAX];
+    size_t plen = s_key (prefix, account, device_id, NULL);
+    if (!plen)
+        return AF_E_MALFORMED;
+    //  The push IDs first (finishing an offer changes the table we walk)
+    zlistx_t *pushes = zlistx_new ();
+    zlistx_set_destructor (pushes, (zlistx_destructor_fn *) zstr_free);
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open (txn, self->offers, &cursor);
+    if (rc == 0) {
+        MDB_val key = { plen, prefix }, value;
+        rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE);
+        while (rc == 0 && key.mv_size == plen + AF_ID_SIZE && memcmp (key.mv_data, prefix, plen) == 0) {
+            char push [AF_ID_HEX + 1];
+            sodium_bin2hex (push, sizeof push, (const uint8_t *) key.mv_data + plen, AF_ID_SIZE);
+            zlistx_add_end (pushes, strdup (push));
+            rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
+        }
+        mdb_cursor_close (cursor);
+    }
+    int code = s_code (rc == MDB_NOTFOUND? 0: rc, "read a device's offers");
+    for (const char *push = (const char *) zlistx_first (pushes); push && code == AF_OK;
+         push = (const char *) zlistx_next (pushes)) {
+        char initiator [AF_ID_HEX + 1], hash [AF_HASH_HEX + 1];
+        bool found;
+        code = s_finish_txn (self, txn, account, device_id, push, "failed", "", why, initiator, &found, hash);
+        if (code == AF_OK && found)
+            zlistx_add_end (initiators, strdup (initiator));
+        if (code == AF_OK && *hash)
+            zlistx_add_end (freed, strdup (hash));
+    }
+    zlistx_destroy (&pushes);
+    return code;
+}
+
+int
+af_pushes_blob_refs (af_pushes_t *self, const char *account, const char *hash, uint32_t *count)
+{
+    assert (self && count);
+    *count = 0;
+    uint8_t key [AF_MAX_ACCOUNT + 1 + AF_HASH_SIZE];
+    size_t keylen = s_ref_key (key, account, hash);
+    if (!keylen)
+        return AF_E_MALFORMED;
+    MDB_txn *txn = NULL;
+    int rc = af_store_begin (self->store, false, &txn);
+    MDB_val value;
+    if (rc == 0)
+        rc = af_store_get (txn, self->refs, key, keylen, &value);
+    if (rc == 0 && value.mv_size == 4)
+        memcpy (count, value.mv_data, 4);
+    af_store_abort (&txn);
+    return s_code (rc == MDB_NOTFOUND? 0: rc, "read a blob's offers");
 }
 
 int
@@ -357,6 +506,23 @@ s_collect (const af_outbox_item_t *item, void *arg)
     int code = af_msg_decode (item->data, item->size, &msg, err, sizeof err, NULL, NULL);
     assert (code == AF_OK);
     zlistx_add_end (list, msg);
+    return 0;
+}
+
+static void
+s_free_id (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
+
+static int
+s_collect_ids (const af_outbox_item_t *item, void *arg)
+{
+    uint8_t *id = (uint8_t *) malloc (AF_ID_SIZE);
+    assert (id);
+    memcpy (id, item->id, AF_ID_SIZE);
+    zlistx_add_end ((zlistx_t *) arg, id);
     return 0;
 }
 
@@ -397,7 +563,45 @@ af_pushes_test (bool verbose)
     const char *data = "bb00000000000000000000000000000000000000000000000000000000000000";
     strcpy (offers [0]->data_hash, data);
     offers [0]->data_total = 1234;
-    assert (af_pushes_create (self, "ana", phone, accepted, offers) == AF_OK);
+    //  Two targets offered the same user data, one refused
+    assert (af_msg_set_result_count (accepted, 3) == 0);
+    strcpy (accepted->results [0].device_id, tv);
+    strcpy (accepted->results [0].state, "offered");
+    strcpy (accepted->results [1].device_id, pc);
+    strcpy (accepted->results [1].state, "no-fit");
+    const char *tablet = "00000000000000000000000000000005";
+    strcpy (accepted->results [2].device_id, tablet);
+    strcpy (accepted->results [2].state, "queued");
+    af_msg_t *offers3 [3] = { offers [0], NULL, af_msg_new (AF_MSG_OFFER) };
+    strcpy (offers3 [2]->push_id, push);
+    strcpy (offers3 [2]->program, "weixin");
+    strcpy (offers3 [2]->from, phone);
+    offers3 [2]->has_package = true;
+    strcpy (offers3 [2]->package.hash, hash);
+    strcpy (offers3 [2]->data_hash, data);
+    offers3 [2]->data_total = 1234;
+    assert (af_pushes_create (self, "ana", phone, accepted, offers3) == AF_OK);
+    uint32_t refs;
+    assert (af_pushes_blob_refs (self, "ana", data, &refs) == AF_OK && refs == 2);
+    //  The tablet's outcome: the record stays (the tv is still offered), the blob too
+    af_msg_t *tdone = af_msg_new (AF_MSG_DONE);
+    strcpy (tdone->push_id, push);
+    strcpy (tdone->state, "failed");
+    char tfreed [AF_HASH_HEX + 1], tinit [AF_ID_HEX + 1];
+    assert (af_pushes_done (self, "ana", tablet, tdone, tinit, &found, tfreed) == AF_OK && found && !*tfreed);
+    af_msg_t *open_record;
+    assert (af_pushes_get (self, "ana", push, &open_record, tinit) == AF_OK && open_record);
+    assert (streq (open_record->results [2].state, "failed") && streq (open_record->results [0].state, "offered"));
+    af_msg_destroy (&open_record);
+    af_msg_destroy (&tdone);
+    af_msg_destroy (&offers3 [2]);
+    //  its RESULT is in the phone's outbox; drop it so the counts below hold
+    zlistx_t *first_items = zlistx_new ();
+    zlistx_set_destructor (first_items, s_free_id);
+    assert (af_outbox_each (outbox, "ana", phone, 0, 0, s_collect_ids, first_items) == AF_OK);
+    for (uint8_t *id = (uint8_t *) zlistx_first (first_items); id; id = (uint8_t *) zlistx_next (first_items))
+        assert (af_outbox_ack (outbox, "ana", phone, id, NULL) == AF_OK);
+    zlistx_destroy (&first_items);
     assert (af_outbox_count (outbox, "ana", tv, &n) == AF_OK && n == 1);
     assert (af_outbox_count (outbox, "ana", pc, &n) == AF_OK && n == 0);
     char found_push [AF_ID_HEX + 1], found_from [AF_ID_HEX + 1];
@@ -413,8 +617,13 @@ af_pushes_test (bool verbose)
     strcpy (done->state, "installed");
     strcpy (done->version_name, "8.0.48");
     char initiator [AF_ID_HEX + 1];
-    assert (af_pushes_done (self, "ana", tv, done, initiator, &found) == AF_OK && found);
+    assert (af_pushes_blob_refs (self, "ana", data, &refs) == AF_OK && refs == 1);
+    char freed [AF_HASH_HEX + 1];
+    assert (af_pushes_done (self, "ana", tv, done, initiator, &found, freed) == AF_OK && found);
     assert (streq (initiator, phone));
+    //  It was the last offer naming the user data: the caller may remove it
+    assert (streq (freed, data));
+    assert (af_pushes_blob_refs (self, "ana", data, &refs) == AF_OK && refs == 0);
     assert (af_outbox_count (outbox, "ana", tv, &n) == AF_OK && n == 0);
     assert (!af_pushes_offers_blob (self, "ana", tv, hash, NULL, NULL));
     zlistx_t *items = zlistx_new ();
@@ -426,16 +635,13 @@ af_pushes_test (bool verbose)
     af_msg_destroy (&result);
     zlistx_destroy (&items);
     //  A repeated DONE changes nothing
-    assert (af_pushes_done (self, "ana", tv, done, initiator, &found) == AF_OK && !found);
+    assert (af_pushes_done (self, "ana", tv, done, initiator, &found, NULL) == AF_OK && !found);
     assert (af_outbox_count (outbox, "ana", phone, &n) == AF_OK && n == 1);
     //  Another device cannot finish someone else's offer
-    assert (af_pushes_done (self, "ana", pc, done, initiator, &found) == AF_OK && !found);
+    assert (af_pushes_done (self, "ana", pc, done, initiator, &found, NULL) == AF_OK && !found);
+    //  No target is pending any more: the record is gone (the RESULT has it all)
     af_msg_t *record;
-    assert (af_pushes_get (self, "ana", push, &record, initiator) == AF_OK && record);
-    assert (record->result_count == 2 && streq (record->results [0].state, "installed"));
-    assert (streq (record->results [1].state, "no-fit"));
-    af_msg_destroy (&record);
-    assert (af_pushes_get (self, "bob", push, &record, initiator) == AF_OK && !record);
+    assert (af_pushes_get (self, "ana", push, &record, initiator) == AF_OK && !record);
 
     //  A store link's DONE needs no reason: the RESULT carries the offer's link
     const char *iphone = "00000000000000000000000000000004";
@@ -452,7 +658,7 @@ af_pushes_test (bool verbose)
     strcpy (done->push_id, push2);
     strcpy (done->state, "store-link");
     done->reason [0] = 0;
-    assert (af_pushes_done (self, "ana", iphone, done, initiator, &found) == AF_OK && found);
+    assert (af_pushes_done (self, "ana", iphone, done, initiator, &found, NULL) == AF_OK && found);
     items = zlistx_new ();
     assert (af_outbox_each (outbox, "ana", phone, 0, 0, s_collect, items) == AF_OK && zlistx_size (items) == 2);
     result = (af_msg_t *) zlistx_last (items);
@@ -460,6 +666,40 @@ af_pushes_test (bool verbose)
     for (result = (af_msg_t *) zlistx_first (items); result; result = (af_msg_t *) zlistx_next (items))
         af_msg_destroy (&result);
     zlistx_destroy (&items);
+
+    //  A removed target: its pending offers end "failed", the initiator hears
+    const char *push3 = "0123456789abcdef0123456789abcde3";
+    strcpy (accepted->push_id, push3);
+    accepted->result_count = 1;
+    strcpy (accepted->results [0].device_id, tv);
+    strcpy (accepted->results [0].state, "queued");
+    strcpy (offers [0]->push_id, push3);
+    offers [0]->fit = AF_FIT_PACKAGE;
+    strcpy (offers [0]->package.hash, hash);
+    strcpy (offers [0]->data_hash, data);
+    assert (af_pushes_create (self, "ana", phone, accepted, offers) == AF_OK);
+    zlistx_t *freed_list = zlistx_new (), *initiators = zlistx_new ();
+    zlistx_set_destructor (freed_list, (zlistx_destructor_fn *) zstr_free);
+    zlistx_set_destructor (initiators, (zlistx_destructor_fn *) zstr_free);
+    MDB_txn *txn = NULL;
+    assert (af_store_begin (store, true, &txn) == 0);
+    assert (af_pushes_drop_target_txn (self, txn, "ana", tv, "the device was removed", freed_list, initiators)
+            == AF_OK);
+    assert (af_store_commit (store, &txn) == 0);
+    assert (zlistx_size (initiators) == 1 && streq ((char *) zlistx_first (initiators), phone));
+    assert (zlistx_size (freed_list) == 1 && streq ((char *) zlistx_first (freed_list), data));
+    assert (!af_pushes_offers_blob (self, "ana", tv, hash, NULL, NULL));
+    assert (af_pushes_get (self, "ana", push3, &record, initiator) == AF_OK && !record);
+    items = zlistx_new ();
+    assert (af_outbox_each (outbox, "ana", phone, 0, 0, s_collect, items) == AF_OK);
+    result = (af_msg_t *) zlistx_last (items);
+    assert (streq (result->push_id, push3) && streq (result->state, "failed")
+            && streq (result->reason, "the device was removed"));
+    for (result = (af_msg_t *) zlistx_first (items); result; result = (af_msg_t *) zlistx_next (items))
+        af_msg_destroy (&result);
+    zlistx_destroy (&items);
+    zlistx_destroy (&freed_list);
+    zlistx_destroy (&initiators);
 
     af_msg_destroy (&done);
     af_msg_destroy (&offers [0]);

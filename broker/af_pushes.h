@@ -17,6 +17,13 @@
       offers  key: account, 0x00, target device ID (16), push ID (16)
               value: outbox item ID (16 bytes), blob hash (64 hex chars, or
                      64 zero bytes for a store link), then the encoded OFFER
+      blob_refs  key: account, 0x00, a user-data blob's hash (32 bytes)
+              value: how many pending offers name it (4 bytes LE); no key
+                     at 0, when the blob may be removed
+
+    A push record is kept while a target is still offered or queued, and
+    removed with the last outcome (the RESULTs carry everything since); a
+    push whose targets were all refused at once is not stored at all.
     =========================================================================
 */
 #ifndef AF_PUSHES_H_INCLUDED
@@ -39,7 +46,8 @@ void af_pushes_destroy (af_pushes_t **self_p);
 //  Record a new push in one write transaction: the record (accepted, a
 //  PUSH_ACCEPTED naming every target and its state) and, for each target i
 //  with offers [i] not NULL, an offer row and an outbox item carrying that
-//  OFFER. Returns AF_OK, AF_E_MALFORMED (a bad argument), AF_E_QUOTA (a
+//  OFFER (or UNINSTALL: an uninstall on other devices is recorded the same
+//  way, so each target's outcome reaches its initiator). Returns AF_OK, AF_E_MALFORMED (a bad argument), AF_E_QUOTA (a
 //  target's outbox is full), or AF_E_INTERNAL; on an error nothing is
 //  stored.
 int af_pushes_create (af_pushes_t *self, const char *account, const char *initiator,
@@ -63,10 +71,25 @@ bool af_pushes_offers_blob (af_pushes_t *self, const char *account, const char *
 //  acknowledged, and a RESULT queued for the initiator, whose device ID is
 //  written to initiator_out (AF_ID_HEX + 1 bytes). *found is false when
 //  there is no such pending offer (a repeated DONE): nothing changes.
-//  Returns AF_OK, AF_E_QUOTA (the initiator's outbox is full) or
-//  AF_E_INTERNAL (a store failure or a corrupt record, logged).
+//  When this was the last pending offer naming the push's user data, its
+//  hash is written to freed_out (AF_HASH_HEX + 1 bytes, may be NULL; ""
+//  otherwise): the caller removes the blob. Returns AF_OK, AF_E_QUOTA (the
+//  initiator's outbox is full) or AF_E_INTERNAL (a store failure or a
+//  corrupt record, logged).
 int af_pushes_done (af_pushes_t *self, const char *account, const char *device_id,
-                    const af_msg_t *done, char *initiator_out, bool *found);
+                    const af_msg_t *done, char *initiator_out, bool *found, char *freed_out);
+
+//  A device was removed: each of its pending offers ends "failed" with
+//  reason why, inside the caller's write transaction (as its DONE would).
+//  Appends to initiators (strings the caller frees) the device that
+//  started each such push, and to freed the hash of each user-data blob
+//  no offer names any more. AF_OK, AF_E_MALFORMED, AF_E_QUOTA, AF_E_INTERNAL.
+int af_pushes_drop_target_txn (af_pushes_t *self, MDB_txn *txn, const char *account, const char *device_id,
+                               const char *why, zlistx_t *freed, zlistx_t *initiators);
+
+//  How many pending offers name a user-data blob of the account. AF_OK,
+//  AF_E_MALFORMED, AF_E_INTERNAL.
+int af_pushes_blob_refs (af_pushes_t *self, const char *account, const char *hash, uint32_t *count);
 
 //  Read a push record as its PUSH_ACCEPTED message (the caller destroys
 //  it) and its initiator. Returns AF_OK (*record NULL if there is no such

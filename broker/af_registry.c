@@ -17,12 +17,14 @@
 #include <ctype.h>
 #include <msgpack.h>
 #include <sodium.h>
+#include <time.h>
 
 struct _af_registry_t {
     af_store_t *store;
     MDB_dbi accounts;
     MDB_dbi devices;
     MDB_dbi keys;
+    MDB_dbi removed;
     af_pwcost_t cost;
 };
 
@@ -38,7 +40,8 @@ af_registry_new (const char *dir, af_pwcost_t cost, size_t mapsize)
     if (!self->store
     ||  af_store_dbi (self->store, "accounts", 0, &self->accounts)
     ||  af_store_dbi (self->store, "devices", 0, &self->devices)
-    ||  af_store_dbi (self->store, "keys", 0, &self->keys))
+    ||  af_store_dbi (self->store, "keys", 0, &self->keys)
+    ||  af_store_dbi (self->store, "removed", 0, &self->removed))
         af_registry_destroy (&self);
     return self;
 }
@@ -276,6 +279,23 @@ af_registry_login (af_registry_t *self, const char *account, const char *device_
             goto refused;
         }
         rc = af_store_get (txn, self->devices, dkey, s_device_key (dkey, account, id), &value);
+        MDB_val tomb;
+        if (rc == MDB_NOTFOUND
+        &&  af_store_get (txn, self->removed, dkey, s_device_key (dkey, account, id), &tomb) == 0
+        &&  tomb.mv_size == 8 + AF_ID_SIZE) {
+            uint64_t at;
+            char by [AF_ID_HEX + 1];
+            memcpy (&at, tomb.mv_data, 8);
+            sodium_bin2hex (by, sizeof by, (const uint8_t *) tomb.mv_data + 8, AF_ID_SIZE);
+            time_t when = (time_t) (at / 1000);
+            char date [32];
+            strftime (date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime (&when));
+            snprintf (err, errlen, "device %s was removed from account '%s' by device %.8s on %s; "
+                      "log in with the password to add this device again as a new one", device_id, account,
+                      by, date);
+            code = AF_E_REMOVED;
+            goto refused;
+        }
         if (rc == MDB_NOTFOUND) {
             snprintf (err, errlen, "device %s is not a device of account '%s'", device_id, account);
             code = AF_E_NO_DEVICE;
@@ -532,6 +552,42 @@ af_registry_test (bool verbose)
     rmdir (dir);
     if (verbose)
         printf ("OK\n");
+}
+
+int
+af_registry_remove_txn (af_registry_t *self, MDB_txn *txn, const char *account, const char *device_id,
+                        const char *by, uint64_t now)
+{
+    assert (self && txn);
+    uint8_t id [AF_ID_SIZE], by_id [AF_ID_SIZE];
+    if (af_id_from_hex (device_id, id) || af_id_from_hex (by, by_id))
+        return AF_E_MALFORMED;
+    uint8_t dkey [AF_MAX_ACCOUNT + 1 + AF_ID_SIZE];
+    size_t dkeylen = s_device_key (dkey, account, id);
+    MDB_val value;
+    int rc = af_store_get (txn, self->devices, dkey, dkeylen, &value);
+    if (rc == MDB_NOTFOUND)
+        return AF_E_NO_DEVICE;
+    if (rc == 0 && value.mv_size < DEVICE_HEADER)
+        rc = MDB_CORRUPTED;
+    //  Its key no longer names it: the key is revoked
+    uint8_t kkey [AF_MAX_ACCOUNT + 1 + AF_KEY_Z85];
+    size_t kkeylen = rc? 0: s_keys_key (kkey, account, (const char *) value.mv_data);
+    if (rc == 0) {
+        rc = af_store_del (txn, self->keys, kkey, kkeylen);
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+    }
+    if (rc == 0)
+        rc = af_store_del (txn, self->devices, dkey, dkeylen);
+    uint8_t tomb [8 + AF_ID_SIZE];
+    memcpy (tomb, &now, 8);
+    memcpy (tomb + 8, by_id, AF_ID_SIZE);
+    if (rc == 0)
+        rc = af_store_put (txn, self->removed, dkey, dkeylen, tomb, sizeof tomb, 0);
+    if (rc)
+        zsys_error ("registry: cannot remove device %s of '%s': %s", device_id, account, mdb_strerror (rc));
+    return af_store_code (rc);
 }
 
 af_store_t *

@@ -17,6 +17,8 @@
                        msgpack device map (as in protocol/SPEC.md)
       keys      key: account name, 0x00, Z85 CURVE public key (40 bytes)
                 value: device ID (16 bytes)
+      removed   key: account name, 0x00, device ID (16 bytes)
+                value: removed at (8 bytes LE, ms), by device (16 bytes)
     =========================================================================
 */
 #ifndef AF_REGISTRY_H_INCLUDED
@@ -99,6 +101,13 @@ int af_registry_touch (af_registry_t *self, const char *account,
 //  caller frees. AF_OK (count may be 0) or AF_E_INTERNAL.
 int af_registry_devices (af_registry_t *self, const char *account,
                          af_device_t **devices, uint32_t *count);
+
+//  Remove a device from its account inside the caller's write transaction:
+//  its record goes, its key no longer names it (revoked), and a tombstone
+//  (when, by which device) makes a later LOGIN by that device ID
+//  AF_E_REMOVED. AF_OK, AF_E_NO_DEVICE, AF_E_MALFORMED, AF_E_INTERNAL.
+int af_registry_remove_txn (af_registry_t *self, MDB_txn *txn, const char *account, const char *device_id,
+                            const char *by, uint64_t now);
 
 //  The registry's LMDB store, where the broker's other tables (outbox,
 //  pushes) live too, so one transaction can span them.

@@ -14,6 +14,7 @@
 //  One install, as the index holds it
 typedef struct {
     char device_id [AF_ID_HEX + 1];     //  "" for history
+    uint32_t device;                    //  its number in the index's device table
     char program [AF_MAX_PROGRAM + 1];
     char version_name [AF_MAX_VERSION_NAME + 1];
     uint64_t version_code;
@@ -26,6 +27,8 @@ typedef struct {
     size_t installs;                //  entries before this are installs, after: history
     zhashx_t *programs;             //  program -> zlistx of its entries
     zhashx_t *devices;              //  device ID -> zhashx set of its programs
+    char (*device_ids) [AF_ID_HEX + 1];     //  the devices with installs, numbered
+    uint32_t device_count;
 } index_t;
 
 typedef struct {
@@ -46,6 +49,7 @@ s_index_free (void **item)
     if (index) {
         zhashx_destroy (&index->programs);
         zhashx_destroy (&index->devices);
+        free (index->device_ids);
         free (index->entries);
         free (index);
         *item = NULL;
@@ -139,6 +143,15 @@ s_index_build (index_t *index)
             zhashx_update (set, entry->program, (void *) 1);
         }
     }
+    //  Number the devices (entries come in key order, a device's together)
+    index->device_ids = calloc (zhashx_size (index->devices) + 1, AF_ID_HEX + 1);
+    assert (index->device_ids);
+    for (size_t i = 0; i < index->installs; i++) {
+        entry_t *entry = &index->entries [i];
+        if (index->device_count == 0 || !streq (index->device_ids [index->device_count - 1], entry->device_id))
+            memcpy (index->device_ids [index->device_count++], entry->device_id, AF_ID_HEX + 1);
+        entry->device = index->device_count - 1;
+    }
 }
 
 //  The account's install lists and history, from memory or read once
@@ -166,29 +179,50 @@ s_index (af_syncindex_t *self, const char *account)
     return index;
 }
 
-//  One pass over the programs device lacks: counts entries and programs,
-//  and with out->diff allocated, fills them in
+//  One pass over the programs device lacks: counts entries (or, grouped,
+//  holders) and programs; with out->diff allocated, fills them in
 static uint32_t
-s_diff_pass (index_t *index, zhashx_t *mine, uint32_t cap, af_sync_diff_t *out)
+s_diff_pass (index_t *index, zhashx_t *mine, uint32_t cap, bool grouped, af_sync_diff_t *out)
 {
     uint32_t n = 0;
+    af_msg_t *diff = out->diff;
     for (zlistx_t *list = (zlistx_t *) zhashx_first (index->programs); list && n < cap;
          list = (zlistx_t *) zhashx_next (index->programs)) {
         entry_t *entry = (entry_t *) zlistx_first (list);
         if (mine && zhashx_lookup (mine, entry->program))
             continue;
+        if (grouped && out->program_count == AF_MAX_DIFF) {
+            if (diff)
+                diff->truncated = true;
+            break;
+        }
         //  Each device that has it; or, if none has it now, its history
         bool installed = entry < index->entries + index->installs;
-        uint32_t slot = out->program_count;
-        if (out->diff)
+        uint32_t slot = out->program_count++;
+        af_prog_t *prog = grouped && diff? &diff->progs [slot]: NULL;
+        if (diff)
             memcpy (out->programs [slot], entry->program, AF_MAX_PROGRAM + 1);
-        out->program_count++;
+        if (prog)
+            memcpy (prog->program, entry->program, sizeof prog->program);
         for (; entry && n < cap; entry = (entry_t *) zlistx_next (list)) {
             bool history = entry >= index->entries + index->installs;
             if (history && installed)
                 break;
-            if (out->diff) {
-                af_app_t *app = &out->diff->apps [n];
+            if (prog && history)
+                memcpy (prog->had, entry->version_name, sizeof prog->had);
+            else
+            if (prog) {
+                if (!prog->holders) {           //  room for every device that may have it
+                    af_prog_set_holder_count (prog, (uint32_t) zlistx_size (list));
+                    prog->holder_count = 0;
+                }
+                af_holder_t *holder = &prog->holders [prog->holder_count++];
+                holder->device = entry->device;
+                memcpy (holder->version_name, entry->version_name, sizeof holder->version_name);
+            }
+            else
+            if (diff) {
+                af_app_t *app = &diff->apps [n];
                 memcpy (app->program, entry->program, sizeof app->program);
                 memcpy (app->version_name, entry->version_name, sizeof app->version_name);
                 app->version_code = entry->version_code;
@@ -196,14 +230,15 @@ s_diff_pass (index_t *index, zhashx_t *mine, uint32_t cap, af_sync_diff_t *out)
                 memcpy (app->device_id, history? "": entry->device_id, history? 1: sizeof app->device_id);
                 out->slot [n] = slot;
             }
-            n++;
+            n += !(grouped && history);
         }
     }
     return n;
 }
 
 int
-af_syncindex_diff (af_syncindex_t *self, const char *account, const char *device_id, af_sync_diff_t *out)
+af_syncindex_diff (af_syncindex_t *self, const char *account, const char *device_id, bool grouped,
+                   af_sync_diff_t *out)
 {
     assert (self && out);
     memset (out, 0, sizeof *out);
@@ -212,16 +247,27 @@ af_syncindex_diff (af_syncindex_t *self, const char *account, const char *device
         return AF_E_INTERNAL;
     zhashx_t *mine = (zhashx_t *) zhashx_lookup (index->devices, device_id);
     //  Count first (one more than fits: is there more?), then fill
-    uint32_t total = s_diff_pass (index, mine, AF_MAX_DIFF + 1, out);
-    uint32_t count = total > AF_MAX_DIFF? AF_MAX_DIFF: total;
+    uint32_t cap = grouped? AF_MAX_HOLDERS: AF_MAX_DIFF;
+    uint32_t total = s_diff_pass (index, mine, cap + 1, grouped, out);
+    uint32_t count = total > cap? cap: total;
+    uint32_t programs = out->program_count;
     out->diff = af_msg_new (AF_MSG_SYNC_DIFF);
-    af_msg_set_app_count (out->diff, count);
-    out->diff->truncated = total > AF_MAX_DIFF;
-    out->programs = calloc (out->program_count? out->program_count: 1, AF_MAX_PROGRAM + 1);
-    out->slot = (uint32_t *) calloc (count? count: 1, sizeof (uint32_t));
-    assert (out->programs && out->slot);
+    out->diff->truncated = total > cap;
+    out->programs = calloc (programs? programs: 1, AF_MAX_PROGRAM + 1);
+    assert (out->programs);
+    if (grouped) {
+        af_msg_set_prog_count (out->diff, programs);
+        af_msg_set_device_count (out->diff, index->device_count);
+        for (uint32_t i = 0; i < index->device_count; i++)
+            memcpy (out->diff->devices [i].id, index->device_ids [i], AF_ID_HEX + 1);
+    }
+    else {
+        af_msg_set_app_count (out->diff, count);
+        out->slot = (uint32_t *) calloc (count? count: 1, sizeof (uint32_t));
+        assert (out->slot);
+    }
     out->program_count = 0;
-    s_diff_pass (index, mine, AF_MAX_DIFF, out);
+    s_diff_pass (index, mine, cap, grouped, out);
     return AF_OK;
 }
 
@@ -313,7 +359,7 @@ af_syncindex_test (bool verbose)
 
     //  The pc lacks everything: one entry per (device, program), maps from history
     af_sync_diff_t diff;
-    assert (af_syncindex_diff (self, "ana", pc, &diff) == AF_OK);
+    assert (af_syncindex_diff (self, "ana", pc, false, &diff) == AF_OK);
     assert (diff.diff->app_count == 4 && !diff.diff->truncated && diff.program_count == 3);
     af_app_t *app = s_test_entry (&diff, "chess", tv);
     assert (app && streq (app->version_name, "2.0"));
@@ -323,20 +369,54 @@ af_syncindex_test (bool verbose)
         assert (streq (diff.programs [diff.slot [i]], diff.diff->apps [i].program));
     af_sync_diff_free (&diff);
 
+    //  Grouped: one entry per program, its holders after it, the same facts
+    assert (af_syncindex_diff (self, "ana", pc, true, &diff) == AF_OK);
+    af_msg_t *grouped = diff.diff;
+    uint32_t held = 0;
+    for (uint32_t i = 0; i < grouped->prog_count; i++)
+        held += grouped->progs [i].holder_count;
+    assert (grouped->prog_count == 3 && held == 3 && grouped->app_count == 0);
+    for (uint32_t i = 0; i < grouped->prog_count; i++)
+        assert (streq (diff.programs [i], grouped->progs [i].program));
+    //  ... encoded, decoded and flattened, it is the flat diff
+    zframe_t *frame = af_msg_encode (grouped);
+    af_msg_t *decoded = NULL;
+    char err [256];
+    assert (af_msg_decode (zframe_data (frame), zframe_size (frame), &decoded, err, sizeof err, NULL, NULL) == AF_OK);
+    zframe_destroy (&frame);
+    assert (af_msg_ungroup (decoded) == 0 && decoded->app_count == 4);
+    af_sync_diff_t flat;
+    diff.diff = NULL;
+    af_sync_diff_free (&diff);
+    af_msg_destroy (&grouped);
+    assert (af_syncindex_diff (self, "ana", pc, false, &flat) == AF_OK);
+    af_app_t *chess = NULL;
+    for (uint32_t i = 0; i < decoded->app_count; i++)
+        if (streq (decoded->apps [i].program, "chess") && streq (decoded->apps [i].device_id, tv))
+            chess = &decoded->apps [i];
+    assert (chess && streq (chess->version_name, "2.0"));
+    bool maps_gone = false;
+    for (uint32_t i = 0; i < decoded->app_count; i++)
+        maps_gone |= streq (decoded->apps [i].program, "maps") && !*decoded->apps [i].device_id
+                  && streq (decoded->apps [i].version_name, "1.0");
+    assert (maps_gone);
+    af_sync_diff_free (&flat);
+    af_msg_destroy (&decoded);
+
     //  The tv lacks weixin, and maps that no device has now
-    assert (af_syncindex_diff (self, "ana", tv, &diff) == AF_OK && diff.diff->app_count == 2);
+    assert (af_syncindex_diff (self, "ana", tv, false, &diff) == AF_OK && diff.diff->app_count == 2);
     assert (s_test_entry (&diff, "weixin", phone) && s_test_entry (&diff, "maps", ""));
     af_sync_diff_free (&diff);
 
     //  Kept in memory until dropped: a new report shows only after a drop
     s_test_report (lists, tv, "install", "weixin", "8.0", 4);
-    assert (af_syncindex_diff (self, "ana", tv, &diff) == AF_OK && diff.diff->app_count == 2);
+    assert (af_syncindex_diff (self, "ana", tv, false, &diff) == AF_OK && diff.diff->app_count == 2);
     af_sync_diff_free (&diff);
     af_syncindex_drop (self, "ana");
-    assert (af_syncindex_diff (self, "ana", tv, &diff) == AF_OK && diff.diff->app_count == 1);
+    assert (af_syncindex_diff (self, "ana", tv, false, &diff) == AF_OK && diff.diff->app_count == 1);
     assert (s_test_entry (&diff, "maps", ""));
     af_sync_diff_free (&diff);
-    assert (af_syncindex_diff (self, "bob", tv, &diff) == AF_OK && diff.diff->app_count == 0);
+    assert (af_syncindex_diff (self, "bob", tv, false, &diff) == AF_OK && diff.diff->app_count == 0);
     af_sync_diff_free (&diff);
 
     //  Answers are kept per description digest and program, for a while

@@ -39,7 +39,7 @@ typedef struct {
     af_msg_t *diff;                             //  SYNC_DIFF, entries without fit
     uint32_t program_count;
     char (*programs) [AF_MAX_PROGRAM + 1];      //  distinct programs, first seen first
-    uint32_t *slot;                             //  per entry: its program's index
+    uint32_t *slot;                             //  flat: per entry, its program's index
 } af_sync_diff_t;
 
 //  Create the index over the broker's install lists (not owned).
@@ -54,9 +54,12 @@ void af_syncindex_drop (af_syncindex_t *self, const char *account);
 //  What the account's other devices have that device_id lacks (one entry
 //  per device and program, with that device's version), and what the
 //  account had that no device has now (one entry, device ""), at most
-//  AF_MAX_DIFF entries (diff->truncated says more were left out). Fills
-//  out; free it with af_sync_diff_free. Returns AF_OK or AF_E_INTERNAL.
-int af_syncindex_diff (af_syncindex_t *self, const char *account, const char *device_id,
+//  AF_MAX_DIFF entries (diff->truncated says more were left out). Grouped:
+//  one program entry per program (diff->progs, in the order of programs),
+//  its holders after it in diff->holders, the account's devices in
+//  diff->devices (at most AF_MAX_DIFF programs, AF_MAX_HOLDERS holders).
+//  Fills out; free it with af_sync_diff_free. AF_OK or AF_E_INTERNAL.
+int af_syncindex_diff (af_syncindex_t *self, const char *account, const char *device_id, bool grouped,
                        af_sync_diff_t *out);
 
 //  Free what a diff holds (the SYNC_DIFF too, unless taken).

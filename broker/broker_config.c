@@ -34,6 +34,11 @@ af_broker_config_defaults (af_broker_config_t *config)
     config->map_mib = 4096;
     config->pw_threads = AF_PW_THREADS;
     config->pw_per_source = AF_PW_PER_SOURCE;
+    config->quota_configs = AF_QUOTA_CONFIGS;
+    config->quota_config_mib = AF_QUOTA_CONFIG_MIB;
+    config->quota_data_blobs = AF_QUOTA_DATA_BLOBS;
+    config->quota_data_mib = AF_QUOTA_DATA_MIB;
+    config->data_grace_s = AF_DATA_GRACE_MS / 1000;
 }
 
 typedef enum { T_STR, T_INT, T_SIZE, T_BOOL, T_VERSION, T_PWCOST } type_t;
@@ -70,6 +75,11 @@ static const setting_t s_settings [] = {
     { "policy/min_node_version", T_VERSION, offsetof (af_broker_config_t, min_node_version),
       sizeof ((af_broker_config_t *) 0)->min_node_version, 0, 0 },
     STR ("policy/require", require),
+    NUM ("quota/configs", T_INT, quota_configs, 1, 1000000),
+    NUM ("quota/config_bytes", T_INT, quota_config_mib, 1, 1024 * 1024),
+    NUM ("quota/data_blobs", T_INT, quota_data_blobs, 1, 1000000),
+    NUM ("quota/data_bytes", T_INT, quota_data_mib, 1, 1024 * 1024),
+    NUM ("quota/data_grace", T_INT, data_grace_s, 1, 365 * 86400),
     NUM ("policy/max_age", T_INT, max_age_s, 1, 365 * 86400),
 };
 #define SETTINGS (sizeof s_settings / sizeof s_settings [0])

@@ -71,6 +71,7 @@ struct _af_broker_t {
     zhashx_t *online;               //  "account/device" -> session_t
     zhashx_t *sources;              //  peer address -> password work this minute
     int64_t failures_at;            //  last expiry of password counts
+    int64_t gc_at;                  //  last sweep of user data no push named
     af_hasher_t *hasher;            //  Argon2id threads
     af_guesses_t *guesses;          //  wrong passwords, durable
     af_dispatch_t *dispatch;        //  the workers
@@ -139,6 +140,7 @@ void handle_register (af_broker_t *self, session_t *session, af_msg_t *msg);
 void handle_login (af_broker_t *self, session_t *session, af_msg_t *msg);
 void handle_logout (af_broker_t *self, session_t *session, af_msg_t *msg);
 void handle_devices (af_broker_t *self, session_t *session, af_msg_t *msg);
+void handle_device_remove (af_broker_t *self, session_t *session, af_msg_t *msg);
 
 //  Send the account's device list to every online device of the account.
 void broker_broadcast_devices (af_broker_t *self, const char *account);
@@ -191,6 +193,9 @@ void handle_credit (af_broker_t *self, session_t *session, af_msg_t *msg);
 void handle_done (af_broker_t *self, session_t *session, af_msg_t *msg);
 void broker_push_jobs_free (void **item);
 
+//  True if a push waiting for the matcher names this user data.
+bool broker_push_jobs_name (af_broker_t *self, const char *account, const char *hash);
+
 //  Chunks went to a target: tell the push's initiator (af_transfers).
 void broker_transfer_progress (void *arg, const af_transfer_for_t *target, uint64_t sent, uint64_t total);
 
@@ -206,6 +211,12 @@ void broker_uploads_drop (af_broker_t *self, session_t *session);
 
 //  True if hash is 64 lowercase hex digits.
 bool broker_hash_hex (const char *hash);
+
+//  Remove a blob of user data of account (no push needs it now).
+void broker_data_remove (af_broker_t *self, const char *account, const char *hash);
+
+//  Remove blobs that no push named within quota/data_grace (timer).
+void broker_data_gc (af_broker_t *self);
 
 //  Size of a blob of user data the broker holds for account, or -1.
 int64_t broker_data_size (af_broker_t *self, const char *account, const char *hash);

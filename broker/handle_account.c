@@ -375,6 +375,143 @@ handle_logout (af_broker_t *self, session_t *session, af_msg_t *msg)
 }
 
 //  --------------------------------------------------------------------------
+//  DEVICE_REMOVE: a lost or sold device leaves the account (its key revoked)
+
+//  Remove the device, in one write transaction: its record and key, its
+//  outbox, its pending offers (each push's initiator learns "failed"), its
+//  install list; then tell everyone
+static int
+s_remove_device (af_broker_t *self, session_t *session, const char *device_id)
+{
+    zlistx_t *freed = zlistx_new (), *initiators = zlistx_new ();
+    zlistx_set_destructor (freed, (zlistx_destructor_fn *) zstr_free);
+    zlistx_set_destructor (initiators, (zlistx_destructor_fn *) zstr_free);
+    af_store_t *store = af_registry_store (self->registry);
+    MDB_txn *txn = NULL;
+    int code = af_store_code (af_store_begin (store, true, &txn));
+    if (code == AF_OK)
+        code = af_registry_remove_txn (self->registry, txn, session->account, device_id, session->device_id,
+                                       (uint64_t) zclock_time ());
+    if (code == AF_OK)
+        code = af_outbox_purge_txn (self->outbox, txn, session->account, device_id);
+    if (code == AF_OK)
+        code = af_pushes_drop_target_txn (self->pushes, txn, session->account, device_id,
+                                          "the device was removed from the account", freed, initiators);
+    if (code == AF_OK)
+        code = af_lists_drop_txn (self->lists, txn, session->account, device_id);
+    if (code == AF_OK)
+        code = af_store_code (af_store_commit (store, &txn));
+    af_store_abort (&txn);
+    if (code == AF_OK) {
+        zsys_info ("broker: device %s of '%s' removed by %s", device_id, session->account, session->device_id);
+        af_syncindex_drop (self->syncindex, session->account);
+        for (const char *hash = (const char *) zlistx_first (freed); hash; hash = (const char *) zlistx_next (freed))
+            broker_data_remove (self, session->account, hash);
+        for (const char *initiator = (const char *) zlistx_first (initiators); initiator;
+             initiator = (const char *) zlistx_next (initiators))
+            broker_deliver (self, broker_online (self, session->account, initiator));
+        //  If it is online it learns why, and is offline from now on
+        session_t *removed = broker_online (self, session->account, device_id);
+        if (removed) {
+            af_msg_t *bye = af_msg_new (AF_MSG_DISCONNECT);
+            snprintf (bye->reason, sizeof bye->reason, "this device was removed from account '%s' by device %s",
+                      session->account, session->device_id);
+            broker_send (self, removed, &bye);
+            af_transfers_drop (self->transfers, removed->hex);
+            broker_uploads_drop (self, removed);
+            zhashx_delete (self->online, removed->online_key);
+            removed->logged_in = false;
+        }
+        broker_broadcast_devices (self, session->account);
+    }
+    zlistx_destroy (&freed);
+    zlistx_destroy (&initiators);
+    return code;
+}
+
+//  The password of a DEVICE_REMOVE was checked
+static void
+s_removal_verified (void *arg, int code, const char *hash)
+{
+    (void) hash;
+    pwjob_t *job = (pwjob_t *) arg;
+    af_broker_t *self = job->broker;
+    af_msg_t *msg = job->msg;
+    if (code == AF_E_BAD_PASSWORD)
+        af_guesses_failed (self->guesses, msg->account, job->peer, (uint64_t) zclock_time ());
+    else
+    if (code == AF_OK)
+        af_guesses_passed (self->guesses, msg->account, job->peer);
+    session_t *session = s_pw_session (job);
+    if (session && session->logged_in && streq (session->account, msg->account)) {
+        if (code == AF_OK)
+            code = s_remove_device (self, session, msg->device_id);
+        if (code == AF_OK)
+            broker_ok (self, session, msg);
+        else {
+            zsys_warning ("broker: refused DEVICE_REMOVE of %s from %s of '%s': %s", msg->device_id,
+                          session->device_id, session->account, af_code_name (code));
+            broker_error (self, session, msg, code, "%s", code == AF_E_BAD_PASSWORD?
+                          "wrong password; removing a device needs the account's password":
+                          code == AF_E_NO_DEVICE? "not a device of this account (removed meanwhile?)":
+                          "the device could not be removed; try again");
+        }
+    }
+    s_pwjob_free (&job);
+}
+
+void
+handle_device_remove (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    char err [AF_MAX_REASON + 1] = "";
+    uint8_t id [AF_ID_SIZE];
+    af_device_t device;
+    int code = AF_OK;
+    if (af_id_from_hex (msg->device_id, id)) {
+        snprintf (err, sizeof err, "DEVICE_REMOVE: 'deviceId' must be a device ID (32 lowercase hex digits)");
+        code = AF_E_MALFORMED;
+    }
+    else
+    if (streq (msg->device_id, session->device_id)) {
+        snprintf (err, sizeof err, "a device cannot remove itself: remove it from another device of the "
+                  "account, or log it out");
+        code = AF_E_FORBIDDEN;
+    }
+    else
+    if (af_registry_device (self->registry, session->account, msg->device_id, &device) != AF_OK) {
+        snprintf (err, sizeof err, "device %s is not a device of this account", msg->device_id);
+        code = AF_E_NO_DEVICE;
+    }
+    else
+        code = af_guesses_check (self->guesses, session->account, session->peer, (uint64_t) zclock_time (),
+                                 err, sizeof err);
+    if (code == AF_OK)
+        code = s_pw_admit (self, session, err, sizeof err);
+    char stored [crypto_pwhash_STRBYTES];
+    if (code == AF_OK && af_registry_pwhash (self->registry, session->account, stored) != AF_OK) {
+        snprintf (err, sizeof err, "internal error checking the password");
+        code = AF_E_INTERNAL;
+    }
+    pwjob_t *job = NULL;
+    if (code == AF_OK) {
+        job = s_pwjob_new (self, session, msg);
+        snprintf (job->msg->account, sizeof job->msg->account, "%s", session->account);
+        if (af_hasher_verify (self->hasher, stored, msg->password, s_removal_verified, job) != AF_OK) {
+            s_pwjob_free (&job);
+            snprintf (err, sizeof err, "the broker is busy checking passwords; try again shortly");
+            code = AF_E_UNAVAILABLE;
+        }
+    }
+    if (code != AF_OK) {
+        zsys_warning ("broker: refused DEVICE_REMOVE of %s from %s of '%s': %s", msg->device_id,
+                      session->device_id, session->account, err);
+        broker_error (self, session, msg, code, "%s", err);
+        return;
+    }
+    session->pw_busy = true;
+}
+
+//  --------------------------------------------------------------------------
 //  Device lists
 
 //  The account's devices, each marked online or not; NULL on a store error

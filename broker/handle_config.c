@@ -23,6 +23,12 @@ handle_config_put (af_broker_t *self, session_t *session, af_msg_t *msg)
     bool current;
     int code = af_configs_put (self->configs, session->account, msg->program, msg->at, msg->data,
                                msg->data_size, &current);
+    if (code == AF_E_QUOTA) {
+        broker_error (self, session, msg, AF_E_QUOTA, "the account's configurations are at their limit "
+                      "(%d programs, %d MiB for both versions of all of them)", self->config.quota_configs,
+                      self->config.quota_config_mib);
+        return;
+    }
     if (code != AF_OK) {
         broker_error (self, session, msg, code == AF_E_MALFORMED? code: AF_E_INTERNAL,
                       "the configuration could not be stored");

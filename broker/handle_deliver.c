@@ -53,14 +53,23 @@ broker_item_done (af_broker_t *self, session_t *session)
     broker_deliver (self, session);
 }
 
-//  The command an item carries (AF_MSG_NONE if it does not decode)
+//  The command an item carries (AF_MSG_NONE if it does not decode), and
+//  the push it belongs to
+typedef struct {
+    af_msg_id_t command;
+    char push_id [AF_ID_HEX + 1];
+} peek_t;
+
 static int
-s_item_command (const af_outbox_item_t *item, void *arg)
+s_item_peek (const af_outbox_item_t *item, void *arg)
 {
+    peek_t *peek = (peek_t *) arg;
     af_msg_t *msg = NULL;
     char err [AF_MAX_REASON + 1];
-    *(af_msg_id_t *) arg = af_msg_decode (item->data, item->size, &msg, err, sizeof err, NULL, NULL) == AF_OK?
-                           msg->id: AF_MSG_NONE;
+    if (af_msg_decode (item->data, item->size, &msg, err, sizeof err, NULL, NULL) == AF_OK) {
+        peek->command = msg->id;
+        snprintf (peek->push_id, sizeof peek->push_id, "%s", msg->push_id);
+    }
     af_msg_destroy (&msg);
     return 0;
 }
@@ -75,15 +84,34 @@ handle_ack (af_broker_t *self, session_t *session, af_msg_t *msg)
     }
     //  An offer ends with its outcome (DONE), which tells the initiator;
     //  an ACK would drop it and leave the push without a result for good
-    af_msg_id_t command = AF_MSG_NONE;
+    peek_t peek = { AF_MSG_NONE, "" };
     bool found = false;
-    af_outbox_find (self->outbox, session->account, session->device_id, item, s_item_command, &command, &found);
+    af_outbox_find (self->outbox, session->account, session->device_id, item, s_item_peek, &peek, &found);
+    af_msg_id_t command = peek.command;
+    const char *push_id = peek.push_id;
     if (found && command == AF_MSG_OFFER) {
         zsys_warning ("broker: refused ACK of offer item %s from %s of '%s'", msg->item, session->device_id,
                       session->account);
         broker_error (self, session, msg, AF_E_FORBIDDEN,
                       "ACK: item %s is an OFFER; an offer is finished by DONE with its outcome", msg->item);
         return;
+    }
+    //  An UNINSTALL acknowledged rather than DONE (as version 1 nodes did):
+    //  its outcome is taken to be "uninstalled", so the initiator hears
+    if (found && command == AF_MSG_UNINSTALL) {
+        af_msg_t *done = af_msg_new (AF_MSG_DONE);
+        snprintf (done->push_id, sizeof done->push_id, "%s", push_id);
+        snprintf (done->state, sizeof done->state, "uninstalled");
+        char initiator [AF_ID_HEX + 1], freed [AF_HASH_HEX + 1];
+        bool finished = false;
+        if (*push_id && af_pushes_done (self->pushes, session->account, session->device_id, done, initiator,
+                                        &finished, freed) == AF_OK && finished) {
+            af_msg_destroy (&done);
+            broker_item_done (self, session);
+            broker_deliver (self, broker_online (self, session->account, initiator));
+            return;
+        }
+        af_msg_destroy (&done);
     }
     //  Not found: a repeated acknowledgement, or not this device's item;
     //  either way nothing changes

@@ -46,6 +46,16 @@ broker_push_jobs_free (void **item)
     }
 }
 
+bool
+broker_push_jobs_name (af_broker_t *self, const char *account, const char *hash)
+{
+    for (push_job_t *job = (push_job_t *) zhashx_first (self->push_jobs); job;
+         job = (push_job_t *) zhashx_next (self->push_jobs))
+        if (streq (job->data_hash, hash) && streq (job->account, account))
+            return true;
+    return false;
+}
+
 static void
 s_target_set (af_target_t *target, const char *state, const char *format, ...)
 {
@@ -358,8 +368,10 @@ handle_uninstall (af_broker_t *self, session_t *session, af_msg_t *msg)
         af_msg_destroy (&reply);
         return;
     }
-    char (*queue) [AF_ID_HEX + 1] = calloc (n? n: 1, AF_ID_HEX + 1);
-    assert (queue);
+    //  One UNINSTALL item per accepted target, recorded like a push's offers
+    //  so that each target's outcome (DONE) reaches the initiator
+    af_msg_t **items = (af_msg_t **) calloc (n? n: 1, sizeof (af_msg_t *));
+    assert (items);
     uint32_t queued = 0;
     for (uint32_t i = 0; i < n; i++) {
         if (!device [i])
@@ -368,15 +380,13 @@ handle_uninstall (af_broker_t *self, session_t *session, af_msg_t *msg)
         bool online = broker_online (self, session->account, target->device_id) != NULL;
         s_target_set (target, online? "offered": "queued", "%s", online? "":
                       "the device is offline; it uninstalls when it next connects");
-        memcpy (queue [queued++], target->device_id, AF_ID_HEX + 1);
+        items [i] = af_msg_new (AF_MSG_UNINSTALL);
+        memcpy (items [i]->push_id, reply->push_id, sizeof items [i]->push_id);
+        snprintf (items [i]->program, sizeof items [i]->program, "%s", msg->program);
+        snprintf (items [i]->from, sizeof items [i]->from, "%s", session->device_id);
+        queued++;
     }
-    af_msg_t *item = af_msg_new (AF_MSG_UNINSTALL);
-    memcpy (item->push_id, reply->push_id, sizeof item->push_id);
-    snprintf (item->program, sizeof item->program, "%s", msg->program);
-    snprintf (item->from, sizeof item->from, "%s", session->device_id);
-    int code = af_pushes_queue (self->pushes, session->account, (const char (*) [AF_ID_HEX + 1]) queue,
-                                queued, item);
-    af_msg_destroy (&item);
+    int code = af_pushes_create (self->pushes, session->account, session->device_id, reply, items);
     if (code != AF_OK) {
         broker_error (self, session, msg, code == AF_E_QUOTA? AF_E_QUOTA: AF_E_INTERNAL,
                       code == AF_E_QUOTA? "a target's queue is full; nothing was sent":
@@ -386,11 +396,14 @@ handle_uninstall (af_broker_t *self, session_t *session, af_msg_t *msg)
     else {
         zsys_info ("broker: %s of '%s' asks %u device(s) to uninstall %s", session->device_id,
                    session->account, queued, msg->program);
+        for (uint32_t i = 0; i < n; i++)
+            if (items [i])
+                broker_deliver (self, broker_online (self, session->account, reply->results [i].device_id));
         broker_reply (self, session, msg, &reply);
-        for (uint32_t i = 0; i < queued; i++)
-            broker_deliver (self, broker_online (self, session->account, queue [i]));
     }
-    free (queue);
+    for (uint32_t i = 0; i < n; i++)
+        af_msg_destroy (&items [i]);
+    free (items);
     free (device);
     free (devices);
 }
@@ -449,13 +462,16 @@ broker_transfer_progress (void *arg, const af_transfer_for_t *target, uint64_t s
 void
 handle_done (af_broker_t *self, session_t *session, af_msg_t *msg)
 {
-    if (!streq (msg->state, "installed") && !streq (msg->state, "store-link") && !streq (msg->state, "failed")) {
-        broker_error (self, session, msg, AF_E_MALFORMED, "DONE: 'state' must be installed, store-link or failed");
+    if (!streq (msg->state, "installed") && !streq (msg->state, "store-link") && !streq (msg->state, "failed")
+    &&  !streq (msg->state, "uninstalled")) {
+        broker_error (self, session, msg, AF_E_MALFORMED,
+                      "DONE: 'state' must be installed, store-link, uninstalled or failed");
         return;
     }
-    char initiator [AF_ID_HEX + 1];
+    char initiator [AF_ID_HEX + 1], freed [AF_HASH_HEX + 1];
     bool found;
-    int code = af_pushes_done (self->pushes, session->account, session->device_id, msg, initiator, &found);
+    int code = af_pushes_done (self->pushes, session->account, session->device_id, msg, initiator, &found,
+                               freed);
     if (code != AF_OK) {
         zsys_error ("broker: cannot record the outcome of push %s: %s", msg->push_id, af_code_name (code));
         //  Even a full initiator's queue is the server's trouble: try again later
@@ -467,6 +483,9 @@ handle_done (af_broker_t *self, session_t *session, af_msg_t *msg)
                    session->account, msg->state, *msg->reason? ": ": "", msg->reason);
         broker_item_done (self, session);
         broker_deliver (self, broker_online (self, session->account, initiator));
+        //  The last target that needed the push's user data has it
+        if (*freed)
+            broker_data_remove (self, session->account, freed);
     }
     //  Not found: no such pending offer (a repeat after a crash): done already
     broker_ok (self, session, msg);

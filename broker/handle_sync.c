@@ -30,6 +30,12 @@ typedef struct {
     char digest [AF_ID_HEX + 1];    //  of the asker's device description
 } sync_job_t;
 
+//  A SYNC waiting for its turn
+typedef struct {
+    broker_caller_t caller;
+    bool grouped;
+} sync_wait_t;
+
 void
 broker_sync_jobs_free (void **item)
 {
@@ -134,12 +140,13 @@ static void
 s_sync_next (af_broker_t *self)
 {
     while (zhashx_size (self->sync_jobs) < AF_MAX_SYNC_JOBS && zlistx_size (self->sync_waiting)) {
-        broker_caller_t *wait = (broker_caller_t *) zlistx_first (self->sync_waiting);
-        session_t *waiting = broker_session (self, wait->session);
+        sync_wait_t *wait = (sync_wait_t *) zlistx_first (self->sync_waiting);
+        session_t *waiting = broker_session (self, wait->caller.session);
         if (waiting && waiting->logged_in) {
             af_msg_t *sync = af_msg_new (AF_MSG_SYNC);
-            sync->has_rid = wait->has_rid;
-            memcpy (sync->rid, wait->rid, AF_ID_SIZE);
+            sync->has_rid = wait->caller.has_rid;
+            memcpy (sync->rid, wait->caller.rid, AF_ID_SIZE);
+            sync->grouped = wait->grouped;
             zlistx_delete (self->sync_waiting, zlistx_cursor (self->sync_waiting));
             s_sync_start (self, waiting, sync);
             af_msg_destroy (&sync);
@@ -161,6 +168,14 @@ s_sync_finish (af_broker_t *self, sync_job_t *job)
         app->fit = answer->fit;
         memcpy (app->fit_version, answer->fit_version, sizeof app->fit_version);
         memcpy (app->reason, answer->reason, sizeof app->reason);
+    }
+    //  Grouped: once per program
+    for (uint32_t i = 0; i < diff->prog_count; i++) {
+        af_prog_t *prog = &diff->progs [i];
+        const af_sync_answer_t *answer = &job->answers [i];
+        prog->fit = answer->fit;
+        memcpy (prog->fit_version, answer->fit_version, sizeof prog->fit_version);
+        memcpy (prog->reason, answer->reason, sizeof prog->reason);
     }
     broker_answer (self, &job->caller, &job->diff.diff);
     zhashx_delete (self->sync_jobs, job->hex);
@@ -200,7 +215,8 @@ s_sync_start (af_broker_t *self, session_t *session, af_msg_t *msg)
     sync_job_t *job = (sync_job_t *) zmalloc (sizeof (sync_job_t));
     assert (job);
     job->broker = self;
-    if (af_syncindex_diff (self->syncindex, session->account, session->device_id, &job->diff) != AF_OK) {
+    if (af_syncindex_diff (self->syncindex, session->account, session->device_id, msg->grouped,
+                           &job->diff) != AF_OK) {
         free (job);
         broker_error (self, session, msg, AF_E_INTERNAL, "cannot read the account's install lists");
         return;
@@ -254,8 +270,9 @@ handle_sync (af_broker_t *self, session_t *session, af_msg_t *msg)
         broker_error (self, session, msg, AF_E_UNAVAILABLE, "too many syncs waiting; try again later");
         return;
     }
-    broker_caller_t *wait = (broker_caller_t *) zmalloc (sizeof (broker_caller_t));
+    sync_wait_t *wait = (sync_wait_t *) zmalloc (sizeof (sync_wait_t));
     assert (wait);
-    broker_caller (wait, session, msg);
+    broker_caller (&wait->caller, session, msg);
+    wait->grouped = msg->grouped;
     zlistx_add_end (self->sync_waiting, wait);
 }

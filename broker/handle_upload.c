@@ -10,12 +10,19 @@
     it, so only that account's PUSH may name it and only that account's
     targets may fetch it (a hash is not a secret: it may be known to anyone
     who saw the same bytes). The PUSH that follows names it, and each
-    target fetches it after its install. One upload per connection at a
+    target fetches it after its install. A blob is removed when the last
+    pending offer naming it is done (af_pushes counts them), or, if no
+    push ever named it, quota/data_grace after it arrived (broker_data_gc).
+    An account holds at most quota/data_blobs blobs and quota/data_bytes
+    bytes of them: an UPLOAD past either is refused with E_QUOTA. One upload per connection at a
     time: a new UPLOAD drops the one before, so a node cannot make the
     broker hold many receive buffers.
     =========================================================================
 */
 #include "broker_int.h"
+
+#include <dirent.h>
+#include <time.h>
 
 //  A blob a node is sending us
 typedef struct {
@@ -61,6 +68,96 @@ broker_data_size (af_broker_t *self, const char *account, const char *hash)
     return stat (path, &st) == 0 && S_ISREG (st.st_mode)? (int64_t) st.st_size: -1;
 }
 
+void
+broker_data_remove (af_broker_t *self, const char *account, const char *hash)
+{
+    char path [900];
+    snprintf (path, sizeof path, "%s/blobs/%s/%.2s/%s", self->data_dir, account, hash, hash);
+    if (unlink (path) == 0)
+        zsys_info ("broker: removed user data %.16s... of '%s': no push needs it now", hash, account);
+    else
+    if (errno != ENOENT)
+        zsys_warning ("broker: cannot remove %s: %s", path, strerror (errno));
+}
+
+//  Call fn for every blob file of account (NULL: of every account)
+typedef void (blob_fn) (af_broker_t *self, const char *account, const char *hash, const struct stat *st,
+                        void *arg);
+
+static void
+s_blobs_each (af_broker_t *self, const char *only, blob_fn *fn, void *arg)
+{
+    char root [700];
+    snprintf (root, sizeof root, "%s/blobs", self->data_dir);
+    DIR *accounts = opendir (root);
+    struct dirent *account;
+    while (accounts && (account = readdir (accounts))) {
+        if (*account->d_name == '.' || (only && !streq (only, account->d_name)))
+            continue;
+        char dir [900];
+        snprintf (dir, sizeof dir, "%s/%s", root, account->d_name);
+        DIR *fans = opendir (dir);
+        struct dirent *fan;
+        while (fans && (fan = readdir (fans))) {
+            if (*fan->d_name == '.' || strlen (fan->d_name) != 2)
+                continue;
+            char sub [1000];
+            snprintf (sub, sizeof sub, "%s/%s", dir, fan->d_name);
+            DIR *files = opendir (sub);
+            struct dirent *file;
+            while (files && (file = readdir (files))) {
+                char path [1100];
+                snprintf (path, sizeof path, "%s/%s", sub, file->d_name);
+                struct stat st;
+                if (broker_hash_hex (file->d_name) && lstat (path, &st) == 0 && S_ISREG (st.st_mode))
+                    fn (self, account->d_name, file->d_name, &st, arg);
+            }
+            if (files)
+                closedir (files);
+        }
+        if (fans)
+            closedir (fans);
+    }
+    if (accounts)
+        closedir (accounts);
+}
+
+typedef struct {
+    size_t count;
+    uint64_t bytes;
+} usage_t;
+
+static void
+s_usage_add (af_broker_t *self, const char *account, const char *hash, const struct stat *st, void *arg)
+{
+    (void) self;
+    (void) account;
+    (void) hash;
+    usage_t *usage = (usage_t *) arg;
+    usage->count++;
+    usage->bytes += (uint64_t) st->st_size;
+}
+
+static void
+s_gc_one (af_broker_t *self, const char *account, const char *hash, const struct stat *st, void *arg)
+{
+    time_t now = *(time_t *) arg;
+    uint32_t refs = 1;
+    if ((int64_t) (now - st->st_mtime) >= self->config.data_grace_s
+    &&  !broker_push_jobs_name (self, account, hash)
+    &&  af_pushes_blob_refs (self->pushes, account, hash, &refs) == AF_OK && refs == 0) {
+        zsys_info ("broker: user data %.16s... of '%s' was never pushed; removing it", hash, account);
+        broker_data_remove (self, account, hash);
+    }
+}
+
+void
+broker_data_gc (af_broker_t *self)
+{
+    time_t now = time (NULL);
+    s_blobs_each (self, NULL, s_gc_one, &now);
+}
+
 static void
 s_send_credit (af_broker_t *self, session_t *session, const char *hash, uint32_t credit,
                const broker_caller_t *caller)
@@ -85,6 +182,18 @@ handle_upload (af_broker_t *self, session_t *session, af_msg_t *msg)
     }
     if (broker_data_size (self, session->account, msg->hash) == (int64_t) msg->total) {
         broker_ok (self, session, msg);         //  we have these bytes already
+        return;
+    }
+    usage_t usage = { 0, 0 };
+    s_blobs_each (self, session->account, s_usage_add, &usage);
+    if (usage.count >= (size_t) self->config.quota_data_blobs
+    ||  usage.bytes + msg->total > (uint64_t) self->config.quota_data_mib << 20) {
+        zsys_warning ("broker: refused UPLOAD from %s of '%s': quota (%zu blobs, %llu bytes held)",
+                      session->device_id, session->account, usage.count, (unsigned long long) usage.bytes);
+        broker_error (self, session, msg, AF_E_QUOTA, "the account holds %zu blobs of user data (%llu MiB) "
+                      "waiting for pushes; at most %d blobs and %d MiB: let pending pushes finish first",
+                      usage.count, (unsigned long long) (usage.bytes >> 20), self->config.quota_data_blobs,
+                      self->config.quota_data_mib);
         return;
     }
     broker_uploads_drop (self, session);        //  one at a time: a new one replaces the old

@@ -16,6 +16,7 @@ af_code_name (int code)
         case AF_E_UNKNOWN_COMMAND:  return "E_UNKNOWN_COMMAND";
         case AF_E_NO_DEVICE:        return "E_NO_DEVICE";
         case AF_E_ACCOUNT_EXISTS:   return "E_ACCOUNT_EXISTS";
+        case AF_E_REMOVED:          return "E_REMOVED";
         case AF_E_TOO_BIG:          return "E_TOO_BIG";
         case AF_E_BAD_DEVICE:       return "E_BAD_DEVICE";
         case AF_E_RATE_LIMITED:     return "E_RATE_LIMITED";

@@ -64,7 +64,8 @@
 #define AF_MAX_ITEM             (64 * 1024) //  an outbox item (encoded message)
 #define AF_MAX_DATA             (256 * 1024 * 1024) //  a push's user data (tar), bytes
 #define AF_MAX_APPS             1000    //  apps in one device's install list
-#define AF_MAX_DIFF             2000    //  entries in one SYNC_DIFF
+#define AF_MAX_DIFF             2000    //  entries (programs, grouped) in one SYNC_DIFF
+#define AF_MAX_HOLDERS          20000   //  devices having programs, in a grouped SYNC_DIFF
 #define AF_MAX_OP               15      //  REPORT op ("install", "uninstall")
 #define AF_MAX_CONFIG           (256 * 1024)    //  an encrypted app configuration
 #define AF_CONFIG_FUTURE_MS     300000  //  how far ahead a config's time may be
@@ -112,6 +113,14 @@
 #define AF_MAX_SYNC_JOBS        64      //  diffs being resolved at once; later
                                         //  SYNCs wait their turn
 
+//  Per-account storage limits: defaults the broker config may change
+//  (section quota); past one, a request is refused with AF_E_QUOTA
+#define AF_QUOTA_CONFIGS        1000    //  programs with a stored configuration
+#define AF_QUOTA_CONFIG_MIB     64      //  MiB of configurations, both versions
+#define AF_QUOTA_DATA_BLOBS     32      //  user-data blobs waiting for pushes
+#define AF_QUOTA_DATA_MIB       1024    //  MiB of them
+#define AF_DATA_GRACE_MS        3600000 //  a blob no push names is removed after this
+
 //  Catalog limits
 #define AF_MAX_MANIFEST         (64 * 1024 * 1024)  //  manifest file bytes
 #define AF_MAX_PACKAGES_PER_PROGRAM 256
@@ -135,6 +144,7 @@ typedef enum {
     AF_E_UNKNOWN_COMMAND= 405,  //  command name not known in this version
     AF_E_NO_DEVICE      = 406,  //  device ID unknown for this account
     AF_E_ACCOUNT_EXISTS = 409,  //  register: name taken
+    AF_E_REMOVED        = 410,  //  login: the device was removed from the account
     AF_E_TOO_BIG        = 413,  //  message larger than AF_MAX_MSG
     AF_E_BAD_DEVICE     = 422,  //  device description missing a field / out of range
     AF_E_RATE_LIMITED   = 429,  //  too many wrong passwords for the account; wait

@@ -33,8 +33,18 @@
 //  past AF_SCRATCH_KEEP by one big message is shrunk again after it.
 #define AF_SCRATCH_KEEP (64 * 1024)
 
+//  The encoder's own msgpack writer: one growing buffer, each value in its
+//  shortest encoding (what msgpack-c's packer writes, byte for byte), and
+//  no callback per token: encoding a big SYNC_DIFF was half of a sync's cost
+//  in msgpack_sbuffer_write calls.
 typedef struct {
-    msgpack_sbuffer buffer;
+    uint8_t *data;
+    size_t size;
+    size_t alloc;
+} pk_t;
+
+typedef struct {
+    pk_t buffer;
     msgpack_zone *zone;
 } scratch_t;
 
@@ -45,7 +55,7 @@ static void
 s_scratch_free (void *arg)
 {
     scratch_t *scratch = (scratch_t *) arg;
-    msgpack_sbuffer_destroy (&scratch->buffer);
+    free (scratch->buffer.data);
     if (scratch->zone)
         msgpack_zone_free (scratch->zone);
     free (scratch);
@@ -68,7 +78,6 @@ s_scratch (void)
         scratch = (scratch_t *) calloc (1, sizeof (scratch_t));
         if (!scratch)
             return NULL;
-        msgpack_sbuffer_init (&scratch->buffer);
         scratch->zone = msgpack_zone_new (4096);
         if (!scratch->zone || pthread_setspecific (s_scratch_key, scratch)) {
             s_scratch_free (scratch);
@@ -84,8 +93,8 @@ static void
 s_scratch_buffer_done (scratch_t *scratch)
 {
     if (scratch->buffer.alloc > AF_SCRATCH_KEEP) {
-        msgpack_sbuffer_destroy (&scratch->buffer);
-        msgpack_sbuffer_init (&scratch->buffer);
+        free (scratch->buffer.data);
+        memset (&scratch->buffer, 0, sizeof scratch->buffer);
     }
     else
         scratch->buffer.size = 0;
@@ -103,32 +112,37 @@ typedef enum {
     T_STRS,         //  char buf [max][size], count at aux
     T_U32S,         //  uint32_t [max], count at aux
     T_DEVICE,       //  af_device_t, presence flag at aux
-    T_DEVICES,      //  af_device_t *, count at aux, at most max
     T_PACKAGE,      //  af_package_t, presence flag at aux
     T_BIN,          //  uint8_t * (owned), size (uint32_t) at aux, at most max
-    T_TARGETS,      //  af_target_t *, count at aux, at most max
-    T_APPS          //  af_app_t *, count at aux, at most max
+    T_MAPS,         //  an array of maps: elements of size bytes described by
+                    //  sub (owned pointer), count at aux, at most max
+    T_ON,           //  af_prog_t holders' devices, as an array of uint
+    T_VERSIONS      //  af_prog_t holders' version names, as an array of str
 } ftype_t;
 
-typedef struct {
+typedef struct field_s {
     const char *key;
+    uint8_t keylen;                 //  strlen (key), known at compile time
     ftype_t type;
     size_t offset;
-    size_t size;            //  T_STR/T_STRS: buffer (stride) size
+    size_t size;            //  T_STR/T_STRS: buffer (stride) size; T_MAPS: element size
     size_t aux;             //  count or presence flag offset
     uint64_t min, max;      //  value range, or length range, or count max
     bool required;
+    const struct field_s *sub;      //  T_MAPS: the elements' fields
 } field_t;
 
 #define NOAUX ((size_t) -1)
-#define STR(s,k,f,req) { k, T_STR, offsetof (s, f), sizeof (((s *) 0)->f), NOAUX, 0, \
-                         sizeof (((s *) 0)->f) - 1, req }
-#define PROG(s,k,f,req) { k, T_PROG, offsetof (s, f), sizeof (((s *) 0)->f), NOAUX, 0, \
-                          sizeof (((s *) 0)->f) - 1, req }
-#define U32(s,k,f,lo,hi,req) { k, T_U32, offsetof (s, f), 0, NOAUX, lo, hi, req }
-#define U64(s,k,f,req) { k, T_U64, offsetof (s, f), 0, NOAUX, 0, UINT64_MAX, req }
-#define BOOL(s,k,f) { k, T_BOOL, offsetof (s, f), 0, NOAUX, 0, 1, false }
-#define END { NULL, T_STR, 0, 0, 0, 0, 0, false }
+#define STR(s,k,f,req) { k, sizeof (k) - 1, T_STR, offsetof (s, f), sizeof (((s *) 0)->f), NOAUX, 0, \
+                         sizeof (((s *) 0)->f) - 1, req, NULL }
+#define PROG(s,k,f,req) { k, sizeof (k) - 1, T_PROG, offsetof (s, f), sizeof (((s *) 0)->f), NOAUX, 0, \
+                          sizeof (((s *) 0)->f) - 1, req, NULL }
+#define U32(s,k,f,lo,hi,req) { k, sizeof (k) - 1, T_U32, offsetof (s, f), 0, NOAUX, lo, hi, req, NULL }
+#define U64(s,k,f,req) { k, sizeof (k) - 1, T_U64, offsetof (s, f), 0, NOAUX, 0, UINT64_MAX, req, NULL }
+#define BOOL(s,k,f) { k, sizeof (k) - 1, T_BOOL, offsetof (s, f), 0, NOAUX, 0, 1, false, NULL }
+#define MAPS(s,k,f,count,type,sub,hi,req) { k, sizeof (k) - 1, T_MAPS, offsetof (s, f), sizeof (type), \
+                                             offsetof (s, count), 0, hi, req, sub }
+#define END { NULL, 0, T_STR, 0, 0, 0, 0, 0, false, NULL }
 
 static const field_t s_device_fields [] = {
     STR (af_device_t, "id", id, false),
@@ -142,10 +156,10 @@ static const field_t s_device_fields [] = {
     U32 (af_device_t, "screenWidth", screen_w, 0, AF_MAX_SCREEN, false),
     U32 (af_device_t, "screenHeight", screen_h, 0, AF_MAX_SCREEN, false),
     U32 (af_device_t, "screenDensity", density, 0, AF_MAX_DENSITY, false),
-    { "supportedAbis", T_STRS, offsetof (af_device_t, abis), AF_MAX_ABI + 1,
-      offsetof (af_device_t, abi_count), 0, AF_MAX_ABIS, false },
-    { "supportedLocales", T_STRS, offsetof (af_device_t, locales), AF_MAX_LOCALE + 1,
-      offsetof (af_device_t, locale_count), 0, AF_MAX_LOCALES, false },
+    { "supportedAbis", sizeof ("supportedAbis") - 1, T_STRS, offsetof (af_device_t, abis), AF_MAX_ABI + 1,
+      offsetof (af_device_t, abi_count), 0, AF_MAX_ABIS, false, NULL },
+    { "supportedLocales", sizeof ("supportedLocales") - 1, T_STRS, offsetof (af_device_t, locales), AF_MAX_LOCALE + 1,
+      offsetof (af_device_t, locale_count), 0, AF_MAX_LOCALES, false, NULL },
     BOOL (af_device_t, "online", online),
     U64 (af_device_t, "lastSeen", last_seen, false),
     END
@@ -178,6 +192,21 @@ static const field_t s_target_fields [] = {
     END
 };
 
+//  A grouped SYNC_DIFF: a program's fit, and which devices have it, as
+//  two arrays of one entry per device: its index in 'devices', its version
+static const field_t s_prog_fields [] = {
+    PROG (af_prog_t, "program", program, true),
+    U32 (af_prog_t, "fit", fit, 0, AF_FIT_UNKNOWN_PROGRAM, false),
+    STR (af_prog_t, "fitVersion", fit_version, false),
+    STR (af_prog_t, "reason", reason, false),
+    STR (af_prog_t, "had", had, false),
+    { "on", 2, T_ON, offsetof (af_prog_t, holders), 0, offsetof (af_prog_t, holder_count), 0,
+      AF_MAX_DEVICES, false, NULL },
+    { "versions", 8, T_VERSIONS, offsetof (af_prog_t, holders), 0, offsetof (af_prog_t, holder_count), 0,
+      AF_MAX_DEVICES, false, NULL },
+    END
+};
+
 static const field_t s_app_fields [] = {
     PROG (af_app_t, "program", program, true),
     STR (af_app_t, "versionName", version_name, false),
@@ -193,8 +222,8 @@ static const field_t s_app_fields [] = {
 
 #define M af_msg_t
 #define F_ACCOUNT(req)  STR (M, "account", account, req)
-#define F_DEVICE(req)   { "device", T_DEVICE, offsetof (M, device), 0, offsetof (M, has_device), 0, 0, req }
-#define F_PACKAGE       { "package", T_PACKAGE, offsetof (M, package), 0, offsetof (M, has_package), 0, 0, false }
+#define F_DEVICE(req)   { "device", sizeof ("device") - 1, T_DEVICE, offsetof (M, device), 0, offsetof (M, has_device), 0, 0, req, NULL }
+#define F_PACKAGE       { "package", sizeof ("package") - 1, T_PACKAGE, offsetof (M, package), 0, offsetof (M, has_package), 0, 0, false, NULL }
 
 static const field_t f_register [] = {
     F_ACCOUNT (true), STR (M, "password", password, true), END };
@@ -207,8 +236,7 @@ static const field_t f_login_ok [] = {
     U64 (M, "reportSeq", report_seq, false), BOOL (M, "sendList", send_list), END };
 static const field_t f_device_list [] = {
     F_ACCOUNT (false),
-    { "devices", T_DEVICES, offsetof (M, devices), 0, offsetof (M, device_count), 0,
-      AF_MAX_DEVICES, true },
+    MAPS (M, "devices", devices, device_count, af_device_t, s_device_fields, AF_MAX_DEVICES, true),
     END };
 static const field_t f_resolve [] = {
     PROG (M, "program", program, true), F_DEVICE (false), END };
@@ -217,7 +245,7 @@ static const field_t f_resolved [] = {
     F_PACKAGE, STR (M, "reason", reason, false), END };
 static const field_t f_error [] = {
     U32 (M, "code", code, 100, 999, true), STR (M, "reason", reason, false),
-    { "versions", T_U32S, offsetof (M, versions), 0, offsetof (M, version_count), 1, 4, false },
+    { "versions", sizeof ("versions") - 1, T_U32S, offsetof (M, versions), 0, offsetof (M, version_count), 1, 4, false, NULL },
     END };
 static const field_t f_ready [] = {
     STR (M, "service", service, true), U32 (M, "credit", credit, 1, 1024, false),
@@ -228,36 +256,36 @@ static const field_t f_pong [] = {
     BOOL (M, "loggedIn", logged_in), END };
 static const field_t f_notify [] = {
     STR (M, "deviceId", device_id, true), STR (M, "kind", kind, false),
-    { "body", T_BIN, offsetof (M, body), 0, offsetof (M, body_size), 0, AF_MAX_BODY, true },
+    { "body", sizeof ("body") - 1, T_BIN, offsetof (M, body), 0, offsetof (M, body_size), 0, AF_MAX_BODY, true, NULL },
     END };
 #define F_PUSH      STR (M, "push", push_id, true)
 #define F_HASH      STR (M, "hash", hash, true)
 static const field_t f_push [] = {
     PROG (M, "program", program, true),
-    { "targets", T_STRS, offsetof (M, targets), AF_ID_HEX + 1, offsetof (M, target_count),
-      1, AF_MAX_TARGETS, true },
+    { "targets", sizeof ("targets") - 1, T_STRS, offsetof (M, targets), AF_ID_HEX + 1, offsetof (M, target_count),
+      1, AF_MAX_TARGETS, true, NULL },
     BOOL (M, "withData", with_data),
     STR (M, "nodeVersion", node_version, false),
-    { "attest", T_STRS, offsetof (M, attest), AF_MAX_ATTEST_LEN + 1, offsetof (M, attest_count),
-      0, AF_MAX_ATTEST, false },
+    { "attest", sizeof ("attest") - 1, T_STRS, offsetof (M, attest), AF_MAX_ATTEST_LEN + 1, offsetof (M, attest_count),
+      0, AF_MAX_ATTEST, false, NULL },
     U64 (M, "attestTime", attest_time, false),
     STR (M, "dataHash", data_hash, false), U64 (M, "dataSize", data_total, false),
     END };
 static const field_t f_push_accepted [] = {
     F_PUSH, PROG (M, "program", program, true),
-    { "targets", T_TARGETS, offsetof (M, results), 0, offsetof (M, result_count), 0,
-      AF_MAX_TARGETS, true },
+    { "targets", sizeof ("targets") - 1, T_MAPS, offsetof (M, results), sizeof (af_target_t), offsetof (M, result_count), 0,
+      AF_MAX_TARGETS, true, s_target_fields },
     END };
 static const field_t f_item [] = {
     STR (M, "item", item, true),
-    { "body", T_BIN, offsetof (M, body), 0, offsetof (M, body_size), 1, AF_MAX_ITEM, true },
+    { "body", sizeof ("body") - 1, T_BIN, offsetof (M, body), 0, offsetof (M, body_size), 1, AF_MAX_ITEM, true, NULL },
     END };
 static const field_t f_ack [] = {
     STR (M, "item", item, true), END };
 static const field_t f_offer [] = {
     F_PUSH, PROG (M, "program", program, true), STR (M, "from", from, true),
     U32 (M, "fit", fit, AF_FIT_PACKAGE, AF_FIT_STORE_LINK, true),
-    { "package", T_PACKAGE, offsetof (M, package), 0, offsetof (M, has_package), 0, 0, true },
+    { "package", sizeof ("package") - 1, T_PACKAGE, offsetof (M, package), 0, offsetof (M, has_package), 0, 0, true, NULL },
     STR (M, "dataHash", data_hash, false), U64 (M, "dataSize", data_total, false),
     END };
 static const field_t f_result [] = {
@@ -270,7 +298,7 @@ static const field_t f_fetch [] = {
 static const field_t f_chunk [] = {
     F_HASH, U64 (M, "offset", offset, true), U64 (M, "total", total, true),
     U32 (M, "size", size, 1, AF_MAX_CHUNK, true), BOOL (M, "zstd", zstd),
-    { "data", T_BIN, offsetof (M, data), 0, offsetof (M, data_size), 1, AF_MAX_CHUNK, true },
+    { "data", sizeof ("data") - 1, T_BIN, offsetof (M, data), 0, offsetof (M, data_size), 1, AF_MAX_CHUNK, true, NULL },
     END };
 static const field_t f_credit [] = {
     F_HASH, U32 (M, "credit", credit, 1, AF_MAX_CREDIT, true), END };
@@ -282,7 +310,7 @@ static const field_t f_progress [] = {
     U64 (M, "total", total, true), END };
 static const field_t f_upload [] = {
     F_HASH, U64 (M, "total", total, true), END };
-#define F_APPS(max) { "apps", T_APPS, offsetof (M, apps), 0, offsetof (M, app_count), 0, max, true }
+#define F_APPS(max) MAPS (M, "apps", apps, app_count, af_app_t, s_app_fields, max, true)
 static const field_t f_report [] = {
     U64 (M, "seq", seq, true), STR (M, "op", op, true), PROG (M, "program", program, true),
     STR (M, "versionName", version_name, false), U64 (M, "versionCode", version_code, false),
@@ -294,13 +322,18 @@ static const field_t f_apps [] = {
 static const field_t f_app_list [] = {
     STR (M, "deviceId", device_id, true), F_APPS (AF_MAX_APPS), END };
 static const field_t f_sync_diff [] = {
-    F_APPS (AF_MAX_DIFF), BOOL (M, "truncated", truncated), END };
+    MAPS (M, "apps", apps, app_count, af_app_t, s_app_fields, AF_MAX_DIFF, false),
+    BOOL (M, "truncated", truncated),
+    //  The grouped form (SYNC grouped: true)
+    MAPS (M, "devices", devices, device_count, af_device_t, s_device_fields, AF_MAX_DEVICES, false),
+    MAPS (M, "programs", progs, prog_count, af_prog_t, s_prog_fields, AF_MAX_DIFF, false),
+    END };
 static const field_t f_uninstall [] = {
     PROG (M, "program", program, true),
-    { "targets", T_STRS, offsetof (M, targets), AF_ID_HEX + 1, offsetof (M, target_count),
-      0, AF_MAX_TARGETS, false },
+    { "targets", sizeof ("targets") - 1, T_STRS, offsetof (M, targets), AF_ID_HEX + 1, offsetof (M, target_count),
+      0, AF_MAX_TARGETS, false, NULL },
     STR (M, "push", push_id, false), STR (M, "from", from, false), END };
-#define F_BLOB { "blob", T_BIN, offsetof (M, data), 0, offsetof (M, data_size), 1, AF_MAX_CONFIG, true }
+#define F_BLOB { "blob", sizeof ("blob") - 1, T_BIN, offsetof (M, data), 0, offsetof (M, data_size), 1, AF_MAX_CONFIG, true, NULL }
 static const field_t f_config_put [] = {
     PROG (M, "program", program, true), U64 (M, "at", at, true), F_BLOB, END };
 static const field_t f_config_get [] = {
@@ -308,6 +341,10 @@ static const field_t f_config_get [] = {
 static const field_t f_config [] = {
     PROG (M, "program", program, true), U64 (M, "at", at, true), F_BLOB,
     U64 (M, "prevAt", prev_at, false), BOOL (M, "previous", previous), END };
+static const field_t f_device_remove [] = {
+    STR (M, "deviceId", device_id, true), STR (M, "password", password, true), END };
+static const field_t f_sync [] = {
+    BOOL (M, "grouped", grouped), END };
 static const field_t f_none [] = { END };
 
 typedef struct {
@@ -348,12 +385,13 @@ static const command_t s_commands [AF_MSG_COUNT] = {
     [AF_MSG_LIST]        = { "LIST", f_list },
     [AF_MSG_APPS]        = { "APPS", f_apps },
     [AF_MSG_APP_LIST]    = { "APP_LIST", f_app_list },
-    [AF_MSG_SYNC]        = { "SYNC", f_none },
+    [AF_MSG_SYNC]        = { "SYNC", f_sync },
     [AF_MSG_SYNC_DIFF]   = { "SYNC_DIFF", f_sync_diff },
     [AF_MSG_UNINSTALL]   = { "UNINSTALL", f_uninstall },
     [AF_MSG_CONFIG_PUT]  = { "CONFIG_PUT", f_config_put },
     [AF_MSG_CONFIG_GET]  = { "CONFIG_GET", f_config_get },
     [AF_MSG_CONFIG]      = { "CONFIG", f_config },
+    [AF_MSG_DEVICE_REMOVE] = { "DEVICE_REMOVE", f_device_remove },
 };
 
 //  --------------------------------------------------------------------------
@@ -380,6 +418,9 @@ af_msg_destroy (af_msg_t **self_p)
         free ((*self_p)->body);
         free ((*self_p)->results);
         free ((*self_p)->apps);
+        for (uint32_t i = 0; (*self_p)->progs && i < (*self_p)->prog_count; i++)
+            free ((*self_p)->progs [i].holders);
+        free ((*self_p)->progs);
         free ((*self_p)->data);
         free (*self_p);
         *self_p = NULL;
@@ -424,6 +465,63 @@ af_msg_set_app_count (af_msg_t *self, uint32_t count)
     free (self->apps);
     self->apps = apps;
     self->app_count = count;
+    return 0;
+}
+
+void
+af_msg_set_prog_count (af_msg_t *self, uint32_t count)
+{
+    af_prog_t *progs = count? (af_prog_t *) calloc (count, sizeof (af_prog_t)): NULL;
+    assert (progs || !count);
+    for (uint32_t i = 0; self->progs && i < self->prog_count; i++)
+        free (self->progs [i].holders);
+    free (self->progs);
+    self->progs = progs;
+    self->prog_count = count;
+}
+
+void
+af_prog_set_holder_count (af_prog_t *prog, uint32_t count)
+{
+    af_holder_t *holders = count? (af_holder_t *) calloc (count, sizeof (af_holder_t)): NULL;
+    assert (holders || !count);
+    free (prog->holders);
+    prog->holders = holders;
+    prog->holder_count = count;
+}
+
+int
+af_msg_ungroup (af_msg_t *self)
+{
+    assert (self && self->id == AF_MSG_SYNC_DIFF);
+    if (self->prog_count == 0)
+        return 0;
+    //  One entry per holder, and one per program no device has now
+    uint32_t entries = 0;
+    for (uint32_t i = 0; i < self->prog_count; i++)
+        entries += self->progs [i].holder_count? self->progs [i].holder_count: 1;
+    if (af_msg_set_app_count (self, entries))
+        return -1;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < self->prog_count; i++) {
+        const af_prog_t *prog = &self->progs [i];
+        uint32_t k = 0;
+        do {
+            af_app_t *app = &self->apps [n++];
+            memcpy (app->program, prog->program, sizeof app->program);
+            app->fit = prog->fit;
+            memcpy (app->fit_version, prog->fit_version, sizeof app->fit_version);
+            memcpy (app->reason, prog->reason, sizeof app->reason);
+            if (prog->holder_count) {
+                const af_holder_t *holder = &prog->holders [k];
+                if (holder->device < self->device_count)
+                    memcpy (app->device_id, self->devices [holder->device].id, sizeof app->device_id);
+                memcpy (app->version_name, holder->version_name, sizeof app->version_name);
+            }
+            else
+                memcpy (app->version_name, prog->had, sizeof app->version_name);
+        } while (++k < prog->holder_count);
+    }
     return 0;
 }
 
@@ -476,12 +574,110 @@ af_msg_error (int code, const uint8_t *rid, const char *format, ...)
 //  --------------------------------------------------------------------------
 //  Encoding
 
+//  Room for n more bytes at the end of the buffer (asserts on OOM, as
+//  czmq does: an encoder that cannot grow cannot say anything useful)
+static inline uint8_t *
+s_pk_room (pk_t *pk, size_t n)
+{
+    if (pk->size + n > pk->alloc) {
+        size_t alloc = pk->alloc? 2 * pk->alloc: 4096;
+        while (alloc < pk->size + n)
+            alloc *= 2;
+        pk->data = (uint8_t *) realloc (pk->data, alloc);
+        assert (pk->data);
+        pk->alloc = alloc;
+    }
+    uint8_t *at = pk->data + pk->size;
+    pk->size += n;
+    return at;
+}
+
 static inline void
-s_pack_str (msgpack_packer *pk, const char *text)
+s_pk_be (uint8_t *p, uint64_t value, int bytes)
+{
+    for (int i = bytes - 1; i >= 0; i--, value >>= 8)
+        p [i] = (uint8_t) value;
+}
+
+//  A header: one byte for small counts (fix | n), else a tag and 1, 2 or 4
+//  bytes of count; tag8 0 means the type has no 1-byte form
+static inline void
+s_pk_head (pk_t *pk, uint32_t n, uint8_t fix, uint32_t fix_max, uint8_t tag8, uint8_t tag16, uint8_t tag32)
+{
+    if (fix && n <= fix_max)
+        *s_pk_room (pk, 1) = (uint8_t) (fix | n);
+    else
+    if (tag8 && n < 256) {
+        uint8_t *p = s_pk_room (pk, 2);
+        p [0] = tag8;
+        p [1] = (uint8_t) n;
+    }
+    else
+    if (n < 65536) {
+        uint8_t *p = s_pk_room (pk, 3);
+        p [0] = tag16;
+        s_pk_be (p + 1, n, 2);
+    }
+    else {
+        uint8_t *p = s_pk_room (pk, 5);
+        p [0] = tag32;
+        s_pk_be (p + 1, n, 4);
+    }
+}
+
+static inline void
+s_pk_map (pk_t *pk, uint32_t n)
+{
+    s_pk_head (pk, n, 0x80, 15, 0, 0xde, 0xdf);
+}
+
+static inline void
+s_pk_array (pk_t *pk, uint32_t n)
+{
+    s_pk_head (pk, n, 0x90, 15, 0, 0xdc, 0xdd);
+}
+
+static inline void
+s_pk_uint (pk_t *pk, uint64_t value)
+{
+    if (value < 128)
+        *s_pk_room (pk, 1) = (uint8_t) value;
+    else {
+        int bytes = value < 256? 1: value < 65536? 2: value <= UINT32_MAX? 4: 8;
+        uint8_t *p = s_pk_room (pk, 1 + (size_t) bytes);
+        p [0] = bytes == 1? 0xcc: bytes == 2? 0xcd: bytes == 4? 0xce: 0xcf;
+        s_pk_be (p + 1, value, bytes);
+    }
+}
+
+static inline void
+s_pk_bool (pk_t *pk, bool value)
+{
+    *s_pk_room (pk, 1) = value? 0xc3: 0xc2;
+}
+
+static inline void
+s_pack_str (pk_t *pk, const char *text)
 {
     size_t len = strlen (text);
-    msgpack_pack_str (pk, len);
-    msgpack_pack_str_body (pk, text, len);
+    s_pk_head (pk, (uint32_t) len, 0xa0, 31, 0xd9, 0xda, 0xdb);
+    memcpy (s_pk_room (pk, len), text, len);
+}
+
+static inline void
+s_pk_key (pk_t *pk, const field_t *f)
+{
+    //  Keys are at most AF_MAX_KEY (32) bytes: fixstr, or str8 for 32
+    s_pk_head (pk, f->keylen, 0xa0, 31, 0xd9, 0xda, 0xdb);
+    memcpy (s_pk_room (pk, f->keylen), f->key, f->keylen);
+}
+
+static inline void
+s_pk_bin (pk_t *pk, const void *data, size_t size)
+{
+    s_pk_head (pk, (uint32_t) size, 0, 0, 0xc4, 0xc5, 0xc6);
+    if (size)
+        memcpy (s_pk_room (pk, size), data, size);
 }
 
 static bool
@@ -497,102 +693,99 @@ s_field_empty (const field_t *f, const uint8_t *base)
         case T_STRS:
         case T_U32S:
         case T_BIN:
-        case T_TARGETS:
-        case T_APPS:
-        case T_DEVICES: return *(const uint32_t *) (base + f->aux) == 0;
+        case T_MAPS:
+        case T_ON:
+        case T_VERSIONS: return *(const uint32_t *) (base + f->aux) == 0;
         case T_DEVICE:
         case T_PACKAGE: return !*(const bool *) (base + f->aux);
     }
     return true;
 }
 
-static void s_encode_map (msgpack_packer *pk, const field_t *fields, const uint8_t *base);
+static void s_encode_map (pk_t *pk, const field_t *fields, const uint8_t *base);
 
 static void
-s_encode_field (msgpack_packer *pk, const field_t *f, const uint8_t *base)
+s_encode_field (pk_t *pk, const field_t *f, const uint8_t *base)
 {
     const uint8_t *p = base + f->offset;
-    s_pack_str (pk, f->key);
+    s_pk_key (pk, f);
     switch (f->type) {
         case T_STR:
         case T_PROG:
             s_pack_str (pk, (const char *) p);
             break;
         case T_U32:
-            msgpack_pack_uint32 (pk, *(const uint32_t *) p);
+            s_pk_uint (pk, *(const uint32_t *) p);
             break;
         case T_U64:
-            msgpack_pack_uint64 (pk, *(const uint64_t *) p);
+            s_pk_uint (pk, *(const uint64_t *) p);
             break;
         case T_BOOL:
-            if (*(const bool *) p)
-                msgpack_pack_true (pk);
-            else
-                msgpack_pack_false (pk);
+            s_pk_bool (pk, *(const bool *) p);
             break;
         case T_STRS: {
             uint32_t count = *(const uint32_t *) (base + f->aux);
-            msgpack_pack_array (pk, count);
+            s_pk_array (pk, count);
             for (uint32_t i = 0; i < count; i++)
                 s_pack_str (pk, (const char *) p + i * f->size);
             break;
         }
         case T_U32S: {
             uint32_t count = *(const uint32_t *) (base + f->aux);
-            msgpack_pack_array (pk, count);
+            s_pk_array (pk, count);
             for (uint32_t i = 0; i < count; i++)
-                msgpack_pack_uint32 (pk, ((const uint32_t *) p) [i]);
+                s_pk_uint (pk, ((const uint32_t *) p) [i]);
             break;
         }
         case T_DEVICE:
             s_encode_map (pk, s_device_fields, p);
             break;
-        case T_DEVICES: {
-            uint32_t count = *(const uint32_t *) (base + f->aux);
-            const af_device_t *devices = *(af_device_t * const *) p;
-            msgpack_pack_array (pk, count);
-            for (uint32_t i = 0; i < count; i++)
-                s_encode_map (pk, s_device_fields, (const uint8_t *) &devices [i]);
-            break;
-        }
         case T_PACKAGE:
             s_encode_map (pk, s_package_fields, p);
             break;
-        case T_TARGETS: {
+        case T_MAPS: {
             uint32_t count = *(const uint32_t *) (base + f->aux);
-            const af_target_t *targets = *(af_target_t * const *) p;
-            msgpack_pack_array (pk, count);
+            const uint8_t *elements = *(uint8_t * const *) p;
+            s_pk_array (pk, count);
             for (uint32_t i = 0; i < count; i++)
-                s_encode_map (pk, s_target_fields, (const uint8_t *) &targets [i]);
+                s_encode_map (pk, f->sub, elements + i * f->size);
             break;
         }
-        case T_APPS: {
+        case T_ON:
+        case T_VERSIONS: {
             uint32_t count = *(const uint32_t *) (base + f->aux);
-            const af_app_t *apps = *(af_app_t * const *) p;
-            msgpack_pack_array (pk, count);
+            const af_holder_t *holders = *(af_holder_t * const *) p;
+            s_pk_array (pk, count);
             for (uint32_t i = 0; i < count; i++)
-                s_encode_map (pk, s_app_fields, (const uint8_t *) &apps [i]);
+                if (f->type == T_ON)
+                    s_pk_uint (pk, holders [i].device);
+                else
+                    s_pack_str (pk, holders [i].version_name);
             break;
         }
         case T_BIN: {
             uint32_t size = *(const uint32_t *) (base + f->aux);
-            msgpack_pack_bin (pk, size);
-            msgpack_pack_bin_body (pk, *(uint8_t * const *) p, size);
+            s_pk_bin (pk, *(uint8_t * const *) p, size);
             break;
         }
     }
 }
 
 static void
-s_encode_map (msgpack_packer *pk, const field_t *fields, const uint8_t *base)
+s_encode_map (pk_t *pk, const field_t *fields, const uint8_t *base)
 {
-    size_t count = 0;
-    for (const field_t *f = fields; f->key; f++)
-        if (f->required || !s_field_empty (f, base))
-            count++;
-    msgpack_pack_map (pk, count);
-    for (const field_t *f = fields; f->key; f++)
-        if (f->required || !s_field_empty (f, base))
+    //  Which fields go, decided once (a table has at most 32 fields)
+    bool present [32];
+    uint32_t count = 0, n = 0;
+    for (const field_t *f = fields; f->key; f++, n++) {
+        assert (n < 32);
+        present [n] = f->required || !s_field_empty (f, base);
+        count += present [n];
+    }
+    s_pk_map (pk, count);
+    n = 0;
+    for (const field_t *f = fields; f->key; f++, n++)
+        if (present [n])
             s_encode_field (pk, f, base);
 }
 
@@ -606,37 +799,33 @@ af_msg_encode (af_msg_t *self)
 
     for (const field_t *f = command->fields; f->key; f++)
         if (f->required && s_field_empty (f, base) && f->type != T_U32
-        &&  f->type != T_U64 && f->type != T_DEVICES && f->type != T_TARGETS && f->type != T_BOOL
-        &&  f->type != T_APPS
-        &&  f->type != T_BIN) {
+        &&  f->type != T_U64 && f->type != T_MAPS && f->type != T_BOOL && f->type != T_BIN
+        &&  f->type != T_ON && f->type != T_VERSIONS) {
             zsys_error ("af_msg: %s without required field '%s'", command->name, f->key);
             return NULL;
         }
     scratch_t *scratch = s_scratch ();
     if (!scratch)
         return NULL;
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &scratch->buffer, msgpack_sbuffer_write);
-
+    pk_t *pk = &scratch->buffer;
     size_t count = 2 + (self->has_rid? 1: 0);
     for (const field_t *f = command->fields; f->key; f++)
         if (f->required || !s_field_empty (f, base))
             count++;
-    msgpack_pack_map (&pk, count);
-    s_pack_str (&pk, "v");
-    msgpack_pack_uint32 (&pk, self->version);
-    s_pack_str (&pk, "cmd");
-    s_pack_str (&pk, command->name);
+    s_pk_map (pk, (uint32_t) count);
+    s_pack_str (pk, "v");
+    s_pk_uint (pk, self->version);
+    s_pack_str (pk, "cmd");
+    s_pack_str (pk, command->name);
     if (self->has_rid) {
-        s_pack_str (&pk, "rid");
-        msgpack_pack_bin (&pk, AF_ID_SIZE);
-        msgpack_pack_bin_body (&pk, self->rid, AF_ID_SIZE);
+        s_pack_str (pk, "rid");
+        s_pk_bin (pk, self->rid, AF_ID_SIZE);
     }
     for (const field_t *f = command->fields; f->key; f++)
         if (f->required || !s_field_empty (f, base))
-            s_encode_field (&pk, f, base);
+            s_encode_field (pk, f, base);
 
-    zframe_t *frame = zframe_new (scratch->buffer.data, scratch->buffer.size);
+    zframe_t *frame = zframe_new (pk->data, pk->size);
     s_scratch_buffer_done (scratch);
     return frame;
 }
@@ -806,6 +995,85 @@ s_get_uint (const msgpack_object *o, uint64_t min, uint64_t max, uint64_t *value
 static int s_decode_map (const msgpack_object *o, const field_t *fields, uint8_t *base,
                          const char *what, char *err, size_t errlen);
 
+//  A grouped diff's program: 'on' and 'versions' are two views of its
+//  holders; whichever comes first makes them, the other must agree
+static int
+s_decode_holders (const field_t *f, const msgpack_object *o, af_prog_t *prog, char *err, size_t errlen)
+{
+    uint32_t count = o->via.array.size;
+    if (!prog->holders)
+        af_prog_set_holder_count (prog, count);
+    else
+    if (prog->holder_count != count) {
+        snprintf (err, errlen, "program '%s': 'on' and 'versions' differ in length", prog->program);
+        return -1;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        const msgpack_object *item = &o->via.array.ptr [i];
+        uint64_t value;
+        if (f->type == T_ON) {
+            if (s_get_uint (item, 0, AF_MAX_DEVICES - 1, &value, f->key, err, errlen))
+                return -1;
+            prog->holders [i].device = (uint32_t) value;
+        }
+        else
+        if (s_copy_str (item, prog->holders [i].version_name, sizeof prog->holders [i].version_name,
+                        f->key, err, errlen))
+            return -1;
+    }
+    if (f->type == T_ON)
+        prog->has_on = true;
+    return 0;
+}
+
+//  An array field: its count checked against the field's bounds, then its
+//  elements (strings, numbers, or maps into a new array of structs)
+static int
+s_decode_array (const field_t *f, const msgpack_object *o, uint8_t *base, char *err, size_t errlen)
+{
+    uint8_t *p = base + f->offset;
+    if (o->type != MSGPACK_OBJECT_ARRAY) {
+        snprintf (err, errlen, "field '%s': expected an array", f->key);
+        return -1;
+    }
+    uint32_t count = o->via.array.size;
+    if (count < f->min || count > f->max) {
+        snprintf (err, errlen, "field '%s': %s than %llu entries", f->key, count < f->min? "fewer": "more",
+                  (unsigned long long) (count < f->min? f->min: f->max));
+        return -1;
+    }
+    if (f->type == T_ON || f->type == T_VERSIONS)
+        return s_decode_holders (f, o, (af_prog_t *) base, err, errlen);
+    if (f->type == T_MAPS) {
+        uint8_t *elements = count? (uint8_t *) calloc (count, f->size): NULL;
+        if (count && !elements) {
+            snprintf (err, errlen, "out of memory");
+            return -1;
+        }
+        *(uint8_t **) p = elements;
+        *(uint32_t *) (base + f->aux) = count;
+        for (uint32_t i = 0; i < count; i++)
+            if (s_decode_map (&o->via.array.ptr [i], f->sub, elements + i * f->size, f->key, err, errlen))
+                return -1;
+        return 0;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        const msgpack_object *item = &o->via.array.ptr [i];
+        uint64_t value;
+        if (f->type == T_STRS) {
+            if (s_copy_str (item, (char *) p + i * f->size, f->size, f->key, err, errlen))
+                return -1;
+        }
+        else {
+            if (s_get_uint (item, 0, UINT32_MAX, &value, f->key, err, errlen))
+                return -1;
+            ((uint32_t *) p) [i] = (uint32_t) value;
+        }
+    }
+    *(uint32_t *) (base + f->aux) = count;
+    return 0;
+}
+
 static int
 s_decode_field (const field_t *f, const msgpack_object *o, uint8_t *base, char *err, size_t errlen)
 {
@@ -845,81 +1113,10 @@ s_decode_field (const field_t *f, const msgpack_object *o, uint8_t *base, char *
             return 0;
         case T_STRS:
         case T_U32S:
-        case T_TARGETS:
-        case T_APPS:
-        case T_DEVICES: {
-            if (o->type != MSGPACK_OBJECT_ARRAY) {
-                snprintf (err, errlen, "field '%s': expected an array", f->key);
-                return -1;
-            }
-            uint32_t count = o->via.array.size;
-            if (count < f->min) {
-                snprintf (err, errlen, "field '%s': fewer than %llu entries", f->key,
-                          (unsigned long long) f->min);
-                return -1;
-            }
-            if (count > f->max) {
-                snprintf (err, errlen, "field '%s': more than %llu entries", f->key,
-                          (unsigned long long) f->max);
-                return -1;
-            }
-            if (f->type == T_DEVICES) {
-                af_device_t *devices = count? (af_device_t *) calloc (count, sizeof (af_device_t)): NULL;
-                if (count && !devices) {
-                    snprintf (err, errlen, "out of memory");
-                    return -1;
-                }
-                *(af_device_t **) p = devices;
-                *(uint32_t *) (base + f->aux) = count;
-                for (uint32_t i = 0; i < count; i++)
-                    if (s_decode_map (&o->via.array.ptr [i], s_device_fields,
-                                      (uint8_t *) &devices [i], f->key, err, errlen))
-                        return -1;
-                return 0;
-            }
-            if (f->type == T_APPS) {
-                af_app_t *apps = count? (af_app_t *) calloc (count, sizeof (af_app_t)): NULL;
-                if (count && !apps) {
-                    snprintf (err, errlen, "out of memory");
-                    return -1;
-                }
-                *(af_app_t **) p = apps;
-                *(uint32_t *) (base + f->aux) = count;
-                for (uint32_t i = 0; i < count; i++)
-                    if (s_decode_map (&o->via.array.ptr [i], s_app_fields,
-                                      (uint8_t *) &apps [i], f->key, err, errlen))
-                        return -1;
-                return 0;
-            }
-            if (f->type == T_TARGETS) {
-                af_target_t *targets = count? (af_target_t *) calloc (count, sizeof (af_target_t)): NULL;
-                if (count && !targets) {
-                    snprintf (err, errlen, "out of memory");
-                    return -1;
-                }
-                *(af_target_t **) p = targets;
-                *(uint32_t *) (base + f->aux) = count;
-                for (uint32_t i = 0; i < count; i++)
-                    if (s_decode_map (&o->via.array.ptr [i], s_target_fields,
-                                      (uint8_t *) &targets [i], f->key, err, errlen))
-                        return -1;
-                return 0;
-            }
-            for (uint32_t i = 0; i < count; i++) {
-                const msgpack_object *item = &o->via.array.ptr [i];
-                if (f->type == T_STRS) {
-                    if (s_copy_str (item, (char *) p + i * f->size, f->size, f->key, err, errlen))
-                        return -1;
-                }
-                else {
-                    if (s_get_uint (item, 0, UINT32_MAX, &value, f->key, err, errlen))
-                        return -1;
-                    ((uint32_t *) p) [i] = (uint32_t) value;
-                }
-            }
-            *(uint32_t *) (base + f->aux) = count;
-            return 0;
-        }
+        case T_MAPS:
+        case T_ON:
+        case T_VERSIONS:
+            return s_decode_array (f, o, base, err, errlen);
         case T_BIN: {
             if (o->type != MSGPACK_OBJECT_BIN) {
                 snprintf (err, errlen, "field '%s': expected binary", f->key);
@@ -1020,6 +1217,27 @@ s_map_get (const msgpack_object *map, const char *key)
             return &kv->val;
     }
     return NULL;
+}
+
+//  A grouped SYNC_DIFF holds together: every program with versions says
+//  on which devices, and every device it names is in the table
+static int
+s_check_grouped (af_msg_t *self, char *err, size_t errlen)
+{
+    for (uint32_t i = 0; i < self->prog_count; i++) {
+        const af_prog_t *prog = &self->progs [i];
+        if (prog->holder_count && !prog->has_on) {
+            snprintf (err, errlen, "program '%s': 'versions' without 'on'", prog->program);
+            return -1;
+        }
+        for (uint32_t k = 0; k < prog->holder_count; k++)
+            if (prog->holders [k].device >= self->device_count) {
+                snprintf (err, errlen, "program '%s': device %u is not in 'devices' (%u)", prog->program,
+                          prog->holders [k].device, self->device_count);
+                return -1;
+            }
+    }
+    return 0;
 }
 
 int
@@ -1129,7 +1347,8 @@ af_msg_decode (const uint8_t *data, size_t size, af_msg_t **msg_p,
         memcpy (self->rid, rid->via.bin.ptr, AF_ID_SIZE);
         self->has_rid = true;
     }
-    if (s_decode_map (&root, s_commands [id].fields, (uint8_t *) self, NULL, err, errlen)) {
+    if (s_decode_map (&root, s_commands [id].fields, (uint8_t *) self, NULL, err, errlen)
+    ||  (id == AF_MSG_SYNC_DIFF && s_check_grouped (self, err, errlen))) {
         af_msg_destroy (&self);
         goto done;
     }
@@ -1143,13 +1362,10 @@ done:
 static zframe_t *
 s_pack_map (const field_t *fields, const void *base)
 {
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init (&buffer);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    pk_t pk = { NULL, 0, 0 };
     s_encode_map (&pk, fields, (const uint8_t *) base);
-    zframe_t *frame = zframe_new (buffer.data, buffer.size);
-    msgpack_sbuffer_destroy (&buffer);
+    zframe_t *frame = zframe_new (pk.data, pk.size);
+    free (pk.data);
     return frame;
 }
 
@@ -1230,6 +1446,30 @@ s_decode_bytes (const void *data, size_t size, char *err, size_t errlen)
     int rc = af_msg_decode ((const uint8_t *) data, size, &msg, err, errlen, NULL, NULL);
     af_msg_destroy (&msg);
     return rc;
+}
+
+//  Encode msg, then check msgpack-c packs the same object to the same bytes:
+//  the encoder writes what msgpack-c would, shortest forms included
+static void
+s_test_same_as_msgpack (af_msg_t *msg)
+{
+    zframe_t *frame = af_msg_encode (msg);
+    assert (frame);
+    msgpack_zone zone;
+    msgpack_zone_init (&zone, 4096);
+    msgpack_object object;
+    size_t offset = 0;
+    assert (msgpack_unpack ((const char *) zframe_data (frame), zframe_size (frame), &offset, &zone, &object)
+            == MSGPACK_UNPACK_SUCCESS);
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    msgpack_pack_object (&pk, object);
+    assert (buffer.size == zframe_size (frame) && memcmp (buffer.data, zframe_data (frame), buffer.size) == 0);
+    msgpack_sbuffer_destroy (&buffer);
+    msgpack_zone_destroy (&zone);
+    zframe_destroy (&frame);
 }
 
 void
@@ -1624,6 +1864,35 @@ af_msg_test (bool verbose)
     free (bytes);
     zframe_destroy (&frame);
     af_msg_destroy (&msg);
+    //  Byte for byte what msgpack-c would write: every width of every type
+    {
+        af_msg_t *diff = af_msg_new (AF_MSG_SYNC_DIFF);
+        af_msg_set_rid_random (diff);
+        af_msg_set_app_count (diff, 40);
+        for (uint32_t i = 0; i < 40; i++) {
+            af_app_t *app = &diff->apps [i];
+            snprintf (app->program, sizeof app->program, "program-%u", i);
+            memset (app->reason, 'r', i * 6 < AF_MAX_REASON? i * 6: AF_MAX_REASON);
+            app->version_code = (uint64_t) 1 << (i + 20 < 64? i + 20: 63);
+            app->at = (uint64_t) i * 100003;
+            app->fit = i % 4;
+        }
+        diff->truncated = true;
+        s_test_same_as_msgpack (diff);
+        af_msg_destroy (&diff);
+        af_msg_t *chunk = af_msg_new (AF_MSG_CHUNK);
+        strcpy (chunk->hash, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+        uint32_t sizes [] = { 1, 255, 256, 65535, 65536, 300000 };
+        for (size_t k = 0; k < sizeof sizes / sizeof sizes [0]; k++) {
+            chunk->data_size = chunk->size = sizes [k];
+            chunk->total = (uint64_t) 1 << 40;
+            chunk->offset = 65535;
+            free (chunk->data);
+            chunk->data = (uint8_t *) calloc (1, sizes [k]);
+            s_test_same_as_msgpack (chunk);
+        }
+        af_msg_destroy (&chunk);
+    }
     if (verbose)
         printf ("OK\n");
 }

@@ -68,6 +68,7 @@ typedef enum {
     AF_MSG_CONFIG_PUT,      //  N->B  an app's encrypted configuration
     AF_MSG_CONFIG_GET,      //  N->B  ask for it
     AF_MSG_CONFIG,          //  B->N  the answer
+    AF_MSG_DEVICE_REMOVE,   //  N->B  remove another device of the account, revoking its key
     AF_MSG_COUNT
 } af_msg_id_t;
 
@@ -83,6 +84,26 @@ typedef struct {
     char fit_version [AF_MAX_VERSION_NAME + 1]; //  SYNC_DIFF: what would install there
     char reason [AF_MAX_REASON + 1];            //  SYNC_DIFF: why nothing fits
 } af_app_t;
+
+//  A device that has a program (grouped SYNC_DIFF)
+typedef struct {
+    uint32_t device;                            //  index into the message's devices
+    char version_name [AF_MAX_VERSION_NAME + 1];
+} af_holder_t;
+
+//  One program of a grouped SYNC_DIFF: its fit for the asker, and the
+//  devices that have it; one that no device has now has none, and had
+//  the version the account had
+typedef struct {
+    char program [AF_MAX_PROGRAM + 1];
+    uint32_t fit;                               //  af_fit_t for the asker
+    char fit_version [AF_MAX_VERSION_NAME + 1]; //  what would install there
+    char reason [AF_MAX_REASON + 1];            //  why nothing fits
+    char had [AF_MAX_VERSION_NAME + 1];         //  no holder: the version it was
+    uint32_t holder_count;
+    af_holder_t *holders;                       //  owned
+    bool has_on;                                //  decoded: 'on' was there
+} af_prog_t;
 
 //  One target of a push, as PUSH_ACCEPTED lists them
 typedef struct {
@@ -154,6 +175,9 @@ typedef struct {
     uint32_t app_count;
     af_app_t *apps;                         //  owned; LIST, APP_LIST, SYNC_DIFF
     bool truncated;                         //  SYNC_DIFF: more than AF_MAX_DIFF
+    bool grouped;                           //  SYNC: answer grouped by program
+    uint32_t prog_count;
+    af_prog_t *progs;                       //  owned (their holders too); grouped SYNC_DIFF
     uint64_t prev_at;                       //  CONFIG: the previous version's time
     bool previous;                          //  CONFIG_GET, CONFIG: the previous version
 } af_msg_t;
@@ -175,6 +199,16 @@ int af_msg_set_body (af_msg_t *self, const void *data, size_t size);
 
 //  Allocate room for count apps in self->apps. 0 or -1 on OOM.
 int af_msg_set_app_count (af_msg_t *self, uint32_t count);
+
+//  Room for count programs in a grouped SYNC_DIFF, and for count holders
+//  of one of them; asserts on OOM.
+void af_msg_set_prog_count (af_msg_t *self, uint32_t count);
+void af_prog_set_holder_count (af_prog_t *prog, uint32_t count);
+
+//  Turn a grouped SYNC_DIFF into the flat form: one app entry per (device,
+//  program), device IDs from the message's device table, and one with no
+//  device per program no device has now. 0, or -1 on OOM.
+int af_msg_ungroup (af_msg_t *self);
 
 //  Allocate room for count targets in self->results. 0 or -1 on OOM.
 int af_msg_set_result_count (af_msg_t *self, uint32_t count);

@@ -16,6 +16,9 @@
       af_rawclient ENDPOINT BROKER_CERT guess ACCOUNT COUNT SOURCE-ADDRESS
       af_rawclient ENDPOINT BROKER_CERT hurry ACCOUNT
       af_rawclient ENDPOINT BROKER_CERT steal ACCOUNT PASSWORD HASH SIZE
+      af_rawclient ENDPOINT BROKER_CERT quota ACCOUNT PASSWORD COUNT
+      af_rawclient ENDPOINT BROKER_CERT upload ACCOUNT PASSWORD SIZE
+      af_rawclient ENDPOINT BROKER_CERT remove ACCOUNT PASSWORD DEVICE_ID
     Prints one line per check and "N passed, M failed"; exits 1 on any failure.
     =========================================================================
 */
@@ -904,6 +907,99 @@ s_steal (const char *account, const char *password, const char *hash, uint64_t s
     af_msg_destroy (&msg);
 }
 
+//  Configurations up to the account's quota of programs: count stored,
+//  the next refused with E_QUOTA, an update of a stored one still fine
+static void
+s_quota (const char *account, const char *password, int count)
+{
+    s_check (s_password_login (s_sock, account, password) == AF_OK, "LOGIN as a new device", NULL);
+    af_msg_t *msg = af_msg_new (AF_MSG_CONFIG_PUT);
+    msg->data_size = 16;
+    msg->data = (uint8_t *) calloc (1, msg->data_size);
+    int stored = 0;
+    for (int i = 0; i <= count; i++) {
+        af_msg_set_rid_random (msg);
+        snprintf (msg->program, sizeof msg->program, "quota%d", i);
+        msg->at = (uint64_t) zclock_time ();
+        af_msg_send (msg, s_sock, NULL);
+        af_msg_t *reply = s_recv (s_sock, true);
+        if (reply && reply->id == AF_MSG_OK)
+            stored++;
+        else
+        if (i == count) {
+            char detail [400];
+            snprintf (detail, sizeof detail, "got %s %u %s", reply? af_msg_command_name (reply->id): "nothing",
+                      reply? reply->code: 0, reply? reply->reason: "");
+            s_check (reply && reply->id == AF_MSG_ERROR && reply->code == AF_E_QUOTA
+                     && strstr (reply->reason, "limit"), "one more program is refused with E_QUOTA", detail);
+        }
+        af_msg_destroy (&reply);
+    }
+    char detail [64];
+    snprintf (detail, sizeof detail, "%d stored", stored);
+    s_check (stored == count, "configurations are stored up to the quota", detail);
+    snprintf (msg->program, sizeof msg->program, "quota0");
+    msg->at = (uint64_t) zclock_time () + 1;
+    af_msg_set_rid_random (msg);
+    s_expect_msg ("a newer version of a stored one is still taken", msg, AF_MSG_OK, 0);
+    af_msg_destroy (&msg);
+}
+
+//  Upload size random bytes as user data and push nothing: the broker
+//  keeps the blob only for its grace period. Prints the blob's hash.
+static void
+s_upload_only (const char *account, const char *password, uint32_t size)
+{
+    s_check (s_password_login (s_sock, account, password) == AF_OK, "LOGIN as a new device", NULL);
+    uint8_t *data = (uint8_t *) malloc (size);
+    assert (data && size <= AF_MAX_CHUNK);
+    randombytes_buf (data, size);
+    uint8_t hash [AF_HASH_SIZE];
+    crypto_generichash (hash, sizeof hash, data, size, NULL, 0);
+    char hex [AF_HASH_HEX + 1];
+    sodium_bin2hex (hex, sizeof hex, hash, sizeof hash);
+    af_msg_t *msg = af_msg_new (AF_MSG_UPLOAD);
+    af_msg_set_rid_random (msg);
+    strcpy (msg->hash, hex);
+    msg->total = size;
+    s_expect_msg ("UPLOAD: credit", msg, AF_MSG_CREDIT, 0);
+    af_msg_destroy (&msg);
+    msg = af_msg_new (AF_MSG_CHUNK);
+    strcpy (msg->hash, hex);
+    msg->total = msg->size = size;
+    msg->data = data;
+    msg->data_size = size;
+    af_msg_send (msg, s_sock, NULL);
+    af_msg_destroy (&msg);
+    bool ok = false;
+    for (int i = 0; i < 4 && !ok; i++) {
+        af_msg_t *reply = s_recv (s_sock, true);
+        ok = reply && reply->id == AF_MSG_OK;
+        af_msg_destroy (&reply);
+    }
+    s_check (ok, "the upload is stored", hex);
+}
+
+//  Remove another device of the account, as its owner would from a device
+//  of their own: refused with a wrong password and for itself, then done
+static void
+s_remove (const char *account, const char *password, const char *device_id)
+{
+    s_check (s_password_login (s_sock, account, password) == AF_OK, "LOGIN as a new device", NULL);
+    af_msg_t *msg = af_msg_new (AF_MSG_DEVICE_REMOVE);
+    af_msg_set_rid_random (msg);
+    snprintf (msg->device_id, sizeof msg->device_id, "%s", device_id);
+    snprintf (msg->password, sizeof msg->password, "not the password");
+    s_expect_msg ("DEVICE_REMOVE with a wrong password is refused", msg, AF_MSG_ERROR, AF_E_BAD_PASSWORD);
+    snprintf (msg->password, sizeof msg->password, "%s", password);
+    snprintf (msg->device_id, sizeof msg->device_id, "0123456789abcdef0123456789abcdef");
+    s_expect_msg ("DEVICE_REMOVE of a device of no account", msg, AF_MSG_ERROR, AF_E_NO_DEVICE);
+    snprintf (msg->device_id, sizeof msg->device_id, "%s", device_id);
+    s_expect_msg ("DEVICE_REMOVE with the password", msg, AF_MSG_OK, 0);
+    s_expect_msg ("  ... a second time: no such device now", msg, AF_MSG_ERROR, AF_E_NO_DEVICE);
+    af_msg_destroy (&msg);
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -946,6 +1042,15 @@ main (int argc, char *argv [])
     else
     if (streq (argv [3], "hurry") && argc == 5)
         s_one_at_a_time (argv [4]);
+    else
+    if (streq (argv [3], "remove") && argc == 7)
+        s_remove (argv [4], argv [5], argv [6]);
+    else
+    if (streq (argv [3], "upload") && argc == 7)
+        s_upload_only (argv [4], argv [5], (uint32_t) atoi (argv [6]));
+    else
+    if (streq (argv [3], "quota") && argc == 7)
+        s_quota (argv [4], argv [5], atoi (argv [6]));
     else
     if (streq (argv [3], "steal") && argc == 8)
         s_steal (argv [4], argv [5], argv [6], strtoull (argv [7], NULL, 10));

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# A lost phone (issue 9, section 6): another device of the account removes
+# it with the password; its key is revoked, what was queued for it is
+# dropped (a push waiting for it ends "failed" for its initiator), the
+# others' device lists no longer show it, and its next login is refused
+# with a clear error (E_REMOVED).
+. "$(dirname "$0")/lib.sh"
+
+"$CATALOG" --catalog "$T/catalog" import "$AF_SRC/data/catalog/manifest.json" > "$T/import.log" 2>&1 \
+    || die "catalog import failed"
+start_broker broker --catalog "$T/catalog"
+start_matcher matcher "$T/catalog"
+start_node phone "$DEVICES/galaxy-s21.json"
+start_node tablet "$DEVICES/galaxy-tab-s7.json"
+start_node tv "$DEVICES/chromecast-google-tv.json"
+af phone register ana > /dev/null || die "register failed"
+for n in phone tablet tv; do af $n login ana > /dev/null || die "$n login failed"; done
+TABLET=$(device_id tablet); TV=$(device_id tv)
+
+# The tv is offline with a push waiting for it; the tablet is online
+stop_node tv
+af phone push weixin --to "$TV" --no-wait > /dev/null 2>&1
+
+"$RAW" "$NODES_EP" "$BROKER_CERT" remove ana "$APPFERRY_PASSWORD" "$TABLET" > "$T/remove1.out" 2>&1
+sed -n 's/^not ok/  # not ok/p' "$T/remove1.out"
+check "removing a device needs the password, and works once" grep -q "0 failed" "$T/remove1.out"
+check "the online tablet is told why its session ended" \
+    wait_until 10 grep -q "removed from account 'ana'" "$T/tablet.log"
+check "the others' device lists no longer show it" wait_eq 10 false \
+    afj phone "[.devices[].id] | index(\"$TABLET\") != null" devices --refresh
+
+"$RAW" "$NODES_EP" "$BROKER_CERT" remove ana "$APPFERRY_PASSWORD" "$TV" > "$T/remove2.out" 2>&1
+check "the offline tv is removed too" grep -q "0 failed" "$T/remove2.out"
+check "  ... the push that waited for it ends failed, saying why" \
+    wait_eq 20 "failed the device was removed from the account" \
+    afj phone "[.pushes[0].targets[] | .state + \" \" + .reason] | join(\",\")" status
+
+# The removed devices come back: their key no longer logs them in
+stop_node tablet
+start_node tablet "$DEVICES/galaxy-tab-s7.json"
+check "the removed tablet's login by key is refused with E_REMOVED" \
+    wait_until 10 grep -q "E_REMOVED" "$T/tablet.log"
+check "  ... saying by whom and how to come back" \
+    grep -q "was removed from account 'ana' by device .* log in with the password" "$T/broker.log"
+start_node tv "$DEVICES/chromecast-google-tv.json"
+check "the removed tv is refused too" wait_until 10 grep -q "E_REMOVED" "$T/tv.log"
+check "  ... and gets nothing of what was queued for it" test ! -e "$T/tv/installed/weixin.json"
+
+finish
