@@ -219,6 +219,8 @@ s_auto_login_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
     }
     else
     if (answer && answer->id == AF_MSG_ERROR) {
+        if (answer->code == AF_E_REMOVED)
+            node_forget_device (self);
         snprintf (self->login_error, sizeof self->login_error, "%s: %s",
                   af_code_name ((int) answer->code), answer->reason);
         self->login_retry [0] = 0;
@@ -226,6 +228,15 @@ s_auto_login_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
                       self->login_error);
     }
     return true;
+}
+
+void
+node_forget_device (af_node_t *self)
+{
+    zsys_warning ("node: device %s was removed from '%s'; forgetting its ID (a login with the "
+                  "password adds this device again as a new one)", self->device_id, self->account);
+    self->device_id [0] = 0;
+    node_state_save (self);
 }
 
 //  Log in again by key with the saved device ID (no password)

@@ -32,6 +32,9 @@ s_usage (FILE *out)
 "  logout                log this device out (no automatic login after)\n"
 "  devices [--refresh]   the account's devices as last pushed by the broker\n"
 "                        (--refresh asks the broker now)\n"
+"  devices remove DEVICE remove another device of the account for good (a lost\n"
+"                        or stolen one): its key no longer logs in, what was\n"
+"                        queued for it is dropped; asks the password again\n"
 "  status                connection, login and device of this node\n"
 "  resolve PROGRAM       which package of PROGRAM fits this device\n"
 "  notify DEVICE TEXT    send a text notification to another device of the\n"
@@ -209,6 +212,13 @@ s_print_logout (json_t *doc)
 }
 
 static void
+s_print_removed (json_t *doc)
+{
+    printf ("Removed device %s (%s) from the account; it can no longer log in by itself.\n",
+            s_str (doc, "removed"), s_str (doc, "name"));
+}
+
+static void
 s_print_status (json_t *doc)
 {
     json_t *device = json_object_get (doc, "device");
@@ -236,7 +246,8 @@ s_print_status (json_t *doc)
     if (json_array_size (pushes))
         printf ("Pushes:\n");
     json_array_foreach (pushes, index, push) {
-        printf ("  %s  %s\n", s_str (push, "pushId"), s_str (push, "program"));
+        printf ("  %s  %s%s\n", s_str (push, "pushId"), streq (s_str (push, "kind"), "uninstall")? "uninstall ": "",
+                s_str (push, "program"));
         json_array_foreach (json_object_get (push, "targets"), i, target)
             s_print_target (target);
     }
@@ -545,6 +556,7 @@ static const struct {
     { "login",          1, true,  s_print_login },
     { "logout",         0, false, s_print_logout },
     { "devices",        0, false, s_print_devices },
+    { "device-remove",  1, true,  s_print_removed },    //  devices remove DEVICE
     { "status",         0, false, s_print_status },
     { "resolve",        1, false, s_print_resolve },
     { "notify",         2, false, s_print_notify },
@@ -622,6 +634,12 @@ s_parse (int argc, char *argv [], options_t *o)
     const char *command = argv [optind];
     o->nargs = argc - optind - 1;
     o->args = argv + optind + 1;
+    //  devices remove DEVICE is the node's verb device-remove
+    if (streq (command, "devices") && o->nargs >= 1 && streq (o->args [0], "remove")) {
+        command = "device-remove";
+        o->nargs--;
+        o->args++;
+    }
     int count = (int) (sizeof s_commands / sizeof s_commands [0]);
     for (o->command = 0; o->command < count && !streq (s_commands [o->command].name, command); o->command++)
         ;

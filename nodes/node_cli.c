@@ -159,6 +159,11 @@ s_register_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
 static bool
 s_login_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
 {
+    if (answer && answer->id == AF_MSG_ERROR && answer->code == AF_E_REMOVED && *self->device_id) {
+        node_forget_device (self);
+        snprintf (answer->reason + strlen (answer->reason), sizeof answer->reason - strlen (answer->reason),
+                  " (forgotten: log in again)");
+    }
     if (node_answer_failed (self, pending, answer))
         return true;
     if (answer->id == AF_MSG_LOGIN_OK)
@@ -244,6 +249,42 @@ s_devices (af_node_t *self, cli_t *cli)
         node_ctl_error (self, cli->client, AF_E_NOT_LOGGED_IN, "%s", s_why_not_logged_in (self));
     else
         node_request (self, s_devices_answer, REQ_SESSION, cli->client, af_msg_new (AF_MSG_DEVICES));
+}
+
+static bool
+s_device_remove_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
+{
+    if (!node_answer_failed (self, pending, answer))
+        s_reply_if (self, pending, answer, AF_MSG_OK, json_pack ("{s:s, s:s}", "removed", pending->device,
+                    "name", pending->device_name));
+    return true;
+}
+
+//  device-remove DEVICE PASSWORD: another device of the account, for good
+static void
+s_device_remove (af_node_t *self, cli_t *cli)
+{
+    char id [AF_ID_HEX + 1], err [AF_MAX_REASON + 1];
+    int code = node_device_find (self, cli->arg [0], false, id, err, sizeof err);
+    if (code != AF_OK) {
+        node_ctl_error (self, cli->client, code, "%s", err);
+        return;
+    }
+    if (streq (id, self->device_id)) {
+        node_ctl_error (self, cli->client, AF_E_FORBIDDEN, "this is the device itself: remove it from "
+                        "another device of the account, or log it out");
+        return;
+    }
+    const char *name = "";
+    for (uint32_t i = 0; self->list && i < self->list->device_count; i++)
+        if (streq (self->list->devices [i].id, id))
+            name = self->list->devices [i].name;
+    af_msg_t *msg = af_msg_new (AF_MSG_DEVICE_REMOVE);
+    snprintf (msg->device_id, sizeof msg->device_id, "%s", id);
+    snprintf (msg->password, sizeof msg->password, "%s", cli->arg [1]);
+    pending_t *pending = node_request (self, s_device_remove_answer, REQ_SESSION, cli->client, msg);
+    snprintf (pending->device, sizeof pending->device, "%s", id);
+    snprintf (pending->device_name, sizeof pending->device_name, "%s", name);
 }
 
 static void
@@ -402,6 +443,12 @@ s_uninstall_on_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
 {
     if (node_answer_failed (self, pending, answer))
         return true;
+    //  Kept with the pushes, so `status` shows each target's outcome
+    if (answer->id == AF_MSG_PUSH_ACCEPTED) {
+        json_t *entry = node_push_accepted (self, answer);
+        json_object_set_new (entry, "kind", json_string ("uninstall"));
+        node_pushes_save (self);
+    }
     json_t *targets = json_array ();
     for (uint32_t i = 0; i < answer->result_count; i++) {
         af_target_t *t = &answer->results [i];
@@ -446,6 +493,10 @@ s_apps_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
 {
     if (node_answer_failed (self, pending, answer))
         return true;
+    if (answer->id == AF_MSG_SYNC_DIFF && af_msg_ungroup (answer)) {
+        node_ctl_error (self, pending->client, AF_E_INTERNAL, "out of memory reading the diff");
+        return true;
+    }
     if (answer->id == AF_MSG_SYNC_DIFF || answer->id == AF_MSG_APP_LIST)
         node_ctl_reply (self, pending->client, true, node_apps_doc (self, answer));
     else
@@ -456,7 +507,9 @@ s_apps_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
 static void
 s_sync (af_node_t *self, cli_t *cli)
 {
-    node_request (self, s_apps_answer, REQ_AFTER_REPORTS, cli->client, af_msg_new (AF_MSG_SYNC));
+    af_msg_t *sync = af_msg_new (AF_MSG_SYNC);
+    sync->grouped = true;               //  a tenth of the bytes (SPEC 5.31)
+    node_request (self, s_apps_answer, REQ_AFTER_REPORTS, cli->client, sync);
 }
 
 //  apps: this device's list; apps DEVICE: another's, as the broker has it
@@ -499,6 +552,7 @@ static const struct {
     { "login",          2, 0,               s_account },
     { "logout",         0, CLI_LOGIN_WHY,   s_logout },
     { "devices",        0, 0,               s_devices },
+    { "device-remove",  2, CLI_LOGIN,       s_device_remove },
     { "notifications",  0, 0,               s_notifications },
     { "notify",         2, CLI_LOGIN,       s_notify },
     { "resolve",        0, CLI_LOGIN_WHY,   s_resolve },

@@ -51,6 +51,8 @@ struct _pending_t {
     char push [AF_ID_HEX + 1];          //  job requests (FETCH, DONE): the offer
     uint64_t seq;                       //  REPORT, LIST: the seq it carried
     struct _cli_t *retry;               //  DEVICES: the CLI request to run again
+    char device [AF_ID_HEX + 1];        //  DEVICE_REMOVE: the device, and its name
+    char device_name [AF_MAX_NAME + 1];
 };
 
 typedef enum {
@@ -185,6 +187,10 @@ typedef enum {
 //  af_node.c: the connection, login and session
 int node_send (af_node_t *self, af_msg_t *msg);
 void node_state_save (af_node_t *self);
+
+//  The broker removed this device from its account (E_REMOVED): forget its
+//  ID, so that the next login with the password makes a new device.
+void node_forget_device (af_node_t *self);
 void node_login_ok (af_node_t *self, af_msg_t *msg);
 void node_logged_out (af_node_t *self);
 void node_session_end (af_node_t *self);

@@ -507,8 +507,9 @@ node_jobs_doc (af_node_t *self)
 
 //  --------------------------------------------------------------------------
 //  The outbox (protocol/SPEC.md 5.18): an ITEM carries an OFFER, a RESULT
-//  or an UNINSTALL. An OFFER is never acknowledged here: the broker ends
-//  it when our DONE arrives. The others are done with at once.
+//  or an UNINSTALL. An OFFER or an UNINSTALL is never acknowledged here:
+//  the broker ends it when our DONE arrives (with its outcome, which it
+//  passes on to the device that asked). A RESULT is done with at once.
 
 void
 node_on_item (af_node_t *self, af_msg_t **item_p)
@@ -525,8 +526,12 @@ node_on_item (af_node_t *self, af_msg_t **item_p)
     if (code == AF_OK && msg->id == AF_MSG_RESULT)
         node_push_result (self, msg);
     else
-    if (code == AF_OK && msg->id == AF_MSG_UNINSTALL)
+    if (code == AF_OK && msg->id == AF_MSG_UNINSTALL) {
+        //  Finished by its DONE, as an offer is (SPEC 5.32): no ACK
         node_uninstall_asked (self, msg);
+        af_msg_destroy (&msg);
+        return;
+    }
     else
         //  Acknowledged anyway: a bad item must not block the queue
         zsys_warning ("node: dropped outbox item %s: %s", item->item,

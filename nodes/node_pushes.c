@@ -170,7 +170,7 @@ static bool
 s_auto_diff (af_node_t *self, pending_t *pending, af_msg_t *diff)
 {
     (void) pending;
-    if (!diff || diff->id != AF_MSG_SYNC_DIFF)
+    if (!diff || diff->id != AF_MSG_SYNC_DIFF || af_msg_ungroup (diff))
         return true;
     af_install_info_t info;
     for (uint32_t i = 0; i < diff->app_count; i++) {
@@ -190,6 +190,9 @@ s_auto_diff (af_node_t *self, pending_t *pending, af_msg_t *diff)
 void
 node_auto_sync (af_node_t *self)
 {
-    if (self->config.sync_auto && self->logged_in)
-        node_request (self, s_auto_diff, REQ_AFTER_REPORTS, NULL, af_msg_new (AF_MSG_SYNC));
+    if (!self->config.sync_auto || !self->logged_in)
+        return;
+    af_msg_t *sync = af_msg_new (AF_MSG_SYNC);
+    sync->grouped = true;
+    node_request (self, s_auto_diff, REQ_AFTER_REPORTS, NULL, sync);
 }

@@ -258,11 +258,37 @@ node_uninstall_local (af_node_t *self, const char *program, char *err, size_t er
     return 0;
 }
 
-//  Another device asked for an uninstall here (through our outbox)
+//  The broker has the outcome of an UNINSTALL item (or could not store it:
+//  the item comes again after the next login, and the outcome with it)
+static bool
+s_uninstall_done_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
+{
+    (void) self;
+    (void) pending;
+    if (answer && answer->id == AF_MSG_ERROR)
+        zsys_warning ("node: the broker did not take an uninstall's outcome: %s", answer->reason);
+    return true;
+}
+
+//  Another device asked for an uninstall here (through our outbox): do it,
+//  and tell the broker the outcome (DONE), which tells that device
 void
 node_uninstall_asked (af_node_t *self, af_msg_t *uninstall)
 {
-    char err [AF_MAX_REASON + 1];
-    if (node_uninstall_local (self, uninstall->program, err, sizeof err))
-        zsys_info ("node: device %.8s asked to uninstall %s: %s", uninstall->from, uninstall->program, err);
+    char err [AF_MAX_REASON + 1] = "";
+    af_install_info_t info;
+    bool had = af_program_check (uninstall->program, NULL, 0) == 0
+            && af_install_record_read (self->config.home, uninstall->program, &info) == 0;
+    bool failed = had && node_uninstall_local (self, uninstall->program, err, sizeof err);
+    if (failed)
+        zsys_warning ("node: device %.8s asked to uninstall %s: %s", uninstall->from, uninstall->program, err);
+    else
+    if (!had)
+        zsys_info ("node: device %.8s asked to uninstall %s: it is not installed here", uninstall->from,
+                   uninstall->program);
+    af_msg_t *done = af_msg_new (AF_MSG_DONE);
+    snprintf (done->push_id, sizeof done->push_id, "%s", uninstall->push_id);
+    snprintf (done->state, sizeof done->state, "%s", failed? "failed": "uninstalled");
+    snprintf (done->reason, sizeof done->reason, "%s", failed? err: had? "": "it was not installed");
+    node_request (self, s_uninstall_done_answer, REQ_SESSION, NULL, done);
 }

@@ -103,6 +103,8 @@ start_node tablet "$DEVICES/galaxy-tab-s7.json"
 check "the tablet, offline then, uninstalls it when it connects" wait_until 10 test ! -e "$T/tablet/installed/weixin.json"
 check "  ... and its list says so" wait_eq 10 "maps notes" \
     afj phone '[.apps[].program] | sort | join(" ")' apps --device "$TABLET"
+check "the phone learns each target's outcome (DONE uninstalled, as a RESULT)" wait_eq 10 "uninstalled uninstalled" \
+    afj phone '[.pushes[] | select(.kind == "uninstall") | .targets[].state] | join(" ")' status
 
 # --- a report sent twice changes nothing; a stale one is ignored
 check "a repeated or stale REPORT changes nothing" \
