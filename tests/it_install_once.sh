@@ -49,8 +49,9 @@ check "  ... and the attempt is no longer recorded" test ! -e "$T/tablet/install
 
 # --- interrupted twice: not run a third time, reported failed
 push=$(afj phone .pushId push chess --to "$TABLET" --no-wait)
+started () { test "$(starts chess)" -eq "$1"; }     # counted at each try, not once
 for attempt in 1 2; do
-    wait_until 20 test "$(starts chess)" -eq $attempt || die "chess's command did not start (attempt $attempt)"
+    wait_until 20 started $attempt || die "chess's command did not start (attempt $attempt)"
     pid=$(cat "$T/cmd.pid")
     kill_tablet
     wait_until 2 bash -c "! ps -o stat= -p $pid | grep -qv Z" || not_ok "chess's command $attempt outlived the node"
