@@ -43,6 +43,7 @@ check "  ... after every queued report (the last one is in the list)" \
     test "$(jq -r '[.apps[].program] | join(" ")' "$T/apps.out" 2>/dev/null)" = lastapp
 check "  ... and nothing went before the LOGIN (no request was refused for want of one)" \
     bash -c "! grep -q E_NOT_LOGGED_IN '$T/phone.log' '$T/apps.out'"
-check "every report reached the broker" wait_until 20 test -z "$(ls "$T/phone/reports")"
+reports_sent () { test -z "$(ls "$T/phone/reports")"; }     # looked at each try
+check "every report reached the broker" wait_until 20 reports_sent
 
 finish
