@@ -257,7 +257,7 @@ s_run (zsock_t **socks, int count, bool raw, uint64_t size, zsock_t *initiator, 
         af_msg_t *push = af_msg_new (AF_MSG_PUSH);
         strcpy (push->program, "benchapp");
         for (int i = 0; i < count; i++)
-            strcpy (push->targets [push->target_count++], ids [i]);
+            af_msg_add_target (push, ids [i]);
         af_msg_t *accepted = bench_request (initiator, push);
         bool ok = accepted && accepted->id == AF_MSG_PUSH_ACCEPTED;
         for (uint32_t i = 0; ok && i < accepted->result_count; i++)

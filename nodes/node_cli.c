@@ -389,7 +389,7 @@ s_program_targets (af_node_t *self, cli_t *cli, af_msg_t *msg)
     uint32_t count;
     int rc = s_named (self, cli, cli->arg [1], true, ids, &count);
     for (uint32_t i = 0; rc > 0 && i < count; i++)
-        strcpy (msg->targets [msg->target_count++], ids [i]);
+        af_msg_add_target (msg, ids [i]);
     return rc;
 }
 
@@ -493,10 +493,8 @@ s_apps_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
 {
     if (node_answer_failed (self, pending, answer))
         return true;
-    if (answer->id == AF_MSG_SYNC_DIFF && af_msg_ungroup (answer)) {
-        node_ctl_error (self, pending->client, AF_E_INTERNAL, "out of memory reading the diff");
-        return true;
-    }
+    if (answer->id == AF_MSG_SYNC_DIFF)
+        af_msg_ungroup (answer);
     if (answer->id == AF_MSG_SYNC_DIFF || answer->id == AF_MSG_APP_LIST)
         node_ctl_reply (self, pending->client, true, node_apps_doc (self, answer));
     else

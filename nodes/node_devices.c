@@ -24,7 +24,8 @@ node_devices_keep (af_node_t *self, af_msg_t *list)
     af_msg_t *copy = af_msg_new (AF_MSG_DEVICE_LIST);
     assert (copy);
     snprintf (copy->account, sizeof copy->account, "%s", list->account);
-    if (list->device_count && af_msg_set_device_count (copy, list->device_count) == 0)
+    af_msg_set_device_count (copy, list->device_count);
+    if (list->device_count)
         memcpy (copy->devices, list->devices, list->device_count * sizeof (af_device_t));
     af_msg_destroy (&self->list);
     self->list = copy;

@@ -36,7 +36,7 @@ node_attest (af_node_t *self, af_msg_t *msg)
     while (fgets (line, sizeof line, file) && msg->attest_count < AF_MAX_ATTEST) {
         line [strcspn (line, "\r\n")] = 0;
         if (*line && *line != '#' && strchr (line, '=') && strlen (line) <= AF_MAX_ATTEST_LEN)
-            strcpy (msg->attest [msg->attest_count++], line);
+            af_msg_add_attest (msg, line);
     }
     fclose (file);
 }
@@ -148,8 +148,7 @@ node_install_self (af_node_t *self, node_answer_fn *on_answer, zframe_t *client,
 {
     af_msg_t *push = af_msg_new (AF_MSG_PUSH);
     snprintf (push->program, sizeof push->program, "%s", program);
-    push->target_count = 1;
-    strcpy (push->targets [0], "self");
+    af_msg_add_target (push, "self");
     node_request (self, on_answer, REQ_SESSION, client, push);
 }
 
@@ -170,8 +169,9 @@ static bool
 s_auto_diff (af_node_t *self, pending_t *pending, af_msg_t *diff)
 {
     (void) pending;
-    if (!diff || diff->id != AF_MSG_SYNC_DIFF || af_msg_ungroup (diff))
+    if (!diff || diff->id != AF_MSG_SYNC_DIFF)
         return true;
+    af_msg_ungroup (diff);
     af_install_info_t info;
     for (uint32_t i = 0; i < diff->app_count; i++) {
         af_app_t *app = &diff->apps [i];

@@ -110,6 +110,7 @@ typedef enum {
     T_U64,          //  uint64_t
     T_BOOL,         //  bool
     T_STRS,         //  char buf [max][size], count at aux
+    T_STRSP,        //  char (*buf) [size] (owned), count at aux, at most max
     T_U32S,         //  uint32_t [max], count at aux
     T_DEVICE,       //  af_device_t, presence flag at aux
     T_PACKAGE,      //  af_package_t, presence flag at aux
@@ -262,11 +263,11 @@ static const field_t f_notify [] = {
 #define F_HASH      STR (M, "hash", hash, true)
 static const field_t f_push [] = {
     PROG (M, "program", program, true),
-    { "targets", sizeof ("targets") - 1, T_STRS, offsetof (M, targets), AF_ID_HEX + 1, offsetof (M, target_count),
+    { "targets", sizeof ("targets") - 1, T_STRSP, offsetof (M, targets), AF_ID_HEX + 1, offsetof (M, target_count),
       1, AF_MAX_TARGETS, true, NULL },
     BOOL (M, "withData", with_data),
     STR (M, "nodeVersion", node_version, false),
-    { "attest", sizeof ("attest") - 1, T_STRS, offsetof (M, attest), AF_MAX_ATTEST_LEN + 1, offsetof (M, attest_count),
+    { "attest", sizeof ("attest") - 1, T_STRSP, offsetof (M, attest), AF_MAX_ATTEST_LEN + 1, offsetof (M, attest_count),
       0, AF_MAX_ATTEST, false, NULL },
     U64 (M, "attestTime", attest_time, false),
     STR (M, "dataHash", data_hash, false), U64 (M, "dataSize", data_total, false),
@@ -330,7 +331,7 @@ static const field_t f_sync_diff [] = {
     END };
 static const field_t f_uninstall [] = {
     PROG (M, "program", program, true),
-    { "targets", sizeof ("targets") - 1, T_STRS, offsetof (M, targets), AF_ID_HEX + 1, offsetof (M, target_count),
+    { "targets", sizeof ("targets") - 1, T_STRSP, offsetof (M, targets), AF_ID_HEX + 1, offsetof (M, target_count),
       0, AF_MAX_TARGETS, false, NULL },
     STR (M, "push", push_id, false), STR (M, "from", from, false), END };
 #define F_BLOB { "blob", sizeof ("blob") - 1, T_BIN, offsetof (M, data), 0, offsetof (M, data_size), 1, AF_MAX_CONFIG, true, NULL }
@@ -415,6 +416,8 @@ af_msg_destroy (af_msg_t **self_p)
     assert (self_p);
     if (*self_p) {
         free ((*self_p)->devices);
+        free ((*self_p)->targets);
+        free ((*self_p)->attest);
         free ((*self_p)->body);
         free ((*self_p)->results);
         free ((*self_p)->apps);
@@ -446,8 +449,7 @@ af_msg_set_body (af_msg_t *self, const void *data, size_t size)
     if (size > AF_MAX_BODY)
         return -1;
     uint8_t *body = (uint8_t *) malloc (size? size: 1);
-    if (!body)
-        return -1;
+    assert (body);
     if (size)
         memcpy (body, data, size);
     free (self->body);
@@ -456,16 +458,40 @@ af_msg_set_body (af_msg_t *self, const void *data, size_t size)
     return 0;
 }
 
-int
+//  A strings array of a message, one more entry (at most max)
+static void
+s_add_string (char **array_p, uint32_t *count_p, size_t stride, uint32_t max, const char *text)
+{
+    assert (*count_p < max);
+    if (*count_p == 0 || !*array_p) {
+        *array_p = (char *) calloc (max, stride);
+        assert (*array_p);
+    }
+    snprintf (*array_p + (*count_p)++ * stride, stride, "%s", text);
+}
+
+void
+af_msg_add_target (af_msg_t *self, const char *target)
+{
+    assert (self && target);
+    s_add_string ((char **) &self->targets, &self->target_count, AF_ID_HEX + 1, AF_MAX_TARGETS, target);
+}
+
+void
+af_msg_add_attest (af_msg_t *self, const char *attest)
+{
+    assert (self && attest);
+    s_add_string ((char **) &self->attest, &self->attest_count, AF_MAX_ATTEST_LEN + 1, AF_MAX_ATTEST, attest);
+}
+
+void
 af_msg_set_app_count (af_msg_t *self, uint32_t count)
 {
     af_app_t *apps = count? (af_app_t *) calloc (count, sizeof (af_app_t)): NULL;
-    if (count && !apps)
-        return -1;
+    assert (apps || !count);
     free (self->apps);
     self->apps = apps;
     self->app_count = count;
-    return 0;
 }
 
 void
@@ -490,18 +516,17 @@ af_prog_set_holder_count (af_prog_t *prog, uint32_t count)
     prog->holder_count = count;
 }
 
-int
+void
 af_msg_ungroup (af_msg_t *self)
 {
     assert (self && self->id == AF_MSG_SYNC_DIFF);
     if (self->prog_count == 0)
-        return 0;
+        return;
     //  One entry per holder, and one per program no device has now
     uint32_t entries = 0;
     for (uint32_t i = 0; i < self->prog_count; i++)
         entries += self->progs [i].holder_count? self->progs [i].holder_count: 1;
-    if (af_msg_set_app_count (self, entries))
-        return -1;
+    af_msg_set_app_count (self, entries);
     uint32_t n = 0;
     for (uint32_t i = 0; i < self->prog_count; i++) {
         const af_prog_t *prog = &self->progs [i];
@@ -522,31 +547,26 @@ af_msg_ungroup (af_msg_t *self)
                 memcpy (app->version_name, prog->had, sizeof app->version_name);
         } while (++k < prog->holder_count);
     }
-    return 0;
 }
 
-int
+void
 af_msg_set_result_count (af_msg_t *self, uint32_t count)
 {
     af_target_t *results = count? (af_target_t *) calloc (count, sizeof (af_target_t)): NULL;
-    if (count && !results)
-        return -1;
+    assert (results || !count);
     free (self->results);
     self->results = results;
     self->result_count = count;
-    return 0;
 }
 
-int
+void
 af_msg_set_device_count (af_msg_t *self, uint32_t count)
 {
     af_device_t *devices = count? (af_device_t *) calloc (count, sizeof (af_device_t)): NULL;
-    if (count && !devices)
-        return -1;
+    assert (devices || !count);
     free (self->devices);
     self->devices = devices;
     self->device_count = count;
-    return 0;
 }
 
 af_msg_t *
@@ -691,6 +711,7 @@ s_field_empty (const field_t *f, const uint8_t *base)
         case T_U64:     return *(const uint64_t *) p == 0;
         case T_BOOL:    return !*(const bool *) p;
         case T_STRS:
+        case T_STRSP:
         case T_U32S:
         case T_BIN:
         case T_MAPS:
@@ -723,11 +744,13 @@ s_encode_field (pk_t *pk, const field_t *f, const uint8_t *base)
         case T_BOOL:
             s_pk_bool (pk, *(const bool *) p);
             break;
-        case T_STRS: {
+        case T_STRS:
+        case T_STRSP: {
             uint32_t count = *(const uint32_t *) (base + f->aux);
+            const char *strings = f->type == T_STRS? (const char *) p: *(char * const *) p;
             s_pk_array (pk, count);
             for (uint32_t i = 0; i < count; i++)
-                s_pack_str (pk, (const char *) p + i * f->size);
+                s_pack_str (pk, strings + i * f->size);
             break;
         }
         case T_U32S: {
@@ -1057,11 +1080,17 @@ s_decode_array (const field_t *f, const msgpack_object *o, uint8_t *base, char *
                 return -1;
         return 0;
     }
+    char *strings = (char *) p;
+    if (f->type == T_STRSP) {
+        strings = count? (char *) calloc (count, f->size): NULL;
+        assert (strings || !count);
+        *(char **) p = strings;
+    }
     for (uint32_t i = 0; i < count; i++) {
         const msgpack_object *item = &o->via.array.ptr [i];
         uint64_t value;
-        if (f->type == T_STRS) {
-            if (s_copy_str (item, (char *) p + i * f->size, f->size, f->key, err, errlen))
+        if (f->type == T_STRS || f->type == T_STRSP) {
+            if (s_copy_str (item, strings + i * f->size, f->size, f->key, err, errlen))
                 return -1;
         }
         else {
@@ -1112,6 +1141,7 @@ s_decode_field (const field_t *f, const msgpack_object *o, uint8_t *base, char *
             *(bool *) p = o->via.boolean;
             return 0;
         case T_STRS:
+        case T_STRSP:
         case T_U32S:
         case T_MAPS:
         case T_ON:
@@ -1503,7 +1533,7 @@ af_msg_test (bool verbose)
 
     msg = af_msg_new (AF_MSG_DEVICE_LIST);
     strcpy (msg->account, "ana");
-    assert (af_msg_set_device_count (msg, 3) == 0);
+    af_msg_set_device_count (msg, 3);
     for (int i = 0; i < 3; i++) {
         snprintf (msg->devices [i].name, sizeof msg->devices [i].name, "device %d", i);
         msg->devices [i].online = i == 1;
@@ -1546,11 +1576,9 @@ af_msg_test (bool verbose)
     //  Push: targets and attestations as arrays, results as an array of maps
     msg = af_msg_new (AF_MSG_PUSH);
     strcpy (msg->program, "weixin");
-    msg->target_count = 2;
-    strcpy (msg->targets [0], "00112233445566778899aabbccddeeff");
-    strcpy (msg->targets [1], "ffeeddccbbaa99887766554433221100");
-    msg->attest_count = 1;
-    strcpy (msg->attest [0], "malware_scan=clean");
+    af_msg_add_target (msg, "00112233445566778899aabbccddeeff");
+    af_msg_add_target (msg, "ffeeddccbbaa99887766554433221100");
+    af_msg_add_attest (msg, "malware_scan=clean");
     msg->attest_time = 1700000000123ULL;
     msg->with_data = true;
     strcpy (msg->node_version, "0.2.0");
@@ -1568,7 +1596,7 @@ af_msg_test (bool verbose)
     msg = af_msg_new (AF_MSG_PUSH_ACCEPTED);
     strcpy (msg->push_id, "aa");
     strcpy (msg->program, "weixin");
-    assert (af_msg_set_result_count (msg, 2) == 0);
+    af_msg_set_result_count (msg, 2);
     strcpy (msg->results [0].device_id, "d0");
     strcpy (msg->results [0].state, "offered");
     strcpy (msg->results [1].device_id, "d1");
@@ -1583,7 +1611,7 @@ af_msg_test (bool verbose)
     //  Install lists: an array of app maps
     msg = af_msg_new (AF_MSG_LIST);
     msg->seq = 7;
-    assert (af_msg_set_app_count (msg, 2) == 0);
+    af_msg_set_app_count (msg, 2);
     strcpy (msg->apps [0].program, "weixin");
     strcpy (msg->apps [0].version_name, "8.0.48");
     msg->apps [0].version_code = 2480;
@@ -1631,7 +1659,7 @@ af_msg_test (bool verbose)
         strcpy (msg->program, "p"); strcpy (msg->service, "s"); msg->code = 500;
         strcpy (msg->push_id, "q"); strcpy (msg->item, "i"); strcpy (msg->hash, "h");
         strcpy (msg->state, "queued"); strcpy (msg->from, "f"); strcpy (msg->op, "install");
-        msg->target_count = 1; strcpy (msg->targets [0], "all");
+        af_msg_add_target (msg, "all");
         msg->has_device = msg->has_package = true;
         msg->credit = msg->size = 1;
         assert (af_msg_set_body (msg, "x", 1) == 0);
@@ -1804,7 +1832,7 @@ af_msg_test (bool verbose)
         msg = af_msg_new ((af_msg_id_t) id);
         strcpy (msg->device_id, "d"); strcpy (msg->push_id, "q"); strcpy (msg->from, "f");
         strcpy (msg->state, "queued"); strcpy (msg->op, "install");
-        msg->target_count = 1; strcpy (msg->targets [0], "all");
+        af_msg_add_target (msg, "all");
         msg->fit = AF_FIT_PACKAGE; msg->has_package = true;
         msg->data = (uint8_t *) strdup ("y");
         msg->data_size = 1;
@@ -1822,7 +1850,7 @@ af_msg_test (bool verbose)
         af_msg_destroy (&msg);
     }
     msg = af_msg_new (AF_MSG_SYNC_DIFF);
-    assert (af_msg_set_app_count (msg, 2) == 0);
+    af_msg_set_app_count (msg, 2);
     strcpy (msg->apps [0].program, "notes");
     strcpy (msg->apps [1].program, "../config");
     frame = af_msg_encode (msg);

@@ -145,11 +145,11 @@ typedef struct {
     char push_id [AF_ID_HEX + 1];           //  "push"
     char item [AF_ID_HEX + 1];              //  ITEM, ACK
     uint32_t target_count;
-    char targets [AF_MAX_TARGETS][AF_ID_HEX + 1];   //  PUSH: device IDs or "all"
+    char (*targets) [AF_ID_HEX + 1];        //  owned; PUSH, UNINSTALL: device IDs or "all"
     bool with_data;
     char node_version [AF_MAX_VERSION_NAME + 1];
     uint32_t attest_count;
-    char attest [AF_MAX_ATTEST][AF_MAX_ATTEST_LEN + 1]; //  PUSH: "name=value"
+    char (*attest) [AF_MAX_ATTEST_LEN + 1]; //  owned; PUSH: "name=value"
     uint64_t attest_time;                   //  PUSH: when the values were measured, ms
     uint32_t result_count;
     af_target_t *results;                   //  owned; PUSH_ACCEPTED
@@ -194,11 +194,19 @@ const char *af_msg_command_name (af_msg_id_t id);
 //  Set a fresh random request ID.
 void af_msg_set_rid_random (af_msg_t *self);
 
-//  Copy size bytes into self->body. 0, or -1 on OOM or over AF_MAX_BODY.
+//  Copy size bytes into self->body. 0, or -1 over AF_MAX_BODY (asserts on OOM).
 int af_msg_set_body (af_msg_t *self, const void *data, size_t size);
 
-//  Allocate room for count apps in self->apps. 0 or -1 on OOM.
-int af_msg_set_app_count (af_msg_t *self, uint32_t count);
+//  Add a target (a device ID, "all" or "self") to a PUSH or UNINSTALL, or
+//  an attestation ("name=value") to a PUSH; at most AF_MAX_TARGETS and
+//  AF_MAX_ATTEST (asserted: bound what you add). Copies at most the
+//  field's length.
+void af_msg_add_target (af_msg_t *self, const char *target);
+void af_msg_add_attest (af_msg_t *self, const char *attest);
+
+//  Allocate room for count apps in self->apps (asserts on OOM, as czmq does:
+//  these cannot fail, so callers need not check).
+void af_msg_set_app_count (af_msg_t *self, uint32_t count);
 
 //  Room for count programs in a grouped SYNC_DIFF, and for count holders
 //  of one of them; asserts on OOM.
@@ -207,14 +215,14 @@ void af_prog_set_holder_count (af_prog_t *prog, uint32_t count);
 
 //  Turn a grouped SYNC_DIFF into the flat form: one app entry per (device,
 //  program), device IDs from the message's device table, and one with no
-//  device per program no device has now. 0, or -1 on OOM.
-int af_msg_ungroup (af_msg_t *self);
+//  device per program no device has now.
+void af_msg_ungroup (af_msg_t *self);
 
-//  Allocate room for count targets in self->results. 0 or -1 on OOM.
-int af_msg_set_result_count (af_msg_t *self, uint32_t count);
+//  Allocate room for count targets in self->results (asserts on OOM).
+void af_msg_set_result_count (af_msg_t *self, uint32_t count);
 
-//  Allocate room for count devices in self->devices. 0 or -1 on OOM.
-int af_msg_set_device_count (af_msg_t *self, uint32_t count);
+//  Allocate room for count devices in self->devices (asserts on OOM).
+void af_msg_set_device_count (af_msg_t *self, uint32_t count);
 
 //  Encode to a new frame. NULL if a required field is missing (logged).
 zframe_t *af_msg_encode (af_msg_t *self);

@@ -418,8 +418,7 @@ s_ack_offer (const char *account, const char *device_id)
     af_msg_t *msg = af_msg_new (AF_MSG_PUSH);
     af_msg_set_rid_random (msg);
     strcpy (msg->program, "weixin");
-    msg->target_count = 1;
-    strcpy (msg->targets [0], "self");
+    af_msg_add_target (msg, "self");
     s_expect_msg ("PUSH to self (a sync pick)", msg, AF_MSG_PUSH_ACCEPTED, 0);
     af_msg_destroy (&msg);
     char item [AF_ID_HEX + 1] = "";
@@ -551,13 +550,11 @@ s_push_battery (const char *account, const char *password)
     msg = af_msg_new (AF_MSG_PUSH);
     af_msg_set_rid_random (msg);
     strcpy (msg->program, "weixin");
-    msg->target_count = 1;
-    strcpy (msg->targets [0], "all");
+    af_msg_add_target (msg, "all");
     strcpy (msg->data_hash, hex);
     msg->data_total = sizeof data;
     strcpy (msg->node_version, AF_VERSION);         //  meets it_push's policy
-    msg->attest_count = 1;
-    strcpy (msg->attest [0], "malware_scan=clean");
+    af_msg_add_attest (msg, "malware_scan=clean");
     msg->attest_time = (uint64_t) zclock_time ();
     s_expect_msg ("PUSH naming data the broker does not have", msg, AF_MSG_ERROR, AF_E_MALFORMED);
     af_msg_destroy (&msg);
@@ -893,8 +890,7 @@ s_steal (const char *account, const char *password, const char *hash, uint64_t s
     msg = af_msg_new (AF_MSG_PUSH);
     af_msg_set_rid_random (msg);
     strcpy (msg->program, "weixin");
-    msg->target_count = 1;
-    strcpy (msg->targets [0], "all");
+    af_msg_add_target (msg, "all");
     snprintf (msg->data_hash, sizeof msg->data_hash, "%s", hash);
     msg->data_total = size;
     s_expect_msg ("a PUSH naming another account's user data is refused", msg, AF_MSG_ERROR, AF_E_MALFORMED);
