@@ -145,7 +145,7 @@ check "an install command that hangs is killed and reported" has "$out" "failed"
 no_process () {
     local f
     for f in /proc/[0-9]*/cmdline; do
-        tr '\0' ' ' < "$f" 2>/dev/null | grep -qE "$1" && return 1
+        tr '\0' ' ' 2>/dev/null < "$f" | grep -qE "$1" && return 1
     done
     return 0
 }
