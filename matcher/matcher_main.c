@@ -204,6 +204,7 @@ main (int argc, char *argv [])
         char err [600];
         if (s_make_parent (config.cert, err, sizeof err)) {
             fprintf (stderr, "appferry-matcher: cannot save keypair to %s: %s\n", config.cert, err);
+            zcert_destroy (&broker_cert);
             return 1;
         }
         cert = zcert_new ();
@@ -211,6 +212,8 @@ main (int argc, char *argv [])
         if (!cert || zcert_save (cert, config.cert)) {
             fprintf (stderr, "appferry-matcher: cannot save keypair to %s: %s\n", config.cert,
                      strerror (errno));
+            zcert_destroy (&cert);
+            zcert_destroy (&broker_cert);
             return 1;
         }
         zsys_info ("matcher: created keypair %s; copy it into the broker's worker keys directory",
