@@ -429,9 +429,11 @@ main (int argc, char *argv [])
     snprintf (broker_dir, sizeof broker_dir, "%s/broker", dir);
     snprintf (broker_log, sizeof broker_log, "%s/broker.log", dir);
     pid_t fwd_pid = s_spawn (fwd_argv, fwd_log);
-    //  A long heartbeat: the broker's devices sit idle during raw rounds
+    //  A long heartbeat (the longest the broker takes): the broker's devices
+    //  send nothing during a raw round, which can last --seconds, and with
+    //  a short one the broker expired them and the next round got nothing
     char *broker_argv [] = { (char *) broker_path, "-d", broker_dir, "--nodes", "tcp://127.0.0.1:*",
-                             "--workers", "tcp://127.0.0.1:*", "--pwhash", "min", "--heartbeat", "1000",
+                             "--workers", "tcp://127.0.0.1:*", "--pwhash", "min", "--heartbeat", "600000",
                              NULL };
     pid_t broker_pid = s_spawn (broker_argv, broker_log);
 

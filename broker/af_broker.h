@@ -36,6 +36,9 @@ typedef struct {
     size_t max_queue;               //  requests waiting for a worker
     char catalog [512];             //  the matcher's catalog dir: package files
     int list_every_s;               //  ask a device for its whole list this often (0 = never)
+    int map_mib;                    //  the store's LMDB map size, MiB: its size limit
+    int pw_threads;                 //  Argon2id hashing threads
+    int pw_per_source;              //  password jobs a source may start per minute
     //  Push policy (S2.3): what an initiating device must report
     char min_node_version [32];     //  "" = any
     char require [512];             //  "name=value, ..." attestations; "" = none
@@ -50,6 +53,9 @@ void af_broker_config_defaults (af_broker_config_t *config);
 //  0, or -1 with err naming the problem (unknown key, bad value).
 int af_broker_config_load (af_broker_config_t *config, const char *path,
                            char *err, size_t errlen);
+
+//  An Argon2id cost by name: interactive, moderate or min. 0, or -1.
+int af_broker_pwcost_parse (const char *text, af_pwcost_t *cost);
 
 typedef struct _af_broker_t af_broker_t;
 

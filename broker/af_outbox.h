@@ -56,8 +56,9 @@ void af_outbox_destroy (af_outbox_t **self_p);
 //  Queue a payload for a device inside the caller's write transaction, so
 //  it commits together with the change that caused it. device_id is the
 //  32-hex device ID. Writes the new item's random ID to id_out (may be
-//  NULL). Returns 0, -1 for a bad argument or a full queue (AF_MAX_OUTBOX
-//  items), or an LMDB error.
+//  NULL). Returns AF_OK, AF_E_MALFORMED (a bad argument), AF_E_QUOTA (the
+//  queue holds AF_MAX_OUTBOX items), or AF_E_INTERNAL; on an error the
+//  caller aborts its transaction.
 int af_outbox_put_txn (af_outbox_t *self, MDB_txn *txn, const char *account, const char *device_id,
                        const void *data, size_t size, uint8_t *id_out);
 
@@ -66,24 +67,32 @@ int af_outbox_put (af_outbox_t *self, const char *account, const char *device_id
                    const void *data, size_t size, uint8_t *id_out);
 
 //  Call fn for the device's items with seq > after, in order, at most
-//  limit of them (0 = no limit), in one read transaction. Returns 0, the
-//  first non-zero value fn returned, or an LMDB error.
+//  limit of them (0 = no limit), in one read transaction; fn returning
+//  non-zero stops the walk. Returns AF_OK, AF_E_MALFORMED or AF_E_INTERNAL.
 int af_outbox_each (af_outbox_t *self, const char *account, const char *device_id,
                     uint64_t after, size_t limit, af_outbox_fn *fn, void *arg);
 
 //  Remove an acknowledged item: it must be in this account, and queued for
-//  this device (a device cannot acknowledge another's items). Returns 0,
-//  MDB_NOTFOUND (unknown, or already removed: a repeated ack), or an LMDB
-//  error.
+//  this device (a device cannot acknowledge another's items). *removed
+//  (may be NULL) is false when there was no such item: unknown, another
+//  device's, or already removed by a repeated ack. Returns AF_OK,
+//  AF_E_MALFORMED or AF_E_INTERNAL.
 int af_outbox_ack (af_outbox_t *self, const char *account, const char *device_id,
-                   const uint8_t *item_id);
+                   const uint8_t *item_id, bool *removed);
 
 //  The same inside the caller's write transaction.
 int af_outbox_ack_txn (af_outbox_t *self, MDB_txn *txn, const char *account, const char *device_id,
-                       const uint8_t *item_id);
+                       const uint8_t *item_id, bool *removed);
 
-//  Items queued for a device, or -1 on a store error.
-int64_t af_outbox_count (af_outbox_t *self, const char *account, const char *device_id);
+//  Read one of the device's items by its ID: fn is called with it, in a
+//  read transaction, if the item is queued for this device (*found).
+//  Returns AF_OK, AF_E_MALFORMED or AF_E_INTERNAL.
+int af_outbox_find (af_outbox_t *self, const char *account, const char *device_id, const uint8_t *item_id,
+                    af_outbox_fn *fn, void *arg, bool *found);
+
+//  How many items are queued for a device. AF_OK, AF_E_MALFORMED or
+//  AF_E_INTERNAL (then *count is 0).
+int af_outbox_count (af_outbox_t *self, const char *account, const char *device_id, size_t *count);
 
 //  Self test
 void af_outbox_test (bool verbose);

@@ -29,12 +29,12 @@ struct _af_registry_t {
 #define DEVICE_HEADER (AF_KEY_Z85 + 8)
 
 af_registry_t *
-af_registry_new (const char *dir, af_pwcost_t cost)
+af_registry_new (const char *dir, af_pwcost_t cost, size_t mapsize)
 {
     af_registry_t *self = (af_registry_t *) zmalloc (sizeof (af_registry_t));
     assert (self);
     self->cost = cost;
-    self->store = af_store_new (dir, (size_t) 4 << 30, 16, false);
+    self->store = af_store_new (dir, mapsize? mapsize: (size_t) 4 << 30, 32, false);
     if (!self->store
     ||  af_store_dbi (self->store, "accounts", 0, &self->accounts)
     ||  af_store_dbi (self->store, "devices", 0, &self->devices)
@@ -94,8 +94,8 @@ s_keys_key (uint8_t *key, const char *account, const char *z85)
 }
 
 int
-af_registry_register (af_registry_t *self, const char *account, const char *password,
-                      char *err, size_t errlen)
+af_registry_check_new (af_registry_t *self, const char *account, const char *password,
+                       char *err, size_t errlen)
 {
     assert (self);
     if (af_registry_check_name (account, err, errlen))
@@ -109,18 +109,22 @@ af_registry_register (af_registry_t *self, const char *account, const char *pass
         snprintf (err, errlen, "account '%s' already exists", account);
         return AF_E_ACCOUNT_EXISTS;
     }
-    char hash [crypto_pwhash_STRBYTES];
-    if (crypto_pwhash_str (hash, password, plen, self->cost.opslimit, self->cost.memlimit)) {
-        snprintf (err, errlen, "password hashing ran out of memory");
-        return AF_E_INTERNAL;
-    }
+    return AF_OK;
+}
+
+int
+af_registry_create (af_registry_t *self, const char *account, const char *pwhash, char *err, size_t errlen)
+{
+    assert (self && pwhash);
+    if (af_registry_check_name (account, err, errlen))
+        return AF_E_MALFORMED;
     msgpack_sbuffer buffer;
     msgpack_sbuffer_init (&buffer);
     msgpack_packer pk;
     msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
     msgpack_pack_map (&pk, 2);
     msgpack_pack_str_with_body (&pk, "pwhash", 6);
-    msgpack_pack_str_with_body (&pk, hash, strlen (hash));
+    msgpack_pack_str_with_body (&pk, pwhash, strlen (pwhash));
     msgpack_pack_str_with_body (&pk, "created", 7);
     msgpack_pack_uint64 (&pk, (uint64_t) zclock_time ());
 
@@ -145,6 +149,21 @@ af_registry_register (af_registry_t *self, const char *account, const char *pass
     return AF_OK;
 }
 
+int
+af_registry_register (af_registry_t *self, const char *account, const char *password,
+                      char *err, size_t errlen)
+{
+    int code = af_registry_check_new (self, account, password, err, errlen);
+    if (code != AF_OK)
+        return code;
+    char hash [crypto_pwhash_STRBYTES];
+    if (crypto_pwhash_str (hash, password, strlen (password), self->cost.opslimit, self->cost.memlimit)) {
+        snprintf (err, errlen, "password hashing ran out of memory");
+        return AF_E_INTERNAL;
+    }
+    return af_registry_create (self, account, hash, err, errlen);
+}
+
 bool
 af_registry_exists (af_registry_t *self, const char *account)
 {
@@ -157,9 +176,10 @@ af_registry_exists (af_registry_t *self, const char *account)
 }
 
 int
-af_registry_verify (af_registry_t *self, const char *account, const char *password)
+af_registry_pwhash (af_registry_t *self, const char *account, char *hash_out)
 {
-    assert (self);
+    assert (self && hash_out);
+    *hash_out = 0;
     MDB_txn *txn = NULL;
     MDB_val value;
     if (af_store_begin (self->store, false, &txn))
@@ -170,7 +190,6 @@ af_registry_verify (af_registry_t *self, const char *account, const char *passwo
         return rc == MDB_NOTFOUND? AF_E_NO_ACCOUNT: AF_E_INTERNAL;
     }
     //  Copy the hash out of the map before the transaction ends
-    char hash [crypto_pwhash_STRBYTES] = "";
     msgpack_zone zone;
     msgpack_zone_init (&zone, 256);
     msgpack_object root;
@@ -181,18 +200,28 @@ af_registry_verify (af_registry_t *self, const char *account, const char *passwo
             msgpack_object_kv *kv = &root.via.map.ptr [i];
             if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == 6
             &&  memcmp (kv->key.via.str.ptr, "pwhash", 6) == 0
-            &&  kv->val.type == MSGPACK_OBJECT_STR && kv->val.via.str.size < sizeof hash) {
-                memcpy (hash, kv->val.via.str.ptr, kv->val.via.str.size);
-                hash [kv->val.via.str.size] = 0;
+            &&  kv->val.type == MSGPACK_OBJECT_STR && kv->val.via.str.size < crypto_pwhash_STRBYTES) {
+                memcpy (hash_out, kv->val.via.str.ptr, kv->val.via.str.size);
+                hash_out [kv->val.via.str.size] = 0;
             }
         }
     }
     msgpack_zone_destroy (&zone);
     af_store_abort (&txn);
-    if (!*hash) {
+    if (!*hash_out) {
         zsys_error ("registry: account '%s' has a corrupt record", account);
         return AF_E_INTERNAL;
     }
+    return AF_OK;
+}
+
+int
+af_registry_verify (af_registry_t *self, const char *account, const char *password)
+{
+    char hash [crypto_pwhash_STRBYTES];
+    int code = af_registry_pwhash (self, account, hash);
+    if (code != AF_OK)
+        return code;
     return crypto_pwhash_str_verify (hash, password, strlen (password)) == 0? AF_OK: AF_E_BAD_PASSWORD;
 }
 
@@ -439,7 +468,7 @@ af_registry_test (bool verbose)
     char dir [] = "/tmp/af_registry_test_XXXXXX";
     assert (mkdtemp (dir));
     af_pwcost_t cost = { crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_MEMLIMIT_MIN };
-    af_registry_t *registry = af_registry_new (dir, cost);
+    af_registry_t *registry = af_registry_new (dir, cost, 0);
     assert (registry);
     char err [256];
 
@@ -490,7 +519,7 @@ af_registry_test (bool verbose)
 
     //  Survives reopen
     af_registry_destroy (&registry);
-    registry = af_registry_new (dir, cost);
+    registry = af_registry_new (dir, cost, 0);
     assert (af_registry_verify (registry, "ana", "secret-password") == AF_OK);
     assert (af_registry_devices (registry, "ana", &list, &count) == AF_OK && count == 2);
     free (list);

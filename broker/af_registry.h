@@ -35,8 +35,9 @@ typedef struct {
     size_t memlimit;
 } af_pwcost_t;
 
-//  Open the registry in dir (created if missing). NULL on failure (logged).
-af_registry_t *af_registry_new (const char *dir, af_pwcost_t cost);
+//  Open the registry in dir (created if missing), its store at most
+//  mapsize bytes (0: 4 GiB). NULL on failure (logged).
+af_registry_t *af_registry_new (const char *dir, af_pwcost_t cost, size_t mapsize);
 
 //  Close it. Sets *self_p to NULL.
 void af_registry_destroy (af_registry_t **self_p);
@@ -45,12 +46,28 @@ void af_registry_destroy (af_registry_t **self_p);
 //  letter or digit. Returns 0, or -1 with a reason.
 int af_registry_check_name (const char *account, char *err, size_t errlen);
 
-//  Create an account. Returns AF_OK, AF_E_ACCOUNT_EXISTS, AF_E_MALFORMED
+//  Could an account with this name and password be created? The name and
+//  password rules, and the name not taken. AF_OK, AF_E_MALFORMED (err
+//  says which rule), AF_E_ACCOUNT_EXISTS.
+int af_registry_check_new (af_registry_t *self, const char *account, const char *password,
+                           char *err, size_t errlen);
+
+//  Create an account with a password hash made elsewhere (af_hasher), in
+//  one write transaction. AF_OK, AF_E_MALFORMED, AF_E_ACCOUNT_EXISTS (taken
+//  meanwhile), AF_E_INTERNAL.
+int af_registry_create (af_registry_t *self, const char *account, const char *pwhash,
+                        char *err, size_t errlen);
+
+//  The account's stored password hash (crypto_pwhash_STRBYTES bytes).
+//  AF_OK, AF_E_NO_ACCOUNT, AF_E_INTERNAL.
+int af_registry_pwhash (af_registry_t *self, const char *account, char *hash_out);
+
+//  Create an account, hashing in this thread (tools, tests). Returns AF_OK, AF_E_ACCOUNT_EXISTS, AF_E_MALFORMED
 //  (bad name or password, err says which), or AF_E_INTERNAL.
 int af_registry_register (af_registry_t *self, const char *account, const char *password,
                           char *err, size_t errlen);
 
-//  Verify a password. AF_OK, AF_E_NO_ACCOUNT, AF_E_BAD_PASSWORD, AF_E_INTERNAL.
+//  Verify a password in this thread (tools, tests). AF_OK, AF_E_NO_ACCOUNT, AF_E_BAD_PASSWORD, AF_E_INTERNAL.
 int af_registry_verify (af_registry_t *self, const char *account, const char *password);
 
 //  True if the account exists.

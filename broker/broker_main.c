@@ -8,6 +8,7 @@
 #include "af_msg.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <sodium.h>
 
 static void
@@ -29,6 +30,9 @@ s_usage (FILE *out)
 "      --heartbeat MS      heartbeat interval expected of peers (default 1000)\n"
 "      --pwhash COST       Argon2id cost for new passwords: interactive (default),\n"
 "                          moderate or min (tests only)\n"
+"      --map-size MIB      the store's size limit (default 4096 MiB)\n"
+"      --pw-per-source N   password checks one source address may start per\n"
+"                          minute (default 60; load tests from one host need more)\n"
 "  -v, --verbose           log every session change\n"
 "  -h, --help              show this help and exit\n"
 "      --version           show the version and exit\n"
@@ -41,7 +45,7 @@ s_usage (FILE *out)
 int
 main (int argc, char *argv [])
 {
-    enum { OPT_NODES = 1000, OPT_WORKERS, OPT_WORKER_KEYS, OPT_CATALOG, OPT_HEARTBEAT, OPT_PWHASH, OPT_VERSION };
+    enum { OPT_NODES = 1000, OPT_WORKERS, OPT_WORKER_KEYS, OPT_CATALOG, OPT_HEARTBEAT, OPT_PWHASH, OPT_MAP_SIZE, OPT_PW_PER_SOURCE, OPT_VERSION };
     static struct option options [] = {
         { "config", required_argument, NULL, 'c' },
         { "data", required_argument, NULL, 'd' },
@@ -51,6 +55,8 @@ main (int argc, char *argv [])
         { "catalog", required_argument, NULL, OPT_CATALOG },
         { "heartbeat", required_argument, NULL, OPT_HEARTBEAT },
         { "pwhash", required_argument, NULL, OPT_PWHASH },
+        { "map-size", required_argument, NULL, OPT_MAP_SIZE },
+        { "pw-per-source", required_argument, NULL, OPT_PW_PER_SOURCE },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, OPT_VERSION },
@@ -99,22 +105,22 @@ main (int argc, char *argv [])
                 }
                 break;
             case OPT_PWHASH:
-                if (streq (optarg, "interactive")) {
-                    config.pwcost.opslimit = crypto_pwhash_OPSLIMIT_INTERACTIVE;
-                    config.pwcost.memlimit = crypto_pwhash_MEMLIMIT_INTERACTIVE;
-                }
-                else
-                if (streq (optarg, "moderate")) {
-                    config.pwcost.opslimit = crypto_pwhash_OPSLIMIT_MODERATE;
-                    config.pwcost.memlimit = crypto_pwhash_MEMLIMIT_MODERATE;
-                }
-                else
-                if (streq (optarg, "min")) {
-                    config.pwcost.opslimit = crypto_pwhash_OPSLIMIT_MIN;
-                    config.pwcost.memlimit = crypto_pwhash_MEMLIMIT_MIN;
-                }
-                else {
+                if (af_broker_pwcost_parse (optarg, &config.pwcost)) {
                     fprintf (stderr, "appferry-broker: --pwhash must be interactive, moderate or min\n");
+                    return 2;
+                }
+                break;
+            case OPT_PW_PER_SOURCE:
+                config.pw_per_source = atoi (optarg);
+                if (config.pw_per_source < 1 || config.pw_per_source > 1000000) {
+                    fprintf (stderr, "appferry-broker: --pw-per-source must be 1..1000000\n");
+                    return 2;
+                }
+                break;
+            case OPT_MAP_SIZE:
+                config.map_mib = atoi (optarg);
+                if (config.map_mib < 1 || config.map_mib > 1024 * 1024) {
+                    fprintf (stderr, "appferry-broker: --map-size must be 1..1048576 MiB\n");
                     return 2;
                 }
                 break;
@@ -137,6 +143,9 @@ main (int argc, char *argv [])
         fprintf (stderr, "appferry-broker: libsodium failed to start\n");
         return 1;
     }
+    //  A file size limit (RLIMIT_FSIZE) must fail a write with EFBIG, which
+    //  the store and uploads report, not kill the broker
+    signal (SIGXFSZ, SIG_IGN);
     zsys_init ();
     zsys_set_logident ("appferry-broker");
     af_broker_t *broker = af_broker_new (&config);

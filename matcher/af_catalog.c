@@ -4,7 +4,8 @@
     Resolution rules (deterministic):
       candidates: same platform; form factor allowed; OS in range (Android
       by API level, others by dotted version); an ABI in common (packages
-      without ABIs fit any); screen fits (density range, minimum sides).
+      without ABIs fit any); screen fits (density range, minimum sides; a
+      device whose resolution is unknown, 0x0, fits no minimum).
       winner: highest versionCode; then the ABI the device prefers; then
       the nearest target density (packages without one rank after those
       with one); then the smaller file; then the smaller hash.
@@ -12,6 +13,14 @@
     factor, OS, ABI, screen; the closest package is the one whose first
     failing constraint comes latest (ties: highest versionCode), and the
     reason names that constraint with the package's and the device's side.
+
+    Resolution is the matcher's hot path, so the scan over the packages
+    only compares numbers and remembers the winner, or the closest package
+    and the stage it failed at; the answer is written once at the end: the
+    package's strings copied from the fit value with memcpy, its ID and
+    hash in hex 16 bytes at a time, and for a no-fit answer the reason
+    appended piece by piece from the stage and the numbers (no printf:
+    formatting was a fifth of a resolution, and the hex loop a quarter).
 
     The manifest is read with jansson. jansson gives no positions of
     values, so a small scanner finds where each top-level array element
@@ -35,6 +44,9 @@
 #include <sodium.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#if defined (__SSE2__)
+#   include <emmintrin.h>
+#endif
 
 #if !defined (__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #   error "af_catalog stores fit records in host order and requires a little-endian host"
@@ -63,7 +75,22 @@ struct _af_catalog_t {
     size_t scratch_size;
     int64_t snapshot_at;            //  zclock_mono when it was taken
     bool writable;
+    //  af_platform_name and af_form_name of each value, zero-padded, so
+    //  resolve looks a device's names up with one strcmp and copies a
+    //  platform name with a fixed-size memcpy
+    char platforms [AF_PLATFORM_COUNT][AF_MAX_PLATFORM + 1];
+    char forms [AF_FORM_COUNT][AF_MAX_FORMFACTOR + 1];
+    uint32_t abi_prefix [AF_ABI_COUNT];     //  first 4 bytes of each ABI name
 };
+
+//  Bounded string copy; always terminates
+static inline void
+s_copy (char *dest, size_t size, const char *src)
+{
+    size_t len = strnlen (src, size - 1);
+    memcpy (dest, src, len);
+    dest [len] = 0;
+}
 
 af_catalog_t *
 af_catalog_new (const char *dir, bool writable)
@@ -72,6 +99,12 @@ af_catalog_new (const char *dir, bool writable)
     assert (self);
     self->dir = strdup (dir);
     self->writable = writable;
+    for (int i = 1; i < AF_PLATFORM_COUNT; i++)
+        s_copy (self->platforms [i], sizeof self->platforms [i], af_platform_name ((af_platform_t) i));
+    for (int i = 1; i < AF_FORM_COUNT; i++)
+        s_copy (self->forms [i], sizeof self->forms [i], af_form_name ((af_form_t) i));
+    for (int k = 0; k < AF_ABI_COUNT; k++)
+        memcpy (&self->abi_prefix [k], af_abi_names [k], 4);     //  "x86" and its NUL at least
     if (writable && zsys_dir_create ("%s/blobs", dir)) {
         zsys_error ("catalog: cannot create %s/blobs: %s", dir, strerror (errno));
         af_catalog_destroy (&self);
@@ -126,13 +159,35 @@ s_device_os (const af_device_t *device, af_platform_t platform)
     return version;
 }
 
+//  A device's platform and form factor, as af_platform_from_name and
+//  af_form_from_name give them, comparing first characters first
+static af_platform_t
+s_platform (const af_catalog_t *self, const char *name)
+{
+    for (int i = 1; i < AF_PLATFORM_COUNT; i++)
+        if (self->platforms [i][0] == name [0] && strcmp (self->platforms [i], name) == 0)
+            return (af_platform_t) i;
+    return AF_PLATFORM_NONE;
+}
+
+static af_form_t
+s_form (const af_catalog_t *self, const char *name)
+{
+    for (int i = 1; i < AF_FORM_COUNT; i++)
+        if (self->forms [i][0] == name [0] && strcmp (self->forms [i], name) == 0)
+            return (af_form_t) i;
+    return AF_FORM_NONE;
+}
+
 //  Index of the first failing constraint: 0 platform, 1 form factor, 2 OS,
-//  3 ABI, 4 screen; 5 when the package fits. *abi_rank gets the device's
-//  preference index of the best common ABI (0 best), or 0 for any-ABI.
+//  3 ABI, 4 screen; 5 when the package fits. abi_pref is the device's
+//  preference index of each known ABI (-1: not supported) and abi_mask the
+//  bits of those it supports. *abi_rank gets the preference index of the
+//  best common ABI (0 best), or 0 for any-ABI.
 static int
 s_check (const af_fit_rec_t *rec, af_platform_t platform, af_form_t form, uint32_t os,
-         const int8_t *abi_pref, uint32_t short_side, uint32_t long_side, uint32_t density,
-         int *abi_rank)
+         const int8_t *abi_pref, uint32_t abi_mask, uint32_t short_side, uint32_t long_side,
+         uint32_t density, int *abi_rank)
 {
     if (rec->platform != platform)
         return 0;
@@ -142,12 +197,15 @@ s_check (const af_fit_rec_t *rec, af_platform_t platform, af_form_t form, uint32
         return 2;
     *abi_rank = 0;
     if (rec->abi_mask) {
-        int best = INT_MAX;
-        for (int i = 0; i < AF_ABI_COUNT; i++)
-            if ((rec->abi_mask & (1u << i)) && abi_pref [i] >= 0 && abi_pref [i] < best)
-                best = abi_pref [i];
-        if (best == INT_MAX)
+        uint32_t common = rec->abi_mask & abi_mask;
+        if (!common)
             return 3;
+        int best = INT_MAX;
+        for (; common; common &= common - 1) {
+            int i = __builtin_ctz (common);
+            if (abi_pref [i] < best)
+                best = abi_pref [i];
+        }
         *abi_rank = best;
     }
     if ((rec->density_min && density < rec->density_min)
@@ -174,96 +232,202 @@ s_better (const af_fit_rec_t *a, int a_abi, const af_fit_rec_t *b, int b_abi, ui
     return memcmp (a->hash, b->hash, AF_HASH_SIZE) < 0;
 }
 
-static void
-s_abi_list (uint32_t mask, char *buf, size_t size)
+//  A string being built in a fixed buffer. It keeps what snprintf would
+//  (the first size - 1 characters, always terminated) without parsing a
+//  format: a no-fit reason is a handful of appends, built once per answer
+//  and only for the answer that has one.
+typedef struct {
+    char *buf;
+    size_t size;                        //  at least 1
+    size_t len;
+} text_t;
+
+static inline void
+s_begin (text_t *text, char *buf, size_t size)
 {
+    text->buf = buf;
+    text->size = size;
+    text->len = 0;
     buf [0] = 0;
+}
+
+//  Append the first len characters of string, or what fits of them
+static inline void
+s_put_n (text_t *text, const char *string, size_t len)
+{
+    size_t room = text->size - 1 - text->len;
+    if (len > room)
+        len = room;
+    memcpy (text->buf + text->len, string, len);
+    text->len += len;
+    text->buf [text->len] = 0;
+}
+
+//  A literal's length is known when it is compiled: a fixed-size copy
+#define s_put_literal(text, literal) s_put_n ((text), "" literal, sizeof (literal) - 1)
+
+//  Append a string, or what fits of it. The strings of a reason are
+//  short names, so a byte loop beats finding the length first.
+static void
+s_put (text_t *text, const char *string)
+{
+    char *p = text->buf + text->len, *end = text->buf + text->size - 1;
+    while (p < end && *string)
+        *p++ = *string++;
+    *p = 0;
+    text->len = (size_t) (p - text->buf);
+}
+
+static void
+s_put_uint (text_t *text, uint32_t value)
+{
+    char digits [10];
+    char *end = digits + sizeof digits, *p = end;
+    do
+        *--p = (char) ('0' + value % 10);
+    while (value /= 10);
+    s_put_n (text, p, (size_t) (end - p));
+}
+
+//  The ABIs of a mask, "arm64-v8a or x86_64"
+static void
+s_put_abis (text_t *text, uint32_t mask)
+{
+    const char *sep = "";
     for (int i = 0; i < AF_ABI_COUNT; i++)
         if (mask & (1u << i)) {
-            size_t len = strlen (buf);
-            snprintf (buf + len, size - len, "%s%s", len? " or ": "", af_abi_names [i]);
+            s_put (text, sep);
+            s_put (text, af_abi_names [i]);
+            sep = " or ";
         }
 }
 
-static const char *
-s_os_name (uint32_t value, af_platform_t platform, char *buf, size_t size)
+static void
+s_abi_list (uint32_t mask, char *buf, size_t size)
+{
+    text_t text;
+    s_begin (&text, buf, size);
+    s_put_abis (&text, mask);
+}
+
+//  An OS version as people say it: "Android 8.0", "Android API 40", "iOS 16.4"
+static void
+s_put_os (text_t *text, uint32_t value, af_platform_t platform)
 {
     if (platform == AF_PLATFORM_ANDROID) {
         const char *release = af_android_release (value);
-        if (release)
-            snprintf (buf, size, "Android %s", release);
-        else
-            snprintf (buf, size, "Android API %u", value);
+        if (release) {
+            s_put_literal (text, "Android ");
+            s_put (text, release);
+        }
+        else {
+            s_put_literal (text, "Android API ");
+            s_put_uint (text, value);
+        }
     }
     else {
         char version [32];
-        snprintf (buf, size, "%s %s", s_display [platform], af_version_format (value, version, sizeof version));
+        s_put (text, s_display [platform]);
+        s_put_literal (text, " ");
+        s_put (text, af_version_format (value, version, sizeof version));
     }
-    return buf;
 }
 
+//  Why the closest package does not fit, into reason (size bytes)
 static void
 s_reason (const af_fit_rec_t *recs, size_t count, const af_fit_rec_t *rec, int stage,
           const af_device_t *device, af_platform_t platform, uint32_t os, char *reason, size_t size)
 {
-    char need [128], have [128];
+    text_t text;
+    s_begin (&text, reason, size);
     switch (stage) {
         case 0: {
-            char list [128] = "";
+            uint32_t present = 0;
+            for (size_t i = 0; i < count; i++)
+                if (recs [i].platform < AF_PLATFORM_COUNT)
+                    present |= 1u << recs [i].platform;
+            s_put_literal (&text, "no package for ");
+            s_put (&text, s_display [platform]);
+            s_put_literal (&text, "; available for ");
+            const char *sep = "";
             for (int p = 1; p < AF_PLATFORM_COUNT; p++)
-                for (size_t i = 0; i < count; i++)
-                    if (recs [i].platform == p) {
-                        size_t len = strlen (list);
-                        snprintf (list + len, sizeof list - len, "%s%s", len? ", ": "", s_display [p]);
-                        break;
-                    }
-            snprintf (reason, size, "no package for %s; available for %s", s_display [platform], list);
+                if (present & (1u << p)) {
+                    s_put (&text, sep);
+                    s_put (&text, s_display [p]);
+                    sep = ", ";
+                }
             break;
         }
         case 1: {
-            char list [64] = "";
+            s_put_literal (&text, "made for ");
+            const char *sep = "";
             for (int f = 1; f < AF_FORM_COUNT; f++)
                 if (rec->form_mask & (1u << f)) {
-                    size_t len = strlen (list);
-                    snprintf (list + len, sizeof list - len, "%s%s", len? ", ": "", af_form_name ((af_form_t) f));
+                    s_put (&text, sep);
+                    s_put (&text, af_form_name ((af_form_t) f));
+                    sep = ", ";
                 }
-            snprintf (reason, size, "made for %s; device is a %s", list, device->form_factor);
+            s_put_literal (&text, "; device is a ");
+            s_put (&text, device->form_factor);
             break;
         }
         case 2:
+            s_put_literal (&text, "needs ");
+            s_put_os (&text, os < rec->os_min? rec->os_min: rec->os_max, platform);
             if (os < rec->os_min)
-                snprintf (reason, size, "needs %s or later; device runs %s",
-                          s_os_name (rec->os_min, platform, need, sizeof need),
-                          s_os_name (os, platform, have, sizeof have));
+                s_put_literal (&text, " or later; device runs ");
             else
-                snprintf (reason, size, "needs %s or earlier; device runs %s",
-                          s_os_name (rec->os_max, platform, need, sizeof need),
-                          s_os_name (os, platform, have, sizeof have));
+                s_put_literal (&text, " or earlier; device runs ");
+            s_put_os (&text, os, platform);
             break;
         case 3: {
-            s_abi_list (rec->abi_mask, need, sizeof need);
-            have [0] = 0;
+            s_put_literal (&text, "needs ABI ");
+            s_put_abis (&text, rec->abi_mask);
+            //  The device's list is cut at 127 characters, as it always was
+            char have [128];
+            text_t supports;
+            s_begin (&supports, have, sizeof have);
             for (uint32_t i = 0; i < device->abi_count; i++) {
-                size_t len = strlen (have);
-                snprintf (have + len, sizeof have - len, "%s%s", len? ", ": "", device->abis [i]);
+                if (supports.len)
+                    s_put_literal (&supports, ", ");     //  none after an empty name
+                s_put (&supports, device->abis [i]);
             }
-            snprintf (reason, size, "needs ABI %s; device supports %s", need, *have? have: "none");
+            s_put_literal (&text, "; device supports ");
+            s_put (&text, supports.len? have: "none");
             break;
         }
         default: {
             uint32_t w = device->screen_w, h = device->screen_h;
             if ((rec->density_min && device->density < rec->density_min)
             ||  (rec->density_max && device->density > rec->density_max)) {
-                if (rec->density_max)
-                    snprintf (reason, size, "needs %u-%u dpi; device has %u dpi",
-                              rec->density_min, rec->density_max, device->density);
-                else
-                    snprintf (reason, size, "needs at least %u dpi; device has %u dpi",
-                              rec->density_min, device->density);
+                if (rec->density_max) {
+                    s_put_literal (&text, "needs ");
+                    s_put_uint (&text, rec->density_min);
+                    s_put_literal (&text, "-");
+                    s_put_uint (&text, rec->density_max);
+                }
+                else {
+                    s_put_literal (&text, "needs at least ");
+                    s_put_uint (&text, rec->density_min);
+                }
+                s_put_literal (&text, " dpi; device has ");
+                s_put_uint (&text, device->density);
+                s_put_literal (&text, " dpi");
             }
-            else
-                snprintf (reason, size, "needs a screen of at least %ux%u; device has %ux%u",
-                          rec->min_long, rec->min_short, w > h? w: h, w > h? h: w);
+            else {
+                s_put_literal (&text, "needs a screen of at least ");
+                s_put_uint (&text, rec->min_long);
+                s_put_literal (&text, "x");
+                s_put_uint (&text, rec->min_short);
+                if (w == 0 || h == 0)   //  a description without a screen size
+                    s_put_literal (&text, "; the device's resolution is unknown");
+                else {
+                    s_put_literal (&text, "; device has ");
+                    s_put_uint (&text, w > h? w: h);
+                    s_put_literal (&text, "x");
+                    s_put_uint (&text, w > h? h: w);
+                }
+            }
         }
     }
 }
@@ -311,13 +475,17 @@ s_view (af_catalog_t *self, const MDB_val *value, fit_view_t *view)
 }
 
 //  Copy the NUL-terminated string at offset of the text area; advance offset
-static void
+static inline void
 s_text (const fit_view_t *view, size_t *offset, char *buf, size_t size)
 {
     buf [0] = 0;
     if (*offset >= view->text_size)
         return;
     const char *start = view->text + *offset;
+    if (*start == 0) {              //  common (no publisher, no link): skip the scan
+        *offset += 1;
+        return;
+    }
     const char *end = (const char *) memchr (start, 0, view->text_size - *offset);
     size_t len = end? (size_t) (end - start): 0;
     if (len >= size)
@@ -327,34 +495,76 @@ s_text (const fit_view_t *view, size_t *offset, char *buf, size_t size)
     *offset += len + 1;
 }
 
-//  Bounded string copy; always terminates
-static inline void
-s_copy (char *dest, size_t size, const char *src)
-{
-    size_t len = strnlen (src, size - 1);
-    memcpy (dest, src, len);
-    dest [len] = 0;
-}
-
 //  Lowercase hex of public data (IDs and hashes are not secrets, so this
-//  need not be constant-time like sodium_bin2hex); dest holds 2 * size + 1
-static inline void
-s_hex (char *dest, const uint8_t *data, size_t size)
+//  need not be constant-time like sodium_bin2hex); dest holds 2 * size + 1.
+//  Every answer carries two (ID and hash), and a byte-at-a-time loop was a
+//  quarter of a resolution. This portable one takes 4 bytes at a time in a
+//  64-bit word: spread them to every other byte, split each into its two
+//  nibbles (the high one first, at the lower address), then add '0', or
+//  'a' - 10 where the nibble is over 9 (n + 6 carries into bit 4), to all
+//  eight at once. size is a multiple of 4.
+static void
+s_hex_words (char *dest, const uint8_t *data, size_t size)
 {
-    static const char digits [] = "0123456789abcdef";
-    for (size_t i = 0; i < size; i++) {
-        dest [2 * i] = digits [data [i] >> 4];
-        dest [2 * i + 1] = digits [data [i] & 15];
+    for (size_t i = 0; i < size; i += 4) {
+        uint32_t word;
+        memcpy (&word, data + i, 4);
+        uint64_t x = word;
+        x = (x | (x << 16)) & 0x0000ffff0000ffffULL;
+        x = (x | (x << 8)) & 0x00ff00ff00ff00ffULL;
+        uint64_t nibbles = ((x >> 4) & 0x000f000f000f000fULL) | ((x & 0x000f000f000f000fULL) << 8);
+        uint64_t letters = ((nibbles + 0x0606060606060606ULL) >> 4) & 0x0101010101010101ULL;
+        uint64_t chars = nibbles + 0x3030303030303030ULL + letters * ('a' - '0' - 10);
+        memcpy (dest + 2 * i, &chars, 8);
     }
     dest [2 * size] = 0;
 }
 
-//  Fill the result's package from the fit value alone
-static void
-s_fill (const fit_view_t *view, const char *program, const af_fit_rec_t *rec, int abi_rank,
-        const af_device_t *device, af_package_t *package)
+//  The same, 16 bytes at a time with SSE2 (every x86-64 has it) when the
+//  compiler targets it, else with s_hex_words. size is a multiple of 16.
+static inline void
+s_hex (char *dest, const uint8_t *data, size_t size)
 {
-    s_copy (package->program, sizeof package->program, program);
+    assert (size % 16 == 0);
+#if defined (__SSE2__)
+    const __m128i low = _mm_set1_epi8 (0x0f);
+    const __m128i nine = _mm_set1_epi8 (9);
+    const __m128i zero = _mm_set1_epi8 ('0');
+    const __m128i gap = _mm_set1_epi8 ('a' - '0' - 10);
+    for (size_t i = 0; i < size; i += 16) {
+        __m128i bytes = _mm_loadu_si128 ((const __m128i *) (data + i));
+        __m128i high = _mm_and_si128 (_mm_srli_epi16 (bytes, 4), low);
+        __m128i nibbles [2] = { _mm_unpacklo_epi8 (high, _mm_and_si128 (bytes, low)),
+                                _mm_unpackhi_epi8 (high, _mm_and_si128 (bytes, low)) };
+        for (int k = 0; k < 2; k++) {
+            __m128i letters = _mm_and_si128 (_mm_cmpgt_epi8 (nibbles [k], nine), gap);
+            __m128i chars = _mm_add_epi8 (_mm_add_epi8 (nibbles [k], zero), letters);
+            _mm_storeu_si128 ((__m128i *) (dest + 2 * i + 16 * k), chars);
+        }
+    }
+    dest [2 * size] = 0;
+#else
+    s_hex_words (dest, data, size);
+#endif
+}
+_Static_assert (AF_ID_SIZE % 16 == 0 && AF_HASH_SIZE % 16 == 0, "s_hex takes 16 bytes at a time");
+
+_Static_assert (sizeof ((af_package_t *) 0)->abi == sizeof ((af_device_t *) 0)->abis [0]
+                && sizeof ((af_device_t *) 0)->abis [0] >= 4
+                && sizeof ((af_package_t *) 0)->platform == AF_MAX_PLATFORM + 1,
+                "a device ABI and a platform name are copied whole into the package");
+
+//  Fill the result's package from the fit value alone. plen is strlen
+//  (program); abi_rank < 0 leaves the ABI empty (a closest package).
+static void
+s_fill (const fit_view_t *view, const char *program, size_t plen, const af_fit_rec_t *rec,
+        int abi_rank, const af_device_t *device, const char (*platforms) [AF_MAX_PLATFORM + 1],
+        af_package_t *package)
+{
+    if (plen > sizeof package->program - 1)
+        plen = sizeof package->program - 1;
+    memcpy (package->program, program, plen);
+    package->program [plen] = 0;
     size_t offset = 4;
     memcpy (&package->votes, view->text, 4);
     s_text (view, &offset, package->display, sizeof package->display);
@@ -363,7 +573,10 @@ s_fill (const fit_view_t *view, const char *program, const af_fit_rec_t *rec, in
     offset = rec->text;
     s_text (view, &offset, package->version_name, sizeof package->version_name);
     s_text (view, &offset, package->store_link, sizeof package->store_link);
-    s_copy (package->platform, sizeof package->platform, af_platform_name ((af_platform_t) rec->platform));
+    if (rec->platform < AF_PLATFORM_COUNT)
+        memcpy (package->platform, platforms [rec->platform], sizeof package->platform);
+    else
+        package->platform [0] = 0;
     package->version_code = rec->version_code;
     package->size = rec->size;
     package->price_cents = rec->price_cents;
@@ -373,8 +586,10 @@ s_fill (const fit_view_t *view, const char *program, const af_fit_rec_t *rec, in
     else
         s_hex (package->hash, rec->hash, AF_HASH_SIZE);
     package->abi [0] = 0;
-    if (rec->abi_mask && (uint32_t) abi_rank < device->abi_count)
-        s_copy (package->abi, sizeof package->abi, device->abis [abi_rank]);
+    if (abi_rank >= 0 && rec->abi_mask && (uint32_t) abi_rank < device->abi_count) {
+        memcpy (package->abi, device->abis [abi_rank], sizeof package->abi);
+        package->abi [sizeof package->abi - 1] = 0;
+    }
 }
 
 //  Make sure the reader holds a snapshot no older than AF_CATALOG_SNAPSHOT_MS.
@@ -409,11 +624,16 @@ af_catalog_resolve (af_catalog_t *self, const char *program, const af_device_t *
     result->reason [0] = 0;
     MDB_val value;
     fit_view_t view;
-    int rc = af_store_get (self->reader, self->fit, program, strlen (program), &value);
+    size_t plen = strlen (program);
+    int rc = af_store_get (self->reader, self->fit, program, plen, &value);
     if (rc == MDB_NOTFOUND) {
         memset (&result->package, 0, sizeof result->package);
         result->fit = AF_FIT_UNKNOWN_PROGRAM;
-        snprintf (result->reason, sizeof result->reason, "unknown program '%s'", program);
+        text_t text;
+        s_begin (&text, result->reason, sizeof result->reason);
+        s_put_literal (&text, "unknown program '");
+        s_put (&text, program);
+        s_put_literal (&text, "'");
         return 0;
     }
     if (rc || s_view (self, &value, &view)) {
@@ -422,18 +642,25 @@ af_catalog_resolve (af_catalog_t *self, const char *program, const af_device_t *
         af_catalog_release (self);
         return -1;
     }
-    af_platform_t platform = af_platform_from_name (device->platform);
-    af_form_t form = af_form_from_name (device->form_factor);
+    af_platform_t platform = s_platform (self, device->platform);
+    af_form_t form = s_form (self, device->form_factor);
     uint32_t os = s_device_os (device, platform);
     int8_t abi_pref [AF_ABI_COUNT];
+    uint32_t abi_mask = 0;
     memset (abi_pref, -1, sizeof abi_pref);
-    for (uint32_t i = 0; i < device->abi_count; i++)
+    for (uint32_t i = 0; i < device->abi_count; i++) {
+        //  The first four bytes (of a 24-byte buffer) pick one or two names to compare
+        const char *name = device->abis [i];
+        uint32_t prefix;
+        memcpy (&prefix, name, 4);
         for (int k = 0; k < AF_ABI_COUNT; k++)
-            if (strcmp (device->abis [i], af_abi_names [k]) == 0) {
+            if (prefix == self->abi_prefix [k] && strcmp (name, af_abi_names [k]) == 0) {
                 if (abi_pref [k] < 0)
                     abi_pref [k] = (int8_t) i;
+                abi_mask |= 1u << k;
                 break;          //  names are distinct: one match at most
             }
+    }
     uint32_t short_side = device->screen_w < device->screen_h? device->screen_w: device->screen_h;
     uint32_t long_side = device->screen_w < device->screen_h? device->screen_h: device->screen_w;
 
@@ -442,7 +669,7 @@ af_catalog_resolve (af_catalog_t *self, const char *program, const af_device_t *
     for (size_t i = 0; i < view.count; i++) {
         const af_fit_rec_t *rec = &view.recs [i];
         int abi_rank = 0;
-        int stage = s_check (rec, platform, form, os, abi_pref, short_side, long_side,
+        int stage = s_check (rec, platform, form, os, abi_pref, abi_mask, short_side, long_side,
                              device->density, &abi_rank);
         if (stage == 5) {
             if (!best || s_better (rec, abi_rank, best, best_abi, device->density)) {
@@ -457,16 +684,17 @@ af_catalog_resolve (af_catalog_t *self, const char *program, const af_device_t *
             closest_stage = stage;
         }
     }
+    //  Only the answer is formatted: the winner's package, or the closest
+    //  package and the one reason it does not fit
     if (best) {
         result->fit = best->store_only? AF_FIT_STORE_LINK: AF_FIT_PACKAGE;
-        s_fill (&view, program, best, best_abi, device, &result->package);
+        s_fill (&view, program, plen, best, best_abi, device, self->platforms, &result->package);
     }
     else {
         result->fit = AF_FIT_NONE;
         s_reason (view.recs, view.count, closest, closest_stage, device, platform, os,
                   result->reason, sizeof result->reason);
-        s_fill (&view, program, closest, 0, device, &result->package);
-        result->package.abi [0] = 0;
+        s_fill (&view, program, plen, closest, -1, device, self->platforms, &result->package);
     }
     return 0;
 }
@@ -821,11 +1049,11 @@ s_parse_entry (json_t *obj, const char *base_dir, af_catalog_entry_t *entry, cha
     uint64_t n;
     if (s_str (obj, "program", p->program, sizeof p->program, true, err, errlen))
         return -1;
-    for (const char *c = p->program; *c; c++)
-        if (!islower ((unsigned char) *c) && !isdigit ((unsigned char) *c) && !strchr ("._-", *c)) {
-            snprintf (err, errlen, "field 'program': '%s' must be a-z 0-9 . _ -", p->program);
-            return -1;
-        }
+    char why [128];
+    if (af_program_check (p->program, why, sizeof why)) {
+        snprintf (err, errlen, "field 'program': '%s' is %s", p->program, why);
+        return -1;
+    }
     if (s_str (obj, "name", p->display, sizeof p->display, false, err, errlen)
     ||  s_str (obj, "publisher", p->publisher, sizeof p->publisher, false, err, errlen)
     ||  s_str (obj, "category", p->category, sizeof p->category, false, err, errlen)
@@ -1175,6 +1403,31 @@ af_catalog_test (bool verbose)
 {
     if (verbose)
         printf (" * af_catalog: ");
+    //  Both hex encoders agree with libsodium on every byte value
+    uint8_t bytes [256];
+    for (int i = 0; i < 256; i++)
+        bytes [i] = (uint8_t) (i * 7 + 3);
+    char hex [513], words [513], expected [513];
+    sodium_bin2hex (expected, sizeof expected, bytes, sizeof bytes);
+    s_hex (hex, bytes, sizeof bytes);
+    s_hex_words (words, bytes, sizeof bytes);
+    assert (streq (hex, expected) && streq (words, expected));
+
+    //  A text keeps what snprintf would: the first size - 1 characters
+    char small [8], big [64];
+    text_t text;
+    s_begin (&text, small, sizeof small);
+    s_put (&text, "abc");
+    s_put_uint (&text, 4294967295u);
+    assert (streq (small, "abc4294"));
+    s_put_literal (&text, "more");
+    assert (streq (small, "abc4294") && text.len == 7);
+    s_begin (&text, big, sizeof big);
+    s_put_uint (&text, 0);
+    s_put_literal (&text, "-");
+    s_put_uint (&text, 65535);
+    assert (streq (big, "0-65535"));
+
     char dir [] = "/tmp/af_catalog_test_XXXXXX";
     assert (mkdtemp (dir));
     char path [512], manifest [512], err [1024];
@@ -1239,6 +1492,18 @@ af_catalog_test (bool verbose)
     assert (strstr (err, "entry 1 (line 4)") && strstr (err, "versionCode"));
     assert (af_catalog_resolve (catalog, "other", &device, &result) == 0);
     assert (result.fit == AF_FIT_UNKNOWN_PROGRAM);
+    //  A program ID is a name that becomes a file name on nodes, never a
+    //  path: the same rule as the decoder's (af_program_check)
+    const char *paths [] = { "../etc", "a/b", "..", ".hidden", "a..b", "-x" };
+    for (size_t i = 0; i < sizeof paths / sizeof paths [0]; i++) {
+        char text [512];
+        snprintf (text, sizeof text,
+            "[ { \"program\": \"%s\", \"platform\": \"linux\", \"versionCode\": 1,\n"
+            "    \"versionName\": \"1\", \"file\": \"a.tar\" } ]\n", paths [i]);
+        s_write (manifest, text);
+        assert (af_catalog_import (catalog, manifest, err, sizeof err) == -1);
+        assert (strstr (err, "entry 0") && strstr (err, "field 'program'") && strstr (err, "not a program ID"));
+    }
     af_catalog_destroy (&catalog);
     assert (catalog == NULL);
 

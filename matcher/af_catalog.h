@@ -5,10 +5,13 @@
     files stored by content hash. Resolution is the hot path of the
     matcher: one mdb_get returns every package of a program as an array of
     fixed-size "fit records" (everything the decision needs, no decoding),
-    the winner is chosen in place, and only the winner's full record is
-    read. Matchers open the catalog read-only and reuse one read
-    transaction, so any number of them can serve one catalog; an import
-    (one write transaction) is visible to them at their next request.
+    the winner is chosen in place, and only the answer is written out: the
+    winner's package, or the closest package and its one no-fit reason,
+    built once at the end without printf (about 2,700 instructions per
+    resolution, 1,700 of them LMDB's lookup; see bench/README.md).
+    Matchers open the catalog read-only and reuse one read transaction, so
+    any number of them can serve one catalog; an import (one write
+    transaction) is visible to them at their next request.
 
     Named databases (all values little-endian; this code requires a
     little-endian host, checked at compile time):

@@ -1,5 +1,10 @@
 /*  =========================================================================
     af_install - the node's package installer and install records
+
+    The design is in af_install.h: every name and link of an archive is
+    checked against a model of the tree it makes before anything is
+    written, the new tree and its record are both ready before either
+    replaces the old, and trees are removed without following links.
     =========================================================================
 */
 #include "af_install.h"
@@ -7,53 +12,193 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <czmq.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fts.h>
 #include <signal.h>
 #include <sodium.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
 //  --------------------------------------------------------------------------
-//  Install records
+//  Files and trees
+
+//  Write all size bytes. 0, or -1 with errno (a full disk shows as a
+//  short write first, and says why only at the next one)
+static int
+s_write_all (int fd, const char *data, size_t size)
+{
+    while (size) {
+        ssize_t n = write (fd, data, size);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = ENOSPC;
+            return -1;
+        }
+        data += n;
+        size -= (size_t) n;
+    }
+    return 0;
+}
+
+//  Make the renames done in dir durable. Best effort: they are done
+//  either way, and nothing could be undone if this failed.
+static void
+s_sync_dir (const char *dir)
+{
+    int fd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (fsync (fd))
+            zsys_warning ("install: cannot sync %s: %s", dir, strerror (errno));
+        close (fd);
+    }
+}
+
+//  Remove path and everything under it, dot-files and all, never following
+//  a link (a link is removed, not what it names) nor crossing into another
+//  file system. 0, also when path does not exist, or -1 with errno of the
+//  first failure (what can be removed still is).
+static int
+s_remove_tree (const char *path)
+{
+    struct stat st;
+    if (lstat (path, &st))
+        return errno == ENOENT? 0: -1;
+    if (!S_ISDIR (st.st_mode))
+        return unlink (path);
+    char *paths [] = { (char *) path, NULL };
+    FTS *fts = fts_open (paths, FTS_PHYSICAL | FTS_NOCHDIR | FTS_XDEV, NULL);
+    if (!fts)
+        return -1;
+    int failed = 0;
+    FTSENT *entry;
+    while ((errno = 0, entry = fts_read (fts)) != NULL) {
+        int rc = 0;
+        if (entry->fts_info == FTS_D)
+            continue;                   //  its contents come first, then FTS_DP
+        if (entry->fts_info == FTS_DP)
+            rc = rmdir (entry->fts_accpath);
+        else
+        if (entry->fts_info == FTS_DNR || entry->fts_info == FTS_ERR || entry->fts_info == FTS_NS) {
+            errno = entry->fts_errno;
+            rc = -1;
+            if (entry->fts_info == FTS_DNR)
+                rmdir (entry->fts_accpath);     //  if it happens to be empty
+        }
+        else
+            rc = unlink (entry->fts_accpath);   //  files, links, anything else
+        if (rc && !failed)
+            failed = errno? errno: EIO;
+    }
+    if (errno && !failed)
+        failed = errno;
+    fts_close (fts);
+    if (failed) {
+        errno = failed;
+        return -1;
+    }
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Install records: HOME/installed/PROGRAM.json, written as a synced
+//  temporary beside it (PROGRAM.json.tmp) and put in place by rename
+
+static void
+s_record_paths (const char *home, const char *program, char *path, size_t size, char *tmp, size_t tmpsize)
+{
+    snprintf (path, size, "%s/installed/%s.json", home, program);
+    snprintf (tmp, tmpsize, "%s/installed/%s.json.tmp", home, program);
+}
+
+//  Write the record to its temporary, synced. 0, or -1 with err and no
+//  temporary left
+static int
+s_record_prepare (const char *home, const af_install_info_t *info, json_t *files, char *err, size_t errlen)
+{
+    char dir [600], path [700], tmp [710];
+    snprintf (dir, sizeof dir, "%s/installed", home);
+    s_record_paths (home, info->program, path, sizeof path, tmp, sizeof tmp);
+    if (zsys_dir_create ("%s", dir)) {
+        snprintf (err, errlen, "cannot create %s: %s", dir, strerror (errno));
+        return -1;
+    }
+    json_t *record = json_pack ("{s:s, s:s, s:I, s:s, s:s, s:I, s:s, s:o}",
+        "program", info->program, "versionName", info->version_name,
+        "versionCode", (json_int_t) info->version_code, "hash", info->hash, "pushId", info->push_id,
+        "installedAt", (json_int_t) info->installed_at, "method", info->method,
+        "files", files? json_incref (files): json_array ());
+    char *text = record? json_dumps (record, JSON_COMPACT): NULL;
+    json_decref (record);
+    if (!text) {
+        snprintf (err, errlen, "cannot encode the install record of %s", info->program);
+        return -1;
+    }
+    int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    bool ok = fd >= 0 && s_write_all (fd, text, strlen (text)) == 0 && fsync (fd) == 0;
+    int error = errno;
+    if (fd >= 0 && close (fd) && ok) {
+        error = errno;
+        ok = false;
+    }
+    free (text);
+    if (!ok) {
+        snprintf (err, errlen, "cannot write the install record %s: %s", path,
+                  error == ENOSPC || error == EFBIG? "the disk is full": strerror (error));
+        unlink (tmp);
+        return -1;
+    }
+    return 0;
+}
+
+//  Put the prepared record in place. 0, or -1 with err (the temporary is
+//  the caller's to discard)
+static int
+s_record_commit (const char *home, const char *program, char *err, size_t errlen)
+{
+    char dir [600], path [700], tmp [710];
+    snprintf (dir, sizeof dir, "%s/installed", home);
+    s_record_paths (home, program, path, sizeof path, tmp, sizeof tmp);
+    if (rename (tmp, path)) {
+        snprintf (err, errlen, "cannot write the install record %s: %s", path, strerror (errno));
+        return -1;
+    }
+    s_sync_dir (dir);
+    return 0;
+}
+
+static void
+s_record_discard (const char *home, const char *program)
+{
+    char path [700], tmp [710];
+    s_record_paths (home, program, path, sizeof path, tmp, sizeof tmp);
+    unlink (tmp);
+}
 
 int
 af_install_record_write (const char *home, const af_install_info_t *info, json_t *files,
                          char *err, size_t errlen)
 {
-    char dir [600], path [700], tmp [710];
-    snprintf (dir, sizeof dir, "%s/installed", home);
-    snprintf (path, sizeof path, "%s/%s.json", dir, info->program);
-    snprintf (tmp, sizeof tmp, "%s.tmp", path);
-    if (zsys_dir_create ("%s", dir)) {
-        snprintf (err, errlen, "cannot create %s: %s", dir, strerror (errno));
+    if (af_program_check (info->program, err, errlen))
+        return -1;
+    if (s_record_prepare (home, info, files, err, errlen))
+        return -1;
+    if (s_record_commit (home, info->program, err, errlen)) {
+        s_record_discard (home, info->program);
         return -1;
     }
-    json_t *record = json_pack ("{s:s, s:s, s:I, s:s, s:s, s:I, s:s, s:O}",
-        "program", info->program, "versionName", info->version_name,
-        "versionCode", (json_int_t) info->version_code, "hash", info->hash, "pushId", info->push_id,
-        "installedAt", (json_int_t) info->installed_at, "method", info->method,
-        "files", files? files: json_array ());
-    if (!files)
-        json_decref (json_object_get (record, "files"));    //  O took a second reference
-    char *text = record? json_dumps (record, JSON_COMPACT): NULL;
-    json_decref (record);
-    int fd = text? open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644): -1;
-    bool ok = fd >= 0 && write (fd, text, strlen (text)) == (ssize_t) strlen (text) && fsync (fd) == 0;
-    if (fd >= 0)
-        ok = close (fd) == 0 && ok;
-    ok = ok && rename (tmp, path) == 0;
-    if (!ok) {
-        snprintf (err, errlen, "cannot write the install record %s: %s", path, strerror (errno));
-        unlink (tmp);
-    }
-    free (text);
-    return ok? 0: -1;
+    return 0;
 }
 
 int
 af_install_record_read (const char *home, const char *program, af_install_info_t *info)
 {
+    if (af_program_check (program, NULL, 0))
+        return -1;
     char path [700];
     snprintf (path, sizeof path, "%s/installed/%s.json", home, program);
     json_error_t jerr;
@@ -80,7 +225,7 @@ af_install_record_read (const char *home, const char *program, af_install_info_t
 }
 
 //  --------------------------------------------------------------------------
-//  Built-in installer
+//  Names and links
 
 //  Is a relative path (already free of a leading '/') free of ".."?
 static bool
@@ -98,41 +243,202 @@ s_no_dotdot (const char *path)
     return true;
 }
 
-//  Does a symlink at entry path with this target stay inside the app
-//  directory? Resolved lexically: depth of the link's directory, then
-//  each component of the target.
-static bool
-s_link_inside (const char *path, const char *target)
+//  The canonical form of a checked entry name (relative, no ".."), as it
+//  will be written: empty and "." components dropped, since tar writes
+//  "./app/x" and "app/", so "./app//x/" is "app/x" and "./" is "" (the app
+//  directory itself). 0, or -1 if it is not such a name.
+static int
+s_canonical (const char *name, char *out, size_t outlen)
 {
-    if (*target == '/' || !*target)
-        return false;
-    int depth = 0;
-    const char *p = path;
-    while (*p) {                            //  components of the link's directory
-        size_t len = strcspn (p, "/");
-        bool last = p [len] == 0 || p [len + strspn (p + len, "/")] == 0;
-        if (!last && !(len == 1 && *p == '.'))
-            depth++;
-        p += len;
-        while (*p == '/')
-            p++;
-    }
-    p = target;
+    if (!name || *name == '/' || !s_no_dotdot (name))
+        return -1;
+    size_t used = 0;
+    const char *p = name;
     while (*p) {
         size_t len = strcspn (p, "/");
-        if (len == 2 && p [0] == '.' && p [1] == '.') {
-            if (--depth < 0)
-                return false;
+        if (len && !(len == 1 && *p == '.')) {
+            if (used + len + 2 > outlen)
+                return -1;
+            if (used)
+                out [used++] = '/';
+            memcpy (out + used, p, len);
+            used += len;
         }
-        else
-        if (len && !(len == 1 && *p == '.'))
-            depth++;
         p += len;
         while (*p == '/')
             p++;
     }
-    return true;
+    out [used] = 0;
+    return 0;
 }
+
+//  Is a link target a plain path below the link's own directory: relative,
+//  and every component a name (not empty, ".", or "..")? Such a link names
+//  something inside the directory it is in, whatever that directory is.
+static bool
+s_target_plain (const char *target)
+{
+    if (!target || !*target || *target == '/' || strlen (target) > AF_INSTALL_MAX_NAME)
+        return false;
+    const char *p = target;
+    while (true) {
+        size_t len = strcspn (p, "/");
+        if (len == 0 || (len == 1 && p [0] == '.') || (len == 2 && p [0] == '.' && p [1] == '.'))
+            return false;
+        p += len;
+        if (!*p)
+            return true;
+        p++;                            //  one '/'; a second makes an empty component
+    }
+}
+
+//  The tree an archive makes, modelled before anything is written: a node
+//  for each file, directory and link, and for each directory that names
+//  only imply. A node is found by its parent's number and its own name
+//  ("1f/lib"), so entering a name costs its length however deep it is.
+typedef struct {
+    uint32_t id;
+    char kind;              //  'd' directory, 'f' file, 'l' link; 0 implied directory
+} node_t;
+
+typedef struct {
+    uint32_t parent;        //  the node of the link's directory
+    char *name;             //  the link's canonical name (for messages)
+    char *target;
+} link_t;
+
+typedef struct {
+    zhashx_t *nodes;        //  "PARENT-ID/NAME" (id in hex; the root is 0) -> node_t
+    zlistx_t *links;        //  link_t, checked once the whole tree is known
+    uint32_t count;
+} tree_t;
+
+static void
+s_node_destroy (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
+
+static void
+s_link_destroy (void **item)
+{
+    link_t *link = (link_t *) *item;
+    if (link) {
+        free (link->name);
+        free (link->target);
+        free (link);
+    }
+    *item = NULL;
+}
+
+static const char *
+s_kind_name (char kind)
+{
+    return kind == 'f'? "file": kind == 'l'? "link": "directory";
+}
+
+//  Enter a canonical name of kind 'd', 'f' or 'l' (with its target). 0, or
+//  -1 with err: the name goes through a file or a link, names again what
+//  the archive has as another kind, or names a link a second time.
+static int
+s_tree_enter (tree_t *tree, const char *name, char kind, const char *target, char *err, size_t errlen)
+{
+    if (!*name) {
+        if (kind == 'd')
+            return 0;
+        snprintf (err, errlen, "archive entry '.' is a %s in place of the app directory", s_kind_name (kind));
+        return -1;
+    }
+    char key [AF_INSTALL_MAX_NAME + 16];
+    uint32_t parent = 0;
+    const char *p = name;
+    while (true) {
+        size_t len = strcspn (p, "/");
+        bool last = p [len] == 0;
+        snprintf (key, sizeof key, "%x/%.*s", parent, (int) len, p);
+        node_t *node = (node_t *) zhashx_lookup (tree->nodes, key);
+        if (!node) {
+            if (++tree->count > AF_INSTALL_MAX_NODES) {
+                snprintf (err, errlen, "archive makes more than %d files, directories and links "
+                          "(counting the directories its names imply)", AF_INSTALL_MAX_NODES);
+                return -1;
+            }
+            node = (node_t *) zmalloc (sizeof (node_t));
+            node->id = tree->count;
+            node->kind = last? kind: 0;
+            zhashx_insert (tree->nodes, key, node);
+        }
+        else
+        if (!last) {
+            if (node->kind == 'f' || node->kind == 'l') {
+                snprintf (err, errlen, "archive entry '%.200s' is inside the %s '%.*s'", name,
+                          s_kind_name (node->kind), (int) (p + len - name), name);
+                return -1;
+            }
+        }
+        else
+        if (node->kind == 0) {
+            if (kind != 'd') {
+                snprintf (err, errlen, "archive entry '%.200s' is a %s, but other entries are inside it",
+                          name, s_kind_name (kind));
+                return -1;
+            }
+            node->kind = 'd';
+        }
+        else
+        if (node->kind != kind || kind == 'l') {
+            snprintf (err, errlen, "archive entry '%.200s' appears twice, as a %s and as a %s", name,
+                      s_kind_name (node->kind), s_kind_name (kind));
+            return -1;
+        }
+        if (last)
+            break;
+        parent = node->id;
+        p += len + 1;
+    }
+    if (kind == 'l') {
+        link_t *link = (link_t *) zmalloc (sizeof (link_t));
+        link->parent = parent;
+        link->name = strdup (name);
+        link->target = strdup (target);
+        assert (link->name && link->target);
+        zlistx_add_end (tree->links, link);
+    }
+    return 0;
+}
+
+//  A link's target, walked from the link's directory through the finished
+//  tree: every component before the last that the archive has must be a
+//  directory. The last may be anything (a file, a directory, a link, or
+//  nothing). 0, or -1 with err.
+static int
+s_tree_link_check (tree_t *tree, const link_t *link, char *err, size_t errlen)
+{
+    char key [AF_INSTALL_MAX_NAME + 16];
+    uint32_t parent = link->parent;
+    const char *p = link->target;
+    while (true) {
+        size_t len = strcspn (p, "/");
+        if (!p [len])
+            return 0;
+        snprintf (key, sizeof key, "%x/%.*s", parent, (int) len, p);
+        node_t *node = (node_t *) zhashx_lookup (tree->nodes, key);
+        if (!node)
+            return 0;                   //  the rest is not in the archive
+        if (node->kind == 'f' || node->kind == 'l') {
+            snprintf (err, errlen, "archive entry '%.200s' links to '%.200s' through the %s '%.*s'",
+                      link->name, link->target, s_kind_name (node->kind), (int) (p + len - link->target),
+                      link->target);
+            return -1;
+        }
+        parent = node->id;
+        p += len + 1;
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Built-in installer
 
 static struct archive *
 s_open (const char *package, char *err, size_t errlen)
@@ -155,12 +461,17 @@ s_check (const char *package, char *err, size_t errlen)
     struct archive *reader = s_open (package, err, errlen);
     if (!reader)
         return -1;
+    tree_t tree = { zhashx_new (), zlistx_new (), 0 };
+    zhashx_set_destructor (tree.nodes, s_node_destroy);
+    zlistx_set_destructor (tree.links, s_link_destroy);
     struct archive_entry *entry;
     size_t count = 0;
     int rc = 0, r;
     while ((r = archive_read_next_header (reader, &entry)) == ARCHIVE_OK) {
         const char *path = archive_entry_pathname (entry);
+        const char *target = archive_entry_symlink (entry);
         mode_t type = archive_entry_filetype (entry);
+        char name [AF_INSTALL_MAX_NAME + 1];
         if (++count > AF_INSTALL_MAX_ENTRIES) {
             snprintf (err, errlen, "archive has more than %d entries", AF_INSTALL_MAX_ENTRIES);
             rc = -1;
@@ -187,19 +498,25 @@ s_check (const char *package, char *err, size_t errlen)
             rc = -1;
         }
         else
-        if (type == AE_IFLNK) {
-            const char *target = archive_entry_symlink (entry);
-            if (!target || !s_link_inside (path, target)) {
-                snprintf (err, errlen, "archive entry '%.200s' links out of the app directory (to '%.200s')",
-                          path, target? target: "");
-                rc = -1;
-            }
+        if (type == AE_IFLNK && !s_target_plain (target)) {
+            snprintf (err, errlen, "archive entry '%.200s' links out of its directory (to '%.200s'): "
+                      "a link must name a path below its own directory, without '.', '..' or '//'",
+                      path, target? target: "");
+            rc = -1;
         }
         else
-        if (type != AE_IFREG && type != AE_IFDIR) {
+        if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK) {
             snprintf (err, errlen, "archive entry '%.200s' is not a file, directory or link", path);
             rc = -1;
         }
+        else
+        if (s_canonical (path, name, sizeof name)) {
+            snprintf (err, errlen, "archive entry '%.200s' has a name that cannot be written", path);
+            rc = -1;
+        }
+        else
+            rc = s_tree_enter (&tree, name, type == AE_IFDIR? 'd': type == AE_IFLNK? 'l': 'f',
+                               target, err, errlen);
         if (rc)
             break;
     }
@@ -211,12 +528,18 @@ s_check (const char *package, char *err, size_t errlen)
         snprintf (err, errlen, "not a valid archive: it has no entries");
         rc = -1;
     }
+    for (link_t *link = (link_t *) zlistx_first (tree.links); link && rc == 0;
+         link = (link_t *) zlistx_next (tree.links))
+        rc = s_tree_link_check (&tree, link, err, errlen);
+    zlistx_destroy (&tree.links);
+    zhashx_destroy (&tree.nodes);
     archive_read_free (reader);
     return rc;
 }
 
 //  Pass 2: unpack into dir (which exists). Fills files with the paths.
 //  With a prefix ("defaults/"), only the entries under it, without it.
+//  Names are written in their canonical form, the form s_check modelled.
 static int
 s_extract (const char *package, const char *dir, const char *prefix, json_t *files,
            char *err, size_t errlen)
@@ -234,7 +557,14 @@ s_extract (const char *package, const char *dir, const char *prefix, json_t *fil
     char path [AF_INSTALL_MAX_NAME + 700];
     while (rc == 0 && (r = archive_read_next_header (reader, &entry)) == ARCHIVE_OK) {
         char name [AF_INSTALL_MAX_NAME + 1];
-        snprintf (name, sizeof name, "%s", archive_entry_pathname (entry));
+        mode_t type = archive_entry_filetype (entry);
+        //  The file is the one s_check read; these hold again if it is not
+        if (s_canonical (archive_entry_pathname (entry), name, sizeof name) || archive_entry_hardlink (entry)
+        ||  (type == AE_IFLNK && !s_target_plain (archive_entry_symlink (entry)))) {
+            snprintf (err, errlen, "the archive changed while it was unpacked");
+            rc = -1;
+            break;
+        }
         if (prefix) {
             size_t len = strlen (prefix);
             if (strncmp (name, prefix, len) || !name [len]) {
@@ -243,10 +573,14 @@ s_extract (const char *package, const char *dir, const char *prefix, json_t *fil
             }
             memmove (name, name + len, strlen (name + len) + 1);
         }
+        if (!*name) {                   //  the directory itself is ours
+            archive_read_data_skip (reader);
+            continue;
+        }
         snprintf (path, sizeof path, "%s/%s", dir, name);
         archive_entry_set_pathname (entry, path);
         archive_entry_set_perm (entry, archive_entry_perm (entry) & 0777);   //  no setuid/setgid/sticky
-        if (archive_entry_filetype (entry) != AE_IFDIR)
+        if (type != AE_IFDIR)
             json_array_append_new (files, json_string (name));
         if (archive_write_header (writer, entry) != ARCHIVE_OK) {
             snprintf (err, errlen, "cannot unpack '%.200s': %s", name, archive_error_string (writer));
@@ -259,7 +593,7 @@ s_extract (const char *package, const char *dir, const char *prefix, json_t *fil
         while ((r = archive_read_data_block (reader, &block, &size, &offset)) == ARCHIVE_OK)
             if (archive_write_data_block (writer, block, size, offset) != ARCHIVE_OK) {
                 snprintf (err, errlen, "cannot write '%.200s': %s", name,
-                          errno == ENOSPC? "the disk is full": archive_error_string (writer));
+                          errno == ENOSPC || errno == EFBIG? "the disk is full": archive_error_string (writer));
                 rc = -1;
                 break;
             }
@@ -269,7 +603,7 @@ s_extract (const char *package, const char *dir, const char *prefix, json_t *fil
         }
         if (rc == 0 && archive_write_finish_entry (writer) != ARCHIVE_OK) {
             snprintf (err, errlen, "cannot write '%.200s': %s", name,
-                      errno == ENOSPC? "the disk is full": archive_error_string (writer));
+                      errno == ENOSPC || errno == EFBIG? "the disk is full": archive_error_string (writer));
             rc = -1;
         }
     }
@@ -282,59 +616,101 @@ s_extract (const char *package, const char *dir, const char *prefix, json_t *fil
     return rc;
 }
 
-static void
-s_remove_tree (const char *path)
-{
-    struct stat st;
-    if (lstat (path, &st))
-        return;
-    if (S_ISDIR (st.st_mode)) {
-        zdir_t *dir = zdir_new (path, "-");
-        if (dir) {
-            zdir_remove (dir, true);
-            zdir_destroy (&dir);
-        }
-        rmdir (path);
-    }
-    else
-        unlink (path);
-}
+//  Staging: a new tree is unpacked in PARENT/.NAME.new-TAG, swapped in for
+//  PARENT/NAME by two renames (the old tree moved to PARENT/.NAME.old-TAG)
+//  and the old tree removed. Until the swap PARENT/NAME is untouched, and a
+//  swap can be undone. The names are hidden, and no program ID starts with
+//  '.', so they never meet an app's.
+typedef struct {
+    char parent [600], stage [700], old [700], live [700];
+    bool had;                   //  there was a PARENT/NAME to move aside
+    bool swapped;               //  the new tree is PARENT/NAME
+} swap_t;
 
-//  Unpack (the prefix part of) a checked archive as parent/name: staged in
-//  parent/.name.new-X, then swapped in by rename; the old tree removed.
-//  On failure parent/name is as it was.
 static int
-s_unpack_swap (const char *parent, const char *name, const char *package, const char *prefix,
-               json_t *files, char *err, size_t errlen)
+s_swap_stage (swap_t *self, const char *parent, const char *name, char *err, size_t errlen)
 {
-    char stage [700], old [700], live [700];
+    memset (self, 0, sizeof *self);
     uint8_t rand [4];
     randombytes_buf (rand, sizeof rand);
     char tag [9];
     sodium_bin2hex (tag, sizeof tag, rand, sizeof rand);
-    snprintf (stage, sizeof stage, "%s/.%s.new-%s", parent, name, tag);
-    snprintf (old, sizeof old, "%s/.%s.old-%s", parent, name, tag);
-    snprintf (live, sizeof live, "%s/%s", parent, name);
-    if (zsys_dir_create ("%s", parent) || mkdir (stage, 0755)) {
-        snprintf (err, errlen, "cannot create %s: %s", stage, strerror (errno));
+    snprintf (self->parent, sizeof self->parent, "%s", parent);
+    snprintf (self->stage, sizeof self->stage, "%s/.%s.new-%s", parent, name, tag);
+    snprintf (self->old, sizeof self->old, "%s/.%s.old-%s", parent, name, tag);
+    snprintf (self->live, sizeof self->live, "%s/%s", parent, name);
+    if (zsys_dir_create ("%s", parent) || mkdir (self->stage, 0755)) {
+        snprintf (err, errlen, "cannot create %s: %s", self->stage, strerror (errno));
         return -1;
     }
-    int rc = s_extract (package, stage, prefix, files, err, errlen);
-    bool had = access (live, F_OK) == 0;
-    if (rc == 0 && had && rename (live, old)) {
-        snprintf (err, errlen, "cannot move the current %s aside: %s", name, strerror (errno));
-        rc = -1;
+    return 0;
+}
+
+//  Swap the staged tree in. 0, or -1 with err and PARENT/NAME as it was
+static int
+s_swap_in (swap_t *self, char *err, size_t errlen)
+{
+    struct stat st;
+    self->had = lstat (self->live, &st) == 0;
+    if (self->had && rename (self->live, self->old)) {
+        snprintf (err, errlen, "cannot move the current %s aside: %s", self->live, strerror (errno));
+        return -1;
     }
-    if (rc == 0 && rename (stage, live)) {
-        snprintf (err, errlen, "cannot put the new %s in place: %s", name, strerror (errno));
-        if (had)
-            rename (old, live);
-        rc = -1;
+    if (rename (self->stage, self->live)) {
+        snprintf (err, errlen, "cannot put the new %s in place: %s", self->live, strerror (errno));
+        if (self->had && rename (self->old, self->live))
+            zsys_error ("install: cannot put %s back: %s", self->live, strerror (errno));
+        return -1;
     }
-    if (rc == 0 && had)
-        s_remove_tree (old);
-    if (rc)
-        s_remove_tree (stage);
+    self->swapped = true;
+    s_sync_dir (self->parent);
+    return 0;
+}
+
+//  Undo a swap: the new tree back to staging, the old one in place. If a
+//  rename fails (renames in one directory hardly do) the new tree stays
+//  in place rather than none.
+static void
+s_swap_back (swap_t *self)
+{
+    if (!self->swapped)
+        return;
+    if (rename (self->live, self->stage)) {
+        zsys_error ("install: cannot take the new %s out again: %s", self->live, strerror (errno));
+        return;
+    }
+    if (self->had && rename (self->old, self->live)) {
+        zsys_error ("install: cannot put the previous %s back: %s", self->live, strerror (errno));
+        if (rename (self->stage, self->live))
+            zsys_error ("install: cannot put the new %s back either: %s", self->live, strerror (errno));
+        return;
+    }
+    self->swapped = false;
+    s_sync_dir (self->parent);
+}
+
+//  Remove what is not in place: the old tree after a swap, else the staged one
+static void
+s_swap_end (swap_t *self)
+{
+    const char *path = self->swapped? self->old: self->stage;
+    if (s_remove_tree (path))
+        zsys_warning ("install: cannot remove %s: %s (it goes at the next start)", path, strerror (errno));
+}
+
+//  Unpack (the prefix part of) a checked archive as parent/name, staged
+//  and swapped in. On failure parent/name is as it was.
+static int
+s_unpack_swap (const char *parent, const char *name, const char *package, const char *prefix,
+               json_t *files, char *err, size_t errlen)
+{
+    swap_t swap;
+    if (s_swap_stage (&swap, parent, name, err, errlen))
+        return -1;
+    int rc = s_extract (package, swap.stage, prefix, files, err, errlen);
+    if (rc == 0)
+        rc = s_swap_in (&swap, err, errlen);
+    s_swap_end (&swap);
     return rc;
 }
 
@@ -342,46 +718,74 @@ int
 af_install_builtin (const char *home, const char *package, const af_install_info_t *info,
                     char *err, size_t errlen)
 {
-    if (s_check (package, err, errlen))
+    if (af_program_check (info->program, err, errlen) || s_check (package, err, errlen))
         return -1;
     char apps [600], data [600], defaults [700];
     snprintf (apps, sizeof apps, "%s/apps", home);
+    af_install_info_t record = *info;
+    snprintf (record.method, sizeof record.method, "builtin");
+    swap_t swap;
+    if (s_swap_stage (&swap, apps, info->program, err, errlen))
+        return -1;
+    //  The tree is unpacked and its record written aside first; the swap
+    //  and the record's rename come last, and a failed rename undoes the
+    //  swap. A failure at any step (a full disk) leaves the old tree with
+    //  the old record, never a tree without its record.
     json_t *files = json_array ();
-    int rc = s_unpack_swap (apps, info->program, package, NULL, files, err, errlen);
-    if (rc == 0) {
-        af_install_info_t record = *info;
-        snprintf (record.method, sizeof record.method, "builtin");
-        rc = af_install_record_write (home, &record, files, err, errlen);
+    bool prepared = false;
+    int rc = s_extract (package, swap.stage, NULL, files, err, errlen);
+    if (rc == 0)
+        prepared = (rc = s_record_prepare (home, &record, files, err, errlen)) == 0;
+    if (rc == 0)
+        rc = s_swap_in (&swap, err, errlen);
+    if (rc == 0 && s_record_commit (home, record.program, err, errlen)) {
+        s_swap_back (&swap);
+        rc = -1;
     }
-    //  A package's defaults/ seed the app's data directory on first install
+    if (rc && prepared)
+        s_record_discard (home, record.program);
+    s_swap_end (&swap);
+    json_decref (files);
+    if (rc)
+        return -1;
+    //  A package's defaults/ (a real directory) seed the app's data
+    //  directory on first install
+    struct stat st;
     snprintf (data, sizeof data, "%s/data/%s", home, info->program);
     snprintf (defaults, sizeof defaults, "%s/%s/defaults", apps, info->program);
-    if (rc == 0 && access (defaults, F_OK) == 0 && access (data, F_OK) != 0) {
+    if (lstat (defaults, &st) == 0 && S_ISDIR (st.st_mode) && lstat (data, &st) != 0) {
         snprintf (data, sizeof data, "%s/data", home);
         json_t *seeded = json_array ();
         if (s_unpack_swap (data, info->program, package, "defaults/", seeded, err, errlen))
             zsys_warning ("install: %s installed, but its defaults were not copied: %s", info->program, err);
         json_decref (seeded);
     }
-    json_decref (files);
-    return rc;
+    return 0;
 }
 
 int
 af_install_remove (const char *home, const char *program, char *err, size_t errlen)
 {
+    if (af_program_check (program, err, errlen))
+        return -1;
     char live [700], gone [720];
     snprintf (live, sizeof live, "%s/apps/%s", home, program);
-    if (access (live, F_OK))
+    snprintf (gone, sizeof gone, "%s/apps/.%s.gone", home, program);
+    struct stat st;
+    if (lstat (live, &st))
         return 0;
     //  Out of the way in one step, then removed
-    snprintf (gone, sizeof gone, "%s/apps/.%s.gone", home, program);
-    s_remove_tree (gone);
+    if (s_remove_tree (gone)) {
+        snprintf (err, errlen, "cannot remove the leftover %s: %s", gone, strerror (errno));
+        return -1;
+    }
     if (rename (live, gone)) {
         snprintf (err, errlen, "cannot remove %s: %s", live, strerror (errno));
         return -1;
     }
-    s_remove_tree (gone);
+    if (s_remove_tree (gone))
+        zsys_warning ("install: %s is uninstalled, but %s could not be removed: %s (it goes at the next start)",
+                      program, gone, strerror (errno));
     return 0;
 }
 
@@ -389,6 +793,14 @@ int
 af_install_data (const char *home, const char *kind, const char *program, const char *archive,
                  char *err, size_t errlen)
 {
+    //  A program ID, or the scratch name `config show` opens a copy under
+    if (af_program_check (strncmp (program, AF_INSTALL_SCRATCH, strlen (AF_INSTALL_SCRATCH))? program:
+                          program + strlen (AF_INSTALL_SCRATCH), err, errlen))
+        return -1;
+    if (strcmp (kind, "data") && strcmp (kind, "config")) {
+        snprintf (err, errlen, "'%s' is not data or config", kind);
+        return -1;
+    }
     if (s_check (archive, err, errlen))
         return -1;
     char data [600];
@@ -397,6 +809,85 @@ af_install_data (const char *home, const char *kind, const char *program, const 
     int rc = s_unpack_swap (data, program, archive, NULL, files, err, errlen);
     json_decref (files);
     return rc;
+}
+
+//  Is name one of the staging names s_swap_stage and af_install_remove
+//  make for a program: .PROGRAM.new-TAG, .PROGRAM.old-TAG (TAG: 8 hex
+//  digits) or .PROGRAM.gone, or a scratch copy .show-PROGRAM? Or, in
+//  installed/, a record's temporary PROGRAM.json.tmp?
+static bool
+s_is_stale (const char *name, bool records)
+{
+    size_t len = strlen (name), start = 1, plen = 0;
+    if (records) {
+        start = 0;
+        if (len > 9 && streq (name + len - 9, ".json.tmp"))
+            plen = len - 9;
+    }
+    else
+    if (*name != '.')
+        return false;
+    else
+    if (strncmp (name, AF_INSTALL_SCRATCH, strlen (AF_INSTALL_SCRATCH)) == 0) {
+        start = strlen (AF_INSTALL_SCRATCH);
+        plen = len - start;
+    }
+    else
+    if (len > 6 && streq (name + len - 5, ".gone"))
+        plen = len - 6;
+    else
+    if (len > 14 && (strncmp (name + len - 13, ".new-", 5) == 0 || strncmp (name + len - 13, ".old-", 5) == 0)
+    &&  strspn (name + len - 8, "0123456789abcdef") == 8)
+        plen = len - 14;
+    if (plen == 0 || plen > AF_MAX_PROGRAM)
+        return false;
+    char program [AF_MAX_PROGRAM + 1];
+    memcpy (program, name + start, plen);
+    program [plen] = 0;
+    return af_program_check (program, NULL, 0) == 0;
+}
+
+int
+af_install_clean_stale (const char *home, char *err, size_t errlen)
+{
+    static const char *dirs [] = { "apps", "data", "config", "installed" };
+    int removed = 0, rc = 0;
+    for (size_t d = 0; d < sizeof dirs / sizeof dirs [0]; d++) {
+        char dir [600], path [900];
+        snprintf (dir, sizeof dir, "%s/%s", home, dirs [d]);
+        DIR *handle = opendir (dir);
+        if (!handle) {
+            if (errno != ENOENT && rc == 0) {
+                snprintf (err, errlen, "cannot read %s: %s", dir, strerror (errno));
+                rc = -1;
+            }
+            continue;
+        }
+        //  Names first, removal after: readdir need not see a directory
+        //  that changes under it
+        zlistx_t *stale = zlistx_new ();
+        zlistx_set_destructor (stale, (zlistx_destructor_fn *) zstr_free);
+        zlistx_set_duplicator (stale, (zlistx_duplicator_fn *) strdup);
+        struct dirent *entry;
+        while ((entry = readdir (handle)))
+            if (s_is_stale (entry->d_name, streq (dirs [d], "installed")))
+                zlistx_add_end (stale, entry->d_name);
+        closedir (handle);
+        for (char *name = (char *) zlistx_first (stale); name; name = (char *) zlistx_next (stale)) {
+            snprintf (path, sizeof path, "%s/%s", dir, name);
+            if (s_remove_tree (path)) {
+                if (rc == 0)
+                    snprintf (err, errlen, "cannot remove %s: %s", path, strerror (errno));
+                rc = -1;
+            }
+            else {
+                zsys_info ("install: removed %s, left by an install or removal that did not finish", path);
+                removed++;
+            }
+        }
+        zlistx_destroy (&stale);
+    }
+    return rc? -1: removed;
 }
 
 int
@@ -582,6 +1073,7 @@ af_install_cmd_destroy (af_install_cmd_t **self_p)
     *self_p = NULL;
 }
 
+
 //  --------------------------------------------------------------------------
 //  Self test
 
@@ -625,6 +1117,50 @@ s_make_tar (const char *path, const char *entries [][3])
     archive_write_free (writer);
 }
 
+//  The entries of a directory as readdir sees them (dot-files included,
+//  unlike zdir), space-separated into names; their number, -1 if no dir
+static int
+s_entries (const char *dir, char *names, size_t size)
+{
+    *names = 0;
+    DIR *handle = opendir (dir);
+    if (!handle)
+        return -1;
+    int count = 0;
+    struct dirent *entry;
+    while ((entry = readdir (handle)))
+        if (!streq (entry->d_name, ".") && !streq (entry->d_name, "..")) {
+            count++;
+            size_t used = strlen (names);
+            snprintf (names + used, size - used, "%s%s", used? " ": "", entry->d_name);
+        }
+    closedir (handle);
+    return count;
+}
+
+static void
+s_write_file (const char *path, const char *text)
+{
+    FILE *file = fopen (path, "w");
+    assert (file);
+    fputs (text, file);
+    assert (fclose (file) == 0);
+}
+
+//  The first line of a file, "" if none
+static const char *
+s_first_line (const char *path, char *line, size_t size)
+{
+    *line = 0;
+    FILE *file = fopen (path, "r");
+    if (file) {
+        if (!fgets (line, (int) size, file))
+            *line = 0;
+        fclose (file);
+    }
+    return line;
+}
+
 void
 af_install_test (bool verbose)
 {
@@ -632,7 +1168,7 @@ af_install_test (bool verbose)
         printf (" * af_install: ");
     char home [] = "/tmp/af_install_test.XXXXXX";
     assert (mkdtemp (home));
-    char pkg [600], path [700], err [256];
+    char pkg [600], path [700], err [512], names [1024], line [256];
     af_install_info_t info;
     memset (&info, 0, sizeof info);
     strcpy (info.program, "demo");
@@ -665,22 +1201,69 @@ af_install_test (bool verbose)
     snprintf (path, sizeof path, "%s/apps/demo/app/NEW", home);
     assert (zsys_file_exists (path));
 
-    //  Hostile archives: refused, nothing written, version 2.0 intact
+    //  Hostile archives: refused before anything is written, version 2.0
+    //  intact. Links: only a plain path below the link's own directory, and
+    //  nothing in the archive written through a link or a file.
     const char *dotdot [][3] = { { "app/", "d", "" }, { "../evil", "f", "x" }, { NULL, NULL, NULL } };
     const char *absolute [][3] = { { "/tmp/af_install_abs_evil", "f", "x" }, { NULL, NULL, NULL } };
     const char *linkout [][3] = { { "link", "l", "../../outside" }, { "link/x", "f", "x" },
                                   { NULL, NULL, NULL } };
     const char *hard [][3] = { { "a", "f", "x" }, { "b", "h", "a" }, { NULL, NULL, NULL } };
-    const char *(*bad []) [3] = { dotdot, absolute, linkout, hard };
-    const char *why [] = { "(..)", "absolute", "links out", "hard link" };
+    //  The chain: each link looks inside by its own text
+    const char *chain [][3] = { { "y", "l", "." }, { "x", "l", "y/.." }, { NULL, NULL, NULL } };
+    const char *passwd [][3] = { { "app/", "d", "" }, { "app/y", "l", "." }, { "app/up1", "l", "y/.." },
+                                 { "app/up2", "l", "up1/.." }, { "app/up3", "l", "up2/.." },
+                                 { "app/passwd", "l", "up3/etc/passwd" }, { NULL, NULL, NULL } };
+    const char *up [][3] = { { "app/", "d", "" }, { "app/l", "l", "../app/x" }, { NULL, NULL, NULL } };
+    const char *abs_target [][3] = { { "l", "l", "/etc/passwd" }, { NULL, NULL, NULL } };
+    const char *empty_part [][3] = { { "sub/", "d", "" }, { "l", "l", "sub//x" }, { NULL, NULL, NULL } };
+    const char *slash_end [][3] = { { "sub/", "d", "" }, { "l", "l", "sub/" }, { NULL, NULL, NULL } };
+    const char *dot_part [][3] = { { "sub/", "d", "" }, { "l", "l", "sub/./x" }, { NULL, NULL, NULL } };
+    //  A link to a link that leaves
+    const char *to_leaving [][3] = { { "a", "l", "b" }, { "b", "l", "../x" }, { NULL, NULL, NULL } };
+    //  A link whose target passes through a link, or a file
+    const char *via_link [][3] = { { "sub/", "d", "" }, { "l", "l", "sub" }, { "m", "l", "l/x" },
+                                   { NULL, NULL, NULL } };
+    const char *via_later [][3] = { { "m", "l", "l/x" }, { "sub/", "d", "" }, { "l", "l", "sub" },
+                                    { NULL, NULL, NULL } };
+    const char *via_file [][3] = { { "f", "f", "x" }, { "l", "l", "f/x" }, { NULL, NULL, NULL } };
+    //  A file written after a link of the same name, and the other way round
+    const char *file_on_link [][3] = { { "sub/", "d", "" }, { "l", "l", "sub" }, { "l", "f", "x" },
+                                       { NULL, NULL, NULL } };
+    const char *link_on_file [][3] = { { "l", "f", "x" }, { "./l", "l", "y" }, { NULL, NULL, NULL } };
+    const char *link_twice [][3] = { { "l", "l", "a" }, { "l", "l", "b" }, { NULL, NULL, NULL } };
+    //  Entries whose path goes through a link
+    const char *dir_via_link [][3] = { { "sub/", "d", "" }, { "l", "l", "sub" }, { "l/d/", "d", "" },
+                                       { NULL, NULL, NULL } };
+    const char *file_via_link [][3] = { { "sub/", "d", "" }, { "l", "l", "sub" }, { "./l//f", "f", "x" },
+                                        { NULL, NULL, NULL } };
+    const char *link_over_dir [][3] = { { "l/f", "f", "x" }, { "l", "l", "sub" }, { NULL, NULL, NULL } };
+    const char *root_link [][3] = { { "./", "l", "x" }, { NULL, NULL, NULL } };
+    const char *(*bad []) [3] = { dotdot, absolute, linkout, hard, chain, passwd, up, abs_target,
+        empty_part, slash_end, dot_part, to_leaving, via_link, via_later, via_file, file_on_link,
+        link_on_file, link_twice, dir_via_link, file_via_link, link_over_dir, root_link };
+    const char *why [] = { "(..)", "absolute", "links out", "hard link", "'y' links out", "'app/y' links out",
+        "links out", "links out", "links out", "links out", "links out", "'b' links out",
+        "through the link 'l'", "through the link 'l'", "through the file 'f'", "appears twice",
+        "appears twice", "appears twice", "inside the link 'l'", "inside the link 'l'",
+        "other entries are inside it", "in place of the app directory" };
+    size_t bad_count = sizeof bad / sizeof bad [0];
+    assert (bad_count == sizeof why / sizeof why [0]);
     strcpy (info.version_name, "3.0");
-    for (int i = 0; i < 4; i++) {
+    for (size_t i = 0; i < bad_count; i++) {
         s_make_tar (pkg, bad [i]);
-        assert (af_install_builtin (home, pkg, &info, err, sizeof err) == -1);
-        assert (strstr (err, why [i]));
+        *err = 0;
+        int rc = af_install_builtin (home, pkg, &info, err, sizeof err);
+        if (rc != -1 || !strstr (err, why [i]))
+            printf ("\nhostile archive %zu: rc %d, '%s' (expected '%s')\n", i, rc, err, why [i]);
+        assert (rc == -1 && strstr (err, why [i]));
         assert (zsys_file_exists (path));
         assert (af_install_record_read (home, "demo", &back) == 0 && streq (back.version_name, "2.0"));
+        //  ... and the same rules for data and configuration
+        assert (af_install_data (home, "data", "demo", pkg, err, sizeof err) == -1 && strstr (err, why [i]));
     }
+    snprintf (path, sizeof path, "%s/data/demo", home);
+    assert (!zsys_file_exists (path));
     snprintf (path, sizeof path, "%s/evil", home);
     assert (!zsys_file_exists (path));
     assert (!zsys_file_exists ("/tmp/af_install_abs_evil"));
@@ -689,48 +1272,255 @@ af_install_test (bool verbose)
     fprintf (file, "this is not a tar file, not even close................................\n");
     fclose (file);
     assert (af_install_builtin (home, pkg, &info, err, sizeof err) == -1 && strstr (err, "not a valid archive"));
-    //  No staging directories left behind
+    //  No staging directories left behind: readdir, which sees dot-files
     snprintf (path, sizeof path, "%s/apps", home);
-    zdir_t *apps = zdir_new (path, "-");
-    assert (zdir_count (apps) == 0);            //  only apps/demo/..., no .demo.new-*
-    zdir_destroy (&apps);
+    assert (s_entries (path, names, sizeof names) == 1 && streq (names, "demo"));
 
-    //  defaults/ seed the data directory once; user data replaces it
-    const char *seeded [][3] = { { "defaults/", "d", "" }, { "defaults/settings", "f", "default\n" },
-                                 { "bin", "f", "x" }, { NULL, NULL, NULL } };
-    s_make_tar (pkg, seeded);
+    //  Links that stay inside: in the same directory, below it, to a
+    //  directory, to a link that stays inside, dangling below; names
+    //  written as "./x" and "x//y/" are the same names
+    const char *inside [][3] = { { "./lib/", "d", "" }, { "lib//libx.so.1", "f", "elf\n" },
+        { "lib/libx.so", "l", "libx.so.1" }, { "current", "l", "lib" }, { "latest", "l", "current" },
+        { "deep", "l", "lib/libx.so" }, { "dangling", "l", "nothere/x" }, { "./", "d", "" },
+        { "lib/", "d", "" }, { NULL, NULL, NULL } };
+    s_make_tar (pkg, inside);
+    strcpy (info.version_name, "4.0");
+    assert (af_install_builtin (home, pkg, &info, err, sizeof err) == 0);
+    char target [PATH_MAX], real [PATH_MAX], root [PATH_MAX];
+    snprintf (path, sizeof path, "%s/apps/demo", home);
+    assert (realpath (path, root));
+    const char *resolving [] = { "lib/libx.so", "current", "latest", "deep" };
+    for (int i = 0; i < 4; i++) {
+        snprintf (path, sizeof path, "%s/apps/demo/%s", home, resolving [i]);
+        assert (realpath (path, real) && strncmp (real, root, strlen (root)) == 0 && real [strlen (root)] == '/');
+    }
+    snprintf (path, sizeof path, "%s/apps/demo/latest", home);
+    ssize_t size = readlink (path, target, sizeof target - 1);
+    assert (size == 7 && memcmp (target, "current", 7) == 0);
+    assert (af_install_record_read (home, "demo", &back) == 0 && streq (back.version_name, "4.0"));
+
+    //  defaults/ is a root of its own: checked where it lands
+    //  (HOME/data/PROGRAM/), not only inside the package
     strcpy (info.program, "seeded");
+    const char *seed_up [][3] = { { "app/", "d", "" }, { "app/bin", "f", "x" }, { "defaults/", "d", "" },
+                                  { "defaults/settings", "f", "x" }, { "defaults/l", "l", ".." },
+                                  { NULL, NULL, NULL } };
+    s_make_tar (pkg, seed_up);
+    assert (af_install_builtin (home, pkg, &info, err, sizeof err) == -1 && strstr (err, "'defaults/l' links out"));
+    snprintf (path, sizeof path, "%s/data/seeded", home);
+    assert (!zsys_file_exists (path));
+    snprintf (path, sizeof path, "%s/apps/seeded", home);
+    assert (!zsys_file_exists (path));
+    //  A defaults/ that is a link: installed, nothing seeded through it
+    const char *seed_link [][3] = { { "app/", "d", "" }, { "app/settings", "f", "x" },
+                                    { "defaults", "l", "app" }, { NULL, NULL, NULL } };
+    s_make_tar (pkg, seed_link);
+    assert (af_install_builtin (home, pkg, &info, err, sizeof err) == 0);
+    snprintf (path, sizeof path, "%s/data/seeded", home);
+    assert (!zsys_file_exists (path));
+    //  defaults/ seed the data directory once, links inside it stay inside
+    //  it; user data replaces it
+    const char *seeded [][3] = { { "./defaults/", "d", "" }, { "./defaults/settings", "f", "default\n" },
+                                 { "defaults/sub/", "d", "" }, { "defaults/sub/.rc", "f", "rc\n" },
+                                 { "defaults/sub/l", "l", ".rc" }, { "bin", "f", "x" }, { NULL, NULL, NULL } };
+    s_make_tar (pkg, seeded);
     assert (af_install_builtin (home, pkg, &info, err, sizeof err) == 0);
     snprintf (path, sizeof path, "%s/data/seeded/settings", home);
     assert (zsys_file_exists (path));
+    snprintf (path, sizeof path, "%s/data/seeded/sub/l", home);
+    size = readlink (path, target, sizeof target - 1);
+    assert (size == 3 && memcmp (target, ".rc", 3) == 0);
+    assert (streq (s_first_line (path, line, sizeof line), "rc\n"));
     char user [700], packed [700];
     snprintf (user, sizeof user, "%s/user", home);
-    assert (zsys_dir_create ("%s/sub", user) == 0);
+    assert (zsys_dir_create ("%s/sub/.deeper/x", user) == 0);
     snprintf (path, sizeof path, "%s/user/history", home);
-    file = fopen (path, "w");
-    fprintf (file, "mine\n");
-    fclose (file);
+    s_write_file (path, "mine\n");
+    snprintf (path, sizeof path, "%s/user/sub/.deeper/x/.y", home);
+    s_write_file (path, "hidden\n");
     snprintf (packed, sizeof packed, "%s/user.tar", home);
     assert (af_install_pack_dir (user, packed, err, sizeof err) == 0);
     assert (af_install_data (home, "data", "seeded", packed, err, sizeof err) == 0);
     snprintf (path, sizeof path, "%s/data/seeded/history", home);
+    assert (zsys_file_exists (path));
+    snprintf (path, sizeof path, "%s/data/seeded/sub/.deeper/x/.y", home);
     assert (zsys_file_exists (path));
     snprintf (path, sizeof path, "%s/data/seeded/settings", home);
     assert (!zsys_file_exists (path));          //  replaced, not merged
     snprintf (path, sizeof path, "%s/data/seeded/sub", home);
     struct stat sub;
     assert (stat (path, &sub) == 0 && S_ISDIR (sub.st_mode));
+    //  Replaced again: the old trees, dot-files and all, are gone
+    assert (af_install_data (home, "data", "seeded", packed, err, sizeof err) == 0);
+    assert (af_install_data (home, "config", "seeded", packed, err, sizeof err) == 0);
+    assert (af_install_data (home, "config", "seeded", packed, err, sizeof err) == 0);
+    snprintf (path, sizeof path, "%s/data", home);
+    assert (s_entries (path, names, sizeof names) == 1 && streq (names, "seeded"));
+    snprintf (path, sizeof path, "%s/config", home);
+    assert (s_entries (path, names, sizeof names) == 1 && streq (names, "seeded"));
+    assert (af_install_data (home, "../apps", "seeded", packed, err, sizeof err) == -1);
+    //  The scratch copy `config show` opens, and nothing else hidden
+    assert (af_install_data (home, "config", ".show-seeded", packed, err, sizeof err) == 0);
+    snprintf (path, sizeof path, "%s/config/.show-seeded/history", home);
+    assert (zsys_file_exists (path));
+    assert (af_install_data (home, "config", ".show-../x", packed, err, sizeof err) == -1);
+    assert (af_install_data (home, "config", ".shown", packed, err, sizeof err) == -1);
     //  An empty directory is not worth sending
     snprintf (path, sizeof path, "%s/empty", home);
     assert (zsys_dir_create ("%s", path) == 0);
     assert (af_install_pack_dir (path, packed, err, sizeof err) == -1 && strstr (err, "empty"));
+
+    //  Upgrades and removal leave nothing behind, dot-files and nested
+    //  directories included, and a second round works as the first
+    strcpy (info.program, "dots");
+    const char *dots [][3] = { { "app/.cache/x/", "d", "" }, { "app/.cache/x/.y", "f", "y" },
+                               { "app/sub/deeper/.d", "f", "d" }, { "app/.hidden", "f", "h" },
+                               { "app/.l", "l", ".hidden" }, { NULL, NULL, NULL } };
+    s_make_tar (pkg, dots);
+    snprintf (path, sizeof path, "%s/apps", home);
+    for (int round = 0; round < 2; round++) {
+        assert (af_install_builtin (home, pkg, &info, err, sizeof err) == 0);
+        assert (af_install_builtin (home, pkg, &info, err, sizeof err) == 0);
+        assert (s_entries (path, names, sizeof names) == 3);            //  demo dots seeded
+        assert (af_install_remove (home, "dots", err, sizeof err) == 0);
+        assert (s_entries (path, names, sizeof names) == 2 && !strstr (names, "dots"));
+        assert (af_install_remove (home, "dots", err, sizeof err) == 0);    //  nothing to remove
+    }
+
+    //  Removal does not follow links out of the tree, and stale staging
+    //  (what an install, upgrade or removal killed half-way leaves) goes
+    //  at start; other names stay
+    char outside [700];
+    snprintf (outside, sizeof outside, "%s/outside", home);
+    assert (zsys_dir_create ("%s/keep", outside) == 0);
+    snprintf (path, sizeof path, "%s/outside/keep/file", home);
+    s_write_file (path, "keep\n");
+    const char *stale [] = { "apps/.dots.new-0a1b2c3d", "apps/.demo.old-ffffffff", "apps/.demo.gone",
+                             "data/.seeded.new-00000000", "config/.seeded.old-12345678",
+                             "config/.show-seeded" };
+    const char *kept [] = { "apps/.Demo.new-0a1b2c3d", "apps/.demo.new-0a1b", "apps/.unrelated",
+                            "apps/..demo.gone", "data/.x.new-0a1b2c3g", "installed/.demo.json.tmp",
+                            "config/.show-.x" };
+    for (int i = 0; i < 6; i++) {
+        assert (zsys_dir_create ("%s/%s/.a/b/.c", home, stale [i]) == 0);
+        snprintf (path, sizeof path, "%s/%s/.a/b/.c/.f", home, stale [i]);
+        s_write_file (path, "x");
+        snprintf (path, sizeof path, "%s/%s/.a/out", home, stale [i]);
+        assert (symlink (outside, path) == 0);
+    }
+    for (int i = 0; i < 7; i++) {
+        snprintf (path, sizeof path, "%s/%s", home, kept [i]);
+        s_write_file (path, "x");
+    }
+    snprintf (path, sizeof path, "%s/installed/dots.json.tmp", home);
+    s_write_file (path, "{\"half\":");
+    assert (af_install_clean_stale (home, err, sizeof err) == 7);
+    for (int i = 0; i < 6; i++) {
+        snprintf (path, sizeof path, "%s/%s", home, stale [i]);
+        assert (lstat (path, &st) == -1 && errno == ENOENT);
+    }
+    snprintf (path, sizeof path, "%s/installed/dots.json.tmp", home);
+    assert (lstat (path, &st) == -1);
+    for (int i = 0; i < 7; i++) {
+        snprintf (path, sizeof path, "%s/%s", home, kept [i]);
+        assert (lstat (path, &st) == 0);
+        unlink (path);
+    }
+    snprintf (path, sizeof path, "%s/outside/keep/file", home);
+    assert (zsys_file_exists (path));
+    assert (af_install_clean_stale (home, err, sizeof err) == 0);
+    //  A removal killed after its rename left .dots.gone: the next removal
+    //  of dots is not stopped by it
+    assert (af_install_builtin (home, pkg, &info, err, sizeof err) == 0);
+    assert (zsys_dir_create ("%s/apps/.dots.gone/.x/.y", home) == 0);
+    assert (af_install_remove (home, "dots", err, sizeof err) == 0);
+    snprintf (path, sizeof path, "%s/apps", home);
+    assert (s_entries (path, names, sizeof names) == 2 && !strstr (names, "dots"));
+
+    //  Program IDs are names: every function that makes a path from one
+    //  refuses anything else, before it touches the disk
+    const char *not_ids [] = { "..", "../escape", "a/b", ".demo.new-00000000", "" };
+    strcpy (info.version_name, "1.0");
+    s_make_tar (pkg, good);
+    for (int i = 0; i < 5; i++) {
+        snprintf (info.program, sizeof info.program, "%s", not_ids [i]);
+        assert (af_install_builtin (home, pkg, &info, err, sizeof err) == -1 && strstr (err, "not a program ID"));
+        assert (af_install_data (home, "data", not_ids [i], pkg, err, sizeof err) == -1
+                && strstr (err, "not a program ID"));
+        assert (af_install_remove (home, not_ids [i], err, sizeof err) == -1 && strstr (err, "not a program ID"));
+        assert (af_install_record_write (home, &info, NULL, err, sizeof err) == -1);
+        assert (af_install_record_read (home, not_ids [i], &back) == -1);
+    }
+    snprintf (path, sizeof path, "%s/escape", home);
+    assert (!zsys_file_exists (path));
+    assert (s_entries (home, names, sizeof names) >= 0 && strstr (names, "apps"));
+
+    //  A full disk while the record is written (a file size limit makes
+    //  the same EFBIG a quota would): the old tree and the old record stay,
+    //  no staging and no temporary left
+    strcpy (info.program, "disk");
+    strcpy (info.version_name, "1.0");
+    const char *disk1 [][3] = { { "v1", "f", "1" }, { NULL, NULL, NULL } };
+    s_make_tar (pkg, disk1);
+    assert (af_install_builtin (home, pkg, &info, err, sizeof err) == 0);
+    //  Version 2: 200 one-byte files whose names make a record of 14 KiB
+    const char *(*disk2) [3] = (const char *(*) [3]) calloc (202, sizeof *disk2);
+    char (*many) [80] = (char (*) [80]) calloc (200, sizeof *many);
+    assert (disk2 && many);
+    for (int i = 0; i < 200; i++) {
+        snprintf (many [i], sizeof many [i], "app/a-long-file-name-to-make-the-record-big-%04d-xxxxxxxxxxxxxxxx", i);
+        disk2 [i][0] = many [i];
+        disk2 [i][1] = "f";
+        disk2 [i][2] = "2";
+    }
+    disk2 [200][0] = "v2";
+    disk2 [200][1] = "f";
+    disk2 [200][2] = "2";
+    s_make_tar (pkg, disk2);
+    struct rlimit saved, small;
+    assert (getrlimit (RLIMIT_FSIZE, &saved) == 0);
+    small = saved;
+    small.rlim_cur = 4096;
+    void (*handler) (int) = signal (SIGXFSZ, SIG_IGN);
+    assert (setrlimit (RLIMIT_FSIZE, &small) == 0);
+    strcpy (info.version_name, "2.0");
+    int rc = af_install_builtin (home, pkg, &info, err, sizeof err);
+    assert (setrlimit (RLIMIT_FSIZE, &saved) == 0);
+    signal (SIGXFSZ, handler);
+    assert (rc == -1 && strstr (err, "install record") && strstr (err, "full"));
+    snprintf (path, sizeof path, "%s/apps/disk/v1", home);
+    assert (zsys_file_exists (path));
+    snprintf (path, sizeof path, "%s/apps/disk/v2", home);
+    assert (!zsys_file_exists (path));
+    assert (af_install_record_read (home, "disk", &back) == 0 && streq (back.version_name, "1.0"));
+    snprintf (path, sizeof path, "%s/apps", home);
+    assert (s_entries (path, names, sizeof names) == 3 && !strchr (names, '.'));
+    snprintf (path, sizeof path, "%s/installed", home);
+    assert (s_entries (path, names, sizeof names) >= 0 && !strstr (names, ".tmp"));
+    //  The record cannot be put in place (rename fails): the swapped tree
+    //  is swapped back
+    snprintf (path, sizeof path, "%s/installed/disk.json", home);
+    assert (unlink (path) == 0 && zsys_dir_create ("%s/x", path) == 0);
+    assert (af_install_builtin (home, pkg, &info, err, sizeof err) == -1 && strstr (err, "install record"));
+    snprintf (path, sizeof path, "%s/apps/disk/v1", home);
+    assert (zsys_file_exists (path));
+    snprintf (path, sizeof path, "%s/apps", home);
+    assert (s_entries (path, names, sizeof names) == 3 && !strchr (names, '.'));
+    snprintf (path, sizeof path, "%s/installed", home);
+    assert (s_entries (path, names, sizeof names) >= 0 && !strstr (names, ".tmp"));
+    snprintf (path, sizeof path, "%s/installed/disk.json", home);
+    assert (s_remove_tree (path) == 0);
+    assert (af_install_builtin (home, pkg, &info, err, sizeof err) == 0);
+    snprintf (path, sizeof path, "%s/apps/disk/v2", home);
+    assert (zsys_file_exists (path));
+    free (disk2);
+    free (many);
 
     //  Install commands: success, failure, time limit
     snprintf (path, sizeof path, "%s/install.log", home);
     af_install_cmd_t *cmd = af_install_cmd_start ("test -f \"$AF_PACKAGE\" && test \"$1\" = \"$AF_PACKAGE\"",
                                                   pkg, &info, 5000, path, err, sizeof err);
     assert (cmd);
-    int rc;
     while ((rc = af_install_cmd_poll (cmd, err, sizeof err)) == 1)
         zclock_sleep (10);
     assert (rc == 0);
@@ -748,7 +1538,13 @@ af_install_test (bool verbose)
     assert (zclock_mono () - start < 2000);
     af_install_cmd_destroy (&cmd);
 
-    s_remove_tree (home);
+    //  The whole home goes, dot-files and all, and the link to outside/
+    //  inside it is removed, not followed
+    assert (zsys_dir_create ("%s/.hidden/.deeper", home) == 0);
+    snprintf (path, sizeof path, "%s/.hidden/.deeper/.file", home);
+    s_write_file (path, "x");
+    assert (s_remove_tree (home) == 0);
+    assert (lstat (home, &st) == -1 && errno == ENOENT);
     if (verbose)
         printf ("OK\n");
 }

@@ -2,17 +2,51 @@
     af_install - the node's package installer and install records (S0.1)
 
     Built-in: a package is a tar archive, unpacked with libarchive under
-    HOME/apps/PROGRAM/. Every header is checked before anything is written
-    (no absolute paths, no "..", only files, directories and symlinks that
-    stay inside); the archive is unpacked into a staging directory and
-    swapped in by rename, so a refused or failed install leaves the
-    installed version as it was. Or an operator's command (e.g. one that
-    hands the file to `adb install`) run with a time limit, whose exit
-    status decides.
+    HOME/apps/PROGRAM/. Or an operator's command (e.g. one that hands the
+    file to `adb install`) run with a time limit, whose exit status decides.
+
+    Every header is checked before anything is written, against a model of
+    the tree the archive makes (each name in canonical form: "./a//b/" is
+    "a/b"): no absolute paths, no "..", no hard links or special files, no
+    entry inside something the archive has as a file or a link, no name
+    given twice as different kinds, no link given twice.
+
+    A link must name a plain path below its own directory: relative, every
+    component a name (no "", ".", ".."), and every component but the last
+    that the archive has must be a directory. Why this rule and not a
+    resolver that models where each link leads: the rule is easy to prove.
+    Without ".." and a leading "/" a target only descends from the link's
+    directory; a step through another such link descends from that link's
+    directory, which is itself below, so by induction every link resolves
+    to a descendant of its own directory, through any chain of links (a
+    link to a link included), whatever the other entries are. The proof
+    does not depend on where the tree's root is, so it holds as well for
+    the defaults/ subtree, copied as the root of HOME/data/PROGRAM/.
+    The no-link, no-file component rules are not needed for that proof;
+    they keep the tree as simple as it reads (nothing is written through a
+    link, no link hides behind another). The price: a package cannot have
+    `bin/tool -> ../lib/tool`; it can have `tool -> lib/tool` at the top,
+    or a real file. libarchive's SECURE_SYMLINKS stays on as a second line
+    (it refuses writing through a link, not links that point out).
+
+    Staging: the archive is unpacked into PARENT/.PROGRAM.new-TAG and
+    swapped in by two renames (the old tree to .PROGRAM.old-TAG, then
+    removed), so a refused or failed install leaves the installed version
+    as it was. A built-in install writes its record aside first (synced
+    PROGRAM.json.tmp), swaps the tree in and renames the record last; if
+    that rename fails the swap is undone: a full disk at any step leaves
+    the old tree with the old record, never a tree without a record. Trees
+    are removed with fts(3), dot-files included, never following a link;
+    what a kill half-way leaves (.P.new-*, .P.old-*, .P.gone, records'
+    .tmp) goes with af_install_clean_stale at start. Staging names start
+    with '.', program IDs never do (af_program_check), so they never meet.
 
     Install record: HOME/installed/PROGRAM.json { program, versionName,
     versionCode, hash, pushId, installedAt, method, files }, written
     atomically (temp + fsync + rename).
+
+    Every function that makes a path from a program ID refuses one that is
+    not an ID (af_program_check): -1, err "not a program ID: ...".
     =========================================================================
 */
 #ifndef AF_INSTALL_H_INCLUDED
@@ -35,7 +69,9 @@ typedef struct {
 
 //  Limits on an archive
 #define AF_INSTALL_MAX_ENTRIES  100000
-#define AF_INSTALL_MAX_NAME     1024
+#define AF_INSTALL_MAX_NAME     1024    //  bytes in an entry's name or a link's target
+#define AF_INSTALL_MAX_NODES    (2 * AF_INSTALL_MAX_ENTRIES)    //  files, directories
+                                        //  and links, with the directories names imply
 
 //  Check and unpack the tar archive at package into HOME/apps/PROGRAM/,
 //  then write the install record. Returns 0, or -1 with err saying what
@@ -49,6 +85,10 @@ int af_install_builtin (const char *home, const char *package, const af_install_
 //  HOME/data/PROGRAM/ as a whole, with the same checks and the same
 //  staging: 0, or -1 with err and the data directory unchanged. kind is
 //  "data" (HOME/data/PROGRAM) or "config" (HOME/config/PROGRAM, S1.7).
+//  program is a program ID, or AF_INSTALL_SCRATCH and one: the scratch
+//  copy `config show` opens, reads and removes (a hidden name, so never an
+//  app's; af_install_clean_stale removes one a kill left).
+#define AF_INSTALL_SCRATCH  ".show-"
 int af_install_data (const char *home, const char *kind, const char *program, const char *archive,
                      char *err, size_t errlen);
 
@@ -60,6 +100,14 @@ int af_install_pack_dir (const char *dir, const char *archive, char *err, size_t
 //  Remove what the built-in installer put under HOME/apps/PROGRAM/ (if
 //  anything). 0, or -1 with err. The install record is the caller's.
 int af_install_remove (const char *home, const char *program, char *err, size_t errlen);
+
+//  Remove what installs, upgrades and removals stopped half-way left in
+//  HOME/apps, HOME/data and HOME/config (.PROGRAM.new-TAG, .PROGRAM.old-TAG,
+//  .PROGRAM.gone, .show-PROGRAM) and HOME/installed (PROGRAM.json.tmp);
+//  nothing else.
+//  Call it at start, before any install runs. The number removed, or -1
+//  with err naming the first that could not be (the others are removed).
+int af_install_clean_stale (const char *home, char *err, size_t errlen);
 
 typedef struct _af_install_cmd_t af_install_cmd_t;
 

@@ -4,10 +4,13 @@
 */
 #include "af_node.h"
 #include "af_msg.h"
+#include "af_adb.h"
+#include "af_device.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <sodium.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -17,14 +20,25 @@ s_usage (FILE *out)
 {
     fprintf (out,
 "Usage: appferry-node --broker ENDPOINT --broker-key FILE --home DIR --device FILE.json [OPTIONS]\n"
+"       appferry-node ... --device-from-adb [SERIAL] [OPTIONS]\n"
+"       appferry-node --device FILE.json | --device-from-adb [SERIAL]  --print-device\n"
 "Run the appferry node for one device: keep a secure connection to the\n"
 "broker, log in for the device, and serve the `appferry` command line.\n"
 "\n"
 "  -b, --broker ENDPOINT   broker endpoint, e.g. tcp://broker.example:5670\n"
 "  -k, --broker-key FILE   the broker's public certificate (broker.cert)\n"
 "  -H, --home DIR          node home: keypair, state, CLI socket (created)\n"
-"  -D, --device FILE.json  device description (see README: bundletool device\n"
-"                          spec keys plus platform, model, formFactor, screen size)\n"
+"  -D, --device FILE.json  device description (see README: a bundletool device\n"
+"                          spec as it comes, or our keys: platform, model,\n"
+"                          formFactor, screen size, ...)\n"
+"      --device-from-adb [SERIAL]\n"
+"                          instead of --device: describe the Android device adb\n"
+"                          reaches (getprop, wm size, wm density; SERIAL as\n"
+"                          `adb devices` lists it, needed when there are more),\n"
+"                          written to HOME/device.json. $AF_ADB names the adb\n"
+"                          program (default: adb, Debian's adb package)\n"
+"      --print-device      print the description (with what was derived: model,\n"
+"                          form factor, OS version) as JSON and exit\n"
 "      --heartbeat MS      heartbeat interval (default 1000)\n"
 "      --install-cmd CMD   install received packages with CMD instead of the\n"
 "                          built-in installer: run by /bin/sh with the package\n"
@@ -94,11 +108,58 @@ s_daemonize (const char *home)
     return 0;
 }
 
+//  Print a description as the JSON a --device file may hold. 0 or -1.
+static int
+s_print_device (const af_device_t *device)
+{
+    json_t *root = (json_t *) af_device_to_jansson (device, false);
+    char *text = root? json_dumps (root, JSON_INDENT (2) | JSON_PRESERVE_ORDER): NULL;
+    json_decref (root);
+    if (!text)
+        return -1;
+    printf ("%s\n", text);
+    free (text);
+    return 0;
+}
+
+//  Write the description from adb to HOME/device.json (temp file, fsync,
+//  rename) and point the node at it, so the node reads it the way it reads
+//  any --device file. 0, or -1 with a message printed.
+static int
+s_save_device (const af_device_t *device, af_node_config_t *config)
+{
+    char path [sizeof config->device_file], tmp [sizeof config->device_file + 8];
+    if (snprintf (path, sizeof path, "%s/device.json", config->home) >= (int) sizeof path) {
+        fprintf (stderr, "appferry-node: --home path too long\n");
+        return -1;
+    }
+    snprintf (tmp, sizeof tmp, "%s.tmp", path);
+    if (zsys_dir_create ("%s", config->home)) {
+        fprintf (stderr, "appferry-node: cannot create %s: %s\n", config->home, strerror (errno));
+        return -1;
+    }
+    char *text = af_device_to_json (device);
+    int fd = text? open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600): -1;
+    size_t len = text? strlen (text): 0;
+    bool ok = fd >= 0 && write (fd, text, len) == (ssize_t) len && write (fd, "\n", 1) == 1
+           && fsync (fd) == 0;
+    if (fd >= 0 && close (fd))
+        ok = false;
+    free (text);
+    if (!ok || rename (tmp, path)) {
+        fprintf (stderr, "appferry-node: cannot write %s: %s\n", path, strerror (errno));
+        unlink (tmp);
+        return -1;
+    }
+    strcpy (config->device_file, path);
+    return 0;
+}
+
 int
 main (int argc, char *argv [])
 {
     enum { OPT_HEARTBEAT = 1000, OPT_DAEMON, OPT_VERSION, OPT_INSTALL_CMD, OPT_INSTALL_TIMEOUT,
-           OPT_ATTEST, OPT_RATE, OPT_SYNC_MODE };
+           OPT_ATTEST, OPT_RATE, OPT_SYNC_MODE, OPT_FROM_ADB, OPT_PRINT_DEVICE };
     static struct option options [] = {
         { "broker", required_argument, NULL, 'b' },
         { "broker-key", required_argument, NULL, 'k' },
@@ -111,6 +172,8 @@ main (int argc, char *argv [])
         { "attest", required_argument, NULL, OPT_ATTEST },
         { "rate-limit", required_argument, NULL, OPT_RATE },
         { "sync-mode", required_argument, NULL, OPT_SYNC_MODE },
+        { "device-from-adb", optional_argument, NULL, OPT_FROM_ADB },
+        { "print-device", no_argument, NULL, OPT_PRINT_DEVICE },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, OPT_VERSION },
@@ -118,7 +181,8 @@ main (int argc, char *argv [])
     };
     af_node_config_t config;
     af_node_config_defaults (&config);
-    bool daemon = false;
+    bool daemon = false, from_adb = false, print_device = false;
+    const char *serial = NULL;
     int opt;
     while ((opt = getopt_long (argc, argv, "b:k:H:D:vh", options, NULL)) != -1) {
         char *target = NULL;
@@ -130,6 +194,15 @@ main (int argc, char *argv [])
             case 'D': target = config.device_file; size = sizeof config.device_file; break;
             case 'v': config.verbose = true; break;
             case OPT_DAEMON: daemon = true; break;
+            case OPT_PRINT_DEVICE: print_device = true; break;
+            case OPT_FROM_ADB:
+                //  The serial may follow as the next word, as the usage
+                //  says (getopt takes an optional one only after '=')
+                from_adb = true;
+                serial = optarg;
+                if (!serial && optind < argc && argv [optind][0] != '-')
+                    serial = argv [optind++];
+                break;
             case OPT_INSTALL_CMD: target = config.install_cmd; size = sizeof config.install_cmd; break;
             case OPT_ATTEST: target = config.attest_file; size = sizeof config.attest_file; break;
             case OPT_INSTALL_TIMEOUT:
@@ -172,11 +245,41 @@ main (int argc, char *argv [])
             strcpy (target, optarg);
         }
     }
-    if (optind < argc || !*config.broker || !*config.broker_key || !*config.home || !*config.device_file) {
-        fprintf (stderr, "appferry-node: --broker, --broker-key, --home and --device are required\n\n");
+    if (optind < argc) {
+        fprintf (stderr, "appferry-node: unexpected argument '%s'\n\n", argv [optind]);
         s_usage (stderr);
         return 2;
     }
+    if (from_adb && *config.device_file) {
+        fprintf (stderr, "appferry-node: give --device or --device-from-adb, not both\n");
+        return 2;
+    }
+    if (!print_device && (!*config.broker || !*config.broker_key || !*config.home
+                      ||  (!*config.device_file && !from_adb))) {
+        fprintf (stderr, "appferry-node: --broker, --broker-key, --home and --device are required "
+                 "(or --device-from-adb instead of --device)\n\n");
+        s_usage (stderr);
+        return 2;
+    }
+    if (print_device && !from_adb && !*config.device_file) {
+        fprintf (stderr, "appferry-node: --print-device needs --device FILE or --device-from-adb\n");
+        return 2;
+    }
+    char err [512];
+    af_device_t device;
+    if (from_adb && af_adb_read (&device, getenv ("AF_ADB"), serial, err, sizeof err)) {
+        fprintf (stderr, "appferry-node: --device-from-adb: %s\n", err);
+        return 1;
+    }
+    if (print_device) {
+        if (!from_adb && af_device_load (&device, config.device_file, err, sizeof err)) {
+            fprintf (stderr, "appferry-node: %s\n", err);
+            return 1;
+        }
+        return s_print_device (&device)? 1: 0;
+    }
+    if (from_adb && s_save_device (&device, &config))
+        return 1;
     if (daemon && s_daemonize (config.home))
         return 1;
     if (sodium_init () < 0)
@@ -185,7 +288,9 @@ main (int argc, char *argv [])
     signal (SIGXFSZ, SIG_IGN);
     zsys_init ();
     zsys_set_logident ("appferry-node");
-    char err [512];
+    if (from_adb)
+        zsys_info ("device from adb%s%s: %s (%s), written to %s", serial? " ": "", serial? serial: "",
+                   device.model, device.form_factor, config.device_file);
     af_node_t *node = af_node_new (&config, err, sizeof err);
     if (!node) {
         fprintf (stderr, "appferry-node: %s\n", err);

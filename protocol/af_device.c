@@ -3,8 +3,12 @@
 
     Parsing is strict about the fields it knows and silent about the rest,
     so a bundletool device spec (which carries more keys than we use) is
-    accepted as is. Every string is copied into a fixed buffer after its
-    length is checked; nothing here allocates except af_device_to_json.
+    accepted as is: in either proto-JSON spelling (snake_case or
+    lowerCamelCase), with platform, OS version, model, form factor and name
+    derived from what it has (af_device_complete), and without a screen
+    size, which bundletool does not record. Every string is copied into a
+    fixed buffer after its length is checked; nothing here allocates except
+    af_device_to_json and the file buffer of af_device_load.
     =========================================================================
 */
 #include "af_device.h"
@@ -112,13 +116,119 @@ af_android_release (uint32_t sdk)
 }
 
 //  --------------------------------------------------------------------------
-//  JSON parsing helpers: each returns 0 or -1 with err set
+//  Defaults shared by every source of a description (the JSON file, adb)
+
+af_form_t
+af_form_from_screen (uint32_t width, uint32_t height, uint32_t density)
+{
+    uint32_t smallest = width < height? width: height;
+    if (smallest && density && (uint64_t) smallest * 160 / density >= AF_TABLET_MIN_DP)
+        return AF_FORM_TABLET;
+    return AF_FORM_PHONE;
+}
+
+//  The version part of an Android release name: "12L" -> "12", "4.4W" ->
+//  "4.4" (the table names a few releases with a letter; osVersion is a
+//  plain dotted version)
+static void
+s_release_version (const char *release, char *buf, size_t size)
+{
+    size_t len = 0;
+    while (len + 1 < size && (isdigit ((unsigned char) release [len]) || release [len] == '.'))
+        len++;
+    while (len && release [len - 1] == '.')
+        len--;
+    memcpy (buf, release, len);
+    buf [len] = 0;
+}
+
+int
+af_device_complete (af_device_t *self, const char *brand, const char *build_device,
+                    char *err, size_t errlen)
+{
+    assert (self);
+    if (!*self->platform) {
+        if (!self->sdk) {
+            snprintf (err, errlen, "field 'platform' is missing (it may be left out only for an "
+                      "Android device, which gives 'sdkVersion')");
+            return -1;
+        }
+        strcpy (self->platform, "android");
+    }
+    bool android = af_platform_from_name (self->platform) == AF_PLATFORM_ANDROID;
+    if (android && !*self->os_version && self->sdk) {
+        const char *release = af_android_release (self->sdk);
+        if (!release) {
+            snprintf (err, errlen, "field 'osVersion' is missing and API level %u is newer than "
+                      "this build knows: give osVersion", self->sdk);
+            return -1;
+        }
+        s_release_version (release, self->os_version, sizeof self->os_version);
+    }
+    if (android && !*self->model) {
+        brand = brand? brand: "";
+        build_device = build_device? build_device: "";
+        if (*brand && *build_device && strlen (brand) + 1 + strlen (build_device) < sizeof self->model)
+            snprintf (self->model, sizeof self->model, "%s %s", brand, build_device);
+        else
+        if (*build_device && strlen (build_device) < sizeof self->model)
+            strcpy (self->model, build_device);
+        else
+        if (*brand && strlen (brand) < sizeof self->model)
+            strcpy (self->model, brand);
+        else
+            strcpy (self->model, "Android device");
+    }
+    if (android && !*self->form_factor)
+        strcpy (self->form_factor,
+                af_form_name (af_form_from_screen (self->screen_w, self->screen_h, self->density)));
+    if (!*self->name)
+        memcpy (self->name, self->model, sizeof self->name);
+    return af_device_validate (self, err, errlen);
+}
+
+//  --------------------------------------------------------------------------
+//  JSON parsing. bundletool writes its device spec as proto-JSON, whose
+//  parsers accept each field in lowerCamelCase and in snake_case; so does
+//  this one, for every key (ours too), and refuses a key given both ways.
+//  Each helper returns 0 or -1 with err set.
+
+//  The value of key (given in camelCase) or of its snake_case spelling, or
+//  NULL; name gets the spelling found, for messages. -1 when both are given.
+static int
+s_lookup (json_t *obj, const char *key, json_t **value, char *name, size_t size,
+          char *err, size_t errlen)
+{
+    char snake [64];
+    size_t len = 0;
+    for (const char *p = key; *p && len + 2 < sizeof snake; p++) {
+        if (isupper ((unsigned char) *p)) {
+            snake [len++] = '_';
+            snake [len++] = (char) tolower ((unsigned char) *p);
+        }
+        else
+            snake [len++] = *p;
+    }
+    snake [len] = 0;
+    json_t *camel_value = json_object_get (obj, key);
+    json_t *snake_value = strcmp (snake, key)? json_object_get (obj, snake): NULL;
+    if (camel_value && snake_value) {
+        snprintf (err, errlen, "field '%s' is given twice, as '%s' and as '%s'", key, key, snake);
+        return -1;
+    }
+    *value = camel_value? camel_value: snake_value;
+    snprintf (name, size, "%s", camel_value? key: snake);
+    return 0;
+}
 
 static int
 s_get_string (json_t *obj, const char *key, char *buf, size_t size,
               bool required, char *err, size_t errlen)
 {
-    json_t *value = json_object_get (obj, key);
+    json_t *value;
+    char name [64];
+    if (s_lookup (obj, key, &value, name, sizeof name, err, errlen))
+        return -1;
     if (!value) {
         if (required) {
             snprintf (err, errlen, "field '%s' is missing", key);
@@ -127,12 +237,12 @@ s_get_string (json_t *obj, const char *key, char *buf, size_t size,
         return 0;
     }
     if (!json_is_string (value)) {
-        snprintf (err, errlen, "field '%s': expected a string", key);
+        snprintf (err, errlen, "field '%s': expected a string", name);
         return -1;
     }
     size_t len = json_string_length (value);
     if (len >= size) {
-        snprintf (err, errlen, "field '%s': longer than %zu bytes", key, size - 1);
+        snprintf (err, errlen, "field '%s': longer than %zu bytes", name, size - 1);
         return -1;
     }
     memcpy (buf, json_string_value (value), len);
@@ -142,20 +252,18 @@ s_get_string (json_t *obj, const char *key, char *buf, size_t size,
 
 static int
 s_get_uint (json_t *obj, const char *key, uint32_t *out, uint32_t max,
-            bool required, char *err, size_t errlen)
+            char *err, size_t errlen)
 {
-    json_t *value = json_object_get (obj, key);
-    if (!value) {
-        if (required) {
-            snprintf (err, errlen, "field '%s' is missing", key);
-            return -1;
-        }
+    json_t *value;
+    char name [64];
+    if (s_lookup (obj, key, &value, name, sizeof name, err, errlen))
+        return -1;
+    if (!value)
         return 0;
-    }
     if (!json_is_integer (value)
     ||  json_integer_value (value) < 0
     ||  json_integer_value (value) > (json_int_t) max) {
-        snprintf (err, errlen, "field '%s': expected an integer 0..%u", key, max);
+        snprintf (err, errlen, "field '%s': expected an integer 0..%u", name, max);
         return -1;
     }
     *out = (uint32_t) json_integer_value (value);
@@ -166,16 +274,19 @@ static int
 s_get_strings (json_t *obj, const char *key, char *base, size_t stride,
                uint32_t max, uint32_t *count, char *err, size_t errlen)
 {
-    json_t *value = json_object_get (obj, key);
+    json_t *value;
+    char name [64];
     *count = 0;
+    if (s_lookup (obj, key, &value, name, sizeof name, err, errlen))
+        return -1;
     if (!value)
         return 0;
     if (!json_is_array (value)) {
-        snprintf (err, errlen, "field '%s': expected an array of strings", key);
+        snprintf (err, errlen, "field '%s': expected an array of strings", name);
         return -1;
     }
     if (json_array_size (value) > max) {
-        snprintf (err, errlen, "field '%s': more than %u entries", key, max);
+        snprintf (err, errlen, "field '%s': more than %u entries", name, max);
         return -1;
     }
     size_t index;
@@ -183,12 +294,60 @@ s_get_strings (json_t *obj, const char *key, char *base, size_t stride,
     json_array_foreach (value, index, item) {
         if (!json_is_string (item) || json_string_length (item) >= stride) {
             snprintf (err, errlen, "field '%s' entry %zu: expected a string of at most %zu bytes",
-                      key, index, stride - 1);
+                      name, index, stride - 1);
             return -1;
         }
         memcpy (base + index * stride, json_string_value (item), json_string_length (item) + 1);
     }
     *count = (uint32_t) json_array_size (value);
+    return 0;
+}
+
+//  The form factor that bundletool's deviceFeatures (the output of `pm list
+//  features`, each "feature:NAME" or "feature:NAME=VALUE") imply, or
+//  AF_FORM_NONE when they imply none (then the screen decides)
+static int
+s_form_from_features (json_t *obj, af_form_t *form, char *err, size_t errlen)
+{
+    static const struct { const char *feature; af_form_t form; } implied [] = {
+        { "android.hardware.type.television", AF_FORM_TV },
+        { "android.software.leanback", AF_FORM_TV },
+        { "android.hardware.type.watch", AF_FORM_WATCH },
+        { "android.hardware.type.pc", AF_FORM_PC }
+    };
+    json_t *value;
+    char name [64];
+    *form = AF_FORM_NONE;
+    if (s_lookup (obj, "deviceFeatures", &value, name, sizeof name, err, errlen))
+        return -1;
+    if (!value)
+        return 0;
+    if (!json_is_array (value)) {
+        snprintf (err, errlen, "field '%s': expected an array of strings", name);
+        return -1;
+    }
+    size_t index, best = sizeof implied / sizeof implied [0];
+    json_t *item;
+    json_array_foreach (value, index, item) {
+        if (!json_is_string (item)) {
+            snprintf (err, errlen, "field '%s' entry %zu: expected a string", name, index);
+            return -1;
+        }
+        const char *feature = json_string_value (item);
+        size_t len = json_string_length (item);
+        if (len > 8 && memcmp (feature, "feature:", 8) == 0) {
+            feature += 8;
+            len -= 8;
+        }
+        const char *equals = memchr (feature, '=', len);
+        if (equals)
+            len = (size_t) (equals - feature);
+        for (size_t i = 0; i < best; i++)
+            if (strlen (implied [i].feature) == len && memcmp (implied [i].feature, feature, len) == 0)
+                best = i;               //  the earliest in the table wins
+    }
+    if (best < sizeof implied / sizeof implied [0])
+        *form = implied [best].form;
     return 0;
 }
 
@@ -208,31 +367,43 @@ af_device_from_json (af_device_t *self, const char *json_text, char *err, size_t
         snprintf (err, errlen, "expected a JSON object");
         goto done;
     }
+    char brand [AF_MAX_NAME + 1] = "", build_device [AF_MAX_NAME + 1] = "";
+    af_form_t implied = AF_FORM_NONE;
     if (s_get_string (root, "name", self->name, sizeof self->name, false, err, errlen)
     ||  s_get_string (root, "platform", self->platform, sizeof self->platform, false, err, errlen)
     ||  s_get_string (root, "osVersion", self->os_version, sizeof self->os_version, false, err, errlen)
-    ||  s_get_uint (root, "sdkVersion", &self->sdk, AF_MAX_SDK, false, err, errlen)
-    ||  s_get_string (root, "model", self->model, sizeof self->model, true, err, errlen)
+    ||  s_get_uint (root, "sdkVersion", &self->sdk, AF_MAX_SDK, err, errlen)
+    ||  s_get_string (root, "model", self->model, sizeof self->model, false, err, errlen)
     ||  s_get_string (root, "manufacturer", self->manufacturer, sizeof self->manufacturer, false, err, errlen)
-    ||  s_get_string (root, "formFactor", self->form_factor, sizeof self->form_factor, true, err, errlen)
-    ||  s_get_uint (root, "screenWidth", &self->screen_w, AF_MAX_SCREEN, true, err, errlen)
-    ||  s_get_uint (root, "screenHeight", &self->screen_h, AF_MAX_SCREEN, true, err, errlen)
-    ||  s_get_uint (root, "screenDensity", &self->density, AF_MAX_DENSITY, false, err, errlen)
+    ||  s_get_string (root, "formFactor", self->form_factor, sizeof self->form_factor, false, err, errlen)
+    ||  s_get_uint (root, "screenWidth", &self->screen_w, AF_MAX_SCREEN, err, errlen)
+    ||  s_get_uint (root, "screenHeight", &self->screen_h, AF_MAX_SCREEN, err, errlen)
+    ||  s_get_uint (root, "screenDensity", &self->density, AF_MAX_DENSITY, err, errlen)
     ||  s_get_strings (root, "supportedAbis", &self->abis [0][0], sizeof self->abis [0],
                        AF_MAX_ABIS, &self->abi_count, err, errlen)
     ||  s_get_strings (root, "supportedLocales", &self->locales [0][0], sizeof self->locales [0],
-                       AF_MAX_LOCALES, &self->locale_count, err, errlen))
+                       AF_MAX_LOCALES, &self->locale_count, err, errlen)
+    ||  s_get_string (root, "buildBrand", brand, sizeof brand, false, err, errlen)
+    ||  s_get_string (root, "buildDevice", build_device, sizeof build_device, false, err, errlen)
+    ||  s_form_from_features (root, &implied, err, errlen))
         goto done;
 
-    //  A bare bundletool spec is an Android device; its OS version follows
-    //  from the API level; its name defaults to the model.
-    if (!*self->platform && self->sdk)
-        strcpy (self->platform, "android");
-    if (!*self->os_version && self->sdk && af_android_release (self->sdk))
-        snprintf (self->os_version, sizeof self->os_version, "%s", af_android_release (self->sdk));
-    if (!*self->name)
-        memcpy (self->name, self->model, sizeof self->name);
-    rc = af_device_validate (self, err, errlen);
+    //  What a bundletool spec leaves out: see af_device_complete
+    bool android = !*self->platform
+                || af_platform_from_name (self->platform) == AF_PLATFORM_ANDROID;
+    if (!*self->form_factor && android && implied != AF_FORM_NONE)
+        strcpy (self->form_factor, af_form_name (implied));
+    if (!android) {
+        if (!*self->model) {
+            snprintf (err, errlen, "field 'model' is missing");
+            goto done;
+        }
+        if (!*self->form_factor) {
+            snprintf (err, errlen, "field 'formFactor' is missing");
+            goto done;
+        }
+    }
+    rc = af_device_complete (self, brand, build_device, err, errlen);
 done:
     json_decref (root);
     return rc;
@@ -246,21 +417,35 @@ af_device_load (af_device_t *self, const char *path, char *err, size_t errlen)
         snprintf (err, errlen, "%s: %s", path, strerror (errno));
         return -1;
     }
-    char buf [64 * 1024];
-    size_t size = fread (buf, 1, sizeof buf - 1, file);
-    bool too_big = !feof (file);
+    char *buf = (char *) malloc (AF_MAX_DEVICE_FILE + 1);
+    if (!buf) {
+        fclose (file);
+        snprintf (err, errlen, "%s: out of memory", path);
+        return -1;
+    }
+    size_t size = fread (buf, 1, AF_MAX_DEVICE_FILE + 1, file);
+    bool failed = ferror (file);
     fclose (file);
-    if (too_big) {
-        snprintf (err, errlen, "%s: larger than %zu bytes", path, sizeof buf - 1);
+    if (failed || size > AF_MAX_DEVICE_FILE) {
+        snprintf (err, errlen, failed? "%s: cannot read": "%s: larger than %d bytes",
+                  path, AF_MAX_DEVICE_FILE);
+        free (buf);
         return -1;
     }
     buf [size] = 0;
     char inner [200];
+    int rc = 0;
+    if (strlen (buf) != size) {
+        snprintf (err, errlen, "%s: contains a NUL byte", path);
+        rc = -1;
+    }
+    else
     if (af_device_from_json (self, buf, inner, sizeof inner)) {
         snprintf (err, errlen, "%s: %s", path, inner);
-        return -1;
+        rc = -1;
     }
-    return 0;
+    free (buf);
+    return rc;
 }
 
 char *
@@ -298,8 +483,10 @@ af_device_to_jansson (const af_device_t *self, bool with_state)
     json_object_set_new (root, "model", json_string (self->model));
     json_object_set_new (root, "manufacturer", json_string (self->manufacturer));
     json_object_set_new (root, "formFactor", json_string (self->form_factor));
-    json_object_set_new (root, "screenWidth", json_integer (self->screen_w));
-    json_object_set_new (root, "screenHeight", json_integer (self->screen_h));
+    if (self->screen_w || self->screen_h) {
+        json_object_set_new (root, "screenWidth", json_integer (self->screen_w));
+        json_object_set_new (root, "screenHeight", json_integer (self->screen_h));
+    }
     if (self->density)
         json_object_set_new (root, "screenDensity", json_integer (self->density));
     json_object_set_new (root, "supportedAbis", abis);
@@ -311,11 +498,13 @@ af_device_to_jansson (const af_device_t *self, bool with_state)
     return root;
 }
 
-//  True if text is non-empty and every byte is printable (UTF-8 allowed)
+//  True if text is non-empty, valid UTF-8 (as every string on the wire
+//  must be, so a description from adb cannot pass here and fail there)
+//  and has no control character
 static bool
 s_printable (const char *text)
 {
-    if (!*text)
+    if (!*text || !af_utf8_valid ((const uint8_t *) text, strlen (text)))
         return false;
     for (const unsigned char *p = (const unsigned char *) text; *p; p++)
         if (*p < 0x20 || *p == 0x7f)
@@ -355,15 +544,15 @@ af_device_validate (const af_device_t *self, char *err, size_t errlen)
         return -1;
     }
     if (!s_printable (self->name)) {
-        snprintf (err, errlen, "field 'name': must be printable text");
+        snprintf (err, errlen, "field 'name': must be printable UTF-8 text");
         return -1;
     }
     if (!s_printable (self->model)) {
-        snprintf (err, errlen, "field 'model': must be printable text");
+        snprintf (err, errlen, "field 'model': must be printable UTF-8 text");
         return -1;
     }
     if (*self->manufacturer && !s_printable (self->manufacturer)) {
-        snprintf (err, errlen, "field 'manufacturer': must be printable text");
+        snprintf (err, errlen, "field 'manufacturer': must be printable UTF-8 text");
         return -1;
     }
     if (af_form_from_name (self->form_factor) == AF_FORM_NONE) {
@@ -371,10 +560,13 @@ af_device_validate (const af_device_t *self, char *err, size_t errlen)
                   self->form_factor);
         return -1;
     }
-    if (self->screen_w < 1 || self->screen_w > AF_MAX_SCREEN
-    ||  self->screen_h < 1 || self->screen_h > AF_MAX_SCREEN) {
-        snprintf (err, errlen, "field 'screenWidth'/'screenHeight': must be 1..%d pixels",
-                  AF_MAX_SCREEN);
+    //  Both 0: the resolution is unknown (a package that needs a minimum
+    //  one then does not fit)
+    if ((self->screen_w || self->screen_h)
+    &&  (self->screen_w < 1 || self->screen_w > AF_MAX_SCREEN
+    ||   self->screen_h < 1 || self->screen_h > AF_MAX_SCREEN)) {
+        snprintf (err, errlen, "field 'screenWidth'/'screenHeight': must both be 1..%d pixels, "
+                  "or both be left out (unknown)", AF_MAX_SCREEN);
         return -1;
     }
     if (self->density > AF_MAX_DENSITY) {
@@ -415,6 +607,8 @@ af_device_validate (const af_device_t *self, char *err, size_t errlen)
 
 //  --------------------------------------------------------------------------
 //  Self test
+
+#define streq(s1,s2)    (strcmp ((s1), (s2)) == 0)
 
 void
 af_device_test (bool verbose)
@@ -464,7 +658,13 @@ af_device_test (bool verbose)
 
     //  Errors name the field
     assert (af_device_from_json (&device, "{\"model\":\"x\"}", err, sizeof err) == -1);
-    assert (strstr (err, "formFactor"));
+    assert (strstr (err, "'platform' is missing"));
+    assert (af_device_from_json (&device, "{\"platform\":\"ios\",\"osVersion\":\"17\","
+        "\"formFactor\":\"phone\"}", err, sizeof err) == -1);
+    assert (strstr (err, "'model' is missing"));
+    assert (af_device_from_json (&device, "{\"platform\":\"ios\",\"osVersion\":\"17\","
+        "\"model\":\"iPhone\"}", err, sizeof err) == -1);
+    assert (strstr (err, "'formFactor' is missing"));
     assert (af_device_from_json (&device,
         "{\"platform\":\"ios\",\"osVersion\":\"17.1\",\"model\":\"iPhone\",\"formFactor\":\"phone\","
         "\"screenWidth\":99999,\"screenHeight\":10}", err, sizeof err) == -1);
@@ -483,6 +683,121 @@ af_device_test (bool verbose)
     snprintf (doc, sizeof doc, "{\"model\":\"%s\",\"formFactor\":\"tv\",\"screenWidth\":1,\"screenHeight\":1}", longname);
     assert (af_device_from_json (&device, doc, err, sizeof err) == -1);
     assert (strstr (err, "model") && strstr (err, "longer"));
+
+    //  A bundletool spec as `bundletool get-device-spec` writes it, in
+    //  snake_case (bundletool's own pixel2_spec.json): Android, 8.0 from API
+    //  26, a phone (no screen size, so the screen cannot make it a tablet),
+    //  model and name "Android device", resolution unknown
+    const char *pixel2_snake =
+        "{\"supported_abis\":[\"arm64-v8a\",\"armeabi-v7a\",\"armeabi\"],"
+        "\"supported_locales\":[\"en-GB\"],"
+        "\"device_features\":[\"feature:reqGlEsVersion=0x30002\",\"feature:android.hardware.camera\"],"
+        "\"gl_extensions\":[\"GL_OES_EGL_image\"],\"screen_density\":560,\"sdk_version\":26}";
+    assert (af_device_from_json (&device, pixel2_snake, err, sizeof err) == 0);
+    assert (streq (device.platform, "android") && streq (device.os_version, "8.0"));
+    assert (device.sdk == 26 && device.density == 560 && device.abi_count == 3);
+    assert (streq (device.locales [0], "en-GB") && device.locale_count == 1);
+    assert (streq (device.form_factor, "phone"));
+    assert (streq (device.model, "Android device") && streq (device.name, "Android device"));
+    assert (device.screen_w == 0 && device.screen_h == 0);
+    //  The same in lowerCamelCase, with bundletool's newer build fields:
+    //  the model is "BRAND DEVICE"
+    const char *pixel2_camel =
+        "{\"supportedAbis\":[\"arm64-v8a\",\"armeabi-v7a\",\"armeabi\"],"
+        "\"supportedLocales\":[\"en-GB\"],\"deviceFeatures\":[\"feature:android.hardware.camera\"],"
+        "\"screenDensity\":560,\"sdkVersion\":26,\"ramBytes\":\"3929440256\","
+        "\"buildBrand\":\"google\",\"buildDevice\":\"walleye\",\"sdkRuntime\":{\"supported\":false}}";
+    af_device_t camel;
+    assert (af_device_from_json (&camel, pixel2_camel, err, sizeof err) == 0);
+    assert (streq (camel.model, "google walleye") && streq (camel.name, "google walleye"));
+    strcpy (camel.model, device.model);
+    strcpy (camel.name, device.name);
+    assert (memcmp (&camel, &device, sizeof camel) == 0);
+    //  With an unknown screen it round-trips, the screen left out
+    text = af_device_to_json (&device);
+    assert (text && !strstr (text, "screenWidth"));
+    assert (af_device_from_json (&copy, text, err, sizeof err) == 0);
+    assert (memcmp (&copy, &device, sizeof copy) == 0);
+    free (text);
+    //  One key in both spellings is refused, naming both
+    assert (af_device_from_json (&device, "{\"sdkVersion\":26,\"sdk_version\":27,"
+        "\"screenDensity\":1,\"supportedAbis\":[\"x86\"]}", err, sizeof err) == -1);
+    assert (strstr (err, "'sdkVersion'") && strstr (err, "'sdk_version'") && strstr (err, "twice"));
+    //  Errors name the spelling used
+    assert (af_device_from_json (&device, "{\"screen_density\":\"560\"}", err, sizeof err) == -1);
+    assert (strstr (err, "'screen_density'"));
+    //  Form factors from deviceFeatures, with or without bundletool's
+    //  "feature:" prefix; television before watch before pc; an explicit
+    //  formFactor wins
+    static const struct { const char *features; const char *form; } features [] = {
+        { "\"feature:android.hardware.type.television\"", "tv" },
+        { "\"feature:android.software.leanback\"", "tv" },
+        { "\"android.software.leanback\"", "tv" },
+        { "\"feature:android.software.leanback_only\"", "phone" },
+        { "\"feature:android.hardware.type.watch\"", "watch" },
+        { "\"feature:android.hardware.type.pc\"", "pc" },
+        { "\"feature:android.hardware.type.pc\",\"feature:android.hardware.type.watch\","
+          "\"feature:android.hardware.type.television\"", "tv" },
+        { "\"feature:android.hardware.type.automotive\"", "phone" },
+        { "", "phone" }
+    };
+    for (size_t i = 0; i < sizeof features / sizeof features [0]; i++) {
+        snprintf (doc, sizeof doc, "{\"sdkVersion\":30,\"screenDensity\":320,"
+                  "\"supportedAbis\":[\"x86\"],\"deviceFeatures\":[%s]}", features [i].features);
+        assert (af_device_from_json (&device, doc, err, sizeof err) == 0);
+        assert (streq (device.form_factor, features [i].form));
+    }
+    assert (af_device_from_json (&device, "{\"sdkVersion\":30,\"screenDensity\":320,"
+        "\"supportedAbis\":[\"x86\"],\"formFactor\":\"tablet\","
+        "\"device_features\":[\"feature:android.hardware.type.watch\"]}", err, sizeof err) == 0);
+    assert (streq (device.form_factor, "tablet"));
+    assert (af_device_from_json (&device, "{\"sdkVersion\":30,\"deviceFeatures\":[1]}",
+                                 err, sizeof err) == -1 && strstr (err, "deviceFeatures"));
+    //  Phone or tablet: smallest width >= 600 dp is a tablet
+    assert (af_form_from_screen (1600, 2560, 274) == AF_FORM_TABLET);     //  934 dp
+    assert (af_form_from_screen (2560, 1600, 274) == AF_FORM_TABLET);
+    assert (af_form_from_screen (1080, 2400, 420) == AF_FORM_PHONE);      //  411 dp
+    assert (af_form_from_screen (1200, 1920, 320) == AF_FORM_TABLET);     //  600 dp exactly
+    assert (af_form_from_screen (1199, 1920, 320) == AF_FORM_PHONE);
+    assert (af_form_from_screen (0, 0, 320) == AF_FORM_PHONE);
+    assert (af_form_from_screen (1600, 2560, 0) == AF_FORM_PHONE);
+    assert (af_device_from_json (&device, "{\"sdk_version\":31,\"screen_density\":274,"
+        "\"supported_abis\":[\"arm64-v8a\"],\"screen_width\":1600,\"screen_height\":2560}",
+        err, sizeof err) == 0);
+    assert (streq (device.form_factor, "tablet") && device.screen_w == 1600);
+    //  Screen: both sides or neither
+    assert (af_device_from_json (&device, "{\"sdkVersion\":31,\"screenDensity\":274,"
+        "\"supportedAbis\":[\"arm64-v8a\"],\"screenWidth\":1600}", err, sizeof err) == -1);
+    assert (strstr (err, "screenWidth"));
+    memset (&device, 0, sizeof device);
+    strcpy (device.platform, "ios"); strcpy (device.os_version, "17"); strcpy (device.name, "x");
+    strcpy (device.model, "x"); strcpy (device.form_factor, "phone");
+    assert (af_device_validate (&device, err, sizeof err) == 0);
+    device.screen_h = 10;
+    assert (af_device_validate (&device, err, sizeof err) == -1 && strstr (err, "screenWidth"));
+    device.screen_h = 0;
+    //  Text is UTF-8, as on the wire (a description from adb is bytes)
+    strcpy (device.model, "Caf\xc3\xa9");
+    assert (af_device_validate (&device, err, sizeof err) == 0);
+    strcpy (device.model, "Caf\xe9");
+    assert (af_device_validate (&device, err, sizeof err) == -1 && strstr (err, "'model'"));
+    strcpy (device.model, "x");
+    strcpy (device.manufacturer, "\xc0\xaf");
+    assert (af_device_validate (&device, err, sizeof err) == -1 && strstr (err, "'manufacturer'"));
+    //  osVersion from the API level: the release's number ("12L" is 12),
+    //  and an API level newer than the table needs an explicit osVersion
+    assert (af_device_from_json (&device, "{\"sdkVersion\":32,\"screenDensity\":1,"
+        "\"supportedAbis\":[\"x86\"]}", err, sizeof err) == 0 && streq (device.os_version, "12"));
+    assert (af_device_from_json (&device, "{\"sdkVersion\":20,\"screenDensity\":1,"
+        "\"supportedAbis\":[\"x86\"]}", err, sizeof err) == 0 && streq (device.os_version, "4.4"));
+    assert (af_device_from_json (&device, "{\"sdkVersion\":99,\"screenDensity\":1,"
+        "\"supportedAbis\":[\"x86\"]}", err, sizeof err) == -1 && strstr (err, "osVersion"));
+    assert (af_device_from_json (&device, "{\"sdkVersion\":99,\"osVersion\":\"30\",\"screenDensity\":1,"
+        "\"supportedAbis\":[\"x86\"]}", err, sizeof err) == 0);
+    //  Model from whichever build field is there
+    assert (af_device_from_json (&device, "{\"sdkVersion\":30,\"screenDensity\":1,"
+        "\"supportedAbis\":[\"x86\"],\"build_device\":\"sabrina\"}", err, sizeof err) == 0);
+    assert (streq (device.model, "sabrina"));
     if (verbose)
         printf ("OK\n");
 }

@@ -1,11 +1,13 @@
 /*  =========================================================================
     af_device - a device description: what a package must fit
 
-    A device is described once, as a JSON file the node is started with,
-    and travels in LOGIN and RESOLVE messages. The JSON keys are a superset
-    of bundletool's device spec (sdkVersion, supportedAbis, screenDensity,
-    supportedLocales), so `bundletool get-device-spec` output plus a few
-    keys (platform, model, formFactor, screen size) is a valid description.
+    A device is described once, as a JSON file the node is started with
+    (or from `adb`, see af_adb), and travels in LOGIN and RESOLVE messages.
+    The JSON keys are a superset of bundletool's device spec (sdkVersion,
+    supportedAbis, screenDensity, supportedLocales, deviceFeatures,
+    buildBrand, buildDevice), so `bundletool get-device-spec` output is a
+    valid description as it comes, in either proto-JSON spelling; our own
+    keys (platform, model, formFactor, screen size, ...) refine it.
 
     All strings live in fixed buffers sized from af_limits.h; a parsed or
     decoded device never owns heap memory and can be copied with '='.
@@ -50,7 +52,7 @@ typedef struct {
     char model [AF_MAX_NAME + 1];
     char manufacturer [AF_MAX_NAME + 1];
     char form_factor [AF_MAX_FORMFACTOR + 1];
-    uint32_t screen_w;                  //  pixels
+    uint32_t screen_w;                  //  pixels; both 0 when unknown
     uint32_t screen_h;
     uint32_t density;                   //  dpi, 0 when unknown (non-Android)
     uint32_t abi_count;
@@ -82,12 +84,31 @@ char *af_version_format (uint32_t value, char *buf, size_t size);
 //  NULL for unknown levels.
 const char *af_android_release (uint32_t sdk);
 
-//  Parse a device description from JSON text. On failure returns -1 and
-//  writes a message naming the offending field into err.
+//  The form factor of an Android device from its screen alone: tablet when
+//  its smallest width, min (width, height) * 160 / density dp, is at least
+//  AF_TABLET_MIN_DP (Android's sw600dp); phone otherwise, and when the
+//  screen or the density is unknown (0).
+af_form_t af_form_from_screen (uint32_t width, uint32_t height, uint32_t density);
+
+//  Fill in what a description may leave out, then validate it: platform
+//  android when sdkVersion is given; an Android osVersion from the API level
+//  (33 -> "13", 32 -> "12"); an Android model from brand and build_device
+//  (bundletool's buildBrand, buildDevice; either may be NULL), else
+//  "Android device"; an Android form factor from the screen
+//  (af_form_from_screen); name from model. Returns 0, or -1 with err.
+int af_device_complete (af_device_t *self, const char *brand, const char *build_device,
+                        char *err, size_t errlen);
+
+//  Parse a device description from JSON text: keys in lowerCamelCase or
+//  snake_case (not both for one key), unknown keys ignored; an Android form
+//  factor comes from deviceFeatures (television or leanback: tv; watch; pc)
+//  when not given, else af_device_complete decides. On failure returns -1
+//  and writes a message naming the offending field into err.
 int af_device_from_json (af_device_t *self, const char *json_text,
                          char *err, size_t errlen);
 
-//  Load and parse a device description file. -1 and err on failure.
+//  Load and parse a device description file of at most AF_MAX_DEVICE_FILE
+//  bytes. -1 and err on failure.
 int af_device_load (af_device_t *self, const char *path, char *err, size_t errlen);
 
 //  Render as a JSON object (caller frees with free()). NULL on OOM.
@@ -97,8 +118,9 @@ char *af_device_to_json (const af_device_t *self);
 //  and "lastSeen" added when with_state. NULL on OOM.
 void *af_device_to_jansson (const af_device_t *self, bool with_state);
 
-//  Check every field is present and in range. Returns 0, or -1 with a
-//  message naming the field. Called on every description that enters.
+//  Check every field is present and in range (the screen size may be
+//  unknown: both sides 0). Returns 0, or -1 with a message naming the
+//  field. Called on every description that enters.
 int af_device_validate (const af_device_t *self, char *err, size_t errlen);
 
 //  Self test

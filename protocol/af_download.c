@@ -16,6 +16,7 @@ struct _af_download_t {
     uint64_t received;
     int fd;
     bool keep;
+    bool local;                     //  the last error was ours (writing), not the sender's
     crypto_generichash_state state;
     uint8_t *buffer;                //  one decompressed chunk
 };
@@ -105,6 +106,7 @@ af_download_chunk (af_download_t *self, const af_msg_t *chunk, char *err, size_t
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
+            self->local = true;
             snprintf (err, errlen, "cannot write the file: %s",
                       errno == ENOSPC? "the disk is full":
                       errno == EFBIG? "larger than this device allows (file size limit)": strerror (errno));
@@ -126,10 +128,18 @@ af_download_chunk (af_download_t *self, const af_msg_t *chunk, char *err, size_t
         return -1;
     }
     if (fsync (self->fd)) {
+        self->local = true;
         snprintf (err, errlen, "cannot write the package: %s", strerror (errno));
         return -1;
     }
     return 1;
+}
+
+bool
+af_download_local (af_download_t *self)
+{
+    assert (self);
+    return self->local;
 }
 
 uint64_t

@@ -35,6 +35,11 @@ void af_download_destroy (af_download_t **self_p);
 //  disk, or, on the last chunk, a hash that does not match).
 int af_download_chunk (af_download_t *self, const af_msg_t *chunk, char *err, size_t errlen);
 
+//  True if the last failure was this side's (the file could not be
+//  written: a full disk, a size limit), not the sender's: then it is a
+//  server-side (5xx) failure, not a bad message.
+bool af_download_local (af_download_t *self);
+
 //  Bytes received and written so far (the offset to resume from)
 uint64_t af_download_received (af_download_t *self);
 

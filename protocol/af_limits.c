@@ -1,5 +1,6 @@
-/*  af_limits.c - names for error codes, IDs from text */
+/*  af_limits.c - names for error codes, IDs from text, UTF-8 checks */
 #include "af_limits.h"
+#include <stdio.h>
 #include <string.h>
 #include <sodium.h>
 
@@ -25,6 +26,7 @@ af_code_name (int code)
         case AF_E_UNKNOWN_PROGRAM:  return "E_UNKNOWN_PROGRAM";
         case AF_E_NO_FIT:           return "E_NO_FIT";
         case AF_E_POLICY:           return "E_POLICY";
+        case AF_E_QUOTA:            return "E_QUOTA";
         case AF_E_NO_BLOB:          return "E_NO_BLOB";
         case AF_E_NO_CONFIG:        return "E_NO_CONFIG";
         case AF_E_INTERNAL:         return "E_INTERNAL";
@@ -44,4 +46,60 @@ af_id_from_hex (const char *hex, unsigned char *id)
     ||  sodium_hex2bin (id, AF_ID_SIZE, hex, AF_ID_HEX, NULL, &bin_len, NULL) || bin_len != AF_ID_SIZE)
         return -1;
     return 0;
+}
+
+bool
+af_utf8_valid (const uint8_t *p, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        uint8_t c = p [i];
+        size_t n;
+        uint32_t cp;
+        if (c < 0x80) { i++; continue; }
+        else if ((c & 0xe0) == 0xc0) { n = 1; cp = c & 0x1f; }
+        else if ((c & 0xf0) == 0xe0) { n = 2; cp = c & 0x0f; }
+        else if ((c & 0xf8) == 0xf0) { n = 3; cp = c & 0x07; }
+        else return false;
+        if (i + n >= len)
+            return false;           //  sequence runs past the end
+        for (size_t k = 1; k <= n; k++) {
+            if ((p [i + k] & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (p [i + k] & 0x3f);
+        }
+        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000)
+        ||  cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+//  (SPEC.md 4.1 says the same)
+_Static_assert (AF_MAX_PROGRAM == 64, "the reason text below names the limit");
+
+int
+af_program_check (const char *program, char *err, size_t errlen)
+{
+    const char *why = NULL;
+    size_t len = program? strlen (program): 0;
+    if (len == 0)
+        why = "it is empty";
+    else
+    if (len > AF_MAX_PROGRAM)
+        why = "it is longer than 64 bytes";
+    else
+    if (!(*program >= 'a' && *program <= 'z') && !(*program >= '0' && *program <= '9'))
+        why = "it must start with a-z or 0-9";
+    else
+    if (strstr (program, ".."))
+        why = "it must not contain '..'";
+    else
+        for (const char *c = program; *c && !why; c++)
+            if (!(*c >= 'a' && *c <= 'z') && !(*c >= '0' && *c <= '9') && !strchr ("._-", *c))
+                why = "it may hold only a-z 0-9 . _ -";
+    if (why && err && errlen)
+        snprintf (err, errlen, "not a program ID: %s", why);
+    return why? -1: 0;
 }

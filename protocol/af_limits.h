@@ -11,6 +11,10 @@
 #ifndef AF_LIMITS_H_INCLUDED
 #define AF_LIMITS_H_INCLUDED
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 //  appferry's own version (nodes report it; the push policy checks it)
 #define AF_VERSION              "0.2.0"
 
@@ -74,18 +78,50 @@
 #define AF_KEY_Z85              40      //  CURVE public key in Z85
 
 //  Password guessing: after this many wrong passwords for one account
-//  within the window, password logins to it are refused until it ends.
+//  from one source address within the window, password logins to it from
+//  there are refused until the window ends; after the second bound from
+//  all sources together, from everywhere (broker/af_guesses).
 #define AF_MAX_LOGIN_FAILURES   10
+#define AF_MAX_ACCOUNT_FAILURES 100
 #define AF_LOGIN_WINDOW_MS      60000
+
+//  Password work (Argon2id) per connection and per source address: one at
+//  a time per connection, at most this many started per minute
+#define AF_PW_PER_CONNECTION    20
+#define AF_PW_PER_SOURCE        60      //  (config) broker/pw_per_source
+#define AF_PW_THREADS           2       //  (config) hashing threads
+#define AF_PW_WAITING           64      //  hashes waiting for a thread, then 503
 
 //  Timing (milliseconds) - defaults, the broker config may override
 #define AF_HEARTBEAT_MS         1000    //  interval between heartbeats
 #define AF_HEARTBEAT_LIVENESS   3       //  missed beats before a peer is dead
 #define AF_REQUEST_TIMEOUT_MS   10000   //  a worker request with no answer
 
+//  Broker tuning: how much work one step may do, how much one peer may
+//  hold. Defaults the broker config may override are marked (config).
+#define AF_MAX_ROUTING          15      //  bytes of a ZeroMQ routing ID we accept
+#define AF_SOCKET_HWM           100000  //  ZMQ_SNDHWM / ZMQ_RCVHWM of the ROUTERs
+#define AF_BATCH                256     //  messages taken per socket wake-up
+#define AF_ITEM_WINDOW          64      //  outbox items in flight per connection
+#define AF_MAX_SESSIONS         100000  //  (config) connections with a session
+#define AF_MAX_QUEUE            100000  //  (config) requests waiting for a worker
+#define AF_ATTEST_SKEW_MS       300000  //  attestations dated this far ahead pass
+#define AF_RESOLVE_CACHE_MS     10000   //  how long a sync reuses a matcher answer
+#define AF_RESOLVE_CACHE_MAX    100000  //  answers kept; beyond, all are dropped
+#define AF_INDEX_CACHE_MAX      1024    //  accounts whose lists are kept in memory
+#define AF_MAX_SYNC_JOBS        64      //  diffs being resolved at once; later
+                                        //  SYNCs wait their turn
+
 //  Catalog limits
 #define AF_MAX_MANIFEST         (64 * 1024 * 1024)  //  manifest file bytes
 #define AF_MAX_PACKAGES_PER_PROGRAM 256
+
+//  Device descriptions read by the node (a JSON file, or `adb` output)
+#define AF_MAX_DEVICE_FILE      (256 * 1024)    //  a description file, bytes
+#define AF_TABLET_MIN_DP        600     //  smallest screen width, dp, of an
+                                        //  Android tablet (sw600dp)
+#define AF_MAX_ADB_OUTPUT       (1024 * 1024)   //  bytes read from one adb command
+#define AF_ADB_TIMEOUT_MS       30000   //  time limit of one adb command
 
 //  Error codes: numeric, HTTP-flavoured like the ZeroMQ RFCs. Every ERROR
 //  message carries one of these plus a reason text. protocol/SPEC.md says
@@ -111,6 +147,7 @@ typedef enum {
     AF_E_NO_BLOB        = 462,  //  FETCH: the package file is not in the store
     AF_E_NO_CONFIG      = 463,  //  CONFIG_GET: no configuration stored for the program
     AF_E_POLICY         = 451,  //  the device does not meet the broker's push policy
+    AF_E_QUOTA          = 470,  //  a storage limit of the account or a device's queue
     AF_E_INTERNAL       = 500,  //  server-side failure (store error, ...)
     AF_E_UNAVAILABLE    = 503,  //  no worker for the service / timed out
 } af_code_t;
@@ -122,5 +159,19 @@ const char *af_code_name (int code);
 //  digits, as IDs are compared as text elsewhere. Writes AF_ID_SIZE bytes
 //  to id; returns 0, or -1 if hex is not such an ID.
 int af_id_from_hex (const char *hex, unsigned char *id);
+
+//  True if the len bytes at p are valid UTF-8: shortest forms only, no
+//  surrogates, nothing above U+10FFFF (what every wire string must be).
+bool af_utf8_valid (const uint8_t *p, size_t len);
+
+//  Is program a program ID? 1 to AF_MAX_PROGRAM bytes of a-z 0-9 . _ -,
+//  the first a letter or a digit, without "..". Program IDs become file
+//  names on a node (HOME/apps/PROGRAM, HOME/installed/PROGRAM.json, ...),
+//  so this is the one definition every place that takes one from outside
+//  uses (decoder, catalog import, installer, CLI): such an ID is never "."
+//  or "..", never holds a '/', and never starts with '.' as the
+//  installer's staging names do. 0, or -1 with err saying why not
+//  ("not a program ID: ..."; err may be NULL).
+int af_program_check (const char *program, char *err, size_t errlen);
 
 #endif

@@ -14,7 +14,8 @@
     3. s_decode_map converts that tree into af_msg_t using the field table
        of the command: types must match, strings must fit their buffers,
        be UTF-8 and hold no NUL, numbers must be in range, keys must not
-       repeat, required fields must be present. Unknown keys are ignored
+       repeat, required fields must be present, and every program field
+       must hold a program ID (af_program_check: a name, never a path). Unknown keys are ignored
        so that later minor versions can add optional fields.
     =========================================================================
 */
@@ -95,6 +96,7 @@ s_scratch_buffer_done (scratch_t *scratch)
 
 typedef enum {
     T_STR,          //  char buf [size]
+    T_PROG,         //  char buf [size], a program ID (af_program_check)
     T_U32,          //  uint32_t, in [min, max]
     T_U64,          //  uint64_t
     T_BOOL,         //  bool
@@ -121,6 +123,8 @@ typedef struct {
 #define NOAUX ((size_t) -1)
 #define STR(s,k,f,req) { k, T_STR, offsetof (s, f), sizeof (((s *) 0)->f), NOAUX, 0, \
                          sizeof (((s *) 0)->f) - 1, req }
+#define PROG(s,k,f,req) { k, T_PROG, offsetof (s, f), sizeof (((s *) 0)->f), NOAUX, 0, \
+                          sizeof (((s *) 0)->f) - 1, req }
 #define U32(s,k,f,lo,hi,req) { k, T_U32, offsetof (s, f), 0, NOAUX, lo, hi, req }
 #define U64(s,k,f,req) { k, T_U64, offsetof (s, f), 0, NOAUX, 0, UINT64_MAX, req }
 #define BOOL(s,k,f) { k, T_BOOL, offsetof (s, f), 0, NOAUX, 0, 1, false }
@@ -148,7 +152,7 @@ static const field_t s_device_fields [] = {
 };
 
 static const field_t s_package_fields [] = {
-    STR (af_package_t, "program", program, false),
+    PROG (af_package_t, "program", program, false),
     STR (af_package_t, "name", display, false),
     STR (af_package_t, "publisher", publisher, false),
     STR (af_package_t, "category", category, false),
@@ -175,7 +179,7 @@ static const field_t s_target_fields [] = {
 };
 
 static const field_t s_app_fields [] = {
-    STR (af_app_t, "program", program, true),
+    PROG (af_app_t, "program", program, true),
     STR (af_app_t, "versionName", version_name, false),
     U64 (af_app_t, "versionCode", version_code, false),
     STR (af_app_t, "hash", hash, false),
@@ -199,7 +203,7 @@ static const field_t f_login [] = {
     STR (M, "deviceId", device_id, false), F_DEVICE (true), END };
 static const field_t f_login_ok [] = {
     F_ACCOUNT (true), STR (M, "deviceId", device_id, true),
-    U32 (M, "heartbeat", heartbeat, 0, 3600000, false),
+    U32 (M, "heartbeat", heartbeat, 0, 3600000, false), U32 (M, "liveness", liveness, 0, 100, false),
     U64 (M, "reportSeq", report_seq, false), BOOL (M, "sendList", send_list), END };
 static const field_t f_device_list [] = {
     F_ACCOUNT (false),
@@ -207,9 +211,9 @@ static const field_t f_device_list [] = {
       AF_MAX_DEVICES, true },
     END };
 static const field_t f_resolve [] = {
-    STR (M, "program", program, true), F_DEVICE (false), END };
+    PROG (M, "program", program, true), F_DEVICE (false), END };
 static const field_t f_resolved [] = {
-    STR (M, "program", program, true), U32 (M, "fit", fit, 0, AF_FIT_UNKNOWN_PROGRAM, true),
+    PROG (M, "program", program, true), U32 (M, "fit", fit, 0, AF_FIT_UNKNOWN_PROGRAM, true),
     F_PACKAGE, STR (M, "reason", reason, false), END };
 static const field_t f_error [] = {
     U32 (M, "code", code, 100, 999, true), STR (M, "reason", reason, false),
@@ -229,7 +233,7 @@ static const field_t f_notify [] = {
 #define F_PUSH      STR (M, "push", push_id, true)
 #define F_HASH      STR (M, "hash", hash, true)
 static const field_t f_push [] = {
-    STR (M, "program", program, true),
+    PROG (M, "program", program, true),
     { "targets", T_STRS, offsetof (M, targets), AF_ID_HEX + 1, offsetof (M, target_count),
       1, AF_MAX_TARGETS, true },
     BOOL (M, "withData", with_data),
@@ -240,7 +244,7 @@ static const field_t f_push [] = {
     STR (M, "dataHash", data_hash, false), U64 (M, "dataSize", data_total, false),
     END };
 static const field_t f_push_accepted [] = {
-    F_PUSH, STR (M, "program", program, true),
+    F_PUSH, PROG (M, "program", program, true),
     { "targets", T_TARGETS, offsetof (M, results), 0, offsetof (M, result_count), 0,
       AF_MAX_TARGETS, true },
     END };
@@ -251,13 +255,13 @@ static const field_t f_item [] = {
 static const field_t f_ack [] = {
     STR (M, "item", item, true), END };
 static const field_t f_offer [] = {
-    F_PUSH, STR (M, "program", program, true), STR (M, "from", from, true),
+    F_PUSH, PROG (M, "program", program, true), STR (M, "from", from, true),
     U32 (M, "fit", fit, AF_FIT_PACKAGE, AF_FIT_STORE_LINK, true),
     { "package", T_PACKAGE, offsetof (M, package), 0, offsetof (M, has_package), 0, 0, true },
     STR (M, "dataHash", data_hash, false), U64 (M, "dataSize", data_total, false),
     END };
 static const field_t f_result [] = {
-    F_PUSH, STR (M, "program", program, true), STR (M, "deviceId", device_id, true),
+    F_PUSH, PROG (M, "program", program, true), STR (M, "deviceId", device_id, true),
     STR (M, "state", state, true), STR (M, "versionName", version_name, false),
     STR (M, "reason", reason, false), END };
 static const field_t f_fetch [] = {
@@ -280,7 +284,7 @@ static const field_t f_upload [] = {
     F_HASH, U64 (M, "total", total, true), END };
 #define F_APPS(max) { "apps", T_APPS, offsetof (M, apps), 0, offsetof (M, app_count), 0, max, true }
 static const field_t f_report [] = {
-    U64 (M, "seq", seq, true), STR (M, "op", op, true), STR (M, "program", program, true),
+    U64 (M, "seq", seq, true), STR (M, "op", op, true), PROG (M, "program", program, true),
     STR (M, "versionName", version_name, false), U64 (M, "versionCode", version_code, false),
     STR (M, "hash", hash, false), U64 (M, "at", at, false), END };
 static const field_t f_list [] = {
@@ -292,17 +296,17 @@ static const field_t f_app_list [] = {
 static const field_t f_sync_diff [] = {
     F_APPS (AF_MAX_DIFF), BOOL (M, "truncated", truncated), END };
 static const field_t f_uninstall [] = {
-    STR (M, "program", program, true),
+    PROG (M, "program", program, true),
     { "targets", T_STRS, offsetof (M, targets), AF_ID_HEX + 1, offsetof (M, target_count),
       0, AF_MAX_TARGETS, false },
     STR (M, "push", push_id, false), STR (M, "from", from, false), END };
 #define F_BLOB { "blob", T_BIN, offsetof (M, data), 0, offsetof (M, data_size), 1, AF_MAX_CONFIG, true }
 static const field_t f_config_put [] = {
-    STR (M, "program", program, true), U64 (M, "at", at, true), F_BLOB, END };
+    PROG (M, "program", program, true), U64 (M, "at", at, true), F_BLOB, END };
 static const field_t f_config_get [] = {
-    STR (M, "program", program, true), BOOL (M, "previous", previous), END };
+    PROG (M, "program", program, true), BOOL (M, "previous", previous), END };
 static const field_t f_config [] = {
-    STR (M, "program", program, true), U64 (M, "at", at, true), F_BLOB,
+    PROG (M, "program", program, true), U64 (M, "at", at, true), F_BLOB,
     U64 (M, "prevAt", prev_at, false), BOOL (M, "previous", previous), END };
 static const field_t f_none [] = { END };
 
@@ -485,7 +489,8 @@ s_field_empty (const field_t *f, const uint8_t *base)
 {
     const void *p = base + f->offset;
     switch (f->type) {
-        case T_STR:     return *(const char *) p == 0;
+        case T_STR:
+        case T_PROG:    return *(const char *) p == 0;
         case T_U32:     return *(const uint32_t *) p == 0;
         case T_U64:     return *(const uint64_t *) p == 0;
         case T_BOOL:    return !*(const bool *) p;
@@ -510,6 +515,7 @@ s_encode_field (msgpack_packer *pk, const field_t *f, const uint8_t *base)
     s_pack_str (pk, f->key);
     switch (f->type) {
         case T_STR:
+        case T_PROG:
             s_pack_str (pk, (const char *) p);
             break;
         case T_U32:
@@ -758,34 +764,6 @@ s_scan (scan_t *s, int depth)
 //  --------------------------------------------------------------------------
 //  Stage 3: object tree to struct
 
-static bool
-s_utf8_valid (const uint8_t *p, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        uint8_t c = p [i];
-        size_t n;
-        uint32_t cp;
-        if (c < 0x80) { i++; continue; }
-        else if ((c & 0xe0) == 0xc0) { n = 1; cp = c & 0x1f; }
-        else if ((c & 0xf0) == 0xe0) { n = 2; cp = c & 0x0f; }
-        else if ((c & 0xf8) == 0xf0) { n = 3; cp = c & 0x07; }
-        else return false;
-        if (i + n >= len)
-            return false;           //  sequence runs past the end
-        for (size_t k = 1; k <= n; k++) {
-            if ((p [i + k] & 0xc0) != 0x80)
-                return false;
-            cp = cp << 6 | (p [i + k] & 0x3f);
-        }
-        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000)
-        ||  cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += n + 1;
-    }
-    return true;
-}
-
 static int
 s_copy_str (const msgpack_object *o, char *buf, size_t size, const char *key,
             char *err, size_t errlen)
@@ -799,11 +777,14 @@ s_copy_str (const msgpack_object *o, char *buf, size_t size, const char *key,
         snprintf (err, errlen, "field '%s': longer than %zu bytes", key, size - 1);
         return -1;
     }
-    if (memchr (o->via.str.ptr, 0, len) || !s_utf8_valid ((const uint8_t *) o->via.str.ptr, len)) {
+    //  msgpack-c may give an empty string a NULL pointer (see s_decode_map)
+    if (len && (memchr (o->via.str.ptr, 0, len)
+            ||  !af_utf8_valid ((const uint8_t *) o->via.str.ptr, len))) {
         snprintf (err, errlen, "field '%s': not valid UTF-8 text", key);
         return -1;
     }
-    memcpy (buf, o->via.str.ptr, len);
+    if (len)
+        memcpy (buf, o->via.str.ptr, len);
     buf [len] = 0;
     return 0;
 }
@@ -833,6 +814,18 @@ s_decode_field (const field_t *f, const msgpack_object *o, uint8_t *base, char *
     switch (f->type) {
         case T_STR:
             return s_copy_str (o, (char *) p, f->size, f->key, err, errlen);
+        case T_PROG: {
+            //  Program IDs become file names on nodes: both ends refuse
+            //  one that is not an ID, naming the field
+            char why [128];
+            if (s_copy_str (o, (char *) p, f->size, f->key, err, errlen))
+                return -1;
+            if (af_program_check ((const char *) p, why, sizeof why)) {
+                snprintf (err, errlen, "field '%s': %s", f->key, why);
+                return -1;
+            }
+            return 0;
+        }
         case T_U32:
             if (s_get_uint (o, f->min, f->max, &value, f->key, err, errlen))
                 return -1;
@@ -947,7 +940,8 @@ s_decode_field (const field_t *f, const msgpack_object *o, uint8_t *base, char *
                 snprintf (err, errlen, "out of memory");
                 return -1;
             }
-            memcpy (copy, o->via.bin.ptr, o->via.bin.size);
+            if (o->via.bin.size)        //  an empty one may have a NULL pointer
+                memcpy (copy, o->via.bin.ptr, o->via.bin.size);
             free (*(uint8_t **) p);
             *(uint8_t **) p = copy;
             *(uint32_t *) (base + f->aux) = o->via.bin.size;
@@ -984,7 +978,10 @@ s_decode_map (const msgpack_object *o, const field_t *fields, uint8_t *base,
         }
         const char *key = kv->key.via.str.ptr;
         uint32_t keylen = kv->key.via.str.size;
-        if (!s_utf8_valid ((const uint8_t *) key, keylen) || memchr (key, 0, keylen)) {
+        //  msgpack-c gives an empty string a NULL pointer when nothing with
+        //  a payload came before it in the buffer ({"":1, ...}): an empty
+        //  key is checked by its length alone, never passed to memchr
+        if (keylen && (!af_utf8_valid ((const uint8_t *) key, keylen) || memchr (key, 0, keylen))) {
             snprintf (err, errlen, "%s: map keys must be UTF-8 text", what? what: "message");
             return -1;
         }
@@ -1066,6 +1063,14 @@ af_msg_decode (const uint8_t *data, size_t size, af_msg_t **msg_p,
         snprintf (err, errlen, "message must be a map");
         goto done;
     }
+    //  rid first (its first occurrence), so that even a rejected message
+    //  gets an answer it can match
+    const msgpack_object *rid = s_map_get (&root, "rid");
+    if (rid && rid->type == MSGPACK_OBJECT_BIN && rid->via.bin.size == AF_ID_SIZE
+    &&  rid_out && has_rid) {
+        memcpy (rid_out, rid->via.bin.ptr, AF_ID_SIZE);
+        *has_rid = true;
+    }
     //  The envelope keys may appear once each (the field tables catch
     //  repeats of every other known key)
     for (int k = 0; k < 3; k++) {
@@ -1081,13 +1086,6 @@ af_msg_decode (const uint8_t *data, size_t size, af_msg_t **msg_p,
             snprintf (err, errlen, "field '%s' appears twice", envelope [k]);
             goto done;
         }
-    }
-    //  rid first, so that even a rejected message gets an answer it can match
-    const msgpack_object *rid = s_map_get (&root, "rid");
-    if (rid && rid->type == MSGPACK_OBJECT_BIN && rid->via.bin.size == AF_ID_SIZE
-    &&  rid_out && has_rid) {
-        memcpy (rid_out, rid->via.bin.ptr, AF_ID_SIZE);
-        *has_rid = true;
     }
     const msgpack_object *version = s_map_get (&root, "v");
     if (!version || version->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
@@ -1486,18 +1484,126 @@ af_msg_test (bool verbose)
             0xa3, 'c', 'm', 'd', 0xa4, 'B', 'O', 'O', 'M' };
         assert (s_decode_bytes (dup_cmd, sizeof dup_cmd, err, sizeof err) == AF_E_MALFORMED);
         assert (strstr (err, "'cmd' appears twice"));
+        //  ... and the rid of such a message is echoed (its first one)
+        uint8_t dup_rid [] = { 0x84, 0xa1, 'v', 0x01, 0xa3, 'r', 'i', 'd', 0xc4, 16,
+            1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+            0xa3, 'c', 'm', 'd', 0xa4, 'P', 'I', 'N', 'G', 0xa3, 'c', 'm', 'd', 0xa4, 'P', 'I', 'N', 'G' };
+        uint8_t echoed [AF_ID_SIZE];
+        bool has_echo = false;
+        af_msg_t *none = NULL;
+        assert (af_msg_decode (dup_rid, sizeof dup_rid, &none, err, sizeof err, echoed, &has_echo)
+                == AF_E_MALFORMED && !none);
+        assert (has_echo && echoed [0] == 1 && echoed [15] == 16);
         //  Missing required field
         assert (s_decode_bytes (dup, sizeof dup - 9, err, sizeof err) != AF_OK);
         //  A valid message with an unknown extra key is accepted
         uint8_t extra [] = { 0x83, 0xa1, 'v', 0x01, 0xa3, 'c', 'm', 'd', 0xa4, 'P', 'I', 'N', 'G',
             0xa3, 'z', 'z', 'z', 0x92, 0x01, 0x02 };
         assert (s_decode_bytes (extra, sizeof extra, err, sizeof err) == AF_OK);
+        //  An empty string is where msgpack-c leaves the pointer NULL when
+        //  it is the buffer's first string: an empty key first, later, and
+        //  empty values are all plain data ({"":1, v:1, cmd:"PING"} is a
+        //  PING with an unknown key)
+        uint8_t empty_key_first [] = { 0x83, 0xa0, 0x01, 0xa1, 'v', 0x01,
+            0xa3, 'c', 'm', 'd', 0xa4, 'P', 'I', 'N', 'G' };
+        assert (s_decode_bytes (empty_key_first, sizeof empty_key_first, err, sizeof err) == AF_OK);
+        uint8_t empty_key_value_first [] = { 0x83, 0xa0, 0xa0, 0xa1, 'v', 0x01,
+            0xa3, 'c', 'm', 'd', 0xa4, 'P', 'I', 'N', 'G' };
+        assert (s_decode_bytes (empty_key_value_first, sizeof empty_key_value_first,
+                                err, sizeof err) == AF_OK);
+        uint8_t empty_key_later [] = { 0x83, 0xa1, 'v', 0x01,
+            0xa3, 'c', 'm', 'd', 0xa4, 'P', 'I', 'N', 'G', 0xa0, 0xa0 };
+        assert (s_decode_bytes (empty_key_later, sizeof empty_key_later, err, sizeof err) == AF_OK);
+        uint8_t empty_cmd [] = { 0x82, 0xa1, 'v', 0x01, 0xa3, 'c', 'm', 'd', 0xa0 };
+        assert (s_decode_bytes (empty_cmd, sizeof empty_cmd, err, sizeof err) == AF_E_UNKNOWN_COMMAND);
+        //  REGISTER with an empty password: decoded, "" is the value
+        uint8_t empty_value [] = { 0x84, 0xa1, 'v', 0x01, 0xa3, 'c', 'm', 'd',
+            0xa8, 'R', 'E', 'G', 'I', 'S', 'T', 'E', 'R',
+            0xa7, 'a', 'c', 'c', 'o', 'u', 'n', 't', 0xa1, 'a',
+            0xa8, 'p', 'a', 's', 's', 'w', 'o', 'r', 'd', 0xa0 };
+        {
+            af_msg_t *reg = NULL;
+            assert (af_msg_decode (empty_value, sizeof empty_value, &reg, err, sizeof err,
+                                   NULL, NULL) == AF_OK);
+            assert (reg->id == AF_MSG_REGISTER && streq (reg->password, "") && streq (reg->account, "a"));
+            af_msg_destroy (&reg);
+        }
+        //  And an empty map key inside a nested map, first in the buffer
+        //  (a map as the root's first key is not a string: refused)
+        uint8_t map_key [] = { 0x82, 0x81, 0xa0, 0x01, 0x01, 0xa1, 'v', 0x01 };
+        assert (s_decode_bytes (map_key, sizeof map_key, err, sizeof err) == AF_E_MALFORMED);
         //  Oversize
         uint8_t *big = (uint8_t *) calloc (1, AF_MAX_MSG + 1);
         assert (s_decode_bytes (big, AF_MAX_MSG + 1, err, sizeof err) == AF_E_TOO_BIG);
         free (big);
         assert (s_decode_bytes ("", 0, err, sizeof err) == AF_E_MALFORMED);
     }
+    //  Program IDs: names, never paths. What is one (af_program_check)...
+    {
+        const char *good [] = { "weixin", "com.tencent.mm", "7zip", "a", "x_y-z.2",
+            "a234567890123456789012345678901234567890123456789012345678901234", NULL };
+        const char *bad [] = { "", ".", "..", "../etc", "a/b", "/etc", "a/../b", "a..b", ".hidden",
+            "_x", "-x", "Weixin", "a b", "a\\b", "caf\xc3\xa9",
+            "a2345678901234567890123456789012345678901234567890123456789012345", NULL };
+        for (int i = 0; good [i]; i++)
+            assert (af_program_check (good [i], err, sizeof err) == 0);
+        for (int i = 0; bad [i]; i++) {
+            *err = 0;
+            assert (af_program_check (bad [i], err, sizeof err) == -1 && strstr (err, "not a program ID"));
+        }
+        assert (af_program_check (NULL, NULL, 0) == -1);
+    }
+    //  ... and every program field of every command refuses what is not one,
+    //  naming the field: the top-level field, an app map's, a package map's
+    for (int id = AF_MSG_NONE + 1; id < AF_MSG_COUNT; id++) {
+        bool has_program = false;
+        for (const field_t *f = s_commands [id].fields; f->key; f++)
+            has_program |= f->type == T_PROG;
+        if (!has_program)
+            continue;
+        msg = af_msg_new ((af_msg_id_t) id);
+        strcpy (msg->device_id, "d"); strcpy (msg->push_id, "q"); strcpy (msg->from, "f");
+        strcpy (msg->state, "queued"); strcpy (msg->op, "install");
+        msg->target_count = 1; strcpy (msg->targets [0], "all");
+        msg->fit = AF_FIT_PACKAGE; msg->has_package = true;
+        msg->data = (uint8_t *) strdup ("y");
+        msg->data_size = 1;
+        const char *hostile [] = { "../../etc", "a/b", "..", ".demo.new-00000000" };
+        for (int i = 0; i < 4; i++) {
+            strcpy (msg->program, hostile [i]);
+            frame = af_msg_encode (msg);
+            assert (frame);
+            assert (af_msg_decode (zframe_data (frame), zframe_size (frame), &copy, err, sizeof err, NULL, NULL)
+                    == AF_E_MALFORMED);
+            assert (strstr (err, "field 'program'") && strstr (err, "not a program ID"));
+            assert (copy == NULL);
+            zframe_destroy (&frame);
+        }
+        af_msg_destroy (&msg);
+    }
+    msg = af_msg_new (AF_MSG_SYNC_DIFF);
+    assert (af_msg_set_app_count (msg, 2) == 0);
+    strcpy (msg->apps [0].program, "notes");
+    strcpy (msg->apps [1].program, "../config");
+    frame = af_msg_encode (msg);
+    assert (af_msg_decode (zframe_data (frame), zframe_size (frame), &copy, err, sizeof err, NULL, NULL)
+            == AF_E_MALFORMED && strstr (err, "field 'program'"));
+    zframe_destroy (&frame);
+    af_msg_destroy (&msg);
+    msg = af_msg_new (AF_MSG_RESOLVED);
+    strcpy (msg->program, "notes");
+    msg->has_package = true;
+    strcpy (msg->package.program, "notes/../../x");
+    frame = af_msg_encode (msg);
+    assert (af_msg_decode (zframe_data (frame), zframe_size (frame), &copy, err, sizeof err, NULL, NULL)
+            == AF_E_MALFORMED && strstr (err, "field 'program'"));
+    zframe_destroy (&frame);
+    strcpy (msg->package.program, "notes");
+    copy = s_roundtrip (msg);
+    assert (streq (copy->package.program, "notes"));
+    af_msg_destroy (&copy);
+    af_msg_destroy (&msg);
+
     //  Every truncation of a valid message fails cleanly
     msg = af_msg_new (AF_MSG_DEVICE_LIST);
     af_msg_set_device_count (msg, 2);

@@ -116,6 +116,7 @@ typedef struct {
     char service [AF_MAX_NAME + 1];
     uint32_t credit;                        //  READY: concurrent requests
     uint32_t heartbeat;                     //  LOGIN_OK, READY: interval in ms
+    uint32_t liveness;                      //  LOGIN_OK: missed intervals before the broker gives up
     bool logged_in;                         //  PONG: this connection has a session
     char kind [AF_MAX_KIND + 1];            //  NOTIFY: label ("text", ...)
     uint32_t body_size;

@@ -71,6 +71,12 @@ af_store_destroy (af_store_t **self_p)
     }
 }
 
+int
+af_store_code (int rc)
+{
+    return rc == 0? AF_OK: AF_E_INTERNAL;
+}
+
 MDB_env *
 af_store_env (af_store_t *self)
 {

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <lmdb.h>
+#include "af_limits.h"
 
 typedef struct _af_store_t af_store_t;
 
@@ -56,6 +57,12 @@ int af_store_put (MDB_txn *txn, MDB_dbi dbi, const void *key, size_t keylen,
 
 //  Delete a key. Returns 0, MDB_NOTFOUND, or an LMDB error.
 int af_store_del (MDB_txn *txn, MDB_dbi dbi, const void *key, size_t keylen);
+
+//  The error contract of the classes built on this one: an LMDB code (0,
+//  or an error af_store has already logged with its context) mapped to
+//  ours, AF_OK or AF_E_INTERNAL. MDB_NOTFOUND is the caller's to handle
+//  before it maps (it is an answer, not a failure).
+int af_store_code (int rc);
 
 //  Self test
 void af_store_test (bool verbose);

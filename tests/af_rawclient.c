@@ -11,6 +11,11 @@
       af_rawclient ENDPOINT BROKER_CERT forbidden ACCOUNT PASSWORD OTHER_ACCOUNT
       af_rawclient ENDPOINT BROKER_CERT push ACCOUNT PASSWORD
       af_rawclient ENDPOINT BROKER_CERT report ACCOUNT PASSWORD
+      af_rawclient ENDPOINT BROKER_CERT fill ACCOUNT PASSWORD
+      af_rawclient ENDPOINT BROKER_CERT storm COUNT
+      af_rawclient ENDPOINT BROKER_CERT guess ACCOUNT COUNT SOURCE-ADDRESS
+      af_rawclient ENDPOINT BROKER_CERT hurry ACCOUNT
+      af_rawclient ENDPOINT BROKER_CERT steal ACCOUNT PASSWORD HASH SIZE
     Prints one line per check and "N passed, M failed"; exits 1 on any failure.
     =========================================================================
 */
@@ -34,8 +39,10 @@ s_check (bool ok, const char *name, const char *detail)
     printf ("%s - %s%s%s\n", ok? "ok": "not ok", name, detail && *detail? ": ": "", detail? detail: "");
 }
 
+//  A new CURVE connection with a key of its own; from source (an address
+//  of this host, e.g. 127.0.0.2), or NULL for the default
 static zsock_t *
-s_connect (void)
+s_connect_from (const char *source)
 {
     zcert_t *cert = zcert_new ();
     zsock_t *sock = zsock_new (ZMQ_DEALER);
@@ -44,8 +51,17 @@ s_connect (void)
     zsock_set_curve_serverkey (sock, zcert_public_txt (s_broker_cert));
     zsock_set_linger (sock, 0);
     zsock_set_rcvtimeo (sock, 5000);
-    zsock_connect (sock, "%s", s_endpoint);
+    if (source && strncmp (s_endpoint, "tcp://", 6) == 0)
+        zsock_connect (sock, "tcp://%s:0;%s", source, s_endpoint + 6);
+    else
+        zsock_connect (sock, "%s", s_endpoint);
     return sock;
+}
+
+static zsock_t *
+s_connect (void)
+{
+    return s_connect_from (NULL);
 }
 
 //  Receive the next message that is not a PONG or pushed DEVICE_LIST
@@ -90,6 +106,23 @@ s_expect_error (const char *name, const void *data, size_t size, int code, const
         snprintf (detail, sizeof detail, "no reply");
     if (ok && code == AF_E_VERSION)
         ok = reply->version_count >= 1 && reply->versions [0] == AF_PROTO_VERSION;
+    s_check (ok, name, detail);
+    af_msg_destroy (&reply);
+}
+
+//  The same, and the reason must name what was wrong
+static void
+s_expect_error_naming (const char *name, const void *data, size_t size, int code, const uint8_t *rid,
+                       const char *text)
+{
+    zframe_t *frame = zframe_new (data, size);
+    zframe_send (&frame, s_sock, 0);
+    af_msg_t *reply = s_recv (s_sock, true);
+    bool ok = reply && reply->id == AF_MSG_ERROR && (int) reply->code == code && strstr (reply->reason, text)
+           && (!rid || (reply->has_rid && memcmp (reply->rid, rid, AF_ID_SIZE) == 0));
+    char detail [400];
+    snprintf (detail, sizeof detail, "got %s %u %s", reply? af_msg_command_name (reply->id): "nothing",
+              reply? reply->code: 0, reply? reply->reason: "");
     s_check (ok, name, detail);
     af_msg_destroy (&reply);
 }
@@ -184,6 +217,21 @@ s_battery (void)
     s_pk_str (&p, "program"); msgpack_pack_array (&p.pk, 0);
     s_expect_error ("program as an array", p.buf.data, p.buf.size, AF_E_MALFORMED, NULL);
     msgpack_sbuffer_destroy (&p.buf);
+
+    //  Program IDs become file names on nodes: a path is not one
+    const char *paths [] = { "../../etc", "a/b", "..", ".hidden" };
+    for (int i = 0; i < 4; i++) {
+        s_pk_init (&p);
+        msgpack_pack_map (&p.pk, 4);
+        s_pk_str (&p, "v"); msgpack_pack_uint8 (&p.pk, 1);
+        s_pk_str (&p, "rid"); msgpack_pack_bin_with_body (&p.pk, rid, sizeof rid);
+        s_pk_str (&p, "cmd"); s_pk_str (&p, i % 2? "CONFIG_GET": "RESOLVE");
+        s_pk_str (&p, "program"); s_pk_str (&p, paths [i]);
+        char name [96];
+        snprintf (name, sizeof name, "program '%s' (E_MALFORMED naming the field, rid echoed)", paths [i]);
+        s_expect_error_naming (name, p.buf.data, p.buf.size, AF_E_MALFORMED, rid, "field 'program'");
+        msgpack_sbuffer_destroy (&p.buf);
+    }
 
     s_pk_init (&p);
     msgpack_pack_array (&p.pk, 2);
@@ -336,6 +384,100 @@ s_forbidden (const char *account, const char *password, const char *other)
 
 //  Hostile push traffic from a logged-in device: fetching what was not
 //  offered, uploads that lie, outcomes and acks that name nothing
+//  The next ITEM whose body is the given command; NULL after 5 s
+static af_msg_t *
+s_next_item (af_msg_id_t command, char *item_out)
+{
+    while (true) {
+        af_msg_t *msg = s_recv (s_sock, true);
+        if (!msg)
+            return NULL;
+        af_msg_t *inner = NULL;
+        char err [256];
+        if (msg->id == AF_MSG_ITEM
+        &&  af_msg_decode (msg->body, msg->body_size, &inner, err, sizeof err, NULL, NULL) == AF_OK
+        &&  inner->id == command) {
+            strcpy (item_out, msg->item);
+            af_msg_destroy (&msg);
+            return inner;
+        }
+        af_msg_destroy (&inner);
+        af_msg_destroy (&msg);
+    }
+}
+
+//  A node must not ACK an OFFER (it ends with DONE): the broker refuses
+//  such an ACK, keeps the offer for the next login, and the push still
+//  gets its result
+static void
+s_ack_offer (const char *account, const char *device_id)
+{
+    af_msg_t *msg = af_msg_new (AF_MSG_PUSH);
+    af_msg_set_rid_random (msg);
+    strcpy (msg->program, "weixin");
+    msg->target_count = 1;
+    strcpy (msg->targets [0], "self");
+    s_expect_msg ("PUSH to self (a sync pick)", msg, AF_MSG_PUSH_ACCEPTED, 0);
+    af_msg_destroy (&msg);
+    char item [AF_ID_HEX + 1] = "";
+    af_msg_t *offer = s_next_item (AF_MSG_OFFER, item);
+    s_check (offer != NULL, "  ... its OFFER arrives in an ITEM", NULL);
+    if (!offer)
+        return;
+    msg = af_msg_new (AF_MSG_ACK);
+    af_msg_set_rid_random (msg);
+    strcpy (msg->item, item);
+    s_expect_msg ("ACK of an OFFER is refused", msg, AF_MSG_ERROR, AF_E_FORBIDDEN);
+    af_msg_destroy (&msg);
+    //  A login again, by key, on this connection: the outbox starts over
+    msg = af_msg_new (AF_MSG_LOGIN);
+    af_msg_set_rid_random (msg);
+    snprintf (msg->account, sizeof msg->account, "%s", account);
+    snprintf (msg->device_id, sizeof msg->device_id, "%s", device_id);
+    msg->device = s_device ("Raw pusher");
+    msg->has_device = true;
+    s_expect_msg ("LOGIN again by key", msg, AF_MSG_LOGIN_OK, 0);
+    af_msg_destroy (&msg);
+    char again [AF_ID_HEX + 1] = "";
+    af_msg_t *offer2 = s_next_item (AF_MSG_OFFER, again);
+    s_check (offer2 && streq (again, item) && streq (offer2->push_id, offer->push_id),
+             "  ... the OFFER is still queued and comes again", NULL);
+    af_msg_destroy (&offer2);
+    msg = af_msg_new (AF_MSG_DONE);
+    af_msg_set_rid_random (msg);
+    strcpy (msg->push_id, offer->push_id);
+    strcpy (msg->state, "failed");
+    strcpy (msg->reason, "a raw client installs nothing");
+    af_msg_send (msg, s_sock, NULL);
+    af_msg_destroy (&msg);
+    //  The OK and the RESULT for the initiator (this device too), in any order
+    bool ok = false;
+    af_msg_t *result = NULL;
+    for (int i = 0; i < 8 && !(ok && result); i++) {
+        af_msg_t *reply = s_recv (s_sock, true);
+        if (!reply)
+            break;
+        af_msg_t *inner = NULL;
+        char err [256];
+        if (reply->id == AF_MSG_OK)
+            ok = true;
+        else
+        if (reply->id == AF_MSG_ITEM && !result
+        &&  af_msg_decode (reply->body, reply->body_size, &inner, err, sizeof err, NULL, NULL) == AF_OK
+        &&  inner->id == AF_MSG_RESULT) {
+            result = inner;
+            inner = NULL;
+        }
+        af_msg_destroy (&inner);
+        af_msg_destroy (&reply);
+    }
+    s_check (ok, "DONE for the offer", NULL);
+    s_check (result && streq (result->push_id, offer->push_id) && streq (result->state, "failed"),
+             "  ... and the push gets its RESULT", NULL);
+    af_msg_destroy (&result);
+    af_msg_destroy (&offer);
+}
+
 static void
 s_push_battery (const char *account, const char *password)
 {
@@ -345,7 +487,13 @@ s_push_battery (const char *account, const char *password)
     snprintf (msg->password, sizeof msg->password, "%s", password);
     msg->device = s_device ("Raw pusher");
     msg->has_device = true;
-    s_expect_msg ("LOGIN as a new device", msg, AF_MSG_LOGIN_OK, 0);
+    af_msg_send (msg, s_sock, NULL);
+    af_msg_t *reply = s_recv (s_sock, true);
+    char device_id [AF_ID_HEX + 1] = "";
+    if (reply && reply->id == AF_MSG_LOGIN_OK)
+        strcpy (device_id, reply->device_id);
+    s_check (*device_id, "LOGIN as a new device", NULL);
+    af_msg_destroy (&reply);
     af_msg_destroy (&msg);
     const char *nothing = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -431,6 +579,7 @@ s_push_battery (const char *account, const char *password)
     af_msg_set_body (msg, "x", 1);
     s_expect_msg ("ITEM sent by a node", msg, AF_MSG_ERROR, AF_E_UNKNOWN_COMMAND);
     af_msg_destroy (&msg);
+    s_ack_offer (account, device_id);
 }
 
 //  Reports are applied once, in seq order: a resend or a stale one is
@@ -516,6 +665,245 @@ s_report_battery (const char *account, const char *password)
     af_msg_destroy (&msg);
 }
 
+//  Fill the broker's store with configurations, big ones then smaller,
+//  until it refuses even a small one; every one answered OK must read back.
+static void
+s_fill (const char *account, const char *password)
+{
+    af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
+    af_msg_set_rid_random (msg);
+    snprintf (msg->account, sizeof msg->account, "%s", account);
+    snprintf (msg->password, sizeof msg->password, "%s", password);
+    msg->device = s_device ("Raw filler");
+    msg->has_device = true;
+    af_msg_send (msg, s_sock, NULL);
+    af_msg_destroy (&msg);
+    af_msg_t *reply = s_recv (s_sock, true);
+    s_check (reply && reply->id == AF_MSG_LOGIN_OK, "LOGIN as a new device", NULL);
+    af_msg_destroy (&reply);
+    static const uint32_t sizes [] = { 200000, 16000, 1000, 100 };
+    uint32_t stored = 0, refused = 0;
+    size_t bytes = 0;
+    bool all_read = true;
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes [0]; k++) {
+        for (int n = 0; n < 10000; n++) {
+            msg = af_msg_new (AF_MSG_CONFIG_PUT);
+            af_msg_set_rid_random (msg);
+            snprintf (msg->program, sizeof msg->program, "fill-%u-%d", sizes [k], n);
+            msg->at = (uint64_t) zclock_time ();
+            msg->data_size = sizes [k];
+            msg->data = (uint8_t *) malloc (msg->data_size);
+            randombytes_buf (msg->data, msg->data_size);
+            af_msg_send (msg, s_sock, NULL);
+            reply = s_recv (s_sock, true);
+            bool ok = reply && reply->id == AF_MSG_OK;
+            bool full = reply && reply->id == AF_MSG_ERROR && reply->code == AF_E_INTERNAL;
+            af_msg_destroy (&reply);
+            if (ok) {
+                stored++;
+                bytes += sizes [k];
+                //  Acknowledged means stored: it reads back
+                af_msg_t *get = af_msg_new (AF_MSG_CONFIG_GET);
+                af_msg_set_rid_random (get);
+                snprintf (get->program, sizeof get->program, "%s", msg->program);
+                af_msg_send (get, s_sock, NULL);
+                reply = s_recv (s_sock, true);
+                all_read &= reply && reply->id == AF_MSG_CONFIG && reply->data_size == msg->data_size
+                         && memcmp (reply->data, msg->data, msg->data_size) == 0;
+                af_msg_destroy (&reply);
+                af_msg_destroy (&get);
+            }
+            af_msg_destroy (&msg);
+            if (full) {
+                refused++;
+                break;                  //  try smaller ones
+            }
+            if (!ok) {
+                s_check (false, "CONFIG_PUT answered OK or E_INTERNAL", NULL);
+                return;
+            }
+        }
+    }
+    char detail [128];
+    snprintf (detail, sizeof detail, "%u stored (%zu bytes), %u refused", stored, bytes, refused);
+    s_check (refused == sizeof sizes / sizeof sizes [0], "the store filled up: each size refused at last", detail);
+    s_check (all_read, "every configuration answered OK reads back", NULL);
+}
+
+//  count REGISTERs at once, each on its own connection, while another
+//  connection PINGs every 20 ms: the broker must keep answering PINGs
+//  while it hashes (Argon2id runs off its reactor thread)
+static void
+s_storm (int count)
+{
+    zsock_t **socks = (zsock_t **) calloc ((size_t) count, sizeof (zsock_t *));
+    assert (socks);
+    zsock_t *pinger = s_connect ();
+    //  A PONG first, so the pinger's handshake is not part of the measure
+    af_msg_t *ping = af_msg_new (AF_MSG_PING);
+    af_msg_send (ping, pinger, NULL);
+    af_msg_t *pong = s_recv (pinger, false);
+    s_check (pong && pong->id == AF_MSG_PONG, "the broker answers PING", NULL);
+    af_msg_destroy (&pong);
+    zpoller_t *poller = zpoller_new (pinger, NULL);
+    for (int i = 0; i < count; i++) {
+        socks [i] = s_connect ();
+        zpoller_add (poller, socks [i]);
+        af_msg_t *msg = af_msg_new (AF_MSG_REGISTER);
+        af_msg_set_rid_random (msg);
+        snprintf (msg->account, sizeof msg->account, "storm%d-%u", i, randombytes_random () % 100000);
+        snprintf (msg->password, sizeof msg->password, "storm password %d", i);
+        af_msg_send (msg, socks [i], NULL);
+        af_msg_destroy (&msg);
+    }
+    int64_t start = zclock_mono (), sent_at = 0, worst = 0, beat = start;
+    int answered = 0, ok = 0;
+    bool waiting_pong = false;
+    while (answered < count && zclock_mono () - start < 60000) {
+        //  Each connection keeps its session alive, as a node does
+        if (zclock_mono () - beat > 100) {
+            for (int i = 0; i < count; i++)
+                af_msg_send (ping, socks [i], NULL);
+            beat = zclock_mono ();
+        }
+        if (!waiting_pong) {
+            af_msg_send (ping, pinger, NULL);
+            sent_at = zclock_mono ();
+            waiting_pong = true;
+        }
+        zsock_t *which = (zsock_t *) zpoller_wait (poller, 20);
+        if (waiting_pong && zclock_mono () - sent_at > worst)
+            worst = zclock_mono () - sent_at;
+        if (!which)
+            continue;
+        af_msg_t *reply = s_recv (which, false);
+        if (which == pinger) {
+            if (reply && reply->id == AF_MSG_PONG) {
+                waiting_pong = false;
+                zclock_sleep (20);
+            }
+        }
+        else
+        if (reply && reply->id != AF_MSG_PONG) {
+            answered++;
+            ok += reply->id == AF_MSG_OK;
+        }
+        af_msg_destroy (&reply);
+    }
+    int64_t took = zclock_mono () - start;
+    char detail [128];
+    snprintf (detail, sizeof detail, "%d of %d registered in %lld ms", ok, count, (long long) took);
+    s_check (ok == count, "every REGISTER of the storm is answered OK", detail);
+    snprintf (detail, sizeof detail, "slowest PONG %lld ms while hashing for %lld ms", (long long) worst,
+              (long long) took);
+    s_check (worst < 500, "PINGs are answered at once while passwords are hashed", detail);
+    printf ("# %s\n", detail);
+    af_msg_destroy (&ping);
+    zpoller_destroy (&poller);
+    for (int i = 0; i < count; i++)
+        zsock_destroy (&socks [i]);
+    zsock_destroy (&pinger);
+    free (socks);
+}
+
+//  A password LOGIN on sock; the reply's code (AF_OK for LOGIN_OK, 0 for none)
+static int
+s_password_login (zsock_t *sock, const char *account, const char *password)
+{
+    af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
+    af_msg_set_rid_random (msg);
+    snprintf (msg->account, sizeof msg->account, "%s", account);
+    snprintf (msg->password, sizeof msg->password, "%s", password);
+    msg->device = s_device ("Raw guesser");
+    msg->has_device = true;
+    af_msg_send (msg, sock, NULL);
+    af_msg_destroy (&msg);
+    af_msg_t *reply = s_recv (sock, true);
+    int code = !reply? 0: reply->id == AF_MSG_LOGIN_OK? AF_OK: reply->id == AF_MSG_ERROR? (int) reply->code: -1;
+    af_msg_destroy (&reply);
+    return code;
+}
+
+//  Guess count wrong passwords for account from source, each on a new
+//  connection; then the next try, with any password, must be refused
+static void
+s_guess (const char *account, int count, const char *source)
+{
+    int wrong = 0;
+    for (int i = 0; i < count; i++) {
+        zsock_t *sock = s_connect_from (source);
+        char guess [64];
+        snprintf (guess, sizeof guess, "guess number %d", i);
+        wrong += s_password_login (sock, account, guess) == AF_E_BAD_PASSWORD;
+        zsock_destroy (&sock);
+    }
+    char detail [64];
+    snprintf (detail, sizeof detail, "%d of %d", wrong, count);
+    s_check (wrong == count, "each guess is a wrong password (E_BAD_PASSWORD)", detail);
+    zsock_t *sock = s_connect_from (source);
+    int code = s_password_login (sock, account, "one more guess");
+    zsock_destroy (&sock);
+    snprintf (detail, sizeof detail, "got %d", code);
+    s_check (code == AF_E_RATE_LIMITED, "then this source is refused (E_RATE_LIMITED)", detail);
+}
+
+//  One password job at a time per connection
+static void
+s_one_at_a_time (const char *account)
+{
+    af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
+    snprintf (msg->account, sizeof msg->account, "%s", account);
+    snprintf (msg->password, sizeof msg->password, "a wrong password");
+    msg->device = s_device ("Raw hurrier");
+    msg->has_device = true;
+    uint8_t first [AF_ID_SIZE];
+    af_msg_set_rid_random (msg);
+    memcpy (first, msg->rid, AF_ID_SIZE);
+    af_msg_send (msg, s_sock, NULL);
+    af_msg_set_rid_random (msg);
+    af_msg_send (msg, s_sock, NULL);
+    af_msg_destroy (&msg);
+    int codes [2] = { 0, 0 };
+    for (int i = 0; i < 2; i++) {
+        af_msg_t *reply = s_recv (s_sock, true);
+        if (reply && reply->id == AF_MSG_ERROR)
+            codes [memcmp (reply->rid, first, AF_ID_SIZE) == 0? 0: 1] = (int) reply->code;
+        af_msg_destroy (&reply);
+    }
+    s_check (codes [1] == AF_E_RATE_LIMITED, "a second password LOGIN while the first is checked is refused", NULL);
+    s_check (codes [0] == AF_E_BAD_PASSWORD, "  ... and the first is answered", NULL);
+}
+
+//  Another account tries to push, and to fetch, a blob of user data that
+//  one account uploaded, knowing its hash and size
+static void
+s_steal (const char *account, const char *password, const char *hash, uint64_t size)
+{
+    af_msg_t *msg = af_msg_new (AF_MSG_REGISTER);
+    af_msg_set_rid_random (msg);
+    snprintf (msg->account, sizeof msg->account, "%s", account);
+    snprintf (msg->password, sizeof msg->password, "%s", password);
+    s_expect_msg ("REGISTER another account", msg, AF_MSG_OK, 0);
+    af_msg_destroy (&msg);
+    int code = s_password_login (s_sock, account, password);
+    s_check (code == AF_OK, "  ... and log in to it", NULL);
+    msg = af_msg_new (AF_MSG_PUSH);
+    af_msg_set_rid_random (msg);
+    strcpy (msg->program, "weixin");
+    msg->target_count = 1;
+    strcpy (msg->targets [0], "all");
+    snprintf (msg->data_hash, sizeof msg->data_hash, "%s", hash);
+    msg->data_total = size;
+    s_expect_msg ("a PUSH naming another account's user data is refused", msg, AF_MSG_ERROR, AF_E_MALFORMED);
+    af_msg_destroy (&msg);
+    msg = af_msg_new (AF_MSG_FETCH);
+    af_msg_set_rid_random (msg);
+    snprintf (msg->hash, sizeof msg->hash, "%s", hash);
+    msg->credit = 4;
+    s_expect_msg ("a FETCH of it is refused", msg, AF_MSG_ERROR, AF_E_FORBIDDEN);
+    af_msg_destroy (&msg);
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -546,6 +934,21 @@ main (int argc, char *argv [])
     else
     if (streq (argv [3], "report") && argc == 6)
         s_report_battery (argv [4], argv [5]);
+    else
+    if (streq (argv [3], "fill") && argc == 6)
+        s_fill (argv [4], argv [5]);
+    else
+    if (streq (argv [3], "storm") && argc == 5)
+        s_storm (atoi (argv [4]));
+    else
+    if (streq (argv [3], "guess") && argc == 7)
+        s_guess (argv [4], atoi (argv [5]), argv [6]);
+    else
+    if (streq (argv [3], "hurry") && argc == 5)
+        s_one_at_a_time (argv [4]);
+    else
+    if (streq (argv [3], "steal") && argc == 8)
+        s_steal (argv [4], argv [5], argv [6], strtoull (argv [7], NULL, 10));
     else {
         fprintf (stderr, "unknown mode or wrong arguments\n");
         return 2;

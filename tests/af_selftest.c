@@ -1,4 +1,11 @@
-/*  af_selftest - runs every class's self-test (czmq convention) */
+/*  =========================================================================
+    af_selftest - runs the classes' self-tests (czmq convention)
+
+    af_selftest [-v]               every test, in order
+    af_selftest --list             the test names
+    af_selftest [-v] --test NAME   one of them (e.g. af_outbox)
+    =========================================================================
+*/
 #include <stdio.h>
 #include <string.h>
 #include <czmq.h>
@@ -7,30 +14,93 @@
 #include "af_store.h"
 #include "af_registry.h"
 #include "af_outbox.h"
-#include "af_push.h"
-#include "af_installs.h"
+#include "af_pushes.h"
+#include "af_lists.h"
+#include "af_configs.h"
+#include "af_dispatch.h"
+#include "af_syncindex.h"
+#include "af_hasher.h"
+#include "af_guesses.h"
 #include "af_catalog.h"
 #include "af_download.h"
 #include "af_install.h"
 #include "af_config.h"
+#include "af_adb.h"
+
+typedef struct {
+    const char *name;
+    void (*test) (bool verbose);
+} test_t;
+
+static const test_t s_tests [] = {
+    { "af_device", af_device_test },
+    { "af_msg", af_msg_test },
+    { "af_store", af_store_test },
+    { "af_registry", af_registry_test },
+    { "af_outbox", af_outbox_test },
+    { "af_pushes", af_pushes_test },
+    { "af_lists", af_lists_test },
+    { "af_configs", af_configs_test },
+    { "af_syncindex", af_syncindex_test },
+    { "af_dispatch", af_dispatch_test },
+    { "af_hasher", af_hasher_test },
+    { "af_guesses", af_guesses_test },
+    { "af_catalog", af_catalog_test },
+    { "af_download", af_download_test },
+    { "af_install", af_install_test },
+    { "af_config", af_config_test },
+    { "af_adb", af_adb_test },
+};
+#define TESTS (sizeof s_tests / sizeof s_tests [0])
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out, "usage: af_selftest [-v] [--list | --test NAME]\n");
+}
 
 int
 main (int argc, char *argv [])
 {
-    bool verbose = argc > 1 && strcmp (argv [1], "-v") == 0;
+    bool verbose = false, list = false;
+    const char *only = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (streq (argv [i], "-v") || streq (argv [i], "--verbose"))
+            verbose = true;
+        else
+        if (streq (argv [i], "--list"))
+            list = true;
+        else
+        if (streq (argv [i], "--test") && i + 1 < argc)
+            only = argv [++i];
+        else
+        if (streq (argv [i], "-h") || streq (argv [i], "--help")) {
+            s_usage (stdout);
+            return 0;
+        }
+        else {
+            s_usage (stderr);
+            return 2;
+        }
+    }
+    if (list) {
+        for (size_t i = 0; i < TESTS; i++)
+            printf ("%s\n", s_tests [i].name);
+        return 0;
+    }
     zsys_init ();
+    setvbuf (stdout, NULL, _IONBF, 0);      //  what ran is on screen even if a test aborts
     printf ("Running appferry self tests...\n");
-    af_device_test (verbose);
-    af_msg_test (verbose);
-    af_store_test (verbose);
-    af_registry_test (verbose);
-    af_outbox_test (verbose);
-    af_pushes_test (verbose);
-    af_installs_test (verbose);
-    af_catalog_test (verbose);
-    af_download_test (verbose);
-    af_install_test (verbose);
-    af_config_test (verbose);
+    size_t ran = 0;
+    for (size_t i = 0; i < TESTS; i++)
+        if (!only || streq (only, s_tests [i].name)) {
+            s_tests [i].test (verbose);
+            ran++;
+        }
+    if (ran == 0) {
+        fprintf (stderr, "af_selftest: no test named '%s' (see --list)\n", only);
+        return 2;
+    }
     printf ("Tests passed OK\n");
     return 0;
 }

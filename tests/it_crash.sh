@@ -32,8 +32,8 @@ kill -9 "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null
 start_broker broker --catalog "$T/catalog"
 check "after the broker's SIGKILL mid-transfer, the phone still installs big1" \
     wait_until 40 test -f "$T/phone/installed/big1.json"
-# The node logs the install after it writes the record: wait for the line
-wait_until 5 grep -q 'big1 1.0 installed' "$T/phone.log"
+# The record is written before the node logs the install: wait for the line
+wait_until 10 grep -q 'big1 1.0 installed' "$T/phone.log"
 check "  ... once" test "$(grep -c 'big1 1.0 installed' "$T/phone.log")" -eq 1
 check "  ... and its report reached the restarted broker" wait_eq 10 big1 \
     afj tablet '[.apps[].program] | join(" ")' apps --device "$PHONE"
@@ -47,7 +47,7 @@ kill -9 "$(node_pid phone)"; wait "$(node_pid phone)" 2>/dev/null
 start_node phone "$DEVICES/galaxy-s21.json" --rate-limit 3072
 check "after the node's SIGKILL mid-transfer, it installs big2 when it comes back" \
     wait_until 40 test -f "$T/phone/installed/big2.json"
-wait_until 5 grep -q 'big2 1.0 installed' "$T/phone.log"
+wait_until 10 grep -q 'big2 1.0 installed' "$T/phone.log"
 check "  ... once, from a clean start (the partial file was dropped)" \
     test "$(grep -c 'big2 1.0 installed' "$T/phone.log")" -eq 1 -a -z "$(ls "$T/phone/incoming")"
 check "  ... and the broker has both in the phone's list" wait_eq 10 "big1 big2" \

@@ -2,7 +2,8 @@
 # The matcher behind the broker: resolution through the real broker for
 # different devices, store links, no-fit reasons, unknown programs; a
 # request whose matcher hangs is handed to another; with no matcher the
-# node gets E_UNAVAILABLE; a matcher whose key is not allowed is refused.
+# node gets E_UNAVAILABLE; a matcher whose key is not allowed is refused;
+# nodes started with bundletool device specs log in and resolve.
 . "$(dirname "$0")/lib.sh"
 
 cat > "$T/broker.cfg" <<CFG
@@ -41,6 +42,55 @@ check "unknown program: clear answer, exit 1" has "$rc:$out" "1:" "unknown progr
 check "the broker's answer equals the offline resolver's" \
     test "$(afj tv .package.packageId resolve weixin)" = \
          "$("$CATALOG" --catalog "$T/catalog" resolve weixin "$DEVICES/chromecast-google-tv.json" --json | jq -r .package.packageId)"
+
+# bundletool device specs as `bundletool get-device-spec` writes them, in
+# both proto-JSON spellings: the nodes start with them, log in (the broker
+# accepts a description without a screen size) and resolve
+BT="$AF_SRC/tests/data/devices"
+start_node pixel2 "$BT/bundletool-pixel2-snake.json"
+start_node pixel2c "$BT/bundletool-pixel2-camel.json"
+start_node btv "$BT/bundletool-google-tv.json"
+start_node watch "$BT/bundletool-watch.json"
+for n in pixel2 pixel2c btv watch; do check "log in $n (a bundletool spec)" af $n login ana; done
+out=$(afj pixel2 '.fit + " " + .package.versionName + " " + .package.abi' resolve weixin)
+check "snake_case Pixel 2 spec (arm64, API 26) gets the arm64 8.0.48 build" test "$out" = "package 8.0.48 arm64-v8a"
+out=$(afj pixel2c '.fit + " " + .package.versionName + " " + .package.abi' resolve weixin)
+check "camelCase Pixel 2 spec gets the same build" test "$out" = "package 8.0.48 arm64-v8a"
+PIXEL2C_ID=$(device_id pixel2c)
+BTV_ID=$(device_id btv)
+WATCH_ID=$(device_id watch)
+check "the account sees the camelCase spec as a google walleye phone on Android 8.0" \
+    wait_eq 5 "google walleye/phone/8.0" \
+    afj phone ".devices[] | select(.id == \"$PIXEL2C_ID\") | .model + \"/\" + .formFactor + \"/\" + .osVersion" devices
+check "the TV spec is a tv (deviceFeatures), the watch spec a watch" \
+    wait_eq 5 "tv watch" bash -c "'$CLI' --home '$T/phone' --json devices | jq -r '[(.devices[] | select(.id == \"$BTV_ID\") | .formFactor), (.devices[] | select(.id == \"$WATCH_ID\") | .formFactor)] | join(\" \")'"
+out=$(af btv resolve weixin 2>&1); rc=$?
+check "a TV without a screen size does not fit the TV build, and the reason says the resolution is unknown" \
+    has "$rc:$out" "1:" "needs a screen of at least 1280x720; the device's resolution is unknown"
+out=$(af watch resolve weixin 2>&1); rc=$?
+check "the watch gets no phone build" has "$rc:$out" "1:" "device is a watch"
+
+# A device described by adb (recorded output behind a stand-in adb): the
+# node writes HOME/device.json, logs in, and the TV, whose screen adb
+# reports, gets the TV build the bundletool spec could not
+export AF_ADB="$BT/adb"
+out=$("$NODE" --device-from-adb phone --print-device | jq -r '[.model, .manufacturer, .formFactor, .osVersion, .screenWidth, .screenHeight, .screenDensity, .supportedAbis[0], .supportedLocales[0]] | join(" ")')
+check "--device-from-adb --print-device describes the recorded phone" \
+    test "$out" = "SM-G991B samsung phone 13 1080 2400 480 arm64-v8a en-GB"
+out=$("$NODE" -b "$NODES_EP" -k "$BROKER_CERT" -H "$T/adbnone" --device-from-adb 2>&1); rc=$?
+check "without a serial, adb's own refusal is shown and the node does not start" \
+    has "$rc:$out" "1:" "more than one device/emulator"
+"$NODE" -b "$NODES_EP" -k "$BROKER_CERT" -H "$T/adbtv" --device-from-adb tv --heartbeat $HB >> "$T/adbtv.log" 2>&1 &
+PIDS+=($!)
+wait_until 10 test -S "$T/adbtv/node.sock" || die "node adbtv did not start"
+wait_until 10 bash -c "'$CLI' --home '$T/adbtv' --json status | jq -e .connected" \
+    || die "node adbtv did not connect to the broker"
+check "log in the TV described by adb" af adbtv login ana
+check "HOME/device.json holds the description from adb" \
+    test "$(jq -r '.model + " " + .formFactor + " " + (.screenWidth|tostring)' "$T/adbtv/device.json")" = "Chromecast tv 1920"
+out=$(afj adbtv '.fit + " " + .package.versionName + " " + .package.abi' resolve weixin)
+check "the TV from adb (1920x1080) gets the TV build" test "$out" = "package 1.2.0-tv armeabi-v7a"
+unset AF_ADB
 
 # A matcher that hangs: its request goes to another matcher
 kill -STOP "$MATCHER_PID_m1"

@@ -42,4 +42,13 @@ wait "$BROKER_PID" 2>/dev/null
 start_broker broker
 check "the fourth device survived a kill right after its login" \
     wait_eq 10 true afj phone "[.devices[].id] | index(\"$TV_ID\") != null" devices --refresh
+
+# One broker per data directory: a second one on the same directory is
+# refused at once, before it touches the store or the endpoints file
+cp "$T/broker/endpoints" "$T/endpoints.first"
+out=$(timeout 10 "$BROKER" -d "$T/broker" --nodes "tcp://127.0.0.1:*" --workers "tcp://127.0.0.1:*" 2>&1); rc=$?
+check "a second broker on the same data directory is refused" test $rc -eq 1
+check "  ... saying which broker holds it" has "$out" "another broker (pid $BROKER_PID) is running on $T/broker"
+check "  ... the first one's endpoints file is untouched" cmp -s "$T/broker/endpoints" "$T/endpoints.first"
+check "  ... and the first one still serves" af phone devices --refresh
 finish

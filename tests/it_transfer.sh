@@ -118,6 +118,12 @@ check "  ... the user's settings replaced the defaults" \
 check "  ... the user's history arrived" test -f "$T/tablet/data/diary/notes/history.log"
 check "  ... nothing of the defaults is left" test ! -e "$T/tablet/data/diary/cache.db"
 check "  ... the result says so" has "$out" "with the user data"
+blob=$(find "$BROKER_DIR/data/blobs" -type f | head -1)
+check "  ... the broker keeps it under the account that sent it" has "$blob" "/data/blobs/ana/"
+"$RAW" "$NODES_EP" "$BROKER_CERT" steal mallory "mallory's password" "$(basename "$blob")" \
+    "$(stat -c %s "$blob")" > "$T/steal.out" 2>&1
+sed -n 's/^not ok/  # not ok/p' "$T/steal.out"
+check "another account can neither push nor fetch it, knowing its hash" grep -q "0 failed" "$T/steal.out"
 
 # --- the operator's install command
 out=$(af phone push weixin --to "$PC" 2>&1); rc=$?

@@ -96,10 +96,11 @@ wait_eq () {
 
 # start_broker NAME [extra options...]: data in $T/NAME, ephemeral ports
 # unless NODES_EP / WORKERS_EP are set. Sets BROKER_PID, NODES_EP, WORKERS_EP.
+# BROKER_PREFIX, if set, runs before the binary (prlimit).
 start_broker () {
     local name=$1; shift
     rm -f "$T/$name/endpoints"
-    "$BROKER" -d "$T/$name" --nodes "${NODES_EP:-tcp://127.0.0.1:*}" \
+    ${BROKER_PREFIX:-} "$BROKER" -d "$T/$name" --nodes "${NODES_EP:-tcp://127.0.0.1:*}" \
         --workers "${WORKERS_EP:-tcp://127.0.0.1:*}" --pwhash min --heartbeat $HB "$@" \
         >> "$T/$name.log" 2>&1 &
     BROKER_PID=$!

@@ -1,10 +1,10 @@
 /*  =========================================================================
-    af_push - durable push records and pending offers
+    af_pushes - durable push records and pending offers
 
-    See af_push.h for the guarantees and the key layout.
+    See af_pushes.h for the guarantees and the key layout.
     =========================================================================
 */
-#include "af_push.h"
+#include "af_pushes.h"
 
 #include <sodium.h>
 
@@ -111,6 +111,48 @@ s_record_get (MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t keylen,
     return 0;
 }
 
+//  Our code for an internal result: -1 is a bad argument or a corrupt
+//  record (logged where found), else LMDB's
+static int
+s_code (int rc, const char *what)
+{
+    if (rc == -1)
+        return AF_E_MALFORMED;
+    if (rc)
+        zsys_error ("pushes: cannot %s: %s", what, mdb_strerror (rc));
+    return af_store_code (rc);
+}
+
+//  Queue an encoded message in a device's outbox and, for an offer, the
+//  offer row naming its item and blob. Returns an AF_* code.
+static int
+s_offer_put (af_pushes_t *self, MDB_txn *txn, const char *account, const char *device, af_msg_t *offer)
+{
+    zframe_t *frame = af_msg_encode (offer);
+    if (!frame)
+        return AF_E_MALFORMED;
+    uint8_t item [AF_ID_SIZE];
+    int code = af_outbox_put_txn (self->outbox, txn, account, device, zframe_data (frame),
+                                  zframe_size (frame), item);
+    uint8_t okey [KEY_MAX];
+    size_t okeylen = code == AF_OK? s_key (okey, account, device, offer->push_id): 0;
+    if (code == AF_OK && !okeylen)
+        code = AF_E_MALFORMED;
+    if (code == AF_OK) {
+        size_t size = OFFER_HEADER + zframe_size (frame);
+        uint8_t *value = (uint8_t *) malloc (size);
+        assert (value);
+        memcpy (value, item, AF_ID_SIZE);
+        memset (value + AF_ID_SIZE, 0, AF_HASH_HEX);
+        memcpy (value + AF_ID_SIZE, offer->package.hash, strlen (offer->package.hash));
+        memcpy (value + OFFER_HEADER, zframe_data (frame), zframe_size (frame));
+        code = s_code (af_store_put (txn, self->offers, okey, okeylen, value, size, 0), "store an offer");
+        free (value);
+    }
+    zframe_destroy (&frame);
+    return code;
+}
+
 int
 af_pushes_create (af_pushes_t *self, const char *account, const char *initiator,
                   af_msg_t *accepted, af_msg_t **offers)
@@ -119,68 +161,42 @@ af_pushes_create (af_pushes_t *self, const char *account, const char *initiator,
     uint8_t key [KEY_MAX];
     size_t keylen = s_key (key, account, accepted->push_id, NULL);
     if (!keylen)
-        return -1;
+        return AF_E_MALFORMED;
     MDB_txn *txn = NULL;
-    int rc = af_store_begin (self->store, true, &txn);
-    if (rc == 0)
-        rc = s_record_put (self, txn, key, keylen, initiator, (uint64_t) zclock_time (), accepted);
-    for (uint32_t i = 0; rc == 0 && i < accepted->result_count; i++) {
-        af_msg_t *offer = offers [i];
-        if (!offer)
-            continue;
-        assert (offer->id == AF_MSG_OFFER);
-        const char *device = accepted->results [i].device_id;
-        zframe_t *frame = af_msg_encode (offer);
-        if (!frame) {
-            rc = -1;
-            break;
+    int code = s_code (af_store_begin (self->store, true, &txn), "begin a push");
+    if (code == AF_OK)
+        code = s_code (s_record_put (self, txn, key, keylen, initiator, (uint64_t) zclock_time (), accepted),
+                       "store a push");
+    for (uint32_t i = 0; code == AF_OK && i < accepted->result_count; i++) {
+        if (offers [i]) {
+            assert (offers [i]->id == AF_MSG_OFFER);
+            code = s_offer_put (self, txn, account, accepted->results [i].device_id, offers [i]);
         }
-        uint8_t item [AF_ID_SIZE];
-        rc = af_outbox_put_txn (self->outbox, txn, account, device, zframe_data (frame),
-                                zframe_size (frame), item);
-        uint8_t okey [KEY_MAX];
-        size_t okeylen = rc? 0: s_key (okey, account, device, accepted->push_id);
-        if (rc == 0 && !okeylen)
-            rc = -1;
-        if (rc == 0) {
-            size_t size = OFFER_HEADER + zframe_size (frame);
-            uint8_t *value = (uint8_t *) malloc (size);
-            if (value) {
-                memcpy (value, item, AF_ID_SIZE);
-                memset (value + AF_ID_SIZE, 0, AF_HASH_HEX);
-                memcpy (value + AF_ID_SIZE, offer->package.hash, strlen (offer->package.hash));
-                memcpy (value + OFFER_HEADER, zframe_data (frame), zframe_size (frame));
-                rc = af_store_put (txn, self->offers, okey, okeylen, value, size, 0);
-                free (value);
-            }
-            else
-                rc = -1;
-        }
-        zframe_destroy (&frame);
     }
-    if (rc == 0)
-        rc = af_store_commit (self->store, &txn);
+    if (code == AF_OK)
+        code = s_code (af_store_commit (self->store, &txn), "commit a push");
     af_store_abort (&txn);
-    return rc;
+    return code;
 }
 
 int
 af_pushes_queue (af_pushes_t *self, const char *account, const char (*devices) [AF_ID_HEX + 1],
                  uint32_t count, af_msg_t *item)
 {
+    assert (self && item);
     zframe_t *frame = af_msg_encode (item);
     if (!frame)
-        return -1;
+        return AF_E_MALFORMED;
     MDB_txn *txn = NULL;
-    int rc = af_store_begin (self->store, true, &txn);
-    for (uint32_t i = 0; rc == 0 && i < count; i++)
-        rc = af_outbox_put_txn (self->outbox, txn, account, devices [i], zframe_data (frame),
-                                zframe_size (frame), NULL);
-    if (rc == 0)
-        rc = af_store_commit (self->store, &txn);
+    int code = s_code (af_store_begin (self->store, true, &txn), "begin a queue");
+    for (uint32_t i = 0; code == AF_OK && i < count; i++)
+        code = af_outbox_put_txn (self->outbox, txn, account, devices [i], zframe_data (frame),
+                                  zframe_size (frame), NULL);
+    if (code == AF_OK)
+        code = s_code (af_store_commit (self->store, &txn), "commit a queue");
     af_store_abort (&txn);
     zframe_destroy (&frame);
-    return rc;
+    return code;
 }
 
 bool
@@ -226,26 +242,44 @@ af_pushes_offers_blob (af_pushes_t *self, const char *account, const char *devic
 
 int
 af_pushes_done (af_pushes_t *self, const char *account, const char *device_id,
-                const af_msg_t *done, char *initiator_out)
+                const af_msg_t *done, char *initiator_out, bool *found)
 {
-    assert (self && done);
+    assert (self && done && found);
+    *found = false;
     uint8_t okey [KEY_MAX], pkey [KEY_MAX];
     size_t okeylen = s_key (okey, account, device_id, done->push_id);
     size_t pkeylen = s_key (pkey, account, done->push_id, NULL);
     if (!okeylen || !pkeylen)
-        return MDB_NOTFOUND;
+        return AF_OK;                   //  no such offer can exist
     MDB_txn *txn = NULL;
     int rc = af_store_begin (self->store, true, &txn);
     MDB_val value;
     if (rc == 0)
         rc = af_store_get (txn, self->offers, okey, okeylen, &value);
-    uint8_t item [AF_ID_SIZE];
-    if (rc == 0) {
-        if (value.mv_size < OFFER_HEADER)
-            rc = -1;
-        else
-            memcpy (item, value.mv_data, AF_ID_SIZE);
+    if (rc == MDB_NOTFOUND) {
+        af_store_abort (&txn);
+        return AF_OK;                   //  a repeated DONE, or not this device's
     }
+    uint8_t item [AF_ID_SIZE];
+    char link [AF_MAX_LINK + 1] = "";
+    if (rc == 0) {
+        af_msg_t *offer = NULL;
+        char err [AF_MAX_REASON + 1];
+        if (value.mv_size <= OFFER_HEADER
+        ||  af_msg_decode ((const uint8_t *) value.mv_data + OFFER_HEADER, value.mv_size - OFFER_HEADER,
+                           &offer, err, sizeof err, NULL, NULL) != AF_OK) {
+            zsys_error ("pushes: an offer of '%s' is corrupt", account);
+            rc = -1;
+        }
+        else {
+            memcpy (item, value.mv_data, AF_ID_SIZE);
+            //  A store link's outcome carries the link, from the offer itself
+            if (offer->has_package)
+                snprintf (link, sizeof link, "%s", offer->package.store_link);
+        }
+        af_msg_destroy (&offer);
+    }
+    const char *reason = streq (done->state, "store-link") && *link? link: done->reason;
     af_msg_t *record = NULL;
     uint64_t created = 0;
     if (rc == 0)
@@ -256,56 +290,59 @@ af_pushes_done (af_pushes_t *self, const char *account, const char *device_id,
             if (streq (target->device_id, device_id)) {
                 snprintf (target->state, sizeof target->state, "%s", done->state);
                 snprintf (target->version_name, sizeof target->version_name, "%s", done->version_name);
-                snprintf (target->reason, sizeof target->reason, "%s", done->reason);
+                snprintf (target->reason, sizeof target->reason, "%s", reason);
             }
         }
         rc = s_record_put (self, txn, pkey, pkeylen, initiator_out, created, record);
     }
     if (rc == 0)
         rc = af_store_del (txn, self->offers, okey, okeylen);
-    if (rc == 0) {
-        //  The node never acknowledges an offer itself; if it somehow did,
-        //  the item is already gone and that is fine
-        rc = af_outbox_ack_txn (self->outbox, txn, account, device_id, item);
-        if (rc == MDB_NOTFOUND)
-            rc = 0;
-    }
-    if (rc == 0) {
+    int code = s_code (rc, "record an outcome");
+    //  The node never acknowledges an offer itself (the broker refuses
+    //  such an ACK); if the item is gone anyway, that is fine
+    if (code == AF_OK)
+        code = af_outbox_ack_txn (self->outbox, txn, account, device_id, item, NULL);
+    if (code == AF_OK) {
         af_msg_t *result = af_msg_new (AF_MSG_RESULT);
         snprintf (result->push_id, sizeof result->push_id, "%s", done->push_id);
         snprintf (result->program, sizeof result->program, "%s", record->program);
         snprintf (result->device_id, sizeof result->device_id, "%s", device_id);
         snprintf (result->state, sizeof result->state, "%s", done->state);
         snprintf (result->version_name, sizeof result->version_name, "%s", done->version_name);
-        snprintf (result->reason, sizeof result->reason, "%s", done->reason);
+        snprintf (result->reason, sizeof result->reason, "%s", reason);
         zframe_t *frame = af_msg_encode (result);
-        rc = frame? af_outbox_put_txn (self->outbox, txn, account, initiator_out,
-                                       zframe_data (frame), zframe_size (frame), NULL): -1;
+        code = frame? af_outbox_put_txn (self->outbox, txn, account, initiator_out,
+                                         zframe_data (frame), zframe_size (frame), NULL): AF_E_MALFORMED;
         zframe_destroy (&frame);
         af_msg_destroy (&result);
     }
     af_msg_destroy (&record);
-    if (rc == 0)
-        rc = af_store_commit (self->store, &txn);
+    if (code == AF_OK)
+        code = s_code (af_store_commit (self->store, &txn), "commit an outcome");
     af_store_abort (&txn);
-    return rc;
+    *found = code == AF_OK;
+    //  A corrupt record can never be completed: say so, do not loop on it
+    return code == AF_E_MALFORMED? AF_E_INTERNAL: code;
 }
 
 int
 af_pushes_get (af_pushes_t *self, const char *account, const char *push_id,
                af_msg_t **record, char *initiator_out)
 {
+    assert (self && record);
     uint8_t key [KEY_MAX];
     size_t keylen = s_key (key, account, push_id, NULL);
     *record = NULL;
     if (!keylen)
-        return MDB_NOTFOUND;
+        return AF_E_MALFORMED;
     MDB_txn *txn = NULL;
     int rc = af_store_begin (self->store, false, &txn);
     if (rc == 0)
         rc = s_record_get (txn, self->pushes, key, keylen, record, initiator_out, NULL);
     af_store_abort (&txn);
-    return rc;
+    if (rc == MDB_NOTFOUND)
+        return AF_OK;
+    return rc == -1? AF_E_INTERNAL: s_code (rc, "read a push");
 }
 
 //  --------------------------------------------------------------------------
@@ -327,7 +364,7 @@ void
 af_pushes_test (bool verbose)
 {
     if (verbose)
-        printf (" * af_push: ");
+        printf (" * af_pushes: ");
     char dir [] = "/tmp/af_push_test.XXXXXX";
     assert (mkdtemp (dir));
     af_store_t *store = af_store_new (dir, 0, 16, false);
@@ -335,6 +372,8 @@ af_pushes_test (bool verbose)
     af_outbox_t *outbox = af_outbox_new (store);
     af_pushes_t *self = af_pushes_new (store, outbox);
     assert (self);
+    size_t n;
+    bool found;
     const char *phone = "00000000000000000000000000000001";
     const char *tv = "00000000000000000000000000000002";
     const char *pc = "00000000000000000000000000000003";
@@ -358,9 +397,9 @@ af_pushes_test (bool verbose)
     const char *data = "bb00000000000000000000000000000000000000000000000000000000000000";
     strcpy (offers [0]->data_hash, data);
     offers [0]->data_total = 1234;
-    assert (af_pushes_create (self, "ana", phone, accepted, offers) == 0);
-    assert (af_outbox_count (outbox, "ana", tv) == 1);
-    assert (af_outbox_count (outbox, "ana", pc) == 0);
+    assert (af_pushes_create (self, "ana", phone, accepted, offers) == AF_OK);
+    assert (af_outbox_count (outbox, "ana", tv, &n) == AF_OK && n == 1);
+    assert (af_outbox_count (outbox, "ana", pc, &n) == AF_OK && n == 0);
     char found_push [AF_ID_HEX + 1], found_from [AF_ID_HEX + 1];
     assert (af_pushes_offers_blob (self, "ana", tv, hash, found_push, found_from));
     assert (streq (found_push, push) && streq (found_from, phone));
@@ -374,12 +413,12 @@ af_pushes_test (bool verbose)
     strcpy (done->state, "installed");
     strcpy (done->version_name, "8.0.48");
     char initiator [AF_ID_HEX + 1];
-    assert (af_pushes_done (self, "ana", tv, done, initiator) == 0);
+    assert (af_pushes_done (self, "ana", tv, done, initiator, &found) == AF_OK && found);
     assert (streq (initiator, phone));
-    assert (af_outbox_count (outbox, "ana", tv) == 0);
+    assert (af_outbox_count (outbox, "ana", tv, &n) == AF_OK && n == 0);
     assert (!af_pushes_offers_blob (self, "ana", tv, hash, NULL, NULL));
     zlistx_t *items = zlistx_new ();
-    assert (af_outbox_each (outbox, "ana", phone, 0, 0, s_collect, items) == 0);
+    assert (af_outbox_each (outbox, "ana", phone, 0, 0, s_collect, items) == AF_OK);
     assert (zlistx_size (items) == 1);
     af_msg_t *result = (af_msg_t *) zlistx_first (items);
     assert (result->id == AF_MSG_RESULT && streq (result->state, "installed"));
@@ -387,16 +426,40 @@ af_pushes_test (bool verbose)
     af_msg_destroy (&result);
     zlistx_destroy (&items);
     //  A repeated DONE changes nothing
-    assert (af_pushes_done (self, "ana", tv, done, initiator) == MDB_NOTFOUND);
-    assert (af_outbox_count (outbox, "ana", phone) == 1);
+    assert (af_pushes_done (self, "ana", tv, done, initiator, &found) == AF_OK && !found);
+    assert (af_outbox_count (outbox, "ana", phone, &n) == AF_OK && n == 1);
     //  Another device cannot finish someone else's offer
-    assert (af_pushes_done (self, "ana", pc, done, initiator) == MDB_NOTFOUND);
+    assert (af_pushes_done (self, "ana", pc, done, initiator, &found) == AF_OK && !found);
     af_msg_t *record;
-    assert (af_pushes_get (self, "ana", push, &record, initiator) == 0);
+    assert (af_pushes_get (self, "ana", push, &record, initiator) == AF_OK && record);
     assert (record->result_count == 2 && streq (record->results [0].state, "installed"));
     assert (streq (record->results [1].state, "no-fit"));
     af_msg_destroy (&record);
-    assert (af_pushes_get (self, "bob", push, &record, initiator) == MDB_NOTFOUND);
+    assert (af_pushes_get (self, "bob", push, &record, initiator) == AF_OK && !record);
+
+    //  A store link's DONE needs no reason: the RESULT carries the offer's link
+    const char *iphone = "00000000000000000000000000000004";
+    const char *push2 = "0123456789abcdef0123456789abcde2";
+    strcpy (accepted->push_id, push2);
+    accepted->result_count = 1;
+    strcpy (accepted->results [0].device_id, iphone);
+    strcpy (offers [0]->push_id, push2);
+    offers [0]->fit = AF_FIT_STORE_LINK;
+    offers [0]->package.hash [0] = 0;
+    offers [0]->data_hash [0] = 0;
+    strcpy (offers [0]->package.store_link, "https://apps.apple.com/app/id414478124");
+    assert (af_pushes_create (self, "ana", phone, accepted, offers) == AF_OK);
+    strcpy (done->push_id, push2);
+    strcpy (done->state, "store-link");
+    done->reason [0] = 0;
+    assert (af_pushes_done (self, "ana", iphone, done, initiator, &found) == AF_OK && found);
+    items = zlistx_new ();
+    assert (af_outbox_each (outbox, "ana", phone, 0, 0, s_collect, items) == AF_OK && zlistx_size (items) == 2);
+    result = (af_msg_t *) zlistx_last (items);
+    assert (streq (result->state, "store-link") && streq (result->reason, "https://apps.apple.com/app/id414478124"));
+    for (result = (af_msg_t *) zlistx_first (items); result; result = (af_msg_t *) zlistx_next (items))
+        af_msg_destroy (&result);
+    zlistx_destroy (&items);
 
     af_msg_destroy (&done);
     af_msg_destroy (&offers [0]);

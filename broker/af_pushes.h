@@ -1,5 +1,5 @@
 /*  =========================================================================
-    af_push - durable push records and pending offers (S2.4-S2.7)
+    af_pushes - durable push records and pending offers (S2.4-S2.7)
 
     A push is recorded, with an OFFER queued in each target's outbox, in
     one write transaction; a target's outcome (DONE) updates the record,
@@ -19,8 +19,8 @@
                      64 zero bytes for a store link), then the encoded OFFER
     =========================================================================
 */
-#ifndef AF_PUSH_H_INCLUDED
-#define AF_PUSH_H_INCLUDED
+#ifndef AF_PUSHES_H_INCLUDED
+#define AF_PUSHES_H_INCLUDED
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -39,13 +39,15 @@ void af_pushes_destroy (af_pushes_t **self_p);
 //  Record a new push in one write transaction: the record (accepted, a
 //  PUSH_ACCEPTED naming every target and its state) and, for each target i
 //  with offers [i] not NULL, an offer row and an outbox item carrying that
-//  OFFER. Returns 0, -1 (a bad argument or a full outbox), or an LMDB error.
+//  OFFER. Returns AF_OK, AF_E_MALFORMED (a bad argument), AF_E_QUOTA (a
+//  target's outbox is full), or AF_E_INTERNAL; on an error nothing is
+//  stored.
 int af_pushes_create (af_pushes_t *self, const char *account, const char *initiator,
                       af_msg_t *accepted, af_msg_t **offers);
 
 //  Queue the same encoded item in several devices' outboxes, in one write
-//  transaction (an UNINSTALL for each target). Returns 0, -1, or an LMDB
-//  error; on error nothing is queued.
+//  transaction (an UNINSTALL for each target). Returns AF_OK,
+//  AF_E_MALFORMED, AF_E_QUOTA or AF_E_INTERNAL; on error nothing is queued.
 int af_pushes_queue (af_pushes_t *self, const char *account, const char (*devices) [AF_ID_HEX + 1],
                      uint32_t count, af_msg_t *item);
 
@@ -59,14 +61,16 @@ bool af_pushes_offers_blob (af_pushes_t *self, const char *account, const char *
 //  in one write transaction: the target's state (done->state, version,
 //  reason) is recorded, the offer row removed, its outbox item
 //  acknowledged, and a RESULT queued for the initiator, whose device ID is
-//  written to initiator_out (AF_ID_HEX + 1 bytes). Returns 0,
-//  MDB_NOTFOUND when there is no such pending offer (a repeated DONE), or
-//  an LMDB error.
+//  written to initiator_out (AF_ID_HEX + 1 bytes). *found is false when
+//  there is no such pending offer (a repeated DONE): nothing changes.
+//  Returns AF_OK, AF_E_QUOTA (the initiator's outbox is full) or
+//  AF_E_INTERNAL (a store failure or a corrupt record, logged).
 int af_pushes_done (af_pushes_t *self, const char *account, const char *device_id,
-                    const af_msg_t *done, char *initiator_out);
+                    const af_msg_t *done, char *initiator_out, bool *found);
 
 //  Read a push record as its PUSH_ACCEPTED message (the caller destroys
-//  it) and its initiator. Returns 0, MDB_NOTFOUND, or an error.
+//  it) and its initiator. Returns AF_OK (*record NULL if there is no such
+//  push), AF_E_MALFORMED (not a push ID) or AF_E_INTERNAL.
 int af_pushes_get (af_pushes_t *self, const char *account, const char *push_id,
                    af_msg_t **record, char *initiator_out);
 

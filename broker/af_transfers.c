@@ -1,13 +1,13 @@
 /*  =========================================================================
-    af_transfer - streaming blobs to nodes in chunks, under credit
+    af_transfers - streaming blobs to nodes in chunks, under credit
 
-    See af_transfer.h. Memory: one read buffer and one compression buffer
+    See af_transfers.h. Memory: one read buffer and one compression buffer
     for the whole engine, AF_CHUNK_CACHE encoded chunks, and what sits in
     the socket's queues (at most AF_MAX_CREDIT chunks per transfer, shared
     with the cache when several receivers are at the same place).
     =========================================================================
 */
-#include "af_transfer.h"
+#include "af_transfers.h"
 #include "af_msg.h"
 
 #include <errno.h>
@@ -30,7 +30,7 @@ typedef struct {
     uint64_t total;
     uint64_t next;                  //  offset of the next chunk to send
     uint32_t credit;
-    char tag [128];                 //  for the progress function
+    af_transfer_for_t target;       //  for the progress function
     int64_t progress_at;            //  when it was last called
 } transfer_t;
 
@@ -224,14 +224,14 @@ s_pump (af_transfers_t *self, transfer_t *transfer)
     if (self->progress && transfer->next != before
     &&  (transfer->next >= transfer->total || now - transfer->progress_at >= AF_PROGRESS_MS)) {
         transfer->progress_at = now;
-        self->progress (self->progress_arg, transfer->session, transfer->tag, transfer->next, transfer->total);
+        self->progress (self->progress_arg, &transfer->target, transfer->next, transfer->total);
     }
     return failed || transfer->next >= transfer->total;
 }
 
 int
 af_transfers_fetch (af_transfers_t *self, const char *session, zframe_t *routing,
-                    const char *hash, uint64_t offset, uint32_t credit, const char *tag,
+                    const char *hash, uint64_t offset, uint32_t credit, const af_transfer_for_t *target,
                     char *err, size_t errlen)
 {
     bool hex = strlen (hash) == AF_HASH_HEX;
@@ -241,14 +241,16 @@ af_transfers_fetch (af_transfers_t *self, const char *session, zframe_t *routing
         snprintf (err, errlen, "'%s' is not a package hash (64 lowercase hex digits)", hash);
         return AF_E_MALFORMED;
     }
-    char path [700];
+    char path [900];
     int fd = -1;
     errno = ENOENT;
-    for (int i = 0; i < 2 && fd < 0; i++) {
-        const char *dir = i? self->data_dir: self->blob_dir;
-        if (!*dir)
-            continue;
-        snprintf (path, sizeof path, "%s/blobs/%.2s/%s", dir, hash, hash);
+    //  The store's packages, then the user data of the receiver's account
+    if (*self->blob_dir) {
+        snprintf (path, sizeof path, "%s/blobs/%.2s/%s", self->blob_dir, hash, hash);
+        fd = open (path, O_RDONLY | O_CLOEXEC);
+    }
+    if (fd < 0 && *self->data_dir && target && *target->account) {
+        snprintf (path, sizeof path, "%s/blobs/%s/%.2s/%s", self->data_dir, target->account, hash, hash);
         fd = open (path, O_RDONLY | O_CLOEXEC);
     }
     if (fd < 0) {
@@ -277,7 +279,10 @@ af_transfers_fetch (af_transfers_t *self, const char *session, zframe_t *routing
     transfer->total = (uint64_t) st.st_size;
     transfer->next = offset;
     transfer->credit = credit;
-    snprintf (transfer->tag, sizeof transfer->tag, "%s", tag? tag: "");
+    if (target)
+        transfer->target = *target;
+    else
+        memset (&transfer->target, 0, sizeof transfer->target);
     //  A repeated FETCH replaces the running transfer (the node lost its place)
     zhashx_delete (self->transfers, transfer->key);
     if (s_pump (self, transfer)) {

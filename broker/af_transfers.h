@@ -1,5 +1,5 @@
 /*  =========================================================================
-    af_transfer - streaming blobs to nodes in chunks, under credit (S2.6)
+    af_transfers - streaming blobs to nodes in chunks, under credit (S2.6)
 
     A node FETCHes a blob (by content hash) from an offset with some
     credit; the broker sends that many CHUNKs, each at most AF_MAX_CHUNK
@@ -16,28 +16,39 @@
     among all of them, so the bytes are read and compressed once.
     =========================================================================
 */
-#ifndef AF_TRANSFER_H_INCLUDED
-#define AF_TRANSFER_H_INCLUDED
+#ifndef AF_TRANSFERS_H_INCLUDED
+#define AF_TRANSFERS_H_INCLUDED
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <czmq.h>
+#include "af_limits.h"
 
 //  Encoded chunks kept for other receivers of the same blob
 #define AF_CHUNK_CACHE  32
 
 typedef struct _af_transfers_t af_transfers_t;
 
+//  Who a transfer is for: handed back, as given to fetch, to the progress
+//  function (the engine itself only needs the session)
+typedef struct {
+    char account [AF_MAX_ACCOUNT + 1];
+    char device_id [AF_ID_HEX + 1];     //  the receiving device
+    char push_id [AF_ID_HEX + 1];       //  the push the blob belongs to
+    char initiator [AF_ID_HEX + 1];     //  the device that started the push
+} af_transfer_for_t;
+
 //  Called after chunks of a transfer were sent, at most every
-//  AF_PROGRESS_MS and once when the last chunk went: the tag the fetch
-//  gave, bytes sent so far and the blob's size.
-typedef void (af_transfer_progress_fn) (void *arg, const char *session, const char *tag,
+//  AF_PROGRESS_MS and once when the last chunk went: who it is for, bytes
+//  sent so far and the blob's size.
+typedef void (af_transfer_progress_fn) (void *arg, const af_transfer_for_t *target,
                                         uint64_t sent, uint64_t total);
 #define AF_PROGRESS_MS  250
 
 //  Create the engine. Chunks go out on sock (a ROUTER) to the routing IDs
 //  given; blobs are read from blob_dir/blobs/ (the catalog's packages;
-//  "" = none), then from data_dir/blobs/ (user data the broker received).
+//  "" = none), then from data_dir/blobs/ACCOUNT/ (user data the broker
+//  received from the receiving device's account).
 af_transfers_t *af_transfers_new (zsock_t *sock, const char *blob_dir, const char *data_dir);
 
 //  Destroy; closes every open blob. Sets *self_p to NULL.
@@ -52,10 +63,10 @@ void af_transfers_set_progress (af_transfers_t *self, af_transfer_progress_fn *f
 //  Returns AF_OK, or AF_E_MALFORMED (bad hash or offset past the end),
 //  AF_E_NO_BLOB (no such file in the store), AF_E_INTERNAL (cannot read
 //  it), with err saying so.
-//  tag (at most 127 bytes) is handed back to the progress function.
+//  target (copied; may be NULL) is handed back to the progress function.
 int af_transfers_fetch (af_transfers_t *self, const char *session, zframe_t *routing,
-                        const char *hash, uint64_t offset, uint32_t credit, const char *tag,
-                        char *err, size_t errlen);
+                        const char *hash, uint64_t offset, uint32_t credit,
+                        const af_transfer_for_t *target, char *err, size_t errlen);
 
 //  Return credit for a running transfer and send what it allows. AF_OK,
 //  or AF_E_MALFORMED if the session has no such transfer (finished ones

@@ -1,0 +1,228 @@
+/*  =========================================================================
+    broker_int.h - what the broker's handlers share
+
+    The broker is one single-threaded reactor split by concern, the way
+    Mosquitto and Redis split theirs: af_broker.c owns the life cycle, the
+    sockets, batch receive, the timer and the command table; one
+    handle_*.c file per protocol concern implements its commands in the
+    order protocol/SPEC.md gives them; storage lives in classes (af_registry,
+    af_outbox, af_pushes, af_lists, af_configs) and the worker core in
+    af_dispatch. This header holds the broker and session structs and the
+    helpers every handler uses, so each of those is written once.
+
+    A handler runs with a session that the command table has checked
+    (logged in, if the command needs it); it answers through the reply
+    helpers, which echo the request's rid, and never blocks.
+    =========================================================================
+*/
+#ifndef BROKER_INT_H_INCLUDED
+#define BROKER_INT_H_INCLUDED
+
+#include "af_broker.h"
+#include "af_msg.h"
+#include "af_zap.h"
+#include "af_outbox.h"
+#include "af_pushes.h"
+#include "af_transfers.h"
+#include "af_download.h"
+#include "af_lists.h"
+#include "af_configs.h"
+#include "af_dispatch.h"
+#include "af_syncindex.h"
+#include "af_hasher.h"
+#include "af_guesses.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+//  One connection of a node (a ROUTER routing ID)
+typedef struct {
+    char hex [2 * AF_MAX_ROUTING + 2];  //  routing ID in hex: sessions key
+    zframe_t *routing;
+    char key [AF_KEY_Z85 + 1];      //  CURVE key of the connection
+    bool logged_in;
+    char account [AF_MAX_ACCOUNT + 1];
+    char device_id [AF_ID_HEX + 1];
+    char online_key [AF_MAX_ACCOUNT + AF_ID_HEX + 2];
+    af_device_t device;
+    int64_t last_seen;
+    char digest [AF_ID_HEX + 1];    //  of the device description, for sync's answer cache
+    uint64_t sent_seq;              //  last outbox item sent on this connection
+    uint32_t unacked;               //  items sent and not yet acknowledged
+    char peer [64];                 //  source address (ZeroMQ's Peer-Address)
+    bool pw_busy;                   //  a password job of this connection runs
+    uint32_t pw_count;              //  password jobs started this minute
+    int64_t pw_since;               //  monotonic ms: start of that minute
+} session_t;
+
+struct _af_broker_t {
+    af_broker_config_t config;
+    zcert_t *cert;
+    af_registry_t *registry;
+    zactor_t *zap;
+    zsock_t *frontend;
+    zsock_t *backend;
+    zloop_t *loop;
+    zhashx_t *sessions;             //  routing hex -> session_t (owned)
+    zhashx_t *online;               //  "account/device" -> session_t
+    zhashx_t *sources;              //  peer address -> password work this minute
+    int64_t failures_at;            //  last expiry of password counts
+    af_hasher_t *hasher;            //  Argon2id threads
+    af_guesses_t *guesses;          //  wrong passwords, durable
+    af_dispatch_t *dispatch;        //  the workers
+    af_outbox_t *outbox;
+    af_pushes_t *pushes;
+    af_transfers_t *transfers;
+    af_lists_t *lists;
+    af_configs_t *configs;
+    af_syncindex_t *syncindex;      //  install lists in memory, matcher answers
+    zhashx_t *sync_jobs;            //  job hex -> sync job (owned; handle_sync.c)
+    zlistx_t *sync_waiting;         //  SYNCs waiting for their turn
+    zhashx_t *push_jobs;            //  push ID hex -> push job (owned; handle_push.c)
+    zhashx_t *uploads;              //  session hex -> upload (owned; handle_upload.c)
+    char data_dir [600];            //  DATA/data: blobs/ (received user data), incoming/
+    char nodes_endpoint [256];
+    char workers_endpoint [256];
+    int lock_fd;                    //  DATA/lock, flock'ed: one broker per directory
+};
+
+//  A handler of one node command
+typedef void (broker_handler_fn) (af_broker_t *self, session_t *session, af_msg_t *msg);
+
+//  --------------------------------------------------------------------------
+//  af_broker.c: sending and finding sessions
+
+//  Send a message to a session's connection and destroy it (NULL: nothing).
+void broker_send (af_broker_t *self, session_t *session, af_msg_t **msg_p);
+
+//  Send the reply to a request, echoing its rid.
+void broker_reply (af_broker_t *self, session_t *session, const af_msg_t *request, af_msg_t **reply_p);
+
+//  Answer a request with OK.
+void broker_ok (af_broker_t *self, session_t *session, const af_msg_t *request);
+
+//  Answer a request (may be NULL: no rid to echo) with ERROR code, reason.
+void broker_error (af_broker_t *self, session_t *session, const af_msg_t *request, int code,
+                   const char *format, ...) __attribute__ ((format (printf, 5, 6)));
+
+//  The same with a rid given as bytes (NULL: none), for deferred answers.
+void broker_error_rid (af_broker_t *self, session_t *session, const uint8_t *rid, int code,
+                       const char *format, ...) __attribute__ ((format (printf, 5, 6)));
+
+//  The session of a connection by its routing hex, or NULL.
+session_t *broker_session (af_broker_t *self, const char *hex);
+
+//  The session of an online device, or NULL.
+session_t *broker_online (af_broker_t *self, const char *account, const char *device_id);
+
+//  A request's rid, kept for a deferred answer
+typedef struct {
+    char session [2 * AF_MAX_ROUTING + 2];
+    bool has_rid;
+    uint8_t rid [AF_ID_SIZE];
+} broker_caller_t;
+
+//  Remember who asked, and answer them later (the session may be gone:
+//  then the reply is dropped). broker_answer takes *reply_p.
+void broker_caller (broker_caller_t *caller, const session_t *session, const af_msg_t *request);
+void broker_answer (af_broker_t *self, const broker_caller_t *caller, af_msg_t **reply_p);
+
+//  --------------------------------------------------------------------------
+//  handle_account.c: REGISTER, LOGIN, LOGOUT, DEVICES, PING; device lists
+
+void handle_ping (af_broker_t *self, session_t *session, af_msg_t *msg);
+void handle_register (af_broker_t *self, session_t *session, af_msg_t *msg);
+void handle_login (af_broker_t *self, session_t *session, af_msg_t *msg);
+void handle_logout (af_broker_t *self, session_t *session, af_msg_t *msg);
+void handle_devices (af_broker_t *self, session_t *session, af_msg_t *msg);
+
+//  Send the account's device list to every online device of the account.
+void broker_broadcast_devices (af_broker_t *self, const char *account);
+
+//  A session's device goes offline: transfers and uploads dropped, index,
+//  lastSeen, and the others told. The session itself stays.
+void broker_session_logout (af_broker_t *self, session_t *session);
+
+//  Forget password failures whose window has passed (timer).
+void broker_failures_expire (af_broker_t *self, int64_t now);
+
+//  --------------------------------------------------------------------------
+//  handle_notify.c: NOTIFY
+
+void handle_notify (af_broker_t *self, session_t *session, af_msg_t *msg);
+
+//  A NOTIFY from the broker, in the name of session's device, to every
+//  other online device of its account (kind "installed", "config").
+void broker_tell_others (af_broker_t *self, session_t *session, const char *kind, const char *body);
+
+//  --------------------------------------------------------------------------
+//  handle_deliver.c: outbox items (ITEM, ACK)
+
+void handle_ack (af_broker_t *self, session_t *session, af_msg_t *msg);
+
+//  Send a logged-in device (NULL: nothing) the outbox items it has not
+//  been sent on this connection, in order, up to the window.
+void broker_deliver (af_broker_t *self, session_t *session);
+
+//  One item of the session's window is finished: send the next.
+void broker_item_done (af_broker_t *self, session_t *session);
+
+//  --------------------------------------------------------------------------
+//  handle_resolve.c: RESOLVE
+
+void handle_resolve (af_broker_t *self, session_t *session, af_msg_t *msg);
+
+//  Ask the matcher which package of program fits device; done gets the
+//  answer (see af_dispatch). Returns AF_OK or AF_E_UNAVAILABLE.
+int broker_resolve (af_broker_t *self, const char *program, const af_device_t *device,
+                    af_dispatch_fn *done, void *arg, uint32_t slot);
+
+//  --------------------------------------------------------------------------
+//  handle_push.c: PUSH, UNINSTALL, FETCH, CREDIT, DONE; PROGRESS
+
+void handle_push (af_broker_t *self, session_t *session, af_msg_t *msg);
+void handle_uninstall (af_broker_t *self, session_t *session, af_msg_t *msg);
+void handle_fetch (af_broker_t *self, session_t *session, af_msg_t *msg);
+void handle_credit (af_broker_t *self, session_t *session, af_msg_t *msg);
+void handle_done (af_broker_t *self, session_t *session, af_msg_t *msg);
+void broker_push_jobs_free (void **item);
+
+//  Chunks went to a target: tell the push's initiator (af_transfers).
+void broker_transfer_progress (void *arg, const af_transfer_for_t *target, uint64_t sent, uint64_t total);
+
+//  --------------------------------------------------------------------------
+//  handle_upload.c: UPLOAD, CHUNK (a push's user data)
+
+void handle_upload (af_broker_t *self, session_t *session, af_msg_t *msg);
+void handle_chunk (af_broker_t *self, session_t *session, af_msg_t *msg);
+void broker_upload_free (void **item);
+
+//  Drop the session's upload, if any (it went away).
+void broker_uploads_drop (af_broker_t *self, session_t *session);
+
+//  True if hash is 64 lowercase hex digits.
+bool broker_hash_hex (const char *hash);
+
+//  Size of a blob of user data the broker holds for account, or -1.
+int64_t broker_data_size (af_broker_t *self, const char *account, const char *hash);
+
+//  --------------------------------------------------------------------------
+//  handle_sync.c: REPORT, LIST, APPS, SYNC
+
+void handle_report (af_broker_t *self, session_t *session, af_msg_t *msg);
+void handle_list (af_broker_t *self, session_t *session, af_msg_t *msg);
+void handle_apps (af_broker_t *self, session_t *session, af_msg_t *msg);
+void handle_sync (af_broker_t *self, session_t *session, af_msg_t *msg);
+void broker_sync_jobs_free (void **item);
+
+//  --------------------------------------------------------------------------
+//  handle_config.c: CONFIG_PUT, CONFIG_GET
+
+void handle_config_put (af_broker_t *self, session_t *session, af_msg_t *msg);
+void handle_config_get (af_broker_t *self, session_t *session, af_msg_t *msg);
+
+#endif

@@ -1,0 +1,60 @@
+/*  =========================================================================
+    handle_notify - NOTIFY (SPEC 5.15, 8.4)
+
+    A notification goes to another online device of the sender's own
+    account, carrying the sender's device ID; it is not queued (pushes
+    are). A NOTIFY with a rid is acknowledged (OK or ERROR); without one,
+    routing failures (target offline or unknown) are only logged, so a
+    sender can stream notifications cheaply. The broker itself notifies an
+    account's devices of an install or a new configuration (kind
+    "installed", "config"), so those in automatic mode can follow.
+    =========================================================================
+*/
+#include "broker_int.h"
+
+void
+handle_notify (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    session_t *target = broker_online (self, session->account, msg->device_id);
+    if (!target) {
+        af_device_t device;
+        bool known = af_registry_device (self->registry, session->account, msg->device_id, &device) == AF_OK;
+        char err [AF_MAX_REASON + 1];
+        snprintf (err, sizeof err, known? "device %s is offline": "device %s is not a device of this account",
+                  msg->device_id);
+        if (self->config.verbose || !known)
+            zsys_warning ("broker: refused NOTIFY from %s of '%s': %s", session->device_id, session->account, err);
+        if (msg->has_rid)
+            broker_error (self, session, msg, known? AF_E_UNAVAILABLE: AF_E_NO_DEVICE, "%s", err);
+        return;
+    }
+    //  The target learns who sent it; the sender's rid stays with the sender
+    bool has_rid = msg->has_rid;
+    memcpy (msg->device_id, session->device_id, sizeof msg->device_id);
+    msg->has_rid = false;
+    if (af_msg_send (msg, self->frontend, target->routing))
+        zsys_warning ("broker: cannot deliver NOTIFY to %s", target->device_id);
+    msg->has_rid = has_rid;
+    if (has_rid)
+        broker_ok (self, session, msg);
+}
+
+void
+broker_tell_others (af_broker_t *self, session_t *session, const char *kind, const char *body)
+{
+    af_device_t *devices;
+    uint32_t count;
+    if (af_registry_devices (self->registry, session->account, &devices, &count) != AF_OK)
+        return;
+    for (uint32_t i = 0; i < count; i++) {
+        session_t *other = broker_online (self, session->account, devices [i].id);
+        if (!other || other == session)
+            continue;
+        af_msg_t *notify = af_msg_new (AF_MSG_NOTIFY);
+        snprintf (notify->device_id, sizeof notify->device_id, "%s", session->device_id);
+        snprintf (notify->kind, sizeof notify->kind, "%s", kind);
+        af_msg_set_body (notify, body, strlen (body));
+        broker_send (self, other, &notify);
+    }
+    free (devices);
+}

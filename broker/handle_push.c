@@ -1,0 +1,473 @@
+/*  =========================================================================
+    handle_push - PUSH, UNINSTALL, FETCH, CREDIT, DONE; PROGRESS (SPEC 5.16-5.27)
+
+    A push (S2.3-S2.7) is checked against the broker's policy, then the
+    broker asks the matcher, for each target, which package fits that
+    target's stored description (each gets its own file; iOS gets a store
+    link). When every target has an answer, one write transaction records
+    the push and queues an OFFER in each target's outbox (af_pushes), and
+    the initiator gets PUSH_ACCEPTED with each target's state. A target
+    FETCHes the package; af_transfers streams it under the target's credit
+    and the initiator hears PROGRESS. The target's DONE records its
+    outcome, removes the offer and queues the initiator's RESULT, again in
+    one transaction, so an install is never reported twice or lost.
+
+    UNINSTALL (S1.5) names targets the same way and queues one durable
+    item in each target's outbox; the same target-list builder serves both.
+    =========================================================================
+*/
+#include "broker_int.h"
+
+//  A push waiting for the matcher's answer for each of its targets
+typedef struct {
+    af_broker_t *broker;
+    char hex [AF_ID_HEX + 1];       //  push ID: push_jobs key
+    broker_caller_t caller;         //  the initiator's PUSH
+    char account [AF_MAX_ACCOUNT + 1];
+    char initiator [AF_ID_HEX + 1];
+    af_msg_t *accepted;             //  PUSH_ACCEPTED being filled in
+    af_msg_t **offers;              //  one OFFER per target with a package
+    uint32_t outstanding;           //  matcher answers still to come
+    char data_hash [AF_HASH_HEX + 1];   //  the push's user data, if any
+    uint64_t data_total;
+} push_job_t;
+
+void
+broker_push_jobs_free (void **item)
+{
+    push_job_t *job = (push_job_t *) *item;
+    if (job) {
+        for (uint32_t i = 0; job->offers && i < job->accepted->result_count; i++)
+            af_msg_destroy (&job->offers [i]);
+        free (job->offers);
+        af_msg_destroy (&job->accepted);
+        free (job);
+        *item = NULL;
+    }
+}
+
+static void
+s_target_set (af_target_t *target, const char *state, const char *format, ...)
+{
+    snprintf (target->state, sizeof target->state, "%s", state);
+    va_list args;
+    va_start (args, format);
+    vsnprintf (target->reason, sizeof target->reason, format, args);
+    va_end (args);
+}
+
+//  --------------------------------------------------------------------------
+//  The push policy (S2.3)
+
+//  The first attestation rule of "name=value, ..." the PUSH does not meet
+static const char *
+s_policy_attest (af_broker_t *self, af_msg_t *msg, char *why, size_t size)
+{
+    char rules [sizeof self->config.require];
+    snprintf (rules, sizeof rules, "%s", self->config.require);
+    char *saved = NULL;
+    for (char *rule = strtok_r (rules, ",", &saved); rule; rule = strtok_r (NULL, ",", &saved)) {
+        while (*rule == ' ')
+            rule++;
+        size_t len = strlen (rule);
+        while (len && rule [len - 1] == ' ')
+            rule [--len] = 0;
+        if (!len)
+            continue;
+        bool met = false;
+        for (uint32_t i = 0; i < msg->attest_count && !met; i++)
+            met = streq (msg->attest [i], rule);
+        if (met)
+            continue;
+        const char *eq = strchr (rule, '=');
+        int name = eq? (int) (eq - rule): (int) len;
+        for (uint32_t i = 0; i < msg->attest_count; i++)
+            if (strncmp (msg->attest [i], rule, (size_t) name) == 0 && msg->attest [i][name] == '=') {
+                snprintf (why, size, "attestation %s required; the device reported %s", rule, msg->attest [i]);
+                return why;
+            }
+        snprintf (why, size, "attestation %s required; the device reported none", rule);
+        return why;
+    }
+    return NULL;
+}
+
+//  The first policy rule the initiating device breaks, or NULL.
+static const char *
+s_policy_check (af_broker_t *self, af_msg_t *msg, char *why, size_t size)
+{
+    if (*self->config.min_node_version) {
+        uint32_t want = 0, have = 0;
+        af_version_parse (self->config.min_node_version, &want);
+        if (!*msg->node_version || af_version_parse (msg->node_version, &have) || have < want) {
+            snprintf (why, size, "node version %s is below the required %s",
+                      *msg->node_version? msg->node_version: "(not reported)", self->config.min_node_version);
+            return why;
+        }
+    }
+    if (!*self->config.require)
+        return NULL;
+    if (s_policy_attest (self, msg, why, size))
+        return why;
+    uint64_t now = (uint64_t) zclock_time ();
+    uint64_t max_age = (uint64_t) self->config.max_age_s * 1000;
+    if (msg->attest_time == 0 || msg->attest_time + max_age < now) {
+        snprintf (why, size, "attestations are %s; at most %d s old accepted",
+                  msg->attest_time? "too old": "undated", self->config.max_age_s);
+        return why;
+    }
+    if (msg->attest_time > now + AF_ATTEST_SKEW_MS) {
+        snprintf (why, size, "attestations are dated in the future");
+        return why;
+    }
+    return NULL;
+}
+
+//  --------------------------------------------------------------------------
+//  Targets, for PUSH and UNINSTALL alike
+
+//  The targets msg names ("all": every other device), each once, in the
+//  order given, as reply->results with their names; a target that is not
+//  a device of the account, or the sender itself, is "refused" with the
+//  reason. device [i] is the target's description, or NULL when refused.
+//  Returns the number of targets, 0 on a store error (reply untouched).
+static uint32_t
+s_targets (af_broker_t *self, session_t *session, af_msg_t *msg, bool self_allowed, const char *self_refusal,
+           af_msg_t *reply, af_device_t **devices_p, const af_device_t ***device_p)
+{
+    uint32_t count;
+    if (af_registry_devices (self->registry, session->account, devices_p, &count) != AF_OK)
+        return 0;
+    af_device_t *devices = *devices_p;
+    bool all = msg->target_count == 1 && streq (msg->targets [0], "all");
+    uint32_t wanted = all? count: msg->target_count;
+    af_msg_set_result_count (reply, wanted);
+    const af_device_t **device = (const af_device_t **) calloc (wanted? wanted: 1, sizeof *device);
+    assert (device);
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < wanted; i++) {
+        const char *target_id = all? devices [i].id: msg->targets [i];
+        if (all && streq (target_id, session->device_id))
+            continue;
+        bool repeat = false;
+        for (uint32_t j = 0; j < n && !repeat; j++)
+            repeat = streq (reply->results [j].device_id, target_id);
+        if (repeat)
+            continue;
+        af_target_t *target = &reply->results [n];
+        snprintf (target->device_id, sizeof target->device_id, "%s", target_id);
+        for (uint32_t j = 0; j < count && !device [n]; j++)
+            if (streq (devices [j].id, target_id))
+                device [n] = &devices [j];
+        if (device [n])
+            snprintf (target->name, sizeof target->name, "%s", device [n]->name);
+        if (streq (target_id, session->device_id) && !self_allowed) {
+            s_target_set (target, "refused", "%s", self_refusal);
+            device [n] = NULL;
+        }
+        else
+        if (!device [n])
+            s_target_set (target, "refused", "not a device of this account");
+        n++;
+    }
+    reply->result_count = n;
+    *device_p = device;
+    return n;
+}
+
+//  --------------------------------------------------------------------------
+//  PUSH
+
+//  Every target answered: record the push and its offers in one
+//  transaction, answer the initiator, deliver to targets that are online.
+static void
+s_push_commit (af_broker_t *self, push_job_t *job)
+{
+    int code = af_pushes_create (self->pushes, job->account, job->initiator, job->accepted, job->offers);
+    if (code != AF_OK) {
+        zsys_error ("broker: cannot record push %s of '%s': %s", job->hex, job->account, af_code_name (code));
+        session_t *initiator = broker_session (self, job->caller.session);
+        if (initiator)
+            broker_error_rid (self, initiator, job->caller.has_rid? job->caller.rid: NULL,
+                              code == AF_E_QUOTA? AF_E_QUOTA: AF_E_INTERNAL,
+                              code == AF_E_QUOTA? "a target's queue is full; nothing was sent":
+                              "the push could not be stored; nothing was sent");
+    }
+    else {
+        zsys_info ("broker: push %s of '%s' by %s: %s to %u device(s)", job->hex, job->account,
+                   job->initiator, job->accepted->program, job->accepted->result_count);
+        af_msg_t *reply = af_msg_new (AF_MSG_PUSH_ACCEPTED);
+        memcpy (reply->push_id, job->accepted->push_id, sizeof reply->push_id);
+        memcpy (reply->program, job->accepted->program, sizeof reply->program);
+        af_msg_set_result_count (reply, job->accepted->result_count);
+        memcpy (reply->results, job->accepted->results, job->accepted->result_count * sizeof (af_target_t));
+        broker_answer (self, &job->caller, &reply);
+        for (uint32_t i = 0; i < job->accepted->result_count; i++)
+            if (job->offers [i])
+                broker_deliver (self, broker_online (self, job->account, job->accepted->results [i].device_id));
+    }
+    zhashx_delete (self->push_jobs, job->hex);
+}
+
+//  The matcher's answer for one target (af_dispatch completion)
+static void
+s_push_resolved (void *arg, uint32_t index, af_msg_t **reply_p)
+{
+    push_job_t *job = (push_job_t *) arg;
+    af_broker_t *self = job->broker;
+    af_msg_t *reply = *reply_p;
+    af_target_t *target = &job->accepted->results [index];
+    if (!reply || reply->id != AF_MSG_RESOLVED)
+        s_target_set (target, "failed", "no package could be chosen: %s",
+                      reply && *reply->reason? reply->reason: "the matcher did not answer");
+    else
+    if (reply->fit == AF_FIT_PACKAGE || reply->fit == AF_FIT_STORE_LINK) {
+        af_msg_t *offer = af_msg_new (AF_MSG_OFFER);
+        snprintf (offer->push_id, sizeof offer->push_id, "%s", job->hex);
+        snprintf (offer->program, sizeof offer->program, "%s", job->accepted->program);
+        snprintf (offer->from, sizeof offer->from, "%s", job->initiator);
+        offer->fit = reply->fit;
+        offer->has_package = true;
+        offer->package = reply->package;
+        if (reply->fit == AF_FIT_PACKAGE) {
+            memcpy (offer->data_hash, job->data_hash, sizeof offer->data_hash);
+            offer->data_total = job->data_total;
+        }
+        job->offers [index] = offer;
+        bool online = broker_online (self, job->account, target->device_id) != NULL;
+        s_target_set (target, online? "offered": "queued", "%s", online? "":
+                      "the device is offline; it gets the package when it next connects");
+        snprintf (target->version_name, sizeof target->version_name, "%s", reply->package.version_name);
+    }
+    else
+        s_target_set (target, "no-fit", "%s", *reply->reason? reply->reason: "no package fits this device");
+    if (job->outstanding && --job->outstanding == 0)
+        s_push_commit (self, job);
+}
+
+static push_job_t *
+s_push_job_new (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    push_job_t *job = (push_job_t *) zmalloc (sizeof (push_job_t));
+    assert (job);
+    job->broker = self;
+    uint8_t id [AF_ID_SIZE];
+    randombytes_buf (id, sizeof id);
+    sodium_bin2hex (job->hex, sizeof job->hex, id, AF_ID_SIZE);
+    broker_caller (&job->caller, session, msg);
+    snprintf (job->account, sizeof job->account, "%s", session->account);
+    snprintf (job->initiator, sizeof job->initiator, "%s", session->device_id);
+    job->accepted = af_msg_new (AF_MSG_PUSH_ACCEPTED);
+    snprintf (job->accepted->push_id, sizeof job->accepted->push_id, "%s", job->hex);
+    snprintf (job->accepted->program, sizeof job->accepted->program, "%s", msg->program);
+    snprintf (job->data_hash, sizeof job->data_hash, "%s", msg->data_hash);
+    job->data_total = msg->data_total;
+    return job;
+}
+
+//  Checks before anything is asked: the policy, the user data named
+static bool
+s_push_admit (af_broker_t *self, session_t *session, af_msg_t *msg, bool for_self)
+{
+    char why [AF_MAX_REASON + 1];
+    if (!for_self && s_policy_check (self, msg, why, sizeof why)) {
+        zsys_warning ("broker: refused PUSH of '%s' from %s of '%s': policy: %s", msg->program,
+                      session->device_id, session->account, why);
+        broker_error (self, session, msg, AF_E_POLICY, "%s", why);
+        return false;
+    }
+    if (*msg->data_hash && (!broker_hash_hex (msg->data_hash)
+                        || broker_data_size (self, session->account, msg->data_hash) != (int64_t) msg->data_total)) {
+        broker_error (self, session, msg, AF_E_MALFORMED, "the push's user data is not on the broker: UPLOAD it first");
+        return false;
+    }
+    return true;
+}
+
+void
+handle_push (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    //  "self": the device installs from the server's store for itself (a
+    //  sync pick, S1.4); the push policy guards pushes to other devices
+    bool for_self = msg->target_count == 1 && streq (msg->targets [0], "self");
+    if (for_self) {
+        snprintf (msg->targets [0], sizeof msg->targets [0], "%s", session->device_id);
+        msg->data_hash [0] = 0;
+    }
+    if (!s_push_admit (self, session, msg, for_self))
+        return;
+    push_job_t *job = s_push_job_new (self, session, msg);
+    af_device_t *devices = NULL;
+    const af_device_t **device = NULL;
+    uint32_t n = s_targets (self, session, msg, for_self, "a device cannot push to itself",
+                            job->accepted, &devices, &device);
+    void *item = job;
+    if (!devices) {
+        broker_error (self, session, msg, AF_E_INTERNAL, "cannot read the account's devices");
+        broker_push_jobs_free (&item);
+        return;
+    }
+    if (n == 0 || af_dispatch_room (self->dispatch) < n) {
+        if (n == 0)
+            broker_error (self, session, msg, AF_E_NO_DEVICE, "the account has no other device to push to");
+        else
+            broker_error (self, session, msg, AF_E_UNAVAILABLE, "the matcher queue is full; try again later");
+        broker_push_jobs_free (&item);
+        free (device);
+        free (devices);
+        return;
+    }
+    job->offers = (af_msg_t **) calloc (n, sizeof (af_msg_t *));
+    assert (job->offers);
+    zhashx_insert (self->push_jobs, job->hex, job);
+    //  The broker asks the matcher itself, with each target's own description
+    for (uint32_t i = 0; i < n; i++)
+        if (device [i] && broker_resolve (self, msg->program, device [i], s_push_resolved, job, i) == AF_OK)
+            job->outstanding++;
+        else
+        if (device [i])
+            s_target_set (&job->accepted->results [i], "failed", "the matcher queue is full; try again later");
+    free (device);
+    free (devices);
+    if (job->outstanding == 0)
+        s_push_commit (self, job);          //  every target refused
+}
+
+//  --------------------------------------------------------------------------
+//  UNINSTALL
+
+void
+handle_uninstall (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    if (msg->target_count == 0) {
+        broker_error (self, session, msg, AF_E_MALFORMED, "UNINSTALL: name the target devices, or all");
+        return;
+    }
+    af_msg_t *reply = af_msg_new (AF_MSG_PUSH_ACCEPTED);
+    uint8_t id [AF_ID_SIZE];
+    randombytes_buf (id, sizeof id);
+    sodium_bin2hex (reply->push_id, sizeof reply->push_id, id, AF_ID_SIZE);
+    snprintf (reply->program, sizeof reply->program, "%s", msg->program);
+    af_device_t *devices = NULL;
+    const af_device_t **device = NULL;
+    uint32_t n = s_targets (self, session, msg, false,
+                            "a device uninstalls its own apps itself (appferry uninstall PROGRAM)",
+                            reply, &devices, &device);
+    if (!devices) {
+        broker_error (self, session, msg, AF_E_INTERNAL, "cannot read the account's devices");
+        af_msg_destroy (&reply);
+        return;
+    }
+    char (*queue) [AF_ID_HEX + 1] = calloc (n? n: 1, AF_ID_HEX + 1);
+    assert (queue);
+    uint32_t queued = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!device [i])
+            continue;
+        af_target_t *target = &reply->results [i];
+        bool online = broker_online (self, session->account, target->device_id) != NULL;
+        s_target_set (target, online? "offered": "queued", "%s", online? "":
+                      "the device is offline; it uninstalls when it next connects");
+        memcpy (queue [queued++], target->device_id, AF_ID_HEX + 1);
+    }
+    af_msg_t *item = af_msg_new (AF_MSG_UNINSTALL);
+    memcpy (item->push_id, reply->push_id, sizeof item->push_id);
+    snprintf (item->program, sizeof item->program, "%s", msg->program);
+    snprintf (item->from, sizeof item->from, "%s", session->device_id);
+    int code = af_pushes_queue (self->pushes, session->account, (const char (*) [AF_ID_HEX + 1]) queue,
+                                queued, item);
+    af_msg_destroy (&item);
+    if (code != AF_OK) {
+        broker_error (self, session, msg, code == AF_E_QUOTA? AF_E_QUOTA: AF_E_INTERNAL,
+                      code == AF_E_QUOTA? "a target's queue is full; nothing was sent":
+                      "the request could not be stored; nothing was sent");
+        af_msg_destroy (&reply);
+    }
+    else {
+        zsys_info ("broker: %s of '%s' asks %u device(s) to uninstall %s", session->device_id,
+                   session->account, queued, msg->program);
+        broker_reply (self, session, msg, &reply);
+        for (uint32_t i = 0; i < queued; i++)
+            broker_deliver (self, broker_online (self, session->account, queue [i]));
+    }
+    free (queue);
+    free (device);
+    free (devices);
+}
+
+//  --------------------------------------------------------------------------
+//  FETCH, CREDIT, PROGRESS
+
+void
+handle_fetch (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    af_transfer_for_t target;
+    memset (&target, 0, sizeof target);
+    if (!af_pushes_offers_blob (self->pushes, session->account, session->device_id, msg->hash,
+                                target.push_id, target.initiator)) {
+        zsys_warning ("broker: refused FETCH of %.16s from %s of '%s': no pending offer",
+                      msg->hash, session->device_id, session->account);
+        broker_error (self, session, msg, AF_E_FORBIDDEN, "no pending offer of this package for this device");
+        return;
+    }
+    snprintf (target.account, sizeof target.account, "%s", session->account);
+    snprintf (target.device_id, sizeof target.device_id, "%s", session->device_id);
+    char err [AF_MAX_REASON + 1];
+    int code = af_transfers_fetch (self->transfers, session->hex, session->routing, msg->hash, msg->offset,
+                                   msg->credit, &target, err, sizeof err);
+    if (code != AF_OK) {
+        zsys_warning ("broker: FETCH of %.16s for %s failed: %s", msg->hash, session->device_id, err);
+        broker_error (self, session, msg, code, "%s", err);
+    }
+}
+
+void
+handle_credit (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    //  Credit for a transfer that finished is no error (af_transfers.h)
+    af_transfers_credit (self->transfers, session->hex, msg->hash, msg->credit);
+}
+
+void
+broker_transfer_progress (void *arg, const af_transfer_for_t *target, uint64_t sent, uint64_t total)
+{
+    af_broker_t *self = (af_broker_t *) arg;
+    session_t *initiator = broker_online (self, target->account, target->initiator);
+    if (!initiator)
+        return;
+    af_msg_t *progress = af_msg_new (AF_MSG_PROGRESS);
+    memcpy (progress->push_id, target->push_id, sizeof progress->push_id);
+    memcpy (progress->device_id, target->device_id, sizeof progress->device_id);
+    progress->offset = sent;
+    progress->total = total;
+    broker_send (self, initiator, &progress);
+}
+
+//  --------------------------------------------------------------------------
+//  DONE: a target's outcome
+
+void
+handle_done (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    if (!streq (msg->state, "installed") && !streq (msg->state, "store-link") && !streq (msg->state, "failed")) {
+        broker_error (self, session, msg, AF_E_MALFORMED, "DONE: 'state' must be installed, store-link or failed");
+        return;
+    }
+    char initiator [AF_ID_HEX + 1];
+    bool found;
+    int code = af_pushes_done (self->pushes, session->account, session->device_id, msg, initiator, &found);
+    if (code != AF_OK) {
+        zsys_error ("broker: cannot record the outcome of push %s: %s", msg->push_id, af_code_name (code));
+        //  Even a full initiator's queue is the server's trouble: try again later
+        broker_error (self, session, msg, AF_E_INTERNAL, "the outcome could not be stored; send it again");
+        return;
+    }
+    if (found) {
+        zsys_info ("broker: push %s: device %s of '%s' reports %s%s%s", msg->push_id, session->device_id,
+                   session->account, msg->state, *msg->reason? ": ": "", msg->reason);
+        broker_item_done (self, session);
+        broker_deliver (self, broker_online (self, session->account, initiator));
+    }
+    //  Not found: no such pending offer (a repeat after a crash): done already
+    broker_ok (self, session, msg);
+}

@@ -1,0 +1,602 @@
+/*  =========================================================================
+    af_adb - a device description from a connected Android device
+
+    The output of adb is device data, not ours: every value is looked up by
+    exact property name at the start of a line, copied only when it fits
+    its buffer, and the finished description goes through the same
+    af_device_complete and af_device_validate as a JSON file, so a device
+    cannot give the node a description the broker would refuse. adb runs
+    without a shell (execvp, the serial as one argument), with a time limit
+    and a bound on what it may print.
+    =========================================================================
+*/
+#include "af_adb.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+int
+af_adb_property (const char *getprop, const char *name, char *buf, size_t size)
+{
+    assert (getprop && name && buf && size);
+    size_t name_len = strlen (name);
+    for (const char *line = getprop; *line; ) {
+        if (line [0] == '[' && strncmp (line + 1, name, name_len) == 0
+        &&  strncmp (line + 1 + name_len, "]: [", 4) == 0) {
+            //  The value ends at a ']' that ends a line (values may hold
+            //  ']' and, rarely, newlines)
+            const char *value = line + 1 + name_len + 4;
+            const char *end = value;
+            while ((end = strchr (end, ']')) != NULL) {
+                if (end [1] == 0 || end [1] == '\n' || (end [1] == '\r' && (end [2] == '\n' || end [2] == 0)))
+                    break;
+                end++;
+            }
+            if (!end)
+                return -1;
+            size_t len = (size_t) (end - value);
+            if (len >= size)
+                return -2;
+            memcpy (buf, value, len);
+            buf [len] = 0;
+            return 0;
+        }
+        const char *next = strchr (line, '\n');
+        if (!next)
+            break;
+        line = next + 1;
+    }
+    return -1;
+}
+
+//  A decimal number of at most 6 digits at *p, which is advanced. -1 if none.
+static long
+s_number (const char **p)
+{
+    long value = 0;
+    int digits = 0;
+    while (isdigit ((unsigned char) **p)) {
+        if (++digits > 6)
+            return -1;
+        value = value * 10 + (**p - '0');
+        (*p)++;
+    }
+    return digits? value: -1;
+}
+
+//  The text after "label" at the start of a line of out, blanks skipped,
+//  or NULL
+static const char *
+s_after_label (const char *out, const char *label)
+{
+    size_t len = strlen (label);
+    for (const char *line = out; line && *line; ) {
+        if (strncmp (line, label, len) == 0) {
+            line += len;
+            while (*line == ' ' || *line == '\t')
+                line++;
+            return line;
+        }
+        line = strchr (line, '\n');
+        if (line)
+            line++;
+    }
+    return NULL;
+}
+
+//  Copy a property into buf when present and fitting. 0 if copied.
+static int
+s_property (const char *getprop, const char *name, char *buf, size_t size)
+{
+    char value [256];
+    if (af_adb_property (getprop, name, value, sizeof value) || strlen (value) >= size || !*value)
+        return -1;
+    strcpy (buf, value);
+    return 0;
+}
+
+//  True if list (comma-separated, e.g. ro.build.characteristics) has item
+static bool
+s_list_has (const char *list, const char *item)
+{
+    size_t len = strlen (item);
+    for (const char *p = list; *p; ) {
+        const char *comma = strchr (p, ',');
+        size_t n = comma? (size_t) (comma - p): strlen (p);
+        if (n == len && strncmp (p, item, len) == 0)
+            return true;
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    return false;
+}
+
+int
+af_adb_parse (af_device_t *device, const char *getprop, const char *wm_size,
+              const char *wm_density, char *err, size_t errlen)
+{
+    assert (device && getprop);
+    memset (device, 0, sizeof *device);
+    char value [256];
+    const char *p;
+
+    //  Android, by its API level
+    if (af_adb_property (getprop, "ro.build.version.sdk", value, sizeof value)) {
+        snprintf (err, errlen, "getprop: no ro.build.version.sdk (not an Android device?)");
+        return -1;
+    }
+    p = value;
+    long sdk = s_number (&p);
+    if (sdk < 1 || sdk > AF_MAX_SDK || *p) {
+        snprintf (err, errlen, "getprop: ro.build.version.sdk '%.32s' is not an API level 1..%d",
+                  value, AF_MAX_SDK);
+        return -1;
+    }
+    device->sdk = (uint32_t) sdk;
+    strcpy (device->platform, "android");
+    uint32_t version;
+    if (s_property (getprop, "ro.build.version.release", value, sizeof device->os_version) == 0
+    &&  af_version_parse (value, &version) == 0)
+        strcpy (device->os_version, value);
+
+    //  Model; its default comes from the brand and device name
+    char brand [AF_MAX_NAME + 1] = "", build_device [AF_MAX_NAME + 1] = "";
+    if (af_adb_property (getprop, "ro.product.model", value, sizeof value) == 0 && *value) {
+        if (strlen (value) >= sizeof device->model) {
+            snprintf (err, errlen, "getprop: ro.product.model is longer than %d bytes", AF_MAX_NAME);
+            return -1;
+        }
+        strcpy (device->model, value);
+    }
+    s_property (getprop, "ro.product.manufacturer", device->manufacturer, sizeof device->manufacturer);
+    s_property (getprop, "ro.product.brand", brand, sizeof brand);
+    s_property (getprop, "ro.product.device", build_device, sizeof build_device);
+
+    //  ABIs in preference order
+    if (af_adb_property (getprop, "ro.product.cpu.abilist", value, sizeof value) == 0 && *value) {
+        char *state = NULL;
+        for (char *abi = strtok_r (value, ",", &state); abi && device->abi_count < AF_MAX_ABIS;
+             abi = strtok_r (NULL, ",", &state))
+            if (*abi && strlen (abi) <= AF_MAX_ABI)
+                strcpy (device->abis [device->abi_count++], abi);
+    }
+    else {
+        if (s_property (getprop, "ro.product.cpu.abi", device->abis [0], sizeof device->abis [0]) == 0)
+            device->abi_count++;
+        if (s_property (getprop, "ro.product.cpu.abi2", device->abis [device->abi_count],
+                        sizeof device->abis [0]) == 0)
+            device->abi_count++;
+    }
+
+    //  The locale, where bundletool looks for it
+    char language [16] = "", region [16] = "";
+    if (s_property (getprop, "persist.sys.locale", device->locales [0], sizeof device->locales [0]) == 0
+    ||  s_property (getprop, "ro.product.locale", device->locales [0], sizeof device->locales [0]) == 0)
+        device->locale_count = 1;
+    else
+    if (s_property (getprop, "ro.product.locale.language", language, sizeof language) == 0
+    &&  s_property (getprop, "ro.product.locale.region", region, sizeof region) == 0
+    &&  strlen (language) + 1 + strlen (region) < sizeof device->locales [0]) {
+        snprintf (device->locales [0], sizeof device->locales [0], "%s-%s", language, region);
+        device->locale_count = 1;
+    }
+
+    //  Screen: the physical size and density
+    p = wm_density? s_after_label (wm_density, "Physical density:"): NULL;
+    long density = p? s_number (&p): -1;
+    if (density < 0 && af_adb_property (getprop, "ro.sf.lcd_density", value, sizeof value) == 0) {
+        p = value;
+        density = s_number (&p);
+    }
+    if (density < 1 || density > AF_MAX_DENSITY) {
+        snprintf (err, errlen, "no screen density: neither `wm density` nor ro.sf.lcd_density "
+                  "gave one in 1..%d", AF_MAX_DENSITY);
+        return -1;
+    }
+    device->density = (uint32_t) density;
+    p = wm_size? s_after_label (wm_size, "Physical size:"): NULL;
+    if (p) {
+        long width = s_number (&p);
+        long height = width >= 0 && *p++ == 'x'? s_number (&p): -1;
+        if (width < 1 || width > AF_MAX_SCREEN || height < 1 || height > AF_MAX_SCREEN) {
+            snprintf (err, errlen, "wm size: no physical size of 1..%d pixels a side", AF_MAX_SCREEN);
+            return -1;
+        }
+        device->screen_w = (uint32_t) width;
+        device->screen_h = (uint32_t) height;
+    }
+
+    //  The build's characteristics name TVs, watches and tablets
+    if (af_adb_property (getprop, "ro.build.characteristics", value, sizeof value) == 0) {
+        const char *form = s_list_has (value, "tv")? "tv":
+                           s_list_has (value, "watch")? "watch":
+                           s_list_has (value, "tablet")? "tablet": NULL;
+        if (form)
+            strcpy (device->form_factor, form);
+    }
+    char inner [200];
+    if (af_device_complete (device, brand, build_device, inner, sizeof inner)) {
+        snprintf (err, errlen, "the description from adb is refused: %s", inner);
+        return -1;
+    }
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Running adb
+
+static int64_t
+s_now_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+//  Run adb [-s serial] shell WORD... and collect its output (caller frees
+//  *out, NUL-terminated). 0, or -1 with err.
+static int
+s_run (const char *adb, const char *serial, const char *const *words, char **out,
+       char *err, size_t errlen)
+{
+    const char *argv [12];
+    int argc = 0;
+    argv [argc++] = adb;
+    if (serial) {
+        argv [argc++] = "-s";
+        argv [argc++] = serial;
+    }
+    argv [argc++] = "shell";
+    for (int i = 0; words [i] && argc < 11; i++)
+        argv [argc++] = words [i];
+    argv [argc] = NULL;
+    char command [64];
+    snprintf (command, sizeof command, "%s%s%s", words [0], words [1]? " ": "", words [1]? words [1]: "");
+
+    int out_pipe [2], err_pipe [2];
+    if (pipe2 (out_pipe, O_CLOEXEC)) {
+        snprintf (err, errlen, "cannot run adb: %s", strerror (errno));
+        return -1;
+    }
+    if (pipe2 (err_pipe, O_CLOEXEC)) {
+        snprintf (err, errlen, "cannot run adb: %s", strerror (errno));
+        close (out_pipe [0]);
+        close (out_pipe [1]);
+        return -1;
+    }
+    pid_t pid = fork ();
+    if (pid < 0) {
+        snprintf (err, errlen, "cannot run adb: %s", strerror (errno));
+        close (out_pipe [0]); close (out_pipe [1]); close (err_pipe [0]); close (err_pipe [1]);
+        return -1;
+    }
+    if (pid == 0) {
+        int null = open ("/dev/null", O_RDONLY);
+        if (null < 0 || dup2 (null, 0) < 0 || dup2 (out_pipe [1], 1) < 0 || dup2 (err_pipe [1], 2) < 0)
+            _exit (126);
+        execvp (adb, (char *const *) argv);
+        dprintf (2, "cannot run %s: %s\n", adb, strerror (errno));
+        _exit (127);
+    }
+    close (out_pipe [1]);
+    close (err_pipe [1]);
+
+    size_t size = 0, capacity = 4096;
+    char *buf = (char *) malloc (capacity);
+    char messages [512] = "";
+    size_t messages_len = 0;
+    const char *failure = buf? NULL: "out of memory";
+    int64_t deadline = s_now_ms () + AF_ADB_TIMEOUT_MS;
+    struct pollfd fds [2] = { { out_pipe [0], POLLIN, 0 }, { err_pipe [0], POLLIN, 0 } };
+    while (!failure && (fds [0].fd >= 0 || fds [1].fd >= 0)) {
+        int64_t left = deadline - s_now_ms ();
+        if (left <= 0) {
+            failure = "timed out";
+            break;
+        }
+        int rc = poll (fds, 2, (int) left);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc < 0) {
+            failure = "poll failed";
+            break;
+        }
+        if (fds [0].fd >= 0 && fds [0].revents) {
+            if (size + 1 >= capacity) {
+                if (size >= AF_MAX_ADB_OUTPUT) {
+                    failure = "printed more than 1 MiB";
+                    break;
+                }
+                size_t bigger_size = capacity * 2 > AF_MAX_ADB_OUTPUT + 1?
+                                     AF_MAX_ADB_OUTPUT + 1: capacity * 2;
+                char *bigger = (char *) realloc (buf, bigger_size);
+                if (!bigger) {
+                    failure = "out of memory";
+                    break;
+                }
+                buf = bigger;
+                capacity = bigger_size;
+            }
+            ssize_t n = read (fds [0].fd, buf + size, capacity - 1 - size);
+            if (n > 0)
+                size += (size_t) n;
+            else
+            if (n == 0 || errno != EINTR) {
+                close (fds [0].fd);
+                fds [0].fd = -1;
+            }
+        }
+        if (fds [1].fd >= 0 && fds [1].revents) {
+            char chunk [256];
+            ssize_t n = read (fds [1].fd, chunk, sizeof chunk);
+            if (n > 0) {
+                //  Keep the last bytes: adb's error is its last line
+                if ((size_t) n >= sizeof messages)
+                    n = sizeof messages - 1;
+                if (messages_len + (size_t) n >= sizeof messages) {
+                    size_t drop = messages_len + (size_t) n - (sizeof messages - 1);
+                    memmove (messages, messages + drop, messages_len - drop);
+                    messages_len -= drop;
+                }
+                memcpy (messages + messages_len, chunk, (size_t) n);
+                messages_len += (size_t) n;
+                messages [messages_len] = 0;
+            }
+            else
+            if (n == 0 || errno != EINTR) {
+                close (fds [1].fd);
+                fds [1].fd = -1;
+            }
+        }
+    }
+    if (fds [0].fd >= 0)
+        close (fds [0].fd);
+    if (fds [1].fd >= 0)
+        close (fds [1].fd);
+    if (failure)
+        kill (pid, SIGKILL);
+    int status = 0;
+    while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    //  The last non-empty line adb printed on stderr
+    while (messages_len && isspace ((unsigned char) messages [messages_len - 1]))
+        messages [--messages_len] = 0;
+    char *last = strrchr (messages, '\n');
+    last = last? last + 1: messages;
+    if (failure) {
+        snprintf (err, errlen, "adb shell %s: %s", command, failure);
+        free (buf);
+        return -1;
+    }
+    if (WIFEXITED (status) && WEXITSTATUS (status) == 127 && strncmp (last, "cannot run", 10) == 0) {
+        snprintf (err, errlen, "%s (install Debian's adb package, or name the program with AF_ADB)",
+                  last);
+        free (buf);
+        return -1;
+    }
+    if (!WIFEXITED (status) || WEXITSTATUS (status) != 0) {
+        snprintf (err, errlen, "adb shell %s failed (%s %d)%s%s", command,
+                  WIFEXITED (status)? "exit status": "signal",
+                  WIFEXITED (status)? WEXITSTATUS (status): WTERMSIG (status),
+                  *last? ": ": "", last);
+        free (buf);
+        return -1;
+    }
+    buf [size] = 0;
+    *out = buf;
+    return 0;
+}
+
+int
+af_adb_read (af_device_t *device, const char *adb, const char *serial,
+             char *err, size_t errlen)
+{
+    assert (device);
+    adb = adb && *adb? adb: "adb";
+    if (serial) {
+        bool ok = *serial && *serial != '-' && strlen (serial) <= AF_MAX_NAME;
+        for (const char *p = serial; ok && *p; p++)
+            ok = *p > 0x20 && *p < 0x7f;
+        if (!ok) {
+            snprintf (err, errlen, "'%.64s' is not a device serial (as `adb devices` lists them)", serial);
+            return -1;
+        }
+    }
+    static const char *const getprop [] = { "getprop", NULL };
+    static const char *const wm_size [] = { "wm", "size", NULL };
+    static const char *const wm_density [] = { "wm", "density", NULL };
+    char *props = NULL, *size = NULL, *density = NULL;
+    int rc = -1;
+    if (s_run (adb, serial, getprop, &props, err, errlen) == 0
+    &&  s_run (adb, serial, wm_size, &size, err, errlen) == 0
+    &&  s_run (adb, serial, wm_density, &density, err, errlen) == 0)
+        rc = af_adb_parse (device, props, size, density, err, errlen);
+    free (props);
+    free (size);
+    free (density);
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  Self test
+
+#define streq(s1,s2)    (strcmp ((s1), (s2)) == 0)
+
+void
+af_adb_test (bool verbose)
+{
+    if (verbose)
+        printf (" * af_adb: ");
+    char err [256], value [64];
+    af_device_t device;
+
+    //  Properties: exact names at the start of a line, values with ']' and
+    //  newlines, CRLF line ends (old adb), absent and too long
+    const char *props =
+        "[ro.build.version.sdk]: [33]\r\n"
+        "[ro.product.model.x]: [not this]\r\n"
+        "[ro.product.model]: [SM-G991B]\r\n"
+        "[ro.odd]: [a]b]\r\n"
+        "[ro.multi]: [line one\r\nline two]\r\n"
+        "[ro.empty]: []\r\n"
+        "   [ro.indented]: [no]\r\n"
+        "[ro.unterminated]: [x\r\n";
+    assert (af_adb_property (props, "ro.product.model", value, sizeof value) == 0 && streq (value, "SM-G991B"));
+    assert (af_adb_property (props, "ro.odd", value, sizeof value) == 0 && streq (value, "a]b"));
+    assert (af_adb_property (props, "ro.multi", value, sizeof value) == 0 && streq (value, "line one\r\nline two"));
+    assert (af_adb_property (props, "ro.empty", value, sizeof value) == 0 && streq (value, ""));
+    assert (af_adb_property (props, "ro.unterminated", value, sizeof value) == -1);
+    assert (af_adb_property (props, "ro.indented", value, sizeof value) == -1);
+    assert (af_adb_property (props, "ro.product", value, sizeof value) == -1);
+    assert (af_adb_property (props, "ro.product.model", value, 8) == -2);
+    assert (af_adb_property ("", "ro.x", value, sizeof value) == -1);
+
+    //  A phone: the ABI list, persist.sys.locale before ro.product.locale,
+    //  the physical size and density and not the user's override
+    const char *phone =
+        "[persist.sys.locale]: [en-US]\n"
+        "[ro.build.characteristics]: [phone]\n"
+        "[ro.build.version.release]: [13]\n"
+        "[ro.build.version.sdk]: [33]\n"
+        "[ro.product.cpu.abilist]: [arm64-v8a,armeabi-v7a,armeabi]\n"
+        "[ro.product.locale]: [en-GB]\n"
+        "[ro.product.manufacturer]: [samsung]\n"
+        "[ro.product.model]: [SM-G991B]\n"
+        "[ro.sf.lcd_density]: [480]\n";
+    assert (af_adb_parse (&device, phone, "Physical size: 1080x2400\nOverride size: 720x1600\n",
+                          "Physical density: 420\nOverride density: 480\n", err, sizeof err) == 0);
+    assert (streq (device.platform, "android") && device.sdk == 33 && streq (device.os_version, "13"));
+    assert (streq (device.model, "SM-G991B") && streq (device.name, "SM-G991B"));
+    assert (streq (device.manufacturer, "samsung") && streq (device.form_factor, "phone"));
+    assert (device.abi_count == 3 && streq (device.abis [2], "armeabi"));
+    assert (device.locale_count == 1 && streq (device.locales [0], "en-US"));
+    assert (device.screen_w == 1080 && device.screen_h == 2400 && device.density == 420);
+
+    //  Without wm: the density from ro.sf.lcd_density, the screen unknown
+    assert (af_adb_parse (&device, phone, NULL, "", err, sizeof err) == 0);
+    assert (device.density == 480 && device.screen_w == 0 && device.screen_h == 0);
+    //  A device on which wm fails says so on stdout ("Error: ..."): unknown
+    assert (af_adb_parse (&device, phone, "Error: no display\n", NULL, err, sizeof err) == 0);
+    assert (device.screen_w == 0);
+    assert (af_adb_parse (&device, phone, "Physical size: 1080\n", NULL, err, sizeof err) == -1);
+    assert (strstr (err, "wm size"));
+    assert (af_adb_parse (&device, phone, "Physical size: 99999x1\n", NULL, err, sizeof err) == -1);
+
+    //  A TV by its characteristics; a tablet by its screen (sw600dp); a
+    //  watch; the older properties; a release that is not a number
+    const char *tv =
+        "[ro.build.characteristics]: [nosdcard,tv]\n"
+        "[ro.build.version.release]: [S]\n"
+        "[ro.build.version.sdk]: [31]\n"
+        "[ro.product.brand]: [google]\n"
+        "[ro.product.device]: [sabrina]\n"
+        "[ro.product.cpu.abi]: [armeabi-v7a]\n"
+        "[ro.product.cpu.abi2]: [armeabi]\n"
+        "[ro.product.locale.language]: [en]\n"
+        "[ro.product.locale.region]: [US]\n"
+        "[ro.sf.lcd_density]: [320]\n";
+    assert (af_adb_parse (&device, tv, "Physical size: 1920x1080\n", NULL, err, sizeof err) == 0);
+    assert (streq (device.form_factor, "tv") && streq (device.os_version, "12"));
+    assert (streq (device.model, "google sabrina"));
+    assert (device.abi_count == 2 && streq (device.abis [1], "armeabi"));
+    assert (device.locale_count == 1 && streq (device.locales [0], "en-US"));
+    assert (af_adb_parse (&device, phone, "Physical size: 1600x2560\n", "Physical density: 274\n",
+                          err, sizeof err) == 0 && streq (device.form_factor, "tablet"));
+    const char *watch =
+        "[ro.build.characteristics]: [nosdcard,watch]\n"
+        "[ro.build.version.release]: [11]\n"
+        "[ro.build.version.sdk]: [30]\n"
+        "[ro.product.cpu.abilist]: [armeabi-v7a,armeabi]\n"
+        "[ro.product.model]: [Pixel Watch]\n";
+    assert (af_adb_parse (&device, watch, "Physical size: 384x384\n", "Physical density: 320\n",
+                          err, sizeof err) == 0);
+    assert (streq (device.form_factor, "watch") && device.locale_count == 0);
+    //  Tokens of the characteristics, not substrings
+    const char *tvish =
+        "[ro.build.characteristics]: [tvx,nowatch]\n"
+        "[ro.build.version.sdk]: [30]\n[ro.sf.lcd_density]: [320]\n"
+        "[ro.product.cpu.abilist]: [x86_64]\n";
+    assert (af_adb_parse (&device, tvish, NULL, NULL, err, sizeof err) == 0);
+    assert (streq (device.form_factor, "phone") && streq (device.model, "Android device"));
+
+    //  What is refused names what is missing
+    assert (af_adb_parse (&device, "[ro.product.model]: [x]\n", NULL, NULL, err, sizeof err) == -1);
+    assert (strstr (err, "ro.build.version.sdk"));
+    assert (af_adb_parse (&device, "[ro.build.version.sdk]: [3x]\n", NULL, NULL, err, sizeof err) == -1);
+    assert (strstr (err, "API level"));
+    assert (af_adb_parse (&device, "[ro.build.version.sdk]: [30]\n", NULL, NULL, err, sizeof err) == -1);
+    assert (strstr (err, "density"));
+    assert (af_adb_parse (&device, "[ro.build.version.sdk]: [30]\n[ro.sf.lcd_density]: [320]\n",
+                          NULL, NULL, err, sizeof err) == -1);
+    assert (strstr (err, "supportedAbis"));
+    assert (af_adb_parse (&device, "[ro.build.version.sdk]: [30]\n[ro.sf.lcd_density]: [320]\n"
+                          "[ro.product.cpu.abilist]: [x86 64]\n", NULL, NULL, err, sizeof err) == -1);
+    assert (strstr (err, "supportedAbis"));
+    assert (af_adb_parse (&device, "[ro.build.version.sdk]: [30]\n[ro.sf.lcd_density]: [320]\n"
+                          "[ro.product.cpu.abilist]: [x86_64]\n[ro.product.model]: [bad\tname]\n",
+                          NULL, NULL, err, sizeof err) == -1);
+    assert (strstr (err, "printable"));
+    //  getprop gives bytes: a model that is not UTF-8 is refused here, not
+    //  by the broker's decoder (found by fuzz_adb: it made a device.json
+    //  without the model)
+    assert (af_adb_parse (&device, "[ro.build.version.sdk]: [30]\n[ro.sf.lcd_density]: [320]\n"
+                          "[ro.product.cpu.abilist]: [x86_64]\n[ro.product.model]: [Pixel\xff]\n",
+                          NULL, NULL, err, sizeof err) == -1);
+    assert (strstr (err, "UTF-8"));
+
+    //  Running adb: a stand-in program that answers like adb, records its
+    //  arguments, and fails like adb for an unknown serial
+    char dir [] = "/tmp/af_adb_test.XXXXXX";
+    assert (mkdtemp (dir));
+    char script [600], args [600];
+    snprintf (script, sizeof script, "%s/adb", dir);
+    snprintf (args, sizeof args, "%s/args", dir);
+    FILE *file = fopen (script, "w");
+    assert (file);
+    fprintf (file,
+        "#!/bin/sh\n"
+        "echo \"$*\" >> '%s'\n"
+        "if [ \"$1\" = -s ] && [ \"$2\" != R58N ]; then echo \"adb: device '$2' not found\" >&2; exit 1; fi\n"
+        "case \"$*\" in\n"
+        "  *getprop) printf '[ro.build.version.sdk]: [33]\\n[ro.product.model]: [SM-G991B]\\n"
+        "[ro.product.cpu.abilist]: [arm64-v8a]\\n' ;;\n"
+        "  *'wm size') echo 'Physical size: 1080x2400' ;;\n"
+        "  *'wm density') echo 'Physical density: 420' ;;\n"
+        "esac\n", args);
+    fclose (file);
+    assert (chmod (script, 0700) == 0);
+    assert (af_adb_read (&device, script, "R58N", err, sizeof err) == 0);
+    assert (streq (device.model, "SM-G991B") && device.screen_h == 2400 && device.density == 420);
+    file = fopen (args, "r");
+    assert (file);
+    char line [128];
+    assert (fgets (line, sizeof line, file) && streq (line, "-s R58N shell getprop\n"));
+    assert (fgets (line, sizeof line, file) && streq (line, "-s R58N shell wm size\n"));
+    assert (fgets (line, sizeof line, file) && streq (line, "-s R58N shell wm density\n"));
+    fclose (file);
+    assert (af_adb_read (&device, script, NULL, err, sizeof err) == 0);
+    assert (af_adb_read (&device, script, "other", err, sizeof err) == -1);
+    assert (strstr (err, "getprop failed") && strstr (err, "device 'other' not found"));
+    assert (af_adb_read (&device, script, "-x", err, sizeof err) == -1 && strstr (err, "serial"));
+    assert (af_adb_read (&device, script, "a b", err, sizeof err) == -1 && strstr (err, "serial"));
+    snprintf (script, sizeof script, "%s/no-such-adb", dir);
+    assert (af_adb_read (&device, script, NULL, err, sizeof err) == -1);
+    assert (strstr (err, "cannot run") && strstr (err, "adb package"));
+    char command [700];
+    snprintf (command, sizeof command, "rm -rf '%s'", dir);
+    assert (system (command) == 0);
+    if (verbose)
+        printf ("OK\n");
+}
