@@ -17,14 +17,23 @@ CLI="$BUILD/nodes/appferry"
 export APPFERRY_PASSWORD="demo password 2026"
 PIDS=()
 
-step () { printf '\n\033[1m--- %s\033[0m\n' "$*"; }
+# Bold headings on a terminal only: a log file or a pipe gets plain text
+if [ -t 1 ]; then BOLD=$'\033[1m' PLAIN=$'\033[0m'; else BOLD="" PLAIN=""; fi
+step () { printf '\n%s--- %s%s\n' "$BOLD" "$*" "$PLAIN"; }
 stop_all () {
     for home in "$D"/phone "$D"/tablet "$D"/tv "$D"/iphone "$D"/newphone; do
         [ -S "$home/node.sock" ] && "$CLI" --home "$home" stop >/dev/null 2>&1 || true
     done
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    pkill -f "appferry-node .*$D" 2>/dev/null || true
+    # Daemonized nodes the CLI could not stop (as pkill -f would, but
+    # procps is not on every machine)
+    local f cmd pid
+    for f in /proc/[0-9]*/cmdline; do
+        cmd=$(tr '\0' ' ' 2>/dev/null < "$f") || continue
+        pid=${f#/proc/}
+        case "$cmd" in *appferry-node\ *"$D"*) kill "${pid%/cmdline}" 2>/dev/null || true;; esac
+    done
     rm -rf "$D"
 }
 fail () {

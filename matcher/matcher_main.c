@@ -11,8 +11,10 @@
 #include "af_catalog.h"
 #include "af_msg.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <sodium.h>
+#include <sys/stat.h>
 
 typedef struct {
     char broker [256];
@@ -36,12 +38,45 @@ s_usage (FILE *out)
 "  -k, --broker-key FILE   the broker's public certificate (broker.cert)\n"
 "  -C, --catalog DIR       catalog directory (opened read-only)\n"
 "  -c, --cert FILE         this matcher's keypair: FILE (public) and FILE_secret;\n"
-"                          created if missing. Copy FILE into the broker's\n"
-"                          worker keys directory to allow this matcher.\n"
+"                          created if missing, with its directory (mode 0700).\n"
+"                          Copy FILE into the broker's worker keys directory\n"
+"                          to allow this matcher.\n"
 "      --credit N          requests the broker may give at once (default 16)\n"
 "      --heartbeat MS      heartbeat interval (default 1000)\n"
 "  -v, --verbose           log every request\n"
 "  -h, --help              show this help and exit\n");
+}
+
+//  Creates the directory that will hold FILE, and any missing parent, each
+//  mode 0700 (the keypair's secret goes there). Returns 0 if it exists
+//  afterwards, -1 with the reason in err.
+static int
+s_make_parent (const char *file, char *err, size_t errlen)
+{
+    char dir [512];
+    snprintf (dir, sizeof dir, "%s", file);
+    char *slash = strrchr (dir, '/');
+    if (!slash || slash == dir)
+        return 0;                       //  the current directory, or /
+    *slash = 0;
+    for (char *p = dir + 1; ; p++) {
+        if (*p != '/' && *p)
+            continue;
+        char saved = *p;
+        *p = 0;
+        struct stat st;
+        if (mkdir (dir, 0700) && errno != EEXIST) {
+            snprintf (err, errlen, "cannot create %s: %s", dir, strerror (errno));
+            return -1;
+        }
+        if (stat (dir, &st) || !S_ISDIR (st.st_mode)) {
+            snprintf (err, errlen, "%s is not a directory", dir);
+            return -1;
+        }
+        *p = saved;
+        if (!saved)
+            return 0;
+    }
 }
 
 static zsock_t *
@@ -166,10 +201,19 @@ main (int argc, char *argv [])
     snprintf (secret, sizeof secret, "%s_secret", config.cert);
     zcert_t *cert = zcert_load (secret);
     if (!cert) {
+        char err [600];
+        if (s_make_parent (config.cert, err, sizeof err)) {
+            fprintf (stderr, "appferry-matcher: cannot save keypair to %s: %s\n", config.cert, err);
+            zcert_destroy (&broker_cert);
+            return 1;
+        }
         cert = zcert_new ();
         zcert_set_meta (cert, "role", "appferry matcher");
         if (!cert || zcert_save (cert, config.cert)) {
-            fprintf (stderr, "appferry-matcher: cannot save keypair to %s\n", config.cert);
+            fprintf (stderr, "appferry-matcher: cannot save keypair to %s: %s\n", config.cert,
+                     strerror (errno));
+            zcert_destroy (&cert);
+            zcert_destroy (&broker_cert);
             return 1;
         }
         zsys_info ("matcher: created keypair %s; copy it into the broker's worker keys directory",

@@ -5,14 +5,9 @@
 . "$(dirname "$0")/lib.sh"
 
 mkdir -p "$T/pkg"
-python3 - "$T/pkg" <<'PY' || die "cannot make test packages"
-import io, os, sys, tarfile
-for name in ("big1", "big2"):
-    with tarfile.open(os.path.join(sys.argv[1], name + ".tar"), "w") as t:
-        data = os.urandom(12 * 1024 * 1024)
-        info = tarfile.TarInfo(name + "/blob"); info.size = len(data)
-        t.addfile(info, io.BytesIO(data))
-PY
+"$AF_BIN/tests/af_mkpkg" "$T/pkg/big1.tar" r:big1/blob=12M \
+    && "$AF_BIN/tests/af_mkpkg" "$T/pkg/big2.tar" r:big2/blob=12M \
+    || die "cannot make test packages"
 cat > "$T/pkg/manifest.json" <<'JSON'
 [ { "program": "big1", "platform": "android", "versionCode": 1, "versionName": "1.0", "minSdk": 21, "file": "big1.tar" },
   { "program": "big2", "platform": "android", "versionCode": 1, "versionName": "1.0", "minSdk": 21, "file": "big2.tar" } ]

@@ -8,28 +8,14 @@
 . "$(dirname "$0")/lib.sh"
 
 # Packages made for this test: a big one, one to tamper with, a hostile one
+MKPKG="$AF_BIN/tests/af_mkpkg"
 mkdir -p "$T/pkg"
-python3 - "$T/pkg" <<'PY' || die "cannot make test packages"
-import io, os, sys, tarfile
-d = sys.argv[1]
-def tar(name, entries):
-    with tarfile.open(os.path.join(d, name), "w", format=tarfile.PAX_FORMAT) as t:
-        for path, data, kind in entries:
-            info = tarfile.TarInfo(path)
-            if kind == "dir":
-                info.type = tarfile.DIRTYPE; info.mode = 0o755
-                t.addfile(info)
-            else:
-                info.size = len(data); info.mode = 0o644
-                t.addfile(info, io.BytesIO(data))
-tar("big.tar", [("big/", b"", "dir"), ("big/blob", os.urandom(64 * 1024 * 1024), "file")])
-tar("tamper.tar", [("t/", b"", "dir"), ("t/data", os.urandom(600 * 1024), "file")])
-tar("diary.tar", [("app/", b"", "dir"), ("app/README", b"diary\n", "file"),
-                  ("defaults/", b"", "dir"), ("defaults/settings.conf", b"theme=light\n", "file"),
-                  ("defaults/cache.db", b"empty\n", "file")])
-tar("evil.tar", [("app/", b"", "dir"), ("app/README", b"looks fine\n", "file"),
-                 ("../evil", b"escaped\n", "file")])
-PY
+"$MKPKG" "$T/pkg/big.tar" d:big/ r:big/blob=64M \
+    && "$MKPKG" "$T/pkg/tamper.tar" d:t/ r:t/data=600K \
+    && "$MKPKG" "$T/pkg/diary.tar" d:app/ f:app/README=$'diary\n' \
+           d:defaults/ f:defaults/settings.conf=$'theme=light\n' f:defaults/cache.db=$'empty\n' \
+    && "$MKPKG" "$T/pkg/evil.tar" d:app/ f:app/README=$'looks fine\n' f:../evil=$'escaped\n' \
+    || die "cannot make test packages"
 cat > "$T/pkg/manifest.json" <<'JSON'
 [ { "program": "bigapp", "platform": "android", "versionCode": 1, "versionName": "1.0",
     "minSdk": 21, "file": "big.tar" },
@@ -92,9 +78,12 @@ stop_node small
 
 # --- a package altered in the store: the hash check refuses it
 f="$T/catalog/blobs/$(blob tamperapp | cut -c1-2)/$(blob tamperapp)"
-python3 -c "
-import sys; f = open(sys.argv[1], 'r+b'); f.seek(300000); b = f.read(1); f.seek(300000)
-f.write(bytes([b[0] ^ 0xff])); f.close()" "$f"
+# One byte inverted in the middle; od and dd are coreutils
+byte=$(od -An -tu1 -j 300000 -N 1 "$f" | tr -d ' ')
+[ -n "$byte" ] || die "the tamper package has no byte 300000"
+printf "$(printf '\\%03o' $((byte ^ 0xff)))" | dd of="$f" bs=1 seek=300000 conv=notrunc status=none \
+    || die "cannot alter the tamper package"
+[ "$(b2sum -l 256 "$f" | cut -d' ' -f1)" != "$(blob tamperapp)" ] || die "the tamper package is unaltered"
 out=$(af phone push tamperapp --to "$TABLET" 2>&1); rc=$?
 check "a tampered package is detected and not installed" has "$out" "failed" "hash does not match"
 check "  ... exit 1" test $rc -eq 1
@@ -160,6 +149,15 @@ NAP="59.$$"
 start_node pc "$DEVICES/windows-pc.json" --install-cmd "sleep $NAP" --install-timeout 1
 out=$(af phone push weixin --to "$PC" 2>&1)
 check "an install command that hangs is killed and reported" has "$out" "failed" "timed out"
-check "  ... the command is gone" wait_until 5 bash -c "! pgrep -f '^(sh -c )?sleep $NAP' > /dev/null"
+# No process's command line is the hanging command's (pgrep -f, without
+# procps, which a minimal Debian lacks)
+no_process () {
+    local f
+    for f in /proc/[0-9]*/cmdline; do
+        tr '\0' ' ' 2>/dev/null < "$f" | grep -qE "$1" && return 1
+    done
+    return 0
+}
+check "  ... the command is gone" wait_until 5 no_process "^(sh -c )?sleep $NAP( |\$)"
 
 finish
