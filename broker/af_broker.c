@@ -289,18 +289,41 @@ done:
 //  per message, and the other sockets and timers still get their turn.
 //  Both sockets have a receive timeout of 0, so the batch ends as soon as
 //  the queue is empty (asking ZMQ_EVENTS instead costs a system call).
+//  One batch from a socket; how many messages it took
+static int
+s_frontend_batch (af_broker_t *self)
+{
+    int i;
+    for (i = 0; i < AF_BATCH; i++) {
+        zframe_t *routing, *body;
+        size_t extra;
+        if (s_recv_frames (self->frontend, &routing, &body, &extra))
+            break;
+        s_frontend_message (self, routing, body, extra);
+    }
+    return i;
+}
+
+static int
+s_backend_batch (af_broker_t *self)
+{
+    int i;
+    for (i = 0; i < AF_BATCH; i++) {
+        zframe_t *routing, *body;
+        size_t extra;
+        if (s_recv_frames (self->backend, &routing, &body, &extra))
+            break;
+        af_dispatch_message (self->dispatch, &routing, &body, extra);
+    }
+    return i;
+}
+
 static int
 s_frontend_event (zloop_t *loop, zsock_t *reader, void *arg)
 {
     (void) loop;
-    af_broker_t *self = (af_broker_t *) arg;
-    for (int i = 0; i < AF_BATCH; i++) {
-        zframe_t *routing, *body;
-        size_t extra;
-        if (s_recv_frames (reader, &routing, &body, &extra))
-            break;
-        s_frontend_message (self, routing, body, extra);
-    }
+    (void) reader;
+    s_frontend_batch ((af_broker_t *) arg);
     return 0;
 }
 
@@ -308,14 +331,8 @@ static int
 s_backend_event (zloop_t *loop, zsock_t *reader, void *arg)
 {
     (void) loop;
-    af_broker_t *self = (af_broker_t *) arg;
-    for (int i = 0; i < AF_BATCH; i++) {
-        zframe_t *routing, *body;
-        size_t extra;
-        if (s_recv_frames (reader, &routing, &body, &extra))
-            break;
-        af_dispatch_message (self->dispatch, &routing, &body, extra);
-    }
+    (void) reader;
+    s_backend_batch ((af_broker_t *) arg);
     return 0;
 }
 
@@ -328,6 +345,12 @@ s_timer_event (zloop_t *loop, int timer_id, void *arg)
     (void) loop;
     (void) timer_id;
     af_broker_t *self = (af_broker_t *) arg;
+    //  What peers sent while the broker was busy (a slow disk's fsync, a
+    //  big diff) counts before anyone is judged silent: read it first
+    for (int round = 0; round < AF_DRAIN_BATCHES && s_frontend_batch (self) == AF_BATCH; round++)
+        ;
+    for (int round = 0; round < AF_DRAIN_BATCHES && s_backend_batch (self) == AF_BATCH; round++)
+        ;
     int64_t now = zclock_mono ();
     int64_t expiry = (int64_t) self->config.heartbeat_ms * self->config.liveness;
     zlistx_t *dead = zlistx_new ();

@@ -104,6 +104,7 @@
 #define AF_SOCKET_HWM           100000  //  ZMQ_SNDHWM / ZMQ_RCVHWM of the ROUTERs
 #define AF_BATCH                256     //  messages taken per socket wake-up
 #define AF_ITEM_WINDOW          64      //  outbox items in flight per connection
+#define AF_DRAIN_BATCHES        64      //  batches read before the timer judges peers
 #define AF_MAX_SESSIONS         100000  //  (config) connections with a session
 #define AF_MAX_QUEUE            100000  //  (config) requests waiting for a worker
 #define AF_ATTEST_SKEW_MS       300000  //  attestations dated this far ahead pass
