@@ -249,15 +249,16 @@ handle_chunk (af_broker_t *self, session_t *session, af_msg_t *msg)
         return;
     }
     char err [AF_MAX_REASON + 1];
-    int rc = af_download_chunk (upload->download, msg, err, sizeof err);
-    if (rc == 0) {
+    bool complete;
+    int code = af_download_chunk (upload->download, msg, &complete, err, sizeof err);
+    if (code == AF_OK && !complete) {
         s_send_credit (self, session, msg->hash, 1, NULL);
         return;
     }
-    if (rc == 1)
+    if (code == AF_OK)
         s_upload_keep (self, session, upload, msg->total);
     else
-    if (af_download_local (upload->download)) {
+    if (code == AF_E_INTERNAL) {
         //  Our disk, not the node's bytes: a 5xx, so the node tries again later
         zsys_error ("broker: cannot store an upload from %s of '%s': %s", session->device_id,
                     session->account, err);

@@ -26,9 +26,9 @@ af_config_derive (const char *account, const char *secret, uint8_t *key, char *e
                        crypto_pwhash_OPSLIMIT_INTERACTIVE, crypto_pwhash_MEMLIMIT_INTERACTIVE,
                        crypto_pwhash_ALG_ARGON2ID13)) {
         snprintf (err, errlen, "not enough memory to derive the configuration key");
-        return -1;
+        return AF_E_INTERNAL;
     }
-    return 0;
+    return AF_OK;
 }
 
 int
@@ -37,7 +37,7 @@ af_config_seal (const uint8_t *key, const char *dir, const char *tmp_path,
 {
     *blob = NULL;
     if (af_install_pack_dir (dir, tmp_path, err, errlen))
-        return -1;
+        return AF_E_MALFORMED;          //  nothing to send, or unreadable
     int fd = open (tmp_path, O_RDONLY | O_CLOEXEC);
     struct stat st;
     size_t limit = AF_MAX_CONFIG - crypto_secretbox_NONCEBYTES - crypto_secretbox_MACBYTES;
@@ -47,7 +47,7 @@ af_config_seal (const uint8_t *key, const char *dir, const char *tmp_path,
         if (fd >= 0)
             close (fd);
         unlink (tmp_path);
-        return -1;
+        return fd < 0? AF_E_INTERNAL: AF_E_TOO_BIG;
     }
     size_t plain_size = (size_t) st.st_size;
     uint8_t *plain = (uint8_t *) malloc (plain_size? plain_size: 1);
@@ -59,13 +59,13 @@ af_config_seal (const uint8_t *key, const char *dir, const char *tmp_path,
     if (!*blob) {
         snprintf (err, errlen, "cannot read the packed configuration");
         free (plain);
-        return -1;
+        return AF_E_INTERNAL;
     }
     randombytes_buf (*blob, crypto_secretbox_NONCEBYTES);
     crypto_secretbox_easy (*blob + crypto_secretbox_NONCEBYTES, plain, plain_size, *blob, key);
     sodium_memzero (plain, plain_size);
     free (plain);
-    return 0;
+    return AF_OK;
 }
 
 int
@@ -74,19 +74,16 @@ af_config_open (const uint8_t *key, const char *home, const char *program,
 {
     if (size < crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES) {
         snprintf (err, errlen, "cannot decrypt the configuration: it is too short");
-        return -1;
+        return AF_E_MALFORMED;
     }
     size_t plain_size = size - crypto_secretbox_NONCEBYTES - crypto_secretbox_MACBYTES;
     uint8_t *plain = (uint8_t *) malloc (plain_size? plain_size: 1);
-    if (!plain) {
-        snprintf (err, errlen, "out of memory");
-        return -1;
-    }
+    assert (plain);
     if (crypto_secretbox_open_easy (plain, blob + crypto_secretbox_NONCEBYTES,
                                     size - crypto_secretbox_NONCEBYTES, blob, key)) {
         free (plain);
         snprintf (err, errlen, "cannot decrypt the configuration: another account secret, or altered");
-        return -1;
+        return AF_E_MALFORMED;
     }
     char tmp [700];
     snprintf (tmp, sizeof tmp, "%s/incoming/config-%s.tar", home, program);
@@ -96,13 +93,16 @@ af_config_open (const uint8_t *key, const char *home, const char *program,
         ok = close (fd) == 0 && ok;
     sodium_memzero (plain, plain_size);
     free (plain);
-    int rc = -1;
+    int code = AF_E_INTERNAL;
     if (!ok)
         snprintf (err, errlen, "cannot write %s: %s", tmp, strerror (errno));
     else
-        rc = af_install_data (home, "config", program, tmp, err, errlen);
+    if (af_install_data (home, "config", program, tmp, err, errlen) == 0)
+        code = AF_OK;
+    else
+        code = AF_E_MALFORMED;          //  refused by the installer's checks, or not written
     unlink (tmp);
-    return rc;
+    return code;
 }
 
 uint64_t
@@ -172,20 +172,20 @@ af_config_test (bool verbose)
     }
 
     uint8_t key [AF_CONFIG_KEY_SIZE], other [AF_CONFIG_KEY_SIZE];
-    assert (af_config_derive ("ana", "a long account secret", key, err, sizeof err) == 0);
-    assert (af_config_derive ("bob", "a long account secret", other, err, sizeof err) == 0);
+    assert (af_config_derive ("ana", "a long account secret", key, err, sizeof err) == AF_OK);
+    assert (af_config_derive ("bob", "a long account secret", other, err, sizeof err) == AF_OK);
     assert (memcmp (key, other, sizeof key));          //  salted by account
     uint8_t *blob;
     size_t size;
     snprintf (path, sizeof path, "%s/seal.tar", home);
-    assert (af_config_seal (key, dir, path, &blob, &size, err, sizeof err) == 0);
+    assert (af_config_seal (key, dir, path, &blob, &size, err, sizeof err) == AF_OK);
     assert (!memmem (blob, size, "font=large", 10));    //  no plaintext in the blob
     //  Another key, or one changed byte, does not open it
-    assert (af_config_open (other, home, "notes", blob, size, err, sizeof err) == -1 && strstr (err, "decrypt"));
+    assert (af_config_open (other, home, "notes", blob, size, err, sizeof err) == AF_E_MALFORMED && strstr (err, "decrypt"));
     blob [size - 1] ^= 1;
-    assert (af_config_open (key, home, "notes", blob, size, err, sizeof err) == -1);
+    assert (af_config_open (key, home, "notes", blob, size, err, sizeof err) == AF_E_MALFORMED);
     blob [size - 1] ^= 1;
-    assert (af_config_open (key, home, "notes", blob, size, err, sizeof err) == 0);
+    assert (af_config_open (key, home, "notes", blob, size, err, sizeof err) == AF_OK);
     snprintf (path, sizeof path, "%s/config/notes/settings.conf", home);
     char line [64] = "";
     file = fopen (path, "r");

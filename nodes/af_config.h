@@ -20,22 +20,24 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sodium.h>
+#include "af_limits.h"
 
 #define AF_CONFIG_KEY_SIZE  crypto_secretbox_KEYBYTES
 
-//  Derive the account's configuration key from its secret. 0, or -1 with
-//  err (too little memory for Argon2id).
+//  Derive the account's configuration key from its secret. AF_OK, or
+//  AF_E_INTERNAL with err (too little memory for Argon2id).
 int af_config_derive (const char *account, const char *secret, uint8_t *key, char *err, size_t errlen);
 
 //  Seal the directory dir: pack it into tmp_path (removed after), encrypt.
-//  A new blob (caller frees) of at most AF_MAX_CONFIG bytes. 0, or -1 with
-//  err (empty, too large, unreadable).
+//  A new blob (caller frees) of at most AF_MAX_CONFIG bytes. AF_OK, or with
+//  err AF_E_MALFORMED (empty or unreadable), AF_E_TOO_BIG, AF_E_INTERNAL.
 int af_config_seal (const uint8_t *key, const char *dir, const char *tmp_path,
                     uint8_t **blob, size_t *size, char *err, size_t errlen);
 
 //  Open a blob and put it in place of HOME/config/PROGRAM/ (staged, then
-//  swapped in). 0, or -1 with err ("cannot decrypt": another account
-//  secret, or tampered), and the configuration unchanged.
+//  swapped in). AF_OK, or with err and the configuration unchanged:
+//  AF_E_MALFORMED ("cannot decrypt": another account secret, or tampered;
+//  or refused by the installer's checks), AF_E_INTERNAL (cannot write).
 int af_config_open (const uint8_t *key, const char *home, const char *program,
                     const uint8_t *blob, size_t size, char *err, size_t errlen);
 

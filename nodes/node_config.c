@@ -93,7 +93,7 @@ s_config_upload (af_node_t *self, const char *program)
     snprintf (tmp, sizeof tmp, "%s/incoming/config-out-%s.tar", self->config.home, program);
     uint8_t *blob;
     size_t size;
-    if (af_config_seal (key, dir, tmp, &blob, &size, err, sizeof err)) {
+    if (af_config_seal (key, dir, tmp, &blob, &size, err, sizeof err) != AF_OK) {
         zsys_warning ("node: cannot send the configuration of %s: %s", program, err);
         sodium_memzero (key, sizeof key);
         return;
@@ -133,7 +133,8 @@ s_config_apply (af_node_t *self, af_msg_t *msg, char *err, size_t errlen)
         snprintf (err, errlen, "set the account secret first: appferry config secret");
         return -1;
     }
-    int rc = af_config_open (key, self->config.home, msg->program, msg->data, msg->data_size, err, errlen);
+    int rc = af_config_open (key, self->config.home, msg->program, msg->data, msg->data_size, err, errlen)
+             == AF_OK? 0: -1;
     sodium_memzero (key, sizeof key);
     if (rc == 0) {
         char dir [600];
@@ -227,9 +228,9 @@ s_show_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
     char scratch [AF_MAX_PROGRAM + 32], dir [700];
     snprintf (scratch, sizeof scratch, "%s%s", AF_INSTALL_SCRATCH, answer->program);
     snprintf (dir, sizeof dir, "%s/config/%s", self->config.home, scratch);
-    int rc = af_config_open (key, self->config.home, scratch, answer->data, answer->data_size, err, sizeof err);
+    int code = af_config_open (key, self->config.home, scratch, answer->data, answer->data_size, err, sizeof err);
     sodium_memzero (key, sizeof key);
-    if (rc) {
+    if (code != AF_OK) {
         node_ctl_error (self, pending->client, AF_E_MALFORMED, "%s", err);
         return true;
     }
@@ -281,7 +282,7 @@ node_config_secret (af_node_t *self, cli_t *cli)
     if (strlen (secret) < 12)
         node_ctl_error (self, cli->client, AF_E_MALFORMED, "the account secret must be at least 12 characters");
     else
-    if (af_config_derive (self->account, secret, key, err, sizeof err))
+    if (af_config_derive (self->account, secret, key, err, sizeof err) != AF_OK)
         node_ctl_error (self, cli->client, AF_E_INTERNAL, "%s", err);
     else {
         snprintf (path, sizeof path, "%s/config.key", self->config.home);

@@ -387,18 +387,19 @@ node_jobs_chunk (af_node_t *self, af_msg_t **msg_p)
         //  these bytes, and the broker's new transfer does not count it
         return;
     }
-    int rc = af_download_chunk (job->download, msg, err, sizeof err);
+    bool complete;
+    int code = af_download_chunk (job->download, msg, &complete, err, sizeof err);
     job->last_chunk = zclock_mono ();
-    if (rc < 0 && job->data_phase)
+    if (code != AF_OK && job->data_phase)
         s_job_finish (self, job, "failed", job->files, "installed, but the user data failed: %s", err);
     else
-    if (rc < 0)
+    if (code != AF_OK)
         s_job_finish (self, job, "failed", 0, "%s", err);
     else
-    if (rc == 1 && job->data_phase)
+    if (complete && job->data_phase)
         s_on_data (self, job);
     else
-    if (rc == 1)
+    if (complete)
         s_on_package (self, job);
     else {
         job->owed++;

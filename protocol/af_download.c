@@ -16,7 +16,6 @@ struct _af_download_t {
     uint64_t received;
     int fd;
     bool keep;
-    bool local;                     //  the last error was ours (writing), not the sender's
     crypto_generichash_state state;
     uint8_t *buffer;                //  one decompressed chunk
 };
@@ -58,28 +57,30 @@ af_download_destroy (af_download_t **self_p)
 }
 
 int
-af_download_chunk (af_download_t *self, const af_msg_t *chunk, char *err, size_t errlen)
+af_download_chunk (af_download_t *self, const af_msg_t *chunk, bool *complete, char *err, size_t errlen)
 {
+    assert (self && chunk && complete);
+    *complete = false;
     if (!streq (chunk->hash, self->hash)) {
         snprintf (err, errlen, "a chunk of another package arrived");
-        return -1;
+        return AF_E_MALFORMED;
     }
     if (chunk->total != self->total) {
         snprintf (err, errlen, "the package is %llu bytes, not the %llu the offer said",
                   (unsigned long long) chunk->total, (unsigned long long) self->total);
-        return -1;
+        return AF_E_MALFORMED;
     }
     if (chunk->offset != self->received) {
         snprintf (err, errlen, "chunk at offset %llu %s; expected offset %llu",
                   (unsigned long long) chunk->offset,
                   chunk->offset < self->received? "repeats bytes already received": "is out of order",
                   (unsigned long long) self->received);
-        return -1;
+        return AF_E_MALFORMED;
     }
     if (chunk->size == 0 || chunk->size > AF_MAX_CHUNK || chunk->offset + chunk->size > self->total) {
         snprintf (err, errlen, "chunk of %u bytes at %llu is too large or runs past the end",
                   chunk->size, (unsigned long long) chunk->offset);
-        return -1;
+        return AF_E_MALFORMED;
     }
     const uint8_t *bytes = chunk->data;
     if (chunk->zstd) {
@@ -90,7 +91,7 @@ af_download_chunk (af_download_t *self, const af_msg_t *chunk, char *err, size_t
         if (declared != chunk->size || ZSTD_isError (n) || n != chunk->size) {
             snprintf (err, errlen, "chunk at %llu does not decompress to its %u bytes",
                       (unsigned long long) chunk->offset, chunk->size);
-            return -1;
+            return AF_E_MALFORMED;
         }
         bytes = self->buffer;
     }
@@ -98,7 +99,7 @@ af_download_chunk (af_download_t *self, const af_msg_t *chunk, char *err, size_t
     if (chunk->data_size != chunk->size) {
         snprintf (err, errlen, "raw chunk at %llu has %u bytes, not %u", (unsigned long long) chunk->offset,
                   chunk->data_size, chunk->size);
-        return -1;
+        return AF_E_MALFORMED;
     }
     size_t done = 0;
     while (done < chunk->size) {
@@ -106,18 +107,17 @@ af_download_chunk (af_download_t *self, const af_msg_t *chunk, char *err, size_t
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            self->local = true;
             snprintf (err, errlen, "cannot write the file: %s",
                       errno == ENOSPC? "the disk is full":
                       errno == EFBIG? "larger than this device allows (file size limit)": strerror (errno));
-            return -1;
+            return AF_E_INTERNAL;
         }
         done += (size_t) n;
     }
     crypto_generichash_update (&self->state, bytes, chunk->size);
     self->received += chunk->size;
     if (self->received < self->total)
-        return 0;
+        return AF_OK;
     uint8_t hash [AF_HASH_SIZE];
     char hex [AF_HASH_HEX + 1];
     crypto_generichash_final (&self->state, hash, sizeof hash);
@@ -125,21 +125,14 @@ af_download_chunk (af_download_t *self, const af_msg_t *chunk, char *err, size_t
     if (!streq (hex, self->hash)) {
         snprintf (err, errlen, "the file's hash does not match (got %.16s..., expected %.16s...): "
                   "it was altered in the store or in transit", hex, self->hash);
-        return -1;
+        return AF_E_MALFORMED;
     }
     if (fsync (self->fd)) {
-        self->local = true;
         snprintf (err, errlen, "cannot write the package: %s", strerror (errno));
-        return -1;
+        return AF_E_INTERNAL;
     }
-    return 1;
-}
-
-bool
-af_download_local (af_download_t *self)
-{
-    assert (self);
-    return self->local;
+    *complete = true;
+    return AF_OK;
 }
 
 uint64_t
@@ -182,6 +175,7 @@ s_chunk (const char *hash, uint64_t total, uint64_t offset, const uint8_t *data,
 void
 af_download_test (bool verbose)
 {
+    bool complete;
     if (verbose)
         printf (" * af_download: ");
     char dir [] = "/tmp/af_download_test.XXXXXX";
@@ -204,11 +198,11 @@ af_download_test (bool verbose)
     af_msg_t *first = s_chunk (hash, total, 0, data, AF_MAX_CHUNK, true);
     af_msg_t *second = s_chunk (hash, total, AF_MAX_CHUNK, data + AF_MAX_CHUNK, total - AF_MAX_CHUNK, false);
     assert (first->data_size < AF_MAX_CHUNK);
-    assert (af_download_chunk (download, first, err, sizeof err) == 0);
+    assert (af_download_chunk (download, first, &complete, err, sizeof err) == AF_OK && !complete);
     //  A repeat is refused, and refused without harm
-    assert (af_download_chunk (download, first, err, sizeof err) == -1 && strstr (err, "repeats"));
+    assert (af_download_chunk (download, first, &complete, err, sizeof err) == AF_E_MALFORMED && strstr (err, "repeats"));
     assert (af_download_received (download) == AF_MAX_CHUNK);
-    assert (af_download_chunk (download, second, err, sizeof err) == 1);
+    assert (af_download_chunk (download, second, &complete, err, sizeof err) == AF_OK && complete);
     af_download_keep (download);
     af_download_destroy (&download);
     assert (zsys_file_exists (path));
@@ -216,33 +210,33 @@ af_download_test (bool verbose)
 
     //  Out of order
     download = af_download_new (path, hash, total, err, sizeof err);
-    assert (af_download_chunk (download, second, err, sizeof err) == -1 && strstr (err, "out of order"));
+    assert (af_download_chunk (download, second, &complete, err, sizeof err) == AF_E_MALFORMED && strstr (err, "out of order"));
     af_download_destroy (&download);
     assert (!zsys_file_exists (path));          //  the partial file is gone
 
     //  A tampered byte: everything arrives, the hash check refuses it
     download = af_download_new (path, hash, total, err, sizeof err);
     second->data [100] ^= 1;
-    assert (af_download_chunk (download, first, err, sizeof err) == 0);
-    assert (af_download_chunk (download, second, err, sizeof err) == -1 && strstr (err, "hash does not match"));
+    assert (af_download_chunk (download, first, &complete, err, sizeof err) == AF_OK && !complete);
+    assert (af_download_chunk (download, second, &complete, err, sizeof err) == AF_E_MALFORMED && strstr (err, "hash does not match"));
     af_download_destroy (&download);
     assert (!zsys_file_exists (path));
 
     //  A compressed chunk that lies about its size
     download = af_download_new (path, hash, total, err, sizeof err);
     first->size = AF_MAX_CHUNK - 1;
-    assert (af_download_chunk (download, first, err, sizeof err) == -1 && strstr (err, "decompress"));
+    assert (af_download_chunk (download, first, &complete, err, sizeof err) == AF_E_MALFORMED && strstr (err, "decompress"));
     af_download_destroy (&download);
     //  Another package's chunk, and a chunk past the end
     download = af_download_new (path, hash, total, err, sizeof err);
     first->size = AF_MAX_CHUNK;
     first->hash [0] = first->hash [0] == 'a'? 'b': 'a';
-    assert (af_download_chunk (download, first, err, sizeof err) == -1 && strstr (err, "another"));
+    assert (af_download_chunk (download, first, &complete, err, sizeof err) == AF_E_MALFORMED && strstr (err, "another"));
     af_download_destroy (&download);
     download = af_download_new (path, hash, 10, err, sizeof err);
     second->total = 10;
     second->offset = 0;
-    assert (af_download_chunk (download, second, err, sizeof err) == -1);
+    assert (af_download_chunk (download, second, &complete, err, sizeof err) == AF_E_MALFORMED);
     af_download_destroy (&download);
 
     af_msg_destroy (&first);

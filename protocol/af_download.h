@@ -29,16 +29,13 @@ af_download_t *af_download_new (const char *path, const char *hash, uint64_t tot
 //  Destroy; removes the file unless af_download_keep was called.
 void af_download_destroy (af_download_t **self_p);
 
-//  Take one CHUNK. Returns 0 (more to come), 1 (complete: every byte in
-//  and the hash matches), or -1 with err (out of order, duplicate, too
-//  large, past the end, bad compression, write error such as a full
-//  disk, or, on the last chunk, a hash that does not match).
-int af_download_chunk (af_download_t *self, const af_msg_t *chunk, char *err, size_t errlen);
-
-//  True if the last failure was this side's (the file could not be
-//  written: a full disk, a size limit), not the sender's: then it is a
-//  server-side (5xx) failure, not a bad message.
-bool af_download_local (af_download_t *self);
+//  Take one CHUNK. Returns AF_OK (*complete when every byte is in and the
+//  hash matches), AF_E_MALFORMED with err when the sender broke a rule (out
+//  of order, a repeat, too large, past the end, bad compression, or, on the
+//  last chunk, a hash that does not match: the sender's fault, not to be
+//  retried as is), or AF_E_INTERNAL with err when this side could not
+//  write the file (a full disk, a size limit: a 5xx, worth a retry later).
+int af_download_chunk (af_download_t *self, const af_msg_t *chunk, bool *complete, char *err, size_t errlen);
 
 //  Bytes received and written so far (the offset to resume from)
 uint64_t af_download_received (af_download_t *self);
