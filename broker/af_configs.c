@@ -137,7 +137,7 @@ af_configs_put (af_configs_t *self, const char *account, const char *program,
         bool too_many = found == MDB_NOTFOUND && self->max_programs && programs >= self->max_programs;
         bool too_big = self->max_bytes && after > self->max_bytes && after > bytes;
         if (rc == 0 && (too_many || too_big)) {
-            af_store_abort (&txn);
+            af_store_abort (self->store, &txn);
             zsys_warning ("configs: '%s' is at its quota (%zu programs, %llu bytes)", account, programs,
                           (unsigned long long) bytes);
             return AF_E_QUOTA;
@@ -155,7 +155,7 @@ af_configs_put (af_configs_t *self, const char *account, const char *program,
     }
     if (rc == 0)
         rc = af_store_commit (self->store, &txn);
-    af_store_abort (&txn);
+    af_store_abort (self->store, &txn);
     if (rc) {
         zsys_error ("configs: cannot store %s of '%s': %s", program, account, mdb_strerror (rc));
         return AF_E_INTERNAL;
@@ -192,7 +192,7 @@ af_configs_get (af_configs_t *self, const char *account, const char *program,
         if (af_store_get (txn, self->configs_prev, key, keylen, &prev) == 0 && prev.mv_size >= 8)
             memcpy (&msg->prev_at, prev.mv_data, 8);
     }
-    af_store_abort (&txn);
+    af_store_abort (self->store, &txn);
     if (rc == MDB_NOTFOUND)
         return AF_E_NO_CONFIG;
     if (rc)

@@ -87,7 +87,7 @@ af_guesses_check (af_guesses_t *self, const char *account, const char *source, u
     uint64_t since, all_since;
     s_read (self, txn, key, keylen, now, &count, &since);
     s_read (self, txn, all, alllen, now, &total, &all_since);
-    af_store_abort (&txn);
+    af_store_abort (self->store, &txn);
     if (count >= AF_MAX_LOGIN_FAILURES) {
         snprintf (err, errlen, "%u wrong passwords for '%s' from here; try again in %d s", count, account,
                   (int) ((since + AF_LOGIN_WINDOW_MS - now) / 1000) + 1);
@@ -130,7 +130,7 @@ af_guesses_failed (af_guesses_t *self, const char *account, const char *source, 
         rc = s_bump (self, txn, all, alllen, now);
     if (rc == 0)
         rc = af_store_commit (self->store, &txn);
-    af_store_abort (&txn);
+    af_store_abort (self->store, &txn);
     return af_store_code (rc);
 }
 
@@ -146,14 +146,14 @@ af_guesses_passed (af_guesses_t *self, const char *account, const char *source)
     int rc = af_store_begin (self->store, true, &txn);
     MDB_val value;
     if (rc == 0 && af_store_get (txn, self->guesses, key, keylen, &value) == MDB_NOTFOUND) {
-        af_store_abort (&txn);          //  nothing to clear: no write
+        af_store_abort (self->store, &txn);          //  nothing to clear: no write
         return AF_OK;
     }
     if (rc == 0)
         rc = af_store_del (txn, self->guesses, key, keylen);
     if (rc == 0 || rc == MDB_NOTFOUND)
         rc = af_store_commit (self->store, &txn);
-    af_store_abort (&txn);
+    af_store_abort (self->store, &txn);
     return af_store_code (rc);
 }
 
@@ -184,7 +184,7 @@ af_guesses_expire (af_guesses_t *self, uint64_t now)
     }
     if (rc == 0 && removed)
         rc = af_store_commit (self->store, &txn);
-    af_store_abort (&txn);
+    af_store_abort (self->store, &txn);
     return af_store_code (rc);
 }
 

@@ -166,7 +166,7 @@ af_lists_report (af_lists_t *self, const char *account, const char *device_id, c
     if (rc == 0)
         rc = s_seq (self, txn, skey, skeylen, &last, NULL);
     if (rc == 0 && report->seq <= last) {
-        af_store_abort (&txn);
+        af_store_abort (self->store, &txn);
         return AF_OK;                   //  a repeat, applied before
     }
     if (rc == 0 && install) {
@@ -191,7 +191,7 @@ af_lists_report (af_lists_t *self, const char *account, const char *device_id, c
         rc = s_put_seq (self, txn, skey, skeylen, report->seq, 0);
     if (rc == 0)
         rc = af_store_commit (self->store, &txn);
-    af_store_abort (&txn);
+    af_store_abort (self->store, &txn);
     *applied = rc == 0;
     return s_code (rc, "store a report");
 }
@@ -212,7 +212,7 @@ af_lists_replace (af_lists_t *self, const char *account, const char *device_id, 
     if (rc == 0)
         rc = s_seq (self, txn, prefix, plen, &last, NULL);
     if (rc == 0 && list->seq < last) {
-        af_store_abort (&txn);
+        af_store_abort (self->store, &txn);
         return AF_OK;                   //  stale
     }
     //  Out with the old list...
@@ -241,7 +241,7 @@ af_lists_replace (af_lists_t *self, const char *account, const char *device_id, 
         rc = s_put_seq (self, txn, prefix, plen, list->seq, (uint64_t) zclock_time ());
     if (rc == 0)
         rc = af_store_commit (self->store, &txn);
-    af_store_abort (&txn);
+    af_store_abort (self->store, &txn);
     *applied = rc == 0;
     return s_code (rc, "store a whole list");
 }
@@ -259,7 +259,7 @@ af_lists_seq (af_lists_t *self, const char *account, const char *device_id, uint
         rc = af_store_begin (self->store, false, &txn);
     if (rc == 0)
         rc = s_seq (self, txn, key, keylen, &seq_value, &at_value);
-    af_store_abort (&txn);
+    af_store_abort (self->store, &txn);
     if (rc)
         seq_value = at_value = 0;
     if (seq)
@@ -333,7 +333,7 @@ s_walk (af_lists_t *self, MDB_dbi dbi, const uint8_t *prefix, size_t plen, size_
         }
         mdb_cursor_close (cursor);
     }
-    af_store_abort (&txn);
+    af_store_abort (self->store, &txn);
     return s_code (rc == MDB_NOTFOUND? 0: rc, "read install lists");
 }
 

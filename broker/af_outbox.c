@@ -182,7 +182,7 @@ af_outbox_put (af_outbox_t *self, const char *account, const char *device_id,
         rc = s_put (self, txn, account, device_id, data, size, id_out);
     if (rc == 0)
         rc = af_store_commit (self->store, &txn);
-    af_store_abort (&txn);
+    af_store_abort (self->store, &txn);
     return s_code (rc, "queue an item");
 }
 
@@ -204,7 +204,7 @@ af_outbox_each (af_outbox_t *self, const char *account, const char *device_id,
     if (rc == 0)
         rc = mdb_cursor_open (txn, self->items, &cursor);
     if (rc) {
-        af_store_abort (&txn);
+        af_store_abort (self->store, &txn);
         return s_code (rc, "read an outbox");
     }
     MDB_val key = { plen + 8, start }, value;
@@ -229,7 +229,7 @@ af_outbox_each (af_outbox_t *self, const char *account, const char *device_id,
         rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
     }
     mdb_cursor_close (cursor);
-    af_store_abort (&txn);
+    af_store_abort (self->store, &txn);
     return s_code (rc == MDB_NOTFOUND? 0: rc, "read an outbox");
 }
 
@@ -283,7 +283,7 @@ af_outbox_ack (af_outbox_t *self, const char *account, const char *device_id, co
         rc = s_ack (self, txn, account, device_id, item_id);
     if (rc == 0)
         rc = af_store_commit (self->store, &txn);
-    af_store_abort (&txn);
+    af_store_abort (self->store, &txn);
     if (removed)
         *removed = rc == 0;
     return s_code (rc == MDB_NOTFOUND? 0: rc, "remove an item");
@@ -325,7 +325,7 @@ af_outbox_find (af_outbox_t *self, const char *account, const char *device_id, c
         *found = true;
         fn (&item, arg);
     }
-    af_store_abort (&txn);
+    af_store_abort (self->store, &txn);
     return s_code (rc == MDB_NOTFOUND? 0: rc, "read an item");
 }
 
@@ -384,7 +384,7 @@ af_outbox_count (af_outbox_t *self, const char *account, const char *device_id, 
     int64_t n = 0;
     if (rc == 0)
         rc = s_last (self, txn, prefix, plen, &last, &n);
-    af_store_abort (&txn);
+    af_store_abort (self->store, &txn);
     if (rc == 0)
         *count = (size_t) n;
     return s_code (rc, "count an outbox");

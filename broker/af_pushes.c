@@ -235,7 +235,7 @@ af_pushes_create (af_pushes_t *self, const char *account, const char *initiator,
     }
     if (code == AF_OK)
         code = s_code (af_store_commit (self->store, &txn), "commit a push");
-    af_store_abort (&txn);
+    af_store_abort (self->store, &txn);
     return code;
 }
 
@@ -254,7 +254,7 @@ af_pushes_queue (af_pushes_t *self, const char *account, const char (*devices) [
                                   zframe_size (frame), NULL);
     if (code == AF_OK)
         code = s_code (af_store_commit (self->store, &txn), "commit a queue");
-    af_store_abort (&txn);
+    af_store_abort (self->store, &txn);
     zframe_destroy (&frame);
     return code;
 }
@@ -296,7 +296,7 @@ af_pushes_offers_blob (af_pushes_t *self, const char *account, const char *devic
         }
         mdb_cursor_close (cursor);
     }
-    af_store_abort (&txn);
+    af_store_abort (self->store, &txn);
     return found;
 }
 
@@ -406,7 +406,7 @@ af_pushes_done (af_pushes_t *self, const char *account, const char *device_id,
                              done->reason, initiator_out, found, freed);
     if (code == AF_OK && *found)
         code = s_code (af_store_commit (self->store, &txn), "commit an outcome");
-    af_store_abort (&txn);
+    af_store_abort (self->store, &txn);
     if (code != AF_OK)
         *found = false;
     if (freed_out)
@@ -470,7 +470,7 @@ af_pushes_blob_refs (af_pushes_t *self, const char *account, const char *hash, u
         rc = af_store_get (txn, self->refs, key, keylen, &value);
     if (rc == 0 && value.mv_size == 4)
         memcpy (count, value.mv_data, 4);
-    af_store_abort (&txn);
+    af_store_abort (self->store, &txn);
     return s_code (rc == MDB_NOTFOUND? 0: rc, "read a blob's offers");
 }
 
@@ -488,7 +488,7 @@ af_pushes_get (af_pushes_t *self, const char *account, const char *push_id,
     int rc = af_store_begin (self->store, false, &txn);
     if (rc == 0)
         rc = s_record_get (txn, self->pushes, key, keylen, record, initiator_out, NULL);
-    af_store_abort (&txn);
+    af_store_abort (self->store, &txn);
     if (rc == MDB_NOTFOUND)
         return AF_OK;
     return rc == -1? AF_E_INTERNAL: s_code (rc, "read a push");

@@ -138,13 +138,13 @@ af_registry_create (af_registry_t *self, const char *account, const char *pwhash
                            buffer.data, buffer.size, MDB_NOOVERWRITE);
     msgpack_sbuffer_destroy (&buffer);
     if (rc == MDB_KEYEXIST) {
-        af_store_abort (&txn);
+        af_store_abort (self->store, &txn);
         snprintf (err, errlen, "account '%s' already exists", account);
         return AF_E_ACCOUNT_EXISTS;
     }
     if (rc == 0)
         rc = af_store_commit (self->store, &txn);
-    af_store_abort (&txn);
+    af_store_abort (self->store, &txn);
     if (rc) {
         snprintf (err, errlen, "store error: %s", mdb_strerror (rc));
         return AF_E_INTERNAL;
@@ -174,7 +174,7 @@ af_registry_exists (af_registry_t *self, const char *account)
     MDB_val value;
     bool exists = af_store_begin (self->store, false, &txn) == 0
                && af_store_get (txn, self->accounts, account, strlen (account), &value) == 0;
-    af_store_abort (&txn);
+    af_store_abort (self->store, &txn);
     return exists;
 }
 
@@ -189,7 +189,7 @@ af_registry_pwhash (af_registry_t *self, const char *account, char *hash_out)
         return AF_E_INTERNAL;
     int rc = af_store_get (txn, self->accounts, account, strlen (account), &value);
     if (rc) {
-        af_store_abort (&txn);
+        af_store_abort (self->store, &txn);
         return rc == MDB_NOTFOUND? AF_E_NO_ACCOUNT: AF_E_INTERNAL;
     }
     //  Copy the hash out of the map before the transaction ends
@@ -210,7 +210,7 @@ af_registry_pwhash (af_registry_t *self, const char *account, char *hash_out)
         }
     }
     msgpack_zone_destroy (&zone);
-    af_store_abort (&txn);
+    af_store_abort (self->store, &txn);
     if (!*hash_out) {
         zsys_error ("registry: account '%s' has a corrupt record", account);
         return AF_E_INTERNAL;
@@ -363,7 +363,7 @@ failed:
     snprintf (err, errlen, "store error: %s", mdb_strerror (rc));
     code = AF_E_INTERNAL;
 refused:
-    af_store_abort (&txn);
+    af_store_abort (self->store, &txn);
     return code;
 }
 
@@ -394,7 +394,7 @@ af_registry_device_key (af_registry_t *self, const char *account, const char *de
         memcpy (key_out, value.mv_data, AF_KEY_Z85);
         key_out [AF_KEY_Z85] = 0;
     }
-    af_store_abort (&txn);
+    af_store_abort (self->store, &txn);
     return code;
 }
 
@@ -414,7 +414,7 @@ af_registry_device (af_registry_t *self, const char *account, const char *device
         zsys_error ("registry: device %s of '%s' has a corrupt record: %s", device_id, account, err);
         code = AF_E_INTERNAL;
     }
-    af_store_abort (&txn);
+    af_store_abort (self->store, &txn);
     return code;
 }
 
@@ -444,7 +444,7 @@ af_registry_devices (af_registry_t *self, const char *account, af_device_t **dev
         return AF_E_INTERNAL;
     int rc = mdb_cursor_open (txn, self->devices, &cursor);
     if (rc) {
-        af_store_abort (&txn);
+        af_store_abort (self->store, &txn);
         return AF_E_INTERNAL;
     }
     af_device_t *list = (af_device_t *) calloc (AF_MAX_DEVICES, sizeof (af_device_t));
@@ -467,7 +467,7 @@ af_registry_devices (af_registry_t *self, const char *account, af_device_t **dev
         rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
     }
     mdb_cursor_close (cursor);
-    af_store_abort (&txn);
+    af_store_abort (self->store, &txn);
     if (rc && rc != MDB_NOTFOUND) {
         free (list);
         return AF_E_INTERNAL;

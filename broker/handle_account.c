@@ -401,7 +401,7 @@ s_remove_device (af_broker_t *self, session_t *session, const char *device_id)
         code = af_lists_drop_txn (self->lists, txn, session->account, device_id);
     if (code == AF_OK)
         code = af_store_code (af_store_commit (store, &txn));
-    af_store_abort (&txn);
+    af_store_abort (store, &txn);
     if (code == AF_OK) {
         zsys_info ("broker: device %s of '%s' removed by %s", device_id, session->account, session->device_id);
         af_syncindex_drop (self->syncindex, session->account);

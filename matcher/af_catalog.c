@@ -125,7 +125,7 @@ af_catalog_destroy (af_catalog_t **self_p)
     assert (self_p);
     af_catalog_t *self = *self_p;
     if (self) {
-        af_store_abort (&self->reader);
+        af_store_abort (self->store, &self->reader);
         af_store_destroy (&self->store);
         free (self->scratch);
         free (self->dir);
@@ -606,7 +606,7 @@ s_snapshot (af_catalog_t *self)
     int rc = self->reader? mdb_txn_renew (self->reader): af_store_begin (self->store, false, &self->reader);
     if (rc) {
         zsys_error ("catalog: cannot start a read transaction: %s", mdb_strerror (rc));
-        af_store_abort (&self->reader);
+        af_store_abort (self->store, &self->reader);
         return -1;
     }
     self->reading = true;
@@ -959,7 +959,7 @@ af_catalog_add (af_catalog_t *self, af_catalog_entry_t *entries, size_t count, c
     }
     if (rc == 0 && (rc = af_store_commit (self->store, &txn)))
         snprintf (err, errlen, "store error: %s", mdb_strerror (rc));
-    af_store_abort (&txn);
+    af_store_abort (self->store, &txn);
     free (sorted);
     return rc? -1: (int) count;
 }
@@ -1328,7 +1328,7 @@ af_catalog_list (af_catalog_t *self, FILE *out, bool json)
     MDB_txn *txn = NULL;
     MDB_cursor *cursor = NULL;
     if (af_store_begin (self->store, false, &txn) || mdb_cursor_open (txn, self->fit, &cursor)) {
-        af_store_abort (&txn);
+        af_store_abort (self->store, &txn);
         return -1;
     }
     json_t *doc = json_array ();
@@ -1376,7 +1376,7 @@ af_catalog_list (af_catalog_t *self, FILE *out, bool json)
         rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
     }
     mdb_cursor_close (cursor);
-    af_store_abort (&txn);
+    af_store_abort (self->store, &txn);
     if (json) {
         char *text = json_dumps (doc, JSON_INDENT (2) | JSON_PRESERVE_ORDER);
         fprintf (out, "%s\n", text);

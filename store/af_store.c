@@ -23,6 +23,9 @@ struct _af_store_t {
     MDB_env *env;
     bool readonly;
     char *dir;
+    MDB_txn *batch;                 //  the open batch's write transaction, or NULL
+    uint64_t writes;                //  write transactions committed (into a batch or not)
+    uint64_t batches;               //  batches committed with changes in them
 };
 
 af_store_t *
@@ -95,10 +98,58 @@ af_store_dbi (af_store_t *self, const char *name, unsigned flags, MDB_dbi *dbi)
     rc = mdb_dbi_open (txn, name, flags | (self->readonly? 0: MDB_CREATE), dbi);
     if (rc) {
         zsys_error ("store: cannot open database '%s' in %s: %s", name, self->dir, mdb_strerror (rc));
-        af_store_abort (&txn);
+        af_store_abort (self, &txn);
         return rc;
     }
     return af_store_commit (self, &txn);
+}
+
+int
+af_store_batch_begin (af_store_t *self)
+{
+    assert (self && !self->batch && !self->readonly);
+    int rc = mdb_txn_begin (self->env, NULL, 0, &self->batch);
+    if (rc) {
+        zsys_error ("store: cannot begin a batch in %s: %s", self->dir, mdb_strerror (rc));
+        self->batch = NULL;
+    }
+    return rc;
+}
+
+int
+af_store_batch_end (af_store_t *self)
+{
+    assert (self && self->batch);
+    int rc = mdb_txn_commit (self->batch);
+    self->batch = NULL;
+    if (rc)
+        zsys_error ("store: a batch's commit failed in %s: %s", self->dir, mdb_strerror (rc));
+    else
+        self->batches++;
+    return rc;
+}
+
+void
+af_store_batch_abort (af_store_t *self)
+{
+    assert (self);
+    if (self->batch)
+        mdb_txn_abort (self->batch);
+    self->batch = NULL;
+}
+
+bool
+af_store_in_batch (af_store_t *self)
+{
+    assert (self);
+    return self->batch != NULL;
+}
+
+uint64_t
+af_store_writes (af_store_t *self)
+{
+    assert (self);
+    return self->writes;
 }
 
 int
@@ -106,7 +157,14 @@ af_store_begin (af_store_t *self, bool write, MDB_txn **txn_p)
 {
     assert (self);
     assert (txn_p);
-    int rc = mdb_txn_begin (self->env, NULL, write? 0: MDB_RDONLY, txn_p);
+    //  In a batch: reads see the batch's changes through its transaction;
+    //  a write is a child transaction, so one that fails can be undone
+    //  alone, and its commit only merges into the batch
+    if (self->batch && !write) {
+        *txn_p = self->batch;
+        return 0;
+    }
+    int rc = mdb_txn_begin (self->env, self->batch, write? 0: MDB_RDONLY, txn_p);
     if (rc) {
         zsys_error ("store: cannot begin %s transaction in %s: %s",
                     write? "write": "read", self->dir, mdb_strerror (rc));
@@ -120,21 +178,26 @@ af_store_commit (af_store_t *self, MDB_txn **txn_p)
 {
     assert (self);
     assert (txn_p && *txn_p);
+    if (*txn_p == self->batch) {
+        *txn_p = NULL;                  //  a read lent by the batch: nothing to do
+        return 0;
+    }
     int rc = mdb_txn_commit (*txn_p);
     *txn_p = NULL;
     if (rc)
         zsys_error ("store: commit failed in %s: %s", self->dir, mdb_strerror (rc));
+    else
+        self->writes++;
     return rc;
 }
 
 void
-af_store_abort (MDB_txn **txn_p)
+af_store_abort (af_store_t *self, MDB_txn **txn_p)
 {
-    assert (txn_p);
-    if (*txn_p) {
+    assert (self && txn_p);
+    if (*txn_p && *txn_p != self->batch)
         mdb_txn_abort (*txn_p);
-        *txn_p = NULL;
-    }
+    *txn_p = NULL;
 }
 
 int
@@ -193,22 +256,51 @@ af_store_test (bool verbose)
     assert (txn == NULL);
     assert (af_store_begin (store, true, &txn) == 0);
     assert (af_store_put (txn, things, "b", 1, "banana", 6, 0) == 0);
-    af_store_abort (&txn);
+    af_store_abort (store, &txn);
     assert (txn == NULL);
-    af_store_abort (&txn);          //  idempotent
+    af_store_abort (store, &txn);          //  idempotent
 
     assert (af_store_begin (store, false, &txn) == 0);
     MDB_val value;
     assert (af_store_get (txn, things, "a", 1, &value) == 0);
     assert (value.mv_size == 5 && memcmp (value.mv_data, "apple", 5) == 0);
     assert (af_store_get (txn, things, "b", 1, &value) == MDB_NOTFOUND);
-    af_store_abort (&txn);
+    af_store_abort (store, &txn);
 
     //  NOOVERWRITE reports the existing key
     assert (af_store_begin (store, true, &txn) == 0);
     assert (af_store_put (txn, things, "a", 1, "avocado", 7, MDB_NOOVERWRITE) == MDB_KEYEXIST);
     assert (af_store_del (txn, things, "zz", 2) == MDB_NOTFOUND);
     assert (af_store_commit (store, &txn) == 0);
+
+    //  A batch: children's writes seen inside it, a failed one undone alone,
+    //  nothing left if the batch is dropped, everything once it ends
+    uint64_t writes = af_store_writes (store);
+    assert (af_store_batch_begin (store) == 0 && af_store_in_batch (store));
+    assert (af_store_begin (store, true, &txn) == 0);
+    assert (af_store_put (txn, things, "c", 1, "cherry", 6, 0) == 0);
+    assert (af_store_commit (store, &txn) == 0);
+    assert (af_store_writes (store) == writes + 1);
+    assert (af_store_begin (store, true, &txn) == 0);
+    assert (af_store_put (txn, things, "d", 1, "date", 4, 0) == 0);
+    af_store_abort (store, &txn);
+    assert (af_store_begin (store, false, &txn) == 0);
+    assert (af_store_get (txn, things, "c", 1, &value) == 0);
+    assert (af_store_get (txn, things, "d", 1, &value) == MDB_NOTFOUND);
+    af_store_abort (store, &txn);
+    af_store_batch_abort (store);
+    assert (!af_store_in_batch (store));
+    assert (af_store_begin (store, false, &txn) == 0);
+    assert (af_store_get (txn, things, "c", 1, &value) == MDB_NOTFOUND);
+    af_store_abort (store, &txn);
+    assert (af_store_batch_begin (store) == 0);
+    assert (af_store_begin (store, true, &txn) == 0);
+    assert (af_store_put (txn, things, "c", 1, "cherry", 6, 0) == 0);
+    assert (af_store_commit (store, &txn) == 0);
+    assert (af_store_batch_end (store) == 0);
+    assert (af_store_begin (store, false, &txn) == 0);
+    assert (af_store_get (txn, things, "c", 1, &value) == 0 && value.mv_size == 6);
+    af_store_abort (store, &txn);
 
     //  Data survives close and reopen, including read-only
     af_store_destroy (&store);
@@ -219,7 +311,7 @@ af_store_test (bool verbose)
     assert (af_store_begin (store, false, &txn) == 0);
     assert (af_store_get (txn, things, "a", 1, &value) == 0);
     assert (value.mv_size == 5);
-    af_store_abort (&txn);
+    af_store_abort (store, &txn);
     //  A database that does not exist cannot be created read-only
     MDB_dbi missing;
     assert (af_store_dbi (store, "missing", 0, &missing) == MDB_NOTFOUND);

@@ -42,11 +42,32 @@ int af_store_dbi (af_store_t *self, const char *name, unsigned flags, MDB_dbi *d
 int af_store_begin (af_store_t *self, bool write, MDB_txn **txn_p);
 
 //  Commit a transaction and clear *txn_p. Returns 0 or an LMDB error
-//  (logged); on error the transaction is gone and nothing was written.
+//  (logged); on error the transaction is gone and nothing was written. In
+//  a batch the changes are durable only when the batch ends.
 int af_store_commit (af_store_t *self, MDB_txn **txn_p);
 
 //  Abort a transaction if *txn_p is not NULL, and clear it.
-void af_store_abort (MDB_txn **txn_p);
+void af_store_abort (af_store_t *self, MDB_txn **txn_p);
+
+//  Group commit. Between batch_begin and batch_end every write transaction
+//  begun is a child of one batch transaction: its commit merges into the
+//  batch, its abort undoes only its own changes, and a read transaction is
+//  the batch itself (so it sees the batch's changes). batch_end commits
+//  the batch with one fsync: then, and only then, are its changes durable.
+//  Single-threaded use only (the broker's reactor). Both return 0 or an
+//  LMDB error (logged); a failed batch_end leaves nothing of the batch.
+int af_store_batch_begin (af_store_t *self);
+int af_store_batch_end (af_store_t *self);
+
+//  Drop an open batch: nothing of it is written.
+void af_store_batch_abort (af_store_t *self);
+
+//  True while a batch is open.
+bool af_store_in_batch (af_store_t *self);
+
+//  Write transactions committed so far (children of batches included): a
+//  caller compares two readings to tell whether some code wrote.
+uint64_t af_store_writes (af_store_t *self);
 
 //  Get a value. Returns 0 (found), MDB_NOTFOUND, or another LMDB error.
 int af_store_get (MDB_txn *txn, MDB_dbi dbi, const void *key, size_t keylen, MDB_val *value);
