@@ -2,7 +2,8 @@
     af_limits.h - every fixed limit and every error code of appferry
 
     One header holds every bound the system enforces, so a reviewer can see
-    them in one place and a client author can copy them. Each limit is
+    them in one place and a client author can copy them (the node's own
+    tuning, which no peer sees, is in nodes/node_limits.h). Each limit is
     enforced where data enters: the codec (af_msg) for the network, the
     device parser (af_device) for JSON files, the manifest importer for the
     catalog. protocol/SPEC.md repeats these numbers; change both together.
