@@ -58,11 +58,14 @@ s_entry (af_catalog_entry_t *e, int program, const char *platform, uint64_t vers
     }
 }
 
-int
-main (int argc, char *argv [])
+//  Each timed phase ends at its deadline or after this many operations
+static const uint64_t s_max_ops = 50000000;
+
+//  Read the options. -1 to go on, or the status to exit with: 0 after
+//  --help, 2 for a bad option.
+static int
+s_parse_options (int argc, char *argv [], int *programs, double *seconds)
 {
-    int programs = 100000;
-    double seconds = 3.0;
     for (int i = 1; i < argc; i++) {
         if (streq (argv [i], "--help") || streq (argv [i], "-h")) {
             printf ("Usage: bench_matcher [--programs N] [--seconds S]\n"
@@ -71,27 +74,27 @@ main (int argc, char *argv [])
             return 0;
         }
         if (i + 1 < argc && streq (argv [i], "--programs"))
-            programs = atoi (argv [++i]);
+            *programs = atoi (argv [++i]);
         else
         if (i + 1 < argc && streq (argv [i], "--seconds"))
-            seconds = atof (argv [++i]);
+            *seconds = atof (argv [++i]);
         else {
             fprintf (stderr, "bench_matcher: unknown option or missing value: %s (see --help)\n", argv [i]);
             return 2;
         }
     }
-    if (programs < 1 || programs > 10000000 || seconds <= 0 || seconds > 60) {
+    if (*programs < 1 || *programs > 10000000 || *seconds <= 0 || *seconds > 60) {
         fprintf (stderr, "usage: bench_matcher [--programs 1..10000000] [--seconds 0..60]\n");
         return 2;
     }
-    if (sodium_init () < 0)
-        return 1;
-    zsys_init ();
-    zsys_set_logstream (stderr);
-    char dir [] = "/tmp/af_bench_matcher_XXXXXX";
-    assert (mkdtemp (dir));
+    return -1;
+}
 
-    //  1. Build the catalog in batches (one write transaction each)
+//  1. Build the catalog in dir in batches (one write transaction each). 0,
+//  or -1 with a message printed.
+static int
+s_build_catalog (const char *dir, int programs)
+{
     af_catalog_t *catalog = af_catalog_new (dir, true);
     assert (catalog);
     const uint32_t ARM64 = 1u << 2, V7A = 1u << 1, X86_64 = 1u << 4;
@@ -116,7 +119,7 @@ main (int argc, char *argv [])
         if (count + 5 > batch || p == programs - 1) {
             if (af_catalog_add (catalog, entries, count, err, sizeof err) < 0) {
                 fprintf (stderr, "bench_matcher: %s\n", err);
-                return 1;
+                return -1;
             }
             total += count;
             count = 0;
@@ -127,8 +130,13 @@ main (int argc, char *argv [])
     printf ("catalog: %d programs, %zu packages, built in %.1f s\n", programs, total,
             (zclock_usecs () - start) / 1e6);
     fflush (stdout);
+    return 0;
+}
 
-    //  The devices
+//  The 8 devices the resolutions are for. 0, or -1 with a message printed.
+static int
+s_load_devices (af_device_t devices [8])
+{
     static const char *devices_json [] = {
         "{\"platform\":\"android\",\"sdkVersion\":33,\"model\":\"Pixel 7\",\"formFactor\":\"phone\","
         "\"screenWidth\":1080,\"screenHeight\":2400,\"screenDensity\":420,\"supportedAbis\":[\"arm64-v8a\",\"armeabi-v7a\"]}",
@@ -147,19 +155,20 @@ main (int argc, char *argv [])
         "{\"platform\":\"macos\",\"osVersion\":\"14.1\",\"model\":\"Mac\",\"formFactor\":\"pc\","
         "\"screenWidth\":2560,\"screenHeight\":1664,\"supportedAbis\":[\"arm64-v8a\"]}"
     };
-    af_device_t devices [8];
+    char err [512];
     for (int i = 0; i < 8; i++)
         if (af_device_from_json (&devices [i], devices_json [i], err, sizeof err)) {
             fprintf (stderr, "device %d: %s\n", i, err);
-            return 1;
+            return -1;
         }
-    char (*names) [16] = calloc ((size_t) programs, 16);
-    assert (names);
-    for (int p = 0; p < programs; p++)
-        snprintf (names [p], 16, "prog%06d", p);
-    const uint64_t max_ops = 50000000;
+    return 0;
+}
 
-    //  2. Baseline: bare mdb_get of the same keys in a reused read txn
+//  2. Baseline: bare mdb_get of the same keys in a reused read txn, for
+//  seconds. Lookups per second, or -1 with a message printed.
+static double
+s_baseline (const char *dir, char (*names) [16], int programs, double seconds)
+{
     MDB_env *env;
     MDB_txn *txn;
     MDB_dbi dbi;
@@ -169,18 +178,18 @@ main (int argc, char *argv [])
     if (mdb_env_open (env, dir, MDB_RDONLY, 0600) || mdb_txn_begin (env, NULL, MDB_RDONLY, &txn)
     ||  mdb_dbi_open (txn, "fit", 0, &dbi)) {
         fprintf (stderr, "bench_matcher: cannot open the catalog with LMDB\n");
-        return 1;
+        return -1;
     }
     //  A handle opened in a read transaction is kept only if it commits
     if (mdb_txn_commit (txn) || mdb_txn_begin (env, NULL, MDB_RDONLY, &txn)) {
         fprintf (stderr, "bench_matcher: cannot start a read transaction\n");
-        return 1;
+        return -1;
     }
     mdb_txn_reset (txn);
     uint64_t ops = 0, found = 0;
-    start = zclock_usecs ();
+    int64_t start = zclock_usecs ();
     int64_t deadline = start + (int64_t) (seconds * 1e6);
-    while (ops < max_ops) {
+    while (ops < s_max_ops) {
         for (int i = 0; i < 1000; i++, ops++) {
             mdb_txn_renew (txn);
             const char *name = names [s_rand () % (uint64_t) programs];
@@ -195,21 +204,28 @@ main (int argc, char *argv [])
     mdb_txn_abort (txn);
     mdb_env_close (env);
     assert (found == ops);
+    return base_rate;
+}
 
-    //  3. Resolutions through af_catalog_resolve, read-only like a matcher
-    catalog = af_catalog_new (dir, false);
+//  3. Resolutions through af_catalog_resolve, read-only like a matcher, for
+//  seconds, counting the outcomes in fits and the resolutions in *ops_p.
+//  Resolutions per second, or -1 with a message printed.
+static double
+s_resolutions (const char *dir, char (*names) [16], int programs, const af_device_t devices [8],
+               double seconds, uint64_t fits [4], uint64_t *ops_p)
+{
+    af_catalog_t *catalog = af_catalog_new (dir, false);
     assert (catalog);
-    uint64_t fits [4] = { 0, 0, 0, 0 };
     af_resolution_t result;
-    ops = 0;
-    start = zclock_usecs ();
-    deadline = start + (int64_t) (seconds * 1e6);
-    while (ops < max_ops) {
+    uint64_t ops = 0;
+    int64_t start = zclock_usecs ();
+    int64_t deadline = start + (int64_t) (seconds * 1e6);
+    while (ops < s_max_ops) {
         for (int i = 0; i < 1000; i++, ops++) {
             uint64_t r = s_rand ();
             if (af_catalog_resolve (catalog, names [r % (uint64_t) programs], &devices [(r >> 40) & 7], &result)) {
                 fprintf (stderr, "bench_matcher: resolve failed\n");
-                return 1;
+                return -1;
             }
             fits [result.fit]++;
         }
@@ -218,6 +234,40 @@ main (int argc, char *argv [])
     }
     double rate = ops / ((zclock_usecs () - start) / 1e6);
     af_catalog_destroy (&catalog);
+    *ops_p = ops;
+    return rate;
+}
+
+int
+main (int argc, char *argv [])
+{
+    int programs = 100000;
+    double seconds = 3.0;
+    int rc = s_parse_options (argc, argv, &programs, &seconds);
+    if (rc >= 0)
+        return rc;
+    if (sodium_init () < 0)
+        return 1;
+    zsys_init ();
+    zsys_set_logstream (stderr);
+    char dir [] = "/tmp/af_bench_matcher_XXXXXX";
+    assert (mkdtemp (dir));
+    if (s_build_catalog (dir, programs))
+        return 1;
+    af_device_t devices [8];
+    if (s_load_devices (devices))
+        return 1;
+    char (*names) [16] = calloc ((size_t) programs, 16);
+    assert (names);
+    for (int p = 0; p < programs; p++)
+        snprintf (names [p], 16, "prog%06d", p);
+    double base_rate = s_baseline (dir, names, programs, seconds);
+    if (base_rate < 0)
+        return 1;
+    uint64_t fits [4] = { 0, 0, 0, 0 }, ops;
+    double rate = s_resolutions (dir, names, programs, devices, seconds, fits, &ops);
+    if (rate < 0)
+        return 1;
 
     printf ("baseline, bare mdb_get of the program's fit records: %10.0f lookups/s\n", base_rate);
     printf ("af_catalog_resolve, 8 devices, random programs:      %10.0f resolutions/s\n", rate);

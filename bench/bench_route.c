@@ -370,10 +370,12 @@ s_run (const char *name, zsock_t *sender, zsock_t *receiver, const uint8_t *payl
     return rate;
 }
 
-int
-main (int argc, char *argv [])
+//  Read the options, or run as the forwarder child if told to. -1 to go
+//  on, or the status to exit with: 0 after --help, 2 for a bad option, the
+//  forwarder's own status.
+static int
+s_parse_options (int argc, char *argv [], const char **broker_path)
 {
-    const char *broker_path = AF_BROKER_PATH;
     for (int i = 1; i < argc; i++) {
         if (streq (argv [i], "--forwarder") && i + 1 < argc)
             return s_forwarder (argv [i + 1]);
@@ -400,7 +402,7 @@ main (int argc, char *argv [])
             s_rounds = atoi (argv [++i]);
         else
         if (streq (argv [i], "--broker"))
-            broker_path = argv [++i];
+            *broker_path = argv [++i];
         else {
             fprintf (stderr, "bench_route: unknown option %s (see --help)\n", argv [i]);
             return 2;
@@ -411,6 +413,143 @@ main (int argc, char *argv [])
         fprintf (stderr, "bench_route: --messages 1000.., --seconds 0..120, --window 1..100000, --rounds 1..9\n");
         return 2;
     }
+    return -1;
+}
+
+//  The two pairs of connections, and what each pair's sender sends
+typedef struct {
+    zsock_t *ra, *rb;               //  through the raw forwarder: sender, receiver
+    zsock_t *ba, *bb;               //  through the broker: sender, receiver
+    zframe_t *raw_frame;            //  the NOTIFY the raw sender sends
+    zframe_t *broker_frame;         //  the NOTIFY the broker's sender sends
+    zframe_t *ping_frame;           //  a PING, the broker's receiver's keepalive
+    size_t routed_size;             //  the size of the NOTIFY the broker routes
+} route_bench_t;
+
+//  1. The raw forwarder's pair of connections, once the forwarder has
+//  written its endpoint and key to DIR/forwarder. 0, or -1 with a message
+//  printed.
+static int
+s_connect_raw (route_bench_t *self, const char *dir, const char *fwd_log, af_msg_t *notify)
+{
+    char path [PATH_MAX];
+    snprintf (path, sizeof path, "%s/forwarder", dir);
+    if (!s_wait_file (path)) {
+        fprintf (stderr, "bench_route: the forwarder did not start (see %s)\n", fwd_log);
+        return -1;
+    }
+    char endpoint [256] = "", key [64] = "";
+    FILE *file = fopen (path, "r");
+    if (!file || fscanf (file, "%255s %63s", endpoint, key) != 2) {
+        fprintf (stderr, "bench_route: cannot read %s\n", path);
+        if (file)
+            fclose (file);
+        return -1;
+    }
+    fclose (file);
+    self->ra = s_dealer (endpoint, key);
+    self->rb = s_dealer (endpoint, key);
+    if (!self->ra || !self->rb)
+        return -1;
+    zstr_send (self->rb, "R");
+    char *known = zstr_recv (self->rb);     //  the forwarder knows the receiver
+    bool ok = known && streq (known, "R");
+    zstr_free (&known);
+    if (!ok) {
+        fprintf (stderr, "bench_route: the forwarder did not answer\n");
+        return -1;
+    }
+    self->raw_frame = af_msg_encode (notify);
+    return 0;
+}
+
+//  2. The broker's pair: one account, two devices logged in, once the
+//  broker has written its endpoints. 0, or -1 with a message printed.
+static int
+s_connect_broker (route_bench_t *self, const char *broker_dir, const char *broker_log, af_msg_t *notify)
+{
+    char path [PATH_MAX];
+    snprintf (path, sizeof path, "%s/endpoints", broker_dir);
+    if (!s_wait_file (path)) {
+        fprintf (stderr, "bench_route: the broker did not start (see %s)\n", broker_log);
+        return -1;
+    }
+    char endpoint [256] = "", line [300];
+    FILE *file = fopen (path, "r");
+    while (file && fgets (line, sizeof line, file))
+        if (strncmp (line, "nodes=", 6) == 0)
+            sscanf (line + 6, "%255s", endpoint);
+    if (file)
+        fclose (file);
+    snprintf (path, sizeof path, "%s/broker.cert", broker_dir);
+    zcert_t *broker_cert = zcert_load (path);
+    if (!*endpoint || !broker_cert) {
+        fprintf (stderr, "bench_route: cannot read the broker's endpoint or certificate\n");
+        zcert_destroy (&broker_cert);
+        return -1;
+    }
+    self->ba = s_dealer (endpoint, zcert_public_txt (broker_cert));
+    self->bb = s_dealer (endpoint, zcert_public_txt (broker_cert));
+    zcert_destroy (&broker_cert);
+    if (!self->ba || !self->bb)
+        return -1;
+    af_msg_t *reg = af_msg_new (AF_MSG_REGISTER);
+    snprintf (reg->account, sizeof reg->account, "bench");
+    snprintf (reg->password, sizeof reg->password, "bench password");
+    af_msg_t *reply = s_request (self->ba, reg);
+    bool registered = reply && reply->id == AF_MSG_OK;
+    af_msg_destroy (&reply);
+    af_msg_destroy (&reg);
+    char a_id [AF_ID_HEX + 1], b_id [AF_ID_HEX + 1];
+    if (!registered || s_login (self->ba, "bench", "Sender", a_id) || s_login (self->bb, "bench", "Receiver", b_id)) {
+        fprintf (stderr, "bench_route: cannot register and log in (see %s)\n", broker_log);
+        return -1;
+    }
+    snprintf (notify->device_id, sizeof notify->device_id, "%s", b_id);
+    self->broker_frame = af_msg_encode (notify);
+    //  What the receiver gets: the same NOTIFY naming the sender
+    snprintf (notify->device_id, sizeof notify->device_id, "%s", a_id);
+    zframe_t *routed = af_msg_encode (notify);
+    self->routed_size = zframe_size (routed);
+    zframe_destroy (&routed);
+    return 0;
+}
+
+//  3. Alternate rounds, so both see the same machine; report medians and
+//  the broker's peak memory. 0, or -1 if a round failed.
+static int
+s_run_rounds (route_bench_t *self, pid_t broker_pid)
+{
+    long hwm_before = s_vmhwm_kib (broker_pid);
+    double raw_rates [MAX_ROUNDS], broker_rates [MAX_ROUNDS];
+    for (int round = 0; round < s_rounds; round++) {
+        raw_rates [round] = s_run ("raw ZeroMQ ROUTER forwarder (CURVE)", self->ra, self->rb,
+                                   zframe_data (self->raw_frame), zframe_size (self->raw_frame),
+                                   zframe_size (self->raw_frame), NULL, 0);
+        broker_rates [round] = s_run ("appferry-broker (decode, check, route)", self->ba, self->bb,
+                                      zframe_data (self->broker_frame), zframe_size (self->broker_frame),
+                                      self->routed_size,
+                                      zframe_data (self->ping_frame), zframe_size (self->ping_frame));
+        if (raw_rates [round] <= 0 || broker_rates [round] <= 0)
+            return -1;
+    }
+    long hwm_after = s_vmhwm_kib (broker_pid);
+    double raw_rate = s_median (raw_rates, s_rounds), broker_rate = s_median (broker_rates, s_rounds);
+    printf ("median of %d rounds: raw %.0f msg/s, broker %.0f msg/s\n", s_rounds, raw_rate, broker_rate);
+    printf ("ratio broker / raw: %.2f (target >= 0.5: %s)\n", broker_rate / raw_rate,
+            broker_rate / raw_rate >= 0.5? "met": "NOT met");
+    printf ("broker peak resident memory: %.1f MiB before the runs, %.1f MiB after\n",
+            hwm_before / 1024.0, hwm_after / 1024.0);
+    return 0;
+}
+
+int
+main (int argc, char *argv [])
+{
+    const char *broker_path = AF_BROKER_PATH;
+    int rc = s_parse_options (argc, argv, &broker_path);
+    if (rc >= 0)
+        return rc;
     if (sodium_init () < 0)
         return 1;
     char dir [] = "/tmp/af_bench_route_XXXXXX";
@@ -439,12 +578,7 @@ main (int argc, char *argv [])
 
     zsys_init ();
     zsys_set_logstream (stderr);
-    int status = 1;
-    char path [PATH_MAX];
-    zsock_t *ra = NULL, *rb = NULL, *ba = NULL, *bb = NULL;
-    zframe_t *raw_frame = NULL, *broker_frame = NULL;
-    size_t routed_size = 0;
-    long hwm_before = -1, hwm_after = -1;
+    route_bench_t bench = { NULL };
 
     //  The device's NOTIFY as sent, and as the broker forwards it
     uint8_t body [64];
@@ -454,114 +588,20 @@ main (int argc, char *argv [])
     snprintf (notify->kind, sizeof notify->kind, "bench");
     af_msg_set_body (notify, body, sizeof body);
     af_msg_t *ping = af_msg_new (AF_MSG_PING);
-    zframe_t *ping_frame = af_msg_encode (ping);
+    bench.ping_frame = af_msg_encode (ping);
 
-    //  1. The raw forwarder's pair of connections
-    snprintf (path, sizeof path, "%s/forwarder", dir);
-    if (!s_wait_file (path)) {
-        fprintf (stderr, "bench_route: the forwarder did not start (see %s)\n", fwd_log);
-        goto done;
-    }
-    {
-        char endpoint [256] = "", key [64] = "";
-        FILE *file = fopen (path, "r");
-        if (!file || fscanf (file, "%255s %63s", endpoint, key) != 2) {
-            fprintf (stderr, "bench_route: cannot read %s\n", path);
-            if (file)
-                fclose (file);
-            goto done;
-        }
-        fclose (file);
-        ra = s_dealer (endpoint, key);
-        rb = s_dealer (endpoint, key);
-        if (!ra || !rb)
-            goto done;
-        zstr_send (rb, "R");
-        char *known = zstr_recv (rb);   //  the forwarder knows the receiver
-        bool ok = known && streq (known, "R");
-        zstr_free (&known);
-        if (!ok) {
-            fprintf (stderr, "bench_route: the forwarder did not answer\n");
-            goto done;
-        }
-        raw_frame = af_msg_encode (notify);
-    }
-
-    //  2. The broker's pair: one account, two devices logged in
-    snprintf (path, sizeof path, "%s/endpoints", broker_dir);
-    if (!s_wait_file (path)) {
-        fprintf (stderr, "bench_route: the broker did not start (see %s)\n", broker_log);
-        goto done;
-    }
-    {
-        char endpoint [256] = "", line [300];
-        FILE *file = fopen (path, "r");
-        while (file && fgets (line, sizeof line, file))
-            if (strncmp (line, "nodes=", 6) == 0)
-                sscanf (line + 6, "%255s", endpoint);
-        if (file)
-            fclose (file);
-        snprintf (path, sizeof path, "%s/broker.cert", broker_dir);
-        zcert_t *broker_cert = zcert_load (path);
-        if (!*endpoint || !broker_cert) {
-            fprintf (stderr, "bench_route: cannot read the broker's endpoint or certificate\n");
-            zcert_destroy (&broker_cert);
-            goto done;
-        }
-        ba = s_dealer (endpoint, zcert_public_txt (broker_cert));
-        bb = s_dealer (endpoint, zcert_public_txt (broker_cert));
-        zcert_destroy (&broker_cert);
-        if (!ba || !bb)
-            goto done;
-        af_msg_t *reg = af_msg_new (AF_MSG_REGISTER);
-        snprintf (reg->account, sizeof reg->account, "bench");
-        snprintf (reg->password, sizeof reg->password, "bench password");
-        af_msg_t *reply = s_request (ba, reg);
-        bool registered = reply && reply->id == AF_MSG_OK;
-        af_msg_destroy (&reply);
-        af_msg_destroy (&reg);
-        char a_id [AF_ID_HEX + 1], b_id [AF_ID_HEX + 1];
-        if (!registered || s_login (ba, "bench", "Sender", a_id) || s_login (bb, "bench", "Receiver", b_id)) {
-            fprintf (stderr, "bench_route: cannot register and log in (see %s)\n", broker_log);
-            goto done;
-        }
-        snprintf (notify->device_id, sizeof notify->device_id, "%s", b_id);
-        broker_frame = af_msg_encode (notify);
-        //  What the receiver gets: the same NOTIFY naming the sender
-        snprintf (notify->device_id, sizeof notify->device_id, "%s", a_id);
-        zframe_t *routed = af_msg_encode (notify);
-        routed_size = zframe_size (routed);
-        zframe_destroy (&routed);
-    }
-
-    //  3. Alternate rounds, so both see the same machine; report medians
-    hwm_before = s_vmhwm_kib (broker_pid);
-    double raw_rates [MAX_ROUNDS], broker_rates [MAX_ROUNDS];
-    for (int round = 0; round < s_rounds; round++) {
-        raw_rates [round] = s_run ("raw ZeroMQ ROUTER forwarder (CURVE)", ra, rb, zframe_data (raw_frame),
-                                   zframe_size (raw_frame), zframe_size (raw_frame), NULL, 0);
-        broker_rates [round] = s_run ("appferry-broker (decode, check, route)", ba, bb,
-                                      zframe_data (broker_frame), zframe_size (broker_frame), routed_size,
-                                      zframe_data (ping_frame), zframe_size (ping_frame));
-        if (raw_rates [round] <= 0 || broker_rates [round] <= 0)
-            goto done;
-    }
-    hwm_after = s_vmhwm_kib (broker_pid);
-    double raw_rate = s_median (raw_rates, s_rounds), broker_rate = s_median (broker_rates, s_rounds);
-    printf ("median of %d rounds: raw %.0f msg/s, broker %.0f msg/s\n", s_rounds, raw_rate, broker_rate);
-    printf ("ratio broker / raw: %.2f (target >= 0.5: %s)\n", broker_rate / raw_rate,
-            broker_rate / raw_rate >= 0.5? "met": "NOT met");
-    printf ("broker peak resident memory: %.1f MiB before the runs, %.1f MiB after\n",
-            hwm_before / 1024.0, hwm_after / 1024.0);
-    status = 0;
-done:
-    zsock_destroy (&ra);
-    zsock_destroy (&rb);
-    zsock_destroy (&ba);
-    zsock_destroy (&bb);
-    zframe_destroy (&raw_frame);
-    zframe_destroy (&broker_frame);
-    zframe_destroy (&ping_frame);
+    int status = 1;
+    if (s_connect_raw (&bench, dir, fwd_log, notify) == 0
+    &&  s_connect_broker (&bench, broker_dir, broker_log, notify) == 0
+    &&  s_run_rounds (&bench, broker_pid) == 0)
+        status = 0;
+    zsock_destroy (&bench.ra);
+    zsock_destroy (&bench.rb);
+    zsock_destroy (&bench.ba);
+    zsock_destroy (&bench.bb);
+    zframe_destroy (&bench.raw_frame);
+    zframe_destroy (&bench.broker_frame);
+    zframe_destroy (&bench.ping_frame);
     af_msg_destroy (&ping);
     af_msg_destroy (&notify);
     if (fwd_pid > 0)

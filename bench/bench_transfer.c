@@ -323,8 +323,11 @@ s_usage (FILE *out)
 "  --targets K   the larger target count (default 8, max 8)\n");
 }
 
-int
-main (int argc, char *argv [])
+//  Read the options, or run as the raw sender child if told to. -1 to go
+//  on, or the status to exit with: 0 after --help, 2 for a bad option, the
+//  raw sender's own status.
+static int
+s_parse_options (int argc, char *argv [])
 {
     if (argc == 4 && streq (argv [1], "--raw"))
         return s_raw_server (argv [2], argv [3]);
@@ -352,23 +355,15 @@ main (int argc, char *argv [])
             return 2;
         }
     }
-    if (sodium_init () < 0)
-        return 1;
-    zsys_init ();
-    signal (SIGPIPE, SIG_IGN);
+    return -1;
+}
 
-    char dir [] = "/tmp/appferry-bench-transfer.XXXXXX";
-    if (!mkdtemp (dir))
-        return 1;
-    char path [PATH_MAX], cmd [PATH_MAX * 2], log [PATH_MAX];
-
-    int rc = 1;
-    pid_t raw_pid = 0, broker_pid = 0, matcher_pid = 0;
-    zsock_t *raw_socks [MAX_TARGETS] = { NULL }, *targets [MAX_TARGETS] = { NULL }, *initiator = NULL;
-    char ids [MAX_TARGETS][AF_ID_HEX + 1];
-
-    //  The package and its catalog
-    uint64_t size = (uint64_t) s_mib << 20;
+//  The package (DIR/benchapp.tar, s_mib MiB of random bytes) and its
+//  catalog (DIR/catalog). 0, or -1 with a message printed.
+static int
+s_make_package (const char *dir)
+{
+    char path [PATH_MAX], cmd [PATH_MAX * 2];
     snprintf (path, sizeof path, "%s/benchapp.tar", dir);
     FILE *file = fopen (path, "w");
     uint8_t *block = (uint8_t *) malloc (1 << 20);
@@ -379,7 +374,7 @@ main (int argc, char *argv [])
     free (block);
     if (!file || fclose (file)) {
         fprintf (stderr, "bench_transfer: cannot write %s\n", path);
-        goto done;
+        return -1;
     }
     snprintf (path, sizeof path, "%s/manifest.json", dir);
     file = fopen (path, "w");
@@ -390,64 +385,90 @@ main (int argc, char *argv [])
               AF_CATALOG_PATH, dir, dir, dir);
     if (system (cmd)) {
         fprintf (stderr, "bench_transfer: catalog import failed (%s/import.log)\n", dir);
-        goto done;
+        return -1;
     }
+    return 0;
+}
 
-    //  The raw sender, the broker, the matcher
+//  The processes of the benchmark and its connections to them
+typedef struct {
+    pid_t raw_pid, broker_pid, matcher_pid;
+    char raw_ep [256], raw_key [64];        //  the raw sender's endpoint and key
+    char nodes_ep [256], broker_key [64];   //  the broker's
+    zsock_t *raw_socks [MAX_TARGETS];       //  the targets' connections to the raw sender
+    zsock_t *targets [MAX_TARGETS];         //  ... and to the broker
+    zsock_t *initiator;                     //  the device that pushes
+    char ids [MAX_TARGETS][AF_ID_HEX + 1];  //  the targets' device IDs
+} transfer_bench_t;
+
+//  Start the raw sender, the broker and the matcher, and read where the
+//  raw sender listens. 0, or -1 (a message printed for most causes).
+static int
+s_start_services (transfer_bench_t *self, const char *dir)
+{
+    char path [PATH_MAX], log [PATH_MAX];
     char self_path [PATH_MAX];
     ssize_t n = readlink ("/proc/self/exe", self_path, sizeof self_path - 1);
     self_path [n > 0? n: 0] = 0;
     snprintf (path, sizeof path, "%s/benchapp.tar", dir);
-    char *raw_argv [] = { self_path, "--raw", dir, path, NULL };
+    char *raw_argv [] = { self_path, "--raw", (char *) dir, path, NULL };
     snprintf (log, sizeof log, "%s/raw.log", dir);
-    raw_pid = bench_spawn (raw_argv, log);
-    char catalog_dir [PATH_MAX], nodes_ep [256] = "", broker_key [64] = "";
+    self->raw_pid = bench_spawn (raw_argv, log);
+    char catalog_dir [PATH_MAX];
     snprintf (catalog_dir, sizeof catalog_dir, "%s/catalog", dir);
-    if (bench_start_services (dir, catalog_dir, &broker_pid, &matcher_pid, nodes_ep, broker_key))
-        goto done;
+    if (bench_start_services (dir, catalog_dir, &self->broker_pid, &self->matcher_pid,
+                              self->nodes_ep, self->broker_key))
+        return -1;
     snprintf (path, sizeof path, "%s/raw", dir);
     if (!bench_wait_file (path)) {
         fprintf (stderr, "bench_transfer: no raw sender\n");
-        goto done;
+        return -1;
     }
-    char raw_ep [256] = "", raw_key [64] = "";
-    file = fopen (path, "r");
-    if (!file || !fgets (raw_ep, sizeof raw_ep, file) || !fgets (raw_key, sizeof raw_key, file)) {
+    FILE *file = fopen (path, "r");
+    if (!file || !fgets (self->raw_ep, sizeof self->raw_ep, file)
+    ||  !fgets (self->raw_key, sizeof self->raw_key, file)) {
         if (file)
             fclose (file);
-        goto done;
+        return -1;
     }
     fclose (file);
-    raw_ep [strcspn (raw_ep, "\n")] = 0;
-    raw_key [strcspn (raw_key, "\n")] = 0;
+    self->raw_ep [strcspn (self->raw_ep, "\n")] = 0;
+    self->raw_key [strcspn (self->raw_key, "\n")] = 0;
+    return 0;
+}
 
-    //  The devices: an initiator and the targets, in one account
-    initiator = bench_dealer (nodes_ep, broker_key);
+//  The devices: an initiator and the targets, in one account, once the
+//  matcher answers. 0, or -1.
+static int
+s_connect_devices (transfer_bench_t *self)
+{
+    self->initiator = bench_dealer (self->nodes_ep, self->broker_key);
     af_msg_t *reg = af_msg_new (AF_MSG_REGISTER);
     strcpy (reg->account, "bench");
     strcpy (reg->password, "bench password");
-    af_msg_t *reply = bench_request (initiator, reg);
+    af_msg_t *reply = bench_request (self->initiator, reg);
     af_msg_destroy (&reg);
     bool registered = reply && reply->id == AF_MSG_OK;
     af_msg_destroy (&reply);
     char initiator_id [AF_ID_HEX + 1];
-    if (!registered || bench_login (initiator, "bench", "Bench initiator", initiator_id)) {
+    if (!registered || bench_login (self->initiator, "bench", "Bench initiator", initiator_id)) {
         fprintf (stderr, "bench_transfer: cannot register or log in\n");
-        goto done;
+        return -1;
     }
     for (int i = 0; i < s_targets_max; i++) {
         char model [32];
         snprintf (model, sizeof model, "Bench target %d", i);
-        targets [i] = bench_dealer (nodes_ep, broker_key);
-        raw_socks [i] = bench_dealer (raw_ep, raw_key);
-        if (!targets [i] || !raw_socks [i] || bench_login (targets [i], "bench", model, ids [i]))
-            goto done;
+        self->targets [i] = bench_dealer (self->nodes_ep, self->broker_key);
+        self->raw_socks [i] = bench_dealer (self->raw_ep, self->raw_key);
+        if (!self->targets [i] || !self->raw_socks [i]
+        ||  bench_login (self->targets [i], "bench", model, self->ids [i]))
+            return -1;
     }
     //  The matcher must be ready before the first push
     for (int i = 0; i < 100; i++) {
         af_msg_t *resolve = af_msg_new (AF_MSG_RESOLVE);
         strcpy (resolve->program, "benchapp");
-        af_msg_t *answer = bench_request (initiator, resolve);
+        af_msg_t *answer = bench_request (self->initiator, resolve);
         bool ready = answer && answer->id == AF_MSG_RESOLVED;
         af_msg_destroy (&answer);
         af_msg_destroy (&resolve);
@@ -455,7 +476,16 @@ main (int argc, char *argv [])
             break;
         zclock_sleep (100);
     }
-    long rss_before = bench_status_kib (broker_pid, "VmRSS:");
+    return 0;
+}
+
+//  Alternate raw and appferry rounds, to 1 target and to s_targets_max;
+//  print each round, the medians, their ratio and the broker's memory. 0,
+//  or -1 if a round failed.
+static int
+s_run_rounds (transfer_bench_t *self, uint64_t size)
+{
+    long rss_before = bench_status_kib (self->broker_pid, "VmRSS:");
     printf ("bench_transfer: %d MiB package, %d round%s per target count, %d-core machine\n",
             s_mib, s_rounds, s_rounds == 1? "": "s", (int) sysconf (_SC_NPROCESSORS_ONLN));
 
@@ -464,12 +494,12 @@ main (int argc, char *argv [])
     for (int c = 0; c < (s_targets_max > 1? 2: 1); c++) {
         double raw [MAX_ROUNDS], broker [MAX_ROUNDS];
         for (int r = 0; r < s_rounds; r++) {
-            raw [r] = s_run (raw_socks, counts [c], true, size, NULL, ids);
-            broker [r] = s_run (targets, counts [c], false, size, initiator, ids);
+            raw [r] = s_run (self->raw_socks, counts [c], true, size, NULL, self->ids);
+            broker [r] = s_run (self->targets, counts [c], false, size, self->initiator, self->ids);
             if (raw [r] < 0 || broker [r] < 0) {
                 fprintf (stderr, "bench_transfer: round %d with %d target(s) failed or took over %.0f s\n",
                          r + 1, counts [c], s_seconds);
-                goto done;
+                return -1;
             }
             printf ("  round %d, %d target%s: raw %8.1f MiB/s   appferry %8.1f MiB/s\n", r + 1,
                     counts [c], counts [c] == 1? " ": "s", raw [r], broker [r]);
@@ -480,19 +510,44 @@ main (int argc, char *argv [])
         printf ("%d target%s: raw ZeroMQ %.1f MiB/s, appferry %.1f MiB/s, ratio %.2f (target >= 0.5)\n",
                 counts [c], counts [c] == 1? " ": "s", raw_median, broker_median, ratios [c]);
     }
-    long hwm = bench_status_kib (broker_pid, "VmHWM:");
+    long hwm = bench_status_kib (self->broker_pid, "VmHWM:");
     printf ("broker resident memory: %.1f MiB before, peak %.1f MiB, growth %.1f MiB (target < 64 MiB)\n",
             rss_before / 1024.0, hwm / 1024.0, (hwm - rss_before) / 1024.0);
-    rc = 0;
-done:
+    return 0;
+}
+
+int
+main (int argc, char *argv [])
+{
+    int rc = s_parse_options (argc, argv);
+    if (rc >= 0)
+        return rc;
+    if (sodium_init () < 0)
+        return 1;
+    zsys_init ();
+    signal (SIGPIPE, SIG_IGN);
+
+    char dir [] = "/tmp/appferry-bench-transfer.XXXXXX";
+    if (!mkdtemp (dir))
+        return 1;
+    transfer_bench_t bench;
+    memset (&bench, 0, sizeof bench);
+    uint64_t size = (uint64_t) s_mib << 20;
+    rc = 1;
+    if (s_make_package (dir) == 0
+    &&  s_start_services (&bench, dir) == 0
+    &&  s_connect_devices (&bench) == 0
+    &&  s_run_rounds (&bench, size) == 0)
+        rc = 0;
     for (int i = 0; i < MAX_TARGETS; i++) {
-        zsock_destroy (&targets [i]);
-        zsock_destroy (&raw_socks [i]);
+        zsock_destroy (&bench.targets [i]);
+        zsock_destroy (&bench.raw_socks [i]);
     }
-    zsock_destroy (&initiator);
-    bench_stop (matcher_pid);
-    bench_stop (broker_pid);
-    bench_stop (raw_pid);
+    zsock_destroy (&bench.initiator);
+    bench_stop (bench.matcher_pid);
+    bench_stop (bench.broker_pid);
+    bench_stop (bench.raw_pid);
+    char cmd [PATH_MAX * 2];
     snprintf (cmd, sizeof cmd, "rm -rf %s", dir);
     if (system (cmd))
         fprintf (stderr, "bench_transfer: could not remove %s\n", dir);

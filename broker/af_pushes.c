@@ -526,27 +526,33 @@ s_collect_ids (const af_outbox_item_t *item, void *arg)
     return 0;
 }
 
-void
-af_pushes_test (bool verbose)
+//  What the sections of the self-test share, in the order they run: one
+//  store with its outbox and pushes, the PUSH_ACCEPTED and OFFER that each
+//  section rewrites for its own push, the DONE the targets send, and the
+//  account's devices, first push and blobs
+typedef struct {
+    af_store_t *store;
+    af_outbox_t *outbox;
+    af_pushes_t *self;
+    af_msg_t *accepted;
+    af_msg_t *offers [2];           //  one OFFER, then NULL
+    af_msg_t *done;
+    const char *phone, *tv, *pc, *push, *hash, *data;
+} pushes_test_t;
+
+//  Two targets offered the same user data, one refused; the offers and
+//  what they name, as the targets and their outboxes see them
+static void
+s_test_offers (pushes_test_t *test)
 {
-    if (verbose)
-        printf (" * af_pushes: ");
-    char dir [] = "/tmp/af_push_test.XXXXXX";
-    assert (mkdtemp (dir));
-    af_store_t *store = af_store_new (dir, 0, 16, false);
-    assert (store);
-    af_outbox_t *outbox = af_outbox_new (store);
-    af_pushes_t *self = af_pushes_new (store, outbox);
-    assert (self);
+    af_pushes_t *self = test->self;
+    af_outbox_t *outbox = test->outbox;
+    af_msg_t *accepted = test->accepted;
+    af_msg_t **offers = test->offers;
+    const char *phone = test->phone, *tv = test->tv, *pc = test->pc;
+    const char *push = test->push, *hash = test->hash, *data = test->data;
     size_t n;
     bool found;
-    const char *phone = "00000000000000000000000000000001";
-    const char *tv = "00000000000000000000000000000002";
-    const char *pc = "00000000000000000000000000000003";
-    const char *push = "0123456789abcdef0123456789abcdef";
-    const char *hash = "aa00000000000000000000000000000000000000000000000000000000000000";
-
-    af_msg_t *accepted = af_msg_new (AF_MSG_PUSH_ACCEPTED);
     strcpy (accepted->push_id, push);
     strcpy (accepted->program, "weixin");
     af_msg_set_result_count (accepted, 2);
@@ -554,16 +560,13 @@ af_pushes_test (bool verbose)
     strcpy (accepted->results [0].state, "offered");
     strcpy (accepted->results [1].device_id, pc);
     strcpy (accepted->results [1].state, "no-fit");
-    af_msg_t *offers [2] = { af_msg_new (AF_MSG_OFFER), NULL };
     strcpy (offers [0]->push_id, push);
     strcpy (offers [0]->program, "weixin");
     strcpy (offers [0]->from, phone);
     offers [0]->has_package = true;
     strcpy (offers [0]->package.hash, hash);
-    const char *data = "bb00000000000000000000000000000000000000000000000000000000000000";
     strcpy (offers [0]->data_hash, data);
     offers [0]->data_total = 1234;
-    //  Two targets offered the same user data, one refused
     af_msg_set_result_count (accepted, 3);
     strcpy (accepted->results [0].device_id, tv);
     strcpy (accepted->results [0].state, "offered");
@@ -610,9 +613,20 @@ af_pushes_test (bool verbose)
     assert (!af_pushes_offers_blob (self, "ana", pc, hash, NULL, NULL));
     assert (!af_pushes_offers_blob (self, "bob", tv, hash, NULL, NULL));
     assert (af_pushes_offers_blob (self, "ana", tv, data, NULL, NULL));     //  the user data too
+}
 
-    //  The target's outcome: recorded, offer gone, initiator's RESULT queued
-    af_msg_t *done = af_msg_new (AF_MSG_DONE);
+//  The target's outcome: recorded, offer gone, initiator's RESULT queued
+static void
+s_test_done (pushes_test_t *test)
+{
+    af_pushes_t *self = test->self;
+    af_outbox_t *outbox = test->outbox;
+    const char *phone = test->phone, *tv = test->tv, *pc = test->pc;
+    const char *push = test->push, *hash = test->hash, *data = test->data;
+    size_t n;
+    bool found;
+    uint32_t refs;
+    af_msg_t *done = test->done = af_msg_new (AF_MSG_DONE);
     strcpy (done->push_id, push);
     strcpy (done->state, "installed");
     strcpy (done->version_name, "8.0.48");
@@ -642,8 +656,22 @@ af_pushes_test (bool verbose)
     //  No target is pending any more: the record is gone (the RESULT has it all)
     af_msg_t *record;
     assert (af_pushes_get (self, "ana", push, &record, initiator) == AF_OK && !record);
+}
 
-    //  A store link's DONE needs no reason: the RESULT carries the offer's link
+//  A store link's DONE needs no reason: the RESULT carries the offer's link
+static void
+s_test_store_link_done (pushes_test_t *test)
+{
+    af_pushes_t *self = test->self;
+    af_outbox_t *outbox = test->outbox;
+    af_msg_t *accepted = test->accepted;
+    af_msg_t **offers = test->offers;
+    af_msg_t *done = test->done;
+    const char *phone = test->phone;
+    char initiator [AF_ID_HEX + 1];
+    bool found;
+    zlistx_t *items;
+    af_msg_t *result;
     const char *iphone = "00000000000000000000000000000004";
     const char *push2 = "0123456789abcdef0123456789abcde2";
     strcpy (accepted->push_id, push2);
@@ -666,8 +694,21 @@ af_pushes_test (bool verbose)
     for (result = (af_msg_t *) zlistx_first (items); result; result = (af_msg_t *) zlistx_next (items))
         af_msg_destroy (&result);
     zlistx_destroy (&items);
+}
 
-    //  A removed target: its pending offers end "failed", the initiator hears
+//  A removed target: its pending offers end "failed", the initiator hears
+static void
+s_test_removed_target (pushes_test_t *test)
+{
+    af_pushes_t *self = test->self;
+    af_outbox_t *outbox = test->outbox;
+    af_msg_t *accepted = test->accepted;
+    af_msg_t **offers = test->offers;
+    af_store_t *store = test->store;
+    const char *phone = test->phone, *tv = test->tv, *hash = test->hash, *data = test->data;
+    char initiator [AF_ID_HEX + 1];
+    zlistx_t *items;
+    af_msg_t *record, *result;
     const char *push3 = "0123456789abcdef0123456789abcde3";
     strcpy (accepted->push_id, push3);
     accepted->result_count = 1;
@@ -700,13 +741,41 @@ af_pushes_test (bool verbose)
     zlistx_destroy (&items);
     zlistx_destroy (&freed_list);
     zlistx_destroy (&initiators);
+}
 
-    af_msg_destroy (&done);
-    af_msg_destroy (&offers [0]);
-    af_msg_destroy (&accepted);
-    af_pushes_destroy (&self);
-    af_outbox_destroy (&outbox);
-    af_store_destroy (&store);
+void
+af_pushes_test (bool verbose)
+{
+    if (verbose)
+        printf (" * af_pushes: ");
+    char dir [] = "/tmp/af_push_test.XXXXXX";
+    assert (mkdtemp (dir));
+    pushes_test_t test = { NULL };
+    test.store = af_store_new (dir, 0, 16, false);
+    assert (test.store);
+    test.outbox = af_outbox_new (test.store);
+    test.self = af_pushes_new (test.store, test.outbox);
+    assert (test.self);
+    test.phone = "00000000000000000000000000000001";
+    test.tv = "00000000000000000000000000000002";
+    test.pc = "00000000000000000000000000000003";
+    test.push = "0123456789abcdef0123456789abcdef";
+    test.hash = "aa00000000000000000000000000000000000000000000000000000000000000";
+    test.data = "bb00000000000000000000000000000000000000000000000000000000000000";
+    test.accepted = af_msg_new (AF_MSG_PUSH_ACCEPTED);
+    test.offers [0] = af_msg_new (AF_MSG_OFFER);
+
+    s_test_offers (&test);
+    s_test_done (&test);
+    s_test_store_link_done (&test);
+    s_test_removed_target (&test);
+
+    af_msg_destroy (&test.done);
+    af_msg_destroy (&test.offers [0]);
+    af_msg_destroy (&test.accepted);
+    af_pushes_destroy (&test.self);
+    af_outbox_destroy (&test.outbox);
+    af_store_destroy (&test.store);
     zsys_dir_delete ("%s", dir);    //  best effort: files first
     char path [256];
     snprintf (path, sizeof path, "%s/data.mdb", dir);

@@ -1024,15 +1024,10 @@ s_version (json_t *obj, const char *key, uint32_t *out, char *err, size_t errlen
     return 0;
 }
 
-//  Parse one entry object into entry. 0, or -1 with err.
+//  Every key of the entry is one s_keys names. 0, or -1 with err.
 static int
-s_parse_entry (json_t *obj, const char *base_dir, af_catalog_entry_t *entry, char *err, size_t errlen)
+s_check_keys (json_t *obj, char *err, size_t errlen)
 {
-    memset (entry, 0, sizeof *entry);
-    if (!json_is_object (obj)) {
-        snprintf (err, errlen, "expected an object");
-        return -1;
-    }
     const char *key;
     json_t *value;
     json_object_foreach (obj, key, value) {
@@ -1044,6 +1039,14 @@ s_parse_entry (json_t *obj, const char *base_dir, af_catalog_entry_t *entry, cha
             return -1;
         }
     }
+    return 0;
+}
+
+//  The package's names, platform, version, votes and price. 0, or -1
+//  with err.
+static int
+s_parse_package (json_t *obj, af_catalog_entry_t *entry, char *err, size_t errlen)
+{
     af_package_t *p = &entry->package;
     af_fit_rec_t *f = &entry->fit;
     uint64_t n;
@@ -1081,6 +1084,15 @@ s_parse_entry (json_t *obj, const char *base_dir, af_catalog_entry_t *entry, cha
     if (s_uint (obj, "price", UINT32_MAX, &n, false, err, errlen))
         return -1;
     f->price_cents = (uint32_t) n;
+    return 0;
+}
+
+//  The OS versions it runs on: API levels for Android (minSdk, maxSdk),
+//  release numbers for the others (minOs, maxOs). 0, or -1 with err.
+static int
+s_parse_os_range (json_t *obj, af_platform_t platform, af_fit_rec_t *f, char *err, size_t errlen)
+{
+    uint64_t n;
     if (platform == AF_PLATFORM_ANDROID) {
         if (json_object_get (obj, "minOs") || json_object_get (obj, "maxOs")) {
             snprintf (err, errlen, "field 'minOs'/'maxOs': Android packages give minSdk/maxSdk");
@@ -1112,6 +1124,14 @@ s_parse_entry (json_t *obj, const char *base_dir, af_catalog_entry_t *entry, cha
         snprintf (err, errlen, "the maximum OS is below the minimum");
         return -1;
     }
+    return 0;
+}
+
+//  The screen it needs: density range or exact density, smallest size in
+//  pixels. 0, or -1 with err.
+static int
+s_parse_screen (json_t *obj, af_fit_rec_t *f, char *err, size_t errlen)
+{
     static const char *densities [] = { "minDensity", "maxDensity", "density", "minWidth", "minHeight" };
     uint64_t dv [5] = { 0, 0, 0, 0, 0 };
     for (int i = 0; i < 5; i++)
@@ -1126,7 +1146,13 @@ s_parse_entry (json_t *obj, const char *base_dir, af_catalog_entry_t *entry, cha
     f->density = (uint16_t) dv [2];
     f->min_short = (uint16_t) (dv [3] < dv [4]? dv [3]: dv [4]);
     f->min_long = (uint16_t) (dv [3] < dv [4]? dv [4]: dv [3]);
+    return 0;
+}
 
+//  The ABIs it has code for, as a mask (none: any). 0, or -1 with err.
+static int
+s_parse_abis (json_t *obj, af_fit_rec_t *f, char *err, size_t errlen)
+{
     json_t *abis = json_object_get (obj, "abis");
     if (abis) {
         size_t index;
@@ -1147,6 +1173,14 @@ s_parse_entry (json_t *obj, const char *base_dir, af_catalog_entry_t *entry, cha
             f->abi_mask |= 1u << k;
         }
     }
+    return 0;
+}
+
+//  The form factors it is made for, as a mask (none: any). 0, or -1 with
+//  err.
+static int
+s_parse_forms (json_t *obj, af_fit_rec_t *f, char *err, size_t errlen)
+{
     json_t *forms = json_object_get (obj, "formFactors");
     if (forms) {
         size_t index;
@@ -1164,6 +1198,17 @@ s_parse_entry (json_t *obj, const char *base_dir, af_catalog_entry_t *entry, cha
             f->form_mask |= (uint8_t) (1u << form);
         }
     }
+    return 0;
+}
+
+//  Where it installs from: the package file, below base_dir unless
+//  absolute, or only the store's link. 0, or -1 with err.
+static int
+s_parse_file (json_t *obj, const char *base_dir, af_platform_t platform,
+              af_catalog_entry_t *entry, char *err, size_t errlen)
+{
+    af_package_t *p = &entry->package;
+    af_fit_rec_t *f = &entry->fit;
     //  iOS and tvOS install only from their store: a link, no file
     bool store_only = platform == AF_PLATFORM_IOS || platform == AF_PLATFORM_TVOS;
     char file [PATH_MAX] = "";
@@ -1190,6 +1235,28 @@ s_parse_entry (json_t *obj, const char *base_dir, af_catalog_entry_t *entry, cha
             return -1;
         }
     }
+    return 0;
+}
+
+//  Parse one entry object into entry. 0, or -1 with err.
+static int
+s_parse_entry (json_t *obj, const char *base_dir, af_catalog_entry_t *entry, char *err, size_t errlen)
+{
+    memset (entry, 0, sizeof *entry);
+    if (!json_is_object (obj)) {
+        snprintf (err, errlen, "expected an object");
+        return -1;
+    }
+    if (s_check_keys (obj, err, errlen)
+    ||  s_parse_package (obj, entry, err, errlen))
+        return -1;
+    af_platform_t platform = (af_platform_t) entry->fit.platform;
+    if (s_parse_os_range (obj, platform, &entry->fit, err, errlen)
+    ||  s_parse_screen (obj, &entry->fit, err, errlen)
+    ||  s_parse_abis (obj, &entry->fit, err, errlen)
+    ||  s_parse_forms (obj, &entry->fit, err, errlen)
+    ||  s_parse_file (obj, base_dir, platform, entry, err, errlen))
+        return -1;
     return 0;
 }
 
@@ -1398,12 +1465,10 @@ s_write (const char *path, const char *text)
     fclose (file);
 }
 
-void
-af_catalog_test (bool verbose)
+//  Both hex encoders agree with libsodium on every byte value
+static void
+s_test_hex (void)
 {
-    if (verbose)
-        printf (" * af_catalog: ");
-    //  Both hex encoders agree with libsodium on every byte value
     uint8_t bytes [256];
     for (int i = 0; i < 256; i++)
         bytes [i] = (uint8_t) (i * 7 + 3);
@@ -1412,8 +1477,12 @@ af_catalog_test (bool verbose)
     s_hex (hex, bytes, sizeof bytes);
     s_hex_words (words, bytes, sizeof bytes);
     assert (streq (hex, expected) && streq (words, expected));
+}
 
-    //  A text keeps what snprintf would: the first size - 1 characters
+//  A text keeps what snprintf would: the first size - 1 characters
+static void
+s_test_text (void)
+{
     char small [8], big [64];
     text_t text;
     s_begin (&text, small, sizeof small);
@@ -1427,10 +1496,87 @@ af_catalog_test (bool verbose)
     s_put_literal (&text, "-");
     s_put_uint (&text, 65535);
     assert (streq (big, "0-65535"));
+}
+
+//  The manifest's three entries import; a device gets the package that
+//  fits it best, or why none does; a second import changes nothing
+static void
+s_test_import_and_resolve (af_catalog_t *catalog, const char *manifest, af_device_t *device)
+{
+    char err [1024];
+    int n = af_catalog_import (catalog, manifest, err, sizeof err);
+    if (n != 3)
+        printf ("import: %s\n", err);
+    assert (n == 3);
+
+    assert (af_device_from_json (device,
+        "{\"sdkVersion\":30,\"supportedAbis\":[\"armeabi-v7a\",\"arm64-v8a\"],\"screenDensity\":400,"
+        "\"model\":\"T\",\"formFactor\":\"phone\",\"screenWidth\":1080,\"screenHeight\":1920}", err, sizeof err) == 0);
+    af_resolution_t result;
+    assert (af_catalog_resolve (catalog, "app", device, &result) == 0);
+    assert (result.fit == AF_FIT_PACKAGE);
+    assert (strcmp (result.package.abi, "armeabi-v7a") == 0);       //  device's first choice
+    assert (result.package.size == strlen ("package b, a little bigger"));
+    char blob [PATH_MAX];
+    assert (af_catalog_blob_path (catalog, result.package.hash, blob, sizeof blob) == 0);
+    assert (access (blob, R_OK) == 0);
+
+    device->sdk = 25;
+    assert (af_catalog_resolve (catalog, "app", device, &result) == 0);
+    assert (result.fit == AF_FIT_NONE);
+    assert (strcmp (result.reason, "needs Android 8.0 or later; device runs Android 7.1") == 0);
+    assert (af_catalog_resolve (catalog, "nothing", device, &result) == 0);
+    assert (result.fit == AF_FIT_UNKNOWN_PROGRAM);
+
+    //  Re-import is idempotent
+    assert (af_catalog_import (catalog, manifest, err, sizeof err) == 3);
+    device->sdk = 30;
+    assert (af_catalog_resolve (catalog, "app", device, &result) == 0);
+    assert (result.fit == AF_FIT_PACKAGE);
+}
+
+//  A bad entry imports nothing and names the entry and line
+static void
+s_test_bad_entries (af_catalog_t *catalog, const char *manifest, af_device_t *device)
+{
+    char err [1024];
+    af_resolution_t result;
+    s_write (manifest,
+        "[\n"
+        "  { \"program\": \"other\", \"platform\": \"linux\", \"versionCode\": 1, \"versionName\": \"1\",\n"
+        "    \"file\": \"a.tar\" },\n"
+        "  { \"program\": \"other\", \"platform\": \"linux\", \"versionCode\": \"1\",\n"
+        "    \"versionName\": \"1\", \"file\": \"a.tar\" }\n"
+        "]\n");
+    assert (af_catalog_import (catalog, manifest, err, sizeof err) == -1);
+    assert (strstr (err, "entry 1 (line 4)") && strstr (err, "versionCode"));
+    assert (af_catalog_resolve (catalog, "other", device, &result) == 0);
+    assert (result.fit == AF_FIT_UNKNOWN_PROGRAM);
+    //  A program ID is a name that becomes a file name on nodes, never a
+    //  path: the same rule as the decoder's (af_program_check)
+    const char *paths [] = { "../etc", "a/b", "..", ".hidden", "a..b", "-x" };
+    for (size_t i = 0; i < sizeof paths / sizeof paths [0]; i++) {
+        char text [512];
+        snprintf (text, sizeof text,
+            "[ { \"program\": \"%s\", \"platform\": \"linux\", \"versionCode\": 1,\n"
+            "    \"versionName\": \"1\", \"file\": \"a.tar\" } ]\n", paths [i]);
+        s_write (manifest, text);
+        assert (af_catalog_import (catalog, manifest, err, sizeof err) == -1);
+        assert (strstr (err, "entry 0") && strstr (err, "field 'program'") && strstr (err, "not a program ID"));
+    }
+}
+
+void
+af_catalog_test (bool verbose)
+{
+    if (verbose)
+        printf (" * af_catalog: ");
+    s_test_hex ();
+    s_test_text ();
 
     char dir [] = "/tmp/af_catalog_test_XXXXXX";
     assert (mkdtemp (dir));
-    char path [512], manifest [512], err [1024];
+    char path [512], manifest [512];
     snprintf (path, sizeof path, "%s/a.tar", dir);
     s_write (path, "package a");
     snprintf (path, sizeof path, "%s/b.tar", dir);
@@ -1449,67 +1595,16 @@ af_catalog_test (bool verbose)
     snprintf (catdir, sizeof catdir, "%s/catalog", dir);
     af_catalog_t *catalog = af_catalog_new (catdir, true);
     assert (catalog);
-    int n = af_catalog_import (catalog, manifest, err, sizeof err);
-    if (n != 3)
-        printf ("import: %s\n", err);
-    assert (n == 3);
-
     af_device_t device;
-    assert (af_device_from_json (&device,
-        "{\"sdkVersion\":30,\"supportedAbis\":[\"armeabi-v7a\",\"arm64-v8a\"],\"screenDensity\":400,"
-        "\"model\":\"T\",\"formFactor\":\"phone\",\"screenWidth\":1080,\"screenHeight\":1920}", err, sizeof err) == 0);
-    af_resolution_t result;
-    assert (af_catalog_resolve (catalog, "app", &device, &result) == 0);
-    assert (result.fit == AF_FIT_PACKAGE);
-    assert (strcmp (result.package.abi, "armeabi-v7a") == 0);       //  device's first choice
-    assert (result.package.size == strlen ("package b, a little bigger"));
-    char blob [PATH_MAX];
-    assert (af_catalog_blob_path (catalog, result.package.hash, blob, sizeof blob) == 0);
-    assert (access (blob, R_OK) == 0);
-
-    device.sdk = 25;
-    assert (af_catalog_resolve (catalog, "app", &device, &result) == 0);
-    assert (result.fit == AF_FIT_NONE);
-    assert (strcmp (result.reason, "needs Android 8.0 or later; device runs Android 7.1") == 0);
-    assert (af_catalog_resolve (catalog, "nothing", &device, &result) == 0);
-    assert (result.fit == AF_FIT_UNKNOWN_PROGRAM);
-
-    //  Re-import is idempotent
-    assert (af_catalog_import (catalog, manifest, err, sizeof err) == 3);
-    device.sdk = 30;
-    assert (af_catalog_resolve (catalog, "app", &device, &result) == 0);
-    assert (result.fit == AF_FIT_PACKAGE);
-
-    //  A bad entry imports nothing and names the entry and line
-    s_write (manifest,
-        "[\n"
-        "  { \"program\": \"other\", \"platform\": \"linux\", \"versionCode\": 1, \"versionName\": \"1\",\n"
-        "    \"file\": \"a.tar\" },\n"
-        "  { \"program\": \"other\", \"platform\": \"linux\", \"versionCode\": \"1\",\n"
-        "    \"versionName\": \"1\", \"file\": \"a.tar\" }\n"
-        "]\n");
-    assert (af_catalog_import (catalog, manifest, err, sizeof err) == -1);
-    assert (strstr (err, "entry 1 (line 4)") && strstr (err, "versionCode"));
-    assert (af_catalog_resolve (catalog, "other", &device, &result) == 0);
-    assert (result.fit == AF_FIT_UNKNOWN_PROGRAM);
-    //  A program ID is a name that becomes a file name on nodes, never a
-    //  path: the same rule as the decoder's (af_program_check)
-    const char *paths [] = { "../etc", "a/b", "..", ".hidden", "a..b", "-x" };
-    for (size_t i = 0; i < sizeof paths / sizeof paths [0]; i++) {
-        char text [512];
-        snprintf (text, sizeof text,
-            "[ { \"program\": \"%s\", \"platform\": \"linux\", \"versionCode\": 1,\n"
-            "    \"versionName\": \"1\", \"file\": \"a.tar\" } ]\n", paths [i]);
-        s_write (manifest, text);
-        assert (af_catalog_import (catalog, manifest, err, sizeof err) == -1);
-        assert (strstr (err, "entry 0") && strstr (err, "field 'program'") && strstr (err, "not a program ID"));
-    }
+    s_test_import_and_resolve (catalog, manifest, &device);
+    s_test_bad_entries (catalog, manifest, &device);
     af_catalog_destroy (&catalog);
     assert (catalog == NULL);
 
     //  Read-only
     catalog = af_catalog_new (catdir, false);
     assert (catalog);
+    af_resolution_t result;
     assert (af_catalog_resolve (catalog, "app", &device, &result) == 0 && result.fit == AF_FIT_PACKAGE);
     af_catalog_destroy (&catalog);
     char command [700];

@@ -79,6 +79,19 @@ s_make_parent (const char *file, char *err, size_t errlen)
     }
 }
 
+//  Tell the broker this matcher serves "matcher", with its credit and
+//  heartbeat: on connecting, and again when the broker has forgotten it
+static void
+s_announce (config_t *config, zsock_t *sock)
+{
+    af_msg_t *ready = af_msg_new (AF_MSG_READY);
+    snprintf (ready->service, sizeof ready->service, "matcher");
+    ready->credit = (uint32_t) config->credit;
+    ready->heartbeat = (uint32_t) config->heartbeat_ms;
+    af_msg_send (ready, sock, NULL);
+    af_msg_destroy (&ready);
+}
+
 static zsock_t *
 s_connect (config_t *config, zcert_t *cert, zcert_t *broker_cert)
 {
@@ -99,12 +112,7 @@ s_connect (config_t *config, zcert_t *cert, zcert_t *broker_cert)
         zsock_destroy (&sock);
         return NULL;
     }
-    af_msg_t *ready = af_msg_new (AF_MSG_READY);
-    snprintf (ready->service, sizeof ready->service, "matcher");
-    ready->credit = (uint32_t) config->credit;
-    ready->heartbeat = (uint32_t) config->heartbeat_ms;
-    af_msg_send (ready, sock, NULL);
-    af_msg_destroy (&ready);
+    s_announce (config, sock);
     return sock;
 }
 
@@ -142,8 +150,10 @@ s_handle (config_t *config, af_catalog_t *catalog, zsock_t *sock, af_msg_t *msg)
     af_msg_destroy (&reply);
 }
 
-int
-main (int argc, char *argv [])
+//  Read the options into config. -1 to go on, or the status to exit with:
+//  0 after --help, 2 for a bad option.
+static int
+s_parse_options (int argc, char *argv [], config_t *config)
 {
     enum { OPT_CREDIT = 1000, OPT_HEARTBEAT };
     static struct option options [] = {
@@ -157,19 +167,18 @@ main (int argc, char *argv [])
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
-    config_t config = { .credit = 16, .heartbeat_ms = AF_HEARTBEAT_MS, .liveness = AF_HEARTBEAT_LIVENESS };
     int opt;
     while ((opt = getopt_long (argc, argv, "b:k:C:c:vh", options, NULL)) != -1) {
         char *target = NULL;
         size_t size = 0;
         switch (opt) {
-            case 'b': target = config.broker; size = sizeof config.broker; break;
-            case 'k': target = config.broker_key; size = sizeof config.broker_key; break;
-            case 'C': target = config.catalog; size = sizeof config.catalog; break;
-            case 'c': target = config.cert; size = sizeof config.cert; break;
-            case 'v': config.verbose = true; break;
-            case OPT_CREDIT: config.credit = atoi (optarg); break;
-            case OPT_HEARTBEAT: config.heartbeat_ms = atoi (optarg); break;
+            case 'b': target = config->broker; size = sizeof config->broker; break;
+            case 'k': target = config->broker_key; size = sizeof config->broker_key; break;
+            case 'C': target = config->catalog; size = sizeof config->catalog; break;
+            case 'c': target = config->cert; size = sizeof config->cert; break;
+            case 'v': config->verbose = true; break;
+            case OPT_CREDIT: config->credit = atoi (optarg); break;
+            case OPT_HEARTBEAT: config->heartbeat_ms = atoi (optarg); break;
             case 'h': s_usage (stdout); return 0;
             default: s_usage (stderr); return 2;
         }
@@ -181,108 +190,119 @@ main (int argc, char *argv [])
             strcpy (target, optarg);
         }
     }
-    if (optind < argc || !*config.broker || !*config.broker_key || !*config.catalog || !*config.cert
-    ||  config.credit < 1 || config.credit > 1024 || config.heartbeat_ms < 50) {
+    if (optind < argc || !*config->broker || !*config->broker_key || !*config->catalog || !*config->cert
+    ||  config->credit < 1 || config->credit > 1024 || config->heartbeat_ms < 50) {
         fprintf (stderr, "appferry-matcher: --broker, --broker-key, --catalog and --cert are required; "
                  "--credit is 1..1024\n\n");
         s_usage (stderr);
         return 2;
     }
-    if (sodium_init () < 0)
-        return 1;
-    zsys_init ();
-    zsys_set_logident ("appferry-matcher");
-    zcert_t *broker_cert = zcert_load (config.broker_key);
+    return -1;
+}
+
+//  Load the broker's public certificate and this matcher's keypair,
+//  creating the keypair (and its directory) the first time. 0, or -1 with
+//  a message printed and nothing loaded.
+static int
+s_load_keys (config_t *config, zcert_t **cert_p, zcert_t **broker_cert_p)
+{
+    zcert_t *broker_cert = zcert_load (config->broker_key);
     if (!broker_cert) {
-        fprintf (stderr, "appferry-matcher: cannot read %s\n", config.broker_key);
-        return 1;
+        fprintf (stderr, "appferry-matcher: cannot read %s\n", config->broker_key);
+        return -1;
     }
     char secret [600];
-    snprintf (secret, sizeof secret, "%s_secret", config.cert);
+    snprintf (secret, sizeof secret, "%s_secret", config->cert);
     zcert_t *cert = zcert_load (secret);
     if (!cert) {
         char err [600];
-        if (s_make_parent (config.cert, err, sizeof err)) {
-            fprintf (stderr, "appferry-matcher: cannot save keypair to %s: %s\n", config.cert, err);
+        if (s_make_parent (config->cert, err, sizeof err)) {
+            fprintf (stderr, "appferry-matcher: cannot save keypair to %s: %s\n", config->cert, err);
             zcert_destroy (&broker_cert);
-            return 1;
+            return -1;
         }
         cert = zcert_new ();
         zcert_set_meta (cert, "role", "appferry matcher");
-        if (!cert || zcert_save (cert, config.cert)) {
-            fprintf (stderr, "appferry-matcher: cannot save keypair to %s: %s\n", config.cert,
+        if (!cert || zcert_save (cert, config->cert)) {
+            fprintf (stderr, "appferry-matcher: cannot save keypair to %s: %s\n", config->cert,
                      strerror (errno));
             zcert_destroy (&cert);
             zcert_destroy (&broker_cert);
-            return 1;
+            return -1;
         }
         zsys_info ("matcher: created keypair %s; copy it into the broker's worker keys directory",
-                   config.cert);
+                   config->cert);
     }
-    af_catalog_t *catalog = af_catalog_new (config.catalog, false);
-    if (!catalog) {
-        fprintf (stderr, "appferry-matcher: cannot open catalog %s\n", config.catalog);
-        return 1;
+    *cert_p = cert;
+    *broker_cert_p = broker_cert;
+    return 0;
+}
+
+//  Receive one message from the broker and act on it: answer a RESOLVE,
+//  announce again after a DISCONNECT, log an ERROR. -1 if nothing could be
+//  received (the socket is gone), else 0.
+static int
+s_receive (config_t *config, af_catalog_t *catalog, zsock_t *sock)
+{
+    zframe_t *frame = zframe_recv (sock);
+    if (!frame)
+        return -1;
+    af_msg_t *msg = NULL;
+    char err [AF_MAX_REASON + 1];
+    int code = zframe_more (frame)? AF_E_MALFORMED:
+        af_msg_decode (zframe_data (frame), zframe_size (frame), &msg, err, sizeof err, NULL, NULL);
+    zframe_destroy (&frame);
+    if (code != AF_OK)
+        zsys_warning ("matcher: dropped a message from the broker: %s", af_code_name (code));
+    else
+    if (msg->id == AF_MSG_RESOLVE) {
+        s_handle (config, catalog, sock, msg);
+        //  Idle now? Then hold no catalog snapshot while we wait
+        if (!(zsock_events (sock) & ZMQ_POLLIN))
+            af_catalog_release (catalog);
     }
-    zsock_t *sock = s_connect (&config, cert, broker_cert);
-    if (!sock) {
-        fprintf (stderr, "appferry-matcher: cannot connect to %s\n", config.broker);
-        return 1;
+    else
+    if (msg->id == AF_MSG_DISCONNECT) {
+        zsys_warning ("matcher: broker said DISCONNECT (%s); announcing again", msg->reason);
+        s_announce (config, sock);
     }
-    zsys_info ("matcher: serving catalog %s to %s (credit %d)", config.catalog, config.broker, config.credit);
+    else
+    if (msg->id == AF_MSG_ERROR)
+        zsys_warning ("matcher: broker error %s: %s", af_code_name ((int) msg->code), msg->reason);
+    af_msg_destroy (&msg);
+    return 0;
+}
+
+//  Serve until interrupted or the broker cannot be reached again: answer
+//  what arrives, ping every heartbeat, reconnect when the broker has been
+//  silent for `liveness` heartbeats. Then say DISCONNECT and close sock.
+static void
+s_serve (config_t *config, af_catalog_t *catalog, zcert_t *cert, zcert_t *broker_cert, zsock_t *sock)
+{
     int64_t last_rx = zclock_mono (), last_ping = 0;
     zpoller_t *poller = zpoller_new (sock, NULL);
     while (!zsys_interrupted) {
-        void *which = zpoller_wait (poller, config.heartbeat_ms / 2);
+        void *which = zpoller_wait (poller, config->heartbeat_ms / 2);
         int64_t now = zclock_mono ();
         if (which == sock) {
-            zframe_t *frame = zframe_recv (sock);
-            if (!frame)
+            if (s_receive (config, catalog, sock))
                 break;
             last_rx = now;
-            af_msg_t *msg = NULL;
-            char err [AF_MAX_REASON + 1];
-            int code = zframe_more (frame)? AF_E_MALFORMED:
-                af_msg_decode (zframe_data (frame), zframe_size (frame), &msg, err, sizeof err, NULL, NULL);
-            zframe_destroy (&frame);
-            if (code != AF_OK)
-                zsys_warning ("matcher: dropped a message from the broker: %s", af_code_name (code));
-            else
-            if (msg->id == AF_MSG_RESOLVE) {
-                s_handle (&config, catalog, sock, msg);
-                //  Idle now? Then hold no catalog snapshot while we wait
-                if (!(zsock_events (sock) & ZMQ_POLLIN))
-                    af_catalog_release (catalog);
-            }
-            else
-            if (msg->id == AF_MSG_DISCONNECT) {
-                zsys_warning ("matcher: broker said DISCONNECT (%s); announcing again", msg->reason);
-                af_msg_t *ready = af_msg_new (AF_MSG_READY);
-                snprintf (ready->service, sizeof ready->service, "matcher");
-                ready->credit = (uint32_t) config.credit;
-                ready->heartbeat = (uint32_t) config.heartbeat_ms;
-                af_msg_send (ready, sock, NULL);
-                af_msg_destroy (&ready);
-            }
-            else
-            if (msg->id == AF_MSG_ERROR)
-                zsys_warning ("matcher: broker error %s: %s", af_code_name ((int) msg->code), msg->reason);
-            af_msg_destroy (&msg);
         }
         else
         if (zpoller_terminated (poller))
             break;
-        if (now - last_ping >= config.heartbeat_ms) {
+        if (now - last_ping >= config->heartbeat_ms) {
             af_msg_t *ping = af_msg_new (AF_MSG_PING);
             af_msg_send (ping, sock, NULL);
             af_msg_destroy (&ping);
             last_ping = now;
         }
-        if (now - last_rx > (int64_t) config.heartbeat_ms * config.liveness) {
+        if (now - last_rx > (int64_t) config->heartbeat_ms * config->liveness) {
             zsys_warning ("matcher: broker silent; reconnecting");
             zpoller_destroy (&poller);
             zsock_destroy (&sock);
-            sock = s_connect (&config, cert, broker_cert);
+            sock = s_connect (config, cert, broker_cert);
             if (!sock)
                 break;
             poller = zpoller_new (sock, NULL);
@@ -297,6 +317,34 @@ main (int argc, char *argv [])
     }
     zpoller_destroy (&poller);
     zsock_destroy (&sock);
+}
+
+int
+main (int argc, char *argv [])
+{
+    config_t config = { .credit = 16, .heartbeat_ms = AF_HEARTBEAT_MS, .liveness = AF_HEARTBEAT_LIVENESS };
+    int rc = s_parse_options (argc, argv, &config);
+    if (rc >= 0)
+        return rc;
+    if (sodium_init () < 0)
+        return 1;
+    zsys_init ();
+    zsys_set_logident ("appferry-matcher");
+    zcert_t *cert, *broker_cert;
+    if (s_load_keys (&config, &cert, &broker_cert))
+        return 1;
+    af_catalog_t *catalog = af_catalog_new (config.catalog, false);
+    if (!catalog) {
+        fprintf (stderr, "appferry-matcher: cannot open catalog %s\n", config.catalog);
+        return 1;
+    }
+    zsock_t *sock = s_connect (&config, cert, broker_cert);
+    if (!sock) {
+        fprintf (stderr, "appferry-matcher: cannot connect to %s\n", config.broker);
+        return 1;
+    }
+    zsys_info ("matcher: serving catalog %s to %s (credit %d)", config.catalog, config.broker, config.credit);
+    s_serve (&config, catalog, cert, broker_cert, sock);
     af_catalog_destroy (&catalog);
     zcert_destroy (&cert);
     zcert_destroy (&broker_cert);

@@ -41,6 +41,108 @@ s_count_blobs (const char *dir)
     return count;
 }
 
+//  One case of the table: build its device, resolve its program, compare
+//  what is expected
+static void
+s_run_case (af_catalog_t *catalog, json_t *devices, json_t *c)
+{
+    char err [1024];
+    const char *name = json_string_value (json_object_get (c, "name"));
+    const char *program = json_string_value (json_object_get (c, "program"));
+    json_t *device_json = json_deep_copy (json_object_get (devices,
+                              json_string_value (json_object_get (c, "device"))));
+    assert (name && program && device_json);
+    if (json_object_get (c, "with"))
+        json_object_update (device_json, json_object_get (c, "with"));
+    char *text = json_dumps (device_json, 0);
+    json_decref (device_json);
+    af_device_t device;
+    char detail [1400] = "";
+    if (af_device_from_json (&device, text, err, sizeof err)) {
+        snprintf (detail, sizeof detail, "bad device in the table: %s", err);
+        s_result (false, name, detail);
+        free (text);
+        return;
+    }
+    free (text);
+    af_resolution_t result;
+    if (af_catalog_resolve (catalog, program, &device, &result)) {
+        s_result (false, name, "resolve failed");
+        return;
+    }
+    bool ok = true;
+    const char *want;
+    if ((want = json_string_value (json_object_get (c, "fit"))) && strcmp (want, af_fit_name (result.fit)))
+        ok = false;
+    if ((want = json_string_value (json_object_get (c, "versionName")))
+    &&  strcmp (want, result.package.version_name))
+        ok = false;
+    if ((want = json_string_value (json_object_get (c, "abi"))) && strcmp (want, result.package.abi))
+        ok = false;
+    if ((want = json_string_value (json_object_get (c, "storeLink")))
+    &&  strcmp (want, result.package.store_link))
+        ok = false;
+    if ((want = json_string_value (json_object_get (c, "reason"))) && strcmp (want, result.reason))
+        ok = false;
+    snprintf (detail, sizeof detail, "got fit=%s version=%s abi=%s link=%s reason='%s'",
+              af_fit_name (result.fit), result.package.version_name, result.package.abi,
+              result.package.store_link, result.reason);
+    s_result (ok, name, detail);
+}
+
+//  Bad manifests: nothing imported, the error names entry and line
+static void
+s_check_bad_manifests (af_catalog_t *catalog, json_t *table, const char *data)
+{
+    char path [1024], err [1024] = "";
+    size_t index;
+    json_t *c;
+    json_array_foreach (json_object_get (table, "bad"), index, c) {
+        const char *file = json_string_value (json_object_get (c, "file"));
+        snprintf (path, sizeof path, "%s/%s", data, file);
+        int rc = af_catalog_import (catalog, path, err, sizeof err);
+        bool ok = rc == -1;
+        size_t k;
+        json_t *expect;
+        json_array_foreach (json_object_get (c, "expect"), k, expect)
+            ok = ok && strstr (err, json_string_value (expect)) != NULL;
+        af_device_t device;
+        af_resolution_t result;
+        af_device_from_json (&device, "{\"platform\":\"linux\",\"osVersion\":\"6\",\"model\":\"x\","
+                             "\"formFactor\":\"pc\",\"screenWidth\":10,\"screenHeight\":10}", err + 512, 256);
+        af_catalog_resolve (catalog, "bad", &device, &result);
+        ok = ok && result.fit == AF_FIT_UNKNOWN_PROGRAM;        //  nothing of it imported
+        char name [256];
+        snprintf (name, sizeof name, "%s imports nothing and names the entry", file);
+        s_result (ok, name, err);
+    }
+}
+
+//  Idempotent re-import; each distinct file stored once
+static void
+s_check_reimport (af_catalog_t *catalog, const char *catdir, const char *data)
+{
+    char path [1024], err [1024];
+    int blobs = s_count_blobs (catdir);
+    snprintf (path, sizeof path, "%s/manifest.json", data);
+    int imported = af_catalog_import (catalog, path, err, sizeof err);
+    char detail [128];
+    snprintf (detail, sizeof detail, "blobs before %d, after %d", blobs, s_count_blobs (catdir));
+    //  26 packages, 2 of them store links: 24 files but 20 distinct ones
+    //  (some packages share a file), each stored once although the bad
+    //  manifests named some of them again
+    s_result (imported == 26 && blobs == 20 && s_count_blobs (catdir) == 20,
+              "re-import is idempotent; the 20 distinct files are stored once", detail);
+    af_device_t device;
+    af_resolution_t result;
+    af_device_from_json (&device, "{\"platform\":\"android\",\"sdkVersion\":33,\"model\":\"x\","
+                         "\"formFactor\":\"phone\",\"screenWidth\":1080,\"screenHeight\":2400,"
+                         "\"screenDensity\":420,\"supportedAbis\":[\"arm64-v8a\"]}", err, sizeof err);
+    af_catalog_resolve (catalog, "maps", &device, &result);
+    s_result (result.fit == AF_FIT_PACKAGE && strcmp (result.package.version_name, "1.0.0-arm64") == 0,
+              "after re-import the same package is chosen", result.package.version_name);
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -74,88 +176,10 @@ main (int argc, char *argv [])
     json_t *devices = json_object_get (table, "devices");
     size_t index;
     json_t *c;
-    json_array_foreach (json_object_get (table, "cases"), index, c) {
-        const char *name = json_string_value (json_object_get (c, "name"));
-        const char *program = json_string_value (json_object_get (c, "program"));
-        json_t *device_json = json_deep_copy (json_object_get (devices,
-                                  json_string_value (json_object_get (c, "device"))));
-        assert (name && program && device_json);
-        if (json_object_get (c, "with"))
-            json_object_update (device_json, json_object_get (c, "with"));
-        char *text = json_dumps (device_json, 0);
-        json_decref (device_json);
-        af_device_t device;
-        char detail [1400] = "";
-        if (af_device_from_json (&device, text, err, sizeof err)) {
-            snprintf (detail, sizeof detail, "bad device in the table: %s", err);
-            s_result (false, name, detail);
-            free (text);
-            continue;
-        }
-        free (text);
-        af_resolution_t result;
-        if (af_catalog_resolve (catalog, program, &device, &result)) {
-            s_result (false, name, "resolve failed");
-            continue;
-        }
-        bool ok = true;
-        const char *want;
-        if ((want = json_string_value (json_object_get (c, "fit"))) && strcmp (want, af_fit_name (result.fit)))
-            ok = false;
-        if ((want = json_string_value (json_object_get (c, "versionName")))
-        &&  strcmp (want, result.package.version_name))
-            ok = false;
-        if ((want = json_string_value (json_object_get (c, "abi"))) && strcmp (want, result.package.abi))
-            ok = false;
-        if ((want = json_string_value (json_object_get (c, "storeLink")))
-        &&  strcmp (want, result.package.store_link))
-            ok = false;
-        if ((want = json_string_value (json_object_get (c, "reason"))) && strcmp (want, result.reason))
-            ok = false;
-        snprintf (detail, sizeof detail, "got fit=%s version=%s abi=%s link=%s reason='%s'",
-                  af_fit_name (result.fit), result.package.version_name, result.package.abi,
-                  result.package.store_link, result.reason);
-        s_result (ok, name, detail);
-    }
-    //  Bad manifests: nothing imported, the error names entry and line
-    json_array_foreach (json_object_get (table, "bad"), index, c) {
-        const char *file = json_string_value (json_object_get (c, "file"));
-        snprintf (path, sizeof path, "%s/%s", data, file);
-        int rc = af_catalog_import (catalog, path, err, sizeof err);
-        bool ok = rc == -1;
-        size_t k;
-        json_t *expect;
-        json_array_foreach (json_object_get (c, "expect"), k, expect)
-            ok = ok && strstr (err, json_string_value (expect)) != NULL;
-        af_device_t device;
-        af_resolution_t result;
-        af_device_from_json (&device, "{\"platform\":\"linux\",\"osVersion\":\"6\",\"model\":\"x\","
-                             "\"formFactor\":\"pc\",\"screenWidth\":10,\"screenHeight\":10}", err + 512, 256);
-        af_catalog_resolve (catalog, "bad", &device, &result);
-        ok = ok && result.fit == AF_FIT_UNKNOWN_PROGRAM;        //  nothing of it imported
-        char name [256];
-        snprintf (name, sizeof name, "%s imports nothing and names the entry", file);
-        s_result (ok, name, err);
-    }
-    //  Idempotent re-import; each distinct file stored once
-    int blobs = s_count_blobs (catdir);
-    snprintf (path, sizeof path, "%s/manifest.json", data);
-    imported = af_catalog_import (catalog, path, err, sizeof err);
-    char detail [128];
-    snprintf (detail, sizeof detail, "blobs before %d, after %d", blobs, s_count_blobs (catdir));
-    //  26 packages, 2 of them store links: 24 files but 20 distinct ones
-    //  (some packages share a file), each stored once although the bad
-    //  manifests named some of them again
-    s_result (imported == 26 && blobs == 20 && s_count_blobs (catdir) == 20,
-              "re-import is idempotent; the 20 distinct files are stored once", detail);
-    af_device_t device;
-    af_resolution_t result;
-    af_device_from_json (&device, "{\"platform\":\"android\",\"sdkVersion\":33,\"model\":\"x\","
-                         "\"formFactor\":\"phone\",\"screenWidth\":1080,\"screenHeight\":2400,"
-                         "\"screenDensity\":420,\"supportedAbis\":[\"arm64-v8a\"]}", err, sizeof err);
-    af_catalog_resolve (catalog, "maps", &device, &result);
-    s_result (result.fit == AF_FIT_PACKAGE && strcmp (result.package.version_name, "1.0.0-arm64") == 0,
-              "after re-import the same package is chosen", result.package.version_name);
+    json_array_foreach (json_object_get (table, "cases"), index, c)
+        s_run_case (catalog, devices, c);
+    s_check_bad_manifests (catalog, table, data);
+    s_check_reimport (catalog, catdir, data);
 
     json_decref (table);
     af_catalog_destroy (&catalog);

@@ -245,26 +245,13 @@ s_now_ms (void)
     return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-//  Run adb [-s serial] shell WORD... and collect its output (caller frees
-//  *out, NUL-terminated). 0, or -1 with err.
-static int
-s_run (const char *adb, const char *serial, const char *const *words, char **out,
-       char *err, size_t errlen)
+//  Start adb with argv, stdin from /dev/null, stdout and stderr on pipes
+//  whose reading ends are *out_fd and *err_fd. The child's pid, or -1 with
+//  err.
+static pid_t
+s_spawn (const char *adb, const char *const *argv, int *out_fd, int *err_fd,
+         char *err, size_t errlen)
 {
-    const char *argv [12];
-    int argc = 0;
-    argv [argc++] = adb;
-    if (serial) {
-        argv [argc++] = "-s";
-        argv [argc++] = serial;
-    }
-    argv [argc++] = "shell";
-    for (int i = 0; words [i] && argc < 11; i++)
-        argv [argc++] = words [i];
-    argv [argc] = NULL;
-    char command [64];
-    snprintf (command, sizeof command, "%s%s%s", words [0], words [1]? " ": "", words [1]? words [1]: "");
-
     int out_pipe [2], err_pipe [2];
     if (pipe2 (out_pipe, O_CLOEXEC)) {
         snprintf (err, errlen, "cannot run adb: %s", strerror (errno));
@@ -292,14 +279,80 @@ s_run (const char *adb, const char *serial, const char *const *words, char **out
     }
     close (out_pipe [1]);
     close (err_pipe [1]);
+    *out_fd = out_pipe [0];
+    *err_fd = err_pipe [0];
+    return pid;
+}
 
-    size_t size = 0, capacity = 4096;
-    char *buf = (char *) malloc (capacity);
-    char messages [512] = "";
-    size_t messages_len = 0;
-    const char *failure = buf? NULL: "out of memory";
+//  What adb printed: all of its stdout, the last bytes of its stderr
+typedef struct {
+    char *buf;                  //  stdout, up to AF_MAX_ADB_OUTPUT bytes
+    size_t size, capacity;
+    char messages [512];        //  the tail of stderr, NUL-terminated
+    size_t messages_len;
+} adb_output_t;
+
+//  Read what stdout has into output->buf, growing it; at the end of the
+//  stream, close it (fd->fd becomes -1). NULL, or why the run fails.
+static const char *
+s_read_stdout (adb_output_t *output, struct pollfd *fd)
+{
+    if (output->size + 1 >= output->capacity) {
+        if (output->size >= AF_MAX_ADB_OUTPUT)
+            return "printed more than 1 MiB";
+        size_t bigger_size = output->capacity * 2 > AF_MAX_ADB_OUTPUT + 1?
+                             AF_MAX_ADB_OUTPUT + 1: output->capacity * 2;
+        char *bigger = (char *) realloc (output->buf, bigger_size);
+        if (!bigger)
+            return "out of memory";
+        output->buf = bigger;
+        output->capacity = bigger_size;
+    }
+    ssize_t n = read (fd->fd, output->buf + output->size, output->capacity - 1 - output->size);
+    if (n > 0)
+        output->size += (size_t) n;
+    else
+    if (n == 0 || errno != EINTR) {
+        close (fd->fd);
+        fd->fd = -1;
+    }
+    return NULL;
+}
+
+//  Read what stderr has, keeping the last bytes: adb's error is its last
+//  line. At the end of the stream, close it (fd->fd becomes -1).
+static void
+s_read_stderr (adb_output_t *output, struct pollfd *fd)
+{
+    char chunk [256];
+    ssize_t n = read (fd->fd, chunk, sizeof chunk);
+    if (n > 0) {
+        if ((size_t) n >= sizeof output->messages)
+            n = sizeof output->messages - 1;
+        if (output->messages_len + (size_t) n >= sizeof output->messages) {
+            size_t drop = output->messages_len + (size_t) n - (sizeof output->messages - 1);
+            memmove (output->messages, output->messages + drop, output->messages_len - drop);
+            output->messages_len -= drop;
+        }
+        memcpy (output->messages + output->messages_len, chunk, (size_t) n);
+        output->messages_len += (size_t) n;
+        output->messages [output->messages_len] = 0;
+    }
+    else
+    if (n == 0 || errno != EINTR) {
+        close (fd->fd);
+        fd->fd = -1;
+    }
+}
+
+//  Collect adb's stdout and stderr (fds [0] and [1]) until both end, within
+//  AF_ADB_TIMEOUT_MS. NULL, or why the run fails; the caller closes what
+//  is still open.
+static const char *
+s_collect (adb_output_t *output, struct pollfd fds [2])
+{
+    const char *failure = NULL;
     int64_t deadline = s_now_ms () + AF_ADB_TIMEOUT_MS;
-    struct pollfd fds [2] = { { out_pipe [0], POLLIN, 0 }, { err_pipe [0], POLLIN, 0 } };
     while (!failure && (fds [0].fd >= 0 || fds [1].fd >= 0)) {
         int64_t left = deadline - s_now_ms ();
         if (left <= 0) {
@@ -314,53 +367,44 @@ s_run (const char *adb, const char *serial, const char *const *words, char **out
             break;
         }
         if (fds [0].fd >= 0 && fds [0].revents) {
-            if (size + 1 >= capacity) {
-                if (size >= AF_MAX_ADB_OUTPUT) {
-                    failure = "printed more than 1 MiB";
-                    break;
-                }
-                size_t bigger_size = capacity * 2 > AF_MAX_ADB_OUTPUT + 1?
-                                     AF_MAX_ADB_OUTPUT + 1: capacity * 2;
-                char *bigger = (char *) realloc (buf, bigger_size);
-                if (!bigger) {
-                    failure = "out of memory";
-                    break;
-                }
-                buf = bigger;
-                capacity = bigger_size;
-            }
-            ssize_t n = read (fds [0].fd, buf + size, capacity - 1 - size);
-            if (n > 0)
-                size += (size_t) n;
-            else
-            if (n == 0 || errno != EINTR) {
-                close (fds [0].fd);
-                fds [0].fd = -1;
-            }
+            failure = s_read_stdout (output, &fds [0]);
+            if (failure)
+                break;
         }
-        if (fds [1].fd >= 0 && fds [1].revents) {
-            char chunk [256];
-            ssize_t n = read (fds [1].fd, chunk, sizeof chunk);
-            if (n > 0) {
-                //  Keep the last bytes: adb's error is its last line
-                if ((size_t) n >= sizeof messages)
-                    n = sizeof messages - 1;
-                if (messages_len + (size_t) n >= sizeof messages) {
-                    size_t drop = messages_len + (size_t) n - (sizeof messages - 1);
-                    memmove (messages, messages + drop, messages_len - drop);
-                    messages_len -= drop;
-                }
-                memcpy (messages + messages_len, chunk, (size_t) n);
-                messages_len += (size_t) n;
-                messages [messages_len] = 0;
-            }
-            else
-            if (n == 0 || errno != EINTR) {
-                close (fds [1].fd);
-                fds [1].fd = -1;
-            }
-        }
+        if (fds [1].fd >= 0 && fds [1].revents)
+            s_read_stderr (output, &fds [1]);
     }
+    return failure;
+}
+
+//  Run adb [-s serial] shell WORD... and collect its output (caller frees
+//  *out, NUL-terminated). 0, or -1 with err.
+static int
+s_run (const char *adb, const char *serial, const char *const *words, char **out,
+       char *err, size_t errlen)
+{
+    const char *argv [12];
+    int argc = 0;
+    argv [argc++] = adb;
+    if (serial) {
+        argv [argc++] = "-s";
+        argv [argc++] = serial;
+    }
+    argv [argc++] = "shell";
+    for (int i = 0; words [i] && argc < 11; i++)
+        argv [argc++] = words [i];
+    argv [argc] = NULL;
+    char command [64];
+    snprintf (command, sizeof command, "%s%s%s", words [0], words [1]? " ": "", words [1]? words [1]: "");
+
+    int out_fd, err_fd;
+    pid_t pid = s_spawn (adb, argv, &out_fd, &err_fd, err, errlen);
+    if (pid < 0)
+        return -1;
+    adb_output_t output = { .capacity = 4096 };
+    output.buf = (char *) malloc (output.capacity);
+    struct pollfd fds [2] = { { out_fd, POLLIN, 0 }, { err_fd, POLLIN, 0 } };
+    const char *failure = output.buf? s_collect (&output, fds): "out of memory";
     if (fds [0].fd >= 0)
         close (fds [0].fd);
     if (fds [1].fd >= 0)
@@ -371,19 +415,20 @@ s_run (const char *adb, const char *serial, const char *const *words, char **out
     while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
         ;
     //  The last non-empty line adb printed on stderr
-    while (messages_len && isspace ((unsigned char) messages [messages_len - 1]))
-        messages [--messages_len] = 0;
+    char *messages = output.messages;
+    while (output.messages_len && isspace ((unsigned char) messages [output.messages_len - 1]))
+        messages [--output.messages_len] = 0;
     char *last = strrchr (messages, '\n');
     last = last? last + 1: messages;
     if (failure) {
         snprintf (err, errlen, "adb shell %s: %s", command, failure);
-        free (buf);
+        free (output.buf);
         return -1;
     }
     if (WIFEXITED (status) && WEXITSTATUS (status) == 127 && strncmp (last, "cannot run", 10) == 0) {
         snprintf (err, errlen, "%s (install Debian's adb package, or name the program with AF_ADB)",
                   last);
-        free (buf);
+        free (output.buf);
         return -1;
     }
     if (!WIFEXITED (status) || WEXITSTATUS (status) != 0) {
@@ -391,11 +436,11 @@ s_run (const char *adb, const char *serial, const char *const *words, char **out
                   WIFEXITED (status)? "exit status": "signal",
                   WIFEXITED (status)? WEXITSTATUS (status): WTERMSIG (status),
                   *last? ": ": "", last);
-        free (buf);
+        free (output.buf);
         return -1;
     }
-    buf [size] = 0;
-    *out = buf;
+    output.buf [output.size] = 0;
+    *out = output.buf;
     return 0;
 }
 
@@ -434,16 +479,12 @@ af_adb_read (af_device_t *device, const char *adb, const char *serial,
 
 #define streq(s1,s2)    (strcmp ((s1), (s2)) == 0)
 
-void
-af_adb_test (bool verbose)
+//  Properties: exact names at the start of a line, values with ']' and
+//  newlines, CRLF line ends (old adb), absent and too long
+static void
+s_test_properties (void)
 {
-    if (verbose)
-        printf (" * af_adb: ");
-    char err [256], value [64];
-    af_device_t device;
-
-    //  Properties: exact names at the start of a line, values with ']' and
-    //  newlines, CRLF line ends (old adb), absent and too long
+    char value [64];
     const char *props =
         "[ro.build.version.sdk]: [33]\r\n"
         "[ro.product.model.x]: [not this]\r\n"
@@ -462,7 +503,14 @@ af_adb_test (bool verbose)
     assert (af_adb_property (props, "ro.product", value, sizeof value) == -1);
     assert (af_adb_property (props, "ro.product.model", value, 8) == -2);
     assert (af_adb_property ("", "ro.x", value, sizeof value) == -1);
+}
 
+//  Descriptions from getprop and wm, device by device
+static void
+s_test_parse (void)
+{
+    char err [256];
+    af_device_t device;
     //  A phone: the ABI list, persist.sys.locale before ro.product.locale,
     //  the physical size and density and not the user's override
     const char *phone =
@@ -530,8 +578,14 @@ af_adb_test (bool verbose)
         "[ro.product.cpu.abilist]: [x86_64]\n";
     assert (af_adb_parse (&device, tvish, NULL, NULL, err, sizeof err) == 0);
     assert (streq (device.form_factor, "phone") && streq (device.model, "Android device"));
+}
 
-    //  What is refused names what is missing
+//  What is refused names what is missing
+static void
+s_test_refusals (void)
+{
+    char err [256];
+    af_device_t device;
     assert (af_adb_parse (&device, "[ro.product.model]: [x]\n", NULL, NULL, err, sizeof err) == -1);
     assert (strstr (err, "ro.build.version.sdk"));
     assert (af_adb_parse (&device, "[ro.build.version.sdk]: [3x]\n", NULL, NULL, err, sizeof err) == -1);
@@ -555,9 +609,15 @@ af_adb_test (bool verbose)
                           "[ro.product.cpu.abilist]: [x86_64]\n[ro.product.model]: [Pixel\xff]\n",
                           NULL, NULL, err, sizeof err) == -1);
     assert (strstr (err, "UTF-8"));
+}
 
-    //  Running adb: a stand-in program that answers like adb, records its
-    //  arguments, and fails like adb for an unknown serial
+//  Running adb: a stand-in program that answers like adb, records its
+//  arguments, and fails like adb for an unknown serial
+static void
+s_test_running_adb (void)
+{
+    char err [256];
+    af_device_t device;
     char dir [] = "/tmp/af_adb_test.XXXXXX";
     assert (mkdtemp (dir));
     char script [600], args [600];
@@ -597,6 +657,17 @@ af_adb_test (bool verbose)
     char command [700];
     snprintf (command, sizeof command, "rm -rf '%s'", dir);
     assert (system (command) == 0);
+}
+
+void
+af_adb_test (bool verbose)
+{
+    if (verbose)
+        printf (" * af_adb: ");
+    s_test_properties ();
+    s_test_parse ();
+    s_test_refusals ();
+    s_test_running_adb ();
     if (verbose)
         printf ("OK\n");
 }

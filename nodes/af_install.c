@@ -1161,27 +1161,18 @@ s_first_line (const char *path, char *line, size_t size)
     return line;
 }
 
-void
-af_install_test (bool verbose)
-{
-    if (verbose)
-        printf (" * af_install: ");
-    char home [] = "/tmp/af_install_test.XXXXXX";
-    assert (mkdtemp (home));
-    char pkg [600], path [700], err [512], names [1024], line [256];
-    af_install_info_t info;
-    memset (&info, 0, sizeof info);
-    strcpy (info.program, "demo");
-    strcpy (info.version_name, "1.0");
-    strcpy (info.hash, "aa");
+//  The archive every section starts from: a directory, files, a link inside
+static const char *s_good [][3] = { { "app/", "d", "" }, { "app/README", "f", "hello\n" },
+                                    { "app/bin", "f", "#!/bin/sh\n" }, { "app/link", "l", "README" },
+                                    { NULL, NULL, NULL } };
 
-    //  A good archive: a directory, files, a link inside
-    snprintf (pkg, sizeof pkg, "%s/good.tar", home);
-    const char *good [][3] = { { "app/", "d", "" }, { "app/README", "f", "hello\n" },
-                               { "app/bin", "f", "#!/bin/sh\n" }, { "app/link", "l", "README" },
-                               { NULL, NULL, NULL } };
-    s_make_tar (pkg, good);
-    assert (af_install_builtin (home, pkg, &info, err, sizeof err) == 0);
+//  A good archive installs; a newer version replaces its tree
+static void
+s_test_install_and_upgrade (const char *home, const char *pkg, af_install_info_t *info)
+{
+    char path [700], err [512];
+    s_make_tar (pkg, s_good);
+    assert (af_install_builtin (home, pkg, info, err, sizeof err) == 0);
     snprintf (path, sizeof path, "%s/apps/demo/app/README", home);
     assert (zsys_file_exists (path));
     struct stat st;
@@ -1194,16 +1185,24 @@ af_install_test (bool verbose)
     //  A newer version replaces the tree
     const char *newer [][3] = { { "app/", "d", "" }, { "app/NEW", "f", "2\n" }, { NULL, NULL, NULL } };
     s_make_tar (pkg, newer);
-    strcpy (info.version_name, "2.0");
-    assert (af_install_builtin (home, pkg, &info, err, sizeof err) == 0);
+    strcpy (info->version_name, "2.0");
+    assert (af_install_builtin (home, pkg, info, err, sizeof err) == 0);
     snprintf (path, sizeof path, "%s/apps/demo/app/README", home);
     assert (!zsys_file_exists (path));
     snprintf (path, sizeof path, "%s/apps/demo/app/NEW", home);
     assert (zsys_file_exists (path));
+}
 
-    //  Hostile archives: refused before anything is written, version 2.0
-    //  intact. Links: only a plain path below the link's own directory, and
-    //  nothing in the archive written through a link or a file.
+//  Hostile archives: refused before anything is written, version 2.0
+//  intact. Links: only a plain path below the link's own directory, and
+//  nothing in the archive written through a link or a file.
+static void
+s_test_hostile_archives (const char *home, const char *pkg, af_install_info_t *info)
+{
+    char path [700], err [512], names [1024];
+    af_install_info_t back;
+    //  Version 2.0's file, which every refusal must leave in place
+    snprintf (path, sizeof path, "%s/apps/demo/app/NEW", home);
     const char *dotdot [][3] = { { "app/", "d", "" }, { "../evil", "f", "x" }, { NULL, NULL, NULL } };
     const char *absolute [][3] = { { "/tmp/af_install_abs_evil", "f", "x" }, { NULL, NULL, NULL } };
     const char *linkout [][3] = { { "link", "l", "../../outside" }, { "link/x", "f", "x" },
@@ -1249,11 +1248,11 @@ af_install_test (bool verbose)
         "other entries are inside it", "in place of the app directory" };
     size_t bad_count = sizeof bad / sizeof bad [0];
     assert (bad_count == sizeof why / sizeof why [0]);
-    strcpy (info.version_name, "3.0");
+    strcpy (info->version_name, "3.0");
     for (size_t i = 0; i < bad_count; i++) {
         s_make_tar (pkg, bad [i]);
         *err = 0;
-        int rc = af_install_builtin (home, pkg, &info, err, sizeof err);
+        int rc = af_install_builtin (home, pkg, info, err, sizeof err);
         if (rc != -1 || !strstr (err, why [i]))
             printf ("\nhostile archive %zu: rc %d, '%s' (expected '%s')\n", i, rc, err, why [i]);
         assert (rc == -1 && strstr (err, why [i]));
@@ -1271,21 +1270,27 @@ af_install_test (bool verbose)
     FILE *file = fopen (pkg, "w");
     fprintf (file, "this is not a tar file, not even close................................\n");
     fclose (file);
-    assert (af_install_builtin (home, pkg, &info, err, sizeof err) == -1 && strstr (err, "not a valid archive"));
+    assert (af_install_builtin (home, pkg, info, err, sizeof err) == -1 && strstr (err, "not a valid archive"));
     //  No staging directories left behind: readdir, which sees dot-files
     snprintf (path, sizeof path, "%s/apps", home);
     assert (s_entries (path, names, sizeof names) == 1 && streq (names, "demo"));
+}
 
-    //  Links that stay inside: in the same directory, below it, to a
-    //  directory, to a link that stays inside, dangling below; names
-    //  written as "./x" and "x//y/" are the same names
+//  Links that stay inside: in the same directory, below it, to a
+//  directory, to a link that stays inside, dangling below; names
+//  written as "./x" and "x//y/" are the same names
+static void
+s_test_links_inside (const char *home, const char *pkg, af_install_info_t *info)
+{
+    char path [700], err [512];
+    af_install_info_t back;
     const char *inside [][3] = { { "./lib/", "d", "" }, { "lib//libx.so.1", "f", "elf\n" },
         { "lib/libx.so", "l", "libx.so.1" }, { "current", "l", "lib" }, { "latest", "l", "current" },
         { "deep", "l", "lib/libx.so" }, { "dangling", "l", "nothere/x" }, { "./", "d", "" },
         { "lib/", "d", "" }, { NULL, NULL, NULL } };
     s_make_tar (pkg, inside);
-    strcpy (info.version_name, "4.0");
-    assert (af_install_builtin (home, pkg, &info, err, sizeof err) == 0);
+    strcpy (info->version_name, "4.0");
+    assert (af_install_builtin (home, pkg, info, err, sizeof err) == 0);
     char target [PATH_MAX], real [PATH_MAX], root [PATH_MAX];
     snprintf (path, sizeof path, "%s/apps/demo", home);
     assert (realpath (path, root));
@@ -1298,15 +1303,20 @@ af_install_test (bool verbose)
     ssize_t size = readlink (path, target, sizeof target - 1);
     assert (size == 7 && memcmp (target, "current", 7) == 0);
     assert (af_install_record_read (home, "demo", &back) == 0 && streq (back.version_name, "4.0"));
+}
 
-    //  defaults/ is a root of its own: checked where it lands
-    //  (HOME/data/PROGRAM/), not only inside the package
-    strcpy (info.program, "seeded");
+//  defaults/ is a root of its own: checked where it lands
+//  (HOME/data/PROGRAM/), not only inside the package
+static void
+s_test_defaults_seed (const char *home, const char *pkg, af_install_info_t *info)
+{
+    char path [700], err [512], line [256], target [PATH_MAX];
+    strcpy (info->program, "seeded");
     const char *seed_up [][3] = { { "app/", "d", "" }, { "app/bin", "f", "x" }, { "defaults/", "d", "" },
                                   { "defaults/settings", "f", "x" }, { "defaults/l", "l", ".." },
                                   { NULL, NULL, NULL } };
     s_make_tar (pkg, seed_up);
-    assert (af_install_builtin (home, pkg, &info, err, sizeof err) == -1 && strstr (err, "'defaults/l' links out"));
+    assert (af_install_builtin (home, pkg, info, err, sizeof err) == -1 && strstr (err, "'defaults/l' links out"));
     snprintf (path, sizeof path, "%s/data/seeded", home);
     assert (!zsys_file_exists (path));
     snprintf (path, sizeof path, "%s/apps/seeded", home);
@@ -1315,7 +1325,7 @@ af_install_test (bool verbose)
     const char *seed_link [][3] = { { "app/", "d", "" }, { "app/settings", "f", "x" },
                                     { "defaults", "l", "app" }, { NULL, NULL, NULL } };
     s_make_tar (pkg, seed_link);
-    assert (af_install_builtin (home, pkg, &info, err, sizeof err) == 0);
+    assert (af_install_builtin (home, pkg, info, err, sizeof err) == 0);
     snprintf (path, sizeof path, "%s/data/seeded", home);
     assert (!zsys_file_exists (path));
     //  defaults/ seed the data directory once, links inside it stay inside
@@ -1324,13 +1334,22 @@ af_install_test (bool verbose)
                                  { "defaults/sub/", "d", "" }, { "defaults/sub/.rc", "f", "rc\n" },
                                  { "defaults/sub/l", "l", ".rc" }, { "bin", "f", "x" }, { NULL, NULL, NULL } };
     s_make_tar (pkg, seeded);
-    assert (af_install_builtin (home, pkg, &info, err, sizeof err) == 0);
+    assert (af_install_builtin (home, pkg, info, err, sizeof err) == 0);
     snprintf (path, sizeof path, "%s/data/seeded/settings", home);
     assert (zsys_file_exists (path));
     snprintf (path, sizeof path, "%s/data/seeded/sub/l", home);
-    size = readlink (path, target, sizeof target - 1);
+    ssize_t size = readlink (path, target, sizeof target - 1);
     assert (size == 3 && memcmp (target, ".rc", 3) == 0);
     assert (streq (s_first_line (path, line, sizeof line), "rc\n"));
+}
+
+//  User data replaces what defaults/ seeded, as a whole; it lands only in
+//  HOME's data/ or config/ (or the scratch copy `config show` opens); an
+//  empty directory is not sent
+static void
+s_test_user_data (const char *home)
+{
+    char path [700], err [512], names [1024];
     char user [700], packed [700];
     snprintf (user, sizeof user, "%s/user", home);
     assert (zsys_dir_create ("%s/sub/.deeper/x", user) == 0);
@@ -1369,27 +1388,38 @@ af_install_test (bool verbose)
     snprintf (path, sizeof path, "%s/empty", home);
     assert (zsys_dir_create ("%s", path) == 0);
     assert (af_install_pack_dir (path, packed, err, sizeof err) == -1 && strstr (err, "empty"));
+}
 
-    //  Upgrades and removal leave nothing behind, dot-files and nested
-    //  directories included, and a second round works as the first
-    strcpy (info.program, "dots");
+//  Upgrades and removal leave nothing behind, dot-files and nested
+//  directories included, and a second round works as the first
+static void
+s_test_upgrade_and_remove (const char *home, const char *pkg, af_install_info_t *info)
+{
+    char path [700], err [512], names [1024];
+    strcpy (info->program, "dots");
     const char *dots [][3] = { { "app/.cache/x/", "d", "" }, { "app/.cache/x/.y", "f", "y" },
                                { "app/sub/deeper/.d", "f", "d" }, { "app/.hidden", "f", "h" },
                                { "app/.l", "l", ".hidden" }, { NULL, NULL, NULL } };
     s_make_tar (pkg, dots);
     snprintf (path, sizeof path, "%s/apps", home);
     for (int round = 0; round < 2; round++) {
-        assert (af_install_builtin (home, pkg, &info, err, sizeof err) == 0);
-        assert (af_install_builtin (home, pkg, &info, err, sizeof err) == 0);
+        assert (af_install_builtin (home, pkg, info, err, sizeof err) == 0);
+        assert (af_install_builtin (home, pkg, info, err, sizeof err) == 0);
         assert (s_entries (path, names, sizeof names) == 3);            //  demo dots seeded
         assert (af_install_remove (home, "dots", err, sizeof err) == 0);
         assert (s_entries (path, names, sizeof names) == 2 && !strstr (names, "dots"));
         assert (af_install_remove (home, "dots", err, sizeof err) == 0);    //  nothing to remove
     }
+}
 
-    //  Removal does not follow links out of the tree, and stale staging
-    //  (what an install, upgrade or removal killed half-way leaves) goes
-    //  at start; other names stay
+//  Removal does not follow links out of the tree, and stale staging
+//  (what an install, upgrade or removal killed half-way leaves) goes
+//  at start; other names stay
+static void
+s_test_stale_staging (const char *home, const char *pkg, af_install_info_t *info)
+{
+    char path [700], err [512], names [1024];
+    struct stat st;
     char outside [700];
     snprintf (outside, sizeof outside, "%s/outside", home);
     assert (zsys_dir_create ("%s/keep", outside) == 0);
@@ -1431,38 +1461,50 @@ af_install_test (bool verbose)
     assert (af_install_clean_stale (home, err, sizeof err) == 0);
     //  A removal killed after its rename left .dots.gone: the next removal
     //  of dots is not stopped by it
-    assert (af_install_builtin (home, pkg, &info, err, sizeof err) == 0);
+    assert (af_install_builtin (home, pkg, info, err, sizeof err) == 0);
     assert (zsys_dir_create ("%s/apps/.dots.gone/.x/.y", home) == 0);
     assert (af_install_remove (home, "dots", err, sizeof err) == 0);
     snprintf (path, sizeof path, "%s/apps", home);
     assert (s_entries (path, names, sizeof names) == 2 && !strstr (names, "dots"));
+}
 
-    //  Program IDs are names: every function that makes a path from one
-    //  refuses anything else, before it touches the disk
+//  Program IDs are names: every function that makes a path from one
+//  refuses anything else, before it touches the disk
+static void
+s_test_program_ids (const char *home, const char *pkg, af_install_info_t *info)
+{
+    char path [700], err [512], names [1024];
+    af_install_info_t back;
     const char *not_ids [] = { "..", "../escape", "a/b", ".demo.new-00000000", "" };
-    strcpy (info.version_name, "1.0");
-    s_make_tar (pkg, good);
+    strcpy (info->version_name, "1.0");
+    s_make_tar (pkg, s_good);
     for (int i = 0; i < 5; i++) {
-        snprintf (info.program, sizeof info.program, "%s", not_ids [i]);
-        assert (af_install_builtin (home, pkg, &info, err, sizeof err) == -1 && strstr (err, "not a program ID"));
+        snprintf (info->program, sizeof info->program, "%s", not_ids [i]);
+        assert (af_install_builtin (home, pkg, info, err, sizeof err) == -1 && strstr (err, "not a program ID"));
         assert (af_install_data (home, "data", not_ids [i], pkg, err, sizeof err) == -1
                 && strstr (err, "not a program ID"));
         assert (af_install_remove (home, not_ids [i], err, sizeof err) == -1 && strstr (err, "not a program ID"));
-        assert (af_install_record_write (home, &info, NULL, err, sizeof err) == -1);
+        assert (af_install_record_write (home, info, NULL, err, sizeof err) == -1);
         assert (af_install_record_read (home, not_ids [i], &back) == -1);
     }
     snprintf (path, sizeof path, "%s/escape", home);
     assert (!zsys_file_exists (path));
     assert (s_entries (home, names, sizeof names) >= 0 && strstr (names, "apps"));
+}
 
-    //  A full disk while the record is written (a file size limit makes
-    //  the same EFBIG a quota would): the old tree and the old record stay,
-    //  no staging and no temporary left
-    strcpy (info.program, "disk");
-    strcpy (info.version_name, "1.0");
+//  A full disk while the record is written (a file size limit makes
+//  the same EFBIG a quota would): the old tree and the old record stay,
+//  no staging and no temporary left
+static void
+s_test_full_disk (const char *home, const char *pkg, af_install_info_t *info)
+{
+    char path [700], err [512], names [1024];
+    af_install_info_t back;
+    strcpy (info->program, "disk");
+    strcpy (info->version_name, "1.0");
     const char *disk1 [][3] = { { "v1", "f", "1" }, { NULL, NULL, NULL } };
     s_make_tar (pkg, disk1);
-    assert (af_install_builtin (home, pkg, &info, err, sizeof err) == 0);
+    assert (af_install_builtin (home, pkg, info, err, sizeof err) == 0);
     //  Version 2: 200 one-byte files whose names make a record of 14 KiB
     const char *(*disk2) [3] = (const char *(*) [3]) calloc (202, sizeof *disk2);
     char (*many) [80] = (char (*) [80]) calloc (200, sizeof *many);
@@ -1483,8 +1525,8 @@ af_install_test (bool verbose)
     small.rlim_cur = 4096;
     void (*handler) (int) = signal (SIGXFSZ, SIG_IGN);
     assert (setrlimit (RLIMIT_FSIZE, &small) == 0);
-    strcpy (info.version_name, "2.0");
-    int rc = af_install_builtin (home, pkg, &info, err, sizeof err);
+    strcpy (info->version_name, "2.0");
+    int rc = af_install_builtin (home, pkg, info, err, sizeof err);
     assert (setrlimit (RLIMIT_FSIZE, &saved) == 0);
     signal (SIGXFSZ, handler);
     assert (rc == -1 && strstr (err, "install record") && strstr (err, "full"));
@@ -1501,7 +1543,7 @@ af_install_test (bool verbose)
     //  is swapped back
     snprintf (path, sizeof path, "%s/installed/disk.json", home);
     assert (unlink (path) == 0 && zsys_dir_create ("%s/x", path) == 0);
-    assert (af_install_builtin (home, pkg, &info, err, sizeof err) == -1 && strstr (err, "install record"));
+    assert (af_install_builtin (home, pkg, info, err, sizeof err) == -1 && strstr (err, "install record"));
     snprintf (path, sizeof path, "%s/apps/disk/v1", home);
     assert (zsys_file_exists (path));
     snprintf (path, sizeof path, "%s/apps", home);
@@ -1510,39 +1552,76 @@ af_install_test (bool verbose)
     assert (s_entries (path, names, sizeof names) >= 0 && !strstr (names, ".tmp"));
     snprintf (path, sizeof path, "%s/installed/disk.json", home);
     assert (s_remove_tree (path) == 0);
-    assert (af_install_builtin (home, pkg, &info, err, sizeof err) == 0);
+    assert (af_install_builtin (home, pkg, info, err, sizeof err) == 0);
     snprintf (path, sizeof path, "%s/apps/disk/v2", home);
     assert (zsys_file_exists (path));
     free (disk2);
     free (many);
+}
 
-    //  Install commands: success, failure, time limit
+//  Install commands: success, failure, time limit
+static void
+s_test_install_commands (const char *home, const char *pkg, af_install_info_t *info)
+{
+    char path [700], err [512];
+    int rc;
     snprintf (path, sizeof path, "%s/install.log", home);
     af_install_cmd_t *cmd = af_install_cmd_start ("test -f \"$AF_PACKAGE\" && test \"$1\" = \"$AF_PACKAGE\"",
-                                                  pkg, &info, 5000, path, err, sizeof err);
+                                                  pkg, info, 5000, path, err, sizeof err);
     assert (cmd);
     while ((rc = af_install_cmd_poll (cmd, err, sizeof err)) == 1)
         zclock_sleep (10);
     assert (rc == 0);
     af_install_cmd_destroy (&cmd);
-    cmd = af_install_cmd_start ("exit 3", pkg, &info, 5000, path, err, sizeof err);
+    cmd = af_install_cmd_start ("exit 3", pkg, info, 5000, path, err, sizeof err);
     while ((rc = af_install_cmd_poll (cmd, err, sizeof err)) == 1)
         zclock_sleep (10);
     assert (rc == -1 && strstr (err, "status 3"));
     af_install_cmd_destroy (&cmd);
     int64_t start = zclock_mono ();
-    cmd = af_install_cmd_start ("sleep 10", pkg, &info, 300, path, err, sizeof err);
+    cmd = af_install_cmd_start ("sleep 10", pkg, info, 300, path, err, sizeof err);
     while ((rc = af_install_cmd_poll (cmd, err, sizeof err)) == 1)
         zclock_sleep (10);
     assert (rc == -1 && strstr (err, "timed out"));
     assert (zclock_mono () - start < 2000);
     af_install_cmd_destroy (&cmd);
+}
+
+//  The sections of the self-test run in order on one HOME and one package
+//  file, pkg: each starts from what the one before it left (the programs
+//  installed, info's program and version)
+void
+af_install_test (bool verbose)
+{
+    if (verbose)
+        printf (" * af_install: ");
+    char home [] = "/tmp/af_install_test.XXXXXX";
+    assert (mkdtemp (home));
+    char pkg [600], path [700];
+    af_install_info_t info;
+    memset (&info, 0, sizeof info);
+    strcpy (info.program, "demo");
+    strcpy (info.version_name, "1.0");
+    strcpy (info.hash, "aa");
+
+    snprintf (pkg, sizeof pkg, "%s/good.tar", home);
+    s_test_install_and_upgrade (home, pkg, &info);
+    s_test_hostile_archives (home, pkg, &info);
+    s_test_links_inside (home, pkg, &info);
+    s_test_defaults_seed (home, pkg, &info);
+    s_test_user_data (home);
+    s_test_upgrade_and_remove (home, pkg, &info);
+    s_test_stale_staging (home, pkg, &info);
+    s_test_program_ids (home, pkg, &info);
+    s_test_full_disk (home, pkg, &info);
+    s_test_install_commands (home, pkg, &info);
 
     //  The whole home goes, dot-files and all, and the link to outside/
     //  inside it is removed, not followed
     assert (zsys_dir_create ("%s/.hidden/.deeper", home) == 0);
     snprintf (path, sizeof path, "%s/.hidden/.deeper/.file", home);
     s_write_file (path, "x");
+    struct stat st;
     assert (s_remove_tree (home) == 0);
     assert (lstat (home, &st) == -1 && errno == ENOENT);
     if (verbose)

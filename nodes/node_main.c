@@ -155,8 +155,18 @@ s_save_device (const af_device_t *device, af_node_config_t *config)
     return 0;
 }
 
-int
-main (int argc, char *argv [])
+//  What the command line asks for besides the node's configuration
+typedef struct {
+    bool daemon;                    //  --daemon
+    bool from_adb;                  //  --device-from-adb
+    const char *serial;             //  its SERIAL, or NULL
+    bool print_device;              //  --print-device
+} node_options_t;
+
+//  Read the options into config and opts. -1 to go on, or the status to
+//  exit with: 0 after --help or --version, 2 for a bad option.
+static int
+s_parse_options (int argc, char *argv [], af_node_config_t *config, node_options_t *opts)
 {
     enum { OPT_HEARTBEAT = 1000, OPT_DAEMON, OPT_VERSION, OPT_INSTALL_CMD, OPT_INSTALL_TIMEOUT,
            OPT_ATTEST, OPT_RATE, OPT_SYNC_MODE, OPT_FROM_ADB, OPT_PRINT_DEVICE };
@@ -179,35 +189,31 @@ main (int argc, char *argv [])
         { "version", no_argument, NULL, OPT_VERSION },
         { NULL, 0, NULL, 0 }
     };
-    af_node_config_t config;
-    af_node_config_defaults (&config);
-    bool daemon = false, from_adb = false, print_device = false;
-    const char *serial = NULL;
     int opt;
     while ((opt = getopt_long (argc, argv, "b:k:H:D:vh", options, NULL)) != -1) {
         char *target = NULL;
         size_t size = 0;
         switch (opt) {
-            case 'b': target = config.broker; size = sizeof config.broker; break;
-            case 'k': target = config.broker_key; size = sizeof config.broker_key; break;
-            case 'H': target = config.home; size = sizeof config.home; break;
-            case 'D': target = config.device_file; size = sizeof config.device_file; break;
-            case 'v': config.verbose = true; break;
-            case OPT_DAEMON: daemon = true; break;
-            case OPT_PRINT_DEVICE: print_device = true; break;
+            case 'b': target = config->broker; size = sizeof config->broker; break;
+            case 'k': target = config->broker_key; size = sizeof config->broker_key; break;
+            case 'H': target = config->home; size = sizeof config->home; break;
+            case 'D': target = config->device_file; size = sizeof config->device_file; break;
+            case 'v': config->verbose = true; break;
+            case OPT_DAEMON: opts->daemon = true; break;
+            case OPT_PRINT_DEVICE: opts->print_device = true; break;
             case OPT_FROM_ADB:
                 //  The serial may follow as the next word, as the usage
                 //  says (getopt takes an optional one only after '=')
-                from_adb = true;
-                serial = optarg;
-                if (!serial && optind < argc && argv [optind][0] != '-')
-                    serial = argv [optind++];
+                opts->from_adb = true;
+                opts->serial = optarg;
+                if (!opts->serial && optind < argc && argv [optind][0] != '-')
+                    opts->serial = argv [optind++];
                 break;
-            case OPT_INSTALL_CMD: target = config.install_cmd; size = sizeof config.install_cmd; break;
-            case OPT_ATTEST: target = config.attest_file; size = sizeof config.attest_file; break;
+            case OPT_INSTALL_CMD: target = config->install_cmd; size = sizeof config->install_cmd; break;
+            case OPT_ATTEST: target = config->attest_file; size = sizeof config->attest_file; break;
             case OPT_INSTALL_TIMEOUT:
-                config.install_timeout_s = atoi (optarg);
-                if (config.install_timeout_s < 1 || config.install_timeout_s > 86400) {
+                config->install_timeout_s = atoi (optarg);
+                if (config->install_timeout_s < 1 || config->install_timeout_s > 86400) {
                     fprintf (stderr, "appferry-node: --install-timeout must be 1..86400 s\n");
                     return 2;
                 }
@@ -217,18 +223,18 @@ main (int argc, char *argv [])
                     fprintf (stderr, "appferry-node: --sync-mode must be auto or manual\n");
                     return 2;
                 }
-                config.sync_auto = streq (optarg, "auto");
+                config->sync_auto = streq (optarg, "auto");
                 break;
             case OPT_RATE:
-                config.rate_kib = atoi (optarg);
-                if (config.rate_kib < 1 || config.rate_kib > 10000000) {
+                config->rate_kib = atoi (optarg);
+                if (config->rate_kib < 1 || config->rate_kib > 10000000) {
                     fprintf (stderr, "appferry-node: --rate-limit must be 1..10000000 KiB/s\n");
                     return 2;
                 }
                 break;
             case OPT_HEARTBEAT:
-                config.heartbeat_ms = atoi (optarg);
-                if (config.heartbeat_ms < 50 || config.heartbeat_ms > 600000) {
+                config->heartbeat_ms = atoi (optarg);
+                if (config->heartbeat_ms < 50 || config->heartbeat_ms > 600000) {
                     fprintf (stderr, "appferry-node: --heartbeat must be 50..600000 ms\n");
                     return 2;
                 }
@@ -245,42 +251,63 @@ main (int argc, char *argv [])
             strcpy (target, optarg);
         }
     }
+    return -1;
+}
+
+//  Refuse what the options do not say together: -1 to go on, or 2
+static int
+s_check_options (int argc, char *argv [], const af_node_config_t *config, const node_options_t *opts)
+{
     if (optind < argc) {
         fprintf (stderr, "appferry-node: unexpected argument '%s'\n\n", argv [optind]);
         s_usage (stderr);
         return 2;
     }
-    if (from_adb && *config.device_file) {
+    if (opts->from_adb && *config->device_file) {
         fprintf (stderr, "appferry-node: give --device or --device-from-adb, not both\n");
         return 2;
     }
-    if (!print_device && (!*config.broker || !*config.broker_key || !*config.home
-                      ||  (!*config.device_file && !from_adb))) {
+    if (!opts->print_device && (!*config->broker || !*config->broker_key || !*config->home
+                            ||  (!*config->device_file && !opts->from_adb))) {
         fprintf (stderr, "appferry-node: --broker, --broker-key, --home and --device are required "
                  "(or --device-from-adb instead of --device)\n\n");
         s_usage (stderr);
         return 2;
     }
-    if (print_device && !from_adb && !*config.device_file) {
+    if (opts->print_device && !opts->from_adb && !*config->device_file) {
         fprintf (stderr, "appferry-node: --print-device needs --device FILE or --device-from-adb\n");
         return 2;
     }
+    return -1;
+}
+
+int
+main (int argc, char *argv [])
+{
+    af_node_config_t config;
+    af_node_config_defaults (&config);
+    node_options_t opts = { false, false, NULL, false };
+    int rc = s_parse_options (argc, argv, &config, &opts);
+    if (rc < 0)
+        rc = s_check_options (argc, argv, &config, &opts);
+    if (rc >= 0)
+        return rc;
     char err [512];
     af_device_t device;
-    if (from_adb && af_adb_read (&device, getenv ("AF_ADB"), serial, err, sizeof err)) {
+    if (opts.from_adb && af_adb_read (&device, getenv ("AF_ADB"), opts.serial, err, sizeof err)) {
         fprintf (stderr, "appferry-node: --device-from-adb: %s\n", err);
         return 1;
     }
-    if (print_device) {
-        if (!from_adb && af_device_load (&device, config.device_file, err, sizeof err)) {
+    if (opts.print_device) {
+        if (!opts.from_adb && af_device_load (&device, config.device_file, err, sizeof err)) {
             fprintf (stderr, "appferry-node: %s\n", err);
             return 1;
         }
         return s_print_device (&device)? 1: 0;
     }
-    if (from_adb && s_save_device (&device, &config))
+    if (opts.from_adb && s_save_device (&device, &config))
         return 1;
-    if (daemon && s_daemonize (config.home))
+    if (opts.daemon && s_daemonize (config.home))
         return 1;
     if (sodium_init () < 0)
         return 1;
@@ -288,8 +315,9 @@ main (int argc, char *argv [])
     signal (SIGXFSZ, SIG_IGN);
     zsys_init ();
     zsys_set_logident ("appferry-node");
-    if (from_adb)
-        zsys_info ("device from adb%s%s: %s (%s), written to %s", serial? " ": "", serial? serial: "",
+    if (opts.from_adb)
+        zsys_info ("device from adb%s%s: %s (%s), written to %s",
+                   opts.serial? " ": "", opts.serial? opts.serial: "",
                    device.model, device.form_factor, config.device_file);
     af_node_t *node = af_node_new (&config, err, sizeof err);
     if (!node) {

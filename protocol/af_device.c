@@ -610,11 +610,10 @@ af_device_validate (const af_device_t *self, char *err, size_t errlen)
 
 #define streq(s1,s2)    (strcmp ((s1), (s2)) == 0)
 
-void
-af_device_test (bool verbose)
+//  Versions pack into one comparable integer; names map to enums
+static void
+s_test_versions (void)
 {
-    if (verbose)
-        printf (" * af_device: ");
     uint32_t v;
     char buf [32];
     assert (af_version_parse ("16.4.1", &v) == 0);
@@ -633,7 +632,12 @@ af_device_test (bool verbose)
     assert (af_platform_from_name ("tvos") == AF_PLATFORM_TVOS);
     assert (af_platform_from_name ("beos") == AF_PLATFORM_NONE);
     assert (af_form_from_name ("tv") == AF_FORM_TV);
+}
 
+//  A device description from JSON, back to JSON, and its errors
+static void
+s_test_json (void)
+{
     char err [200];
     af_device_t device;
     //  A bundletool spec plus our keys
@@ -683,11 +687,19 @@ af_device_test (bool verbose)
     snprintf (doc, sizeof doc, "{\"model\":\"%s\",\"formFactor\":\"tv\",\"screenWidth\":1,\"screenHeight\":1}", longname);
     assert (af_device_from_json (&device, doc, err, sizeof err) == -1);
     assert (strstr (err, "model") && strstr (err, "longer"));
+}
 
-    //  A bundletool spec as `bundletool get-device-spec` writes it, in
-    //  snake_case (bundletool's own pixel2_spec.json): Android, 8.0 from API
-    //  26, a phone (no screen size, so the screen cannot make it a tablet),
-    //  model and name "Android device", resolution unknown
+//  A bundletool spec as `bundletool get-device-spec` writes it, in
+//  snake_case (bundletool's own pixel2_spec.json): Android, 8.0 from API
+//  26, a phone (no screen size, so the screen cannot make it a tablet),
+//  model and name "Android device", resolution unknown
+static void
+s_test_bundletool_spec (void)
+{
+    char err [200];
+    af_device_t device;
+    af_device_t copy;
+    char *text;
     const char *pixel2_snake =
         "{\"supported_abis\":[\"arm64-v8a\",\"armeabi-v7a\",\"armeabi\"],"
         "\"supported_locales\":[\"en-GB\"],"
@@ -726,9 +738,17 @@ af_device_test (bool verbose)
     //  Errors name the spelling used
     assert (af_device_from_json (&device, "{\"screen_density\":\"560\"}", err, sizeof err) == -1);
     assert (strstr (err, "'screen_density'"));
-    //  Form factors from deviceFeatures, with or without bundletool's
-    //  "feature:" prefix; television before watch before pc; an explicit
-    //  formFactor wins
+}
+
+//  Form factors from deviceFeatures, with or without bundletool's
+//  "feature:" prefix; television before watch before pc; an explicit
+//  formFactor wins
+static void
+s_test_form_factors (void)
+{
+    char err [200];
+    af_device_t device;
+    char doc [400];
     static const struct { const char *features; const char *form; } features [] = {
         { "\"feature:android.hardware.type.television\"", "tv" },
         { "\"feature:android.software.leanback\"", "tv" },
@@ -765,6 +785,14 @@ af_device_test (bool verbose)
         "\"supported_abis\":[\"arm64-v8a\"],\"screen_width\":1600,\"screen_height\":2560}",
         err, sizeof err) == 0);
     assert (streq (device.form_factor, "tablet") && device.screen_w == 1600);
+}
+
+//  What af_device_validate refuses: half a screen, text that is not UTF-8
+static void
+s_test_validate (void)
+{
+    char err [200];
+    af_device_t device;
     //  Screen: both sides or neither
     assert (af_device_from_json (&device, "{\"sdkVersion\":31,\"screenDensity\":274,"
         "\"supportedAbis\":[\"arm64-v8a\"],\"screenWidth\":1600}", err, sizeof err) == -1);
@@ -784,6 +812,14 @@ af_device_test (bool verbose)
     strcpy (device.model, "x");
     strcpy (device.manufacturer, "\xc0\xaf");
     assert (af_device_validate (&device, err, sizeof err) == -1 && strstr (err, "'manufacturer'"));
+}
+
+//  What a bundletool spec leaves out, filled in
+static void
+s_test_derived_fields (void)
+{
+    char err [200];
+    af_device_t device;
     //  osVersion from the API level: the release's number ("12L" is 12),
     //  and an API level newer than the table needs an explicit osVersion
     assert (af_device_from_json (&device, "{\"sdkVersion\":32,\"screenDensity\":1,"
@@ -798,6 +834,19 @@ af_device_test (bool verbose)
     assert (af_device_from_json (&device, "{\"sdkVersion\":30,\"screenDensity\":1,"
         "\"supportedAbis\":[\"x86\"],\"build_device\":\"sabrina\"}", err, sizeof err) == 0);
     assert (streq (device.model, "sabrina"));
+}
+
+void
+af_device_test (bool verbose)
+{
+    if (verbose)
+        printf (" * af_device: ");
+    s_test_versions ();
+    s_test_json ();
+    s_test_bundletool_spec ();
+    s_test_form_factors ();
+    s_test_validate ();
+    s_test_derived_fields ();
     if (verbose)
         printf ("OK\n");
 }

@@ -174,14 +174,11 @@ s_device (const char *model)
     return device;
 }
 
+//  A valid REGISTER, cut at every seventh byte
 static void
-s_battery (void)
+s_battery_truncated (void)
 {
     packer_t p;
-    uint8_t rid [AF_ID_SIZE];
-    randombytes_buf (rid, sizeof rid);
-
-    //  A valid REGISTER to cut and bend
     s_pk_init (&p);
     msgpack_pack_map (&p.pk, 4);
     s_pk_str (&p, "v"); msgpack_pack_uint8 (&p.pk, 1);
@@ -194,12 +191,18 @@ s_battery (void)
         s_expect_error (name, p.buf.data, cut, AF_E_MALFORMED, NULL);
     }
     msgpack_sbuffer_destroy (&p.buf);
+}
 
-    //  Wrong types, with a rid that must be echoed
+//  Wrong types (with a rid that must be echoed), paths as program IDs,
+//  an array for a map
+static void
+s_battery_wrong_types (const uint8_t *rid)
+{
+    packer_t p;
     s_pk_init (&p);
     msgpack_pack_map (&p.pk, 5);
     s_pk_str (&p, "v"); msgpack_pack_uint8 (&p.pk, 1);
-    s_pk_str (&p, "rid"); msgpack_pack_bin_with_body (&p.pk, rid, sizeof rid);
+    s_pk_str (&p, "rid"); msgpack_pack_bin_with_body (&p.pk, rid, AF_ID_SIZE);
     s_pk_str (&p, "cmd"); s_pk_str (&p, "REGISTER");
     s_pk_str (&p, "account"); msgpack_pack_int (&p.pk, 42);
     s_pk_str (&p, "password"); s_pk_str (&p, "long enough password");
@@ -227,7 +230,7 @@ s_battery (void)
         s_pk_init (&p);
         msgpack_pack_map (&p.pk, 4);
         s_pk_str (&p, "v"); msgpack_pack_uint8 (&p.pk, 1);
-        s_pk_str (&p, "rid"); msgpack_pack_bin_with_body (&p.pk, rid, sizeof rid);
+        s_pk_str (&p, "rid"); msgpack_pack_bin_with_body (&p.pk, rid, AF_ID_SIZE);
         s_pk_str (&p, "cmd"); s_pk_str (&p, i % 2? "CONFIG_GET": "RESOLVE");
         s_pk_str (&p, "program"); s_pk_str (&p, paths [i]);
         char name [96];
@@ -241,8 +244,12 @@ s_battery (void)
     s_pk_str (&p, "v"); s_pk_str (&p, "PING");
     s_expect_error ("message is an array, not a map", p.buf.data, p.buf.size, AF_E_MALFORMED, NULL);
     msgpack_sbuffer_destroy (&p.buf);
+}
 
-    //  Huge declared lengths: nothing may be allocated for them
+//  Huge declared lengths: nothing may be allocated for them
+static void
+s_battery_huge_lengths (void)
+{
     uint8_t huge_array [] = { 0x81, 0xa1, 'x', 0xdd, 0xff, 0xff, 0xff, 0xff, 0x01 };
     s_expect_error ("array32 declaring 4294967295 entries", huge_array, sizeof huge_array, AF_E_MALFORMED, NULL);
     uint8_t huge_map [] = { 0xdf, 0x7f, 0xff, 0xff, 0xff, 0xa1, 'v' };
@@ -262,8 +269,12 @@ s_battery (void)
     randombytes_buf (garbage, sizeof garbage);
     garbage [0] = 0xc1;
     s_expect_error ("random garbage", garbage, sizeof garbage, AF_E_MALFORMED, NULL);
+}
 
-    //  Unknown command, wrong version
+//  Unknown command, wrong versions, an oversize frame, two frames
+static void
+s_battery_frames (void)
+{
     uint8_t unknown [] = { 0x82, 0xa1, 'v', 0x01, 0xa3, 'c', 'm', 'd', 0xa6, 'D', 'E', 'L', 'E', 'T', 'E' };
     s_expect_error ("unknown command DELETE", unknown, sizeof unknown, AF_E_UNKNOWN_COMMAND, NULL);
     uint8_t v2 [] = { 0x82, 0xa1, 'v', 0x02, 0xa3, 'c', 'm', 'd', 0xa4, 'P', 'I', 'N', 'G' };
@@ -286,8 +297,12 @@ s_battery (void)
     s_check (reply && reply->id == AF_MSG_ERROR && reply->code == AF_E_MALFORMED, "two-frame message",
              reply? reply->reason: "no reply");
     af_msg_destroy (&reply);
+}
 
-    //  Well-formed but not allowed here
+//  Well-formed but not allowed here
+static void
+s_battery_not_allowed (void)
+{
     af_msg_t *msg = af_msg_new (AF_MSG_DEVICES);
     af_msg_set_rid_random (msg);
     s_expect_msg ("DEVICES before LOGIN", msg, AF_MSG_ERROR, AF_E_NOT_LOGGED_IN);
@@ -304,8 +319,13 @@ s_battery (void)
     strcpy (msg->password, "short");
     s_expect_msg ("REGISTER with a 5-byte password", msg, AF_MSG_ERROR, AF_E_MALFORMED);
     af_msg_destroy (&msg);
+}
 
-    //  After all that: a normal register and login work on the same connection
+//  After all that: a normal register and login work on the same connection
+static void
+s_battery_then_login (void)
+{
+    af_msg_t *msg;
     char account [32];
     snprintf (account, sizeof account, "raw%u", randombytes_uniform (1000000));
     msg = af_msg_new (AF_MSG_REGISTER);
@@ -337,6 +357,19 @@ s_battery (void)
     af_msg_set_rid_random (msg);
     s_expect_msg ("DEVICES after LOGIN", msg, AF_MSG_DEVICE_LIST, 0);
     af_msg_destroy (&msg);
+}
+
+static void
+s_battery (void)
+{
+    uint8_t rid [AF_ID_SIZE];
+    randombytes_buf (rid, sizeof rid);
+    s_battery_truncated ();
+    s_battery_wrong_types (rid);
+    s_battery_huge_lengths ();
+    s_battery_frames ();
+    s_battery_not_allowed ();
+    s_battery_then_login ();
 }
 
 //  A new key claims a device bound to another key: refused with or
