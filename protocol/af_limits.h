@@ -134,6 +134,26 @@
 #define AF_MAX_ADB_OUTPUT       (1024 * 1024)   //  bytes read from one adb command
 #define AF_ADB_TIMEOUT_MS       30000   //  time limit of one adb command
 
+//  Contacts (issue 13, S3.1/B4): the OPRF suite's sizes (RFC 9497,
+//  ristretto255-SHA512), what one evaluation request may carry, and the
+//  bounds of an address book the node reads (nodes/af_contacts)
+#define AF_OPRF_SCALAR_SIZE     32      //  a key or a blind (Ns)
+#define AF_OPRF_ELEMENT_SIZE    32      //  a group element on the wire (Ne)
+#define AF_OPRF_OUTPUT_SIZE     64      //  an OPRF output, SHA-512 (Nh)
+#define AF_OPRF_MAX_INPUT       65535   //  input bytes (its length is 2 bytes)
+#define AF_OPRF_KEY_ID_HEX      16      //  a key's public fingerprint, hex
+#define AF_MAX_CONTACTS_EVAL    1000    //  elements in one CONTACTS_EVAL
+#define AF_MAX_CONTACTS_FILE    (64 * 1024 * 1024)  //  an address book file, bytes
+                                        //  (vCards carry photos)
+#define AF_MAX_CONTACTS         20000   //  cards (or CSV rows) in one file
+#define AF_MAX_CONTACT_NUMBERS  16      //  phone numbers kept per contact
+#define AF_MAX_CONTACT_LINE     4096    //  a property we read (unfolded), a CSV row
+#define AF_MAX_CONTACT_NAME     127     //  a display name, bytes (longer: cut)
+#define AF_MAX_CONTACT_REJECTS  200     //  refusals reported one by one; then counted
+#define AF_E164_MIN_DIGITS      8       //  digits of a number, country code included
+#define AF_E164_MAX_DIGITS      15      //  (ITU-T E.164)
+#define AF_E164_SIZE            (AF_E164_MAX_DIGITS + 2)    //  "+", digits, NUL
+
 //  Error codes: numeric, HTTP-flavoured like the ZeroMQ RFCs. Every ERROR
 //  message carries one of these plus a reason text. protocol/SPEC.md says
 //  what a peer does on each.
