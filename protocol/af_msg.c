@@ -115,6 +115,8 @@ typedef enum {
     T_DEVICE,       //  af_device_t, presence flag at aux
     T_PACKAGE,      //  af_package_t, presence flag at aux
     T_BIN,          //  uint8_t * (owned), size (uint32_t) at aux, at most max
+    T_BINS,         //  uint8_t (*buf) [size] (owned): an array of bin of exactly
+                    //  size bytes each, count at aux, min..max entries
     T_MAPS,         //  an array of maps: elements of size bytes described by
                     //  sub (owned pointer), count at aux, at most max
     T_ON,           //  af_prog_t holders' devices, as an array of uint
@@ -126,7 +128,8 @@ typedef struct field_s {
     uint8_t keylen;                 //  strlen (key), known at compile time
     ftype_t type;
     size_t offset;
-    size_t size;            //  T_STR/T_STRS: buffer (stride) size; T_MAPS: element size
+    size_t size;            //  T_STR/T_STRS: buffer (stride) size; T_MAPS: element size;
+                            //  T_BINS: each entry's exact size
     size_t aux;             //  count or presence flag offset
     uint64_t min, max;      //  value range, or length range, or count max
     bool required;
@@ -346,6 +349,12 @@ static const field_t f_device_remove [] = {
     STR (M, "deviceId", device_id, true), STR (M, "password", password, true), END };
 static const field_t f_sync [] = {
     BOOL (M, "grouped", grouped), END };
+#define F_ELEMENTS { "elements", sizeof ("elements") - 1, T_BINS, offsetof (M, elements), AF_OPRF_ELEMENT_SIZE, \
+                     offsetof (M, element_count), 1, AF_MAX_CONTACTS_EVAL, true, NULL }
+static const field_t f_contacts_eval [] = {
+    F_ELEMENTS, END };
+static const field_t f_contacts_evaluated [] = {
+    F_ELEMENTS, STR (M, "keyId", key_id, false), END };
 static const field_t f_none [] = { END };
 
 typedef struct {
@@ -393,6 +402,8 @@ static const command_t s_commands [AF_MSG_COUNT] = {
     [AF_MSG_CONFIG_GET]  = { "CONFIG_GET", f_config_get },
     [AF_MSG_CONFIG]      = { "CONFIG", f_config },
     [AF_MSG_DEVICE_REMOVE] = { "DEVICE_REMOVE", f_device_remove },
+    [AF_MSG_CONTACTS_EVAL] = { "CONTACTS_EVAL", f_contacts_eval },
+    [AF_MSG_CONTACTS_EVALUATED] = { "CONTACTS_EVALUATED", f_contacts_evaluated },
 };
 
 //  --------------------------------------------------------------------------
@@ -425,6 +436,7 @@ af_msg_destroy (af_msg_t **self_p)
             free ((*self_p)->progs [i].holders);
         free ((*self_p)->progs);
         free ((*self_p)->data);
+        free ((*self_p)->elements);
         free (*self_p);
         *self_p = NULL;
     }
@@ -547,6 +559,18 @@ af_msg_ungroup (af_msg_t *self)
                 memcpy (app->version_name, prog->had, sizeof app->version_name);
         } while (++k < prog->holder_count);
     }
+}
+
+void
+af_msg_set_element_count (af_msg_t *self, uint32_t count)
+{
+    assert (self);
+    uint8_t (*elements) [AF_OPRF_ELEMENT_SIZE] = count?
+        (uint8_t (*) [AF_OPRF_ELEMENT_SIZE]) calloc (count, AF_OPRF_ELEMENT_SIZE): NULL;
+    assert (elements || !count);
+    free (self->elements);
+    self->elements = elements;
+    self->element_count = count;
 }
 
 void
@@ -714,6 +738,7 @@ s_field_empty (const field_t *f, const uint8_t *base)
         case T_STRSP:
         case T_U32S:
         case T_BIN:
+        case T_BINS:
         case T_MAPS:
         case T_ON:
         case T_VERSIONS: return *(const uint32_t *) (base + f->aux) == 0;
@@ -789,6 +814,14 @@ s_encode_field (pk_t *pk, const field_t *f, const uint8_t *base)
         case T_BIN: {
             uint32_t size = *(const uint32_t *) (base + f->aux);
             s_pk_bin (pk, *(uint8_t * const *) p, size);
+            break;
+        }
+        case T_BINS: {
+            uint32_t count = *(const uint32_t *) (base + f->aux);
+            const uint8_t *bins = *(uint8_t * const *) p;
+            s_pk_array (pk, count);
+            for (uint32_t i = 0; i < count; i++)
+                s_pk_bin (pk, bins + i * f->size, f->size);
             break;
         }
     }
@@ -1080,6 +1113,24 @@ s_decode_array (const field_t *f, const msgpack_object *o, uint8_t *base, char *
                 return -1;
         return 0;
     }
+    if (f->type == T_BINS) {
+        uint8_t *bins = count? (uint8_t *) calloc (count, f->size): NULL;
+        if (count && !bins) {
+            snprintf (err, errlen, "out of memory");
+            return -1;
+        }
+        *(uint8_t **) p = bins;
+        *(uint32_t *) (base + f->aux) = count;
+        for (uint32_t i = 0; i < count; i++) {
+            const msgpack_object *item = &o->via.array.ptr [i];
+            if (item->type != MSGPACK_OBJECT_BIN || item->via.bin.size != f->size) {
+                snprintf (err, errlen, "field '%s': entry %u is not %zu bytes of binary", f->key, i, f->size);
+                return -1;
+            }
+            memcpy (bins + i * f->size, item->via.bin.ptr, f->size);
+        }
+        return 0;
+    }
     char *strings = (char *) p;
     if (f->type == T_STRSP) {
         strings = count? (char *) calloc (count, f->size): NULL;
@@ -1144,6 +1195,7 @@ s_decode_field (const field_t *f, const msgpack_object *o, uint8_t *base, char *
         case T_STRSP:
         case T_U32S:
         case T_MAPS:
+        case T_BINS:
         case T_ON:
         case T_VERSIONS:
             return s_decode_array (f, o, base, err, errlen);
@@ -1664,6 +1716,80 @@ s_test_roundtrip_lists_and_chunks (void)
     af_msg_destroy (&msg);
 }
 
+//  CONTACTS_EVAL and CONTACTS_EVALUATED: an array of 1..1000 bins of
+//  exactly 32 bytes each, in order; anything else is refused, naming the
+//  field (more entries, none, one of 31 or 33 bytes, a str for a bin)
+static void
+s_test_contacts_elements (void)
+{
+    char err [256];
+    af_msg_t *msg = af_msg_new (AF_MSG_CONTACTS_EVAL), *copy;
+    assert (msg);
+    af_msg_set_rid_random (msg);
+    af_msg_set_element_count (msg, AF_MAX_CONTACTS_EVAL);
+    for (uint32_t i = 0; i < AF_MAX_CONTACTS_EVAL; i++)
+        for (int k = 0; k < AF_OPRF_ELEMENT_SIZE; k++)
+            msg->elements [i][k] = (uint8_t) (i * 7 + (uint32_t) k);
+    copy = s_roundtrip (msg);
+    assert (copy->id == AF_MSG_CONTACTS_EVAL && copy->element_count == AF_MAX_CONTACTS_EVAL);
+    assert (memcmp (copy->elements, msg->elements, AF_MAX_CONTACTS_EVAL * AF_OPRF_ELEMENT_SIZE) == 0);
+    af_msg_destroy (&copy);
+    s_test_same_as_msgpack (msg);
+    //  Encoded, 1,000 of them fit easily in a message
+    zframe_t *frame = af_msg_encode (msg);
+    assert (zframe_size (frame) < 40 * 1024);
+    zframe_destroy (&frame);
+
+    //  One more than the limit: refused by the decoder
+    af_msg_set_element_count (msg, AF_MAX_CONTACTS_EVAL + 1);
+    frame = af_msg_encode (msg);
+    assert (af_msg_decode (zframe_data (frame), zframe_size (frame), &copy, err, sizeof err, NULL, NULL)
+            == AF_E_MALFORMED && strstr (err, "'elements'") && strstr (err, "more than 1000"));
+    zframe_destroy (&frame);
+    //  None: the encoder refuses to send it, and the decoder to take it
+    af_msg_set_element_count (msg, 0);
+    assert (af_msg_encode (msg) == NULL);
+    uint8_t none [] = { 0x83, 0xa1, 'v', 0x01, 0xa3, 'c', 'm', 'd',
+        0xad, 'C', 'O', 'N', 'T', 'A', 'C', 'T', 'S', '_', 'E', 'V', 'A', 'L',
+        0xa8, 'e', 'l', 'e', 'm', 'e', 'n', 't', 's', 0x90 };
+    assert (s_decode_bytes (none, sizeof none, err, sizeof err) == AF_E_MALFORMED && strstr (err, "fewer"));
+    //  Missing altogether
+    none [0] = 0x82;
+    assert (s_decode_bytes (none, sizeof none - 10, err, sizeof err) == AF_E_MALFORMED && strstr (err, "missing"));
+    none [0] = 0x83;
+    //  One entry of the wrong size or type
+    uint8_t one [sizeof none + 2 + 33];
+    memcpy (one, none, sizeof none);
+    one [sizeof none - 1] = 0x91;                       //  an array of one
+    one [sizeof none] = 0xc4;                           //  bin 8
+    for (int size = 31; size <= 33; size++) {
+        one [sizeof none + 1] = (uint8_t) size;
+        memset (one + sizeof none + 2, 0xab, (size_t) size);
+        int rc = s_decode_bytes (one, sizeof none + 2 + (size_t) size, err, sizeof err);
+        if (size == AF_OPRF_ELEMENT_SIZE)
+            assert (rc == AF_OK);
+        else
+            assert (rc == AF_E_MALFORMED && strstr (err, "entry 0 is not 32 bytes of binary"));
+    }
+    one [sizeof none] = 0xd9;                           //  str 8 of 32 bytes: not a bin
+    one [sizeof none + 1] = 32;
+    memset (one + sizeof none + 2, 'a', 32);
+    assert (s_decode_bytes (one, sizeof none + 2 + 32, err, sizeof err) == AF_E_MALFORMED);
+    af_msg_destroy (&msg);
+
+    //  The answer carries the key's fingerprint
+    msg = af_msg_new (AF_MSG_CONTACTS_EVALUATED);
+    assert (msg);
+    af_msg_set_element_count (msg, 2);
+    msg->elements [1][31] = 0x42;
+    strcpy (msg->key_id, "0123456789abcdef");
+    copy = s_roundtrip (msg);
+    assert (copy->element_count == 2 && copy->elements [1][31] == 0x42 && copy->elements [0][0] == 0);
+    assert (streq (copy->key_id, "0123456789abcdef"));
+    af_msg_destroy (&copy);
+    af_msg_destroy (&msg);
+}
+
 //  Every command encodes and decodes as itself
 static void
 s_test_every_command (void)
@@ -1682,6 +1808,7 @@ s_test_every_command (void)
         assert (af_msg_set_body (msg, "x", 1) == 0);
         msg->data = (uint8_t *) strdup ("y");
         msg->data_size = 1;
+        af_msg_set_element_count (msg, 1);
         copy = s_roundtrip (msg);
         assert (copy->id == (af_msg_id_t) id);
         assert (strcmp (af_msg_command_name (copy->id), s_commands [id].name) == 0);
@@ -2000,6 +2127,7 @@ af_msg_test (bool verbose)
     s_test_roundtrip_fields ();
     s_test_roundtrip_push ();
     s_test_roundtrip_lists_and_chunks ();
+    s_test_contacts_elements ();
     s_test_every_command ();
     s_test_noncanonical ();
     s_test_malformed_frames ();

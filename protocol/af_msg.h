@@ -69,6 +69,8 @@ typedef enum {
     AF_MSG_CONFIG_GET,      //  N->B  ask for it
     AF_MSG_CONFIG,          //  B->N  the answer
     AF_MSG_DEVICE_REMOVE,   //  N->B  remove another device of the account, revoking its key
+    AF_MSG_CONTACTS_EVAL,   //  N->B, B->W  blinded contact numbers to evaluate (OPRF)
+    AF_MSG_CONTACTS_EVALUATED,  //  W->B, B->N  the evaluated elements, in the same order
     AF_MSG_COUNT
 } af_msg_id_t;
 
@@ -180,6 +182,9 @@ typedef struct {
     af_prog_t *progs;                       //  owned (their holders too); grouped SYNC_DIFF
     uint64_t prev_at;                       //  CONFIG: the previous version's time
     bool previous;                          //  CONFIG_GET, CONFIG: the previous version
+    uint32_t element_count;
+    uint8_t (*elements) [AF_OPRF_ELEMENT_SIZE]; //  owned; CONTACTS_EVAL, CONTACTS_EVALUATED
+    char key_id [AF_OPRF_KEY_ID_HEX + 1];   //  CONTACTS_EVALUATED: the key's fingerprint
 } af_msg_t;
 
 //  Create a message of the given command, version AF_PROTO_VERSION.
@@ -217,6 +222,10 @@ void af_prog_set_holder_count (af_prog_t *prog, uint32_t count);
 //  program), device IDs from the message's device table, and one with no
 //  device per program no device has now.
 void af_msg_ungroup (af_msg_t *self);
+
+//  Room for count OPRF elements in self->elements, zeroed (asserts on
+//  OOM). The codec takes 1..AF_MAX_CONTACTS_EVAL of them.
+void af_msg_set_element_count (af_msg_t *self, uint32_t count);
 
 //  Allocate room for count targets in self->results (asserts on OOM).
 void af_msg_set_result_count (af_msg_t *self, uint32_t count);
