@@ -28,6 +28,8 @@
 #include "af_config.h"
 #include "af_reports.h"
 #include "af_adb.h"
+#include "af_phone.h"
+#include "af_contacts.h"
 
 typedef struct {
     const char *name;
@@ -54,6 +56,8 @@ static const test_t s_tests [] = {
     { "af_config", af_config_test },
     { "af_adb", af_adb_test },
     { "af_reports", af_reports_test },
+    { "af_phone", af_phone_test },
+    { "af_contacts", af_contacts_test },
 };
 #define TESTS (sizeof s_tests / sizeof s_tests [0])
 
