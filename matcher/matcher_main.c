@@ -5,16 +5,17 @@
     Stateless over its catalog: any number of matchers may serve one
     broker (each announces a credit of concurrent requests), and a matcher
     that dies loses nothing, since the broker hands its requests to
-    another. The worker dialog is in protocol/SPEC.md ("Worker dialog").
+    another. The worker dialog is in protocol/SPEC.md ("Worker dialog"),
+    and protocol/af_worker runs it; this file is the matcher's options and
+    its answer to RESOLVE.
     =========================================================================
 */
 #include "af_catalog.h"
 #include "af_msg.h"
+#include "af_worker.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <sodium.h>
-#include <sys/stat.h>
 
 typedef struct {
     char broker [256];
@@ -47,78 +48,17 @@ s_usage (FILE *out)
 "  -h, --help              show this help and exit\n");
 }
 
-//  Creates the directory that will hold FILE, and any missing parent, each
-//  mode 0700 (the keypair's secret goes there). Returns 0 if it exists
-//  afterwards, -1 with the reason in err.
-static int
-s_make_parent (const char *file, char *err, size_t errlen)
-{
-    char dir [512];
-    snprintf (dir, sizeof dir, "%s", file);
-    char *slash = strrchr (dir, '/');
-    if (!slash || slash == dir)
-        return 0;                       //  the current directory, or /
-    *slash = 0;
-    for (char *p = dir + 1; ; p++) {
-        if (*p != '/' && *p)
-            continue;
-        char saved = *p;
-        *p = 0;
-        struct stat st;
-        if (mkdir (dir, 0700) && errno != EEXIST) {
-            snprintf (err, errlen, "cannot create %s: %s", dir, strerror (errno));
-            return -1;
-        }
-        if (stat (dir, &st) || !S_ISDIR (st.st_mode)) {
-            snprintf (err, errlen, "%s is not a directory", dir);
-            return -1;
-        }
-        *p = saved;
-        if (!saved)
-            return 0;
-    }
-}
+typedef struct {
+    config_t *config;
+    af_catalog_t *catalog;
+} matcher_t;
 
-//  Tell the broker this matcher serves "matcher", with its credit and
-//  heartbeat: on connecting, and again when the broker has forgotten it
-static void
-s_announce (config_t *config, zsock_t *sock)
+//  RESOLVE: the package that fits the device, or why none does
+static af_msg_t *
+s_resolve (void *arg, af_msg_t *msg)
 {
-    af_msg_t *ready = af_msg_new (AF_MSG_READY);
-    snprintf (ready->service, sizeof ready->service, "matcher");
-    ready->credit = (uint32_t) config->credit;
-    ready->heartbeat = (uint32_t) config->heartbeat_ms;
-    af_msg_send (ready, sock, NULL);
-    af_msg_destroy (&ready);
-}
-
-static zsock_t *
-s_connect (config_t *config, zcert_t *cert, zcert_t *broker_cert)
-{
-    zsock_t *sock = zsock_new (ZMQ_DEALER);
-    if (!sock)
-        return NULL;
-    zcert_apply (cert, sock);
-    zsock_set_curve_serverkey (sock, zcert_public_txt (broker_cert));
-    zsock_set_linger (sock, 0);
-    //  Never block on send: with no connection (broker down, or our key
-    //  not yet allowed) a DEALER send would wait forever, and the loop
-    //  must keep running to notice silence and reconnect.
-    zsock_set_sndtimeo (sock, 0);
-    zsock_set_maxmsgsize (sock, AF_MAX_ZMQ_MSG);
-    zsock_set_sndhwm (sock, 100000);
-    zsock_set_rcvhwm (sock, 100000);
-    if (zsock_connect (sock, "%s", config->broker)) {
-        zsock_destroy (&sock);
-        return NULL;
-    }
-    s_announce (config, sock);
-    return sock;
-}
-
-static void
-s_handle (config_t *config, af_catalog_t *catalog, zsock_t *sock, af_msg_t *msg)
-{
+    config_t *config = ((matcher_t *) arg)->config;
+    af_catalog_t *catalog = ((matcher_t *) arg)->catalog;
     char err [AF_MAX_REASON + 1];
     af_msg_t *reply = NULL;
     if (!msg->has_rid || !msg->has_device)
@@ -146,8 +86,14 @@ s_handle (config_t *config, af_catalog_t *catalog, zsock_t *sock, af_msg_t *msg)
                            resolution.fit == AF_FIT_NONE? resolution.reason: resolution.package.version_name);
         }
     }
-    af_msg_send (reply, sock, NULL);
-    af_msg_destroy (&reply);
+    return reply;
+}
+
+//  Idle: hold no catalog snapshot while we wait
+static void
+s_idle (void *arg)
+{
+    af_catalog_release (((matcher_t *) arg)->catalog);
 }
 
 //  Read the options into config. -1 to go on, or the status to exit with:
@@ -200,125 +146,6 @@ s_parse_options (int argc, char *argv [], config_t *config)
     return -1;
 }
 
-//  Load the broker's public certificate and this matcher's keypair,
-//  creating the keypair (and its directory) the first time. 0, or -1 with
-//  a message printed and nothing loaded.
-static int
-s_load_keys (config_t *config, zcert_t **cert_p, zcert_t **broker_cert_p)
-{
-    zcert_t *broker_cert = zcert_load (config->broker_key);
-    if (!broker_cert) {
-        fprintf (stderr, "appferry-matcher: cannot read %s\n", config->broker_key);
-        return -1;
-    }
-    char secret [600];
-    snprintf (secret, sizeof secret, "%s_secret", config->cert);
-    zcert_t *cert = zcert_load (secret);
-    if (!cert) {
-        char err [600];
-        if (s_make_parent (config->cert, err, sizeof err)) {
-            fprintf (stderr, "appferry-matcher: cannot save keypair to %s: %s\n", config->cert, err);
-            zcert_destroy (&broker_cert);
-            return -1;
-        }
-        cert = zcert_new ();
-        zcert_set_meta (cert, "role", "appferry matcher");
-        if (!cert || zcert_save (cert, config->cert)) {
-            fprintf (stderr, "appferry-matcher: cannot save keypair to %s: %s\n", config->cert,
-                     strerror (errno));
-            zcert_destroy (&cert);
-            zcert_destroy (&broker_cert);
-            return -1;
-        }
-        zsys_info ("matcher: created keypair %s; copy it into the broker's worker keys directory",
-                   config->cert);
-    }
-    *cert_p = cert;
-    *broker_cert_p = broker_cert;
-    return 0;
-}
-
-//  Receive one message from the broker and act on it: answer a RESOLVE,
-//  announce again after a DISCONNECT, log an ERROR. -1 if nothing could be
-//  received (the socket is gone), else 0.
-static int
-s_receive (config_t *config, af_catalog_t *catalog, zsock_t *sock)
-{
-    zframe_t *frame = zframe_recv (sock);
-    if (!frame)
-        return -1;
-    af_msg_t *msg = NULL;
-    char err [AF_MAX_REASON + 1];
-    int code = zframe_more (frame)? AF_E_MALFORMED:
-        af_msg_decode (zframe_data (frame), zframe_size (frame), &msg, err, sizeof err, NULL, NULL);
-    zframe_destroy (&frame);
-    if (code != AF_OK)
-        zsys_warning ("matcher: dropped a message from the broker: %s", af_code_name (code));
-    else
-    if (msg->id == AF_MSG_RESOLVE) {
-        s_handle (config, catalog, sock, msg);
-        //  Idle now? Then hold no catalog snapshot while we wait
-        if (!(zsock_events (sock) & ZMQ_POLLIN))
-            af_catalog_release (catalog);
-    }
-    else
-    if (msg->id == AF_MSG_DISCONNECT) {
-        zsys_warning ("matcher: broker said DISCONNECT (%s); announcing again", msg->reason);
-        s_announce (config, sock);
-    }
-    else
-    if (msg->id == AF_MSG_ERROR)
-        zsys_warning ("matcher: broker error %s: %s", af_code_name ((int) msg->code), msg->reason);
-    af_msg_destroy (&msg);
-    return 0;
-}
-
-//  Serve until interrupted or the broker cannot be reached again: answer
-//  what arrives, ping every heartbeat, reconnect when the broker has been
-//  silent for `liveness` heartbeats. Then say DISCONNECT and close sock.
-static void
-s_serve (config_t *config, af_catalog_t *catalog, zcert_t *cert, zcert_t *broker_cert, zsock_t *sock)
-{
-    int64_t last_rx = zclock_mono (), last_ping = 0;
-    zpoller_t *poller = zpoller_new (sock, NULL);
-    while (!zsys_interrupted) {
-        void *which = zpoller_wait (poller, config->heartbeat_ms / 2);
-        int64_t now = zclock_mono ();
-        if (which == sock) {
-            if (s_receive (config, catalog, sock))
-                break;
-            last_rx = now;
-        }
-        else
-        if (zpoller_terminated (poller))
-            break;
-        if (now - last_ping >= config->heartbeat_ms) {
-            af_msg_t *ping = af_msg_new (AF_MSG_PING);
-            af_msg_send (ping, sock, NULL);
-            af_msg_destroy (&ping);
-            last_ping = now;
-        }
-        if (now - last_rx > (int64_t) config->heartbeat_ms * config->liveness) {
-            zsys_warning ("matcher: broker silent; reconnecting");
-            zpoller_destroy (&poller);
-            zsock_destroy (&sock);
-            sock = s_connect (config, cert, broker_cert);
-            if (!sock)
-                break;
-            poller = zpoller_new (sock, NULL);
-            last_rx = now;
-        }
-    }
-    af_msg_t *bye = sock? af_msg_new (AF_MSG_DISCONNECT): NULL;
-    if (bye) {
-        af_msg_send (bye, sock, NULL);
-        af_msg_destroy (&bye);
-        zclock_sleep (20);
-    }
-    zpoller_destroy (&poller);
-    zsock_destroy (&sock);
-}
-
 int
 main (int argc, char *argv [])
 {
@@ -330,24 +157,30 @@ main (int argc, char *argv [])
         return 1;
     zsys_init ();
     zsys_set_logident ("appferry-matcher");
-    zcert_t *cert, *broker_cert;
-    if (s_load_keys (&config, &cert, &broker_cert))
+    //  The keypair first: deploy/install.sh starts the matcher once to make it
+    af_worker_config_t dialog = { "matcher", config.broker, config.broker_key, config.cert,
+                                  "appferry matcher", config.credit, config.heartbeat_ms, config.liveness };
+    char err [1024];
+    af_worker_t *worker = af_worker_new (&dialog, err, sizeof err);
+    if (!worker) {
+        fprintf (stderr, "appferry-matcher: %s\n", err);
         return 1;
+    }
     af_catalog_t *catalog = af_catalog_new (config.catalog, false);
     if (!catalog) {
         fprintf (stderr, "appferry-matcher: cannot open catalog %s\n", config.catalog);
+        af_worker_destroy (&worker);
         return 1;
     }
-    zsock_t *sock = s_connect (&config, cert, broker_cert);
-    if (!sock) {
-        fprintf (stderr, "appferry-matcher: cannot connect to %s\n", config.broker);
-        return 1;
-    }
-    zsys_info ("matcher: serving catalog %s to %s (credit %d)", config.catalog, config.broker, config.credit);
-    s_serve (&config, catalog, cert, broker_cert, sock);
+    matcher_t matcher = { &config, catalog };
+    af_worker_set_handler (worker, AF_MSG_RESOLVE, s_resolve, &matcher);
+    af_worker_set_idle (worker, s_idle, &matcher);
+    zsys_info ("matcher: catalog %s", config.catalog);
+    rc = af_worker_serve (worker, err, sizeof err);
+    if (rc != AF_OK)
+        fprintf (stderr, "appferry-matcher: %s\n", err);
+    af_worker_destroy (&worker);
     af_catalog_destroy (&catalog);
-    zcert_destroy (&cert);
-    zcert_destroy (&broker_cert);
     zsys_info ("matcher: stopped");
-    return 0;
+    return rc == AF_OK? 0: 1;
 }
