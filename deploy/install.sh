@@ -14,7 +14,8 @@
 #      PREFIX/lib/sysusers.d/appferry.conf);
 #   2. the directories with their owners and modes (systemd-tmpfiles, from
 #      PREFIX/lib/tmpfiles.d/appferry.conf): /etc/appferry (root's),
-#      /var/lib/appferry, -catalog, -matcher (appferry's, 0700);
+#      /var/lib/appferry, -catalog, -matcher (appferry's, 0700),
+#      /var/lib/appferry-contacts (appferry-contacts', 0700);
 #   3. /etc/appferry/broker.cfg and node.env from the samples (an existing
 #      one is kept as it is);
 #   4. the broker's keypair, by starting the broker once as appferry on
@@ -25,7 +26,10 @@
 #      fill it with appferry-catalog as appferry, see README);
 #   6. the matcher's keypair, the same way, and its public half in the
 #      broker's worker keys directory, so the broker admits the matcher;
-#   7. systemctl daemon-reload, when systemd runs.
+#   7. the contacts service's keypair and OPRF key, the same way but as the
+#      user appferry-contacts (the key must be out of the broker's reach),
+#      and its public half in the broker's worker keys directory;
+#   8. systemctl daemon-reload, when systemd runs.
 #
 # Options:
 #   --prefix DIR  where `cmake --install` put appferry (default: the prefix
@@ -65,7 +69,7 @@ die () { echo "install.sh: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "run me as root (I create a system user and directories)"
 BIN="$ROOT$PREFIX/bin"
 SHARE="$ROOT$PREFIX/share/appferry"
-for f in "$BIN/appferry-broker" "$BIN/appferry-matcher" "$BIN/appferry-catalog" \
+for f in "$BIN/appferry-broker" "$BIN/appferry-matcher" "$BIN/appferry-catalog" "$BIN/appferry-contacts" \
          "$ROOT$PREFIX/lib/sysusers.d/appferry.conf" "$ROOT$PREFIX/lib/tmpfiles.d/appferry.conf" \
          "$SHARE/appferry-broker.cfg" "$SHARE/node.env"; do
     [ -e "$f" ] || die "$f is missing: run 'cmake --install build' first (with --prefix $PREFIX)"
@@ -83,6 +87,9 @@ IDS=$(awk -F: '$1 == "appferry" { print $3 ":" $4 }' "$ROOT/etc/passwd")
 AF_UID=${IDS%:*} AF_GID=${IDS#*:}
 say "user appferry is uid $AF_UID, gid $AF_GID"
 AS_APPFERRY=(setpriv --reuid="$AF_UID" --regid="$AF_GID" --clear-groups --reset-env --)
+IDS=$(awk -F: '$1 == "appferry-contacts" { print $3 ":" $4 }' "$ROOT/etc/passwd")
+[ -n "$IDS" ] || die "no user appferry-contacts in $ROOT/etc/passwd after systemd-sysusers"
+CONTACTS_UID=${IDS%:*} CONTACTS_GID=${IDS#*:}
 
 # 2. The directories
 systemd-tmpfiles "${ROOT_OPT[@]}" --create "$ROOT$PREFIX/lib/tmpfiles.d/appferry.conf"
@@ -90,7 +97,8 @@ ETC="$ROOT/etc/appferry"
 DATA="$ROOT/var/lib/appferry"
 CATALOG="$ROOT/var/lib/appferry-catalog"
 MATCHER="$ROOT/var/lib/appferry-matcher"
-for d in "$ETC" "$DATA/workers" "$CATALOG" "$MATCHER"; do [ -d "$d" ] || die "systemd-tmpfiles did not make $d"; done
+CONTACTS="$ROOT/var/lib/appferry-contacts"
+for d in "$ETC" "$DATA/workers" "$CATALOG" "$MATCHER" "$CONTACTS"; do [ -d "$d" ] || die "systemd-tmpfiles did not make $d"; done
 
 # 3. Configuration, from the samples when missing
 for pair in appferry-broker.cfg:broker.cfg node.env:node.env; do
@@ -100,11 +108,12 @@ for pair in appferry-broker.cfg:broker.cfg node.env:node.env; do
     fi
 done
 
-# start_once FILE COMMAND...: run COMMAND as appferry until FILE exists
-# (at most 10 s), then stop it
+# start_once FILE COMMAND...: run COMMAND as the user RUN_AS says (an
+# array like AS_APPFERRY) until FILE exists (at most 10 s), then stop it
+RUN_AS=("${AS_APPFERRY[@]}")
 start_once () {
     local file=$1; shift
-    "${AS_APPFERRY[@]}" "$@" > "$TMP/start_once.log" 2>&1 &
+    "${RUN_AS[@]}" "$@" > "$TMP/start_once.log" 2>&1 &
     local pid=$! i
     for i in $(seq 100); do
         [ -s "$file" ] && break
@@ -150,7 +159,19 @@ fi
 install -m 0644 -o "$AF_UID" -g "$AF_GID" "$MATCHER/matcher.cert" "$DATA/workers/matcher.cert"
 say "the broker admits the matcher ($DATA/workers/matcher.cert)"
 
-# 7. systemd
+# 7. The contacts service's keypair and OPRF key, made as its own user.
+#    It makes both before it connects; the key is made last.
+if [ ! -s "$CONTACTS/oprf.key" ]; then
+    RUN_AS=(setpriv --reuid="$CONTACTS_UID" --regid="$CONTACTS_GID" --clear-groups --reset-env --)
+    start_once "$CONTACTS/oprf.key" "$BIN/appferry-contacts" --broker tcp://127.0.0.1:9 \
+        --broker-key "$ETC/broker.cert" --cert "$CONTACTS/contacts.cert" --key "$CONTACTS/oprf.key"
+    RUN_AS=("${AS_APPFERRY[@]}")
+    say "made the contacts service's keypair and OPRF key in $CONTACTS (back the key up)"
+fi
+install -m 0644 -o "$AF_UID" -g "$AF_GID" "$CONTACTS/contacts.cert" "$DATA/workers/contacts.cert"
+say "the broker admits the contacts service ($DATA/workers/contacts.cert)"
+
+# 8. systemd
 if [ -z "$ROOT" ] && [ -d /run/systemd/system ]; then
     systemctl daemon-reload
 fi

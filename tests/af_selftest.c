@@ -31,6 +31,7 @@
 #include "af_adb.h"
 #include "af_phone.h"
 #include "af_contacts.h"
+#include "af_evaluator.h"
 
 typedef struct {
     const char *name;
@@ -60,6 +61,7 @@ static const test_t s_tests [] = {
     { "af_reports", af_reports_test },
     { "af_phone", af_phone_test },
     { "af_contacts", af_contacts_test },
+    { "af_evaluator", af_evaluator_test },
 };
 #define TESTS (sizeof s_tests / sizeof s_tests [0])
 

@@ -24,8 +24,9 @@ R="$T/root"
 PREFIX=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$AF_BIN/CMakeCache.txt")
 UNITS="$R$PREFIX/lib/systemd/system"
 DESTDIR="$R" cmake --install "$AF_BIN" > "$T/install.log" 2>&1 || { cat "$T/install.log"; die "cmake --install failed"; }
-check "cmake --install puts the three units, the sysusers and tmpfiles files and install.sh in the prefix" \
+check "cmake --install puts the four units, the sysusers and tmpfiles files and install.sh in the prefix" \
     test -f "$UNITS/appferry-broker.service" -a -f "$UNITS/appferry-matcher.service" \
+         -a -f "$UNITS/appferry-contacts.service" \
          -a -f "$UNITS/appferry-node@.service" -a -f "$R$PREFIX/lib/sysusers.d/appferry.conf" \
          -a -f "$R$PREFIX/lib/tmpfiles.d/appferry.conf" -a -x "$R$PREFIX/share/appferry/install.sh"
 
@@ -37,7 +38,7 @@ for dir in /usr/lib/systemd/system /lib/systemd/system; do
     [ -d "$dir" ] && { cp -r "$dir" "$R/usr/lib/systemd/"; break; }
 done
 THRESHOLD=39                # systemd-analyze's scale is 0-100: below 4.0
-for unit in appferry-broker.service appferry-matcher.service appferry-node@.service; do
+for unit in appferry-broker.service appferry-matcher.service appferry-contacts.service appferry-node@.service; do
     out=$(systemd-analyze verify --root="$R" "$UNITS/$unit" 2>&1); rc=$?
     check "systemd-analyze verify $unit: clean" test $rc -eq 0 -a -z "$out"
     [ -z "$out" ] || echo "$out" | sed 's/^/  # /'
@@ -85,6 +86,17 @@ check "  ... the matcher's public key is in the broker's worker keys" \
     test "$(stat -c '%a %u' "$R/var/lib/appferry-matcher/matcher.cert_secret")" = "600 $AF_UID" \
          -a "$(cat "$R/var/lib/appferry/workers/matcher.cert")" = "$(cat "$R/var/lib/appferry-matcher/matcher.cert")"
 check "  ... and an empty catalog for the matcher to open" test -f "$R/var/lib/appferry-catalog/data.mdb"
+IDS=$(awk -F: '$1 == "appferry-contacts" { print $3 ":" $4 }' "$R/etc/passwd")
+CONTACTS_UID=${IDS%:*} CONTACTS_GID=${IDS#*:}
+check "  ... the contacts service has a user of its own, and /var/lib/appferry-contacts is its, 0700" \
+    test -n "$IDS" -a "$CONTACTS_UID" != "$AF_UID" \
+         -a "$(mode_owner "$R/var/lib/appferry-contacts")" = "700 $CONTACTS_UID"
+check "  ... its OPRF key and keypair are its own, 0600, its public key in the broker's worker keys" \
+    test "$(mode_owner "$R/var/lib/appferry-contacts/oprf.key")" = "600 $CONTACTS_UID" \
+         -a "$(mode_owner "$R/var/lib/appferry-contacts/contacts.cert_secret")" = "600 $CONTACTS_UID" \
+         -a "$(cat "$R/var/lib/appferry/workers/contacts.cert")" = "$(cat "$R/var/lib/appferry-contacts/contacts.cert")"
+check "  ... and the broker's user cannot read the key" \
+    bash -c "! setpriv --reuid=$AF_UID --regid=$AF_GID --clear-groups -- cat '$R/var/lib/appferry-contacts/oprf.key' 2>/dev/null"
 # nothing_runs_from_root: no process runs a binary of the root
 nothing_runs_from_root () {
     local f
@@ -93,14 +105,16 @@ nothing_runs_from_root () {
     done
     return 0
 }
-check "  ... and the broker and matcher it started once are stopped" nothing_runs_from_root
+check "  ... and the broker, matcher and contacts service it started once are stopped" nothing_runs_from_root
 
-keys=$(cat "$R/var/lib/appferry/broker.cert_secret" "$R/var/lib/appferry-matcher/matcher.cert_secret" | b2sum)
+KEYS=("$R/var/lib/appferry/broker.cert_secret" "$R/var/lib/appferry-matcher/matcher.cert_secret"
+      "$R/var/lib/appferry-contacts/contacts.cert_secret" "$R/var/lib/appferry-contacts/oprf.key")
+keys=$(cat "${KEYS[@]}" | b2sum)
 echo "    verbose = 0" >> "$R/etc/appferry/broker.cfg"
 edited=$(b2sum < "$R/etc/appferry/broker.cfg")
 out=$(bash "$R$PREFIX/share/appferry/install.sh" --root "$R" 2>&1); rc=$?
 check "install.sh again succeeds and keeps the keypairs and an edited broker.cfg" \
-    test $rc -eq 0 -a "$(cat "$R/var/lib/appferry/broker.cert_secret" "$R/var/lib/appferry-matcher/matcher.cert_secret" | b2sum)" = "$keys" \
+    test $rc -eq 0 -a "$(cat "${KEYS[@]}" | b2sum)" = "$keys" \
          -a "$(b2sum < "$R/etc/appferry/broker.cfg")" = "$edited"
 sed -i '$d' "$R/etc/appferry/broker.cfg"
 
@@ -134,6 +148,15 @@ read -ra argv <<< "$(exec_start appferry-matcher.service)"
 PIDS+=($!)
 check "the matcher from its unit's ExecStart is admitted with the key install.sh put in place" \
     wait_until 10 grep -q "worker .* ready" "$T/broker.log"
+# The contacts service, as its own user: the broker admits its key (and
+# refuses its service, which it does not route yet)
+read -ra argv <<< "$(exec_start appferry-contacts.service)"
+setpriv --reuid="$CONTACTS_UID" --regid="$CONTACTS_GID" --clear-groups -- "${argv[@]}" --broker "$WORKERS_EP" \
+    --heartbeat $HB > "$T/contacts.log" 2>&1 &
+PIDS+=($!)
+check "the contacts service from its unit's ExecStart, as appferry-contacts, is admitted with the key install.sh put in place" \
+    wait_until 10 grep -q "refused READY for unknown service 'contacts'" "$T/broker.log"
+check "  ... using the key install.sh made" grep -q "contacts: using key [0-9a-f]* from $R/var/lib/appferry-contacts/oprf.key" "$T/contacts.log"
 out=$("${AS_APPFERRY[@]}" "$R$PREFIX/bin/appferry-catalog" --catalog "$R/var/lib/appferry-catalog" \
       import "$T/src/catalog/manifest.json" 2>&1); rc=$?
 check "appferry-catalog as appferry imports into the catalog the units name, the matcher running" \
