@@ -252,17 +252,31 @@ af_oprf_blind (const uint8_t *input, size_t size, uint8_t blind [AF_OPRF_SCALAR_
     return rc;
 }
 
+//  scalar * element for an element received: the check of
+//  af_oprf_element_check at the cost of one decode. libsodium's
+//  scalarmult decodes the element itself and fails (-1) on an encoding
+//  that is not a point, and on the identity as result, which for a
+//  nonzero scalar in a prime-order group means the identity as input; the
+//  top bit it ignores is checked here. AF_OK or AF_E_MALFORMED.
+static int
+s_multiply (const uint8_t scalar [AF_OPRF_SCALAR_SIZE], const uint8_t element [AF_OPRF_ELEMENT_SIZE],
+            uint8_t result [AF_OPRF_ELEMENT_SIZE])
+{
+    if ((element [AF_OPRF_ELEMENT_SIZE - 1] & 0x80)
+    ||  crypto_scalarmult_ristretto255 (result, scalar, element) != 0)
+        return AF_E_MALFORMED;
+    return AF_OK;
+}
+
 int
 af_oprf_evaluate (const uint8_t key [AF_OPRF_SCALAR_SIZE], const uint8_t blinded [AF_OPRF_ELEMENT_SIZE],
                   uint8_t evaluated [AF_OPRF_ELEMENT_SIZE])
 {
     assert (key && blinded && evaluated);
-    if (af_oprf_element_check (blinded) != AF_OK || !s_scalar_usable (key))
+    if (!s_scalar_usable (key))
         return AF_E_MALFORMED;
     uint8_t result [AF_OPRF_ELEMENT_SIZE];
-    //  A valid non-identity element times a nonzero scalar of a prime-order
-    //  group is never the identity, so this cannot fail; checked anyway
-    if (crypto_scalarmult_ristretto255 (result, key, blinded) != 0)
+    if (s_multiply (key, blinded, result) != AF_OK)
         return AF_E_MALFORMED;
     memcpy (evaluated, result, sizeof result);
     return AF_OK;
@@ -292,12 +306,12 @@ af_oprf_finalize (const uint8_t *input, size_t size, const uint8_t blind [AF_OPR
                   const uint8_t evaluated [AF_OPRF_ELEMENT_SIZE], uint8_t output [AF_OPRF_OUTPUT_SIZE])
 {
     assert ((input || size == 0) && blind && evaluated && output);
-    if (size > AF_OPRF_MAX_INPUT || af_oprf_element_check (evaluated) != AF_OK || !s_scalar_usable (blind))
+    if (size > AF_OPRF_MAX_INPUT || !s_scalar_usable (blind))
         return AF_E_MALFORMED;
     uint8_t inverse [AF_OPRF_SCALAR_SIZE], unblinded [AF_OPRF_ELEMENT_SIZE];
     int rc = AF_E_MALFORMED;
     if (crypto_core_ristretto255_scalar_invert (inverse, blind) == 0
-    &&  crypto_scalarmult_ristretto255 (unblinded, inverse, evaluated) == 0) {
+    &&  s_multiply (inverse, evaluated, unblinded) == AF_OK) {
         s_finalize_hash (input, size, unblinded, output);
         rc = AF_OK;
     }
