@@ -321,6 +321,65 @@ af_oprf_finalize (const uint8_t *input, size_t size, const uint8_t blind [AF_OPR
 }
 
 int
+af_oprf_finalize_batch (size_t count, const uint8_t *const *inputs, const size_t *sizes,
+                        const uint8_t (*blinds) [AF_OPRF_SCALAR_SIZE],
+                        const uint8_t (*evaluated) [AF_OPRF_ELEMENT_SIZE],
+                        uint8_t (*outputs) [AF_OPRF_OUTPUT_SIZE], size_t *bad)
+{
+    assert ((inputs && sizes && blinds && evaluated && outputs) || count == 0);
+    if (count == 0)
+        return AF_OK;
+    for (size_t i = 0; i < count; i++)
+        if (sizes [i] > AF_OPRF_MAX_INPUT || (!inputs [i] && sizes [i]) || !s_scalar_usable (blinds [i])) {
+            if (bad)
+                *bad = i;
+            return AF_E_MALFORMED;
+        }
+    //  prefix [i] = blinds [0] * ... * blinds [i]; one inversion of the
+    //  last, then walking back, inverse = (b0..bi)^-1 gives bi^-1 =
+    //  inverse * prefix [i - 1], and (b0..bi-1)^-1 = inverse * bi
+    uint8_t (*prefix) [AF_OPRF_SCALAR_SIZE] = (uint8_t (*) [AF_OPRF_SCALAR_SIZE])
+        sodium_malloc (count * AF_OPRF_SCALAR_SIZE);
+    if (!prefix) {
+        //  No room for the products: one inversion each
+        for (size_t i = 0; i < count; i++)
+            if (af_oprf_finalize (inputs [i], sizes [i], blinds [i], evaluated [i], outputs [i]) != AF_OK) {
+                if (bad)
+                    *bad = i;
+                return AF_E_MALFORMED;
+            }
+        return AF_OK;
+    }
+    memcpy (prefix [0], blinds [0], AF_OPRF_SCALAR_SIZE);
+    for (size_t i = 1; i < count; i++)
+        crypto_core_ristretto255_scalar_mul (prefix [i], prefix [i - 1], blinds [i]);
+    uint8_t inverse [AF_OPRF_SCALAR_SIZE], single [AF_OPRF_SCALAR_SIZE], unblinded [AF_OPRF_ELEMENT_SIZE];
+    int rc = crypto_core_ristretto255_scalar_invert (inverse, prefix [count - 1]);
+    assert (rc == 0);                   //  a product of nonzero scalars mod a prime is nonzero
+    rc = AF_OK;
+    for (size_t i = count; i-- > 0; ) {
+        if (i > 0) {
+            crypto_core_ristretto255_scalar_mul (single, inverse, prefix [i - 1]);
+            crypto_core_ristretto255_scalar_mul (inverse, inverse, blinds [i]);
+        }
+        else
+            memcpy (single, inverse, sizeof single);
+        if (s_multiply (single, evaluated [i], unblinded) != AF_OK) {
+            if (bad)
+                *bad = i;               //  walking back: keep the first one
+            rc = AF_E_MALFORMED;
+        }
+        else
+            s_finalize_hash (inputs [i], sizes [i], unblinded, outputs [i]);
+    }
+    sodium_memzero (inverse, sizeof inverse);
+    sodium_memzero (single, sizeof single);
+    sodium_memzero (unblinded, sizeof unblinded);
+    sodium_free (prefix);               //  wipes the products
+    return rc;
+}
+
+int
 af_oprf_evaluate_direct (const uint8_t key [AF_OPRF_SCALAR_SIZE], const uint8_t *input, size_t size,
                          uint8_t output [AF_OPRF_OUTPUT_SIZE])
 {
@@ -516,6 +575,46 @@ s_test_refusals (void)
     free (long_input);
 }
 
+//  The batch finalize gives what one finalize each gives; it refuses what
+//  finalize refuses and names the first one
+static void
+s_test_batch (void)
+{
+    enum { COUNT = 20 };
+    uint8_t key [AF_OPRF_SCALAR_SIZE];
+    af_oprf_keygen (key);
+    char numbers [COUNT][16];
+    const uint8_t *inputs [COUNT];
+    size_t sizes [COUNT];
+    uint8_t blinds [COUNT][AF_OPRF_SCALAR_SIZE], evaluated [COUNT][AF_OPRF_ELEMENT_SIZE];
+    uint8_t outputs [COUNT][AF_OPRF_OUTPUT_SIZE], one [AF_OPRF_OUTPUT_SIZE];
+    for (int i = 0; i < COUNT; i++) {
+        snprintf (numbers [i], sizeof numbers [i], "+4915100000%03d", i);
+        inputs [i] = (const uint8_t *) numbers [i];
+        sizes [i] = strlen (numbers [i]);
+        uint8_t blinded [AF_OPRF_ELEMENT_SIZE];
+        assert (af_oprf_blind (inputs [i], sizes [i], blinds [i], blinded) == AF_OK);
+        assert (af_oprf_evaluate (key, blinded, evaluated [i]) == AF_OK);
+    }
+    size_t bad = 99;
+    assert (af_oprf_finalize_batch (COUNT, inputs, sizes, blinds, evaluated, outputs, &bad) == AF_OK);
+    for (int i = 0; i < COUNT; i++) {
+        assert (af_oprf_evaluate_direct (key, inputs [i], sizes [i], one) == AF_OK);
+        assert (memcmp (one, outputs [i], sizeof one) == 0);
+    }
+    assert (af_oprf_finalize_batch (1, inputs, sizes, blinds, evaluated, outputs, NULL) == AF_OK);
+    assert (af_oprf_finalize_batch (0, NULL, NULL, NULL, NULL, NULL, NULL) == AF_OK);
+    //  A bad element at 13 and at 17: the first is named
+    evaluated [13][0] |= 1;
+    evaluated [17][31] |= 0x80;
+    assert (af_oprf_finalize_batch (COUNT, inputs, sizes, blinds, evaluated, outputs, &bad) == AF_E_MALFORMED
+            && bad == 13);
+    //  A zero blind at 5
+    memset (blinds [5], 0, AF_OPRF_SCALAR_SIZE);
+    assert (af_oprf_finalize_batch (COUNT, inputs, sizes, blinds, evaluated, outputs, &bad) == AF_E_MALFORMED
+            && bad == 5);
+}
+
 void
 af_oprf_test (bool verbose)
 {
@@ -526,6 +625,7 @@ af_oprf_test (bool verbose)
     s_test_rfc_vectors ();
     s_test_round_trip ();
     s_test_refusals ();
+    s_test_batch ();
     if (verbose)
         printf ("OK\n");
 }

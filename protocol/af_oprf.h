@@ -92,6 +92,19 @@ int af_oprf_evaluate (const uint8_t key [AF_OPRF_SCALAR_SIZE], const uint8_t bli
 int af_oprf_finalize (const uint8_t *input, size_t size, const uint8_t blind [AF_OPRF_SCALAR_SIZE],
                       const uint8_t evaluated [AF_OPRF_ELEMENT_SIZE], uint8_t output [AF_OPRF_OUTPUT_SIZE]);
 
+//  Finalize count inputs at once, as a node does with a CONTACTS_EVALUATED:
+//  the same outputs as af_oprf_finalize on each, but one scalar inversion
+//  for all of them (Montgomery's trick) instead of one each, a fifth of a
+//  number's cost. inputs [i] has sizes [i] bytes. AF_OK, or
+//  AF_E_MALFORMED with *bad (if not NULL) the first index refused (an
+//  input too long, a blind that is not a nonzero scalar, an evaluated
+//  element that is not valid); outputs are then not all written. AF_OK for
+//  count 0.
+int af_oprf_finalize_batch (size_t count, const uint8_t *const *inputs, const size_t *sizes,
+                            const uint8_t (*blinds) [AF_OPRF_SCALAR_SIZE],
+                            const uint8_t (*evaluated) [AF_OPRF_ELEMENT_SIZE],
+                            uint8_t (*outputs) [AF_OPRF_OUTPUT_SIZE], size_t *bad);
+
 //  The RFC's Evaluate (key, input): the output computed directly by the
 //  key's holder, equal to what blind, evaluate and finalize give.
 int af_oprf_evaluate_direct (const uint8_t key [AF_OPRF_SCALAR_SIZE], const uint8_t *input, size_t size,
