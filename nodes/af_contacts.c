@@ -356,9 +356,9 @@ s_property (const char *line, size_t len, prop_t *prop)
                 bool key_encoding = eq && (size_t) (eq - p) == 8 && strncasecmp (p, "ENCODING", 8) == 0;
                 if ((key_encoding || !eq) && vlen == 16 && strncasecmp (value, "QUOTED-PRINTABLE", 16) == 0)
                     prop->qp = true;
-                if ((key_encoding && (vlen == 1 || vlen == 6) && (strncasecmp (value, "B", vlen) == 0
-                                                                || strncasecmp (value, "BASE64", vlen) == 0))
-                ||  (!eq && vlen == 6 && strncasecmp (value, "BASE64", 6) == 0))
+                bool b64 = vlen == 6 && strncasecmp (value, "BASE64", 6) == 0;
+                if ((key_encoding && (b64 || (vlen == 1 && toupper ((unsigned char) *value) == 'B')))
+                ||  (!eq && b64))
                     prop->base64 = true;
                 if (eq && (size_t) (eq - p) == 7 && strncasecmp (p, "CHARSET", 7) == 0)
                     snprintf (prop->charset, sizeof prop->charset, "%.*s", (int) vlen, value);
@@ -407,7 +407,10 @@ s_logical (parser_t *self, uint32_t *first)
             if (self->too_long)
                 qp = 0;                     //  no ':' in 4 KiB: not a property we read
         }
-        if (last == '=' && qp == 1 && self->pos < self->size) {
+        //  (but never over the end of the card: a stray '=' on a value's
+        //  last line must not swallow END:VCARD)
+        if (last == '=' && qp == 1 && self->pos < self->size
+        &&  !(self->size - self->pos >= 9 && strncasecmp (self->data + self->pos, "END:VCARD", 9) == 0)) {
             if (self->len && self->buf [self->len - 1] == '=' && !self->too_long)
                 self->buf [--self->len] = 0;
             s_physical (self, &start, &len);
@@ -1121,6 +1124,10 @@ s_test_vcard (void)
         "refused line 4: broken quoted-printable in TEL\n"
         "refused line 5: the TEL value is not valid UTF-8\n"
         "cards 1, contacts 1, without a number 0, numbers 1, distinct 1, refused 4\n");
+    //  A stray soft break on a value's last line does not swallow the end
+    s_test_expect ("BEGIN:VCARD\r\nTEL:+49 170 1234567\r\nFN;ENCODING=QUOTED-PRINTABLE:Ana=\r\nEND:VCARD\r\n", "DE",
+        "format vcard\ncontact 1 Ana: +491701234567\n"
+        "cards 1, contacts 1, without a number 0, numbers 1, distinct 1, refused 0\n");
     //  An unknown version is refused as a card
     s_test_expect ("BEGIN:VCARD\nVERSION:5.0\nTEL:+49 170 1234567\nEND:VCARD\n", "DE",
         "format vcard\nrefused line 1: vCard version 5.0 is not read (2.1, 3.0, 4.0 are)\n"

@@ -13,7 +13,8 @@
       export them: CRLF or LF, folded lines (a line starting with a space
       or a tab continues the previous one), quoted-printable values with
       soft line breaks (Android's 2.1 and 3.0 exports:
-      "FN;CHARSET=UTF-8;ENCODING=QUOTED-PRINTABLE:=C3=89..."), property
+      "FN;CHARSET=UTF-8;ENCODING=QUOTED-PRINTABLE:=C3=89..."; a soft
+      break never joins END:VCARD to a value), property
       groups ("item1.TEL"), parameters in every spelling ("TEL;CELL:",
       "TEL;TYPE=CELL:", "TEL;type=CELL;type=pref:", 4.0's
       "TEL;VALUE=uri;TYPE=\"voice,cell\":tel:+1-555-555-0100"), any number
