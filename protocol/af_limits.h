@@ -100,7 +100,19 @@
 //  Broker tuning: how much work one step may do, how much one peer may
 //  hold. Defaults the broker config may override are marked (config).
 #define AF_MAX_ROUTING          15      //  bytes of a ZeroMQ routing ID we accept
-#define AF_SOCKET_HWM           100000  //  ZMQ_SNDHWM / ZMQ_RCVHWM of the ROUTERs
+#define AF_SOCKET_HWM           100000  //  ZMQ_SNDHWM / ZMQ_RCVHWM of the backend
+
+//  What one node connection may make the broker hold (docs/ARCHITECTURE.md
+//  "Bounded memory per connection"). libzmq bounds its queues in messages,
+//  so they are kept short and the bytes beyond them are counted by us.
+#define AF_PEER_HWM             32      //  ZMQ_SNDHWM / ZMQ_RCVHWM of the frontend:
+                                        //  messages libzmq queues per connection
+#define AF_MAX_PEER_QUEUE       (8 * 1024 * 1024)   //  bytes the broker queues for one
+                                        //  connection beyond that; more means the
+                                        //  peer is not reading: it is dropped
+#define AF_PEER_BAN_MS          60000   //  then its messages are ignored this long
+#define AF_DRAIN_MS             10      //  queued sends are retried this often
+#define AF_LOG_REFUSALS         10      //  drops logged a second; then a count
 #define AF_BATCH                256     //  messages taken per socket wake-up
 #define AF_ITEM_WINDOW          64      //  outbox items in flight per connection
 #define AF_MAX_SESSIONS         100000  //  (config) connections with a session

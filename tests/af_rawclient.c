@@ -16,6 +16,8 @@
       af_rawclient ENDPOINT BROKER_CERT guess ACCOUNT COUNT SOURCE-ADDRESS
       af_rawclient ENDPOINT BROKER_CERT hurry ACCOUNT
       af_rawclient ENDPOINT BROKER_CERT steal ACCOUNT PASSWORD HASH SIZE
+      af_rawclient ENDPOINT BROKER_CERT noread ACCOUNT PASSWORD COUNT BROKER_PID MAX_MIB
+      af_rawclient ENDPOINT BROKER_CERT burst ACCOUNT PASSWORD COUNT
     Prints one line per check and "N passed, M failed"; exits 1 on any failure.
     =========================================================================
 */
@@ -904,6 +906,281 @@ s_steal (const char *account, const char *password, const char *hash, uint64_t s
     af_msg_destroy (&msg);
 }
 
+//  --------------------------------------------------------------------------
+//  Hostile load (issue 9, section 4): peers that do not read
+
+//  A field of /proc/PID/status in KiB ("VmRSS:"), or -1
+static long
+s_status_kib (int pid, const char *field)
+{
+    char path [64];
+    snprintf (path, sizeof path, "/proc/%d/status", pid);
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return -1;
+    char line [256];
+    long value = -1;
+    size_t len = strlen (field);
+    while (fgets (line, sizeof line, file))
+        if (strncmp (line, field, len) == 0) {
+            value = atol (line + len);
+            break;
+        }
+    fclose (file);
+    return value;
+}
+
+//  Register account (it may exist already)
+static void
+s_register (const char *account, const char *password)
+{
+    af_msg_t *msg = af_msg_new (AF_MSG_REGISTER);
+    af_msg_set_rid_random (msg);
+    snprintf (msg->account, sizeof msg->account, "%s", account);
+    snprintf (msg->password, sizeof msg->password, "%s", password);
+    af_msg_send (msg, s_sock, NULL);
+    af_msg_destroy (&msg);
+    af_msg_t *reply = s_recv (s_sock, true);
+    s_check (reply && (reply->id == AF_MSG_OK || (reply->id == AF_MSG_ERROR && reply->code == AF_E_ACCOUNT_EXISTS)),
+             "the account is registered", NULL);
+    af_msg_destroy (&reply);
+}
+
+//  A CURVE connection with the given keypair
+static zsock_t *
+s_connect_cert (zcert_t *cert)
+{
+    zsock_t *sock = zsock_new (ZMQ_DEALER);
+    zcert_apply (cert, sock);
+    zsock_set_curve_serverkey (sock, zcert_public_txt (s_broker_cert));
+    zsock_set_linger (sock, 0);
+    zsock_set_rcvtimeo (sock, 5000);
+    zsock_connect (sock, "%s", s_endpoint);
+    return sock;
+}
+
+//  A PING on sock; the time until its PONG in ms, or -1 if none came
+static int64_t
+s_ping (zsock_t *sock)
+{
+    int64_t start = zclock_mono ();
+    af_msg_t *ping = af_msg_new (AF_MSG_PING);
+    af_msg_send (ping, sock, NULL);
+    af_msg_destroy (&ping);
+    while (true) {
+        af_msg_t *reply = s_recv (sock, false);
+        if (!reply)
+            return -1;
+        bool pong = reply->id == AF_MSG_PONG;
+        af_msg_destroy (&reply);
+        if (pong)
+            return zclock_mono () - start;
+    }
+}
+
+//  A device asks for a 256 KiB configuration count times and never reads
+//  the answers, while another device of the account is served; the
+//  broker's resident memory is watched meanwhile
+static void
+s_noread (const char *account, const char *password, int count, int pid, long max_mib)
+{
+    s_register (account, password);
+    s_check (s_password_login (s_sock, account, password) == AF_OK, "the watching device logs in", NULL);
+    af_msg_t *reply;
+    af_msg_t *msg = af_msg_new (AF_MSG_CONFIG_PUT);
+    af_msg_set_rid_random (msg);
+    strcpy (msg->program, "big-config");
+    msg->at = (uint64_t) zclock_time ();
+    msg->data_size = AF_MAX_CONFIG;
+    msg->data = (uint8_t *) malloc (msg->data_size);
+    randombytes_buf (msg->data, msg->data_size);
+    s_expect_msg ("a configuration of 256 KiB is stored", msg, AF_MSG_OK, 0);
+    af_msg_destroy (&msg);
+
+    //  The sink keeps its own queues as small as libzmq allows, so what
+    //  it does not read stays with the broker
+    zcert_t *cert = zcert_new ();
+    zsock_t *sink = zsock_new (ZMQ_DEALER);
+    zcert_apply (cert, sink);
+    zcert_destroy (&cert);
+    zsock_set_curve_serverkey (sink, zcert_public_txt (s_broker_cert));
+    zsock_set_linger (sink, 0);
+    zsock_set_rcvtimeo (sink, 5000);
+    zsock_set_sndtimeo (sink, 5000);
+    zsock_set_rcvhwm (sink, 1);
+    zsock_set_rcvbuf (sink, 4096);
+    zsock_connect (sink, "%s", s_endpoint);
+    s_check (s_password_login (sink, account, password) == AF_OK, "the sink logs in", NULL);
+    zclock_sleep (300);
+    zsock_set_rcvtimeo (sink, 0);
+    while ((reply = s_recv (sink, false)))     //  the device lists of the logins
+        af_msg_destroy (&reply);
+
+    long before = s_status_kib (pid, "VmRSS:"), peak = before;
+    msg = af_msg_new (AF_MSG_CONFIG_GET);
+    strcpy (msg->program, "big-config");
+    int sent = 0, pongs = 0, checks = 0;
+    int64_t worst = 0;
+    //  The sink never blocks: once the broker drops it, its own queue
+    //  (1,000 messages) may fill, as libzmq does not notice a closed
+    //  connection on a socket that does not read
+    zsock_set_sndtimeo (sink, 0);
+    for (int i = 0; i < count; i++) {
+        af_msg_set_rid_random (msg);
+        if (af_msg_send (msg, sink, NULL) == 0)
+            sent++;
+        if (i % 50 == 49) {
+            checks++;
+            int64_t took = s_ping (s_sock);
+            if (took >= 0)
+                pongs++;
+            worst = took < 0 || took > worst? (took < 0? 99999: took): worst;
+            long rss = s_status_kib (pid, "VmRSS:");
+            peak = rss > peak? rss: peak;
+        }
+    }
+    af_msg_destroy (&msg);
+    //  The broker works through what it was sent; the watcher keeps its
+    //  session alive as a node does
+    for (int i = 0; i < 60; i++) {
+        zclock_sleep (50);
+        checks++;
+        int64_t took = s_ping (s_sock);
+        if (took >= 0)
+            pongs++;
+        worst = took < 0 || took > worst? (took < 0? 99999: took): worst;
+        long rss = s_status_kib (pid, "VmRSS:");
+        peak = rss > peak? rss: peak;
+    }
+    msg = af_msg_new (AF_MSG_CONFIG_GET);
+    af_msg_set_rid_random (msg);
+    strcpy (msg->program, "big-config");
+    af_msg_send (msg, s_sock, NULL);
+    af_msg_destroy (&msg);
+    reply = s_recv (s_sock, true);
+    bool served = reply && reply->id == AF_MSG_CONFIG && reply->data_size == AF_MAX_CONFIG;
+    if (!served)
+        printf ("# the configuration: got %s %u %s\n", reply? af_msg_command_name (reply->id): "nothing",
+                reply? reply->code: 0, reply? reply->reason: "");
+    af_msg_destroy (&reply);
+    long after = s_status_kib (pid, "VmRSS:");
+
+    char detail [256];
+    snprintf (detail, sizeof detail, "%d CONFIG_GETs of 256 KiB not read: broker RSS %ld KiB before, peak %ld (+%ld MiB), %ld after",
+              sent, before, peak, (peak - before) / 1024, after);
+    printf ("# %s\n", detail);
+    snprintf (detail, sizeof detail, "%d of %d", sent, count);
+    s_check (sent >= count / 2, "the sink sent most of its requests", detail);
+    s_check (peak - before < max_mib * 1024, "the broker's memory stays bounded while a peer does not read", detail);
+    snprintf (detail, sizeof detail, "%d of %d PINGs answered, slowest %lld ms", pongs, checks, (long long) worst);
+    printf ("# %s\n", detail);
+    s_check (pongs == checks && worst < 1000, "another device of the account is served meanwhile", detail);
+    s_check (served, "  ... and then gets its configuration", NULL);
+    zsock_destroy (&sink);
+}
+
+//  A login with a burst behind it: count offers queued for an absent
+//  device arrive, in order, when it comes back and reads them
+static void
+s_burst (const char *account, const char *password, int count)
+{
+    s_register (account, password);
+    s_check (s_password_login (s_sock, account, password) == AF_OK, "the pushing device logs in", NULL);
+    zcert_t *cert = zcert_new ();
+    zsock_t *target = s_connect_cert (cert);
+    af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
+    af_msg_set_rid_random (msg);
+    snprintf (msg->account, sizeof msg->account, "%s", account);
+    snprintf (msg->password, sizeof msg->password, "%s", password);
+    msg->device = s_device ("Raw burst");
+    msg->has_device = true;
+    af_msg_send (msg, target, NULL);
+    af_msg_t *reply = s_recv (target, true);
+    char device_id [AF_ID_HEX + 1] = "";
+    if (reply && reply->id == AF_MSG_LOGIN_OK)
+        strcpy (device_id, reply->device_id);
+    af_msg_destroy (&reply);
+    s_check (*device_id, "the target logs in once", NULL);
+    zsock_destroy (&target);
+
+    char (*pushes) [AF_ID_HEX + 1] = calloc ((size_t) count, AF_ID_HEX + 1);
+    assert (pushes);
+    int accepted = 0;
+    af_msg_t *push = af_msg_new (AF_MSG_PUSH);
+    strcpy (push->program, "weixin");
+    push->target_count = 1;
+    strcpy (push->targets [0], device_id);
+    for (int i = 0; i < count; i++) {
+        af_msg_set_rid_random (push);
+        af_msg_send (push, s_sock, NULL);
+        reply = s_recv (s_sock, true);
+        if (reply && reply->id == AF_MSG_PUSH_ACCEPTED)
+            strcpy (pushes [accepted++], reply->push_id);
+        af_msg_destroy (&reply);
+    }
+    af_msg_destroy (&push);
+    char detail [128];
+    snprintf (detail, sizeof detail, "%d of %d", accepted, count);
+    s_check (accepted == count, "pushes to the absent device are accepted", detail);
+
+    //  It comes back by key; LOGIN_OK, the device lists and a window of
+    //  items come at once, the rest as it finishes each offer
+    target = s_connect_cert (cert);
+    msg->password [0] = 0;
+    snprintf (msg->device_id, sizeof msg->device_id, "%s", device_id);
+    af_msg_set_rid_random (msg);
+    af_msg_send (msg, target, NULL);
+    af_msg_destroy (&msg);
+    reply = s_recv (target, true);
+    s_check (reply && reply->id == AF_MSG_LOGIN_OK, "the target logs in again by key", NULL);
+    af_msg_destroy (&reply);
+    int got = 0;
+    bool in_order = true;
+    int64_t start = zclock_mono ();
+    while (got < accepted && zclock_mono () - start < 30000) {
+        reply = s_recv (target, true);
+        if (!reply)
+            break;
+        af_msg_t *inner = NULL;
+        char err [256];
+        if (reply->id == AF_MSG_ITEM
+        &&  af_msg_decode (reply->body, reply->body_size, &inner, err, sizeof err, NULL, NULL) == AF_OK
+        &&  inner->id == AF_MSG_OFFER) {
+            in_order &= streq (inner->push_id, pushes [got]);
+            got++;
+            af_msg_t *done = af_msg_new (AF_MSG_DONE);
+            strcpy (done->push_id, inner->push_id);
+            strcpy (done->state, "failed");
+            strcpy (done->reason, "a raw client installs nothing");
+            af_msg_send (done, target, NULL);
+            af_msg_destroy (&done);
+        }
+        af_msg_destroy (&inner);
+        af_msg_destroy (&reply);
+    }
+    snprintf (detail, sizeof detail, "%d of %d offers in %lld ms", got, accepted, (long long) (zclock_mono () - start));
+    printf ("# %s\n", detail);
+    s_check (got == accepted, "every offer arrives after the login", detail);
+    s_check (in_order, "  ... in the order of the pushes", NULL);
+    zsock_set_rcvtimeo (target, 3000);
+    msg = af_msg_new (AF_MSG_PING);
+    af_msg_send (msg, target, NULL);
+    af_msg_destroy (&msg);
+    bool logged_in = false;
+    while ((reply = s_recv (target, false))) {
+        bool pong = reply->id == AF_MSG_PONG;
+        logged_in = pong && reply->logged_in;
+        af_msg_destroy (&reply);
+        if (pong)
+            break;
+    }
+    s_check (logged_in, "  ... and its session is still there", NULL);
+    zsock_destroy (&target);
+    zcert_destroy (&cert);
+    free (pushes);
+}
+
+
 int
 main (int argc, char *argv [])
 {
@@ -949,6 +1226,12 @@ main (int argc, char *argv [])
     else
     if (streq (argv [3], "steal") && argc == 8)
         s_steal (argv [4], argv [5], argv [6], strtoull (argv [7], NULL, 10));
+    else
+    if (streq (argv [3], "noread") && argc == 9)
+        s_noread (argv [4], argv [5], atoi (argv [6]), atoi (argv [7]), atol (argv [8]));
+    else
+    if (streq (argv [3], "burst") && argc == 7)
+        s_burst (argv [4], argv [5], atoi (argv [6]));
     else {
         fprintf (stderr, "unknown mode or wrong arguments\n");
         return 2;
