@@ -159,7 +159,7 @@ bench_start_services (const char *dir, const char *catalog_dir, pid_t *broker, p
     //  A long heartbeat: idle connections stay logged in between rounds
     char *broker_argv [] = { AF_BROKER_PATH, "-d", broker_dir, "--nodes", "tcp://127.0.0.1:*",
         "--workers", "tcp://127.0.0.1:*", "--pwhash", "min", "--heartbeat", "600000", "--pw-per-source", "1000000",
-        "--catalog", (char *) catalog_dir, NULL };
+        "--max-per-source", "1000000", "--catalog", (char *) catalog_dir, NULL };
     snprintf (log, sizeof log, "%s/broker.log", dir);
     *broker = bench_spawn (broker_argv, log);
     snprintf (path, sizeof path, "%s/endpoints", broker_dir);

@@ -626,11 +626,12 @@ s_timer_event (zloop_t *loop, int timer_id, void *arg)
 //  --------------------------------------------------------------------------
 //  Life cycle
 
-//  A CURVE ROUTER. The frontend's queues are short and a send that does
-//  not fit fails at once (see "Sending"); the backend serves listed
-//  workers only and keeps libzmq's large queues.
+//  A CURVE ROUTER, watched by af_zap through its monitor at monitor. The
+//  frontend's queues are short and a send that does not fit fails at
+//  once (see "Sending"); the backend serves listed workers only and keeps
+//  libzmq's large queues.
 static zsock_t *
-s_router (af_broker_t *self, const char *domain, bool nodes)
+s_router (af_broker_t *self, const char *domain, const char *monitor, bool nodes)
 {
     zsock_t *sock = zsock_new (ZMQ_ROUTER);
     if (!sock)
@@ -639,6 +640,7 @@ s_router (af_broker_t *self, const char *domain, bool nodes)
     zsock_set_curve_server (sock, 1);
     zsock_set_zap_domain (sock, domain);
     zsock_set_maxmsgsize (sock, AF_MAX_ZMQ_MSG);
+    zsock_set_handshake_ivl (sock, AF_HANDSHAKE_MS);
     zsock_set_linger (sock, 0);
     zsock_set_rcvtimeo (sock, 0);               //  see s_frontend_event
     if (nodes) {
@@ -650,6 +652,10 @@ s_router (af_broker_t *self, const char *domain, bool nodes)
     else {
         zsock_set_sndhwm (sock, AF_SOCKET_HWM);
         zsock_set_rcvhwm (sock, AF_SOCKET_HWM);
+    }
+    if (zmq_socket_monitor (zsock_resolve (sock), monitor, AF_ZAP_EVENTS)) {
+        zsys_error ("broker: cannot monitor the %s socket: %s", domain, zmq_strerror (zmq_errno ()));
+        zsock_destroy (&sock);
     }
     return sock;
 }
@@ -816,10 +822,18 @@ af_broker_new (const af_broker_config_t *config)
     s_tables (self);
     if (s_lock (self) || s_keypair (self) || s_open_store (self))
         goto failed;
-    self->zap = zactor_new (af_zap_actor, self->config.worker_keys);
-    self->frontend = s_router (self, AF_ZAP_NODES, true);
-    self->backend = s_router (self, AF_ZAP_WORKERS, false);
-    if (!self->zap || !self->frontend || !self->backend
+    //  The sockets, then the ZAP handler that watches them, then binding:
+    //  no connection comes before its watcher
+    snprintf (self->nodes_monitor, sizeof self->nodes_monitor, "inproc://af-monitor-nodes-%p", (void *) self);
+    snprintf (self->workers_monitor, sizeof self->workers_monitor, "inproc://af-monitor-workers-%p", (void *) self);
+    self->frontend = s_router (self, AF_ZAP_NODES, self->nodes_monitor, true);
+    self->backend = s_router (self, AF_ZAP_WORKERS, self->workers_monitor, false);
+    if (!self->frontend || !self->backend)
+        goto failed;
+    af_zap_args_t zap = { self->config.worker_keys, self->nodes_monitor, self->workers_monitor,
+                          self->config.max_per_source };
+    self->zap = zactor_new (af_zap_actor, &zap);
+    if (!self->zap
     ||  s_bind (self->frontend, config->nodes, self->nodes_endpoint, sizeof self->nodes_endpoint)
     ||  s_bind (self->backend, config->workers, self->workers_endpoint, sizeof self->workers_endpoint)
     ||  s_data_dirs (self))

@@ -39,6 +39,7 @@ typedef struct {
     int map_mib;                    //  the store's LMDB map size, MiB: its size limit
     int pw_threads;                 //  Argon2id hashing threads
     int pw_per_source;              //  password jobs a source may start per minute
+    size_t max_per_source;          //  connections one address may hold on a socket
     //  Push policy (S2.3): what an initiating device must report
     char min_node_version [32];     //  "" = any
     char require [512];             //  "name=value, ..." attestations; "" = none

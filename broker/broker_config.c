@@ -34,6 +34,7 @@ af_broker_config_defaults (af_broker_config_t *config)
     config->map_mib = 4096;
     config->pw_threads = AF_PW_THREADS;
     config->pw_per_source = AF_PW_PER_SOURCE;
+    config->max_per_source = AF_MAX_PER_SOURCE;
 }
 
 typedef enum { T_STR, T_INT, T_SIZE, T_BOOL, T_VERSION, T_PWCOST } type_t;
@@ -65,6 +66,7 @@ static const setting_t s_settings [] = {
     NUM ("broker/map_size", T_INT, map_mib, 1, 1024 * 1024),
     NUM ("security/pw_threads", T_INT, pw_threads, 1, 16),
     NUM ("security/pw_per_source", T_INT, pw_per_source, 1, 1000000),
+    NUM ("security/max_per_source", T_SIZE, max_per_source, 1, 10000000),
     { "security/pwhash", T_PWCOST, offsetof (af_broker_config_t, pwcost), 0, 0, 0 },
     STR ("security/worker_keys", worker_keys),
     { "policy/min_node_version", T_VERSION, offsetof (af_broker_config_t, min_node_version),

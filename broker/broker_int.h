@@ -102,6 +102,8 @@ struct _af_broker_t {
     zlistx_t *dropping;             //  routing hex of dropped sessions, removed at a safe point
     int drain_timer;                //  zloop timer while anything waits to be sent, else -1
     af_loglimit_t *drop_log;        //  dropped peers, at most AF_LOG_REFUSALS lines a second
+    char nodes_monitor [64];        //  inproc endpoints of the sockets' monitors (af_zap)
+    char workers_monitor [64];
 };
 
 //  A handler of one node command
