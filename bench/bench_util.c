@@ -159,7 +159,7 @@ bench_start_services (const char *dir, const char *catalog_dir, pid_t *broker, p
     //  A long heartbeat: idle connections stay logged in between rounds
     char *broker_argv [] = { AF_BROKER_PATH, "-d", broker_dir, "--nodes", "tcp://127.0.0.1:*",
         "--workers", "tcp://127.0.0.1:*", "--pwhash", "min", "--heartbeat", "600000", "--pw-per-source", "1000000",
-        "--catalog", (char *) catalog_dir, NULL };
+        "--max-per-source", "1000000", "--catalog", (char *) catalog_dir, NULL };
     //  AF_BENCH_WRAP runs the broker under another program, e.g. a script
     //  that execs valgrind --tool=callgrind "$@" to count its instructions
     char *wrapped [sizeof broker_argv / sizeof broker_argv [0] + 1];

@@ -17,6 +17,21 @@
     node's device goes offline and its account's devices get a new list; a
     worker's requests go back to the queue (af_dispatch).
 
+    Sending. libzmq bounds a connection's queue in messages, not bytes,
+    and a ROUTER cannot close one peer's connection. So the frontend's
+    queues are short (AF_PEER_HWM messages), ZMQ_ROUTER_MANDATORY makes a
+    send to a full one fail at once (EAGAIN) instead of dropping it, and
+    what did not fit waits in the session's own queue, counted in bytes,
+    in order, until libzmq takes it: when the peer sends something, at the
+    end of each batch of received messages, and every AF_DRAIN_MS while
+    anything waits. A session with more than AF_MAX_PEER_QUEUE bytes
+    waiting has a peer that does not read: it is dropped at the next safe
+    point (between two events, when no handler holds it), its connection
+    closed (af_peers_shutdown, checked against the connection's address
+    and port) and its routing ID's messages ignored for AF_PEER_BAN_MS.
+    Transfers send CHUNKs directly and wait on EAGAIN (af_transfers).
+    Design and bounds: docs/ARCHITECTURE.md "Bounded memory per connection".
+
     Where each command is handled: docs/ARCHITECTURE.md "Where things are".
     =========================================================================
 */
@@ -57,18 +72,190 @@ static const command_t s_commands [AF_MSG_COUNT] = {
     [AF_MSG_CONFIG_GET] = { NEEDS_SESSION, handle_config_get },
 };
 
+//  For items that are one plain allocation
+static void
+s_free_item (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
+
 //  --------------------------------------------------------------------------
 //  Sending
+
+static void s_drain_arm (af_broker_t *self);
+static void s_drain (af_broker_t *self, session_t *session, bool *forced);
+
+static void
+s_frame_free (void **item)
+{
+    zframe_t *frame = (zframe_t *) *item;
+    zframe_destroy (&frame);
+    *item = NULL;
+}
+
+//  One encoded message to a session's connection: 0 if sent (*frame_p is
+//  taken), EAGAIN if libzmq's queue for it is full (kept), -1 if the
+//  connection is gone (destroyed, as a ROUTER without MANDATORY would)
+static int
+s_send_once (af_broker_t *self, session_t *session, zframe_t **frame_p)
+{
+    if (zframe_send (&session->routing, self->frontend, ZFRAME_MORE | ZFRAME_REUSE)) {
+        if (zmq_errno () == EAGAIN)
+            return EAGAIN;
+        if (self->config.verbose)
+            zsys_debug ("broker: node %s is gone; a message for it is dropped", session->hex);
+        zframe_destroy (frame_p);
+        return -1;
+    }
+    //  Once a routing frame is taken, libzmq takes the rest of the message
+    if (zframe_send (frame_p, self->frontend, 0)) {
+        zframe_destroy (frame_p);
+        return -1;
+    }
+    return 0;
+}
+
+//  The same, and if the queue is full, once more after reading libzmq's
+//  commands: its I/O thread says a queue has room again by a command that
+//  a sending thread reads at most once a millisecond, which would hold a
+//  fast reader to 32 messages a millisecond. ZMQ_EVENTS reads them now.
+//  *forced says it was done already (once per drain is enough).
+static int
+s_try_send (af_broker_t *self, session_t *session, zframe_t **frame_p, bool *forced)
+{
+    int rc = s_send_once (self, session, frame_p);
+    if (rc == EAGAIN && !*forced) {
+        *forced = true;
+        zsock_events (self->frontend);
+        rc = s_send_once (self, session, frame_p);
+    }
+    return rc;
+}
+
+//  The peer does not read: drop its queue now, the session at the next
+//  safe point (s_reap), its connection if it is still the same one
+static void
+s_peer_drop (af_broker_t *self, session_t *session, size_t waiting)
+{
+    session->dropped = true;
+    zlistx_destroy (&session->queue);
+    session->queued = 0;
+    zhashx_delete (self->backlog, session->hex);
+    int64_t now = zclock_mono ();
+    int64_t *until = (int64_t *) malloc (sizeof (int64_t));
+    assert (until);
+    *until = now + AF_PEER_BAN_MS;
+    zhashx_update (self->banned, session->hex, until);
+    bool closed = af_peers_shutdown (session->fd, session->peer, session->port) == 0;
+    char *hex = strdup (session->hex);
+    assert (hex);
+    zlistx_add_end (self->dropping, hex);
+    if (af_loglimit_pass (self->drop_log, now)) {
+        char who [AF_MAX_ACCOUNT + AF_ID_HEX + 32];
+        if (session->logged_in)
+            snprintf (who, sizeof who, "device %s of '%s'", session->device_id, session->account);
+        else
+            snprintf (who, sizeof who, "key %.8s", session->key);
+        zsys_warning ("broker: dropped the connection of %s from %s: it is not reading (%zu bytes waited for it, "
+                      "over AF_MAX_PEER_QUEUE); %s", who, session->peer, waiting,
+                      closed? "its connection is closed": "its messages are ignored for a minute");
+    }
+}
+
+int
+broker_send_msg (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    assert (self);
+    assert (msg);
+    if (session->dropped)
+        return -1;
+    zframe_t *frame = af_msg_encode (msg);
+    if (!frame) {
+        zsys_warning ("broker: cannot encode %s for node %s", af_msg_command_name (msg->id), session->hex);
+        return -1;
+    }
+    size_t size = zframe_size (frame);
+    if (size > AF_MAX_MSG) {
+        zsys_error ("broker: %s for node %s is %zu bytes, more than a message may be (%d); not sent",
+                    af_msg_command_name (msg->id), session->hex, size, AF_MAX_MSG);
+        zframe_destroy (&frame);
+        return -1;
+    }
+    bool forced = false;
+    if (session->queue && zlistx_size (session->queue))
+        s_drain (self, session, &forced);       //  what waits goes first, and may go now
+    if (!session->queue || !zlistx_size (session->queue)) {
+        int rc = s_try_send (self, session, &frame, &forced);
+        if (rc != EAGAIN)
+            return rc;
+    }
+    if (session->queued + size > AF_MAX_PEER_QUEUE) {
+        zframe_destroy (&frame);
+        s_peer_drop (self, session, session->queued + size);
+        return -1;
+    }
+    if (!session->queue) {
+        session->queue = zlistx_new ();
+        assert (session->queue);
+        zlistx_set_destructor (session->queue, s_frame_free);
+    }
+    if (self->config.verbose && !zlistx_size (session->queue))
+        zsys_debug ("broker: libzmq's queue for node %s is full; messages wait in its session", session->hex);
+    zlistx_add_end (session->queue, frame);
+    session->queued += size;
+    zhashx_insert (self->backlog, session->hex, session);      //  no change if there
+    s_drain_arm (self);
+    return 0;
+}
 
 void
 broker_send (af_broker_t *self, session_t *session, af_msg_t **msg_p)
 {
     if (*msg_p) {
-        if (af_msg_send (*msg_p, self->frontend, session->routing))
-            zsys_warning ("broker: cannot send %s to node %s", af_msg_command_name ((*msg_p)->id),
-                          session->hex);
+        broker_send_msg (self, session, *msg_p);
         af_msg_destroy (msg_p);
     }
+}
+
+//  Give libzmq what waits in a session's queue, as far as it takes it
+static void
+s_drain (af_broker_t *self, session_t *session, bool *forced)
+{
+    while (session->queue && zlistx_size (session->queue)) {
+        zframe_t *frame = (zframe_t *) zlistx_detach (session->queue, NULL);
+        size_t size = zframe_size (frame);
+        int rc = s_try_send (self, session, &frame, forced);
+        if (rc == EAGAIN) {
+            zlistx_add_start (session->queue, frame);
+            return;
+        }
+        session->queued -= size;
+        if (rc) {                       //  gone: nothing else can go either
+            zlistx_purge (session->queue);
+            session->queued = 0;
+        }
+    }
+    zhashx_delete (self->backlog, session->hex);
+}
+
+//  Every session's queue, then the transfers that waited for room
+static void
+s_drain_all (af_broker_t *self)
+{
+    if (zhashx_size (self->backlog)) {
+        zlistx_t *waiting = zlistx_new ();
+        for (session_t *session = (session_t *) zhashx_first (self->backlog); session;
+             session = (session_t *) zhashx_next (self->backlog))
+            zlistx_add_end (waiting, session);
+        bool forced = false;
+        for (session_t *session = (session_t *) zlistx_first (waiting); session;
+             session = (session_t *) zlistx_next (waiting))
+            s_drain (self, session, &forced);
+        zlistx_destroy (&waiting);
+    }
+    if (af_transfers_stalled (self->transfers))
+        af_transfers_resume (self->transfers);
 }
 
 void
@@ -161,6 +348,7 @@ s_session_free (void **item)
     session_t *session = (session_t *) *item;
     if (session) {
         zframe_destroy (&session->routing);
+        zlistx_destroy (&session->queue);
         free (session);
         *item = NULL;
     }
@@ -170,7 +358,36 @@ static void
 s_session_remove (af_broker_t *self, session_t *session)
 {
     broker_session_logout (self, session);
+    zhashx_delete (self->backlog, session->hex);
     zhashx_delete (self->sessions, session->hex);
+}
+
+//  Remove the sessions dropped since the last safe point. Called at the
+//  end of each event, when no handler holds a session; a removal that
+//  drops another session (a device list it cannot take) is seen too.
+static void
+s_reap (af_broker_t *self)
+{
+    char *hex;
+    while ((hex = (char *) zlistx_detach (self->dropping, NULL))) {
+        session_t *session = broker_session (self, hex);
+        if (session && session->dropped)
+            s_session_remove (self, session);
+        free (hex);
+    }
+}
+
+//  Messages from a dropped connection are ignored for a while
+static bool
+s_banned (af_broker_t *self, const char *hex)
+{
+    int64_t *until = (int64_t *) zhashx_lookup (self->banned, hex);
+    if (!until)
+        return false;
+    if (zclock_mono () < *until)
+        return true;
+    zhashx_delete (self->banned, hex);
+    return false;
 }
 
 //  The session of a message's connection, made on its first message: a
@@ -182,9 +399,10 @@ s_session_for (af_broker_t *self, const char *hex, zframe_t *routing, zframe_t *
     if (session)
         return session;
     if (!user_id || strlen (user_id) != AF_KEY_Z85 || zhashx_size (self->sessions) >= self->config.max_sessions) {
-        zsys_warning ("broker: dropped a message from %s: %s", hex,
-                      !user_id || strlen (user_id) != AF_KEY_Z85? "no authenticated CURVE key":
-                      "too many sessions (max_sessions)");
+        if (af_loglimit_pass (self->drop_log, zclock_mono ()))
+            zsys_warning ("broker: dropped a message from %s: %s", hex,
+                          !user_id || strlen (user_id) != AF_KEY_Z85? "no authenticated CURVE key":
+                          "too many sessions (max_sessions)");
         return NULL;
     }
     session = (session_t *) zmalloc (sizeof (session_t));
@@ -194,6 +412,19 @@ s_session_for (af_broker_t *self, const char *hex, zframe_t *routing, zframe_t *
     memcpy (session->key, user_id, AF_KEY_Z85 + 1);
     const char *peer = zframe_meta (body, "Peer-Address");
     snprintf (session->peer, sizeof session->peer, "%s", peer? peer: "unknown");
+    //  The connection's socket, to close it if the peer stops reading:
+    //  ZMQ_SRCFD, which libzmq 4.3 keeps as the message property "__fd"
+    //  (zmq_msg_get reads it from there). The descriptor may already be
+    //  another connection's; its address and port must match the peer's
+    //  now and again when it is closed.
+    session->fd = -1;
+    const char *fd = zframe_meta (body, "__fd");
+    char address [AF_PEER_ADDRESS];
+    int port;
+    if (fd && af_peers_address (atoi (fd), address, sizeof address, &port) == 0 && streq (address, session->peer)) {
+        session->fd = atoi (fd);
+        session->port = port;
+    }
     zhashx_insert (self->sessions, hex, session);
     return session;
 }
@@ -252,10 +483,17 @@ s_frontend_message (af_broker_t *self, zframe_t *routing, zframe_t *body, size_t
         goto done;
     char hex [2 * AF_MAX_ROUTING + 2];
     sodium_bin2hex (hex, sizeof hex, zframe_data (routing), zframe_size (routing));
+    if (zhashx_size (self->banned) && s_banned (self, hex))
+        goto done;
     const char *user_id = body? zframe_meta (body, "User-Id"): NULL;
     session_t *session = s_session_for (self, hex, routing, body, user_id);
     if (!session)
         goto done;
+    //  It sent something: it may be reading again, and what waits goes first
+    if (session->queue && zlistx_size (session->queue)) {
+        bool forced = false;
+        s_drain (self, session, &forced);
+    }
     if (!user_id || !streq (user_id, session->key)) {
         zsys_warning ("broker: refused a message on session %s: key changed", hex);
         broker_error (self, session, NULL, AF_E_KEY_MISMATCH, "message key does not match the session");
@@ -323,7 +561,11 @@ s_frontend_event (zloop_t *loop, zsock_t *reader, void *arg)
 {
     (void) loop;
     (void) reader;
-    s_frontend_batch ((af_broker_t *) arg);
+    af_broker_t *self = (af_broker_t *) arg;
+    s_frontend_batch (self);
+    s_drain_all (self);
+    s_reap (self);
+    s_drain_arm (self);                 //  a FETCH or CREDIT may have met a full queue
     return 0;
 }
 
@@ -332,8 +574,32 @@ s_backend_event (zloop_t *loop, zsock_t *reader, void *arg)
 {
     (void) loop;
     (void) reader;
-    s_backend_batch ((af_broker_t *) arg);
+    af_broker_t *self = (af_broker_t *) arg;
+    s_backend_batch (self);
+    s_reap (self);
     return 0;
+}
+
+//  While anything waits to be sent: try again every AF_DRAIN_MS
+static int
+s_drain_event (zloop_t *loop, int timer_id, void *arg)
+{
+    af_broker_t *self = (af_broker_t *) arg;
+    s_drain_all (self);
+    s_reap (self);
+    if (!zhashx_size (self->backlog) && !af_transfers_stalled (self->transfers)) {
+        zloop_timer_end (loop, timer_id);
+        self->drain_timer = -1;
+    }
+    return 0;
+}
+
+static void
+s_drain_arm (af_broker_t *self)
+{
+    if (self->drain_timer < 0 && self->loop
+    &&  (zhashx_size (self->backlog) || af_transfers_stalled (self->transfers)))
+        self->drain_timer = zloop_timer (self->loop, AF_DRAIN_MS, 0, s_drain_event, self);
 }
 
 //  --------------------------------------------------------------------------
@@ -366,6 +632,16 @@ s_timer_event (zloop_t *loop, int timer_id, void *arg)
         s_session_remove (self, session);
     }
     zlistx_destroy (&dead);
+    //  Bans that ended
+    zlistx_t *ended = zlistx_new ();
+    zlistx_set_destructor (ended, s_free_item);
+    for (int64_t *until = (int64_t *) zhashx_first (self->banned); until;
+         until = (int64_t *) zhashx_next (self->banned))
+        if (now >= *until)
+            zlistx_add_end (ended, strdup ((const char *) zhashx_cursor (self->banned)));
+    for (const char *hex = (const char *) zlistx_first (ended); hex; hex = (const char *) zlistx_next (ended))
+        zhashx_delete (self->banned, hex);
+    zlistx_destroy (&ended);
     af_dispatch_tick (self->dispatch, now);
     broker_failures_expire (self, now);
     int64_t every = (int64_t) self->config.data_grace_s * 1000 < 60000?
@@ -374,14 +650,20 @@ s_timer_event (zloop_t *loop, int timer_id, void *arg)
         self->gc_at = now;
         broker_data_gc (self);
     }
+    af_loglimit_flush (self->drop_log, now);
+    s_reap (self);
     return 0;
 }
 
 //  --------------------------------------------------------------------------
 //  Life cycle
 
+//  A CURVE ROUTER, watched by af_zap through its monitor at monitor. The
+//  frontend's queues are short and a send that does not fit fails at
+//  once (see "Sending"); the backend serves listed workers only and keeps
+//  libzmq's large queues.
 static zsock_t *
-s_bind_curve (af_broker_t *self, const char *endpoint, const char *domain, char *actual, size_t size)
+s_router (af_broker_t *self, const char *domain, const char *monitor, bool nodes)
 {
     zsock_t *sock = zsock_new (ZMQ_ROUTER);
     if (!sock)
@@ -390,10 +672,29 @@ s_bind_curve (af_broker_t *self, const char *endpoint, const char *domain, char 
     zsock_set_curve_server (sock, 1);
     zsock_set_zap_domain (sock, domain);
     zsock_set_maxmsgsize (sock, AF_MAX_ZMQ_MSG);
-    zsock_set_sndhwm (sock, AF_SOCKET_HWM);
-    zsock_set_rcvhwm (sock, AF_SOCKET_HWM);
+    zsock_set_handshake_ivl (sock, AF_HANDSHAKE_MS);
     zsock_set_linger (sock, 0);
     zsock_set_rcvtimeo (sock, 0);               //  see s_frontend_event
+    if (nodes) {
+        zsock_set_sndhwm (sock, AF_PEER_HWM);
+        zsock_set_rcvhwm (sock, AF_PEER_HWM);
+        zsock_set_router_mandatory (sock, 1);
+        zsock_set_sndtimeo (sock, 0);           //  EAGAIN, never a wait
+    }
+    else {
+        zsock_set_sndhwm (sock, AF_SOCKET_HWM);
+        zsock_set_rcvhwm (sock, AF_SOCKET_HWM);
+    }
+    if (zmq_socket_monitor (zsock_resolve (sock), monitor, AF_ZAP_EVENTS)) {
+        zsys_error ("broker: cannot monitor the %s socket: %s", domain, zmq_strerror (zmq_errno ()));
+        zsock_destroy (&sock);
+    }
+    return sock;
+}
+
+static int
+s_bind (zsock_t *sock, const char *endpoint, char *actual, size_t size)
+{
     //  "host:*" asks for any free port. czmq would try 49152 upward in
     //  order, so two brokers starting at once (tests run in parallel) race
     //  for the same port; libzmq's ":0" lets the kernel choose instead.
@@ -404,13 +705,12 @@ s_bind_curve (af_broker_t *self, const char *endpoint, const char *domain, char 
         bind_to [len - 1] = '0';
     if (zmq_bind (zsock_resolve (sock), bind_to)) {
         zsys_error ("broker: cannot bind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
-        zsock_destroy (&sock);
-        return NULL;
+        return -1;
     }
     char *last = zsock_last_endpoint (sock);     //  owned by us
     snprintf (actual, size, "%s", last? last: endpoint);
     zstr_free (&last);
-    return sock;
+    return 0;
 }
 
 //  One broker per data directory: an exclusive lock on DATA/lock, held for
@@ -508,14 +808,6 @@ s_data_dirs (af_broker_t *self)
     return 0;
 }
 
-//  For items that are one plain allocation
-static void
-s_free_item (void **item)
-{
-    free (*item);
-    *item = NULL;
-}
-
 static void
 s_tables (af_broker_t *self)
 {
@@ -532,6 +824,13 @@ s_tables (af_broker_t *self)
     self->online = zhashx_new ();
     self->sources = zhashx_new ();
     zhashx_set_destructor (self->sources, s_free_item);
+    self->backlog = zhashx_new ();
+    self->banned = zhashx_new ();
+    zhashx_set_destructor (self->banned, s_free_item);
+    self->dropping = zlistx_new ();
+    zlistx_set_destructor (self->dropping, s_free_item);
+    self->drain_timer = -1;
+    self->drop_log = af_loglimit_new ("broker", "lines about dropped connections and messages", AF_LOG_REFUSALS);
 }
 
 af_broker_t *
@@ -557,14 +856,21 @@ af_broker_new (const af_broker_config_t *config)
     s_tables (self);
     if (s_lock (self) || s_keypair (self) || s_open_store (self))
         goto failed;
-    self->zap = zactor_new (af_zap_actor, self->config.worker_keys);
-    if (!self->zap)
+    //  The sockets, then the ZAP handler that watches them, then binding:
+    //  no connection comes before its watcher
+    snprintf (self->nodes_monitor, sizeof self->nodes_monitor, "inproc://af-monitor-nodes-%p", (void *) self);
+    snprintf (self->workers_monitor, sizeof self->workers_monitor, "inproc://af-monitor-workers-%p", (void *) self);
+    self->frontend = s_router (self, AF_ZAP_NODES, self->nodes_monitor, true);
+    self->backend = s_router (self, AF_ZAP_WORKERS, self->workers_monitor, false);
+    if (!self->frontend || !self->backend)
         goto failed;
-    self->frontend = s_bind_curve (self, config->nodes, AF_ZAP_NODES,
-                                   self->nodes_endpoint, sizeof self->nodes_endpoint);
-    self->backend = s_bind_curve (self, config->workers, AF_ZAP_WORKERS,
-                                  self->workers_endpoint, sizeof self->workers_endpoint);
-    if (!self->frontend || !self->backend || s_data_dirs (self))
+    af_zap_args_t zap = { self->config.worker_keys, self->nodes_monitor, self->workers_monitor,
+                          self->config.max_per_source };
+    self->zap = zactor_new (af_zap_actor, &zap);
+    if (!self->zap
+    ||  s_bind (self->frontend, config->nodes, self->nodes_endpoint, sizeof self->nodes_endpoint)
+    ||  s_bind (self->backend, config->workers, self->workers_endpoint, sizeof self->workers_endpoint)
+    ||  s_data_dirs (self))
         goto failed;
     self->transfers = af_transfers_new (self->frontend, self->config.catalog, self->data_dir);
     if (!self->transfers)
@@ -620,7 +926,11 @@ af_broker_destroy (af_broker_t **self_p)
     af_outbox_destroy (&self->outbox);
     zhashx_destroy (&self->sources);
     zhashx_destroy (&self->online);
+    zhashx_destroy (&self->backlog);
+    zhashx_destroy (&self->banned);
+    zlistx_destroy (&self->dropping);
     zhashx_destroy (&self->sessions);
+    af_loglimit_destroy (&self->drop_log);
     zsock_destroy (&self->frontend);
     zsock_destroy (&self->backend);
     zactor_destroy (&self->zap);

@@ -45,6 +45,7 @@ typedef struct {
     int quota_data_blobs;           //  user-data blobs waiting for pushes
     int quota_data_mib;             //  bytes of them
     int data_grace_s;               //  a blob no push names is removed after this
+    size_t max_per_source;          //  connections one address may hold on a socket
     //  Push policy (S2.3): what an initiating device must report
     char min_node_version [32];     //  "" = any
     char require [512];             //  "name=value, ..." attestations; "" = none

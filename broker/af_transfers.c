@@ -3,8 +3,10 @@
 
     See af_transfers.h. Memory: one read buffer and one compression buffer
     for the whole engine, AF_CHUNK_CACHE encoded chunks, and what sits in
-    the socket's queues (at most AF_MAX_CREDIT chunks per transfer, shared
-    with the cache when several receivers are at the same place).
+    the socket's queues (at most AF_MAX_CREDIT chunks per transfer and
+    AF_PEER_HWM messages per receiver, shared with the cache when several
+    receivers are at the same place). A transfer that met a full queue is
+    marked stalled and counted; it is pumped again by af_transfers_resume.
     =========================================================================
 */
 #include "af_transfers.h"
@@ -32,6 +34,7 @@ typedef struct {
     uint32_t credit;
     af_transfer_for_t target;       //  for the progress function
     int64_t progress_at;            //  when it was last called
+    bool stalled;                   //  the receiver's queue was full
 } transfer_t;
 
 struct _af_transfers_t {
@@ -49,6 +52,7 @@ struct _af_transfers_t {
     void *progress_arg;
     uint64_t bytes_read;
     uint64_t chunks_sent;
+    size_t stalled;                 //  transfers waiting for room
 };
 
 static void
@@ -190,11 +194,26 @@ s_chunk (af_transfers_t *self, transfer_t *transfer, uint64_t offset)
     return cached;
 }
 
-//  Send what the transfer's credit allows. Returns true when it finished
-//  (the caller removes it) or failed.
+//  Remove a transfer from the table, keeping the count of stalled ones
+static void
+s_remove (af_transfers_t *self, const char *key)
+{
+    transfer_t *transfer = (transfer_t *) zhashx_lookup (self->transfers, key);
+    if (transfer && transfer->stalled)
+        self->stalled--;
+    zhashx_delete (self->transfers, key);
+}
+
+//  Send what the transfer's credit allows, as far as the receiver's queue
+//  takes it. Returns true when it finished (the caller removes it) or
+//  failed; a full queue stalls it (false).
 static bool
 s_pump (af_transfers_t *self, transfer_t *transfer)
 {
+    if (transfer->stalled) {
+        transfer->stalled = false;
+        self->stalled--;
+    }
     uint64_t before = transfer->next;
     bool failed = false;
     while (transfer->credit && transfer->next < transfer->total) {
@@ -203,12 +222,21 @@ s_pump (af_transfers_t *self, transfer_t *transfer)
             failed = true;
             break;
         }
+        //  The routing frame goes first: libzmq refuses it when the
+        //  receiver's queue is full, and then nothing of the chunk went
+        if (zframe_send (&transfer->routing, self->sock, ZFRAME_MORE | ZFRAME_REUSE)) {
+            if (zmq_errno () == EAGAIN) {
+                transfer->stalled = true;
+                self->stalled++;
+            }
+            else
+                failed = true;          //  the receiver is gone
+            break;
+        }
         zmq_msg_t copy;
         zmq_msg_init (&copy);
         zmq_msg_copy (&copy, &cached->msg);         //  shares the bytes
-        void *handle = zsock_resolve (self->sock);
-        if (zframe_send (&transfer->routing, self->sock, ZFRAME_MORE | ZFRAME_REUSE)
-        ||  zmq_msg_send (&copy, handle, 0) == -1) {
+        if (zmq_msg_send (&copy, zsock_resolve (self->sock), 0) == -1) {
             zmq_msg_close (&copy);
             zsys_warning ("transfer: cannot send a chunk to %s", transfer->session);
             failed = true;
@@ -284,7 +312,7 @@ af_transfers_fetch (af_transfers_t *self, const char *session, zframe_t *routing
     else
         memset (&transfer->target, 0, sizeof transfer->target);
     //  A repeated FETCH replaces the running transfer (the node lost its place)
-    zhashx_delete (self->transfers, transfer->key);
+    s_remove (self, transfer->key);
     if (s_pump (self, transfer)) {
         //  Finished at once (small blob) or failed: nothing to keep
         void *item = transfer;
@@ -306,7 +334,7 @@ af_transfers_credit (af_transfers_t *self, const char *session, const char *hash
     //  Never more than the protocol's window in flight
     transfer->credit = transfer->credit + credit > AF_MAX_CREDIT? AF_MAX_CREDIT: transfer->credit + credit;
     if (s_pump (self, transfer))
-        zhashx_delete (self->transfers, key);
+        s_remove (self, key);
     return AF_OK;
 }
 
@@ -320,8 +348,33 @@ af_transfers_drop (af_transfers_t *self, const char *session)
         if (strncmp (t->key, session, len) == 0 && t->key [len] == '/')
             zlistx_add_end (gone, t->key);
     for (const char *key = (const char *) zlistx_first (gone); key; key = (const char *) zlistx_next (gone))
-        zhashx_delete (self->transfers, key);
+        s_remove (self, key);
     zlistx_destroy (&gone);
+}
+
+size_t
+af_transfers_stalled (af_transfers_t *self)
+{
+    assert (self);
+    return self->stalled;
+}
+
+size_t
+af_transfers_resume (af_transfers_t *self)
+{
+    assert (self);
+    if (!self->stalled)
+        return 0;
+    zlistx_t *waiting = zlistx_new ();
+    for (transfer_t *t = (transfer_t *) zhashx_first (self->transfers); t;
+         t = (transfer_t *) zhashx_next (self->transfers))
+        if (t->stalled)
+            zlistx_add_end (waiting, t);
+    for (transfer_t *t = (transfer_t *) zlistx_first (waiting); t; t = (transfer_t *) zlistx_next (waiting))
+        if (s_pump (self, t))
+            zhashx_delete (self->transfers, t->key);        //  no longer stalled: s_pump cleared it
+    zlistx_destroy (&waiting);
+    return self->stalled;
 }
 
 size_t

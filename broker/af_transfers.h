@@ -7,6 +7,13 @@
     a transfer holds at most AF_MAX_CREDIT chunks in the broker's socket
     queue whatever the blob's size or the receiver's speed.
 
+    The socket is a ROUTER with ZMQ_ROUTER_MANDATORY and a send timeout
+    of 0: when libzmq's short queue for the receiver is full, a chunk is
+    refused (EAGAIN) and the transfer waits, its offset and credit as they
+    were, until af_transfers_resume sends on; so no chunk is lost, sent
+    twice or sent without credit. A receiver that is gone (EHOSTUNREACH)
+    ends its transfer.
+
     Chunks are read with pread from the blob store (the matcher's catalog
     directory, DIR/blobs/ab/abcd...), compressed with zstd level 1 and
     sent raw when that does not make them smaller. An encoded CHUNK names
@@ -76,6 +83,13 @@ int af_transfers_credit (af_transfers_t *self, const char *session, const char *
 
 //  Forget every transfer of a session (it went away).
 void af_transfers_drop (af_transfers_t *self, const char *session);
+
+//  Transfers waiting for room in their receiver's queue
+size_t af_transfers_stalled (af_transfers_t *self);
+
+//  Send on for every waiting transfer, as far as the queues take it.
+//  Returns how many still wait.
+size_t af_transfers_resume (af_transfers_t *self);
 
 //  Transfers running now
 size_t af_transfers_active (af_transfers_t *self);

@@ -31,6 +31,8 @@
 #include "af_syncindex.h"
 #include "af_hasher.h"
 #include "af_guesses.h"
+#include "af_peers.h"
+#include "af_loglimit.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -57,6 +59,13 @@ typedef struct {
     bool pw_busy;                   //  a password job of this connection runs
     uint32_t pw_count;              //  password jobs started this minute
     int64_t pw_since;               //  monotonic ms: start of that minute
+    //  Sending (af_broker.c): what libzmq's short queue for the connection
+    //  had no room for waits here, counted in bytes
+    zlistx_t *queue;                //  encoded messages (zframe_t), oldest first
+    size_t queued;                  //  their bytes, at most AF_MAX_PEER_QUEUE
+    bool dropped;                   //  it does not read: removed at the next safe point
+    int fd;                         //  the connection's socket (ZMQ_SRCFD), -1 if unknown
+    int port;                       //  its peer's port, to tell it from a later one on fd
 } session_t;
 
 struct _af_broker_t {
@@ -89,6 +98,13 @@ struct _af_broker_t {
     char nodes_endpoint [256];
     char workers_endpoint [256];
     int lock_fd;                    //  DATA/lock, flock'ed: one broker per directory
+    zhashx_t *backlog;              //  routing hex -> session_t with messages queued
+    zhashx_t *banned;               //  routing hex -> int64_t until: dropped connections
+    zlistx_t *dropping;             //  routing hex of dropped sessions, removed at a safe point
+    int drain_timer;                //  zloop timer while anything waits to be sent, else -1
+    af_loglimit_t *drop_log;        //  dropped peers, at most AF_LOG_REFUSALS lines a second
+    char nodes_monitor [64];        //  inproc endpoints of the sockets' monitors (af_zap)
+    char workers_monitor [64];
 };
 
 //  A handler of one node command
@@ -98,7 +114,16 @@ typedef void (broker_handler_fn) (af_broker_t *self, session_t *session, af_msg_
 //  af_broker.c: sending and finding sessions
 
 //  Send a message to a session's connection and destroy it (NULL: nothing).
+//  What libzmq cannot take yet waits in the session's queue and goes in
+//  order; a session whose queue would pass AF_MAX_PEER_QUEUE bytes is
+//  not reading: it is dropped (logged; removed at the next safe point, so
+//  the caller's pointer stays valid until its handler returns).
 void broker_send (af_broker_t *self, session_t *session, af_msg_t **msg_p);
+
+//  The same without taking the message. 0 if sent or queued, -1 if not
+//  (the session is dropped or its connection gone, the message cannot be
+//  encoded or is larger than AF_MAX_MSG).
+int broker_send_msg (af_broker_t *self, session_t *session, af_msg_t *msg);
 
 //  Send the reply to a request, echoing its rid.
 void broker_reply (af_broker_t *self, session_t *session, const af_msg_t *request, af_msg_t **reply_p);

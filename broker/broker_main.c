@@ -33,6 +33,8 @@ s_usage (FILE *out)
 "      --map-size MIB      the store's size limit (default 4096 MiB)\n"
 "      --pw-per-source N   password checks one source address may start per\n"
 "                          minute (default 60; load tests from one host need more)\n"
+"      --max-per-source N  connections one source address may hold on each socket\n"
+"                          (default 32; load tests from one host need more)\n"
 "  -v, --verbose           log every session change\n"
 "  -h, --help              show this help and exit\n"
 "      --version           show the version and exit\n"
@@ -45,7 +47,7 @@ s_usage (FILE *out)
 int
 main (int argc, char *argv [])
 {
-    enum { OPT_NODES = 1000, OPT_WORKERS, OPT_WORKER_KEYS, OPT_CATALOG, OPT_HEARTBEAT, OPT_PWHASH, OPT_MAP_SIZE, OPT_PW_PER_SOURCE, OPT_VERSION };
+    enum { OPT_NODES = 1000, OPT_WORKERS, OPT_WORKER_KEYS, OPT_CATALOG, OPT_HEARTBEAT, OPT_PWHASH, OPT_MAP_SIZE, OPT_PW_PER_SOURCE, OPT_MAX_PER_SOURCE, OPT_VERSION };
     static struct option options [] = {
         { "config", required_argument, NULL, 'c' },
         { "data", required_argument, NULL, 'd' },
@@ -57,6 +59,7 @@ main (int argc, char *argv [])
         { "pwhash", required_argument, NULL, OPT_PWHASH },
         { "map-size", required_argument, NULL, OPT_MAP_SIZE },
         { "pw-per-source", required_argument, NULL, OPT_PW_PER_SOURCE },
+        { "max-per-source", required_argument, NULL, OPT_MAX_PER_SOURCE },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, OPT_VERSION },
@@ -114,6 +117,13 @@ main (int argc, char *argv [])
                 config.pw_per_source = atoi (optarg);
                 if (config.pw_per_source < 1 || config.pw_per_source > 1000000) {
                     fprintf (stderr, "appferry-broker: --pw-per-source must be 1..1000000\n");
+                    return 2;
+                }
+                break;
+            case OPT_MAX_PER_SOURCE:
+                config.max_per_source = (size_t) atol (optarg);
+                if (config.max_per_source < 1 || config.max_per_source > 10000000) {
+                    fprintf (stderr, "appferry-broker: --max-per-source must be 1..10000000\n");
                     return 2;
                 }
                 break;

@@ -27,8 +27,10 @@
 
 //  Wire limits
 #define AF_MAX_MSG              (1024 * 1024)   //  one encoded message, bytes
-#define AF_MAX_ZMQ_MSG          (4 * 1024 * 1024)   //  ZMQ_MAXMSGSIZE: above this
-                                                //  libzmq drops the connection
+#define AF_MAX_ZMQ_MSG          (AF_MAX_MSG + 4096) //  ZMQ_MAXMSGSIZE: a frame on the
+                                                //  wire (CURVE adds 33 bytes) above
+                                                //  this makes libzmq drop the
+                                                //  connection, even mid-handshake
 #define AF_MAX_DEPTH            4       //  nesting of maps/arrays in a message
 #define AF_MAX_ELEMENTS         65536   //  maps+arrays entries in one message
 #define AF_MAX_KEY              32      //  bytes in a map key
@@ -102,7 +104,22 @@
 //  Broker tuning: how much work one step may do, how much one peer may
 //  hold. Defaults the broker config may override are marked (config).
 #define AF_MAX_ROUTING          15      //  bytes of a ZeroMQ routing ID we accept
-#define AF_SOCKET_HWM           100000  //  ZMQ_SNDHWM / ZMQ_RCVHWM of the ROUTERs
+#define AF_SOCKET_HWM           100000  //  ZMQ_SNDHWM / ZMQ_RCVHWM of the backend
+
+//  What one node connection may make the broker hold (docs/ARCHITECTURE.md
+//  "Bounded memory per connection"). libzmq bounds its queues in messages,
+//  so they are kept short and the bytes beyond them are counted by us.
+#define AF_PEER_HWM             32      //  ZMQ_SNDHWM / ZMQ_RCVHWM of the frontend:
+                                        //  messages libzmq queues per connection
+#define AF_MAX_PEER_QUEUE       (8 * 1024 * 1024)   //  bytes the broker queues for one
+                                        //  connection beyond that; more means the
+                                        //  peer is not reading: it is dropped
+#define AF_PEER_BAN_MS          60000   //  then its messages are ignored this long
+#define AF_DRAIN_MS             10      //  queued sends are retried this often
+#define AF_HANDSHAKE_MS         10000   //  ZMQ_HANDSHAKE_IVL: a connection must finish
+                                        //  its ZMTP and CURVE handshake within this
+#define AF_MAX_PER_SOURCE       32      //  (config) connections from one address at once
+#define AF_LOG_REFUSALS         10      //  refusals (or drops) logged a second, then a count
 #define AF_BATCH                256     //  messages taken per socket wake-up
 #define AF_ITEM_WINDOW          64      //  outbox items in flight per connection
 #define AF_DRAIN_BATCHES        64      //  batches read before the timer judges peers
