@@ -1257,8 +1257,7 @@ s_burst (const char *account, const char *password, int count)
     int accepted = 0;
     af_msg_t *push = af_msg_new (AF_MSG_PUSH);
     strcpy (push->program, "weixin");
-    push->target_count = 1;
-    strcpy (push->targets [0], device_id);
+    af_msg_add_target (push, device_id);
     for (int i = 0; i < count; i++) {
         af_msg_set_rid_random (push);
         af_msg_send (push, s_sock, NULL);
