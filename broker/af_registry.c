@@ -273,7 +273,7 @@ af_registry_login (af_registry_t *self, const char *account, const char *device_
         goto refused;
     }
     if (*device_id) {
-        if (af_id_from_hex (device_id, id)) {
+        if (af_id_from_hex (device_id, id) != AF_OK) {
             snprintf (err, errlen, "device ID '%s' is not %d lowercase hex digits", device_id, AF_ID_HEX);
             code = AF_E_MALFORMED;
             goto refused;
@@ -374,7 +374,7 @@ s_read_device (af_registry_t *self, MDB_txn *txn, const char *account, const cha
 {
     uint8_t id [AF_ID_SIZE];
     uint8_t dkey [AF_MAX_ACCOUNT + 1 + AF_ID_SIZE];
-    if (af_id_from_hex (device_id, id))
+    if (af_id_from_hex (device_id, id) != AF_OK)
         return AF_E_NO_DEVICE;
     int rc = af_store_get (txn, self->devices, dkey, s_device_key (dkey, account, id), value);
     if (rc == MDB_NOTFOUND || (rc == 0 && value->mv_size < DEVICE_HEADER))
@@ -560,7 +560,7 @@ af_registry_remove_txn (af_registry_t *self, MDB_txn *txn, const char *account, 
 {
     assert (self && txn);
     uint8_t id [AF_ID_SIZE], by_id [AF_ID_SIZE];
-    if (af_id_from_hex (device_id, id) || af_id_from_hex (by, by_id))
+    if (af_id_from_hex (device_id, id) != AF_OK || af_id_from_hex (by, by_id) != AF_OK)
         return AF_E_MALFORMED;
     uint8_t dkey [AF_MAX_ACCOUNT + 1 + AF_ID_SIZE];
     size_t dkeylen = s_device_key (dkey, account, id);

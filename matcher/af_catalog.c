@@ -1053,7 +1053,7 @@ s_parse_package (json_t *obj, af_catalog_entry_t *entry, char *err, size_t errle
     if (s_str (obj, "program", p->program, sizeof p->program, true, err, errlen))
         return -1;
     char why [128];
-    if (af_program_check (p->program, why, sizeof why)) {
+    if (af_program_check (p->program, why, sizeof why) != AF_OK) {
         snprintf (err, errlen, "field 'program': '%s' is %s", p->program, why);
         return -1;
     }

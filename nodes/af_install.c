@@ -183,7 +183,7 @@ int
 af_install_record_write (const char *home, const af_install_info_t *info, json_t *files,
                          char *err, size_t errlen)
 {
-    if (af_program_check (info->program, err, errlen))
+    if (af_program_check (info->program, err, errlen) != AF_OK)
         return -1;
     if (s_record_prepare (home, info, files, err, errlen))
         return -1;
@@ -197,7 +197,7 @@ af_install_record_write (const char *home, const af_install_info_t *info, json_t
 int
 af_install_record_read (const char *home, const char *program, af_install_info_t *info)
 {
-    if (af_program_check (program, NULL, 0))
+    if (af_program_check (program, NULL, 0) != AF_OK)
         return -1;
     char path [700];
     snprintf (path, sizeof path, "%s/installed/%s.json", home, program);
@@ -718,7 +718,7 @@ int
 af_install_builtin (const char *home, const char *package, const af_install_info_t *info,
                     char *err, size_t errlen)
 {
-    if (af_program_check (info->program, err, errlen) || s_check (package, err, errlen))
+    if (af_program_check (info->program, err, errlen) != AF_OK || s_check (package, err, errlen))
         return -1;
     char apps [600], data [600], defaults [700];
     snprintf (apps, sizeof apps, "%s/apps", home);
@@ -766,7 +766,7 @@ af_install_builtin (const char *home, const char *package, const af_install_info
 int
 af_install_remove (const char *home, const char *program, char *err, size_t errlen)
 {
-    if (af_program_check (program, err, errlen))
+    if (af_program_check (program, err, errlen) != AF_OK)
         return -1;
     char live [700], gone [720];
     snprintf (live, sizeof live, "%s/apps/%s", home, program);
@@ -795,7 +795,7 @@ af_install_data (const char *home, const char *kind, const char *program, const 
 {
     //  A program ID, or the scratch name `config show` opens a copy under
     if (af_program_check (strncmp (program, AF_INSTALL_SCRATCH, strlen (AF_INSTALL_SCRATCH))? program:
-                          program + strlen (AF_INSTALL_SCRATCH), err, errlen))
+                          program + strlen (AF_INSTALL_SCRATCH), err, errlen) != AF_OK)
         return -1;
     if (strcmp (kind, "data") && strcmp (kind, "config")) {
         snprintf (err, errlen, "'%s' is not data or config", kind);
@@ -844,7 +844,7 @@ s_is_stale (const char *name, bool records)
     char program [AF_MAX_PROGRAM + 1];
     memcpy (program, name + start, plen);
     program [plen] = 0;
-    return af_program_check (program, NULL, 0) == 0;
+    return af_program_check (program, NULL, 0) == AF_OK;
 }
 
 int

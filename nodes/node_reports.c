@@ -227,7 +227,7 @@ node_uninstall_local (af_node_t *self, const char *program, char *err, size_t er
 {
     af_install_info_t info;
     char path [700];
-    if (af_program_check (program, NULL, 0) || af_install_record_read (self->config.home, program, &info)) {
+    if (af_program_check (program, NULL, 0) != AF_OK || af_install_record_read (self->config.home, program, &info)) {
         snprintf (err, errlen, "%s is not installed here", program);
         return -1;
     }
@@ -277,7 +277,7 @@ node_uninstall_asked (af_node_t *self, af_msg_t *uninstall)
 {
     char err [AF_MAX_REASON + 1] = "";
     af_install_info_t info;
-    bool had = af_program_check (uninstall->program, NULL, 0) == 0
+    bool had = af_program_check (uninstall->program, NULL, 0) == AF_OK
             && af_install_record_read (self->config.home, uninstall->program, &info) == 0;
     bool failed = had && node_uninstall_local (self, uninstall->program, err, sizeof err);
     if (failed)
