@@ -157,7 +157,7 @@ s_load_devices (af_device_t devices [8])
     };
     char err [512];
     for (int i = 0; i < 8; i++)
-        if (af_device_from_json (&devices [i], devices_json [i], err, sizeof err)) {
+        if (af_device_from_json (&devices [i], devices_json [i], err, sizeof err) != AF_OK) {
             fprintf (stderr, "device %d: %s\n", i, err);
             return -1;
         }

@@ -199,7 +199,7 @@ s_login_check (af_broker_t *self, session_t *session, af_msg_t *msg, char *err, 
         snprintf (err, errlen, "a password check is already running on this connection; wait for its answer");
         code = AF_E_RATE_LIMITED;
     }
-    if (code == AF_OK && af_device_validate (&msg->device, err, errlen))
+    if (code == AF_OK && af_device_validate (&msg->device, err, errlen) != AF_OK)
         code = AF_E_BAD_DEVICE;
     if (code != AF_OK || *msg->password)
         return code;

@@ -1017,7 +1017,7 @@ s_version (json_t *obj, const char *key, uint32_t *out, char *err, size_t errlen
         return 0;
     if (s_str (obj, key, text, sizeof text, true, err, errlen))
         return -1;
-    if (af_version_parse (text, out)) {
+    if (af_version_parse (text, out) != AF_OK) {
         snprintf (err, errlen, "field '%s': '%s' is not a version like 14 or 16.4.1", key, text);
         return -1;
     }
@@ -1511,7 +1511,7 @@ s_test_import_and_resolve (af_catalog_t *catalog, const char *manifest, af_devic
 
     assert (af_device_from_json (device,
         "{\"sdkVersion\":30,\"supportedAbis\":[\"armeabi-v7a\",\"arm64-v8a\"],\"screenDensity\":400,"
-        "\"model\":\"T\",\"formFactor\":\"phone\",\"screenWidth\":1080,\"screenHeight\":1920}", err, sizeof err) == 0);
+        "\"model\":\"T\",\"formFactor\":\"phone\",\"screenWidth\":1080,\"screenHeight\":1920}", err, sizeof err) == AF_OK);
     af_resolution_t result;
     assert (af_catalog_resolve (catalog, "app", device, &result) == 0);
     assert (result.fit == AF_FIT_PACKAGE);

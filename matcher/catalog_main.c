@@ -93,7 +93,7 @@ main (int argc, char *argv [])
     if (streq (command, "resolve")) {
         af_device_t device;
         af_resolution_t result;
-        if (af_device_load (&device, argv [optind + 2], err, sizeof err)) {
+        if (af_device_load (&device, argv [optind + 2], err, sizeof err) != AF_OK) {
             fprintf (stderr, "appferry-catalog: %s\n", err);
             rc = 1;
         }

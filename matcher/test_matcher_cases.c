@@ -58,7 +58,7 @@ s_run_case (af_catalog_t *catalog, json_t *devices, json_t *c)
     json_decref (device_json);
     af_device_t device;
     char detail [1400] = "";
-    if (af_device_from_json (&device, text, err, sizeof err)) {
+    if (af_device_from_json (&device, text, err, sizeof err) != AF_OK) {
         snprintf (detail, sizeof detail, "bad device in the table: %s", err);
         s_result (false, name, detail);
         free (text);

@@ -148,7 +148,7 @@ af_adb_parse (af_device_t *device, const char *getprop, const char *wm_size,
     strcpy (device->platform, "android");
     uint32_t version;
     if (s_property (getprop, "ro.build.version.release", value, sizeof device->os_version) == 0
-    &&  af_version_parse (value, &version) == 0)
+    &&  af_version_parse (value, &version) == AF_OK)
         strcpy (device->os_version, value);
 
     //  Model; its default comes from the brand and device name
@@ -227,7 +227,7 @@ af_adb_parse (af_device_t *device, const char *getprop, const char *wm_size,
             strcpy (device->form_factor, form);
     }
     char inner [200];
-    if (af_device_complete (device, brand, build_device, inner, sizeof inner)) {
+    if (af_device_complete (device, brand, build_device, inner, sizeof inner) != AF_OK) {
         snprintf (err, errlen, "the description from adb is refused: %s", inner);
         return -1;
     }

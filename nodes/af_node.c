@@ -406,7 +406,7 @@ af_node_new (const af_node_config_t *config, char *err, size_t errlen)
     self->config = *config;
     self->heartbeat_ms = config->heartbeat_ms;
     char path [600];
-    if (af_device_load (&self->device, config->device_file, err, errlen))
+    if (af_device_load (&self->device, config->device_file, err, errlen) != AF_OK)
         goto failed;
     if (zsys_dir_create ("%s", config->home)) {
         snprintf (err, errlen, "cannot create home %s: %s", config->home, strerror (errno));

@@ -299,7 +299,7 @@ main (int argc, char *argv [])
         return 1;
     }
     if (opts.print_device) {
-        if (!opts.from_adb && af_device_load (&device, config.device_file, err, sizeof err)) {
+        if (!opts.from_adb && af_device_load (&device, config.device_file, err, sizeof err) != AF_OK) {
             fprintf (stderr, "appferry-node: %s\n", err);
             return 1;
         }
