@@ -410,7 +410,7 @@ af_registry_device (af_registry_t *self, const char *account, const char *device
     int code = s_read_device (self, txn, account, device_id, &value);
     if (code == AF_OK
     &&  af_device_unpack ((uint8_t *) value.mv_data + DEVICE_HEADER, value.mv_size - DEVICE_HEADER,
-                          device, err, sizeof err)) {
+                          device, err, sizeof err) != AF_OK) {
         zsys_error ("registry: device %s of '%s' has a corrupt record: %s", device_id, account, err);
         code = AF_E_INTERNAL;
     }
@@ -460,7 +460,7 @@ af_registry_devices (af_registry_t *self, const char *account, af_device_t **dev
        &&  n < AF_MAX_DEVICES) {
         if (value.mv_size >= DEVICE_HEADER
         &&  af_device_unpack ((uint8_t *) value.mv_data + DEVICE_HEADER, value.mv_size - DEVICE_HEADER,
-                              &list [n], err, sizeof err) == 0)
+                              &list [n], err, sizeof err) == AF_OK)
             n++;
         else
             zsys_error ("registry: skipping a corrupt device record of '%s'", account);

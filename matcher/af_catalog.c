@@ -1422,7 +1422,7 @@ af_catalog_list (af_catalog_t *self, FILE *out, bool json)
             af_package_t package;
             char err [128];
             if (af_store_get (txn, self->packages, pkey, plen + 1 + AF_ID_SIZE, &record)
-            ||  af_package_unpack ((const uint8_t *) record.mv_data, record.mv_size, &package, err, sizeof err))
+            ||  af_package_unpack ((const uint8_t *) record.mv_data, record.mv_size, &package, err, sizeof err) != AF_OK)
                 continue;
             char abis [128];
             s_abi_list (recs [i].abi_mask, abis, sizeof abis);

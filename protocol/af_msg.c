@@ -1436,7 +1436,8 @@ af_device_pack (const af_device_t *device)
 int
 af_device_unpack (const uint8_t *data, size_t size, af_device_t *device, char *err, size_t errlen)
 {
-    return s_unpack_map (data, size, s_device_fields, device, sizeof *device, "device", err, errlen);
+    return s_unpack_map (data, size, s_device_fields, device, sizeof *device, "device", err, errlen)?
+           AF_E_MALFORMED: AF_OK;
 }
 
 zframe_t *
@@ -1448,7 +1449,8 @@ af_package_pack (const af_package_t *package)
 int
 af_package_unpack (const uint8_t *data, size_t size, af_package_t *package, char *err, size_t errlen)
 {
-    return s_unpack_map (data, size, s_package_fields, package, sizeof *package, "package", err, errlen);
+    return s_unpack_map (data, size, s_package_fields, package, sizeof *package, "package", err, errlen)?
+           AF_E_MALFORMED: AF_OK;
 }
 
 //  --------------------------------------------------------------------------
@@ -1697,9 +1699,9 @@ s_test_every_command (void)
         strcpy (device.locales [0], "zh-CN");
         device.online = true;
         zframe_t *packed = af_device_pack (&device);
-        assert (af_device_unpack (zframe_data (packed), zframe_size (packed), &back, err, sizeof err) == 0);
+        assert (af_device_unpack (zframe_data (packed), zframe_size (packed), &back, err, sizeof err) == AF_OK);
         assert (memcmp (&device, &back, sizeof device) == 0);
-        assert (af_device_unpack (zframe_data (packed), zframe_size (packed) - 1, &back, err, sizeof err) == -1);
+        assert (af_device_unpack (zframe_data (packed), zframe_size (packed) - 1, &back, err, sizeof err) == AF_E_MALFORMED);
         zframe_destroy (&packed);
     }
     //  Encoding refuses a message missing a required string
