@@ -29,7 +29,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         wm_density = text + size + 1;
     char err [256];
     af_device_t device, again;
-    if (af_adb_parse (&device, getprop, wm_size, wm_density, err, sizeof err) == 0) {
+    if (af_adb_parse (&device, getprop, wm_size, wm_density, err, sizeof err) == AF_OK) {
         assert (af_device_validate (&device, err, sizeof err) == AF_OK);
         char *json = af_device_to_json (&device);
         assert (json);
