@@ -463,12 +463,12 @@ af_node_new (const af_node_config_t *config, char *err, size_t errlen)
     if (node_intent_setup (self, err, errlen) || node_intent_recover (self, err, errlen))
         goto failed;
     char why [AF_MAX_REASON + 1];
-    int stale = af_install_clean_stale (config->home, why, sizeof why);
-    if (stale < 0)
+    size_t stale;
+    if (af_install_clean_stale (config->home, &stale, why, sizeof why) != AF_OK)
         zsys_warning ("node: %s", why);
     else
     if (stale > 0)
-        zsys_info ("node: removed %d leftovers of installs stopped half-way", stale);
+        zsys_info ("node: removed %zu leftovers of installs stopped half-way", stale);
     self->auto_installs = zhashx_new ();
     node_config_load (self);
     self->chunk_raw = (uint8_t *) malloc (AF_MAX_CHUNK);
