@@ -555,5 +555,5 @@ af_node_run (af_node_t *self)
         zclock_sleep (50);
     }
     zsys_info ("node: stopped");
-    return 0;
+    return AF_OK;
 }
