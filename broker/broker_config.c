@@ -121,7 +121,7 @@ s_apply (const setting_t *setting, const char *text, af_broker_config_t *config,
                 return -1;
             }
             uint32_t parsed;
-            if (setting->type == T_VERSION && af_version_parse (text, &parsed)) {
+            if (setting->type == T_VERSION && af_version_parse (text, &parsed) != AF_OK) {
                 snprintf (err, errlen, "%s: '%s' is not a dotted version", setting->path, text);
                 return -1;
             }

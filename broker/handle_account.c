@@ -199,7 +199,7 @@ s_login_check (af_broker_t *self, session_t *session, af_msg_t *msg, char *err, 
         snprintf (err, errlen, "a password check is already running on this connection; wait for its answer");
         code = AF_E_RATE_LIMITED;
     }
-    if (code == AF_OK && af_device_validate (&msg->device, err, errlen))
+    if (code == AF_OK && af_device_validate (&msg->device, err, errlen) != AF_OK)
         code = AF_E_BAD_DEVICE;
     if (code != AF_OK || *msg->password)
         return code;
@@ -467,7 +467,7 @@ handle_device_remove (af_broker_t *self, session_t *session, af_msg_t *msg)
     uint8_t id [AF_ID_SIZE];
     af_device_t device;
     int code = AF_OK;
-    if (af_id_from_hex (msg->device_id, id)) {
+    if (af_id_from_hex (msg->device_id, id) != AF_OK) {
         snprintf (err, sizeof err, "DEVICE_REMOVE: 'deviceId' must be a device ID (32 lowercase hex digits)");
         code = AF_E_MALFORMED;
     }

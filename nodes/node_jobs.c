@@ -150,7 +150,6 @@ s_job_fetch (af_node_t *self, job_t *job, bool data)
     s_job_ask (self, job);
 }
 
-//  Hand the package to the operator's command
 //  Hand the package to the operator's command: the attempt recorded
 //  first, the command under the guard (node_intent.c)
 static void
@@ -225,7 +224,7 @@ s_on_package (af_node_t *self, job_t *job)
     }
     char err [AF_MAX_REASON + 1];
     snprintf (info->method, sizeof info->method, "builtin");
-    if (af_install_builtin (self->config.home, job->part, info, err, sizeof err))
+    if (af_install_builtin (self->config.home, job->part, info, err, sizeof err) != AF_OK)
         s_job_finish (self, job, "failed", 0, "%s", err);
     else {
         node_report (self, "install", info);
@@ -233,17 +232,16 @@ s_on_package (af_node_t *self, job_t *job)
     }
 }
 
-//  The operator's command ended (rc 0: it installed)
-//  The operator's command ended (rc 0: it installed): once the outcome is
-//  recorded, the attempt is over
+//  The operator's command ended (code AF_OK: it installed): once the
+//  outcome is recorded, the attempt is over
 static void
-s_on_command_exit (af_node_t *self, job_t *job, int rc, const char *why)
+s_on_command_exit (af_node_t *self, job_t *job, int code, const char *why)
 {
     char err [AF_MAX_REASON + 1];
-    if (rc)
+    if (code != AF_OK)
         s_job_finish (self, job, "failed", 0, "%s", why);
     else
-    if (af_install_record_write (self->config.home, &job->info, NULL, err, sizeof err))
+    if (af_install_record_write (self->config.home, &job->info, NULL, err, sizeof err) != AF_OK)
         s_job_finish (self, job, "failed", 0, "installed, but %s", err);
     else {
         node_report (self, "install", &job->info);
@@ -259,7 +257,7 @@ s_on_data (af_node_t *self, job_t *job)
     char err [AF_MAX_REASON + 1];
     af_download_keep (job->download);
     af_download_destroy (&job->download);
-    if (af_install_data (self->config.home, "data", job->program, job->part, err, sizeof err))
+    if (af_install_data (self->config.home, "data", job->program, job->part, err, sizeof err) != AF_OK)
         s_job_finish (self, job, "failed", job->files, "installed, but the user data was not imported: %s", err);
     else
         s_job_finish (self, job, "installed", job->files, "with the user data of device %.8s", job->from);
@@ -290,7 +288,8 @@ s_on_start (af_node_t *self, job_t *job)
     //  stopped between writing it and queueing its report (the broker
     //  applies a seq once, and a repeat changes nothing)
     af_install_info_t info;
-    if (af_install_record_read (self->config.home, job->program, &info) == 0
+    bool found;
+    if (af_install_record_read (self->config.home, job->program, &info, &found) == AF_OK && found
     &&  streq (info.hash, job->package.hash)) {
         node_report (self, "install", &info);
         s_on_installed (self, job, 0);
@@ -469,9 +468,10 @@ node_jobs_tick (af_node_t *self)
     int64_t now = zclock_mono ();
     if (job->state == JOB_INSTALLING) {
         char err [AF_MAX_REASON + 1];
-        int rc = af_install_cmd_poll (job->cmd, err, sizeof err);
-        if (rc <= 0)
-            s_on_command_exit (self, job, rc, err);
+        bool running;
+        int code = af_install_cmd_poll (job->cmd, &running, err, sizeof err);
+        if (!running)
+            s_on_command_exit (self, job, code, err);
     }
     else
     if (job->state == JOB_FETCHING) {

@@ -185,8 +185,8 @@ typedef enum {
 const char *af_code_name (int code);
 
 //  An ID (device, item) from its text form: exactly AF_ID_HEX lowercase hex
-//  digits, as IDs are compared as text elsewhere. Writes AF_ID_SIZE bytes
-//  to id; returns 0, or -1 if hex is not such an ID.
+//  digits, as IDs are compared as text elsewhere. AF_OK with AF_ID_SIZE
+//  bytes written to id, or AF_E_MALFORMED if hex is not such an ID.
 int af_id_from_hex (const char *hex, unsigned char *id);
 
 //  True if the len bytes at p are valid UTF-8: shortest forms only, no
@@ -199,8 +199,8 @@ bool af_utf8_valid (const uint8_t *p, size_t len);
 //  so this is the one definition every place that takes one from outside
 //  uses (decoder, catalog import, installer, CLI): such an ID is never "."
 //  or "..", never holds a '/', and never starts with '.' as the
-//  installer's staging names do. 0, or -1 with err saying why not
-//  ("not a program ID: ..."; err may be NULL).
+//  installer's staging names do. AF_OK, or AF_E_MALFORMED with err saying
+//  why not ("not a program ID: ..."; err may be NULL).
 int af_program_check (const char *program, char *err, size_t errlen);
 
 #endif

@@ -180,7 +180,7 @@ s_device (const char *model)
         "\"screenWidth\":1080,\"screenHeight\":2400,\"screenDensity\":420,\"supportedAbis\":[\"arm64-v8a\"]}",
         model);
     int rc = af_device_from_json (&device, json, err, sizeof err);
-    assert (rc == 0);
+    assert (rc == AF_OK);
     return device;
 }
 
