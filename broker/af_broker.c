@@ -67,6 +67,8 @@ broker_send (af_broker_t *self, session_t *session, af_msg_t **msg_p)
         if (af_msg_send (*msg_p, self->frontend, session->routing))
             zsys_warning ("broker: cannot send %s to node %s", af_msg_command_name ((*msg_p)->id),
                           session->hex);
+        else
+            self->stats.messages_out++;
         af_msg_destroy (msg_p);
     }
 }
@@ -94,6 +96,7 @@ s_error (af_broker_t *self, session_t *session, const uint8_t *rid, int code, co
 {
     char reason [AF_MAX_REASON + 1];
     vsnprintf (reason, sizeof reason, format, args);
+    broker_stats_error (self, code);
     af_msg_t *error = af_msg_error (code, rid, "%s", reason);
     broker_send (self, session, &error);
 }
@@ -182,6 +185,7 @@ s_session_for (af_broker_t *self, const char *hex, zframe_t *routing, zframe_t *
     if (session)
         return session;
     if (!user_id || strlen (user_id) != AF_KEY_Z85 || zhashx_size (self->sessions) >= self->config.max_sessions) {
+        self->stats.refused++;
         zsys_warning ("broker: dropped a message from %s: %s", hex,
                       !user_id || strlen (user_id) != AF_KEY_Z85? "no authenticated CURVE key":
                       "too many sessions (max_sessions)");
@@ -262,6 +266,7 @@ s_frontend_message (af_broker_t *self, zframe_t *routing, zframe_t *body, size_t
         goto done;
     }
     session->last_seen = zclock_mono ();
+    self->stats.messages_in++;
     if (!body || extra + 1 > AF_MAX_FRAMES) {
         zsys_warning ("broker: refused a message from %.8s: expected exactly one frame", session->key);
         broker_error (self, session, NULL, AF_E_MALFORMED, "a message is exactly one frame");
@@ -301,6 +306,8 @@ s_frontend_batch (af_broker_t *self)
             break;
         s_frontend_message (self, routing, body, extra);
     }
+    if (i)
+        self->stats.batches++;
     return i;
 }
 
@@ -373,6 +380,10 @@ s_timer_event (zloop_t *loop, int timer_id, void *arg)
     if (now - self->gc_at >= every) {
         self->gc_at = now;
         broker_data_gc (self);
+    }
+    if (now - self->metrics_at >= AF_METRICS_MS) {
+        self->metrics_at = now;
+        broker_metrics_publish (self);
     }
     return 0;
 }
@@ -508,6 +519,24 @@ s_data_dirs (af_broker_t *self)
     return 0;
 }
 
+//  The figures: DATA/metrics.prom, and the listener if one is configured
+static int
+s_metrics (af_broker_t *self)
+{
+    char path [600], err [256] = "";
+    snprintf (path, sizeof path, "%s/metrics.prom", self->config.data_dir);
+    self->metrics = af_metrics_new (path, *self->config.metrics? self->config.metrics: NULL, err, sizeof err);
+    if (!self->metrics) {
+        zsys_error ("broker: %s", err);
+        return -1;
+    }
+    self->started_at = zclock_time ();
+    if (*af_metrics_url (self->metrics))
+        zsys_info ("broker: figures at %s", af_metrics_url (self->metrics));
+    broker_metrics_publish (self);
+    return 0;
+}
+
 //  For items that are one plain allocation
 static void
 s_free_item (void **item)
@@ -577,7 +606,7 @@ af_broker_new (const af_broker_config_t *config)
     af_dispatch_service (self->dispatch, "matcher");
     self->loop = zloop_new ();
     self->hasher = af_hasher_new (self->loop, (size_t) config->pw_threads, AF_PW_WAITING, config->pwcost);
-    if (!self->hasher)
+    if (!self->hasher || s_metrics (self))
         goto failed;
     zloop_reader (self->loop, self->frontend, s_frontend_event, self);
     zloop_reader (self->loop, self->backend, s_backend_event, self);
@@ -589,6 +618,8 @@ af_broker_new (const af_broker_config_t *config)
     FILE *file = fopen (path, "w");
     if (file) {
         fprintf (file, "nodes=%s\nworkers=%s\n", self->nodes_endpoint, self->workers_endpoint);
+        if (*af_metrics_url (self->metrics))
+            fprintf (file, "metrics=%s\n", af_metrics_url (self->metrics));
         fclose (file);
     }
     return self;
@@ -604,6 +635,7 @@ af_broker_destroy (af_broker_t **self_p)
     af_broker_t *self = *self_p;
     if (!self)
         return;
+    af_metrics_destroy (&self->metrics);
     af_hasher_destroy (&self->hasher);     //  its threads' readers are in the loop
     zloop_destroy (&self->loop);
     af_dispatch_destroy (&self->dispatch);
