@@ -139,6 +139,7 @@ static void
 s_peer_drop (af_broker_t *self, session_t *session, size_t waiting)
 {
     session->dropped = true;
+    self->stats.dropped++;
     zlistx_destroy (&session->queue);
     session->queued = 0;
     zhashx_delete (self->backlog, session->hex);
@@ -182,6 +183,7 @@ broker_send_msg (af_broker_t *self, session_t *session, af_msg_t *msg)
         zframe_destroy (&frame);
         return -1;
     }
+    self->stats.messages_out++;
     bool forced = false;
     if (session->queue && zlistx_size (session->queue))
         s_drain (self, session, &forced);       //  what waits goes first, and may go now
@@ -281,6 +283,7 @@ s_error (af_broker_t *self, session_t *session, const uint8_t *rid, int code, co
 {
     char reason [AF_MAX_REASON + 1];
     vsnprintf (reason, sizeof reason, format, args);
+    broker_stats_error (self, code);
     af_msg_t *error = af_msg_error (code, rid, "%s", reason);
     broker_send (self, session, &error);
 }
@@ -399,6 +402,7 @@ s_session_for (af_broker_t *self, const char *hex, zframe_t *routing, zframe_t *
     if (session)
         return session;
     if (!user_id || strlen (user_id) != AF_KEY_Z85 || zhashx_size (self->sessions) >= self->config.max_sessions) {
+        self->stats.refused++;
         if (af_loglimit_pass (self->drop_log, zclock_mono ()))
             zsys_warning ("broker: dropped a message from %s: %s", hex,
                           !user_id || strlen (user_id) != AF_KEY_Z85? "no authenticated CURVE key":
@@ -500,6 +504,7 @@ s_frontend_message (af_broker_t *self, zframe_t *routing, zframe_t *body, size_t
         goto done;
     }
     session->last_seen = zclock_mono ();
+    self->stats.messages_in++;
     if (!body || extra + 1 > AF_MAX_FRAMES) {
         zsys_warning ("broker: refused a message from %.8s: expected exactly one frame", session->key);
         broker_error (self, session, NULL, AF_E_MALFORMED, "a message is exactly one frame");
@@ -539,6 +544,8 @@ s_frontend_batch (af_broker_t *self)
             break;
         s_frontend_message (self, routing, body, extra);
     }
+    if (i)
+        self->stats.batches++;
     return i;
 }
 
@@ -652,6 +659,10 @@ s_timer_event (zloop_t *loop, int timer_id, void *arg)
     }
     af_loglimit_flush (self->drop_log, now);
     s_reap (self);
+    if (now - self->metrics_at >= AF_METRICS_MS) {
+        self->metrics_at = now;
+        broker_metrics_publish (self);
+    }
     return 0;
 }
 
@@ -808,6 +819,24 @@ s_data_dirs (af_broker_t *self)
     return 0;
 }
 
+//  The figures: DATA/metrics.prom, and the listener if one is configured
+static int
+s_metrics (af_broker_t *self)
+{
+    char path [600], err [256] = "";
+    snprintf (path, sizeof path, "%s/metrics.prom", self->config.data_dir);
+    self->metrics = af_metrics_new (path, *self->config.metrics? self->config.metrics: NULL, err, sizeof err);
+    if (!self->metrics) {
+        zsys_error ("broker: %s", err);
+        return -1;
+    }
+    self->started_at = zclock_time ();
+    if (*af_metrics_url (self->metrics))
+        zsys_info ("broker: figures at %s", af_metrics_url (self->metrics));
+    broker_metrics_publish (self);
+    return 0;
+}
+
 static void
 s_tables (af_broker_t *self)
 {
@@ -883,7 +912,7 @@ af_broker_new (const af_broker_config_t *config)
     af_dispatch_service (self->dispatch, "matcher");
     self->loop = zloop_new ();
     self->hasher = af_hasher_new (self->loop, (size_t) config->pw_threads, AF_PW_WAITING, config->pwcost);
-    if (!self->hasher)
+    if (!self->hasher || s_metrics (self))
         goto failed;
     zloop_reader (self->loop, self->frontend, s_frontend_event, self);
     zloop_reader (self->loop, self->backend, s_backend_event, self);
@@ -895,6 +924,8 @@ af_broker_new (const af_broker_config_t *config)
     FILE *file = fopen (path, "w");
     if (file) {
         fprintf (file, "nodes=%s\nworkers=%s\n", self->nodes_endpoint, self->workers_endpoint);
+        if (*af_metrics_url (self->metrics))
+            fprintf (file, "metrics=%s\n", af_metrics_url (self->metrics));
         fclose (file);
     }
     return self;
@@ -910,6 +941,7 @@ af_broker_destroy (af_broker_t **self_p)
     af_broker_t *self = *self_p;
     if (!self)
         return;
+    af_metrics_destroy (&self->metrics);
     af_hasher_destroy (&self->hasher);     //  its threads' readers are in the loop
     zloop_destroy (&self->loop);
     af_dispatch_destroy (&self->dispatch);

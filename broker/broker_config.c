@@ -69,6 +69,7 @@ static const setting_t s_settings [] = {
     STR ("broker/catalog", catalog),
     NUM ("broker/list_every", T_INT, list_every_s, 0, 365 * 86400),
     NUM ("broker/map_size", T_INT, map_mib, 1, 1024 * 1024),
+    STR ("broker/metrics", metrics),
     NUM ("security/pw_threads", T_INT, pw_threads, 1, 16),
     NUM ("security/pw_per_source", T_INT, pw_per_source, 1, 1000000),
     NUM ("security/max_per_source", T_SIZE, max_per_source, 1, 10000000),

@@ -33,6 +33,7 @@
 #include "af_guesses.h"
 #include "af_peers.h"
 #include "af_loglimit.h"
+#include "af_metrics.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -67,6 +68,21 @@ typedef struct {
     int fd;                         //  the connection's socket (ZMQ_SRCFD), -1 if unknown
     int port;                       //  its peer's port, to tell it from a later one on fd
 } session_t;
+
+//  What the broker counts for its figures (broker_metrics.c); each only
+//  grows while the broker runs
+typedef struct {
+    uint64_t messages_in;           //  from nodes
+    uint64_t messages_out;          //  to nodes
+    uint64_t logins;                //  accepted
+    uint64_t login_failures;        //  refused
+    uint64_t registrations;
+    uint64_t refused;               //  connections refused a session
+    uint64_t dropped;               //  sessions dropped: they did not read
+    uint64_t batches;               //  reactor wake-ups that read messages
+    uint64_t commit_sizes [AF_COMMIT_BUCKETS];  //  group commits by changes carried
+    uint64_t errors [AF_CODE_LAST - AF_CODE_FIRST + 1];   //  ERRORs sent, by code
+} broker_stats_t;
 
 struct _af_broker_t {
     af_broker_config_t config;
@@ -105,6 +121,10 @@ struct _af_broker_t {
     af_loglimit_t *drop_log;        //  dropped peers, at most AF_LOG_REFUSALS lines a second
     char nodes_monitor [64];        //  inproc endpoints of the sockets' monitors (af_zap)
     char workers_monitor [64];
+    broker_stats_t stats;           //  counters for the figures
+    af_metrics_t *metrics;          //  DATA/metrics.prom, the optional listener
+    int64_t metrics_at;             //  monotonic ms of the last snapshot
+    int64_t started_at;             //  wall clock ms the broker started
 };
 
 //  A handler of one node command
@@ -156,6 +176,16 @@ typedef struct {
 //  then the reply is dropped). broker_answer takes *reply_p.
 void broker_caller (broker_caller_t *caller, const session_t *session, const af_msg_t *request);
 void broker_answer (af_broker_t *self, const broker_caller_t *caller, af_msg_t **reply_p);
+
+//  --------------------------------------------------------------------------
+//  broker_metrics.c: the figures
+
+//  Count a group commit that carried writes changes; an ERROR sent.
+void broker_stats_commit (af_broker_t *self, uint64_t writes);
+void broker_stats_error (af_broker_t *self, int code);
+
+//  Publish a snapshot of the figures (the timer, every AF_METRICS_MS).
+void broker_metrics_publish (af_broker_t *self);
 
 //  --------------------------------------------------------------------------
 //  handle_account.c: REGISTER, LOGIN, LOGOUT, DEVICES, PING; device lists

@@ -136,8 +136,10 @@ s_registered (void *arg, int code, const char *hash)
     char err [AF_MAX_REASON + 1] = "cannot hash the password";
     if (code == AF_OK)
         code = af_registry_create (self->registry, job->msg->account, hash, err, sizeof err);
-    if (code == AF_OK)
+    if (code == AF_OK) {
+        self->stats.registrations++;
         zsys_info ("broker: registered account '%s'", job->msg->account);
+    }
     else
         zsys_warning ("broker: refused REGISTER '%s': %s", job->msg->account, err);
     if (session) {
@@ -261,11 +263,13 @@ s_login_finish (af_broker_t *self, session_t *session, af_msg_t *msg)
     int code = af_registry_login (self->registry, msg->account, msg->device_id, session->key,
                                   &device, (uint64_t) zclock_time (), device_id, err, sizeof err);
     if (code != AF_OK) {
+        self->stats.login_failures++;
         zsys_warning ("broker: refused LOGIN to '%s' from %.8s: %s", msg->account, session->key, err);
         broker_error (self, session, msg, code, "%s", err);
         return;
     }
     s_login_bind (self, session, msg, device_id);
+    self->stats.logins++;
     zsys_info ("broker: device %s (%s) of '%s' logged in", device_id, msg->device.model, msg->account);
 
     af_msg_t *reply = af_msg_new (AF_MSG_LOGIN_OK);
@@ -314,6 +318,7 @@ s_verified (void *arg, int code, const char *hash)
         else
         if (code == AF_E_INTERNAL)
             snprintf (err, sizeof err, "internal error checking the password");
+        self->stats.login_failures++;
         zsys_warning ("broker: refused LOGIN to '%s' from %.8s: %s", msg->account, session->key, err);
         broker_error (self, session, msg, code, "%s", err);
     }
@@ -360,6 +365,7 @@ handle_login (af_broker_t *self, session_t *session, af_msg_t *msg)
             return;                     //  s_verified goes on
     }
     if (code != AF_OK) {
+        self->stats.login_failures++;
         zsys_warning ("broker: refused LOGIN to '%s' from %.8s: %s", msg->account, session->key, err);
         broker_error (self, session, msg, code, "%s", err);
         return;

@@ -116,6 +116,10 @@ s_connect (af_node_t *self)
     zsock_set_sndtimeo (self->dealer, 0);
     zsock_set_linger (self->dealer, 0);
     zsock_set_maxmsgsize (self->dealer, AF_MAX_ZMQ_MSG);
+    int reconnect_ms = self->heartbeat_ms < NODE_RECONNECT_MAX_IVL_MS? self->heartbeat_ms:
+                       NODE_RECONNECT_MAX_IVL_MS;
+    zsock_set_reconnect_ivl (self->dealer, reconnect_ms);
+    zsock_set_reconnect_ivl_max (self->dealer, reconnect_ms * NODE_RECONNECT_BACKOFF);
     if (zsock_connect (self->dealer, "%s", self->config.broker)) {
         zsys_error ("node: cannot connect to %s: %s", self->config.broker, zmq_strerror (zmq_errno ()));
         return -1;

@@ -140,6 +140,15 @@
 #define AF_QUOTA_DATA_MIB       1024    //  MiB of them
 #define AF_DATA_GRACE_MS        3600000 //  a blob no push names is removed after this
 
+//  The broker's figures (af_metrics): published this often, to a file in
+//  its data directory and, if configured, an HTTP listener
+#define AF_METRICS_MS           1000    //  a snapshot a second
+#define AF_METRICS_CLIENTS      8       //  scrapers served at once
+#define AF_METRICS_TIMEOUT_S    10      //  a scraper's connection at most
+#define AF_CODE_FIRST           400     //  error codes counted per code,
+#define AF_CODE_LAST            599     //  from first to last
+#define AF_COMMIT_BUCKETS       12      //  histogram of changes per group commit
+
 //  Catalog limits
 #define AF_MAX_MANIFEST         (64 * 1024 * 1024)  //  manifest file bytes
 #define AF_MAX_PACKAGES_PER_PROGRAM 256

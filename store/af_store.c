@@ -24,9 +24,23 @@ struct _af_store_t {
     bool readonly;
     char *dir;
     MDB_txn *batch;                 //  the open batch's write transaction, or NULL
-    uint64_t writes;                //  write transactions committed (into a batch or not)
-    uint64_t batches;               //  batches committed with changes in them
+    uint64_t batch_from;            //  writes when the open batch began
+    af_store_stats_t stats;         //  what af_store_stats reports
 };
+
+//  Commit a transaction that reaches the disk, timed for af_store_stats
+static int
+s_commit_durable (af_store_t *self, MDB_txn *txn)
+{
+    int64_t started = zclock_usecs ();
+    int rc = mdb_txn_commit (txn);
+    self->stats.commit_us += (uint64_t) (zclock_usecs () - started);
+    if (rc)
+        self->stats.failures++;
+    else
+        self->stats.commits++;
+    return rc;
+}
 
 af_store_t *
 af_store_new (const char *dir, size_t mapsize, unsigned maxdbs, bool readonly)
@@ -113,6 +127,7 @@ af_store_batch_begin (af_store_t *self)
         zsys_error ("store: cannot begin a batch in %s: %s", self->dir, mdb_strerror (rc));
         self->batch = NULL;
     }
+    self->batch_from = self->stats.writes;
     return rc;
 }
 
@@ -120,12 +135,20 @@ int
 af_store_batch_end (af_store_t *self)
 {
     assert (self && self->batch);
-    int rc = mdb_txn_commit (self->batch);
+    MDB_txn *batch = self->batch;
     self->batch = NULL;
+    uint64_t writes = self->stats.writes - self->batch_from;
+    if (writes == 0) {
+        mdb_txn_abort (batch);          //  nothing to write: no commit, no fsync
+        return 0;
+    }
+    int rc = s_commit_durable (self, batch);
     if (rc)
         zsys_error ("store: a batch's commit failed in %s: %s", self->dir, mdb_strerror (rc));
-    else
-        self->batches++;
+    else {
+        self->stats.batches++;
+        self->stats.batched += writes;
+    }
     return rc;
 }
 
@@ -149,7 +172,20 @@ uint64_t
 af_store_writes (af_store_t *self)
 {
     assert (self);
-    return self->writes;
+    return self->stats.writes;
+}
+
+void
+af_store_stats (af_store_t *self, af_store_stats_t *stats)
+{
+    assert (self && stats);
+    *stats = self->stats;
+    MDB_envinfo info;
+    MDB_stat stat;
+    if (mdb_env_info (self->env, &info) == 0 && mdb_env_stat (self->env, &stat) == 0) {
+        stats->map_bytes = info.me_mapsize;
+        stats->used_bytes = (uint64_t) (info.me_last_pgno + 1) * stat.ms_psize;
+    }
 }
 
 int
@@ -182,12 +218,14 @@ af_store_commit (af_store_t *self, MDB_txn **txn_p)
         *txn_p = NULL;                  //  a read lent by the batch: nothing to do
         return 0;
     }
-    int rc = mdb_txn_commit (*txn_p);
+    MDB_txn *txn = *txn_p;
     *txn_p = NULL;
+    //  A child of the batch merges into it; anything else goes to disk
+    int rc = self->batch? mdb_txn_commit (txn): s_commit_durable (self, txn);
     if (rc)
         zsys_error ("store: commit failed in %s: %s", self->dir, mdb_strerror (rc));
     else
-        self->writes++;
+        self->stats.writes++;
     return rc;
 }
 
@@ -293,11 +331,24 @@ af_store_test (bool verbose)
     assert (af_store_begin (store, false, &txn) == 0);
     assert (af_store_get (txn, things, "c", 1, &value) == MDB_NOTFOUND);
     af_store_abort (store, &txn);
+    //  Two writes in a batch are one commit to disk; an empty batch is none
+    af_store_stats_t before, after;
+    af_store_stats (store, &before);
+    assert (before.commits >= 2 && before.batches == 0 && before.failures == 0);
+    assert (before.map_bytes == 16 << 20 && before.used_bytes > 0 && before.used_bytes < before.map_bytes);
     assert (af_store_batch_begin (store) == 0);
     assert (af_store_begin (store, true, &txn) == 0);
     assert (af_store_put (txn, things, "c", 1, "cherry", 6, 0) == 0);
     assert (af_store_commit (store, &txn) == 0);
+    assert (af_store_begin (store, true, &txn) == 0);
+    assert (af_store_put (txn, things, "e", 1, "elder", 5, 0) == 0);
+    assert (af_store_commit (store, &txn) == 0);
     assert (af_store_batch_end (store) == 0);
+    assert (af_store_batch_begin (store) == 0);
+    assert (af_store_batch_end (store) == 0);
+    af_store_stats (store, &after);
+    assert (after.commits == before.commits + 1 && after.writes == before.writes + 2);
+    assert (after.batches == 1 && after.batched == 2);
     assert (af_store_begin (store, false, &txn) == 0);
     assert (af_store_get (txn, things, "c", 1, &value) == 0 && value.mv_size == 6);
     af_store_abort (store, &txn);
