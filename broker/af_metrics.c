@@ -12,7 +12,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -256,7 +255,7 @@ af_metrics_value (af_metrics_t *self, const char *labels, double value)
     //  Integers as integers (most of ours are counts), the rest with
     //  enough digits to show (15 significant digits: no binary noise)
     char number [40];
-    if (value == floor (value) && fabs (value) < 1e15)
+    if (value > -1e15 && value < 1e15 && value == (double) (int64_t) value)
         snprintf (number, sizeof number, "%.0f", value);
     else
         snprintf (number, sizeof number, "%.15g", value);
