@@ -12,6 +12,8 @@
 #   define AF_MATCHER_PATH "appferry-matcher"
 #endif
 
+const char *bench_broker_path = AF_BROKER_PATH;
+
 pid_t
 bench_spawn (char *const argv [], const char *log)
 {
@@ -157,7 +159,7 @@ bench_start_services (const char *dir, const char *catalog_dir, pid_t *broker, p
     char broker_dir [PATH_MAX], path [PATH_MAX], log [PATH_MAX], line [512];
     snprintf (broker_dir, sizeof broker_dir, "%s/broker", dir);
     //  A long heartbeat: idle connections stay logged in between rounds
-    char *broker_argv [] = { AF_BROKER_PATH, "-d", broker_dir, "--nodes", "tcp://127.0.0.1:*",
+    char *broker_argv [] = { (char *) bench_broker_path, "-d", broker_dir, "--nodes", "tcp://127.0.0.1:*",
         "--workers", "tcp://127.0.0.1:*", "--pwhash", "min", "--heartbeat", "600000", "--pw-per-source", "1000000",
         "--max-per-source", "1000000", "--catalog", (char *) catalog_dir, NULL };
     //  AF_BENCH_WRAP runs the broker under another program, e.g. a script
