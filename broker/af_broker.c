@@ -81,232 +81,7 @@ s_free_item (void **item)
 }
 
 //  --------------------------------------------------------------------------
-//  Sending
-
-static void s_drain_arm (af_broker_t *self);
-static void s_drain (af_broker_t *self, session_t *session, bool *forced);
-
-static void
-s_frame_free (void **item)
-{
-    zframe_t *frame = (zframe_t *) *item;
-    zframe_destroy (&frame);
-    *item = NULL;
-}
-
-//  One encoded message to a session's connection: 0 if sent (*frame_p is
-//  taken), EAGAIN if libzmq's queue for it is full (kept), -1 if the
-//  connection is gone (destroyed, as a ROUTER without MANDATORY would)
-static int
-s_send_once (af_broker_t *self, session_t *session, zframe_t **frame_p)
-{
-    if (zframe_send (&session->routing, self->frontend, ZFRAME_MORE | ZFRAME_REUSE)) {
-        if (zmq_errno () == EAGAIN)
-            return EAGAIN;
-        if (self->config.verbose)
-            zsys_debug ("broker: node %s is gone; a message for it is dropped", session->hex);
-        zframe_destroy (frame_p);
-        return -1;
-    }
-    //  Once a routing frame is taken, libzmq takes the rest of the message
-    if (zframe_send (frame_p, self->frontend, 0)) {
-        zframe_destroy (frame_p);
-        return -1;
-    }
-    return 0;
-}
-
-//  The same, and if the queue is full, once more after reading libzmq's
-//  commands: its I/O thread says a queue has room again by a command that
-//  a sending thread reads at most once a millisecond, which would hold a
-//  fast reader to 32 messages a millisecond. ZMQ_EVENTS reads them now.
-//  *forced says it was done already (once per drain is enough).
-static int
-s_try_send (af_broker_t *self, session_t *session, zframe_t **frame_p, bool *forced)
-{
-    int rc = s_send_once (self, session, frame_p);
-    if (rc == EAGAIN && !*forced) {
-        *forced = true;
-        zsock_events (self->frontend);
-        rc = s_send_once (self, session, frame_p);
-    }
-    return rc;
-}
-
-//  The peer does not read: drop its queue now, the session at the next
-//  safe point (s_reap), its connection if it is still the same one
-static void
-s_peer_drop (af_broker_t *self, session_t *session, size_t waiting)
-{
-    session->dropped = true;
-    self->stats.dropped++;
-    zlistx_destroy (&session->queue);
-    session->queued = 0;
-    zhashx_delete (self->backlog, session->hex);
-    int64_t now = zclock_mono ();
-    int64_t *until = (int64_t *) malloc (sizeof (int64_t));
-    assert (until);
-    *until = now + AF_PEER_BAN_MS;
-    zhashx_update (self->banned, session->hex, until);
-    bool closed = af_peers_shutdown (session->fd, session->peer, session->port) == 0;
-    char *hex = strdup (session->hex);
-    assert (hex);
-    zlistx_add_end (self->dropping, hex);
-    if (af_loglimit_pass (self->drop_log, now)) {
-        char who [AF_MAX_ACCOUNT + AF_ID_HEX + 32];
-        if (session->logged_in)
-            snprintf (who, sizeof who, "device %s of '%s'", session->device_id, session->account);
-        else
-            snprintf (who, sizeof who, "key %.8s", session->key);
-        zsys_warning ("broker: dropped the connection of %s from %s: it is not reading (%zu bytes waited for it, "
-                      "over AF_MAX_PEER_QUEUE); %s", who, session->peer, waiting,
-                      closed? "its connection is closed": "its messages are ignored for a minute");
-    }
-}
-
-int
-broker_send_msg (af_broker_t *self, session_t *session, af_msg_t *msg)
-{
-    assert (self);
-    assert (msg);
-    if (session->dropped)
-        return -1;
-    zframe_t *frame = af_msg_encode (msg);
-    if (!frame) {
-        zsys_warning ("broker: cannot encode %s for node %s", af_msg_command_name (msg->id), session->hex);
-        return -1;
-    }
-    size_t size = zframe_size (frame);
-    if (size > AF_MAX_MSG) {
-        zsys_error ("broker: %s for node %s is %zu bytes, more than a message may be (%d); not sent",
-                    af_msg_command_name (msg->id), session->hex, size, AF_MAX_MSG);
-        zframe_destroy (&frame);
-        return -1;
-    }
-    self->stats.messages_out++;
-    bool forced = false;
-    if (session->queue && zlistx_size (session->queue))
-        s_drain (self, session, &forced);       //  what waits goes first, and may go now
-    if (!session->queue || !zlistx_size (session->queue)) {
-        int rc = s_try_send (self, session, &frame, &forced);
-        if (rc != EAGAIN)
-            return rc;
-    }
-    if (session->queued + size > AF_MAX_PEER_QUEUE) {
-        zframe_destroy (&frame);
-        s_peer_drop (self, session, session->queued + size);
-        return -1;
-    }
-    if (!session->queue) {
-        session->queue = zlistx_new ();
-        assert (session->queue);
-        zlistx_set_destructor (session->queue, s_frame_free);
-    }
-    if (self->config.verbose && !zlistx_size (session->queue))
-        zsys_debug ("broker: libzmq's queue for node %s is full; messages wait in its session", session->hex);
-    zlistx_add_end (session->queue, frame);
-    session->queued += size;
-    zhashx_insert (self->backlog, session->hex, session);      //  no change if there
-    s_drain_arm (self);
-    return 0;
-}
-
-void
-broker_send (af_broker_t *self, session_t *session, af_msg_t **msg_p)
-{
-    if (*msg_p) {
-        broker_send_msg (self, session, *msg_p);
-        af_msg_destroy (msg_p);
-    }
-}
-
-//  Give libzmq what waits in a session's queue, as far as it takes it
-static void
-s_drain (af_broker_t *self, session_t *session, bool *forced)
-{
-    while (session->queue && zlistx_size (session->queue)) {
-        zframe_t *frame = (zframe_t *) zlistx_detach (session->queue, NULL);
-        size_t size = zframe_size (frame);
-        int rc = s_try_send (self, session, &frame, forced);
-        if (rc == EAGAIN) {
-            zlistx_add_start (session->queue, frame);
-            return;
-        }
-        session->queued -= size;
-        if (rc) {                       //  gone: nothing else can go either
-            zlistx_purge (session->queue);
-            session->queued = 0;
-        }
-    }
-    zhashx_delete (self->backlog, session->hex);
-}
-
-//  Every session's queue, then the transfers that waited for room
-static void
-s_drain_all (af_broker_t *self)
-{
-    if (zhashx_size (self->backlog)) {
-        zlistx_t *waiting = zlistx_new ();
-        for (session_t *session = (session_t *) zhashx_first (self->backlog); session;
-             session = (session_t *) zhashx_next (self->backlog))
-            zlistx_add_end (waiting, session);
-        bool forced = false;
-        for (session_t *session = (session_t *) zlistx_first (waiting); session;
-             session = (session_t *) zlistx_next (waiting))
-            s_drain (self, session, &forced);
-        zlistx_destroy (&waiting);
-    }
-    if (af_transfers_stalled (self->transfers))
-        af_transfers_resume (self->transfers);
-}
-
-void
-broker_reply (af_broker_t *self, session_t *session, const af_msg_t *request, af_msg_t **reply_p)
-{
-    if (*reply_p && request) {
-        (*reply_p)->has_rid = request->has_rid;
-        memcpy ((*reply_p)->rid, request->rid, AF_ID_SIZE);
-    }
-    broker_send (self, session, reply_p);
-}
-
-void
-broker_ok (af_broker_t *self, session_t *session, const af_msg_t *request)
-{
-    af_msg_t *ok = af_msg_new (AF_MSG_OK);
-    broker_reply (self, session, request, &ok);
-}
-
-static void
-s_error (af_broker_t *self, session_t *session, const uint8_t *rid, int code, const char *format,
-         va_list args)
-{
-    char reason [AF_MAX_REASON + 1];
-    vsnprintf (reason, sizeof reason, format, args);
-    broker_stats_error (self, code);
-    af_msg_t *error = af_msg_error (code, rid, "%s", reason);
-    broker_send (self, session, &error);
-}
-
-void
-broker_error (af_broker_t *self, session_t *session, const af_msg_t *request, int code,
-              const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    s_error (self, session, request && request->has_rid? request->rid: NULL, code, format, args);
-    va_end (args);
-}
-
-void
-broker_error_rid (af_broker_t *self, session_t *session, const uint8_t *rid, int code,
-                  const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    s_error (self, session, rid, code, format, args);
-    va_end (args);
-}
+//  Finding sessions
 
 session_t *
 broker_session (af_broker_t *self, const char *hex)
@@ -320,26 +95,6 @@ broker_online (af_broker_t *self, const char *account, const char *device_id)
     char key [AF_MAX_ACCOUNT + AF_ID_HEX + 2];
     snprintf (key, sizeof key, "%s/%s", account, device_id);
     return (session_t *) zhashx_lookup (self->online, key);
-}
-
-void
-broker_caller (broker_caller_t *caller, const session_t *session, const af_msg_t *request)
-{
-    snprintf (caller->session, sizeof caller->session, "%s", session->hex);
-    caller->has_rid = request->has_rid;
-    memcpy (caller->rid, request->rid, AF_ID_SIZE);
-}
-
-void
-broker_answer (af_broker_t *self, const broker_caller_t *caller, af_msg_t **reply_p)
-{
-    session_t *session = broker_session (self, caller->session);
-    if (session && *reply_p) {
-        (*reply_p)->has_rid = caller->has_rid;
-        memcpy ((*reply_p)->rid, caller->rid, AF_ID_SIZE);
-        broker_send (self, session, reply_p);
-    }
-    af_msg_destroy (reply_p);
 }
 
 //  --------------------------------------------------------------------------
@@ -368,8 +123,8 @@ s_session_remove (af_broker_t *self, session_t *session)
 //  Remove the sessions dropped since the last safe point. Called at the
 //  end of each event, when no handler holds a session; a removal that
 //  drops another session (a device list it cannot take) is seen too.
-static void
-s_reap (af_broker_t *self)
+void
+broker_reap (af_broker_t *self)
 {
     char *hex;
     while ((hex = (char *) zlistx_detach (self->dropping, NULL))) {
@@ -494,10 +249,8 @@ s_frontend_message (af_broker_t *self, zframe_t *routing, zframe_t *body, size_t
     if (!session)
         goto done;
     //  It sent something: it may be reading again, and what waits goes first
-    if (session->queue && zlistx_size (session->queue)) {
-        bool forced = false;
-        s_drain (self, session, &forced);
-    }
+    if (session->queue && zlistx_size (session->queue))
+        broker_drain (self, session);
     if (!user_id || !streq (user_id, session->key)) {
         zsys_warning ("broker: refused a message on session %s: key changed", hex);
         broker_error (self, session, NULL, AF_E_KEY_MISMATCH, "message key does not match the session");
@@ -532,11 +285,13 @@ done:
 //  per message, and the other sockets and timers still get their turn.
 //  Both sockets have a receive timeout of 0, so the batch ends as soon as
 //  the queue is empty (asking ZMQ_EVENTS instead costs a system call).
-//  One batch from a socket; how many messages it took
+//  One batch from a socket, in one group commit (broker_send.c): how many
+//  messages it took
 static int
 s_frontend_batch (af_broker_t *self)
 {
     int i;
+    broker_batch_begin (self);
     for (i = 0; i < AF_BATCH; i++) {
         zframe_t *routing, *body;
         size_t extra;
@@ -544,6 +299,7 @@ s_frontend_batch (af_broker_t *self)
             break;
         s_frontend_message (self, routing, body, extra);
     }
+    broker_batch_end (self);
     if (i)
         self->stats.batches++;
     return i;
@@ -553,6 +309,7 @@ static int
 s_backend_batch (af_broker_t *self)
 {
     int i;
+    broker_batch_begin (self);
     for (i = 0; i < AF_BATCH; i++) {
         zframe_t *routing, *body;
         size_t extra;
@@ -560,6 +317,7 @@ s_backend_batch (af_broker_t *self)
             break;
         af_dispatch_message (self->dispatch, &routing, &body, extra);
     }
+    broker_batch_end (self);
     return i;
 }
 
@@ -570,9 +328,9 @@ s_frontend_event (zloop_t *loop, zsock_t *reader, void *arg)
     (void) reader;
     af_broker_t *self = (af_broker_t *) arg;
     s_frontend_batch (self);
-    s_drain_all (self);
-    s_reap (self);
-    s_drain_arm (self);                 //  a FETCH or CREDIT may have met a full queue
+    broker_drain_all (self);
+    broker_reap (self);
+    broker_drain_arm (self);                 //  a FETCH or CREDIT may have met a full queue
     return 0;
 }
 
@@ -583,30 +341,8 @@ s_backend_event (zloop_t *loop, zsock_t *reader, void *arg)
     (void) reader;
     af_broker_t *self = (af_broker_t *) arg;
     s_backend_batch (self);
-    s_reap (self);
+    broker_reap (self);
     return 0;
-}
-
-//  While anything waits to be sent: try again every AF_DRAIN_MS
-static int
-s_drain_event (zloop_t *loop, int timer_id, void *arg)
-{
-    af_broker_t *self = (af_broker_t *) arg;
-    s_drain_all (self);
-    s_reap (self);
-    if (!zhashx_size (self->backlog) && !af_transfers_stalled (self->transfers)) {
-        zloop_timer_end (loop, timer_id);
-        self->drain_timer = -1;
-    }
-    return 0;
-}
-
-static void
-s_drain_arm (af_broker_t *self)
-{
-    if (self->drain_timer < 0 && self->loop
-    &&  (zhashx_size (self->backlog) || af_transfers_stalled (self->transfers)))
-        self->drain_timer = zloop_timer (self->loop, AF_DRAIN_MS, 0, s_drain_event, self);
 }
 
 //  --------------------------------------------------------------------------
@@ -624,6 +360,7 @@ s_timer_event (zloop_t *loop, int timer_id, void *arg)
         ;
     for (int round = 0; round < AF_DRAIN_BATCHES && s_backend_batch (self) == AF_BATCH; round++)
         ;
+    broker_batch_begin (self);
     int64_t now = zclock_mono ();
     int64_t expiry = (int64_t) self->config.heartbeat_ms * self->config.liveness;
     zlistx_t *dead = zlistx_new ();
@@ -657,8 +394,9 @@ s_timer_event (zloop_t *loop, int timer_id, void *arg)
         self->gc_at = now;
         broker_data_gc (self);
     }
+    broker_batch_end (self);
     af_loglimit_flush (self->drop_log, now);
-    s_reap (self);
+    broker_reap (self);
     if (now - self->metrics_at >= AF_METRICS_MS) {
         self->metrics_at = now;
         broker_metrics_publish (self);
@@ -856,6 +594,8 @@ s_tables (af_broker_t *self)
     self->backlog = zhashx_new ();
     self->banned = zhashx_new ();
     zhashx_set_destructor (self->banned, s_free_item);
+    self->held = zlistx_new ();
+    zlistx_set_destructor (self->held, broker_held_free);
     self->dropping = zlistx_new ();
     zlistx_set_destructor (self->dropping, s_free_item);
     self->drain_timer = -1;
@@ -961,6 +701,7 @@ af_broker_destroy (af_broker_t **self_p)
     zhashx_destroy (&self->backlog);
     zhashx_destroy (&self->banned);
     zlistx_destroy (&self->dropping);
+    zlistx_destroy (&self->held);
     zhashx_destroy (&self->sessions);
     af_loglimit_destroy (&self->drop_log);
     zsock_destroy (&self->frontend);

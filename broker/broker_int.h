@@ -3,7 +3,8 @@
 
     The broker is one single-threaded reactor split by concern, the way
     Mosquitto and Redis split theirs: af_broker.c owns the life cycle, the
-    sockets, batch receive, the timer and the command table; one
+    sockets, batch receive, the timer and the command table; broker_send.c
+    group commit and everything that goes out to nodes; one
     handle_*.c file per protocol concern implements its commands in the
     order protocol/SPEC.md gives them; storage lives in classes (af_registry,
     af_outbox, af_pushes, af_lists, af_configs) and the worker core in
@@ -63,7 +64,8 @@ typedef struct {
     //  Sending (af_broker.c): what libzmq's short queue for the connection
     //  had no room for waits here, counted in bytes
     zlistx_t *queue;                //  encoded messages (zframe_t), oldest first
-    size_t queued;                  //  their bytes, at most AF_MAX_PEER_QUEUE
+    size_t queued;                  //  their bytes, with held at most AF_MAX_PEER_QUEUE
+    size_t held;                    //  bytes a batch holds for it until its commit
     bool dropped;                   //  it does not read: removed at the next safe point
     int fd;                         //  the connection's socket (ZMQ_SRCFD), -1 if unknown
     int port;                       //  its peer's port, to tell it from a later one on fd
@@ -121,6 +123,10 @@ struct _af_broker_t {
     af_loglimit_t *drop_log;        //  dropped peers, at most AF_LOG_REFUSALS lines a second
     char nodes_monitor [64];        //  inproc endpoints of the sockets' monitors (af_zap)
     char workers_monitor [64];
+    zlistx_t *held;                 //  messages held until the batch's commit (broker_send.c)
+    int batch_depth;                //  broker_batch_begin calls not yet ended
+    bool batch_open;                //  a batch is open: changes wait for its commit
+    uint64_t batch_writes;          //  the store's write count when it began
     broker_stats_t stats;           //  counters for the figures
     af_metrics_t *metrics;          //  DATA/metrics.prom, the optional listener
     int64_t metrics_at;             //  monotonic ms of the last snapshot
@@ -131,7 +137,15 @@ struct _af_broker_t {
 typedef void (broker_handler_fn) (af_broker_t *self, session_t *session, af_msg_t *msg);
 
 //  --------------------------------------------------------------------------
-//  af_broker.c: sending and finding sessions
+//  broker_send.c: group commit, sending
+//
+//  Group commit: between begin and end every change is a child of one
+//  store transaction and every message to a node is held; end commits it
+//  with one fsync and then sends what was held (on a failed commit:
+//  answers become ERROR 500, the rest is dropped). Calls nest; only the
+//  outermost pair commits. Everything the reactor does runs inside one.
+void broker_batch_begin (af_broker_t *self);
+void broker_batch_end (af_broker_t *self);
 
 //  Send a message to a session's connection and destroy it (NULL: nothing).
 //  What libzmq cannot take yet waits in the session's queue and goes in
@@ -144,6 +158,15 @@ void broker_send (af_broker_t *self, session_t *session, af_msg_t **msg_p);
 //  (the session is dropped or its connection gone, the message cannot be
 //  encoded or is larger than AF_MAX_MSG).
 int broker_send_msg (af_broker_t *self, session_t *session, af_msg_t *msg);
+
+//  Give libzmq what waits in the sessions' queues, and resume transfers
+//  that waited for room; arm the retry timer while anything waits.
+void broker_drain_all (af_broker_t *self);
+void broker_drain (af_broker_t *self, session_t *session);
+void broker_drain_arm (af_broker_t *self);
+
+//  Destructor of self->held's items.
+void broker_held_free (void **item);
 
 //  Send the reply to a request, echoing its rid.
 void broker_reply (af_broker_t *self, session_t *session, const af_msg_t *request, af_msg_t **reply_p);
@@ -158,6 +181,13 @@ void broker_error (af_broker_t *self, session_t *session, const af_msg_t *reques
 //  The same with a rid given as bytes (NULL: none), for deferred answers.
 void broker_error_rid (af_broker_t *self, session_t *session, const uint8_t *rid, int code,
                        const char *format, ...) __attribute__ ((format (printf, 5, 6)));
+
+//  --------------------------------------------------------------------------
+//  af_broker.c: sessions
+
+//  Remove the sessions dropped since the last safe point (the end of an
+//  event, when no handler holds a session).
+void broker_reap (af_broker_t *self);
 
 //  The session of a connection by its routing hex, or NULL.
 session_t *broker_session (af_broker_t *self, const char *hex);

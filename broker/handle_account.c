@@ -128,7 +128,7 @@ handle_ping (af_broker_t *self, session_t *session, af_msg_t *msg)
 
 //  The new account's password is hashed: store the account
 static void
-s_registered (void *arg, int code, const char *hash)
+s_registered_run (void *arg, int code, const char *hash)
 {
     pwjob_t *job = (pwjob_t *) arg;
     af_broker_t *self = job->broker;
@@ -149,6 +149,16 @@ s_registered (void *arg, int code, const char *hash)
             broker_error (self, session, job->msg, code, "%s", err);
     }
     s_pwjob_free (&job);
+}
+
+//  A password check's result, in a group commit of its own (broker_send.c)
+static void
+s_registered (void *arg, int code, const char *hash)
+{
+    af_broker_t *self = ((pwjob_t *) arg)->broker;
+    broker_batch_begin (self);
+    s_registered_run (arg, code, hash);
+    broker_batch_end (self);
 }
 
 void
@@ -292,7 +302,7 @@ s_login_finish (af_broker_t *self, session_t *session, af_msg_t *msg)
 
 //  A LOGIN's password was checked
 static void
-s_verified (void *arg, int code, const char *hash)
+s_verified_run (void *arg, int code, const char *hash)
 {
     (void) hash;
     pwjob_t *job = (pwjob_t *) arg;
@@ -323,6 +333,16 @@ s_verified (void *arg, int code, const char *hash)
         broker_error (self, session, msg, code, "%s", err);
     }
     s_pwjob_free (&job);
+}
+
+//  A password check's result, in a group commit of its own (broker_send.c)
+static void
+s_verified (void *arg, int code, const char *hash)
+{
+    af_broker_t *self = ((pwjob_t *) arg)->broker;
+    broker_batch_begin (self);
+    s_verified_run (arg, code, hash);
+    broker_batch_end (self);
 }
 
 //  A LOGIN with a password: limits, the stored hash, then the check
@@ -437,7 +457,7 @@ s_remove_device (af_broker_t *self, session_t *session, const char *device_id)
 
 //  The password of a DEVICE_REMOVE was checked
 static void
-s_removal_verified (void *arg, int code, const char *hash)
+s_removal_verified_run (void *arg, int code, const char *hash)
 {
     (void) hash;
     pwjob_t *job = (pwjob_t *) arg;
@@ -464,6 +484,16 @@ s_removal_verified (void *arg, int code, const char *hash)
         }
     }
     s_pwjob_free (&job);
+}
+
+//  A password check's result, in a group commit of its own (broker_send.c)
+static void
+s_removal_verified (void *arg, int code, const char *hash)
+{
+    af_broker_t *self = ((pwjob_t *) arg)->broker;
+    broker_batch_begin (self);
+    s_removal_verified_run (arg, code, hash);
+    broker_batch_end (self);
 }
 
 void
