@@ -422,6 +422,9 @@ s_router (af_broker_t *self, const char *domain, const char *monitor, bool nodes
     zsock_set_zap_domain (sock, domain);
     zsock_set_maxmsgsize (sock, AF_MAX_ZMQ_MSG);
     zsock_set_handshake_ivl (sock, AF_HANDSHAKE_MS);
+    //  libzmq's default backlog, 100, overflows in a login storm and
+    //  leaves devices in SYN back-off (the kernel caps it at somaxconn)
+    zsock_set_backlog (sock, AF_LISTEN_BACKLOG);
     zsock_set_linger (sock, 0);
     zsock_set_rcvtimeo (sock, 0);               //  see s_frontend_event
     if (nodes) {
@@ -491,6 +494,32 @@ s_lock (af_broker_t *self)
     if (ftruncate (self->lock_fd, 0) || pwrite (self->lock_fd, pid, (size_t) len, 0) != len)
         zsys_warning ("broker: cannot write the pid to %s", path);
     return 0;
+}
+
+//  Every connection is a descriptor: raise the soft limit to the hard one
+//  (as Redis does), and keep max_sessions below it, with room for the
+//  store, the files being sent and the workers, so that accepting never
+//  fails for want of one
+static void
+s_descriptors (af_broker_t *self)
+{
+    struct rlimit limit;
+    if (getrlimit (RLIMIT_NOFILE, &limit))
+        return;
+    if (limit.rlim_cur < limit.rlim_max) {
+        rlim_t soft = limit.rlim_cur;
+        limit.rlim_cur = limit.rlim_max == RLIM_INFINITY? (rlim_t) AF_MAX_SESSIONS * 2: limit.rlim_max;
+        if (setrlimit (RLIMIT_NOFILE, &limit))
+            limit.rlim_cur = soft;
+    }
+    size_t usable = limit.rlim_cur == RLIM_INFINITY? SIZE_MAX:
+                    limit.rlim_cur > AF_FD_RESERVE + 16? (size_t) limit.rlim_cur - AF_FD_RESERVE: 16;
+    if (self->config.max_sessions > usable) {
+        zsys_warning ("broker: max_sessions lowered from %zu to %zu: the descriptor limit is %llu "
+                      "(LimitNOFILE, ulimit -n) and %d are kept for the store, files being sent and workers",
+                      self->config.max_sessions, usable, (unsigned long long) limit.rlim_cur, AF_FD_RESERVE);
+        self->config.max_sessions = usable;
+    }
 }
 
 //  The keypair: made once, kept in the data directory
@@ -623,6 +652,7 @@ af_broker_new (const af_broker_config_t *config)
     }
     chmod (config->data_dir, 0700);
     s_tables (self);
+    s_descriptors (self);
     if (s_lock (self) || s_keypair (self) || s_open_store (self))
         goto failed;
     //  The sockets, then the ZAP handler that watches them, then binding:
@@ -634,7 +664,7 @@ af_broker_new (const af_broker_config_t *config)
     if (!self->frontend || !self->backend)
         goto failed;
     af_zap_args_t zap = { self->config.worker_keys, self->nodes_monitor, self->workers_monitor,
-                          self->config.max_per_source };
+                          self->config.max_per_source, self->config.max_sessions };
     self->zap = zactor_new (af_zap_actor, &zap);
     if (!self->zap
     ||  s_bind (self->frontend, config->nodes, self->nodes_endpoint, sizeof self->nodes_endpoint)

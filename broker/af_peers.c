@@ -20,6 +20,7 @@ typedef struct {
 
 struct _af_peers_t {
     size_t max_per_source;
+    size_t max_total;
     zhashx_t *connections;          //  "fd" -> connection_t
     zhashx_t *counts;               //  address -> size_t
     size_t total;
@@ -34,11 +35,12 @@ s_free (void **item)
 }
 
 af_peers_t *
-af_peers_new (size_t max_per_source)
+af_peers_new (size_t max_per_source, size_t max_total)
 {
     af_peers_t *self = (af_peers_t *) zmalloc (sizeof (af_peers_t));
     assert (self);
     self->max_per_source = max_per_source;
+    self->max_total = max_total;
     self->connections = zhashx_new ();
     zhashx_set_destructor (self->connections, s_free);
     self->counts = zhashx_new ();
@@ -115,7 +117,8 @@ af_peers_accept (af_peers_t *self, int fd, const char *address, int64_t now)
     snprintf (connection->address, sizeof connection->address, "%s", address);
     connection->since = now;
     size_t *count = (size_t *) zhashx_lookup (self->counts, connection->address);
-    connection->refused = self->max_per_source && count && *count >= self->max_per_source;
+    bool full = self->max_total && self->total >= self->max_total;
+    connection->refused = full || (self->max_per_source && count && *count >= self->max_per_source);
     if (!connection->refused) {
         if (!count) {
             count = (size_t *) zmalloc (sizeof (size_t));
@@ -126,7 +129,7 @@ af_peers_accept (af_peers_t *self, int fd, const char *address, int64_t now)
         self->total++;
     }
     zhashx_insert (self->connections, key, connection);
-    return connection->refused? AF_E_TOO_MANY: AF_OK;
+    return full? AF_E_UNAVAILABLE: connection->refused? AF_E_TOO_MANY: AF_OK;
 }
 
 int
@@ -161,7 +164,7 @@ af_peers_test (bool verbose)
 {
     (void) verbose;
     printf (" * af_peers: ");
-    af_peers_t *peers = af_peers_new (2);
+    af_peers_t *peers = af_peers_new (2, 0);
     bool refused;
     int64_t age;
     //  Two connections from one address are counted, the third refused
@@ -194,10 +197,25 @@ af_peers_test (bool verbose)
     assert (!peers);
 
     //  No limit
-    peers = af_peers_new (0);
+    peers = af_peers_new (0, 0);
     for (int fd = 0; fd < 100; fd++)
         assert (af_peers_accept (peers, fd, "192.0.2.1", 0) == AF_OK);
     assert (af_peers_count (peers, "192.0.2.1") == 100);
+    af_peers_destroy (&peers);
+
+    //  A limit in all: past it everyone is refused, whatever the address,
+    //  until one closes
+    peers = af_peers_new (2, 3);
+    assert (af_peers_accept (peers, 10, "192.0.2.1", 0) == AF_OK);
+    assert (af_peers_accept (peers, 11, "192.0.2.2", 0) == AF_OK);
+    assert (af_peers_accept (peers, 12, "192.0.2.3", 0) == AF_OK);
+    assert (af_peers_accept (peers, 13, "192.0.2.4", 0) == AF_E_UNAVAILABLE);
+    assert (af_peers_size (peers) == 3 && af_peers_count (peers, "192.0.2.4") == 0);
+    af_peers_close (peers, 13, 1, &refused, NULL);
+    assert (refused);
+    af_peers_close (peers, 10, 1, &refused, NULL);
+    assert (!refused);
+    assert (af_peers_accept (peers, 13, "192.0.2.4", 2) == AF_OK);
     af_peers_destroy (&peers);
 
     //  The socket helpers, on a real TCP connection over loopback

@@ -31,15 +31,17 @@
 
 typedef struct _af_peers_t af_peers_t;
 
-//  A table allowing max_per_source connections per address (0: no limit).
-af_peers_t *af_peers_new (size_t max_per_source);
+//  A table allowing max_per_source connections per address and max_total
+//  in all (0: no limit).
+af_peers_t *af_peers_new (size_t max_per_source, size_t max_total);
 
 //  Destroy. Sets *self_p to NULL.
 void af_peers_destroy (af_peers_t **self_p);
 
 //  A connection from address was accepted on fd at now (monotonic ms).
-//  Returns AF_OK (counted) or AF_E_TOO_MANY (the address has its limit
-//  already: remembered as refused, not counted; the caller closes it).
+//  Returns AF_OK (counted), AF_E_TOO_MANY (the address has its limit
+//  already) or AF_E_UNAVAILABLE (the table has max_total): then it is
+//  remembered as refused, not counted, and the caller closes it.
 int af_peers_accept (af_peers_t *self, int fd, const char *address, int64_t now);
 
 //  The connection on fd closed. Returns its address (valid until the next

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sodium.h>
 #include <zstd.h>
 
 typedef struct {
@@ -269,6 +270,24 @@ af_transfers_fetch (af_transfers_t *self, const char *session, zframe_t *routing
         snprintf (err, errlen, "'%s' is not a package hash (64 lowercase hex digits)", hash);
         return AF_E_MALFORMED;
     }
+    //  Each is an open file: bounded in all and per connection (a repeated
+    //  FETCH of the same file replaces its transfer, so it is not counted)
+    char key [64 + AF_HASH_HEX];
+    snprintf (key, sizeof key, "%s/%s", session, hash);
+    size_t mine = 0, prefix = strlen (session);
+    for (transfer_t *other = (transfer_t *) zhashx_first (self->transfers); other;
+         other = (transfer_t *) zhashx_next (self->transfers))
+        mine += strncmp (other->key, session, prefix) == 0 && other->key [prefix] == '/' && strcmp (other->key, key);
+    bool again = zhashx_lookup (self->transfers, key) != NULL;
+    if (mine >= AF_MAX_SESSION_TRANSFERS || (!again && zhashx_size (self->transfers) >= AF_MAX_TRANSFERS)) {
+        if (mine >= AF_MAX_SESSION_TRANSFERS)
+            snprintf (err, errlen, "the broker is sending this connection %d packages already; "
+                      "FETCH again once one is done", AF_MAX_SESSION_TRANSFERS);
+        else
+            snprintf (err, errlen, "the broker is sending %d packages already; FETCH again in a while",
+                      AF_MAX_TRANSFERS);
+        return AF_E_UNAVAILABLE;
+    }
     char path [900];
     int fd = -1;
     errno = ENOENT;
@@ -388,4 +407,71 @@ af_transfers_stats (af_transfers_t *self, uint64_t *bytes_read, uint64_t *chunks
 {
     *bytes_read = self->bytes_read;
     *chunks_sent = self->chunks_sent;
+}
+
+//  --------------------------------------------------------------------------
+//  Self test: each transfer holds a descriptor, so they are bounded
+
+void
+af_transfers_test (bool verbose)
+{
+    if (verbose)
+        printf (" * af_transfers: ");
+    char dir [] = "/tmp/af_transfers_test_XXXXXX";
+    assert (mkdtemp (dir));
+    zsock_t *router = zsock_new (ZMQ_ROUTER);
+    assert (router && zsock_bind (router, "inproc://af_transfers_test") == 0);
+    zsock_set_router_mandatory (router, 1);
+    zsock_t *dealer = zsock_new_dealer (">inproc://af_transfers_test");
+    assert (dealer);
+    zstr_send (dealer, "hello");
+    zframe_t *routing = zframe_recv (router);
+    assert (routing);
+    char *hello = zstr_recv (router);
+    zstr_free (&hello);
+
+    //  Six blobs of one byte each in the store's layout
+    char hashes [AF_MAX_SESSION_TRANSFERS + 2][AF_HASH_HEX + 1];
+    for (int i = 0; i < AF_MAX_SESSION_TRANSFERS + 2; i++) {
+        uint8_t hash [AF_HASH_SIZE];
+        randombytes_buf (hash, sizeof hash);
+        sodium_bin2hex (hashes [i], sizeof hashes [i], hash, sizeof hash);
+        assert (zsys_dir_create ("%s/blobs/%.2s", dir, hashes [i]) == 0);
+        char path [PATH_MAX];
+        snprintf (path, sizeof path, "%s/blobs/%.2s/%s", dir, hashes [i], hashes [i]);
+        FILE *file = fopen (path, "w");
+        assert (file && fwrite ("x", 1, 1, file) == 1 && fclose (file) == 0);
+    }
+    af_transfers_t *transfers = af_transfers_new (router, dir, NULL);
+    assert (transfers);
+    char err [256];
+    //  With no credit nothing is sent: each transfer stays open
+    for (int i = 0; i < AF_MAX_SESSION_TRANSFERS; i++)
+        assert (af_transfers_fetch (transfers, "s1", routing, hashes [i], 0, 0, NULL, err, sizeof err) == AF_OK);
+    assert (af_transfers_active (transfers) == AF_MAX_SESSION_TRANSFERS);
+    //  One more to the same connection is refused, for now, and says why
+    int code = af_transfers_fetch (transfers, "s1", routing, hashes [AF_MAX_SESSION_TRANSFERS], 0, 0, NULL,
+                                   err, sizeof err);
+    assert (code == AF_E_UNAVAILABLE && strstr (err, "FETCH again"));
+    //  A FETCH again of one it has replaces it: not one more
+    assert (af_transfers_fetch (transfers, "s1", routing, hashes [0], 0, 0, NULL, err, sizeof err) == AF_OK);
+    assert (af_transfers_active (transfers) == AF_MAX_SESSION_TRANSFERS);
+    //  Another connection is not held back by this one
+    assert (af_transfers_fetch (transfers, "s2", routing, hashes [AF_MAX_SESSION_TRANSFERS], 0, 0, NULL,
+                                err, sizeof err) == AF_OK);
+    //  Its own prefix does not count another's ("s1" is not "s10")
+    assert (af_transfers_fetch (transfers, "s10", routing, hashes [AF_MAX_SESSION_TRANSFERS + 1], 0, 0, NULL,
+                                err, sizeof err) == AF_OK);
+    assert (af_transfers_active (transfers) == AF_MAX_SESSION_TRANSFERS + 2);
+
+    af_transfers_destroy (&transfers);
+    assert (!transfers);
+    zframe_destroy (&routing);
+    zsock_destroy (&dealer);
+    zsock_destroy (&router);
+    zdir_t *tree = zdir_new (dir, NULL);
+    zdir_remove (tree, true);
+    zdir_destroy (&tree);
+    if (verbose)
+        printf ("OK\n");
 }

@@ -69,7 +69,9 @@ void af_transfers_set_progress (af_transfers_t *self, af_transfer_progress_fn *f
 //  a blob the session is already receiving restarts it at the new offset.
 //  Returns AF_OK, or AF_E_MALFORMED (bad hash or offset past the end),
 //  AF_E_NO_BLOB (no such file in the store), AF_E_INTERNAL (cannot read
-//  it), with err saying so.
+//  it), AF_E_UNAVAILABLE (AF_MAX_TRANSFERS files are being sent, or
+//  AF_MAX_SESSION_TRANSFERS to this session: each holds a descriptor),
+//  with err saying so.
 //  target (copied; may be NULL) is handed back to the progress function.
 int af_transfers_fetch (af_transfers_t *self, const char *session, zframe_t *routing,
                         const char *hash, uint64_t offset, uint32_t credit,
@@ -96,5 +98,8 @@ size_t af_transfers_active (af_transfers_t *self);
 
 //  Bytes read from blob files and encoded chunks sent, since creation
 void af_transfers_stats (af_transfers_t *self, uint64_t *bytes_read, uint64_t *chunks_sent);
+
+//  Self test
+void af_transfers_test (bool verbose);
 
 #endif

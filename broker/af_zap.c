@@ -87,10 +87,17 @@ s_watch_event (zap_t *self, watch_t *watch, uint16_t event, uint32_t value)
         int port;
         if (af_peers_address (fd, address, sizeof address, &port))
             return;                     //  closed already; not counted
-        if (af_peers_accept (watch->peers, fd, address, now) == AF_OK)
+        int code = af_peers_accept (watch->peers, fd, address, now);
+        if (code == AF_OK)
             return;
         af_peers_shutdown (fd, address, port);
-        if (af_loglimit_pass (self->log, now))
+        if (!af_loglimit_pass (self->log, now))
+            ;
+        else
+        if (code == AF_E_UNAVAILABLE)
+            zsys_warning ("zap: refused a connection on %s from %s: the broker has %zu connections, its limit "
+                          "(broker/max_sessions)", watch->name, address, af_peers_size (watch->peers));
+        else
             zsys_warning ("zap: refused a connection on %s from %s: %zu connections from that address already "
                           "(security/max_per_source)", watch->name, address, af_peers_count (watch->peers, address));
     }
@@ -144,10 +151,10 @@ s_watch_drain (zap_t *self, watch_t *watch)
 }
 
 static int
-s_watch_open (watch_t *watch, const char *name, const char *endpoint, size_t max_per_source)
+s_watch_open (watch_t *watch, const char *name, const char *endpoint, size_t max_per_source, size_t max_total)
 {
     watch->name = name;
-    watch->peers = af_peers_new (max_per_source);
+    watch->peers = af_peers_new (max_per_source, max_total);
     watch->monitor = zsock_new (ZMQ_PAIR);
     if (!watch->monitor)
         return -1;
@@ -246,7 +253,8 @@ af_zap_actor (zsock_t *pipe, void *args)
     for (int i = 0; ok && i < 2; i++)
         if (endpoints [i]) {
             watch_t *watch = &self.watches [self.watch_count++];
-            if (s_watch_open (watch, names [i], endpoints [i], given->max_per_source)) {
+            if (s_watch_open (watch, names [i], endpoints [i], given->max_per_source,
+                              i == 0? given->max_nodes: 0)) {
                 zsys_error ("zap: cannot watch %s: %s", endpoints [i], zmq_strerror (zmq_errno ()));
                 ok = false;
             }

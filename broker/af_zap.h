@@ -18,7 +18,10 @@
     INITIATE: a NULL or PLAIN client, a wrong broker key, a handshake that
     never finishes are seen only there. For each socket it keeps the
     connections per source address (af_peers), refuses one over
-    max_per_source by shutting its socket down as soon as it is accepted,
+    max_per_source, or over max_nodes in all on the nodes' socket (the
+    broker's max_sessions: so descriptors never run out, and libzmq's I/O
+    thread never spins on accepts that fail for want of one), by shutting
+    its socket down as soon as it is accepted,
     and logs every refused handshake with its address and reason, at most
     AF_LOG_REFUSALS lines a second (af_loglimit), then a count.
 
@@ -51,6 +54,7 @@ typedef struct {
     const char *nodes_monitor;      //  inproc endpoint of the frontend's monitor (NULL: none)
     const char *workers_monitor;    //  ... of the backend's (NULL: none)
     size_t max_per_source;          //  connections per address on each socket (0: any number)
+    size_t max_nodes;               //  connections in all on the nodes' socket (0: any number)
 } af_zap_args_t;
 
 void af_zap_actor (zsock_t *pipe, void *args);

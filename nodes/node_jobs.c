@@ -88,12 +88,22 @@ s_job_finish (af_node_t *self, job_t *job, const char *state, uint32_t files, co
 static bool
 s_fetch_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
 {
-    //  Chunks are the answer; an ERROR says the broker cannot send them
+    //  Chunks are the answer; an ERROR says the broker cannot send them:
+    //  for good (4xx), or not now (5xx: the stall timer asks again, from
+    //  the byte we have, in NODE_STALL_MS; a node never gives up on a 5xx)
     job_t *job = s_job_running (self, pending->push);
     if (answer && answer->id == AF_MSG_ERROR && job && job->state == JOB_FETCHING
-    &&  streq (job->fetch_rid, pending->hex))
-        s_job_finish (self, job, "failed", 0, "the broker cannot send the package: %s (%s)",
-                      answer->reason, af_code_name ((int) answer->code));
+    &&  streq (job->fetch_rid, pending->hex)) {
+        if (answer->code >= 500) {
+            zsys_warning ("node: the broker cannot send %s now: %s (%s); asking again in %d s", job->program,
+                          answer->reason, af_code_name ((int) answer->code), NODE_STALL_MS / 1000);
+            job->owed = 0;
+            job->last_chunk = zclock_mono ();
+        }
+        else
+            s_job_finish (self, job, "failed", 0, "the broker cannot send the package: %s (%s)",
+                          answer->reason, af_code_name ((int) answer->code));
+    }
     return true;
 }
 

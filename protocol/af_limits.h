@@ -123,7 +123,16 @@
 #define AF_BATCH                256     //  messages taken per socket wake-up
 #define AF_ITEM_WINDOW          64      //  outbox items in flight per connection
 #define AF_DRAIN_BATCHES        64      //  batches read before the timer judges peers
-#define AF_MAX_SESSIONS         100000  //  (config) connections with a session
+#define AF_MAX_SESSIONS         100000  //  (config) connections with a session; also
+                                        //  connections in all on the nodes' socket,
+                                        //  and at most the descriptor limit less
+                                        //  AF_FD_RESERVE (lowered at start if not)
+#define AF_LISTEN_BACKLOG       4096    //  listen(2) backlog (capped by somaxconn)
+#define AF_MAX_TRANSFERS        1024    //  package files being sent at once ...
+#define AF_MAX_SESSION_TRANSFERS 4      //  ... and to one connection
+#define AF_FD_RESERVE           (AF_MAX_TRANSFERS + 512)    //  descriptors not for
+                                        //  connections: files being sent, workers,
+                                        //  the store, pipes, the figures' listener
 #define AF_MAX_QUEUE            100000  //  (config) requests waiting for a worker
 #define AF_ATTEST_SKEW_MS       300000  //  attestations dated this far ahead pass
 #define AF_RESOLVE_CACHE_MS     10000   //  how long a sync reuses a matcher answer
