@@ -117,6 +117,7 @@ s_session_remove (af_broker_t *self, session_t *session)
 {
     broker_session_logout (self, session);
     zhashx_delete (self->backlog, session->hex);
+    zlistx_delete (self->by_seen, session->seen);
     zhashx_delete (self->sessions, session->hex);
 }
 
@@ -184,6 +185,8 @@ s_session_for (af_broker_t *self, const char *hex, zframe_t *routing, zframe_t *
         session->fd = atoi (fd);
         session->port = port;
     }
+    session->last_seen = zclock_mono ();
+    session->seen = zlistx_add_end (self->by_seen, session);
     zhashx_insert (self->sessions, hex, session);
     return session;
 }
@@ -257,10 +260,17 @@ s_frontend_message (af_broker_t *self, zframe_t *routing, zframe_t *body, size_t
         goto done;
     }
     session->last_seen = zclock_mono ();
+    zlistx_move_end (self->by_seen, session->seen);        //  the timer's expiry reads from the front
     self->stats.messages_in++;
     if (!body || extra + 1 > AF_MAX_FRAMES) {
         zsys_warning ("broker: refused a message from %.8s: expected exactly one frame", session->key);
         broker_error (self, session, NULL, AF_E_MALFORMED, "a message is exactly one frame");
+        goto done;
+    }
+    //  Most of what an idle fleet sends is PING: answered from a PONG
+    //  encoded once, with nothing decoded or allocated but the frame
+    if (zframe_eq (body, self->ping)) {
+        broker_send_frame (self, session, zframe_dup (self->pong [session->logged_in]), NULL);
         goto done;
     }
     char err [AF_MAX_REASON + 1];
@@ -363,19 +373,15 @@ s_timer_event (zloop_t *loop, int timer_id, void *arg)
     broker_batch_begin (self);
     int64_t now = zclock_mono ();
     int64_t expiry = (int64_t) self->config.heartbeat_ms * self->config.liveness;
-    zlistx_t *dead = zlistx_new ();
-    for (session_t *session = (session_t *) zhashx_first (self->sessions); session;
-         session = (session_t *) zhashx_next (self->sessions))
-        if (now - session->last_seen > expiry)
-            zlistx_add_end (dead, session);
-    for (session_t *session = (session_t *) zlistx_first (dead); session;
-         session = (session_t *) zlistx_next (dead)) {
+    //  by_seen is in the order sessions were last heard from: the silent
+    //  ones are at its front, so a tick costs what expires, not a scan
+    session_t *session;
+    while ((session = (session_t *) zlistx_first (self->by_seen)) && now - session->last_seen > expiry) {
         if (session->logged_in)
             zsys_info ("broker: device %s of '%s' stopped answering; marked offline",
                        session->device_id, session->account);
         s_session_remove (self, session);
     }
-    zlistx_destroy (&dead);
     //  Bans that ended
     zlistx_t *ended = zlistx_new ();
     zlistx_set_destructor (ended, s_free_item);
@@ -615,6 +621,17 @@ s_tables (af_broker_t *self)
     zhashx_set_destructor (self->sync_jobs, broker_sync_jobs_free);
     self->sync_waiting = zlistx_new ();
     zlistx_set_destructor (self->sync_waiting, s_free_item);
+    self->by_seen = zlistx_new ();
+    af_msg_t *msg = af_msg_new (AF_MSG_PING);
+    self->ping = af_msg_encode (msg);
+    af_msg_destroy (&msg);
+    for (int logged_in = 0; logged_in < 2; logged_in++) {
+        msg = af_msg_new (AF_MSG_PONG);
+        msg->logged_in = logged_in;
+        self->pong [logged_in] = af_msg_encode (msg);
+        af_msg_destroy (&msg);
+    }
+    assert (self->ping && self->pong [0] && self->pong [1]);
     self->sessions = zhashx_new ();
     zhashx_set_destructor (self->sessions, s_session_free);
     self->online = zhashx_new ();
@@ -732,7 +749,11 @@ af_broker_destroy (af_broker_t **self_p)
     zhashx_destroy (&self->banned);
     zlistx_destroy (&self->dropping);
     zlistx_destroy (&self->held);
+    zlistx_destroy (&self->by_seen);
     zhashx_destroy (&self->sessions);
+    zframe_destroy (&self->ping);
+    zframe_destroy (&self->pong [0]);
+    zframe_destroy (&self->pong [1]);
     af_loglimit_destroy (&self->drop_log);
     zsock_destroy (&self->frontend);
     zsock_destroy (&self->backend);

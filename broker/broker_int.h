@@ -70,6 +70,7 @@ typedef struct {
     bool dropped;                   //  it does not read: removed at the next safe point
     int fd;                         //  the connection's socket (ZMQ_SRCFD), -1 if unknown
     int port;                       //  its peer's port, to tell it from a later one on fd
+    void *seen;                     //  its place in self->by_seen (zlistx handle)
 } session_t;
 
 //  What the broker counts for its figures (broker_metrics.c); each only
@@ -96,6 +97,9 @@ struct _af_broker_t {
     zsock_t *backend;
     zloop_t *loop;
     zhashx_t *sessions;             //  routing hex -> session_t (owned)
+    zlistx_t *by_seen;              //  the sessions, least recently heard from first
+    zframe_t *ping;                 //  a PING as nodes encode it, to answer without decoding
+    zframe_t *pong [2];             //  the PONG for a session without and with a login
     zhashx_t *online;               //  "account/device" -> session_t
     zhashx_t *sources;              //  peer address -> password work this minute
     int64_t failures_at;            //  last expiry of password counts
@@ -159,6 +163,10 @@ void broker_send (af_broker_t *self, session_t *session, af_msg_t **msg_p);
 //  (the session is dropped or its connection gone, the message cannot be
 //  encoded or is larger than AF_MAX_MSG).
 int broker_send_msg (af_broker_t *self, session_t *session, af_msg_t *msg);
+
+//  The same for a message encoded already (taken); rid is the request's
+//  it answers, or NULL.
+int broker_send_frame (af_broker_t *self, session_t *session, zframe_t *frame, const uint8_t *rid);
 
 //  Give libzmq what waits in the sessions' queues, and resume transfers
 //  that waited for room; arm the retry timer while anything waits.

@@ -182,6 +182,17 @@ broker_send_msg (af_broker_t *self, session_t *session, af_msg_t *msg)
         zframe_destroy (&frame);
         return -1;
     }
+    return broker_send_frame (self, session, frame, msg->has_rid? msg->rid: NULL);
+}
+
+int
+broker_send_frame (af_broker_t *self, session_t *session, zframe_t *frame, const uint8_t *rid)
+{
+    if (session->dropped) {
+        zframe_destroy (&frame);
+        return -1;
+    }
+    size_t size = zframe_size (frame);
     self->stats.messages_out++;
     if (!self->batch_open)
         return s_send_frame (self, session, frame);
@@ -195,8 +206,9 @@ broker_send_msg (af_broker_t *self, session_t *session, af_msg_t *msg)
     assert (held);
     snprintf (held->session, sizeof held->session, "%s", session->hex);
     held->frame = frame;
-    held->has_rid = msg->has_rid;
-    memcpy (held->rid, msg->rid, AF_ID_SIZE);
+    held->has_rid = rid != NULL;
+    if (rid)
+        memcpy (held->rid, rid, AF_ID_SIZE);
     session->held += size;
     zlistx_add_end (self->held, held);
     return 0;
