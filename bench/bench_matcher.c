@@ -117,7 +117,7 @@ s_build_catalog (const char *dir, int programs)
             s_entry (&entries [count++], p, "windows", v, 10u << 20, 0, X86_64, 1 << AF_FORM_PC, 0);
         s_entry (&entries [count++], p, "ios", v, 15u << 20, 0, 0, 0, 0);
         if (count + 5 > batch || p == programs - 1) {
-            if (af_catalog_add (catalog, entries, count, err, sizeof err) < 0) {
+            if (af_catalog_add (catalog, entries, count, err, sizeof err) != AF_OK) {
                 fprintf (stderr, "bench_matcher: %s\n", err);
                 return -1;
             }
@@ -157,7 +157,7 @@ s_load_devices (af_device_t devices [8])
     };
     char err [512];
     for (int i = 0; i < 8; i++)
-        if (af_device_from_json (&devices [i], devices_json [i], err, sizeof err)) {
+        if (af_device_from_json (&devices [i], devices_json [i], err, sizeof err) != AF_OK) {
             fprintf (stderr, "device %d: %s\n", i, err);
             return -1;
         }
@@ -223,7 +223,7 @@ s_resolutions (const char *dir, char (*names) [16], int programs, const af_devic
     while (ops < s_max_ops) {
         for (int i = 0; i < 1000; i++, ops++) {
             uint64_t r = s_rand ();
-            if (af_catalog_resolve (catalog, names [r % (uint64_t) programs], &devices [(r >> 40) & 7], &result)) {
+            if (af_catalog_resolve (catalog, names [r % (uint64_t) programs], &devices [(r >> 40) & 7], &result) != AF_OK) {
                 fprintf (stderr, "bench_matcher: resolve failed\n");
                 return -1;
             }

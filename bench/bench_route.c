@@ -240,7 +240,7 @@ s_login (zsock_t *sock, const char *account, const char *model, char *device_id)
     af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
     snprintf (msg->account, sizeof msg->account, "%s", account);
     snprintf (msg->password, sizeof msg->password, "bench password");
-    msg->has_device = af_device_from_json (&msg->device, json, err, sizeof err) == 0;
+    msg->has_device = af_device_from_json (&msg->device, json, err, sizeof err) == AF_OK;
     af_msg_t *reply = s_request (sock, msg);
     int rc = reply && reply->id == AF_MSG_LOGIN_OK? 0: -1;
     if (rc == 0)

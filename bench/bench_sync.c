@@ -88,7 +88,7 @@ s_catalog (const char *dir)
         e->fit.size = 1000000;
     }
     char err [256];
-    int rc = af_catalog_add (catalog, entries, (size_t) s_programs, err, sizeof err) < 0? -1: 0;
+    int rc = af_catalog_add (catalog, entries, (size_t) s_programs, err, sizeof err) == AF_OK? 0: -1;
     if (rc)
         fprintf (stderr, "bench_sync: catalog: %s\n", err);
     free (entries);

@@ -12,6 +12,8 @@
 #   define AF_MATCHER_PATH "appferry-matcher"
 #endif
 
+const char *bench_broker_path = AF_BROKER_PATH;
+
 pid_t
 bench_spawn (char *const argv [], const char *log)
 {
@@ -138,7 +140,7 @@ bench_login (zsock_t *sock, const char *account, const char *model, char *device
     af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
     snprintf (msg->account, sizeof msg->account, "%s", account);
     strcpy (msg->password, "bench password");
-    msg->has_device = af_device_from_json (&msg->device, json, err, sizeof err) == 0;
+    msg->has_device = af_device_from_json (&msg->device, json, err, sizeof err) == AF_OK;
     af_msg_t *reply = bench_request (sock, msg);
     int rc = reply && reply->id == AF_MSG_LOGIN_OK? 0: -1;
     if (rc == 0)
@@ -157,9 +159,9 @@ bench_start_services (const char *dir, const char *catalog_dir, pid_t *broker, p
     char broker_dir [PATH_MAX], path [PATH_MAX], log [PATH_MAX], line [512];
     snprintf (broker_dir, sizeof broker_dir, "%s/broker", dir);
     //  A long heartbeat: idle connections stay logged in between rounds
-    char *broker_argv [] = { AF_BROKER_PATH, "-d", broker_dir, "--nodes", "tcp://127.0.0.1:*",
+    char *broker_argv [] = { (char *) bench_broker_path, "-d", broker_dir, "--nodes", "tcp://127.0.0.1:*",
         "--workers", "tcp://127.0.0.1:*", "--pwhash", "min", "--heartbeat", "600000", "--pw-per-source", "1000000",
-        "--catalog", (char *) catalog_dir, NULL };
+        "--max-per-source", "1000000", "--catalog", (char *) catalog_dir, NULL };
     //  AF_BENCH_WRAP runs the broker under another program, e.g. a script
     //  that execs valgrind --tool=callgrind "$@" to count its instructions
     char *wrapped [sizeof broker_argv / sizeof broker_argv [0] + 1];

@@ -33,6 +33,10 @@ af_msg_t *bench_request (zsock_t *sock, af_msg_t *request);
 //  Log in to account as a new Android phone. 0, or -1 (printed).
 int bench_login (zsock_t *sock, const char *account, const char *model, char *device_id);
 
+//  The broker binary bench_start_services runs (the one built with the
+//  benchmarks unless a --broker option sets another).
+extern const char *bench_broker_path;
+
 //  Start a broker (heartbeat 600 s, cheap passwords) and a matcher on
 //  catalog_dir, under dir; fills the endpoints and the broker's key.
 int bench_start_services (const char *dir, const char *catalog_dir, pid_t *broker, pid_t *matcher,

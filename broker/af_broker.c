@@ -17,6 +17,21 @@
     node's device goes offline and its account's devices get a new list; a
     worker's requests go back to the queue (af_dispatch).
 
+    Sending. libzmq bounds a connection's queue in messages, not bytes,
+    and a ROUTER cannot close one peer's connection. So the frontend's
+    queues are short (AF_PEER_HWM messages), ZMQ_ROUTER_MANDATORY makes a
+    send to a full one fail at once (EAGAIN) instead of dropping it, and
+    what did not fit waits in the session's own queue, counted in bytes,
+    in order, until libzmq takes it: when the peer sends something, at the
+    end of each batch of received messages, and every AF_DRAIN_MS while
+    anything waits. A session with more than AF_MAX_PEER_QUEUE bytes
+    waiting has a peer that does not read: it is dropped at the next safe
+    point (between two events, when no handler holds it), its connection
+    closed (af_peers_shutdown, checked against the connection's address
+    and port) and its routing ID's messages ignored for AF_PEER_BAN_MS.
+    Transfers send CHUNKs directly and wait on EAGAIN (af_transfers).
+    Design and bounds: docs/ARCHITECTURE.md "Bounded memory per connection".
+
     Where each command is handled: docs/ARCHITECTURE.md "Where things are".
     =========================================================================
 */
@@ -57,66 +72,16 @@ static const command_t s_commands [AF_MSG_COUNT] = {
     [AF_MSG_CONFIG_GET] = { NEEDS_SESSION, handle_config_get },
 };
 
-//  --------------------------------------------------------------------------
-//  Sending
-
-void
-broker_send (af_broker_t *self, session_t *session, af_msg_t **msg_p)
-{
-    if (*msg_p) {
-        if (af_msg_send (*msg_p, self->frontend, session->routing))
-            zsys_warning ("broker: cannot send %s to node %s", af_msg_command_name ((*msg_p)->id),
-                          session->hex);
-        af_msg_destroy (msg_p);
-    }
-}
-
-void
-broker_reply (af_broker_t *self, session_t *session, const af_msg_t *request, af_msg_t **reply_p)
-{
-    if (*reply_p && request) {
-        (*reply_p)->has_rid = request->has_rid;
-        memcpy ((*reply_p)->rid, request->rid, AF_ID_SIZE);
-    }
-    broker_send (self, session, reply_p);
-}
-
-void
-broker_ok (af_broker_t *self, session_t *session, const af_msg_t *request)
-{
-    af_msg_t *ok = af_msg_new (AF_MSG_OK);
-    broker_reply (self, session, request, &ok);
-}
-
+//  For items that are one plain allocation
 static void
-s_error (af_broker_t *self, session_t *session, const uint8_t *rid, int code, const char *format,
-         va_list args)
+s_free_item (void **item)
 {
-    char reason [AF_MAX_REASON + 1];
-    vsnprintf (reason, sizeof reason, format, args);
-    af_msg_t *error = af_msg_error (code, rid, "%s", reason);
-    broker_send (self, session, &error);
+    free (*item);
+    *item = NULL;
 }
 
-void
-broker_error (af_broker_t *self, session_t *session, const af_msg_t *request, int code,
-              const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    s_error (self, session, request && request->has_rid? request->rid: NULL, code, format, args);
-    va_end (args);
-}
-
-void
-broker_error_rid (af_broker_t *self, session_t *session, const uint8_t *rid, int code,
-                  const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    s_error (self, session, rid, code, format, args);
-    va_end (args);
-}
+//  --------------------------------------------------------------------------
+//  Finding sessions
 
 session_t *
 broker_session (af_broker_t *self, const char *hex)
@@ -132,26 +97,6 @@ broker_online (af_broker_t *self, const char *account, const char *device_id)
     return (session_t *) zhashx_lookup (self->online, key);
 }
 
-void
-broker_caller (broker_caller_t *caller, const session_t *session, const af_msg_t *request)
-{
-    snprintf (caller->session, sizeof caller->session, "%s", session->hex);
-    caller->has_rid = request->has_rid;
-    memcpy (caller->rid, request->rid, AF_ID_SIZE);
-}
-
-void
-broker_answer (af_broker_t *self, const broker_caller_t *caller, af_msg_t **reply_p)
-{
-    session_t *session = broker_session (self, caller->session);
-    if (session && *reply_p) {
-        (*reply_p)->has_rid = caller->has_rid;
-        memcpy ((*reply_p)->rid, caller->rid, AF_ID_SIZE);
-        broker_send (self, session, reply_p);
-    }
-    af_msg_destroy (reply_p);
-}
-
 //  --------------------------------------------------------------------------
 //  Sessions
 
@@ -161,6 +106,7 @@ s_session_free (void **item)
     session_t *session = (session_t *) *item;
     if (session) {
         zframe_destroy (&session->routing);
+        zlistx_destroy (&session->queue);
         free (session);
         *item = NULL;
     }
@@ -170,7 +116,37 @@ static void
 s_session_remove (af_broker_t *self, session_t *session)
 {
     broker_session_logout (self, session);
+    zhashx_delete (self->backlog, session->hex);
+    zlistx_delete (self->by_seen, session->seen);
     zhashx_delete (self->sessions, session->hex);
+}
+
+//  Remove the sessions dropped since the last safe point. Called at the
+//  end of each event, when no handler holds a session; a removal that
+//  drops another session (a device list it cannot take) is seen too.
+void
+broker_reap (af_broker_t *self)
+{
+    char *hex;
+    while ((hex = (char *) zlistx_detach (self->dropping, NULL))) {
+        session_t *session = broker_session (self, hex);
+        if (session && session->dropped)
+            s_session_remove (self, session);
+        free (hex);
+    }
+}
+
+//  Messages from a dropped connection are ignored for a while
+static bool
+s_banned (af_broker_t *self, const char *hex)
+{
+    int64_t *until = (int64_t *) zhashx_lookup (self->banned, hex);
+    if (!until)
+        return false;
+    if (zclock_mono () < *until)
+        return true;
+    zhashx_delete (self->banned, hex);
+    return false;
 }
 
 //  The session of a message's connection, made on its first message: a
@@ -182,9 +158,11 @@ s_session_for (af_broker_t *self, const char *hex, zframe_t *routing, zframe_t *
     if (session)
         return session;
     if (!user_id || strlen (user_id) != AF_KEY_Z85 || zhashx_size (self->sessions) >= self->config.max_sessions) {
-        zsys_warning ("broker: dropped a message from %s: %s", hex,
-                      !user_id || strlen (user_id) != AF_KEY_Z85? "no authenticated CURVE key":
-                      "too many sessions (max_sessions)");
+        self->stats.refused++;
+        if (af_loglimit_pass (self->drop_log, zclock_mono ()))
+            zsys_warning ("broker: dropped a message from %s: %s", hex,
+                          !user_id || strlen (user_id) != AF_KEY_Z85? "no authenticated CURVE key":
+                          "too many sessions (max_sessions)");
         return NULL;
     }
     session = (session_t *) zmalloc (sizeof (session_t));
@@ -194,6 +172,21 @@ s_session_for (af_broker_t *self, const char *hex, zframe_t *routing, zframe_t *
     memcpy (session->key, user_id, AF_KEY_Z85 + 1);
     const char *peer = zframe_meta (body, "Peer-Address");
     snprintf (session->peer, sizeof session->peer, "%s", peer? peer: "unknown");
+    //  The connection's socket, to close it if the peer stops reading:
+    //  ZMQ_SRCFD, which libzmq 4.3 keeps as the message property "__fd"
+    //  (zmq_msg_get reads it from there). The descriptor may already be
+    //  another connection's; its address and port must match the peer's
+    //  now and again when it is closed.
+    session->fd = -1;
+    const char *fd = zframe_meta (body, "__fd");
+    char address [AF_PEER_ADDRESS];
+    int port;
+    if (fd && af_peers_address (atoi (fd), address, sizeof address, &port) == 0 && streq (address, session->peer)) {
+        session->fd = atoi (fd);
+        session->port = port;
+    }
+    session->last_seen = zclock_mono ();
+    session->seen = zlistx_add_end (self->by_seen, session);
     zhashx_insert (self->sessions, hex, session);
     return session;
 }
@@ -252,19 +245,32 @@ s_frontend_message (af_broker_t *self, zframe_t *routing, zframe_t *body, size_t
         goto done;
     char hex [2 * AF_MAX_ROUTING + 2];
     sodium_bin2hex (hex, sizeof hex, zframe_data (routing), zframe_size (routing));
+    if (zhashx_size (self->banned) && s_banned (self, hex))
+        goto done;
     const char *user_id = body? zframe_meta (body, "User-Id"): NULL;
     session_t *session = s_session_for (self, hex, routing, body, user_id);
     if (!session)
         goto done;
+    //  It sent something: it may be reading again, and what waits goes first
+    if (session->queue && zlistx_size (session->queue))
+        broker_drain (self, session);
     if (!user_id || !streq (user_id, session->key)) {
         zsys_warning ("broker: refused a message on session %s: key changed", hex);
         broker_error (self, session, NULL, AF_E_KEY_MISMATCH, "message key does not match the session");
         goto done;
     }
     session->last_seen = zclock_mono ();
+    zlistx_move_end (self->by_seen, session->seen);        //  the timer's expiry reads from the front
+    self->stats.messages_in++;
     if (!body || extra + 1 > AF_MAX_FRAMES) {
         zsys_warning ("broker: refused a message from %.8s: expected exactly one frame", session->key);
         broker_error (self, session, NULL, AF_E_MALFORMED, "a message is exactly one frame");
+        goto done;
+    }
+    //  Most of what an idle fleet sends is PING: answered from a PONG
+    //  encoded once, with nothing decoded or allocated but the frame
+    if (zframe_eq (body, self->ping)) {
+        broker_send_frame (self, session, zframe_dup (self->pong [session->logged_in]), NULL);
         goto done;
     }
     char err [AF_MAX_REASON + 1];
@@ -289,11 +295,13 @@ done:
 //  per message, and the other sockets and timers still get their turn.
 //  Both sockets have a receive timeout of 0, so the batch ends as soon as
 //  the queue is empty (asking ZMQ_EVENTS instead costs a system call).
-//  One batch from a socket; how many messages it took
+//  One batch from a socket, in one group commit (broker_send.c): how many
+//  messages it took
 static int
 s_frontend_batch (af_broker_t *self)
 {
     int i;
+    broker_batch_begin (self);
     for (i = 0; i < AF_BATCH; i++) {
         zframe_t *routing, *body;
         size_t extra;
@@ -301,6 +309,9 @@ s_frontend_batch (af_broker_t *self)
             break;
         s_frontend_message (self, routing, body, extra);
     }
+    broker_batch_end (self);
+    if (i)
+        self->stats.batches++;
     return i;
 }
 
@@ -308,6 +319,7 @@ static int
 s_backend_batch (af_broker_t *self)
 {
     int i;
+    broker_batch_begin (self);
     for (i = 0; i < AF_BATCH; i++) {
         zframe_t *routing, *body;
         size_t extra;
@@ -315,6 +327,7 @@ s_backend_batch (af_broker_t *self)
             break;
         af_dispatch_message (self->dispatch, &routing, &body, extra);
     }
+    broker_batch_end (self);
     return i;
 }
 
@@ -323,7 +336,11 @@ s_frontend_event (zloop_t *loop, zsock_t *reader, void *arg)
 {
     (void) loop;
     (void) reader;
-    s_frontend_batch ((af_broker_t *) arg);
+    af_broker_t *self = (af_broker_t *) arg;
+    s_frontend_batch (self);
+    broker_drain_all (self);
+    broker_reap (self);
+    broker_drain_arm (self);                 //  a FETCH or CREDIT may have met a full queue
     return 0;
 }
 
@@ -332,7 +349,9 @@ s_backend_event (zloop_t *loop, zsock_t *reader, void *arg)
 {
     (void) loop;
     (void) reader;
-    s_backend_batch ((af_broker_t *) arg);
+    af_broker_t *self = (af_broker_t *) arg;
+    s_backend_batch (self);
+    broker_reap (self);
     return 0;
 }
 
@@ -351,21 +370,28 @@ s_timer_event (zloop_t *loop, int timer_id, void *arg)
         ;
     for (int round = 0; round < AF_DRAIN_BATCHES && s_backend_batch (self) == AF_BATCH; round++)
         ;
+    broker_batch_begin (self);
     int64_t now = zclock_mono ();
     int64_t expiry = (int64_t) self->config.heartbeat_ms * self->config.liveness;
-    zlistx_t *dead = zlistx_new ();
-    for (session_t *session = (session_t *) zhashx_first (self->sessions); session;
-         session = (session_t *) zhashx_next (self->sessions))
-        if (now - session->last_seen > expiry)
-            zlistx_add_end (dead, session);
-    for (session_t *session = (session_t *) zlistx_first (dead); session;
-         session = (session_t *) zlistx_next (dead)) {
+    //  by_seen is in the order sessions were last heard from: the silent
+    //  ones are at its front, so a tick costs what expires, not a scan
+    session_t *session;
+    while ((session = (session_t *) zlistx_first (self->by_seen)) && now - session->last_seen > expiry) {
         if (session->logged_in)
             zsys_info ("broker: device %s of '%s' stopped answering; marked offline",
                        session->device_id, session->account);
         s_session_remove (self, session);
     }
-    zlistx_destroy (&dead);
+    //  Bans that ended
+    zlistx_t *ended = zlistx_new ();
+    zlistx_set_destructor (ended, s_free_item);
+    for (int64_t *until = (int64_t *) zhashx_first (self->banned); until;
+         until = (int64_t *) zhashx_next (self->banned))
+        if (now >= *until)
+            zlistx_add_end (ended, strdup ((const char *) zhashx_cursor (self->banned)));
+    for (const char *hex = (const char *) zlistx_first (ended); hex; hex = (const char *) zlistx_next (ended))
+        zhashx_delete (self->banned, hex);
+    zlistx_destroy (&ended);
     af_dispatch_tick (self->dispatch, now);
     broker_failures_expire (self, now);
     int64_t every = (int64_t) self->config.data_grace_s * 1000 < 60000?
@@ -374,14 +400,25 @@ s_timer_event (zloop_t *loop, int timer_id, void *arg)
         self->gc_at = now;
         broker_data_gc (self);
     }
+    broker_batch_end (self);
+    af_loglimit_flush (self->drop_log, now);
+    broker_reap (self);
+    if (now - self->metrics_at >= AF_METRICS_MS) {
+        self->metrics_at = now;
+        broker_metrics_publish (self);
+    }
     return 0;
 }
 
 //  --------------------------------------------------------------------------
 //  Life cycle
 
+//  A CURVE ROUTER, watched by af_zap through its monitor at monitor. The
+//  frontend's queues are short and a send that does not fit fails at
+//  once (see "Sending"); the backend serves listed workers only and keeps
+//  libzmq's large queues.
 static zsock_t *
-s_bind_curve (af_broker_t *self, const char *endpoint, const char *domain, char *actual, size_t size)
+s_router (af_broker_t *self, const char *domain, const char *monitor, bool nodes)
 {
     zsock_t *sock = zsock_new (ZMQ_ROUTER);
     if (!sock)
@@ -390,10 +427,32 @@ s_bind_curve (af_broker_t *self, const char *endpoint, const char *domain, char 
     zsock_set_curve_server (sock, 1);
     zsock_set_zap_domain (sock, domain);
     zsock_set_maxmsgsize (sock, AF_MAX_ZMQ_MSG);
-    zsock_set_sndhwm (sock, AF_SOCKET_HWM);
-    zsock_set_rcvhwm (sock, AF_SOCKET_HWM);
+    zsock_set_handshake_ivl (sock, AF_HANDSHAKE_MS);
+    //  libzmq's default backlog, 100, overflows in a login storm and
+    //  leaves devices in SYN back-off (the kernel caps it at somaxconn)
+    zsock_set_backlog (sock, AF_LISTEN_BACKLOG);
     zsock_set_linger (sock, 0);
     zsock_set_rcvtimeo (sock, 0);               //  see s_frontend_event
+    if (nodes) {
+        zsock_set_sndhwm (sock, AF_PEER_HWM);
+        zsock_set_rcvhwm (sock, AF_PEER_HWM);
+        zsock_set_router_mandatory (sock, 1);
+        zsock_set_sndtimeo (sock, 0);           //  EAGAIN, never a wait
+    }
+    else {
+        zsock_set_sndhwm (sock, AF_SOCKET_HWM);
+        zsock_set_rcvhwm (sock, AF_SOCKET_HWM);
+    }
+    if (zmq_socket_monitor (zsock_resolve (sock), monitor, AF_ZAP_EVENTS)) {
+        zsys_error ("broker: cannot monitor the %s socket: %s", domain, zmq_strerror (zmq_errno ()));
+        zsock_destroy (&sock);
+    }
+    return sock;
+}
+
+static int
+s_bind (zsock_t *sock, const char *endpoint, char *actual, size_t size)
+{
     //  "host:*" asks for any free port. czmq would try 49152 upward in
     //  order, so two brokers starting at once (tests run in parallel) race
     //  for the same port; libzmq's ":0" lets the kernel choose instead.
@@ -404,13 +463,12 @@ s_bind_curve (af_broker_t *self, const char *endpoint, const char *domain, char 
         bind_to [len - 1] = '0';
     if (zmq_bind (zsock_resolve (sock), bind_to)) {
         zsys_error ("broker: cannot bind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
-        zsock_destroy (&sock);
-        return NULL;
+        return -1;
     }
     char *last = zsock_last_endpoint (sock);     //  owned by us
     snprintf (actual, size, "%s", last? last: endpoint);
     zstr_free (&last);
-    return sock;
+    return 0;
 }
 
 //  One broker per data directory: an exclusive lock on DATA/lock, held for
@@ -442,6 +500,32 @@ s_lock (af_broker_t *self)
     if (ftruncate (self->lock_fd, 0) || pwrite (self->lock_fd, pid, (size_t) len, 0) != len)
         zsys_warning ("broker: cannot write the pid to %s", path);
     return 0;
+}
+
+//  Every connection is a descriptor: raise the soft limit to the hard one
+//  (as Redis does), and keep max_sessions below it, with room for the
+//  store, the files being sent and the workers, so that accepting never
+//  fails for want of one
+static void
+s_descriptors (af_broker_t *self)
+{
+    struct rlimit limit;
+    if (getrlimit (RLIMIT_NOFILE, &limit))
+        return;
+    if (limit.rlim_cur < limit.rlim_max) {
+        rlim_t soft = limit.rlim_cur;
+        limit.rlim_cur = limit.rlim_max == RLIM_INFINITY? (rlim_t) AF_MAX_SESSIONS * 2: limit.rlim_max;
+        if (setrlimit (RLIMIT_NOFILE, &limit))
+            limit.rlim_cur = soft;
+    }
+    size_t usable = limit.rlim_cur == RLIM_INFINITY? SIZE_MAX:
+                    limit.rlim_cur > AF_FD_RESERVE + 16? (size_t) limit.rlim_cur - AF_FD_RESERVE: 16;
+    if (self->config.max_sessions > usable) {
+        zsys_warning ("broker: max_sessions lowered from %zu to %zu: the descriptor limit is %llu "
+                      "(LimitNOFILE, ulimit -n) and %d are kept for the store, files being sent and workers",
+                      self->config.max_sessions, usable, (unsigned long long) limit.rlim_cur, AF_FD_RESERVE);
+        self->config.max_sessions = usable;
+    }
 }
 
 //  The keypair: made once, kept in the data directory
@@ -508,12 +592,22 @@ s_data_dirs (af_broker_t *self)
     return 0;
 }
 
-//  For items that are one plain allocation
-static void
-s_free_item (void **item)
+//  The figures: DATA/metrics.prom, and the listener if one is configured
+static int
+s_metrics (af_broker_t *self)
 {
-    free (*item);
-    *item = NULL;
+    char path [600], err [256] = "";
+    snprintf (path, sizeof path, "%s/metrics.prom", self->config.data_dir);
+    self->metrics = af_metrics_new (path, *self->config.metrics? self->config.metrics: NULL, err, sizeof err);
+    if (!self->metrics) {
+        zsys_error ("broker: %s", err);
+        return -1;
+    }
+    self->started_at = zclock_time ();
+    if (*af_metrics_url (self->metrics))
+        zsys_info ("broker: figures at %s", af_metrics_url (self->metrics));
+    broker_metrics_publish (self);
+    return 0;
 }
 
 static void
@@ -527,11 +621,31 @@ s_tables (af_broker_t *self)
     zhashx_set_destructor (self->sync_jobs, broker_sync_jobs_free);
     self->sync_waiting = zlistx_new ();
     zlistx_set_destructor (self->sync_waiting, s_free_item);
+    self->by_seen = zlistx_new ();
+    af_msg_t *msg = af_msg_new (AF_MSG_PING);
+    self->ping = af_msg_encode (msg);
+    af_msg_destroy (&msg);
+    for (int logged_in = 0; logged_in < 2; logged_in++) {
+        msg = af_msg_new (AF_MSG_PONG);
+        msg->logged_in = logged_in;
+        self->pong [logged_in] = af_msg_encode (msg);
+        af_msg_destroy (&msg);
+    }
+    assert (self->ping && self->pong [0] && self->pong [1]);
     self->sessions = zhashx_new ();
     zhashx_set_destructor (self->sessions, s_session_free);
     self->online = zhashx_new ();
     self->sources = zhashx_new ();
     zhashx_set_destructor (self->sources, s_free_item);
+    self->backlog = zhashx_new ();
+    self->banned = zhashx_new ();
+    zhashx_set_destructor (self->banned, s_free_item);
+    self->held = zlistx_new ();
+    zlistx_set_destructor (self->held, broker_held_free);
+    self->dropping = zlistx_new ();
+    zlistx_set_destructor (self->dropping, s_free_item);
+    self->drain_timer = -1;
+    self->drop_log = af_loglimit_new ("broker", "lines about dropped connections and messages", AF_LOG_REFUSALS);
 }
 
 af_broker_t *
@@ -555,16 +669,24 @@ af_broker_new (const af_broker_config_t *config)
     }
     chmod (config->data_dir, 0700);
     s_tables (self);
+    s_descriptors (self);
     if (s_lock (self) || s_keypair (self) || s_open_store (self))
         goto failed;
-    self->zap = zactor_new (af_zap_actor, self->config.worker_keys);
-    if (!self->zap)
+    //  The sockets, then the ZAP handler that watches them, then binding:
+    //  no connection comes before its watcher
+    snprintf (self->nodes_monitor, sizeof self->nodes_monitor, "inproc://af-monitor-nodes-%p", (void *) self);
+    snprintf (self->workers_monitor, sizeof self->workers_monitor, "inproc://af-monitor-workers-%p", (void *) self);
+    self->frontend = s_router (self, AF_ZAP_NODES, self->nodes_monitor, true);
+    self->backend = s_router (self, AF_ZAP_WORKERS, self->workers_monitor, false);
+    if (!self->frontend || !self->backend)
         goto failed;
-    self->frontend = s_bind_curve (self, config->nodes, AF_ZAP_NODES,
-                                   self->nodes_endpoint, sizeof self->nodes_endpoint);
-    self->backend = s_bind_curve (self, config->workers, AF_ZAP_WORKERS,
-                                  self->workers_endpoint, sizeof self->workers_endpoint);
-    if (!self->frontend || !self->backend || s_data_dirs (self))
+    af_zap_args_t zap = { self->config.worker_keys, self->nodes_monitor, self->workers_monitor,
+                          self->config.max_per_source, self->config.max_sessions };
+    self->zap = zactor_new (af_zap_actor, &zap);
+    if (!self->zap
+    ||  s_bind (self->frontend, config->nodes, self->nodes_endpoint, sizeof self->nodes_endpoint)
+    ||  s_bind (self->backend, config->workers, self->workers_endpoint, sizeof self->workers_endpoint)
+    ||  s_data_dirs (self))
         goto failed;
     self->transfers = af_transfers_new (self->frontend, self->config.catalog, self->data_dir);
     if (!self->transfers)
@@ -577,7 +699,7 @@ af_broker_new (const af_broker_config_t *config)
     af_dispatch_service (self->dispatch, "matcher");
     self->loop = zloop_new ();
     self->hasher = af_hasher_new (self->loop, (size_t) config->pw_threads, AF_PW_WAITING, config->pwcost);
-    if (!self->hasher)
+    if (!self->hasher || s_metrics (self))
         goto failed;
     zloop_reader (self->loop, self->frontend, s_frontend_event, self);
     zloop_reader (self->loop, self->backend, s_backend_event, self);
@@ -589,6 +711,8 @@ af_broker_new (const af_broker_config_t *config)
     FILE *file = fopen (path, "w");
     if (file) {
         fprintf (file, "nodes=%s\nworkers=%s\n", self->nodes_endpoint, self->workers_endpoint);
+        if (*af_metrics_url (self->metrics))
+            fprintf (file, "metrics=%s\n", af_metrics_url (self->metrics));
         fclose (file);
     }
     return self;
@@ -604,6 +728,7 @@ af_broker_destroy (af_broker_t **self_p)
     af_broker_t *self = *self_p;
     if (!self)
         return;
+    af_metrics_destroy (&self->metrics);
     af_hasher_destroy (&self->hasher);     //  its threads' readers are in the loop
     zloop_destroy (&self->loop);
     af_dispatch_destroy (&self->dispatch);
@@ -620,7 +745,16 @@ af_broker_destroy (af_broker_t **self_p)
     af_outbox_destroy (&self->outbox);
     zhashx_destroy (&self->sources);
     zhashx_destroy (&self->online);
+    zhashx_destroy (&self->backlog);
+    zhashx_destroy (&self->banned);
+    zlistx_destroy (&self->dropping);
+    zlistx_destroy (&self->held);
+    zlistx_destroy (&self->by_seen);
     zhashx_destroy (&self->sessions);
+    zframe_destroy (&self->ping);
+    zframe_destroy (&self->pong [0]);
+    zframe_destroy (&self->pong [1]);
+    af_loglimit_destroy (&self->drop_log);
     zsock_destroy (&self->frontend);
     zsock_destroy (&self->backend);
     zactor_destroy (&self->zap);

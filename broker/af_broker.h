@@ -45,10 +45,12 @@ typedef struct {
     int quota_data_blobs;           //  user-data blobs waiting for pushes
     int quota_data_mib;             //  bytes of them
     int data_grace_s;               //  a blob no push names is removed after this
+    size_t max_per_source;          //  connections one address may hold on a socket
     //  Push policy (S2.3): what an initiating device must report
     char min_node_version [32];     //  "" = any
     char require [512];             //  "name=value, ..." attestations; "" = none
     int max_age_s;                  //  attestations older than this fail
+    char metrics [64];              //  HOST:PORT of the Prometheus listener, "" = none
     bool verbose;
 } af_broker_config_t;
 
@@ -74,6 +76,11 @@ void af_broker_destroy (af_broker_t **self_p);
 
 //  Serve until interrupted (SIGINT/SIGTERM). Returns 0.
 int af_broker_run (af_broker_t *self);
+
+//  --status: print the figures of the broker on data_dir (running or
+//  not), as text or JSON; with watch_s > 0 again every watch_s seconds
+//  until interrupted. 0, or 1 if there are none (message on stderr).
+int broker_status (const char *data_dir, bool json, int watch_s);
 
 //  The endpoints actually bound (with the real port if '*' was asked).
 const char *af_broker_nodes_endpoint (af_broker_t *self);

@@ -52,7 +52,7 @@ s_key (uint8_t *key, const char *account, const char *device_id, const char *pro
     memcpy (key, account, len + 1);
     len++;
     if (device_id) {
-        if (af_id_from_hex (device_id, key + len))
+        if (af_id_from_hex (device_id, key + len) != AF_OK)
             return 0;
         len += AF_ID_SIZE;
     }

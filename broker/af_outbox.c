@@ -45,7 +45,7 @@ static size_t
 s_prefix (uint8_t *key, const char *account, const char *device_id)
 {
     size_t len = strlen (account);
-    if (len == 0 || len > AF_MAX_ACCOUNT || af_id_from_hex (device_id, key + len + 1))
+    if (len == 0 || len > AF_MAX_ACCOUNT || af_id_from_hex (device_id, key + len + 1) != AF_OK)
         return 0;
     memcpy (key, account, len);
     key [len] = 0;

@@ -53,11 +53,11 @@ s_key (uint8_t *key, const char *account, const char *id1, const char *id2)
         return 0;
     memcpy (key, account, len + 1);
     len++;
-    if (af_id_from_hex (id1, key + len))
+    if (af_id_from_hex (id1, key + len) != AF_OK)
         return 0;
     len += AF_ID_SIZE;
     if (id2) {
-        if (af_id_from_hex (id2, key + len))
+        if (af_id_from_hex (id2, key + len) != AF_OK)
             return 0;
         len += AF_ID_SIZE;
     }
@@ -119,7 +119,7 @@ s_record_put (af_pushes_t *self, MDB_txn *txn, const uint8_t *key, size_t keylen
               const char *initiator, uint64_t created, af_msg_t *record)
 {
     uint8_t id [AF_ID_SIZE];
-    if (af_id_from_hex (initiator, id))
+    if (af_id_from_hex (initiator, id) != AF_OK)
         return -1;
     zframe_t *frame = af_msg_encode (record);
     if (!frame)

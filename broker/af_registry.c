@@ -273,7 +273,7 @@ af_registry_login (af_registry_t *self, const char *account, const char *device_
         goto refused;
     }
     if (*device_id) {
-        if (af_id_from_hex (device_id, id)) {
+        if (af_id_from_hex (device_id, id) != AF_OK) {
             snprintf (err, errlen, "device ID '%s' is not %d lowercase hex digits", device_id, AF_ID_HEX);
             code = AF_E_MALFORMED;
             goto refused;
@@ -374,7 +374,7 @@ s_read_device (af_registry_t *self, MDB_txn *txn, const char *account, const cha
 {
     uint8_t id [AF_ID_SIZE];
     uint8_t dkey [AF_MAX_ACCOUNT + 1 + AF_ID_SIZE];
-    if (af_id_from_hex (device_id, id))
+    if (af_id_from_hex (device_id, id) != AF_OK)
         return AF_E_NO_DEVICE;
     int rc = af_store_get (txn, self->devices, dkey, s_device_key (dkey, account, id), value);
     if (rc == MDB_NOTFOUND || (rc == 0 && value->mv_size < DEVICE_HEADER))
@@ -410,7 +410,7 @@ af_registry_device (af_registry_t *self, const char *account, const char *device
     int code = s_read_device (self, txn, account, device_id, &value);
     if (code == AF_OK
     &&  af_device_unpack ((uint8_t *) value.mv_data + DEVICE_HEADER, value.mv_size - DEVICE_HEADER,
-                          device, err, sizeof err)) {
+                          device, err, sizeof err) != AF_OK) {
         zsys_error ("registry: device %s of '%s' has a corrupt record: %s", device_id, account, err);
         code = AF_E_INTERNAL;
     }
@@ -460,7 +460,7 @@ af_registry_devices (af_registry_t *self, const char *account, af_device_t **dev
        &&  n < AF_MAX_DEVICES) {
         if (value.mv_size >= DEVICE_HEADER
         &&  af_device_unpack ((uint8_t *) value.mv_data + DEVICE_HEADER, value.mv_size - DEVICE_HEADER,
-                              &list [n], err, sizeof err) == 0)
+                              &list [n], err, sizeof err) == AF_OK)
             n++;
         else
             zsys_error ("registry: skipping a corrupt device record of '%s'", account);
@@ -560,7 +560,7 @@ af_registry_remove_txn (af_registry_t *self, MDB_txn *txn, const char *account, 
 {
     assert (self && txn);
     uint8_t id [AF_ID_SIZE], by_id [AF_ID_SIZE];
-    if (af_id_from_hex (device_id, id) || af_id_from_hex (by, by_id))
+    if (af_id_from_hex (device_id, id) != AF_OK || af_id_from_hex (by, by_id) != AF_OK)
         return AF_E_MALFORMED;
     uint8_t dkey [AF_MAX_ACCOUNT + 1 + AF_ID_SIZE];
     size_t dkeylen = s_device_key (dkey, account, id);

@@ -1,34 +1,56 @@
 /*  =========================================================================
     af_syncindex - install lists in memory for sync diffs, and matcher answers
 
-    See af_syncindex.h. An account's index is one array of entries (its
-    installs, then its history), a hash from program to the list of its
-    entries (installs first, then the history entry) and a hash from
-    device to the set of its programs. A diff is two passes over the
-    programs: the first counts, so the SYNC_DIFF is allocated once at its
-    size, the second fills it.
+    See af_syncindex.h. An account's index is one array of 32-byte entries
+    (its installs, device by device, then its history), its programs in
+    the order first seen, each with the chain of its entries (installs
+    first, then the history entry), and one pool for the names, so a
+    device's list of 300 apps costs about 11 KiB in memory. A diff marks
+    the asker's programs from its own entries, then makes two passes over
+    the programs: the first counts, so the SYNC_DIFF is allocated once at
+    its size, the second fills it.
     =========================================================================
 */
 #include "af_syncindex.h"
 
-//  One install, as the index holds it
+//  One install (or the history entry of a program), as the index holds
+//  it: 32 bytes, its strings in the index's pool. A program's entries are
+//  chained: its installs in device order, then its history entry.
+#define NONE    UINT32_MAX
+
 typedef struct {
-    char device_id [AF_ID_HEX + 1];     //  "" for history
-    uint32_t device;                    //  its number in the index's device table
-    char program [AF_MAX_PROGRAM + 1];
-    char version_name [AF_MAX_VERSION_NAME + 1];
+    uint32_t program;               //  in index->programs
+    uint32_t device;                //  its number in the device table; NONE for history
+    uint32_t version;               //  offset of the version name in the pool
+    uint32_t next;                  //  the program's next entry, or NONE
     uint64_t version_code;
     uint64_t at;
 } entry_t;
 
 typedef struct {
+    uint32_t name;                  //  offset in the pool
+    uint32_t first, last;           //  its chain of entries
+    uint32_t count;                 //  entries in it
+} program_t;
+
+//  A device's installs are contiguous (lists come in key order): entries
+//  first .. end - 1
+typedef struct {
+    char id [AF_ID_HEX + 1];
+    uint32_t first, end;
+} device_t;
+
+typedef struct {
     entry_t *entries;
-    size_t count, alloc;
-    size_t installs;                //  entries before this are installs, after: history
-    zhashx_t *programs;             //  program -> zlistx of its entries
-    zhashx_t *devices;              //  device ID -> zhashx set of its programs
-    char (*device_ids) [AF_ID_HEX + 1];     //  the devices with installs, numbered
-    uint32_t device_count;
+    uint32_t count, alloc;
+    uint32_t installs;              //  entries before this are installs, after: history
+    program_t *programs;            //  in the order first seen
+    uint32_t program_count, program_alloc;
+    zhashx_t *by_name;              //  program name -> its number + 1
+    char *pool;                     //  program and version names, NUL-terminated
+    size_t pool_used, pool_alloc;
+    device_t *devices;
+    uint32_t device_count, device_alloc;
 } index_t;
 
 typedef struct {
@@ -47,10 +69,11 @@ s_index_free (void **item)
 {
     index_t *index = (index_t *) *item;
     if (index) {
-        zhashx_destroy (&index->programs);
-        zhashx_destroy (&index->devices);
-        free (index->device_ids);
+        zhashx_destroy (&index->by_name);
         free (index->entries);
+        free (index->programs);
+        free (index->pool);
+        free (index->devices);
         free (index);
         *item = NULL;
     }
@@ -98,60 +121,78 @@ af_syncindex_drop (af_syncindex_t *self, const char *account)
     zhashx_delete (self->indexes, account);
 }
 
+//  Grow an array of count elements of size bytes to hold one more
+static void *
+s_grow (void *array, uint32_t count, uint32_t *alloc, size_t size)
+{
+    if (count < *alloc)
+        return array;
+    *alloc = *alloc? 2 * *alloc: 64;
+    array = realloc (array, (size_t) *alloc * size);
+    assert (array);
+    return array;
+}
+
+//  A string into the pool: its offset
+static uint32_t
+s_pool_add (index_t *index, const char *text)
+{
+    size_t len = strlen (text) + 1;
+    if (index->pool_used + len > index->pool_alloc) {
+        index->pool_alloc = (index->pool_alloc + len) * 2;
+        index->pool = (char *) realloc (index->pool, index->pool_alloc);
+        assert (index->pool);
+    }
+    assert (index->pool_used + len < UINT32_MAX);
+    memcpy (index->pool + index->pool_used, text, len);
+    index->pool_used += len;
+    return (uint32_t) (index->pool_used - len);
+}
+
 static int
 s_index_add (const char *device_id, const af_msg_t *app, void *arg)
 {
     index_t *index = (index_t *) arg;
-    if (index->count == index->alloc) {
-        size_t alloc = index->alloc? 2 * index->alloc: 256;
-        entry_t *entries = (entry_t *) realloc (index->entries, alloc * sizeof *entries);
-        assert (entries);
-        index->entries = entries;
-        index->alloc = alloc;
+    bool history = !*device_id;
+    uint32_t at = index->count;
+    if (!history && (index->device_count == 0
+                 ||  !streq (index->devices [index->device_count - 1].id, device_id))) {
+        index->devices = (device_t *) s_grow (index->devices, index->device_count, &index->device_alloc,
+                                              sizeof (device_t));
+        device_t *device = &index->devices [index->device_count++];
+        snprintf (device->id, sizeof device->id, "%s", device_id);
+        device->first = device->end = at;
     }
+    uintptr_t known = (uintptr_t) zhashx_lookup (index->by_name, app->program);
+    uint32_t number = (uint32_t) known - 1;
+    if (!known) {
+        index->programs = (program_t *) s_grow (index->programs, index->program_count, &index->program_alloc,
+                                                sizeof (program_t));
+        number = index->program_count++;
+        program_t *program = &index->programs [number];
+        program->name = s_pool_add (index, app->program);
+        program->first = program->last = NONE;
+        program->count = 0;
+        zhashx_insert (index->by_name, app->program, (void *) (uintptr_t) (number + 1));
+    }
+    index->entries = (entry_t *) s_grow (index->entries, index->count, &index->alloc, sizeof (entry_t));
     entry_t *entry = &index->entries [index->count++];
-    snprintf (entry->device_id, sizeof entry->device_id, "%s", device_id);
-    snprintf (entry->program, sizeof entry->program, "%s", app->program);
-    snprintf (entry->version_name, sizeof entry->version_name, "%s", app->version_name);
+    entry->program = number;
+    entry->device = history? NONE: index->device_count - 1;
+    entry->version = s_pool_add (index, app->version_name);
+    entry->next = NONE;
     entry->version_code = app->version_code;
     entry->at = app->at;
+    program_t *program = &index->programs [number];
+    if (program->last == NONE)
+        program->first = at;
+    else
+        index->entries [program->last].next = at;
+    program->last = at;
+    program->count++;
+    if (!history)
+        index->devices [index->device_count - 1].end = index->count;
     return 0;
-}
-
-//  Index the entries once they are all read (the array no longer moves)
-static void
-s_index_build (index_t *index)
-{
-    index->programs = zhashx_new ();
-    zhashx_set_destructor (index->programs, (zhashx_destructor_fn *) zlistx_destroy);
-    index->devices = zhashx_new ();
-    zhashx_set_destructor (index->devices, (zhashx_destructor_fn *) zhashx_destroy);
-    for (size_t i = 0; i < index->count; i++) {
-        entry_t *entry = &index->entries [i];
-        zlistx_t *list = (zlistx_t *) zhashx_lookup (index->programs, entry->program);
-        if (!list) {
-            list = zlistx_new ();
-            zhashx_insert (index->programs, entry->program, list);
-        }
-        zlistx_add_end (list, entry);
-        if (i < index->installs) {
-            zhashx_t *set = (zhashx_t *) zhashx_lookup (index->devices, entry->device_id);
-            if (!set) {
-                set = zhashx_new ();
-                zhashx_insert (index->devices, entry->device_id, set);
-            }
-            zhashx_update (set, entry->program, (void *) 1);
-        }
-    }
-    //  Number the devices (entries come in key order, a device's together)
-    index->device_ids = calloc (zhashx_size (index->devices) + 1, AF_ID_HEX + 1);
-    assert (index->device_ids);
-    for (size_t i = 0; i < index->installs; i++) {
-        entry_t *entry = &index->entries [i];
-        if (index->device_count == 0 || !streq (index->device_ids [index->device_count - 1], entry->device_id))
-            memcpy (index->device_ids [index->device_count++], entry->device_id, AF_ID_HEX + 1);
-        entry->device = index->device_count - 1;
-    }
 }
 
 //  The account's install lists and history, from memory or read once
@@ -163,6 +204,8 @@ s_index (af_syncindex_t *self, const char *account)
         return index;
     index = (index_t *) zmalloc (sizeof (index_t));
     assert (index);
+    index->by_name = zhashx_new ();
+    assert (index->by_name);
     int code = af_lists_each (self->lists, account, NULL, s_index_add, index);
     index->installs = index->count;
     if (code == AF_OK)
@@ -172,62 +215,65 @@ s_index (af_syncindex_t *self, const char *account)
         s_index_free (&item);
         return NULL;
     }
-    s_index_build (index);
     if (zhashx_size (self->indexes) >= AF_INDEX_CACHE_MAX)
         zhashx_purge (self->indexes);
     zhashx_insert (self->indexes, account, index);
     return index;
 }
 
-//  One pass over the programs device lacks: counts entries (or, grouped,
-//  holders) and programs; with out->diff allocated, fills them in
+//  One pass over the programs the device lacks (mine: per program, true
+//  if it has it): counts entries (or, grouped, holders) and programs;
+//  with out->diff allocated, fills them in
 static uint32_t
-s_diff_pass (index_t *index, zhashx_t *mine, uint32_t cap, bool grouped, af_sync_diff_t *out)
+s_diff_pass (index_t *index, const bool *mine, uint32_t cap, bool grouped, af_sync_diff_t *out)
 {
     uint32_t n = 0;
     af_msg_t *diff = out->diff;
-    for (zlistx_t *list = (zlistx_t *) zhashx_first (index->programs); list && n < cap;
-         list = (zlistx_t *) zhashx_next (index->programs)) {
-        entry_t *entry = (entry_t *) zlistx_first (list);
-        if (mine && zhashx_lookup (mine, entry->program))
+    for (uint32_t number = 0; number < index->program_count && n < cap; number++) {
+        if (mine && mine [number])
             continue;
+        program_t *program = &index->programs [number];
+        const char *name = index->pool + program->name;
         if (grouped && out->program_count == AF_MAX_DIFF) {
             if (diff)
                 diff->truncated = true;
             break;
         }
         //  Each device that has it; or, if none has it now, its history
-        bool installed = entry < index->entries + index->installs;
+        entry_t *entry = &index->entries [program->first];
+        bool installed = entry->device != NONE;
         uint32_t slot = out->program_count++;
         af_prog_t *prog = grouped && diff? &diff->progs [slot]: NULL;
         if (diff)
-            memcpy (out->programs [slot], entry->program, AF_MAX_PROGRAM + 1);
+            snprintf (out->programs [slot], AF_MAX_PROGRAM + 1, "%s", name);
         if (prog)
-            memcpy (prog->program, entry->program, sizeof prog->program);
-        for (; entry && n < cap; entry = (entry_t *) zlistx_next (list)) {
-            bool history = entry >= index->entries + index->installs;
+            snprintf (prog->program, sizeof prog->program, "%s", name);
+        for (; entry && n < cap; entry = entry->next == NONE? NULL: &index->entries [entry->next]) {
+            bool history = entry->device == NONE;
             if (history && installed)
                 break;
+            const char *version = index->pool + entry->version;
             if (prog && history)
-                memcpy (prog->had, entry->version_name, sizeof prog->had);
+                snprintf (prog->had, sizeof prog->had, "%s", version);
             else
             if (prog) {
                 if (!prog->holders) {           //  room for every device that may have it
-                    af_prog_set_holder_count (prog, (uint32_t) zlistx_size (list));
+                    af_prog_set_holder_count (prog, program->count);
                     prog->holder_count = 0;
                 }
                 af_holder_t *holder = &prog->holders [prog->holder_count++];
                 holder->device = entry->device;
-                memcpy (holder->version_name, entry->version_name, sizeof holder->version_name);
+                snprintf (holder->version_name, sizeof holder->version_name, "%s", version);
             }
             else
             if (diff) {
                 af_app_t *app = &diff->apps [n];
-                memcpy (app->program, entry->program, sizeof app->program);
-                memcpy (app->version_name, entry->version_name, sizeof app->version_name);
+                snprintf (app->program, sizeof app->program, "%s", name);
+                snprintf (app->version_name, sizeof app->version_name, "%s", version);
                 app->version_code = entry->version_code;
                 app->at = entry->at;
-                memcpy (app->device_id, history? "": entry->device_id, history? 1: sizeof app->device_id);
+                snprintf (app->device_id, sizeof app->device_id, "%s",
+                          history? "": index->devices [entry->device].id);
                 out->slot [n] = slot;
             }
             n += !(grouped && history);
@@ -245,7 +291,13 @@ af_syncindex_diff (af_syncindex_t *self, const char *account, const char *device
     index_t *index = s_index (self, account);
     if (!index)
         return AF_E_INTERNAL;
-    zhashx_t *mine = (zhashx_t *) zhashx_lookup (index->devices, device_id);
+    //  What the asker has: a mark per program, from its own entries
+    bool *mine = (bool *) calloc (index->program_count + 1, sizeof (bool));
+    assert (mine);
+    for (uint32_t d = 0; d < index->device_count; d++)
+        if (streq (index->devices [d].id, device_id))
+            for (uint32_t i = index->devices [d].first; i < index->devices [d].end; i++)
+                mine [index->entries [i].program] = true;
     //  Count first (one more than fits: is there more?), then fill
     uint32_t cap = grouped? AF_MAX_HOLDERS: AF_MAX_DIFF;
     uint32_t total = s_diff_pass (index, mine, cap + 1, grouped, out);
@@ -259,7 +311,7 @@ af_syncindex_diff (af_syncindex_t *self, const char *account, const char *device
         af_msg_set_prog_count (out->diff, programs);
         af_msg_set_device_count (out->diff, index->device_count);
         for (uint32_t i = 0; i < index->device_count; i++)
-            memcpy (out->diff->devices [i].id, index->device_ids [i], AF_ID_HEX + 1);
+            memcpy (out->diff->devices [i].id, index->devices [i].id, AF_ID_HEX + 1);
     }
     else {
         af_msg_set_app_count (out->diff, count);
@@ -268,6 +320,7 @@ af_syncindex_diff (af_syncindex_t *self, const char *account, const char *device
     }
     out->program_count = 0;
     s_diff_pass (index, mine, cap, grouped, out);
+    free (mine);
     return AF_OK;
 }
 

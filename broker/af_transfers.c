@@ -3,8 +3,10 @@
 
     See af_transfers.h. Memory: one read buffer and one compression buffer
     for the whole engine, AF_CHUNK_CACHE encoded chunks, and what sits in
-    the socket's queues (at most AF_MAX_CREDIT chunks per transfer, shared
-    with the cache when several receivers are at the same place).
+    the socket's queues (at most AF_MAX_CREDIT chunks per transfer and
+    AF_PEER_HWM messages per receiver, shared with the cache when several
+    receivers are at the same place). A transfer that met a full queue is
+    marked stalled and counted; it is pumped again by af_transfers_resume.
     =========================================================================
 */
 #include "af_transfers.h"
@@ -13,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sodium.h>
 #include <zstd.h>
 
 typedef struct {
@@ -32,6 +35,7 @@ typedef struct {
     uint32_t credit;
     af_transfer_for_t target;       //  for the progress function
     int64_t progress_at;            //  when it was last called
+    bool stalled;                   //  the receiver's queue was full
 } transfer_t;
 
 struct _af_transfers_t {
@@ -49,6 +53,7 @@ struct _af_transfers_t {
     void *progress_arg;
     uint64_t bytes_read;
     uint64_t chunks_sent;
+    size_t stalled;                 //  transfers waiting for room
 };
 
 static void
@@ -190,11 +195,26 @@ s_chunk (af_transfers_t *self, transfer_t *transfer, uint64_t offset)
     return cached;
 }
 
-//  Send what the transfer's credit allows. Returns true when it finished
-//  (the caller removes it) or failed.
+//  Remove a transfer from the table, keeping the count of stalled ones
+static void
+s_remove (af_transfers_t *self, const char *key)
+{
+    transfer_t *transfer = (transfer_t *) zhashx_lookup (self->transfers, key);
+    if (transfer && transfer->stalled)
+        self->stalled--;
+    zhashx_delete (self->transfers, key);
+}
+
+//  Send what the transfer's credit allows, as far as the receiver's queue
+//  takes it. Returns true when it finished (the caller removes it) or
+//  failed; a full queue stalls it (false).
 static bool
 s_pump (af_transfers_t *self, transfer_t *transfer)
 {
+    if (transfer->stalled) {
+        transfer->stalled = false;
+        self->stalled--;
+    }
     uint64_t before = transfer->next;
     bool failed = false;
     while (transfer->credit && transfer->next < transfer->total) {
@@ -203,12 +223,21 @@ s_pump (af_transfers_t *self, transfer_t *transfer)
             failed = true;
             break;
         }
+        //  The routing frame goes first: libzmq refuses it when the
+        //  receiver's queue is full, and then nothing of the chunk went
+        if (zframe_send (&transfer->routing, self->sock, ZFRAME_MORE | ZFRAME_REUSE)) {
+            if (zmq_errno () == EAGAIN) {
+                transfer->stalled = true;
+                self->stalled++;
+            }
+            else
+                failed = true;          //  the receiver is gone
+            break;
+        }
         zmq_msg_t copy;
         zmq_msg_init (&copy);
         zmq_msg_copy (&copy, &cached->msg);         //  shares the bytes
-        void *handle = zsock_resolve (self->sock);
-        if (zframe_send (&transfer->routing, self->sock, ZFRAME_MORE | ZFRAME_REUSE)
-        ||  zmq_msg_send (&copy, handle, 0) == -1) {
+        if (zmq_msg_send (&copy, zsock_resolve (self->sock), 0) == -1) {
             zmq_msg_close (&copy);
             zsys_warning ("transfer: cannot send a chunk to %s", transfer->session);
             failed = true;
@@ -240,6 +269,24 @@ af_transfers_fetch (af_transfers_t *self, const char *session, zframe_t *routing
     if (!hex) {
         snprintf (err, errlen, "'%s' is not a package hash (64 lowercase hex digits)", hash);
         return AF_E_MALFORMED;
+    }
+    //  Each is an open file: bounded in all and per connection (a repeated
+    //  FETCH of the same file replaces its transfer, so it is not counted)
+    char key [64 + AF_HASH_HEX];
+    snprintf (key, sizeof key, "%s/%s", session, hash);
+    size_t mine = 0, prefix = strlen (session);
+    for (transfer_t *other = (transfer_t *) zhashx_first (self->transfers); other;
+         other = (transfer_t *) zhashx_next (self->transfers))
+        mine += strncmp (other->key, session, prefix) == 0 && other->key [prefix] == '/' && strcmp (other->key, key);
+    bool again = zhashx_lookup (self->transfers, key) != NULL;
+    if (mine >= AF_MAX_SESSION_TRANSFERS || (!again && zhashx_size (self->transfers) >= AF_MAX_TRANSFERS)) {
+        if (mine >= AF_MAX_SESSION_TRANSFERS)
+            snprintf (err, errlen, "the broker is sending this connection %d packages already; "
+                      "FETCH again once one is done", AF_MAX_SESSION_TRANSFERS);
+        else
+            snprintf (err, errlen, "the broker is sending %d packages already; FETCH again in a while",
+                      AF_MAX_TRANSFERS);
+        return AF_E_UNAVAILABLE;
     }
     char path [900];
     int fd = -1;
@@ -284,7 +331,7 @@ af_transfers_fetch (af_transfers_t *self, const char *session, zframe_t *routing
     else
         memset (&transfer->target, 0, sizeof transfer->target);
     //  A repeated FETCH replaces the running transfer (the node lost its place)
-    zhashx_delete (self->transfers, transfer->key);
+    s_remove (self, transfer->key);
     if (s_pump (self, transfer)) {
         //  Finished at once (small blob) or failed: nothing to keep
         void *item = transfer;
@@ -306,7 +353,7 @@ af_transfers_credit (af_transfers_t *self, const char *session, const char *hash
     //  Never more than the protocol's window in flight
     transfer->credit = transfer->credit + credit > AF_MAX_CREDIT? AF_MAX_CREDIT: transfer->credit + credit;
     if (s_pump (self, transfer))
-        zhashx_delete (self->transfers, key);
+        s_remove (self, key);
     return AF_OK;
 }
 
@@ -320,8 +367,33 @@ af_transfers_drop (af_transfers_t *self, const char *session)
         if (strncmp (t->key, session, len) == 0 && t->key [len] == '/')
             zlistx_add_end (gone, t->key);
     for (const char *key = (const char *) zlistx_first (gone); key; key = (const char *) zlistx_next (gone))
-        zhashx_delete (self->transfers, key);
+        s_remove (self, key);
     zlistx_destroy (&gone);
+}
+
+size_t
+af_transfers_stalled (af_transfers_t *self)
+{
+    assert (self);
+    return self->stalled;
+}
+
+size_t
+af_transfers_resume (af_transfers_t *self)
+{
+    assert (self);
+    if (!self->stalled)
+        return 0;
+    zlistx_t *waiting = zlistx_new ();
+    for (transfer_t *t = (transfer_t *) zhashx_first (self->transfers); t;
+         t = (transfer_t *) zhashx_next (self->transfers))
+        if (t->stalled)
+            zlistx_add_end (waiting, t);
+    for (transfer_t *t = (transfer_t *) zlistx_first (waiting); t; t = (transfer_t *) zlistx_next (waiting))
+        if (s_pump (self, t))
+            zhashx_delete (self->transfers, t->key);        //  no longer stalled: s_pump cleared it
+    zlistx_destroy (&waiting);
+    return self->stalled;
 }
 
 size_t
@@ -335,4 +407,71 @@ af_transfers_stats (af_transfers_t *self, uint64_t *bytes_read, uint64_t *chunks
 {
     *bytes_read = self->bytes_read;
     *chunks_sent = self->chunks_sent;
+}
+
+//  --------------------------------------------------------------------------
+//  Self test: each transfer holds a descriptor, so they are bounded
+
+void
+af_transfers_test (bool verbose)
+{
+    if (verbose)
+        printf (" * af_transfers: ");
+    char dir [] = "/tmp/af_transfers_test_XXXXXX";
+    assert (mkdtemp (dir));
+    zsock_t *router = zsock_new (ZMQ_ROUTER);
+    assert (router && zsock_bind (router, "inproc://af_transfers_test") == 0);
+    zsock_set_router_mandatory (router, 1);
+    zsock_t *dealer = zsock_new_dealer (">inproc://af_transfers_test");
+    assert (dealer);
+    zstr_send (dealer, "hello");
+    zframe_t *routing = zframe_recv (router);
+    assert (routing);
+    char *hello = zstr_recv (router);
+    zstr_free (&hello);
+
+    //  Six blobs of one byte each in the store's layout
+    char hashes [AF_MAX_SESSION_TRANSFERS + 2][AF_HASH_HEX + 1];
+    for (int i = 0; i < AF_MAX_SESSION_TRANSFERS + 2; i++) {
+        uint8_t hash [AF_HASH_SIZE];
+        randombytes_buf (hash, sizeof hash);
+        sodium_bin2hex (hashes [i], sizeof hashes [i], hash, sizeof hash);
+        assert (zsys_dir_create ("%s/blobs/%.2s", dir, hashes [i]) == 0);
+        char path [PATH_MAX];
+        snprintf (path, sizeof path, "%s/blobs/%.2s/%s", dir, hashes [i], hashes [i]);
+        FILE *file = fopen (path, "w");
+        assert (file && fwrite ("x", 1, 1, file) == 1 && fclose (file) == 0);
+    }
+    af_transfers_t *transfers = af_transfers_new (router, dir, NULL);
+    assert (transfers);
+    char err [256];
+    //  With no credit nothing is sent: each transfer stays open
+    for (int i = 0; i < AF_MAX_SESSION_TRANSFERS; i++)
+        assert (af_transfers_fetch (transfers, "s1", routing, hashes [i], 0, 0, NULL, err, sizeof err) == AF_OK);
+    assert (af_transfers_active (transfers) == AF_MAX_SESSION_TRANSFERS);
+    //  One more to the same connection is refused, for now, and says why
+    int code = af_transfers_fetch (transfers, "s1", routing, hashes [AF_MAX_SESSION_TRANSFERS], 0, 0, NULL,
+                                   err, sizeof err);
+    assert (code == AF_E_UNAVAILABLE && strstr (err, "FETCH again"));
+    //  A FETCH again of one it has replaces it: not one more
+    assert (af_transfers_fetch (transfers, "s1", routing, hashes [0], 0, 0, NULL, err, sizeof err) == AF_OK);
+    assert (af_transfers_active (transfers) == AF_MAX_SESSION_TRANSFERS);
+    //  Another connection is not held back by this one
+    assert (af_transfers_fetch (transfers, "s2", routing, hashes [AF_MAX_SESSION_TRANSFERS], 0, 0, NULL,
+                                err, sizeof err) == AF_OK);
+    //  Its own prefix does not count another's ("s1" is not "s10")
+    assert (af_transfers_fetch (transfers, "s10", routing, hashes [AF_MAX_SESSION_TRANSFERS + 1], 0, 0, NULL,
+                                err, sizeof err) == AF_OK);
+    assert (af_transfers_active (transfers) == AF_MAX_SESSION_TRANSFERS + 2);
+
+    af_transfers_destroy (&transfers);
+    assert (!transfers);
+    zframe_destroy (&routing);
+    zsock_destroy (&dealer);
+    zsock_destroy (&router);
+    zdir_t *tree = zdir_new (dir, NULL);
+    zdir_remove (tree, true);
+    zdir_destroy (&tree);
+    if (verbose)
+        printf ("OK\n");
 }

@@ -7,6 +7,13 @@
     a transfer holds at most AF_MAX_CREDIT chunks in the broker's socket
     queue whatever the blob's size or the receiver's speed.
 
+    The socket is a ROUTER with ZMQ_ROUTER_MANDATORY and a send timeout
+    of 0: when libzmq's short queue for the receiver is full, a chunk is
+    refused (EAGAIN) and the transfer waits, its offset and credit as they
+    were, until af_transfers_resume sends on; so no chunk is lost, sent
+    twice or sent without credit. A receiver that is gone (EHOSTUNREACH)
+    ends its transfer.
+
     Chunks are read with pread from the blob store (the matcher's catalog
     directory, DIR/blobs/ab/abcd...), compressed with zstd level 1 and
     sent raw when that does not make them smaller. An encoded CHUNK names
@@ -62,7 +69,9 @@ void af_transfers_set_progress (af_transfers_t *self, af_transfer_progress_fn *f
 //  a blob the session is already receiving restarts it at the new offset.
 //  Returns AF_OK, or AF_E_MALFORMED (bad hash or offset past the end),
 //  AF_E_NO_BLOB (no such file in the store), AF_E_INTERNAL (cannot read
-//  it), with err saying so.
+//  it), AF_E_UNAVAILABLE (AF_MAX_TRANSFERS files are being sent, or
+//  AF_MAX_SESSION_TRANSFERS to this session: each holds a descriptor),
+//  with err saying so.
 //  target (copied; may be NULL) is handed back to the progress function.
 int af_transfers_fetch (af_transfers_t *self, const char *session, zframe_t *routing,
                         const char *hash, uint64_t offset, uint32_t credit,
@@ -77,10 +86,20 @@ int af_transfers_credit (af_transfers_t *self, const char *session, const char *
 //  Forget every transfer of a session (it went away).
 void af_transfers_drop (af_transfers_t *self, const char *session);
 
+//  Transfers waiting for room in their receiver's queue
+size_t af_transfers_stalled (af_transfers_t *self);
+
+//  Send on for every waiting transfer, as far as the queues take it.
+//  Returns how many still wait.
+size_t af_transfers_resume (af_transfers_t *self);
+
 //  Transfers running now
 size_t af_transfers_active (af_transfers_t *self);
 
 //  Bytes read from blob files and encoded chunks sent, since creation
 void af_transfers_stats (af_transfers_t *self, uint64_t *bytes_read, uint64_t *chunks_sent);
+
+//  Self test
+void af_transfers_test (bool verbose);
 
 #endif

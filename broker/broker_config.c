@@ -39,6 +39,7 @@ af_broker_config_defaults (af_broker_config_t *config)
     config->quota_data_blobs = AF_QUOTA_DATA_BLOBS;
     config->quota_data_mib = AF_QUOTA_DATA_MIB;
     config->data_grace_s = AF_DATA_GRACE_MS / 1000;
+    config->max_per_source = AF_MAX_PER_SOURCE;
 }
 
 typedef enum { T_STR, T_INT, T_SIZE, T_BOOL, T_VERSION, T_PWCOST } type_t;
@@ -68,8 +69,10 @@ static const setting_t s_settings [] = {
     STR ("broker/catalog", catalog),
     NUM ("broker/list_every", T_INT, list_every_s, 0, 365 * 86400),
     NUM ("broker/map_size", T_INT, map_mib, 1, 1024 * 1024),
+    STR ("broker/metrics", metrics),
     NUM ("security/pw_threads", T_INT, pw_threads, 1, 16),
     NUM ("security/pw_per_source", T_INT, pw_per_source, 1, 1000000),
+    NUM ("security/max_per_source", T_SIZE, max_per_source, 1, 10000000),
     { "security/pwhash", T_PWCOST, offsetof (af_broker_config_t, pwcost), 0, 0, 0 },
     STR ("security/worker_keys", worker_keys),
     { "policy/min_node_version", T_VERSION, offsetof (af_broker_config_t, min_node_version),
@@ -119,7 +122,7 @@ s_apply (const setting_t *setting, const char *text, af_broker_config_t *config,
                 return -1;
             }
             uint32_t parsed;
-            if (setting->type == T_VERSION && af_version_parse (text, &parsed)) {
+            if (setting->type == T_VERSION && af_version_parse (text, &parsed) != AF_OK) {
                 snprintf (err, errlen, "%s: '%s' is not a dotted version", setting->path, text);
                 return -1;
             }

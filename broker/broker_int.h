@@ -3,7 +3,8 @@
 
     The broker is one single-threaded reactor split by concern, the way
     Mosquitto and Redis split theirs: af_broker.c owns the life cycle, the
-    sockets, batch receive, the timer and the command table; one
+    sockets, batch receive, the timer and the command table; broker_send.c
+    group commit and everything that goes out to nodes; one
     handle_*.c file per protocol concern implements its commands in the
     order protocol/SPEC.md gives them; storage lives in classes (af_registry,
     af_outbox, af_pushes, af_lists, af_configs) and the worker core in
@@ -31,11 +32,15 @@
 #include "af_syncindex.h"
 #include "af_hasher.h"
 #include "af_guesses.h"
+#include "af_peers.h"
+#include "af_loglimit.h"
+#include "af_metrics.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -57,7 +62,31 @@ typedef struct {
     bool pw_busy;                   //  a password job of this connection runs
     uint32_t pw_count;              //  password jobs started this minute
     int64_t pw_since;               //  monotonic ms: start of that minute
+    //  Sending (af_broker.c): what libzmq's short queue for the connection
+    //  had no room for waits here, counted in bytes
+    zlistx_t *queue;                //  encoded messages (zframe_t), oldest first
+    size_t queued;                  //  their bytes, with held at most AF_MAX_PEER_QUEUE
+    size_t held;                    //  bytes a batch holds for it until its commit
+    bool dropped;                   //  it does not read: removed at the next safe point
+    int fd;                         //  the connection's socket (ZMQ_SRCFD), -1 if unknown
+    int port;                       //  its peer's port, to tell it from a later one on fd
+    void *seen;                     //  its place in self->by_seen (zlistx handle)
 } session_t;
+
+//  What the broker counts for its figures (broker_metrics.c); each only
+//  grows while the broker runs
+typedef struct {
+    uint64_t messages_in;           //  from nodes
+    uint64_t messages_out;          //  to nodes
+    uint64_t logins;                //  accepted
+    uint64_t login_failures;        //  refused
+    uint64_t registrations;
+    uint64_t refused;               //  connections refused a session
+    uint64_t dropped;               //  sessions dropped: they did not read
+    uint64_t batches;               //  reactor wake-ups that read messages
+    uint64_t commit_sizes [AF_COMMIT_BUCKETS];  //  group commits by changes carried
+    uint64_t errors [AF_CODE_LAST - AF_CODE_FIRST + 1];   //  ERRORs sent, by code
+} broker_stats_t;
 
 struct _af_broker_t {
     af_broker_config_t config;
@@ -68,6 +97,9 @@ struct _af_broker_t {
     zsock_t *backend;
     zloop_t *loop;
     zhashx_t *sessions;             //  routing hex -> session_t (owned)
+    zlistx_t *by_seen;              //  the sessions, least recently heard from first
+    zframe_t *ping;                 //  a PING as nodes encode it, to answer without decoding
+    zframe_t *pong [2];             //  the PONG for a session without and with a login
     zhashx_t *online;               //  "account/device" -> session_t
     zhashx_t *sources;              //  peer address -> password work this minute
     int64_t failures_at;            //  last expiry of password counts
@@ -89,16 +121,61 @@ struct _af_broker_t {
     char nodes_endpoint [256];
     char workers_endpoint [256];
     int lock_fd;                    //  DATA/lock, flock'ed: one broker per directory
+    zhashx_t *backlog;              //  routing hex -> session_t with messages queued
+    zhashx_t *banned;               //  routing hex -> int64_t until: dropped connections
+    zlistx_t *dropping;             //  routing hex of dropped sessions, removed at a safe point
+    int drain_timer;                //  zloop timer while anything waits to be sent, else -1
+    af_loglimit_t *drop_log;        //  dropped peers, at most AF_LOG_REFUSALS lines a second
+    char nodes_monitor [64];        //  inproc endpoints of the sockets' monitors (af_zap)
+    char workers_monitor [64];
+    zlistx_t *held;                 //  messages held until the batch's commit (broker_send.c)
+    int batch_depth;                //  broker_batch_begin calls not yet ended
+    bool batch_open;                //  a batch is open: changes wait for its commit
+    uint64_t batch_writes;          //  the store's write count when it began
+    broker_stats_t stats;           //  counters for the figures
+    af_metrics_t *metrics;          //  DATA/metrics.prom, the optional listener
+    int64_t metrics_at;             //  monotonic ms of the last snapshot
+    int64_t started_at;             //  wall clock ms the broker started
 };
 
 //  A handler of one node command
 typedef void (broker_handler_fn) (af_broker_t *self, session_t *session, af_msg_t *msg);
 
 //  --------------------------------------------------------------------------
-//  af_broker.c: sending and finding sessions
+//  broker_send.c: group commit, sending
+//
+//  Group commit: between begin and end every change is a child of one
+//  store transaction and every message to a node is held; end commits it
+//  with one fsync and then sends what was held (on a failed commit:
+//  answers become ERROR 500, the rest is dropped). Calls nest; only the
+//  outermost pair commits. Everything the reactor does runs inside one.
+void broker_batch_begin (af_broker_t *self);
+void broker_batch_end (af_broker_t *self);
 
 //  Send a message to a session's connection and destroy it (NULL: nothing).
+//  What libzmq cannot take yet waits in the session's queue and goes in
+//  order; a session whose queue would pass AF_MAX_PEER_QUEUE bytes is
+//  not reading: it is dropped (logged; removed at the next safe point, so
+//  the caller's pointer stays valid until its handler returns).
 void broker_send (af_broker_t *self, session_t *session, af_msg_t **msg_p);
+
+//  The same without taking the message. 0 if sent or queued, -1 if not
+//  (the session is dropped or its connection gone, the message cannot be
+//  encoded or is larger than AF_MAX_MSG).
+int broker_send_msg (af_broker_t *self, session_t *session, af_msg_t *msg);
+
+//  The same for a message encoded already (taken); rid is the request's
+//  it answers, or NULL.
+int broker_send_frame (af_broker_t *self, session_t *session, zframe_t *frame, const uint8_t *rid);
+
+//  Give libzmq what waits in the sessions' queues, and resume transfers
+//  that waited for room; arm the retry timer while anything waits.
+void broker_drain_all (af_broker_t *self);
+void broker_drain (af_broker_t *self, session_t *session);
+void broker_drain_arm (af_broker_t *self);
+
+//  Destructor of self->held's items.
+void broker_held_free (void **item);
 
 //  Send the reply to a request, echoing its rid.
 void broker_reply (af_broker_t *self, session_t *session, const af_msg_t *request, af_msg_t **reply_p);
@@ -113,6 +190,13 @@ void broker_error (af_broker_t *self, session_t *session, const af_msg_t *reques
 //  The same with a rid given as bytes (NULL: none), for deferred answers.
 void broker_error_rid (af_broker_t *self, session_t *session, const uint8_t *rid, int code,
                        const char *format, ...) __attribute__ ((format (printf, 5, 6)));
+
+//  --------------------------------------------------------------------------
+//  af_broker.c: sessions
+
+//  Remove the sessions dropped since the last safe point (the end of an
+//  event, when no handler holds a session).
+void broker_reap (af_broker_t *self);
 
 //  The session of a connection by its routing hex, or NULL.
 session_t *broker_session (af_broker_t *self, const char *hex);
@@ -131,6 +215,16 @@ typedef struct {
 //  then the reply is dropped). broker_answer takes *reply_p.
 void broker_caller (broker_caller_t *caller, const session_t *session, const af_msg_t *request);
 void broker_answer (af_broker_t *self, const broker_caller_t *caller, af_msg_t **reply_p);
+
+//  --------------------------------------------------------------------------
+//  broker_metrics.c: the figures
+
+//  Count a group commit that carried writes changes; an ERROR sent.
+void broker_stats_commit (af_broker_t *self, uint64_t writes);
+void broker_stats_error (af_broker_t *self, int code);
+
+//  Publish a snapshot of the figures (the timer, every AF_METRICS_MS).
+void broker_metrics_publish (af_broker_t *self);
 
 //  --------------------------------------------------------------------------
 //  handle_account.c: REGISTER, LOGIN, LOGOUT, DEVICES, PING; device lists

@@ -33,19 +33,28 @@ s_usage (FILE *out)
 "      --map-size MIB      the store's size limit (default 4096 MiB)\n"
 "      --pw-per-source N   password checks one source address may start per\n"
 "                          minute (default 60; load tests from one host need more)\n"
+"      --max-per-source N  connections one source address may hold on each socket\n"
+"                          (default 32; load tests from one host need more)\n"
+"      --metrics HOST:PORT also serve the figures (Prometheus text) on\n"
+"                          http://HOST:PORT/metrics, e.g. 127.0.0.1:9464\n"
+"      --status            print the figures of the broker on DATA and exit\n"
+"      --json              with --status: as JSON\n"
+"      --watch SECONDS     with --status: again every SECONDS, until interrupted\n"
 "  -v, --verbose           log every session change\n"
 "  -h, --help              show this help and exit\n"
 "      --version           show the version and exit\n"
 "\n"
 "Command-line options override the config file. On first start the broker\n"
 "creates its CURVE keypair in DATA/broker.cert (public: give it to nodes)\n"
-"and DATA/broker.cert_secret. It writes the endpoints it bound to DATA/endpoints.\n");
+"and DATA/broker.cert_secret. It writes the endpoints it bound to DATA/endpoints\n"
+"and its figures, once a second, to DATA/metrics.prom (what --status reads).\n");
 }
 
 int
 main (int argc, char *argv [])
 {
-    enum { OPT_NODES = 1000, OPT_WORKERS, OPT_WORKER_KEYS, OPT_CATALOG, OPT_HEARTBEAT, OPT_PWHASH, OPT_MAP_SIZE, OPT_PW_PER_SOURCE, OPT_VERSION };
+    enum { OPT_NODES = 1000, OPT_WORKERS, OPT_WORKER_KEYS, OPT_CATALOG, OPT_HEARTBEAT, OPT_PWHASH, OPT_MAP_SIZE, OPT_PW_PER_SOURCE, OPT_MAX_PER_SOURCE, OPT_VERSION,
+           OPT_METRICS, OPT_STATUS, OPT_JSON, OPT_WATCH };
     static struct option options [] = {
         { "config", required_argument, NULL, 'c' },
         { "data", required_argument, NULL, 'd' },
@@ -57,6 +66,11 @@ main (int argc, char *argv [])
         { "pwhash", required_argument, NULL, OPT_PWHASH },
         { "map-size", required_argument, NULL, OPT_MAP_SIZE },
         { "pw-per-source", required_argument, NULL, OPT_PW_PER_SOURCE },
+        { "max-per-source", required_argument, NULL, OPT_MAX_PER_SOURCE },
+        { "metrics", required_argument, NULL, OPT_METRICS },
+        { "status", no_argument, NULL, OPT_STATUS },
+        { "json", no_argument, NULL, OPT_JSON },
+        { "watch", required_argument, NULL, OPT_WATCH },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, OPT_VERSION },
@@ -65,6 +79,8 @@ main (int argc, char *argv [])
     af_broker_config_t config;
     af_broker_config_defaults (&config);
     char err [512];
+    bool status = false, json = false;
+    int watch_s = 0;
 
     //  First pass: the config file, so that options can override it
     int opt;
@@ -96,6 +112,16 @@ main (int argc, char *argv [])
             case OPT_WORKERS: target = config.workers; size = sizeof config.workers; break;
             case OPT_WORKER_KEYS: target = config.worker_keys; size = sizeof config.worker_keys; break;
             case OPT_CATALOG: target = config.catalog; size = sizeof config.catalog; break;
+            case OPT_METRICS: target = config.metrics; size = sizeof config.metrics; break;
+            case OPT_STATUS: status = true; break;
+            case OPT_JSON: json = true; break;
+            case OPT_WATCH:
+                watch_s = atoi (optarg);
+                if (watch_s < 1 || watch_s > 86400) {
+                    fprintf (stderr, "appferry-broker: --watch must be 1..86400 seconds\n");
+                    return 2;
+                }
+                break;
             case 'v': config.verbose = true; break;
             case OPT_HEARTBEAT:
                 config.heartbeat_ms = atoi (optarg);
@@ -114,6 +140,13 @@ main (int argc, char *argv [])
                 config.pw_per_source = atoi (optarg);
                 if (config.pw_per_source < 1 || config.pw_per_source > 1000000) {
                     fprintf (stderr, "appferry-broker: --pw-per-source must be 1..1000000\n");
+                    return 2;
+                }
+                break;
+            case OPT_MAX_PER_SOURCE:
+                config.max_per_source = (size_t) atol (optarg);
+                if (config.max_per_source < 1 || config.max_per_source > 10000000) {
+                    fprintf (stderr, "appferry-broker: --max-per-source must be 1..10000000\n");
                     return 2;
                 }
                 break;
@@ -139,6 +172,12 @@ main (int argc, char *argv [])
         s_usage (stderr);
         return 2;
     }
+    if ((json || watch_s) && !status) {
+        fprintf (stderr, "appferry-broker: --json and --watch go with --status\n");
+        return 2;
+    }
+    if (status)
+        return broker_status (config.data_dir, json, watch_s);
     if (sodium_init () < 0) {
         fprintf (stderr, "appferry-broker: libsodium failed to start\n");
         return 1;

@@ -128,7 +128,7 @@ handle_ping (af_broker_t *self, session_t *session, af_msg_t *msg)
 
 //  The new account's password is hashed: store the account
 static void
-s_registered (void *arg, int code, const char *hash)
+s_registered_run (void *arg, int code, const char *hash)
 {
     pwjob_t *job = (pwjob_t *) arg;
     af_broker_t *self = job->broker;
@@ -136,8 +136,10 @@ s_registered (void *arg, int code, const char *hash)
     char err [AF_MAX_REASON + 1] = "cannot hash the password";
     if (code == AF_OK)
         code = af_registry_create (self->registry, job->msg->account, hash, err, sizeof err);
-    if (code == AF_OK)
+    if (code == AF_OK) {
+        self->stats.registrations++;
         zsys_info ("broker: registered account '%s'", job->msg->account);
+    }
     else
         zsys_warning ("broker: refused REGISTER '%s': %s", job->msg->account, err);
     if (session) {
@@ -147,6 +149,16 @@ s_registered (void *arg, int code, const char *hash)
             broker_error (self, session, job->msg, code, "%s", err);
     }
     s_pwjob_free (&job);
+}
+
+//  A password check's result, in a group commit of its own (broker_send.c)
+static void
+s_registered (void *arg, int code, const char *hash)
+{
+    af_broker_t *self = ((pwjob_t *) arg)->broker;
+    broker_batch_begin (self);
+    s_registered_run (arg, code, hash);
+    broker_batch_end (self);
 }
 
 void
@@ -199,7 +211,7 @@ s_login_check (af_broker_t *self, session_t *session, af_msg_t *msg, char *err, 
         snprintf (err, errlen, "a password check is already running on this connection; wait for its answer");
         code = AF_E_RATE_LIMITED;
     }
-    if (code == AF_OK && af_device_validate (&msg->device, err, errlen))
+    if (code == AF_OK && af_device_validate (&msg->device, err, errlen) != AF_OK)
         code = AF_E_BAD_DEVICE;
     if (code != AF_OK || *msg->password)
         return code;
@@ -261,11 +273,13 @@ s_login_finish (af_broker_t *self, session_t *session, af_msg_t *msg)
     int code = af_registry_login (self->registry, msg->account, msg->device_id, session->key,
                                   &device, (uint64_t) zclock_time (), device_id, err, sizeof err);
     if (code != AF_OK) {
+        self->stats.login_failures++;
         zsys_warning ("broker: refused LOGIN to '%s' from %.8s: %s", msg->account, session->key, err);
         broker_error (self, session, msg, code, "%s", err);
         return;
     }
     s_login_bind (self, session, msg, device_id);
+    self->stats.logins++;
     zsys_info ("broker: device %s (%s) of '%s' logged in", device_id, msg->device.model, msg->account);
 
     af_msg_t *reply = af_msg_new (AF_MSG_LOGIN_OK);
@@ -288,7 +302,7 @@ s_login_finish (af_broker_t *self, session_t *session, af_msg_t *msg)
 
 //  A LOGIN's password was checked
 static void
-s_verified (void *arg, int code, const char *hash)
+s_verified_run (void *arg, int code, const char *hash)
 {
     (void) hash;
     pwjob_t *job = (pwjob_t *) arg;
@@ -314,10 +328,21 @@ s_verified (void *arg, int code, const char *hash)
         else
         if (code == AF_E_INTERNAL)
             snprintf (err, sizeof err, "internal error checking the password");
+        self->stats.login_failures++;
         zsys_warning ("broker: refused LOGIN to '%s' from %.8s: %s", msg->account, session->key, err);
         broker_error (self, session, msg, code, "%s", err);
     }
     s_pwjob_free (&job);
+}
+
+//  A password check's result, in a group commit of its own (broker_send.c)
+static void
+s_verified (void *arg, int code, const char *hash)
+{
+    af_broker_t *self = ((pwjob_t *) arg)->broker;
+    broker_batch_begin (self);
+    s_verified_run (arg, code, hash);
+    broker_batch_end (self);
 }
 
 //  A LOGIN with a password: limits, the stored hash, then the check
@@ -360,6 +385,7 @@ handle_login (af_broker_t *self, session_t *session, af_msg_t *msg)
             return;                     //  s_verified goes on
     }
     if (code != AF_OK) {
+        self->stats.login_failures++;
         zsys_warning ("broker: refused LOGIN to '%s' from %.8s: %s", msg->account, session->key, err);
         broker_error (self, session, msg, code, "%s", err);
         return;
@@ -431,7 +457,7 @@ s_remove_device (af_broker_t *self, session_t *session, const char *device_id)
 
 //  The password of a DEVICE_REMOVE was checked
 static void
-s_removal_verified (void *arg, int code, const char *hash)
+s_removal_verified_run (void *arg, int code, const char *hash)
 {
     (void) hash;
     pwjob_t *job = (pwjob_t *) arg;
@@ -460,6 +486,16 @@ s_removal_verified (void *arg, int code, const char *hash)
     s_pwjob_free (&job);
 }
 
+//  A password check's result, in a group commit of its own (broker_send.c)
+static void
+s_removal_verified (void *arg, int code, const char *hash)
+{
+    af_broker_t *self = ((pwjob_t *) arg)->broker;
+    broker_batch_begin (self);
+    s_removal_verified_run (arg, code, hash);
+    broker_batch_end (self);
+}
+
 void
 handle_device_remove (af_broker_t *self, session_t *session, af_msg_t *msg)
 {
@@ -467,7 +503,7 @@ handle_device_remove (af_broker_t *self, session_t *session, af_msg_t *msg)
     uint8_t id [AF_ID_SIZE];
     af_device_t device;
     int code = AF_OK;
-    if (af_id_from_hex (msg->device_id, id)) {
+    if (af_id_from_hex (msg->device_id, id) != AF_OK) {
         snprintf (err, sizeof err, "DEVICE_REMOVE: 'deviceId' must be a device ID (32 lowercase hex digits)");
         code = AF_E_MALFORMED;
     }

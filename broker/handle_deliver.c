@@ -78,7 +78,7 @@ void
 handle_ack (af_broker_t *self, session_t *session, af_msg_t *msg)
 {
     uint8_t item [AF_ID_SIZE];
-    if (af_id_from_hex (msg->item, item)) {
+    if (af_id_from_hex (msg->item, item) != AF_OK) {
         broker_error (self, session, msg, AF_E_MALFORMED, "ACK: 'item' must be an item ID (32 lowercase hex digits)");
         return;
     }

@@ -32,7 +32,7 @@ handle_notify (af_broker_t *self, session_t *session, af_msg_t *msg)
     bool has_rid = msg->has_rid;
     memcpy (msg->device_id, session->device_id, sizeof msg->device_id);
     msg->has_rid = false;
-    if (af_msg_send (msg, self->frontend, target->routing))
+    if (broker_send_msg (self, target, msg))
         zsys_warning ("broker: cannot deliver NOTIFY to %s", target->device_id);
     msg->has_rid = has_rid;
     if (has_rid)

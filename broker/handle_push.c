@@ -109,7 +109,7 @@ s_policy_check (af_broker_t *self, af_msg_t *msg, char *why, size_t size)
     if (*self->config.min_node_version) {
         uint32_t want = 0, have = 0;
         af_version_parse (self->config.min_node_version, &want);
-        if (!*msg->node_version || af_version_parse (msg->node_version, &have) || have < want) {
+        if (!*msg->node_version || af_version_parse (msg->node_version, &have) != AF_OK || have < want) {
             snprintf (why, size, "node version %s is below the required %s",
                       *msg->node_version? msg->node_version: "(not reported)", self->config.min_node_version);
             return why;

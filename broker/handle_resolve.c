@@ -49,7 +49,7 @@ handle_resolve (af_broker_t *self, session_t *session, af_msg_t *msg)
         return;
     }
     char err [AF_MAX_REASON + 1];
-    if (msg->has_device && af_device_validate (&msg->device, err, sizeof err)) {
+    if (msg->has_device && af_device_validate (&msg->device, err, sizeof err) != AF_OK) {
         broker_error (self, session, msg, AF_E_BAD_DEVICE, "%s", err);
         return;
     }

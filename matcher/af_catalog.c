@@ -137,13 +137,14 @@ af_catalog_destroy (af_catalog_t **self_p)
 int
 af_catalog_blob_path (af_catalog_t *self, const char *hash_hex, char *buf, size_t size)
 {
+    assert (self);
     if (strlen (hash_hex) != AF_HASH_HEX)
-        return -1;
+        return AF_E_MALFORMED;
     for (const char *p = hash_hex; *p; p++)
         if (!isxdigit ((unsigned char) *p) || isupper ((unsigned char) *p))
-            return -1;
+            return AF_E_MALFORMED;
     int n = snprintf (buf, size, "%s/blobs/%.2s/%s", self->dir, hash_hex, hash_hex);
-    return n > 0 && (size_t) n < size? 0: -1;
+    return n > 0 && (size_t) n < size? AF_OK: AF_E_TOO_BIG;
 }
 
 //  --------------------------------------------------------------------------
@@ -620,7 +621,7 @@ af_catalog_resolve (af_catalog_t *self, const char *program, const af_device_t *
 {
     assert (self);
     if (s_snapshot (self))
-        return -1;
+        return AF_E_INTERNAL;
     result->reason [0] = 0;
     MDB_val value;
     fit_view_t view;
@@ -634,13 +635,13 @@ af_catalog_resolve (af_catalog_t *self, const char *program, const af_device_t *
         s_put_literal (&text, "unknown program '");
         s_put (&text, program);
         s_put_literal (&text, "'");
-        return 0;
+        return AF_OK;
     }
     if (rc || s_view (self, &value, &view)) {
         if (rc == 0)
             zsys_error ("catalog: the fit record of '%s' is corrupt", program);
         af_catalog_release (self);
-        return -1;
+        return AF_E_INTERNAL;
     }
     af_platform_t platform = s_platform (self, device->platform);
     af_form_t form = s_form (self, device->form_factor);
@@ -696,7 +697,7 @@ af_catalog_resolve (af_catalog_t *self, const char *program, const af_device_t *
                   result->reason, sizeof result->reason);
         s_fill (&view, program, plen, closest, -1, device, self->platforms, &result->package);
     }
-    return 0;
+    return AF_OK;
 }
 
 void
@@ -713,6 +714,8 @@ af_catalog_release (af_catalog_t *self)
 //  Adding packages
 
 //  Hash a file and store it under blobs/ unless the same bytes are there.
+//  AF_OK, or with err AF_E_MALFORMED (not a regular file) or AF_E_INTERNAL
+//  (cannot read it, or cannot store it).
 static int
 s_store_blob (af_catalog_t *self, const char *path, uint8_t *hash, uint64_t *size,
               char *err, size_t errlen)
@@ -724,7 +727,7 @@ s_store_blob (af_catalog_t *self, const char *path, uint8_t *hash, uint64_t *siz
                   fd < 0? strerror (errno): "not a regular file");
         if (fd >= 0)
             close (fd);
-        return -1;
+        return fd < 0? AF_E_INTERNAL: AF_E_MALFORMED;
     }
     crypto_generichash_state state;
     crypto_generichash_init (&state, NULL, 0, AF_HASH_SIZE);
@@ -738,24 +741,28 @@ s_store_blob (af_catalog_t *self, const char *path, uint8_t *hash, uint64_t *siz
     if (n < 0) {
         snprintf (err, errlen, "reading %s: %s", path, strerror (errno));
         close (fd);
-        return -1;
+        return AF_E_INTERNAL;
     }
     crypto_generichash_final (&state, hash, AF_HASH_SIZE);
     *size = total;
 
     char hex [AF_HASH_HEX + 1], blob [PATH_MAX], tmp [PATH_MAX + 8];
     sodium_bin2hex (hex, sizeof hex, hash, AF_HASH_SIZE);
-    af_catalog_blob_path (self, hex, blob, sizeof blob);
+    if (af_catalog_blob_path (self, hex, blob, sizeof blob) != AF_OK) {
+        snprintf (err, errlen, "the catalog's path %s is too long", self->dir);
+        close (fd);
+        return AF_E_INTERNAL;
+    }
     struct stat existing;
     if (stat (blob, &existing) == 0 && (uint64_t) existing.st_size == total) {
         close (fd);
-        return 0;                   //  same bytes already stored
+        return AF_OK;               //  same bytes already stored
     }
     snprintf (tmp, sizeof tmp, "%s/blobs/%.2s", self->dir, hex);
     if (zsys_dir_create ("%s", tmp)) {
         snprintf (err, errlen, "cannot create %s: %s", tmp, strerror (errno));
         close (fd);
-        return -1;
+        return AF_E_INTERNAL;
     }
     snprintf (tmp, sizeof tmp, "%s.tmp", blob);
     int out = open (tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -769,13 +776,15 @@ s_store_blob (af_catalog_t *self, const char *path, uint8_t *hash, uint64_t *siz
     if (!ok || rename (tmp, blob)) {
         snprintf (err, errlen, "cannot store %s as %s: %s", path, blob, strerror (errno));
         unlink (tmp);
-        return -1;
+        return AF_E_INTERNAL;
     }
-    return 0;
+    return AF_OK;
 }
 
 //  Put the program's metadata and packages, then rebuild its fit array
-//  from every package it has (older imports included).
+//  from every package it has (older imports included). AF_OK, or with err
+//  AF_E_TOO_BIG (more than AF_MAX_PACKAGES_PER_PROGRAM) or AF_E_INTERNAL
+//  (a store error, LMDB's code in err).
 static int
 s_put_program (af_catalog_t *self, MDB_txn *txn, af_catalog_entry_t **entries, size_t count,
                char *err, size_t errlen)
@@ -819,9 +828,12 @@ s_put_program (af_catalog_t *self, MDB_txn *txn, af_catalog_entry_t **entries, s
     size_t total = 0, old_count = 0;
     fit_view_t old;
     MDB_val old_value;
-    if (rc == 0 && af_store_get (txn, self->fit, program, plen, &old_value) == 0
-    &&  s_view (self, &old_value, &old) == 0)
+    int got = rc? MDB_NOTFOUND: af_store_get (txn, self->fit, program, plen, &old_value);
+    if (got == 0 && s_view (self, &old_value, &old) == 0)
         old_count = old.count;
+    else
+    if (got != 0 && got != MDB_NOTFOUND)
+        rc = got;                       //  not "no packages yet": a store error
     af_fit_rec_t *recs = (af_fit_rec_t *) malloc ((old_count + count + 1) * sizeof (af_fit_rec_t));
     char (*names) [AF_MAX_VERSION_NAME + 1] = calloc (old_count + count + 1, AF_MAX_VERSION_NAME + 1);
     char (*links) [AF_MAX_LINK + 1] = calloc (old_count + count + 1, AF_MAX_LINK + 1);
@@ -843,12 +855,16 @@ s_put_program (af_catalog_t *self, MDB_txn *txn, af_catalog_entry_t **entries, s
         if (k == total)
             total++;
     }
-    if (rc == 0 && total > AF_MAX_PACKAGES_PER_PROGRAM) {
+    int code = rc? AF_E_INTERNAL: AF_OK;
+    if (rc)
+        snprintf (err, errlen, "store error: %s", mdb_strerror (rc));
+    else
+    if (total > AF_MAX_PACKAGES_PER_PROGRAM) {
         snprintf (err, errlen, "program '%s' would have %zu packages (at most %d)",
                   program, total, AF_MAX_PACKAGES_PER_PROGRAM);
-        rc = -1;
+        code = AF_E_TOO_BIG;
     }
-    if (rc == 0) {
+    if (code == AF_OK) {
         af_fit_head_t head = { (uint32_t) total,
                                (uint32_t) (sizeof (af_fit_head_t) + total * sizeof (af_fit_rec_t)) };
         size_t size = head.text + 4 + strlen (last->display) + strlen (last->publisher)
@@ -876,16 +892,15 @@ s_put_program (af_catalog_t *self, MDB_txn *txn, af_catalog_entry_t **entries, s
         memcpy (data + sizeof head, recs, total * sizeof (af_fit_rec_t));
         rc = af_store_put (txn, self->fit, program, plen, data, size, 0);
         free (data);
-        if (rc)
+        if (rc) {
             snprintf (err, errlen, "store error: %s", mdb_strerror (rc));
+            code = AF_E_INTERNAL;
+        }
     }
-    else
-    if (rc > 0)
-        snprintf (err, errlen, "store error: %s", mdb_strerror (rc));
     free (recs);
     free (names);
     free (links);
-    return rc? -1: 0;
+    return code;
 }
 
 static int
@@ -903,7 +918,7 @@ af_catalog_add (af_catalog_t *self, af_catalog_entry_t *entries, size_t count, c
     assert (self);
     if (!self->writable) {
         snprintf (err, errlen, "the catalog is open read-only");
-        return -1;
+        return AF_E_FORBIDDEN;
     }
     //  LMDB allows one transaction per thread: drop our read snapshot
     af_catalog_release (self);
@@ -912,9 +927,10 @@ af_catalog_add (af_catalog_t *self, af_catalog_entry_t *entries, size_t count, c
         af_catalog_entry_t *entry = &entries [i];
         if (*entry->file) {
             char inner [512];
-            if (s_store_blob (self, entry->file, entry->fit.hash, &entry->fit.size, inner, sizeof inner)) {
+            int code = s_store_blob (self, entry->file, entry->fit.hash, &entry->fit.size, inner, sizeof inner);
+            if (code != AF_OK) {
                 snprintf (err, errlen, "entry %zu (line %d): %s", i, entry->line, inner);
-                return -1;
+                return code;
             }
         }
         entry->package.size = entry->fit.size;
@@ -948,20 +964,23 @@ af_catalog_add (af_catalog_t *self, af_catalog_entry_t *entries, size_t count, c
 
     MDB_txn *txn = NULL;
     int rc = af_store_begin (self->store, true, &txn);
+    int code = rc? AF_E_INTERNAL: AF_OK;
     if (rc)
         snprintf (err, errlen, "store error: %s", mdb_strerror (rc));
-    for (size_t start = 0; rc == 0 && start < count; ) {
+    for (size_t start = 0; code == AF_OK && start < count; ) {
         size_t end = start + 1;
         while (end < count && strcmp (sorted [end]->package.program, sorted [start]->package.program) == 0)
             end++;
-        rc = s_put_program (self, txn, sorted + start, end - start, err, errlen);
+        code = s_put_program (self, txn, sorted + start, end - start, err, errlen);
         start = end;
     }
-    if (rc == 0 && (rc = af_store_commit (self->store, &txn)))
+    if (code == AF_OK && (rc = af_store_commit (self->store, &txn))) {
         snprintf (err, errlen, "store error: %s", mdb_strerror (rc));
+        code = AF_E_INTERNAL;
+    }
     af_store_abort (self->store, &txn);
     free (sorted);
-    return rc? -1: (int) count;
+    return code;
 }
 
 //  --------------------------------------------------------------------------
@@ -1017,7 +1036,7 @@ s_version (json_t *obj, const char *key, uint32_t *out, char *err, size_t errlen
         return 0;
     if (s_str (obj, key, text, sizeof text, true, err, errlen))
         return -1;
-    if (af_version_parse (text, out)) {
+    if (af_version_parse (text, out) != AF_OK) {
         snprintf (err, errlen, "field '%s': '%s' is not a version like 14 or 16.4.1", key, text);
         return -1;
     }
@@ -1053,7 +1072,7 @@ s_parse_package (json_t *obj, af_catalog_entry_t *entry, char *err, size_t errle
     if (s_str (obj, "program", p->program, sizeof p->program, true, err, errlen))
         return -1;
     char why [128];
-    if (af_program_check (p->program, why, sizeof why)) {
+    if (af_program_check (p->program, why, sizeof why) != AF_OK) {
         snprintf (err, errlen, "field 'program': '%s' is %s", p->program, why);
         return -1;
     }
@@ -1320,21 +1339,28 @@ s_element_lines (const char *text, size_t size, int **lines_p)
 }
 
 int
-af_catalog_import (af_catalog_t *self, const char *manifest_path, char *err, size_t errlen)
+af_catalog_import (af_catalog_t *self, const char *manifest_path, size_t *imported,
+                   char *err, size_t errlen)
 {
+    assert (self && imported);
+    *imported = 0;
     FILE *file = fopen (manifest_path, "rb");
     if (!file) {
         snprintf (err, errlen, "%s: %s", manifest_path, strerror (errno));
-        return -1;
+        return AF_E_INTERNAL;
     }
     char *text = (char *) malloc (AF_MAX_MANIFEST + 1);
     assert (text);
     size_t size = fread (text, 1, AF_MAX_MANIFEST + 1, file);
+    bool failed = ferror (file);
     fclose (file);
-    if (size > AF_MAX_MANIFEST) {
-        snprintf (err, errlen, "%s: larger than %d bytes", manifest_path, AF_MAX_MANIFEST);
+    if (failed || size > AF_MAX_MANIFEST) {
+        if (failed)
+            snprintf (err, errlen, "%s: cannot read it", manifest_path);
+        else
+            snprintf (err, errlen, "%s: larger than %d bytes", manifest_path, AF_MAX_MANIFEST);
         free (text);
-        return -1;
+        return failed? AF_E_INTERNAL: AF_E_TOO_BIG;
     }
     text [size] = 0;
     //  The whole document first, for syntax errors with their line
@@ -1347,7 +1373,7 @@ af_catalog_import (af_catalog_t *self, const char *manifest_path, char *err, siz
             snprintf (err, errlen, "%s: line %d: %s", manifest_path, jerr.line, jerr.text);
         json_decref (root);
         free (text);
-        return -1;
+        return AF_E_MALFORMED;
     }
     int *lines = NULL;
     int count = s_element_lines (text, size, &lines);
@@ -1357,25 +1383,27 @@ af_catalog_import (af_catalog_t *self, const char *manifest_path, char *err, siz
         json_decref (root);
         free (lines);
         free (text);
-        return -1;
+        return AF_E_MALFORMED;
     }
     char *copy = strdup (manifest_path);
     const char *base_dir = dirname (copy);
     af_catalog_entry_t *entries = (af_catalog_entry_t *) calloc ((size_t) count + 1, sizeof (af_catalog_entry_t));
     assert (entries);
-    int rc = 0;
-    for (int i = 0; i < count && rc == 0; i++) {
+    int code = AF_OK;
+    for (int i = 0; i < count && code == AF_OK; i++) {
         char inner [400];
         if (s_parse_entry (json_array_get (root, (size_t) i), base_dir, &entries [i], inner, sizeof inner)) {
             snprintf (err, errlen, "%s: entry %d (line %d): %s", manifest_path, i, lines [i], inner);
-            rc = -1;
+            code = AF_E_MALFORMED;
         }
         entries [i].line = lines [i];
     }
-    if (rc == 0) {
+    if (code == AF_OK) {
         char inner [600];
-        rc = af_catalog_add (self, entries, (size_t) count, inner, sizeof inner);
-        if (rc < 0)
+        code = af_catalog_add (self, entries, (size_t) count, inner, sizeof inner);
+        if (code == AF_OK)
+            *imported = (size_t) count;
+        else
             snprintf (err, errlen, "%s: %s", manifest_path, inner);
     }
     json_decref (root);
@@ -1383,7 +1411,7 @@ af_catalog_import (af_catalog_t *self, const char *manifest_path, char *err, siz
     free (copy);
     free (lines);
     free (text);
-    return rc;
+    return code;
 }
 
 //  --------------------------------------------------------------------------
@@ -1392,15 +1420,19 @@ af_catalog_import (af_catalog_t *self, const char *manifest_path, char *err, siz
 int
 af_catalog_list (af_catalog_t *self, FILE *out, bool json)
 {
+    assert (self);
     MDB_txn *txn = NULL;
     MDB_cursor *cursor = NULL;
-    if (af_store_begin (self->store, false, &txn) || mdb_cursor_open (txn, self->fit, &cursor)) {
+    int rc = af_store_begin (self->store, false, &txn);
+    if (rc == 0 && (rc = mdb_cursor_open (txn, self->fit, &cursor)))
+        zsys_error ("catalog: cannot list: %s", mdb_strerror (rc));
+    if (rc) {
         af_store_abort (self->store, &txn);
-        return -1;
+        return AF_E_INTERNAL;
     }
     json_t *doc = json_array ();
     MDB_val key, value;
-    int rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST);
+    rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST);
     while (rc == 0) {
         char program [AF_MAX_PROGRAM + 1];
         size_t plen = key.mv_size < sizeof program? key.mv_size: sizeof program - 1;
@@ -1422,7 +1454,7 @@ af_catalog_list (af_catalog_t *self, FILE *out, bool json)
             af_package_t package;
             char err [128];
             if (af_store_get (txn, self->packages, pkey, plen + 1 + AF_ID_SIZE, &record)
-            ||  af_package_unpack ((const uint8_t *) record.mv_data, record.mv_size, &package, err, sizeof err))
+            ||  af_package_unpack ((const uint8_t *) record.mv_data, record.mv_size, &package, err, sizeof err) != AF_OK)
                 continue;
             char abis [128];
             s_abi_list (recs [i].abi_mask, abis, sizeof abis);
@@ -1450,7 +1482,9 @@ af_catalog_list (af_catalog_t *self, FILE *out, bool json)
         free (text);
     }
     json_decref (doc);
-    return rc == MDB_NOTFOUND? 0: -1;
+    if (rc != MDB_NOTFOUND)
+        zsys_error ("catalog: cannot list: %s", mdb_strerror (rc));
+    return rc == MDB_NOTFOUND? AF_OK: AF_E_INTERNAL;
 }
 
 //  --------------------------------------------------------------------------
@@ -1504,34 +1538,35 @@ static void
 s_test_import_and_resolve (af_catalog_t *catalog, const char *manifest, af_device_t *device)
 {
     char err [1024];
-    int n = af_catalog_import (catalog, manifest, err, sizeof err);
-    if (n != 3)
+    size_t n = 0;
+    int code = af_catalog_import (catalog, manifest, &n, err, sizeof err);
+    if (code != AF_OK)
         printf ("import: %s\n", err);
-    assert (n == 3);
+    assert (code == AF_OK && n == 3);
 
     assert (af_device_from_json (device,
         "{\"sdkVersion\":30,\"supportedAbis\":[\"armeabi-v7a\",\"arm64-v8a\"],\"screenDensity\":400,"
-        "\"model\":\"T\",\"formFactor\":\"phone\",\"screenWidth\":1080,\"screenHeight\":1920}", err, sizeof err) == 0);
+        "\"model\":\"T\",\"formFactor\":\"phone\",\"screenWidth\":1080,\"screenHeight\":1920}", err, sizeof err) == AF_OK);
     af_resolution_t result;
-    assert (af_catalog_resolve (catalog, "app", device, &result) == 0);
+    assert (af_catalog_resolve (catalog, "app", device, &result) == AF_OK);
     assert (result.fit == AF_FIT_PACKAGE);
     assert (strcmp (result.package.abi, "armeabi-v7a") == 0);       //  device's first choice
     assert (result.package.size == strlen ("package b, a little bigger"));
     char blob [PATH_MAX];
-    assert (af_catalog_blob_path (catalog, result.package.hash, blob, sizeof blob) == 0);
+    assert (af_catalog_blob_path (catalog, result.package.hash, blob, sizeof blob) == AF_OK);
     assert (access (blob, R_OK) == 0);
 
     device->sdk = 25;
-    assert (af_catalog_resolve (catalog, "app", device, &result) == 0);
+    assert (af_catalog_resolve (catalog, "app", device, &result) == AF_OK);
     assert (result.fit == AF_FIT_NONE);
     assert (strcmp (result.reason, "needs Android 8.0 or later; device runs Android 7.1") == 0);
-    assert (af_catalog_resolve (catalog, "nothing", device, &result) == 0);
+    assert (af_catalog_resolve (catalog, "nothing", device, &result) == AF_OK);
     assert (result.fit == AF_FIT_UNKNOWN_PROGRAM);
 
     //  Re-import is idempotent
-    assert (af_catalog_import (catalog, manifest, err, sizeof err) == 3);
+    assert (af_catalog_import (catalog, manifest, &n, err, sizeof err) == AF_OK && n == 3);
     device->sdk = 30;
-    assert (af_catalog_resolve (catalog, "app", device, &result) == 0);
+    assert (af_catalog_resolve (catalog, "app", device, &result) == AF_OK);
     assert (result.fit == AF_FIT_PACKAGE);
 }
 
@@ -1541,6 +1576,7 @@ s_test_bad_entries (af_catalog_t *catalog, const char *manifest, af_device_t *de
 {
     char err [1024];
     af_resolution_t result;
+    size_t n = 99;
     s_write (manifest,
         "[\n"
         "  { \"program\": \"other\", \"platform\": \"linux\", \"versionCode\": 1, \"versionName\": \"1\",\n"
@@ -1548,9 +1584,9 @@ s_test_bad_entries (af_catalog_t *catalog, const char *manifest, af_device_t *de
         "  { \"program\": \"other\", \"platform\": \"linux\", \"versionCode\": \"1\",\n"
         "    \"versionName\": \"1\", \"file\": \"a.tar\" }\n"
         "]\n");
-    assert (af_catalog_import (catalog, manifest, err, sizeof err) == -1);
+    assert (af_catalog_import (catalog, manifest, &n, err, sizeof err) == AF_E_MALFORMED && n == 0);
     assert (strstr (err, "entry 1 (line 4)") && strstr (err, "versionCode"));
-    assert (af_catalog_resolve (catalog, "other", device, &result) == 0);
+    assert (af_catalog_resolve (catalog, "other", device, &result) == AF_OK);
     assert (result.fit == AF_FIT_UNKNOWN_PROGRAM);
     //  A program ID is a name that becomes a file name on nodes, never a
     //  path: the same rule as the decoder's (af_program_check)
@@ -1561,9 +1597,58 @@ s_test_bad_entries (af_catalog_t *catalog, const char *manifest, af_device_t *de
             "[ { \"program\": \"%s\", \"platform\": \"linux\", \"versionCode\": 1,\n"
             "    \"versionName\": \"1\", \"file\": \"a.tar\" } ]\n", paths [i]);
         s_write (manifest, text);
-        assert (af_catalog_import (catalog, manifest, err, sizeof err) == -1);
+        assert (af_catalog_import (catalog, manifest, &n, err, sizeof err) == AF_E_MALFORMED);
         assert (strstr (err, "entry 0") && strstr (err, "field 'program'") && strstr (err, "not a program ID"));
     }
+}
+
+//  Each refusal has its code: a file that cannot be read, a manifest that
+//  is no array, a program over AF_MAX_PACKAGES_PER_PROGRAM; blob paths
+static void
+s_test_codes (af_catalog_t *catalog, const char *dir, const char *manifest)
+{
+    char err [1024], path [600];
+    size_t n = 99;
+    snprintf (path, sizeof path, "%s/no-such-manifest.json", dir);
+    assert (af_catalog_import (catalog, path, &n, err, sizeof err) == AF_E_INTERNAL && n == 0);
+    assert (strstr (err, "No such file"));
+    s_write (manifest, "{ \"program\": \"x\" }\n");
+    assert (af_catalog_import (catalog, manifest, &n, err, sizeof err) == AF_E_MALFORMED && strstr (err, "JSON array"));
+    s_write (manifest, "[ { \"program\": \"other\", \"platform\": \"linux\", \"versionCode\": 1,\n"
+                       "    \"versionName\": \"1\", \"file\": \"missing.tar\" } ]\n");
+    assert (af_catalog_import (catalog, manifest, &n, err, sizeof err) == AF_E_INTERNAL);
+    assert (strstr (err, "entry 0 (line 1)") && strstr (err, "cannot read package file"));
+    s_write (manifest, "[ { \"program\": \"other\", \"platform\": \"linux\", \"versionCode\": 1,\n"
+                       "    \"versionName\": \"1\", \"file\": \".\" } ]\n");
+    assert (af_catalog_import (catalog, manifest, &n, err, sizeof err) == AF_E_MALFORMED && strstr (err, "not a regular file"));
+    //  One package too many for a program: nothing of it added
+    size_t count = AF_MAX_PACKAGES_PER_PROGRAM + 1;
+    af_catalog_entry_t *entries = (af_catalog_entry_t *) calloc (count, sizeof *entries);
+    assert (entries);
+    for (size_t i = 0; i < count; i++) {
+        snprintf (entries [i].package.program, sizeof entries [i].package.program, "many");
+        snprintf (entries [i].package.platform, sizeof entries [i].package.platform, "linux");
+        snprintf (entries [i].package.version_name, sizeof entries [i].package.version_name, "%zu", i);
+        entries [i].package.version_code = entries [i].fit.version_code = i + 1;
+        entries [i].fit.platform = AF_PLATFORM_LINUX;
+        entries [i].fit.hash [0] = (uint8_t) i;
+    }
+    assert (af_catalog_add (catalog, entries, count, err, sizeof err) == AF_E_TOO_BIG && strstr (err, "at most"));
+    assert (af_catalog_add (catalog, entries, count - 1, err, sizeof err) == AF_OK);
+    free (entries);
+    //  Blob paths: from a hash, refused for what is not one
+    char blob [PATH_MAX], hash [AF_HASH_HEX + 1];
+    memset (hash, 'a', AF_HASH_HEX);
+    hash [AF_HASH_HEX] = 0;
+    assert (af_catalog_blob_path (catalog, hash, blob, sizeof blob) == AF_OK && strstr (blob, "/blobs/aa/aaaa"));
+    assert (af_catalog_blob_path (catalog, hash, blob, 16) == AF_E_TOO_BIG);
+    hash [0] = 'A';
+    assert (af_catalog_blob_path (catalog, hash, blob, sizeof blob) == AF_E_MALFORMED);
+    assert (af_catalog_blob_path (catalog, "ab", blob, sizeof blob) == AF_E_MALFORMED);
+    FILE *null = fopen ("/dev/null", "w");
+    assert (null);
+    assert (af_catalog_list (catalog, null, true) == AF_OK);
+    fclose (null);
 }
 
 void
@@ -1598,14 +1683,18 @@ af_catalog_test (bool verbose)
     af_device_t device;
     s_test_import_and_resolve (catalog, manifest, &device);
     s_test_bad_entries (catalog, manifest, &device);
+    s_test_codes (catalog, dir, manifest);
     af_catalog_destroy (&catalog);
     assert (catalog == NULL);
 
-    //  Read-only
+    //  Read-only: resolves, adds nothing
     catalog = af_catalog_new (catdir, false);
     assert (catalog);
     af_resolution_t result;
-    assert (af_catalog_resolve (catalog, "app", &device, &result) == 0 && result.fit == AF_FIT_PACKAGE);
+    assert (af_catalog_resolve (catalog, "app", &device, &result) == AF_OK && result.fit == AF_FIT_PACKAGE);
+    char err [256];
+    size_t n;
+    assert (af_catalog_import (catalog, manifest, &n, err, sizeof err) == AF_E_FORBIDDEN && strstr (err, "read-only"));
     af_catalog_destroy (&catalog);
     char command [700];
     snprintf (command, sizeof command, "rm -rf '%s'", dir);

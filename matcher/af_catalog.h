@@ -92,21 +92,31 @@ void af_catalog_destroy (af_catalog_t **self_p);
 
 //  Import a JSON manifest (matcher/MANIFEST.md). All or nothing: every
 //  entry is checked and every file hashed and stored before one write
-//  transaction. Returns the number of packages imported, or -1 with err
-//  naming the entry and its line.
-int af_catalog_import (af_catalog_t *self, const char *manifest_path, char *err, size_t errlen);
+//  transaction. AF_OK with *imported the number of packages, or with err
+//  naming the manifest (and the entry and its line) and nothing imported:
+//  AF_E_MALFORMED (not a JSON array of valid entries, or an entry's file
+//  is not a regular file), AF_E_TOO_BIG (a manifest over AF_MAX_MANIFEST
+//  bytes, a program with more than AF_MAX_PACKAGES_PER_PROGRAM packages),
+//  AF_E_FORBIDDEN (the catalog is open read-only), AF_E_INTERNAL (the
+//  manifest or a package file cannot be opened or read, errno's text in
+//  err; or a store error, LMDB's).
+int af_catalog_import (af_catalog_t *self, const char *manifest_path, size_t *imported,
+                       char *err, size_t errlen);
 
-//  Add parsed entries (what import does after parsing). An entry with a
-//  file has it hashed and stored; one without keeps the hash and size it
-//  carries (tools, benchmarks). Returns count or -1 with err.
+//  Add parsed entries (what import does after parsing), in one write
+//  transaction. An entry with a file has it hashed and stored; one without
+//  keeps the hash and size it carries (tools, benchmarks). AF_OK, or with
+//  err, nothing added, the codes of af_catalog_import but the manifest's.
 int af_catalog_add (af_catalog_t *self, af_catalog_entry_t *entries, size_t count,
                     char *err, size_t errlen);
 
-//  Resolve a program for a device. Returns 0 with the result filled
-//  (package, store link, no fit with the reason, or unknown program), or
-//  -1 on a store error. Reads a snapshot of the catalog that is reused by
-//  later calls for at most AF_CATALOG_SNAPSHOT_MS, so an import becomes
-//  visible within that time; call af_catalog_release when idle.
+//  Resolve a program for a device. AF_OK with the result filled: its fit
+//  says which outcome (a package, a store link, no fit with the reason, or
+//  an unknown program, each an answer, not an error); or AF_E_INTERNAL on
+//  a store error or a corrupt record (logged). Reads a snapshot of the
+//  catalog that is reused by later calls for at most
+//  AF_CATALOG_SNAPSHOT_MS, so an import becomes visible within that time;
+//  call af_catalog_release when idle.
 int af_catalog_resolve (af_catalog_t *self, const char *program, const af_device_t *device,
                         af_resolution_t *result);
 
@@ -114,10 +124,13 @@ int af_catalog_resolve (af_catalog_t *self, const char *program, const af_device
 //  and the next resolve sees the newest catalog.
 void af_catalog_release (af_catalog_t *self);
 
-//  Path of a stored package file, from its hash in hex. 0 or -1.
+//  Path of a stored package file, from its hash in hex (whether or not it
+//  is stored). AF_OK, AF_E_MALFORMED (not 64 lowercase hex digits) or
+//  AF_E_TOO_BIG (the path does not fit in size bytes).
 int af_catalog_blob_path (af_catalog_t *self, const char *hash_hex, char *buf, size_t size);
 
 //  Print the catalog (programs and packages), as text or one JSON document.
+//  AF_OK, or AF_E_INTERNAL on a store error (logged).
 int af_catalog_list (af_catalog_t *self, FILE *out, bool json);
 
 //  Self test

@@ -81,24 +81,24 @@ main (int argc, char *argv [])
     int rc = 0;
     char err [1024];
     if (streq (command, "import")) {
-        int count = af_catalog_import (catalog, argv [optind + 1], err, sizeof err);
-        if (count < 0) {
+        size_t count;
+        if (af_catalog_import (catalog, argv [optind + 1], &count, err, sizeof err) != AF_OK) {
             fprintf (stderr, "appferry-catalog: nothing imported: %s\n", err);
             rc = 1;
         }
         else
-            printf ("imported %d package%s from %s\n", count, count == 1? "": "s", argv [optind + 1]);
+            printf ("imported %zu package%s from %s\n", count, count == 1? "": "s", argv [optind + 1]);
     }
     else
     if (streq (command, "resolve")) {
         af_device_t device;
         af_resolution_t result;
-        if (af_device_load (&device, argv [optind + 2], err, sizeof err)) {
+        if (af_device_load (&device, argv [optind + 2], err, sizeof err) != AF_OK) {
             fprintf (stderr, "appferry-catalog: %s\n", err);
             rc = 1;
         }
         else
-        if (af_catalog_resolve (catalog, argv [optind + 1], &device, &result)) {
+        if (af_catalog_resolve (catalog, argv [optind + 1], &device, &result) != AF_OK) {
             fprintf (stderr, "appferry-catalog: catalog read failed\n");
             rc = 1;
         }
@@ -126,7 +126,7 @@ main (int argc, char *argv [])
         }
     }
     else
-        rc = af_catalog_list (catalog, stdout, json)? 1: 0;
+        rc = af_catalog_list (catalog, stdout, json) == AF_OK? 0: 1;
     af_catalog_destroy (&catalog);
     return rc;
 }

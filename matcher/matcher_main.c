@@ -65,11 +65,11 @@ s_resolve (void *arg, af_msg_t *msg)
         reply = af_msg_error (AF_E_MALFORMED, msg->has_rid? msg->rid: NULL,
                               "RESOLVE to a worker needs rid and device");
     else
-    if (af_device_validate (&msg->device, err, sizeof err))
+    if (af_device_validate (&msg->device, err, sizeof err) != AF_OK)
         reply = af_msg_error (AF_E_BAD_DEVICE, msg->rid, "%s", err);
     else {
         af_resolution_t resolution;
-        if (af_catalog_resolve (catalog, msg->program, &msg->device, &resolution))
+        if (af_catalog_resolve (catalog, msg->program, &msg->device, &resolution) != AF_OK)
             reply = af_msg_error (AF_E_INTERNAL, msg->rid, "catalog read failed");
         else {
             reply = af_msg_new (AF_MSG_RESOLVED);

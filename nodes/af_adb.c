@@ -27,9 +27,10 @@
 #include <unistd.h>
 
 int
-af_adb_property (const char *getprop, const char *name, char *buf, size_t size)
+af_adb_property (const char *getprop, const char *name, char *buf, size_t size, bool *found)
 {
-    assert (getprop && name && buf && size);
+    assert (getprop && name && buf && size && found);
+    *found = false;
     size_t name_len = strlen (name);
     for (const char *line = getprop; *line; ) {
         if (line [0] == '[' && strncmp (line + 1, name, name_len) == 0
@@ -44,20 +45,30 @@ af_adb_property (const char *getprop, const char *name, char *buf, size_t size)
                 end++;
             }
             if (!end)
-                return -1;
+                return AF_E_MALFORMED;
             size_t len = (size_t) (end - value);
             if (len >= size)
-                return -2;
+                return AF_E_TOO_BIG;
             memcpy (buf, value, len);
             buf [len] = 0;
-            return 0;
+            *found = true;
+            return AF_OK;
         }
         const char *next = strchr (line, '\n');
         if (!next)
             break;
         line = next + 1;
     }
-    return -1;
+    return AF_OK;
+}
+
+//  The value of a property into buf: true if it is there, ends its line
+//  and fits (what the parser below can use), else false
+static bool
+s_lookup (const char *getprop, const char *name, char *buf, size_t size)
+{
+    bool found;
+    return af_adb_property (getprop, name, buf, size, &found) == AF_OK && found;
 }
 
 //  A decimal number of at most 6 digits at *p, which is advanced. -1 if none.
@@ -95,15 +106,16 @@ s_after_label (const char *out, const char *label)
     return NULL;
 }
 
-//  Copy a property into buf when present and fitting. 0 if copied.
-static int
+//  Copy a property into buf when present, not empty and fitting. True if
+//  copied.
+static bool
 s_property (const char *getprop, const char *name, char *buf, size_t size)
 {
     char value [256];
-    if (af_adb_property (getprop, name, value, sizeof value) || strlen (value) >= size || !*value)
-        return -1;
+    if (!s_lookup (getprop, name, value, sizeof value) || strlen (value) >= size || !*value)
+        return false;
     strcpy (buf, value);
-    return 0;
+    return true;
 }
 
 //  True if list (comma-separated, e.g. ro.build.characteristics) has item
@@ -133,30 +145,30 @@ af_adb_parse (af_device_t *device, const char *getprop, const char *wm_size,
     const char *p;
 
     //  Android, by its API level
-    if (af_adb_property (getprop, "ro.build.version.sdk", value, sizeof value)) {
+    if (!s_lookup (getprop, "ro.build.version.sdk", value, sizeof value)) {
         snprintf (err, errlen, "getprop: no ro.build.version.sdk (not an Android device?)");
-        return -1;
+        return AF_E_BAD_DEVICE;
     }
     p = value;
     long sdk = s_number (&p);
     if (sdk < 1 || sdk > AF_MAX_SDK || *p) {
         snprintf (err, errlen, "getprop: ro.build.version.sdk '%.32s' is not an API level 1..%d",
                   value, AF_MAX_SDK);
-        return -1;
+        return AF_E_BAD_DEVICE;
     }
     device->sdk = (uint32_t) sdk;
     strcpy (device->platform, "android");
     uint32_t version;
-    if (s_property (getprop, "ro.build.version.release", value, sizeof device->os_version) == 0
-    &&  af_version_parse (value, &version) == 0)
+    if (s_property (getprop, "ro.build.version.release", value, sizeof device->os_version)
+    &&  af_version_parse (value, &version) == AF_OK)
         strcpy (device->os_version, value);
 
     //  Model; its default comes from the brand and device name
     char brand [AF_MAX_NAME + 1] = "", build_device [AF_MAX_NAME + 1] = "";
-    if (af_adb_property (getprop, "ro.product.model", value, sizeof value) == 0 && *value) {
+    if (s_lookup (getprop, "ro.product.model", value, sizeof value) && *value) {
         if (strlen (value) >= sizeof device->model) {
             snprintf (err, errlen, "getprop: ro.product.model is longer than %d bytes", AF_MAX_NAME);
-            return -1;
+            return AF_E_BAD_DEVICE;
         }
         strcpy (device->model, value);
     }
@@ -165,7 +177,7 @@ af_adb_parse (af_device_t *device, const char *getprop, const char *wm_size,
     s_property (getprop, "ro.product.device", build_device, sizeof build_device);
 
     //  ABIs in preference order
-    if (af_adb_property (getprop, "ro.product.cpu.abilist", value, sizeof value) == 0 && *value) {
+    if (s_lookup (getprop, "ro.product.cpu.abilist", value, sizeof value) && *value) {
         char *state = NULL;
         for (char *abi = strtok_r (value, ",", &state); abi && device->abi_count < AF_MAX_ABIS;
              abi = strtok_r (NULL, ",", &state))
@@ -173,21 +185,21 @@ af_adb_parse (af_device_t *device, const char *getprop, const char *wm_size,
                 strcpy (device->abis [device->abi_count++], abi);
     }
     else {
-        if (s_property (getprop, "ro.product.cpu.abi", device->abis [0], sizeof device->abis [0]) == 0)
+        if (s_property (getprop, "ro.product.cpu.abi", device->abis [0], sizeof device->abis [0]))
             device->abi_count++;
         if (s_property (getprop, "ro.product.cpu.abi2", device->abis [device->abi_count],
-                        sizeof device->abis [0]) == 0)
+                        sizeof device->abis [0]))
             device->abi_count++;
     }
 
     //  The locale, where bundletool looks for it
     char language [16] = "", region [16] = "";
-    if (s_property (getprop, "persist.sys.locale", device->locales [0], sizeof device->locales [0]) == 0
-    ||  s_property (getprop, "ro.product.locale", device->locales [0], sizeof device->locales [0]) == 0)
+    if (s_property (getprop, "persist.sys.locale", device->locales [0], sizeof device->locales [0])
+    ||  s_property (getprop, "ro.product.locale", device->locales [0], sizeof device->locales [0]))
         device->locale_count = 1;
     else
-    if (s_property (getprop, "ro.product.locale.language", language, sizeof language) == 0
-    &&  s_property (getprop, "ro.product.locale.region", region, sizeof region) == 0
+    if (s_property (getprop, "ro.product.locale.language", language, sizeof language)
+    &&  s_property (getprop, "ro.product.locale.region", region, sizeof region)
     &&  strlen (language) + 1 + strlen (region) < sizeof device->locales [0]) {
         snprintf (device->locales [0], sizeof device->locales [0], "%s-%s", language, region);
         device->locale_count = 1;
@@ -196,14 +208,14 @@ af_adb_parse (af_device_t *device, const char *getprop, const char *wm_size,
     //  Screen: the physical size and density
     p = wm_density? s_after_label (wm_density, "Physical density:"): NULL;
     long density = p? s_number (&p): -1;
-    if (density < 0 && af_adb_property (getprop, "ro.sf.lcd_density", value, sizeof value) == 0) {
+    if (density < 0 && s_lookup (getprop, "ro.sf.lcd_density", value, sizeof value)) {
         p = value;
         density = s_number (&p);
     }
     if (density < 1 || density > AF_MAX_DENSITY) {
         snprintf (err, errlen, "no screen density: neither `wm density` nor ro.sf.lcd_density "
                   "gave one in 1..%d", AF_MAX_DENSITY);
-        return -1;
+        return AF_E_BAD_DEVICE;
     }
     device->density = (uint32_t) density;
     p = wm_size? s_after_label (wm_size, "Physical size:"): NULL;
@@ -212,14 +224,14 @@ af_adb_parse (af_device_t *device, const char *getprop, const char *wm_size,
         long height = width >= 0 && *p++ == 'x'? s_number (&p): -1;
         if (width < 1 || width > AF_MAX_SCREEN || height < 1 || height > AF_MAX_SCREEN) {
             snprintf (err, errlen, "wm size: no physical size of 1..%d pixels a side", AF_MAX_SCREEN);
-            return -1;
+            return AF_E_BAD_DEVICE;
         }
         device->screen_w = (uint32_t) width;
         device->screen_h = (uint32_t) height;
     }
 
     //  The build's characteristics name TVs, watches and tablets
-    if (af_adb_property (getprop, "ro.build.characteristics", value, sizeof value) == 0) {
+    if (s_lookup (getprop, "ro.build.characteristics", value, sizeof value)) {
         const char *form = s_list_has (value, "tv")? "tv":
                            s_list_has (value, "watch")? "watch":
                            s_list_has (value, "tablet")? "tablet": NULL;
@@ -227,11 +239,11 @@ af_adb_parse (af_device_t *device, const char *getprop, const char *wm_size,
             strcpy (device->form_factor, form);
     }
     char inner [200];
-    if (af_device_complete (device, brand, build_device, inner, sizeof inner)) {
+    if (af_device_complete (device, brand, build_device, inner, sizeof inner) != AF_OK) {
         snprintf (err, errlen, "the description from adb is refused: %s", inner);
-        return -1;
+        return AF_E_BAD_DEVICE;
     }
-    return 0;
+    return AF_OK;
 }
 
 //  --------------------------------------------------------------------------
@@ -292,6 +304,10 @@ typedef struct {
     size_t messages_len;
 } adb_output_t;
 
+//  Why a run failed when adb printed too much (told from the other
+//  failures by its address: AF_E_TOO_BIG, not AF_E_INTERNAL)
+static const char s_too_much [] = "printed more than 1 MiB";
+
 //  Read what stdout has into output->buf, growing it; at the end of the
 //  stream, close it (fd->fd becomes -1). NULL, or why the run fails.
 static const char *
@@ -299,7 +315,7 @@ s_read_stdout (adb_output_t *output, struct pollfd *fd)
 {
     if (output->size + 1 >= output->capacity) {
         if (output->size >= AF_MAX_ADB_OUTPUT)
-            return "printed more than 1 MiB";
+            return s_too_much;
         size_t bigger_size = output->capacity * 2 > AF_MAX_ADB_OUTPUT + 1?
                              AF_MAX_ADB_OUTPUT + 1: output->capacity * 2;
         char *bigger = (char *) realloc (output->buf, bigger_size);
@@ -378,7 +394,8 @@ s_collect (adb_output_t *output, struct pollfd fds [2])
 }
 
 //  Run adb [-s serial] shell WORD... and collect its output (caller frees
-//  *out, NUL-terminated). 0, or -1 with err.
+//  *out, NUL-terminated). AF_OK, or with err AF_E_TOO_BIG (it printed more
+//  than AF_MAX_ADB_OUTPUT) or AF_E_INTERNAL (cannot run, failed, too slow).
 static int
 s_run (const char *adb, const char *serial, const char *const *words, char **out,
        char *err, size_t errlen)
@@ -400,7 +417,7 @@ s_run (const char *adb, const char *serial, const char *const *words, char **out
     int out_fd, err_fd;
     pid_t pid = s_spawn (adb, argv, &out_fd, &err_fd, err, errlen);
     if (pid < 0)
-        return -1;
+        return AF_E_INTERNAL;
     adb_output_t output = { .capacity = 4096 };
     output.buf = (char *) malloc (output.capacity);
     struct pollfd fds [2] = { { out_fd, POLLIN, 0 }, { err_fd, POLLIN, 0 } };
@@ -423,13 +440,13 @@ s_run (const char *adb, const char *serial, const char *const *words, char **out
     if (failure) {
         snprintf (err, errlen, "adb shell %s: %s", command, failure);
         free (output.buf);
-        return -1;
+        return failure == s_too_much? AF_E_TOO_BIG: AF_E_INTERNAL;
     }
     if (WIFEXITED (status) && WEXITSTATUS (status) == 127 && strncmp (last, "cannot run", 10) == 0) {
         snprintf (err, errlen, "%s (install Debian's adb package, or name the program with AF_ADB)",
                   last);
         free (output.buf);
-        return -1;
+        return AF_E_INTERNAL;
     }
     if (!WIFEXITED (status) || WEXITSTATUS (status) != 0) {
         snprintf (err, errlen, "adb shell %s failed (%s %d)%s%s", command,
@@ -437,11 +454,11 @@ s_run (const char *adb, const char *serial, const char *const *words, char **out
                   WIFEXITED (status)? WEXITSTATUS (status): WTERMSIG (status),
                   *last? ": ": "", last);
         free (output.buf);
-        return -1;
+        return AF_E_INTERNAL;
     }
     output.buf [output.size] = 0;
     *out = output.buf;
-    return 0;
+    return AF_OK;
 }
 
 int
@@ -456,22 +473,24 @@ af_adb_read (af_device_t *device, const char *adb, const char *serial,
             ok = *p > 0x20 && *p < 0x7f;
         if (!ok) {
             snprintf (err, errlen, "'%.64s' is not a device serial (as `adb devices` lists them)", serial);
-            return -1;
+            return AF_E_MALFORMED;
         }
     }
     static const char *const getprop [] = { "getprop", NULL };
     static const char *const wm_size [] = { "wm", "size", NULL };
     static const char *const wm_density [] = { "wm", "density", NULL };
     char *props = NULL, *size = NULL, *density = NULL;
-    int rc = -1;
-    if (s_run (adb, serial, getprop, &props, err, errlen) == 0
-    &&  s_run (adb, serial, wm_size, &size, err, errlen) == 0
-    &&  s_run (adb, serial, wm_density, &density, err, errlen) == 0)
-        rc = af_adb_parse (device, props, size, density, err, errlen);
+    int code = s_run (adb, serial, getprop, &props, err, errlen);
+    if (code == AF_OK)
+        code = s_run (adb, serial, wm_size, &size, err, errlen);
+    if (code == AF_OK)
+        code = s_run (adb, serial, wm_density, &density, err, errlen);
+    if (code == AF_OK)
+        code = af_adb_parse (device, props, size, density, err, errlen);
     free (props);
     free (size);
     free (density);
-    return rc;
+    return code;
 }
 
 //  --------------------------------------------------------------------------
@@ -494,15 +513,18 @@ s_test_properties (void)
         "[ro.empty]: []\r\n"
         "   [ro.indented]: [no]\r\n"
         "[ro.unterminated]: [x\r\n";
-    assert (af_adb_property (props, "ro.product.model", value, sizeof value) == 0 && streq (value, "SM-G991B"));
-    assert (af_adb_property (props, "ro.odd", value, sizeof value) == 0 && streq (value, "a]b"));
-    assert (af_adb_property (props, "ro.multi", value, sizeof value) == 0 && streq (value, "line one\r\nline two"));
-    assert (af_adb_property (props, "ro.empty", value, sizeof value) == 0 && streq (value, ""));
-    assert (af_adb_property (props, "ro.unterminated", value, sizeof value) == -1);
-    assert (af_adb_property (props, "ro.indented", value, sizeof value) == -1);
-    assert (af_adb_property (props, "ro.product", value, sizeof value) == -1);
-    assert (af_adb_property (props, "ro.product.model", value, 8) == -2);
-    assert (af_adb_property ("", "ro.x", value, sizeof value) == -1);
+    bool found;
+    assert (af_adb_property (props, "ro.product.model", value, sizeof value, &found) == AF_OK && found
+            && streq (value, "SM-G991B"));
+    assert (af_adb_property (props, "ro.odd", value, sizeof value, &found) == AF_OK && found && streq (value, "a]b"));
+    assert (af_adb_property (props, "ro.multi", value, sizeof value, &found) == AF_OK && found
+            && streq (value, "line one\r\nline two"));
+    assert (af_adb_property (props, "ro.empty", value, sizeof value, &found) == AF_OK && found && streq (value, ""));
+    assert (af_adb_property (props, "ro.unterminated", value, sizeof value, &found) == AF_E_MALFORMED && !found);
+    assert (af_adb_property (props, "ro.indented", value, sizeof value, &found) == AF_OK && !found);
+    assert (af_adb_property (props, "ro.product", value, sizeof value, &found) == AF_OK && !found);
+    assert (af_adb_property (props, "ro.product.model", value, 8, &found) == AF_E_TOO_BIG && !found);
+    assert (af_adb_property ("", "ro.x", value, sizeof value, &found) == AF_OK && !found);
 }
 
 //  Descriptions from getprop and wm, device by device
@@ -524,7 +546,7 @@ s_test_parse (void)
         "[ro.product.model]: [SM-G991B]\n"
         "[ro.sf.lcd_density]: [480]\n";
     assert (af_adb_parse (&device, phone, "Physical size: 1080x2400\nOverride size: 720x1600\n",
-                          "Physical density: 420\nOverride density: 480\n", err, sizeof err) == 0);
+                          "Physical density: 420\nOverride density: 480\n", err, sizeof err) == AF_OK);
     assert (streq (device.platform, "android") && device.sdk == 33 && streq (device.os_version, "13"));
     assert (streq (device.model, "SM-G991B") && streq (device.name, "SM-G991B"));
     assert (streq (device.manufacturer, "samsung") && streq (device.form_factor, "phone"));
@@ -533,14 +555,14 @@ s_test_parse (void)
     assert (device.screen_w == 1080 && device.screen_h == 2400 && device.density == 420);
 
     //  Without wm: the density from ro.sf.lcd_density, the screen unknown
-    assert (af_adb_parse (&device, phone, NULL, "", err, sizeof err) == 0);
+    assert (af_adb_parse (&device, phone, NULL, "", err, sizeof err) == AF_OK);
     assert (device.density == 480 && device.screen_w == 0 && device.screen_h == 0);
     //  A device on which wm fails says so on stdout ("Error: ..."): unknown
-    assert (af_adb_parse (&device, phone, "Error: no display\n", NULL, err, sizeof err) == 0);
+    assert (af_adb_parse (&device, phone, "Error: no display\n", NULL, err, sizeof err) == AF_OK);
     assert (device.screen_w == 0);
-    assert (af_adb_parse (&device, phone, "Physical size: 1080\n", NULL, err, sizeof err) == -1);
+    assert (af_adb_parse (&device, phone, "Physical size: 1080\n", NULL, err, sizeof err) == AF_E_BAD_DEVICE);
     assert (strstr (err, "wm size"));
-    assert (af_adb_parse (&device, phone, "Physical size: 99999x1\n", NULL, err, sizeof err) == -1);
+    assert (af_adb_parse (&device, phone, "Physical size: 99999x1\n", NULL, err, sizeof err) == AF_E_BAD_DEVICE);
 
     //  A TV by its characteristics; a tablet by its screen (sw600dp); a
     //  watch; the older properties; a release that is not a number
@@ -555,13 +577,13 @@ s_test_parse (void)
         "[ro.product.locale.language]: [en]\n"
         "[ro.product.locale.region]: [US]\n"
         "[ro.sf.lcd_density]: [320]\n";
-    assert (af_adb_parse (&device, tv, "Physical size: 1920x1080\n", NULL, err, sizeof err) == 0);
+    assert (af_adb_parse (&device, tv, "Physical size: 1920x1080\n", NULL, err, sizeof err) == AF_OK);
     assert (streq (device.form_factor, "tv") && streq (device.os_version, "12"));
     assert (streq (device.model, "google sabrina"));
     assert (device.abi_count == 2 && streq (device.abis [1], "armeabi"));
     assert (device.locale_count == 1 && streq (device.locales [0], "en-US"));
     assert (af_adb_parse (&device, phone, "Physical size: 1600x2560\n", "Physical density: 274\n",
-                          err, sizeof err) == 0 && streq (device.form_factor, "tablet"));
+                          err, sizeof err) == AF_OK && streq (device.form_factor, "tablet"));
     const char *watch =
         "[ro.build.characteristics]: [nosdcard,watch]\n"
         "[ro.build.version.release]: [11]\n"
@@ -569,14 +591,14 @@ s_test_parse (void)
         "[ro.product.cpu.abilist]: [armeabi-v7a,armeabi]\n"
         "[ro.product.model]: [Pixel Watch]\n";
     assert (af_adb_parse (&device, watch, "Physical size: 384x384\n", "Physical density: 320\n",
-                          err, sizeof err) == 0);
+                          err, sizeof err) == AF_OK);
     assert (streq (device.form_factor, "watch") && device.locale_count == 0);
     //  Tokens of the characteristics, not substrings
     const char *tvish =
         "[ro.build.characteristics]: [tvx,nowatch]\n"
         "[ro.build.version.sdk]: [30]\n[ro.sf.lcd_density]: [320]\n"
         "[ro.product.cpu.abilist]: [x86_64]\n";
-    assert (af_adb_parse (&device, tvish, NULL, NULL, err, sizeof err) == 0);
+    assert (af_adb_parse (&device, tvish, NULL, NULL, err, sizeof err) == AF_OK);
     assert (streq (device.form_factor, "phone") && streq (device.model, "Android device"));
 }
 
@@ -586,28 +608,28 @@ s_test_refusals (void)
 {
     char err [256];
     af_device_t device;
-    assert (af_adb_parse (&device, "[ro.product.model]: [x]\n", NULL, NULL, err, sizeof err) == -1);
+    assert (af_adb_parse (&device, "[ro.product.model]: [x]\n", NULL, NULL, err, sizeof err) == AF_E_BAD_DEVICE);
     assert (strstr (err, "ro.build.version.sdk"));
-    assert (af_adb_parse (&device, "[ro.build.version.sdk]: [3x]\n", NULL, NULL, err, sizeof err) == -1);
+    assert (af_adb_parse (&device, "[ro.build.version.sdk]: [3x]\n", NULL, NULL, err, sizeof err) == AF_E_BAD_DEVICE);
     assert (strstr (err, "API level"));
-    assert (af_adb_parse (&device, "[ro.build.version.sdk]: [30]\n", NULL, NULL, err, sizeof err) == -1);
+    assert (af_adb_parse (&device, "[ro.build.version.sdk]: [30]\n", NULL, NULL, err, sizeof err) == AF_E_BAD_DEVICE);
     assert (strstr (err, "density"));
     assert (af_adb_parse (&device, "[ro.build.version.sdk]: [30]\n[ro.sf.lcd_density]: [320]\n",
-                          NULL, NULL, err, sizeof err) == -1);
+                          NULL, NULL, err, sizeof err) == AF_E_BAD_DEVICE);
     assert (strstr (err, "supportedAbis"));
     assert (af_adb_parse (&device, "[ro.build.version.sdk]: [30]\n[ro.sf.lcd_density]: [320]\n"
-                          "[ro.product.cpu.abilist]: [x86 64]\n", NULL, NULL, err, sizeof err) == -1);
+                          "[ro.product.cpu.abilist]: [x86 64]\n", NULL, NULL, err, sizeof err) == AF_E_BAD_DEVICE);
     assert (strstr (err, "supportedAbis"));
     assert (af_adb_parse (&device, "[ro.build.version.sdk]: [30]\n[ro.sf.lcd_density]: [320]\n"
                           "[ro.product.cpu.abilist]: [x86_64]\n[ro.product.model]: [bad\tname]\n",
-                          NULL, NULL, err, sizeof err) == -1);
+                          NULL, NULL, err, sizeof err) == AF_E_BAD_DEVICE);
     assert (strstr (err, "printable"));
     //  getprop gives bytes: a model that is not UTF-8 is refused here, not
     //  by the broker's decoder (found by fuzz_adb: it made a device.json
     //  without the model)
     assert (af_adb_parse (&device, "[ro.build.version.sdk]: [30]\n[ro.sf.lcd_density]: [320]\n"
                           "[ro.product.cpu.abilist]: [x86_64]\n[ro.product.model]: [Pixel\xff]\n",
-                          NULL, NULL, err, sizeof err) == -1);
+                          NULL, NULL, err, sizeof err) == AF_E_BAD_DEVICE);
     assert (strstr (err, "UTF-8"));
 }
 
@@ -628,6 +650,8 @@ s_test_running_adb (void)
     fprintf (file,
         "#!/bin/sh\n"
         "echo \"$*\" >> '%s'\n"
+        "if [ \"$2\" = BIG ]; then yes | head -c 1100000; exit 0; fi\n"
+        "if [ \"$2\" = EMPTY ]; then exit 0; fi\n"
         "if [ \"$1\" = -s ] && [ \"$2\" != R58N ]; then echo \"adb: device '$2' not found\" >&2; exit 1; fi\n"
         "case \"$*\" in\n"
         "  *getprop) printf '[ro.build.version.sdk]: [33]\\n[ro.product.model]: [SM-G991B]\\n"
@@ -637,7 +661,7 @@ s_test_running_adb (void)
         "esac\n", args);
     fclose (file);
     assert (chmod (script, 0700) == 0);
-    assert (af_adb_read (&device, script, "R58N", err, sizeof err) == 0);
+    assert (af_adb_read (&device, script, "R58N", err, sizeof err) == AF_OK);
     assert (streq (device.model, "SM-G991B") && device.screen_h == 2400 && device.density == 420);
     file = fopen (args, "r");
     assert (file);
@@ -646,14 +670,19 @@ s_test_running_adb (void)
     assert (fgets (line, sizeof line, file) && streq (line, "-s R58N shell wm size\n"));
     assert (fgets (line, sizeof line, file) && streq (line, "-s R58N shell wm density\n"));
     fclose (file);
-    assert (af_adb_read (&device, script, NULL, err, sizeof err) == 0);
-    assert (af_adb_read (&device, script, "other", err, sizeof err) == -1);
+    assert (af_adb_read (&device, script, NULL, err, sizeof err) == AF_OK);
+    assert (af_adb_read (&device, script, "other", err, sizeof err) == AF_E_INTERNAL);
     assert (strstr (err, "getprop failed") && strstr (err, "device 'other' not found"));
-    assert (af_adb_read (&device, script, "-x", err, sizeof err) == -1 && strstr (err, "serial"));
-    assert (af_adb_read (&device, script, "a b", err, sizeof err) == -1 && strstr (err, "serial"));
+    assert (af_adb_read (&device, script, "-x", err, sizeof err) == AF_E_MALFORMED && strstr (err, "serial"));
+    assert (af_adb_read (&device, script, "a b", err, sizeof err) == AF_E_MALFORMED && strstr (err, "serial"));
     snprintf (script, sizeof script, "%s/no-such-adb", dir);
-    assert (af_adb_read (&device, script, NULL, err, sizeof err) == -1);
+    assert (af_adb_read (&device, script, NULL, err, sizeof err) == AF_E_INTERNAL);
     assert (strstr (err, "cannot run") && strstr (err, "adb package"));
+    //  A device that prints too much, or nothing a description is made of
+    snprintf (script, sizeof script, "%s/adb", dir);
+    assert (af_adb_read (&device, script, "BIG", err, sizeof err) == AF_E_TOO_BIG && strstr (err, "more than 1 MiB"));
+    assert (af_adb_read (&device, script, "EMPTY", err, sizeof err) == AF_E_BAD_DEVICE
+            && strstr (err, "ro.build.version.sdk"));
     char command [700];
     snprintf (command, sizeof command, "rm -rf '%s'", dir);
     assert (system (command) == 0);

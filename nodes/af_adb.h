@@ -41,21 +41,26 @@
 #include "af_device.h"
 
 //  Build and validate a description from the text of `getprop`, `wm size`
-//  and `wm density` (the last two may be NULL or empty: unknown). Returns
-//  0, or -1 with err naming the property or field that is missing or bad.
+//  and `wm density` (the last two may be NULL or empty: unknown). AF_OK, or
+//  AF_E_BAD_DEVICE with err naming the property or field that is missing
+//  or bad.
 int af_adb_parse (af_device_t *device, const char *getprop, const char *wm_size,
                   const char *wm_density, char *err, size_t errlen);
 
 //  The value of property name in getprop output ("[name]: [value]" lines;
-//  a value may span lines). 0 with the value in buf, or -1 when the
-//  property is absent or its value does not fit in size bytes.
-int af_adb_property (const char *getprop, const char *name, char *buf, size_t size);
+//  a value may span lines). AF_OK with *found true and the value in buf,
+//  or with *found false when the property is absent; AF_E_MALFORMED when
+//  its value has no ']' that ends a line, AF_E_TOO_BIG when it does not
+//  fit in size bytes (*found false for both).
+int af_adb_property (const char *getprop, const char *name, char *buf, size_t size, bool *found);
 
 //  Run the three commands with adb (the program, looked up in PATH; NULL:
 //  "adb") for the device serial (NULL: the only device connected) and
 //  parse their output. Each command may run AF_ADB_TIMEOUT_MS and print
-//  AF_MAX_ADB_OUTPUT bytes. 0, or -1 with err (adb missing, failing with
-//  its message, too slow, or output that af_adb_parse refuses).
+//  AF_MAX_ADB_OUTPUT bytes. AF_OK, or with err: AF_E_MALFORMED (serial is
+//  not a serial), AF_E_INTERNAL (adb missing, failing with its message, or
+//  too slow), AF_E_TOO_BIG (it printed more), AF_E_BAD_DEVICE (output that
+//  af_adb_parse refuses).
 int af_adb_read (af_device_t *device, const char *adb, const char *serial,
                  char *err, size_t errlen);
 

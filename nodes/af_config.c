@@ -36,8 +36,9 @@ af_config_seal (const uint8_t *key, const char *dir, const char *tmp_path,
                 uint8_t **blob, size_t *size, char *err, size_t errlen)
 {
     *blob = NULL;
-    if (af_install_pack_dir (dir, tmp_path, err, errlen))
-        return AF_E_MALFORMED;          //  nothing to send, or unreadable
+    int code = af_install_pack_dir (dir, tmp_path, err, errlen);
+    if (code != AF_OK)
+        return code;                    //  nothing to send, too many files, unreadable
     int fd = open (tmp_path, O_RDONLY | O_CLOEXEC);
     struct stat st;
     size_t limit = AF_MAX_CONFIG - crypto_secretbox_NONCEBYTES - crypto_secretbox_MACBYTES;
@@ -97,10 +98,7 @@ af_config_open (const uint8_t *key, const char *home, const char *program,
     if (!ok)
         snprintf (err, errlen, "cannot write %s: %s", tmp, strerror (errno));
     else
-    if (af_install_data (home, "config", program, tmp, err, errlen) == 0)
-        code = AF_OK;
-    else
-        code = AF_E_MALFORMED;          //  refused by the installer's checks, or not written
+        code = af_install_data (home, "config", program, tmp, err, errlen);
     unlink (tmp);
     return code;
 }

@@ -30,14 +30,17 @@ int af_config_derive (const char *account, const char *secret, uint8_t *key, cha
 
 //  Seal the directory dir: pack it into tmp_path (removed after), encrypt.
 //  A new blob (caller frees) of at most AF_MAX_CONFIG bytes. AF_OK, or with
-//  err AF_E_MALFORMED (empty or unreadable), AF_E_TOO_BIG, AF_E_INTERNAL.
+//  err AF_E_MALFORMED (empty: nothing to send), AF_E_TOO_BIG (too many
+//  files, or larger than that packed), AF_E_INTERNAL (unreadable, or the
+//  tar cannot be written): af_install_pack_dir's codes and the size's.
 int af_config_seal (const uint8_t *key, const char *dir, const char *tmp_path,
                     uint8_t **blob, size_t *size, char *err, size_t errlen);
 
 //  Open a blob and put it in place of HOME/config/PROGRAM/ (staged, then
 //  swapped in). AF_OK, or with err and the configuration unchanged:
 //  AF_E_MALFORMED ("cannot decrypt": another account secret, or tampered;
-//  or refused by the installer's checks), AF_E_INTERNAL (cannot write).
+//  or refused by the installer's checks), AF_E_TOO_BIG (over the
+//  installer's limits), AF_E_INTERNAL (cannot write).
 int af_config_open (const uint8_t *key, const char *home, const char *program,
                     const uint8_t *blob, size_t size, char *err, size_t errlen);
 

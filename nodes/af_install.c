@@ -115,8 +115,8 @@ s_record_paths (const char *home, const char *program, char *path, size_t size, 
     snprintf (tmp, tmpsize, "%s/installed/%s.json.tmp", home, program);
 }
 
-//  Write the record to its temporary, synced. 0, or -1 with err and no
-//  temporary left
+//  Write the record to its temporary, synced. AF_OK, or AF_E_INTERNAL with
+//  err and no temporary left
 static int
 s_record_prepare (const char *home, const af_install_info_t *info, json_t *files, char *err, size_t errlen)
 {
@@ -125,7 +125,7 @@ s_record_prepare (const char *home, const af_install_info_t *info, json_t *files
     s_record_paths (home, info->program, path, sizeof path, tmp, sizeof tmp);
     if (zsys_dir_create ("%s", dir)) {
         snprintf (err, errlen, "cannot create %s: %s", dir, strerror (errno));
-        return -1;
+        return AF_E_INTERNAL;
     }
     json_t *record = json_pack ("{s:s, s:s, s:I, s:s, s:s, s:I, s:s, s:o}",
         "program", info->program, "versionName", info->version_name,
@@ -136,7 +136,7 @@ s_record_prepare (const char *home, const af_install_info_t *info, json_t *files
     json_decref (record);
     if (!text) {
         snprintf (err, errlen, "cannot encode the install record of %s", info->program);
-        return -1;
+        return AF_E_INTERNAL;
     }
     int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     bool ok = fd >= 0 && s_write_all (fd, text, strlen (text)) == 0 && fsync (fd) == 0;
@@ -150,13 +150,13 @@ s_record_prepare (const char *home, const af_install_info_t *info, json_t *files
         snprintf (err, errlen, "cannot write the install record %s: %s", path,
                   error == ENOSPC || error == EFBIG? "the disk is full": strerror (error));
         unlink (tmp);
-        return -1;
+        return AF_E_INTERNAL;
     }
-    return 0;
+    return AF_OK;
 }
 
-//  Put the prepared record in place. 0, or -1 with err (the temporary is
-//  the caller's to discard)
+//  Put the prepared record in place. AF_OK, or AF_E_INTERNAL with err (the
+//  temporary is the caller's to discard)
 static int
 s_record_commit (const char *home, const char *program, char *err, size_t errlen)
 {
@@ -165,10 +165,10 @@ s_record_commit (const char *home, const char *program, char *err, size_t errlen
     s_record_paths (home, program, path, sizeof path, tmp, sizeof tmp);
     if (rename (tmp, path)) {
         snprintf (err, errlen, "cannot write the install record %s: %s", path, strerror (errno));
-        return -1;
+        return AF_E_INTERNAL;
     }
     s_sync_dir (dir);
-    return 0;
+    return AF_OK;
 }
 
 static void
@@ -183,29 +183,38 @@ int
 af_install_record_write (const char *home, const af_install_info_t *info, json_t *files,
                          char *err, size_t errlen)
 {
-    if (af_program_check (info->program, err, errlen))
-        return -1;
-    if (s_record_prepare (home, info, files, err, errlen))
-        return -1;
-    if (s_record_commit (home, info->program, err, errlen)) {
+    int code = af_program_check (info->program, err, errlen);
+    if (code == AF_OK)
+        code = s_record_prepare (home, info, files, err, errlen);
+    if (code == AF_OK && (code = s_record_commit (home, info->program, err, errlen)) != AF_OK)
         s_record_discard (home, info->program);
-        return -1;
-    }
-    return 0;
+    return code;
 }
 
 int
-af_install_record_read (const char *home, const char *program, af_install_info_t *info)
+af_install_record_read (const char *home, const char *program, af_install_info_t *info, bool *found)
 {
-    if (af_program_check (program, NULL, 0))
-        return -1;
+    assert (found);
+    *found = false;
+    if (af_program_check (program, NULL, 0) != AF_OK)
+        return AF_E_MALFORMED;
     char path [700];
     snprintf (path, sizeof path, "%s/installed/%s.json", home, program);
+    FILE *file = fopen (path, "r");
+    if (!file) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return AF_OK;                   //  not installed
+        zsys_warning ("install: cannot read the install record %s: %s", path, strerror (errno));
+        return AF_E_INTERNAL;
+    }
     json_error_t jerr;
-    json_t *record = json_load_file (path, 0, &jerr);
+    json_t *record = json_loadf (file, 0, &jerr);
+    fclose (file);
     if (!json_is_object (record)) {
+        zsys_warning ("install: the install record %s is unreadable: %s", path,
+                      record? "not a JSON object": jerr.text);
         json_decref (record);
-        return -1;
+        return AF_E_MALFORMED;
     }
     memset (info, 0, sizeof *info);
     const char *text;
@@ -221,7 +230,8 @@ af_install_record_read (const char *home, const char *program, af_install_info_t
     info->version_code = (uint64_t) json_integer_value (json_object_get (record, "versionCode"));
     info->installed_at = (uint64_t) json_integer_value (json_object_get (record, "installedAt"));
     json_decref (record);
-    return 0;
+    *found = true;
+    return AF_OK;
 }
 
 //  --------------------------------------------------------------------------
@@ -338,17 +348,18 @@ s_kind_name (char kind)
     return kind == 'f'? "file": kind == 'l'? "link": "directory";
 }
 
-//  Enter a canonical name of kind 'd', 'f' or 'l' (with its target). 0, or
-//  -1 with err: the name goes through a file or a link, names again what
-//  the archive has as another kind, or names a link a second time.
+//  Enter a canonical name of kind 'd', 'f' or 'l' (with its target). AF_OK,
+//  or with err AF_E_MALFORMED (the name goes through a file or a link,
+//  names again what the archive has as another kind, or names a link a
+//  second time) or AF_E_TOO_BIG (past AF_INSTALL_MAX_NODES).
 static int
 s_tree_enter (tree_t *tree, const char *name, char kind, const char *target, char *err, size_t errlen)
 {
     if (!*name) {
         if (kind == 'd')
-            return 0;
+            return AF_OK;
         snprintf (err, errlen, "archive entry '.' is a %s in place of the app directory", s_kind_name (kind));
-        return -1;
+        return AF_E_MALFORMED;
     }
     char key [AF_INSTALL_MAX_NAME + 16];
     uint32_t parent = 0;
@@ -362,7 +373,7 @@ s_tree_enter (tree_t *tree, const char *name, char kind, const char *target, cha
             if (++tree->count > AF_INSTALL_MAX_NODES) {
                 snprintf (err, errlen, "archive makes more than %d files, directories and links "
                           "(counting the directories its names imply)", AF_INSTALL_MAX_NODES);
-                return -1;
+                return AF_E_TOO_BIG;
             }
             node = (node_t *) zmalloc (sizeof (node_t));
             node->id = tree->count;
@@ -374,7 +385,7 @@ s_tree_enter (tree_t *tree, const char *name, char kind, const char *target, cha
             if (node->kind == 'f' || node->kind == 'l') {
                 snprintf (err, errlen, "archive entry '%.200s' is inside the %s '%.*s'", name,
                           s_kind_name (node->kind), (int) (p + len - name), name);
-                return -1;
+                return AF_E_MALFORMED;
             }
         }
         else
@@ -382,7 +393,7 @@ s_tree_enter (tree_t *tree, const char *name, char kind, const char *target, cha
             if (kind != 'd') {
                 snprintf (err, errlen, "archive entry '%.200s' is a %s, but other entries are inside it",
                           name, s_kind_name (kind));
-                return -1;
+                return AF_E_MALFORMED;
             }
             node->kind = 'd';
         }
@@ -390,7 +401,7 @@ s_tree_enter (tree_t *tree, const char *name, char kind, const char *target, cha
         if (node->kind != kind || kind == 'l') {
             snprintf (err, errlen, "archive entry '%.200s' appears twice, as a %s and as a %s", name,
                       s_kind_name (node->kind), s_kind_name (kind));
-            return -1;
+            return AF_E_MALFORMED;
         }
         if (last)
             break;
@@ -405,13 +416,13 @@ s_tree_enter (tree_t *tree, const char *name, char kind, const char *target, cha
         assert (link->name && link->target);
         zlistx_add_end (tree->links, link);
     }
-    return 0;
+    return AF_OK;
 }
 
 //  A link's target, walked from the link's directory through the finished
 //  tree: every component before the last that the archive has must be a
 //  directory. The last may be anything (a file, a directory, a link, or
-//  nothing). 0, or -1 with err.
+//  nothing). AF_OK, or AF_E_MALFORMED with err.
 static int
 s_tree_link_check (tree_t *tree, const link_t *link, char *err, size_t errlen)
 {
@@ -421,16 +432,16 @@ s_tree_link_check (tree_t *tree, const link_t *link, char *err, size_t errlen)
     while (true) {
         size_t len = strcspn (p, "/");
         if (!p [len])
-            return 0;
+            return AF_OK;
         snprintf (key, sizeof key, "%x/%.*s", parent, (int) len, p);
         node_t *node = (node_t *) zhashx_lookup (tree->nodes, key);
         if (!node)
-            return 0;                   //  the rest is not in the archive
+            return AF_OK;               //  the rest is not in the archive
         if (node->kind == 'f' || node->kind == 'l') {
             snprintf (err, errlen, "archive entry '%.200s' links to '%.200s' through the %s '%.*s'",
                       link->name, link->target, s_kind_name (node->kind), (int) (p + len - link->target),
                       link->target);
-            return -1;
+            return AF_E_MALFORMED;
         }
         parent = node->id;
         p += len + 1;
@@ -454,19 +465,20 @@ s_open (const char *package, char *err, size_t errlen)
     return reader;
 }
 
-//  Pass 1: read every header and refuse anything unsafe, before writing
+//  Pass 1: read every header and refuse anything unsafe, before writing.
+//  AF_OK, or with err AF_E_MALFORMED or AF_E_TOO_BIG (too many entries).
 static int
 s_check (const char *package, char *err, size_t errlen)
 {
     struct archive *reader = s_open (package, err, errlen);
     if (!reader)
-        return -1;
+        return AF_E_MALFORMED;
     tree_t tree = { zhashx_new (), zlistx_new (), 0 };
     zhashx_set_destructor (tree.nodes, s_node_destroy);
     zlistx_set_destructor (tree.links, s_link_destroy);
     struct archive_entry *entry;
     size_t count = 0;
-    int rc = 0, r;
+    int rc = AF_OK, r;
     while ((r = archive_read_next_header (reader, &entry)) == ARCHIVE_OK) {
         const char *path = archive_entry_pathname (entry);
         const char *target = archive_entry_symlink (entry);
@@ -474,61 +486,61 @@ s_check (const char *package, char *err, size_t errlen)
         char name [AF_INSTALL_MAX_NAME + 1];
         if (++count > AF_INSTALL_MAX_ENTRIES) {
             snprintf (err, errlen, "archive has more than %d entries", AF_INSTALL_MAX_ENTRIES);
-            rc = -1;
+            rc = AF_E_TOO_BIG;
         }
         else
         if (!path || !*path || strlen (path) > AF_INSTALL_MAX_NAME) {
             snprintf (err, errlen, "archive entry %zu has no name or one over %d bytes", count,
                       AF_INSTALL_MAX_NAME);
-            rc = -1;
+            rc = AF_E_MALFORMED;
         }
         else
         if (*path == '/') {
             snprintf (err, errlen, "archive entry '%.200s' is an absolute path", path);
-            rc = -1;
+            rc = AF_E_MALFORMED;
         }
         else
         if (!s_no_dotdot (path)) {
             snprintf (err, errlen, "archive entry '%.200s' leaves the app directory (..)", path);
-            rc = -1;
+            rc = AF_E_MALFORMED;
         }
         else
         if (archive_entry_hardlink (entry)) {
             snprintf (err, errlen, "archive entry '%.200s' is a hard link (not allowed)", path);
-            rc = -1;
+            rc = AF_E_MALFORMED;
         }
         else
         if (type == AE_IFLNK && !s_target_plain (target)) {
             snprintf (err, errlen, "archive entry '%.200s' links out of its directory (to '%.200s'): "
                       "a link must name a path below its own directory, without '.', '..' or '//'",
                       path, target? target: "");
-            rc = -1;
+            rc = AF_E_MALFORMED;
         }
         else
         if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK) {
             snprintf (err, errlen, "archive entry '%.200s' is not a file, directory or link", path);
-            rc = -1;
+            rc = AF_E_MALFORMED;
         }
         else
         if (s_canonical (path, name, sizeof name)) {
             snprintf (err, errlen, "archive entry '%.200s' has a name that cannot be written", path);
-            rc = -1;
+            rc = AF_E_MALFORMED;
         }
         else
             rc = s_tree_enter (&tree, name, type == AE_IFDIR? 'd': type == AE_IFLNK? 'l': 'f',
                                target, err, errlen);
-        if (rc)
+        if (rc != AF_OK)
             break;
     }
-    if (rc == 0 && r != ARCHIVE_EOF) {
+    if (rc == AF_OK && r != ARCHIVE_EOF) {
         snprintf (err, errlen, "not a valid archive: %s", archive_error_string (reader));
-        rc = -1;
+        rc = AF_E_MALFORMED;
     }
-    if (rc == 0 && count == 0) {
+    if (rc == AF_OK && count == 0) {
         snprintf (err, errlen, "not a valid archive: it has no entries");
-        rc = -1;
+        rc = AF_E_MALFORMED;
     }
-    for (link_t *link = (link_t *) zlistx_first (tree.links); link && rc == 0;
+    for (link_t *link = (link_t *) zlistx_first (tree.links); link && rc == AF_OK;
          link = (link_t *) zlistx_next (tree.links))
         rc = s_tree_link_check (&tree, link, err, errlen);
     zlistx_destroy (&tree.links);
@@ -540,29 +552,31 @@ s_check (const char *package, char *err, size_t errlen)
 //  Pass 2: unpack into dir (which exists). Fills files with the paths.
 //  With a prefix ("defaults/"), only the entries under it, without it.
 //  Names are written in their canonical form, the form s_check modelled.
+//  AF_OK, or with err AF_E_MALFORMED (the archive is not what s_check read)
+//  or AF_E_INTERNAL (cannot write: a full disk, ...).
 static int
 s_extract (const char *package, const char *dir, const char *prefix, json_t *files,
            char *err, size_t errlen)
 {
     struct archive *reader = s_open (package, err, errlen);
     if (!reader)
-        return -1;
+        return AF_E_MALFORMED;
     struct archive *writer = archive_write_disk_new ();
     //  libarchive's own guards, as a second line behind s_check (not
     //  NOABSOLUTEPATHS: we give it absolute paths under the staging dir)
     archive_write_disk_set_options (writer, ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS
                                   | ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM);
     struct archive_entry *entry;
-    int rc = 0, r;
+    int rc = AF_OK, r;
     char path [AF_INSTALL_MAX_NAME + 700];
-    while (rc == 0 && (r = archive_read_next_header (reader, &entry)) == ARCHIVE_OK) {
+    while (rc == AF_OK && (r = archive_read_next_header (reader, &entry)) == ARCHIVE_OK) {
         char name [AF_INSTALL_MAX_NAME + 1];
         mode_t type = archive_entry_filetype (entry);
         //  The file is the one s_check read; these hold again if it is not
         if (s_canonical (archive_entry_pathname (entry), name, sizeof name) || archive_entry_hardlink (entry)
         ||  (type == AE_IFLNK && !s_target_plain (archive_entry_symlink (entry)))) {
             snprintf (err, errlen, "the archive changed while it was unpacked");
-            rc = -1;
+            rc = AF_E_MALFORMED;
             break;
         }
         if (prefix) {
@@ -584,7 +598,7 @@ s_extract (const char *package, const char *dir, const char *prefix, json_t *fil
             json_array_append_new (files, json_string (name));
         if (archive_write_header (writer, entry) != ARCHIVE_OK) {
             snprintf (err, errlen, "cannot unpack '%.200s': %s", name, archive_error_string (writer));
-            rc = -1;
+            rc = AF_E_INTERNAL;
             break;
         }
         const void *block;
@@ -594,22 +608,22 @@ s_extract (const char *package, const char *dir, const char *prefix, json_t *fil
             if (archive_write_data_block (writer, block, size, offset) != ARCHIVE_OK) {
                 snprintf (err, errlen, "cannot write '%.200s': %s", name,
                           errno == ENOSPC || errno == EFBIG? "the disk is full": archive_error_string (writer));
-                rc = -1;
+                rc = AF_E_INTERNAL;
                 break;
             }
-        if (rc == 0 && r != ARCHIVE_EOF) {
+        if (rc == AF_OK && r != ARCHIVE_EOF) {
             snprintf (err, errlen, "not a valid archive: %s", archive_error_string (reader));
-            rc = -1;
+            rc = AF_E_MALFORMED;
         }
-        if (rc == 0 && archive_write_finish_entry (writer) != ARCHIVE_OK) {
+        if (rc == AF_OK && archive_write_finish_entry (writer) != ARCHIVE_OK) {
             snprintf (err, errlen, "cannot write '%.200s': %s", name,
                       errno == ENOSPC || errno == EFBIG? "the disk is full": archive_error_string (writer));
-            rc = -1;
+            rc = AF_E_INTERNAL;
         }
     }
-    if (archive_write_close (writer) != ARCHIVE_OK && rc == 0) {
+    if (archive_write_close (writer) != ARCHIVE_OK && rc == AF_OK) {
         snprintf (err, errlen, "cannot finish unpacking: %s", archive_error_string (writer));
-        rc = -1;
+        rc = AF_E_INTERNAL;
     }
     archive_write_free (writer);
     archive_read_free (reader);
@@ -641,12 +655,13 @@ s_swap_stage (swap_t *self, const char *parent, const char *name, char *err, siz
     snprintf (self->live, sizeof self->live, "%s/%s", parent, name);
     if (zsys_dir_create ("%s", parent) || mkdir (self->stage, 0755)) {
         snprintf (err, errlen, "cannot create %s: %s", self->stage, strerror (errno));
-        return -1;
+        return AF_E_INTERNAL;
     }
-    return 0;
+    return AF_OK;
 }
 
-//  Swap the staged tree in. 0, or -1 with err and PARENT/NAME as it was
+//  Swap the staged tree in. AF_OK, or AF_E_INTERNAL with err and
+//  PARENT/NAME as it was
 static int
 s_swap_in (swap_t *self, char *err, size_t errlen)
 {
@@ -654,17 +669,17 @@ s_swap_in (swap_t *self, char *err, size_t errlen)
     self->had = lstat (self->live, &st) == 0;
     if (self->had && rename (self->live, self->old)) {
         snprintf (err, errlen, "cannot move the current %s aside: %s", self->live, strerror (errno));
-        return -1;
+        return AF_E_INTERNAL;
     }
     if (rename (self->stage, self->live)) {
         snprintf (err, errlen, "cannot put the new %s in place: %s", self->live, strerror (errno));
         if (self->had && rename (self->old, self->live))
             zsys_error ("install: cannot put %s back: %s", self->live, strerror (errno));
-        return -1;
+        return AF_E_INTERNAL;
     }
     self->swapped = true;
     s_sync_dir (self->parent);
-    return 0;
+    return AF_OK;
 }
 
 //  Undo a swap: the new tree back to staging, the old one in place. If a
@@ -699,55 +714,58 @@ s_swap_end (swap_t *self)
 }
 
 //  Unpack (the prefix part of) a checked archive as parent/name, staged
-//  and swapped in. On failure parent/name is as it was.
+//  and swapped in. AF_OK, or s_extract's or the swap's code with
+//  parent/name as it was.
 static int
 s_unpack_swap (const char *parent, const char *name, const char *package, const char *prefix,
                json_t *files, char *err, size_t errlen)
 {
     swap_t swap;
-    if (s_swap_stage (&swap, parent, name, err, errlen))
-        return -1;
-    int rc = s_extract (package, swap.stage, prefix, files, err, errlen);
-    if (rc == 0)
-        rc = s_swap_in (&swap, err, errlen);
+    int code = s_swap_stage (&swap, parent, name, err, errlen);
+    if (code != AF_OK)
+        return code;
+    code = s_extract (package, swap.stage, prefix, files, err, errlen);
+    if (code == AF_OK)
+        code = s_swap_in (&swap, err, errlen);
     s_swap_end (&swap);
-    return rc;
+    return code;
 }
 
 int
 af_install_builtin (const char *home, const char *package, const af_install_info_t *info,
                     char *err, size_t errlen)
 {
-    if (af_program_check (info->program, err, errlen) || s_check (package, err, errlen))
-        return -1;
+    int rc = af_program_check (info->program, err, errlen);
+    if (rc == AF_OK)
+        rc = s_check (package, err, errlen);
+    if (rc != AF_OK)
+        return rc;
     char apps [600], data [600], defaults [700];
     snprintf (apps, sizeof apps, "%s/apps", home);
     af_install_info_t record = *info;
     snprintf (record.method, sizeof record.method, "builtin");
     swap_t swap;
-    if (s_swap_stage (&swap, apps, info->program, err, errlen))
-        return -1;
+    if ((rc = s_swap_stage (&swap, apps, info->program, err, errlen)) != AF_OK)
+        return rc;
     //  The tree is unpacked and its record written aside first; the swap
     //  and the record's rename come last, and a failed rename undoes the
     //  swap. A failure at any step (a full disk) leaves the old tree with
     //  the old record, never a tree without its record.
     json_t *files = json_array ();
     bool prepared = false;
-    int rc = s_extract (package, swap.stage, NULL, files, err, errlen);
-    if (rc == 0)
-        prepared = (rc = s_record_prepare (home, &record, files, err, errlen)) == 0;
-    if (rc == 0)
+    rc = s_extract (package, swap.stage, NULL, files, err, errlen);
+    if (rc == AF_OK)
+        prepared = (rc = s_record_prepare (home, &record, files, err, errlen)) == AF_OK;
+    if (rc == AF_OK)
         rc = s_swap_in (&swap, err, errlen);
-    if (rc == 0 && s_record_commit (home, record.program, err, errlen)) {
+    if (rc == AF_OK && (rc = s_record_commit (home, record.program, err, errlen)) != AF_OK)
         s_swap_back (&swap);
-        rc = -1;
-    }
-    if (rc && prepared)
+    if (rc != AF_OK && prepared)
         s_record_discard (home, record.program);
     s_swap_end (&swap);
     json_decref (files);
-    if (rc)
-        return -1;
+    if (rc != AF_OK)
+        return rc;
     //  A package's defaults/ (a real directory) seed the app's data
     //  directory on first install
     struct stat st;
@@ -756,37 +774,37 @@ af_install_builtin (const char *home, const char *package, const af_install_info
     if (lstat (defaults, &st) == 0 && S_ISDIR (st.st_mode) && lstat (data, &st) != 0) {
         snprintf (data, sizeof data, "%s/data", home);
         json_t *seeded = json_array ();
-        if (s_unpack_swap (data, info->program, package, "defaults/", seeded, err, errlen))
+        if (s_unpack_swap (data, info->program, package, "defaults/", seeded, err, errlen) != AF_OK)
             zsys_warning ("install: %s installed, but its defaults were not copied: %s", info->program, err);
         json_decref (seeded);
     }
-    return 0;
+    return AF_OK;
 }
 
 int
 af_install_remove (const char *home, const char *program, char *err, size_t errlen)
 {
-    if (af_program_check (program, err, errlen))
-        return -1;
+    if (af_program_check (program, err, errlen) != AF_OK)
+        return AF_E_MALFORMED;
     char live [700], gone [720];
     snprintf (live, sizeof live, "%s/apps/%s", home, program);
     snprintf (gone, sizeof gone, "%s/apps/.%s.gone", home, program);
     struct stat st;
     if (lstat (live, &st))
-        return 0;
+        return AF_OK;
     //  Out of the way in one step, then removed
     if (s_remove_tree (gone)) {
         snprintf (err, errlen, "cannot remove the leftover %s: %s", gone, strerror (errno));
-        return -1;
+        return AF_E_INTERNAL;
     }
     if (rename (live, gone)) {
         snprintf (err, errlen, "cannot remove %s: %s", live, strerror (errno));
-        return -1;
+        return AF_E_INTERNAL;
     }
     if (s_remove_tree (gone))
         zsys_warning ("install: %s is uninstalled, but %s could not be removed: %s (it goes at the next start)",
                       program, gone, strerror (errno));
-    return 0;
+    return AF_OK;
 }
 
 int
@@ -795,20 +813,21 @@ af_install_data (const char *home, const char *kind, const char *program, const 
 {
     //  A program ID, or the scratch name `config show` opens a copy under
     if (af_program_check (strncmp (program, AF_INSTALL_SCRATCH, strlen (AF_INSTALL_SCRATCH))? program:
-                          program + strlen (AF_INSTALL_SCRATCH), err, errlen))
-        return -1;
+                          program + strlen (AF_INSTALL_SCRATCH), err, errlen) != AF_OK)
+        return AF_E_MALFORMED;
     if (strcmp (kind, "data") && strcmp (kind, "config")) {
         snprintf (err, errlen, "'%s' is not data or config", kind);
-        return -1;
+        return AF_E_MALFORMED;
     }
-    if (s_check (archive, err, errlen))
-        return -1;
+    int code = s_check (archive, err, errlen);
+    if (code != AF_OK)
+        return code;
     char data [600];
     snprintf (data, sizeof data, "%s/%s", home, kind);
     json_t *files = json_array ();
-    int rc = s_unpack_swap (data, program, archive, NULL, files, err, errlen);
+    code = s_unpack_swap (data, program, archive, NULL, files, err, errlen);
     json_decref (files);
-    return rc;
+    return code;
 }
 
 //  Is name one of the staging names s_swap_stage and af_install_remove
@@ -844,22 +863,24 @@ s_is_stale (const char *name, bool records)
     char program [AF_MAX_PROGRAM + 1];
     memcpy (program, name + start, plen);
     program [plen] = 0;
-    return af_program_check (program, NULL, 0) == 0;
+    return af_program_check (program, NULL, 0) == AF_OK;
 }
 
 int
-af_install_clean_stale (const char *home, char *err, size_t errlen)
+af_install_clean_stale (const char *home, size_t *removed, char *err, size_t errlen)
 {
+    assert (removed);
     static const char *dirs [] = { "apps", "data", "config", "installed" };
-    int removed = 0, rc = 0;
+    int rc = AF_OK;
+    *removed = 0;
     for (size_t d = 0; d < sizeof dirs / sizeof dirs [0]; d++) {
         char dir [600], path [900];
         snprintf (dir, sizeof dir, "%s/%s", home, dirs [d]);
         DIR *handle = opendir (dir);
         if (!handle) {
-            if (errno != ENOENT && rc == 0) {
+            if (errno != ENOENT && rc == AF_OK) {
                 snprintf (err, errlen, "cannot read %s: %s", dir, strerror (errno));
-                rc = -1;
+                rc = AF_E_INTERNAL;
             }
             continue;
         }
@@ -876,18 +897,18 @@ af_install_clean_stale (const char *home, char *err, size_t errlen)
         for (char *name = (char *) zlistx_first (stale); name; name = (char *) zlistx_next (stale)) {
             snprintf (path, sizeof path, "%s/%s", dir, name);
             if (s_remove_tree (path)) {
-                if (rc == 0)
+                if (rc == AF_OK)
                     snprintf (err, errlen, "cannot remove %s: %s", path, strerror (errno));
-                rc = -1;
+                rc = AF_E_INTERNAL;
             }
             else {
                 zsys_info ("install: removed %s, left by an install or removal that did not finish", path);
-                removed++;
+                (*removed)++;
             }
         }
         zlistx_destroy (&stale);
     }
-    return rc? -1: removed;
+    return rc;
 }
 
 int
@@ -898,27 +919,27 @@ af_install_pack_dir (const char *dir, const char *archive, char *err, size_t err
     archive_read_disk_set_standard_lookup (disk);
     archive_read_disk_set_symlink_physical (disk);
     archive_write_set_format_pax_restricted (writer);
-    int rc = 0;
+    int rc = AF_OK;
     if (archive_write_open_filename (writer, archive) != ARCHIVE_OK) {
         snprintf (err, errlen, "cannot write %s: %s", archive, archive_error_string (writer));
-        rc = -1;
+        rc = AF_E_INTERNAL;
     }
     else
     if (archive_read_disk_open (disk, dir) != ARCHIVE_OK) {
         snprintf (err, errlen, "cannot read %s: %s", dir, archive_error_string (disk));
-        rc = -1;
+        rc = AF_E_INTERNAL;
     }
     size_t dirlen = strlen (dir);
     size_t count = 0;
     struct archive_entry *entry = archive_entry_new ();
-    while (rc == 0) {
+    while (rc == AF_OK) {
         archive_entry_clear (entry);
         int r = archive_read_next_header2 (disk, entry);
         if (r == ARCHIVE_EOF)
             break;
         if (r != ARCHIVE_OK) {
             snprintf (err, errlen, "cannot read %s: %s", dir, archive_error_string (disk));
-            rc = -1;
+            rc = AF_E_INTERNAL;
             break;
         }
         archive_read_disk_descend (disk);
@@ -931,12 +952,12 @@ af_install_pack_dir (const char *dir, const char *archive, char *err, size_t err
         archive_entry_set_pathname (entry, path + dirlen + 1);
         if (++count > AF_INSTALL_MAX_ENTRIES) {
             snprintf (err, errlen, "%s has more than %d entries", dir, AF_INSTALL_MAX_ENTRIES);
-            rc = -1;
+            rc = AF_E_TOO_BIG;
             break;
         }
         if (archive_write_header (writer, entry) != ARCHIVE_OK) {
             snprintf (err, errlen, "cannot pack %s: %s", path, archive_error_string (writer));
-            rc = -1;
+            rc = AF_E_INTERNAL;
             break;
         }
         if (type == AE_IFREG) {
@@ -950,7 +971,7 @@ af_install_pack_dir (const char *dir, const char *archive, char *err, size_t err
                 }
             if (fd < 0 || n < 0) {
                 snprintf (err, errlen, "cannot pack %s: %s", path, strerror (errno));
-                rc = -1;
+                rc = AF_E_INTERNAL;
             }
             if (fd >= 0)
                 close (fd);
@@ -959,16 +980,16 @@ af_install_pack_dir (const char *dir, const char *archive, char *err, size_t err
     archive_entry_free (entry);
     archive_read_close (disk);
     archive_read_free (disk);
-    if (archive_write_close (writer) != ARCHIVE_OK && rc == 0) {
+    if (archive_write_close (writer) != ARCHIVE_OK && rc == AF_OK) {
         snprintf (err, errlen, "cannot write %s: %s", archive, archive_error_string (writer));
-        rc = -1;
+        rc = AF_E_INTERNAL;
     }
     archive_write_free (writer);
-    if (rc == 0 && count == 0) {
+    if (rc == AF_OK && count == 0) {
         snprintf (err, errlen, "%s is empty", dir);
-        rc = -1;
+        rc = AF_E_MALFORMED;
     }
-    if (rc)
+    if (rc != AF_OK)
         unlink (archive);
     return rc;
 }
@@ -1025,8 +1046,10 @@ af_install_cmd_start (const char *command, const char *package, const af_install
 }
 
 int
-af_install_cmd_poll (af_install_cmd_t *self, char *err, size_t errlen)
+af_install_cmd_poll (af_install_cmd_t *self, bool *running, char *err, size_t errlen)
 {
+    assert (self && running);
+    *running = false;
     if (!self->reaped) {
         pid_t done = waitpid (self->pid, &self->status, WNOHANG);
         if (done == self->pid)
@@ -1040,22 +1063,23 @@ af_install_cmd_poll (af_install_cmd_t *self, char *err, size_t errlen)
             else
             if (self->killed_at && now - self->killed_at > 1000)
                 kill (-self->pid, SIGKILL);
-            return 1;
+            *running = true;
+            return AF_OK;
         }
     }
     if (self->killed_at) {
         kill (-self->pid, SIGKILL);     //  what the shell left behind
         snprintf (err, errlen, "the install command timed out after %d s and was killed",
                   (self->timeout_ms + 999) / 1000);
-        return -1;
+        return AF_E_INTERNAL;
     }
     if (WIFEXITED (self->status) && WEXITSTATUS (self->status) == 0)
-        return 0;
+        return AF_OK;
     if (WIFEXITED (self->status))
         snprintf (err, errlen, "the install command exited with status %d", WEXITSTATUS (self->status));
     else
         snprintf (err, errlen, "the install command was killed by signal %d", WTERMSIG (self->status));
-    return -1;
+    return AF_E_INTERNAL;
 }
 
 void
@@ -1172,21 +1196,22 @@ s_test_install_and_upgrade (const char *home, const char *pkg, af_install_info_t
 {
     char path [700], err [512];
     s_make_tar (pkg, s_good);
-    assert (af_install_builtin (home, pkg, info, err, sizeof err) == 0);
+    assert (af_install_builtin (home, pkg, info, err, sizeof err) == AF_OK);
     snprintf (path, sizeof path, "%s/apps/demo/app/README", home);
     assert (zsys_file_exists (path));
     struct stat st;
     snprintf (path, sizeof path, "%s/apps/demo/app/bin", home);
     assert (stat (path, &st) == 0 && (st.st_mode & 07000) == 0);
     af_install_info_t back;
-    assert (af_install_record_read (home, "demo", &back) == 0);
+    bool found;
+    assert (af_install_record_read (home, "demo", &back, &found) == AF_OK && found);
     assert (streq (back.version_name, "1.0") && streq (back.method, "builtin"));
 
     //  A newer version replaces the tree
     const char *newer [][3] = { { "app/", "d", "" }, { "app/NEW", "f", "2\n" }, { NULL, NULL, NULL } };
     s_make_tar (pkg, newer);
     strcpy (info->version_name, "2.0");
-    assert (af_install_builtin (home, pkg, info, err, sizeof err) == 0);
+    assert (af_install_builtin (home, pkg, info, err, sizeof err) == AF_OK);
     snprintf (path, sizeof path, "%s/apps/demo/app/README", home);
     assert (!zsys_file_exists (path));
     snprintf (path, sizeof path, "%s/apps/demo/app/NEW", home);
@@ -1201,6 +1226,7 @@ s_test_hostile_archives (const char *home, const char *pkg, af_install_info_t *i
 {
     char path [700], err [512], names [1024];
     af_install_info_t back;
+    bool found;
     //  Version 2.0's file, which every refusal must leave in place
     snprintf (path, sizeof path, "%s/apps/demo/app/NEW", home);
     const char *dotdot [][3] = { { "app/", "d", "" }, { "../evil", "f", "x" }, { NULL, NULL, NULL } };
@@ -1253,13 +1279,13 @@ s_test_hostile_archives (const char *home, const char *pkg, af_install_info_t *i
         s_make_tar (pkg, bad [i]);
         *err = 0;
         int rc = af_install_builtin (home, pkg, info, err, sizeof err);
-        if (rc != -1 || !strstr (err, why [i]))
+        if (rc != AF_E_MALFORMED || !strstr (err, why [i]))
             printf ("\nhostile archive %zu: rc %d, '%s' (expected '%s')\n", i, rc, err, why [i]);
-        assert (rc == -1 && strstr (err, why [i]));
+        assert (rc == AF_E_MALFORMED && strstr (err, why [i]));
         assert (zsys_file_exists (path));
-        assert (af_install_record_read (home, "demo", &back) == 0 && streq (back.version_name, "2.0"));
+        assert (af_install_record_read (home, "demo", &back, &found) == AF_OK && found && streq (back.version_name, "2.0"));
         //  ... and the same rules for data and configuration
-        assert (af_install_data (home, "data", "demo", pkg, err, sizeof err) == -1 && strstr (err, why [i]));
+        assert (af_install_data (home, "data", "demo", pkg, err, sizeof err) == AF_E_MALFORMED && strstr (err, why [i]));
     }
     snprintf (path, sizeof path, "%s/data/demo", home);
     assert (!zsys_file_exists (path));
@@ -1270,7 +1296,31 @@ s_test_hostile_archives (const char *home, const char *pkg, af_install_info_t *i
     FILE *file = fopen (pkg, "w");
     fprintf (file, "this is not a tar file, not even close................................\n");
     fclose (file);
-    assert (af_install_builtin (home, pkg, info, err, sizeof err) == -1 && strstr (err, "not a valid archive"));
+    assert (af_install_builtin (home, pkg, info, err, sizeof err) == AF_E_MALFORMED && strstr (err, "not a valid archive"));
+    //  Over a limit: more than AF_INSTALL_MAX_NODES from far fewer entries
+    //  than AF_INSTALL_MAX_ENTRIES (each name implies 510 directories)
+    const char *(*deep) [3] = (const char *(*) [3]) calloc (401, sizeof *deep);
+    char (*deep_names) [AF_INSTALL_MAX_NAME + 1] = calloc (400, sizeof *deep_names);
+    assert (deep && deep_names);
+    for (int i = 0; i < 400; i++) {
+        size_t len = (size_t) snprintf (deep_names [i], sizeof deep_names [i], "d%03d/", i);
+        for (int k = 0; k < 509; k++, len += 2)
+            memcpy (deep_names [i] + len, "x/", 2);
+        memcpy (deep_names [i] + len, "f", 2);
+        assert (strlen (deep_names [i]) == AF_INSTALL_MAX_NAME);
+        deep [i][0] = deep_names [i];
+        deep [i][1] = "f";
+        deep [i][2] = "x";
+    }
+    s_make_tar (pkg, deep);
+    assert (400 * 511 > AF_INSTALL_MAX_NODES);
+    assert (af_install_builtin (home, pkg, info, err, sizeof err) == AF_E_TOO_BIG && strstr (err, "more than 200000"));
+    assert (af_install_data (home, "data", "demo", pkg, err, sizeof err) == AF_E_TOO_BIG);
+    free (deep);
+    free (deep_names);
+    snprintf (path, sizeof path, "%s/apps/demo/app/NEW", home);
+    assert (zsys_file_exists (path));
+    assert (af_install_record_read (home, "demo", &back, &found) == AF_OK && found && streq (back.version_name, "2.0"));
     //  No staging directories left behind: readdir, which sees dot-files
     snprintf (path, sizeof path, "%s/apps", home);
     assert (s_entries (path, names, sizeof names) == 1 && streq (names, "demo"));
@@ -1284,13 +1334,14 @@ s_test_links_inside (const char *home, const char *pkg, af_install_info_t *info)
 {
     char path [700], err [512];
     af_install_info_t back;
+    bool found;
     const char *inside [][3] = { { "./lib/", "d", "" }, { "lib//libx.so.1", "f", "elf\n" },
         { "lib/libx.so", "l", "libx.so.1" }, { "current", "l", "lib" }, { "latest", "l", "current" },
         { "deep", "l", "lib/libx.so" }, { "dangling", "l", "nothere/x" }, { "./", "d", "" },
         { "lib/", "d", "" }, { NULL, NULL, NULL } };
     s_make_tar (pkg, inside);
     strcpy (info->version_name, "4.0");
-    assert (af_install_builtin (home, pkg, info, err, sizeof err) == 0);
+    assert (af_install_builtin (home, pkg, info, err, sizeof err) == AF_OK);
     char target [PATH_MAX], real [PATH_MAX], root [PATH_MAX];
     snprintf (path, sizeof path, "%s/apps/demo", home);
     assert (realpath (path, root));
@@ -1302,7 +1353,7 @@ s_test_links_inside (const char *home, const char *pkg, af_install_info_t *info)
     snprintf (path, sizeof path, "%s/apps/demo/latest", home);
     ssize_t size = readlink (path, target, sizeof target - 1);
     assert (size == 7 && memcmp (target, "current", 7) == 0);
-    assert (af_install_record_read (home, "demo", &back) == 0 && streq (back.version_name, "4.0"));
+    assert (af_install_record_read (home, "demo", &back, &found) == AF_OK && found && streq (back.version_name, "4.0"));
 }
 
 //  defaults/ is a root of its own: checked where it lands
@@ -1316,7 +1367,7 @@ s_test_defaults_seed (const char *home, const char *pkg, af_install_info_t *info
                                   { "defaults/settings", "f", "x" }, { "defaults/l", "l", ".." },
                                   { NULL, NULL, NULL } };
     s_make_tar (pkg, seed_up);
-    assert (af_install_builtin (home, pkg, info, err, sizeof err) == -1 && strstr (err, "'defaults/l' links out"));
+    assert (af_install_builtin (home, pkg, info, err, sizeof err) == AF_E_MALFORMED && strstr (err, "'defaults/l' links out"));
     snprintf (path, sizeof path, "%s/data/seeded", home);
     assert (!zsys_file_exists (path));
     snprintf (path, sizeof path, "%s/apps/seeded", home);
@@ -1325,7 +1376,7 @@ s_test_defaults_seed (const char *home, const char *pkg, af_install_info_t *info
     const char *seed_link [][3] = { { "app/", "d", "" }, { "app/settings", "f", "x" },
                                     { "defaults", "l", "app" }, { NULL, NULL, NULL } };
     s_make_tar (pkg, seed_link);
-    assert (af_install_builtin (home, pkg, info, err, sizeof err) == 0);
+    assert (af_install_builtin (home, pkg, info, err, sizeof err) == AF_OK);
     snprintf (path, sizeof path, "%s/data/seeded", home);
     assert (!zsys_file_exists (path));
     //  defaults/ seed the data directory once, links inside it stay inside
@@ -1334,7 +1385,7 @@ s_test_defaults_seed (const char *home, const char *pkg, af_install_info_t *info
                                  { "defaults/sub/", "d", "" }, { "defaults/sub/.rc", "f", "rc\n" },
                                  { "defaults/sub/l", "l", ".rc" }, { "bin", "f", "x" }, { NULL, NULL, NULL } };
     s_make_tar (pkg, seeded);
-    assert (af_install_builtin (home, pkg, info, err, sizeof err) == 0);
+    assert (af_install_builtin (home, pkg, info, err, sizeof err) == AF_OK);
     snprintf (path, sizeof path, "%s/data/seeded/settings", home);
     assert (zsys_file_exists (path));
     snprintf (path, sizeof path, "%s/data/seeded/sub/l", home);
@@ -1358,8 +1409,8 @@ s_test_user_data (const char *home)
     snprintf (path, sizeof path, "%s/user/sub/.deeper/x/.y", home);
     s_write_file (path, "hidden\n");
     snprintf (packed, sizeof packed, "%s/user.tar", home);
-    assert (af_install_pack_dir (user, packed, err, sizeof err) == 0);
-    assert (af_install_data (home, "data", "seeded", packed, err, sizeof err) == 0);
+    assert (af_install_pack_dir (user, packed, err, sizeof err) == AF_OK);
+    assert (af_install_data (home, "data", "seeded", packed, err, sizeof err) == AF_OK);
     snprintf (path, sizeof path, "%s/data/seeded/history", home);
     assert (zsys_file_exists (path));
     snprintf (path, sizeof path, "%s/data/seeded/sub/.deeper/x/.y", home);
@@ -1370,24 +1421,24 @@ s_test_user_data (const char *home)
     struct stat sub;
     assert (stat (path, &sub) == 0 && S_ISDIR (sub.st_mode));
     //  Replaced again: the old trees, dot-files and all, are gone
-    assert (af_install_data (home, "data", "seeded", packed, err, sizeof err) == 0);
-    assert (af_install_data (home, "config", "seeded", packed, err, sizeof err) == 0);
-    assert (af_install_data (home, "config", "seeded", packed, err, sizeof err) == 0);
+    assert (af_install_data (home, "data", "seeded", packed, err, sizeof err) == AF_OK);
+    assert (af_install_data (home, "config", "seeded", packed, err, sizeof err) == AF_OK);
+    assert (af_install_data (home, "config", "seeded", packed, err, sizeof err) == AF_OK);
     snprintf (path, sizeof path, "%s/data", home);
     assert (s_entries (path, names, sizeof names) == 1 && streq (names, "seeded"));
     snprintf (path, sizeof path, "%s/config", home);
     assert (s_entries (path, names, sizeof names) == 1 && streq (names, "seeded"));
-    assert (af_install_data (home, "../apps", "seeded", packed, err, sizeof err) == -1);
+    assert (af_install_data (home, "../apps", "seeded", packed, err, sizeof err) == AF_E_MALFORMED);
     //  The scratch copy `config show` opens, and nothing else hidden
-    assert (af_install_data (home, "config", ".show-seeded", packed, err, sizeof err) == 0);
+    assert (af_install_data (home, "config", ".show-seeded", packed, err, sizeof err) == AF_OK);
     snprintf (path, sizeof path, "%s/config/.show-seeded/history", home);
     assert (zsys_file_exists (path));
-    assert (af_install_data (home, "config", ".show-../x", packed, err, sizeof err) == -1);
-    assert (af_install_data (home, "config", ".shown", packed, err, sizeof err) == -1);
+    assert (af_install_data (home, "config", ".show-../x", packed, err, sizeof err) == AF_E_MALFORMED);
+    assert (af_install_data (home, "config", ".shown", packed, err, sizeof err) == AF_E_MALFORMED);
     //  An empty directory is not worth sending
     snprintf (path, sizeof path, "%s/empty", home);
     assert (zsys_dir_create ("%s", path) == 0);
-    assert (af_install_pack_dir (path, packed, err, sizeof err) == -1 && strstr (err, "empty"));
+    assert (af_install_pack_dir (path, packed, err, sizeof err) == AF_E_MALFORMED && strstr (err, "empty"));
 }
 
 //  Upgrades and removal leave nothing behind, dot-files and nested
@@ -1403,12 +1454,12 @@ s_test_upgrade_and_remove (const char *home, const char *pkg, af_install_info_t 
     s_make_tar (pkg, dots);
     snprintf (path, sizeof path, "%s/apps", home);
     for (int round = 0; round < 2; round++) {
-        assert (af_install_builtin (home, pkg, info, err, sizeof err) == 0);
-        assert (af_install_builtin (home, pkg, info, err, sizeof err) == 0);
+        assert (af_install_builtin (home, pkg, info, err, sizeof err) == AF_OK);
+        assert (af_install_builtin (home, pkg, info, err, sizeof err) == AF_OK);
         assert (s_entries (path, names, sizeof names) == 3);            //  demo dots seeded
-        assert (af_install_remove (home, "dots", err, sizeof err) == 0);
+        assert (af_install_remove (home, "dots", err, sizeof err) == AF_OK);
         assert (s_entries (path, names, sizeof names) == 2 && !strstr (names, "dots"));
-        assert (af_install_remove (home, "dots", err, sizeof err) == 0);    //  nothing to remove
+        assert (af_install_remove (home, "dots", err, sizeof err) == AF_OK);    //  nothing to remove
     }
 }
 
@@ -1444,7 +1495,8 @@ s_test_stale_staging (const char *home, const char *pkg, af_install_info_t *info
     }
     snprintf (path, sizeof path, "%s/installed/dots.json.tmp", home);
     s_write_file (path, "{\"half\":");
-    assert (af_install_clean_stale (home, err, sizeof err) == 7);
+    size_t removed;
+    assert (af_install_clean_stale (home, &removed, err, sizeof err) == AF_OK && removed == 7);
     for (int i = 0; i < 6; i++) {
         snprintf (path, sizeof path, "%s/%s", home, stale [i]);
         assert (lstat (path, &st) == -1 && errno == ENOENT);
@@ -1458,12 +1510,12 @@ s_test_stale_staging (const char *home, const char *pkg, af_install_info_t *info
     }
     snprintf (path, sizeof path, "%s/outside/keep/file", home);
     assert (zsys_file_exists (path));
-    assert (af_install_clean_stale (home, err, sizeof err) == 0);
+    assert (af_install_clean_stale (home, &removed, err, sizeof err) == AF_OK && removed == 0);
     //  A removal killed after its rename left .dots.gone: the next removal
     //  of dots is not stopped by it
-    assert (af_install_builtin (home, pkg, info, err, sizeof err) == 0);
+    assert (af_install_builtin (home, pkg, info, err, sizeof err) == AF_OK);
     assert (zsys_dir_create ("%s/apps/.dots.gone/.x/.y", home) == 0);
-    assert (af_install_remove (home, "dots", err, sizeof err) == 0);
+    assert (af_install_remove (home, "dots", err, sizeof err) == AF_OK);
     snprintf (path, sizeof path, "%s/apps", home);
     assert (s_entries (path, names, sizeof names) == 2 && !strstr (names, "dots"));
 }
@@ -1475,21 +1527,29 @@ s_test_program_ids (const char *home, const char *pkg, af_install_info_t *info)
 {
     char path [700], err [512], names [1024];
     af_install_info_t back;
+    bool found;
     const char *not_ids [] = { "..", "../escape", "a/b", ".demo.new-00000000", "" };
     strcpy (info->version_name, "1.0");
     s_make_tar (pkg, s_good);
     for (int i = 0; i < 5; i++) {
         snprintf (info->program, sizeof info->program, "%s", not_ids [i]);
-        assert (af_install_builtin (home, pkg, info, err, sizeof err) == -1 && strstr (err, "not a program ID"));
-        assert (af_install_data (home, "data", not_ids [i], pkg, err, sizeof err) == -1
+        assert (af_install_builtin (home, pkg, info, err, sizeof err) == AF_E_MALFORMED && strstr (err, "not a program ID"));
+        assert (af_install_data (home, "data", not_ids [i], pkg, err, sizeof err) == AF_E_MALFORMED
                 && strstr (err, "not a program ID"));
-        assert (af_install_remove (home, not_ids [i], err, sizeof err) == -1 && strstr (err, "not a program ID"));
-        assert (af_install_record_write (home, info, NULL, err, sizeof err) == -1);
-        assert (af_install_record_read (home, not_ids [i], &back) == -1);
+        assert (af_install_remove (home, not_ids [i], err, sizeof err) == AF_E_MALFORMED && strstr (err, "not a program ID"));
+        assert (af_install_record_write (home, info, NULL, err, sizeof err) == AF_E_MALFORMED);
+        assert (af_install_record_read (home, not_ids [i], &back, &found) == AF_E_MALFORMED && !found);
     }
     snprintf (path, sizeof path, "%s/escape", home);
     assert (!zsys_file_exists (path));
     assert (s_entries (home, names, sizeof names) >= 0 && strstr (names, "apps"));
+    //  An ID without a record is not installed; a record that is not a
+    //  JSON object is refused (and logged), never read as installed
+    assert (af_install_record_read (home, "never", &back, &found) == AF_OK && !found);
+    snprintf (path, sizeof path, "%s/installed/broken.json", home);
+    s_write_file (path, "[1]");
+    assert (af_install_record_read (home, "broken", &back, &found) == AF_E_MALFORMED && !found);
+    assert (unlink (path) == 0);
 }
 
 //  A full disk while the record is written (a file size limit makes
@@ -1500,11 +1560,12 @@ s_test_full_disk (const char *home, const char *pkg, af_install_info_t *info)
 {
     char path [700], err [512], names [1024];
     af_install_info_t back;
+    bool found;
     strcpy (info->program, "disk");
     strcpy (info->version_name, "1.0");
     const char *disk1 [][3] = { { "v1", "f", "1" }, { NULL, NULL, NULL } };
     s_make_tar (pkg, disk1);
-    assert (af_install_builtin (home, pkg, info, err, sizeof err) == 0);
+    assert (af_install_builtin (home, pkg, info, err, sizeof err) == AF_OK);
     //  Version 2: 200 one-byte files whose names make a record of 14 KiB
     const char *(*disk2) [3] = (const char *(*) [3]) calloc (202, sizeof *disk2);
     char (*many) [80] = (char (*) [80]) calloc (200, sizeof *many);
@@ -1529,12 +1590,12 @@ s_test_full_disk (const char *home, const char *pkg, af_install_info_t *info)
     int rc = af_install_builtin (home, pkg, info, err, sizeof err);
     assert (setrlimit (RLIMIT_FSIZE, &saved) == 0);
     signal (SIGXFSZ, handler);
-    assert (rc == -1 && strstr (err, "install record") && strstr (err, "full"));
+    assert (rc == AF_E_INTERNAL && strstr (err, "install record") && strstr (err, "full"));
     snprintf (path, sizeof path, "%s/apps/disk/v1", home);
     assert (zsys_file_exists (path));
     snprintf (path, sizeof path, "%s/apps/disk/v2", home);
     assert (!zsys_file_exists (path));
-    assert (af_install_record_read (home, "disk", &back) == 0 && streq (back.version_name, "1.0"));
+    assert (af_install_record_read (home, "disk", &back, &found) == AF_OK && found && streq (back.version_name, "1.0"));
     snprintf (path, sizeof path, "%s/apps", home);
     assert (s_entries (path, names, sizeof names) == 3 && !strchr (names, '.'));
     snprintf (path, sizeof path, "%s/installed", home);
@@ -1543,7 +1604,7 @@ s_test_full_disk (const char *home, const char *pkg, af_install_info_t *info)
     //  is swapped back
     snprintf (path, sizeof path, "%s/installed/disk.json", home);
     assert (unlink (path) == 0 && zsys_dir_create ("%s/x", path) == 0);
-    assert (af_install_builtin (home, pkg, info, err, sizeof err) == -1 && strstr (err, "install record"));
+    assert (af_install_builtin (home, pkg, info, err, sizeof err) == AF_E_INTERNAL && strstr (err, "install record"));
     snprintf (path, sizeof path, "%s/apps/disk/v1", home);
     assert (zsys_file_exists (path));
     snprintf (path, sizeof path, "%s/apps", home);
@@ -1552,7 +1613,7 @@ s_test_full_disk (const char *home, const char *pkg, af_install_info_t *info)
     assert (s_entries (path, names, sizeof names) >= 0 && !strstr (names, ".tmp"));
     snprintf (path, sizeof path, "%s/installed/disk.json", home);
     assert (s_remove_tree (path) == 0);
-    assert (af_install_builtin (home, pkg, info, err, sizeof err) == 0);
+    assert (af_install_builtin (home, pkg, info, err, sizeof err) == AF_OK);
     snprintf (path, sizeof path, "%s/apps/disk/v2", home);
     assert (zsys_file_exists (path));
     free (disk2);
@@ -1565,24 +1626,25 @@ s_test_install_commands (const char *home, const char *pkg, af_install_info_t *i
 {
     char path [700], err [512];
     int rc;
+    bool running;
     snprintf (path, sizeof path, "%s/install.log", home);
     af_install_cmd_t *cmd = af_install_cmd_start ("test -f \"$AF_PACKAGE\" && test \"$1\" = \"$AF_PACKAGE\"",
                                                   pkg, info, 5000, path, err, sizeof err);
     assert (cmd);
-    while ((rc = af_install_cmd_poll (cmd, err, sizeof err)) == 1)
+    while ((rc = af_install_cmd_poll (cmd, &running, err, sizeof err)) == AF_OK && running)
         zclock_sleep (10);
-    assert (rc == 0);
+    assert (rc == AF_OK && !running);
     af_install_cmd_destroy (&cmd);
     cmd = af_install_cmd_start ("exit 3", pkg, info, 5000, path, err, sizeof err);
-    while ((rc = af_install_cmd_poll (cmd, err, sizeof err)) == 1)
+    while ((rc = af_install_cmd_poll (cmd, &running, err, sizeof err)) == AF_OK && running)
         zclock_sleep (10);
-    assert (rc == -1 && strstr (err, "status 3"));
+    assert (rc == AF_E_INTERNAL && !running && strstr (err, "status 3"));
     af_install_cmd_destroy (&cmd);
     int64_t start = zclock_mono ();
     cmd = af_install_cmd_start ("sleep 10", pkg, info, 300, path, err, sizeof err);
-    while ((rc = af_install_cmd_poll (cmd, err, sizeof err)) == 1)
+    while ((rc = af_install_cmd_poll (cmd, &running, err, sizeof err)) == AF_OK && running)
         zclock_sleep (10);
-    assert (rc == -1 && strstr (err, "timed out"));
+    assert (rc == AF_E_INTERNAL && !running && strstr (err, "timed out"));
     assert (zclock_mono () - start < 2000);
     af_install_cmd_destroy (&cmd);
 }

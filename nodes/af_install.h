@@ -46,7 +46,13 @@
     atomically (temp + fsync + rename).
 
     Every function that makes a path from a program ID refuses one that is
-    not an ID (af_program_check): -1, err "not a program ID: ...".
+    not an ID (af_program_check): AF_E_MALFORMED, err "not a program ID:
+    ...". Every function but af_install_cmd_start (a constructor: NULL on
+    failure) returns AF_OK or an AF_E_* code, the same way:
+    AF_E_MALFORMED when the input is refused (not an ID, an archive that is
+    not one or breaks a rule above), AF_E_TOO_BIG when it is over a limit
+    below, AF_E_INTERNAL when this side failed (a full disk, a rename, a
+    command that failed), each with err saying what and where.
     =========================================================================
 */
 #ifndef AF_INSTALL_H_INCLUDED
@@ -74,17 +80,23 @@ typedef struct {
                                         //  and links, with the directories names imply
 
 //  Check and unpack the tar archive at package into HOME/apps/PROGRAM/,
-//  then write the install record. Returns 0, or -1 with err saying what
-//  was refused or failed; then nothing installed before is changed.
+//  then write the install record. AF_OK, or with err saying what was
+//  refused or failed, and nothing installed before changed:
+//  AF_E_MALFORMED (not a program ID; not a valid archive, or one the rules
+//  above refuse), AF_E_TOO_BIG (more than AF_INSTALL_MAX_ENTRIES entries or
+//  AF_INSTALL_MAX_NODES nodes), AF_E_INTERNAL (cannot write the tree or the
+//  record: a full disk, ...).
 int af_install_builtin (const char *home, const char *package, const af_install_info_t *info,
                         char *err, size_t errlen);
 
 //  A package whose archive has a top-level defaults/ directory seeds
 //  HOME/data/PROGRAM/ with it when that does not exist yet (the app's
 //  default settings). User data sent with a push (S2.8) replaces
-//  HOME/data/PROGRAM/ as a whole, with the same checks and the same
-//  staging: 0, or -1 with err and the data directory unchanged. kind is
-//  "data" (HOME/data/PROGRAM) or "config" (HOME/config/PROGRAM, S1.7).
+//  HOME/data/PROGRAM/ as a whole, with the same checks, the same codes and
+//  the same staging: AF_OK, or with err and the data directory unchanged
+//  AF_E_MALFORMED (also for a kind that is neither), AF_E_TOO_BIG or
+//  AF_E_INTERNAL. kind is "data" (HOME/data/PROGRAM) or "config"
+//  (HOME/config/PROGRAM, S1.7).
 //  program is a program ID, or AF_INSTALL_SCRATCH and one: the scratch
 //  copy `config show` opens, reads and removes (a hidden name, so never an
 //  app's; af_install_clean_stale removes one a kill left).
@@ -93,21 +105,26 @@ int af_install_data (const char *home, const char *kind, const char *program, co
                      char *err, size_t errlen);
 
 //  Pack a directory's files and subdirectories (not links or special
-//  files) into a tar archive, names relative to dir. 0, or -1 with err
-//  (an empty directory is an error: nothing to send).
+//  files) into a tar archive, names relative to dir. AF_OK, or with err
+//  (and no archive left): AF_E_MALFORMED (an empty directory: nothing to
+//  send), AF_E_TOO_BIG (more than AF_INSTALL_MAX_ENTRIES entries),
+//  AF_E_INTERNAL (cannot read the directory or write the archive).
 int af_install_pack_dir (const char *dir, const char *archive, char *err, size_t errlen);
 
 //  Remove what the built-in installer put under HOME/apps/PROGRAM/ (if
-//  anything). 0, or -1 with err. The install record is the caller's.
+//  anything: AF_OK when there is nothing). AF_OK, or with err
+//  AF_E_MALFORMED (not a program ID) or AF_E_INTERNAL (cannot remove it;
+//  it stays installed). The install record is the caller's.
 int af_install_remove (const char *home, const char *program, char *err, size_t errlen);
 
 //  Remove what installs, upgrades and removals stopped half-way left in
 //  HOME/apps, HOME/data and HOME/config (.PROGRAM.new-TAG, .PROGRAM.old-TAG,
 //  .PROGRAM.gone, .show-PROGRAM) and HOME/installed (PROGRAM.json.tmp);
 //  nothing else.
-//  Call it at start, before any install runs. The number removed, or -1
-//  with err naming the first that could not be (the others are removed).
-int af_install_clean_stale (const char *home, char *err, size_t errlen);
+//  Call it at start, before any install runs. AF_OK with *removed the
+//  number removed, or AF_E_INTERNAL with err naming the first that could
+//  not be removed or read (the others are removed, and counted).
+int af_install_clean_stale (const char *home, size_t *removed, char *err, size_t errlen);
 
 typedef struct _af_install_cmd_t af_install_cmd_t;
 
@@ -119,20 +136,27 @@ af_install_cmd_t *af_install_cmd_start (const char *command, const char *package
                                         const af_install_info_t *info, int timeout_ms,
                                         const char *log_path, char *err, size_t errlen);
 
-//  Without blocking: 1 running, 0 succeeded (exit status 0), -1 failed
-//  (err: the exit status, the signal, or the time limit, after which the
-//  whole process group is killed).
-int af_install_cmd_poll (af_install_cmd_t *self, char *err, size_t errlen);
+//  Without blocking: AF_OK with *running true while the command runs, AF_OK
+//  with *running false once it succeeded (exit status 0), or AF_E_INTERNAL
+//  when it failed (err: the exit status, the signal, or the time limit,
+//  after which the whole process group is killed).
+int af_install_cmd_poll (af_install_cmd_t *self, bool *running, char *err, size_t errlen);
 
 //  Kill the command if it still runs, reap it, free. Sets *self_p to NULL.
 void af_install_cmd_destroy (af_install_cmd_t **self_p);
 
-//  Write the install record (files may be NULL: none listed). 0 or -1.
+//  Write the install record (files may be NULL: none listed), atomically.
+//  AF_OK, or with err AF_E_MALFORMED (not a program ID) or AF_E_INTERNAL
+//  (cannot write it; the old record stays).
 int af_install_record_write (const char *home, const af_install_info_t *info, json_t *files,
                              char *err, size_t errlen);
 
-//  Read a program's install record. 0 with info filled, or -1 if none.
-int af_install_record_read (const char *home, const char *program, af_install_info_t *info);
+//  Read a program's install record: AF_OK with *found true and info
+//  filled, or *found false when the program is not installed (no record).
+//  AF_E_MALFORMED (not a program ID, or a record that is not a JSON
+//  object: logged) or AF_E_INTERNAL (cannot read it: logged), *found false.
+int af_install_record_read (const char *home, const char *program, af_install_info_t *info,
+                            bool *found);
 
 //  Self test
 void af_install_test (bool verbose);

@@ -116,6 +116,10 @@ s_connect (af_node_t *self)
     zsock_set_sndtimeo (self->dealer, 0);
     zsock_set_linger (self->dealer, 0);
     zsock_set_maxmsgsize (self->dealer, AF_MAX_ZMQ_MSG);
+    int reconnect_ms = self->heartbeat_ms < NODE_RECONNECT_MAX_IVL_MS? self->heartbeat_ms:
+                       NODE_RECONNECT_MAX_IVL_MS;
+    zsock_set_reconnect_ivl (self->dealer, reconnect_ms);
+    zsock_set_reconnect_ivl_max (self->dealer, reconnect_ms * NODE_RECONNECT_BACKOFF);
     if (zsock_connect (self->dealer, "%s", self->config.broker)) {
         zsys_error ("node: cannot connect to %s: %s", self->config.broker, zmq_strerror (zmq_errno ()));
         return -1;
@@ -406,7 +410,7 @@ af_node_new (const af_node_config_t *config, char *err, size_t errlen)
     self->config = *config;
     self->heartbeat_ms = config->heartbeat_ms;
     char path [600];
-    if (af_device_load (&self->device, config->device_file, err, errlen))
+    if (af_device_load (&self->device, config->device_file, err, errlen) != AF_OK)
         goto failed;
     if (zsys_dir_create ("%s", config->home)) {
         snprintf (err, errlen, "cannot create home %s: %s", config->home, strerror (errno));
@@ -463,12 +467,12 @@ af_node_new (const af_node_config_t *config, char *err, size_t errlen)
     if (node_intent_setup (self, err, errlen) || node_intent_recover (self, err, errlen))
         goto failed;
     char why [AF_MAX_REASON + 1];
-    int stale = af_install_clean_stale (config->home, why, sizeof why);
-    if (stale < 0)
+    size_t stale;
+    if (af_install_clean_stale (config->home, &stale, why, sizeof why) != AF_OK)
         zsys_warning ("node: %s", why);
     else
     if (stale > 0)
-        zsys_info ("node: removed %d leftovers of installs stopped half-way", stale);
+        zsys_info ("node: removed %zu leftovers of installs stopped half-way", stale);
     self->auto_installs = zhashx_new ();
     node_config_load (self);
     self->chunk_raw = (uint8_t *) malloc (AF_MAX_CHUNK);
@@ -555,5 +559,5 @@ af_node_run (af_node_t *self)
         zclock_sleep (50);
     }
     zsys_info ("node: stopped");
-    return 0;
+    return AF_OK;
 }

@@ -70,7 +70,7 @@ af_node_t *af_node_new (const af_node_config_t *config, char *err, size_t errlen
 //  Destroy the node. Sets *self_p to NULL.
 void af_node_destroy (af_node_t **self_p);
 
-//  Serve until interrupted or told to stop by the CLI. Returns 0.
+//  Serve until interrupted or told to stop by the CLI. Returns AF_OK.
 int af_node_run (af_node_t *self);
 
 #endif

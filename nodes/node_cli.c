@@ -355,7 +355,7 @@ s_resolve (af_node_t *self, cli_t *cli)
         node_ctl_error (self, cli->client, AF_E_MALFORMED, "usage: resolve PROGRAM");
         return;
     }
-    if (af_program_check (program, err, sizeof err)) {
+    if (af_program_check (program, err, sizeof err) != AF_OK) {
         node_ctl_error (self, cli->client, AF_E_MALFORMED, "'%s': %s", program, err);
         return;
     }
@@ -380,7 +380,7 @@ s_program_targets (af_node_t *self, cli_t *cli, af_msg_t *msg)
 {
     const char *program = cli->arg [0];
     char err [AF_MAX_REASON + 1];
-    if (af_program_check (program, err, sizeof err)) {
+    if (af_program_check (program, err, sizeof err) != AF_OK) {
         node_ctl_error (self, cli->client, AF_E_MALFORMED, "'%s': %s", program, err);
         return -1;
     }
@@ -426,7 +426,7 @@ s_install (af_node_t *self, cli_t *cli)
 {
     const char *program = cli->arg [0];
     char err [AF_MAX_REASON + 1];
-    if (af_program_check (program, err, sizeof err))
+    if (af_program_check (program, err, sizeof err) != AF_OK)
         node_ctl_error (self, cli->client, AF_E_MALFORMED, "'%s': %s", program, err);
     else
         node_install_self (self, node_cli_push_answer, cli->client, program);

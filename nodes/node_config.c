@@ -306,7 +306,7 @@ s_config_program (af_node_t *self, cli_t *cli)
     const char *program = cli->arg [0];
     uint8_t key [AF_CONFIG_KEY_SIZE];
     char err [AF_MAX_REASON + 1];
-    if (af_program_check (program, err, sizeof err)) {
+    if (af_program_check (program, err, sizeof err) != AF_OK) {
         node_ctl_error (self, cli->client, AF_E_MALFORMED, "'%s': %s", program, err);
         return false;
     }

@@ -88,12 +88,22 @@ s_job_finish (af_node_t *self, job_t *job, const char *state, uint32_t files, co
 static bool
 s_fetch_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
 {
-    //  Chunks are the answer; an ERROR says the broker cannot send them
+    //  Chunks are the answer; an ERROR says the broker cannot send them:
+    //  for good (4xx), or not now (5xx: the stall timer asks again, from
+    //  the byte we have, in NODE_STALL_MS; a node never gives up on a 5xx)
     job_t *job = s_job_running (self, pending->push);
     if (answer && answer->id == AF_MSG_ERROR && job && job->state == JOB_FETCHING
-    &&  streq (job->fetch_rid, pending->hex))
-        s_job_finish (self, job, "failed", 0, "the broker cannot send the package: %s (%s)",
-                      answer->reason, af_code_name ((int) answer->code));
+    &&  streq (job->fetch_rid, pending->hex)) {
+        if (answer->code >= 500) {
+            zsys_warning ("node: the broker cannot send %s now: %s (%s); asking again in %d s", job->program,
+                          answer->reason, af_code_name ((int) answer->code), NODE_STALL_MS / 1000);
+            job->owed = 0;
+            job->last_chunk = zclock_mono ();
+        }
+        else
+            s_job_finish (self, job, "failed", 0, "the broker cannot send the package: %s (%s)",
+                          answer->reason, af_code_name ((int) answer->code));
+    }
     return true;
 }
 
@@ -150,7 +160,6 @@ s_job_fetch (af_node_t *self, job_t *job, bool data)
     s_job_ask (self, job);
 }
 
-//  Hand the package to the operator's command
 //  Hand the package to the operator's command: the attempt recorded
 //  first, the command under the guard (node_intent.c)
 static void
@@ -225,7 +234,7 @@ s_on_package (af_node_t *self, job_t *job)
     }
     char err [AF_MAX_REASON + 1];
     snprintf (info->method, sizeof info->method, "builtin");
-    if (af_install_builtin (self->config.home, job->part, info, err, sizeof err))
+    if (af_install_builtin (self->config.home, job->part, info, err, sizeof err) != AF_OK)
         s_job_finish (self, job, "failed", 0, "%s", err);
     else {
         node_report (self, "install", info);
@@ -233,17 +242,16 @@ s_on_package (af_node_t *self, job_t *job)
     }
 }
 
-//  The operator's command ended (rc 0: it installed)
-//  The operator's command ended (rc 0: it installed): once the outcome is
-//  recorded, the attempt is over
+//  The operator's command ended (code AF_OK: it installed): once the
+//  outcome is recorded, the attempt is over
 static void
-s_on_command_exit (af_node_t *self, job_t *job, int rc, const char *why)
+s_on_command_exit (af_node_t *self, job_t *job, int code, const char *why)
 {
     char err [AF_MAX_REASON + 1];
-    if (rc)
+    if (code != AF_OK)
         s_job_finish (self, job, "failed", 0, "%s", why);
     else
-    if (af_install_record_write (self->config.home, &job->info, NULL, err, sizeof err))
+    if (af_install_record_write (self->config.home, &job->info, NULL, err, sizeof err) != AF_OK)
         s_job_finish (self, job, "failed", 0, "installed, but %s", err);
     else {
         node_report (self, "install", &job->info);
@@ -259,7 +267,7 @@ s_on_data (af_node_t *self, job_t *job)
     char err [AF_MAX_REASON + 1];
     af_download_keep (job->download);
     af_download_destroy (&job->download);
-    if (af_install_data (self->config.home, "data", job->program, job->part, err, sizeof err))
+    if (af_install_data (self->config.home, "data", job->program, job->part, err, sizeof err) != AF_OK)
         s_job_finish (self, job, "failed", job->files, "installed, but the user data was not imported: %s", err);
     else
         s_job_finish (self, job, "installed", job->files, "with the user data of device %.8s", job->from);
@@ -290,7 +298,8 @@ s_on_start (af_node_t *self, job_t *job)
     //  stopped between writing it and queueing its report (the broker
     //  applies a seq once, and a repeat changes nothing)
     af_install_info_t info;
-    if (af_install_record_read (self->config.home, job->program, &info) == 0
+    bool found;
+    if (af_install_record_read (self->config.home, job->program, &info, &found) == AF_OK && found
     &&  streq (info.hash, job->package.hash)) {
         node_report (self, "install", &info);
         s_on_installed (self, job, 0);
@@ -469,9 +478,10 @@ node_jobs_tick (af_node_t *self)
     int64_t now = zclock_mono ();
     if (job->state == JOB_INSTALLING) {
         char err [AF_MAX_REASON + 1];
-        int rc = af_install_cmd_poll (job->cmd, err, sizeof err);
-        if (rc <= 0)
-            s_on_command_exit (self, job, rc, err);
+        bool running;
+        int code = af_install_cmd_poll (job->cmd, &running, err, sizeof err);
+        if (!running)
+            s_on_command_exit (self, job, code, err);
     }
     else
     if (job->state == JOB_FETCHING) {

@@ -37,6 +37,15 @@
 #define NODE_LOGIN_RETRY_MIN_MS 1000
 #define NODE_LOGIN_RETRY_MAX_MS 60000
 
+//  A lost connection (a broker that restarted, a network that dropped) is
+//  made again by libzmq after the heartbeat interval capped at the first
+//  value, plus a random part of up to as much again (libzmq's own jitter),
+//  doubling on each failure up to 16 times that: so the nodes of a broker
+//  that comes back reach it spread over a second or two, not all at once,
+//  and one that stays down is tried less and less often
+#define NODE_RECONNECT_MAX_IVL_MS   1000
+#define NODE_RECONNECT_BACKOFF      16
+
 //  The operator's install command: an attempt the node's stop interrupted
 //  is run again, up to this many attempts in all (node_intent.c); at
 //  start, what still runs of an interrupted one is killed and waited for

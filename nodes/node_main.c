@@ -294,12 +294,12 @@ main (int argc, char *argv [])
         return rc;
     char err [512];
     af_device_t device;
-    if (opts.from_adb && af_adb_read (&device, getenv ("AF_ADB"), opts.serial, err, sizeof err)) {
+    if (opts.from_adb && af_adb_read (&device, getenv ("AF_ADB"), opts.serial, err, sizeof err) != AF_OK) {
         fprintf (stderr, "appferry-node: --device-from-adb: %s\n", err);
         return 1;
     }
     if (opts.print_device) {
-        if (!opts.from_adb && af_device_load (&device, config.device_file, err, sizeof err)) {
+        if (!opts.from_adb && af_device_load (&device, config.device_file, err, sizeof err) != AF_OK) {
             fprintf (stderr, "appferry-node: %s\n", err);
             return 1;
         }

@@ -173,12 +173,13 @@ s_auto_diff (af_node_t *self, pending_t *pending, af_msg_t *diff)
         return true;
     af_msg_ungroup (diff);
     af_install_info_t info;
+    bool found;
     for (uint32_t i = 0; i < diff->app_count; i++) {
         af_app_t *app = &diff->apps [i];
         //  What another device has now (not what the account once had), that fits
         if (!*app->device_id || (app->fit != AF_FIT_PACKAGE && app->fit != AF_FIT_STORE_LINK)
         ||  zhashx_lookup (self->auto_installs, app->program)
-        ||  af_install_record_read (self->config.home, app->program, &info) == 0)
+        ||  (af_install_record_read (self->config.home, app->program, &info, &found) == AF_OK && found))
             continue;
         zhashx_insert (self->auto_installs, app->program, (void *) 1);
         zsys_info ("node: automatic mode: installing %s (device %.8s has it)", app->program, app->device_id);

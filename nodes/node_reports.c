@@ -227,11 +227,13 @@ node_uninstall_local (af_node_t *self, const char *program, char *err, size_t er
 {
     af_install_info_t info;
     char path [700];
-    if (af_program_check (program, NULL, 0) || af_install_record_read (self->config.home, program, &info)) {
+    bool found = false;
+    if (af_program_check (program, NULL, 0) != AF_OK
+    ||  af_install_record_read (self->config.home, program, &info, &found) != AF_OK || !found) {
         snprintf (err, errlen, "%s is not installed here", program);
         return -1;
     }
-    if (af_install_remove (self->config.home, program, err, errlen))
+    if (af_install_remove (self->config.home, program, err, errlen) != AF_OK)
         return -1;
     snprintf (path, sizeof path, "%s/installed/%s.json", self->config.home, program);
     json_error_t jerr;
@@ -277,8 +279,9 @@ node_uninstall_asked (af_node_t *self, af_msg_t *uninstall)
 {
     char err [AF_MAX_REASON + 1] = "";
     af_install_info_t info;
-    bool had = af_program_check (uninstall->program, NULL, 0) == 0
-            && af_install_record_read (self->config.home, uninstall->program, &info) == 0;
+    bool found = false;
+    bool had = af_program_check (uninstall->program, NULL, 0) == AF_OK
+            && af_install_record_read (self->config.home, uninstall->program, &info, &found) == AF_OK && found;
     bool failed = had && node_uninstall_local (self, uninstall->program, err, sizeof err);
     if (failed)
         zsys_warning ("node: device %.8s asked to uninstall %s: %s", uninstall->from, uninstall->program, err);

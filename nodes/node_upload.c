@@ -138,7 +138,7 @@ node_upload_start (af_node_t *self, zframe_t *client, af_msg_t *push)
     sodium_bin2hex (tag, sizeof tag, rand, sizeof rand);
     snprintf (upload->path, sizeof upload->path, "%s/incoming/data-%s.tar", self->config.home, tag);
     self->upload = upload;
-    if (af_install_pack_dir (dir, upload->path, err, sizeof err)) {
+    if (af_install_pack_dir (dir, upload->path, err, sizeof err) != AF_OK) {
         node_ctl_error (self, client, AF_E_MALFORMED, "cannot pack the data: %s", err);
         node_upload_free (&self->upload);
         return;

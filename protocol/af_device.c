@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <jansson.h>
 
 static const char *s_platforms [AF_PLATFORM_COUNT] = {
@@ -66,25 +67,25 @@ af_version_parse (const char *text, uint32_t *value)
     int count = 0;
     const char *p = text;
     if (!p || !*p)
-        return -1;
+        return AF_E_MALFORMED;
     while (count < 3) {
         if (!isdigit ((unsigned char) *p))
-            return -1;
+            return AF_E_MALFORMED;
         uint32_t n = 0;
         while (isdigit ((unsigned char) *p)) {
             n = n * 10 + (uint32_t) (*p++ - '0');
             if (n > limits [count])
-                return -1;
+                return AF_E_MALFORMED;
         }
         parts [count++] = n;
         if (*p == 0)
             break;
         if (*p != '.' || count == 3)
-            return -1;
+            return AF_E_MALFORMED;
         p++;
     }
     *value = parts [0] << 20 | parts [1] << 10 | parts [2];
-    return 0;
+    return AF_OK;
 }
 
 char *
@@ -151,7 +152,7 @@ af_device_complete (af_device_t *self, const char *brand, const char *build_devi
         if (!self->sdk) {
             snprintf (err, errlen, "field 'platform' is missing (it may be left out only for an "
                       "Android device, which gives 'sdkVersion')");
-            return -1;
+            return AF_E_BAD_DEVICE;
         }
         strcpy (self->platform, "android");
     }
@@ -161,7 +162,7 @@ af_device_complete (af_device_t *self, const char *brand, const char *build_devi
         if (!release) {
             snprintf (err, errlen, "field 'osVersion' is missing and API level %u is newer than "
                       "this build knows: give osVersion", self->sdk);
-            return -1;
+            return AF_E_BAD_DEVICE;
         }
         s_release_version (release, self->os_version, sizeof self->os_version);
     }
@@ -360,9 +361,9 @@ af_device_from_json (af_device_t *self, const char *json_text, char *err, size_t
     json_t *root = json_loads (json_text, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
         snprintf (err, errlen, "invalid JSON at line %d: %s", jerr.line, jerr.text);
-        return -1;
+        return AF_E_MALFORMED;
     }
-    int rc = -1;
+    int code = AF_E_MALFORMED;
     if (!json_is_object (root)) {
         snprintf (err, errlen, "expected a JSON object");
         goto done;
@@ -393,6 +394,7 @@ af_device_from_json (af_device_t *self, const char *json_text, char *err, size_t
                 || af_platform_from_name (self->platform) == AF_PLATFORM_ANDROID;
     if (!*self->form_factor && android && implied != AF_FORM_NONE)
         strcpy (self->form_factor, af_form_name (implied));
+    code = AF_E_BAD_DEVICE;
     if (!android) {
         if (!*self->model) {
             snprintf (err, errlen, "field 'model' is missing");
@@ -403,10 +405,10 @@ af_device_from_json (af_device_t *self, const char *json_text, char *err, size_t
             goto done;
         }
     }
-    rc = af_device_complete (self, brand, build_device, err, errlen);
+    code = af_device_complete (self, brand, build_device, err, errlen);
 done:
     json_decref (root);
-    return rc;
+    return code;
 }
 
 int
@@ -415,13 +417,13 @@ af_device_load (af_device_t *self, const char *path, char *err, size_t errlen)
     FILE *file = fopen (path, "rb");
     if (!file) {
         snprintf (err, errlen, "%s: %s", path, strerror (errno));
-        return -1;
+        return AF_E_INTERNAL;
     }
     char *buf = (char *) malloc (AF_MAX_DEVICE_FILE + 1);
     if (!buf) {
         fclose (file);
         snprintf (err, errlen, "%s: out of memory", path);
-        return -1;
+        return AF_E_INTERNAL;
     }
     size_t size = fread (buf, 1, AF_MAX_DEVICE_FILE + 1, file);
     bool failed = ferror (file);
@@ -430,22 +432,20 @@ af_device_load (af_device_t *self, const char *path, char *err, size_t errlen)
         snprintf (err, errlen, failed? "%s: cannot read": "%s: larger than %d bytes",
                   path, AF_MAX_DEVICE_FILE);
         free (buf);
-        return -1;
+        return failed? AF_E_INTERNAL: AF_E_TOO_BIG;
     }
     buf [size] = 0;
     char inner [200];
-    int rc = 0;
+    int code = AF_OK;
     if (strlen (buf) != size) {
         snprintf (err, errlen, "%s: contains a NUL byte", path);
-        rc = -1;
+        code = AF_E_MALFORMED;
     }
     else
-    if (af_device_from_json (self, buf, inner, sizeof inner)) {
+    if ((code = af_device_from_json (self, buf, inner, sizeof inner)) != AF_OK)
         snprintf (err, errlen, "%s: %s", path, inner);
-        rc = -1;
-    }
     free (buf);
-    return rc;
+    return code;
 }
 
 char *
@@ -531,34 +531,34 @@ af_device_validate (const af_device_t *self, char *err, size_t errlen)
     if (platform == AF_PLATFORM_NONE) {
         snprintf (err, errlen, "field 'platform': '%s' is not one of android, ios, harmonyos, "
                   "windows, macos, linux, tvos", self->platform);
-        return -1;
+        return AF_E_BAD_DEVICE;
     }
     if (platform == AF_PLATFORM_ANDROID && (self->sdk < 1 || self->sdk > AF_MAX_SDK)) {
         snprintf (err, errlen, "field 'sdkVersion': Android devices need an API level 1..%d",
                   AF_MAX_SDK);
-        return -1;
+        return AF_E_BAD_DEVICE;
     }
-    if (af_version_parse (self->os_version, &version)) {
+    if (af_version_parse (self->os_version, &version) != AF_OK) {
         snprintf (err, errlen, "field 'osVersion': '%s' is not a version like 14 or 16.4.1",
                   self->os_version);
-        return -1;
+        return AF_E_BAD_DEVICE;
     }
     if (!s_printable (self->name)) {
         snprintf (err, errlen, "field 'name': must be printable UTF-8 text");
-        return -1;
+        return AF_E_BAD_DEVICE;
     }
     if (!s_printable (self->model)) {
         snprintf (err, errlen, "field 'model': must be printable UTF-8 text");
-        return -1;
+        return AF_E_BAD_DEVICE;
     }
     if (*self->manufacturer && !s_printable (self->manufacturer)) {
         snprintf (err, errlen, "field 'manufacturer': must be printable UTF-8 text");
-        return -1;
+        return AF_E_BAD_DEVICE;
     }
     if (af_form_from_name (self->form_factor) == AF_FORM_NONE) {
         snprintf (err, errlen, "field 'formFactor': '%s' is not one of phone, tablet, tv, pc, watch",
                   self->form_factor);
-        return -1;
+        return AF_E_BAD_DEVICE;
     }
     //  Both 0: the resolution is unknown (a package that needs a minimum
     //  one then does not fit)
@@ -567,42 +567,42 @@ af_device_validate (const af_device_t *self, char *err, size_t errlen)
     ||   self->screen_h < 1 || self->screen_h > AF_MAX_SCREEN)) {
         snprintf (err, errlen, "field 'screenWidth'/'screenHeight': must both be 1..%d pixels, "
                   "or both be left out (unknown)", AF_MAX_SCREEN);
-        return -1;
+        return AF_E_BAD_DEVICE;
     }
     if (self->density > AF_MAX_DENSITY) {
         snprintf (err, errlen, "field 'screenDensity': must be 0..%d", AF_MAX_DENSITY);
-        return -1;
+        return AF_E_BAD_DEVICE;
     }
     if (self->abi_count > AF_MAX_ABIS || self->locale_count > AF_MAX_LOCALES) {
         snprintf (err, errlen, "too many ABIs or locales");
-        return -1;
+        return AF_E_BAD_DEVICE;
     }
     for (uint32_t i = 0; i < self->abi_count; i++)
         if (!s_token (self->abis [i])) {
             snprintf (err, errlen, "field 'supportedAbis' entry %u: not an ABI name", i);
-            return -1;
+            return AF_E_BAD_DEVICE;
         }
     for (uint32_t i = 0; i < self->locale_count; i++)
         if (!s_token (self->locales [i])) {
             snprintf (err, errlen, "field 'supportedLocales' entry %u: not a locale", i);
-            return -1;
+            return AF_E_BAD_DEVICE;
         }
     if (platform == AF_PLATFORM_ANDROID) {
         if (self->sdk < 1 || self->sdk > AF_MAX_SDK) {
             snprintf (err, errlen, "field 'sdkVersion': Android devices need an API level 1..%d",
                       AF_MAX_SDK);
-            return -1;
+            return AF_E_BAD_DEVICE;
         }
         if (self->density < 1) {
             snprintf (err, errlen, "field 'screenDensity': Android devices need a density in dpi");
-            return -1;
+            return AF_E_BAD_DEVICE;
         }
         if (self->abi_count < 1) {
             snprintf (err, errlen, "field 'supportedAbis': Android devices need at least one ABI");
-            return -1;
+            return AF_E_BAD_DEVICE;
         }
     }
-    return 0;
+    return AF_OK;
 }
 
 //  --------------------------------------------------------------------------
@@ -616,17 +616,17 @@ s_test_versions (void)
 {
     uint32_t v;
     char buf [32];
-    assert (af_version_parse ("16.4.1", &v) == 0);
+    assert (af_version_parse ("16.4.1", &v) == AF_OK);
     assert (v == (16u << 20 | 4u << 10 | 1u));
     assert (strcmp (af_version_format (v, buf, sizeof buf), "16.4.1") == 0);
-    assert (af_version_parse ("10", &v) == 0 && strcmp (af_version_format (v, buf, sizeof buf), "10") == 0);
+    assert (af_version_parse ("10", &v) == AF_OK && strcmp (af_version_format (v, buf, sizeof buf), "10") == 0);
     uint32_t a, b;
-    assert (af_version_parse ("9.3", &a) == 0 && af_version_parse ("10.0", &b) == 0 && a < b);
-    assert (af_version_parse ("", &v) == -1);
-    assert (af_version_parse ("1..2", &v) == -1);
-    assert (af_version_parse ("1.2.3.4", &v) == -1);
-    assert (af_version_parse ("99999", &v) == -1);
-    assert (af_version_parse ("10a", &v) == -1);
+    assert (af_version_parse ("9.3", &a) == AF_OK && af_version_parse ("10.0", &b) == AF_OK && a < b);
+    assert (af_version_parse ("", &v) == AF_E_MALFORMED);
+    assert (af_version_parse ("1..2", &v) == AF_E_MALFORMED);
+    assert (af_version_parse ("1.2.3.4", &v) == AF_E_MALFORMED);
+    assert (af_version_parse ("99999", &v) == AF_E_MALFORMED);
+    assert (af_version_parse ("10a", &v) == AF_E_MALFORMED);
     assert (strcmp (af_android_release (29), "10") == 0);
     assert (af_android_release (0) == NULL);
     assert (af_platform_from_name ("tvos") == AF_PLATFORM_TVOS);
@@ -646,7 +646,7 @@ s_test_json (void)
         "\"screenDensity\":420,\"sdkVersion\":30,\"glExtensions\":[\"x\"],"
         "\"model\":\"Pixel 5\",\"manufacturer\":\"Google\",\"formFactor\":\"phone\","
         "\"screenWidth\":1080,\"screenHeight\":2340}";
-    assert (af_device_from_json (&device, phone, err, sizeof err) == 0);
+    assert (af_device_from_json (&device, phone, err, sizeof err) == AF_OK);
     assert (strcmp (device.platform, "android") == 0);
     assert (strcmp (device.os_version, "11") == 0);
     assert (strcmp (device.name, "Pixel 5") == 0);
@@ -656,36 +656,36 @@ s_test_json (void)
     char *text = af_device_to_json (&device);
     assert (text);
     af_device_t copy;
-    assert (af_device_from_json (&copy, text, err, sizeof err) == 0);
+    assert (af_device_from_json (&copy, text, err, sizeof err) == AF_OK);
     assert (memcmp (&copy, &device, sizeof copy) == 0);
     free (text);
 
     //  Errors name the field
-    assert (af_device_from_json (&device, "{\"model\":\"x\"}", err, sizeof err) == -1);
+    assert (af_device_from_json (&device, "{\"model\":\"x\"}", err, sizeof err) == AF_E_BAD_DEVICE);
     assert (strstr (err, "'platform' is missing"));
     assert (af_device_from_json (&device, "{\"platform\":\"ios\",\"osVersion\":\"17\","
-        "\"formFactor\":\"phone\"}", err, sizeof err) == -1);
+        "\"formFactor\":\"phone\"}", err, sizeof err) == AF_E_BAD_DEVICE);
     assert (strstr (err, "'model' is missing"));
     assert (af_device_from_json (&device, "{\"platform\":\"ios\",\"osVersion\":\"17\","
-        "\"model\":\"iPhone\"}", err, sizeof err) == -1);
+        "\"model\":\"iPhone\"}", err, sizeof err) == AF_E_BAD_DEVICE);
     assert (strstr (err, "'formFactor' is missing"));
     assert (af_device_from_json (&device,
         "{\"platform\":\"ios\",\"osVersion\":\"17.1\",\"model\":\"iPhone\",\"formFactor\":\"phone\","
-        "\"screenWidth\":99999,\"screenHeight\":10}", err, sizeof err) == -1);
+        "\"screenWidth\":99999,\"screenHeight\":10}", err, sizeof err) == AF_E_MALFORMED);
     assert (strstr (err, "screenWidth"));
     assert (af_device_from_json (&device,
         "{\"platform\":\"android\",\"osVersion\":\"10\",\"model\":\"x\",\"formFactor\":\"phone\","
-        "\"screenWidth\":10,\"screenHeight\":10}", err, sizeof err) == -1);
+        "\"screenWidth\":10,\"screenHeight\":10}", err, sizeof err) == AF_E_BAD_DEVICE);
     assert (strstr (err, "sdkVersion"));
-    assert (af_device_from_json (&device, "[1,2", err, sizeof err) == -1);
+    assert (af_device_from_json (&device, "[1,2", err, sizeof err) == AF_E_MALFORMED);
     assert (strstr (err, "invalid JSON"));
-    assert (af_device_from_json (&device, "{\"model\":\"x\",\"model\":\"y\"}", err, sizeof err) == -1);
+    assert (af_device_from_json (&device, "{\"model\":\"x\",\"model\":\"y\"}", err, sizeof err) == AF_E_MALFORMED);
     char longname [200];
     memset (longname, 'a', sizeof longname);
     longname [150] = 0;
     char doc [400];
     snprintf (doc, sizeof doc, "{\"model\":\"%s\",\"formFactor\":\"tv\",\"screenWidth\":1,\"screenHeight\":1}", longname);
-    assert (af_device_from_json (&device, doc, err, sizeof err) == -1);
+    assert (af_device_from_json (&device, doc, err, sizeof err) == AF_E_MALFORMED);
     assert (strstr (err, "model") && strstr (err, "longer"));
 }
 
@@ -705,7 +705,7 @@ s_test_bundletool_spec (void)
         "\"supported_locales\":[\"en-GB\"],"
         "\"device_features\":[\"feature:reqGlEsVersion=0x30002\",\"feature:android.hardware.camera\"],"
         "\"gl_extensions\":[\"GL_OES_EGL_image\"],\"screen_density\":560,\"sdk_version\":26}";
-    assert (af_device_from_json (&device, pixel2_snake, err, sizeof err) == 0);
+    assert (af_device_from_json (&device, pixel2_snake, err, sizeof err) == AF_OK);
     assert (streq (device.platform, "android") && streq (device.os_version, "8.0"));
     assert (device.sdk == 26 && device.density == 560 && device.abi_count == 3);
     assert (streq (device.locales [0], "en-GB") && device.locale_count == 1);
@@ -720,7 +720,7 @@ s_test_bundletool_spec (void)
         "\"screenDensity\":560,\"sdkVersion\":26,\"ramBytes\":\"3929440256\","
         "\"buildBrand\":\"google\",\"buildDevice\":\"walleye\",\"sdkRuntime\":{\"supported\":false}}";
     af_device_t camel;
-    assert (af_device_from_json (&camel, pixel2_camel, err, sizeof err) == 0);
+    assert (af_device_from_json (&camel, pixel2_camel, err, sizeof err) == AF_OK);
     assert (streq (camel.model, "google walleye") && streq (camel.name, "google walleye"));
     strcpy (camel.model, device.model);
     strcpy (camel.name, device.name);
@@ -728,15 +728,15 @@ s_test_bundletool_spec (void)
     //  With an unknown screen it round-trips, the screen left out
     text = af_device_to_json (&device);
     assert (text && !strstr (text, "screenWidth"));
-    assert (af_device_from_json (&copy, text, err, sizeof err) == 0);
+    assert (af_device_from_json (&copy, text, err, sizeof err) == AF_OK);
     assert (memcmp (&copy, &device, sizeof copy) == 0);
     free (text);
     //  One key in both spellings is refused, naming both
     assert (af_device_from_json (&device, "{\"sdkVersion\":26,\"sdk_version\":27,"
-        "\"screenDensity\":1,\"supportedAbis\":[\"x86\"]}", err, sizeof err) == -1);
+        "\"screenDensity\":1,\"supportedAbis\":[\"x86\"]}", err, sizeof err) == AF_E_MALFORMED);
     assert (strstr (err, "'sdkVersion'") && strstr (err, "'sdk_version'") && strstr (err, "twice"));
     //  Errors name the spelling used
-    assert (af_device_from_json (&device, "{\"screen_density\":\"560\"}", err, sizeof err) == -1);
+    assert (af_device_from_json (&device, "{\"screen_density\":\"560\"}", err, sizeof err) == AF_E_MALFORMED);
     assert (strstr (err, "'screen_density'"));
 }
 
@@ -764,15 +764,15 @@ s_test_form_factors (void)
     for (size_t i = 0; i < sizeof features / sizeof features [0]; i++) {
         snprintf (doc, sizeof doc, "{\"sdkVersion\":30,\"screenDensity\":320,"
                   "\"supportedAbis\":[\"x86\"],\"deviceFeatures\":[%s]}", features [i].features);
-        assert (af_device_from_json (&device, doc, err, sizeof err) == 0);
+        assert (af_device_from_json (&device, doc, err, sizeof err) == AF_OK);
         assert (streq (device.form_factor, features [i].form));
     }
     assert (af_device_from_json (&device, "{\"sdkVersion\":30,\"screenDensity\":320,"
         "\"supportedAbis\":[\"x86\"],\"formFactor\":\"tablet\","
-        "\"device_features\":[\"feature:android.hardware.type.watch\"]}", err, sizeof err) == 0);
+        "\"device_features\":[\"feature:android.hardware.type.watch\"]}", err, sizeof err) == AF_OK);
     assert (streq (device.form_factor, "tablet"));
     assert (af_device_from_json (&device, "{\"sdkVersion\":30,\"deviceFeatures\":[1]}",
-                                 err, sizeof err) == -1 && strstr (err, "deviceFeatures"));
+                                 err, sizeof err) == AF_E_MALFORMED && strstr (err, "deviceFeatures"));
     //  Phone or tablet: smallest width >= 600 dp is a tablet
     assert (af_form_from_screen (1600, 2560, 274) == AF_FORM_TABLET);     //  934 dp
     assert (af_form_from_screen (2560, 1600, 274) == AF_FORM_TABLET);
@@ -783,7 +783,7 @@ s_test_form_factors (void)
     assert (af_form_from_screen (1600, 2560, 0) == AF_FORM_PHONE);
     assert (af_device_from_json (&device, "{\"sdk_version\":31,\"screen_density\":274,"
         "\"supported_abis\":[\"arm64-v8a\"],\"screen_width\":1600,\"screen_height\":2560}",
-        err, sizeof err) == 0);
+        err, sizeof err) == AF_OK);
     assert (streq (device.form_factor, "tablet") && device.screen_w == 1600);
 }
 
@@ -795,23 +795,23 @@ s_test_validate (void)
     af_device_t device;
     //  Screen: both sides or neither
     assert (af_device_from_json (&device, "{\"sdkVersion\":31,\"screenDensity\":274,"
-        "\"supportedAbis\":[\"arm64-v8a\"],\"screenWidth\":1600}", err, sizeof err) == -1);
+        "\"supportedAbis\":[\"arm64-v8a\"],\"screenWidth\":1600}", err, sizeof err) == AF_E_BAD_DEVICE);
     assert (strstr (err, "screenWidth"));
     memset (&device, 0, sizeof device);
     strcpy (device.platform, "ios"); strcpy (device.os_version, "17"); strcpy (device.name, "x");
     strcpy (device.model, "x"); strcpy (device.form_factor, "phone");
-    assert (af_device_validate (&device, err, sizeof err) == 0);
+    assert (af_device_validate (&device, err, sizeof err) == AF_OK);
     device.screen_h = 10;
-    assert (af_device_validate (&device, err, sizeof err) == -1 && strstr (err, "screenWidth"));
+    assert (af_device_validate (&device, err, sizeof err) == AF_E_BAD_DEVICE && strstr (err, "screenWidth"));
     device.screen_h = 0;
     //  Text is UTF-8, as on the wire (a description from adb is bytes)
     strcpy (device.model, "Caf\xc3\xa9");
-    assert (af_device_validate (&device, err, sizeof err) == 0);
+    assert (af_device_validate (&device, err, sizeof err) == AF_OK);
     strcpy (device.model, "Caf\xe9");
-    assert (af_device_validate (&device, err, sizeof err) == -1 && strstr (err, "'model'"));
+    assert (af_device_validate (&device, err, sizeof err) == AF_E_BAD_DEVICE && strstr (err, "'model'"));
     strcpy (device.model, "x");
     strcpy (device.manufacturer, "\xc0\xaf");
-    assert (af_device_validate (&device, err, sizeof err) == -1 && strstr (err, "'manufacturer'"));
+    assert (af_device_validate (&device, err, sizeof err) == AF_E_BAD_DEVICE && strstr (err, "'manufacturer'"));
 }
 
 //  What a bundletool spec leaves out, filled in
@@ -823,17 +823,56 @@ s_test_derived_fields (void)
     //  osVersion from the API level: the release's number ("12L" is 12),
     //  and an API level newer than the table needs an explicit osVersion
     assert (af_device_from_json (&device, "{\"sdkVersion\":32,\"screenDensity\":1,"
-        "\"supportedAbis\":[\"x86\"]}", err, sizeof err) == 0 && streq (device.os_version, "12"));
+        "\"supportedAbis\":[\"x86\"]}", err, sizeof err) == AF_OK && streq (device.os_version, "12"));
     assert (af_device_from_json (&device, "{\"sdkVersion\":20,\"screenDensity\":1,"
-        "\"supportedAbis\":[\"x86\"]}", err, sizeof err) == 0 && streq (device.os_version, "4.4"));
+        "\"supportedAbis\":[\"x86\"]}", err, sizeof err) == AF_OK && streq (device.os_version, "4.4"));
     assert (af_device_from_json (&device, "{\"sdkVersion\":99,\"screenDensity\":1,"
-        "\"supportedAbis\":[\"x86\"]}", err, sizeof err) == -1 && strstr (err, "osVersion"));
+        "\"supportedAbis\":[\"x86\"]}", err, sizeof err) == AF_E_BAD_DEVICE && strstr (err, "osVersion"));
     assert (af_device_from_json (&device, "{\"sdkVersion\":99,\"osVersion\":\"30\",\"screenDensity\":1,"
-        "\"supportedAbis\":[\"x86\"]}", err, sizeof err) == 0);
+        "\"supportedAbis\":[\"x86\"]}", err, sizeof err) == AF_OK);
     //  Model from whichever build field is there
     assert (af_device_from_json (&device, "{\"sdkVersion\":30,\"screenDensity\":1,"
-        "\"supportedAbis\":[\"x86\"],\"build_device\":\"sabrina\"}", err, sizeof err) == 0);
+        "\"supportedAbis\":[\"x86\"],\"build_device\":\"sabrina\"}", err, sizeof err) == AF_OK);
     assert (streq (device.model, "sabrina"));
+}
+
+//  Files: what is refused, each with its code
+static void
+s_test_load (void)
+{
+    char err [300], path [64];
+    af_device_t device;
+    char dir [] = "/tmp/af_device_test.XXXXXX";
+    assert (mkdtemp (dir));
+    snprintf (path, sizeof path, "%s/device.json", dir);
+    FILE *file = fopen (path, "w");
+    assert (file);
+    fputs ("{\"sdkVersion\":30,\"screenDensity\":320,\"supportedAbis\":[\"x86\"]}", file);
+    fclose (file);
+    assert (af_device_load (&device, path, err, sizeof err) == AF_OK && device.sdk == 30);
+    //  Not a description: a JSON array; a NUL byte; no platform
+    static const struct { const char *text; size_t size; int code; const char *why; } bad [] = {
+        { "[1]", 3, AF_E_MALFORMED, "expected a JSON object" },
+        { "{\"sdkVersion\":30}\0x", 19, AF_E_MALFORMED, "NUL" },
+        { "{\"model\":\"x\"}", 13, AF_E_BAD_DEVICE, "'platform' is missing" }
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
+        file = fopen (path, "w");
+        assert (file && fwrite (bad [i].text, 1, bad [i].size, file) == bad [i].size);
+        fclose (file);
+        assert (af_device_load (&device, path, err, sizeof err) == bad [i].code && strstr (err, bad [i].why));
+        assert (strncmp (err, path, strlen (path)) == 0);          //  the message names the file
+    }
+    //  Too large, then not there at all
+    file = fopen (path, "w");
+    assert (file);
+    for (int i = 0; i <= AF_MAX_DEVICE_FILE; i++)
+        fputc (' ', file);
+    fclose (file);
+    assert (af_device_load (&device, path, err, sizeof err) == AF_E_TOO_BIG && strstr (err, "larger"));
+    assert (unlink (path) == 0);
+    assert (af_device_load (&device, path, err, sizeof err) == AF_E_INTERNAL && strstr (err, "No such file"));
+    assert (rmdir (dir) == 0);
 }
 
 void
@@ -847,6 +886,7 @@ af_device_test (bool verbose)
     s_test_form_factors ();
     s_test_validate ();
     s_test_derived_fields ();
+    s_test_load ();
     if (verbose)
         printf ("OK\n");
 }

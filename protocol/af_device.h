@@ -72,8 +72,9 @@ af_form_t af_form_from_name (const char *name);
 const char *af_form_name (af_form_t form);
 
 //  Parse a dotted OS version ("16.4.1", "10", "11.0") into a comparable
-//  number: major<<20 | minor<<10 | patch. Returns 0 on success, -1 when the
-//  text is not 1-3 dot-separated numbers within range.
+//  number: major<<20 | minor<<10 | patch. AF_OK, or AF_E_MALFORMED (and
+//  *value unchanged) when the text is not 1-3 dot-separated numbers within
+//  range.
 int af_version_parse (const char *text, uint32_t *value);
 
 //  Print a version number made by af_version_parse, shortest form ("10",
@@ -95,20 +96,27 @@ af_form_t af_form_from_screen (uint32_t width, uint32_t height, uint32_t density
 //  (33 -> "13", 32 -> "12"); an Android model from brand and build_device
 //  (bundletool's buildBrand, buildDevice; either may be NULL), else
 //  "Android device"; an Android form factor from the screen
-//  (af_form_from_screen); name from model. Returns 0, or -1 with err.
+//  (af_form_from_screen); name from model. AF_OK, or AF_E_BAD_DEVICE with
+//  err naming the field (no platform and no API level, no osVersion for
+//  an API level this build does not know, or af_device_validate's).
 int af_device_complete (af_device_t *self, const char *brand, const char *build_device,
                         char *err, size_t errlen);
 
 //  Parse a device description from JSON text: keys in lowerCamelCase or
 //  snake_case (not both for one key), unknown keys ignored; an Android form
 //  factor comes from deviceFeatures (television or leanback: tv; watch; pc)
-//  when not given, else af_device_complete decides. On failure returns -1
-//  and writes a message naming the offending field into err.
+//  when not given, else af_device_complete decides. AF_OK, or with a
+//  message naming the offending field in err: AF_E_MALFORMED (not JSON, not
+//  an object, a key given twice, a value of the wrong type or one that does
+//  not fit: a number out of range, a string too long, too many entries) or
+//  AF_E_BAD_DEVICE (a field missing, or refused by af_device_complete).
 int af_device_from_json (af_device_t *self, const char *json_text,
                          char *err, size_t errlen);
 
 //  Load and parse a device description file of at most AF_MAX_DEVICE_FILE
-//  bytes. -1 and err on failure.
+//  bytes. AF_OK, or with err naming the file: AF_E_INTERNAL (cannot open
+//  or read it; errno's text), AF_E_TOO_BIG, AF_E_MALFORMED (a NUL byte, or
+//  as af_device_from_json), AF_E_BAD_DEVICE (as af_device_from_json).
 int af_device_load (af_device_t *self, const char *path, char *err, size_t errlen);
 
 //  Render as a JSON object (caller frees with free()). NULL on OOM.
@@ -119,8 +127,8 @@ char *af_device_to_json (const af_device_t *self);
 void *af_device_to_jansson (const af_device_t *self, bool with_state);
 
 //  Check every field is present and in range (the screen size may be
-//  unknown: both sides 0). Returns 0, or -1 with a message naming the
-//  field. Called on every description that enters.
+//  unknown: both sides 0). AF_OK, or AF_E_BAD_DEVICE with a message naming
+//  the field. Called on every description that enters.
 int af_device_validate (const af_device_t *self, char *err, size_t errlen);
 
 //  Self test

@@ -42,11 +42,11 @@ af_id_from_hex (const char *hex, unsigned char *id)
     size_t bin_len = 0;
     for (const char *p = hex; *p; p++)
         if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-            return -1;
+            return AF_E_MALFORMED;
     if (strlen (hex) != AF_ID_HEX
     ||  sodium_hex2bin (id, AF_ID_SIZE, hex, AF_ID_HEX, NULL, &bin_len, NULL) || bin_len != AF_ID_SIZE)
-        return -1;
-    return 0;
+        return AF_E_MALFORMED;
+    return AF_OK;
 }
 
 bool
@@ -102,5 +102,5 @@ af_program_check (const char *program, char *err, size_t errlen)
                 why = "it may hold only a-z 0-9 . _ -";
     if (why && err && errlen)
         snprintf (err, errlen, "not a program ID: %s", why);
-    return why? -1: 0;
+    return why? AF_E_MALFORMED: AF_OK;
 }

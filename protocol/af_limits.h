@@ -27,8 +27,10 @@
 
 //  Wire limits
 #define AF_MAX_MSG              (1024 * 1024)   //  one encoded message, bytes
-#define AF_MAX_ZMQ_MSG          (4 * 1024 * 1024)   //  ZMQ_MAXMSGSIZE: above this
-                                                //  libzmq drops the connection
+#define AF_MAX_ZMQ_MSG          (AF_MAX_MSG + 4096) //  ZMQ_MAXMSGSIZE: a frame on the
+                                                //  wire (CURVE adds 33 bytes) above
+                                                //  this makes libzmq drop the
+                                                //  connection, even mid-handshake
 #define AF_MAX_DEPTH            4       //  nesting of maps/arrays in a message
 #define AF_MAX_ELEMENTS         65536   //  maps+arrays entries in one message
 #define AF_MAX_KEY              32      //  bytes in a map key
@@ -102,11 +104,35 @@
 //  Broker tuning: how much work one step may do, how much one peer may
 //  hold. Defaults the broker config may override are marked (config).
 #define AF_MAX_ROUTING          15      //  bytes of a ZeroMQ routing ID we accept
-#define AF_SOCKET_HWM           100000  //  ZMQ_SNDHWM / ZMQ_RCVHWM of the ROUTERs
+#define AF_SOCKET_HWM           100000  //  ZMQ_SNDHWM / ZMQ_RCVHWM of the backend
+
+//  What one node connection may make the broker hold (docs/ARCHITECTURE.md
+//  "Bounded memory per connection"). libzmq bounds its queues in messages,
+//  so they are kept short and the bytes beyond them are counted by us.
+#define AF_PEER_HWM             32      //  ZMQ_SNDHWM / ZMQ_RCVHWM of the frontend:
+                                        //  messages libzmq queues per connection
+#define AF_MAX_PEER_QUEUE       (8 * 1024 * 1024)   //  bytes the broker queues for one
+                                        //  connection beyond that; more means the
+                                        //  peer is not reading: it is dropped
+#define AF_PEER_BAN_MS          60000   //  then its messages are ignored this long
+#define AF_DRAIN_MS             10      //  queued sends are retried this often
+#define AF_HANDSHAKE_MS         10000   //  ZMQ_HANDSHAKE_IVL: a connection must finish
+                                        //  its ZMTP and CURVE handshake within this
+#define AF_MAX_PER_SOURCE       32      //  (config) connections from one address at once
+#define AF_LOG_REFUSALS         10      //  refusals (or drops) logged a second, then a count
 #define AF_BATCH                256     //  messages taken per socket wake-up
 #define AF_ITEM_WINDOW          64      //  outbox items in flight per connection
 #define AF_DRAIN_BATCHES        64      //  batches read before the timer judges peers
-#define AF_MAX_SESSIONS         100000  //  (config) connections with a session
+#define AF_MAX_SESSIONS         100000  //  (config) connections with a session; also
+                                        //  connections in all on the nodes' socket,
+                                        //  and at most the descriptor limit less
+                                        //  AF_FD_RESERVE (lowered at start if not)
+#define AF_LISTEN_BACKLOG       4096    //  listen(2) backlog (capped by somaxconn)
+#define AF_MAX_TRANSFERS        1024    //  package files being sent at once ...
+#define AF_MAX_SESSION_TRANSFERS 4      //  ... and to one connection
+#define AF_FD_RESERVE           (AF_MAX_TRANSFERS + 512)    //  descriptors not for
+                                        //  connections: files being sent, workers,
+                                        //  the store, pipes, the figures' listener
 #define AF_MAX_QUEUE            100000  //  (config) requests waiting for a worker
 #define AF_ATTEST_SKEW_MS       300000  //  attestations dated this far ahead pass
 #define AF_RESOLVE_CACHE_MS     10000   //  how long a sync reuses a matcher answer
@@ -122,6 +148,15 @@
 #define AF_QUOTA_DATA_BLOBS     32      //  user-data blobs waiting for pushes
 #define AF_QUOTA_DATA_MIB       1024    //  MiB of them
 #define AF_DATA_GRACE_MS        3600000 //  a blob no push names is removed after this
+
+//  The broker's figures (af_metrics): published this often, to a file in
+//  its data directory and, if configured, an HTTP listener
+#define AF_METRICS_MS           1000    //  a snapshot a second
+#define AF_METRICS_CLIENTS      8       //  scrapers served at once
+#define AF_METRICS_TIMEOUT_S    10      //  a scraper's connection at most
+#define AF_CODE_FIRST           400     //  error codes counted per code,
+#define AF_CODE_LAST            599     //  from first to last
+#define AF_COMMIT_BUCKETS       12      //  histogram of changes per group commit
 
 //  Catalog limits
 #define AF_MAX_MANIFEST         (64 * 1024 * 1024)  //  manifest file bytes
@@ -188,8 +223,8 @@ typedef enum {
 const char *af_code_name (int code);
 
 //  An ID (device, item) from its text form: exactly AF_ID_HEX lowercase hex
-//  digits, as IDs are compared as text elsewhere. Writes AF_ID_SIZE bytes
-//  to id; returns 0, or -1 if hex is not such an ID.
+//  digits, as IDs are compared as text elsewhere. AF_OK with AF_ID_SIZE
+//  bytes written to id, or AF_E_MALFORMED if hex is not such an ID.
 int af_id_from_hex (const char *hex, unsigned char *id);
 
 //  True if the len bytes at p are valid UTF-8: shortest forms only, no
@@ -202,8 +237,8 @@ bool af_utf8_valid (const uint8_t *p, size_t len);
 //  so this is the one definition every place that takes one from outside
 //  uses (decoder, catalog import, installer, CLI): such an ID is never "."
 //  or "..", never holds a '/', and never starts with '.' as the
-//  installer's staging names do. 0, or -1 with err saying why not
-//  ("not a program ID: ..."; err may be NULL).
+//  installer's staging names do. AF_OK, or AF_E_MALFORMED with err saying
+//  why not ("not a program ID: ..."; err may be NULL).
 int af_program_check (const char *program, char *err, size_t errlen);
 
 #endif

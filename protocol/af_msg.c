@@ -1168,7 +1168,7 @@ s_decode_field (const field_t *f, const msgpack_object *o, uint8_t *base, char *
             char why [128];
             if (s_copy_str (o, (char *) p, f->size, f->key, err, errlen))
                 return -1;
-            if (af_program_check ((const char *) p, why, sizeof why)) {
+            if (af_program_check ((const char *) p, why, sizeof why) != AF_OK) {
                 snprintf (err, errlen, "field '%s': %s", f->key, why);
                 return -1;
             }
@@ -1488,7 +1488,8 @@ af_device_pack (const af_device_t *device)
 int
 af_device_unpack (const uint8_t *data, size_t size, af_device_t *device, char *err, size_t errlen)
 {
-    return s_unpack_map (data, size, s_device_fields, device, sizeof *device, "device", err, errlen);
+    return s_unpack_map (data, size, s_device_fields, device, sizeof *device, "device", err, errlen)?
+           AF_E_MALFORMED: AF_OK;
 }
 
 zframe_t *
@@ -1500,7 +1501,8 @@ af_package_pack (const af_package_t *package)
 int
 af_package_unpack (const uint8_t *data, size_t size, af_package_t *package, char *err, size_t errlen)
 {
-    return s_unpack_map (data, size, s_package_fields, package, sizeof *package, "package", err, errlen);
+    return s_unpack_map (data, size, s_package_fields, package, sizeof *package, "package", err, errlen)?
+           AF_E_MALFORMED: AF_OK;
 }
 
 //  --------------------------------------------------------------------------
@@ -1824,9 +1826,9 @@ s_test_every_command (void)
         strcpy (device.locales [0], "zh-CN");
         device.online = true;
         zframe_t *packed = af_device_pack (&device);
-        assert (af_device_unpack (zframe_data (packed), zframe_size (packed), &back, err, sizeof err) == 0);
+        assert (af_device_unpack (zframe_data (packed), zframe_size (packed), &back, err, sizeof err) == AF_OK);
         assert (memcmp (&device, &back, sizeof device) == 0);
-        assert (af_device_unpack (zframe_data (packed), zframe_size (packed) - 1, &back, err, sizeof err) == -1);
+        assert (af_device_unpack (zframe_data (packed), zframe_size (packed) - 1, &back, err, sizeof err) == AF_E_MALFORMED);
         zframe_destroy (&packed);
     }
     //  Encoding refuses a message missing a required string
@@ -1993,12 +1995,27 @@ s_test_program_check (void)
         "_x", "-x", "Weixin", "a b", "a\\b", "caf\xc3\xa9",
         "a2345678901234567890123456789012345678901234567890123456789012345", NULL };
     for (int i = 0; good [i]; i++)
-        assert (af_program_check (good [i], err, sizeof err) == 0);
+        assert (af_program_check (good [i], err, sizeof err) == AF_OK);
     for (int i = 0; bad [i]; i++) {
         *err = 0;
-        assert (af_program_check (bad [i], err, sizeof err) == -1 && strstr (err, "not a program ID"));
+        assert (af_program_check (bad [i], err, sizeof err) == AF_E_MALFORMED && strstr (err, "not a program ID"));
     }
-    assert (af_program_check (NULL, NULL, 0) == -1);
+    assert (af_program_check (NULL, NULL, 0) == AF_E_MALFORMED);
+}
+
+//  IDs from text: exactly AF_ID_HEX lowercase hex digits, AF_OK or
+//  AF_E_MALFORMED (never a bare 0/-1, so a caller tests one thing)
+static void
+s_test_id_from_hex (void)
+{
+    uint8_t id [AF_ID_SIZE];
+    assert (af_id_from_hex ("00112233445566778899aabbccddeeff", id) == AF_OK);
+    assert (id [0] == 0x00 && id [1] == 0x11 && id [AF_ID_SIZE - 1] == 0xff);
+    const char *bad [] = { "", "0011", "00112233445566778899AABBCCDDEEFF",
+        "00112233445566778899aabbccddeef", "00112233445566778899aabbccddeeff0",
+        "00112233445566778899aabbccddeefg", "0011223344556677 899aabbccddeeff", NULL };
+    for (int i = 0; bad [i]; i++)
+        assert (af_id_from_hex (bad [i], id) == AF_E_MALFORMED);
 }
 
 //  ... and every program field of every command refuses what is not one,
@@ -2135,6 +2152,7 @@ af_msg_test (bool verbose)
     s_test_empty_strings ();
     s_test_oversize ();
     s_test_program_check ();
+    s_test_id_from_hex ();
     s_test_program_fields ();
     s_test_truncations ();
     s_test_byte_for_byte ();

@@ -256,11 +256,12 @@ af_msg_t *af_msg_error (int code, const uint8_t *rid, const char *format, ...)
 zframe_t *af_device_pack (const af_device_t *device);
 
 //  Decode a msgpack device map with the same bounds as a message.
-//  Returns 0, or -1 with err set.
+//  AF_OK, or AF_E_MALFORMED with err set.
 int af_device_unpack (const uint8_t *data, size_t size, af_device_t *device,
                       char *err, size_t errlen);
 
-//  The same for a package map (stored catalog records).
+//  The same for a package map (stored catalog records): AF_OK or
+//  AF_E_MALFORMED.
 zframe_t *af_package_pack (const af_package_t *package);
 int af_package_unpack (const uint8_t *data, size_t size, af_package_t *package,
                        char *err, size_t errlen);

@@ -24,9 +24,25 @@ struct _af_store_t {
     bool readonly;
     char *dir;
     MDB_txn *batch;                 //  the open batch's write transaction, or NULL
-    uint64_t writes;                //  write transactions committed (into a batch or not)
-    uint64_t batches;               //  batches committed with changes in them
+    MDB_txn *child;                 //  the batch's open child (a write), or NULL
+    unsigned lent;                  //  reads lent the child while it is open
+    uint64_t batch_from;            //  writes when the open batch began
+    af_store_stats_t stats;         //  what af_store_stats reports
 };
+
+//  Commit a transaction that reaches the disk, timed for af_store_stats
+static int
+s_commit_durable (af_store_t *self, MDB_txn *txn)
+{
+    int64_t started = zclock_usecs ();
+    int rc = mdb_txn_commit (txn);
+    self->stats.commit_us += (uint64_t) (zclock_usecs () - started);
+    if (rc)
+        self->stats.failures++;
+    else
+        self->stats.commits++;
+    return rc;
+}
 
 af_store_t *
 af_store_new (const char *dir, size_t mapsize, unsigned maxdbs, bool readonly)
@@ -113,26 +129,35 @@ af_store_batch_begin (af_store_t *self)
         zsys_error ("store: cannot begin a batch in %s: %s", self->dir, mdb_strerror (rc));
         self->batch = NULL;
     }
+    self->batch_from = self->stats.writes;
     return rc;
 }
 
 int
 af_store_batch_end (af_store_t *self)
 {
-    assert (self && self->batch);
-    int rc = mdb_txn_commit (self->batch);
+    assert (self && self->batch && !self->child);
+    MDB_txn *batch = self->batch;
     self->batch = NULL;
+    uint64_t writes = self->stats.writes - self->batch_from;
+    if (writes == 0) {
+        mdb_txn_abort (batch);          //  nothing to write: no commit, no fsync
+        return 0;
+    }
+    int rc = s_commit_durable (self, batch);
     if (rc)
         zsys_error ("store: a batch's commit failed in %s: %s", self->dir, mdb_strerror (rc));
-    else
-        self->batches++;
+    else {
+        self->stats.batches++;
+        self->stats.batched += writes;
+    }
     return rc;
 }
 
 void
 af_store_batch_abort (af_store_t *self)
 {
-    assert (self);
+    assert (self && !self->child);
     if (self->batch)
         mdb_txn_abort (self->batch);
     self->batch = NULL;
@@ -149,7 +174,20 @@ uint64_t
 af_store_writes (af_store_t *self)
 {
     assert (self);
-    return self->writes;
+    return self->stats.writes;
+}
+
+void
+af_store_stats (af_store_t *self, af_store_stats_t *stats)
+{
+    assert (self && stats);
+    *stats = self->stats;
+    MDB_envinfo info;
+    MDB_stat stat;
+    if (mdb_env_info (self->env, &info) == 0 && mdb_env_stat (self->env, &stat) == 0) {
+        stats->map_bytes = info.me_mapsize;
+        stats->used_bytes = (uint64_t) (info.me_last_pgno + 1) * stat.ms_psize;
+    }
 }
 
 int
@@ -160,16 +198,25 @@ af_store_begin (af_store_t *self, bool write, MDB_txn **txn_p)
     //  In a batch: reads see the batch's changes through its transaction;
     //  a write is a child transaction, so one that fails can be undone
     //  alone, and its commit only merges into the batch
+    //  alone, and its commit only merges into the batch. A read while a
+    //  child is open is lent the child: LMDB does not let a parent be
+    //  used while it has a child, and the child sees what it wrote
     if (self->batch && !write) {
-        *txn_p = self->batch;
+        *txn_p = self->child? self->child: self->batch;
+        if (self->child)
+            self->lent++;
         return 0;
     }
+    assert (!self->child);              //  one write at a time, as without a batch
     int rc = mdb_txn_begin (self->env, self->batch, write? 0: MDB_RDONLY, txn_p);
     if (rc) {
         zsys_error ("store: cannot begin %s transaction in %s: %s",
                     write? "write": "read", self->dir, mdb_strerror (rc));
         *txn_p = NULL;
     }
+    else
+    if (self->batch)
+        self->child = *txn_p;
     return rc;
 }
 
@@ -178,16 +225,22 @@ af_store_commit (af_store_t *self, MDB_txn **txn_p)
 {
     assert (self);
     assert (txn_p && *txn_p);
-    if (*txn_p == self->batch) {
+    if (*txn_p == self->batch || (*txn_p == self->child && self->lent)) {
+        if (*txn_p == self->child)
+            self->lent--;
         *txn_p = NULL;                  //  a read lent by the batch: nothing to do
         return 0;
     }
-    int rc = mdb_txn_commit (*txn_p);
+    MDB_txn *txn = *txn_p;
     *txn_p = NULL;
+    if (txn == self->child)
+        self->child = NULL;
+    //  A child of the batch merges into it; anything else goes to disk
+    int rc = self->batch? mdb_txn_commit (txn): s_commit_durable (self, txn);
     if (rc)
         zsys_error ("store: commit failed in %s: %s", self->dir, mdb_strerror (rc));
     else
-        self->writes++;
+        self->stats.writes++;
     return rc;
 }
 
@@ -195,8 +248,14 @@ void
 af_store_abort (af_store_t *self, MDB_txn **txn_p)
 {
     assert (self && txn_p);
-    if (*txn_p && *txn_p != self->batch)
+    if (*txn_p && *txn_p == self->child && self->lent)
+        self->lent--;                   //  a read lent the open child
+    else
+    if (*txn_p && *txn_p != self->batch) {
+        if (*txn_p == self->child)
+            self->child = NULL;
         mdb_txn_abort (*txn_p);
+    }
     *txn_p = NULL;
 }
 
@@ -288,16 +347,44 @@ af_store_test (bool verbose)
     assert (af_store_get (txn, things, "c", 1, &value) == 0);
     assert (af_store_get (txn, things, "d", 1, &value) == MDB_NOTFOUND);
     af_store_abort (store, &txn);
+    //  A read while a write is open in the batch sees that write, and
+    //  ending the read leaves the write open
+    assert (af_store_begin (store, true, &txn) == 0);
+    assert (af_store_put (txn, things, "f", 1, "fig", 3, 0) == 0);
+    MDB_txn *read = NULL;
+    assert (af_store_begin (store, false, &read) == 0);
+    assert (af_store_get (read, things, "f", 1, &value) == 0 && value.mv_size == 3);
+    af_store_abort (store, &read);
+    assert (af_store_put (txn, things, "g", 1, "grape", 5, 0) == 0);
+    assert (af_store_begin (store, false, &read) == 0);
+    assert (af_store_commit (store, &read) == 0);       //  a read "committed": nothing
+    assert (af_store_commit (store, &txn) == 0);
+    assert (af_store_begin (store, false, &read) == 0);
+    assert (af_store_get (read, things, "g", 1, &value) == 0 && value.mv_size == 5);
+    af_store_abort (store, &read);
     af_store_batch_abort (store);
     assert (!af_store_in_batch (store));
     assert (af_store_begin (store, false, &txn) == 0);
     assert (af_store_get (txn, things, "c", 1, &value) == MDB_NOTFOUND);
     af_store_abort (store, &txn);
+    //  Two writes in a batch are one commit to disk; an empty batch is none
+    af_store_stats_t before, after;
+    af_store_stats (store, &before);
+    assert (before.commits >= 2 && before.batches == 0 && before.failures == 0);
+    assert (before.map_bytes == 16 << 20 && before.used_bytes > 0 && before.used_bytes < before.map_bytes);
     assert (af_store_batch_begin (store) == 0);
     assert (af_store_begin (store, true, &txn) == 0);
     assert (af_store_put (txn, things, "c", 1, "cherry", 6, 0) == 0);
     assert (af_store_commit (store, &txn) == 0);
+    assert (af_store_begin (store, true, &txn) == 0);
+    assert (af_store_put (txn, things, "e", 1, "elder", 5, 0) == 0);
+    assert (af_store_commit (store, &txn) == 0);
     assert (af_store_batch_end (store) == 0);
+    assert (af_store_batch_begin (store) == 0);
+    assert (af_store_batch_end (store) == 0);
+    af_store_stats (store, &after);
+    assert (after.commits == before.commits + 1 && after.writes == before.writes + 2);
+    assert (after.batches == 1 && after.batched == 2);
     assert (af_store_begin (store, false, &txn) == 0);
     assert (af_store_get (txn, things, "c", 1, &value) == 0 && value.mv_size == 6);
     af_store_abort (store, &txn);

@@ -41,7 +41,8 @@ int af_store_dbi (af_store_t *self, const char *name, unsigned flags, MDB_dbi *d
 //  Begin a transaction. Returns 0 or an LMDB error (logged).
 int af_store_begin (af_store_t *self, bool write, MDB_txn **txn_p);
 
-//  Commit a transaction and clear *txn_p. Returns 0 or an LMDB error
+//  Commit a write transaction and clear *txn_p (end a read one with
+//  af_store_abort). Returns 0 or an LMDB error
 //  (logged); on error the transaction is gone and nothing was written. In
 //  a batch the changes are durable only when the batch ends.
 int af_store_commit (af_store_t *self, MDB_txn **txn_p);
@@ -68,6 +69,20 @@ bool af_store_in_batch (af_store_t *self);
 //  Write transactions committed so far (children of batches included): a
 //  caller compares two readings to tell whether some code wrote.
 uint64_t af_store_writes (af_store_t *self);
+
+//  What the store did since it opened, and how full it is
+typedef struct {
+    uint64_t writes;                //  write transactions committed (children of batches too)
+    uint64_t commits;               //  commits that reached the disk (one fsync each)
+    uint64_t failures;              //  commits that did not
+    uint64_t commit_us;             //  time spent in those commits, microseconds
+    uint64_t batches;               //  batches committed with changes in them
+    uint64_t batched;               //  write transactions those batches carried
+    uint64_t map_bytes;             //  the map size (the store's limit)
+    uint64_t used_bytes;            //  pages in use up to the highest one, in bytes
+} af_store_stats_t;
+
+void af_store_stats (af_store_t *self, af_store_stats_t *stats);
 
 //  Get a value. Returns 0 (found), MDB_NOTFOUND, or another LMDB error.
 int af_store_get (MDB_txn *txn, MDB_dbi dbi, const void *key, size_t keylen, MDB_val *value);

@@ -19,12 +19,22 @@
       af_rawclient ENDPOINT BROKER_CERT quota ACCOUNT PASSWORD COUNT
       af_rawclient ENDPOINT BROKER_CERT upload ACCOUNT PASSWORD SIZE
       af_rawclient ENDPOINT BROKER_CERT remove ACCOUNT PASSWORD DEVICE_ID
+      af_rawclient ENDPOINT BROKER_CERT noread ACCOUNT PASSWORD COUNT BROKER_PID MAX_MIB
+      af_rawclient ENDPOINT BROKER_CERT burst ACCOUNT PASSWORD COUNT
+      af_rawclient ENDPOINT BROKER_CERT greet COUNT SOURCE BROKER_PID MAX_MIB MAX_SECONDS
+      af_rawclient ENDPOINT BROKER_CERT sources COUNT SOURCE LIMIT
+      af_rawclient ENDPOINT BROKER_CERT dealer NULL|PLAIN|CURVE|CURVE-BAD SOURCE
+      af_rawclient ENDPOINT BROKER_CERT zmtp NULL|PLAIN|CURVE-BAD SOURCE COUNT
     Prints one line per check and "N passed, M failed"; exits 1 on any failure.
     =========================================================================
 */
 #include <czmq.h>
 #include <msgpack.h>
 #include <sodium.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include "af_msg.h"
 
 static int s_passed, s_failed;
@@ -170,7 +180,7 @@ s_device (const char *model)
         "\"screenWidth\":1080,\"screenHeight\":2400,\"screenDensity\":420,\"supportedAbis\":[\"arm64-v8a\"]}",
         model);
     int rc = af_device_from_json (&device, json, err, sizeof err);
-    assert (rc == 0);
+    assert (rc == AF_OK);
     return device;
 }
 
@@ -283,9 +293,9 @@ s_battery_frames (void)
     s_expect_error ("protocol version 0", v0, sizeof v0, AF_E_VERSION, NULL);
 
     //  Oversize frame (above the protocol limit, below libzmq's cut-off)
-    size_t big = AF_MAX_MSG + AF_MAX_MSG / 2;
+    size_t big = AF_MAX_MSG + 1024;
     uint8_t *oversize = (uint8_t *) calloc (1, big);
-    s_expect_error ("1.5 MiB frame", oversize, big, AF_E_TOO_BIG, NULL);
+    s_expect_error ("a frame 1 KiB over the limit", oversize, big, AF_E_TOO_BIG, NULL);
     free (oversize);
 
     //  Two frames
@@ -357,6 +367,20 @@ s_battery_then_login (void)
     af_msg_set_rid_random (msg);
     s_expect_msg ("DEVICES after LOGIN", msg, AF_MSG_DEVICE_LIST, 0);
     af_msg_destroy (&msg);
+
+    //  Above ZMQ_MAXMSGSIZE libzmq drops the connection, before the
+    //  broker sees anything (its own connection: the DEALER reconnects)
+    zsock_t *sock = s_connect ();
+    zsock_set_rcvtimeo (sock, 1000);
+    size_t big = AF_MAX_ZMQ_MSG + 1;
+    uint8_t *oversize = (uint8_t *) calloc (1, big);
+    zframe_t *frame = zframe_new (oversize, big);
+    free (oversize);
+    zframe_send (&frame, sock, 0);
+    frame = zframe_recv (sock);
+    s_check (!frame, "a frame above ZMQ_MAXMSGSIZE gets no answer (the connection is dropped)", NULL);
+    zframe_destroy (&frame);
+    zsock_destroy (&sock);
 }
 
 static void
@@ -1029,6 +1053,564 @@ s_remove (const char *account, const char *password, const char *device_id)
     af_msg_destroy (&msg);
 }
 
+//  --------------------------------------------------------------------------
+//  Hostile load (issue 9, section 4): peers that do not read, connections
+//  that never finish their handshake, many connections from one address,
+//  and mechanisms the broker refuses
+
+//  A field of /proc/PID/status in KiB ("VmRSS:"), or -1
+static long
+s_status_kib (int pid, const char *field)
+{
+    char path [64];
+    snprintf (path, sizeof path, "/proc/%d/status", pid);
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return -1;
+    char line [256];
+    long value = -1;
+    size_t len = strlen (field);
+    while (fgets (line, sizeof line, file))
+        if (strncmp (line, field, len) == 0) {
+            value = atol (line + len);
+            break;
+        }
+    fclose (file);
+    return value;
+}
+
+//  Register account (it may exist already)
+static void
+s_register (const char *account, const char *password)
+{
+    af_msg_t *msg = af_msg_new (AF_MSG_REGISTER);
+    af_msg_set_rid_random (msg);
+    snprintf (msg->account, sizeof msg->account, "%s", account);
+    snprintf (msg->password, sizeof msg->password, "%s", password);
+    af_msg_send (msg, s_sock, NULL);
+    af_msg_destroy (&msg);
+    af_msg_t *reply = s_recv (s_sock, true);
+    s_check (reply && (reply->id == AF_MSG_OK || (reply->id == AF_MSG_ERROR && reply->code == AF_E_ACCOUNT_EXISTS)),
+             "the account is registered", NULL);
+    af_msg_destroy (&reply);
+}
+
+//  A CURVE connection with the given keypair
+static zsock_t *
+s_connect_cert (zcert_t *cert)
+{
+    zsock_t *sock = zsock_new (ZMQ_DEALER);
+    zcert_apply (cert, sock);
+    zsock_set_curve_serverkey (sock, zcert_public_txt (s_broker_cert));
+    zsock_set_linger (sock, 0);
+    zsock_set_rcvtimeo (sock, 5000);
+    zsock_connect (sock, "%s", s_endpoint);
+    return sock;
+}
+
+//  A PING on sock; the time until its PONG in ms, or -1 if none came
+static int64_t
+s_ping (zsock_t *sock)
+{
+    int64_t start = zclock_mono ();
+    af_msg_t *ping = af_msg_new (AF_MSG_PING);
+    af_msg_send (ping, sock, NULL);
+    af_msg_destroy (&ping);
+    while (true) {
+        af_msg_t *reply = s_recv (sock, false);
+        if (!reply)
+            return -1;
+        bool pong = reply->id == AF_MSG_PONG;
+        af_msg_destroy (&reply);
+        if (pong)
+            return zclock_mono () - start;
+    }
+}
+
+//  A device asks for a 256 KiB configuration count times and never reads
+//  the answers, while another device of the account is served; the
+//  broker's resident memory is watched meanwhile
+static void
+s_noread (const char *account, const char *password, int count, int pid, long max_mib)
+{
+    s_register (account, password);
+    s_check (s_password_login (s_sock, account, password) == AF_OK, "the watching device logs in", NULL);
+    af_msg_t *reply;
+    af_msg_t *msg = af_msg_new (AF_MSG_CONFIG_PUT);
+    af_msg_set_rid_random (msg);
+    strcpy (msg->program, "big-config");
+    msg->at = (uint64_t) zclock_time ();
+    msg->data_size = AF_MAX_CONFIG;
+    msg->data = (uint8_t *) malloc (msg->data_size);
+    randombytes_buf (msg->data, msg->data_size);
+    s_expect_msg ("a configuration of 256 KiB is stored", msg, AF_MSG_OK, 0);
+    af_msg_destroy (&msg);
+
+    //  The sink keeps its own queues as small as libzmq allows, so what
+    //  it does not read stays with the broker
+    zcert_t *cert = zcert_new ();
+    zsock_t *sink = zsock_new (ZMQ_DEALER);
+    zcert_apply (cert, sink);
+    zcert_destroy (&cert);
+    zsock_set_curve_serverkey (sink, zcert_public_txt (s_broker_cert));
+    zsock_set_linger (sink, 0);
+    zsock_set_rcvtimeo (sink, 5000);
+    zsock_set_sndtimeo (sink, 5000);
+    zsock_set_rcvhwm (sink, 1);
+    zsock_set_rcvbuf (sink, 4096);
+    zsock_connect (sink, "%s", s_endpoint);
+    s_check (s_password_login (sink, account, password) == AF_OK, "the sink logs in", NULL);
+    zclock_sleep (300);
+    zsock_set_rcvtimeo (sink, 0);
+    while ((reply = s_recv (sink, false)))     //  the device lists of the logins
+        af_msg_destroy (&reply);
+
+    long before = s_status_kib (pid, "VmRSS:"), peak = before;
+    msg = af_msg_new (AF_MSG_CONFIG_GET);
+    strcpy (msg->program, "big-config");
+    int sent = 0, pongs = 0, checks = 0;
+    int64_t worst = 0;
+    //  The sink never blocks: once the broker drops it, its own queue
+    //  (1,000 messages) may fill, as libzmq does not notice a closed
+    //  connection on a socket that does not read
+    zsock_set_sndtimeo (sink, 0);
+    for (int i = 0; i < count; i++) {
+        af_msg_set_rid_random (msg);
+        if (af_msg_send (msg, sink, NULL) == 0)
+            sent++;
+        if (i % 50 == 49) {
+            checks++;
+            int64_t took = s_ping (s_sock);
+            if (took >= 0)
+                pongs++;
+            worst = took < 0 || took > worst? (took < 0? 99999: took): worst;
+            long rss = s_status_kib (pid, "VmRSS:");
+            peak = rss > peak? rss: peak;
+        }
+    }
+    af_msg_destroy (&msg);
+    //  The broker works through what it was sent; the watcher keeps its
+    //  session alive as a node does
+    for (int i = 0; i < 60; i++) {
+        zclock_sleep (50);
+        checks++;
+        int64_t took = s_ping (s_sock);
+        if (took >= 0)
+            pongs++;
+        worst = took < 0 || took > worst? (took < 0? 99999: took): worst;
+        long rss = s_status_kib (pid, "VmRSS:");
+        peak = rss > peak? rss: peak;
+    }
+    msg = af_msg_new (AF_MSG_CONFIG_GET);
+    af_msg_set_rid_random (msg);
+    strcpy (msg->program, "big-config");
+    af_msg_send (msg, s_sock, NULL);
+    af_msg_destroy (&msg);
+    reply = s_recv (s_sock, true);
+    bool served = reply && reply->id == AF_MSG_CONFIG && reply->data_size == AF_MAX_CONFIG;
+    if (!served)
+        printf ("# the configuration: got %s %u %s\n", reply? af_msg_command_name (reply->id): "nothing",
+                reply? reply->code: 0, reply? reply->reason: "");
+    af_msg_destroy (&reply);
+    long after = s_status_kib (pid, "VmRSS:");
+
+    char detail [256];
+    snprintf (detail, sizeof detail, "%d CONFIG_GETs of 256 KiB not read: broker RSS %ld KiB before, peak %ld (+%ld MiB), %ld after",
+              sent, before, peak, (peak - before) / 1024, after);
+    printf ("# %s\n", detail);
+    snprintf (detail, sizeof detail, "%d of %d", sent, count);
+    s_check (sent >= count / 2, "the sink sent most of its requests", detail);
+    s_check (peak - before < max_mib * 1024, "the broker's memory stays bounded while a peer does not read", detail);
+    snprintf (detail, sizeof detail, "%d of %d PINGs answered, slowest %lld ms", pongs, checks, (long long) worst);
+    printf ("# %s\n", detail);
+    s_check (pongs == checks && worst < 1000, "another device of the account is served meanwhile", detail);
+    s_check (served, "  ... and then gets its configuration", NULL);
+    zsock_destroy (&sink);
+}
+
+//  A login with a burst behind it: count offers queued for an absent
+//  device arrive, in order, when it comes back and reads them
+static void
+s_burst (const char *account, const char *password, int count)
+{
+    s_register (account, password);
+    s_check (s_password_login (s_sock, account, password) == AF_OK, "the pushing device logs in", NULL);
+    zcert_t *cert = zcert_new ();
+    zsock_t *target = s_connect_cert (cert);
+    af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
+    af_msg_set_rid_random (msg);
+    snprintf (msg->account, sizeof msg->account, "%s", account);
+    snprintf (msg->password, sizeof msg->password, "%s", password);
+    msg->device = s_device ("Raw burst");
+    msg->has_device = true;
+    af_msg_send (msg, target, NULL);
+    af_msg_t *reply = s_recv (target, true);
+    char device_id [AF_ID_HEX + 1] = "";
+    if (reply && reply->id == AF_MSG_LOGIN_OK)
+        strcpy (device_id, reply->device_id);
+    af_msg_destroy (&reply);
+    s_check (*device_id, "the target logs in once", NULL);
+    zsock_destroy (&target);
+
+    char (*pushes) [AF_ID_HEX + 1] = calloc ((size_t) count, AF_ID_HEX + 1);
+    assert (pushes);
+    int accepted = 0;
+    af_msg_t *push = af_msg_new (AF_MSG_PUSH);
+    strcpy (push->program, "weixin");
+    af_msg_add_target (push, device_id);
+    for (int i = 0; i < count; i++) {
+        af_msg_set_rid_random (push);
+        af_msg_send (push, s_sock, NULL);
+        reply = s_recv (s_sock, true);
+        if (reply && reply->id == AF_MSG_PUSH_ACCEPTED)
+            strcpy (pushes [accepted++], reply->push_id);
+        af_msg_destroy (&reply);
+    }
+    af_msg_destroy (&push);
+    char detail [128];
+    snprintf (detail, sizeof detail, "%d of %d", accepted, count);
+    s_check (accepted == count, "pushes to the absent device are accepted", detail);
+
+    //  It comes back by key; LOGIN_OK, the device lists and a window of
+    //  items come at once, the rest as it finishes each offer
+    target = s_connect_cert (cert);
+    msg->password [0] = 0;
+    snprintf (msg->device_id, sizeof msg->device_id, "%s", device_id);
+    af_msg_set_rid_random (msg);
+    af_msg_send (msg, target, NULL);
+    af_msg_destroy (&msg);
+    reply = s_recv (target, true);
+    s_check (reply && reply->id == AF_MSG_LOGIN_OK, "the target logs in again by key", NULL);
+    af_msg_destroy (&reply);
+    int got = 0;
+    bool in_order = true;
+    int64_t start = zclock_mono ();
+    while (got < accepted && zclock_mono () - start < 30000) {
+        reply = s_recv (target, true);
+        if (!reply)
+            break;
+        af_msg_t *inner = NULL;
+        char err [256];
+        if (reply->id == AF_MSG_ITEM
+        &&  af_msg_decode (reply->body, reply->body_size, &inner, err, sizeof err, NULL, NULL) == AF_OK
+        &&  inner->id == AF_MSG_OFFER) {
+            in_order &= streq (inner->push_id, pushes [got]);
+            got++;
+            af_msg_t *done = af_msg_new (AF_MSG_DONE);
+            strcpy (done->push_id, inner->push_id);
+            strcpy (done->state, "failed");
+            strcpy (done->reason, "a raw client installs nothing");
+            af_msg_send (done, target, NULL);
+            af_msg_destroy (&done);
+        }
+        af_msg_destroy (&inner);
+        af_msg_destroy (&reply);
+    }
+    snprintf (detail, sizeof detail, "%d of %d offers in %lld ms", got, accepted, (long long) (zclock_mono () - start));
+    printf ("# %s\n", detail);
+    s_check (got == accepted, "every offer arrives after the login", detail);
+    s_check (in_order, "  ... in the order of the pushes", NULL);
+    zsock_set_rcvtimeo (target, 3000);
+    msg = af_msg_new (AF_MSG_PING);
+    af_msg_send (msg, target, NULL);
+    af_msg_destroy (&msg);
+    bool logged_in = false;
+    while ((reply = s_recv (target, false))) {
+        bool pong = reply->id == AF_MSG_PONG;
+        logged_in = pong && reply->logged_in;
+        af_msg_destroy (&reply);
+        if (pong)
+            break;
+    }
+    s_check (logged_in, "  ... and its session is still there", NULL);
+    zsock_destroy (&target);
+    zcert_destroy (&cert);
+    free (pushes);
+}
+
+//  host and port of a tcp:// endpoint; 0, or -1 if it is not one
+static int
+s_tcp_endpoint (char *host, size_t size, int *port)
+{
+    if (strncmp (s_endpoint, "tcp://", 6))
+        return -1;
+    const char *colon = strrchr (s_endpoint + 6, ':');
+    if (!colon || (size_t) (colon - s_endpoint - 6) >= size)
+        return -1;
+    memcpy (host, s_endpoint + 6, (size_t) (colon - s_endpoint - 6));
+    host [colon - s_endpoint - 6] = 0;
+    *port = atoi (colon + 1);
+    return 0;
+}
+
+//  A plain TCP connection from source (an address of this host) to host:port
+static int
+s_tcp_from (const char *source, const char *host, int port)
+{
+    int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in from = { .sin_family = AF_INET };
+    struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
+    if (inet_pton (AF_INET, source, &from.sin_addr) != 1 || inet_pton (AF_INET, host, &to.sin_addr) != 1
+    ||  bind (fd, (struct sockaddr *) &from, sizeof from)
+    ||  connect (fd, (struct sockaddr *) &to, sizeof to)) {
+        close (fd);
+        return -1;
+    }
+    return fd;
+}
+
+//  A ZMTP 3.0 greeting (signature, version 3.0, mechanism, as-server 0,
+//  filler), as a client
+static void
+s_greeting (uint8_t *greeting, const char *mechanism)
+{
+    memset (greeting, 0, 64);
+    greeting [0] = 0xff;
+    greeting [9] = 0x7f;
+    greeting [10] = 3;
+    memcpy (greeting + 12, mechanism, strlen (mechanism));
+}
+
+//  count TCP connections from source greet the broker as CURVE clients,
+//  announce a handshake command as large as this build lets a frame be,
+//  send all of it but its last byte and wait: memory the broker holds for
+//  connections that never authenticate, and how long it holds it
+static void
+s_greet (int count, const char *source, int pid, long max_mib, int max_seconds)
+{
+    char host [64];
+    int port;
+    if (s_tcp_endpoint (host, sizeof host, &port)) {
+        s_check (false, "the endpoint is tcp://HOST:PORT", s_endpoint);
+        return;
+    }
+    int *fds = (int *) calloc ((size_t) count, sizeof (int));
+    assert (fds);
+    uint8_t greeting [64], head [9];
+    s_greeting (greeting, "CURVE");
+    uint64_t frame = AF_MAX_ZMQ_MSG;
+    head [0] = 0x06;                            //  a command, with an 8-byte size
+    for (int i = 0; i < 8; i++)
+        head [1 + i] = (uint8_t) (frame >> (56 - 8 * i));
+    long before = s_status_kib (pid, "VmRSS:");
+    int64_t start = zclock_mono ();
+    for (int i = 0; i < count; i++) {
+        fds [i] = s_tcp_from (source, host, port);
+        if (fds [i] >= 0
+        &&  (send (fds [i], greeting, sizeof greeting, MSG_NOSIGNAL) != (ssize_t) sizeof greeting
+        ||   send (fds [i], head, sizeof head, MSG_NOSIGNAL) != (ssize_t) sizeof head)) {
+            close (fds [i]);
+            fds [i] = -1;
+        }
+    }
+    //  All but the last byte, 64 KiB at a time on each connection in turn
+    static uint8_t piece [65536];
+    for (uint64_t done = 0; done < frame - 1; ) {
+        size_t n = frame - 1 - done < sizeof piece? (size_t) (frame - 1 - done): sizeof piece;
+        for (int i = 0; i < count; i++)
+            if (fds [i] >= 0 && send (fds [i], piece, n, MSG_NOSIGNAL) != (ssize_t) n) {
+                close (fds [i]);
+                fds [i] = -1;
+            }
+        done += n;
+    }
+    //  Those the broker closes; the first check tells the ones it
+    //  refused at once from those it holds
+    int still = 0, held = 0;
+    for (int i = 0; i < count; i++)
+        still += fds [i] >= 0;
+    long peak = before;
+    int64_t last = 0;
+    for (int round = 0; still && zclock_mono () - start < (max_seconds + 10) * 1000LL; round++) {
+        if (round < 10) {
+            long rss = s_status_kib (pid, "VmRSS:");
+            peak = rss > peak? rss: peak;
+        }
+        for (int i = 0; i < count; i++) {
+            if (fds [i] < 0)
+                continue;
+            struct pollfd item = { fds [i], POLLIN, 0 };
+            uint8_t buf [256];
+            if (poll (&item, 1, 0) == 1 && recv (fds [i], buf, sizeof buf, MSG_DONTWAIT) <= 0) {
+                close (fds [i]);
+                fds [i] = -1;
+                still--;
+                last = zclock_mono () - start;
+            }
+        }
+        if (round == 10)
+            held = still;
+        zclock_sleep (50);
+    }
+    for (int i = 0; i < count; i++)
+        if (fds [i] >= 0)
+            close (fds [i]);
+    free (fds);
+    char detail [256];
+    snprintf (detail, sizeof detail, "%d connections from %s announcing %llu-byte frames: %d held, %d closed at once; "
+              "broker RSS %ld KiB, peak %ld (+%ld MiB)", count, source, (unsigned long long) frame, held, count - held,
+              before, peak, (peak - before) / 1024);
+    printf ("# %s\n", detail);
+    s_check (peak - before < max_mib * 1024, "the broker's memory stays bounded under connections that never authenticate", detail);
+    snprintf (detail, sizeof detail, "%d still open; the last closed after %lld ms", still, (long long) last);
+    printf ("# %s\n", detail);
+    s_check (still == 0 && last < max_seconds * 1000LL, "  ... and it closes them when their handshake time is up", detail);
+}
+
+//  count CURVE connections from one source each send a PING: only limit
+//  of them are served; when they close, the source may connect again
+static void
+s_sources (int count, const char *source, int limit)
+{
+    zsock_t **socks = (zsock_t **) calloc ((size_t) count, sizeof (zsock_t *));
+    bool *answered = (bool *) calloc ((size_t) count, sizeof (bool));
+    assert (socks && answered);
+    zpoller_t *poller = zpoller_new (NULL);
+    af_msg_t *ping = af_msg_new (AF_MSG_PING);
+    for (int i = 0; i < count; i++) {
+        socks [i] = s_connect_from (source);
+        zpoller_add (poller, socks [i]);
+        af_msg_send (ping, socks [i], NULL);
+    }
+    int served = 0;
+    int64_t start = zclock_mono ();
+    while (zclock_mono () - start < 3000) {
+        zsock_t *which = (zsock_t *) zpoller_wait (poller, 100);
+        if (!which)
+            continue;
+        af_msg_t *reply = s_recv (which, false);
+        for (int i = 0; i < count; i++)
+            if (socks [i] == which && reply && reply->id == AF_MSG_PONG && !answered [i]) {
+                answered [i] = true;
+                served++;
+            }
+        af_msg_destroy (&reply);
+    }
+    int expected = count < limit? count: limit;
+    char detail [128];
+    snprintf (detail, sizeof detail, "%d of %d connections from %s served, limit %d", served, count, source, limit);
+    printf ("# %s\n", detail);
+    s_check (served == expected, "connections from one address beyond its limit are refused", detail);
+    zpoller_destroy (&poller);
+    for (int i = 0; i < count; i++)
+        zsock_destroy (&socks [i]);
+    zclock_sleep (500);
+    zsock_t *again = s_connect_from (source);
+    af_msg_send (ping, again, NULL);
+    af_msg_t *reply = s_recv (again, false);
+    s_check (reply && reply->id == AF_MSG_PONG, "  ... and once they closed, that address is served again", NULL);
+    af_msg_destroy (&reply);
+    zsock_destroy (&again);
+    af_msg_destroy (&ping);
+    free (socks);
+    free (answered);
+}
+
+//  A DEALER of mechanism NULL, PLAIN or CURVE (its own key; a wrong
+//  broker key with CURVE-BAD) connects from source and sends a PING: it
+//  gets no answer (the broker logs the refusal; the script checks)
+static void
+s_dealer (const char *mechanism, const char *source)
+{
+    zsock_t *sock = zsock_new (ZMQ_DEALER);
+    if (streq (mechanism, "PLAIN")) {
+        zsock_set_plain_username (sock, "ana");
+        zsock_set_plain_password (sock, "a password");
+    }
+    else
+    if (strncmp (mechanism, "CURVE", 5) == 0) {
+        zcert_t *cert = zcert_new ();
+        zcert_t *other = zcert_new ();
+        zcert_apply (cert, sock);
+        zsock_set_curve_serverkey (sock, zcert_public_txt (streq (mechanism, "CURVE-BAD")? other: s_broker_cert));
+        zcert_destroy (&cert);
+        zcert_destroy (&other);
+    }
+    zsock_set_linger (sock, 0);
+    zsock_set_rcvtimeo (sock, 1000);
+    zsock_connect (sock, "tcp://%s:0;%s", source, s_endpoint + 6);
+    af_msg_t *ping = af_msg_new (AF_MSG_PING);
+    af_msg_send (ping, sock, NULL);
+    af_msg_destroy (&ping);
+    zframe_t *frame = zframe_recv (sock);
+    char name [96];
+    snprintf (name, sizeof name, "a %s client gets no answer", mechanism);
+    s_check (!frame, name, NULL);
+    zframe_destroy (&frame);
+    zsock_destroy (&sock);
+}
+
+//  count raw TCP connections from source greet the broker as a peer
+//  across a network would, the second half of the greeting 50 ms after
+//  the first: as a NULL or PLAIN client, or as a CURVE client whose
+//  HELLO does not decrypt (CURVE-BAD). The broker answers with its own
+//  greeting (mechanism CURVE) and closes each connection.
+static void
+s_zmtp (const char *kind, const char *source, int count)
+{
+    char host [64];
+    int port;
+    if (s_tcp_endpoint (host, sizeof host, &port)) {
+        s_check (false, "the endpoint is tcp://HOST:PORT", s_endpoint);
+        return;
+    }
+    bool bad_curve = streq (kind, "CURVE-BAD");
+    uint8_t greeting [64];
+    s_greeting (greeting, bad_curve? "CURVE": kind);
+    int *fds = (int *) calloc ((size_t) count, sizeof (int));
+    assert (fds);
+    for (int i = 0; i < count; i++) {
+        fds [i] = s_tcp_from (source, host, port);
+        if (fds [i] >= 0 && send (fds [i], greeting, 11, MSG_NOSIGNAL) != 11) {
+            close (fds [i]);
+            fds [i] = -1;
+        }
+    }
+    zclock_sleep (50);
+    //  The rest of the greeting; a bad CURVE client sends a HELLO of 200
+    //  bytes whose keys and box are noise
+    uint8_t hello [202] = { 0x04, 200, 5, 'H', 'E', 'L', 'L', 'O', 1, 0 };
+    randombytes_buf (hello + 82, sizeof hello - 82);
+    for (int i = 0; i < count; i++)
+        if (fds [i] >= 0
+        &&  (send (fds [i], greeting + 11, sizeof greeting - 11, MSG_NOSIGNAL) != (ssize_t) sizeof greeting - 11
+        ||   (bad_curve && send (fds [i], hello, sizeof hello, MSG_NOSIGNAL) != (ssize_t) sizeof hello))) {
+            close (fds [i]);
+            fds [i] = -1;
+        }
+    //  Each gets the broker's greeting, then its end
+    int closed = 0, curve = 0;
+    for (int i = 0; i < count; i++) {
+        if (fds [i] < 0)
+            continue;
+        uint8_t got [64];
+        size_t have = 0;
+        int64_t start = zclock_mono ();
+        while (zclock_mono () - start < 3000) {
+            struct pollfd item = { fds [i], POLLIN, 0 };
+            if (poll (&item, 1, 100) != 1)
+                continue;
+            uint8_t buf [256];
+            ssize_t n = recv (fds [i], buf, sizeof buf, MSG_DONTWAIT);
+            if (n <= 0) {
+                closed++;
+                break;
+            }
+            for (ssize_t k = 0; k < n && have < sizeof got; k++)
+                got [have++] = buf [k];
+        }
+        curve += have >= 17 && memcmp (got + 12, "CURVE", 5) == 0;
+        close (fds [i]);
+    }
+    free (fds);
+    char detail [128];
+    snprintf (detail, sizeof detail, "%d of %d closed, %d heard the broker ask for CURVE", closed, count, curve);
+    printf ("# %s\n", detail);
+    s_check (closed == count && curve == count, "the broker answers with its greeting (CURVE) and closes", detail);
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -1083,6 +1665,24 @@ main (int argc, char *argv [])
     else
     if (streq (argv [3], "steal") && argc == 8)
         s_steal (argv [4], argv [5], argv [6], strtoull (argv [7], NULL, 10));
+    else
+    if (streq (argv [3], "noread") && argc == 9)
+        s_noread (argv [4], argv [5], atoi (argv [6]), atoi (argv [7]), atol (argv [8]));
+    else
+    if (streq (argv [3], "burst") && argc == 7)
+        s_burst (argv [4], argv [5], atoi (argv [6]));
+    else
+    if (streq (argv [3], "greet") && argc == 9)
+        s_greet (atoi (argv [4]), argv [5], atoi (argv [6]), atol (argv [7]), atoi (argv [8]));
+    else
+    if (streq (argv [3], "sources") && argc == 7)
+        s_sources (atoi (argv [4]), argv [5], atoi (argv [6]));
+    else
+    if (streq (argv [3], "dealer") && argc == 6)
+        s_dealer (argv [4], argv [5]);
+    else
+    if (streq (argv [3], "zmtp") && argc == 7)
+        s_zmtp (argv [4], argv [5], atoi (argv [6]));
     else {
         fprintf (stderr, "unknown mode or wrong arguments\n");
         return 2;

@@ -23,6 +23,10 @@
 #include "af_syncindex.h"
 #include "af_hasher.h"
 #include "af_guesses.h"
+#include "af_peers.h"
+#include "af_loglimit.h"
+#include "af_metrics.h"
+#include "af_transfers.h"
 #include "af_catalog.h"
 #include "af_download.h"
 #include "af_install.h"
@@ -53,6 +57,10 @@ static const test_t s_tests [] = {
     { "af_dispatch", af_dispatch_test },
     { "af_hasher", af_hasher_test },
     { "af_guesses", af_guesses_test },
+    { "af_peers", af_peers_test },
+    { "af_loglimit", af_loglimit_test },
+    { "af_metrics", af_metrics_test },
+    { "af_transfers", af_transfers_test },
     { "af_catalog", af_catalog_test },
     { "af_download", af_download_test },
     { "af_install", af_install_test },

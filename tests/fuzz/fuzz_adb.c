@@ -29,13 +29,13 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         wm_density = text + size + 1;
     char err [256];
     af_device_t device, again;
-    if (af_adb_parse (&device, getprop, wm_size, wm_density, err, sizeof err) == 0) {
-        assert (af_device_validate (&device, err, sizeof err) == 0);
+    if (af_adb_parse (&device, getprop, wm_size, wm_density, err, sizeof err) == AF_OK) {
+        assert (af_device_validate (&device, err, sizeof err) == AF_OK);
         char *json = af_device_to_json (&device);
         assert (json);
-        if (af_device_from_json (&again, json, err, sizeof err) != 0)
+        if (af_device_from_json (&again, json, err, sizeof err) != AF_OK)
             fprintf (stderr, "HOME/device.json would be refused: %s\n%s\n", err, json);
-        assert (af_device_from_json (&again, json, err, sizeof err) == 0);
+        assert (af_device_from_json (&again, json, err, sizeof err) == AF_OK);
         assert (memcmp (&again, &device, sizeof device) == 0);
         free (json);
     }
