@@ -7,6 +7,7 @@
 #include "af_broker.h"
 #include "af_msg.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <sodium.h>
@@ -50,41 +51,59 @@ s_usage (FILE *out)
 "and its figures, once a second, to DATA/metrics.prom (what --status reads).\n");
 }
 
-int
-main (int argc, char *argv [])
-{
-    enum { OPT_NODES = 1000, OPT_WORKERS, OPT_WORKER_KEYS, OPT_CATALOG, OPT_HEARTBEAT, OPT_PWHASH, OPT_MAP_SIZE, OPT_PW_PER_SOURCE, OPT_MAX_PER_SOURCE, OPT_VERSION,
-           OPT_METRICS, OPT_STATUS, OPT_JSON, OPT_WATCH };
-    static struct option options [] = {
-        { "config", required_argument, NULL, 'c' },
-        { "data", required_argument, NULL, 'd' },
-        { "nodes", required_argument, NULL, OPT_NODES },
-        { "workers", required_argument, NULL, OPT_WORKERS },
-        { "worker-keys", required_argument, NULL, OPT_WORKER_KEYS },
-        { "catalog", required_argument, NULL, OPT_CATALOG },
-        { "heartbeat", required_argument, NULL, OPT_HEARTBEAT },
-        { "pwhash", required_argument, NULL, OPT_PWHASH },
-        { "map-size", required_argument, NULL, OPT_MAP_SIZE },
-        { "pw-per-source", required_argument, NULL, OPT_PW_PER_SOURCE },
-        { "max-per-source", required_argument, NULL, OPT_MAX_PER_SOURCE },
-        { "metrics", required_argument, NULL, OPT_METRICS },
-        { "status", no_argument, NULL, OPT_STATUS },
-        { "json", no_argument, NULL, OPT_JSON },
-        { "watch", required_argument, NULL, OPT_WATCH },
-        { "verbose", no_argument, NULL, 'v' },
-        { "help", no_argument, NULL, 'h' },
-        { "version", no_argument, NULL, OPT_VERSION },
-        { NULL, 0, NULL, 0 }
-    };
-    af_broker_config_t config;
-    af_broker_config_defaults (&config);
-    char err [512];
-    bool status = false, json = false;
-    int watch_s = 0;
+enum { OPT_NODES = 1000, OPT_WORKERS, OPT_WORKER_KEYS, OPT_CATALOG, OPT_HEARTBEAT, OPT_PWHASH, OPT_MAP_SIZE,
+       OPT_PW_PER_SOURCE, OPT_MAX_PER_SOURCE, OPT_VERSION, OPT_METRICS, OPT_STATUS, OPT_JSON, OPT_WATCH };
 
-    //  First pass: the config file, so that options can override it
+static struct option s_options [] = {
+    { "config", required_argument, NULL, 'c' },
+    { "data", required_argument, NULL, 'd' },
+    { "nodes", required_argument, NULL, OPT_NODES },
+    { "workers", required_argument, NULL, OPT_WORKERS },
+    { "worker-keys", required_argument, NULL, OPT_WORKER_KEYS },
+    { "catalog", required_argument, NULL, OPT_CATALOG },
+    { "heartbeat", required_argument, NULL, OPT_HEARTBEAT },
+    { "pwhash", required_argument, NULL, OPT_PWHASH },
+    { "map-size", required_argument, NULL, OPT_MAP_SIZE },
+    { "pw-per-source", required_argument, NULL, OPT_PW_PER_SOURCE },
+    { "max-per-source", required_argument, NULL, OPT_MAX_PER_SOURCE },
+    { "metrics", required_argument, NULL, OPT_METRICS },
+    { "status", no_argument, NULL, OPT_STATUS },
+    { "json", no_argument, NULL, OPT_JSON },
+    { "watch", required_argument, NULL, OPT_WATCH },
+    { "verbose", no_argument, NULL, 'v' },
+    { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, OPT_VERSION },
+    { NULL, 0, NULL, 0 }
+};
+
+//  What the command line asks besides the broker's settings
+typedef struct {
+    bool status, json;
+    int watch_s;
+} asked_t;
+
+//  A whole number within bounds for option name, or false (said why)
+static bool
+s_number (const char *name, const char *text, long min, long max, const char *unit, long *value)
+{
+    char *end;
+    errno = 0;
+    *value = strtol (text, &end, 10);
+    if (errno || end == text || *end || *value < min || *value > max) {
+        fprintf (stderr, "appferry-broker: --%s must be %ld..%ld%s\n", name, min, max, unit);
+        return false;
+    }
+    return true;
+}
+
+//  First pass: --help, --version and the config file, so that the other
+//  options can override it. -1 to go on, else the exit code
+static int
+s_first_pass (int argc, char *argv [], af_broker_config_t *config)
+{
+    char err [512];
     int opt;
-    while ((opt = getopt_long (argc, argv, "c:d:vh", options, NULL)) != -1) {
+    while ((opt = getopt_long (argc, argv, "c:d:vh", s_options, NULL)) != -1) {
         if (opt == 'h') {
             s_usage (stdout);
             return 0;
@@ -97,87 +116,93 @@ main (int argc, char *argv [])
             s_usage (stderr);
             return 2;
         }
-        if (opt == 'c' && af_broker_config_load (&config, optarg, err, sizeof err)) {
+        if (opt == 'c' && af_broker_config_load (config, optarg, err, sizeof err)) {
             fprintf (stderr, "appferry-broker: %s\n", err);
             return 2;
         }
     }
-    optind = 1;
-    while ((opt = getopt_long (argc, argv, "c:d:vh", options, NULL)) != -1) {
-        char *target = NULL;
-        size_t size = 0;
-        switch (opt) {
-            case 'd': target = config.data_dir; size = sizeof config.data_dir; break;
-            case OPT_NODES: target = config.nodes; size = sizeof config.nodes; break;
-            case OPT_WORKERS: target = config.workers; size = sizeof config.workers; break;
-            case OPT_WORKER_KEYS: target = config.worker_keys; size = sizeof config.worker_keys; break;
-            case OPT_CATALOG: target = config.catalog; size = sizeof config.catalog; break;
-            case OPT_METRICS: target = config.metrics; size = sizeof config.metrics; break;
-            case OPT_STATUS: status = true; break;
-            case OPT_JSON: json = true; break;
-            case OPT_WATCH:
-                watch_s = atoi (optarg);
-                if (watch_s < 1 || watch_s > 86400) {
-                    fprintf (stderr, "appferry-broker: --watch must be 1..86400 seconds\n");
-                    return 2;
-                }
-                break;
-            case 'v': config.verbose = true; break;
-            case OPT_HEARTBEAT:
-                config.heartbeat_ms = atoi (optarg);
-                if (config.heartbeat_ms < 50 || config.heartbeat_ms > 600000) {
-                    fprintf (stderr, "appferry-broker: --heartbeat must be 50..600000 ms\n");
-                    return 2;
-                }
-                break;
-            case OPT_PWHASH:
-                if (af_broker_pwcost_parse (optarg, &config.pwcost)) {
-                    fprintf (stderr, "appferry-broker: --pwhash must be interactive, moderate or min\n");
-                    return 2;
-                }
-                break;
-            case OPT_PW_PER_SOURCE:
-                config.pw_per_source = atoi (optarg);
-                if (config.pw_per_source < 1 || config.pw_per_source > 1000000) {
-                    fprintf (stderr, "appferry-broker: --pw-per-source must be 1..1000000\n");
-                    return 2;
-                }
-                break;
-            case OPT_MAX_PER_SOURCE:
-                config.max_per_source = (size_t) atol (optarg);
-                if (config.max_per_source < 1 || config.max_per_source > 10000000) {
-                    fprintf (stderr, "appferry-broker: --max-per-source must be 1..10000000\n");
-                    return 2;
-                }
-                break;
-            case OPT_MAP_SIZE:
-                config.map_mib = atoi (optarg);
-                if (config.map_mib < 1 || config.map_mib > 1024 * 1024) {
-                    fprintf (stderr, "appferry-broker: --map-size must be 1..1048576 MiB\n");
-                    return 2;
-                }
-                break;
-            default: break;
-        }
-        if (target) {
-            if (strlen (optarg) >= size || !*optarg) {
-                fprintf (stderr, "appferry-broker: option value too long or empty: %s\n", optarg);
-                return 2;
-            }
-            strcpy (target, optarg);
-        }
+    return -1;
+}
+
+//  One option of the second pass into config or asked; false if refused
+static bool
+s_option (int opt, af_broker_config_t *config, asked_t *asked)
+{
+    char *target = NULL;
+    size_t size = 0;
+    long n;
+    bool ok = true;
+    switch (opt) {
+        case 'd': target = config->data_dir; size = sizeof config->data_dir; break;
+        case OPT_NODES: target = config->nodes; size = sizeof config->nodes; break;
+        case OPT_WORKERS: target = config->workers; size = sizeof config->workers; break;
+        case OPT_WORKER_KEYS: target = config->worker_keys; size = sizeof config->worker_keys; break;
+        case OPT_CATALOG: target = config->catalog; size = sizeof config->catalog; break;
+        case OPT_METRICS: target = config->metrics; size = sizeof config->metrics; break;
+        case OPT_STATUS: asked->status = true; break;
+        case OPT_JSON: asked->json = true; break;
+        case 'v': config->verbose = true; break;
+        case OPT_WATCH:
+            if ((ok = s_number ("watch", optarg, 1, 86400, " seconds", &n)))
+                asked->watch_s = (int) n;
+            break;
+        case OPT_HEARTBEAT:
+            if ((ok = s_number ("heartbeat", optarg, 50, 600000, " ms", &n)))
+                config->heartbeat_ms = (int) n;
+            break;
+        case OPT_PW_PER_SOURCE:
+            if ((ok = s_number ("pw-per-source", optarg, 1, 1000000, "", &n)))
+                config->pw_per_source = (int) n;
+            break;
+        case OPT_MAX_PER_SOURCE:
+            if ((ok = s_number ("max-per-source", optarg, 1, 10000000, "", &n)))
+                config->max_per_source = (size_t) n;
+            break;
+        case OPT_MAP_SIZE:
+            if ((ok = s_number ("map-size", optarg, 1, 1024 * 1024, " MiB", &n)))
+                config->map_mib = (int) n;
+            break;
+        case OPT_PWHASH:
+            ok = af_broker_pwcost_parse (optarg, &config->pwcost) == 0;
+            if (!ok)
+                fprintf (stderr, "appferry-broker: --pwhash must be interactive, moderate or min\n");
+            break;
+        default: break;
     }
+    if (target && (strlen (optarg) >= size || !*optarg)) {
+        fprintf (stderr, "appferry-broker: option value too long or empty: %s\n", optarg);
+        return false;
+    }
+    if (target)
+        strcpy (target, optarg);
+    return ok;
+}
+
+int
+main (int argc, char *argv [])
+{
+    af_broker_config_t config;
+    af_broker_config_defaults (&config);
+    int rc = s_first_pass (argc, argv, &config);
+    if (rc >= 0)
+        return rc;
+    asked_t asked = { false, false, 0 };
+    optind = 1;
+    int opt;
+    while ((opt = getopt_long (argc, argv, "c:d:vh", s_options, NULL)) != -1)
+        if (!s_option (opt, &config, &asked))
+            return 2;
     if (optind < argc) {
         fprintf (stderr, "appferry-broker: unexpected argument '%s'\n", argv [optind]);
         s_usage (stderr);
         return 2;
     }
-    if ((json || watch_s) && !status) {
+    if ((asked.json || asked.watch_s) && !asked.status) {
         fprintf (stderr, "appferry-broker: --json and --watch go with --status\n");
         return 2;
     }
-    if (status)
-        return broker_status (config.data_dir, json, watch_s);
+    if (asked.status)
+        return broker_status (config.data_dir, asked.json, asked.watch_s);
     if (sodium_init () < 0) {
         fprintf (stderr, "appferry-broker: libsodium failed to start\n");
         return 1;
