@@ -27,6 +27,9 @@
 #include "af_config.h"
 #include "af_reports.h"
 #include "af_adb.h"
+#include "fleet_models.h"
+#include "fleet_heap.h"
+#include "fleet_hist.h"
 
 typedef struct {
     const char *name;
@@ -52,6 +55,9 @@ static const test_t s_tests [] = {
     { "af_config", af_config_test },
     { "af_adb", af_adb_test },
     { "af_reports", af_reports_test },
+    { "fleet_models", fleet_models_test },
+    { "fleet_heap", fleet_heap_test },
+    { "fleet_hist", fleet_hist_test },
 };
 #define TESTS (sizeof s_tests / sizeof s_tests [0])
 
