@@ -213,15 +213,29 @@ fleet_device_drop (fleet_t *self, fleet_device_t *device, const char *why, bool 
 //  --------------------------------------------------------------------------
 //  Connecting, registering, logging in
 
+//  A PING (its 13 bytes, encoded once). One that cannot go on a
+//  connection thought up means libzmq has lost it (ZMQ_IMMEDIATE): the
+//  session is gone with it, and the device pings every 100 ms on the same
+//  socket, which libzmq reconnects, until an answer comes; so does the
+//  reference node
 static void
 s_ping (fleet_t *self, fleet_device_t *device)
 {
-    af_msg_t *ping = af_msg_new (AF_MSG_PING);
-    if (fleet_net_send (self, device, ping) == 0 && !device->ping_sent_us) {
-        device->ping_sent_us = fleet_usecs ();
-        self->stats.sent [FC_PING]++;
+    if (fleet_net_send_raw (self, device, self->ping, self->ping_size) == 0) {
+        if (!device->ping_sent_us) {
+            device->ping_sent_us = fleet_usecs ();
+            self->stats.sent [FC_PING]++;
+        }
+        return;
     }
-    af_msg_destroy (&ping);
+    if (device->state != DEV_CONNECTING) {
+        self->stats.links_lost++;
+        fleet_device_session_lost (self, device, "the connection is gone");
+        s_state (self, device, DEV_CONNECTING);
+        device->connected_at = fleet_now ();
+        device->ping_sent_us = 0;
+    }
+    device->next_ping = fleet_now () + FLEET_CONNECT_PING_MS;
 }
 
 static void
@@ -579,7 +593,10 @@ fleet_device_tick (fleet_t *self, fleet_device_t *device, int64_t now)
                 s_connect (self, device, now);
             break;
         case DEV_CONNECTING:
-            if (now - device->connected_at > FLEET_CONNECT_GIVE_UP_MS) {
+            //  libzmq keeps trying this connection; only with another broker
+            //  to try does a device give up on it (a storm of new sockets
+            //  would only add handshakes to a broker already behind)
+            if (self->endpoint_count > 1 && now - device->connected_at > FLEET_CONNECT_GIVE_UP_MS) {
                 fleet_net_next_broker (self, device);
                 fleet_device_drop (self, device, "no answer on a new connection", false);
                 return;

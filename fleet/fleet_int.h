@@ -81,6 +81,7 @@ typedef struct {
     uint32_t mix [ACT_COUNT];
     uint32_t apps;
     uint32_t heartbeat_ms, jitter_ms, timeout_ms, report_every_ms;
+    uint32_t connect_timeout_ms;            //  ZMQ_CONNECT_TIMEOUT; 0: the OS's
     bool auto_sync;
     double vanish_percent;
     uint32_t vanish_ms;
@@ -259,7 +260,7 @@ typedef struct {
     uint32_t codes [FC_COUNT][FLEET_CODES];
     uint64_t expected_errors, unexpected;
     //  Logins and connections
-    uint64_t logins_pw, logins_key, sessions_lost, broker_gone, connects, connect_failures, vanished;
+    uint64_t logins_pw, logins_key, sessions_lost, broker_gone, links_lost, connects, connect_failures, vanished;
     uint64_t not_sent;              //  a send refused: no completed connection
     int64_t back_online_ms;         //  from the restart mark to every device back
     uint32_t back_online_devices;
@@ -312,6 +313,8 @@ typedef struct {
     uint32_t ready_head, ready_count;
     uint32_t *scratch_marks;        //  verify: per program, the broker's marker + 1
     uint8_t *chunk_buffer;          //  AF_MAX_CHUNK bytes: a decompressed chunk
+    uint8_t ping [32];              //  an encoded PING
+    size_t ping_size;
     uint64_t rng;
     fleet_phase_t phase;
     int64_t start, phase_start, setup_done_at, diffs_done_at, restart_mark, last_quiet_check;
@@ -355,6 +358,8 @@ void fleet_ready (fleet_t *self, fleet_device_t *device);
 int fleet_net_open (fleet_t *self, fleet_device_t *device);
 void fleet_net_close (fleet_t *self, fleet_device_t *device);
 int fleet_net_send (fleet_t *self, fleet_device_t *device, af_msg_t *msg);
+//  Send bytes already encoded (the PING)
+int fleet_net_send_raw (fleet_t *self, fleet_device_t *device, const void *data, size_t size);
 //  Read up to FLEET_BATCH messages; true if more may be waiting
 bool fleet_net_drain (fleet_t *self, fleet_device_t *device);
 //  The broker this device should use after its own went silent

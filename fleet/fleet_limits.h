@@ -40,8 +40,8 @@
 
 //  Timing (ms)
 #define FLEET_CONNECT_PING_MS   100     //  PING while a connection is not up
-#define FLEET_CONNECT_GIVE_UP_MS 10000  //  no answer on a new connection:
-                                        //  try the next broker
+#define FLEET_CONNECT_GIVE_UP_MS 10000  //  no answer on a new connection, and
+                                        //  another broker to try: try it
 #define FLEET_TIMEOUT_MS        15000   //  a request with no answer (the
                                         //  reference node's deadline)
 #define FLEET_RETRY_MIN_MS      1000    //  a 5xx answer is retried after a

@@ -65,6 +65,9 @@ s_usage (FILE *out)
 "      --vanish PERCENT      devices that vanish once without LOGOUT (default 0)\n"
 "      --vanish-for MS       and stay away this long (default 5000)\n"
 "      --timeout MS          a request unanswered this long fails (default 15000)\n"
+"      --connect-timeout MS  give up a TCP connection attempt after MS and try\n"
+"                            again (ZMQ_CONNECT_TIMEOUT; default: the OS's SYN\n"
+"                            retries, as the reference node)\n"
 "\n"
 "Output and tuning:\n"
 "      --report-every MS     a progress line this often (default 5000)\n"
@@ -286,8 +289,8 @@ main (int argc, char *argv [])
 {
     enum { OPT_ACCOUNT_SIZE = 1000, OPT_PREFIX, OPT_PASSWORD, OPT_APPS, OPT_PROGRAMS, OPT_PUSH, OPT_RATE, OPT_EVERY,
            OPT_MIX, OPT_DURATION, OPT_HOLD, OPT_DRAIN, OPT_SETUP, OPT_LOGIN_RATE, OPT_HEARTBEAT, OPT_JITTER,
-           OPT_AUTO_SYNC, OPT_VANISH, OPT_VANISH_FOR, OPT_TIMEOUT, OPT_REPORT_EVERY, OPT_IO_THREADS, OPT_SEED,
-           OPT_VERSION };
+           OPT_AUTO_SYNC, OPT_VANISH, OPT_VANISH_FOR, OPT_TIMEOUT, OPT_CONNECT_TIMEOUT, OPT_REPORT_EVERY,
+           OPT_IO_THREADS, OPT_SEED, OPT_VERSION };
     static struct option options [] = {
         { "broker", required_argument, NULL, 'b' },
         { "broker-key", required_argument, NULL, 'k' },
@@ -312,6 +315,7 @@ main (int argc, char *argv [])
         { "vanish", required_argument, NULL, OPT_VANISH },
         { "vanish-for", required_argument, NULL, OPT_VANISH_FOR },
         { "timeout", required_argument, NULL, OPT_TIMEOUT },
+        { "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
         { "report-every", required_argument, NULL, OPT_REPORT_EVERY },
         { "io-threads", required_argument, NULL, OPT_IO_THREADS },
         { "seed", required_argument, NULL, OPT_SEED },
@@ -418,6 +422,9 @@ main (int argc, char *argv [])
             case OPT_VANISH: rc = s_number ("vanish", optarg, 0, 100, &config.vanish_percent)? 2: 0; break;
             case OPT_VANISH_FOR: rc = s_whole ("vanish-for", optarg, 0, 86400000, &config.vanish_ms)? 2: 0; break;
             case OPT_TIMEOUT: rc = s_whole ("timeout", optarg, 100, 3600000, &config.timeout_ms)? 2: 0; break;
+            case OPT_CONNECT_TIMEOUT:
+                rc = s_whole ("connect-timeout", optarg, 0, 3600000, &config.connect_timeout_ms)? 2: 0;
+                break;
             case OPT_REPORT_EVERY:
                 rc = s_whole ("report-every", optarg, 100, 3600000, &config.report_every_ms)? 2: 0;
                 break;

@@ -17,6 +17,10 @@
     --jitter, so a restarted broker is not met by every device in the
     same 100 ms. A device whose broker stays silent closes its socket and
     opens a new one on the next endpoint of --broker (fleet_net_next_broker).
+    A TCP connection the broker's full listen backlog did not take waits
+    for the kernel's SYN retries (1, 3, 7, 15 s...), as a node's does;
+    --connect-timeout makes libzmq give up on the attempt sooner and try
+    again (a client-side remedy the reference node does not use).
     =========================================================================
 */
 #include "fleet_int.h"
@@ -70,6 +74,7 @@ fleet_net_open (fleet_t *self, fleet_device_t *device)
     //  the whole spread is [jitter / 2, jitter)
     int reconnect = (int) (self->config.jitter_ms / 2 > 100? self->config.jitter_ms / 2: 100);
     int64_t maxmsg = AF_MAX_ZMQ_MSG;
+    int connect_timeout = (int) self->config.connect_timeout_ms;
     int fd = -1;
     size_t fd_size = sizeof fd;
     if (s_set (sock, ZMQ_CURVE_SERVERKEY, self->broker_key, 32)
@@ -79,6 +84,7 @@ fleet_net_open (fleet_t *self, fleet_device_t *device)
     ||  s_set (sock, ZMQ_IMMEDIATE, &one, sizeof one)
     ||  s_set (sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg)
     ||  s_set (sock, ZMQ_RECONNECT_IVL, &reconnect, sizeof reconnect)
+    ||  s_set (sock, ZMQ_CONNECT_TIMEOUT, &connect_timeout, sizeof connect_timeout)
     ||  zmq_connect (sock, self->endpoints [device->broker])
     ||  zmq_getsockopt (sock, ZMQ_FD, &fd, &fd_size)) {
         int saved = errno;
@@ -122,6 +128,19 @@ fleet_net_send (fleet_t *self, fleet_device_t *device, af_msg_t *msg)
     int rc = zmq_send (device->sock, zframe_data (frame), zframe_size (frame), ZMQ_DONTWAIT);
     zframe_destroy (&frame);
     //  The send may have taken the socket's read signal: look at it again
+    fleet_ready (self, device);
+    if (rc < 0)
+        return -1;
+    device->last_send = fleet_now ();
+    return 0;
+}
+
+int
+fleet_net_send_raw (fleet_t *self, fleet_device_t *device, const void *data, size_t size)
+{
+    if (!device->sock)
+        return -1;
+    int rc = zmq_send (device->sock, data, size, ZMQ_DONTWAIT);
     fleet_ready (self, device);
     if (rc < 0)
         return -1;

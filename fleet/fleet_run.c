@@ -99,7 +99,9 @@ fleet_reschedule (fleet_t *self, fleet_device_t *device)
             fleet_heap_remove (self->heap, device->index);
             return;
         case DEV_CONNECTING:
-            when = s_min (device->next_ping, device->connected_at + FLEET_CONNECT_GIVE_UP_MS + 1);
+            when = device->next_ping;
+            if (self->endpoint_count > 1)
+                when = s_min (when, device->connected_at + FLEET_CONNECT_GIVE_UP_MS + 1);
             break;
         default: {
             int64_t ping = device->last_send + device->beat;
@@ -248,6 +250,8 @@ fleet_new (const fleet_config_t *config, char *err, size_t errlen)
             device->index = i;
             device->account = a;
             device->registrar = i == account->first;
+            //  Spread over the brokers: an account's devices together
+            device->broker = (uint8_t) (a % self->endpoint_count);
             device->model = (uint16_t) fleet_uniform (self, (uint32_t) fleet_model_count);
             device->fd = -1;
             device->beat = config->heartbeat_ms;
@@ -266,6 +270,19 @@ fleet_new (const fleet_config_t *config, char *err, size_t errlen)
             fleet_heap_set (self->heap, i, device->reconnect_at);
         }
     }
+
+    //  The PING every device sends, encoded once
+    af_msg_t *ping = af_msg_new (AF_MSG_PING);
+    zframe_t *frame = af_msg_encode (ping);
+    af_msg_destroy (&ping);
+    if (!frame || zframe_size (frame) > sizeof self->ping) {
+        zframe_destroy (&frame);
+        snprintf (err, errlen, "cannot encode a PING");
+        goto failed;
+    }
+    self->ping_size = zframe_size (frame);
+    memcpy (self->ping, zframe_data (frame), self->ping_size);
+    zframe_destroy (&frame);
 
     //  epoll, and the signals as a descriptor in it
     self->epoll_fd = epoll_create1 (EPOLL_CLOEXEC);

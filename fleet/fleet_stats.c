@@ -169,10 +169,11 @@ fleet_stats_print (fleet_t *self)
         printf ("  %llu requests timed out (no answer in %u ms while the broker answered others: it was\n"
                 "  slower than a node waits; not a failure by itself, what it did is checked at the end)\n",
                 (unsigned long long) timeouts, self->config.timeout_ms);
-    printf ("\nfleet: connections: %llu opened (%llu failed to open), %llu sessions lost, %llu brokers silent, "
-            "%llu devices vanished; %llu sends refused (no connection)\n",
+    printf ("\nfleet: connections: %llu opened (%llu failed to open), %llu sessions lost, %llu connections "
+            "lost, %llu brokers silent, %llu devices vanished; %llu requests not sent (no connection)\n",
             (unsigned long long) s->connects, (unsigned long long) s->connect_failures,
-            (unsigned long long) s->sessions_lost, (unsigned long long) s->broker_gone,
+            (unsigned long long) s->sessions_lost, (unsigned long long) s->links_lost,
+            (unsigned long long) s->broker_gone,
             (unsigned long long) s->vanished, (unsigned long long) s->not_sent);
     if (s->back_online_devices)
         printf ("fleet: back online: %u devices logged in again %.2f s after the restart mark\n",
