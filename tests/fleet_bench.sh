@@ -11,7 +11,8 @@
 # then (/proc/PID/status, VmRSS, against the broker's before any device),
 # and after a kill -9 and a restart how long until every device logged in
 # again by key. AF_FLEET_HEARTBEAT (1000 ms, the broker's default) is the
-# broker's and the devices' heartbeat.
+# broker's and the devices' heartbeat; AF_FLEET_OPTS adds fleet options
+# (e.g. --connect-timeout 1000).
 #
 # A fleet process holds two descriptors per device; when the hard limit
 # does not allow them all in one process, the devices are split over
@@ -107,8 +108,10 @@ bench_round () {
     kill -TERM "$BROKER_PID" 2>/dev/null; wait "$BROKER_PID" 2>/dev/null
 }
 
-bench_round idle --apps 0
+# shellcheck disable=SC2086
+bench_round idle --apps 0 ${AF_FLEET_OPTS:-}
 # A SYNC of 300 apps in a storm of them waits its turn (64 diffs at once,
 # each resolved program by program): no deadline, to see when all are in
-bench_round lists --apps 300 --programs 400 --auto-sync --timeout 3600000
+# shellcheck disable=SC2086
+bench_round lists --apps 300 --programs 400 --auto-sync --timeout 3600000 ${AF_FLEET_OPTS:-}
 finish
