@@ -96,7 +96,7 @@ fleet_stats_tick (fleet_t *self, int64_t now)
         return;
     double seconds = (double) (now - stats->last_print) / 1000;
     uint64_t logins = stats->logins_pw + stats->logins_key, answered = s_total_answered (self);
-    printf ("fleet: %7.1f s %-6s online %u/%u (away %u, failed %u)  logins %.0f/s  answers %.0f/s  "
+    printf ("fleet: %7.1f s %-6s online %u/%u (away %u, failed %u)  logins %.0f/s  requests answered %.0f/s  "
             "reports acked %llu  offers %llu/%llu  errors %llu expected, %llu unexpected\n",
             (double) (now - self->start) / 1000, s_phases [self->phase], self->online, self->device_count,
             self->away, self->failed, (double) (logins - stats->last_logins) / seconds,

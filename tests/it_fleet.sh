@@ -67,7 +67,7 @@ else
 fi
 RATE=$((N / 5))
 start_broker broker "${BROKER_OPTS[@]}"
-start_matcher matcher "$T/catalog"
+start_matcher matcher "$T/catalog" --heartbeat 1000
 "$FLEET" -b "$NODES_EP" -k "$BROKER_CERT" -n "$N" --push "$PUSH" --apps 30 --programs 300 \
     --duration 20 --rate "$RATE" --heartbeat 1000 --jitter 1000 --auto-sync \
     --vanish 2 --vanish-for 3000 --report-every 2000 --drain 40 > "$T/fleet.log" 2>&1 &
