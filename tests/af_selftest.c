@@ -36,6 +36,9 @@
 #include "af_phone.h"
 #include "af_contacts.h"
 #include "af_evaluator.h"
+#include "fleet_models.h"
+#include "fleet_heap.h"
+#include "fleet_hist.h"
 
 typedef struct {
     const char *name;
@@ -70,6 +73,9 @@ static const test_t s_tests [] = {
     { "af_phone", af_phone_test },
     { "af_contacts", af_contacts_test },
     { "af_evaluator", af_evaluator_test },
+    { "fleet_models", fleet_models_test },
+    { "fleet_heap", fleet_heap_test },
+    { "fleet_hist", fleet_hist_test },
 };
 #define TESTS (sizeof s_tests / sizeof s_tests [0])
 

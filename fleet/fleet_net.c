@@ -1,0 +1,191 @@
+/*  =========================================================================
+    fleet_net - each device's socket, and the brokers it may use
+
+    One ZeroMQ DEALER per device, a CURVE client with the device's own
+    keypair, as SPEC 2.2 and 2.3 ask of a node: ZMQ_IMMEDIATE (a send
+    while the broker is unreachable fails at once), linger 0, the 4 MiB
+    message limit. Its ZMQ_FD (the socket's mailbox) is registered with
+    the fleet's epoll; epoll only says "look at this socket", the socket
+    is then read until it is empty (or FLEET_BATCH at a time, so one busy
+    device does not starve the rest). libzmq may consume that signal
+    inside a send, so a device that sent is looked at again on the next
+    turn (fleet_ready): no message is left waiting for a signal that will
+    not come.
+
+    libzmq reconnects a DEALER by itself when its TCP connection drops
+    (a broker restart); each device's reconnect interval is drawn from
+    --jitter, so a restarted broker is not met by every device in the
+    same 100 ms. A device whose broker stays silent closes its socket and
+    opens a new one on the next endpoint of --broker (fleet_net_next_broker).
+    A TCP connection the broker's full listen backlog did not take waits
+    for the kernel's SYN retries (1, 3, 7, 15 s...), as a node's does;
+    --connect-timeout makes libzmq give up on the attempt sooner and try
+    again (a client-side remedy the reference node does not use).
+    =========================================================================
+*/
+#include "fleet_int.h"
+
+#include <sys/epoll.h>
+
+int
+fleet_net_endpoint (fleet_t *self, const char *endpoint)
+{
+    for (uint32_t i = 0; i < self->endpoint_count; i++)
+        if (streq (self->endpoints [i], endpoint))
+            return (int) i;
+    if (self->endpoint_count == FLEET_MAX_BROKERS)
+        return -1;
+    self->endpoints [self->endpoint_count] = strdup (endpoint);
+    assert (self->endpoints [self->endpoint_count]);
+    return (int) self->endpoint_count++;
+}
+
+//  ---- REDIRECT goes here ---------------------------------------------------
+//  A device moves to another broker in one place: here. Today it moves
+//  when its broker has been silent for heartbeat x liveness (the next
+//  endpoint of --broker, round the list). The cluster issue adds a
+//  REDIRECT command (a broker naming the one that owns the account); its
+//  handler will call fleet_net_endpoint (self, msg->endpoint) to learn
+//  the index, set device->broker to it, and fleet_device_drop the
+//  connection with a reconnect at once, exactly as below but without the
+//  silence. The dispatch table in fleet_device.c has its row, commented.
+void
+fleet_net_next_broker (fleet_t *self, fleet_device_t *device)
+{
+    if (self->endpoint_count > 1)
+        device->broker = (uint8_t) ((device->broker + 1) % self->endpoint_count);
+}
+
+static int
+s_set (void *sock, int option, const void *value, size_t size)
+{
+    return zmq_setsockopt (sock, option, value, size);
+}
+
+int
+fleet_net_open (fleet_t *self, fleet_device_t *device)
+{
+    assert (!device->sock);
+    void *sock = zmq_socket (self->ctx, ZMQ_DEALER);
+    if (!sock)
+        return -1;
+    int zero = 0, one = 1;
+    //  libzmq waits between reconnects [ivl, 2 ivl): half the jitter, so
+    //  the whole spread is [jitter / 2, jitter)
+    int reconnect = (int) (self->config.jitter_ms / 2 > 100? self->config.jitter_ms / 2: 100);
+    int64_t maxmsg = AF_MAX_ZMQ_MSG;
+    int connect_timeout = (int) self->config.connect_timeout_ms;
+    int fd = -1;
+    size_t fd_size = sizeof fd;
+    if (s_set (sock, ZMQ_CURVE_SERVERKEY, self->broker_key, 32)
+    ||  s_set (sock, ZMQ_CURVE_PUBLICKEY, device->public_key, 32)
+    ||  s_set (sock, ZMQ_CURVE_SECRETKEY, device->secret_key, 32)
+    ||  s_set (sock, ZMQ_LINGER, &zero, sizeof zero)
+    ||  s_set (sock, ZMQ_IMMEDIATE, &one, sizeof one)
+    ||  s_set (sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg)
+    ||  s_set (sock, ZMQ_RECONNECT_IVL, &reconnect, sizeof reconnect)
+    ||  s_set (sock, ZMQ_CONNECT_TIMEOUT, &connect_timeout, sizeof connect_timeout)
+    ||  zmq_connect (sock, self->endpoints [device->broker])
+    ||  zmq_getsockopt (sock, ZMQ_FD, &fd, &fd_size)) {
+        int saved = errno;
+        zmq_close (sock);
+        errno = saved;
+        return -1;
+    }
+    struct epoll_event event = { .events = EPOLLIN, .data.u32 = device->index };
+    if (epoll_ctl (self->epoll_fd, EPOLL_CTL_ADD, fd, &event)) {
+        int saved = errno;
+        zmq_close (sock);
+        errno = saved;
+        return -1;
+    }
+    device->sock = sock;
+    device->fd = fd;
+    return 0;
+}
+
+void
+fleet_net_close (fleet_t *self, fleet_device_t *device)
+{
+    if (!device->sock)
+        return;
+    epoll_ctl (self->epoll_fd, EPOLL_CTL_DEL, device->fd, NULL);
+    zmq_close (device->sock);
+    device->sock = NULL;
+    device->fd = -1;
+}
+
+int
+fleet_net_send (fleet_t *self, fleet_device_t *device, af_msg_t *msg)
+{
+    if (!device->sock)
+        return -1;
+    zframe_t *frame = af_msg_encode (msg);
+    if (!frame) {
+        fleet_unexpected (self, device, "could not encode a %s", af_msg_command_name (msg->id));
+        return -1;
+    }
+    int rc = zmq_send (device->sock, zframe_data (frame), zframe_size (frame), ZMQ_DONTWAIT);
+    zframe_destroy (&frame);
+    //  The send may have taken the socket's read signal: look at it again
+    fleet_ready (self, device);
+    if (rc < 0)
+        return -1;
+    device->last_send = fleet_now ();
+    return 0;
+}
+
+int
+fleet_net_send_raw (fleet_t *self, fleet_device_t *device, const void *data, size_t size)
+{
+    if (!device->sock)
+        return -1;
+    int rc = zmq_send (device->sock, data, size, ZMQ_DONTWAIT);
+    fleet_ready (self, device);
+    if (rc < 0)
+        return -1;
+    device->last_send = fleet_now ();
+    return 0;
+}
+
+bool
+fleet_net_drain (fleet_t *self, fleet_device_t *device)
+{
+    void *sock = device->sock;
+    for (int count = 0; count < FLEET_BATCH; count++) {
+        //  A message handled may have closed the socket (or opened a new one)
+        if (!device->sock || device->sock != sock)
+            return false;
+        zmq_msg_t part;
+        zmq_msg_init (&part);
+        if (zmq_msg_recv (&part, sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close (&part);
+            return false;
+        }
+        device->last_recv = fleet_now ();
+        if (zmq_msg_more (&part)) {
+            //  A broker sends one frame per message (SPEC 3.1)
+            size_t extra = 0;
+            do {
+                zmq_msg_close (&part);
+                zmq_msg_init (&part);
+                extra++;
+            } while (zmq_msg_recv (&part, sock, ZMQ_DONTWAIT) >= 0 && zmq_msg_more (&part));
+            zmq_msg_close (&part);
+            fleet_unexpected (self, device, "the broker sent a message of %zu frames", extra + 1);
+            continue;
+        }
+        af_msg_t *msg = NULL;
+        char err [256];
+        int code = af_msg_decode ((const uint8_t *) zmq_msg_data (&part), zmq_msg_size (&part), &msg,
+                                  err, sizeof err, NULL, NULL);
+        zmq_msg_close (&part);
+        if (code != AF_OK) {
+            fleet_unexpected (self, device, "the broker sent a message that does not decode: %s", err);
+            continue;
+        }
+        fleet_device_message (self, device, msg);
+        af_msg_destroy (&msg);
+    }
+    return device->sock == sock;
+}
