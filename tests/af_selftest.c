@@ -26,6 +26,7 @@
 #include "af_peers.h"
 #include "af_loglimit.h"
 #include "af_metrics.h"
+#include "af_shard.h"
 #include "af_transfers.h"
 #include "af_catalog.h"
 #include "af_download.h"
@@ -60,6 +61,7 @@ static const test_t s_tests [] = {
     { "af_peers", af_peers_test },
     { "af_loglimit", af_loglimit_test },
     { "af_metrics", af_metrics_test },
+    { "af_shard", af_shard_test },
     { "af_transfers", af_transfers_test },
     { "af_catalog", af_catalog_test },
     { "af_download", af_download_test },
