@@ -42,6 +42,8 @@
 #define AF_MAX_PASSWORD         256
 #define AF_MIN_PASSWORD         8
 #define AF_MAX_NAME             64      //  device name, model, manufacturer
+#define AF_MAX_ENDPOINT         255     //  a ZeroMQ endpoint (REDIRECT)
+#define AF_MAX_REPL             (AF_MAX_MSG - 4096) //  REPL: the entries of one message
 #define AF_MAX_PLATFORM         15
 #define AF_MAX_OSVERSION        31
 #define AF_MAX_FORMFACTOR       7
