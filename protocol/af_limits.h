@@ -160,6 +160,20 @@
 #define AF_CODE_LAST            599     //  from first to last
 #define AF_COMMIT_BUCKETS       12      //  histogram of changes per group commit
 
+//  The cluster (docs/ARCHITECTURE.md "Cluster")
+#define AF_CLUSTER_ID           32      //  a broker's ID: 32 hex digits
+#define AF_CLUSTER_MAX_REPLICAS 4       //  followers an owner tracks per shard
+#define AF_CLUSTER_REPLICAS     1       //  (config) followers wanted per shard
+#define AF_CLUSTER_LEASE_S      5       //  (config) the brokers' etcd lease
+#define AF_CLUSTER_REPL_MS      1000    //  (config) a follower this slow leaves the in-sync set
+#define AF_CLUSTER_LOG_KEEP     100000  //  (config) log entries kept per shard beyond the acked
+#define AF_CLUSTER_UNIT_SHARDS  16      //  shards a batch's hold lists; more: all owned
+#define AF_CLUSTER_REPL_ENTRIES 4096    //  entries in one REPL at most
+#define AF_CLUSTER_LEASE_MARGIN_MS 1000 //  we stop acking this long before the lease ends
+#define AF_CLUSTER_KEEPALIVE_MS 1000    //  the lease is kept alive this often
+#define AF_CLUSTER_TICK_MS      100     //  the coordinator's loop
+#define AF_CLUSTER_ETCD_TIMEOUT_MS 2000 //  one etcd call at most
+
 //  Catalog limits
 #define AF_MAX_MANIFEST         (64 * 1024 * 1024)  //  manifest file bytes
 #define AF_MAX_PACKAGES_PER_PROGRAM 256

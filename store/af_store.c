@@ -34,6 +34,10 @@ struct _af_store_t {
     uint32_t shards;                //  0: no log
     MDB_dbi log_dbi;
     uint64_t *epochs;               //  per shard: stamped on the entries written
+    uint8_t *owned;                 //  per shard: ours to write
+    uint8_t *touched;               //  per shard: written in the open batch
+    uint32_t *written;              //  the shards written in the open batch ...
+    uint32_t written_count;         //  ... how many
     char *names [AF_STORE_MAX_DBS]; //  database names by handle
     bool logged [AF_STORE_MAX_DBS]; //  ... and whether their changes are logged
 };
@@ -72,7 +76,7 @@ af_store_new (const char *dir, size_t mapsize, unsigned maxdbs, bool readonly)
     if (rc == 0)
         rc = mdb_env_set_maxreaders (self->env, 256);
     if (rc == 0)
-        rc = mdb_env_open (self->env, dir, readonly? MDB_RDONLY: 0, 0600);
+        rc = mdb_env_open (self->env, dir, (readonly? MDB_RDONLY: 0) | MDB_NOTLS, 0600);
     if (rc == 0)
         rc = mdb_env_set_userctx (self->env, self);     //  af_store_put finds us from a txn
     if (rc) {
@@ -97,6 +101,9 @@ af_store_destroy (af_store_t **self_p)
         for (int i = 0; i < AF_STORE_MAX_DBS; i++)
             free (self->names [i]);
         free (self->epochs);
+        free (self->touched);
+        free (self->owned);
+        free (self->written);
         free (self->dir);
         free (self);
         *self_p = NULL;
@@ -149,6 +156,9 @@ af_store_batch_begin (af_store_t *self)
         self->batch = NULL;
     }
     self->batch_from = self->stats.writes;
+    for (uint32_t i = 0; i < self->written_count; i++)
+        self->touched [self->written [i]] = 0;
+    self->written_count = 0;
     return rc;
 }
 
@@ -397,6 +407,10 @@ s_log_change (MDB_txn *txn, MDB_dbi dbi, bool put, const MDB_val *key, const MDB
     if (!self || !self->shards || dbi >= AF_STORE_MAX_DBS || !self->logged [dbi])
         return 0;
     uint32_t shard = af_shard_of_key (key->mv_data, key->mv_size, self->shards);
+    if (!self->owned [shard]) {
+        zsys_error ("store: refused a change of shard %u in %s: this broker does not own it", shard, self->dir);
+        return EACCES;
+    }
     uint64_t head;
     int rc = s_log_head (self, txn, shard, &head, NULL);
     if (rc)
@@ -421,6 +435,10 @@ s_log_change (MDB_txn *txn, MDB_dbi dbi, bool put, const MDB_val *key, const MDB
     s_log_key (at, shard, head + 1);
     MDB_val k = { sizeof at, at }, v = { buffer.size, buffer.data };
     rc = mdb_put (txn, self->log_dbi, &k, &v, 0);
+    if (rc == 0 && !self->touched [shard]) {
+        self->touched [shard] = 1;
+        self->written [self->written_count++] = shard;
+    }
     msgpack_sbuffer_destroy (&buffer);
     if (rc)
         zsys_error ("store: cannot log a change in %s: %s", self->dir, mdb_strerror (rc));
@@ -435,9 +453,28 @@ af_store_log_enable (af_store_t *self, uint32_t shards)
     if (rc)
         return AF_E_INTERNAL;
     self->epochs = (uint64_t *) calloc (shards, sizeof (uint64_t));
-    assert (self->epochs);
+    self->touched = (uint8_t *) calloc (shards, 1);
+    self->owned = (uint8_t *) calloc (shards, 1);
+    assert (self->owned);
+    self->written = (uint32_t *) calloc (shards, sizeof (uint32_t));
+    assert (self->epochs && self->touched && self->written);
     self->shards = shards;
     return AF_OK;
+}
+
+void
+af_store_log_own (af_store_t *self, uint32_t shard, bool owned)
+{
+    assert (self && self->shards && shard < self->shards);
+    self->owned [shard] = owned;
+}
+
+size_t
+af_store_log_written (af_store_t *self, const uint32_t **shards)
+{
+    assert (self && shards);
+    *shards = self->written;
+    return self->shards? self->written_count: 0;
 }
 
 void
@@ -676,12 +713,21 @@ s_test_log (const char *base)
     const char *ana, *other;
     s_test_accounts (&ana, &other);
     uint32_t shard = af_shard_of (ana, strlen (ana), 16);
+    //  A shard not owned cannot be written
+    MDB_txn *txn;
+    uint8_t key [16];
+    assert (af_store_begin (owner, true, &txn) == 0);
+    memcpy (key, ana, strlen (ana) + 1);
+    key [strlen (ana) + 1] = 'q';
+    assert (af_store_put (txn, odbi, key, strlen (ana) + 2, "no", 2, 0) == EACCES);
+    af_store_abort (owner, &txn);
+    af_store_log_own (owner, shard, true);
+    af_store_log_own (owner, af_shard_of (other, strlen (other), 16), true);
     af_store_log_epoch (owner, shard, 5);
     s_test_put (owner, odbi, ana, "x", "1");
     s_test_put (owner, odbi, ana, "y", "2");
     s_test_put (owner, odbi, other, "z", "3");      //  another shard's log
     s_test_put (owner, odbi, ana, "x", NULL);
-    MDB_txn *txn;
     uint64_t head, epoch;
     assert (af_store_begin (owner, false, &txn) == 0);
     assert (af_store_log_head (owner, txn, shard, &head, &epoch) == AF_OK && head == 3 && epoch == 5);
@@ -708,7 +754,6 @@ s_test_log (const char *base)
                                     &applied, &head) == AF_OK && applied);
     assert (af_store_commit (follower, &txn) == 0);
     //  The follower has the owner's data, and its log
-    uint8_t key [16];
     memcpy (key, ana, strlen (ana) + 1);
     MDB_val value;
     assert (af_store_begin (follower, false, &txn) == 0);

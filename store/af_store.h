@@ -117,6 +117,15 @@ int af_store_cursor_del (MDB_cursor *cursor);
 //  classes opened their databases. AF_OK or AF_E_INTERNAL.
 int af_store_log_enable (af_store_t *self, uint32_t shards);
 
+//  The shards the last batch logged changes for (until the next
+//  batch_begin; entries of a child that was aborted may still count).
+size_t af_store_log_written (af_store_t *self, const uint32_t **shards);
+
+//  Whether this store may change shard (the broker owns it): a change of
+//  a shard not owned is refused (logged; the put or delete fails with
+//  EACCES), so a broker never writes what another owns. None at first.
+void af_store_log_own (af_store_t *self, uint32_t shard, bool owned);
+
 //  The epoch stamped on the entries written for shard from now on.
 void af_store_log_epoch (af_store_t *self, uint32_t shard, uint64_t epoch);
 
