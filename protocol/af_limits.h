@@ -205,6 +205,27 @@
 #define AF_E164_MAX_DIGITS      15      //  (ITU-T E.164)
 #define AF_E164_SIZE            (AF_E164_MAX_DIGITS + 2)    //  "+", digits, NUL
 
+//  The cluster's etcd client (cluster/af_etcd, issue 12): what one call
+//  may send and read. Not part of the wire protocol: no peer sees them.
+//  A full range of the largest keys and values fits in one answer
+//  (asserted in af_etcd.c); etcd's own defaults are 1.5 MiB a request
+//  (--max-request-bytes) and 128 operations a transaction (--max-txn-ops).
+#define AF_ETCD_MAX_ENDPOINTS   16      //  members in one endpoint list
+#define AF_ETCD_MAX_ENDPOINT    255     //  bytes of one ("http://HOST:PORT")
+#define AF_ETCD_MAX_KEY         512     //  bytes of a key
+#define AF_ETCD_MAX_VALUE       4096    //  bytes of a value (coordination
+                                        //  records are small; data is not kept there)
+#define AF_ETCD_MAX_RANGE       1024    //  keys one range returns
+#define AF_ETCD_MAX_TXN_OPS     64      //  compares, or operations of one branch
+#define AF_ETCD_MAX_TTL_S       86400   //  a lease's TTL, seconds
+#define AF_ETCD_MAX_ANSWER      (8 * 1024 * 1024)   //  bytes of one answer, or of one
+                                        //  message of the watch stream
+#define AF_ETCD_WATCH_QUEUE     4096    //  events a watch holds for a caller that
+                                        //  does not read; then it pauses the stream
+#define AF_ETCD_KEEPALIVE_S     2       //  TCP keepalive of etcd connections: idle
+                                        //  and interval, 3 probes (a silent peer is
+                                        //  given up after about 4x this)
+
 //  Error codes: numeric, HTTP-flavoured like the ZeroMQ RFCs. Every ERROR
 //  message carries one of these plus a reason text. protocol/SPEC.md says
 //  what a peer does on each.

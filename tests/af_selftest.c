@@ -37,6 +37,7 @@
 #include "af_phone.h"
 #include "af_contacts.h"
 #include "af_evaluator.h"
+#include "af_etcd.h"
 
 typedef struct {
     const char *name;
@@ -72,6 +73,7 @@ static const test_t s_tests [] = {
     { "af_phone", af_phone_test },
     { "af_contacts", af_contacts_test },
     { "af_evaluator", af_evaluator_test },
+    { "af_etcd", af_etcd_test },
 };
 #define TESTS (sizeof s_tests / sizeof s_tests [0])
 
