@@ -289,7 +289,7 @@ s_frontend_message (af_broker_t *self, zframe_t *routing, zframe_t *body, size_t
     //  Most of what an idle fleet sends is PING: answered from a PONG
     //  encoded once, with nothing decoded or allocated but the frame
     if (zframe_eq (body, self->ping)) {
-        broker_send_frame (self, session, zframe_dup (self->pong [session->logged_in]), NULL);
+        broker_send_frame (self, session, zframe_dup (self->pong [session->logged_in]), BROKER_UNHELD);
         goto done;
     }
     char err [AF_MAX_REASON + 1];

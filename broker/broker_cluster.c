@@ -210,6 +210,7 @@ s_replica (shard_t *state, const char *id, bool make)
     memset (replica, 0, sizeof *replica);
     snprintf (replica->id, sizeof replica->id, "%s", id);
     replica->acked = UINT64_MAX;        //  unknown until it answers
+    replica->since = zclock_mono ();
     return replica;
 }
 
@@ -503,6 +504,8 @@ broker_cluster_committed (af_broker_t *self, zlistx_t **held_p)
 //  --------------------------------------------------------------------------
 //  What the coordinator tells us
 
+static void s_follow (af_broker_t *self, uint32_t shard);
+
 static void
 s_on_brokers (af_broker_t *self, zmsg_t *msg)
 {
@@ -543,6 +546,33 @@ s_on_brokers (af_broker_t *self, zmsg_t *msg)
         }
     zlistx_destroy (&gone);
     zhashx_destroy (&seen);
+    for (uint32_t shard = 0; shard < self->shard_count; shard++)
+        s_follow (self, shard);         //  the wanted placement may have changed
+}
+
+//  Are we in shard's in-sync set, as etcd has it?
+static bool
+s_in_sync (af_broker_t *self, uint32_t shard)
+{
+    char needle [AF_CLUSTER_ID + 3], haystack [sizeof self->shards [shard].isr + 2];
+    snprintf (needle, sizeof needle, ",%s,", self->id);
+    snprintf (haystack, sizeof haystack, ",%s,", self->shards [shard].isr);
+    return strstr (haystack, needle) != NULL;
+}
+
+//  Follow a shard we do not own if someone owns it and we are wanted for
+//  it, or in its in-sync set (which its owner waits for). Again at every
+//  change of the shard or of the brokers
+static void
+s_follow (af_broker_t *self, uint32_t shard)
+{
+    shard_t *state = &self->shards [shard];
+    if (state->role == SHARD_OWNER)
+        return;
+    bool follow = *state->owner && (s_is_wanted (self, shard, self->id, false) || s_in_sync (self, shard));
+    if (follow && state->role != SHARD_FOLLOWER)
+        state->head = s_head (self, shard);
+    state->role = follow? SHARD_FOLLOWER: SHARD_NONE;
 }
 
 static void
@@ -565,7 +595,8 @@ s_on_shard (af_broker_t *self, zmsg_t *msg)
             char list [sizeof state->isr];
             snprintf (list, sizeof list, "%s", isr);
             for (char *save = NULL, *one = strtok_r (list, ",", &save); one; one = strtok_r (NULL, ",", &save))
-                s_replica (state, one, true);
+                if (!streq (one, self->id))     //  in it from when we followed: not our own follower
+                    s_replica (state, one, true);
         }
         for (uint32_t i = 0; i < state->replica_count; i++) {
             replica_t *replica = &state->replicas [i];
@@ -591,13 +622,7 @@ s_on_shard (af_broker_t *self, zmsg_t *msg)
             state->leaving = false;
             s_shard_lost (self, shard);
         }
-        if (state->role != SHARD_OWNER) {
-            //  Follow it if we are wanted for it and someone owns it
-            bool follow = *owner && s_is_wanted (self, shard, self->id, false);
-            if (follow && (state->role != SHARD_FOLLOWER || known != state->epoch))
-                state->head = s_head (self, shard);
-            state->role = follow? SHARD_FOLLOWER: SHARD_NONE;
-        }
+        s_follow (self, shard);
         broker_cluster_release (self);
     }
     zstr_free (&number);
@@ -759,13 +784,22 @@ s_tick_owner (af_broker_t *self, uint32_t shard, int64_t now)
     for (uint32_t i = 0; i < count; i++)
         if (!streq (wanted [i], self->id))
             s_replica (state, wanted [i], true);
+    //  ... and no others: one neither wanted nor in sync is forgotten
+    for (uint32_t i = 0; i < state->replica_count; i++) {
+        replica_t *replica = &state->replicas [i];
+        if (!replica->in_isr && !replica->asking && !s_is_wanted (self, shard, replica->id, false)) {
+            state->replicas [i] = state->replicas [--state->replica_count];
+            i--;
+        }
+    }
     for (uint32_t i = 0; i < state->replica_count; i++) {
         replica_t *replica = &state->replicas [i];
         s_repl_send (self, shard, replica, now);
-        //  Behind for too long: out of the in-sync set before we ack without it
+        //  Behind for too long (silent, or gone from the cluster): out of
+        //  the in-sync set before we ack without it
         bool behind = replica->acked == UINT64_MAX || replica->acked < state->head;
-        if (replica->in_isr && behind && !replica->asking && replica->in_flight
-        &&  now - replica->sent_at > self->config.cluster_repl_ms) {
+        int64_t heard = replica->last_ack > replica->since? replica->last_ack: replica->since;
+        if (replica->in_isr && behind && !replica->asking && now - heard > self->config.cluster_repl_ms) {
             replica->asking = true;
             zsys_warning ("broker: %s has not acked shard %u for %d ms: removing it from the in-sync set",
                           replica->id, shard, self->config.cluster_repl_ms);
@@ -796,11 +830,7 @@ broker_cluster_tick (af_broker_t *self, int64_t now)
         if (!*state->owner && !state->claiming && now < self->lease_until) {
             //  Nobody owns it: ours to claim if we are in sync, or if it
             //  was never owned and we are its wanted owner
-            char needle [AF_CLUSTER_ID + 3], haystack [sizeof state->isr + 2];
-            snprintf (needle, sizeof needle, ",%s,", self->id);
-            snprintf (haystack, sizeof haystack, ",%s,", state->isr);
-            bool in_sync = strstr (haystack, needle) != NULL;
-            if (in_sync || (!state->born && s_is_wanted (self, shard, self->id, true))) {
+            if (s_in_sync (self, shard) || (!state->born && s_is_wanted (self, shard, self->id, true))) {
                 state->claiming = true;
                 s_tell (self, "CLAIM", shard, NULL, 0);
             }

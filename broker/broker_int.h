@@ -92,6 +92,7 @@ typedef struct {
     bool in_flight;                 //  a REPL to it awaits its ack
     int64_t sent_at;
     int64_t last_ack;
+    int64_t since;                  //  when we began to track it
 } replica_t;
 
 typedef enum { SHARD_NONE, SHARD_FOLLOWER, SHARD_OWNER } shard_role_t;
@@ -214,8 +215,10 @@ void broker_send (af_broker_t *self, session_t *session, af_msg_t **msg_p);
 int broker_send_msg (af_broker_t *self, session_t *session, af_msg_t *msg);
 
 //  The same for a message encoded already (taken); rid is the request's
-//  it answers, or NULL.
+//  it answers, or NULL, or BROKER_UNHELD: it says nothing of any change
+//  (a PONG), so it goes at once, not after the batch's commit.
 int broker_send_frame (af_broker_t *self, session_t *session, zframe_t *frame, const uint8_t *rid);
+#define BROKER_UNHELD ((const uint8_t *) "")
 
 //  Give libzmq what waits in the sessions' queues, and resume transfers
 //  that waited for room; arm the retry timer while anything waits.

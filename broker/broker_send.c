@@ -194,7 +194,7 @@ broker_send_frame (af_broker_t *self, session_t *session, zframe_t *frame, const
     }
     size_t size = zframe_size (frame);
     self->stats.messages_out++;
-    if (!self->batch_open)
+    if (!self->batch_open || rid == BROKER_UNHELD)
         return s_send_frame (self, session, frame);
     //  In a batch: held until its changes are on disk
     if (session->queued + session->held + size > AF_MAX_PEER_QUEUE) {

@@ -428,7 +428,11 @@ s_timer_event (zloop_t *loop, int timer_id, void *arg)
     (void) timer_id;
     af_node_t *self = (af_node_t *) arg;
     int64_t now = zclock_mono ();
-    if (self->connected && now - self->last_rx > (int64_t) self->heartbeat_ms * self->config.liveness) {
+    //  Silence: one broker we wait for (libzmq reconnects by itself); of
+    //  several (a cluster) the next, connected or not: the one we know
+    //  may be gone for good, and any other sends us to its successor
+    bool silent = now - self->last_rx > (int64_t) self->heartbeat_ms * self->config.liveness;
+    if (silent && (self->connected || self->endpoint_count > 1)) {
         //  With several brokers (a cluster) the next one: the owner of our
         //  shard may be gone, and any broker sends us to its successor
         if (self->endpoint_count > 1) {

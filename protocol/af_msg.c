@@ -360,7 +360,7 @@ static const field_t f_redirect [] = {
     STR (M, "endpoint", endpoint, false), END };
 static const field_t f_repl [] = {
     U32 (M, "shard", shard, 0, 4095, true), U64 (M, "epoch", epoch, true), U64 (M, "seq", seq, true),
-    { "entries", sizeof ("entries") - 1, T_BIN, offsetof (M, body), 0, offsetof (M, body_size), 1, AF_MAX_REPL, true, NULL },
+    { "entries", sizeof ("entries") - 1, T_BIN, offsetof (M, body), 0, offsetof (M, body_size), 0, AF_MAX_REPL, false, NULL },
     END };
 static const field_t f_repl_ack [] = {
     U32 (M, "shard", shard, 0, 4095, true), U64 (M, "epoch", epoch, true), U64 (M, "seq", seq, true), END };
