@@ -35,6 +35,7 @@ typedef struct {
     bool draining;
     bool terminated;
     bool lost_watch;
+    bool lease_lapsed;              //  past lease_until without a keep-alive (said)
     shard_t *shards;
     zhashx_t *brokers;              //  ID -> JSON text
     char err [512];
@@ -277,6 +278,7 @@ s_keepalive (self_t *self)
     int64_t ttl;
     int code = af_etcd_lease_keepalive (self->client, self->lease, &ttl, self->err, sizeof self->err);
     if (code == AF_OK && ttl > 0) {
+        self->lease_lapsed = false;
         self->lease_until = asked + ttl * 1000 - AF_CLUSTER_LEASE_MARGIN_MS;
         s_send_lease (self);
     }
@@ -287,8 +289,10 @@ s_keepalive (self_t *self)
         self->lease = 0;
     }
     else
-    if (asked > self->lease_until)
-        zsys_warning ("cluster: cannot keep our lease alive: %s", self->err);
+    if (zclock_mono () > self->lease_until && !self->lease_lapsed) {
+        self->lease_lapsed = true;      //  said once, until a keep-alive works again
+        zsys_warning ("cluster: cannot keep our lease alive (%s): confirming nothing until it is", self->err);
+    }
 }
 
 //  --------------------------------------------------------------------------
