@@ -220,6 +220,22 @@ s_recv_frames (zsock_t *reader, zframe_t **routing, zframe_t **body, size_t *ext
     return 0;
 }
 
+//  In a cluster, a request about an account of a shard another broker
+//  owns is sent there (REDIRECT); true if it was
+static bool
+s_elsewhere (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    if (!self->cluster)
+        return false;
+    const char *account = msg->id == AF_MSG_LOGIN || msg->id == AF_MSG_REGISTER? msg->account:
+                          session->logged_in? session->account: NULL;
+    uint32_t shard;
+    if (!account || !*account || broker_cluster_serves (self, account, &shard))
+        return false;
+    broker_redirect (self, session, msg, shard);
+    return true;
+}
+
 //  Run a decoded command through the table
 static void
 s_command (af_broker_t *self, session_t *session, af_msg_t *msg)
@@ -234,6 +250,9 @@ s_command (af_broker_t *self, session_t *session, af_msg_t *msg)
     else
     if ((command->flags & NEEDS_SESSION) && !session->logged_in)
         broker_error (self, session, msg, AF_E_NOT_LOGGED_IN, "log in first");
+    else
+    if (s_elsewhere (self, session, msg))
+        ;                               //  a cluster's: REDIRECT to the shard's owner
     else
         command->handler (self, session, msg);
 }
@@ -270,7 +289,7 @@ s_frontend_message (af_broker_t *self, zframe_t *routing, zframe_t *body, size_t
     //  Most of what an idle fleet sends is PING: answered from a PONG
     //  encoded once, with nothing decoded or allocated but the frame
     if (zframe_eq (body, self->ping)) {
-        broker_send_frame (self, session, zframe_dup (self->pong [session->logged_in]), NULL);
+        broker_send_frame (self, session, zframe_dup (self->pong [session->logged_in]), BROKER_UNHELD);
         goto done;
     }
     char err [AF_MAX_REASON + 1];
@@ -401,6 +420,7 @@ s_timer_event (zloop_t *loop, int timer_id, void *arg)
         broker_data_gc (self);
     }
     broker_batch_end (self);
+    broker_cluster_tick (self, now);
     af_loglimit_flush (self->drop_log, now);
     broker_reap (self);
     if (now - self->metrics_at >= AF_METRICS_MS) {
@@ -450,8 +470,8 @@ s_router (af_broker_t *self, const char *domain, const char *monitor, bool nodes
     return sock;
 }
 
-static int
-s_bind (zsock_t *sock, const char *endpoint, char *actual, size_t size)
+int
+broker_bind (zsock_t *sock, const char *endpoint, char *actual, size_t size)
 {
     //  "host:*" asks for any free port. czmq would try 49152 upward in
     //  order, so two brokers starting at once (tests run in parallel) race
@@ -681,11 +701,12 @@ af_broker_new (const af_broker_config_t *config)
     if (!self->frontend || !self->backend)
         goto failed;
     af_zap_args_t zap = { self->config.worker_keys, self->nodes_monitor, self->workers_monitor,
-                          self->config.max_per_source, self->config.max_sessions };
+                          self->config.max_per_source, self->config.max_sessions,
+                          *self->config.etcd? zcert_public_txt (self->cert): NULL };
     self->zap = zactor_new (af_zap_actor, &zap);
     if (!self->zap
-    ||  s_bind (self->frontend, config->nodes, self->nodes_endpoint, sizeof self->nodes_endpoint)
-    ||  s_bind (self->backend, config->workers, self->workers_endpoint, sizeof self->workers_endpoint)
+    ||  broker_bind (self->frontend, config->nodes, self->nodes_endpoint, sizeof self->nodes_endpoint)
+    ||  broker_bind (self->backend, config->workers, self->workers_endpoint, sizeof self->workers_endpoint)
     ||  s_data_dirs (self))
         goto failed;
     self->transfers = af_transfers_new (self->frontend, self->config.catalog, self->data_dir);
@@ -699,7 +720,7 @@ af_broker_new (const af_broker_config_t *config)
     af_dispatch_service (self->dispatch, "matcher");
     self->loop = zloop_new ();
     self->hasher = af_hasher_new (self->loop, (size_t) config->pw_threads, AF_PW_WAITING, config->pwcost);
-    if (!self->hasher || s_metrics (self))
+    if (!self->hasher || s_metrics (self) || broker_cluster_start (self))
         goto failed;
     zloop_reader (self->loop, self->frontend, s_frontend_event, self);
     zloop_reader (self->loop, self->backend, s_backend_event, self);
@@ -728,6 +749,7 @@ af_broker_destroy (af_broker_t **self_p)
     af_broker_t *self = *self_p;
     if (!self)
         return;
+    broker_cluster_stop (self);
     af_metrics_destroy (&self->metrics);
     af_hasher_destroy (&self->hasher);     //  its threads' readers are in the loop
     zloop_destroy (&self->loop);

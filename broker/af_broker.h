@@ -51,6 +51,16 @@ typedef struct {
     char require [512];             //  "name=value, ..." attestations; "" = none
     int max_age_s;                  //  attestations older than this fail
     char metrics [64];              //  HOST:PORT of the Prometheus listener, "" = none
+    //  The cluster (section cluster; docs/ARCHITECTURE.md "Cluster")
+    char etcd [1024];               //  etcd endpoints: "" = a single broker, no cluster
+    char cluster_id [AF_CLUSTER_ID + 1];    //  this broker's ID ("" = made once, kept in DATA/broker.id)
+    char cluster_peers [256];       //  where the other brokers connect (bind)
+    char cluster_advertise [256];   //  the nodes endpoint REDIRECTs name ("" = the bound one)
+    int cluster_shards;
+    int cluster_replicas;
+    int cluster_lease_s;
+    int cluster_repl_ms;
+    int cluster_log_keep;
     bool verbose;
 } af_broker_config_t;
 

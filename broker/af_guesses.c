@@ -175,7 +175,7 @@ af_guesses_expire (af_guesses_t *self, uint64_t now)
             if (value.mv_size == VALUE_SIZE)
                 memcpy (&since, (const uint8_t *) value.mv_data + 4, 8);
             if (value.mv_size != VALUE_SIZE || now >= since + AF_LOGIN_WINDOW_MS) {
-                rc = mdb_cursor_del (cursor, 0);
+                rc = af_store_cursor_del (cursor);
                 removed++;
             }
             found = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);

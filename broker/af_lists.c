@@ -223,7 +223,7 @@ af_lists_replace (af_lists_t *self, const char *account, const char *device_id, 
         MDB_val key = { plen, prefix }, value;
         int found = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE);
         while (found == 0 && key.mv_size > plen && memcmp (key.mv_data, prefix, plen) == 0) {
-            rc = mdb_cursor_del (cursor, 0);
+            rc = af_store_cursor_del (cursor);
             if (rc)
                 break;
             found = mdb_cursor_get (cursor, &key, &value, MDB_GET_CURRENT);
@@ -283,7 +283,7 @@ af_lists_drop_txn (af_lists_t *self, MDB_txn *txn, const char *account, const ch
         MDB_val key = { plen, prefix }, value;
         int found = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE);
         while (rc == 0 && found == 0 && key.mv_size > plen && memcmp (key.mv_data, prefix, plen) == 0) {
-            rc = mdb_cursor_del (cursor, 0);
+            rc = af_store_cursor_del (cursor);
             if (rc == 0)
                 found = mdb_cursor_get (cursor, &key, &value, MDB_GET_CURRENT);
             if (rc == 0 && found == 0 && !(key.mv_size > plen && memcmp (key.mv_data, prefix, plen) == 0))

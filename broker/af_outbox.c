@@ -354,7 +354,7 @@ af_outbox_purge_txn (af_outbox_t *self, MDB_txn *txn, const char *account, const
                     rc = 0;
             }
             if (rc == 0)
-                rc = mdb_cursor_del (cursor, 0);
+                rc = af_store_cursor_del (cursor);
             if (rc == 0)
                 found = mdb_cursor_get (cursor, &key, &value, MDB_GET_CURRENT);
             if (rc == 0 && found == 0 && key.mv_size >= plen && memcmp (key.mv_data, prefix, plen) == 0)

@@ -115,6 +115,13 @@ af_syncindex_destroy (af_syncindex_t **self_p)
 }
 
 void
+af_syncindex_purge (af_syncindex_t *self)
+{
+    assert (self);
+    zhashx_purge (self->indexes);
+}
+
+void
 af_syncindex_drop (af_syncindex_t *self, const char *account)
 {
     assert (self);

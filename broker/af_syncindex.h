@@ -48,6 +48,9 @@ af_syncindex_t *af_syncindex_new (af_lists_t *lists);
 //  Destroy. Sets *self_p to NULL.
 void af_syncindex_destroy (af_syncindex_t **self_p);
 
+//  Forget every account's lists (shards moved): read again when needed.
+void af_syncindex_purge (af_syncindex_t *self);
+
 //  The account's lists changed: read them again at its next diff.
 void af_syncindex_drop (af_syncindex_t *self, const char *account);
 

@@ -28,6 +28,7 @@ typedef struct {
 typedef struct {
     zsock_t *handler;               //  ZAP REP
     char worker_dir [512];          //  "" = no worker is allowed
+    char peer_key [AF_KEY_Z85 + 1];  //  "" = no broker mesh
     watch_t watches [2];
     size_t watch_count;
     af_loglimit_t *log;             //  refusals, both sockets and ZAP
@@ -217,8 +218,18 @@ s_zap_request (zap_t *self, zmsg_t *request)
     if (streq (domain, AF_ZAP_NODES))
         s_reply (self->handler, &request_id, "200", "OK", key);
     else
+    if (streq (domain, AF_ZAP_PEERS) && *self->peer_key && streq (key, self->peer_key))
+        s_reply (self->handler, &request_id, "200", "OK", key);     //  a broker of our cluster: our key
+    else
     if (streq (domain, AF_ZAP_WORKERS) && *self->worker_dir && s_worker_allowed (self->worker_dir, key))
         s_reply (self->handler, &request_id, "200", "OK", key);
+    else
+    if (streq (domain, AF_ZAP_PEERS)) {
+        if (af_loglimit_pass (self->log, now))
+            zsys_warning ("zap: refused key %s (a connection on %s from %s): not the cluster's key", key, domain,
+                          address);
+        s_reply (self->handler, &request_id, "400", "not a broker of this cluster", "");
+    }
     else {
         if (af_loglimit_pass (self->log, now))
             zsys_warning ("zap: refused worker key %s (a connection on %s from %s): no certificate with that key in %s",
@@ -243,6 +254,7 @@ af_zap_actor (zsock_t *pipe, void *args)
     const af_zap_args_t *given = (const af_zap_args_t *) args;
     zap_t self = { NULL };
     snprintf (self.worker_dir, sizeof self.worker_dir, "%s", given && given->worker_keys? given->worker_keys: "");
+    snprintf (self.peer_key, sizeof self.peer_key, "%s", given && given->peer_key? given->peer_key: "");
     self.log = af_loglimit_new ("zap", "refused connections", AF_LOG_REFUSALS);
     self.handler = zsock_new (ZMQ_REP);
     bool ok = self.handler && zsock_bind (self.handler, "inproc://zeromq.zap.01") == 0;

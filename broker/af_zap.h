@@ -44,6 +44,7 @@
 
 #define AF_ZAP_NODES   "nodes"
 #define AF_ZAP_WORKERS "workers"
+#define AF_ZAP_PEERS   "peers"     //  the other brokers of a cluster: the cluster's key only
 
 //  What to monitor on the sockets: zmq_socket_monitor (sock, endpoint, AF_ZAP_EVENTS)
 #define AF_ZAP_EVENTS  (ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_ACCEPT_FAILED | ZMQ_EVENT_DISCONNECTED \
@@ -55,6 +56,7 @@ typedef struct {
     const char *workers_monitor;    //  ... of the backend's (NULL: none)
     size_t max_per_source;          //  connections per address on each socket (0: any number)
     size_t max_nodes;               //  connections in all on the nodes' socket (0: any number)
+    const char *peer_key;           //  a cluster's: the key other brokers hold (NULL: none)
 } af_zap_args_t;
 
 void af_zap_actor (zsock_t *pipe, void *args);

@@ -39,6 +39,12 @@ af_broker_config_defaults (af_broker_config_t *config)
     config->quota_data_blobs = AF_QUOTA_DATA_BLOBS;
     config->quota_data_mib = AF_QUOTA_DATA_MIB;
     config->data_grace_s = AF_DATA_GRACE_MS / 1000;
+    snprintf (config->cluster_peers, sizeof config->cluster_peers, "tcp://127.0.0.1:*");
+    config->cluster_shards = 256;
+    config->cluster_replicas = AF_CLUSTER_REPLICAS;
+    config->cluster_lease_s = AF_CLUSTER_LEASE_S;
+    config->cluster_repl_ms = AF_CLUSTER_REPL_MS;
+    config->cluster_log_keep = AF_CLUSTER_LOG_KEEP;
     config->max_per_source = AF_MAX_PER_SOURCE;
 }
 
@@ -84,6 +90,15 @@ static const setting_t s_settings [] = {
     NUM ("quota/data_bytes", T_INT, quota_data_mib, 1, 1024 * 1024),
     NUM ("quota/data_grace", T_INT, data_grace_s, 1, 365 * 86400),
     NUM ("policy/max_age", T_INT, max_age_s, 1, 365 * 86400),
+    STR ("cluster/etcd", etcd),
+    STR ("cluster/id", cluster_id),
+    STR ("cluster/peers", cluster_peers),
+    STR ("cluster/advertise", cluster_advertise),
+    NUM ("cluster/shards", T_INT, cluster_shards, 1, 4096),
+    NUM ("cluster/replicas", T_INT, cluster_replicas, 0, 1),
+    NUM ("cluster/lease_ttl", T_INT, cluster_lease_s, 2, 60),
+    NUM ("cluster/repl_timeout", T_INT, cluster_repl_ms, 100, 60000),
+    NUM ("cluster/log_keep", T_INT, cluster_log_keep, 1000, 100000000),
 };
 #define SETTINGS (sizeof s_settings / sizeof s_settings [0])
 

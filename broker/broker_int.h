@@ -71,7 +71,44 @@ typedef struct {
     int fd;                         //  the connection's socket (ZMQ_SRCFD), -1 if unknown
     int port;                       //  its peer's port, to tell it from a later one on fd
     void *seen;                     //  its place in self->by_seen (zlistx handle)
+    bool moved;                     //  its account's shard went to another broker
 } session_t;
+
+//  The cluster (broker_cluster.c): another broker of it
+typedef struct {
+    char id [AF_CLUSTER_ID + 1];
+    char nodes [AF_MAX_ENDPOINT + 1];   //  where its nodes connect
+    char peers [AF_MAX_ENDPOINT + 1];   //  where brokers connect to it
+    bool draining;
+    zsock_t *dealer;                //  ours to it (NULL for ourselves)
+} peer_t;
+
+//  A follower of a shard we own
+typedef struct {
+    char id [AF_CLUSTER_ID + 1];
+    uint64_t acked;                 //  its last REPL_ACK (UINT64_MAX: not heard yet)
+    bool in_isr;                    //  in the shard's in-sync set (etcd)
+    bool asking;                    //  an ISR change for it is with the coordinator
+    bool in_flight;                 //  a REPL to it awaits its ack
+    int64_t sent_at;
+    int64_t last_ack;
+    int64_t since;                  //  when we began to track it
+} replica_t;
+
+typedef enum { SHARD_NONE, SHARD_FOLLOWER, SHARD_OWNER } shard_role_t;
+
+typedef struct {
+    shard_role_t role;
+    uint64_t epoch;                 //  the owner key's mod_revision
+    char owner [AF_CLUSTER_ID + 1]; //  "" = none
+    char isr [AF_CLUSTER_MAX_REPLICAS * (AF_CLUSTER_ID + 1) + 1];   //  as etcd has it
+    bool born;                      //  it has had an owner
+    uint64_t head;                  //  our log's last seq
+    replica_t replicas [AF_CLUSTER_MAX_REPLICAS];   //  as owner
+    uint32_t replica_count;
+    bool claiming, releasing;       //  asked of the coordinator
+    bool leaving;                   //  handing off: requests are sent on
+} shard_t;
 
 //  What the broker counts for its figures (broker_metrics.c); each only
 //  grows while the broker runs
@@ -136,6 +173,19 @@ struct _af_broker_t {
     af_metrics_t *metrics;          //  DATA/metrics.prom, the optional listener
     int64_t metrics_at;             //  monotonic ms of the last snapshot
     int64_t started_at;             //  wall clock ms the broker started
+    //  The cluster (broker_cluster.c); cluster false: a single broker
+    bool cluster;
+    char id [AF_CLUSTER_ID + 1];
+    uint32_t shard_count;
+    shard_t *shards;
+    zhashx_t *peers;                //  ID -> peer_t (owned), ourselves too
+    zsock_t *mesh;                  //  the ROUTER other brokers connect to
+    char mesh_endpoint [256];
+    zactor_t *coordinator;          //  af_coordinator: etcd
+    int64_t lease_until;            //  zclock_mono: we may ack until then
+    zlistx_t *units;                //  batches held for their followers
+    zlistx_t *acks;                 //  REPL_ACKs to send after our commit
+    int64_t trim_at;
 };
 
 //  A handler of one node command
@@ -165,8 +215,10 @@ void broker_send (af_broker_t *self, session_t *session, af_msg_t **msg_p);
 int broker_send_msg (af_broker_t *self, session_t *session, af_msg_t *msg);
 
 //  The same for a message encoded already (taken); rid is the request's
-//  it answers, or NULL.
+//  it answers, or NULL, or BROKER_UNHELD: it says nothing of any change
+//  (a PONG), so it goes at once, not after the batch's commit.
 int broker_send_frame (af_broker_t *self, session_t *session, zframe_t *frame, const uint8_t *rid);
+#define BROKER_UNHELD ((const uint8_t *) "")
 
 //  Give libzmq what waits in the sessions' queues, and resume transfers
 //  that waited for room; arm the retry timer while anything waits.
@@ -191,8 +243,39 @@ void broker_error (af_broker_t *self, session_t *session, const af_msg_t *reques
 void broker_error_rid (af_broker_t *self, session_t *session, const uint8_t *rid, int code,
                        const char *format, ...) __attribute__ ((format (printf, 5, 6)));
 
+//  Send what a batch held (code AF_OK), or refuse it (AF_E_INTERNAL: its
+//  commit failed; AF_E_UNAVAILABLE: we may no longer ack): answers become
+//  that ERROR, news is dropped. Takes *held_p.
+void broker_held_flush (af_broker_t *self, zlistx_t **held_p, int code);
+
+//  --------------------------------------------------------------------------
+//  broker_cluster.c: the cluster (single-broker mode: serves everything)
+
+//  Start (cluster/etcd set) or not; 0, or -1 (logged).
+int broker_cluster_start (af_broker_t *self);
+void broker_cluster_stop (af_broker_t *self);
+
+//  The shard of an account (0 for a single broker), and whether we serve it.
+uint32_t broker_shard_of (af_broker_t *self, const char *account);
+bool broker_cluster_serves (af_broker_t *self, const char *account, uint32_t *shard);
+
+//  Send a REDIRECT for shard to the session, answering request (or not).
+void broker_redirect (af_broker_t *self, session_t *session, const af_msg_t *request, uint32_t shard);
+
+//  A batch committed: its held messages go once its shards' followers
+//  have it (takes *held_p); release what may go now; the timer's work.
+void broker_cluster_committed (af_broker_t *self, zlistx_t **held_p);
+void broker_cluster_release (af_broker_t *self);
+void broker_cluster_tick (af_broker_t *self, int64_t now);
+void broker_cluster_trim (af_broker_t *self);
+zsock_t *broker_mesh_connect (af_broker_t *self, const char *endpoint);
+
 //  --------------------------------------------------------------------------
 //  af_broker.c: sessions
+
+//  Bind sock to endpoint ("host:*": any free port); the endpoint bound
+//  in actual. 0, or -1 (logged).
+int broker_bind (zsock_t *sock, const char *endpoint, char *actual, size_t size);
 
 //  Remove the sessions dropped since the last safe point (the end of an
 //  event, when no handler holds a session).

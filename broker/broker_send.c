@@ -194,7 +194,7 @@ broker_send_frame (af_broker_t *self, session_t *session, zframe_t *frame, const
     }
     size_t size = zframe_size (frame);
     self->stats.messages_out++;
-    if (!self->batch_open)
+    if (!self->batch_open || rid == BROKER_UNHELD)
         return s_send_frame (self, session, frame);
     //  In a batch: held until its changes are on disk
     if (session->queued + session->held + size > AF_MAX_PEER_QUEUE) {
@@ -376,19 +376,55 @@ broker_batch_begin (af_broker_t *self)
     self->batch_open = af_store_batch_begin (store) == 0;
 }
 
-//  The batch's commit failed: what it held for session cannot stand
+//  What a batch held cannot stand (its commit failed: code 500; or the
+//  broker may no longer acknowledge: 503): an answer becomes ERROR code
+//  with its rid, news is dropped, and the session is noted
 static void
-s_batch_failed (af_broker_t *self, session_t *session, held_t *held, zlistx_t *touched)
+s_held_refused (af_broker_t *self, session_t *session, held_t *held, int code, zlistx_t *touched)
 {
     if (!zlistx_find (touched, session))
         zlistx_add_end (touched, session);
     zframe_destroy (&held->frame);
     if (held->has_rid) {
-        broker_stats_error (self, AF_E_INTERNAL);
-        af_msg_t *error = af_msg_error (AF_E_INTERNAL, held->rid,
-                                        "the broker could not store this (see its log): send it again");
+        broker_stats_error (self, code);
+        af_msg_t *error = af_msg_error (code, held->rid, "%s", code == AF_E_INTERNAL?
+            "the broker could not store this (see its log): send it again":
+            "this broker can no longer confirm changes (it lost its cluster lease): send it again");
         held->frame = af_msg_encode (error);
         af_msg_destroy (&error);
+    }
+}
+
+void
+broker_held_flush (af_broker_t *self, zlistx_t **held_p, int code)
+{
+    zlistx_t *list = *held_p;
+    zlistx_t *touched = code != AF_OK? zlistx_new (): NULL;
+    held_t *held;
+    while ((held = (held_t *) zlistx_detach (list, NULL))) {
+        session_t *session = broker_session (self, held->session);
+        if (session && !session->dropped) {
+            session->held -= zframe_size (held->frame);
+            if (code != AF_OK)
+                s_held_refused (self, session, held, code, touched);
+            if (held->frame)
+                s_send_frame (self, session, held->frame);
+            held->frame = NULL;
+        }
+        void *item = held;
+        broker_held_free (&item);
+    }
+    zlistx_destroy (held_p);
+    if (touched) {
+        for (session_t *session = (session_t *) zlistx_first (touched); session;
+             session = (session_t *) zlistx_next (touched))
+            if (session->logged_in && !session->dropped) {
+                af_syncindex_drop (self->syncindex, session->account);
+                session->sent_seq = 0;          //  its outbox from the start, as after a login
+                session->unacked = 0;
+                broker_deliver (self, session);
+            }
+        zlistx_destroy (&touched);
     }
 }
 
@@ -411,30 +447,16 @@ broker_batch_end (af_broker_t *self)
         if (writes)
             broker_stats_commit (self, writes);
     }
-    zlistx_t *touched = failed? zlistx_new (): NULL;
-    held_t *held;
-    while ((held = (held_t *) zlistx_detach (self->held, NULL))) {
-        session_t *session = broker_session (self, held->session);
-        if (session && !session->dropped) {
-            session->held -= zframe_size (held->frame);
-            if (failed)
-                s_batch_failed (self, session, held, touched);
-            if (held->frame)
-                s_send_frame (self, session, held->frame);
-            held->frame = NULL;
-        }
-        void *item = held;
-        broker_held_free (&item);
-    }
-    if (touched) {
-        for (session_t *session = (session_t *) zlistx_first (touched); session;
-             session = (session_t *) zlistx_next (touched))
-            if (session->logged_in && !session->dropped) {
-                af_syncindex_drop (self->syncindex, session->account);
-                session->sent_seq = 0;          //  its outbox from the start, as after a login
-                session->unacked = 0;
-                broker_deliver (self, session);
-            }
-        zlistx_destroy (&touched);
-    }
+    //  What the batch held goes now; in a cluster, once the shard's
+    //  in-sync followers have it too (broker_cluster.c)
+    zlistx_t *held = self->held;
+    self->held = zlistx_new ();
+    zlistx_set_destructor (self->held, broker_held_free);
+    if (failed)
+        broker_held_flush (self, &held, AF_E_INTERNAL);
+    else
+    if (self->cluster)
+        broker_cluster_committed (self, &held);
+    else
+        broker_held_flush (self, &held, AF_OK);
 }

@@ -615,6 +615,8 @@ broker_session_logout (af_broker_t *self, session_t *session)
     if (zhashx_lookup (self->online, session->online_key) == session)
         zhashx_delete (self->online, session->online_key);
     session->logged_in = false;
+    if (session->moved)
+        return;                         //  its shard is another broker's now: nothing of it is ours to write
     af_registry_touch (self->registry, session->account, session->device_id, (uint64_t) zclock_time ());
     broker_broadcast_devices (self, session->account);
     if (self->config.verbose)
@@ -636,5 +638,9 @@ broker_failures_expire (af_broker_t *self, int64_t now)
             zhashx_delete (self->sources, peer);
     }
     zlistx_destroy (&keys);
-    af_guesses_expire (self->guesses, (uint64_t) zclock_time ());
+    //  The sweep crosses accounts, so shards: a cluster member leaves it
+    //  (counts are judged by their window when read; the stored ones of
+    //  ended windows wait for the account's next right password)
+    if (!self->cluster)
+        af_guesses_expire (self->guesses, (uint64_t) zclock_time ());
 }

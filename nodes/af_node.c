@@ -96,6 +96,62 @@ s_state_load (af_node_t *self)
 
 static int s_dealer_event (zloop_t *loop, zsock_t *reader, void *arg);
 
+//  The brokers given: one endpoint, or several (a cluster), comma-separated
+static int
+s_endpoints (af_node_t *self, char *err, size_t errlen)
+{
+    const char *at = self->config.broker;
+    while (*at) {
+        size_t len = strcspn (at, ",");
+        const char *start = at;
+        while (len && (*start == ' ' || *start == '\t'))
+            start++, len--;
+        while (len && (start [len - 1] == ' ' || start [len - 1] == '\t'))
+            len--;
+        if (len == 0 || len > AF_MAX_ENDPOINT || self->endpoint_count == NODE_MAX_ENDPOINTS) {
+            snprintf (err, errlen, "broker endpoints: at most %d, each 1..%d characters, comma-separated",
+                      NODE_MAX_ENDPOINTS, AF_MAX_ENDPOINT);
+            return -1;
+        }
+        memcpy (self->endpoints [self->endpoint_count], start, len);
+        self->endpoints [self->endpoint_count++][len] = 0;
+        at += strcspn (at, ",");
+        at += *at == ',';
+    }
+    if (self->endpoint_count == 0) {
+        snprintf (err, errlen, "no broker endpoint");
+        return -1;
+    }
+    snprintf (self->endpoint, sizeof self->endpoint, "%s", self->endpoints [0]);
+    return 0;
+}
+
+void
+node_redirect (af_node_t *self, af_msg_t *msg)
+{
+    if (++self->redirects > NODE_MAX_REDIRECTS) {
+        //  Sent round in circles (a shard map on the move): a pause
+        zsys_warning ("node: %u redirects without a login; waiting %d ms", self->redirects - 1,
+                      NODE_REDIRECT_WAIT_MS);
+        self->redirects = 0;
+        node_requests_resend (self);
+        self->reconnect_at = zclock_mono () + NODE_REDIRECT_WAIT_MS;
+        return;
+    }
+    if (!*msg->endpoint) {
+        zsys_info ("node: %s says shard %u has no owner yet; trying again in %d ms", self->endpoint,
+                   msg->shard, NODE_REDIRECT_WAIT_MS);
+        node_requests_resend (self);
+        self->reconnect_at = zclock_mono () + NODE_REDIRECT_WAIT_MS;
+        return;
+    }
+    zsys_info ("node: %s says shard %u is owned by %s (epoch %llu); going there", self->endpoint, msg->shard,
+               msg->endpoint, (unsigned long long) msg->epoch);
+    snprintf (self->endpoint, sizeof self->endpoint, "%s", msg->endpoint);
+    node_requests_resend (self);
+    self->reconnect_at = zclock_mono ();    //  at the next tick: not from inside the socket's own reader
+}
+
 //  A new connection (at start, and after a silence): what was sent on the
 //  old one will not be answered
 static int
@@ -120,8 +176,9 @@ s_connect (af_node_t *self)
                        NODE_RECONNECT_MAX_IVL_MS;
     zsock_set_reconnect_ivl (self->dealer, reconnect_ms);
     zsock_set_reconnect_ivl_max (self->dealer, reconnect_ms * NODE_RECONNECT_BACKOFF);
-    if (zsock_connect (self->dealer, "%s", self->config.broker)) {
-        zsys_error ("node: cannot connect to %s: %s", self->config.broker, zmq_strerror (zmq_errno ()));
+    self->reconnect_at = 0;
+    if (zsock_connect (self->dealer, "%s", self->endpoint)) {
+        zsys_error ("node: cannot connect to %s: %s", self->endpoint, zmq_strerror (zmq_errno ()));
         return -1;
     }
     self->last_rx = zclock_mono ();
@@ -151,6 +208,7 @@ node_login_ok (af_node_t *self, af_msg_t *msg)
 {
     self->logged_in = true;
     self->logins++;
+    self->redirects = 0;
     self->switching = false;
     //  Beat at least as often as the broker expects
     if (msg->heartbeat >= 50 && (int) msg->heartbeat < self->heartbeat_ms)
@@ -337,10 +395,13 @@ s_dealer_event (zloop_t *loop, zsock_t *reader, void *arg)
     self->last_rx = zclock_mono ();
     if (!self->connected) {
         self->connected = true;
-        zsys_info ("node: connected to %s", self->config.broker);
+        zsys_info ("node: connected to %s", self->endpoint);
         node_requests_flush (self);
     }
     node_pushed_fn *handle = s_pushed [msg->id].handle;
+    if (msg->id == AF_MSG_REDIRECT)
+        node_redirect (self, msg);      //  an answer or not: the request goes again, there
+    else
     if (handle && !(s_pushed [msg->id].or_answer && msg->has_rid))
         handle (self, &msg);
     else
@@ -367,9 +428,23 @@ s_timer_event (zloop_t *loop, int timer_id, void *arg)
     (void) timer_id;
     af_node_t *self = (af_node_t *) arg;
     int64_t now = zclock_mono ();
-    if (self->connected && now - self->last_rx > (int64_t) self->heartbeat_ms * self->config.liveness) {
-        zsys_warning ("node: broker silent for %d ms; reconnecting",
-                      self->heartbeat_ms * self->config.liveness);
+    //  Silence: one broker we wait for (libzmq reconnects by itself); of
+    //  several (a cluster) the next, connected or not: the one we know
+    //  may be gone for good, and any other sends us to its successor
+    bool silent = now - self->last_rx > (int64_t) self->heartbeat_ms * self->config.liveness;
+    if (silent && (self->connected || self->endpoint_count > 1)) {
+        //  With several brokers (a cluster) the next one: the owner of our
+        //  shard may be gone, and any broker sends us to its successor
+        if (self->endpoint_count > 1) {
+            self->endpoint_at = (self->endpoint_at + 1) % self->endpoint_count;
+            snprintf (self->endpoint, sizeof self->endpoint, "%s", self->endpoints [self->endpoint_at]);
+        }
+        zsys_warning ("node: broker silent for %d ms; reconnecting to %s",
+                      self->heartbeat_ms * self->config.liveness, self->endpoint);
+        s_connect (self);
+    }
+    if (self->reconnect_at && now >= self->reconnect_at) {
+        zsys_info ("node: trying %s again", self->endpoint);
         s_connect (self);
     }
     //  Ping every heartbeat when connected; every tick until then
@@ -379,7 +454,7 @@ s_timer_event (zloop_t *loop, int timer_id, void *arg)
             self->last_ping = now;
         else
         if (self->connected && zmq_errno () == EAGAIN) {
-            zsys_warning ("node: lost the connection to %s", self->config.broker);
+            zsys_warning ("node: lost the connection to %s", self->endpoint);
             self->connected = false;
             node_session_end (self);
         }
@@ -409,6 +484,8 @@ af_node_new (const af_node_config_t *config, char *err, size_t errlen)
     assert (self);
     self->config = *config;
     self->heartbeat_ms = config->heartbeat_ms;
+    if (s_endpoints (self, err, errlen))
+        goto failed;
     char path [600];
     if (af_device_load (&self->device, config->device_file, err, errlen) != AF_OK)
         goto failed;

@@ -42,7 +42,7 @@
 #include "af_device.h"
 
 typedef struct {
-    char broker [256];              //  broker endpoint
+    char broker [2048];             //  broker endpoint, or several, comma-separated (a cluster)
     char broker_key [512];          //  broker's public certificate file
     char home [512];                //  node home directory
     char device_file [512];         //  device description JSON

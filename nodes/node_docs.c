@@ -120,7 +120,7 @@ json_t *
 node_status_doc (af_node_t *self)
 {
     json_t *doc = json_pack ("{s:s, s:b, s:b, s:s, s:s, s:o, s:I, s:I}",
-        "broker", self->config.broker,
+        "broker", self->endpoint,
         "connected", self->connected,
         "loggedIn", self->logged_in,
         "account", self->account,

@@ -44,6 +44,7 @@ struct _pending_t {
     unsigned flags;
     zframe_t *client;               //  the CLI waiting for the answer, or NULL
     af_msg_t *unsent;               //  not sent yet: waits for its flags
+    af_msg_t *sent;                 //  sent, kept until answered: a REDIRECT sends it again
     int64_t deadline;
     void *handle;                   //  in self->requests
     //  The typed context of the completion
@@ -113,6 +114,12 @@ struct _af_node_t {
     zcert_t *broker_cert;
     af_device_t device;
     zsock_t *dealer;
+    char endpoints [NODE_MAX_ENDPOINTS][AF_MAX_ENDPOINT + 1];   //  the brokers given
+    uint32_t endpoint_count;
+    uint32_t endpoint_at;           //  the one tried last
+    char endpoint [AF_MAX_ENDPOINT + 1];    //  the one connected to (given, or a REDIRECT's)
+    uint32_t redirects;             //  followed since the last LOGIN_OK
+    int64_t reconnect_at;           //  0, or: connect again then (a REDIRECT to nowhere)
     zsock_t *ctl;
     zloop_t *loop;
     bool connected;                 //  a PONG came back on this connection
@@ -195,8 +202,16 @@ void node_login_ok (af_node_t *self, af_msg_t *msg);
 void node_logged_out (af_node_t *self);
 void node_session_end (af_node_t *self);
 
+//  The broker says another owns our account's shard: go there, sending
+//  what was in flight again.
+void node_redirect (af_node_t *self, af_msg_t *msg);
+
 //  node_request.c: requests to the broker
 void node_requests_new (af_node_t *self);
+
+//  Everything sent and not answered becomes unsent again (a REDIRECT:
+//  the next broker gets it).
+void node_requests_resend (af_node_t *self);
 void node_requests_destroy (af_node_t *self);
 //  Send msg as a request (a fresh rid) when flags allow; on_answer is
 //  called once with the answer, or NULL if none comes. Takes msg.

@@ -46,6 +46,14 @@
 #define NODE_RECONNECT_MAX_IVL_MS   1000
 #define NODE_RECONNECT_BACKOFF      16
 
+//  Brokers of a cluster (docs/ARCHITECTURE.md "Cluster"): the endpoints a
+//  node may be given (-b A,B,C), the REDIRECTs it follows in a row before
+//  it waits a while (a cluster whose shard map is moving), and how long it
+//  waits when told the shard has no owner yet
+#define NODE_MAX_ENDPOINTS      16
+#define NODE_MAX_REDIRECTS      8
+#define NODE_REDIRECT_WAIT_MS   1000
+
 //  The operator's install command: an attempt the node's stop interrupted
 //  is run again, up to this many attempts in all (node_intent.c); at
 //  start, what still runs of an interrupted one is killed and waited for

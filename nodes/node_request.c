@@ -30,6 +30,7 @@ s_pending_free (void **item)
     if (pending) {
         zframe_destroy (&pending->client);
         af_msg_destroy (&pending->unsent);
+        af_msg_destroy (&pending->sent);
         node_cli_destroy (&pending->retry);
         free (pending);
         *item = NULL;
@@ -80,7 +81,7 @@ node_request (af_node_t *self, node_answer_fn *on_answer, unsigned flags, zframe
     int64_t now = zclock_mono ();
     pending->deadline = now + self->config.request_timeout_ms;
     if (s_may_send (self, pending) && node_send (self, msg) == 0)
-        af_msg_destroy (&msg);
+        pending->sent = msg;
     else {
         pending->unsent = msg;
         //  Waiting for a connection or a login: a little, not the whole
@@ -100,8 +101,23 @@ node_requests_flush (af_node_t *self)
     for (pending_t *p = (pending_t *) zlistx_first (self->requests); p;
          p = (pending_t *) zlistx_next (self->requests))
         if (p->unsent && s_may_send (self, p) && node_send (self, p->unsent) == 0) {
-            af_msg_destroy (&p->unsent);
+            af_msg_destroy (&p->sent);
+            p->sent = p->unsent;
+            p->unsent = NULL;
             p->deadline = zclock_mono () + self->config.request_timeout_ms;
+        }
+}
+
+void
+node_requests_resend (af_node_t *self)
+{
+    int64_t now = zclock_mono ();
+    for (pending_t *p = (pending_t *) zlistx_first (self->requests); p;
+         p = (pending_t *) zlistx_next (self->requests))
+        if (p->sent && !p->unsent) {
+            p->unsent = p->sent;
+            p->sent = NULL;
+            p->deadline = now + self->config.request_timeout_ms;
         }
 }
 
@@ -131,11 +147,11 @@ s_requests_end (af_node_t *self, bool (*test) (af_node_t *, pending_t *, int64_t
     for (pending_t *p = (pending_t *) zlistx_first (ended); p; p = (pending_t *) zlistx_next (ended)) {
         if (p->client && p->unsent && !self->connected)
             node_ctl_error (self, p->client, AF_E_UNAVAILABLE,
-                            "not connected to the broker at %s (is it running?)", self->config.broker);
+                            "not connected to the broker at %s (is it running?)", self->endpoint);
         else
         if (p->client && p->unsent && !self->logged_in)
             node_ctl_error (self, p->client, AF_E_UNAVAILABLE, "not logged in to the broker at %s%s%s",
-                            self->config.broker, *self->login_error? ": ": " yet (logging in again)",
+                            self->endpoint, *self->login_error? ": ": " yet (logging in again)",
                             self->login_error);
         else
         if (p->client && p->unsent)

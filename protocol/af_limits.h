@@ -42,6 +42,8 @@
 #define AF_MAX_PASSWORD         256
 #define AF_MIN_PASSWORD         8
 #define AF_MAX_NAME             64      //  device name, model, manufacturer
+#define AF_MAX_ENDPOINT         255     //  a ZeroMQ endpoint (REDIRECT)
+#define AF_MAX_REPL             (AF_MAX_MSG - 4096) //  REPL: the entries of one message
 #define AF_MAX_PLATFORM         15
 #define AF_MAX_OSVERSION        31
 #define AF_MAX_FORMFACTOR       7
@@ -158,6 +160,20 @@
 #define AF_CODE_LAST            599     //  from first to last
 #define AF_COMMIT_BUCKETS       12      //  histogram of changes per group commit
 
+//  The cluster (docs/ARCHITECTURE.md "Cluster")
+#define AF_CLUSTER_ID           32      //  a broker's ID: 32 hex digits
+#define AF_CLUSTER_MAX_REPLICAS 4       //  followers an owner tracks per shard
+#define AF_CLUSTER_REPLICAS     1       //  (config) followers wanted per shard
+#define AF_CLUSTER_LEASE_S      5       //  (config) the brokers' etcd lease
+#define AF_CLUSTER_REPL_MS      1000    //  (config) a follower this slow leaves the in-sync set
+#define AF_CLUSTER_LOG_KEEP     100000  //  (config) log entries kept per shard beyond the acked
+#define AF_CLUSTER_UNIT_SHARDS  16      //  shards a batch's hold lists; more: all owned
+#define AF_CLUSTER_REPL_ENTRIES 4096    //  entries in one REPL at most
+#define AF_CLUSTER_LEASE_MARGIN_MS 1000 //  we stop acking this long before the lease ends
+#define AF_CLUSTER_KEEPALIVE_MS 1000    //  the lease is kept alive this often
+#define AF_CLUSTER_TICK_MS      100     //  the coordinator's loop
+#define AF_CLUSTER_ETCD_TIMEOUT_MS 2000 //  one etcd call at most
+
 //  Catalog limits
 #define AF_MAX_MANIFEST         (64 * 1024 * 1024)  //  manifest file bytes
 #define AF_MAX_PACKAGES_PER_PROGRAM 256
@@ -188,6 +204,27 @@
 #define AF_E164_MIN_DIGITS      8       //  digits of a number, country code included
 #define AF_E164_MAX_DIGITS      15      //  (ITU-T E.164)
 #define AF_E164_SIZE            (AF_E164_MAX_DIGITS + 2)    //  "+", digits, NUL
+
+//  The cluster's etcd client (cluster/af_etcd, issue 12): what one call
+//  may send and read. Not part of the wire protocol: no peer sees them.
+//  A full range of the largest keys and values fits in one answer
+//  (asserted in af_etcd.c); etcd's own defaults are 1.5 MiB a request
+//  (--max-request-bytes) and 128 operations a transaction (--max-txn-ops).
+#define AF_ETCD_MAX_ENDPOINTS   16      //  members in one endpoint list
+#define AF_ETCD_MAX_ENDPOINT    255     //  bytes of one ("http://HOST:PORT")
+#define AF_ETCD_MAX_KEY         512     //  bytes of a key
+#define AF_ETCD_MAX_VALUE       4096    //  bytes of a value (coordination
+                                        //  records are small; data is not kept there)
+#define AF_ETCD_MAX_RANGE       1024    //  keys one range returns
+#define AF_ETCD_MAX_TXN_OPS     64      //  compares, or operations of one branch
+#define AF_ETCD_MAX_TTL_S       86400   //  a lease's TTL, seconds
+#define AF_ETCD_MAX_ANSWER      (8 * 1024 * 1024)   //  bytes of one answer, or of one
+                                        //  message of the watch stream
+#define AF_ETCD_WATCH_QUEUE     4096    //  events a watch holds for a caller that
+                                        //  does not read; then it pauses the stream
+#define AF_ETCD_KEEPALIVE_S     2       //  TCP keepalive of etcd connections: idle
+                                        //  and interval, 3 probes (a silent peer is
+                                        //  given up after about 4x this)
 
 //  Error codes: numeric, HTTP-flavoured like the ZeroMQ RFCs. Every ERROR
 //  message carries one of these plus a reason text. protocol/SPEC.md says

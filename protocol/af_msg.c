@@ -355,6 +355,15 @@ static const field_t f_contacts_eval [] = {
     F_ELEMENTS, END };
 static const field_t f_contacts_evaluated [] = {
     F_ELEMENTS, STR (M, "keyId", key_id, false), END };
+static const field_t f_redirect [] = {
+    U32 (M, "shard", shard, 0, 4095, true), U64 (M, "epoch", epoch, true),
+    STR (M, "endpoint", endpoint, false), END };
+static const field_t f_repl [] = {
+    U32 (M, "shard", shard, 0, 4095, true), U64 (M, "epoch", epoch, true), U64 (M, "seq", seq, true),
+    { "entries", sizeof ("entries") - 1, T_BIN, offsetof (M, body), 0, offsetof (M, body_size), 0, AF_MAX_REPL, false, NULL },
+    END };
+static const field_t f_repl_ack [] = {
+    U32 (M, "shard", shard, 0, 4095, true), U64 (M, "epoch", epoch, true), U64 (M, "seq", seq, true), END };
 static const field_t f_none [] = { END };
 
 typedef struct {
@@ -404,6 +413,9 @@ static const command_t s_commands [AF_MSG_COUNT] = {
     [AF_MSG_DEVICE_REMOVE] = { "DEVICE_REMOVE", f_device_remove },
     [AF_MSG_CONTACTS_EVAL] = { "CONTACTS_EVAL", f_contacts_eval },
     [AF_MSG_CONTACTS_EVALUATED] = { "CONTACTS_EVALUATED", f_contacts_evaluated },
+    [AF_MSG_REDIRECT]    = { "REDIRECT", f_redirect },
+    [AF_MSG_REPL]        = { "REPL", f_repl },
+    [AF_MSG_REPL_ACK]    = { "REPL_ACK", f_repl_ack },
 };
 
 //  --------------------------------------------------------------------------

@@ -71,6 +71,9 @@ typedef enum {
     AF_MSG_DEVICE_REMOVE,   //  N->B  remove another device of the account, revoking its key
     AF_MSG_CONTACTS_EVAL,   //  N->B, B->W  blinded contact numbers to evaluate (OPRF)
     AF_MSG_CONTACTS_EVALUATED,  //  W->B, B->N  the evaluated elements, in the same order
+    AF_MSG_REDIRECT,        //  B->N  the account's shard is owned by another broker: go there
+    AF_MSG_REPL,            //  B->B  a shard's log entries, owner to follower
+    AF_MSG_REPL_ACK,        //  B->B  the follower has them, up to seq
     AF_MSG_COUNT
 } af_msg_id_t;
 
@@ -185,6 +188,9 @@ typedef struct {
     uint32_t element_count;
     uint8_t (*elements) [AF_OPRF_ELEMENT_SIZE]; //  owned; CONTACTS_EVAL, CONTACTS_EVALUATED
     char key_id [AF_OPRF_KEY_ID_HEX + 1];   //  CONTACTS_EVALUATED: the key's fingerprint
+    uint32_t shard;                         //  REDIRECT, REPL, REPL_ACK
+    uint64_t epoch;                         //  REDIRECT, REPL, REPL_ACK: the owner's fencing token
+    char endpoint [AF_MAX_ENDPOINT + 1];    //  REDIRECT: the owner's nodes endpoint ("" = none now)
 } af_msg_t;
 
 //  Create a message of the given command, version AF_PROTO_VERSION.

@@ -18,6 +18,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <czmq.h>
+#include <msgpack.h>
+#include "af_shard.h"
 
 struct _af_store_t {
     MDB_env *env;
@@ -28,6 +30,16 @@ struct _af_store_t {
     unsigned lent;                  //  reads lent the child while it is open
     uint64_t batch_from;            //  writes when the open batch began
     af_store_stats_t stats;         //  what af_store_stats reports
+    //  The replication log (cluster mode; docs/ARCHITECTURE.md "Cluster")
+    uint32_t shards;                //  0: no log
+    MDB_dbi log_dbi;
+    uint64_t *epochs;               //  per shard: stamped on the entries written
+    uint8_t *owned;                 //  per shard: ours to write
+    uint8_t *touched;               //  per shard: written in the open batch
+    uint32_t *written;              //  the shards written in the open batch ...
+    uint32_t written_count;         //  ... how many
+    char *names [AF_STORE_MAX_DBS]; //  database names by handle
+    bool logged [AF_STORE_MAX_DBS]; //  ... and whether their changes are logged
 };
 
 //  Commit a transaction that reaches the disk, timed for af_store_stats
@@ -64,7 +76,9 @@ af_store_new (const char *dir, size_t mapsize, unsigned maxdbs, bool readonly)
     if (rc == 0)
         rc = mdb_env_set_maxreaders (self->env, 256);
     if (rc == 0)
-        rc = mdb_env_open (self->env, dir, readonly? MDB_RDONLY: 0, 0600);
+        rc = mdb_env_open (self->env, dir, (readonly? MDB_RDONLY: 0) | MDB_NOTLS, 0600);
+    if (rc == 0)
+        rc = mdb_env_set_userctx (self->env, self);     //  af_store_put finds us from a txn
     if (rc) {
         zsys_error ("store: cannot open %s: %s", dir, mdb_strerror (rc));
         af_store_destroy (&self);
@@ -84,6 +98,12 @@ af_store_destroy (af_store_t **self_p)
     if (self) {
         if (self->env)
             mdb_env_close (self->env);
+        for (int i = 0; i < AF_STORE_MAX_DBS; i++)
+            free (self->names [i]);
+        free (self->epochs);
+        free (self->touched);
+        free (self->owned);
+        free (self->written);
         free (self->dir);
         free (self);
         *self_p = NULL;
@@ -117,6 +137,12 @@ af_store_dbi (af_store_t *self, const char *name, unsigned flags, MDB_dbi *dbi)
         af_store_abort (self, &txn);
         return rc;
     }
+    assert (*dbi < AF_STORE_MAX_DBS);
+    if (!self->names [*dbi]) {
+        self->names [*dbi] = strdup (name);
+        assert (self->names [*dbi]);
+        self->logged [*dbi] = !streq (name, AF_STORE_LOG_DB);
+    }
     return af_store_commit (self, &txn);
 }
 
@@ -130,6 +156,9 @@ af_store_batch_begin (af_store_t *self)
         self->batch = NULL;
     }
     self->batch_from = self->stats.writes;
+    for (uint32_t i = 0; i < self->written_count; i++)
+        self->touched [self->written [i]] = 0;
+    self->written_count = 0;
     return rc;
 }
 
@@ -269,6 +298,8 @@ af_store_get (MDB_txn *txn, MDB_dbi dbi, const void *key, size_t keylen, MDB_val
     return rc;
 }
 
+static int s_log_change (MDB_txn *txn, MDB_dbi dbi, bool put, const MDB_val *key, const MDB_val *value);
+
 int
 af_store_put (MDB_txn *txn, MDB_dbi dbi, const void *key, size_t keylen,
               const void *data, size_t size, unsigned flags)
@@ -278,6 +309,10 @@ af_store_put (MDB_txn *txn, MDB_dbi dbi, const void *key, size_t keylen,
     int rc = mdb_put (txn, dbi, &k, &v, flags);
     if (rc && rc != MDB_KEYEXIST)
         zsys_error ("store: put failed: %s", mdb_strerror (rc));
+    if (rc == 0) {
+        MDB_val put = { size, (void *) data };
+        rc = s_log_change (txn, dbi, true, &k, &put);
+    }
     return rc;
 }
 
@@ -288,11 +323,499 @@ af_store_del (MDB_txn *txn, MDB_dbi dbi, const void *key, size_t keylen)
     int rc = mdb_del (txn, dbi, &k, NULL);
     if (rc && rc != MDB_NOTFOUND)
         zsys_error ("store: del failed: %s", mdb_strerror (rc));
+    if (rc == 0)
+        rc = s_log_change (txn, dbi, false, &k, NULL);
+    return rc;
+}
+
+int
+af_store_cursor_del (MDB_cursor *cursor)
+{
+    MDB_val key, value;
+    int rc = mdb_cursor_get (cursor, &key, &value, MDB_GET_CURRENT);
+    uint8_t copy [AF_STORE_MAX_KEY];
+    if (rc == 0 && key.mv_size <= sizeof copy) {
+        memcpy (copy, key.mv_data, key.mv_size);        //  the page may move once deleted
+        key.mv_data = copy;
+    }
+    if (rc == 0)
+        rc = mdb_cursor_del (cursor, 0);
+    if (rc)
+        zsys_error ("store: del failed: %s", mdb_strerror (rc));
+    if (rc == 0)
+        rc = s_log_change (mdb_cursor_txn (cursor), mdb_cursor_dbi (cursor), false, &key, NULL);
     return rc;
 }
 
 //  --------------------------------------------------------------------------
+//  The replication log (cluster mode)
+//
+//  Key: shard (2 bytes BE), seq (8 bytes BE). Value: msgpack array
+//  [epoch, op (0 put, 1 delete), database name, key (bin), value (bin,
+//  puts only)]. Seqs of a shard start at 1 and have no gaps; the last
+//  entry of a shard is never trimmed, so its seq is never given again.
+
+#define LOG_KEY     10
+
+static void
+s_log_key (uint8_t *out, uint32_t shard, uint64_t seq)
+{
+    out [0] = (uint8_t) (shard >> 8);
+    out [1] = (uint8_t) shard;
+    for (int i = 0; i < 8; i++)
+        out [2 + i] = (uint8_t) (seq >> (56 - 8 * i));
+}
+
+static uint64_t
+s_log_seq (const uint8_t *key)
+{
+    uint64_t seq = 0;
+    for (int i = 0; i < 8; i++)
+        seq = seq << 8 | key [2 + i];
+    return seq;
+}
+
+//  The last seq of a shard in txn (0: none), and its entry if entry is not NULL
+static int
+s_log_head (af_store_t *self, MDB_txn *txn, uint32_t shard, uint64_t *seq, MDB_val *entry)
+{
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open (txn, self->log_dbi, &cursor);
+    if (rc)
+        return rc;
+    uint8_t after [LOG_KEY];
+    s_log_key (after, shard + 1, 0);
+    MDB_val key = { sizeof after, after }, value;
+    rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE);
+    rc = rc == 0? mdb_cursor_get (cursor, &key, &value, MDB_PREV):
+         rc == MDB_NOTFOUND? mdb_cursor_get (cursor, &key, &value, MDB_LAST): rc;
+    *seq = 0;
+    if (rc == 0 && key.mv_size == LOG_KEY
+    &&  (((uint32_t) ((uint8_t *) key.mv_data) [0] << 8) | ((uint8_t *) key.mv_data) [1]) == shard) {
+        *seq = s_log_seq ((const uint8_t *) key.mv_data);
+        if (entry)
+            *entry = value;
+    }
+    mdb_cursor_close (cursor);
+    return rc == MDB_NOTFOUND? 0: rc;
+}
+
+static int
+s_log_change (MDB_txn *txn, MDB_dbi dbi, bool put, const MDB_val *key, const MDB_val *value)
+{
+    af_store_t *self = (af_store_t *) mdb_env_get_userctx (mdb_txn_env (txn));
+    if (!self || !self->shards || dbi >= AF_STORE_MAX_DBS || !self->logged [dbi])
+        return 0;
+    uint32_t shard = af_shard_of_key (key->mv_data, key->mv_size, self->shards);
+    if (!self->owned [shard]) {
+        zsys_error ("store: refused a change of shard %u in %s: this broker does not own it", shard, self->dir);
+        return EACCES;
+    }
+    uint64_t head;
+    int rc = s_log_head (self, txn, shard, &head, NULL);
+    if (rc)
+        return rc;
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer packer;
+    msgpack_packer_init (&packer, &buffer, msgpack_sbuffer_write);
+    msgpack_pack_array (&packer, put? 5: 4);
+    msgpack_pack_uint64 (&packer, self->epochs [shard]);
+    msgpack_pack_uint8 (&packer, put? 0: 1);
+    size_t len = strlen (self->names [dbi]);
+    msgpack_pack_str (&packer, len);
+    msgpack_pack_str_body (&packer, self->names [dbi], len);
+    msgpack_pack_bin (&packer, key->mv_size);
+    msgpack_pack_bin_body (&packer, key->mv_data, key->mv_size);
+    if (put) {
+        msgpack_pack_bin (&packer, value->mv_size);
+        msgpack_pack_bin_body (&packer, value->mv_data, value->mv_size);
+    }
+    uint8_t at [LOG_KEY];
+    s_log_key (at, shard, head + 1);
+    MDB_val k = { sizeof at, at }, v = { buffer.size, buffer.data };
+    rc = mdb_put (txn, self->log_dbi, &k, &v, 0);
+    if (rc == 0 && !self->touched [shard]) {
+        self->touched [shard] = 1;
+        self->written [self->written_count++] = shard;
+    }
+    msgpack_sbuffer_destroy (&buffer);
+    if (rc)
+        zsys_error ("store: cannot log a change in %s: %s", self->dir, mdb_strerror (rc));
+    return rc;
+}
+
+int
+af_store_log_enable (af_store_t *self, uint32_t shards)
+{
+    assert (self && shards >= 1 && shards <= AF_SHARDS_MAX && !self->shards);
+    int rc = af_store_dbi (self, AF_STORE_LOG_DB, 0, &self->log_dbi);
+    if (rc)
+        return AF_E_INTERNAL;
+    self->epochs = (uint64_t *) calloc (shards, sizeof (uint64_t));
+    self->touched = (uint8_t *) calloc (shards, 1);
+    self->owned = (uint8_t *) calloc (shards, 1);
+    assert (self->owned);
+    self->written = (uint32_t *) calloc (shards, sizeof (uint32_t));
+    assert (self->epochs && self->touched && self->written);
+    self->shards = shards;
+    return AF_OK;
+}
+
+void
+af_store_log_own (af_store_t *self, uint32_t shard, bool owned)
+{
+    assert (self && self->shards && shard < self->shards);
+    self->owned [shard] = owned;
+}
+
+size_t
+af_store_log_written (af_store_t *self, const uint32_t **shards)
+{
+    assert (self && shards);
+    *shards = self->written;
+    return self->shards? self->written_count: 0;
+}
+
+void
+af_store_log_epoch (af_store_t *self, uint32_t shard, uint64_t epoch)
+{
+    assert (self && self->shards && shard < self->shards);
+    self->epochs [shard] = epoch;
+}
+
+int
+af_store_log_head (af_store_t *self, MDB_txn *txn, uint32_t shard, uint64_t *seq, uint64_t *epoch)
+{
+    assert (self && self->shards && shard < self->shards && seq);
+    MDB_val entry = { 0, NULL };
+    int rc = s_log_head (self, txn, shard, seq, &entry);
+    if (epoch) {
+        *epoch = 0;
+        msgpack_unpacked unpacked;
+        msgpack_unpacked_init (&unpacked);
+        if (rc == 0 && *seq && msgpack_unpack_next (&unpacked, entry.mv_data, entry.mv_size, NULL)
+                                == MSGPACK_UNPACK_SUCCESS
+        &&  unpacked.data.type == MSGPACK_OBJECT_ARRAY && unpacked.data.via.array.size >= 1
+        &&  unpacked.data.via.array.ptr [0].type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            *epoch = unpacked.data.via.array.ptr [0].via.u64;
+        msgpack_unpacked_destroy (&unpacked);
+    }
+    return af_store_code (rc);
+}
+
+int
+af_store_log_read (af_store_t *self, MDB_txn *txn, uint32_t shard, uint64_t after, size_t max_entries,
+                   size_t max_bytes, af_store_log_fn *fn, void *arg)
+{
+    assert (self && self->shards && shard < self->shards && fn);
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open (txn, self->log_dbi, &cursor);
+    if (rc)
+        return AF_E_INTERNAL;
+    uint8_t from [LOG_KEY];
+    s_log_key (from, shard, after + 1);
+    MDB_val key = { sizeof from, from }, value;
+    size_t entries = 0, bytes = 0;
+    int code = AF_OK;
+    rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE);
+    while (rc == 0 && key.mv_size == LOG_KEY && memcmp (key.mv_data, from, 2) == 0
+       &&  entries < max_entries && (entries == 0 || bytes + value.mv_size <= max_bytes)) {
+        code = fn (s_log_seq ((const uint8_t *) key.mv_data), value.mv_data, value.mv_size, arg);
+        if (code != AF_OK)
+            break;
+        entries++;
+        bytes += value.mv_size;
+        rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
+    }
+    mdb_cursor_close (cursor);
+    return code != AF_OK? code: rc == 0 || rc == MDB_NOTFOUND? AF_OK: AF_E_INTERNAL;
+}
+
+//  An entry from another broker, checked: its parts, or AF_E_MALFORMED
+typedef struct {
+    uint64_t epoch;
+    bool put;
+    MDB_dbi dbi;
+    MDB_val key, value;
+} change_t;
+
+static int
+s_log_decode (af_store_t *self, msgpack_object *object, uint32_t shard, change_t *change)
+{
+    if (object->type != MSGPACK_OBJECT_ARRAY || object->via.array.size < 4 || object->via.array.size > 5)
+        return AF_E_MALFORMED;
+    msgpack_object *part = object->via.array.ptr;
+    if (part [0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || part [1].type != MSGPACK_OBJECT_POSITIVE_INTEGER
+    ||  part [1].via.u64 > 1 || part [2].type != MSGPACK_OBJECT_STR || part [3].type != MSGPACK_OBJECT_BIN
+    ||  part [3].via.bin.size == 0 || part [3].via.bin.size > AF_STORE_MAX_KEY)
+        return AF_E_MALFORMED;
+    change->epoch = part [0].via.u64;
+    change->put = part [1].via.u64 == 0;
+    if (change->put != (object->via.array.size == 5)
+    ||  (change->put && part [4].type != MSGPACK_OBJECT_BIN))
+        return AF_E_MALFORMED;
+    change->dbi = AF_STORE_MAX_DBS;
+    for (MDB_dbi dbi = 0; dbi < AF_STORE_MAX_DBS; dbi++)
+        if (self->names [dbi] && self->logged [dbi] && strlen (self->names [dbi]) == part [2].via.str.size
+        &&  memcmp (self->names [dbi], part [2].via.str.ptr, part [2].via.str.size) == 0)
+            change->dbi = dbi;
+    if (change->dbi == AF_STORE_MAX_DBS)
+        return AF_E_MALFORMED;          //  a database this broker does not have
+    change->key = (MDB_val) { part [3].via.bin.size, (void *) part [3].via.bin.ptr };
+    if (af_shard_of_key (change->key.mv_data, change->key.mv_size, self->shards) != shard)
+        return AF_E_MALFORMED;          //  not this shard's
+    if (change->put)
+        change->value = (MDB_val) { part [4].via.bin.size, (void *) part [4].via.bin.ptr };
+    return AF_OK;
+}
+
+int
+af_store_log_apply (af_store_t *self, MDB_txn *txn, uint32_t shard, uint64_t seq, const void *entry,
+                    size_t size, bool *applied, uint64_t *head)
+{
+    assert (self && self->shards && shard < self->shards && applied && head);
+    *applied = false;
+    uint64_t epoch;
+    int code = af_store_log_head (self, txn, shard, head, &epoch);
+    if (code != AF_OK || seq != *head + 1)
+        return code;                    //  a repeat, or a gap: nothing to do, head says where we are
+    if (size > AF_STORE_MAX_ENTRY)
+        return AF_E_TOO_BIG;
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init (&unpacked);
+    change_t change;
+    if (msgpack_unpack_next (&unpacked, entry, size, NULL) != MSGPACK_UNPACK_SUCCESS)
+        code = AF_E_MALFORMED;
+    else
+        code = s_log_decode (self, &unpacked.data, shard, &change);
+    if (code == AF_OK && change.epoch < epoch)
+        code = AF_E_FORBIDDEN;          //  written under an epoch older than what we have
+    int rc = 0;
+    if (code == AF_OK) {
+        rc = change.put? mdb_put (txn, change.dbi, &change.key, &change.value, 0):
+                         mdb_del (txn, change.dbi, &change.key, NULL);
+        if (rc == MDB_NOTFOUND)
+            rc = 0;                     //  deleted already: the same state
+        uint8_t at [LOG_KEY];
+        s_log_key (at, shard, seq);
+        MDB_val k = { sizeof at, at }, v = { size, (void *) entry };
+        if (rc == 0)
+            rc = mdb_put (txn, self->log_dbi, &k, &v, 0);
+        if (rc) {
+            zsys_error ("store: cannot apply a change of shard %u in %s: %s", shard, self->dir, mdb_strerror (rc));
+            code = AF_E_INTERNAL;
+        }
+        else {
+            *applied = true;
+            *head = seq;
+        }
+    }
+    msgpack_unpacked_destroy (&unpacked);
+    return code;
+}
+
+int
+af_store_log_trim (af_store_t *self, MDB_txn *txn, uint32_t shard, uint64_t upto, size_t *removed)
+{
+    assert (self && self->shards && shard < self->shards);
+    uint64_t head;
+    int rc = s_log_head (self, txn, shard, &head, NULL);
+    if (upto >= head)
+        upto = head? head - 1: 0;       //  the last entry stays: its seq is never given again
+    MDB_cursor *cursor;
+    if (rc == 0)
+        rc = mdb_cursor_open (txn, self->log_dbi, &cursor);
+    if (rc)
+        return AF_E_INTERNAL;
+    uint8_t from [LOG_KEY];
+    s_log_key (from, shard, 0);
+    size_t count = 0;
+    while (rc == 0) {                   //  seek again after each delete: the cursor is not trusted after one
+        MDB_val key = { sizeof from, from }, value;
+        rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE);
+        if (rc || key.mv_size != LOG_KEY || memcmp (key.mv_data, from, 2)
+        ||  s_log_seq ((const uint8_t *) key.mv_data) > upto)
+            break;
+        rc = mdb_cursor_del (cursor, 0);
+        count += rc == 0;
+    }
+    mdb_cursor_close (cursor);
+    if (removed)
+        *removed = count;
+    return rc == 0 || rc == MDB_NOTFOUND? AF_OK: AF_E_INTERNAL;
+}
+
+//  --------------------------------------------------------------------------
 //  Self test
+
+//  Two accounts in different shards of 16
+static void
+s_test_accounts (const char **one, const char **other)
+{
+    static const char *names [] = { "ana", "bob", "carol", "dan", "eve", "fay" };
+    *one = names [0];
+    for (int i = 1; i < 6; i++)
+        if (af_shard_of (names [i], strlen (names [i]), 16) != af_shard_of ("ana", 3, 16)) {
+            *other = names [i];
+            return;
+        }
+    assert (false);
+}
+
+typedef struct {
+    uint64_t seqs [16];
+    uint8_t *entries [16];
+    size_t sizes [16];
+    size_t count;
+} test_log_t;
+
+static int
+s_test_collect (uint64_t seq, const void *entry, size_t size, void *arg)
+{
+    test_log_t *log = (test_log_t *) arg;
+    assert (log->count < 16);
+    log->seqs [log->count] = seq;
+    log->entries [log->count] = (uint8_t *) malloc (size);
+    memcpy (log->entries [log->count], entry, size);
+    log->sizes [log->count++] = size;
+    return AF_OK;
+}
+
+static void
+s_test_put (af_store_t *store, MDB_dbi dbi, const char *account, const char *rest, const char *value)
+{
+    uint8_t key [64];
+    size_t len = strlen (account);
+    memcpy (key, account, len + 1);
+    memcpy (key + len + 1, rest, strlen (rest));
+    MDB_txn *txn;
+    assert (af_store_begin (store, true, &txn) == 0);
+    if (value)
+        assert (af_store_put (txn, dbi, key, len + 1 + strlen (rest), value, strlen (value), 0) == 0);
+    else
+        assert (af_store_del (txn, dbi, key, len + 1 + strlen (rest)) == 0);
+    assert (af_store_commit (store, &txn) == 0);
+}
+
+//  The replication log: an owner's changes, read and applied by a follower
+static void
+s_test_log (const char *base)
+{
+    char owner_dir [PATH_MAX], follower_dir [PATH_MAX];
+    snprintf (owner_dir, sizeof owner_dir, "%s/owner", base);
+    snprintf (follower_dir, sizeof follower_dir, "%s/follower", base);
+    af_store_t *owner = af_store_new (owner_dir, 16 << 20, 8, false);
+    af_store_t *follower = af_store_new (follower_dir, 16 << 20, 8, false);
+    MDB_dbi odbi, fdbi;
+    assert (af_store_dbi (owner, "things", 0, &odbi) == 0 && af_store_dbi (follower, "things", 0, &fdbi) == 0);
+    assert (af_store_log_enable (owner, 16) == AF_OK && af_store_log_enable (follower, 16) == AF_OK);
+    const char *ana, *other;
+    s_test_accounts (&ana, &other);
+    uint32_t shard = af_shard_of (ana, strlen (ana), 16);
+    //  A shard not owned cannot be written
+    MDB_txn *txn;
+    uint8_t key [16];
+    assert (af_store_begin (owner, true, &txn) == 0);
+    memcpy (key, ana, strlen (ana) + 1);
+    key [strlen (ana) + 1] = 'q';
+    assert (af_store_put (txn, odbi, key, strlen (ana) + 2, "no", 2, 0) == EACCES);
+    af_store_abort (owner, &txn);
+    af_store_log_own (owner, shard, true);
+    af_store_log_own (owner, af_shard_of (other, strlen (other), 16), true);
+    af_store_log_epoch (owner, shard, 5);
+    s_test_put (owner, odbi, ana, "x", "1");
+    s_test_put (owner, odbi, ana, "y", "2");
+    s_test_put (owner, odbi, other, "z", "3");      //  another shard's log
+    s_test_put (owner, odbi, ana, "x", NULL);
+    uint64_t head, epoch;
+    assert (af_store_begin (owner, false, &txn) == 0);
+    assert (af_store_log_head (owner, txn, shard, &head, &epoch) == AF_OK && head == 3 && epoch == 5);
+    test_log_t log = { .count = 0 };
+    assert (af_store_log_read (owner, txn, shard, 0, 16, 1 << 20, s_test_collect, &log) == AF_OK);
+    af_store_abort (owner, &txn);
+    assert (log.count == 3 && log.seqs [0] == 1 && log.seqs [2] == 3);
+
+    //  The follower applies them once, in order: a repeat or a gap does nothing
+    bool applied;
+    assert (af_store_begin (follower, true, &txn) == 0);
+    assert (af_store_log_apply (follower, txn, shard, 1, log.entries [0], log.sizes [0], &applied, &head) == AF_OK);
+    assert (applied && head == 1);
+    assert (af_store_log_apply (follower, txn, shard, 1, log.entries [0], log.sizes [0], &applied, &head) == AF_OK);
+    assert (!applied && head == 1);
+    assert (af_store_log_apply (follower, txn, shard, 3, log.entries [2], log.sizes [2], &applied, &head) == AF_OK);
+    assert (!applied && head == 1);
+    //  Not an entry; an entry of another shard: refused, nothing written
+    assert (af_store_log_apply (follower, txn, shard, 2, "garbage", 7, &applied, &head) == AF_E_MALFORMED);
+    assert (af_store_log_apply (follower, txn, af_shard_of (other, strlen (other), 16), 1, log.entries [1],
+                                log.sizes [1], &applied, &head) == AF_E_MALFORMED && !applied);
+    for (int i = 1; i < 3; i++)
+        assert (af_store_log_apply (follower, txn, shard, log.seqs [i], log.entries [i], log.sizes [i],
+                                    &applied, &head) == AF_OK && applied);
+    assert (af_store_commit (follower, &txn) == 0);
+    //  The follower has the owner's data, and its log
+    memcpy (key, ana, strlen (ana) + 1);
+    MDB_val value;
+    assert (af_store_begin (follower, false, &txn) == 0);
+    key [strlen (ana) + 1] = 'y';
+    assert (af_store_get (txn, fdbi, key, strlen (ana) + 2, &value) == 0 && value.mv_size == 1);
+    key [strlen (ana) + 1] = 'x';
+    assert (af_store_get (txn, fdbi, key, strlen (ana) + 2, &value) == MDB_NOTFOUND);
+    assert (af_store_log_head (follower, txn, shard, &head, &epoch) == AF_OK && head == 3 && epoch == 5);
+    af_store_abort (follower, &txn);
+
+    //  An entry under an older epoch than the last is refused (fencing)
+    af_store_log_epoch (owner, shard, 4);
+    s_test_put (owner, odbi, ana, "w", "old");
+    test_log_t stale = { .count = 0 };
+    assert (af_store_begin (owner, false, &txn) == 0);
+    assert (af_store_log_read (owner, txn, shard, 3, 16, 1 << 20, s_test_collect, &stale) == AF_OK);
+    af_store_abort (owner, &txn);
+    assert (stale.count == 1 && stale.seqs [0] == 4);
+    assert (af_store_begin (follower, true, &txn) == 0);
+    assert (af_store_log_apply (follower, txn, shard, 4, stale.entries [0], stale.sizes [0], &applied, &head)
+            == AF_E_FORBIDDEN && !applied);
+    af_store_abort (follower, &txn);
+
+    //  In a batch, an aborted child's entries go with it: no gap
+    af_store_log_epoch (owner, shard, 6);
+    assert (af_store_batch_begin (owner) == 0);
+    assert (af_store_begin (owner, true, &txn) == 0);
+    memcpy (key, ana, strlen (ana) + 1);
+    key [strlen (ana) + 1] = 'v';
+    assert (af_store_put (txn, odbi, key, strlen (ana) + 2, "a", 1, 0) == 0);
+    af_store_abort (owner, &txn);
+    s_test_put (owner, odbi, ana, "v", "b");
+    assert (af_store_batch_end (owner) == 0);
+    assert (af_store_begin (owner, false, &txn) == 0);
+    assert (af_store_log_head (owner, txn, shard, &head, &epoch) == AF_OK && head == 5 && epoch == 6);
+    af_store_abort (owner, &txn);
+
+    //  A cursor's delete is logged too
+    assert (af_store_begin (owner, true, &txn) == 0);
+    MDB_cursor *cursor;
+    assert (mdb_cursor_open (txn, odbi, &cursor) == 0);
+    MDB_val k = { strlen (ana) + 2, key }, v;
+    assert (mdb_cursor_get (cursor, &k, &v, MDB_SET) == 0);
+    assert (af_store_cursor_del (cursor) == 0);
+    mdb_cursor_close (cursor);
+    assert (af_store_log_head (owner, txn, shard, &head, NULL) == AF_OK && head == 6);
+    //  Trimming keeps the last entry, so its seq is never given again
+    size_t removed;
+    assert (af_store_log_trim (owner, txn, shard, 100, &removed) == AF_OK && removed == 5);
+    assert (af_store_log_head (owner, txn, shard, &head, NULL) == AF_OK && head == 6);
+    assert (af_store_commit (owner, &txn) == 0);
+    s_test_put (owner, odbi, ana, "u", "c");
+    assert (af_store_begin (owner, false, &txn) == 0);
+    assert (af_store_log_head (owner, txn, shard, &head, NULL) == AF_OK && head == 7);
+    af_store_abort (owner, &txn);
+
+    for (size_t i = 0; i < log.count; i++)
+        free (log.entries [i]);
+    free (stale.entries [0]);
+    af_store_destroy (&owner);
+    af_store_destroy (&follower);
+}
 
 void
 af_store_test (bool verbose)
@@ -389,6 +912,11 @@ af_store_test (bool verbose)
     assert (af_store_get (txn, things, "c", 1, &value) == 0 && value.mv_size == 6);
     af_store_abort (store, &txn);
 
+    af_store_destroy (&store);
+    s_test_log (dir);
+    store = af_store_new (dir, 16 << 20, 4, false);
+    assert (store && af_store_dbi (store, "things", 0, &things) == 0);
+
     //  Data survives close and reopen, including read-only
     af_store_destroy (&store);
     assert (store == NULL);
@@ -407,12 +935,9 @@ af_store_test (bool verbose)
     //  A directory that cannot be created fails cleanly
     assert (af_store_new ("/proc/af_store_cannot", 0, 0, false) == NULL);
 
-    char path [256];
-    snprintf (path, sizeof path, "%s/data.mdb", dir);
-    unlink (path);
-    snprintf (path, sizeof path, "%s/lock.mdb", dir);
-    unlink (path);
-    rmdir (dir);
+    zdir_t *tree = zdir_new (dir, NULL);
+    zdir_remove (tree, true);
+    zdir_destroy (&tree);
     if (verbose)
         printf ("OK\n");
 }

@@ -94,6 +94,70 @@ int af_store_put (MDB_txn *txn, MDB_dbi dbi, const void *key, size_t keylen,
 //  Delete a key. Returns 0, MDB_NOTFOUND, or an LMDB error.
 int af_store_del (MDB_txn *txn, MDB_dbi dbi, const void *key, size_t keylen);
 
+//  Delete the item a cursor is on (mdb_cursor_del), logged like
+//  af_store_del. Returns 0 or an LMDB error (logged).
+int af_store_cursor_del (MDB_cursor *cursor);
+
+//  --------------------------------------------------------------------------
+//  The replication log (cluster mode; docs/ARCHITECTURE.md "Cluster")
+//
+//  Once enabled, every put and delete made through this class (put, del,
+//  cursor_del) in a database opened with af_store_dbi is also appended,
+//  in the same transaction, to the log of the shard of its key
+//  (af_shard_of_key): so the log and the data never disagree, and no
+//  caller can forget. Entries are numbered per shard from 1, without
+//  gaps; each is stamped with the shard's current epoch.
+
+#define AF_STORE_MAX_DBS        64              //  database handles we name
+#define AF_STORE_LOG_DB         "log"           //  the log's own database
+#define AF_STORE_MAX_KEY        511             //  LMDB's key size limit
+#define AF_STORE_MAX_ENTRY      (4 << 20)       //  one entry from another broker
+
+//  Log every change from now on, for shards shards. Call once, after the
+//  classes opened their databases. AF_OK or AF_E_INTERNAL.
+int af_store_log_enable (af_store_t *self, uint32_t shards);
+
+//  The shards the last batch logged changes for (until the next
+//  batch_begin; entries of a child that was aborted may still count).
+size_t af_store_log_written (af_store_t *self, const uint32_t **shards);
+
+//  Whether this store may change shard (the broker owns it): a change of
+//  a shard not owned is refused (logged; the put or delete fails with
+//  EACCES), so a broker never writes what another owns. None at first.
+void af_store_log_own (af_store_t *self, uint32_t shard, bool owned);
+
+//  The epoch stamped on the entries written for shard from now on.
+void af_store_log_epoch (af_store_t *self, uint32_t shard, uint64_t epoch);
+
+//  The last seq of shard in txn (0: none) and, if epoch is not NULL, the
+//  epoch of that entry. AF_OK or AF_E_INTERNAL.
+int af_store_log_head (af_store_t *self, MDB_txn *txn, uint32_t shard, uint64_t *seq, uint64_t *epoch);
+
+//  Called for each entry af_store_log_read finds; AF_OK to go on, any
+//  other code stops the read and is returned by it.
+typedef int (af_store_log_fn) (uint64_t seq, const void *entry, size_t size, void *arg);
+
+//  The entries of shard after seq `after`, in order, at most max_entries
+//  and max_bytes (at least one, if there is one). AF_OK, AF_E_INTERNAL or
+//  what fn returned.
+int af_store_log_read (af_store_t *self, MDB_txn *txn, uint32_t shard, uint64_t after, size_t max_entries,
+                       size_t max_bytes, af_store_log_fn *fn, void *arg);
+
+//  Apply an entry of shard that another broker wrote, as entry seq: if seq
+//  is the next one (*applied true), its change and the entry itself are
+//  written in txn, unlogged, under the same seq; a repeat or a gap writes
+//  nothing (*applied false; *head is the last seq there is, so the caller
+//  asks for what follows it). AF_OK; AF_E_MALFORMED (not an entry, a
+//  database this store lacks, a key of another shard), AF_E_TOO_BIG,
+//  AF_E_FORBIDDEN (stamped with an epoch older than the last entry's),
+//  AF_E_INTERNAL: then nothing is written.
+int af_store_log_apply (af_store_t *self, MDB_txn *txn, uint32_t shard, uint64_t seq, const void *entry,
+                        size_t size, bool *applied, uint64_t *head);
+
+//  Remove shard's entries up to seq upto, but never its last one.
+//  AF_OK or AF_E_INTERNAL; *removed (may be NULL) how many went.
+int af_store_log_trim (af_store_t *self, MDB_txn *txn, uint32_t shard, uint64_t upto, size_t *removed);
+
 //  The error contract of the classes built on this one: an LMDB code (0,
 //  or an error af_store has already logged with its context) mapped to
 //  ours, AF_OK or AF_E_INTERNAL. MDB_NOTFOUND is the caller's to handle

@@ -19,6 +19,8 @@
       af_rawclient ENDPOINT BROKER_CERT quota ACCOUNT PASSWORD COUNT
       af_rawclient ENDPOINT BROKER_CERT upload ACCOUNT PASSWORD SIZE
       af_rawclient ENDPOINT BROKER_CERT remove ACCOUNT PASSWORD DEVICE_ID
+      af_rawclient ENDPOINT BROKER_CERT login ACCOUNT PASSWORD REDIRECT|LOGIN_OK|CODE
+      af_rawclient shard ACCOUNT SHARDS (prints the account's shard)
       af_rawclient ENDPOINT BROKER_CERT noread ACCOUNT PASSWORD COUNT BROKER_PID MAX_MIB
       af_rawclient ENDPOINT BROKER_CERT burst ACCOUNT PASSWORD COUNT
       af_rawclient ENDPOINT BROKER_CERT greet COUNT SOURCE BROKER_PID MAX_MIB MAX_SECONDS
@@ -36,6 +38,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include "af_msg.h"
+#include "af_shard.h"
 
 static int s_passed, s_failed;
 static zsock_t *s_sock;
@@ -881,6 +884,31 @@ s_password_login (zsock_t *sock, const char *account, const char *password)
     return code;
 }
 
+//  A password LOGIN, and what it must be answered: REDIRECT, LOGIN_OK, or
+//  an ERROR code (a cluster's brokers: who serves an account, and when)
+static void
+s_login_expect (const char *account, const char *password, const char *expect)
+{
+    af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
+    af_msg_set_rid_random (msg);
+    snprintf (msg->account, sizeof msg->account, "%s", account);
+    snprintf (msg->password, sizeof msg->password, "%s", password);
+    msg->device = s_device ("Raw");
+    msg->has_device = true;
+    af_msg_send (msg, s_sock, NULL);
+    af_msg_destroy (&msg);
+    af_msg_t *reply = s_recv (s_sock, true);
+    char got [256];
+    snprintf (got, sizeof got, "%s %u %s", reply? af_msg_command_name (reply->id): "nothing",
+              reply? reply->code: 0, reply && reply->id == AF_MSG_REDIRECT? reply->endpoint: reply? reply->reason: "");
+    bool ok = reply && (streq (expect, af_msg_command_name (reply->id))
+                     || (reply->id == AF_MSG_ERROR && (int) reply->code == atoi (expect)));
+    char name [128];
+    snprintf (name, sizeof name, "LOGIN to '%s' is answered %s", account, expect);
+    s_check (ok, name, got);
+    af_msg_destroy (&reply);
+}
+
 //  Guess count wrong passwords for account from source, each on a new
 //  connection; then the next try, with any password, must be refused
 static void
@@ -1618,6 +1646,11 @@ main (int argc, char *argv [])
         fprintf (stderr, "usage: af_rawclient ENDPOINT BROKER_CERT battery|claim|forbidden|push ...\n");
         return 2;
     }
+    //  Which shard an account is in (no broker needed): the cluster's tests
+    if (streq (argv [1], "shard") && argc == 4) {
+        printf ("%u\n", af_shard_of (argv [2], strlen (argv [2]), (uint32_t) atoi (argv [3])));
+        return 0;
+    }
     zsys_init ();
     zsys_set_logstream (stderr);
     s_endpoint = argv [1];
@@ -1653,6 +1686,9 @@ main (int argc, char *argv [])
     else
     if (streq (argv [3], "hurry") && argc == 5)
         s_one_at_a_time (argv [4]);
+    else
+    if (streq (argv [3], "login") && argc == 7)
+        s_login_expect (argv [4], argv [5], argv [6]);
     else
     if (streq (argv [3], "remove") && argc == 7)
         s_remove (argv [4], argv [5], argv [6]);

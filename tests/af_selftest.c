@@ -26,6 +26,7 @@
 #include "af_peers.h"
 #include "af_loglimit.h"
 #include "af_metrics.h"
+#include "af_shard.h"
 #include "af_transfers.h"
 #include "af_catalog.h"
 #include "af_download.h"
@@ -39,6 +40,7 @@
 #include "fleet_models.h"
 #include "fleet_heap.h"
 #include "fleet_hist.h"
+#include "af_etcd.h"
 
 typedef struct {
     const char *name;
@@ -63,6 +65,7 @@ static const test_t s_tests [] = {
     { "af_peers", af_peers_test },
     { "af_loglimit", af_loglimit_test },
     { "af_metrics", af_metrics_test },
+    { "af_shard", af_shard_test },
     { "af_transfers", af_transfers_test },
     { "af_catalog", af_catalog_test },
     { "af_download", af_download_test },
@@ -76,6 +79,7 @@ static const test_t s_tests [] = {
     { "fleet_models", fleet_models_test },
     { "fleet_heap", fleet_heap_test },
     { "fleet_hist", fleet_hist_test },
+    { "af_etcd", af_etcd_test },
 };
 #define TESTS (sizeof s_tests / sizeof s_tests [0])
 

@@ -1,0 +1,944 @@
+/*  =========================================================================
+    broker_cluster - the reactor's side of the cluster (B6)
+
+    docs/ARCHITECTURE.md "Cluster" is the design; this is its reactor
+    half. The coordinator (af_cluster, a thread) talks to etcd and tells us
+    over its pipe which brokers are alive, who owns each shard at which
+    epoch with which in-sync followers, and until when our lease is
+    certainly valid; we tell it what to claim, which followers to add to
+    or remove from a shard's in-sync set, and what to give up. Everything
+    else is here, in the reactor:
+
+    - Serving. A request about an account of a shard we do not own is
+      answered REDIRECT (shard, epoch, the owner's nodes endpoint); when
+      we lose a shard, its sessions get an unsolicited REDIRECT and are
+      logged out, without writing (the shard is no longer ours).
+    - Replication. After each group commit the owner sends each follower
+      of each shard the batch wrote its new log entries (REPL, one in
+      flight per follower and shard, over the broker mesh); what the
+      batch held for nodes waits until every in-sync follower has acked
+      every shard the batch wrote, in batch order, and our lease is
+      still good. A follower applies REPL in its own group commit and
+      answers REPL_ACK after it. A follower silent for repl_timeout is
+      removed from the in-sync set (through etcd) before anything waits
+      for it no more.
+    - Placement. Every broker computes the same wanted placement (a
+      rendezvous hash of shard and broker IDs over the live, non-draining
+      brokers): the first is the shard's wanted owner, the next
+      `replicas` its followers. We claim shards nobody owns that we may
+      claim (we are in their in-sync set, or the shard was never owned
+      and we are its wanted owner), and hand off a shard whose wanted
+      owner is another, in-sync broker.
+
+    Single-broker mode (no cluster/etcd) never calls any of this but
+    broker_cluster_serves, which then says yes.
+    =========================================================================
+*/
+#include "broker_int.h"
+#include "af_shard.h"
+#include "af_coordinator.h"
+
+//  A batch's held messages, waiting for its shards' followers
+typedef struct {
+    zlistx_t *held;
+    uint32_t count;
+    uint32_t shards [AF_CLUSTER_UNIT_SHARDS];
+    uint64_t needs [AF_CLUSTER_UNIT_SHARDS];    //  each shard's head after the batch
+    bool all;                                   //  more shards than fit: wait for all owned
+} unit_t;
+
+static void
+s_unit_free (void **item)
+{
+    unit_t *unit = (unit_t *) *item;
+    if (unit) {
+        zlistx_destroy (&unit->held);
+        free (unit);
+        *item = NULL;
+    }
+}
+
+static void
+s_peer_free (void **item)
+{
+    peer_t *peer = (peer_t *) *item;
+    if (peer) {
+        zsock_destroy (&peer->dealer);
+        free (peer);
+        *item = NULL;
+    }
+}
+
+//  Tell the coordinator: a command and its arguments
+static void
+s_tell (af_broker_t *self, const char *command, uint32_t shard, const char *id, uint64_t epoch)
+{
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, command);
+    zmsg_addstrf (msg, "%u", shard);
+    if (id)
+        zmsg_addstr (msg, id);
+    zmsg_addstrf (msg, "%" PRIu64, epoch);
+    zmsg_send (&msg, self->coordinator);
+}
+
+//  --------------------------------------------------------------------------
+//  Serving
+
+uint32_t
+broker_shard_of (af_broker_t *self, const char *account)
+{
+    return self->cluster? af_shard_of (account, strlen (account), self->shard_count): 0;
+}
+
+bool
+broker_cluster_serves (af_broker_t *self, const char *account, uint32_t *shard)
+{
+    *shard = broker_shard_of (self, account);
+    return !self->cluster || (self->shards [*shard].role == SHARD_OWNER && !self->shards [*shard].leaving);
+}
+
+//  The nodes endpoint of a shard's owner, or "" (none now, or us leaving)
+static const char *
+s_owner_endpoint (af_broker_t *self, uint32_t shard)
+{
+    shard_t *state = &self->shards [shard];
+    peer_t *owner = *state->owner? (peer_t *) zhashx_lookup (self->peers, state->owner): NULL;
+    return owner && !streq (state->owner, self->id)? owner->nodes: "";
+}
+
+void
+broker_redirect (af_broker_t *self, session_t *session, const af_msg_t *request, uint32_t shard)
+{
+    af_msg_t *redirect = af_msg_new (AF_MSG_REDIRECT);
+    redirect->shard = shard;
+    redirect->epoch = self->shards [shard].epoch;
+    snprintf (redirect->endpoint, sizeof redirect->endpoint, "%s", s_owner_endpoint (self, shard));
+    if (self->config.verbose)
+        zsys_debug ("broker: %s for shard %u sent to %s", request? af_msg_command_name (request->id): "session",
+                    shard, *redirect->endpoint? redirect->endpoint: "(no owner yet)");
+    broker_reply (self, session, request, &redirect);
+}
+
+//  We no longer own shard: its sessions go to its owner, unwritten
+static void
+s_shard_lost (af_broker_t *self, uint32_t shard)
+{
+    zlistx_t *moving = zlistx_new ();
+    for (session_t *session = (session_t *) zhashx_first (self->sessions); session;
+         session = (session_t *) zhashx_next (self->sessions))
+        if (session->logged_in && broker_shard_of (self, session->account) == shard)
+            zlistx_add_end (moving, session);
+    for (session_t *session = (session_t *) zlistx_first (moving); session;
+         session = (session_t *) zlistx_next (moving)) {
+        session->moved = true;          //  no lastSeen written: not ours to write
+        broker_redirect (self, session, NULL, shard);
+        broker_session_logout (self, session);
+    }
+    if (zlistx_size (moving))
+        zsys_info ("broker: shard %u is no longer ours; %zu sessions sent to %s", shard, zlistx_size (moving),
+                   *s_owner_endpoint (self, shard)? s_owner_endpoint (self, shard): "its next owner");
+    zlistx_destroy (&moving);
+    af_syncindex_purge (self->syncindex);
+}
+
+//  --------------------------------------------------------------------------
+//  Placement: a rendezvous hash, the same on every broker
+
+static uint64_t
+s_rank (uint32_t shard, const char *id)
+{
+    uint8_t input [4 + AF_CLUSTER_ID + 1], hash [8];
+    memcpy (input, &shard, 4);
+    size_t len = strlen (id);
+    memcpy (input + 4, id, len);
+    crypto_generichash (hash, sizeof hash, input, 4 + len, NULL, 0);
+    uint64_t rank;
+    memcpy (&rank, hash, sizeof rank);
+    return rank;
+}
+
+//  The wanted replicas of shard, best first: up to 1 + replicas IDs
+static uint32_t
+s_wanted (af_broker_t *self, uint32_t shard, const char **wanted)
+{
+    uint32_t want = 1 + (uint32_t) self->config.cluster_replicas, count = 0;
+    uint64_t ranks [1 + AF_CLUSTER_MAX_REPLICAS];
+    for (peer_t *peer = (peer_t *) zhashx_first (self->peers); peer; peer = (peer_t *) zhashx_next (self->peers)) {
+        if (peer->draining)
+            continue;
+        uint64_t rank = s_rank (shard, peer->id);
+        uint32_t at = count < want? count++: want;
+        while (at > 0 && ranks [at - 1] < rank) {
+            if (at < want) {
+                ranks [at] = ranks [at - 1];
+                wanted [at] = wanted [at - 1];
+            }
+            at--;
+        }
+        if (at < want) {
+            ranks [at] = rank;
+            wanted [at] = peer->id;
+        }
+    }
+    return count;
+}
+
+static bool
+s_is_wanted (af_broker_t *self, uint32_t shard, const char *id, bool as_owner)
+{
+    const char *wanted [1 + AF_CLUSTER_MAX_REPLICAS];
+    uint32_t count = s_wanted (self, shard, wanted);
+    for (uint32_t i = 0; i < (as_owner? (count > 0): count); i++)
+        if (streq (wanted [i], id))
+            return true;
+    return false;
+}
+
+//  --------------------------------------------------------------------------
+//  Replication, owner side
+
+static replica_t *
+s_replica (shard_t *state, const char *id, bool make)
+{
+    for (uint32_t i = 0; i < state->replica_count; i++)
+        if (streq (state->replicas [i].id, id))
+            return &state->replicas [i];
+    if (!make || state->replica_count == AF_CLUSTER_MAX_REPLICAS)
+        return NULL;
+    replica_t *replica = &state->replicas [state->replica_count++];
+    memset (replica, 0, sizeof *replica);
+    snprintf (replica->id, sizeof replica->id, "%s", id);
+    replica->acked = UINT64_MAX;        //  unknown until it answers
+    replica->since = zclock_mono ();
+    return replica;
+}
+
+//  The log's head of a shard (after the last commit)
+static uint64_t
+s_head (af_broker_t *self, uint32_t shard)
+{
+    af_store_t *store = af_registry_store (self->registry);
+    MDB_txn *txn = NULL;
+    uint64_t head = 0;
+    if (af_store_begin (store, false, &txn) == 0) {
+        af_store_log_head (store, txn, shard, &head, NULL);
+        af_store_abort (store, &txn);
+    }
+    return head;
+}
+
+typedef struct {
+    uint8_t *buffer;
+    size_t used;
+    uint64_t first, last;
+} framing_t;
+
+//  Entries in a REPL body: each is its seq (8 bytes LE), size (4 bytes
+//  LE) and bytes
+static int
+s_frame_entry (uint64_t seq, const void *entry, size_t size, void *arg)
+{
+    framing_t *framing = (framing_t *) arg;
+    if (framing->used + 12 + size > AF_MAX_REPL)
+        return framing->used? AF_E_TOO_BIG: AF_E_INTERNAL;  //  full: the rest next time
+    memcpy (framing->buffer + framing->used, &seq, 8);
+    uint32_t size32 = (uint32_t) size;
+    memcpy (framing->buffer + framing->used + 8, &size32, 4);
+    memcpy (framing->buffer + framing->used + 12, entry, size);
+    framing->used += 12 + size;
+    if (!framing->first)
+        framing->first = seq;
+    framing->last = seq;
+    return AF_OK;
+}
+
+//  Send a follower what it lacks of a shard, if nothing is in flight
+static void
+s_repl_send (af_broker_t *self, uint32_t shard, replica_t *replica, int64_t now)
+{
+    shard_t *state = &self->shards [shard];
+    peer_t *peer = (peer_t *) zhashx_lookup (self->peers, replica->id);
+    if (!peer || !peer->dealer || (replica->in_flight && now - replica->sent_at < self->config.cluster_repl_ms))
+        return;
+    //  Not heard from yet: an empty REPL asks it where it is
+    uint64_t from = replica->acked == UINT64_MAX? state->head: replica->acked;
+    if (replica->acked != UINT64_MAX && from >= state->head)
+        return;                         //  it has everything
+    framing_t framing = { (uint8_t *) malloc (AF_MAX_REPL), 0, 0, 0 };
+    assert (framing.buffer);
+    af_store_t *store = af_registry_store (self->registry);
+    MDB_txn *txn = NULL;
+    int code = af_store_begin (store, false, &txn) == 0? AF_OK: AF_E_INTERNAL;
+    if (code == AF_OK)
+        code = af_store_log_read (store, txn, shard, from, AF_CLUSTER_REPL_ENTRIES, AF_MAX_REPL,
+                                  s_frame_entry, &framing);
+    af_store_abort (store, &txn);
+    af_msg_t *repl = af_msg_new (AF_MSG_REPL);
+    repl->shard = shard;
+    repl->epoch = state->epoch;
+    repl->seq = framing.first? framing.first: from + 1;
+    if (framing.used)
+        af_msg_set_body (repl, framing.buffer, framing.used);
+    free (framing.buffer);
+    if (code == AF_E_INTERNAL && !framing.used)
+        zsys_error ("broker: cannot read shard %u's log for %s", shard, replica->id);
+    else
+    if (!framing.used && replica->acked != UINT64_MAX && from + 1 <= state->head) {
+        //  What it lacks is trimmed: it needs a copy of the shard
+        if (af_loglimit_pass (self->drop_log, now))
+            zsys_warning ("broker: %s needs shard %u from seq %" PRIu64 ", which is no longer in the log "
+                          "(a copy would be needed: not built; it stays out of the in-sync set)",
+                          replica->id, shard, from + 1);
+    }
+    else
+    if (af_msg_send (repl, peer->dealer, NULL) == 0) {
+        replica->in_flight = true;
+        replica->sent_at = now;
+    }
+    af_msg_destroy (&repl);
+}
+
+static void
+s_repl_ack (af_broker_t *self, const char *from, af_msg_t *ack)
+{
+    shard_t *state = &self->shards [ack->shard];
+    if (state->role != SHARD_OWNER || ack->epoch != state->epoch)
+        return;                         //  for an epoch that is over
+    replica_t *replica = s_replica (state, from, false);
+    if (!replica)
+        return;
+    replica->acked = ack->seq;
+    replica->in_flight = false;
+    replica->last_ack = zclock_mono ();
+    //  Caught up: it may join the in-sync set
+    if (!replica->in_isr && !replica->asking && replica->acked >= state->head) {
+        replica->asking = true;
+        s_tell (self, "ISR_ADD", ack->shard, from, state->epoch);
+    }
+    s_repl_send (self, ack->shard, replica, zclock_mono ());
+    broker_cluster_release (self);
+}
+
+//  --------------------------------------------------------------------------
+//  Replication, follower side
+
+typedef struct {
+    char peer [AF_CLUSTER_ID + 1];
+    uint32_t shard;
+    uint64_t epoch, seq;
+} ack_t;
+
+static void
+s_repl_apply (af_broker_t *self, const char *from, af_msg_t *repl)
+{
+    shard_t *state = &self->shards [repl->shard];
+    if (state->role != SHARD_FOLLOWER || !streq (state->owner, from) || repl->epoch != state->epoch) {
+        if (af_loglimit_pass (self->drop_log, zclock_mono ()))
+            zsys_warning ("broker: refused REPL of shard %u from %s (epoch %" PRIu64 "): %s", repl->shard, from,
+                          repl->epoch, state->role != SHARD_FOLLOWER? "we do not follow that shard":
+                          !streq (state->owner, from)? "it is not the shard's owner":
+                          repl->epoch < state->epoch? "an older epoch (fenced)": "an epoch we have not seen yet");
+        return;
+    }
+    af_store_t *store = af_registry_store (self->registry);
+    MDB_txn *txn = NULL;
+    if (af_store_begin (store, true, &txn))
+        return;
+    uint64_t head = state->head;
+    size_t at = 0;
+    int code = AF_OK;
+    while (code == AF_OK && at + 12 <= repl->body_size) {
+        uint64_t seq;
+        uint32_t size;
+        memcpy (&seq, repl->body + at, 8);
+        memcpy (&size, repl->body + at + 8, 4);
+        if (size > repl->body_size - at - 12) {
+            code = AF_E_MALFORMED;
+            break;
+        }
+        bool applied;
+        code = af_store_log_apply (store, txn, repl->shard, seq, repl->body + at + 12, size, &applied, &head);
+        at += 12 + (size_t) size;
+    }
+    if (code == AF_OK && at != repl->body_size)
+        code = AF_E_MALFORMED;
+    if (code == AF_OK && af_store_commit (store, &txn) == 0)
+        state->head = head;
+    else {
+        af_store_abort (store, &txn);
+        zsys_warning ("broker: refused REPL of shard %u from %s: %s", repl->shard, from, af_code_name (code));
+    }
+    //  Acked after our commit (broker_cluster_committed): our head, so a
+    //  gap or a refusal makes the owner send from where we are
+    ack_t *ack = (ack_t *) zmalloc (sizeof (ack_t));
+    assert (ack);
+    snprintf (ack->peer, sizeof ack->peer, "%s", from);
+    ack->shard = repl->shard;
+    ack->epoch = repl->epoch;
+    ack->seq = state->head;
+    zlistx_add_end (self->acks, ack);
+}
+
+static void
+s_acks_send (af_broker_t *self, bool committed)
+{
+    ack_t *ack;
+    while ((ack = (ack_t *) zlistx_detach (self->acks, NULL))) {
+        peer_t *peer = (peer_t *) zhashx_lookup (self->peers, ack->peer);
+        if (committed && peer && peer->dealer) {
+            af_msg_t *msg = af_msg_new (AF_MSG_REPL_ACK);
+            msg->shard = ack->shard;
+            msg->epoch = ack->epoch;
+            msg->seq = ack->seq;
+            af_msg_send (msg, peer->dealer, NULL);
+            af_msg_destroy (&msg);
+        }
+        free (ack);
+    }
+}
+
+//  One message on the mesh, from broker `from`
+static int
+s_peer_event (zloop_t *loop, zsock_t *router, void *arg)
+{
+    (void) loop;
+    af_broker_t *self = (af_broker_t *) arg;
+    broker_batch_begin (self);
+    for (int i = 0; i < AF_BATCH; i++) {
+        zframe_t *routing = zframe_recv (router);
+        if (!routing)
+            break;
+        zframe_t *body = zframe_more (routing)? zframe_recv (router): NULL;
+        char from [AF_CLUSTER_ID + 1] = "";
+        if (zframe_size (routing) <= AF_CLUSTER_ID)
+            memcpy (from, zframe_data (routing), zframe_size (routing));
+        char err [AF_MAX_REASON + 1];
+        af_msg_t *msg = NULL;
+        if (body && zframe_more (body)) {
+            zmsg_t *rest = zmsg_recv (router);
+            zmsg_destroy (&rest);
+        }
+        else
+        if (body && *from && zhashx_lookup (self->peers, from)
+        &&  af_msg_decode (zframe_data (body), zframe_size (body), &msg, err, sizeof err, NULL, NULL) == AF_OK) {
+            if (msg->id == AF_MSG_REPL && msg->shard < self->shard_count)
+                s_repl_apply (self, from, msg);
+            else
+            if (msg->id == AF_MSG_REPL_ACK && msg->shard < self->shard_count)
+                s_repl_ack (self, from, msg);
+        }
+        else
+        if (af_loglimit_pass (self->drop_log, zclock_mono ()))
+            zsys_warning ("broker: dropped a message on the mesh from '%s'", *from? from: "?");
+        af_msg_destroy (&msg);
+        zframe_destroy (&routing);
+        zframe_destroy (&body);
+    }
+    broker_batch_end (self);
+    broker_drain_all (self);
+    broker_reap (self);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Holding what a batch held until its followers have it
+
+//  Has every in-sync follower of the unit's shards acked what it needs?
+static bool
+s_unit_ready (af_broker_t *self, unit_t *unit)
+{
+    for (uint32_t s = 0; s < (unit->all? self->shard_count: unit->count); s++) {
+        uint32_t shard = unit->all? s: unit->shards [s];
+        shard_t *state = &self->shards [shard];
+        uint64_t need = unit->all? state->head: unit->needs [s];
+        for (uint32_t i = 0; state->role == SHARD_OWNER && i < state->replica_count; i++) {
+            replica_t *replica = &state->replicas [i];
+            if (replica->in_isr && (replica->acked == UINT64_MAX || replica->acked < need))
+                return false;
+        }
+    }
+    return true;
+}
+
+void
+broker_cluster_release (af_broker_t *self)
+{
+    unit_t *unit;
+    while ((unit = (unit_t *) zlistx_first (self->units)) && s_unit_ready (self, unit)) {
+        unit = (unit_t *) zlistx_detach (self->units, NULL);
+        //  Past our lease another may own these shards: we confirm nothing
+        int code = zclock_mono () < self->lease_until? AF_OK: AF_E_UNAVAILABLE;
+        broker_held_flush (self, &unit->held, code);
+        void *item = unit;
+        s_unit_free (&item);
+    }
+}
+
+void
+broker_cluster_committed (af_broker_t *self, zlistx_t **held_p)
+{
+    s_acks_send (self, true);
+    unit_t *unit = (unit_t *) zmalloc (sizeof (unit_t));
+    assert (unit);
+    unit->held = *held_p;
+    *held_p = NULL;
+    const uint32_t *written;
+    size_t count = af_store_log_written (af_registry_store (self->registry), &written);
+    int64_t now = zclock_mono ();
+    unit->all = count > AF_CLUSTER_UNIT_SHARDS;
+    for (size_t i = 0; i < count; i++) {
+        shard_t *state = &self->shards [written [i]];
+        state->head = s_head (self, written [i]);
+        if (!unit->all) {
+            unit->shards [unit->count] = written [i];
+            unit->needs [unit->count++] = state->head;
+        }
+        for (uint32_t r = 0; state->role == SHARD_OWNER && r < state->replica_count; r++)
+            s_repl_send (self, written [i], &state->replicas [r], now);
+    }
+    zlistx_add_end (self->units, unit);
+    broker_cluster_release (self);
+}
+
+//  --------------------------------------------------------------------------
+//  What the coordinator tells us
+
+static void s_follow (af_broker_t *self, uint32_t shard);
+
+static void
+s_on_brokers (af_broker_t *self, zmsg_t *msg)
+{
+    zhashx_t *seen = zhashx_new ();
+    char *id;
+    while ((id = zmsg_popstr (msg))) {
+        char *nodes = zmsg_popstr (msg), *peers = zmsg_popstr (msg), *draining = zmsg_popstr (msg);
+        if (nodes && peers && draining && strlen (id) <= AF_CLUSTER_ID) {
+            peer_t *peer = (peer_t *) zhashx_lookup (self->peers, id);
+            if (peer && !streq (peer->peers, peers)) {
+                zhashx_delete (self->peers, id);        //  it moved: connect again
+                peer = NULL;
+            }
+            if (!peer) {
+                peer = (peer_t *) zmalloc (sizeof (peer_t));
+                assert (peer);
+                snprintf (peer->id, sizeof peer->id, "%s", id);
+                snprintf (peer->peers, sizeof peer->peers, "%s", peers);
+                if (!streq (id, self->id))
+                    peer->dealer = broker_mesh_connect (self, peers);
+                zhashx_insert (self->peers, id, peer);
+                zsys_info ("broker: cluster member %s (nodes %s)", id, nodes);
+            }
+            snprintf (peer->nodes, sizeof peer->nodes, "%s", nodes);
+            peer->draining = streq (draining, "1");
+            zhashx_insert (seen, id, peer);
+        }
+        zstr_free (&nodes);
+        zstr_free (&peers);
+        zstr_free (&draining);
+        zstr_free (&id);
+    }
+    zlistx_t *gone = zhashx_keys (self->peers);
+    for (char *key = (char *) zlistx_first (gone); key; key = (char *) zlistx_next (gone))
+        if (!zhashx_lookup (seen, key)) {
+            zsys_info ("broker: cluster member %s is gone", key);
+            zhashx_delete (self->peers, key);
+        }
+    zlistx_destroy (&gone);
+    zhashx_destroy (&seen);
+    for (uint32_t shard = 0; shard < self->shard_count; shard++)
+        s_follow (self, shard);         //  the wanted placement may have changed
+}
+
+//  Are we in shard's in-sync set, as etcd has it?
+static bool
+s_in_sync (af_broker_t *self, uint32_t shard)
+{
+    char needle [AF_CLUSTER_ID + 3], haystack [sizeof self->shards [shard].isr + 2];
+    snprintf (needle, sizeof needle, ",%s,", self->id);
+    snprintf (haystack, sizeof haystack, ",%s,", self->shards [shard].isr);
+    return strstr (haystack, needle) != NULL;
+}
+
+//  Follow a shard we do not own if someone owns it and we are wanted for
+//  it, or in its in-sync set (which its owner waits for). Again at every
+//  change of the shard or of the brokers
+static void
+s_follow (af_broker_t *self, uint32_t shard)
+{
+    shard_t *state = &self->shards [shard];
+    if (state->role == SHARD_OWNER)
+        return;
+    bool follow = *state->owner && (s_is_wanted (self, shard, self->id, false) || s_in_sync (self, shard));
+    if (follow && state->role != SHARD_FOLLOWER)
+        state->head = s_head (self, shard);
+    state->role = follow? SHARD_FOLLOWER: SHARD_NONE;
+}
+
+static void
+s_on_shard (af_broker_t *self, zmsg_t *msg)
+{
+    char *number = zmsg_popstr (msg), *owner = zmsg_popstr (msg), *epoch = zmsg_popstr (msg),
+         *isr = zmsg_popstr (msg), *born = zmsg_popstr (msg);
+    uint32_t shard = number? (uint32_t) atol (number): UINT32_MAX;
+    if (shard < self->shard_count && owner && epoch && isr && born) {
+        shard_t *state = &self->shards [shard];
+        bool was_owner = state->role == SHARD_OWNER;
+        snprintf (state->owner, sizeof state->owner, "%s", owner);
+        state->born = streq (born, "1");
+        uint64_t known = (uint64_t) strtoull (epoch, NULL, 10);
+        if (*owner)
+            state->epoch = known;
+        //  The in-sync set as etcd has it: as owner we wait for each of them
+        snprintf (state->isr, sizeof state->isr, "%s", isr);
+        if (streq (owner, self->id)) {
+            char list [sizeof state->isr];
+            snprintf (list, sizeof list, "%s", isr);
+            for (char *save = NULL, *one = strtok_r (list, ",", &save); one; one = strtok_r (NULL, ",", &save))
+                if (!streq (one, self->id))     //  in it from when we followed: not our own follower
+                    s_replica (state, one, true);
+        }
+        for (uint32_t i = 0; i < state->replica_count; i++) {
+            replica_t *replica = &state->replicas [i];
+            char needle [AF_CLUSTER_ID + 3];
+            snprintf (needle, sizeof needle, ",%s,", replica->id);
+            char haystack [sizeof state->isr + 2];
+            snprintf (haystack, sizeof haystack, ",%s,", isr);
+            replica->in_isr = strstr (haystack, needle) != NULL;
+        }
+        if (streq (owner, self->id) && !was_owner) {
+            state->role = SHARD_OWNER;
+            state->head = s_head (self, shard);
+            af_store_log_epoch (af_registry_store (self->registry), shard, state->epoch);
+            af_store_log_own (af_registry_store (self->registry), shard, true);
+            zsys_info ("broker: we own shard %u now (epoch %" PRIu64 ", log at %" PRIu64 ")", shard,
+                       state->epoch, state->head);
+        }
+        else
+        if (!streq (owner, self->id) && was_owner) {
+            af_store_log_own (af_registry_store (self->registry), shard, false);
+            state->role = SHARD_NONE;
+            state->replica_count = 0;
+            state->leaving = false;
+            s_shard_lost (self, shard);
+        }
+        s_follow (self, shard);
+        broker_cluster_release (self);
+    }
+    zstr_free (&number);
+    zstr_free (&owner);
+    zstr_free (&epoch);
+    zstr_free (&isr);
+    zstr_free (&born);
+}
+
+static void
+s_on_isr_done (af_broker_t *self, zmsg_t *msg)
+{
+    char *number = zmsg_popstr (msg), *id = zmsg_popstr (msg), *what = zmsg_popstr (msg), *ok = zmsg_popstr (msg);
+    uint32_t shard = number? (uint32_t) atol (number): UINT32_MAX;
+    replica_t *replica = shard < self->shard_count && id? s_replica (&self->shards [shard], id, false): NULL;
+    if (replica && what && ok) {
+        replica->asking = false;
+        if (streq (ok, "ok"))
+            replica->in_isr = streq (what, "add");
+        zsys_info ("broker: %s %s the in-sync set of shard %u%s", id, streq (what, "add")? "joined": "left",
+                   shard, streq (ok, "ok")? "": " (not written: the epoch moved on)");
+    }
+    zstr_free (&number);
+    zstr_free (&id);
+    zstr_free (&what);
+    zstr_free (&ok);
+    broker_cluster_release (self);
+}
+
+static int
+s_coordinator_event (zloop_t *loop, zsock_t *pipe, void *arg)
+{
+    (void) loop;
+    af_broker_t *self = (af_broker_t *) arg;
+    zmsg_t *msg = zmsg_recv (pipe);
+    char *command = msg? zmsg_popstr (msg): NULL;
+    if (!command)
+        ;
+    else
+    if (streq (command, "LEASE")) {
+        char *until = zmsg_popstr (msg);
+        self->lease_until = until? (int64_t) strtoll (until, NULL, 10): 0;
+        zstr_free (&until);
+        broker_cluster_release (self);
+    }
+    else
+    if (streq (command, "LOST")) {
+        self->lease_until = 0;
+        zsys_warning ("broker: our cluster lease is gone: we own nothing until we claim again");
+        for (uint32_t shard = 0; shard < self->shard_count; shard++)
+            if (self->shards [shard].role == SHARD_OWNER) {
+                af_store_log_own (af_registry_store (self->registry), shard, false);
+                self->shards [shard].role = SHARD_NONE;
+                self->shards [shard].replica_count = 0;
+                s_shard_lost (self, shard);
+            }
+        broker_cluster_release (self);
+    }
+    else
+    if (streq (command, "FATAL")) {
+        char *reason = zmsg_popstr (msg);
+        zsys_error ("broker: the cluster will not have us: %s", reason? reason: "?");
+        zstr_free (&reason);
+        zstr_free (&command);
+        zmsg_destroy (&msg);
+        return -1;                      //  ends the loop: the broker stops
+    }
+    else
+    if (streq (command, "BROKERS"))
+        s_on_brokers (self, msg);
+    else
+    if (streq (command, "SHARD"))
+        s_on_shard (self, msg);
+    else
+    if (streq (command, "ISR_DONE"))
+        s_on_isr_done (self, msg);
+    else
+    if (streq (command, "CLAIMED")) {
+        char *number = zmsg_popstr (msg), *ok = zmsg_popstr (msg);
+        uint32_t shard = number? (uint32_t) atol (number): UINT32_MAX;
+        if (shard < self->shard_count)
+            self->shards [shard].claiming = false;
+        zstr_free (&number);
+        zstr_free (&ok);
+    }
+    else
+    if (streq (command, "RELEASED")) {
+        char *number = zmsg_popstr (msg);
+        uint32_t shard = number? (uint32_t) atol (number): UINT32_MAX;
+        if (shard < self->shard_count)
+            self->shards [shard].releasing = false;
+        zstr_free (&number);
+    }
+    zstr_free (&command);
+    zmsg_destroy (&msg);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  The mesh and the log's trimming
+
+zsock_t *
+broker_mesh_connect (af_broker_t *self, const char *endpoint)
+{
+    zsock_t *dealer = zsock_new (ZMQ_DEALER);
+    if (!dealer)
+        return NULL;
+    zcert_apply (self->cert, dealer);
+    zsock_set_curve_serverkey (dealer, zcert_public_txt (self->cert));  //  one cluster key
+    zsock_set_identity (dealer, self->id);
+    zsock_set_linger (dealer, 0);
+    zsock_set_sndtimeo (dealer, 0);
+    zsock_set_sndhwm (dealer, AF_SOCKET_HWM);
+    zsock_set_maxmsgsize (dealer, AF_MAX_ZMQ_MSG);
+    if (zsock_connect (dealer, "%s", endpoint)) {
+        zsys_error ("broker: cannot connect to the cluster member at %s", endpoint);
+        zsock_destroy (&dealer);
+    }
+    return dealer;
+}
+
+//  Entries every follower we know has, beyond the last log_keep, go; a
+//  follower keeps its last log_keep too, to serve when it is promoted
+void
+broker_cluster_trim (af_broker_t *self)
+{
+    broker_batch_begin (self);
+    af_store_t *store = af_registry_store (self->registry);
+    for (uint32_t shard = 0; shard < self->shard_count; shard++) {
+        shard_t *state = &self->shards [shard];
+        uint64_t upto = state->head;
+        for (uint32_t i = 0; state->role == SHARD_OWNER && i < state->replica_count; i++)
+            if (state->replicas [i].acked < upto)
+                upto = state->replicas [i].acked;       //  UINT64_MAX (unknown) keeps all
+        if (state->role == SHARD_NONE || upto <= (uint64_t) self->config.cluster_log_keep)
+            continue;
+        upto -= (uint64_t) self->config.cluster_log_keep;
+        MDB_txn *txn = NULL;
+        if (af_store_begin (store, true, &txn))
+            break;
+        if (af_store_log_trim (store, txn, shard, upto, NULL) == AF_OK)
+            af_store_commit (store, &txn);
+        else
+            af_store_abort (store, &txn);
+    }
+    broker_batch_end (self);
+}
+
+//  --------------------------------------------------------------------------
+//  The tick: claims, hand-offs, followers that fell behind
+
+static void
+s_tick_owner (af_broker_t *self, uint32_t shard, int64_t now)
+{
+    shard_t *state = &self->shards [shard];
+    const char *wanted [1 + AF_CLUSTER_MAX_REPLICAS];
+    uint32_t count = s_wanted (self, shard, wanted);
+    //  Our followers: the wanted ones (and whoever is in the in-sync set)
+    for (uint32_t i = 0; i < count; i++)
+        if (!streq (wanted [i], self->id))
+            s_replica (state, wanted [i], true);
+    //  ... and no others: one neither wanted nor in sync is forgotten
+    for (uint32_t i = 0; i < state->replica_count; i++) {
+        replica_t *replica = &state->replicas [i];
+        if (!replica->in_isr && !replica->asking && !s_is_wanted (self, shard, replica->id, false)) {
+            state->replicas [i] = state->replicas [--state->replica_count];
+            i--;
+        }
+    }
+    for (uint32_t i = 0; i < state->replica_count; i++) {
+        replica_t *replica = &state->replicas [i];
+        s_repl_send (self, shard, replica, now);
+        //  Behind for too long (silent, or gone from the cluster): out of
+        //  the in-sync set before we ack without it
+        bool behind = replica->acked == UINT64_MAX || replica->acked < state->head;
+        int64_t heard = replica->last_ack > replica->since? replica->last_ack: replica->since;
+        if (replica->in_isr && behind && !replica->asking && now - heard > self->config.cluster_repl_ms) {
+            replica->asking = true;
+            zsys_warning ("broker: %s has not acked shard %u for %d ms: removing it from the in-sync set",
+                          replica->id, shard, self->config.cluster_repl_ms);
+            s_tell (self, "ISR_DEL", shard, replica->id, state->epoch);
+        }
+    }
+    //  Hand-off: the wanted owner is another, in sync with us
+    replica_t *next = count && !streq (wanted [0], self->id)? s_replica (state, wanted [0], false): NULL;
+    if (next && next->in_isr && next->acked == state->head && !state->releasing && !zlistx_size (self->units)) {
+        zsys_info ("broker: handing shard %u to %s", shard, next->id);
+        state->leaving = true;          //  no new requests: they are sent on
+        af_store_log_own (af_registry_store (self->registry), shard, false);
+        state->releasing = true;
+        s_tell (self, "RELEASE", shard, NULL, state->epoch);
+    }
+}
+
+void
+broker_cluster_tick (af_broker_t *self, int64_t now)
+{
+    if (!self->cluster)
+        return;
+    for (uint32_t shard = 0; shard < self->shard_count; shard++) {
+        shard_t *state = &self->shards [shard];
+        if (state->role == SHARD_OWNER)
+            s_tick_owner (self, shard, now);
+        else
+        if (!*state->owner && !state->claiming && now < self->lease_until) {
+            //  Nobody owns it: ours to claim if we are in sync, or if it
+            //  was never owned and we are its wanted owner
+            if (s_in_sync (self, shard) || (!state->born && s_is_wanted (self, shard, self->id, true))) {
+                state->claiming = true;
+                s_tell (self, "CLAIM", shard, NULL, 0);
+            }
+        }
+    }
+    //  The log: what every follower has, beyond what we keep, goes
+    int64_t every = 10000;
+    if (now - self->trim_at >= every) {
+        self->trim_at = now;
+        broker_cluster_trim (self);
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Start and stop
+
+//  Our ID: the configured one, or made once and kept in DATA/broker.id
+static int
+s_identity (af_broker_t *self)
+{
+    if (*self->config.cluster_id) {
+        snprintf (self->id, sizeof self->id, "%s", self->config.cluster_id);
+        return 0;
+    }
+    char path [600];
+    snprintf (path, sizeof path, "%s/broker.id", self->config.data_dir);
+    FILE *file = fopen (path, "r");
+    if (file) {
+        bool ok = fgets (self->id, sizeof self->id, file) != NULL;
+        fclose (file);
+        self->id [strcspn (self->id, "\n")] = 0;
+        if (ok && strlen (self->id) == AF_CLUSTER_ID)
+            return 0;
+    }
+    uint8_t id [AF_CLUSTER_ID / 2];
+    randombytes_buf (id, sizeof id);
+    sodium_bin2hex (self->id, sizeof self->id, id, sizeof id);
+    file = fopen (path, "w");
+    if (!file || fprintf (file, "%s\n", self->id) < 0 || fclose (file)) {
+        zsys_error ("broker: cannot write %s", path);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+s_free_item (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
+
+int
+broker_cluster_start (af_broker_t *self)
+{
+    if (!*self->config.etcd)
+        return 0;                       //  a single broker: it serves every account
+    if (s_identity (self))
+        return -1;
+    self->cluster = true;
+    self->shard_count = (uint32_t) self->config.cluster_shards;
+    self->shards = (shard_t *) calloc (self->shard_count, sizeof (shard_t));
+    assert (self->shards);
+    self->peers = zhashx_new ();
+    zhashx_set_destructor (self->peers, s_peer_free);
+    self->units = zlistx_new ();
+    zlistx_set_destructor (self->units, s_unit_free);
+    self->acks = zlistx_new ();
+    zlistx_set_destructor (self->acks, s_free_item);
+    if (af_store_log_enable (af_registry_store (self->registry), self->shard_count) != AF_OK)
+        return -1;
+    //  The mesh: other brokers of the cluster hold our key, and only they
+    self->mesh = zsock_new (ZMQ_ROUTER);
+    assert (self->mesh);
+    zcert_apply (self->cert, self->mesh);
+    zsock_set_curve_server (self->mesh, 1);
+    zsock_set_zap_domain (self->mesh, AF_ZAP_PEERS);
+    zsock_set_maxmsgsize (self->mesh, AF_MAX_ZMQ_MSG);
+    zsock_set_rcvhwm (self->mesh, AF_SOCKET_HWM);
+    zsock_set_linger (self->mesh, 0);
+    zsock_set_rcvtimeo (self->mesh, 0);
+    if (broker_bind (self->mesh, self->config.cluster_peers, self->mesh_endpoint, sizeof self->mesh_endpoint))
+        return -1;
+    const char *nodes = *self->config.cluster_advertise? self->config.cluster_advertise: self->nodes_endpoint;
+    af_coordinator_args_t args = { self->config.etcd, self->id, nodes, self->mesh_endpoint,
+                                   self->shard_count, self->config.cluster_lease_s };
+    self->coordinator = zactor_new (af_coordinator_actor, &args);
+    if (!self->coordinator)
+        return -1;
+    zloop_reader (self->loop, zactor_sock (self->coordinator), s_coordinator_event, self);
+    zloop_reader (self->loop, self->mesh, s_peer_event, self);
+    zsys_info ("broker: cluster member %s: %u shards, etcd %s, mesh %s", self->id, self->shard_count,
+               self->config.etcd, self->mesh_endpoint);
+    return 0;
+}
+
+void
+broker_cluster_stop (af_broker_t *self)
+{
+    if (!self->cluster)
+        return;
+    //  Our lease is revoked on the way out: the others take over at once
+    zactor_destroy (&self->coordinator);
+    zsock_destroy (&self->mesh);
+    zhashx_destroy (&self->peers);
+    zlistx_destroy (&self->units);
+    zlistx_destroy (&self->acks);
+    free (self->shards);
+    self->shards = NULL;
+    self->cluster = false;
+}

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# The broker as a cluster (issue 12): three brokers and a real etcd on
+# loopback. Accounts spread over the brokers and each device lands on its
+# shard's owner by REDIRECT; a kill -9 of an owner hands its shards to
+# their in-sync followers, with every acknowledged account and device
+# there, and its devices back on the new owner; the killed broker comes
+# back as a follower; a broker stopped past its lease acknowledges
+# nothing under its old epoch; with etcd gone, writes are refused once
+# the leases would have expired, and the cluster recovers when it is back.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/etcd.sh"
+
+SHARDS=16 TTL=3
+start_etcd e1
+E=$ETCD_ENDPOINT
+# owner SHARD: the broker ID that owns it now ("" if none)
+owner () { etcdctl_at "$E" get --print-value-only "/appferry/shards/$(printf %04d "$1")/owner"; }
+# shard ACCOUNT: its shard, as every broker computes it
+shard () { "$RAW" shard "$1" $SHARDS; }
+# broker_of ID: the broker (1..3) with that ID
+broker_of () { local i; for i in 1 2 3; do grep -qx "$1" "$T/b$i/broker.id" 2>/dev/null && echo $i; done; }
+
+# Three brokers, one cluster key
+start_member () {
+    local i=$1
+    printf 'cluster\n    etcd = %s\n    shards = %d\n    lease_ttl = %d\n    repl_timeout = 500\n' \
+        "$E" $SHARDS $TTL > "$T/b$i.cfg"
+    unset NODES_EP WORKERS_EP
+    start_broker b$i --config "$T/b$i.cfg" ${EP[$i]:+--nodes ${EP[$i]}}
+    EP[$i]=$NODES_EP; PID[$i]=$BROKER_PID
+}
+declare -a EP PID
+start_member 1
+mkdir -p "$T/b2" "$T/b3"
+cp "$T/b1/broker.cert" "$T/b1/broker.cert_secret" "$T/b2/"
+cp "$T/b1/broker.cert" "$T/b1/broker.cert_secret" "$T/b3/"
+start_member 2
+start_member 3
+BROKER_CERT="$T/b1/broker.cert"
+ALL="${EP[1]},${EP[2]},${EP[3]}"
+all_owned () { local s; for s in $(seq 0 $((SHARDS - 1))); do [ -n "$(owner $s)" ] || return 1; done; }
+check "every shard gets an owner" wait_until 20 all_owned
+spread () { test "$(for s in $(seq 0 $((SHARDS - 1))); do owner $s; done | sort -u | wc -l)" -eq 3; }
+check "  ... the shards spread over the three brokers" wait_until 20 spread
+
+# Six accounts, a device each, given all three endpoints
+NODES_EP=$ALL
+for a in ana bob cyd dia edd flo; do
+    start_node $a "$DEVICES/galaxy-s21.json"
+    APPFERRY_PASSWORD="$a's password" af $a register $a > /dev/null || die "register $a failed"
+    APPFERRY_PASSWORD="$a's password" af $a login $a > /dev/null || die "login $a failed"
+done
+on_owner () {   # the node $1 (of account ${2:-$1}) is connected to its shard's owner
+    local b at in; b=$(broker_of "$(owner "$(shard "${2:-$1}")")")
+    at=$(afj "$1" .broker status); in=$(afj "$1" .loggedIn status)
+    echo "$1: owner broker ${b:-none} (${EP[$b]:-}), node at $at, logged in: $in" > "$T/on_owner.$1"
+    [ -n "$b" ] && test "$at" = "${EP[$b]}" && test "$in" = true
+}
+for a in ana bob cyd dia edd flo; do
+    check "$a's device is on its shard's owner" wait_until 10 on_owner $a
+done
+owners=$(for a in ana bob cyd dia edd flo; do owner "$(shard $a)"; done | sort -u | wc -l)
+check "  ... the accounts are on more than one broker ($owners)" test "$owners" -gt 1
+check "a broker that does not own a shard answers with REDIRECT" \
+    grep -q "says shard .* is owned by" "$T/ana.log" "$T/bo.log" "$T/cy.log" "$T/di.log" "$T/ed.log" "$T/flo.log"
+start_node ana2 "$DEVICES/galaxy-tab-s7.json"
+APPFERRY_PASSWORD="ana's password" af ana2 login ana > /dev/null || die "ana's tablet did not log in"
+check "ana's second device lands on the same owner" wait_until 10 on_owner ana2 ana || cat "$T/on_owner.ana2"
+
+# kill -9 of ana's shard's owner
+S=$(shard ana); OLD=$(owner $S); V=$(broker_of "$OLD")
+kill -9 "${PID[$V]}"; wait "${PID[$V]}" 2>/dev/null
+t0=$SECONDS
+moved () { local o; o=$(owner $S); [ -n "$o" ] && [ "$o" != "$OLD" ]; }
+check "a follower takes ana's shard within the lease ($TTL s) and 3 s" wait_until $((TTL + 3)) moved
+check "  ... ana is back, on the new owner" wait_until 15 on_owner ana
+check "  ... and so is her tablet" wait_until 15 on_owner ana2 ana
+echo "  # shard $S: broker $V killed; its devices back after $((SECONDS - t0)) s"
+out=$(af ana devices)
+check "  ... the account and both its devices were there" has "$out" "Ana's phone" "Ana's tablet"
+check "the other accounts are served too" wait_until 15 bash -c "for a in bob cyd dia edd flo; do \
+    test \"\$('$CLI' --home '$T/'\$a --json status | jq -r .loggedIn)\" = true || exit 1; done"
+
+# The killed broker comes back: as a follower, from its own store
+start_member $V
+joined () { etcdctl_at "$E" get --prefix --keys-only /appferry/shards/ | grep -q "isr/$OLD"; }
+check "the restarted broker joins in-sync sets again" wait_until 20 joined
+
+# A broker stopped past its lease (SIGSTOP), then continued: it confirms
+# nothing under its old epoch, and follows
+S=$(shard bob); OLD=$(owner $S); V=$(broker_of "$OLD")
+kill -STOP "${PID[$V]}"
+check "with bob's owner stopped, another takes its shard" wait_until $((TTL + 5)) moved
+kill -CONT "${PID[$V]}"
+check "  ... the stopped broker finds its lease gone" wait_until 10 grep -q "lease .* is gone" "$T/b$V.log"
+"$RAW" "${EP[$V]}" "$BROKER_CERT" login bob "bob's password" REDIRECT > "$T/stale.out" 2>&1
+check "  ... and answers bo's LOGIN with REDIRECT, not LOGIN_OK" grep -q "0 failed" "$T/stale.out"
+check "  ... bob is served by the new owner" wait_until 15 on_owner bob
+
+# etcd frozen (SIGSTOP: it answers nothing): writes are refused once the
+# leases would have ended, and the cluster recovers when it runs again
+S=$(shard cyd); O=$(broker_of "$(owner $S)")
+kill -STOP "$ETCD_PID_e1"
+sleep $((TTL + 1))
+"$RAW" "${EP[$O]}" "$BROKER_CERT" login cyd "cyd's password" 503 > "$T/frozen.out" 2>&1
+check "without etcd, past the lease, a write (a LOGIN) is refused with 503" grep -q "0 failed" "$T/frozen.out"
+check "  ... the broker says why" wait_until 5 grep -q "cannot keep our lease alive" "$T/b$O.log"
+kill -CONT "$ETCD_PID_e1"
+served () { local o b; o=$(owner "$(shard cyd)"); b=$(broker_of "$o"); [ -n "$b" ] && \
+    "$RAW" "${EP[$b]}" "$BROKER_CERT" login cyd "cyd's password" LOGIN_OK > "$T/back.out" 2>&1; }
+check "  ... and once etcd is back, cyd's owner confirms again" wait_until 20 served
+
+finish
