@@ -817,46 +817,13 @@ s_test_log (const char *base)
     af_store_destroy (&follower);
 }
 
-void
-af_store_test (bool verbose)
+//  A batch: children's writes seen inside it, a failed one undone alone,
+//  nothing left if the batch is dropped, everything once it ends
+static void
+s_test_batch (af_store_t *store, MDB_dbi things)
 {
-    if (verbose)
-        printf (" * af_store: ");
-    char dir [] = "/tmp/af_store_test_XXXXXX";
-    assert (mkdtemp (dir));
-
-    af_store_t *store = af_store_new (dir, 16 << 20, 4, false);
-    assert (store);
-    MDB_dbi things;
-    assert (af_store_dbi (store, "things", 0, &things) == 0);
-
-    //  A committed write is visible; an aborted one is not
     MDB_txn *txn = NULL;
-    assert (af_store_begin (store, true, &txn) == 0);
-    assert (af_store_put (txn, things, "a", 1, "apple", 5, 0) == 0);
-    assert (af_store_commit (store, &txn) == 0);
-    assert (txn == NULL);
-    assert (af_store_begin (store, true, &txn) == 0);
-    assert (af_store_put (txn, things, "b", 1, "banana", 6, 0) == 0);
-    af_store_abort (store, &txn);
-    assert (txn == NULL);
-    af_store_abort (store, &txn);          //  idempotent
-
-    assert (af_store_begin (store, false, &txn) == 0);
     MDB_val value;
-    assert (af_store_get (txn, things, "a", 1, &value) == 0);
-    assert (value.mv_size == 5 && memcmp (value.mv_data, "apple", 5) == 0);
-    assert (af_store_get (txn, things, "b", 1, &value) == MDB_NOTFOUND);
-    af_store_abort (store, &txn);
-
-    //  NOOVERWRITE reports the existing key
-    assert (af_store_begin (store, true, &txn) == 0);
-    assert (af_store_put (txn, things, "a", 1, "avocado", 7, MDB_NOOVERWRITE) == MDB_KEYEXIST);
-    assert (af_store_del (txn, things, "zz", 2) == MDB_NOTFOUND);
-    assert (af_store_commit (store, &txn) == 0);
-
-    //  A batch: children's writes seen inside it, a failed one undone alone,
-    //  nothing left if the batch is dropped, everything once it ends
     uint64_t writes = af_store_writes (store);
     assert (af_store_batch_begin (store) == 0 && af_store_in_batch (store));
     assert (af_store_begin (store, true, &txn) == 0);
@@ -911,6 +878,48 @@ af_store_test (bool verbose)
     assert (af_store_begin (store, false, &txn) == 0);
     assert (af_store_get (txn, things, "c", 1, &value) == 0 && value.mv_size == 6);
     af_store_abort (store, &txn);
+
+}
+
+void
+af_store_test (bool verbose)
+{
+    if (verbose)
+        printf (" * af_store: ");
+    char dir [] = "/tmp/af_store_test_XXXXXX";
+    assert (mkdtemp (dir));
+
+    af_store_t *store = af_store_new (dir, 16 << 20, 4, false);
+    assert (store);
+    MDB_dbi things;
+    assert (af_store_dbi (store, "things", 0, &things) == 0);
+
+    //  A committed write is visible; an aborted one is not
+    MDB_txn *txn = NULL;
+    assert (af_store_begin (store, true, &txn) == 0);
+    assert (af_store_put (txn, things, "a", 1, "apple", 5, 0) == 0);
+    assert (af_store_commit (store, &txn) == 0);
+    assert (txn == NULL);
+    assert (af_store_begin (store, true, &txn) == 0);
+    assert (af_store_put (txn, things, "b", 1, "banana", 6, 0) == 0);
+    af_store_abort (store, &txn);
+    assert (txn == NULL);
+    af_store_abort (store, &txn);          //  idempotent
+
+    assert (af_store_begin (store, false, &txn) == 0);
+    MDB_val value;
+    assert (af_store_get (txn, things, "a", 1, &value) == 0);
+    assert (value.mv_size == 5 && memcmp (value.mv_data, "apple", 5) == 0);
+    assert (af_store_get (txn, things, "b", 1, &value) == MDB_NOTFOUND);
+    af_store_abort (store, &txn);
+
+    //  NOOVERWRITE reports the existing key
+    assert (af_store_begin (store, true, &txn) == 0);
+    assert (af_store_put (txn, things, "a", 1, "avocado", 7, MDB_NOOVERWRITE) == MDB_KEYEXIST);
+    assert (af_store_del (txn, things, "zz", 2) == MDB_NOTFOUND);
+    assert (af_store_commit (store, &txn) == 0);
+
+    s_test_batch (store, things);
 
     af_store_destroy (&store);
     s_test_log (dir);
