@@ -27,7 +27,10 @@
     --flat asks for the flat form of protocol version 1 instead.
 
     Usage: bench_sync [--devices N] [--apps N] [--programs N] [--seconds S]
-                      [--window W] [--common N] [--flat]
+                      [--window W] [--common N] [--flat] [--broker PATH]
+
+    --broker PATH runs another appferry-broker binary (an older build, to
+    compare old and new in one session).
     =========================================================================
 */
 #include <czmq.h>
@@ -197,7 +200,7 @@ main (int argc, char *argv [])
         int value = next? atoi (next): 0;
         if (streq (argv [i], "--help") || streq (argv [i], "-h")) {
             printf ("Usage: bench_sync [--devices N] [--apps N] [--programs N] [--seconds S] [--window W]\n"
-                    "                  [--common N] [--flat]\n"
+                    "                  [--common N] [--flat] [--broker PATH]\n"
                     "Sync diffs per second through the real broker and matcher (an account of N devices,\n"
                     "default 20, with 300 apps each of 400 programs). Login storms: appferry-fleet\n"
                     "(bench/README.md). --common N: every\n"
@@ -226,6 +229,9 @@ main (int argc, char *argv [])
         else
         if (streq (argv [i], "--flat"))
             s_flat = true;
+        else
+        if (streq (argv [i], "--broker") && next)
+            bench_broker_path = next, i++;
         else {
             fprintf (stderr, "bench_sync: bad option '%s' (see --help)\n", argv [i]);
             return 2;

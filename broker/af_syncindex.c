@@ -252,16 +252,16 @@ s_diff_pass (index_t *index, const bool *mine, uint32_t cap, bool grouped, af_sy
         uint32_t slot = out->program_count++;
         af_prog_t *prog = grouped && diff? &diff->progs [slot]: NULL;
         if (diff)
-            snprintf (out->programs [slot], AF_MAX_PROGRAM + 1, "%s", name);
+            af_strcopy (out->programs [slot], AF_MAX_PROGRAM + 1, name);
         if (prog)
-            snprintf (prog->program, sizeof prog->program, "%s", name);
+            af_strcopy (prog->program, sizeof prog->program, name);
         for (; entry && n < cap; entry = entry->next == NONE? NULL: &index->entries [entry->next]) {
             bool history = entry->device == NONE;
             if (history && installed)
                 break;
             const char *version = index->pool + entry->version;
             if (prog && history)
-                snprintf (prog->had, sizeof prog->had, "%s", version);
+                af_strcopy (prog->had, sizeof prog->had, version);
             else
             if (prog) {
                 if (!prog->holders) {           //  room for every device that may have it
@@ -270,17 +270,17 @@ s_diff_pass (index_t *index, const bool *mine, uint32_t cap, bool grouped, af_sy
                 }
                 af_holder_t *holder = &prog->holders [prog->holder_count++];
                 holder->device = entry->device;
-                snprintf (holder->version_name, sizeof holder->version_name, "%s", version);
+                af_strcopy (holder->version_name, sizeof holder->version_name, version);
             }
             else
             if (diff) {
                 af_app_t *app = &diff->apps [n];
-                snprintf (app->program, sizeof app->program, "%s", name);
-                snprintf (app->version_name, sizeof app->version_name, "%s", version);
+                af_strcopy (app->program, sizeof app->program, name);
+                af_strcopy (app->version_name, sizeof app->version_name, version);
                 app->version_code = entry->version_code;
                 app->at = entry->at;
-                snprintf (app->device_id, sizeof app->device_id, "%s",
-                          history? "": index->devices [entry->device].id);
+                af_strcopy (app->device_id, sizeof app->device_id,
+                            history? "": index->devices [entry->device].id);
                 out->slot [n] = slot;
             }
             n += !(grouped && history);

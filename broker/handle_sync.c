@@ -101,12 +101,12 @@ s_collect_app (const char *device_id, const af_msg_t *app, void *arg)
     if (list->app_count == AF_MAX_APPS)
         return 1;                               //  full
     af_app_t *out = &list->apps [list->app_count++];
-    snprintf (out->program, sizeof out->program, "%s", app->program);
-    snprintf (out->version_name, sizeof out->version_name, "%s", app->version_name);
+    af_strcopy (out->program, sizeof out->program, app->program);
+    af_strcopy (out->version_name, sizeof out->version_name, app->version_name);
     out->version_code = app->version_code;
-    snprintf (out->hash, sizeof out->hash, "%s", app->hash);
+    af_strcopy (out->hash, sizeof out->hash, app->hash);
     out->at = app->at;
-    snprintf (out->device_id, sizeof out->device_id, "%s", device_id);
+    af_strcopy (out->device_id, sizeof out->device_id, device_id);
     return 0;
 }
 
@@ -119,7 +119,7 @@ handle_apps (af_broker_t *self, session_t *session, af_msg_t *msg)
         return;
     }
     af_msg_t *reply = af_msg_new (AF_MSG_APP_LIST);
-    snprintf (reply->device_id, sizeof reply->device_id, "%s", msg->device_id);
+    af_strcopy (reply->device_id, sizeof reply->device_id, msg->device_id);
     af_msg_set_app_count (reply, AF_MAX_APPS);
     reply->app_count = 0;
     if (af_lists_each (self->lists, session->account, msg->device_id, s_collect_app, reply) != AF_OK) {

@@ -83,15 +83,6 @@ struct _af_catalog_t {
     uint32_t abi_prefix [AF_ABI_COUNT];     //  first 4 bytes of each ABI name
 };
 
-//  Bounded string copy; always terminates
-static inline void
-s_copy (char *dest, size_t size, const char *src)
-{
-    size_t len = strnlen (src, size - 1);
-    memcpy (dest, src, len);
-    dest [len] = 0;
-}
-
 af_catalog_t *
 af_catalog_new (const char *dir, bool writable)
 {
@@ -100,9 +91,9 @@ af_catalog_new (const char *dir, bool writable)
     self->dir = strdup (dir);
     self->writable = writable;
     for (int i = 1; i < AF_PLATFORM_COUNT; i++)
-        s_copy (self->platforms [i], sizeof self->platforms [i], af_platform_name ((af_platform_t) i));
+        af_strcopy (self->platforms [i], sizeof self->platforms [i], af_platform_name ((af_platform_t) i));
     for (int i = 1; i < AF_FORM_COUNT; i++)
-        s_copy (self->forms [i], sizeof self->forms [i], af_form_name ((af_form_t) i));
+        af_strcopy (self->forms [i], sizeof self->forms [i], af_form_name ((af_form_t) i));
     for (int k = 0; k < AF_ABI_COUNT; k++)
         memcpy (&self->abi_prefix [k], af_abi_names [k], 4);     //  "x86" and its NUL at least
     if (writable && zsys_dir_create ("%s/blobs", dir)) {
