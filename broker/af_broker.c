@@ -81,117 +81,6 @@ s_free_item (void **item)
 }
 
 //  --------------------------------------------------------------------------
-//  Finding sessions
-
-session_t *
-broker_session (af_broker_t *self, const char *hex)
-{
-    return (session_t *) zhashx_lookup (self->sessions, hex);
-}
-
-session_t *
-broker_online (af_broker_t *self, const char *account, const char *device_id)
-{
-    char key [AF_MAX_ACCOUNT + AF_ID_HEX + 2];
-    snprintf (key, sizeof key, "%s/%s", account, device_id);
-    return (session_t *) zhashx_lookup (self->online, key);
-}
-
-//  --------------------------------------------------------------------------
-//  Sessions
-
-static void
-s_session_free (void **item)
-{
-    session_t *session = (session_t *) *item;
-    if (session) {
-        zframe_destroy (&session->routing);
-        zlistx_destroy (&session->queue);
-        free (session);
-        *item = NULL;
-    }
-}
-
-static void
-s_session_remove (af_broker_t *self, session_t *session)
-{
-    broker_session_logout (self, session);
-    zhashx_delete (self->backlog, session->hex);
-    zlistx_delete (self->by_seen, session->seen);
-    zhashx_delete (self->sessions, session->hex);
-}
-
-//  Remove the sessions dropped since the last safe point. Called at the
-//  end of each event, when no handler holds a session; a removal that
-//  drops another session (a device list it cannot take) is seen too.
-void
-broker_reap (af_broker_t *self)
-{
-    char *hex;
-    while ((hex = (char *) zlistx_detach (self->dropping, NULL))) {
-        session_t *session = broker_session (self, hex);
-        if (session && session->dropped)
-            s_session_remove (self, session);
-        free (hex);
-    }
-}
-
-//  Messages from a dropped connection are ignored for a while
-static bool
-s_banned (af_broker_t *self, const char *hex)
-{
-    int64_t *until = (int64_t *) zhashx_lookup (self->banned, hex);
-    if (!until)
-        return false;
-    if (zclock_mono () < *until)
-        return true;
-    zhashx_delete (self->banned, hex);
-    return false;
-}
-
-//  The session of a message's connection, made on its first message: a
-//  connection without an authenticated CURVE key gets none (NULL).
-static session_t *
-s_session_for (af_broker_t *self, const char *hex, zframe_t *routing, zframe_t *body, const char *user_id)
-{
-    session_t *session = broker_session (self, hex);
-    if (session)
-        return session;
-    if (!user_id || strlen (user_id) != AF_KEY_Z85 || zhashx_size (self->sessions) >= self->config.max_sessions) {
-        self->stats.refused++;
-        if (af_loglimit_pass (self->drop_log, zclock_mono ()))
-            zsys_warning ("broker: dropped a message from %s: %s", hex,
-                          !user_id || strlen (user_id) != AF_KEY_Z85? "no authenticated CURVE key":
-                          "too many sessions (max_sessions)");
-        return NULL;
-    }
-    session = (session_t *) zmalloc (sizeof (session_t));
-    assert (session);
-    snprintf (session->hex, sizeof session->hex, "%s", hex);
-    session->routing = zframe_dup (routing);
-    memcpy (session->key, user_id, AF_KEY_Z85 + 1);
-    const char *peer = zframe_meta (body, "Peer-Address");
-    snprintf (session->peer, sizeof session->peer, "%s", peer? peer: "unknown");
-    //  The connection's socket, to close it if the peer stops reading:
-    //  ZMQ_SRCFD, which libzmq 4.3 keeps as the message property "__fd"
-    //  (zmq_msg_get reads it from there). The descriptor may already be
-    //  another connection's; its address and port must match the peer's
-    //  now and again when it is closed.
-    session->fd = -1;
-    const char *fd = zframe_meta (body, "__fd");
-    char address [AF_PEER_ADDRESS];
-    int port;
-    if (fd && af_peers_address (atoi (fd), address, sizeof address, &port) == 0 && streq (address, session->peer)) {
-        session->fd = atoi (fd);
-        session->port = port;
-    }
-    session->last_seen = zclock_mono ();
-    session->seen = zlistx_add_end (self->by_seen, session);
-    zhashx_insert (self->sessions, hex, session);
-    return session;
-}
-
-//  --------------------------------------------------------------------------
 //  Receiving
 
 //  Receive one message from a ROUTER without waiting: the routing frame,
@@ -264,10 +153,10 @@ s_frontend_message (af_broker_t *self, zframe_t *routing, zframe_t *body, size_t
         goto done;
     char hex [2 * AF_MAX_ROUTING + 2];
     sodium_bin2hex (hex, sizeof hex, zframe_data (routing), zframe_size (routing));
-    if (zhashx_size (self->banned) && s_banned (self, hex))
+    if (zhashx_size (self->banned) && broker_banned (self, hex))
         goto done;
     const char *user_id = body? zframe_meta (body, "User-Id"): NULL;
-    session_t *session = s_session_for (self, hex, routing, body, user_id);
+    session_t *session = broker_session_for (self, hex, routing, body, user_id);
     if (!session)
         goto done;
     //  It sent something: it may be reading again, and what waits goes first
@@ -399,7 +288,7 @@ s_timer_event (zloop_t *loop, int timer_id, void *arg)
         if (session->logged_in)
             zsys_info ("broker: device %s of '%s' stopped answering; marked offline",
                        session->device_id, session->account);
-        s_session_remove (self, session);
+        broker_session_remove (self, session);
     }
     //  Bans that ended
     zlistx_t *ended = zlistx_new ();
@@ -653,7 +542,7 @@ s_tables (af_broker_t *self)
     }
     assert (self->ping && self->pong [0] && self->pong [1]);
     self->sessions = zhashx_new ();
-    zhashx_set_destructor (self->sessions, s_session_free);
+    zhashx_set_destructor (self->sessions, broker_session_free);
     self->online = zhashx_new ();
     self->sources = zhashx_new ();
     zhashx_set_destructor (self->sources, s_free_item);

@@ -287,6 +287,22 @@ session_t *broker_session (af_broker_t *self, const char *hex);
 //  The session of an online device, or NULL.
 session_t *broker_online (af_broker_t *self, const char *account, const char *device_id);
 
+//  The session of a message's connection, made on its first message; NULL
+//  for a connection without an authenticated CURVE key or past
+//  max_sessions (counted and logged).
+session_t *broker_session_for (af_broker_t *self, const char *hex, zframe_t *routing, zframe_t *body,
+                               const char *user_id);
+
+//  Remove a session now: its device logged out, its indexes dropped.
+//  Only where no handler holds it (the timer, broker_reap).
+void broker_session_remove (af_broker_t *self, session_t *session);
+
+//  The sessions table's destructor.
+void broker_session_free (void **item);
+
+//  True while messages of a dropped connection's routing ID are ignored.
+bool broker_banned (af_broker_t *self, const char *hex);
+
 //  A request's rid, kept for a deferred answer
 typedef struct {
     char session [2 * AF_MAX_ROUTING + 2];
