@@ -467,8 +467,9 @@ s_uninstall (af_node_t *self, cli_t *cli)
 {
     char err [AF_MAX_REASON + 1] = "";
     if (!cli->arg [1]) {
-        if (node_uninstall_local (self, cli->arg [0], err, sizeof err))
-            node_ctl_error (self, cli->client, AF_E_MALFORMED, "%s", err);
+        int rc = node_uninstall_local (self, cli->arg [0], err, sizeof err);
+        if (rc != AF_OK)
+            node_ctl_error (self, cli->client, rc, "%s", err);
         else
             node_ctl_reply (self, cli->client, true, json_pack ("{s:s, s:b}", "program", cli->arg [0],
                             "uninstalled", 1));

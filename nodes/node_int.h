@@ -281,6 +281,8 @@ void node_reports_flush (af_node_t *self);
 void node_reports_login (af_node_t *self, uint64_t broker_seq, bool send_list);
 int node_report (af_node_t *self, const char *op, const af_install_info_t *info);
 af_msg_t *node_install_list (af_node_t *self);
+//  Uninstall here: AF_OK; AF_E_MALFORMED (not installed here, or not a
+//  program ID), AF_E_INTERNAL (the node's own files), err says what
 int node_uninstall_local (af_node_t *self, const char *program, char *err, size_t errlen);
 void node_uninstall_asked (af_node_t *self, af_msg_t *uninstall);
 

@@ -231,33 +231,34 @@ node_uninstall_local (af_node_t *self, const char *program, char *err, size_t er
     if (af_program_check (program, NULL, 0) != AF_OK
     ||  af_install_record_read (self->config.home, program, &info, &found) != AF_OK || !found) {
         snprintf (err, errlen, "%s is not installed here", program);
-        return -1;
+        return AF_E_MALFORMED;
     }
-    if (af_install_remove (self->config.home, program, err, errlen) != AF_OK)
-        return -1;
+    int rc = af_install_remove (self->config.home, program, err, errlen);
+    if (rc != AF_OK)
+        return rc;
     snprintf (path, sizeof path, "%s/installed/%s.json", self->config.home, program);
     json_error_t jerr;
     json_t *record = json_load_file (path, 0, &jerr);
     if (!json_is_object (record)) {
         snprintf (err, errlen, "cannot read %s: %s", path, jerr.text);
         json_decref (record);
-        return -1;
+        return AF_E_INTERNAL;
     }
     uint64_t seq = self->next_seq++;
     node_state_save (self);
     json_object_set_new (record, "seq", json_integer ((json_int_t) seq));
     json_object_set_new (record, "op", json_string ("uninstall"));
     json_object_set_new (record, "at", json_integer ((json_int_t) zclock_time ()));
-    int rc = s_write_durably (record, path);
+    rc = s_write_durably (record, path);
     json_decref (record);
     if (rc || af_reports_adopt (self->reports, seq, path) != AF_OK) {
         snprintf (err, errlen, "cannot queue the report of the uninstall (%s); %s is still recorded as "
                   "installed", rc? strerror (errno): "see the log", program);
-        return -1;
+        return AF_E_INTERNAL;
     }
     node_reports_flush (self);
     zsys_info ("node: uninstalled %s", program);
-    return 0;
+    return AF_OK;
 }
 
 //  The broker has the outcome of an UNINSTALL item (or could not store it:
@@ -282,7 +283,7 @@ node_uninstall_asked (af_node_t *self, af_msg_t *uninstall)
     bool found = false;
     bool had = af_program_check (uninstall->program, NULL, 0) == AF_OK
             && af_install_record_read (self->config.home, uninstall->program, &info, &found) == AF_OK && found;
-    bool failed = had && node_uninstall_local (self, uninstall->program, err, sizeof err);
+    bool failed = had && node_uninstall_local (self, uninstall->program, err, sizeof err) != AF_OK;
     if (failed)
         zsys_warning ("node: device %.8s asked to uninstall %s: %s", uninstall->from, uninstall->program, err);
     else

@@ -2,7 +2,8 @@
 # Install reports are never lost (issue 9, section 3): an unreadable report
 # in the queue does not stop the ones after it; a node stopped between its
 # install record and its report reports the install when the offer comes
-# again; an uninstall whose report cannot be queued keeps its record. Each
+# again; an uninstall whose report cannot be queued keeps its record (and
+# one asked from another device reports its failure there). Each
 # time the broker ends up knowing what the device has.
 . "$(dirname "$0")/lib.sh"
 
@@ -68,6 +69,12 @@ out=$(af tablet uninstall notes 2>&1); rc=$?
 echo "$out" | sed 's/^/  # /'
 check "an uninstall whose report cannot be queued fails and says why" has "$rc:$out" "1:" "report"
 check "  ... the record stays" test -f "$T/tablet/installed/notes.json"
+out=$(af phone uninstall notes --on "$TABLET" 2>&1)
+echo "$out" | sed 's/^/  # /'
+remote () { afj phone "[.pushes[] | select(.kind == \"uninstall\") | .targets[0].$1] | join(\" \")" status; }
+check "a remote uninstall that fails on its target reaches the initiator as failed" wait_eq 10 failed remote state
+check "  ... with the target's reason" has "$(remote reason)" "report"
+check "  ... and the target keeps its record" test -f "$T/tablet/installed/notes.json"
 rm "$T/tablet/reports"; mv "$T/tablet/reports.away" "$T/tablet/reports"
 check "  ... once the queue works, the uninstall goes through" af tablet uninstall notes
 check "  ... and the broker hears of it" wait_eq 10 "" tablet_apps
