@@ -218,7 +218,11 @@ int broker_send_msg (af_broker_t *self, session_t *session, af_msg_t *msg);
 //  it answers, or NULL, or BROKER_UNHELD: it says nothing of any change
 //  (a PONG), so it goes at once, not after the batch's commit.
 int broker_send_frame (af_broker_t *self, session_t *session, zframe_t *frame, const uint8_t *rid);
-#define BROKER_UNHELD ((const uint8_t *) "")
+//  One object, compared by address: a string literal would be a different
+//  object in each file unless the linker merges them (it does not under
+//  AddressSanitizer, which then saw a 16-byte read of a 1-byte "")
+extern const uint8_t broker_unheld [AF_ID_SIZE];
+#define BROKER_UNHELD broker_unheld
 
 //  Give libzmq what waits in the sessions' queues, and resume transfers
 //  that waited for room; arm the retry timer while anything waits.
