@@ -127,26 +127,36 @@ handle_contacts_eval (af_broker_t *self, session_t *session, af_msg_t *msg)
 //  --------------------------------------------------------------------------
 //  CONTACTS_PUT: the book (replace, add) or the own numbers (own)
 
+//  A set read in place, copied: a later write in the transaction may move
+//  the page it points into (LMDB: valid until the next update)
+static af_token_t *
+s_copy (const af_token_t *tokens, size_t count)
+{
+    af_token_t *copy = (af_token_t *) malloc ((count + 1) * AF_CONTACT_TOKEN_SIZE);
+    assert (copy);
+    if (count)
+        memcpy (copy, tokens, count * AF_CONTACT_TOKEN_SIZE);
+    return copy;
+}
+
 static int
 s_put_own (af_broker_t *self, MDB_txn *txn, session_t *session, af_msg_t *msg)
 {
-    const af_token_t *old;
-    size_t nold;
-    int code = af_friends_set_get (self->friends, txn, session->account, AF_SET_OWN, &old, &nold);
-    af_token_t *copy = (af_token_t *) malloc ((nold + 1) * AF_CONTACT_TOKEN_SIZE);
-    assert (copy);
-    if (code == AF_OK && nold)
-        memcpy (copy, old, nold * AF_CONTACT_TOKEN_SIZE);      //  read in place: the put overwrites it
+    const af_token_t *set;
+    size_t nold = 0, nnow = 0;
+    int code = af_friends_set_get (self->friends, txn, session->account, AF_SET_OWN, &set, &nold);
+    af_token_t *old = s_copy (set, code == AF_OK? nold: 0), *now = NULL;
     if (code == AF_OK)
         code = af_friends_set_put (self->friends, txn, session->account, AF_SET_OWN, true,
                                    (const af_token_t *) msg->elements, msg->element_count, AF_MAX_OWN_NUMBERS, NULL);
-    const af_token_t *now;
-    size_t nnow;
     if (code == AF_OK)
-        code = af_friends_set_get (self->friends, txn, session->account, AF_SET_OWN, &now, &nnow);
-    if (code == AF_OK)
-        code = xacct_directory (self, txn, session->account, copy, code == AF_OK? nold: 0, now, nnow);
-    free (copy);
+        code = af_friends_set_get (self->friends, txn, session->account, AF_SET_OWN, &set, &nnow);
+    if (code == AF_OK) {
+        now = s_copy (set, nnow);
+        code = xacct_directory (self, txn, session->account, old, nold, now, nnow);
+    }
+    free (old);
+    free (now);
     return code;
 }
 
