@@ -604,6 +604,7 @@ af_node_destroy (af_node_t **self_p)
     zloop_destroy (&self->loop);
     zsock_destroy (&self->dealer);
     node_requests_destroy (self);
+    node_friends_destroy (self);
     af_msg_destroy (&self->list);
     json_decref (self->inbox);
     json_decref (self->pushes);

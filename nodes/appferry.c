@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <termios.h>
 #include "af_limits.h"
+#include "cli_friends.h"
 
 static void
 s_usage (FILE *out)
@@ -72,6 +73,7 @@ s_usage (FILE *out)
 "  config show PROGRAM [--previous]\n"
 "                        the account's stored version (or the one it replaced)\n"
 "  stop                  stop the node\n"
+"%s"
 "\n"
 "Options:\n"
 "  -H, --home DIR            the node's home directory (required)\n"
@@ -92,7 +94,8 @@ s_usage (FILE *out)
 "with the candidates.\n"
 "\n"
 "Exit status: 0 done, 1 refused or failed (push: any target failed, was\n"
-"refused or has no fitting package), 2 usage error, 3 no node running.\n");
+"refused or has no fitting package), 2 usage error, 3 no node running.\n",
+    cli_friends_usage);
 }
 
 static int
@@ -568,6 +571,18 @@ static const struct {
     { "uninstall",      1, false, s_print_uninstall },
     { "config",        -1, false, s_print_config },
     { "stop",           0, false, s_print_stop },
+    //  -2: friends' commands, checked and printed by cli_friends
+    { "contacts",      -2, false, NULL },
+    { "friends",       -2, false, NULL },
+    { "block",         -2, false, NULL },
+    { "unblock",       -2, false, NULL },
+    { "share",         -2, false, NULL },
+    { "friend-apps",   -2, false, NULL },
+    { "recommend",     -2, false, NULL },
+    { "inbox",         -2, false, NULL },
+    { "refuse",        -2, false, NULL },
+    { "accept",        -2, false, NULL },
+    { "friend-install", -2, false, NULL },  //  followed: s_push_follow
 };
 
 typedef struct {
@@ -579,6 +594,7 @@ typedef struct {
     int nargs;
     char **args;
     bool secret;                    //  config secret
+    cli_friends_opts_t friends;     //  the friends' commands' options
 } options_t;
 
 //  Parse the command line: 0, or the exit status (usage printed)
@@ -600,6 +616,13 @@ s_parse (int argc, char *argv [], options_t *o)
         { "install-all", no_argument, NULL, 'A' },
         { "on", required_argument, NULL, 'O' },
         { "previous", no_argument, NULL, 'P' },
+        { "country", required_argument, NULL, 'C' },
+        { "friends", no_argument, NULL, 'F' },
+        { "public", no_argument, NULL, 'U' },
+        { "private", no_argument, NULL, 'V' },
+        { "list", no_argument, NULL, 'L' },
+        { "all", no_argument, NULL, 'a' },
+        { "none", no_argument, NULL, 'n' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -623,6 +646,13 @@ s_parse (int argc, char *argv [], options_t *o)
             case 'A': o->install_all = true; break;
             case 'O': o->on = optarg; break;
             case 'P': o->previous = true; break;
+            case 'C': o->friends.country = optarg; break;
+            case 'F': o->friends.share = "friends"; break;
+            case 'U': o->friends.share = "public"; break;
+            case 'V': o->friends.share = "private"; break;
+            case 'L': o->friends.list = true; break;
+            case 'a': o->friends.all = true; break;
+            case 'n': o->friends.none = true; break;
             case 'h': s_usage (stdout); return 1;
             default: s_usage (stderr); return 2;
         }
@@ -648,6 +678,9 @@ s_parse (int argc, char *argv [], options_t *o)
         return 2;
     }
     int args = s_commands [o->command].args;
+    o->friends.to = o->to;
+    if (args == -2)
+        return cli_friends_check (command, o->nargs, o->args, &o->friends);
     //  config SUBCOMMAND [PROGRAM]: the node's verb is config-SUBCOMMAND
     if (args < 0) {
         static const char *subs [] = { "secret", "share", "unshare", "apply", "show", NULL };
@@ -690,6 +723,9 @@ s_request (const options_t *o, const char *password)
             return NULL;
     }
     zmsg_t *request = zmsg_new ();
+    if (s_commands [o->command].args == -2)
+        cli_friends_request (command, o->nargs, o->args, &o->friends, request);
+    else
     if (streq (command, "config")) {
         char verb [32];
         snprintf (verb, sizeof verb, "config-%s", o->args [0]);
@@ -729,8 +765,12 @@ s_render (zsock_t *sock, const options_t *o, const char *status, const char *tex
         printf ("%s\n", text);
         return ok? 0: 1;
     }
-    if (ok && streq (command, "push"))
+    if (ok && (streq (command, "push") || streq (command, "friend-install")))
         return s_push_follow (sock, doc, o->no_wait? 0: o->wait);
+    if (ok && s_commands [o->command].args == -2) {
+        cli_friends_print (command, o->nargs, o->args, doc);
+        return 0;
+    }
     if (ok && streq (command, "sync") && (o->install || o->install_all))
         return s_sync_install (sock, doc, o->install, o->wait);
     if (ok) {

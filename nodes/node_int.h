@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 typedef struct _pending_t pending_t;
+typedef struct _node_friends_t node_friends_t;
 struct _cli_t;
 
 //  A request's completion. answer is the broker's reply, or NULL when none
@@ -162,6 +163,7 @@ struct _af_node_t {
     zhashx_t *auto_installs;        //  programs this node asked to install for
                                     //  itself in automatic mode, until their RESULT
     char guarded_cmd [6400];        //  the install command, run under the guard
+    node_friends_t *friends;        //  node_friends.c: an address book import under way
     uint8_t *chunk_raw;             //  upload buffers: one chunk, and compressed
     uint8_t *chunk_packed;
     size_t chunk_packed_size;
@@ -309,5 +311,22 @@ void node_push_progress (af_node_t *self, af_msg_t **msg_p);
 void node_push_result (af_node_t *self, af_msg_t *msg);
 void node_install_self (af_node_t *self, node_answer_fn *on_answer, zframe_t *client, const char *program);
 void node_auto_sync (af_node_t *self);
+
+//  node_friends.c: contacts, friends, shares, pull, push, inbox (issue 13)
+void node_friends_destroy (af_node_t *self);
+void node_contacts_import (af_node_t *self, cli_t *cli);
+void node_contacts_me (af_node_t *self, cli_t *cli);
+void node_contacts_list (af_node_t *self, cli_t *cli);
+void node_friends_list (af_node_t *self, cli_t *cli);
+void node_friends_block (af_node_t *self, cli_t *cli);
+void node_friends_refuse (af_node_t *self, cli_t *cli);
+void node_friends_share (af_node_t *self, cli_t *cli);
+void node_friends_shares (af_node_t *self, cli_t *cli);
+void node_friend_apps (af_node_t *self, cli_t *cli);
+void node_friend_recommend (af_node_t *self, cli_t *cli);
+void node_friend_install (af_node_t *self, cli_t *cli);
+void node_friends_inbox (af_node_t *self, cli_t *cli);
+//  A RECOMMENDATION in outbox item `item`: kept in the inbox, then ACKed
+void node_friends_on_item (af_node_t *self, af_msg_t *msg, const char *item);
 
 #endif

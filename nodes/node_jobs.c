@@ -537,6 +537,12 @@ node_on_item (af_node_t *self, af_msg_t **item_p)
     if (code == AF_OK && msg->id == AF_MSG_RESULT)
         node_push_result (self, msg);
     else
+    if (code == AF_OK && msg->id == AF_MSG_RECOMMENDATION) {
+        node_friends_on_item (self, msg, item->item);       //  ACKed once it is on disk
+        af_msg_destroy (&msg);
+        return;
+    }
+    else
     if (code == AF_OK && msg->id == AF_MSG_UNINSTALL) {
         //  Finished by its DONE, as an offer is (SPEC 5.32): no ACK
         node_uninstall_asked (self, msg);
@@ -546,7 +552,7 @@ node_on_item (af_node_t *self, af_msg_t **item_p)
     else
         //  Acknowledged anyway: a bad item must not block the queue
         zsys_warning ("node: dropped outbox item %s: %s", item->item,
-                      code != AF_OK? err: "not an OFFER, RESULT or UNINSTALL");
+                      code != AF_OK? err: "not an OFFER, RESULT, UNINSTALL or RECOMMENDATION");
     af_msg_t *ack = af_msg_new (AF_MSG_ACK);
     memcpy (ack->item, item->item, sizeof ack->item);
     node_send (self, ack);

@@ -205,6 +205,20 @@
 #define AF_E164_MAX_DIGITS      15      //  (ITU-T E.164)
 #define AF_E164_SIZE            (AF_E164_MAX_DIGITS + 2)    //  "+", digits, NUL
 
+//  Friends (issue 13, S3.2-S3.7): a contact token is the OPRF output of a
+//  number cut to its first 32 bytes (2^-128 collisions: enough to match
+//  address books); the rest are the defaults of section contacts and
+//  friends of the broker's config, and the bounds of what one message
+//  or one account holds
+#define AF_CONTACT_TOKEN_SIZE   32      //  bytes of a token on the wire and in the store
+#define AF_MAX_OWN_NUMBERS      4       //  an account's own numbers (`contacts me`)
+#define AF_MAX_BOOK             20000   //  tokens of an account's address book
+#define AF_MAX_BLOCKS           1000    //  contacts an account blocks, or refuses
+#define AF_MAX_SHARES           1000    //  apps in SHARE_LIST and FRIEND_APP_LIST
+#define AF_EVAL_LIMIT           20000   //  contacts/eval_limit: evaluations per window
+#define AF_EVAL_WINDOW_S        864000  //  contacts/eval_window: 10 days
+#define AF_FRIEND_MIN_COMMON    2       //  friends/min_common: contacts two books share
+
 //  The cluster's etcd client (cluster/af_etcd, issue 12): what one call
 //  may send and read. Not part of the wire protocol: no peer sees them.
 //  A full range of the largest keys and values fits in one answer
@@ -252,6 +266,11 @@ typedef enum {
     AF_E_NO_CONFIG      = 463,  //  CONFIG_GET: no configuration stored for the program
     AF_E_POLICY         = 451,  //  the device does not meet the broker's push policy
     AF_E_QUOTA          = 470,  //  a storage limit of the account or a device's queue
+    AF_E_PAYMENT_REQUIRED = 402,  //  friend install: the program is paid (no payments yet)
+    AF_E_EVAL_LIMIT     = 471,  //  CONTACTS_EVAL: the account's evaluation allowance is used up
+    AF_E_NOT_FRIENDS    = 472,  //  a contact is no friend (or no account: the same answer)
+    AF_E_NOT_SHARED     = 473,  //  a friend does not share that (or anything) with friends
+    AF_E_REFUSED        = 474,  //  RECOMMEND: the recipient refuses recommendations from you
     AF_E_INTERNAL       = 500,  //  server-side failure (store error, ...)
     AF_E_UNAVAILABLE    = 503,  //  no worker for the service / timed out
 } af_code_t;

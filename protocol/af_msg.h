@@ -85,6 +85,20 @@ typedef enum {
     AF_MSG_REDIRECT,        //  B->N  the account's shard is owned by another broker: go there
     AF_MSG_REPL,            //  B->B  a shard's log entries, owner to follower
     AF_MSG_REPL_ACK,        //  B->B  the follower has them, up to seq
+    //  Friends (issue 13, SPEC 5.38-5.45)
+    AF_MSG_CONTACTS_PUT,    //  N->B  contact tokens: the account's book, or its own number
+    AF_MSG_FRIENDS,         //  N->B  which of my contacts are friends
+    AF_MSG_FRIEND_LIST,     //  B->N  their tokens
+    AF_MSG_BLOCK,           //  N->B  block (or unblock) a contact
+    AF_MSG_SHARE,           //  N->B  an app's visibility for friends and others
+    AF_MSG_SHARES,          //  N->B  ask for the account's visibilities
+    AF_MSG_SHARE_LIST,      //  B->N  the answer
+    AF_MSG_FRIEND_APPS,     //  N->B  a contact's shared apps (pull)
+    AF_MSG_FRIEND_APP_LIST, //  B->N  the answer
+    AF_MSG_RECOMMEND,       //  N->B  send a contact my share info for an app (push)
+    AF_MSG_RECOMMENDATION,  //  (in ITEM) a contact's recommendation, for the receiver
+    AF_MSG_REFUSE,          //  N->B  refuse recommendations from all, or a contact
+    AF_MSG_FRIEND_INSTALL,  //  N->B  install a contact's shared app on this device
     AF_MSG_COUNT
 } af_msg_id_t;
 
@@ -99,6 +113,7 @@ typedef struct {
     uint32_t fit;                               //  SYNC_DIFF: af_fit_t for the asker
     char fit_version [AF_MAX_VERSION_NAME + 1]; //  SYNC_DIFF: what would install there
     char reason [AF_MAX_REASON + 1];            //  SYNC_DIFF: why nothing fits
+    char share [AF_MAX_STATE + 1];              //  SHARE_LIST, FRIEND_APP_LIST: its visibility
 } af_app_t;
 
 //  A device that has a program (grouped SYNC_DIFF)

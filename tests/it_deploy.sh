@@ -148,14 +148,14 @@ read -ra argv <<< "$(exec_start appferry-matcher.service)"
 PIDS+=($!)
 check "the matcher from its unit's ExecStart is admitted with the key install.sh put in place" \
     wait_until 10 grep -q "worker .* ready" "$T/broker.log"
-# The contacts service, as its own user: the broker admits its key (and
-# refuses its service, which it does not route yet)
+# The contacts service, as its own user: the broker admits its key and
+# takes it for its service
 read -ra argv <<< "$(exec_start appferry-contacts.service)"
 setpriv --reuid="$CONTACTS_UID" --regid="$CONTACTS_GID" --clear-groups -- "${argv[@]}" --broker "$WORKERS_EP" \
     --heartbeat $HB > "$T/contacts.log" 2>&1 &
 PIDS+=($!)
 check "the contacts service from its unit's ExecStart, as appferry-contacts, is admitted with the key install.sh put in place" \
-    wait_until 10 grep -q "refused READY for unknown service 'contacts'" "$T/broker.log"
+    wait_until 10 grep -q "ready for 'contacts'" "$T/broker.log"
 check "  ... using the key install.sh made" grep -q "contacts: using key [0-9a-f]* from $R/var/lib/appferry-contacts/oprf.key" "$T/contacts.log"
 out=$("${AS_APPFERRY[@]}" "$R$PREFIX/bin/appferry-catalog" --catalog "$R/var/lib/appferry-catalog" \
       import "$T/src/catalog/manifest.json" 2>&1); rc=$?
