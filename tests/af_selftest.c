@@ -12,6 +12,8 @@
 #include "af_device.h"
 #include "af_msg.h"
 #include "af_oprf.h"
+#include "af_minisign.h"
+#include "af_trust.h"
 #include "af_worker.h"
 #include "af_store.h"
 #include "af_registry.h"
@@ -51,6 +53,8 @@ static const test_t s_tests [] = {
     { "af_device", af_device_test },
     { "af_msg", af_msg_test },
     { "af_oprf", af_oprf_test },
+    { "af_minisign", af_minisign_test },
+    { "af_trust", af_trust_test },
     { "af_worker", af_worker_test },
     { "af_store", af_store_test },
     { "af_registry", af_registry_test },
