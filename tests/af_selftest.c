@@ -31,6 +31,7 @@
 #include "af_shard.h"
 #include "af_transfers.h"
 #include "af_catalog.h"
+#include "af_signer.h"
 #include "af_download.h"
 #include "af_install.h"
 #include "af_config.h"
@@ -72,6 +73,7 @@ static const test_t s_tests [] = {
     { "af_shard", af_shard_test },
     { "af_transfers", af_transfers_test },
     { "af_catalog", af_catalog_test },
+    { "af_signer", af_signer_test },
     { "af_download", af_download_test },
     { "af_install", af_install_test },
     { "af_config", af_config_test },
