@@ -274,10 +274,12 @@ af_trust_publisher_allows (const af_publisher_t *publisher, const char *program)
 //  --------------------------------------------------------------------------
 //  Making documents
 
+//  A document's text: indented for people, or compact (targets: a
+//  program's 256 packages must fit in an OFFER's AF_MAX_META)
 static char *
-s_dump (json_t *doc)
+s_dump (json_t *doc, bool compact)
 {
-    char *text = json_dumps (doc, JSON_INDENT (1) | JSON_PRESERVE_ORDER);
+    char *text = json_dumps (doc, (compact? JSON_COMPACT: JSON_INDENT (1)) | JSON_PRESERVE_ORDER);
     json_decref (doc);
     assert (text);
     size_t len = strlen (text);
@@ -299,7 +301,7 @@ af_trust_root_make (const af_minisign_pub_t *store, size_t store_count, uint64_t
         json_array_append_new (keys, json_string (b64));
     }
     *text = s_dump (json_pack ("{s:s, s:I, s:I, s:o}", "type", S_ROOT_TYPE, "version", (json_int_t) version,
-                               "expires", (json_int_t) expires, "store", keys));
+                               "expires", (json_int_t) expires, "store", keys), false);
     return AF_OK;
 }
 
@@ -358,7 +360,7 @@ af_trust_publishers_make (const char *input_path, uint64_t version, uint64_t exp
         return code;
     }
     *text = s_dump (json_pack ("{s:s, s:I, s:I, s:o}", "type", S_PUBS_TYPE, "version", (json_int_t) version,
-                               "expires", (json_int_t) expires, "publishers", list));
+                               "expires", (json_int_t) expires, "publishers", list), false);
     //  What we wrote must parse as what a reader expects
     af_trust_publishers_t pubs;
     char inner [300];
@@ -399,7 +401,7 @@ af_trust_targets_make (const char *path, const char *program, const af_target_en
     }
     char *text = s_dump (json_pack ("{s:s, s:s, s:I, s:I, s:o}", "type", S_TARGETS_TYPE, "program", program,
                                     "version", (json_int_t) *version, "expires", (json_int_t) expires,
-                                    "targets", list));
+                                    "targets", list), true);
     if (strlen (text) > AF_MAX_META - 4096) {
         free (text);
         return NULL;

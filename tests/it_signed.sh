@@ -142,7 +142,7 @@ check "after the rotation, packages signed under the new store key install" has 
 check "  ... the device saw root version 2" test "$(jq -r .root "$T/tablet/trust.json")" = 2
 af tablet uninstall galaxy > /dev/null
 # The old key's targets, given a higher version by its holder
-sed 's/"version": [0-9]*/"version": 99/' "$T/galaxy-old.json" > "$C/meta/targets/galaxy.json"
+sed -E 's/"version": ?[0-9]+/"version":99/' "$T/galaxy-old.json" > "$C/meta/targets/galaxy.json"
 minisign -S -W -s "$K/old-store.key" -m "$C/meta/targets/galaxy.json" > /dev/null 2>&1 \
     || "$CATALOG_BIN" sign --key "$K/old-store.key" "$C/meta/targets/galaxy.json"
 out=$(af phone push galaxy --to "$TABLET" --wait 30 2>&1)
