@@ -165,6 +165,10 @@ check "appferry-catalog as appferry imports into the catalog the units name, the
 # Two nodes from the template, their homes where StateDirectory= puts them
 set -a; . "$R/etc/appferry/node.env"; set +a
 APPFERRY_BROKER=$NODES_EP
+# This test is about the units, not the signed store (it_signed): its
+# catalog is unsigned, so its nodes take unsigned packages
+unset AF_ROOT_KEY
+APPFERRY_NODE_OPTIONS="${APPFERRY_NODE_OPTIONS:-} --insecure-unsigned"
 for name in phone:galaxy-s21 tablet:galaxy-tab-s7; do
     dev=${name#*:} name=${name%%:*}
     cp "$DEVICES/$dev.json" "$R/etc/appferry/devices/$name.json"
