@@ -16,6 +16,7 @@
 #include "af_install.h"
 #include "af_reports.h"
 #include "node_limits.h"
+#include "af_trust.h"
 
 #include <jansson.h>
 
@@ -94,6 +95,8 @@ typedef struct {
     uint64_t fetch_total;
     uint64_t fetch_login;           //  the login (self->logins) the last FETCH went on
     bool refetched;                 //  FETCH sent again: earlier chunks may still come
+    uint8_t *meta;                  //  the offer's signed metadata (owned), or NULL
+    size_t meta_size;
 } job_t;
 
 //  The user data of a push this device starts, on its way to the broker
@@ -164,6 +167,9 @@ struct _af_node_t {
                                     //  itself in automatic mode, until their RESULT
     char guarded_cmd [6400];        //  the install command, run under the guard
     node_friends_t *friends;        //  node_friends.c: an address book import under way
+    bool has_root;                  //  root_pub was given (--root-key)
+    af_minisign_pub_t root_pub;     //  the store's root key: what packages must chain to
+    json_t *trust;                  //  trust.json: the highest metadata versions seen
     uint8_t *chunk_raw;             //  upload buffers: one chunk, and compressed
     uint8_t *chunk_packed;
     size_t chunk_packed_size;
@@ -272,6 +278,14 @@ int node_intent_setup (af_node_t *self, char *err, size_t errlen);
 int node_intent_begin (af_node_t *self, job_t *job, char *err, size_t errlen);
 void node_intent_end (af_node_t *self);
 int node_intent_recover (af_node_t *self, char *err, size_t errlen);
+
+//  node_trust.c: the store's signatures (SPEC 11). setup: the root key
+//  and trust.json, 0 or -1 with err; check: may the job's package be
+//  installed (its metadata chains to the root, is not expired or rolled
+//  back, names its hash; not older than what is installed), 0 or -1 with
+//  the reason in err.
+int node_trust_setup (af_node_t *self, char *err, size_t errlen);
+int node_trust_check (af_node_t *self, job_t *job, char *err, size_t errlen);
 
 //  node_upload.c: user data sent with a push
 void node_upload_free (upload_t **upload_p);

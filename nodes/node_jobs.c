@@ -25,6 +25,7 @@ node_job_free (void **item)
         af_install_cmd_destroy (&job->cmd);
         if (*job->part)
             unlink (job->part);
+        free (job->meta);
         free (job);
         *item = NULL;
     }
@@ -303,7 +304,13 @@ s_on_start (af_node_t *self, job_t *job)
     &&  streq (info.hash, job->package.hash)) {
         node_report (self, "install", &info);
         s_on_installed (self, job, 0);
+        return;
     }
+    //  Nothing is fetched before the store's signatures say it may be
+    //  installed (node_trust.c)
+    char why [AF_MAX_REASON + 1];
+    if (node_trust_check (self, job, why, sizeof why))
+        s_job_finish (self, job, "failed", 0, "%s", why);
     else
         s_job_fetch (self, job, false);
 }
@@ -446,6 +453,12 @@ s_on_offer (af_node_t *self, af_msg_t *msg, const char *item)
         job->fit = msg->fit;
         snprintf (job->data_hash, sizeof job->data_hash, "%s", msg->data_hash);
         job->data_total = msg->data_total;
+        if (msg->body_size) {
+            job->meta = (uint8_t *) malloc (msg->body_size);
+            assert (job->meta);
+            memcpy (job->meta, msg->body, msg->body_size);
+            job->meta_size = msg->body_size;
+        }
         job->state = JOB_WAITING;
         job->tokens_at = zclock_mono ();
         zlistx_add_end (self->jobs, job);

@@ -178,6 +178,17 @@
 #define AF_MAX_MANIFEST         (64 * 1024 * 1024)  //  manifest file bytes
 #define AF_MAX_PACKAGES_PER_PROGRAM 256
 
+//  The signed store (protocol/af_trust, SPEC 11 "The signed store")
+#define AF_MAX_META             (56 * 1024) //  an OFFER's metadata bundle (inside
+                                        //  an ITEM of AF_MAX_ITEM)
+#define AF_MAX_META_DOC         (16 * 1024 * 1024)  //  one signed document file
+#define AF_MAX_SIGNATURE        4096    //  a minisign signature file
+#define AF_MAX_STORE_KEYS       8       //  online keys one root document lists
+#define AF_MAX_PUBLISHERS       10000   //  publishers in publishers.json
+#define AF_MAX_PUBLISHER_PROGRAMS 16    //  program names or prefixes per publisher
+#define AF_TRUST_ROOT_DAYS      365     //  default expiry of the root documents
+#define AF_TRUST_TARGETS_DAYS   30      //  default expiry of a targets document
+
 //  Device descriptions read by the node (a JSON file, or `adb` output)
 #define AF_MAX_DEVICE_FILE      (256 * 1024)    //  a description file, bytes
 #define AF_TABLET_MIN_DP        600     //  smallest screen width, dp, of an

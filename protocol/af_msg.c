@@ -292,6 +292,7 @@ static const field_t f_offer [] = {
     U32 (M, "fit", fit, AF_FIT_PACKAGE, AF_FIT_STORE_LINK, true),
     { "package", sizeof ("package") - 1, T_PACKAGE, offsetof (M, package), 0, offsetof (M, has_package), 0, 0, true, NULL },
     STR (M, "dataHash", data_hash, false), U64 (M, "dataSize", data_total, false),
+    { "meta", sizeof ("meta") - 1, T_BIN, offsetof (M, body), 0, offsetof (M, body_size), 0, AF_MAX_META, false, NULL },
     END };
 static const field_t f_result [] = {
     F_PUSH, PROG (M, "program", program, true), STR (M, "deviceId", device_id, true),

@@ -172,7 +172,7 @@ typedef struct {
     bool logged_in;                         //  PONG: this connection has a session
     char kind [AF_MAX_KIND + 1];            //  NOTIFY: label ("text", ...)
     uint32_t body_size;
-    uint8_t *body;                          //  owned; NOTIFY payload, ITEM message
+    uint8_t *body;                          //  owned; NOTIFY payload, ITEM message, OFFER meta
     char push_id [AF_ID_HEX + 1];           //  "push"
     char item [AF_ID_HEX + 1];              //  ITEM, ACK
     uint32_t target_count;
