@@ -55,7 +55,7 @@ typedef struct {
     char online_key [AF_MAX_ACCOUNT + AF_ID_HEX + 2];
     af_device_t device;
     int64_t last_seen;
-    char digest [AF_ID_HEX + 1];    //  of the device description, for sync's answer cache
+    char digest [AF_ID_HEX + 1];    //  af_syncindex_fit_key: sync's kept matcher answers
     uint64_t sent_seq;              //  last outbox item sent on this connection
     uint32_t unacked;               //  items sent and not yet acknowledged
     char peer [64];                 //  source address (ZeroMQ's Peer-Address)
