@@ -23,7 +23,7 @@ hard=$(ulimit -Hn)
 per=$(( (hard - 64) / 2 ))
 FLEETS=$(( (NB + per - 1) / per ))
 EACH=$(( (NB + FLEETS - 1) / FLEETS ))
-BROKER_OPTS=(--catalog "$T/catalog" --heartbeat "$HBB" --pw-per-source 1000000)
+BROKER_OPTS=(--catalog "$T/catalog" --heartbeat "$HBB" --pw-per-source 1000000 --max-per-source 1000000)
 ulimit -n "$hard"
 echo "  # benchmark: $NB devices on one broker, as $FLEETS fleet process(es) of up to $EACH" \
      "(the descriptor limit, $hard, allows $per per process); heartbeat $HBB ms; $(nproc) cores"
