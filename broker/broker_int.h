@@ -104,6 +104,7 @@ struct _af_broker_t {
     zhashx_t *sources;              //  peer address -> password work this minute
     int64_t failures_at;            //  last expiry of password counts
     int64_t gc_at;                  //  last sweep of user data no push named
+    int64_t trim_at;                //  last malloc_trim
     af_hasher_t *hasher;            //  Argon2id threads
     af_guesses_t *guesses;          //  wrong passwords, durable
     af_dispatch_t *dispatch;        //  the workers
