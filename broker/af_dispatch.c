@@ -174,7 +174,13 @@ s_assign (af_dispatch_t *self, request_t *request, worker_t *worker)
     return true;
 }
 
-//  Give a service's waiting requests to its workers while they have credit
+//  Give a service's waiting requests to its workers while they have credit.
+//  The one invariant of the queues: after every event, a service's queue is
+//  empty or none of its workers has free credit. So every event that adds
+//  work (submit, a removed worker's requests coming back) or frees credit
+//  (an answer, a timeout, READY, a refused late answer) ends here; a queue
+//  left behind while credit is free would wait for good, since nothing
+//  else moves it (issue 11: a timeout freed credit and nothing pumped).
 static void
 s_pump (af_dispatch_t *self, service_t *service)
 {
@@ -216,12 +222,10 @@ af_dispatch_submit (af_dispatch_t *self, const char *service_name, af_msg_t **ms
     request->created = zclock_mono ();
     zhashx_insert (self->requests, request->hex, request);
     request->aged = zlistx_add_end (self->by_age, request);
-    //  Straight to a worker when none is waiting before it
-    worker_t *worker = zlistx_size (service->queue)? NULL: s_pick (service);
-    if (!worker || !s_assign (self, request, worker)) {
-        request->queued = zlistx_add_end (service->queue, request);
-        self->waiting++;
-    }
+    //  Behind those waiting before it, then to a worker if one has credit
+    request->queued = zlistx_add_end (service->queue, request);
+    self->waiting++;
+    s_pump (self, service);
     return AF_OK;
 }
 
@@ -232,10 +236,12 @@ af_dispatch_room (af_dispatch_t *self)
     return self->waiting >= self->config.max_queue? 0: self->config.max_queue - self->waiting;
 }
 
-//  Forget a request and call its completion with reply (taken)
+//  Forget a request and call its completion with reply (taken); the
+//  credit it held goes to the next waiting request
 static void
 s_finish (af_dispatch_t *self, request_t *request, af_msg_t **reply_p)
 {
+    service_t *service = request->service;
     if (request->worker && request->worker->inflight)
         request->worker->inflight--;
     if (request->queued) {
@@ -249,6 +255,7 @@ s_finish (af_dispatch_t *self, request_t *request, af_msg_t **reply_p)
     zhashx_delete (self->requests, request->hex);
     done (arg, slot, reply_p);
     af_msg_destroy (reply_p);
+    s_pump (self, service);
 }
 
 static int
@@ -342,11 +349,12 @@ s_answer (af_dispatch_t *self, worker_t *worker, af_msg_t **msg_p)
     sodium_bin2hex (rid_hex, sizeof rid_hex, (*msg_p)->rid, AF_ID_SIZE);
     request_t *request = (request_t *) zhashx_lookup (self->requests, rid_hex);
     if (!request || request->worker != worker) {
+        //  Late (timed out) or reassigned: the worker is free of it
         zsys_warning ("broker: worker %s answered unknown or reassigned request %s", worker->hex, rid_hex);
+        s_pump (self, worker->service);
         return;
     }
     s_finish (self, request, msg_p);
-    s_pump (self, worker->service);
 }
 
 void
@@ -527,6 +535,84 @@ s_test_answer (const uint8_t *rid)
     return answer;
 }
 
+//  Issue 11's stall: a worker falls behind, its requests time out and
+//  their late answers are refused, while newer requests wait. The credit
+//  the timeouts freed must move the queue; on the old code nothing did,
+//  and every later request only joined the queue behind them.
+static void
+s_test_timeouts_pump_the_queue (void)
+{
+    zsock_t *router = zsock_new_router ("inproc://af_dispatch_stall");
+    assert (router);
+    //  A long heartbeat: the worker stays alive across the ticks below
+    af_dispatch_config_t config = { .heartbeat_ms = 60000, .liveness = 3, .request_timeout_ms = 1000,
+                                    .max_queue = 8 };
+    af_dispatch_t *self = af_dispatch_new (router, &config);
+    af_dispatch_service (self, "matcher");
+    seen_t seen = { 0 };
+    zsock_t *worker = zsock_new_dealer (">inproc://af_dispatch_stall");
+    assert (worker);
+    s_test_ready (worker, "matcher", 2);
+    s_test_drain (self, router);
+
+    //  Two go to the worker (its whole credit), two wait behind them
+    const char *programs [] = { "one", "two", "three", "four" };
+    for (uint32_t i = 0; i < 2; i++) {
+        af_msg_t *msg = s_test_request (programs [i]);
+        assert (af_dispatch_submit (self, "matcher", &msg, s_test_done, &seen, i) == AF_OK);
+    }
+    int64_t first_sent = zclock_mono ();
+    zclock_sleep (5);
+    for (uint32_t i = 2; i < 4; i++) {
+        af_msg_t *msg = s_test_request (programs [i]);
+        assert (af_dispatch_submit (self, "matcher", &msg, s_test_done, &seen, i) == AF_OK);
+    }
+    size_t workers, waiting, inflight;
+    af_dispatch_stats (self, &workers, &waiting, &inflight);
+    assert (workers == 1 && waiting == 2 && inflight == 2);
+    uint8_t late [2][AF_ID_SIZE];
+    for (int i = 0; i < 2; i++) {
+        af_msg_t *got = s_test_recv (worker);
+        assert (got && streq (got->program, programs [i]));
+        memcpy (late [i], got->rid, AF_ID_SIZE);
+        af_msg_destroy (&got);
+    }
+
+    //  The worker is behind: the first two time out, the others do not yet
+    af_dispatch_tick (self, first_sent + config.request_timeout_ms + 1);
+    assert (seen.calls == 2 && seen.last_code == AF_E_UNAVAILABLE);
+    //  ... and their late answers are refused
+    for (int i = 0; i < 2; i++) {
+        af_msg_t *answer = s_test_answer (late [i]);
+        s_test_send (worker, &answer);
+    }
+    s_test_drain (self, router);
+    assert (seen.calls == 2);
+
+    //  The waiting two went to the worker, in order
+    for (int i = 2; i < 4; i++) {
+        af_msg_t *got = s_test_recv (worker);
+        assert (got && got->id == AF_MSG_RESOLVE && streq (got->program, programs [i]));
+        af_msg_t *answer = s_test_answer (got->rid);
+        af_msg_destroy (&got);
+        s_test_send (worker, &answer);
+    }
+    s_test_drain (self, router);
+    assert (seen.calls == 4 && seen.last_slot == 3 && seen.last_id == AF_MSG_RESOLVED);
+    //  A new request goes at once
+    af_msg_t *msg = s_test_request ("five");
+    assert (af_dispatch_submit (self, "matcher", &msg, s_test_done, &seen, 4) == AF_OK);
+    af_msg_t *got = s_test_recv (worker);
+    assert (got && streq (got->program, "five"));
+    af_msg_destroy (&got);
+    af_dispatch_stats (self, &workers, &waiting, &inflight);
+    assert (waiting == 0 && inflight == 1);
+
+    af_dispatch_destroy (&self);
+    zsock_destroy (&worker);
+    zsock_destroy (&router);
+}
+
 void
 af_dispatch_test (bool verbose)
 {
@@ -635,6 +721,8 @@ af_dispatch_test (bool verbose)
     zsock_destroy (&a);
     zsock_destroy (&b);
     zsock_destroy (&router);
+
+    s_test_timeouts_pump_the_queue ();
     if (verbose)
         printf ("OK\n");
 }

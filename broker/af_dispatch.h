@@ -9,7 +9,10 @@
     with free credit and the fewest requests in flight, and calls the
     completion exactly once: with the worker's answer (RESOLVED, or an
     ERROR it sent), or with an ERROR of its own when no worker answered
-    within the request timeout (E_UNAVAILABLE).
+    within the request timeout (E_UNAVAILABLE). A timed-out request frees
+    its worker's credit at once (a late answer is then refused), and every
+    event that frees credit or adds work gives waiting requests to workers
+    with credit, so a queue never waits while a worker could take it.
 
     A worker silent for heartbeat x liveness (the slower of the broker's
     and its own heartbeat) is removed; its requests go back to the front of

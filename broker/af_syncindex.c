@@ -13,6 +13,8 @@
 */
 #include "af_syncindex.h"
 
+#include <sodium.h>
+
 //  One install (or the history entry of a program), as the index holds
 //  it: 32 bytes, its strings in the index's pool. A program's entries are
 //  chained: its installs in device order, then its history entry.
@@ -341,6 +343,54 @@ af_sync_diff_free (af_sync_diff_t *diff)
     memset (diff, 0, sizeof *diff);
 }
 
+//  One field into the key: its length, then its bytes, so that no two
+//  lists of fields hash the same bytes
+static void
+s_key_put (crypto_generichash_state *state, const void *data, size_t size)
+{
+    uint32_t length = (uint32_t) size;
+    crypto_generichash_update (state, (const unsigned char *) &length, sizeof length);
+    crypto_generichash_update (state, (const unsigned char *) data, size);
+}
+
+static void
+s_key_string (crypto_generichash_state *state, const char *text, size_t size)
+{
+    s_key_put (state, text, strnlen (text, size));
+}
+
+static void
+s_key_uint (crypto_generichash_state *state, uint32_t value)
+{
+    s_key_put (state, &value, sizeof value);
+}
+
+void
+af_syncindex_fit_key (const af_device_t *device, char key [AF_ID_HEX + 1])
+{
+    assert (device && key);
+    //  The fields of af_catalog_resolve, in its order: s_platform, s_form,
+    //  s_device_os (the API level on Android, the parsed OS version
+    //  elsewhere: both go in), the ABIs (order is preference), the screen
+    //  (s_check and s_reason) and the density
+    crypto_generichash_state state;
+    crypto_generichash_init (&state, NULL, 0, AF_ID_SIZE);
+    s_key_string (&state, device->platform, sizeof device->platform);
+    s_key_string (&state, device->form_factor, sizeof device->form_factor);
+    s_key_uint (&state, device->sdk);
+    s_key_string (&state, device->os_version, sizeof device->os_version);
+    uint32_t abis = device->abi_count < AF_MAX_ABIS? device->abi_count: AF_MAX_ABIS;
+    s_key_uint (&state, abis);
+    for (uint32_t i = 0; i < abis; i++)
+        s_key_string (&state, device->abis [i], sizeof device->abis [i]);
+    s_key_uint (&state, device->screen_w);
+    s_key_uint (&state, device->screen_h);
+    s_key_uint (&state, device->density);
+    uint8_t digest [AF_ID_SIZE];
+    crypto_generichash_final (&state, digest, sizeof digest);
+    sodium_bin2hex (key, AF_ID_HEX + 1, digest, sizeof digest);
+}
+
 bool
 af_syncindex_recall (af_syncindex_t *self, const char *digest, const char *program, int64_t now,
                      af_sync_answer_t *answer)
@@ -396,6 +446,68 @@ s_test_entry (af_sync_diff_t *diff, const char *program, const char *device)
         if (streq (diff->diff->apps [i].program, program) && streq (diff->diff->apps [i].device_id, device))
             return &diff->diff->apps [i];
     return NULL;
+}
+
+//  Answers are shared by devices the matcher cannot tell apart, and only
+//  by those
+static void
+s_test_fit_key (af_syncindex_t *self, const char *phone, const char *tv, const af_sync_answer_t *answer,
+                int64_t now)
+{
+    af_sync_answer_t back;
+    //  Answers are shared by devices the matcher cannot tell apart: two
+    //  phones that differ only in what the resolver never reads
+    af_device_t one = { .sdk = 33, .screen_w = 1080, .screen_h = 2400, .density = 420, .abi_count = 2,
+                        .locale_count = 1 };
+    snprintf (one.platform, sizeof one.platform, "android");
+    snprintf (one.os_version, sizeof one.os_version, "13");
+    snprintf (one.form_factor, sizeof one.form_factor, "phone");
+    snprintf (one.abis [0], sizeof one.abis [0], "arm64-v8a");
+    snprintf (one.abis [1], sizeof one.abis [1], "armeabi-v7a");
+    snprintf (one.name, sizeof one.name, "Ana's phone");
+    snprintf (one.model, sizeof one.model, "Pixel 7");
+    snprintf (one.manufacturer, sizeof one.manufacturer, "Google");
+    snprintf (one.locales [0], sizeof one.locales [0], "pt-BR");
+    snprintf (one.id, sizeof one.id, "%s", phone);
+    af_device_t two = one;
+    snprintf (two.name, sizeof two.name, "Bo's phone");
+    snprintf (two.model, sizeof two.model, "Pixel 7 (renamed)");
+    snprintf (two.manufacturer, sizeof two.manufacturer, "Google LLC");
+    snprintf (two.locales [0], sizeof two.locales [0], "en-US");
+    two.locale_count = 1;
+    snprintf (two.id, sizeof two.id, "%s", tv);
+    two.online = true;
+    two.last_seen = 12345;
+    snprintf (two.abis [2], sizeof two.abis [2], "x86");  //  past abi_count: not read
+    char key_one [AF_ID_HEX + 1], key_two [AF_ID_HEX + 1];
+    af_syncindex_fit_key (&one, key_one);
+    af_syncindex_fit_key (&two, key_two);
+    assert (strlen (key_one) == AF_ID_HEX && streq (key_one, key_two));
+    af_syncindex_remember (self, key_one, "weixin", answer, now);
+    assert (af_syncindex_recall (self, key_two, "weixin", now + 1, &back) && streq (back.fit_version, "8.0"));
+    //  ... and not by devices that differ in any field the resolver reads
+    for (int field = 0; field < 11; field++) {
+        two = one;
+        switch (field) {
+            case 0: snprintf (two.platform, sizeof two.platform, "harmonyos"); break;
+            case 1: snprintf (two.form_factor, sizeof two.form_factor, "tablet"); break;
+            case 2: two.sdk = 34; break;
+            case 3: snprintf (two.os_version, sizeof two.os_version, "13.1"); break;
+            case 4: two.abi_count = 1; break;
+            case 5: snprintf (two.abis [1], sizeof two.abis [1], "x86_64"); break;
+            case 6:                             //  the same ABIs, the other preference
+                snprintf (two.abis [0], sizeof two.abis [0], "armeabi-v7a");
+                snprintf (two.abis [1], sizeof two.abis [1], "arm64-v8a");
+                break;
+            case 7: two.screen_w = 1440; break;
+            case 8: two.screen_h = 3120; break;
+            case 9: two.density = 560; break;
+            default: two.screen_w = 0; two.screen_h = 0; break;
+        }
+        af_syncindex_fit_key (&two, key_two);
+        assert (!streq (key_one, key_two));
+        assert (!af_syncindex_recall (self, key_two, "weixin", now + 1, &back));
+    }
 }
 
 void
@@ -480,7 +592,7 @@ af_syncindex_test (bool verbose)
     assert (af_syncindex_diff (self, "bob", tv, false, &diff) == AF_OK && diff.diff->app_count == 0);
     af_sync_diff_free (&diff);
 
-    //  Answers are kept per description digest and program, for a while
+    //  Answers are kept per fit key and program, for a while
     af_sync_answer_t answer = { .fit = AF_FIT_PACKAGE }, back;
     snprintf (answer.fit_version, sizeof answer.fit_version, "8.0");
     int64_t now = zclock_mono ();
@@ -489,6 +601,8 @@ af_syncindex_test (bool verbose)
     assert (af_syncindex_recall (self, "d1", "weixin", now + 1, &back) && streq (back.fit_version, "8.0"));
     assert (!af_syncindex_recall (self, "d2", "weixin", now + 1, &back));
     assert (!af_syncindex_recall (self, "d1", "weixin", now + AF_RESOLVE_CACHE_MS, &back));
+
+    s_test_fit_key (self, phone, tv, &answer, now);
 
     af_syncindex_destroy (&self);
     af_lists_destroy (&lists);

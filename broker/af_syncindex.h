@@ -10,8 +10,11 @@
     diff costs what it returns.
 
     The fit of each program for the asker comes from the matcher. Devices
-    described the same way get the same answer, so answers are kept for
-    AF_RESOLVE_CACHE_MS per (device description digest, program): a
+    the matcher cannot tell apart get the same answer, so answers are kept
+    for AF_RESOLVE_CACHE_MS per (fit key, program), where the fit key is a
+    digest of exactly the description fields af_catalog_resolve reads
+    (af_syncindex_fit_key), not of the whole description: two phones of
+    one model that differ only in their names share their answers. A
     catalog import shows in diffs within that time (pushes always ask
     afresh). Both caches are bounded; past the bound everything is dropped
     and read again, which is correct, only slower.
@@ -68,7 +71,16 @@ int af_syncindex_diff (af_syncindex_t *self, const char *account, const char *de
 //  Free what a diff holds (the SYNC_DIFF too, unless taken).
 void af_sync_diff_free (af_sync_diff_t *diff);
 
-//  A kept answer for devices described by digest, if fresh at now
+//  The key of kept answers for a device (AF_ID_HEX hex digits into key,
+//  NUL-terminated): a BLAKE2b digest of the fields the matcher's resolver
+//  reads: platform, form factor, OS version and API level, screen width
+//  and height, density, and the ABIs in order. Not the name, model,
+//  manufacturer, locales, ID or online state, which the resolver never
+//  reads. A field af_catalog_resolve comes to read must join this key, or
+//  devices that differ in it would get each other's answers.
+void af_syncindex_fit_key (const af_device_t *device, char key [AF_ID_HEX + 1]);
+
+//  A kept answer for devices whose fit key is digest, if fresh at now
 //  (zclock_mono). True and *answer filled, or false.
 bool af_syncindex_recall (af_syncindex_t *self, const char *digest, const char *program, int64_t now,
                           af_sync_answer_t *answer);

@@ -56,7 +56,7 @@ typedef struct {
     char online_key [AF_MAX_ACCOUNT + AF_ID_HEX + 2];
     af_device_t device;
     int64_t last_seen;
-    char digest [AF_ID_HEX + 1];    //  of the device description, for sync's answer cache
+    char digest [AF_ID_HEX + 1];    //  af_syncindex_fit_key: sync's kept matcher answers
     uint64_t sent_seq;              //  last outbox item sent on this connection
     uint32_t unacked;               //  items sent and not yet acknowledged
     char peer [64];                 //  source address (ZeroMQ's Peer-Address)
@@ -142,6 +142,7 @@ struct _af_broker_t {
     zhashx_t *sources;              //  peer address -> password work this minute
     int64_t failures_at;            //  last expiry of password counts
     int64_t gc_at;                  //  last sweep of user data no push named
+    int64_t heap_trim_at;           //  last malloc_trim
     af_hasher_t *hasher;            //  Argon2id threads
     af_guesses_t *guesses;          //  wrong passwords, durable
     af_dispatch_t *dispatch;        //  the workers

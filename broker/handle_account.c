@@ -248,17 +248,8 @@ s_login_bind (af_broker_t *self, session_t *session, af_msg_t *msg, const char *
     memcpy (session->online_key, online_key, sizeof online_key);
     session->device = msg->device;
     snprintf (session->device.id, sizeof session->device.id, "%s", device_id);
-    //  Devices described the same way share the matcher's answers in syncs
-    af_device_t described = msg->device;
-    described.id [0] = 0;
-    described.last_seen = 0;
-    described.online = false;
-    zframe_t *packed = af_device_pack (&described);
-    uint8_t digest [AF_ID_SIZE];
-    crypto_generichash (digest, sizeof digest, packed? zframe_data (packed): NULL,
-                        packed? zframe_size (packed): 0, NULL, 0);
-    zframe_destroy (&packed);
-    sodium_bin2hex (session->digest, sizeof session->digest, digest, sizeof digest);
+    //  Devices the matcher cannot tell apart share its answers in syncs
+    af_syncindex_fit_key (&session->device, session->digest);
     zhashx_update (self->online, online_key, session);
 }
 

@@ -12,7 +12,8 @@
     SYNC (S1.2, S1.3) answers what the account's other devices have that
     the asker lacks, and what the account had that no device has now, each
     with its fit for the asker: the diff comes from af_syncindex, and the
-    matcher is asked once per distinct program (kept answers are reused).
+    matcher is asked once per distinct program (kept answers are reused,
+    shared by devices equal in what the matcher reads).
     At most AF_MAX_SYNC_JOBS diffs are being resolved at once; later SYNCs
     wait their turn, so memory stays bounded under a login storm.
     =========================================================================
@@ -27,7 +28,7 @@ typedef struct {
     af_sync_diff_t diff;            //  the SYNC_DIFF being filled in
     af_sync_answer_t *answers;      //  per program
     uint32_t outstanding;
-    char digest [AF_ID_HEX + 1];    //  of the asker's device description
+    char digest [AF_ID_HEX + 1];    //  the asker's fit key (af_syncindex_fit_key)
 } sync_job_t;
 
 //  A SYNC waiting for its turn

@@ -136,7 +136,9 @@ int af_catalog_add (af_catalog_t *self, af_catalog_entry_t *entries, size_t coun
 //  a store error or a corrupt record (logged). Reads a snapshot of the
 //  catalog that is reused by later calls for at most
 //  AF_CATALOG_SNAPSHOT_MS, so an import becomes visible within that time;
-//  call af_catalog_release when idle.
+//  call af_catalog_release when idle. The broker shares answers among
+//  devices equal in the fields this reads (af_syncindex_fit_key): a field
+//  read here must be in that key too.
 int af_catalog_resolve (af_catalog_t *self, const char *program, const af_device_t *device,
                         af_resolution_t *result);
 

@@ -154,6 +154,7 @@
 //  The broker's figures (af_metrics): published this often, to a file in
 //  its data directory and, if configured, an HTTP listener
 #define AF_METRICS_MS           1000    //  a snapshot a second
+#define AF_TRIM_MS              30000   //  the broker gives freed heap pages back
 #define AF_METRICS_CLIENTS      8       //  scrapers served at once
 #define AF_METRICS_TIMEOUT_S    10      //  a scraper's connection at most
 #define AF_CODE_FIRST           400     //  error codes counted per code,

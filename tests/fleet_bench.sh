@@ -12,7 +12,8 @@
 # and after a kill -9 and a restart how long until every device logged in
 # again by key. AF_FLEET_HEARTBEAT (1000 ms, the broker's default) is the
 # broker's and the devices' heartbeat; AF_FLEET_OPTS adds fleet options
-# (e.g. --connect-timeout 1000).
+# (e.g. --connect-timeout 1000); AF_FLEET_ROUNDS ("idle lists") picks the
+# rounds.
 #
 # A fleet process holds two descriptors per device; when the hard limit
 # does not allow them all in one process, the devices are split over
@@ -23,7 +24,7 @@ hard=$(ulimit -Hn)
 per=$(( (hard - 64) / 2 ))
 FLEETS=$(( (NB + per - 1) / per ))
 EACH=$(( (NB + FLEETS - 1) / FLEETS ))
-BROKER_OPTS=(--catalog "$T/catalog" --heartbeat "$HBB" --pw-per-source 1000000)
+BROKER_OPTS=(--catalog "$T/catalog" --heartbeat "$HBB" --pw-per-source 1000000 --max-per-source 1000000)
 ulimit -n "$hard"
 echo "  # benchmark: $NB devices on one broker, as $FLEETS fleet process(es) of up to $EACH" \
      "(the descriptor limit, $hard, allows $per per process); heartbeat $HBB ms; $(nproc) cores"
@@ -111,10 +112,13 @@ bench_round () {
     kill -TERM "$BROKER_PID" 2>/dev/null; wait "$BROKER_PID" 2>/dev/null
 }
 
+ROUNDS=" ${AF_FLEET_ROUNDS:-idle lists} "
 # shellcheck disable=SC2086
-bench_round idle --apps 0 ${AF_FLEET_OPTS:-}
+if [[ $ROUNDS == *" idle "* ]]; then bench_round idle --apps 0 ${AF_FLEET_OPTS:-}; fi
 # A SYNC of 300 apps in a storm of them waits its turn (64 diffs at once,
 # each resolved program by program): no deadline, to see when all are in
 # shellcheck disable=SC2086
-bench_round lists --apps 300 --programs 400 --auto-sync --timeout 3600000 ${AF_FLEET_OPTS:-}
+if [[ $ROUNDS == *" lists "* ]]; then
+    bench_round lists --apps 300 --programs 400 --auto-sync --timeout 3600000 ${AF_FLEET_OPTS:-}
+fi
 finish
