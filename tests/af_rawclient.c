@@ -956,8 +956,10 @@ s_one_at_a_time (const char *account)
             codes [memcmp (reply->rid, first, AF_ID_SIZE) == 0? 0: 1] = (int) reply->code;
         af_msg_destroy (&reply);
     }
-    s_check (codes [1] == AF_E_RATE_LIMITED, "a second password LOGIN while the first is checked is refused", NULL);
-    s_check (codes [0] == AF_E_BAD_PASSWORD, "  ... and the first is answered", NULL);
+    char got [64];
+    snprintf (got, sizeof got, "first answered %d, second %d (0: nothing within 5 s)", codes [0], codes [1]);
+    s_check (codes [1] == AF_E_RATE_LIMITED, "a second password LOGIN while the first is checked is refused", got);
+    s_check (codes [0] == AF_E_BAD_PASSWORD, "  ... and the first is answered", got);
 }
 
 //  Another account tries to push, and to fetch, a blob of user data that

@@ -112,7 +112,9 @@ check "  ... bob is served by the new owner" wait_until 15 on_owner bob
 
 # etcd frozen (SIGSTOP: it answers nothing): writes are refused once the
 # leases would have ended, and the cluster recovers when it runs again
-S=$(shard cyd); O=$(broker_of "$(owner $S)")
+S=$(shard cyd)
+cyd_owned () { O=$(broker_of "$(owner $S)"); [ -n "$O" ]; }
+cyd_owned || wait_until 10 cyd_owned; cyd_owned || die "cyd's shard $S has no owner before etcd is frozen"
 kill -STOP "$ETCD_PID_e1"
 sleep $((TTL + 1))
 "$RAW" "${EP[$O]}" "$BROKER_CERT" login cyd "cyd's password" 503 > "$T/frozen.out" 2>&1

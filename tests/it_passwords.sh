@@ -19,6 +19,7 @@ check "  ... and the broker answered PINGs at once meanwhile" grep -q "^ok - PIN
 start_node tablet "$DEVICES/galaxy-tab-s7.json"
 APPFERRY_PASSWORD="carol's password" af tablet register carol > /dev/null || die "register carol failed"
 "$RAW" "$NODES_EP" "$BROKER_CERT" hurry carol > "$T/hurry.out" 2>&1
+grep -v '^ok' "$T/hurry.out" | sed 's/^/  # /'
 check "one password check at a time per connection" grep -q "0 failed" "$T/hurry.out"
 
 # Someone at 127.0.0.2 guesses carol's password
