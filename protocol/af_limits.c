@@ -11,6 +11,7 @@ af_code_name (int code)
         case AF_OK:                 return "OK";
         case AF_E_MALFORMED:        return "E_MALFORMED";
         case AF_E_BAD_PASSWORD:     return "E_BAD_PASSWORD";
+        case AF_E_PAYMENT:          return "E_PAYMENT";
         case AF_E_FORBIDDEN:        return "E_FORBIDDEN";
         case AF_E_NO_ACCOUNT:       return "E_NO_ACCOUNT";
         case AF_E_UNKNOWN_COMMAND:  return "E_UNKNOWN_COMMAND";
@@ -30,6 +31,7 @@ af_code_name (int code)
         case AF_E_QUOTA:            return "E_QUOTA";
         case AF_E_NO_BLOB:          return "E_NO_BLOB";
         case AF_E_NO_CONFIG:        return "E_NO_CONFIG";
+        case AF_E_NO_INTENT:        return "E_NO_INTENT";
         case AF_E_INTERNAL:         return "E_INTERNAL";
         case AF_E_UNAVAILABLE:      return "E_UNAVAILABLE";
         default:                    return "E_UNKNOWN";
@@ -103,4 +105,16 @@ af_program_check (const char *program, char *err, size_t errlen)
     if (why && err && errlen)
         snprintf (err, errlen, "not a program ID: %s", why);
     return why? AF_E_MALFORMED: AF_OK;
+}
+
+int
+af_currency_check (const char *currency, char *err, size_t errlen)
+{
+    size_t len = strnlen (currency, AF_CURRENCY + 1);
+    bool ok = len == AF_CURRENCY;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = currency [i] >= 'A' && currency [i] <= 'Z';
+    if (!ok && err)
+        snprintf (err, errlen, "not an ISO 4217 currency code (three letters A-Z): '%.8s'", currency);
+    return ok? AF_OK: AF_E_MALFORMED;
 }
