@@ -182,7 +182,8 @@ static const field_t s_package_fields [] = {
     U64 (af_package_t, "size", size, false),
     STR (af_package_t, "abi", abi, false),
     STR (af_package_t, "storeLink", store_link, false),
-    U32 (af_package_t, "price", price_cents, 0, UINT32_MAX, false),
+    U32 (af_package_t, "price", price_cents, 0, AF_MAX_PRICE, false),
+    STR (af_package_t, "currency", currency, false),
     U32 (af_package_t, "votes", votes, 0, UINT32_MAX, false),
     END
 };
