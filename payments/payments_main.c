@@ -15,7 +15,9 @@
 #include "af_provider.h"
 #include "af_worker.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <sodium.h>
 
@@ -31,6 +33,7 @@ typedef struct {
     int heartbeat_ms;
     int liveness;
     bool crash_after_charge;
+    bool status;
     bool verbose;
 } config_t;
 
@@ -56,6 +59,8 @@ s_usage (FILE *out)
 "                          (default %d)\n"
 "      --credit N          requests the broker may give at once (default 16)\n"
 "      --heartbeat MS      heartbeat interval (default 1000)\n"
+"      --status            print the ledger's and the test processor's totals and exit\n"
+"                          (works beside a running worker)\n"
 "      --crash-after-charge  tests only: die (SIGKILL) after a charge, before recording it\n"
 "  -v, --verbose           log every request\n"
 "  -V, --version           show the version and exit\n"
@@ -136,14 +141,14 @@ s_load (config_t *config, const char *path)
 static int
 s_parse_options (int argc, char *argv [], config_t *config)
 {
-    enum { OPT_PROVIDER = 1000, OPT_BOOKS, OPT_TTL, OPT_CREDIT, OPT_HEARTBEAT, OPT_CRASH };
+    enum { OPT_PROVIDER = 1000, OPT_BOOKS, OPT_TTL, OPT_CREDIT, OPT_HEARTBEAT, OPT_CRASH, OPT_STATUS };
     static struct option options [] = {
         { "config", required_argument, NULL, 'C' }, { "broker", required_argument, NULL, 'b' },
         { "broker-key", required_argument, NULL, 'k' }, { "cert", required_argument, NULL, 'c' },
         { "ledger", required_argument, NULL, 'l' }, { "provider", required_argument, NULL, OPT_PROVIDER },
         { "books", required_argument, NULL, OPT_BOOKS }, { "intent-ttl", required_argument, NULL, OPT_TTL },
         { "credit", required_argument, NULL, OPT_CREDIT }, { "heartbeat", required_argument, NULL, OPT_HEARTBEAT },
-        { "crash-after-charge", no_argument, NULL, OPT_CRASH }, { "verbose", no_argument, NULL, 'v' },
+        { "crash-after-charge", no_argument, NULL, OPT_CRASH }, { "status", no_argument, NULL, OPT_STATUS }, { "verbose", no_argument, NULL, 'v' },
         { "version", no_argument, NULL, 'V' }, { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 }
     };
     //  The file first, so that options override it
@@ -165,6 +170,7 @@ s_parse_options (int argc, char *argv [], config_t *config)
             case OPT_CREDIT: rc = s_apply (config, "credit", optarg); break;
             case OPT_HEARTBEAT: rc = s_apply (config, "heartbeat", optarg); break;
             case OPT_CRASH: config->crash_after_charge = true; break;
+            case OPT_STATUS: config->status = true; break;
             case 'v': config->verbose = true; break;
             case 'V': printf ("appferry-payments %s (protocol %d)\n", AF_VERSION, AF_PROTO_VERSION); return 0;
             case 'h': s_usage (stdout); return 0;
@@ -173,6 +179,11 @@ s_parse_options (int argc, char *argv [], config_t *config)
     }
     if (rc)
         return rc;
+    if (config->status && *config->ledger && optind == argc) {
+        if (!*config->books)
+            snprintf (config->books, sizeof config->books, "%s/test-provider", config->ledger);
+        return -1;
+    }
     if (optind < argc || !*config->broker_key || !*config->cert || !*config->ledger
     ||  strcmp (config->provider, "test") || config->intent_ttl_s < 1
     ||  config->credit < 1 || config->credit > 1024 || config->heartbeat_ms < 50) {
@@ -319,6 +330,11 @@ static af_ledger_t *
 s_open_ledger (config_t *config, af_testpay_t **pay_p, af_provider_t *provider)
 {
     char err [1200];
+    //  The ledger's directory first: the test processor's books default to inside it
+    if (mkdir (config->ledger, 0700) && errno != EEXIST) {
+        fprintf (stderr, "appferry-payments: cannot make %s: %s\n", config->ledger, strerror (errno));
+        return NULL;
+    }
     *pay_p = af_testpay_new (config->books, err, sizeof err);
     if (!*pay_p) {
         fprintf (stderr, "appferry-payments: %s\n", err);
@@ -347,6 +363,33 @@ s_open_ledger (config_t *config, af_testpay_t **pay_p, af_provider_t *provider)
     return ledger;
 }
 
+//  --status: one line of totals, 0; or 1
+static int
+s_status (config_t *config)
+{
+    char err [1200];
+    af_testpay_t *pay = af_testpay_new (config->books, err, sizeof err);
+    af_provider_t provider;
+    af_ledger_t *ledger = NULL;
+    if (pay) {
+        provider = af_testpay_provider (pay);
+        ledger = af_ledger_new (config->ledger, &provider, err, sizeof err);
+    }
+    size_t intents, charges, entitlements, books;
+    int rc = 1;
+    if (ledger && af_ledger_totals (ledger, &intents, &charges, &entitlements) == AF_OK
+    &&  af_testpay_charges (pay, &books) == AF_OK) {
+        printf ("intents=%zu charges=%zu entitlements=%zu provider_charges=%zu\n", intents, charges,
+                entitlements, books);
+        rc = 0;
+    }
+    else
+        fprintf (stderr, "appferry-payments: %s\n", err);
+    af_ledger_destroy (&ledger);
+    af_testpay_destroy (&pay);
+    return rc;
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -357,6 +400,8 @@ main (int argc, char *argv [])
         return rc;
     if (sodium_init () < 0)
         return 1;
+    if (config.status)
+        return s_status (&config);
     zsys_init ();
     zsys_set_logident ("appferry-payments");
     af_worker_config_t dialog = { "payments", config.broker, config.broker_key, config.cert,

@@ -263,6 +263,7 @@ typedef enum {
     AF_E_NO_BLOB        = 462,  //  FETCH: the package file is not in the store
     AF_E_NO_CONFIG      = 463,  //  CONFIG_GET: no configuration stored for the program
     AF_E_NO_INTENT      = 464,  //  PAY_CONFIRM: no such payment notice for this account
+    AF_E_NOT_THERE      = 465,  //  GET: the source device does not have the program
     AF_E_POLICY         = 451,  //  the device does not meet the broker's push policy
     AF_E_QUOTA          = 470,  //  a storage limit of the account or a device's queue
     AF_E_INTERNAL       = 500,  //  server-side failure (store error, ...)

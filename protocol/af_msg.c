@@ -222,6 +222,9 @@ static const field_t s_app_fields [] = {
     U32 (af_app_t, "fit", fit, 0, AF_FIT_UNKNOWN_PROGRAM, false),
     STR (af_app_t, "fitVersion", fit_version, false),
     STR (af_app_t, "reason", reason, false),
+    U32 (af_app_t, "price", price, 0, AF_MAX_PRICE, false),
+    STR (af_app_t, "currency", currency, false),
+    BOOL (af_app_t, "entitled", entitled),
     END
 };
 
@@ -393,6 +396,8 @@ static const field_t f_purchases [] = {
 static const field_t f_purchase_list [] = {
     MAPS (M, "purchases", purchases, purchase_count, af_purchase_t, s_purchase_fields, AF_MAX_PURCHASES, true),
     END };
+static const field_t f_get [] = {
+    PROG (M, "program", program, true), STR (M, "deviceId", device_id, true), END };
 static const field_t f_none [] = { END };
 
 typedef struct {
@@ -451,6 +456,8 @@ static const command_t s_commands [AF_MSG_COUNT] = {
     [AF_MSG_PAID]        = { "PAID", f_paid },
     [AF_MSG_PURCHASES]   = { "PURCHASES", f_purchases },
     [AF_MSG_PURCHASE_LIST] = { "PURCHASE_LIST", f_purchase_list },
+    [AF_MSG_GET]         = { "GET", f_get },
+    [AF_MSG_BROWSE]      = { "BROWSE", f_apps },
 };
 
 //  --------------------------------------------------------------------------

@@ -91,6 +91,8 @@ typedef enum {
     AF_MSG_PAID,            //  W->B  the intent is paid (now or before), or the account is entitled
     AF_MSG_PURCHASES,       //  N->B, B->W  the account's entitlements
     AF_MSG_PURCHASE_LIST,   //  W->B, B->N  the answer
+    AF_MSG_GET,             //  N->B  install a program another device of the account has
+    AF_MSG_BROWSE,          //  N->B  what another device has, with fit and price for me
     AF_MSG_COUNT
 } af_msg_id_t;
 
@@ -105,6 +107,9 @@ typedef struct {
     uint32_t fit;                               //  SYNC_DIFF: af_fit_t for the asker
     char fit_version [AF_MAX_VERSION_NAME + 1]; //  SYNC_DIFF: what would install there
     char reason [AF_MAX_REASON + 1];            //  SYNC_DIFF: why nothing fits
+    uint32_t price;                             //  BROWSE: the package's price for the asker
+    char currency [AF_CURRENCY + 1];            //  ... and its currency
+    bool entitled;                              //  BROWSE: the account paid for it already
 } af_app_t;
 
 //  A device that has a program (grouped SYNC_DIFF)
