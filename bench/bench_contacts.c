@@ -20,9 +20,8 @@
 
     Books are repeated for --seconds (3), at least 3 times; per phase it
     prints the median time per book, and the service's evaluations per
-    second. Sockets are not in it: the broker does not route
-    CONTACTS_EVAL yet, so there is no real path through a worker to time;
-    the bench says so.
+    second. Sockets are not in it (the whole path, CLI to node to broker
+    to worker and back, with the upload: README "Benchmarks").
 
     Target from issue 13: an address book of 1,000 contacts evaluated and
     uploaded in under 1 s.
@@ -244,7 +243,7 @@ main (int argc, char *argv [])
     printf ("service: %.0f evaluations/s on one core (with the element checks)\n",
             numbers / (evaluate_median / 1000));
     printf ("target (issue 13): 1,000 contacts evaluated and uploaded in under 1 s: %s in process "
-            "(%.0f ms a book); sockets not included: the broker does not route CONTACTS_EVAL yet\n",
+            "(%.0f ms a book); sockets not included\n",
             totals [rounds / 2] < 1000 * numbers / 1000.0? "met": "NOT met", totals [rounds / 2]);
     free (book);
     free (times);

@@ -74,6 +74,16 @@ static const command_t s_commands [AF_MSG_COUNT] = {
     [AF_MSG_PAY_CONFIRM] = { NEEDS_SESSION, handle_pay_confirm },
     [AF_MSG_PURCHASES]  = { NEEDS_SESSION, handle_purchases },
     [AF_MSG_BROWSE]     = { NEEDS_SESSION, handle_browse },
+    [AF_MSG_CONTACTS_EVAL] = { NEEDS_SESSION, handle_contacts_eval },
+    [AF_MSG_CONTACTS_PUT] = { NEEDS_SESSION, handle_contacts_put },
+    [AF_MSG_FRIENDS]    = { NEEDS_SESSION, handle_friends },
+    [AF_MSG_BLOCK]      = { NEEDS_SESSION, handle_block },
+    [AF_MSG_SHARE]      = { NEEDS_SESSION, handle_share },
+    [AF_MSG_SHARES]     = { NEEDS_SESSION, handle_shares },
+    [AF_MSG_FRIEND_APPS] = { NEEDS_SESSION, handle_friend_apps },
+    [AF_MSG_RECOMMEND]  = { NEEDS_SESSION, handle_recommend },
+    [AF_MSG_REFUSE]     = { NEEDS_SESSION, handle_refuse },
+    [AF_MSG_FRIEND_INSTALL] = { NEEDS_SESSION, handle_friend_install },
 };
 
 //  For items that are one plain allocation
@@ -481,7 +491,8 @@ s_open_store (af_broker_t *self)
                           (uint64_t) self->config.quota_config_mib << 20);
     self->syncindex = af_syncindex_new (self->lists);
     self->guesses = af_guesses_new (store);
-    return self->guesses? 0: -1;
+    self->friends = af_friends_new (store);
+    return self->guesses && self->friends? 0: -1;
 }
 
 //  DATA/data: received user data in blobs/, uploads under way in incoming/
@@ -614,6 +625,7 @@ af_broker_new (const af_broker_config_t *config)
     self->dispatch = af_dispatch_new (self->backend, &dispatch);
     af_dispatch_service (self->dispatch, "matcher");
     af_dispatch_service (self->dispatch, "payments");
+    af_dispatch_service (self->dispatch, "contacts");
     self->loop = zloop_new ();
     self->hasher = af_hasher_new (self->loop, (size_t) config->pw_threads, AF_PW_WAITING, config->pwcost);
     if (!self->hasher || s_metrics (self) || broker_cluster_start (self))
@@ -655,6 +667,7 @@ af_broker_destroy (af_broker_t **self_p)
     zhashx_destroy (&self->pay_jobs);
     zlistx_destroy (&self->sync_waiting);
     af_guesses_destroy (&self->guesses);
+    af_friends_destroy (&self->friends);
     af_syncindex_destroy (&self->syncindex);
     af_configs_destroy (&self->configs);
     af_lists_destroy (&self->lists);

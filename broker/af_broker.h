@@ -61,6 +61,10 @@ typedef struct {
     int cluster_lease_s;
     int cluster_repl_ms;
     int cluster_log_keep;
+    //  Friends (sections contacts and friends; issue 13)
+    int eval_limit;                 //  contact numbers evaluated per account per window
+    int eval_window_s;              //  that window
+    int friend_min_common;          //  contacts two books share to make friends
     bool verbose;
 } af_broker_config_t;
 

@@ -46,6 +46,9 @@ af_broker_config_defaults (af_broker_config_t *config)
     config->cluster_repl_ms = AF_CLUSTER_REPL_MS;
     config->cluster_log_keep = AF_CLUSTER_LOG_KEEP;
     config->max_per_source = AF_MAX_PER_SOURCE;
+    config->eval_limit = AF_EVAL_LIMIT;
+    config->eval_window_s = AF_EVAL_WINDOW_S;
+    config->friend_min_common = AF_FRIEND_MIN_COMMON;
 }
 
 typedef enum { T_STR, T_INT, T_SIZE, T_BOOL, T_VERSION, T_PWCOST } type_t;
@@ -99,6 +102,9 @@ static const setting_t s_settings [] = {
     NUM ("cluster/lease_ttl", T_INT, cluster_lease_s, 2, 60),
     NUM ("cluster/repl_timeout", T_INT, cluster_repl_ms, 100, 60000),
     NUM ("cluster/log_keep", T_INT, cluster_log_keep, 1000, 100000000),
+    NUM ("contacts/eval_limit", T_INT, eval_limit, 1, 100000000),
+    NUM ("contacts/eval_window", T_INT, eval_window_s, 1, 365 * 86400),
+    NUM ("friends/min_common", T_INT, friend_min_common, 1, 1000),
 };
 #define SETTINGS (sizeof s_settings / sizeof s_settings [0])
 

@@ -35,6 +35,7 @@
 #include "af_peers.h"
 #include "af_loglimit.h"
 #include "af_metrics.h"
+#include "af_friends.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -149,6 +150,7 @@ struct _af_broker_t {
     af_transfers_t *transfers;
     af_lists_t *lists;
     af_configs_t *configs;
+    af_friends_t *friends;          //  contact tokens, visibility (handle_friends.c)
     af_syncindex_t *syncindex;      //  install lists in memory, matcher answers
     zhashx_t *sync_jobs;            //  job hex -> sync job (owned; handle_sync.c)
     zhashx_t *pay_jobs;             //  job hex -> GET/BROWSE/payment job (owned; handle_pay.c)
@@ -219,7 +221,11 @@ int broker_send_msg (af_broker_t *self, session_t *session, af_msg_t *msg);
 //  it answers, or NULL, or BROKER_UNHELD: it says nothing of any change
 //  (a PONG), so it goes at once, not after the batch's commit.
 int broker_send_frame (af_broker_t *self, session_t *session, zframe_t *frame, const uint8_t *rid);
-#define BROKER_UNHELD ((const uint8_t *) "")
+//  One object, compared by address: a string literal would be a different
+//  object in each file unless the linker merges them (it does not under
+//  AddressSanitizer, which then saw a 16-byte read of a 1-byte "")
+extern const uint8_t broker_unheld [AF_ID_SIZE];
+#define BROKER_UNHELD broker_unheld
 
 //  Give libzmq what waits in the sessions' queues, and resume transfers
 //  that waited for room; arm the retry timer while anything waits.
@@ -438,5 +444,21 @@ void broker_pay_jobs_free (void **item);
 
 void handle_config_put (af_broker_t *self, session_t *session, af_msg_t *msg);
 void handle_config_get (af_broker_t *self, session_t *session, af_msg_t *msg);
+
+//  --------------------------------------------------------------------------
+//  handle_friends.c: CONTACTS_EVAL, CONTACTS_PUT, FRIENDS, BLOCK, SHARE,
+//  SHARES, FRIEND_APPS, RECOMMEND, REFUSE, FRIEND_INSTALL (issue 13); every
+//  step into another account goes through broker_xacct.c
+
+void handle_contacts_eval (af_broker_t *self, session_t *session, af_msg_t *msg);
+void handle_contacts_put (af_broker_t *self, session_t *session, af_msg_t *msg);
+void handle_friends (af_broker_t *self, session_t *session, af_msg_t *msg);
+void handle_block (af_broker_t *self, session_t *session, af_msg_t *msg);
+void handle_share (af_broker_t *self, session_t *session, af_msg_t *msg);
+void handle_shares (af_broker_t *self, session_t *session, af_msg_t *msg);
+void handle_friend_apps (af_broker_t *self, session_t *session, af_msg_t *msg);
+void handle_recommend (af_broker_t *self, session_t *session, af_msg_t *msg);
+void handle_refuse (af_broker_t *self, session_t *session, af_msg_t *msg);
+void handle_friend_install (af_broker_t *self, session_t *session, af_msg_t *msg);
 
 #endif

@@ -1,6 +1,6 @@
 /*  =========================================================================
     handle_pay - GET, PAY_CONFIRM, PURCHASES, BROWSE: an app another device
-    of the account has, free or paid (S0.3-S0.7; SPEC 5.38, 5.39, 10.10)
+    of the account has, free or paid (S0.3-S0.7; SPEC 5.46, 5.47, 10.12)
 
     GET names a program and the device that has it. The broker checks that
     the device is one of the account's and has the program, asks the

@@ -17,6 +17,7 @@
     =========================================================================
 */
 #include "broker_int.h"
+#include "af_trust.h"
 
 //  A push waiting for the matcher's answer for each of its targets
 typedef struct {
@@ -219,6 +220,25 @@ s_push_commit (af_broker_t *self, push_job_t *job)
     zhashx_delete (self->push_jobs, job->hex);
 }
 
+//  The store's signed metadata of the program, for the target to check
+//  the package by (SPEC 5.20, 11): the broker only carries it, it cannot
+//  make or change it. A catalog without signed metadata gives none.
+static void
+s_offer_meta (af_broker_t *self, af_msg_t *offer)
+{
+    char meta [600], err [300];
+    uint8_t *bundle = NULL;
+    size_t size = 0;
+    snprintf (meta, sizeof meta, "%s/meta", self->config.catalog);
+    int code = af_trust_bundle_load (meta, offer->program, &bundle, &size, err, sizeof err);
+    if (code == AF_OK)
+        af_msg_set_body (offer, bundle, size);
+    else
+    if (code != AF_E_NO_BLOB)
+        zsys_warning ("broker: the offer of %s goes without its metadata: %s", offer->program, err);
+    free (bundle);
+}
+
 //  The matcher's answer for one target (af_dispatch completion)
 static void
 s_push_resolved (void *arg, uint32_t index, af_msg_t **reply_p)
@@ -242,6 +262,7 @@ s_push_resolved (void *arg, uint32_t index, af_msg_t **reply_p)
         if (reply->fit == AF_FIT_PACKAGE) {
             memcpy (offer->data_hash, job->data_hash, sizeof offer->data_hash);
             offer->data_total = job->data_total;
+            s_offer_meta (self, offer);
         }
         job->offers [index] = offer;
         bool online = broker_online (self, job->account, target->device_id) != NULL;

@@ -57,7 +57,15 @@ NODES_EP=$(sed -n 's/^nodes=//p' "$D/broker/endpoints")
 WORKERS_EP=$(sed -n 's/^workers=//p' "$D/broker/endpoints")
 echo "nodes connect to $NODES_EP, workers to $WORKERS_EP"
 
-step "Catalog: import data/catalog/manifest.json"
+step "The signed store: a root key (offline), the store's key, the demo publisher trusted"
+"$CATALOG" keygen --root "$D/root" && "$CATALOG" --catalog "$D/catalog" keygen --store || fail "keygen failed"
+printf '[{"name": "appferry demo", "key": "%s", "programs": ["*"]}]\n' \
+    "$SRC/data/catalog/keys/demo-publisher.pub" > "$D/publishers.json"
+"$CATALOG" root-sign --key "$D/root.key" --store-key "$D/catalog/keys/store.pub" \
+    --publishers "$D/publishers.json" "$D/root-docs" \
+    && "$CATALOG" --catalog "$D/catalog" trust "$D/root.pub" "$D/root-docs" || fail "the root's documents failed"
+
+step "Catalog: import data/catalog/manifest.json (each package signed by the demo publisher)"
 "$CATALOG" --catalog "$D/catalog" import "$SRC/data/catalog/manifest.json" || fail "import failed"
 
 step "Matcher: its certificate goes into the broker's worker keys"
@@ -81,7 +89,7 @@ echo "payments ready"
 step "Four device nodes"
 for pair in phone:galaxy-s21 tablet:galaxy-tab-s7 tv:chromecast-google-tv iphone:iphone-13; do
     name=${pair%%:*} device=${pair#*:}
-    "$NODE" --broker "$NODES_EP" --broker-key "$D/broker/broker.cert" --home "$D/$name" \
+    "$NODE" --broker "$NODES_EP" --broker-key "$D/broker/broker.cert" --root-key "$D/root.pub" --home "$D/$name" \
         --device "$SRC/data/devices/$device.json" --daemon
 done
 
@@ -154,7 +162,7 @@ printf 'font=large\nchat_wallpaper=sunset\n' > "$D/tablet/config/weixin/settings
 echo "(the phone installed notes for itself)"
 
 step "A new device logs in: what do the others have that it lacks?"
-"$NODE" --broker "$NODES_EP" --broker-key "$D/broker/broker.cert" --home "$D/newphone" \
+"$NODE" --broker "$NODES_EP" --broker-key "$D/broker/broker.cert" --root-key "$D/root.pub" --home "$D/newphone" \
     --device "$SRC/data/devices/galaxy-a10.json" --daemon
 wait_for test -S "$D/newphone/node.sock" || fail "the new phone's node did not start"
 wait_for "$CLI" --home "$D/newphone" status || fail "the new phone's node does not answer"

@@ -32,6 +32,7 @@
 #include "af_catalog.h"
 #include "af_store.h"
 #include "af_msg.h"
+#include "af_signer.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -69,6 +70,10 @@ struct _af_catalog_t {
     MDB_dbi programs;
     MDB_dbi packages;
     MDB_dbi fit;
+    MDB_dbi signers;
+    af_signer_t *signer;            //  the catalog's trust, or NULL (none installed)
+    bool allow_unsigned;
+    uint64_t expires_s;             //  of the targets an import signs
     MDB_txn *reader;                //  reused read transaction (reset/renew)
     bool reading;                   //  reader holds a live snapshot
     uint64_t *scratch;              //  aligned copy of a misaligned fit value
@@ -90,6 +95,7 @@ af_catalog_new (const char *dir, bool writable)
     assert (self);
     self->dir = strdup (dir);
     self->writable = writable;
+    self->expires_s = (uint64_t) AF_TRUST_TARGETS_DAYS * 86400;
     for (int i = 1; i < AF_PLATFORM_COUNT; i++)
         af_strcopy (self->platforms [i], sizeof self->platforms [i], af_platform_name ((af_platform_t) i));
     for (int i = 1; i < AF_FORM_COUNT; i++)
@@ -105,8 +111,14 @@ af_catalog_new (const char *dir, bool writable)
     if (!self->store
     ||  af_store_dbi (self->store, "programs", 0, &self->programs)
     ||  af_store_dbi (self->store, "packages", 0, &self->packages)
-    ||  af_store_dbi (self->store, "fit", 0, &self->fit))
+    ||  af_store_dbi (self->store, "fit", 0, &self->fit)
+    ||  (writable && af_store_dbi (self->store, "signers", 0, &self->signers)))
         af_catalog_destroy (&self);
+    char err [600];
+    if (self && writable && af_signer_open (dir, &self->signer, err, sizeof err) != AF_OK) {
+        zsys_error ("catalog: its trust does not verify: %s", err);
+        af_catalog_destroy (&self);
+    }
     return self;
 }
 
@@ -118,6 +130,7 @@ af_catalog_destroy (af_catalog_t **self_p)
     if (self) {
         af_store_abort (self->store, &self->reader);
         af_store_destroy (&self->store);
+        af_signer_destroy (&self->signer);
         free (self->scratch);
         free (self->dir);
         free (self);
@@ -896,6 +909,158 @@ s_put_program (af_catalog_t *self, MDB_txn *txn, af_catalog_entry_t **entries, s
     return code;
 }
 
+//  Who signed an entry's file, under the package's key in signers
+static int
+s_put_signer (af_catalog_t *self, MDB_txn *txn, const af_catalog_entry_t *entry, char *err, size_t errlen)
+{
+    if (!entry->is_signed || !self->signers)
+        return AF_OK;
+    uint8_t key [AF_MAX_PROGRAM + 1 + AF_ID_SIZE];
+    size_t plen = strlen (entry->package.program);
+    memcpy (key, entry->package.program, plen + 1);
+    memcpy (key + plen + 1, entry->fit.package_id, AF_ID_SIZE);
+    int rc = af_store_put (txn, self->signers, key, plen + 1 + AF_ID_SIZE, entry->signer, AF_MINISIGN_KEYID_SIZE, 0);
+    if (rc)
+        snprintf (err, errlen, "store error: %s", mdb_strerror (rc));
+    return rc? AF_E_INTERNAL: AF_OK;
+}
+
+//  Sign the targets of one program: every package of it a publisher
+//  signed (store links install from their platform's store and are not
+//  targets). AF_OK, or a code of af_signer_targets with err.
+static int
+s_sign_program (af_catalog_t *self, MDB_txn *txn, const char *program, char *err, size_t errlen)
+{
+    size_t plen = strlen (program), count = 0;
+    uint8_t key [AF_MAX_PROGRAM + 1 + AF_ID_SIZE];
+    memcpy (key, program, plen + 1);
+    af_target_entry_t *targets = (af_target_entry_t *) calloc (AF_MAX_PACKAGES_PER_PROGRAM, sizeof (af_target_entry_t));
+    assert (targets);
+    MDB_cursor *cursor = NULL;
+    MDB_val k = { plen + 1, key }, v;
+    int rc = mdb_cursor_open (txn, self->packages, &cursor);
+    if (rc == 0)
+        rc = mdb_cursor_get (cursor, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && k.mv_size == plen + 1 + AF_ID_SIZE && memcmp (k.mv_data, key, plen + 1) == 0) {
+        af_package_t package;
+        MDB_val signer;
+        char inner [128];
+        if (af_store_get (txn, self->signers, k.mv_data, k.mv_size, &signer) == 0
+        &&  signer.mv_size == AF_MINISIGN_KEYID_SIZE && count < AF_MAX_PACKAGES_PER_PROGRAM
+        &&  af_package_unpack ((const uint8_t *) v.mv_data, v.mv_size, &package, inner, sizeof inner) == AF_OK
+        &&  *package.hash) {
+            af_target_entry_t *t = &targets [count++];
+            snprintf (t->platform, sizeof t->platform, "%s", package.platform);
+            t->version_code = package.version_code;
+            snprintf (t->version_name, sizeof t->version_name, "%s", package.version_name);
+            memcpy (t->hash, package.hash, sizeof t->hash);
+            t->size = package.size;
+            af_minisign_id ((const uint8_t *) signer.mv_data, t->publisher);
+        }
+        rc = mdb_cursor_get (cursor, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close (cursor);
+    int code = AF_OK;
+    if (rc && rc != MDB_NOTFOUND) {
+        snprintf (err, errlen, "store error: %s", mdb_strerror (rc));
+        code = AF_E_INTERNAL;
+    }
+    uint64_t version;
+    if (code == AF_OK && count)
+        code = af_signer_targets (self->signer, program, targets, count, self->expires_s, &version, err, errlen);
+    free (targets);
+    return code;
+}
+
+//  After an import: sign the targets of each program it touched
+static int
+s_sign_touched (af_catalog_t *self, af_catalog_entry_t **sorted, size_t count, char *err, size_t errlen)
+{
+    MDB_txn *txn = NULL;
+    int rc = af_store_begin (self->store, false, &txn);
+    if (rc)
+        return snprintf (err, errlen, "store error: %s", mdb_strerror (rc)), AF_E_INTERNAL;
+    int code = AF_OK;
+    for (size_t i = 0; code == AF_OK && i < count; i++)
+        if (i == 0 || strcmp (sorted [i]->package.program, sorted [i - 1]->package.program))
+            code = s_sign_program (self, txn, sorted [i]->package.program, err, errlen);
+    af_store_abort (self->store, &txn);
+    return code;
+}
+
+int
+af_catalog_resign (af_catalog_t *self, size_t *signed_count, char *err, size_t errlen)
+{
+    assert (self);
+    *signed_count = 0;
+    if (!self->writable || !self->signer)
+        return snprintf (err, errlen, "the catalog has no trust installed (appferry-catalog trust)"), AF_E_FORBIDDEN;
+    af_catalog_release (self);
+    MDB_txn *txn = NULL;
+    MDB_cursor *cursor = NULL;
+    int rc = af_store_begin (self->store, false, &txn);
+    if (rc == 0)
+        rc = mdb_cursor_open (txn, self->fit, &cursor);
+    MDB_val key, value;
+    int code = AF_OK;
+    if (rc == 0)
+        rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST);
+    while (rc == 0 && code == AF_OK) {
+        char program [AF_MAX_PROGRAM + 1];
+        size_t plen = key.mv_size < sizeof program? key.mv_size: sizeof program - 1;
+        memcpy (program, key.mv_data, plen);
+        program [plen] = 0;
+        code = s_sign_program (self, txn, program, err, errlen);
+        (*signed_count)++;
+        rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
+    }
+    if (cursor)
+        mdb_cursor_close (cursor);
+    af_store_abort (self->store, &txn);
+    if (code == AF_OK && rc != MDB_NOTFOUND) {
+        snprintf (err, errlen, "store error: %s", mdb_strerror (rc));
+        code = AF_E_INTERNAL;
+    }
+    return code;
+}
+
+void
+af_catalog_set_signing (af_catalog_t *self, bool allow_unsigned, uint64_t expires_s)
+{
+    assert (self);
+    self->allow_unsigned = allow_unsigned;
+    if (expires_s)
+        self->expires_s = expires_s;
+}
+
+//  The publisher signature of every entry with a file. AF_OK, or with err
+//  AF_E_FORBIDDEN (no trust and unsigned not allowed; a signature refused)
+//  or a code of af_signer_check_file.
+static int
+s_check_signatures (af_catalog_t *self, af_catalog_entry_t *entries, size_t count, char *err, size_t errlen)
+{
+    for (size_t i = 0; self->writable && i < count; i++) {
+        af_catalog_entry_t *entry = &entries [i];
+        if (!*entry->file || (!self->signer && self->allow_unsigned))
+            continue;
+        if (!self->signer) {
+            snprintf (err, errlen, "entry %zu (line %d): the catalog trusts no publisher yet: install the "
+                      "root's documents (appferry-catalog trust), or import with --insecure-unsigned",
+                      i, entry->line);
+            return AF_E_FORBIDDEN;
+        }
+        char inner [600];
+        int code = af_signer_check_file (self->signer, entry->package.program, entry->file, entry->signer,
+                                         inner, sizeof inner);
+        if (code != AF_OK) {
+            snprintf (err, errlen, "entry %zu (line %d): %s", i, entry->line, inner);
+            return code;
+        }
+        entry->is_signed = true;
+    }
+    return AF_OK;
+}
+
 static int
 s_compare_program (const void *a, const void *b)
 {
@@ -967,6 +1132,8 @@ af_catalog_add (af_catalog_t *self, af_catalog_entry_t *entries, size_t count, c
         while (end < count && strcmp (sorted [end]->package.program, sorted [start]->package.program) == 0)
             end++;
         code = s_put_program (self, txn, sorted + start, end - start, err, errlen);
+        for (size_t i = start; code == AF_OK && i < end; i++)
+            code = s_put_signer (self, txn, sorted [i], err, errlen);
         start = end;
     }
     if (code == AF_OK && (rc = af_store_commit (self->store, &txn))) {
@@ -974,6 +1141,8 @@ af_catalog_add (af_catalog_t *self, af_catalog_entry_t *entries, size_t count, c
         code = AF_E_INTERNAL;
     }
     af_store_abort (self->store, &txn);
+    if (code == AF_OK && self->signer)
+        code = s_sign_touched (self, sorted, count, err, errlen);
     free (sorted);
     return code;
 }
@@ -1407,8 +1576,10 @@ af_catalog_import (af_catalog_t *self, const char *manifest_path, size_t *import
         entries [i].line = lines [i];
     }
     if (code == AF_OK) {
-        char inner [600];
-        code = af_catalog_add (self, entries, (size_t) count, inner, sizeof inner);
+        char inner [900];
+        code = s_check_signatures (self, entries, (size_t) count, inner, sizeof inner);
+        if (code == AF_OK)
+            code = af_catalog_add (self, entries, (size_t) count, inner, sizeof inner);
         if (code == AF_OK)
             *imported = (size_t) count;
         else
@@ -1717,6 +1888,7 @@ af_catalog_test (bool verbose)
     char catdir [600];
     snprintf (catdir, sizeof catdir, "%s/catalog", dir);
     af_catalog_t *catalog = af_catalog_new (catdir, true);
+    af_catalog_set_signing (catalog, true, 0);      //  unsigned here: af_signer and it_signed test signing
     assert (catalog);
     af_device_t device;
     s_test_import_and_resolve (catalog, manifest, &device);

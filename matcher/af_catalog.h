@@ -19,6 +19,8 @@
                 value: msgpack map { name, publisher, category, votes }
       packages  key: program ID, 0x00, package ID (16 bytes)
                 value: msgpack package map (protocol/SPEC.md "Package map")
+      signers   key: program ID, 0x00, package ID (16 bytes)
+                value: the key ID (8 bytes) of the publisher who signed it
       fit       key: program ID
                 value: af_fit_head_t (8 bytes: count, offset of the text area),
                        then count af_fit_rec_t (104 bytes each), then the text
@@ -26,6 +28,7 @@
                        NUL-terminated), then per package at rec.text:
                        versionName, storeLink (NUL-terminated). Resolution
                        needs nothing else, so it is one mdb_get.
+    Trust: DIR/meta/ and DIR/keys/ (matcher/af_signer.h).
     Files: DIR/blobs/ab/ab01...ff (BLAKE2b-256 hex of the file), written via
     temp file + fsync + rename; the same bytes are stored once.
     =========================================================================
@@ -40,6 +43,7 @@
 #include <stdint.h>
 #include "af_device.h"
 #include "af_package.h"
+#include "af_minisign.h"
 
 //  Longest time, in ms, one read snapshot serves resolutions
 #define AF_CATALOG_SNAPSHOT_MS 50
@@ -80,6 +84,8 @@ typedef struct {
     af_fit_rec_t fit;                   //  constraints (package_id/hash filled by add)
     char file [PATH_MAX];               //  package file to store; "" if none
     int line;                           //  manifest line, for messages
+    bool is_signed;                     //  signer holds the publisher's key ID
+    uint8_t signer [AF_MINISIGN_KEYID_SIZE];
 } af_catalog_entry_t;
 
 typedef struct _af_catalog_t af_catalog_t;
@@ -97,11 +103,25 @@ void af_catalog_destroy (af_catalog_t **self_p);
 //  AF_E_MALFORMED (not a JSON array of valid entries, or an entry's file
 //  is not a regular file), AF_E_TOO_BIG (a manifest over AF_MAX_MANIFEST
 //  bytes, a program with more than AF_MAX_PACKAGES_PER_PROGRAM packages),
-//  AF_E_FORBIDDEN (the catalog is open read-only), AF_E_INTERNAL (the
+//  AF_E_FORBIDDEN (the catalog is open read-only; a package file without
+//  a valid signature by a publisher trusted for its program; a catalog
+//  without trust and unsigned packages not allowed), AF_E_INTERNAL (the
 //  manifest or a package file cannot be opened or read, errno's text in
 //  err; or a store error, LMDB's).
 int af_catalog_import (af_catalog_t *self, const char *manifest_path, size_t *imported,
                        char *err, size_t errlen);
+
+//  Signing (protocol/af_trust, matcher/af_signer): a catalog with trust
+//  installed checks every package file's publisher signature at import
+//  and signs each imported program's targets, valid for expires_s
+//  seconds (default AF_TRUST_TARGETS_DAYS days). A catalog without
+//  trust refuses to import package files unless allow_unsigned is set.
+void af_catalog_set_signing (af_catalog_t *self, bool allow_unsigned, uint64_t expires_s);
+
+//  Sign the targets of every program again (a new store key, or to renew
+//  their expiry). AF_OK with *signed_count, or a code of af_catalog_import
+//  with err.
+int af_catalog_resign (af_catalog_t *self, size_t *signed_count, char *err, size_t errlen);
 
 //  Add parsed entries (what import does after parsing), in one write
 //  transaction. An entry with a file has it hashed and stored; one without

@@ -541,7 +541,8 @@ af_node_new (const af_node_config_t *config, char *err, size_t errlen)
     //  An install command may have been running when the node stopped:
     //  it must be gone before anything can be installed again; and what
     //  installs and removals stopped half-way left is removed
-    if (node_intent_setup (self, err, errlen) || node_intent_recover (self, err, errlen))
+    if (node_trust_setup (self, err, errlen) || node_intent_setup (self, err, errlen)
+    ||  node_intent_recover (self, err, errlen))
         goto failed;
     char why [AF_MAX_REASON + 1];
     size_t stale;
@@ -604,6 +605,7 @@ af_node_destroy (af_node_t **self_p)
     zloop_destroy (&self->loop);
     zsock_destroy (&self->dealer);
     node_requests_destroy (self);
+    node_friends_destroy (self);
     af_msg_destroy (&self->list);
     json_decref (self->inbox);
     json_decref (self->pushes);
@@ -616,6 +618,7 @@ af_node_destroy (af_node_t **self_p)
     free (self->chunk_packed);
     zcert_destroy (&self->cert);
     zcert_destroy (&self->broker_cert);
+    json_decref (self->trust);
     free (self);
     *self_p = NULL;
 }

@@ -54,6 +54,8 @@ typedef struct {
     char attest_file [512];         //  "name=value" lines; its mtime dates them
     int rate_kib;                   //  receive at most this many KiB/s (0 = no limit)
     bool sync_auto;                 //  install what other devices install (S1.9)
+    char root_key [512];            //  the store's root public key (minisign); "" = none
+    bool insecure_unsigned;         //  without one: install unsigned packages anyway
     bool verbose;
 } af_node_config_t;
 

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <termios.h>
 #include "af_limits.h"
+#include "cli_friends.h"
 
 static void
 s_usage (FILE *out)
@@ -82,6 +83,7 @@ s_usage (FILE *out)
 "  config show PROGRAM [--previous]\n"
 "                        the account's stored version (or the one it replaced)\n"
 "  stop                  stop the node\n"
+"%s"
 "\n"
 "Options:\n"
 "  -H, --home DIR            the node's home directory (required)\n"
@@ -105,7 +107,8 @@ s_usage (FILE *out)
 "with the candidates.\n"
 "\n"
 "Exit status: 0 done, 1 refused or failed (push: any target failed, was\n"
-"refused or has no fitting package), 2 usage error, 3 no node running.\n");
+"refused or has no fitting package), 2 usage error, 3 no node running.\n",
+    cli_friends_usage);
 }
 
 static int
@@ -665,6 +668,18 @@ static const struct {
     { "purchases",      0, false, s_print_purchases },
     { "config",        -1, false, s_print_config },
     { "stop",           0, false, s_print_stop },
+    //  -2: friends' commands, checked and printed by cli_friends
+    { "contacts",      -2, false, NULL },
+    { "friends",       -2, false, NULL },
+    { "block",         -2, false, NULL },
+    { "unblock",       -2, false, NULL },
+    { "share",         -2, false, NULL },
+    { "friend-apps",   -2, false, NULL },
+    { "recommend",     -2, false, NULL },
+    { "inbox",         -2, false, NULL },
+    { "refuse",        -2, false, NULL },
+    { "accept",        -2, false, NULL },
+    { "friend-install", -2, false, NULL },  //  followed: s_push_follow
 };
 
 typedef struct {
@@ -676,12 +691,14 @@ typedef struct {
     int nargs;
     char **args;
     bool secret;                    //  config secret
+    cli_friends_opts_t friends;     //  the friends' commands' options
 } options_t;
 
 //  Parse the command line: 0, or the exit status (usage printed)
 static int
 s_parse (int argc, char *argv [], options_t *o)
 {
+    enum { OPT_FROM = 1000, OPT_CONFIRM };    //  long options only
     static struct option options [] = {
         { "home", required_argument, NULL, 'H' },
         { "password-file", required_argument, NULL, 'p' },
@@ -697,8 +714,15 @@ s_parse (int argc, char *argv [], options_t *o)
         { "install-all", no_argument, NULL, 'A' },
         { "on", required_argument, NULL, 'O' },
         { "previous", no_argument, NULL, 'P' },
-        { "from", required_argument, NULL, 'F' },
-        { "confirm-payment", required_argument, NULL, 'C' },
+        { "country", required_argument, NULL, 'C' },
+        { "friends", no_argument, NULL, 'F' },
+        { "public", no_argument, NULL, 'U' },
+        { "private", no_argument, NULL, 'V' },
+        { "list", no_argument, NULL, 'L' },
+        { "all", no_argument, NULL, 'a' },
+        { "none", no_argument, NULL, 'n' },
+        { "from", required_argument, NULL, OPT_FROM },
+        { "confirm-payment", required_argument, NULL, OPT_CONFIRM },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -722,8 +746,15 @@ s_parse (int argc, char *argv [], options_t *o)
             case 'A': o->install_all = true; break;
             case 'O': o->on = optarg; break;
             case 'P': o->previous = true; break;
-            case 'F': o->from = optarg; break;
-            case 'C': o->token = optarg; break;
+            case 'C': o->friends.country = optarg; break;
+            case 'F': o->friends.share = "friends"; break;
+            case 'U': o->friends.share = "public"; break;
+            case 'V': o->friends.share = "private"; break;
+            case 'L': o->friends.list = true; break;
+            case 'a': o->friends.all = true; break;
+            case 'n': o->friends.none = true; break;
+            case OPT_FROM: o->from = optarg; break;
+            case OPT_CONFIRM: o->token = optarg; break;
             case 'h': s_usage (stdout); return 1;
             default: s_usage (stderr); return 2;
         }
@@ -749,6 +780,9 @@ s_parse (int argc, char *argv [], options_t *o)
         return 2;
     }
     int args = s_commands [o->command].args;
+    o->friends.to = o->to;
+    if (args == -2)
+        return cli_friends_check (command, o->nargs, o->args, &o->friends);
     //  config SUBCOMMAND [PROGRAM]: the node's verb is config-SUBCOMMAND
     if (args < 0) {
         static const char *subs [] = { "secret", "share", "unshare", "apply", "show", NULL };
@@ -795,6 +829,9 @@ s_request (const options_t *o, const char *password)
             return NULL;
     }
     zmsg_t *request = zmsg_new ();
+    if (s_commands [o->command].args == -2)
+        cli_friends_request (command, o->nargs, o->args, &o->friends, request);
+    else
     if (streq (command, "config")) {
         char verb [32];
         snprintf (verb, sizeof verb, "config-%s", o->args [0]);
@@ -839,8 +876,12 @@ s_render (zsock_t *sock, const options_t *o, const char *status, const char *tex
         printf ("%s\n", text);
         return ok? 0: 1;
     }
-    if (ok && streq (command, "push"))
+    if (ok && (streq (command, "push") || streq (command, "friend-install")))
         return s_push_follow (sock, doc, o->no_wait? 0: o->wait);
+    if (ok && s_commands [o->command].args == -2) {
+        cli_friends_print (command, o->nargs, o->args, doc);
+        return 0;
+    }
     if (ok && streq (command, "get"))
         return s_get_follow (sock, doc, o->no_wait? 0: o->wait);
     if (ok && streq (command, "sync") && (o->install || o->install_all))

@@ -584,6 +584,20 @@ static const struct {
     { "config-unshare", 1, CLI_ACCOUNT,     node_config_unshare },
     { "config-apply",   1, CLI_ACCOUNT,     node_config_fetch },
     { "config-show",    1, CLI_ACCOUNT,     node_config_fetch },
+    //  Friends (node_friends.c)
+    { "contacts-import", 1, CLI_LOGIN,      node_contacts_import },
+    { "contacts-me",    1, CLI_LOGIN,       node_contacts_me },
+    { "contacts-list",  0, 0,               node_contacts_list },
+    { "friends",        0, CLI_LOGIN,       node_friends_list },
+    { "block",          1, CLI_LOGIN,       node_friends_block },
+    { "unblock",        1, CLI_LOGIN,       node_friends_block },
+    { "refuse",         1, CLI_LOGIN,       node_friends_refuse },
+    { "share",          2, CLI_LOGIN,       node_friends_share },
+    { "share-list",     0, CLI_LOGIN,       node_friends_shares },
+    { "friend-apps",    1, CLI_LOGIN,       node_friend_apps },
+    { "recommend",      2, CLI_LOGIN,       node_friend_recommend },
+    { "friend-install", 2, CLI_LOGIN,       node_friend_install },
+    { "inbox",          0, 0,               node_friends_inbox },
 };
 
 //  Run one CLI request

@@ -16,10 +16,12 @@
 #include "af_install.h"
 #include "af_reports.h"
 #include "node_limits.h"
+#include "af_trust.h"
 
 #include <jansson.h>
 
 typedef struct _pending_t pending_t;
+typedef struct _node_friends_t node_friends_t;
 struct _cli_t;
 
 //  A request's completion. answer is the broker's reply, or NULL when none
@@ -94,6 +96,8 @@ typedef struct {
     uint64_t fetch_total;
     uint64_t fetch_login;           //  the login (self->logins) the last FETCH went on
     bool refetched;                 //  FETCH sent again: earlier chunks may still come
+    uint8_t *meta;                  //  the offer's signed metadata (owned), or NULL
+    size_t meta_size;
 } job_t;
 
 //  The user data of a push this device starts, on its way to the broker
@@ -163,6 +167,10 @@ struct _af_node_t {
     zhashx_t *auto_installs;        //  programs this node asked to install for
                                     //  itself in automatic mode, until their RESULT
     char guarded_cmd [6400];        //  the install command, run under the guard
+    node_friends_t *friends;        //  node_friends.c: an address book import under way
+    bool has_root;                  //  root_pub was given (--root-key)
+    af_minisign_pub_t root_pub;     //  the store's root key: what packages must chain to
+    json_t *trust;                  //  trust.json: the highest metadata versions seen
     uint8_t *chunk_raw;             //  upload buffers: one chunk, and compressed
     uint8_t *chunk_packed;
     size_t chunk_packed_size;
@@ -283,6 +291,14 @@ int node_intent_begin (af_node_t *self, job_t *job, char *err, size_t errlen);
 void node_intent_end (af_node_t *self);
 int node_intent_recover (af_node_t *self, char *err, size_t errlen);
 
+//  node_trust.c: the store's signatures (SPEC 11). setup: the root key
+//  and trust.json, 0 or -1 with err; check: may the job's package be
+//  installed (its metadata chains to the root, is not expired or rolled
+//  back, names its hash; not older than what is installed), 0 or -1 with
+//  the reason in err.
+int node_trust_setup (af_node_t *self, char *err, size_t errlen);
+int node_trust_check (af_node_t *self, job_t *job, char *err, size_t errlen);
+
 //  node_upload.c: user data sent with a push
 void node_upload_free (upload_t **upload_p);
 void node_upload_start (af_node_t *self, zframe_t *client, af_msg_t *push);
@@ -321,5 +337,22 @@ void node_push_progress (af_node_t *self, af_msg_t **msg_p);
 void node_push_result (af_node_t *self, af_msg_t *msg);
 void node_install_self (af_node_t *self, node_answer_fn *on_answer, zframe_t *client, const char *program);
 void node_auto_sync (af_node_t *self);
+
+//  node_friends.c: contacts, friends, shares, pull, push, inbox (issue 13)
+void node_friends_destroy (af_node_t *self);
+void node_contacts_import (af_node_t *self, cli_t *cli);
+void node_contacts_me (af_node_t *self, cli_t *cli);
+void node_contacts_list (af_node_t *self, cli_t *cli);
+void node_friends_list (af_node_t *self, cli_t *cli);
+void node_friends_block (af_node_t *self, cli_t *cli);
+void node_friends_refuse (af_node_t *self, cli_t *cli);
+void node_friends_share (af_node_t *self, cli_t *cli);
+void node_friends_shares (af_node_t *self, cli_t *cli);
+void node_friend_apps (af_node_t *self, cli_t *cli);
+void node_friend_recommend (af_node_t *self, cli_t *cli);
+void node_friend_install (af_node_t *self, cli_t *cli);
+void node_friends_inbox (af_node_t *self, cli_t *cli);
+//  A RECOMMENDATION in outbox item `item`: kept in the inbox, then ACKed
+void node_friends_on_item (af_node_t *self, af_msg_t *msg, const char *item);
 
 #endif

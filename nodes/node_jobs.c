@@ -25,6 +25,7 @@ node_job_free (void **item)
         af_install_cmd_destroy (&job->cmd);
         if (*job->part)
             unlink (job->part);
+        free (job->meta);
         free (job);
         *item = NULL;
     }
@@ -303,7 +304,13 @@ s_on_start (af_node_t *self, job_t *job)
     &&  streq (info.hash, job->package.hash)) {
         node_report (self, "install", &info);
         s_on_installed (self, job, 0);
+        return;
     }
+    //  Nothing is fetched before the store's signatures say it may be
+    //  installed (node_trust.c)
+    char why [AF_MAX_REASON + 1];
+    if (node_trust_check (self, job, why, sizeof why))
+        s_job_finish (self, job, "failed", 0, "%s", why);
     else
         s_job_fetch (self, job, false);
 }
@@ -446,6 +453,12 @@ s_on_offer (af_node_t *self, af_msg_t *msg, const char *item)
         job->fit = msg->fit;
         snprintf (job->data_hash, sizeof job->data_hash, "%s", msg->data_hash);
         job->data_total = msg->data_total;
+        if (msg->body_size) {
+            job->meta = (uint8_t *) malloc (msg->body_size);
+            assert (job->meta);
+            memcpy (job->meta, msg->body, msg->body_size);
+            job->meta_size = msg->body_size;
+        }
         job->state = JOB_WAITING;
         job->tokens_at = zclock_mono ();
         zlistx_add_end (self->jobs, job);
@@ -537,6 +550,12 @@ node_on_item (af_node_t *self, af_msg_t **item_p)
     if (code == AF_OK && msg->id == AF_MSG_RESULT)
         node_push_result (self, msg);
     else
+    if (code == AF_OK && msg->id == AF_MSG_RECOMMENDATION) {
+        node_friends_on_item (self, msg, item->item);       //  ACKed once it is on disk
+        af_msg_destroy (&msg);
+        return;
+    }
+    else
     if (code == AF_OK && msg->id == AF_MSG_UNINSTALL) {
         //  Finished by its DONE, as an offer is (SPEC 5.32): no ACK
         node_uninstall_asked (self, msg);
@@ -546,7 +565,7 @@ node_on_item (af_node_t *self, af_msg_t **item_p)
     else
         //  Acknowledged anyway: a bad item must not block the queue
         zsys_warning ("node: dropped outbox item %s: %s", item->item,
-                      code != AF_OK? err: "not an OFFER, RESULT or UNINSTALL");
+                      code != AF_OK? err: "not an OFFER, RESULT, UNINSTALL or RECOMMENDATION");
     af_msg_t *ack = af_msg_new (AF_MSG_ACK);
     memcpy (ack->item, item->item, sizeof ack->item);
     node_send (self, ack);

@@ -54,6 +54,12 @@ s_usage (FILE *out)
 "      --sync-mode MODE    auto: install here what the account's other devices\n"
 "                          install, when a package fits; manual (default):\n"
 "                          only list it (appferry sync)\n"
+"      --root-key FILE     the store's root public key (minisign format, from\n"
+"                          appferry-catalog keygen --root; default $AF_ROOT_KEY):\n"
+"                          a package installs only if the store's signed\n"
+"                          metadata chains to it. Without one no package installs\n"
+"      --insecure-unsigned without a root key, install packages unchecked\n"
+"                          (tests and demos only)\n"
 "      --daemon            detach and log to HOME/node.log\n"
 "  -v, --verbose           log more\n"
 "  -h, --help              show this help and exit\n"
@@ -170,7 +176,8 @@ static int
 s_parse_options (int argc, char *argv [], af_node_config_t *config, node_options_t *opts)
 {
     enum { OPT_HEARTBEAT = 1000, OPT_DAEMON, OPT_VERSION, OPT_INSTALL_CMD, OPT_INSTALL_TIMEOUT,
-           OPT_ATTEST, OPT_RATE, OPT_SYNC_MODE, OPT_FROM_ADB, OPT_PRINT_DEVICE };
+           OPT_ATTEST, OPT_RATE, OPT_SYNC_MODE, OPT_FROM_ADB, OPT_PRINT_DEVICE, OPT_ROOT_KEY,
+           OPT_INSECURE };
     static struct option options [] = {
         { "broker", required_argument, NULL, 'b' },
         { "broker-key", required_argument, NULL, 'k' },
@@ -185,6 +192,8 @@ s_parse_options (int argc, char *argv [], af_node_config_t *config, node_options
         { "sync-mode", required_argument, NULL, OPT_SYNC_MODE },
         { "device-from-adb", optional_argument, NULL, OPT_FROM_ADB },
         { "print-device", no_argument, NULL, OPT_PRINT_DEVICE },
+        { "root-key", required_argument, NULL, OPT_ROOT_KEY },
+        { "insecure-unsigned", no_argument, NULL, OPT_INSECURE },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, OPT_VERSION },
@@ -212,6 +221,8 @@ s_parse_options (int argc, char *argv [], af_node_config_t *config, node_options
                 break;
             case OPT_INSTALL_CMD: target = config->install_cmd; size = sizeof config->install_cmd; break;
             case OPT_ATTEST: target = config->attest_file; size = sizeof config->attest_file; break;
+            case OPT_ROOT_KEY: target = config->root_key; size = sizeof config->root_key; break;
+            case OPT_INSECURE: config->insecure_unsigned = true; break;
             case OPT_INSTALL_TIMEOUT:
                 config->install_timeout_s = atoi (optarg);
                 if (config->install_timeout_s < 1 || config->install_timeout_s > 86400) {

@@ -1,6 +1,6 @@
 /*  =========================================================================
     node_pay - paid apps from the CLI: browse, get, pay-confirm, purchases
-    (S0.3-S0.7; protocol/SPEC.md 5.38, 5.39, 10.10)
+    (S0.3-S0.7; protocol/SPEC.md 5.46, 5.47, 10.12)
 
     `get PROGRAM DEVICE` sends GET. A free app (or one the account paid for
     before) is answered PUSH_ACCEPTED: the package that fits this device
@@ -45,7 +45,7 @@ s_get_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
     return node_cli_push_answer (self, pending, answer);
 }
 
-//  Is token one a payment processor could have issued? (SPEC 5.38)
+//  Is token one a payment processor could have issued? (SPEC 5.46)
 static bool
 s_token_valid (const char *token)
 {

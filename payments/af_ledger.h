@@ -1,6 +1,6 @@
 /*  =========================================================================
     af_ledger - the payments service's durable ledger: payment intents,
-    charges and entitlements (S0.4, S0.6, S0.7; protocol/SPEC.md 5.38)
+    charges and entitlements (S0.4, S0.6, S0.7; protocol/SPEC.md 5.46)
 
     Why a ledger of its own: money must move at most once per purchase
     whatever is killed when, and the broker's store is replicated and

@@ -1,6 +1,6 @@
 /*  =========================================================================
     appferry-payments - the payments worker: payment notices, charges and
-    entitlements for the broker (S0.4, S0.6, S0.7; protocol/SPEC.md 5.38)
+    entitlements for the broker (S0.4, S0.6, S0.7; protocol/SPEC.md 5.46)
 
     A worker like the matcher (protocol/af_worker runs the dialog) whose
     state is its ledger (af_ledger, its own LMDB environment) and a payment
@@ -295,7 +295,7 @@ s_pay_confirm (void *arg, af_msg_t *request)
             return s_error (request, AF_E_UNAVAILABLE, intent.reason);
         default:
             snprintf (err, sizeof err, "payment %s: %s", af_intent_state_name (intent.state), intent.reason);
-            return s_error (request, AF_E_PAYMENT, err);
+            return s_error (request, AF_E_PAYMENT_REQUIRED, err);
     }
 }
 

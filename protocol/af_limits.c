@@ -11,7 +11,6 @@ af_code_name (int code)
         case AF_OK:                 return "OK";
         case AF_E_MALFORMED:        return "E_MALFORMED";
         case AF_E_BAD_PASSWORD:     return "E_BAD_PASSWORD";
-        case AF_E_PAYMENT:          return "E_PAYMENT";
         case AF_E_FORBIDDEN:        return "E_FORBIDDEN";
         case AF_E_NO_ACCOUNT:       return "E_NO_ACCOUNT";
         case AF_E_UNKNOWN_COMMAND:  return "E_UNKNOWN_COMMAND";
@@ -29,6 +28,11 @@ af_code_name (int code)
         case AF_E_NO_FIT:           return "E_NO_FIT";
         case AF_E_POLICY:           return "E_POLICY";
         case AF_E_QUOTA:            return "E_QUOTA";
+        case AF_E_PAYMENT_REQUIRED: return "E_PAYMENT_REQUIRED";
+        case AF_E_EVAL_LIMIT:       return "E_EVAL_LIMIT";
+        case AF_E_NOT_FRIENDS:      return "E_NOT_FRIENDS";
+        case AF_E_NOT_SHARED:       return "E_NOT_SHARED";
+        case AF_E_REFUSED:          return "E_REFUSED";
         case AF_E_NO_BLOB:          return "E_NO_BLOB";
         case AF_E_NO_CONFIG:        return "E_NO_CONFIG";
         case AF_E_NO_INTENT:        return "E_NO_INTENT";

@@ -178,6 +178,17 @@
 #define AF_MAX_MANIFEST         (64 * 1024 * 1024)  //  manifest file bytes
 #define AF_MAX_PACKAGES_PER_PROGRAM 256
 
+//  The signed store (protocol/af_trust, SPEC 11 "The signed store")
+#define AF_MAX_META             (56 * 1024) //  an OFFER's metadata bundle (inside
+                                        //  an ITEM of AF_MAX_ITEM)
+#define AF_MAX_META_DOC         (16 * 1024 * 1024)  //  one signed document file
+#define AF_MAX_SIGNATURE        4096    //  a minisign signature file
+#define AF_MAX_STORE_KEYS       8       //  online keys one root document lists
+#define AF_MAX_PUBLISHERS       10000   //  publishers in publishers.json
+#define AF_MAX_PUBLISHER_PROGRAMS 16    //  program names or prefixes per publisher
+#define AF_TRUST_ROOT_DAYS      365     //  default expiry of the root documents
+#define AF_TRUST_TARGETS_DAYS   30      //  default expiry of a targets document
+
 //  Device descriptions read by the node (a JSON file, or `adb` output)
 #define AF_MAX_DEVICE_FILE      (256 * 1024)    //  a description file, bytes
 #define AF_TABLET_MIN_DP        600     //  smallest screen width, dp, of an
@@ -206,7 +217,7 @@
 #define AF_E164_SIZE            (AF_E164_MAX_DIGITS + 2)    //  "+", digits, NUL
 
 //  Payments (issue 14, S0.4-S0.7): the payments worker's ledger and what
-//  its messages carry (payments/af_ledger, SPEC 5.38-5.41)
+//  its messages carry (payments/af_ledger, SPEC 5.46, 5.47)
 #define AF_CURRENCY             3       //  an ISO 4217 code: three letters A-Z
 #define AF_MAX_PAY_TOKEN        64      //  a payment token (the provider's; printable ASCII)
 #define AF_MAX_PAY_REF          64      //  the provider's charge reference
@@ -215,6 +226,19 @@
 #define AF_MAX_PURCHASES        1000    //  entries in one PURCHASE_LIST
 #define AF_PAY_INTENT_MS        600000  //  (config) a payment notice not confirmed
                                         //  within this is refused (S0.7)
+//  Friends (issue 13, S3.2-S3.7): a contact token is the OPRF output of a
+//  number cut to its first 32 bytes (2^-128 collisions: enough to match
+//  address books); the rest are the defaults of section contacts and
+//  friends of the broker's config, and the bounds of what one message
+//  or one account holds
+#define AF_CONTACT_TOKEN_SIZE   32      //  bytes of a token on the wire and in the store
+#define AF_MAX_OWN_NUMBERS      4       //  an account's own numbers (`contacts me`)
+#define AF_MAX_BOOK             20000   //  tokens of an account's address book
+#define AF_MAX_BLOCKS           1000    //  contacts an account blocks, or refuses
+#define AF_MAX_SHARES           1000    //  apps in SHARE_LIST and FRIEND_APP_LIST
+#define AF_EVAL_LIMIT           20000   //  contacts/eval_limit: evaluations per window
+#define AF_EVAL_WINDOW_S        864000  //  contacts/eval_window: 10 days
+#define AF_FRIEND_MIN_COMMON    2       //  friends/min_common: contacts two books share
 
 //  The cluster's etcd client (cluster/af_etcd, issue 12): what one call
 //  may send and read. Not part of the wire protocol: no peer sees them.
@@ -244,7 +268,6 @@ typedef enum {
     AF_OK               = 200,
     AF_E_MALFORMED      = 400,  //  message could not be decoded or is invalid
     AF_E_BAD_PASSWORD   = 401,  //  password does not match
-    AF_E_PAYMENT        = 402,  //  a payment was refused, failed or expired: nothing charged
     AF_E_FORBIDDEN      = 403,  //  claims another device/account, or not allowed
     AF_E_NO_ACCOUNT     = 404,  //  account does not exist
     AF_E_UNKNOWN_COMMAND= 405,  //  command name not known in this version
@@ -266,6 +289,12 @@ typedef enum {
     AF_E_NOT_THERE      = 465,  //  GET: the source device does not have the program
     AF_E_POLICY         = 451,  //  the device does not meet the broker's push policy
     AF_E_QUOTA          = 470,  //  a storage limit of the account or a device's queue
+    AF_E_PAYMENT_REQUIRED = 402,  //  a payment was refused, failed or expired (nothing charged);
+                                  //  friend install: the program is paid (not built between accounts)
+    AF_E_EVAL_LIMIT     = 471,  //  CONTACTS_EVAL: the account's evaluation allowance is used up
+    AF_E_NOT_FRIENDS    = 472,  //  a contact is no friend (or no account: the same answer)
+    AF_E_NOT_SHARED     = 473,  //  a friend does not share that (or anything) with friends
+    AF_E_REFUSED        = 474,  //  RECOMMEND: the recipient refuses recommendations from you
     AF_E_INTERNAL       = 500,  //  server-side failure (store error, ...)
     AF_E_UNAVAILABLE    = 503,  //  no worker for the service / timed out
 } af_code_t;

@@ -225,6 +225,7 @@ static const field_t s_app_fields [] = {
     U32 (af_app_t, "price", price, 0, AF_MAX_PRICE, false),
     STR (af_app_t, "currency", currency, false),
     BOOL (af_app_t, "entitled", entitled),
+    STR (af_app_t, "share", share, false),
     END
 };
 
@@ -304,6 +305,7 @@ static const field_t f_offer [] = {
     U32 (M, "fit", fit, AF_FIT_PACKAGE, AF_FIT_STORE_LINK, true),
     { "package", sizeof ("package") - 1, T_PACKAGE, offsetof (M, package), 0, offsetof (M, has_package), 0, 0, true, NULL },
     STR (M, "dataHash", data_hash, false), U64 (M, "dataSize", data_total, false),
+    { "meta", sizeof ("meta") - 1, T_BIN, offsetof (M, body), 0, offsetof (M, body_size), 0, AF_MAX_META, false, NULL },
     END };
 static const field_t f_result [] = {
     F_PUSH, PROG (M, "program", program, true), STR (M, "deviceId", device_id, true),
@@ -398,6 +400,32 @@ static const field_t f_purchase_list [] = {
     END };
 static const field_t f_get [] = {
     PROG (M, "program", program, true), STR (M, "deviceId", device_id, true), END };
+//  Friends: tokens are OPRF outputs cut to AF_CONTACT_TOKEN_SIZE bytes
+#define F_TOKENS(min, max, req) { "tokens", sizeof ("tokens") - 1, T_BINS, offsetof (M, elements), \
+                                  AF_CONTACT_TOKEN_SIZE, offsetof (M, element_count), min, max, req, NULL }
+#define F_TOKEN     F_TOKENS (1, 1, true)
+static const field_t f_contacts_put [] = {
+    STR (M, "op", op, true), F_TOKENS (0, AF_MAX_CONTACTS_EVAL, false), END };
+static const field_t f_friend_list [] = {
+    F_TOKENS (0, AF_MAX_CONTACTS_EVAL, false), END };
+static const field_t f_block [] = {
+    STR (M, "op", op, true), F_TOKEN, END };
+static const field_t f_share [] = {
+    PROG (M, "program", program, true), STR (M, "state", state, true), END };
+static const field_t f_share_list [] = {
+    MAPS (M, "apps", apps, app_count, af_app_t, s_app_fields, AF_MAX_SHARES, true), END };
+#define F_CONTACT   F_TOKENS (1, AF_MAX_CONTACT_NUMBERS, true)
+static const field_t f_friend_apps [] = {
+    F_CONTACT, END };
+static const field_t f_friend_app_list [] = {
+    MAPS (M, "apps", apps, app_count, af_app_t, s_app_fields, AF_MAX_SHARES, true), END };
+static const field_t f_recommend [] = {
+    F_CONTACT, PROG (M, "program", program, true), END };
+static const field_t f_recommendation [] = {
+    F_ACCOUNT (true), PROG (M, "program", program, true), STR (M, "versionName", version_name, false),
+    F_TOKENS (0, AF_MAX_OWN_NUMBERS, false), U64 (M, "at", at, false), END };
+static const field_t f_refuse [] = {
+    STR (M, "op", op, true), F_TOKENS (0, 1, false), END };
 static const field_t f_none [] = { END };
 
 typedef struct {
@@ -458,6 +486,19 @@ static const command_t s_commands [AF_MSG_COUNT] = {
     [AF_MSG_PURCHASE_LIST] = { "PURCHASE_LIST", f_purchase_list },
     [AF_MSG_GET]         = { "GET", f_get },
     [AF_MSG_BROWSE]      = { "BROWSE", f_apps },
+    [AF_MSG_CONTACTS_PUT] = { "CONTACTS_PUT", f_contacts_put },
+    [AF_MSG_FRIENDS]     = { "FRIENDS", f_none },
+    [AF_MSG_FRIEND_LIST] = { "FRIEND_LIST", f_friend_list },
+    [AF_MSG_BLOCK]       = { "BLOCK", f_block },
+    [AF_MSG_SHARE]       = { "SHARE", f_share },
+    [AF_MSG_SHARES]      = { "SHARES", f_none },
+    [AF_MSG_SHARE_LIST]  = { "SHARE_LIST", f_share_list },
+    [AF_MSG_FRIEND_APPS] = { "FRIEND_APPS", f_friend_apps },
+    [AF_MSG_FRIEND_APP_LIST] = { "FRIEND_APP_LIST", f_friend_app_list },
+    [AF_MSG_RECOMMEND]   = { "RECOMMEND", f_recommend },
+    [AF_MSG_RECOMMENDATION] = { "RECOMMENDATION", f_recommendation },
+    [AF_MSG_REFUSE]      = { "REFUSE", f_refuse },
+    [AF_MSG_FRIEND_INSTALL] = { "FRIEND_INSTALL", f_recommend },
 };
 
 //  --------------------------------------------------------------------------
@@ -2145,9 +2186,16 @@ s_test_program_fields (void)
         if (!has_program)
             continue;
         msg = af_msg_new ((af_msg_id_t) id);
-        strcpy (msg->device_id, "d"); strcpy (msg->push_id, "q"); strcpy (msg->from, "f");
-        strcpy (msg->state, "queued"); strcpy (msg->op, "install");
-        strcpy (msg->account, "a"); strcpy (msg->intent, "n"); strcpy (msg->currency, "EUR");
+        assert (msg);
+        snprintf (msg->device_id, sizeof msg->device_id, "d");
+        snprintf (msg->push_id, sizeof msg->push_id, "q");
+        snprintf (msg->from, sizeof msg->from, "f");
+        snprintf (msg->state, sizeof msg->state, "queued");
+        snprintf (msg->op, sizeof msg->op, "install");
+        snprintf (msg->account, sizeof msg->account, "ana");
+        af_msg_set_element_count (msg, 1);          //  a token, for the friends' commands
+        snprintf (msg->intent, sizeof msg->intent, "n");    //  and what the payments' need
+        snprintf (msg->currency, sizeof msg->currency, "EUR");
         msg->price = 1;
         af_msg_add_target (msg, "all");
         msg->fit = AF_FIT_PACKAGE; msg->has_package = true;

@@ -93,6 +93,20 @@ typedef enum {
     AF_MSG_PURCHASE_LIST,   //  W->B, B->N  the answer
     AF_MSG_GET,             //  N->B  install a program another device of the account has
     AF_MSG_BROWSE,          //  N->B  what another device has, with fit and price for me
+    //  Friends (issue 13, SPEC 5.38-5.45)
+    AF_MSG_CONTACTS_PUT,    //  N->B  contact tokens: the account's book, or its own number
+    AF_MSG_FRIENDS,         //  N->B  which of my contacts are friends
+    AF_MSG_FRIEND_LIST,     //  B->N  their tokens
+    AF_MSG_BLOCK,           //  N->B  block (or unblock) a contact
+    AF_MSG_SHARE,           //  N->B  an app's visibility for friends and others
+    AF_MSG_SHARES,          //  N->B  ask for the account's visibilities
+    AF_MSG_SHARE_LIST,      //  B->N  the answer
+    AF_MSG_FRIEND_APPS,     //  N->B  a contact's shared apps (pull)
+    AF_MSG_FRIEND_APP_LIST, //  B->N  the answer
+    AF_MSG_RECOMMEND,       //  N->B  send a contact my share info for an app (push)
+    AF_MSG_RECOMMENDATION,  //  (in ITEM) a contact's recommendation, for the receiver
+    AF_MSG_REFUSE,          //  N->B  refuse recommendations from all, or a contact
+    AF_MSG_FRIEND_INSTALL,  //  N->B  install a contact's shared app on this device
     AF_MSG_COUNT
 } af_msg_id_t;
 
@@ -110,6 +124,7 @@ typedef struct {
     uint32_t price;                             //  BROWSE: the package's price for the asker
     char currency [AF_CURRENCY + 1];            //  ... and its currency
     bool entitled;                              //  BROWSE: the account paid for it already
+    char share [AF_MAX_STATE + 1];              //  SHARE_LIST, FRIEND_APP_LIST: its visibility
 } af_app_t;
 
 //  A device that has a program (grouped SYNC_DIFF)
@@ -177,7 +192,7 @@ typedef struct {
     bool logged_in;                         //  PONG: this connection has a session
     char kind [AF_MAX_KIND + 1];            //  NOTIFY: label ("text", ...)
     uint32_t body_size;
-    uint8_t *body;                          //  owned; NOTIFY payload, ITEM message
+    uint8_t *body;                          //  owned; NOTIFY payload, ITEM message, OFFER meta
     char push_id [AF_ID_HEX + 1];           //  "push"
     char item [AF_ID_HEX + 1];              //  ITEM, ACK
     uint32_t target_count;

@@ -29,6 +29,7 @@
       af_rawclient ENDPOINT BROKER_CERT zmtp NULL|PLAIN|CURVE-BAD SOURCE COUNT
       af_rawclient ENDPOINT BROKER_CERT pay ACCOUNT PASSWORD VICTIM INTENT
       af_rawclient ENDPOINT BROKER_CERT payconfirm ACCOUNT PASSWORD INTENT COUNT [CODE]
+      af_rawclient ENDPOINT BROKER_CERT friends ACCOUNT PASSWORD TOKEN_HEX EVAL_LIMIT
     Prints one line per check and "N passed, M failed"; exits 1 on any failure.
     =========================================================================
 */
@@ -1169,6 +1170,107 @@ s_remove (const char *account, const char *password, const char *device_id)
 }
 
 //  --------------------------------------------------------------------------
+//  Friends (issue 13): what an account may not learn or do through the
+//  friends' commands, whatever it sends. TOKEN_HEX is another account's
+//  own number's token (as if it had evaluated that number itself).
+
+static af_msg_t *
+s_friends_request (af_msg_id_t id, const char *op, const uint8_t *token, const char *program)
+{
+    af_msg_t *msg = af_msg_new (id);
+    af_msg_set_rid_random (msg);
+    if (op)
+        snprintf (msg->op, sizeof msg->op, "%s", op);
+    if (program)
+        snprintf (msg->program, sizeof msg->program, "%s", program);
+    if (token) {
+        af_msg_set_element_count (msg, 1);
+        memcpy (msg->elements [0], token, AF_CONTACT_TOKEN_SIZE);
+    }
+    return msg;
+}
+
+//  CONTACTS_EVAL of 100 valid elements at a time (a tenth of the most: a
+//  worker busy for long on a loaded machine would miss its heartbeats)
+//  until the allowance is used up
+#define EVAL_CHUNK 100
+static void
+s_friends_allowance (int limit)
+{
+    af_msg_t *msg = af_msg_new (AF_MSG_CONTACTS_EVAL);
+    af_msg_set_element_count (msg, EVAL_CHUNK);
+    for (uint32_t i = 0; i < EVAL_CHUNK; i++)
+        crypto_core_ristretto255_random (msg->elements [i]);
+    int sent = 0, evaluated = 0;
+    af_msg_t *reply = NULL;
+    while (sent < limit + EVAL_CHUNK) {
+        af_msg_set_rid_random (msg);
+        af_msg_send (msg, s_sock, NULL);
+        sent += EVAL_CHUNK;
+        af_msg_destroy (&reply);
+        reply = s_recv (s_sock, true);
+        if (!reply || reply->id != AF_MSG_CONTACTS_EVALUATED)
+            break;
+        evaluated += (int) reply->element_count;
+    }
+    char detail [400];
+    snprintf (detail, sizeof detail, "%d evaluated, then %s %u %s", evaluated,
+              reply? af_msg_command_name (reply->id): "nothing", reply? reply->code: 0, reply? reply->reason: "");
+    s_check (evaluated == limit / EVAL_CHUNK * EVAL_CHUNK, "CONTACTS_EVAL is evaluated up to "
+             "the account's allowance", detail);
+    s_check (reply && reply->id == AF_MSG_ERROR && reply->code == AF_E_EVAL_LIMIT
+             && strstr (reply->reason, "contact numbers evaluated") && strstr (reply->reason, "free again in"),
+             "  ... then refused with E_EVAL_LIMIT naming the limit and when it frees up", detail);
+    af_msg_destroy (&reply);
+    af_msg_destroy (&msg);
+}
+
+static void
+s_friends (const char *account, const char *password, const char *token_hex, int limit)
+{
+    uint8_t token [AF_CONTACT_TOKEN_SIZE], nobody [AF_CONTACT_TOKEN_SIZE];
+    size_t len;
+    if (sodium_hex2bin (token, sizeof token, token_hex, strlen (token_hex), NULL, &len, NULL) || len != sizeof token) {
+        s_check (false, "a token of 64 hex digits given", token_hex);
+        return;
+    }
+    randombytes_buf (nobody, sizeof nobody);
+    s_check (s_password_login (s_sock, account, password) == AF_OK, "LOGIN", NULL);
+    af_msg_t *msg = s_friends_request (AF_MSG_FRIENDS, NULL, NULL, NULL);
+    af_msg_send (msg, s_sock, NULL);
+    af_msg_destroy (&msg);
+    af_msg_t *reply = s_recv (s_sock, true);
+    char detail [400];
+    snprintf (detail, sizeof detail, "got %s %u %s", reply? af_msg_command_name (reply->id): "nothing",
+              reply? reply->code: 0, reply? reply->reason: "");
+    s_check (reply && reply->id == AF_MSG_FRIEND_LIST && reply->element_count == 0,
+             "FRIENDS of an account with no book lists nobody: no command reads another account's tokens", detail);
+    af_msg_destroy (&reply);
+    //  The same refusal for an account with no friendship and for no account
+    msg = s_friends_request (AF_MSG_FRIEND_APPS, NULL, token, NULL);
+    s_expect_msg ("FRIEND_APPS of another account's number, not a friend: E_NOT_FRIENDS", msg, AF_MSG_ERROR,
+                  AF_E_NOT_FRIENDS);
+    af_msg_destroy (&msg);
+    msg = s_friends_request (AF_MSG_FRIEND_APPS, NULL, nobody, NULL);
+    s_expect_msg ("FRIEND_APPS of a number nobody has: the same E_NOT_FRIENDS", msg, AF_MSG_ERROR, AF_E_NOT_FRIENDS);
+    af_msg_destroy (&msg);
+    msg = s_friends_request (AF_MSG_RECOMMEND, NULL, token, "weixin");
+    s_expect_msg ("RECOMMEND of an app it does not have: E_NOT_SHARED, before the contact is looked at", msg,
+                  AF_MSG_ERROR, AF_E_NOT_SHARED);
+    af_msg_destroy (&msg);
+    msg = s_friends_request (AF_MSG_FRIEND_INSTALL, NULL, token, "weixin");
+    s_expect_msg ("FRIEND_INSTALL from a non-friend: E_NOT_FRIENDS", msg, AF_MSG_ERROR, AF_E_NOT_FRIENDS);
+    af_msg_destroy (&msg);
+    msg = s_friends_request (AF_MSG_CONTACTS_PUT, "steal", token, NULL);
+    s_expect_msg ("CONTACTS_PUT with an unknown op: 400", msg, AF_MSG_ERROR, AF_E_MALFORMED);
+    af_msg_destroy (&msg);
+    msg = s_friends_request (AF_MSG_REFUSE, "contact", NULL, NULL);
+    s_expect_msg ("REFUSE contact without a token: 400", msg, AF_MSG_ERROR, AF_E_MALFORMED);
+    af_msg_destroy (&msg);
+    s_friends_allowance (limit);
+}
+
+//  --------------------------------------------------------------------------
 //  Hostile load (issue 9, section 4): peers that do not read, connections
 //  that never finish their handshake, many connections from one address,
 //  and mechanisms the broker refuses
@@ -1803,6 +1905,9 @@ main (int argc, char *argv [])
     else
     if (streq (argv [3], "dealer") && argc == 6)
         s_dealer (argv [4], argv [5]);
+    else
+    if (streq (argv [3], "friends") && argc == 8)
+        s_friends (argv [4], argv [5], argv [6], atoi (argv [7]));
     else
     if (streq (argv [3], "zmtp") && argc == 7)
         s_zmtp (argv [4], argv [5], atoi (argv [6]));

@@ -12,6 +12,8 @@
 #include "af_device.h"
 #include "af_msg.h"
 #include "af_oprf.h"
+#include "af_minisign.h"
+#include "af_trust.h"
 #include "af_worker.h"
 #include "af_store.h"
 #include "af_registry.h"
@@ -23,12 +25,14 @@
 #include "af_syncindex.h"
 #include "af_hasher.h"
 #include "af_guesses.h"
+#include "af_friends.h"
 #include "af_peers.h"
 #include "af_loglimit.h"
 #include "af_metrics.h"
 #include "af_shard.h"
 #include "af_transfers.h"
 #include "af_catalog.h"
+#include "af_signer.h"
 #include "af_download.h"
 #include "af_install.h"
 #include "af_config.h"
@@ -53,6 +57,8 @@ static const test_t s_tests [] = {
     { "af_device", af_device_test },
     { "af_msg", af_msg_test },
     { "af_oprf", af_oprf_test },
+    { "af_minisign", af_minisign_test },
+    { "af_trust", af_trust_test },
     { "af_worker", af_worker_test },
     { "af_store", af_store_test },
     { "af_registry", af_registry_test },
@@ -64,12 +70,14 @@ static const test_t s_tests [] = {
     { "af_dispatch", af_dispatch_test },
     { "af_hasher", af_hasher_test },
     { "af_guesses", af_guesses_test },
+    { "af_friends", af_friends_test },
     { "af_peers", af_peers_test },
     { "af_loglimit", af_loglimit_test },
     { "af_metrics", af_metrics_test },
     { "af_shard", af_shard_test },
     { "af_transfers", af_transfers_test },
     { "af_catalog", af_catalog_test },
+    { "af_signer", af_signer_test },
     { "af_download", af_download_test },
     { "af_install", af_install_test },
     { "af_config", af_config_test },

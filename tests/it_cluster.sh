@@ -61,8 +61,16 @@ for a in ana bob cyd dia edd flo; do
 done
 owners=$(for a in ana bob cyd dia edd flo; do owner "$(shard $a)"; done | sort -u | wc -l)
 check "  ... the accounts are on more than one broker ($owners)" test "$owners" -gt 1
-check "a broker that does not own a shard answers with REDIRECT" \
-    grep -q "says shard .* is owned by" "$T/ana.log" "$T/bo.log" "$T/cy.log" "$T/di.log" "$T/ed.log" "$T/flo.log"
+# (Whether a node met a REDIRECT on its way depends on where the shards
+# were when it came: placement hand-offs may still be moving them. Asked
+# directly, a broker that is not the owner must answer REDIRECT.)
+redirected () {
+    local b o; o=$(broker_of "$(owner "$(shard ana)")")
+    for b in 1 2 3; do [ "$b" != "$o" ] && break; done
+    "$RAW" "${EP[$b]}" "$BROKER_CERT" login ana "ana's password" REDIRECT > "$T/redirect.out" 2>&1 \
+        && grep -q "0 failed" "$T/redirect.out"
+}
+check "a broker that does not own a shard answers with REDIRECT" wait_until 10 redirected
 start_node ana2 "$DEVICES/galaxy-tab-s7.json"
 APPFERRY_PASSWORD="ana's password" af ana2 login ana > /dev/null || die "ana's tablet did not log in"
 check "ana's second device lands on the same owner" wait_until 10 on_owner ana2 ana || cat "$T/on_owner.ana2"
@@ -93,8 +101,13 @@ kill -STOP "${PID[$V]}"
 check "with bob's owner stopped, another takes its shard" wait_until $((TTL + 5)) moved
 kill -CONT "${PID[$V]}"
 check "  ... the stopped broker finds its lease gone" wait_until 10 grep -q "lease .* is gone" "$T/b$V.log"
-"$RAW" "${EP[$V]}" "$BROKER_CERT" login bob "bob's password" REDIRECT > "$T/stale.out" 2>&1
-check "  ... and answers bo's LOGIN with REDIRECT, not LOGIN_OK" grep -q "0 failed" "$T/stale.out"
+# Until it has a lease again it may answer 503; never LOGIN_OK
+stale () {
+    "$RAW" "${EP[$V]}" "$BROKER_CERT" login bob "bob's password" REDIRECT >> "$T/stale.out" 2>&1
+    tail -1 "$T/stale.out" | grep -qx "[0-9]* passed, 0 failed"
+}
+check "  ... and answers bob's LOGIN with REDIRECT" wait_until 10 stale
+check "  ... never with LOGIN_OK" bash -c "! grep -q LOGIN_OK '$T/stale.out'"
 check "  ... bob is served by the new owner" wait_until 15 on_owner bob
 
 # etcd frozen (SIGSTOP: it answers nothing): writes are refused once the

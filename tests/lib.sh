@@ -11,7 +11,8 @@ BROKER="$AF_BIN/broker/appferry-broker"
 NODE="$AF_BIN/nodes/appferry-node"
 CLI="$AF_BIN/nodes/appferry"
 MATCHER="$AF_BIN/matcher/appferry-matcher"
-CATALOG="$AF_BIN/matcher/appferry-catalog"
+CATALOG_BIN="$AF_BIN/matcher/appferry-catalog"
+CATALOG="$AF_SRC/tests/catalog_signed.sh"   # imports sign (see there)
 RAW="$AF_BIN/tests/af_rawclient"
 DEVICES="$AF_SRC/data/devices"
 T=$(mktemp -d /tmp/appferry-test.XXXXXX)
@@ -20,6 +21,23 @@ FAILED=0
 PASSED=0
 HB=200                      # heartbeat for every process in tests (ms)
 export APPFERRY_PASSWORD="correct horse battery"
+
+# The tests' signed store (B1): a root key, a store key and a publisher key
+# in $AF_TRUST, the root's documents trusting the tests' publisher and the
+# demo publisher of data/catalog/keys for every program; every node is
+# given the root public key ($AF_ROOT_KEY), so nothing installs unchecked.
+export T CATALOG_BIN AF_TRUST="$T/trust" AF_ROOT_KEY="$T/trust/root.pub"
+make_trust () {
+    mkdir -p "$AF_TRUST" && cat > "$AF_TRUST/publishers-in.json" <<JSON
+[{"name": "Tests", "key": "publisher.pub", "programs": ["*"]},
+ {"name": "appferry demo", "key": "$AF_SRC/data/catalog/keys/demo-publisher.pub", "programs": ["*"]}]
+JSON
+    "$CATALOG_BIN" keygen --root "$AF_TRUST/root" && "$CATALOG_BIN" keygen "$AF_TRUST/store" \
+        && "$CATALOG_BIN" keygen "$AF_TRUST/publisher" \
+        && "$CATALOG_BIN" root-sign --key "$AF_TRUST/root.key" --store-key "$AF_TRUST/store.pub" \
+               --publishers "$AF_TRUST/publishers-in.json" "$AF_TRUST/docs"
+}
+make_trust > "$T/trust.log" 2>&1 || { echo "not ok - the tests' trust could not be made"; cat "$T/trust.log"; exit 1; }
 
 cleanup () {
     local pid

@@ -1,0 +1,661 @@
+/*  =========================================================================
+    af_friends - contact tokens, friendship, visibility, in one broker store
+
+    See af_friends.h for what is kept and the key layouts.
+    =========================================================================
+*/
+#include "af_friends.h"
+
+#include <czmq.h>
+#include <sodium.h>
+
+#define TOKEN       AF_CONTACT_TOKEN_SIZE
+#define BUCKET_LEN  9               //  "~" and 8 hex digits
+#define KEY_MAX     (AF_MAX_ACCOUNT + 2 + AF_MAX_PROGRAM)
+#define DIR_KEY_MAX (BUCKET_LEN + 1 + TOKEN + AF_MAX_ACCOUNT)
+#define EVAL_SIZE   16
+
+struct _af_friends_t {
+    af_store_t *store;
+    MDB_dbi contacts;
+    MDB_dbi dir;
+    MDB_dbi shares;
+    MDB_dbi evals;
+};
+
+static const char *s_share_names [] = { "private", "friends", "public" };
+
+const char *
+af_share_name (af_share_t share)
+{
+    return share <= AF_SHARE_PUBLIC? s_share_names [share]: "?";
+}
+
+int
+af_share_parse (const char *name, af_share_t *share)
+{
+    for (int i = 0; i <= AF_SHARE_PUBLIC; i++)
+        if (streq (name, s_share_names [i])) {
+            *share = (af_share_t) i;
+            return AF_OK;
+        }
+    return AF_E_MALFORMED;
+}
+
+//  --------------------------------------------------------------------------
+//  Token sets in memory
+
+static int
+s_cmp (const void *a, const void *b)
+{
+    return memcmp (a, b, TOKEN);
+}
+
+size_t
+af_tokens_sort (af_token_t *tokens, size_t count)
+{
+    if (count < 2)
+        return count;
+    qsort (tokens, count, TOKEN, s_cmp);
+    size_t kept = 1;
+    for (size_t i = 1; i < count; i++)
+        if (memcmp (tokens [i], tokens [kept - 1], TOKEN))
+            memmove (tokens [kept++], tokens [i], TOKEN);
+    return kept;
+}
+
+bool
+af_tokens_has (const af_token_t *tokens, size_t count, const uint8_t *token)
+{
+    size_t lo = 0, hi = count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = memcmp (tokens [mid], token, TOKEN);
+        if (c == 0)
+            return true;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return false;
+}
+
+size_t
+af_tokens_common (const af_token_t *a, size_t na, const af_token_t *b, size_t nb, size_t stop)
+{
+    size_t i = 0, j = 0, common = 0;
+    while (i < na && j < nb && (stop == 0 || common < stop)) {
+        int c = memcmp (a [i], b [j], TOKEN);
+        if (c == 0) {
+            common++;
+            i++;
+            j++;
+        }
+        else
+        if (c < 0)
+            i++;
+        else
+            j++;
+    }
+    return common;
+}
+
+void
+af_tokens_free (af_tokens_t *set)
+{
+    free (set->tokens);
+    set->tokens = NULL;
+    set->count = 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Life cycle
+
+af_friends_t *
+af_friends_new (af_store_t *store)
+{
+    af_friends_t *self = (af_friends_t *) zmalloc (sizeof (af_friends_t));
+    assert (self);
+    self->store = store;
+    if (af_store_dbi (store, "contacts", 0, &self->contacts)
+    ||  af_store_dbi (store, "contacts_dir", 0, &self->dir)
+    ||  af_store_dbi (store, "shares", 0, &self->shares)
+    ||  af_store_dbi (store, "contact_evals", 0, &self->evals)) {
+        free (self);
+        return NULL;
+    }
+    return self;
+}
+
+void
+af_friends_destroy (af_friends_t **self_p)
+{
+    assert (self_p);
+    free (*self_p);
+    *self_p = NULL;
+}
+
+//  account, 0x00, then tail: its length, 0 for a bad account
+static size_t
+s_key (uint8_t *key, const char *account, const void *tail, size_t tail_len)
+{
+    size_t len = strlen (account);
+    if (len == 0 || len > AF_MAX_ACCOUNT || tail_len > AF_MAX_PROGRAM + 1)
+        return 0;
+    memcpy (key, account, len);
+    key [len] = 0;
+    memcpy (key + len + 1, tail, tail_len);
+    return len + 1 + tail_len;
+}
+
+//  --------------------------------------------------------------------------
+//  Sets of an account
+
+int
+af_friends_set_get (af_friends_t *self, MDB_txn *txn, const char *account, af_set_t set,
+                    const af_token_t **tokens, size_t *count)
+{
+    assert (self && tokens && count);
+    *tokens = NULL;
+    *count = 0;
+    uint8_t key [KEY_MAX], tail = (uint8_t) set;
+    size_t keylen = s_key (key, account, &tail, 1);
+    if (!keylen)
+        return AF_E_MALFORMED;
+    MDB_val value;
+    int rc = af_store_get (txn, self->contacts, key, keylen, &value);
+    if (rc == MDB_NOTFOUND)
+        return AF_OK;
+    if (rc)
+        return af_store_code (rc);
+    size_t skip = set == AF_SET_REFUSED? 1: 0;      //  its flag comes first
+    if (value.mv_size < skip || (value.mv_size - skip) % TOKEN) {
+        zsys_error ("friends: the %c set of '%s' is %zu bytes: not tokens", set, account, value.mv_size);
+        return AF_E_INTERNAL;
+    }
+    *tokens = (const af_token_t *) ((const uint8_t *) value.mv_data + skip);
+    *count = (value.mv_size - skip) / TOKEN;
+    return AF_OK;
+}
+
+//  Write a set's value: the refused set's flag, then the tokens
+static int
+s_set_write (af_friends_t *self, MDB_txn *txn, const uint8_t *key, size_t keylen, af_set_t set, uint8_t flag,
+             const af_token_t *tokens, size_t count)
+{
+    size_t skip = set == AF_SET_REFUSED? 1: 0;
+    if (count == 0 && !flag) {
+        int rc = af_store_del (txn, self->contacts, key, keylen);
+        return af_store_code (rc == MDB_NOTFOUND? 0: rc);
+    }
+    uint8_t *value = (uint8_t *) malloc (skip + count * TOKEN + 1);
+    assert (value);
+    if (skip)
+        value [0] = flag;
+    if (count)
+        memcpy (value + skip, tokens, count * TOKEN);
+    int rc = af_store_put (txn, self->contacts, key, keylen, value, skip + count * TOKEN, 0);
+    free (value);
+    return af_store_code (rc);
+}
+
+//  The refused set's flag (0 for the other sets)
+static int
+s_flag (af_friends_t *self, MDB_txn *txn, const uint8_t *key, size_t keylen, af_set_t set, uint8_t *flag)
+{
+    *flag = 0;
+    if (set != AF_SET_REFUSED)
+        return AF_OK;
+    MDB_val value;
+    int rc = af_store_get (txn, self->contacts, key, keylen, &value);
+    if (rc == 0 && value.mv_size >= 1)
+        *flag = *(const uint8_t *) value.mv_data;
+    return rc == 0 || rc == MDB_NOTFOUND? AF_OK: af_store_code (rc);
+}
+
+int
+af_friends_set_put (af_friends_t *self, MDB_txn *txn, const char *account, af_set_t set, bool replace,
+                    const af_token_t *tokens, size_t count, size_t max, size_t *total)
+{
+    assert (self);
+    uint8_t key [KEY_MAX], tail = (uint8_t) set, flag;
+    size_t keylen = s_key (key, account, &tail, 1);
+    if (!keylen)
+        return AF_E_MALFORMED;
+    const af_token_t *old = NULL;
+    size_t old_count = 0;
+    int code = replace? AF_OK: af_friends_set_get (self, txn, account, set, &old, &old_count);
+    if (code == AF_OK)
+        code = s_flag (self, txn, key, keylen, set, &flag);
+    if (code != AF_OK)
+        return code;
+    af_token_t *merged = (af_token_t *) malloc ((old_count + count + 1) * TOKEN);
+    assert (merged);
+    if (old_count)
+        memcpy (merged, old, old_count * TOKEN);
+    if (count)
+        memcpy (merged + old_count, tokens, count * TOKEN);
+    size_t n = af_tokens_sort (merged, old_count + count);
+    if (n > max)
+        code = AF_E_QUOTA;
+    else
+        code = s_set_write (self, txn, key, keylen, set, flag, merged, n);
+    free (merged);
+    if (total)
+        *total = code == AF_OK? n: old_count;
+    return code;
+}
+
+int
+af_friends_set_remove (af_friends_t *self, MDB_txn *txn, const char *account, af_set_t set, const uint8_t *token)
+{
+    assert (self);
+    uint8_t key [KEY_MAX], tail = (uint8_t) set, flag;
+    size_t keylen = s_key (key, account, &tail, 1);
+    const af_token_t *old;
+    size_t count;
+    int code = keylen? af_friends_set_get (self, txn, account, set, &old, &count): AF_E_MALFORMED;
+    if (code == AF_OK)
+        code = s_flag (self, txn, key, keylen, set, &flag);
+    if (code != AF_OK || !af_tokens_has (old, count, token))
+        return code;
+    af_token_t *kept = (af_token_t *) malloc (count * TOKEN);
+    assert (kept);
+    size_t n = 0;
+    for (size_t i = 0; i < count; i++)
+        if (memcmp (old [i], token, TOKEN))
+            memcpy (kept [n++], old [i], TOKEN);
+    code = s_set_write (self, txn, key, keylen, set, flag, kept, n);
+    free (kept);
+    return code;
+}
+
+int
+af_friends_refuse_all (af_friends_t *self, MDB_txn *txn, const char *account, bool *all)
+{
+    assert (self && all);
+    uint8_t key [KEY_MAX], tail = AF_SET_REFUSED, flag = 0;
+    size_t keylen = s_key (key, account, &tail, 1);
+    int code = keylen? s_flag (self, txn, key, keylen, AF_SET_REFUSED, &flag): AF_E_MALFORMED;
+    *all = flag != 0;
+    return code;
+}
+
+int
+af_friends_refuse_all_set (af_friends_t *self, MDB_txn *txn, const char *account, bool all)
+{
+    assert (self);
+    uint8_t key [KEY_MAX], tail = AF_SET_REFUSED;
+    size_t keylen = s_key (key, account, &tail, 1);
+    const af_token_t *tokens;
+    size_t count;
+    int code = keylen? af_friends_set_get (self, txn, account, AF_SET_REFUSED, &tokens, &count): AF_E_MALFORMED;
+    if (code != AF_OK)
+        return code;
+    //  The value is read in place: copy it before writing over it
+    af_token_t *copy = (af_token_t *) malloc (count * TOKEN + 1);
+    assert (copy);
+    if (count)
+        memcpy (copy, tokens, count * TOKEN);
+    code = s_set_write (self, txn, key, keylen, AF_SET_REFUSED, all? 1: 0, copy, count);
+    free (copy);
+    return code;
+}
+
+//  --------------------------------------------------------------------------
+//  Questions about two accounts
+
+int
+af_friends_common (af_friends_t *self, MDB_txn *txn, const char *a, const char *b, size_t stop, size_t *common)
+{
+    assert (self && common);
+    *common = 0;
+    const af_token_t *ta, *tb;
+    size_t na, nb;
+    int code = af_friends_set_get (self, txn, a, AF_SET_BOOK, &ta, &na);
+    if (code == AF_OK)
+        code = af_friends_set_get (self, txn, b, AF_SET_BOOK, &tb, &nb);
+    if (code == AF_OK)
+        *common = af_tokens_common (ta, na, tb, nb, stop);
+    return code;
+}
+
+//  Does account a block one of b's own numbers?
+static int
+s_blocks (af_friends_t *self, MDB_txn *txn, const char *a, const char *b, bool *blocked)
+{
+    const af_token_t *blocks, *own;
+    size_t nblocks, nown;
+    int code = af_friends_set_get (self, txn, a, AF_SET_BLOCKED, &blocks, &nblocks);
+    if (code == AF_OK && nblocks)
+        code = af_friends_set_get (self, txn, b, AF_SET_OWN, &own, &nown);
+    else
+        nown = 0;
+    *blocked = code == AF_OK && nown && af_tokens_common (blocks, nblocks, own, nown, 1) > 0;
+    return code;
+}
+
+int
+af_friends_blocked (af_friends_t *self, MDB_txn *txn, const char *a, const char *b, bool *blocked)
+{
+    assert (self && blocked);
+    int code = s_blocks (self, txn, a, b, blocked);
+    if (code == AF_OK && !*blocked)
+        code = s_blocks (self, txn, b, a, blocked);
+    return code;
+}
+
+//  --------------------------------------------------------------------------
+//  The directory of own numbers
+
+void
+af_friends_dir_bucket (const uint8_t *token, char bucket [10])
+{
+    bucket [0] = '~';
+    sodium_bin2hex (bucket + 1, 9, token, 4);
+}
+
+static size_t
+s_dir_key (uint8_t *key, const uint8_t *token, const char *account)
+{
+    char bucket [10];
+    af_friends_dir_bucket (token, bucket);
+    memcpy (key, bucket, BUCKET_LEN);
+    key [BUCKET_LEN] = 0;
+    memcpy (key + BUCKET_LEN + 1, token, TOKEN);
+    size_t len = account? strlen (account): 0;
+    if (len)
+        memcpy (key + BUCKET_LEN + 1 + TOKEN, account, len);
+    return BUCKET_LEN + 1 + TOKEN + len;
+}
+
+int
+af_friends_dir_set (af_friends_t *self, MDB_txn *txn, const uint8_t *token, const char *account, bool on)
+{
+    assert (self);
+    size_t len = strlen (account);
+    if (len == 0 || len > AF_MAX_ACCOUNT)
+        return AF_E_MALFORMED;
+    uint8_t key [DIR_KEY_MAX];
+    size_t keylen = s_dir_key (key, token, account);
+    int rc = on? af_store_put (txn, self->dir, key, keylen, "", 0, 0): af_store_del (txn, self->dir, key, keylen);
+    return af_store_code (rc == MDB_NOTFOUND? 0: rc);
+}
+
+int
+af_friends_dir_find (af_friends_t *self, MDB_txn *txn, const uint8_t *token,
+                     char accounts [][AF_MAX_ACCOUNT + 1], size_t max, size_t *count)
+{
+    assert (self && count);
+    *count = 0;
+    uint8_t prefix [DIR_KEY_MAX];
+    size_t plen = s_dir_key (prefix, token, NULL);
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open (txn, self->dir, &cursor);
+    if (rc) {
+        zsys_error ("friends: cannot read the directory: %s", mdb_strerror (rc));
+        return AF_E_INTERNAL;
+    }
+    MDB_val key = { plen, prefix }, value;
+    for (rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE); rc == 0 && *count < max;
+         rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT)) {
+        if (key.mv_size <= plen || memcmp (key.mv_data, prefix, plen))
+            break;
+        size_t len = key.mv_size - plen;
+        if (len > AF_MAX_ACCOUNT)
+            continue;
+        memcpy (accounts [*count], (const uint8_t *) key.mv_data + plen, len);
+        accounts [(*count)++][len] = 0;
+    }
+    mdb_cursor_close (cursor);
+    if (rc && rc != MDB_NOTFOUND) {
+        zsys_error ("friends: cannot read the directory: %s", mdb_strerror (rc));
+        return AF_E_INTERNAL;
+    }
+    return AF_OK;
+}
+
+//  --------------------------------------------------------------------------
+//  Visibility
+
+int
+af_friends_share_get (af_friends_t *self, MDB_txn *txn, const char *account, const char *program,
+                      af_share_t *share)
+{
+    assert (self && share);
+    *share = AF_SHARE_PRIVATE;
+    uint8_t key [KEY_MAX];
+    size_t keylen = s_key (key, account, program, strlen (program));
+    if (!keylen)
+        return AF_E_MALFORMED;
+    MDB_val value;
+    int rc = af_store_get (txn, self->shares, key, keylen, &value);
+    if (rc == 0 && value.mv_size == 1 && *(const uint8_t *) value.mv_data <= AF_SHARE_PUBLIC)
+        *share = (af_share_t) *(const uint8_t *) value.mv_data;
+    return rc == 0 || rc == MDB_NOTFOUND? AF_OK: af_store_code (rc);
+}
+
+int
+af_friends_share_set (af_friends_t *self, MDB_txn *txn, const char *account, const char *program,
+                      af_share_t share)
+{
+    assert (self);
+    uint8_t key [KEY_MAX], byte = (uint8_t) share;
+    size_t keylen = s_key (key, account, program, strlen (program));
+    if (!keylen || share > AF_SHARE_PUBLIC)
+        return AF_E_MALFORMED;
+    int rc = share == AF_SHARE_PRIVATE? af_store_del (txn, self->shares, key, keylen):
+             af_store_put (txn, self->shares, key, keylen, &byte, 1, 0);
+    return af_store_code (rc == MDB_NOTFOUND? 0: rc);
+}
+
+int
+af_friends_shares (af_friends_t *self, MDB_txn *txn, const char *account, af_share_fn *fn, void *arg)
+{
+    assert (self && fn);
+    uint8_t prefix [KEY_MAX];
+    size_t plen = s_key (prefix, account, "", 0);
+    if (!plen)
+        return AF_E_MALFORMED;
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open (txn, self->shares, &cursor);
+    if (rc)
+        return af_store_code (rc);
+    MDB_val key = { plen, prefix }, value;
+    for (rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT)) {
+        if (key.mv_size <= plen || memcmp (key.mv_data, prefix, plen))
+            break;
+        char program [AF_MAX_PROGRAM + 1];
+        size_t len = key.mv_size - plen;
+        if (len > AF_MAX_PROGRAM || value.mv_size != 1 || *(const uint8_t *) value.mv_data > AF_SHARE_PUBLIC)
+            continue;
+        memcpy (program, (const uint8_t *) key.mv_data + plen, len);
+        program [len] = 0;
+        if (fn (program, (af_share_t) *(const uint8_t *) value.mv_data, arg))
+            break;
+    }
+    mdb_cursor_close (cursor);
+    return rc == 0 || rc == MDB_NOTFOUND? AF_OK: af_store_code (rc);
+}
+
+//  --------------------------------------------------------------------------
+//  The evaluation allowance
+
+int
+af_friends_eval_charge (af_friends_t *self, MDB_txn *txn, const char *account, uint64_t count,
+                        uint64_t limit, uint64_t window_ms, uint64_t now, uint64_t *used, uint64_t *free_at)
+{
+    assert (self && used && free_at);
+    size_t len = strlen (account);
+    if (len == 0 || len > AF_MAX_ACCOUNT)
+        return AF_E_MALFORMED;
+    uint64_t counted = 0, since = now;
+    MDB_val value;
+    int rc = af_store_get (txn, self->evals, account, len, &value);
+    if (rc && rc != MDB_NOTFOUND)
+        return af_store_code (rc);
+    if (rc == 0 && value.mv_size == EVAL_SIZE) {
+        memcpy (&counted, value.mv_data, 8);
+        memcpy (&since, (const uint8_t *) value.mv_data + 8, 8);
+        if (now >= since + window_ms || since > now) {
+            counted = 0;                //  the window ended (or the clock went back)
+            since = now;
+        }
+    }
+    *used = counted;
+    *free_at = since + window_ms;
+    if (counted + count > limit)
+        return AF_E_EVAL_LIMIT;
+    counted += count;
+    uint8_t record [EVAL_SIZE];
+    memcpy (record, &counted, 8);
+    memcpy (record + 8, &since, 8);
+    *used = counted;
+    return af_store_code (af_store_put (txn, self->evals, account, len, record, sizeof record, 0));
+}
+
+//  --------------------------------------------------------------------------
+//  Self test
+
+static void
+s_test_token (af_token_t token, int n)
+{
+    memset (token, 0, TOKEN);
+    crypto_generichash (token, TOKEN, (const uint8_t *) &n, sizeof n, NULL, 0);
+}
+
+static int
+s_test_share (const char *program, af_share_t share, void *arg)
+{
+    char *seen = (char *) arg;
+    snprintf (seen + strlen (seen), 64, "%s=%s;", program, af_share_name (share));
+    return 0;
+}
+
+static void
+s_test_sets (af_friends_t *self, MDB_txn *txn)
+{
+    af_token_t book [5];
+    for (int i = 0; i < 5; i++)
+        s_test_token (book [i], i);
+    size_t total;
+    //  ana knows 0..3 twice over (kept once); bob knows 2..4; cy knows 4
+    af_token_t twice [8];
+    memcpy (twice, book, 4 * TOKEN);
+    memcpy (twice + 4, book, 4 * TOKEN);
+    assert (af_friends_set_put (self, txn, "ana", AF_SET_BOOK, true, twice, 8, 100, &total) == AF_OK && total == 4);
+    assert (af_friends_set_put (self, txn, "bob", AF_SET_BOOK, true, book + 2, 3, 100, &total) == AF_OK);
+    assert (af_friends_set_put (self, txn, "cy", AF_SET_BOOK, true, book + 4, 1, 100, &total) == AF_OK);
+    size_t common;
+    assert (af_friends_common (self, txn, "ana", "bob", 0, &common) == AF_OK && common == 2);
+    assert (af_friends_common (self, txn, "ana", "bob", 1, &common) == AF_OK && common == 1);
+    assert (af_friends_common (self, txn, "ana", "cy", 0, &common) == AF_OK && common == 0);
+    assert (af_friends_common (self, txn, "ana", "nobody", 0, &common) == AF_OK && common == 0);
+    //  Adding passes the limit: refused, nothing written
+    assert (af_friends_set_put (self, txn, "cy", AF_SET_BOOK, false, book, 3, 3, &total) == AF_E_QUOTA);
+    assert (af_friends_set_put (self, txn, "cy", AF_SET_BOOK, false, book, 2, 3, &total) == AF_OK && total == 3);
+    const af_token_t *tokens;
+    size_t count;
+    assert (af_friends_set_get (self, txn, "cy", AF_SET_BOOK, &tokens, &count) == AF_OK && count == 3);
+    assert (af_tokens_has (tokens, count, book [4]) && !af_tokens_has (tokens, count, book [3]));
+    assert (af_friends_set_remove (self, txn, "cy", AF_SET_BOOK, book [4]) == AF_OK);
+    assert (af_friends_set_get (self, txn, "cy", AF_SET_BOOK, &tokens, &count) == AF_OK && count == 2);
+    //  Blocks: ana blocks bob's own number, which blocks both ways
+    bool blocked;
+    assert (af_friends_blocked (self, txn, "ana", "bob", &blocked) == AF_OK && !blocked);
+    assert (af_friends_set_put (self, txn, "bob", AF_SET_OWN, true, book + 4, 1, 4, NULL) == AF_OK);
+    assert (af_friends_set_put (self, txn, "ana", AF_SET_BLOCKED, false, book + 4, 1, 10, NULL) == AF_OK);
+    assert (af_friends_blocked (self, txn, "ana", "bob", &blocked) == AF_OK && blocked);
+    assert (af_friends_blocked (self, txn, "bob", "ana", &blocked) == AF_OK && blocked);
+    assert (af_friends_set_remove (self, txn, "ana", AF_SET_BLOCKED, book [4]) == AF_OK);
+    assert (af_friends_blocked (self, txn, "bob", "ana", &blocked) == AF_OK && !blocked);
+    //  Refusals: the flag and the set live in one value, apart
+    bool all;
+    assert (af_friends_set_put (self, txn, "ana", AF_SET_REFUSED, false, book, 1, 10, NULL) == AF_OK);
+    assert (af_friends_refuse_all (self, txn, "ana", &all) == AF_OK && !all);
+    assert (af_friends_refuse_all_set (self, txn, "ana", true) == AF_OK);
+    assert (af_friends_refuse_all (self, txn, "ana", &all) == AF_OK && all);
+    assert (af_friends_set_get (self, txn, "ana", AF_SET_REFUSED, &tokens, &count) == AF_OK && count == 1);
+    assert (af_friends_set_remove (self, txn, "ana", AF_SET_REFUSED, book [0]) == AF_OK);
+    assert (af_friends_refuse_all (self, txn, "ana", &all) == AF_OK && all);
+    assert (af_friends_refuse_all_set (self, txn, "ana", false) == AF_OK);
+    assert (af_friends_refuse_all (self, txn, "ana", &all) == AF_OK && !all);
+    assert (af_friends_set_put (self, txn, "", AF_SET_BOOK, true, book, 1, 10, NULL) == AF_E_MALFORMED);
+}
+
+static void
+s_test_rest (af_friends_t *self, MDB_txn *txn)
+{
+    af_token_t token, other;
+    s_test_token (token, 7);
+    s_test_token (other, 8);
+    char accounts [4][AF_MAX_ACCOUNT + 1];
+    size_t count;
+    assert (af_friends_dir_set (self, txn, token, "bob", true) == AF_OK);
+    assert (af_friends_dir_set (self, txn, token, "bo", true) == AF_OK);
+    assert (af_friends_dir_find (self, txn, token, accounts, 4, &count) == AF_OK && count == 2);
+    assert (streq (accounts [0], "bo") && streq (accounts [1], "bob"));
+    assert (af_friends_dir_find (self, txn, other, accounts, 4, &count) == AF_OK && count == 0);
+    assert (af_friends_dir_set (self, txn, token, "bo", false) == AF_OK);
+    assert (af_friends_dir_set (self, txn, token, "bo", false) == AF_OK);
+    assert (af_friends_dir_find (self, txn, token, accounts, 4, &count) == AF_OK && count == 1);
+    char bucket [10];
+    af_friends_dir_bucket (token, bucket);
+    assert (bucket [0] == '~' && strlen (bucket) == 9);
+    //  Visibility: private by default, private removes
+    af_share_t share;
+    assert (af_friends_share_get (self, txn, "ana", "maps", &share) == AF_OK && share == AF_SHARE_PRIVATE);
+    assert (af_friends_share_set (self, txn, "ana", "maps", AF_SHARE_FRIENDS) == AF_OK);
+    assert (af_friends_share_set (self, txn, "ana", "chess", AF_SHARE_PUBLIC) == AF_OK);
+    assert (af_friends_share_set (self, txn, "ana", "notes", AF_SHARE_PUBLIC) == AF_OK);
+    assert (af_friends_share_set (self, txn, "ana", "notes", AF_SHARE_PRIVATE) == AF_OK);
+    assert (af_friends_share_set (self, txn, "anab", "zzz", AF_SHARE_PUBLIC) == AF_OK);
+    assert (af_friends_share_get (self, txn, "ana", "maps", &share) == AF_OK && share == AF_SHARE_FRIENDS);
+    char seen [256] = "";
+    assert (af_friends_shares (self, txn, "ana", s_test_share, seen) == AF_OK);
+    assert (streq (seen, "chess=public;maps=friends;"));
+    assert (af_share_parse ("friends", &share) == AF_OK && share == AF_SHARE_FRIENDS);
+    assert (af_share_parse ("everyone", &share) == AF_E_MALFORMED);
+    //  The allowance: 10 per 1000 ms
+    uint64_t used, free_at;
+    assert (af_friends_eval_charge (self, txn, "ana", 6, 10, 1000, 5000, &used, &free_at) == AF_OK && used == 6);
+    assert (af_friends_eval_charge (self, txn, "ana", 5, 10, 1000, 5500, &used, &free_at) == AF_E_EVAL_LIMIT);
+    assert (used == 6 && free_at == 6000);
+    assert (af_friends_eval_charge (self, txn, "ana", 4, 10, 1000, 5600, &used, &free_at) == AF_OK && used == 10);
+    assert (af_friends_eval_charge (self, txn, "ana", 1, 10, 1000, 5900, &used, &free_at) == AF_E_EVAL_LIMIT);
+    assert (af_friends_eval_charge (self, txn, "ana", 10, 10, 1000, 6000, &used, &free_at) == AF_OK && used == 10);
+    assert (af_friends_eval_charge (self, txn, "bob", 11, 10, 1000, 6000, &used, &free_at) == AF_E_EVAL_LIMIT);
+}
+
+void
+af_friends_test (bool verbose)
+{
+    if (verbose)
+        printf (" * af_friends: ");
+    char dir [] = "/tmp/af_friends_test.XXXXXX";
+    assert (mkdtemp (dir));
+    af_store_t *store = af_store_new (dir, 0, 16, false);
+    assert (store);
+    af_friends_t *self = af_friends_new (store);
+    assert (self);
+    MDB_txn *txn = NULL;
+    assert (af_store_begin (store, true, &txn) == 0);
+    s_test_sets (self, txn);
+    s_test_rest (self, txn);
+    assert (af_store_commit (store, &txn) == 0);
+    //  Committed: still there when read again
+    assert (af_store_begin (store, false, &txn) == 0);
+    size_t common;
+    assert (af_friends_common (self, txn, "ana", "bob", 0, &common) == AF_OK && common == 2);
+    af_store_abort (store, &txn);
+    af_friends_destroy (&self);
+    af_store_destroy (&store);
+    char command [300];
+    snprintf (command, sizeof command, "rm -rf '%s'", dir);
+    if (system (command) != 0)
+        zsys_warning ("af_friends test: could not remove %s", dir);
+    if (verbose)
+        printf ("OK\n");
+}

@@ -1,0 +1,695 @@
+/*  =========================================================================
+    af_trust - the store's signed metadata (TUF, simplified) and its checks
+
+    Why this shape: the broker and the matcher are online and exposed, so
+    neither may be able to make a device install something. The root key
+    stays offline and only says which online store keys and which
+    publisher keys count; the store key, on the catalog's machine, signs
+    what the catalog holds; the device trusts only the root public key it
+    was given. A stolen store key lets an attacker sign targets until the
+    root removes that key (a new root.json with a higher version), and
+    only until the documents it signed expire. Versions that only rise
+    stop a replay of old metadata (a rollback) once a device has seen a
+    newer one; expiry stops an attacker from freezing a device on old
+    metadata forever.
+
+    Parsing is strict: documents are bounded (AF_MAX_META_DOC), JSON
+    duplicate keys are refused, every field is typed, and a document of
+    one kind is never accepted as another (its "type").
+    =========================================================================
+*/
+#include <czmq.h>
+#include "af_trust.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <jansson.h>
+#include <msgpack.h>
+#include <sodium.h>
+
+#define S_ROOT_TYPE     "appferry-root"
+#define S_PUBS_TYPE     "appferry-publishers"
+#define S_TARGETS_TYPE  "appferry-targets"
+
+//  Read a file of at most max bytes. A new NUL-terminated buffer, or NULL
+//  with *code and err.
+static char *
+s_read (const char *path, size_t max, size_t *len, int *code, char *err, size_t errlen)
+{
+    FILE *file = fopen (path, "rb");
+    if (!file) {
+        snprintf (err, errlen, "cannot read %s: %s", path, strerror (errno));
+        *code = errno == ENOENT? AF_E_NO_BLOB: AF_E_INTERNAL;
+        return NULL;
+    }
+    char *text = (char *) malloc (max + 1);
+    assert (text);
+    *len = fread (text, 1, max + 1, file);
+    bool failed = ferror (file);
+    fclose (file);
+    if (failed || *len > max) {
+        snprintf (err, errlen, "%s: %s", path, failed? "cannot read it": "too large");
+        *code = failed? AF_E_INTERNAL: AF_E_TOO_BIG;
+        free (text);
+        return NULL;
+    }
+    text [*len] = 0;
+    return text;
+}
+
+//  Verify text against a signature by any of keys (the one whose ID it
+//  names). AF_OK, or AF_E_MALFORMED / AF_E_FORBIDDEN with err.
+static int
+s_verify_any (const af_minisign_pub_t *keys, size_t key_count, const char *text, size_t len,
+              const char *sig, size_t sig_len, char *err, size_t errlen)
+{
+    uint8_t key_id [AF_MINISIGN_KEYID_SIZE];
+    if (af_minisign_sig_key_id (sig, sig_len, key_id) != AF_OK) {
+        snprintf (err, errlen, "not a minisign signature");
+        return AF_E_MALFORMED;
+    }
+    for (size_t i = 0; i < key_count; i++)
+        if (memcmp (keys [i].key_id, key_id, AF_MINISIGN_KEYID_SIZE) == 0)
+            return af_minisign_verify (&keys [i], text, len, NULL, sig, sig_len, NULL, 0, err, errlen);
+    char id [AF_MINISIGN_KEYID_HEX + 1];
+    af_minisign_id (key_id, id);
+    snprintf (err, errlen, "signed by key %s, which is not a key trusted for it", id);
+    return AF_E_FORBIDDEN;
+}
+
+int
+af_trust_load_signed (const char *path, const af_minisign_pub_t *keys, size_t key_count,
+                      char **text_p, size_t *len_p, char *err, size_t errlen)
+{
+    int code;
+    size_t len, sig_len;
+    char inner [300], sig_path [4200];
+    char *text = s_read (path, AF_MAX_META_DOC, &len, &code, err, errlen);
+    if (!text)
+        return code == AF_E_NO_BLOB? AF_E_INTERNAL: code;
+    snprintf (sig_path, sizeof sig_path, "%s.minisig", path);
+    char *sig = s_read (sig_path, AF_MAX_SIGNATURE, &sig_len, &code, err, errlen);
+    if (!sig) {
+        free (text);
+        return code == AF_E_NO_BLOB? AF_E_MALFORMED: code;
+    }
+    code = s_verify_any (keys, key_count, text, len, sig, sig_len, inner, sizeof inner);
+    free (sig);
+    if (code != AF_OK) {
+        snprintf (err, errlen, "%s: %s", path, inner);
+        free (text);
+        return code;
+    }
+    *text_p = text;
+    *len_p = len;
+    return AF_OK;
+}
+
+//  Write text as path, whole
+static int
+s_write (const char *path, const char *text, char *err, size_t errlen)
+{
+    char tmp [4200];
+    snprintf (tmp, sizeof tmp, "%s.tmp", path);
+    FILE *file = fopen (tmp, "wb");
+    size_t len = strlen (text);
+    bool ok = file && fwrite (text, 1, len, file) == len && fflush (file) == 0 && fsync (fileno (file)) == 0;
+    if (file)
+        ok = fclose (file) == 0 && ok;
+    if (!ok || rename (tmp, path)) {
+        snprintf (err, errlen, "cannot write %s: %s", path, strerror (errno));
+        unlink (tmp);
+        return AF_E_INTERNAL;
+    }
+    return AF_OK;
+}
+
+int
+af_trust_write_signed (const char *path, const char *text, const af_minisign_sec_t *sec,
+                       char *err, size_t errlen)
+{
+    char trusted [4200], sig_path [4200];
+    const char *base = strrchr (path, '/');
+    snprintf (trusted, sizeof trusted, "file:%s", base? base + 1: path);
+    char *sig = af_minisign_sign (sec, text, strlen (text), trusted);
+    assert (sig);
+    snprintf (sig_path, sizeof sig_path, "%s.minisig", path);
+    int code = s_write (path, text, err, errlen);
+    if (code == AF_OK)
+        code = s_write (sig_path, sig, err, errlen);
+    free (sig);
+    return code;
+}
+
+//  --------------------------------------------------------------------------
+//  Documents
+
+//  The common head: type, version, expires. 0 or -1 with err.
+static int
+s_head (json_t *doc, const char *type, uint64_t *version, uint64_t *expires, char *err, size_t errlen)
+{
+    json_t *t = json_object_get (doc, "type");
+    json_t *v = json_object_get (doc, "version");
+    json_t *e = json_object_get (doc, "expires");
+    if (!json_is_object (doc) || !json_is_string (t) || strcmp (json_string_value (t), type)) {
+        snprintf (err, errlen, "not an %s document", type);
+        return -1;
+    }
+    if (!json_is_integer (v) || json_integer_value (v) < 1 || !json_is_integer (e) || json_integer_value (e) < 0) {
+        snprintf (err, errlen, "%s: 'version' (1 or more) and 'expires' (ms) must be integers", type);
+        return -1;
+    }
+    *version = (uint64_t) json_integer_value (v);
+    *expires = (uint64_t) json_integer_value (e);
+    return 0;
+}
+
+static int
+s_key (json_t *value, af_minisign_pub_t *key, char *err, size_t errlen)
+{
+    if (!json_is_string (value))
+        return snprintf (err, errlen, "a key must be a minisign public key string"), -1;
+    return af_minisign_pub_parse (json_string_value (value), json_string_length (value), key, err, errlen) == AF_OK? 0: -1;
+}
+
+int
+af_trust_root_parse (const char *text, size_t len, af_trust_root_t *root, char *err, size_t errlen)
+{
+    memset (root, 0, sizeof *root);
+    json_error_t jerr;
+    json_t *doc = json_loadb (text, len, JSON_REJECT_DUPLICATES, &jerr);
+    int rc = s_head (doc, S_ROOT_TYPE, &root->version, &root->expires, err, errlen);
+    json_t *store = json_object_get (doc, "store");
+    if (rc == 0 && (!json_is_array (store) || json_array_size (store) < 1
+                ||  json_array_size (store) > AF_MAX_STORE_KEYS)) {
+        snprintf (err, errlen, "root: 'store' must list 1..%d store keys", AF_MAX_STORE_KEYS);
+        rc = -1;
+    }
+    for (size_t i = 0; rc == 0 && i < json_array_size (store); i++)
+        rc = s_key (json_array_get (store, i), &root->store [root->store_count++], err, errlen);
+    json_decref (doc);
+    return rc? AF_E_MALFORMED: AF_OK;
+}
+
+static int
+s_publisher (json_t *obj, af_publisher_t *p, char *err, size_t errlen)
+{
+    json_t *name = json_object_get (obj, "name");
+    json_t *programs = json_object_get (obj, "programs");
+    if (!json_is_string (name) || json_string_length (name) == 0 || json_string_length (name) > AF_MAX_DISPLAY)
+        return snprintf (err, errlen, "'name' must be 1..%d bytes", AF_MAX_DISPLAY), -1;
+    snprintf (p->name, sizeof p->name, "%s", json_string_value (name));
+    if (s_key (json_object_get (obj, "key"), &p->key, err, errlen))
+        return -1;
+    if (!json_is_array (programs) || json_array_size (programs) < 1
+    ||  json_array_size (programs) > AF_MAX_PUBLISHER_PROGRAMS)
+        return snprintf (err, errlen, "'programs' must list 1..%d names", AF_MAX_PUBLISHER_PROGRAMS), -1;
+    for (size_t i = 0; i < json_array_size (programs); i++) {
+        json_t *item = json_array_get (programs, i);
+        if (!json_is_string (item) || json_string_length (item) == 0
+        ||  json_string_length (item) > AF_MAX_PROGRAM + 1)
+            return snprintf (err, errlen, "'programs' entry %zu is not a program ID or prefix*", i), -1;
+        snprintf (p->programs [p->program_count++], sizeof p->programs [0], "%s", json_string_value (item));
+    }
+    return 0;
+}
+
+int
+af_trust_publishers_parse (const char *text, size_t len, af_trust_publishers_t *pubs, char *err, size_t errlen)
+{
+    memset (pubs, 0, sizeof *pubs);
+    json_error_t jerr;
+    json_t *doc = json_loadb (text, len, JSON_REJECT_DUPLICATES, &jerr);
+    int rc = s_head (doc, S_PUBS_TYPE, &pubs->version, &pubs->expires, err, errlen);
+    json_t *list = json_object_get (doc, "publishers");
+    if (rc == 0 && (!json_is_array (list) || json_array_size (list) > AF_MAX_PUBLISHERS)) {
+        snprintf (err, errlen, "publishers: 'publishers' must be an array of at most %d", AF_MAX_PUBLISHERS);
+        rc = -1;
+    }
+    if (rc == 0) {
+        pubs->publishers = (af_publisher_t *) calloc (json_array_size (list) + 1, sizeof (af_publisher_t));
+        assert (pubs->publishers);
+    }
+    for (size_t i = 0; rc == 0 && i < json_array_size (list); i++) {
+        char inner [200];
+        rc = s_publisher (json_array_get (list, i), &pubs->publishers [pubs->count++], inner, sizeof inner);
+        if (rc)
+            snprintf (err, errlen, "publishers: entry %zu: %s", i, inner);
+    }
+    json_decref (doc);
+    if (rc)
+        af_trust_publishers_free (pubs);
+    return rc? AF_E_MALFORMED: AF_OK;
+}
+
+void
+af_trust_publishers_free (af_trust_publishers_t *pubs)
+{
+    free (pubs->publishers);
+    pubs->publishers = NULL;
+    pubs->count = 0;
+}
+
+const af_publisher_t *
+af_trust_publisher_find (const af_trust_publishers_t *pubs, const uint8_t *key_id)
+{
+    for (size_t i = 0; i < pubs->count; i++)
+        if (memcmp (pubs->publishers [i].key.key_id, key_id, AF_MINISIGN_KEYID_SIZE) == 0)
+            return &pubs->publishers [i];
+    return NULL;
+}
+
+bool
+af_trust_publisher_allows (const af_publisher_t *publisher, const char *program)
+{
+    for (size_t i = 0; i < publisher->program_count; i++) {
+        const char *pattern = publisher->programs [i];
+        size_t len = strlen (pattern);
+        if (pattern [len - 1] == '*'? strncmp (pattern, program, len - 1) == 0: strcmp (pattern, program) == 0)
+            return true;
+    }
+    return false;
+}
+
+//  --------------------------------------------------------------------------
+//  Making documents
+
+//  A document's text: indented for people, or compact (targets: a
+//  program's 256 packages must fit in an OFFER's AF_MAX_META)
+static char *
+s_dump (json_t *doc, bool compact)
+{
+    char *text = json_dumps (doc, (compact? JSON_COMPACT: JSON_INDENT (1)) | JSON_PRESERVE_ORDER);
+    json_decref (doc);
+    assert (text);
+    size_t len = strlen (text);
+    char *lined = (char *) realloc (text, len + 2);
+    assert (lined);
+    memcpy (lined + len, "\n", 2);
+    return lined;
+}
+
+int
+af_trust_root_make (const af_minisign_pub_t *store, size_t store_count, uint64_t version,
+                    uint64_t expires, char **text)
+{
+    assert (store_count >= 1 && store_count <= AF_MAX_STORE_KEYS);
+    json_t *keys = json_array ();
+    for (size_t i = 0; i < store_count; i++) {
+        char b64 [AF_MINISIGN_PUB_B64 + 1];
+        af_minisign_pub_base64 (&store [i], b64);
+        json_array_append_new (keys, json_string (b64));
+    }
+    *text = s_dump (json_pack ("{s:s, s:I, s:I, s:o}", "type", S_ROOT_TYPE, "version", (json_int_t) version,
+                               "expires", (json_int_t) expires, "store", keys), false);
+    return AF_OK;
+}
+
+//  A publisher's key as the input gives it: a key line, or a .pub file
+static int
+s_input_key (json_t *value, const char *base_dir, char *b64, char *err, size_t errlen)
+{
+    af_minisign_pub_t key;
+    char inner [300], path [4200];
+    if (!json_is_string (value))
+        return snprintf (err, errlen, "'key' must be a string"), AF_E_MALFORMED;
+    const char *text = json_string_value (value);
+    int code = af_minisign_pub_parse (text, strlen (text), &key, inner, sizeof inner);
+    if (code != AF_OK) {
+        snprintf (path, sizeof path, "%s%s%s", text [0] == '/'? "": base_dir, text [0] == '/'? "": "/", text);
+        code = af_minisign_pub_load (path, &key, inner, sizeof inner);
+    }
+    if (code != AF_OK)
+        return snprintf (err, errlen, "'key': %s", inner), code;
+    af_minisign_pub_base64 (&key, b64);
+    return AF_OK;
+}
+
+int
+af_trust_publishers_make (const char *input_path, uint64_t version, uint64_t expires, char **text,
+                          char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *input = json_load_file (input_path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_array (input)) {
+        snprintf (err, errlen, "%s: %s", input_path, input? "expected an array of publishers": jerr.text);
+        json_decref (input);
+        return AF_E_MALFORMED;
+    }
+    char *copy = strdup (input_path);
+    char *slash = strrchr (copy, '/');
+    const char *base_dir = slash? (*slash = 0, copy): ".";
+    json_t *list = json_array ();
+    int code = AF_OK;
+    for (size_t i = 0; code == AF_OK && i < json_array_size (input); i++) {
+        json_t *entry = json_array_get (input, i);
+        char b64 [AF_MINISIGN_PUB_B64 + 1], inner [400];
+        code = s_input_key (json_object_get (entry, "key"), base_dir, b64, inner, sizeof inner);
+        if (code == AF_OK) {
+            json_t *out = json_pack ("{s:O?, s:s, s:O?}", "name", json_object_get (entry, "name"), "key", b64,
+                                     "programs", json_object_get (entry, "programs"));
+            json_array_append_new (list, out);
+        }
+        else
+            snprintf (err, errlen, "%s: entry %zu: %s", input_path, i, inner);
+    }
+    free (copy);
+    json_decref (input);
+    if (code != AF_OK) {
+        json_decref (list);
+        return code;
+    }
+    *text = s_dump (json_pack ("{s:s, s:I, s:I, s:o}", "type", S_PUBS_TYPE, "version", (json_int_t) version,
+                               "expires", (json_int_t) expires, "publishers", list), false);
+    //  What we wrote must parse as what a reader expects
+    af_trust_publishers_t pubs;
+    char inner [300];
+    if (af_trust_publishers_parse (*text, strlen (*text), &pubs, inner, sizeof inner) != AF_OK) {
+        snprintf (err, errlen, "%s: %s", input_path, inner);
+        free (*text);
+        *text = NULL;
+        return AF_E_MALFORMED;
+    }
+    af_trust_publishers_free (&pubs);
+    return AF_OK;
+}
+
+//  The version of a targets document in a file (signature not checked:
+//  the writer's own last version), 0 if none
+static uint64_t
+s_file_version (const char *path)
+{
+    json_error_t jerr;
+    json_t *doc = json_load_file (path, 0, &jerr);
+    json_t *v = json_object_get (doc, "version");
+    uint64_t version = json_is_integer (v) && json_integer_value (v) > 0? (uint64_t) json_integer_value (v): 0;
+    json_decref (doc);
+    return version;
+}
+
+char *
+af_trust_targets_make (const char *path, const char *program, const af_target_entry_t *targets,
+                       size_t count, uint64_t expires, uint64_t *version)
+{
+    *version = s_file_version (path) + 1;
+    json_t *list = json_array ();
+    for (size_t i = 0; i < count; i++) {
+        const af_target_entry_t *t = &targets [i];
+        json_array_append_new (list, json_pack ("{s:s, s:I, s:s, s:s, s:I, s:s}", "platform", t->platform,
+            "versionCode", (json_int_t) t->version_code, "versionName", t->version_name, "hash", t->hash,
+            "size", (json_int_t) t->size, "publisher", t->publisher));
+    }
+    char *text = s_dump (json_pack ("{s:s, s:s, s:I, s:I, s:o}", "type", S_TARGETS_TYPE, "program", program,
+                                    "version", (json_int_t) *version, "expires", (json_int_t) expires,
+                                    "targets", list), true);
+    if (strlen (text) > AF_MAX_META - 4096) {
+        free (text);
+        return NULL;
+    }
+    return text;
+}
+
+//  --------------------------------------------------------------------------
+//  The bundle
+
+int
+af_trust_bundle_load (const char *meta_dir, const char *program, uint8_t **bundle, size_t *size,
+                      char *err, size_t errlen)
+{
+    static const char *keys [] = { "root", "rootSig", "targets", "targetsSig" };
+    char paths [4][4200];
+    snprintf (paths [0], sizeof paths [0], "%s/root.json", meta_dir);
+    snprintf (paths [1], sizeof paths [1], "%s/root.json.minisig", meta_dir);
+    snprintf (paths [2], sizeof paths [2], "%s/targets/%s.json", meta_dir, program);
+    snprintf (paths [3], sizeof paths [3], "%s/targets/%s.json.minisig", meta_dir, program);
+    char *parts [4] = { NULL };
+    size_t lens [4];
+    int code = AF_OK;
+    for (int i = 0; i < 4 && code == AF_OK; i++)
+        parts [i] = s_read (paths [i], AF_MAX_META, &lens [i], &code, err, errlen);
+    if (code == AF_OK) {
+        msgpack_sbuffer buffer;
+        msgpack_sbuffer_init (&buffer);
+        msgpack_packer pk;
+        msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+        msgpack_pack_map (&pk, 4);
+        for (int i = 0; i < 4; i++) {
+            msgpack_pack_str_with_body (&pk, keys [i], strlen (keys [i]));
+            msgpack_pack_bin_with_body (&pk, parts [i], lens [i]);
+        }
+        if (buffer.size > AF_MAX_META) {
+            snprintf (err, errlen, "the metadata of '%s' is %zu bytes (at most %d)", program, buffer.size, AF_MAX_META);
+            msgpack_sbuffer_destroy (&buffer);
+            code = AF_E_TOO_BIG;
+        }
+        else {
+            *bundle = (uint8_t *) buffer.data;
+            *size = buffer.size;
+        }
+    }
+    for (int i = 0; i < 4; i++)
+        free (parts [i]);
+    return code;
+}
+
+//  The bundle's four parts (pointers into the unpacked object)
+typedef struct {
+    const char *data [4];
+    size_t size [4];
+} parts_t;
+
+static int
+s_bundle_parts (const msgpack_object *obj, parts_t *parts, char *err, size_t errlen)
+{
+    static const char *keys [] = { "root", "rootSig", "targets", "targetsSig" };
+    memset (parts, 0, sizeof *parts);
+    if (obj->type != MSGPACK_OBJECT_MAP || obj->via.map.size != 4)
+        return snprintf (err, errlen, "the metadata is not a map of 4 parts"), -1;
+    for (uint32_t i = 0; i < 4; i++) {
+        const msgpack_object_kv *kv = &obj->via.map.ptr [i];
+        int k = 0;
+        while (k < 4 && !(kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == strlen (keys [k])
+                          && memcmp (kv->key.via.str.ptr, keys [k], kv->key.via.str.size) == 0))
+            k++;
+        if (k == 4 || kv->val.type != MSGPACK_OBJECT_BIN || parts->data [k])
+            return snprintf (err, errlen, "the metadata's parts are not root, rootSig, targets, targetsSig"), -1;
+        parts->data [k] = kv->val.via.bin.ptr;
+        parts->size [k] = kv->val.via.bin.size;
+    }
+    return 0;
+}
+
+//  The targets document's checks for want. AF_OK or AF_E_FORBIDDEN /
+//  AF_E_MALFORMED with err.
+static int
+s_check_targets (json_t *doc, const af_trust_want_t *want, af_trust_seen_t *seen, char *err, size_t errlen)
+{
+    uint64_t version, expires;
+    if (s_head (doc, S_TARGETS_TYPE, &version, &expires, err, errlen))
+        return AF_E_MALFORMED;
+    json_t *program = json_object_get (doc, "program");
+    if (!json_is_string (program) || strcmp (json_string_value (program), want->program))
+        return snprintf (err, errlen, "the signed targets are for program '%s', not '%s'",
+                         json_is_string (program)? json_string_value (program): "?", want->program), AF_E_FORBIDDEN;
+    if (expires <= want->now)
+        return snprintf (err, errlen, "the targets metadata of '%s' (version %llu) expired %llu s ago", want->program,
+                         (unsigned long long) version, (unsigned long long) ((want->now - expires) / 1000)), AF_E_FORBIDDEN;
+    if (version < seen->targets)
+        return snprintf (err, errlen, "rollback: the targets metadata of '%s' is version %llu, older than version "
+                         "%llu seen already", want->program, (unsigned long long) version,
+                         (unsigned long long) seen->targets), AF_E_FORBIDDEN;
+    json_t *list = json_object_get (doc, "targets");
+    for (size_t i = 0; i < json_array_size (list); i++) {
+        json_t *t = json_array_get (list, i);
+        json_t *hash = json_object_get (t, "hash");
+        if (!json_is_string (hash) || strcmp (json_string_value (hash), want->hash))
+            continue;
+        json_t *size = json_object_get (t, "size"), *code = json_object_get (t, "versionCode");
+        if (!json_is_integer (size) || (uint64_t) json_integer_value (size) != want->size
+        ||  !json_is_integer (code) || (uint64_t) json_integer_value (code) != want->version_code)
+            return snprintf (err, errlen, "the offer's size or version of %.16s... differs from the signed target",
+                             want->hash), AF_E_FORBIDDEN;
+        seen->targets = version;
+        return AF_OK;
+    }
+    return snprintf (err, errlen, "no signed target of '%s' has hash %.16s... (not a package of the store)",
+                     want->program, want->hash), AF_E_FORBIDDEN;
+}
+
+int
+af_trust_check (const af_minisign_pub_t *root_pub, const uint8_t *bundle, size_t size,
+                const af_trust_want_t *want, af_trust_seen_t *seen, char *err, size_t errlen)
+{
+    assert (root_pub && want && seen);
+    if (!bundle || size == 0)
+        return snprintf (err, errlen, "the offer carries no signed metadata"), AF_E_FORBIDDEN;
+    if (size > AF_MAX_META)
+        return snprintf (err, errlen, "the metadata is over %d bytes", AF_MAX_META), AF_E_MALFORMED;
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init (&unpacked);
+    size_t offset = 0;
+    parts_t parts;
+    int code = AF_E_MALFORMED;
+    char inner [300];
+    if (msgpack_unpack_next (&unpacked, (const char *) bundle, size, &offset) != MSGPACK_UNPACK_SUCCESS
+    ||  offset != size)
+        snprintf (err, errlen, "the metadata is not one msgpack value");
+    else
+    if (s_bundle_parts (&unpacked.data, &parts, err, errlen) == 0) {
+        af_trust_root_t root;
+        code = s_verify_any (root_pub, 1, parts.data [0], parts.size [0], parts.data [1], parts.size [1],
+                             inner, sizeof inner);
+        if (code != AF_OK)
+            snprintf (err, errlen, "root metadata: %s", inner);
+        else
+        if ((code = af_trust_root_parse (parts.data [0], parts.size [0], &root, inner, sizeof inner)) != AF_OK)
+            snprintf (err, errlen, "root metadata: %s", inner);
+        else
+        if (root.expires <= want->now) {
+            snprintf (err, errlen, "the root metadata (version %llu) expired %llu s ago",
+                      (unsigned long long) root.version, (unsigned long long) ((want->now - root.expires) / 1000));
+            code = AF_E_FORBIDDEN;
+        }
+        else
+        if (root.version < seen->root) {
+            snprintf (err, errlen, "rollback: the root metadata is version %llu, older than version %llu seen already",
+                      (unsigned long long) root.version, (unsigned long long) seen->root);
+            code = AF_E_FORBIDDEN;
+        }
+        else
+        if ((code = s_verify_any (root.store, root.store_count, parts.data [2], parts.size [2], parts.data [3],
+                                  parts.size [3], inner, sizeof inner)) != AF_OK)
+            snprintf (err, errlen, "targets metadata: %s", inner);
+        else {
+            json_error_t jerr;
+            json_t *doc = json_loadb (parts.data [2], parts.size [2], JSON_REJECT_DUPLICATES, &jerr);
+            af_trust_seen_t next = { root.version, seen->targets };
+            code = s_check_targets (doc, want, &next, err, errlen);
+            json_decref (doc);
+            if (code == AF_OK)
+                *seen = next;
+        }
+    }
+    msgpack_unpacked_destroy (&unpacked);
+    return code;
+}
+
+//  --------------------------------------------------------------------------
+//  Self test
+
+typedef struct {
+    char dir [64];
+    af_minisign_pub_t root_pub, store_pub;
+    af_minisign_sec_t root_sec, store_sec;
+} fixture_t;
+
+static void
+s_publish (fixture_t *f, uint64_t root_version, uint64_t root_expires, const char *program, uint64_t expires,
+           const af_minisign_sec_t *targets_key)
+{
+    char path [600], err [300], *text;
+    snprintf (path, sizeof path, "%s/root.json", f->dir);
+    af_trust_root_make (&f->store_pub, 1, root_version, root_expires, &text);
+    assert (af_trust_write_signed (path, text, &f->root_sec, err, sizeof err) == AF_OK);
+    free (text);
+    af_target_entry_t target = { "android", 7, "1.7", "", 100, "" };
+    memset (target.hash, 'a', AF_HASH_HEX);
+    snprintf (path, sizeof path, "%s/targets/%s.json", f->dir, program);
+    uint64_t version;
+    text = af_trust_targets_make (path, program, &target, 1, expires, &version);
+    assert (text && af_trust_write_signed (path, text, targets_key, err, sizeof err) == AF_OK);
+    free (text);
+}
+
+static int
+s_check (fixture_t *f, const char *program, uint64_t now, af_trust_seen_t *seen, char *err, size_t errlen)
+{
+    char hash [AF_HASH_HEX + 1];
+    memset (hash, 'a', AF_HASH_HEX);
+    hash [AF_HASH_HEX] = 0;
+    uint8_t *bundle;
+    size_t size;
+    assert (af_trust_bundle_load (f->dir, program, &bundle, &size, err, errlen) == AF_OK);
+    af_trust_want_t want = { program, hash, 100, 7, now };
+    int code = af_trust_check (&f->root_pub, bundle, size, &want, seen, err, errlen);
+    free (bundle);
+    return code;
+}
+
+void
+af_trust_test (bool verbose)
+{
+    printf (" * af_trust: ");
+    fixture_t f;
+    snprintf (f.dir, sizeof f.dir, "/tmp/af_trust_test.XXXXXX");
+    assert (mkdtemp (f.dir));
+    assert (zsys_dir_create ("%s/targets", f.dir) == 0);
+    af_minisign_keygen (&f.root_pub, &f.root_sec);
+    af_minisign_keygen (&f.store_pub, &f.store_sec);
+    char err [300];
+    uint64_t now = 1700000000000, day = 86400000;
+    af_trust_seen_t seen = { 0, 0 };
+
+    //  A good chain passes and raises what was seen
+    s_publish (&f, 1, now + day, "weixin", now + day, &f.store_sec);
+    assert (s_check (&f, "weixin", now, &seen, err, sizeof err) == AF_OK);
+    assert (seen.root == 1 && seen.targets == 1);
+    //  Expired targets, then expired root
+    assert (s_check (&f, "weixin", now + 2 * day, &seen, err, sizeof err) == AF_E_FORBIDDEN && strstr (err, "expired"));
+    //  Targets version 2, seen; the old version 1 replayed is a rollback
+    char path [600], saved [700];
+    snprintf (path, sizeof path, "%s/targets/weixin.json", f.dir);
+    snprintf (saved, sizeof saved, "cp %s %s.v1 && cp %s.minisig %s.v1.minisig", path, path, path, path);
+    assert (system (saved) == 0);
+    s_publish (&f, 1, now + day, "weixin", now + day, &f.store_sec);
+    assert (s_check (&f, "weixin", now, &seen, err, sizeof err) == AF_OK && seen.targets == 2);
+    snprintf (saved, sizeof saved, "cp %s.v1 %s && cp %s.v1.minisig %s.minisig", path, path, path, path);
+    assert (system (saved) == 0);
+    assert (s_check (&f, "weixin", now, &seen, err, sizeof err) == AF_E_FORBIDDEN && strstr (err, "rollback"));
+    if (verbose)
+        printf ("(%s) ", err);
+    //  Targets signed by a key the root does not list: refused
+    af_minisign_pub_t rogue_pub;
+    af_minisign_sec_t rogue_sec;
+    af_minisign_keygen (&rogue_pub, &rogue_sec);
+    s_publish (&f, 1, now + day, "weixin", now + day, &rogue_sec);
+    assert (s_check (&f, "weixin", now, &seen, err, sizeof err) == AF_E_FORBIDDEN && strstr (err, "not a key trusted"));
+    //  Rotation: the root lists a new store key (root version 2); targets
+    //  it signs pass, and those of the old key no longer do
+    af_minisign_pub_t old_pub = f.store_pub;
+    af_minisign_sec_t old_sec = f.store_sec;
+    af_minisign_keygen (&f.store_pub, &f.store_sec);
+    s_publish (&f, 2, now + day, "weixin", now + day, &f.store_sec);
+    assert (s_check (&f, "weixin", now, &seen, err, sizeof err) == AF_OK && seen.root == 2);
+    s_publish (&f, 2, now + day, "weixin", now + day, &old_sec);
+    assert (s_check (&f, "weixin", now, &seen, err, sizeof err) == AF_E_FORBIDDEN);
+    (void) old_pub;
+    //  A root signed by another root key: refused
+    fixture_t g = f;
+    af_minisign_keygen (&g.root_pub, &g.root_sec);
+    s_publish (&g, 3, now + day, "weixin", now + day, &g.store_sec);
+    assert (s_check (&f, "weixin", now, &seen, err, sizeof err) == AF_E_FORBIDDEN && strstr (err, "root metadata"));
+    //  Other programs' targets are not this one's; unknown hash; garbage
+    s_publish (&f, 3, now + day, "other", now + day, &f.store_sec);
+    snprintf (saved, sizeof saved, "cp %s/targets/other.json %s/targets/weixin.json && cp %s/targets/other.json.minisig "
+              "%s/targets/weixin.json.minisig", f.dir, f.dir, f.dir, f.dir);
+    assert (system (saved) == 0);
+    seen.targets = 0;
+    assert (s_check (&f, "weixin", now, &seen, err, sizeof err) == AF_E_FORBIDDEN && strstr (err, "for program 'other'"));
+    af_trust_want_t want = { "other", "bbbb", 100, 7, now };
+    uint8_t *bundle;
+    size_t size;
+    assert (af_trust_bundle_load (f.dir, "other", &bundle, &size, err, sizeof err) == AF_OK);
+    assert (af_trust_check (&f.root_pub, bundle, size, &want, &seen, err, sizeof err) == AF_E_FORBIDDEN
+            && strstr (err, "no signed target"));
+    bundle [size / 2] ^= 1;
+    assert (af_trust_check (&f.root_pub, bundle, size, &want, &seen, err, sizeof err) != AF_OK);
+    free (bundle);
+    assert (af_trust_check (&f.root_pub, (const uint8_t *) "\x80", 1, &want, &seen, err, sizeof err) == AF_E_MALFORMED);
+    assert (af_trust_check (&f.root_pub, NULL, 0, &want, &seen, err, sizeof err) == AF_E_FORBIDDEN);
+    assert (af_trust_bundle_load (f.dir, "absent", &bundle, &size, err, sizeof err) == AF_E_NO_BLOB);
+    char cmd [200];
+    snprintf (cmd, sizeof cmd, "rm -rf %s", f.dir);
+    assert (system (cmd) == 0);
+    printf ("OK\n");
+}
