@@ -247,8 +247,21 @@ check "systemctl start appferry-broker appferry-matcher" in_boot systemctl start
 check "  ... both active" wait_until 5 in_boot systemctl is-active --quiet appferry-broker appferry-matcher
 check "  ... the broker admits the matcher" \
     wait_until 15 in_boot sh -c 'journalctl -u appferry-broker | grep -q "worker .* ready"'
+# The signed store, as its operator sets it up: a root key (offline; here
+# in /root), the store's online key, the demo publisher trusted; the root
+# public key to every node (AF_ROOT_KEY in node.env)
+in_boot sh -c 'appferry-catalog keygen --root /root/store-root \
+    && runuser -u appferry -- appferry-catalog --catalog /var/lib/appferry-catalog keygen --store \
+    && printf "[{\"name\": \"appferry demo\", \"key\": \"/appferry/data/catalog/keys/demo-publisher.pub\", \"programs\": [\"*\"]}]\n" > /root/publishers.json \
+    && appferry-catalog root-sign --key /root/store-root.key --store-key /var/lib/appferry-catalog/keys/store.pub \
+         --publishers /root/publishers.json /root/root-docs \
+    && cp -r /root/root-docs /tmp/root-docs && cp /root/store-root.pub /tmp/ && chmod -R a+rX /tmp/root-docs /tmp/store-root.pub \
+    && runuser -u appferry -- appferry-catalog --catalog /var/lib/appferry-catalog trust /tmp/store-root.pub /tmp/root-docs \
+    && cp /root/store-root.pub /etc/appferry/store-root.pub \
+    && sed -i "s|^#AF_ROOT_KEY=.*|AF_ROOT_KEY=/etc/appferry/store-root.pub|" /etc/appferry/node.env' \
+    || echo "    # the signed store's set-up failed"
 in_boot runuser -u appferry -- appferry-catalog --catalog /var/lib/appferry-catalog \
-    import --insecure-unsigned /appferry/data/catalog/manifest.json | sed 's/^/    /'
+    import /appferry/data/catalog/manifest.json | sed 's/^/    /'
 NODES="phone tablet pc rootpc"
 check "four nodes start from appferry-node@.service" \
     in_boot systemctl start appferry-node@phone appferry-node@tablet appferry-node@pc appferry-node@rootpc

@@ -15,7 +15,7 @@ stop_node phone
 
 # While offline the phone made N changes: N reports in its queue, as the
 # node writes them (HOME/reports/SEQ.json), the last an install
-N=3000
+N=1500         # one REPORT per round trip (each a durable commit): enough to be mid-stream at the kill
 mkdir -p "$T/phone/reports"
 next=$(sed -n 's/^next_seq=//p' "$T/phone/node.state")
 for i in $(seq 0 $((N - 1))); do
