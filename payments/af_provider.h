@@ -30,6 +30,7 @@
     | `tok_transient` | the first attempt under a key fails transiently (nothing charged), the next ones approve |
     | `tok_timeout` | no answer in time; nothing charged |
     | `tok_lost_reply` | charged, but the answer is lost (a timeout): lookup finds the charge |
+    | `tok_slow` | approved after a second (a slow processor: tests kill things meanwhile) |
     | anything else | declined ("unknown test token") |
     =========================================================================
 */

@@ -24,6 +24,7 @@
 
 #define BOOK_CHARGED 1
 #define BOOK_FAILED  2      //  attempts made, nothing charged
+#define AF_TESTPAY_SLOW_MS 1000     //  how long tok_slow takes
 
 typedef struct {
     uint8_t state;
@@ -125,6 +126,10 @@ s_token_outcome (const char *token, int attempts, char *reason, size_t size)
     }
     if (!strcmp (token, "tok_lost_reply"))
         return AF_PAY_APPROVED;         //  charged; the caller is told TIMEOUT
+    if (!strcmp (token, "tok_slow")) {
+        zclock_sleep (AF_TESTPAY_SLOW_MS);
+        return AF_PAY_APPROVED;
+    }
     snprintf (reason, size, "unknown test token");
     return AF_PAY_DECLINED;
 }

@@ -68,7 +68,7 @@ s_usage (FILE *out)
 "\n"
 "Test tokens: tok_approve, tok_decline, tok_insufficient, tok_transient (fails once\n"
 "per intent), tok_timeout (no answer, nothing charged), tok_lost_reply (charged,\n"
-"answer lost).\n", AF_PAY_INTENT_MS / 1000);
+"answer lost), tok_slow (approved after a second).\n", AF_PAY_INTENT_MS / 1000);
 }
 
 //  A string setting into target: 0, or 2 (and a message) if empty or too long
@@ -274,6 +274,7 @@ s_pay_confirm (void *arg, af_msg_t *request)
     af_intent_t intent;
     bool found;
     char err [512];
+    zsys_info ("payments: confirming intent %.32s of %s", request->intent, request->account);
     int code = af_ledger_confirm (self->ledger, request->account, request->intent, request->token,
                                   zclock_time (), &intent, &found, err, sizeof err);
     if (code == AF_E_INTERNAL && self->config->crash_after_charge) {

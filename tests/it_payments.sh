@@ -11,7 +11,7 @@ PAYMENTS="$AF_BIN/payments/appferry-payments"
 UNIVERSAL="$AF_SRC/data/catalog/packages/notes-2.1.0-universal.tar"
 {
     echo '['
-    for g in 1 2 3 4 5; do
+    for g in 1 2 3 4 5 6 7; do
         echo "  { \"program\": \"game$g\", \"platform\": \"android\", \"versionCode\": 1, \"versionName\": \"1.$g\","
         echo "    \"minSdk\": 21, \"price\": 499, \"currency\": \"EUR\", \"file\": \"$UNIVERSAL\" },"
     done
@@ -48,10 +48,10 @@ for n in phone tablet old; do af $n login ana > /dev/null || die "$n login faile
 PHONE=$(device_id phone); TABLET=$(device_id tablet)
 
 # The tablet has the apps (pushed to it earlier)
-for p in notes free1 game1 game2 game3 game4 game5 chess; do
+for p in notes free1 game1 game2 game3 game4 game5 game6 game7 chess; do
     af phone push "$p" --to "$TABLET" > /dev/null 2>&1 || die "the tablet could not get $p"
 done
-check "the broker has the tablet's list" wait_eq 10 "chess free1 game1 game2 game3 game4 game5 notes" \
+check "the broker has the tablet's list" wait_eq 10 "chess free1 game1 game2 game3 game4 game5 game6 game7 notes" \
     afj phone '[.apps[].program] | sort | join(" ")' apps --device "$TABLET"
 
 # --- browse: what the tablet has, for the phone
@@ -143,29 +143,46 @@ fi
 check "  ... and the phone installs it" wait_until 10 test -f "$T/phone/installed/game5.json"
 check "  ... still one charge" test "$(totals)" = "intents=5 charges=4 entitlements=4 provider_charges=4"
 
+# --- SIGKILL of the broker while the processor charges: the answer is lost
+# with the broker; asked again, the account is entitled (no second charge)
+INTENT_SLOW=$(af phone --json get chess --from "$TABLET" | jq -r .paymentRequired.intent)
+af phone get chess --from "$TABLET" --confirm-payment tok_slow > "$T/slow.out" 2>&1 &
+GET_PID=$!
+wait_until 10 grep -q "confirming intent $INTENT_SLOW" "$T/payments.log"
+kill -9 "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null
+start_broker broker --catalog "$T/catalog"       # same data directory, same endpoints
+wait "$GET_PID"
+check "the broker killed while the processor charges: the charge is recorded once" wait_eq 10 \
+    "intents=6 charges=5 entitlements=5 provider_charges=5" totals
+check "  ... the phone, asking again, gets chess without a second charge" \
+    wait_until 20 bash -c "'$CLI' --home '$T/phone' get chess --from '$TABLET' > /dev/null 2>&1 < /dev/null"
+check "  ... installed" wait_until 10 test -f "$T/phone/installed/chess.json"
+check "  ... under the intent it confirmed, once" test "$(totals)" = "intents=6 charges=5 entitlements=5 provider_charges=5" \
+    -a "$(afj phone '.purchases[] | select(.program == "chess") | .intent' purchases)" = "$INTENT_SLOW"
+
 # --- the entitlement on another device of the account: no second charge
 check "the old phone gets game1 without paying (the account paid)" af old get game1 --from "$TABLET" < /dev/null
 check "  ... installed" test -f "$T/old/installed/game1.json"
-check "  ... nothing charged" test "$(totals)" = "intents=5 charges=4 entitlements=4 provider_charges=4"
+check "  ... nothing charged" test "$(totals)" = "intents=6 charges=5 entitlements=5 provider_charges=5"
 check "  ... browse shows it as paid" \
     test "$(afj old '.apps[] | select(.program == "game1") | .entitled' browse --device "$TABLET")" = true
 
 # --- the processor does not answer: refused, nothing charged
-out=$(af phone get chess --from "$TABLET" --confirm-payment tok_timeout 2>&1); rc=$?
+out=$(af phone get game6 --from "$TABLET" --confirm-payment tok_timeout 2>&1); rc=$?
 check "a processor timeout is refused, saying nothing was charged" \
     test $rc -eq 1 -a -n "$(has "$out" "timed-out" "nothing was charged" && echo y)"
-check "  ... nothing charged" test "$(totals)" = "intents=6 charges=4 entitlements=4 provider_charges=4"
+check "  ... nothing charged" test "$(totals)" = "intents=7 charges=5 entitlements=5 provider_charges=5"
 
 # --- no confirmation within the notice's time limit (S0.7)
 kill "$PAYMENTS_PID"; wait "$PAYMENTS_PID" 2>/dev/null
 start_payments --intent-ttl 1
-INTENT6=$(af phone --json get chess --from "$TABLET" | jq -r .paymentRequired.intent)
+INTENT6=$(af phone --json get game7 --from "$TABLET" | jq -r .paymentRequired.intent)
 sleep 1.5
 out=$("$RAW" "$NODES_EP" "$BROKER_CERT" payconfirm ana "$APPFERRY_PASSWORD" "$INTENT6" 1 402 2>&1); rc=$?
 echo "$out" | sed 's/^/  # /'
 check "a confirmation after the notice expired is refused" test $rc -eq 0 -a -n "$(has "$out" "expired" && echo y)"
 check "  ... nothing charged, nothing installed" \
-    test "$(totals)" = "intents=7 charges=4 entitlements=4 provider_charges=4" -a ! -f "$T/phone/installed/chess.json"
+    test "$(totals)" = "intents=8 charges=5 entitlements=5 provider_charges=5" -a ! -f "$T/phone/installed/game7.json"
 
 # --- a free app with the source offline: the package does not wait for it
 stop_node tablet
