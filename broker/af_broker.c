@@ -74,6 +74,10 @@ static const command_t s_commands [AF_MSG_COUNT] = {
     [AF_MSG_UNINSTALL]  = { NEEDS_SESSION, handle_uninstall },
     [AF_MSG_CONFIG_PUT] = { NEEDS_SESSION, handle_config_put },
     [AF_MSG_CONFIG_GET] = { NEEDS_SESSION, handle_config_get },
+    [AF_MSG_GET]        = { NEEDS_SESSION, handle_get },
+    [AF_MSG_PAY_CONFIRM] = { NEEDS_SESSION, handle_pay_confirm },
+    [AF_MSG_PURCHASES]  = { NEEDS_SESSION, handle_purchases },
+    [AF_MSG_BROWSE]     = { NEEDS_SESSION, handle_browse },
     [AF_MSG_CONTACTS_EVAL] = { NEEDS_SESSION, handle_contacts_eval },
     [AF_MSG_CONTACTS_PUT] = { NEEDS_SESSION, handle_contacts_put },
     [AF_MSG_FRIENDS]    = { NEEDS_SESSION, handle_friends },
@@ -553,6 +557,8 @@ s_tables (af_broker_t *self)
     zhashx_set_destructor (self->push_jobs, broker_push_jobs_free);
     self->sync_jobs = zhashx_new ();
     zhashx_set_destructor (self->sync_jobs, broker_sync_jobs_free);
+    self->pay_jobs = zhashx_new ();
+    zhashx_set_destructor (self->pay_jobs, broker_pay_jobs_free);
     self->sync_waiting = zlistx_new ();
     zlistx_set_destructor (self->sync_waiting, s_free_item);
     self->by_seen = zlistx_new ();
@@ -632,6 +638,7 @@ af_broker_new (const af_broker_config_t *config)
         .request_timeout_ms = config->request_timeout_ms, .max_queue = config->max_queue };
     self->dispatch = af_dispatch_new (self->backend, &dispatch);
     af_dispatch_service (self->dispatch, "matcher");
+    af_dispatch_service (self->dispatch, "payments");
     af_dispatch_service (self->dispatch, "contacts");
     self->loop = zloop_new ();
     self->hasher = af_hasher_new (self->loop, (size_t) config->pw_threads, AF_PW_WAITING, config->pwcost);
@@ -671,6 +678,7 @@ af_broker_destroy (af_broker_t **self_p)
     af_dispatch_destroy (&self->dispatch);
     zhashx_destroy (&self->push_jobs);
     zhashx_destroy (&self->sync_jobs);
+    zhashx_destroy (&self->pay_jobs);
     zlistx_destroy (&self->sync_waiting);
     af_guesses_destroy (&self->guesses);
     af_friends_destroy (&self->friends);

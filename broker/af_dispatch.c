@@ -401,8 +401,9 @@ af_dispatch_message (af_dispatch_t *self, zframe_t **routing_p, zframe_t **body_
         if (msg->id == AF_MSG_DISCONNECT)
             s_worker_remove (self, worker, "it disconnected");
         else
-        if ((msg->id == AF_MSG_RESOLVED || msg->id == AF_MSG_CONTACTS_EVALUATED || msg->id == AF_MSG_ERROR)
-        &&  msg->has_rid)
+        if (msg->has_rid && (msg->id == AF_MSG_RESOLVED || msg->id == AF_MSG_CONTACTS_EVALUATED
+                         ||  msg->id == AF_MSG_ERROR || msg->id == AF_MSG_PAYMENT_REQUIRED
+                         ||  msg->id == AF_MSG_PAID || msg->id == AF_MSG_PURCHASE_LIST))
             s_answer (self, worker, &msg);
         else
             zsys_warning ("broker: refused %s from worker %s", af_msg_command_name (msg->id), hex);

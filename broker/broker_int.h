@@ -154,6 +154,7 @@ struct _af_broker_t {
     af_friends_t *friends;          //  contact tokens, visibility (handle_friends.c)
     af_syncindex_t *syncindex;      //  install lists in memory, matcher answers
     zhashx_t *sync_jobs;            //  job hex -> sync job (owned; handle_sync.c)
+    zhashx_t *pay_jobs;             //  job hex -> GET/BROWSE/payment job (owned; handle_pay.c)
     zlistx_t *sync_waiting;         //  SYNCs waiting for their turn
     zhashx_t *push_jobs;            //  push ID hex -> push job (owned; handle_push.c)
     zhashx_t *uploads;              //  session hex -> upload (owned; handle_upload.c)
@@ -429,6 +430,15 @@ void handle_list (af_broker_t *self, session_t *session, af_msg_t *msg);
 void handle_apps (af_broker_t *self, session_t *session, af_msg_t *msg);
 void handle_sync (af_broker_t *self, session_t *session, af_msg_t *msg);
 void broker_sync_jobs_free (void **item);
+
+//  --------------------------------------------------------------------------
+//  handle_pay.c: GET, PAY_CONFIRM, PURCHASES, BROWSE (paid apps)
+
+void handle_get (af_broker_t *self, session_t *session, af_msg_t *msg);
+void handle_pay_confirm (af_broker_t *self, session_t *session, af_msg_t *msg);
+void handle_purchases (af_broker_t *self, session_t *session, af_msg_t *msg);
+void handle_browse (af_broker_t *self, session_t *session, af_msg_t *msg);
+void broker_pay_jobs_free (void **item);
 
 //  --------------------------------------------------------------------------
 //  handle_config.c: CONFIG_PUT, CONFIG_GET

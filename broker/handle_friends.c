@@ -477,9 +477,10 @@ s_install_fit (void *arg, uint32_t slot, af_msg_t **reply_p)
                           reply && *reply->reason? reply->reason: "the matcher did not say why");
     else
     if (reply->has_package && reply->package.price_cents > 0)
-        broker_error_rid (self, session, rid, AF_E_PAYMENT_REQUIRED, "%s costs %u.%02u; paid programs cannot be "
-                          "installed from a friend until payments are built", install->program,
-                          reply->package.price_cents / 100, reply->package.price_cents % 100);
+        broker_error_rid (self, session, rid, AF_E_PAYMENT_REQUIRED, "%s costs %u.%02u %s; a paid program cannot be "
+                          "bought through a friend yet (only from a device of your own account: get --from)",
+                          install->program, reply->package.price_cents / 100, reply->package.price_cents % 100,
+                          reply->package.currency);
     else {
         //  The push path, to this device itself, as `install` does
         af_msg_t *push = af_msg_new (AF_MSG_PUSH);

@@ -12,6 +12,7 @@ D=$(mktemp -d /tmp/appferry-demo.XXXXXX)
 BROKER="$BUILD/broker/appferry-broker"
 MATCHER="$BUILD/matcher/appferry-matcher"
 CATALOG="$BUILD/matcher/appferry-catalog"
+PAYMENTS="$BUILD/payments/appferry-payments"
 NODE="$BUILD/nodes/appferry-node"
 CLI="$BUILD/nodes/appferry"
 export APPFERRY_PASSWORD="demo password 2026"
@@ -76,6 +77,15 @@ cp "$D/matcher.cert" "$D/broker/workers/"
 wait_for grep -q "worker .* ready" "$D/broker.log" || fail "the matcher did not join"
 echo "matcher ready"
 
+step "Payments: its ledger in $D/ledger, with the test processor (tokens decide: tok_approve, tok_decline, ...)"
+"$PAYMENTS" --broker "$WORKERS_EP" --broker-key "$D/broker/broker.cert" --cert "$D/payments.cert" \
+    --ledger "$D/ledger" > "$D/payments.log" 2>&1 &
+PIDS+=($!)
+wait_for test -s "$D/payments.cert" || fail "the payments service made no certificate"
+cp "$D/payments.cert" "$D/broker/workers/"
+wait_for grep -q "ready for 'payments'" "$D/broker.log" || fail "the payments service did not join"
+echo "payments ready"
+
 step "Four device nodes"
 for pair in phone:galaxy-s21 tablet:galaxy-tab-s7 tv:chromecast-google-tv iphone:iphone-13; do
     name=${pair%%:*} device=${pair#*:}
@@ -129,6 +139,18 @@ for name in tablet tv; do
     printf '%-7s unpacked under %s: ' "$name" "$D/$name/apps/weixin"
     (cd "$D/$name/apps/weixin" && find . -type f | sort | tr '\n' ' '); echo
 done
+
+step "A paid app: the phone has chess (2.99 EUR); the tablet browses the phone and buys it"
+"$CLI" --home "$D/tablet" push chess --to "Ana's phone" > /dev/null || fail "the tablet could not push chess"
+wait_for test "$("$CLI" --home "$D/tablet" --json apps --device "Ana's phone" | jq '[.apps[] | select(.program == "chess")] | length')" = 1 \
+    || fail "the broker does not list the phone's chess"
+"$CLI" --home "$D/tablet" browse --device "Ana's phone"
+"$CLI" --home "$D/tablet" get chess --from "Ana's phone" < /dev/null || true
+"$CLI" --home "$D/tablet" get chess --from "Ana's phone" --confirm-payment tok_approve || fail "buying chess failed"
+"$CLI" --home "$D/tablet" purchases
+step "The iPhone gets chess too (its store link): the account paid, so nothing is charged again"
+"$CLI" --home "$D/iphone" get chess --from "Ana's phone" < /dev/null || fail "the iPhone's get failed"
+"$PAYMENTS" --status --ledger "$D/ledger"
 
 step "The tablet shares weixin's settings, sealed with the account secret (the broker never sees them)"
 export APPFERRY_SECRET="demo account secret 2026"

@@ -585,6 +585,8 @@ s_fill (const fit_view_t *view, const char *program, size_t plen, const af_fit_r
     package->version_code = rec->version_code;
     package->size = rec->size;
     package->price_cents = rec->price_cents;
+    memcpy (package->currency, rec->currency, AF_CURRENCY);
+    package->currency [rec->currency [0]? AF_CURRENCY: 0] = 0;
     s_hex (package->package_id, rec->package_id, AF_ID_SIZE);
     if (rec->store_only)
         package->hash [0] = 0;
@@ -1111,6 +1113,8 @@ af_catalog_add (af_catalog_t *self, af_catalog_entry_t *entries, size_t count, c
         sodium_bin2hex (entry->package.package_id, sizeof entry->package.package_id,
                         entry->fit.package_id, AF_ID_SIZE);
         entry->package.price_cents = entry->fit.price_cents;
+        memcpy (entry->package.currency, entry->fit.currency, AF_CURRENCY);
+        entry->package.currency [entry->fit.currency [0]? AF_CURRENCY: 0] = 0;
     }
     af_catalog_entry_t **sorted = (af_catalog_entry_t **) malloc ((count + 1) * sizeof (void *));
     assert (sorted);
@@ -1149,7 +1153,7 @@ af_catalog_add (af_catalog_t *self, af_catalog_entry_t *entries, size_t count, c
 static const char *s_keys [] = {
     "program", "name", "publisher", "category", "votes", "platform", "versionCode",
     "versionName", "minSdk", "maxSdk", "minOs", "maxOs", "abis", "minDensity", "maxDensity",
-    "density", "minWidth", "minHeight", "formFactors", "price", "storeLink", "file", NULL
+    "density", "minWidth", "minHeight", "formFactors", "price", "currency", "storeLink", "file", NULL
 };
 
 static int
@@ -1260,9 +1264,22 @@ s_parse_package (json_t *obj, af_catalog_entry_t *entry, char *err, size_t errle
         return -1;
     p->votes = (uint32_t) n;
     n = 0;
-    if (s_uint (obj, "price", UINT32_MAX, &n, false, err, errlen))
+    if (s_uint (obj, "price", AF_MAX_PRICE, &n, false, err, errlen))
         return -1;
     f->price_cents = (uint32_t) n;
+    //  A price is in a currency's minor unit, so it needs the currency
+    char currency [AF_CURRENCY + 2] = "";
+    if (s_str (obj, "currency", currency, sizeof currency, n > 0, err, errlen))
+        return -1;
+    if (*currency && af_currency_check (currency, why, sizeof why) != AF_OK) {
+        snprintf (err, errlen, "field 'currency': %s", why);
+        return -1;
+    }
+    if (*currency && n == 0) {
+        snprintf (err, errlen, "field 'currency': a free package has no currency");
+        return -1;
+    }
+    memcpy (f->currency, currency, *currency? AF_CURRENCY: 0);
     return 0;
 }
 
@@ -1732,6 +1749,35 @@ s_test_import_and_resolve (af_catalog_t *catalog, const char *manifest, af_devic
     assert (result.fit == AF_FIT_PACKAGE);
 }
 
+//  A price needs an ISO 4217 currency, a free package has none, and the
+//  currency reaches the resolution beside the price
+static void
+s_test_currency (af_catalog_t *catalog, const char *manifest)
+{
+    char err [1024], text [512];
+    size_t n;
+    const char *bad [] = { "\"price\": 499", "\"price\": 499, \"currency\": \"eur\"",
+                           "\"price\": 499, \"currency\": \"EURO\"", "\"currency\": \"EUR\"",
+                           "\"price\": 100000001, \"currency\": \"EUR\"", NULL };
+    for (int i = 0; bad [i]; i++) {
+        snprintf (text, sizeof text, "[ { \"program\": \"paid\", \"platform\": \"linux\", \"versionCode\": 1,\n"
+                  "    \"versionName\": \"1\", \"file\": \"a.tar\", %s } ]\n", bad [i]);
+        s_write (manifest, text);
+        assert (af_catalog_import (catalog, manifest, &n, err, sizeof err) == AF_E_MALFORMED);
+        assert (strstr (err, i == 4? "price": "currency"));
+    }
+    snprintf (text, sizeof text, "[ { \"program\": \"paid\", \"platform\": \"linux\", \"versionCode\": 1,\n"
+              "    \"versionName\": \"1\", \"file\": \"a.tar\", \"price\": 499, \"currency\": \"CNY\" } ]\n");
+    s_write (manifest, text);
+    assert (af_catalog_import (catalog, manifest, &n, err, sizeof err) == AF_OK && n == 1);
+    af_device_t pc;
+    assert (af_device_from_json (&pc, "{\"platform\":\"linux\",\"osVersion\":\"6\",\"model\":\"PC\","
+                                 "\"formFactor\":\"pc\"}", err, sizeof err) == AF_OK);
+    af_resolution_t result;
+    assert (af_catalog_resolve (catalog, "paid", &pc, &result) == AF_OK && result.fit == AF_FIT_PACKAGE);
+    assert (result.package.price_cents == 499 && streq (result.package.currency, "CNY"));
+}
+
 //  A bad entry imports nothing and names the entry and line
 static void
 s_test_bad_entries (af_catalog_t *catalog, const char *manifest, af_device_t *device)
@@ -1762,6 +1808,7 @@ s_test_bad_entries (af_catalog_t *catalog, const char *manifest, af_device_t *de
         assert (af_catalog_import (catalog, manifest, &n, err, sizeof err) == AF_E_MALFORMED);
         assert (strstr (err, "entry 0") && strstr (err, "field 'program'") && strstr (err, "not a program ID"));
     }
+    s_test_currency (catalog, manifest);
 }
 
 //  Each refusal has its code: a file that cannot be read, a manifest that

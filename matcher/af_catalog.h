@@ -68,7 +68,7 @@ typedef struct {            //  naturally aligned: no padding (checked)
     uint8_t platform;                   //  af_platform_t
     uint8_t form_mask;                  //  bit (1 << af_form_t); 0 = every form factor
     uint8_t store_only;                 //  installs only from its platform's store
-    uint8_t reserved [3];
+    char currency [AF_CURRENCY];        //  ISO 4217 code of price_cents, no NUL; zeros when free
     uint32_t text;                      //  offset of this package's strings in the text area
     uint32_t reserved2;
 } af_fit_rec_t;

@@ -57,6 +57,16 @@ s_usage (FILE *out)
 "                        --install installs the picks (each the package that\n"
 "                        fits this device, from the server's store), with\n"
 "                        progress; --install-all every one that fits\n"
+"  browse --device DEVICE\n"
+"                        the apps another device of the account has, each with\n"
+"                        whether a package fits this device and its price\n"
+"  get PROGRAM --from DEVICE [--confirm-payment TOKEN]\n"
+"                        install PROGRAM, which DEVICE has, on this device (the\n"
+"                        package that fits here, from the server's store). A\n"
+"                        paid app asks for a payment token on a terminal, or\n"
+"                        takes --confirm-payment; an app the account paid for\n"
+"                        once is never charged again, on any of its devices\n"
+"  purchases             the apps the account paid for\n"
 "  uninstall PROGRAM [--on DEVICE[,DEVICE...]|all]\n"
 "                        uninstall PROGRAM here (and tell the broker), or ask\n"
 "                        other devices of the account to (offline ones do it\n"
@@ -82,7 +92,10 @@ s_usage (FILE *out)
 "  -j, --json                print the node's JSON answer instead of text\n"
 "  -t, --timeout SEC         how long to wait for the node (default 20)\n"
 "      --to DEVICES          push: target devices, comma-separated, or all\n"
-"      --device DEVICE       apps: another device of the account\n"
+"      --device DEVICE       apps, browse: another device of the account\n"
+"      --from DEVICE         get: the device that has the app\n"
+"      --confirm-payment TOKEN\n"
+"                            get: pay with this token if the app is paid\n"
 "      --no-wait             push: print the first answer and return\n"
 "      --wait SEC            push: wait at most this long for the results\n"
 "                            (default 600)\n"
@@ -400,6 +413,45 @@ s_print_stop (json_t *doc)
     printf ("Node stopped.\n");
 }
 
+static void
+s_print_browse (json_t *doc)
+{
+    size_t index;
+    json_t *app;
+    json_t *apps = json_object_get (doc, "apps");
+    if (json_array_size (apps) == 0)
+        printf ("That device has no apps.\n");
+    json_array_foreach (apps, index, app) {
+        json_int_t price = json_integer_value (json_object_get (app, "price"));
+        char cost [48] = "free";
+        if (price > 0)
+            snprintf (cost, sizeof cost, "%lld.%02lld %s%s", (long long) (price / 100), (long long) (price % 100),
+                      s_str (app, "currency"), json_is_true (json_object_get (app, "entitled"))? " (paid)": "");
+        const char *fit = s_str (app, "fit");
+        if (streq (fit, "package") || streq (fit, "store-link"))
+            printf ("  %-24s %-10s %s; fits here: %s\n", s_str (app, "program"), s_str (app, "versionName"), cost,
+                    s_str (app, "fitVersion"));
+        else
+            printf ("  %-24s %-10s %s; does not fit here: %s\n", s_str (app, "program"), s_str (app, "versionName"),
+                    cost, s_str (app, "reason"));
+    }
+}
+
+static void
+s_print_purchases (json_t *doc)
+{
+    size_t index;
+    json_t *p;
+    json_t *list = json_object_get (doc, "purchases");
+    if (json_array_size (list) == 0)
+        printf ("No purchases.\n");
+    json_array_foreach (list, index, p) {
+        json_int_t price = json_integer_value (json_object_get (p, "price"));
+        printf ("  %-24s %lld.%02lld %s  (intent %s)\n", s_str (p, "program"), (long long) (price / 100),
+                (long long) (price % 100), s_str (p, "currency"), s_str (p, "intent"));
+    }
+}
+
 //  Follow a push until every target that is online has a final state,
 //  showing progress: on a terminal one line per target, redrawn in place;
 //  otherwise one line per event. Returns the exit status.
@@ -544,6 +596,48 @@ s_sync_install (zsock_t *sock, json_t *diff, const char *install, int wait)
     return rc;
 }
 
+//  get's answer: a push to follow, or a payment notice: on a terminal the
+//  token is asked for and confirmed (pay-confirm), else it says how
+static int
+s_get_follow (zsock_t *sock, json_t *doc, int wait)
+{
+    json_t *notice = json_object_get (doc, "paymentRequired");
+    if (!notice)
+        return s_push_follow (sock, doc, wait);
+    json_int_t price = json_integer_value (json_object_get (notice, "price"));
+    printf ("%s costs %lld.%02lld %s (payment %s).\n", s_str (notice, "program"), (long long) (price / 100),
+            (long long) (price % 100), s_str (notice, "currency"), s_str (notice, "intent"));
+    if (!isatty (0)) {
+        fprintf (stderr, "appferry: payment required: run again with --confirm-payment TOKEN\n");
+        return 1;
+    }
+    printf ("Payment token (empty: cancel): ");
+    fflush (stdout);
+    char token [AF_MAX_PAY_TOKEN + 2] = "";
+    if (!fgets (token, sizeof token, stdin) || !*token || *token == '\n') {
+        printf ("Not paid; nothing was charged.\n");
+        return 1;
+    }
+    token [strcspn (token, "\r\n")] = 0;
+    zstr_sendx (sock, "pay-confirm", s_str (notice, "intent"), token, NULL);
+    char *status = NULL, *text = NULL;
+    zpoller_t *poller = zpoller_new (sock, NULL);
+    if (zpoller_wait (poller, 30000))
+        zstr_recvx (sock, &status, &text, NULL);
+    zpoller_destroy (&poller);
+    json_error_t jerr;
+    json_t *answer = text? json_loads (text, 0, &jerr): NULL;
+    int rc = 1;
+    if (status && streq (status, "ok") && answer)
+        rc = s_push_follow (sock, answer, wait);
+    else
+        fprintf (stderr, "appferry: payment refused: %s\n", answer? s_str (answer, "reason"): "no answer");
+    json_decref (answer);
+    zstr_free (&status);
+    zstr_free (&text);
+    return rc;
+}
+
 //  --------------------------------------------------------------------------
 //  The commands, and the command line
 
@@ -569,6 +663,9 @@ static const struct {
     { "apps",           0, false, s_print_apps },
     { "sync",           0, false, s_print_sync },
     { "uninstall",      1, false, s_print_uninstall },
+    { "browse",         0, false, s_print_browse },
+    { "get",            1, false, NULL },   //  a payment notice, then followed: s_get_follow
+    { "purchases",      0, false, s_print_purchases },
     { "config",        -1, false, s_print_config },
     { "stop",           0, false, s_print_stop },
     //  -2: friends' commands, checked and printed by cli_friends
@@ -588,7 +685,7 @@ static const struct {
 typedef struct {
     const char *home, *password_file;
     bool json, refresh, with_data, no_wait, install_all, previous;
-    const char *to, *device, *install, *on;
+    const char *to, *device, *install, *on, *from, *token;
     int timeout, wait;
     int command;                    //  in s_commands
     int nargs;
@@ -601,6 +698,7 @@ typedef struct {
 static int
 s_parse (int argc, char *argv [], options_t *o)
 {
+    enum { OPT_FROM = 1000, OPT_CONFIRM };    //  long options only
     static struct option options [] = {
         { "home", required_argument, NULL, 'H' },
         { "password-file", required_argument, NULL, 'p' },
@@ -623,6 +721,8 @@ s_parse (int argc, char *argv [], options_t *o)
         { "list", no_argument, NULL, 'L' },
         { "all", no_argument, NULL, 'a' },
         { "none", no_argument, NULL, 'n' },
+        { "from", required_argument, NULL, OPT_FROM },
+        { "confirm-payment", required_argument, NULL, OPT_CONFIRM },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -653,6 +753,8 @@ s_parse (int argc, char *argv [], options_t *o)
             case 'L': o->friends.list = true; break;
             case 'a': o->friends.all = true; break;
             case 'n': o->friends.none = true; break;
+            case OPT_FROM: o->from = optarg; break;
+            case OPT_CONFIRM: o->token = optarg; break;
             case 'h': s_usage (stdout); return 1;
             default: s_usage (stderr); return 2;
         }
@@ -703,6 +805,10 @@ s_parse (int argc, char *argv [], options_t *o)
         fprintf (stderr, "appferry: push needs --to DEVICE[,DEVICE...] or --to all (see --help)\n");
         return 2;
     }
+    if ((streq (command, "get") && (!o->from || !*o->from)) || (streq (command, "browse") && !o->device)) {
+        fprintf (stderr, "appferry: get needs --from DEVICE, browse --device DEVICE (see --help)\n");
+        return 2;
+    }
     return 0;
 }
 
@@ -743,8 +849,13 @@ s_request (const options_t *o, const char *password)
         zmsg_addstr (request, password);
     if (streq (command, "devices") && o->refresh)
         zmsg_addstr (request, "refresh");
-    if (streq (command, "apps") && o->device)
+    if ((streq (command, "apps") || streq (command, "browse")) && o->device)
         zmsg_addstr (request, o->device);
+    if (streq (command, "get")) {
+        zmsg_addstr (request, o->from);
+        if (o->token)
+            zmsg_addstr (request, o->token);
+    }
     if (streq (command, "uninstall") && o->on)
         zmsg_addstr (request, o->on);
     if (streq (command, "push")) {
@@ -771,6 +882,8 @@ s_render (zsock_t *sock, const options_t *o, const char *status, const char *tex
         cli_friends_print (command, o->nargs, o->args, doc);
         return 0;
     }
+    if (ok && streq (command, "get"))
+        return s_get_follow (sock, doc, o->no_wait? 0: o->wait);
     if (ok && streq (command, "sync") && (o->install || o->install_all))
         return s_sync_install (sock, doc, o->install, o->wait);
     if (ok) {

@@ -129,6 +129,19 @@ s_named (af_node_t *self, cli_t *cli, const char *specs, bool many, char ids [][
     return 1;
 }
 
+//  The one device named by spec, for the other CLI files (node_pay.c):
+//  s_named with one device
+int
+node_cli_named (af_node_t *self, cli_t *cli, const char *spec, char id [AF_ID_HEX + 1])
+{
+    char ids [1][AF_ID_HEX + 1];
+    uint32_t count;
+    int rc = s_named (self, cli, spec, false, ids, &count);
+    if (rc == 1)
+        memcpy (id, ids [0], AF_ID_HEX + 1);
+    return rc;
+}
+
 //  --------------------------------------------------------------------------
 //  The node itself
 
@@ -562,6 +575,10 @@ static const struct {
     { "uninstall",      1, 0,               s_uninstall },
     { "apps",           0, 0,               s_apps },
     { "sync",           0, CLI_LOGIN,       s_sync },
+    { "browse",         1, CLI_LOGIN,       node_pay_browse },
+    { "get",            2, CLI_LOGIN,       node_pay_get },
+    { "pay-confirm",    2, CLI_LOGIN,       node_pay_confirm },
+    { "purchases",      0, CLI_LOGIN,       node_pay_purchases },
     { "config-secret",  1, CLI_ACCOUNT,     node_config_secret },
     { "config-share",   1, CLI_ACCOUNT,     node_config_share },
     { "config-unshare", 1, CLI_ACCOUNT,     node_config_unshare },

@@ -56,6 +56,7 @@ struct _pending_t {
     struct _cli_t *retry;               //  DEVICES: the CLI request to run again
     char device [AF_ID_HEX + 1];        //  DEVICE_REMOVE: the device, and its name
     char device_name [AF_MAX_NAME + 1];
+    char token [AF_MAX_PAY_TOKEN + 1];  //  GET: the payment token to confirm with
 };
 
 typedef enum {
@@ -238,6 +239,17 @@ bool node_answer_failed (af_node_t *self, pending_t *pending, af_msg_t *answer);
 int node_cli_event (zloop_t *loop, zsock_t *reader, void *arg);
 void node_cli_destroy (cli_t **cli_p);
 bool node_cli_push_answer (af_node_t *self, pending_t *pending, af_msg_t *answer);
+
+//  The one device a CLI request names: 1 (id set), 0 (asked the broker for
+//  the list; the request runs again), -1 (refused; the CLI was told).
+int node_cli_named (af_node_t *self, cli_t *cli, const char *spec, char id [AF_ID_HEX + 1]);
+
+//  node_pay.c: browse DEVICE, get PROGRAM DEVICE [TOKEN], pay-confirm
+//  INTENT TOKEN, purchases (paid apps, SPEC 5.38, 5.39)
+void node_pay_browse (af_node_t *self, cli_t *cli);
+void node_pay_get (af_node_t *self, cli_t *cli);
+void node_pay_confirm (af_node_t *self, cli_t *cli);
+void node_pay_purchases (af_node_t *self, cli_t *cli);
 
 //  node_docs.c: CLI replies and documents, JSON files in the home
 void node_ctl_reply (af_node_t *self, zframe_t *client, bool ok, json_t *doc);

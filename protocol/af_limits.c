@@ -35,6 +35,8 @@ af_code_name (int code)
         case AF_E_REFUSED:          return "E_REFUSED";
         case AF_E_NO_BLOB:          return "E_NO_BLOB";
         case AF_E_NO_CONFIG:        return "E_NO_CONFIG";
+        case AF_E_NO_INTENT:        return "E_NO_INTENT";
+        case AF_E_NOT_THERE:        return "E_NOT_THERE";
         case AF_E_INTERNAL:         return "E_INTERNAL";
         case AF_E_UNAVAILABLE:      return "E_UNAVAILABLE";
         default:                    return "E_UNKNOWN";
@@ -108,4 +110,16 @@ af_program_check (const char *program, char *err, size_t errlen)
     if (why && err && errlen)
         snprintf (err, errlen, "not a program ID: %s", why);
     return why? AF_E_MALFORMED: AF_OK;
+}
+
+int
+af_currency_check (const char *currency, char *err, size_t errlen)
+{
+    size_t len = strnlen (currency, AF_CURRENCY + 1);
+    bool ok = len == AF_CURRENCY;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = currency [i] >= 'A' && currency [i] <= 'Z';
+    if (!ok && err)
+        snprintf (err, errlen, "not an ISO 4217 currency code (three letters A-Z): '%.8s'", currency);
+    return ok? AF_OK: AF_E_MALFORMED;
 }

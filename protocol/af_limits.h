@@ -217,6 +217,16 @@
 #define AF_E164_MAX_DIGITS      15      //  (ITU-T E.164)
 #define AF_E164_SIZE            (AF_E164_MAX_DIGITS + 2)    //  "+", digits, NUL
 
+//  Payments (issue 14, S0.4-S0.7): the payments worker's ledger and what
+//  its messages carry (payments/af_ledger, SPEC 5.46, 5.47)
+#define AF_CURRENCY             3       //  an ISO 4217 code: three letters A-Z
+#define AF_MAX_PAY_TOKEN        64      //  a payment token (the provider's; printable ASCII)
+#define AF_MAX_PAY_REF          64      //  the provider's charge reference
+#define AF_MAX_PRICE            100000000   //  the largest price a catalog entry may
+                                        //  have: 1,000,000.00 in minor units
+#define AF_MAX_PURCHASES        1000    //  entries in one PURCHASE_LIST
+#define AF_PAY_INTENT_MS        600000  //  (config) a payment notice not confirmed
+                                        //  within this is refused (S0.7)
 //  Friends (issue 13, S3.2-S3.7): a contact token is the OPRF output of a
 //  number cut to its first 32 bytes (2^-128 collisions: enough to match
 //  address books); the rest are the defaults of section contacts and
@@ -276,9 +286,12 @@ typedef enum {
     AF_E_NO_FIT         = 461,  //  no package fits the device (reason says why)
     AF_E_NO_BLOB        = 462,  //  FETCH: the package file is not in the store
     AF_E_NO_CONFIG      = 463,  //  CONFIG_GET: no configuration stored for the program
+    AF_E_NO_INTENT      = 464,  //  PAY_CONFIRM: no such payment notice for this account
+    AF_E_NOT_THERE      = 465,  //  GET: the source device does not have the program
     AF_E_POLICY         = 451,  //  the device does not meet the broker's push policy
     AF_E_QUOTA          = 470,  //  a storage limit of the account or a device's queue
-    AF_E_PAYMENT_REQUIRED = 402,  //  friend install: the program is paid (no payments yet)
+    AF_E_PAYMENT_REQUIRED = 402,  //  a payment was refused, failed or expired (nothing charged);
+                                  //  friend install: the program is paid (not built between accounts)
     AF_E_EVAL_LIMIT     = 471,  //  CONTACTS_EVAL: the account's evaluation allowance is used up
     AF_E_NOT_FRIENDS    = 472,  //  a contact is no friend (or no account: the same answer)
     AF_E_NOT_SHARED     = 473,  //  a friend does not share that (or anything) with friends
@@ -308,5 +321,12 @@ bool af_utf8_valid (const uint8_t *p, size_t len);
 //  installer's staging names do. AF_OK, or AF_E_MALFORMED with err saying
 //  why not ("not a program ID: ..."; err may be NULL).
 int af_program_check (const char *program, char *err, size_t errlen);
+
+//  Is currency an ISO 4217 alphabetic code? Exactly AF_CURRENCY letters
+//  A-Z ("EUR", "USD", "CNY"). The form only: which codes are in use is the
+//  catalog operator's business, and amounts are always in the currency's
+//  minor unit (cents). AF_OK, or AF_E_MALFORMED with err saying why not
+//  (err may be NULL).
+int af_currency_check (const char *currency, char *err, size_t errlen);
 
 #endif

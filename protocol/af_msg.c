@@ -182,7 +182,8 @@ static const field_t s_package_fields [] = {
     U64 (af_package_t, "size", size, false),
     STR (af_package_t, "abi", abi, false),
     STR (af_package_t, "storeLink", store_link, false),
-    U32 (af_package_t, "price", price_cents, 0, UINT32_MAX, false),
+    U32 (af_package_t, "price", price_cents, 0, AF_MAX_PRICE, false),
+    STR (af_package_t, "currency", currency, false),
     U32 (af_package_t, "votes", votes, 0, UINT32_MAX, false),
     END
 };
@@ -221,7 +222,19 @@ static const field_t s_app_fields [] = {
     U32 (af_app_t, "fit", fit, 0, AF_FIT_UNKNOWN_PROGRAM, false),
     STR (af_app_t, "fitVersion", fit_version, false),
     STR (af_app_t, "reason", reason, false),
+    U32 (af_app_t, "price", price, 0, AF_MAX_PRICE, false),
+    STR (af_app_t, "currency", currency, false),
+    BOOL (af_app_t, "entitled", entitled),
     STR (af_app_t, "share", share, false),
+    END
+};
+
+static const field_t s_purchase_fields [] = {
+    PROG (af_purchase_t, "program", program, true),
+    U32 (af_purchase_t, "price", price, 1, AF_MAX_PRICE, true),
+    STR (af_purchase_t, "currency", currency, true),
+    STR (af_purchase_t, "intent", intent, true),
+    U64 (af_purchase_t, "at", at, false),
     END
 };
 
@@ -366,6 +379,27 @@ static const field_t f_repl [] = {
     END };
 static const field_t f_repl_ack [] = {
     U32 (M, "shard", shard, 0, 4095, true), U64 (M, "epoch", epoch, true), U64 (M, "seq", seq, true), END };
+#define F_PRICE(req)    U32 (M, "price", price, 1, AF_MAX_PRICE, req)
+#define F_CURRENCY(req) STR (M, "currency", currency, req)
+#define F_INTENT(req)   STR (M, "intent", intent, req)
+static const field_t f_pay_intent [] = {
+    F_ACCOUNT (true), PROG (M, "program", program, true), STR (M, "deviceId", device_id, false),
+    F_PRICE (true), F_CURRENCY (true), END };
+static const field_t f_payment_required [] = {
+    PROG (M, "program", program, true), F_PRICE (true), F_CURRENCY (true), F_INTENT (true),
+    STR (M, "deviceId", device_id, false), U64 (M, "expires", expires, false), END };
+static const field_t f_pay_confirm [] = {
+    F_INTENT (true), STR (M, "token", token, true), F_ACCOUNT (false), END };
+static const field_t f_paid [] = {
+    F_INTENT (true), PROG (M, "program", program, true), STR (M, "deviceId", device_id, false),
+    F_PRICE (false), F_CURRENCY (false), BOOL (M, "entitled", entitled), END };
+static const field_t f_purchases [] = {
+    F_ACCOUNT (false), END };
+static const field_t f_purchase_list [] = {
+    MAPS (M, "purchases", purchases, purchase_count, af_purchase_t, s_purchase_fields, AF_MAX_PURCHASES, true),
+    END };
+static const field_t f_get [] = {
+    PROG (M, "program", program, true), STR (M, "deviceId", device_id, true), END };
 //  Friends: tokens are OPRF outputs cut to AF_CONTACT_TOKEN_SIZE bytes
 #define F_TOKENS(min, max, req) { "tokens", sizeof ("tokens") - 1, T_BINS, offsetof (M, elements), \
                                   AF_CONTACT_TOKEN_SIZE, offsetof (M, element_count), min, max, req, NULL }
@@ -444,6 +478,14 @@ static const command_t s_commands [AF_MSG_COUNT] = {
     [AF_MSG_REDIRECT]    = { "REDIRECT", f_redirect },
     [AF_MSG_REPL]        = { "REPL", f_repl },
     [AF_MSG_REPL_ACK]    = { "REPL_ACK", f_repl_ack },
+    [AF_MSG_PAY_INTENT]  = { "PAY_INTENT", f_pay_intent },
+    [AF_MSG_PAYMENT_REQUIRED] = { "PAYMENT_REQUIRED", f_payment_required },
+    [AF_MSG_PAY_CONFIRM] = { "PAY_CONFIRM", f_pay_confirm },
+    [AF_MSG_PAID]        = { "PAID", f_paid },
+    [AF_MSG_PURCHASES]   = { "PURCHASES", f_purchases },
+    [AF_MSG_PURCHASE_LIST] = { "PURCHASE_LIST", f_purchase_list },
+    [AF_MSG_GET]         = { "GET", f_get },
+    [AF_MSG_BROWSE]      = { "BROWSE", f_apps },
     [AF_MSG_CONTACTS_PUT] = { "CONTACTS_PUT", f_contacts_put },
     [AF_MSG_FRIENDS]     = { "FRIENDS", f_none },
     [AF_MSG_FRIEND_LIST] = { "FRIEND_LIST", f_friend_list },
@@ -490,6 +532,7 @@ af_msg_destroy (af_msg_t **self_p)
         free ((*self_p)->progs);
         free ((*self_p)->data);
         free ((*self_p)->elements);
+        free ((*self_p)->purchases);
         free (*self_p);
         *self_p = NULL;
     }
@@ -624,6 +667,16 @@ af_msg_set_element_count (af_msg_t *self, uint32_t count)
     free (self->elements);
     self->elements = elements;
     self->element_count = count;
+}
+
+void
+af_msg_set_purchase_count (af_msg_t *self, uint32_t count)
+{
+    af_purchase_t *purchases = count? (af_purchase_t *) calloc (count, sizeof (af_purchase_t)): NULL;
+    assert (purchases || !count);
+    free (self->purchases);
+    self->purchases = purchases;
+    self->purchase_count = count;
 }
 
 void
@@ -1864,6 +1917,8 @@ s_test_every_command (void)
         msg->data = (uint8_t *) strdup ("y");
         msg->data_size = 1;
         af_msg_set_element_count (msg, 1);
+        strcpy (msg->intent, "n"); strcpy (msg->token, "t"); strcpy (msg->currency, "EUR");
+        msg->price = 1;
         copy = s_roundtrip (msg);
         assert (copy->id == (af_msg_id_t) id);
         assert (strcmp (af_msg_command_name (copy->id), s_commands [id].name) == 0);
@@ -1888,6 +1943,51 @@ s_test_every_command (void)
     msg = af_msg_new (AF_MSG_REGISTER);
     assert (af_msg_encode (msg) == NULL);
     af_msg_destroy (&msg);
+}
+
+//  The payments commands: a PURCHASE_LIST round-trips; a price of 0 or
+//  above AF_MAX_PRICE, or negative, is refused by the decoder
+static void
+s_test_payments (void)
+{
+    char err [256];
+    af_msg_t *msg = af_msg_new (AF_MSG_PURCHASE_LIST), *copy;
+    af_msg_set_purchase_count (msg, 2);
+    strcpy (msg->purchases [0].program, "game");
+    msg->purchases [0].price = 499;
+    strcpy (msg->purchases [0].currency, "EUR");
+    strcpy (msg->purchases [0].intent, "00112233445566778899aabbccddeeff");
+    msg->purchases [0].at = 123;
+    msg->purchases [1] = msg->purchases [0];
+    strcpy (msg->purchases [1].program, "chess");
+    copy = s_roundtrip (msg);
+    assert (copy->purchase_count == 2 && !strcmp (copy->purchases [1].program, "chess"));
+    assert (memcmp (&copy->purchases [0], &msg->purchases [0], sizeof (af_purchase_t)) == 0);
+    af_msg_destroy (&copy);
+    af_msg_destroy (&msg);
+    //  Raw maps: PAY_INTENT with price 0, AF_MAX_PRICE + 1, -5
+    uint8_t raw [96];
+    const int64_t prices [] = { 0, AF_MAX_PRICE + 1, -5, 499 };
+    for (size_t i = 0; i < 4; i++) {
+        msgpack_sbuffer sbuf;
+        msgpack_sbuffer_init (&sbuf);
+        msgpack_packer pk;
+        msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+        msgpack_pack_map (&pk, 6);
+        msgpack_pack_str_with_body (&pk, "v", 1); msgpack_pack_uint8 (&pk, 1);
+        msgpack_pack_str_with_body (&pk, "cmd", 3); msgpack_pack_str_with_body (&pk, "PAY_INTENT", 10);
+        msgpack_pack_str_with_body (&pk, "account", 7); msgpack_pack_str_with_body (&pk, "alice", 5);
+        msgpack_pack_str_with_body (&pk, "program", 7); msgpack_pack_str_with_body (&pk, "game", 4);
+        msgpack_pack_str_with_body (&pk, "price", 5); msgpack_pack_int64 (&pk, prices [i]);
+        msgpack_pack_str_with_body (&pk, "currency", 8); msgpack_pack_str_with_body (&pk, "EUR", 3);
+        assert (sbuf.size <= sizeof raw);
+        memcpy (raw, sbuf.data, sbuf.size);
+        af_msg_t *decoded = NULL;
+        int rc = af_msg_decode (raw, sbuf.size, &decoded, err, sizeof err, NULL, NULL);
+        assert (i < 3? rc == AF_E_MALFORMED && strstr (err, "price"): rc == AF_OK && decoded->price == 499);
+        af_msg_destroy (&decoded);
+        msgpack_sbuffer_destroy (&sbuf);
+    }
 }
 
 //  Non-canonical encodings are accepted: v as uint64, cmd as str16
@@ -2094,6 +2194,9 @@ s_test_program_fields (void)
         snprintf (msg->op, sizeof msg->op, "install");
         snprintf (msg->account, sizeof msg->account, "ana");
         af_msg_set_element_count (msg, 1);          //  a token, for the friends' commands
+        snprintf (msg->intent, sizeof msg->intent, "n");    //  and what the payments' need
+        snprintf (msg->currency, sizeof msg->currency, "EUR");
+        msg->price = 1;
         af_msg_add_target (msg, "all");
         msg->fit = AF_FIT_PACKAGE; msg->has_package = true;
         msg->data = (uint8_t *) strdup ("y");
@@ -2204,6 +2307,7 @@ af_msg_test (bool verbose)
     s_test_roundtrip_push ();
     s_test_roundtrip_lists_and_chunks ();
     s_test_contacts_elements ();
+    s_test_payments ();
     s_test_every_command ();
     s_test_noncanonical ();
     s_test_malformed_frames ();

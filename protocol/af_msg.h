@@ -85,6 +85,14 @@ typedef enum {
     AF_MSG_REDIRECT,        //  B->N  the account's shard is owned by another broker: go there
     AF_MSG_REPL,            //  B->B  a shard's log entries, owner to follower
     AF_MSG_REPL_ACK,        //  B->B  the follower has them, up to seq
+    AF_MSG_PAY_INTENT,      //  B->W  a paid program is asked for: entitled, or a payment notice
+    AF_MSG_PAYMENT_REQUIRED,//  W->B, B->N  the payment notice: program, price, currency, intent
+    AF_MSG_PAY_CONFIRM,     //  N->B, B->W  the user confirms an intent with a payment token
+    AF_MSG_PAID,            //  W->B  the intent is paid (now or before), or the account is entitled
+    AF_MSG_PURCHASES,       //  N->B, B->W  the account's entitlements
+    AF_MSG_PURCHASE_LIST,   //  W->B, B->N  the answer
+    AF_MSG_GET,             //  N->B  install a program another device of the account has
+    AF_MSG_BROWSE,          //  N->B  what another device has, with fit and price for me
     //  Friends (issue 13, SPEC 5.38-5.45)
     AF_MSG_CONTACTS_PUT,    //  N->B  contact tokens: the account's book, or its own number
     AF_MSG_FRIENDS,         //  N->B  which of my contacts are friends
@@ -113,6 +121,9 @@ typedef struct {
     uint32_t fit;                               //  SYNC_DIFF: af_fit_t for the asker
     char fit_version [AF_MAX_VERSION_NAME + 1]; //  SYNC_DIFF: what would install there
     char reason [AF_MAX_REASON + 1];            //  SYNC_DIFF: why nothing fits
+    uint32_t price;                             //  BROWSE: the package's price for the asker
+    char currency [AF_CURRENCY + 1];            //  ... and its currency
+    bool entitled;                              //  BROWSE: the account paid for it already
     char share [AF_MAX_STATE + 1];              //  SHARE_LIST, FRIEND_APP_LIST: its visibility
 } af_app_t;
 
@@ -135,6 +146,15 @@ typedef struct {
     af_holder_t *holders;                       //  owned
     bool has_on;                                //  decoded: 'on' was there
 } af_prog_t;
+
+//  One entitlement of an account (PURCHASE_LIST)
+typedef struct {
+    char program [AF_MAX_PROGRAM + 1];
+    uint32_t price;                             //  minor units paid
+    char currency [AF_CURRENCY + 1];
+    char intent [AF_ID_HEX + 1];                //  the intent it was paid under
+    uint64_t at;                                //  when, ms since the epoch
+} af_purchase_t;
 
 //  One target of a push, as PUSH_ACCEPTED lists them
 typedef struct {
@@ -217,6 +237,14 @@ typedef struct {
     uint32_t shard;                         //  REDIRECT, REPL, REPL_ACK
     uint64_t epoch;                         //  REDIRECT, REPL, REPL_ACK: the owner's fencing token
     char endpoint [AF_MAX_ENDPOINT + 1];    //  REDIRECT: the owner's nodes endpoint ("" = none now)
+    char intent [AF_ID_HEX + 1];            //  PAYMENT_REQUIRED, PAY_CONFIRM, PAID: the payment intent
+    char token [AF_MAX_PAY_TOKEN + 1];      //  PAY_CONFIRM: the payment token
+    uint32_t price;                         //  PAY_INTENT, PAYMENT_REQUIRED, PAID: minor units
+    char currency [AF_CURRENCY + 1];        //  ... its ISO 4217 code
+    bool entitled;                          //  PAID: paid before, nothing charged now
+    uint64_t expires;                       //  PAYMENT_REQUIRED: confirm before this (ms)
+    uint32_t purchase_count;
+    af_purchase_t *purchases;               //  owned; PURCHASE_LIST
 } af_msg_t;
 
 //  Create a message of the given command, version AF_PROTO_VERSION.
@@ -258,6 +286,9 @@ void af_msg_ungroup (af_msg_t *self);
 //  Room for count OPRF elements in self->elements, zeroed (asserts on
 //  OOM). The codec takes 1..AF_MAX_CONTACTS_EVAL of them.
 void af_msg_set_element_count (af_msg_t *self, uint32_t count);
+
+//  Room for count entitlements in self->purchases (asserts on OOM).
+void af_msg_set_purchase_count (af_msg_t *self, uint32_t count);
 
 //  Allocate room for count targets in self->results (asserts on OOM).
 void af_msg_set_result_count (af_msg_t *self, uint32_t count);

@@ -33,6 +33,8 @@ af_package_to_jansson (const af_package_t *self)
     json_object_set_new (root, "abi", json_string (self->abi));
     json_object_set_new (root, "storeLink", json_string (self->store_link));
     json_object_set_new (root, "price", json_integer (self->price_cents));
+    if (*self->currency)
+        json_object_set_new (root, "currency", json_string (self->currency));
     json_object_set_new (root, "votes", json_integer (self->votes));
     return root;
 }

@@ -27,7 +27,8 @@ typedef struct {
     uint64_t size;                          //  file bytes, 0 when store-only
     char abi [AF_MAX_ABI + 1];              //  device ABI matched on, "" if ABI-independent
     char store_link [AF_MAX_LINK + 1];
-    uint32_t price_cents;                   //  0 = free
+    uint32_t price_cents;                   //  0 = free; in the minor unit of currency
+    char currency [AF_CURRENCY + 1];        //  ISO 4217 ("EUR"); "" when free
     uint32_t votes;
 } af_package_t;
 

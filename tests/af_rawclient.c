@@ -27,6 +27,8 @@
       af_rawclient ENDPOINT BROKER_CERT sources COUNT SOURCE LIMIT
       af_rawclient ENDPOINT BROKER_CERT dealer NULL|PLAIN|CURVE|CURVE-BAD SOURCE
       af_rawclient ENDPOINT BROKER_CERT zmtp NULL|PLAIN|CURVE-BAD SOURCE COUNT
+      af_rawclient ENDPOINT BROKER_CERT pay ACCOUNT PASSWORD VICTIM INTENT
+      af_rawclient ENDPOINT BROKER_CERT payconfirm ACCOUNT PASSWORD INTENT COUNT [CODE]
       af_rawclient ENDPOINT BROKER_CERT friends ACCOUNT PASSWORD TOKEN_HEX EVAL_LIMIT
     Prints one line per check and "N passed, M failed"; exits 1 on any failure.
     =========================================================================
@@ -444,6 +446,91 @@ s_forbidden (const char *account, const char *password, const char *other)
     af_msg_set_body (msg, "hi", 2);
     s_expect_msg ("NOTIFY to a device of no account", msg, AF_MSG_ERROR, AF_E_NO_DEVICE);
     af_msg_destroy (&msg);
+}
+
+//  Hostile payment traffic from a device of account: confirming another
+//  account's intent (naming that account too), malformed intents, the
+//  worker's own commands, a GET naming a device of no account
+static void
+s_pay_hostile (const char *account, const char *password, const char *victim, const char *intent)
+{
+    af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
+    af_msg_set_rid_random (msg);
+    snprintf (msg->account, sizeof msg->account, "%s", account);
+    snprintf (msg->password, sizeof msg->password, "%s", password);
+    msg->device = s_device ("Payer");
+    msg->has_device = true;
+    s_expect_msg ("LOGIN as a new device", msg, AF_MSG_LOGIN_OK, 0);
+    af_msg_destroy (&msg);
+    msg = af_msg_new (AF_MSG_PAY_CONFIRM);
+    af_msg_set_rid_random (msg);
+    snprintf (msg->intent, sizeof msg->intent, "%s", intent);
+    strcpy (msg->token, "tok_approve");
+    snprintf (msg->account, sizeof msg->account, "%s", victim);
+    s_expect_msg ("PAY_CONFIRM of another account's intent, naming that account", msg, AF_MSG_ERROR,
+                  AF_E_NO_INTENT);
+    msg->account [0] = 0;
+    s_expect_msg ("PAY_CONFIRM of another account's intent", msg, AF_MSG_ERROR, AF_E_NO_INTENT);
+    strcpy (msg->intent, "not-an-intent");
+    s_expect_msg ("PAY_CONFIRM with a malformed intent", msg, AF_MSG_ERROR, AF_E_MALFORMED);
+    af_msg_destroy (&msg);
+    msg = af_msg_new (AF_MSG_PAY_INTENT);
+    af_msg_set_rid_random (msg);
+    snprintf (msg->account, sizeof msg->account, "%s", victim);
+    strcpy (msg->program, "chess");
+    strcpy (msg->currency, "EUR");
+    msg->price = 1;
+    s_expect_msg ("PAY_INTENT from a node (a worker's command)", msg, AF_MSG_ERROR, AF_E_UNKNOWN_COMMAND);
+    af_msg_destroy (&msg);
+    msg = af_msg_new (AF_MSG_GET);
+    af_msg_set_rid_random (msg);
+    strcpy (msg->program, "chess");
+    strcpy (msg->device_id, "00000000000000000000000000000000");
+    s_expect_msg ("GET from a device of no account", msg, AF_MSG_ERROR, AF_E_NO_DEVICE);
+    af_msg_destroy (&msg);
+}
+
+//  The same confirmation (intent, tok_approve) count times at once from a
+//  new device of account, as a node resending after a reconnect would:
+//  every one is answered with the transfer (PUSH_ACCEPTED), or with ERROR
+//  code when code is not 0
+static void
+s_pay_repeat (const char *account, const char *password, const char *intent, int count, int code)
+{
+    af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
+    af_msg_set_rid_random (msg);
+    snprintf (msg->account, sizeof msg->account, "%s", account);
+    snprintf (msg->password, sizeof msg->password, "%s", password);
+    msg->device = s_device ("Repeater");
+    msg->has_device = true;
+    s_expect_msg ("LOGIN as a new device", msg, AF_MSG_LOGIN_OK, 0);
+    af_msg_destroy (&msg);
+    for (int i = 0; i < count; i++) {
+        msg = af_msg_new (AF_MSG_PAY_CONFIRM);
+        af_msg_set_rid_random (msg);
+        snprintf (msg->intent, sizeof msg->intent, "%s", intent);
+        strcpy (msg->token, "tok_approve");
+        af_msg_send (msg, s_sock, NULL);
+        af_msg_destroy (&msg);
+    }
+    int accepted = 0, answers = 0;
+    while (answers < count) {
+        af_msg_t *reply = s_recv (s_sock, true);
+        if (!reply)
+            break;
+        if (reply->has_rid) {
+            answers++;
+            accepted += code? reply->id == AF_MSG_ERROR && (int) reply->code == code:
+                              reply->id == AF_MSG_PUSH_ACCEPTED;
+            if (reply->id == AF_MSG_ERROR)
+                printf ("# ERROR %u %s\n", reply->code, reply->reason);
+        }
+        af_msg_destroy (&reply);
+    }
+    char detail [64];
+    snprintf (detail, sizeof detail, "%d of %d", accepted, count);
+    s_check (accepted == count, code? "every confirmation answered with the error": "every confirmation "
+             "answered with the transfer", detail);
 }
 
 //  Hostile push traffic from a logged-in device: fetching what was not
@@ -1826,6 +1913,12 @@ main (int argc, char *argv [])
     else
     if (streq (argv [3], "zmtp") && argc == 7)
         s_zmtp (argv [4], argv [5], atoi (argv [6]));
+    else
+    if (streq (argv [3], "pay") && argc == 8)
+        s_pay_hostile (argv [4], argv [5], argv [6], argv [7]);
+    else
+    if (streq (argv [3], "payconfirm") && (argc == 8 || argc == 9))
+        s_pay_repeat (argv [4], argv [5], argv [6], atoi (argv [7]), argc == 9? atoi (argv [8]): 0);
     else {
         fprintf (stderr, "unknown mode or wrong arguments\n");
         return 2;

@@ -41,6 +41,8 @@
 #include "af_phone.h"
 #include "af_contacts.h"
 #include "af_evaluator.h"
+#include "af_provider.h"
+#include "af_ledger.h"
 #include "fleet_models.h"
 #include "fleet_heap.h"
 #include "fleet_hist.h"
@@ -84,6 +86,8 @@ static const test_t s_tests [] = {
     { "af_phone", af_phone_test },
     { "af_contacts", af_contacts_test },
     { "af_evaluator", af_evaluator_test },
+    { "af_testpay", af_testpay_test },
+    { "af_ledger", af_ledger_test },
     { "fleet_models", fleet_models_test },
     { "fleet_heap", fleet_heap_test },
     { "fleet_hist", fleet_hist_test },

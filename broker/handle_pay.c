@@ -1,0 +1,402 @@
+/*  =========================================================================
+    handle_pay - GET, PAY_CONFIRM, PURCHASES, BROWSE: an app another device
+    of the account has, free or paid (S0.3-S0.7; SPEC 5.46, 5.47, 10.12)
+
+    GET names a program and the device that has it. The broker checks that
+    the device is one of the account's and has the program, asks the
+    matcher which package fits the *asking* device (its price and currency
+    come with it, from the catalog), and then: free → the package goes to
+    the asker from the server's store by the push path (a push to "self",
+    as a sync pick), and the source device is told; paid → the payments
+    service answers PAYMENT_REQUIRED (or PAID when the account is entitled
+    already, which goes on as free). PAY_CONFIRM goes to the payments
+    service with the session's account; its PAID starts the same transfer,
+    and the source device is told the app was paid for.
+
+    The broker keeps no payment state: the intent, the charge and the
+    entitlement are the payments service's (its ledger), so a broker killed
+    between a charge and its answer loses nothing that matters: the next
+    GET or PAY_CONFIRM finds the account entitled, or the intent paid.
+
+    Each request waiting for a worker is a job in self->pay_jobs, so the
+    broker frees it if it stops first. Cross-account GETs (a friend's
+    device) and GETs whose accounts are on different shards of a cluster
+    are not built: every account named here is the session's own.
+    =========================================================================
+*/
+#include "broker_int.h"
+
+typedef struct {
+    af_broker_t *broker;
+    char hex [AF_ID_HEX + 1];           //  pay_jobs key (random)
+    broker_caller_t caller;
+    char account [AF_MAX_ACCOUNT + 1];
+    char asker [AF_ID_HEX + 1];         //  the device that asks
+    char source [AF_ID_HEX + 1];        //  the device that has the app
+    char program [AF_MAX_PROGRAM + 1];
+    af_msg_t *list;                     //  BROWSE: the answer being made
+    uint32_t outstanding;               //  BROWSE: resolutions still out
+} pay_job_t;
+
+void
+broker_pay_jobs_free (void **item)
+{
+    pay_job_t *job = (pay_job_t *) *item;
+    if (job) {
+        af_msg_destroy (&job->list);
+        free (job);
+        *item = NULL;
+    }
+}
+
+static pay_job_t *
+s_job_new (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    pay_job_t *job = (pay_job_t *) zmalloc (sizeof (pay_job_t));
+    assert (job);
+    job->broker = self;
+    uint8_t id [AF_ID_SIZE];
+    randombytes_buf (id, sizeof id);
+    sodium_bin2hex (job->hex, sizeof job->hex, id, sizeof id);
+    broker_caller (&job->caller, session, msg);
+    af_strcopy (job->account, sizeof job->account, session->account);
+    af_strcopy (job->asker, sizeof job->asker, session->device_id);
+    af_strcopy (job->program, sizeof job->program, msg->program);
+    zhashx_insert (self->pay_jobs, job->hex, job);
+    return job;
+}
+
+static void
+s_job_end (pay_job_t *job)
+{
+    zhashx_delete (job->broker->pay_jobs, job->hex);
+}
+
+//  Answer the job's caller with an error
+static void
+s_job_error (pay_job_t *job, int code, const char *reason)
+{
+    af_msg_t *error = af_msg_error (code, NULL, "%s", reason);
+    broker_answer (job->broker, &job->caller, &error);
+}
+
+//  A request for the payments service, with the job's account
+static int
+s_submit (af_broker_t *self, af_msg_t **msg_p, af_dispatch_fn *done, pay_job_t *job)
+{
+    af_strcopy ((*msg_p)->account, sizeof (*msg_p)->account, job->account);
+    return af_dispatch_submit (self->dispatch, "payments", msg_p, done, job, 0);
+}
+
+//  The asker gets the package that fits it, from the server's store (a
+//  push to "self", answered PUSH_ACCEPTED with the caller's rid), and the
+//  source device is told (kind "requested", or "paid" when the program
+//  was paid for just now: body "PROGRAM ASKER"). An asker gone meanwhile
+//  gets nothing now; what it paid for is an entitlement, so it asks again.
+static void
+s_transfer (af_broker_t *self, pay_job_t *job, const char *kind)
+{
+    session_t *session = broker_session (self, job->caller.session);
+    if (!session || !session->logged_in || !streq (session->account, job->account)
+    ||  !streq (session->device_id, job->asker)) {
+        zsys_info ("broker: GET of %s by %s of '%s': the device went away before the transfer", job->program,
+                   job->asker, job->account);
+        return;
+    }
+    af_msg_t *push = af_msg_new (AF_MSG_PUSH);
+    af_strcopy (push->program, sizeof push->program, job->program);
+    af_msg_add_target (push, "self");
+    push->has_rid = job->caller.has_rid;
+    memcpy (push->rid, job->caller.rid, sizeof push->rid);
+    handle_push (self, session, push);
+    af_msg_destroy (&push);
+    session_t *source = broker_online (self, job->account, job->source);
+    if (source && source != session) {
+        af_msg_t *notify = af_msg_new (AF_MSG_NOTIFY);
+        af_strcopy (notify->device_id, sizeof notify->device_id, job->asker);
+        af_strcopy (notify->kind, sizeof notify->kind, kind);
+        char body [AF_MAX_PROGRAM + AF_ID_HEX + 2];
+        snprintf (body, sizeof body, "%s %s", job->program, job->asker);
+        af_msg_set_body (notify, body, strlen (body));
+        broker_send (self, source, &notify);
+    }
+    zsys_info ("broker: GET of %s by %s of '%s' from %s: %s, transfer started", job->program, job->asker,
+               job->account, job->source, kind);
+}
+
+//  --------------------------------------------------------------------------
+//  GET
+
+//  Looking for one program in a device's list (af_lists_each)
+typedef struct {
+    const char *program;
+    bool found;
+} find_t;
+
+static int
+s_has_program (const char *device_id, const af_msg_t *app, void *arg)
+{
+    (void) device_id;
+    find_t *find = (find_t *) arg;
+    find->found = streq (app->program, find->program);
+    return find->found? 1: 0;
+}
+
+//  The payments service's answer to PAY_INTENT
+static void
+s_get_paid (void *arg, uint32_t slot, af_msg_t **reply_p)
+{
+    (void) slot;
+    pay_job_t *job = (pay_job_t *) arg;
+    af_msg_t *reply = *reply_p;
+    if (reply && reply->id == AF_MSG_PAID && reply->entitled)
+        s_transfer (job->broker, job, "entitled");
+    else
+    if (reply && (reply->id == AF_MSG_PAYMENT_REQUIRED || reply->id == AF_MSG_ERROR))
+        broker_answer (job->broker, &job->caller, reply_p);
+    else
+        s_job_error (job, AF_E_INTERNAL, "the payments service gave no answer that fits");
+    s_job_end (job);
+}
+
+//  The matcher's answer for the asker: free, or ask the payments service
+static void
+s_get_resolved (void *arg, uint32_t slot, af_msg_t **reply_p)
+{
+    (void) slot;
+    pay_job_t *job = (pay_job_t *) arg;
+    af_broker_t *self = job->broker;
+    af_msg_t *reply = *reply_p;
+    if (!reply || reply->id != AF_MSG_RESOLVED) {
+        if (reply && reply->id == AF_MSG_ERROR)
+            broker_answer (self, &job->caller, reply_p);
+        else
+            s_job_error (job, AF_E_UNAVAILABLE, "the matcher did not answer");
+    }
+    else
+    if (reply->fit != AF_FIT_PACKAGE && reply->fit != AF_FIT_STORE_LINK)
+        s_job_error (job, AF_E_NO_FIT, *reply->reason? reply->reason: "no package fits this device");
+    else
+    if (reply->package.price_cents == 0)
+        s_transfer (self, job, "requested");
+    else {
+        af_msg_t *intent = af_msg_new (AF_MSG_PAY_INTENT);
+        af_strcopy (intent->program, sizeof intent->program, job->program);
+        af_strcopy (intent->device_id, sizeof intent->device_id, job->source);
+        intent->price = reply->package.price_cents;
+        af_strcopy (intent->currency, sizeof intent->currency, reply->package.currency);
+        if (s_submit (self, &intent, s_get_paid, job) == AF_OK)
+            return;                 //  the job goes on
+        s_job_error (job, AF_E_UNAVAILABLE, "the payments queue is full; try again later");
+    }
+    s_job_end (job);
+}
+
+void
+handle_get (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    af_device_t source;
+    if (streq (msg->device_id, session->device_id)) {
+        broker_error (self, session, msg, AF_E_FORBIDDEN, "this device is the one asking: name the device that "
+                      "has the app");
+        return;
+    }
+    int code = af_registry_device (self->registry, session->account, msg->device_id, &source);
+    if (code != AF_OK) {
+        broker_error (self, session, msg, code == AF_E_INTERNAL? AF_E_INTERNAL: AF_E_NO_DEVICE, "%s",
+                      code == AF_E_INTERNAL? "cannot read the account's devices": "not a device of this account");
+        return;
+    }
+    find_t find = { msg->program, false };
+    code = af_lists_each (self->lists, session->account, msg->device_id, s_has_program, &find);
+    if (code != AF_OK || !find.found) {
+        broker_error (self, session, msg, code == AF_OK? AF_E_NOT_THERE: AF_E_INTERNAL,
+                      "device %s has no %s installed", msg->device_id, msg->program);
+        return;
+    }
+    pay_job_t *job = s_job_new (self, session, msg);
+    af_strcopy (job->source, sizeof job->source, msg->device_id);
+    if (broker_resolve (self, msg->program, &session->device, s_get_resolved, job, 0) != AF_OK) {
+        s_job_end (job);
+        broker_error (self, session, msg, AF_E_UNAVAILABLE, "the matcher queue is full; try again later");
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  PAY_CONFIRM
+
+//  The payments service's answer: PAID starts the transfer
+static void
+s_confirmed (void *arg, uint32_t slot, af_msg_t **reply_p)
+{
+    (void) slot;
+    pay_job_t *job = (pay_job_t *) arg;
+    af_msg_t *reply = *reply_p;
+    if (reply && reply->id == AF_MSG_PAID) {
+        af_strcopy (job->program, sizeof job->program, reply->program);
+        af_strcopy (job->source, sizeof job->source, reply->device_id);
+        zsys_info ("broker: '%s' paid %u %s for %s (intent %s)", job->account, reply->price, reply->currency,
+                   reply->program, reply->intent);
+        s_transfer (job->broker, job, "paid");
+    }
+    else
+    if (reply && reply->id == AF_MSG_ERROR)
+        broker_answer (job->broker, &job->caller, reply_p);
+    else
+        s_job_error (job, AF_E_INTERNAL, "the payments service gave no answer that fits");
+    s_job_end (job);
+}
+
+void
+handle_pay_confirm (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    uint8_t id [AF_ID_SIZE];
+    if (af_id_from_hex (msg->intent, id) != AF_OK) {
+        broker_error (self, session, msg, AF_E_MALFORMED, "field 'intent': not 32 lowercase hex digits");
+        return;
+    }
+    pay_job_t *job = s_job_new (self, session, msg);
+    af_msg_t *confirm = af_msg_new (AF_MSG_PAY_CONFIRM);
+    af_strcopy (confirm->intent, sizeof confirm->intent, msg->intent);
+    af_strcopy (confirm->token, sizeof confirm->token, msg->token);
+    if (s_submit (self, &confirm, s_confirmed, job) != AF_OK) {
+        s_job_end (job);
+        broker_error (self, session, msg, AF_E_UNAVAILABLE, "the payments queue is full; try again later");
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  PURCHASES
+
+static void
+s_purchases_listed (void *arg, uint32_t slot, af_msg_t **reply_p)
+{
+    (void) slot;
+    pay_job_t *job = (pay_job_t *) arg;
+    if (*reply_p && ((*reply_p)->id == AF_MSG_PURCHASE_LIST || (*reply_p)->id == AF_MSG_ERROR))
+        broker_answer (job->broker, &job->caller, reply_p);
+    else
+        s_job_error (job, AF_E_INTERNAL, "the payments service gave no answer that fits");
+    s_job_end (job);
+}
+
+void
+handle_purchases (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    pay_job_t *job = s_job_new (self, session, msg);
+    af_msg_t *request = af_msg_new (AF_MSG_PURCHASES);
+    if (s_submit (self, &request, s_purchases_listed, job) != AF_OK) {
+        s_job_end (job);
+        broker_error (self, session, msg, AF_E_UNAVAILABLE, "the payments queue is full; try again later");
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  BROWSE
+
+//  Every app of the source device, into the job's APP_LIST
+static int
+s_browse_add (const char *device_id, const af_msg_t *app, void *arg)
+{
+    (void) device_id;
+    af_msg_t *list = (af_msg_t *) arg;
+    if (list->app_count >= AF_MAX_APPS)
+        return 1;
+    af_app_t *entry = &list->apps [list->app_count++];
+    af_strcopy (entry->program, sizeof entry->program, app->program);
+    af_strcopy (entry->version_name, sizeof entry->version_name, app->version_name);
+    entry->version_code = app->version_code;
+    entry->at = app->at;
+    af_strcopy (entry->device_id, sizeof entry->device_id, device_id);
+    return 0;
+}
+
+//  The account's purchases: mark the apps it is entitled to, and answer
+static void
+s_browse_entitled (void *arg, uint32_t slot, af_msg_t **reply_p)
+{
+    (void) slot;
+    pay_job_t *job = (pay_job_t *) arg;
+    af_msg_t *reply = *reply_p;
+    for (uint32_t i = 0; reply && reply->id == AF_MSG_PURCHASE_LIST && i < reply->purchase_count; i++)
+        for (uint32_t j = 0; j < job->list->app_count; j++)
+            if (streq (job->list->apps [j].program, reply->purchases [i].program))
+                job->list->apps [j].entitled = true;
+    broker_answer (job->broker, &job->caller, &job->list);
+    s_job_end (job);
+}
+
+//  Every app resolved: ask which are paid for already, if any costs
+static void
+s_browse_answer (af_broker_t *self, pay_job_t *job)
+{
+    bool priced = false;
+    for (uint32_t i = 0; i < job->list->app_count; i++)
+        priced |= job->list->apps [i].price > 0;
+    af_msg_t *request = priced? af_msg_new (AF_MSG_PURCHASES): NULL;
+    if (request && s_submit (self, &request, s_browse_entitled, job) == AF_OK)
+        return;
+    af_msg_destroy (&request);
+    broker_answer (self, &job->caller, &job->list);
+    s_job_end (job);
+}
+
+//  The matcher's answer for one app, for the asker
+static void
+s_browse_resolved (void *arg, uint32_t slot, af_msg_t **reply_p)
+{
+    pay_job_t *job = (pay_job_t *) arg;
+    af_msg_t *reply = *reply_p;
+    af_app_t *app = &job->list->apps [slot];
+    if (reply && reply->id == AF_MSG_RESOLVED) {
+        app->fit = reply->fit;
+        af_strcopy (app->fit_version, sizeof app->fit_version, reply->package.version_name);
+        af_strcopy (app->reason, sizeof app->reason, reply->reason);
+        app->price = reply->package.price_cents;
+        af_strcopy (app->currency, sizeof app->currency, reply->package.currency);
+    }
+    else {
+        app->fit = AF_FIT_NONE;
+        af_strcopy (app->reason, sizeof app->reason, reply && *reply->reason? reply->reason:
+                    "the matcher did not answer");
+    }
+    if (--job->outstanding == 0)
+        s_browse_answer (job->broker, job);
+}
+
+void
+handle_browse (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    af_device_t source;
+    int code = af_registry_device (self->registry, session->account, msg->device_id, &source);
+    if (code != AF_OK) {
+        broker_error (self, session, msg, code == AF_E_INTERNAL? AF_E_INTERNAL: AF_E_NO_DEVICE, "%s",
+                      code == AF_E_INTERNAL? "cannot read the account's devices": "not a device of this account");
+        return;
+    }
+    pay_job_t *job = s_job_new (self, session, msg);
+    af_strcopy (job->source, sizeof job->source, msg->device_id);
+    job->list = af_msg_new (AF_MSG_APP_LIST);
+    af_strcopy (job->list->device_id, sizeof job->list->device_id, msg->device_id);
+    af_msg_set_app_count (job->list, AF_MAX_APPS);
+    job->list->app_count = 0;
+    code = af_lists_each (self->lists, session->account, msg->device_id, s_browse_add, job->list);
+    if (code != AF_OK || af_dispatch_room (self->dispatch) < job->list->app_count) {
+        s_job_end (job);
+        broker_error (self, session, msg, code == AF_OK? AF_E_UNAVAILABLE: AF_E_INTERNAL, "%s",
+                      code == AF_OK? "the matcher queue is full; try again later": "cannot read the install list");
+        return;
+    }
+    uint32_t count = job->list->app_count;
+    job->outstanding = count + 1;       //  held until every request is out
+    for (uint32_t i = 0; i < count; i++)
+        if (broker_resolve (self, job->list->apps [i].program, &session->device, s_browse_resolved, job, i)
+            != AF_OK) {
+            job->list->apps [i].fit = AF_FIT_NONE;
+            af_strcopy (job->list->apps [i].reason, sizeof job->list->apps [i].reason,
+                        "the matcher queue is full");
+            job->outstanding--;
+        }
+    if (--job->outstanding == 0)
+        s_browse_answer (self, job);
+}

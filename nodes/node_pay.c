@@ -1,0 +1,160 @@
+/*  =========================================================================
+    node_pay - paid apps from the CLI: browse, get, pay-confirm, purchases
+    (S0.3-S0.7; protocol/SPEC.md 5.46, 5.47, 10.12)
+
+    `get PROGRAM DEVICE` sends GET. A free app (or one the account paid for
+    before) is answered PUSH_ACCEPTED: the package that fits this device
+    comes from the server's store, as a sync pick does, and the CLI follows
+    the push. A paid one is answered PAYMENT_REQUIRED: with a token given
+    (`--confirm-payment`), the node confirms at once (PAY_CONFIRM) and the
+    PAID transfer is answered PUSH_ACCEPTED; without one, the notice goes
+    back to the CLI, which asks on a terminal and confirms with
+    `pay-confirm INTENT TOKEN`. A confirmation the broker does not answer
+    (a lost connection) may be sent again: the payments service charges
+    each intent at most once.
+    =========================================================================
+*/
+#include "node_int.h"
+
+//  The payment notice, for the CLI
+static json_t *
+s_notice_doc (const af_msg_t *notice)
+{
+    return json_pack ("{s:{s:s, s:I, s:s, s:s, s:s, s:I}}", "paymentRequired", "program", notice->program,
+                      "price", (json_int_t) notice->price, "currency", notice->currency, "intent", notice->intent,
+                      "deviceId", notice->device_id, "expires", (json_int_t) notice->expires);
+}
+
+//  GET's answer: the transfer, or the notice (confirmed at once with a token)
+static bool
+s_get_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
+{
+    if (answer && answer->id == AF_MSG_PAYMENT_REQUIRED) {
+        if (!*pending->token) {
+            node_ctl_reply (self, pending->client, true, s_notice_doc (answer));
+            return true;
+        }
+        zsys_info ("node: confirming payment %s for %s (%u %s)", answer->intent, answer->program, answer->price,
+                   answer->currency);
+        af_msg_t *confirm = af_msg_new (AF_MSG_PAY_CONFIRM);
+        af_strcopy (confirm->intent, sizeof confirm->intent, answer->intent);
+        af_strcopy (confirm->token, sizeof confirm->token, pending->token);
+        node_request (self, node_cli_push_answer, REQ_SESSION, pending->client, confirm);
+        return true;
+    }
+    return node_cli_push_answer (self, pending, answer);
+}
+
+//  Is token one a payment processor could have issued? (SPEC 5.46)
+static bool
+s_token_valid (const char *token)
+{
+    size_t len = strnlen (token, AF_MAX_PAY_TOKEN + 1);
+    for (size_t i = 0; i < len; i++)
+        if (token [i] <= 0x20 || token [i] >= 0x7F)
+            return false;
+    return len >= 1 && len <= AF_MAX_PAY_TOKEN;
+}
+
+void
+node_pay_get (af_node_t *self, cli_t *cli)
+{
+    char err [AF_MAX_REASON + 1], source [AF_ID_HEX + 1];
+    const char *token = cli->args > 2? cli->arg [2]: "";
+    if (af_program_check (cli->arg [0], err, sizeof err) != AF_OK) {
+        node_ctl_error (self, cli->client, AF_E_MALFORMED, "'%s': %s", cli->arg [0], err);
+        return;
+    }
+    if (*token && !s_token_valid (token)) {
+        node_ctl_error (self, cli->client, AF_E_MALFORMED, "a payment token is 1..%d printable characters",
+                        AF_MAX_PAY_TOKEN);
+        return;
+    }
+    if (node_cli_named (self, cli, cli->arg [1], source) <= 0)
+        return;
+    af_msg_t *get = af_msg_new (AF_MSG_GET);
+    af_strcopy (get->program, sizeof get->program, cli->arg [0]);
+    af_strcopy (get->device_id, sizeof get->device_id, source);
+    pending_t *pending = node_request (self, s_get_answer, REQ_AFTER_REPORTS, cli->client, get);
+    af_strcopy (pending->token, sizeof pending->token, token);
+}
+
+void
+node_pay_confirm (af_node_t *self, cli_t *cli)
+{
+    uint8_t id [AF_ID_SIZE];
+    if (af_id_from_hex (cli->arg [0], id) != AF_OK || !s_token_valid (cli->arg [1])) {
+        node_ctl_error (self, cli->client, AF_E_MALFORMED, "pay-confirm INTENT TOKEN: an intent is 32 hex digits, "
+                        "a token 1..%d printable characters", AF_MAX_PAY_TOKEN);
+        return;
+    }
+    af_msg_t *confirm = af_msg_new (AF_MSG_PAY_CONFIRM);
+    af_strcopy (confirm->intent, sizeof confirm->intent, cli->arg [0]);
+    af_strcopy (confirm->token, sizeof confirm->token, cli->arg [1]);
+    node_request (self, node_cli_push_answer, REQ_SESSION, cli->client, confirm);
+}
+
+//  --------------------------------------------------------------------------
+//  browse, purchases
+
+static bool
+s_browse_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
+{
+    if (node_answer_failed (self, pending, answer))
+        return true;
+    if (answer->id != AF_MSG_APP_LIST) {
+        node_ctl_error (self, pending->client, AF_E_INTERNAL, "unexpected %s from the broker",
+                        af_msg_command_name (answer->id));
+        return true;
+    }
+    json_t *apps = json_array ();
+    for (uint32_t i = 0; i < answer->app_count; i++) {
+        af_app_t *app = &answer->apps [i];
+        json_array_append_new (apps, json_pack ("{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:b}", "program", app->program,
+                               "versionName", app->version_name, "fit", af_fit_name ((af_fit_t) app->fit),
+                               "fitVersion", app->fit_version, "reason", app->reason,
+                               "price", (json_int_t) app->price, "currency", app->currency,
+                               "entitled", app->entitled));
+    }
+    node_ctl_reply (self, pending->client, true, json_pack ("{s:s, s:o}", "deviceId", answer->device_id,
+                    "apps", apps));
+    return true;
+}
+
+void
+node_pay_browse (af_node_t *self, cli_t *cli)
+{
+    char source [AF_ID_HEX + 1];
+    if (node_cli_named (self, cli, cli->arg [0], source) <= 0)
+        return;
+    af_msg_t *browse = af_msg_new (AF_MSG_BROWSE);
+    af_strcopy (browse->device_id, sizeof browse->device_id, source);
+    node_request (self, s_browse_answer, REQ_AFTER_REPORTS, cli->client, browse);
+}
+
+static bool
+s_purchases_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
+{
+    if (node_answer_failed (self, pending, answer))
+        return true;
+    if (answer->id != AF_MSG_PURCHASE_LIST) {
+        node_ctl_error (self, pending->client, AF_E_INTERNAL, "unexpected %s from the broker",
+                        af_msg_command_name (answer->id));
+        return true;
+    }
+    json_t *list = json_array ();
+    for (uint32_t i = 0; i < answer->purchase_count; i++) {
+        af_purchase_t *p = &answer->purchases [i];
+        json_array_append_new (list, json_pack ("{s:s, s:I, s:s, s:s, s:I}", "program", p->program,
+                               "price", (json_int_t) p->price, "currency", p->currency, "intent", p->intent,
+                               "at", (json_int_t) p->at));
+    }
+    node_ctl_reply (self, pending->client, true, json_pack ("{s:o}", "purchases", list));
+    return true;
+}
+
+void
+node_pay_purchases (af_node_t *self, cli_t *cli)
+{
+    node_request (self, s_purchases_answer, REQ_SESSION, cli->client, af_msg_new (AF_MSG_PURCHASES));
+}
