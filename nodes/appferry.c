@@ -19,6 +19,7 @@
 #include <termios.h>
 #include "af_limits.h"
 #include "cli_friends.h"
+#include "cli_backup.h"
 
 static void
 s_usage (FILE *out)
@@ -73,7 +74,7 @@ s_usage (FILE *out)
 "  config show PROGRAM [--previous]\n"
 "                        the account's stored version (or the one it replaced)\n"
 "  stop                  stop the node\n"
-"%s"
+"%s%s"
 "\n"
 "Options:\n"
 "  -H, --home DIR            the node's home directory (required)\n"
@@ -86,6 +87,10 @@ s_usage (FILE *out)
 "      --no-wait             push: print the first answer and return\n"
 "      --wait SEC            push: wait at most this long for the results\n"
 "                            (default 600)\n"
+"      --with-config         backup: the app's configuration too, sealed\n"
+"      --version V           restore: that backed-up version\n"
+"      --latest              restore: the newest package that fits\n"
+"      --recommend           restore: if nothing fits, recommend another app\n"
 "  -h, --help                show this help and exit\n"
 "\n"
 "A DEVICE is named as `devices` shows it: by its name (\"Ana's tablet\"), by\n"
@@ -95,7 +100,7 @@ s_usage (FILE *out)
 "\n"
 "Exit status: 0 done, 1 refused or failed (push: any target failed, was\n"
 "refused or has no fitting package), 2 usage error, 3 no node running.\n",
-    cli_friends_usage);
+    cli_friends_usage, cli_backup_usage);
 }
 
 static int
@@ -583,6 +588,10 @@ static const struct {
     { "refuse",        -2, false, NULL },
     { "accept",        -2, false, NULL },
     { "friend-install", -2, false, NULL },  //  followed: s_push_follow
+    //  -3: backups' commands, checked and printed by cli_backup
+    { "backup",        -3, false, NULL },
+    { "backups",       -3, false, NULL },
+    { "restore",       -3, false, NULL },   //  followed: s_push_follow
 };
 
 typedef struct {
@@ -595,6 +604,7 @@ typedef struct {
     char **args;
     bool secret;                    //  config secret
     cli_friends_opts_t friends;     //  the friends' commands' options
+    cli_backup_opts_t backup;       //  the backups' commands' options
 } options_t;
 
 //  Parse the command line: 0, or the exit status (usage printed)
@@ -623,6 +633,10 @@ s_parse (int argc, char *argv [], options_t *o)
         { "list", no_argument, NULL, 'L' },
         { "all", no_argument, NULL, 'a' },
         { "none", no_argument, NULL, 'n' },
+        { "with-config", no_argument, NULL, 'c' },
+        { "version", required_argument, NULL, 'v' },
+        { "latest", no_argument, NULL, 'l' },
+        { "recommend", no_argument, NULL, 'R' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -653,6 +667,10 @@ s_parse (int argc, char *argv [], options_t *o)
             case 'L': o->friends.list = true; break;
             case 'a': o->friends.all = true; break;
             case 'n': o->friends.none = true; break;
+            case 'c': o->backup.with_config = true; break;
+            case 'v': o->backup.version = optarg; break;
+            case 'l': o->backup.latest = true; break;
+            case 'R': o->backup.recommend = true; break;
             case 'h': s_usage (stdout); return 1;
             default: s_usage (stderr); return 2;
         }
@@ -681,6 +699,8 @@ s_parse (int argc, char *argv [], options_t *o)
     o->friends.to = o->to;
     if (args == -2)
         return cli_friends_check (command, o->nargs, o->args, &o->friends);
+    if (args == -3)
+        return cli_backup_check (command, o->nargs, o->args, &o->backup);
     //  config SUBCOMMAND [PROGRAM]: the node's verb is config-SUBCOMMAND
     if (args < 0) {
         static const char *subs [] = { "secret", "share", "unshare", "apply", "show", NULL };
@@ -726,6 +746,9 @@ s_request (const options_t *o, const char *password)
     if (s_commands [o->command].args == -2)
         cli_friends_request (command, o->nargs, o->args, &o->friends, request);
     else
+    if (s_commands [o->command].args == -3)
+        cli_backup_request (command, o->nargs, o->args, &o->backup, request);
+    else
     if (streq (command, "config")) {
         char verb [32];
         snprintf (verb, sizeof verb, "config-%s", o->args [0]);
@@ -765,8 +788,10 @@ s_render (zsock_t *sock, const options_t *o, const char *status, const char *tex
         printf ("%s\n", text);
         return ok? 0: 1;
     }
-    if (ok && (streq (command, "push") || streq (command, "friend-install")))
+    if (ok && (streq (command, "push") || streq (command, "friend-install") || streq (command, "restore")))
         return s_push_follow (sock, doc, o->no_wait? 0: o->wait);
+    if (s_commands [o->command].args == -3)
+        return cli_backup_print (command, ok, doc);
     if (ok && s_commands [o->command].args == -2) {
         cli_friends_print (command, o->nargs, o->args, doc);
         return 0;

@@ -35,6 +35,8 @@ af_code_name (int code)
         case AF_E_REFUSED:          return "E_REFUSED";
         case AF_E_NO_BLOB:          return "E_NO_BLOB";
         case AF_E_NO_CONFIG:        return "E_NO_CONFIG";
+        case AF_E_NO_BACKUP:        return "E_NO_BACKUP";
+        case AF_E_NO_VERSION:       return "E_NO_VERSION";
         case AF_E_INTERNAL:         return "E_INTERNAL";
         case AF_E_UNAVAILABLE:      return "E_UNAVAILABLE";
         default:                    return "E_UNKNOWN";
