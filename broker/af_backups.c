@@ -228,7 +228,8 @@ s_entries_into (zlistx_t *entries, af_msg_t *list)
     for (af_backup_t *entry = (af_backup_t *) zlistx_first (entries); entry;
          entry = (af_backup_t *) zlistx_next (entries))
         list->backups [i++] = *entry;
-    qsort (list->backups, list->backup_count, sizeof (af_backup_t), s_newest_first);
+    if (list->backup_count)             //  qsort's base may not be NULL, even for none
+        qsort (list->backups, list->backup_count, sizeof (af_backup_t), s_newest_first);
 }
 
 static void

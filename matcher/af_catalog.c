@@ -226,8 +226,11 @@ s_check (const af_fit_rec_t *rec, af_platform_t platform, af_form_t form, uint32
     return 5;
 }
 
-//  True if a ranks before b among fitting packages
-static bool
+//  True if a ranks before b among fitting packages. This, s_snapshot and
+//  s_reason are always inlined: with a second caller (the restore's
+//  af_catalog_resolve_version) the compiler stopped inlining them into
+//  af_catalog_resolve, which then paid a call per fitting package
+static inline __attribute__ ((always_inline)) bool
 s_better (const af_fit_rec_t *a, int a_abi, const af_fit_rec_t *b, int b_abi, uint32_t density)
 {
     if (a->version_code != b->version_code)
@@ -345,7 +348,7 @@ s_put_os (text_t *text, uint32_t value, af_platform_t platform)
 }
 
 //  Why the closest package does not fit, into reason (size bytes)
-static void
+static inline __attribute__ ((always_inline)) void
 s_reason (const af_fit_rec_t *recs, size_t count, const af_fit_rec_t *rec, int stage,
           const af_device_t *device, af_platform_t platform, uint32_t os, char *reason, size_t size)
 {
@@ -607,7 +610,7 @@ s_fill (const fit_view_t *view, const char *program, size_t plen, const af_fit_r
 //  Reusing one across calls saves a reader-table round trip per resolution;
 //  the age bound keeps imports visible within that time under load, and
 //  af_catalog_release lets an idle matcher pin no old pages at all.
-static int
+static inline __attribute__ ((always_inline)) int
 s_snapshot (af_catalog_t *self)
 {
     int64_t now = zclock_mono ();
