@@ -33,10 +33,10 @@ s_check_us (af_minisign_pub_t *root_pub, const char *dir, const char *program, c
     size_t size;
     char err [300];
     assert (af_trust_bundle_load (dir, program, &bundle, &size, err, sizeof err) == AF_OK);
-    af_trust_want_t want = { program, t->hash, t->size, t->version_code, (uint64_t) zclock_time () };
+    af_trust_want_t want = { program, t->hash, t->size, t->version_code, (uint64_t) zclock_time (), NULL };
     int64_t start = s_cpu_us ();
     for (int i = 0; i < rounds; i++) {
-        af_trust_seen_t seen = { 0, 0 };
+        af_trust_seen_t seen = { 0, 0, "" };
         if (af_trust_check (root_pub, bundle, size, &want, &seen, err, sizeof err) != AF_OK) {
             fprintf (stderr, "bench_trust: %s\n", err);
             exit (1);

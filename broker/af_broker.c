@@ -88,6 +88,10 @@ static const command_t s_commands [AF_MSG_COUNT] = {
     [AF_MSG_RECOMMEND]  = { NEEDS_SESSION, handle_recommend },
     [AF_MSG_REFUSE]     = { NEEDS_SESSION, handle_refuse },
     [AF_MSG_FRIEND_INSTALL] = { NEEDS_SESSION, handle_friend_install },
+    [AF_MSG_BACKUP_PUT] = { NEEDS_SESSION, handle_backup_put },
+    [AF_MSG_BACKUPS]    = { NEEDS_SESSION, handle_backups },
+    [AF_MSG_BACKUP_GET] = { NEEDS_SESSION, handle_backup_get },
+    [AF_MSG_RESTORE]    = { NEEDS_SESSION, handle_restore },
 };
 
 //  For items that are one plain allocation
@@ -499,8 +503,11 @@ s_open_store (af_broker_t *self)
     self->pushes = self->outbox? af_pushes_new (store, self->outbox): NULL;
     self->lists = af_lists_new (store);
     self->configs = af_configs_new (store);
-    if (!self->pushes || !self->lists || !self->configs)
+    self->backups = af_backups_new (store);
+    if (!self->pushes || !self->lists || !self->configs || !self->backups)
         return -1;
+    af_backups_set_quota (self->backups, (size_t) self->config.quota_backups,
+                          (uint64_t) self->config.quota_backup_mib << 20);
     af_configs_set_quota (self->configs, (size_t) self->config.quota_configs,
                           (uint64_t) self->config.quota_config_mib << 20);
     self->syncindex = af_syncindex_new (self->lists);
@@ -684,6 +691,7 @@ af_broker_destroy (af_broker_t **self_p)
     af_friends_destroy (&self->friends);
     af_syncindex_destroy (&self->syncindex);
     af_configs_destroy (&self->configs);
+    af_backups_destroy (&self->backups);
     af_lists_destroy (&self->lists);
     zhashx_destroy (&self->uploads);
     af_transfers_destroy (&self->transfers);

@@ -44,6 +44,8 @@ typedef struct {
     int quota_config_mib;           //  bytes of configurations (both versions)
     int quota_data_blobs;           //  user-data blobs waiting for pushes
     int quota_data_mib;             //  bytes of them
+    int quota_backups;              //  backups (every version of every program)
+    int quota_backup_mib;           //  bytes of them, configurations included
     int data_grace_s;               //  a blob no push names is removed after this
     size_t max_per_source;          //  connections one address may hold on a socket
     //  Push policy (S2.3): what an initiating device must report

@@ -38,6 +38,8 @@ af_broker_config_defaults (af_broker_config_t *config)
     config->quota_config_mib = AF_QUOTA_CONFIG_MIB;
     config->quota_data_blobs = AF_QUOTA_DATA_BLOBS;
     config->quota_data_mib = AF_QUOTA_DATA_MIB;
+    config->quota_backups = AF_QUOTA_BACKUPS;
+    config->quota_backup_mib = AF_QUOTA_BACKUP_MIB;
     config->data_grace_s = AF_DATA_GRACE_MS / 1000;
     snprintf (config->cluster_peers, sizeof config->cluster_peers, "tcp://127.0.0.1:*");
     config->cluster_shards = 256;
@@ -92,6 +94,8 @@ static const setting_t s_settings [] = {
     NUM ("quota/data_blobs", T_INT, quota_data_blobs, 1, 1000000),
     NUM ("quota/data_bytes", T_INT, quota_data_mib, 1, 1024 * 1024),
     NUM ("quota/data_grace", T_INT, data_grace_s, 1, 365 * 86400),
+    NUM ("quota/backups", T_INT, quota_backups, 1, 1000000),
+    NUM ("quota/backup_bytes", T_INT, quota_backup_mib, 1, 1024 * 1024),
     NUM ("policy/max_age", T_INT, max_age_s, 1, 365 * 86400),
     STR ("cluster/etcd", etcd),
     STR ("cluster/id", cluster_id),

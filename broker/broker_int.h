@@ -28,6 +28,7 @@
 #include "af_download.h"
 #include "af_lists.h"
 #include "af_configs.h"
+#include "af_backups.h"
 #include "af_dispatch.h"
 #include "af_syncindex.h"
 #include "af_hasher.h"
@@ -151,6 +152,7 @@ struct _af_broker_t {
     af_transfers_t *transfers;
     af_lists_t *lists;
     af_configs_t *configs;
+    af_backups_t *backups;          //  handle_backup.c
     af_friends_t *friends;          //  contact tokens, visibility (handle_friends.c)
     af_syncindex_t *syncindex;      //  install lists in memory, matcher answers
     zhashx_t *sync_jobs;            //  job hex -> sync job (owned; handle_sync.c)
@@ -394,6 +396,11 @@ void handle_credit (af_broker_t *self, session_t *session, af_msg_t *msg);
 void handle_done (af_broker_t *self, session_t *session, af_msg_t *msg);
 void broker_push_jobs_free (void **item);
 
+//  A push to the session's own device of the package a matcher's answer
+//  (RESOLVED, fit 0 or 1; taken) names, answering caller with PUSH_ACCEPTED.
+void broker_push_resolved (af_broker_t *self, session_t *session, const broker_caller_t *caller,
+                           const char *program, af_msg_t **resolved_p);
+
 //  True if a push waiting for the matcher names this user data.
 bool broker_push_jobs_name (af_broker_t *self, const char *account, const char *hash);
 
@@ -445,6 +452,14 @@ void broker_pay_jobs_free (void **item);
 
 void handle_config_put (af_broker_t *self, session_t *session, af_msg_t *msg);
 void handle_config_get (af_broker_t *self, session_t *session, af_msg_t *msg);
+
+//  --------------------------------------------------------------------------
+//  handle_backup.c: BACKUP_PUT, BACKUPS, BACKUP_GET, RESTORE (issue 15)
+
+void handle_backup_put (af_broker_t *self, session_t *session, af_msg_t *msg);
+void handle_backups (af_broker_t *self, session_t *session, af_msg_t *msg);
+void handle_backup_get (af_broker_t *self, session_t *session, af_msg_t *msg);
+void handle_restore (af_broker_t *self, session_t *session, af_msg_t *msg);
 
 //  --------------------------------------------------------------------------
 //  handle_friends.c: CONTACTS_EVAL, CONTACTS_PUT, FRIENDS, BLOCK, SHARE,

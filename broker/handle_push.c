@@ -364,6 +364,31 @@ handle_push (af_broker_t *self, session_t *session, af_msg_t *msg)
         s_push_commit (self, job);          //  every target refused
 }
 
+//  A push to the session's own device of a package chosen already (a
+//  restore's version: handle_backup.c): the same job, offer, record and
+//  answer as a PUSH to "self", without asking the matcher again
+void
+broker_push_resolved (af_broker_t *self, session_t *session, const broker_caller_t *caller,
+                      const char *program, af_msg_t **resolved_p)
+{
+    af_msg_t *push = af_msg_new (AF_MSG_PUSH);
+    push->has_rid = caller->has_rid;
+    memcpy (push->rid, caller->rid, AF_ID_SIZE);
+    snprintf (push->program, sizeof push->program, "%s", program);
+    push_job_t *job = s_push_job_new (self, session, push);
+    af_msg_destroy (&push);
+    af_msg_set_result_count (job->accepted, 1);
+    snprintf (job->accepted->results [0].device_id, sizeof job->accepted->results [0].device_id, "%s",
+              session->device_id);
+    snprintf (job->accepted->results [0].name, sizeof job->accepted->results [0].name, "%s", session->device.name);
+    job->offers = (af_msg_t **) calloc (1, sizeof (af_msg_t *));
+    assert (job->offers);
+    zhashx_insert (self->push_jobs, job->hex, job);
+    job->outstanding = 1;
+    s_push_resolved (job, 0, resolved_p);
+    af_msg_destroy (resolved_p);
+}
+
 //  --------------------------------------------------------------------------
 //  UNINSTALL
 

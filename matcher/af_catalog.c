@@ -71,6 +71,8 @@ struct _af_catalog_t {
     MDB_dbi packages;
     MDB_dbi fit;
     MDB_dbi signers;
+    MDB_dbi categories;             //  the recommendation index (programs by category and votes)
+    bool has_categories;            //  a catalog made before it has none until its next import
     af_signer_t *signer;            //  the catalog's trust, or NULL (none installed)
     bool allow_unsigned;
     uint64_t expires_s;             //  of the targets an import signs
@@ -113,6 +115,10 @@ af_catalog_new (const char *dir, bool writable)
     ||  af_store_dbi (self->store, "packages", 0, &self->packages)
     ||  af_store_dbi (self->store, "fit", 0, &self->fit)
     ||  (writable && af_store_dbi (self->store, "signers", 0, &self->signers)))
+        af_catalog_destroy (&self);
+    if (self)
+        self->has_categories = af_store_dbi (self->store, "categories", 0, &self->categories) == 0;
+    if (self && writable && !self->has_categories)
         af_catalog_destroy (&self);
     char err [600];
     if (self && writable && af_signer_open (dir, &self->signer, err, sizeof err) != AF_OK) {
@@ -220,8 +226,11 @@ s_check (const af_fit_rec_t *rec, af_platform_t platform, af_form_t form, uint32
     return 5;
 }
 
-//  True if a ranks before b among fitting packages
-static bool
+//  True if a ranks before b among fitting packages. This, s_snapshot and
+//  s_reason are always inlined: with a second caller (the restore's
+//  af_catalog_resolve_version) the compiler stopped inlining them into
+//  af_catalog_resolve, which then paid a call per fitting package
+static inline __attribute__ ((always_inline)) bool
 s_better (const af_fit_rec_t *a, int a_abi, const af_fit_rec_t *b, int b_abi, uint32_t density)
 {
     if (a->version_code != b->version_code)
@@ -339,7 +348,7 @@ s_put_os (text_t *text, uint32_t value, af_platform_t platform)
 }
 
 //  Why the closest package does not fit, into reason (size bytes)
-static void
+static inline __attribute__ ((always_inline)) void
 s_reason (const af_fit_rec_t *recs, size_t count, const af_fit_rec_t *rec, int stage,
           const af_device_t *device, af_platform_t platform, uint32_t os, char *reason, size_t size)
 {
@@ -603,7 +612,7 @@ s_fill (const fit_view_t *view, const char *program, size_t plen, const af_fit_r
 //  Reusing one across calls saves a reader-table round trip per resolution;
 //  the age bound keeps imports visible within that time under load, and
 //  af_catalog_release lets an idle matcher pin no old pages at all.
-static int
+static inline __attribute__ ((always_inline)) int
 s_snapshot (af_catalog_t *self)
 {
     int64_t now = zclock_mono ();
@@ -619,6 +628,43 @@ s_snapshot (af_catalog_t *self)
     self->reading = true;
     self->snapshot_at = now;
     return 0;
+}
+
+//  A device as the resolver compares it: its platform and form factor
+//  as numbers, its OS as one, each known ABI's preference index (-1: not
+//  supported) and the mask of those it supports, its screen's sides
+typedef struct {
+    af_platform_t platform;
+    af_form_t form;
+    uint32_t os;
+    int8_t abi_pref [AF_ABI_COUNT];
+    uint32_t abi_mask;
+    uint32_t short_side, long_side;
+} dev_view_t;
+
+static inline __attribute__ ((always_inline)) void
+s_dev_view (const af_catalog_t *self, const af_device_t *device, dev_view_t *dev)
+{
+    dev->platform = s_platform (self, device->platform);
+    dev->form = s_form (self, device->form_factor);
+    dev->os = s_device_os (device, dev->platform);
+    dev->abi_mask = 0;
+    memset (dev->abi_pref, -1, sizeof dev->abi_pref);
+    for (uint32_t i = 0; i < device->abi_count; i++) {
+        //  The first four bytes (of a 24-byte buffer) pick one or two names to compare
+        const char *name = device->abis [i];
+        uint32_t prefix;
+        memcpy (&prefix, name, 4);
+        for (int k = 0; k < AF_ABI_COUNT; k++)
+            if (prefix == self->abi_prefix [k] && strcmp (name, af_abi_names [k]) == 0) {
+                if (dev->abi_pref [k] < 0)
+                    dev->abi_pref [k] = (int8_t) i;
+                dev->abi_mask |= 1u << k;
+                break;          //  names are distinct: one match at most
+            }
+    }
+    dev->short_side = device->screen_w < device->screen_h? device->screen_w: device->screen_h;
+    dev->long_side = device->screen_w < device->screen_h? device->screen_h: device->screen_w;
 }
 
 int
@@ -649,35 +695,18 @@ af_catalog_resolve (af_catalog_t *self, const char *program, const af_device_t *
         af_catalog_release (self);
         return AF_E_INTERNAL;
     }
-    af_platform_t platform = s_platform (self, device->platform);
-    af_form_t form = s_form (self, device->form_factor);
-    uint32_t os = s_device_os (device, platform);
-    int8_t abi_pref [AF_ABI_COUNT];
-    uint32_t abi_mask = 0;
-    memset (abi_pref, -1, sizeof abi_pref);
-    for (uint32_t i = 0; i < device->abi_count; i++) {
-        //  The first four bytes (of a 24-byte buffer) pick one or two names to compare
-        const char *name = device->abis [i];
-        uint32_t prefix;
-        memcpy (&prefix, name, 4);
-        for (int k = 0; k < AF_ABI_COUNT; k++)
-            if (prefix == self->abi_prefix [k] && strcmp (name, af_abi_names [k]) == 0) {
-                if (abi_pref [k] < 0)
-                    abi_pref [k] = (int8_t) i;
-                abi_mask |= 1u << k;
-                break;          //  names are distinct: one match at most
-            }
-    }
-    uint32_t short_side = device->screen_w < device->screen_h? device->screen_w: device->screen_h;
-    uint32_t long_side = device->screen_w < device->screen_h? device->screen_h: device->screen_w;
+    dev_view_t dev;
+    s_dev_view (self, device, &dev);
+    af_platform_t platform = dev.platform;
+    uint32_t os = dev.os;
 
     const af_fit_rec_t *best = NULL, *closest = NULL;
     int best_abi = 0, closest_stage = -1;
     for (size_t i = 0; i < view.count; i++) {
         const af_fit_rec_t *rec = &view.recs [i];
         int abi_rank = 0;
-        int stage = s_check (rec, platform, form, os, abi_pref, abi_mask, short_side, long_side,
-                             device->density, &abi_rank);
+        int stage = s_check (rec, dev.platform, dev.form, dev.os, dev.abi_pref, dev.abi_mask, dev.short_side,
+                             dev.long_side, device->density, &abi_rank);
         if (stage == 5) {
             if (!best || s_better (rec, abi_rank, best, best_abi, device->density)) {
                 best = rec;
@@ -714,6 +743,197 @@ af_catalog_release (af_catalog_t *self)
         mdb_txn_reset (self->reader);
         self->reading = false;
     }
+}
+
+//  --------------------------------------------------------------------------
+//  Restores (S4.4) and recommendations (S4.5): asked for now and then, not
+//  the hot path; af_catalog_resolve stays as it was
+
+//  A record's versionName, or "" (its strings are in the text area)
+static const char *
+s_rec_name (const fit_view_t *view, const af_fit_rec_t *rec)
+{
+    if (rec->text >= view->text_size || !memchr (view->text + rec->text, 0, view->text_size - rec->text))
+        return "";
+    return view->text + rec->text;
+}
+
+//  The records of a version for the device's platform: by versionName,
+//  or, when none has the name and code is not 0, by versionCode. Copied
+//  into recs (room for view->count); their number.
+static size_t
+s_version_recs (const fit_view_t *view, af_platform_t platform, const char *name, uint64_t code,
+                af_fit_rec_t *recs)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < view->count; i++)
+        if (view->recs [i].platform == platform && streq (s_rec_name (view, &view->recs [i]), name))
+            recs [n++] = view->recs [i];
+    for (size_t i = 0; n == 0 && code && i < view->count; i++)
+        if (view->recs [i].platform == platform && view->recs [i].version_code == code)
+            recs [n++] = view->recs [i];
+    return n;
+}
+
+int
+af_catalog_resolve_version (af_catalog_t *self, const char *program, const af_device_t *device,
+                            const char *version_name, uint64_t version_code, af_resolution_t *result)
+{
+    assert (self);
+    int code = af_catalog_resolve (self, program, device, result);
+    if (code != AF_OK || result->fit == AF_FIT_UNKNOWN_PROGRAM || !version_name || !*version_name)
+        return code;
+    //  The snapshot resolve took is still ours: read the fit value again
+    MDB_val value;
+    fit_view_t view;
+    if (af_store_get (self->reader, self->fit, program, strlen (program), &value) || s_view (self, &value, &view))
+        return AF_E_INTERNAL;
+    dev_view_t dev;
+    s_dev_view (self, device, &dev);
+    af_fit_rec_t *recs = (af_fit_rec_t *) malloc (view.count * sizeof (af_fit_rec_t));
+    assert (recs);
+    size_t count = s_version_recs (&view, dev.platform, version_name, version_code, recs);
+    const af_fit_rec_t *best = NULL, *closest = NULL;
+    int best_abi = 0, closest_stage = -1;
+    for (size_t i = 0; i < count; i++) {
+        int abi_rank = 0;
+        int stage = s_check (&recs [i], dev.platform, dev.form, dev.os, dev.abi_pref, dev.abi_mask,
+                             dev.short_side, dev.long_side, device->density, &abi_rank);
+        if (stage == 5 && (!best || s_better (&recs [i], abi_rank, best, best_abi, device->density))) {
+            best = &recs [i];
+            best_abi = abi_rank;
+        }
+        else
+        if (stage < 5 && (stage > closest_stage
+                      || (stage == closest_stage && recs [i].version_code > closest->version_code))) {
+            closest = &recs [i];
+            closest_stage = stage;
+        }
+    }
+    memset (&result->package, 0, sizeof result->package);
+    af_strcopy (result->package.program, sizeof result->package.program, program);
+    if (best) {
+        result->fit = best->store_only? AF_FIT_STORE_LINK: AF_FIT_PACKAGE;
+        s_fill (&view, program, strlen (program), best, best_abi, device, self->platforms, &result->package);
+        result->reason [0] = 0;
+    }
+    else {
+        char why [AF_MAX_REASON + 1] = "";
+        result->fit = AF_FIT_NONE;
+        if (closest) {
+            s_reason (recs, count, closest, closest_stage, device, dev.platform, dev.os, why, sizeof why);
+            s_fill (&view, program, strlen (program), closest, -1, device, self->platforms, &result->package);
+        }
+        snprintf (result->reason, sizeof result->reason, "version %s %s%s", version_name,
+                  closest? "does not fit: ": "has no package for ", closest? why: s_display [dev.platform]);
+    }
+    free (recs);
+    return AF_OK;
+}
+
+//  The category index: category, 0x00, ~votes (4 bytes big-endian: the
+//  most votes first), program ID; empty values
+#define CATEGORY_KEY (AF_MAX_NAME + 1 + 4 + AF_MAX_PROGRAM)
+
+static size_t
+s_category_key (uint8_t *key, const char *category, uint32_t votes, const char *program)
+{
+    size_t clen = strlen (category), plen = strlen (program);
+    memcpy (key, category, clen + 1);
+    uint32_t rank = UINT32_MAX - votes;
+    for (int i = 0; i < 4; i++)
+        key [clen + 1 + i] = (uint8_t) (rank >> (24 - 8 * i));
+    memcpy (key + clen + 5, program, plen);
+    return clen + 5 + plen;
+}
+
+//  A fit value's program-level strings: votes and category
+static void
+s_program_meta (const fit_view_t *view, uint32_t *votes, char *category, size_t size)
+{
+    char skip [AF_MAX_DISPLAY + 1];
+    size_t offset = 4;
+    memcpy (votes, view->text, 4);
+    s_text (view, &offset, skip, sizeof skip);
+    s_text (view, &offset, skip, sizeof skip);
+    s_text (view, &offset, category, size);
+}
+
+//  Move a program's index key from its old category and votes (its fit
+//  value before this import) to package's. 0 or an LMDB code.
+static int
+s_index_category (af_catalog_t *self, MDB_txn *txn, const af_package_t *package)
+{
+    uint8_t key [CATEGORY_KEY];
+    MDB_val old;
+    fit_view_t view;
+    int rc = af_store_get (txn, self->fit, package->program, strlen (package->program), &old);
+    if (rc == 0 && s_view (self, &old, &view) == 0) {
+        uint32_t votes;
+        char category [AF_MAX_NAME + 1];
+        s_program_meta (&view, &votes, category, sizeof category);
+        if (*category) {
+            rc = af_store_del (txn, self->categories, key, s_category_key (key, category, votes, package->program));
+            if (rc == MDB_NOTFOUND)
+                rc = 0;
+        }
+    }
+    else
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+    if (rc == 0 && *package->category)
+        rc = af_store_put (txn, self->categories, key,
+                           s_category_key (key, package->category, package->votes, package->program), "", 0, 0);
+    return rc;
+}
+
+int
+af_catalog_recommend (af_catalog_t *self, const char *program, const af_device_t *device,
+                      af_resolution_t *alternative, bool *found)
+{
+    assert (self && found);
+    *found = false;
+    if (!self->has_categories || s_snapshot (self))
+        return self->has_categories? AF_E_INTERNAL: AF_OK;
+    MDB_val value;
+    fit_view_t view;
+    int rc = af_store_get (self->reader, self->fit, program, strlen (program), &value);
+    if (rc == MDB_NOTFOUND)
+        return AF_OK;
+    if (rc || s_view (self, &value, &view))
+        return AF_E_INTERNAL;
+    uint32_t votes;
+    char category [AF_MAX_NAME + 1];
+    s_program_meta (&view, &votes, category, sizeof category);
+    if (!*category)
+        return AF_OK;
+    //  The candidates first (resolving may renew the snapshot), most votes first
+    char (*candidates) [AF_MAX_PROGRAM + 1] = calloc (AF_RECOMMEND_TRIES, AF_MAX_PROGRAM + 1);
+    assert (candidates);
+    size_t count = 0, clen = strlen (category) + 1;
+    MDB_cursor *cursor;
+    rc = mdb_cursor_open (self->reader, self->categories, &cursor);
+    MDB_val key = { clen, category }, empty;
+    int got = rc? rc: mdb_cursor_get (cursor, &key, &empty, MDB_SET_RANGE);
+    while (got == 0 && count < AF_RECOMMEND_TRIES && key.mv_size > clen + 4
+       &&  memcmp (key.mv_data, category, clen) == 0) {
+        size_t plen = key.mv_size - clen - 4;
+        if (plen <= AF_MAX_PROGRAM && !(plen == strlen (program)
+                                        && memcmp ((char *) key.mv_data + clen + 4, program, plen) == 0)) {
+            memcpy (candidates [count], (char *) key.mv_data + clen + 4, plen);
+            candidates [count++][plen] = 0;
+        }
+        got = mdb_cursor_get (cursor, &key, &empty, MDB_NEXT);
+    }
+    if (rc == 0)
+        mdb_cursor_close (cursor);
+    int code = rc || (got && got != MDB_NOTFOUND)? AF_E_INTERNAL: AF_OK;
+    for (size_t i = 0; code == AF_OK && i < count && !*found; i++) {
+        code = af_catalog_resolve (self, candidates [i], device, alternative);
+        *found = code == AF_OK && (alternative->fit == AF_FIT_PACKAGE || alternative->fit == AF_FIT_STORE_LINK);
+    }
+    free (candidates);
+    return code;
 }
 
 //  --------------------------------------------------------------------------
@@ -1131,7 +1351,13 @@ af_catalog_add (af_catalog_t *self, af_catalog_entry_t *entries, size_t count, c
         size_t end = start + 1;
         while (end < count && strcmp (sorted [end]->package.program, sorted [start]->package.program) == 0)
             end++;
-        code = s_put_program (self, txn, sorted + start, end - start, err, errlen);
+        rc = s_index_category (self, txn, &sorted [end - 1]->package);
+        if (rc) {
+            snprintf (err, errlen, "store error: %s", mdb_strerror (rc));
+            code = AF_E_INTERNAL;
+        }
+        else
+            code = s_put_program (self, txn, sorted + start, end - start, err, errlen);
         for (size_t i = start; code == AF_OK && i < end; i++)
             code = s_put_signer (self, txn, sorted [i], err, errlen);
         start = end;

@@ -21,6 +21,10 @@
                 value: msgpack package map (protocol/SPEC.md "Package map")
       signers   key: program ID, 0x00, package ID (16 bytes)
                 value: the key ID (8 bytes) of the publisher who signed it
+      categories key: category, 0x00, UINT32_MAX - votes (4 bytes big-endian),
+                program ID; value: empty. Programs by category, the most
+                voted first: what a recommendation walks (af_catalog_recommend).
+                Kept by each import; a program without a category has none.
       fit       key: program ID
                 value: af_fit_head_t (8 bytes: count, offset of the text area),
                        then count af_fit_rec_t (104 bytes each), then the text
@@ -141,6 +145,27 @@ int af_catalog_add (af_catalog_t *self, af_catalog_entry_t *entries, size_t coun
 //  read here must be in that key too.
 int af_catalog_resolve (af_catalog_t *self, const char *program, const af_device_t *device,
                         af_resolution_t *result);
+
+//  Resolve a version of a program for a device (a restore, S4.4): among
+//  the packages for the device's platform whose versionName is
+//  version_name, or, when none has that name and version_code is not 0,
+//  whose versionCode is version_code, the one that fits, ranked as
+//  af_catalog_resolve ranks; with none fitting, fit AF_FIT_NONE and the
+//  reason ("version 8.0.40 has no package for iOS", "version 8.0.40 does
+//  not fit: needs Android 10 or later; ..."). An empty version_name is
+//  af_catalog_resolve. AF_OK or AF_E_INTERNAL, as af_catalog_resolve.
+int af_catalog_resolve_version (af_catalog_t *self, const char *program, const af_device_t *device,
+                                const char *version_name, uint64_t version_code, af_resolution_t *result);
+
+//  A recommendation for a device no package of program fits (S4.5): the
+//  program of program's category with the most votes (ties: the smaller
+//  program ID) of those with a package that fits the device, trying at
+//  most AF_RECOMMEND_TRIES of them. AF_OK with *found and alternative
+//  (its resolution) when there is one; *found false when program is
+//  unknown, has no category, or nothing of its category fits; or
+//  AF_E_INTERNAL on a store error.
+int af_catalog_recommend (af_catalog_t *self, const char *program, const af_device_t *device,
+                          af_resolution_t *alternative, bool *found);
 
 //  Drop the snapshot resolve holds, so an idle reader pins no old pages
 //  and the next resolve sees the newest catalog.

@@ -69,7 +69,17 @@ s_resolve (void *arg, af_msg_t *msg)
         reply = af_msg_error (AF_E_BAD_DEVICE, msg->rid, "%s", err);
     else {
         af_resolution_t resolution;
-        if (af_catalog_resolve (catalog, msg->program, &msg->device, &resolution) != AF_OK)
+        //  A version asked for (a restore) and, on a no-fit, a recommendation
+        //  if asked: neither touches the plain resolution's path
+        af_resolution_t alternative;
+        bool recommended = false;
+        int code = *msg->version_name
+                 ? af_catalog_resolve_version (catalog, msg->program, &msg->device, msg->version_name,
+                                               msg->version_code, &resolution)
+                 : af_catalog_resolve (catalog, msg->program, &msg->device, &resolution);
+        if (code == AF_OK && msg->recommend && resolution.fit == AF_FIT_NONE)
+            code = af_catalog_recommend (catalog, msg->program, &msg->device, &alternative, &recommended);
+        if (code != AF_OK)
             reply = af_msg_error (AF_E_INTERNAL, msg->rid, "catalog read failed");
         else {
             reply = af_msg_new (AF_MSG_RESOLVED);
@@ -80,6 +90,9 @@ s_resolve (void *arg, af_msg_t *msg)
             reply->has_package = resolution.fit != AF_FIT_UNKNOWN_PROGRAM;
             reply->package = resolution.package;
             snprintf (reply->reason, sizeof reply->reason, "%s", resolution.reason);
+            reply->has_alternative = recommended;
+            if (recommended)
+                reply->alternative = alternative.package;
             if (config->verbose)
                 zsys_info ("matcher: %s for %s %s: %s %s", msg->program, msg->device.platform,
                            msg->device.model, af_fit_name (resolution.fit),

@@ -56,6 +56,7 @@ typedef struct {
     bool sync_auto;                 //  install what other devices install (S1.9)
     char root_key [512];            //  the store's root public key (minisign); "" = none
     bool insecure_unsigned;         //  without one: install unsigned packages anyway
+    bool restore_recommend;         //  preference: a restore with no fit recommends (S4.5)
     bool verbose;
 } af_node_config_t;
 

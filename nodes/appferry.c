@@ -19,6 +19,7 @@
 #include <termios.h>
 #include "af_limits.h"
 #include "cli_friends.h"
+#include "cli_backup.h"
 
 static void
 s_usage (FILE *out)
@@ -83,7 +84,7 @@ s_usage (FILE *out)
 "  config show PROGRAM [--previous]\n"
 "                        the account's stored version (or the one it replaced)\n"
 "  stop                  stop the node\n"
-"%s"
+"%s%s"
 "\n"
 "Options:\n"
 "  -H, --home DIR            the node's home directory (required)\n"
@@ -99,6 +100,10 @@ s_usage (FILE *out)
 "      --no-wait             push: print the first answer and return\n"
 "      --wait SEC            push: wait at most this long for the results\n"
 "                            (default 600)\n"
+"      --with-config         backup: the app's configuration too, sealed\n"
+"      --version V           restore: that backed-up version\n"
+"      --latest              restore: the newest package that fits\n"
+"      --recommend           restore: if nothing fits, recommend another app\n"
 "  -h, --help                show this help and exit\n"
 "\n"
 "A DEVICE is named as `devices` shows it: by its name (\"Ana's tablet\"), by\n"
@@ -108,7 +113,7 @@ s_usage (FILE *out)
 "\n"
 "Exit status: 0 done, 1 refused or failed (push: any target failed, was\n"
 "refused or has no fitting package), 2 usage error, 3 no node running.\n",
-    cli_friends_usage);
+    cli_friends_usage, cli_backup_usage);
 }
 
 static int
@@ -680,6 +685,10 @@ static const struct {
     { "refuse",        -2, false, NULL },
     { "accept",        -2, false, NULL },
     { "friend-install", -2, false, NULL },  //  followed: s_push_follow
+    //  -3: backups' commands, checked and printed by cli_backup
+    { "backup",        -3, false, NULL },
+    { "backups",       -3, false, NULL },
+    { "restore",       -3, false, NULL },   //  followed: s_push_follow
 };
 
 typedef struct {
@@ -692,45 +701,51 @@ typedef struct {
     char **args;
     bool secret;                    //  config secret
     cli_friends_opts_t friends;     //  the friends' commands' options
+    cli_backup_opts_t backup;       //  the backups' commands' options
 } options_t;
+
+enum { OPT_FROM = 1000, OPT_CONFIRM };        //  long options only
+static const struct option s_options [] = {
+    { "home", required_argument, NULL, 'H' },
+    { "password-file", required_argument, NULL, 'p' },
+    { "json", no_argument, NULL, 'j' },
+    { "timeout", required_argument, NULL, 't' },
+    { "refresh", no_argument, NULL, 'r' },
+    { "to", required_argument, NULL, 'T' },
+    { "with-data", no_argument, NULL, 'W' },
+    { "no-wait", no_argument, NULL, 'N' },
+    { "wait", required_argument, NULL, 'w' },
+    { "device", required_argument, NULL, 'D' },
+    { "install", required_argument, NULL, 'I' },
+    { "install-all", no_argument, NULL, 'A' },
+    { "on", required_argument, NULL, 'O' },
+    { "previous", no_argument, NULL, 'P' },
+    { "country", required_argument, NULL, 'C' },
+    { "friends", no_argument, NULL, 'F' },
+    { "public", no_argument, NULL, 'U' },
+    { "private", no_argument, NULL, 'V' },
+    { "list", no_argument, NULL, 'L' },
+    { "all", no_argument, NULL, 'a' },
+    { "none", no_argument, NULL, 'n' },
+    { "from", required_argument, NULL, OPT_FROM },
+    { "confirm-payment", required_argument, NULL, OPT_CONFIRM },
+    { "with-config", no_argument, NULL, 'c' },
+    { "version", required_argument, NULL, 'v' },
+    { "latest", no_argument, NULL, 'l' },
+    { "recommend", no_argument, NULL, 'R' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 }
+};
 
 //  Parse the command line: 0, or the exit status (usage printed)
 static int
 s_parse (int argc, char *argv [], options_t *o)
 {
-    enum { OPT_FROM = 1000, OPT_CONFIRM };    //  long options only
-    static struct option options [] = {
-        { "home", required_argument, NULL, 'H' },
-        { "password-file", required_argument, NULL, 'p' },
-        { "json", no_argument, NULL, 'j' },
-        { "timeout", required_argument, NULL, 't' },
-        { "refresh", no_argument, NULL, 'r' },
-        { "to", required_argument, NULL, 'T' },
-        { "with-data", no_argument, NULL, 'W' },
-        { "no-wait", no_argument, NULL, 'N' },
-        { "wait", required_argument, NULL, 'w' },
-        { "device", required_argument, NULL, 'D' },
-        { "install", required_argument, NULL, 'I' },
-        { "install-all", no_argument, NULL, 'A' },
-        { "on", required_argument, NULL, 'O' },
-        { "previous", no_argument, NULL, 'P' },
-        { "country", required_argument, NULL, 'C' },
-        { "friends", no_argument, NULL, 'F' },
-        { "public", no_argument, NULL, 'U' },
-        { "private", no_argument, NULL, 'V' },
-        { "list", no_argument, NULL, 'L' },
-        { "all", no_argument, NULL, 'a' },
-        { "none", no_argument, NULL, 'n' },
-        { "from", required_argument, NULL, OPT_FROM },
-        { "confirm-payment", required_argument, NULL, OPT_CONFIRM },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 }
-    };
     memset (o, 0, sizeof *o);
     o->timeout = 20;
     o->wait = 600;
     int opt;
-    while ((opt = getopt_long (argc, argv, "H:p:jt:h", options, NULL)) != -1) {
+    while ((opt = getopt_long (argc, argv, "H:p:jt:h", s_options, NULL)) != -1) {
         switch (opt) {
             case 'H': o->home = optarg; break;
             case 'p': o->password_file = optarg; break;
@@ -755,6 +770,10 @@ s_parse (int argc, char *argv [], options_t *o)
             case 'n': o->friends.none = true; break;
             case OPT_FROM: o->from = optarg; break;
             case OPT_CONFIRM: o->token = optarg; break;
+            case 'c': o->backup.with_config = true; break;
+            case 'v': o->backup.version = optarg; break;
+            case 'l': o->backup.latest = true; break;
+            case 'R': o->backup.recommend = true; break;
             case 'h': s_usage (stdout); return 1;
             default: s_usage (stderr); return 2;
         }
@@ -783,6 +802,8 @@ s_parse (int argc, char *argv [], options_t *o)
     o->friends.to = o->to;
     if (args == -2)
         return cli_friends_check (command, o->nargs, o->args, &o->friends);
+    if (args == -3)
+        return cli_backup_check (command, o->nargs, o->args, &o->backup);
     //  config SUBCOMMAND [PROGRAM]: the node's verb is config-SUBCOMMAND
     if (args < 0) {
         static const char *subs [] = { "secret", "share", "unshare", "apply", "show", NULL };
@@ -832,6 +853,9 @@ s_request (const options_t *o, const char *password)
     if (s_commands [o->command].args == -2)
         cli_friends_request (command, o->nargs, o->args, &o->friends, request);
     else
+    if (s_commands [o->command].args == -3)
+        cli_backup_request (command, o->nargs, o->args, &o->backup, request);
+    else
     if (streq (command, "config")) {
         char verb [32];
         snprintf (verb, sizeof verb, "config-%s", o->args [0]);
@@ -876,8 +900,10 @@ s_render (zsock_t *sock, const options_t *o, const char *status, const char *tex
         printf ("%s\n", text);
         return ok? 0: 1;
     }
-    if (ok && (streq (command, "push") || streq (command, "friend-install")))
+    if (ok && (streq (command, "push") || streq (command, "friend-install") || streq (command, "restore")))
         return s_push_follow (sock, doc, o->no_wait? 0: o->wait);
+    if (s_commands [o->command].args == -3)
+        return cli_backup_print (command, ok, doc);
     if (ok && s_commands [o->command].args == -2) {
         cli_friends_print (command, o->nargs, o->args, doc);
         return 0;

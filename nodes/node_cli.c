@@ -598,6 +598,10 @@ static const struct {
     { "recommend",      2, CLI_LOGIN,       node_friend_recommend },
     { "friend-install", 2, CLI_LOGIN,       node_friend_install },
     { "inbox",          0, 0,               node_friends_inbox },
+    //  Backups (node_backup.c)
+    { "backup",         1, CLI_LOGIN,       node_backup },
+    { "backups",        0, CLI_LOGIN,       node_backups },
+    { "restore",        1, CLI_LOGIN,       node_restore },
 };
 
 //  Run one CLI request

@@ -98,6 +98,7 @@ typedef struct {
     bool refetched;                 //  FETCH sent again: earlier chunks may still come
     uint8_t *meta;                  //  the offer's signed metadata (owned), or NULL
     size_t meta_size;
+    char key_id [AF_KEY_ID_HEX + 1];    //  the publisher key the signed target names
 } job_t;
 
 //  The user data of a push this device starts, on its way to the broker
@@ -298,6 +299,17 @@ int node_intent_recover (af_node_t *self, char *err, size_t errlen);
 //  the reason in err.
 int node_trust_setup (af_node_t *self, char *err, size_t errlen);
 int node_trust_check (af_node_t *self, job_t *job, char *err, size_t errlen);
+
+//  node_backup.c: backups and restores (issue 15). The CLI's verbs; the
+//  permission an older package needs (a restore of exactly that version
+//  that the user asked for here, recorded before RESTORE went); after an
+//  install, the app's identity kept for later backups and a restore's
+//  configuration applied (true: the account's shared one must not follow)
+void node_backup (af_node_t *self, cli_t *cli);
+void node_backups (af_node_t *self, cli_t *cli);
+void node_restore (af_node_t *self, cli_t *cli);
+bool node_restore_allows (af_node_t *self, const job_t *job);
+bool node_backup_installed (af_node_t *self, const job_t *job, const char *outcome);
 
 //  node_upload.c: user data sent with a push
 void node_upload_free (upload_t **upload_p);

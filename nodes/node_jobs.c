@@ -204,8 +204,9 @@ static void
 s_on_installed (af_node_t *self, job_t *job, uint32_t files)
 {
     //  The account's configuration of the app, if any, follows it (S1.9)
+    //  unless a restore brings its own (S4.6)
     uint8_t key [AF_CONFIG_KEY_SIZE];
-    if (node_config_key (self, key))
+    if (!node_backup_installed (self, job, "installed") && node_config_key (self, key))
         node_config_get (self, NULL, NODE_CONFIG_INSTALL, job->program, false);
     sodium_memzero (key, sizeof key);
     job->files = files;
@@ -288,8 +289,10 @@ s_on_start (af_node_t *self, job_t *job)
                                   "at", (json_int_t) zclock_time ());
         if (zsys_dir_create ("%s/links", self->config.home) || json_dump_file (link, path, JSON_COMPACT))
             s_job_finish (self, job, "failed", 0, "cannot record the store link in %s", path);
-        else
+        else {
+            node_backup_installed (self, job, "store-link");
             s_job_finish (self, job, "store-link", 0, "%s", job->package.store_link);
+        }
         json_decref (link);
         return;
     }

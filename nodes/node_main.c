@@ -60,6 +60,8 @@ s_usage (FILE *out)
 "                          metadata chains to it. Without one no package installs\n"
 "      --insecure-unsigned without a root key, install packages unchecked\n"
 "                          (tests and demos only)\n"
+"      --recommend         preference: a restore that nothing fits here gets\n"
+"                          a recommendation (as restore --recommend)\n"
 "      --daemon            detach and log to HOME/node.log\n"
 "  -v, --verbose           log more\n"
 "  -h, --help              show this help and exit\n"
@@ -177,7 +179,7 @@ s_parse_options (int argc, char *argv [], af_node_config_t *config, node_options
 {
     enum { OPT_HEARTBEAT = 1000, OPT_DAEMON, OPT_VERSION, OPT_INSTALL_CMD, OPT_INSTALL_TIMEOUT,
            OPT_ATTEST, OPT_RATE, OPT_SYNC_MODE, OPT_FROM_ADB, OPT_PRINT_DEVICE, OPT_ROOT_KEY,
-           OPT_INSECURE };
+           OPT_INSECURE, OPT_RECOMMEND };
     static struct option options [] = {
         { "broker", required_argument, NULL, 'b' },
         { "broker-key", required_argument, NULL, 'k' },
@@ -194,6 +196,7 @@ s_parse_options (int argc, char *argv [], af_node_config_t *config, node_options
         { "print-device", no_argument, NULL, OPT_PRINT_DEVICE },
         { "root-key", required_argument, NULL, OPT_ROOT_KEY },
         { "insecure-unsigned", no_argument, NULL, OPT_INSECURE },
+        { "recommend", no_argument, NULL, OPT_RECOMMEND },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, OPT_VERSION },
@@ -223,6 +226,7 @@ s_parse_options (int argc, char *argv [], af_node_config_t *config, node_options
             case OPT_ATTEST: target = config->attest_file; size = sizeof config->attest_file; break;
             case OPT_ROOT_KEY: target = config->root_key; size = sizeof config->root_key; break;
             case OPT_INSECURE: config->insecure_unsigned = true; break;
+            case OPT_RECOMMEND: config->restore_recommend = true; break;
             case OPT_INSTALL_TIMEOUT:
                 config->install_timeout_s = atoi (optarg);
                 if (config->install_timeout_s < 1 || config->install_timeout_s > 86400) {

@@ -10,7 +10,9 @@
     matcher that forges an offer, or a catalog file replaced behind the
     store's back, gets a refusal naming what failed, before a byte is
     fetched, and the installed version stays. A package older than the one
-    installed is refused too (a downgrade is a rollback by other means).
+    installed is refused too (a downgrade is a rollback by other means),
+    unless it is the very version of a restore the user asked for on this
+    device (node_backup.c): the broker cannot ask for one in their name.
 
     HOME/trust.json keeps the highest versions seen: { "root": N,
     "targets": { PROGRAM: N } }, saved whenever one rises.
@@ -67,9 +69,10 @@ node_trust_check (af_node_t *self, job_t *job, char *err, size_t errlen)
         json_object_set_new (self->trust, "targets", targets);
     }
     af_trust_seen_t seen = { s_seen (json_object_get (self->trust, "root")),
-                             s_seen (json_object_get (targets, job->program)) };
+                             s_seen (json_object_get (targets, job->program)), "" };
+    //  The version name too: a restore's permission below is given by it
     af_trust_want_t want = { job->program, job->package.hash, job->package.size, job->package.version_code,
-                             (uint64_t) zclock_time () };
+                             (uint64_t) zclock_time (), job->package.version_name };
     char inner [AF_MAX_REASON + 1];
     if (af_trust_check (&self->root_pub, job->meta, job->meta_size, &want, &seen, inner, sizeof inner) != AF_OK) {
         snprintf (err, errlen, "refused: signature check: %s", inner);
@@ -77,8 +80,9 @@ node_trust_check (af_node_t *self, job_t *job, char *err, size_t errlen)
     }
     af_install_info_t info;
     bool found;
+    snprintf (job->key_id, sizeof job->key_id, "%s", seen.key_id);
     if (af_install_record_read (self->config.home, job->program, &info, &found) == AF_OK && found
-    &&  info.version_code > job->package.version_code) {
+    &&  info.version_code > job->package.version_code && !node_restore_allows (self, job)) {
         snprintf (err, errlen, "refused: rollback: version %s (%llu) is older than the installed %s (%llu)",
                   job->package.version_name, (unsigned long long) job->package.version_code, info.version_name,
                   (unsigned long long) info.version_code);

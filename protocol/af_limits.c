@@ -37,6 +37,8 @@ af_code_name (int code)
         case AF_E_NO_CONFIG:        return "E_NO_CONFIG";
         case AF_E_NO_INTENT:        return "E_NO_INTENT";
         case AF_E_NOT_THERE:        return "E_NOT_THERE";
+        case AF_E_NO_BACKUP:        return "E_NO_BACKUP";
+        case AF_E_NO_VERSION:       return "E_NO_VERSION";
         case AF_E_INTERNAL:         return "E_INTERNAL";
         case AF_E_UNAVAILABLE:      return "E_UNAVAILABLE";
         default:                    return "E_UNKNOWN";

@@ -150,6 +150,17 @@
 #define AF_QUOTA_DATA_BLOBS     32      //  user-data blobs waiting for pushes
 #define AF_QUOTA_DATA_MIB       1024    //  MiB of them
 #define AF_DATA_GRACE_MS        3600000 //  a blob no push names is removed after this
+#define AF_QUOTA_BACKUPS        1000    //  backups kept (every version of every program)
+#define AF_QUOTA_BACKUP_MIB     64      //  MiB of them, configurations included
+
+//  Backups (S4, SPEC 5.48-5.50)
+#define AF_KEY_ID_HEX           16      //  a publisher key's ID (minisign), in hex
+#define AF_MAX_BACKUP_VERSIONS  8       //  versions kept per program; a ninth
+                                        //  replaces the oldest
+#define AF_MAX_BACKUPS          1000    //  entries in one BACKUP_LIST
+#define AF_RESTORE_PENDING_MS   3600000 //  a node's pending restore allows its
+                                        //  older version this long
+#define AF_RECOMMEND_TRIES      64      //  programs of a category a no-fit tries
 
 //  The broker's figures (af_metrics): published this often, to a file in
 //  its data directory and, if configured, an HTTP listener
@@ -288,6 +299,8 @@ typedef enum {
     AF_E_NO_CONFIG      = 463,  //  CONFIG_GET: no configuration stored for the program
     AF_E_NO_INTENT      = 464,  //  PAY_CONFIRM: no such payment notice for this account
     AF_E_NOT_THERE      = 465,  //  GET: the source device does not have the program
+    AF_E_NO_BACKUP      = 466,  //  BACKUP_GET, RESTORE: no backup of the program in the account
+    AF_E_NO_VERSION     = 467,  //  BACKUP_GET, RESTORE: no backup of that version
     AF_E_POLICY         = 451,  //  the device does not meet the broker's push policy
     AF_E_QUOTA          = 470,  //  a storage limit of the account or a device's queue
     AF_E_PAYMENT_REQUIRED = 402,  //  a payment was refused, failed or expired (nothing charged);

@@ -238,6 +238,21 @@ static const field_t s_purchase_fields [] = {
     END
 };
 
+static const field_t s_backup_fields [] = {
+    PROG (af_backup_t, "program", program, true),
+    STR (af_backup_t, "name", name, false),
+    STR (af_backup_t, "publisher", publisher, false),
+    STR (af_backup_t, "keyId", key_id, false),
+    STR (af_backup_t, "platform", platform, false),
+    STR (af_backup_t, "versionName", version_name, true),
+    U64 (af_backup_t, "versionCode", version_code, false),
+    STR (af_backup_t, "hash", hash, false),
+    U64 (af_backup_t, "at", at, false),
+    STR (af_backup_t, "deviceId", device_id, false),
+    U32 (af_backup_t, "configSize", config_size, 0, AF_MAX_CONFIG, false),
+    END
+};
+
 #define M af_msg_t
 #define F_ACCOUNT(req)  STR (M, "account", account, req)
 #define F_DEVICE(req)   { "device", sizeof ("device") - 1, T_DEVICE, offsetof (M, device), 0, offsetof (M, has_device), 0, 0, req, NULL }
@@ -257,10 +272,15 @@ static const field_t f_device_list [] = {
     MAPS (M, "devices", devices, device_count, af_device_t, s_device_fields, AF_MAX_DEVICES, true),
     END };
 static const field_t f_resolve [] = {
-    PROG (M, "program", program, true), F_DEVICE (false), END };
+    PROG (M, "program", program, true), F_DEVICE (false),
+    STR (M, "versionName", version_name, false), U64 (M, "versionCode", version_code, false),
+    BOOL (M, "recommend", recommend), END };
 static const field_t f_resolved [] = {
     PROG (M, "program", program, true), U32 (M, "fit", fit, 0, AF_FIT_UNKNOWN_PROGRAM, true),
-    F_PACKAGE, STR (M, "reason", reason, false), END };
+    F_PACKAGE, STR (M, "reason", reason, false),
+    { "alternative", sizeof ("alternative") - 1, T_PACKAGE, offsetof (M, alternative), 0,
+      offsetof (M, has_alternative), 0, 0, false, NULL },
+    END };
 static const field_t f_error [] = {
     U32 (M, "code", code, 100, 999, true), STR (M, "reason", reason, false),
     { "versions", sizeof ("versions") - 1, T_U32S, offsetof (M, versions), 0, offsetof (M, version_count), 1, 4, false, NULL },
@@ -426,6 +446,21 @@ static const field_t f_recommendation [] = {
     F_TOKENS (0, AF_MAX_OWN_NUMBERS, false), U64 (M, "at", at, false), END };
 static const field_t f_refuse [] = {
     STR (M, "op", op, true), F_TOKENS (0, 1, false), END };
+//  Backups: the configuration is the sealed blob, as in CONFIG_PUT
+#define F_CONFIG_BLOB { "config", sizeof ("config") - 1, T_BIN, offsetof (M, data), 0, offsetof (M, data_size), \
+                        1, AF_MAX_CONFIG, false, NULL }
+#define F_BACKUPS(hi, req) MAPS (M, "backups", backups, backup_count, af_backup_t, s_backup_fields, hi, req)
+static const field_t f_backup_put [] = {
+    F_BACKUPS (1, true), F_CONFIG_BLOB, END };
+static const field_t f_backups [] = {
+    PROG (M, "program", program, false), END };
+static const field_t f_backup_get [] = {
+    PROG (M, "program", program, true), STR (M, "versionName", version_name, false), END };
+static const field_t f_backup_list [] = {
+    F_BACKUPS (AF_MAX_BACKUPS, true), F_CONFIG_BLOB, END };
+static const field_t f_restore [] = {
+    PROG (M, "program", program, true), STR (M, "versionName", version_name, false),
+    BOOL (M, "latest", latest), BOOL (M, "recommend", recommend), END };
 static const field_t f_none [] = { END };
 
 typedef struct {
@@ -499,6 +534,11 @@ static const command_t s_commands [AF_MSG_COUNT] = {
     [AF_MSG_RECOMMENDATION] = { "RECOMMENDATION", f_recommendation },
     [AF_MSG_REFUSE]      = { "REFUSE", f_refuse },
     [AF_MSG_FRIEND_INSTALL] = { "FRIEND_INSTALL", f_recommend },
+    [AF_MSG_BACKUP_PUT]  = { "BACKUP_PUT", f_backup_put },
+    [AF_MSG_BACKUPS]     = { "BACKUPS", f_backups },
+    [AF_MSG_BACKUP_GET]  = { "BACKUP_GET", f_backup_get },
+    [AF_MSG_BACKUP_LIST] = { "BACKUP_LIST", f_backup_list },
+    [AF_MSG_RESTORE]     = { "RESTORE", f_restore },
 };
 
 //  --------------------------------------------------------------------------
@@ -533,6 +573,7 @@ af_msg_destroy (af_msg_t **self_p)
         free ((*self_p)->data);
         free ((*self_p)->elements);
         free ((*self_p)->purchases);
+        free ((*self_p)->backups);
         free (*self_p);
         *self_p = NULL;
     }
@@ -687,6 +728,16 @@ af_msg_set_result_count (af_msg_t *self, uint32_t count)
     free (self->results);
     self->results = results;
     self->result_count = count;
+}
+
+void
+af_msg_set_backup_count (af_msg_t *self, uint32_t count)
+{
+    af_backup_t *backups = count? (af_backup_t *) calloc (count, sizeof (af_backup_t)): NULL;
+    assert (backups || !count);
+    free (self->backups);
+    self->backups = backups;
+    self->backup_count = count;
 }
 
 void

@@ -107,6 +107,12 @@ typedef enum {
     AF_MSG_RECOMMENDATION,  //  (in ITEM) a contact's recommendation, for the receiver
     AF_MSG_REFUSE,          //  N->B  refuse recommendations from all, or a contact
     AF_MSG_FRIEND_INSTALL,  //  N->B  install a contact's shared app on this device
+    //  Backups (issue 15, SPEC 5.48-5.50)
+    AF_MSG_BACKUP_PUT,      //  N->B  back up an app: identity, version, sealed configuration
+    AF_MSG_BACKUPS,         //  N->B  list the account's backups
+    AF_MSG_BACKUP_GET,      //  N->B  one backup, with its configuration
+    AF_MSG_BACKUP_LIST,     //  B->N  the answer to both
+    AF_MSG_RESTORE,         //  N->B  install a backed-up app on this device
     AF_MSG_COUNT
 } af_msg_id_t;
 
@@ -155,6 +161,21 @@ typedef struct {
     char intent [AF_ID_HEX + 1];                //  the intent it was paid under
     uint64_t at;                                //  when, ms since the epoch
 } af_purchase_t;
+//  One backup of an app (S4.1): what identifies it, its version, who
+//  made it; the configuration travels beside it (the message's data)
+typedef struct {
+    char program [AF_MAX_PROGRAM + 1];
+    char name [AF_MAX_DISPLAY + 1];             //  display name
+    char publisher [AF_MAX_DISPLAY + 1];
+    char key_id [AF_KEY_ID_HEX + 1];            //  the publisher key that signed the package
+    char platform [AF_MAX_PLATFORM + 1];        //  of the device backed up
+    char version_name [AF_MAX_VERSION_NAME + 1];
+    uint64_t version_code;
+    char hash [AF_HASH_HEX + 1];                //  the package installed there
+    uint64_t at;                                //  backed up, ms (the broker's clock)
+    char device_id [AF_ID_HEX + 1];             //  the device backed up (the broker's word)
+    uint32_t config_size;                       //  bytes of the sealed configuration, 0: none
+} af_backup_t;
 
 //  One target of a push, as PUSH_ACCEPTED lists them
 typedef struct {
@@ -245,6 +266,12 @@ typedef struct {
     uint64_t expires;                       //  PAYMENT_REQUIRED: confirm before this (ms)
     uint32_t purchase_count;
     af_purchase_t *purchases;               //  owned; PURCHASE_LIST
+    uint32_t backup_count;
+    af_backup_t *backups;                   //  owned; BACKUP_PUT, BACKUP_LIST
+    bool latest;                            //  RESTORE: the newest package, not the backed-up version
+    bool recommend;                         //  RESOLVE, RESTORE: recommend another program on a no-fit
+    bool has_alternative;
+    af_package_t alternative;               //  RESOLVED: the recommended program's package
 } af_msg_t;
 
 //  Create a message of the given command, version AF_PROTO_VERSION.
@@ -289,6 +316,8 @@ void af_msg_set_element_count (af_msg_t *self, uint32_t count);
 
 //  Room for count entitlements in self->purchases (asserts on OOM).
 void af_msg_set_purchase_count (af_msg_t *self, uint32_t count);
+//  Allocate room for count backups in self->backups, zeroed (asserts on OOM).
+void af_msg_set_backup_count (af_msg_t *self, uint32_t count);
 
 //  Allocate room for count targets in self->results (asserts on OOM).
 void af_msg_set_result_count (af_msg_t *self, uint32_t count);

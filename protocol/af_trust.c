@@ -509,7 +509,13 @@ s_check_targets (json_t *doc, const af_trust_want_t *want, af_trust_seen_t *seen
         ||  !json_is_integer (code) || (uint64_t) json_integer_value (code) != want->version_code)
             return snprintf (err, errlen, "the offer's size or version of %.16s... differs from the signed target",
                              want->hash), AF_E_FORBIDDEN;
+        json_t *name = json_object_get (t, "versionName"), *publisher = json_object_get (t, "publisher");
+        if (want->version_name && (!json_is_string (name) || strcmp (json_string_value (name), want->version_name)))
+            return snprintf (err, errlen, "the offer's version name %s of %.16s... is not the signed target's",
+                             want->version_name, want->hash), AF_E_FORBIDDEN;
         seen->targets = version;
+        if (json_is_string (publisher))
+            snprintf (seen->key_id, sizeof seen->key_id, "%s", json_string_value (publisher));
         return AF_OK;
     }
     return snprintf (err, errlen, "no signed target of '%s' has hash %.16s... (not a package of the store)",
@@ -563,7 +569,7 @@ af_trust_check (const af_minisign_pub_t *root_pub, const uint8_t *bundle, size_t
         else {
             json_error_t jerr;
             json_t *doc = json_loadb (parts.data [2], parts.size [2], JSON_REJECT_DUPLICATES, &jerr);
-            af_trust_seen_t next = { root.version, seen->targets };
+            af_trust_seen_t next = { root.version, seen->targets, "" };
             code = s_check_targets (doc, want, &next, err, errlen);
             json_decref (doc);
             if (code == AF_OK)
@@ -610,7 +616,7 @@ s_check (fixture_t *f, const char *program, uint64_t now, af_trust_seen_t *seen,
     uint8_t *bundle;
     size_t size;
     assert (af_trust_bundle_load (f->dir, program, &bundle, &size, err, errlen) == AF_OK);
-    af_trust_want_t want = { program, hash, 100, 7, now };
+    af_trust_want_t want = { program, hash, 100, 7, now, NULL };
     int code = af_trust_check (&f->root_pub, bundle, size, &want, seen, err, errlen);
     free (bundle);
     return code;
@@ -628,11 +634,28 @@ af_trust_test (bool verbose)
     af_minisign_keygen (&f.store_pub, &f.store_sec);
     char err [300];
     uint64_t now = 1700000000000, day = 86400000;
-    af_trust_seen_t seen = { 0, 0 };
+    af_trust_seen_t seen = { 0, 0, "" };
 
     //  A good chain passes and raises what was seen
     s_publish (&f, 1, now + day, "weixin", now + day, &f.store_sec);
     assert (s_check (&f, "weixin", now, &seen, err, sizeof err) == AF_OK);
+    //  The version name, when asked, must be the signed target's (a restore's
+    //  permission is given by it); the target's publisher key comes out
+    {
+        char hash [AF_HASH_HEX + 1];
+        memset (hash, 'a', AF_HASH_HEX);
+        hash [AF_HASH_HEX] = 0;
+        uint8_t *bundle;
+        size_t size;
+        assert (af_trust_bundle_load (f.dir, "weixin", &bundle, &size, err, sizeof err) == AF_OK);
+        af_trust_want_t named = { "weixin", hash, 100, 7, now, "9.9" };
+        af_trust_seen_t again = seen;
+        assert (af_trust_check (&f.root_pub, bundle, size, &named, &again, err, sizeof err) == AF_E_FORBIDDEN
+                && strstr (err, "version name 9.9"));
+        named.version_name = "1.7";
+        assert (af_trust_check (&f.root_pub, bundle, size, &named, &again, err, sizeof err) == AF_OK);
+        free (bundle);
+    }
     assert (seen.root == 1 && seen.targets == 1);
     //  Expired targets, then expired root
     assert (s_check (&f, "weixin", now + 2 * day, &seen, err, sizeof err) == AF_E_FORBIDDEN && strstr (err, "expired"));
@@ -676,7 +699,7 @@ af_trust_test (bool verbose)
     assert (system (saved) == 0);
     seen.targets = 0;
     assert (s_check (&f, "weixin", now, &seen, err, sizeof err) == AF_E_FORBIDDEN && strstr (err, "for program 'other'"));
-    af_trust_want_t want = { "other", "bbbb", 100, 7, now };
+    af_trust_want_t want = { "other", "bbbb", 100, 7, now, NULL };
     uint8_t *bundle;
     size_t size;
     assert (af_trust_bundle_load (f.dir, "other", &bundle, &size, err, sizeof err) == AF_OK);

@@ -74,12 +74,14 @@ typedef struct {
     uint64_t size;
     uint64_t version_code;
     uint64_t now;                       //  ms since the epoch
+    const char *version_name;           //  if not NULL: the target's versionName must be it
 } af_trust_want_t;
 
 //  The highest versions a device has seen (in: the last; out: the new)
 typedef struct {
     uint64_t root;
     uint64_t targets;                   //  of the offer's program
+    char key_id [AF_MINISIGN_KEYID_HEX + 1];    //  out: the publisher key that signed the target
 } af_trust_seen_t;
 
 //  Read a document and its FILE.minisig, and check the signature by one
@@ -137,8 +139,9 @@ int af_trust_bundle_load (const char *meta_dir, const char *program, uint8_t **b
 //  not expired, its version not below seen->root; the targets document
 //  signed by a store key the root lists, for want->program, not expired,
 //  its version not below seen->targets (rollback); and a target with
-//  want's hash, size and version code. AF_OK with seen raised to the
-//  bundle's versions; or AF_E_FORBIDDEN (a check failed: err names it),
+//  want's hash, size and version code (and version name, if want names
+//  one). AF_OK with seen raised to the bundle's versions and key_id the
+//  target's publisher key; or AF_E_FORBIDDEN (a check failed: err names it),
 //  AF_E_MALFORMED (not a bundle, or a document that does not parse).
 int af_trust_check (const af_minisign_pub_t *root_pub, const uint8_t *bundle, size_t size,
                     const af_trust_want_t *want, af_trust_seen_t *seen, char *err, size_t errlen);

@@ -30,6 +30,7 @@
       af_rawclient ENDPOINT BROKER_CERT pay ACCOUNT PASSWORD VICTIM INTENT
       af_rawclient ENDPOINT BROKER_CERT payconfirm ACCOUNT PASSWORD INTENT COUNT [CODE]
       af_rawclient ENDPOINT BROKER_CERT friends ACCOUNT PASSWORD TOKEN_HEX EVAL_LIMIT
+      af_rawclient ENDPOINT BROKER_CERT backups ACCOUNT PASSWORD PROGRAM (another account's backups)
     Prints one line per check and "N passed, M failed"; exits 1 on any failure.
     =========================================================================
 */
@@ -531,6 +532,40 @@ s_pay_repeat (const char *account, const char *password, const char *intent, int
     snprintf (detail, sizeof detail, "%d of %d", accepted, count);
     s_check (accepted == count, code? "every confirmation answered with the error": "every confirmation "
              "answered with the transfer", detail);
+}
+
+//  Another account's backups: a session of account sees only its own, by
+//  any means the protocol has (a list, a get, a restore that would
+//  read one): none names an account, so none reaches another's
+static void
+s_backups (const char *account, const char *password, const char *program)
+{
+    af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
+    af_msg_set_rid_random (msg);
+    snprintf (msg->account, sizeof msg->account, "%s", account);
+    snprintf (msg->password, sizeof msg->password, "%s", password);
+    msg->device = s_device ("Backup reader");
+    msg->has_device = true;
+    s_expect_msg ("LOGIN", msg, AF_MSG_LOGIN_OK, 0);
+    af_msg_destroy (&msg);
+    msg = af_msg_new (AF_MSG_BACKUPS);
+    af_msg_set_rid_random (msg);
+    af_msg_send (msg, s_sock, NULL);
+    af_msg_t *reply = s_recv (s_sock, true);
+    s_check (reply && reply->id == AF_MSG_BACKUP_LIST && reply->backup_count == 0,
+             "BACKUPS lists none of another account's backups", reply? af_msg_command_name (reply->id): "no answer");
+    af_msg_destroy (&reply);
+    af_msg_destroy (&msg);
+    msg = af_msg_new (AF_MSG_BACKUP_GET);
+    af_msg_set_rid_random (msg);
+    snprintf (msg->program, sizeof msg->program, "%s", program);
+    s_expect_msg ("BACKUP_GET of another account's program: no backup", msg, AF_MSG_ERROR, AF_E_NO_BACKUP);
+    af_msg_destroy (&msg);
+    msg = af_msg_new (AF_MSG_RESTORE);
+    af_msg_set_rid_random (msg);
+    snprintf (msg->program, sizeof msg->program, "%s", program);
+    s_expect_msg ("RESTORE of another account's program: no backup", msg, AF_MSG_ERROR, AF_E_NO_BACKUP);
+    af_msg_destroy (&msg);
 }
 
 //  Hostile push traffic from a logged-in device: fetching what was not
@@ -1859,6 +1894,9 @@ main (int argc, char *argv [])
     else
     if (streq (argv [3], "forbidden") && argc == 7)
         s_forbidden (argv [4], argv [5], argv [6]);
+    else
+    if (streq (argv [3], "backups") && argc == 7)
+        s_backups (argv [4], argv [5], argv [6]);
     else
     if (streq (argv [3], "push") && argc == 6)
         s_push_battery (argv [4], argv [5]);

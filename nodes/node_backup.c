@@ -1,0 +1,348 @@
+/*  =========================================================================
+    node_backup - back an app up, and get it back on any device (S4)
+
+    `backup PROGRAM [config]` sends the broker what identifies an app
+    installed here (program ID, name, publisher, and the ID of the
+    publisher key that signed its package: its "certificate", as the
+    store's signed targets named it when it installed), its version, and
+    with `config` its configuration sealed with the account key exactly as
+    a shared configuration is (af_config_seal). `backups` lists what the
+    account has. `restore PROGRAM` first fetches the backup (BACKUP_GET:
+    which version, and its configuration), records the restore here, and
+    only then asks the broker to RESTORE it to this device; the package
+    comes as any push does.
+
+    Why the record comes first: the device refuses a package older than
+    the one installed (node_trust.c), and a restore of an older version is
+    the one exception. It must be the user's, not the broker's: so the
+    exception is this device's own record of a restore its user asked for,
+    of exactly that version name (which the signed target must carry too),
+    for AF_RESTORE_PENDING_MS. A broker that offers an older version
+    without one, or another version than the one asked, gets the rollback
+    refusal as before.
+
+    HOME/backup.json: { identities: { PROGRAM: { name, publisher, keyId } },
+    restores: { PROGRAM: { versionName ("" for the latest), at, config } } };
+    HOME/restores/PROGRAM.sealed: a pending restore's sealed configuration,
+    applied in place of the one the install made (S4.6), then removed.
+    =========================================================================
+*/
+#include "node_int.h"
+#include "af_config.h"
+
+#include <sodium.h>
+
+#define STATE_FILE  "backup.json"
+
+//  Restore options carried in pending->seq while the backup is fetched
+#define RESTORE_LATEST      1
+#define RESTORE_RECOMMEND   2
+
+static json_t *
+s_state (af_node_t *self, const char *section)
+{
+    json_t *doc = node_json_load (self, STATE_FILE);
+    if (!json_is_object (doc)) {
+        json_decref (doc);
+        doc = json_object ();
+    }
+    if (!json_is_object (json_object_get (doc, section)))
+        json_object_set_new (doc, section, json_object ());
+    return doc;
+}
+
+static void
+s_sealed_path (af_node_t *self, const char *program, char *path, size_t size)
+{
+    snprintf (path, size, "%s/restores/%s.sealed", self->config.home, program);
+}
+
+//  --------------------------------------------------------------------------
+//  After an install: the identity, and a restore's configuration
+
+//  Apply a pending restore's sealed configuration; true if it was applied
+static bool
+s_restore_config (af_node_t *self, const char *program)
+{
+    char path [700], err [AF_MAX_REASON + 1];
+    s_sealed_path (self, program, path, sizeof path);
+    zchunk_t *blob = zsys_file_exists (path)? zchunk_slurp (path, AF_MAX_CONFIG): NULL;
+    uint8_t key [AF_CONFIG_KEY_SIZE];
+    bool applied = false;
+    if (blob && !node_config_key (self, key))
+        zsys_warning ("node: the backup's configuration of %s waits: set the account secret (appferry config "
+                      "secret) and restore again", program);
+    else
+    if (blob) {
+        applied = af_config_open (key, self->config.home, program, zchunk_data (blob), zchunk_size (blob),
+                                  err, sizeof err) == AF_OK;
+        sodium_memzero (key, sizeof key);
+        if (applied)
+            zsys_info ("node: restored the backed-up configuration of %s", program);
+        else
+            zsys_warning ("node: the backed-up configuration of %s was not applied: %s", program, err);
+    }
+    zchunk_destroy (&blob);
+    unlink (path);
+    return applied;
+}
+
+bool
+node_backup_installed (af_node_t *self, const job_t *job, const char *outcome)
+{
+    json_t *doc = s_state (self, "identities");
+    json_object_set_new (json_object_get (doc, "identities"), job->program,
+                         json_pack ("{s:s, s:s, s:s}", "name", job->package.display, "publisher",
+                                    job->package.publisher, "keyId", job->key_id));
+    json_t *restores = json_object_get (doc, "restores");
+    json_t *pending = json_object_get (restores, job->program);
+    const char *version = json_string_value (json_object_get (pending, "versionName"));
+    bool applied = false;
+    if (version && (!*version || streq (version, job->package.version_name))) {
+        if (streq (outcome, "installed"))
+            applied = s_restore_config (self, job->program);
+        json_object_del (restores, job->program);
+    }
+    node_json_save (self, STATE_FILE, doc);
+    json_decref (doc);
+    return applied;
+}
+
+bool
+node_restore_allows (af_node_t *self, const job_t *job)
+{
+    json_t *doc = s_state (self, "restores");
+    json_t *pending = json_object_get (json_object_get (doc, "restores"), job->program);
+    const char *version = json_string_value (json_object_get (pending, "versionName"));
+    uint64_t at = (uint64_t) json_integer_value (json_object_get (pending, "at"));
+    bool allowed = version && *version && streq (version, job->package.version_name)
+                && at + AF_RESTORE_PENDING_MS > (uint64_t) zclock_time ();
+    json_decref (doc);
+    if (allowed)
+        zsys_info ("node: %s %s is older than the installed version: restored, as asked here", job->program,
+                   job->package.version_name);
+    return allowed;
+}
+
+//  --------------------------------------------------------------------------
+//  backup PROGRAM [config]
+
+static bool
+s_put_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
+{
+    if (!node_answer_failed (self, pending, answer) && pending->client)
+        node_ctl_reply (self, pending->client, true, json_pack ("{s:s, s:s, s:b}", "program", pending->program,
+                        "versionName", pending->device_name, "config", pending->seq != 0));
+    return true;
+}
+
+//  The sealed configuration of program into msg; 0, or -1 with err
+static int
+s_seal (af_node_t *self, const char *program, af_msg_t *msg, char *err, size_t errlen)
+{
+    uint8_t key [AF_CONFIG_KEY_SIZE];
+    char dir [600], tmp [700];
+    snprintf (dir, sizeof dir, "%s/config/%s", self->config.home, program);
+    if (!af_config_mtime (dir))
+        return snprintf (err, errlen, "%s has no configuration here (%s)", program, dir), -1;
+    if (!node_config_key (self, key))
+        return snprintf (err, errlen, "set the account secret first: appferry config secret"), -1;
+    snprintf (tmp, sizeof tmp, "%s/incoming/backup-%s.tar", self->config.home, program);
+    uint8_t *blob = NULL;
+    size_t size = 0;
+    int rc = af_config_seal (key, dir, tmp, &blob, &size, err, errlen) == AF_OK? 0: -1;
+    sodium_memzero (key, sizeof key);
+    msg->data = blob;
+    msg->data_size = (uint32_t) size;
+    return rc;
+}
+
+void
+node_backup (af_node_t *self, cli_t *cli)
+{
+    const char *program = cli->arg [0];
+    bool with_config = cli->arg [1] && streq (cli->arg [1], "config");
+    char err [AF_MAX_REASON + 1];
+    af_install_info_t info;
+    bool found = false;
+    if (af_program_check (program, err, sizeof err) != AF_OK
+    ||  af_install_record_read (self->config.home, program, &info, &found) != AF_OK || !found) {
+        node_ctl_error (self, cli->client, AF_E_MALFORMED, "%s is not installed on this device", program);
+        return;
+    }
+    af_msg_t *msg = af_msg_new (AF_MSG_BACKUP_PUT);
+    if (with_config && s_seal (self, program, msg, err, sizeof err)) {
+        node_ctl_error (self, cli->client, AF_E_MALFORMED, "%s", err);
+        af_msg_destroy (&msg);
+        return;
+    }
+    af_msg_set_backup_count (msg, 1);
+    af_backup_t *entry = &msg->backups [0];
+    json_t *doc = s_state (self, "identities");
+    json_t *identity = json_object_get (json_object_get (doc, "identities"), program);
+    const char *name = json_string_value (json_object_get (identity, "name"));
+    snprintf (entry->program, sizeof entry->program, "%s", program);
+    snprintf (entry->name, sizeof entry->name, "%s", name && *name? name: program);
+    snprintf (entry->publisher, sizeof entry->publisher, "%s",
+              json_is_string (json_object_get (identity, "publisher"))?
+              json_string_value (json_object_get (identity, "publisher")): "");
+    snprintf (entry->key_id, sizeof entry->key_id, "%s", json_is_string (json_object_get (identity, "keyId"))?
+              json_string_value (json_object_get (identity, "keyId")): "");
+    json_decref (doc);
+    snprintf (entry->platform, sizeof entry->platform, "%s", self->device.platform);
+    snprintf (entry->version_name, sizeof entry->version_name, "%s", info.version_name);
+    entry->version_code = info.version_code;
+    snprintf (entry->hash, sizeof entry->hash, "%s", info.hash);
+    pending_t *pending = node_request (self, s_put_answer, REQ_SESSION, cli->client, msg);
+    snprintf (pending->program, sizeof pending->program, "%s", program);
+    snprintf (pending->device_name, sizeof pending->device_name, "%s", info.version_name);
+    pending->seq = with_config;
+}
+
+//  --------------------------------------------------------------------------
+//  backups [PROGRAM]
+
+static json_t *
+s_backups_doc (af_msg_t *list)
+{
+    json_t *backups = json_array ();
+    for (uint32_t i = 0; i < list->backup_count; i++) {
+        const af_backup_t *b = &list->backups [i];
+        json_array_append_new (backups, json_pack ("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:s, s:b}",
+            "program", b->program, "name", b->name, "publisher", b->publisher, "keyId", b->key_id,
+            "platform", b->platform, "versionName", b->version_name, "versionCode", (json_int_t) b->version_code,
+            "hash", b->hash, "at", (json_int_t) b->at, "deviceId", b->device_id, "config", b->config_size > 0));
+    }
+    return json_pack ("{s:o}", "backups", backups);
+}
+
+static bool
+s_list_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
+{
+    if (!node_answer_failed (self, pending, answer) && pending->client)
+        node_ctl_reply (self, pending->client, answer->id == AF_MSG_BACKUP_LIST,
+                        answer->id == AF_MSG_BACKUP_LIST? s_backups_doc (answer):
+                        node_error_doc (AF_E_INTERNAL, "unexpected answer from the broker"));
+    return true;
+}
+
+void
+node_backups (af_node_t *self, cli_t *cli)
+{
+    char err [AF_MAX_REASON + 1];
+    if (cli->arg [0] && af_program_check (cli->arg [0], err, sizeof err) != AF_OK) {
+        node_ctl_error (self, cli->client, AF_E_MALFORMED, "'%s': %s", cli->arg [0], err);
+        return;
+    }
+    af_msg_t *msg = af_msg_new (AF_MSG_BACKUPS);
+    if (cli->arg [0])
+        snprintf (msg->program, sizeof msg->program, "%s", cli->arg [0]);
+    node_request (self, s_list_answer, REQ_SESSION, cli->client, msg);
+}
+
+//  --------------------------------------------------------------------------
+//  restore PROGRAM [version=V] [latest] [recommend]
+
+//  The broker's answer to RESTORE: the push, or why nothing fits
+static bool
+s_restore_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
+{
+    bool pushed = answer && answer->id == AF_MSG_PUSH_ACCEPTED;
+    if (!pushed) {
+        //  Nothing comes: the restore is no longer pending
+        json_t *doc = s_state (self, "restores");
+        json_object_del (json_object_get (doc, "restores"), pending->program);
+        node_json_save (self, STATE_FILE, doc);
+        json_decref (doc);
+        char path [700];
+        s_sealed_path (self, pending->program, path, sizeof path);
+        unlink (path);
+    }
+    if (node_answer_failed (self, pending, answer) || !pending->client)
+        return true;
+    if (pushed)
+        node_cli_push_answer (self, pending, answer);
+    else
+    if (answer->id == AF_MSG_RESOLVED) {
+        json_t *doc = af_resolution_to_jansson (answer->program, &(af_resolution_t) {
+                                                (af_fit_t) answer->fit, answer->package, "" });
+        json_object_set_new (doc, "reason", json_string (answer->reason));
+        if (answer->has_alternative)
+            json_object_set_new (doc, "recommended", af_package_to_jansson (&answer->alternative));
+        node_ctl_reply (self, pending->client, false, doc);
+    }
+    else
+        node_ctl_error (self, pending->client, AF_E_INTERNAL, "unexpected %s from the broker",
+                        af_msg_command_name (answer->id));
+    return true;
+}
+
+//  The backup to restore: record the restore here, then ask for it
+static bool
+s_backup_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
+{
+    if (node_answer_failed (self, pending, answer))
+        return true;
+    if (answer->id != AF_MSG_BACKUP_LIST || answer->backup_count != 1) {
+        node_ctl_error (self, pending->client, AF_E_INTERNAL, "unexpected answer from the broker");
+        return true;
+    }
+    const af_backup_t *backup = &answer->backups [0];
+    bool latest = pending->seq & RESTORE_LATEST;
+    char path [700];
+    s_sealed_path (self, pending->program, path, sizeof path);
+    bool config = answer->data_size > 0;
+    if (config) {
+        zchunk_t *blob = zchunk_new (answer->data, answer->data_size);
+        zfile_t *file = zfile_new (NULL, path);
+        bool ok = zsys_dir_create ("%s/restores", self->config.home) == 0 && zfile_output (file) == 0
+               && zfile_write (file, blob, 0) == 0;
+        zfile_destroy (&file);
+        zchunk_destroy (&blob);
+        if (!ok) {
+            node_ctl_error (self, pending->client, AF_E_INTERNAL, "cannot keep the configuration in %s", path);
+            return true;
+        }
+    }
+    json_t *doc = s_state (self, "restores");
+    json_object_set_new (json_object_get (doc, "restores"), pending->program,
+                         json_pack ("{s:s, s:I, s:b}", "versionName", latest? "": backup->version_name,
+                                    "at", (json_int_t) zclock_time (), "config", config));
+    node_json_save (self, STATE_FILE, doc);
+    json_decref (doc);
+    af_msg_t *restore = af_msg_new (AF_MSG_RESTORE);
+    snprintf (restore->program, sizeof restore->program, "%s", pending->program);
+    if (!latest)
+        snprintf (restore->version_name, sizeof restore->version_name, "%s", backup->version_name);
+    restore->latest = latest;
+    restore->recommend = (pending->seq & RESTORE_RECOMMEND) != 0;
+    pending_t *next = node_request (self, s_restore_answer, REQ_SESSION, pending->client, restore);
+    snprintf (next->program, sizeof next->program, "%s", pending->program);
+    return true;
+}
+
+void
+node_restore (af_node_t *self, cli_t *cli)
+{
+    const char *program = cli->arg [0];
+    char err [AF_MAX_REASON + 1];
+    if (af_program_check (program, err, sizeof err) != AF_OK) {
+        node_ctl_error (self, cli->client, AF_E_MALFORMED, "'%s': %s", program, err);
+        return;
+    }
+    af_msg_t *get = af_msg_new (AF_MSG_BACKUP_GET);
+    snprintf (get->program, sizeof get->program, "%s", program);
+    uint64_t options = self->config.restore_recommend? RESTORE_RECOMMEND: 0;
+    for (int i = 1; i < cli->args; i++)
+        if (strncmp (cli->arg [i], "version=", 8) == 0)
+            snprintf (get->version_name, sizeof get->version_name, "%s", cli->arg [i] + 8);
+        else
+        if (streq (cli->arg [i], "latest"))
+            options |= RESTORE_LATEST;
+        else
+        if (streq (cli->arg [i], "recommend"))
+            options |= RESTORE_RECOMMEND;
+    pending_t *pending = node_request (self, s_backup_answer, REQ_SESSION, cli->client, get);
+    snprintf (pending->program, sizeof pending->program, "%s", program);
+    pending->seq = options;
+}
