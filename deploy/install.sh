@@ -15,8 +15,9 @@
 #   2. the directories with their owners and modes (systemd-tmpfiles, from
 #      PREFIX/lib/tmpfiles.d/appferry.conf): /etc/appferry (root's),
 #      /var/lib/appferry, -catalog, -matcher (appferry's, 0700),
-#      /var/lib/appferry-contacts (appferry-contacts', 0700);
-#   3. /etc/appferry/broker.cfg and node.env from the samples (an existing
+#      /var/lib/appferry-contacts (appferry-contacts', 0700),
+#      /var/lib/appferry-payments (appferry-payments', 0700);
+#   3. /etc/appferry/broker.cfg, payments.cfg and node.env from the samples (an existing
 #      one is kept as it is);
 #   4. the broker's keypair, by starting the broker once as appferry on
 #      loopback ports the kernel picks, until its key file is there; its
@@ -29,7 +30,9 @@
 #   7. the contacts service's keypair and OPRF key, the same way but as the
 #      user appferry-contacts (the key must be out of the broker's reach),
 #      and its public half in the broker's worker keys directory;
-#   8. systemctl daemon-reload, when systemd runs.
+#   8. the payments service's keypair and ledger, as the user
+#      appferry-payments, and its public half in the worker keys directory;
+#   9. systemctl daemon-reload, when systemd runs.
 #
 # Options:
 #   --prefix DIR  where `cmake --install` put appferry (default: the prefix
@@ -70,6 +73,7 @@ die () { echo "install.sh: $*" >&2; exit 1; }
 BIN="$ROOT$PREFIX/bin"
 SHARE="$ROOT$PREFIX/share/appferry"
 for f in "$BIN/appferry-broker" "$BIN/appferry-matcher" "$BIN/appferry-catalog" "$BIN/appferry-contacts" \
+         "$BIN/appferry-payments" "$SHARE/appferry-payments.cfg" \
          "$ROOT$PREFIX/lib/sysusers.d/appferry.conf" "$ROOT$PREFIX/lib/tmpfiles.d/appferry.conf" \
          "$SHARE/appferry-broker.cfg" "$SHARE/node.env"; do
     [ -e "$f" ] || die "$f is missing: run 'cmake --install build' first (with --prefix $PREFIX)"
@@ -90,6 +94,9 @@ AS_APPFERRY=(setpriv --reuid="$AF_UID" --regid="$AF_GID" --clear-groups --reset-
 IDS=$(awk -F: '$1 == "appferry-contacts" { print $3 ":" $4 }' "$ROOT/etc/passwd")
 [ -n "$IDS" ] || die "no user appferry-contacts in $ROOT/etc/passwd after systemd-sysusers"
 CONTACTS_UID=${IDS%:*} CONTACTS_GID=${IDS#*:}
+IDS=$(awk -F: '$1 == "appferry-payments" { print $3 ":" $4 }' "$ROOT/etc/passwd")
+[ -n "$IDS" ] || die "no user appferry-payments in $ROOT/etc/passwd after systemd-sysusers"
+PAYMENTS_UID=${IDS%:*} PAYMENTS_GID=${IDS#*:}
 
 # 2. The directories
 systemd-tmpfiles "${ROOT_OPT[@]}" --create "$ROOT$PREFIX/lib/tmpfiles.d/appferry.conf"
@@ -98,10 +105,11 @@ DATA="$ROOT/var/lib/appferry"
 CATALOG="$ROOT/var/lib/appferry-catalog"
 MATCHER="$ROOT/var/lib/appferry-matcher"
 CONTACTS="$ROOT/var/lib/appferry-contacts"
-for d in "$ETC" "$DATA/workers" "$CATALOG" "$MATCHER" "$CONTACTS"; do [ -d "$d" ] || die "systemd-tmpfiles did not make $d"; done
+PAYMENTS="$ROOT/var/lib/appferry-payments"
+for d in "$ETC" "$DATA/workers" "$CATALOG" "$MATCHER" "$CONTACTS" "$PAYMENTS"; do [ -d "$d" ] || die "systemd-tmpfiles did not make $d"; done
 
 # 3. Configuration, from the samples when missing
-for pair in appferry-broker.cfg:broker.cfg node.env:node.env; do
+for pair in appferry-broker.cfg:broker.cfg appferry-payments.cfg:payments.cfg node.env:node.env; do
     if [ ! -e "$ETC/${pair#*:}" ]; then
         install -m 0644 -o root -g root "$SHARE/${pair%%:*}" "$ETC/${pair#*:}"
         say "wrote $ETC/${pair#*:} (from the sample)"
@@ -171,9 +179,22 @@ fi
 install -m 0644 -o "$AF_UID" -g "$AF_GID" "$CONTACTS/contacts.cert" "$DATA/workers/contacts.cert"
 say "the broker admits the contacts service ($DATA/workers/contacts.cert)"
 
-# 8. systemd
+# 8. The payments service's keypair and ledger, made as its own user. It
+#    saves its keypair and opens its ledger before it connects.
+if [ ! -s "$PAYMENTS/payments.cert_secret" ]; then
+    RUN_AS=(setpriv --reuid="$PAYMENTS_UID" --regid="$PAYMENTS_GID" --clear-groups --reset-env --)
+    start_once "$PAYMENTS/payments.cert_secret" "$BIN/appferry-payments" --broker tcp://127.0.0.1:9 \
+        --broker-key "$ETC/broker.cert" --cert "$PAYMENTS/payments.cert" --ledger "$PAYMENTS/ledger"
+    RUN_AS=("${AS_APPFERRY[@]}")
+    say "made the payments service's keypair and ledger in $PAYMENTS (back the ledger up)"
+fi
+install -m 0644 -o "$AF_UID" -g "$AF_GID" "$PAYMENTS/payments.cert" "$DATA/workers/payments.cert"
+say "the broker admits the payments service ($DATA/workers/payments.cert)"
+
+# 9. systemd
 if [ -z "$ROOT" ] && [ -d /run/systemd/system ]; then
     systemctl daemon-reload
 fi
 say "done. Start the services with: systemctl enable --now appferry-broker appferry-matcher"
+say "  (friends need appferry-contacts, paid apps appferry-payments: enable them too)"
 say "fill the catalog with: runuser -u appferry -- $PREFIX/bin/appferry-catalog --catalog /var/lib/appferry-catalog import MANIFEST.json"

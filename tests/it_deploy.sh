@@ -24,9 +24,9 @@ R="$T/root"
 PREFIX=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$AF_BIN/CMakeCache.txt")
 UNITS="$R$PREFIX/lib/systemd/system"
 DESTDIR="$R" cmake --install "$AF_BIN" > "$T/install.log" 2>&1 || { cat "$T/install.log"; die "cmake --install failed"; }
-check "cmake --install puts the four units, the sysusers and tmpfiles files and install.sh in the prefix" \
+check "cmake --install puts the five units, the sysusers and tmpfiles files and install.sh in the prefix" \
     test -f "$UNITS/appferry-broker.service" -a -f "$UNITS/appferry-matcher.service" \
-         -a -f "$UNITS/appferry-contacts.service" \
+         -a -f "$UNITS/appferry-contacts.service" -a -f "$UNITS/appferry-payments.service" \
          -a -f "$UNITS/appferry-node@.service" -a -f "$R$PREFIX/lib/sysusers.d/appferry.conf" \
          -a -f "$R$PREFIX/lib/tmpfiles.d/appferry.conf" -a -x "$R$PREFIX/share/appferry/install.sh"
 
@@ -38,7 +38,8 @@ for dir in /usr/lib/systemd/system /lib/systemd/system; do
     [ -d "$dir" ] && { cp -r "$dir" "$R/usr/lib/systemd/"; break; }
 done
 THRESHOLD=39                # systemd-analyze's scale is 0-100: below 4.0
-for unit in appferry-broker.service appferry-matcher.service appferry-contacts.service appferry-node@.service; do
+for unit in appferry-broker.service appferry-matcher.service appferry-contacts.service appferry-payments.service \
+            appferry-node@.service; do
     out=$(systemd-analyze verify --root="$R" "$UNITS/$unit" 2>&1); rc=$?
     check "systemd-analyze verify $unit: clean" test $rc -eq 0 -a -z "$out"
     [ -z "$out" ] || echo "$out" | sed 's/^/  # /'
@@ -97,6 +98,14 @@ check "  ... its OPRF key and keypair are its own, 0600, its public key in the b
          -a "$(cat "$R/var/lib/appferry/workers/contacts.cert")" = "$(cat "$R/var/lib/appferry-contacts/contacts.cert")"
 check "  ... and the broker's user cannot read the key" \
     bash -c "! setpriv --reuid=$AF_UID --regid=$AF_GID --clear-groups -- cat '$R/var/lib/appferry-contacts/oprf.key' 2>/dev/null"
+IDS=$(awk -F: '$1 == "appferry-payments" { print $3 ":" $4 }' "$R/etc/passwd")
+PAYMENTS_UID=${IDS%:*} PAYMENTS_GID=${IDS#*:}
+check "  ... the payments service has a user of its own; its keypair and ledger are its, its public key in the worker keys" \
+    test -n "$IDS" -a "$PAYMENTS_UID" != "$AF_UID" -a "$PAYMENTS_UID" != "$CONTACTS_UID" \
+         -a "$(mode_owner "$R/var/lib/appferry-payments")" = "700 $PAYMENTS_UID" \
+         -a "$(mode_owner "$R/var/lib/appferry-payments/payments.cert_secret")" = "600 $PAYMENTS_UID" \
+         -a -f "$R/var/lib/appferry-payments/ledger/data.mdb" -a -f "$R/etc/appferry/payments.cfg" \
+         -a "$(cat "$R/var/lib/appferry/workers/payments.cert")" = "$(cat "$R/var/lib/appferry-payments/payments.cert")"
 # nothing_runs_from_root: no process runs a binary of the root
 nothing_runs_from_root () {
     local f
@@ -108,7 +117,8 @@ nothing_runs_from_root () {
 check "  ... and the broker, matcher and contacts service it started once are stopped" nothing_runs_from_root
 
 KEYS=("$R/var/lib/appferry/broker.cert_secret" "$R/var/lib/appferry-matcher/matcher.cert_secret"
-      "$R/var/lib/appferry-contacts/contacts.cert_secret" "$R/var/lib/appferry-contacts/oprf.key")
+      "$R/var/lib/appferry-contacts/contacts.cert_secret" "$R/var/lib/appferry-contacts/oprf.key"
+      "$R/var/lib/appferry-payments/payments.cert_secret")
 keys=$(cat "${KEYS[@]}" | b2sum)
 echo "    verbose = 0" >> "$R/etc/appferry/broker.cfg"
 edited=$(b2sum < "$R/etc/appferry/broker.cfg")
@@ -157,6 +167,12 @@ PIDS+=($!)
 check "the contacts service from its unit's ExecStart, as appferry-contacts, is admitted with the key install.sh put in place" \
     wait_until 10 grep -q "ready for 'contacts'" "$T/broker.log"
 check "  ... using the key install.sh made" grep -q "contacts: using key [0-9a-f]* from $R/var/lib/appferry-contacts/oprf.key" "$T/contacts.log"
+read -ra argv <<< "$(exec_start appferry-payments.service)"
+setpriv --reuid="$PAYMENTS_UID" --regid="$PAYMENTS_GID" --clear-groups -- "${argv[@]}" --broker "$WORKERS_EP" \
+    --heartbeat $HB > "$T/payments.log" 2>&1 &
+PIDS+=($!)
+check "the payments service from its unit's ExecStart, as appferry-payments, is admitted with the key install.sh put in place" \
+    wait_until 10 grep -q "ready for 'payments'" "$T/broker.log"
 out=$("${AS_APPFERRY[@]}" "$R$PREFIX/bin/appferry-catalog" --catalog "$R/var/lib/appferry-catalog" \
       import --insecure-unsigned "$T/src/catalog/manifest.json" 2>&1); rc=$?
 check "appferry-catalog as appferry imports into the catalog the units name, the matcher running" \
