@@ -17,7 +17,9 @@
     every device is online with its reports confirmed and every accepted
     offer has its RESULT, at most --drain seconds), verify (APPS of every
     device, fleet_verify), done. SIGUSR1 marks a broker restart, so the
-    time back online is measured from it; SIGINT or SIGTERM ends the run
+    time back online is measured from it; SIGUSR2 marks the death of one
+    broker of a cluster, so the time until the devices it had are back
+    (on the shards' new owners) is; SIGINT or SIGTERM ends the run
     phase at once (a second one ends everything).
     =========================================================================
 */
@@ -291,6 +293,7 @@ fleet_new (const fleet_config_t *config, char *err, size_t errlen)
     sigaddset (&signals, SIGINT);
     sigaddset (&signals, SIGTERM);
     sigaddset (&signals, SIGUSR1);
+    sigaddset (&signals, SIGUSR2);
     self->signal_fd = signalfd (-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
     struct epoll_event event = { .events = EPOLLIN, .data.u32 = SIGNAL_ITEM };
     if (self->epoll_fd < 0 || self->signal_fd < 0
@@ -434,9 +437,30 @@ s_rate (fleet_t *self, int64_t now)
     }
 }
 
+//  After a move mark (SIGUSR2: a broker of the cluster was killed): once
+//  every device could have noticed (heartbeat x (liveness + 1) after the
+//  mark, the silence rule's longest wait), and every device is online
+//  again, the time from the mark to the last LOGIN_OK of a device that
+//  lost its session after it
+static void
+s_moved (fleet_t *self, int64_t now)
+{
+    int64_t window = (int64_t) self->config.heartbeat_ms * (AF_HEARTBEAT_LIVENESS + 1);
+    if (!self->move_mark || now - self->move_mark < window || self->displaced_back < self->displaced
+    ||  self->online + self->away + self->failed < self->device_count)
+        return;
+    self->stats.moved_devices = self->displaced;
+    self->stats.moved_back_ms = self->displaced? self->displaced_last - self->move_mark: 0;
+    printf ("fleet: moved back: %u sessions lost after the move mark, every device online again %.2f s "
+            "after it\n", self->displaced, (double) self->stats.moved_back_ms / 1000);
+    fflush (stdout);
+    self->move_mark = 0;
+}
+
 static void
 s_phase (fleet_t *self, int64_t now)
 {
+    s_moved (self, now);
     double in_phase = (double) (now - self->phase_start) / 1000;
     //  With --auto-sync, when every device has had its first diff
     if (self->config.auto_sync && !self->diffs_done_at && self->first_syncs + self->failed >= self->device_count) {
@@ -506,6 +530,17 @@ s_signals (fleet_t *self, int64_t now)
 {
     struct signalfd_siginfo info;
     while (read (self->signal_fd, &info, sizeof info) == (ssize_t) sizeof info) {
+        if (info.ssi_signo == SIGUSR2) {
+            self->move_mark = now;
+            self->displaced = self->displaced_back = 0;
+            self->displaced_last = 0;
+            for (uint32_t i = 0; i < self->device_count; i++)
+                self->devices [i].displaced = false;
+            printf ("fleet: %.1f s: move mark (SIGUSR2); %u of %u devices online\n",
+                    (double) (now - self->start) / 1000, self->online, self->device_count);
+            fflush (stdout);
+            continue;
+        }
         if (info.ssi_signo == SIGUSR1) {
             self->restart_mark = now;
             self->back_count = 0;
