@@ -90,6 +90,10 @@ typedef struct {
     bool in_isr;                    //  in the shard's in-sync set (etcd)
     bool asking;                    //  an ISR change for it is with the coordinator
     bool in_flight;                 //  a REPL to it awaits its ack
+    uint64_t sent_last;             //  the last seq of that REPL (0: a probe)
+    uint64_t sent_head;             //  our log's head when it went
+    bool joining;                   //  on its way into the in-sync set: waited for
+    uint64_t join_need;             //  ... and in it once it has acked this
     int64_t sent_at;
     int64_t last_ack;
     int64_t since;                  //  when we began to track it
