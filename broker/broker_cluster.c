@@ -889,6 +889,10 @@ broker_cluster_tick (af_broker_t *self, int64_t now)
             }
         }
     }
+    if (now - self->published_at >= 1000) {
+        self->published_at = now;
+        broker_cluster_publish (self);
+    }
     //  The log: what every follower has, beyond what we keep, goes
     int64_t every = 10000;
     if (now - self->trim_at >= every) {

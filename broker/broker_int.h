@@ -190,6 +190,7 @@ struct _af_broker_t {
     zlistx_t *units;                //  batches held for their followers
     zlistx_t *acks;                 //  REPL_ACKs to send after our commit
     int64_t trim_at;
+    int64_t published_at;           //  the last DATA/cluster.json
 };
 
 //  A handler of one node command
@@ -272,6 +273,8 @@ void broker_cluster_committed (af_broker_t *self, zlistx_t **held_p);
 void broker_cluster_release (af_broker_t *self);
 void broker_cluster_tick (af_broker_t *self, int64_t now);
 void broker_cluster_trim (af_broker_t *self);
+//  DATA/cluster.json: the shard map as we see it (broker_cluster_status.c)
+void broker_cluster_publish (af_broker_t *self);
 zsock_t *broker_mesh_connect (af_broker_t *self, const char *endpoint);
 
 //  --------------------------------------------------------------------------

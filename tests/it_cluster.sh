@@ -16,6 +16,24 @@ cluster_start 3
 check "every shard gets an owner" wait_until 20 all_owned
 check "  ... the shards spread over the three brokers" wait_until 20 spread
 
+# The shard map: --cluster-status reads each member's DATA/cluster.json;
+# owners and epochs are etcd's, each follower's lag its owner's
+map_ok () {
+    local s
+    "$BROKER" --cluster-status --json -d "$T/b1" "$T/b2" "$T/b3" > "$T/map.json" || return 1
+    test "$(jq length "$T/map.json")" -eq $SHARDS || return 1
+    for s in $(seq 0 $((SHARDS - 1))); do
+        test "$(jq -r ".[$s].owner" "$T/map.json")" = "$(owner $s)" || return 1
+        jq -e ".[$s].followers | length >= 1 and all(.lag >= 0 and .inSync)" "$T/map.json" > /dev/null || return 1
+    done
+}
+check "--cluster-status: every shard's owner as etcd has it, and an in-sync follower with its lag" \
+    wait_until 10 map_ok || cat "$T/map.json"
+check "  ... as text, a line per shard" \
+    test "$("$BROKER" --cluster-status -d "$T/b1" "$T/b2" "$T/b3" | grep -c ' lag [0-9]* in-sync')" -eq $SHARDS
+no_map () { ! "$BROKER" --cluster-status -d "$T" 2> "$T/nomap.err" && grep -q "cluster.json" "$T/nomap.err"; }
+check "  ... and says so of a directory without a map" no_map
+
 # Six accounts, a device each, given all three endpoints
 NODES_EP=$ALL
 for a in ana bob cyd dia edd flo; do
