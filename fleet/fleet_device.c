@@ -666,10 +666,13 @@ fleet_device_tick (fleet_t *self, fleet_device_t *device, int64_t now)
             //  libzmq keeps trying this connection; only with another broker
             //  to try does a device give up on it (a storm of new sockets
             //  would only add handshakes to a broker already behind)
-            if (self->endpoint_count > 1 && now - device->connected_at >
-                (fleet_net_is_silent (self, device->broker, now)? FLEET_UNREACHABLE_MS: FLEET_CONNECT_GIVE_UP_MS)) {
+            //  A broker whose connections closed is left after a second;
+            //  none is marked for this (a storm of handshakes is slow too)
+            bool silent = fleet_net_is_silent (self, device->broker, now);
+            if (self->endpoint_count > 1
+            &&  now - device->connected_at > (silent? FLEET_UNREACHABLE_MS: FLEET_CONNECT_GIVE_UP_MS)) {
                 self->stats.moves_unreachable++;
-                fleet_net_silent (self, device);
+                fleet_net_next_broker (self, device);
                 fleet_device_drop (self, device, "no answer on a new connection", false);
                 return;
             }
@@ -683,7 +686,7 @@ fleet_device_tick (fleet_t *self, fleet_device_t *device, int64_t now)
         default:
             if (now - device->last_recv > (int64_t) device->beat * device->liveness + device->beat) {
                 self->stats.broker_gone++;
-                fleet_net_silent (self, device);
+                fleet_net_next_broker (self, device);
                 fleet_device_drop (self, device, "the broker is silent", false);
                 return;
             }

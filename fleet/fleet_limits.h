@@ -43,7 +43,7 @@
 #define FLEET_CONNECT_GIVE_UP_MS 10000  //  no answer on a new connection, and
                                         //  another broker to try: try it
 #define FLEET_UNREACHABLE_MS    1000    //  ... or, when it was found silent
-                                        //  already, within this
+                                        //  (its connections closed), this
 #define FLEET_SILENT_MARK_MS    10000   //  a broker found silent is avoided (a
                                         //  REDIRECT to it waited out) this long
 #define FLEET_REDIRECT_WAIT_MS  1000    //  a REDIRECT without an owner (or to a

@@ -47,11 +47,16 @@ fleet_net_endpoint (fleet_t *self, const char *endpoint)
 //  that was up fails (ZMQ_IMMEDIATE: libzmq has lost the connection; with
 //  one broker the device waits for libzmq's reconnect instead), when a
 //  new connection gets no answer, and when a broker of a cluster answers
-//  REDIRECT (SPEC 5.36). The first three mark the broker silent for the
-//  whole fleet: the next broker chosen skips it, and a REDIRECT naming it
-//  (a shard's owner that died: etcd keeps its ownership until its lease
-//  ends, and the others keep sending there) is waited out as "no owner
-//  yet" rather than followed into a dead endpoint. The mark goes when
+//  REDIRECT (SPEC 5.36). Only the failed send marks the broker silent for
+//  the whole fleet: its connections closed, a sure sign it is gone (killed,
+//  or its host). Silence and slow handshakes do not: a broker busy with a
+//  storm of logins is slow to answer too, and marking it would send every
+//  device away from it, and round the others, for good. While marked, the
+//  next broker chosen skips it, a new connection to it is given up after
+//  a second, and a REDIRECT naming it (a shard's owner that died: etcd
+//  keeps its ownership until its lease ends, and the others keep sending
+//  there) is waited out as "no owner yet" rather than followed into a
+//  dead endpoint. The mark goes when
 //  anything is heard from that broker, after FLEET_SILENT_MARK_MS, or at
 //  a REDIRECT to it of an epoch above every epoch the fleet had seen
 //  when it marked it: epochs are etcd revisions, which only grow, so that
