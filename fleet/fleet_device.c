@@ -330,6 +330,7 @@ s_login_next (fleet_t *self, fleet_device_t *device)
 static void
 s_up (fleet_t *self, fleet_device_t *device)
 {
+    device->give_ups = 0;
     s_state (self, device, DEV_BACKOFF);        //  "up, not logged in"
     s_login_next (self, device);
 }
@@ -668,10 +669,15 @@ fleet_device_tick (fleet_t *self, fleet_device_t *device, int64_t now)
             //  would only add handshakes to a broker already behind)
             //  A broker whose connections closed is left after a second;
             //  none is marked for this (a storm of handshakes is slow too)
+            //  and each give-up doubles the next wait (to 80 s): in a
+            //  storm every broker is slow, and a device that gave up starts
+            //  its handshake again elsewhere, which only adds to the storm
             bool silent = fleet_net_is_silent (self, device->broker, now);
-            if (self->endpoint_count > 1
-            &&  now - device->connected_at > (silent? FLEET_UNREACHABLE_MS: FLEET_CONNECT_GIVE_UP_MS)) {
+            int64_t wait = (int64_t) FLEET_CONNECT_GIVE_UP_MS << (device->give_ups < 3? device->give_ups: 3);
+            if (self->endpoint_count > 1 && now - device->connected_at > (silent? FLEET_UNREACHABLE_MS: wait)) {
                 self->stats.moves_unreachable++;
+                if (!silent && device->give_ups < UINT8_MAX)
+                    device->give_ups++;
                 fleet_net_next_broker (self, device);
                 fleet_device_drop (self, device, "no answer on a new connection", false);
                 return;

@@ -179,6 +179,7 @@ typedef struct {
     bool synced;                    //  its first SYNC was answered
     bool displaced;                 //  lost its session since the move mark (SIGUSR2)
     uint8_t redirects;              //  REDIRECTs since its last LOGIN_OK
+    uint8_t give_ups;               //  new connections given up since one was answered
     void *sock;
     int fd;
     uint32_t epoch;                 //  +1 per connection and per login

@@ -41,7 +41,8 @@
 //  Timing (ms)
 #define FLEET_CONNECT_PING_MS   100     //  PING while a connection is not up
 #define FLEET_CONNECT_GIVE_UP_MS 10000  //  no answer on a new connection, and
-                                        //  another broker to try: try it
+                                        //  another broker to try: try it (the
+                                        //  wait doubles with each, to 80 s)
 #define FLEET_UNREACHABLE_MS    1000    //  ... or, when it was found silent
                                         //  (its connections closed), this
 #define FLEET_SILENT_MARK_MS    10000   //  a broker found silent is avoided (a

@@ -23,9 +23,10 @@
 #   spread             the owners are all N brokers
 #   all_in_sync        every shard has an in-sync follower (a kill -9 of
 #                      any owner can be taken over)
+#   owners             "SHARD ID" of every owned shard, one etcdctl call
 #   owned_by ID        the shards ID owns, one a line
 #   start_matcher_at I NAME CATALOG [opts]: a matcher for broker I
-SHARDS=${SHARDS:-16} TTL=${TTL:-3}
+SHARDS=${SHARDS:-16} TTL=${TTL:-3} REPL_MS=${REPL_MS:-500}
 MEMBERS=0
 declare -a EP WK PID
 [ -n "${MEMBER_OPTS+set}" ] || MEMBER_OPTS=()
@@ -36,14 +37,15 @@ broker_of () {
     local i
     for i in $(seq 1 "$MEMBERS"); do grep -qx "$1" "$T/b$i/broker.id" 2>/dev/null && echo "$i"; done
 }
-owned_by () {
-    local s
-    for s in $(seq 0 $((SHARDS - 1))); do [ "$(owner "$s")" = "$1" ] && echo "$s"; done
+# owners: "SHARD ID" for every owned shard, from one etcdctl call (one
+# call per shard is seconds for 256 on a busy machine)
+owners () {
+    etcdctl_at "$E" get --prefix /appferry/shards/ | paste - - \
+        | sed -nE 's|^/appferry/shards/0*([0-9]+)/owner\t(.*)$|\1 \2|p'
 }
-all_owned () { local s; for s in $(seq 0 $((SHARDS - 1))); do [ -n "$(owner "$s")" ] || return 1; done; }
-spread () {
-    test "$(for s in $(seq 0 $((SHARDS - 1))); do owner "$s"; done | sort -u | wc -l)" -eq "$MEMBERS"
-}
+owned_by () { owners | awk -v id="$1" '$2 == id { print $1 }'; }
+all_owned () { test "$(owners | wc -l)" -eq "$SHARDS"; }
+spread () { test "$(owners | cut -d' ' -f2 | sort -u | wc -l)" -eq "$MEMBERS"; }
 all_in_sync () {
     test "$(etcdctl_at "$E" get --prefix --keys-only /appferry/shards/ | grep /isr/ \
         | sed -E 's|.*/shards/([0-9]+)/isr/.*|\1|' | sort -u | wc -l)" -eq "$SHARDS"
@@ -51,8 +53,8 @@ all_in_sync () {
 
 start_member () {
     local i=$1
-    printf 'cluster\n    etcd = %s\n    shards = %d\n    lease_ttl = %d\n    repl_timeout = 500\n' \
-        "$E" "$SHARDS" "$TTL" > "$T/b$i.cfg"
+    printf 'cluster\n    etcd = %s\n    shards = %d\n    lease_ttl = %d\n    repl_timeout = %d\n' \
+        "$E" "$SHARDS" "$TTL" "$REPL_MS" > "$T/b$i.cfg"
     unset NODES_EP WORKERS_EP
     [ -z "${EP[$i]:-}" ] || NODES_EP=${EP[$i]} WORKERS_EP=${WK[$i]}     # a restart: the same endpoints
     start_broker "b$i" --config "$T/b$i.cfg" "${MEMBER_OPTS[@]}"

@@ -53,7 +53,7 @@ done
 owners=$(for a in ana bob cyd dia edd flo; do owner "$(shard $a)"; done | sort -u | wc -l)
 check "  ... the accounts are on more than one broker ($owners)" test "$owners" -gt 1
 check "a broker that does not own a shard answers with REDIRECT" \
-    grep -q "says shard .* is owned by" "$T/ana.log" "$T/bo.log" "$T/cy.log" "$T/di.log" "$T/ed.log" "$T/flo.log"
+    grep -q "says shard .* is owned by" "$T/ana.log" "$T/bob.log" "$T/cyd.log" "$T/dia.log" "$T/edd.log" "$T/flo.log"
 start_node ana2 "$DEVICES/galaxy-tab-s7.json"
 APPFERRY_PASSWORD="ana's password" af ana2 login ana > /dev/null || die "ana's tablet did not log in"
 check "ana's second device lands on the same owner" wait_until 10 on_owner ana2 ana || cat "$T/on_owner.ana2"

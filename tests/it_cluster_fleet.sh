@@ -67,7 +67,8 @@ LOST=$(owned_by "$OLD" | paste -sd' ')
 kill -9 "${PID[$V]}"; kill -USR2 "$FLEET_PID"; t0=$SECONDS
 wait "${PID[$V]}" 2>/dev/null
 echo "  # killed broker $V ($OLD), owner of shards $LOST"
-taken () { local s o; for s in $LOST; do o=$(owner "$s"); [ -n "$o" ] && [ "$o" != "$OLD" ] || return 1; done; }
+taken () { owners | awk -v lost=" $LOST " -v old="$OLD" 'index(lost, " " $1 " ") && $2 != old { n++ }
+    END { exit !(n == split(lost, a, " ")) }'; }
 check "its followers take its $(echo "$LOST" | wc -w) shards within the lease ($TTL s) and 3 s" \
     wait_until $((TTL + 3)) taken
 echo "  # shards taken $((SECONDS - t0)) s after the kill"
