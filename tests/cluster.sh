@@ -46,9 +46,15 @@ owners () {
 owned_by () { owners | awk -v id="$1" '$2 == id { print $1 }'; }
 all_owned () { test "$(owners | wc -l)" -eq "$SHARDS"; }
 spread () { test "$(owners | cut -d' ' -f2 | sort -u | wc -l)" -eq "$MEMBERS"; }
+# (an owner is in its shard's in-sync set too: a follower is another ID)
 all_in_sync () {
-    test "$(etcdctl_at "$E" get --prefix --keys-only /appferry/shards/ | grep /isr/ \
-        | sed -E 's|.*/shards/([0-9]+)/isr/.*|\1|' | sort -u | wc -l)" -eq "$SHARDS"
+    test "$(etcdctl_at "$E" get --prefix /appferry/shards/ | paste - - | awk -F'\t' '
+        { split ($1, k, "/"); s = k [4] }
+        k [5] == "owner" { owner [s] = $2 }
+        k [5] == "isr" { isr [s] = isr [s] " " k [6] }
+        END { for (s in isr) { n = split (isr [s], ids, " "); for (i = 1; i <= n; i++)
+                  if (ids [i] != owner [s]) { synced++; break } }
+              print synced + 0 }')" -eq "$SHARDS"
 }
 
 start_member () {

@@ -73,8 +73,8 @@ check "the other accounts are served too" wait_until 15 bash -c "for a in bob cy
     test \"\$('$CLI' --home '$T/'\$a --json status | jq -r .loggedIn)\" = true || exit 1; done"
 
 # The killed broker comes back: as a follower, from its own store
-start_member $V
 joined () { etcdctl_at "$E" get --prefix --keys-only /appferry/shards/ | grep -q "isr/$OLD"; }
+start_member $V
 check "the restarted broker joins in-sync sets again" wait_until 20 joined
 
 # A broker stopped past its lease (SIGSTOP), then continued: it confirms
