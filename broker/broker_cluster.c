@@ -852,6 +852,17 @@ s_tick_owner (af_broker_t *self, uint32_t shard, int64_t now)
             zsys_warning ("broker: %s has not acked shard %u for %d ms: it is not waited for while it catches up",
                           replica->id, shard, self->config.cluster_repl_ms);
         }
+        //  A member of the set that is no longer a member of the cluster
+        //  (its lease ended: the owner we took over from, dead) will never
+        //  ack: out at once, not after repl_timeout, for every batch waits
+        //  for it meanwhile, and batches are released in order
+        bool gone = !zhashx_lookup (self->peers, replica->id);
+        if (replica->in_isr && !replica->asking && gone) {
+            replica->asking = true;
+            zsys_info ("broker: %s is no longer in the cluster: removing it from the in-sync set of shard %u",
+                       replica->id, shard);
+            s_tell (self, "ISR_DEL", shard, replica->id, state->epoch);
+        }
         if (replica->in_isr && behind && !replica->asking && now - heard > self->config.cluster_repl_ms) {
             replica->asking = true;
             zsys_warning ("broker: %s has not acked shard %u for %d ms: removing it from the in-sync set",
