@@ -153,6 +153,56 @@ s_program (fleet_t *self, const char *id)
     return (int) self->program_count++;
 }
 
+//  Accounts of account_min..account_max devices (the last one what is
+//  left), and their devices: their own keypair, a real model, a first
+//  install list, a time to connect. 0, or -1 with err.
+static int
+s_population (fleet_t *self, char *err, size_t errlen)
+{
+    //  Accounts of account_min..account_max devices, the last one what is left
+    const fleet_config_t *config = &self->config;
+    uint32_t count = self->device_count;
+    int64_t now = fleet_now ();
+    zcert_t *cert;
+    for (uint32_t first = 0; first < count; self->account_count++) {
+        fleet_account_t *account = &self->accounts [self->account_count];
+        uint32_t size = config->account_min + fleet_uniform (self, config->account_max - config->account_min + 1);
+        account->first = first;
+        account->count = size < count - first? size: count - first;
+        snprintf (account->name, sizeof account->name, "%s-%06u", config->prefix, self->account_count + 1);
+        first += account->count;
+    }
+    //  Devices: their own keypair, a real model, a first install list
+    for (uint32_t a = 0; a < self->account_count; a++) {
+        fleet_account_t *account = &self->accounts [a];
+        for (uint32_t i = account->first; i < account->first + account->count; i++) {
+            fleet_device_t *device = &self->devices [i];
+            device->index = i;
+            device->account = a;
+            device->registrar = i == account->first;
+            //  Spread over the brokers: an account's devices together
+            device->broker = (uint8_t) (a % self->endpoint_count);
+            device->model = (uint16_t) fleet_uniform (self, (uint32_t) fleet_model_count);
+            device->fd = -1;
+            device->beat = config->heartbeat_ms;
+            device->liveness = AF_HEARTBEAT_LIVENESS;
+            device->next_seq = 1;
+            cert = zcert_new ();
+            if (!cert) {
+                snprintf (err, errlen, "cannot make a CURVE keypair");
+                return -1;
+            }
+            memcpy (device->public_key, zcert_public_key (cert), 32);
+            memcpy (device->secret_key, zcert_secret_key (cert), 32);
+            zcert_destroy (&cert);
+            fleet_apps_initial (self, device);
+            device->reconnect_at = now + (config->login_rate > 0? (int64_t) (i * 1000.0 / config->login_rate): 0);
+            fleet_heap_set (self->heap, i, device->reconnect_at);
+        }
+    }
+    return 0;
+}
+
 fleet_t *
 fleet_new (const fleet_config_t *config, char *err, size_t errlen)
 {
@@ -234,44 +284,8 @@ fleet_new (const fleet_config_t *config, char *err, size_t errlen)
         goto failed;
     }
 
-    //  Accounts of account_min..account_max devices, the last one what is left
-    int64_t now = fleet_now ();
-    for (uint32_t first = 0; first < count; self->account_count++) {
-        fleet_account_t *account = &self->accounts [self->account_count];
-        uint32_t size = config->account_min + fleet_uniform (self, config->account_max - config->account_min + 1);
-        account->first = first;
-        account->count = size < count - first? size: count - first;
-        snprintf (account->name, sizeof account->name, "%s-%06u", config->prefix, self->account_count + 1);
-        first += account->count;
-    }
-    //  Devices: their own keypair, a real model, a first install list
-    for (uint32_t a = 0; a < self->account_count; a++) {
-        fleet_account_t *account = &self->accounts [a];
-        for (uint32_t i = account->first; i < account->first + account->count; i++) {
-            fleet_device_t *device = &self->devices [i];
-            device->index = i;
-            device->account = a;
-            device->registrar = i == account->first;
-            //  Spread over the brokers: an account's devices together
-            device->broker = (uint8_t) (a % self->endpoint_count);
-            device->model = (uint16_t) fleet_uniform (self, (uint32_t) fleet_model_count);
-            device->fd = -1;
-            device->beat = config->heartbeat_ms;
-            device->liveness = AF_HEARTBEAT_LIVENESS;
-            device->next_seq = 1;
-            cert = zcert_new ();
-            if (!cert) {
-                snprintf (err, errlen, "cannot make a CURVE keypair");
-                goto failed;
-            }
-            memcpy (device->public_key, zcert_public_key (cert), 32);
-            memcpy (device->secret_key, zcert_secret_key (cert), 32);
-            zcert_destroy (&cert);
-            fleet_apps_initial (self, device);
-            device->reconnect_at = now + (config->login_rate > 0? (int64_t) (i * 1000.0 / config->login_rate): 0);
-            fleet_heap_set (self->heap, i, device->reconnect_at);
-        }
-    }
+    if (s_population (self, err, errlen))
+        goto failed;
 
     //  The PING every device sends, encoded once
     af_msg_t *ping = af_msg_new (AF_MSG_PING);
