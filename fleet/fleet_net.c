@@ -56,11 +56,11 @@ fleet_net_endpoint (fleet_t *self, const char *endpoint)
 //  a second, and a REDIRECT naming it (a shard's owner that died: etcd
 //  keeps its ownership until its lease ends, and the others keep sending
 //  there) is waited out as "no owner yet" rather than followed into a
-//  dead endpoint. The mark goes when
-//  anything is heard from that broker, after FLEET_SILENT_MARK_MS, or at
-//  a REDIRECT to it of an epoch above every epoch the fleet had seen
-//  when it marked it: epochs are etcd revisions, which only grow, so that
-//  ownership was taken after the broker went silent: it is back.
+//  dead endpoint. The mark goes when anything is heard from that broker,
+//  after FLEET_SILENT_MARK_MS, or at a REDIRECT to it of an epoch above
+//  every epoch the fleet had seen when it marked it: epochs are etcd
+//  revisions, which only grow, so that ownership was taken after the
+//  broker went silent: it is back.
 
 bool
 fleet_net_is_silent (fleet_t *self, uint32_t endpoint, int64_t now)
