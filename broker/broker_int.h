@@ -223,7 +223,11 @@ int broker_send_msg (af_broker_t *self, session_t *session, af_msg_t *msg);
 //  it answers, or NULL, or BROKER_UNHELD: it says nothing of any change
 //  (a PONG), so it goes at once, not after the batch's commit.
 int broker_send_frame (af_broker_t *self, session_t *session, zframe_t *frame, const uint8_t *rid);
-#define BROKER_UNHELD ((const uint8_t *) "")
+//  One object, so its address is one: two "" literals in two files need
+//  not be (they are not under AddressSanitizer, and a PONG was then held
+//  and its "rid" read 16 bytes from a 1-byte literal)
+extern const uint8_t broker_unheld [AF_ID_SIZE];
+#define BROKER_UNHELD broker_unheld
 
 //  Give libzmq what waits in the sessions' queues, and resume transfers
 //  that waited for room; arm the retry timer while anything waits.
