@@ -98,6 +98,12 @@ int af_broker_run (af_broker_t *self);
 //  until interrupted. 0, or 1 if there are none (message on stderr).
 int broker_status (const char *data_dir, bool json, int watch_s);
 
+//  --cluster-status: print the shard map (owner, epoch, in-sync set; each
+//  follower's lag from the owner's own file) from DATA/cluster.json of
+//  each of the count data directories (broker_cluster_status.c). 0, or 1
+//  if a directory has no map (message on stderr).
+int broker_cluster_status (const char **data_dirs, size_t count, bool json);
+
 //  The endpoints actually bound (with the real port if '*' was asked).
 const char *af_broker_nodes_endpoint (af_broker_t *self);
 const char *af_broker_workers_endpoint (af_broker_t *self);

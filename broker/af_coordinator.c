@@ -320,7 +320,13 @@ s_key (char *key, size_t size, unsigned n, const char *rest)
 
 //  Take shard n if nobody owns it and we may: we are in its in-sync set
 //  (etcd compares equalities only, so "isr/ID exists" is "isr/ID is still
-//  at the mod_revision we just read"), or it has never had an owner
+//  at the mod_revision we just read"), or it has never had an owner. The
+//  first owner also puts itself in the in-sync set, as an owner that came
+//  from it stays in it: an owner is always in its shard's set. Else a
+//  shard whose one follower was out of the set when its owner died could
+//  never be claimed again, not even by that owner come back with every
+//  entry it acked (a new owner removes a dead one from the set before it
+//  acks without it, as any silent follower)
 static bool
 s_claim (self_t *self, unsigned n)
 {
@@ -328,9 +334,10 @@ s_claim (self_t *self, unsigned n)
     s_key (owner, sizeof owner, n, "owner");
     s_key (born, sizeof born, n, "born");
     snprintf (isr, sizeof isr, PREFIX "shards/%04u/isr/%s", n, self->id);
-    af_etcd_op_t ops [2] = {
+    af_etcd_op_t ops [3] = {
         { AF_ETCD_PUT, owner, self->id, strlen (self->id), self->lease },
-        { AF_ETCD_PUT, born, "1", 1, 0 } };
+        { AF_ETCD_PUT, born, "1", 1, 0 },
+        { AF_ETCD_PUT, isr, "", 0, 0 } };
     af_etcd_kv_t kv;
     bool found = false, done = false;
     if (af_etcd_get (self->client, isr, &kv, &found, NULL, self->err, sizeof self->err) != AF_OK)
@@ -339,7 +346,7 @@ s_claim (self_t *self, unsigned n)
         { AF_ETCD_CREATE_REVISION, owner, 0, NULL, 0 },
         found? (af_etcd_compare_t) { AF_ETCD_MOD_REVISION, isr, kv.mod_revision, NULL, 0 }:
                (af_etcd_compare_t) { AF_ETCD_CREATE_REVISION, born, 0, NULL, 0 } };
-    af_etcd_txn_t txn = { compares, 2, ops, found? 1: 2, NULL, 0 };
+    af_etcd_txn_t txn = { compares, 2, ops, found? 1: 3, NULL, 0 };
     return af_etcd_txn (self->client, &txn, &done, NULL, self->err, sizeof self->err) == AF_OK && done;
 }
 

@@ -278,9 +278,18 @@ s_repl_send (af_broker_t *self, uint32_t shard, replica_t *replica, int64_t now)
     repl->shard = shard;
     repl->epoch = state->epoch;
     repl->seq = framing.first? framing.first: from + 1;
-    if (framing.used)
-        af_msg_set_body (repl, framing.buffer, framing.used);
-    free (framing.buffer);
+    //  The entries are the message's body, handed over, not copied: not
+    //  through af_msg_set_body, which refuses more than a NOTIFY's body
+    //  (AF_MAX_BODY, 64 KiB) where REPL carries up to AF_MAX_REPL. (It once
+    //  went through it unchecked: every REPL over 64 KiB went as an empty
+    //  probe, and a follower more than ~450 entries behind never caught up.)
+    if (framing.used) {
+        free (repl->body);
+        repl->body = framing.buffer;
+        repl->body_size = (uint32_t) framing.used;
+    }
+    else
+        free (framing.buffer);
     if (code == AF_E_INTERNAL && !framing.used)
         zsys_error ("broker: cannot read shard %u's log for %s", shard, replica->id);
     else
@@ -294,9 +303,39 @@ s_repl_send (af_broker_t *self, uint32_t shard, replica_t *replica, int64_t now)
     else
     if (af_msg_send (repl, peer->dealer, NULL) == 0) {
         replica->in_flight = true;
+        replica->sent_last = framing.last;
+        replica->sent_head = state->head;
         replica->sent_at = now;
     }
     af_msg_destroy (&repl);
+}
+
+//  A follower out of the in-sync set joins it in two steps. Under a steady
+//  stream of writes it is never level with our head when its ack comes
+//  (we committed more meanwhile), so "acked == head" may never hold. So:
+//  once it has everything our log had when we sent it its last REPL, it
+//  is *joining*: from then on every batch waits for its ack as for an
+//  in-sync follower's (s_unit_ready), so whatever we release from now on
+//  it has. What was released before is at most our head at that moment
+//  (join_need); once it has acked that, it has every entry we ever
+//  acknowledged to a node, and we ask etcd to add it. It is waited for
+//  until etcd has answered (no batch is released without it meanwhile,
+//  though etcd may already list it). A joining follower that falls
+//  silent stops being waited for (s_tick_owner); nothing in etcd names it.
+static void
+s_join (af_broker_t *self, uint32_t shard, replica_t *replica)
+{
+    shard_t *state = &self->shards [shard];
+    if (replica->in_isr || replica->asking)
+        return;
+    if (!replica->joining && replica->acked >= replica->sent_head) {
+        replica->joining = true;
+        replica->join_need = state->head;
+    }
+    if (replica->joining && replica->acked >= replica->join_need) {
+        replica->asking = true;
+        s_tell (self, "ISR_ADD", shard, replica->id, state->epoch);
+    }
 }
 
 static void
@@ -309,13 +348,20 @@ s_repl_ack (af_broker_t *self, const char *from, af_msg_t *ack)
     if (!replica)
         return;
     replica->acked = ack->seq;
-    replica->in_flight = false;
     replica->last_ack = zclock_mono ();
-    //  Caught up: it may join the in-sync set
-    if (!replica->in_isr && !replica->asking && replica->acked >= state->head) {
-        replica->asking = true;
-        s_tell (self, "ISR_ADD", ack->shard, from, state->epoch);
+    //  Only the answer to the REPL in flight lets the next go: an ack of
+    //  an earlier one (a REPL sent again after repl_timeout, both then
+    //  answered) must not add a second REPL in flight, or each timeout of
+    //  a busy follower adds one more, each up to AF_MAX_REPL bytes read
+    //  and sent again, until owner and follower do nothing else. A
+    //  follower that refused the batch (a gap) is sent to again from its
+    //  ack when repl_timeout has passed
+    if (replica->in_flight && replica->sent_last && ack->seq < replica->sent_last) {
+        broker_cluster_release (self);
+        return;
     }
+    replica->in_flight = false;
+    s_join (self, ack->shard, replica);
     s_repl_send (self, ack->shard, replica, zclock_mono ());
     broker_cluster_release (self);
 }
@@ -454,7 +500,7 @@ s_unit_ready (af_broker_t *self, unit_t *unit)
         uint64_t need = unit->all? state->head: unit->needs [s];
         for (uint32_t i = 0; state->role == SHARD_OWNER && i < state->replica_count; i++) {
             replica_t *replica = &state->replicas [i];
-            if (replica->in_isr && (replica->acked == UINT64_MAX || replica->acked < need))
+            if ((replica->in_isr || replica->joining) && (replica->acked == UINT64_MAX || replica->acked < need))
                 return false;
         }
     }
@@ -640,6 +686,8 @@ s_on_isr_done (af_broker_t *self, zmsg_t *msg)
     replica_t *replica = shard < self->shard_count && id? s_replica (&self->shards [shard], id, false): NULL;
     if (replica && what && ok) {
         replica->asking = false;
+        if (streq (what, "add"))
+            replica->joining = false;   //  in the set now, or (the epoch moved on) not to be
         if (streq (ok, "ok"))
             replica->in_isr = streq (what, "add");
         zsys_info ("broker: %s %s the in-sync set of shard %u%s", id, streq (what, "add")? "joined": "left",
@@ -787,7 +835,7 @@ s_tick_owner (af_broker_t *self, uint32_t shard, int64_t now)
     //  ... and no others: one neither wanted nor in sync is forgotten
     for (uint32_t i = 0; i < state->replica_count; i++) {
         replica_t *replica = &state->replicas [i];
-        if (!replica->in_isr && !replica->asking && !s_is_wanted (self, shard, replica->id, false)) {
+        if (!replica->in_isr && !replica->asking && !replica->joining && !s_is_wanted (self, shard, replica->id, false)) {
             state->replicas [i] = state->replicas [--state->replica_count];
             i--;
         }
@@ -799,6 +847,22 @@ s_tick_owner (af_broker_t *self, uint32_t shard, int64_t now)
         //  the in-sync set before we ack without it
         bool behind = replica->acked == UINT64_MAX || replica->acked < state->head;
         int64_t heard = replica->last_ack > replica->since? replica->last_ack: replica->since;
+        if (replica->joining && !replica->asking && behind && now - heard > self->config.cluster_repl_ms) {
+            replica->joining = false;   //  not in etcd's set: no one to tell
+            zsys_warning ("broker: %s has not acked shard %u for %d ms: it is not waited for while it catches up",
+                          replica->id, shard, self->config.cluster_repl_ms);
+        }
+        //  A member of the set that is no longer a member of the cluster
+        //  (its lease ended: the owner we took over from, dead) will never
+        //  ack: out at once, not after repl_timeout, for every batch waits
+        //  for it meanwhile, and batches are released in order
+        bool gone = !zhashx_lookup (self->peers, replica->id);
+        if (replica->in_isr && !replica->asking && gone) {
+            replica->asking = true;
+            zsys_info ("broker: %s is no longer in the cluster: removing it from the in-sync set of shard %u",
+                       replica->id, shard);
+            s_tell (self, "ISR_DEL", shard, replica->id, state->epoch);
+        }
         if (replica->in_isr && behind && !replica->asking && now - heard > self->config.cluster_repl_ms) {
             replica->asking = true;
             zsys_warning ("broker: %s has not acked shard %u for %d ms: removing it from the in-sync set",
@@ -835,6 +899,10 @@ broker_cluster_tick (af_broker_t *self, int64_t now)
                 s_tell (self, "CLAIM", shard, NULL, 0);
             }
         }
+    }
+    if (now - self->published_at >= 1000) {
+        self->published_at = now;
+        broker_cluster_publish (self);
     }
     //  The log: what every follower has, beyond what we keep, goes
     int64_t every = 10000;

@@ -92,6 +92,10 @@ typedef struct {
     bool in_isr;                    //  in the shard's in-sync set (etcd)
     bool asking;                    //  an ISR change for it is with the coordinator
     bool in_flight;                 //  a REPL to it awaits its ack
+    uint64_t sent_last;             //  the last seq of that REPL (0: a probe)
+    uint64_t sent_head;             //  our log's head when it went
+    bool joining;                   //  on its way into the in-sync set: waited for
+    uint64_t join_need;             //  ... and in it once it has acked this
     int64_t sent_at;
     int64_t last_ack;
     int64_t since;                  //  when we began to track it
@@ -192,6 +196,7 @@ struct _af_broker_t {
     zlistx_t *units;                //  batches held for their followers
     zlistx_t *acks;                 //  REPL_ACKs to send after our commit
     int64_t trim_at;
+    int64_t published_at;           //  the last DATA/cluster.json
 };
 
 //  A handler of one node command
@@ -278,6 +283,8 @@ void broker_cluster_committed (af_broker_t *self, zlistx_t **held_p);
 void broker_cluster_release (af_broker_t *self);
 void broker_cluster_tick (af_broker_t *self, int64_t now);
 void broker_cluster_trim (af_broker_t *self);
+//  DATA/cluster.json: the shard map as we see it (broker_cluster_status.c)
+void broker_cluster_publish (af_broker_t *self);
 zsock_t *broker_mesh_connect (af_broker_t *self, const char *endpoint);
 
 //  --------------------------------------------------------------------------

@@ -41,6 +41,9 @@ s_usage (FILE *out)
 "      --status            print the figures of the broker on DATA and exit\n"
 "      --json              with --status: as JSON\n"
 "      --watch SECONDS     with --status: again every SECONDS, until interrupted\n"
+"      --cluster-status [DATA...]  print the shard map (owner, epoch, in-sync set)\n"
+"                          a cluster member on -d DATA sees, with each follower's\n"
+"                          lag from the owners' directories given (--json too)\n"
 "  -v, --verbose           log every session change\n"
 "  -h, --help              show this help and exit\n"
 "      --version           show the version and exit\n"
@@ -52,7 +55,8 @@ s_usage (FILE *out)
 }
 
 enum { OPT_NODES = 1000, OPT_WORKERS, OPT_WORKER_KEYS, OPT_CATALOG, OPT_HEARTBEAT, OPT_PWHASH, OPT_MAP_SIZE,
-       OPT_PW_PER_SOURCE, OPT_MAX_PER_SOURCE, OPT_VERSION, OPT_METRICS, OPT_STATUS, OPT_JSON, OPT_WATCH };
+       OPT_PW_PER_SOURCE, OPT_MAX_PER_SOURCE, OPT_VERSION, OPT_METRICS, OPT_STATUS, OPT_JSON, OPT_WATCH,
+       OPT_CLUSTER_STATUS };
 
 static struct option s_options [] = {
     { "config", required_argument, NULL, 'c' },
@@ -70,6 +74,7 @@ static struct option s_options [] = {
     { "status", no_argument, NULL, OPT_STATUS },
     { "json", no_argument, NULL, OPT_JSON },
     { "watch", required_argument, NULL, OPT_WATCH },
+    { "cluster-status", no_argument, NULL, OPT_CLUSTER_STATUS },
     { "verbose", no_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, OPT_VERSION },
@@ -80,6 +85,7 @@ static struct option s_options [] = {
 typedef struct {
     bool status, json;
     int watch_s;
+    bool cluster_status;
 } asked_t;
 
 //  A whole number within bounds for option name, or false (said why)
@@ -140,6 +146,7 @@ s_option (int opt, af_broker_config_t *config, asked_t *asked)
         case OPT_CATALOG: target = config->catalog; size = sizeof config->catalog; break;
         case OPT_METRICS: target = config->metrics; size = sizeof config->metrics; break;
         case OPT_STATUS: asked->status = true; break;
+        case OPT_CLUSTER_STATUS: asked->cluster_status = true; break;
         case OPT_JSON: asked->json = true; break;
         case 'v': config->verbose = true; break;
         case OPT_WATCH:
@@ -186,18 +193,32 @@ main (int argc, char *argv [])
     int rc = s_first_pass (argc, argv, &config);
     if (rc >= 0)
         return rc;
-    asked_t asked = { false, false, 0 };
+    asked_t asked = { false, false, 0, false };
     optind = 1;
     int opt;
     while ((opt = getopt_long (argc, argv, "c:d:vh", s_options, NULL)) != -1)
         if (!s_option (opt, &config, &asked))
             return 2;
+    if (asked.cluster_status) {
+        //  -d DATA first, then any other members' directories given
+        const char *dirs [AF_CLUSTER_STATUS_DIRS];
+        size_t count = 0;
+        dirs [count++] = config.data_dir;
+        while (optind < argc && count < AF_CLUSTER_STATUS_DIRS)
+            dirs [count++] = argv [optind++];
+        if (optind < argc || asked.status || asked.watch_s) {
+            fprintf (stderr, "appferry-broker: --cluster-status takes at most %d directories, and no --status "
+                     "or --watch\n", AF_CLUSTER_STATUS_DIRS);
+            return 2;
+        }
+        return broker_cluster_status (dirs, count, asked.json);
+    }
     if (optind < argc) {
         fprintf (stderr, "appferry-broker: unexpected argument '%s'\n", argv [optind]);
         s_usage (stderr);
         return 2;
     }
-    if ((asked.json || asked.watch_s) && !asked.status) {
+    if ((asked.json || asked.watch_s) && !asked.status && !asked.cluster_status) {
         fprintf (stderr, "appferry-broker: --json and --watch go with --status\n");
         return 2;
     }

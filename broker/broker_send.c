@@ -185,7 +185,7 @@ broker_send_msg (af_broker_t *self, session_t *session, af_msg_t *msg)
     return broker_send_frame (self, session, frame, msg->has_rid? msg->rid: NULL);
 }
 
-const uint8_t broker_unheld [AF_ID_SIZE];
+const uint8_t broker_unheld [AF_ID_SIZE] = { 0 };
 
 int
 broker_send_frame (af_broker_t *self, session_t *session, zframe_t *frame, const uint8_t *rid)

@@ -73,6 +73,11 @@ s_back_online (fleet_t *self, fleet_device_t *device, int64_t now)
             self->restart_mark = 0;
         }
     }
+    if (self->move_mark && device->displaced) {
+        device->displaced = false;
+        self->displaced_back++;
+        self->displaced_last = now;
+    }
     device->login_at = now;
 }
 
@@ -190,6 +195,10 @@ fleet_device_session_lost (fleet_t *self, fleet_device_t *device, const char *wh
     device->caught_up = false;
     device->acting = false;
     device->epoch++;
+    if (was_online && self->move_mark && !device->displaced) {
+        device->displaced = true;       //  moved by the broker's death: until its next LOGIN_OK
+        self->displaced++;
+    }
     if (was_online) {
         self->stats.sessions_lost++;
         device->logged_out_at = fleet_now ();
@@ -226,6 +235,17 @@ s_ping (fleet_t *self, fleet_device_t *device)
             device->ping_sent_us = fleet_usecs ();
             self->stats.sent [FC_PING]++;
         }
+        return;
+    }
+    if (device->state != DEV_CONNECTING && self->endpoint_count > 1) {
+        //  Of several brokers (a cluster) the next: this one may be gone for
+        //  good, and any other sends the device to its successor
+        self->stats.links_lost++;
+        self->stats.moves_closed++;
+        fleet_net_silent (self, device);
+        fleet_device_drop (self, device, "the connection is gone", false);
+        device->reconnect_at = fleet_now ();
+        fleet_reschedule (self, device);
         return;
     }
     if (device->state != DEV_CONNECTING) {
@@ -310,6 +330,7 @@ s_login_next (fleet_t *self, fleet_device_t *device)
 static void
 s_up (fleet_t *self, fleet_device_t *device)
 {
+    device->give_ups = 0;
     s_state (self, device, DEV_BACKOFF);        //  "up, not logged in"
     s_login_next (self, device);
 }
@@ -377,6 +398,7 @@ s_login_ok (fleet_t *self, fleet_device_t *device, fleet_cmd_t cmd, af_msg_t *ms
         device->beat = msg->heartbeat;
     device->liveness = msg->liveness? msg->liveness: AF_HEARTBEAT_LIVENESS;
     device->backoff = 0;
+    device->redirects = 0;
     device->epoch++;
     s_state (self, device, DEV_ONLINE);
     s_back_online (self, device, fleet_now ());
@@ -484,21 +506,68 @@ static const af_msg_id_t s_answer_ids [FC_COUNT] = {
     [FC_APPS] = AF_MSG_APP_LIST,
 };
 
-static void
-s_on_reply (fleet_t *self, fleet_device_t *device, af_msg_t *msg)
+//  The open request an answer's rid names, or NULL (counted: never sent,
+//  or abandoned or timed out before)
+static fleet_req_t *
+s_request_of (fleet_t *self, fleet_device_t *device, af_msg_t *msg)
 {
     uint32_t index = (uint32_t) msg->rid [0] | (uint32_t) msg->rid [1] << 8 | (uint32_t) msg->rid [2] << 16
                    | (uint32_t) msg->rid [3] << 24;
     uint8_t slot = msg->rid [4];
     if (index != device->index || slot >= FLEET_REQ_SLOTS) {
         fleet_unexpected (self, device, "%s with a rid this device never sent", af_msg_command_name (msg->id));
-        return;
+        return NULL;
     }
     fleet_req_t *req = &device->req [slot];
     if (!req->used || memcmp (req->rid, msg->rid, AF_ID_SIZE)) {
         self->stats.late [req->cmd]++;      //  abandoned or timed out before
+        return NULL;
+    }
+    return req;
+}
+
+//  REDIRECT (SPEC 5.36), an answer or not: the request was not carried
+//  out, and whatever was open goes again where the device goes: reports
+//  stay queued and the next LOGIN_OK's reportSeq says which the broker
+//  has (an acked one must be there: the new owner has the old one's log),
+//  outcomes are sent again, offers come again from the outbox. To another
+//  broker: a new connection, at once. No owner yet (or one found silent):
+//  the same broker is asked again after a second, on the same connection.
+static void
+s_on_redirect (fleet_t *self, fleet_device_t *device, af_msg_t *msg)
+{
+    if (msg->has_rid) {
+        fleet_req_t *req = s_request_of (self, device, msg);
+        if (!req)
+            return;                     //  a REDIRECT of a request given up: moved already
+        fleet_hist_add (&self->stats.latency [req->cmd], (uint64_t) (fleet_usecs () - req->sent_us));
+        self->stats.answered [req->cmd]++;
+        s_abandon (self, device, req);
+    }
+    int target = fleet_net_redirect (self, device, msg);
+    if (self->config.verbose)
+        zsys_info ("fleet: device %u: REDIRECT of shard %u (epoch %llu) to '%s': %s", device->index, msg->shard,
+                   (unsigned long long) msg->epoch, msg->endpoint, target >= 0? "going there": "waiting");
+    if (target >= 0) {
+        device->broker = (uint8_t) target;
+        fleet_device_drop (self, device, "REDIRECT", false);
+        device->reconnect_at = fleet_now ();
+        fleet_reschedule (self, device);
         return;
     }
+    fleet_device_session_lost (self, device, "REDIRECT");
+    if (device->state == DEV_FAILED || device->state == DEV_OFF)
+        return;
+    s_state (self, device, DEV_BACKOFF);
+    device->retry_at = fleet_now () + fleet_jittered (self, FLEET_REDIRECT_WAIT_MS);
+}
+
+static void
+s_on_reply (fleet_t *self, fleet_device_t *device, af_msg_t *msg)
+{
+    fleet_req_t *req = s_request_of (self, device, msg);
+    if (!req)
+        return;
     fleet_req_t copy = *req;
     req->used = false;
     if (msg->id != AF_MSG_ERROR && msg->id != s_answer_ids [copy.cmd]) {
@@ -526,6 +595,10 @@ fleet_device_message (fleet_t *self, fleet_device_t *device, af_msg_t *msg)
 {
     if (device->state == DEV_CONNECTING)
         s_up (self, device);            //  the first answer on this connection
+    if (msg->id == AF_MSG_REDIRECT) {
+        s_on_redirect (self, device, msg);
+        return;
+    }
     if (msg->has_rid && msg->id != AF_MSG_PONG) {
         s_on_reply (self, device, msg);
         return;
@@ -538,8 +611,6 @@ fleet_device_message (fleet_t *self, fleet_device_t *device, af_msg_t *msg)
         case AF_MSG_CHUNK: fleet_on_chunk (self, device, msg); break;
         case AF_MSG_PROGRESS: self->stats.progress++; break;
         case AF_MSG_DISCONNECT: s_on_disconnect (self, device, msg); break;
-        //  case AF_MSG_REDIRECT: the cluster issue's command; see fleet_net.c
-        //  ("REDIRECT goes here") for what its handler does
         case AF_MSG_ERROR:
             fleet_unexpected (self, device, "ERROR %u (%s) without a rid: %s", msg->code,
                               af_code_name ((int) msg->code), msg->reason);
@@ -596,7 +667,17 @@ fleet_device_tick (fleet_t *self, fleet_device_t *device, int64_t now)
             //  libzmq keeps trying this connection; only with another broker
             //  to try does a device give up on it (a storm of new sockets
             //  would only add handshakes to a broker already behind)
-            if (self->endpoint_count > 1 && now - device->connected_at > FLEET_CONNECT_GIVE_UP_MS) {
+            //  A broker whose connections closed is left after a second;
+            //  none is marked for this (a storm of handshakes is slow too)
+            //  and each give-up doubles the next wait (to 80 s): in a
+            //  storm every broker is slow, and a device that gave up starts
+            //  its handshake again elsewhere, which only adds to the storm
+            bool silent = fleet_net_is_silent (self, device->broker, now);
+            int64_t wait = (int64_t) FLEET_CONNECT_GIVE_UP_MS << (device->give_ups < 3? device->give_ups: 3);
+            if (self->endpoint_count > 1 && now - device->connected_at > (silent? FLEET_UNREACHABLE_MS: wait)) {
+                self->stats.moves_unreachable++;
+                if (!silent && device->give_ups < UINT8_MAX)
+                    device->give_ups++;
                 fleet_net_next_broker (self, device);
                 fleet_device_drop (self, device, "no answer on a new connection", false);
                 return;

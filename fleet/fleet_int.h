@@ -177,6 +177,9 @@ typedef struct {
     bool vanished;                  //  it vanished once already
     bool verified;
     bool synced;                    //  its first SYNC was answered
+    bool displaced;                 //  lost its session since the move mark (SIGUSR2)
+    uint8_t redirects;              //  REDIRECTs since its last LOGIN_OK
+    uint8_t give_ups;               //  new connections given up since one was answered
     void *sock;
     int fd;
     uint32_t epoch;                 //  +1 per connection and per login
@@ -262,6 +265,12 @@ typedef struct {
     //  Logins and connections
     uint64_t logins_pw, logins_key, sessions_lost, broker_gone, links_lost, connects, connect_failures, vanished;
     uint64_t not_sent;              //  a send refused: no completed connection
+    //  A cluster (fleet_net.c): REDIRECTs followed, waited out (no owner,
+    //  an owner found silent, too many in a row), moves off a broker
+    uint64_t redirects, redirects_followed, redirects_no_owner, redirects_to_silent, redirect_pauses;
+    uint64_t moves_closed, moves_unreachable;
+    int64_t moved_back_ms;          //  from the move mark to the last displaced device back
+    uint32_t moved_devices;         //  devices that lost their session after the move mark
     int64_t back_online_ms;         //  from the restart mark to every device back
     uint32_t back_online_devices;
     //  Reports and lists
@@ -295,6 +304,12 @@ typedef struct {
     uint8_t broker_key [32];
     char *endpoints [FLEET_MAX_BROKERS];    //  the brokers known (--broker, then REDIRECTs)
     uint32_t endpoint_count;
+    //  A broker found silent or unreachable: until silent_until, or a
+    //  REDIRECT to it of an epoch above silent_epoch (a shard it took
+    //  since), a REDIRECT to it is waited out, not followed (fleet_net.c)
+    int64_t silent_until [FLEET_MAX_BROKERS];
+    uint64_t silent_epoch [FLEET_MAX_BROKERS];
+    uint64_t max_epoch;             //  the highest epoch any REDIRECT named
     fleet_device_t *devices;
     uint32_t device_count;
     fleet_account_t *accounts;
@@ -319,6 +334,9 @@ typedef struct {
     fleet_phase_t phase;
     int64_t start, phase_start, setup_done_at, diffs_done_at, restart_mark, last_quiet_check;
     uint32_t back_count;            //  devices logged in again since restart_mark
+    int64_t move_mark;              //  SIGUSR2: a broker of the cluster was killed
+    uint32_t displaced, displaced_back; //  since move_mark: sessions lost, logged in again
+    int64_t displaced_last;         //  the last displaced device's LOGIN_OK
     double tokens;                  //  --rate: actions owed
     int64_t last_tokens;
     uint32_t started;               //  devices that connected once (--login-rate)
@@ -365,6 +383,16 @@ bool fleet_net_drain (fleet_t *self, fleet_device_t *device);
 //  The broker this device should use after its own went silent
 void fleet_net_next_broker (fleet_t *self, fleet_device_t *device);
 int fleet_net_endpoint (fleet_t *self, const char *endpoint);
+//  The device's broker is silent or unreachable: mark it so, and choose
+//  the next broker for the device
+void fleet_net_silent (fleet_t *self, fleet_device_t *device);
+//  Something came from the device's broker: it is not silent
+void fleet_net_heard (fleet_t *self, fleet_device_t *device);
+//  Where a REDIRECT sends the device: an endpoint index, or -1 to wait
+//  FLEET_REDIRECT_WAIT_MS and ask the same broker again
+int fleet_net_redirect (fleet_t *self, fleet_device_t *device, const af_msg_t *redirect);
+//  Has the device's broker been marked silent (and not heard since)?
+bool fleet_net_is_silent (fleet_t *self, uint32_t endpoint, int64_t now);
 
 //  fleet_device.c
 void fleet_device_tick (fleet_t *self, fleet_device_t *device, int64_t now);

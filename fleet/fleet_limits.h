@@ -41,7 +41,16 @@
 //  Timing (ms)
 #define FLEET_CONNECT_PING_MS   100     //  PING while a connection is not up
 #define FLEET_CONNECT_GIVE_UP_MS 10000  //  no answer on a new connection, and
-                                        //  another broker to try: try it
+                                        //  another broker to try: try it (the
+                                        //  wait doubles with each, to 80 s)
+#define FLEET_UNREACHABLE_MS    1000    //  ... or, when it was found silent
+                                        //  (its connections closed), this
+#define FLEET_SILENT_MARK_MS    10000   //  a broker found silent is avoided (a
+                                        //  REDIRECT to it waited out) this long
+#define FLEET_REDIRECT_WAIT_MS  1000    //  a REDIRECT without an owner (or to a
+                                        //  silent one): ask again after this
+#define FLEET_MAX_REDIRECTS     8       //  REDIRECTs in a row without LOGIN_OK
+                                        //  before that pause (SPEC 5.36)
 #define FLEET_TIMEOUT_MS        15000   //  a request with no answer (the
                                         //  reference node's deadline)
 #define FLEET_RETRY_MIN_MS      1000    //  a 5xx answer is retried after a

@@ -32,7 +32,8 @@ s_usage (FILE *out)
 "\n"
 "Brokers and devices:\n"
 "  -b, --broker EP[,EP...]   broker frontends (tcp://HOST:PORT); each device uses\n"
-"                            one and moves to the next when it goes silent\n"
+"                            one, moves to the next when it goes silent or its\n"
+"                            connection closes, and follows a cluster's REDIRECT\n"
 "  -k, --broker-key FILE     the brokers' public certificate (DATA/broker.cert)\n"
 "  -n, --devices N           devices to simulate (default 100)\n"
 "      --account-size MIN-MAX  devices per account, drawn at random (default 1-8)\n"
@@ -78,7 +79,9 @@ s_usage (FILE *out)
 "      --version             show the version and exit\n"
 "\n"
 "Signals: SIGUSR1 marks a broker restart (send it as the new broker starts): the\n"
-"time until every device logged in again is measured from it; SIGINT or SIGTERM\n"
+"time until every device logged in again is measured from it; SIGUSR2 marks the\n"
+"death of one broker of a cluster (send it with the kill): the time until every\n"
+"device that lost its session is back is measured from it; SIGINT or SIGTERM\n"
 "ends the actions at once, a second one ends the run.\n"
 "Each device holds two descriptors (its TCP connection and its ZeroMQ socket's\n"
 "mailbox): the process raises its soft limit to the hard one and refuses more\n"
@@ -501,6 +504,7 @@ main (int argc, char *argv [])
         sigaddset (&signals, SIGINT);
         sigaddset (&signals, SIGTERM);
         sigaddset (&signals, SIGUSR1);
+        sigaddset (&signals, SIGUSR2);
         sigprocmask (SIG_BLOCK, &signals, NULL);
         char err [512];
         fleet = fleet_new (&config, err, sizeof err);

@@ -16,7 +16,8 @@
     (a broker restart); each device's reconnect interval is drawn from
     --jitter, so a restarted broker is not met by every device in the
     same 100 ms. A device whose broker stays silent closes its socket and
-    opens a new one on the next endpoint of --broker (fleet_net_next_broker).
+    opens a new one on the next endpoint of --broker (fleet_net_next_broker);
+    a cluster's REDIRECT moves it the same way ("Moving between brokers").
     A TCP connection the broker's full listen backlog did not take waits
     for the kernel's SYN retries (1, 3, 7, 15 s...), as a node's does;
     --connect-timeout makes libzmq give up on the attempt sooner and try
@@ -40,20 +41,111 @@ fleet_net_endpoint (fleet_t *self, const char *endpoint)
     return (int) self->endpoint_count++;
 }
 
-//  ---- REDIRECT goes here ---------------------------------------------------
-//  A device moves to another broker in one place: here. Today it moves
-//  when its broker has been silent for heartbeat x liveness (the next
-//  endpoint of --broker, round the list). The cluster issue adds a
-//  REDIRECT command (a broker naming the one that owns the account); its
-//  handler will call fleet_net_endpoint (self, msg->endpoint) to learn
-//  the index, set device->broker to it, and fleet_device_drop the
-//  connection with a reconnect at once, exactly as below but without the
-//  silence. The dispatch table in fleet_device.c has its row, commented.
+//  ---- Moving between brokers -----------------------------------------------
+//  A device moves to another broker in one place: here. It moves when its
+//  broker is silent for heartbeat x liveness, when a send on a connection
+//  that was up fails (ZMQ_IMMEDIATE: libzmq has lost the connection; with
+//  one broker the device waits for libzmq's reconnect instead), when a
+//  new connection gets no answer, and when a broker of a cluster answers
+//  REDIRECT (SPEC 5.36). Only the failed send marks the broker silent for
+//  the whole fleet: its connections closed, a sure sign it is gone (killed,
+//  or its host). Silence and slow handshakes do not: a broker busy with a
+//  storm of logins is slow to answer too, and marking it would send every
+//  device away from it, and round the others, for good. While marked, the
+//  next broker chosen skips it, a new connection to it is given up after
+//  a second, and a REDIRECT naming it (a shard's owner that died: etcd
+//  keeps its ownership until its lease ends, and the others keep sending
+//  there) is waited out as "no owner yet" rather than followed into a
+//  dead endpoint. The mark goes when anything is heard from that broker,
+//  after FLEET_SILENT_MARK_MS, or at a REDIRECT to it of an epoch above
+//  every epoch the fleet had seen when it marked it: epochs are etcd
+//  revisions, which only grow, so that ownership was taken after the
+//  broker went silent: it is back.
+
+bool
+fleet_net_is_silent (fleet_t *self, uint32_t endpoint, int64_t now)
+{
+    return endpoint < self->endpoint_count && self->silent_until [endpoint] > now;
+}
+
 void
 fleet_net_next_broker (fleet_t *self, fleet_device_t *device)
 {
-    if (self->endpoint_count > 1)
-        device->broker = (uint8_t) ((device->broker + 1) % self->endpoint_count);
+    if (self->endpoint_count <= 1)
+        return;
+    int64_t now = fleet_now ();
+    uint32_t next = device->broker;
+    for (uint32_t tries = 0; tries < self->endpoint_count; tries++) {
+        next = (next + 1) % self->endpoint_count;
+        if (next != device->broker && !fleet_net_is_silent (self, next, now))
+            break;
+    }
+    if (next == device->broker)
+        next = (next + 1) % self->endpoint_count;   //  all silent: the next anyway
+    device->broker = (uint8_t) next;
+}
+
+void
+fleet_net_silent (fleet_t *self, fleet_device_t *device)
+{
+    if (self->endpoint_count <= 1)
+        return;
+    int64_t now = fleet_now ();
+    if (!fleet_net_is_silent (self, device->broker, now)) {
+        self->silent_epoch [device->broker] = self->max_epoch;
+        if (self->config.verbose)
+            zsys_info ("fleet: broker %s is silent", self->endpoints [device->broker]);
+    }
+    self->silent_until [device->broker] = now + FLEET_SILENT_MARK_MS;
+    fleet_net_next_broker (self, device);
+}
+
+void
+fleet_net_heard (fleet_t *self, fleet_device_t *device)
+{
+    self->silent_until [device->broker] = 0;
+}
+
+int
+fleet_net_redirect (fleet_t *self, fleet_device_t *device, const af_msg_t *redirect)
+{
+    self->stats.redirects++;
+    if (redirect->epoch > self->max_epoch)
+        self->max_epoch = redirect->epoch;
+    if (++device->redirects > FLEET_MAX_REDIRECTS) {
+        //  Sent round in circles (a shard map on the move): a pause
+        device->redirects = 0;
+        self->stats.redirect_pauses++;
+        return -1;
+    }
+    if (!*redirect->endpoint) {
+        self->stats.redirects_no_owner++;
+        return -1;
+    }
+    int target = strncmp (redirect->endpoint, "tcp://", 6)? -2: fleet_net_endpoint (self, redirect->endpoint);
+    if (target == -2) {
+        fleet_unexpected (self, device, "REDIRECT to '%s', not a tcp:// endpoint", redirect->endpoint);
+        return -1;
+    }
+    if (target < 0) {
+        fleet_unexpected (self, device, "REDIRECT to %s: more than %d brokers", redirect->endpoint,
+                          FLEET_MAX_BROKERS);
+        return -1;
+    }
+    if (fleet_net_is_silent (self, (uint32_t) target, fleet_now ())) {
+        if (redirect->epoch <= self->silent_epoch [target]) {
+            self->stats.redirects_to_silent++;
+            return -1;
+        }
+        self->silent_until [target] = 0;            //  it took a shard since: it is back
+    }
+    if ((uint32_t) target == device->broker) {
+        fleet_unexpected (self, device, "REDIRECT of shard %u to %s, the broker that sent it", redirect->shard,
+                          redirect->endpoint);
+        return -1;
+    }
+    self->stats.redirects_followed++;
+    return target;
 }
 
 static int
@@ -163,6 +255,8 @@ fleet_net_drain (fleet_t *self, fleet_device_t *device)
             return false;
         }
         device->last_recv = fleet_now ();
+        if (self->silent_until [device->broker])
+            fleet_net_heard (self, device);
         if (zmq_msg_more (&part)) {
             //  A broker sends one frame per message (SPEC 3.1)
             size_t extra = 0;

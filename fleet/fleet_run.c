@@ -17,7 +17,9 @@
     every device is online with its reports confirmed and every accepted
     offer has its RESULT, at most --drain seconds), verify (APPS of every
     device, fleet_verify), done. SIGUSR1 marks a broker restart, so the
-    time back online is measured from it; SIGINT or SIGTERM ends the run
+    time back online is measured from it; SIGUSR2 marks the death of one
+    broker of a cluster, so the time until the devices it had are back
+    (on the shards' new owners) is; SIGINT or SIGTERM ends the run
     phase at once (a second one ends everything).
     =========================================================================
 */
@@ -151,6 +153,56 @@ s_program (fleet_t *self, const char *id)
     return (int) self->program_count++;
 }
 
+//  Accounts of account_min..account_max devices (the last one what is
+//  left), and their devices: their own keypair, a real model, a first
+//  install list, a time to connect. 0, or -1 with err.
+static int
+s_population (fleet_t *self, char *err, size_t errlen)
+{
+    //  Accounts of account_min..account_max devices, the last one what is left
+    const fleet_config_t *config = &self->config;
+    uint32_t count = self->device_count;
+    int64_t now = fleet_now ();
+    zcert_t *cert;
+    for (uint32_t first = 0; first < count; self->account_count++) {
+        fleet_account_t *account = &self->accounts [self->account_count];
+        uint32_t size = config->account_min + fleet_uniform (self, config->account_max - config->account_min + 1);
+        account->first = first;
+        account->count = size < count - first? size: count - first;
+        snprintf (account->name, sizeof account->name, "%s-%06u", config->prefix, self->account_count + 1);
+        first += account->count;
+    }
+    //  Devices: their own keypair, a real model, a first install list
+    for (uint32_t a = 0; a < self->account_count; a++) {
+        fleet_account_t *account = &self->accounts [a];
+        for (uint32_t i = account->first; i < account->first + account->count; i++) {
+            fleet_device_t *device = &self->devices [i];
+            device->index = i;
+            device->account = a;
+            device->registrar = i == account->first;
+            //  Spread over the brokers: an account's devices together
+            device->broker = (uint8_t) (a % self->endpoint_count);
+            device->model = (uint16_t) fleet_uniform (self, (uint32_t) fleet_model_count);
+            device->fd = -1;
+            device->beat = config->heartbeat_ms;
+            device->liveness = AF_HEARTBEAT_LIVENESS;
+            device->next_seq = 1;
+            cert = zcert_new ();
+            if (!cert) {
+                snprintf (err, errlen, "cannot make a CURVE keypair");
+                return -1;
+            }
+            memcpy (device->public_key, zcert_public_key (cert), 32);
+            memcpy (device->secret_key, zcert_secret_key (cert), 32);
+            zcert_destroy (&cert);
+            fleet_apps_initial (self, device);
+            device->reconnect_at = now + (config->login_rate > 0? (int64_t) (i * 1000.0 / config->login_rate): 0);
+            fleet_heap_set (self->heap, i, device->reconnect_at);
+        }
+    }
+    return 0;
+}
+
 fleet_t *
 fleet_new (const fleet_config_t *config, char *err, size_t errlen)
 {
@@ -232,44 +284,8 @@ fleet_new (const fleet_config_t *config, char *err, size_t errlen)
         goto failed;
     }
 
-    //  Accounts of account_min..account_max devices, the last one what is left
-    int64_t now = fleet_now ();
-    for (uint32_t first = 0; first < count; self->account_count++) {
-        fleet_account_t *account = &self->accounts [self->account_count];
-        uint32_t size = config->account_min + fleet_uniform (self, config->account_max - config->account_min + 1);
-        account->first = first;
-        account->count = size < count - first? size: count - first;
-        snprintf (account->name, sizeof account->name, "%s-%06u", config->prefix, self->account_count + 1);
-        first += account->count;
-    }
-    //  Devices: their own keypair, a real model, a first install list
-    for (uint32_t a = 0; a < self->account_count; a++) {
-        fleet_account_t *account = &self->accounts [a];
-        for (uint32_t i = account->first; i < account->first + account->count; i++) {
-            fleet_device_t *device = &self->devices [i];
-            device->index = i;
-            device->account = a;
-            device->registrar = i == account->first;
-            //  Spread over the brokers: an account's devices together
-            device->broker = (uint8_t) (a % self->endpoint_count);
-            device->model = (uint16_t) fleet_uniform (self, (uint32_t) fleet_model_count);
-            device->fd = -1;
-            device->beat = config->heartbeat_ms;
-            device->liveness = AF_HEARTBEAT_LIVENESS;
-            device->next_seq = 1;
-            cert = zcert_new ();
-            if (!cert) {
-                snprintf (err, errlen, "cannot make a CURVE keypair");
-                goto failed;
-            }
-            memcpy (device->public_key, zcert_public_key (cert), 32);
-            memcpy (device->secret_key, zcert_secret_key (cert), 32);
-            zcert_destroy (&cert);
-            fleet_apps_initial (self, device);
-            device->reconnect_at = now + (config->login_rate > 0? (int64_t) (i * 1000.0 / config->login_rate): 0);
-            fleet_heap_set (self->heap, i, device->reconnect_at);
-        }
-    }
+    if (s_population (self, err, errlen))
+        goto failed;
 
     //  The PING every device sends, encoded once
     af_msg_t *ping = af_msg_new (AF_MSG_PING);
@@ -291,6 +307,7 @@ fleet_new (const fleet_config_t *config, char *err, size_t errlen)
     sigaddset (&signals, SIGINT);
     sigaddset (&signals, SIGTERM);
     sigaddset (&signals, SIGUSR1);
+    sigaddset (&signals, SIGUSR2);
     self->signal_fd = signalfd (-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
     struct epoll_event event = { .events = EPOLLIN, .data.u32 = SIGNAL_ITEM };
     if (self->epoll_fd < 0 || self->signal_fd < 0
@@ -434,9 +451,30 @@ s_rate (fleet_t *self, int64_t now)
     }
 }
 
+//  After a move mark (SIGUSR2: a broker of the cluster was killed): once
+//  every device could have noticed (heartbeat x (liveness + 1) after the
+//  mark, the silence rule's longest wait), and every device is online
+//  again, the time from the mark to the last LOGIN_OK of a device that
+//  lost its session after it
+static void
+s_moved (fleet_t *self, int64_t now)
+{
+    int64_t window = (int64_t) self->config.heartbeat_ms * (AF_HEARTBEAT_LIVENESS + 1);
+    if (!self->move_mark || now - self->move_mark < window || self->displaced_back < self->displaced
+    ||  self->online + self->away + self->failed < self->device_count)
+        return;
+    self->stats.moved_devices = self->displaced;
+    self->stats.moved_back_ms = self->displaced? self->displaced_last - self->move_mark: 0;
+    printf ("fleet: moved back: %u sessions lost after the move mark, every device online again %.2f s "
+            "after it\n", self->displaced, (double) self->stats.moved_back_ms / 1000);
+    fflush (stdout);
+    self->move_mark = 0;
+}
+
 static void
 s_phase (fleet_t *self, int64_t now)
 {
+    s_moved (self, now);
     double in_phase = (double) (now - self->phase_start) / 1000;
     //  With --auto-sync, when every device has had its first diff
     if (self->config.auto_sync && !self->diffs_done_at && self->first_syncs + self->failed >= self->device_count) {
@@ -506,6 +544,17 @@ s_signals (fleet_t *self, int64_t now)
 {
     struct signalfd_siginfo info;
     while (read (self->signal_fd, &info, sizeof info) == (ssize_t) sizeof info) {
+        if (info.ssi_signo == SIGUSR2) {
+            self->move_mark = now;
+            self->displaced = self->displaced_back = 0;
+            self->displaced_last = 0;
+            for (uint32_t i = 0; i < self->device_count; i++)
+                self->devices [i].displaced = false;
+            printf ("fleet: %.1f s: move mark (SIGUSR2); %u of %u devices online\n",
+                    (double) (now - self->start) / 1000, self->online, self->device_count);
+            fflush (stdout);
+            continue;
+        }
         if (info.ssi_signo == SIGUSR1) {
             self->restart_mark = now;
             self->back_count = 0;

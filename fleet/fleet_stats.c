@@ -121,6 +121,29 @@ s_ms (char *buf, size_t size, uint64_t us)
         snprintf (buf, size, "%.1fk", (double) us / 1e6);
 }
 
+//  A cluster: REDIRECTs, moves between brokers, the time back after a
+//  broker's death (SIGUSR2)
+static void
+s_print_cluster (fleet_t *self)
+{
+    fleet_stats_t *s = &self->stats;
+    if (s->redirects || s->moves_closed || s->moves_unreachable)
+        printf ("fleet: cluster: %llu REDIRECTs (%llu followed, %llu without an owner, %llu to a broker found "
+                "silent, %llu pauses after %d in a row); moved off a broker %llu times for a closed connection, "
+                "%llu for no answer on a new one, %llu for silence\n",
+                (unsigned long long) s->redirects, (unsigned long long) s->redirects_followed,
+                (unsigned long long) s->redirects_no_owner, (unsigned long long) s->redirects_to_silent,
+                (unsigned long long) s->redirect_pauses, FLEET_MAX_REDIRECTS,
+                (unsigned long long) s->moves_closed, (unsigned long long) s->moves_unreachable,
+                (unsigned long long) s->broker_gone);
+    if (self->move_mark)
+        printf ("fleet: moved back: %u of %u sessions lost after the move mark logged in again\n",
+                self->displaced_back, self->displaced);
+    if (s->moved_devices)
+        printf ("fleet: moved back: %u sessions lost after the move mark, every device online again %.2f s "
+                "after it\n", s->moved_devices, (double) s->moved_back_ms / 1000);
+}
+
 void
 fleet_stats_print (fleet_t *self)
 {
@@ -175,6 +198,7 @@ fleet_stats_print (fleet_t *self)
             (unsigned long long) s->sessions_lost, (unsigned long long) s->links_lost,
             (unsigned long long) s->broker_gone,
             (unsigned long long) s->vanished, (unsigned long long) s->not_sent);
+    s_print_cluster (self);
     if (s->back_online_devices)
         printf ("fleet: back online: %u devices logged in again %.2f s after the restart mark\n",
                 s->back_online_devices, (double) s->back_online_ms / 1000);

@@ -185,6 +185,7 @@
 #define AF_CLUSTER_KEEPALIVE_MS 1000    //  the lease is kept alive this often
 #define AF_CLUSTER_TICK_MS      100     //  the coordinator's loop
 #define AF_CLUSTER_ETCD_TIMEOUT_MS 2000 //  one etcd call at most
+#define AF_CLUSTER_STATUS_DIRS  64      //  --cluster-status: data directories read at most
 
 //  Catalog limits
 #define AF_MAX_MANIFEST         (64 * 1024 * 1024)  //  manifest file bytes

@@ -9,39 +9,30 @@
 # the leases would have expired, and the cluster recovers when it is back.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/etcd.sh"
+. "$(dirname "$0")/cluster.sh"
 
 SHARDS=16 TTL=3
-start_etcd e1
-E=$ETCD_ENDPOINT
-# owner SHARD: the broker ID that owns it now ("" if none)
-owner () { etcdctl_at "$E" get --print-value-only "/appferry/shards/$(printf %04d "$1")/owner"; }
-# shard ACCOUNT: its shard, as every broker computes it
-shard () { "$RAW" shard "$1" $SHARDS; }
-# broker_of ID: the broker (1..3) with that ID
-broker_of () { local i; for i in 1 2 3; do grep -qx "$1" "$T/b$i/broker.id" 2>/dev/null && echo $i; done; }
-
-# Three brokers, one cluster key
-start_member () {
-    local i=$1
-    printf 'cluster\n    etcd = %s\n    shards = %d\n    lease_ttl = %d\n    repl_timeout = 500\n' \
-        "$E" $SHARDS $TTL > "$T/b$i.cfg"
-    unset NODES_EP WORKERS_EP
-    start_broker b$i --config "$T/b$i.cfg" ${EP[$i]:+--nodes ${EP[$i]}}
-    EP[$i]=$NODES_EP; PID[$i]=$BROKER_PID
-}
-declare -a EP PID
-start_member 1
-mkdir -p "$T/b2" "$T/b3"
-cp "$T/b1/broker.cert" "$T/b1/broker.cert_secret" "$T/b2/"
-cp "$T/b1/broker.cert" "$T/b1/broker.cert_secret" "$T/b3/"
-start_member 2
-start_member 3
-BROKER_CERT="$T/b1/broker.cert"
-ALL="${EP[1]},${EP[2]},${EP[3]}"
-all_owned () { local s; for s in $(seq 0 $((SHARDS - 1))); do [ -n "$(owner $s)" ] || return 1; done; }
+cluster_start 3
 check "every shard gets an owner" wait_until 20 all_owned
-spread () { test "$(for s in $(seq 0 $((SHARDS - 1))); do owner $s; done | sort -u | wc -l)" -eq 3; }
 check "  ... the shards spread over the three brokers" wait_until 20 spread
+
+# The shard map: --cluster-status reads each member's DATA/cluster.json;
+# owners and epochs are etcd's, each follower's lag its owner's
+map_ok () {
+    local s
+    "$BROKER" --cluster-status --json -d "$T/b1" "$T/b2" "$T/b3" > "$T/map.json" || return 1
+    test "$(jq length "$T/map.json")" -eq $SHARDS || return 1
+    for s in $(seq 0 $((SHARDS - 1))); do
+        test "$(jq -r ".[$s].owner" "$T/map.json")" = "$(owner $s)" || return 1
+        jq -e ".[$s].followers | length >= 1 and all(.lag >= 0 and .inSync)" "$T/map.json" > /dev/null || return 1
+    done
+}
+check "--cluster-status: every shard's owner as etcd has it, and an in-sync follower with its lag" \
+    wait_until 10 map_ok || cat "$T/map.json"
+check "  ... as text, a line per shard" \
+    test "$("$BROKER" --cluster-status -d "$T/b1" "$T/b2" "$T/b3" | grep -c ' lag [0-9]* in-sync')" -eq $SHARDS
+no_map () { ! "$BROKER" --cluster-status -d "$T" 2> "$T/nomap.err" && grep -q "cluster.json" "$T/nomap.err"; }
+check "  ... and says so of a directory without a map" no_map
 
 # Six accounts, a device each, given all three endpoints
 NODES_EP=$ALL
@@ -90,8 +81,8 @@ check "the other accounts are served too" wait_until 15 bash -c "for a in bob cy
     test \"\$('$CLI' --home '$T/'\$a --json status | jq -r .loggedIn)\" = true || exit 1; done"
 
 # The killed broker comes back: as a follower, from its own store
-start_member $V
 joined () { etcdctl_at "$E" get --prefix --keys-only /appferry/shards/ | grep -q "isr/$OLD"; }
+start_member $V
 check "the restarted broker joins in-sync sets again" wait_until 20 joined
 
 # A broker stopped past its lease (SIGSTOP), then continued: it confirms

@@ -15,22 +15,8 @@
 . "$(dirname "$0")/lib.sh"
 FLEET="$AF_BIN/fleet/appferry-fleet"
 
-# --- a catalog of a few small packages, and store links for Apple devices
-mkdir -p "$T/pkg"
-"$AF_BIN/tests/af_mkpkg" "$T/pkg/notes.tar" d:notes/ r:notes/blob=2K \
-    && "$AF_BIN/tests/af_mkpkg" "$T/pkg/maps.tar" d:maps/ r:maps/blob=40K \
-    && "$AF_BIN/tests/af_mkpkg" "$T/pkg/game.tar" d:game/ r:game/blob=300K \
-    || die "cannot make test packages"
-cat > "$T/pkg/manifest.json" <<'JSON'
-[ { "program": "fleet.notes", "platform": "android", "versionCode": 3, "versionName": "3.0", "minSdk": 21, "file": "notes.tar" },
-  { "program": "fleet.maps", "platform": "android", "versionCode": 7, "versionName": "7.1", "minSdk": 21, "file": "maps.tar" },
-  { "program": "fleet.game", "platform": "android", "versionCode": 2, "versionName": "2.0", "minSdk": 24, "file": "game.tar" },
-  { "program": "fleet.notes", "platform": "ios", "versionCode": 3, "versionName": "3.0", "storeLink": "https://apps.apple.com/app/notes/id1" },
-  { "program": "fleet.maps", "platform": "ios", "versionCode": 7, "versionName": "7.1", "minOs": "12.0", "storeLink": "https://apps.apple.com/app/maps/id2" },
-  { "program": "fleet.maps", "platform": "tvos", "versionCode": 7, "versionName": "7.1", "storeLink": "https://apps.apple.com/app/maps-tv/id3" } ]
-JSON
-"$CATALOG" --catalog "$T/catalog" import "$T/pkg/manifest.json" > "$T/import.log" 2>&1 || die "catalog import failed"
-PUSH=fleet.notes,fleet.maps,fleet.game
+. "$(dirname "$0")/fleet_catalog.sh"
+fleet_catalog "$T/catalog"
 
 # The broker as a fleet needs it: heartbeats of a second (not the tests'
 # 200 ms), and password work from one address unlimited (README)

@@ -1,0 +1,88 @@
+# tests/cluster.sh - a cluster of brokers for the integration tests (issue 12).
+#
+# Sourced after tests/lib.sh and tests/etcd.sh:
+#
+#   . "$(dirname "$0")/lib.sh"
+#   . "$(dirname "$0")/etcd.sh"
+#   . "$(dirname "$0")/cluster.sh"
+#   SHARDS=16 TTL=3 MEMBER_OPTS=(--heartbeat 1000)   # before cluster_start
+#   cluster_start 3        # etcd e1 and brokers b1..b3, one cluster keypair
+#
+# cluster_start N: starts etcd (E is its endpoint) and N brokers b1..bN in
+# $T/bI with $T/bI.cfg (etcd E, SHARDS shards, a lease of TTL seconds, a
+# repl_timeout of 500 ms) and MEMBER_OPTS, every one with b1's keypair;
+# EP[I], WK[I], PID[I] are each one's nodes and workers endpoints and pid,
+# ALL every nodes endpoint comma-separated, BROKER_CERT the cluster's
+# public key. start_member I starts (or restarts, on the same store and
+# endpoints) broker I. Then:
+#
+#   owner SHARD        the broker ID that owns it now ("" if none)
+#   shard ACCOUNT      the account's shard, as every broker computes it
+#   broker_of ID       the member (1..N) with that broker ID
+#   all_owned          every shard has an owner
+#   spread             the owners are all N brokers
+#   all_in_sync        every shard has an in-sync follower (a kill -9 of
+#                      any owner can be taken over)
+#   owners             "SHARD ID" of every owned shard, one etcdctl call
+#   owned_by ID        the shards ID owns, one a line
+#   start_matcher_at I NAME CATALOG [opts]: a matcher for broker I
+SHARDS=${SHARDS:-16} TTL=${TTL:-3} REPL_MS=${REPL_MS:-500}
+MEMBERS=0
+declare -a EP WK PID
+[ -n "${MEMBER_OPTS+set}" ] || MEMBER_OPTS=()
+
+owner () { etcdctl_at "$E" get --print-value-only "/appferry/shards/$(printf %04d "$1")/owner"; }
+shard () { "$RAW" shard "$1" "$SHARDS"; }
+broker_of () {
+    local i
+    for i in $(seq 1 "$MEMBERS"); do grep -qx "$1" "$T/b$i/broker.id" 2>/dev/null && echo "$i"; done
+}
+# owners: "SHARD ID" for every owned shard, from one etcdctl call (one
+# call per shard is seconds for 256 on a busy machine)
+owners () {
+    etcdctl_at "$E" get --prefix /appferry/shards/ | paste - - \
+        | sed -nE 's|^/appferry/shards/0*([0-9]+)/owner\t(.*)$|\1 \2|p'
+}
+owned_by () { owners | awk -v id="$1" '$2 == id { print $1 }'; }
+all_owned () { test "$(owners | wc -l)" -eq "$SHARDS"; }
+spread () { test "$(owners | cut -d' ' -f2 | sort -u | wc -l)" -eq "$MEMBERS"; }
+# (an owner is in its shard's in-sync set too: a follower is another ID)
+all_in_sync () {
+    test "$(etcdctl_at "$E" get --prefix /appferry/shards/ | paste - - | awk -F'\t' '
+        { split ($1, k, "/"); s = k [4] }
+        k [5] == "owner" { owner [s] = $2 }
+        k [5] == "isr" { isr [s] = isr [s] " " k [6] }
+        END { for (s in isr) { n = split (isr [s], ids, " "); for (i = 1; i <= n; i++)
+                  if (ids [i] != owner [s]) { synced++; break } }
+              print synced + 0 }')" -eq "$SHARDS"
+}
+
+start_member () {
+    local i=$1
+    printf 'cluster\n    etcd = %s\n    shards = %d\n    lease_ttl = %d\n    repl_timeout = %d\n' \
+        "$E" "$SHARDS" "$TTL" "$REPL_MS" > "$T/b$i.cfg"
+    unset NODES_EP WORKERS_EP
+    [ -z "${EP[$i]:-}" ] || NODES_EP=${EP[$i]} WORKERS_EP=${WK[$i]}     # a restart: the same endpoints
+    start_broker "b$i" --config "$T/b$i.cfg" "${MEMBER_OPTS[@]}"
+    EP[$i]=$NODES_EP; WK[$i]=$WORKERS_EP; PID[$i]=$BROKER_PID
+}
+
+cluster_start () {
+    local n=$1 i
+    MEMBERS=$n
+    start_etcd e1
+    E=$ETCD_ENDPOINT
+    start_member 1
+    for i in $(seq 2 "$n"); do
+        mkdir -p "$T/b$i"
+        cp "$T/b1/broker.cert" "$T/b1/broker.cert_secret" "$T/b$i/"
+        start_member "$i"
+    done
+    BROKER_CERT="$T/b1/broker.cert"
+    ALL=$(for i in $(seq 1 "$n"); do echo "${EP[$i]}"; done | paste -sd,)
+}
+
+start_matcher_at () {
+    local i=$1; shift
+    WORKERS_EP=${WK[$i]} BROKER_DIR="$T/b$i" BROKER_CERT="$T/b1/broker.cert" start_matcher "$@"
+}
