@@ -287,253 +287,305 @@ s_defaults (fleet_config_t *config)
     randombytes_buf (&config->seed, sizeof config->seed);
 }
 
+enum { OPT_ACCOUNT_SIZE = 1000, OPT_PREFIX, OPT_PASSWORD, OPT_APPS, OPT_PROGRAMS, OPT_PUSH, OPT_RATE, OPT_EVERY,
+       OPT_MIX, OPT_DURATION, OPT_HOLD, OPT_DRAIN, OPT_SETUP, OPT_LOGIN_RATE, OPT_HEARTBEAT, OPT_JITTER,
+       OPT_AUTO_SYNC, OPT_VANISH, OPT_VANISH_FOR, OPT_TIMEOUT, OPT_CONNECT_TIMEOUT, OPT_REPORT_EVERY,
+       OPT_IO_THREADS, OPT_SEED, OPT_VERSION };
+static const struct option s_options [] = {
+    { "broker", required_argument, NULL, 'b' },
+    { "broker-key", required_argument, NULL, 'k' },
+    { "devices", required_argument, NULL, 'n' },
+    { "account-size", required_argument, NULL, OPT_ACCOUNT_SIZE },
+    { "prefix", required_argument, NULL, OPT_PREFIX },
+    { "password", required_argument, NULL, OPT_PASSWORD },
+    { "apps", required_argument, NULL, OPT_APPS },
+    { "programs", required_argument, NULL, OPT_PROGRAMS },
+    { "push", required_argument, NULL, OPT_PUSH },
+    { "rate", required_argument, NULL, OPT_RATE },
+    { "every", required_argument, NULL, OPT_EVERY },
+    { "mix", required_argument, NULL, OPT_MIX },
+    { "duration", required_argument, NULL, OPT_DURATION },
+    { "hold", required_argument, NULL, OPT_HOLD },
+    { "drain", required_argument, NULL, OPT_DRAIN },
+    { "setup", required_argument, NULL, OPT_SETUP },
+    { "login-rate", required_argument, NULL, OPT_LOGIN_RATE },
+    { "heartbeat", required_argument, NULL, OPT_HEARTBEAT },
+    { "jitter", required_argument, NULL, OPT_JITTER },
+    { "auto-sync", no_argument, NULL, OPT_AUTO_SYNC },
+    { "vanish", required_argument, NULL, OPT_VANISH },
+    { "vanish-for", required_argument, NULL, OPT_VANISH_FOR },
+    { "timeout", required_argument, NULL, OPT_TIMEOUT },
+    { "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
+    { "report-every", required_argument, NULL, OPT_REPORT_EVERY },
+    { "io-threads", required_argument, NULL, OPT_IO_THREADS },
+    { "seed", required_argument, NULL, OPT_SEED },
+    { "verbose", no_argument, NULL, 'v' },
+    { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, OPT_VERSION },
+    { NULL, 0, NULL, 0 }
+};
+
+//  --broker A,B,C: 0 or 2 (said)
+static int
+s_brokers (fleet_config_t *config, const char *optarg)
+{
+    int rc = 0;
+    char *copy = strdup (optarg), *save = NULL;
+    assert (copy);
+    for (uint32_t i = 0; i < config->broker_count; i++)
+        free (config->brokers [i]);
+    config->broker_count = 0;
+    for (char *ep = strtok_r (copy, ",", &save); ep && !rc; ep = strtok_r (NULL, ",", &save)) {
+        if (config->broker_count == FLEET_MAX_BROKERS || strncmp (ep, "tcp://", 6) || strlen (ep) > 255) {
+            fprintf (stderr, "appferry-fleet: --broker: '%s' is not a tcp:// endpoint, or more than %d\n",
+                     ep, FLEET_MAX_BROKERS);
+            rc = 2;
+        }
+        else
+            config->brokers [config->broker_count++] = strdup (ep);
+    }
+    free (copy);
+    return rc;
+}
+
+//  --account-size N or MIN-MAX: 0 or 2 (said)
+static int
+s_account_size (fleet_config_t *config, const char *optarg)
+{
+    int rc = 0;
+    char low [32], high [32];
+    const char *dash = strchr (optarg, '-');
+    snprintf (low, sizeof low, "%.*s", dash? (int) (dash - optarg): (int) strlen (optarg), optarg);
+    snprintf (high, sizeof high, "%s", dash? dash + 1: optarg);
+    if (s_whole ("account-size", low, 1, FLEET_MAX_ACCOUNT_SIZE, &config->account_min)
+    ||  s_whole ("account-size", high, 1, FLEET_MAX_ACCOUNT_SIZE, &config->account_max))
+        rc = 2;
+    else
+    if (config->account_min > config->account_max) {
+        fprintf (stderr, "appferry-fleet: --account-size MIN-MAX: MIN is above MAX\n");
+        rc = 2;
+    }
+    return rc;
+}
+
+//  What the options said beside the settings themselves
+typedef struct {
+    bool rate, every, programs;
+} given_t;
+
+//  One option into config: 0, 2 (a usage error, said), or -1 (done: help
+//  or version printed)
+static int
+s_option (fleet_config_t *config, given_t *given, int opt, const char *optarg)
+{
+    int rc = 0;
+    switch (opt) {
+        case 'b': rc = s_brokers (config, optarg); break;
+        case 'k':
+            if (strlen (optarg) >= sizeof config->broker_key_file) {
+                fprintf (stderr, "appferry-fleet: --broker-key: path too long\n");
+                rc = 2;
+            }
+            else
+                snprintf (config->broker_key_file, sizeof config->broker_key_file, "%s", optarg);
+            break;
+        case 'n': rc = s_whole ("devices", optarg, 1, FLEET_MAX_DEVICES, &config->devices)? 2: 0; break;
+        case OPT_ACCOUNT_SIZE: rc = s_account_size (config, optarg); break;
+        case OPT_PREFIX:
+            if (!s_account_name_ok (optarg)) {
+                fprintf (stderr, "appferry-fleet: --prefix: 1-%d of a-z 0-9 . _ -, the first a letter or a "
+                         "digit (account names are PREFIX-000001)\n", AF_MAX_ACCOUNT - 7);
+                rc = 2;
+            }
+            else
+                snprintf (config->prefix, sizeof config->prefix, "%s", optarg);
+            break;
+        case OPT_PASSWORD:
+            if (strlen (optarg) < AF_MIN_PASSWORD || strlen (optarg) > AF_MAX_PASSWORD) {
+                fprintf (stderr, "appferry-fleet: --password: %d to %d bytes\n", AF_MIN_PASSWORD, AF_MAX_PASSWORD);
+                rc = 2;
+            }
+            else
+                snprintf (config->password, sizeof config->password, "%s", optarg);
+            break;
+        case OPT_APPS: rc = s_whole ("apps", optarg, 0, AF_MAX_APPS, &config->apps)? 2: 0; break;
+        case OPT_PROGRAMS:
+            given->programs = true;
+            rc = s_program_list ("programs", optarg, true, &config->program_ids, &config->program_id_count)? 2: 0;
+            break;
+        case OPT_PUSH:
+            rc = s_program_list ("push", optarg, false, &config->push_ids, &config->push_id_count)? 2: 0;
+            break;
+        case OPT_RATE:
+            given->rate = true;
+            rc = s_number ("rate", optarg, 0.001, FLEET_MAX_RATE, &config->rate)? 2: 0;
+            break;
+        case OPT_EVERY:
+            given->every = true;
+            rc = s_whole ("every", optarg, 1, 3600000, &config->every_ms)? 2: 0;
+            break;
+        case OPT_MIX: rc = s_mix (optarg, config->mix)? 2: 0; break;
+        case OPT_DURATION: rc = s_number ("duration", optarg, 0, FLEET_MAX_DURATION_S, &config->duration_s)? 2: 0; break;
+        case OPT_HOLD: rc = s_number ("hold", optarg, 0, FLEET_MAX_DURATION_S, &config->hold_s)? 2: 0; break;
+        case OPT_DRAIN: rc = s_number ("drain", optarg, 1, FLEET_MAX_DURATION_S, &config->drain_s)? 2: 0; break;
+        case OPT_SETUP: rc = s_number ("setup", optarg, 1, FLEET_MAX_DURATION_S, &config->setup_s)? 2: 0; break;
+        case OPT_LOGIN_RATE: rc = s_number ("login-rate", optarg, 0, FLEET_MAX_RATE, &config->login_rate)? 2: 0; break;
+        case OPT_HEARTBEAT: rc = s_whole ("heartbeat", optarg, 50, 3600000, &config->heartbeat_ms)? 2: 0; break;
+        case OPT_JITTER: rc = s_whole ("jitter", optarg, 0, 600000, &config->jitter_ms)? 2: 0; break;
+        case OPT_AUTO_SYNC: config->auto_sync = true; break;
+        case OPT_VANISH: rc = s_number ("vanish", optarg, 0, 100, &config->vanish_percent)? 2: 0; break;
+        case OPT_VANISH_FOR: rc = s_whole ("vanish-for", optarg, 0, 86400000, &config->vanish_ms)? 2: 0; break;
+        case OPT_TIMEOUT: rc = s_whole ("timeout", optarg, 100, 3600000, &config->timeout_ms)? 2: 0; break;
+        case OPT_CONNECT_TIMEOUT:
+            rc = s_whole ("connect-timeout", optarg, 0, 3600000, &config->connect_timeout_ms)? 2: 0;
+            break;
+        case OPT_REPORT_EVERY:
+            rc = s_whole ("report-every", optarg, 100, 3600000, &config->report_every_ms)? 2: 0;
+            break;
+        case OPT_IO_THREADS: rc = s_whole ("io-threads", optarg, 1, 16, &config->io_threads)? 2: 0; break;
+        case OPT_SEED: {
+            char *end = NULL;
+            errno = 0;
+            config->seed = strtoull (optarg, &end, 10);
+            if (errno || end == optarg || *end) {
+                fprintf (stderr, "appferry-fleet: --seed must be a whole number\n");
+                rc = 2;
+            }
+            break;
+        }
+        case 'v': config->verbose = true; break;
+        case 'h': s_usage (stdout); return -1;
+        case OPT_VERSION:
+            printf ("appferry-fleet %s, protocol %d%s\n", AF_VERSION, AF_PROTO_VERSION,
+#if defined (__SANITIZE_ADDRESS__)
+                    ", built with AddressSanitizer"
+#else
+                    ""
+#endif
+                    );
+            return 0;
+        default:
+            s_usage (stderr);
+            rc = 2;
+            break;
+    }
+    return rc;
+}
+
+//  The settings as a whole, after the options: 0 or 2 (said); limit and
+//  allowed: the descriptor limit and the devices it leaves room for
+static int
+s_check (fleet_config_t *config, const given_t *given, const char *extra, struct rlimit *limit_out,
+         uint32_t *allowed_out)
+{
+    int rc = 0;
+    if (rc == 0 && extra) {
+        fprintf (stderr, "appferry-fleet: unexpected argument '%s' (see --help)\n", extra);
+        rc = 2;
+    }
+    if (rc == 0 && (!config->broker_count || !*config->broker_key_file)) {
+        fprintf (stderr, "appferry-fleet: --broker and --broker-key are needed (see --help)\n");
+        rc = 2;
+    }
+    if (rc == 0 && given->rate && given->every) {
+        fprintf (stderr, "appferry-fleet: --rate and --every: give one of them\n");
+        rc = 2;
+    }
+    if (rc == 0 && given->every)
+        config->rate = 0;
+    if (rc == 0 && !given->programs)
+        rc = s_program_list ("programs", "200", true, &config->program_ids, &config->program_id_count)? 2: 0;
+    if (rc == 0 && config->apps > config->program_id_count) {
+        fprintf (stderr, "appferry-fleet: --apps %u is more than the %u programs of --programs\n", config->apps,
+                 config->program_id_count);
+        rc = 2;
+    }
+    if (rc == 0 && config->mix [ACT_PUSH] && !config->push_id_count)
+        config->mix [ACT_PUSH] = 0;          //  nothing to push: the other actions share its weight
+    //  Descriptors: two per device; say so when they cap the fleet
+    struct rlimit limit = { 0, 0 };
+    uint32_t allowed = s_descriptors (&limit);
+    *limit_out = limit;
+    *allowed_out = allowed;
+    if (rc == 0 && config->devices > allowed) {
+        fprintf (stderr, "appferry-fleet: the descriptor limit caps this process at %u devices, not %u: "
+                 "RLIMIT_NOFILE is %llu (hard limit %llu) and each device holds %d descriptors (its TCP "
+                 "connection and its ZeroMQ socket's mailbox) beside the process's own %d. Raise the hard "
+                 "limit (ulimit -Hn as root, LimitNOFILE in a unit), or run several fleets, each with its "
+                 "own --prefix\n", allowed, config->devices, (unsigned long long) limit.rlim_cur,
+                 (unsigned long long) limit.rlim_max, FLEET_FDS_PER_DEVICE, FLEET_FDS_RESERVE);
+        rc = 2;
+    }
+    return rc;
+}
+
+//  What the fleet is, before it runs
+static void
+s_banner (fleet_t *fleet, const fleet_config_t *config, const struct rlimit *limit, uint32_t allowed)
+{
+    printf ("fleet: %u devices in %u accounts of %u-%u, models drawn from %zu real ones (%zu Android, %zu iOS, "
+            "%zu tvOS)\n", fleet->device_count, fleet->account_count, config->account_min, config->account_max,
+            fleet_model_count, fleet_models_of (AF_PLATFORM_ANDROID), fleet_models_of (AF_PLATFORM_IOS),
+            fleet_models_of (AF_PLATFORM_TVOS));
+    printf ("fleet: accounts %s-000001..%06u; %u programs, %u apps each at first, %u to push; broker %s%s\n",
+            config->prefix, fleet->account_count, fleet->list_programs, config->apps, fleet->push_count,
+            config->brokers [0], config->broker_count > 1? " and others": "");
+    if (config->every_ms)
+        printf ("fleet: each device acts every %u ms on average for %.0f s", config->every_ms, config->duration_s);
+    else
+        printf ("fleet: %.0f actions/s for %.0f s", config->rate, config->duration_s);
+    printf (" (report %u, sync %u, notify %u, push %u); heartbeat %u ms, jitter %u ms%s%s; seed %llu\n",
+            config->mix [ACT_REPORT], config->mix [ACT_SYNC], config->mix [ACT_NOTIFY], config->mix [ACT_PUSH],
+            config->heartbeat_ms, config->jitter_ms, config->auto_sync? ", auto-sync": "",
+            config->vanish_percent > 0? ", some vanish": "", (unsigned long long) config->seed);
+    printf ("fleet: descriptors: limit %llu, room for %u devices\n", (unsigned long long) limit->rlim_cur, allowed);
+}
+
 int
 main (int argc, char *argv [])
 {
-    enum { OPT_ACCOUNT_SIZE = 1000, OPT_PREFIX, OPT_PASSWORD, OPT_APPS, OPT_PROGRAMS, OPT_PUSH, OPT_RATE, OPT_EVERY,
-           OPT_MIX, OPT_DURATION, OPT_HOLD, OPT_DRAIN, OPT_SETUP, OPT_LOGIN_RATE, OPT_HEARTBEAT, OPT_JITTER,
-           OPT_AUTO_SYNC, OPT_VANISH, OPT_VANISH_FOR, OPT_TIMEOUT, OPT_CONNECT_TIMEOUT, OPT_REPORT_EVERY,
-           OPT_IO_THREADS, OPT_SEED, OPT_VERSION };
-    static struct option options [] = {
-        { "broker", required_argument, NULL, 'b' },
-        { "broker-key", required_argument, NULL, 'k' },
-        { "devices", required_argument, NULL, 'n' },
-        { "account-size", required_argument, NULL, OPT_ACCOUNT_SIZE },
-        { "prefix", required_argument, NULL, OPT_PREFIX },
-        { "password", required_argument, NULL, OPT_PASSWORD },
-        { "apps", required_argument, NULL, OPT_APPS },
-        { "programs", required_argument, NULL, OPT_PROGRAMS },
-        { "push", required_argument, NULL, OPT_PUSH },
-        { "rate", required_argument, NULL, OPT_RATE },
-        { "every", required_argument, NULL, OPT_EVERY },
-        { "mix", required_argument, NULL, OPT_MIX },
-        { "duration", required_argument, NULL, OPT_DURATION },
-        { "hold", required_argument, NULL, OPT_HOLD },
-        { "drain", required_argument, NULL, OPT_DRAIN },
-        { "setup", required_argument, NULL, OPT_SETUP },
-        { "login-rate", required_argument, NULL, OPT_LOGIN_RATE },
-        { "heartbeat", required_argument, NULL, OPT_HEARTBEAT },
-        { "jitter", required_argument, NULL, OPT_JITTER },
-        { "auto-sync", no_argument, NULL, OPT_AUTO_SYNC },
-        { "vanish", required_argument, NULL, OPT_VANISH },
-        { "vanish-for", required_argument, NULL, OPT_VANISH_FOR },
-        { "timeout", required_argument, NULL, OPT_TIMEOUT },
-        { "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
-        { "report-every", required_argument, NULL, OPT_REPORT_EVERY },
-        { "io-threads", required_argument, NULL, OPT_IO_THREADS },
-        { "seed", required_argument, NULL, OPT_SEED },
-        { "verbose", no_argument, NULL, 'v' },
-        { "help", no_argument, NULL, 'h' },
-        { "version", no_argument, NULL, OPT_VERSION },
-        { NULL, 0, NULL, 0 }
-    };
     if (sodium_init () < 0) {
         fprintf (stderr, "appferry-fleet: libsodium does not start\n");
         return 2;
     }
     fleet_config_t config;
     s_defaults (&config);
-    bool rate_given = false, every_given = false, programs_given = false;
+    given_t given = { false, false, false };
     int rc = 0, opt;
-    while (rc == 0 && (opt = getopt_long (argc, argv, "b:k:n:vh", options, NULL)) != -1) {
-        double number;
-        switch (opt) {
-            case 'b': {
-                char *copy = strdup (optarg), *save = NULL;
-                assert (copy);
-                for (uint32_t i = 0; i < config.broker_count; i++)
-                    free (config.brokers [i]);
-                config.broker_count = 0;
-                for (char *ep = strtok_r (copy, ",", &save); ep && !rc; ep = strtok_r (NULL, ",", &save)) {
-                    if (config.broker_count == FLEET_MAX_BROKERS || strncmp (ep, "tcp://", 6) || strlen (ep) > 255) {
-                        fprintf (stderr, "appferry-fleet: --broker: '%s' is not a tcp:// endpoint, or more than %d\n",
-                                 ep, FLEET_MAX_BROKERS);
-                        rc = 2;
-                    }
-                    else
-                        config.brokers [config.broker_count++] = strdup (ep);
-                }
-                free (copy);
-                break;
-            }
-            case 'k':
-                if (strlen (optarg) >= sizeof config.broker_key_file) {
-                    fprintf (stderr, "appferry-fleet: --broker-key: path too long\n");
-                    rc = 2;
-                }
-                else
-                    snprintf (config.broker_key_file, sizeof config.broker_key_file, "%s", optarg);
-                break;
-            case 'n': rc = s_whole ("devices", optarg, 1, FLEET_MAX_DEVICES, &config.devices)? 2: 0; break;
-            case OPT_ACCOUNT_SIZE: {
-                char low [32], high [32];
-                const char *dash = strchr (optarg, '-');
-                snprintf (low, sizeof low, "%.*s", dash? (int) (dash - optarg): (int) strlen (optarg), optarg);
-                snprintf (high, sizeof high, "%s", dash? dash + 1: optarg);
-                if (s_whole ("account-size", low, 1, FLEET_MAX_ACCOUNT_SIZE, &config.account_min)
-                ||  s_whole ("account-size", high, 1, FLEET_MAX_ACCOUNT_SIZE, &config.account_max))
-                    rc = 2;
-                else
-                if (config.account_min > config.account_max) {
-                    fprintf (stderr, "appferry-fleet: --account-size MIN-MAX: MIN is above MAX\n");
-                    rc = 2;
-                }
-                break;
-            }
-            case OPT_PREFIX:
-                if (!s_account_name_ok (optarg)) {
-                    fprintf (stderr, "appferry-fleet: --prefix: 1-%d of a-z 0-9 . _ -, the first a letter or a "
-                             "digit (account names are PREFIX-000001)\n", AF_MAX_ACCOUNT - 7);
-                    rc = 2;
-                }
-                else
-                    snprintf (config.prefix, sizeof config.prefix, "%s", optarg);
-                break;
-            case OPT_PASSWORD:
-                if (strlen (optarg) < AF_MIN_PASSWORD || strlen (optarg) > AF_MAX_PASSWORD) {
-                    fprintf (stderr, "appferry-fleet: --password: %d to %d bytes\n", AF_MIN_PASSWORD, AF_MAX_PASSWORD);
-                    rc = 2;
-                }
-                else
-                    snprintf (config.password, sizeof config.password, "%s", optarg);
-                break;
-            case OPT_APPS: rc = s_whole ("apps", optarg, 0, AF_MAX_APPS, &config.apps)? 2: 0; break;
-            case OPT_PROGRAMS:
-                programs_given = true;
-                rc = s_program_list ("programs", optarg, true, &config.program_ids, &config.program_id_count)? 2: 0;
-                break;
-            case OPT_PUSH:
-                rc = s_program_list ("push", optarg, false, &config.push_ids, &config.push_id_count)? 2: 0;
-                break;
-            case OPT_RATE:
-                rate_given = true;
-                rc = s_number ("rate", optarg, 0.001, FLEET_MAX_RATE, &config.rate)? 2: 0;
-                break;
-            case OPT_EVERY:
-                every_given = true;
-                rc = s_whole ("every", optarg, 1, 3600000, &config.every_ms)? 2: 0;
-                break;
-            case OPT_MIX: rc = s_mix (optarg, config.mix)? 2: 0; break;
-            case OPT_DURATION: rc = s_number ("duration", optarg, 0, FLEET_MAX_DURATION_S, &config.duration_s)? 2: 0; break;
-            case OPT_HOLD: rc = s_number ("hold", optarg, 0, FLEET_MAX_DURATION_S, &config.hold_s)? 2: 0; break;
-            case OPT_DRAIN: rc = s_number ("drain", optarg, 1, FLEET_MAX_DURATION_S, &config.drain_s)? 2: 0; break;
-            case OPT_SETUP: rc = s_number ("setup", optarg, 1, FLEET_MAX_DURATION_S, &config.setup_s)? 2: 0; break;
-            case OPT_LOGIN_RATE: rc = s_number ("login-rate", optarg, 0, FLEET_MAX_RATE, &config.login_rate)? 2: 0; break;
-            case OPT_HEARTBEAT: rc = s_whole ("heartbeat", optarg, 50, 3600000, &config.heartbeat_ms)? 2: 0; break;
-            case OPT_JITTER: rc = s_whole ("jitter", optarg, 0, 600000, &config.jitter_ms)? 2: 0; break;
-            case OPT_AUTO_SYNC: config.auto_sync = true; break;
-            case OPT_VANISH: rc = s_number ("vanish", optarg, 0, 100, &config.vanish_percent)? 2: 0; break;
-            case OPT_VANISH_FOR: rc = s_whole ("vanish-for", optarg, 0, 86400000, &config.vanish_ms)? 2: 0; break;
-            case OPT_TIMEOUT: rc = s_whole ("timeout", optarg, 100, 3600000, &config.timeout_ms)? 2: 0; break;
-            case OPT_CONNECT_TIMEOUT:
-                rc = s_whole ("connect-timeout", optarg, 0, 3600000, &config.connect_timeout_ms)? 2: 0;
-                break;
-            case OPT_REPORT_EVERY:
-                rc = s_whole ("report-every", optarg, 100, 3600000, &config.report_every_ms)? 2: 0;
-                break;
-            case OPT_IO_THREADS: rc = s_whole ("io-threads", optarg, 1, 16, &config.io_threads)? 2: 0; break;
-            case OPT_SEED: {
-                char *end = NULL;
-                errno = 0;
-                config.seed = strtoull (optarg, &end, 10);
-                if (errno || end == optarg || *end) {
-                    fprintf (stderr, "appferry-fleet: --seed must be a whole number\n");
-                    rc = 2;
-                }
-                break;
-            }
-            case 'v': config.verbose = true; break;
-            case 'h': s_usage (stdout); return 0;
-            case OPT_VERSION:
-                printf ("appferry-fleet %s, protocol %d%s\n", AF_VERSION, AF_PROTO_VERSION,
-#if defined (__SANITIZE_ADDRESS__)
-                        ", built with AddressSanitizer"
-#else
-                        ""
-#endif
-                        );
-                return 0;
-            default:
-                s_usage (stderr);
+    while (rc == 0 && (opt = getopt_long (argc, argv, "b:k:n:vh", s_options, NULL)) != -1)
+        rc = s_option (&config, &given, opt, optarg);
+    if (rc == -1)
+        rc = 0;
+    else {
+        struct rlimit limit = { 0, 0 };
+        uint32_t allowed = 0;
+        if (rc == 0)
+            rc = s_check (&config, &given, optind < argc? argv [optind]: NULL, &limit, &allowed);
+        fleet_t *fleet = NULL;
+        if (rc == 0) {
+            //  The signals come through a signalfd: blocked before libzmq
+            //  starts its threads, which inherit the mask
+            sigset_t signals;
+            sigemptyset (&signals);
+            sigaddset (&signals, SIGINT);
+            sigaddset (&signals, SIGTERM);
+            sigaddset (&signals, SIGUSR1);
+            sigaddset (&signals, SIGUSR2);
+            sigprocmask (SIG_BLOCK, &signals, NULL);
+            char err [512];
+            fleet = fleet_new (&config, err, sizeof err);
+            if (!fleet) {
+                fprintf (stderr, "appferry-fleet: %s\n", err);
                 rc = 2;
-                break;
+            }
         }
-        (void) number;
-    }
-    if (rc == 0 && optind < argc) {
-        fprintf (stderr, "appferry-fleet: unexpected argument '%s' (see --help)\n", argv [optind]);
-        rc = 2;
-    }
-    if (rc == 0 && (!config.broker_count || !*config.broker_key_file)) {
-        fprintf (stderr, "appferry-fleet: --broker and --broker-key are needed (see --help)\n");
-        rc = 2;
-    }
-    if (rc == 0 && rate_given && every_given) {
-        fprintf (stderr, "appferry-fleet: --rate and --every: give one of them\n");
-        rc = 2;
-    }
-    if (rc == 0 && every_given)
-        config.rate = 0;
-    if (rc == 0 && !programs_given)
-        rc = s_program_list ("programs", "200", true, &config.program_ids, &config.program_id_count)? 2: 0;
-    if (rc == 0 && config.apps > config.program_id_count) {
-        fprintf (stderr, "appferry-fleet: --apps %u is more than the %u programs of --programs\n", config.apps,
-                 config.program_id_count);
-        rc = 2;
-    }
-    if (rc == 0 && config.mix [ACT_PUSH] && !config.push_id_count)
-        config.mix [ACT_PUSH] = 0;          //  nothing to push: the other actions share its weight
-    //  Descriptors: two per device; say so when they cap the fleet
-    struct rlimit limit = { 0, 0 };
-    uint32_t allowed = s_descriptors (&limit);
-    if (rc == 0 && config.devices > allowed) {
-        fprintf (stderr, "appferry-fleet: the descriptor limit caps this process at %u devices, not %u: "
-                 "RLIMIT_NOFILE is %llu (hard limit %llu) and each device holds %d descriptors (its TCP "
-                 "connection and its ZeroMQ socket's mailbox) beside the process's own %d. Raise the hard "
-                 "limit (ulimit -Hn as root, LimitNOFILE in a unit), or run several fleets, each with its "
-                 "own --prefix\n", allowed, config.devices, (unsigned long long) limit.rlim_cur,
-                 (unsigned long long) limit.rlim_max, FLEET_FDS_PER_DEVICE, FLEET_FDS_RESERVE);
-        rc = 2;
-    }
-    fleet_t *fleet = NULL;
-    if (rc == 0) {
-        //  The signals come through a signalfd: blocked before libzmq
-        //  starts its threads, which inherit the mask
-        sigset_t signals;
-        sigemptyset (&signals);
-        sigaddset (&signals, SIGINT);
-        sigaddset (&signals, SIGTERM);
-        sigaddset (&signals, SIGUSR1);
-        sigaddset (&signals, SIGUSR2);
-        sigprocmask (SIG_BLOCK, &signals, NULL);
-        char err [512];
-        fleet = fleet_new (&config, err, sizeof err);
-        if (!fleet) {
-            fprintf (stderr, "appferry-fleet: %s\n", err);
-            rc = 2;
+        if (rc == 0) {
+            s_banner (fleet, &config, &limit, allowed);
+            fflush (stdout);
+            rc = fleet_run (fleet);
         }
+        fleet_destroy (&fleet);
     }
-    if (rc == 0) {
-        printf ("fleet: %u devices in %u accounts of %u-%u, models drawn from %zu real ones (%zu Android, %zu iOS, "
-                "%zu tvOS)\n", fleet->device_count, fleet->account_count, config.account_min, config.account_max,
-                fleet_model_count, fleet_models_of (AF_PLATFORM_ANDROID), fleet_models_of (AF_PLATFORM_IOS),
-                fleet_models_of (AF_PLATFORM_TVOS));
-        printf ("fleet: accounts %s-000001..%06u; %u programs, %u apps each at first, %u to push; broker %s%s\n",
-                config.prefix, fleet->account_count, fleet->list_programs, config.apps, fleet->push_count,
-                config.brokers [0], config.broker_count > 1? " and others": "");
-        if (config.every_ms)
-            printf ("fleet: each device acts every %u ms on average for %.0f s", config.every_ms, config.duration_s);
-        else
-            printf ("fleet: %.0f actions/s for %.0f s", config.rate, config.duration_s);
-        printf (" (report %u, sync %u, notify %u, push %u); heartbeat %u ms, jitter %u ms%s%s; seed %llu\n",
-                config.mix [ACT_REPORT], config.mix [ACT_SYNC], config.mix [ACT_NOTIFY], config.mix [ACT_PUSH],
-                config.heartbeat_ms, config.jitter_ms, config.auto_sync? ", auto-sync": "",
-                config.vanish_percent > 0? ", some vanish": "", (unsigned long long) config.seed);
-        printf ("fleet: descriptors: limit %llu, room for %u devices\n", (unsigned long long) limit.rlim_cur, allowed);
-        fflush (stdout);
-        rc = fleet_run (fleet);
-    }
-    fleet_destroy (&fleet);
     for (uint32_t i = 0; i < config.broker_count; i++)
         free (config.brokers [i]);
     free (config.program_ids);
