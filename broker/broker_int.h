@@ -397,6 +397,13 @@ int broker_resolve (af_broker_t *self, const char *program, const af_device_t *d
 //  handle_push.c: PUSH, UNINSTALL, FETCH, CREDIT, DONE; PROGRESS
 
 void handle_push (af_broker_t *self, session_t *session, af_msg_t *msg);
+
+//  The push path for the broker's own pushes: entitled is true only when
+//  the payments service has just said the account may have msg->program
+//  (GET's transfer), so a paid package is offered without asking again.
+//  handle_push is this with entitled false: a paid package is offered
+//  only after broker_pay_entitled says yes (SPEC 5.16).
+void broker_push (af_broker_t *self, session_t *session, af_msg_t *msg, bool entitled);
 void handle_uninstall (af_broker_t *self, session_t *session, af_msg_t *msg);
 void handle_fetch (af_broker_t *self, session_t *session, af_msg_t *msg);
 void handle_credit (af_broker_t *self, session_t *session, af_msg_t *msg);
@@ -453,6 +460,16 @@ void handle_pay_confirm (af_broker_t *self, session_t *session, af_msg_t *msg);
 void handle_purchases (af_broker_t *self, session_t *session, af_msg_t *msg);
 void handle_browse (af_broker_t *self, session_t *session, af_msg_t *msg);
 void broker_pay_jobs_free (void **item);
+
+//  Is the account entitled to program (it paid for it)? Asks the payments
+//  service (PURCHASES naming the program); done (arg, code, reason) is
+//  called once, later: AF_OK entitled; AF_E_PAYMENT_REQUIRED not; any
+//  other code (AF_E_UNAVAILABLE: no answer in time) the service's failure,
+//  with its reason. Returns AF_OK, or AF_E_UNAVAILABLE when the queue is
+//  full (done is then never called).
+typedef void (broker_entitled_fn) (void *arg, int code, const char *reason);
+int broker_pay_entitled (af_broker_t *self, const char *account, const char *program,
+                         broker_entitled_fn *done, void *arg);
 
 //  --------------------------------------------------------------------------
 //  handle_config.c: CONFIG_PUT, CONFIG_GET

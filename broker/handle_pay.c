@@ -13,6 +13,12 @@
     service with the session's account; its PAID starts the same transfer,
     and the source device is told the app was paid for.
 
+    broker_pay_entitled is the push path's check (handle_push.c): before
+    any push, install or sync pick offers a package with a price, the
+    payments service says whether the account bought it. GET's transfer
+    brings that answer with it (broker_push, entitled) and is not asked
+    again.
+
     The broker keeps no payment state: the intent, the charge and the
     entitlement are the payments service's (its ledger), so a broker killed
     between a charge and its answer loses nothing that matters: the next
@@ -36,6 +42,8 @@ typedef struct {
     char program [AF_MAX_PROGRAM + 1];
     af_msg_t *list;                     //  BROWSE: the answer being made
     uint32_t outstanding;               //  BROWSE: resolutions still out
+    broker_entitled_fn *entitled;       //  broker_pay_entitled: its caller
+    void *entitled_arg;
 } pay_job_t;
 
 void
@@ -108,7 +116,9 @@ s_transfer (af_broker_t *self, pay_job_t *job, const char *kind)
     af_msg_add_target (push, "self");
     push->has_rid = job->caller.has_rid;
     memcpy (push->rid, job->caller.rid, sizeof push->rid);
-    handle_push (self, session, push);
+    //  "entitled" and "paid": the payments service has just said so, and
+    //  the push path need not ask again; a free one is checked as any push
+    broker_push (self, session, push, !streq (kind, "requested"));
     af_msg_destroy (&push);
     session_t *source = broker_online (self, job->account, job->source);
     if (source && source != session) {
@@ -289,6 +299,57 @@ handle_purchases (af_broker_t *self, session_t *session, af_msg_t *msg)
         s_job_end (job);
         broker_error (self, session, msg, AF_E_UNAVAILABLE, "the payments queue is full; try again later");
     }
+}
+
+//  --------------------------------------------------------------------------
+//  The entitlement check of the push path (SPEC 5.16). Every PUSH, every
+//  install and sync pick (a push to "self") and a friend install go
+//  through handle_push.c, which asks this before it offers a package whose
+//  price is above 0; GET's transfer is the one push that brings the
+//  payments service's answer with it (broker_push, entitled).
+
+static void
+s_entitled_answer (void *arg, uint32_t slot, af_msg_t **reply_p)
+{
+    (void) slot;
+    pay_job_t *job = (pay_job_t *) arg;
+    af_msg_t *reply = *reply_p;
+    bool found = false;
+    for (uint32_t i = 0; reply && reply->id == AF_MSG_PURCHASE_LIST && i < reply->purchase_count; i++)
+        found |= streq (reply->purchases [i].program, job->program);
+    if (reply && reply->id == AF_MSG_PURCHASE_LIST)
+        job->entitled (job->entitled_arg, found? AF_OK: AF_E_PAYMENT_REQUIRED, "");
+    else
+    if (reply && reply->id == AF_MSG_ERROR && reply->code != AF_E_PAYMENT_REQUIRED)
+        job->entitled (job->entitled_arg, (int) reply->code, reply->reason);
+    else
+        job->entitled (job->entitled_arg, AF_E_INTERNAL, "the payments service gave no answer that fits");
+    s_job_end (job);
+}
+
+int
+broker_pay_entitled (af_broker_t *self, const char *account, const char *program,
+                     broker_entitled_fn *done, void *arg)
+{
+    assert (self);
+    pay_job_t *job = (pay_job_t *) zmalloc (sizeof (pay_job_t));
+    assert (job);
+    job->broker = self;
+    uint8_t id [AF_ID_SIZE];
+    randombytes_buf (id, sizeof id);
+    sodium_bin2hex (job->hex, sizeof job->hex, id, sizeof id);
+    af_strcopy (job->account, sizeof job->account, account);
+    af_strcopy (job->program, sizeof job->program, program);
+    job->entitled = done;
+    job->entitled_arg = arg;
+    zhashx_insert (self->pay_jobs, job->hex, job);
+    af_msg_t *request = af_msg_new (AF_MSG_PURCHASES);
+    af_strcopy (request->program, sizeof request->program, program);
+    if (s_submit (self, &request, s_entitled_answer, job) != AF_OK) {
+        s_job_end (job);
+        return AF_E_UNAVAILABLE;
+    }
+    return AF_OK;
 }
 
 //  --------------------------------------------------------------------------

@@ -4,7 +4,12 @@
     A push (S2.3-S2.7) is checked against the broker's policy, then the
     broker asks the matcher, for each target, which package fits that
     target's stored description (each gets its own file; iOS gets a store
-    link). When every target has an answer, one write transaction records
+    link). A package with a price is offered only to an account entitled
+    to it: before anything is stored, the payments service is asked
+    (broker_pay_entitled, handle_pay.c), and a target whose package is paid
+    is refused (402) when the account has not bought it, or failed (503)
+    when the service cannot say; a paid program is never offered free.
+    When every target has an answer, one write transaction records
     the push and queues an OFFER in each target's outbox (af_pushes), and
     the initiator gets PUSH_ACCEPTED with each target's state. A target
     FETCHes the package; af_transfers streams it under the target's credit
@@ -31,6 +36,7 @@ typedef struct {
     uint32_t outstanding;           //  matcher answers still to come
     char data_hash [AF_HASH_HEX + 1];   //  the push's user data, if any
     uint64_t data_total;
+    bool entitled;                  //  the account may have the program if it is paid
 } push_job_t;
 
 void
@@ -189,11 +195,102 @@ s_targets (af_broker_t *self, session_t *session, af_msg_t *msg, bool self_allow
 //  --------------------------------------------------------------------------
 //  PUSH
 
+//  The first offer of the push with a price, or NULL
+static const af_package_t *
+s_push_priced (push_job_t *job)
+{
+    for (uint32_t i = 0; i < job->accepted->result_count; i++)
+        if (job->offers [i] && job->offers [i]->package.price_cents > 0)
+            return &job->offers [i]->package;
+    return NULL;
+}
+
+//  Two devices of the account that have the program, the initiator first
+//  if it has it: where a target can buy it from (GET, SPEC 5.47)
+typedef struct {
+    const char *program, *initiator;
+    char holder [2][AF_ID_HEX + 1];
+} holders_t;
+
+static int
+s_holder (const char *device_id, const af_msg_t *app, void *arg)
+{
+    holders_t *h = (holders_t *) arg;
+    if (!*device_id || !streq (app->program, h->program) || streq (h->holder [0], device_id))
+        return 0;
+    if (streq (device_id, h->initiator))
+        memcpy (h->holder [1], h->holder [0], sizeof h->holder [1]);
+    if (streq (device_id, h->initiator) || !*h->holder [0])
+        af_strcopy (h->holder [0], sizeof h->holder [0], device_id);
+    else
+    if (!*h->holder [1])
+        af_strcopy (h->holder [1], sizeof h->holder [1], device_id);
+    return 0;
+}
+
+//  The account is not entitled (code 402), or the payments service could
+//  not say (5xx, why): every target whose package has a price is refused,
+//  or failed, with the code, and is offered nothing
+static void
+s_push_unpaid (push_job_t *job, int code, const char *why)
+{
+    const char *program = job->accepted->program;
+    holders_t holders = { program, job->initiator, { "", "" } };
+    if (code == AF_E_PAYMENT_REQUIRED
+    &&  af_lists_each (job->broker->lists, job->account, NULL, s_holder, &holders) != AF_OK)
+        holders.holder [0][0] = holders.holder [1][0] = 0;
+    for (uint32_t i = 0; i < job->accepted->result_count; i++) {
+        af_msg_t *offer = job->offers [i];
+        if (!offer || offer->package.price_cents == 0)
+            continue;
+        af_target_t *target = &job->accepted->results [i];
+        uint32_t price = offer->package.price_cents;
+        const char *from = holders.holder [streq (holders.holder [0], target->device_id)? 1: 0];
+        if (code == AF_E_PAYMENT_REQUIRED)
+            s_target_set (target, "refused", "payment required: %s costs %u.%02u %s and the account has not bought "
+                          "it; buy it first, on that device: appferry get %s --from %s; nothing was sent", program,
+                          price / 100, price % 100, offer->package.currency, program,
+                          *from? from: "DEVICE (a device of the account that has it)");
+        else
+            s_target_set (target, "failed", "%s costs %u.%02u %s and the payments service could not say whether the "
+                          "account bought it (%s); try again later; nothing was sent", program, price / 100,
+                          price % 100, offer->package.currency, why);
+        target->code = code == AF_E_PAYMENT_REQUIRED || (code >= 500 && code <= 599)? (uint32_t) code:
+                       AF_E_UNAVAILABLE;
+        target->version_name [0] = 0;
+        af_msg_destroy (&job->offers [i]);
+        zsys_info ("broker: push %s of '%s': %s not offered to %s: %u %s", job->hex, job->account, program,
+                   target->device_id, target->code, code == AF_E_PAYMENT_REQUIRED? "not bought": why);
+    }
+}
+
+static void s_push_commit (af_broker_t *self, push_job_t *job);
+
+//  The payments service's answer (broker_pay_entitled): commit, with the
+//  paid offers, or without them
+static void
+s_push_entitled (void *arg, int code, const char *reason)
+{
+    push_job_t *job = (push_job_t *) arg;
+    if (code == AF_OK)
+        job->entitled = true;
+    else
+        s_push_unpaid (job, code, reason);
+    s_push_commit (job->broker, job);
+}
+
 //  Every target answered: record the push and its offers in one
 //  transaction, answer the initiator, deliver to targets that are online.
+//  The one gate of every push: a package with a price is offered only to
+//  an account entitled to it, asked of the payments service first.
 static void
 s_push_commit (af_broker_t *self, push_job_t *job)
 {
+    if (!job->entitled && s_push_priced (job)) {
+        if (broker_pay_entitled (self, job->account, job->accepted->program, s_push_entitled, job) == AF_OK)
+            return;                     //  committed with the answer
+        s_push_unpaid (job, AF_E_UNAVAILABLE, "the payments queue is full");
+    }
     int code = af_pushes_create (self->pushes, job->account, job->initiator, job->accepted, job->offers);
     if (code != AF_OK) {
         zsys_error ("broker: cannot record push %s of '%s': %s", job->hex, job->account, af_code_name (code));
@@ -318,6 +415,12 @@ s_push_admit (af_broker_t *self, session_t *session, af_msg_t *msg, bool for_sel
 void
 handle_push (af_broker_t *self, session_t *session, af_msg_t *msg)
 {
+    broker_push (self, session, msg, false);
+}
+
+void
+broker_push (af_broker_t *self, session_t *session, af_msg_t *msg, bool entitled)
+{
     //  "self": the device installs from the server's store for itself (a
     //  sync pick, S1.4); the push policy guards pushes to other devices
     bool for_self = msg->target_count == 1 && streq (msg->targets [0], "self");
@@ -328,6 +431,7 @@ handle_push (af_broker_t *self, session_t *session, af_msg_t *msg)
     if (!s_push_admit (self, session, msg, for_self))
         return;
     push_job_t *job = s_push_job_new (self, session, msg);
+    job->entitled = entitled;
     af_device_t *devices = NULL;
     const af_device_t **device = NULL;
     uint32_t n = s_targets (self, session, msg, for_self, "a device cannot push to itself",

@@ -95,9 +95,12 @@ node_push_accepted (af_node_t *self, af_msg_t *msg)
     json_t *targets = json_array ();
     for (uint32_t i = 0; i < msg->result_count; i++) {
         af_target_t *t = &msg->results [i];
-        json_array_append_new (targets, json_pack ("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}",
+        json_t *target = json_pack ("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}",
             "deviceId", t->device_id, "name", t->name, "state", t->state, "versionName", t->version_name,
-            "reason", t->reason, "bytes", (json_int_t) 0, "total", (json_int_t) 0));
+            "reason", t->reason, "bytes", (json_int_t) 0, "total", (json_int_t) 0);
+        if (t->code)                    //  refused 402 (not bought), failed 503
+            json_object_set_new (target, "code", json_integer (t->code));
+        json_array_append_new (targets, target);
     }
     json_t *entry = json_pack ("{s:s, s:s, s:I, s:o}", "pushId", msg->push_id, "program", msg->program,
                                "at", (json_int_t) zclock_time (), "targets", targets);
@@ -156,12 +159,20 @@ node_install_self (af_node_t *self, node_answer_fn *on_answer, zframe_t *client,
 //  Automatic mode (S1.9): install here what the other devices have, when a
 //  package fits, as they report it (and after every login)
 
+//  Offered: the RESULT will tell. Refused or failed at once (a paid
+//  program the account has not bought: 402): logged, and tried again at
+//  the next sync, so a purchase made meanwhile installs then
 static bool
 s_auto_install_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
 {
-    (void) self;
     (void) pending;
-    (void) answer;                      //  the RESULT will tell
+    if (!answer || answer->id != AF_MSG_PUSH_ACCEPTED || answer->result_count != 1)
+        return true;
+    af_target_t *target = &answer->results [0];
+    if (!streq (target->state, "offered") && !streq (target->state, "queued")) {
+        zsys_info ("node: automatic mode: %s not installed: %s %s", answer->program, target->state, target->reason);
+        zhashx_delete (self->auto_installs, answer->program);
+    }
     return true;
 }
 

@@ -300,15 +300,22 @@ s_pay_confirm (void *arg, af_msg_t *request)
     }
 }
 
-//  PURCHASES: the account's entitlements
+//  PURCHASES: the account's entitlements; with a program (the broker's
+//  check before it offers a paid package), only that one's, if any
 static af_msg_t *
 s_purchases (void *arg, af_msg_t *request)
 {
     payments_t *self = (payments_t *) arg;
     af_charge_t *list = (af_charge_t *) calloc (AF_MAX_PURCHASES, sizeof (af_charge_t));
     assert (list);
-    size_t count;
-    if (af_ledger_purchases (self->ledger, request->account, list, AF_MAX_PURCHASES, &count) != AF_OK) {
+    size_t count = 0;
+    bool found = false;
+    int code = *request->program?
+        af_ledger_entitlement (self->ledger, request->account, request->program, &found, list):
+        af_ledger_purchases (self->ledger, request->account, list, AF_MAX_PURCHASES, &count);
+    if (*request->program && found)
+        count = 1;
+    if (code != AF_OK) {
         free (list);
         return s_error (request, AF_E_INTERNAL, "the ledger cannot be read");
     }

@@ -194,6 +194,7 @@ static const field_t s_target_fields [] = {
     STR (af_target_t, "state", state, true),
     STR (af_target_t, "versionName", version_name, false),
     STR (af_target_t, "reason", reason, false),
+    U32 (af_target_t, "code", code, 100, 999, false),
     END
 };
 
@@ -414,7 +415,7 @@ static const field_t f_paid [] = {
     F_INTENT (true), PROG (M, "program", program, true), STR (M, "deviceId", device_id, false),
     F_PRICE (false), F_CURRENCY (false), BOOL (M, "entitled", entitled), END };
 static const field_t f_purchases [] = {
-    F_ACCOUNT (false), END };
+    F_ACCOUNT (false), PROG (M, "program", program, false), END };
 static const field_t f_purchase_list [] = {
     MAPS (M, "purchases", purchases, purchase_count, af_purchase_t, s_purchase_fields, AF_MAX_PURCHASES, true),
     END };

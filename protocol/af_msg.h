@@ -184,6 +184,7 @@ typedef struct {
     char state [AF_MAX_STATE + 1];              //  see protocol/SPEC.md "Push"
     char version_name [AF_MAX_VERSION_NAME + 1];
     char reason [AF_MAX_REASON + 1];
+    uint32_t code;                              //  refused, failed: an error code (402, 503) or 0
 } af_target_t;
 
 typedef struct {

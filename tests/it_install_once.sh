@@ -6,7 +6,7 @@
 # reported failed rather than run a third time.
 . "$(dirname "$0")/lib.sh"
 
-"$CATALOG" --catalog "$T/catalog" import "$AF_SRC/data/catalog/manifest.json" > "$T/import.log" 2>&1 \
+"$CATALOG" --catalog "$T/catalog" import "$(free_demo_manifest)" > "$T/import.log" 2>&1 \
     || die "catalog import failed"
 start_broker broker --catalog "$T/catalog"
 start_matcher matcher "$T/catalog"

@@ -7,7 +7,7 @@
 # time the broker ends up knowing what the device has.
 . "$(dirname "$0")/lib.sh"
 
-"$CATALOG" --catalog "$T/catalog" import "$AF_SRC/data/catalog/manifest.json" > "$T/import.log" 2>&1 \
+"$CATALOG" --catalog "$T/catalog" import "$(free_demo_manifest)" > "$T/import.log" 2>&1 \
     || die "catalog import failed"
 start_broker broker --catalog "$T/catalog" --verbose
 start_matcher matcher "$T/catalog"

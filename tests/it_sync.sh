@@ -10,7 +10,7 @@ cat > "$T/maps.json" <<JSON
 [ { "program": "maps", "platform": "android", "versionCode": 7, "versionName": "7.0", "minSdk": 21,
     "file": "$AF_SRC/data/catalog/packages/notes-2.1.0-universal.tar" } ]
 JSON
-"$CATALOG" --catalog "$T/catalog" import "$AF_SRC/data/catalog/manifest.json" > "$T/import.log" 2>&1 \
+"$CATALOG" --catalog "$T/catalog" import "$(free_demo_manifest)" > "$T/import.log" 2>&1 \
     && "$CATALOG" --catalog "$T/catalog" import "$T/maps.json" >> "$T/import.log" 2>&1 \
     || die "catalog import failed"
 start_broker broker --catalog "$T/catalog"

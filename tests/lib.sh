@@ -166,6 +166,24 @@ stop_node () {
 # device_id NAME: the device ID node NAME logged in as
 device_id () { afj "$1" .deviceId status; }
 
+# free_demo_manifest: the path of data/catalog's manifest with its prices
+# taken out (chess costs 2.99 EUR there), for the tests of push, sync and
+# reports that use chess as one app among others: a paid program is offered
+# only to an account that bought it (it_paid_push.sh), which they do not test
+free_demo_manifest () {
+    jq --arg d "$AF_SRC/data/catalog" 'map(del(.price, .currency) | if .file then .file = ($d + "/" + .file) else . end)' \
+        "$AF_SRC/data/catalog/manifest.json" > "$T/demo-free.json" && echo "$T/demo-free.json"
+}
+
+# preinstalled NAME PROGRAM VERSION: an install record in node NAME's home,
+# as an app installed outside appferry (from the platform's store) leaves
+# it; written before the node's first login, it is in the list it sends
+preinstalled () {
+    mkdir -p "$T/$1/installed" && jq -n --arg p "$2" --arg v "$3" \
+        '{program: $p, versionName: $v, versionCode: 1, installedAt: 1700000000000, method: "builtin", files: []}' \
+        > "$T/$1/installed/$2.json"
+}
+
 # start_matcher NAME CATALOG-DIR [options]: cert allowed by the broker
 start_matcher () {
     local name=$1 catalog=$2; shift 2
