@@ -304,6 +304,13 @@ session_t *broker_session (af_broker_t *self, const char *hex);
 //  The session of an online device, or NULL.
 session_t *broker_online (af_broker_t *self, const char *account, const char *device_id);
 
+//  broker_datadir.c: the data directory at start (each 0, or -1 logged)
+int broker_lock (af_broker_t *self);
+void broker_descriptors (af_broker_t *self);
+int broker_keypair (af_broker_t *self);
+int broker_open_store (af_broker_t *self);
+int broker_data_dirs (af_broker_t *self);
+
 //  The session of a message's connection, made on its first message; NULL
 //  for a connection without an authenticated CURVE key or past
 //  max_sessions (counted and logged).
