@@ -114,6 +114,11 @@ check "  ... the broker says why" wait_until 5 grep -q "cannot keep our lease al
 kill -CONT "$ETCD_PID_e1"
 served () { local o b; o=$(owner "$(shard cyd)"); b=$(broker_of "$o"); [ -n "$b" ] && \
     "$RAW" "${EP[$b]}" "$BROKER_CERT" login cyd "cyd's password" LOGIN_OK > "$T/back.out" 2>&1; }
-check "  ... and once etcd is back, cyd's owner confirms again" wait_until 20 served
+# (Every lease ended with etcd away, so the brokers claim anew and then
+# hand shards to their wanted owners; while each re-registers, their
+# placements can disagree and a shard moves more than once: under
+# AddressSanitizer on a busy machine that took more than 20 s. A known
+# limit, docs/ARCHITECTURE.md "Cluster"; what is checked is that it ends.)
+check "  ... and once etcd is back, cyd's owner confirms again" wait_until 45 served
 
 finish
