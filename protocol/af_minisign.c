@@ -121,14 +121,16 @@ af_minisign_pub_base64 (const af_minisign_pub_t *pub, char *b64)
     sodium_bin2base64 (b64, AF_MINISIGN_PUB_B64 + 1, raw, sizeof raw, sodium_base64_VARIANT_ORIGINAL);
 }
 
-//  Read a small file whole (at most max bytes). A new NUL-terminated
-//  buffer, or NULL with err.
-static char *
-s_read (const char *path, size_t max, size_t *len, char *err, size_t errlen)
+//  A whole file of at most max bytes, NUL-terminated, in a new buffer
+//  (*len its size), or NULL with err and *code: AF_E_NO_BLOB (no such
+//  file), AF_E_TOO_BIG, AF_E_INTERNAL
+char *
+af_file_read (const char *path, size_t max, size_t *len, int *code, char *err, size_t errlen)
 {
     FILE *file = fopen (path, "rb");
     if (!file) {
-        snprintf (err, errlen, "%s: %s", path, strerror (errno));
+        snprintf (err, errlen, "cannot read %s: %s", path, strerror (errno));
+        *code = errno == ENOENT? AF_E_NO_BLOB: AF_E_INTERNAL;
         return NULL;
     }
     char *text = (char *) malloc (max + 1);
@@ -137,7 +139,8 @@ s_read (const char *path, size_t max, size_t *len, char *err, size_t errlen)
     bool failed = ferror (file);
     fclose (file);
     if (failed || *len > max) {
-        snprintf (err, errlen, "%s: %s", path, failed? "cannot read it": "too large for a key file");
+        snprintf (err, errlen, "%s: %s", path, failed? "cannot read it": "too large");
+        *code = failed? AF_E_INTERNAL: AF_E_TOO_BIG;
         free (text);
         return NULL;
     }
@@ -149,7 +152,8 @@ int
 af_minisign_pub_load (const char *path, af_minisign_pub_t *pub, char *err, size_t errlen)
 {
     size_t len;
-    char *text = s_read (path, 4096, &len, err, errlen);
+    int rc;
+    char *text = af_file_read (path, 4096, &len, &rc, err, errlen);
     if (!text)
         return AF_E_INTERNAL;
     char inner [200];
@@ -174,7 +178,8 @@ int
 af_minisign_sec_load (const char *path, af_minisign_sec_t *sec, char *err, size_t errlen)
 {
     size_t len;
-    char *text = s_read (path, 4096, &len, err, errlen);
+    int rc;
+    char *text = af_file_read (path, 4096, &len, &rc, err, errlen);
     if (!text)
         return AF_E_INTERNAL;
     const char *p = text;

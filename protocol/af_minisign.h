@@ -50,6 +50,11 @@ typedef struct {
     uint8_t sk [64];                    //  libsodium's: seed, then public key
 } af_minisign_sec_t;
 
+//  A whole file of at most max bytes, NUL-terminated, in a new buffer
+//  the caller frees (*len its size), or NULL with err and *code:
+//  AF_E_NO_BLOB (no such file), AF_E_TOO_BIG, AF_E_INTERNAL
+char *af_file_read (const char *path, size_t max, size_t *len, int *code, char *err, size_t errlen);
+
 //  A new keypair (random key ID).
 void af_minisign_keygen (af_minisign_pub_t *pub, af_minisign_sec_t *sec);
 

@@ -31,32 +31,6 @@
 #define S_PUBS_TYPE     "appferry-publishers"
 #define S_TARGETS_TYPE  "appferry-targets"
 
-//  Read a file of at most max bytes. A new NUL-terminated buffer, or NULL
-//  with *code and err.
-static char *
-s_read (const char *path, size_t max, size_t *len, int *code, char *err, size_t errlen)
-{
-    FILE *file = fopen (path, "rb");
-    if (!file) {
-        snprintf (err, errlen, "cannot read %s: %s", path, strerror (errno));
-        *code = errno == ENOENT? AF_E_NO_BLOB: AF_E_INTERNAL;
-        return NULL;
-    }
-    char *text = (char *) malloc (max + 1);
-    assert (text);
-    *len = fread (text, 1, max + 1, file);
-    bool failed = ferror (file);
-    fclose (file);
-    if (failed || *len > max) {
-        snprintf (err, errlen, "%s: %s", path, failed? "cannot read it": "too large");
-        *code = failed? AF_E_INTERNAL: AF_E_TOO_BIG;
-        free (text);
-        return NULL;
-    }
-    text [*len] = 0;
-    return text;
-}
-
 //  Verify text against a signature by any of keys (the one whose ID it
 //  names). AF_OK, or AF_E_MALFORMED / AF_E_FORBIDDEN with err.
 static int
@@ -84,11 +58,11 @@ af_trust_load_signed (const char *path, const af_minisign_pub_t *keys, size_t ke
     int code;
     size_t len, sig_len;
     char inner [300], sig_path [4200];
-    char *text = s_read (path, AF_MAX_META_DOC, &len, &code, err, errlen);
+    char *text = af_file_read (path, AF_MAX_META_DOC, &len, &code, err, errlen);
     if (!text)
         return code == AF_E_NO_BLOB? AF_E_INTERNAL: code;
     snprintf (sig_path, sizeof sig_path, "%s.minisig", path);
-    char *sig = s_read (sig_path, AF_MAX_SIGNATURE, &sig_len, &code, err, errlen);
+    char *sig = af_file_read (sig_path, AF_MAX_SIGNATURE, &sig_len, &code, err, errlen);
     if (!sig) {
         free (text);
         return code == AF_E_NO_BLOB? AF_E_MALFORMED: code;
@@ -426,7 +400,7 @@ af_trust_bundle_load (const char *meta_dir, const char *program, uint8_t **bundl
     size_t lens [4];
     int code = AF_OK;
     for (int i = 0; i < 4 && code == AF_OK; i++)
-        parts [i] = s_read (paths [i], AF_MAX_META, &lens [i], &code, err, errlen);
+        parts [i] = af_file_read (paths [i], AF_MAX_META, &lens [i], &code, err, errlen);
     if (code == AF_OK) {
         msgpack_sbuffer buffer;
         msgpack_sbuffer_init (&buffer);
