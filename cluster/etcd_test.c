@@ -2,7 +2,8 @@
     etcd_test - af_etcd's self-test, against a real etcd
 
     It starts the etcd binary (Debian's etcd-server) on two free loopback
-    ports with a data directory in /tmp, drives every call against it,
+    ports with a data directory in /tmp (killed with the test if the test
+    fails: PR_SET_PDEATHSIG), drives every call against it,
     and kills it at the end to see a watch report LOST and a call fail
     with AF_E_UNAVAILABLE. Without an etcd on PATH the test fails: it
     cannot prove anything without one, and a skip would hide that.
@@ -23,6 +24,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -112,6 +114,10 @@ s_etcd_start (s_etcd_t *etcd, bool verbose)
         etcd->pid = fork ();
         assert (etcd->pid >= 0);
         if (etcd->pid == 0) {
+            //  An assertion that fails ends this process: etcd goes with
+            //  it (its directory stays, with its log, for a look)
+            if (prctl (PR_SET_PDEATHSIG, SIGKILL) || getppid () == 1)
+                _exit (125);
             int fd = open (log, O_WRONLY | O_CREAT | O_APPEND, 0600);
             if (fd < 0 || dup2 (fd, 1) < 0 || dup2 (fd, 2) < 0)
                 _exit (126);
