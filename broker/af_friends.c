@@ -21,6 +21,7 @@ struct _af_friends_t {
     MDB_dbi dir;
     MDB_dbi shares;
     MDB_dbi evals;
+    MDB_dbi intents;
 };
 
 static const char *s_share_names [] = { "private", "friends", "public" };
@@ -121,7 +122,8 @@ af_friends_new (af_store_t *store)
     if (af_store_dbi (store, "contacts", 0, &self->contacts)
     ||  af_store_dbi (store, "contacts_dir", 0, &self->dir)
     ||  af_store_dbi (store, "shares", 0, &self->shares)
-    ||  af_store_dbi (store, "contact_evals", 0, &self->evals)) {
+    ||  af_store_dbi (store, "contact_evals", 0, &self->evals)
+    ||  af_store_dbi (store, "xacct_intents", 0, &self->intents)) {
         free (self);
         return NULL;
     }
@@ -517,6 +519,168 @@ af_friends_eval_charge (af_friends_t *self, MDB_txn *txn, const char *account, u
 }
 
 //  --------------------------------------------------------------------------
+//  Intents of writes between brokers (FORWARD recommend)
+
+#define INTENT_APPLIED  'i'
+#define INTENT_PENDING  'o'
+#define INTENT_KEY_MAX  (AF_MAX_ACCOUNT + 2 + AF_ID_SIZE)
+
+static size_t
+s_intent_key (uint8_t *key, const char *account, char kind, const uint8_t *id)
+{
+    uint8_t tail [1 + AF_ID_SIZE];
+    tail [0] = (uint8_t) kind;
+    if (id)
+        memcpy (tail + 1, id, AF_ID_SIZE);
+    return s_key (key, account, tail, id? sizeof tail: 1);
+}
+
+int
+af_friends_intent_applied (af_friends_t *self, MDB_txn *txn, const char *to, const uint8_t *id, bool *seen,
+                           bool *refused)
+{
+    assert (self);
+    *seen = *refused = false;
+    uint8_t key [INTENT_KEY_MAX];
+    size_t keylen = s_intent_key (key, to, INTENT_APPLIED, id);
+    if (!keylen)
+        return AF_E_MALFORMED;
+    MDB_val value;
+    int rc = af_store_get (txn, self->intents, key, keylen, &value);
+    if (rc == MDB_NOTFOUND)
+        return AF_OK;
+    if (rc)
+        return af_store_code (rc);
+    if (value.mv_size != 9)
+        return AF_E_MALFORMED;
+    *seen = true;
+    *refused = ((const uint8_t *) value.mv_data) [8] != 0;
+    return AF_OK;
+}
+
+int
+af_friends_intent_apply (af_friends_t *self, MDB_txn *txn, const char *to, const uint8_t *id, bool refused,
+                         uint64_t now)
+{
+    assert (self);
+    uint8_t key [INTENT_KEY_MAX], prefix [INTENT_KEY_MAX];
+    size_t keylen = s_intent_key (key, to, INTENT_APPLIED, id);
+    size_t plen = s_intent_key (prefix, to, INTENT_APPLIED, NULL);
+    if (!keylen || !plen)
+        return AF_E_MALFORMED;
+    //  Forget the account's intents older than AF_INTENT_KEEP_MS: an asker
+    //  resends within minutes, so what is older cannot come again
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open (txn, self->intents, &cursor);
+    if (rc)
+        return af_store_code (rc);
+    MDB_val k = { plen, prefix }, value;
+    for (rc = mdb_cursor_get (cursor, &k, &value, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get (cursor, &k, &value, MDB_NEXT)) {
+        if (k.mv_size != keylen || memcmp (k.mv_data, prefix, plen))
+            break;
+        uint64_t at = 0;
+        if (value.mv_size == 9)
+            memcpy (&at, value.mv_data, 8);
+        if (at + AF_INTENT_KEEP_MS < now && (rc = af_store_cursor_del (cursor)) != 0)
+            break;
+    }
+    mdb_cursor_close (cursor);
+    if (rc && rc != MDB_NOTFOUND)
+        return af_store_code (rc);
+    uint8_t record [9];
+    memcpy (record, &now, 8);
+    record [8] = refused;
+    return af_store_code (af_store_put (txn, self->intents, key, keylen, record, sizeof record, 0));
+}
+
+int
+af_friends_intent_pending_put (af_friends_t *self, MDB_txn *txn, const char *from, const uint8_t *id,
+                               const char *to, const char *program, uint64_t now, const void *payload, size_t size)
+{
+    assert (self);
+    uint8_t key [INTENT_KEY_MAX];
+    size_t keylen = s_intent_key (key, from, INTENT_PENDING, id), tolen = strlen (to), plen = strlen (program);
+    if (!keylen || tolen == 0 || tolen > AF_MAX_ACCOUNT || plen > AF_MAX_PROGRAM || size > AF_MAX_ITEM)
+        return AF_E_MALFORMED;
+    size_t total = 8 + tolen + 1 + plen + 1 + size;
+    uint8_t *value = (uint8_t *) malloc (total);
+    assert (value);
+    memcpy (value, &now, 8);
+    memcpy (value + 8, to, tolen + 1);
+    memcpy (value + 8 + tolen + 1, program, plen + 1);
+    if (size)
+        memcpy (value + 8 + tolen + 1 + plen + 1, payload, size);
+    int rc = af_store_put (txn, self->intents, key, keylen, value, total, 0);
+    free (value);
+    return af_store_code (rc);
+}
+
+int
+af_friends_intent_pending_del (af_friends_t *self, MDB_txn *txn, const char *from, const uint8_t *id)
+{
+    assert (self);
+    uint8_t key [INTENT_KEY_MAX];
+    size_t keylen = s_intent_key (key, from, INTENT_PENDING, id);
+    if (!keylen)
+        return AF_E_MALFORMED;
+    int rc = af_store_del (txn, self->intents, key, keylen);
+    return af_store_code (rc == MDB_NOTFOUND? 0: rc);
+}
+
+//  One pending record parsed: false if it is not one
+static bool
+s_pending_parse (MDB_val *key, MDB_val *value, af_xintent_t *intent)
+{
+    const uint8_t *k = (const uint8_t *) key->mv_data, *v = (const uint8_t *) value->mv_data;
+    const uint8_t *nul = (const uint8_t *) memchr (k, 0, key->mv_size);
+    if (!nul || nul == k || (size_t) (nul - k) > AF_MAX_ACCOUNT
+    ||  key->mv_size != (size_t) (nul - k) + 2 + AF_ID_SIZE || nul [1] != INTENT_PENDING || value->mv_size < 10)
+        return false;
+    const uint8_t *to = v + 8, *end = v + value->mv_size;
+    const uint8_t *tonul = (const uint8_t *) memchr (to, 0, (size_t) (end - to));
+    const uint8_t *prog = tonul? tonul + 1: NULL;
+    const uint8_t *prognul = prog && prog < end? (const uint8_t *) memchr (prog, 0, (size_t) (end - prog)): NULL;
+    if (!tonul || tonul == to || (size_t) (tonul - to) > AF_MAX_ACCOUNT
+    ||  !prognul || (size_t) (prognul - prog) > AF_MAX_PROGRAM)
+        return false;
+    memcpy (intent->from, k, (size_t) (nul - k));
+    intent->from [nul - k] = 0;
+    memcpy (intent->id, nul + 2, AF_ID_SIZE);
+    memcpy (&intent->at, v, 8);
+    memcpy (intent->to, to, (size_t) (tonul - to) + 1);
+    memcpy (intent->program, prog, (size_t) (prognul - prog) + 1);
+    intent->payload = prognul + 1;
+    intent->size = (size_t) (end - (prognul + 1));
+    return true;
+}
+
+int
+af_friends_intent_pending_each (af_friends_t *self, MDB_txn *txn, const char *from, af_xintent_fn *fn, void *arg)
+{
+    assert (self && fn);
+    uint8_t prefix [INTENT_KEY_MAX];
+    size_t plen = from? s_intent_key (prefix, from, INTENT_PENDING, NULL): 0;
+    if (from && !plen)
+        return AF_E_MALFORMED;
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open (txn, self->intents, &cursor);
+    if (rc)
+        return af_store_code (rc);
+    MDB_val key = { plen, prefix }, value;
+    for (rc = mdb_cursor_get (cursor, &key, &value, from? MDB_SET_RANGE: MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT)) {
+        if (from && (key.mv_size < plen || memcmp (key.mv_data, prefix, plen)))
+            break;
+        af_xintent_t intent;
+        if (s_pending_parse (&key, &value, &intent) && fn (&intent, arg))
+            break;
+    }
+    mdb_cursor_close (cursor);
+    return rc && rc != MDB_NOTFOUND? af_store_code (rc): AF_OK;
+}
+
+//  --------------------------------------------------------------------------
 //  Self test
 
 static void
@@ -629,6 +793,44 @@ s_test_rest (af_friends_t *self, MDB_txn *txn)
     assert (af_friends_eval_charge (self, txn, "bob", 11, 10, 1000, 6000, &used, &free_at) == AF_E_EVAL_LIMIT);
 }
 
+static int
+s_test_pending (const af_xintent_t *intent, void *arg)
+{
+    int *seen = (int *) arg;
+    assert (streq (intent->from, "ana") && streq (intent->to, "bob") && streq (intent->program, "chess"));
+    assert (intent->size == 4 && memcmp (intent->payload, "note", 4) == 0 && intent->at == 5);
+    assert (intent->id [0] == 7);
+    (*seen)++;
+    return 0;
+}
+
+static void
+s_test_intents (af_friends_t *self, MDB_txn *txn)
+{
+    uint8_t id [AF_ID_SIZE] = { 7 }, other [AF_ID_SIZE] = { 8 };
+    bool seen, refused;
+    assert (af_friends_intent_applied (self, txn, "bob", id, &seen, &refused) == AF_OK && !seen);
+    assert (af_friends_intent_apply (self, txn, "bob", id, true, 1000) == AF_OK);
+    assert (af_friends_intent_applied (self, txn, "bob", id, &seen, &refused) == AF_OK && seen && refused);
+    //  An hour later another: the first is forgotten, the second kept
+    assert (af_friends_intent_apply (self, txn, "bob", other, false, 1000 + AF_INTENT_KEEP_MS + 1) == AF_OK);
+    assert (af_friends_intent_applied (self, txn, "bob", id, &seen, &refused) == AF_OK && !seen);
+    assert (af_friends_intent_applied (self, txn, "bob", other, &seen, &refused) == AF_OK && seen && !refused);
+    //  Pending intents of an asker: listed with their payload, then gone
+    assert (af_friends_intent_pending_put (self, txn, "ana", id, "bob", "chess", 5, "note", 4) == AF_OK);
+    int count = 0;
+    assert (af_friends_intent_pending_each (self, txn, NULL, s_test_pending, &count) == AF_OK && count == 1);
+    count = 0;
+    assert (af_friends_intent_pending_each (self, txn, "ana", s_test_pending, &count) == AF_OK && count == 1);
+    count = 0;
+    assert (af_friends_intent_pending_each (self, txn, "an", s_test_pending, &count) == AF_OK && count == 0);
+    assert (af_friends_intent_pending_del (self, txn, "ana", id) == AF_OK);
+    assert (af_friends_intent_pending_del (self, txn, "ana", id) == AF_OK);
+    count = 0;
+    assert (af_friends_intent_pending_each (self, txn, NULL, s_test_pending, &count) == AF_OK && count == 0);
+    assert (af_friends_intent_pending_put (self, txn, "", id, "bob", "chess", 5, "note", 4) == AF_E_MALFORMED);
+}
+
 void
 af_friends_test (bool verbose)
 {
@@ -644,6 +846,7 @@ af_friends_test (bool verbose)
     assert (af_store_begin (store, true, &txn) == 0);
     s_test_sets (self, txn);
     s_test_rest (self, txn);
+    s_test_intents (self, txn);
     assert (af_store_commit (store, &txn) == 0);
     //  Committed: still there when read again
     assert (af_store_begin (store, false, &txn) == 0);

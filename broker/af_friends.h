@@ -151,6 +151,38 @@ int af_friends_shares (af_friends_t *self, MDB_txn *txn, const char *account, af
 int af_friends_eval_charge (af_friends_t *self, MDB_txn *txn, const char *account, uint64_t count,
                             uint64_t limit, uint64_t window_ms, uint64_t now, uint64_t *used, uint64_t *free_at);
 
+//  Intents of writes between brokers (docs/ARCHITECTURE.md "Friends"),
+//  database xacct_intents. On the owner of account to: the intents it has
+//  applied (key to 0x00 'i' id; value 8 bytes LE ms applied, 1 byte
+//  refused), so a resent FORWARD is answered as the first was and applied
+//  once; those older than AF_INTENT_KEEP_MS are forgotten when the account
+//  gets its next one. On the asker, account from: its unresolved intents
+//  (key from 0x00 'o' id; value 8 bytes LE ms written, to, 0x00, program,
+//  0x00, the payload), resent until the
+//  owner answers. Each AF_OK, AF_E_MALFORMED, AF_E_INTERNAL.
+int af_friends_intent_applied (af_friends_t *self, MDB_txn *txn, const char *to, const uint8_t *id, bool *seen,
+                               bool *refused);
+int af_friends_intent_apply (af_friends_t *self, MDB_txn *txn, const char *to, const uint8_t *id, bool refused,
+                             uint64_t now);
+int af_friends_intent_pending_put (af_friends_t *self, MDB_txn *txn, const char *from, const uint8_t *id,
+                                   const char *to, const char *program, uint64_t now, const void *payload,
+                                   size_t size);
+int af_friends_intent_pending_del (af_friends_t *self, MDB_txn *txn, const char *from, const uint8_t *id);
+//  Each unresolved intent of account from (NULL: of every account), in
+//  key order; non-zero from fn stops. Its pointers live as long as txn.
+typedef struct {
+    char from [AF_MAX_ACCOUNT + 1];
+    uint8_t id [AF_ID_SIZE];
+    char to [AF_MAX_ACCOUNT + 1];
+    char program [AF_MAX_PROGRAM + 1];
+    uint64_t at;                    //  ms since the epoch it was written
+    const void *payload;
+    size_t size;
+} af_xintent_t;
+typedef int (af_xintent_fn) (const af_xintent_t *intent, void *arg);
+int af_friends_intent_pending_each (af_friends_t *self, MDB_txn *txn, const char *from, af_xintent_fn *fn,
+                                    void *arg);
+
 //  Self test
 void af_friends_test (bool verbose);
 

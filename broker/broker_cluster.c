@@ -34,7 +34,7 @@
     broker_cluster_serves, which then says yes.
     =========================================================================
 */
-#include "broker_int.h"
+#include "broker_xacct.h"
 #include "af_shard.h"
 #include "af_coordinator.h"
 
@@ -473,6 +473,12 @@ s_peer_event (zloop_t *loop, zsock_t *router, void *arg)
             else
             if (msg->id == AF_MSG_REPL_ACK && msg->shard < self->shard_count)
                 s_repl_ack (self, from, msg);
+            else
+            if (msg->id == AF_MSG_FORWARD && msg->shard < self->shard_count && msg->has_rid)
+                broker_xacct_serve (self, from, msg);
+            else
+            if (msg->id == AF_MSG_FORWARD_REPLY)
+                broker_forward_answer (self, from, msg);
         }
         else
         if (af_loglimit_pass (self->drop_log, zclock_mono ()))
@@ -910,6 +916,9 @@ broker_cluster_tick (af_broker_t *self, int64_t now)
         self->trim_at = now;
         broker_cluster_trim (self);
     }
+    //  FORWARDs: timeouts, sends again; our unresolved intents
+    broker_forward_tick (self, now);
+    broker_xacct_resend (self, now);
 }
 
 //  --------------------------------------------------------------------------
@@ -1000,6 +1009,7 @@ broker_cluster_stop (af_broker_t *self)
 {
     if (!self->cluster)
         return;
+    broker_forward_stop (self);
     //  Our lease is revoked on the way out: the others take over at once
     zactor_destroy (&self->coordinator);
     zsock_destroy (&self->mesh);

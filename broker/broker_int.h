@@ -83,6 +83,7 @@ typedef struct {
     char peers [AF_MAX_ENDPOINT + 1];   //  where brokers connect to it
     bool draining;
     zsock_t *dealer;                //  ours to it (NULL for ourselves)
+    uint32_t forwards;              //  our FORWARDs to it awaiting an answer (broker_forward.c)
 } peer_t;
 
 //  A follower of a shard we own
@@ -197,6 +198,8 @@ struct _af_broker_t {
     zlistx_t *acks;                 //  REPL_ACKs to send after our commit
     int64_t trim_at;
     int64_t published_at;           //  the last DATA/cluster.json
+    zhashx_t *forwards;             //  FORWARD rid hex -> forward_t awaiting its answer (broker_forward.c)
+    int64_t resend_at;              //  the last resend of our unresolved intents
 };
 
 //  A handler of one node command
@@ -212,6 +215,14 @@ typedef void (broker_handler_fn) (af_broker_t *self, session_t *session, af_msg_
 //  outermost pair commits. Everything the reactor does runs inside one.
 void broker_batch_begin (af_broker_t *self);
 void broker_batch_end (af_broker_t *self);
+
+//  Send an encoded message (taken) to another broker of the cluster on our
+//  DEALER to it: at once, or (held, in a batch) once the batch's changes
+//  are on disk and on the in-sync followers of its shards, as an answer
+//  to a node is; what a refused batch held for a broker is dropped (the
+//  asker's timeout answers for it). 0, or -1 (no such broker; libzmq
+//  refused it).
+int broker_send_peer (af_broker_t *self, const char *peer, zframe_t *frame, bool held);
 
 //  Send a message to a session's connection and destroy it (NULL: nothing).
 //  What libzmq cannot take yet waits in the session's queue and goes in

@@ -37,6 +37,7 @@ typedef struct {
     zframe_t *frame;
     bool has_rid;                   //  an answer to a request: on a failed commit, ERROR 500
     uint8_t rid [AF_ID_SIZE];
+    char peer [AF_CLUSTER_ID + 1];  //  not "": for this broker of the cluster (broker_send_peer)
 } held_t;
 
 void
@@ -213,6 +214,29 @@ broker_send_frame (af_broker_t *self, session_t *session, zframe_t *frame, const
         memcpy (held->rid, rid, AF_ID_SIZE);
     session->held += size;
     zlistx_add_end (self->held, held);
+    return 0;
+}
+
+//  A frame to another broker, on our DEALER to it
+static int
+s_peer_send (af_broker_t *self, const char *id, zframe_t **frame_p)
+{
+    peer_t *peer = self->peers? (peer_t *) zhashx_lookup (self->peers, id): NULL;
+    int rc = peer && peer->dealer? zframe_send (frame_p, peer->dealer, ZFRAME_DONTWAIT): -1;
+    zframe_destroy (frame_p);
+    return rc;
+}
+
+int
+broker_send_peer (af_broker_t *self, const char *peer, zframe_t *frame, bool held)
+{
+    if (!held || !self->batch_open)
+        return s_peer_send (self, peer, &frame);
+    held_t *item = (held_t *) zmalloc (sizeof (held_t));
+    assert (item);
+    snprintf (item->peer, sizeof item->peer, "%s", peer);
+    item->frame = frame;
+    zlistx_add_end (self->held, item);
     return 0;
 }
 
@@ -404,6 +428,13 @@ broker_held_flush (af_broker_t *self, zlistx_t **held_p, int code)
     zlistx_t *touched = code != AF_OK? zlistx_new (): NULL;
     held_t *held;
     while ((held = (held_t *) zlistx_detach (list, NULL))) {
+        if (*held->peer) {
+            if (code == AF_OK)
+                s_peer_send (self, held->peer, &held->frame);
+            void *item = held;
+            broker_held_free (&item);
+            continue;
+        }
         session_t *session = broker_session (self, held->session);
         if (session && !session->dropped) {
             session->held -= zframe_size (held->frame);

@@ -2,27 +2,22 @@
     broker_xacct - the one way a request of one account reaches another
 
     See broker_xacct.h for the rule; docs/ARCHITECTURE.md "Friends" for
-    how it is meant to work across brokers.
+    the design across brokers, protocol/SPEC.md 10.4 for FORWARD. Each step
+    has its local form (a read or write of our own store) and its FORWARD
+    form; the owner's side of every FORWARD is broker_xacct_serve, at the
+    end, and uses the same functions as the local form.
     =========================================================================
 */
 #include "broker_xacct.h"
 
-#define MAX_CLAIMS  8                   //  accounts claiming one number we look at
+#define TOKEN AF_CONTACT_TOKEN_SIZE
 
-//  Whether the keys of account (or of a directory bucket) are ours
+//  Whether the keys of account (or of a directory bucket) are ours; the shard
 static bool
-s_here (af_broker_t *self, const char *account)
+s_here (af_broker_t *self, const char *account, uint32_t *shard)
 {
-    uint32_t shard;
-    return broker_cluster_serves (self, account, &shard);
-}
-
-static bool
-s_bucket_here (af_broker_t *self, const uint8_t *token)
-{
-    char bucket [10];
-    af_friends_dir_bucket (token, bucket);
-    return s_here (self, bucket);
+    uint32_t ignored;
+    return broker_cluster_serves (self, account, shard? shard: &ignored);
 }
 
 static af_store_t *
@@ -31,70 +26,340 @@ s_store (af_broker_t *self)
     return af_registry_store (self->registry);
 }
 
-//  Friendship in an open transaction
+static af_token_t *
+s_copy (const void *tokens, size_t count)
+{
+    af_token_t *copy = (af_token_t *) malloc ((count + 1) * TOKEN);
+    assert (copy);
+    if (count)
+        memcpy (copy, tokens, count * TOKEN);
+    return copy;
+}
+
+//  A FORWARD of op, for shard's owner
+static af_msg_t *
+s_forward_msg (const char *op, const char *account)
+{
+    af_msg_t *msg = af_msg_new (AF_MSG_FORWARD);
+    snprintf (msg->op, sizeof msg->op, "%s", op);
+    if (account)
+        snprintf (msg->account, sizeof msg->account, "%s", account);
+    return msg;
+}
+
+//  A step that was pending is over: the handler goes on
+static void
+s_resume (af_broker_t *self, xacct_job_t *job, int code)
+{
+    job->code = code;
+    job->resume (self, job);
+}
+
+//  --------------------------------------------------------------------------
+//  Jobs
+
+xacct_job_t *
+xacct_job_new (const session_t *session, const af_msg_t *msg, xacct_fn *resume)
+{
+    xacct_job_t *job = (xacct_job_t *) zmalloc (sizeof (xacct_job_t));
+    assert (job);
+    broker_caller (&job->caller, session, msg);
+    snprintf (job->me, sizeof job->me, "%s", session->account);
+    job->tokens = s_copy (msg->elements, msg->element_count);
+    job->ntokens = msg->element_count;
+    snprintf (job->program, sizeof job->program, "%s", msg->program);
+    job->resume = resume;
+    return job;
+}
+
+void
+xacct_job_destroy (xacct_job_t **job_p)
+{
+    xacct_job_t *job = *job_p;
+    if (job) {
+        free (job->tokens);
+        free (job->book);
+        free (job->old_own);
+        free (job->new_own);
+        free (job->sets);
+        af_msg_destroy (&job->list);
+        af_msg_destroy (&job->reply);
+        zframe_destroy (&job->note);
+        free (job);
+        *job_p = NULL;
+    }
+}
+
+//  The job's session, if it is still the same account's
+static session_t *
+s_session (af_broker_t *self, xacct_job_t *job)
+{
+    session_t *session = broker_session (self, job->caller.session);
+    return session && session->logged_in && streq (session->account, job->me)? session: NULL;
+}
+
+void
+xacct_job_reply (af_broker_t *self, xacct_job_t *job, af_msg_t **reply_p)
+{
+    if (s_session (self, job))
+        broker_answer (self, &job->caller, reply_p);
+    af_msg_destroy (reply_p);
+}
+
+void
+xacct_job_fail (af_broker_t *self, xacct_job_t *job, int code)
+{
+    session_t *session = s_session (self, job);
+    const uint8_t *rid = job->caller.has_rid? job->caller.rid: NULL;
+    if (!session)
+        ;                               //  gone: nobody to answer
+    else
+    if (code == AF_E_UNAVAILABLE)
+        broker_error_rid (self, session, rid, AF_E_UNAVAILABLE, "%s", XACCT_ELSEWHERE);
+    else
+    if (code == AF_E_QUOTA)
+        broker_error_rid (self, session, rid, AF_E_QUOTA, "a limit of the account: at most %d contacts, "
+                          "%d own numbers, %d blocked or refused", AF_MAX_BOOK, AF_MAX_OWN_NUMBERS, AF_MAX_BLOCKS);
+    else
+        broker_error_rid (self, session, rid, AF_E_INTERNAL, "the broker's store failed; try again later");
+}
+
+//  --------------------------------------------------------------------------
+//  The asker's sets, as a friendship FORWARD carries them
+
+uint8_t *
+xacct_sets_encode (const af_token_t *book, size_t nbook, const af_token_t *own, size_t nown,
+                   const af_token_t *blocked, size_t nblocked, size_t *size)
+{
+    *size = 12 + (nbook + nown + nblocked) * TOKEN;
+    uint8_t *body = (uint8_t *) malloc (*size);
+    assert (body);
+    uint32_t counts [3] = { (uint32_t) nbook, (uint32_t) nown, (uint32_t) nblocked };
+    memcpy (body, counts, 12);
+    size_t at = 12;
+    if (nbook)
+        memcpy (body + at, book, nbook * TOKEN);
+    at += nbook * TOKEN;
+    if (nown)
+        memcpy (body + at, own, nown * TOKEN);
+    at += nown * TOKEN;
+    if (nblocked)
+        memcpy (body + at, blocked, nblocked * TOKEN);
+    return body;
+}
+
+int
+xacct_sets_decode (const uint8_t *body, size_t size, const af_token_t **book, size_t *nbook,
+                   const af_token_t **own, size_t *nown, const af_token_t **blocked, size_t *nblocked)
+{
+    uint32_t counts [3];
+    if (!body || size < 12)
+        return AF_E_MALFORMED;
+    memcpy (counts, body, 12);
+    if (counts [0] > AF_MAX_BOOK || counts [1] > AF_MAX_OWN_NUMBERS || counts [2] > AF_MAX_BLOCKS
+    ||  size != 12 + ((size_t) counts [0] + counts [1] + counts [2]) * TOKEN)
+        return AF_E_MALFORMED;
+    *nbook = counts [0];
+    *nown = counts [1];
+    *nblocked = counts [2];
+    *book = (const af_token_t *) (body + 12);
+    *own = *book + *nbook;
+    *blocked = *own + *nown;
+    return AF_OK;
+}
+
+//  --------------------------------------------------------------------------
+//  Friendship: one rule for both places it is decided
+
+typedef struct {
+    const af_token_t *book, *own, *blocked;
+    size_t nbook, nown, nblocked;
+} sets_t;
+
 static int
-s_friends_txn (af_broker_t *self, MDB_txn *txn, const char *me, const char *other, bool *friends)
+s_sets_read (af_broker_t *self, MDB_txn *txn, const char *account, sets_t *sets)
+{
+    int code = af_friends_set_get (self->friends, txn, account, AF_SET_BOOK, &sets->book, &sets->nbook);
+    if (code == AF_OK)
+        code = af_friends_set_get (self->friends, txn, account, AF_SET_OWN, &sets->own, &sets->nown);
+    if (code == AF_OK)
+        code = af_friends_set_get (self->friends, txn, account, AF_SET_BLOCKED, &sets->blocked, &sets->nblocked);
+    return code;
+}
+
+//  Friends: books share friends/min_common tokens, and neither blocks
+//  the other (its blocked set holds one of the other's own numbers)
+static bool
+s_friends_sets (af_broker_t *self, const sets_t *a, const sets_t *b)
+{
+    size_t want = (size_t) self->config.friend_min_common;
+    return af_tokens_common (a->book, a->nbook, b->book, b->nbook, want) >= want
+        && af_tokens_common (a->blocked, a->nblocked, b->own, b->nown, 1) == 0
+        && af_tokens_common (b->blocked, b->nblocked, a->own, a->nown, 1) == 0;
+}
+
+//  Both accounts here, in a read transaction
+static int
+s_friends_here (af_broker_t *self, const char *me, const char *other, bool *friends)
 {
     *friends = false;
     if (streq (me, other))
         return AF_OK;
-    size_t want = (size_t) self->config.friend_min_common, common;
-    int code = af_friends_common (self->friends, txn, me, other, want, &common);
-    bool blocked = false;
-    if (code == AF_OK && common >= want)
-        code = af_friends_blocked (self->friends, txn, me, other, &blocked);
-    *friends = code == AF_OK && common >= want && !blocked;
-    return code;
-}
-
-int
-xacct_friends (af_broker_t *self, const char *me, const char *other, bool *friends)
-{
-    *friends = false;
-    if (!s_here (self, other))
-        return AF_E_UNAVAILABLE;
     MDB_txn *txn = NULL;
     if (af_store_begin (s_store (self), false, &txn))
         return AF_E_INTERNAL;
-    int code = s_friends_txn (self, txn, me, other, friends);
-    af_store_abort (s_store (self), &txn);
-    return code;
-}
-
-int
-xacct_lookup (af_broker_t *self, const char *me, const uint8_t *token, char *other, bool *found, bool *friends)
-{
-    *found = *friends = false;
-    *other = 0;
-    if (!s_bucket_here (self, token))
-        return AF_E_UNAVAILABLE;
-    MDB_txn *txn = NULL;
-    if (af_store_begin (s_store (self), false, &txn))
-        return AF_E_INTERNAL;
-    char accounts [MAX_CLAIMS][AF_MAX_ACCOUNT + 1];
-    size_t count;
-    int code = af_friends_dir_find (self->friends, txn, token, accounts, MAX_CLAIMS, &count);
-    for (size_t i = 0; code == AF_OK && i < count && !*friends; i++) {
-        if (streq (accounts [i], me))
-            continue;
-        if (!s_here (self, accounts [i])) {
-            code = AF_E_UNAVAILABLE;
-            break;
-        }
-        bool is_friend;
-        code = s_friends_txn (self, txn, me, accounts [i], &is_friend);
-        if (code == AF_OK && (!*found || is_friend)) {
-            snprintf (other, AF_MAX_ACCOUNT + 1, "%s", accounts [i]);
-            *found = true;
-            *friends = is_friend;
-        }
-    }
+    sets_t a, b;
+    int code = s_sets_read (self, txn, me, &a);
+    if (code == AF_OK)
+        code = s_sets_read (self, txn, other, &b);
+    *friends = code == AF_OK && s_friends_sets (self, &a, &b);
     af_store_abort (s_store (self), &txn);
     return code;
 }
 
 //  --------------------------------------------------------------------------
-//  Shared apps
+//  xacct_lookup: the directory's claims, then friendship with each
+
+static int s_claims_next (af_broker_t *self, xacct_job_t *job);
+
+static void
+s_friend_checked (af_broker_t *self, void *arg, int code, af_msg_t *reply)
+{
+    xacct_job_t *job = (xacct_job_t *) arg;
+    if (code == AF_OK) {
+        job->claim_friend = reply->yes;
+        job->claim_checked = true;
+        code = s_claims_next (self, job);
+    }
+    if (code != XACCT_PENDING)
+        s_resume (self, job, code);
+}
+
+//  Ask other's owner whether other and me are friends
+static int
+s_friends_forward (af_broker_t *self, xacct_job_t *job, const char *other)
+{
+    if (!job->sets) {
+        MDB_txn *txn = NULL;
+        if (af_store_begin (s_store (self), false, &txn))
+            return AF_E_INTERNAL;
+        sets_t mine;
+        int code = s_sets_read (self, txn, job->me, &mine);
+        if (code == AF_OK)
+            job->sets = xacct_sets_encode (mine.book, mine.nbook, mine.own, mine.nown, mine.blocked,
+                                           mine.nblocked, &job->sets_size);
+        af_store_abort (s_store (self), &txn);
+        if (code != AF_OK)
+            return code;
+    }
+    af_msg_t *request = s_forward_msg ("friends", other);
+    request->body = (uint8_t *) malloc (job->sets_size);
+    assert (request->body);
+    memcpy (request->body, job->sets, job->sets_size);
+    request->body_size = (uint32_t) job->sets_size;
+    int code = broker_forward (self, broker_shard_of (self, other), &request, false, s_friend_checked, job);
+    return code == AF_OK? XACCT_PENDING: code;
+}
+
+//  Each claim in turn (not me), stopping at a friend
+static int
+s_claims_next (af_broker_t *self, xacct_job_t *job)
+{
+    while (job->claim < job->nclaims && !job->friends) {
+        const char *account = job->claims [job->claim];
+        bool is_friend = false;
+        if (streq (account, job->me)) {
+            job->claim++;
+            continue;
+        }
+        if (job->claim_checked) {
+            is_friend = job->claim_friend;
+            job->claim_checked = false;
+        }
+        else
+        if (s_here (self, account, NULL)) {
+            int code = s_friends_here (self, job->me, account, &is_friend);
+            if (code != AF_OK)
+                return code;
+        }
+        else
+            return s_friends_forward (self, job, account);
+        if (!job->found || is_friend) {
+            snprintf (job->other, sizeof job->other, "%s", account);
+            job->found = true;
+            job->friends = is_friend;
+        }
+        job->claim++;
+    }
+    return AF_OK;
+}
+
+//  A directory answer's body: the claiming accounts, each ended by 0x00
+static int
+s_claims_parse (xacct_job_t *job, const uint8_t *body, size_t size)
+{
+    job->nclaims = 0;
+    size_t at = 0;
+    while (at < size) {
+        const uint8_t *nul = (const uint8_t *) memchr (body + at, 0, size - at);
+        size_t len = nul? (size_t) (nul - (body + at)): 0;
+        if (!nul || len == 0 || len > AF_MAX_ACCOUNT || job->nclaims >= AF_FORWARD_CLAIMS)
+            return AF_E_MALFORMED;
+        memcpy (job->claims [job->nclaims], body + at, len + 1);
+        job->nclaims++;
+        at += len + 1;
+    }
+    return AF_OK;
+}
+
+static void
+s_dir_found (af_broker_t *self, void *arg, int code, af_msg_t *reply)
+{
+    xacct_job_t *job = (xacct_job_t *) arg;
+    if (code == AF_OK)
+        code = s_claims_parse (job, reply->body, reply->body_size);
+    if (code == AF_OK)
+        code = s_claims_next (self, job);
+    if (code != XACCT_PENDING)
+        s_resume (self, job, code);
+}
+
+static int
+s_dir_find (af_broker_t *self, const uint8_t *token, char claims [][AF_MAX_ACCOUNT + 1], uint32_t *count)
+{
+    MDB_txn *txn = NULL;
+    if (af_store_begin (s_store (self), false, &txn))
+        return AF_E_INTERNAL;
+    size_t found = 0;
+    int code = af_friends_dir_find (self->friends, txn, token, claims, AF_FORWARD_CLAIMS, &found);
+    af_store_abort (s_store (self), &txn);
+    *count = (uint32_t) found;
+    return code;
+}
+
+int
+xacct_lookup (af_broker_t *self, xacct_job_t *job, const uint8_t *token)
+{
+    job->found = job->friends = job->claim_checked = false;
+    *job->other = 0;
+    job->nclaims = job->claim = 0;
+    memcpy (job->token, token, TOKEN);
+    char bucket [10];
+    af_friends_dir_bucket (token, bucket);
+    uint32_t shard;
+    if (s_here (self, bucket, &shard)) {
+        int code = s_dir_find (self, token, job->claims, &job->nclaims);
+        return code == AF_OK? s_claims_next (self, job): code;
+    }
+    af_msg_t *request = s_forward_msg ("dir_find", NULL);
+    af_msg_set_element_count (request, 1);
+    memcpy (request->elements [0], token, TOKEN);
+    int code = broker_forward (self, shard, &request, false, s_dir_found, job);
+    return code == AF_OK? XACCT_PENDING: code;
+}
+
+//  --------------------------------------------------------------------------
+//  xacct_shared_apps
 
 typedef struct {
     af_broker_t *broker;
@@ -133,11 +398,10 @@ s_shared_app (const char *device_id, const af_msg_t *app, void *arg)
     return 0;
 }
 
-int
-xacct_shared_apps (af_broker_t *self, const char *other, af_share_t min, const char *program, af_msg_t *list)
+//  The apps from our store, into list (emptied first)
+static int
+s_shared_here (af_broker_t *self, const char *other, af_share_t min, const char *program, af_msg_t *list)
 {
-    if (!s_here (self, other))
-        return AF_E_UNAVAILABLE;
     af_msg_set_app_count (list, AF_MAX_SHARES);
     list->app_count = 0;
     MDB_txn *txn = NULL;
@@ -149,66 +413,469 @@ xacct_shared_apps (af_broker_t *self, const char *other, af_share_t min, const c
     return code != AF_OK? code: shared.code;
 }
 
-//  --------------------------------------------------------------------------
-//  Writes
-
-int
-xacct_directory (af_broker_t *self, MDB_txn *txn, const char *account, const af_token_t *old, size_t nold,
-                 const af_token_t *new_tokens, size_t nnew)
+static void
+s_apps_got (af_broker_t *self, void *arg, int code, af_msg_t *reply)
 {
-    for (size_t i = 0; i < nold; i++)
-        if (!s_bucket_here (self, old [i]))
-            return AF_E_UNAVAILABLE;
-    for (size_t i = 0; i < nnew; i++)
-        if (!s_bucket_here (self, new_tokens [i]))
-            return AF_E_UNAVAILABLE;
-    int code = AF_OK;
-    for (size_t i = 0; i < nold && code == AF_OK; i++)
-        if (!af_tokens_has (new_tokens, nnew, old [i]))
-            code = af_friends_dir_set (self->friends, txn, old [i], account, false);
-    for (size_t i = 0; i < nnew && code == AF_OK; i++)
-        code = af_friends_dir_set (self->friends, txn, new_tokens [i], account, true);
-    return code;
+    xacct_job_t *job = (xacct_job_t *) arg;
+    if (code == AF_OK) {
+        //  The reply's apps become the job's list
+        af_app_t *apps = job->list->apps;
+        job->list->apps = reply->apps;
+        job->list->app_count = reply->app_count;
+        reply->apps = apps;
+        reply->app_count = 0;
+    }
+    s_resume (self, job, code);
 }
 
-//  Does to refuse recommendations from from?
+int
+xacct_shared_apps (af_broker_t *self, xacct_job_t *job, const char *other, af_share_t min, const char *program)
+{
+    if (!job->list)
+        job->list = af_msg_new (AF_MSG_FRIEND_APP_LIST);
+    uint32_t shard;
+    if (s_here (self, other, &shard))
+        return s_shared_here (self, other, min, program, job->list);
+    af_msg_t *request = s_forward_msg ("apps", other);
+    snprintf (request->state, sizeof request->state, "%s", af_share_name (min));
+    if (program)
+        snprintf (request->program, sizeof request->program, "%s", program);
+    int code = broker_forward (self, shard, &request, false, s_apps_got, job);
+    return code == AF_OK? XACCT_PENDING: code;
+}
+
+//  --------------------------------------------------------------------------
+//  xacct_recommend
+
+//  Does to refuse recommendations from a sender with these own numbers?
 static int
-s_refuses (af_broker_t *self, MDB_txn *txn, const char *from, const char *to, bool *refused)
+s_refuses (af_broker_t *self, MDB_txn *txn, const char *to, const af_token_t *own, size_t nown, bool *refused)
 {
     bool all;
     int code = af_friends_refuse_all (self->friends, txn, to, &all);
-    const af_token_t *refusals = NULL, *own = NULL;
-    size_t nrefusals = 0, nown = 0;
+    const af_token_t *refusals = NULL;
+    size_t nrefusals = 0;
     if (code == AF_OK && !all)
         code = af_friends_set_get (self->friends, txn, to, AF_SET_REFUSED, &refusals, &nrefusals);
-    if (code == AF_OK && !all && nrefusals)
-        code = af_friends_set_get (self->friends, txn, from, AF_SET_OWN, &own, &nown);
     *refused = code == AF_OK && (all || af_tokens_common (refusals, nrefusals, own, nown, 1) > 0);
     return code;
 }
 
-int
-xacct_recommend (af_broker_t *self, const char *from, const char *to, zframe_t *frame, bool *refused)
+//  The note into every outbox of to, unless refused; in one transaction,
+//  with the intent (if any) recorded as applied in it. A resent intent
+//  gets its first answer.
+static int
+s_recommend_here (af_broker_t *self, const char *to, const uint8_t *note, size_t size, const uint8_t *intent,
+                  bool *refused)
 {
     *refused = false;
-    if (!s_here (self, to))
-        return AF_E_UNAVAILABLE;
+    char err [AF_MAX_REASON + 1];
+    af_msg_t *decoded = NULL;
+    if (af_msg_decode (note, size, &decoded, err, sizeof err, NULL, NULL) != AF_OK
+    ||  decoded->id != AF_MSG_RECOMMENDATION) {
+        af_msg_destroy (&decoded);
+        return AF_E_MALFORMED;
+    }
     af_device_t *devices = NULL;
     uint32_t count = 0;
-    if (af_registry_devices (self->registry, to, &devices, &count) != AF_OK)
+    if (af_registry_devices (self->registry, to, &devices, &count) != AF_OK) {
+        af_msg_destroy (&decoded);
         return AF_E_INTERNAL;
+    }
     MDB_txn *txn = NULL;
+    bool seen = false;
     int code = af_store_begin (s_store (self), true, &txn)? AF_E_INTERNAL: AF_OK;
-    if (code == AF_OK)
-        code = s_refuses (self, txn, from, to, refused);
-    for (uint32_t i = 0; code == AF_OK && !*refused && i < count; i++)
-        code = af_outbox_put_txn (self->outbox, txn, to, devices [i].id, zframe_data (frame),
-                                  zframe_size (frame), NULL);
-    if (code == AF_OK && !*refused && af_store_commit (s_store (self), &txn))
+    if (code == AF_OK && intent)
+        code = af_friends_intent_applied (self->friends, txn, to, intent, &seen, refused);
+    if (code == AF_OK && !seen)
+        code = s_refuses (self, txn, to, (const af_token_t *) decoded->elements, decoded->element_count, refused);
+    for (uint32_t i = 0; code == AF_OK && !seen && !*refused && i < count; i++)
+        code = af_outbox_put_txn (self->outbox, txn, to, devices [i].id, note, size, NULL);
+    if (code == AF_OK && !seen && intent)
+        code = af_friends_intent_apply (self->friends, txn, to, intent, *refused, (uint64_t) zclock_time ());
+    if (code == AF_OK && af_store_commit (s_store (self), &txn))
         code = AF_E_INTERNAL;
     af_store_abort (s_store (self), &txn);
-    for (uint32_t i = 0; code == AF_OK && !*refused && i < count; i++)
+    for (uint32_t i = 0; code == AF_OK && !seen && !*refused && i < count; i++)
         broker_deliver (self, broker_online (self, to, devices [i].id));
     free (devices);
+    af_msg_destroy (&decoded);
     return code;
+}
+
+//  The intent is resolved: no longer ours to send again
+static void
+s_intent_resolved (af_broker_t *self, const char *from, const uint8_t *intent)
+{
+    MDB_txn *txn = NULL;
+    int code = af_store_begin (s_store (self), true, &txn)? AF_E_INTERNAL:
+               af_friends_intent_pending_del (self->friends, txn, from, intent);
+    if (code == AF_OK && af_store_commit (s_store (self), &txn))
+        code = AF_E_INTERNAL;
+    af_store_abort (s_store (self), &txn);
+    if (code != AF_OK)
+        zsys_warning ("broker: cannot resolve an intent of '%s': it will be sent again (applied once)", from);
+}
+
+static void
+s_recommended (af_broker_t *self, void *arg, int code, af_msg_t *reply)
+{
+    xacct_job_t *job = (xacct_job_t *) arg;
+    if (code == AF_OK || code == AF_E_QUOTA) {
+        //  Answered (a full queue is an answer: nothing was queued)
+        job->refused = code == AF_OK && reply->yes;
+        s_intent_resolved (self, job->me, job->intent);
+    }
+    //  No answer: the intent stays, sent again until its owner answers;
+    //  the node's retry finds it and sends the same intent (applied once)
+    s_resume (self, job, code);
+}
+
+//  An unresolved intent of from for (to, program): the node's retry
+typedef struct {
+    const char *to, *program;
+    uint8_t *id;
+    bool found;
+} find_t;
+
+static int
+s_intent_match (const af_xintent_t *intent, void *arg)
+{
+    find_t *find = (find_t *) arg;
+    if (streq (intent->to, find->to) && streq (intent->program, find->program)) {
+        memcpy (find->id, intent->id, AF_ID_SIZE);
+        find->found = true;
+        return 1;
+    }
+    return 0;
+}
+
+int
+xacct_recommend (af_broker_t *self, xacct_job_t *job, const char *to, zframe_t *frame)
+{
+    job->refused = false;
+    uint32_t shard;
+    if (s_here (self, to, &shard))
+        return s_recommend_here (self, to, zframe_data (frame), zframe_size (frame), NULL, &job->refused);
+    //  To another broker: the intent is in our shard's log first (so a
+    //  follower that takes over has it), the FORWARD goes after our
+    //  commit; the node's retry of the same recommendation reuses it
+    MDB_txn *txn = NULL;
+    find_t find = { to, job->program, job->intent, false };
+    int code = af_store_begin (s_store (self), true, &txn)? AF_E_INTERNAL:
+               af_friends_intent_pending_each (self->friends, txn, job->me, s_intent_match, &find);
+    if (code == AF_OK && !find.found) {
+        randombytes_buf (job->intent, AF_ID_SIZE);
+        code = af_friends_intent_pending_put (self->friends, txn, job->me, job->intent, to, job->program,
+                                              (uint64_t) zclock_time (), zframe_data (frame), zframe_size (frame));
+    }
+    if (code == AF_OK && af_store_commit (s_store (self), &txn))
+        code = AF_E_INTERNAL;
+    af_store_abort (s_store (self), &txn);
+    if (code != AF_OK)
+        return code;
+    af_msg_t *request = s_forward_msg ("recommend", to);
+    sodium_bin2hex (request->intent, sizeof request->intent, job->intent, AF_ID_SIZE);
+    assert (zframe_size (frame) <= AF_MAX_ITEM);
+    request->body = (uint8_t *) malloc (zframe_size (frame) + 1);
+    assert (request->body);
+    memcpy (request->body, zframe_data (frame), zframe_size (frame));
+    request->body_size = (uint32_t) zframe_size (frame);
+    code = broker_forward (self, shard, &request, true, s_recommended, job);
+    return code == AF_OK? XACCT_PENDING: code;
+}
+
+//  Unresolved intents of shards we own, sent again
+typedef struct {
+    char from [AF_MAX_ACCOUNT + 1];
+    uint8_t id [AF_ID_SIZE];
+    af_msg_t *request;              //  the FORWARD, until it is sent
+} resent_t;
+
+typedef struct {
+    af_broker_t *broker;
+    int64_t now;
+    zlistx_t *resents;              //  resent_t to send
+} resend_t;
+
+static int
+s_intent_resend (const af_xintent_t *intent, void *arg)
+{
+    resend_t *resend = (resend_t *) arg;
+    if (!s_here (resend->broker, intent->from, NULL)
+    ||  intent->at + AF_INTENT_RESEND_MS > (uint64_t) resend->now || intent->size > AF_MAX_ITEM)
+        return 0;
+    resent_t *resent = (resent_t *) zmalloc (sizeof (resent_t));
+    assert (resent);
+    snprintf (resent->from, sizeof resent->from, "%s", intent->from);
+    memcpy (resent->id, intent->id, AF_ID_SIZE);
+    af_msg_t *request = resent->request = s_forward_msg ("recommend", intent->to);
+    sodium_bin2hex (request->intent, sizeof request->intent, intent->id, AF_ID_SIZE);
+    request->body = (uint8_t *) malloc (intent->size + 1);
+    assert (request->body);
+    memcpy (request->body, intent->payload, intent->size);
+    request->body_size = (uint32_t) intent->size;
+    zlistx_add_end (resend->resents, resent);
+    //  At most half the window to one broker per round: the rest next time
+    return zlistx_size (resend->resents) >= AF_CLUSTER_FORWARDS / 2;
+}
+
+static void
+s_resent (af_broker_t *self, void *arg, int code, af_msg_t *reply)
+{
+    (void) reply;
+    resent_t *resent = (resent_t *) arg;
+    if (code == AF_OK || code == AF_E_QUOTA)
+        s_intent_resolved (self, resent->from, resent->id);
+    free (resent);
+}
+
+void
+broker_xacct_resend (af_broker_t *self, int64_t now)
+{
+    if (!self->cluster || now - self->resend_at < AF_INTENT_RESEND_MS)
+        return;
+    self->resend_at = now;
+    resend_t resend = { self, zclock_time (), zlistx_new () };
+    MDB_txn *txn = NULL;
+    if (af_store_begin (s_store (self), false, &txn) == 0)
+        af_friends_intent_pending_each (self->friends, txn, NULL, s_intent_resend, &resend);
+    af_store_abort (s_store (self), &txn);
+    resent_t *resent;
+    broker_batch_begin (self);
+    while ((resent = (resent_t *) zlistx_detach (resend.resents, NULL))) {
+        zsys_info ("broker: an unresolved recommendation of '%s' to '%s' sent again", resent->from,
+                   resent->request->account);
+        uint32_t shard = broker_shard_of (self, resent->request->account);
+        if (broker_forward (self, shard, &resent->request, false, s_resent, resent))
+            free (resent);              //  no owner to send it to: next round
+    }
+    broker_batch_end (self);
+    zlistx_destroy (&resend.resents);
+}
+
+//  --------------------------------------------------------------------------
+//  The directory of own numbers
+
+int
+xacct_directory_local (af_broker_t *self, MDB_txn *txn, const char *account, const af_token_t *old, size_t nold,
+                       const af_token_t *new_tokens, size_t nnew)
+{
+    int code = AF_OK;
+    for (size_t i = 0; i < nold && code == AF_OK; i++) {
+        char bucket [10];
+        af_friends_dir_bucket (old [i], bucket);
+        if (s_here (self, bucket, NULL) && !af_tokens_has (new_tokens, nnew, old [i]))
+            code = af_friends_dir_set (self->friends, txn, old [i], account, false);
+    }
+    for (size_t i = 0; i < nnew && code == AF_OK; i++) {
+        char bucket [10];
+        af_friends_dir_bucket (new_tokens [i], bucket);
+        if (s_here (self, bucket, NULL))
+            code = af_friends_dir_set (self->friends, txn, new_tokens [i], account, true);
+    }
+    return code;
+}
+
+static void
+s_dir_set (af_broker_t *self, void *arg, int code, af_msg_t *reply)
+{
+    (void) reply;
+    xacct_job_t *job = (xacct_job_t *) arg;
+    if (code != AF_OK && job->worst == AF_OK)
+        job->worst = code;
+    if (--job->waiting == 0)
+        s_resume (self, job, job->worst);
+}
+
+//  One claim to the bucket's owner, if it is not ours
+static int
+s_dir_forward (af_broker_t *self, xacct_job_t *job, const uint8_t *token, bool on)
+{
+    char bucket [10];
+    af_friends_dir_bucket (token, bucket);
+    uint32_t shard;
+    if (s_here (self, bucket, &shard))
+        return AF_OK;
+    af_msg_t *request = s_forward_msg ("dir_set", job->me);
+    snprintf (request->state, sizeof request->state, "%s", on? "on": "off");
+    af_msg_set_element_count (request, 1);
+    memcpy (request->elements [0], token, TOKEN);
+    int code = broker_forward (self, shard, &request, false, s_dir_set, job);
+    if (code == AF_OK)
+        job->waiting++;
+    return code;
+}
+
+int
+xacct_directory_remote (af_broker_t *self, xacct_job_t *job)
+{
+    job->waiting = 0;
+    job->worst = AF_OK;
+    int code = AF_OK;
+    for (size_t i = 0; i < job->nold && code == AF_OK; i++)
+        if (!af_tokens_has (job->new_own, job->nnew, job->old_own [i]))
+            code = s_dir_forward (self, job, job->old_own [i], false);
+    for (size_t i = 0; i < job->nnew && code == AF_OK; i++)
+        code = s_dir_forward (self, job, job->new_own [i], true);
+    if (code != AF_OK && job->waiting) {
+        job->worst = code;              //  the answers of those sent end the step
+        return XACCT_PENDING;
+    }
+    return code != AF_OK? code: job->waiting? XACCT_PENDING: AF_OK;
+}
+
+//  --------------------------------------------------------------------------
+//  The owner's side of FORWARD
+
+//  An operation on our store: the reply filled; *wrote if it changed it
+static int
+s_serve_op (af_broker_t *self, af_msg_t *msg, af_msg_t *reply, bool *wrote)
+{
+    char bucket [10];
+    if (streq (msg->op, "dir_find")) {
+        if (msg->element_count != 1)
+            return AF_E_MALFORMED;
+        af_friends_dir_bucket (msg->elements [0], bucket);
+        if (broker_shard_of (self, bucket) != msg->shard)
+            return AF_E_MALFORMED;
+        char claims [AF_FORWARD_CLAIMS][AF_MAX_ACCOUNT + 1];
+        uint32_t count;
+        int code = s_dir_find (self, msg->elements [0], claims, &count);
+        size_t size = 0;
+        uint8_t body [AF_FORWARD_CLAIMS * (AF_MAX_ACCOUNT + 1)];
+        for (uint32_t i = 0; code == AF_OK && i < count; i++) {
+            memcpy (body + size, claims [i], strlen (claims [i]) + 1);
+            size += strlen (claims [i]) + 1;
+        }
+        reply->body = (uint8_t *) malloc (size + 1);
+        assert (reply->body);
+        memcpy (reply->body, body, size);
+        reply->body_size = (uint32_t) size;
+        return code;
+    }
+    //  The others name an account of the shard
+    if (!*msg->account || broker_shard_of (self, msg->account) != msg->shard)
+        return AF_E_MALFORMED;
+    if (streq (msg->op, "friends")) {
+        sets_t asker, other;
+        if (xacct_sets_decode (msg->body, msg->body_size, &asker.book, &asker.nbook, &asker.own, &asker.nown,
+                               &asker.blocked, &asker.nblocked) != AF_OK)
+            return AF_E_MALFORMED;
+        MDB_txn *txn = NULL;
+        if (af_store_begin (s_store (self), false, &txn))
+            return AF_E_INTERNAL;
+        int code = s_sets_read (self, txn, msg->account, &other);
+        reply->yes = code == AF_OK && s_friends_sets (self, &asker, &other);
+        af_store_abort (s_store (self), &txn);
+        return code;
+    }
+    if (streq (msg->op, "apps")) {
+        af_share_t min;
+        if (af_share_parse (msg->state, &min) != AF_OK)
+            return AF_E_MALFORMED;
+        return s_shared_here (self, msg->account, min, *msg->program? msg->program: NULL, reply);
+    }
+    if (streq (msg->op, "recommend")) {
+        uint8_t intent [AF_ID_SIZE];
+        if (strlen (msg->intent) != AF_ID_HEX || !msg->body_size
+        ||  sodium_hex2bin (intent, sizeof intent, msg->intent, AF_ID_HEX, NULL, NULL, NULL))
+            return AF_E_MALFORMED;
+        *wrote = true;
+        return s_recommend_here (self, msg->account, msg->body, msg->body_size, intent, &reply->yes);
+    }
+    if (streq (msg->op, "dir_set")) {
+        bool on = streq (msg->state, "on");
+        if (msg->element_count != 1 || (!on && !streq (msg->state, "off")))
+            return AF_E_MALFORMED;
+        af_friends_dir_bucket (msg->elements [0], bucket);
+        if (broker_shard_of (self, bucket) != msg->shard)
+            return AF_E_MALFORMED;
+        *wrote = true;
+        MDB_txn *txn = NULL;
+        int code = af_store_begin (s_store (self), true, &txn)? AF_E_INTERNAL:
+                   af_friends_dir_set (self->friends, txn, msg->elements [0], msg->account, on);
+        if (code == AF_OK && af_store_commit (s_store (self), &txn))
+            code = AF_E_INTERNAL;
+        af_store_abort (s_store (self), &txn);
+        return code;
+    }
+    return AF_E_MALFORMED;
+}
+
+void
+broker_xacct_serve (af_broker_t *self, const char *from, af_msg_t *msg)
+{
+    af_msg_t *reply = af_msg_new (AF_MSG_FORWARD_REPLY);
+    reply->has_rid = msg->has_rid;
+    memcpy (reply->rid, msg->rid, AF_ID_SIZE);
+    shard_t *state = &self->shards [msg->shard];
+    reply->epoch = state->epoch;
+    bool wrote = false;
+    //  Only the owner answers, while its lease is good: an asker whose map
+    //  is behind is told to look again, and never gets a stale answer
+    if (state->role != SHARD_OWNER || state->leaving || zclock_mono () >= self->lease_until)
+        reply->code = AF_FORWARD_NOT_OWNER;
+    else {
+        int code = s_serve_op (self, msg, reply, &wrote);
+        reply->code = code == AF_OK? 0: (uint32_t) code;
+        if (code == AF_E_MALFORMED && af_loglimit_pass (self->drop_log, zclock_mono ()))
+            zsys_warning ("broker: refused a malformed FORWARD %s for shard %u from %s", msg->op, msg->shard, from);
+    }
+    if (reply->code == AF_FORWARD_NOT_OWNER && self->config.verbose)
+        zsys_debug ("broker: FORWARD %s for shard %u from %s: not its owner", msg->op, msg->shard, from);
+    zframe_t *frame = af_msg_encode (reply);
+    af_msg_destroy (&reply);
+    //  What it wrote is answered once our followers have it, as a node's
+    //  request is (held with the batch)
+    if (frame)
+        broker_send_peer (self, from, frame, wrote);
+}
+
+//  --------------------------------------------------------------------------
+//  Self test
+
+void
+broker_xacct_test (bool verbose)
+{
+    if (verbose)
+        printf (" * broker_xacct: ");
+    af_token_t tokens [7];
+    for (int i = 0; i < 7; i++)
+        memset (tokens [i], 'a' + i, TOKEN);
+    size_t size;
+    uint8_t *body = xacct_sets_encode (tokens, 4, tokens + 4, 2, tokens + 6, 1, &size);
+    assert (size == 12 + 7 * TOKEN);
+    const af_token_t *book, *own, *blocked;
+    size_t nbook, nown, nblocked;
+    assert (xacct_sets_decode (body, size, &book, &nbook, &own, &nown, &blocked, &nblocked) == AF_OK);
+    assert (nbook == 4 && nown == 2 && nblocked == 1);
+    assert (memcmp (book [3], tokens [3], TOKEN) == 0 && memcmp (own [1], tokens [5], TOKEN) == 0);
+    assert (memcmp (blocked [0], tokens [6], TOKEN) == 0);
+    //  Sizes that do not add up, counts past their limits: refused
+    assert (xacct_sets_decode (body, size - 1, &book, &nbook, &own, &nown, &blocked, &nblocked) == AF_E_MALFORMED);
+    assert (xacct_sets_decode (body, 11, &book, &nbook, &own, &nown, &blocked, &nblocked) == AF_E_MALFORMED);
+    assert (xacct_sets_decode (NULL, 0, &book, &nbook, &own, &nown, &blocked, &nblocked) == AF_E_MALFORMED);
+    uint32_t counts [3] = { 0, AF_MAX_OWN_NUMBERS + 1, 0 };
+    memcpy (body, counts, 12);
+    assert (xacct_sets_decode (body, 12 + (AF_MAX_OWN_NUMBERS + 1) * TOKEN, &book, &nbook, &own, &nown, &blocked,
+                               &nblocked) == AF_E_MALFORMED);
+    uint32_t huge [3] = { UINT32_MAX, UINT32_MAX, 2 };
+    memcpy (body, huge, 12);
+    assert (xacct_sets_decode (body, size, &book, &nbook, &own, &nown, &blocked, &nblocked) == AF_E_MALFORMED);
+    free (body);
+    body = xacct_sets_encode (NULL, 0, NULL, 0, NULL, 0, &size);
+    assert (size == 12 && xacct_sets_decode (body, size, &book, &nbook, &own, &nown, &blocked, &nblocked) == AF_OK);
+    assert (nbook == 0 && nown == 0 && nblocked == 0);
+    free (body);
+    //  A directory answer's claims
+    xacct_job_t job;
+    memset (&job, 0, sizeof job);
+    assert (s_claims_parse (&job, (const uint8_t *) "ana\0bob\0", 8) == AF_OK && job.nclaims == 2);
+    assert (streq (job.claims [1], "bob"));
+    assert (s_claims_parse (&job, (const uint8_t *) "ana\0bob", 7) == AF_E_MALFORMED);
+    assert (s_claims_parse (&job, (const uint8_t *) "\0", 1) == AF_E_MALFORMED);
+    assert (s_claims_parse (&job, (const uint8_t *) "", 0) == AF_OK && job.nclaims == 0);
+    if (verbose)
+        printf ("OK\n");
 }

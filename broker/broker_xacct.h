@@ -5,21 +5,31 @@
     blocks and shares; a push writes into another account's outboxes; an
     own number is written to a directory bucket that is no account's. In a
     cluster those keys may live on another broker's shard, so no handler
-    touches another account's keys itself: every cross-account read and
-    write is one of the functions below, and each says, before it touches
-    anything, whether every shard it needs is served here.
+    touches another account's keys itself: every cross-account step is one
+    of the functions below, on a job (xacct_job_t: the typed context of one
+    node request, with the continuation that resumes it).
 
-    Single broker: everything is served here, and each function is a
-    direct call on the broker's own store (af_friends, af_lists,
-    af_outbox) in the handler's transaction (a child of the group commit's
-    batch), so a push's notice commits with nothing else or not at all.
+    Single broker, or every shard a step needs owned here: the step is a
+    direct call on the broker's own store (af_friends, af_lists, af_outbox)
+    in the handler's transaction (a child of the group commit's batch), and
+    it returns its code at once.
 
-    Cluster: the account the session speaks for is always served here (the
-    command table REDIRECTs otherwise). When another shard it needs is
-    owned by another broker, the function returns AF_E_UNAVAILABLE and
-    writes nothing: FORWARD over the broker mesh (docs/ARCHITECTURE.md
-    "Cluster", "Between shards") is not built yet. af_store would refuse
-    such a write anyway (EACCES); this says so first, with a reason.
+    Cluster, a shard owned by another broker: the step goes to that
+    broker as FORWARD (broker_forward.c; SPEC 10.4) and returns
+    XACCT_PENDING; when the answer comes (or AF_CLUSTER_FORWARD_MS passes:
+    AF_E_UNAVAILABLE), job->code is set and job->resume is called, inside a
+    batch. The owner serves it from its own store (broker_xacct_serve).
+    Reads (a directory bucket, a friendship check, shared apps) carry what
+    the owner needs and get back only the answer: for a friendship check
+    the asker's book, own numbers and blocks travel to the other account's
+    owner, which answers one bit, so the other's book never leaves its
+    shard and the asker learns what a single broker would tell it. Writes
+    (a recommendation, directory entries) are applied by the owner in its
+    own batch and answered after its followers have them; a recommendation
+    carries a random 128-bit intent ID, written first to the asker's shard
+    (so replicated) and applied once by the owner (idempotent by the ID).
+    Directory entries need no intent: setting a claim twice is setting it
+    once.
     =========================================================================
 */
 #ifndef BROKER_XACCT_H_INCLUDED
@@ -28,40 +38,141 @@
 #include "broker_int.h"
 #include "af_friends.h"
 
-//  The reason an AF_E_UNAVAILABLE from these functions carries
-#define XACCT_ELSEWHERE "the contact's account is on another broker of the cluster; " \
-                        "friend requests between brokers are not built yet"
+//  A step's return when its answer comes later, through job->resume
+#define XACCT_PENDING   1
 
-//  Who a contact token is, seen from account me: an account that claims
-//  it as its own number (not me), preferring one that is me's friend.
-//  *found false: nobody claims it (answer as for "not friends"). AF_OK,
+//  The reason an AF_E_UNAVAILABLE from these steps carries
+#define XACCT_ELSEWHERE "the contact's account is on another broker of the cluster, which did not " \
+                        "answer in time (it may be moving or restarting); try again shortly"
+
+typedef struct _xacct_job_t xacct_job_t;
+typedef void (xacct_fn) (af_broker_t *self, xacct_job_t *job);
+
+//  One node request that crosses accounts, waiting on its steps
+struct _xacct_job_t {
+    broker_caller_t caller;         //  who asked: answered through it
+    char me [AF_MAX_ACCOUNT + 1];   //  the session's account
+    af_token_t *tokens;             //  the request's tokens (owned)
+    uint32_t ntokens;
+    char program [AF_MAX_PROGRAM + 1];  //  the request's program ("" none)
+    xacct_fn *resume;               //  the handler's continuation after a pending step
+    int code;                       //  the last step's outcome
+    int phase;                      //  where the handler is (its own values)
+    //  xacct_lookup's outcome
+    char other [AF_MAX_ACCOUNT + 1];
+    bool found, friends;
+    //  xacct_shared_apps' outcome (owned)
+    af_msg_t *list;
+    //  xacct_recommend's outcome
+    bool refused;
+    //  The handler's own state
+    uint32_t at;                    //  its next token
+    bool looked;                    //  the lookup of that token has its outcome in
+    char pick [AF_MAX_ACCOUNT + 1]; //  the contact: the first friend, else the first found
+    bool pick_found, pick_friends;
+    af_token_t *book;               //  FRIENDS: the asker's book (owned)
+    size_t nbook;
+    af_msg_t *reply;                //  what will answer the node (owned)
+    af_share_t share;               //  RECOMMEND: my app's visibility
+    zframe_t *note;                 //  RECOMMEND: the encoded RECOMMENDATION (owned)
+    uint32_t waiting;               //  directory FORWARDs not answered yet
+    int worst;                      //  ... and the first failure among them
+    af_token_t *old_own, *new_own;  //  CONTACTS_PUT own: the numbers before and after (owned)
+    size_t nold, nnew;
+    //  Inside the steps
+    uint8_t token [AF_CONTACT_TOKEN_SIZE];
+    char claims [AF_FORWARD_CLAIMS][AF_MAX_ACCOUNT + 1];
+    uint32_t nclaims, claim;
+    bool claim_friend, claim_checked;
+    uint8_t *sets;                  //  the asker's sets as a friendship FORWARD carries them (owned)
+    size_t sets_size;
+    uint8_t intent [AF_ID_SIZE];    //  RECOMMEND to another broker: its intent
+};
+
+//  A job for session's request (its rid, tokens and program copied);
+//  resume is the handler's continuation. Destroy frees what it owns.
+xacct_job_t *xacct_job_new (const session_t *session, const af_msg_t *msg, xacct_fn *resume);
+void xacct_job_destroy (xacct_job_t **job_p);
+
+//  Answer the job's node: the reply (taken), or an ERROR for code (for
+//  xacct codes: the reasons handle_friends gives).
+void xacct_job_reply (af_broker_t *self, xacct_job_t *job, af_msg_t **reply_p);
+void xacct_job_fail (af_broker_t *self, xacct_job_t *job, int code);
+
+//  Who a contact token is, seen from job->me: an account that claims it as
+//  its own number (not me), preferring one that is me's friend, into
+//  job->other, found, friends (found false: nobody claims it; answer as
+//  for "not friends"). AF_OK, XACCT_PENDING, AF_E_UNAVAILABLE, AF_E_INTERNAL.
+int xacct_lookup (af_broker_t *self, xacct_job_t *job, const uint8_t *token);
+
+//  The apps account other shows a viewer into job->list (program,
+//  versionName, share): on one of its devices and shared at least at min
+//  (AF_SHARE_PRIVATE: every app it has), or only the one named program
+//  (NULL: all). AF_OK, XACCT_PENDING, AF_E_UNAVAILABLE, AF_E_INTERNAL.
+int xacct_shared_apps (af_broker_t *self, xacct_job_t *job, const char *other, af_share_t min,
+                       const char *program);
+
+//  Queue the RECOMMENDATION note (encoded in frame) in every device's
+//  outbox of account to, in one transaction, unless to refuses
+//  recommendations from every sender or from one of the note's numbers
+//  (job->refused, nothing written). Online devices get it at once.
+//  AF_OK, XACCT_PENDING, AF_E_QUOTA (a queue is full: nothing queued),
 //  AF_E_UNAVAILABLE, AF_E_INTERNAL.
-int xacct_lookup (af_broker_t *self, const char *me, const uint8_t *token, char *other, bool *found,
-                  bool *friends);
+int xacct_recommend (af_broker_t *self, xacct_job_t *job, const char *to, zframe_t *frame);
 
-//  Whether two accounts are friends: their books share at least
-//  friends/min_common tokens, and neither blocks the other. AF_OK,
-//  AF_E_UNAVAILABLE, AF_E_INTERNAL.
-int xacct_friends (af_broker_t *self, const char *me, const char *other, bool *friends);
+//  The account's own numbers change from job->old_own to job->new_own:
+//  the directory buckets on other brokers first (FORWARD dir_set, each
+//  bucket's owner applies and answers after its followers have it), then
+//  the caller writes its own set and the buckets served here
+//  (xacct_directory_local) in one transaction. AF_OK (nothing elsewhere),
+//  XACCT_PENDING, AF_E_UNAVAILABLE.
+int xacct_directory_remote (af_broker_t *self, xacct_job_t *job);
+int xacct_directory_local (af_broker_t *self, MDB_txn *txn, const char *account, const af_token_t *old,
+                           size_t nold, const af_token_t *new_tokens, size_t nnew);
 
-//  The apps other shows a viewer: on one of its devices and shared at
-//  least at min (AF_SHARE_PRIVATE: every app it has); into list's apps (program, versionName, share), or only
-//  the one named program (NULL: all). AF_OK, AF_E_UNAVAILABLE,
-//  AF_E_INTERNAL.
-int xacct_shared_apps (af_broker_t *self, const char *other, af_share_t min, const char *program,
-                       af_msg_t *list);
+//  The owner's side: serve a FORWARD from broker `from` out of our store
+//  and answer it FORWARD_REPLY on our DEALER to it (after our followers
+//  have what it wrote). Called by the mesh's reader, in its batch.
+void broker_xacct_serve (af_broker_t *self, const char *from, af_msg_t *msg);
 
-//  Account's own numbers change from old to new: the directory buckets
-//  updated in the caller's transaction. AF_OK, AF_E_UNAVAILABLE,
-//  AF_E_INTERNAL.
-int xacct_directory (af_broker_t *self, MDB_txn *txn, const char *account, const af_token_t *old, size_t nold,
-                     const af_token_t *new_tokens, size_t nnew);
+//  Send the unresolved intents of the shards we own again (after a
+//  restart or a failover, they are in our store; the timer's work, every
+//  AF_INTENT_RESEND_MS).
+void broker_xacct_resend (af_broker_t *self, int64_t now);
 
-//  Queue a RECOMMENDATION (encoded in frame) in every device's outbox of
-//  account to, in one transaction, unless to refuses recommendations from
-//  every sender or from one of from's own numbers (*refused, nothing
-//  written). Online devices get it at once. AF_OK, AF_E_QUOTA (a queue is
-//  full: nothing queued), AF_E_UNAVAILABLE, AF_E_INTERNAL.
-int xacct_recommend (af_broker_t *self, const char *from, const char *to, zframe_t *frame, bool *refused);
+//  --------------------------------------------------------------------------
+//  broker_forward.c: the asking side of FORWARD
+
+typedef struct _forward_t forward_t;
+
+//  A FORWARD's completion: code AF_OK with the owner's FORWARD_REPLY, the
+//  owner's error code with it, or AF_E_UNAVAILABLE and NULL (no answer in
+//  time, no owner); called exactly once, in a batch.
+typedef void (forward_fn) (af_broker_t *self, void *arg, int code, af_msg_t *reply);
+
+//  Send request (a FORWARD, taken; its rid and epoch are set here) to the
+//  owner of shard, held until our batch commits if held. AF_OK (done will
+//  be called), or AF_E_UNAVAILABLE (no owner known, too many in flight to
+//  it; done is not called).
+int broker_forward (af_broker_t *self, uint32_t shard, af_msg_t **request_p, bool held, forward_fn *done, void *arg);
+
+//  A FORWARD_REPLY from broker from (the mesh's reader).
+void broker_forward_answer (af_broker_t *self, const char *from, af_msg_t *reply);
+
+//  Timeouts and sends again (the timer); at stop, every completion called.
+void broker_forward_tick (af_broker_t *self, int64_t now);
+void broker_forward_stop (af_broker_t *self);
+
+//  The body of a friendship FORWARD: the asker's book, own numbers and
+//  blocks (counts as 3 u32 LE, then the tokens). Encode: the body (caller
+//  frees) and its size. Decode: pointers into body; AF_OK, or
+//  AF_E_MALFORMED (sizes that do not add up, counts over their limits).
+uint8_t *xacct_sets_encode (const af_token_t *book, size_t nbook, const af_token_t *own, size_t nown,
+                            const af_token_t *blocked, size_t nblocked, size_t *size);
+int xacct_sets_decode (const uint8_t *body, size_t size, const af_token_t **book, size_t *nbook,
+                       const af_token_t **own, size_t *nown, const af_token_t **blocked, size_t *nblocked);
+
+//  Self test (xacct_sets, the job's life cycle)
+void broker_xacct_test (bool verbose);
 
 #endif

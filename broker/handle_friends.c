@@ -127,44 +127,73 @@ handle_contacts_eval (af_broker_t *self, session_t *session, af_msg_t *msg)
 //  --------------------------------------------------------------------------
 //  CONTACTS_PUT: the book (replace, add) or the own numbers (own)
 
-//  A set read in place, copied: a later write in the transaction may move
-//  the page it points into (LMDB: valid until the next update)
-static af_token_t *
-s_copy (const af_token_t *tokens, size_t count)
-{
-    af_token_t *copy = (af_token_t *) malloc ((count + 1) * AF_CONTACT_TOKEN_SIZE);
-    assert (copy);
-    if (count)
-        memcpy (copy, tokens, count * AF_CONTACT_TOKEN_SIZE);
-    return copy;
-}
-
+//  Own numbers: the directory buckets on other brokers first (each
+//  owner applies and answers after its followers have it), then our own
+//  set and the buckets served here in one transaction. A failure between
+//  leaves the other brokers' claims ahead of our set; the node's retry
+//  writes the same claims again (setting a claim is idempotent)
 static int
-s_put_own (af_broker_t *self, MDB_txn *txn, session_t *session, af_msg_t *msg)
+s_own_local (af_broker_t *self, MDB_txn *txn, xacct_job_t *job)
 {
-    const af_token_t *set;
-    size_t nold = 0, nnow = 0;
-    int code = af_friends_set_get (self->friends, txn, session->account, AF_SET_OWN, &set, &nold);
-    af_token_t *old = s_copy (set, code == AF_OK? nold: 0), *now = NULL;
+    int code = af_friends_set_put (self->friends, txn, job->me, AF_SET_OWN, true,
+                                   (const af_token_t *) job->new_own, job->nnew, AF_MAX_OWN_NUMBERS, NULL);
     if (code == AF_OK)
-        code = af_friends_set_put (self->friends, txn, session->account, AF_SET_OWN, true,
-                                   (const af_token_t *) msg->elements, msg->element_count, AF_MAX_OWN_NUMBERS, NULL);
-    if (code == AF_OK)
-        code = af_friends_set_get (self->friends, txn, session->account, AF_SET_OWN, &set, &nnow);
-    if (code == AF_OK) {
-        now = s_copy (set, nnow);
-        code = xacct_directory (self, txn, session->account, old, nold, now, nnow);
-    }
-    free (old);
-    free (now);
+        code = xacct_directory_local (self, txn, job->me, job->old_own, job->nold, job->new_own, job->nnew);
     return code;
 }
 
-static int
-s_put (af_broker_t *self, MDB_txn *txn, session_t *session, af_msg_t *msg)
+static void
+s_own_next (af_broker_t *self, xacct_job_t *job)
 {
-    if (streq (msg->op, "own"))
-        return s_put_own (self, txn, session, msg);
+    if (job->code == AF_OK) {
+        af_store_t *store = af_registry_store (self->registry);
+        MDB_txn *txn = NULL;
+        job->code = af_store_begin (store, true, &txn)? AF_E_INTERNAL: s_own_local (self, txn, job);
+        if (job->code == AF_OK && af_store_commit (store, &txn))
+            job->code = AF_E_INTERNAL;
+        af_store_abort (store, &txn);
+    }
+    if (job->code == AF_OK) {
+        af_msg_t *ok = af_msg_new (AF_MSG_OK);
+        xacct_job_reply (self, job, &ok);
+    }
+    else
+        xacct_job_fail (self, job, job->code);
+    xacct_job_destroy (&job);
+}
+
+static void
+s_put_own (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    xacct_job_t *job = xacct_job_new (session, msg, s_own_next);
+    af_store_t *store = af_registry_store (self->registry);
+    MDB_txn *txn = NULL;
+    const af_token_t *set = NULL;
+    int code = af_store_begin (store, false, &txn)? AF_E_INTERNAL:
+               af_friends_set_get (self->friends, txn, session->account, AF_SET_OWN, &set, &job->nold);
+    job->old_own = (af_token_t *) malloc ((job->nold + 1) * AF_CONTACT_TOKEN_SIZE);
+    assert (job->old_own);
+    if (code == AF_OK && job->nold)
+        memcpy (job->old_own, set, job->nold * AF_CONTACT_TOKEN_SIZE);
+    af_store_abort (store, &txn);
+    job->new_own = (af_token_t *) malloc ((job->ntokens + 1) * AF_CONTACT_TOKEN_SIZE);
+    assert (job->new_own);
+    if (job->ntokens)
+        memcpy (job->new_own, job->tokens, job->ntokens * AF_CONTACT_TOKEN_SIZE);
+    job->nnew = af_tokens_sort (job->new_own, job->ntokens);
+    if (code == AF_OK && job->nnew > AF_MAX_OWN_NUMBERS)
+        code = AF_E_QUOTA;              //  refused before anything is written anywhere
+    if (code == AF_OK)
+        code = xacct_directory_remote (self, job);
+    if (code != XACCT_PENDING) {
+        job->code = code;
+        s_own_next (self, job);
+    }
+}
+
+static int
+s_put_book (af_broker_t *self, MDB_txn *txn, session_t *session, af_msg_t *msg)
+{
     return af_friends_set_put (self->friends, txn, session->account, AF_SET_BOOK, streq (msg->op, "replace"),
                                (const af_token_t *) msg->elements, msg->element_count, AF_MAX_BOOK, NULL);
 }
@@ -175,41 +204,60 @@ handle_contacts_put (af_broker_t *self, session_t *session, af_msg_t *msg)
     if (!streq (msg->op, "replace") && !streq (msg->op, "add") && !streq (msg->op, "own"))
         broker_error (self, session, msg, AF_E_MALFORMED, "CONTACTS_PUT: 'op' is replace, add or own");
     else
-        s_own_write (self, session, msg, s_put, NULL);
+    if (streq (msg->op, "own"))
+        s_put_own (self, session, msg);
+    else
+        s_own_write (self, session, msg, s_put_book, NULL);
 }
 
 //  --------------------------------------------------------------------------
 //  FRIENDS: which tokens of my book are friends
 
+static void
+s_friends_next (af_broker_t *self, xacct_job_t *job)
+{
+    af_msg_t *reply = job->reply;
+    while (job->code == AF_OK) {
+        if (job->looked) {
+            job->looked = false;
+            if (job->friends)
+                memcpy (reply->elements [reply->element_count++], job->book [job->at], AF_CONTACT_TOKEN_SIZE);
+            job->at++;
+        }
+        if (job->at >= job->nbook || reply->element_count >= AF_MAX_CONTACTS_EVAL) {
+            xacct_job_reply (self, job, &job->reply);
+            xacct_job_destroy (&job);
+            return;
+        }
+        job->looked = true;
+        job->code = xacct_lookup (self, job, job->book [job->at]);
+        if (job->code == XACCT_PENDING)
+            return;                     //  job->resume (this) goes on
+    }
+    xacct_job_fail (self, job, job->code);
+    xacct_job_destroy (&job);
+}
+
 void
 handle_friends (af_broker_t *self, session_t *session, af_msg_t *msg)
 {
+    xacct_job_t *job = xacct_job_new (session, msg, s_friends_next);
     af_store_t *store = af_registry_store (self->registry);
     MDB_txn *txn = NULL;
     const af_token_t *book = NULL;
     size_t count = 0;
-    int code = af_store_begin (store, false, &txn)? AF_E_INTERNAL:
-               af_friends_set_get (self->friends, txn, session->account, AF_SET_BOOK, &book, &count);
-    af_token_t *copy = (af_token_t *) malloc ((count + 1) * AF_CONTACT_TOKEN_SIZE);
-    assert (copy);
-    if (count)
-        memcpy (copy, book, count * AF_CONTACT_TOKEN_SIZE);
+    job->code = af_store_begin (store, false, &txn)? AF_E_INTERNAL:
+                af_friends_set_get (self->friends, txn, session->account, AF_SET_BOOK, &book, &count);
+    job->book = (af_token_t *) malloc ((count + 1) * AF_CONTACT_TOKEN_SIZE);
+    assert (job->book);
+    if (job->code == AF_OK && count)
+        memcpy (job->book, book, count * AF_CONTACT_TOKEN_SIZE);
+    job->nbook = job->code == AF_OK? count: 0;
     af_store_abort (store, &txn);
-    af_msg_t *reply = af_msg_new (AF_MSG_FRIEND_LIST);
-    af_msg_set_element_count (reply, AF_MAX_CONTACTS_EVAL);
-    reply->element_count = 0;
-    for (size_t i = 0; code == AF_OK && i < count && reply->element_count < AF_MAX_CONTACTS_EVAL; i++) {
-        char other [AF_MAX_ACCOUNT + 1];
-        bool found, friends;
-        code = xacct_lookup (self, session->account, copy [i], other, &found, &friends);
-        if (code == AF_OK && friends)
-            memcpy (reply->elements [reply->element_count++], copy [i], AF_CONTACT_TOKEN_SIZE);
-    }
-    free (copy);
-    if (s_failed (self, session, msg, code))
-        af_msg_destroy (&reply);
-    else
-        broker_reply (self, session, msg, &reply);
+    job->reply = af_msg_new (AF_MSG_FRIEND_LIST);
+    af_msg_set_element_count (job->reply, AF_MAX_CONTACTS_EVAL);
+    job->reply->element_count = 0;
+    s_friends_next (self, job);
 }
 
 //  --------------------------------------------------------------------------
@@ -314,58 +362,108 @@ handle_refuse (af_broker_t *self, session_t *session, af_msg_t *msg)
 //  FRIEND_APPS (pull), RECOMMEND (push), FRIEND_INSTALL
 
 //  The account behind a contact the request names by the tokens of its
-//  numbers: the first that is a friend, else the first found
+//  numbers: the first that is a friend, else the first found, into
+//  job->pick. AF_OK once every token is looked at (or a friend found),
+//  XACCT_PENDING, or an error
 static int
-s_lookup (af_broker_t *self, session_t *session, af_msg_t *msg, char *other, bool *found, bool *friends)
+s_pick (af_broker_t *self, xacct_job_t *job)
 {
-    *found = *friends = false;
-    int code = AF_OK;
-    for (uint32_t i = 0; code == AF_OK && i < msg->element_count && !*friends; i++) {
-        char account [AF_MAX_ACCOUNT + 1];
-        bool one_found, one_friend;
-        code = xacct_lookup (self, session->account, msg->elements [i], account, &one_found, &one_friend);
-        if (code == AF_OK && one_found && (!*found || one_friend)) {
-            snprintf (other, AF_MAX_ACCOUNT + 1, "%s", account);
-            *found = true;
-            *friends = one_friend;
+    for (;;) {
+        if (job->looked) {
+            job->looked = false;
+            if (job->code != AF_OK)
+                return job->code;
+            if (job->found && (!job->pick_found || job->friends)) {
+                snprintf (job->pick, sizeof job->pick, "%s", job->other);
+                job->pick_found = true;
+                job->pick_friends = job->friends;
+            }
+            job->at++;
+            if (job->pick_friends)
+                return AF_OK;
         }
+        if (job->at >= job->ntokens)
+            return AF_OK;
+        job->looked = true;
+        job->code = xacct_lookup (self, job, job->tokens [job->at]);
+        if (job->code == XACCT_PENDING)
+            return XACCT_PENDING;
     }
-    return code;
 }
 
-//  The contact a request names, and the apps it shows the asker (only
-//  program, if given): AF_OK with list filled and *friends; else the
-//  refusal was sent (true returned)
-static bool
-s_contact_apps (af_broker_t *self, session_t *session, af_msg_t *msg, const char *program, af_msg_t *list,
-                char *other, bool *friends)
+//  The same refusal for "no account" and "not a friend"
+static void
+s_not_friends (af_broker_t *self, xacct_job_t *job)
 {
-    bool found;
-    int code = s_lookup (self, session, msg, other, &found, friends);
-    if (code == AF_OK && found)
-        code = xacct_shared_apps (self, other, *friends? AF_SHARE_FRIENDS: AF_SHARE_PUBLIC, program, list);
-    if (s_failed (self, session, msg, code))
-        return true;
-    if (found && list->app_count)
+    session_t *session = broker_session (self, job->caller.session);
+    if (session && session->logged_in && streq (session->account, job->me))
+        broker_error_rid (self, session, job->caller.has_rid? job->caller.rid: NULL, AF_E_NOT_FRIENDS, NOT_FRIENDS);
+}
+
+enum { PHASE_PICK, PHASE_APPS, PHASE_SEND };
+
+//  FRIEND_APPS and FRIEND_INSTALL: the contact, then the apps it shows
+//  me (only job->program, if given). true when job->list holds them;
+//  false when the node was answered (or the job waits: *pending)
+static bool
+s_contact_apps (af_broker_t *self, xacct_job_t *job, bool *pending)
+{
+    *pending = false;
+    if (job->phase == PHASE_PICK) {
+        int code = s_pick (self, job);
+        if (code == XACCT_PENDING) {
+            *pending = true;
+            return false;
+        }
+        if (code != AF_OK) {
+            xacct_job_fail (self, job, code);
+            return false;
+        }
+        if (!job->pick_found) {
+            s_not_friends (self, job);
+            return false;
+        }
+        job->phase = PHASE_APPS;
+        job->code = xacct_shared_apps (self, job, job->pick, job->pick_friends? AF_SHARE_FRIENDS: AF_SHARE_PUBLIC,
+                                       *job->program? job->program: NULL);
+        if (job->code == XACCT_PENDING) {
+            *pending = true;
+            return false;
+        }
+    }
+    if (job->code != AF_OK) {
+        xacct_job_fail (self, job, job->code);
         return false;
-    if (found && *friends)
-        broker_error (self, session, msg, AF_E_NOT_SHARED, program? "your friend does not share %s":
-                      "your friend shares no app with friends%s", program? program: "");
+    }
+    if (job->list->app_count)
+        return true;
+    session_t *session = broker_session (self, job->caller.session);
+    if (!job->pick_friends)
+        s_not_friends (self, job);
     else
-        broker_error (self, session, msg, AF_E_NOT_FRIENDS, NOT_FRIENDS);
-    return true;
+    if (session && session->logged_in && streq (session->account, job->me))
+        broker_error_rid (self, session, job->caller.has_rid? job->caller.rid: NULL, AF_E_NOT_SHARED,
+                          *job->program? "your friend does not share %s": "your friend shares no app with friends%s",
+                          job->program);
+    return false;
+}
+
+static void
+s_friend_apps_next (af_broker_t *self, xacct_job_t *job)
+{
+    bool pending;
+    if (s_contact_apps (self, job, &pending))
+        xacct_job_reply (self, job, &job->list);
+    if (!pending)
+        xacct_job_destroy (&job);
 }
 
 void
 handle_friend_apps (af_broker_t *self, session_t *session, af_msg_t *msg)
 {
-    af_msg_t *reply = af_msg_new (AF_MSG_FRIEND_APP_LIST);
-    char other [AF_MAX_ACCOUNT + 1];
-    bool friends;
-    if (s_contact_apps (self, session, msg, NULL, reply, other, &friends))
-        af_msg_destroy (&reply);
-    else
-        broker_reply (self, session, msg, &reply);
+    xacct_job_t *job = xacct_job_new (session, msg, s_friend_apps_next);
+    *job->program = 0;
+    s_friend_apps_next (self, job);
 }
 
 //  What I recommend: an app on one of my devices, whoever the contact is
@@ -374,19 +472,21 @@ handle_friend_apps (af_broker_t *self, session_t *session, af_msg_t *msg)
 static bool
 s_mine (af_broker_t *self, session_t *session, af_msg_t *msg, af_msg_t *note, af_share_t *share)
 {
-    af_msg_t *mine = af_msg_new (AF_MSG_FRIEND_APP_LIST);
-    int code = xacct_shared_apps (self, session->account, AF_SHARE_PRIVATE, msg->program, mine);
-    bool have = code == AF_OK && mine->app_count == 1;
+    xacct_job_t *job = xacct_job_new (session, msg, NULL);
+    int code = xacct_shared_apps (self, job, session->account, AF_SHARE_PRIVATE, msg->program);
+    assert (code != XACCT_PENDING);     //  the session's account is always ours
+    bool have = code == AF_OK && job->list->app_count == 1;
     *share = AF_SHARE_PRIVATE;
     if (have) {
-        af_share_parse (mine->apps [0].share, share);
-        snprintf (note->version_name, sizeof note->version_name, "%s", mine->apps [0].version_name);
+        af_share_parse (job->list->apps [0].share, share);
+        snprintf (note->version_name, sizeof note->version_name, "%s", job->list->apps [0].version_name);
     }
-    af_msg_destroy (&mine);
-    if (s_failed (self, session, msg, code))
-        return false;
+    if (code != AF_OK)
+        xacct_job_fail (self, job, code);
+    else
     if (!have)
         broker_error (self, session, msg, AF_E_NOT_SHARED, "%s is on none of your devices", msg->program);
+    xacct_job_destroy (&job);
     return have;
 }
 
@@ -411,6 +511,49 @@ s_note (af_broker_t *self, session_t *session, af_msg_t *msg)
     return note;
 }
 
+static void
+s_recommend_next (af_broker_t *self, xacct_job_t *job)
+{
+    if (job->phase == PHASE_PICK) {
+        int code = s_pick (self, job);
+        if (code == XACCT_PENDING)
+            return;
+        //  To a friend whatever its visibility (recommending is sharing it
+        //  with them); to anyone else only a public app. No account and no
+        //  friend: the same refusal
+        if (code != AF_OK)
+            xacct_job_fail (self, job, code);
+        else
+        if (!job->pick_found || (!job->pick_friends && job->share != AF_SHARE_PUBLIC))
+            s_not_friends (self, job);
+        else {
+            job->phase = PHASE_SEND;
+            job->code = xacct_recommend (self, job, job->pick, job->note);
+            if (job->code == XACCT_PENDING)
+                return;
+        }
+        if (job->phase != PHASE_SEND) {
+            xacct_job_destroy (&job);
+            return;
+        }
+    }
+    session_t *session = broker_session (self, job->caller.session);
+    if (job->code != AF_OK)
+        xacct_job_fail (self, job, job->code);
+    else
+    if (job->refused) {
+        zsys_info ("broker: recommendation of %s from '%s' refused by its recipient", job->program, job->me);
+        if (session && session->logged_in && streq (session->account, job->me))
+            broker_error_rid (self, session, job->caller.has_rid? job->caller.rid: NULL, AF_E_REFUSED,
+                              "the contact does not accept recommendations from you; nothing was sent");
+    }
+    else {
+        af_msg_t *ok = af_msg_new (AF_MSG_OK);
+        xacct_job_reply (self, job, &ok);
+    }
+    xacct_job_destroy (&job);
+}
+
 void
 handle_recommend (af_broker_t *self, session_t *session, af_msg_t *msg)
 {
@@ -420,31 +563,16 @@ handle_recommend (af_broker_t *self, session_t *session, af_msg_t *msg)
         af_msg_destroy (&note);
         return;
     }
-    //  To a friend whatever its visibility (recommending is sharing it
-    //  with them); to anyone else only a public app. No account and no
-    //  friend: the same refusal
-    char other [AF_MAX_ACCOUNT + 1];
-    bool found, friends, refused = false;
-    int code = s_lookup (self, session, msg, other, &found, &friends);
-    if (s_failed (self, session, msg, code) || !found || (!friends && share != AF_SHARE_PUBLIC)) {
-        if (code == AF_OK)
-            broker_error (self, session, msg, AF_E_NOT_FRIENDS, NOT_FRIENDS);
-        af_msg_destroy (&note);
-        return;
-    }
-    zframe_t *frame = af_msg_encode (note);
+    xacct_job_t *job = xacct_job_new (session, msg, s_recommend_next);
+    job->share = share;
+    job->note = af_msg_encode (note);
     af_msg_destroy (&note);
-    code = frame? xacct_recommend (self, session->account, other, frame, &refused): AF_E_INTERNAL;
-    zframe_destroy (&frame);
-    if (s_failed (self, session, msg, code))
+    if (!job->note) {
+        xacct_job_fail (self, job, AF_E_INTERNAL);
+        xacct_job_destroy (&job);
         return;
-    if (refused) {
-        zsys_info ("broker: recommendation of %s from '%s' refused by its recipient", msg->program, session->account);
-        broker_error (self, session, msg, AF_E_REFUSED, "the contact does not accept recommendations from you; "
-                      "nothing was sent");
     }
-    else
-        broker_ok (self, session, msg);
+    s_recommend_next (self, job);
 }
 
 //  A friend install, waiting for the matcher's answer for this device
@@ -494,23 +622,39 @@ s_install_fit (void *arg, uint32_t slot, af_msg_t **reply_p)
     free (install);
 }
 
+//  The job's session, when its apps were listed and it is still there
+static session_t *
+s_listed_session (af_broker_t *self, xacct_job_t *job, bool listed)
+{
+    session_t *session = listed? broker_session (self, job->caller.session): NULL;
+    return session && session->logged_in && streq (session->account, job->me)? session: NULL;
+}
+
+static void
+s_friend_install_next (af_broker_t *self, xacct_job_t *job)
+{
+    bool pending;
+    bool listed = s_contact_apps (self, job, &pending);
+    if (pending)
+        return;
+    session_t *session = s_listed_session (self, job, listed);
+    if (session) {
+        install_t *install = (install_t *) zmalloc (sizeof (install_t));
+        assert (install);
+        install->broker = self;
+        install->caller = job->caller;
+        snprintf (install->program, sizeof install->program, "%s", job->program);
+        if (broker_resolve (self, job->program, &session->device, s_install_fit, install, 0) != AF_OK) {
+            free (install);
+            broker_error_rid (self, session, job->caller.has_rid? job->caller.rid: NULL, AF_E_UNAVAILABLE,
+                              "the matcher queue is full; try again later");
+        }
+    }
+    xacct_job_destroy (&job);
+}
+
 void
 handle_friend_install (af_broker_t *self, session_t *session, af_msg_t *msg)
 {
-    af_msg_t *list = af_msg_new (AF_MSG_FRIEND_APP_LIST);
-    char other [AF_MAX_ACCOUNT + 1];
-    bool friends;
-    bool refused = s_contact_apps (self, session, msg, msg->program, list, other, &friends);
-    af_msg_destroy (&list);
-    if (refused)
-        return;
-    install_t *install = (install_t *) zmalloc (sizeof (install_t));
-    assert (install);
-    install->broker = self;
-    broker_caller (&install->caller, session, msg);
-    snprintf (install->program, sizeof install->program, "%s", msg->program);
-    if (broker_resolve (self, msg->program, &session->device, s_install_fit, install, 0) != AF_OK) {
-        free (install);
-        broker_error (self, session, msg, AF_E_UNAVAILABLE, "the matcher queue is full; try again later");
-    }
+    s_friend_install_next (self, xacct_job_new (session, msg, s_friend_install_next));
 }

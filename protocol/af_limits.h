@@ -186,6 +186,16 @@
 #define AF_CLUSTER_TICK_MS      100     //  the coordinator's loop
 #define AF_CLUSTER_ETCD_TIMEOUT_MS 2000 //  one etcd call at most
 #define AF_CLUSTER_STATUS_DIRS  64      //  --cluster-status: data directories read at most
+//  FORWARD between brokers (SPEC 10 "FORWARD"): a cross-shard friend request
+#define AF_CLUSTER_FORWARDS     64      //  FORWARDs in flight to one broker at most
+#define AF_CLUSTER_FORWARD_MS   2000    //  an owner that has not answered by then: 503
+#define AF_CLUSTER_FORWARD_TRIES 3      //  sends of one FORWARD (a moved shard: to its new owner)
+#define AF_MAX_FORWARD_BODY     (AF_MAX_MSG - 64 * 1024)    //  a FORWARD's body: an asker's book
+                                        //  (AF_MAX_BOOK + AF_MAX_OWN_NUMBERS + AF_MAX_BLOCKS tokens)
+#define AF_FORWARD_NOT_OWNER    421     //  FORWARD_REPLY code: not the shard's owner (look again)
+#define AF_FORWARD_CLAIMS       8       //  accounts claiming one number a directory answer names
+#define AF_INTENT_KEEP_MS       3600000 //  an owner remembers an applied intent this long
+#define AF_INTENT_RESEND_MS     5000    //  an unresolved intent of ours is sent again this often
 
 //  Catalog limits
 #define AF_MAX_MANIFEST         (64 * 1024 * 1024)  //  manifest file bytes

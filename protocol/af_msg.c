@@ -462,6 +462,18 @@ static const field_t f_backup_list [] = {
 static const field_t f_restore [] = {
     PROG (M, "program", program, true), STR (M, "versionName", version_name, false),
     BOOL (M, "latest", latest), BOOL (M, "recommend", recommend), END };
+//  Between brokers: the body is the operation's payload, up to
+//  AF_MAX_FORWARD_BODY (an asker's sets; a directory answer's accounts)
+#define F_FWD_BODY { "body", sizeof ("body") - 1, T_BIN, offsetof (M, body), 0, offsetof (M, body_size), 0, \
+                     AF_MAX_FORWARD_BODY, false, NULL }
+static const field_t f_forward [] = {
+    U32 (M, "shard", shard, 0, 4095, true), U64 (M, "epoch", epoch, true), STR (M, "op", op, true),
+    F_ACCOUNT (false), F_TOKENS (0, AF_MAX_CONTACTS_EVAL, false), PROG (M, "program", program, false),
+    STR (M, "state", state, false), F_INTENT (false), F_FWD_BODY, END };
+static const field_t f_forward_reply [] = {
+    U32 (M, "code", code, 0, 999, true), STR (M, "reason", reason, false), U64 (M, "epoch", epoch, false),
+    BOOL (M, "yes", yes), MAPS (M, "apps", apps, app_count, af_app_t, s_app_fields, AF_MAX_SHARES, false),
+    F_FWD_BODY, END };
 static const field_t f_none [] = { END };
 
 typedef struct {
@@ -540,6 +552,8 @@ static const command_t s_commands [AF_MSG_COUNT] = {
     [AF_MSG_BACKUP_GET]  = { "BACKUP_GET", f_backup_get },
     [AF_MSG_BACKUP_LIST] = { "BACKUP_LIST", f_backup_list },
     [AF_MSG_RESTORE]     = { "RESTORE", f_restore },
+    [AF_MSG_FORWARD]     = { "FORWARD", f_forward },
+    [AF_MSG_FORWARD_REPLY] = { "FORWARD_REPLY", f_forward_reply },
 };
 
 //  --------------------------------------------------------------------------

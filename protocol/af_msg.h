@@ -113,6 +113,9 @@ typedef enum {
     AF_MSG_BACKUP_GET,      //  N->B  one backup, with its configuration
     AF_MSG_BACKUP_LIST,     //  B->N  the answer to both
     AF_MSG_RESTORE,         //  N->B  install a backed-up app on this device
+    //  Between brokers (SPEC 10.4)
+    AF_MSG_FORWARD,         //  B->B  a request about another shard, to its owner
+    AF_MSG_FORWARD_REPLY,   //  B->B  the owner's answer (rid: the FORWARD's)
     AF_MSG_COUNT
 } af_msg_id_t;
 
@@ -256,8 +259,9 @@ typedef struct {
     uint32_t element_count;
     uint8_t (*elements) [AF_OPRF_ELEMENT_SIZE]; //  owned; CONTACTS_EVAL, CONTACTS_EVALUATED
     char key_id [AF_OPRF_KEY_ID_HEX + 1];   //  CONTACTS_EVALUATED: the key's fingerprint
-    uint32_t shard;                         //  REDIRECT, REPL, REPL_ACK
-    uint64_t epoch;                         //  REDIRECT, REPL, REPL_ACK: the owner's fencing token
+    uint32_t shard;                         //  REDIRECT, REPL, REPL_ACK, FORWARD
+    uint64_t epoch;                         //  REDIRECT, REPL, REPL_ACK, FORWARD(_REPLY): the owner's fencing token
+    bool yes;                               //  FORWARD_REPLY: friends (op friends), refused (op recommend)
     char endpoint [AF_MAX_ENDPOINT + 1];    //  REDIRECT: the owner's nodes endpoint ("" = none now)
     char intent [AF_ID_HEX + 1];            //  PAYMENT_REQUIRED, PAY_CONFIRM, PAID: the payment intent
     char token [AF_MAX_PAY_TOKEN + 1];      //  PAY_CONFIRM: the payment token

@@ -27,6 +27,7 @@
 #include "af_hasher.h"
 #include "af_guesses.h"
 #include "af_friends.h"
+#include "broker_xacct.h"
 #include "af_peers.h"
 #include "af_loglimit.h"
 #include "af_metrics.h"
@@ -73,6 +74,7 @@ static const test_t s_tests [] = {
     { "af_hasher", af_hasher_test },
     { "af_guesses", af_guesses_test },
     { "af_friends", af_friends_test },
+    { "broker_xacct", broker_xacct_test },
     { "af_peers", af_peers_test },
     { "af_loglimit", af_loglimit_test },
     { "af_metrics", af_metrics_test },
