@@ -1,7 +1,7 @@
 /*  =========================================================================
     broker_forward - FORWARD: a request about another broker's shard
 
-    protocol/SPEC.md 10.4 is the message; docs/ARCHITECTURE.md "Friends"
+    protocol/SPEC.md 5.37 is the message; docs/ARCHITECTURE.md "Friends"
     and "Between shards" the design. This is the asking side's half: a
     FORWARD goes to the owner of its shard as our view of the shard map
     names it, on our DEALER to that broker (the mesh REPL uses), and waits

@@ -2,7 +2,7 @@
     broker_xacct - the one way a request of one account reaches another
 
     See broker_xacct.h for the rule; docs/ARCHITECTURE.md "Friends" for
-    the design across brokers, protocol/SPEC.md 10.4 for FORWARD. Each step
+    the design across brokers, protocol/SPEC.md 5.37 for FORWARD. Each step
     has its local form (a read or write of our own store) and its FORWARD
     form; the owner's side of every FORWARD is broker_xacct_serve, at the
     end, and uses the same functions as the local form.
@@ -754,6 +754,24 @@ s_serve_op (af_broker_t *self, af_msg_t *msg, af_msg_t *reply, bool *wrote)
         reply->body_size = (uint32_t) size;
         return code;
     }
+    if (streq (msg->op, "dir_set")) {
+        if (!*msg->account)
+            return AF_E_MALFORMED;
+        bool on = streq (msg->state, "on");
+        if (msg->element_count != 1 || (!on && !streq (msg->state, "off")))
+            return AF_E_MALFORMED;
+        af_friends_dir_bucket (msg->elements [0], bucket);
+        if (broker_shard_of (self, bucket) != msg->shard)
+            return AF_E_MALFORMED;
+        *wrote = true;
+        MDB_txn *txn = NULL;
+        int code = af_store_begin (s_store (self), true, &txn)? AF_E_INTERNAL:
+                   af_friends_dir_set (self->friends, txn, msg->elements [0], msg->account, on);
+        if (code == AF_OK && af_store_commit (s_store (self), &txn))
+            code = AF_E_INTERNAL;
+        af_store_abort (s_store (self), &txn);
+        return code;
+    }
     //  The others name an account of the shard
     if (!*msg->account || broker_shard_of (self, msg->account) != msg->shard)
         return AF_E_MALFORMED;
@@ -783,22 +801,6 @@ s_serve_op (af_broker_t *self, af_msg_t *msg, af_msg_t *reply, bool *wrote)
             return AF_E_MALFORMED;
         *wrote = true;
         return s_recommend_here (self, msg->account, msg->body, msg->body_size, intent, &reply->yes);
-    }
-    if (streq (msg->op, "dir_set")) {
-        bool on = streq (msg->state, "on");
-        if (msg->element_count != 1 || (!on && !streq (msg->state, "off")))
-            return AF_E_MALFORMED;
-        af_friends_dir_bucket (msg->elements [0], bucket);
-        if (broker_shard_of (self, bucket) != msg->shard)
-            return AF_E_MALFORMED;
-        *wrote = true;
-        MDB_txn *txn = NULL;
-        int code = af_store_begin (s_store (self), true, &txn)? AF_E_INTERNAL:
-                   af_friends_dir_set (self->friends, txn, msg->elements [0], msg->account, on);
-        if (code == AF_OK && af_store_commit (s_store (self), &txn))
-            code = AF_E_INTERNAL;
-        af_store_abort (s_store (self), &txn);
-        return code;
     }
     return AF_E_MALFORMED;
 }

@@ -15,7 +15,7 @@
     it returns its code at once.
 
     Cluster, a shard owned by another broker: the step goes to that
-    broker as FORWARD (broker_forward.c; SPEC 10.4) and returns
+    broker as FORWARD (broker_forward.c; SPEC 5.37) and returns
     XACCT_PENDING; when the answer comes (or AF_CLUSTER_FORWARD_MS passes:
     AF_E_UNAVAILABLE), job->code is set and job->resume is called, inside a
     batch. The owner serves it from its own store (broker_xacct_serve).

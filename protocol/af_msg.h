@@ -113,7 +113,7 @@ typedef enum {
     AF_MSG_BACKUP_GET,      //  N->B  one backup, with its configuration
     AF_MSG_BACKUP_LIST,     //  B->N  the answer to both
     AF_MSG_RESTORE,         //  N->B  install a backed-up app on this device
-    //  Between brokers (SPEC 10.4)
+    //  Between brokers (SPEC 5.37)
     AF_MSG_FORWARD,         //  B->B  a request about another shard, to its owner
     AF_MSG_FORWARD_REPLY,   //  B->B  the owner's answer (rid: the FORWARD's)
     AF_MSG_COUNT
