@@ -125,56 +125,9 @@ xacct_job_fail (af_broker_t *self, xacct_job_t *job, int code)
 }
 
 //  --------------------------------------------------------------------------
-//  The asker's sets, as a friendship FORWARD carries them
-
-uint8_t *
-xacct_sets_encode (const af_token_t *book, size_t nbook, const af_token_t *own, size_t nown,
-                   const af_token_t *blocked, size_t nblocked, size_t *size)
-{
-    *size = 12 + (nbook + nown + nblocked) * TOKEN;
-    uint8_t *body = (uint8_t *) malloc (*size);
-    assert (body);
-    uint32_t counts [3] = { (uint32_t) nbook, (uint32_t) nown, (uint32_t) nblocked };
-    memcpy (body, counts, 12);
-    size_t at = 12;
-    if (nbook)
-        memcpy (body + at, book, nbook * TOKEN);
-    at += nbook * TOKEN;
-    if (nown)
-        memcpy (body + at, own, nown * TOKEN);
-    at += nown * TOKEN;
-    if (nblocked)
-        memcpy (body + at, blocked, nblocked * TOKEN);
-    return body;
-}
-
-int
-xacct_sets_decode (const uint8_t *body, size_t size, const af_token_t **book, size_t *nbook,
-                   const af_token_t **own, size_t *nown, const af_token_t **blocked, size_t *nblocked)
-{
-    uint32_t counts [3];
-    if (!body || size < 12)
-        return AF_E_MALFORMED;
-    memcpy (counts, body, 12);
-    if (counts [0] > AF_MAX_BOOK || counts [1] > AF_MAX_OWN_NUMBERS || counts [2] > AF_MAX_BLOCKS
-    ||  size != 12 + ((size_t) counts [0] + counts [1] + counts [2]) * TOKEN)
-        return AF_E_MALFORMED;
-    *nbook = counts [0];
-    *nown = counts [1];
-    *nblocked = counts [2];
-    *book = (const af_token_t *) (body + 12);
-    *own = *book + *nbook;
-    *blocked = *own + *nown;
-    return AF_OK;
-}
-
-//  --------------------------------------------------------------------------
 //  Friendship: one rule for both places it is decided
 
-typedef struct {
-    const af_token_t *book, *own, *blocked;
-    size_t nbook, nown, nblocked;
-} sets_t;
+typedef af_forward_sets_t sets_t;
 
 static int
 s_sets_read (af_broker_t *self, MDB_txn *txn, const char *account, sets_t *sets)
@@ -246,8 +199,7 @@ s_friends_forward (af_broker_t *self, xacct_job_t *job, const char *other)
         sets_t mine;
         int code = s_sets_read (self, txn, job->me, &mine);
         if (code == AF_OK)
-            job->sets = xacct_sets_encode (mine.book, mine.nbook, mine.own, mine.nown, mine.blocked,
-                                           mine.nblocked, &job->sets_size);
+            job->sets = af_forward_sets_encode (&mine, &job->sets_size);
         af_store_abort (s_store (self), &txn);
         if (code != AF_OK)
             return code;
@@ -294,30 +246,14 @@ s_claims_next (af_broker_t *self, xacct_job_t *job)
     return AF_OK;
 }
 
-//  A directory answer's body: the claiming accounts, each ended by 0x00
-static int
-s_claims_parse (xacct_job_t *job, const uint8_t *body, size_t size)
-{
-    job->nclaims = 0;
-    size_t at = 0;
-    while (at < size) {
-        const uint8_t *nul = (const uint8_t *) memchr (body + at, 0, size - at);
-        size_t len = nul? (size_t) (nul - (body + at)): 0;
-        if (!nul || len == 0 || len > AF_MAX_ACCOUNT || job->nclaims >= AF_FORWARD_CLAIMS)
-            return AF_E_MALFORMED;
-        memcpy (job->claims [job->nclaims], body + at, len + 1);
-        job->nclaims++;
-        at += len + 1;
-    }
-    return AF_OK;
-}
-
 static void
 s_dir_found (af_broker_t *self, void *arg, int code, af_msg_t *reply)
 {
     xacct_job_t *job = (xacct_job_t *) arg;
+    size_t count = 0;
     if (code == AF_OK)
-        code = s_claims_parse (job, reply->body, reply->body_size);
+        code = af_forward_claims_decode (reply->body, reply->body_size, job->claims, AF_FORWARD_CLAIMS, &count);
+    job->nclaims = (uint32_t) count;
     if (code == AF_OK)
         code = s_claims_next (self, job);
     if (code != XACCT_PENDING)
@@ -742,15 +678,8 @@ s_serve_op (af_broker_t *self, af_msg_t *msg, af_msg_t *reply, bool *wrote)
         char claims [AF_FORWARD_CLAIMS][AF_MAX_ACCOUNT + 1];
         uint32_t count;
         int code = s_dir_find (self, msg->elements [0], claims, &count);
-        size_t size = 0;
-        uint8_t body [AF_FORWARD_CLAIMS * (AF_MAX_ACCOUNT + 1)];
-        for (uint32_t i = 0; code == AF_OK && i < count; i++) {
-            memcpy (body + size, claims [i], strlen (claims [i]) + 1);
-            size += strlen (claims [i]) + 1;
-        }
-        reply->body = (uint8_t *) malloc (size + 1);
-        assert (reply->body);
-        memcpy (reply->body, body, size);
+        size_t size;
+        reply->body = af_forward_claims_encode (claims, code == AF_OK? count: 0, &size);
         reply->body_size = (uint32_t) size;
         return code;
     }
@@ -777,8 +706,7 @@ s_serve_op (af_broker_t *self, af_msg_t *msg, af_msg_t *reply, bool *wrote)
         return AF_E_MALFORMED;
     if (streq (msg->op, "friends")) {
         sets_t asker, other;
-        if (xacct_sets_decode (msg->body, msg->body_size, &asker.book, &asker.nbook, &asker.own, &asker.nown,
-                               &asker.blocked, &asker.nblocked) != AF_OK)
+        if (af_forward_sets_decode (msg->body, msg->body_size, &asker) != AF_OK)
             return AF_E_MALFORMED;
         MDB_txn *txn = NULL;
         if (af_store_begin (s_store (self), false, &txn))
@@ -832,52 +760,4 @@ broker_xacct_serve (af_broker_t *self, const char *from, af_msg_t *msg)
     //  request is (held with the batch)
     if (frame)
         broker_send_peer (self, from, frame, wrote);
-}
-
-//  --------------------------------------------------------------------------
-//  Self test
-
-void
-broker_xacct_test (bool verbose)
-{
-    if (verbose)
-        printf (" * broker_xacct: ");
-    af_token_t tokens [7];
-    for (int i = 0; i < 7; i++)
-        memset (tokens [i], 'a' + i, TOKEN);
-    size_t size;
-    uint8_t *body = xacct_sets_encode (tokens, 4, tokens + 4, 2, tokens + 6, 1, &size);
-    assert (size == 12 + 7 * TOKEN);
-    const af_token_t *book, *own, *blocked;
-    size_t nbook, nown, nblocked;
-    assert (xacct_sets_decode (body, size, &book, &nbook, &own, &nown, &blocked, &nblocked) == AF_OK);
-    assert (nbook == 4 && nown == 2 && nblocked == 1);
-    assert (memcmp (book [3], tokens [3], TOKEN) == 0 && memcmp (own [1], tokens [5], TOKEN) == 0);
-    assert (memcmp (blocked [0], tokens [6], TOKEN) == 0);
-    //  Sizes that do not add up, counts past their limits: refused
-    assert (xacct_sets_decode (body, size - 1, &book, &nbook, &own, &nown, &blocked, &nblocked) == AF_E_MALFORMED);
-    assert (xacct_sets_decode (body, 11, &book, &nbook, &own, &nown, &blocked, &nblocked) == AF_E_MALFORMED);
-    assert (xacct_sets_decode (NULL, 0, &book, &nbook, &own, &nown, &blocked, &nblocked) == AF_E_MALFORMED);
-    uint32_t counts [3] = { 0, AF_MAX_OWN_NUMBERS + 1, 0 };
-    memcpy (body, counts, 12);
-    assert (xacct_sets_decode (body, 12 + (AF_MAX_OWN_NUMBERS + 1) * TOKEN, &book, &nbook, &own, &nown, &blocked,
-                               &nblocked) == AF_E_MALFORMED);
-    uint32_t huge [3] = { UINT32_MAX, UINT32_MAX, 2 };
-    memcpy (body, huge, 12);
-    assert (xacct_sets_decode (body, size, &book, &nbook, &own, &nown, &blocked, &nblocked) == AF_E_MALFORMED);
-    free (body);
-    body = xacct_sets_encode (NULL, 0, NULL, 0, NULL, 0, &size);
-    assert (size == 12 && xacct_sets_decode (body, size, &book, &nbook, &own, &nown, &blocked, &nblocked) == AF_OK);
-    assert (nbook == 0 && nown == 0 && nblocked == 0);
-    free (body);
-    //  A directory answer's claims
-    xacct_job_t job;
-    memset (&job, 0, sizeof job);
-    assert (s_claims_parse (&job, (const uint8_t *) "ana\0bob\0", 8) == AF_OK && job.nclaims == 2);
-    assert (streq (job.claims [1], "bob"));
-    assert (s_claims_parse (&job, (const uint8_t *) "ana\0bob", 7) == AF_E_MALFORMED);
-    assert (s_claims_parse (&job, (const uint8_t *) "\0", 1) == AF_E_MALFORMED);
-    assert (s_claims_parse (&job, (const uint8_t *) "", 0) == AF_OK && job.nclaims == 0);
-    if (verbose)
-        printf ("OK\n");
 }

@@ -37,6 +37,7 @@
 
 #include "broker_int.h"
 #include "af_friends.h"
+#include "af_forward.h"
 
 //  A step's return when its answer comes later, through job->resume
 #define XACCT_PENDING   1
@@ -162,17 +163,5 @@ void broker_forward_answer (af_broker_t *self, const char *from, af_msg_t *reply
 //  Timeouts and sends again (the timer); at stop, every completion called.
 void broker_forward_tick (af_broker_t *self, int64_t now);
 void broker_forward_stop (af_broker_t *self);
-
-//  The body of a friendship FORWARD: the asker's book, own numbers and
-//  blocks (counts as 3 u32 LE, then the tokens). Encode: the body (caller
-//  frees) and its size. Decode: pointers into body; AF_OK, or
-//  AF_E_MALFORMED (sizes that do not add up, counts over their limits).
-uint8_t *xacct_sets_encode (const af_token_t *book, size_t nbook, const af_token_t *own, size_t nown,
-                            const af_token_t *blocked, size_t nblocked, size_t *size);
-int xacct_sets_decode (const uint8_t *body, size_t size, const af_token_t **book, size_t *nbook,
-                       const af_token_t **own, size_t *nown, const af_token_t **blocked, size_t *nblocked);
-
-//  Self test (xacct_sets, the job's life cycle)
-void broker_xacct_test (bool verbose);
 
 #endif

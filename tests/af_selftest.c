@@ -27,11 +27,11 @@
 #include "af_hasher.h"
 #include "af_guesses.h"
 #include "af_friends.h"
-#include "broker_xacct.h"
 #include "af_peers.h"
 #include "af_loglimit.h"
 #include "af_metrics.h"
 #include "af_shard.h"
+#include "af_forward.h"
 #include "af_transfers.h"
 #include "af_catalog.h"
 #include "af_signer.h"
@@ -74,11 +74,11 @@ static const test_t s_tests [] = {
     { "af_hasher", af_hasher_test },
     { "af_guesses", af_guesses_test },
     { "af_friends", af_friends_test },
-    { "broker_xacct", broker_xacct_test },
     { "af_peers", af_peers_test },
     { "af_loglimit", af_loglimit_test },
     { "af_metrics", af_metrics_test },
     { "af_shard", af_shard_test },
+    { "af_forward", af_forward_test },
     { "af_transfers", af_transfers_test },
     { "af_catalog", af_catalog_test },
     { "af_signer", af_signer_test },
