@@ -457,8 +457,8 @@ static void
 s_recommended (af_broker_t *self, void *arg, int code, af_msg_t *reply)
 {
     xacct_job_t *job = (xacct_job_t *) arg;
-    if (code == AF_OK || code == AF_E_QUOTA) {
-        //  Answered (a full queue is an answer: nothing was queued)
+    if (code != AF_E_UNAVAILABLE && code != AF_E_INTERNAL) {
+        //  Answered for good (a full queue is an answer: nothing was queued)
         job->refused = code == AF_OK && reply->yes;
         s_intent_resolved (self, job->me, job->intent);
     }
@@ -561,8 +561,8 @@ s_resent (af_broker_t *self, void *arg, int code, af_msg_t *reply)
 {
     (void) reply;
     resent_t *resent = (resent_t *) arg;
-    if (code == AF_OK || code == AF_E_QUOTA)
-        s_intent_resolved (self, resent->from, resent->id);
+    if (code != AF_E_UNAVAILABLE && code != AF_E_INTERNAL)
+        s_intent_resolved (self, resent->from, resent->id);     //  answered for good
     free (resent);
 }
 
