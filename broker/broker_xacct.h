@@ -30,6 +30,13 @@
     (so replicated) and applied once by the owner (idempotent by the ID).
     Directory entries need no intent: setting a claim twice is setting it
     once.
+
+    Not built: a batched FORWARD for FRIENDS (a book of n tokens costs up
+    to 2n sequential round trips when everything is elsewhere); ordering
+    of two changes of one account's own numbers racing in a remote bucket;
+    an intent resent more than AF_INTENT_KEEP_MS after its owner applied
+    it (the asker's shard unowned that long) would be applied again;
+    FORWARD for payments between accounts.
     =========================================================================
 */
 #ifndef BROKER_XACCT_H_INCLUDED
