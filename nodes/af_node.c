@@ -619,6 +619,8 @@ af_node_destroy (af_node_t **self_p)
     zcert_destroy (&self->cert);
     zcert_destroy (&self->broker_cert);
     json_decref (self->trust);
+    if (self->trust_cache)
+        af_trust_cache_destroy (&self->trust_cache);
     free (self);
     *self_p = NULL;
 }

@@ -172,6 +172,7 @@ struct _af_node_t {
     bool has_root;                  //  root_pub was given (--root-key)
     af_minisign_pub_t root_pub;     //  the store's root key: what packages must chain to
     json_t *trust;                  //  trust.json: the highest metadata versions seen
+    af_trust_cache_t *trust_cache;  //  documents verified already (with root_pub)
     uint8_t *chunk_raw;             //  upload buffers: one chunk, and compressed
     uint8_t *chunk_packed;
     size_t chunk_packed_size;

@@ -14,6 +14,10 @@
     unless it is the very version of a restore the user asked for on this
     device (node_backup.c): the broker cannot ask for one in their name.
 
+    The documents it verified are remembered in memory (af_trust_cache):
+    an unchanged root is not verified again for each install, nor the
+    same targets bytes.
+
     HOME/trust.json keeps the highest versions seen: { "root": N,
     "targets": { PROGRAM: N } }, saved whenever one rises.
 
@@ -35,6 +39,7 @@ node_trust_setup (af_node_t *self, char *err, size_t errlen)
             return -1;
         }
         self->has_root = true;
+        self->trust_cache = af_trust_cache_new ();
     }
     else
     if (!self->config.insecure_unsigned)
@@ -74,7 +79,7 @@ node_trust_check (af_node_t *self, job_t *job, char *err, size_t errlen)
     af_trust_want_t want = { job->program, job->package.hash, job->package.size, job->package.version_code,
                              (uint64_t) zclock_time (), job->package.version_name };
     char inner [AF_MAX_REASON + 1];
-    if (af_trust_check (&self->root_pub, job->meta, job->meta_size, &want, &seen, inner, sizeof inner) != AF_OK) {
+    if (af_trust_check (&self->root_pub, self->trust_cache, job->meta, job->meta_size, &want, &seen, inner, sizeof inner) != AF_OK) {
         snprintf (err, errlen, "refused: signature check: %s", inner);
         return -1;
     }
