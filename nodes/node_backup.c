@@ -293,14 +293,10 @@ s_backup_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
     s_sealed_path (self, pending->program, path, sizeof path);
     bool config = answer->data_size > 0;
     if (config) {
-        zchunk_t *blob = zchunk_new (answer->data, answer->data_size);
-        zfile_t *file = zfile_new (NULL, path);
-        bool ok = zsys_dir_create ("%s/restores", self->config.home) == 0 && zfile_output (file) == 0
-               && zfile_write (file, blob, 0) == 0;
-        zfile_destroy (&file);
-        zchunk_destroy (&blob);
-        if (!ok) {
-            node_ctl_error (self, pending->client, AF_E_INTERNAL, "cannot keep the configuration in %s", path);
+        char err [AF_MAX_REASON + 1] = "cannot create the directory";
+        if (zsys_dir_create ("%s/restores", self->config.home)
+        ||  af_file_write (path, answer->data, answer->data_size, 0600, err, sizeof err) != AF_OK) {
+            node_ctl_error (self, pending->client, AF_E_INTERNAL, "cannot keep the configuration in %s: %s", path, err);
             return true;
         }
     }
@@ -308,8 +304,15 @@ s_backup_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
     json_object_set_new (json_object_get (doc, "restores"), pending->program,
                          json_pack ("{s:s, s:I, s:b}", "versionName", latest? "": backup->version_name,
                                     "at", (json_int_t) zclock_time (), "config", config));
-    node_json_save (self, STATE_FILE, doc);
+    int saved = node_json_save (self, STATE_FILE, doc);
     json_decref (doc);
+    if (saved) {
+        //  Without the record the offer would be refused as a rollback
+        node_ctl_error (self, pending->client, AF_E_INTERNAL, "cannot record the restore in %s/%s (see the log)",
+                        self->config.home, STATE_FILE);
+        unlink (path);
+        return true;
+    }
     af_msg_t *restore = af_msg_new (AF_MSG_RESTORE);
     snprintf (restore->program, sizeof restore->program, "%s", pending->program);
     if (!latest)

@@ -19,7 +19,9 @@
     same targets bytes.
 
     HOME/trust.json keeps the highest versions seen: { "root": N,
-    "targets": { PROGRAM: N } }, saved whenever one rises.
+    "targets": { PROGRAM: N } }, saved whenever one rises, durably (temp
+    file, fsync, rename, fsync of the home) before the install goes on:
+    if it cannot be saved, the offer is refused.
 
     Without a root key the node installs no package (store links are still
     recorded), unless --insecure-unsigned says to install without checks:
@@ -95,9 +97,14 @@ node_trust_check (af_node_t *self, job_t *job, char *err, size_t errlen)
     }
     if (seen.root != s_seen (json_object_get (self->trust, "root"))
     ||  seen.targets != s_seen (json_object_get (targets, job->program))) {
+        //  On disk before anything installs: a crash must not take the
+        //  rollback guard back to versions older than one a device acted on
         json_object_set_new (self->trust, "root", json_integer ((json_int_t) seen.root));
         json_object_set_new (targets, job->program, json_integer ((json_int_t) seen.targets));
-        node_json_save (self, "trust.json", self->trust);
+        if (node_json_save (self, "trust.json", self->trust)) {
+            snprintf (err, errlen, "refused: cannot record the metadata versions seen in trust.json (see the log)");
+            return -1;
+        }
     }
     return 0;
 }

@@ -71,25 +71,6 @@ af_trust_load_signed (const char *path, const af_minisign_pub_t *keys, size_t ke
     return AF_OK;
 }
 
-//  Write text as path, whole
-static int
-s_write (const char *path, const char *text, char *err, size_t errlen)
-{
-    char tmp [4200];
-    snprintf (tmp, sizeof tmp, "%s.tmp", path);
-    FILE *file = fopen (tmp, "wb");
-    size_t len = strlen (text);
-    bool ok = file && fwrite (text, 1, len, file) == len && fflush (file) == 0 && fsync (fileno (file)) == 0;
-    if (file)
-        ok = fclose (file) == 0 && ok;
-    if (!ok || rename (tmp, path)) {
-        snprintf (err, errlen, "cannot write %s: %s", path, strerror (errno));
-        unlink (tmp);
-        return AF_E_INTERNAL;
-    }
-    return AF_OK;
-}
-
 int
 af_trust_write_signed (const char *path, const char *text, const af_minisign_sec_t *sec,
                        char *err, size_t errlen)
@@ -100,9 +81,9 @@ af_trust_write_signed (const char *path, const char *text, const af_minisign_sec
     char *sig = af_minisign_sign (sec, text, strlen (text), trusted);
     assert (sig);
     snprintf (sig_path, sizeof sig_path, "%s.minisig", path);
-    int code = s_write (path, text, err, errlen);
+    int code = af_file_write (path, text, strlen (text), 0644, err, errlen);
     if (code == AF_OK)
-        code = s_write (sig_path, sig, err, errlen);
+        code = af_file_write (sig_path, sig, strlen (sig), 0644, err, errlen);
     free (sig);
     return code;
 }

@@ -6,8 +6,11 @@
 # downgrade, expired metadata, rolled-back metadata, targets signed by a key
 # the root no longer lists after a key rotation, and a device without a
 # root key. Each refusal names what failed and leaves the installed version.
+# The versions seen (the rollback guard) are on disk before an install:
+# strace shows trust.json's temp file synced, renamed, the home synced.
 . "$(dirname "$0")/lib.sh"
 command -v minisign > /dev/null || die "minisign is not installed (./run installs it)"
+command -v strace > /dev/null || die "strace is not installed (./run installs it)"
 MKPKG="$AF_BIN/tests/af_mkpkg"
 K="$T/keys"; P="$T/pkg"; C="$T/catalog"
 mkdir -p "$K" "$P"
@@ -72,7 +75,8 @@ minisign -S -s "$K/acme.key" -m "$P/galaxy1.tar" > /dev/null 2>&1
 start_broker broker --catalog "$C"
 start_matcher matcher "$C"
 start_node phone "$DEVICES/galaxy-s21.json" --root-key "$K/root.pub"
-start_node tablet "$DEVICES/galaxy-tab-s7.json" --root-key "$K/root.pub"
+NODE_PREFIX="strace -f -y -qq -e signal=none -e trace=fsync,fdatasync,rename,renameat,renameat2 -o $T/tablet.strace" \
+    start_node tablet "$DEVICES/galaxy-tab-s7.json" --root-key "$K/root.pub"
 AF_ROOT_KEY="" start_node bare "$DEVICES/galaxy-a10.json"
 af phone register ana > /dev/null || die "register failed"
 for n in phone tablet bare; do af $n login ana > /dev/null || die "$n login failed"; done
@@ -82,6 +86,18 @@ installed () { jq -r .versionName "$T/tablet/installed/$1.json" 2>/dev/null; }
 out=$(af phone push vault --to "$TABLET" --wait 30 2>&1)
 check "a signed package installs" has "$out" "installed"
 check "  ... the device keeps the metadata version it saw" test "$(jq -r .targets.vault "$T/tablet/trust.json")" = 1
+# durable LOG FILE: FILE.tmp fsynced, then renamed to FILE, then its directory fsynced
+durable () {
+    awk -v f="$2" -v d="$(dirname "$2")" '
+        index($0, "fsync(") && index($0, "<" f ".tmp>") && / = 0$/ { synced = NR }
+        synced && !moved && index($0, "(\"" f ".tmp\", \"" f "\")") && / = 0$/ { moved = NR }
+        moved && index($0, "fsync(") && index($0, "<" d ">") && / = 0$/ { ok = 1 }
+        END { exit !ok }' "$1"
+}
+check "  ... written durably: trust.json.tmp synced, renamed, the home synced" \
+    durable "$T/tablet.strace" "$(realpath "$T/tablet")/trust.json"
+check "  ... as the node's other state files are (backup.json)" \
+    durable "$T/tablet.strace" "$(realpath "$T/tablet")/backup.json"
 out=$(af phone push vault --to "$BARE" --wait 30 2>&1)
 check "a device without a root key installs no package, and says why" has "$out" "failed" "no store root key"
 check "  ... nothing was installed there" test ! -e "$T/bare/installed/vault.json"
