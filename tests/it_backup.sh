@@ -6,8 +6,10 @@
 # with no preference gets the backed-up version, --version a pinned one
 # (older than the installed: allowed because the user asked here),
 # --latest the newest; no backup, no such version, no login each refused
-# clearly; another account sees none of it; an older version the user did
-# not ask for is still refused as a rollback; a restore that nothing fits
+# clearly; another account sees none of it; records the broker altered
+# (version, program, configuration) are refused, as they do not verify
+# with the account secret or are not what was asked; an older version the
+# user did not ask for is still refused as a rollback; a restore that nothing fits
 # recommends the best-voted program of its category that fits, or says
 # nothing fits. AF_BACKUP_BENCH=N times N restores end to end.
 . "$(dirname "$0")/lib.sh"
@@ -114,6 +116,51 @@ check "a raw client of another account reads none of ana's backups" test $rc -eq
 [ $rc -eq 0 ] || echo "$out"
 out=$(af tablet backup telegram 2>&1); rc=$?
 check "backup of a program not installed here is refused" test $rc -eq 1 -a -n "$(has "$out" "not installed" && echo y)"
+
+# --- A compromised broker edits the records it keeps (af_tamper, on its
+# store while it runs): each restore is refused, naming what failed, and
+# nothing is installed or left pending
+TAMPER="$AF_BIN/tests/af_tamper"
+tamper () { "$TAMPER" "$BROKER_DIR/store" "$@" || die "af_tamper $* failed"; }
+pending_none () { test "$(jq -r '.restores | length' "$T/tablet/backup.json")" = 0; }
+doc=$(af tablet --json backups weixin)
+check "backups shows each record's ID and that it verifies with the account secret" \
+    test "$(echo "$doc" | jq -r '[.backups[] | (.backupId | length), .authentic] | join(",")')" = "32,true,32,true"
+tamper set ana weixin 2.0 versionCode 100
+out=$(af tablet restore weixin 2>&1); rc=$?
+check "a record whose version code the broker changed is refused: it does not verify with the account secret" \
+    test $rc -eq 1 -a -n "$(has "$out" "refused" "does not verify with the account secret" "nothing was installed" && echo y)"
+check "  ... nothing installed, no restore pending" test "$(installed tablet)" = 3.0 -a -n "$(pending_none && echo y)"
+check "  ... and backups marks it" \
+    test "$(af tablet --json backups weixin | jq -r '[.backups[].authentic] | join(",")')" = "false,true"
+tamper set ana weixin 2.0 versionCode 200
+check "  ... the record put back as it was verifies again" \
+    test "$(af tablet --json backups weixin | jq -r '[.backups[].authentic] | join(",")')" = "true,true"
+tamper copy ana weixin 2.0 weixin saved-2.0
+tamper copy ana weixin 1.0 weixin saved-1.0
+tamper copy ana weixin 1.0 weixin 2.0
+out=$(af tablet restore weixin --version 2.0 2>&1); rc=$?
+check "a genuine record of another version, served for the version asked, is refused" \
+    test $rc -eq 1 -a -n "$(has "$out" "refused" "version 1.0 of weixin, not 2.0 as asked" && echo y)"
+tamper copy ana weixin saved-2.0 weixin 2.0
+tamper copy ana weixin 1.0 telegram 1.0
+out=$(af tablet restore telegram 2>&1); rc=$?
+check "a genuine record of another program is refused" \
+    test $rc -eq 1 -a -n "$(has "$out" "refused" "a backup of weixin, not of telegram" && echo y)"
+tamper config ana weixin 1.0 "another configuration"
+out=$(af tablet restore weixin --version 1.0 2>&1); rc=$?
+check "a record whose sealed configuration the broker replaced is refused" \
+    test $rc -eq 1 -a -n "$(has "$out" "refused" "configuration" "not the one backed up (altered)" && echo y)"
+tamper config ana weixin 1.0 ""
+out=$(af tablet restore weixin --version 1.0 2>&1); rc=$?
+check "  ... and one whose configuration the broker withheld" \
+    test $rc -eq 1 -a -n "$(has "$out" "refused" "(withheld)" && echo y)"
+check "  ... nothing installed, no restore pending" test "$(installed tablet)" = 3.0 -a -n "$(pending_none && echo y)"
+tamper copy ana weixin saved-1.0 weixin 1.0
+out=$(af tablet restore weixin --version 1.0 --wait 30 2>&1)
+check "the genuine records put back restore again" test "$(installed tablet)" = 1.0
+af tablet restore weixin --latest --wait 30 > /dev/null 2>&1
+check "  ... (and back to 3.0)" test "$(installed tablet)" = 3.0
 
 # --- An older version offered without a restore asked for: still a rollback.
 # A matcher over a catalog of weixin 1.0 only (the same signed file) offers it.
