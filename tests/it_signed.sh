@@ -2,8 +2,9 @@
 # The signed store (B1, S4.7): publisher signatures at import (good, bad,
 # unknown publisher, a publisher signing another's program), made with the
 # real minisign; the store's metadata checked by minisign; and devices that
-# refuse what the store did not sign: a rogue matcher's forged hash, a
-# downgrade, expired metadata, rolled-back metadata, targets signed by a key
+# refuse what the store did not sign: a rogue matcher's forged hash (and
+# the broker's side forging the metadata it sends and serving the forged
+# bytes), a downgrade, expired metadata, rolled-back metadata, targets signed by a key
 # the root no longer lists after a key rotation, and a device without a
 # root key. Each refusal names what failed and leaves the installed version.
 # The versions seen (the rollback guard) are on disk before an install:
@@ -132,6 +133,47 @@ check "  ... nothing of it was received or installed" test ! -e "$T/tablet/insta
 out=$(af phone push vault --to "$TABLET" --wait 30 2>&1)
 check "an older version than the installed one is refused (rollback)" has "$out" "failed" "rollback" "older than the installed 2.0"
 check "  ... the installed version stays" test "$(installed vault)" = 2.0
+
+# --- The broker's side forges it all: besides the rogue matcher's forged
+# hash, whoever holds the broker's machine puts the forged package's bytes
+# where the broker serves files from (so a FETCH would get them) and
+# replaces the metadata the broker sends with the OFFER by documents of
+# their own making: a whole store of their own (root key, store key,
+# publisher), whose targets list the forged hash. The node sees exactly
+# what a broker it cannot tell from the real one would send, and refuses
+# each before anything is fetched.
+F="$T/forged"; mkdir -p "$F"
+"$CATALOG_BIN" keygen --root "$F/root" > /dev/null && "$CATALOG_BIN" --catalog "$F/cat" keygen --store > /dev/null \
+    || die "forged keygen failed"
+echo "[{\"name\": \"Mallory\", \"key\": \"$K/mallory.pub\", \"programs\": [\"*\"]}]" > "$F/publishers.json"
+"$CATALOG_BIN" root-sign --key "$F/root.key" --store-key "$F/cat/keys/store.pub" --publishers "$F/publishers.json" \
+    "$F/docs" > /dev/null && "$CATALOG_BIN" --catalog "$F/cat" trust "$F/root.pub" "$F/docs" > /dev/null \
+    || die "forged store failed"
+minisign -S -s "$K/mallory.key" -m "$P/evil.tar" > /dev/null 2>&1
+echo "[$(entry galaxy 5 5.0 evil)]" > "$P/evil.json"
+"$CATALOG_BIN" --catalog "$F/cat" import "$P/evil.json" > /dev/null || die "forged import failed"
+evil=$(b2sum -l 256 "$P/evil.tar" | cut -d' ' -f1)
+mkdir -p "$C/blobs/${evil:0:2}" && cp "$P/evil.tar" "$C/blobs/${evil:0:2}/$evil"
+cp "$C/meta/targets/galaxy.json" "$T/galaxy-real.json" && cp "$C/meta/targets/galaxy.json.minisig" "$T/galaxy-real.json.minisig"
+cp "$C/meta/root.json" "$T/root-real.json" && cp "$C/meta/root.json.minisig" "$T/root-real.json.minisig"
+check "  (the forged targets name the forged hash, and the broker would serve its bytes)" \
+    test "$(jq -r '.targets[0].hash' "$F/cat/meta/targets/galaxy.json")" = "$evil"
+cp "$F/cat/meta/targets/galaxy.json" "$C/meta/targets/galaxy.json"
+cp "$F/cat/meta/targets/galaxy.json.minisig" "$C/meta/targets/galaxy.json.minisig"
+out=$(af phone push galaxy --to "$TABLET" --wait 30 2>&1)
+check "the broker side's OFFER of the forged hash with targets of its own signing is refused" \
+    has "$out" "failed" "signature check" "targets metadata" "not a key trusted"
+cp "$F/cat/meta/root.json" "$C/meta/root.json" && cp "$F/cat/meta/root.json.minisig" "$C/meta/root.json.minisig"
+out=$(af phone push galaxy --to "$TABLET" --wait 30 2>&1)
+check "  ... and with a root of its own too" has "$out" "failed" "signature check" "root metadata" "not a key trusted"
+cp "$C/meta/targets/vault.json" "$C/meta/targets/galaxy.json" && cp "$C/meta/targets/vault.json.minisig" "$C/meta/targets/galaxy.json.minisig"
+cp "$T/root-real.json" "$C/meta/root.json" && cp "$T/root-real.json.minisig" "$C/meta/root.json.minisig"
+out=$(af phone push galaxy --to "$TABLET" --wait 30 2>&1)
+check "  ... and with the store's genuine targets of another program" has "$out" "failed" "for program 'vault'"
+check "  ... nothing of it was received or installed" \
+    test ! -e "$T/tablet/installed/galaxy.json" -a -z "$(grep "receiving galaxy 5.0" "$T/tablet.log")"
+cp "$T/galaxy-real.json" "$C/meta/targets/galaxy.json" && cp "$T/galaxy-real.json.minisig" "$C/meta/targets/galaxy.json.minisig"
+rm -f "$C/blobs/${evil:0:2}/$evil"
 kill "$(eval echo \$MATCHER_PID_rogue)"; wait "$(eval echo \$MATCHER_PID_rogue)" 2>/dev/null
 start_matcher matcher2 "$C"
 
