@@ -815,12 +815,11 @@ s_targets_read (const char *text, size_t len, const char *hash, targets_read_t *
     return rc;
 }
 
-//  The targets document's checks for want. AF_OK or AF_E_FORBIDDEN /
-//  AF_E_MALFORMED with err.
-static int
-s_check_targets (const char *text, size_t len, const af_trust_want_t *want, af_trust_seen_t *seen,
-                 char *err, size_t errlen)
+int
+af_trust_targets_check (const char *text, size_t len, const af_trust_want_t *want, af_trust_seen_t *seen,
+                        char *err, size_t errlen)
 {
+    assert (text && want && seen);
     targets_read_t read;
     if (s_targets_read (text, len, want->hash, &read))
         return snprintf (err, errlen, "targets metadata: %s", read.where), AF_E_MALFORMED;
@@ -1019,7 +1018,7 @@ af_trust_check (const af_minisign_pub_t *root_pub, af_trust_cache_t *cache, cons
                 }
             }
             af_trust_seen_t next = { root.version, seen->targets, "" };
-            code = s_check_targets (parts.data [2], parts.size [2], want, &next, err, errlen);
+            code = af_trust_targets_check (parts.data [2], parts.size [2], want, &next, err, errlen);
             if (code == AF_OK)
                 *seen = next;
         }
@@ -1105,7 +1104,7 @@ s_test_reader (void)
                   "\"expires\":2000,\"targets\":[{\"hash\":\"bb\",\"size\":1},%s]}%s", cases [i].head, one, cases [i].tail);
         af_trust_seen_t seen = { 0, 0, "" };
         want.program = "wei\xc3\xa9";
-        int code = s_check_targets (text, strlen (text), &want, &seen, err, sizeof err);
+        int code = af_trust_targets_check (text, strlen (text), &want, &seen, err, sizeof err);
         if (code != cases [i].code || (cases [i].says && !strstr (err, cases [i].says))) {
             printf ("case %zu: %d %s\n", i, code, err);
             assert (false);
@@ -1120,18 +1119,18 @@ s_test_reader (void)
     //  Not a targets document; no target with the hash; a mistyped size
     snprintf (text, sizeof text, "{\"type\":\"appferry-root\",\"version\":1,\"expires\":1}");
     af_trust_seen_t seen = { 0, 0, "" };
-    assert (s_check_targets (text, strlen (text), &want, &seen, err, sizeof err) == AF_E_MALFORMED
+    assert (af_trust_targets_check (text, strlen (text), &want, &seen, err, sizeof err) == AF_E_MALFORMED
             && strstr (err, "not an appferry-targets"));
     snprintf (text, sizeof text, "{\"type\":\"appferry-targets\",\"program\":\"x\",\"version\":1,\"expires\":9000,"
               "\"targets\":[{\"hash\":\"%s\",\"size\":\"100\",\"versionCode\":7}]}", hash);
     want.program = "x";
-    assert (s_check_targets (text, strlen (text), &want, &seen, err, sizeof err) == AF_E_MALFORMED);
+    assert (af_trust_targets_check (text, strlen (text), &want, &seen, err, sizeof err) == AF_E_MALFORMED);
     snprintf (text, sizeof text, "{\"type\":\"appferry-targets\",\"program\":\"x\",\"version\":1,\"expires\":9000,"
               "\"targets\":[{\"hash\":\"%s\",\"size\":100,\"versionCode\":8}]}", hash);
-    assert (s_check_targets (text, strlen (text), &want, &seen, err, sizeof err) == AF_E_FORBIDDEN
+    assert (af_trust_targets_check (text, strlen (text), &want, &seen, err, sizeof err) == AF_E_FORBIDDEN
             && strstr (err, "differs"));
     want.hash = "cc";
-    assert (s_check_targets (text, strlen (text), &want, &seen, err, sizeof err) == AF_E_FORBIDDEN
+    assert (af_trust_targets_check (text, strlen (text), &want, &seen, err, sizeof err) == AF_E_FORBIDDEN
             && strstr (err, "no signed target"));
 }
 

@@ -135,6 +135,16 @@ char *af_trust_targets_make (const char *path, const char *program, const af_tar
 int af_trust_bundle_load (const char *meta_dir, const char *program, uint8_t **bundle, size_t *size,
                           char *err, size_t errlen);
 
+//  The checks of a targets document whose signature was verified already
+//  (af_trust_check's last step): read in one pass (strict JSON; a known
+//  member twice is refused, unknown members are skipped), of the type
+//  and want->program, not expired, its version not below seen->targets,
+//  and a target with want's hash, size, version code (and version name).
+//  AF_OK with seen->targets and seen->key_id set; AF_E_FORBIDDEN or
+//  AF_E_MALFORMED with err.
+int af_trust_targets_check (const char *text, size_t len, const af_trust_want_t *want, af_trust_seen_t *seen,
+                            char *err, size_t errlen);
+
 //  What a device remembers between checks (one per root key): the root
 //  document it verified last, parsed, and the BLAKE2b-512 digests of the
 //  last AF_TRUST_CACHE_DOCS targets documents it verified, each with the
