@@ -57,6 +57,9 @@ typedef struct {
     af_publisher_t *publishers;         //  owned: af_trust_publishers_free
 } af_trust_publishers_t;
 
+//  The "type" of each kind of document
+#define AF_TRUST_TARGETS_TYPE   "appferry-targets"
+
 //  One target of a targets document
 typedef struct {
     char platform [AF_MAX_PLATFORM + 1];
