@@ -14,6 +14,11 @@
     fitting the node gets the matcher's RESOLVED, with a recommendation
     of another program if it asked for one.
 
+    The broker stores each record as the device sent it, with the MAC the
+    device made from the account secret (SPEC 5.48), which the broker can
+    neither make nor check: the restoring device checks it, so a record
+    changed here is refused there (nodes/node_backup.c).
+
     The broker cannot make a device go back to an older version: the node
     accepts an older package only for a restore its user asked for, which
     it recorded before it sent RESTORE (nodes/node_backup.c).

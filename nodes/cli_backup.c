@@ -13,12 +13,16 @@ const char *cli_backup_usage =
 "                        identity (name, publisher, the publisher key that signed\n"
 "                        it) and version; --with-config also its configuration,\n"
 "                        sealed with the account secret (config secret)\n"
-"  backups [PROGRAM]     the account's backups (several versions per program)\n"
+"  backups [PROGRAM]     the account's backups (several versions per program),\n"
+"                        each checked with the account secret (config secret)\n"
 "  restore PROGRAM [--version V | --latest] [--recommend]\n"
 "                        install a backed-up app on this device: the version\n"
 "                        backed up last (or V), in this device's own package,\n"
 "                        or with --latest the newest that fits; its backed-up\n"
-"                        configuration replaces the one the install made.\n"
+"                        configuration replaces the one the install made. A\n"
+"                        backup record that does not verify with the account\n"
+"                        secret, or is not of the program or version asked,\n"
+"                        is refused\n"
 "                        --recommend: if nothing fits, the best-voted app of\n"
 "                        the same category that does\n";
 
@@ -78,10 +82,14 @@ s_print_backups (json_t *doc)
         time_t at = (time_t) (json_integer_value (json_object_get (b, "at")) / 1000);
         char when [32];
         strftime (when, sizeof when, "%Y-%m-%d %H:%M", localtime (&at));
-        printf ("%-20s %-12s %-9s %s  %s%s%s  key %s  from %.8s%s\n", s_str (b, "program"), s_str (b, "versionName"),
-                s_str (b, "platform"), when, s_str (b, "name"), *s_str (b, "publisher")? " by ": "",
-                s_str (b, "publisher"), *s_str (b, "keyId")? s_str (b, "keyId"): "(unsigned)", s_str (b, "deviceId"),
-                json_is_true (json_object_get (b, "config"))? "  + configuration": "");
+        json_t *authentic = json_object_get (b, "authentic");
+        printf ("%-20s %-12s %-9s %s  %s%s%s  key %s  from %.8s  id %.8s%s%s\n", s_str (b, "program"),
+                s_str (b, "versionName"), s_str (b, "platform"), when, s_str (b, "name"),
+                *s_str (b, "publisher")? " by ": "", s_str (b, "publisher"),
+                *s_str (b, "keyId")? s_str (b, "keyId"): "(unsigned)", s_str (b, "deviceId"), s_str (b, "backupId"),
+                json_is_true (json_object_get (b, "config"))? "  + configuration": "",
+                json_is_false (authentic)? "  NOT AUTHENTIC (does not verify with the account secret)":
+                json_is_null (authentic)? "  (not checked: no account secret here)": "");
     }
 }
 

@@ -21,6 +21,20 @@
     without one, or another version than the one asked, gets the rollback
     refusal as before.
 
+    Why each record carries a MAC: the broker keeps the backups, so a
+    compromised one could answer BACKUP_GET with a record of another
+    program or version than the one asked, or one it edited (another
+    version name to restore, another configuration), and the restore
+    would follow it. The device that backs up authenticates the record
+    with a key derived from the account secret (the one that seals
+    configurations, which the broker never sees): keyed BLAKE2b-256 over
+    its fields, the account, the hash of its sealed configuration, a
+    random backup ID and the device's clock (SPEC 5.48). The restoring
+    device checks it, and that the record is of the program and version
+    asked, before it records anything or sends RESTORE. What it cannot
+    stop: the broker withholding a backup, or answering "the newest" with
+    an older genuine one (the answer says which version and when).
+
     HOME/backup.json: { identities: { PROGRAM: { name, publisher, keyId } },
     restores: { PROGRAM: { versionName ("" for the latest), at, config } } };
     HOME/restores/PROGRAM.sealed: a pending restore's sealed configuration,
@@ -30,6 +44,7 @@
 #include "node_int.h"
 #include "af_config.h"
 
+#include <msgpack.h>
 #include <sodium.h>
 
 #define STATE_FILE  "backup.json"
@@ -55,6 +70,93 @@ static void
 s_sealed_path (af_node_t *self, const char *program, char *path, size_t size)
 {
     snprintf (path, size, "%s/restores/%s.sealed", self->config.home, program);
+}
+
+//  --------------------------------------------------------------------------
+//  A backup record's authentication (SPEC 5.48)
+
+//  BLAKE2b-256 of a sealed configuration, as hex, or "" for none
+static void
+s_config_hash (const uint8_t *config, size_t size, char *hex)
+{
+    *hex = 0;
+    if (size) {
+        uint8_t raw [AF_HASH_SIZE];
+        crypto_generichash (raw, sizeof raw, config, size, NULL, 0);
+        sodium_bin2hex (hex, AF_HASH_HEX + 1, raw, sizeof raw);
+    }
+}
+
+//  The MAC of a record for an account, as hex: keyed BLAKE2b-256, with a
+//  key derived from the account's configuration key (crypto_kdf, context
+//  "afbackup", subkey 1), over the msgpack array [ "appferry-backup-1",
+//  account, program, name, publisher, keyId, platform, versionName,
+//  versionCode, hash, deviceId, backupId, created, configHash ]
+static void
+s_backup_mac (const uint8_t *account_key, const char *account, const af_backup_t *b, char *hex)
+{
+    uint8_t key [crypto_generichash_KEYBYTES], raw [AF_HASH_SIZE];
+    crypto_kdf_derive_from_key (key, sizeof key, 1, "afbackup", account_key);
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    const char *strings [] = { "appferry-backup-1", account, b->program, b->name, b->publisher, b->key_id,
+                               b->platform, b->version_name };
+    msgpack_pack_array (&pk, 14);
+    for (size_t i = 0; i < sizeof strings / sizeof strings [0]; i++)
+        msgpack_pack_str_with_body (&pk, strings [i], strlen (strings [i]));
+    msgpack_pack_uint64 (&pk, b->version_code);
+    msgpack_pack_str_with_body (&pk, b->hash, strlen (b->hash));
+    msgpack_pack_str_with_body (&pk, b->device_id, strlen (b->device_id));
+    msgpack_pack_str_with_body (&pk, b->backup_id, strlen (b->backup_id));
+    msgpack_pack_uint64 (&pk, b->created);
+    msgpack_pack_str_with_body (&pk, b->config_hash, strlen (b->config_hash));
+    crypto_generichash (raw, sizeof raw, (const uint8_t *) buffer.data, buffer.size, key, sizeof key);
+    msgpack_sbuffer_destroy (&buffer);
+    sodium_memzero (key, sizeof key);
+    sodium_bin2hex (hex, AF_HASH_HEX + 1, raw, sizeof raw);
+}
+
+//  Whether a record's MAC verifies under the account key
+static bool
+s_backup_authentic (const uint8_t *account_key, const char *account, const af_backup_t *b)
+{
+    char mac [AF_HASH_HEX + 1];
+    s_backup_mac (account_key, account, b, mac);
+    return strlen (b->mac) == AF_HASH_HEX && sodium_memcmp (mac, b->mac, AF_HASH_HEX) == 0;
+}
+
+//  A record BACKUP_GET returned, before anything is done with it: of the
+//  program asked, of the version asked (if one was), authentic, and its
+//  configuration the one backed up. 0, or -1 with err naming what failed.
+static int
+s_backup_check (af_node_t *self, const char *program, const char *version, const af_backup_t *b,
+                const uint8_t *config, size_t size, char *err, size_t errlen)
+{
+    uint8_t key [AF_CONFIG_KEY_SIZE];
+    char hash [AF_HASH_HEX + 1];
+    if (!streq (b->program, program))
+        return snprintf (err, errlen, "the broker answered with a backup of %s, not of %s", b->program, program), -1;
+    if (*version && !streq (b->version_name, version))
+        return snprintf (err, errlen, "the broker answered with version %s of %s, not %s as asked", b->version_name,
+                         program, version), -1;
+    if (!*b->mac)
+        return snprintf (err, errlen, "the backup of %s %s carries no authentication (made before backups were "
+                         "authenticated: back it up again)", program, b->version_name), -1;
+    if (!node_config_key (self, key))
+        return snprintf (err, errlen, "set the account secret to check the backup's authenticity: appferry config "
+                         "secret"), -1;
+    bool authentic = s_backup_authentic (key, self->account, b);
+    sodium_memzero (key, sizeof key);
+    if (!authentic)
+        return snprintf (err, errlen, "the backup record of %s %s does not verify with the account secret: it was "
+                         "altered where it is kept (or made under another secret)", program, b->version_name), -1;
+    s_config_hash (config, size, hash);
+    if (!streq (hash, b->config_hash))
+        return snprintf (err, errlen, "the configuration that came with the backup of %s %s is not the one backed "
+                         "up (%s)", program, b->version_name, size? "altered": "withheld"), -1;
+    return 0;
 }
 
 //  --------------------------------------------------------------------------
@@ -170,8 +272,15 @@ node_backup (af_node_t *self, cli_t *cli)
         node_ctl_error (self, cli->client, AF_E_MALFORMED, "%s is not installed on this device", program);
         return;
     }
+    uint8_t key [AF_CONFIG_KEY_SIZE];
+    if (!node_config_key (self, key)) {
+        node_ctl_error (self, cli->client, AF_E_MALFORMED, "set the account secret first: appferry config secret "
+                        "(it authenticates the backup%s)", with_config? " and seals its configuration": "");
+        return;
+    }
     af_msg_t *msg = af_msg_new (AF_MSG_BACKUP_PUT);
     if (with_config && s_seal (self, program, msg, err, sizeof err)) {
+        sodium_memzero (key, sizeof key);
         node_ctl_error (self, cli->client, AF_E_MALFORMED, "%s", err);
         af_msg_destroy (&msg);
         return;
@@ -193,6 +302,16 @@ node_backup (af_node_t *self, cli_t *cli)
     snprintf (entry->version_name, sizeof entry->version_name, "%s", info.version_name);
     entry->version_code = info.version_code;
     snprintf (entry->hash, sizeof entry->hash, "%s", info.hash);
+    //  Authenticated with the account secret, so that a restore can tell
+    //  this record from one the broker made or changed
+    uint8_t id [AF_ID_SIZE];
+    randombytes_buf (id, sizeof id);
+    sodium_bin2hex (entry->backup_id, sizeof entry->backup_id, id, sizeof id);
+    snprintf (entry->device_id, sizeof entry->device_id, "%s", self->device_id);
+    entry->created = (uint64_t) zclock_time ();
+    s_config_hash (msg->data, msg->data_size, entry->config_hash);
+    s_backup_mac (key, self->account, entry, entry->mac);
+    sodium_memzero (key, sizeof key);
     pending_t *pending = node_request (self, s_put_answer, REQ_SESSION, cli->client, msg);
     snprintf (pending->program, sizeof pending->program, "%s", program);
     snprintf (pending->device_name, sizeof pending->device_name, "%s", info.version_name);
@@ -202,17 +321,26 @@ node_backup (af_node_t *self, cli_t *cli)
 //  --------------------------------------------------------------------------
 //  backups [PROGRAM]
 
+//  The list, each entry with whether its record verifies with the account
+//  secret ("authentic": null without the secret)
 static json_t *
-s_backups_doc (af_msg_t *list)
+s_backups_doc (af_node_t *self, af_msg_t *list)
 {
+    uint8_t key [AF_CONFIG_KEY_SIZE];
+    bool has_key = node_config_key (self, key);
     json_t *backups = json_array ();
     for (uint32_t i = 0; i < list->backup_count; i++) {
         const af_backup_t *b = &list->backups [i];
-        json_array_append_new (backups, json_pack ("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:s, s:b}",
+        json_t *entry = json_pack ("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:s, s:b, s:s, s:I}",
             "program", b->program, "name", b->name, "publisher", b->publisher, "keyId", b->key_id,
             "platform", b->platform, "versionName", b->version_name, "versionCode", (json_int_t) b->version_code,
-            "hash", b->hash, "at", (json_int_t) b->at, "deviceId", b->device_id, "config", b->config_size > 0));
+            "hash", b->hash, "at", (json_int_t) b->at, "deviceId", b->device_id, "config", b->config_size > 0,
+            "backupId", b->backup_id, "created", (json_int_t) b->created);
+        json_object_set_new (entry, "authentic", has_key? json_boolean (s_backup_authentic (key, self->account, b)):
+                                                 json_null ());
+        json_array_append_new (backups, entry);
     }
+    sodium_memzero (key, sizeof key);
     return json_pack ("{s:o}", "backups", backups);
 }
 
@@ -221,7 +349,7 @@ s_list_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
 {
     if (!node_answer_failed (self, pending, answer) && pending->client)
         node_ctl_reply (self, pending->client, answer->id == AF_MSG_BACKUP_LIST,
-                        answer->id == AF_MSG_BACKUP_LIST? s_backups_doc (answer):
+                        answer->id == AF_MSG_BACKUP_LIST? s_backups_doc (self, answer):
                         node_error_doc (AF_E_INTERNAL, "unexpected answer from the broker"));
     return true;
 }
@@ -289,18 +417,21 @@ s_backup_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
     }
     const af_backup_t *backup = &answer->backups [0];
     bool latest = pending->seq & RESTORE_LATEST;
-    char path [700];
+    char path [700], err [AF_MAX_REASON + 1];
+    //  Nothing is recorded, kept or asked for on a record we cannot trust
+    if (s_backup_check (self, pending->program, pending->device_name, backup, answer->data, answer->data_size,
+                        err, sizeof err)) {
+        zsys_warning ("node: restore of %s refused: %s", pending->program, err);
+        node_ctl_error (self, pending->client, AF_E_FORBIDDEN, "refused: %s; nothing was installed", err);
+        return true;
+    }
     s_sealed_path (self, pending->program, path, sizeof path);
     bool config = answer->data_size > 0;
     if (config) {
-        zchunk_t *blob = zchunk_new (answer->data, answer->data_size);
-        zfile_t *file = zfile_new (NULL, path);
-        bool ok = zsys_dir_create ("%s/restores", self->config.home) == 0 && zfile_output (file) == 0
-               && zfile_write (file, blob, 0) == 0;
-        zfile_destroy (&file);
-        zchunk_destroy (&blob);
-        if (!ok) {
-            node_ctl_error (self, pending->client, AF_E_INTERNAL, "cannot keep the configuration in %s", path);
+        char err [AF_MAX_REASON + 1] = "cannot create the directory";
+        if (zsys_dir_create ("%s/restores", self->config.home)
+        ||  af_file_write (path, answer->data, answer->data_size, 0600, err, sizeof err) != AF_OK) {
+            node_ctl_error (self, pending->client, AF_E_INTERNAL, "cannot keep the configuration in %s: %s", path, err);
             return true;
         }
     }
@@ -308,8 +439,15 @@ s_backup_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
     json_object_set_new (json_object_get (doc, "restores"), pending->program,
                          json_pack ("{s:s, s:I, s:b}", "versionName", latest? "": backup->version_name,
                                     "at", (json_int_t) zclock_time (), "config", config));
-    node_json_save (self, STATE_FILE, doc);
+    int saved = node_json_save (self, STATE_FILE, doc);
     json_decref (doc);
+    if (saved) {
+        //  Without the record the offer would be refused as a rollback
+        node_ctl_error (self, pending->client, AF_E_INTERNAL, "cannot record the restore in %s/%s (see the log)",
+                        self->config.home, STATE_FILE);
+        unlink (path);
+        return true;
+    }
     af_msg_t *restore = af_msg_new (AF_MSG_RESTORE);
     snprintf (restore->program, sizeof restore->program, "%s", pending->program);
     if (!latest)
@@ -344,5 +482,6 @@ node_restore (af_node_t *self, cli_t *cli)
             options |= RESTORE_RECOMMEND;
     pending_t *pending = node_request (self, s_backup_answer, REQ_SESSION, cli->client, get);
     snprintf (pending->program, sizeof pending->program, "%s", program);
+    snprintf (pending->device_name, sizeof pending->device_name, "%s", get->version_name);    //  asked ("": newest)
     pending->seq = options;
 }

@@ -4,8 +4,10 @@
     Every CLI request gets one reply: "ok" or "error", then one JSON
     document. The documents are built here from the node's state (status,
     devices, installed, apps), so the text the CLI prints and the JSON a
-    script reads come from one place. JSON files in the home (pushes.json,
-    config-share.json) are written whole: a temp file, then a rename.
+    script reads come from one place. JSON files in the home (trust.json,
+    backup.json, pushes.json, config-share.json, contacts.json) are
+    written whole and durably: a temp file, fsync, rename, fsync of the
+    home (af_file_write), so a crash leaves the old or the new one.
     =========================================================================
 */
 #include "node_int.h"
@@ -156,16 +158,24 @@ node_status_doc (af_node_t *self)
     return doc;
 }
 
-//  A JSON document in the home: written whole (temp file, then rename), or
-//  read (NULL if missing or unreadable, which is logged)
-void
+//  A JSON document in the home: written whole and durably (af_file_write:
+//  temp file, fsync, rename, fsync of the home), 0, or -1 logged; or read
+//  (NULL if missing or unreadable, which is logged)
+int
 node_json_save (af_node_t *self, const char *name, json_t *doc)
 {
-    char path [600], tmp [610];
+    char path [600], err [AF_MAX_REASON + 1];
     snprintf (path, sizeof path, "%s/%s", self->config.home, name);
-    snprintf (tmp, sizeof tmp, "%s.tmp", path);
-    if (json_dump_file (doc, tmp, JSON_COMPACT) || rename (tmp, path))
-        zsys_error ("node: cannot save %s: %s", path, strerror (errno));
+    char *text = json_dumps (doc, JSON_COMPACT);
+    int code = text? af_file_write (path, text, strlen (text), 0600, err, sizeof err): AF_E_INTERNAL;
+    if (!text)
+        snprintf (err, sizeof err, "cannot encode %s", path);
+    free (text);
+    if (code != AF_OK) {
+        zsys_error ("node: cannot save %s: %s", name, err);
+        return -1;
+    }
+    return 0;
 }
 
 json_t *

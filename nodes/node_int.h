@@ -172,6 +172,7 @@ struct _af_node_t {
     bool has_root;                  //  root_pub was given (--root-key)
     af_minisign_pub_t root_pub;     //  the store's root key: what packages must chain to
     json_t *trust;                  //  trust.json: the highest metadata versions seen
+    af_trust_cache_t *trust_cache;  //  documents verified already (with root_pub)
     uint8_t *chunk_raw;             //  upload buffers: one chunk, and compressed
     uint8_t *chunk_packed;
     size_t chunk_packed_size;
@@ -261,7 +262,7 @@ json_t *node_devices_doc (af_node_t *self, af_msg_t *list, const char *source);
 json_t *node_installed_doc (af_node_t *self);
 json_t *node_apps_doc (af_node_t *self, af_msg_t *msg);
 json_t *node_status_doc (af_node_t *self);
-void node_json_save (af_node_t *self, const char *name, json_t *doc);
+int node_json_save (af_node_t *self, const char *name, json_t *doc);
 json_t *node_json_load (af_node_t *self, const char *name);
 
 //  node_devices.c: devices named on the command line. find: AF_OK with the

@@ -14,8 +14,14 @@
     unless it is the very version of a restore the user asked for on this
     device (node_backup.c): the broker cannot ask for one in their name.
 
+    The documents it verified are remembered in memory (af_trust_cache):
+    an unchanged root is not verified again for each install, nor the
+    same targets bytes.
+
     HOME/trust.json keeps the highest versions seen: { "root": N,
-    "targets": { PROGRAM: N } }, saved whenever one rises.
+    "targets": { PROGRAM: N } }, saved whenever one rises, durably (temp
+    file, fsync, rename, fsync of the home) before the install goes on:
+    if it cannot be saved, the offer is refused.
 
     Without a root key the node installs no package (store links are still
     recorded), unless --insecure-unsigned says to install without checks:
@@ -35,6 +41,7 @@ node_trust_setup (af_node_t *self, char *err, size_t errlen)
             return -1;
         }
         self->has_root = true;
+        self->trust_cache = af_trust_cache_new ();
     }
     else
     if (!self->config.insecure_unsigned)
@@ -74,7 +81,7 @@ node_trust_check (af_node_t *self, job_t *job, char *err, size_t errlen)
     af_trust_want_t want = { job->program, job->package.hash, job->package.size, job->package.version_code,
                              (uint64_t) zclock_time (), job->package.version_name };
     char inner [AF_MAX_REASON + 1];
-    if (af_trust_check (&self->root_pub, job->meta, job->meta_size, &want, &seen, inner, sizeof inner) != AF_OK) {
+    if (af_trust_check (&self->root_pub, self->trust_cache, job->meta, job->meta_size, &want, &seen, inner, sizeof inner) != AF_OK) {
         snprintf (err, errlen, "refused: signature check: %s", inner);
         return -1;
     }
@@ -90,9 +97,14 @@ node_trust_check (af_node_t *self, job_t *job, char *err, size_t errlen)
     }
     if (seen.root != s_seen (json_object_get (self->trust, "root"))
     ||  seen.targets != s_seen (json_object_get (targets, job->program))) {
+        //  On disk before anything installs: a crash must not take the
+        //  rollback guard back to versions older than one a device acted on
         json_object_set_new (self->trust, "root", json_integer ((json_int_t) seen.root));
         json_object_set_new (targets, job->program, json_integer ((json_int_t) seen.targets));
-        node_json_save (self, "trust.json", self->trust);
+        if (node_json_save (self, "trust.json", self->trust)) {
+            snprintf (err, errlen, "refused: cannot record the metadata versions seen in trust.json (see the log)");
+            return -1;
+        }
     }
     return 0;
 }

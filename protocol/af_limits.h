@@ -211,6 +211,8 @@
 #define AF_MAX_PUBLISHER_PROGRAMS 16    //  program names or prefixes per publisher
 #define AF_TRUST_ROOT_DAYS      365     //  default expiry of the root documents
 #define AF_TRUST_TARGETS_DAYS   30      //  default expiry of a targets document
+#define AF_TRUST_CACHE_DOCS     16      //  targets documents a device remembers it verified
+#define AF_MAX_META_DEPTH       16      //  nesting of JSON values in a targets document
 
 //  Device descriptions read by the node (a JSON file, or `adb` output)
 #define AF_MAX_DEVICE_FILE      (256 * 1024)    //  a description file, bytes

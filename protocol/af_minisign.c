@@ -149,6 +149,49 @@ af_file_read (const char *path, size_t max, size_t *len, int *code, char *err, s
 }
 
 int
+af_file_write (const char *path, const void *data, size_t len, mode_t mode, char *err, size_t errlen)
+{
+    char tmp [4200], dir [4200];
+    if (snprintf (tmp, sizeof tmp, "%s.tmp", path) >= (int) sizeof tmp) {
+        snprintf (err, errlen, "%s: path too long", path);
+        return AF_E_INTERNAL;
+    }
+    snprintf (dir, sizeof dir, "%s", path);
+    char *slash = strrchr (dir, '/');
+    if (slash == dir)
+        slash [1] = 0;                  //  "/"
+    else
+    if (slash)
+        *slash = 0;
+    else
+        snprintf (dir, sizeof dir, ".");
+    int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    bool ok = fd >= 0 && write (fd, data, len) == (ssize_t) len && fsync (fd) == 0;
+    int saved = errno;
+    if (fd >= 0 && close (fd) && ok)
+        ok = false, saved = errno;
+    if (ok && rename (tmp, path))
+        ok = false, saved = errno;
+    if (!ok) {
+        snprintf (err, errlen, "cannot write %s: %s", path,
+                  saved == ENOSPC || saved == EFBIG? "the disk is full": strerror (saved));
+        unlink (tmp);
+        return AF_E_INTERNAL;
+    }
+    //  The rename is durable only once the directory is on disk too
+    int dir_fd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ok = dir_fd >= 0 && fsync (dir_fd) == 0;
+    saved = errno;
+    if (dir_fd >= 0)
+        close (dir_fd);
+    if (!ok) {
+        snprintf (err, errlen, "cannot sync the directory of %s: %s", path, strerror (saved));
+        return AF_E_INTERNAL;
+    }
+    return AF_OK;
+}
+
+int
 af_minisign_pub_load (const char *path, af_minisign_pub_t *pub, char *err, size_t errlen)
 {
     size_t len;
@@ -210,28 +253,6 @@ af_minisign_sec_load (const char *path, af_minisign_sec_t *sec, char *err, size_
     return code;
 }
 
-//  Write text as path, whole: temp file, fsync, rename
-static int
-s_write (const char *path, const char *text, mode_t mode, char *err, size_t errlen)
-{
-    char tmp [4200];
-    if (snprintf (tmp, sizeof tmp, "%s.tmp", path) >= (int) sizeof tmp) {
-        snprintf (err, errlen, "%s: path too long", path);
-        return AF_E_INTERNAL;
-    }
-    int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
-    size_t len = strlen (text);
-    bool ok = fd >= 0 && write (fd, text, len) == (ssize_t) len && fsync (fd) == 0;
-    if (fd >= 0)
-        ok = close (fd) == 0 && ok;
-    if (!ok || rename (tmp, path)) {
-        snprintf (err, errlen, "cannot write %s: %s", path, strerror (errno));
-        unlink (tmp);
-        return AF_E_INTERNAL;
-    }
-    return AF_OK;
-}
-
 int
 af_minisign_pub_save (const char *path, const af_minisign_pub_t *pub, char *err, size_t errlen)
 {
@@ -239,7 +260,7 @@ af_minisign_pub_save (const char *path, const af_minisign_pub_t *pub, char *err,
     af_minisign_pub_base64 (pub, b64);
     af_minisign_id (pub->key_id, id);
     snprintf (text, sizeof text, "untrusted comment: minisign public key %s\n%s\n", id, b64);
-    return s_write (path, text, 0644, err, errlen);
+    return af_file_write (path, text, strlen (text), 0644, err, errlen);
 }
 
 int
@@ -253,7 +274,7 @@ af_minisign_sec_save (const char *path, const af_minisign_sec_t *sec, char *err,
     sodium_bin2base64 (b64, sizeof b64, raw, sizeof raw, sodium_base64_VARIANT_ORIGINAL);
     char text [400];
     snprintf (text, sizeof text, "untrusted comment: minisign secret key (unencrypted)\n%s\n", b64);
-    int code = s_write (path, text, 0600, err, errlen);
+    int code = af_file_write (path, text, strlen (text), 0600, err, errlen);
     sodium_memzero (raw, sizeof raw);
     sodium_memzero (text, sizeof text);
     sodium_memzero (b64, sizeof b64);
@@ -494,6 +515,25 @@ af_minisign_test (bool verbose)
     char dir [] = "/tmp/af_minisign_test.XXXXXX";
     assert (mkdtemp (dir));
     s_test_fixture (dir);
+
+    //  af_file_write: whole, replacing, no temp file left; a directory
+    //  that is not there is an error that names the file
+    {
+        char file [600], tmp [610], why [300];
+        snprintf (file, sizeof file, "%s/state.json", dir);
+        snprintf (tmp, sizeof tmp, "%s.tmp", file);
+        size_t got;
+        int code;
+        assert (af_file_write (file, "{\"a\":1}", 7, 0600, why, sizeof why) == AF_OK);
+        assert (af_file_write (file, "{}", 2, 0600, why, sizeof why) == AF_OK);
+        char *text = af_file_read (file, 100, &got, &code, why, sizeof why);
+        assert (text && got == 2 && streq (text, "{}") && !zsys_file_exists (tmp));
+        free (text);
+        struct stat st;
+        assert (stat (file, &st) == 0 && (st.st_mode & 0777) == 0600);
+        snprintf (file, sizeof file, "%s/absent/state.json", dir);
+        assert (af_file_write (file, "{}", 2, 0600, why, sizeof why) == AF_E_INTERNAL && strstr (why, "absent/state.json"));
+    }
 
     //  Our own keys round-trip through their files and sign and verify
     af_minisign_pub_t pub, pub2, other;

@@ -33,6 +33,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include "af_limits.h"
 
 #define AF_MINISIGN_KEYID_SIZE  8
@@ -54,6 +55,14 @@ typedef struct {
 //  the caller frees (*len its size), or NULL with err and *code:
 //  AF_E_NO_BLOB (no such file), AF_E_TOO_BIG, AF_E_INTERNAL
 char *af_file_read (const char *path, size_t max, size_t *len, int *code, char *err, size_t errlen);
+
+//  Write a whole file so that a crash leaves the old one or the new one,
+//  on disk: path.tmp written (with mode) and fsynced, renamed over path,
+//  then the directory fsynced (without it the rename itself may be lost,
+//  and the old file come back). AF_OK, or AF_E_INTERNAL with err (the
+//  temp file removed; if only the directory's sync failed, the new file
+//  is in place but may not survive a crash).
+int af_file_write (const char *path, const void *data, size_t len, mode_t mode, char *err, size_t errlen);
 
 //  A new keypair (random key ID).
 void af_minisign_keygen (af_minisign_pub_t *pub, af_minisign_sec_t *sec);

@@ -251,6 +251,10 @@ static const field_t s_backup_fields [] = {
     U64 (af_backup_t, "at", at, false),
     STR (af_backup_t, "deviceId", device_id, false),
     U32 (af_backup_t, "configSize", config_size, 0, AF_MAX_CONFIG, false),
+    STR (af_backup_t, "backupId", backup_id, false),
+    U64 (af_backup_t, "created", created, false),
+    STR (af_backup_t, "configHash", config_hash, false),
+    STR (af_backup_t, "mac", mac, false),
     END
 };
 

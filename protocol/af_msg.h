@@ -178,6 +178,10 @@ typedef struct {
     uint64_t at;                                //  backed up, ms (the broker's clock)
     char device_id [AF_ID_HEX + 1];             //  the device backed up (the broker's word)
     uint32_t config_size;                       //  bytes of the sealed configuration, 0: none
+    char backup_id [AF_ID_HEX + 1];             //  chosen by the device that backed up
+    uint64_t created;                           //  ms, that device's clock
+    char config_hash [AF_HASH_HEX + 1];         //  BLAKE2b-256 of the sealed configuration, "" if none
+    char mac [AF_HASH_HEX + 1];                 //  keyed from the account secret (SPEC 5.48)
 } af_backup_t;
 
 //  One target of a push, as PUSH_ACCEPTED lists them

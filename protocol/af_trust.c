@@ -15,7 +15,14 @@
 
     Parsing is strict: documents are bounded (AF_MAX_META_DOC), JSON
     duplicate keys are refused, every field is typed, and a document of
-    one kind is never accepted as another (its "type").
+    one kind is never accepted as another (its "type"). Signatures are
+    verified over the bytes before anything reads them. The device reads
+    a targets document in one pass for the one target offered, without
+    building a tree (af_trust_targets.c), and may keep an
+    af_trust_cache of what it verified, so that an unchanged root and the
+    same targets bytes are not verified again: at most 4 Ed25519
+    verifications an offer, 2 once the root is known, none for documents
+    seen before (bench_trust).
     =========================================================================
 */
 #include <czmq.h>
@@ -29,27 +36,10 @@
 
 #define S_ROOT_TYPE     "appferry-root"
 #define S_PUBS_TYPE     "appferry-publishers"
-#define S_TARGETS_TYPE  "appferry-targets"
 
-//  Verify text against a signature by any of keys (the one whose ID it
-//  names). AF_OK, or AF_E_MALFORMED / AF_E_FORBIDDEN with err.
-static int
-s_verify_any (const af_minisign_pub_t *keys, size_t key_count, const char *text, size_t len,
-              const char *sig, size_t sig_len, char *err, size_t errlen)
-{
-    uint8_t key_id [AF_MINISIGN_KEYID_SIZE];
-    if (af_minisign_sig_key_id (sig, sig_len, key_id) != AF_OK) {
-        snprintf (err, errlen, "not a minisign signature");
-        return AF_E_MALFORMED;
-    }
-    for (size_t i = 0; i < key_count; i++)
-        if (memcmp (keys [i].key_id, key_id, AF_MINISIGN_KEYID_SIZE) == 0)
-            return af_minisign_verify (&keys [i], text, len, NULL, sig, sig_len, NULL, 0, err, errlen);
-    char id [AF_MINISIGN_KEYID_HEX + 1];
-    af_minisign_id (key_id, id);
-    snprintf (err, errlen, "signed by key %s, which is not a key trusted for it", id);
-    return AF_E_FORBIDDEN;
-}
+static int s_verify_doc (af_trust_cache_t *cache, const af_minisign_pub_t *keys, size_t key_count,
+                         const uint8_t *digest, const char *text, size_t len, const char *sig, size_t sig_len,
+                         const af_minisign_pub_t **by, char *err, size_t errlen);
 
 int
 af_trust_load_signed (const char *path, const af_minisign_pub_t *keys, size_t key_count,
@@ -67,7 +57,8 @@ af_trust_load_signed (const char *path, const af_minisign_pub_t *keys, size_t ke
         free (text);
         return code == AF_E_NO_BLOB? AF_E_MALFORMED: code;
     }
-    code = s_verify_any (keys, key_count, text, len, sig, sig_len, inner, sizeof inner);
+    const af_minisign_pub_t *by;
+    code = s_verify_doc (NULL, keys, key_count, NULL, text, len, sig, sig_len, &by, inner, sizeof inner);
     free (sig);
     if (code != AF_OK) {
         snprintf (err, errlen, "%s: %s", path, inner);
@@ -76,25 +67,6 @@ af_trust_load_signed (const char *path, const af_minisign_pub_t *keys, size_t ke
     }
     *text_p = text;
     *len_p = len;
-    return AF_OK;
-}
-
-//  Write text as path, whole
-static int
-s_write (const char *path, const char *text, char *err, size_t errlen)
-{
-    char tmp [4200];
-    snprintf (tmp, sizeof tmp, "%s.tmp", path);
-    FILE *file = fopen (tmp, "wb");
-    size_t len = strlen (text);
-    bool ok = file && fwrite (text, 1, len, file) == len && fflush (file) == 0 && fsync (fileno (file)) == 0;
-    if (file)
-        ok = fclose (file) == 0 && ok;
-    if (!ok || rename (tmp, path)) {
-        snprintf (err, errlen, "cannot write %s: %s", path, strerror (errno));
-        unlink (tmp);
-        return AF_E_INTERNAL;
-    }
     return AF_OK;
 }
 
@@ -108,9 +80,9 @@ af_trust_write_signed (const char *path, const char *text, const af_minisign_sec
     char *sig = af_minisign_sign (sec, text, strlen (text), trusted);
     assert (sig);
     snprintf (sig_path, sizeof sig_path, "%s.minisig", path);
-    int code = s_write (path, text, err, errlen);
+    int code = af_file_write (path, text, strlen (text), 0644, err, errlen);
     if (code == AF_OK)
-        code = s_write (sig_path, sig, err, errlen);
+        code = af_file_write (sig_path, sig, strlen (sig), 0644, err, errlen);
     free (sig);
     return code;
 }
@@ -373,7 +345,7 @@ af_trust_targets_make (const char *path, const char *program, const af_target_en
             "versionCode", (json_int_t) t->version_code, "versionName", t->version_name, "hash", t->hash,
             "size", (json_int_t) t->size, "publisher", t->publisher));
     }
-    char *text = s_dump (json_pack ("{s:s, s:s, s:I, s:I, s:o}", "type", S_TARGETS_TYPE, "program", program,
+    char *text = s_dump (json_pack ("{s:s, s:s, s:I, s:I, s:o}", "type", AF_TRUST_TARGETS_TYPE, "program", program,
                                     "version", (json_int_t) *version, "expires", (json_int_t) expires,
                                     "targets", list), true);
     if (strlen (text) > AF_MAX_META - 4096) {
@@ -453,51 +425,114 @@ s_bundle_parts (const msgpack_object *obj, parts_t *parts, char *err, size_t err
     return 0;
 }
 
-//  The targets document's checks for want. AF_OK or AF_E_FORBIDDEN /
-//  AF_E_MALFORMED with err.
-static int
-s_check_targets (json_t *doc, const af_trust_want_t *want, af_trust_seen_t *seen, char *err, size_t errlen)
+//  --------------------------------------------------------------------------
+//  The cache of verified documents
+
+typedef struct {
+    bool used;
+    uint8_t digest [crypto_generichash_BYTES_MAX];      //  BLAKE2b-512 of the document
+    af_minisign_pub_t key;                              //  the store key that signed it
+} cached_doc_t;
+
+struct _af_trust_cache_t {
+    bool has_root;
+    af_minisign_pub_t root_pub;         //  the key that verified root
+    uint8_t root_digest [crypto_generichash_BYTES_MAX];
+    af_trust_root_t root;
+    cached_doc_t docs [AF_TRUST_CACHE_DOCS];
+    size_t next;                        //  the slot the next document takes
+    uint64_t spared, made;
+};
+
+af_trust_cache_t *
+af_trust_cache_new (void)
 {
-    uint64_t version, expires;
-    if (s_head (doc, S_TARGETS_TYPE, &version, &expires, err, errlen))
-        return AF_E_MALFORMED;
-    json_t *program = json_object_get (doc, "program");
-    if (!json_is_string (program) || strcmp (json_string_value (program), want->program))
-        return snprintf (err, errlen, "the signed targets are for program '%s', not '%s'",
-                         json_is_string (program)? json_string_value (program): "?", want->program), AF_E_FORBIDDEN;
-    if (expires <= want->now)
-        return snprintf (err, errlen, "the targets metadata of '%s' (version %llu) expired %llu s ago", want->program,
-                         (unsigned long long) version, (unsigned long long) ((want->now - expires) / 1000)), AF_E_FORBIDDEN;
-    if (version < seen->targets)
-        return snprintf (err, errlen, "rollback: the targets metadata of '%s' is version %llu, older than version "
-                         "%llu seen already", want->program, (unsigned long long) version,
-                         (unsigned long long) seen->targets), AF_E_FORBIDDEN;
-    json_t *list = json_object_get (doc, "targets");
-    for (size_t i = 0; i < json_array_size (list); i++) {
-        json_t *t = json_array_get (list, i);
-        json_t *hash = json_object_get (t, "hash");
-        if (!json_is_string (hash) || strcmp (json_string_value (hash), want->hash))
-            continue;
-        json_t *size = json_object_get (t, "size"), *code = json_object_get (t, "versionCode");
-        if (!json_is_integer (size) || (uint64_t) json_integer_value (size) != want->size
-        ||  !json_is_integer (code) || (uint64_t) json_integer_value (code) != want->version_code)
-            return snprintf (err, errlen, "the offer's size or version of %.16s... differs from the signed target",
-                             want->hash), AF_E_FORBIDDEN;
-        json_t *name = json_object_get (t, "versionName"), *publisher = json_object_get (t, "publisher");
-        if (want->version_name && (!json_is_string (name) || strcmp (json_string_value (name), want->version_name)))
-            return snprintf (err, errlen, "the offer's version name %s of %.16s... is not the signed target's",
-                             want->version_name, want->hash), AF_E_FORBIDDEN;
-        seen->targets = version;
-        if (json_is_string (publisher))
-            snprintf (seen->key_id, sizeof seen->key_id, "%s", json_string_value (publisher));
+    af_trust_cache_t *self = (af_trust_cache_t *) zmalloc (sizeof (af_trust_cache_t));
+    assert (self);
+    return self;
+}
+
+void
+af_trust_cache_destroy (af_trust_cache_t **self_p)
+{
+    assert (self_p);
+    free (*self_p);
+    *self_p = NULL;
+}
+
+void
+af_trust_cache_counts (af_trust_cache_t *self, uint64_t *spared, uint64_t *made)
+{
+    assert (self);
+    *spared = self->spared;
+    *made = self->made;
+}
+
+//  Verify a document by one of keys (the one its signature names; digest,
+//  its BLAKE2b-512, may be NULL without a cache), unless the cache knows
+//  it was signed by one of them. On success *by is the key that signed it.
+static int
+s_verify_doc (af_trust_cache_t *cache, const af_minisign_pub_t *keys, size_t key_count, const uint8_t *digest,
+              const char *text, size_t len, const char *sig, size_t sig_len, const af_minisign_pub_t **by,
+              char *err, size_t errlen)
+{
+    for (size_t i = 0; cache && i < AF_TRUST_CACHE_DOCS; i++) {
+        const cached_doc_t *doc = &cache->docs [i];
+        if (doc->used && memcmp (doc->digest, digest, sizeof doc->digest) == 0)
+            for (size_t k = 0; k < key_count; k++)
+                if (memcmp (&keys [k], &doc->key, sizeof doc->key) == 0) {
+                    cache->spared++;
+                    *by = &keys [k];
+                    return AF_OK;
+                }
+    }
+    uint8_t key_id [AF_MINISIGN_KEYID_SIZE];
+    if (af_minisign_sig_key_id (sig, sig_len, key_id) != AF_OK)
+        return snprintf (err, errlen, "not a minisign signature"), AF_E_MALFORMED;
+    for (size_t k = 0; k < key_count; k++)
+        if (memcmp (keys [k].key_id, key_id, AF_MINISIGN_KEYID_SIZE) == 0) {
+            if (cache)
+                cache->made++;
+            int code = af_minisign_verify (&keys [k], text, len, digest, sig, sig_len, NULL, 0, err, errlen);
+            *by = &keys [k];
+            return code;
+        }
+    char id [AF_MINISIGN_KEYID_HEX + 1];
+    af_minisign_id (key_id, id);
+    snprintf (err, errlen, "signed by key %s, which is not a key trusted for it", id);
+    return AF_E_FORBIDDEN;
+}
+
+//  The bundle's root document, verified and parsed, or from the cache
+static int
+s_root (const af_minisign_pub_t *root_pub, af_trust_cache_t *cache, const parts_t *parts, af_trust_root_t *root,
+        char *err, size_t errlen)
+{
+    uint8_t digest [crypto_generichash_BYTES_MAX];
+    crypto_generichash (digest, sizeof digest, (const uint8_t *) parts->data [0], parts->size [0], NULL, 0);
+    if (cache && cache->has_root && memcmp (&cache->root_pub, root_pub, sizeof *root_pub) == 0
+    &&  memcmp (cache->root_digest, digest, sizeof digest) == 0) {
+        cache->spared++;
+        *root = cache->root;
         return AF_OK;
     }
-    return snprintf (err, errlen, "no signed target of '%s' has hash %.16s... (not a package of the store)",
-                     want->program, want->hash), AF_E_FORBIDDEN;
+    const af_minisign_pub_t *by;
+    int code = s_verify_doc (NULL, root_pub, 1, digest, parts->data [0], parts->size [0], parts->data [1],
+                             parts->size [1], &by, err, errlen);
+    if (code == AF_OK)
+        code = af_trust_root_parse (parts->data [0], parts->size [0], root, err, errlen);
+    if (code == AF_OK && cache) {
+        cache->made++;
+        cache->has_root = true;
+        cache->root_pub = *root_pub;
+        memcpy (cache->root_digest, digest, sizeof digest);
+        cache->root = *root;
+    }
+    return code;
 }
 
 int
-af_trust_check (const af_minisign_pub_t *root_pub, const uint8_t *bundle, size_t size,
+af_trust_check (const af_minisign_pub_t *root_pub, af_trust_cache_t *cache, const uint8_t *bundle, size_t size,
                 const af_trust_want_t *want, af_trust_seen_t *seen, char *err, size_t errlen)
 {
     assert (root_pub && want && seen);
@@ -517,12 +552,9 @@ af_trust_check (const af_minisign_pub_t *root_pub, const uint8_t *bundle, size_t
     else
     if (s_bundle_parts (&unpacked.data, &parts, err, errlen) == 0) {
         af_trust_root_t root;
-        code = s_verify_any (root_pub, 1, parts.data [0], parts.size [0], parts.data [1], parts.size [1],
-                             inner, sizeof inner);
-        if (code != AF_OK)
-            snprintf (err, errlen, "root metadata: %s", inner);
-        else
-        if ((code = af_trust_root_parse (parts.data [0], parts.size [0], &root, inner, sizeof inner)) != AF_OK)
+        uint8_t digest [crypto_generichash_BYTES_MAX];
+        const af_minisign_pub_t *by = NULL;
+        if ((code = s_root (root_pub, cache, &parts, &root, inner, sizeof inner)) != AF_OK)
             snprintf (err, errlen, "root metadata: %s", inner);
         else
         if (root.expires <= want->now) {
@@ -537,15 +569,27 @@ af_trust_check (const af_minisign_pub_t *root_pub, const uint8_t *bundle, size_t
             code = AF_E_FORBIDDEN;
         }
         else
-        if ((code = s_verify_any (root.store, root.store_count, parts.data [2], parts.size [2], parts.data [3],
-                                  parts.size [3], inner, sizeof inner)) != AF_OK)
+        if (crypto_generichash (digest, sizeof digest, (const uint8_t *) parts.data [2], parts.size [2], NULL, 0),
+            (code = s_verify_doc (cache, root.store, root.store_count, digest, parts.data [2], parts.size [2],
+                                  parts.data [3], parts.size [3], &by, inner, sizeof inner)) != AF_OK)
             snprintf (err, errlen, "targets metadata: %s", inner);
         else {
-            json_error_t jerr;
-            json_t *doc = json_loadb (parts.data [2], parts.size [2], JSON_REJECT_DUPLICATES, &jerr);
+            if (cache) {
+                //  Verified: remember it, unless it is remembered already
+                bool known = false;
+                for (size_t i = 0; i < AF_TRUST_CACHE_DOCS && !known; i++)
+                    known = cache->docs [i].used && memcmp (cache->docs [i].digest, digest, sizeof digest) == 0
+                         && memcmp (&cache->docs [i].key, by, sizeof *by) == 0;
+                if (!known) {
+                    cached_doc_t *slot = &cache->docs [cache->next];
+                    cache->next = (cache->next + 1) % AF_TRUST_CACHE_DOCS;
+                    slot->used = true;
+                    memcpy (slot->digest, digest, sizeof digest);
+                    slot->key = *by;
+                }
+            }
             af_trust_seen_t next = { root.version, seen->targets, "" };
-            code = s_check_targets (doc, want, &next, err, errlen);
-            json_decref (doc);
+            code = af_trust_targets_check (parts.data [2], parts.size [2], want, &next, err, errlen);
             if (code == AF_OK)
                 *seen = next;
         }
@@ -561,6 +605,7 @@ typedef struct {
     char dir [64];
     af_minisign_pub_t root_pub, store_pub;
     af_minisign_sec_t root_sec, store_sec;
+    af_trust_cache_t *cache;            //  NULL: every check verifies everything
 } fixture_t;
 
 static void
@@ -591,16 +636,99 @@ s_check (fixture_t *f, const char *program, uint64_t now, af_trust_seen_t *seen,
     size_t size;
     assert (af_trust_bundle_load (f->dir, program, &bundle, &size, err, errlen) == AF_OK);
     af_trust_want_t want = { program, hash, 100, 7, now, NULL };
-    int code = af_trust_check (&f->root_pub, bundle, size, &want, seen, err, errlen);
+    int code = af_trust_check (&f->root_pub, f->cache, bundle, size, &want, seen, err, errlen);
     free (bundle);
     return code;
 }
+
+//  The one-pass reader of targets documents: what jansson accepts, it
+//  reads the same; what is not JSON, or names a member twice, it refuses
+static void
+s_test_reader (void)
+{
+    char hash [AF_HASH_HEX + 1], text [2000], err [300];
+    memset (hash, 'a', AF_HASH_HEX);
+    hash [AF_HASH_HEX] = 0;
+    af_trust_want_t want = { "wei\u00e9", hash, 100, 7, 1000, "1.7" };
+    const char *target = "{\"platform\":\"android\",\"versionCode\":7,\"versionName\":\"1.7\",\"hash\":\"%s\","
+                         "\"size\":100,\"publisher\":\"0123456789ABCDEF\"%s}";
+    struct { const char *head, *extra, *tail; int code; const char *says; } cases [] = {
+        { "", "", "", AF_OK, NULL },
+        //  unknown members of any type are skipped, white space anywhere
+        { "\"note\": [1, -2.5e3, {\"x\": [true, false, null]}, \"\\\"\\ud83d\\ude00\"],", ", \"extra\": {}", " \n",
+          AF_OK, NULL },
+        { "\"program\":\"other\",", "", "", AF_E_MALFORMED, "at byte" },                 //  a member twice
+        { "", ",\"hash\":\"b\"", "", AF_E_MALFORMED, "at byte" },                        //  in a target too
+        { "", "", "x", AF_E_MALFORMED, "at byte" },                                         //  after the value
+        { "\"n\": 99999999999999999999,", "", "", AF_E_MALFORMED, "at byte" },              //  too big an integer
+        { "\"n\": 01,", "", "", AF_E_MALFORMED, "at byte" },
+        { "\"n\": \"\\ud800\",", "", "", AF_E_MALFORMED, "at byte" },                     //  a lone surrogate
+        { "\"n\": \"\xc0\xaf\",", "", "", AF_E_MALFORMED, "at byte" },                     //  overlong UTF-8
+        { "\"n\": \"\x01\",", "", "", AF_E_MALFORMED, "at byte" },                          //  a control character
+        { "\"n\": [[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]],", "", "", AF_E_MALFORMED, "at byte" }, //  too deep
+        { "\"n\": [1,],", "", "", AF_E_MALFORMED, "at byte" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
+        char one [600];
+        snprintf (one, sizeof one, target, hash, cases [i].extra);
+        snprintf (text, sizeof text, "{%s\"type\":\"appferry-targets\",\"program\":\"wei\\u00e9\",\"version\":3,"
+                  "\"expires\":2000,\"targets\":[{\"hash\":\"bb\",\"size\":1},%s]}%s", cases [i].head, one, cases [i].tail);
+        af_trust_seen_t seen = { 0, 0, "" };
+        want.program = "wei\xc3\xa9";
+        int code = af_trust_targets_check (text, strlen (text), &want, &seen, err, sizeof err);
+        if (code != cases [i].code || (cases [i].says && !strstr (err, cases [i].says))) {
+            printf ("case %zu: %d %s\n", i, code, err);
+            assert (false);
+        }
+        assert (code != AF_OK || (seen.targets == 3 && streq (seen.key_id, "0123456789ABCDEF")));
+        //  jansson agrees on what is JSON (it refuses duplicates as well)
+        json_error_t jerr;
+        json_t *doc = json_loadb (text, strlen (text), JSON_REJECT_DUPLICATES, &jerr);
+        assert ((doc != NULL) == (code == AF_OK) || i == 10);   //  jansson nests deeper
+        json_decref (doc);
+    }
+    //  Not a targets document; no target with the hash; a mistyped size
+    snprintf (text, sizeof text, "{\"type\":\"appferry-root\",\"version\":1,\"expires\":1}");
+    af_trust_seen_t seen = { 0, 0, "" };
+    assert (af_trust_targets_check (text, strlen (text), &want, &seen, err, sizeof err) == AF_E_MALFORMED
+            && strstr (err, "not an appferry-targets"));
+    snprintf (text, sizeof text, "{\"type\":\"appferry-targets\",\"program\":\"x\",\"version\":1,\"expires\":9000,"
+              "\"targets\":[{\"hash\":\"%s\",\"size\":\"100\",\"versionCode\":7}]}", hash);
+    want.program = "x";
+    assert (af_trust_targets_check (text, strlen (text), &want, &seen, err, sizeof err) == AF_E_MALFORMED);
+    snprintf (text, sizeof text, "{\"type\":\"appferry-targets\",\"program\":\"x\",\"version\":1,\"expires\":9000,"
+              "\"targets\":[{\"hash\":\"%s\",\"size\":100,\"versionCode\":8}]}", hash);
+    assert (af_trust_targets_check (text, strlen (text), &want, &seen, err, sizeof err) == AF_E_FORBIDDEN
+            && strstr (err, "differs"));
+    want.hash = "cc";
+    assert (af_trust_targets_check (text, strlen (text), &want, &seen, err, sizeof err) == AF_E_FORBIDDEN
+            && strstr (err, "no signed target"));
+}
+
+static void s_test_chain (bool verbose, af_trust_cache_t *cache);
 
 void
 af_trust_test (bool verbose)
 {
     printf (" * af_trust: ");
+    s_test_reader ();
+    s_test_chain (verbose, NULL);
+    af_trust_cache_t *cache = af_trust_cache_new ();
+    s_test_chain (verbose, cache);
+    uint64_t spared, made;
+    af_trust_cache_counts (cache, &spared, &made);
+    assert (spared > 0 && made > 0);
+    af_trust_cache_destroy (&cache);
+    assert (cache == NULL);
+    printf ("OK\n");
+}
+
+//  The chain's checks, with or without a cache: the same answers
+static void
+s_test_chain (bool verbose, af_trust_cache_t *cache)
+{
     fixture_t f;
+    f.cache = cache;
     snprintf (f.dir, sizeof f.dir, "/tmp/af_trust_test.XXXXXX");
     assert (mkdtemp (f.dir));
     assert (zsys_dir_create ("%s/targets", f.dir) == 0);
@@ -624,10 +752,10 @@ af_trust_test (bool verbose)
         assert (af_trust_bundle_load (f.dir, "weixin", &bundle, &size, err, sizeof err) == AF_OK);
         af_trust_want_t named = { "weixin", hash, 100, 7, now, "9.9" };
         af_trust_seen_t again = seen;
-        assert (af_trust_check (&f.root_pub, bundle, size, &named, &again, err, sizeof err) == AF_E_FORBIDDEN
+        assert (af_trust_check (&f.root_pub, f.cache, bundle, size, &named, &again, err, sizeof err) == AF_E_FORBIDDEN
                 && strstr (err, "version name 9.9"));
         named.version_name = "1.7";
-        assert (af_trust_check (&f.root_pub, bundle, size, &named, &again, err, sizeof err) == AF_OK);
+        assert (af_trust_check (&f.root_pub, f.cache, bundle, size, &named, &again, err, sizeof err) == AF_OK);
         free (bundle);
     }
     assert (seen.root == 1 && seen.targets == 1);
@@ -645,22 +773,33 @@ af_trust_test (bool verbose)
     assert (s_check (&f, "weixin", now, &seen, err, sizeof err) == AF_E_FORBIDDEN && strstr (err, "rollback"));
     if (verbose)
         printf ("(%s) ", err);
-    //  Targets signed by a key the root does not list: refused
+    //  Targets signed by a key the root does not list: refused (a document
+    //  of other bytes than the store signed: the same bytes are the store's,
+    //  whoever signed them again, and a cache rightly knows them)
     af_minisign_pub_t rogue_pub;
     af_minisign_sec_t rogue_sec;
     af_minisign_keygen (&rogue_pub, &rogue_sec);
-    s_publish (&f, 1, now + day, "weixin", now + day, &rogue_sec);
+    s_publish (&f, 1, now + day, "weixin", now + day - 1, &rogue_sec);
     assert (s_check (&f, "weixin", now, &seen, err, sizeof err) == AF_E_FORBIDDEN && strstr (err, "not a key trusted"));
     //  Rotation: the root lists a new store key (root version 2); targets
     //  it signs pass, and those of the old key no longer do
-    af_minisign_pub_t old_pub = f.store_pub;
+    //  (and a document the old key signed, verified and cached before the
+    //  rotation, does not pass again on the strength of the cache)
     af_minisign_sec_t old_sec = f.store_sec;
+    s_publish (&f, 1, now + day, "weixin", now + day, &f.store_sec);
+    assert (s_check (&f, "weixin", now, &seen, err, sizeof err) == AF_OK);
+    snprintf (saved, sizeof saved, "cp %s %s.old && cp %s.minisig %s.old.minisig", path, path, path, path);
+    assert (system (saved) == 0);
+    assert (s_check (&f, "weixin", now, &seen, err, sizeof err) == AF_OK);     //  from the cache, if any
     af_minisign_keygen (&f.store_pub, &f.store_sec);
     s_publish (&f, 2, now + day, "weixin", now + day, &f.store_sec);
     assert (s_check (&f, "weixin", now, &seen, err, sizeof err) == AF_OK && seen.root == 2);
     s_publish (&f, 2, now + day, "weixin", now + day, &old_sec);
     assert (s_check (&f, "weixin", now, &seen, err, sizeof err) == AF_E_FORBIDDEN);
-    (void) old_pub;
+    snprintf (saved, sizeof saved, "cp %s.old %s && cp %s.old.minisig %s.minisig", path, path, path, path);
+    assert (system (saved) == 0);
+    seen.targets = 0;
+    assert (s_check (&f, "weixin", now, &seen, err, sizeof err) == AF_E_FORBIDDEN && strstr (err, "not a key trusted"));
     //  A root signed by another root key: refused
     fixture_t g = f;
     af_minisign_keygen (&g.root_pub, &g.root_sec);
@@ -677,16 +816,15 @@ af_trust_test (bool verbose)
     uint8_t *bundle;
     size_t size;
     assert (af_trust_bundle_load (f.dir, "other", &bundle, &size, err, sizeof err) == AF_OK);
-    assert (af_trust_check (&f.root_pub, bundle, size, &want, &seen, err, sizeof err) == AF_E_FORBIDDEN
+    assert (af_trust_check (&f.root_pub, f.cache, bundle, size, &want, &seen, err, sizeof err) == AF_E_FORBIDDEN
             && strstr (err, "no signed target"));
     bundle [size / 2] ^= 1;
-    assert (af_trust_check (&f.root_pub, bundle, size, &want, &seen, err, sizeof err) != AF_OK);
+    assert (af_trust_check (&f.root_pub, f.cache, bundle, size, &want, &seen, err, sizeof err) != AF_OK);
     free (bundle);
-    assert (af_trust_check (&f.root_pub, (const uint8_t *) "\x80", 1, &want, &seen, err, sizeof err) == AF_E_MALFORMED);
-    assert (af_trust_check (&f.root_pub, NULL, 0, &want, &seen, err, sizeof err) == AF_E_FORBIDDEN);
+    assert (af_trust_check (&f.root_pub, f.cache, (const uint8_t *) "\x80", 1, &want, &seen, err, sizeof err) == AF_E_MALFORMED);
+    assert (af_trust_check (&f.root_pub, f.cache, NULL, 0, &want, &seen, err, sizeof err) == AF_E_FORBIDDEN);
     assert (af_trust_bundle_load (f.dir, "absent", &bundle, &size, err, sizeof err) == AF_E_NO_BLOB);
     char cmd [200];
     snprintf (cmd, sizeof cmd, "rm -rf %s", f.dir);
     assert (system (cmd) == 0);
-    printf ("OK\n");
 }

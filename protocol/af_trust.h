@@ -57,6 +57,9 @@ typedef struct {
     af_publisher_t *publishers;         //  owned: af_trust_publishers_free
 } af_trust_publishers_t;
 
+//  The "type" of each kind of document
+#define AF_TRUST_TARGETS_TYPE   "appferry-targets"
+
 //  One target of a targets document
 typedef struct {
     char platform [AF_MAX_PLATFORM + 1];
@@ -135,16 +138,47 @@ char *af_trust_targets_make (const char *path, const char *program, const af_tar
 int af_trust_bundle_load (const char *meta_dir, const char *program, uint8_t **bundle, size_t *size,
                           char *err, size_t errlen);
 
+//  The checks of a targets document whose signature was verified already
+//  (af_trust_check's last step): read in one pass (strict JSON; a known
+//  member twice is refused, unknown members are skipped), of the type
+//  and want->program, not expired, its version not below seen->targets,
+//  and a target with want's hash, size, version code (and version name).
+//  AF_OK with seen->targets and seen->key_id set; AF_E_FORBIDDEN or
+//  AF_E_MALFORMED with err.
+int af_trust_targets_check (const char *text, size_t len, const af_trust_want_t *want, af_trust_seen_t *seen,
+                            char *err, size_t errlen);
+
+//  What a device remembers between checks (one per root key): the root
+//  document it verified last, parsed, and the BLAKE2b-512 digests of the
+//  last AF_TRUST_CACHE_DOCS targets documents it verified, each with the
+//  store key whose signature it checked. A document met again, byte for
+//  byte, is not verified again; everything that depends on the moment
+//  (expiry, the versions seen, whether the root still lists that store
+//  key) is checked every time. Not thread-safe: one per checking thread.
+typedef struct _af_trust_cache_t af_trust_cache_t;
+
+//  A new, empty cache. Never NULL.
+af_trust_cache_t *af_trust_cache_new (void);
+
+//  Free it. Sets *self_p to NULL.
+void af_trust_cache_destroy (af_trust_cache_t **self_p);
+
+//  Documents a cache spared verifying, and those it verified (for tests).
+void af_trust_cache_counts (af_trust_cache_t *self, uint64_t *spared, uint64_t *made);
+
 //  Check a bundle for an offer: the root document signed by root_pub and
 //  not expired, its version not below seen->root; the targets document
 //  signed by a store key the root lists, for want->program, not expired,
 //  its version not below seen->targets (rollback); and a target with
 //  want's hash, size and version code (and version name, if want names
-//  one). AF_OK with seen raised to the bundle's versions and key_id the
-//  target's publisher key; or AF_E_FORBIDDEN (a check failed: err names it),
-//  AF_E_MALFORMED (not a bundle, or a document that does not parse).
-int af_trust_check (const af_minisign_pub_t *root_pub, const uint8_t *bundle, size_t size,
-                    const af_trust_want_t *want, af_trust_seen_t *seen, char *err, size_t errlen);
+//  one). Signatures are verified over the documents' bytes before they
+//  are parsed; with cache (may be NULL) a document verified before is
+//  recognised by its digest instead. AF_OK with seen raised to the
+//  bundle's versions and key_id the target's publisher key; or
+//  AF_E_FORBIDDEN (a check failed: err names it), AF_E_MALFORMED (not a
+//  bundle, or a document that does not parse).
+int af_trust_check (const af_minisign_pub_t *root_pub, af_trust_cache_t *cache, const uint8_t *bundle,
+                    size_t size, const af_trust_want_t *want, af_trust_seen_t *seen, char *err, size_t errlen);
 
 //  Self test
 void af_trust_test (bool verbose);

@@ -6,8 +6,10 @@
 # with no preference gets the backed-up version, --version a pinned one
 # (older than the installed: allowed because the user asked here),
 # --latest the newest; no backup, no such version, no login each refused
-# clearly; another account sees none of it; an older version the user did
-# not ask for is still refused as a rollback; a restore that nothing fits
+# clearly; another account sees none of it; records the broker altered
+# (version, program, configuration) are refused, as they do not verify
+# with the account secret or are not what was asked; an older version the
+# user did not ask for is still refused as a rollback; a restore that nothing fits
 # recommends the best-voted program of its category that fits, or says
 # nothing fits. AF_BACKUP_BENCH=N times N restores end to end.
 . "$(dirname "$0")/lib.sh"
@@ -100,20 +102,65 @@ check "  ... the link recorded is version 1.0's" \
 
 # --- Refusals
 out=$(af tablet restore telegram 2>&1); rc=$?
-check "restore of a program never backed up: E_NO_BACKUP" test $rc -eq 1 -a -n "$(has "$out" "no backup of telegram" "E_NO_BACKUP" && echo y)"
+check "restore of a program never backed up: E_NO_BACKUP" exits 1 $rc has "$out" "no backup of telegram" "E_NO_BACKUP"
 out=$(af tablet restore weixin --version 9.9 2>&1); rc=$?
 check "restore of a version never backed up: E_NO_VERSION, naming those there are" \
-    test $rc -eq 1 -a -n "$(has "$out" "E_NO_VERSION" "backed up: 2.0, 1.0" && echo y)"
+    exits 1 $rc has "$out" "E_NO_VERSION" "backed up: 2.0, 1.0"
 out=$(af stranger restore weixin 2>&1); rc=$?
-check "restore from a device logged in to no account is refused" test $rc -eq 1 -a -n "$(has "$out" "E_NOT_LOGGED_IN" && echo y)"
+check "restore from a device logged in to no account is refused" exits 1 $rc has "$out" "E_NOT_LOGGED_IN"
 out=$(af stranger login nosuch 2>&1); rc=$?
-check "  ... and an unknown account gets E_NO_ACCOUNT" test $rc -eq 1 -a -n "$(has "$out" "E_NO_ACCOUNT" && echo y)"
+check "  ... and an unknown account gets E_NO_ACCOUNT" exits 1 $rc has "$out" "E_NO_ACCOUNT"
 af stranger register bob > /dev/null || die "register bob failed"
 out=$("$RAW" "$NODES_EP" "$BROKER_CERT" backups bob "$APPFERRY_PASSWORD" weixin 2>&1); rc=$?
 check "a raw client of another account reads none of ana's backups" test $rc -eq 0
 [ $rc -eq 0 ] || echo "$out"
 out=$(af tablet backup telegram 2>&1); rc=$?
-check "backup of a program not installed here is refused" test $rc -eq 1 -a -n "$(has "$out" "not installed" && echo y)"
+check "backup of a program not installed here is refused" exits 1 $rc has "$out" "not installed"
+
+# --- A compromised broker edits the records it keeps (af_tamper, on its
+# store while it runs): each restore is refused, naming what failed, and
+# nothing is installed or left pending
+TAMPER="$AF_BIN/tests/af_tamper"
+tamper () { "$TAMPER" "$BROKER_DIR/store" "$@" || die "af_tamper $* failed"; }
+pending_none () { test "$(jq -r '.restores | length' "$T/tablet/backup.json")" = 0; }
+doc=$(af tablet --json backups weixin)
+check "backups shows each record's ID and that it verifies with the account secret" \
+    test "$(echo "$doc" | jq -r '[.backups[] | (.backupId | length), .authentic] | join(",")')" = "32,true,32,true"
+tamper set ana weixin 2.0 versionCode 100
+out=$(af tablet restore weixin 2>&1); rc=$?
+check "a record whose version code the broker changed is refused: it does not verify with the account secret" \
+    exits 1 $rc has "$out" "refused" "does not verify with the account secret" "nothing was installed"
+check "  ... nothing installed, no restore pending" test "$(installed tablet)" = 3.0 -a -n "$(pending_none && echo y)"
+check "  ... and backups marks it" \
+    test "$(af tablet --json backups weixin | jq -r '[.backups[].authentic] | join(",")')" = "false,true"
+tamper set ana weixin 2.0 versionCode 200
+check "  ... the record put back as it was verifies again" \
+    test "$(af tablet --json backups weixin | jq -r '[.backups[].authentic] | join(",")')" = "true,true"
+tamper copy ana weixin 2.0 weixin saved-2.0
+tamper copy ana weixin 1.0 weixin saved-1.0
+tamper copy ana weixin 1.0 weixin 2.0
+out=$(af tablet restore weixin --version 2.0 2>&1); rc=$?
+check "a genuine record of another version, served for the version asked, is refused" \
+    exits 1 $rc has "$out" "refused" "version 1.0 of weixin, not 2.0 as asked"
+tamper copy ana weixin saved-2.0 weixin 2.0
+tamper copy ana weixin 1.0 telegram 1.0
+out=$(af tablet restore telegram 2>&1); rc=$?
+check "a genuine record of another program is refused" \
+    exits 1 $rc has "$out" "refused" "a backup of weixin, not of telegram"
+tamper config ana weixin 1.0 "another configuration"
+out=$(af tablet restore weixin --version 1.0 2>&1); rc=$?
+check "a record whose sealed configuration the broker replaced is refused" \
+    exits 1 $rc has "$out" "refused" "configuration" "not the one backed up (altered)"
+tamper config ana weixin 1.0 ""
+out=$(af tablet restore weixin --version 1.0 2>&1); rc=$?
+check "  ... and one whose configuration the broker withheld" \
+    exits 1 $rc has "$out" "refused" "(withheld)"
+check "  ... nothing installed, no restore pending" test "$(installed tablet)" = 3.0 -a -n "$(pending_none && echo y)"
+tamper copy ana weixin saved-1.0 weixin 1.0
+out=$(af tablet restore weixin --version 1.0 --wait 30 2>&1)
+check "the genuine records put back restore again" test "$(installed tablet)" = 1.0
+af tablet restore weixin --latest --wait 30 > /dev/null 2>&1
+check "  ... (and back to 3.0)" test "$(installed tablet)" = 3.0
 
 # --- An older version offered without a restore asked for: still a rollback.
 # A matcher over a catalog of weixin 1.0 only (the same signed file) offers it.
@@ -133,14 +180,14 @@ start_matcher matcher2 "$C"
 af phone sync --install jotter,dash --wait 30 > /dev/null 2>&1
 af phone backup jotter > /dev/null && af phone backup dash > /dev/null || die "backups failed"
 out=$(af tablet restore jotter --recommend 2>&1); rc=$?
-check "a restore nothing fits says why" test $rc -eq 1 -a -n "$(has "$out" "no package of jotter fits" "made for phone" && echo y)"
+check "a restore nothing fits says why" exits 1 $rc has "$out" "no package of jotter fits" "made for phone"
 check "  ... and recommends the best-voted program of its category that fits (memo: quill does not fit, scribe ties and sorts after)" \
     has "$out" "recommended instead: memo" "notes" "50 votes"
 out=$(af tablet restore jotter 2>&1)
 check "  ... without --recommend, no recommendation" test -z "$(echo "$out" | grep recommended)"
 out=$(af tablet restore dash --recommend 2>&1); rc=$?
 check "with nothing similar that fits: no package fits" \
-    test $rc -eq 1 -a -n "$(has "$out" "no package of dash fits" "no package fits" && echo y)"
+    exits 1 $rc has "$out" "no package of dash fits" "no package fits"
 stop_node tablet
 start_node tablet "$DEVICES/galaxy-tab-s7.json" --recommend
 wait_until 10 bash -c "'$CLI' --home '$T/tablet' --json status | jq -e .loggedIn" > /dev/null

@@ -86,6 +86,16 @@ has () {
         case "$text" in *"$part"*) ;; *) echo "  # expected '$part' in: $text"; return 1;; esac
     done
 }
+
+# exits WANT RC cmd...: the exit status RC was WANT ("non-zero": any
+# failure), and cmd (has "$out" ...) succeeds. Not `test $rc -eq 1 -a -n
+# "$(has ... && echo y)"`: has prints what it missed, so that is never empty.
+exits () {
+    local want=$1 rc=$2; shift 2
+    if [ "$want" = non-zero ]; then [ "$rc" -ne 0 ]; else [ "$rc" -eq "$want" ]; fi \
+        || { echo "  # exit status $rc, expected $want"; return 1; }
+    "$@"
+}
 die () { not_ok "$*"; finish; exit 1; }
 
 # wait_until SECONDS command... : poll every 0.1 s
