@@ -232,6 +232,10 @@ main (int argc, char *argv [])
     }
     bench_stop (payments);
     char cmd [PATH_MAX + 128];
+    //  How the worker grouped its requests (its last log line)
+    snprintf (cmd, sizeof cmd, "grep -o 'stopped; .*' %s/payments.log | sed 's/^stopped; /payments worker: /'", dir);
+    if (rc == 0 && system (cmd) != 0)
+        rc = 1;
     snprintf (cmd, sizeof cmd, "%s --status -l %s/ledger", AF_PAYMENTS_PATH, dir);
     if (rc == 0) {
         printf ("ledger: ");

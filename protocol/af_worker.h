@@ -13,6 +13,11 @@
     and DISCONNECT when leaving. A worker program is its options, its own
     state, and one function per request command that returns the answer.
 
+    A worker that commits its state once per batch of requests (the
+    payments worker's ledger) sets a batch function instead: it is given
+    every request waiting on the socket (bounded) at once, and the
+    replies go out in order when it returns.
+
     A request whose command has no function, but has a rid, is answered
     ERROR 405 (the broker's request then ends at once rather than timing
     out); an ERROR from the broker is logged; anything else is ignored.
@@ -43,6 +48,13 @@ typedef struct {
 //  NULL sends nothing (the broker then times the request out).
 typedef af_msg_t *(af_worker_fn) (void *arg, af_msg_t *request);
 
+//  Answer a batch of requests at once (a worker that group-commits its
+//  state, as the payments worker does): requests [i] are not owned; set
+//  replies [i] (carrying its request's rid; the worker sends and destroys
+//  it), or leave it NULL: that request then goes to its command's
+//  function (or is refused 405) after fn returns, as without a batch.
+typedef void (af_worker_batch_fn) (void *arg, af_msg_t **requests, size_t count, af_msg_t **replies);
+
 //  Called when the last request waiting has been answered (the matcher
 //  lets go of its catalog snapshot then)
 typedef void (af_worker_idle_fn) (void *arg);
@@ -59,6 +71,10 @@ void af_worker_destroy (af_worker_t **self_p);
 
 //  Answer requests of this command with fn (one function per command).
 void af_worker_set_handler (af_worker_t *self, af_msg_id_t command, af_worker_fn *fn, void *arg);
+
+//  Give fn every request waiting on the socket, up to max (1..AF_BATCH)
+//  at a time, before any of them is answered (see af_worker_batch_fn).
+void af_worker_set_batch (af_worker_t *self, af_worker_batch_fn *fn, void *arg, size_t max);
 
 //  Call fn when idle (see af_worker_idle_fn).
 void af_worker_set_idle (af_worker_t *self, af_worker_idle_fn *fn, void *arg);
