@@ -544,16 +544,34 @@ s_confirm_in (af_ledger_t *self, MDB_txn *txn, af_ledger_op_t *ops, size_t index
     }
 }
 
-//  Every op of kind REQUEST or CONFIRM in one write transaction, each in a
-//  child transaction of its own (one that fails is undone alone). AF_OK
-//  when it committed (or had nothing to write), else AF_E_INTERNAL (err)
+//  In txn: the outcome of every op of done that the processor answered
+//  (an LMDB code)
 static int
-s_run_first (af_ledger_t *self, af_ledger_op_t *ops, size_t count, uint64_t now, char *err, size_t errlen)
+s_record_in (af_ledger_t *self, MDB_txn *txn, af_ledger_op_t *done, size_t count, uint64_t now)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        af_ledger_op_t *op = &done [i];
+        if ((op->step == STEP_CHARGE || op->step == STEP_LOOKUP) && op->intent.state != AF_INTENT_CHARGING)
+            rc = s_intent_write (self, txn, &op->intent, now);
+    }
+    return rc;
+}
+
+//  One write transaction: first the outcomes of the batch before (done),
+//  then every op of this one, each in a child transaction of its own (one
+//  that fails is undone alone). AF_OK when it committed (or had nothing
+//  to write), else AF_E_INTERNAL (err)
+static int
+s_run_first (af_ledger_t *self, af_ledger_op_t *done, size_t done_count, af_ledger_op_t *ops, size_t count,
+             uint64_t now, char *err, size_t errlen)
 {
     MDB_txn *txn;
     int rc = mdb_txn_begin (self->env, NULL, 0, &txn);
+    if (rc == 0 && (rc = s_record_in (self, txn, done, done_count, now)) != 0)
+        mdb_txn_abort (txn);
     if (rc) {
-        snprintf (err, errlen, "ledger: %s", mdb_strerror (rc));
+        snprintf (err, errlen, "ledger: recording the charges: %s", mdb_strerror (rc));
         return AF_E_INTERNAL;
     }
     for (size_t i = 0; i < count; i++) {
@@ -656,15 +674,11 @@ s_run_record (af_ledger_t *self, af_ledger_op_t *ops, size_t count, uint64_t now
 {
     MDB_txn *txn;
     int rc = mdb_txn_begin (self->env, NULL, 0, &txn);
-    for (size_t i = 0; rc == 0 && i < count; i++) {
-        af_ledger_op_t *op = &ops [i];
-        if ((op->step == STEP_CHARGE || op->step == STEP_LOOKUP) && op->intent.state != AF_INTENT_CHARGING)
-            rc = s_intent_write (self, txn, &op->intent, now);
-    }
+    if (rc == 0 && (rc = s_record_in (self, txn, ops, count, now)) != 0)
+        mdb_txn_abort (txn);
+    else
     if (rc == 0)
         rc = mdb_txn_commit (txn);
-    else
-        mdb_txn_abort (txn);
     if (rc) {
         snprintf (err, errlen, "ledger: recording the charges: %s", mdb_strerror (rc));
         return AF_E_INTERNAL;
@@ -672,7 +686,7 @@ s_run_record (af_ledger_t *self, af_ledger_op_t *ops, size_t count, uint64_t now
     return AF_OK;
 }
 
-//  The test fault, if it is set to this point and the batch charges
+//  The test fault, if it is set to this point and ops charged
 static int
 s_fault (af_ledger_t *self, af_ledger_fault_t at, af_ledger_op_t *ops, size_t count, char *err, size_t errlen)
 {
@@ -688,29 +702,18 @@ s_fault (af_ledger_t *self, af_ledger_fault_t at, af_ledger_op_t *ops, size_t co
     return AF_OK;
 }
 
-int
-af_ledger_run (af_ledger_t *self, af_ledger_op_t *ops, size_t count, uint64_t now, char *err, size_t errlen)
+//  The ops' answers once their batch is over: on a failure (code) every
+//  one is AF_E_INTERNAL with err; a second confirmation of an intent
+//  gets the first one's answer
+static void
+s_settle (af_ledger_op_t *ops, size_t count, int code, const char *err)
 {
-    assert (self);
-    assert (ops || count == 0);
-    if (count == 0)
-        return AF_OK;
-    int code = s_run_first (self, ops, count, now, err, errlen);
-    if (code == AF_OK)
-        code = s_fault (self, AF_LEDGER_FAULT_AFTER_INTENT, ops, count, err, errlen);
-    if (code == AF_OK) {
-        s_run_charges (self, ops, count, now);
-        code = s_fault (self, AF_LEDGER_FAULT_AFTER_CHARGE, ops, count, err, errlen);
-    }
-    if (code == AF_OK)
-        code = s_run_record (self, ops, count, now, err, errlen);
-    if (code == AF_OK)
-        code = s_fault (self, AF_LEDGER_FAULT_AFTER_RECORD, ops, count, err, errlen);
     for (size_t i = 0; i < count; i++) {
         af_ledger_op_t *op = &ops [i];
         if (code != AF_OK) {
             op->code = AF_E_INTERNAL;
             af_strcopy (op->err, sizeof op->err, err);
+            op->step = STEP_DONE;
         }
         else
         if (op->step == STEP_SAME) {
@@ -719,7 +722,60 @@ af_ledger_run (af_ledger_t *self, af_ledger_op_t *ops, size_t count, uint64_t no
             af_strcopy (op->err, sizeof op->err, ops [op->same].err);
         }
     }
+}
+
+int
+af_ledger_start (af_ledger_t *self, af_ledger_op_t *done, size_t done_count, af_ledger_op_t *ops, size_t count,
+                 uint64_t now, char *err, size_t errlen)
+{
+    assert (self);
+    assert ((done || done_count == 0) && (ops || count == 0));
+    for (size_t i = 0; i < count; i++)
+        ops [i].step = STEP_DONE;
+    if (count == 0 && done_count == 0)
+        return AF_OK;
+    int code = s_run_first (self, done, done_count, ops, count, now, err, errlen);
+    if (code == AF_OK)
+        code = s_fault (self, AF_LEDGER_FAULT_AFTER_RECORD, done, done_count, err, errlen);
+    s_settle (done, done_count, code, err);
+    if (code == AF_OK)
+        code = s_fault (self, AF_LEDGER_FAULT_AFTER_INTENT, ops, count, err, errlen);
+    if (code == AF_OK) {
+        s_run_charges (self, ops, count, now);
+        code = s_fault (self, AF_LEDGER_FAULT_AFTER_CHARGE, ops, count, err, errlen);
+    }
+    if (code != AF_OK)
+        s_settle (ops, count, code, err);
     return code;
+}
+
+bool
+af_ledger_op_pending (const af_ledger_op_t *op)
+{
+    assert (op);
+    return op->step != STEP_DONE;
+}
+
+int
+af_ledger_finish (af_ledger_t *self, af_ledger_op_t *ops, size_t count, uint64_t now, char *err, size_t errlen)
+{
+    assert (self);
+    assert (ops || count == 0);
+    bool pending = false;
+    for (size_t i = 0; i < count; i++)
+        pending |= af_ledger_op_pending (&ops [i]);
+    int code = pending? s_run_record (self, ops, count, now, err, errlen): AF_OK;
+    if (code == AF_OK)
+        code = s_fault (self, AF_LEDGER_FAULT_AFTER_RECORD, ops, count, err, errlen);
+    s_settle (ops, count, code, err);
+    return code;
+}
+
+int
+af_ledger_run (af_ledger_t *self, af_ledger_op_t *ops, size_t count, uint64_t now, char *err, size_t errlen)
+{
+    int code = af_ledger_start (self, NULL, 0, ops, count, now, err, errlen);
+    return code == AF_OK? af_ledger_finish (self, ops, count, now, err, errlen): code;
 }
 
 int
@@ -1128,6 +1184,29 @@ s_test_batch (fixture_t *f)
     assert (confirms [4].intent.state == AF_INTENT_PAID);
     size_t after;
     assert (af_testpay_charges (f->pay, &after) == AF_OK && after == books + 2);
+    //  Two batches in a row (a busy worker): the first's outcomes are
+    //  recorded in the second's first transaction; a confirmation of the
+    //  first's intent in the second finds it paid, and charges nothing
+    af_ledger_op_t reqs [2] = {
+        { .kind = AF_LEDGER_REQUEST, .account = "carol", .program = "c1", .amount = 300, .currency = "EUR" },
+        { .kind = AF_LEDGER_REQUEST, .account = "carol", .program = "c2", .amount = 300, .currency = "EUR" } };
+    assert (af_ledger_run (f->ledger, reqs, 2, now, err, sizeof err) == AF_OK);
+    af_ledger_op_t first [1] = {
+        { .kind = AF_LEDGER_CONFIRM, .account = "carol", .intent_hex = reqs [0].intent.id, .token = "tok_approve" } };
+    af_ledger_op_t second [2] = {
+        { .kind = AF_LEDGER_CONFIRM, .account = "carol", .intent_hex = reqs [0].intent.id, .token = "tok_approve" },
+        { .kind = AF_LEDGER_CONFIRM, .account = "carol", .intent_hex = reqs [1].intent.id, .token = "tok_approve" } };
+    assert (af_ledger_start (f->ledger, NULL, 0, first, 1, now, err, sizeof err) == AF_OK);
+    assert (af_ledger_op_pending (&first [0]));
+    assert (af_ledger_start (f->ledger, first, 1, second, 2, now, err, sizeof err) == AF_OK);
+    assert (first [0].code == AF_OK && first [0].intent.state == AF_INTENT_PAID);
+    assert (!af_ledger_op_pending (&second [0]) && second [0].intent.state == AF_INTENT_PAID);
+    assert (!strcmp (second [0].intent.charge, first [0].intent.charge));
+    assert (af_ledger_op_pending (&second [1]));
+    assert (af_ledger_finish (f->ledger, second, 2, now, err, sizeof err) == AF_OK);
+    assert (second [1].intent.state == AF_INTENT_PAID);
+    assert (af_testpay_charges (f->pay, &after) == AF_OK && after == books + 4);
+    books += 2;
     //  A kill after the intents were recorded, before the processor was
     //  asked: nothing charged; reopened, the intent is open again and
     //  charged once when confirmed

@@ -37,7 +37,11 @@
     leaves each intent OPEN, CHARGING (resolved by lookup) or final. Two
     confirmations of one intent in one batch are charged once and both
     told the outcome. af_ledger_request and af_ledger_confirm are a batch
-    of one.
+    of one. A worker that has more requests waiting when the processor has
+    answered records that batch's outcomes in the same transaction as the
+    next batch's step 1 (af_ledger_start, af_ledger_finish), and answers
+    the first batch after that commit: under load, one ledger fsync per
+    batch.
 
     A confirmation of a PAID intent charges nothing and answers PAID
     again; an entitlement makes later requests for the program, from any
@@ -185,6 +189,21 @@ int af_ledger_confirm (af_ledger_t *self, const char *account, const char *inten
 //  when a batch transaction failed or at the test fault: answer no one
 //  then, as nothing of the batch may be on disk.
 int af_ledger_run (af_ledger_t *self, af_ledger_op_t *ops, size_t count, uint64_t now, char *err, size_t errlen);
+
+//  af_ledger_run in two halves, so that a busy worker pays one ledger
+//  fsync per batch: start records the outcomes of the batch before it
+//  (done: ops of an earlier start, not finished) and the first step of
+//  this one (ops) in one transaction, then asks the processor for ops'
+//  charges; finish records ops' outcomes alone (when no batch follows).
+//  The codes are af_ledger_run's; start's failure (or test fault) is
+//  every op's, of both batches. done's answers are final after start.
+int af_ledger_start (af_ledger_t *self, af_ledger_op_t *done, size_t done_count, af_ledger_op_t *ops, size_t count,
+                     uint64_t now, char *err, size_t errlen);
+int af_ledger_finish (af_ledger_t *self, af_ledger_op_t *ops, size_t count, uint64_t now, char *err, size_t errlen);
+
+//  After af_ledger_start: does op wait for its outcome to be recorded
+//  (the next start, or finish) before it may be answered?
+bool af_ledger_op_pending (const af_ledger_op_t *op);
 
 //  Resolve every CHARGING intent with the provider (at start): charged →
 //  PAID with its entitlement, never charged → OPEN. *resolved counts them.

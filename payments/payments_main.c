@@ -10,9 +10,10 @@
     broker's): every request waiting on the socket, up to AF_BATCH, goes
     to the ledger at once (af_ledger_run: their intents in one synced
     transaction, the charges in one question to the processor, the
-    outcomes in a second synced transaction), and the answers go out, in
-    order, only after that; two confirmations of one intent, in one batch
-    or in two, never race. At start, before it offers the service, it
+    outcomes in a second synced transaction, which is also the next
+    batch's first when more requests wait by then), and each answer goes
+    out only after what it says is on disk; two confirmations of one
+    intent, in one batch or in two, never race. At start, before it offers the service, it
     resolves every charge a kill left unrecorded.
     =========================================================================
 */
@@ -220,7 +221,14 @@ s_parse_options (int argc, char *argv [], config_t *config)
 typedef struct {
     config_t *config;
     af_ledger_t *ledger;
-    uint64_t batches, requests;         //  ledger runs, and the requests they held
+    af_worker_t *worker;
+    //  The batch whose charges the processor answered and whose outcomes
+    //  are not recorded yet: recorded with the next batch's first step,
+    //  or alone when nothing else waits (af_ledger_start, af_ledger_finish)
+    af_ledger_op_t *held;
+    af_msg_t **held_requests;           //  its requests still to answer (owned)
+    size_t held_count;
+    uint64_t batches, requests;         //  ledger batches, and the requests they held
     size_t largest;                     //  the largest batch
 } payments_t;
 
@@ -309,11 +317,49 @@ s_pay_confirm (af_msg_t *request, af_ledger_op_t *op)
     }
 }
 
-//  Every PAY_INTENT and PAY_CONFIRM waiting, in one ledger run (group
-//  commit: af_ledger.h): their intents in one transaction, the charges
-//  in one question to the processor, the outcomes in a second
-//  transaction, and only then the answers. PURCHASES (a read) is left to
-//  its own function, which af_worker calls after this one.
+//  The answer to request, whose ledger op is op
+static af_msg_t *
+s_answer (payments_t *self, af_msg_t *request, af_ledger_op_t *op)
+{
+    return op->kind == AF_LEDGER_REQUEST? s_pay_intent (self, request, op): s_pay_confirm (request, op);
+}
+
+//  A batch step failed: die at a test fault (--crash-at), else log it
+static void
+s_failed (payments_t *self, const char *err)
+{
+    if (self->config->crash_at != AF_LEDGER_FAULT_NONE) {
+        zsys_warning ("payments: %s: dying now, as --crash-at asks", err);
+        raise (SIGKILL);
+    }
+    zsys_error ("payments: a batch failed, its requests refused: %s", err);
+}
+
+//  Answer the held batch (its outcomes are on disk now, or it failed)
+static void
+s_held_answer (payments_t *self)
+{
+    for (size_t i = 0; i < self->held_count; i++)
+        if (self->held_requests [i]) {
+            af_msg_t *reply = s_answer (self, self->held_requests [i], &self->held [i]);
+            af_worker_send (self->worker, &reply);
+            af_msg_destroy (&self->held_requests [i]);
+        }
+    free (self->held);
+    free (self->held_requests);
+    self->held = NULL;
+    self->held_requests = NULL;
+    self->held_count = 0;
+}
+
+//  Every PAY_INTENT and PAY_CONFIRM waiting, as one ledger batch (group
+//  commit: af_ledger.h). One transaction records the outcomes of the
+//  batch before, if held, and this batch's intents; the held batch is
+//  answered then; the processor is asked for this batch's charges; the
+//  requests that need nothing more are answered now, and the charged
+//  ones are held until their outcomes are recorded: with the next batch,
+//  or alone when nothing else waits (s_idle). PURCHASES (a read) is left
+//  to its own function, which af_worker calls after this one.
 static void
 s_batch (void *arg, af_msg_t **requests, size_t count, af_msg_t **replies)
 {
@@ -345,26 +391,51 @@ s_batch (void *arg, af_msg_t **requests, size_t count, af_msg_t **replies)
         index [n++] = i;
     }
     char err [AF_MAX_REASON + 1];
-    int code = af_ledger_run (self->ledger, ops, n, zclock_time (), err, sizeof err);
-    if (code != AF_OK && self->config->crash_at != AF_LEDGER_FAULT_NONE) {
-        zsys_warning ("payments: %s: dying now, as --crash-at asks", err);
-        raise (SIGKILL);
-    }
+    int code = af_ledger_start (self->ledger, self->held, self->held_count, ops, n, zclock_time (), err, sizeof err);
     if (code != AF_OK)
-        zsys_error ("payments: a batch of %zu failed, all refused: %s", n, err);
-    for (size_t j = 0; j < n; j++) {
-        af_msg_t *request = requests [index [j]];
-        replies [index [j]] = ops [j].kind == AF_LEDGER_REQUEST? s_pay_intent (self, request, &ops [j]):
-                              s_pay_confirm (request, &ops [j]);
+        s_failed (self, err);
+    s_held_answer (self);
+    bool keep = false;
+    for (size_t j = 0; j < n; j++)
+        if (code == AF_OK && af_ledger_op_pending (&ops [j]))
+            keep = true;
+        else
+            replies [index [j]] = s_answer (self, requests [index [j]], &ops [j]);
+    if (keep) {
+        //  The held batch: its ops (whole: a second confirmation names the
+        //  first by index) and the requests still to answer
+        self->held = ops;
+        self->held_count = n;
+        self->held_requests = (af_msg_t **) calloc (n, sizeof (af_msg_t *));
+        assert (self->held_requests);
+        for (size_t j = 0; j < n; j++)
+            if (af_ledger_op_pending (&ops [j])) {
+                self->held_requests [j] = requests [index [j]];
+                requests [index [j]] = NULL;        //  ours now, answered later
+            }
     }
+    else
+        free (ops);
     if (n) {
         self->batches++;
         self->requests += n;
         if (n > self->largest)
             self->largest = n;
     }
-    free (ops);
     free (index);
+}
+
+//  Nothing else waits: record the held batch's outcomes alone, and answer it
+static void
+s_idle (void *arg)
+{
+    payments_t *self = (payments_t *) arg;
+    if (!self->held)
+        return;
+    char err [AF_MAX_REASON + 1];
+    if (af_ledger_finish (self->ledger, self->held, self->held_count, zclock_time (), err, sizeof err) != AF_OK)
+        s_failed (self, err);
+    s_held_answer (self);
 }
 
 //  PURCHASES: the account's entitlements; with a program (the broker's
@@ -495,12 +566,14 @@ main (int argc, char *argv [])
         af_worker_destroy (&worker);
         return 1;
     }
-    payments_t payments = { &config, ledger, 0, 0, 0 };
+    payments_t payments = { &config, ledger, worker, NULL, NULL, 0, 0, 0, 0 };
     af_worker_set_batch (worker, s_batch, &payments, AF_BATCH);
+    af_worker_set_idle (worker, s_idle, &payments);
     af_worker_set_handler (worker, AF_MSG_PURCHASES, s_purchases, &payments);
     rc = af_worker_serve (worker, err, sizeof err);
     if (rc != AF_OK)
         fprintf (stderr, "appferry-payments: %s\n", err);
+    s_idle (&payments);             //  a batch held at the stop: recorded (no one to answer now)
     af_worker_destroy (&worker);
     af_ledger_destroy (&ledger);
     af_testpay_destroy (&pay);

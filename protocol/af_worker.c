@@ -148,6 +148,17 @@ af_worker_set_batch (af_worker_t *self, af_worker_batch_fn *fn, void *arg, size_
     self->batch_max = max;
 }
 
+int
+af_worker_send (af_worker_t *self, af_msg_t **msg_p)
+{
+    assert (self && msg_p && *msg_p);
+    int rc = self->sock && af_msg_send (*msg_p, self->sock, NULL) == 0? AF_OK: AF_E_UNAVAILABLE;
+    if (rc != AF_OK)
+        zsys_warning ("%s: cannot send %s to the broker", self->service, af_msg_command_name ((*msg_p)->id));
+    af_msg_destroy (msg_p);
+    return rc;
+}
+
 void
 af_worker_set_idle (af_worker_t *self, af_worker_idle_fn *fn, void *arg)
 {
@@ -283,6 +294,9 @@ s_receive_batch (af_worker_t *self, af_msg_t *msg, bool *answered)
     self->batch_fn (self->batch_arg, self->batch, count, self->replies);
     for (size_t i = 0; i < count; i++) {
         af_msg_t *reply = self->replies [i];
+        if (!self->batch [i])
+            assert (!reply);            //  kept by fn, answered later
+        else
         if (!reply)
             s_request (self, self->batch [i]);
         else
@@ -314,7 +328,7 @@ s_receive (af_worker_t *self)
         }
         af_msg_destroy (&msg);
     }
-    if (rc == 0 && answered && self->idle_fn && !(zsock_events (self->sock) & ZMQ_POLLIN))
+    if (rc == 0 && (answered || self->batch_fn) && self->idle_fn && !(zsock_events (self->sock) & ZMQ_POLLIN))
         self->idle_fn (self->idle_arg);
     return rc;
 }
