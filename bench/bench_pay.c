@@ -8,11 +8,16 @@
     each. A paid install is: GET → the broker resolves the program for the
     asker (matcher) → PAY_INTENT (the ledger writes an intent) →
     PAYMENT_REQUIRED → PAY_CONFIRM → the ledger writes CHARGING, the test
-    processor charges, the ledger writes PAID with the entitlement (four
-    synced commits in the worker) → PAID → the broker commits a push to
-    the asker and its offer → PUSH_ACCEPTED. Counted when PUSH_ACCEPTED
-    arrives. At the end the ledger's totals are checked: exactly one charge
-    per program and account.
+    processor charges, the ledger writes PAID with the entitlement → PAID
+    → the broker commits a push to the asker and its offer →
+    PUSH_ACCEPTED. The worker group-commits: every request waiting on its
+    socket is one batch (its intents in one synced commit, its charges in
+    one commit of the processor's books, its outcomes in one more, shared
+    with the next batch's intents when one is waiting); the broker gives it
+    up to its credit (64 here) at once. Counted when PUSH_ACCEPTED arrives.
+    At the end the ledger's totals are checked (exactly one charge per
+    program and account), and the worker's own count of requests and
+    batches is printed.
 
     Usage: bench_pay [--programs N] [--askers K] [--window W] [--rounds R]
     =========================================================================
