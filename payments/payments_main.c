@@ -339,12 +339,17 @@ s_failed (payments_t *self, const char *err)
 static void
 s_held_answer (payments_t *self)
 {
+    size_t unsent = 0;
     for (size_t i = 0; i < self->held_count; i++)
         if (self->held_requests [i]) {
             af_msg_t *reply = s_answer (self, self->held_requests [i], &self->held [i]);
-            af_worker_send (self->worker, &reply);
+            if (af_worker_send (self->worker, &reply) != AF_OK)
+                unsent++;
             af_msg_destroy (&self->held_requests [i]);
         }
+    if (unsent)
+        zsys_warning ("payments: %zu answers could not go to the broker (it times the requests out; "
+                      "asked again, they find what the ledger recorded)", unsent);
     free (self->held);
     free (self->held_requests);
     self->held = NULL;

@@ -153,8 +153,6 @@ af_worker_send (af_worker_t *self, af_msg_t **msg_p)
 {
     assert (self && msg_p && *msg_p);
     int rc = self->sock && af_msg_send (*msg_p, self->sock, NULL) == 0? AF_OK: AF_E_UNAVAILABLE;
-    if (rc != AF_OK)
-        zsys_warning ("%s: cannot send %s to the broker", self->service, af_msg_command_name ((*msg_p)->id));
     af_msg_destroy (msg_p);
     return rc;
 }
