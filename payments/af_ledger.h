@@ -186,8 +186,9 @@ int af_ledger_confirm (af_ledger_t *self, const char *account, const char *inten
 //  Run count requests at once (group commit, above): each op's answer in
 //  its code, intent, entitled/found and err. AF_OK when the batch ran
 //  (each op says how it went); AF_E_INTERNAL (err, and every op's code)
-//  when a batch transaction failed or at the test fault: answer no one
-//  then, as nothing of the batch may be on disk.
+//  when a batch transaction failed or at the test fault: each request is
+//  then answered 500 (asked again, it finds what is on disk: an intent
+//  open, or charging and resolved by lookup, or final).
 int af_ledger_run (af_ledger_t *self, af_ledger_op_t *ops, size_t count, uint64_t now, char *err, size_t errlen);
 
 //  af_ledger_run in two halves, so that a busy worker pays one ledger
