@@ -88,8 +88,22 @@ s_start_payments (const char *dir, pid_t *pid)
     snprintf (allowed, sizeof allowed, "%s/broker/workers/payments.cert", dir);
     int rc = loaded && zcert_save_public (loaded, allowed) == 0? 0: -1;
     zcert_destroy (&loaded);
-    zclock_sleep (1500);            //  it reconnects and sends READY
-    return rc;
+    //  It reconnects (its key allowed now) and sends READY: wait for the
+    //  broker to say so, or round 1 would time the wait too
+    snprintf (path, sizeof path, "%s/broker.log", dir);
+    bool ready = false;
+    for (int i = 0; rc == 0 && !ready && i < 1000; i++) {
+        file = fopen (path, "r");
+        while (file && !ready && fgets (line, sizeof line, file))
+            ready = strstr (line, "ready for 'payments'") != NULL;
+        if (file)
+            fclose (file);
+        if (!ready)
+            zclock_sleep (10);
+    }
+    if (rc == 0 && !ready)
+        fprintf (stderr, "bench_pay: the payments worker never got ready (%s)\n", path);
+    return ready? rc: -1;
 }
 
 typedef struct {
