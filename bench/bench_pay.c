@@ -89,15 +89,20 @@ s_start_payments (const char *dir, pid_t *pid)
     int rc = loaded && zcert_save_public (loaded, allowed) == 0? 0: -1;
     zcert_destroy (&loaded);
     //  It reconnects (its key allowed now) and sends READY: wait for the
-    //  broker to say so, or round 1 would time the wait too
+    //  broker to say so of it and of the matcher, or round 1 would time
+    //  the wait too
     snprintf (path, sizeof path, "%s/broker.log", dir);
     bool ready = false;
     for (int i = 0; rc == 0 && !ready && i < 1000; i++) {
+        bool payments = false, matcher = false;
         file = fopen (path, "r");
-        while (file && !ready && fgets (line, sizeof line, file))
-            ready = strstr (line, "ready for 'payments'") != NULL;
+        while (file && fgets (line, sizeof line, file)) {
+            payments |= strstr (line, "ready for 'payments'") != NULL;
+            matcher |= strstr (line, "ready for 'matcher'") != NULL;
+        }
         if (file)
             fclose (file);
+        ready = payments && matcher;
         if (!ready)
             zclock_sleep (10);
     }
