@@ -8,11 +8,16 @@
     each. A paid install is: GET → the broker resolves the program for the
     asker (matcher) → PAY_INTENT (the ledger writes an intent) →
     PAYMENT_REQUIRED → PAY_CONFIRM → the ledger writes CHARGING, the test
-    processor charges, the ledger writes PAID with the entitlement (four
-    synced commits in the worker) → PAID → the broker commits a push to
-    the asker and its offer → PUSH_ACCEPTED. Counted when PUSH_ACCEPTED
-    arrives. At the end the ledger's totals are checked: exactly one charge
-    per program and account.
+    processor charges, the ledger writes PAID with the entitlement → PAID
+    → the broker commits a push to the asker and its offer →
+    PUSH_ACCEPTED. The worker group-commits: every request waiting on its
+    socket is one batch (its intents in one synced commit, its charges in
+    one commit of the processor's books, its outcomes in one more, shared
+    with the next batch's intents when one is waiting); the broker gives it
+    up to its credit (64 here) at once. Counted when PUSH_ACCEPTED arrives.
+    At the end the ledger's totals are checked (exactly one charge per
+    program and account), and the worker's own count of requests and
+    batches is printed.
 
     Usage: bench_pay [--programs N] [--askers K] [--window W] [--rounds R]
     =========================================================================
@@ -83,8 +88,27 @@ s_start_payments (const char *dir, pid_t *pid)
     snprintf (allowed, sizeof allowed, "%s/broker/workers/payments.cert", dir);
     int rc = loaded && zcert_save_public (loaded, allowed) == 0? 0: -1;
     zcert_destroy (&loaded);
-    zclock_sleep (1500);            //  it reconnects and sends READY
-    return rc;
+    //  It reconnects (its key allowed now) and sends READY: wait for the
+    //  broker to say so of it and of the matcher, or round 1 would time
+    //  the wait too
+    snprintf (path, sizeof path, "%s/broker.log", dir);
+    bool ready = false;
+    for (int i = 0; rc == 0 && !ready && i < 1000; i++) {
+        bool payments = false, matcher = false;
+        file = fopen (path, "r");
+        while (file && fgets (line, sizeof line, file)) {
+            payments |= strstr (line, "ready for 'payments'") != NULL;
+            matcher |= strstr (line, "ready for 'matcher'") != NULL;
+        }
+        if (file)
+            fclose (file);
+        ready = payments && matcher;
+        if (!ready)
+            zclock_sleep (10);
+    }
+    if (rc == 0 && !ready)
+        fprintf (stderr, "bench_pay: the payments worker never got ready (%s)\n", path);
+    return ready? rc: -1;
 }
 
 typedef struct {
@@ -232,6 +256,10 @@ main (int argc, char *argv [])
     }
     bench_stop (payments);
     char cmd [PATH_MAX + 128];
+    //  How the worker grouped its requests (its last log line)
+    snprintf (cmd, sizeof cmd, "grep -o 'stopped; .*' %s/payments.log | sed 's/^stopped; /payments worker: /'", dir);
+    if (rc == 0 && system (cmd) != 0)
+        rc = 1;
     snprintf (cmd, sizeof cmd, "%s --status -l %s/ledger", AF_PAYMENTS_PATH, dir);
     if (rc == 0) {
         printf ("ledger: ");

@@ -356,67 +356,55 @@ s_request_check (const char *account, const char *program, uint32_t amount, cons
     return af_currency_check (currency, err, errlen);
 }
 
-int
-af_ledger_request (af_ledger_t *self, const char *account, const char *program, const char *source,
-                   uint32_t amount, const char *currency, uint64_t now, af_intent_t *intent,
-                   bool *entitled, char *err, size_t errlen)
+//  A REQUEST in txn (the caller's child transaction): op->code and its answer
+static void
+s_request_in (af_ledger_t *self, MDB_txn *txn, af_ledger_op_t *op, uint64_t now)
 {
-    assert (self);
-    *entitled = false;
-    int code = s_request_check (account, program, amount, currency, err, errlen);
-    if (code != AF_OK)
-        return code;
+    op->entitled = false;
+    op->code = s_request_check (op->account, op->program, op->amount, op->currency, op->err, sizeof op->err);
+    if (op->code != AF_OK)
+        return;
     key_t_ by_program;
-    s_key (&by_program, account, program, strlen (program));
-    MDB_txn *txn;
-    int rc = mdb_txn_begin (self->env, NULL, 0, &txn);
-    if (rc) {
-        snprintf (err, errlen, "ledger: %s", mdb_strerror (rc));
-        return AF_E_INTERNAL;
-    }
+    s_key (&by_program, op->account, op->program, strlen (op->program));
     af_charge_t charge;
     bool found;
     if (s_charge_get (txn, self->entitlements, &by_program, &charge, &found) != AF_OK) {
-        mdb_txn_abort (txn);
-        snprintf (err, errlen, "ledger: a damaged entitlement record");
-        return AF_E_INTERNAL;
+        snprintf (op->err, sizeof op->err, "ledger: a damaged entitlement record");
+        op->code = AF_E_INTERNAL;
+        return;
     }
     if (found) {
-        mdb_txn_abort (txn);
-        s_entitled_intent (account, &charge, intent);
-        *entitled = true;
-        return AF_OK;
+        s_entitled_intent (op->account, &charge, &op->intent);
+        op->entitled = true;
+        return;
     }
-    if (s_open_intent (self, txn, &by_program, amount, currency, now, intent, &found, err, errlen) != AF_OK) {
-        mdb_txn_abort (txn);
-        return AF_E_INTERNAL;
+    af_intent_t *intent = &op->intent;
+    if (s_open_intent (self, txn, &by_program, op->amount, op->currency, now, intent, &found, op->err,
+                       sizeof op->err) != AF_OK) {
+        op->code = AF_E_INTERNAL;
+        return;
     }
-    if (!found) {
-        memset (intent, 0, sizeof *intent);
-        uint8_t id [AF_ID_SIZE];
-        randombytes_buf (id, sizeof id);
-        sodium_bin2hex (intent->id, sizeof intent->id, id, sizeof id);
-        intent->state = AF_INTENT_OPEN;
-        af_strcopy (intent->account, sizeof intent->account, account);
-        af_strcopy (intent->program, sizeof intent->program, program);
-        af_strcopy (intent->source, sizeof intent->source, source? source: "");
-        intent->amount = amount;
-        af_strcopy (intent->currency, sizeof intent->currency, currency);
-        intent->created = now;
-        rc = s_intent_write (self, txn, intent, now);
-        MDB_val k = s_val (&by_program), v = { sizeof id, id };
-        if (rc == 0)
-            rc = mdb_put (txn, self->open, &k, &v, 0);
-    }
+    if (found)
+        return;
+    memset (intent, 0, sizeof *intent);
+    uint8_t id [AF_ID_SIZE];
+    randombytes_buf (id, sizeof id);
+    sodium_bin2hex (intent->id, sizeof intent->id, id, sizeof id);
+    intent->state = AF_INTENT_OPEN;
+    af_strcopy (intent->account, sizeof intent->account, op->account);
+    af_strcopy (intent->program, sizeof intent->program, op->program);
+    af_strcopy (intent->source, sizeof intent->source, op->source? op->source: "");
+    intent->amount = op->amount;
+    af_strcopy (intent->currency, sizeof intent->currency, op->currency);
+    intent->created = now;
+    int rc = s_intent_write (self, txn, intent, now);
+    MDB_val k = s_val (&by_program), v = { sizeof id, id };
     if (rc == 0)
-        rc = mdb_txn_commit (txn);
-    else
-        mdb_txn_abort (txn);
+        rc = mdb_put (txn, self->open, &k, &v, 0);
     if (rc) {
-        snprintf (err, errlen, "ledger: recording an intent: %s", mdb_strerror (rc));
-        return AF_E_INTERNAL;
+        snprintf (op->err, sizeof op->err, "ledger: recording an intent: %s", mdb_strerror (rc));
+        op->code = AF_E_INTERNAL;
     }
-    return AF_OK;
 }
 
 //  --------------------------------------------------------------------------
@@ -499,40 +487,45 @@ s_token_valid (const char *token)
     return true;
 }
 
-int
-af_ledger_confirm (af_ledger_t *self, const char *account, const char *intent_hex, const char *token,
-                   uint64_t now, af_intent_t *intent, bool *found, char *err, size_t errlen)
+//  What a confirmation still needs after the first transaction
+typedef enum {
+    STEP_DONE = 0,          //  answered by the first transaction (final, not found, refused, expired)
+    STEP_CHARGE,            //  CHARGING committed now: charge it
+    STEP_LOOKUP,            //  CHARGING from before (a kill, an unknown outcome): ask first
+    STEP_SAME               //  the same intent as an earlier confirmation of the batch
+} step_t;
+
+//  A CONFIRM in txn (the caller's child transaction), ops [0..index)
+//  already done: its answer, or what it still needs (op->step)
+static void
+s_confirm_in (af_ledger_t *self, MDB_txn *txn, af_ledger_op_t *ops, size_t index, uint64_t now)
 {
-    assert (self);
-    *found = false;
-    if (!s_token_valid (token)) {
-        snprintf (err, errlen, "token is not 1..%d printable ASCII characters", AF_MAX_PAY_TOKEN);
-        return AF_E_MALFORMED;
+    af_ledger_op_t *op = &ops [index];
+    af_intent_t *intent = &op->intent;
+    op->found = false;
+    op->step = STEP_DONE;
+    if (!s_token_valid (op->token)) {
+        snprintf (op->err, sizeof op->err, "token is not 1..%d printable ASCII characters", AF_MAX_PAY_TOKEN);
+        op->code = AF_E_MALFORMED;
+        return;
     }
-    MDB_txn *txn;
-    int rc = mdb_txn_begin (self->env, NULL, 0, &txn);
-    if (rc) {
-        snprintf (err, errlen, "ledger: %s", mdb_strerror (rc));
-        return AF_E_INTERNAL;
-    }
-    int code = s_confirm_begin (self, txn, account, intent_hex, intent, found, err, errlen);
-    if (code != AF_OK || !*found || intent->state >= AF_INTENT_PAID) {
-        mdb_txn_abort (txn);
-        return code;        //  not found, or final: nothing to do, nothing charged
-    }
+    op->code = s_confirm_begin (self, txn, op->account, op->intent_hex, intent, &op->found, op->err,
+                                sizeof op->err);
+    if (op->code != AF_OK || !op->found || intent->state >= AF_INTENT_PAID)
+        return;             //  not found, or final: nothing to do, nothing charged
+    //  Confirmed twice in one batch: one charge, both told its outcome
+    for (size_t j = 0; j < index; j++)
+        if (ops [j].kind == AF_LEDGER_CONFIRM && ops [j].code == AF_OK
+        &&  (ops [j].step == STEP_CHARGE || ops [j].step == STEP_LOOKUP)
+        &&  !strcmp (ops [j].intent.id, intent->id) && !strcmp (ops [j].intent.account, intent->account)) {
+            op->step = STEP_SAME;
+            op->same = j;
+            return;
+        }
     if (intent->state == AF_INTENT_CHARGING) {
         //  An earlier attempt's outcome is unknown: ask before charging again
-        mdb_txn_abort (txn);
-        af_pay_answer_t asked;
-        int asked_rc = self->provider.lookup (self->provider.arg, intent->id, &asked);
-        s_apply_answer (self, intent, asked_rc, &asked, true);
-        if (intent->state != AF_INTENT_OPEN)
-            return intent->state == AF_INTENT_CHARGING? AF_OK: s_intent_commit (self, intent, now, err, errlen);
-        rc = mdb_txn_begin (self->env, NULL, 0, &txn);
-        if (rc) {
-            snprintf (err, errlen, "ledger: %s", mdb_strerror (rc));
-            return AF_E_INTERNAL;
-        }
+        op->step = STEP_LOOKUP;
+        return;
     }
     if (now > intent->created + self->intent_ttl) {
         intent->state = AF_INTENT_EXPIRED;
@@ -541,30 +534,276 @@ af_ledger_confirm (af_ledger_t *self, const char *account, const char *intent_he
     else {
         intent->state = AF_INTENT_CHARGING;
         intent->attempts++;
+        op->step = STEP_CHARGE;
     }
-    rc = s_intent_write (self, txn, intent, now);
-    if (rc)
+    int rc = s_intent_write (self, txn, intent, now);
+    if (rc) {
+        snprintf (op->err, sizeof op->err, "ledger: recording the charge of %s: %s", intent->id, mdb_strerror (rc));
+        op->code = AF_E_INTERNAL;
+        op->step = STEP_DONE;
+    }
+}
+
+//  In txn: the outcome of every op of done that the processor answered
+//  (an LMDB code)
+static int
+s_record_in (af_ledger_t *self, MDB_txn *txn, af_ledger_op_t *done, size_t count, uint64_t now)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        af_ledger_op_t *op = &done [i];
+        if ((op->step == STEP_CHARGE || op->step == STEP_LOOKUP) && op->intent.state != AF_INTENT_CHARGING)
+            rc = s_intent_write (self, txn, &op->intent, now);
+    }
+    return rc;
+}
+
+//  One write transaction: first the outcomes of the batch before (done),
+//  then every op of this one, each in a child transaction of its own (one
+//  that fails is undone alone). AF_OK when it committed (or had nothing
+//  to write), else AF_E_INTERNAL (err)
+static int
+s_run_first (af_ledger_t *self, af_ledger_op_t *done, size_t done_count, af_ledger_op_t *ops, size_t count,
+             uint64_t now, char *err, size_t errlen)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin (self->env, NULL, 0, &txn);
+    if (rc == 0 && (rc = s_record_in (self, txn, done, done_count, now)) != 0)
+        mdb_txn_abort (txn);
+    if (rc) {
+        snprintf (err, errlen, "ledger: recording the charges: %s", mdb_strerror (rc));
+        return AF_E_INTERNAL;
+    }
+    for (size_t i = 0; i < count; i++) {
+        af_ledger_op_t *op = &ops [i];
+        op->step = STEP_DONE;
+        MDB_txn *child;
+        rc = mdb_txn_begin (self->env, txn, 0, &child);
+        if (rc) {
+            snprintf (op->err, sizeof op->err, "ledger: %s", mdb_strerror (rc));
+            op->code = AF_E_INTERNAL;
+            continue;
+        }
+        if (op->kind == AF_LEDGER_REQUEST)
+            s_request_in (self, child, op, now);
+        else
+            s_confirm_in (self, child, ops, i, now);
+        if (op->code == AF_OK && (rc = mdb_txn_commit (child)) != 0) {
+            snprintf (op->err, sizeof op->err, "ledger: %s", mdb_strerror (rc));
+            op->code = AF_E_INTERNAL;
+            op->step = STEP_DONE;
+        }
+        else
+        if (op->code != AF_OK)
+            mdb_txn_abort (child);
+    }
+    rc = mdb_txn_commit (txn);      //  LMDB commits nothing (no fsync) when nothing was written
+    if (rc) {
+        snprintf (err, errlen, "ledger: recording the batch: %s", mdb_strerror (rc));
+        return AF_E_INTERNAL;
+    }
+    return AF_OK;
+}
+
+//  Ask the processor for every charge the batch needs: first what became
+//  of the intents left CHARGING before, then every charge at once
+//  (charge_many, or charge one by one). Each intent's new state, not yet
+//  written (CHARGING when the processor cannot say)
+static void
+s_run_charges (af_ledger_t *self, af_ledger_op_t *ops, size_t count, uint64_t now)
+{
+    for (size_t i = 0; i < count; i++) {
+        af_ledger_op_t *op = &ops [i];
+        if (op->step != STEP_LOOKUP)
+            continue;
+        af_pay_answer_t asked;
+        int rc = self->provider.lookup (self->provider.arg, op->intent.id, &asked);
+        if (rc != AF_OK || asked.outcome != AF_PAY_NOT_FOUND)
+            s_apply_answer (self, &op->intent, rc, &asked, true);       //  paid, or still unknown
+        else
+        if (now > op->intent.created + self->intent_ttl) {
+            op->intent.state = AF_INTENT_EXPIRED;
+            snprintf (op->intent.reason, sizeof op->intent.reason,
+                      "the payment notice expired; nothing was charged");
+        }
+        else {
+            op->intent.attempts++;          //  never charged: charge it now (it is CHARGING on disk)
+            op->step = STEP_CHARGE;
+        }
+    }
+    size_t charging = 0;
+    for (size_t i = 0; i < count; i++)
+        charging += ops [i].step == STEP_CHARGE;
+    if (charging == 0)
+        return;
+    af_pay_charge_t *charges = (af_pay_charge_t *) calloc (charging, sizeof *charges);
+    af_pay_answer_t *answers = (af_pay_answer_t *) calloc (charging, sizeof *answers);
+    int *codes = (int *) calloc (charging, sizeof *codes);
+    assert (charges && answers && codes);
+    size_t n = 0;
+    for (size_t i = 0; i < count; i++)
+        if (ops [i].step == STEP_CHARGE) {
+            af_intent_t *intent = &ops [i].intent;
+            af_pay_charge_t charge = { intent->id, intent->account, intent->amount, intent->currency, ops [i].token };
+            charges [n++] = charge;
+        }
+    //  Durable now: ask the processor under each intent's ID
+    if (self->provider.charge_many)
+        self->provider.charge_many (self->provider.arg, charges, charging, answers, codes);
+    else
+        for (size_t j = 0; j < charging; j++)
+            codes [j] = self->provider.charge (self->provider.arg, charges [j].key, charges [j].account,
+                                               charges [j].amount, charges [j].currency, charges [j].token,
+                                               &answers [j]);
+    n = 0;
+    for (size_t i = 0; i < count; i++)
+        if (ops [i].step == STEP_CHARGE) {
+            s_apply_answer (self, &ops [i].intent, codes [n], &answers [n], false);
+            n++;
+        }
+    free (charges);
+    free (answers);
+    free (codes);
+}
+
+//  Record every outcome the processor gave, in one transaction: AF_OK,
+//  or AF_E_INTERNAL (err; those intents stay CHARGING on disk, to be
+//  resolved by lookup)
+static int
+s_run_record (af_ledger_t *self, af_ledger_op_t *ops, size_t count, uint64_t now, char *err, size_t errlen)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin (self->env, NULL, 0, &txn);
+    if (rc == 0 && (rc = s_record_in (self, txn, ops, count, now)) != 0)
         mdb_txn_abort (txn);
     else
+    if (rc == 0)
         rc = mdb_txn_commit (txn);
     if (rc) {
-        snprintf (err, errlen, "ledger: recording the charge of %s: %s", intent->id, mdb_strerror (rc));
+        snprintf (err, errlen, "ledger: recording the charges: %s", mdb_strerror (rc));
         return AF_E_INTERNAL;
     }
-    if (intent->state == AF_INTENT_EXPIRED)
+    return AF_OK;
+}
+
+//  The test fault, if it is set to this point and ops charged
+static int
+s_fault (af_ledger_t *self, af_ledger_fault_t at, af_ledger_op_t *ops, size_t count, char *err, size_t errlen)
+{
+    if (self->fault != at)
         return AF_OK;
-    //  Durable now: ask the processor under the intent's ID
-    af_pay_answer_t answer;
-    code = self->provider.charge (self->provider.arg, intent->id, account, intent->amount, intent->currency,
-                                  token, &answer);
-    if (self->fault == AF_LEDGER_FAULT_AFTER_CHARGE) {
-        snprintf (err, errlen, "test fault: stopped after the charge, before recording it");
-        return AF_E_INTERNAL;
+    for (size_t i = 0; i < count; i++)
+        if (ops [i].step == STEP_CHARGE) {
+            snprintf (err, errlen, "test fault: stopped %s", at == AF_LEDGER_FAULT_AFTER_INTENT?
+                      "after recording the intent, before the charge": at == AF_LEDGER_FAULT_AFTER_CHARGE?
+                      "after the charge, before recording it": "after recording the charge, before answering");
+            return AF_E_INTERNAL;
+        }
+    return AF_OK;
+}
+
+//  The ops' answers once their batch is over: on a failure (code) every
+//  one is AF_E_INTERNAL with err; a second confirmation of an intent
+//  gets the first one's answer
+static void
+s_settle (af_ledger_op_t *ops, size_t count, int code, const char *err)
+{
+    for (size_t i = 0; i < count; i++) {
+        af_ledger_op_t *op = &ops [i];
+        if (code != AF_OK) {
+            op->code = AF_E_INTERNAL;
+            af_strcopy (op->err, sizeof op->err, err);
+            op->step = STEP_DONE;
+        }
+        else
+        if (op->step == STEP_SAME) {
+            op->code = ops [op->same].code;
+            op->intent = ops [op->same].intent;
+            af_strcopy (op->err, sizeof op->err, ops [op->same].err);
+        }
     }
-    s_apply_answer (self, intent, code, &answer, false);
-    if (intent->state == AF_INTENT_CHARGING)
-        return AF_OK;       //  still unknown: nothing to write
-    return s_intent_commit (self, intent, now, err, errlen);
+}
+
+int
+af_ledger_start (af_ledger_t *self, af_ledger_op_t *done, size_t done_count, af_ledger_op_t *ops, size_t count,
+                 uint64_t now, char *err, size_t errlen)
+{
+    assert (self);
+    assert ((done || done_count == 0) && (ops || count == 0));
+    for (size_t i = 0; i < count; i++)
+        ops [i].step = STEP_DONE;
+    if (count == 0 && done_count == 0)
+        return AF_OK;
+    int code = s_run_first (self, done, done_count, ops, count, now, err, errlen);
+    if (code == AF_OK)
+        code = s_fault (self, AF_LEDGER_FAULT_AFTER_RECORD, done, done_count, err, errlen);
+    s_settle (done, done_count, code, err);
+    if (code == AF_OK)
+        code = s_fault (self, AF_LEDGER_FAULT_AFTER_INTENT, ops, count, err, errlen);
+    if (code == AF_OK) {
+        s_run_charges (self, ops, count, now);
+        code = s_fault (self, AF_LEDGER_FAULT_AFTER_CHARGE, ops, count, err, errlen);
+    }
+    if (code != AF_OK)
+        s_settle (ops, count, code, err);
+    return code;
+}
+
+bool
+af_ledger_op_pending (const af_ledger_op_t *op)
+{
+    assert (op);
+    return op->step != STEP_DONE;
+}
+
+int
+af_ledger_finish (af_ledger_t *self, af_ledger_op_t *ops, size_t count, uint64_t now, char *err, size_t errlen)
+{
+    assert (self);
+    assert (ops || count == 0);
+    bool pending = false;
+    for (size_t i = 0; i < count; i++)
+        pending |= af_ledger_op_pending (&ops [i]);
+    int code = pending? s_run_record (self, ops, count, now, err, errlen): AF_OK;
+    if (code == AF_OK)
+        code = s_fault (self, AF_LEDGER_FAULT_AFTER_RECORD, ops, count, err, errlen);
+    s_settle (ops, count, code, err);
+    return code;
+}
+
+int
+af_ledger_run (af_ledger_t *self, af_ledger_op_t *ops, size_t count, uint64_t now, char *err, size_t errlen)
+{
+    int code = af_ledger_start (self, NULL, 0, ops, count, now, err, errlen);
+    return code == AF_OK? af_ledger_finish (self, ops, count, now, err, errlen): code;
+}
+
+int
+af_ledger_request (af_ledger_t *self, const char *account, const char *program, const char *source,
+                   uint32_t amount, const char *currency, uint64_t now, af_intent_t *intent,
+                   bool *entitled, char *err, size_t errlen)
+{
+    af_ledger_op_t op = { .kind = AF_LEDGER_REQUEST, .account = account, .program = program, .source = source,
+                          .amount = amount, .currency = currency };
+    int code = af_ledger_run (self, &op, 1, now, err, errlen);
+    if (code == AF_OK && (code = op.code) != AF_OK)
+        snprintf (err, errlen, "%s", op.err);
+    *intent = op.intent;
+    *entitled = op.entitled;
+    return code;
+}
+
+int
+af_ledger_confirm (af_ledger_t *self, const char *account, const char *intent_hex, const char *token,
+                   uint64_t now, af_intent_t *intent, bool *found, char *err, size_t errlen)
+{
+    af_ledger_op_t op = { .kind = AF_LEDGER_CONFIRM, .account = account, .intent_hex = intent_hex, .token = token };
+    int code = af_ledger_run (self, &op, 1, now, err, errlen);
+    if (code == AF_OK && (code = op.code) != AF_OK)
+        snprintf (err, errlen, "%s", op.err);
+    *intent = op.intent;
+    *found = op.found;
+    return code;
 }
 
 //  --------------------------------------------------------------------------
@@ -905,6 +1144,96 @@ s_test_limits (fixture_t *f)
     s_assert_charges (f, 5);
 }
 
+//  Group commit: one run of several requests and confirmations
+static void
+s_test_batch (fixture_t *f)
+{
+    char err [256];
+    uint64_t now = 4000000;
+    size_t books;
+    assert (af_testpay_charges (f->pay, &books) == AF_OK);
+    //  Three new intents and a malformed request in one run: the bad one
+    //  is refused alone
+    af_ledger_op_t ops [4];
+    const char *programs [] = { "b1", "b2", "b3", "../b4" };
+    for (int i = 0; i < 4; i++) {
+        af_ledger_op_t op = { .kind = AF_LEDGER_REQUEST, .account = "carol", .program = programs [i],
+                              .source = "d1", .amount = 250, .currency = "USD" };
+        ops [i] = op;
+    }
+    assert (af_ledger_run (f->ledger, ops, 4, now, err, sizeof err) == AF_OK);
+    assert (ops [0].code == AF_OK && ops [1].code == AF_OK && ops [2].code == AF_OK);
+    assert (ops [3].code == AF_E_MALFORMED);
+    af_intent_t b1 = ops [0].intent, b2 = ops [1].intent, b3 = ops [2].intent;
+    assert (b1.state == AF_INTENT_OPEN && strcmp (b1.id, b2.id));
+    //  b1 confirmed twice in one run, b2 declined, b3 approved, and a
+    //  request for b1 meanwhile: one charge for b1, both confirmations told
+    af_ledger_op_t confirms [5] = {
+        { .kind = AF_LEDGER_CONFIRM, .account = "carol", .intent_hex = b1.id, .token = "tok_approve" },
+        { .kind = AF_LEDGER_CONFIRM, .account = "carol", .intent_hex = b2.id, .token = "tok_decline" },
+        { .kind = AF_LEDGER_CONFIRM, .account = "carol", .intent_hex = b1.id, .token = "tok_approve" },
+        { .kind = AF_LEDGER_REQUEST, .account = "carol", .program = "b1", .source = "d2", .amount = 250,
+          .currency = "USD" },
+        { .kind = AF_LEDGER_CONFIRM, .account = "carol", .intent_hex = b3.id, .token = "tok_approve" } };
+    assert (af_ledger_run (f->ledger, confirms, 5, now, err, sizeof err) == AF_OK);
+    assert (confirms [0].code == AF_OK && confirms [0].intent.state == AF_INTENT_PAID);
+    assert (confirms [2].code == AF_OK && confirms [2].intent.state == AF_INTENT_PAID);
+    assert (!strcmp (confirms [0].intent.charge, confirms [2].intent.charge));
+    assert (confirms [1].intent.state == AF_INTENT_DECLINED);
+    assert (confirms [3].code == AF_OK && !strcmp (confirms [3].intent.id, b1.id));
+    assert (confirms [4].intent.state == AF_INTENT_PAID);
+    size_t after;
+    assert (af_testpay_charges (f->pay, &after) == AF_OK && after == books + 2);
+    //  Two batches in a row (a busy worker): the first's outcomes are
+    //  recorded in the second's first transaction; a confirmation of the
+    //  first's intent in the second finds it paid, and charges nothing
+    af_ledger_op_t reqs [2] = {
+        { .kind = AF_LEDGER_REQUEST, .account = "carol", .program = "c1", .amount = 300, .currency = "EUR" },
+        { .kind = AF_LEDGER_REQUEST, .account = "carol", .program = "c2", .amount = 300, .currency = "EUR" } };
+    assert (af_ledger_run (f->ledger, reqs, 2, now, err, sizeof err) == AF_OK);
+    af_ledger_op_t first [1] = {
+        { .kind = AF_LEDGER_CONFIRM, .account = "carol", .intent_hex = reqs [0].intent.id, .token = "tok_approve" } };
+    af_ledger_op_t second [2] = {
+        { .kind = AF_LEDGER_CONFIRM, .account = "carol", .intent_hex = reqs [0].intent.id, .token = "tok_approve" },
+        { .kind = AF_LEDGER_CONFIRM, .account = "carol", .intent_hex = reqs [1].intent.id, .token = "tok_approve" } };
+    assert (af_ledger_start (f->ledger, NULL, 0, first, 1, now, err, sizeof err) == AF_OK);
+    assert (af_ledger_op_pending (&first [0]));
+    assert (af_ledger_start (f->ledger, first, 1, second, 2, now, err, sizeof err) == AF_OK);
+    assert (first [0].code == AF_OK && first [0].intent.state == AF_INTENT_PAID);
+    assert (!af_ledger_op_pending (&second [0]) && second [0].intent.state == AF_INTENT_PAID);
+    assert (!strcmp (second [0].intent.charge, first [0].intent.charge));
+    assert (af_ledger_op_pending (&second [1]));
+    assert (af_ledger_finish (f->ledger, second, 2, now, err, sizeof err) == AF_OK);
+    assert (second [1].intent.state == AF_INTENT_PAID);
+    assert (af_testpay_charges (f->pay, &after) == AF_OK && after == books + 4);
+    books += 2;
+    //  A kill after the intents were recorded, before the processor was
+    //  asked: nothing charged; reopened, the intent is open again and
+    //  charged once when confirmed
+    af_ledger_set_fault (f->ledger, AF_LEDGER_FAULT_AFTER_INTENT);
+    af_intent_t a = s_buy (f, "b5", "tok_approve", now, AF_E_INTERNAL), b;
+    assert (af_testpay_charges (f->pay, &after) == AF_OK && after == books + 2);
+    s_fixture_close (f);
+    s_fixture_open (f);
+    size_t resolved;
+    bool found;
+    assert (af_ledger_recover (f->ledger, now, &resolved, err, sizeof err) == AF_OK && resolved == 1);
+    assert (af_ledger_confirm (f->ledger, "alice", a.id, "tok_approve", now, &b, &found, err, sizeof err) == AF_OK);
+    assert (b.state == AF_INTENT_PAID);
+    assert (af_testpay_charges (f->pay, &after) == AF_OK && after == books + 3);
+    //  A kill after the outcome was recorded, before anyone was answered:
+    //  paid on disk; confirmed again, PAID with nothing more charged
+    af_ledger_set_fault (f->ledger, AF_LEDGER_FAULT_AFTER_RECORD);
+    a = s_buy (f, "b6", "tok_approve", now, AF_E_INTERNAL);
+    s_fixture_close (f);
+    s_fixture_open (f);
+    assert (af_ledger_recover (f->ledger, now, &resolved, err, sizeof err) == AF_OK && resolved == 0);
+    assert (af_ledger_entitlement (f->ledger, "alice", "b6", &found, NULL) == AF_OK && found);
+    assert (af_ledger_confirm (f->ledger, "alice", a.id, "tok_approve", now, &b, &found, err, sizeof err) == AF_OK);
+    assert (b.state == AF_INTENT_PAID);
+    assert (af_testpay_charges (f->pay, &after) == AF_OK && after == books + 4);
+}
+
 void
 af_ledger_test (bool verbose)
 {
@@ -919,6 +1248,7 @@ af_ledger_test (bool verbose)
     s_test_outcomes (&f);
     s_test_kills (&f);
     s_test_limits (&f);
+    s_test_batch (&f);
     s_fixture_close (&f);
     char cmd [200];
     snprintf (cmd, sizeof cmd, "rm -rf %s", f.dir);

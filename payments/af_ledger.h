@@ -25,6 +25,24 @@
        with its entitlement; never charged → OPEN again. The provider
        deduplicates by the key too, so even a charge sent twice is one.
 
+    **Group commit** (af_ledger_run): the worker hands the ledger every
+    request waiting on its socket at once. Step 1 is one write transaction
+    for all of them (new intents, CHARGING states; each request in a child
+    transaction, so one that fails is undone alone), step 2 one question
+    to the processor for all the charges (af_provider_t charge_many), step
+    3 one write transaction for all the outcomes; only then is anyone
+    answered. So a batch costs two ledger fsyncs (and the processor's
+    own), whatever its size, and the crash rule is the same as for one
+    request: nothing is answered that is not on disk, and a kill anywhere
+    leaves each intent OPEN, CHARGING (resolved by lookup) or final. Two
+    confirmations of one intent in one batch are charged once and both
+    told the outcome. af_ledger_request and af_ledger_confirm are a batch
+    of one. A worker that has more requests waiting when the processor has
+    answered records that batch's outcomes in the same transaction as the
+    next batch's step 1 (af_ledger_start, af_ledger_finish), and answers
+    the first batch after that commit: under load, one ledger fsync per
+    batch.
+
     A confirmation of a PAID intent charges nothing and answers PAID
     again; an entitlement makes later requests for the program, from any
     device of the account, answer "entitled" with no intent.
@@ -44,7 +62,7 @@
     Values are the C structs below written whole, with a layout number
     first; a value of another size or layout, or a string without its
     NUL, is refused as damaged (AF_E_INTERNAL), never trusted. Every
-    commit is synced (LMDB's default): one fsync per state change.
+    commit is synced (LMDB's default): one fsync per batch's step.
     =========================================================================
 */
 #ifndef AF_LEDGER_H_INCLUDED
@@ -93,11 +111,40 @@ typedef struct {
     uint64_t at;                            //  when it was paid
 } af_charge_t;
 
-//  Test faults: make af_ledger_confirm stop where a kill would
+//  Test faults: make a batch that charges stop (AF_E_INTERNAL) where a
+//  kill would; the payments worker's --crash-at dies there
 typedef enum {
     AF_LEDGER_FAULT_NONE = 0,
-    AF_LEDGER_FAULT_AFTER_CHARGE    //  after the provider charged, before recording it
+    AF_LEDGER_FAULT_AFTER_INTENT,   //  CHARGING committed, before the provider is asked
+    AF_LEDGER_FAULT_AFTER_CHARGE,   //  after the provider charged, before recording it
+    AF_LEDGER_FAULT_AFTER_RECORD    //  the outcome committed, before anyone is answered
 } af_ledger_fault_t;
+
+typedef enum {
+    AF_LEDGER_REQUEST = 1,          //  as af_ledger_request
+    AF_LEDGER_CONFIRM               //  as af_ledger_confirm
+} af_ledger_op_kind_t;
+
+//  One request of a batch (af_ledger_run): the question, then the answer
+typedef struct {
+    af_ledger_op_kind_t kind;
+    const char *account;            //  the strings are the caller's, read during the run
+    const char *program;            //  REQUEST
+    const char *source;             //  REQUEST (may be NULL)
+    uint32_t amount;                //  REQUEST
+    const char *currency;           //  REQUEST
+    const char *intent_hex;         //  CONFIRM
+    const char *token;              //  CONFIRM
+    //  The answer, as af_ledger_request / af_ledger_confirm give it
+    int code;                       //  AF_OK, AF_E_MALFORMED or AF_E_INTERNAL (err)
+    bool entitled;                  //  REQUEST
+    bool found;                     //  CONFIRM
+    af_intent_t intent;
+    char err [AF_MAX_REASON + 1];
+    //  The ledger's own, during the run
+    uint32_t step;
+    size_t same;
+} af_ledger_op_t;
 
 //  Open (or make) the ledger in directory dir (made, mode 0700, if
 //  missing) over provider (copied; its arg must outlive the ledger).
@@ -136,6 +183,29 @@ int af_ledger_request (af_ledger_t *self, const char *account, const char *progr
 int af_ledger_confirm (af_ledger_t *self, const char *account, const char *intent_hex, const char *token,
                        uint64_t now, af_intent_t *intent, bool *found, char *err, size_t errlen);
 
+//  Run count requests at once (group commit, above): each op's answer in
+//  its code, intent, entitled/found and err. AF_OK when the batch ran
+//  (each op says how it went); AF_E_INTERNAL (err, and every op's code)
+//  when a batch transaction failed or at the test fault: each request is
+//  then answered 500 (asked again, it finds what is on disk: an intent
+//  open, or charging and resolved by lookup, or final).
+int af_ledger_run (af_ledger_t *self, af_ledger_op_t *ops, size_t count, uint64_t now, char *err, size_t errlen);
+
+//  af_ledger_run in two halves, so that a busy worker pays one ledger
+//  fsync per batch: start records the outcomes of the batch before it
+//  (done: ops of an earlier start, not finished) and the first step of
+//  this one (ops) in one transaction, then asks the processor for ops'
+//  charges; finish records ops' outcomes alone (when no batch follows).
+//  The codes are af_ledger_run's; start's failure (or test fault) is
+//  every op's, of both batches. done's answers are final after start.
+int af_ledger_start (af_ledger_t *self, af_ledger_op_t *done, size_t done_count, af_ledger_op_t *ops, size_t count,
+                     uint64_t now, char *err, size_t errlen);
+int af_ledger_finish (af_ledger_t *self, af_ledger_op_t *ops, size_t count, uint64_t now, char *err, size_t errlen);
+
+//  After af_ledger_start: does op wait for its outcome to be recorded
+//  (the next start, or finish) before it may be answered?
+bool af_ledger_op_pending (const af_ledger_op_t *op);
+
 //  Resolve every CHARGING intent with the provider (at start): charged →
 //  PAID with its entitlement, never charged → OPEN. *resolved counts them.
 //  AF_OK, or AF_E_INTERNAL (err); intents the provider cannot answer for
@@ -158,8 +228,9 @@ int af_ledger_totals (af_ledger_t *self, size_t *intents, size_t *charges, size_
 const char *af_intent_state_name (uint32_t state);
 
 //  Self test: entitlement, intent reuse, each outcome, exactly once
-//  (confirm twice, a kill between charge and record resolved on reopen),
-//  expiry, another account's intent, damaged values.
+//  (confirm twice, a kill at each step resolved on reopen), a batch (one
+//  charge for an intent confirmed twice in it, one that fails undone
+//  alone), expiry, another account's intent, damaged values.
 void af_ledger_test (bool verbose);
 
 #endif

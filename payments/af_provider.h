@@ -16,6 +16,19 @@
     the call timed out): APPROVED with the reference if the key was
     charged, NOT_FOUND if it never was.
 
+    The payments worker group-commits (af_ledger_run): it takes every
+    request waiting, records their intents in one transaction, then asks
+    the processor for all the charges of that batch at once, then records
+    all the outcomes in a second transaction. `charge_many` is that one
+    question: count charges, each independent of the others (its own key,
+    its own answer, as if `charge` had been called for it). A real
+    processor over HTTP makes one call per charge, and may make them
+    concurrently; it returns when every one has an answer or has timed
+    out (AF_PAY_TIMEOUT: the ledger then asks `lookup`). The test
+    processor records the whole batch in its books in one transaction.
+    A provider without `charge_many` (NULL) is called through `charge`,
+    one charge after the other.
+
     af_testpay is a processor for tests and demos in the manner of the big
     processors' test modes: the token decides the outcome. Its books are in
     an LMDB environment of its own (the processor's side: it survives the
@@ -30,7 +43,7 @@
     | `tok_transient` | the first attempt under a key fails transiently (nothing charged), the next ones approve |
     | `tok_timeout` | no answer in time; nothing charged |
     | `tok_lost_reply` | charged, but the answer is lost (a timeout): lookup finds the charge |
-    | `tok_slow` | approved after a second (a slow processor: tests kill things meanwhile) |
+    | `tok_slow` | approved after a second (a slow processor: tests kill things meanwhile; once per batch) |
     | anything else | declined ("unknown test token") |
     =========================================================================
 */
@@ -38,6 +51,7 @@
 #define AF_PROVIDER_H_INCLUDED
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "af_limits.h"
 
@@ -55,6 +69,15 @@ typedef struct {
     char reason [AF_MAX_REASON + 1];        //  otherwise: why, for people
 } af_pay_answer_t;
 
+//  One charge asked of a processor (the strings are the caller's)
+typedef struct {
+    const char *key;        //  the idempotency key: the intent's ID
+    const char *account;
+    uint32_t amount;        //  minor units
+    const char *currency;
+    const char *token;
+} af_pay_charge_t;
+
 //  A payment processor. Each function returns AF_OK with answer filled,
 //  or AF_E_INTERNAL with answer->reason when it could not even ask (its
 //  own store failed): the ledger then treats the call as a timeout.
@@ -66,6 +89,11 @@ typedef struct {
                    const char *currency, const char *token, af_pay_answer_t *answer);
     //  What became of key: APPROVED (with charge), or NOT_FOUND
     int (*lookup) (void *arg, const char *key, af_pay_answer_t *answer);
+    //  Optional (may be NULL): charges [i] for i < count, each on its own,
+    //  as charge would (codes [i] its return code, answers [i] its answer);
+    //  possibly concurrently. Returns when every one is answered.
+    void (*charge_many) (void *arg, const af_pay_charge_t *charges, size_t count, af_pay_answer_t *answers,
+                         int *codes);
 } af_provider_t;
 
 //  --------------------------------------------------------------------------
@@ -88,7 +116,8 @@ af_provider_t af_testpay_provider (af_testpay_t *self);
 int af_testpay_charges (af_testpay_t *self, size_t *count);
 
 //  Self test: each token's outcome, the same key charged twice charging
-//  once, lookup, and the books surviving a reopen.
+//  once (one by one and in one batch), lookup, and the books surviving a
+//  reopen.
 void af_testpay_test (bool verbose);
 
 #endif

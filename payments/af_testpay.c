@@ -4,10 +4,12 @@
     Its books: LMDB environment DIR (data.mdb), one database `keys`:
     key the idempotency key (32 hex digits), value a book_t (below):
     whether the key was charged, its reference, amount and currency, and
-    how many attempts were made under it. Each charge is one write
-    transaction (fsync), so the processor remembers a charge even when the
-    caller is killed before it hears the answer, which is the case the
-    ledger's recovery exists for.
+    how many attempts were made under it. Each batch of charges
+    (charge_many; a single charge is a batch of one) is one write
+    transaction (one fsync), committed before any of its answers is
+    given, so the processor remembers a charge even when the caller is
+    killed before it hears the answer, which is the case the ledger's
+    recovery exists for.
     =========================================================================
 */
 #include "af_provider.h"
@@ -100,9 +102,10 @@ s_book_get (af_testpay_t *self, MDB_txn *txn, const char *key, book_t *book)
     return true;
 }
 
-//  What a token does on this attempt (attempts already made before it)
+//  What a token does on this attempt (attempts already made before it);
+//  tok_slow sleeps once per batch (*slept)
 static af_pay_outcome_t
-s_token_outcome (const char *token, int attempts, char *reason, size_t size)
+s_token_outcome (const char *token, int attempts, bool *slept, char *reason, size_t size)
 {
     if (!strcmp (token, "tok_approve") || !strcmp (token, "tok_visa"))
         return AF_PAY_APPROVED;
@@ -127,68 +130,99 @@ s_token_outcome (const char *token, int attempts, char *reason, size_t size)
     if (!strcmp (token, "tok_lost_reply"))
         return AF_PAY_APPROVED;         //  charged; the caller is told TIMEOUT
     if (!strcmp (token, "tok_slow")) {
-        zclock_sleep (AF_TESTPAY_SLOW_MS);
+        if (!*slept)
+            zclock_sleep (AF_TESTPAY_SLOW_MS);
+        *slept = true;
         return AF_PAY_APPROVED;
     }
     snprintf (reason, size, "unknown test token");
     return AF_PAY_DECLINED;
 }
 
-static int
-s_charge (void *arg, const char *key, const char *account, uint32_t amount, const char *currency,
-          const char *token, af_pay_answer_t *answer)
+//  One charge in txn: the answer, and the book to write (*write true)
+static void
+s_charge_in (af_testpay_t *self, MDB_txn *txn, const af_pay_charge_t *charge, bool *slept,
+             af_pay_answer_t *answer, book_t *book, bool *write)
 {
-    af_testpay_t *self = (af_testpay_t *) arg;
-    (void) account;
     memset (answer, 0, sizeof *answer);
-    MDB_txn *txn;
-    int rc = mdb_txn_begin (self->env, NULL, 0, &txn);
-    if (rc) {
-        snprintf (answer->reason, sizeof answer->reason, "test processor: %s", mdb_strerror (rc));
-        return AF_E_INTERNAL;
-    }
-    book_t book;
-    if (s_book_get (self, txn, key, &book) && book.state == BOOK_CHARGED) {
+    *write = false;
+    if (s_book_get (self, txn, charge->key, book) && book->state == BOOK_CHARGED) {
         //  The same key again: the first charge's answer, nothing more
-        mdb_txn_abort (txn);
         answer->outcome = AF_PAY_APPROVED;
-        af_strcopy (answer->charge, sizeof answer->charge, book.charge);
-        return AF_OK;
+        af_strcopy (answer->charge, sizeof answer->charge, book->charge);
+        return;
     }
-    af_pay_outcome_t outcome = s_token_outcome (token, book.attempts, answer->reason, sizeof answer->reason);
-    if (book.attempts < 255)
-        book.attempts++;
+    af_pay_outcome_t outcome = s_token_outcome (charge->token, book->attempts, slept, answer->reason,
+                                                sizeof answer->reason);
+    if (book->attempts < 255)
+        book->attempts++;
     if (outcome == AF_PAY_APPROVED) {
         uint8_t id [8];
         randombytes_buf (id, sizeof id);
         char hex [17];
         sodium_bin2hex (hex, sizeof hex, id, sizeof id);
-        snprintf (book.charge, sizeof book.charge, "ch_test_%s", hex);
-        book.state = BOOK_CHARGED;
-        book.amount = amount;
-        af_strcopy (book.currency, sizeof book.currency, currency);
+        snprintf (book->charge, sizeof book->charge, "ch_test_%s", hex);
+        book->state = BOOK_CHARGED;
+        book->amount = charge->amount;
+        af_strcopy (book->currency, sizeof book->currency, charge->currency);
     }
     else
-        book.state = BOOK_FAILED;
-    MDB_val k = { strlen (key), (void *) key }, v = { sizeof book, &book };
-    rc = mdb_put (txn, self->keys, &k, &v, 0);
-    if (rc == 0)
-        rc = mdb_txn_commit (txn);
-    else
-        mdb_txn_abort (txn);
-    if (rc) {
-        snprintf (answer->reason, sizeof answer->reason, "test processor: %s", mdb_strerror (rc));
-        return AF_E_INTERNAL;
-    }
-    if (outcome == AF_PAY_APPROVED && !strcmp (token, "tok_lost_reply")) {
+        book->state = BOOK_FAILED;
+    *write = true;
+    if (outcome == AF_PAY_APPROVED && !strcmp (charge->token, "tok_lost_reply")) {
         answer->outcome = AF_PAY_TIMEOUT;
         snprintf (answer->reason, sizeof answer->reason, "the processor's answer was lost");
-        return AF_OK;
+        return;
     }
     answer->outcome = outcome;
     if (outcome == AF_PAY_APPROVED)
-        af_strcopy (answer->charge, sizeof answer->charge, book.charge);
-    return AF_OK;
+        af_strcopy (answer->charge, sizeof answer->charge, book->charge);
+}
+
+//  The batch: every charge in one write transaction, one fsync, as a
+//  processor's own books would group them; an answer is given only once
+//  the books that back it are committed
+static void
+s_charge_many (void *arg, const af_pay_charge_t *charges, size_t count, af_pay_answer_t *answers, int *codes)
+{
+    af_testpay_t *self = (af_testpay_t *) arg;
+    MDB_txn *txn = NULL;
+    int rc = mdb_txn_begin (self->env, NULL, 0, &txn);
+    if (rc)
+        txn = NULL;
+    bool slept = false, wrote = false;
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        book_t book;
+        bool write;
+        s_charge_in (self, txn, &charges [i], &slept, &answers [i], &book, &write);
+        if (write) {
+            MDB_val k = { strlen (charges [i].key), (void *) charges [i].key }, v = { sizeof book, &book };
+            rc = mdb_put (txn, self->keys, &k, &v, 0);
+            wrote = true;
+        }
+    }
+    if (txn && rc == 0 && wrote)
+        rc = mdb_txn_commit (txn);
+    else
+    if (txn)
+        mdb_txn_abort (txn);
+    for (size_t i = 0; i < count; i++) {
+        codes [i] = rc? AF_E_INTERNAL: AF_OK;
+        if (rc) {
+            memset (&answers [i], 0, sizeof answers [i]);
+            snprintf (answers [i].reason, sizeof answers [i].reason, "test processor: %s", mdb_strerror (rc));
+        }
+    }
+}
+
+static int
+s_charge (void *arg, const char *key, const char *account, uint32_t amount, const char *currency,
+          const char *token, af_pay_answer_t *answer)
+{
+    af_pay_charge_t charge = { key, account, amount, currency, token };
+    int code;
+    s_charge_many (arg, &charge, 1, answer, &code);
+    return code;
 }
 
 static int
@@ -219,7 +253,7 @@ af_provider_t
 af_testpay_provider (af_testpay_t *self)
 {
     assert (self);
-    af_provider_t provider = { "test", self, s_charge, s_lookup };
+    af_provider_t provider = { "test", self, s_charge, s_lookup, s_charge_many };
     return provider;
 }
 
@@ -291,13 +325,24 @@ af_testpay_test (bool verbose)
     assert (a.outcome == AF_PAY_DECLINED && strstr (a.reason, "unknown"));
     size_t count;
     assert (af_testpay_charges (pay, &count) == AF_OK && count == 3);
+    //  A batch: each charge on its own, the same key twice charged once
+    af_pay_charge_t batch [3] = { { "k8", "alice", 100, "USD", "tok_approve" },
+                                  { "k9", "alice", 100, "USD", "tok_decline" },
+                                  { "k8", "alice", 100, "USD", "tok_approve" } };
+    af_pay_answer_t answers [3];
+    int codes [3];
+    p.charge_many (p.arg, batch, 3, answers, codes);
+    assert (codes [0] == AF_OK && codes [1] == AF_OK && codes [2] == AF_OK);
+    assert (answers [0].outcome == AF_PAY_APPROVED && answers [1].outcome == AF_PAY_DECLINED);
+    assert (answers [2].outcome == AF_PAY_APPROVED && !strcmp (answers [0].charge, answers [2].charge));
+    assert (af_testpay_charges (pay, &count) == AF_OK && count == 4);
     //  The books survive a reopen
     af_testpay_destroy (&pay);
     pay = af_testpay_new (dir, err, sizeof err);
     assert (pay);
     p = af_testpay_provider (pay);
     assert (p.lookup (p.arg, "k1", &a) == AF_OK && !strcmp (a.charge, first));
-    assert (af_testpay_charges (pay, &count) == AF_OK && count == 3);
+    assert (af_testpay_charges (pay, &count) == AF_OK && count == 4);
     af_testpay_destroy (&pay);
     char cmd [300];
     snprintf (cmd, sizeof cmd, "rm -rf %s", dir);

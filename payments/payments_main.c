@@ -6,9 +6,15 @@
     state is its ledger (af_ledger, its own LMDB environment) and a payment
     processor behind af_provider_t; the only processor built in is the test
     one (af_testpay). One worker per ledger: the ledger is written by one
-    process, and requests are answered one at a time, in order, so two
-    confirmations of one intent never race. At start, before it offers the
-    service, it resolves every charge a kill left unrecorded.
+    process. Requests are answered in batches (group commit, as the
+    broker's): every request waiting on the socket, up to AF_BATCH, goes
+    to the ledger at once (af_ledger_run: their intents in one synced
+    transaction, the charges in one question to the processor, the
+    outcomes in a second synced transaction, which is also the next
+    batch's first when more requests wait by then), and each answer goes
+    out only after what it says is on disk; two confirmations of one
+    intent, in one batch or in two, never race. At start, before it offers the service, it
+    resolves every charge a kill left unrecorded.
     =========================================================================
 */
 #include "af_ledger.h"
@@ -17,6 +23,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <sys/stat.h>
 #include <signal.h>
 #include <sodium.h>
@@ -32,7 +39,7 @@ typedef struct {
     int credit;
     int heartbeat_ms;
     int liveness;
-    bool crash_after_charge;
+    int crash_at;                   //  af_ledger_fault_t: --crash-at (tests)
     bool status;
     bool verbose;
 } config_t;
@@ -57,11 +64,14 @@ s_usage (FILE *out)
 "      --books DIR         the test processor's own books (default LEDGER/test-provider)\n"
 "      --intent-ttl S      a payment notice not confirmed within S seconds is refused\n"
 "                          (default %d)\n"
-"      --credit N          requests the broker may give at once (default 16)\n"
+"      --credit N          requests the broker may give at once (default 64); all\n"
+"                          those waiting are recorded together (one batch)\n"
 "      --heartbeat MS      heartbeat interval (default 1000)\n"
 "      --status            print the ledger's and the test processor's totals and exit\n"
 "                          (works beside a running worker)\n"
-"      --crash-after-charge  tests only: die (SIGKILL) after a charge, before recording it\n"
+"      --crash-at STEP     tests only: die (SIGKILL) in the first batch that charges,\n"
+"                          at STEP: 'intent' (recorded, not charged), 'charge'\n"
+"                          (charged, not recorded) or 'record' (recorded, not answered)\n"
 "  -v, --verbose           log every request\n"
 "  -V, --version           show the version and exit\n"
 "  -h, --help              show this help and exit\n"
@@ -142,13 +152,16 @@ static int
 s_parse_options (int argc, char *argv [], config_t *config)
 {
     enum { OPT_PROVIDER = 1000, OPT_BOOKS, OPT_TTL, OPT_CREDIT, OPT_HEARTBEAT, OPT_CRASH, OPT_STATUS };
+    const char *steps [] = { "intent", "charge", "record" };
+    af_ledger_fault_t faults [] = { AF_LEDGER_FAULT_AFTER_INTENT, AF_LEDGER_FAULT_AFTER_CHARGE,
+                                    AF_LEDGER_FAULT_AFTER_RECORD };
     static struct option options [] = {
         { "config", required_argument, NULL, 'C' }, { "broker", required_argument, NULL, 'b' },
         { "broker-key", required_argument, NULL, 'k' }, { "cert", required_argument, NULL, 'c' },
         { "ledger", required_argument, NULL, 'l' }, { "provider", required_argument, NULL, OPT_PROVIDER },
         { "books", required_argument, NULL, OPT_BOOKS }, { "intent-ttl", required_argument, NULL, OPT_TTL },
         { "credit", required_argument, NULL, OPT_CREDIT }, { "heartbeat", required_argument, NULL, OPT_HEARTBEAT },
-        { "crash-after-charge", no_argument, NULL, OPT_CRASH }, { "status", no_argument, NULL, OPT_STATUS }, { "verbose", no_argument, NULL, 'v' },
+        { "crash-at", required_argument, NULL, OPT_CRASH }, { "status", no_argument, NULL, OPT_STATUS }, { "verbose", no_argument, NULL, 'v' },
         { "version", no_argument, NULL, 'V' }, { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 }
     };
     //  The file first, so that options override it
@@ -169,7 +182,15 @@ s_parse_options (int argc, char *argv [], config_t *config)
             case OPT_TTL: rc = s_apply (config, "intent_ttl", optarg); break;
             case OPT_CREDIT: rc = s_apply (config, "credit", optarg); break;
             case OPT_HEARTBEAT: rc = s_apply (config, "heartbeat", optarg); break;
-            case OPT_CRASH: config->crash_after_charge = true; break;
+            case OPT_CRASH:
+                for (size_t i = 0; i < sizeof steps / sizeof steps [0]; i++)
+                    if (!strcmp (optarg, steps [i]))
+                        config->crash_at = (int) faults [i];
+                if (config->crash_at == AF_LEDGER_FAULT_NONE) {
+                    fprintf (stderr, "appferry-payments: --crash-at: intent, charge or record\n");
+                    rc = 2;
+                }
+                break;
             case OPT_STATUS: config->status = true; break;
             case 'v': config->verbose = true; break;
             case 'V': printf ("appferry-payments %s (protocol %d)\n", AF_VERSION, AF_PROTO_VERSION); return 0;
@@ -200,6 +221,15 @@ s_parse_options (int argc, char *argv [], config_t *config)
 typedef struct {
     config_t *config;
     af_ledger_t *ledger;
+    af_worker_t *worker;
+    //  The batch whose charges the processor answered and whose outcomes
+    //  are not recorded yet: recorded with the next batch's first step,
+    //  or alone when nothing else waits (af_ledger_start, af_ledger_finish)
+    af_ledger_op_t *held;
+    af_msg_t **held_requests;           //  its requests still to answer (owned)
+    size_t held_count;
+    uint64_t batches, requests;         //  ledger batches, and the requests they held
+    size_t largest;                     //  the largest batch
 } payments_t;
 
 //  An ERROR answer to request
@@ -235,69 +265,182 @@ s_paid (af_msg_t *request, const af_intent_t *intent, bool entitled)
     return reply;
 }
 
-//  PAY_INTENT: entitled (PAID), or the payment notice
+//  PAY_INTENT's answer: entitled (PAID), or the payment notice
 static af_msg_t *
-s_pay_intent (void *arg, af_msg_t *request)
+s_pay_intent (payments_t *self, af_msg_t *request, af_ledger_op_t *op)
 {
-    payments_t *self = (payments_t *) arg;
-    af_intent_t intent;
-    bool entitled;
-    char err [512];
-    int code = af_ledger_request (self->ledger, request->account, request->program, request->device_id,
-                                  request->price, request->currency, zclock_time (), &intent, &entitled,
-                                  err, sizeof err);
-    if (code != AF_OK)
-        return s_error (request, code, err);
-    if (entitled) {
+    if (op->code != AF_OK)
+        return s_error (request, op->code, op->err);
+    if (op->entitled) {
         if (self->config->verbose)
             zsys_info ("payments: %s is entitled to %s", request->account, request->program);
-        return s_paid (request, &intent, true);
+        return s_paid (request, &op->intent, true);
     }
+    af_intent_t *intent = &op->intent;
     af_msg_t *reply = s_reply (request, AF_MSG_PAYMENT_REQUIRED);
-    af_strcopy (reply->program, sizeof reply->program, intent.program);
-    reply->price = intent.amount;
-    af_strcopy (reply->currency, sizeof reply->currency, intent.currency);
-    af_strcopy (reply->intent, sizeof reply->intent, intent.id);
-    af_strcopy (reply->device_id, sizeof reply->device_id, intent.source);
-    reply->expires = intent.created + (uint64_t) self->config->intent_ttl_s * 1000;
+    af_strcopy (reply->program, sizeof reply->program, intent->program);
+    reply->price = intent->amount;
+    af_strcopy (reply->currency, sizeof reply->currency, intent->currency);
+    af_strcopy (reply->intent, sizeof reply->intent, intent->id);
+    af_strcopy (reply->device_id, sizeof reply->device_id, intent->source);
+    reply->expires = intent->created + (uint64_t) self->config->intent_ttl_s * 1000;
     if (self->config->verbose)
-        zsys_info ("payments: intent %s: %s owes %u %s for %s", intent.id, request->account, intent.amount,
-                   intent.currency, intent.program);
+        zsys_info ("payments: intent %s: %s owes %u %s for %s", intent->id, request->account, intent->amount,
+                   intent->currency, intent->program);
     return reply;
 }
 
-//  PAY_CONFIRM: charge once, then PAID or why not
+//  PAY_CONFIRM's answer: PAID or why not
 static af_msg_t *
-s_pay_confirm (void *arg, af_msg_t *request)
+s_pay_confirm (af_msg_t *request, af_ledger_op_t *op)
 {
-    payments_t *self = (payments_t *) arg;
-    af_intent_t intent;
-    bool found;
-    char err [512];
-    zsys_info ("payments: confirming intent %.32s of %s", request->intent, request->account);
-    int code = af_ledger_confirm (self->ledger, request->account, request->intent, request->token,
-                                  zclock_time (), &intent, &found, err, sizeof err);
-    if (code == AF_E_INTERNAL && self->config->crash_after_charge) {
-        zsys_warning ("payments: %s: dying now, as --crash-after-charge asks", err);
-        raise (SIGKILL);
-    }
-    if (code != AF_OK)
-        return s_error (request, code, err);
-    if (!found) {
+    af_intent_t *intent = &op->intent;
+    if (op->code != AF_OK)
+        return s_error (request, op->code, op->err);
+    if (!op->found) {
+        char err [AF_MAX_REASON + 1];
         snprintf (err, sizeof err, "no payment notice %s for this account", request->intent);
         return s_error (request, AF_E_NO_INTENT, err);
     }
-    switch (intent.state) {
+    switch (intent->state) {
         case AF_INTENT_PAID:
-            zsys_info ("payments: intent %s paid: %s, %u %s for %s (%s)", intent.id, intent.account,
-                       intent.amount, intent.currency, intent.program, intent.charge);
-            return s_paid (request, &intent, false);
+            zsys_info ("payments: intent %s paid: %s, %u %s for %s (%s)", intent->id, intent->account,
+                       intent->amount, intent->currency, intent->program, intent->charge);
+            return s_paid (request, intent, false);
         case AF_INTENT_CHARGING:
-            return s_error (request, AF_E_UNAVAILABLE, intent.reason);
-        default:
-            snprintf (err, sizeof err, "payment %s: %s", af_intent_state_name (intent.state), intent.reason);
+            return s_error (request, AF_E_UNAVAILABLE, intent->reason);
+        default: {
+            char err [AF_MAX_REASON + 1];
+            snprintf (err, sizeof err, "payment %s: %s", af_intent_state_name (intent->state), intent->reason);
             return s_error (request, AF_E_PAYMENT_REQUIRED, err);
+        }
     }
+}
+
+//  The answer to request, whose ledger op is op
+static af_msg_t *
+s_answer (payments_t *self, af_msg_t *request, af_ledger_op_t *op)
+{
+    return op->kind == AF_LEDGER_REQUEST? s_pay_intent (self, request, op): s_pay_confirm (request, op);
+}
+
+//  A batch step failed: die at a test fault (--crash-at), else log it
+static void
+s_failed (payments_t *self, const char *err)
+{
+    if (self->config->crash_at != AF_LEDGER_FAULT_NONE) {
+        zsys_warning ("payments: %s: dying now, as --crash-at asks", err);
+        raise (SIGKILL);
+    }
+    zsys_error ("payments: a batch failed, its requests refused: %s", err);
+}
+
+//  Answer the held batch (its outcomes are on disk now, or it failed)
+static void
+s_held_answer (payments_t *self)
+{
+    size_t unsent = 0;
+    for (size_t i = 0; i < self->held_count; i++)
+        if (self->held_requests [i]) {
+            af_msg_t *reply = s_answer (self, self->held_requests [i], &self->held [i]);
+            if (af_worker_send (self->worker, &reply) != AF_OK)
+                unsent++;
+            af_msg_destroy (&self->held_requests [i]);
+        }
+    if (unsent)
+        zsys_warning ("payments: %zu answers could not go to the broker (it times the requests out; "
+                      "asked again, they find what the ledger recorded)", unsent);
+    free (self->held);
+    free (self->held_requests);
+    self->held = NULL;
+    self->held_requests = NULL;
+    self->held_count = 0;
+}
+
+//  Every PAY_INTENT and PAY_CONFIRM waiting, as one ledger batch (group
+//  commit: af_ledger.h). One transaction records the outcomes of the
+//  batch before, if held, and this batch's intents; the held batch is
+//  answered then; the processor is asked for this batch's charges; the
+//  requests that need nothing more are answered now, and the charged
+//  ones are held until their outcomes are recorded: with the next batch,
+//  or alone when nothing else waits (s_idle). PURCHASES (a read) is left
+//  to its own function, which af_worker calls after this one.
+static void
+s_batch (void *arg, af_msg_t **requests, size_t count, af_msg_t **replies)
+{
+    payments_t *self = (payments_t *) arg;
+    af_ledger_op_t *ops = (af_ledger_op_t *) calloc (count, sizeof *ops);
+    size_t *index = (size_t *) calloc (count, sizeof *index);
+    assert (ops && index);
+    size_t n = 0;
+    for (size_t i = 0; i < count; i++) {
+        af_msg_t *request = requests [i];
+        af_ledger_op_t *op = &ops [n];
+        op->account = request->account;
+        if (request->id == AF_MSG_PAY_INTENT) {
+            op->kind = AF_LEDGER_REQUEST;
+            op->program = request->program;
+            op->source = request->device_id;
+            op->amount = request->price;
+            op->currency = request->currency;
+        }
+        else
+        if (request->id == AF_MSG_PAY_CONFIRM) {
+            op->kind = AF_LEDGER_CONFIRM;
+            op->intent_hex = request->intent;
+            op->token = request->token;
+            zsys_info ("payments: confirming intent %.32s of %s", request->intent, request->account);
+        }
+        else
+            continue;
+        index [n++] = i;
+    }
+    char err [AF_MAX_REASON + 1];
+    int code = af_ledger_start (self->ledger, self->held, self->held_count, ops, n, zclock_time (), err, sizeof err);
+    if (code != AF_OK)
+        s_failed (self, err);
+    s_held_answer (self);
+    bool keep = false;
+    for (size_t j = 0; j < n; j++)
+        if (code == AF_OK && af_ledger_op_pending (&ops [j]))
+            keep = true;
+        else
+            replies [index [j]] = s_answer (self, requests [index [j]], &ops [j]);
+    if (keep) {
+        //  The held batch: its ops (whole: a second confirmation names the
+        //  first by index) and the requests still to answer
+        self->held = ops;
+        self->held_count = n;
+        self->held_requests = (af_msg_t **) calloc (n, sizeof (af_msg_t *));
+        assert (self->held_requests);
+        for (size_t j = 0; j < n; j++)
+            if (af_ledger_op_pending (&ops [j])) {
+                self->held_requests [j] = requests [index [j]];
+                requests [index [j]] = NULL;        //  ours now, answered later
+            }
+    }
+    else
+        free (ops);
+    if (n) {
+        self->batches++;
+        self->requests += n;
+        if (n > self->largest)
+            self->largest = n;
+    }
+    free (index);
+}
+
+//  Nothing else waits: record the held batch's outcomes alone, and answer it
+static void
+s_idle (void *arg)
+{
+    payments_t *self = (payments_t *) arg;
+    if (!self->held)
+        return;
+    char err [AF_MAX_REASON + 1];
+    if (af_ledger_finish (self->ledger, self->held, self->held_count, zclock_time (), err, sizeof err) != AF_OK)
+        s_failed (self, err);
+    s_held_answer (self);
 }
 
 //  PURCHASES: the account's entitlements; with a program (the broker's
@@ -355,8 +498,8 @@ s_open_ledger (config_t *config, af_testpay_t **pay_p, af_provider_t *provider)
         return NULL;
     }
     af_ledger_set_intent_ttl (ledger, (uint64_t) config->intent_ttl_s * 1000);
-    if (config->crash_after_charge)
-        af_ledger_set_fault (ledger, AF_LEDGER_FAULT_AFTER_CHARGE);
+    if (config->crash_at != AF_LEDGER_FAULT_NONE)
+        af_ledger_set_fault (ledger, (af_ledger_fault_t) config->crash_at);
     size_t resolved;
     if (af_ledger_recover (ledger, zclock_time (), &resolved, err, sizeof err) != AF_OK) {
         fprintf (stderr, "appferry-payments: %s\n", err);
@@ -402,7 +545,7 @@ int
 main (int argc, char *argv [])
 {
     config_t config = { .broker = "tcp://127.0.0.1:5671", .provider = "test", .intent_ttl_s = AF_PAY_INTENT_MS / 1000,
-                        .credit = 16, .heartbeat_ms = AF_HEARTBEAT_MS, .liveness = AF_HEARTBEAT_LIVENESS };
+                        .credit = 64, .heartbeat_ms = AF_HEARTBEAT_MS, .liveness = AF_HEARTBEAT_LIVENESS };
     int rc = s_parse_options (argc, argv, &config);
     if (rc >= 0)
         return rc;
@@ -428,16 +571,18 @@ main (int argc, char *argv [])
         af_worker_destroy (&worker);
         return 1;
     }
-    payments_t payments = { &config, ledger };
-    af_worker_set_handler (worker, AF_MSG_PAY_INTENT, s_pay_intent, &payments);
-    af_worker_set_handler (worker, AF_MSG_PAY_CONFIRM, s_pay_confirm, &payments);
+    payments_t payments = { &config, ledger, worker, NULL, NULL, 0, 0, 0, 0 };
+    af_worker_set_batch (worker, s_batch, &payments, AF_BATCH);
+    af_worker_set_idle (worker, s_idle, &payments);
     af_worker_set_handler (worker, AF_MSG_PURCHASES, s_purchases, &payments);
     rc = af_worker_serve (worker, err, sizeof err);
     if (rc != AF_OK)
         fprintf (stderr, "appferry-payments: %s\n", err);
+    s_idle (&payments);             //  a batch held at the stop: recorded (no one to answer now)
     af_worker_destroy (&worker);
     af_ledger_destroy (&ledger);
     af_testpay_destroy (&pay);
-    zsys_info ("payments: stopped");
+    zsys_info ("payments: stopped; %" PRIu64 " requests in %" PRIu64 " ledger batches (largest %zu)",
+               payments.requests, payments.batches, payments.largest);
     return rc == AF_OK? 0: 1;
 }

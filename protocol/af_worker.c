@@ -30,6 +30,11 @@ struct _af_worker_t {
     handler_t handlers [AF_MSG_COUNT];
     af_worker_idle_fn *idle_fn;
     void *idle_arg;
+    af_worker_batch_fn *batch_fn;
+    void *batch_arg;
+    size_t batch_max;
+    af_msg_t *batch [AF_BATCH];         //  the requests of one batch
+    af_msg_t *replies [AF_BATCH];       //  and their replies
     zsock_t *sock;
     int64_t last_announce;
     bool announce_due;                  //  the broker said DISCONNECT
@@ -135,6 +140,24 @@ af_worker_set_handler (af_worker_t *self, af_msg_id_t command, af_worker_fn *fn,
 }
 
 void
+af_worker_set_batch (af_worker_t *self, af_worker_batch_fn *fn, void *arg, size_t max)
+{
+    assert (self && fn && max >= 1 && max <= AF_BATCH);
+    self->batch_fn = fn;
+    self->batch_arg = arg;
+    self->batch_max = max;
+}
+
+int
+af_worker_send (af_worker_t *self, af_msg_t **msg_p)
+{
+    assert (self && msg_p && *msg_p);
+    int rc = self->sock && af_msg_send (*msg_p, self->sock, NULL) == 0? AF_OK: AF_E_UNAVAILABLE;
+    af_msg_destroy (msg_p);
+    return rc;
+}
+
+void
 af_worker_set_idle (af_worker_t *self, af_worker_idle_fn *fn, void *arg)
 {
     assert (self);
@@ -206,22 +229,32 @@ s_request (af_worker_t *self, af_msg_t *msg)
     af_msg_destroy (&reply);
 }
 
-//  Receive one message from the broker and act on it. -1 if nothing could
-//  be received (the socket is gone), else 0.
+//  Receive one message from the broker: 0 with *msg_p (NULL when it was
+//  not readable, and dropped), or -1 if nothing could be received (the
+//  socket is gone)
 static int
-s_receive (af_worker_t *self)
+s_recv_one (af_worker_t *self, af_msg_t **msg_p)
 {
+    *msg_p = NULL;
     zframe_t *frame = zframe_recv (self->sock);
     if (!frame)
         return -1;
-    af_msg_t *msg = NULL;
     char err [AF_MAX_REASON + 1];
     int code = zframe_more (frame)? AF_E_MALFORMED:
-        af_msg_decode (zframe_data (frame), zframe_size (frame), &msg, err, sizeof err, NULL, NULL);
+        af_msg_decode (zframe_data (frame), zframe_size (frame), msg_p, err, sizeof err, NULL, NULL);
     zframe_destroy (&frame);
-    if (code != AF_OK)
+    if (code != AF_OK) {
         zsys_warning ("%s: dropped a message from the broker: %s", self->service, af_code_name (code));
-    else
+        *msg_p = NULL;
+    }
+    return 0;
+}
+
+//  Act on a message of the dialog itself (DISCONNECT, ERROR, PONG): true
+//  if it was one, false if it is a request
+static bool
+s_control (af_worker_t *self, af_msg_t *msg)
+{
     if (msg->id == AF_MSG_DISCONNECT) {
         zsys_warning ("%s: broker said DISCONNECT (%s); announcing again", self->service, msg->reason);
         self->announce_due = true;
@@ -230,13 +263,72 @@ s_receive (af_worker_t *self)
     if (msg->id == AF_MSG_ERROR)
         zsys_warning ("%s: broker error %s: %s", self->service, af_code_name ((int) msg->code), msg->reason);
     else
-    if (msg->id != AF_MSG_PONG) {
-        s_request (self, msg);
-        if (self->idle_fn && !(zsock_events (self->sock) & ZMQ_POLLIN))
-            self->idle_fn (self->idle_arg);
+        return msg->id == AF_MSG_PONG;
+    return true;
+}
+
+//  Every request waiting (up to batch_max), starting with msg (taken):
+//  given to the batch function at once, then answered in order. -1 if the
+//  socket went away meanwhile (what was taken is answered first)
+static int
+s_receive_batch (af_worker_t *self, af_msg_t *msg, bool *answered)
+{
+    size_t count = 0;
+    int rc = 0;
+    while (true) {
+        if (msg && !s_control (self, msg))
+            self->batch [count++] = msg;
+        else
+            af_msg_destroy (&msg);
+        if (count >= self->batch_max || !(zsock_events (self->sock) & ZMQ_POLLIN))
+            break;
+        if ((rc = s_recv_one (self, &msg)) != 0)
+            break;
     }
-    af_msg_destroy (&msg);
-    return 0;
+    *answered = count > 0;
+    if (count == 0)
+        return rc;
+    memset (self->replies, 0, count * sizeof self->replies [0]);
+    self->batch_fn (self->batch_arg, self->batch, count, self->replies);
+    for (size_t i = 0; i < count; i++) {
+        af_msg_t *reply = self->replies [i];
+        if (!self->batch [i])
+            assert (!reply);            //  kept by fn, answered later
+        else
+        if (!reply)
+            s_request (self, self->batch [i]);
+        else
+        if (af_msg_send (reply, self->sock, NULL))
+            zsys_warning ("%s: cannot send %s to the broker", self->service, af_msg_command_name (reply->id));
+        af_msg_destroy (&reply);
+        af_msg_destroy (&self->batch [i]);
+    }
+    return rc;
+}
+
+//  Receive what the broker sent and act on it: one message, or with a
+//  batch function every request waiting. -1 if nothing could be received
+//  (the socket is gone), else 0.
+static int
+s_receive (af_worker_t *self)
+{
+    af_msg_t *msg;
+    if (s_recv_one (self, &msg))
+        return -1;
+    int rc = 0;
+    bool answered = false;
+    if (self->batch_fn)
+        rc = s_receive_batch (self, msg, &answered);
+    else {
+        if (msg && !s_control (self, msg)) {
+            s_request (self, msg);
+            answered = true;
+        }
+        af_msg_destroy (&msg);
+    }
+    if (rc == 0 && (answered || self->batch_fn) && self->idle_fn && !(zsock_events (self->sock) & ZMQ_POLLIN))
+        self->idle_fn (self->idle_arg);
+    return rc;
 }
 
 int

@@ -13,6 +13,11 @@
     and DISCONNECT when leaving. A worker program is its options, its own
     state, and one function per request command that returns the answer.
 
+    A worker that commits its state once per batch of requests (the
+    payments worker's ledger) sets a batch function instead: it is given
+    every request waiting on the socket (bounded) at once, and the
+    replies go out in order when it returns.
+
     A request whose command has no function, but has a rid, is answered
     ERROR 405 (the broker's request then ends at once rather than timing
     out); an ERROR from the broker is logged; anything else is ignored.
@@ -43,8 +48,19 @@ typedef struct {
 //  NULL sends nothing (the broker then times the request out).
 typedef af_msg_t *(af_worker_fn) (void *arg, af_msg_t *request);
 
+//  Answer a batch of requests at once (a worker that group-commits its
+//  state, as the payments worker does): set replies [i] (carrying its
+//  request's rid; the worker sends and destroys it), or leave it NULL:
+//  that request then goes to its command's function (or is refused 405)
+//  after fn returns, as without a batch. A request fn answers later
+//  (with af_worker_send, from a later batch or the idle function) it
+//  takes: it sets requests [i] to NULL and owns the message.
+typedef void (af_worker_batch_fn) (void *arg, af_msg_t **requests, size_t count, af_msg_t **replies);
+
 //  Called when the last request waiting has been answered (the matcher
-//  lets go of its catalog snapshot then)
+//  lets go of its catalog snapshot then); with a batch function, whenever
+//  nothing waits after a message (the payments worker records and
+//  answers the batch it kept then)
 typedef void (af_worker_idle_fn) (void *arg);
 
 //  Load the broker's certificate and this worker's keypair, making the
@@ -59,6 +75,15 @@ void af_worker_destroy (af_worker_t **self_p);
 
 //  Answer requests of this command with fn (one function per command).
 void af_worker_set_handler (af_worker_t *self, af_msg_id_t command, af_worker_fn *fn, void *arg);
+
+//  Give fn every request waiting on the socket, up to max (1..AF_BATCH)
+//  at a time, before any of them is answered (see af_worker_batch_fn).
+void af_worker_set_batch (af_worker_t *self, af_worker_batch_fn *fn, void *arg, size_t max);
+
+//  Send msg (an answer a batch function kept for later) to the broker, and
+//  destroy it. AF_OK, or AF_E_UNAVAILABLE when it cannot go (no
+//  connection now: the broker times the request out).
+int af_worker_send (af_worker_t *self, af_msg_t **msg_p);
 
 //  Call fn when idle (see af_worker_idle_fn).
 void af_worker_set_idle (af_worker_t *self, af_worker_idle_fn *fn, void *arg);

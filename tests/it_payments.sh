@@ -128,7 +128,7 @@ check "  ... one charge" test "$(totals)" = "intents=4 charges=3 entitlements=3 
 
 # --- SIGKILL of the payments worker between the charge and its record
 kill "$PAYMENTS_PID"; wait "$PAYMENTS_PID" 2>/dev/null
-start_payments --crash-after-charge
+start_payments --crash-at charge
 af phone get game5 --from "$TABLET" --confirm-payment tok_approve > "$T/game5.out" 2>&1 &
 GET_PID=$!
 check "the worker dies after the processor charged" wait_until 10 bash -c "! kill -0 $PAYMENTS_PID 2>/dev/null"

@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# Exactly one charge per paid request, whatever is SIGKILLed when (issue
+# 14, SPEC 8.9). The payments worker dies (a) after the intent is recorded
+# as being charged, before the processor is asked, (b) after the processor
+# charged, before the ledger records it, (c) after the ledger recorded the
+# charge, before the answer (its --crash-at: a deterministic point in the
+# first batch that charges); the broker dies (d) after it forwarded the
+# confirmation, while the processor charges (tok_slow takes a second),
+# (e) after the worker answered, before the node got it (the broker is
+# stopped while the processor charges, so the answer waits unread, then
+# killed). After each: everything restarts, the node asks again if it got
+# no answer (a 5xx or none: again, with back-off), and the ledger holds
+# exactly one charge for the intent, under the intent's ID, with its
+# entitlement; the phone has the app; the source device was told once.
+. "$(dirname "$0")/lib.sh"
+PAYMENTS="$AF_BIN/payments/appferry-payments"
+
+UNIVERSAL="$AF_SRC/data/catalog/packages/notes-2.1.0-universal.tar"
+jq -n --arg f "$UNIVERSAL" '[range(1; 6) | { program: "game\(.)", platform: "android", versionCode: 1,
+    versionName: "1.\(.)", minSdk: 21, price: 499, currency: "EUR", file: $f }]' > "$T/paid.json"
+"$CATALOG" --catalog "$T/catalog" import "$T/paid.json" > "$T/import.log" 2>&1 || die "catalog import failed"
+start_broker broker --catalog "$T/catalog"
+start_matcher matcher "$T/catalog"
+
+# start_payments [options]: the payments worker, its ledger in $T/ledger
+start_payments () {
+    "$PAYMENTS" -b "$WORKERS_EP" -k "$BROKER_CERT" -c "$T/payments.cert" -l "$T/ledger" --heartbeat $HB "$@" \
+        >> "$T/payments.log" 2>&1 &
+    PAYMENTS_PID=$!
+    PIDS+=("$PAYMENTS_PID")
+    wait_until 10 test -s "$T/payments.cert" || die "payments made no certificate"
+    cp "$T/payments.cert" "$BROKER_DIR/workers/payments.cert"
+    wait_until 10 bash -c "[ \$(grep -c \"ready for 'payments'\" '$BROKER_DIR.log') -gt ${READY:-0} ]" \
+        || die "payments not ready"
+    READY=$(grep -c "ready for 'payments'" "$BROKER_DIR.log")
+}
+# restart_broker: the same data directory and endpoints; the workers come back
+restart_broker () {
+    start_broker broker --catalog "$T/catalog"
+    wait_until 10 bash -c "[ \$(grep -c \"ready for 'payments'\" '$BROKER_DIR.log') -gt $READY ]" \
+        || die "payments not ready again"
+    READY=$(grep -c "ready for 'payments'" "$BROKER_DIR.log")
+}
+totals () { "$PAYMENTS" --status -l "$T/ledger"; }
+start_payments
+
+start_node phone "$DEVICES/galaxy-s21.json"
+start_node tablet "$DEVICES/galaxy-tab-s7.json"
+for g in 1 2 3 4 5; do preinstalled tablet game$g 1.$g; done
+af phone register ana > /dev/null || die "register failed"
+for n in phone tablet; do af $n login ana > /dev/null || die "$n login failed"; done
+PHONE=$(device_id phone); TABLET=$(device_id tablet)
+wait_eq 10 "game1 game2 game3 game4 game5" afj phone '[.apps[].program] | sort | join(" ")' apps --device "$TABLET" \
+    > /dev/null || die "the broker does not have the tablet's list"
+
+# notice N: the payment notice's intent for gameN (nothing charged yet)
+notice () { af phone --json get "game$1" --from "$TABLET" < /dev/null | jq -r .paymentRequired.intent; }
+# buy N TOKEN: the phone asks for gameN and confirms its notice, in the
+# background (BUY_PID)
+buy () {
+    af phone get "game$1" --from "$TABLET" --confirm-payment "$2" > "$T/buy.out" 2>&1 < /dev/null &
+    BUY_PID=$!
+}
+# settle N: the purchase's answer; none, or a 5xx: the node asks again
+# (GET, then the confirmation of the same intent, or "entitled" if it was
+# paid meanwhile), waiting 0.2, 0.4, 0.8, 1.6, 3.2 s between tries
+settle () {
+    wait "$BUY_PID" && return 0
+    sed 's/^/  # first try: /' "$T/buy.out"
+    for delay in 0.2 0.4 0.8 1.6 3.2; do
+        sleep $delay
+        af phone get "game$1" --from "$TABLET" --confirm-payment tok_approve > "$T/buy.out" 2>&1 < /dev/null \
+            && return 0
+        sed 's/^/  # again: /' "$T/buy.out"
+    done
+    return 1
+}
+# told N: how many times the tablet was told gameN was paid for ("paid",
+# or "entitled" when the phone's retry found it paid already)
+told () {
+    afj tablet "[.notifications[] | select((.kind == \"paid\" or .kind == \"entitled\") and .text == \"game$1 $PHONE\")] | length" notifications
+}
+# paid_once N INTENT CHARGES: after the step, exactly one charge for the
+# intent (the ledger's and the processor's totals are CHARGES), its
+# entitlement under that intent, the app installed, the source told once
+paid_once () {
+    local n=$1 intent=$2 charges=$3
+    check "  ... the phone asks until it is answered" settle "$n"
+    check "  ... one charge for the intent: the ledger and the processor agree" \
+        wait_eq 10 "intents=$n charges=$charges entitlements=$charges provider_charges=$charges" totals
+    check "  ... the entitlement is the intent's" \
+        test "$(afj phone ".purchases[] | select(.program == \"game$n\") | .intent" purchases)" = "$intent"
+    check "  ... installed" wait_until 10 test -f "$T/phone/installed/game$n.json"
+    check "  ... the tablet was told it was paid for" wait_eq 5 1 told "$n"
+    sleep 0.5
+    check "  ... once" test "$(told "$n")" = 1
+}
+
+# --- (a) the worker dies after the intent is recorded, before the charge
+INTENT=$(notice 1)
+kill "$PAYMENTS_PID"; wait "$PAYMENTS_PID" 2>/dev/null
+start_payments --crash-at intent
+buy 1 tok_approve
+check "(a) the worker dies after recording the intent, before asking the processor" \
+    wait_until 10 bash -c "! kill -0 $PAYMENTS_PID 2>/dev/null"
+check "  ... nothing charged" test "$(totals)" = "intents=1 charges=0 entitlements=0 provider_charges=0"
+start_payments
+check "  ... restarted, it finds the intent uncharged (open again)" \
+    grep -q "1 unrecorded charges resolved" "$T/payments.log"
+paid_once 1 "$INTENT" 1
+
+# --- (b) the worker dies after the processor charged, before recording it
+INTENT=$(notice 2)
+kill "$PAYMENTS_PID"; wait "$PAYMENTS_PID" 2>/dev/null
+start_payments --crash-at charge
+buy 2 tok_approve
+check "(b) the worker dies after the processor charged, before the ledger recorded it" \
+    wait_until 10 bash -c "! kill -0 $PAYMENTS_PID 2>/dev/null"
+check "  ... the processor charged, the ledger has not recorded it" \
+    test "$(totals)" = "intents=2 charges=1 entitlements=1 provider_charges=2"
+start_payments
+check "  ... restarted, it resolves the charge by the intent's ID" \
+    wait_eq 10 "intents=2 charges=2 entitlements=2 provider_charges=2" totals
+paid_once 2 "$INTENT" 2
+
+# --- (c) the worker dies after recording the charge, before the answer
+INTENT=$(notice 3)
+kill "$PAYMENTS_PID"; wait "$PAYMENTS_PID" 2>/dev/null
+start_payments --crash-at record
+buy 3 tok_approve
+check "(c) the worker dies after the ledger recorded the charge, before answering" \
+    wait_until 10 bash -c "! kill -0 $PAYMENTS_PID 2>/dev/null"
+check "  ... charged and recorded once, no one told yet" \
+    test "$(totals)" = "intents=3 charges=3 entitlements=3 provider_charges=3" -a "$(told 3)" = 0
+start_payments
+paid_once 3 "$INTENT" 3
+
+# --- (d) the broker dies after forwarding the confirmation
+INTENT=$(notice 4)
+buy 4 tok_slow
+wait_until 10 grep -q "confirming intent $INTENT" "$T/payments.log" || die "the confirmation did not reach the worker"
+kill -9 "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null
+check "(d) the broker killed after forwarding the confirmation: the worker records the charge" \
+    wait_eq 10 "intents=4 charges=4 entitlements=4 provider_charges=4" totals
+restart_broker
+# The node does not send a request again on a new connection: the one the
+# dead broker took will never be answered. Rather than wait its 15 s out,
+# the CLI gives up now, and the phone asks again
+kill "$BUY_PID" 2>/dev/null
+paid_once 4 "$INTENT" 4
+
+# --- (e) the broker dies after the worker answered, before the node got it
+INTENT=$(notice 5)
+buy 5 tok_slow
+wait_until 10 grep -q "confirming intent $INTENT" "$T/payments.log" || die "the confirmation did not reach the worker"
+kill -STOP "$BROKER_PID"
+wait_until 10 grep -q "intent $INTENT paid" "$T/payments.log"
+check "(e) the worker answered a stopped broker: paid and recorded" \
+    test "$(totals)" = "intents=5 charges=5 entitlements=5 provider_charges=5"
+kill -9 "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null
+check "  ... the broker killed before reading the answer: the phone has not got it" \
+    test ! -f "$T/phone/installed/game5.json" -a "$(told 5)" = 0
+restart_broker
+kill "$BUY_PID" 2>/dev/null
+paid_once 5 "$INTENT" 5
+
+finish
