@@ -571,6 +571,7 @@ af_broker_destroy (af_broker_t **self_p)
     zhashx_destroy (&self->uploads);
     af_transfers_destroy (&self->transfers);
     af_pushes_destroy (&self->pushes);
+    af_paynotes_destroy (&self->paynotes);
     af_outbox_destroy (&self->outbox);
     zhashx_destroy (&self->sources);
     zhashx_destroy (&self->online);

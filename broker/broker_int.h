@@ -23,6 +23,7 @@
 #include "af_msg.h"
 #include "af_zap.h"
 #include "af_outbox.h"
+#include "af_paynotes.h"
 #include "af_pushes.h"
 #include "af_transfers.h"
 #include "af_download.h"
@@ -153,6 +154,7 @@ struct _af_broker_t {
     af_guesses_t *guesses;          //  wrong passwords, durable
     af_dispatch_t *dispatch;        //  the workers
     af_outbox_t *outbox;
+    af_paynotes_t *paynotes;        //  GET's notices to the source, once (handle_pay.c)
     af_pushes_t *pushes;
     af_transfers_t *transfers;
     af_lists_t *lists;
@@ -420,8 +422,17 @@ void handle_push (af_broker_t *self, session_t *session, af_msg_t *msg);
 //  the payments service has just said the account may have msg->program
 //  (GET's transfer), so a paid package is offered without asking again.
 //  handle_push is this with entitled false: a paid package is offered
-//  only after broker_pay_entitled says yes (SPEC 5.16).
-void broker_push (af_broker_t *self, session_t *session, af_msg_t *msg, bool entitled);
+//  only after broker_pay_entitled says yes (SPEC 5.16). notice (or NULL):
+//  an item for another device, queued once by its key (af_paynotes) in
+//  the group commit of the push's record, before it, and only if some
+//  target is offered the package; its item is taken.
+typedef struct {
+    char account [AF_MAX_ACCOUNT + 1];  //  the device's account
+    char device_id [AF_ID_HEX + 1];
+    uint8_t key [AF_ID_SIZE];           //  told once per key
+    af_msg_t *item;                     //  what it is told (a NOTIFY)
+} broker_notice_t;
+void broker_push (af_broker_t *self, session_t *session, af_msg_t *msg, bool entitled, broker_notice_t *notice);
 void handle_uninstall (af_broker_t *self, session_t *session, af_msg_t *msg);
 void handle_fetch (af_broker_t *self, session_t *session, af_msg_t *msg);
 void handle_credit (af_broker_t *self, session_t *session, af_msg_t *msg);

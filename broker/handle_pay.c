@@ -11,7 +11,10 @@
     service answers PAYMENT_REQUIRED (or PAID when the account is entitled
     already, which goes on as free). PAY_CONFIRM goes to the payments
     service with the session's account; its PAID starts the same transfer,
-    and the source device is told the app was paid for.
+    and the source device is told the app was paid for: an item of its
+    durable outbox, committed with the transfer's push and once per intent
+    (af_paynotes), so neither a broker kill nor a node asking again can
+    lose it or tell it twice.
 
     broker_pay_entitled is the push path's check (handle_push.c): before
     any push, install or sync pick offers a package with a price, the
@@ -40,6 +43,7 @@ typedef struct {
     char asker [AF_ID_HEX + 1];         //  the device that asks
     char source [AF_ID_HEX + 1];        //  the device that has the app
     char program [AF_MAX_PROGRAM + 1];
+    char intent [AF_ID_HEX + 1];        //  the intent it was paid under ("": free)
     af_msg_t *list;                     //  BROWSE: the answer being made
     uint32_t outstanding;               //  BROWSE: resolutions still out
     broker_entitled_fn *entitled;       //  broker_pay_entitled: its caller
@@ -98,9 +102,13 @@ s_submit (af_broker_t *self, af_msg_t **msg_p, af_dispatch_fn *done, pay_job_t *
 
 //  The asker gets the package that fits it, from the server's store (a
 //  push to "self", answered PUSH_ACCEPTED with the caller's rid), and the
-//  source device is told (kind "requested", or "paid" when the program
-//  was paid for just now: body "PROGRAM ASKER"). An asker gone meanwhile
-//  gets nothing now; what it paid for is an entitlement, so it asks again.
+//  source device is told through its outbox (an ITEM carrying NOTIFY: kind
+//  "requested", or "paid" when the program was paid for just now, or
+//  "entitled" when the account had paid before: body "PROGRAM ASKER"),
+//  queued in the push's group commit, once per intent (a free one: per
+//  GET, by its rid, which the node keeps when it asks again): af_paynotes.
+//  An asker gone meanwhile gets nothing now; what it paid for is an
+//  entitlement, so it asks again.
 static void
 s_transfer (af_broker_t *self, pay_job_t *job, const char *kind)
 {
@@ -116,20 +124,27 @@ s_transfer (af_broker_t *self, pay_job_t *job, const char *kind)
     af_msg_add_target (push, "self");
     push->has_rid = job->caller.has_rid;
     memcpy (push->rid, job->caller.rid, sizeof push->rid);
+    broker_notice_t notice;
+    memset (&notice, 0, sizeof notice);
+    af_strcopy (notice.account, sizeof notice.account, job->account);
+    af_strcopy (notice.device_id, sizeof notice.device_id, job->source);
+    if (!*job->intent || af_id_from_hex (job->intent, notice.key) != AF_OK) {
+        if (job->caller.has_rid)
+            memcpy (notice.key, job->caller.rid, sizeof notice.key);
+        else
+            randombytes_buf (notice.key, sizeof notice.key);
+    }
+    notice.item = af_msg_new (AF_MSG_NOTIFY);
+    af_strcopy (notice.item->device_id, sizeof notice.item->device_id, job->asker);
+    af_strcopy (notice.item->kind, sizeof notice.item->kind, kind);
+    char body [AF_MAX_PROGRAM + AF_ID_HEX + 2];
+    snprintf (body, sizeof body, "%s %s", job->program, job->asker);
+    af_msg_set_body (notice.item, body, strlen (body));
     //  "entitled" and "paid": the payments service has just said so, and
     //  the push path need not ask again; a free one is checked as any push
-    broker_push (self, session, push, !streq (kind, "requested"));
+    broker_push (self, session, push, !streq (kind, "requested"), &notice);
+    af_msg_destroy (&notice.item);
     af_msg_destroy (&push);
-    session_t *source = broker_online (self, job->account, job->source);
-    if (source && source != session) {
-        af_msg_t *notify = af_msg_new (AF_MSG_NOTIFY);
-        af_strcopy (notify->device_id, sizeof notify->device_id, job->asker);
-        af_strcopy (notify->kind, sizeof notify->kind, kind);
-        char body [AF_MAX_PROGRAM + AF_ID_HEX + 2];
-        snprintf (body, sizeof body, "%s %s", job->program, job->asker);
-        af_msg_set_body (notify, body, strlen (body));
-        broker_send (self, source, &notify);
-    }
     zsys_info ("broker: GET of %s by %s of '%s' from %s: %s, transfer started", job->program, job->asker,
                job->account, job->source, kind);
 }
@@ -159,8 +174,10 @@ s_get_paid (void *arg, uint32_t slot, af_msg_t **reply_p)
     (void) slot;
     pay_job_t *job = (pay_job_t *) arg;
     af_msg_t *reply = *reply_p;
-    if (reply && reply->id == AF_MSG_PAID && reply->entitled)
+    if (reply && reply->id == AF_MSG_PAID && reply->entitled) {
+        af_strcopy (job->intent, sizeof job->intent, reply->intent);
         s_transfer (job->broker, job, "entitled");
+    }
     else
     if (reply && (reply->id == AF_MSG_PAYMENT_REQUIRED || reply->id == AF_MSG_ERROR))
         broker_answer (job->broker, &job->caller, reply_p);
@@ -245,6 +262,7 @@ s_confirmed (void *arg, uint32_t slot, af_msg_t **reply_p)
     if (reply && reply->id == AF_MSG_PAID) {
         af_strcopy (job->program, sizeof job->program, reply->program);
         af_strcopy (job->source, sizeof job->source, reply->device_id);
+        af_strcopy (job->intent, sizeof job->intent, reply->intent);
         zsys_info ("broker: '%s' paid %u %s for %s (intent %s)", job->account, reply->price, reply->currency,
                    reply->program, reply->intent);
         s_transfer (job->broker, job, "paid");

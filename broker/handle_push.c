@@ -37,6 +37,7 @@ typedef struct {
     char data_hash [AF_HASH_HEX + 1];   //  the push's user data, if any
     uint64_t data_total;
     bool entitled;                  //  the account may have the program if it is paid
+    broker_notice_t notice;         //  GET: the source device's notice (item NULL: none)
 } push_job_t;
 
 void
@@ -48,6 +49,7 @@ broker_push_jobs_free (void **item)
             af_msg_destroy (&job->offers [i]);
         free (job->offers);
         af_msg_destroy (&job->accepted);
+        af_msg_destroy (&job->notice.item);
         free (job);
         *item = NULL;
     }
@@ -291,7 +293,26 @@ s_push_commit (af_broker_t *self, push_job_t *job)
             return;                     //  committed with the answer
         s_push_unpaid (job, AF_E_UNAVAILABLE, "the payments queue is full");
     }
-    int code = af_pushes_create (self->pushes, job->account, job->initiator, job->accepted, job->offers);
+    //  The notice first, in this batch: on disk with the record, before
+    //  any answer; told once by its key, so a push asked again tells no more
+    bool offered = false;
+    for (uint32_t i = 0; i < job->accepted->result_count; i++)
+        offered |= job->offers [i] != NULL;
+    int code = AF_OK;
+    if (offered && job->notice.item) {
+        zframe_t *frame = af_msg_encode (job->notice.item);
+        bool queued = false;
+        code = frame? af_paynotes_put (self->paynotes, job->notice.account, job->notice.device_id, job->notice.key,
+                                       zframe_data (frame), zframe_size (frame), &queued): AF_E_INTERNAL;
+        zframe_destroy (&frame);
+        if (code == AF_OK && queued)
+            broker_deliver (self, broker_online (self, job->notice.account, job->notice.device_id));
+        if (code != AF_OK)
+            zsys_error ("broker: push %s of '%s': cannot queue the notice for %s: %s", job->hex, job->account,
+                        job->notice.device_id, af_code_name (code));
+    }
+    if (code == AF_OK)
+        code = af_pushes_create (self->pushes, job->account, job->initiator, job->accepted, job->offers);
     if (code != AF_OK) {
         zsys_error ("broker: cannot record push %s of '%s': %s", job->hex, job->account, af_code_name (code));
         session_t *initiator = broker_session (self, job->caller.session);
@@ -415,11 +436,11 @@ s_push_admit (af_broker_t *self, session_t *session, af_msg_t *msg, bool for_sel
 void
 handle_push (af_broker_t *self, session_t *session, af_msg_t *msg)
 {
-    broker_push (self, session, msg, false);
+    broker_push (self, session, msg, false, NULL);
 }
 
 void
-broker_push (af_broker_t *self, session_t *session, af_msg_t *msg, bool entitled)
+broker_push (af_broker_t *self, session_t *session, af_msg_t *msg, bool entitled, broker_notice_t *notice)
 {
     //  "self": the device installs from the server's store for itself (a
     //  sync pick, S1.4); the push policy guards pushes to other devices
@@ -432,6 +453,10 @@ broker_push (af_broker_t *self, session_t *session, af_msg_t *msg, bool entitled
         return;
     push_job_t *job = s_push_job_new (self, session, msg);
     job->entitled = entitled;
+    if (notice) {
+        job->notice = *notice;
+        notice->item = NULL;
+    }
     af_device_t *devices = NULL;
     const af_device_t **device = NULL;
     uint32_t n = s_targets (self, session, msg, for_self, "a device cannot push to itself",

@@ -225,6 +225,7 @@ node_login_ok (af_node_t *self, af_msg_t *msg)
     node_reports_login (self, msg->report_seq, msg->send_list);
     node_auto_sync (self);
     node_jobs_login (self);
+    node_requests_renew (self);
     node_requests_flush (self);
 }
 
@@ -239,17 +240,11 @@ node_logged_out (af_node_t *self)
 }
 
 //  After an automatic login the broker could not serve (5xx): the wait
-//  before the next, doubling from NODE_LOGIN_RETRY_MIN_MS up to
-//  NODE_LOGIN_RETRY_MAX_MS, drawn from the upper half of that (jitter)
+//  before the next (node_backoff_ms)
 static int
 s_login_backoff (af_node_t *self)
 {
-    int wait = NODE_LOGIN_RETRY_MIN_MS;
-    for (uint32_t i = 1; i < self->login_failures && wait < NODE_LOGIN_RETRY_MAX_MS; i++)
-        wait *= 2;
-    if (wait > NODE_LOGIN_RETRY_MAX_MS)
-        wait = NODE_LOGIN_RETRY_MAX_MS;
-    return wait / 2 + (int) randombytes_uniform ((uint32_t) (wait - wait / 2) + 1);
+    return node_backoff_ms (self->login_failures, NODE_LOGIN_RETRY_MIN_MS, NODE_LOGIN_RETRY_MAX_MS);
 }
 
 //  The answer to our own LOGIN. A 4xx says it will fail again as it is

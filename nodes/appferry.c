@@ -66,7 +66,10 @@ s_usage (FILE *out)
 "                        package that fits here, from the server's store). A\n"
 "                        paid app asks for a payment token on a terminal, or\n"
 "                        takes --confirm-payment; an app the account paid for\n"
-"                        once is never charged again, on any of its devices\n"
+"                        once is never charged again, on any of its devices.\n"
+"                        A broker that fails (5xx) or restarts meanwhile is\n"
+"                        asked again under the same payment, with back-off,\n"
+"                        until --timeout; each retry is shown on stderr\n"
 "  purchases             the apps the account paid for\n"
 "  uninstall PROGRAM [--on DEVICE[,DEVICE...]|all]\n"
 "                        uninstall PROGRAM here (and tell the broker), or ask\n"
@@ -91,7 +94,8 @@ s_usage (FILE *out)
 "  -p, --password-file FILE  read the password from the first line of FILE\n"
 "                            (else $APPFERRY_PASSWORD, else ask on the terminal)\n"
 "  -j, --json                print the node's JSON answer instead of text\n"
-"  -t, --timeout SEC         how long to wait for the node (default 20)\n"
+"  -t, --timeout SEC         how long to wait for the node (default 20); get:\n"
+"                            how long the node keeps asking the broker\n"
 "      --to DEVICES          push: target devices, comma-separated, or all\n"
 "      --device DEVICE       apps, browse: another device of the account\n"
 "      --from DEVICE         get: the device that has the app\n"
@@ -601,10 +605,47 @@ s_sync_install (zsock_t *sock, json_t *diff, const char *install, int wait)
     return rc;
 }
 
+//  The node's answer to a request, within wait_ms. A request the node
+//  sends again (get, pay-confirm: a 5xx, a lost answer, a new session)
+//  is preceded by "progress" replies, each shown on stderr and each
+//  starting the wait again. False if no answer came.
+static bool
+s_recv_answer (zsock_t *sock, int wait_ms, char **status_p, char **text_p)
+{
+    while (true) {
+        zpoller_t *poller = zpoller_new (sock, NULL);
+        void *ready = zpoller_wait (poller, wait_ms);
+        zpoller_destroy (&poller);
+        if (!ready)
+            return false;
+        char *status = NULL, *text = NULL;
+        if (zstr_recvx (sock, &status, &text, NULL) < 1)
+            return false;
+        if (!status || !streq (status, "progress")) {
+            *status_p = status;
+            *text_p = text;
+            return true;
+        }
+        json_error_t jerr;
+        json_t *doc = text? json_loads (text, 0, &jerr): NULL;
+        if (doc) {
+            json_int_t in = json_integer_value (json_object_get (doc, "inMs"));
+            char when [32] = "now";
+            if (in > 0)
+                snprintf (when, sizeof when, "in %lld.%lld s", (long long) in / 1000, (long long) (in % 1000) / 100);
+            fprintf (stderr, "appferry: %s: %s; trying again %s (attempt %lld)\n", s_str (doc, "retrying"),
+                     s_str (doc, "reason"), when, (long long) json_integer_value (json_object_get (doc, "attempt")));
+            json_decref (doc);
+        }
+        zstr_free (&status);
+        zstr_free (&text);
+    }
+}
+
 //  get's answer: a push to follow, or a payment notice: on a terminal the
 //  token is asked for and confirmed (pay-confirm), else it says how
 static int
-s_get_follow (zsock_t *sock, json_t *doc, int wait)
+s_get_follow (zsock_t *sock, json_t *doc, int wait, int timeout)
 {
     json_t *notice = json_object_get (doc, "paymentRequired");
     if (!notice)
@@ -624,12 +665,11 @@ s_get_follow (zsock_t *sock, json_t *doc, int wait)
         return 1;
     }
     token [strcspn (token, "\r\n")] = 0;
-    zstr_sendx (sock, "pay-confirm", s_str (notice, "intent"), token, NULL);
+    char deadline [16];
+    snprintf (deadline, sizeof deadline, "%d", timeout);
+    zstr_sendx (sock, "pay-confirm", s_str (notice, "intent"), token, deadline, NULL);
     char *status = NULL, *text = NULL;
-    zpoller_t *poller = zpoller_new (sock, NULL);
-    if (zpoller_wait (poller, 30000))
-        zstr_recvx (sock, &status, &text, NULL);
-    zpoller_destroy (&poller);
+    s_recv_answer (sock, (timeout + 5) * 1000, &status, &text);
     json_error_t jerr;
     json_t *answer = text? json_loads (text, 0, &jerr): NULL;
     int rc = 1;
@@ -877,8 +917,8 @@ s_request (const options_t *o, const char *password)
         zmsg_addstr (request, o->device);
     if (streq (command, "get")) {
         zmsg_addstr (request, o->from);
-        if (o->token)
-            zmsg_addstr (request, o->token);
+        zmsg_addstr (request, o->token? o->token: "");
+        zmsg_addstrf (request, "%d", o->timeout);
     }
     if (streq (command, "uninstall") && o->on)
         zmsg_addstr (request, o->on);
@@ -909,7 +949,7 @@ s_render (zsock_t *sock, const options_t *o, const char *status, const char *tex
         return 0;
     }
     if (ok && streq (command, "get"))
-        return s_get_follow (sock, doc, o->no_wait? 0: o->wait);
+        return s_get_follow (sock, doc, o->no_wait? 0: o->wait, o->timeout);
     if (ok && streq (command, "sync") && (o->install || o->install_all))
         return s_sync_install (sock, doc, o->install, o->wait);
     if (ok) {
@@ -961,16 +1001,14 @@ main (int argc, char *argv [])
         return 3;
     }
     zmsg_send (&request, sock);
-    zpoller_t *poller = zpoller_new (sock, NULL);
-    void *ready = zpoller_wait (poller, o.timeout * 1000);
-    zpoller_destroy (&poller);
-    if (!ready) {
-        fprintf (stderr, "appferry: the node did not answer within %d s (is it running?)\n", o.timeout);
+    //  get: the node keeps asking the broker until --timeout, then answers
+    int wait_s = streq (s_commands [o.command].name, "get")? o.timeout + 5: o.timeout;
+    char *status = NULL, *text = NULL;
+    if (!s_recv_answer (sock, wait_s * 1000, &status, &text)) {
+        fprintf (stderr, "appferry: the node did not answer within %d s (is it running?)\n", wait_s);
         zsock_destroy (&sock);
         return 3;
     }
-    char *status = NULL, *text = NULL;
-    zstr_recvx (sock, &status, &text, NULL);
     json_error_t jerr;
     json_t *doc = text? json_loads (text, 0, &jerr): NULL;
     rc = 1;

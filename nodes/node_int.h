@@ -38,6 +38,9 @@ enum {
                                 //  it confirmed first (SYNC, APPS: S1.8)
     REQ_PER_SESSION     = 4,    //  the node makes it again after each login (REPORT,
                                 //  LIST, FETCH, DONE): dropped when the session ends
+    REQ_RETRY           = 8,    //  idempotent (GET, PAY_CONFIRM): a 5xx, no answer in
+                                //  time, or a new session sends it again, after a
+                                //  back-off, until its retry_until (node_request_retry)
 };
 
 struct _pending_t {
@@ -57,6 +60,11 @@ struct _pending_t {
     char device [AF_ID_HEX + 1];        //  DEVICE_REMOVE: the device, and its name
     char device_name [AF_MAX_NAME + 1];
     char token [AF_MAX_PAY_TOKEN + 1];  //  GET: the payment token to confirm with
+    //  REQ_RETRY: sent again until then (zclock_mono), not before not_before
+    int64_t retry_until;
+    int64_t not_before;
+    uint32_t attempts;                  //  sends so far
+    char retry_why [AF_MAX_REASON + 32];    //  why it was last sent again
 };
 
 typedef enum {
@@ -229,6 +237,16 @@ void node_requests_destroy (af_node_t *self);
 pending_t *node_request (af_node_t *self, node_answer_fn *on_answer, unsigned flags, zframe_t *client,
                          af_msg_t *msg);
 pending_t *node_request_find (af_node_t *self, const char *hex);
+//  A REQ_RETRY request: sent again on a 5xx, no answer, or a new session,
+//  until retry_until (zclock_mono); its CLI client is told each time (a
+//  "progress" reply before the final one)
+pending_t *node_request_retry (af_node_t *self, node_answer_fn *on_answer, unsigned flags, zframe_t *client,
+                               af_msg_t *msg, int64_t retry_until);
+//  A new session: every REQ_RETRY request sent on the old one goes again
+void node_requests_renew (af_node_t *self);
+//  A wait after failures failures, doubling from min_ms up to max_ms, drawn
+//  from the upper half of that (jitter): the login's and REQ_RETRY's
+int node_backoff_ms (uint32_t failures, int min_ms, int max_ms);
 void node_requests_flush (af_node_t *self);
 void node_requests_answer (af_node_t *self, af_msg_t *answer);
 void node_requests_expire (af_node_t *self);
@@ -250,6 +268,8 @@ int node_cli_named (af_node_t *self, cli_t *cli, const char *spec, char id [AF_I
 //  INTENT TOKEN, purchases (paid apps, SPEC 5.38, 5.39)
 void node_pay_browse (af_node_t *self, cli_t *cli);
 void node_pay_get (af_node_t *self, cli_t *cli);
+//  A GET's notice in an outbox ITEM (NOTIFY): into the inbox once per item
+void node_pay_on_notice (af_node_t *self, af_msg_t **msg_p, const char *item);
 void node_pay_confirm (af_node_t *self, cli_t *cli);
 void node_pay_purchases (af_node_t *self, cli_t *cli);
 

@@ -533,8 +533,8 @@ node_jobs_doc (af_node_t *self)
 }
 
 //  --------------------------------------------------------------------------
-//  The outbox (protocol/SPEC.md 5.18): an ITEM carries an OFFER, a RESULT
-//  or an UNINSTALL. An OFFER or an UNINSTALL is never acknowledged here:
+//  The outbox (protocol/SPEC.md 5.18): an ITEM carries an OFFER, a RESULT,
+//  an UNINSTALL, a RECOMMENDATION or a NOTIFY (a GET's source told). An OFFER or an UNINSTALL is never acknowledged here:
 //  the broker ends it when our DONE arrives (with its outcome, which it
 //  passes on to the device that asked). A RESULT is done with at once.
 
@@ -566,9 +566,12 @@ node_on_item (af_node_t *self, af_msg_t **item_p)
         return;
     }
     else
+    if (code == AF_OK && msg->id == AF_MSG_NOTIFY)
+        node_pay_on_notice (self, &msg, item->item);      //  GET's source told (5.47)
+    else
         //  Acknowledged anyway: a bad item must not block the queue
         zsys_warning ("node: dropped outbox item %s: %s", item->item,
-                      code != AF_OK? err: "not an OFFER, RESULT, UNINSTALL or RECOMMENDATION");
+                      code != AF_OK? err: "not an OFFER, RESULT, UNINSTALL, RECOMMENDATION or NOTIFY");
     af_msg_t *ack = af_msg_new (AF_MSG_ACK);
     memcpy (ack->item, item->item, sizeof ack->item);
     node_send (self, ack);

@@ -38,6 +38,14 @@
 #define NODE_LOGIN_RETRY_MIN_MS 1000
 #define NODE_LOGIN_RETRY_MAX_MS 60000
 
+//  A payment request (GET, PAY_CONFIRM) the broker could not serve (5xx)
+//  or did not answer is sent again under the same intent after the same
+//  kind of wait, from the first value up to the second, until the user's
+//  deadline (the CLI's --timeout; at most NODE_PAY_DEADLINE_MAX_S)
+#define NODE_PAY_RETRY_MIN_MS   200
+#define NODE_PAY_RETRY_MAX_MS   5000
+#define NODE_PAY_DEADLINE_MAX_S 3600
+
 //  A lost connection (a broker that restarted, a network that dropped) is
 //  made again by libzmq after the heartbeat interval capped at the first
 //  value, plus a random part of up to as much again (libzmq's own jitter),

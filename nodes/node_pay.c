@@ -9,9 +9,15 @@
     (`--confirm-payment`), the node confirms at once (PAY_CONFIRM) and the
     PAID transfer is answered PUSH_ACCEPTED; without one, the notice goes
     back to the CLI, which asks on a terminal and confirms with
-    `pay-confirm INTENT TOKEN`. A confirmation the broker does not answer
-    (a lost connection) may be sent again: the payments service charges
-    each intent at most once.
+    `pay-confirm INTENT TOKEN`. GET and PAY_CONFIRM are REQ_RETRY requests
+    (node_request.c): a 5xx, no answer, or a new session (a broker killed
+    and restarted) sends the same request again, after a jittered, capped
+    back-off, until an answer that is not a 5xx or the user's deadline
+    (the CLI's --timeout, the last argument of both verbs); the CLI is told
+    each time. That is safe because both are idempotent: a GET asked again
+    gets the same open intent (or "entitled"), a confirmation sent again
+    charges nothing more (the payments service charges each intent at most
+    once, SPEC 8.9).
     =========================================================================
 */
 #include "node_int.h"
@@ -39,7 +45,8 @@ s_get_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
         af_msg_t *confirm = af_msg_new (AF_MSG_PAY_CONFIRM);
         af_strcopy (confirm->intent, sizeof confirm->intent, answer->intent);
         af_strcopy (confirm->token, sizeof confirm->token, pending->token);
-        node_request (self, node_cli_push_answer, REQ_SESSION, pending->client, confirm);
+        node_request_retry (self, node_cli_push_answer, REQ_SESSION, pending->client, confirm,
+                            pending->retry_until);
         return true;
     }
     return node_cli_push_answer (self, pending, answer);
@@ -56,11 +63,34 @@ s_token_valid (const char *token)
     return len >= 1 && len <= AF_MAX_PAY_TOKEN;
 }
 
+//  The user's deadline for a payment request: the verb's argument at index
+//  (whole seconds, 1..NODE_PAY_DEADLINE_MAX_S; absent: the request
+//  timeout), as a zclock_mono time; 0 (and the client told) if malformed
+static int64_t
+s_deadline (af_node_t *self, cli_t *cli, int index)
+{
+    long seconds = (self->config.request_timeout_ms + 999) / 1000;
+    if (cli->args > index) {
+        char *end = NULL;
+        seconds = strtol (cli->arg [index], &end, 10);
+        if (!*cli->arg [index] || *end || seconds < 1 || seconds > NODE_PAY_DEADLINE_MAX_S) {
+            node_ctl_error (self, cli->client, AF_E_MALFORMED, "a deadline is 1..%d seconds",
+                            NODE_PAY_DEADLINE_MAX_S);
+            return 0;
+        }
+    }
+    return zclock_mono () + (int64_t) seconds * 1000;
+}
+
+//  get PROGRAM DEVICE [TOKEN [DEADLINE]] (TOKEN "": ask the user)
 void
 node_pay_get (af_node_t *self, cli_t *cli)
 {
     char err [AF_MAX_REASON + 1], source [AF_ID_HEX + 1];
     const char *token = cli->args > 2? cli->arg [2]: "";
+    int64_t deadline = s_deadline (self, cli, 3);
+    if (!deadline)
+        return;
     if (af_program_check (cli->arg [0], err, sizeof err) != AF_OK) {
         node_ctl_error (self, cli->client, AF_E_MALFORMED, "'%s': %s", cli->arg [0], err);
         return;
@@ -75,14 +105,18 @@ node_pay_get (af_node_t *self, cli_t *cli)
     af_msg_t *get = af_msg_new (AF_MSG_GET);
     af_strcopy (get->program, sizeof get->program, cli->arg [0]);
     af_strcopy (get->device_id, sizeof get->device_id, source);
-    pending_t *pending = node_request (self, s_get_answer, REQ_AFTER_REPORTS, cli->client, get);
+    pending_t *pending = node_request_retry (self, s_get_answer, REQ_AFTER_REPORTS, cli->client, get, deadline);
     af_strcopy (pending->token, sizeof pending->token, token);
 }
 
+//  pay-confirm INTENT TOKEN [DEADLINE]
 void
 node_pay_confirm (af_node_t *self, cli_t *cli)
 {
     uint8_t id [AF_ID_SIZE];
+    int64_t deadline = s_deadline (self, cli, 2);
+    if (!deadline)
+        return;
     if (af_id_from_hex (cli->arg [0], id) != AF_OK || !s_token_valid (cli->arg [1])) {
         node_ctl_error (self, cli->client, AF_E_MALFORMED, "pay-confirm INTENT TOKEN: an intent is 32 hex digits, "
                         "a token 1..%d printable characters", AF_MAX_PAY_TOKEN);
@@ -91,7 +125,7 @@ node_pay_confirm (af_node_t *self, cli_t *cli)
     af_msg_t *confirm = af_msg_new (AF_MSG_PAY_CONFIRM);
     af_strcopy (confirm->intent, sizeof confirm->intent, cli->arg [0]);
     af_strcopy (confirm->token, sizeof confirm->token, cli->arg [1]);
-    node_request (self, node_cli_push_answer, REQ_SESSION, cli->client, confirm);
+    node_request_retry (self, node_cli_push_answer, REQ_SESSION, cli->client, confirm, deadline);
 }
 
 //  --------------------------------------------------------------------------
@@ -157,4 +191,27 @@ void
 node_pay_purchases (af_node_t *self, cli_t *cli)
 {
     node_request (self, s_purchases_answer, REQ_SESSION, cli->client, af_msg_new (AF_MSG_PURCHASES));
+}
+
+//  --------------------------------------------------------------------------
+//  The source's side: a GET's notice ("requested", "paid", "entitled"),
+//  an outbox item. Shown once per item ID, whatever the broker delivers
+//  again (an ACK lost with a connection); acknowledged by the caller.
+void
+node_pay_on_notice (af_node_t *self, af_msg_t **msg_p, const char *item)
+{
+    size_t index;
+    json_t *entry;
+    json_array_foreach (self->inbox, index, entry) {
+        const char *seen = json_string_value (json_object_get (entry, "item"));
+        if (seen && streq (seen, item))
+            return;                     //  delivered again: shown already
+    }
+    zsys_info ("node: told through the outbox: %s %.*s", (*msg_p)->kind, (int) (*msg_p)->body_size,
+               (const char *) (*msg_p)->body);
+    uint64_t seen = self->notifications;
+    node_on_notify (self, msg_p);
+    size_t size = json_array_size (self->inbox);
+    if (self->notifications > seen && size > 0)
+        json_object_set_new (json_array_get (self->inbox, size - 1), "item", json_string (item));
 }
