@@ -576,8 +576,10 @@ static const struct {
     { "apps",           0, 0,               s_apps },
     { "sync",           0, CLI_LOGIN,       s_sync },
     { "browse",         1, CLI_LOGIN,       node_pay_browse },
-    { "get",            2, CLI_LOGIN,       node_pay_get },
-    { "pay-confirm",    2, CLI_LOGIN,       node_pay_confirm },
+    //  An account is enough: a get waits for the session (a broker that
+    //  restarts, a login again) up to its deadline, as its retries do
+    { "get",            2, CLI_ACCOUNT,     node_pay_get },
+    { "pay-confirm",    2, CLI_ACCOUNT,     node_pay_confirm },
     { "purchases",      0, CLI_LOGIN,       node_pay_purchases },
     { "config-secret",  1, CLI_ACCOUNT,     node_config_secret },
     { "config-share",   1, CLI_ACCOUNT,     node_config_share },

@@ -17,7 +17,8 @@
     each time. That is safe because both are idempotent: a GET asked again
     gets the same open intent (or "entitled"), a confirmation sent again
     charges nothing more (the payments service charges each intent at most
-    once, SPEC 8.9).
+    once, SPEC 8.9). Both need an account, not a session: taken while the
+    node logs in again, they wait for it up to the same deadline.
     =========================================================================
 */
 #include "node_int.h"
