@@ -423,6 +423,9 @@ s_recommend_here (af_broker_t *self, const char *to, const uint8_t *note, size_t
     int code = af_store_begin (s_store (self), true, &txn)? AF_E_INTERNAL: AF_OK;
     if (code == AF_OK && intent)
         code = af_friends_intent_applied (self->friends, txn, to, intent, &seen, refused);
+    if (code == AF_OK && seen)
+        zsys_info ("broker: a recommendation to '%s' whose intent was applied before: answered as then, "
+                   "nothing queued", to);
     if (code == AF_OK && !seen)
         code = s_refuses (self, txn, to, (const af_token_t *) decoded->elements, decoded->element_count, refused);
     for (uint32_t i = 0; code == AF_OK && !seen && !*refused && i < count; i++)
@@ -439,28 +442,39 @@ s_recommend_here (af_broker_t *self, const char *to, const uint8_t *note, size_t
     return code;
 }
 
-//  The intent is resolved: no longer ours to send again
+//  The intent is resolved: no longer ours to send again. answered (a
+//  resend's answer: the node that asked was told 503): its outcome is
+//  kept for the node's retry instead
 static void
-s_intent_resolved (af_broker_t *self, const char *from, const uint8_t *intent)
+s_intent_resolved (af_broker_t *self, const char *from, const uint8_t *intent, bool answered, int code, bool refused)
 {
     MDB_txn *txn = NULL;
-    int code = af_store_begin (s_store (self), true, &txn)? AF_E_INTERNAL:
-               af_friends_intent_pending_del (self->friends, txn, from, intent);
-    if (code == AF_OK && af_store_commit (s_store (self), &txn))
-        code = AF_E_INTERNAL;
+    int rc = af_store_begin (s_store (self), true, &txn)? AF_E_INTERNAL:
+             answered? af_friends_intent_answered (self->friends, txn, from, intent, code, refused,
+                                                   (uint64_t) zclock_time ()):
+             af_friends_intent_pending_del (self->friends, txn, from, intent);
+    if (rc == AF_OK && af_store_commit (s_store (self), &txn))
+        rc = AF_E_INTERNAL;
     af_store_abort (s_store (self), &txn);
-    if (code != AF_OK)
+    if (rc != AF_OK)
         zsys_warning ("broker: cannot resolve an intent of '%s': it will be sent again (applied once)", from);
+}
+
+//  An answer for good: any code but "no answer" and "the store failed"
+static bool
+s_final (int code)
+{
+    return code != AF_E_UNAVAILABLE && code != AF_E_INTERNAL;
 }
 
 static void
 s_recommended (af_broker_t *self, void *arg, int code, af_msg_t *reply)
 {
     xacct_job_t *job = (xacct_job_t *) arg;
-    if (code != AF_E_UNAVAILABLE && code != AF_E_INTERNAL) {
+    if (s_final (code)) {
         //  Answered for good (a full queue is an answer: nothing was queued)
         job->refused = code == AF_OK && reply->yes;
-        s_intent_resolved (self, job->me, job->intent);
+        s_intent_resolved (self, job->me, job->intent, false, 0, false);
     }
     //  No answer: the intent stays, sent again until its owner answers;
     //  the node's retry finds it and sends the same intent (applied once)
@@ -471,7 +485,8 @@ s_recommended (af_broker_t *self, void *arg, int code, af_msg_t *reply)
 typedef struct {
     const char *to, *program;
     uint8_t *id;
-    bool found;
+    bool found, answered, refused;
+    int code;
 } find_t;
 
 static int
@@ -481,6 +496,9 @@ s_intent_match (const af_xintent_t *intent, void *arg)
     if (streq (intent->to, find->to) && streq (intent->program, find->program)) {
         memcpy (find->id, intent->id, AF_ID_SIZE);
         find->found = true;
+        find->answered = intent->answered;
+        find->code = intent->code;
+        find->refused = intent->refused;
         return 1;
     }
     return 0;
@@ -491,16 +509,22 @@ xacct_recommend (af_broker_t *self, xacct_job_t *job, const char *to, zframe_t *
 {
     job->refused = false;
     uint32_t shard;
-    if (s_here (self, to, &shard))
+    bool here = s_here (self, to, &shard);
+    if (here && !self->cluster)
         return s_recommend_here (self, to, zframe_data (frame), zframe_size (frame), NULL, &job->refused);
-    //  To another broker: the intent is in our shard's log first (so a
-    //  follower that takes over has it), the FORWARD goes after our
-    //  commit; the node's retry of the same recommendation reuses it
+    //  In a cluster: the node's retry of a recommendation it was answered
+    //  503 for finds its intent. Answered meanwhile by a resend: that
+    //  answer. Still pending: the same intent again (to wherever the
+    //  recipient is now, so applied once). Otherwise, to another broker, a
+    //  new intent in our shard's log first (so a follower that takes over
+    //  has it); the FORWARD goes after our commit
     MDB_txn *txn = NULL;
-    find_t find = { to, job->program, job->intent, false };
+    find_t find = { to, job->program, job->intent, false, false, false, AF_OK };
     int code = af_store_begin (s_store (self), true, &txn)? AF_E_INTERNAL:
                af_friends_intent_pending_each (self->friends, txn, job->me, s_intent_match, &find);
-    if (code == AF_OK && !find.found) {
+    if (code == AF_OK && find.answered)
+        code = af_friends_intent_pending_del (self->friends, txn, job->me, job->intent);
+    if (code == AF_OK && !find.found && !here) {
         randombytes_buf (job->intent, AF_ID_SIZE);
         code = af_friends_intent_pending_put (self->friends, txn, job->me, job->intent, to, job->program,
                                               (uint64_t) zclock_time (), zframe_data (frame), zframe_size (frame));
@@ -510,6 +534,17 @@ xacct_recommend (af_broker_t *self, xacct_job_t *job, const char *to, zframe_t *
     af_store_abort (s_store (self), &txn);
     if (code != AF_OK)
         return code;
+    if (find.answered) {
+        job->refused = find.code == 0 && find.refused;
+        return find.code == 0? AF_OK: find.code == AF_E_QUOTA? AF_E_QUOTA: AF_E_INTERNAL;
+    }
+    if (here) {
+        code = s_recommend_here (self, to, zframe_data (frame), zframe_size (frame), find.found? job->intent: NULL,
+                                 &job->refused);
+        if (find.found && s_final (code))
+            s_intent_resolved (self, job->me, job->intent, false, 0, false);
+        return code;
+    }
     af_msg_t *request = s_forward_msg ("recommend", to);
     sodium_bin2hex (request->intent, sizeof request->intent, job->intent, AF_ID_SIZE);
     assert (zframe_size (frame) <= AF_MAX_ITEM);
@@ -525,45 +560,75 @@ xacct_recommend (af_broker_t *self, xacct_job_t *job, const char *to, zframe_t *
 typedef struct {
     char from [AF_MAX_ACCOUNT + 1];
     uint8_t id [AF_ID_SIZE];
+    bool expired;                   //  an answered one past AF_INTENT_KEEP_MS: forgotten
     af_msg_t *request;              //  the FORWARD, until it is sent
 } resent_t;
 
 typedef struct {
     af_broker_t *broker;
     int64_t now;
-    zlistx_t *resents;              //  resent_t to send
+    zlistx_t *resents;              //  resent_t to send (or forget)
+    size_t sends;
 } resend_t;
 
 static int
 s_intent_resend (const af_xintent_t *intent, void *arg)
 {
     resend_t *resend = (resend_t *) arg;
-    if (!s_here (resend->broker, intent->from, NULL)
-    ||  intent->at + AF_INTENT_RESEND_MS > (uint64_t) resend->now || intent->size > AF_MAX_ITEM)
+    if (!s_here (resend->broker, intent->from, NULL))
+        return 0;
+    bool expired = intent->answered && intent->at + AF_INTENT_KEEP_MS < (uint64_t) resend->now;
+    if (!expired
+    &&  (intent->answered || intent->at + AF_INTENT_RESEND_MS > (uint64_t) resend->now || intent->size > AF_MAX_ITEM))
         return 0;
     resent_t *resent = (resent_t *) zmalloc (sizeof (resent_t));
     assert (resent);
     snprintf (resent->from, sizeof resent->from, "%s", intent->from);
     memcpy (resent->id, intent->id, AF_ID_SIZE);
+    resent->expired = expired;
+    zlistx_add_end (resend->resents, resent);
+    if (expired)
+        return 0;
     af_msg_t *request = resent->request = s_forward_msg ("recommend", intent->to);
     sodium_bin2hex (request->intent, sizeof request->intent, intent->id, AF_ID_SIZE);
     request->body = (uint8_t *) malloc (intent->size + 1);
     assert (request->body);
     memcpy (request->body, intent->payload, intent->size);
     request->body_size = (uint32_t) intent->size;
-    zlistx_add_end (resend->resents, resent);
     //  At most half the window to one broker per round: the rest next time
-    return zlistx_size (resend->resents) >= AF_CLUSTER_FORWARDS / 2;
+    return ++resend->sends >= AF_CLUSTER_FORWARDS / 2;
 }
 
 static void
 s_resent (af_broker_t *self, void *arg, int code, af_msg_t *reply)
 {
-    (void) reply;
     resent_t *resent = (resent_t *) arg;
-    if (code != AF_E_UNAVAILABLE && code != AF_E_INTERNAL)
-        s_intent_resolved (self, resent->from, resent->id);     //  answered for good
+    if (s_final (code))                 //  answered for good: kept for the node's retry
+        s_intent_resolved (self, resent->from, resent->id, true, code == AF_OK? 0: code, code == AF_OK && reply->yes);
+    af_msg_destroy (&resent->request);
     free (resent);
+}
+
+//  One intent again: to the recipient's owner, or here if it is ours now
+//  (the recipient's shard moved to us: applied once, by its record)
+static void
+s_resend_one (af_broker_t *self, resent_t *resent)
+{
+    af_msg_t *request = resent->request;
+    uint32_t shard;
+    if (s_here (self, request->account, &shard)) {
+        bool refused = false;
+        int code = s_recommend_here (self, request->account, request->body, request->body_size, resent->id, &refused);
+        if (s_final (code))
+            s_intent_resolved (self, resent->from, resent->id, true, code, refused);
+        af_msg_destroy (&resent->request);
+        free (resent);
+        return;
+    }
+    zsys_info ("broker: an unresolved recommendation of '%s' to '%s' sent again", resent->from, request->account);
+    resent->request = NULL;
+    if (broker_forward (self, shard, &request, false, s_resent, resent))
+        free (resent);                  //  no owner to send it to: next round
 }
 
 void
@@ -572,7 +637,7 @@ broker_xacct_resend (af_broker_t *self, int64_t now)
     if (!self->cluster || now - self->resend_at < AF_INTENT_RESEND_MS)
         return;
     self->resend_at = now;
-    resend_t resend = { self, zclock_time (), zlistx_new () };
+    resend_t resend = { self, zclock_time (), zlistx_new (), 0 };
     MDB_txn *txn = NULL;
     if (af_store_begin (s_store (self), false, &txn) == 0)
         af_friends_intent_pending_each (self->friends, txn, NULL, s_intent_resend, &resend);
@@ -580,11 +645,12 @@ broker_xacct_resend (af_broker_t *self, int64_t now)
     resent_t *resent;
     broker_batch_begin (self);
     while ((resent = (resent_t *) zlistx_detach (resend.resents, NULL))) {
-        zsys_info ("broker: an unresolved recommendation of '%s' to '%s' sent again", resent->from,
-                   resent->request->account);
-        uint32_t shard = broker_shard_of (self, resent->request->account);
-        if (broker_forward (self, shard, &resent->request, false, s_resent, resent))
-            free (resent);              //  no owner to send it to: next round
+        if (resent->expired) {
+            s_intent_resolved (self, resent->from, resent->id, false, 0, false);
+            free (resent);
+        }
+        else
+            s_resend_one (self, resent);
     }
     broker_batch_end (self);
     zlistx_destroy (&resend.resents);

@@ -35,7 +35,9 @@
     to 2n sequential round trips when everything is elsewhere); ordering
     of two changes of one account's own numbers racing in a remote bucket;
     an intent resent more than AF_INTENT_KEEP_MS after its owner applied
-    it (the asker's shard unowned that long) would be applied again;
+    it (the asker's shard unowned that long) would be applied again, and a
+    resend's answer is kept that long for the node's retry (a retry later
+    is a new recommendation);
     FORWARD for payments between accounts.
     =========================================================================
 */
