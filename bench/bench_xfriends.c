@@ -226,7 +226,7 @@ s_fill (const char *nodes_ep, const char *key, const char *prefix, const uint8_t
 
 //  One FRIENDS: its time in ms, the friends into *friends; -1 on failure
 static double
-s_friends (zsock_t *sock, uint32_t *friends)
+s_friends (zsock_t *sock, const char *where, uint32_t *friends)
 {
     af_msg_t *msg = af_msg_new (AF_MSG_FRIENDS);
     int64_t start = zclock_usecs ();
@@ -236,8 +236,8 @@ s_friends (zsock_t *sock, uint32_t *friends)
     if (ok)
         *friends = reply->element_count;
     else
-        fprintf (stderr, "bench_xfriends: FRIENDS answered %s %u %s\n", reply? af_msg_command_name (reply->id):
-                 "nothing", reply? reply->code: 0, reply? reply->reason: "");
+        fprintf (stderr, "bench_xfriends: FRIENDS on %s answered %s %u %s\n", where,
+                 reply? af_msg_command_name (reply->id): "nothing", reply? reply->code: 0, reply? reply->reason: "");
     af_msg_destroy (&reply);
     af_msg_destroy (&msg);
     return ok? ms: -1;
@@ -256,8 +256,8 @@ s_run (zsock_t *alone, zsock_t *cluster)
     double a [MAX_ROUNDS], c [MAX_ROUNDS];
     uint32_t fa = 0, fc = 0;
     for (int round = 0; round < s_rounds; round++) {
-        a [round] = s_friends (alone, &fa);
-        c [round] = s_friends (cluster, &fc);
+        a [round] = s_friends (alone, "one broker", &fa);
+        c [round] = s_friends (cluster, "three brokers", &fc);
         if (a [round] < 0 || c [round] < 0)
             return -1;
         printf ("round %d: one broker %.1f ms, three brokers %.1f ms (%.1f x)\n", round + 1, a [round], c [round],

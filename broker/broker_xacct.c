@@ -55,6 +55,8 @@ s_resume (af_broker_t *self, xacct_job_t *job, int code)
     job->resume (self, job);
 }
 
+static void s_batch_destroy (xacct_batch_t **batch_p);
+
 //  --------------------------------------------------------------------------
 //  Jobs
 
@@ -81,7 +83,9 @@ xacct_job_destroy (xacct_job_t **job_p)
         free (job->book);
         free (job->old_own);
         free (job->new_own);
-        free (job->sets);
+        free (job->mine);
+        free (job->befriended);
+        s_batch_destroy (&job->batch);
         af_msg_destroy (&job->list);
         af_msg_destroy (&job->reply);
         zframe_destroy (&job->note);
@@ -175,12 +179,74 @@ s_friends_here (af_broker_t *self, const char *me, const char *other, bool *frie
 
 static int s_claims_next (af_broker_t *self, xacct_job_t *job);
 
+
+//  My sets (book, own numbers, blocked), copied once into job->mine, as
+//  a friendship FORWARD carries them
+static int
+s_mine (af_broker_t *self, xacct_job_t *job, sets_t *sets)
+{
+    if (!job->mine) {
+        MDB_txn *txn = NULL;
+        if (af_store_begin (s_store (self), false, &txn))
+            return AF_E_INTERNAL;
+        sets_t mine;
+        int code = s_sets_read (self, txn, job->me, &mine);
+        if (code == AF_OK) {
+            size_t count = mine.nbook + mine.nown + mine.nblocked;
+            job->mine = (af_token_t *) malloc ((count + 1) * TOKEN);
+            assert (job->mine);
+            memcpy (job->mine, mine.book, mine.nbook * TOKEN);
+            memcpy (job->mine + mine.nbook, mine.own, mine.nown * TOKEN);
+            memcpy (job->mine + mine.nbook + mine.nown, mine.blocked, mine.nblocked * TOKEN);
+            job->nmine [0] = mine.nbook;
+            job->nmine [1] = mine.nown;
+            job->nmine [2] = mine.nblocked;
+        }
+        af_store_abort (s_store (self), &txn);
+        if (code != AF_OK)
+            return code;
+    }
+    sets->book = (af_forward_tokens_t) job->mine;
+    sets->own = sets->book + job->nmine [0];
+    sets->blocked = sets->own + job->nmine [1];
+    sets->nbook = job->nmine [0];
+    sets->nown = job->nmine [1];
+    sets->nblocked = job->nmine [2];
+    sets->naccounts = 0;
+    return AF_OK;
+}
+
+//  A friendship FORWARD about count accounts (all of one owner, the first's
+//  shard named), my sets with them
+static af_msg_t *
+s_friends_request (af_broker_t *self, xacct_job_t *job, const char *const *accounts, size_t count, int *code)
+{
+    static_assert (AF_FORWARD_BATCH <= AF_MAX_CONTACTS_EVAL, "a dir_find FORWARD's tokens fit the codec's");
+    sets_t sets;
+    *code = s_mine (self, job, &sets);
+    if (*code != AF_OK)
+        return NULL;
+    assert (count >= 1 && count <= AF_FORWARD_BATCH);
+    for (size_t i = 0; i < count; i++)
+        sets.accounts [i] = accounts [i];
+    sets.naccounts = count;
+    af_msg_t *request = s_forward_msg ("friends", NULL);
+    size_t size;
+    request->body = af_forward_sets_encode (&sets, &size);
+    request->body_size = (uint32_t) size;
+    return request;
+}
+
 static void
 s_friend_checked (af_broker_t *self, void *arg, int code, af_msg_t *reply)
 {
     xacct_job_t *job = (xacct_job_t *) arg;
+    if (code == AF_OK && af_forward_verdicts_check (reply->body, reply->body_size, 1) != AF_OK)
+        code = AF_E_UNAVAILABLE;        //  a broker of ours answered nonsense: as no answer
+    if (code == AF_OK && reply->body [0] == AF_FORWARD_ELSEWHERE)
+        code = AF_E_UNAVAILABLE;        //  moved meanwhile: the node tries again
     if (code == AF_OK) {
-        job->claim_friend = reply->yes;
+        job->claim_friend = reply->body [0] == 1;
         job->claim_checked = true;
         code = s_claims_next (self, job);
     }
@@ -192,24 +258,11 @@ s_friend_checked (af_broker_t *self, void *arg, int code, af_msg_t *reply)
 static int
 s_friends_forward (af_broker_t *self, xacct_job_t *job, const char *other)
 {
-    if (!job->sets) {
-        MDB_txn *txn = NULL;
-        if (af_store_begin (s_store (self), false, &txn))
-            return AF_E_INTERNAL;
-        sets_t mine;
-        int code = s_sets_read (self, txn, job->me, &mine);
-        if (code == AF_OK)
-            job->sets = af_forward_sets_encode (&mine, &job->sets_size);
-        af_store_abort (s_store (self), &txn);
-        if (code != AF_OK)
-            return code;
-    }
-    af_msg_t *request = s_forward_msg ("friends", other);
-    request->body = (uint8_t *) malloc (job->sets_size);
-    assert (request->body);
-    memcpy (request->body, job->sets, job->sets_size);
-    request->body_size = (uint32_t) job->sets_size;
-    int code = broker_forward (self, broker_shard_of (self, other), &request, false, s_friend_checked, job);
+    int code;
+    af_msg_t *request = s_friends_request (self, job, &other, 1, &code);
+    if (!request)
+        return code;
+    code = broker_forward (self, broker_shard_of (self, other), &request, false, s_friend_checked, job);
     return code == AF_OK? XACCT_PENDING: code;
 }
 
@@ -250,12 +303,17 @@ static void
 s_dir_found (af_broker_t *self, void *arg, int code, af_msg_t *reply)
 {
     xacct_job_t *job = (xacct_job_t *) arg;
-    size_t count = 0;
-    if (code == AF_OK)
-        code = af_forward_claims_decode (reply->body, reply->body_size, job->claims, AF_FORWARD_CLAIMS, &count);
-    job->nclaims = (uint32_t) count;
-    if (code == AF_OK)
+    af_forward_found_t *found = (af_forward_found_t *) zmalloc (sizeof (af_forward_found_t));
+    assert (found);
+    if (code == AF_OK && (af_forward_found_decode (reply->body, reply->body_size, found, 1) != AF_OK
+                      ||  found->elsewhere))
+        code = AF_E_UNAVAILABLE;        //  nonsense, or the bucket moved meanwhile: as no answer
+    if (code == AF_OK) {
+        job->nclaims = (uint32_t) found->count;
+        memcpy (job->claims, found->names, sizeof found->names);
         code = s_claims_next (self, job);
+    }
+    free (found);
     if (code != XACCT_PENDING)
         s_resume (self, job, code);
 }
@@ -292,6 +350,333 @@ xacct_lookup (af_broker_t *self, xacct_job_t *job, const uint8_t *token)
     memcpy (request->elements [0], token, TOKEN);
     int code = broker_forward (self, shard, &request, false, s_dir_found, job);
     return code == AF_OK? XACCT_PENDING: code;
+}
+
+//  --------------------------------------------------------------------------
+//  xacct_friends: FRIENDS, batched
+//
+//  Two phases, each in rounds: the book's tokens whose claims are not
+//  known yet (then the accounts claimed whose friendship is not), those
+//  served here answered from our store at once, the others grouped by the
+//  broker our map names as the owner of their shard, each group in
+//  chunks of AF_FORWARD_BATCH, one chunk in flight per owner, owners in
+//  parallel. An owner answers AF_FORWARD_ELSEWHERE for an item whose
+//  shard it does not serve (a move): the next round asks the owner our
+//  map names then, AF_CLUSTER_FORWARD_TRIES rounds at most.
+
+#define BATCH_UNKNOWN   0xFE        //  no answer for the item yet
+
+enum { BATCH_DIRECTORY, BATCH_FRIENDSHIP };
+
+typedef struct {
+    char owner [AF_CLUSTER_ID + 1];
+    uint32_t *items;                //  tokens' or accounts' indices
+    uint32_t count, next;
+} lane_t;
+
+struct _xacct_batch_t {
+    uint8_t *nclaims;               //  per book token: accounts claiming it (not me), or BATCH_UNKNOWN
+    uint32_t (*claims) [AF_FORWARD_CLAIMS];     //  ... their indices
+    zhashx_t *index;                //  account -> its index + 1
+    char (*names) [AF_MAX_ACCOUNT + 1];
+    uint8_t *verdicts;              //  per account: 0, 1 (friends), or BATCH_UNKNOWN
+    size_t naccounts, room;
+    int phase, round;
+    zlistx_t *lanes;                //  this round's lane_t
+    uint32_t waiting;               //  FORWARDs in flight
+    int worst;                      //  the first failure among them
+};
+
+typedef struct {
+    xacct_job_t *job;
+    lane_t *lane;
+    uint32_t first, count;          //  its items: lane->items [first .. first + count)
+} chunk_t;
+
+static void
+s_lane_free (void **item)
+{
+    lane_t *lane = (lane_t *) *item;
+    if (lane) {
+        free (lane->items);
+        free (lane);
+        *item = NULL;
+    }
+}
+
+static void
+s_batch_destroy (xacct_batch_t **batch_p)
+{
+    xacct_batch_t *batch = *batch_p;
+    if (batch) {
+        free (batch->nclaims);
+        free (batch->claims);
+        zhashx_destroy (&batch->index);
+        free (batch->names);
+        free (batch->verdicts);
+        zlistx_destroy (&batch->lanes);
+        free (batch);
+        *batch_p = NULL;
+    }
+}
+
+//  One claim of token i (not me): the account's index, added once
+static void
+s_batch_claim (xacct_job_t *job, size_t i, const char *account)
+{
+    xacct_batch_t *batch = job->batch;
+    if (streq (account, job->me) || batch->nclaims [i] >= AF_FORWARD_CLAIMS)
+        return;
+    size_t index = (size_t) zhashx_lookup (batch->index, account);
+    if (!index) {
+        if (batch->naccounts == batch->room) {
+            batch->room = batch->room? 2 * batch->room: 64;
+            batch->names = realloc (batch->names, batch->room * sizeof batch->names [0]);
+            batch->verdicts = (uint8_t *) realloc (batch->verdicts, batch->room);
+            assert (batch->names && batch->verdicts);
+        }
+        snprintf (batch->names [batch->naccounts], AF_MAX_ACCOUNT + 1, "%s", account);
+        batch->verdicts [batch->naccounts] = BATCH_UNKNOWN;
+        index = ++batch->naccounts;
+        zhashx_insert (batch->index, account, (void *) index);
+    }
+    batch->claims [i][batch->nclaims [i]++] = (uint32_t) (index - 1);
+}
+
+static int s_batch_run (af_broker_t *self, xacct_job_t *job);
+static int s_lane_send (af_broker_t *self, xacct_job_t *job, lane_t *lane);
+
+//  A chunk's answer: its items known (or left for the next round)
+static int
+s_chunk_take (xacct_job_t *job, chunk_t *chunk, af_msg_t *reply)
+{
+    xacct_batch_t *batch = job->batch;
+    const uint32_t *items = chunk->lane->items + chunk->first;
+    if (batch->phase == BATCH_FRIENDSHIP) {
+        if (af_forward_verdicts_check (reply->body, reply->body_size, chunk->count) != AF_OK)
+            return AF_E_UNAVAILABLE;
+        for (uint32_t i = 0; i < chunk->count; i++)
+            if (reply->body [i] != AF_FORWARD_ELSEWHERE)
+                batch->verdicts [items [i]] = reply->body [i];
+        return AF_OK;
+    }
+    af_forward_found_t *found = (af_forward_found_t *) calloc (chunk->count, sizeof (af_forward_found_t));
+    assert (found);
+    int code = af_forward_found_decode (reply->body, reply->body_size, found, chunk->count) == AF_OK?
+               AF_OK: AF_E_UNAVAILABLE;
+    for (uint32_t i = 0; code == AF_OK && i < chunk->count; i++) {
+        if (found [i].elsewhere)
+            continue;
+        batch->nclaims [items [i]] = 0;
+        for (size_t n = 0; n < found [i].count; n++)
+            s_batch_claim (job, items [i], found [i].names [n]);
+    }
+    free (found);
+    return code;
+}
+
+static void
+s_chunk_done (af_broker_t *self, void *arg, int code, af_msg_t *reply)
+{
+    chunk_t *chunk = (chunk_t *) arg;
+    xacct_job_t *job = chunk->job;
+    xacct_batch_t *batch = job->batch;
+    lane_t *lane = chunk->lane;
+    batch->waiting--;
+    if (code == AF_OK)
+        code = s_chunk_take (job, chunk, reply);
+    if (code != AF_OK && self->config.verbose)
+        zsys_debug ("broker: FRIENDS of '%s': a batch of %u to %s answered %d (%s)", job->me, chunk->count,
+                    lane->owner, code, reply? reply->reason: "no answer");
+    free (chunk);
+    if (code != AF_OK && batch->worst == AF_OK)
+        batch->worst = code;
+    if (batch->worst == AF_OK && lane->next < lane->count) {
+        code = s_lane_send (self, job, lane);
+        if (code != AF_OK)
+            batch->worst = code;
+    }
+    if (batch->waiting)
+        return;                         //  the others' answers end the round
+    zlistx_purge (batch->lanes);
+    code = batch->worst != AF_OK? batch->worst: s_batch_run (self, job);
+    if (code != XACCT_PENDING)
+        s_resume (self, job, code);
+}
+
+//  The lane's next chunk to its owner. AF_OK (in flight) or an error
+static int
+s_lane_send (af_broker_t *self, xacct_job_t *job, lane_t *lane)
+{
+    xacct_batch_t *batch = job->batch;
+    uint32_t count = lane->count - lane->next < AF_FORWARD_BATCH? lane->count - lane->next: AF_FORWARD_BATCH;
+    const uint32_t *items = lane->items + lane->next;
+    af_msg_t *request;
+    int code = AF_OK;
+    //  The FORWARD names the shard of its first item (an owner of every
+    //  item's, as our map has it)
+    uint32_t shard;
+    char bucket [10];
+    if (batch->phase == BATCH_DIRECTORY) {
+        af_friends_dir_bucket (job->book [items [0]], bucket);
+        shard = broker_shard_of (self, bucket);
+        request = s_forward_msg ("dir_find", NULL);
+        af_msg_set_element_count (request, count);
+        for (uint32_t i = 0; i < count; i++)
+            memcpy (request->elements [i], job->book [items [i]], TOKEN);
+    }
+    else {
+        const char *accounts [AF_FORWARD_BATCH];
+        shard = broker_shard_of (self, batch->names [items [0]]);
+        for (uint32_t i = 0; i < count; i++)
+            accounts [i] = batch->names [items [i]];
+        request = s_friends_request (self, job, accounts, count, &code);
+        if (!request)
+            return code;
+    }
+    chunk_t *chunk = (chunk_t *) zmalloc (sizeof (chunk_t));
+    assert (chunk);
+    *chunk = (chunk_t) { job, lane, lane->next, count };
+    lane->next += count;
+    code = broker_forward (self, shard, &request, false, s_chunk_done, chunk);
+    if (code != AF_OK) {
+        free (chunk);
+        return code;
+    }
+    batch->waiting++;
+    return AF_OK;
+}
+
+//  Item i of this phase (token or account) to the lane of its owner
+static int
+s_lane_add (af_broker_t *self, xacct_batch_t *batch, uint32_t shard, uint32_t i, size_t items)
+{
+    const char *owner = self->shards [shard].owner;
+    if (!*owner || streq (owner, self->id))
+        return AF_E_UNAVAILABLE;        //  no owner now (or we are, but not serving it: leaving)
+    lane_t *lane;
+    for (lane = (lane_t *) zlistx_first (batch->lanes); lane; lane = (lane_t *) zlistx_next (batch->lanes))
+        if (streq (lane->owner, owner))
+            break;
+    if (!lane) {
+        lane = (lane_t *) zmalloc (sizeof (lane_t));
+        assert (lane);
+        snprintf (lane->owner, sizeof lane->owner, "%s", owner);
+        lane->items = (uint32_t *) malloc (items * sizeof (uint32_t));
+        assert (lane->items);
+        zlistx_add_end (batch->lanes, lane);
+    }
+    lane->items [lane->count++] = i;
+    return AF_OK;
+}
+
+//  A round of the directory phase: the buckets served here at once, the others into lanes
+static int
+s_round_directory (af_broker_t *self, xacct_job_t *job)
+{
+    xacct_batch_t *batch = job->batch;
+    MDB_txn *txn = NULL;
+    if (af_store_begin (s_store (self), false, &txn))
+        return AF_E_INTERNAL;
+    int code = AF_OK;
+    for (uint32_t i = 0; code == AF_OK && i < job->nbook; i++) {
+        if (batch->nclaims [i] != BATCH_UNKNOWN)
+            continue;
+        char bucket [10], claims [AF_FORWARD_CLAIMS][AF_MAX_ACCOUNT + 1];
+        af_friends_dir_bucket (job->book [i], bucket);
+        uint32_t shard;
+        if (!s_here (self, bucket, &shard)) {
+            code = s_lane_add (self, batch, shard, i, job->nbook);
+            continue;
+        }
+        size_t count = 0;
+        code = af_friends_dir_find (self->friends, txn, job->book [i], claims, AF_FORWARD_CLAIMS, &count);
+        batch->nclaims [i] = 0;
+        for (size_t n = 0; code == AF_OK && n < count; n++)
+            s_batch_claim (job, i, claims [n]);
+    }
+    af_store_abort (s_store (self), &txn);
+    return code;
+}
+
+//  A round of the friendship phase: the accounts served here at once, the others into lanes
+static int
+s_round_friendship (af_broker_t *self, xacct_job_t *job)
+{
+    xacct_batch_t *batch = job->batch;
+    MDB_txn *txn = NULL;
+    if (af_store_begin (s_store (self), false, &txn))
+        return AF_E_INTERNAL;
+    sets_t mine, other;
+    int code = s_sets_read (self, txn, job->me, &mine);
+    for (uint32_t i = 0; code == AF_OK && i < batch->naccounts; i++) {
+        if (batch->verdicts [i] != BATCH_UNKNOWN)
+            continue;
+        uint32_t shard;
+        if (!s_here (self, batch->names [i], &shard))
+            code = s_lane_add (self, batch, shard, i, batch->naccounts);
+        else
+        if ((code = s_sets_read (self, txn, batch->names [i], &other)) == AF_OK)
+            batch->verdicts [i] = s_friends_sets (self, &mine, &other);
+    }
+    af_store_abort (s_store (self), &txn);
+    return code;
+}
+
+//  Rounds until every item is known or a round is in flight: AF_OK (done),
+//  XACCT_PENDING, or an error (nothing in flight)
+static int
+s_batch_run (af_broker_t *self, xacct_job_t *job)
+{
+    xacct_batch_t *batch = job->batch;
+    for (;;) {
+        int code = batch->phase == BATCH_DIRECTORY? s_round_directory (self, job): s_round_friendship (self, job);
+        if (code != AF_OK || (zlistx_size (batch->lanes) && ++batch->round > AF_CLUSTER_FORWARD_TRIES)) {
+            zlistx_purge (batch->lanes);
+            return code != AF_OK? code: AF_E_UNAVAILABLE;
+        }
+        if (zlistx_size (batch->lanes)) {
+            for (lane_t *lane = (lane_t *) zlistx_first (batch->lanes); lane && code == AF_OK;
+                 lane = (lane_t *) zlistx_next (batch->lanes))
+                code = s_lane_send (self, job, lane);
+            if (code != AF_OK)
+                batch->worst = code;    //  those sent end the round, with it
+            if (batch->waiting)
+                return XACCT_PENDING;
+            zlistx_purge (batch->lanes);
+            return code;
+        }
+        //  Every item of the phase known
+        if (batch->phase == BATCH_DIRECTORY) {
+            batch->phase = BATCH_FRIENDSHIP;
+            batch->round = 0;
+            continue;
+        }
+        //  A token is a friend's when one of the accounts claiming it is
+        job->befriended = (uint8_t *) zmalloc (job->nbook + 1);
+        assert (job->befriended);
+        for (uint32_t i = 0; i < job->nbook; i++)
+            for (uint32_t n = 0; n < batch->nclaims [i]; n++)
+                job->befriended [i] |= batch->verdicts [batch->claims [i][n]] == 1;
+        return AF_OK;
+    }
+}
+
+int
+xacct_friends (af_broker_t *self, xacct_job_t *job)
+{
+    assert (!job->batch);
+    xacct_batch_t *batch = job->batch = (xacct_batch_t *) zmalloc (sizeof (xacct_batch_t));
+    assert (batch);
+    batch->nclaims = (uint8_t *) malloc (job->nbook + 1);
+    batch->claims = malloc ((job->nbook + 1) * sizeof batch->claims [0]);
+    assert (batch->nclaims && batch->claims);
+    memset (batch->nclaims, BATCH_UNKNOWN, job->nbook + 1);
+    batch->index = zhashx_new ();
+    batch->lanes = zlistx_new ();
+    zlistx_set_destructor (batch->lanes, s_lane_free);
+    batch->worst = AF_OK;
+    return s_batch_run (self, job);
 }
 
 //  --------------------------------------------------------------------------
@@ -619,8 +1004,8 @@ s_resend_one (af_broker_t *self, resent_t *resent)
     if (s_here (self, request->account, &shard)) {
         bool refused = false;
         int code = s_recommend_here (self, request->account, request->body, request->body_size, resent->id, &refused);
-        if (s_final (code))
-            s_intent_resolved (self, resent->from, resent->id, true, code, refused);
+        if (s_final (code))             //  kept as FORWARD_REPLY says it: 0 done
+            s_intent_resolved (self, resent->from, resent->id, true, code == AF_OK? 0: code, refused);
         af_msg_destroy (&resent->request);
         free (resent);
         return;
@@ -730,25 +1115,87 @@ xacct_directory_remote (af_broker_t *self, xacct_job_t *job)
 //  --------------------------------------------------------------------------
 //  The owner's side of FORWARD
 
+//  Whether we answer for shard now: its owner, not handing it off, our lease good
+static bool
+s_serving (af_broker_t *self, uint32_t shard)
+{
+    shard_t *state = &self->shards [shard];
+    return state->role == SHARD_OWNER && !state->leaving && zclock_mono () < self->lease_until;
+}
+
+//  dir_find: per token, its claims, or elsewhere (a bucket we do not serve)
+static int
+s_serve_dir_find (af_broker_t *self, af_msg_t *msg, af_msg_t *reply)
+{
+    char bucket [10];
+    if (msg->element_count < 1 || msg->element_count > AF_FORWARD_BATCH)
+        return AF_E_MALFORMED;
+    af_friends_dir_bucket (msg->elements [0], bucket);
+    if (broker_shard_of (self, bucket) != msg->shard)
+        return AF_E_MALFORMED;
+    MDB_txn *txn = NULL;
+    if (af_store_begin (s_store (self), false, &txn))
+        return AF_E_INTERNAL;
+    af_forward_found_t *found = (af_forward_found_t *) calloc (msg->element_count, sizeof (af_forward_found_t));
+    assert (found);
+    int code = AF_OK;
+    for (uint32_t i = 0; code == AF_OK && i < msg->element_count; i++) {
+        af_friends_dir_bucket (msg->elements [i], bucket);
+        found [i].elsewhere = !s_serving (self, broker_shard_of (self, bucket));
+        if (!found [i].elsewhere)
+            code = af_friends_dir_find (self->friends, txn, msg->elements [i], found [i].names, AF_FORWARD_CLAIMS,
+                                        &found [i].count);
+    }
+    af_store_abort (s_store (self), &txn);
+    size_t size;
+    if (code == AF_OK) {
+        reply->body = af_forward_found_encode (found, msg->element_count, &size);
+        reply->body_size = (uint32_t) size;
+    }
+    free (found);
+    return code;
+}
+
+//  friends: per account asked, whether it and the asker are friends, or
+//  elsewhere (an account of a shard we do not serve)
+static int
+s_serve_friends (af_broker_t *self, af_msg_t *msg, af_msg_t *reply)
+{
+    sets_t asker, other;
+    if (af_forward_sets_decode (msg->body, msg->body_size, &asker) != AF_OK
+    ||  broker_shard_of (self, asker.accounts [0]) != msg->shard)
+        return AF_E_MALFORMED;
+    MDB_txn *txn = NULL;
+    if (af_store_begin (s_store (self), false, &txn))
+        return AF_E_INTERNAL;
+    uint8_t *verdicts = (uint8_t *) malloc (asker.naccounts);
+    assert (verdicts);
+    int code = AF_OK;
+    for (size_t i = 0; code == AF_OK && i < asker.naccounts; i++) {
+        verdicts [i] = AF_FORWARD_ELSEWHERE;
+        if (s_serving (self, broker_shard_of (self, asker.accounts [i]))
+        &&  (code = s_sets_read (self, txn, asker.accounts [i], &other)) == AF_OK)
+            verdicts [i] = s_friends_sets (self, &asker, &other);
+    }
+    af_store_abort (s_store (self), &txn);
+    if (code == AF_OK) {
+        reply->body = verdicts;
+        reply->body_size = (uint32_t) asker.naccounts;
+    }
+    else
+        free (verdicts);
+    return code;
+}
+
 //  An operation on our store: the reply filled; *wrote if it changed it
 static int
 s_serve_op (af_broker_t *self, af_msg_t *msg, af_msg_t *reply, bool *wrote)
 {
     char bucket [10];
-    if (streq (msg->op, "dir_find")) {
-        if (msg->element_count != 1)
-            return AF_E_MALFORMED;
-        af_friends_dir_bucket (msg->elements [0], bucket);
-        if (broker_shard_of (self, bucket) != msg->shard)
-            return AF_E_MALFORMED;
-        char claims [AF_FORWARD_CLAIMS][AF_MAX_ACCOUNT + 1];
-        uint32_t count;
-        int code = s_dir_find (self, msg->elements [0], claims, &count);
-        size_t size;
-        reply->body = af_forward_claims_encode (claims, code == AF_OK? count: 0, &size);
-        reply->body_size = (uint32_t) size;
-        return code;
-    }
+    if (streq (msg->op, "dir_find"))
+        return s_serve_dir_find (self, msg, reply);
+    if (streq (msg->op, "friends"))
+        return s_serve_friends (self, msg, reply);
     if (streq (msg->op, "dir_set")) {
         if (!*msg->account)
             return AF_E_MALFORMED;
@@ -770,18 +1217,6 @@ s_serve_op (af_broker_t *self, af_msg_t *msg, af_msg_t *reply, bool *wrote)
     //  The others name an account of the shard
     if (!*msg->account || broker_shard_of (self, msg->account) != msg->shard)
         return AF_E_MALFORMED;
-    if (streq (msg->op, "friends")) {
-        sets_t asker, other;
-        if (af_forward_sets_decode (msg->body, msg->body_size, &asker) != AF_OK)
-            return AF_E_MALFORMED;
-        MDB_txn *txn = NULL;
-        if (af_store_begin (s_store (self), false, &txn))
-            return AF_E_INTERNAL;
-        int code = s_sets_read (self, txn, msg->account, &other);
-        reply->yes = code == AF_OK && s_friends_sets (self, &asker, &other);
-        af_store_abort (s_store (self), &txn);
-        return code;
-    }
     if (streq (msg->op, "apps")) {
         af_share_t min;
         if (af_share_parse (msg->state, &min) != AF_OK)
@@ -805,12 +1240,12 @@ broker_xacct_serve (af_broker_t *self, const char *from, af_msg_t *msg)
     af_msg_t *reply = af_msg_new (AF_MSG_FORWARD_REPLY);
     reply->has_rid = msg->has_rid;
     memcpy (reply->rid, msg->rid, AF_ID_SIZE);
-    shard_t *state = &self->shards [msg->shard];
-    reply->epoch = state->epoch;
+    reply->epoch = self->shards [msg->shard].epoch;
     bool wrote = false;
     //  Only the owner answers, while its lease is good: an asker whose map
-    //  is behind is told to look again, and never gets a stale answer
-    if (state->role != SHARD_OWNER || state->leaving || zclock_mono () >= self->lease_until)
+    //  is behind is told to look again, and never gets a stale answer (and
+    //  in a batch, each item of a shard it does not serve is "elsewhere")
+    if (!s_serving (self, msg->shard))
         reply->code = AF_FORWARD_NOT_OWNER;
     else {
         int code = s_serve_op (self, msg, reply, &wrote);

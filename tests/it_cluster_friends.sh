@@ -131,6 +131,15 @@ check "ana's friends: bob (two common contacts), not cy (one), over the brokers"
     test "$(afj a '[.friends[].name] | join(",")' friends)" = "Bob Beta"
 check "bob's friends: ana" test "$(afj b '[.friends[].name] | join(",")' friends)" = "Ana Alpha"
 check "cy has none" test "$(afj c '.friends | length' friends)" = 0
+# A book of 2,005: its lookups batched by broker, about 670 tokens a
+# broker, so chunks of AF_FORWARD_BATCH (500) one after another to each
+{ cat "$F/ana.vcf"; for i in $(seq 1 2000); do
+      printf 'BEGIN:VCARD\nVERSION:3.0\nFN:Many %d\nTEL;TYPE=CELL:+4916%08d\nEND:VCARD\n' "$i" "$i"; done
+} > "$T/ana-big.vcf"
+af a contacts import "$T/ana-big.vcf" --country DE > /dev/null || die "the big import failed"
+check "a book of 2,005 contacts over three brokers: still bob, and only bob" \
+    test "$(afj a '[.friends[].name] | join(",")' friends)" = "Bob Beta"
+af a contacts import "$F/ana.vcf" --country DE > /dev/null || die "ana's own book again: refused"
 check "ana's apps reached her broker" wait_until 10 bash -c "'$CLI' --home '$T/a' --json apps | jq -e '.apps | length == 3'"
 check "pull from a friend who shares nothing: E_NOT_SHARED" has "$(af b friend-apps "Ana Alpha" 2>&1)" "E_NOT_SHARED"
 NOT_FRIENDS=$(af c friend-apps "Ana" 2>&1)
