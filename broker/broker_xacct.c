@@ -195,9 +195,12 @@ s_mine (af_broker_t *self, xacct_job_t *job, sets_t *sets)
             size_t count = mine.nbook + mine.nown + mine.nblocked;
             job->mine = (af_token_t *) malloc ((count + 1) * TOKEN);
             assert (job->mine);
-            memcpy (job->mine, mine.book, mine.nbook * TOKEN);
-            memcpy (job->mine + mine.nbook, mine.own, mine.nown * TOKEN);
-            memcpy (job->mine + mine.nbook + mine.nown, mine.blocked, mine.nblocked * TOKEN);
+            if (mine.nbook)
+                memcpy (job->mine, mine.book, mine.nbook * TOKEN);
+            if (mine.nown)
+                memcpy (job->mine + mine.nbook, mine.own, mine.nown * TOKEN);
+            if (mine.nblocked)
+                memcpy (job->mine + mine.nbook + mine.nown, mine.blocked, mine.nblocked * TOKEN);
             job->nmine [0] = mine.nbook;
             job->nmine [1] = mine.nown;
             job->nmine [2] = mine.nblocked;
@@ -1012,8 +1015,8 @@ s_resend_one (af_broker_t *self, resent_t *resent)
     }
     zsys_info ("broker: an unresolved recommendation of '%s' to '%s' sent again", resent->from, request->account);
     resent->request = NULL;
-    if (broker_forward (self, shard, &request, false, s_resent, resent))
-        free (resent);                  //  no owner to send it to: next round
+    if (broker_forward (self, shard, &request, false, s_resent, resent) != AF_OK)
+        free (resent);                  //  no owner to send it to: next round (done not called)
 }
 
 void
