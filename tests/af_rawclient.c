@@ -1295,6 +1295,18 @@ s_friends (const char *account, const char *password, const char *token_hex, int
     s_expect_msg ("RECOMMEND of an app it does not have: E_NOT_SHARED, before the contact is looked at", msg,
                   AF_MSG_ERROR, AF_E_NOT_SHARED);
     af_msg_destroy (&msg);
+    //  With the app on its device: a push to a non-friend, refused
+    msg = af_msg_new (AF_MSG_REPORT);
+    af_msg_set_rid_random (msg);
+    msg->seq = 1;
+    strcpy (msg->op, "install");
+    strcpy (msg->program, "weixin");
+    s_expect_msg ("REPORT install of weixin", msg, AF_MSG_OK, 0);
+    af_msg_destroy (&msg);
+    msg = s_friends_request (AF_MSG_RECOMMEND, NULL, token, "weixin");
+    s_expect_msg ("RECOMMEND of its app to a non-friend: E_NOT_FRIENDS, nothing queued", msg, AF_MSG_ERROR,
+                  AF_E_NOT_FRIENDS);
+    af_msg_destroy (&msg);
     msg = s_friends_request (AF_MSG_FRIEND_INSTALL, NULL, token, "weixin");
     s_expect_msg ("FRIEND_INSTALL from a non-friend: E_NOT_FRIENDS", msg, AF_MSG_ERROR, AF_E_NOT_FRIENDS);
     af_msg_destroy (&msg);

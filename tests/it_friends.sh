@@ -77,6 +77,8 @@ check "a friend pulls the apps shared with friends and the public ones" \
     friend-apps "Ana Alpha"
 check "  ... with their versions" test "$(afj b '.apps[] | select(.program == "weixin") | .versionName' \
     friend-apps "Ana Alpha")" = "8.0.48"
+check "  ... by her number too, written as bob's book has it" \
+    test "$(afj b '[.apps[].program] | join(",")' friend-apps "0151 10000001")" = "chess,notes,weixin"
 check "a non-friend pulls only the public ones" test "$(afj c '[.apps[].program] | join(",")' friend-apps Ana)" = notes
 af a share notes --private > /dev/null
 check "made private, the public app is gone for the non-friend: E_NOT_FRIENDS again" \
@@ -164,6 +166,7 @@ out=$("$RAW" "$NODES_EP" "$BROKER_CERT" friends mallory "$APPFERRY_PASSWORD" "$A
 echo "$out" | sed 's/^/  # /'
 check "a raw client reads no tokens, pushes to no non-friend, stops at the evaluation allowance" test $rc -eq 0
 check "  ... the refusal is logged" grep -q "refused CONTACTS_EVAL of 100 from 'mallory'" "$BROKER_DIR.log"
+check "  ... and nothing reached ana from it" test "$(afj a '.inbox | length' inbox)" = 0
 
 # --- nothing the store holds is a number or a name
 af b stop > /dev/null 2>&1; kill -TERM "$BROKER_PID"; wait_until 10 bash -c "! kill -0 $BROKER_PID 2>/dev/null"
@@ -199,5 +202,12 @@ check "  ... nor their SHA-256, SHA-512 or BLAKE2b hashes, nor the numbers in he
 [ -n "$hashed" ] && echo "  # found:$hashed"
 check "  ... (the hex search finds a token where there is one)" \
     grep -q "$(jq -r '.contacts[0].tokens[0]' "$T/a/contacts.json" | cut -c1-64)" "$T/store.hex"
+
+# --- friends/min_common is the broker's: at 1, cy and ana (one contact in
+# common) are friends, and cy's friends list names ana as cy's book does
+printf 'contacts\n    eval_limit = 250\nfriends\n    min_common = 1\n' > "$T/broker.cfg"
+start_broker broker -c "$T/broker.cfg" --catalog "$T/catalog"
+check "with friends/min_common = 1, cy's one common contact with ana makes them friends" \
+    wait_eq 15 "Ana" afj c '[.friends[].name] | join(",")' friends
 check "  ... (the check finds a number where there is one)" grep -qaF "4915110000001" "$T/a/contacts.json"
 finish
