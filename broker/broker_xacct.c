@@ -947,6 +947,7 @@ xacct_recommend (af_broker_t *self, xacct_job_t *job, const char *to, zframe_t *
 //  Unresolved intents of shards we own, sent again
 typedef struct {
     char from [AF_MAX_ACCOUNT + 1];
+    char to [AF_MAX_ACCOUNT + 1];
     uint8_t id [AF_ID_SIZE];
     bool expired;                   //  an answered one past AF_INTENT_KEEP_MS: forgotten
     af_msg_t *request;              //  the FORWARD, until it is sent
@@ -972,6 +973,7 @@ s_intent_resend (const af_xintent_t *intent, void *arg)
     resent_t *resent = (resent_t *) zmalloc (sizeof (resent_t));
     assert (resent);
     snprintf (resent->from, sizeof resent->from, "%s", intent->from);
+    snprintf (resent->to, sizeof resent->to, "%s", intent->to);
     memcpy (resent->id, intent->id, AF_ID_SIZE);
     resent->expired = expired;
     zlistx_add_end (resend->resents, resent);
@@ -991,8 +993,11 @@ static void
 s_resent (af_broker_t *self, void *arg, int code, af_msg_t *reply)
 {
     resent_t *resent = (resent_t *) arg;
-    if (s_final (code))                 //  answered for good: kept for the node's retry
+    if (s_final (code)) {               //  answered for good: kept for the node's retry
         s_intent_resolved (self, resent->from, resent->id, true, code == AF_OK? 0: code, code == AF_OK && reply->yes);
+        zsys_info ("broker: the recommendation of '%s' to '%s' sent again was answered (%d): kept for the "
+                   "node's retry", resent->from, resent->to, code == AF_OK? 0: code);
+    }
     af_msg_destroy (&resent->request);
     free (resent);
 }

@@ -220,11 +220,16 @@ bob_moved () { test "$(owner "$(shard $BOB)")" = "$(id_of $C)"; }
 check "  ... C takes bob's shard over" wait_until $((TTL + 5)) bob_moved
 check "  ... ana's broker resends the intent to C: bob's device (now on C) gets it" \
     wait_eq 20 "weixin,chess,notes,weixin" inbox b
+check "  ... A has the resend's answer, kept for ana's retry" \
+    wait_until 15 grep -q "of '$ANA' to '$BOB' sent again was answered (0)" "$T/b$A.log"
 retried () { has "$(af a recommend weixin --to "Bob Beta" 2>&1)" "Done: recommended to Bob Beta"; }
-check "  ... ana's retry is answered OK (the resend's outcome, or the same intent again)" wait_until 15 retried
+check "  ... ana's retry is answered OK from it, not sent again" wait_until 15 retried
+# A last recommendation, as a marker: bob's outboxes are in order, so a
+# second copy of either of the two would be in front of it
+check "  ... (chess again, to mark the end)" has "$(af a recommend chess --to "Bob Beta" 2>&1)" "Done: recommended"
 start_node b2 "$DEVICES/galaxy-s21.json"
-check "bob's offline device gets each of the two once" wait_eq 10 "notes,weixin" inbox b2
-check "  ... and the online one still has each once" test "$(inbox b)" = "weixin,chess,notes,weixin"
+check "bob's offline device gets each of the two once" wait_eq 10 "notes,weixin,chess" inbox b2
+check "  ... and the online one each once too" wait_eq 10 "weixin,chess,notes,weixin,chess" inbox b
 in_sync () { etcdctl_at "$E" get "/appferry/shards/$(printf %04d "$1")/isr/$(id_of "$2")" | grep -q .; }
 check "  ... and C follows ana's shard in sync now (so it can take it over next)" wait_until 20 in_sync "$(shard $ANA)" $C
 
