@@ -523,6 +523,7 @@ af_friends_eval_charge (af_friends_t *self, MDB_txn *txn, const char *account, u
 
 #define INTENT_APPLIED  'i'
 #define INTENT_PENDING  'o'
+#define INTENT_ANSWERED 'a'
 #define INTENT_KEY_MAX  (AF_MAX_ACCOUNT + 2 + AF_ID_SIZE)
 
 static size_t
@@ -621,21 +622,63 @@ af_friends_intent_pending_del (af_friends_t *self, MDB_txn *txn, const char *fro
 {
     assert (self);
     uint8_t key [INTENT_KEY_MAX];
-    size_t keylen = s_intent_key (key, from, INTENT_PENDING, id);
-    if (!keylen)
-        return AF_E_MALFORMED;
-    int rc = af_store_del (txn, self->intents, key, keylen);
+    int rc = 0;
+    const char kinds [] = { INTENT_PENDING, INTENT_ANSWERED };
+    for (size_t i = 0; i < sizeof kinds && (rc == 0 || rc == MDB_NOTFOUND); i++) {
+        size_t keylen = s_intent_key (key, from, kinds [i], id);
+        if (!keylen)
+            return AF_E_MALFORMED;
+        rc = af_store_del (txn, self->intents, key, keylen);
+    }
     return af_store_code (rc == MDB_NOTFOUND? 0: rc);
 }
 
-//  One pending record parsed: false if it is not one
+int
+af_friends_intent_answered (af_friends_t *self, MDB_txn *txn, const char *from, const uint8_t *id, int code,
+                            bool refused, uint64_t now)
+{
+    assert (self);
+    uint8_t key [INTENT_KEY_MAX];
+    size_t keylen = s_intent_key (key, from, INTENT_PENDING, id);
+    if (!keylen)
+        return AF_E_MALFORMED;
+    MDB_val value;
+    int rc = af_store_get (txn, self->intents, key, keylen, &value);
+    if (rc == MDB_NOTFOUND)
+        return AF_OK;                   //  resolved meanwhile (the node's retry was answered)
+    if (rc)
+        return af_store_code (rc);
+    //  The pending value's to and program, then the outcome instead of the payload
+    const uint8_t *v = (const uint8_t *) value.mv_data, *end = v + value.mv_size;
+    const uint8_t *tonul = value.mv_size > 8? (const uint8_t *) memchr (v + 8, 0, value.mv_size - 8): NULL;
+    const uint8_t *prognul = tonul? (const uint8_t *) memchr (tonul + 1, 0, (size_t) (end - tonul - 1)): NULL;
+    if (!prognul)
+        return AF_E_MALFORMED;
+    size_t names = (size_t) (prognul + 1 - (v + 8));
+    uint8_t record [8 + AF_MAX_ACCOUNT + 1 + AF_MAX_PROGRAM + 1 + 5];
+    if (names > sizeof record - 13)
+        return AF_E_MALFORMED;
+    memcpy (record, &now, 8);
+    memcpy (record + 8, v + 8, names);
+    uint32_t code32 = (uint32_t) code;
+    memcpy (record + 8 + names, &code32, 4);
+    record [8 + names + 4] = refused;
+    rc = af_store_del (txn, self->intents, key, keylen);
+    size_t alen = s_intent_key (key, from, INTENT_ANSWERED, id);
+    if (rc == 0)
+        rc = af_store_put (txn, self->intents, key, alen, record, 8 + names + 5, 0);
+    return af_store_code (rc);
+}
+
+//  One pending or answered record parsed: false if it is neither
 static bool
 s_pending_parse (MDB_val *key, MDB_val *value, af_xintent_t *intent)
 {
     const uint8_t *k = (const uint8_t *) key->mv_data, *v = (const uint8_t *) value->mv_data;
     const uint8_t *nul = (const uint8_t *) memchr (k, 0, key->mv_size);
     if (!nul || nul == k || (size_t) (nul - k) > AF_MAX_ACCOUNT
-    ||  key->mv_size != (size_t) (nul - k) + 2 + AF_ID_SIZE || nul [1] != INTENT_PENDING || value->mv_size < 10)
+    ||  key->mv_size != (size_t) (nul - k) + 2 + AF_ID_SIZE || value->mv_size < 10
+    ||  (nul [1] != INTENT_PENDING && nul [1] != INTENT_ANSWERED))
         return false;
     const uint8_t *to = v + 8, *end = v + value->mv_size;
     const uint8_t *tonul = (const uint8_t *) memchr (to, 0, (size_t) (end - to));
@@ -644,12 +687,23 @@ s_pending_parse (MDB_val *key, MDB_val *value, af_xintent_t *intent)
     if (!tonul || tonul == to || (size_t) (tonul - to) > AF_MAX_ACCOUNT
     ||  !prognul || (size_t) (prognul - prog) > AF_MAX_PROGRAM)
         return false;
+    memset (intent, 0, sizeof *intent);
     memcpy (intent->from, k, (size_t) (nul - k));
     intent->from [nul - k] = 0;
     memcpy (intent->id, nul + 2, AF_ID_SIZE);
     memcpy (&intent->at, v, 8);
     memcpy (intent->to, to, (size_t) (tonul - to) + 1);
     memcpy (intent->program, prog, (size_t) (prognul - prog) + 1);
+    if (nul [1] == INTENT_ANSWERED) {
+        if (end - (prognul + 1) != 5)
+            return false;
+        uint32_t code;
+        memcpy (&code, prognul + 1, 4);
+        intent->answered = true;
+        intent->code = (int) code;
+        intent->refused = prognul [5] != 0;
+        return true;
+    }
     intent->payload = prognul + 1;
     intent->size = (size_t) (end - (prognul + 1));
     return true;
@@ -659,10 +713,13 @@ int
 af_friends_intent_pending_each (af_friends_t *self, MDB_txn *txn, const char *from, af_xintent_fn *fn, void *arg)
 {
     assert (self && fn);
+    //  Both kinds of account from: its name and 0x00 (the kind byte not in the prefix)
     uint8_t prefix [INTENT_KEY_MAX];
     size_t plen = from? s_intent_key (prefix, from, INTENT_PENDING, NULL): 0;
     if (from && !plen)
         return AF_E_MALFORMED;
+    if (from)
+        plen--;
     MDB_cursor *cursor;
     int rc = mdb_cursor_open (txn, self->intents, &cursor);
     if (rc)
@@ -798,7 +855,10 @@ s_test_pending (const af_xintent_t *intent, void *arg)
 {
     int *seen = (int *) arg;
     assert (streq (intent->from, "ana") && streq (intent->to, "bob") && streq (intent->program, "chess"));
-    assert (intent->size == 4 && memcmp (intent->payload, "note", 4) == 0 && intent->at == 5);
+    if (intent->answered)
+        assert (intent->code == 470 && intent->refused && intent->at == 9 && !intent->payload && !intent->size);
+    else
+        assert (intent->size == 4 && memcmp (intent->payload, "note", 4) == 0 && intent->at == 5);
     assert (intent->id [0] == 7);
     (*seen)++;
     return 0;
@@ -824,6 +884,11 @@ s_test_intents (af_friends_t *self, MDB_txn *txn)
     assert (af_friends_intent_pending_each (self, txn, "ana", s_test_pending, &count) == AF_OK && count == 1);
     count = 0;
     assert (af_friends_intent_pending_each (self, txn, "an", s_test_pending, &count) == AF_OK && count == 0);
+    //  Answered by a resend: kept with its outcome (no payload) for the node's retry
+    assert (af_friends_intent_answered (self, txn, "ana", id, 470, true, 9) == AF_OK);
+    count = 0;
+    assert (af_friends_intent_pending_each (self, txn, "ana", s_test_pending, &count) == AF_OK && count == 1);
+    assert (af_friends_intent_answered (self, txn, "ana", other, 0, false, 9) == AF_OK);     //  none: nothing
     assert (af_friends_intent_pending_del (self, txn, "ana", id) == AF_OK);
     assert (af_friends_intent_pending_del (self, txn, "ana", id) == AF_OK);
     count = 0;

@@ -159,7 +159,11 @@ int af_friends_eval_charge (af_friends_t *self, MDB_txn *txn, const char *accoun
 //  gets its next one. On the asker, account from: its unresolved intents
 //  (key from 0x00 'o' id; value 8 bytes LE ms written, to, 0x00, program,
 //  0x00, the payload), resent until the
-//  owner answers. Each AF_OK, AF_E_MALFORMED, AF_E_INTERNAL.
+//  owner answers; when a resend is answered (the node that asked was told
+//  503), the outcome (key from 0x00 'a' id; value 8 bytes LE ms answered,
+//  to, 0x00, program, 0x00, code 4 bytes LE, 1 byte refused), for the
+//  node's retry of the same recommendation, until it comes or
+//  AF_INTENT_KEEP_MS passes. Each AF_OK, AF_E_MALFORMED, AF_E_INTERNAL.
 int af_friends_intent_applied (af_friends_t *self, MDB_txn *txn, const char *to, const uint8_t *id, bool *seen,
                                bool *refused);
 int af_friends_intent_apply (af_friends_t *self, MDB_txn *txn, const char *to, const uint8_t *id, bool refused,
@@ -167,17 +171,26 @@ int af_friends_intent_apply (af_friends_t *self, MDB_txn *txn, const char *to, c
 int af_friends_intent_pending_put (af_friends_t *self, MDB_txn *txn, const char *from, const uint8_t *id,
                                    const char *to, const char *program, uint64_t now, const void *payload,
                                    size_t size);
+//  Forget an intent of from, pending or answered (absent: nothing).
 int af_friends_intent_pending_del (af_friends_t *self, MDB_txn *txn, const char *from, const uint8_t *id);
-//  Each unresolved intent of account from (NULL: of every account), in
-//  key order; non-zero from fn stops. Its pointers live as long as txn.
+//  A pending intent of from answered by a resend: kept as its outcome, the
+//  FORWARD_REPLY's code and refused (no pending one: nothing).
+int af_friends_intent_answered (af_friends_t *self, MDB_txn *txn, const char *from, const uint8_t *id, int code,
+                                bool refused, uint64_t now);
+//  Each unresolved intent of account from (NULL: of every account), pending
+//  or answered, in key order; non-zero from fn stops. Its pointers live as
+//  long as txn.
 typedef struct {
     char from [AF_MAX_ACCOUNT + 1];
     uint8_t id [AF_ID_SIZE];
     char to [AF_MAX_ACCOUNT + 1];
     char program [AF_MAX_PROGRAM + 1];
-    uint64_t at;                    //  ms since the epoch it was written
-    const void *payload;
+    uint64_t at;                    //  ms since the epoch it was written (answered: when)
+    const void *payload;            //  pending: the FORWARD's body (answered: NULL, 0)
     size_t size;
+    bool answered;                  //  answered by a resend: its outcome
+    int code;                       //  ... the FORWARD_REPLY's code
+    bool refused;                   //  ... and its yes
 } af_xintent_t;
 typedef int (af_xintent_fn) (const af_xintent_t *intent, void *arg);
 int af_friends_intent_pending_each (af_friends_t *self, MDB_txn *txn, const char *from, af_xintent_fn *fn,

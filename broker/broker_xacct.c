@@ -55,6 +55,8 @@ s_resume (af_broker_t *self, xacct_job_t *job, int code)
     job->resume (self, job);
 }
 
+static void s_batch_destroy (xacct_batch_t **batch_p);
+
 //  --------------------------------------------------------------------------
 //  Jobs
 
@@ -81,7 +83,9 @@ xacct_job_destroy (xacct_job_t **job_p)
         free (job->book);
         free (job->old_own);
         free (job->new_own);
-        free (job->sets);
+        free (job->mine);
+        free (job->befriended);
+        s_batch_destroy (&job->batch);
         af_msg_destroy (&job->list);
         af_msg_destroy (&job->reply);
         zframe_destroy (&job->note);
@@ -175,12 +179,77 @@ s_friends_here (af_broker_t *self, const char *me, const char *other, bool *frie
 
 static int s_claims_next (af_broker_t *self, xacct_job_t *job);
 
+
+//  My sets (book, own numbers, blocked), copied once into job->mine, as
+//  a friendship FORWARD carries them
+static int
+s_mine (af_broker_t *self, xacct_job_t *job, sets_t *sets)
+{
+    if (!job->mine) {
+        MDB_txn *txn = NULL;
+        if (af_store_begin (s_store (self), false, &txn))
+            return AF_E_INTERNAL;
+        sets_t mine;
+        int code = s_sets_read (self, txn, job->me, &mine);
+        if (code == AF_OK) {
+            size_t count = mine.nbook + mine.nown + mine.nblocked;
+            job->mine = (af_token_t *) malloc ((count + 1) * TOKEN);
+            assert (job->mine);
+            if (mine.nbook)
+                memcpy (job->mine, mine.book, mine.nbook * TOKEN);
+            if (mine.nown)
+                memcpy (job->mine + mine.nbook, mine.own, mine.nown * TOKEN);
+            if (mine.nblocked)
+                memcpy (job->mine + mine.nbook + mine.nown, mine.blocked, mine.nblocked * TOKEN);
+            job->nmine [0] = mine.nbook;
+            job->nmine [1] = mine.nown;
+            job->nmine [2] = mine.nblocked;
+        }
+        af_store_abort (s_store (self), &txn);
+        if (code != AF_OK)
+            return code;
+    }
+    sets->book = (af_forward_tokens_t) job->mine;
+    sets->own = sets->book + job->nmine [0];
+    sets->blocked = sets->own + job->nmine [1];
+    sets->nbook = job->nmine [0];
+    sets->nown = job->nmine [1];
+    sets->nblocked = job->nmine [2];
+    sets->naccounts = 0;
+    return AF_OK;
+}
+
+//  A friendship FORWARD about count accounts (all of one owner, the first's
+//  shard named), my sets with them
+static af_msg_t *
+s_friends_request (af_broker_t *self, xacct_job_t *job, const char *const *accounts, size_t count, int *code)
+{
+    static_assert (AF_FORWARD_BATCH <= AF_MAX_CONTACTS_EVAL, "a dir_find FORWARD's tokens fit the codec's");
+    sets_t sets;
+    *code = s_mine (self, job, &sets);
+    if (*code != AF_OK)
+        return NULL;
+    assert (count >= 1 && count <= AF_FORWARD_BATCH);
+    for (size_t i = 0; i < count; i++)
+        sets.accounts [i] = accounts [i];
+    sets.naccounts = count;
+    af_msg_t *request = s_forward_msg ("friends", NULL);
+    size_t size;
+    request->body = af_forward_sets_encode (&sets, &size);
+    request->body_size = (uint32_t) size;
+    return request;
+}
+
 static void
 s_friend_checked (af_broker_t *self, void *arg, int code, af_msg_t *reply)
 {
     xacct_job_t *job = (xacct_job_t *) arg;
+    if (code == AF_OK && af_forward_verdicts_check (reply->body, reply->body_size, 1) != AF_OK)
+        code = AF_E_UNAVAILABLE;        //  a broker of ours answered nonsense: as no answer
+    if (code == AF_OK && reply->body [0] == AF_FORWARD_ELSEWHERE)
+        code = AF_E_UNAVAILABLE;        //  moved meanwhile: the node tries again
     if (code == AF_OK) {
-        job->claim_friend = reply->yes;
+        job->claim_friend = reply->body [0] == 1;
         job->claim_checked = true;
         code = s_claims_next (self, job);
     }
@@ -192,24 +261,11 @@ s_friend_checked (af_broker_t *self, void *arg, int code, af_msg_t *reply)
 static int
 s_friends_forward (af_broker_t *self, xacct_job_t *job, const char *other)
 {
-    if (!job->sets) {
-        MDB_txn *txn = NULL;
-        if (af_store_begin (s_store (self), false, &txn))
-            return AF_E_INTERNAL;
-        sets_t mine;
-        int code = s_sets_read (self, txn, job->me, &mine);
-        if (code == AF_OK)
-            job->sets = af_forward_sets_encode (&mine, &job->sets_size);
-        af_store_abort (s_store (self), &txn);
-        if (code != AF_OK)
-            return code;
-    }
-    af_msg_t *request = s_forward_msg ("friends", other);
-    request->body = (uint8_t *) malloc (job->sets_size);
-    assert (request->body);
-    memcpy (request->body, job->sets, job->sets_size);
-    request->body_size = (uint32_t) job->sets_size;
-    int code = broker_forward (self, broker_shard_of (self, other), &request, false, s_friend_checked, job);
+    int code;
+    af_msg_t *request = s_friends_request (self, job, &other, 1, &code);
+    if (!request)
+        return code;
+    code = broker_forward (self, broker_shard_of (self, other), &request, false, s_friend_checked, job);
     return code == AF_OK? XACCT_PENDING: code;
 }
 
@@ -250,12 +306,17 @@ static void
 s_dir_found (af_broker_t *self, void *arg, int code, af_msg_t *reply)
 {
     xacct_job_t *job = (xacct_job_t *) arg;
-    size_t count = 0;
-    if (code == AF_OK)
-        code = af_forward_claims_decode (reply->body, reply->body_size, job->claims, AF_FORWARD_CLAIMS, &count);
-    job->nclaims = (uint32_t) count;
-    if (code == AF_OK)
+    af_forward_found_t *found = (af_forward_found_t *) zmalloc (sizeof (af_forward_found_t));
+    assert (found);
+    if (code == AF_OK && (af_forward_found_decode (reply->body, reply->body_size, found, 1) != AF_OK
+                      ||  found->elsewhere))
+        code = AF_E_UNAVAILABLE;        //  nonsense, or the bucket moved meanwhile: as no answer
+    if (code == AF_OK) {
+        job->nclaims = (uint32_t) found->count;
+        memcpy (job->claims, found->names, sizeof found->names);
         code = s_claims_next (self, job);
+    }
+    free (found);
     if (code != XACCT_PENDING)
         s_resume (self, job, code);
 }
@@ -292,6 +353,333 @@ xacct_lookup (af_broker_t *self, xacct_job_t *job, const uint8_t *token)
     memcpy (request->elements [0], token, TOKEN);
     int code = broker_forward (self, shard, &request, false, s_dir_found, job);
     return code == AF_OK? XACCT_PENDING: code;
+}
+
+//  --------------------------------------------------------------------------
+//  xacct_friends: FRIENDS, batched
+//
+//  Two phases, each in rounds: the book's tokens whose claims are not
+//  known yet (then the accounts claimed whose friendship is not), those
+//  served here answered from our store at once, the others grouped by the
+//  broker our map names as the owner of their shard, each group in
+//  chunks of AF_FORWARD_BATCH, one chunk in flight per owner, owners in
+//  parallel. An owner answers AF_FORWARD_ELSEWHERE for an item whose
+//  shard it does not serve (a move): the next round asks the owner our
+//  map names then, AF_CLUSTER_FORWARD_TRIES rounds at most.
+
+#define BATCH_UNKNOWN   0xFE        //  no answer for the item yet
+
+enum { BATCH_DIRECTORY, BATCH_FRIENDSHIP };
+
+typedef struct {
+    char owner [AF_CLUSTER_ID + 1];
+    uint32_t *items;                //  tokens' or accounts' indices
+    uint32_t count, next;
+} lane_t;
+
+struct _xacct_batch_t {
+    uint8_t *nclaims;               //  per book token: accounts claiming it (not me), or BATCH_UNKNOWN
+    uint32_t (*claims) [AF_FORWARD_CLAIMS];     //  ... their indices
+    zhashx_t *index;                //  account -> its index + 1
+    char (*names) [AF_MAX_ACCOUNT + 1];
+    uint8_t *verdicts;              //  per account: 0, 1 (friends), or BATCH_UNKNOWN
+    size_t naccounts, room;
+    int phase, round;
+    zlistx_t *lanes;                //  this round's lane_t
+    uint32_t waiting;               //  FORWARDs in flight
+    int worst;                      //  the first failure among them
+};
+
+typedef struct {
+    xacct_job_t *job;
+    lane_t *lane;
+    uint32_t first, count;          //  its items: lane->items [first .. first + count)
+} chunk_t;
+
+static void
+s_lane_free (void **item)
+{
+    lane_t *lane = (lane_t *) *item;
+    if (lane) {
+        free (lane->items);
+        free (lane);
+        *item = NULL;
+    }
+}
+
+static void
+s_batch_destroy (xacct_batch_t **batch_p)
+{
+    xacct_batch_t *batch = *batch_p;
+    if (batch) {
+        free (batch->nclaims);
+        free (batch->claims);
+        zhashx_destroy (&batch->index);
+        free (batch->names);
+        free (batch->verdicts);
+        zlistx_destroy (&batch->lanes);
+        free (batch);
+        *batch_p = NULL;
+    }
+}
+
+//  One claim of token i (not me): the account's index, added once
+static void
+s_batch_claim (xacct_job_t *job, size_t i, const char *account)
+{
+    xacct_batch_t *batch = job->batch;
+    if (streq (account, job->me) || batch->nclaims [i] >= AF_FORWARD_CLAIMS)
+        return;
+    size_t index = (size_t) zhashx_lookup (batch->index, account);
+    if (!index) {
+        if (batch->naccounts == batch->room) {
+            batch->room = batch->room? 2 * batch->room: 64;
+            batch->names = realloc (batch->names, batch->room * sizeof batch->names [0]);
+            batch->verdicts = (uint8_t *) realloc (batch->verdicts, batch->room);
+            assert (batch->names && batch->verdicts);
+        }
+        snprintf (batch->names [batch->naccounts], AF_MAX_ACCOUNT + 1, "%s", account);
+        batch->verdicts [batch->naccounts] = BATCH_UNKNOWN;
+        index = ++batch->naccounts;
+        zhashx_insert (batch->index, account, (void *) index);
+    }
+    batch->claims [i][batch->nclaims [i]++] = (uint32_t) (index - 1);
+}
+
+static int s_batch_run (af_broker_t *self, xacct_job_t *job);
+static int s_lane_send (af_broker_t *self, xacct_job_t *job, lane_t *lane);
+
+//  A chunk's answer: its items known (or left for the next round)
+static int
+s_chunk_take (xacct_job_t *job, chunk_t *chunk, af_msg_t *reply)
+{
+    xacct_batch_t *batch = job->batch;
+    const uint32_t *items = chunk->lane->items + chunk->first;
+    if (batch->phase == BATCH_FRIENDSHIP) {
+        if (af_forward_verdicts_check (reply->body, reply->body_size, chunk->count) != AF_OK)
+            return AF_E_UNAVAILABLE;
+        for (uint32_t i = 0; i < chunk->count; i++)
+            if (reply->body [i] != AF_FORWARD_ELSEWHERE)
+                batch->verdicts [items [i]] = reply->body [i];
+        return AF_OK;
+    }
+    af_forward_found_t *found = (af_forward_found_t *) calloc (chunk->count, sizeof (af_forward_found_t));
+    assert (found);
+    int code = af_forward_found_decode (reply->body, reply->body_size, found, chunk->count) == AF_OK?
+               AF_OK: AF_E_UNAVAILABLE;
+    for (uint32_t i = 0; code == AF_OK && i < chunk->count; i++) {
+        if (found [i].elsewhere)
+            continue;
+        batch->nclaims [items [i]] = 0;
+        for (size_t n = 0; n < found [i].count; n++)
+            s_batch_claim (job, items [i], found [i].names [n]);
+    }
+    free (found);
+    return code;
+}
+
+static void
+s_chunk_done (af_broker_t *self, void *arg, int code, af_msg_t *reply)
+{
+    chunk_t *chunk = (chunk_t *) arg;
+    xacct_job_t *job = chunk->job;
+    xacct_batch_t *batch = job->batch;
+    lane_t *lane = chunk->lane;
+    batch->waiting--;
+    if (code == AF_OK)
+        code = s_chunk_take (job, chunk, reply);
+    if (code != AF_OK && self->config.verbose)
+        zsys_debug ("broker: FRIENDS of '%s': a batch of %u to %s answered %d (%s)", job->me, chunk->count,
+                    lane->owner, code, reply? reply->reason: "no answer");
+    free (chunk);
+    if (code != AF_OK && batch->worst == AF_OK)
+        batch->worst = code;
+    if (batch->worst == AF_OK && lane->next < lane->count) {
+        code = s_lane_send (self, job, lane);
+        if (code != AF_OK)
+            batch->worst = code;
+    }
+    if (batch->waiting)
+        return;                         //  the others' answers end the round
+    zlistx_purge (batch->lanes);
+    code = batch->worst != AF_OK? batch->worst: s_batch_run (self, job);
+    if (code != XACCT_PENDING)
+        s_resume (self, job, code);
+}
+
+//  The lane's next chunk to its owner. AF_OK (in flight) or an error
+static int
+s_lane_send (af_broker_t *self, xacct_job_t *job, lane_t *lane)
+{
+    xacct_batch_t *batch = job->batch;
+    uint32_t count = lane->count - lane->next < AF_FORWARD_BATCH? lane->count - lane->next: AF_FORWARD_BATCH;
+    const uint32_t *items = lane->items + lane->next;
+    af_msg_t *request;
+    int code = AF_OK;
+    //  The FORWARD names the shard of its first item (an owner of every
+    //  item's, as our map has it)
+    uint32_t shard;
+    char bucket [10];
+    if (batch->phase == BATCH_DIRECTORY) {
+        af_friends_dir_bucket (job->book [items [0]], bucket);
+        shard = broker_shard_of (self, bucket);
+        request = s_forward_msg ("dir_find", NULL);
+        af_msg_set_element_count (request, count);
+        for (uint32_t i = 0; i < count; i++)
+            memcpy (request->elements [i], job->book [items [i]], TOKEN);
+    }
+    else {
+        const char *accounts [AF_FORWARD_BATCH];
+        shard = broker_shard_of (self, batch->names [items [0]]);
+        for (uint32_t i = 0; i < count; i++)
+            accounts [i] = batch->names [items [i]];
+        request = s_friends_request (self, job, accounts, count, &code);
+        if (!request)
+            return code;
+    }
+    chunk_t *chunk = (chunk_t *) zmalloc (sizeof (chunk_t));
+    assert (chunk);
+    *chunk = (chunk_t) { job, lane, lane->next, count };
+    lane->next += count;
+    code = broker_forward (self, shard, &request, false, s_chunk_done, chunk);
+    if (code != AF_OK) {
+        free (chunk);
+        return code;
+    }
+    batch->waiting++;
+    return AF_OK;
+}
+
+//  Item i of this phase (token or account) to the lane of its owner
+static int
+s_lane_add (af_broker_t *self, xacct_batch_t *batch, uint32_t shard, uint32_t i, size_t items)
+{
+    const char *owner = self->shards [shard].owner;
+    if (!*owner || streq (owner, self->id))
+        return AF_E_UNAVAILABLE;        //  no owner now (or we are, but not serving it: leaving)
+    lane_t *lane;
+    for (lane = (lane_t *) zlistx_first (batch->lanes); lane; lane = (lane_t *) zlistx_next (batch->lanes))
+        if (streq (lane->owner, owner))
+            break;
+    if (!lane) {
+        lane = (lane_t *) zmalloc (sizeof (lane_t));
+        assert (lane);
+        snprintf (lane->owner, sizeof lane->owner, "%s", owner);
+        lane->items = (uint32_t *) malloc (items * sizeof (uint32_t));
+        assert (lane->items);
+        zlistx_add_end (batch->lanes, lane);
+    }
+    lane->items [lane->count++] = i;
+    return AF_OK;
+}
+
+//  A round of the directory phase: the buckets served here at once, the others into lanes
+static int
+s_round_directory (af_broker_t *self, xacct_job_t *job)
+{
+    xacct_batch_t *batch = job->batch;
+    MDB_txn *txn = NULL;
+    if (af_store_begin (s_store (self), false, &txn))
+        return AF_E_INTERNAL;
+    int code = AF_OK;
+    for (uint32_t i = 0; code == AF_OK && i < job->nbook; i++) {
+        if (batch->nclaims [i] != BATCH_UNKNOWN)
+            continue;
+        char bucket [10], claims [AF_FORWARD_CLAIMS][AF_MAX_ACCOUNT + 1];
+        af_friends_dir_bucket (job->book [i], bucket);
+        uint32_t shard;
+        if (!s_here (self, bucket, &shard)) {
+            code = s_lane_add (self, batch, shard, i, job->nbook);
+            continue;
+        }
+        size_t count = 0;
+        code = af_friends_dir_find (self->friends, txn, job->book [i], claims, AF_FORWARD_CLAIMS, &count);
+        batch->nclaims [i] = 0;
+        for (size_t n = 0; code == AF_OK && n < count; n++)
+            s_batch_claim (job, i, claims [n]);
+    }
+    af_store_abort (s_store (self), &txn);
+    return code;
+}
+
+//  A round of the friendship phase: the accounts served here at once, the others into lanes
+static int
+s_round_friendship (af_broker_t *self, xacct_job_t *job)
+{
+    xacct_batch_t *batch = job->batch;
+    MDB_txn *txn = NULL;
+    if (af_store_begin (s_store (self), false, &txn))
+        return AF_E_INTERNAL;
+    sets_t mine, other;
+    int code = s_sets_read (self, txn, job->me, &mine);
+    for (uint32_t i = 0; code == AF_OK && i < batch->naccounts; i++) {
+        if (batch->verdicts [i] != BATCH_UNKNOWN)
+            continue;
+        uint32_t shard;
+        if (!s_here (self, batch->names [i], &shard))
+            code = s_lane_add (self, batch, shard, i, batch->naccounts);
+        else
+        if ((code = s_sets_read (self, txn, batch->names [i], &other)) == AF_OK)
+            batch->verdicts [i] = s_friends_sets (self, &mine, &other);
+    }
+    af_store_abort (s_store (self), &txn);
+    return code;
+}
+
+//  Rounds until every item is known or a round is in flight: AF_OK (done),
+//  XACCT_PENDING, or an error (nothing in flight)
+static int
+s_batch_run (af_broker_t *self, xacct_job_t *job)
+{
+    xacct_batch_t *batch = job->batch;
+    for (;;) {
+        int code = batch->phase == BATCH_DIRECTORY? s_round_directory (self, job): s_round_friendship (self, job);
+        if (code != AF_OK || (zlistx_size (batch->lanes) && ++batch->round > AF_CLUSTER_FORWARD_TRIES)) {
+            zlistx_purge (batch->lanes);
+            return code != AF_OK? code: AF_E_UNAVAILABLE;
+        }
+        if (zlistx_size (batch->lanes)) {
+            for (lane_t *lane = (lane_t *) zlistx_first (batch->lanes); lane && code == AF_OK;
+                 lane = (lane_t *) zlistx_next (batch->lanes))
+                code = s_lane_send (self, job, lane);
+            if (code != AF_OK)
+                batch->worst = code;    //  those sent end the round, with it
+            if (batch->waiting)
+                return XACCT_PENDING;
+            zlistx_purge (batch->lanes);
+            return code;
+        }
+        //  Every item of the phase known
+        if (batch->phase == BATCH_DIRECTORY) {
+            batch->phase = BATCH_FRIENDSHIP;
+            batch->round = 0;
+            continue;
+        }
+        //  A token is a friend's when one of the accounts claiming it is
+        job->befriended = (uint8_t *) zmalloc (job->nbook + 1);
+        assert (job->befriended);
+        for (uint32_t i = 0; i < job->nbook; i++)
+            for (uint32_t n = 0; n < batch->nclaims [i]; n++)
+                job->befriended [i] |= batch->verdicts [batch->claims [i][n]] == 1;
+        return AF_OK;
+    }
+}
+
+int
+xacct_friends (af_broker_t *self, xacct_job_t *job)
+{
+    assert (!job->batch);
+    xacct_batch_t *batch = job->batch = (xacct_batch_t *) zmalloc (sizeof (xacct_batch_t));
+    assert (batch);
+    batch->nclaims = (uint8_t *) malloc (job->nbook + 1);
+    batch->claims = malloc ((job->nbook + 1) * sizeof batch->claims [0]);
+    assert (batch->nclaims && batch->claims);
+    memset (batch->nclaims, BATCH_UNKNOWN, job->nbook + 1);
+    batch->index = zhashx_new ();
+    batch->lanes = zlistx_new ();
+    zlistx_set_destructor (batch->lanes, s_lane_free);
+    batch->worst = AF_OK;
+    return s_batch_run (self, job);
 }
 
 //  --------------------------------------------------------------------------
@@ -423,6 +811,9 @@ s_recommend_here (af_broker_t *self, const char *to, const uint8_t *note, size_t
     int code = af_store_begin (s_store (self), true, &txn)? AF_E_INTERNAL: AF_OK;
     if (code == AF_OK && intent)
         code = af_friends_intent_applied (self->friends, txn, to, intent, &seen, refused);
+    if (code == AF_OK && seen)
+        zsys_info ("broker: a recommendation to '%s' whose intent was applied before: answered as then, "
+                   "nothing queued", to);
     if (code == AF_OK && !seen)
         code = s_refuses (self, txn, to, (const af_token_t *) decoded->elements, decoded->element_count, refused);
     for (uint32_t i = 0; code == AF_OK && !seen && !*refused && i < count; i++)
@@ -439,28 +830,39 @@ s_recommend_here (af_broker_t *self, const char *to, const uint8_t *note, size_t
     return code;
 }
 
-//  The intent is resolved: no longer ours to send again
+//  The intent is resolved: no longer ours to send again. answered (a
+//  resend's answer: the node that asked was told 503): its outcome is
+//  kept for the node's retry instead
 static void
-s_intent_resolved (af_broker_t *self, const char *from, const uint8_t *intent)
+s_intent_resolved (af_broker_t *self, const char *from, const uint8_t *intent, bool answered, int code, bool refused)
 {
     MDB_txn *txn = NULL;
-    int code = af_store_begin (s_store (self), true, &txn)? AF_E_INTERNAL:
-               af_friends_intent_pending_del (self->friends, txn, from, intent);
-    if (code == AF_OK && af_store_commit (s_store (self), &txn))
-        code = AF_E_INTERNAL;
+    int rc = af_store_begin (s_store (self), true, &txn)? AF_E_INTERNAL:
+             answered? af_friends_intent_answered (self->friends, txn, from, intent, code, refused,
+                                                   (uint64_t) zclock_time ()):
+             af_friends_intent_pending_del (self->friends, txn, from, intent);
+    if (rc == AF_OK && af_store_commit (s_store (self), &txn))
+        rc = AF_E_INTERNAL;
     af_store_abort (s_store (self), &txn);
-    if (code != AF_OK)
+    if (rc != AF_OK)
         zsys_warning ("broker: cannot resolve an intent of '%s': it will be sent again (applied once)", from);
+}
+
+//  An answer for good: any code but "no answer" and "the store failed"
+static bool
+s_final (int code)
+{
+    return code != AF_E_UNAVAILABLE && code != AF_E_INTERNAL;
 }
 
 static void
 s_recommended (af_broker_t *self, void *arg, int code, af_msg_t *reply)
 {
     xacct_job_t *job = (xacct_job_t *) arg;
-    if (code != AF_E_UNAVAILABLE && code != AF_E_INTERNAL) {
+    if (s_final (code)) {
         //  Answered for good (a full queue is an answer: nothing was queued)
         job->refused = code == AF_OK && reply->yes;
-        s_intent_resolved (self, job->me, job->intent);
+        s_intent_resolved (self, job->me, job->intent, false, 0, false);
     }
     //  No answer: the intent stays, sent again until its owner answers;
     //  the node's retry finds it and sends the same intent (applied once)
@@ -471,7 +873,8 @@ s_recommended (af_broker_t *self, void *arg, int code, af_msg_t *reply)
 typedef struct {
     const char *to, *program;
     uint8_t *id;
-    bool found;
+    bool found, answered, refused;
+    int code;
 } find_t;
 
 static int
@@ -481,6 +884,9 @@ s_intent_match (const af_xintent_t *intent, void *arg)
     if (streq (intent->to, find->to) && streq (intent->program, find->program)) {
         memcpy (find->id, intent->id, AF_ID_SIZE);
         find->found = true;
+        find->answered = intent->answered;
+        find->code = intent->code;
+        find->refused = intent->refused;
         return 1;
     }
     return 0;
@@ -491,16 +897,22 @@ xacct_recommend (af_broker_t *self, xacct_job_t *job, const char *to, zframe_t *
 {
     job->refused = false;
     uint32_t shard;
-    if (s_here (self, to, &shard))
+    bool here = s_here (self, to, &shard);
+    if (here && !self->cluster)
         return s_recommend_here (self, to, zframe_data (frame), zframe_size (frame), NULL, &job->refused);
-    //  To another broker: the intent is in our shard's log first (so a
-    //  follower that takes over has it), the FORWARD goes after our
-    //  commit; the node's retry of the same recommendation reuses it
+    //  In a cluster: the node's retry of a recommendation it was answered
+    //  503 for finds its intent. Answered meanwhile by a resend: that
+    //  answer. Still pending: the same intent again (to wherever the
+    //  recipient is now, so applied once). Otherwise, to another broker, a
+    //  new intent in our shard's log first (so a follower that takes over
+    //  has it); the FORWARD goes after our commit
     MDB_txn *txn = NULL;
-    find_t find = { to, job->program, job->intent, false };
+    find_t find = { to, job->program, job->intent, false, false, false, AF_OK };
     int code = af_store_begin (s_store (self), true, &txn)? AF_E_INTERNAL:
                af_friends_intent_pending_each (self->friends, txn, job->me, s_intent_match, &find);
-    if (code == AF_OK && !find.found) {
+    if (code == AF_OK && find.answered)
+        code = af_friends_intent_pending_del (self->friends, txn, job->me, job->intent);
+    if (code == AF_OK && !find.found && !here) {
         randombytes_buf (job->intent, AF_ID_SIZE);
         code = af_friends_intent_pending_put (self->friends, txn, job->me, job->intent, to, job->program,
                                               (uint64_t) zclock_time (), zframe_data (frame), zframe_size (frame));
@@ -510,6 +922,17 @@ xacct_recommend (af_broker_t *self, xacct_job_t *job, const char *to, zframe_t *
     af_store_abort (s_store (self), &txn);
     if (code != AF_OK)
         return code;
+    if (find.answered) {
+        job->refused = find.code == 0 && find.refused;
+        return find.code == 0? AF_OK: find.code == AF_E_QUOTA? AF_E_QUOTA: AF_E_INTERNAL;
+    }
+    if (here) {
+        code = s_recommend_here (self, to, zframe_data (frame), zframe_size (frame), find.found? job->intent: NULL,
+                                 &job->refused);
+        if (find.found && s_final (code))
+            s_intent_resolved (self, job->me, job->intent, false, 0, false);
+        return code;
+    }
     af_msg_t *request = s_forward_msg ("recommend", to);
     sodium_bin2hex (request->intent, sizeof request->intent, job->intent, AF_ID_SIZE);
     assert (zframe_size (frame) <= AF_MAX_ITEM);
@@ -524,46 +947,81 @@ xacct_recommend (af_broker_t *self, xacct_job_t *job, const char *to, zframe_t *
 //  Unresolved intents of shards we own, sent again
 typedef struct {
     char from [AF_MAX_ACCOUNT + 1];
+    char to [AF_MAX_ACCOUNT + 1];
     uint8_t id [AF_ID_SIZE];
+    bool expired;                   //  an answered one past AF_INTENT_KEEP_MS: forgotten
     af_msg_t *request;              //  the FORWARD, until it is sent
 } resent_t;
 
 typedef struct {
     af_broker_t *broker;
     int64_t now;
-    zlistx_t *resents;              //  resent_t to send
+    zlistx_t *resents;              //  resent_t to send (or forget)
+    size_t sends;
 } resend_t;
 
 static int
 s_intent_resend (const af_xintent_t *intent, void *arg)
 {
     resend_t *resend = (resend_t *) arg;
-    if (!s_here (resend->broker, intent->from, NULL)
-    ||  intent->at + AF_INTENT_RESEND_MS > (uint64_t) resend->now || intent->size > AF_MAX_ITEM)
+    if (!s_here (resend->broker, intent->from, NULL))
+        return 0;
+    bool expired = intent->answered && intent->at + AF_INTENT_KEEP_MS < (uint64_t) resend->now;
+    if (!expired
+    &&  (intent->answered || intent->at + AF_INTENT_RESEND_MS > (uint64_t) resend->now || intent->size > AF_MAX_ITEM))
         return 0;
     resent_t *resent = (resent_t *) zmalloc (sizeof (resent_t));
     assert (resent);
     snprintf (resent->from, sizeof resent->from, "%s", intent->from);
+    snprintf (resent->to, sizeof resent->to, "%s", intent->to);
     memcpy (resent->id, intent->id, AF_ID_SIZE);
+    resent->expired = expired;
+    zlistx_add_end (resend->resents, resent);
+    if (expired)
+        return 0;
     af_msg_t *request = resent->request = s_forward_msg ("recommend", intent->to);
     sodium_bin2hex (request->intent, sizeof request->intent, intent->id, AF_ID_SIZE);
     request->body = (uint8_t *) malloc (intent->size + 1);
     assert (request->body);
     memcpy (request->body, intent->payload, intent->size);
     request->body_size = (uint32_t) intent->size;
-    zlistx_add_end (resend->resents, resent);
     //  At most half the window to one broker per round: the rest next time
-    return zlistx_size (resend->resents) >= AF_CLUSTER_FORWARDS / 2;
+    return ++resend->sends >= AF_CLUSTER_FORWARDS / 2;
 }
 
 static void
 s_resent (af_broker_t *self, void *arg, int code, af_msg_t *reply)
 {
-    (void) reply;
     resent_t *resent = (resent_t *) arg;
-    if (code != AF_E_UNAVAILABLE && code != AF_E_INTERNAL)
-        s_intent_resolved (self, resent->from, resent->id);     //  answered for good
+    if (s_final (code)) {               //  answered for good: kept for the node's retry
+        s_intent_resolved (self, resent->from, resent->id, true, code == AF_OK? 0: code, code == AF_OK && reply->yes);
+        zsys_info ("broker: the recommendation of '%s' to '%s' sent again was answered (%d): kept for the "
+                   "node's retry", resent->from, resent->to, code == AF_OK? 0: code);
+    }
+    af_msg_destroy (&resent->request);
     free (resent);
+}
+
+//  One intent again: to the recipient's owner, or here if it is ours now
+//  (the recipient's shard moved to us: applied once, by its record)
+static void
+s_resend_one (af_broker_t *self, resent_t *resent)
+{
+    af_msg_t *request = resent->request;
+    uint32_t shard;
+    if (s_here (self, request->account, &shard)) {
+        bool refused = false;
+        int code = s_recommend_here (self, request->account, request->body, request->body_size, resent->id, &refused);
+        if (s_final (code))             //  kept as FORWARD_REPLY says it: 0 done
+            s_intent_resolved (self, resent->from, resent->id, true, code == AF_OK? 0: code, refused);
+        af_msg_destroy (&resent->request);
+        free (resent);
+        return;
+    }
+    zsys_info ("broker: an unresolved recommendation of '%s' to '%s' sent again", resent->from, request->account);
+    resent->request = NULL;
+    if (broker_forward (self, shard, &request, false, s_resent, resent) != AF_OK)
+        free (resent);                  //  no owner to send it to: next round (done not called)
 }
 
 void
@@ -572,7 +1030,7 @@ broker_xacct_resend (af_broker_t *self, int64_t now)
     if (!self->cluster || now - self->resend_at < AF_INTENT_RESEND_MS)
         return;
     self->resend_at = now;
-    resend_t resend = { self, zclock_time (), zlistx_new () };
+    resend_t resend = { self, zclock_time (), zlistx_new (), 0 };
     MDB_txn *txn = NULL;
     if (af_store_begin (s_store (self), false, &txn) == 0)
         af_friends_intent_pending_each (self->friends, txn, NULL, s_intent_resend, &resend);
@@ -580,11 +1038,12 @@ broker_xacct_resend (af_broker_t *self, int64_t now)
     resent_t *resent;
     broker_batch_begin (self);
     while ((resent = (resent_t *) zlistx_detach (resend.resents, NULL))) {
-        zsys_info ("broker: an unresolved recommendation of '%s' to '%s' sent again", resent->from,
-                   resent->request->account);
-        uint32_t shard = broker_shard_of (self, resent->request->account);
-        if (broker_forward (self, shard, &resent->request, false, s_resent, resent))
-            free (resent);              //  no owner to send it to: next round
+        if (resent->expired) {
+            s_intent_resolved (self, resent->from, resent->id, false, 0, false);
+            free (resent);
+        }
+        else
+            s_resend_one (self, resent);
     }
     broker_batch_end (self);
     zlistx_destroy (&resend.resents);
@@ -664,25 +1123,87 @@ xacct_directory_remote (af_broker_t *self, xacct_job_t *job)
 //  --------------------------------------------------------------------------
 //  The owner's side of FORWARD
 
+//  Whether we answer for shard now: its owner, not handing it off, our lease good
+static bool
+s_serving (af_broker_t *self, uint32_t shard)
+{
+    shard_t *state = &self->shards [shard];
+    return state->role == SHARD_OWNER && !state->leaving && zclock_mono () < self->lease_until;
+}
+
+//  dir_find: per token, its claims, or elsewhere (a bucket we do not serve)
+static int
+s_serve_dir_find (af_broker_t *self, af_msg_t *msg, af_msg_t *reply)
+{
+    char bucket [10];
+    if (msg->element_count < 1 || msg->element_count > AF_FORWARD_BATCH)
+        return AF_E_MALFORMED;
+    af_friends_dir_bucket (msg->elements [0], bucket);
+    if (broker_shard_of (self, bucket) != msg->shard)
+        return AF_E_MALFORMED;
+    MDB_txn *txn = NULL;
+    if (af_store_begin (s_store (self), false, &txn))
+        return AF_E_INTERNAL;
+    af_forward_found_t *found = (af_forward_found_t *) calloc (msg->element_count, sizeof (af_forward_found_t));
+    assert (found);
+    int code = AF_OK;
+    for (uint32_t i = 0; code == AF_OK && i < msg->element_count; i++) {
+        af_friends_dir_bucket (msg->elements [i], bucket);
+        found [i].elsewhere = !s_serving (self, broker_shard_of (self, bucket));
+        if (!found [i].elsewhere)
+            code = af_friends_dir_find (self->friends, txn, msg->elements [i], found [i].names, AF_FORWARD_CLAIMS,
+                                        &found [i].count);
+    }
+    af_store_abort (s_store (self), &txn);
+    size_t size;
+    if (code == AF_OK) {
+        reply->body = af_forward_found_encode (found, msg->element_count, &size);
+        reply->body_size = (uint32_t) size;
+    }
+    free (found);
+    return code;
+}
+
+//  friends: per account asked, whether it and the asker are friends, or
+//  elsewhere (an account of a shard we do not serve)
+static int
+s_serve_friends (af_broker_t *self, af_msg_t *msg, af_msg_t *reply)
+{
+    sets_t asker, other;
+    if (af_forward_sets_decode (msg->body, msg->body_size, &asker) != AF_OK
+    ||  broker_shard_of (self, asker.accounts [0]) != msg->shard)
+        return AF_E_MALFORMED;
+    MDB_txn *txn = NULL;
+    if (af_store_begin (s_store (self), false, &txn))
+        return AF_E_INTERNAL;
+    uint8_t *verdicts = (uint8_t *) malloc (asker.naccounts);
+    assert (verdicts);
+    int code = AF_OK;
+    for (size_t i = 0; code == AF_OK && i < asker.naccounts; i++) {
+        verdicts [i] = AF_FORWARD_ELSEWHERE;
+        if (s_serving (self, broker_shard_of (self, asker.accounts [i]))
+        &&  (code = s_sets_read (self, txn, asker.accounts [i], &other)) == AF_OK)
+            verdicts [i] = s_friends_sets (self, &asker, &other);
+    }
+    af_store_abort (s_store (self), &txn);
+    if (code == AF_OK) {
+        reply->body = verdicts;
+        reply->body_size = (uint32_t) asker.naccounts;
+    }
+    else
+        free (verdicts);
+    return code;
+}
+
 //  An operation on our store: the reply filled; *wrote if it changed it
 static int
 s_serve_op (af_broker_t *self, af_msg_t *msg, af_msg_t *reply, bool *wrote)
 {
     char bucket [10];
-    if (streq (msg->op, "dir_find")) {
-        if (msg->element_count != 1)
-            return AF_E_MALFORMED;
-        af_friends_dir_bucket (msg->elements [0], bucket);
-        if (broker_shard_of (self, bucket) != msg->shard)
-            return AF_E_MALFORMED;
-        char claims [AF_FORWARD_CLAIMS][AF_MAX_ACCOUNT + 1];
-        uint32_t count;
-        int code = s_dir_find (self, msg->elements [0], claims, &count);
-        size_t size;
-        reply->body = af_forward_claims_encode (claims, code == AF_OK? count: 0, &size);
-        reply->body_size = (uint32_t) size;
-        return code;
-    }
+    if (streq (msg->op, "dir_find"))
+        return s_serve_dir_find (self, msg, reply);
+    if (streq (msg->op, "friends"))
+        return s_serve_friends (self, msg, reply);
     if (streq (msg->op, "dir_set")) {
         if (!*msg->account)
             return AF_E_MALFORMED;
@@ -704,18 +1225,6 @@ s_serve_op (af_broker_t *self, af_msg_t *msg, af_msg_t *reply, bool *wrote)
     //  The others name an account of the shard
     if (!*msg->account || broker_shard_of (self, msg->account) != msg->shard)
         return AF_E_MALFORMED;
-    if (streq (msg->op, "friends")) {
-        sets_t asker, other;
-        if (af_forward_sets_decode (msg->body, msg->body_size, &asker) != AF_OK)
-            return AF_E_MALFORMED;
-        MDB_txn *txn = NULL;
-        if (af_store_begin (s_store (self), false, &txn))
-            return AF_E_INTERNAL;
-        int code = s_sets_read (self, txn, msg->account, &other);
-        reply->yes = code == AF_OK && s_friends_sets (self, &asker, &other);
-        af_store_abort (s_store (self), &txn);
-        return code;
-    }
     if (streq (msg->op, "apps")) {
         af_share_t min;
         if (af_share_parse (msg->state, &min) != AF_OK)
@@ -739,12 +1248,12 @@ broker_xacct_serve (af_broker_t *self, const char *from, af_msg_t *msg)
     af_msg_t *reply = af_msg_new (AF_MSG_FORWARD_REPLY);
     reply->has_rid = msg->has_rid;
     memcpy (reply->rid, msg->rid, AF_ID_SIZE);
-    shard_t *state = &self->shards [msg->shard];
-    reply->epoch = state->epoch;
+    reply->epoch = self->shards [msg->shard].epoch;
     bool wrote = false;
     //  Only the owner answers, while its lease is good: an asker whose map
-    //  is behind is told to look again, and never gets a stale answer
-    if (state->role != SHARD_OWNER || state->leaving || zclock_mono () >= self->lease_until)
+    //  is behind is told to look again, and never gets a stale answer (and
+    //  in a batch, each item of a shard it does not serve is "elsewhere")
+    if (!s_serving (self, msg->shard))
         reply->code = AF_FORWARD_NOT_OWNER;
     else {
         int code = s_serve_op (self, msg, reply, &wrote);

@@ -31,11 +31,15 @@
     Directory entries need no intent: setting a claim twice is setting it
     once.
 
-    Not built: a batched FORWARD for FRIENDS (a book of n tokens costs up
-    to 2n sequential round trips when everything is elsewhere); ordering
+    FRIENDS asks about a whole book: its lookups are batched, one FORWARD
+    per owner for many tokens (xacct_friends).
+
+    Not built: ordering
     of two changes of one account's own numbers racing in a remote bucket;
     an intent resent more than AF_INTENT_KEEP_MS after its owner applied
-    it (the asker's shard unowned that long) would be applied again;
+    it (the asker's shard unowned that long) would be applied again, and a
+    resend's answer is kept that long for the node's retry (a retry later
+    is a new recommendation);
     FORWARD for payments between accounts.
     =========================================================================
 */
@@ -54,6 +58,7 @@
                         "answer in time (it may be moving or restarting); try again shortly"
 
 typedef struct _xacct_job_t xacct_job_t;
+typedef struct _xacct_batch_t xacct_batch_t;
 typedef void (xacct_fn) (af_broker_t *self, xacct_job_t *job);
 
 //  One node request that crosses accounts, waiting on its steps
@@ -92,8 +97,10 @@ struct _xacct_job_t {
     char claims [AF_FORWARD_CLAIMS][AF_MAX_ACCOUNT + 1];
     uint32_t nclaims, claim;
     bool claim_friend, claim_checked;
-    uint8_t *sets;                  //  the asker's sets as a friendship FORWARD carries them (owned)
-    size_t sets_size;
+    af_token_t *mine;               //  my book, own numbers and blocked tokens, one after the other (owned)
+    size_t nmine [3];
+    xacct_batch_t *batch;           //  xacct_friends' state (owned)
+    uint8_t *befriended;            //  xacct_friends' outcome: per token of book, 1 if a friend's (owned)
     uint8_t intent [AF_ID_SIZE];    //  RECOMMEND to another broker: its intent
 };
 
@@ -112,6 +119,16 @@ void xacct_job_fail (af_broker_t *self, xacct_job_t *job, int code);
 //  job->other, found, friends (found false: nobody claims it; answer as
 //  for "not friends"). AF_OK, XACCT_PENDING, AF_E_UNAVAILABLE, AF_E_INTERNAL.
 int xacct_lookup (af_broker_t *self, xacct_job_t *job, const uint8_t *token);
+
+//  Which tokens of job->book (nbook) are friends' (an account claiming it
+//  as its own number, not me, is me's friend), into job->befriended. The
+//  tokens are grouped by the broker owning their directory bucket's
+//  shard, one FORWARD dir_find per owner for up to AF_FORWARD_BATCH of
+//  them (chunks one after another, owners in parallel), then the accounts
+//  found, by their shard's owner, FORWARD friends the same way; what is
+//  served here is read at once. AF_OK, XACCT_PENDING, AF_E_UNAVAILABLE,
+//  AF_E_INTERNAL.
+int xacct_friends (af_broker_t *self, xacct_job_t *job);
 
 //  The apps account other shows a viewer into job->list (program,
 //  versionName, share): on one of its devices and shared at least at min

@@ -214,34 +214,24 @@ handle_contacts_put (af_broker_t *self, session_t *session, af_msg_t *msg)
 //  FRIENDS: which tokens of my book are friends
 
 static void
-s_friends_next (af_broker_t *self, xacct_job_t *job)
+s_friends_done (af_broker_t *self, xacct_job_t *job)
 {
-    af_msg_t *reply = job->reply;
-    while (job->code == AF_OK) {
-        if (job->looked) {
-            job->looked = false;
-            if (job->friends)
-                memcpy (reply->elements [reply->element_count++], job->book [job->at], AF_CONTACT_TOKEN_SIZE);
-            job->at++;
-        }
-        if (job->at >= job->nbook || reply->element_count >= AF_MAX_CONTACTS_EVAL) {
-            xacct_job_reply (self, job, &job->reply);
-            xacct_job_destroy (&job);
-            return;
-        }
-        job->looked = true;
-        job->code = xacct_lookup (self, job, job->book [job->at]);
-        if (job->code == XACCT_PENDING)
-            return;                     //  job->resume (this) goes on
+    if (job->code == AF_OK) {
+        af_msg_t *reply = job->reply;
+        for (size_t i = 0; i < job->nbook && reply->element_count < AF_MAX_CONTACTS_EVAL; i++)
+            if (job->befriended [i])
+                memcpy (reply->elements [reply->element_count++], job->book [i], AF_CONTACT_TOKEN_SIZE);
+        xacct_job_reply (self, job, &job->reply);
     }
-    xacct_job_fail (self, job, job->code);
+    else
+        xacct_job_fail (self, job, job->code);
     xacct_job_destroy (&job);
 }
 
 void
 handle_friends (af_broker_t *self, session_t *session, af_msg_t *msg)
 {
-    xacct_job_t *job = xacct_job_new (session, msg, s_friends_next);
+    xacct_job_t *job = xacct_job_new (session, msg, s_friends_done);
     af_store_t *store = af_registry_store (self->registry);
     MDB_txn *txn = NULL;
     const af_token_t *book = NULL;
@@ -257,7 +247,11 @@ handle_friends (af_broker_t *self, session_t *session, af_msg_t *msg)
     job->reply = af_msg_new (AF_MSG_FRIEND_LIST);
     af_msg_set_element_count (job->reply, AF_MAX_CONTACTS_EVAL);
     job->reply->element_count = 0;
-    s_friends_next (self, job);
+    //  The whole book at once, batched by the brokers that hold its answers
+    if (job->code == AF_OK)
+        job->code = xacct_friends (self, job);
+    if (job->code != XACCT_PENDING)
+        s_friends_done (self, job);
 }
 
 //  --------------------------------------------------------------------------

@@ -194,6 +194,8 @@
                                         //  (AF_MAX_BOOK + AF_MAX_OWN_NUMBERS + AF_MAX_BLOCKS tokens)
 #define AF_FORWARD_NOT_OWNER    421     //  FORWARD_REPLY code: not the shard's owner (look again)
 #define AF_FORWARD_CLAIMS       8       //  accounts claiming one number a directory answer names
+#define AF_FORWARD_BATCH        500     //  tokens (dir_find) or accounts (friends) one FORWARD asks about
+#define AF_FORWARD_ELSEWHERE    0xFF    //  a batched answer's item: not served by the broker that answers
 #define AF_INTENT_KEEP_MS       3600000 //  an owner remembers an applied intent this long
 #define AF_INTENT_RESEND_MS     5000    //  an unresolved intent of ours is sent again this often
 

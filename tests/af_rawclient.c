@@ -21,6 +21,7 @@
       af_rawclient ENDPOINT BROKER_CERT remove ACCOUNT PASSWORD DEVICE_ID
       af_rawclient ENDPOINT BROKER_CERT login ACCOUNT PASSWORD REDIRECT|LOGIN_OK|CODE
       af_rawclient shard ACCOUNT SHARDS (prints the account's shard)
+      af_rawclient wanted SHARDS ID... (prints each shard's wanted owner and follower)
       af_rawclient ENDPOINT BROKER_CERT noread ACCOUNT PASSWORD COUNT BROKER_PID MAX_MIB
       af_rawclient ENDPOINT BROKER_CERT burst ACCOUNT PASSWORD COUNT
       af_rawclient ENDPOINT BROKER_CERT greet COUNT SOURCE BROKER_PID MAX_MIB MAX_SECONDS
@@ -45,6 +46,41 @@
 #include "af_shard.h"
 
 static int s_passed, s_failed;
+
+//  The wanted placement of a cluster of these brokers, as ARCHITECTURE
+//  "Placement" says every broker computes it (broker_cluster.c s_rank: the
+//  first 8 bytes of BLAKE2b of the shard as 4 bytes LE and the broker ID,
+//  highest first): "SHARD OWNER FOLLOWER" a line, for a test to wait until
+//  the hand-offs after the first claims are over
+static uint64_t
+s_rank (uint32_t shard, const char *id)
+{
+    uint8_t input [4 + 64], hash [8];
+    size_t len = strlen (id) < 64? strlen (id): 64;
+    memcpy (input, &shard, 4);
+    memcpy (input + 4, id, len);
+    crypto_generichash (hash, sizeof hash, input, 4 + len, NULL, 0);
+    uint64_t rank;
+    memcpy (&rank, hash, sizeof rank);
+    return rank;
+}
+
+static void
+s_wanted (uint32_t shards, char **ids, size_t count)
+{
+    for (uint32_t shard = 0; shard < shards; shard++) {
+        size_t first = 0, second = count > 1? 1: 0;
+        for (size_t i = 0; i < count; i++)
+            if (s_rank (shard, ids [i]) > s_rank (shard, ids [first]))
+                first = i;
+        if (second == first)
+            second = first == 0 && count > 1? 1: 0;
+        for (size_t i = 0; i < count; i++)
+            if (i != first && s_rank (shard, ids [i]) > s_rank (shard, ids [second]))
+                second = i;
+        printf ("%u %s %s\n", shard, ids [first], count > 1? ids [second]: "-");
+    }
+}
 static zsock_t *s_sock;
 static const char *s_endpoint;
 static zcert_t *s_broker_cert;
@@ -1295,6 +1331,18 @@ s_friends (const char *account, const char *password, const char *token_hex, int
     s_expect_msg ("RECOMMEND of an app it does not have: E_NOT_SHARED, before the contact is looked at", msg,
                   AF_MSG_ERROR, AF_E_NOT_SHARED);
     af_msg_destroy (&msg);
+    //  With the app on its device: a push to a non-friend, refused
+    msg = af_msg_new (AF_MSG_REPORT);
+    af_msg_set_rid_random (msg);
+    msg->seq = 1;
+    strcpy (msg->op, "install");
+    strcpy (msg->program, "weixin");
+    s_expect_msg ("REPORT install of weixin", msg, AF_MSG_OK, 0);
+    af_msg_destroy (&msg);
+    msg = s_friends_request (AF_MSG_RECOMMEND, NULL, token, "weixin");
+    s_expect_msg ("RECOMMEND of its app to a non-friend: E_NOT_FRIENDS, nothing queued", msg, AF_MSG_ERROR,
+                  AF_E_NOT_FRIENDS);
+    af_msg_destroy (&msg);
     msg = s_friends_request (AF_MSG_FRIEND_INSTALL, NULL, token, "weixin");
     s_expect_msg ("FRIEND_INSTALL from a non-friend: E_NOT_FRIENDS", msg, AF_MSG_ERROR, AF_E_NOT_FRIENDS);
     af_msg_destroy (&msg);
@@ -1875,6 +1923,10 @@ main (int argc, char *argv [])
     //  Which shard an account is in (no broker needed): the cluster's tests
     if (streq (argv [1], "shard") && argc == 4) {
         printf ("%u\n", af_shard_of (argv [2], strlen (argv [2]), (uint32_t) atoi (argv [3])));
+        return 0;
+    }
+    if (streq (argv [1], "wanted") && argc >= 4) {
+        s_wanted ((uint32_t) atoi (argv [2]), argv + 3, (size_t) (argc - 3));
         return 0;
     }
     zsys_init ();

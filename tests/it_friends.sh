@@ -7,7 +7,8 @@
 # offline; one-tap install onto an Android phone and an iPhone (store
 # link), and a paid program refused; blocking; a raw client that tries to
 # read another account's tokens, push to a non-friend and pass the
-# evaluation allowance; and no number, in any form, in the broker's store.
+# evaluation allowance; and no number, in any form (text, hex, UTF-16,
+# plain hashes), in the broker's store.
 . "$(dirname "$0")/lib.sh"
 
 CONTACTS="$AF_BIN/contacts/appferry-contacts"
@@ -76,6 +77,8 @@ check "a friend pulls the apps shared with friends and the public ones" \
     friend-apps "Ana Alpha"
 check "  ... with their versions" test "$(afj b '.apps[] | select(.program == "weixin") | .versionName' \
     friend-apps "Ana Alpha")" = "8.0.48"
+check "  ... by her number too, written as bob's book has it" \
+    test "$(afj b '[.apps[].program] | join(",")' friend-apps "0151 10000001")" = "chess,notes,weixin"
 check "a non-friend pulls only the public ones" test "$(afj c '[.apps[].program] | join(",")' friend-apps Ana)" = notes
 af a share notes --private > /dev/null
 check "made private, the public app is gone for the non-friend: E_NOT_FRIENDS again" \
@@ -83,6 +86,15 @@ check "made private, the public app is gone for the non-friend: E_NOT_FRIENDS ag
 check "  ... and for the friend" test "$(afj b '[.apps[].program] | join(",")' friend-apps "Ana Alpha")" = "chess,weixin"
 out=$(af a friend-apps "Cy Gamma" 2>&1)
 check "friendship goes both ways: ana cannot pull from cy either" has "$out" "E_NOT_FRIENDS"
+# Visibility is the account's: set on one device, it shows an app that is
+# on another of its devices
+preinstalled a2 maps 3.1.0
+start_node a2 "$DEVICES/galaxy-tab-s7.json"
+af a2 login ana > /dev/null || die "ana's tablet: no login"
+af a share maps --friends > /dev/null
+check "shared from ana's phone, the app on her tablet is pulled by her friend" \
+    wait_eq 10 "chess,maps,weixin" afj b '[.apps[].program] | sort | join(",")' friend-apps "Ana Alpha"
+stop_node a2
 
 # --- push: accepted, queued while offline, refused
 out=$(af a recommend weixin --to "Bob Beta" 2>&1)
@@ -91,8 +103,13 @@ check "  ... bob's inbox shows it, from the name in his own book" \
     wait_eq 10 "Ana Alpha weixin 8.0.48" afj b '.inbox[-1] | .from + " " + .program + " " + .versionName' inbox
 out=$(af a recommend weixin --to "Cy Gamma" 2>&1)
 check "a recommendation to a non-friend of an app not public: E_NOT_FRIENDS" has "$out" "E_NOT_FRIENDS"
-out=$(af a recommend maps --to "Bob Beta" 2>&1)
-check "an app on none of her devices cannot be recommended" has "$out" "maps is on none of your devices"
+af a share notes --public > /dev/null
+check "to a non-friend, an app that is public: accepted" \
+    has "$(af a recommend notes --to "Cy Gamma" 2>&1)" "Done: recommended to Cy Gamma"
+check "  ... cy's inbox shows it" wait_eq 10 notes afj c '.inbox[-1].program' inbox
+af a share notes --private > /dev/null
+out=$(af a recommend atlas --to "Bob Beta" 2>&1)
+check "an app on none of her devices cannot be recommended" has "$out" "atlas is on none of your devices"
 stop_node b
 out=$(af a recommend chess --to "Bob Beta" 2>&1)
 check "a recommendation while bob's only device is offline is accepted" has "$out" "Done: recommended"
@@ -123,6 +140,14 @@ out=$(af b2 friend-install "Ana Alpha" weixin 2>&1)
 check "on bob's iPhone: the store link" has "$out" "store-link" "https://apps.apple.com/app/wechat/id414478124"
 out=$(af b2 friend-install "Ana Alpha" chess 2>&1)
 check "a paid program is refused: E_PAYMENT_REQUIRED" has "$out" "E_PAYMENT_REQUIRED" "costs 2.99"
+start_node b3 "$DEVICES/windows-pc.json"
+af b3 login bob > /dev/null && cp "$T/b/contacts.json" "$T/b3/contacts.json"
+af a share notes --friends > /dev/null
+out=$(af b3 friend-install "Ana Alpha" notes 2>&1)
+check "nothing of the program fits bob's PC: E_NO_FIT, with the matcher's reason" \
+    has "$out" "E_NO_FIT" "no package of notes fits this device: "
+af a share notes --private > /dev/null
+stop_node b3
 out=$(af c friend-install "Ana" weixin 2>&1)
 check "a non-friend cannot install a friends-only app: E_NOT_FRIENDS" has "$out" "E_NOT_FRIENDS"
 
@@ -141,6 +166,7 @@ out=$("$RAW" "$NODES_EP" "$BROKER_CERT" friends mallory "$APPFERRY_PASSWORD" "$A
 echo "$out" | sed 's/^/  # /'
 check "a raw client reads no tokens, pushes to no non-friend, stops at the evaluation allowance" test $rc -eq 0
 check "  ... the refusal is logged" grep -q "refused CONTACTS_EVAL of 100 from 'mallory'" "$BROKER_DIR.log"
+check "  ... and nothing reached ana from it" test "$(afj a '.inbox | length' inbox)" = 0
 
 # --- nothing the store holds is a number or a name
 af b stop > /dev/null 2>&1; kill -TERM "$BROKER_PID"; wait_until 10 bash -c "! kill -0 $BROKER_PID 2>/dev/null"
@@ -156,5 +182,32 @@ done
 check "the broker's store and log hold none of the numbers (digits, E.164, with or without +) or names" \
     test -z "$leaks"
 [ -n "$leaks" ] && echo "  # found:$leaks"
+# ... nor their plain hashes (SHA-256, SHA-512, BLAKE2b-512 of the E.164
+# text, the brute-forceable kind an OPRF replaces), nor the text in hex or
+# UTF-16: searched in a hex dump of the store
+od -An -v -tx1 "$BROKER_DIR"/store/*.mdb | tr -d ' \n' > "$T/store.hex"
+hex () { printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n'; }
+utf16 () { printf '%s' "$1" | od -An -v -tx1 | tr -d '\n' | sed 's/ \([0-9a-f][0-9a-f]\)/\100/g; s/ //g'; }
+hashed=""
+for n in 15110000001 15110000002 15110000003 15120000001 15120000002 15120000003; do
+    for form in "+49$n" "49$n"; do
+        for digest in "$(printf '%s' "$form" | sha256sum)" "$(printf '%s' "$form" | sha512sum)" \
+                      "$(printf '%s' "$form" | b2sum)" "$(hex "$form")" "$(utf16 "$form")"; do
+            grep -q "${digest%% *}" "$T/store.hex" && hashed="$hashed $form"
+        done
+        grep -qaiF -- "$(hex "$form")" "$BROKER_DIR"/store/*.mdb && hashed="$hashed $form(hex text)"
+    done
+done
+check "  ... nor their SHA-256, SHA-512 or BLAKE2b hashes, nor the numbers in hex or UTF-16" test -z "$hashed"
+[ -n "$hashed" ] && echo "  # found:$hashed"
+check "  ... (the hex search finds a token where there is one)" \
+    grep -q "$(jq -r '.contacts[0].tokens[0]' "$T/a/contacts.json" | cut -c1-64)" "$T/store.hex"
+
+# --- friends/min_common is the broker's: at 1, cy and ana (one contact in
+# common) are friends, and cy's friends list names ana as cy's book does
+printf 'contacts\n    eval_limit = 250\nfriends\n    min_common = 1\n' > "$T/broker.cfg"
+start_broker broker -c "$T/broker.cfg" --catalog "$T/catalog"
+check "with friends/min_common = 1, cy's one common contact with ana makes them friends" \
+    wait_eq 15 "Ana" afj c '[.friends[].name] | join(",")' friends
 check "  ... (the check finds a number where there is one)" grep -qaF "4915110000001" "$T/a/contacts.json"
 finish
