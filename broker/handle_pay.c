@@ -150,10 +150,12 @@ s_transfer (af_broker_t *self, pay_job_t *job, const char *kind)
     //  (not built across the brokers of a cluster: SPEC 5.47)
     bool friend = *job->source_account != 0;
     uint32_t shard;
-    bool tell = *job->source && (!friend || broker_cluster_serves (self, job->source_account, &shard));
+    bool here = !friend || broker_cluster_serves (self, job->source_account, &shard);
+    bool tell = here && *job->source;
     if (friend && !tell)
         zsys_info ("broker: GET of %s by '%s' from '%s': its devices are not told (%s)", job->program, job->account,
-                   job->source_account, *job->source? "its account is on another broker": "no device of it has it");
+                   job->source_account, here? "no device of it has the app now":
+                   "its account is on another broker of the cluster; not built");
     broker_notice_t notice;
     memset (&notice, 0, sizeof notice);
     af_strcopy (notice.account, sizeof notice.account, friend? job->source_account: job->account);
