@@ -165,6 +165,14 @@ void broker_xacct_serve (af_broker_t *self, const char *from, af_msg_t *msg);
 //  AF_INTENT_RESEND_MS).
 void broker_xacct_resend (af_broker_t *self, int64_t now);
 
+//  handle_friends.c, for GET and BROWSE from a contact (handle_pay.c): the
+//  contact the job's tokens name, then the apps it shows job->me (only
+//  job->program, if set) into job->list, as FRIEND_APPS (job->pick: the
+//  contact's account). true when listed; false when the node was answered
+//  (a refusal: E_NOT_FRIENDS, E_NOT_SHARED, ...) or the job waits
+//  (*pending: job->resume is called later). Start with job->phase 0.
+bool broker_contact_apps (af_broker_t *self, xacct_job_t *job, bool *pending);
+
 //  --------------------------------------------------------------------------
 //  broker_forward.c: the asking side of FORWARD
 

@@ -599,10 +599,10 @@ s_install_fit (void *arg, uint32_t slot, af_msg_t **reply_p)
                           reply && *reply->reason? reply->reason: "the matcher did not say why");
     else
     if (reply->has_package && reply->package.price_cents > 0)
-        broker_error_rid (self, session, rid, AF_E_PAYMENT_REQUIRED, "%s costs %u.%02u %s; a paid program cannot be "
-                          "bought through a friend yet (only from a device of your own account: get --from)",
+        broker_error_rid (self, session, rid, AF_E_PAYMENT_REQUIRED, "%s costs %u.%02u %s; buy it with "
+                          "get %s --from CONTACT (your account pays)",
                           install->program, reply->package.price_cents / 100, reply->package.price_cents % 100,
-                          reply->package.currency);
+                          reply->package.currency, install->program);
     else {
         //  The push path, to this device itself, as `install` does
         af_msg_t *push = af_msg_new (AF_MSG_PUSH);
@@ -651,4 +651,14 @@ void
 handle_friend_install (af_broker_t *self, session_t *session, af_msg_t *msg)
 {
     s_friend_install_next (self, xacct_job_new (session, msg, s_friend_install_next));
+}
+
+//  --------------------------------------------------------------------------
+//  For handle_pay.c: GET and BROWSE from a contact (issue 14) see what
+//  FRIEND_APPS sees, with its refusals
+
+bool
+broker_contact_apps (af_broker_t *self, xacct_job_t *job, bool *pending)
+{
+    return s_contact_apps (self, job, pending);
 }

@@ -1,6 +1,7 @@
 /*  =========================================================================
     handle_pay - GET, PAY_CONFIRM, PURCHASES, BROWSE: an app another device
-    of the account has, free or paid (S0.3-S0.7; SPEC 5.46, 5.47, 10.12)
+    of the account (or a friend) has, free or paid (S0.3-S0.7; SPEC 5.46,
+    5.47, 10.12)
 
     GET names a program and the device that has it. The broker checks that
     the device is one of the account's and has the program, asks the
@@ -28,12 +29,23 @@
     GET or PAY_CONFIRM finds the account entitled, or the intent paid.
 
     Each request waiting for a worker is a job in self->pay_jobs, so the
-    broker frees it if it stops first. Cross-account GETs (a friend's
-    device) and GETs whose accounts are on different shards of a cluster
-    are not built: every account named here is the session's own.
+    broker frees it if it stops first.
+
+    From a contact (GET or BROWSE with tokens, issue 14 with issue 13):
+    the contact's account and what it shows the asker come from
+    broker_contact_apps (handle_friends.c: FRIEND_APPS' rule and
+    refusals, across brokers through broker_xacct.c); then the same path
+    with the contact's account as job->source_account. The asker's
+    account pays and is entitled; the payments service keeps the source
+    account with the intent, so PAID after a PAY_CONFIRM says whom to
+    tell. The friend's device that has the app is told (kind "friend-"...)
+    only when the friend's account is served here: writing another
+    shard's outbox would be a cross-account write (an intent through
+    FORWARD, as xacct_recommend does), which is not built; the GET goes
+    on and the broker logs it.
     =========================================================================
 */
-#include "broker_int.h"
+#include "broker_xacct.h"
 
 typedef struct {
     af_broker_t *broker;
@@ -41,7 +53,8 @@ typedef struct {
     broker_caller_t caller;
     char account [AF_MAX_ACCOUNT + 1];
     char asker [AF_ID_HEX + 1];         //  the device that asks
-    char source [AF_ID_HEX + 1];        //  the device that has the app
+    char source [AF_ID_HEX + 1];        //  the device that has the app ("": a friend's, not known here)
+    char source_account [AF_MAX_ACCOUNT + 1];   //  a friend's account ("": the asker's own)
     char program [AF_MAX_PROGRAM + 1];
     char intent [AF_ID_HEX + 1];        //  the intent it was paid under ("": free)
     af_msg_t *list;                     //  BROWSE: the answer being made
@@ -61,8 +74,9 @@ broker_pay_jobs_free (void **item)
     }
 }
 
+//  A job answering caller, of session (its account and device)
 static pay_job_t *
-s_job_new (af_broker_t *self, session_t *session, af_msg_t *msg)
+s_job_for (af_broker_t *self, const broker_caller_t *caller, const session_t *session, const char *program)
 {
     pay_job_t *job = (pay_job_t *) zmalloc (sizeof (pay_job_t));
     assert (job);
@@ -70,12 +84,20 @@ s_job_new (af_broker_t *self, session_t *session, af_msg_t *msg)
     uint8_t id [AF_ID_SIZE];
     randombytes_buf (id, sizeof id);
     sodium_bin2hex (job->hex, sizeof job->hex, id, sizeof id);
-    broker_caller (&job->caller, session, msg);
+    job->caller = *caller;
     af_strcopy (job->account, sizeof job->account, session->account);
     af_strcopy (job->asker, sizeof job->asker, session->device_id);
-    af_strcopy (job->program, sizeof job->program, msg->program);
+    af_strcopy (job->program, sizeof job->program, program);
     zhashx_insert (self->pay_jobs, job->hex, job);
     return job;
+}
+
+static pay_job_t *
+s_job_new (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    broker_caller_t caller;
+    broker_caller (&caller, session, msg);
+    return s_job_for (self, &caller, session, msg->program);
 }
 
 static void
@@ -124,9 +146,19 @@ s_transfer (af_broker_t *self, pay_job_t *job, const char *kind)
     af_msg_add_target (push, "self");
     push->has_rid = job->caller.has_rid;
     memcpy (push->rid, job->caller.rid, sizeof push->rid);
+    //  A friend's device is told only when its account's keys are ours
+    //  (not built across the brokers of a cluster: SPEC 5.47)
+    bool friend = *job->source_account != 0;
+    uint32_t shard;
+    bool here = !friend || broker_cluster_serves (self, job->source_account, &shard);
+    bool tell = here && *job->source;
+    if (friend && !tell)
+        zsys_info ("broker: GET of %s by '%s' from '%s': its devices are not told (%s)", job->program, job->account,
+                   job->source_account, here? "no device of it has the app now":
+                   "its account is on another broker of the cluster; not built");
     broker_notice_t notice;
     memset (&notice, 0, sizeof notice);
-    af_strcopy (notice.account, sizeof notice.account, job->account);
+    af_strcopy (notice.account, sizeof notice.account, friend? job->source_account: job->account);
     af_strcopy (notice.device_id, sizeof notice.device_id, job->source);
     if (!*job->intent || af_id_from_hex (job->intent, notice.key) != AF_OK) {
         if (job->caller.has_rid)
@@ -136,17 +168,20 @@ s_transfer (af_broker_t *self, pay_job_t *job, const char *kind)
     }
     notice.item = af_msg_new (AF_MSG_NOTIFY);
     af_strcopy (notice.item->device_id, sizeof notice.item->device_id, job->asker);
-    af_strcopy (notice.item->kind, sizeof notice.item->kind, kind);
-    char body [AF_MAX_PROGRAM + AF_ID_HEX + 2];
-    snprintf (body, sizeof body, "%s %s", job->program, job->asker);
+    snprintf (notice.item->kind, sizeof notice.item->kind, "%s%s", friend? "friend-": "", kind);
+    char body [AF_MAX_PROGRAM + AF_ID_HEX + AF_MAX_ACCOUNT + 3];
+    if (friend)
+        snprintf (body, sizeof body, "%s %s %s", job->program, job->asker, job->account);
+    else
+        snprintf (body, sizeof body, "%s %s", job->program, job->asker);
     af_msg_set_body (notice.item, body, strlen (body));
     //  "entitled" and "paid": the payments service has just said so, and
     //  the push path need not ask again; a free one is checked as any push
-    broker_push (self, session, push, !streq (kind, "requested"), &notice);
+    broker_push (self, session, push, !streq (kind, "requested"), tell? &notice: NULL);
     af_msg_destroy (&notice.item);
     af_msg_destroy (&push);
-    zsys_info ("broker: GET of %s by %s of '%s' from %s: %s, transfer started", job->program, job->asker,
-               job->account, job->source, kind);
+    zsys_info ("broker: GET of %s by %s of '%s' from %s%s%s: %s, transfer started", job->program, job->asker,
+               job->account, job->source_account, *job->source_account? " ": "", job->source, kind);
 }
 
 //  --------------------------------------------------------------------------
@@ -210,6 +245,7 @@ s_get_resolved (void *arg, uint32_t slot, af_msg_t **reply_p)
         af_msg_t *intent = af_msg_new (AF_MSG_PAY_INTENT);
         af_strcopy (intent->program, sizeof intent->program, job->program);
         af_strcopy (intent->device_id, sizeof intent->device_id, job->source);
+        af_strcopy (intent->source_account, sizeof intent->source_account, job->source_account);
         intent->price = reply->package.price_cents;
         af_strcopy (intent->currency, sizeof intent->currency, reply->package.currency);
         if (s_submit (self, &intent, s_get_paid, job) == AF_OK)
@@ -219,9 +255,88 @@ s_get_resolved (void *arg, uint32_t slot, af_msg_t **reply_p)
     s_job_end (job);
 }
 
+//  GET and BROWSE name a device of the account or a contact, never both
+static bool
+s_source_named (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    if ((*msg->device_id != 0) == (msg->element_count > 0)) {
+        broker_error (self, session, msg, AF_E_MALFORMED, "name either the device that has the app (deviceId) or "
+                      "a contact (tokens)");
+        return false;
+    }
+    return true;
+}
+
+//  A device of account other that has program (its first in the install
+//  list), into device; "" when none does or other's keys are not ours
+//  (the source device is then not known: nobody is told)
+typedef struct {
+    const char *program;
+    char *device;
+} where_t;
+
+static int
+s_where (const char *device_id, const af_msg_t *app, void *arg)
+{
+    where_t *where = (where_t *) arg;
+    if (!streq (app->program, where->program))
+        return 0;
+    af_strcopy (where->device, AF_ID_HEX + 1, device_id);
+    return 1;
+}
+
+static void
+s_friend_device (af_broker_t *self, const char *other, const char *program, char device [AF_ID_HEX + 1])
+{
+    *device = 0;
+    uint32_t shard;
+    where_t where = { program, device };
+    if (broker_cluster_serves (self, other, &shard)
+    &&  af_lists_each (self->lists, other, NULL, s_where, &where) != AF_OK)
+        *device = 0;
+}
+
+//  The session a contact's request answers, when still there
+static session_t *
+s_xacct_session (af_broker_t *self, xacct_job_t *xjob)
+{
+    session_t *session = broker_session (self, xjob->caller.session);
+    return session && session->logged_in && streq (session->account, xjob->me)? session: NULL;
+}
+
+//  GET from a contact: the contact shows me the program (FRIEND_APPS'
+//  rule and refusals), then as from a device of mine, with the contact's
+//  account as the source (the payment is mine, the notice theirs)
+static void
+s_friend_get_next (af_broker_t *self, xacct_job_t *xjob)
+{
+    bool pending;
+    bool listed = broker_contact_apps (self, xjob, &pending);
+    if (pending)
+        return;
+    session_t *session = listed? s_xacct_session (self, xjob): NULL;
+    if (session) {
+        pay_job_t *job = s_job_for (self, &xjob->caller, session, xjob->program);
+        af_strcopy (job->source_account, sizeof job->source_account, xjob->pick);
+        s_friend_device (self, xjob->pick, xjob->program, job->source);
+        if (broker_resolve (self, job->program, &session->device, s_get_resolved, job, 0) != AF_OK) {
+            s_job_end (job);
+            broker_error_rid (self, session, xjob->caller.has_rid? xjob->caller.rid: NULL, AF_E_UNAVAILABLE,
+                              "the matcher queue is full; try again later");
+        }
+    }
+    xacct_job_destroy (&xjob);
+}
+
 void
 handle_get (af_broker_t *self, session_t *session, af_msg_t *msg)
 {
+    if (!s_source_named (self, session, msg))
+        return;
+    if (msg->element_count) {
+        s_friend_get_next (self, xacct_job_new (session, msg, s_friend_get_next));
+        return;
+    }
     af_device_t source;
     if (streq (msg->device_id, session->device_id)) {
         broker_error (self, session, msg, AF_E_FORBIDDEN, "this device is the one asking: name the device that "
@@ -262,6 +377,7 @@ s_confirmed (void *arg, uint32_t slot, af_msg_t **reply_p)
     if (reply && reply->id == AF_MSG_PAID) {
         af_strcopy (job->program, sizeof job->program, reply->program);
         af_strcopy (job->source, sizeof job->source, reply->device_id);
+        af_strcopy (job->source_account, sizeof job->source_account, reply->source_account);
         af_strcopy (job->intent, sizeof job->intent, reply->intent);
         zsys_info ("broker: '%s' paid %u %s for %s (intent %s)", job->account, reply->price, reply->currency,
                    reply->program, reply->intent);
@@ -443,9 +559,68 @@ s_browse_resolved (void *arg, uint32_t slot, af_msg_t **reply_p)
         s_browse_answer (job->broker, job);
 }
 
+//  Resolve every app of job->list for the asking device, then answer
+static void
+s_browse_resolve (af_broker_t *self, pay_job_t *job, session_t *session)
+{
+    uint32_t count = job->list->app_count;
+    job->outstanding = count + 1;       //  held until every request is out
+    for (uint32_t i = 0; i < count; i++)
+        if (broker_resolve (self, job->list->apps [i].program, &session->device, s_browse_resolved, job, i)
+            != AF_OK) {
+            job->list->apps [i].fit = AF_FIT_NONE;
+            af_strcopy (job->list->apps [i].reason, sizeof job->list->apps [i].reason,
+                        "the matcher queue is full");
+            job->outstanding--;
+        }
+    if (--job->outstanding == 0)
+        s_browse_answer (self, job);
+}
+
+//  BROWSE of a contact: the apps FRIEND_APPS would list (with their
+//  share), each with its fit, price and entitlement for me
+static void
+s_friend_browse_next (af_broker_t *self, xacct_job_t *xjob)
+{
+    bool pending;
+    bool listed = broker_contact_apps (self, xjob, &pending);
+    if (pending)
+        return;
+    session_t *session = listed? s_xacct_session (self, xjob): NULL;
+    if (session && af_dispatch_room (self->dispatch) < xjob->list->app_count)
+        broker_error_rid (self, session, xjob->caller.has_rid? xjob->caller.rid: NULL, AF_E_UNAVAILABLE,
+                          "the matcher queue is full; try again later");
+    else
+    if (session) {
+        pay_job_t *job = s_job_for (self, &xjob->caller, session, "");
+        af_strcopy (job->source_account, sizeof job->source_account, xjob->pick);
+        job->list = af_msg_new (AF_MSG_APP_LIST);
+        af_msg_set_app_count (job->list, AF_MAX_APPS);
+        job->list->app_count = 0;
+        for (uint32_t i = 0; i < xjob->list->app_count && i < AF_MAX_APPS; i++) {
+            af_app_t *entry = &job->list->apps [job->list->app_count++];
+            const af_app_t *app = &xjob->list->apps [i];
+            af_strcopy (entry->program, sizeof entry->program, app->program);
+            af_strcopy (entry->version_name, sizeof entry->version_name, app->version_name);
+            entry->version_code = app->version_code;
+            af_strcopy (entry->share, sizeof entry->share, app->share);
+        }
+        s_browse_resolve (self, job, session);
+    }
+    xacct_job_destroy (&xjob);
+}
+
 void
 handle_browse (af_broker_t *self, session_t *session, af_msg_t *msg)
 {
+    if (!s_source_named (self, session, msg))
+        return;
+    if (msg->element_count) {
+        xacct_job_t *xjob = xacct_job_new (session, msg, s_friend_browse_next);
+        *xjob->program = 0;
+        s_friend_browse_next (self, xjob);
+        return;
+    }
     af_device_t source;
     int code = af_registry_device (self->registry, session->account, msg->device_id, &source);
     if (code != AF_OK) {
@@ -466,16 +641,5 @@ handle_browse (af_broker_t *self, session_t *session, af_msg_t *msg)
                       code == AF_OK? "the matcher queue is full; try again later": "cannot read the install list");
         return;
     }
-    uint32_t count = job->list->app_count;
-    job->outstanding = count + 1;       //  held until every request is out
-    for (uint32_t i = 0; i < count; i++)
-        if (broker_resolve (self, job->list->apps [i].program, &session->device, s_browse_resolved, job, i)
-            != AF_OK) {
-            job->list->apps [i].fit = AF_FIT_NONE;
-            af_strcopy (job->list->apps [i].reason, sizeof job->list->apps [i].reason,
-                        "the matcher queue is full");
-            job->outstanding--;
-        }
-    if (--job->outstanding == 0)
-        s_browse_answer (self, job);
+    s_browse_resolve (self, job, session);
 }

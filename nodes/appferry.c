@@ -58,12 +58,15 @@ s_usage (FILE *out)
 "                        --install installs the picks (each the package that\n"
 "                        fits this device, from the server's store), with\n"
 "                        progress; --install-all every one that fits\n"
-"  browse --device DEVICE\n"
-"                        the apps another device of the account has, each with\n"
-"                        whether a package fits this device and its price\n"
-"  get PROGRAM --from DEVICE [--confirm-payment TOKEN]\n"
-"                        install PROGRAM, which DEVICE has, on this device (the\n"
-"                        package that fits here, from the server's store). A\n"
+"  browse --device DEVICE | --friend CONTACT\n"
+"                        the apps another device of the account has (or those\n"
+"                        a contact shares with you), each with whether a\n"
+"                        package fits this device and its price\n"
+"  get PROGRAM --from DEVICE|CONTACT [--confirm-payment TOKEN]\n"
+"                        install PROGRAM, which DEVICE (or a friend) has, on\n"
+"                        this device (the package that fits here, from the\n"
+"                        server's store; from a friend, never their data;\n"
+"                        your account pays, and the friend is told). A\n"
 "                        paid app asks for a payment token on a terminal, or\n"
 "                        takes --confirm-payment; an app the account paid for\n"
 "                        once is never charged again, on any of its devices.\n"
@@ -98,7 +101,8 @@ s_usage (FILE *out)
 "                            how long the node keeps asking the broker\n"
 "      --to DEVICES          push: target devices, comma-separated, or all\n"
 "      --device DEVICE       apps, browse: another device of the account\n"
-"      --from DEVICE         get: the device that has the app\n"
+"      --from DEVICE|CONTACT get: the device (or the contact) that has the app\n"
+"      --friend CONTACT      browse: a contact of this device's address book\n"
 "      --confirm-payment TOKEN\n"
 "                            get: pay with this token if the app is paid\n"
 "      --no-wait             push: print the first answer and return\n"
@@ -430,6 +434,9 @@ s_print_browse (json_t *doc)
     json_t *apps = json_object_get (doc, "apps");
     if (json_array_size (apps) == 0)
         printf ("That device has no apps.\n");
+    else
+    if (*s_str (doc, "contact"))
+        printf ("%s shares with you:\n", s_str (doc, "contact"));
     json_array_foreach (apps, index, app) {
         json_int_t price = json_integer_value (json_object_get (app, "price"));
         char cost [48] = "free";
@@ -651,8 +658,10 @@ s_get_follow (zsock_t *sock, json_t *doc, int wait, int timeout)
     if (!notice)
         return s_push_follow (sock, doc, wait);
     json_int_t price = json_integer_value (json_object_get (notice, "price"));
-    printf ("%s costs %lld.%02lld %s (payment %s).\n", s_str (notice, "program"), (long long) (price / 100),
-            (long long) (price % 100), s_str (notice, "currency"), s_str (notice, "intent"));
+    printf ("%s costs %lld.%02lld %s (payment %s)%s%s.\n", s_str (notice, "program"), (long long) (price / 100),
+            (long long) (price % 100), s_str (notice, "currency"), s_str (notice, "intent"),
+            *s_str (notice, "sourceAccount")? "; your account pays, from a friend: ": "",
+            s_str (notice, "sourceAccount"));
     if (!isatty (0)) {
         fprintf (stderr, "appferry: payment required: run again with --confirm-payment TOKEN\n");
         return 1;
@@ -734,7 +743,7 @@ static const struct {
 typedef struct {
     const char *home, *password_file;
     bool json, refresh, with_data, no_wait, install_all, previous;
-    const char *to, *device, *install, *on, *from, *token;
+    const char *to, *device, *install, *on, *from, *token, *friend;
     int timeout, wait;
     int command;                    //  in s_commands
     int nargs;
@@ -744,7 +753,7 @@ typedef struct {
     cli_backup_opts_t backup;       //  the backups' commands' options
 } options_t;
 
-enum { OPT_FROM = 1000, OPT_CONFIRM };        //  long options only
+enum { OPT_FROM = 1000, OPT_CONFIRM, OPT_FRIEND };        //  long options only
 static const struct option s_options [] = {
     { "home", required_argument, NULL, 'H' },
     { "password-file", required_argument, NULL, 'p' },
@@ -768,6 +777,7 @@ static const struct option s_options [] = {
     { "all", no_argument, NULL, 'a' },
     { "none", no_argument, NULL, 'n' },
     { "from", required_argument, NULL, OPT_FROM },
+    { "friend", required_argument, NULL, OPT_FRIEND },
     { "confirm-payment", required_argument, NULL, OPT_CONFIRM },
     { "with-config", no_argument, NULL, 'c' },
     { "version", required_argument, NULL, 'v' },
@@ -809,6 +819,7 @@ s_parse (int argc, char *argv [], options_t *o)
             case 'a': o->friends.all = true; break;
             case 'n': o->friends.none = true; break;
             case OPT_FROM: o->from = optarg; break;
+            case OPT_FRIEND: o->friend = optarg; break;
             case OPT_CONFIRM: o->token = optarg; break;
             case 'c': o->backup.with_config = true; break;
             case 'v': o->backup.version = optarg; break;
@@ -866,8 +877,10 @@ s_parse (int argc, char *argv [], options_t *o)
         fprintf (stderr, "appferry: push needs --to DEVICE[,DEVICE...] or --to all (see --help)\n");
         return 2;
     }
-    if ((streq (command, "get") && (!o->from || !*o->from)) || (streq (command, "browse") && !o->device)) {
-        fprintf (stderr, "appferry: get needs --from DEVICE, browse --device DEVICE (see --help)\n");
+    if ((streq (command, "get") && (!o->from || !*o->from))
+    ||  (streq (command, "browse") && !o->device == !o->friend)) {
+        fprintf (stderr, "appferry: get needs --from DEVICE|CONTACT, browse --device DEVICE or --friend CONTACT "
+                 "(see --help)\n");
         return 2;
     }
     return 0;
@@ -915,10 +928,16 @@ s_request (const options_t *o, const char *password)
         zmsg_addstr (request, "refresh");
     if ((streq (command, "apps") || streq (command, "browse")) && o->device)
         zmsg_addstr (request, o->device);
+    if (streq (command, "browse") && o->friend) {
+        zmsg_addstr (request, o->friend);
+        zmsg_addstr (request, "friend");
+    }
     if (streq (command, "get")) {
         zmsg_addstr (request, o->from);
         zmsg_addstr (request, o->token? o->token: "");
         zmsg_addstrf (request, "%d", o->timeout);
+        if (o->with_data)
+            zmsg_addstr (request, "data");
     }
     if (streq (command, "uninstall") && o->on)
         zmsg_addstr (request, o->on);

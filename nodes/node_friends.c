@@ -743,3 +743,13 @@ node_friends_inbox (af_node_t *self, cli_t *cli)
     json_decref (book);
     node_ctl_reply (self, cli->client, true, json_pack ("{s:o}", "inbox", list));
 }
+
+//  --------------------------------------------------------------------------
+//  For node_pay.c (get --from CONTACT, browse --friend CONTACT)
+
+int
+node_friends_contact (af_node_t *self, const char *spec, af_msg_t *msg, char *name, size_t namelen, char *err,
+                      size_t errlen)
+{
+    return s_contact_tokens (self, spec, msg, name, namelen, err, errlen);
+}

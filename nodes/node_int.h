@@ -384,6 +384,12 @@ void node_friends_shares (af_node_t *self, cli_t *cli);
 void node_friend_apps (af_node_t *self, cli_t *cli);
 void node_friend_recommend (af_node_t *self, cli_t *cli);
 void node_friend_install (af_node_t *self, cli_t *cli);
+//  The tokens of the contact spec names (a name or number of this
+//  device's address book) into msg's tokens, its name into name; AF_OK,
+//  AF_E_NO_DEVICE (not in the book) or another code, with err (for
+//  node_pay.c: get --from CONTACT, browse --friend CONTACT)
+int node_friends_contact (af_node_t *self, const char *spec, af_msg_t *msg, char *name, size_t namelen, char *err,
+                          size_t errlen);
 void node_friends_inbox (af_node_t *self, cli_t *cli);
 //  A RECOMMENDATION in outbox item `item`: kept in the inbox, then ACKed
 void node_friends_on_item (af_node_t *self, af_msg_t *msg, const char *item);

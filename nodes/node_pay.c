@@ -2,7 +2,10 @@
     node_pay - paid apps from the CLI: browse, get, pay-confirm, purchases
     (S0.3-S0.7; protocol/SPEC.md 5.46, 5.47, 10.12)
 
-    `get PROGRAM DEVICE` sends GET. A free app (or one the account paid for
+    `get PROGRAM FROM` sends GET; FROM is a device of the account or,
+    when it names none, a contact of the address book (its tokens: a
+    friend's app; `--with-data` is refused then, user data never moves
+    between people). `browse CONTACT friend` browses a contact. A free app (or one the account paid for
     before) is answered PUSH_ACCEPTED: the package that fits this device
     comes from the server's store, as a sync pick does, and the CLI follows
     the push. A paid one is answered PAYMENT_REQUIRED: with a token given
@@ -27,9 +30,10 @@
 static json_t *
 s_notice_doc (const af_msg_t *notice)
 {
-    return json_pack ("{s:{s:s, s:I, s:s, s:s, s:s, s:I}}", "paymentRequired", "program", notice->program,
+    return json_pack ("{s:{s:s, s:I, s:s, s:s, s:s, s:I, s:s}}", "paymentRequired", "program", notice->program,
                       "price", (json_int_t) notice->price, "currency", notice->currency, "intent", notice->intent,
-                      "deviceId", notice->device_id, "expires", (json_int_t) notice->expires);
+                      "deviceId", notice->device_id, "expires", (json_int_t) notice->expires,
+                      "sourceAccount", notice->source_account);
 }
 
 //  GET's answer: the transfer, or the notice (confirmed at once with a token)
@@ -83,11 +87,27 @@ s_deadline (af_node_t *self, cli_t *cli, int index)
     return zclock_mono () + (int64_t) seconds * 1000;
 }
 
-//  get PROGRAM DEVICE [TOKEN [DEADLINE]] (TOKEN "": ask the user)
+//  A GET or BROWSE naming a contact of the book, if spec is one of them
+//  and not a device of the account (a device is looked for first); NULL
+//  when it is not in the book
+static af_msg_t *
+s_contact (af_node_t *self, af_msg_id_t id, const char *spec, char *name, size_t namelen)
+{
+    char err [AF_MAX_REASON + 1], device [AF_ID_HEX + 1];
+    if (node_device_find (self, spec, false, device, err, sizeof err) == AF_OK)
+        return NULL;
+    af_msg_t *msg = af_msg_new (id);
+    if (node_friends_contact (self, spec, msg, name, namelen, err, sizeof err) != AF_OK || !msg->element_count)
+        af_msg_destroy (&msg);
+    return msg;
+}
+
+//  get PROGRAM FROM [TOKEN [DEADLINE [data]]] (TOKEN "": ask the user;
+//  FROM a device of the account, or a contact of the book)
 void
 node_pay_get (af_node_t *self, cli_t *cli)
 {
-    char err [AF_MAX_REASON + 1], source [AF_ID_HEX + 1];
+    char err [AF_MAX_REASON + 1], source [AF_ID_HEX + 1], name [AF_MAX_CONTACT_NAME + 1];
     const char *token = cli->args > 2? cli->arg [2]: "";
     int64_t deadline = s_deadline (self, cli, 3);
     if (!deadline)
@@ -101,11 +121,23 @@ node_pay_get (af_node_t *self, cli_t *cli)
                         AF_MAX_PAY_TOKEN);
         return;
     }
-    if (node_cli_named (self, cli, cli->arg [1], source) <= 0)
+    //  From a friend: the package from the server's store, nothing of
+    //  theirs; an app's user data never moves between people (S0.5)
+    af_msg_t *get = s_contact (self, AF_MSG_GET, cli->arg [1], name, sizeof name);
+    if (get && cli->args > 4 && streq (cli->arg [4], "data")) {
+        node_ctl_error (self, cli->client, AF_E_FORBIDDEN, "--with-data: an app's user data never moves between "
+                        "people; '%s' is a contact, not a device of your account (get it without --with-data)",
+                        name);
+        af_msg_destroy (&get);
         return;
-    af_msg_t *get = af_msg_new (AF_MSG_GET);
+    }
+    if (!get) {
+        if (node_cli_named (self, cli, cli->arg [1], source) <= 0)
+            return;
+        get = af_msg_new (AF_MSG_GET);
+        af_strcopy (get->device_id, sizeof get->device_id, source);
+    }
     af_strcopy (get->program, sizeof get->program, cli->arg [0]);
-    af_strcopy (get->device_id, sizeof get->device_id, source);
     pending_t *pending = node_request_retry (self, s_get_answer, REQ_AFTER_REPORTS, cli->client, get, deadline);
     af_strcopy (pending->token, sizeof pending->token, token);
 }
@@ -145,24 +177,38 @@ s_browse_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
     json_t *apps = json_array ();
     for (uint32_t i = 0; i < answer->app_count; i++) {
         af_app_t *app = &answer->apps [i];
-        json_array_append_new (apps, json_pack ("{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:b}", "program", app->program,
-                               "versionName", app->version_name, "fit", af_fit_name ((af_fit_t) app->fit),
+        json_array_append_new (apps, json_pack ("{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:b, s:s}", "program",
+                               app->program, "versionName", app->version_name, "fit", af_fit_name ((af_fit_t) app->fit),
                                "fitVersion", app->fit_version, "reason", app->reason,
                                "price", (json_int_t) app->price, "currency", app->currency,
-                               "entitled", app->entitled));
+                               "entitled", app->entitled, "share", app->share));
     }
-    node_ctl_reply (self, pending->client, true, json_pack ("{s:s, s:o}", "deviceId", answer->device_id,
-                    "apps", apps));
+    node_ctl_reply (self, pending->client, true, json_pack ("{s:s, s:s, s:o}", "deviceId", answer->device_id,
+                    "contact", pending->device_name, "apps", apps));
     return true;
 }
 
+//  browse DEVICE, or browse CONTACT friend
 void
 node_pay_browse (af_node_t *self, cli_t *cli)
 {
-    char source [AF_ID_HEX + 1];
-    if (node_cli_named (self, cli, cli->arg [0], source) <= 0)
-        return;
+    char source [AF_ID_HEX + 1], name [AF_MAX_CONTACT_NAME + 1], err [AF_MAX_REASON + 1];
     af_msg_t *browse = af_msg_new (AF_MSG_BROWSE);
+    if (cli->args > 1 && streq (cli->arg [1], "friend")) {
+        int code = node_friends_contact (self, cli->arg [0], browse, name, sizeof name, err, sizeof err);
+        if (code != AF_OK) {
+            node_ctl_error (self, cli->client, code, "%s", err);
+            af_msg_destroy (&browse);
+            return;
+        }
+        pending_t *pending = node_request (self, s_browse_answer, REQ_AFTER_REPORTS, cli->client, browse);
+        snprintf (pending->device_name, sizeof pending->device_name, "%s", name);
+        return;
+    }
+    if (node_cli_named (self, cli, cli->arg [0], source) <= 0) {
+        af_msg_destroy (&browse);
+        return;
+    }
     af_strcopy (browse->device_id, sizeof browse->device_id, source);
     node_request (self, s_browse_answer, REQ_AFTER_REPORTS, cli->client, browse);
 }

@@ -73,16 +73,22 @@ s_intent_get (af_ledger_t *self, MDB_txn *txn, key_t_ *key, af_intent_t *intent,
         snprintf (err, errlen, "ledger: reading an intent: %s", mdb_strerror (rc));
         return AF_E_INTERNAL;
     }
-    if (v.mv_size != sizeof *intent) {
+    //  Layout 1 is layout 2 without its last field
+    bool v1 = v.mv_size == AF_INTENT_V1_SIZE && ((const uint32_t *) v.mv_data) [0] == 1;
+    if (v.mv_size != sizeof *intent && !v1) {
         snprintf (err, errlen, "ledger: a damaged intent record (%zu bytes)", v.mv_size);
         return AF_E_INTERNAL;
     }
-    memcpy (intent, v.mv_data, sizeof *intent);
-    if (intent->layout != AF_LEDGER_LAYOUT || intent->state < AF_INTENT_OPEN || intent->state > AF_INTENT_EXPIRED
+    memset (intent, 0, sizeof *intent);
+    memcpy (intent, v.mv_data, v.mv_size);
+    if (v1)
+        intent->layout = AF_INTENT_LAYOUT;
+    if (intent->layout != AF_INTENT_LAYOUT || intent->state < AF_INTENT_OPEN || intent->state > AF_INTENT_EXPIRED
     ||  !s_terminated (intent->id, sizeof intent->id) || !s_terminated (intent->account, sizeof intent->account)
     ||  !s_terminated (intent->program, sizeof intent->program) || !s_terminated (intent->source, sizeof intent->source)
     ||  !s_terminated (intent->currency, sizeof intent->currency) || !s_terminated (intent->charge, sizeof intent->charge)
-    ||  !s_terminated (intent->reason, sizeof intent->reason)) {
+    ||  !s_terminated (intent->reason, sizeof intent->reason)
+    ||  !s_terminated (intent->source_account, sizeof intent->source_account)) {
         snprintf (err, errlen, "ledger: a damaged intent record");
         return AF_E_INTERNAL;
     }
@@ -144,7 +150,7 @@ s_intent_write (af_ledger_t *self, MDB_txn *txn, af_intent_t *intent, uint64_t n
 {
     key_t_ by_id, by_program;
     s_intent_keys (intent, &by_id, &by_program);
-    intent->layout = AF_LEDGER_LAYOUT;
+    intent->layout = AF_INTENT_LAYOUT;
     intent->updated = now;
     int rc = s_put (txn, self->intents, &by_id, intent, sizeof *intent);
     if (rc == 0 && intent->state == AF_INTENT_CHARGING)
@@ -281,7 +287,7 @@ static void
 s_entitled_intent (const char *account, const af_charge_t *charge, af_intent_t *intent)
 {
     memset (intent, 0, sizeof *intent);
-    intent->layout = AF_LEDGER_LAYOUT;
+    intent->layout = AF_INTENT_LAYOUT;
     intent->state = AF_INTENT_PAID;
     af_strcopy (intent->id, sizeof intent->id, charge->intent);
     af_strcopy (intent->account, sizeof intent->account, account);
@@ -394,6 +400,7 @@ s_request_in (af_ledger_t *self, MDB_txn *txn, af_ledger_op_t *op, uint64_t now)
     af_strcopy (intent->account, sizeof intent->account, op->account);
     af_strcopy (intent->program, sizeof intent->program, op->program);
     af_strcopy (intent->source, sizeof intent->source, op->source? op->source: "");
+    af_strcopy (intent->source_account, sizeof intent->source_account, op->source_account? op->source_account: "");
     intent->amount = op->amount;
     af_strcopy (intent->currency, sizeof intent->currency, op->currency);
     intent->created = now;
@@ -1142,6 +1149,20 @@ s_test_limits (fixture_t *f)
     assert (af_ledger_confirm (f->ledger, "alice", a.id, "tok_approve", now, &b, &found, err, sizeof err)
             == AF_E_INTERNAL);
     s_assert_charges (f, 5);
+    //  A friend's app: the source account is kept with the intent
+    af_ledger_op_t op = { .kind = AF_LEDGER_REQUEST, .account = "alice", .program = "fr", .source = "d9",
+                          .source_account = "bob", .amount = 7, .currency = "EUR" };
+    assert (af_ledger_run (f->ledger, &op, 1, now, err, sizeof err) == AF_OK && op.code == AF_OK);
+    assert (strcmp (op.intent.source_account, "bob") == 0 && strcmp (op.intent.source, "d9") == 0);
+    //  A layout-1 record (no source account) is still read, as the account's own
+    a = op.intent;
+    a.layout = 1;
+    assert (mdb_txn_begin (f->ledger->env, NULL, 0, &txn) == 0);
+    s_intent_keys (&a, &key, NULL);
+    assert (s_put (txn, f->ledger->intents, &key, &a, AF_INTENT_V1_SIZE) == 0 && mdb_txn_commit (txn) == 0);
+    assert (af_ledger_confirm (f->ledger, "alice", a.id, "tok_approve", now, &b, &found, err, sizeof err) == AF_OK);
+    assert (found && b.state == AF_INTENT_PAID && b.layout == AF_INTENT_LAYOUT && *b.source_account == 0);
+    s_assert_charges (f, 6);
 }
 
 //  Group commit: one run of several requests and confirmations

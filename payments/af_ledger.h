@@ -53,7 +53,7 @@
 
     | database | key | value | written |
     |---|---|---|---|
-    | `intents` | account, 0x00, intent ID | af_intent_t (layout 1, below) | request (new), confirm (each state) |
+    | `intents` | account, 0x00, intent ID | af_intent_t (layout 2, below; 1 is read) | request (new), confirm (each state) |
     | `open` | account, 0x00, program | intent ID | with a new intent; removed when it is final |
     | `pending` | account, 0x00, intent ID | (empty) | CHARGING; removed with its outcome |
     | `charges` | account, 0x00, intent ID | af_charge_t | with PAID, once (no overwrite) |
@@ -61,7 +61,13 @@
 
     Values are the C structs below written whole, with a layout number
     first; a value of another size or layout, or a string without its
-    NUL, is refused as damaged (AF_E_INTERNAL), never trusted. Every
+    NUL, is refused as damaged (AF_E_INTERNAL), never trusted. Intents
+    are layout 2 (AF_INTENT_LAYOUT): layout 1 plus, at its end, the
+    account the app is asked from (a friend's; "" for the asker's own
+    devices, issue 14). A layout-1 record (its size, layout 1) is still
+    read, as an intent from the account's own device, and written back
+    as layout 2 at its next change; charges and entitlements are
+    unchanged (layout 1). Every
     commit is synced (LMDB's default): one fsync per batch's step.
     =========================================================================
 */
@@ -69,6 +75,7 @@
 #define AF_LEDGER_H_INCLUDED
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "af_limits.h"
 #include "af_provider.h"
@@ -84,10 +91,11 @@ typedef enum {
     AF_INTENT_EXPIRED       //  not confirmed within the intent time limit (final)
 } af_intent_state_t;
 
-#define AF_LEDGER_LAYOUT 1
+#define AF_LEDGER_LAYOUT 1                   //  af_charge_t
+#define AF_INTENT_LAYOUT 2                   //  af_intent_t (1: without source_account)
 
 typedef struct {
-    uint32_t layout;                        //  AF_LEDGER_LAYOUT
+    uint32_t layout;                        //  AF_INTENT_LAYOUT
     uint32_t state;                         //  af_intent_state_t
     char id [AF_ID_HEX + 1];                //  hex; the idempotency key
     char account [AF_MAX_ACCOUNT + 1];
@@ -99,7 +107,12 @@ typedef struct {
     uint64_t created, updated;              //  ms since the epoch
     char charge [AF_MAX_PAY_REF + 1];       //  PAID: the provider's reference
     char reason [AF_MAX_REASON + 1];        //  the last failure, for people
+    //  Layout 2
+    char source_account [AF_MAX_ACCOUNT + 1];   //  a friend's account the app is asked from ("" own)
 } af_intent_t;
+
+//  The size of a layout-1 intent record (read, never written)
+#define AF_INTENT_V1_SIZE offsetof (af_intent_t, source_account)
 
 typedef struct {
     uint32_t layout;                        //  AF_LEDGER_LAYOUT
@@ -130,7 +143,8 @@ typedef struct {
     af_ledger_op_kind_t kind;
     const char *account;            //  the strings are the caller's, read during the run
     const char *program;            //  REQUEST
-    const char *source;             //  REQUEST (may be NULL)
+    const char *source;             //  REQUEST (may be NULL): the device
+    const char *source_account;     //  REQUEST (may be NULL): a friend's account
     uint32_t amount;                //  REQUEST
     const char *currency;           //  REQUEST
     const char *intent_hex;         //  CONFIRM

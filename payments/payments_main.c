@@ -259,6 +259,8 @@ s_paid (af_msg_t *request, const af_intent_t *intent, bool entitled)
     af_strcopy (reply->intent, sizeof reply->intent, intent->id);
     af_strcopy (reply->program, sizeof reply->program, intent->program);
     af_strcopy (reply->device_id, sizeof reply->device_id, entitled? request->device_id: intent->source);
+    af_strcopy (reply->source_account, sizeof reply->source_account,
+                entitled? request->source_account: intent->source_account);
     reply->price = intent->amount;
     af_strcopy (reply->currency, sizeof reply->currency, intent->currency);
     reply->entitled = entitled;
@@ -283,6 +285,7 @@ s_pay_intent (payments_t *self, af_msg_t *request, af_ledger_op_t *op)
     af_strcopy (reply->currency, sizeof reply->currency, intent->currency);
     af_strcopy (reply->intent, sizeof reply->intent, intent->id);
     af_strcopy (reply->device_id, sizeof reply->device_id, intent->source);
+    af_strcopy (reply->source_account, sizeof reply->source_account, intent->source_account);
     reply->expires = intent->created + (uint64_t) self->config->intent_ttl_s * 1000;
     if (self->config->verbose)
         zsys_info ("payments: intent %s: %s owes %u %s for %s", intent->id, request->account, intent->amount,
@@ -381,6 +384,7 @@ s_batch (void *arg, af_msg_t **requests, size_t count, af_msg_t **replies)
             op->kind = AF_LEDGER_REQUEST;
             op->program = request->program;
             op->source = request->device_id;
+            op->source_account = request->source_account;
             op->amount = request->price;
             op->currency = request->currency;
         }

@@ -364,7 +364,7 @@ static const field_t f_list [] = {
 static const field_t f_apps [] = {
     STR (M, "deviceId", device_id, true), END };
 static const field_t f_app_list [] = {
-    STR (M, "deviceId", device_id, true), F_APPS (AF_MAX_APPS), END };
+    STR (M, "deviceId", device_id, false), F_APPS (AF_MAX_APPS), END };   //  deviceId absent: a contact's (BROWSE)
 static const field_t f_sync_diff [] = {
     MAPS (M, "apps", apps, app_count, af_app_t, s_app_fields, AF_MAX_DIFF, false),
     BOOL (M, "truncated", truncated),
@@ -407,27 +407,33 @@ static const field_t f_repl_ack [] = {
 #define F_PRICE(req)    U32 (M, "price", price, 1, AF_MAX_PRICE, req)
 #define F_CURRENCY(req) STR (M, "currency", currency, req)
 #define F_INTENT(req)   STR (M, "intent", intent, req)
+#define F_SOURCE_ACCOUNT STR (M, "sourceAccount", source_account, false)
 static const field_t f_pay_intent [] = {
     F_ACCOUNT (true), PROG (M, "program", program, true), STR (M, "deviceId", device_id, false),
-    F_PRICE (true), F_CURRENCY (true), END };
+    F_PRICE (true), F_CURRENCY (true), F_SOURCE_ACCOUNT, END };
 static const field_t f_payment_required [] = {
     PROG (M, "program", program, true), F_PRICE (true), F_CURRENCY (true), F_INTENT (true),
-    STR (M, "deviceId", device_id, false), U64 (M, "expires", expires, false), END };
+    STR (M, "deviceId", device_id, false), U64 (M, "expires", expires, false), F_SOURCE_ACCOUNT, END };
 static const field_t f_pay_confirm [] = {
     F_INTENT (true), STR (M, "token", token, true), F_ACCOUNT (false), END };
 static const field_t f_paid [] = {
     F_INTENT (true), PROG (M, "program", program, true), STR (M, "deviceId", device_id, false),
-    F_PRICE (false), F_CURRENCY (false), BOOL (M, "entitled", entitled), END };
+    F_PRICE (false), F_CURRENCY (false), BOOL (M, "entitled", entitled), F_SOURCE_ACCOUNT, END };
 static const field_t f_purchases [] = {
     F_ACCOUNT (false), PROG (M, "program", program, false), END };
 static const field_t f_purchase_list [] = {
     MAPS (M, "purchases", purchases, purchase_count, af_purchase_t, s_purchase_fields, AF_MAX_PURCHASES, true),
     END };
-static const field_t f_get [] = {
-    PROG (M, "program", program, true), STR (M, "deviceId", device_id, true), END };
 //  Friends: tokens are OPRF outputs cut to AF_CONTACT_TOKEN_SIZE bytes
 #define F_TOKENS(min, max, req) { "tokens", sizeof ("tokens") - 1, T_BINS, offsetof (M, elements), \
                                   AF_CONTACT_TOKEN_SIZE, offsetof (M, element_count), min, max, req, NULL }
+//  GET, BROWSE: a device of the account (deviceId) or a contact (tokens);
+//  exactly one of them (the broker checks: 400)
+static const field_t f_get [] = {
+    PROG (M, "program", program, true), STR (M, "deviceId", device_id, false),
+    F_TOKENS (0, AF_MAX_CONTACT_NUMBERS, false), END };
+static const field_t f_browse [] = {
+    STR (M, "deviceId", device_id, false), F_TOKENS (0, AF_MAX_CONTACT_NUMBERS, false), END };
 #define F_TOKEN     F_TOKENS (1, 1, true)
 static const field_t f_contacts_put [] = {
     STR (M, "op", op, true), F_TOKENS (0, AF_MAX_CONTACTS_EVAL, false), END };
@@ -537,7 +543,7 @@ static const command_t s_commands [AF_MSG_COUNT] = {
     [AF_MSG_PURCHASES]   = { "PURCHASES", f_purchases },
     [AF_MSG_PURCHASE_LIST] = { "PURCHASE_LIST", f_purchase_list },
     [AF_MSG_GET]         = { "GET", f_get },
-    [AF_MSG_BROWSE]      = { "BROWSE", f_apps },
+    [AF_MSG_BROWSE]      = { "BROWSE", f_browse },
     [AF_MSG_CONTACTS_PUT] = { "CONTACTS_PUT", f_contacts_put },
     [AF_MSG_FRIENDS]     = { "FRIENDS", f_none },
     [AF_MSG_FRIEND_LIST] = { "FRIEND_LIST", f_friend_list },

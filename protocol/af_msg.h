@@ -202,6 +202,7 @@ typedef struct {
     char account [AF_MAX_ACCOUNT + 1];
     char password [AF_MAX_PASSWORD + 1];
     char device_id [AF_ID_HEX + 1];
+    char source_account [AF_MAX_ACCOUNT + 1];  //  PAY_INTENT, PAYMENT_REQUIRED, PAID: a friend's ("" own)
     bool has_device;
     af_device_t device;
     uint32_t device_count;
