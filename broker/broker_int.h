@@ -99,6 +99,7 @@ typedef struct {
     int64_t sent_at;
     int64_t last_ack;
     int64_t since;                  //  when we began to track it
+    uint64_t isr_rev;               //  etcd revision of our last change of its in_isr
 } replica_t;
 
 typedef enum { SHARD_NONE, SHARD_FOLLOWER, SHARD_OWNER } shard_role_t;
@@ -114,6 +115,8 @@ typedef struct {
     uint32_t replica_count;
     bool claiming, releasing;       //  asked of the coordinator
     bool leaving;                   //  handing off: requests are sent on
+    char leaving_to [AF_CLUSTER_ID + 1];    //  ... to this wanted owner
+    int64_t unowned_at;             //  zclock_mono when we saw it without an owner
 } shard_t;
 
 //  What the broker counts for its figures (broker_metrics.c); each only
@@ -197,6 +200,11 @@ struct _af_broker_t {
     zlistx_t *acks;                 //  REPL_ACKs to send after our commit
     int64_t trim_at;
     int64_t published_at;           //  the last DATA/cluster.json
+    int64_t members_at;             //  zclock_mono of the last change of the live set
+    int64_t lease_since;            //  zclock_mono our present lease began
+    bool draining;                  //  asked to drain (SIGUSR1, appferry-broker --drain)
+    char drain [AF_MAX_REASON + 1]; //  "", "draining", "drained" or "refused: why"
+    int drain_fd;                   //  the signalfd SIGUSR1 comes through, -1 if none
 };
 
 //  A handler of one node command
