@@ -1197,6 +1197,14 @@ broker_cluster_start (af_broker_t *self)
     zcert_apply (self->cert, self->mesh);
     zsock_set_curve_server (self->mesh, 1);
     zsock_set_zap_domain (self->mesh, AF_ZAP_PEERS);
+    //  A member that comes back (after an etcd outage every member is
+    //  gone and back at once, and each connects a new DEALER to the
+    //  others) connects under the ID its old connection still holds here
+    //  until we notice that one closed: the new one takes it over. Without
+    //  this the new connection was refused, its identity frame spent, and
+    //  nothing it sent was heard (a follower whose acks never came back:
+    //  out of in-sync sets for good after an outage)
+    zsock_set_router_handover (self->mesh, 1);
     zsock_set_maxmsgsize (self->mesh, AF_MAX_ZMQ_MSG);
     zsock_set_rcvhwm (self->mesh, AF_SOCKET_HWM);
     zsock_set_linger (self->mesh, 0);
