@@ -993,6 +993,10 @@ s_tick_owner (af_broker_t *self, uint32_t shard, int64_t now)
     }
     for (uint32_t i = 0; i < state->replica_count; i++) {
         replica_t *replica = &state->replicas [i];
+        //  A follower level with us gets no REPL, so no ack calls s_join:
+        //  one that was not wanted when it last acked joins now
+        if (replica->acked != UINT64_MAX && !replica->in_flight)
+            s_join (self, shard, replica);
         s_repl_send (self, shard, replica, now);
         //  Behind for too long (silent, or gone from the cluster): out of
         //  the in-sync set before we ack without it
