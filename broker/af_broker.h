@@ -104,6 +104,14 @@ int broker_status (const char *data_dir, bool json, int watch_s);
 //  if a directory has no map (message on stderr).
 int broker_cluster_status (const char **data_dirs, size_t count, bool json);
 
+//  --drain: ask the cluster member running on data_dir (the pid in its
+//  DATA/lock, which it holds) to drain, by SIGUSR1, and wait until it has
+//  stopped, saying on stdout how many shards it still owns and follows.
+//  0 once it stopped drained (its last DATA/cluster.json says so); 1 if
+//  no broker runs there, it is not a cluster member, it refused (too few
+//  brokers would stay: the reason on stderr), or it stopped otherwise.
+int broker_cluster_drain (const char *data_dir);
+
 //  The endpoints actually bound (with the real port if '*' was asked).
 const char *af_broker_nodes_endpoint (af_broker_t *self);
 const char *af_broker_workers_endpoint (af_broker_t *self);

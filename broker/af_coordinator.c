@@ -21,6 +21,7 @@ typedef struct {
     int64_t epoch;
     bool born;
     zlistx_t *isr;                  //  IDs (strings, owned)
+    int64_t revision;               //  etcd's revision our copy of the shard is at
 } shard_t;
 
 typedef struct {
@@ -33,6 +34,7 @@ typedef struct {
     int64_t lease_until;            //  zclock_mono
     int64_t keepalive_at;
     bool draining;
+    bool drain_told;                //  our registration in etcd says so
     bool terminated;
     bool lost_watch;
     bool lease_lapsed;              //  past lease_until without a keep-alive (said)
@@ -60,6 +62,7 @@ s_send_shard (self_t *self, unsigned n)
     zmsg_addstrf (msg, "%" PRId64, shard->epoch);
     zmsg_addstr (msg, isr);
     zmsg_addstr (msg, shard->born? "1": "0");
+    zmsg_addstrf (msg, "%" PRId64, shard->revision);
     zmsg_send (&msg, self->pipe);
 }
 
@@ -92,6 +95,7 @@ s_shard_clear (shard_t *shard)
     shard->owner [0] = 0;
     shard->epoch = 0;
     shard->born = false;
+    shard->revision = 0;
     zlistx_purge (shard->isr);
 }
 
@@ -120,6 +124,8 @@ s_apply (self_t *self, const char *key, const uint8_t *value, size_t size, int64
     if (sscanf (key, PREFIX "shards/%u/%127s", &n, rest) != 2 || n >= self->args.shards)
         return;
     shard_t *shard = &self->shards [n];
+    if (revision > shard->revision)
+        shard->revision = revision;
     if (streq (rest, "owner")) {
         if (value && size <= MAX_ID) {
             memcpy (shard->owner, value, size);
@@ -159,6 +165,13 @@ s_read (self_t *self, const char *prefix, int64_t *revision, bool *more)
                               self->err, sizeof self->err);
     for (size_t i = 0; code == AF_OK && i < count; i++)
         s_apply (self, kvs [i].key, kvs [i].value, kvs [i].value_size, kvs [i].mod_revision, false);
+    //  Every shard read is as etcd had it at the read's revision
+    for (unsigned n = 0; code == AF_OK && n < self->args.shards; n++) {
+        char shard [64];
+        snprintf (shard, sizeof shard, PREFIX "shards/%04u/", n);
+        if (strncmp (prefix, shard, strlen (prefix)) == 0 && *revision > self->shards [n].revision)
+            self->shards [n].revision = *revision;
+    }
     return code;
 }
 
@@ -266,6 +279,7 @@ s_lease (self_t *self)
         return code;
     }
     self->lease_until = asked + granted * 1000 - AF_CLUSTER_LEASE_MARGIN_MS;
+    self->drain_told = self->draining;
     s_send_lease (self);
     zsys_info ("cluster: broker %s has lease %" PRIx64 " (%" PRId64 " s)", self->id, self->lease, granted);
     return AF_OK;
@@ -299,7 +313,8 @@ s_keepalive (self_t *self)
 //  What the reactor asks
 
 static void
-s_answer (self_t *self, const char *what, unsigned n, const char *id, const char *detail, bool ok)
+s_answer (self_t *self, const char *what, unsigned n, const char *id, const char *detail, bool ok,
+          int64_t revision)
 {
     zmsg_t *msg = zmsg_new ();
     zmsg_addstr (msg, what);
@@ -309,6 +324,7 @@ s_answer (self_t *self, const char *what, unsigned n, const char *id, const char
     if (detail)
         zmsg_addstr (msg, detail);
     zmsg_addstr (msg, ok? "ok": "failed");
+    zmsg_addstrf (msg, "%" PRId64, revision);
     zmsg_send (&msg, self->pipe);
 }
 
@@ -350,9 +366,10 @@ s_claim (self_t *self, unsigned n)
     return af_etcd_txn (self->client, &txn, &done, NULL, self->err, sizeof self->err) == AF_OK && done;
 }
 
-//  Change n's in-sync set, if n is still ours at epoch
+//  Change n's in-sync set, if n is still ours at epoch; *revision: the
+//  change's (the reactor takes a SHARD older than it for stale)
 static bool
-s_isr (self_t *self, unsigned n, const char *id, int64_t epoch, bool add)
+s_isr (self_t *self, unsigned n, const char *id, int64_t epoch, bool add, int64_t *revision)
 {
     char owner [256], isr [256];
     s_key (owner, sizeof owner, n, "owner");
@@ -363,7 +380,7 @@ s_isr (self_t *self, unsigned n, const char *id, int64_t epoch, bool add)
     af_etcd_op_t op = { add? AF_ETCD_PUT: AF_ETCD_DELETE, isr, "", 0, 0 };
     af_etcd_txn_t txn = { compares, 2, &op, 1, NULL, 0 };
     bool done = false;
-    return af_etcd_txn (self->client, &txn, &done, NULL, self->err, sizeof self->err) == AF_OK && done;
+    return af_etcd_txn (self->client, &txn, &done, revision, self->err, sizeof self->err) == AF_OK && done;
 }
 
 static bool
@@ -390,6 +407,12 @@ s_pipe_event (self_t *self)
     if (!command || streq (command, "$TERM"))
         self->terminated = true;
     else
+    if (streq (command, "DRAIN")) {
+        //  Kept for every registration from now on, under any later lease
+        self->draining = true;
+        self->drain_told = false;       //  s_tick registers us again
+    }
+    else
     if (!self->lease || n >= self->args.shards)
         ;                               //  nothing we can do now: asked again later
     else
@@ -397,14 +420,15 @@ s_pipe_event (self_t *self)
         bool ok = s_claim (self, n);
         if (ok)
             zsys_info ("cluster: claimed shard %u", n);
-        s_answer (self, "CLAIMED", n, NULL, NULL, ok);
+        s_answer (self, "CLAIMED", n, NULL, NULL, ok, 0);
     }
     else
     if (streq (command, "ISR_ADD") || streq (command, "ISR_DEL")) {
         char *id = zmsg_popstr (msg), *epoch = zmsg_popstr (msg);
         bool add = streq (command, "ISR_ADD");
-        bool ok = id && epoch && s_isr (self, n, id, (int64_t) strtoll (epoch, NULL, 10), add);
-        s_answer (self, "ISR_DONE", n, id? id: "", add? "add": "del", ok);
+        int64_t revision = 0;
+        bool ok = id && epoch && s_isr (self, n, id, (int64_t) strtoll (epoch, NULL, 10), add, &revision);
+        s_answer (self, "ISR_DONE", n, id? id: "", add? "add": "del", ok, ok? revision: 0);
         zstr_free (&id);
         zstr_free (&epoch);
     }
@@ -412,13 +436,8 @@ s_pipe_event (self_t *self)
     if (streq (command, "RELEASE")) {
         char *epoch = zmsg_popstr (msg);
         bool ok = epoch && s_release (self, n, (int64_t) strtoll (epoch, NULL, 10));
-        s_answer (self, "RELEASED", n, NULL, NULL, ok);
+        s_answer (self, "RELEASED", n, NULL, NULL, ok, 0);
         zstr_free (&epoch);
-    }
-    else
-    if (streq (command, "DRAIN")) {
-        self->draining = true;
-        s_register (self);
     }
     zstr_free (&command);
     zstr_free (&number);
@@ -455,6 +474,14 @@ s_tick (self_t *self, int64_t now)
 {
     if (!self->lease)
         s_lease (self);
+    else
+    if (self->draining && !self->drain_told) {
+        self->drain_told = s_register (self) == AF_OK;
+        if (self->drain_told)
+            zsys_info ("cluster: broker %s is draining: wanted for no shard", self->id);
+        else
+            zsys_warning ("cluster: cannot mark us draining in etcd (%s): trying again", self->err);
+    }
     else
     if (now >= self->keepalive_at) {
         self->keepalive_at = now + AF_CLUSTER_KEEPALIVE_MS;

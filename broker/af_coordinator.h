@@ -21,11 +21,13 @@
                             zclock_mono time (ms); sent after every keep-alive
       LOST                  our lease is gone (we own nothing); a new one is made
       BROKERS (id nodes peers draining)...   the live brokers, on each change
-      SHARD n owner epoch isr born    a shard as etcd has it, on each change
-                            (owner "" = none; isr comma-separated; born 0/1)
-      CLAIMED n ok|failed   the answer to CLAIM
-      ISR_DONE n id add|del ok|failed
-      RELEASED n ok|failed
+      SHARD n owner epoch isr born revision   a shard as etcd has it, on each
+                            change (owner "" = none; isr comma-separated; born
+                            0/1), at that etcd revision
+      CLAIMED n ok|failed 0 the answer to CLAIM
+      ISR_DONE n id add|del ok|failed revision   (the change's revision: a
+                            SHARD sent after it may still be older)
+      RELEASED n ok|failed 0
       FATAL reason          cannot go on (another number of shards): stop
 
     From the reactor:

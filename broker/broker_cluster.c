@@ -38,6 +38,9 @@
 #include "af_shard.h"
 #include "af_coordinator.h"
 
+#include <signal.h>
+#include <sys/signalfd.h>
+
 //  A batch's held messages, waiting for its shards' followers
 typedef struct {
     zlistx_t *held;
@@ -328,6 +331,12 @@ s_join (af_broker_t *self, uint32_t shard, replica_t *replica)
     shard_t *state = &self->shards [shard];
     if (replica->in_isr || replica->asking)
         return;
+    //  Only a wanted follower joins. One just taken out of the set for not
+    //  being wanted (it drains, or the placement moved on) still follows
+    //  until it sees that, and its next ack, late, would put it back: a
+    //  drained broker stopped while etcd had it in a set again
+    if (!s_is_wanted (self, shard, replica->id, false))
+        return;
     if (!replica->joining && replica->acked >= replica->sent_head) {
         replica->joining = true;
         replica->join_need = state->head;
@@ -562,6 +571,7 @@ static void
 s_on_brokers (af_broker_t *self, zmsg_t *msg)
 {
     zhashx_t *seen = zhashx_new ();
+    bool changed = false;
     char *id;
     while ((id = zmsg_popstr (msg))) {
         char *nodes = zmsg_popstr (msg), *peers = zmsg_popstr (msg), *draining = zmsg_popstr (msg);
@@ -572,6 +582,7 @@ s_on_brokers (af_broker_t *self, zmsg_t *msg)
                 peer = NULL;
             }
             if (!peer) {
+                changed = true;
                 peer = (peer_t *) zmalloc (sizeof (peer_t));
                 assert (peer);
                 snprintf (peer->id, sizeof peer->id, "%s", id);
@@ -581,6 +592,8 @@ s_on_brokers (af_broker_t *self, zmsg_t *msg)
                 zhashx_insert (self->peers, id, peer);
                 zsys_info ("broker: cluster member %s (nodes %s)", id, nodes);
             }
+            if (!streq (peer->nodes, nodes) || peer->draining != streq (draining, "1"))
+                changed = true;
             snprintf (peer->nodes, sizeof peer->nodes, "%s", nodes);
             peer->draining = streq (draining, "1");
             zhashx_insert (seen, id, peer);
@@ -595,9 +608,12 @@ s_on_brokers (af_broker_t *self, zmsg_t *msg)
         if (!zhashx_lookup (seen, key)) {
             zsys_info ("broker: cluster member %s is gone", key);
             zhashx_delete (self->peers, key);
+            changed = true;
         }
     zlistx_destroy (&gone);
     zhashx_destroy (&seen);
+    if (changed)
+        self->members_at = zclock_mono ();  //  hand-offs wait until it has been stable for a lease
     for (uint32_t shard = 0; shard < self->shard_count; shard++)
         s_follow (self, shard);         //  the wanted placement may have changed
 }
@@ -631,11 +647,17 @@ static void
 s_on_shard (af_broker_t *self, zmsg_t *msg)
 {
     char *number = zmsg_popstr (msg), *owner = zmsg_popstr (msg), *epoch = zmsg_popstr (msg),
-         *isr = zmsg_popstr (msg), *born = zmsg_popstr (msg);
+         *isr = zmsg_popstr (msg), *born = zmsg_popstr (msg), *revision = zmsg_popstr (msg);
     uint32_t shard = number? (uint32_t) atol (number): UINT32_MAX;
-    if (shard < self->shard_count && owner && epoch && isr && born) {
+    if (shard < self->shard_count && owner && epoch && isr && born && revision) {
         shard_t *state = &self->shards [shard];
         bool was_owner = state->role == SHARD_OWNER;
+        uint64_t at = (uint64_t) strtoull (revision, NULL, 10);
+        if (!*owner && (*state->owner || !state->unowned_at))
+            state->unowned_at = zclock_mono ();
+        else
+        if (*owner)
+            state->unowned_at = 0;
         snprintf (state->owner, sizeof state->owner, "%s", owner);
         state->born = streq (born, "1");
         uint64_t known = (uint64_t) strtoull (epoch, NULL, 10);
@@ -650,13 +672,18 @@ s_on_shard (af_broker_t *self, zmsg_t *msg)
                 if (!streq (one, self->id))     //  in it from when we followed: not our own follower
                     s_replica (state, one, true);
         }
+        //  ... unless this SHARD is older than our own last change of a
+        //  member (the coordinator's copy follows its watch, which may not
+        //  have seen the change yet): a follower just added must be waited
+        //  for, and one just removed must not come back
         for (uint32_t i = 0; i < state->replica_count; i++) {
             replica_t *replica = &state->replicas [i];
             char needle [AF_CLUSTER_ID + 3];
             snprintf (needle, sizeof needle, ",%s,", replica->id);
             char haystack [sizeof state->isr + 2];
             snprintf (haystack, sizeof haystack, ",%s,", isr);
-            replica->in_isr = strstr (haystack, needle) != NULL;
+            if (at >= replica->isr_rev)
+                replica->in_isr = strstr (haystack, needle) != NULL;
         }
         if (streq (owner, self->id) && !was_owner) {
             state->role = SHARD_OWNER;
@@ -682,20 +709,24 @@ s_on_shard (af_broker_t *self, zmsg_t *msg)
     zstr_free (&epoch);
     zstr_free (&isr);
     zstr_free (&born);
+    zstr_free (&revision);
 }
 
 static void
 s_on_isr_done (af_broker_t *self, zmsg_t *msg)
 {
-    char *number = zmsg_popstr (msg), *id = zmsg_popstr (msg), *what = zmsg_popstr (msg), *ok = zmsg_popstr (msg);
+    char *number = zmsg_popstr (msg), *id = zmsg_popstr (msg), *what = zmsg_popstr (msg), *ok = zmsg_popstr (msg),
+         *revision = zmsg_popstr (msg);
     uint32_t shard = number? (uint32_t) atol (number): UINT32_MAX;
     replica_t *replica = shard < self->shard_count && id? s_replica (&self->shards [shard], id, false): NULL;
-    if (replica && what && ok) {
+    if (replica && what && ok && revision) {
         replica->asking = false;
         if (streq (what, "add"))
             replica->joining = false;   //  in the set now, or (the epoch moved on) not to be
-        if (streq (ok, "ok"))
+        if (streq (ok, "ok")) {
             replica->in_isr = streq (what, "add");
+            replica->isr_rev = (uint64_t) strtoull (revision, NULL, 10);
+        }
         zsys_info ("broker: %s %s the in-sync set of shard %u%s", id, streq (what, "add")? "joined": "left",
                    shard, streq (ok, "ok")? "": " (not written: the epoch moved on)");
     }
@@ -703,6 +734,7 @@ s_on_isr_done (af_broker_t *self, zmsg_t *msg)
     zstr_free (&id);
     zstr_free (&what);
     zstr_free (&ok);
+    zstr_free (&revision);
     broker_cluster_release (self);
 }
 
@@ -718,6 +750,8 @@ s_coordinator_event (zloop_t *loop, zsock_t *pipe, void *arg)
     else
     if (streq (command, "LEASE")) {
         char *until = zmsg_popstr (msg);
+        if (!self->lease_until)
+            self->lease_since = zclock_mono ();     //  a new lease (at start, or after LOST)
         self->lease_until = until? (int64_t) strtoll (until, NULL, 10): 0;
         zstr_free (&until);
         broker_cluster_release (self);
@@ -731,6 +765,7 @@ s_coordinator_event (zloop_t *loop, zsock_t *pipe, void *arg)
                 af_store_log_own (af_registry_store (self->registry), shard, false);
                 self->shards [shard].role = SHARD_NONE;
                 self->shards [shard].replica_count = 0;
+                self->shards [shard].leaving = false;
                 s_shard_lost (self, shard);
             }
         broker_cluster_release (self);
@@ -828,6 +863,115 @@ broker_cluster_trim (af_broker_t *self)
 //  --------------------------------------------------------------------------
 //  The tick: claims, hand-offs, followers that fell behind
 
+//  Has the live set (members, their endpoints, who drains) stayed as it is
+//  for a lease? A placement computed while brokers come and go (after an
+//  etcd outage every lease ends at once, and each broker registers again
+//  in its own time) is not one to move shards for: each move pauses the
+//  shard and sends its devices elsewhere
+static bool
+s_stable (af_broker_t *self, int64_t now)
+{
+    return now - self->members_at >= (int64_t) self->config.cluster_lease_s * 1000;
+}
+
+//  Does a batch still held for its followers hold writes of shard?
+static bool
+s_shard_held (af_broker_t *self, uint32_t shard)
+{
+    for (unit_t *unit = (unit_t *) zlistx_first (self->units); unit; unit = (unit_t *) zlistx_next (self->units)) {
+        if (unit->all)
+            return true;
+        for (uint32_t s = 0; s < unit->count; s++)
+            if (unit->shards [s] == shard)
+                return true;
+    }
+    return false;
+}
+
+//  Hand-off of a shard we own to its wanted owner `next` (ARCHITECTURE
+//  "Moves"), when next is another broker in our in-sync set and the live
+//  set is stable. First we stop taking requests for the shard (they are
+//  answered REDIRECT, no owner yet: the node asks again shortly, and the
+//  store refuses writes to it); once next has acked our log's head and no
+//  batch held for followers holds the shard, we delete our owner key at
+//  our epoch, and next claims it (it comes first in rank order, so it
+//  does not wait: s_may_claim). Abandoned, and the shard served again, if
+//  next leaves the in-sync set (it did not ack within repl_timeout) or
+//  is no longer the wanted owner meanwhile.
+static void
+s_handoff (af_broker_t *self, uint32_t shard, const char *next_id, int64_t now)
+{
+    shard_t *state = &self->shards [shard];
+    replica_t *next = next_id && !streq (next_id, self->id)? s_replica (state, next_id, false): NULL;
+    bool fit = next && next->in_isr && !next->asking;
+    if (state->releasing)
+        return;                         //  with the coordinator
+    if (state->leaving) {
+        if (!fit || !streq (next->id, state->leaving_to)) {
+            zsys_warning ("broker: hand-off of shard %u to %s abandoned (%s): serving it again", shard,
+                          state->leaving_to, fit? "another broker is wanted now": "it left the in-sync set");
+            state->leaving = false;
+            af_store_log_own (af_registry_store (self->registry), shard, true);
+        }
+        else
+        if (next->acked != UINT64_MAX && next->acked >= state->head && !s_shard_held (self, shard)) {
+            state->releasing = true;
+            s_tell (self, "RELEASE", shard, NULL, state->epoch);
+        }
+        return;
+    }
+    if (fit && s_stable (self, now)) {
+        zsys_info ("broker: handing shard %u to %s", shard, next->id);
+        state->leaving = true;          //  no new requests: they are sent on
+        snprintf (state->leaving_to, sizeof state->leaving_to, "%s", next->id);
+        af_store_log_own (af_registry_store (self->registry), shard, false);
+        s_repl_send (self, shard, next, now);
+    }
+}
+
+//  May we claim shard, which nobody owns? One that never had an owner: if
+//  we are its wanted owner. Else we must be in its in-sync set, and we
+//  claim at once if we come first in rank order among the set's live,
+//  non-draining members (the wanted owner, when it is in the set; if
+//  none is, among the draining ones), else only once it has been without
+//  an owner for AF_CLUSTER_CLAIM_GRACE_MS while we held a lease (the
+//  first is slow, or sees another map). While our own lease is younger
+//  than that grace, members of the set not live count as well: after an
+//  etcd outage every lease ended at once and the brokers come back one
+//  by one, and the first back would otherwise claim every shard it is in
+//  sync for, only to hand each on once the others are back.
+static bool
+s_may_claim (af_broker_t *self, uint32_t shard, int64_t now)
+{
+    shard_t *state = &self->shards [shard];
+    if (!state->born)
+        return !self->draining && s_is_wanted (self, shard, self->id, true);
+    if (!s_in_sync (self, shard))
+        return false;
+    int64_t since = state->unowned_at > self->lease_since? state->unowned_at: self->lease_since;
+    if (now - since >= AF_CLUSTER_CLAIM_GRACE_MS)
+        return true;
+    bool young = now - self->lease_since < AF_CLUSTER_CLAIM_GRACE_MS;
+    char list [sizeof state->isr];
+    snprintf (list, sizeof list, "%s", state->isr);
+    const char *first [2] = { NULL, NULL };     //  the first not draining, the first draining
+    uint64_t ranks [2] = { 0, 0 };
+    for (char *save = NULL, *id = strtok_r (list, ",", &save); id; id = strtok_r (NULL, ",", &save)) {
+        peer_t *peer = (peer_t *) zhashx_lookup (self->peers, id);
+        bool us = streq (id, self->id);
+        if (!peer && !us && !young)
+            continue;                   //  not live: it cannot claim
+        int tier = (us? self->draining: peer && peer->draining)? 1: 0;
+        uint64_t rank = s_rank (shard, id);
+        if (!first [tier] || rank > ranks [tier]) {
+            first [tier] = id;
+            ranks [tier] = rank;
+        }
+    }
+    const char *claimer = first [0]? first [0]: first [1];
+    return claimer && streq (claimer, self->id);
+}
+
 static void
 s_tick_owner (af_broker_t *self, uint32_t shard, int64_t now)
 {
@@ -846,8 +990,19 @@ s_tick_owner (af_broker_t *self, uint32_t shard, int64_t now)
             i--;
         }
     }
+    //  Every wanted follower in the set (then one no longer wanted can go)
+    bool placed = s_stable (self, now);
+    for (uint32_t i = 0; i < count; i++) {
+        replica_t *replica = streq (wanted [i], self->id)? NULL: s_replica (state, wanted [i], false);
+        if (replica && (!replica->in_isr || replica->asking))
+            placed = false;
+    }
     for (uint32_t i = 0; i < state->replica_count; i++) {
         replica_t *replica = &state->replicas [i];
+        //  A follower level with us gets no REPL, so no ack calls s_join:
+        //  one that was not wanted when it last acked joins now
+        if (replica->acked != UINT64_MAX && !replica->in_flight)
+            s_join (self, shard, replica);
         s_repl_send (self, shard, replica, now);
         //  Behind for too long (silent, or gone from the cluster): out of
         //  the in-sync set before we ack without it
@@ -875,16 +1030,19 @@ s_tick_owner (af_broker_t *self, uint32_t shard, int64_t now)
                           replica->id, shard, self->config.cluster_repl_ms);
             s_tell (self, "ISR_DEL", shard, replica->id, state->epoch);
         }
+        //  In sync but no longer wanted (the placement moved on, or it is
+        //  draining): out of the set once the wanted followers are all in
+        //  it, so that the set is the placement again (and a draining
+        //  broker ends up following nothing). Not while the live set
+        //  moves: the placement may come back
+        if (replica->in_isr && !replica->asking && placed && !s_is_wanted (self, shard, replica->id, false)) {
+            replica->asking = true;
+            zsys_info ("broker: %s is no longer wanted for shard %u: removing it from the in-sync set",
+                       replica->id, shard);
+            s_tell (self, "ISR_DEL", shard, replica->id, state->epoch);
+        }
     }
-    //  Hand-off: the wanted owner is another, in sync with us
-    replica_t *next = count && !streq (wanted [0], self->id)? s_replica (state, wanted [0], false): NULL;
-    if (next && next->in_isr && next->acked == state->head && !state->releasing && !zlistx_size (self->units)) {
-        zsys_info ("broker: handing shard %u to %s", shard, next->id);
-        state->leaving = true;          //  no new requests: they are sent on
-        af_store_log_own (af_registry_store (self->registry), shard, false);
-        state->releasing = true;
-        s_tell (self, "RELEASE", shard, NULL, state->epoch);
-    }
+    s_handoff (self, shard, count? wanted [0]: NULL, now);
 }
 
 void
@@ -897,13 +1055,9 @@ broker_cluster_tick (af_broker_t *self, int64_t now)
         if (state->role == SHARD_OWNER)
             s_tick_owner (self, shard, now);
         else
-        if (!*state->owner && !state->claiming && now < self->lease_until) {
-            //  Nobody owns it: ours to claim if we are in sync, or if it
-            //  was never owned and we are its wanted owner
-            if (s_in_sync (self, shard) || (!state->born && s_is_wanted (self, shard, self->id, true))) {
-                state->claiming = true;
-                s_tell (self, "CLAIM", shard, NULL, 0);
-            }
+        if (!*state->owner && !state->claiming && now < self->lease_until && s_may_claim (self, shard, now)) {
+            state->claiming = true;
+            s_tell (self, "CLAIM", shard, NULL, 0);
         }
     }
     if (now - self->published_at >= 1000) {
@@ -919,6 +1073,76 @@ broker_cluster_tick (af_broker_t *self, int64_t now)
     //  FORWARDs: timeouts, sends again; our unresolved intents
     broker_forward_tick (self, now);
     broker_xacct_resend (self, now);
+}
+
+//  --------------------------------------------------------------------------
+//  Draining (appferry-broker --drain, or SIGUSR1): wanted nowhere, we hand
+//  every shard we own to its wanted owner by the hand-offs above, the
+//  owners of the shards we follow take us out of their in-sync sets once
+//  their wanted followers are in, and we stop when we own and follow
+//  nothing
+
+static void
+s_drain_start (af_broker_t *self)
+{
+    if (self->draining) {
+        zsys_info ("broker: asked to drain again: draining already");
+        return;
+    }
+    //  Every shard needs an owner and its followers among those that stay
+    size_t staying = 0;
+    for (peer_t *peer = (peer_t *) zhashx_first (self->peers); peer; peer = (peer_t *) zhashx_next (self->peers))
+        if (!peer->draining && !streq (peer->id, self->id))
+            staying++;
+    size_t needed = 1 + (size_t) self->config.cluster_replicas;
+    if (staying < needed) {
+        snprintf (self->drain, sizeof self->drain, "refused: %zu other broker%s would stay, and every shard needs "
+                  "%zu (an owner and cluster/replicas = %d follower%s)", staying, staying == 1? "": "s", needed,
+                  self->config.cluster_replicas, self->config.cluster_replicas == 1? "": "s");
+        zsys_error ("broker: not draining: %s", self->drain + strlen ("refused: "));
+    }
+    else {
+        self->draining = true;
+        snprintf (self->drain, sizeof self->drain, "draining");
+        zstr_send (self->coordinator, "DRAIN");
+        zsys_info ("broker: draining: handing off every shard we own, then stopping");
+    }
+    broker_cluster_publish (self);
+}
+
+static int
+s_drain_signal (zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    (void) loop;
+    af_broker_t *self = (af_broker_t *) arg;
+    struct signalfd_siginfo info;
+    if (read (item->fd, &info, sizeof info) == (ssize_t) sizeof info && info.ssi_signo == SIGUSR1)
+        s_drain_start (self);
+    return 0;
+}
+
+//  Drained: etcd has us draining (so no one hands us anything), and we
+//  own, follow, claim and hold nothing. Then the loop ends: the broker
+//  stops, revoking its lease, and exits 0
+static int
+s_drain_check (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop;
+    (void) timer_id;
+    af_broker_t *self = (af_broker_t *) arg;
+    peer_t *us = self->draining? (peer_t *) zhashx_lookup (self->peers, self->id): NULL;
+    if (!us || !us->draining || zlistx_size (self->units))
+        return 0;
+    for (uint32_t shard = 0; shard < self->shard_count; shard++) {
+        shard_t *state = &self->shards [shard];
+        if (state->role != SHARD_NONE || state->claiming || state->releasing || state->leaving
+        ||  s_in_sync (self, shard))
+            return 0;
+    }
+    snprintf (self->drain, sizeof self->drain, "drained");
+    broker_cluster_publish (self);
+    zsys_info ("broker: drained: we own and follow no shard; stopping");
+    return -1;
 }
 
 //  --------------------------------------------------------------------------
@@ -963,6 +1187,7 @@ s_free_item (void **item)
 int
 broker_cluster_start (af_broker_t *self)
 {
+    self->drain_fd = -1;
     if (!*self->config.etcd)
         return 0;                       //  a single broker: it serves every account
     if (s_identity (self))
@@ -985,6 +1210,14 @@ broker_cluster_start (af_broker_t *self)
     zcert_apply (self->cert, self->mesh);
     zsock_set_curve_server (self->mesh, 1);
     zsock_set_zap_domain (self->mesh, AF_ZAP_PEERS);
+    //  A member that comes back (after an etcd outage every member is
+    //  gone and back at once, and each connects a new DEALER to the
+    //  others) connects under the ID its old connection still holds here
+    //  until we notice that one closed: the new one takes it over. Without
+    //  this the new connection was refused, its identity frame spent, and
+    //  nothing it sent was heard (a follower whose acks never came back:
+    //  out of in-sync sets for good after an outage)
+    zsock_set_router_handover (self->mesh, 1);
     zsock_set_maxmsgsize (self->mesh, AF_MAX_ZMQ_MSG);
     zsock_set_rcvhwm (self->mesh, AF_SOCKET_HWM);
     zsock_set_linger (self->mesh, 0);
@@ -999,6 +1232,19 @@ broker_cluster_start (af_broker_t *self)
         return -1;
     zloop_reader (self->loop, zactor_sock (self->coordinator), s_coordinator_event, self);
     zloop_reader (self->loop, self->mesh, s_peer_event, self);
+    //  SIGUSR1 asks us to drain; it comes through a signalfd, so main
+    //  blocks it before any thread starts (threads inherit the mask)
+    sigset_t usr1;
+    sigemptyset (&usr1);
+    sigaddset (&usr1, SIGUSR1);
+    self->drain_fd = signalfd (-1, &usr1, SFD_NONBLOCK | SFD_CLOEXEC);
+    zmq_pollitem_t drain = { NULL, self->drain_fd, ZMQ_POLLIN, 0 };
+    if (self->drain_fd < 0 || zloop_poller (self->loop, &drain, s_drain_signal, self)
+    ||  zloop_timer (self->loop, 250, 0, s_drain_check, self) < 0) {
+        zsys_error ("broker: cannot wait for SIGUSR1 (--drain): %s", strerror (errno));
+        return -1;
+    }
+    self->members_at = zclock_mono ();
     zsys_info ("broker: cluster member %s: %u shards, etcd %s, mesh %s", self->id, self->shard_count,
                self->config.etcd, self->mesh_endpoint);
     return 0;
@@ -1012,6 +1258,9 @@ broker_cluster_stop (af_broker_t *self)
     broker_forward_stop (self);
     //  Our lease is revoked on the way out: the others take over at once
     zactor_destroy (&self->coordinator);
+    if (self->drain_fd >= 0)
+        close (self->drain_fd);         //  (the loop no longer runs)
+    self->drain_fd = -1;
     zsock_destroy (&self->mesh);
     zhashx_destroy (&self->peers);
     zlistx_destroy (&self->units);

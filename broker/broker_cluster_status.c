@@ -14,6 +14,11 @@
     reads the file of each data directory it is given and prints one line
     per shard, the lag from the file of the broker that owns it.
 
+    `appferry-broker --drain` reads the same file: it signals the broker
+    on the directory (SIGUSR1, to the pid in DATA/lock) and follows its
+    map until the broker has stopped (it no longer holds DATA/lock); the
+    file's "drain" says whether it refused, is draining, or drained.
+
     Why a file and not etcd: lags change with every batch; etcd holds
     only what must survive a broker (ownership, the in-sync sets), and a
     reader of the shard map must not add writes to it. Why not the
@@ -24,6 +29,8 @@
 #include "broker_int.h"
 
 #include <jansson.h>
+#include <signal.h>
+#include <sys/file.h>
 
 static const char *
 s_role_name (shard_role_t role)
@@ -58,9 +65,9 @@ broker_cluster_publish (af_broker_t *self)
 {
     if (!self->cluster)
         return;
-    json_t *root = json_pack ("{s:s, s:b, s:i, s:I}", "id", self->id, "leaseValid",
+    json_t *root = json_pack ("{s:s, s:b, s:i, s:I, s:b, s:s}", "id", self->id, "leaseValid",
                               zclock_mono () < self->lease_until, "shards", (json_int_t) self->shard_count,
-                              "at", (json_int_t) zclock_time ());
+                              "at", (json_int_t) zclock_time (), "draining", self->draining, "drain", self->drain);
     json_t *map = json_array ();
     for (uint32_t n = 0; root && map && n < self->shard_count; n++)
         json_array_append_new (map, s_shard_json (self, n));
@@ -162,4 +169,104 @@ broker_cluster_status (const char **data_dirs, size_t count, bool json)
     json_decref (first);
     json_decref (owners);
     return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  --drain
+
+//  Is the lock on DATA/lock free (no broker runs there)? Taken and given
+//  back at once
+static bool
+s_lock_free (int fd)
+{
+    if (flock (fd, LOCK_SH | LOCK_NB))
+        return false;
+    flock (fd, LOCK_UN);
+    return true;
+}
+
+//  The shards the broker's map says it owns and follows
+static void
+s_drain_count (json_t *root, size_t *owned, size_t *followed)
+{
+    json_t *map = json_object_get (root, "map");
+    *owned = *followed = 0;
+    for (size_t i = 0; i < json_array_size (map); i++) {
+        const char *role = json_string_value (json_object_get (json_array_get (map, i), "role"));
+        *owned += role && streq (role, "owner");
+        *followed += role && streq (role, "follower");
+    }
+}
+
+int
+broker_cluster_drain (const char *data_dir)
+{
+    char path [600], err [700];
+    snprintf (path, sizeof path, "%s/lock", data_dir);
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || s_lock_free (fd)) {
+        fprintf (stderr, "appferry-broker: --drain: no broker runs on %s\n", data_dir);
+        if (fd >= 0)
+            close (fd);
+        return 1;
+    }
+    char text [32] = "";
+    ssize_t size = pread (fd, text, sizeof text - 1, 0);
+    text [size > 0? size: 0] = 0;
+    long pid = atol (text);
+    json_t *root = s_load (data_dir, err, sizeof err);
+    if (!root || pid <= 1) {
+        fprintf (stderr, "appferry-broker: --drain: %s\n", root? "no pid in DATA/lock":
+                 "not a cluster member (a single broker has no one to hand its accounts to)");
+        json_decref (root);
+        close (fd);
+        return 1;
+    }
+    json_decref (root);
+    int64_t asked = zclock_time ();
+    if (kill ((pid_t) pid, SIGUSR1)) {
+        fprintf (stderr, "appferry-broker: --drain: cannot signal pid %ld: %s\n", pid, strerror (errno));
+        close (fd);
+        return 1;
+    }
+    printf ("appferry-broker: asked the broker on %s (pid %ld) to drain\n", data_dir, pid);
+    fflush (stdout);
+    size_t owned = SIZE_MAX, followed = SIZE_MAX;
+    int rc = -1;
+    while (rc < 0) {
+        bool stopped = s_lock_free (fd);
+        //  Only a map written since we asked says anything of this drain
+        root = s_load (data_dir, err, sizeof err);
+        const char *drain = json_string_value (json_object_get (root, "drain"));
+        bool fresh = json_integer_value (json_object_get (root, "at")) >= asked;
+        if (stopped) {
+            bool drained = fresh && drain && streq (drain, "drained");
+            if (drained)
+                printf ("appferry-broker: drained: the broker owned and followed no shard and stopped\n");
+            else
+                fprintf (stderr, "appferry-broker: --drain: the broker stopped before it was drained "
+                         "(see its log)\n");
+            rc = drained? 0: 1;
+        }
+        else
+        if (fresh && drain && strncmp (drain, "refused", 7) == 0) {
+            fprintf (stderr, "appferry-broker: --drain: the broker %s\n", drain);
+            rc = 1;
+        }
+        else
+        if (fresh) {
+            size_t now_owned, now_followed;
+            s_drain_count (root, &now_owned, &now_followed);
+            if (now_owned != owned || now_followed != followed)
+                printf ("appferry-broker: draining: %zu shards owned, %zu followed\n", now_owned, now_followed);
+            fflush (stdout);
+            owned = now_owned;
+            followed = now_followed;
+        }
+        json_decref (root);
+        if (rc < 0)
+            zclock_sleep (200);
+    }
+    close (fd);
+    return rc;
 }

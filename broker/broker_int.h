@@ -101,6 +101,7 @@ typedef struct {
     int64_t sent_at;
     int64_t last_ack;
     int64_t since;                  //  when we began to track it
+    uint64_t isr_rev;               //  etcd revision of our last change of its in_isr
 } replica_t;
 
 typedef enum { SHARD_NONE, SHARD_FOLLOWER, SHARD_OWNER } shard_role_t;
@@ -116,6 +117,8 @@ typedef struct {
     uint32_t replica_count;
     bool claiming, releasing;       //  asked of the coordinator
     bool leaving;                   //  handing off: requests are sent on
+    char leaving_to [AF_CLUSTER_ID + 1];    //  ... to this wanted owner
+    int64_t unowned_at;             //  zclock_mono when we saw it without an owner
 } shard_t;
 
 //  What the broker counts for its figures (broker_metrics.c); each only
@@ -202,6 +205,11 @@ struct _af_broker_t {
     int64_t published_at;           //  the last DATA/cluster.json
     zhashx_t *forwards;             //  FORWARD rid hex -> forward_t awaiting its answer (broker_forward.c)
     int64_t resend_at;              //  the last resend of our unresolved intents
+    int64_t members_at;             //  zclock_mono of the last change of the live set
+    int64_t lease_since;            //  zclock_mono our present lease began
+    bool draining;                  //  asked to drain (SIGUSR1, appferry-broker --drain)
+    char drain [AF_MAX_REASON + 1]; //  "", "draining", "drained" or "refused: why"
+    int drain_fd;                   //  the signalfd SIGUSR1 comes through, -1 if none
 };
 
 //  A handler of one node command

@@ -44,6 +44,10 @@ s_usage (FILE *out)
 "      --cluster-status [DATA...]  print the shard map (owner, epoch, in-sync set)\n"
 "                          a cluster member on -d DATA sees, with each follower's\n"
 "                          lag from the owners' directories given (--json too)\n"
+"      --drain             ask the cluster member running on -d DATA to drain:\n"
+"                          hand every shard it owns to other brokers, then stop;\n"
+"                          waits for it (exit 0 once it stopped drained). The\n"
+"                          same as sending that broker SIGUSR1\n"
 "  -v, --verbose           log every session change\n"
 "  -h, --help              show this help and exit\n"
 "      --version           show the version and exit\n"
@@ -56,7 +60,7 @@ s_usage (FILE *out)
 
 enum { OPT_NODES = 1000, OPT_WORKERS, OPT_WORKER_KEYS, OPT_CATALOG, OPT_HEARTBEAT, OPT_PWHASH, OPT_MAP_SIZE,
        OPT_PW_PER_SOURCE, OPT_MAX_PER_SOURCE, OPT_VERSION, OPT_METRICS, OPT_STATUS, OPT_JSON, OPT_WATCH,
-       OPT_CLUSTER_STATUS };
+       OPT_CLUSTER_STATUS, OPT_DRAIN };
 
 static struct option s_options [] = {
     { "config", required_argument, NULL, 'c' },
@@ -75,6 +79,7 @@ static struct option s_options [] = {
     { "json", no_argument, NULL, OPT_JSON },
     { "watch", required_argument, NULL, OPT_WATCH },
     { "cluster-status", no_argument, NULL, OPT_CLUSTER_STATUS },
+    { "drain", no_argument, NULL, OPT_DRAIN },
     { "verbose", no_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, OPT_VERSION },
@@ -86,6 +91,7 @@ typedef struct {
     bool status, json;
     int watch_s;
     bool cluster_status;
+    bool drain;
 } asked_t;
 
 //  A whole number within bounds for option name, or false (said why)
@@ -147,6 +153,7 @@ s_option (int opt, af_broker_config_t *config, asked_t *asked)
         case OPT_METRICS: target = config->metrics; size = sizeof config->metrics; break;
         case OPT_STATUS: asked->status = true; break;
         case OPT_CLUSTER_STATUS: asked->cluster_status = true; break;
+        case OPT_DRAIN: asked->drain = true; break;
         case OPT_JSON: asked->json = true; break;
         case 'v': config->verbose = true; break;
         case OPT_WATCH:
@@ -193,12 +200,19 @@ main (int argc, char *argv [])
     int rc = s_first_pass (argc, argv, &config);
     if (rc >= 0)
         return rc;
-    asked_t asked = { false, false, 0, false };
+    asked_t asked = { false, false, 0, false, false };
     optind = 1;
     int opt;
     while ((opt = getopt_long (argc, argv, "c:d:vh", s_options, NULL)) != -1)
         if (!s_option (opt, &config, &asked))
             return 2;
+    if (asked.drain) {
+        if (optind < argc || asked.status || asked.cluster_status || asked.json || asked.watch_s) {
+            fprintf (stderr, "appferry-broker: --drain takes -d DATA (or --config) only\n");
+            return 2;
+        }
+        return broker_cluster_drain (config.data_dir);
+    }
     if (asked.cluster_status) {
         //  -d DATA first, then any other members' directories given
         const char *dirs [AF_CLUSTER_STATUS_DIRS];
@@ -231,6 +245,15 @@ main (int argc, char *argv [])
     //  A file size limit (RLIMIT_FSIZE) must fail a write with EFBIG, which
     //  the store and uploads report, not kill the broker
     signal (SIGXFSZ, SIG_IGN);
+    //  SIGUSR1 (drain) is read from a signalfd by the reactor: blocked here,
+    //  before libzmq and the broker's threads start and inherit the mask
+    sigset_t usr1;
+    sigemptyset (&usr1);
+    sigaddset (&usr1, SIGUSR1);
+    if (sigprocmask (SIG_BLOCK, &usr1, NULL)) {
+        fprintf (stderr, "appferry-broker: cannot block SIGUSR1: %s\n", strerror (errno));
+        return 1;
+    }
     zsys_init ();
     zsys_set_logident ("appferry-broker");
     af_broker_t *broker = af_broker_new (&config);

@@ -184,6 +184,7 @@
 #define AF_CLUSTER_LEASE_MARGIN_MS 1000 //  we stop acking this long before the lease ends
 #define AF_CLUSTER_KEEPALIVE_MS 1000    //  the lease is kept alive this often
 #define AF_CLUSTER_TICK_MS      100     //  the coordinator's loop
+#define AF_CLUSTER_CLAIM_GRACE_MS 3000 //  a shard's claim waits this long for the first in rank order
 #define AF_CLUSTER_ETCD_TIMEOUT_MS 2000 //  one etcd call at most
 #define AF_CLUSTER_STATUS_DIRS  64      //  --cluster-status: data directories read at most
 //  FORWARD between brokers (SPEC 10 "FORWARD"): a cross-shard friend request

@@ -114,11 +114,14 @@ check "  ... the broker says why" wait_until 5 grep -q "cannot keep our lease al
 kill -CONT "$ETCD_PID_e1"
 served () { local o b; o=$(owner "$(shard cyd)"); b=$(broker_of "$o"); [ -n "$b" ] && \
     "$RAW" "${EP[$b]}" "$BROKER_CERT" login cyd "cyd's password" LOGIN_OK > "$T/back.out" 2>&1; }
-# (Every lease ended with etcd away, so the brokers claim anew and then
-# hand shards to their wanted owners; while each re-registers, their
-# placements can disagree and a shard moves more than once: under
-# AddressSanitizer on a busy machine that took more than 20 s. A known
-# limit, docs/ARCHITECTURE.md "Cluster"; what is checked is that it ends.)
-check "  ... and once etcd is back, cyd's owner confirms again" wait_until 45 served
+# (Every lease ended with etcd away, so every shard is claimed anew, by
+# the first in rank order of its in-sync set, and handed on at most once,
+# when the live set has been stable for a lease: within 3 s (every broker
+# registered again) + 3 s (the claim grace) + TTL + 1 s of etcd's return,
+# docs/ARCHITECTURE.md "Cluster", Status: 10 s here; given 15. Before the
+# damping this took more than 20 s under AddressSanitizer.)
+t0=$SECONDS
+check "  ... and once etcd is back, cyd's owner confirms again within 10 s and a margin" wait_until 15 served
+echo "  # cyd served again $((SECONDS - t0)) s after etcd's return"
 
 finish
