@@ -959,7 +959,8 @@ s_render (zsock_t *sock, const options_t *o, const char *status, const char *tex
         printf ("%s\n", text);
         return ok? 0: 1;
     }
-    if (ok && (streq (command, "push") || streq (command, "friend-install") || streq (command, "restore")))
+    if (ok && (streq (command, "push") || streq (command, "friend-install") || streq (command, "restore")
+               || (streq (command, "inbox") && o->nargs == 2)))
         return s_push_follow (sock, doc, o->no_wait? 0: o->wait);
     if (s_commands [o->command].args == -3)
         return cli_backup_print (command, ok, doc);

@@ -24,7 +24,9 @@ const char *cli_friends_usage =
 "  friend-apps CONTACT   the apps CONTACT shares with you\n"
 "  recommend PROGRAM --to CONTACT\n"
 "                        tell a friend about PROGRAM (they see it in their inbox)\n"
-"  inbox                 recommendations you received\n"
+"  inbox                 recommendations you received, numbered\n"
+"  inbox install N       install the Nth of them on this device, as\n"
+"                        friend-install from its sender\n"
 "  refuse --all | --none | CONTACT, accept CONTACT\n"
 "                        refuse recommendations from everyone (--none: from\n"
 "                        nobody), or from one contact (accept: again)\n"
@@ -69,6 +71,11 @@ cli_friends_check (const char *command, int nargs, char **args, const cli_friend
                s_usage ("refuse --all | refuse --none | refuse CONTACT");
     if (streq (command, "friend-install"))
         return nargs == 2? 0: s_usage ("friend-install CONTACT PROGRAM");
+    if (streq (command, "inbox") && nargs == 2) {
+        char *end = NULL;
+        long n = strtol (args [1], &end, 10);
+        return streq (args [0], "install") && *end == '\0' && n >= 1? 0: s_usage ("inbox [install N]");
+    }
     if (streq (command, "friends") || streq (command, "inbox"))
         return nargs == 0? 0: s_usage (command);
     return nargs == 1? 0: s_usage ("block|unblock|accept|friend-apps CONTACT");
@@ -105,6 +112,11 @@ cli_friends_request (const char *command, int nargs, char **args, const cli_frie
         zmsg_addstr (request, "recommend");
         zmsg_addstr (request, args [0]);
         zmsg_addstr (request, o->to);
+    }
+    else
+    if (streq (command, "inbox") && nargs == 2) {
+        zmsg_addstr (request, "inbox-install");
+        zmsg_addstr (request, args [1]);
     }
     else
     if (streq (command, "refuse") || streq (command, "accept")) {
@@ -180,8 +192,10 @@ cli_friends_print (const char *command, int nargs, char **args, json_t *doc)
         if (!json_array_size (list))
             printf ("No recommendations.\n");
         json_array_foreach (list, index, entry)
-            printf ("  %s recommends %s %s\n", s_str (entry, "from"), s_str (entry, "program"),
+            printf ("  %zu. %s recommends %s %s\n", index + 1, s_str (entry, "from"), s_str (entry, "program"),
                     s_str (entry, "versionName"));
+        if (json_array_size (list))
+            printf ("(appferry inbox install N installs one)\n");
     }
     else
         printf ("Done: %s%s%s.\n", s_str (doc, "done"), *s_str (doc, "program")? " ": "", s_str (doc, "program"));

@@ -600,6 +600,7 @@ static const struct {
     { "recommend",      2, CLI_LOGIN,       node_friend_recommend },
     { "friend-install", 2, CLI_LOGIN,       node_friend_install },
     { "inbox",          0, 0,               node_friends_inbox },
+    { "inbox-install",  1, CLI_LOGIN,       node_friends_inbox_install },
     //  Backups (node_backup.c)
     { "backup",         1, CLI_LOGIN,       node_backup },
     { "backups",        0, CLI_LOGIN,       node_backups },

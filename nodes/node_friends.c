@@ -744,6 +744,54 @@ node_friends_inbox (af_node_t *self, cli_t *cli)
     node_ctl_reply (self, cli->client, true, json_pack ("{s:o}", "inbox", list));
 }
 
+//  inbox install N: friend-install from the Nth recommendation of the
+//  inbox (1 is the oldest, as `appferry inbox` numbers them), by the
+//  tokens of its sender's own numbers that came with it: the sender need
+//  not be in this device's book, the broker checks friendship or a public
+//  share as for friend-install. The file is ours, but checked as any input.
+void
+node_friends_inbox_install (af_node_t *self, cli_t *cli)
+{
+    char *end = NULL, err [AF_MAX_REASON + 1];
+    long n = strtol (cli->arg [0], &end, 10);
+    json_t *inbox = node_json_load (self, INBOX_FILE);
+    json_t *entry = json_is_array (inbox) && end && *end == '\0' && n >= 1 && n <= NODE_MAX_RECOMMENDATIONS?
+                    json_array_get (inbox, (size_t) n - 1): NULL;
+    const char *program = json_string_value (json_object_get (entry, "program"));
+    json_t *tokens = json_object_get (entry, "tokens");
+    if (!entry) {
+        node_ctl_error (self, cli->client, AF_E_MALFORMED, "there is no recommendation %s in the inbox "
+                        "(appferry inbox lists them, numbered from 1)", cli->arg [0]);
+        json_decref (inbox);
+        return;
+    }
+    if (!program || af_program_check (program, err, sizeof err) != AF_OK) {
+        node_ctl_error (self, cli->client, AF_E_MALFORMED, "recommendation %ld names no valid program", n);
+        json_decref (inbox);
+        return;
+    }
+    af_msg_t *msg = af_msg_new (AF_MSG_FRIEND_INSTALL);
+    snprintf (msg->program, sizeof msg->program, "%s", program);
+    size_t count = json_array_size (tokens) < AF_MAX_CONTACT_NUMBERS? json_array_size (tokens):
+                   AF_MAX_CONTACT_NUMBERS;
+    af_msg_set_element_count (msg, (uint32_t) (count? count: 1));
+    msg->element_count = 0;
+    for (size_t i = 0; i < count; i++) {
+        const char *hex = json_string_value (json_array_get (tokens, i));
+        size_t len;
+        if (hex && sodium_hex2bin (msg->elements [msg->element_count], TOKEN, hex, strlen (hex),
+                                   NULL, &len, NULL) == 0 && len == TOKEN)
+            msg->element_count++;
+    }
+    json_decref (inbox);
+    if (msg->element_count == 0) {
+        node_ctl_error (self, cli->client, AF_E_MALFORMED, "recommendation %ld carries no number of its sender", n);
+        af_msg_destroy (&msg);
+        return;
+    }
+    node_request (self, node_cli_push_answer, REQ_SESSION, cli->client, msg);
+}
+
 //  --------------------------------------------------------------------------
 //  For node_pay.c (get --from CONTACT, browse --friend CONTACT)
 

@@ -384,6 +384,7 @@ void node_friends_shares (af_node_t *self, cli_t *cli);
 void node_friend_apps (af_node_t *self, cli_t *cli);
 void node_friend_recommend (af_node_t *self, cli_t *cli);
 void node_friend_install (af_node_t *self, cli_t *cli);
+void node_friends_inbox_install (af_node_t *self, cli_t *cli);
 //  The tokens of the contact spec names (a name or number of this
 //  device's address book) into msg's tokens, its name into name; AF_OK,
 //  AF_E_NO_DEVICE (not in the book) or another code, with err (for

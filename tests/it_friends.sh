@@ -140,6 +140,20 @@ out=$(af b2 friend-install "Ana Alpha" weixin 2>&1)
 check "on bob's iPhone: the store link" has "$out" "store-link" "https://apps.apple.com/app/wechat/id414478124"
 out=$(af b2 friend-install "Ana Alpha" chess 2>&1)
 check "a paid program is refused: E_PAYMENT_REQUIRED" has "$out" "E_PAYMENT_REQUIRED" "costs 2.99"
+# --- one-tap install from the inbox: the recommendation's sender, by the
+# tokens of her numbers that came with it (bob's inbox, on his iPhone)
+cp "$T/b/inbox.json" "$T/b2/inbox.json"
+n=$(afj b2 '[.inbox[].program] | index("weixin") + 1' inbox)
+out=$(af b2 inbox install "$n" 2>&1)
+check "inbox install N: ana's weixin for bob's iPhone, its store link" \
+    has "$out" "store-link" "https://apps.apple.com/app/wechat/id414478124"
+n=$(afj b2 '[.inbox[].program] | index("chess") + 1' inbox)
+out=$(af b2 inbox install "$n" 2>&1); rc=$?
+check "  ... a paid one from the inbox: E_PAYMENT_REQUIRED" exits 1 $rc has "$out" "E_PAYMENT_REQUIRED"
+out=$(af b2 inbox install 99 2>&1); rc=$?
+check "  ... no such recommendation: refused, said so" exits 1 $rc has "$out" "there is no recommendation 99 in the inbox"
+out=$(af b2 inbox install x 2>&1); rc=$?
+check "  ... N not a number: usage" exits non-zero $rc has "$out" "inbox [install N]"
 start_node b3 "$DEVICES/windows-pc.json"
 af b3 login bob > /dev/null && cp "$T/b/contacts.json" "$T/b3/contacts.json"
 af a share notes --friends > /dev/null
@@ -150,6 +164,9 @@ af a share notes --private > /dev/null
 stop_node b3
 out=$(af c friend-install "Ana" weixin 2>&1)
 check "a non-friend cannot install a friends-only app: E_NOT_FRIENDS" has "$out" "E_NOT_FRIENDS"
+n=$(afj c '[.inbox[].program] | index("notes") + 1' inbox)
+check "cy installs from her inbox ana's notes, public when recommended and private now: E_NOT_FRIENDS" \
+    has "$(af c inbox install "$n" 2>&1)" "E_NOT_FRIENDS"
 
 # --- blocking ends a friendship
 af b block "Ana Alpha" > /dev/null || die "block failed"
