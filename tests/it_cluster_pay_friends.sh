@@ -9,7 +9,6 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/etcd.sh"
 . "$(dirname "$0")/cluster.sh"
-PAYMENTS="$AF_BIN/payments/appferry-payments"
 CONTACTS="$AF_BIN/contacts/appferry-contacts"
 F="$AF_SRC/tests/friends"
 
@@ -62,7 +61,6 @@ PIDS+=($!)
 wait_until 10 test -s "$T/payments.cert" || die "payments made no certificate"
 cp "$T/payments.cert" "$T/b2/workers/payments.cert"
 wait_until 10 grep -q "ready for 'payments'" "$T/b2.log" || die "payments not ready"
-totals () { "$PAYMENTS" --status -l "$T/ledger"; }
 
 NODES_EP=$ALL
 preinstalled a game1 1.1

@@ -9,7 +9,6 @@
 # second charge, and the automatic device installs it at its next sync.
 # Free programs are untouched. Real broker, matcher, payments worker, nodes.
 . "$(dirname "$0")/lib.sh"
-PAYMENTS="$AF_BIN/payments/appferry-payments"
 
 UNIVERSAL="$AF_SRC/data/catalog/packages/notes-2.1.0-universal.tar"
 cat > "$T/paid.json" <<JSON
@@ -28,18 +27,6 @@ printf 'broker\n    request_timeout = 2000\n' > "$T/broker.cfg"
 start_broker broker -c "$T/broker.cfg" --catalog "$T/catalog"
 start_matcher matcher "$T/catalog"
 
-start_payments () {
-    "$PAYMENTS" -b "$WORKERS_EP" -k "$BROKER_CERT" -c "$T/payments.cert" -l "$T/ledger" --heartbeat $HB "$@" \
-        >> "$T/payments.log" 2>&1 &
-    PAYMENTS_PID=$!
-    PIDS+=("$PAYMENTS_PID")
-    wait_until 10 test -s "$T/payments.cert" || die "payments made no certificate"
-    cp "$T/payments.cert" "$BROKER_DIR/workers/payments.cert"
-    wait_until 10 bash -c "[ \$(grep -c \"ready for 'payments'\" '$BROKER_DIR.log') -gt ${READY:-0} ]" \
-        || die "payments not ready"
-    READY=$(grep -c "ready for 'payments'" "$BROKER_DIR.log")
-}
-totals () { "$PAYMENTS" --status -l "$T/ledger"; }
 start_payments
 
 start_node phone "$DEVICES/galaxy-s21.json"

@@ -19,7 +19,6 @@
 # the intent's ID, with its entitlement; the phone has the app; the source
 # device was told once.
 . "$(dirname "$0")/lib.sh"
-PAYMENTS="$AF_BIN/payments/appferry-payments"
 
 UNIVERSAL="$AF_SRC/data/catalog/packages/notes-2.1.0-universal.tar"
 jq -n --arg f "$UNIVERSAL" '[range(1; 8) | { program: "game\(.)", platform: "android", versionCode: 1,
@@ -28,18 +27,6 @@ jq -n --arg f "$UNIVERSAL" '[range(1; 8) | { program: "game\(.)", platform: "and
 start_broker broker --catalog "$T/catalog"
 start_matcher matcher "$T/catalog"
 
-# start_payments [options]: the payments worker, its ledger in $T/ledger
-start_payments () {
-    "$PAYMENTS" -b "$WORKERS_EP" -k "$BROKER_CERT" -c "$T/payments.cert" -l "$T/ledger" --heartbeat $HB "$@" \
-        >> "$T/payments.log" 2>&1 &
-    PAYMENTS_PID=$!
-    PIDS+=("$PAYMENTS_PID")
-    wait_until 10 test -s "$T/payments.cert" || die "payments made no certificate"
-    cp "$T/payments.cert" "$BROKER_DIR/workers/payments.cert"
-    wait_until 10 bash -c "[ \$(grep -c \"ready for 'payments'\" '$BROKER_DIR.log') -gt ${READY:-0} ]" \
-        || die "payments not ready"
-    READY=$(grep -c "ready for 'payments'" "$BROKER_DIR.log")
-}
 # restart_broker [options]: the same data directory and endpoints; the
 # workers come back
 restart_broker () {
@@ -48,7 +35,6 @@ restart_broker () {
         || die "payments not ready again"
     READY=$(grep -c "ready for 'payments'" "$BROKER_DIR.log")
 }
-totals () { "$PAYMENTS" --status -l "$T/ledger"; }
 start_payments
 
 start_node phone "$DEVICES/galaxy-s21.json"

@@ -10,7 +10,6 @@
 # not shared with a non-friend, is refused with friend-apps' refusals; the
 # app's user data never moves between people.
 . "$(dirname "$0")/lib.sh"
-PAYMENTS="$AF_BIN/payments/appferry-payments"
 CONTACTS="$AF_BIN/contacts/appferry-contacts"
 F="$AF_SRC/tests/friends"
 
@@ -41,7 +40,6 @@ PIDS+=($!)
 wait_until 10 test -s "$T/payments.cert" || die "payments made no certificate"
 cp "$T/payments.cert" "$BROKER_DIR/workers/payments.cert"
 wait_until 10 grep -q "ready for 'payments'" "$BROKER_DIR.log" || die "payments not ready"
-totals () { "$PAYMENTS" --status -l "$T/ledger"; }
 
 # ana's phone has the apps (from its platform's store); bob asks from his
 # phone and then his tablet; cy is a friend of nobody

@@ -7,7 +7,6 @@
 # again on any of its devices; another account cannot confirm its intents;
 # the confirmation prompt on a terminal pays only when answered.
 . "$(dirname "$0")/lib.sh"
-PAYMENTS="$AF_BIN/payments/appferry-payments"
 
 UNIVERSAL="$AF_SRC/data/catalog/packages/notes-2.1.0-universal.tar"
 {
@@ -25,20 +24,6 @@ UNIVERSAL="$AF_SRC/data/catalog/packages/notes-2.1.0-universal.tar"
 start_broker broker --catalog "$T/catalog"
 start_matcher matcher "$T/catalog"
 
-# start_payments [options]: the payments worker, its ledger in $T/ledger
-start_payments () {
-    "$PAYMENTS" -b "$WORKERS_EP" -k "$BROKER_CERT" -c "$T/payments.cert" -l "$T/ledger" --heartbeat $HB "$@" \
-        >> "$T/payments.log" 2>&1 &
-    PAYMENTS_PID=$!
-    PIDS+=("$PAYMENTS_PID")
-    wait_until 10 test -s "$T/payments.cert" || die "payments made no certificate"
-    cp "$T/payments.cert" "$BROKER_DIR/workers/payments.cert"
-    wait_until 10 bash -c "[ \$(grep -c \"ready for 'payments'\" '$BROKER_DIR.log') -gt ${READY:-0} ]" \
-        || die "payments not ready"
-    READY=$(grep -c "ready for 'payments'" "$BROKER_DIR.log")
-}
-# totals: the ledger's and the test processor's counts, one line
-totals () { "$PAYMENTS" --status -l "$T/ledger"; }
 start_payments
 
 start_node phone "$DEVICES/galaxy-s21.json"

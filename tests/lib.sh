@@ -13,6 +13,7 @@ CLI="$AF_BIN/nodes/appferry"
 MATCHER="$AF_BIN/matcher/appferry-matcher"
 CATALOG_BIN="$AF_BIN/matcher/appferry-catalog"
 CATALOG="$AF_SRC/tests/catalog_signed.sh"   # imports sign (see there)
+PAYMENTS="$AF_BIN/payments/appferry-payments"
 RAW="$AF_BIN/tests/af_rawclient"
 DEVICES="$AF_SRC/data/devices"
 T=$(mktemp -d /tmp/appferry-test.XXXXXX)
@@ -193,6 +194,23 @@ preinstalled () {
         '{program: $p, versionName: $v, versionCode: 1, installedAt: 1700000000000, method: "builtin", files: []}' \
         > "$T/$1/installed/$2.json"
 }
+
+# start_payments [options]: the payments worker ($PAYMENTS), its ledger in
+# $T/ledger, its certificate allowed by the broker; each call waits for
+# one more "ready for 'payments'" in the broker's log than the last
+start_payments () {
+    "$PAYMENTS" -b "$WORKERS_EP" -k "$BROKER_CERT" -c "$T/payments.cert" -l "$T/ledger" --heartbeat $HB "$@" \
+        >> "$T/payments.log" 2>&1 &
+    PAYMENTS_PID=$!
+    PIDS+=("$PAYMENTS_PID")
+    wait_until 10 test -s "$T/payments.cert" || die "payments made no certificate"
+    cp "$T/payments.cert" "$BROKER_DIR/workers/payments.cert"
+    wait_until 10 bash -c "[ \$(grep -c \"ready for 'payments'\" '$BROKER_DIR.log') -gt ${READY:-0} ]" \
+        || die "payments not ready"
+    READY=$(grep -c "ready for 'payments'" "$BROKER_DIR.log")
+}
+# totals: the ledger's and the test processor's counts, one line
+totals () { "$PAYMENTS" --status -l "$T/ledger"; }
 
 # start_matcher NAME CATALOG-DIR [options]: cert allowed by the broker
 start_matcher () {
