@@ -73,8 +73,12 @@ s_intent_get (af_ledger_t *self, MDB_txn *txn, key_t_ *key, af_intent_t *intent,
         snprintf (err, errlen, "ledger: reading an intent: %s", mdb_strerror (rc));
         return AF_E_INTERNAL;
     }
-    //  Layout 1 is layout 2 without its last field
-    bool v1 = v.mv_size == AF_INTENT_V1_SIZE && ((const uint32_t *) v.mv_data) [0] == 1;
+    //  Layout 1 is layout 2 without its last field. LMDB gives values no
+    //  alignment (a record's address depends on its page): copy, never cast
+    uint32_t layout = 0;
+    if (v.mv_size >= sizeof layout)
+        memcpy (&layout, v.mv_data, sizeof layout);
+    bool v1 = v.mv_size == AF_INTENT_V1_SIZE && layout == 1;
     if (v.mv_size != sizeof *intent && !v1) {
         snprintf (err, errlen, "ledger: a damaged intent record (%zu bytes)", v.mv_size);
         return AF_E_INTERNAL;
