@@ -494,19 +494,20 @@ s_record_load (const char *home, const char *program, json_t **record, char *err
         return AF_E_MALFORMED;
     char path [700];
     snprintf (path, sizeof path, "%s/installed/%s.json", home, program);
-    size_t len;
-    int code;
-    char *text = af_file_read (path, AF_INSTALL_MAX_RECORD, &len, &code, err, errlen);
-    if (!text) {
-        if (code == AF_E_NO_BLOB) {
+    //  Ours, not bounded: it lists every file of the app (the same read
+    //  as af_install_record_read's)
+    FILE *file = fopen (path, "r");
+    if (!file) {
+        if (errno == ENOENT || errno == ENOTDIR) {
             snprintf (err, errlen, "%s is not installed here", program);
             return AF_E_NOT_THERE;
         }
-        return code == AF_E_TOO_BIG? AF_E_MALFORMED: AF_E_INTERNAL;
+        snprintf (err, errlen, "cannot read the install record %s: %s", path, strerror (errno));
+        return AF_E_INTERNAL;
     }
     json_error_t jerr;
-    json_t *doc = json_loadb (text, len, 0, &jerr);
-    free (text);
+    json_t *doc = json_loadf (file, 0, &jerr);
+    fclose (file);
     char why [200];
     if (!json_is_object (doc)) {
         snprintf (err, errlen, "the install record %s is unreadable: %s", path, doc? "not a JSON object": jerr.text);
@@ -536,19 +537,20 @@ s_settings_load (const char *home, const char *program, json_t **settings, char 
 {
     char path [700];
     snprintf (path, sizeof path, "%s/settings/%s.json", home, program);
-    size_t len;
-    int code;
+    size_t len = 0;
+    int code = AF_OK;
     *settings = NULL;
     char *text = af_file_read (path, AF_INSTALL_MAX_SETTINGS, &len, &code, err, errlen);
     if (!text && code == AF_E_INTERNAL)
         return AF_E_INTERNAL;
     json_error_t jerr;
     json_t *doc = text? json_loadb (text, len, 0, &jerr): NULL;
+    bool read = text != NULL;
     free (text);
     if (!json_is_object (doc)) {
-        if (code != AF_E_NO_BLOB)
+        if (read || code != AF_E_NO_BLOB)
             zsys_warning ("install: the settings %s are unreadable (%s): read as none", path,
-                          doc? "not a JSON object": text? jerr.text: "too large");
+                          doc? "not a JSON object": read? jerr.text: "too large");
         json_decref (doc);
         doc = json_object ();
     }

@@ -109,8 +109,6 @@ typedef struct {
 #define AF_INSTALL_MAX_NAME     1024    //  bytes in an entry's name or a link's target
 #define AF_INSTALL_MAX_NODES    (2 * AF_INSTALL_MAX_ENTRIES)    //  files, directories
                                         //  and links, with the directories names imply
-#define AF_INSTALL_MAX_RECORD   (256 * 1024 * 1024) //  an install record read back (it
-                                        //  lists every file: up to 100000 names)
 #define AF_INSTALL_MAX_SETTINGS (1024 * 1024)   //  a settings file read back (a
                                         //  user may have edited it)
 
