@@ -83,6 +83,21 @@
 #define AF_HASH_HEX             (2 * AF_HASH_SIZE)
 #define AF_KEY_Z85              40      //  CURVE public key in Z85
 
+//  A package's manifest (a top-level appferry.json, protocol/SPEC.md 4.3)
+//  and the install record a device exports (S0.1, S0.5): the settings an
+//  install sets and the start-up entries it adds (protocol/af_record)
+#define AF_MANIFEST_MAX         (64 * 1024) //  bytes of appferry.json
+#define AF_MAX_SETTINGS         64      //  settings one package declares
+#define AF_MAX_SETTING_KEY      64      //  bytes of a key, [A-Za-z0-9._-]
+#define AF_MAX_SETTING_VALUE    1024    //  bytes of a value (UTF-8, no NUL)
+#define AF_MAX_STARTUP          16      //  start-up entries one package declares
+#define AF_MAX_STARTUP_NAME     64      //  bytes of an entry's name, a file name
+#define AF_RECORD_MAX           (400 * 1024)    //  an exported record as compact JSON:
+                                        //  the largest the rules above allow (every
+                                        //  value 1024 control characters, each
+                                        //  written \u00XX) is under 390 KiB; as raw
+                                        //  bytes, under 71 KiB
+
 //  Password guessing: after this many wrong passwords for one account
 //  from one source address within the window, password logins to it from
 //  there are refused until the window ends; after the second bound from
