@@ -480,8 +480,9 @@ s_tables (af_broker_t *self)
 //  0.1-0.5 ms; but once it is done the thread must get a CPU back, and
 //  with the kernel's EEVDF scheduler a woken thread waits for a busy
 //  CPU's running task to use up its slice (about 3 ms on this 2-core
-//  machine with two CPU-bound neighbours, measured: a 4 KiB write and
-//  fdatasync loop took 7.4 ms a round instead of 0.2). That, not the
+//  machine with two CPU-bound neighbours, measured: a loop of a 4 KiB
+//  write, fdatasync and an O_DSYNC write, as LMDB commits one page, took
+//  7.4 ms a round instead of 0.1). That, not the
 //  disk, was most of a commit on a loaded machine (2-5 ms). A shorter
 //  slice (Linux >= 6.12, custom slices for SCHED_OTHER; any user may ask
 //  for one) lets the woken thread preempt at once; it gives no larger
