@@ -138,6 +138,12 @@
 #define AF_MAX_PER_SOURCE       32      //  (config) connections from one address at once
 #define AF_LOG_REFUSALS         10      //  refusals (or drops) logged a second, then a count
 #define AF_BATCH                256     //  messages taken per socket wake-up
+#define AF_SCHED_SLICE_NS       100000  //  the broker's threads ask the kernel for
+                                        //  this scheduler slice (sched_setattr,
+                                        //  Linux >= 6.12): woken by the disk after
+                                        //  a commit's sync, a thread then preempts
+                                        //  a CPU-bound neighbour at once instead of
+                                        //  waiting out its slice (about 3 ms here)
 #define AF_ITEM_WINDOW          64      //  outbox items in flight per connection
 #define AF_DRAIN_BATCHES        64      //  batches read before the timer judges peers
 #define AF_MAX_SESSIONS         100000  //  (config) connections with a session; also
