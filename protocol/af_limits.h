@@ -199,6 +199,8 @@
 #define AF_FORWARD_ELSEWHERE    0xFF    //  a batched answer's item: not served by the broker that answers
 #define AF_INTENT_KEEP_MS       3600000 //  an owner remembers an applied intent this long
 #define AF_INTENT_RESEND_MS     5000    //  an unresolved intent of ours is sent again this often
+#define AF_NOTICE_TRY_MS        86400000    //  a friend's notice to another broker is tried this
+                                        //  long, then given up (logged)
 
 //  Catalog limits
 #define AF_MAX_MANIFEST         (64 * 1024 * 1024)  //  manifest file bytes
