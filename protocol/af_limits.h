@@ -256,6 +256,12 @@
 #define AF_MAX_PURCHASES        1000    //  entries in one PURCHASE_LIST
 #define AF_PAY_INTENT_MS        600000  //  (config) a payment notice not confirmed
                                         //  within this is refused (S0.7)
+#define AF_PAYNOTES_KEEP_S      604800  //  (config quota/notice_keep) a GET's notice key is
+                                        //  kept this long: told once within it (af_paynotes)
+#define AF_PAYNOTES_KEEP_MIN_S  90000   //  ... at least: a node's retries (an hour) and a
+                                        //  notice's resends to another broker (AF_NOTICE_TRY_MS)
+#define AF_MAX_PAYNOTES         10000   //  notice keys one account keeps at most (the oldest go)
+#define AF_PAYNOTES_SWEEP       1000    //  keys one sweep (a put's, the timer's) looks at
 //  Friends (issue 13, S3.2-S3.7): a contact token is the OPRF output of a
 //  number cut to its first 32 bytes (2^-128 collisions: enough to match
 //  address books); the rest are the defaults of section contacts and
