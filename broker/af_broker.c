@@ -292,6 +292,14 @@ s_backend_event (zloop_t *loop, zsock_t *reader, void *arg)
 //  --------------------------------------------------------------------------
 //  Heartbeat timer: expire silent peers and stale requests
 
+//  Whether account's keys are ours to write (af_paynotes_sweep)
+static bool
+s_ours (const char *account, void *arg)
+{
+    uint32_t shard;
+    return broker_cluster_serves ((af_broker_t *) arg, account, &shard);
+}
+
 static int
 s_timer_event (zloop_t *loop, int timer_id, void *arg)
 {
@@ -333,6 +341,8 @@ s_timer_event (zloop_t *loop, int timer_id, void *arg)
     if (now - self->gc_at >= every) {
         self->gc_at = now;
         broker_data_gc (self);
+        if (af_paynotes_sweep (self->paynotes, (uint64_t) zclock_time (), AF_PAYNOTES_SWEEP, s_ours, self, NULL))
+            zsys_warning ("broker: cannot sweep old notice keys: the store failed; next time");
     }
     broker_batch_end (self);
     broker_cluster_tick (self, now);

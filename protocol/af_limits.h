@@ -220,6 +220,8 @@
 #define AF_FORWARD_ELSEWHERE    0xFF    //  a batched answer's item: not served by the broker that answers
 #define AF_INTENT_KEEP_MS       3600000 //  an owner remembers an applied intent this long
 #define AF_INTENT_RESEND_MS     5000    //  an unresolved intent of ours is sent again this often
+#define AF_NOTICE_TRY_MS        86400000    //  a friend's notice to another broker is tried this
+                                        //  long, then given up (logged)
 
 //  Catalog limits
 #define AF_MAX_MANIFEST         (64 * 1024 * 1024)  //  manifest file bytes
@@ -275,6 +277,12 @@
 #define AF_MAX_PURCHASES        1000    //  entries in one PURCHASE_LIST
 #define AF_PAY_INTENT_MS        600000  //  (config) a payment notice not confirmed
                                         //  within this is refused (S0.7)
+#define AF_PAYNOTES_KEEP_S      604800  //  (config quota/notice_keep) a GET's notice key is
+                                        //  kept this long: told once within it (af_paynotes)
+#define AF_PAYNOTES_KEEP_MIN_S  90000   //  ... at least: a node's retries (an hour) and a
+                                        //  notice's resends to another broker (AF_NOTICE_TRY_MS)
+#define AF_MAX_PAYNOTES         10000   //  notice keys one account keeps at most (the oldest go)
+#define AF_PAYNOTES_SWEEP       1000    //  keys one sweep (a put's, the timer's) looks at
 //  Friends (issue 13, S3.2-S3.7): a contact token is the OPRF output of a
 //  number cut to its first 32 bytes (2^-128 collisions: enough to match
 //  address books); the rest are the defaults of section contacts and
