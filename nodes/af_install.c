@@ -2538,7 +2538,7 @@ s_test_export_apply (const char *home, const char *pkg, af_install_info_t *info)
     struct rlimit saved, small;
     assert (getrlimit (RLIMIT_FSIZE, &saved) == 0);
     small = saved;
-    small.rlim_cur = 512;
+    small.rlim_cur = 200;
     void (*handler) (int) = signal (SIGXFSZ, SIG_IGN);
     assert (setrlimit (RLIMIT_FSIZE, &small) == 0);
     int rc = af_install_record_apply (home, "cfg", copy, err, sizeof err);

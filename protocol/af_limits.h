@@ -89,14 +89,14 @@
 #define AF_MANIFEST_MAX         (64 * 1024) //  bytes of appferry.json
 #define AF_MAX_SETTINGS         64      //  settings one package declares
 #define AF_MAX_SETTING_KEY      64      //  bytes of a key, [A-Za-z0-9._-]
-#define AF_MAX_SETTING_VALUE    1024    //  bytes of a value (UTF-8, no NUL)
+#define AF_MAX_SETTING_VALUE    256     //  bytes of a value (UTF-8, no control characters)
 #define AF_MAX_STARTUP          16      //  start-up entries one package declares
 #define AF_MAX_STARTUP_NAME     64      //  bytes of an entry's name, a file name
-#define AF_RECORD_MAX           (400 * 1024)    //  an exported record as compact JSON:
+#define AF_RECORD_MAX           (48 * 1024)     //  an exported record as compact JSON:
                                         //  the largest the rules above allow (every
-                                        //  value 1024 control characters, each
-                                        //  written \u00XX) is under 390 KiB; as raw
-                                        //  bytes, under 71 KiB
+                                        //  value 256 quotes, each written \") is
+                                        //  under 40 KiB, so a record fits one outbox
+                                        //  item (AF_MAX_ITEM) with room for its envelope
 
 //  Password guessing: after this many wrong passwords for one account
 //  from one source address within the window, password logins to it from

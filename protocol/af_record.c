@@ -67,8 +67,11 @@ af_record_settings_check (const json_t *settings, char *err, size_t errlen)
         size_t len = json_string_length (value);
         if (len > AF_MAX_SETTING_VALUE)
             return s_refuse (err, errlen, "setting '%s' is longer than %d bytes", key, AF_MAX_SETTING_VALUE);
-        if (strlen (text) != len || !af_utf8_valid ((const uint8_t *) text, len))
-            return s_refuse (err, errlen, "setting '%s' is not UTF-8 text without NUL", key);
+        bool control = false;
+        for (size_t i = 0; i < len; i++)
+            control = control || (uint8_t) text [i] < 0x20 || text [i] == 0x7f;
+        if (control || !af_utf8_valid ((const uint8_t *) text, len))
+            return s_refuse (err, errlen, "setting '%s' is not UTF-8 text without control characters", key);
     }
     return AF_OK;
 }
@@ -244,13 +247,17 @@ af_record_test (bool verbose)
     assert (s_manifest (text, err, sizeof err) == AF_OK);
     value [AF_MAX_SETTING_VALUE] = 'v', value [AF_MAX_SETTING_VALUE + 1] = 0;
     snprintf (text, AF_MANIFEST_MAX, "{\"settings\": {\"k\": \"%s\"}}", value);
-    assert (s_manifest (text, err, sizeof err) == AF_E_MALFORMED && strstr (err, "longer than 1024"));
+    assert (s_manifest (text, err, sizeof err) == AF_E_MALFORMED && strstr (err, "longer than 256"));
     //  NUL inside a value: jansson refuses \u0000 unless asked, and a value
     //  made with one is refused here
     assert (s_manifest ("{\"settings\": {\"k\": \"a\\u0000b\"}}", err, sizeof err) == AF_E_MALFORMED);
     json_t *settings = json_object ();
     json_object_set_new (settings, "k", json_stringn ("a\0b", 3));
-    assert (af_record_settings_check (settings, err, sizeof err) == AF_E_MALFORMED && strstr (err, "without NUL"));
+    assert (af_record_settings_check (settings, err, sizeof err) == AF_E_MALFORMED && strstr (err, "without control characters"));
+    json_object_set_new (settings, "k", json_string ("line\nbreak"));
+    assert (af_record_settings_check (settings, err, sizeof err) == AF_E_MALFORMED && strstr (err, "without control characters"));
+    json_object_set_new (settings, "k", json_string ("caf\xc3\xa9 \"quoted\" \\ back"));
+    assert (af_record_settings_check (settings, err, sizeof err) == AF_OK);
     json_decref (settings);
     for (int count = AF_MAX_SETTINGS; count <= AF_MAX_SETTINGS + 1; count++) {
         size_t used = (size_t) snprintf (text, AF_MANIFEST_MAX, "{\"settings\": {");
@@ -316,14 +323,15 @@ af_record_test (bool verbose)
     json_decref (copy);
     assert (af_install_record_check (json_object_get (record, "startup"), err, sizeof err) == AF_E_MALFORMED);
     assert (af_install_record_check (NULL, err, sizeof err) == AF_E_MALFORMED);
-    //  The largest record the rules allow fits AF_RECORD_MAX: every value
-    //  all control characters, each written as \u0001 (six bytes)
+    //  The largest record the rules allow fits AF_RECORD_MAX, and an
+    //  outbox item with room to spare: every value all quotes, each
+    //  written \" (two bytes; control characters are refused)
     copy = json_deep_copy (record);
     json_object_set_new (copy, "versionName", json_string ("\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01"
                          "\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01"));
     json_object_set_new (copy, "versionCode", json_integer (INT64_MAX));
     settings = json_object ();
-    memset (value, 1, sizeof value);
+    memset (value, '"', sizeof value);
     value [AF_MAX_SETTING_VALUE] = 0;
     for (int i = 0; i < AF_MAX_SETTINGS; i++) {
         memset (key, 'k', sizeof key);
@@ -338,7 +346,8 @@ af_record_test (bool verbose)
         json_array_append_new (startup, json_string (name));
     }
     json_object_set_new (copy, "startup", startup);
-    assert (json_dumpb (copy, NULL, 0, JSON_COMPACT) > 380 * 1024);
+    size_t largest = json_dumpb (copy, NULL, 0, JSON_COMPACT);
+    assert (largest > 36 * 1024 && largest <= AF_RECORD_MAX && largest + 8 * 1024 <= AF_MAX_ITEM);
     assert (af_install_record_check (copy, err, sizeof err) == AF_OK);
     json_decref (copy);
     json_decref (record);
