@@ -126,6 +126,10 @@ broker_snapshot_send (af_broker_t *self, uint32_t shard, replica_t *replica, int
     if (!peer || !peer->dealer)
         return;
     snapshot_t *copy = replica->snapshot;
+    if (copy && copy->epoch != state->epoch) {
+        broker_snapshot_end (self, replica);    //  taken under an epoch that is over: again
+        copy = NULL;
+    }
     if (copy && now - copy->heard_at > AF_CLUSTER_SNAPSHOT_IDLE_MS) {
         zsys_warning ("broker: %s has not answered the copy of shard %u for %d s: dropped; it begins again "
                       "once it answers", replica->id, shard, AF_CLUSTER_SNAPSHOT_IDLE_MS / 1000);
