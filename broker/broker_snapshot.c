@@ -25,8 +25,10 @@
     the commit; the store keeps its head for the shard at 0 until the last
     part is on disk, so it acks nothing of the shard as having it before
     the copy is whole, and it claims nothing meanwhile. A follower killed
-    in the middle answers the next part with REPL_ACK 0, and the copy
-    begins again from part 0.
+    in the middle keeps the parts it committed and their record: the
+    owner's resend of the next part continues the copy; a part of
+    another copy (the owner dropped this one, or is another broker now)
+    is answered REPL_ACK 0, and the owner begins again from part 0.
     =========================================================================
 */
 #include "broker_snapshot.h"

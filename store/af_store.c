@@ -1208,8 +1208,9 @@ s_test_log (const char *base)
 
 //  A copy of a shard: an owner whose log was trimmed, a follower with
 //  stale keys of that shard and keys of another; the copy in small parts,
-//  repeats and parts out of order; the follower's head stays 0 until the
-//  last part, then is the copy's seq, and the log continues from there
+//  repeats and parts out of order, the follower restarted in the middle;
+//  its head stays 0 until the last part, then is the copy's seq, and the
+//  log continues from there
 static void
 s_test_snap (const char *base)
 {
@@ -1265,6 +1266,7 @@ s_test_snap (const char *base)
     bool done = false;
     af_store_snap_outcome_t outcome;
     size_t records = 0;
+    uint64_t pending;
     while (!done) {
         size_t used;
         assert (af_store_snap_next (snap, buffer, AF_MAX_REPL, 200, &used, &done) == AF_OK);
@@ -1282,7 +1284,6 @@ s_test_snap (const char *base)
         assert (af_store_commit (follower, &txn) == 0);
         //  Half a copy: the shard's head is 0, the copy is pending
         assert (af_store_begin (follower, false, &txn) == 0);
-        uint64_t pending;
         assert (af_store_log_head (follower, txn, shard, &head, NULL) == AF_OK && head == 0);
         assert (af_store_snap_pending (follower, txn, shard, &pending) == AF_OK && pending == 81);
         af_store_abort (follower, &txn);
@@ -1299,6 +1300,19 @@ s_test_snap (const char *base)
                 == AF_E_MALFORMED);
         af_store_abort (follower, &txn);
         part++;
+        if (part == 2) {
+            //  The follower stops (kill -9 is the same: each part is one
+            //  commit) and starts again: the copy goes on from part 2
+            af_store_destroy (&follower);
+            follower = af_store_new (follower_dir, 16 << 20, 8, false);
+            assert (follower && af_store_dbi (follower, "things", 0, &fdbi [0]) == 0
+                    && af_store_dbi (follower, "others", 0, &fdbi [1]) == 0
+                    && af_store_log_enable (follower, 16) == AF_OK);
+            assert (af_store_begin (follower, false, &txn) == 0);
+            assert (af_store_snap_pending (follower, txn, shard, &pending) == AF_OK && pending == 81);
+            assert (af_store_log_head (follower, txn, shard, &head, NULL) == AF_OK && head == 0);
+            af_store_abort (follower, &txn);
+        }
     }
     assert (part > 3 && records == 79);
     const void *entry;
@@ -1317,7 +1331,6 @@ s_test_snap (const char *base)
     assert (af_store_begin (follower, false, &txn) == 0);
     assert (af_store_log_head (follower, txn, shard, &head, NULL) == AF_OK && head == 81);
     assert (af_store_log_first (follower, txn, shard, &first) == AF_OK && first == 81);
-    uint64_t pending;
     assert (af_store_snap_pending (follower, txn, shard, &pending) == AF_OK && pending == 0);
     size_t len = strlen (ana);
     memcpy (key, ana, len + 1);
