@@ -21,7 +21,9 @@
       still good. A follower applies REPL in its own group commit and
       answers REPL_ACK after it. A follower silent for repl_timeout is
       removed from the in-sync set (through etcd) before anything waits
-      for it no more.
+      for it no more. A follower that needs entries our log no longer
+      has is sent a copy of the shard instead (broker_snapshot.c), then
+      the log.
     - Placement. Every broker computes the same wanted placement (a
       rendezvous hash of shard and broker IDs over the live, non-draining
       brokers): the first is the shard's wanted owner, the next
@@ -35,6 +37,7 @@
     =========================================================================
 */
 #include "broker_xacct.h"
+#include "broker_snapshot.h"
 #include "af_shard.h"
 #include "af_coordinator.h"
 
@@ -217,6 +220,15 @@ s_replica (shard_t *state, const char *id, bool make)
     return replica;
 }
 
+//  We no longer own the shard: its followers are forgotten, copies too
+static void
+s_replicas_clear (af_broker_t *self, shard_t *state)
+{
+    for (uint32_t i = 0; i < state->replica_count; i++)
+        broker_snapshot_end (self, &state->replicas [i]);
+    state->replica_count = 0;
+}
+
 //  The log's head of a shard (after the last commit)
 static uint64_t
 s_head (af_broker_t *self, uint32_t shard)
@@ -256,6 +268,28 @@ s_frame_entry (uint64_t seq, const void *entry, size_t size, void *arg)
     return AF_OK;
 }
 
+//  A follower needs what our log no longer has (or a log we never had):
+//  a copy of the shard (broker_snapshot.c). Not to a member of the
+//  in-sync set: by the time it has half a copy it has less than we
+//  acked, so it leaves the set first (through etcd), as one that fell
+//  behind would; it joins again as any follower, once caught up
+static void
+s_copy (af_broker_t *self, uint32_t shard, replica_t *replica, int64_t now)
+{
+    shard_t *state = &self->shards [shard];
+    if (replica->asking)
+        return;                         //  with the coordinator
+    if (replica->in_isr) {
+        replica->asking = true;
+        zsys_warning ("broker: %s needs a copy of shard %u: removing it from the in-sync set first",
+                      replica->id, shard);
+        s_tell (self, "ISR_DEL", shard, replica->id, state->epoch);
+        return;
+    }
+    replica->joining = false;
+    broker_snapshot_send (self, shard, replica, now);
+}
+
 //  Send a follower what it lacks of a shard, if nothing is in flight
 static void
 s_repl_send (af_broker_t *self, uint32_t shard, replica_t *replica, int64_t now)
@@ -264,8 +298,16 @@ s_repl_send (af_broker_t *self, uint32_t shard, replica_t *replica, int64_t now)
     peer_t *peer = (peer_t *) zhashx_lookup (self->peers, replica->id);
     if (!peer || !peer->dealer || (replica->in_flight && now - replica->sent_at < self->config.cluster_repl_ms))
         return;
+    if (replica->snapshot) {
+        broker_snapshot_send (self, shard, replica, now);   //  a copy is under way: the log waits
+        return;
+    }
     //  Not heard from yet: an empty REPL asks it where it is
     uint64_t from = replica->acked == UINT64_MAX? state->head: replica->acked;
+    if (replica->acked != UINT64_MAX && from > state->head && state->head) {
+        s_copy (self, shard, replica, now);     //  a log we never had: it needs the shard
+        return;
+    }
     if (replica->acked != UINT64_MAX && from >= state->head)
         return;                         //  it has everything
     framing_t framing = { (uint8_t *) malloc (AF_MAX_REPL), 0, 0, 0 };
@@ -296,13 +338,10 @@ s_repl_send (af_broker_t *self, uint32_t shard, replica_t *replica, int64_t now)
     if (code == AF_E_INTERNAL && !framing.used)
         zsys_error ("broker: cannot read shard %u's log for %s", shard, replica->id);
     else
-    if (!framing.used && replica->acked != UINT64_MAX && from + 1 <= state->head) {
+    if (replica->acked != UINT64_MAX && code != AF_E_INTERNAL
+    &&  ((framing.used && framing.first > from + 1) || (!framing.used && from + 1 <= state->head)))
         //  What it lacks is trimmed: it needs a copy of the shard
-        if (af_loglimit_pass (self->drop_log, now))
-            zsys_warning ("broker: %s needs shard %u from seq %" PRIu64 ", which is no longer in the log "
-                          "(a copy would be needed: not built; it stays out of the in-sync set)",
-                          replica->id, shard, from + 1);
-    }
+        s_copy (self, shard, replica, now);
     else
     if (af_msg_send (repl, peer->dealer, NULL) == 0) {
         replica->in_flight = true;
@@ -329,7 +368,7 @@ static void
 s_join (af_broker_t *self, uint32_t shard, replica_t *replica)
 {
     shard_t *state = &self->shards [shard];
-    if (replica->in_isr || replica->asking)
+    if (replica->in_isr || replica->asking || replica->snapshot)
         return;
     //  Only a wanted follower joins. One just taken out of the set for not
     //  being wanted (it drains, or the placement moved on) still follows
@@ -358,6 +397,16 @@ s_repl_ack (af_broker_t *self, const char *from, af_msg_t *ack)
         return;
     replica->acked = ack->seq;
     replica->last_ack = zclock_mono ();
+    //  During a copy a REPL_ACK ends it: done (it has the copy's seq), or
+    //  refused (it restarted, or took another copy): we decide again
+    if (replica->snapshot) {
+        broker_snapshot_answered (self, ack->shard, replica, ack->seq);
+        replica->in_flight = false;
+        s_join (self, ack->shard, replica);
+        s_repl_send (self, ack->shard, replica, zclock_mono ());
+        broker_cluster_release (self);
+        return;
+    }
     //  Only the answer to the REPL in flight lets the next go: an ack of
     //  an earlier one (a REPL sent again after repl_timeout, both then
     //  answered) must not add a second REPL in flight, or each timeout of
@@ -382,7 +431,22 @@ typedef struct {
     char peer [AF_CLUSTER_ID + 1];
     uint32_t shard;
     uint64_t epoch, seq;
+    int64_t part;                   //  SNAPSHOT_ACK of that part; -1: REPL_ACK
 } ack_t;
+
+void
+broker_cluster_ack_later (af_broker_t *self, const char *peer, uint32_t shard, uint64_t epoch, uint64_t seq,
+                          int64_t part)
+{
+    ack_t *ack = (ack_t *) zmalloc (sizeof (ack_t));
+    assert (ack);
+    snprintf (ack->peer, sizeof ack->peer, "%s", peer);
+    ack->shard = shard;
+    ack->epoch = epoch;
+    ack->seq = seq;
+    ack->part = part;
+    zlistx_add_end (self->acks, ack);
+}
 
 static void
 s_repl_apply (af_broker_t *self, const char *from, af_msg_t *repl)
@@ -403,6 +467,20 @@ s_repl_apply (af_broker_t *self, const char *from, af_msg_t *repl)
     uint64_t head = state->head;
     size_t at = 0;
     int code = AF_OK;
+    //  A copy of the shard left unfinished here (we restarted in the
+    //  middle of one, or its owner went back to its log): what it wrote
+    //  goes, and the log is applied from seq 1 or not at all (a gap: the
+    //  owner, told our head 0, sends a copy again)
+    uint64_t pending = 0;
+    if (af_store_snap_pending (store, txn, repl->shard, &pending) != AF_OK
+    ||  (pending && af_store_snap_abandon (store, txn, repl->shard) != AF_OK))
+        code = AF_E_INTERNAL;
+    else
+    if (pending) {
+        head = 0;
+        zsys_info ("broker: an unfinished copy of shard %u is given up: the log from %s follows",
+                   repl->shard, from);
+    }
     while (code == AF_OK && at + 12 <= repl->body_size) {
         uint64_t seq;
         uint32_t size;
@@ -426,13 +504,7 @@ s_repl_apply (af_broker_t *self, const char *from, af_msg_t *repl)
     }
     //  Acked after our commit (broker_cluster_committed): our head, so a
     //  gap or a refusal makes the owner send from where we are
-    ack_t *ack = (ack_t *) zmalloc (sizeof (ack_t));
-    assert (ack);
-    snprintf (ack->peer, sizeof ack->peer, "%s", from);
-    ack->shard = repl->shard;
-    ack->epoch = repl->epoch;
-    ack->seq = state->head;
-    zlistx_add_end (self->acks, ack);
+    broker_cluster_ack_later (self, from, repl->shard, repl->epoch, state->head, -1);
 }
 
 static void
@@ -442,7 +514,8 @@ s_acks_send (af_broker_t *self, bool committed)
     while ((ack = (ack_t *) zlistx_detach (self->acks, NULL))) {
         peer_t *peer = (peer_t *) zhashx_lookup (self->peers, ack->peer);
         if (committed && peer && peer->dealer) {
-            af_msg_t *msg = af_msg_new (AF_MSG_REPL_ACK);
+            af_msg_t *msg = af_msg_new (ack->part < 0? AF_MSG_REPL_ACK: AF_MSG_SNAPSHOT_ACK);
+            msg->part = ack->part < 0? 0: (uint32_t) ack->part;
             msg->shard = ack->shard;
             msg->epoch = ack->epoch;
             msg->seq = ack->seq;
@@ -482,6 +555,12 @@ s_peer_event (zloop_t *loop, zsock_t *router, void *arg)
             else
             if (msg->id == AF_MSG_REPL_ACK && msg->shard < self->shard_count)
                 s_repl_ack (self, from, msg);
+            else
+            if (msg->id == AF_MSG_SNAPSHOT && msg->shard < self->shard_count)
+                broker_snapshot_apply (self, from, msg);
+            else
+            if (msg->id == AF_MSG_SNAPSHOT_ACK && msg->shard < self->shard_count)
+                broker_snapshot_ack (self, from, msg);
             else
             if (msg->id == AF_MSG_FORWARD && msg->shard < self->shard_count && msg->has_rid)
                 broker_xacct_serve (self, from, msg);
@@ -697,7 +776,7 @@ s_on_shard (af_broker_t *self, zmsg_t *msg)
         if (!streq (owner, self->id) && was_owner) {
             af_store_log_own (af_registry_store (self->registry), shard, false);
             state->role = SHARD_NONE;
-            state->replica_count = 0;
+            s_replicas_clear (self, state);
             state->leaving = false;
             s_shard_lost (self, shard);
         }
@@ -764,7 +843,7 @@ s_coordinator_event (zloop_t *loop, zsock_t *pipe, void *arg)
             if (self->shards [shard].role == SHARD_OWNER) {
                 af_store_log_own (af_registry_store (self->registry), shard, false);
                 self->shards [shard].role = SHARD_NONE;
-                self->shards [shard].replica_count = 0;
+                s_replicas_clear (self, &self->shards [shard]);
                 self->shards [shard].leaving = false;
                 s_shard_lost (self, shard);
             }
@@ -834,7 +913,9 @@ broker_mesh_connect (af_broker_t *self, const char *endpoint)
 }
 
 //  Entries every follower we know has, beyond the last log_keep, go; a
-//  follower keeps its last log_keep too, to serve when it is promoted
+//  follower keeps its last log_keep too, to serve when it is promoted. A
+//  follower that needs what went (one we did not know then) is sent a
+//  copy of the shard (s_copy, broker_snapshot.c)
 void
 broker_cluster_trim (af_broker_t *self)
 {
@@ -946,8 +1027,8 @@ s_may_claim (af_broker_t *self, uint32_t shard, int64_t now)
     shard_t *state = &self->shards [shard];
     if (!state->born)
         return !self->draining && s_is_wanted (self, shard, self->id, true);
-    if (!s_in_sync (self, shard))
-        return false;
+    if (!s_in_sync (self, shard) || broker_snapshot_pending (self, shard))
+        return false;                   //  (half a copy: never, whatever etcd says)
     int64_t since = state->unowned_at > self->lease_since? state->unowned_at: self->lease_since;
     if (now - since >= AF_CLUSTER_CLAIM_GRACE_MS)
         return true;
@@ -986,6 +1067,7 @@ s_tick_owner (af_broker_t *self, uint32_t shard, int64_t now)
     for (uint32_t i = 0; i < state->replica_count; i++) {
         replica_t *replica = &state->replicas [i];
         if (!replica->in_isr && !replica->asking && !replica->joining && !s_is_wanted (self, shard, replica->id, false)) {
+            broker_snapshot_end (self, replica);
             state->replicas [i] = state->replicas [--state->replica_count];
             i--;
         }
@@ -1265,6 +1347,8 @@ broker_cluster_stop (af_broker_t *self)
     zhashx_destroy (&self->peers);
     zlistx_destroy (&self->units);
     zlistx_destroy (&self->acks);
+    for (uint32_t shard = 0; shard < self->shard_count; shard++)
+        s_replicas_clear (self, &self->shards [shard]);
     free (self->shards);
     self->shards = NULL;
     self->cluster = false;

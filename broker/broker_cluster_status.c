@@ -6,10 +6,11 @@
     temporary file renamed over the last, so a reader never sees half of
     one): its ID, whether its lease is good, and for every shard the owner
     and epoch and in-sync set as etcd has them (the coordinator's watch),
-    our role in it and our log's head, and, for a shard we own, each
+    our role in it and our log's head and first kept entry, and, for a shard we own, each
     follower's acked seq, its lag (head - acked, in log entries), and
-    whether it is in sync, joining (waited for on its way in) or has a
-    REPL in flight. Only an owner knows its followers' lag, so the whole
+    whether it is in sync, joining (waited for on its way in), has a
+    REPL in flight or is being sent a copy of the shard (copyPart, the part
+    in flight; -1 none). Only an owner knows its followers' lag, so the whole
     map with every lag is the owners' files together: --cluster-status
     reads the file of each data directory it is given and prints one line
     per shard, the lag from the file of the broker that owns it.
@@ -26,7 +27,7 @@
     figure an operator reads when something is wrong.
     =========================================================================
 */
-#include "broker_int.h"
+#include "broker_snapshot.h"
 
 #include <jansson.h>
 #include <signal.h>
@@ -45,16 +46,27 @@ s_shard_json (af_broker_t *self, uint32_t n)
     json_t *shard = json_pack ("{s:i, s:s, s:s, s:I, s:s, s:I}", "shard", (json_int_t) n, "owner", state->owner,
                                "role", s_role_name (state->role), "epoch", (json_int_t) state->epoch,
                                "isr", state->isr, "head", (json_int_t) state->head);
+    //  The log's first kept entry: what a follower behind it needs a copy for
+    af_store_t *store = af_registry_store (self->registry);
+    MDB_txn *txn = NULL;
+    uint64_t first = 0;
+    if (shard && af_store_begin (store, false, &txn) == 0) {
+        af_store_log_first (store, txn, n, &first);
+        af_store_abort (store, &txn);
+    }
+    if (shard)
+        json_object_set_new (shard, "first", json_integer ((json_int_t) first));
     if (!shard || state->role != SHARD_OWNER)
         return shard;
     json_t *followers = json_array ();
     for (uint32_t i = 0; followers && i < state->replica_count; i++) {
         replica_t *replica = &state->replicas [i];
         bool known = replica->acked != UINT64_MAX;
-        json_array_append_new (followers, json_pack ("{s:s, s:I, s:I, s:b, s:b, s:b}", "id", replica->id,
+        json_array_append_new (followers, json_pack ("{s:s, s:I, s:I, s:b, s:b, s:b, s:I}", "id", replica->id,
             "acked", known? (json_int_t) replica->acked: (json_int_t) -1,
             "lag", known && replica->acked <= state->head? (json_int_t) (state->head - replica->acked): (json_int_t) -1,
-            "inSync", replica->in_isr, "joining", replica->joining, "inFlight", replica->in_flight));
+            "inSync", replica->in_isr, "joining", replica->joining, "inFlight", replica->in_flight,
+            "copyPart", (json_int_t) broker_snapshot_part (replica)));
     }
     json_object_set_new (shard, "followers", followers);
     return shard;

@@ -107,7 +107,7 @@ static const setting_t s_settings [] = {
     NUM ("cluster/replicas", T_INT, cluster_replicas, 0, 1),
     NUM ("cluster/lease_ttl", T_INT, cluster_lease_s, 2, 60),
     NUM ("cluster/repl_timeout", T_INT, cluster_repl_ms, 100, 60000),
-    NUM ("cluster/log_keep", T_INT, cluster_log_keep, 1000, 100000000),
+    NUM ("cluster/log_keep", T_INT, cluster_log_keep, AF_CLUSTER_LOG_KEEP_MIN, 100000000),
     NUM ("contacts/eval_limit", T_INT, eval_limit, 1, 100000000),
     NUM ("contacts/eval_window", T_INT, eval_window_s, 1, 365 * 86400),
     NUM ("friends/min_common", T_INT, friend_min_common, 1, 1000),

@@ -87,6 +87,9 @@ typedef struct {
     uint32_t forwards;              //  our FORWARDs to it awaiting an answer (broker_forward.c)
 } peer_t;
 
+//  A copy of a shard under way to a follower (broker_snapshot.c)
+typedef struct _snapshot_t snapshot_t;
+
 //  A follower of a shard we own
 typedef struct {
     char id [AF_CLUSTER_ID + 1];
@@ -102,6 +105,7 @@ typedef struct {
     int64_t last_ack;
     int64_t since;                  //  when we began to track it
     uint64_t isr_rev;               //  etcd revision of our last change of its in_isr
+    snapshot_t *snapshot;           //  a copy of the shard it is being sent, or NULL (owned)
 } replica_t;
 
 typedef enum { SHARD_NONE, SHARD_FOLLOWER, SHARD_OWNER } shard_role_t;
@@ -202,6 +206,7 @@ struct _af_broker_t {
     zlistx_t *units;                //  batches held for their followers
     zlistx_t *acks;                 //  REPL_ACKs to send after our commit
     int64_t trim_at;
+    uint32_t copies;                //  copies of shards we are sending (broker_snapshot.c)
     int64_t published_at;           //  the last DATA/cluster.json
     zhashx_t *forwards;             //  FORWARD rid hex -> forward_t awaiting its answer (broker_forward.c)
     int64_t resend_at;              //  the last resend of our unresolved intents

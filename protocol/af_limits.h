@@ -202,6 +202,11 @@
 #define AF_CLUSTER_LOG_KEEP     100000  //  (config) log entries kept per shard beyond the acked
 #define AF_CLUSTER_UNIT_SHARDS  16      //  shards a batch's hold lists; more: all owned
 #define AF_CLUSTER_REPL_ENTRIES 4096    //  entries in one REPL at most
+#define AF_CLUSTER_SNAPSHOT_CHUNK (256 << 10) //  SNAPSHOT: a part's records (bytes), unless one alone is more
+#define AF_CLUSTER_SNAPSHOT_SCAN 65536  //  SNAPSHOT: store keys read for one part at most
+#define AF_CLUSTER_SNAPSHOT_IDLE_MS 30000   //  a copy its follower has not answered this long is dropped
+#define AF_CLUSTER_SNAPSHOTS    8       //  copies a broker sends at once (each a read transaction)
+#define AF_CLUSTER_LOG_KEEP_MIN 10      //  cluster/log_keep at least (small ones: copies more often)
 #define AF_CLUSTER_LEASE_MARGIN_MS 1000 //  we stop acking this long before the lease ends
 #define AF_CLUSTER_KEEPALIVE_MS 1000    //  the lease is kept alive this often
 #define AF_CLUSTER_TICK_MS      100     //  the coordinator's loop

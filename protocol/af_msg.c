@@ -402,6 +402,15 @@ static const field_t f_repl [] = {
     U32 (M, "shard", shard, 0, 4095, true), U64 (M, "epoch", epoch, true), U64 (M, "seq", seq, true),
     { "entries", sizeof ("entries") - 1, T_BIN, offsetof (M, body), 0, offsetof (M, body_size), 0, AF_MAX_REPL, false, NULL },
     END };
+static const field_t f_snapshot [] = {
+    U32 (M, "shard", shard, 0, 4095, true), U64 (M, "epoch", epoch, true), U64 (M, "seq", seq, true),
+    U32 (M, "part", part, 0, UINT32_MAX, true), BOOL (M, "last", last),
+    { "entries", sizeof ("entries") - 1, T_BIN, offsetof (M, body), 0, offsetof (M, body_size), 0, AF_MAX_REPL, false, NULL },
+    { "entry", sizeof ("entry") - 1, T_BIN, offsetof (M, data), 0, offsetof (M, data_size), 1, AF_MAX_REPL, false, NULL },
+    END };
+static const field_t f_snapshot_ack [] = {
+    U32 (M, "shard", shard, 0, 4095, true), U64 (M, "epoch", epoch, true), U64 (M, "seq", seq, true),
+    U32 (M, "part", part, 0, UINT32_MAX, true), END };
 static const field_t f_repl_ack [] = {
     U32 (M, "shard", shard, 0, 4095, true), U64 (M, "epoch", epoch, true), U64 (M, "seq", seq, true), END };
 #define F_PRICE(req)    U32 (M, "price", price, 1, AF_MAX_PRICE, req)
@@ -564,6 +573,8 @@ static const command_t s_commands [AF_MSG_COUNT] = {
     [AF_MSG_RESTORE]     = { "RESTORE", f_restore },
     [AF_MSG_FORWARD]     = { "FORWARD", f_forward },
     [AF_MSG_FORWARD_REPLY] = { "FORWARD_REPLY", f_forward_reply },
+    [AF_MSG_SNAPSHOT]    = { "SNAPSHOT", f_snapshot },
+    [AF_MSG_SNAPSHOT_ACK] = { "SNAPSHOT_ACK", f_snapshot_ack },
 };
 
 //  --------------------------------------------------------------------------

@@ -116,6 +116,8 @@ typedef enum {
     //  Between brokers (SPEC 5.37)
     AF_MSG_FORWARD,         //  B->B  a request about another shard, to its owner
     AF_MSG_FORWARD_REPLY,   //  B->B  the owner's answer (rid: the FORWARD's)
+    AF_MSG_SNAPSHOT,        //  B->B  a part of a copy of a shard, owner to a follower lacking trimmed entries
+    AF_MSG_SNAPSHOT_ACK,    //  B->B  the follower has that part
     AF_MSG_COUNT
 } af_msg_id_t;
 
@@ -264,7 +266,9 @@ typedef struct {
     uint32_t element_count;
     uint8_t (*elements) [AF_OPRF_ELEMENT_SIZE]; //  owned; CONTACTS_EVAL, CONTACTS_EVALUATED
     char key_id [AF_OPRF_KEY_ID_HEX + 1];   //  CONTACTS_EVALUATED: the key's fingerprint
-    uint32_t shard;                         //  REDIRECT, REPL, REPL_ACK, FORWARD
+    uint32_t shard;                         //  REDIRECT, REPL, REPL_ACK, SNAPSHOT(_ACK), FORWARD
+    uint32_t part;                          //  SNAPSHOT, SNAPSHOT_ACK: the part's number
+    bool last;                              //  SNAPSHOT: the last part
     uint64_t epoch;                         //  REDIRECT, REPL, REPL_ACK, FORWARD(_REPLY): the owner's fencing token
     bool yes;                               //  FORWARD_REPLY: friends (op friends), refused (op recommend)
     char endpoint [AF_MAX_ENDPOINT + 1];    //  REDIRECT: the owner's nodes endpoint ("" = none now)

@@ -647,6 +647,395 @@ af_store_log_trim (af_store_t *self, MDB_txn *txn, uint32_t shard, uint64_t upto
 }
 
 //  --------------------------------------------------------------------------
+//  Shard snapshots (SPEC 5.37 SNAPSHOT)
+
+//  The record of a copy in progress: in the log database under 0xFF 0xFF
+//  and the shard (no shard's log key starts so: shards < 4096); value
+//  seq (8 bytes LE), epoch (8 bytes LE), next part (4 bytes LE)
+#define SNAP_MARK       4
+#define SNAP_MARK_SIZE  20
+
+static void
+s_snap_mark_key (uint8_t *out, uint32_t shard)
+{
+    out [0] = 0xFF;
+    out [1] = 0xFF;
+    out [2] = (uint8_t) (shard >> 8);
+    out [3] = (uint8_t) shard;
+}
+
+//  The record: 0 (*seq 0 if none) or an LMDB error
+static int
+s_snap_mark_get (af_store_t *self, MDB_txn *txn, uint32_t shard, uint64_t *seq, uint64_t *epoch, uint32_t *next)
+{
+    uint8_t at [SNAP_MARK];
+    s_snap_mark_key (at, shard);
+    MDB_val key = { sizeof at, at }, value;
+    int rc = mdb_get (txn, self->log_dbi, &key, &value);
+    *seq = *epoch = 0;
+    *next = 0;
+    if (rc == 0 && value.mv_size == SNAP_MARK_SIZE) {
+        memcpy (seq, value.mv_data, 8);
+        memcpy (epoch, (uint8_t *) value.mv_data + 8, 8);
+        memcpy (next, (uint8_t *) value.mv_data + 16, 4);
+    }
+    return rc == MDB_NOTFOUND? 0: rc;
+}
+
+static int
+s_snap_mark_put (af_store_t *self, MDB_txn *txn, uint32_t shard, uint64_t seq, uint64_t epoch, uint32_t next)
+{
+    uint8_t at [SNAP_MARK], record [SNAP_MARK_SIZE];
+    s_snap_mark_key (at, shard);
+    memcpy (record, &seq, 8);
+    memcpy (record + 8, &epoch, 8);
+    memcpy (record + 16, &next, 4);
+    MDB_val key = { sizeof at, at }, value = { sizeof record, record };
+    return mdb_put (txn, self->log_dbi, &key, &value, 0);
+}
+
+static int
+s_snap_mark_del (af_store_t *self, MDB_txn *txn, uint32_t shard)
+{
+    uint8_t at [SNAP_MARK];
+    s_snap_mark_key (at, shard);
+    MDB_val key = { sizeof at, at };
+    int rc = mdb_del (txn, self->log_dbi, &key, NULL);
+    return rc == MDB_NOTFOUND? 0: rc;
+}
+
+//  Delete every key of shard in every logged database, and its whole log
+//  (its last entry too: a copy brings its own). 0 or an LMDB error
+static int
+s_snap_clear (af_store_t *self, MDB_txn *txn, uint32_t shard)
+{
+    int rc = 0;
+    for (MDB_dbi dbi = 0; rc == 0 && dbi < AF_STORE_MAX_DBS; dbi++) {
+        if (!self->names [dbi] || !self->logged [dbi])
+            continue;
+        MDB_cursor *cursor = NULL;
+        rc = mdb_cursor_open (txn, dbi, &cursor);
+        MDB_val key, value;
+        if (rc == 0)
+            rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST);
+        uint8_t copy [AF_STORE_MAX_KEY];
+        while (rc == 0) {
+            if (af_shard_of_key (key.mv_data, key.mv_size, self->shards) != shard) {
+                rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
+                continue;
+            }
+            //  Seek again after each delete (the cursor is not trusted after one)
+            size_t len = key.mv_size <= sizeof copy? key.mv_size: sizeof copy;
+            memcpy (copy, key.mv_data, len);
+            rc = mdb_cursor_del (cursor, 0);
+            key = (MDB_val) { len, copy };
+            if (rc == 0)
+                rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE);
+        }
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+        if (cursor)
+            mdb_cursor_close (cursor);
+    }
+    if (rc == 0) {
+        MDB_cursor *cursor = NULL;
+        rc = mdb_cursor_open (txn, self->log_dbi, &cursor);
+        uint8_t from [LOG_KEY];
+        s_log_key (from, shard, 0);
+        while (rc == 0) {
+            MDB_val key = { sizeof from, from }, value;
+            rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE);
+            if (rc || key.mv_size != LOG_KEY || memcmp (key.mv_data, from, 2))
+                break;
+            rc = mdb_cursor_del (cursor, 0);
+        }
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+        if (cursor)
+            mdb_cursor_close (cursor);
+    }
+    if (rc == 0)
+        rc = s_snap_mark_del (self, txn, shard);
+    if (rc)
+        zsys_error ("store: cannot clear shard %u in %s: %s", shard, self->dir, mdb_strerror (rc));
+    return rc;
+}
+
+struct _af_store_snap_t {
+    af_store_t *store;
+    MDB_txn *txn;                   //  our own read transaction
+    uint32_t shard;
+    uint64_t epoch, seq;
+    MDB_dbi dbi;                    //  the database being read
+    bool started;                   //  ... from after key, not from its first
+    uint8_t key [AF_STORE_MAX_KEY];
+    size_t keylen;
+    bool done;
+};
+
+af_store_snap_t *
+af_store_snap_new (af_store_t *self, uint32_t shard, uint64_t epoch)
+{
+    assert (self && self->shards && shard < self->shards);
+    af_store_snap_t *snap = (af_store_snap_t *) zmalloc (sizeof (af_store_snap_t));
+    assert (snap);
+    snap->store = self;
+    snap->shard = shard;
+    snap->epoch = epoch;
+    //  Not af_store_begin: in a batch it would lend us the batch, which
+    //  changes under us and holds what is not on disk yet. MDB_NOTLS lets
+    //  this thread hold it beside the batch's write transaction
+    int rc = mdb_txn_begin (self->env, NULL, MDB_RDONLY, &snap->txn);
+    if (rc == 0)
+        rc = s_log_head (self, snap->txn, shard, &snap->seq, NULL);
+    if (rc) {
+        zsys_error ("store: cannot begin a copy of shard %u in %s: %s", shard, self->dir, mdb_strerror (rc));
+        af_store_snap_destroy (&snap);
+    }
+    return snap;
+}
+
+void
+af_store_snap_destroy (af_store_snap_t **self_p)
+{
+    assert (self_p);
+    if (*self_p) {
+        if ((*self_p)->txn)
+            mdb_txn_abort ((*self_p)->txn);
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+uint64_t
+af_store_snap_seq (af_store_snap_t *self)
+{
+    assert (self);
+    return self->seq;
+}
+
+int
+af_store_snap_next (af_store_snap_t *self, uint8_t *buffer, size_t capacity, size_t max, size_t *used, bool *done)
+{
+    assert (self && buffer && used && done && capacity >= max);
+    af_store_t *store = self->store;
+    *used = 0;
+    size_t scanned = 0;
+    int code = AF_OK;
+    msgpack_sbuffer record;
+    msgpack_sbuffer_init (&record);
+    while (!self->done && code == AF_OK && scanned < AF_CLUSTER_SNAPSHOT_SCAN) {
+        if (self->dbi >= AF_STORE_MAX_DBS) {
+            self->done = true;
+            break;
+        }
+        if (!store->names [self->dbi] || !store->logged [self->dbi]) {
+            self->dbi++;
+            self->started = false;
+            continue;
+        }
+        MDB_cursor *cursor;
+        if (mdb_cursor_open (self->txn, self->dbi, &cursor)) {
+            code = AF_E_INTERNAL;
+            break;
+        }
+        MDB_val key = { self->keylen, self->key }, value;
+        int rc = mdb_cursor_get (cursor, &key, &value, self->started? MDB_SET_RANGE: MDB_FIRST);
+        if (rc == 0 && self->started && key.mv_size == self->keylen && memcmp (key.mv_data, self->key, self->keylen) == 0)
+            rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);       //  sent already
+        bool full = false;
+        while (rc == 0 && scanned < AF_CLUSTER_SNAPSHOT_SCAN) {
+            if (af_shard_of_key (key.mv_data, key.mv_size, store->shards) == self->shard) {
+                msgpack_sbuffer_clear (&record);
+                msgpack_packer packer;
+                msgpack_packer_init (&packer, &record, msgpack_sbuffer_write);
+                msgpack_pack_array (&packer, 5);
+                msgpack_pack_uint64 (&packer, self->epoch);
+                msgpack_pack_uint8 (&packer, 0);
+                size_t len = strlen (store->names [self->dbi]);
+                msgpack_pack_str (&packer, len);
+                msgpack_pack_str_body (&packer, store->names [self->dbi], len);
+                msgpack_pack_bin (&packer, key.mv_size);
+                msgpack_pack_bin_body (&packer, key.mv_data, key.mv_size);
+                msgpack_pack_bin (&packer, value.mv_size);
+                msgpack_pack_bin_body (&packer, value.mv_data, value.mv_size);
+                if (*used && *used + 4 + record.size > max) {
+                    full = true;        //  the next part begins with it
+                    break;
+                }
+                if (4 + record.size > capacity) {
+                    zsys_error ("store: a key of shard %u in '%s' is too large for a copy (%zu bytes)",
+                                self->shard, store->names [self->dbi], record.size);
+                    code = AF_E_TOO_BIG;
+                    break;
+                }
+                uint32_t size32 = (uint32_t) record.size;
+                memcpy (buffer + *used, &size32, 4);
+                memcpy (buffer + *used + 4, record.data, record.size);
+                *used += 4 + record.size;
+            }
+            if (key.mv_size > sizeof self->key) {
+                code = AF_E_INTERNAL;   //  LMDB's keys are at most 511 bytes
+                break;
+            }
+            memcpy (self->key, key.mv_data, key.mv_size);
+            self->keylen = key.mv_size;
+            self->started = true;
+            scanned++;
+            rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
+        }
+        mdb_cursor_close (cursor);
+        if (code == AF_OK && rc && rc != MDB_NOTFOUND)
+            code = AF_E_INTERNAL;
+        if (code != AF_OK || full)
+            break;
+        if (rc == MDB_NOTFOUND) {
+            self->dbi++;                //  this database is read
+            self->started = false;
+        }
+    }
+    msgpack_sbuffer_destroy (&record);
+    *done = self->done;
+    return code;
+}
+
+int
+af_store_snap_entry (af_store_snap_t *self, const void **entry, size_t *size)
+{
+    assert (self && entry && size);
+    uint64_t seq;
+    MDB_val value = { 0, NULL };
+    if (s_log_head (self->store, self->txn, self->shard, &seq, &value) || seq != self->seq || !seq)
+        return AF_E_INTERNAL;
+    *entry = value.mv_data;
+    *size = value.mv_size;
+    return AF_OK;
+}
+
+//  A part's records, checked and put (unlogged)
+static int
+s_snap_put (af_store_t *self, MDB_txn *txn, uint32_t shard, const uint8_t *records, size_t size)
+{
+    size_t at = 0;
+    int code = AF_OK;
+    while (code == AF_OK && at < size) {
+        uint32_t length;
+        if (size - at < 4)
+            return AF_E_MALFORMED;
+        memcpy (&length, records + at, 4);
+        if (length > size - at - 4)
+            return AF_E_MALFORMED;
+        msgpack_unpacked unpacked;
+        msgpack_unpacked_init (&unpacked);
+        change_t change;
+        if (msgpack_unpack_next (&unpacked, (const char *) records + at + 4, length, NULL) != MSGPACK_UNPACK_SUCCESS)
+            code = AF_E_MALFORMED;
+        else
+            code = s_log_decode (self, &unpacked.data, shard, &change);
+        if (code == AF_OK && !change.put)
+            code = AF_E_MALFORMED;
+        if (code == AF_OK && mdb_put (txn, change.dbi, &change.key, &change.value, 0)) {
+            zsys_error ("store: cannot write a copy of shard %u in %s", shard, self->dir);
+            code = AF_E_INTERNAL;
+        }
+        msgpack_unpacked_destroy (&unpacked);
+        at += 4 + (size_t) length;
+    }
+    return code;
+}
+
+int
+af_store_snap_apply (af_store_t *self, MDB_txn *txn, uint32_t shard, uint64_t seq, uint64_t epoch,
+                     uint32_t part, const void *records, size_t size, const void *entry, size_t entry_size,
+                     af_store_snap_outcome_t *outcome)
+{
+    assert (self && self->shards && shard < self->shards && outcome);
+    *outcome = AF_STORE_SNAP_OUT_OF_ORDER;
+    if (!seq || (size && !records) || (entry && (!entry_size || entry_size > AF_STORE_MAX_ENTRY)))
+        return AF_E_MALFORMED;
+    uint64_t have_seq, have_epoch;
+    uint32_t next;
+    if (s_snap_mark_get (self, txn, shard, &have_seq, &have_epoch, &next))
+        return AF_E_INTERNAL;
+    bool ours = have_seq == seq && have_epoch == epoch;
+    if (ours && part < next) {
+        *outcome = AF_STORE_SNAP_REPEAT;
+        return AF_OK;
+    }
+    if (part == 0) {
+        if (s_snap_clear (self, txn, shard))
+            return AF_E_INTERNAL;
+    }
+    else
+    if (!ours || part != next)
+        return AF_OK;                   //  out of order: nothing written
+    int code = s_snap_put (self, txn, shard, (const uint8_t *) records, size);
+    if (code != AF_OK)
+        return code;
+    if (!entry) {
+        if (s_snap_mark_put (self, txn, shard, seq, epoch, part + 1))
+            return AF_E_INTERNAL;
+        *outcome = AF_STORE_SNAP_APPLIED;
+        return AF_OK;
+    }
+    //  The last part: the owner's entry at seq starts our log again (its
+    //  change is in the copy already); checked as any entry is
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init (&unpacked);
+    change_t change;
+    if (msgpack_unpack_next (&unpacked, entry, entry_size, NULL) != MSGPACK_UNPACK_SUCCESS)
+        code = AF_E_MALFORMED;
+    else
+        code = s_log_decode (self, &unpacked.data, shard, &change);
+    msgpack_unpacked_destroy (&unpacked);
+    if (code != AF_OK)
+        return code;
+    uint8_t at [LOG_KEY];
+    s_log_key (at, shard, seq);
+    MDB_val k = { sizeof at, at }, v = { entry_size, (void *) entry };
+    if (mdb_put (txn, self->log_dbi, &k, &v, 0) || s_snap_mark_del (self, txn, shard)) {
+        zsys_error ("store: cannot end a copy of shard %u in %s", shard, self->dir);
+        return AF_E_INTERNAL;
+    }
+    *outcome = AF_STORE_SNAP_DONE;
+    return AF_OK;
+}
+
+int
+af_store_snap_pending (af_store_t *self, MDB_txn *txn, uint32_t shard, uint64_t *seq)
+{
+    assert (self && self->shards && shard < self->shards && seq);
+    uint64_t epoch;
+    uint32_t next;
+    return af_store_code (s_snap_mark_get (self, txn, shard, seq, &epoch, &next));
+}
+
+int
+af_store_snap_abandon (af_store_t *self, MDB_txn *txn, uint32_t shard)
+{
+    assert (self && self->shards && shard < self->shards);
+    return af_store_code (s_snap_clear (self, txn, shard));
+}
+
+int
+af_store_log_first (af_store_t *self, MDB_txn *txn, uint32_t shard, uint64_t *seq)
+{
+    assert (self && self->shards && shard < self->shards && seq);
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open (txn, self->log_dbi, &cursor);
+    if (rc)
+        return AF_E_INTERNAL;
+    uint8_t from [LOG_KEY];
+    s_log_key (from, shard, 0);
+    MDB_val key = { sizeof from, from }, value;
+    rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE);
+    *seq = rc == 0 && key.mv_size == LOG_KEY && memcmp (key.mv_data, from, 2) == 0?
+           s_log_seq ((const uint8_t *) key.mv_data): 0;
+    mdb_cursor_close (cursor);
+    return rc == 0 || rc == MDB_NOTFOUND? AF_OK: AF_E_INTERNAL;
+}
+
+//  --------------------------------------------------------------------------
 //  Self test
 
 //  Two accounts in different shards of 16
@@ -817,6 +1206,192 @@ s_test_log (const char *base)
     af_store_destroy (&follower);
 }
 
+//  A copy of a shard: an owner whose log was trimmed, a follower with
+//  stale keys of that shard and keys of another; the copy in small parts,
+//  repeats and parts out of order, the follower restarted in the middle;
+//  its head stays 0 until the last part, then is the copy's seq, and the
+//  log continues from there
+static void
+s_test_snap (const char *base)
+{
+    char owner_dir [PATH_MAX], follower_dir [PATH_MAX];
+    snprintf (owner_dir, sizeof owner_dir, "%s/snap_owner", base);
+    snprintf (follower_dir, sizeof follower_dir, "%s/snap_follower", base);
+    af_store_t *owner = af_store_new (owner_dir, 16 << 20, 8, false);
+    af_store_t *follower = af_store_new (follower_dir, 16 << 20, 8, false);
+    MDB_dbi odbi [2], fdbi [2];
+    assert (af_store_dbi (owner, "things", 0, &odbi [0]) == 0 && af_store_dbi (owner, "others", 0, &odbi [1]) == 0);
+    assert (af_store_dbi (follower, "things", 0, &fdbi [0]) == 0 && af_store_dbi (follower, "others", 0, &fdbi [1]) == 0);
+    assert (af_store_log_enable (owner, 16) == AF_OK && af_store_log_enable (follower, 16) == AF_OK);
+    const char *ana, *other;
+    s_test_accounts (&ana, &other);
+    uint32_t shard = af_shard_of (ana, strlen (ana), 16), other_shard = af_shard_of (other, strlen (other), 16);
+    for (uint32_t s = 0; s < 16; s++) {
+        af_store_log_own (owner, s, true);
+        af_store_log_own (follower, s, true);
+        af_store_log_epoch (owner, s, 7);
+    }
+    //  The owner: 40 keys of ana's shard in each database, one deleted,
+    //  one of the other shard; its log trimmed to its last entries
+    char rest [16], value [32];
+    for (int i = 0; i < 40; i++) {
+        snprintf (rest, sizeof rest, "k%02d", i);
+        snprintf (value, sizeof value, "value %d of ana", i);
+        s_test_put (owner, odbi [0], ana, rest, value);
+        s_test_put (owner, odbi [1], ana, rest, "other");
+    }
+    s_test_put (owner, odbi [0], ana, "k05", NULL);
+    s_test_put (owner, odbi [0], other, "z", "3");
+    MDB_txn *txn;
+    uint64_t head, first;
+    assert (af_store_begin (owner, true, &txn) == 0);
+    assert (af_store_log_head (owner, txn, shard, &head, NULL) == AF_OK && head == 81);
+    assert (af_store_log_trim (owner, txn, shard, 75, NULL) == AF_OK);
+    assert (af_store_log_first (owner, txn, shard, &first) == AF_OK && first == 76);
+    assert (af_store_commit (owner, &txn) == 0);
+    //  The follower: stale keys of ana's shard (one the owner does not
+    //  have), its old log, and a key of the other shard, which stays
+    s_test_put (follower, fdbi [0], ana, "k01", "stale");
+    s_test_put (follower, fdbi [1], ana, "gone", "stale");
+    s_test_put (follower, fdbi [0], other, "mine", "kept");
+
+    //  The copy, in parts of about 200 bytes; the owner writes meanwhile
+    //  (not in the copy: it is at seq 81)
+    af_store_snap_t *snap = af_store_snap_new (owner, shard, 9);
+    assert (snap && af_store_snap_seq (snap) == 81);
+    s_test_put (owner, odbi [0], ana, "late", "after the copy");
+    uint8_t *buffer = (uint8_t *) malloc (AF_MAX_REPL);
+    assert (buffer);
+    uint32_t part = 0;
+    bool done = false;
+    af_store_snap_outcome_t outcome;
+    size_t records = 0;
+    uint64_t pending;
+    while (!done) {
+        size_t used;
+        assert (af_store_snap_next (snap, buffer, AF_MAX_REPL, 200, &used, &done) == AF_OK);
+        assert (used > 0 || done);
+        if (!used)
+            break;
+        for (size_t at = 0; at < used; records++) {
+            uint32_t length;
+            memcpy (&length, buffer + at, 4);
+            at += 4 + length;
+        }
+        assert (af_store_begin (follower, true, &txn) == 0);
+        assert (af_store_snap_apply (follower, txn, shard, 81, 9, part, buffer, used, NULL, 0, &outcome) == AF_OK);
+        assert (outcome == AF_STORE_SNAP_APPLIED);
+        assert (af_store_commit (follower, &txn) == 0);
+        //  Half a copy: the shard's head is 0, the copy is pending
+        assert (af_store_begin (follower, false, &txn) == 0);
+        assert (af_store_log_head (follower, txn, shard, &head, NULL) == AF_OK && head == 0);
+        assert (af_store_snap_pending (follower, txn, shard, &pending) == AF_OK && pending == 81);
+        af_store_abort (follower, &txn);
+        //  A repeat writes nothing; a part ahead, or of another copy, neither
+        assert (af_store_begin (follower, true, &txn) == 0);
+        assert (af_store_snap_apply (follower, txn, shard, 81, 9, part, buffer, used, NULL, 0, &outcome) == AF_OK);
+        assert (outcome == AF_STORE_SNAP_REPEAT);
+        assert (af_store_snap_apply (follower, txn, shard, 81, 9, part + 2, buffer, used, NULL, 0, &outcome) == AF_OK);
+        assert (outcome == AF_STORE_SNAP_OUT_OF_ORDER);
+        assert (af_store_snap_apply (follower, txn, shard, 90, 9, part + 1, buffer, used, NULL, 0, &outcome) == AF_OK);
+        assert (outcome == AF_STORE_SNAP_OUT_OF_ORDER);
+        //  Not a record of this shard: refused
+        assert (af_store_snap_apply (follower, txn, other_shard, 81, 9, 0, buffer, used, NULL, 0, &outcome)
+                == AF_E_MALFORMED);
+        af_store_abort (follower, &txn);
+        part++;
+        if (part == 2) {
+            //  The follower stops (kill -9 is the same: each part is one
+            //  commit) and starts again: the copy goes on from part 2
+            af_store_destroy (&follower);
+            follower = af_store_new (follower_dir, 16 << 20, 8, false);
+            assert (follower && af_store_dbi (follower, "things", 0, &fdbi [0]) == 0
+                    && af_store_dbi (follower, "others", 0, &fdbi [1]) == 0
+                    && af_store_log_enable (follower, 16) == AF_OK);
+            assert (af_store_begin (follower, false, &txn) == 0);
+            assert (af_store_snap_pending (follower, txn, shard, &pending) == AF_OK && pending == 81);
+            assert (af_store_log_head (follower, txn, shard, &head, NULL) == AF_OK && head == 0);
+            af_store_abort (follower, &txn);
+        }
+    }
+    assert (part > 3 && records == 79);
+    const void *entry;
+    size_t entry_size;
+    assert (af_store_snap_entry (snap, &entry, &entry_size) == AF_OK);
+    assert (af_store_begin (follower, true, &txn) == 0);
+    assert (af_store_snap_apply (follower, txn, shard, 81, 9, part, NULL, 0, entry, entry_size, &outcome) == AF_OK);
+    assert (outcome == AF_STORE_SNAP_DONE);
+    assert (af_store_commit (follower, &txn) == 0);
+    af_store_snap_destroy (&snap);
+    assert (snap == NULL);
+
+    //  The follower has the owner's shard as of seq 81, and nothing stale
+    uint8_t key [32];
+    MDB_val got;
+    assert (af_store_begin (follower, false, &txn) == 0);
+    assert (af_store_log_head (follower, txn, shard, &head, NULL) == AF_OK && head == 81);
+    assert (af_store_log_first (follower, txn, shard, &first) == AF_OK && first == 81);
+    assert (af_store_snap_pending (follower, txn, shard, &pending) == AF_OK && pending == 0);
+    size_t len = strlen (ana);
+    memcpy (key, ana, len + 1);
+    memcpy (key + len + 1, "k01", 3);
+    assert (af_store_get (txn, fdbi [0], key, len + 4, &got) == 0 && got.mv_size == strlen ("value 1 of ana")
+            && memcmp (got.mv_data, "value 1 of ana", got.mv_size) == 0);
+    memcpy (key + len + 1, "k05", 3);
+    assert (af_store_get (txn, fdbi [0], key, len + 4, &got) == MDB_NOTFOUND);
+    memcpy (key + len + 1, "gone", 4);
+    assert (af_store_get (txn, fdbi [1], key, len + 5, &got) == MDB_NOTFOUND);
+    memcpy (key + len + 1, "late", 4);
+    assert (af_store_get (txn, fdbi [0], key, len + 5, &got) == MDB_NOTFOUND);
+    memcpy (key + len + 1, "k39", 3);
+    assert (af_store_get (txn, fdbi [1], key, len + 4, &got) == 0);
+    len = strlen (other);
+    memcpy (key, other, len + 1);
+    memcpy (key + len + 1, "mine", 4);
+    assert (af_store_get (txn, fdbi [0], key, len + 5, &got) == 0);
+    af_store_abort (follower, &txn);
+
+    //  ... and the log continues from there
+    test_log_t log = { .count = 0 };
+    assert (af_store_begin (owner, false, &txn) == 0);
+    assert (af_store_log_read (owner, txn, shard, 81, 16, 1 << 20, s_test_collect, &log) == AF_OK);
+    af_store_abort (owner, &txn);
+    assert (log.count == 1 && log.seqs [0] == 82);
+    bool applied;
+    assert (af_store_begin (follower, true, &txn) == 0);
+    assert (af_store_log_apply (follower, txn, shard, 82, log.entries [0], log.sizes [0], &applied, &head) == AF_OK);
+    assert (applied && head == 82);
+    assert (af_store_commit (follower, &txn) == 0);
+    free (log.entries [0]);
+
+    //  A copy given up (the follower restarted, and the log resumes from
+    //  1): the shard is empty, nothing pending; the other shard stays
+    snap = af_store_snap_new (owner, shard, 9);
+    size_t used;
+    assert (snap && af_store_snap_next (snap, buffer, AF_MAX_REPL, 200, &used, &done) == AF_OK && used > 0);
+    assert (af_store_begin (follower, true, &txn) == 0);
+    assert (af_store_snap_apply (follower, txn, shard, 82, 9, 0, buffer, used, NULL, 0, &outcome) == AF_OK
+            && outcome == AF_STORE_SNAP_APPLIED);
+    assert (af_store_snap_abandon (follower, txn, shard) == AF_OK);
+    assert (af_store_snap_pending (follower, txn, shard, &pending) == AF_OK && pending == 0);
+    assert (af_store_log_head (follower, txn, shard, &head, NULL) == AF_OK && head == 0);
+    MDB_cursor *cursor;
+    assert (mdb_cursor_open (txn, fdbi [0], &cursor) == 0);
+    MDB_val k, v;
+    size_t left = 0;
+    for (int rc = mdb_cursor_get (cursor, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get (cursor, &k, &v, MDB_NEXT))
+        left += af_shard_of_key (k.mv_data, k.mv_size, 16) == shard;
+    mdb_cursor_close (cursor);
+    assert (left == 0);
+    memcpy (key + len + 1, "mine", 4);
+    assert (af_store_get (txn, fdbi [0], key, len + 5, &got) == 0);
+    assert (af_store_commit (follower, &txn) == 0);
+    af_store_snap_destroy (&snap);
+    free (buffer);
+    af_store_destroy (&owner);
+    af_store_destroy (&follower);
+}
+
 //  A batch: children's writes seen inside it, a failed one undone alone,
 //  nothing left if the batch is dropped, everything once it ends
 static void
@@ -923,6 +1498,7 @@ af_store_test (bool verbose)
 
     af_store_destroy (&store);
     s_test_log (dir);
+    s_test_snap (dir);
     store = af_store_new (dir, 16 << 20, 4, false);
     assert (store && af_store_dbi (store, "things", 0, &things) == 0);
 

@@ -158,6 +158,76 @@ int af_store_log_apply (af_store_t *self, MDB_txn *txn, uint32_t shard, uint64_t
 //  AF_OK or AF_E_INTERNAL; *removed (may be NULL) how many went.
 int af_store_log_trim (af_store_t *self, MDB_txn *txn, uint32_t shard, uint64_t upto, size_t *removed);
 
+//  --------------------------------------------------------------------------
+//  Shard snapshots: a copy of one shard for a follower that needs entries
+//  the log no longer has (SPEC 5.37 SNAPSHOT; ARCHITECTURE "Cluster")
+//
+//  The owner's side reads every key of the shard (af_shard_of_key) in
+//  every logged database, in one read transaction of its own (not the
+//  open batch: the copy is of what is on disk, at one log seq), in
+//  parts. The follower's side applies the parts so that it never has a
+//  half copy at a head it could ack: part 0 clears the shard (its keys
+//  and its log) and records "a copy at seq S, next part 1" in the log
+//  database (key 0xFF 0xFF and the shard, 2 bytes BE: no shard's log
+//  key), in the transaction that writes the part; the last part writes
+//  the owner's log entry S into the log and deletes that record, so the
+//  shard's head is 0 until the copy is whole, and S after.
+
+typedef struct _af_store_snap_t af_store_snap_t;
+
+//  Begin a copy of shard, its records stamped with epoch: a read
+//  transaction opened now. NULL (logged) if it cannot be opened.
+af_store_snap_t *af_store_snap_new (af_store_t *self, uint32_t shard, uint64_t epoch);
+
+//  End a copy (its read transaction). Sets *self_p to NULL.
+void af_store_snap_destroy (af_store_snap_t **self_p);
+
+//  The shard's log head the copy is at (0: the shard has no log).
+uint64_t af_store_snap_seq (af_store_snap_t *self);
+
+//  The next part's records into buffer (capacity bytes, at least
+//  AF_MAX_REPL): each is size (4 bytes LE) and a log entry that puts the
+//  key (af_store_log_apply's form), up to max bytes (at least one record
+//  if there is one), reading at most AF_CLUSTER_SNAPSHOT_SCAN keys. *used
+//  the bytes written (0 is possible before the end); *done once every
+//  key has been read. AF_OK; AF_E_TOO_BIG (one record over capacity);
+//  AF_E_INTERNAL.
+int af_store_snap_next (af_store_snap_t *self, uint8_t *buffer, size_t capacity, size_t max, size_t *used,
+                        bool *done);
+
+//  The log entry at the copy's seq (valid until destroy). AF_OK or
+//  AF_E_INTERNAL (there is none).
+int af_store_snap_entry (af_store_snap_t *self, const void **entry, size_t *size);
+
+//  What af_store_snap_apply did with a part
+typedef enum {
+    AF_STORE_SNAP_APPLIED,          //  written; more parts to come
+    AF_STORE_SNAP_REPEAT,           //  this part is on disk already: nothing written
+    AF_STORE_SNAP_DONE,             //  the last part: the shard's head is seq now
+    AF_STORE_SNAP_OUT_OF_ORDER      //  not the next part of the copy we have: nothing written
+} af_store_snap_outcome_t;
+
+//  Apply part `part` of a copy of shard at seq, epoch, in txn: its
+//  records (af_store_snap_next's form), and if entry is not NULL (the last
+//  part) the log entry at seq. Part 0 first deletes every key of the
+//  shard in every logged database and its log. AF_OK (*outcome says);
+//  AF_E_MALFORMED (a record not a put of this shard in a database we
+//  have, seq 0): then abort txn; AF_E_INTERNAL.
+int af_store_snap_apply (af_store_t *self, MDB_txn *txn, uint32_t shard, uint64_t seq, uint64_t epoch,
+                         uint32_t part, const void *records, size_t size, const void *entry, size_t entry_size,
+                         af_store_snap_outcome_t *outcome);
+
+//  The seq of the copy of shard in progress in txn (0: none). AF_OK or
+//  AF_E_INTERNAL.
+int af_store_snap_pending (af_store_t *self, MDB_txn *txn, uint32_t shard, uint64_t *seq);
+
+//  Give up an unfinished copy of shard in txn: its keys, its log and the
+//  record go (the log resumes from seq 1 on it). AF_OK or AF_E_INTERNAL.
+int af_store_snap_abandon (af_store_t *self, MDB_txn *txn, uint32_t shard);
+
+//  The first seq of shard's log in txn (0: none). AF_OK or AF_E_INTERNAL.
+int af_store_log_first (af_store_t *self, MDB_txn *txn, uint32_t shard, uint64_t *seq);
+
 //  The error contract of the classes built on this one: an LMDB code (0,
 //  or an error af_store has already logged with its context) mapped to
 //  ours, AF_OK or AF_E_INTERNAL. MDB_NOTFOUND is the caller's to handle

@@ -10,7 +10,8 @@
 #
 # cluster_start N: starts etcd (E is its endpoint) and N brokers b1..bN in
 # $T/bI with $T/bI.cfg (etcd E, SHARDS shards, a lease of TTL seconds, a
-# repl_timeout of 500 ms) and MEMBER_OPTS, every one with b1's keypair;
+# repl_timeout of 500 ms, and CLUSTER_CFG's lines if set, e.g.
+# $'    log_keep = 10\n') and MEMBER_OPTS, every one with b1's keypair;
 # EP[I], WK[I], PID[I] are each one's nodes and workers endpoints and pid,
 # ALL every nodes endpoint comma-separated, BROKER_CERT the cluster's
 # public key. start_member I starts (or restarts, on the same store and
@@ -59,8 +60,8 @@ all_in_sync () {
 
 start_member () {
     local i=$1
-    printf 'cluster\n    etcd = %s\n    shards = %d\n    lease_ttl = %d\n    repl_timeout = %d\n' \
-        "$E" "$SHARDS" "$TTL" "$REPL_MS" > "$T/b$i.cfg"
+    printf 'cluster\n    etcd = %s\n    shards = %d\n    lease_ttl = %d\n    repl_timeout = %d\n%s' \
+        "$E" "$SHARDS" "$TTL" "$REPL_MS" "${CLUSTER_CFG:-}" > "$T/b$i.cfg"
     unset NODES_EP WORKERS_EP
     [ -z "${EP[$i]:-}" ] || NODES_EP=${EP[$i]} WORKERS_EP=${WK[$i]}     # a restart: the same endpoints
     start_broker "b$i" --config "$T/b$i.cfg" "${MEMBER_OPTS[@]}"
