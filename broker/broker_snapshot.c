@@ -6,7 +6,7 @@
     every follower it knows has acked; a broker added later (or one away
     for long) needs entries that are gone, and before this it stayed out
     of the in-sync set for good. So the owner sends it the shard itself
-    (SPEC 5.37 SNAPSHOT, 10.15): every key of the shard in every database,
+    (SPEC 5.37 SNAPSHOT, 10.16): every key of the shard in every database,
     read in one read transaction kept open for the copy (af_store_snap_*),
     at the log seq S of that transaction, in parts of at most
     AF_CLUSTER_SNAPSHOT_CHUNK bytes of records, one part in flight as with
