@@ -4,6 +4,7 @@
 */
 #include "bench_util.h"
 
+#include <jansson.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -152,11 +153,119 @@ bench_login (zsock_t *sock, const char *account, const char *model, char *device
     return rc;
 }
 
+//  Read "nodes=" and "workers=" of a broker's endpoints file (either
+//  buffer may be NULL). 0, or -1 when the file cannot be read.
+static int
+s_endpoints (const char *path, char *nodes_ep, char *workers_ep)
+{
+    char line [512];
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return -1;
+    while (fgets (line, sizeof line, file)) {
+        line [strcspn (line, "\n")] = 0;
+        if (nodes_ep && strncmp (line, "nodes=", 6) == 0)
+            snprintf (nodes_ep, 256, "%s", line + 6);
+        if (workers_ep && strncmp (line, "workers=", 8) == 0)
+            snprintf (workers_ep, 256, "%s", line + 8);
+    }
+    fclose (file);
+    return 0;
+}
+
+pid_t
+bench_broker (const char *dir, const char *cfg, char *nodes_ep)
+{
+    char log [PATH_MAX], path [PATH_MAX];
+    snprintf (log, sizeof log, "%s.log", dir);
+    char *argv [] = { (char *) bench_broker_path, "-d", (char *) dir, "--nodes", "tcp://127.0.0.1:*",
+        "--workers", "tcp://127.0.0.1:*", "--pwhash", "min", "--heartbeat", "600000", "--pw-per-source", "1000000",
+        "--max-per-source", "1000000", cfg? "--config": NULL, (char *) cfg, NULL };
+    pid_t pid = bench_spawn (argv, log);
+    snprintf (path, sizeof path, "%s/endpoints", dir);
+    if (!bench_wait_file (path) || s_endpoints (path, nodes_ep, NULL)) {
+        fprintf (stderr, "bench: the broker did not start (%s)\n", log);
+        bench_stop (pid);
+        return -1;
+    }
+    return pid;
+}
+
+//  Is every shard owned, with an in-sync follower, in the members' maps?
+static bool
+s_cluster_ready (const char *dir, int shards, int members)
+{
+    json_t *maps [BENCH_MAX_MEMBERS] = { NULL };
+    bool ready = true;
+    for (int m = 0; m < members; m++) {
+        char path [PATH_MAX];
+        snprintf (path, sizeof path, "%s/c%d/cluster.json", dir, m + 1);
+        maps [m] = json_load_file (path, 0, NULL);
+        ready = ready && maps [m];
+    }
+    for (int s = 0; ready && s < shards; s++) {
+        bool synced = false;
+        for (int m = 0; m < members; m++) {
+            json_t *shard = json_array_get (json_object_get (maps [m], "map"), (size_t) s);
+            json_t *follower = json_array_get (json_object_get (shard, "followers"), 0);
+            const char *role = json_string_value (json_object_get (shard, "role"));
+            synced = synced || (role && streq (role, "owner") && json_is_true (json_object_get (follower, "inSync")));
+        }
+        ready = synced;
+    }
+    for (int m = 0; m < members; m++)
+        json_decref (maps [m]);
+    return ready;
+}
+
+int
+bench_cluster (const char *dir, const char *etcd, int shards, int members, pid_t *pids, char *nodes_ep)
+{
+    assert (members >= 1 && members <= BENCH_MAX_MEMBERS);
+    char cfg [PATH_MAX], path [PATH_MAX], ep [256];
+    for (int m = 0; m < members; m++)
+        pids [m] = -1;
+    snprintf (cfg, sizeof cfg, "%s/cluster.cfg", dir);
+    FILE *file = fopen (cfg, "w");
+    if (!file)
+        return -1;
+    int written = fprintf (file, "cluster\n    etcd = %s\n    shards = %d\n", etcd, shards);
+    if (fclose (file) || written < 0)
+        return -1;
+    snprintf (path, sizeof path, "%s/c1", dir);
+    if ((pids [0] = bench_broker (path, cfg, nodes_ep)) < 0)
+        return -1;
+    //  One keypair for every member: c1's
+    snprintf (path, sizeof path, "%s/c1/broker.cert", dir);
+    zcert_t *cert = zcert_load (path);
+    for (int m = 1; m < members; m++) {
+        snprintf (path, sizeof path, "%s/c%d", dir, m + 1);
+        if (!cert || zsys_dir_create ("%s", path))
+            break;
+        snprintf (path, sizeof path, "%s/c%d/broker.cert", dir, m + 1);
+        if (zcert_save (cert, path))            //  and broker.cert_secret
+            break;
+        snprintf (path, sizeof path, "%s/c%d", dir, m + 1);
+        pids [m] = bench_broker (path, cfg, ep);
+    }
+    zcert_destroy (&cert);
+    for (int m = 0; m < members; m++)
+        if (pids [m] <= 0)
+            return -1;
+    for (int tries = 0; tries < 600; tries++) {
+        if (s_cluster_ready (dir, shards, members))
+            return 0;
+        zclock_sleep (100);
+    }
+    fprintf (stderr, "bench: the cluster's shards did not all get an owner and an in-sync follower\n");
+    return -1;
+}
+
 int
 bench_start_services (const char *dir, const char *catalog_dir, pid_t *broker, pid_t *matcher,
                       char *nodes_ep, char *broker_key)
 {
-    char broker_dir [PATH_MAX], path [PATH_MAX], log [PATH_MAX], line [512];
+    char broker_dir [PATH_MAX], path [PATH_MAX], log [PATH_MAX];
     snprintf (broker_dir, sizeof broker_dir, "%s/broker", dir);
     //  A long heartbeat: idle connections stay logged in between rounds
     char *broker_argv [] = { (char *) bench_broker_path, "-d", broker_dir, "--nodes", "tcp://127.0.0.1:*",
@@ -178,16 +287,8 @@ bench_start_services (const char *dir, const char *catalog_dir, pid_t *broker, p
         return -1;
     }
     char workers_ep [256] = "";
-    FILE *file = fopen (path, "r");
-    while (file && fgets (line, sizeof line, file)) {
-        line [strcspn (line, "\n")] = 0;
-        if (strncmp (line, "nodes=", 6) == 0)
-            snprintf (nodes_ep, 256, "%s", line + 6);
-        if (strncmp (line, "workers=", 8) == 0)
-            snprintf (workers_ep, sizeof workers_ep, "%s", line + 8);
-    }
-    if (file)
-        fclose (file);
+    if (s_endpoints (path, nodes_ep, workers_ep))
+        return -1;
     char cert_path [PATH_MAX], matcher_cert [PATH_MAX];
     snprintf (cert_path, sizeof cert_path, "%s/broker.cert", broker_dir);
     snprintf (matcher_cert, sizeof matcher_cert, "%s/matcher.cert", dir);

@@ -42,4 +42,16 @@ extern const char *bench_broker_path;
 int bench_start_services (const char *dir, const char *catalog_dir, pid_t *broker, pid_t *matcher,
                           char *nodes_ep, char *broker_key);
 
+//  Start a broker on dir (its log: dir.log) with config file cfg (NULL:
+//  none): heartbeat 600 s, cheap passwords, no per-source limits; fills
+//  its nodes endpoint (256 bytes). The pid, or -1 (printed).
+pid_t bench_broker (const char *dir, const char *cfg, char *nodes_ep);
+
+//  Start a cluster of members brokers (dir/c1 .. dir/cN, one keypair: c1's)
+//  on etcd with shards shards, and wait up to 60 s until every shard has an
+//  owner and an in-sync follower. pids gets every member's pid (-1: not
+//  started), nodes_ep c1's nodes endpoint. 0, or -1 (printed).
+#define BENCH_MAX_MEMBERS   8
+int bench_cluster (const char *dir, const char *etcd, int shards, int members, pid_t *pids, char *nodes_ep);
+
 #endif

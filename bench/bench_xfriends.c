@@ -41,98 +41,6 @@ static int s_shards = 256;
 static const char *s_etcd = NULL;
 
 //  --------------------------------------------------------------------------
-//  Brokers (as bench_repl starts them)
-
-static pid_t
-s_broker (const char *dir, const char *cfg, char *nodes_ep)
-{
-    char log [PATH_MAX], path [PATH_MAX], line [512];
-    snprintf (log, sizeof log, "%s.log", dir);
-    char *argv [] = { (char *) bench_broker_path, "-d", (char *) dir, "--nodes", "tcp://127.0.0.1:*",
-        "--workers", "tcp://127.0.0.1:*", "--pwhash", "min", "--heartbeat", "600000", "--pw-per-source", "1000000",
-        "--max-per-source", "1000000", cfg? "--config": NULL, (char *) cfg, NULL };
-    pid_t pid = bench_spawn (argv, log);
-    snprintf (path, sizeof path, "%s/endpoints", dir);
-    if (!bench_wait_file (path)) {
-        fprintf (stderr, "bench_xfriends: the broker did not start (%s)\n", log);
-        return -1;
-    }
-    FILE *file = fopen (path, "r");
-    while (file && fgets (line, sizeof line, file))
-        if (strncmp (line, "nodes=", 6) == 0) {
-            line [strcspn (line, "\n")] = 0;
-            snprintf (nodes_ep, 256, "%s", line + 6);
-        }
-    if (file)
-        fclose (file);
-    return pid;
-}
-
-//  Is every shard owned, with an in-sync follower, in the members' maps?
-static bool
-s_cluster_ready (const char *dir)
-{
-    json_t *maps [MEMBERS] = { NULL };
-    bool ready = true;
-    for (int m = 0; m < MEMBERS; m++) {
-        char path [PATH_MAX];
-        snprintf (path, sizeof path, "%s/c%d/cluster.json", dir, m + 1);
-        maps [m] = json_load_file (path, 0, NULL);
-        ready = ready && maps [m];
-    }
-    for (int s = 0; ready && s < s_shards; s++) {
-        bool synced = false;
-        for (int m = 0; m < MEMBERS; m++) {
-            json_t *shard = json_array_get (json_object_get (maps [m], "map"), (size_t) s);
-            json_t *follower = json_array_get (json_object_get (shard, "followers"), 0);
-            const char *role = json_string_value (json_object_get (shard, "role"));
-            synced = synced || (role && streq (role, "owner") && json_is_true (json_object_get (follower, "inSync")));
-        }
-        ready = synced;
-    }
-    for (int m = 0; m < MEMBERS; m++)
-        json_decref (maps [m]);
-    return ready;
-}
-
-//  Three brokers of one cluster: one keypair (c1's), one config
-static int
-s_cluster (const char *dir, pid_t *pids, char *nodes_ep)
-{
-    char cfg [PATH_MAX], path [PATH_MAX], ep [256];
-    snprintf (cfg, sizeof cfg, "%s/cluster.cfg", dir);
-    FILE *file = fopen (cfg, "w");
-    if (!file || fprintf (file, "cluster\n    etcd = %s\n    shards = %d\n", s_etcd, s_shards) < 0 || fclose (file))
-        return -1;
-    snprintf (path, sizeof path, "%s/c1", dir);
-    if ((pids [0] = s_broker (path, cfg, nodes_ep)) < 0)
-        return -1;
-    snprintf (path, sizeof path, "%s/c1/broker.cert", dir);
-    zcert_t *cert = zcert_load (path);
-    for (int m = 1; m < MEMBERS; m++) {
-        snprintf (path, sizeof path, "%s/c%d", dir, m + 1);
-        if (!cert || zsys_dir_create ("%s", path))
-            break;
-        snprintf (path, sizeof path, "%s/c%d/broker.cert", dir, m + 1);
-        if (zcert_save (cert, path))            //  and broker.cert_secret
-            break;
-        snprintf (path, sizeof path, "%s/c%d", dir, m + 1);
-        pids [m] = s_broker (path, cfg, ep);
-    }
-    zcert_destroy (&cert);
-    for (int m = 0; m < MEMBERS; m++)
-        if (pids [m] <= 0)
-            return -1;
-    for (int tries = 0; tries < 600; tries++) {
-        if (s_cluster_ready (dir))
-            return 0;
-        zclock_sleep (100);
-    }
-    fprintf (stderr, "bench_xfriends: the cluster's shards did not all get an owner and an in-sync follower\n");
-    return -1;
-}
-
-//  --------------------------------------------------------------------------
 //  Accounts
 
 //  A request that may be REDIRECTed: followed, on a new connection
@@ -331,9 +239,9 @@ main (int argc, char *argv [])
     assert (tokens);
     randombytes_buf (tokens, (size_t) s_contacts * TOKEN);
     snprintf (path, sizeof path, "%s/alone", dir);
-    pid_t alone = s_broker (path, NULL, alone_ep), members [MEMBERS] = { -1, -1, -1 };
+    pid_t alone = bench_broker (path, NULL, alone_ep), members [MEMBERS] = { -1, -1, -1 };
     s_key (path, alone_key);
-    int rc = alone > 0? s_cluster (dir, members, cluster_ep): -1;
+    int rc = alone > 0? bench_cluster (dir, s_etcd, s_shards, MEMBERS, members, cluster_ep): -1;
     snprintf (path, sizeof path, "%s/c1", dir);
     s_key (path, key);
     int64_t start = zclock_mono ();

@@ -45,6 +45,7 @@ typedef struct {
     int quota_data_blobs;           //  user-data blobs waiting for pushes
     int quota_data_mib;             //  bytes of them
     int quota_backups;              //  backups (every version of every program)
+    int notice_keep_s;              //  a GET's notice key is kept this long (af_paynotes)
     int quota_backup_mib;           //  bytes of them, configurations included
     int data_grace_s;               //  a blob no push names is removed after this
     size_t max_per_source;          //  connections one address may hold on a socket

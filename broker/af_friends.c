@@ -522,7 +522,8 @@ af_friends_eval_charge (af_friends_t *self, MDB_txn *txn, const char *account, u
 //  Intents of writes between brokers (FORWARD recommend)
 
 #define INTENT_APPLIED  'i'
-#define INTENT_PENDING  'o'
+#define INTENT_PENDING  AF_XINTENT_RECOMMEND
+#define INTENT_NOTICE   AF_XINTENT_NOTICE
 #define INTENT_ANSWERED 'a'
 #define INTENT_KEY_MAX  (AF_MAX_ACCOUNT + 2 + AF_ID_SIZE)
 
@@ -596,13 +597,14 @@ af_friends_intent_apply (af_friends_t *self, MDB_txn *txn, const char *to, const
 }
 
 int
-af_friends_intent_pending_put (af_friends_t *self, MDB_txn *txn, const char *from, const uint8_t *id,
-                               const char *to, const char *program, uint64_t now, const void *payload, size_t size)
+af_friends_intent_pending_put (af_friends_t *self, MDB_txn *txn, const char *from, af_xintent_kind_t kind,
+                               const uint8_t *id, const char *to, const char *program, uint64_t now,
+                               const void *payload, size_t size)
 {
     assert (self);
     uint8_t key [INTENT_KEY_MAX];
-    size_t keylen = s_intent_key (key, from, INTENT_PENDING, id), tolen = strlen (to), plen = strlen (program);
-    if (!keylen || tolen == 0 || tolen > AF_MAX_ACCOUNT || plen > AF_MAX_PROGRAM || size > AF_MAX_ITEM)
+    size_t keylen = s_intent_key (key, from, (char) kind, id), tolen = strlen (to), plen = strlen (program);
+    if ((kind != INTENT_PENDING && kind != INTENT_NOTICE) || !keylen || tolen == 0 || tolen > AF_MAX_ACCOUNT || plen > AF_MAX_PROGRAM || size > AF_MAX_ITEM)
         return AF_E_MALFORMED;
     size_t total = 8 + tolen + 1 + plen + 1 + size;
     uint8_t *value = (uint8_t *) malloc (total);
@@ -612,9 +614,11 @@ af_friends_intent_pending_put (af_friends_t *self, MDB_txn *txn, const char *fro
     memcpy (value + 8 + tolen + 1, program, plen + 1);
     if (size)
         memcpy (value + 8 + tolen + 1 + plen + 1, payload, size);
-    int rc = af_store_put (txn, self->intents, key, keylen, value, total, 0);
+    //  The first record of an ID stands (a notice asked for again under
+    //  the same key while the first is unresolved: the first is told)
+    int rc = af_store_put (txn, self->intents, key, keylen, value, total, MDB_NOOVERWRITE);
     free (value);
-    return af_store_code (rc);
+    return af_store_code (rc == MDB_KEYEXIST? 0: rc);
 }
 
 int
@@ -623,7 +627,7 @@ af_friends_intent_pending_del (af_friends_t *self, MDB_txn *txn, const char *fro
     assert (self);
     uint8_t key [INTENT_KEY_MAX];
     int rc = 0;
-    const char kinds [] = { INTENT_PENDING, INTENT_ANSWERED };
+    const char kinds [] = { INTENT_PENDING, INTENT_ANSWERED, INTENT_NOTICE };
     for (size_t i = 0; i < sizeof kinds && (rc == 0 || rc == MDB_NOTFOUND); i++) {
         size_t keylen = s_intent_key (key, from, kinds [i], id);
         if (!keylen)
@@ -678,7 +682,7 @@ s_pending_parse (MDB_val *key, MDB_val *value, af_xintent_t *intent)
     const uint8_t *nul = (const uint8_t *) memchr (k, 0, key->mv_size);
     if (!nul || nul == k || (size_t) (nul - k) > AF_MAX_ACCOUNT
     ||  key->mv_size != (size_t) (nul - k) + 2 + AF_ID_SIZE || value->mv_size < 10
-    ||  (nul [1] != INTENT_PENDING && nul [1] != INTENT_ANSWERED))
+    ||  (nul [1] != INTENT_PENDING && nul [1] != INTENT_ANSWERED && nul [1] != INTENT_NOTICE))
         return false;
     const uint8_t *to = v + 8, *end = v + value->mv_size;
     const uint8_t *tonul = (const uint8_t *) memchr (to, 0, (size_t) (end - to));
@@ -690,6 +694,7 @@ s_pending_parse (MDB_val *key, MDB_val *value, af_xintent_t *intent)
     memset (intent, 0, sizeof *intent);
     memcpy (intent->from, k, (size_t) (nul - k));
     intent->from [nul - k] = 0;
+    intent->kind = nul [1] == INTENT_NOTICE? AF_XINTENT_NOTICE: AF_XINTENT_RECOMMEND;
     memcpy (intent->id, nul + 2, AF_ID_SIZE);
     memcpy (&intent->at, v, 8);
     memcpy (intent->to, to, (size_t) (tonul - to) + 1);
@@ -864,6 +869,16 @@ s_test_pending (const af_xintent_t *intent, void *arg)
     return 0;
 }
 
+static int
+s_test_notice (const af_xintent_t *intent, void *arg)
+{
+    int *seen = (int *) arg;
+    assert (intent->kind == AF_XINTENT_NOTICE && !intent->answered && intent->at == 5);
+    assert (intent->size == 4 && memcmp (intent->payload, "note", 4) == 0);
+    (*seen)++;
+    return 0;
+}
+
 static void
 s_test_intents (af_friends_t *self, MDB_txn *txn)
 {
@@ -877,7 +892,7 @@ s_test_intents (af_friends_t *self, MDB_txn *txn)
     assert (af_friends_intent_applied (self, txn, "bob", id, &seen, &refused) == AF_OK && !seen);
     assert (af_friends_intent_applied (self, txn, "bob", other, &seen, &refused) == AF_OK && seen && !refused);
     //  Pending intents of an asker: listed with their payload, then gone
-    assert (af_friends_intent_pending_put (self, txn, "ana", id, "bob", "chess", 5, "note", 4) == AF_OK);
+    assert (af_friends_intent_pending_put (self, txn, "ana", AF_XINTENT_RECOMMEND, id, "bob", "chess", 5, "note", 4) == AF_OK);
     int count = 0;
     assert (af_friends_intent_pending_each (self, txn, NULL, s_test_pending, &count) == AF_OK && count == 1);
     count = 0;
@@ -893,7 +908,17 @@ s_test_intents (af_friends_t *self, MDB_txn *txn)
     assert (af_friends_intent_pending_del (self, txn, "ana", id) == AF_OK);
     count = 0;
     assert (af_friends_intent_pending_each (self, txn, NULL, s_test_pending, &count) == AF_OK && count == 0);
-    assert (af_friends_intent_pending_put (self, txn, "", id, "bob", "chess", 5, "note", 4) == AF_E_MALFORMED);
+    assert (af_friends_intent_pending_put (self, txn, "", AF_XINTENT_RECOMMEND, id, "bob", "chess", 5, "note", 4) == AF_E_MALFORMED);
+    assert (af_friends_intent_pending_put (self, txn, "ana", (af_xintent_kind_t) 'x', id, "bob", "chess", 5, "note", 4)
+            == AF_E_MALFORMED);
+    //  A notice: listed with its kind; the first record of an ID stands
+    assert (af_friends_intent_pending_put (self, txn, "ana", AF_XINTENT_NOTICE, id, "bob", "chess", 5, "note", 4) == AF_OK);
+    assert (af_friends_intent_pending_put (self, txn, "ana", AF_XINTENT_NOTICE, id, "bob", "chess", 6, "late", 4) == AF_OK);
+    count = 0;
+    assert (af_friends_intent_pending_each (self, txn, "ana", s_test_notice, &count) == AF_OK && count == 1);
+    assert (af_friends_intent_pending_del (self, txn, "ana", id) == AF_OK);
+    count = 0;
+    assert (af_friends_intent_pending_each (self, txn, NULL, s_test_notice, &count) == AF_OK && count == 0);
 }
 
 void

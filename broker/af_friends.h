@@ -152,26 +152,33 @@ int af_friends_eval_charge (af_friends_t *self, MDB_txn *txn, const char *accoun
                             uint64_t limit, uint64_t window_ms, uint64_t now, uint64_t *used, uint64_t *free_at);
 
 //  Intents of writes between brokers (docs/ARCHITECTURE.md "Friends"),
-//  database xacct_intents. On the owner of account to: the intents it has
-//  applied (key to 0x00 'i' id; value 8 bytes LE ms applied, 1 byte
+//  database xacct_intents. On the owner of account to: the recommendations
+//  it has applied (key to 0x00 'i' id; value 8 bytes LE ms applied, 1 byte
 //  refused), so a resent FORWARD is answered as the first was and applied
 //  once; those older than AF_INTENT_KEEP_MS are forgotten when the account
-//  gets its next one. On the asker, account from: its unresolved intents
-//  (key from 0x00 'o' id; value 8 bytes LE ms written, to, 0x00, program,
-//  0x00, the payload), resent until the
-//  owner answers; when a resend is answered (the node that asked was told
-//  503), the outcome (key from 0x00 'a' id; value 8 bytes LE ms answered,
-//  to, 0x00, program, 0x00, code 4 bytes LE, 1 byte refused), for the
-//  node's retry of the same recommendation, until it comes or
-//  AF_INTENT_KEEP_MS passes. Each AF_OK, AF_E_MALFORMED, AF_E_INTERNAL.
+//  gets its next one (a friend's notice needs no such record: af_paynotes
+//  keeps its key). On the asker, account from: its unresolved intents, of
+//  a kind (key from 0x00 KIND id, KIND 'o' a recommendation, 'n' a
+//  friend's notice; value 8 bytes LE ms written, to, 0x00, program, 0x00,
+//  the payload), resent until the owner answers; a put whose key is there
+//  already keeps the first record. When a recommendation's resend is
+//  answered (the node that asked was told 503), the outcome (key from 0x00
+//  'a' id; value 8 bytes LE ms answered, to, 0x00, program, 0x00, code 4
+//  bytes LE, 1 byte refused), for the node's retry of the same
+//  recommendation, until it comes or AF_INTENT_KEEP_MS passes. Each AF_OK,
+//  AF_E_MALFORMED, AF_E_INTERNAL.
 int af_friends_intent_applied (af_friends_t *self, MDB_txn *txn, const char *to, const uint8_t *id, bool *seen,
                                bool *refused);
 int af_friends_intent_apply (af_friends_t *self, MDB_txn *txn, const char *to, const uint8_t *id, bool refused,
                              uint64_t now);
-int af_friends_intent_pending_put (af_friends_t *self, MDB_txn *txn, const char *from, const uint8_t *id,
-                                   const char *to, const char *program, uint64_t now, const void *payload,
-                                   size_t size);
-//  Forget an intent of from, pending or answered (absent: nothing).
+typedef enum {
+    AF_XINTENT_RECOMMEND = 'o',     //  FORWARD recommend (broker_xacct.c)
+    AF_XINTENT_NOTICE = 'n'         //  FORWARD notice (broker_xnotice.c)
+} af_xintent_kind_t;
+int af_friends_intent_pending_put (af_friends_t *self, MDB_txn *txn, const char *from, af_xintent_kind_t kind,
+                                   const uint8_t *id, const char *to, const char *program, uint64_t now,
+                                   const void *payload, size_t size);
+//  Forget an intent of from, of any kind, pending or answered (absent: nothing).
 int af_friends_intent_pending_del (af_friends_t *self, MDB_txn *txn, const char *from, const uint8_t *id);
 //  A pending intent of from answered by a resend: kept as its outcome, the
 //  FORWARD_REPLY's code and refused (no pending one: nothing).
@@ -182,6 +189,7 @@ int af_friends_intent_answered (af_friends_t *self, MDB_txn *txn, const char *fr
 //  long as txn.
 typedef struct {
     char from [AF_MAX_ACCOUNT + 1];
+    af_xintent_kind_t kind;         //  an answered one: AF_XINTENT_RECOMMEND
     uint8_t id [AF_ID_SIZE];
     char to [AF_MAX_ACCOUNT + 1];
     char program [AF_MAX_PROGRAM + 1];

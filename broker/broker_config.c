@@ -39,6 +39,7 @@ af_broker_config_defaults (af_broker_config_t *config)
     config->quota_data_blobs = AF_QUOTA_DATA_BLOBS;
     config->quota_data_mib = AF_QUOTA_DATA_MIB;
     config->quota_backups = AF_QUOTA_BACKUPS;
+    config->notice_keep_s = AF_PAYNOTES_KEEP_S;
     config->quota_backup_mib = AF_QUOTA_BACKUP_MIB;
     config->data_grace_s = AF_DATA_GRACE_MS / 1000;
     snprintf (config->cluster_peers, sizeof config->cluster_peers, "tcp://127.0.0.1:*");
@@ -97,6 +98,7 @@ static const setting_t s_settings [] = {
     NUM ("quota/data_grace", T_INT, data_grace_s, 1, 365 * 86400),
     NUM ("quota/backups", T_INT, quota_backups, 1, 1000000),
     NUM ("quota/backup_bytes", T_INT, quota_backup_mib, 1, 1024 * 1024),
+    NUM ("quota/notice_keep", T_INT, notice_keep_s, AF_PAYNOTES_KEEP_MIN_S, 3650 * 86400),
     NUM ("policy/max_age", T_INT, max_age_s, 1, 365 * 86400),
     STR ("cluster/etcd", etcd),
     STR ("cluster/id", cluster_id),

@@ -109,6 +109,7 @@ broker_open_store (af_broker_t *self)
     self->backups = af_backups_new (store);
     if (!self->pushes || !self->paynotes || !self->asks || !self->lists || !self->configs || !self->backups)
         return -1;
+    af_paynotes_set_keep (self->paynotes, (uint64_t) self->config.notice_keep_s * 1000);
     af_backups_set_quota (self->backups, (size_t) self->config.quota_backups,
                           (uint64_t) self->config.quota_backup_mib << 20);
     af_configs_set_quota (self->configs, (size_t) self->config.quota_configs,

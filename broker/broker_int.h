@@ -435,10 +435,12 @@ void handle_push (af_broker_t *self, session_t *session, af_msg_t *msg);
 //  only after broker_pay_entitled says yes (SPEC 5.16). notice (or NULL):
 //  an item for another device, queued once by its key (af_paynotes) in
 //  the group commit of the push's record, before it, and only if some
-//  target is offered the package; its item is taken.
+//  target is offered the package; its item is taken. A device_id of ""
+//  (the account on another broker of the cluster): an intent to that
+//  broker in the same commit instead (xnotice_send, broker_xnotice.c).
 typedef struct {
     char account [AF_MAX_ACCOUNT + 1];  //  the device's account
-    char device_id [AF_ID_HEX + 1];
+    char device_id [AF_ID_HEX + 1];     //  "": its account's broker picks it
     uint8_t key [AF_ID_SIZE];           //  told once per key; the ask's ID
     af_msg_t *item;                     //  what it is told (a NOTIFY)
     //  The ask opened with it (handle_record.c): who waits for the record

@@ -787,11 +787,12 @@ s_refuses (af_broker_t *self, MDB_txn *txn, const char *to, const af_token_t *ow
 
 //  The note into every outbox of to, unless refused; in one transaction,
 //  with the intent (if any) recorded as applied in it. A resent intent
-//  gets its first answer.
-static int
-s_recommend_here (af_broker_t *self, const char *to, const uint8_t *note, size_t size, const uint8_t *intent,
-                  bool *refused)
+//  gets its first answer. (program: the intent's; the note names it.)
+int
+xacct_recommend_apply (af_broker_t *self, const char *to, const char *program, const uint8_t *intent,
+                       const void *note, size_t size, bool *refused)
 {
+    (void) program;
     *refused = false;
     char err [AF_MAX_REASON + 1];
     af_msg_t *decoded = NULL;
@@ -830,39 +831,14 @@ s_recommend_here (af_broker_t *self, const char *to, const uint8_t *note, size_t
     return code;
 }
 
-//  The intent is resolved: no longer ours to send again. answered (a
-//  resend's answer: the node that asked was told 503): its outcome is
-//  kept for the node's retry instead
-static void
-s_intent_resolved (af_broker_t *self, const char *from, const uint8_t *intent, bool answered, int code, bool refused)
-{
-    MDB_txn *txn = NULL;
-    int rc = af_store_begin (s_store (self), true, &txn)? AF_E_INTERNAL:
-             answered? af_friends_intent_answered (self->friends, txn, from, intent, code, refused,
-                                                   (uint64_t) zclock_time ()):
-             af_friends_intent_pending_del (self->friends, txn, from, intent);
-    if (rc == AF_OK && af_store_commit (s_store (self), &txn))
-        rc = AF_E_INTERNAL;
-    af_store_abort (s_store (self), &txn);
-    if (rc != AF_OK)
-        zsys_warning ("broker: cannot resolve an intent of '%s': it will be sent again (applied once)", from);
-}
-
-//  An answer for good: any code but "no answer" and "the store failed"
-static bool
-s_final (int code)
-{
-    return code != AF_E_UNAVAILABLE && code != AF_E_INTERNAL;
-}
-
 static void
 s_recommended (af_broker_t *self, void *arg, int code, af_msg_t *reply)
 {
     xacct_job_t *job = (xacct_job_t *) arg;
-    if (s_final (code)) {
+    if (xintent_final (AF_XINTENT_RECOMMEND, code)) {
         //  Answered for good (a full queue is an answer: nothing was queued)
         job->refused = code == AF_OK && reply->yes;
-        s_intent_resolved (self, job->me, job->intent, false, 0, false);
+        xintent_resolved (self, job->me, job->intent, false, 0, false);
     }
     //  No answer: the intent stays, sent again until its owner answers;
     //  the node's retry finds it and sends the same intent (applied once)
@@ -881,7 +857,7 @@ static int
 s_intent_match (const af_xintent_t *intent, void *arg)
 {
     find_t *find = (find_t *) arg;
-    if (streq (intent->to, find->to) && streq (intent->program, find->program)) {
+    if (intent->kind == AF_XINTENT_RECOMMEND && streq (intent->to, find->to) && streq (intent->program, find->program)) {
         memcpy (find->id, intent->id, AF_ID_SIZE);
         find->found = true;
         find->answered = intent->answered;
@@ -896,10 +872,10 @@ int
 xacct_recommend (af_broker_t *self, xacct_job_t *job, const char *to, zframe_t *frame)
 {
     job->refused = false;
-    uint32_t shard;
-    bool here = s_here (self, to, &shard);
+    bool here = s_here (self, to, NULL);
     if (here && !self->cluster)
-        return s_recommend_here (self, to, zframe_data (frame), zframe_size (frame), NULL, &job->refused);
+        return xacct_recommend_apply (self, to, job->program, NULL, zframe_data (frame), zframe_size (frame),
+                                      &job->refused);
     //  In a cluster: the node's retry of a recommendation it was answered
     //  503 for finds its intent. Answered meanwhile by a resend: that
     //  answer. Still pending: the same intent again (to wherever the
@@ -914,8 +890,9 @@ xacct_recommend (af_broker_t *self, xacct_job_t *job, const char *to, zframe_t *
         code = af_friends_intent_pending_del (self->friends, txn, job->me, job->intent);
     if (code == AF_OK && !find.found && !here) {
         randombytes_buf (job->intent, AF_ID_SIZE);
-        code = af_friends_intent_pending_put (self->friends, txn, job->me, job->intent, to, job->program,
-                                              (uint64_t) zclock_time (), zframe_data (frame), zframe_size (frame));
+        code = af_friends_intent_pending_put (self->friends, txn, job->me, AF_XINTENT_RECOMMEND, job->intent, to,
+                                              job->program, (uint64_t) zclock_time (), zframe_data (frame),
+                                              zframe_size (frame));
     }
     if (code == AF_OK && af_store_commit (s_store (self), &txn))
         code = AF_E_INTERNAL;
@@ -927,126 +904,15 @@ xacct_recommend (af_broker_t *self, xacct_job_t *job, const char *to, zframe_t *
         return find.code == 0? AF_OK: find.code == AF_E_QUOTA? AF_E_QUOTA: AF_E_INTERNAL;
     }
     if (here) {
-        code = s_recommend_here (self, to, zframe_data (frame), zframe_size (frame), find.found? job->intent: NULL,
-                                 &job->refused);
-        if (find.found && s_final (code))
-            s_intent_resolved (self, job->me, job->intent, false, 0, false);
+        code = xacct_recommend_apply (self, to, job->program, find.found? job->intent: NULL, zframe_data (frame),
+                                      zframe_size (frame), &job->refused);
+        if (find.found && xintent_final (AF_XINTENT_RECOMMEND, code))
+            xintent_resolved (self, job->me, job->intent, false, 0, false);
         return code;
     }
-    af_msg_t *request = s_forward_msg ("recommend", to);
-    sodium_bin2hex (request->intent, sizeof request->intent, job->intent, AF_ID_SIZE);
-    assert (zframe_size (frame) <= AF_MAX_ITEM);
-    request->body = (uint8_t *) malloc (zframe_size (frame) + 1);
-    assert (request->body);
-    memcpy (request->body, zframe_data (frame), zframe_size (frame));
-    request->body_size = (uint32_t) zframe_size (frame);
-    code = broker_forward (self, shard, &request, true, s_recommended, job);
+    code = xintent_forward (self, AF_XINTENT_RECOMMEND, job->intent, to, job->program, zframe_data (frame),
+                            zframe_size (frame), true, s_recommended, job);
     return code == AF_OK? XACCT_PENDING: code;
-}
-
-//  Unresolved intents of shards we own, sent again
-typedef struct {
-    char from [AF_MAX_ACCOUNT + 1];
-    char to [AF_MAX_ACCOUNT + 1];
-    uint8_t id [AF_ID_SIZE];
-    bool expired;                   //  an answered one past AF_INTENT_KEEP_MS: forgotten
-    af_msg_t *request;              //  the FORWARD, until it is sent
-} resent_t;
-
-typedef struct {
-    af_broker_t *broker;
-    int64_t now;
-    zlistx_t *resents;              //  resent_t to send (or forget)
-    size_t sends;
-} resend_t;
-
-static int
-s_intent_resend (const af_xintent_t *intent, void *arg)
-{
-    resend_t *resend = (resend_t *) arg;
-    if (!s_here (resend->broker, intent->from, NULL))
-        return 0;
-    bool expired = intent->answered && intent->at + AF_INTENT_KEEP_MS < (uint64_t) resend->now;
-    if (!expired
-    &&  (intent->answered || intent->at + AF_INTENT_RESEND_MS > (uint64_t) resend->now || intent->size > AF_MAX_ITEM))
-        return 0;
-    resent_t *resent = (resent_t *) zmalloc (sizeof (resent_t));
-    assert (resent);
-    snprintf (resent->from, sizeof resent->from, "%s", intent->from);
-    snprintf (resent->to, sizeof resent->to, "%s", intent->to);
-    memcpy (resent->id, intent->id, AF_ID_SIZE);
-    resent->expired = expired;
-    zlistx_add_end (resend->resents, resent);
-    if (expired)
-        return 0;
-    af_msg_t *request = resent->request = s_forward_msg ("recommend", intent->to);
-    sodium_bin2hex (request->intent, sizeof request->intent, intent->id, AF_ID_SIZE);
-    request->body = (uint8_t *) malloc (intent->size + 1);
-    assert (request->body);
-    memcpy (request->body, intent->payload, intent->size);
-    request->body_size = (uint32_t) intent->size;
-    //  At most half the window to one broker per round: the rest next time
-    return ++resend->sends >= AF_CLUSTER_FORWARDS / 2;
-}
-
-static void
-s_resent (af_broker_t *self, void *arg, int code, af_msg_t *reply)
-{
-    resent_t *resent = (resent_t *) arg;
-    if (s_final (code)) {               //  answered for good: kept for the node's retry
-        s_intent_resolved (self, resent->from, resent->id, true, code == AF_OK? 0: code, code == AF_OK && reply->yes);
-        zsys_info ("broker: the recommendation of '%s' to '%s' sent again was answered (%d): kept for the "
-                   "node's retry", resent->from, resent->to, code == AF_OK? 0: code);
-    }
-    af_msg_destroy (&resent->request);
-    free (resent);
-}
-
-//  One intent again: to the recipient's owner, or here if it is ours now
-//  (the recipient's shard moved to us: applied once, by its record)
-static void
-s_resend_one (af_broker_t *self, resent_t *resent)
-{
-    af_msg_t *request = resent->request;
-    uint32_t shard;
-    if (s_here (self, request->account, &shard)) {
-        bool refused = false;
-        int code = s_recommend_here (self, request->account, request->body, request->body_size, resent->id, &refused);
-        if (s_final (code))             //  kept as FORWARD_REPLY says it: 0 done
-            s_intent_resolved (self, resent->from, resent->id, true, code == AF_OK? 0: code, refused);
-        af_msg_destroy (&resent->request);
-        free (resent);
-        return;
-    }
-    zsys_info ("broker: an unresolved recommendation of '%s' to '%s' sent again", resent->from, request->account);
-    resent->request = NULL;
-    if (broker_forward (self, shard, &request, false, s_resent, resent) != AF_OK)
-        free (resent);                  //  no owner to send it to: next round (done not called)
-}
-
-void
-broker_xacct_resend (af_broker_t *self, int64_t now)
-{
-    if (!self->cluster || now - self->resend_at < AF_INTENT_RESEND_MS)
-        return;
-    self->resend_at = now;
-    resend_t resend = { self, zclock_time (), zlistx_new (), 0 };
-    MDB_txn *txn = NULL;
-    if (af_store_begin (s_store (self), false, &txn) == 0)
-        af_friends_intent_pending_each (self->friends, txn, NULL, s_intent_resend, &resend);
-    af_store_abort (s_store (self), &txn);
-    resent_t *resent;
-    broker_batch_begin (self);
-    while ((resent = (resent_t *) zlistx_detach (resend.resents, NULL))) {
-        if (resent->expired) {
-            s_intent_resolved (self, resent->from, resent->id, false, 0, false);
-            free (resent);
-        }
-        else
-            s_resend_one (self, resent);
-    }
-    broker_batch_end (self);
-    zlistx_destroy (&resend.resents);
 }
 
 //  --------------------------------------------------------------------------
@@ -1231,14 +1097,9 @@ s_serve_op (af_broker_t *self, af_msg_t *msg, af_msg_t *reply, bool *wrote)
             return AF_E_MALFORMED;
         return s_shared_here (self, msg->account, min, *msg->program? msg->program: NULL, reply);
     }
-    if (streq (msg->op, "recommend")) {
-        uint8_t intent [AF_ID_SIZE];
-        if (strlen (msg->intent) != AF_ID_HEX || !msg->body_size
-        ||  sodium_hex2bin (intent, sizeof intent, msg->intent, AF_ID_HEX, NULL, NULL, NULL))
-            return AF_E_MALFORMED;
-        *wrote = true;
-        return s_recommend_here (self, msg->account, msg->body, msg->body_size, intent, &reply->yes);
-    }
+    //  The writes of intents (recommend, notice): broker_intents.c
+    if (xintent_op (msg->op))
+        return xintent_serve (self, msg, reply, wrote);
     return AF_E_MALFORMED;
 }
 

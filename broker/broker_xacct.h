@@ -27,7 +27,9 @@
     (a recommendation, directory entries) are applied by the owner in its
     own batch and answered after its followers have them; a recommendation
     carries a random 128-bit intent ID, written first to the asker's shard
-    (so replicated) and applied once by the owner (idempotent by the ID).
+    (so replicated) and applied once by the owner (idempotent by the ID);
+    a GET's notice to a friend on another broker is the same kind of
+    intent (broker_intents.c does both; broker_xnotice.c the notice).
     Directory entries need no intent: setting a claim twice is setting it
     once.
 
@@ -160,10 +162,6 @@ int xacct_directory_local (af_broker_t *self, MDB_txn *txn, const char *account,
 //  have what it wrote). Called by the mesh's reader, in its batch.
 void broker_xacct_serve (af_broker_t *self, const char *from, af_msg_t *msg);
 
-//  Send the unresolved intents of the shards we own again (after a
-//  restart or a failover, they are in our store; the timer's work, every
-//  AF_INTENT_RESEND_MS).
-void broker_xacct_resend (af_broker_t *self, int64_t now);
 
 //  handle_friends.c, for GET and BROWSE from a contact (handle_pay.c): the
 //  contact the job's tokens name, then the apps it shows job->me (only
@@ -172,6 +170,11 @@ void broker_xacct_resend (af_broker_t *self, int64_t now);
 //  (a refusal: E_NOT_FRIENDS, E_NOT_SHARED, ...) or the job waits
 //  (*pending: job->resume is called later). Start with job->phase 0.
 bool broker_contact_apps (af_broker_t *self, xacct_job_t *job, bool *pending);
+
+//  xacct_recommend's write on our own store (the recipient's shard is
+//  ours): an xintent_apply_fn (program unused: the note names it).
+int xacct_recommend_apply (af_broker_t *self, const char *to, const char *program, const uint8_t *intent,
+                           const void *note, size_t size, bool *refused);
 
 //  --------------------------------------------------------------------------
 //  broker_forward.c: the asking side of FORWARD
@@ -195,5 +198,64 @@ void broker_forward_answer (af_broker_t *self, const char *from, af_msg_t *reply
 //  Timeouts and sends again (the timer); at stop, every completion called.
 void broker_forward_tick (af_broker_t *self, int64_t now);
 void broker_forward_stop (af_broker_t *self);
+
+//  --------------------------------------------------------------------------
+//  broker_intents.c: a write into another broker's shard, exactly once
+//  (recommend, notice): a durable intent in the asker's shard, FORWARD
+//  until a final answer, applied once by its ID where it lands
+
+//  Apply an intent of a kind on our own store, for account to (its shard
+//  ours): the FORWARD_REPLY's code, and its yes.
+typedef int (xintent_apply_fn) (af_broker_t *self, const char *to, const char *program, const uint8_t *id,
+                                const void *payload, size_t size, bool *yes);
+
+//  Whether code answers an intent of kind for good (else it is sent again)
+bool xintent_final (af_xintent_kind_t kind, int code);
+
+//  FORWARD the intent (kind's op, account to, program, intent = id, body
+//  = payload of at most AF_MAX_ITEM) to the owner of to's shard, held
+//  until our batch commits if held. AF_OK (done is called), or
+//  AF_E_UNAVAILABLE (no owner, too many in flight, or to's shard is ours:
+//  done is not called; the resend tries again).
+int xintent_forward (af_broker_t *self, af_xintent_kind_t kind, const uint8_t *id, const char *to,
+                     const char *program, const void *payload, size_t size, bool held, forward_fn *done, void *arg);
+
+//  The intent id of from is answered: forgotten, or (answered) kept with
+//  code and yes for the node's retry (af_friends_intent_answered). A store
+//  failure is logged: the intent is sent again, and applied once.
+void xintent_resolved (af_broker_t *self, const char *from, const uint8_t *id, bool answered, int code, bool yes);
+
+//  The owner's side: whether op is an intent's, and apply a FORWARD of
+//  it (400 unless account, intent and a body of 1..AF_MAX_ITEM bytes).
+bool xintent_op (const char *op);
+int xintent_serve (af_broker_t *self, af_msg_t *msg, af_msg_t *reply, bool *wrote);
+
+//  Send the unresolved intents of the shards we own again (after a
+//  restart or a failover, they are in our store; the timer's work, every
+//  AF_INTENT_RESEND_MS); forget those kept or tried too long.
+void broker_xacct_resend (af_broker_t *self, int64_t now);
+
+//  --------------------------------------------------------------------------
+//  broker_xnotice.c: a GET's notice to a friend whose account is on
+//  another broker (SPEC 5.47 "The friend told")
+
+//  The asker's side, in the push's group commit (handle_push.c): the
+//  notice (its item encoded as it is; notice->account the friend's,
+//  device_id "": the friend's broker picks it) as an intent of account
+//  from, keyed by notice->key, about program; FORWARD after the commit.
+//  AF_OK (recorded), AF_E_MALFORMED, AF_E_INTERNAL (nothing recorded).
+int xnotice_send (af_broker_t *self, const char *from, const char *program, const broker_notice_t *notice);
+
+//  The friend's side, an xintent_apply_fn: the NOTIFY item (a kind
+//  "friend-...") into the outbox of account to's first device whose
+//  install list has program, once by key (af_paynotes; yes: told before).
+//  AF_OK, AF_E_MALFORMED, AF_E_NOT_THERE (no such device), AF_E_QUOTA,
+//  AF_E_INTERNAL.
+int xnotice_apply (af_broker_t *self, const char *to, const char *program, const uint8_t *key, const void *item,
+                   size_t size, bool *told_before);
+
+//  The first device of account whose install list has program, into
+//  device. AF_OK, AF_E_NOT_THERE (none), AF_E_INTERNAL.
+int xnotice_device (af_broker_t *self, const char *account, const char *program, char device [AF_ID_HEX + 1]);
 
 #endif

@@ -39,10 +39,10 @@
     account pays and is entitled; the payments service keeps the source
     account with the intent, so PAID after a PAY_CONFIRM says whom to
     tell. The friend's device that has the app is told (kind "friend-"...)
-    only when the friend's account is served here: writing another
-    shard's outbox would be a cross-account write (an intent through
-    FORWARD, as xacct_recommend does), which is not built; the GET goes
-    on and the broker logs it.
+    as the own account's is when the friend's account is served here;
+    when it lives on another broker of the cluster, the notice goes with
+    no device (deviceId ""): the push's commit makes it an intent that
+    broker's owner applies, picking the device (broker_xnotice.c).
     =========================================================================
 */
 #include "broker_xacct.h"
@@ -146,20 +146,19 @@ s_transfer (af_broker_t *self, pay_job_t *job, const char *kind)
     af_msg_add_target (push, "self");
     push->has_rid = job->caller.has_rid;
     memcpy (push->rid, job->caller.rid, sizeof push->rid);
-    //  A friend's device is told only when its account's keys are ours
-    //  (not built across the brokers of a cluster: SPEC 5.47)
+    //  A friend's account on another broker: no device here (its broker
+    //  picks it, broker_xnotice.c)
     bool friend = *job->source_account != 0;
     uint32_t shard;
     bool here = !friend || broker_cluster_serves (self, job->source_account, &shard);
-    bool tell = here && *job->source;
+    bool tell = !here || *job->source;
     if (friend && !tell)
-        zsys_info ("broker: GET of %s by '%s' from '%s': its devices are not told (%s)", job->program, job->account,
-                   job->source_account, here? "no device of it has the app now":
-                   "its account is on another broker of the cluster; not built");
+        zsys_info ("broker: GET of %s by '%s' from '%s': its devices are not told (no device of it has the app "
+                   "now)", job->program, job->account, job->source_account);
     broker_notice_t notice;
     memset (&notice, 0, sizeof notice);
     af_strcopy (notice.account, sizeof notice.account, friend? job->source_account: job->account);
-    af_strcopy (notice.device_id, sizeof notice.device_id, job->source);
+    af_strcopy (notice.device_id, sizeof notice.device_id, here? job->source: "");
     //  The key: a free GET's rid; for a paid one, the intent's with the
     //  asking device's ID, so another device of the account that asks
     //  later under the same intent is told (and gets its ask, 5.47a)
@@ -180,7 +179,10 @@ s_transfer (af_broker_t *self, pay_job_t *job, const char *kind)
     af_strcopy (notice.asker, sizeof notice.asker, job->asker);
     af_strcopy (notice.program, sizeof notice.program, job->program);
     notice.item = af_msg_new (AF_MSG_NOTIFY);
-    sodium_bin2hex (notice.item->ask, sizeof notice.item->ask, notice.key, sizeof notice.key);
+    //  The ask (5.47a) is opened only for a source device served here: a
+    //  friend's on another broker gets its notice through FORWARD, no ask
+    if (*notice.device_id)
+        sodium_bin2hex (notice.item->ask, sizeof notice.item->ask, notice.key, sizeof notice.key);
     af_strcopy (notice.item->device_id, sizeof notice.item->device_id, job->asker);
     snprintf (notice.item->kind, sizeof notice.item->kind, "%s%s", friend? "friend-": "", kind);
     char body [AF_MAX_PROGRAM + AF_ID_HEX + AF_MAX_ACCOUNT + 3];

@@ -21,7 +21,7 @@
     item in each target's outbox; the same target-list builder serves both.
     =========================================================================
 */
-#include "broker_int.h"
+#include "broker_xacct.h"
 #include "af_trust.h"
 
 //  A push waiting for the matcher's answer for each of its targets
@@ -299,6 +299,9 @@ s_push_commit (af_broker_t *self, push_job_t *job)
     for (uint32_t i = 0; i < job->accepted->result_count; i++)
         offered |= job->offers [i] != NULL;
     int code = AF_OK;
+    if (offered && job->notice.item && !*job->notice.device_id)    //  a friend on another broker
+        code = xnotice_send (self, job->account, job->accepted->program, &job->notice);
+    else
     if (offered && job->notice.item) {
         //  The ask first (5.47a): an ask without its notice expires and
         //  tells the asker; a notice without its ask would leave it waiting

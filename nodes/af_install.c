@@ -8,6 +8,8 @@
     =========================================================================
 */
 #include "af_install.h"
+#include "af_minisign.h"
+#include "af_record.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -115,44 +117,68 @@ s_record_paths (const char *home, const char *program, char *path, size_t size, 
     snprintf (tmp, tmpsize, "%s/installed/%s.json.tmp", home, program);
 }
 
-//  Write the record to its temporary, synced. AF_OK, or AF_E_INTERNAL with
-//  err and no temporary left
+//  Write text to path (a temporary beside the file it will replace),
+//  synced. AF_OK, or AF_E_INTERNAL with err ("cannot write WHAT: ...") and
+//  no path left
 static int
-s_record_prepare (const char *home, const af_install_info_t *info, json_t *files, char *err, size_t errlen)
+s_write_synced (const char *path, const char *text, const char *what, char *err, size_t errlen)
 {
-    char dir [600], path [700], tmp [710];
-    snprintf (dir, sizeof dir, "%s/installed", home);
-    s_record_paths (home, info->program, path, sizeof path, tmp, sizeof tmp);
-    if (zsys_dir_create ("%s", dir)) {
-        snprintf (err, errlen, "cannot create %s: %s", dir, strerror (errno));
-        return AF_E_INTERNAL;
-    }
-    json_t *record = json_pack ("{s:s, s:s, s:I, s:s, s:s, s:I, s:s, s:o}",
-        "program", info->program, "versionName", info->version_name,
-        "versionCode", (json_int_t) info->version_code, "hash", info->hash, "pushId", info->push_id,
-        "installedAt", (json_int_t) info->installed_at, "method", info->method,
-        "files", files? json_incref (files): json_array ());
-    char *text = record? json_dumps (record, JSON_COMPACT): NULL;
-    json_decref (record);
-    if (!text) {
-        snprintf (err, errlen, "cannot encode the install record of %s", info->program);
-        return AF_E_INTERNAL;
-    }
-    int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     bool ok = fd >= 0 && s_write_all (fd, text, strlen (text)) == 0 && fsync (fd) == 0;
     int error = errno;
     if (fd >= 0 && close (fd) && ok) {
         error = errno;
         ok = false;
     }
-    free (text);
     if (!ok) {
-        snprintf (err, errlen, "cannot write the install record %s: %s", path,
+        snprintf (err, errlen, "cannot write %s: %s", what,
                   error == ENOSPC || error == EFBIG? "the disk is full": strerror (error));
-        unlink (tmp);
+        unlink (path);
         return AF_E_INTERNAL;
     }
     return AF_OK;
+}
+
+//  Write a record (a JSON object) to its temporary, synced. AF_OK, or
+//  AF_E_INTERNAL with err and no temporary left
+static int
+s_record_prepare_json (const char *home, const char *program, const json_t *record, char *err, size_t errlen)
+{
+    char dir [600], path [700], tmp [710], what [720];
+    snprintf (dir, sizeof dir, "%s/installed", home);
+    s_record_paths (home, program, path, sizeof path, tmp, sizeof tmp);
+    if (zsys_dir_create ("%s", dir)) {
+        snprintf (err, errlen, "cannot create %s: %s", dir, strerror (errno));
+        return AF_E_INTERNAL;
+    }
+    char *text = record? json_dumps (record, JSON_COMPACT): NULL;
+    if (!text) {
+        snprintf (err, errlen, "cannot encode the install record of %s", program);
+        return AF_E_INTERNAL;
+    }
+    snprintf (what, sizeof what, "the install record %s", path);
+    int code = s_write_synced (tmp, text, what, err, errlen);
+    free (text);
+    return code;
+}
+
+//  The record of info, its files and what its manifest declared (NULL:
+//  nothing), to its temporary: s_record_prepare_json's codes
+static int
+s_record_prepare (const char *home, const af_install_info_t *info, json_t *files, const json_t *manifest,
+                  char *err, size_t errlen)
+{
+    json_t *settings = json_object_get (manifest, "settings"), *startup = json_object_get (manifest, "startup");
+    json_t *record = json_pack ("{s:s, s:s, s:I, s:s, s:s, s:I, s:s, s:o, s:o, s:o}",
+        "program", info->program, "versionName", info->version_name,
+        "versionCode", (json_int_t) info->version_code, "hash", info->hash, "pushId", info->push_id,
+        "installedAt", (json_int_t) info->installed_at, "method", info->method,
+        "files", files? json_incref (files): json_array (),
+        "settings", settings? json_deep_copy (settings): json_object (),
+        "startup", startup? json_deep_copy (startup): json_array ());
+    int code = s_record_prepare_json (home, info->program, record, err, errlen);
+    json_decref (record);
+    return code;
 }
 
 //  Put the prepared record in place. AF_OK, or AF_E_INTERNAL with err (the
@@ -185,7 +211,7 @@ af_install_record_write (const char *home, const af_install_info_t *info, json_t
 {
     int code = af_program_check (info->program, err, errlen);
     if (code == AF_OK)
-        code = s_record_prepare (home, info, files, err, errlen);
+        code = s_record_prepare (home, info, files, NULL, err, errlen);
     if (code == AF_OK && (code = s_record_commit (home, info->program, err, errlen)) != AF_OK)
         s_record_discard (home, info->program);
     return code;
@@ -232,6 +258,448 @@ af_install_record_read (const char *home, const char *program, af_install_info_t
     json_decref (record);
     *found = true;
     return AF_OK;
+}
+
+//  --------------------------------------------------------------------------
+//  Settings and start-up entries: HOME/settings/PROGRAM.json (an object of
+//  strings, the settings the app has on this device) and one file per
+//  entry HOME/startup/PROGRAM@NAME (holding NAME and a newline). '@' is in
+//  neither a program ID nor an entry name, so the file of one program's
+//  entry is never another's ("a.b" + "c" and "a" + "b.c" with a '.' would
+//  be one file). Several files change at once, so af_file_write (one file,
+//  put in place at once) does not do: every new file is first written
+//  aside, synced, and only then are they all put in place, by renames
+//  that can be undone. The names aside are hidden (.X.tmp: new content;
+//  .X.gone: what the change replaces or removes, kept until it is final),
+//  and af_install_clean_stale removes what a kill leaves of them.
+
+typedef struct {
+    char live [720];            //  the file
+    char tmp [740];             //  its new content (put), unused (drop)
+    char gone [740];            //  where the old one waits until the end
+    bool put;                   //  true: tmp replaces live; false: live goes
+    bool had;                   //  live was there when the change began
+    bool done;                  //  this step is in place
+} step_t;
+
+typedef struct {
+    step_t steps [2 + 2 * AF_MAX_STARTUP + 64];   //  the settings, entries put
+    size_t count;                                 //  and entries dropped
+    char dirs [2][600];         //  settings/ and startup/, synced at the end
+} change_t;
+
+static void
+s_paths (const char *home, const char *program, const char *entry, char *dir, size_t dirsize,
+         char *name, size_t namesize)
+{
+    snprintf (dir, dirsize, "%s/%s", home, entry? "startup": "settings");
+    if (entry)
+        snprintf (name, namesize, "%s@%s", program, entry);
+    else
+        snprintf (name, namesize, "%s.json", program);
+}
+
+//  Add a step: put text as the settings (entry NULL) or an entry's file,
+//  written aside now; or (text NULL) drop it. AF_OK, or AF_E_INTERNAL
+//  with err (nothing left aside for this step)
+static int
+s_change_add (change_t *self, const char *home, const char *program, const char *entry, const char *text,
+              char *err, size_t errlen)
+{
+    assert (self->count < sizeof self->steps / sizeof self->steps [0]);
+    step_t *step = &self->steps [self->count];
+    char dir [600], name [200];
+    s_paths (home, program, entry, dir, sizeof dir, name, sizeof name);
+    snprintf (self->dirs [entry? 1: 0], sizeof self->dirs [0], "%s", dir);
+    memset (step, 0, sizeof *step);
+    snprintf (step->live, sizeof step->live, "%s/%s", dir, name);
+    snprintf (step->tmp, sizeof step->tmp, "%s/.%s.tmp", dir, name);
+    snprintf (step->gone, sizeof step->gone, "%s/.%s.gone", dir, name);
+    step->put = text != NULL;
+    struct stat st;
+    step->had = lstat (step->live, &st) == 0;
+    if (!step->put && !step->had)
+        return AF_OK;                   //  nothing to drop
+    if (step->put) {
+        if (zsys_dir_create ("%s", dir)) {
+            snprintf (err, errlen, "cannot create %s: %s", dir, strerror (errno));
+            return AF_E_INTERNAL;
+        }
+        int code = s_write_synced (step->tmp, text, step->live, err, errlen);
+        if (code != AF_OK)
+            return code;
+    }
+    unlink (step->gone);                //  a leftover would stop link(2)
+    self->count++;
+    return AF_OK;
+}
+
+//  Undo the steps in place, last first. Renames in one directory hardly
+//  fail; if one does, it is logged and that file stays as it is.
+static void
+s_change_undo (change_t *self)
+{
+    for (size_t i = self->count; i-- > 0; ) {
+        step_t *step = &self->steps [i];
+        if (!step->done)
+            continue;
+        int rc = step->had? rename (step->gone, step->live): unlink (step->live);
+        if (rc)
+            zsys_error ("install: cannot put %s back: %s", step->live, strerror (errno));
+        step->done = false;
+    }
+}
+
+//  Put every step in place: an old file is first linked (put) or moved
+//  (drop) to its .gone name, so each step can be undone. AF_OK, or
+//  AF_E_INTERNAL with err and every step undone
+static int
+s_change_commit (change_t *self, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < self->count; i++) {
+        step_t *step = &self->steps [i];
+        bool ok;
+        if (step->put) {
+            ok = (!step->had || link (step->live, step->gone) == 0) && rename (step->tmp, step->live) == 0;
+            if (!ok && step->had)
+                unlink (step->gone);
+        }
+        else
+            ok = rename (step->live, step->gone) == 0;
+        if (!ok) {
+            snprintf (err, errlen, "cannot %s %s: %s", step->put? "write": "remove", step->live, strerror (errno));
+            s_change_undo (self);
+            return AF_E_INTERNAL;
+        }
+        step->done = true;
+    }
+    for (int d = 0; d < 2; d++)
+        if (*self->dirs [d])
+            s_sync_dir (self->dirs [d]);
+    return AF_OK;
+}
+
+//  The change is final (or abandoned): what waits aside goes, and what
+//  was written aside and never put in place
+static void
+s_change_end (change_t *self)
+{
+    for (size_t i = 0; i < self->count; i++) {
+        step_t *step = &self->steps [i];
+        if (step->put && !step->done)
+            unlink (step->tmp);
+        if (step->done && step->had && unlink (step->gone) && errno != ENOENT)
+            zsys_warning ("install: cannot remove %s: %s (it goes at the next start)", step->gone, strerror (errno));
+    }
+}
+
+//  The settings file's text for an object of settings
+static char *
+s_settings_text (const json_t *settings)
+{
+    char *text = json_dumps (settings, JSON_INDENT (2));
+    if (text) {
+        char *line = (char *) realloc (text, strlen (text) + 2);
+        assert (line);
+        strcat (line, "\n");
+        text = line;
+    }
+    return text;
+}
+
+//  Is name the file of one of program's entries (PROGRAM@NAME)? Then *entry
+//  points at NAME
+static bool
+s_entry_of (const char *name, const char *program, const char **entry)
+{
+    size_t len = strlen (program);
+    if (strncmp (name, program, len) || name [len] != '@' || !af_record_startup_name_valid (name + len + 1))
+        return false;
+    *entry = name + len + 1;
+    return true;
+}
+
+//  Add the steps that make the settings and the entries on disk what
+//  settings and keep say: the settings file written (or, with no
+//  settings, gone), each entry of keep written, and every other entry of
+//  the program in HOME/startup dropped (only those of drop, when drop is
+//  given). AF_OK, or AF_E_INTERNAL with err
+static int
+s_change_plan (change_t *self, const char *home, const char *program, const json_t *settings,
+               const json_t *keep, const json_t *drop, char *err, size_t errlen)
+{
+    int code = AF_OK;
+    char *text = json_object_size (settings)? s_settings_text (settings): NULL;
+    if (json_object_size (settings) && !text) {
+        snprintf (err, errlen, "cannot encode the settings of %s", program);
+        return AF_E_INTERNAL;
+    }
+    code = s_change_add (self, home, program, NULL, text, err, errlen);
+    free (text);
+    size_t index;
+    json_t *name;
+    json_array_foreach (keep, index, name) {
+        if (code != AF_OK)
+            break;
+        char line [AF_MAX_STARTUP_NAME + 2];
+        snprintf (line, sizeof line, "%s\n", json_string_value (name));
+        code = s_change_add (self, home, program, json_string_value (name), line, err, errlen);
+    }
+    if (code != AF_OK || drop) {
+        json_array_foreach (drop, index, name)
+            if (code == AF_OK)
+                code = s_change_add (self, home, program, json_string_value (name), NULL, err, errlen);
+        return code;
+    }
+    //  Every entry of the program's that keep does not name
+    char dir [600];
+    snprintf (dir, sizeof dir, "%s/startup", home);
+    DIR *handle = opendir (dir);
+    if (!handle)
+        return AF_OK;                   //  none, or none we can see (the next sweep tries)
+    zlistx_t *names = zlistx_new ();
+    zlistx_set_destructor (names, (zlistx_destructor_fn *) zstr_free);
+    zlistx_set_duplicator (names, (zlistx_duplicator_fn *) strdup);
+    struct dirent *entry;
+    const char *what;
+    while ((entry = readdir (handle)))
+        if (s_entry_of (entry->d_name, program, &what)) {
+            bool kept = false;
+            json_array_foreach (keep, index, name)
+                kept = kept || streq (json_string_value (name), what);
+            if (!kept)
+                zlistx_add_end (names, (void *) what);
+        }
+    closedir (handle);
+    for (char *item = (char *) zlistx_first (names); item && code == AF_OK; item = (char *) zlistx_next (names))
+        if (self->count + 2 < sizeof self->steps / sizeof self->steps [0])
+            code = s_change_add (self, home, program, item, NULL, err, errlen);
+        else
+            zsys_warning ("install: %s has too many start-up entries to remove at once", program);
+    zlistx_destroy (&names);
+    return code;
+}
+
+//  The raw install record of an installed program. AF_OK with *record (the
+//  caller's), AF_E_NOT_THERE (not installed), AF_E_MALFORMED (not an ID,
+//  or a record that is not a JSON object or whose settings or startup
+//  break af_record's rules: never trusted to name files), AF_E_INTERNAL
+//  (cannot read it). Records written before the manifest existed have
+//  neither: they read as empty.
+static int
+s_record_load (const char *home, const char *program, json_t **record, char *err, size_t errlen)
+{
+    *record = NULL;
+    if (af_program_check (program, err, errlen) != AF_OK)
+        return AF_E_MALFORMED;
+    char path [700];
+    snprintf (path, sizeof path, "%s/installed/%s.json", home, program);
+    //  Ours, not bounded: it lists every file of the app (the same read
+    //  as af_install_record_read's)
+    FILE *file = fopen (path, "r");
+    if (!file) {
+        if (errno == ENOENT || errno == ENOTDIR) {
+            snprintf (err, errlen, "%s is not installed here", program);
+            return AF_E_NOT_THERE;
+        }
+        snprintf (err, errlen, "cannot read the install record %s: %s", path, strerror (errno));
+        return AF_E_INTERNAL;
+    }
+    json_error_t jerr;
+    json_t *doc = json_loadf (file, 0, &jerr);
+    fclose (file);
+    char why [200];
+    if (!json_is_object (doc)) {
+        snprintf (err, errlen, "the install record %s is unreadable: %s", path, doc? "not a JSON object": jerr.text);
+        json_decref (doc);
+        return AF_E_MALFORMED;
+    }
+    if (!json_object_get (doc, "settings"))
+        json_object_set_new (doc, "settings", json_object ());
+    if (!json_object_get (doc, "startup"))
+        json_object_set_new (doc, "startup", json_array ());
+    if (af_record_settings_check (json_object_get (doc, "settings"), why, sizeof why) != AF_OK
+    ||  af_record_startup_check (json_object_get (doc, "startup"), why, sizeof why) != AF_OK) {
+        snprintf (err, errlen, "the install record %s is damaged: %s", path, why);
+        json_decref (doc);
+        return AF_E_MALFORMED;
+    }
+    *record = doc;
+    return AF_OK;
+}
+
+//  The settings the device has now for program: AF_OK with *settings (an
+//  object, empty if there is no settings file; a file that is not an
+//  object of strings is logged and read as empty: a user's edit must not
+//  stop an export), or AF_E_INTERNAL with err (cannot read it)
+static int
+s_settings_load (const char *home, const char *program, json_t **settings, char *err, size_t errlen)
+{
+    char path [700];
+    snprintf (path, sizeof path, "%s/settings/%s.json", home, program);
+    size_t len = 0;
+    int code = AF_OK;
+    *settings = NULL;
+    char *text = af_file_read (path, AF_INSTALL_MAX_SETTINGS, &len, &code, err, errlen);
+    if (!text && code == AF_E_INTERNAL)
+        return AF_E_INTERNAL;
+    json_error_t jerr;
+    json_t *doc = text? json_loadb (text, len, 0, &jerr): NULL;
+    bool read = text != NULL;
+    free (text);
+    if (!json_is_object (doc)) {
+        if (read || code != AF_E_NO_BLOB)
+            zsys_warning ("install: the settings %s are unreadable (%s): read as none", path,
+                          doc? "not a JSON object": read? jerr.text: "too large");
+        json_decref (doc);
+        doc = json_object ();
+    }
+    *settings = doc;
+    return AF_OK;
+}
+
+//  Of settings, the values of the keys declared has that pass af_record's
+//  rules, in a new object
+static json_t *
+s_settings_declared (const json_t *settings, const json_t *declared)
+{
+    json_t *out = json_object ();
+    const char *key;
+    json_t *value;
+    json_object_foreach ((json_t *) declared, key, value) {
+        json_t *now = json_object_get (settings, key);
+        json_t *one = json_pack ("{s:O}", key, now);
+        if (now && af_record_settings_check (one, NULL, 0) == AF_OK)
+            json_object_set (out, key, now);
+        json_decref (one);
+    }
+    return out;
+}
+
+//  Does array (of strings) hold name?
+static bool
+s_has (const json_t *array, const char *name)
+{
+    size_t index;
+    json_t *item;
+    json_array_foreach (array, index, item)
+        if (streq (json_string_value (item), name))
+            return true;
+    return false;
+}
+
+int
+af_install_record_export (const char *home, const char *program, json_t **record, char *err, size_t errlen)
+{
+    assert (record);
+    *record = NULL;
+    json_t *installed, *settings;
+    int code = s_record_load (home, program, &installed, err, errlen);
+    if (code != AF_OK)
+        return code;
+    if ((code = s_settings_load (home, program, &settings, err, errlen)) != AF_OK) {
+        json_decref (installed);
+        return code;
+    }
+    json_t *startup = json_array ();
+    size_t index;
+    json_t *name;
+    json_array_foreach (json_object_get (installed, "startup"), index, name) {
+        char dir [600], file [200], path [800];
+        struct stat st;
+        s_paths (home, program, json_string_value (name), dir, sizeof dir, file, sizeof file);
+        snprintf (path, sizeof path, "%s/%s", dir, file);
+        if (lstat (path, &st) == 0)
+            json_array_append (startup, name);
+    }
+    const char *version = json_string_value (json_object_get (installed, "versionName"));
+    json_int_t version_code = json_integer_value (json_object_get (installed, "versionCode"));
+    *record = json_pack ("{s:s, s:s, s:I, s:o, s:o}", "program", program, "versionName", version? version: "",
+                         "versionCode", version_code < 0? 0: version_code,
+                         "settings", s_settings_declared (settings, json_object_get (installed, "settings")),
+                         "startup", startup);
+    json_decref (settings);
+    json_decref (installed);
+    if (!*record) {
+        snprintf (err, errlen, "cannot encode the install record of %s", program);
+        return AF_E_INTERNAL;
+    }
+    //  Never expected (every part was checked): then it is not sent
+    if (af_install_record_check (*record, err, errlen) != AF_OK) {
+        zsys_warning ("install: the record of %s does not export: %s", program, err);
+        json_decref (*record);
+        *record = NULL;
+        return AF_E_MALFORMED;
+    }
+    return AF_OK;
+}
+
+int
+af_install_record_apply (const char *home, const char *program, const json_t *source, char *err, size_t errlen)
+{
+    if (af_program_check (program, err, errlen) != AF_OK)
+        return AF_E_MALFORMED;
+    char why [300];
+    if (af_install_record_check (source, why, sizeof why) != AF_OK) {
+        snprintf (err, errlen, "refused: %s", why);
+        return AF_E_MALFORMED;
+    }
+    if (!streq (json_string_value (json_object_get (source, "program")), program)) {
+        snprintf (err, errlen, "refused: the install record is of %s, not %s",
+                  json_string_value (json_object_get (source, "program")), program);
+        return AF_E_MALFORMED;
+    }
+    json_t *installed, *now;
+    int code = s_record_load (home, program, &installed, err, errlen);
+    if (code != AF_OK)
+        return code;
+    if ((code = s_settings_load (home, program, &now, err, errlen)) != AF_OK) {
+        json_decref (installed);
+        return code;
+    }
+    //  Only what the installed package declared: the source chooses values
+    //  for its keys and which of its entries are there, nothing more
+    json_t *declared = json_object_get (installed, "settings");
+    json_t *settings = s_settings_declared (now, declared);
+    const json_t *theirs = json_object_get (source, "settings");
+    const char *key;
+    json_t *value;
+    json_object_foreach ((json_t *) declared, key, value) {
+        json_t *source_value = json_object_get (theirs, key);
+        if (!json_object_get (settings, key))
+            json_object_set (settings, key, value);         //  as the install set it
+        if (source_value)
+            json_object_set (settings, key, source_value);
+    }
+    json_t *keep = json_array (), *drop = json_array ();
+    size_t index;
+    json_t *name;
+    json_array_foreach (json_object_get (installed, "startup"), index, name)
+        json_array_append (s_has (json_object_get (source, "startup"), json_string_value (name))? keep: drop, name);
+    //  The record says it was applied, and from which version; it goes in
+    //  place last, as an install's
+    json_object_set_new (installed, "appliedFrom", json_pack ("{s:I, s:O, s:O}", "at", (json_int_t) zclock_time (),
+                         "versionName", json_object_get (source, "versionName"),
+                         "versionCode", json_object_get (source, "versionCode")));
+    change_t *change = (change_t *) zmalloc (sizeof (change_t));
+    code = s_change_plan (change, home, program, settings, keep, drop, err, errlen);
+    bool prepared = false;
+    if (code == AF_OK)
+        prepared = (code = s_record_prepare_json (home, program, installed, err, errlen)) == AF_OK;
+    if (code == AF_OK)
+        code = s_change_commit (change, err, errlen);
+    if (code == AF_OK && (code = s_record_commit (home, program, err, errlen)) != AF_OK)
+        s_change_undo (change);
+    if (code != AF_OK && prepared)
+        s_record_discard (home, program);
+    s_change_end (change);
+    free (change);
+    json_decref (keep);
+    json_decref (drop);
+    json_decref (settings);
+    json_decref (now);
+    json_decref (installed);
+    return code;
 }
 
 //  --------------------------------------------------------------------------
@@ -465,11 +933,50 @@ s_open (const char *package, char *err, size_t errlen)
     return reader;
 }
 
+//  The manifest entry (a top-level appferry.json), read whole and parsed:
+//  AF_OK with *manifest, or AF_E_MALFORMED with err (not a file, given
+//  twice, over AF_MANIFEST_MAX, or its rules broken: af_record)
+static int
+s_manifest_read (struct archive *reader, struct archive_entry *entry, json_t **manifest, char *err, size_t errlen)
+{
+    if (*manifest) {
+        snprintf (err, errlen, "archive has " AF_MANIFEST_NAME " twice");
+        return AF_E_MALFORMED;
+    }
+    if (archive_entry_filetype (entry) != AE_IFREG) {
+        snprintf (err, errlen, AF_MANIFEST_NAME " (the package manifest) is not a file");
+        return AF_E_MALFORMED;
+    }
+    if (archive_entry_size (entry) > AF_MANIFEST_MAX) {
+        snprintf (err, errlen, AF_MANIFEST_NAME ": larger than %d bytes", AF_MANIFEST_MAX);
+        return AF_E_MALFORMED;
+    }
+    char *text = (char *) malloc (AF_MANIFEST_MAX + 1);
+    assert (text);
+    size_t len = 0;
+    la_ssize_t n;
+    while (len <= AF_MANIFEST_MAX && (n = archive_read_data (reader, text + len, AF_MANIFEST_MAX + 1 - len)) > 0)
+        len += (size_t) n;
+    int code = AF_OK;
+    if (n < 0) {
+        snprintf (err, errlen, "not a valid archive: %s", archive_error_string (reader));
+        code = AF_E_MALFORMED;
+    }
+    else
+        code = af_record_manifest_parse (text, len, manifest, err, errlen);
+    free (text);
+    return code;
+}
+
 //  Pass 1: read every header and refuse anything unsafe, before writing.
+//  With manifest, a top-level appferry.json is read and checked too, and
+//  *manifest is what it declares (empty without one; NULL on failure).
 //  AF_OK, or with err AF_E_MALFORMED or AF_E_TOO_BIG (too many entries).
 static int
-s_check (const char *package, char *err, size_t errlen)
+s_check (const char *package, json_t **manifest, char *err, size_t errlen)
 {
+    if (manifest)
+        *manifest = NULL;
     struct archive *reader = s_open (package, err, errlen);
     if (!reader)
         return AF_E_MALFORMED;
@@ -529,6 +1036,8 @@ s_check (const char *package, char *err, size_t errlen)
         else
             rc = s_tree_enter (&tree, name, type == AE_IFDIR? 'd': type == AE_IFLNK? 'l': 'f',
                                target, err, errlen);
+        if (rc == AF_OK && manifest && streq (name, AF_MANIFEST_NAME))
+            rc = s_manifest_read (reader, entry, manifest, err, errlen);
         if (rc != AF_OK)
             break;
     }
@@ -546,6 +1055,10 @@ s_check (const char *package, char *err, size_t errlen)
     zlistx_destroy (&tree.links);
     zhashx_destroy (&tree.nodes);
     archive_read_free (reader);
+    if (manifest && rc == AF_OK && !*manifest)
+        *manifest = json_pack ("{s:{}, s:[]}", "settings", "startup");
+    if (manifest && rc != AF_OK)
+        json_decref (*manifest), *manifest = NULL;
     return rc;
 }
 
@@ -735,9 +1248,10 @@ int
 af_install_builtin (const char *home, const char *package, const af_install_info_t *info,
                     char *err, size_t errlen)
 {
+    json_t *manifest = NULL;
     int rc = af_program_check (info->program, err, errlen);
     if (rc == AF_OK)
-        rc = s_check (package, err, errlen);
+        rc = s_check (package, &manifest, err, errlen);
     if (rc != AF_OK)
         return rc;
     char apps [600], data [600], defaults [700];
@@ -745,25 +1259,40 @@ af_install_builtin (const char *home, const char *package, const af_install_info
     af_install_info_t record = *info;
     snprintf (record.method, sizeof record.method, "builtin");
     swap_t swap;
-    if ((rc = s_swap_stage (&swap, apps, info->program, err, errlen)) != AF_OK)
+    if ((rc = s_swap_stage (&swap, apps, info->program, err, errlen)) != AF_OK) {
+        json_decref (manifest);
         return rc;
-    //  The tree is unpacked and its record written aside first; the swap
-    //  and the record's rename come last, and a failed rename undoes the
-    //  swap. A failure at any step (a full disk) leaves the old tree with
-    //  the old record, never a tree without its record.
+    }
+    //  The tree is unpacked, the settings and start-up entries and the
+    //  record written aside first; the swap, the settings' and entries'
+    //  renames and the record's come last, and a failed rename undoes
+    //  those before it. A failure at any step (a full disk) leaves the old
+    //  tree, settings and entries with the old record, never new ones
+    //  without their record.
     json_t *files = json_array ();
+    change_t *change = (change_t *) zmalloc (sizeof (change_t));
     bool prepared = false;
     rc = s_extract (package, swap.stage, NULL, files, err, errlen);
     if (rc == AF_OK)
-        prepared = (rc = s_record_prepare (home, &record, files, err, errlen)) == AF_OK;
+        prepared = (rc = s_record_prepare (home, &record, files, manifest, err, errlen)) == AF_OK;
+    if (rc == AF_OK)
+        rc = s_change_plan (change, home, info->program, json_object_get (manifest, "settings"),
+                            json_object_get (manifest, "startup"), NULL, err, errlen);
     if (rc == AF_OK)
         rc = s_swap_in (&swap, err, errlen);
-    if (rc == AF_OK && (rc = s_record_commit (home, record.program, err, errlen)) != AF_OK)
+    if (rc == AF_OK && (rc = s_change_commit (change, err, errlen)) != AF_OK)
         s_swap_back (&swap);
+    if (rc == AF_OK && (rc = s_record_commit (home, record.program, err, errlen)) != AF_OK) {
+        s_change_undo (change);
+        s_swap_back (&swap);
+    }
     if (rc != AF_OK && prepared)
         s_record_discard (home, record.program);
+    s_change_end (change);
     s_swap_end (&swap);
+    free (change);
     json_decref (files);
+    json_decref (manifest);
     if (rc != AF_OK)
         return rc;
     //  A package's defaults/ (a real directory) seed the app's data
@@ -786,6 +1315,19 @@ af_install_remove (const char *home, const char *program, char *err, size_t errl
 {
     if (af_program_check (program, err, errlen) != AF_OK)
         return AF_E_MALFORMED;
+    //  The settings and every start-up entry of the program go first
+    //  (whatever the record lists: a kill may have left others), so a
+    //  failure leaves the app installed and a second removal finishes
+    change_t *change = (change_t *) zmalloc (sizeof (change_t));
+    json_t *none = json_array ();
+    int code = s_change_plan (change, home, program, NULL, none, NULL, err, errlen);
+    if (code == AF_OK)
+        code = s_change_commit (change, err, errlen);
+    s_change_end (change);
+    free (change);
+    json_decref (none);
+    if (code != AF_OK)
+        return code;
     char live [700], gone [720];
     snprintf (live, sizeof live, "%s/apps/%s", home, program);
     snprintf (gone, sizeof gone, "%s/apps/.%s.gone", home, program);
@@ -819,7 +1361,7 @@ af_install_data (const char *home, const char *kind, const char *program, const 
         snprintf (err, errlen, "'%s' is not data or config", kind);
         return AF_E_MALFORMED;
     }
-    int code = s_check (archive, err, errlen);
+    int code = s_check (archive, NULL, err, errlen);
     if (code != AF_OK)
         return code;
     char data [600];
@@ -834,6 +1376,39 @@ af_install_data (const char *home, const char *kind, const char *program, const 
 //  make for a program: .PROGRAM.new-TAG, .PROGRAM.old-TAG (TAG: 8 hex
 //  digits) or .PROGRAM.gone, or a scratch copy .show-PROGRAM? Or, in
 //  installed/, a record's temporary PROGRAM.json.tmp?
+//  In settings/ and startup/: what s_change_add writes aside, .X.tmp or
+//  .X.gone, where X is PROGRAM.json (settings) or PROGRAM@NAME (startup)
+static bool
+s_is_stale_change (const char *name, bool startup)
+{
+    size_t len = strlen (name), end;
+    if (*name != '.')
+        return false;
+    if (len > 5 && streq (name + len - 4, ".tmp"))
+        end = len - 4;
+    else
+    if (len > 6 && streq (name + len - 5, ".gone"))
+        end = len - 5;
+    else
+        return false;
+    char x [AF_MAX_PROGRAM + AF_MAX_STARTUP_NAME + 8];
+    if (end - 1 >= sizeof x)
+        return false;
+    memcpy (x, name + 1, end - 1);
+    x [end - 1] = 0;
+    char *cut = startup? strchr (x, '@'): NULL;
+    if (startup && (!cut || !af_record_startup_name_valid (cut + 1)))
+        return false;
+    if (!startup) {
+        size_t xlen = strlen (x);
+        if (xlen < 6 || !streq (x + xlen - 5, ".json"))
+            return false;
+        cut = x + xlen - 5;
+    }
+    *cut = 0;
+    return af_program_check (x, NULL, 0) == AF_OK;
+}
+
 static bool
 s_is_stale (const char *name, bool records)
 {
@@ -870,7 +1445,7 @@ int
 af_install_clean_stale (const char *home, size_t *removed, char *err, size_t errlen)
 {
     assert (removed);
-    static const char *dirs [] = { "apps", "data", "config", "installed" };
+    static const char *dirs [] = { "apps", "data", "config", "installed", "settings", "startup" };
     int rc = AF_OK;
     *removed = 0;
     for (size_t d = 0; d < sizeof dirs / sizeof dirs [0]; d++) {
@@ -891,7 +1466,7 @@ af_install_clean_stale (const char *home, size_t *removed, char *err, size_t err
         zlistx_set_duplicator (stale, (zlistx_duplicator_fn *) strdup);
         struct dirent *entry;
         while ((entry = readdir (handle)))
-            if (s_is_stale (entry->d_name, streq (dirs [d], "installed")))
+            if (d >= 4? s_is_stale_change (entry->d_name, d == 5): s_is_stale (entry->d_name, d == 3))
                 zlistx_add_end (stale, entry->d_name);
         closedir (handle);
         for (char *name = (char *) zlistx_first (stale); name; name = (char *) zlistx_next (stale)) {
@@ -1649,6 +2224,381 @@ s_test_install_commands (const char *home, const char *pkg, af_install_info_t *i
     af_install_cmd_destroy (&cmd);
 }
 
+//  A file's whole text as JSON (NULL if none)
+static json_t *
+s_json_file (const char *home, const char *name)
+{
+    char path [700];
+    snprintf (path, sizeof path, "%s/%s", home, name);
+    json_error_t jerr;
+    return json_load_file (path, 0, &jerr);
+}
+
+//  Does HOME/startup hold exactly names (space-separated, in any order)?
+static bool
+s_startup_is (const char *home, const char *names)
+{
+    char dir [700], found [1024], want [256];
+    snprintf (dir, sizeof dir, "%s/startup", home);
+    int count = s_entries (dir, found, sizeof found);
+    if (count < 0)
+        return !*names;
+    int wanted = 0;
+    snprintf (want, sizeof want, "%s", names);
+    for (char *name = strtok (want, " "); name; name = strtok (NULL, " ")) {
+        wanted++;
+        char padded [300], all [1100];
+        snprintf (padded, sizeof padded, " %s ", name);
+        snprintf (all, sizeof all, " %s ", found);
+        if (!strstr (all, padded))
+            return false;
+    }
+    return wanted == count;
+}
+
+static const char *
+s_setting (const char *home, const char *program, const char *key, char *value, size_t size)
+{
+    char name [200];
+    snprintf (name, sizeof name, "settings/%s.json", program);
+    json_t *settings = s_json_file (home, name);
+    const char *text = json_string_value (json_object_get (settings, key));
+    snprintf (value, size, "%s", text? text: "(none)");
+    json_decref (settings);
+    return value;
+}
+
+//  The manifest: an install writes its settings and start-up entries and
+//  records them; each broken rule refuses the install, the installed
+//  version (tree, settings, entries, record) intact; an upgrade drops what
+//  the new version does not declare, and leaves other programs' entries
+//  alone, even one whose ID and entry names make the same dotted name
+static void
+s_test_manifest (const char *home, const char *pkg, af_install_info_t *info)
+{
+    char err [512], value [1100];
+    strcpy (info->program, "cfg");
+    strcpy (info->version_name, "1.0");
+    const char *v1 [][3] = { { "app/", "d", "" }, { "app/V", "f", "1\n" },
+        { "./appferry.json", "f", "{\"settings\": {\"theme\": \"dark\", \"size\": \"12\"}, \"startup\": [\"tips\", \"b.sync\"]}" },
+        { NULL, NULL, NULL } };
+    s_make_tar (pkg, v1);
+    assert (af_install_builtin (home, pkg, info, err, sizeof err) == AF_OK);
+    assert (streq (s_setting (home, "cfg", "theme", value, sizeof value), "dark"));
+    assert (streq (s_setting (home, "cfg", "size", value, sizeof value), "12"));
+    assert (s_startup_is (home, "cfg@tips cfg@b.sync"));
+    char path [700], line [100];
+    snprintf (path, sizeof path, "%s/startup/cfg@tips", home);
+    assert (streq (s_first_line (path, line, sizeof line), "tips\n"));
+    json_t *record = s_json_file (home, "installed/cfg.json");
+    assert (streq (json_string_value (json_object_get (json_object_get (record, "settings"), "theme")), "dark"));
+    assert (json_array_size (json_object_get (record, "startup")) == 2);
+    json_decref (record);
+    //  Another program "cfg.b" with entry "sync": were '.' the separator,
+    //  its file would be cfg's entry "b.sync"
+    strcpy (info->program, "cfg.b");
+    const char *other [][3] = { { "x", "f", "x" }, { "appferry.json", "f", "{\"startup\": [\"sync\"]}" },
+                                { NULL, NULL, NULL } };
+    s_make_tar (pkg, other);
+    assert (af_install_builtin (home, pkg, info, err, sizeof err) == AF_OK);
+    assert (s_startup_is (home, "cfg@tips cfg@b.sync cfg.b@sync"));
+    snprintf (path, sizeof path, "%s/settings/cfg.b.json", home);
+    assert (!zsys_file_exists (path));          //  no settings declared: no file
+    strcpy (info->program, "cfg");
+
+    //  Refused, each naming what; nothing changed
+    char *big = (char *) malloc (AF_MANIFEST_MAX + 64);
+    assert (big);
+    memset (big, ' ', AF_MANIFEST_MAX + 1);
+    big [0] = '{', big [AF_MANIFEST_MAX] = '}', big [AF_MANIFEST_MAX + 1] = 0;
+    const char *refused [][4] = {
+        { "appferry.json", "f", "{\"settings\": {\"theme\": 1}}", "'theme' is not a string" },
+        { "appferry.json", "f", "{\"startup\": [\"../../bin/evil\"]}", "not a name" },
+        { "appferry.json", "f", "{\"startup\": [\".hidden\"]}", "not a name" },
+        { "appferry.json", "f", "{\"command\": \"rm -rf ~\"}", "unknown key 'command'" },
+        { "appferry.json", "f", "not json", "appferry.json" },
+        { "appferry.json", "f", big, "larger than 65536" },
+        { "appferry.json/", "d", "", "is not a file" },
+        { "appferry.json", "l", "app/V", "is not a file" },
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused [0]; i++) {
+        const char *bad [][3] = { { "app/", "d", "" }, { "app/V", "f", "2\n" },
+                                  { refused [i][0], refused [i][1], refused [i][2] }, { NULL, NULL, NULL } };
+        s_make_tar (pkg, bad);
+        strcpy (info->version_name, "bad");
+        assert (af_install_builtin (home, pkg, info, err, sizeof err) == AF_E_MALFORMED);
+        assert (strstr (err, refused [i][3]));
+    }
+    free (big);
+    const char *twice [][3] = { { "appferry.json", "f", "{}" }, { "./appferry.json", "f", "{}" }, { NULL, NULL, NULL } };
+    s_make_tar (pkg, twice);
+    assert (af_install_builtin (home, pkg, info, err, sizeof err) == AF_E_MALFORMED && strstr (err, "twice"));
+    //  The limits themselves (af_record's self-test has each): 65 settings
+    char many [4096] = "{\"settings\": {";
+    for (int i = 0; i <= AF_MAX_SETTINGS; i++)
+        snprintf (many + strlen (many), sizeof many - strlen (many), "%s\"k%d\": \"v\"", i? ", ": "", i);
+    strcat (many, "}}");
+    const char *too_many [][3] = { { "appferry.json", "f", many }, { NULL, NULL, NULL } };
+    s_make_tar (pkg, too_many);
+    assert (af_install_builtin (home, pkg, info, err, sizeof err) == AF_E_MALFORMED && strstr (err, "more than 64"));
+    //  ... and a manifest under defaults/ or deeper is a plain file
+    const char *deeper [][3] = { { "app/appferry.json", "f", "not json" }, { NULL, NULL, NULL } };
+    s_make_tar (pkg, deeper);
+    strcpy (info->program, "cfg.c");
+    assert (af_install_builtin (home, pkg, info, err, sizeof err) == AF_OK);
+    assert (af_install_remove (home, "cfg.c", err, sizeof err) == AF_OK);
+    strcpy (info->program, "cfg");
+    snprintf (path, sizeof path, "%s/apps/cfg/app/V", home);
+    assert (streq (s_first_line (path, line, sizeof line), "1\n"));
+    assert (streq (s_setting (home, "cfg", "theme", value, sizeof value), "dark"));
+    assert (s_startup_is (home, "cfg@tips cfg@b.sync cfg.b@sync"));
+    record = s_json_file (home, "installed/cfg.json");
+    assert (streq (json_string_value (json_object_get (record, "versionName")), "1.0"));
+    json_decref (record);
+
+    //  An upgrade that declares less: size and b.sync go, cfg.b's stays
+    const char *v2 [][3] = { { "app/", "d", "" }, { "app/V", "f", "2\n" },
+        { "appferry.json", "f", "{\"settings\": {\"theme\": \"light\"}, \"startup\": [\"tips\"]}" },
+        { NULL, NULL, NULL } };
+    s_make_tar (pkg, v2);
+    strcpy (info->version_name, "2.0");
+    assert (af_install_builtin (home, pkg, info, err, sizeof err) == AF_OK);
+    assert (streq (s_setting (home, "cfg", "theme", value, sizeof value), "light"));
+    assert (streq (s_setting (home, "cfg", "size", value, sizeof value), "(none)"));
+    assert (s_startup_is (home, "cfg@tips cfg.b@sync"));
+    record = s_json_file (home, "installed/cfg.json");
+    assert (json_object_size (json_object_get (record, "settings")) == 1);
+    assert (json_array_size (json_object_get (record, "startup")) == 1);
+    json_decref (record);
+    //  One that cannot write an entry (a directory in its way): the tree,
+    //  settings, entries and record of 2.0 stay, nothing left aside
+    snprintf (path, sizeof path, "%s/startup/cfg@b.sync", home);
+    assert (zsys_dir_create ("%s/x", path) == 0);
+    s_make_tar (pkg, v1);
+    strcpy (info->version_name, "1.1");
+    assert (af_install_builtin (home, pkg, info, err, sizeof err) == AF_E_INTERNAL && strstr (err, "cfg@b.sync"));
+    snprintf (path, sizeof path, "%s/apps/cfg/app/V", home);
+    assert (streq (s_first_line (path, line, sizeof line), "2\n"));
+    assert (streq (s_setting (home, "cfg", "theme", value, sizeof value), "light"));
+    assert (s_startup_is (home, "cfg@tips cfg@b.sync cfg.b@sync"));
+    record = s_json_file (home, "installed/cfg.json");
+    assert (streq (json_string_value (json_object_get (record, "versionName")), "2.0"));
+    json_decref (record);
+    char names [1024];
+    snprintf (path, sizeof path, "%s/settings", home);
+    assert (s_entries (path, names, sizeof names) == 1 && streq (names, "cfg.json"));
+    snprintf (path, sizeof path, "%s/startup/cfg@b.sync", home);
+    assert (s_remove_tree (path) == 0);
+    //  Without a manifest: no settings file, no entries of cfg's
+    const char *v3 [][3] = { { "app/", "d", "" }, { "app/V", "f", "3\n" }, { NULL, NULL, NULL } };
+    s_make_tar (pkg, v3);
+    strcpy (info->version_name, "3.0");
+    assert (af_install_builtin (home, pkg, info, err, sizeof err) == AF_OK);
+    snprintf (path, sizeof path, "%s/settings/cfg.json", home);
+    assert (!zsys_file_exists (path));
+    assert (s_startup_is (home, "cfg.b@sync"));
+    record = s_json_file (home, "installed/cfg.json");
+    assert (json_object_size (json_object_get (record, "settings")) == 0);
+    assert (json_array_size (json_object_get (record, "startup")) == 0);
+    json_decref (record);
+}
+
+//  Export says what the device has now; apply takes only what the
+//  installed package declares, all or nothing
+static void
+s_test_export_apply (const char *home, const char *pkg, af_install_info_t *info)
+{
+    char err [512], value [1100], path [700];
+    json_t *record;
+    strcpy (info->program, "cfg");
+    strcpy (info->version_name, "1.0");
+    info->version_code = 1;
+    const char *v1 [][3] = { { "app/", "d", "" },
+        { "appferry.json", "f", "{\"settings\": {\"theme\": \"dark\", \"size\": \"12\", \"lang\": \"en\"}, "
+                                "\"startup\": [\"tips\", \"b.sync\"]}" },
+        { NULL, NULL, NULL } };
+    s_make_tar (pkg, v1);
+    assert (af_install_builtin (home, pkg, info, err, sizeof err) == AF_OK);
+    //  The user changes theme, removes size, adds a key of their own, gives
+    //  lang a value the rules refuse, and removes an entry
+    snprintf (path, sizeof path, "%s/settings/cfg.json", home);
+    s_write_file (path, "{\"theme\": \"blue\", \"mine\": \"x\", \"lang\": 7}");
+    snprintf (path, sizeof path, "%s/startup/cfg@b.sync", home);
+    assert (unlink (path) == 0);
+    assert (af_install_record_export (home, "cfg", &record, err, sizeof err) == AF_OK);
+    assert (af_install_record_check (record, err, sizeof err) == AF_OK);
+    json_t *settings = json_object_get (record, "settings");
+    assert (json_object_size (settings) == 1 && streq (json_string_value (json_object_get (settings, "theme")), "blue"));
+    assert (json_array_size (json_object_get (record, "startup")) == 1
+            && streq (json_string_value (json_array_get (json_object_get (record, "startup"), 0)), "tips"));
+    assert (streq (json_string_value (json_object_get (record, "versionName")), "1.0"));
+    assert (json_integer_value (json_object_get (record, "versionCode")) == 1);
+    json_decref (record);
+    //  A settings file that is no JSON object reads as none
+    snprintf (path, sizeof path, "%s/settings/cfg.json", home);
+    s_write_file (path, "{broken");
+    assert (af_install_record_export (home, "cfg", &record, err, sizeof err) == AF_OK);
+    assert (json_object_size (json_object_get (record, "settings")) == 0);
+    json_decref (record);
+    assert (af_install_record_export (home, "never", &record, err, sizeof err) == AF_E_NOT_THERE && !record);
+    assert (af_install_record_export (home, "../x", &record, err, sizeof err) == AF_E_MALFORMED && !record);
+    //  cfg.b (from s_test_manifest) was installed by a record without
+    //  settings: exports {} and its entry
+    assert (af_install_record_export (home, "cfg.b", &record, err, sizeof err) == AF_OK);
+    assert (json_object_size (json_object_get (record, "settings")) == 0 && json_array_size (json_object_get (record, "startup")) == 1);
+    json_decref (record);
+    //  A record from before the manifest (no settings, no startup) exports
+    //  empty ones
+    snprintf (path, sizeof path, "%s/installed/old.json", home);
+    s_write_file (path, "{\"program\": \"old\", \"versionName\": \"0.9\", \"versionCode\": 9, \"files\": []}");
+    assert (af_install_record_export (home, "old", &record, err, sizeof err) == AF_OK);
+    assert (json_object_size (json_object_get (record, "settings")) == 0 && json_array_size (json_object_get (record, "startup")) == 0);
+    json_decref (record);
+    //  A damaged record never names files
+    s_write_file (path, "{\"program\": \"old\", \"startup\": [\"../../x\"]}");
+    assert (af_install_record_export (home, "old", &record, err, sizeof err) == AF_E_MALFORMED && strstr (err, "damaged"));
+    assert (unlink (path) == 0);
+
+    //  Apply: theme and size from the source; lang kept (the source has
+    //  none; here it is refused, so the install's); "evil" ignored; of
+    //  the entries, b.sync comes back, tips goes, "evil" and "../x" never
+    //  made (a name the rules refuse refuses the whole record)
+    snprintf (path, sizeof path, "%s/settings/cfg.json", home);
+    s_write_file (path, "{\"theme\": \"blue\", \"lang\": 7, \"mine\": \"x\"}");
+    json_t *source = json_pack ("{s:s, s:s, s:i, s:{s:s, s:s, s:s}, s:[s, s]}", "program", "cfg",
+                                "versionName", "5.0", "versionCode", 5, "settings", "theme", "red", "size", "20",
+                                "evil", "x", "startup", "b.sync", "evil");
+    assert (af_install_record_apply (home, "cfg", source, err, sizeof err) == AF_OK);
+    assert (streq (s_setting (home, "cfg", "theme", value, sizeof value), "red"));
+    assert (streq (s_setting (home, "cfg", "size", value, sizeof value), "20"));
+    assert (streq (s_setting (home, "cfg", "lang", value, sizeof value), "en"));
+    assert (streq (s_setting (home, "cfg", "evil", value, sizeof value), "(none)"));
+    assert (streq (s_setting (home, "cfg", "mine", value, sizeof value), "(none)"));
+    assert (s_startup_is (home, "cfg@b.sync cfg.b@sync"));
+    char names [1024];
+    snprintf (path, sizeof path, "%s/settings", home);
+    assert (s_entries (path, names, sizeof names) == 1 && streq (names, "cfg.json"));
+    record = s_json_file (home, "installed/cfg.json");
+    json_t *applied = json_object_get (record, "appliedFrom");
+    assert (json_integer_value (json_object_get (applied, "at")) > 0);
+    assert (streq (json_string_value (json_object_get (applied, "versionName")), "5.0"));
+    assert (streq (json_string_value (json_object_get (json_object_get (record, "settings"), "theme")), "dark"));
+    json_decref (record);
+    //  What the source device exports is what applies: a round trip
+    assert (af_install_record_export (home, "cfg", &record, err, sizeof err) == AF_OK);
+    assert (json_object_size (json_object_get (record, "settings")) == 3);
+    json_decref (record);
+
+    //  Refused, nothing changed: another program's record, a bad name, an
+    //  unknown key, a value too long, not installed, not an ID
+    struct { const char *key; json_t *value; int code; const char *says; } refused [] = {
+        { "program", json_string ("cfg.b"), AF_E_MALFORMED, "of cfg.b, not cfg" },
+        { "startup", json_pack ("[s]", "../../.bashrc"), AF_E_MALFORMED, "not a name" },
+        { "files", json_pack ("[s]", "x"), AF_E_MALFORMED, "unknown key 'files'" },
+        { "settings", json_pack ("{s:i}", "theme", 1), AF_E_MALFORMED, "'theme' is not a string" },
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused [0]; i++) {
+        json_t *copy = json_deep_copy (source);
+        json_object_set_new (copy, refused [i].key, refused [i].value);
+        json_object_set_new (json_object_get (copy, "settings"), "theme", json_string ("changed"));
+        if (streq (refused [i].key, "settings"))
+            json_object_set_new (json_object_get (copy, "settings"), "theme", json_integer (1));
+        assert (af_install_record_apply (home, "cfg", copy, err, sizeof err) == refused [i].code);
+        assert (strstr (err, refused [i].says));
+        json_decref (copy);
+    }
+    char long_value [AF_MAX_SETTING_VALUE + 2];
+    memset (long_value, 'v', sizeof long_value);
+    long_value [AF_MAX_SETTING_VALUE + 1] = 0;
+    json_t *copy = json_deep_copy (source);
+    json_object_set_new (json_object_get (copy, "settings"), "theme", json_string (long_value));
+    assert (af_install_record_apply (home, "cfg", copy, err, sizeof err) == AF_E_MALFORMED && strstr (err, "longer"));
+    json_decref (copy);
+    assert (af_install_record_apply (home, "never", source, err, sizeof err) == AF_E_MALFORMED);
+    copy = json_deep_copy (source);
+    json_object_set_new (copy, "program", json_string ("never"));
+    assert (af_install_record_apply (home, "never", copy, err, sizeof err) == AF_E_NOT_THERE);
+    json_decref (copy);
+    assert (af_install_record_apply (home, "../x", source, err, sizeof err) == AF_E_MALFORMED);
+    assert (streq (s_setting (home, "cfg", "theme", value, sizeof value), "red"));
+    assert (s_startup_is (home, "cfg@b.sync cfg.b@sync"));
+
+    //  All or nothing: a full disk while the settings are written aside
+    //  (a file size limit makes the EFBIG a quota would), and an entry that
+    //  cannot be put in place after the settings were (a directory in its
+    //  way): settings, entries and record as they were, nothing aside
+    record = s_json_file (home, "installed/cfg.json");
+    char *before = json_dumps (record, JSON_COMPACT);
+    json_decref (record);
+    copy = json_deep_copy (source);
+    memset (long_value, 'w', sizeof long_value);
+    long_value [AF_MAX_SETTING_VALUE] = 0;
+    json_object_set_new (json_object_get (copy, "settings"), "theme", json_string (long_value));
+    json_array_append_new (json_object_get (copy, "startup"), json_string ("tips"));
+    struct rlimit saved, small;
+    assert (getrlimit (RLIMIT_FSIZE, &saved) == 0);
+    small = saved;
+    small.rlim_cur = 512;
+    void (*handler) (int) = signal (SIGXFSZ, SIG_IGN);
+    assert (setrlimit (RLIMIT_FSIZE, &small) == 0);
+    int rc = af_install_record_apply (home, "cfg", copy, err, sizeof err);
+    assert (setrlimit (RLIMIT_FSIZE, &saved) == 0);
+    signal (SIGXFSZ, handler);
+    assert (rc == AF_E_INTERNAL && strstr (err, "full"));
+    snprintf (path, sizeof path, "%s/startup/cfg@tips", home);
+    assert (zsys_dir_create ("%s/x", path) == 0);
+    json_object_set_new (json_object_get (copy, "settings"), "theme", json_string ("green"));
+    assert (af_install_record_apply (home, "cfg", copy, err, sizeof err) == AF_E_INTERNAL && strstr (err, "cfg@tips"));
+    assert (s_remove_tree (path) == 0);
+    assert (streq (s_setting (home, "cfg", "theme", value, sizeof value), "red"));
+    assert (s_startup_is (home, "cfg@b.sync cfg.b@sync"));
+    record = s_json_file (home, "installed/cfg.json");
+    char *after = json_dumps (record, JSON_COMPACT);
+    json_decref (record);
+    assert (streq (before, after));
+    free (before);
+    free (after);
+    snprintf (path, sizeof path, "%s/settings", home);
+    assert (s_entries (path, names, sizeof names) == 1 && streq (names, "cfg.json"));
+    snprintf (path, sizeof path, "%s/installed", home);
+    assert (s_entries (path, names, sizeof names) >= 0 && !strstr (names, ".tmp"));
+    //  ... and once it can, it applies
+    assert (af_install_record_apply (home, "cfg", copy, err, sizeof err) == AF_OK);
+    assert (streq (s_setting (home, "cfg", "theme", value, sizeof value), "green"));
+    assert (s_startup_is (home, "cfg@tips cfg@b.sync cfg.b@sync"));
+    json_decref (copy);
+    json_decref (source);
+
+    //  What a kill leaves aside goes at start; other names stay
+    const char *stale [] = { "settings/.cfg.json.tmp", "settings/.cfg.json.gone", "startup/.cfg@tips.tmp",
+                             "startup/.cfg.b@sync.gone" };
+    const char *kept [] = { "settings/cfg.json.tmp", "settings/.cfg.tmp", "startup/.cfg@.x.tmp",
+                            "startup/.cfg.tmp", "startup/.Cfg@x.gone" };
+    for (int i = 0; i < 4; i++) {
+        snprintf (path, sizeof path, "%s/%s", home, stale [i]);
+        s_write_file (path, "x");
+    }
+    for (int i = 0; i < 5; i++) {
+        snprintf (path, sizeof path, "%s/%s", home, kept [i]);
+        s_write_file (path, "x");
+    }
+    size_t removed;
+    assert (af_install_clean_stale (home, &removed, err, sizeof err) == AF_OK && removed == 4);
+    for (int i = 0; i < 5; i++) {
+        snprintf (path, sizeof path, "%s/%s", home, kept [i]);
+        assert (unlink (path) == 0);
+    }
+    assert (s_startup_is (home, "cfg@tips cfg@b.sync cfg.b@sync"));
+
+    //  Uninstall: the settings and every entry of cfg go, cfg.b's stay
+    assert (af_install_remove (home, "cfg", err, sizeof err) == AF_OK);
+    snprintf (path, sizeof path, "%s/settings/cfg.json", home);
+    assert (!zsys_file_exists (path));
+    assert (s_startup_is (home, "cfg.b@sync"));
+    assert (af_install_remove (home, "cfg.b", err, sizeof err) == AF_OK);
+    assert (s_startup_is (home, ""));
+}
+
 //  The sections of the self-test run in order on one HOME and one package
 //  file, pkg: each starts from what the one before it left (the programs
 //  installed, info's program and version)
@@ -1677,6 +2627,12 @@ af_install_test (bool verbose)
     s_test_program_ids (home, pkg, &info);
     s_test_full_disk (home, pkg, &info);
     s_test_install_commands (home, pkg, &info);
+    //  On a home of their own: the sections above count what HOME has
+    char own [700];
+    snprintf (own, sizeof own, "%s/manifest", home);
+    assert (zsys_dir_create ("%s", own) == 0);
+    s_test_manifest (own, pkg, &info);
+    s_test_export_apply (own, pkg, &info);
 
     //  The whole home goes, dot-files and all, and the link to outside/
     //  inside it is removed, not followed

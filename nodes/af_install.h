@@ -38,12 +38,42 @@
     the old tree with the old record, never a tree without a record. Trees
     are removed with fts(3), dot-files included, never following a link;
     what a kill half-way leaves (.P.new-*, .P.old-*, .P.gone, records'
-    .tmp) goes with af_install_clean_stale at start. Staging names start
+    .tmp, settings' and entries' .X.tmp and .X.gone) goes with
+    af_install_clean_stale at start. Staging names start
     with '.', program IDs never do (af_program_check), so they never meet.
 
+    Settings and start-up entries (S0.1): a package may carry a top-level
+    appferry.json, its manifest, { "settings": { KEY: STRING, ... },
+    "startup": [ NAME, ... ] } (the rules and limits: protocol/af_record.h;
+    one broken refuses the install, AF_E_MALFORMED). The built-in install
+    writes the settings as HOME/settings/PROGRAM.json (a JSON object; the
+    stand-in for the system's settings store) and each start-up entry as
+    HOME/startup/PROGRAM@NAME (a file holding NAME and a newline; the
+    stand-in for an autostart directory: '@' is in neither a program ID
+    nor a NAME, so no two programs' entries share a file), and removes the
+    program's settings file and entries that the package no longer
+    declares. An install (or upgrade) sets the package's values; a value
+    the user changed since is not carried over. Every new file is written
+    aside and synced (.X.tmp), then all are renamed in place in one go,
+    what they replace or remove kept aside (.X.gone) until the record is
+    in place, so a failure undoes them all.
+
     Install record: HOME/installed/PROGRAM.json { program, versionName,
-    versionCode, hash, pushId, installedAt, method, files }, written
-    atomically (temp + fsync + rename).
+    versionCode, hash, pushId, installedAt, method, files, settings,
+    startup [, appliedFrom] }: settings the object of values the install
+    set (its keys: the settings the package declares), startup the entries
+    it added (those it declares), appliedFrom { at, versionName,
+    versionCode } once another device's record was applied. Records older
+    than the manifest have neither: they read as {} and []. Written
+    atomically (temp + fsync + rename), and last: the order of a built-in
+    install is tree unpacked aside, record, settings and entries written
+    aside; tree swapped in; settings and entries renamed in; record renamed
+    in; what waits aside removed. A kill before the tree's swap leaves the
+    old version whole (and temporaries); between the swap and the record's
+    rename, the new tree, settings and entries (some of them, if it came
+    mid-way) with the old record, which the next install of the package
+    puts right (its hash is not the record's); after it, at most .gone
+    files. af_install_clean_stale removes temporaries and .gone files.
 
     Every function that makes a path from a program ID refuses one that is
     not an ID (af_program_check): AF_E_MALFORMED, err "not a program ID:
@@ -62,6 +92,7 @@
 #include <stdint.h>
 #include <jansson.h>
 #include "af_limits.h"
+#include "af_record.h"             //  af_install_record_check
 
 typedef struct {
     char program [AF_MAX_PROGRAM + 1];
@@ -78,13 +109,17 @@ typedef struct {
 #define AF_INSTALL_MAX_NAME     1024    //  bytes in an entry's name or a link's target
 #define AF_INSTALL_MAX_NODES    (2 * AF_INSTALL_MAX_ENTRIES)    //  files, directories
                                         //  and links, with the directories names imply
+#define AF_INSTALL_MAX_SETTINGS (1024 * 1024)   //  a settings file read back (a
+                                        //  user may have edited it)
 
 //  Check and unpack the tar archive at package into HOME/apps/PROGRAM/,
-//  then write the install record. AF_OK, or with err saying what was
-//  refused or failed, and nothing installed before changed:
-//  AF_E_MALFORMED (not a program ID; not a valid archive, or one the rules
-//  above refuse), AF_E_TOO_BIG (more than AF_INSTALL_MAX_ENTRIES entries or
-//  AF_INSTALL_MAX_NODES nodes), AF_E_INTERNAL (cannot write the tree or the
+//  write the settings and start-up entries its manifest declares, then the
+//  install record. AF_OK, or with err saying what was refused or failed,
+//  and nothing installed before changed: AF_E_MALFORMED (not a program ID;
+//  not a valid archive, or one the rules above refuse, its manifest
+//  included: err names the rule), AF_E_TOO_BIG (more than
+//  AF_INSTALL_MAX_ENTRIES entries or AF_INSTALL_MAX_NODES nodes),
+//  AF_E_INTERNAL (cannot write the tree, the settings, an entry or the
 //  record: a full disk, ...).
 int af_install_builtin (const char *home, const char *package, const af_install_info_t *info,
                         char *err, size_t errlen);
@@ -111,16 +146,19 @@ int af_install_data (const char *home, const char *kind, const char *program, co
 //  AF_E_INTERNAL (cannot read the directory or write the archive).
 int af_install_pack_dir (const char *dir, const char *archive, char *err, size_t errlen);
 
-//  Remove what the built-in installer put under HOME/apps/PROGRAM/ (if
-//  anything: AF_OK when there is nothing). AF_OK, or with err
-//  AF_E_MALFORMED (not a program ID) or AF_E_INTERNAL (cannot remove it;
-//  it stays installed). The install record is the caller's.
+//  Remove what the built-in installer put under HOME/apps/PROGRAM/, the
+//  program's settings (HOME/settings/PROGRAM.json) and its start-up
+//  entries (every HOME/startup/PROGRAM@NAME), if any (AF_OK when there is
+//  nothing). AF_OK, or with err AF_E_MALFORMED (not a program ID) or
+//  AF_E_INTERNAL (cannot remove it; it stays installed, and a second call
+//  finishes). The install record is the caller's.
 int af_install_remove (const char *home, const char *program, char *err, size_t errlen);
 
 //  Remove what installs, upgrades and removals stopped half-way left in
 //  HOME/apps, HOME/data and HOME/config (.PROGRAM.new-TAG, .PROGRAM.old-TAG,
-//  .PROGRAM.gone, .show-PROGRAM) and HOME/installed (PROGRAM.json.tmp);
-//  nothing else.
+//  .PROGRAM.gone, .show-PROGRAM), HOME/installed (PROGRAM.json.tmp),
+//  HOME/settings (.PROGRAM.json.tmp, .PROGRAM.json.gone) and HOME/startup
+//  (.PROGRAM@NAME.tmp, .PROGRAM@NAME.gone); nothing else.
 //  Call it at start, before any install runs. AF_OK with *removed the
 //  number removed, or AF_E_INTERNAL with err naming the first that could
 //  not be removed or read (the others are removed, and counted).
@@ -157,6 +195,42 @@ int af_install_record_write (const char *home, const af_install_info_t *info, js
 //  object: logged) or AF_E_INTERNAL (cannot read it: logged), *found false.
 int af_install_record_read (const char *home, const char *program, af_install_info_t *info,
                             bool *found);
+
+//  Another device's install record, for S0.5: the source device exports
+//  its record of a program, the broker relays it (bounded by
+//  af_install_record_check, protocol/af_record.h), the requester applies
+//  it to the same program once installed from the store.
+//
+//  Export what the device has NOW of what the install of program set:
+//  AF_OK with *record a new object (the caller's) { "program",
+//  "versionName", "versionCode", "settings": the values in
+//  HOME/settings/PROGRAM.json now of the keys the install declared (a key
+//  the user removed, or gave a value the rules refuse, is left out),
+//  "startup": the declared entries whose files are there now }, which
+//  af_install_record_check accepts. A settings file that is not a JSON
+//  object reads as no settings (logged). Or with err and *record NULL:
+//  AF_E_NOT_THERE (program not installed here: no record), AF_E_MALFORMED
+//  (not a program ID, or a damaged record), AF_E_INTERNAL (cannot read).
+int af_install_record_export (const char *home, const char *program, json_t **record,
+                              char *err, size_t errlen);
+
+//  Apply a record another device exported (hostile: it may only choose
+//  among what the installed package declares) to program, installed here:
+//  each setting the installed package declares takes the source's value
+//  if it has one (else keeps the value here, or the install's if there is
+//  none); keys it does not declare are ignored (settings here that it does
+//  not declare go: the file holds the declared ones); each start-up entry
+//  the package declares is there if the source has it and removed if not;
+//  other names are ignored. No file but the program's settings file and
+//  declared entries is ever written. The install record gains
+//  "appliedFrom": { at (unix ms), versionName, versionCode (the
+//  source's) }. All or nothing: AF_OK, or with err and nothing changed:
+//  AF_E_MALFORMED (not a program ID; source refused by
+//  af_install_record_check, or of another program; a damaged record here),
+//  AF_E_NOT_THERE (program not installed here), AF_E_INTERNAL (cannot
+//  write: a full disk, ...).
+int af_install_record_apply (const char *home, const char *program, const json_t *source,
+                             char *err, size_t errlen);
 
 //  Self test
 void af_install_test (bool verbose);

@@ -298,10 +298,25 @@ s_print_installed (json_t *doc)
     json_t *installed = json_object_get (doc, "installed"), *links = json_object_get (doc, "storeLinks");
     if (!json_array_size (installed) && !json_array_size (links))
         printf ("Nothing installed by appferry yet.\n");
-    json_array_foreach (installed, index, entry)
+    json_array_foreach (installed, index, entry) {
         printf ("%-20s %-12s installed (%s), %zu files, file hash %.16s...\n", s_str (entry, "program"),
                 s_str (entry, "versionName"), s_str (entry, "method"),
                 json_array_size (json_object_get (entry, "files")), s_str (entry, "hash"));
+        //  What the install set beyond its files (S0.1): its settings and
+        //  start-up entries, as the record says (HOME/settings has the
+        //  values now)
+        json_t *settings = json_object_get (entry, "settings"), *startup = json_object_get (entry, "startup");
+        const char *key;
+        json_t *value;
+        json_object_foreach (settings, key, value) {
+            char *text = json_dumps (value, JSON_ENCODE_ANY);       //  quoted, escaped: a package's
+            printf ("%-20s   set %s = %s\n", "", key, text? text: "?");  //  text never drives the terminal
+            free (text);
+        }
+        size_t i;
+        json_array_foreach (startup, i, value)
+            printf ("%-20s   start-up entry %s\n", "", json_is_string (value)? json_string_value (value): "?");
+    }
     json_array_foreach (links, index, entry)
         printf ("%-20s %-12s from its store: %s\n", s_str (entry, "program"),
                 s_str (entry, "versionName"), s_str (entry, "storeLink"));

@@ -89,6 +89,21 @@
 #define AF_HASH_HEX             (2 * AF_HASH_SIZE)
 #define AF_KEY_Z85              40      //  CURVE public key in Z85
 
+//  A package's manifest (a top-level appferry.json, protocol/SPEC.md 4.3)
+//  and the install record a device exports (S0.1, S0.5): the settings an
+//  install sets and the start-up entries it adds (protocol/af_record)
+#define AF_MANIFEST_MAX         (64 * 1024) //  bytes of appferry.json
+#define AF_MAX_SETTINGS         64      //  settings one package declares
+#define AF_MAX_SETTING_KEY      64      //  bytes of a key, [A-Za-z0-9._-]
+#define AF_MAX_SETTING_VALUE    1024    //  bytes of a value (UTF-8, no NUL)
+#define AF_MAX_STARTUP          16      //  start-up entries one package declares
+#define AF_MAX_STARTUP_NAME     64      //  bytes of an entry's name, a file name
+#define AF_RECORD_MAX           (400 * 1024)    //  an exported record as compact JSON:
+                                        //  the largest the rules above allow (every
+                                        //  value 1024 control characters, each
+                                        //  written \u00XX) is under 390 KiB; as raw
+                                        //  bytes, under 71 KiB
+
 //  Password guessing: after this many wrong passwords for one account
 //  from one source address within the window, password logins to it from
 //  there are refused until the window ends; after the second bound from
@@ -129,6 +144,12 @@
 #define AF_MAX_PER_SOURCE       32      //  (config) connections from one address at once
 #define AF_LOG_REFUSALS         10      //  refusals (or drops) logged a second, then a count
 #define AF_BATCH                256     //  messages taken per socket wake-up
+#define AF_SCHED_SLICE_NS       100000  //  the broker's threads ask the kernel for
+                                        //  this scheduler slice (sched_setattr,
+                                        //  Linux >= 6.12): woken by the disk after
+                                        //  a commit's sync, a thread then preempts
+                                        //  a CPU-bound neighbour at once instead of
+                                        //  waiting out its slice (about 3 ms here)
 #define AF_ITEM_WINDOW          64      //  outbox items in flight per connection
 #define AF_DRAIN_BATCHES        64      //  batches read before the timer judges peers
 #define AF_MAX_SESSIONS         100000  //  (config) connections with a session; also
@@ -205,6 +226,8 @@
 #define AF_FORWARD_ELSEWHERE    0xFF    //  a batched answer's item: not served by the broker that answers
 #define AF_INTENT_KEEP_MS       3600000 //  an owner remembers an applied intent this long
 #define AF_INTENT_RESEND_MS     5000    //  an unresolved intent of ours is sent again this often
+#define AF_NOTICE_TRY_MS        86400000    //  a friend's notice to another broker is tried this
+                                        //  long, then given up (logged)
 
 //  Catalog limits
 #define AF_MAX_MANIFEST         (64 * 1024 * 1024)  //  manifest file bytes
@@ -260,6 +283,12 @@
 #define AF_MAX_PURCHASES        1000    //  entries in one PURCHASE_LIST
 #define AF_PAY_INTENT_MS        600000  //  (config) a payment notice not confirmed
                                         //  within this is refused (S0.7)
+#define AF_PAYNOTES_KEEP_S      604800  //  (config quota/notice_keep) a GET's notice key is
+                                        //  kept this long: told once within it (af_paynotes)
+#define AF_PAYNOTES_KEEP_MIN_S  90000   //  ... at least: a node's retries (an hour) and a
+                                        //  notice's resends to another broker (AF_NOTICE_TRY_MS)
+#define AF_MAX_PAYNOTES         10000   //  notice keys one account keeps at most (the oldest go)
+#define AF_PAYNOTES_SWEEP       1000    //  keys one sweep (a put's, the timer's) looks at
 //  Friends (issue 13, S3.2-S3.7): a contact token is the OPRF output of a
 //  number cut to its first 32 bytes (2^-128 collisions: enough to match
 //  address books); the rest are the defaults of section contacts and

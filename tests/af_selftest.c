@@ -14,6 +14,7 @@
 #include "af_oprf.h"
 #include "af_minisign.h"
 #include "af_trust.h"
+#include "af_record.h"
 #include "af_worker.h"
 #include "af_store.h"
 #include "af_registry.h"
@@ -63,6 +64,7 @@ static const test_t s_tests [] = {
     { "af_oprf", af_oprf_test },
     { "af_minisign", af_minisign_test },
     { "af_trust", af_trust_test },
+    { "af_record", af_record_test },
     { "af_worker", af_worker_test },
     { "af_store", af_store_test },
     { "af_registry", af_registry_test },
