@@ -24,9 +24,7 @@
 */
 #include "broker_int.h"
 #include <jansson.h>
-#ifdef AF_HAVE_RECORD_CHECK
 #include "af_record.h"
-#endif
 
 int
 broker_ask_open (af_broker_t *self, const broker_notice_t *notice)
@@ -67,9 +65,9 @@ broker_record_queue (af_broker_t *self, const char *account, const uint8_t *id, 
     return code;
 }
 
-//  Is the record the source sent an install record of program? Its shape
-//  by the rules of protocol/af_record (once there), at least a JSON object
-//  naming the program; 400 otherwise, with err
+//  Is the record the source sent an install record of program? A JSON
+//  object naming the program, of the shape and bounds of protocol/af_record
+//  (af_install_record_check); 400 otherwise, with err
 static int
 s_record_check (const af_msg_t *msg, char *err, size_t errlen)
 {
@@ -85,13 +83,11 @@ s_record_check (const af_msg_t *msg, char *err, size_t errlen)
         snprintf (err, errlen, "field 'record': its program is not '%s'", msg->program);
         code = AF_E_MALFORMED;
     }
-#ifdef AF_HAVE_RECORD_CHECK
     char why [AF_MAX_REASON + 1];
     if (code == AF_OK && af_install_record_check (record, why, sizeof why) != AF_OK) {
         snprintf (err, errlen, "field 'record': %s", why);
         code = AF_E_MALFORMED;
     }
-#endif
     json_decref (record);
     return code;
 }
