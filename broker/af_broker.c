@@ -96,6 +96,7 @@ static const command_t s_commands [AF_MSG_COUNT] = {
     [AF_MSG_BACKUPS]    = { NEEDS_SESSION, handle_backups },
     [AF_MSG_BACKUP_GET] = { NEEDS_SESSION, handle_backup_get },
     [AF_MSG_RESTORE]    = { NEEDS_SESSION, handle_restore },
+    [AF_MSG_RECORD_PUT] = { NEEDS_SESSION, handle_record_put },
 };
 
 //  For items that are one plain allocation
@@ -336,6 +337,7 @@ s_timer_event (zloop_t *loop, int timer_id, void *arg)
     zlistx_destroy (&ended);
     af_dispatch_tick (self->dispatch, now);
     broker_failures_expire (self, now);
+    broker_asks_tick (self);
     int64_t every = (int64_t) self->config.data_grace_s * 1000 < 60000?
                     (int64_t) self->config.data_grace_s * 1000: 60000;
     if (now - self->gc_at >= every) {
@@ -643,6 +645,7 @@ af_broker_destroy (af_broker_t **self_p)
     zhashx_destroy (&self->uploads);
     af_transfers_destroy (&self->transfers);
     af_pushes_destroy (&self->pushes);
+    af_asks_destroy (&self->asks);
     af_paynotes_destroy (&self->paynotes);
     af_outbox_destroy (&self->outbox);
     zhashx_destroy (&self->sources);

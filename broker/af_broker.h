@@ -68,6 +68,8 @@ typedef struct {
     int eval_limit;                 //  contact numbers evaluated per account per window
     int eval_window_s;              //  that window
     int friend_min_common;          //  contacts two books share to make friends
+    //  GET (section get; SPEC 5.47a)
+    int record_wait_s;              //  an ask waits this long for the source's record
     bool verbose;
 } af_broker_config_t;
 

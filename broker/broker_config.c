@@ -52,6 +52,7 @@ af_broker_config_defaults (af_broker_config_t *config)
     config->eval_limit = AF_EVAL_LIMIT;
     config->eval_window_s = AF_EVAL_WINDOW_S;
     config->friend_min_common = AF_FRIEND_MIN_COMMON;
+    config->record_wait_s = AF_RECORD_WAIT_S;
 }
 
 typedef enum { T_STR, T_INT, T_SIZE, T_BOOL, T_VERSION, T_PWCOST } type_t;
@@ -111,6 +112,7 @@ static const setting_t s_settings [] = {
     NUM ("contacts/eval_limit", T_INT, eval_limit, 1, 100000000),
     NUM ("contacts/eval_window", T_INT, eval_window_s, 1, 365 * 86400),
     NUM ("friends/min_common", T_INT, friend_min_common, 1, 1000),
+    NUM ("get/record_wait", T_INT, record_wait_s, 1, 365 * 86400),
 };
 #define SETTINGS (sizeof s_settings / sizeof s_settings [0])
 

@@ -102,10 +102,12 @@ broker_open_store (af_broker_t *self)
     self->outbox = af_outbox_new (store);
     self->pushes = self->outbox? af_pushes_new (store, self->outbox): NULL;
     self->paynotes = self->outbox? af_paynotes_new (store, self->outbox): NULL;
+    self->asks = self->outbox? af_asks_new (store, self->outbox, *self->config.etcd?
+                                            (uint32_t) self->config.cluster_shards: 1): NULL;
     self->lists = af_lists_new (store);
     self->configs = af_configs_new (store);
     self->backups = af_backups_new (store);
-    if (!self->pushes || !self->paynotes || !self->lists || !self->configs || !self->backups)
+    if (!self->pushes || !self->paynotes || !self->asks || !self->lists || !self->configs || !self->backups)
         return -1;
     af_paynotes_set_keep (self->paynotes, (uint64_t) self->config.notice_keep_s * 1000);
     af_backups_set_quota (self->backups, (size_t) self->config.quota_backups,

@@ -24,6 +24,7 @@
 #include "af_zap.h"
 #include "af_outbox.h"
 #include "af_paynotes.h"
+#include "af_asks.h"
 #include "af_pushes.h"
 #include "af_transfers.h"
 #include "af_download.h"
@@ -162,6 +163,7 @@ struct _af_broker_t {
     af_dispatch_t *dispatch;        //  the workers
     af_outbox_t *outbox;
     af_paynotes_t *paynotes;        //  GET's notices to the source, once (handle_pay.c)
+    af_asks_t *asks;                //  GET's asks for the source's record (handle_record.c)
     af_pushes_t *pushes;
     af_transfers_t *transfers;
     af_lists_t *lists;
@@ -444,8 +446,12 @@ void handle_push (af_broker_t *self, session_t *session, af_msg_t *msg);
 typedef struct {
     char account [AF_MAX_ACCOUNT + 1];  //  the device's account
     char device_id [AF_ID_HEX + 1];     //  "": its account's broker picks it
-    uint8_t key [AF_ID_SIZE];           //  told once per key
+    uint8_t key [AF_ID_SIZE];           //  told once per key; the ask's ID
     af_msg_t *item;                     //  what it is told (a NOTIFY)
+    //  The ask opened with it (handle_record.c): who waits for the record
+    char asker_account [AF_MAX_ACCOUNT + 1];
+    char asker [AF_ID_HEX + 1];
+    char program [AF_MAX_PROGRAM + 1];
 } broker_notice_t;
 void broker_push (af_broker_t *self, session_t *session, af_msg_t *msg, bool entitled, broker_notice_t *notice);
 void handle_uninstall (af_broker_t *self, session_t *session, af_msg_t *msg);
@@ -514,6 +520,27 @@ void broker_pay_jobs_free (void **item);
 typedef void (broker_entitled_fn) (void *arg, int code, const char *reason);
 int broker_pay_entitled (af_broker_t *self, const char *account, const char *program,
                          broker_entitled_fn *done, void *arg);
+
+//  --------------------------------------------------------------------------
+//  handle_record.c: RECORD_PUT; the asks' deadlines (SPEC 5.47a)
+
+void handle_record_put (af_broker_t *self, session_t *session, af_msg_t *msg);
+
+//  Open the ask of a GET's notice (its key, source, asker and program),
+//  waiting get/record_wait; an ask already open under the key stays as it
+//  is. AF_OK, AF_E_MALFORMED or AF_E_INTERNAL (af_asks_open).
+int broker_ask_open (af_broker_t *self, const broker_notice_t *notice);
+
+//  The one place a RECORD (record: the message, not taken) is queued for
+//  the asker of the open ask (account, id) of source for program and
+//  asker, closing it in the same transaction, and delivered if the asker
+//  is online. AF_OK, AF_E_NO_ASK, AF_E_ANSWERED, AF_E_ASK_EXPIRED,
+//  AF_E_QUOTA, AF_E_MALFORMED (it does not fit in an item), AF_E_INTERNAL.
+int broker_record_queue (af_broker_t *self, const char *account, const uint8_t *id, const char *source,
+                         const char *program, const char *asker, af_msg_t *record);
+
+//  The timer: expire the asks past their deadline in the shards we own.
+void broker_asks_tick (af_broker_t *self);
 
 //  --------------------------------------------------------------------------
 //  handle_config.c: CONFIG_PUT, CONFIG_GET

@@ -31,6 +31,7 @@ handle_notify (af_broker_t *self, session_t *session, af_msg_t *msg)
     //  The target learns who sent it; the sender's rid stays with the sender
     bool has_rid = msg->has_rid;
     memcpy (msg->device_id, session->device_id, sizeof msg->device_id);
+    msg->ask [0] = 0;                   //  only the broker's notices carry an ask (5.47a)
     msg->has_rid = false;
     if (broker_send_msg (self, target, msg))
         zsys_warning ("broker: cannot deliver NOTIFY to %s", target->device_id);

@@ -159,13 +159,30 @@ s_transfer (af_broker_t *self, pay_job_t *job, const char *kind)
     memset (&notice, 0, sizeof notice);
     af_strcopy (notice.account, sizeof notice.account, friend? job->source_account: job->account);
     af_strcopy (notice.device_id, sizeof notice.device_id, here? job->source: "");
-    if (!*job->intent || af_id_from_hex (job->intent, notice.key) != AF_OK) {
-        if (job->caller.has_rid)
-            memcpy (notice.key, job->caller.rid, sizeof notice.key);
-        else
-            randombytes_buf (notice.key, sizeof notice.key);
+    //  The key: a free GET's rid; for a paid one, the intent's with the
+    //  asking device's ID, so another device of the account that asks
+    //  later under the same intent is told (and gets its ask, 5.47a)
+    uint8_t intent [AF_ID_SIZE];
+    if (*job->intent && af_id_from_hex (job->intent, intent) == AF_OK) {
+        crypto_generichash_state state;
+        crypto_generichash_init (&state, NULL, 0, sizeof notice.key);
+        crypto_generichash_update (&state, intent, sizeof intent);
+        crypto_generichash_update (&state, (const uint8_t *) job->asker, strlen (job->asker));
+        crypto_generichash_final (&state, notice.key, sizeof notice.key);
     }
+    else
+    if (job->caller.has_rid)
+        memcpy (notice.key, job->caller.rid, sizeof notice.key);
+    else
+        randombytes_buf (notice.key, sizeof notice.key);
+    af_strcopy (notice.asker_account, sizeof notice.asker_account, job->account);
+    af_strcopy (notice.asker, sizeof notice.asker, job->asker);
+    af_strcopy (notice.program, sizeof notice.program, job->program);
     notice.item = af_msg_new (AF_MSG_NOTIFY);
+    //  The ask (5.47a) is opened only for a source device served here: a
+    //  friend's on another broker gets its notice through FORWARD, no ask
+    if (*notice.device_id)
+        sodium_bin2hex (notice.item->ask, sizeof notice.item->ask, notice.key, sizeof notice.key);
     af_strcopy (notice.item->device_id, sizeof notice.item->device_id, job->asker);
     snprintf (notice.item->kind, sizeof notice.item->kind, "%s%s", friend? "friend-": "", kind);
     char body [AF_MAX_PROGRAM + AF_ID_HEX + AF_MAX_ACCOUNT + 3];

@@ -303,7 +303,10 @@ s_push_commit (af_broker_t *self, push_job_t *job)
         code = xnotice_send (self, job->account, job->accepted->program, &job->notice);
     else
     if (offered && job->notice.item) {
-        zframe_t *frame = af_msg_encode (job->notice.item);
+        //  The ask first (5.47a): an ask without its notice expires and
+        //  tells the asker; a notice without its ask would leave it waiting
+        code = broker_ask_open (self, &job->notice);
+        zframe_t *frame = code == AF_OK? af_msg_encode (job->notice.item): NULL;
         bool queued = false;
         code = frame? af_paynotes_put (self->paynotes, job->notice.account, job->notice.device_id, job->notice.key,
                                        zframe_data (frame), zframe_size (frame), &queued): AF_E_INTERNAL;

@@ -548,6 +548,7 @@ af_node_new (const af_node_config_t *config, char *err, size_t errlen)
     assert (self->chunk_raw && self->chunk_packed);
     node_requests_new (self);
     self->inbox = json_array ();
+    node_record_start (self);           //  GET records kept for an install (5.47a)
     self->loop = zloop_new ();
 
     //  The CLI socket: only this user may talk to the node

@@ -273,6 +273,15 @@ void node_pay_on_notice (af_node_t *self, af_msg_t **msg_p, const char *item);
 void node_pay_confirm (af_node_t *self, cli_t *cli);
 void node_pay_purchases (af_node_t *self, cli_t *cli);
 
+//  node_record.c: the install record after a GET (SPEC 5.47a). The
+//  source: a notice with an ask answered with RECORD_PUT (its item ACKed
+//  once answered); the asker: a RECORD item kept in HOME/records, ACKed,
+//  applied once the program is installed; at start, what is pending
+void node_record_answer_ask (af_node_t *self, const af_msg_t *notice, const char *item);
+void node_record_on_item (af_node_t *self, af_msg_t *msg, const char *item);
+void node_record_installed (af_node_t *self, const char *program);
+void node_record_start (af_node_t *self);
+
 //  node_docs.c: CLI replies and documents, JSON files in the home
 void node_ctl_reply (af_node_t *self, zframe_t *client, bool ok, json_t *doc);
 json_t *node_error_doc (int code, const char *reason);

@@ -84,6 +84,8 @@ s_job_finish (af_node_t *self, job_t *job, const char *state, uint32_t files, co
     else
         zsys_info ("node: push %s: %s %s %s", job->push, job->program, job->package.version_name, state);
     job->reported_at = 0;               //  send now
+    if (streq (state, "installed"))
+        node_record_installed (self, job->program);     //  a GET's record waiting for it
 }
 
 static bool
@@ -562,6 +564,21 @@ node_on_item (af_node_t *self, af_msg_t **item_p)
     if (code == AF_OK && msg->id == AF_MSG_UNINSTALL) {
         //  Finished by its DONE, as an offer is (SPEC 5.32): no ACK
         node_uninstall_asked (self, msg);
+        af_msg_destroy (&msg);
+        return;
+    }
+    else
+    if (code == AF_OK && msg->id == AF_MSG_NOTIFY && *msg->ask) {
+        //  GET's source told, with an ask: ACKed once it is answered (5.47a)
+        node_pay_on_notice (self, &msg, item->item);
+        if (msg)
+            node_record_answer_ask (self, msg, item->item);
+        af_msg_destroy (&msg);
+        return;
+    }
+    else
+    if (code == AF_OK && msg->id == AF_MSG_RECORD) {
+        node_record_on_item (self, msg, item->item);    //  ACKed once it is on disk
         af_msg_destroy (&msg);
         return;
     }

@@ -20,6 +20,7 @@
 #define NODE_UNSENT_WAIT_MS     5000    //  how long a request waits for a
                                         //  connection or a login
 #define NODE_MAX_INBOX          100     //  notifications kept for `notifications`
+#define NODE_RECORD_KEEP_S      86400   //  a GET's record waits this long for its install (5.47a)
 #define NODE_MAX_RECOMMENDATIONS 1000   //  recommendations kept in inbox.json
 #define NODE_MAX_PUSHES         50      //  pushes kept in pushes.json
 #define NODE_STATUS_PUSHES      10      //  of which `status` shows the last

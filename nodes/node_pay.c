@@ -131,6 +131,15 @@ node_pay_get (af_node_t *self, cli_t *cli)
         af_msg_destroy (&get);
         return;
     }
+    if (!get && cli->args > 4 && streq (cli->arg [4], "data")) {
+        //  Between devices of one account the data may follow (S2.8), but
+        //  not through GET yet (SPEC 5.47 "Not built yet"): refused, not
+        //  ignored, and the way that works named
+        node_ctl_error (self, cli->client, AF_E_FORBIDDEN, "--with-data: get does not bring an app's user data "
+                        "yet; on the device that has %s: appferry push %s --to THIS-DEVICE --with-data",
+                        cli->arg [0], cli->arg [0]);
+        return;
+    }
     if (!get) {
         if (node_cli_named (self, cli, cli->arg [1], source) <= 0)
             return;

@@ -37,6 +37,9 @@ af_code_name (int code)
         case AF_E_NO_CONFIG:        return "E_NO_CONFIG";
         case AF_E_NO_INTENT:        return "E_NO_INTENT";
         case AF_E_NOT_THERE:        return "E_NOT_THERE";
+        case AF_E_NO_ASK:           return "E_NO_ASK";
+        case AF_E_ANSWERED:         return "E_ANSWERED";
+        case AF_E_ASK_EXPIRED:      return "E_ASK_EXPIRED";
         case AF_E_NO_BACKUP:        return "E_NO_BACKUP";
         case AF_E_NO_VERSION:       return "E_NO_VERSION";
         case AF_E_INTERNAL:         return "E_INTERNAL";

@@ -67,6 +67,12 @@
 #define AF_MAX_CHUNK            (256 * 1024)    //  raw bytes in one CHUNK
 #define AF_MAX_CREDIT           16      //  CHUNKs in flight per transfer
 #define AF_MAX_ITEM             (64 * 1024) //  an outbox item (encoded message)
+#define AF_MAX_RECORD_MSG       (56 * 1024) //  an install record as it travels (compact
+                                        //  JSON in RECORD_PUT and in the RECORD item,
+                                        //  inside an ITEM of AF_MAX_ITEM; SPEC 5.47a)
+#define AF_RECORD_WAIT_S        86400   //  get/record_wait: an ask waits for its source
+#define AF_ASK_KEEP_MS          (7LL * 86400 * 1000)    //  an answered or expired ask is kept
+#define AF_ASKS_SWEEP           256     //  asks the broker's timer expires or removes per tick
 #define AF_MAX_DATA             (256 * 1024 * 1024) //  a push's user data (tar), bytes
 #define AF_MAX_APPS             1000    //  apps in one device's install list
 #define AF_MAX_DIFF             2000    //  entries (programs, grouped) in one SYNC_DIFF
@@ -349,6 +355,8 @@ typedef enum {
     AF_E_NO_CONFIG      = 463,  //  CONFIG_GET: no configuration stored for the program
     AF_E_NO_INTENT      = 464,  //  PAY_CONFIRM: no such payment notice for this account
     AF_E_NOT_THERE      = 465,  //  GET: the source device does not have the program
+    AF_E_NO_ASK         = 468,  //  RECORD_PUT: no such ask for this device, program and asker
+    AF_E_ANSWERED       = 469,  //  RECORD_PUT: the ask was answered before
     AF_E_NO_BACKUP      = 466,  //  BACKUP_GET, RESTORE: no backup of the program in the account
     AF_E_NO_VERSION     = 467,  //  BACKUP_GET, RESTORE: no backup of that version
     AF_E_POLICY         = 451,  //  the device does not meet the broker's push policy
@@ -359,6 +367,7 @@ typedef enum {
     AF_E_NOT_FRIENDS    = 472,  //  a contact is no friend (or no account: the same answer)
     AF_E_NOT_SHARED     = 473,  //  a friend does not share that (or anything) with friends
     AF_E_REFUSED        = 474,  //  RECOMMEND: the recipient refuses recommendations from you
+    AF_E_ASK_EXPIRED    = 475,  //  RECORD_PUT: the ask's wait ran out (the asker was told)
     AF_E_INTERNAL       = 500,  //  server-side failure (store error, ...)
     AF_E_UNAVAILABLE    = 503,  //  no worker for the service / timed out
 } af_code_t;

@@ -300,6 +300,7 @@ static const field_t f_pong [] = {
 static const field_t f_notify [] = {
     STR (M, "deviceId", device_id, true), STR (M, "kind", kind, false),
     { "body", sizeof ("body") - 1, T_BIN, offsetof (M, body), 0, offsetof (M, body_size), 0, AF_MAX_BODY, true, NULL },
+    STR (M, "ask", ask, false),
     END };
 #define F_PUSH      STR (M, "push", push_id, true)
 #define F_HASH      STR (M, "hash", hash, true)
@@ -493,6 +494,16 @@ static const field_t f_forward_reply [] = {
     U32 (M, "code", code, 0, 999, true), STR (M, "reason", reason, false), U64 (M, "epoch", epoch, false),
     BOOL (M, "yes", yes), MAPS (M, "apps", apps, app_count, af_app_t, s_app_fields, AF_MAX_SHARES, false),
     F_FWD_BODY, END };
+//  The source's install record (SPEC 5.47a): the record, or a code and a
+//  reason; which of them is there is the broker's check (400)
+#define F_RECORD { "record", sizeof ("record") - 1, T_BIN, offsetof (M, data), 0, offsetof (M, data_size), 1, \
+                   AF_MAX_RECORD_MSG, false, NULL }
+static const field_t f_record_put [] = {
+    STR (M, "ask", ask, true), PROG (M, "program", program, true), STR (M, "deviceId", device_id, true),
+    F_RECORD, U32 (M, "code", code, 400, 599, false), STR (M, "reason", reason, false), END };
+static const field_t f_record [] = {
+    STR (M, "ask", ask, true), PROG (M, "program", program, true), STR (M, "deviceId", device_id, true),
+    F_RECORD, U32 (M, "code", code, 400, 599, false), STR (M, "reason", reason, false), END };
 static const field_t f_none [] = { END };
 
 typedef struct {
@@ -575,6 +586,8 @@ static const command_t s_commands [AF_MSG_COUNT] = {
     [AF_MSG_FORWARD_REPLY] = { "FORWARD_REPLY", f_forward_reply },
     [AF_MSG_SNAPSHOT]    = { "SNAPSHOT", f_snapshot },
     [AF_MSG_SNAPSHOT_ACK] = { "SNAPSHOT_ACK", f_snapshot_ack },
+    [AF_MSG_RECORD_PUT]  = { "RECORD_PUT", f_record_put },
+    [AF_MSG_RECORD]      = { "RECORD", f_record },
 };
 
 //  --------------------------------------------------------------------------
@@ -2004,7 +2017,7 @@ s_test_every_command (void)
         msg->data = (uint8_t *) strdup ("y");
         msg->data_size = 1;
         af_msg_set_element_count (msg, 1);
-        strcpy (msg->intent, "n"); strcpy (msg->token, "t"); strcpy (msg->currency, "EUR");
+        strcpy (msg->intent, "n"); strcpy (msg->ask, "k"); strcpy (msg->token, "t"); strcpy (msg->currency, "EUR");
         msg->price = 1;
         copy = s_roundtrip (msg);
         assert (copy->id == (af_msg_id_t) id);
@@ -2282,6 +2295,7 @@ s_test_program_fields (void)
         snprintf (msg->account, sizeof msg->account, "ana");
         af_msg_set_element_count (msg, 1);          //  a token, for the friends' commands
         snprintf (msg->intent, sizeof msg->intent, "n");    //  and what the payments' need
+        snprintf (msg->ask, sizeof msg->ask, "k");           //  and the record's
         snprintf (msg->currency, sizeof msg->currency, "EUR");
         msg->price = 1;
         af_msg_add_target (msg, "all");

@@ -118,6 +118,9 @@ typedef enum {
     AF_MSG_FORWARD_REPLY,   //  B->B  the owner's answer (rid: the FORWARD's)
     AF_MSG_SNAPSHOT,        //  B->B  a part of a copy of a shard, owner to a follower lacking trimmed entries
     AF_MSG_SNAPSHOT_ACK,    //  B->B  the follower has that part
+    //  The source's install record after a GET (SPEC 5.47a)
+    AF_MSG_RECORD_PUT,      //  N->B  the source answers an ask: its install record, or why not
+    AF_MSG_RECORD,          //  (in ITEM) the source's record for the asker, or why none comes
     AF_MSG_COUNT
 } af_msg_id_t;
 
@@ -245,7 +248,7 @@ typedef struct {
     uint32_t size;                          //  CHUNK: raw bytes
     bool zstd;                              //  CHUNK: data is zstd-compressed
     uint32_t data_size;
-    uint8_t *data;                          //  owned; CHUNK
+    uint8_t *data;                          //  owned; CHUNK; RECORD_PUT, RECORD: the record (JSON text)
     uint32_t files;                         //  DONE: files written
     char data_hash [AF_HASH_HEX + 1];       //  PUSH, OFFER: the user data blob
     uint64_t data_total;                    //  PUSH, OFFER: its size
@@ -273,6 +276,7 @@ typedef struct {
     bool yes;                               //  FORWARD_REPLY: friends (op friends), refused (op recommend)
     char endpoint [AF_MAX_ENDPOINT + 1];    //  REDIRECT: the owner's nodes endpoint ("" = none now)
     char intent [AF_ID_HEX + 1];            //  PAYMENT_REQUIRED, PAY_CONFIRM, PAID: the payment intent
+    char ask [AF_ID_HEX + 1];               //  NOTIFY (in ITEM), RECORD_PUT, RECORD: a GET's ask
     char token [AF_MAX_PAY_TOKEN + 1];      //  PAY_CONFIRM: the payment token
     uint32_t price;                         //  PAY_INTENT, PAYMENT_REQUIRED, PAID: minor units
     char currency [AF_CURRENCY + 1];        //  ... its ISO 4217 code

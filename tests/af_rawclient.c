@@ -32,6 +32,7 @@
       af_rawclient ENDPOINT BROKER_CERT payconfirm ACCOUNT PASSWORD INTENT COUNT [CODE]
       af_rawclient ENDPOINT BROKER_CERT friends ACCOUNT PASSWORD TOKEN_HEX EVAL_LIMIT
       af_rawclient ENDPOINT BROKER_CERT backups ACCOUNT PASSWORD PROGRAM (another account's backups)
+      af_rawclient ENDPOINT BROKER_CERT record ACCOUNT DEVICE_ID SECRET_CERT PROGRAM hostile|late|ok
     Prints one line per check and "N passed, M failed"; exits 1 on any failure.
     =========================================================================
 */
@@ -1913,6 +1914,203 @@ s_zmtp (const char *kind, const char *source, int count)
     s_check (closed == count && curve == count, "the broker answers with its greeting (CURVE) and closes", detail);
 }
 
+//  --------------------------------------------------------------------------
+//  record: RECORD_PUT (SPEC 5.47a) as the source device itself (its own
+//  key, from its home), for the ask of its notice for program; then what
+//  step says: "hostile" (every refusal, then one answer and a repeat),
+//  "late" (the ask expired: 475), "ok" (one answer, for a kill after it)
+
+static zsock_t *
+s_connect_as (const char *secret)
+{
+    zcert_t *cert = zcert_load (secret);
+    if (!cert)
+        return NULL;
+    zsock_t *sock = zsock_new (ZMQ_DEALER);
+    zcert_apply (cert, sock);
+    zcert_destroy (&cert);
+    zsock_set_curve_serverkey (sock, zcert_public_txt (s_broker_cert));
+    zsock_set_linger (sock, 0);
+    zsock_set_rcvtimeo (sock, 5000);
+    zsock_connect (sock, "%s", s_endpoint);
+    return sock;
+}
+
+//  A RECORD_PUT; record NULL: with code 404 instead
+static af_msg_t *
+s_record_put (const char *ask, const char *program, const char *asker, const char *record)
+{
+    af_msg_t *msg = af_msg_new (AF_MSG_RECORD_PUT);
+    af_msg_set_rid_random (msg);
+    snprintf (msg->ask, sizeof msg->ask, "%s", ask);
+    snprintf (msg->program, sizeof msg->program, "%s", program);
+    snprintf (msg->device_id, sizeof msg->device_id, "%s", asker);
+    if (record) {
+        msg->data = (uint8_t *) strdup (record);
+        msg->data_size = (uint32_t) strlen (record);
+    }
+    else {
+        msg->code = 404;
+        strcpy (msg->reason, "gone");
+    }
+    return msg;
+}
+
+static void
+s_record_expect (const char *name, af_msg_t **msg_p, af_msg_id_t expected, int code)
+{
+    s_expect_msg (name, *msg_p, expected, code);
+    af_msg_destroy (msg_p);
+}
+
+static void
+s_record (const char *account, const char *device_id, const char *secret, const char *program, const char *step)
+{
+    zsock_destroy (&s_sock);
+    s_sock = s_connect_as (secret);
+    if (!s_sock) {
+        s_check (false, "the source device's key loads", secret);
+        return;
+    }
+    af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
+    af_msg_set_rid_random (msg);
+    snprintf (msg->account, sizeof msg->account, "%s", account);
+    snprintf (msg->device_id, sizeof msg->device_id, "%s", device_id);
+    msg->device = s_device ("Source");
+    msg->has_device = true;
+    s_expect_msg ("LOGIN by key as the source device", msg, AF_MSG_LOGIN_OK, 0);
+    af_msg_destroy (&msg);
+    //  Its notice for program, with the ask (not acknowledged: the real
+    //  node gets it again)
+    char ask [AF_ID_HEX + 1] = "", asker [AF_ID_HEX + 1] = "";
+    int64_t until = zclock_mono () + 5000;
+    while (!*ask && zclock_mono () < until) {
+        af_msg_t *item = s_recv (s_sock, true);
+        if (!item)
+            break;
+        af_msg_t *inner = NULL;
+        char err [256];
+        if (item->id == AF_MSG_ITEM
+        &&  af_msg_decode (item->body, item->body_size, &inner, err, sizeof err, NULL, NULL) == AF_OK
+        &&  inner->id == AF_MSG_NOTIFY && *inner->ask && inner->body_size > strlen (program)
+        &&  memcmp (inner->body, program, strlen (program)) == 0 && inner->body [strlen (program)] == ' ') {
+            snprintf (ask, sizeof ask, "%s", inner->ask);
+            snprintf (asker, sizeof asker, "%s", inner->device_id);
+        }
+        af_msg_destroy (&inner);
+        af_msg_destroy (&item);
+    }
+    s_check (*ask != 0, "the source's notice carries an ask", ask);
+    if (!*ask)
+        return;
+    char record [512];
+    snprintf (record, sizeof record, "{\"program\":\"%s\",\"versionName\":\"1.0\",\"versionCode\":1,"
+              "\"settings\":{\"theme\":\"raw\"},\"startup\":[\"daily\"]}", program);
+    if (streq (step, "late")) {
+        msg = s_record_put (ask, program, asker, record);
+        s_record_expect ("a RECORD_PUT after the wait is refused with E_ASK_EXPIRED", &msg, AF_MSG_ERROR,
+                         AF_E_ASK_EXPIRED);
+        return;
+    }
+    if (streq (step, "hostile")) {
+        char other [AF_ID_HEX + 1];
+        uint8_t id [AF_ID_SIZE];
+        randombytes_buf (id, sizeof id);
+        sodium_bin2hex (other, sizeof other, id, sizeof id);
+        msg = s_record_put (other, program, asker, record);
+        s_record_expect ("RECORD_PUT of an unknown ask: E_NO_ASK", &msg, AF_MSG_ERROR, AF_E_NO_ASK);
+        char chess [256];
+        snprintf (chess, sizeof chess, "{\"program\":\"chess\",\"versionName\":\"1\",\"versionCode\":1,"
+                  "\"settings\":{},\"startup\":[]}");
+        msg = s_record_put (ask, "chess", asker, chess);
+        s_record_expect ("RECORD_PUT of the ask for another program: E_NO_ASK", &msg, AF_MSG_ERROR, AF_E_NO_ASK);
+        msg = s_record_put (ask, program, other, record);
+        s_record_expect ("RECORD_PUT of the ask naming another asker: E_NO_ASK", &msg, AF_MSG_ERROR, AF_E_NO_ASK);
+        msg = s_record_put ("not-hex", program, asker, record);
+        s_record_expect ("RECORD_PUT with a malformed ask: E_MALFORMED", &msg, AF_MSG_ERROR, AF_E_MALFORMED);
+        msg = s_record_put (ask, program, asker, "[1, 2]");
+        s_record_expect ("RECORD_PUT of a record that is no JSON object: E_MALFORMED", &msg, AF_MSG_ERROR,
+                         AF_E_MALFORMED);
+        msg = s_record_put (ask, program, asker, "{\"program\":\"chess\",\"versionName\":\"1\",\"versionCode\":1,"
+                            "\"settings\":{},\"startup\":[]}");
+        s_record_expect ("RECORD_PUT of another program's record: E_MALFORMED", &msg, AF_MSG_ERROR, AF_E_MALFORMED);
+        char shape [256];
+        snprintf (shape, sizeof shape, "{\"program\":\"%s\",\"versionName\":\"1\",\"versionCode\":1,"
+                  "\"settings\":{\"../x\":\"y\"},\"startup\":[\"../../.profile\"]}", program);
+        msg = s_record_put (ask, program, asker, shape);
+        s_record_expect ("RECORD_PUT of a record that breaks its rules: E_MALFORMED", &msg, AF_MSG_ERROR,
+                         AF_E_MALFORMED);
+        msg = s_record_put (ask, program, asker, record);
+        msg->code = 404;
+        s_record_expect ("RECORD_PUT with both a record and a code: E_MALFORMED", &msg, AF_MSG_ERROR,
+                         AF_E_MALFORMED);
+        //  A record over AF_MAX_RECORD_MSG, packed by hand: the codec refuses it
+        size_t big = AF_MAX_RECORD_MSG + 1;
+        char *blob = (char *) malloc (big);
+        assert (blob);
+        memset (blob, ' ', big);
+        blob [0] = '{';
+        blob [big - 1] = '}';
+        packer_t p;
+        s_pk_init (&p);
+        msgpack_pack_map (&p.pk, 7);
+        s_pk_str (&p, "v"); msgpack_pack_uint8 (&p.pk, 1);
+        s_pk_str (&p, "cmd"); s_pk_str (&p, "RECORD_PUT");
+        s_pk_str (&p, "rid"); msgpack_pack_bin_with_body (&p.pk, id, sizeof id);
+        s_pk_str (&p, "ask"); s_pk_str (&p, ask);
+        s_pk_str (&p, "program"); s_pk_str (&p, program);
+        s_pk_str (&p, "deviceId"); s_pk_str (&p, asker);
+        s_pk_str (&p, "record"); msgpack_pack_bin_with_body (&p.pk, blob, big);
+        s_expect_error ("RECORD_PUT of a record over AF_MAX_RECORD_MSG: E_MALFORMED", p.buf.data, p.buf.size,
+                        AF_E_MALFORMED, id);
+        msgpack_sbuffer_destroy (&p.buf);
+        free (blob);
+    }
+    msg = s_record_put (ask, program, asker, record);
+    s_record_expect ("the source's RECORD_PUT is taken", &msg, AF_MSG_OK, 0);
+    printf ("# acked %s\n", ask);
+    fflush (stdout);
+    if (!streq (step, "hostile"))
+        return;
+    msg = s_record_put (ask, program, asker, record);
+    s_record_expect ("  ... and the same again: E_ANSWERED", &msg, AF_MSG_ERROR, AF_E_ANSWERED);
+    msg = s_record_put (ask, program, asker, NULL);
+    s_record_expect ("  ... and a refusal after it: E_ANSWERED", &msg, AF_MSG_ERROR, AF_E_ANSWERED);
+    //  Another device of the account, and another account: never theirs
+    zsock_destroy (&s_sock);
+    s_sock = s_connect ();
+    msg = af_msg_new (AF_MSG_LOGIN);
+    af_msg_set_rid_random (msg);
+    snprintf (msg->account, sizeof msg->account, "%s", account);
+    snprintf (msg->password, sizeof msg->password, "%s", getenv ("APPFERRY_PASSWORD")? getenv ("APPFERRY_PASSWORD"): "");
+    msg->device = s_device ("Other");
+    msg->has_device = true;
+    s_expect_msg ("LOGIN as another device of the account", msg, AF_MSG_LOGIN_OK, 0);
+    af_msg_destroy (&msg);
+    msg = s_record_put (ask, program, asker, record);
+    s_record_expect ("RECORD_PUT of another device's ask: E_NO_ASK", &msg, AF_MSG_ERROR, AF_E_NO_ASK);
+    zsock_destroy (&s_sock);
+    s_sock = s_connect ();
+    msg = af_msg_new (AF_MSG_REGISTER);
+    af_msg_set_rid_random (msg);
+    strcpy (msg->account, "mallory");
+    strcpy (msg->password, "long enough password");
+    af_msg_send (msg, s_sock, NULL);
+    af_msg_destroy (&msg);
+    af_msg_t *reply = s_recv (s_sock, true);
+    af_msg_destroy (&reply);
+    msg = af_msg_new (AF_MSG_LOGIN);
+    af_msg_set_rid_random (msg);
+    strcpy (msg->account, "mallory");
+    strcpy (msg->password, "long enough password");
+    msg->device = s_device ("Mallory");
+    msg->has_device = true;
+    s_expect_msg ("LOGIN as another account", msg, AF_MSG_LOGIN_OK, 0);
+    af_msg_destroy (&msg);
+    msg = s_record_put (ask, program, asker, record);
+    s_record_expect ("RECORD_PUT of another account's ask: E_NO_ASK", &msg, AF_MSG_ERROR, AF_E_NO_ASK);
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -2006,6 +2204,9 @@ main (int argc, char *argv [])
     else
     if (streq (argv [3], "pay") && argc == 8)
         s_pay_hostile (argv [4], argv [5], argv [6], argv [7]);
+    else
+    if (streq (argv [3], "record") && argc == 9)
+        s_record (argv [4], argv [5], argv [6], argv [7], argv [8]);
     else
     if (streq (argv [3], "payconfirm") && (argc == 8 || argc == 9))
         s_pay_repeat (argv [4], argv [5], argv [6], atoi (argv [7]), argc == 9? atoi (argv [8]): 0);

@@ -20,6 +20,7 @@
 #include "af_registry.h"
 #include "af_outbox.h"
 #include "af_paynotes.h"
+#include "af_asks.h"
 #include "af_pushes.h"
 #include "af_lists.h"
 #include "af_configs.h"
@@ -69,6 +70,7 @@ static const test_t s_tests [] = {
     { "af_registry", af_registry_test },
     { "af_outbox", af_outbox_test },
     { "af_paynotes", af_paynotes_test },
+    { "af_asks", af_asks_test },
     { "af_pushes", af_pushes_test },
     { "af_lists", af_lists_test },
     { "af_configs", af_configs_test },

@@ -98,6 +98,7 @@ check "--with-data from a contact is refused: user data never moves between peop
 check "  ... nothing asked, nothing charged" test "$(totals)" = "intents=0 charges=0 entitlements=0 provider_charges=0"
 
 # --- free from a friend: the server's package, ana's phone told once
+mkdir -p "$T/a/data/free1" && echo "ana's" > "$T/a/data/free1/from-ana"     # her user data: it stays hers
 check "bob gets ana's free app" af b get free1 --from "Ana Alpha"
 check "  ... installed on bob's phone: the package that fits it, from the server's store" \
     test "$(afj b '.installed[] | select(.program == "free1") | .hash' installed)" \
@@ -105,6 +106,10 @@ check "  ... installed on bob's phone: the package that fits it, from the server
 check "  ... ana's phone is told a friend installed it" wait_until 5 bash -c \
     "'$CLI' --home '$T/a' --json notifications | jq -e '.notifications[] | select(.kind == \"friend-requested\" and .text == \"free1 $BOB bob\")'"
 check "  ... nothing charged" test "$(totals)" = "intents=0 charges=0 entitlements=0 provider_charges=0"
+check "  ... ana's phone sends its install record, applied on bob's (SPEC 5.47a)" wait_eq 10 applied \
+    bash -c "jq -r .state '$T/b/records/free1.json' 2>/dev/null"
+check "  ... settings and start-up entries only, never user data: bob's has none of ana's" \
+    test ! -e "$T/b/data/free1/from-ana"
 
 # --- paid from a friend: bob's account pays, once
 out=$(af b get game1 --from "Ana Alpha" < /dev/null 2>&1); rc=$?
@@ -127,15 +132,20 @@ echo "$out" | sed 's/^/  # /'
 check "the same confirmation twice more: each answered with the transfer" test $rc -eq 0
 check "  ... no second charge" test "$(totals)" = "intents=1 charges=1 entitlements=1 provider_charges=1"
 
-# --- the entitlement on bob's other device: no second charge, ana not told again
+# --- the entitlement on bob's other device: no second charge; ana told
+# once for that device too (its own notice and ask: it gets her record)
 check "bob's tablet gets game1 from ana without paying (his account paid)" af b2 get game1 --from "Ana Alpha" < /dev/null
 check "  ... installed" test -f "$T/b2/installed/game1.json"
 check "  ... nothing charged" test "$(totals)" = "intents=1 charges=1 entitlements=1 provider_charges=1"
 check "  ... browse shows it as paid" \
     test "$(afj b2 '.apps[] | select(.program == "game1") | .entitled' browse --friend "Ana Alpha")" = true
 sleep 1                                         # what would come, has come
-check "ana's phone was told once about game1, once about free1 (by item)" \
-    test "$(afj a '[.notifications[] | select(.kind | startswith("friend-")) | .text] | sort | join(",")' notifications)" \
-       = "free1 $BOB bob,game1 $BOB bob"
+B2=$(device_id b2)
+told=$(afj a '[.notifications[] | select(.kind | startswith("friend-")) | "\(.kind) \(.text)"] | sort' notifications)
+check "ana's phone was told once about free1, and about game1 once per device of bob's that asked (by item)" \
+    test "$(jq 'length == (unique | length)' <<< "$told")" = true -a \
+         "$(jq --arg b "$BOB" --arg t "$B2" '[index("friend-requested free1 \($b) bob"), index("friend-paid game1 \($b) bob"),
+              index("friend-entitled game1 \($t) bob")] | all(. != null)' <<< "$told")" = true
+check "  ... and bob's tablet got her record of game1" wait_eq 10 applied bash -c "jq -r .state '$T/b2/records/game1.json' 2>/dev/null"
 
 finish
