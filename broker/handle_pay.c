@@ -283,33 +283,17 @@ s_source_named (af_broker_t *self, session_t *session, af_msg_t *msg)
     return true;
 }
 
-//  A device of account other that has program (its first in the install
-//  list), into device; "" when none does or other's keys are not ours
-//  (the source device is then not known: nobody is told)
-typedef struct {
-    const char *program;
-    char *device;
-} where_t;
-
-static int
-s_where (const char *device_id, const af_msg_t *app, void *arg)
-{
-    where_t *where = (where_t *) arg;
-    if (!streq (app->program, where->program))
-        return 0;
-    af_strcopy (where->device, AF_ID_HEX + 1, device_id);
-    return 1;
-}
-
+//  A device of account other that has program (xnotice_device: its first
+//  in the install list), into device; "" when none does or other's shard
+//  is not ours (the source device is then not known here: the notice goes
+//  through FORWARD, broker_xnotice.c)
 static void
 s_friend_device (af_broker_t *self, const char *other, const char *program, char device [AF_ID_HEX + 1])
 {
-    *device = 0;
     uint32_t shard;
-    where_t where = { program, device };
-    if (broker_cluster_serves (self, other, &shard)
-    &&  af_lists_each (self->lists, other, NULL, s_where, &where) != AF_OK)
-        *device = 0;
+    *device = 0;
+    if (broker_cluster_serves (self, other, &shard))
+        xnotice_device (self, other, program, device);
 }
 
 //  The session a contact's request answers, when still there
