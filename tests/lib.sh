@@ -152,6 +152,12 @@ start_node () {
     PIDS+=("$pid")
     eval "NODE_PID_${name//-/_}=$pid"
     wait_until 10 test -S "$T/$name/node.sock" || die "node $name did not start"
+    # Under a NODE_PREFIX (strace) $! is the wrapper, which a TERM detaches
+    # from the node instead of stopping it: the node itself is stopped too
+    if [ -n "${NODE_PREFIX:-}" ]; then
+        local child
+        for child in $(cat /proc/"$pid"/task/*/children 2>/dev/null); do PIDS+=("$child"); done
+    fi
     # A node is started against a running broker: wait for the connection,
     # so a test's first command does not race the CURVE handshake
     wait_until 10 bash -c "'$CLI' --home '$T/$name' --json status | jq -e .connected" \
