@@ -18,6 +18,7 @@ RAW="$AF_BIN/tests/af_rawclient"
 DEVICES="$AF_SRC/data/devices"
 T=$(mktemp -d /tmp/appferry-test.XXXXXX)
 PIDS=()
+WRAPPERS=()                 # NODE_PREFIX wrappers (strace) of nodes in PIDS
 FAILED=0
 PASSED=0
 HB=200                      # heartbeat for every process in tests (ms)
@@ -65,6 +66,10 @@ finish () {
     # Stop everything gracefully, so sanitizers report at exit, then fail
     # on any sanitizer report in any process's log.
     local pid log
+    for pid in "${WRAPPERS[@]}"; do
+        kill -9 "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
     for pid in "${PIDS[@]}"; do
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -152,10 +157,13 @@ start_node () {
     PIDS+=("$pid")
     eval "NODE_PID_${name//-/_}=$pid"
     wait_until 10 test -S "$T/$name/node.sock" || die "node $name did not start"
-    # Under a NODE_PREFIX (strace) $! is the wrapper, which a TERM detaches
-    # from the node instead of stopping it: the node itself is stopped too
+    # Under a NODE_PREFIX (strace) $! is the wrapper, which ignores a TERM
+    # while its command runs, and whose SIGKILL only detaches it: finish
+    # kills the wrapper first (a sanitizer cannot check leaks under ptrace),
+    # then stops the node itself
     if [ -n "${NODE_PREFIX:-}" ]; then
         local child
+        WRAPPERS+=("$pid")
         for child in $(cat /proc/"$pid"/task/*/children 2>/dev/null); do PIDS+=("$child"); done
     fi
     # A node is started against a running broker: wait for the connection,
