@@ -66,11 +66,12 @@ drained_in_etcd () {
     ! paste - - < "$T/snap" | grep -aE "^/appferry/shards/[0-9]+/(owner	$DID|isr/$DID	)"
 }
 # How long a drain takes is not what this proves, and it varies: 3 s to
-# more than 40 s seen for 5 shards (a new owner must first be a follower
-# in sync; ARCHITECTURE "Status" names it a known limit). 90 s is the
-# bound past which it counts as stuck
+# 91 s seen for 4-5 shards under a fleet's load, all of it before the
+# first hand-off begins (ARCHITECTURE "Status" names it a known limit,
+# cause not found: issue 12 stays open for it). 150 s is the bound past
+# which it counts as stuck; the time is printed either way
 check "the drained broker hands off every shard and leaves every in-sync set while still registered" \
-    wait_until 90 drained_in_etcd
+    wait_until 150 drained_in_etcd
 echo "  # every shard handed off $((SECONDS - t0)) s after --drain"
 wait "$DRAIN_PID"; drain_rc=$?
 check "appferry-broker --drain exits 0 once it stopped drained" test "$drain_rc" -eq 0

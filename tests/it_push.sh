@@ -90,6 +90,7 @@ check "a device with no attestations is refused by policy" has "$out" "E_POLICY"
 touch -d '2 hours ago' "$T/attest.stale"
 printf 'malware_scan=clean\n' > "$T/attest.stale"; touch -d '2 hours ago' "$T/attest.stale"
 stop_node tv; start_node tv "$DEVICES/chromecast-google-tv.json" --attest "$T/attest.stale"
+logged_in tv || die "the tv did not log in again by key"
 out=$(af tv push weixin --to "$PC" 2>&1)
 check "stale attestations are refused by policy" has "$out" "E_POLICY" "too old"
 check "the broker logged the refusals" grep -q "refused PUSH .*policy" "$T/broker.log"

@@ -172,6 +172,10 @@ start_node () {
         || die "node $name did not connect to the broker"
 }
 
+# logged_in NAME: wait until node NAME has logged in again (by key, after a
+# restart it does so on its own, shortly after it connects)
+logged_in () { wait_until 10 bash -c "'$CLI' --home '$T/$1' --json status | jq -e .loggedIn" > /dev/null; }
+
 node_pid () { local v="NODE_PID_${1//-/_}"; echo "${!v}"; }
 
 # af NAME args...: the CLI against node NAME
