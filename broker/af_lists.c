@@ -7,6 +7,7 @@
     =========================================================================
 */
 #include "af_lists.h"
+#include "af_bytes.h"
 
 #include <sodium.h>
 
@@ -66,22 +67,6 @@ s_key (uint8_t *key, const char *account, const char *device_id, const char *pro
     return len;
 }
 
-static uint64_t
-s_get_be64 (const uint8_t *p)
-{
-    uint64_t value = 0;
-    for (int i = 0; i < 8; i++)
-        value = (value << 8) | p [i];
-    return value;
-}
-
-static void
-s_put_be64 (uint8_t *p, uint64_t value)
-{
-    for (int i = 7; i >= 0; i--, value >>= 8)
-        p [i] = (uint8_t) value;
-}
-
 //  Our code for an internal result: -1 is a bad argument, else LMDB's
 static int
 s_code (int rc, const char *what)
@@ -98,7 +83,7 @@ s_seq (af_lists_t *self, MDB_txn *txn, const uint8_t *key, size_t keylen, uint64
 {
     MDB_val value;
     int rc = af_store_get (txn, self->seqs, key, keylen, &value);
-    *seq = rc == 0 && value.mv_size >= 8? s_get_be64 ((const uint8_t *) value.mv_data): 0;
+    *seq = rc == 0 && value.mv_size >= 8? af_get_be64 ((const uint8_t *) value.mv_data): 0;
     if (list_at) {
         *list_at = 0;
         if (rc == 0 && value.mv_size == 16)
@@ -116,7 +101,7 @@ s_put_seq (af_lists_t *self, MDB_txn *txn, const uint8_t *key, size_t keylen, ui
     MDB_val old;
     if (list_at == 0 && af_store_get (txn, self->seqs, key, keylen, &old) == 0 && old.mv_size == 16)
         memcpy (&list_at, (const uint8_t *) old.mv_data + 8, 8);
-    s_put_be64 (value, seq);
+    af_put_be64 (value, seq);
     memcpy (value + 8, &list_at, 8);
     return af_store_put (txn, self->seqs, key, keylen, value, sizeof value, 0);
 }

@@ -5,6 +5,7 @@
     =========================================================================
 */
 #include "af_outbox.h"
+#include "af_bytes.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -52,22 +53,6 @@ s_prefix (uint8_t *key, const char *account, const char *device_id)
     return len + 1 + AF_ID_SIZE;
 }
 
-static void
-s_put_be64 (uint8_t *p, uint64_t value)
-{
-    for (int i = 7; i >= 0; i--, value >>= 8)
-        p [i] = (uint8_t) value;
-}
-
-static uint64_t
-s_get_be64 (const uint8_t *p)
-{
-    uint64_t value = 0;
-    for (int i = 0; i < 8; i++)
-        value = (value << 8) | p [i];
-    return value;
-}
-
 //  The device's last item's seq (0 if none) and count, in txn
 static int
 s_last (af_outbox_t *self, MDB_txn *txn, const uint8_t *prefix, size_t plen, uint64_t *last, int64_t *count)
@@ -84,7 +69,7 @@ s_last (af_outbox_t *self, MDB_txn *txn, const uint8_t *prefix, size_t plen, uin
     MDB_val key = { plen + 8, start }, value;
     rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE);
     while (rc == 0 && key.mv_size == plen + 8 && memcmp (key.mv_data, prefix, plen) == 0) {
-        *last = s_get_be64 ((const uint8_t *) key.mv_data + plen);
+        *last = af_get_be64 ((const uint8_t *) key.mv_data + plen);
         (*count)++;
         rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
     }
@@ -125,13 +110,13 @@ s_put (af_outbox_t *self, MDB_txn *txn, const char *account, const char *device_
     //  numbers keep rising even after the queue was emptied
     MDB_val meta;
     rc = af_store_get (txn, self->items, key, plen, &meta);
-    if (rc == 0 && meta.mv_size == 8 && s_get_be64 ((const uint8_t *) meta.mv_data) > last)
-        last = s_get_be64 ((const uint8_t *) meta.mv_data);
+    if (rc == 0 && meta.mv_size == 8 && af_get_be64 ((const uint8_t *) meta.mv_data) > last)
+        last = af_get_be64 ((const uint8_t *) meta.mv_data);
     else
     if (rc && rc != MDB_NOTFOUND)
         return rc;
     uint8_t next [8];
-    s_put_be64 (next, last + 1);
+    af_put_be64 (next, last + 1);
     rc = af_store_put (txn, self->items, key, plen, next, 8, 0);
     if (rc)
         return rc;
@@ -197,7 +182,7 @@ af_outbox_each (af_outbox_t *self, const char *account, const char *device_id,
         return AF_E_MALFORMED;
     if (after == UINT64_MAX)
         return AF_OK;
-    s_put_be64 (start + plen, after + 1);
+    af_put_be64 (start + plen, after + 1);
     MDB_txn *txn = NULL;
     int rc = af_store_begin (self->store, false, &txn);
     MDB_cursor *cursor = NULL;
@@ -220,7 +205,7 @@ af_outbox_each (af_outbox_t *self, const char *account, const char *device_id,
         af_outbox_item_t item;
         memcpy (item.id, value.mv_data, AF_ID_SIZE);
         memcpy (&item.put_ms, (const uint8_t *) value.mv_data + AF_ID_SIZE, 8);
-        item.seq = s_get_be64 ((const uint8_t *) key.mv_data + plen);
+        item.seq = af_get_be64 ((const uint8_t *) key.mv_data + plen);
         item.data = (const uint8_t *) value.mv_data + HEADER;
         item.size = value.mv_size - HEADER;
         done++;
@@ -319,7 +304,7 @@ af_outbox_find (af_outbox_t *self, const char *account, const char *device_id, c
         af_outbox_item_t item;
         memcpy (item.id, value.mv_data, AF_ID_SIZE);
         memcpy (&item.put_ms, (const uint8_t *) value.mv_data + AF_ID_SIZE, 8);
-        item.seq = s_get_be64 (key + plen);
+        item.seq = af_get_be64 (key + plen);
         item.data = (const uint8_t *) value.mv_data + HEADER;
         item.size = value.mv_size - HEADER;
         *found = true;

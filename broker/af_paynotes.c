@@ -5,6 +5,7 @@
     =========================================================================
 */
 #include "af_paynotes.h"
+#include "af_bytes.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -69,26 +70,9 @@ static size_t
 s_index_key (uint8_t *k, const uint8_t *prefix, size_t plen, uint64_t at, const uint8_t *key)
 {
     memcpy (k, prefix, plen);
-    for (int i = 0; i < 8; i++)
-        k [plen + i] = (uint8_t) (at >> (8 * (7 - i)));
+    af_put_be64 (k + plen, at);
     memcpy (k + plen + 8, key, AF_ID_SIZE);
     return plen + 8 + AF_ID_SIZE;
-}
-
-static uint64_t
-s_le64 (const uint8_t *bytes)
-{
-    uint64_t value = 0;
-    for (int i = 7; i >= 0; i--)
-        value = (value << 8) | bytes [i];
-    return value;
-}
-
-static void
-s_put_le64 (uint8_t *bytes, uint64_t value)
-{
-    for (int i = 0; i < 8; i++)
-        bytes [i] = (uint8_t) (value >> (8 * i));
 }
 
 static int
@@ -96,7 +80,7 @@ s_count_get (af_paynotes_t *self, MDB_txn *txn, const uint8_t *prefix, size_t pl
 {
     MDB_val value;
     int rc = af_store_get (txn, self->at, prefix, plen, &value);
-    *count = rc == 0 && value.mv_size == 8? s_le64 ((const uint8_t *) value.mv_data): 0;
+    *count = rc == 0 && value.mv_size == 8? af_get_le64 ((const uint8_t *) value.mv_data): 0;
     return rc == 0 || rc == MDB_NOTFOUND? AF_OK: AF_E_INTERNAL;
 }
 
@@ -104,7 +88,7 @@ static int
 s_count_put (af_paynotes_t *self, MDB_txn *txn, const uint8_t *prefix, size_t plen, uint64_t count)
 {
     uint8_t bytes [8];
-    s_put_le64 (bytes, count);
+    af_put_le64 (bytes, count);
     int rc = count? af_store_put (txn, self->at, prefix, plen, bytes, sizeof bytes, 0):
                     af_store_del (txn, self->at, prefix, plen);
     return rc == 0 || rc == MDB_NOTFOUND? AF_OK: AF_E_INTERNAL;
@@ -190,7 +174,7 @@ af_paynotes_put_at (af_paynotes_t *self, const char *account, const char *device
         code = s_count_get (self, txn, prefix, plen, &count);
     if (put && code == AF_OK) {
         uint8_t at [8], index [INDEX_MAX];
-        s_put_le64 (at, now);
+        af_put_le64 (at, now);
         size_t ilen = s_index_key (index, prefix, plen, now, key);
         if (af_store_put (txn, self->dbi, k, klen, at, sizeof at, 0)
         ||  af_store_put (txn, self->at, index, ilen, "", 0, 0))

@@ -20,6 +20,7 @@
 #include <czmq.h>
 #include <msgpack.h>
 #include "af_shard.h"
+#include "af_bytes.h"
 
 struct _af_store_t {
     MDB_env *env;
@@ -362,17 +363,13 @@ s_log_key (uint8_t *out, uint32_t shard, uint64_t seq)
 {
     out [0] = (uint8_t) (shard >> 8);
     out [1] = (uint8_t) shard;
-    for (int i = 0; i < 8; i++)
-        out [2 + i] = (uint8_t) (seq >> (56 - 8 * i));
+    af_put_be64 (out + 2, seq);
 }
 
 static uint64_t
 s_log_seq (const uint8_t *key)
 {
-    uint64_t seq = 0;
-    for (int i = 0; i < 8; i++)
-        seq = seq << 8 | key [2 + i];
-    return seq;
+    return af_get_be64 (key + 2);
 }
 
 //  The last seq of a shard in txn (0: none), and its entry if entry is not NULL
