@@ -335,6 +335,25 @@ af_lists_each (af_lists_t *self, const char *account, const char *device_id,
 }
 
 int
+af_lists_has (af_lists_t *self, const char *account, const char *device_id, const char *program, bool *found)
+{
+    assert (self && device_id && program && found);
+    *found = false;
+    uint8_t key [KEY_MAX];
+    size_t len = s_key (key, account, device_id, program);
+    if (!len)
+        return AF_E_MALFORMED;
+    MDB_txn *txn = NULL;
+    int rc = af_store_begin (self->store, false, &txn);
+    MDB_val value;
+    if (rc == 0)
+        rc = af_store_get (txn, self->installs, key, len, &value);
+    af_store_abort (self->store, &txn);
+    *found = rc == 0;
+    return s_code (rc == MDB_NOTFOUND? 0: rc, "read an install list");
+}
+
+int
 af_lists_history (af_lists_t *self, const char *account, af_lists_fn *fn, void *arg)
 {
     assert (self && fn);
@@ -389,6 +408,13 @@ af_lists_test (bool verbose)
     assert (af_lists_report (self, "ana", phone, report, &applied) == AF_OK && applied);
     count = 0;
     assert (af_lists_each (self, "ana", phone, s_count, &count) == AF_OK && count == 1);
+    bool found;
+    assert (af_lists_has (self, "ana", phone, "weixin", &found) == AF_OK && found);
+    assert (af_lists_has (self, "ana", phone, "notes", &found) == AF_OK && !found);     //  uninstalled
+    assert (af_lists_has (self, "ana", tv, "weixin", &found) == AF_OK && !found);       //  another device
+    assert (af_lists_has (self, "bob", phone, "weixin", &found) == AF_OK && !found);    //  another account
+    assert (af_lists_has (self, "ana", phone, "weixi", &found) == AF_OK && !found);     //  a prefix is not it
+    assert (af_lists_has (self, "ana", "not-an-id", "weixin", &found) == AF_E_MALFORMED && !found);
     count = 0;
     assert (af_lists_history (self, "ana", s_count, &count) == AF_OK && count == 2);   //  notes remembered
     uint64_t seq, list_at;

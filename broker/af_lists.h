@@ -71,6 +71,11 @@ int af_lists_each (af_lists_t *self, const char *account, const char *device_id,
                    af_lists_fn *fn, void *arg);
 
 //  Every program the account ever had installed, with its last install.
+//  Whether device_id of account has program in its list (*found), by one
+//  key lookup: AF_OK, AF_E_MALFORMED, or AF_E_INTERNAL (then *found false)
+int af_lists_has (af_lists_t *self, const char *account, const char *device_id, const char *program,
+                  bool *found);
+
 int af_lists_history (af_lists_t *self, const char *account, af_lists_fn *fn, void *arg);
 
 //  Drop a device's list and seq (it was removed from the account) inside

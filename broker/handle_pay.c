@@ -203,21 +203,6 @@ s_transfer (af_broker_t *self, pay_job_t *job, const char *kind)
 //  --------------------------------------------------------------------------
 //  GET
 
-//  Looking for one program in a device's list (af_lists_each)
-typedef struct {
-    const char *program;
-    bool found;
-} find_t;
-
-static int
-s_has_program (const char *device_id, const af_msg_t *app, void *arg)
-{
-    (void) device_id;
-    find_t *find = (find_t *) arg;
-    find->found = streq (app->program, find->program);
-    return find->found? 1: 0;
-}
-
 //  The payments service's answer to PAY_INTENT
 static void
 s_get_paid (void *arg, uint32_t slot, af_msg_t **reply_p)
@@ -349,9 +334,9 @@ handle_get (af_broker_t *self, session_t *session, af_msg_t *msg)
                       code == AF_E_INTERNAL? "cannot read the account's devices": "not a device of this account");
         return;
     }
-    find_t find = { msg->program, false };
-    code = af_lists_each (self->lists, session->account, msg->device_id, s_has_program, &find);
-    if (code != AF_OK || !find.found) {
+    bool found;
+    code = af_lists_has (self->lists, session->account, msg->device_id, msg->program, &found);
+    if (code != AF_OK || !found) {
         broker_error (self, session, msg, code == AF_OK? AF_E_NOT_THERE: AF_E_INTERNAL,
                       "device %s has no %s installed", msg->device_id, msg->program);
         return;
