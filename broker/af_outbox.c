@@ -77,6 +77,40 @@ s_last (af_outbox_t *self, MDB_txn *txn, const uint8_t *prefix, size_t plen, uin
     return rc == MDB_NOTFOUND? 0: rc;
 }
 
+//  The queue's meta record under its bare prefix: the last seq ever
+//  given (so numbers keep rising after the queue was emptied) and how many
+//  items it holds, 8 bytes BE each, so a put or an ack costs a lookup, not
+//  a walk of the queue. A store written before the count was kept has the
+//  seq alone (8 bytes): the queue is counted once, and the record
+//  rewritten with its count by the next change.
+static int
+s_meta_get (af_outbox_t *self, MDB_txn *txn, const uint8_t *prefix, size_t plen, uint64_t *last, int64_t *count)
+{
+    MDB_val meta;
+    int rc = af_store_get (txn, self->items, prefix, plen, &meta);
+    if (rc == 0 && meta.mv_size == 16) {
+        *last = af_get_be64 ((const uint8_t *) meta.mv_data);
+        *count = (int64_t) af_get_be64 ((const uint8_t *) meta.mv_data + 8);
+        return 0;
+    }
+    if (rc && rc != MDB_NOTFOUND)
+        return rc;
+    uint64_t kept = rc == 0 && meta.mv_size == 8? af_get_be64 ((const uint8_t *) meta.mv_data): 0;
+    rc = s_last (self, txn, prefix, plen, last, count);
+    if (rc == 0 && kept > *last)
+        *last = kept;
+    return rc;
+}
+
+static int
+s_meta_put (af_outbox_t *self, MDB_txn *txn, const uint8_t *prefix, size_t plen, uint64_t last, int64_t count)
+{
+    uint8_t meta [16];
+    af_put_be64 (meta, last);
+    af_put_be64 (meta + 8, (uint64_t) count);
+    return af_store_put (txn, self->items, prefix, plen, meta, sizeof meta, 0);
+}
+
 //  Our code for an internal result: -1 is a bad argument, -2 a full
 //  queue, else LMDB's (logged here)
 static int
@@ -101,26 +135,15 @@ s_put (af_outbox_t *self, MDB_txn *txn, const char *account, const char *device_
         return -1;
     uint64_t last;
     int64_t count;
-    int rc = s_last (self, txn, key, plen, &last, &count);
+    int rc = s_meta_get (self, txn, key, plen, &last, &count);
     if (rc)
         return rc;
     if (count >= AF_MAX_OUTBOX)
         return -2;
-    //  The device's last number ever given, kept under the bare prefix, so
-    //  numbers keep rising even after the queue was emptied
-    MDB_val meta;
-    rc = af_store_get (txn, self->items, key, plen, &meta);
-    if (rc == 0 && meta.mv_size == 8 && af_get_be64 ((const uint8_t *) meta.mv_data) > last)
-        last = af_get_be64 ((const uint8_t *) meta.mv_data);
-    else
-    if (rc && rc != MDB_NOTFOUND)
-        return rc;
-    uint8_t next [8];
-    af_put_be64 (next, last + 1);
-    rc = af_store_put (txn, self->items, key, plen, next, 8, 0);
+    rc = s_meta_put (self, txn, key, plen, last + 1, count + 1);
     if (rc)
         return rc;
-    memcpy (key + plen, next, 8);
+    af_put_be64 (key + plen, last + 1);
 
     uint8_t *value = (uint8_t *) malloc (HEADER + size);
     assert (value);
@@ -235,12 +258,18 @@ s_ack (af_outbox_t *self, MDB_txn *txn, const char *account, const char *device_
     //  The item must be queued for this very device
     if (rc == 0 && (where.mv_size != AF_ID_SIZE + 8 || memcmp (where.mv_data, prefix + alen + 1, AF_ID_SIZE)))
         rc = MDB_NOTFOUND;
+    uint64_t last = 0;
+    int64_t count = 0;
+    if (rc == 0)
+        rc = s_meta_get (self, txn, prefix, plen, &last, &count);
     if (rc == 0) {
         memcpy (prefix + plen, (const uint8_t *) where.mv_data + AF_ID_SIZE, 8);
         rc = af_store_del (txn, self->items, prefix, plen + 8);
     }
     if (rc == 0)
         rc = af_store_del (txn, self->ids, id_key, alen + 1 + AF_ID_SIZE);
+    if (rc == 0)
+        rc = s_meta_put (self, txn, prefix, plen, last, count > 0? count - 1: 0);
     return rc;
 }
 
@@ -368,7 +397,7 @@ af_outbox_count (af_outbox_t *self, const char *account, const char *device_id, 
     uint64_t last;
     int64_t n = 0;
     if (rc == 0)
-        rc = s_last (self, txn, prefix, plen, &last, &n);
+        rc = s_meta_get (self, txn, prefix, plen, &last, &n);
     af_store_abort (self->store, &txn);
     if (rc == 0)
         *count = (size_t) n;
@@ -488,6 +517,28 @@ af_outbox_test (bool verbose)
     assert (af_outbox_count (outbox, "bob", tablet, &n) == AF_OK && n == 0);
     assert (af_outbox_count (outbox, "bob", phone, &n) == AF_OK && n == 1);
     assert (af_outbox_find (outbox, "bob", tablet, id, s_collect, &c, &found) == AF_OK && !found);
+
+    //  A queue's count is kept, not walked: an item acked twice counts once;
+    //  a store from before the count (the last seq alone, 8 bytes) is
+    //  counted once and carries on from its seq
+    assert (af_outbox_put (outbox, "cy", phone, "c1", 2, id) == AF_OK);
+    assert (af_outbox_put (outbox, "cy", phone, "c2", 2, NULL) == AF_OK);
+    assert (af_outbox_ack (outbox, "cy", phone, id, &removed) == AF_OK && removed);
+    assert (af_outbox_ack (outbox, "cy", phone, id, &removed) == AF_OK && !removed);
+    assert (af_outbox_count (outbox, "cy", phone, &n) == AF_OK && n == 1);
+    uint8_t legacy_key [AF_MAX_ACCOUNT + 1 + AF_ID_SIZE], legacy [8];
+    size_t legacy_len = s_prefix (legacy_key, "cy", phone);
+    af_put_be64 (legacy, 7);
+    MDB_txn *old_txn = NULL;
+    assert (af_store_begin (store, true, &old_txn) == 0);
+    assert (af_store_put (old_txn, outbox->items, legacy_key, legacy_len, legacy, sizeof legacy, 0) == 0);
+    assert (af_store_commit (store, &old_txn) == 0);
+    assert (af_outbox_count (outbox, "cy", phone, &n) == AF_OK && n == 1);
+    assert (af_outbox_put (outbox, "cy", phone, "c3", 2, NULL) == AF_OK);
+    assert (af_outbox_count (outbox, "cy", phone, &n) == AF_OK && n == 2);
+    memset (&c, 0, sizeof c);
+    assert (af_outbox_each (outbox, "cy", phone, 0, 0, s_collect, &c) == AF_OK);
+    assert (c.count == 2 && c.seqs [0] == 2 && c.seqs [1] == 8);
 
     //  Durable: a new store on the same directory sees the same queue
     af_outbox_destroy (&outbox);

@@ -19,7 +19,10 @@
                   value: item ID (16 bytes), put time (8 bytes LE, ms since
                          the epoch), payload (opaque; an encoded message)
                   key: account, 0x00, device ID (16 bytes)   (no seq)
-                  value: the last seq given to the device (8 bytes BE)
+                  value: the last seq given to the device (8 bytes BE),
+                         the number of items queued (8 bytes BE; a store
+                         from before has the seq alone, and is counted
+                         once by its next change)
       outbox_ids  key: account, 0x00, item ID (16 bytes)
                   value: device ID (16 bytes), seq (8 bytes BE)
     =========================================================================
