@@ -17,14 +17,8 @@
 #include <sodium.h>
 
 typedef struct {
-    char broker [256];
-    char broker_key [512];
-    char cert [512];
+    af_worker_options_t worker;     //  -b, -k, -c, --credit, --heartbeat, -v
     char key [512];
-    int credit;
-    int heartbeat_ms;
-    int liveness;
-    bool verbose;
 } config_t;
 
 static void
@@ -58,31 +52,25 @@ s_usage (FILE *out)
 static int
 s_parse_options (int argc, char *argv [], config_t *config)
 {
-    enum { OPT_CREDIT = 1000, OPT_HEARTBEAT };
     static struct option options [] = {
-        { "broker", required_argument, NULL, 'b' },
-        { "broker-key", required_argument, NULL, 'k' },
-        { "cert", required_argument, NULL, 'c' },
+        AF_WORKER_LONG_OPTIONS,
         { "key", required_argument, NULL, 'K' },
-        { "credit", required_argument, NULL, OPT_CREDIT },
-        { "heartbeat", required_argument, NULL, OPT_HEARTBEAT },
-        { "verbose", no_argument, NULL, 'v' },
         { "version", no_argument, NULL, 'V' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
     int opt;
-    while ((opt = getopt_long (argc, argv, "b:k:c:K:vVh", options, NULL)) != -1) {
-        char *target = NULL;
-        size_t size = 0;
+    while ((opt = getopt_long (argc, argv, AF_WORKER_SHORT "K:Vh", options, NULL)) != -1) {
+        int taken = af_worker_option (&config->worker, opt, optarg, "appferry-contacts");
+        if (taken < 0)
+            return 2;
+        if (taken)
+            continue;
         switch (opt) {
-            case 'b': target = config->broker; size = sizeof config->broker; break;
-            case 'k': target = config->broker_key; size = sizeof config->broker_key; break;
-            case 'c': target = config->cert; size = sizeof config->cert; break;
-            case 'K': target = config->key; size = sizeof config->key; break;
-            case 'v': config->verbose = true; break;
-            case OPT_CREDIT: config->credit = atoi (optarg); break;
-            case OPT_HEARTBEAT: config->heartbeat_ms = atoi (optarg); break;
+            case 'K':
+                if (af_worker_string_option (config->key, sizeof config->key, optarg, "appferry-contacts"))
+                    return 2;
+                break;
             case 'V':
                 printf ("appferry-contacts %s (protocol %d; OPRF RFC 9497, mode 0, ristretto255-SHA512)\n",
                         AF_VERSION, AF_PROTO_VERSION);
@@ -90,18 +78,9 @@ s_parse_options (int argc, char *argv [], config_t *config)
             case 'h': s_usage (stdout); return 0;
             default: s_usage (stderr); return 2;
         }
-        if (target) {
-            if (strlen (optarg) >= size || !*optarg) {
-                fprintf (stderr, "appferry-contacts: option value too long or empty: %s\n", optarg);
-                return 2;
-            }
-            strcpy (target, optarg);
-        }
     }
-    if (optind < argc || !*config->broker_key || !*config->cert || !*config->key
-    ||  config->credit < 1 || config->credit > 1024 || config->heartbeat_ms < 50) {
-        fprintf (stderr, "appferry-contacts: --broker-key, --cert and --key are required; "
-                 "--credit is 1..1024, --heartbeat at least 50\n\n");
+    if (optind < argc || !*config->key || !af_worker_options_check (&config->worker, "appferry-contacts")) {
+        fprintf (stderr, "appferry-contacts: --broker-key, --cert and --key are required\n\n");
         s_usage (stderr);
         return 2;
     }
@@ -123,7 +102,7 @@ s_evaluate (void *arg, af_msg_t *request)
         zsys_warning ("contacts: refused a CONTACTS_EVAL of %u elements: %s", request->element_count,
                       reply->reason);
     else
-    if (self->config->verbose)
+    if (self->config->worker.verbose)
         zsys_info ("contacts: evaluated %u elements", reply->element_count);
     return reply;
 }
@@ -131,8 +110,8 @@ s_evaluate (void *arg, af_msg_t *request)
 int
 main (int argc, char *argv [])
 {
-    config_t config = { .broker = "tcp://127.0.0.1:5671", .credit = 16, .heartbeat_ms = AF_HEARTBEAT_MS,
-                        .liveness = AF_HEARTBEAT_LIVENESS };
+    config_t config = { .key = "" };
+    af_worker_options_init (&config.worker, "tcp://127.0.0.1:5671", 16);
     int rc = s_parse_options (argc, argv, &config);
     if (rc >= 0)
         return rc;
@@ -141,8 +120,7 @@ main (int argc, char *argv [])
     zsys_init ();
     zsys_set_logident ("appferry-contacts");
     //  Both keys before connecting: deploy/install.sh starts this once to make them
-    af_worker_config_t dialog = { "contacts", config.broker, config.broker_key, config.cert,
-                                  "appferry contacts", config.credit, config.heartbeat_ms, config.liveness };
+    af_worker_config_t dialog = af_worker_options_config (&config.worker, "contacts", "appferry contacts");
     char err [1200];
     af_worker_t *worker = af_worker_new (&dialog, err, sizeof err);
     if (!worker) {

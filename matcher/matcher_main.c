@@ -18,14 +18,8 @@
 #include <sodium.h>
 
 typedef struct {
-    char broker [256];
-    char broker_key [512];
+    af_worker_options_t worker;     //  -b, -k, -c, --credit, --heartbeat, -v
     char catalog [512];
-    char cert [512];
-    int credit;
-    int heartbeat_ms;
-    int liveness;
-    bool verbose;
 } config_t;
 
 static void
@@ -93,7 +87,7 @@ s_resolve (void *arg, af_msg_t *msg)
             reply->has_alternative = recommended;
             if (recommended)
                 reply->alternative = alternative.package;
-            if (config->verbose)
+            if (config->worker.verbose)
                 zsys_info ("matcher: %s for %s %s: %s %s", msg->program, msg->device.platform,
                            msg->device.model, af_fit_name (resolution.fit),
                            resolution.fit == AF_FIT_NONE? resolution.reason: resolution.package.version_name);
@@ -114,45 +108,30 @@ s_idle (void *arg)
 static int
 s_parse_options (int argc, char *argv [], config_t *config)
 {
-    enum { OPT_CREDIT = 1000, OPT_HEARTBEAT };
     static struct option options [] = {
-        { "broker", required_argument, NULL, 'b' },
-        { "broker-key", required_argument, NULL, 'k' },
+        AF_WORKER_LONG_OPTIONS,
         { "catalog", required_argument, NULL, 'C' },
-        { "cert", required_argument, NULL, 'c' },
-        { "credit", required_argument, NULL, OPT_CREDIT },
-        { "heartbeat", required_argument, NULL, OPT_HEARTBEAT },
-        { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
     int opt;
-    while ((opt = getopt_long (argc, argv, "b:k:C:c:vh", options, NULL)) != -1) {
-        char *target = NULL;
-        size_t size = 0;
+    while ((opt = getopt_long (argc, argv, AF_WORKER_SHORT "C:h", options, NULL)) != -1) {
+        int taken = af_worker_option (&config->worker, opt, optarg, "appferry-matcher");
+        if (taken < 0)
+            return 2;
+        if (taken)
+            continue;
         switch (opt) {
-            case 'b': target = config->broker; size = sizeof config->broker; break;
-            case 'k': target = config->broker_key; size = sizeof config->broker_key; break;
-            case 'C': target = config->catalog; size = sizeof config->catalog; break;
-            case 'c': target = config->cert; size = sizeof config->cert; break;
-            case 'v': config->verbose = true; break;
-            case OPT_CREDIT: config->credit = atoi (optarg); break;
-            case OPT_HEARTBEAT: config->heartbeat_ms = atoi (optarg); break;
+            case 'C':
+                if (af_worker_string_option (config->catalog, sizeof config->catalog, optarg, "appferry-matcher"))
+                    return 2;
+                break;
             case 'h': s_usage (stdout); return 0;
             default: s_usage (stderr); return 2;
         }
-        if (target) {
-            if (strlen (optarg) >= size || !*optarg) {
-                fprintf (stderr, "appferry-matcher: option value too long or empty: %s\n", optarg);
-                return 2;
-            }
-            strcpy (target, optarg);
-        }
     }
-    if (optind < argc || !*config->broker || !*config->broker_key || !*config->catalog || !*config->cert
-    ||  config->credit < 1 || config->credit > 1024 || config->heartbeat_ms < 50) {
-        fprintf (stderr, "appferry-matcher: --broker, --broker-key, --catalog and --cert are required; "
-                 "--credit is 1..1024\n\n");
+    if (optind < argc || !*config->catalog || !af_worker_options_check (&config->worker, "appferry-matcher")) {
+        fprintf (stderr, "appferry-matcher: --broker, --broker-key, --catalog and --cert are required\n\n");
         s_usage (stderr);
         return 2;
     }
@@ -162,7 +141,8 @@ s_parse_options (int argc, char *argv [], config_t *config)
 int
 main (int argc, char *argv [])
 {
-    config_t config = { .credit = 16, .heartbeat_ms = AF_HEARTBEAT_MS, .liveness = AF_HEARTBEAT_LIVENESS };
+    config_t config = { .catalog = "" };
+    af_worker_options_init (&config.worker, NULL, 16);
     int rc = s_parse_options (argc, argv, &config);
     if (rc >= 0)
         return rc;
@@ -171,8 +151,7 @@ main (int argc, char *argv [])
     zsys_init ();
     zsys_set_logident ("appferry-matcher");
     //  The keypair first: deploy/install.sh starts the matcher once to make it
-    af_worker_config_t dialog = { "matcher", config.broker, config.broker_key, config.cert,
-                                  "appferry matcher", config.credit, config.heartbeat_ms, config.liveness };
+    af_worker_config_t dialog = af_worker_options_config (&config.worker, "matcher", "appferry matcher");
     char err [1024];
     af_worker_t *worker = af_worker_new (&dialog, err, sizeof err);
     if (!worker) {

@@ -29,19 +29,13 @@
 #include <sodium.h>
 
 typedef struct {
-    char broker [256];
-    char broker_key [512];
-    char cert [512];
+    af_worker_options_t worker;     //  broker, broker_key, cert, credit, heartbeat, verbose
     char ledger [512];
     char provider [16];
     char books [512];
     int intent_ttl_s;
-    int credit;
-    int heartbeat_ms;
-    int liveness;
     int crash_at;                   //  af_ledger_fault_t: --crash-at (tests)
     bool status;
-    bool verbose;
 } config_t;
 
 static void
@@ -98,15 +92,15 @@ static int
 s_apply (config_t *config, const char *name, const char *value)
 {
     struct { const char *name; char *target; size_t size; int *number; } table [] = {
-        { "broker", config->broker, sizeof config->broker, NULL },
-        { "broker_key", config->broker_key, sizeof config->broker_key, NULL },
-        { "cert", config->cert, sizeof config->cert, NULL },
+        { "broker", config->worker.broker, sizeof config->worker.broker, NULL },
+        { "broker_key", config->worker.broker_key, sizeof config->worker.broker_key, NULL },
+        { "cert", config->worker.cert, sizeof config->worker.cert, NULL },
         { "ledger", config->ledger, sizeof config->ledger, NULL },
         { "provider", config->provider, sizeof config->provider, NULL },
         { "books", config->books, sizeof config->books, NULL },
         { "intent_ttl", NULL, 0, &config->intent_ttl_s },
-        { "credit", NULL, 0, &config->credit },
-        { "heartbeat", NULL, 0, &config->heartbeat_ms },
+        { "credit", NULL, 0, &config->worker.credit },
+        { "heartbeat", NULL, 0, &config->worker.heartbeat_ms },
     };
     for (size_t i = 0; i < sizeof table / sizeof table [0]; i++)
         if (!strcmp (table [i].name, name)) {
@@ -192,7 +186,7 @@ s_parse_options (int argc, char *argv [], config_t *config)
                 }
                 break;
             case OPT_STATUS: config->status = true; break;
-            case 'v': config->verbose = true; break;
+            case 'v': config->worker.verbose = true; break;
             case 'V': printf ("appferry-payments %s (protocol %d)\n", AF_VERSION, AF_PROTO_VERSION); return 0;
             case 'h': s_usage (stdout); return 0;
             default: s_usage (stderr); return 2;
@@ -205,9 +199,8 @@ s_parse_options (int argc, char *argv [], config_t *config)
             snprintf (config->books, sizeof config->books, "%s/test-provider", config->ledger);
         return -1;
     }
-    if (optind < argc || !*config->broker_key || !*config->cert || !*config->ledger
-    ||  strcmp (config->provider, "test") || config->intent_ttl_s < 1
-    ||  config->credit < 1 || config->credit > 1024 || config->heartbeat_ms < 50) {
+    if (optind < argc || !*config->ledger || strcmp (config->provider, "test") || config->intent_ttl_s < 1
+    ||  !af_worker_options_check (&config->worker, "appferry-payments")) {
         fprintf (stderr, "appferry-payments: --broker-key, --cert and --ledger are required; --provider is "
                  "'test'; --intent-ttl at least 1; --credit 1..1024; --heartbeat at least 50\n\n");
         s_usage (stderr);
@@ -274,7 +267,7 @@ s_pay_intent (payments_t *self, af_msg_t *request, af_ledger_op_t *op)
     if (op->code != AF_OK)
         return s_error (request, op->code, op->err);
     if (op->entitled) {
-        if (self->config->verbose)
+        if (self->config->worker.verbose)
             zsys_info ("payments: %s is entitled to %s", request->account, request->program);
         return s_paid (request, &op->intent, true);
     }
@@ -287,7 +280,7 @@ s_pay_intent (payments_t *self, af_msg_t *request, af_ledger_op_t *op)
     af_strcopy (reply->device_id, sizeof reply->device_id, intent->source);
     af_strcopy (reply->source_account, sizeof reply->source_account, intent->source_account);
     reply->expires = intent->created + (uint64_t) self->config->intent_ttl_s * 1000;
-    if (self->config->verbose)
+    if (self->config->worker.verbose)
         zsys_info ("payments: intent %s: %s owes %u %s for %s", intent->id, request->account, intent->amount,
                    intent->currency, intent->program);
     return reply;
@@ -548,8 +541,8 @@ s_status (config_t *config)
 int
 main (int argc, char *argv [])
 {
-    config_t config = { .broker = "tcp://127.0.0.1:5671", .provider = "test", .intent_ttl_s = AF_PAY_INTENT_MS / 1000,
-                        .credit = 64, .heartbeat_ms = AF_HEARTBEAT_MS, .liveness = AF_HEARTBEAT_LIVENESS };
+    config_t config = { .provider = "test", .intent_ttl_s = AF_PAY_INTENT_MS / 1000 };
+    af_worker_options_init (&config.worker, "tcp://127.0.0.1:5671", 64);
     int rc = s_parse_options (argc, argv, &config);
     if (rc >= 0)
         return rc;
@@ -559,8 +552,7 @@ main (int argc, char *argv [])
         return s_status (&config);
     zsys_init ();
     zsys_set_logident ("appferry-payments");
-    af_worker_config_t dialog = { "payments", config.broker, config.broker_key, config.cert,
-                                  "appferry payments", config.credit, config.heartbeat_ms, config.liveness };
+    af_worker_config_t dialog = af_worker_options_config (&config.worker, "payments", "appferry payments");
     char err [1200];
     af_worker_t *worker = af_worker_new (&dialog, err, sizeof err);
     if (!worker) {

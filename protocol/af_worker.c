@@ -40,6 +40,89 @@ struct _af_worker_t {
     bool announce_due;                  //  the broker said DISCONNECT
 };
 
+//  --------------------------------------------------------------------------
+//  The common options
+
+void
+af_worker_options_init (af_worker_options_t *options, const char *broker, int credit)
+{
+    assert (options);
+    memset (options, 0, sizeof *options);
+    if (broker)
+        af_worker_string_option (options->broker, sizeof options->broker, broker, "af_worker");
+    options->credit = credit;
+    options->heartbeat_ms = AF_HEARTBEAT_MS;
+    options->liveness = AF_HEARTBEAT_LIVENESS;
+}
+
+int
+af_worker_string_option (char *target, size_t size, const char *arg, const char *program)
+{
+    if (!arg || !*arg || strlen (arg) >= size) {
+        fprintf (stderr, "%s: option value too long or empty: %s\n", program, arg? arg: "");
+        return -1;
+    }
+    memcpy (target, arg, strlen (arg) + 1);
+    return 0;
+}
+
+//  A whole decimal number in 0..max, or -1
+static long
+s_number (const char *arg, long max)
+{
+    char *end;
+    errno = 0;
+    long n = arg? strtol (arg, &end, 10): -1;
+    return arg && *arg && !*end && errno == 0 && n >= 0 && n <= max? n: -1;
+}
+
+int
+af_worker_option (af_worker_options_t *options, int opt, const char *arg, const char *program)
+{
+    assert (options && program);
+    long n;
+    switch (opt) {
+        case 'b': return af_worker_string_option (options->broker, sizeof options->broker, arg, program)? -1: 1;
+        case 'k': return af_worker_string_option (options->broker_key, sizeof options->broker_key, arg, program)?
+                         -1: 1;
+        case 'c': return af_worker_string_option (options->cert, sizeof options->cert, arg, program)? -1: 1;
+        case 'v': options->verbose = true; return 1;
+        case AF_WORKER_OPT_CREDIT:
+        case AF_WORKER_OPT_HEARTBEAT:
+            if ((n = s_number (arg, 86400000)) < 0) {
+                fprintf (stderr, "%s: --%s: not a number: %s\n", program,
+                         opt == AF_WORKER_OPT_CREDIT? "credit": "heartbeat", arg? arg: "");
+                return -1;
+            }
+            *(opt == AF_WORKER_OPT_CREDIT? &options->credit: &options->heartbeat_ms) = (int) n;
+            return 1;
+        default: return 0;
+    }
+}
+
+bool
+af_worker_options_check (const af_worker_options_t *options, const char *program)
+{
+    assert (options && program);
+    if (!*options->broker || !*options->broker_key || !*options->cert) {
+        fprintf (stderr, "%s: --broker, --broker-key and --cert are required\n", program);
+        return false;
+    }
+    if (options->credit < 1 || options->credit > 1024 || options->heartbeat_ms < 50) {
+        fprintf (stderr, "%s: --credit is 1..1024, --heartbeat at least 50 (ms)\n", program);
+        return false;
+    }
+    return true;
+}
+
+af_worker_config_t
+af_worker_options_config (const af_worker_options_t *options, const char *service, const char *role)
+{
+    af_worker_config_t config = { service, options->broker, options->broker_key, options->cert, role,
+                                  options->credit, options->heartbeat_ms, options->liveness };
+    return config;
+}
+
 int
 af_worker_make_parent (const char *file, char *err, size_t errlen)
 {
@@ -390,11 +473,42 @@ af_worker_serve (af_worker_t *self, char *err, size_t errlen)
 //  --------------------------------------------------------------------------
 //  Self test
 
+//  The common options: taken, refused, checked (stderr gets the refusals)
+static void
+s_test_options (void)
+{
+    af_worker_options_t o;
+    af_worker_options_init (&o, "tcp://127.0.0.1:5671", 16);
+    assert (o.credit == 16 && o.heartbeat_ms == AF_HEARTBEAT_MS && o.liveness == AF_HEARTBEAT_LIVENESS);
+    assert (!af_worker_options_check (&o, "test"));                    //  no key, no cert
+    assert (af_worker_option (&o, 'k', "/etc/appferry/broker.cert", "test") == 1);
+    assert (af_worker_option (&o, 'c', "/var/lib/w/worker.cert", "test") == 1);
+    assert (af_worker_option (&o, 'v', NULL, "test") == 1 && o.verbose);
+    assert (af_worker_option (&o, AF_WORKER_OPT_CREDIT, "64", "test") == 1 && o.credit == 64);
+    assert (af_worker_option (&o, AF_WORKER_OPT_HEARTBEAT, "250", "test") == 1 && o.heartbeat_ms == 250);
+    assert (af_worker_options_check (&o, "test"));
+    assert (af_worker_option (&o, 'K', "x", "test") == 0);             //  not a common one
+    assert (af_worker_option (&o, AF_WORKER_OPT_CREDIT, "12x", "test") == -1 && o.credit == 64);
+    assert (af_worker_option (&o, AF_WORKER_OPT_CREDIT, "-1", "test") == -1);
+    assert (af_worker_option (&o, 'b', "", "test") == -1);
+    char longer [600];
+    memset (longer, 'a', sizeof longer - 1);
+    longer [sizeof longer - 1] = 0;
+    assert (af_worker_option (&o, 'k', longer, "test") == -1 && streq (o.broker_key, "/etc/appferry/broker.cert"));
+    assert (af_worker_option (&o, AF_WORKER_OPT_CREDIT, "1025", "test") == 1 && !af_worker_options_check (&o, "test"));
+    o.credit = 1;
+    o.heartbeat_ms = 49;
+    assert (!af_worker_options_check (&o, "test"));
+    af_worker_config_t config = af_worker_options_config (&o, "matcher", "appferry matcher");
+    assert (streq (config.service, "matcher") && config.broker == o.broker && config.credit == 1);
+}
+
 void
 af_worker_test (bool verbose)
 {
     if (verbose)
         printf (" * af_worker: ");
+    s_test_options ();
     char dir [] = "/tmp/af_worker_test.XXXXXX";
     assert (mkdtemp (dir));
     char broker_key [128], cert [128], secret [140], err [600];

@@ -101,6 +101,55 @@ int af_worker_serve (af_worker_t *self, char *err, size_t errlen);
 //  or AF_E_INTERNAL with the reason in err.
 int af_worker_make_parent (const char *file, char *err, size_t errlen);
 
+//  --------------------------------------------------------------------------
+//  The command-line options every worker takes: -b/--broker, -k/--broker-key,
+//  -c/--cert, --credit, --heartbeat, -v/--verbose. A worker's main puts
+//  AF_WORKER_LONG_OPTIONS in its getopt_long table and AF_WORKER_SHORT in
+//  its short options, gives each option to af_worker_option first, and
+//  checks the ranges with af_worker_options_check.
+typedef struct {
+    char broker [256];
+    char broker_key [512];
+    char cert [512];
+    int credit;
+    int heartbeat_ms;
+    int liveness;
+    bool verbose;
+} af_worker_options_t;
+
+#define AF_WORKER_OPT_CREDIT    1000
+#define AF_WORKER_OPT_HEARTBEAT 1001
+#define AF_WORKER_OPT_FIRST     1002        //  a worker's own long-only options start here
+#define AF_WORKER_SHORT         "b:k:c:v"
+#define AF_WORKER_LONG_OPTIONS \
+    { "broker", required_argument, NULL, 'b' }, \
+    { "broker-key", required_argument, NULL, 'k' }, \
+    { "cert", required_argument, NULL, 'c' }, \
+    { "credit", required_argument, NULL, AF_WORKER_OPT_CREDIT }, \
+    { "heartbeat", required_argument, NULL, AF_WORKER_OPT_HEARTBEAT }, \
+    { "verbose", no_argument, NULL, 'v' }
+
+//  Options with the defaults: credit, the protocol's heartbeat and liveness
+void af_worker_options_init (af_worker_options_t *options, const char *broker, int credit);
+
+//  Take getopt's option opt (its argument arg) if it is one of the common
+//  ones: 1 taken, 0 not one of them, -1 a bad value (said on stderr as
+//  "program: ...")
+int af_worker_option (af_worker_options_t *options, int opt, const char *arg, const char *program);
+
+//  Copy a string option's value into target (size bytes): 0, or -1 (said
+//  on stderr) when it is empty or too long
+int af_worker_string_option (char *target, size_t size, const char *arg, const char *program);
+
+//  Whether the common options are complete and in range (broker-key and
+//  cert given, credit 1..1024, heartbeat at least 50 ms); else false, said
+//  on stderr
+bool af_worker_options_check (const af_worker_options_t *options, const char *program);
+
+//  The dialog's config from the options (its strings point into options)
+af_worker_config_t af_worker_options_config (const af_worker_options_t *options, const char *service,
+                                             const char *role);
+
 //  Self test: the keypair made once and then reused, its directory's
 //  mode, and the refusals (no broker certificate, a file where the
 //  directory should be). The dialog is tested against the real broker:
