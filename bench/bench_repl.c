@@ -48,29 +48,6 @@ typedef struct {
 //  --------------------------------------------------------------------------
 //  Devices
 
-//  A request that may be REDIRECTed (a cluster's broker that does not own
-//  the account's shard): followed, on a new connection, the same request
-//  again. The answer (caller destroys), or NULL.
-static af_msg_t *
-s_request (device_t *device, af_msg_t *request, const char *key)
-{
-    for (int hops = 0; hops < 20; hops++) {
-        af_msg_t *reply = bench_request (device->sock, request);
-        if (!reply || reply->id != AF_MSG_REDIRECT)
-            return reply;
-        if (*reply->endpoint) {
-            zsock_destroy (&device->sock);
-            device->sock = bench_dealer (reply->endpoint, key);
-        }
-        else
-            zclock_sleep (200);             //  no owner yet
-        af_msg_destroy (&reply);
-        if (!device->sock)
-            return NULL;
-    }
-    return NULL;
-}
-
 static int
 s_login (device_t *devices, const char *nodes_ep, const char *key, const char *prefix)
 {
@@ -81,7 +58,7 @@ s_login (device_t *devices, const char *nodes_ep, const char *key, const char *p
         af_msg_t *reg = af_msg_new (AF_MSG_REGISTER);
         snprintf (reg->account, sizeof reg->account, "%s%d", prefix, i);
         strcpy (reg->password, "bench password");
-        af_msg_t *reply = s_request (&devices [i], reg, key);
+        af_msg_t *reply = bench_request_follow (&devices [i].sock, NULL, reg, key);
         bool ok = reply && reply->id == AF_MSG_OK;
         af_msg_destroy (&reply);
         char id [AF_ID_HEX + 1], model [32];

@@ -130,6 +130,28 @@ bench_request (zsock_t *sock, af_msg_t *request)
     return NULL;
 }
 
+af_msg_t *
+bench_request_follow (zsock_t **sock, char *endpoint, af_msg_t *request, const char *server_key)
+{
+    for (int hops = 0; hops < 20; hops++) {
+        af_msg_t *reply = bench_request (*sock, request);
+        if (!reply || reply->id != AF_MSG_REDIRECT)
+            return reply;
+        if (*reply->endpoint) {
+            zsock_destroy (sock);
+            *sock = bench_dealer (reply->endpoint, server_key);
+            if (endpoint)
+                snprintf (endpoint, 256, "%s", reply->endpoint);
+        }
+        else
+            zclock_sleep (200);             //  no owner yet
+        af_msg_destroy (&reply);
+        if (!*sock)
+            return NULL;
+    }
+    return NULL;
+}
+
 int
 bench_login (zsock_t *sock, const char *account, const char *model, char *device_id)
 {

@@ -30,6 +30,13 @@ af_msg_t *bench_recv (zsock_t *sock);
 //  Send a request and wait for the reply with its rid (others dropped).
 af_msg_t *bench_request (zsock_t *sock, af_msg_t *request);
 
+//  A request that a cluster's broker may answer with REDIRECT (it does
+//  not own the account's shard): followed, on a new connection to the
+//  owner (*sock replaced; endpoint, if not NULL, 256 bytes, gets it), the
+//  same request again, up to 20 hops (200 ms apart while a shard has no
+//  owner). The answer (caller destroys), or NULL.
+af_msg_t *bench_request_follow (zsock_t **sock, char *endpoint, af_msg_t *request, const char *server_key);
+
 //  Log in to account as a new Android phone. 0, or -1 (printed).
 int bench_login (zsock_t *sock, const char *account, const char *model, char *device_id);
 

@@ -43,27 +43,6 @@ static const char *s_etcd = NULL;
 //  --------------------------------------------------------------------------
 //  Accounts
 
-//  A request that may be REDIRECTed: followed, on a new connection
-static af_msg_t *
-s_request (zsock_t **sock, af_msg_t *request, const char *key)
-{
-    for (int hops = 0; hops < 20; hops++) {
-        af_msg_t *reply = bench_request (*sock, request);
-        if (!reply || reply->id != AF_MSG_REDIRECT)
-            return reply;
-        if (*reply->endpoint) {
-            zsock_destroy (sock);
-            *sock = bench_dealer (reply->endpoint, key);
-        }
-        else
-            zclock_sleep (200);             //  no owner yet
-        af_msg_destroy (&reply);
-        if (!*sock)
-            return NULL;
-    }
-    return NULL;
-}
-
 //  An account registered and logged in; its connection (NULL on failure)
 static zsock_t *
 s_account (const char *nodes_ep, const char *key, const char *account)
@@ -72,7 +51,7 @@ s_account (const char *nodes_ep, const char *key, const char *account)
     af_msg_t *reg = af_msg_new (AF_MSG_REGISTER);
     snprintf (reg->account, sizeof reg->account, "%s", account);
     strcpy (reg->password, "bench password");
-    af_msg_t *reply = sock? s_request (&sock, reg, key): NULL;
+    af_msg_t *reply = sock? bench_request_follow (&sock, NULL, reg, key): NULL;
     bool ok = reply && reply->id == AF_MSG_OK;
     af_msg_destroy (&reply);
     af_msg_destroy (&reg);
