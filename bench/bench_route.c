@@ -32,6 +32,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 #include "af_msg.h"
+#include "bench_util.h"
 
 #ifndef AF_BROKER_PATH
 #   define AF_BROKER_PATH "appferry-broker"
@@ -120,136 +121,6 @@ s_forwarder (const char *dir)
     zsock_destroy (&router);
     zcert_destroy (&cert);
     return 0;
-}
-
-//  ---------------------------------------------------------------------
-//  Child processes
-
-static pid_t
-s_spawn (char *const argv [], const char *log)
-{
-    pid_t pid = fork ();
-    if (pid == 0) {
-        int fd = open (log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (fd >= 0) {
-            dup2 (fd, 1);
-            dup2 (fd, 2);
-            close (fd);
-        }
-        execv (argv [0], argv);
-        _exit (127);
-    }
-    return pid;
-}
-
-//  Wait up to 10 s for a file to exist with content
-static bool
-s_wait_file (const char *path)
-{
-    for (int i = 0; i < 1000; i++) {
-        struct stat st;
-        if (stat (path, &st) == 0 && st.st_size > 0)
-            return true;
-        zclock_sleep (10);
-    }
-    return false;
-}
-
-static long
-s_vmhwm_kib (pid_t pid)
-{
-    char path [64], line [256];
-    snprintf (path, sizeof path, "/proc/%d/status", (int) pid);
-    FILE *file = fopen (path, "r");
-    long kib = -1;
-    if (!file)
-        return -1;
-    while (fgets (line, sizeof line, file))
-        if (strncmp (line, "VmHWM:", 6) == 0)
-            kib = atol (line + 6);
-    fclose (file);
-    return kib;
-}
-
-static void
-s_stop (pid_t pid)
-{
-    kill (pid, SIGTERM);
-    for (int i = 0; i < 300; i++) {
-        if (waitpid (pid, NULL, WNOHANG) == pid)
-            return;
-        zclock_sleep (10);
-    }
-    kill (pid, SIGKILL);
-    waitpid (pid, NULL, 0);
-}
-
-//  ---------------------------------------------------------------------
-//  The two device connections
-
-static zsock_t *
-s_dealer (const char *endpoint, const char *server_key)
-{
-    zcert_t *cert = zcert_new ();
-    zsock_t *sock = zsock_new (ZMQ_DEALER);
-    zcert_apply (cert, sock);
-    zcert_destroy (&cert);
-    zsock_set_curve_serverkey (sock, server_key);
-    zsock_set_sndhwm (sock, 100000);
-    zsock_set_rcvhwm (sock, 100000);
-    zsock_set_linger (sock, 0);
-    zsock_set_rcvtimeo (sock, 5000);
-    if (zsock_connect (sock, "%s", endpoint)) {
-        zsock_destroy (&sock);
-        return NULL;
-    }
-    return sock;
-}
-
-//  Send a request and wait for its reply (skipping pushes); NULL on timeout
-static af_msg_t *
-s_request (zsock_t *sock, af_msg_t *request)
-{
-    af_msg_set_rid_random (request);
-    if (af_msg_send (request, sock, NULL))
-        return NULL;
-    while (true) {
-        zframe_t *frame = zframe_recv (sock);
-        if (!frame)
-            return NULL;
-        af_msg_t *reply = NULL;
-        char err [256];
-        int code = af_msg_decode (zframe_data (frame), zframe_size (frame), &reply, err, sizeof err, NULL, NULL);
-        zframe_destroy (&frame);
-        if (code != AF_OK)
-            return NULL;
-        if (reply->has_rid && memcmp (reply->rid, request->rid, AF_ID_SIZE) == 0)
-            return reply;
-        af_msg_destroy (&reply);
-    }
-}
-
-static int
-s_login (zsock_t *sock, const char *account, const char *model, char *device_id)
-{
-    char json [512], err [256];
-    snprintf (json, sizeof json,
-        "{\"platform\":\"android\",\"sdkVersion\":33,\"model\":\"%s\",\"formFactor\":\"phone\","
-        "\"screenWidth\":1080,\"screenHeight\":2400,\"screenDensity\":420,\"supportedAbis\":[\"arm64-v8a\"]}",
-        model);
-    af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
-    snprintf (msg->account, sizeof msg->account, "%s", account);
-    snprintf (msg->password, sizeof msg->password, "bench password");
-    msg->has_device = af_device_from_json (&msg->device, json, err, sizeof err) == AF_OK;
-    af_msg_t *reply = s_request (sock, msg);
-    int rc = reply && reply->id == AF_MSG_LOGIN_OK? 0: -1;
-    if (rc == 0)
-        snprintf (device_id, AF_ID_HEX + 1, "%s", reply->device_id);
-    else
-        fprintf (stderr, "bench_route: login failed: %s\n", reply? reply->reason: "no reply");
-    af_msg_destroy (&reply);
-    af_msg_destroy (&msg);
-    return rc;
 }
 
 //  ---------------------------------------------------------------------
@@ -434,7 +305,7 @@ s_connect_raw (route_bench_t *self, const char *dir, const char *fwd_log, af_msg
 {
     char path [PATH_MAX];
     snprintf (path, sizeof path, "%s/forwarder", dir);
-    if (!s_wait_file (path)) {
+    if (!bench_wait_file (path)) {
         fprintf (stderr, "bench_route: the forwarder did not start (see %s)\n", fwd_log);
         return -1;
     }
@@ -447,8 +318,8 @@ s_connect_raw (route_bench_t *self, const char *dir, const char *fwd_log, af_msg
         return -1;
     }
     fclose (file);
-    self->ra = s_dealer (endpoint, key);
-    self->rb = s_dealer (endpoint, key);
+    self->ra = bench_dealer (endpoint, key);
+    self->rb = bench_dealer (endpoint, key);
     if (!self->ra || !self->rb)
         return -1;
     zstr_send (self->rb, "R");
@@ -470,7 +341,7 @@ s_connect_broker (route_bench_t *self, const char *broker_dir, const char *broke
 {
     char path [PATH_MAX];
     snprintf (path, sizeof path, "%s/endpoints", broker_dir);
-    if (!s_wait_file (path)) {
+    if (!bench_wait_file (path)) {
         fprintf (stderr, "bench_route: the broker did not start (see %s)\n", broker_log);
         return -1;
     }
@@ -488,20 +359,20 @@ s_connect_broker (route_bench_t *self, const char *broker_dir, const char *broke
         zcert_destroy (&broker_cert);
         return -1;
     }
-    self->ba = s_dealer (endpoint, zcert_public_txt (broker_cert));
-    self->bb = s_dealer (endpoint, zcert_public_txt (broker_cert));
+    self->ba = bench_dealer (endpoint, zcert_public_txt (broker_cert));
+    self->bb = bench_dealer (endpoint, zcert_public_txt (broker_cert));
     zcert_destroy (&broker_cert);
     if (!self->ba || !self->bb)
         return -1;
     af_msg_t *reg = af_msg_new (AF_MSG_REGISTER);
     snprintf (reg->account, sizeof reg->account, "bench");
     snprintf (reg->password, sizeof reg->password, "bench password");
-    af_msg_t *reply = s_request (self->ba, reg);
+    af_msg_t *reply = bench_request (self->ba, reg);
     bool registered = reply && reply->id == AF_MSG_OK;
     af_msg_destroy (&reply);
     af_msg_destroy (&reg);
     char a_id [AF_ID_HEX + 1], b_id [AF_ID_HEX + 1];
-    if (!registered || s_login (self->ba, "bench", "Sender", a_id) || s_login (self->bb, "bench", "Receiver", b_id)) {
+    if (!registered || bench_login (self->ba, "bench", "Sender", a_id) || bench_login (self->bb, "bench", "Receiver", b_id)) {
         fprintf (stderr, "bench_route: cannot register and log in (see %s)\n", broker_log);
         return -1;
     }
@@ -520,7 +391,7 @@ s_connect_broker (route_bench_t *self, const char *broker_dir, const char *broke
 static int
 s_run_rounds (route_bench_t *self, pid_t broker_pid)
 {
-    long hwm_before = s_vmhwm_kib (broker_pid);
+    long hwm_before = bench_status_kib (broker_pid, "VmHWM:");
     double raw_rates [MAX_ROUNDS], broker_rates [MAX_ROUNDS];
     for (int round = 0; round < s_rounds; round++) {
         raw_rates [round] = s_run ("raw ZeroMQ ROUTER forwarder (CURVE)", self->ra, self->rb,
@@ -533,7 +404,7 @@ s_run_rounds (route_bench_t *self, pid_t broker_pid)
         if (raw_rates [round] <= 0 || broker_rates [round] <= 0)
             return -1;
     }
-    long hwm_after = s_vmhwm_kib (broker_pid);
+    long hwm_after = bench_status_kib (broker_pid, "VmHWM:");
     double raw_rate = s_median (raw_rates, s_rounds), broker_rate = s_median (broker_rates, s_rounds);
     printf ("median of %d rounds: raw %.0f msg/s, broker %.0f msg/s\n", s_rounds, raw_rate, broker_rate);
     printf ("ratio broker / raw: %.2f (target >= 0.5: %s)\n", broker_rate / raw_rate,
@@ -567,14 +438,14 @@ main (int argc, char *argv [])
     snprintf (fwd_log, sizeof fwd_log, "%s/forwarder.log", dir);
     snprintf (broker_dir, sizeof broker_dir, "%s/broker", dir);
     snprintf (broker_log, sizeof broker_log, "%s/broker.log", dir);
-    pid_t fwd_pid = s_spawn (fwd_argv, fwd_log);
+    pid_t fwd_pid = bench_spawn (fwd_argv, fwd_log);
     //  A long heartbeat (the longest the broker takes): the broker's devices
     //  send nothing during a raw round, which can last --seconds, and with
     //  a short one the broker expired them and the next round got nothing
     char *broker_argv [] = { (char *) broker_path, "-d", broker_dir, "--nodes", "tcp://127.0.0.1:*",
                              "--workers", "tcp://127.0.0.1:*", "--pwhash", "min", "--heartbeat", "600000",
                              NULL };
-    pid_t broker_pid = s_spawn (broker_argv, broker_log);
+    pid_t broker_pid = bench_spawn (broker_argv, broker_log);
 
     zsys_init ();
     zsys_set_logstream (stderr);
@@ -605,9 +476,9 @@ main (int argc, char *argv [])
     af_msg_destroy (&ping);
     af_msg_destroy (&notify);
     if (fwd_pid > 0)
-        s_stop (fwd_pid);
+        bench_stop (fwd_pid);
     if (broker_pid > 0)
-        s_stop (broker_pid);
+        bench_stop (broker_pid);
     char command [PATH_MAX + 16];
     snprintf (command, sizeof command, "rm -rf '%s'", dir);
     if (status == 0 && system (command) != 0)

@@ -89,6 +89,7 @@ bench_dealer (const char *endpoint, const char *server_key)
     zcert_apply (cert, sock);
     zcert_destroy (&cert);
     zsock_set_curve_serverkey (sock, server_key);
+    zsock_set_sndhwm (sock, 100000);
     zsock_set_rcvhwm (sock, 100000);
     zsock_set_linger (sock, 0);
     zsock_set_rcvtimeo (sock, 5000);
