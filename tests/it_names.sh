@@ -6,16 +6,7 @@
 # `resolve` label the file hash and the catalog package ID for what each is.
 . "$(dirname "$0")/lib.sh"
 
-"$CATALOG" --catalog "$T/catalog" import "$(free_demo_manifest)" > "$T/import.log" 2>&1 \
-    || die "catalog import failed"
-start_broker broker --catalog "$T/catalog"
-start_matcher matcher "$T/catalog"
-start_node phone "$DEVICES/galaxy-s21.json"
-start_node tablet "$DEVICES/galaxy-tab-s7.json"
-start_node tv "$DEVICES/chromecast-google-tv.json"
-af phone register ana > /dev/null || die "register failed"
-for n in phone tablet tv; do af $n login ana > /dev/null || die "$n login failed"; done
-TABLET=$(device_id tablet); TV=$(device_id tv)
+family "$(free_demo_manifest)"
 TV6=${TV:0:6}
 
 out=$(af phone push chess --to "Ana's tablet" 2>&1); rc=$?

@@ -6,16 +6,7 @@
 # with a clear error (E_REMOVED).
 . "$(dirname "$0")/lib.sh"
 
-"$CATALOG" --catalog "$T/catalog" import "$AF_SRC/data/catalog/manifest.json" > "$T/import.log" 2>&1 \
-    || die "catalog import failed"
-start_broker broker --catalog "$T/catalog"
-start_matcher matcher "$T/catalog"
-start_node phone "$DEVICES/galaxy-s21.json"
-start_node tablet "$DEVICES/galaxy-tab-s7.json"
-start_node tv "$DEVICES/chromecast-google-tv.json"
-af phone register ana > /dev/null || die "register failed"
-for n in phone tablet tv; do af $n login ana > /dev/null || die "$n login failed"; done
-TABLET=$(device_id tablet); TV=$(device_id tv)
+family "$AF_SRC/data/catalog/manifest.json"
 
 # The tv is offline with a push waiting for it; the tablet is online
 stop_node tv

@@ -204,6 +204,23 @@ free_demo_manifest () {
         "$AF_SRC/data/catalog/manifest.json" > "$T/demo-free.json" && echo "$T/demo-free.json"
 }
 
+# family MANIFEST: a catalog imported from MANIFEST, a broker and a matcher
+# on it, and ana's phone, tablet and tv (Galaxy S21, Galaxy Tab S7,
+# Chromecast with Google TV) registered and logged in; TABLET and TV hold
+# the tablet's and the tv's device IDs
+family () {
+    "$CATALOG" --catalog "$T/catalog" import "$1" >> "$T/import.log" 2>&1 || die "catalog import failed"
+    start_broker broker --catalog "$T/catalog"
+    start_matcher matcher "$T/catalog"
+    start_node phone "$DEVICES/galaxy-s21.json"
+    start_node tablet "$DEVICES/galaxy-tab-s7.json"
+    start_node tv "$DEVICES/chromecast-google-tv.json"
+    af phone register ana > /dev/null || die "register failed"
+    local n
+    for n in phone tablet tv; do af $n login ana > /dev/null || die "$n login failed"; done
+    TABLET=$(device_id tablet); TV=$(device_id tv)
+}
+
 # preinstalled NAME PROGRAM VERSION: an install record in node NAME's home,
 # as an app installed outside appferry (from the platform's store) leaves
 # it; written before the node's first login, it is in the list it sends
