@@ -13,19 +13,7 @@
 CONTACTS="$AF_BIN/contacts/appferry-contacts"
 F="$AF_SRC/tests/friends"
 
-UNIVERSAL="$AF_SRC/data/catalog/packages/notes-2.1.0-universal.tar"
-{
-    echo '['
-    for g in 1 2; do
-        echo "  { \"program\": \"game$g\", \"platform\": \"android\", \"versionCode\": 1, \"versionName\": \"1.$g\","
-        echo "    \"minSdk\": 21, \"price\": 499, \"currency\": \"EUR\", \"file\": \"$UNIVERSAL\" },"
-    done
-    echo "  { \"program\": \"free1\", \"platform\": \"android\", \"versionCode\": 1, \"versionName\": \"1.0\","
-    echo "    \"minSdk\": 21, \"file\": \"$UNIVERSAL\" } ]"
-} > "$T/paid.json"
-"$CATALOG" --catalog "$T/catalog" import "$AF_SRC/data/catalog/manifest.json" > "$T/import.log" 2>&1 \
-    && "$CATALOG" --catalog "$T/catalog" import "$T/paid.json" >> "$T/import.log" 2>&1 \
-    || die "catalog import failed"
+paid_catalog 2
 start_broker broker --catalog "$T/catalog"
 start_matcher matcher "$T/catalog"
 "$CONTACTS" -b "$WORKERS_EP" -k "$BROKER_CERT" -c "$T/contacts.cert" -K "$T/contacts-key/oprf.key" \

@@ -8,19 +8,7 @@
 # the confirmation prompt on a terminal pays only when answered.
 . "$(dirname "$0")/lib.sh"
 
-UNIVERSAL="$AF_SRC/data/catalog/packages/notes-2.1.0-universal.tar"
-{
-    echo '['
-    for g in 1 2 3 4 5 6 7; do
-        echo "  { \"program\": \"game$g\", \"platform\": \"android\", \"versionCode\": 1, \"versionName\": \"1.$g\","
-        echo "    \"minSdk\": 21, \"price\": 499, \"currency\": \"EUR\", \"file\": \"$UNIVERSAL\" },"
-    done
-    echo "  { \"program\": \"free1\", \"platform\": \"android\", \"versionCode\": 1, \"versionName\": \"1.0\","
-    echo "    \"minSdk\": 21, \"file\": \"$UNIVERSAL\" } ]"
-} > "$T/paid.json"
-"$CATALOG" --catalog "$T/catalog" import "$AF_SRC/data/catalog/manifest.json" > "$T/import.log" 2>&1 \
-    && "$CATALOG" --catalog "$T/catalog" import "$T/paid.json" >> "$T/import.log" 2>&1 \
-    || die "catalog import failed"
+paid_catalog 7
 start_broker broker --catalog "$T/catalog"
 start_matcher matcher "$T/catalog"
 

@@ -221,6 +221,20 @@ family () {
     TABLET=$(device_id tablet); TV=$(device_id tv)
 }
 
+# paid_catalog N: the catalog in $T/catalog from data/catalog's manifest,
+# plus game1..gameN at 4.99 EUR and free1 at no price (each the universal
+# notes package, versionName 1.N), for the payment tests
+paid_catalog () {
+    jq -n --argjson n "$1" --arg f "$AF_SRC/data/catalog/packages/notes-2.1.0-universal.tar" \
+        '[range(1; $n + 1) | { program: "game\(.)", platform: "android", versionCode: 1, versionName: "1.\(.)",
+          minSdk: 21, price: 499, currency: "EUR", file: $f }]
+         + [{ program: "free1", platform: "android", versionCode: 1, versionName: "1.0", minSdk: 21, file: $f }]' \
+        > "$T/paid.json" || die "cannot write the paid catalog"
+    "$CATALOG" --catalog "$T/catalog" import "$AF_SRC/data/catalog/manifest.json" >> "$T/import.log" 2>&1 \
+        && "$CATALOG" --catalog "$T/catalog" import "$T/paid.json" >> "$T/import.log" 2>&1 \
+        || die "catalog import failed"
+}
+
 # preinstalled NAME PROGRAM VERSION: an install record in node NAME's home,
 # as an app installed outside appferry (from the platform's store) leaves
 # it; written before the node's first login, it is in the list it sends
