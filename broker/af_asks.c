@@ -22,6 +22,8 @@ struct _af_asks_t {
     MDB_dbi asks, due;
     uint32_t shards;
     char (*names) [DUE_NAME_MAX];       //  each shard's due name
+    af_asks_queue_fn *queue;            //  where an asker's item goes (NULL: its outbox)
+    void *queue_arg;
 };
 
 //  --------------------------------------------------------------------------
@@ -184,6 +186,23 @@ af_asks_destroy (af_asks_t **self_p)
     }
 }
 
+void
+af_asks_set_queue (af_asks_t *self, af_asks_queue_fn *queue, void *arg)
+{
+    assert (self);
+    self->queue = queue;
+    self->queue_arg = arg;
+}
+
+//  The asker's item, in the transaction that closes its ask
+static int
+s_queue (af_asks_t *self, MDB_txn *txn, const af_ask_t *ask, const void *item, size_t size)
+{
+    if (self->queue)
+        return self->queue (txn, ask, item, size, self->queue_arg);
+    return af_outbox_put_txn (self->outbox, txn, ask->asker_account, ask->asker, item, size, NULL);
+}
+
 static bool
 s_ask_valid (const af_ask_t *ask)
 {
@@ -306,7 +325,7 @@ af_asks_answer (af_asks_t *self, const char *account, const uint8_t *id, const c
     if (ask_out && code != AF_E_INTERNAL)
         *ask_out = ask;
     if (code == AF_OK)
-        code = af_outbox_put_txn (self->outbox, txn, ask.asker_account, ask.asker, item, size, NULL);
+        code = s_queue (self, txn, &ask, item, size);
     if (code == AF_OK)
         code = s_close (self, txn, &ask, AF_ASK_ANSWERED, (uint64_t) zclock_time ());
     if (code == AF_OK && af_store_commit (self->store, &txn))
@@ -387,8 +406,7 @@ af_asks_sweep (af_asks_t *self, uint32_t shard, uint64_t now, size_t limit, af_a
             //  or no item: the ask closes anyway, logged, as waiting longer
             //  would not tell it more)
             zframe_t *item = make (&ask, arg);
-            int put = item? af_outbox_put_txn (self->outbox, txn, ask.asker_account, ask.asker,
-                                               zframe_data (item), zframe_size (item), NULL): AF_E_MALFORMED;
+            int put = item? s_queue (self, txn, &ask, zframe_data (item), zframe_size (item)): AF_E_MALFORMED;
             zframe_destroy (&item);
             if (put == AF_E_INTERNAL)
                 code = AF_E_INTERNAL;
@@ -450,6 +468,25 @@ s_test_told (const af_ask_t *ask, void *arg)
 {
     (void) ask;
     (*(int *) arg)++;
+}
+
+//  A queue elsewhere: into the outbox of account "far" (as an intent would
+//  be written in the ask's transaction), or no room while full is set
+typedef struct {
+    af_outbox_t *outbox;
+    bool full;
+    int queued;
+} test_queue_t;
+
+static int
+s_test_queue (MDB_txn *txn, const af_ask_t *ask, const void *item, size_t size, void *arg)
+{
+    test_queue_t *queue = (test_queue_t *) arg;
+    if (queue->full)
+        return AF_E_QUOTA;
+    int code = af_outbox_put_txn (queue->outbox, txn, "far", ask->asker, item, size, NULL);
+    queue->queued += code == AF_OK;
+    return code;
 }
 
 void
@@ -523,6 +560,28 @@ af_asks_test (bool verbose)
         assert (af_asks_open (self, &more, &opened) == AF_OK && opened);
     }
     assert (af_asks_count (self, &n) == AF_OK && n == 7);
+    //  Another queue: the answer and the sweep write there, not into the
+    //  asker's outbox; no room there leaves an answered ask open
+    test_queue_t queue = { outbox, true, 0 };
+    af_asks_set_queue (self, s_test_queue, &queue);
+    af_ask_t far = ask;
+    randombytes_buf (far.id, sizeof far.id);
+    far.deadline = now + 1500;
+    assert (af_asks_open (self, &far, &opened) == AF_OK && opened);
+    assert (af_asks_answer (self, "ana", far.id, tablet, "notes", phone, "rec", 3, NULL) == AF_E_QUOTA);
+    assert (af_asks_get (self, "ana", far.id, &read, &found) == AF_OK && found && read.state == AF_ASK_OPEN);
+    queue.full = false;
+    assert (af_asks_answer (self, "ana", far.id, tablet, "notes", phone, "rec", 3, NULL) == AF_OK);
+    assert (af_asks_answer (self, "ana", far.id, tablet, "notes", phone, "rec", 3, NULL) == AF_E_ANSWERED);
+    af_ask_t gone = far;
+    randombytes_buf (gone.id, sizeof gone.id);
+    assert (af_asks_open (self, &gone, &opened) == AF_OK && opened);
+    assert (af_asks_sweep (self, 0, now + 1500, 16, s_test_item, NULL, NULL, &expired) == AF_OK && expired == 1);
+    assert (queue.queued == 2);
+    assert (af_outbox_count (outbox, "far", phone, &n) == AF_OK && n == 2);
+    assert (af_outbox_count (outbox, "ana", phone, &n) == AF_OK && n == 2);
+    af_asks_set_queue (self, NULL, NULL);
+    assert (af_asks_count (self, &n) == AF_OK && n == 9);
     af_asks_destroy (&self);
     af_outbox_destroy (&outbox);
     af_store_destroy (&store);
