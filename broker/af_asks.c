@@ -8,6 +8,7 @@
 #include "af_asks.h"
 #include "af_shard.h"
 #include "af_msg.h"
+#include "af_bytes.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -28,38 +29,6 @@ struct _af_asks_t {
 
 //  --------------------------------------------------------------------------
 //  Layouts
-
-static void
-s_put64le (uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p [i] = (uint8_t) (v >> (8 * i));
-}
-
-static uint64_t
-s_get64le (const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p [i];
-    return v;
-}
-
-static void
-s_put64be (uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p [i] = (uint8_t) (v >> (8 * (7 - i)));
-}
-
-static uint64_t
-s_get64be (const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p [i];
-    return v;
-}
 
 //  asks key: account, 0x00, ID; its length, 0 for a bad account
 static size_t
@@ -82,7 +51,7 @@ s_due_key (af_asks_t *self, uint8_t *key, const char *account, const uint8_t *id
     size_t name = strlen (self->names [shard]);
     memcpy (key, self->names [shard], name);
     key [name] = 0;
-    s_put64be (key + name + 1, due);
+    af_put_be64 (key + name + 1, due);
     size_t len = s_ask_key (key + name + 9, account, id);
     return len? name + 9 + len: 0;
 }
@@ -96,9 +65,9 @@ s_ask_value (uint8_t *value, const af_ask_t *ask)
 {
     uint8_t *p = value;
     *p++ = (uint8_t) ask->state;
-    s_put64le (p, ask->deadline);
+    af_put_le64 (p, ask->deadline);
     p += 8;
-    s_put64le (p, ask->due);
+    af_put_le64 (p, ask->due);
     p += 8;
     af_id_from_hex (ask->source, p);
     p += AF_ID_SIZE;
@@ -123,8 +92,8 @@ s_ask_parse (const MDB_val *value, af_ask_t *ask)
     if (size < 1 + 16 + 2 * AF_ID_SIZE + 2 || p [0] > AF_ASK_EXPIRED)
         return false;
     ask->state = (af_ask_state_t) p [0];
-    ask->deadline = s_get64le (p + 1);
-    ask->due = s_get64le (p + 9);
+    ask->deadline = af_get_le64 (p + 1);
+    ask->due = af_get_le64 (p + 9);
     sodium_bin2hex (ask->source, sizeof ask->source, p + 17, AF_ID_SIZE);
     sodium_bin2hex (ask->asker, sizeof ask->asker, p + 17 + AF_ID_SIZE, AF_ID_SIZE);
     const char *text = (const char *) p + 17 + 2 * AF_ID_SIZE;
@@ -366,7 +335,7 @@ af_asks_sweep (af_asks_t *self, uint32_t shard, uint64_t now, size_t limit, af_a
         const uint8_t *p = (const uint8_t *) k.mv_data;
         if (k.mv_size < name_len + 9 + 2 + AF_ID_SIZE || memcmp (p, name, name_len + 1) != 0)
             break;
-        if (s_get64be (p + name_len + 1) > now)
+        if (af_get_be64 (p + name_len + 1) > now)
             break;
         memcpy (dues [count].key, p, k.mv_size);
         dues [count++].len = k.mv_size;
@@ -388,7 +357,7 @@ af_asks_sweep (af_asks_t *self, uint32_t shard, uint64_t now, size_t limit, af_a
         memcpy (ask.id, key + klen - AF_ID_SIZE, AF_ID_SIZE);
         sodium_bin2hex (ask.id_hex, sizeof ask.id_hex, ask.id, AF_ID_SIZE);
         rc = s_read (self, txn, key, klen, &ask);
-        uint64_t due = s_get64be (dues [i].key + name_len + 1);
+        uint64_t due = af_get_be64 (dues [i].key + name_len + 1);
         bool remove = rc == MDB_NOTFOUND || (rc == 0 && (ask.state != AF_ASK_OPEN || ask.due != due));
         if (rc && rc != MDB_NOTFOUND)
             code = AF_E_INTERNAL;
