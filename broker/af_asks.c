@@ -8,6 +8,7 @@
 #include "af_asks.h"
 #include "af_shard.h"
 #include "af_msg.h"
+#include "af_bytes.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -22,42 +23,12 @@ struct _af_asks_t {
     MDB_dbi asks, due;
     uint32_t shards;
     char (*names) [DUE_NAME_MAX];       //  each shard's due name
+    af_asks_queue_fn *queue;            //  where an asker's item goes (NULL: its outbox)
+    void *queue_arg;
 };
 
 //  --------------------------------------------------------------------------
 //  Layouts
-
-static void
-s_put64le (uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p [i] = (uint8_t) (v >> (8 * i));
-}
-
-static uint64_t
-s_get64le (const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p [i];
-    return v;
-}
-
-static void
-s_put64be (uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p [i] = (uint8_t) (v >> (8 * (7 - i)));
-}
-
-static uint64_t
-s_get64be (const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p [i];
-    return v;
-}
 
 //  asks key: account, 0x00, ID; its length, 0 for a bad account
 static size_t
@@ -80,7 +51,7 @@ s_due_key (af_asks_t *self, uint8_t *key, const char *account, const uint8_t *id
     size_t name = strlen (self->names [shard]);
     memcpy (key, self->names [shard], name);
     key [name] = 0;
-    s_put64be (key + name + 1, due);
+    af_put_be64 (key + name + 1, due);
     size_t len = s_ask_key (key + name + 9, account, id);
     return len? name + 9 + len: 0;
 }
@@ -94,9 +65,9 @@ s_ask_value (uint8_t *value, const af_ask_t *ask)
 {
     uint8_t *p = value;
     *p++ = (uint8_t) ask->state;
-    s_put64le (p, ask->deadline);
+    af_put_le64 (p, ask->deadline);
     p += 8;
-    s_put64le (p, ask->due);
+    af_put_le64 (p, ask->due);
     p += 8;
     af_id_from_hex (ask->source, p);
     p += AF_ID_SIZE;
@@ -121,8 +92,8 @@ s_ask_parse (const MDB_val *value, af_ask_t *ask)
     if (size < 1 + 16 + 2 * AF_ID_SIZE + 2 || p [0] > AF_ASK_EXPIRED)
         return false;
     ask->state = (af_ask_state_t) p [0];
-    ask->deadline = s_get64le (p + 1);
-    ask->due = s_get64le (p + 9);
+    ask->deadline = af_get_le64 (p + 1);
+    ask->due = af_get_le64 (p + 9);
     sodium_bin2hex (ask->source, sizeof ask->source, p + 17, AF_ID_SIZE);
     sodium_bin2hex (ask->asker, sizeof ask->asker, p + 17 + AF_ID_SIZE, AF_ID_SIZE);
     const char *text = (const char *) p + 17 + 2 * AF_ID_SIZE;
@@ -182,6 +153,23 @@ af_asks_destroy (af_asks_t **self_p)
         free (*self_p);
         *self_p = NULL;
     }
+}
+
+void
+af_asks_set_queue (af_asks_t *self, af_asks_queue_fn *queue, void *arg)
+{
+    assert (self);
+    self->queue = queue;
+    self->queue_arg = arg;
+}
+
+//  The asker's item, in the transaction that closes its ask
+static int
+s_queue (af_asks_t *self, MDB_txn *txn, const af_ask_t *ask, const void *item, size_t size)
+{
+    if (self->queue)
+        return self->queue (txn, ask, item, size, self->queue_arg);
+    return af_outbox_put_txn (self->outbox, txn, ask->asker_account, ask->asker, item, size, NULL);
 }
 
 static bool
@@ -306,7 +294,7 @@ af_asks_answer (af_asks_t *self, const char *account, const uint8_t *id, const c
     if (ask_out && code != AF_E_INTERNAL)
         *ask_out = ask;
     if (code == AF_OK)
-        code = af_outbox_put_txn (self->outbox, txn, ask.asker_account, ask.asker, item, size, NULL);
+        code = s_queue (self, txn, &ask, item, size);
     if (code == AF_OK)
         code = s_close (self, txn, &ask, AF_ASK_ANSWERED, (uint64_t) zclock_time ());
     if (code == AF_OK && af_store_commit (self->store, &txn))
@@ -347,7 +335,7 @@ af_asks_sweep (af_asks_t *self, uint32_t shard, uint64_t now, size_t limit, af_a
         const uint8_t *p = (const uint8_t *) k.mv_data;
         if (k.mv_size < name_len + 9 + 2 + AF_ID_SIZE || memcmp (p, name, name_len + 1) != 0)
             break;
-        if (s_get64be (p + name_len + 1) > now)
+        if (af_get_be64 (p + name_len + 1) > now)
             break;
         memcpy (dues [count].key, p, k.mv_size);
         dues [count++].len = k.mv_size;
@@ -369,7 +357,7 @@ af_asks_sweep (af_asks_t *self, uint32_t shard, uint64_t now, size_t limit, af_a
         memcpy (ask.id, key + klen - AF_ID_SIZE, AF_ID_SIZE);
         sodium_bin2hex (ask.id_hex, sizeof ask.id_hex, ask.id, AF_ID_SIZE);
         rc = s_read (self, txn, key, klen, &ask);
-        uint64_t due = s_get64be (dues [i].key + name_len + 1);
+        uint64_t due = af_get_be64 (dues [i].key + name_len + 1);
         bool remove = rc == MDB_NOTFOUND || (rc == 0 && (ask.state != AF_ASK_OPEN || ask.due != due));
         if (rc && rc != MDB_NOTFOUND)
             code = AF_E_INTERNAL;
@@ -387,8 +375,7 @@ af_asks_sweep (af_asks_t *self, uint32_t shard, uint64_t now, size_t limit, af_a
             //  or no item: the ask closes anyway, logged, as waiting longer
             //  would not tell it more)
             zframe_t *item = make (&ask, arg);
-            int put = item? af_outbox_put_txn (self->outbox, txn, ask.asker_account, ask.asker,
-                                               zframe_data (item), zframe_size (item), NULL): AF_E_MALFORMED;
+            int put = item? s_queue (self, txn, &ask, zframe_data (item), zframe_size (item)): AF_E_MALFORMED;
             zframe_destroy (&item);
             if (put == AF_E_INTERNAL)
                 code = AF_E_INTERNAL;
@@ -450,6 +437,25 @@ s_test_told (const af_ask_t *ask, void *arg)
 {
     (void) ask;
     (*(int *) arg)++;
+}
+
+//  A queue elsewhere: into the outbox of account "far" (as an intent would
+//  be written in the ask's transaction), or no room while full is set
+typedef struct {
+    af_outbox_t *outbox;
+    bool full;
+    int queued;
+} test_queue_t;
+
+static int
+s_test_queue (MDB_txn *txn, const af_ask_t *ask, const void *item, size_t size, void *arg)
+{
+    test_queue_t *queue = (test_queue_t *) arg;
+    if (queue->full)
+        return AF_E_QUOTA;
+    int code = af_outbox_put_txn (queue->outbox, txn, "far", ask->asker, item, size, NULL);
+    queue->queued += code == AF_OK;
+    return code;
 }
 
 void
@@ -523,6 +529,28 @@ af_asks_test (bool verbose)
         assert (af_asks_open (self, &more, &opened) == AF_OK && opened);
     }
     assert (af_asks_count (self, &n) == AF_OK && n == 7);
+    //  Another queue: the answer and the sweep write there, not into the
+    //  asker's outbox; no room there leaves an answered ask open
+    test_queue_t queue = { outbox, true, 0 };
+    af_asks_set_queue (self, s_test_queue, &queue);
+    af_ask_t far = ask;
+    randombytes_buf (far.id, sizeof far.id);
+    far.deadline = now + 1500;
+    assert (af_asks_open (self, &far, &opened) == AF_OK && opened);
+    assert (af_asks_answer (self, "ana", far.id, tablet, "notes", phone, "rec", 3, NULL) == AF_E_QUOTA);
+    assert (af_asks_get (self, "ana", far.id, &read, &found) == AF_OK && found && read.state == AF_ASK_OPEN);
+    queue.full = false;
+    assert (af_asks_answer (self, "ana", far.id, tablet, "notes", phone, "rec", 3, NULL) == AF_OK);
+    assert (af_asks_answer (self, "ana", far.id, tablet, "notes", phone, "rec", 3, NULL) == AF_E_ANSWERED);
+    af_ask_t gone = far;
+    randombytes_buf (gone.id, sizeof gone.id);
+    assert (af_asks_open (self, &gone, &opened) == AF_OK && opened);
+    assert (af_asks_sweep (self, 0, now + 1500, 16, s_test_item, NULL, NULL, &expired) == AF_OK && expired == 1);
+    assert (queue.queued == 2);
+    assert (af_outbox_count (outbox, "far", phone, &n) == AF_OK && n == 2);
+    assert (af_outbox_count (outbox, "ana", phone, &n) == AF_OK && n == 2);
+    af_asks_set_queue (self, NULL, NULL);
+    assert (af_asks_count (self, &n) == AF_OK && n == 9);
     af_asks_destroy (&self);
     af_outbox_destroy (&outbox);
     af_store_destroy (&store);

@@ -11,6 +11,11 @@
     queued in the same write transaction as the ask's change of state, so
     a broker killed at any point leaves the ask open (nothing told) or
     closed with the asker's item queued, never one without the other.
+    When the asker's account is not this broker's (a friend on another
+    broker of a cluster), the item cannot go into its outbox here: the
+    caller sets a queue (af_asks_set_queue) that writes, in that same
+    transaction, what will take it there (the broker's intent); the
+    answer and the sweep are the same code either way.
 
     The timer must not scan every ask on every tick. So each ask has an
     entry in a second database keyed by time, and a sweep reads that from
@@ -80,12 +85,22 @@ void af_asks_destroy (af_asks_t **self_p);
 //  AF_E_MALFORMED (a bad account, device ID or program) or AF_E_INTERNAL.
 int af_asks_open (af_asks_t *self, const af_ask_t *ask, bool *opened);
 
+//  Where an asker's item goes, written in txn, the transaction that closes
+//  its ask (so both or neither): by default the asker's outbox here; a
+//  queue set here may write it elsewhere (the broker: an intent for the
+//  asker's broker when another broker serves the asker's account). It
+//  returns AF_OK, AF_E_QUOTA (no room now: an answer leaves the ask
+//  open), AF_E_MALFORMED or AF_E_INTERNAL. queue NULL: the default again.
+typedef int (af_asks_queue_fn) (MDB_txn *txn, const af_ask_t *ask, const void *item, size_t size, void *arg);
+void af_asks_set_queue (af_asks_t *self, af_asks_queue_fn *queue, void *arg);
+
 //  Read an ask: AF_OK with *found, or AF_E_MALFORMED, AF_E_INTERNAL.
 int af_asks_get (af_asks_t *self, const char *account, const uint8_t *id, af_ask_t *ask, bool *found);
 
 //  Answer the open ask (account, id) of device source for program and
-//  asker: queue item (size bytes, an encoded message) in the asker's
-//  outbox and mark the ask answered, in one write transaction. *ask (may
+//  asker: queue item (size bytes, an encoded message) for the asker (its
+//  outbox, or the queue set) and mark the ask answered, in one write
+//  transaction. *ask (may
 //  be NULL) is the ask as it was. AF_OK; AF_E_NO_ASK (none with this ID
 //  in account, or for another source device, program or asker);
 //  AF_E_ANSWERED; AF_E_ASK_EXPIRED; AF_E_QUOTA (the asker's outbox is

@@ -519,11 +519,12 @@ af_friends_eval_charge (af_friends_t *self, MDB_txn *txn, const char *account, u
 }
 
 //  --------------------------------------------------------------------------
-//  Intents of writes between brokers (FORWARD recommend)
+//  Intents of writes between brokers (FORWARD recommend, notice, record)
 
 #define INTENT_APPLIED  'i'
 #define INTENT_PENDING  AF_XINTENT_RECOMMEND
 #define INTENT_NOTICE   AF_XINTENT_NOTICE
+#define INTENT_RECORD   AF_XINTENT_RECORD
 #define INTENT_ANSWERED 'a'
 #define INTENT_KEY_MAX  (AF_MAX_ACCOUNT + 2 + AF_ID_SIZE)
 
@@ -604,7 +605,7 @@ af_friends_intent_pending_put (af_friends_t *self, MDB_txn *txn, const char *fro
     assert (self);
     uint8_t key [INTENT_KEY_MAX];
     size_t keylen = s_intent_key (key, from, (char) kind, id), tolen = strlen (to), plen = strlen (program);
-    if ((kind != INTENT_PENDING && kind != INTENT_NOTICE) || !keylen || tolen == 0 || tolen > AF_MAX_ACCOUNT || plen > AF_MAX_PROGRAM || size > AF_MAX_ITEM)
+    if ((kind != INTENT_PENDING && kind != INTENT_NOTICE && kind != INTENT_RECORD) || !keylen || tolen == 0 || tolen > AF_MAX_ACCOUNT || plen > AF_MAX_PROGRAM || size > AF_MAX_ITEM)
         return AF_E_MALFORMED;
     size_t total = 8 + tolen + 1 + plen + 1 + size;
     uint8_t *value = (uint8_t *) malloc (total);
@@ -627,7 +628,7 @@ af_friends_intent_pending_del (af_friends_t *self, MDB_txn *txn, const char *fro
     assert (self);
     uint8_t key [INTENT_KEY_MAX];
     int rc = 0;
-    const char kinds [] = { INTENT_PENDING, INTENT_ANSWERED, INTENT_NOTICE };
+    const char kinds [] = { INTENT_PENDING, INTENT_ANSWERED, INTENT_NOTICE, INTENT_RECORD };
     for (size_t i = 0; i < sizeof kinds && (rc == 0 || rc == MDB_NOTFOUND); i++) {
         size_t keylen = s_intent_key (key, from, kinds [i], id);
         if (!keylen)
@@ -682,7 +683,8 @@ s_pending_parse (MDB_val *key, MDB_val *value, af_xintent_t *intent)
     const uint8_t *nul = (const uint8_t *) memchr (k, 0, key->mv_size);
     if (!nul || nul == k || (size_t) (nul - k) > AF_MAX_ACCOUNT
     ||  key->mv_size != (size_t) (nul - k) + 2 + AF_ID_SIZE || value->mv_size < 10
-    ||  (nul [1] != INTENT_PENDING && nul [1] != INTENT_ANSWERED && nul [1] != INTENT_NOTICE))
+    ||  (nul [1] != INTENT_PENDING && nul [1] != INTENT_ANSWERED && nul [1] != INTENT_NOTICE
+         && nul [1] != INTENT_RECORD))
         return false;
     const uint8_t *to = v + 8, *end = v + value->mv_size;
     const uint8_t *tonul = (const uint8_t *) memchr (to, 0, (size_t) (end - to));
@@ -694,7 +696,7 @@ s_pending_parse (MDB_val *key, MDB_val *value, af_xintent_t *intent)
     memset (intent, 0, sizeof *intent);
     memcpy (intent->from, k, (size_t) (nul - k));
     intent->from [nul - k] = 0;
-    intent->kind = nul [1] == INTENT_NOTICE? AF_XINTENT_NOTICE: AF_XINTENT_RECOMMEND;
+    intent->kind = nul [1] == INTENT_ANSWERED? AF_XINTENT_RECOMMEND: (af_xintent_kind_t) nul [1];
     memcpy (intent->id, nul + 2, AF_ID_SIZE);
     memcpy (&intent->at, v, 8);
     memcpy (intent->to, to, (size_t) (tonul - to) + 1);
@@ -869,13 +871,14 @@ s_test_pending (const af_xintent_t *intent, void *arg)
     return 0;
 }
 
+//  A notice or an install record: arg is the kind expected, then the count
 static int
 s_test_notice (const af_xintent_t *intent, void *arg)
 {
     int *seen = (int *) arg;
-    assert (intent->kind == AF_XINTENT_NOTICE && !intent->answered && intent->at == 5);
+    assert (intent->kind == (af_xintent_kind_t) seen [0] && !intent->answered && intent->at == 5);
     assert (intent->size == 4 && memcmp (intent->payload, "note", 4) == 0);
-    (*seen)++;
+    seen [1]++;
     return 0;
 }
 
@@ -911,14 +914,18 @@ s_test_intents (af_friends_t *self, MDB_txn *txn)
     assert (af_friends_intent_pending_put (self, txn, "", AF_XINTENT_RECOMMEND, id, "bob", "chess", 5, "note", 4) == AF_E_MALFORMED);
     assert (af_friends_intent_pending_put (self, txn, "ana", (af_xintent_kind_t) 'x', id, "bob", "chess", 5, "note", 4)
             == AF_E_MALFORMED);
-    //  A notice: listed with its kind; the first record of an ID stands
-    assert (af_friends_intent_pending_put (self, txn, "ana", AF_XINTENT_NOTICE, id, "bob", "chess", 5, "note", 4) == AF_OK);
-    assert (af_friends_intent_pending_put (self, txn, "ana", AF_XINTENT_NOTICE, id, "bob", "chess", 6, "late", 4) == AF_OK);
-    count = 0;
-    assert (af_friends_intent_pending_each (self, txn, "ana", s_test_notice, &count) == AF_OK && count == 1);
-    assert (af_friends_intent_pending_del (self, txn, "ana", id) == AF_OK);
-    count = 0;
-    assert (af_friends_intent_pending_each (self, txn, NULL, s_test_notice, &count) == AF_OK && count == 0);
+    //  A notice, and an install record: listed with their kind; the first
+    //  record of an ID stands
+    const af_xintent_kind_t kinds [] = { AF_XINTENT_NOTICE, AF_XINTENT_RECORD };
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds [0]; i++) {
+        assert (af_friends_intent_pending_put (self, txn, "ana", kinds [i], id, "bob", "chess", 5, "note", 4) == AF_OK);
+        assert (af_friends_intent_pending_put (self, txn, "ana", kinds [i], id, "bob", "chess", 6, "late", 4) == AF_OK);
+        int seen [2] = { (int) kinds [i], 0 };
+        assert (af_friends_intent_pending_each (self, txn, "ana", s_test_notice, seen) == AF_OK && seen [1] == 1);
+        assert (af_friends_intent_pending_del (self, txn, "ana", id) == AF_OK);
+        seen [1] = 0;
+        assert (af_friends_intent_pending_each (self, txn, NULL, s_test_notice, seen) == AF_OK && seen [1] == 0);
+    }
 }
 
 void

@@ -156,11 +156,13 @@ int af_friends_eval_charge (af_friends_t *self, MDB_txn *txn, const char *accoun
 //  it has applied (key to 0x00 'i' id; value 8 bytes LE ms applied, 1 byte
 //  refused), so a resent FORWARD is answered as the first was and applied
 //  once; those older than AF_INTENT_KEEP_MS are forgotten when the account
-//  gets its next one (a friend's notice needs no such record: af_paynotes
-//  keeps its key). On the asker, account from: its unresolved intents, of
-//  a kind (key from 0x00 KIND id, KIND 'o' a recommendation, 'n' a
-//  friend's notice; value 8 bytes LE ms written, to, 0x00, program, 0x00,
-//  the payload), resent until the owner answers; a put whose key is there
+//  gets its next one (a friend's notice and an install record need no such
+//  record: af_paynotes keeps their keys). On the asker, account from: its
+//  unresolved intents, of a kind (key from 0x00 KIND id, KIND 'o' a
+//  recommendation, 'n' a friend's notice, 'r' the install record for a
+//  friend's ask, from the source's account; value 8 bytes LE ms written,
+//  to, 0x00, program, 0x00, the payload), resent until the owner answers;
+//  a put whose key is there
 //  already keeps the first record. When a recommendation's resend is
 //  answered (the node that asked was told 503), the outcome (key from 0x00
 //  'a' id; value 8 bytes LE ms answered, to, 0x00, program, 0x00, code 4
@@ -173,7 +175,8 @@ int af_friends_intent_apply (af_friends_t *self, MDB_txn *txn, const char *to, c
                              uint64_t now);
 typedef enum {
     AF_XINTENT_RECOMMEND = 'o',     //  FORWARD recommend (broker_xacct.c)
-    AF_XINTENT_NOTICE = 'n'         //  FORWARD notice (broker_xnotice.c)
+    AF_XINTENT_NOTICE = 'n',        //  FORWARD notice (broker_xnotice.c)
+    AF_XINTENT_RECORD = 'r'         //  FORWARD record (broker_xrecord.c)
 } af_xintent_kind_t;
 int af_friends_intent_pending_put (af_friends_t *self, MDB_txn *txn, const char *from, af_xintent_kind_t kind,
                                    const uint8_t *id, const char *to, const char *program, uint64_t now,

@@ -8,7 +8,7 @@
     wrong (logged) and returns -1, and af_broker_new then gives up.
     =========================================================================
 */
-#include "broker_int.h"
+#include "broker_xacct.h"
 #include <sys/file.h>
 #include <sys/resource.h>
 
@@ -110,6 +110,8 @@ broker_open_store (af_broker_t *self)
     if (!self->pushes || !self->paynotes || !self->asks || !self->lists || !self->configs || !self->backups)
         return -1;
     af_paynotes_set_keep (self->paynotes, (uint64_t) self->config.notice_keep_s * 1000);
+    //  An ask's asker on another broker is told through an intent (a cluster)
+    af_asks_set_queue (self->asks, xrecord_queue, self);
     af_backups_set_quota (self->backups, (size_t) self->config.quota_backups,
                           (uint64_t) self->config.quota_backup_mib << 20);
     af_configs_set_quota (self->configs, (size_t) self->config.quota_configs,

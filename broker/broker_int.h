@@ -534,10 +534,17 @@ int broker_ask_open (af_broker_t *self, const broker_notice_t *notice);
 //  The one place a RECORD (record: the message, not taken) is queued for
 //  the asker of the open ask (account, id) of source for program and
 //  asker, closing it in the same transaction, and delivered if the asker
-//  is online. AF_OK, AF_E_NO_ASK, AF_E_ANSWERED, AF_E_ASK_EXPIRED,
-//  AF_E_QUOTA, AF_E_MALFORMED (it does not fit in an item), AF_E_INTERNAL.
+//  is online (an asker on another broker: the intent that takes it there,
+//  sent after the commit; broker_xrecord.c). AF_OK, AF_E_NO_ASK,
+//  AF_E_ANSWERED, AF_E_ASK_EXPIRED, AF_E_QUOTA, AF_E_MALFORMED (it does
+//  not fit in an item), AF_E_INTERNAL.
 int broker_record_queue (af_broker_t *self, const char *account, const uint8_t *id, const char *source,
                          const char *program, const char *asker, af_msg_t *record);
+
+//  Is msg's record (data, data_size) an install record of msg->program: a
+//  JSON object naming it, of af_install_record_check's shape and bounds?
+//  AF_OK, or AF_E_MALFORMED with err saying why.
+int broker_record_check (const af_msg_t *msg, char *err, size_t errlen);
 
 //  The timer: expire the asks past their deadline in the shards we own.
 void broker_asks_tick (af_broker_t *self);

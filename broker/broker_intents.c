@@ -1,12 +1,15 @@
 /*  =========================================================================
     broker_intents - a write into another broker's shard, exactly once
 
-    Two writes of a node's request land in another account's keys, which
-    in a cluster may be another broker's shard: a recommendation (RECOMMEND
-    into every device's outbox of the recipient, broker_xacct.c) and a
-    friend's notice (GET from a contact: "friend-requested", ... into the
-    outbox of the friend's device that has the program, broker_xnotice.c).
-    Both go the same way, built here once:
+    Three writes land in another account's keys, which in a cluster may be
+    another broker's shard: a recommendation (RECOMMEND into every device's
+    outbox of the recipient, broker_xacct.c), a friend's notice (GET from a
+    contact: "friend-requested", ... into the outbox of the friend's device
+    that has the program, broker_xnotice.c), and that friend's install
+    record for the asker (the ask of that notice closed on the friend's
+    broker: the RECORD into the asking device's outbox, broker_xrecord.c).
+    All go the same way, built here once (for the record, "the asker"
+    below is the friend's broker, writing in the friend's shard, the ask's):
 
     1. The asker writes a durable *intent* (its kind, an ID, the recipient
        account, the program and the payload to apply) into its own shard,
@@ -16,7 +19,7 @@
     2. After that commit, FORWARD (op by kind, intent = the ID, body = the
        payload) goes to the owner of the recipient's shard.
     3. The owner applies it idempotently by the ID (a recommendation: its
-       applied-intent record; a notice: af_paynotes' key) in its own group
+       applied-intent record; a notice, a record: af_paynotes' key) in its own group
        commit, and answers after its followers have it.
     4. The asker deletes the intent on a final answer. Until then, every
        AF_INTENT_RESEND_MS, whoever owns the asker's shard (the asker, or
@@ -27,7 +30,7 @@
     What differs per kind is in the table below: the op, the function
     that applies it on our own store, which answers are final, whether a
     resend's answer is kept for the node's retry (a recommendation's node
-    is told how it went; nobody waits for a notice), and how long an
+    is told how it went; nobody waits for a notice or a record), and how long an
     intent is tried at most.
     =========================================================================
 */
@@ -37,6 +40,7 @@ typedef struct {
     af_xintent_kind_t kind;
     const char *op;                 //  the FORWARD's op
     const char *noun;               //  for the log
+    const char *done;               //  ... what a 0 says
     const char *yes;                //  ... what the answer's yes says
     xintent_apply_fn *apply;        //  on our own store (the recipient's shard is ours)
     bool keep;                      //  a resend's answer kept for the node's retry
@@ -45,8 +49,11 @@ typedef struct {
 } kind_t;
 
 static const kind_t s_kinds [] = {
-    { AF_XINTENT_RECOMMEND, "recommend", "recommendation", "refused", xacct_recommend_apply, true, true, 0 },
-    { AF_XINTENT_NOTICE, "notice", "notice", "told before", xnotice_apply, false, false, AF_NOTICE_TRY_MS },
+    { AF_XINTENT_RECOMMEND, "recommend", "recommendation", "queued", "refused", xacct_recommend_apply, true, true,
+      0 },
+    { AF_XINTENT_NOTICE, "notice", "notice", "told", "told before", xnotice_apply, false, false, AF_NOTICE_TRY_MS },
+    { AF_XINTENT_RECORD, "record", "install record", "queued", "queued before", xrecord_apply, false, false,
+      AF_NOTICE_TRY_MS },
 };
 
 static const kind_t *
@@ -109,6 +116,51 @@ xintent_forward (af_broker_t *self, af_xintent_kind_t kind, const uint8_t *id, c
         memcpy (request->body, payload, size);
     request->body_size = (uint32_t) size;
     return broker_forward (self, shard, &request, held, done, arg);
+}
+
+//  The first send of an intent nobody waits for, until its answer
+typedef struct {
+    const kind_t *kind;
+    char from [AF_MAX_ACCOUNT + 1];
+    char to [AF_MAX_ACCOUNT + 1];
+    char program [AF_MAX_PROGRAM + 1];
+    uint8_t id [AF_ID_SIZE];
+} sent_t;
+
+static void
+s_sent (af_broker_t *self, void *arg, int code, af_msg_t *reply)
+{
+    sent_t *sent = (sent_t *) arg;
+    if (xintent_final (sent->kind->kind, code)) {
+        xintent_resolved (self, sent->from, sent->id, false, 0, false);
+        zsys_info ("broker: the %s of '%s' for '%s' about %s: %s", sent->kind->noun, sent->from, sent->to,
+                   sent->program, code == AF_OK? (reply->yes? sent->kind->yes: sent->kind->done): af_code_name (code));
+    }
+    else
+    if (self->config.verbose)
+        zsys_debug ("broker: the %s of '%s' for '%s': %s; sent again", sent->kind->noun, sent->from, sent->to,
+                    af_code_name (code));
+    free (sent);
+}
+
+void
+xintent_send (af_broker_t *self, af_xintent_kind_t kind, const char *from, const uint8_t *id, const char *to,
+              const char *program, const void *payload, size_t size)
+{
+    const kind_t *k = s_kind (kind);
+    assert (k);
+    sent_t *sent = (sent_t *) zmalloc (sizeof (sent_t));
+    assert (sent);
+    sent->kind = k;
+    af_strcopy (sent->from, sizeof sent->from, from);
+    af_strcopy (sent->to, sizeof sent->to, to);
+    af_strcopy (sent->program, sizeof sent->program, program);
+    memcpy (sent->id, id, AF_ID_SIZE);
+    //  After our commit; no owner now: the resend, within AF_INTENT_RESEND_MS
+    if (xintent_forward (self, kind, id, to, program, payload, size, true, s_sent, sent) != AF_OK)
+        free (sent);
+    zsys_info ("broker: the %s of '%s' for '%s' about %s goes to the broker of its account", k->noun, from, to,
+               program);
 }
 
 void

@@ -201,8 +201,8 @@ void broker_forward_stop (af_broker_t *self);
 
 //  --------------------------------------------------------------------------
 //  broker_intents.c: a write into another broker's shard, exactly once
-//  (recommend, notice): a durable intent in the asker's shard, FORWARD
-//  until a final answer, applied once by its ID where it lands
+//  (recommend, notice, record): a durable intent in the writer's shard,
+//  FORWARD until a final answer, applied once by its ID where it lands
 
 //  Apply an intent of a kind on our own store, for account to (its shard
 //  ours): the FORWARD_REPLY's code, and its yes.
@@ -219,6 +219,13 @@ bool xintent_final (af_xintent_kind_t kind, int code);
 //  done is not called; the resend tries again).
 int xintent_forward (af_broker_t *self, af_xintent_kind_t kind, const uint8_t *id, const char *to,
                      const char *program, const void *payload, size_t size, bool held, forward_fn *done, void *arg);
+
+//  After our commit, an intent of from nobody waits for (a notice, an
+//  install record), just written: FORWARD it (held until the batch
+//  commits), forgotten on a final answer (logged); no owner or no final
+//  answer: left to the resend.
+void xintent_send (af_broker_t *self, af_xintent_kind_t kind, const char *from, const uint8_t *id, const char *to,
+                   const char *program, const void *payload, size_t size);
 
 //  The intent id of from is answered: forgotten, or (answered) kept with
 //  code and yes for the node's retry (af_friends_intent_answered). A store
@@ -247,15 +254,38 @@ void broker_xacct_resend (af_broker_t *self, int64_t now);
 int xnotice_send (af_broker_t *self, const char *from, const char *program, const broker_notice_t *notice);
 
 //  The friend's side, an xintent_apply_fn: the NOTIFY item (a kind
-//  "friend-...") into the outbox of account to's first device whose
-//  install list has program, once by key (af_paynotes; yes: told before).
-//  AF_OK, AF_E_MALFORMED, AF_E_NOT_THERE (no such device), AF_E_QUOTA,
-//  AF_E_INTERNAL.
+//  "friend-...", body "PROGRAM ASKER ACCOUNT") into the outbox of account
+//  to's first device whose install list has program, once by key
+//  (af_paynotes; yes: told before), with its ask opened under the key
+//  (broker_ask_open) and carried in the item. AF_OK, AF_E_MALFORMED,
+//  AF_E_NOT_THERE (no such device), AF_E_QUOTA, AF_E_INTERNAL.
 int xnotice_apply (af_broker_t *self, const char *to, const char *program, const uint8_t *key, const void *item,
                    size_t size, bool *told_before);
 
 //  The first device of account whose install list has program, into
 //  device. AF_OK, AF_E_NOT_THERE (none), AF_E_INTERNAL.
 int xnotice_device (af_broker_t *self, const char *account, const char *program, char device [AF_ID_HEX + 1]);
+
+//  --------------------------------------------------------------------------
+//  broker_xrecord.c: a friend's install record for an asker whose account
+//  is on another broker (SPEC 5.47a "From a contact")
+
+//  The asks' queue (af_asks_set_queue; arg the broker): the asker's item
+//  into its outbox if its account is ours, else, in the same txn, an
+//  intent of the ask's (source) account, kind record, keyed by the ask's
+//  ID. AF_OK, AF_E_QUOTA, AF_E_MALFORMED, AF_E_INTERNAL.
+int xrecord_queue (MDB_txn *txn, const af_ask_t *ask, const void *item, size_t size, void *arg);
+
+//  After the commit that closed ask with item: the asker's device told
+//  (ours), or FORWARD record to the asker's broker (xintent_send).
+void xrecord_sent (af_broker_t *self, const af_ask_t *ask, const void *item, size_t size);
+
+//  The asker's side, an xintent_apply_fn: payload (the asker's device ID,
+//  16 bytes, then a RECORD of ask id for program) into that device's
+//  outbox of account to, once per ask (af_paynotes, key BLAKE2b-128
+//  ("record" || id); yes: queued before). AF_OK, AF_E_MALFORMED,
+//  AF_E_NO_DEVICE (not a device of to), AF_E_QUOTA, AF_E_INTERNAL.
+int xrecord_apply (af_broker_t *self, const char *to, const char *program, const uint8_t *id, const void *payload,
+                   size_t size, bool *queued_before);
 
 #endif

@@ -28,10 +28,15 @@
       outbox of a device of the named account that has the named program
       (the first in its install list: the asker's broker does not know
       the contact's devices), through af_paynotes, so once per key
-      however often it comes. Answers: 0 queued (yes: it had been
-      before, nothing queued), 465 no device of the account has the
-      program (nobody told: final), 470 that device's outbox is full (sent
-      again later), 400 malformed, 500 the store failed.
+      however often it comes. With it, in the same group commit, it opens
+      the ask (SPEC 5.47a) under the notice's key, for the asker the
+      NOTIFY names (its deviceId, and the account its body ends with),
+      and the queued notice carries it: the device answers RECORD_PUT
+      here, and the record goes back by broker_xrecord.c. Answers: 0
+      queued (yes: it had been before, nothing queued), 465 no device of
+      the account has the program (nobody told: final), 470 that device's
+      outbox is full (sent again later), 400 malformed (a notice that does
+      not name its asker so included), 500 the store failed.
 
     Nobody waits for the notice: the asker's GET was answered when its
     push committed; the notice follows as soon as the contact's broker
@@ -79,6 +84,38 @@ xnotice_device (af_broker_t *self, const char *account, const char *program, cha
     return *device? AF_OK: AF_E_NOT_THERE;
 }
 
+//  The ask a notice from another broker opens (SPEC 5.47a), from its
+//  NOTIFY: the asker is its deviceId, and its body "PROGRAM ASKER ACCOUNT"
+//  names the asker's account (as handle_pay.c writes it and the friend's
+//  node reads it); false if the notice does not say that
+static bool
+s_notice_ask (const af_msg_t *notify, const char *to, const char *program, const uint8_t *key,
+              broker_notice_t *notice)
+{
+    char body [AF_MAX_PROGRAM + AF_ID_HEX + AF_MAX_ACCOUNT + 3];
+    if (notify->body_size >= sizeof body || memchr (notify->body, 0, notify->body_size))
+        return false;
+    memcpy (body, notify->body, notify->body_size);
+    body [notify->body_size] = 0;
+    char *asker = strchr (body, ' ');
+    char *account = asker? strchr (asker + 1, ' '): NULL;
+    if (!account || strchr (account + 1, ' '))
+        return false;
+    *asker++ = 0;
+    *account++ = 0;
+    uint8_t id [AF_ID_SIZE];
+    if (!streq (body, program) || !streq (asker, notify->device_id) || af_id_from_hex (asker, id) != AF_OK
+    ||  !*account || strlen (account) > AF_MAX_ACCOUNT || streq (account, to))
+        return false;
+    memset (notice, 0, sizeof *notice);
+    af_strcopy (notice->account, sizeof notice->account, to);
+    memcpy (notice->key, key, AF_ID_SIZE);
+    af_strcopy (notice->asker_account, sizeof notice->asker_account, account);
+    af_strcopy (notice->asker, sizeof notice->asker, asker);
+    af_strcopy (notice->program, sizeof notice->program, program);
+    return true;
+}
+
 int
 xnotice_apply (af_broker_t *self, const char *to, const char *program, const uint8_t *key, const void *item,
                size_t size, bool *told_before)
@@ -86,21 +123,33 @@ xnotice_apply (af_broker_t *self, const char *to, const char *program, const uin
     *told_before = false;
     char err [AF_MAX_REASON + 1];
     af_msg_t *decoded = NULL;
-    bool notice = size && size <= AF_MAX_ITEM && *program
-               && af_msg_decode (item, size, &decoded, err, sizeof err, NULL, NULL) == AF_OK
-               && decoded->id == AF_MSG_NOTIFY && strncmp (decoded->kind, "friend-", 7) == 0;
-    af_msg_destroy (&decoded);
-    if (!notice)
-        return AF_E_MALFORMED;
+    broker_notice_t notice;
+    bool valid = size && size <= AF_MAX_ITEM && *program
+              && af_msg_decode (item, size, &decoded, err, sizeof err, NULL, NULL) == AF_OK
+              && decoded->id == AF_MSG_NOTIFY && strncmp (decoded->kind, "friend-", 7) == 0
+              && s_notice_ask (decoded, to, program, key, &notice);
     char device [AF_ID_HEX + 1];
-    int code = xnotice_device (self, to, program, device);
+    int code = valid? xnotice_device (self, to, program, device): AF_E_MALFORMED;
     if (code == AF_E_NOT_THERE)
         zsys_info ("broker: a notice for '%s' about %s: no device of it has the program now; nobody told", to,
                    program);
-    if (code != AF_OK)
-        return code;
+    //  The ask first, as for a device of ours (handle_push.c), and the
+    //  notice carries it: the friend's device answers here with its record
+    //  (a resent notice opens nothing twice: the first ask stands)
+    zframe_t *frame = NULL;
+    if (code == AF_OK) {
+        af_strcopy (notice.device_id, sizeof notice.device_id, device);
+        sodium_bin2hex (decoded->ask, sizeof decoded->ask, key, AF_ID_SIZE);
+        notice.item = decoded;
+        code = broker_ask_open (self, &notice);
+    }
+    if (code == AF_OK && (!(frame = af_msg_encode (decoded)) || zframe_size (frame) > AF_MAX_ITEM))
+        code = AF_E_MALFORMED;
+    af_msg_destroy (&decoded);
     bool queued = false;
-    code = af_paynotes_put (self->paynotes, to, device, key, item, size, &queued);
+    if (code == AF_OK)
+        code = af_paynotes_put (self->paynotes, to, device, key, zframe_data (frame), zframe_size (frame), &queued);
+    zframe_destroy (&frame);
     if (code == AF_OK && queued) {
         zsys_info ("broker: a notice for %s of '%s' about %s, from another broker: queued", device, to, program);
         broker_deliver (self, broker_online (self, to, device));
@@ -111,29 +160,6 @@ xnotice_apply (af_broker_t *self, const char *to, const char *program, const uin
 
 //  --------------------------------------------------------------------------
 //  The asker's broker
-
-//  The first send's intent, until its answer
-typedef struct {
-    char from [AF_MAX_ACCOUNT + 1];
-    char to [AF_MAX_ACCOUNT + 1];
-    char program [AF_MAX_PROGRAM + 1];
-    uint8_t key [AF_ID_SIZE];
-} sent_t;
-
-static void
-s_sent (af_broker_t *self, void *arg, int code, af_msg_t *reply)
-{
-    sent_t *sent = (sent_t *) arg;
-    if (xintent_final (AF_XINTENT_NOTICE, code)) {
-        xintent_resolved (self, sent->from, sent->key, false, 0, false);
-        zsys_info ("broker: the notice of '%s' for '%s' about %s: %s", sent->from, sent->to, sent->program,
-                   code == AF_OK? (reply->yes? "told before": "told"): af_code_name (code));
-    }
-    else
-    if (self->config.verbose)
-        zsys_debug ("broker: the notice of '%s' for '%s': %s; sent again", sent->from, sent->to, af_code_name (code));
-    free (sent);
-}
 
 int
 xnotice_send (af_broker_t *self, const char *from, const char *program, const broker_notice_t *notice)
@@ -152,20 +178,9 @@ xnotice_send (af_broker_t *self, const char *from, const char *program, const br
     if (code == AF_OK && af_store_commit (s_store (self), &txn))
         code = AF_E_INTERNAL;
     af_store_abort (s_store (self), &txn);
-    if (code == AF_OK) {
-        sent_t *sent = (sent_t *) zmalloc (sizeof (sent_t));
-        assert (sent);
-        af_strcopy (sent->from, sizeof sent->from, from);
-        af_strcopy (sent->to, sizeof sent->to, notice->account);
-        af_strcopy (sent->program, sizeof sent->program, program);
-        memcpy (sent->key, notice->key, AF_ID_SIZE);
-        //  After our commit; no owner now: the resend, within AF_INTENT_RESEND_MS
-        if (xintent_forward (self, AF_XINTENT_NOTICE, notice->key, notice->account, program, zframe_data (frame),
-                             zframe_size (frame), true, s_sent, sent) != AF_OK)
-            free (sent);
-        zsys_info ("broker: the notice of '%s' for '%s' about %s goes to the broker of its account", from,
-                   notice->account, program);
-    }
+    if (code == AF_OK)
+        xintent_send (self, AF_XINTENT_NOTICE, from, notice->key, notice->account, program, zframe_data (frame),
+                      zframe_size (frame));
     zframe_destroy (&frame);
     return code;
 }

@@ -179,8 +179,8 @@ s_transfer (af_broker_t *self, pay_job_t *job, const char *kind)
     af_strcopy (notice.asker, sizeof notice.asker, job->asker);
     af_strcopy (notice.program, sizeof notice.program, job->program);
     notice.item = af_msg_new (AF_MSG_NOTIFY);
-    //  The ask (5.47a) is opened only for a source device served here: a
-    //  friend's on another broker gets its notice through FORWARD, no ask
+    //  The ask (5.47a) of a source device served here; a friend's on
+    //  another broker: that broker opens it and sets it (broker_xnotice.c)
     if (*notice.device_id)
         sodium_bin2hex (notice.item->ask, sizeof notice.item->ask, notice.key, sizeof notice.key);
     af_strcopy (notice.item->device_id, sizeof notice.item->device_id, job->asker);

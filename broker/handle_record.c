@@ -16,13 +16,16 @@
     broker owns: the asker gets a RECORD with E_ASK_EXPIRED saying its
     install kept its defaults. The package install never waited.
 
-    broker_record_queue is the one place a RECORD is queued for its asker;
-    when a friend's account on another broker of a cluster gets asks (not
-    built: SPEC 5.47a "From a contact"), that is where the item would go
-    through FORWARD instead.
+    broker_record_queue is the one place a RECORD is queued for its asker.
+    When the asker's account lives on another broker of a cluster (a GET
+    from a friend there: the friend's broker opened the ask with the
+    forwarded notice), the asks' queue (broker_xrecord.c) writes an intent
+    instead of the outbox item, in the same transaction, and the RECORD
+    goes through FORWARD record after the commit (xrecord_sent); the
+    answer and the expiry are the same code either way.
     =========================================================================
 */
-#include "broker_int.h"
+#include "broker_xacct.h"
 #include <jansson.h>
 #include "af_record.h"
 
@@ -59,17 +62,14 @@ broker_record_queue (af_broker_t *self, const char *account, const uint8_t *id, 
     af_ask_t ask;
     int code = af_asks_answer (self->asks, account, id, source, program, asker, zframe_data (frame),
                                zframe_size (frame), &ask);
-    zframe_destroy (&frame);
     if (code == AF_OK)
-        broker_deliver (self, broker_online (self, ask.asker_account, ask.asker));
+        xrecord_sent (self, &ask, zframe_data (frame), zframe_size (frame));
+    zframe_destroy (&frame);
     return code;
 }
 
-//  Is the record the source sent an install record of program? A JSON
-//  object naming the program, of the shape and bounds of protocol/af_record
-//  (af_install_record_check); 400 otherwise, with err
-static int
-s_record_check (const af_msg_t *msg, char *err, size_t errlen)
+int
+broker_record_check (const af_msg_t *msg, char *err, size_t errlen)
 {
     json_error_t jerr;
     json_t *record = json_loadb ((const char *) msg->data, msg->data_size, JSON_REJECT_DUPLICATES, &jerr);
@@ -106,7 +106,7 @@ handle_record_put (af_broker_t *self, session_t *session, af_msg_t *msg)
         broker_error (self, session, msg, AF_E_MALFORMED, "send either the record, or a code and a reason");
         return;
     }
-    if (has_record && s_record_check (msg, err, sizeof err) != AF_OK) {
+    if (has_record && broker_record_check (msg, err, sizeof err) != AF_OK) {
         zsys_warning ("broker: refused RECORD_PUT %s from %s of '%s': %s", msg->ask, session->device_id,
                       session->account, err);
         broker_error (self, session, msg, AF_E_MALFORMED, "%s", err);
@@ -169,9 +169,8 @@ handle_record_put (af_broker_t *self, session_t *session, af_msg_t *msg)
 
 //  The asker's RECORD for an ask whose source did not come in time
 static zframe_t *
-s_expired_item (const af_ask_t *ask, void *arg)
+s_expired_frame (af_broker_t *self, const af_ask_t *ask)
 {
-    af_broker_t *self = (af_broker_t *) arg;
     af_msg_t *record = af_msg_new (AF_MSG_RECORD);
     af_strcopy (record->ask, sizeof record->ask, ask->id_hex);
     af_strcopy (record->program, sizeof record->program, ask->program);
@@ -182,16 +181,27 @@ s_expired_item (const af_ask_t *ask, void *arg)
               ask->program);
     zframe_t *frame = af_msg_encode (record);
     af_msg_destroy (&record);
-    zsys_info ("broker: ask %s: %s of '%s' did not send its record of %s in time; %s of '%s' is told",
-               ask->id_hex, ask->source, ask->account, ask->program, ask->asker, ask->asker_account);
     return frame;
 }
 
+static zframe_t *
+s_expired_item (const af_ask_t *ask, void *arg)
+{
+    zsys_info ("broker: ask %s: %s of '%s' did not send its record of %s in time; %s of '%s' is told",
+               ask->id_hex, ask->source, ask->account, ask->program, ask->asker, ask->asker_account);
+    return s_expired_frame ((af_broker_t *) arg, ask);
+}
+
+//  After the sweep's commit: the same RECORD again (it depends on nothing
+//  but the ask), for an asker on another broker
 static void
 s_expired_told (const af_ask_t *ask, void *arg)
 {
     af_broker_t *self = (af_broker_t *) arg;
-    broker_deliver (self, broker_online (self, ask->asker_account, ask->asker));
+    zframe_t *frame = s_expired_frame (self, ask);
+    if (frame)
+        xrecord_sent (self, ask, zframe_data (frame), zframe_size (frame));
+    zframe_destroy (&frame);
 }
 
 void
