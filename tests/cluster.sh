@@ -87,3 +87,32 @@ start_matcher_at () {
     local i=$1; shift
     WORKERS_EP=${WK[$i]} BROKER_DIR="$T/b$i" BROKER_CERT="$T/b1/broker.cert" start_matcher "$@"
 }
+
+# cluster_contacts: a contacts worker ($CONTACTS) at every member, all with
+# one OPRF key (a number's token is the same whichever broker a device
+# asks), each member's broker ready for it
+cluster_contacts () {
+    local i
+    for i in $(seq 1 "$MEMBERS"); do
+        "$CONTACTS" -b "${WK[$i]}" -k "$BROKER_CERT" -c "$T/contacts.cert" -K "$T/contacts-key/oprf.key" \
+            --heartbeat $HB >> "$T/contacts$i.log" 2>&1 &
+        PIDS+=($!)
+        if [ "$i" -eq 1 ]; then
+            wait_until 10 test -s "$T/contacts.cert" || die "the contacts worker made no certificate"
+            local j
+            for j in $(seq 1 "$MEMBERS"); do cp "$T/contacts.cert" "$T/b$j/workers/contacts.cert"; done
+        fi
+    done
+    for i in $(seq 1 "$MEMBERS"); do
+        wait_until 10 grep -q "ready for 'contacts'" "$T/b$i.log" || die "broker $i has no contacts worker"
+    done
+}
+
+# account_on PREFIX MEMBER: an account name PREFIX1..PREFIX200 whose shard
+# member MEMBER owns now (by the owners etcd holds), or nothing
+account_on () {
+    local i id owned; id=$(cat "$T/b$2/broker.id"); owned=$(owners)
+    for i in $(seq 1 200); do
+        grep -qx "$(shard "$1$i") $id" <<< "$owned" && { echo "$1$i"; return; }
+    done
+}

@@ -18,7 +18,6 @@
 . "$(dirname "$0")/etcd.sh"
 . "$(dirname "$0")/cluster.sh"
 
-CONTACTS="$AF_BIN/contacts/appferry-contacts"
 F="$AF_SRC/tests/friends"
 "$CATALOG" --catalog "$T/catalog" import "$AF_SRC/data/catalog/manifest.json" > "$T/import.log" 2>&1 \
     || die "catalog import failed"
@@ -31,22 +30,8 @@ cluster_start 3
 settled () { all_owned && spread && all_in_sync; }
 check "every shard gets an owner, spread over the three brokers, each with an in-sync follower" wait_until 30 settled
 
-# A contacts worker at every broker, all with the same key: a number's
-# token is the same whichever broker a device asks
-start_contacts () {
-    WORKERS_EP=${WK[$1]}
-    "$CONTACTS" -b "$WORKERS_EP" -k "$BROKER_CERT" -c "$T/contacts.cert" -K "$T/contacts-key/oprf.key" \
-        --heartbeat $HB >> "$T/contacts$1.log" 2>&1 &
-    PIDS+=($!)
-}
-start_contacts 1
-wait_until 10 test -s "$T/contacts.cert" || die "the contacts worker made no certificate"
-for i in 1 2 3; do cp "$T/contacts.cert" "$T/b$i/workers/contacts.cert"; done
-start_contacts 2
-start_contacts 3
-for i in 1 2 3; do
-    wait_until 10 grep -q "ready for 'contacts'" "$T/b$i.log" || die "broker $i has no contacts worker"
-done
+# A contacts worker at every broker, one OPRF key
+cluster_contacts
 
 # The tokens of the three own numbers, from a probe account: their buckets
 NODES_EP=$ALL

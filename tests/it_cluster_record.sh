@@ -15,7 +15,6 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/etcd.sh"
 . "$(dirname "$0")/cluster.sh"
-CONTACTS="$AF_BIN/contacts/appferry-contacts"
 F="$AF_SRC/tests/friends"
 
 WAIT=8                      # get/record_wait on every broker, seconds
@@ -38,29 +37,10 @@ cluster_start 2
 settled () { all_owned && spread; }
 check "every shard gets an owner, spread over the two brokers" wait_until 30 settled
 
-# A contacts worker at both brokers, one OPRF key
-start_contacts () {
-    WORKERS_EP=${WK[$1]}
-    "$CONTACTS" -b "$WORKERS_EP" -k "$BROKER_CERT" -c "$T/contacts.cert" -K "$T/contacts-key/oprf.key" \
-        --heartbeat $HB >> "$T/contacts$1.log" 2>&1 &
-    PIDS+=($!)
-}
-start_contacts 1
-wait_until 10 test -s "$T/contacts.cert" || die "the contacts worker made no certificate"
-for i in 1 2; do cp "$T/contacts.cert" "$T/b$i/workers/contacts.cert"; done
-start_contacts 2
-for i in 1 2; do
-    wait_until 10 grep -q "ready for 'contacts'" "$T/b$i.log" || die "broker $i has no contacts worker"
-done
+# A contacts worker at every broker, one OPRF key
+cluster_contacts
 
 # ana on broker 1, bob on broker 2
-owners > "$T/owners"
-account_on () {   # an account name with prefix $1 whose shard broker $2 owns
-    local i id; id=$(cat "$T/b$2/broker.id")
-    for i in $(seq 1 200); do
-        grep -qx "$(shard "$1$i") $id" "$T/owners" && { echo "$1$i"; return; }
-    done
-}
 ANA=$(account_on ana 1); BOB=$(account_on bob 2)
 [ -n "$ANA" ] && [ -n "$BOB" ] || die "no account names for the two brokers"
 start_matcher_at 2 matcher "$T/catalog"

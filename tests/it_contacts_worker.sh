@@ -7,7 +7,6 @@
 # allowance and the rest of issue 13 are tests/it_friends.sh.
 . "$(dirname "$0")/lib.sh"
 
-CONTACTS="$AF_BIN/contacts/appferry-contacts"
 
 out=$("$CONTACTS" --help); rc=$?
 check "--help says how to use it, and exits 0" has "$out" "--key FILE" "--broker-key FILE" "mode 0600"

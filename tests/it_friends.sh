@@ -11,7 +11,6 @@
 # plain hashes), in the broker's store.
 . "$(dirname "$0")/lib.sh"
 
-CONTACTS="$AF_BIN/contacts/appferry-contacts"
 F="$AF_SRC/tests/friends"
 "$CATALOG" --catalog "$T/catalog" import "$AF_SRC/data/catalog/manifest.json" > "$T/import.log" 2>&1 \
     || die "catalog import failed"

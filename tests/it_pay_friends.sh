@@ -10,7 +10,6 @@
 # not shared with a non-friend, is refused with friend-apps' refusals; the
 # app's user data never moves between people.
 . "$(dirname "$0")/lib.sh"
-CONTACTS="$AF_BIN/contacts/appferry-contacts"
 F="$AF_SRC/tests/friends"
 
 paid_catalog 2

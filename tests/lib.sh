@@ -14,6 +14,7 @@ MATCHER="$AF_BIN/matcher/appferry-matcher"
 CATALOG_BIN="$AF_BIN/matcher/appferry-catalog"
 CATALOG="$AF_SRC/tests/catalog_signed.sh"   # imports sign (see there)
 PAYMENTS="$AF_BIN/payments/appferry-payments"
+CONTACTS="$AF_BIN/contacts/appferry-contacts"
 RAW="$AF_BIN/tests/af_rawclient"
 DEVICES="$AF_SRC/data/devices"
 T=$(mktemp -d /tmp/appferry-test.XXXXXX)
