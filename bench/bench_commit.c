@@ -34,6 +34,7 @@
 #include "af_msg.h"
 #include "af_catalog.h"
 #include "bench_util.h"
+#include "bench_stats.h"
 
 #define MAX_DEVICES     256
 #define MAX_ROUNDS      9
@@ -140,13 +141,6 @@ s_figure (const char *data_dir, const char *name)
 }
 
 static int
-s_compare (const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return x < y? -1: x > y;
-}
-
-static int
 s_options (int argc, char *argv [])
 {
     for (int i = 1; i < argc; i++) {
@@ -231,9 +225,7 @@ s_run (device_t *devices, const char *dir)
     writes = s_figure (dir, "appferry_store_writes_total") - writes;
     commits = s_figure (dir, "appferry_store_commits_total") - commits;
     spent = s_figure (dir, "appferry_store_commit_seconds_total") - spent;
-    qsort (durable, (size_t) s_rounds, sizeof (double), s_compare);
-    qsort (control, (size_t) s_rounds, sizeof (double), s_compare);
-    double d = durable [s_rounds / 2], c = control [s_rounds / 2];
+    double d = bench_median (durable, s_rounds), c = bench_median (control, s_rounds);
     printf ("median: durable %.0f REPORTs/s, control %.0f/s: ratio %.2f (%d devices, one in flight each; "
             "target >= 20000/s and >= 0.5)\n", d, c, d / c, s_devices);
     if (commits > 0)

@@ -34,6 +34,7 @@
 #include "af_contacts.h"
 #include "af_evaluator.h"
 #include "af_oprf.h"
+#include "bench_stats.h"
 
 enum { PARSE, BLIND, CODEC, EVALUATE, FINALIZE, PHASES };
 //  --one-by-one: af_oprf_finalize per number, not af_oprf_finalize_batch
@@ -67,13 +68,6 @@ static double
 s_us (void)
 {
     return (double) zclock_usecs ();
-}
-
-static int
-s_compare (const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return x < y? -1: x > y;
 }
 
 //  One book, start to end: each phase's time in ms into times
@@ -231,15 +225,13 @@ main (int argc, char *argv [])
     for (int p = 0; p < PHASES; p++) {
         for (int r = 0; r < rounds; r++)
             column [r] = times [r][p];
-        qsort (column, (size_t) rounds, sizeof column [0], s_compare);
-        double median = column [rounds / 2];
+        double median = bench_median (column, rounds);
         if (p == EVALUATE)
             evaluate_median = median;
         printf ("%-24s %12.2f %12.2f %14.1f\n", s_phase_names [p], median, column [0], median * 1000 / numbers);
     }
-    qsort (totals, (size_t) rounds, sizeof totals [0], s_compare);
-    printf ("%-24s %12.2f %12.2f %14.1f\n", "the whole book", totals [rounds / 2], totals [0],
-            totals [rounds / 2] * 1000 / numbers);
+    double total = bench_median (totals, rounds);
+    printf ("%-24s %12.2f %12.2f %14.1f\n", "the whole book", total, totals [0], total * 1000 / numbers);
     printf ("service: %.0f evaluations/s on one core (with the element checks)\n",
             numbers / (evaluate_median / 1000));
     printf ("target (issue 13): 1,000 contacts evaluated and uploaded in under 1 s: %s in process "

@@ -19,13 +19,7 @@
 #include <czmq.h>
 #include "af_ledger.h"
 #include "af_provider.h"
-
-static int
-s_compare (const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return x < y? -1: x > y;
-}
+#include "bench_stats.h"
 
 //  One round of --seconds: charges/s, with batches of batch requests
 //  (1: af_ledger_request then af_ledger_confirm, each its own commits),
@@ -114,8 +108,8 @@ main (int argc, char *argv [])
                 return 1;
             printf ("batch %zu, round %d: %.0f charges/s\n", batches [b], round + 1, results [round]);
         }
-        qsort (results, (size_t) rounds, sizeof results [0], s_compare);
-        printf ("batch %zu: median %.0f charges/s (%s)\n", batches [b], results [rounds / 2], batches [b] == 1?
+        printf ("batch %zu: median %.0f charges/s (%s)\n", batches [b], bench_median (results, rounds),
+                batches [b] == 1?
                 "4 synced commits each: intent, CHARGING, the processor's books, PAID":
                 "4 synced commits per batch, whatever its size");
     }

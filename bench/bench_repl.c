@@ -29,6 +29,7 @@
 #include <jansson.h>
 #include "af_msg.h"
 #include "bench_util.h"
+#include "bench_stats.h"
 
 #define MAX_DEVICES     256
 #define MAX_ROUNDS      9
@@ -134,13 +135,6 @@ s_round (device_t *devices)
 //  --------------------------------------------------------------------------
 
 static int
-s_compare (const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return x < y? -1: x > y;
-}
-
-static int
 s_run (device_t *alone, device_t *cluster)
 {
     double a [MAX_ROUNDS], c [MAX_ROUNDS], r [MAX_ROUNDS];
@@ -154,13 +148,10 @@ s_run (device_t *alone, device_t *cluster)
                 c [round], c [round] / a [round]);
         fflush (stdout);
     }
-    qsort (a, (size_t) s_rounds, sizeof (double), s_compare);
-    qsort (c, (size_t) s_rounds, sizeof (double), s_compare);
-    qsort (r, (size_t) s_rounds, sizeof (double), s_compare);
-    double ma = a [s_rounds / 2], mc = c [s_rounds / 2];
+    double ma = bench_median (a, s_rounds), mc = bench_median (c, s_rounds);
     printf ("median: no follower %.0f durable REPORTs/s, 1 follower %.0f/s: ratio %.2f, median of the rounds' "
             "ratios %.2f (%d devices, one in flight each; %d shards; target >= 0.5)\n", ma, mc, mc / ma,
-            r [s_rounds / 2], s_devices, s_shards);
+            bench_median (r, s_rounds), s_devices, s_shards);
     return 0;
 }
 

@@ -33,6 +33,7 @@
 #include <sys/wait.h>
 #include "af_msg.h"
 #include "bench_util.h"
+#include "bench_stats.h"
 
 #ifndef AF_BROKER_PATH
 #   define AF_BROKER_PATH "appferry-broker"
@@ -46,18 +47,6 @@ static int s_window = 2000;
 static atomic_bool s_stop_receiver;
 #define MAX_ROUNDS 9
 static int s_rounds = 3;
-
-static double
-s_median (double *values, int count)
-{
-    for (int i = 1; i < count; i++)             //  insertion sort: count <= 9
-        for (int k = i; k > 0 && values [k] < values [k - 1]; k--) {
-            double swap = values [k];
-            values [k] = values [k - 1];
-            values [k - 1] = swap;
-        }
-    return count % 2? values [count / 2]: (values [count / 2 - 1] + values [count / 2]) / 2;
-}
 
 //  ---------------------------------------------------------------------
 //  The raw forwarder (child process)
@@ -405,7 +394,7 @@ s_run_rounds (route_bench_t *self, pid_t broker_pid)
             return -1;
     }
     long hwm_after = bench_status_kib (broker_pid, "VmHWM:");
-    double raw_rate = s_median (raw_rates, s_rounds), broker_rate = s_median (broker_rates, s_rounds);
+    double raw_rate = bench_median (raw_rates, s_rounds), broker_rate = bench_median (broker_rates, s_rounds);
     printf ("median of %d rounds: raw %.0f msg/s, broker %.0f msg/s\n", s_rounds, raw_rate, broker_rate);
     printf ("ratio broker / raw: %.2f (target >= 0.5: %s)\n", broker_rate / raw_rate,
             broker_rate / raw_rate >= 0.5? "met": "NOT met");

@@ -34,6 +34,7 @@
 #include <sys/wait.h>
 #include "af_msg.h"
 #include "bench_util.h"
+#include "bench_stats.h"
 
 #ifndef AF_CATALOG_PATH
 #   define AF_CATALOG_PATH "appferry-catalog"
@@ -232,18 +233,6 @@ s_push_receiver (void *arg)
 
 //  ---------------------------------------------------------------------
 //  Runs
-
-static double
-s_median (double *values, int count)
-{
-    for (int i = 1; i < count; i++)
-        for (int k = i; k > 0 && values [k] < values [k - 1]; k--) {
-            double swap = values [k];
-            values [k] = values [k - 1];
-            values [k - 1] = swap;
-        }
-    return count % 2? values [count / 2]: (values [count / 2 - 1] + values [count / 2]) / 2;
-}
 
 //  One transfer to count receivers; returns MiB/s delivered, or -1
 static double
@@ -505,7 +494,7 @@ s_run_rounds (transfer_bench_t *self, uint64_t size)
                     counts [c], counts [c] == 1? " ": "s", raw [r], broker [r]);
             fflush (stdout);
         }
-        double raw_median = s_median (raw, s_rounds), broker_median = s_median (broker, s_rounds);
+        double raw_median = bench_median (raw, s_rounds), broker_median = bench_median (broker, s_rounds);
         ratios [c] = broker_median / raw_median;
         printf ("%d target%s: raw ZeroMQ %.1f MiB/s, appferry %.1f MiB/s, ratio %.2f (target >= 0.5)\n",
                 counts [c], counts [c] == 1? " ": "s", raw_median, broker_median, ratios [c]);

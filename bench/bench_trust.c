@@ -23,6 +23,7 @@
 #include "af_catalog.h"
 #include "af_signer.h"
 #include "af_trust.h"
+#include "bench_stats.h"
 #include <sodium.h>
 #include <time.h>
 
@@ -33,22 +34,6 @@ s_cpu_ns (void)
     struct timespec ts;
     clock_gettime (CLOCK_THREAD_CPUTIME_ID, &ts);
     return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int
-s_cmp (const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return x < y? -1: x > y;
-}
-
-//  The median of n values (sorts them): a round that the machine's other
-//  work interrupted does not move it
-static double
-s_median (double *values, int n)
-{
-    qsort (values, (size_t) n, sizeof values [0], s_cmp);
-    return n % 2? values [n / 2]: (values [n / 2 - 1] + values [n / 2]) / 2;
 }
 
 //  The baseline: one Ed25519 verification of a 64-byte digest, what each
@@ -160,7 +145,7 @@ s_check_us (af_minisign_pub_t *root_pub, const char *dir, const char *program, c
                      (unsigned long long) spared, (unsigned long long) made);
             exit (1);
         }
-        double ns = s_median (times, rounds), ratio = s_median (ratios, rounds), base = s_median (verify, rounds);
+        double ns = bench_median (times, rounds), ratio = bench_median (ratios, rounds), base = bench_median (verify, rounds);
         printf ("check of one offer, %s (metadata %zu bytes), %s: %.1f us of CPU, %.2f verifications "
                 "(one: %.1f us)\n", program, size, passes [pass], ns / 1000, ratio, base / 1000);
         if (max_verifications > 0 && ratio > max_verifications) {

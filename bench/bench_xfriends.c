@@ -29,6 +29,7 @@
 #include <jansson.h>
 #include "af_msg.h"
 #include "bench_util.h"
+#include "bench_stats.h"
 
 #define MEMBERS         3
 #define MAX_CONTACTS    5000
@@ -131,13 +132,6 @@ s_friends (zsock_t *sock, const char *where, uint32_t *friends)
 }
 
 static int
-s_compare (const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return x < y? -1: x > y;
-}
-
-static int
 s_run (zsock_t *alone, zsock_t *cluster)
 {
     double a [MAX_ROUNDS], c [MAX_ROUNDS];
@@ -151,9 +145,7 @@ s_run (zsock_t *alone, zsock_t *cluster)
                 c [round] / a [round]);
         fflush (stdout);
     }
-    qsort (a, (size_t) s_rounds, sizeof (double), s_compare);
-    qsort (c, (size_t) s_rounds, sizeof (double), s_compare);
-    double ma = a [s_rounds / 2], mc = c [s_rounds / 2];
+    double ma = bench_median (a, s_rounds), mc = bench_median (c, s_rounds);
     printf ("median FRIENDS of a book of %d contacts: one broker %.1f ms, three brokers %.1f ms: %.1f x "
             "(%u and %u friends; %d shards)\n", s_contacts, ma, mc, mc / ma, fa, fc, s_shards);
     if (fa != fc || fa != (uint32_t) (s_contacts + 1) / 2) {

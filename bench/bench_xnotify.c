@@ -30,6 +30,7 @@
 #include <sodium.h>
 #include "af_msg.h"
 #include "bench_util.h"
+#include "bench_stats.h"
 
 #define MEMBERS         3
 #define MAX_ACCOUNTS    200
@@ -178,13 +179,6 @@ s_round (pair_t *pairs)
 }
 
 static int
-s_compare (const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return x < y? -1: x > y;
-}
-
-static int
 s_run (pair_t *alone, pair_t *cluster)
 {
     double a [MAX_ROUNDS], c [MAX_ROUNDS];
@@ -197,9 +191,7 @@ s_run (pair_t *alone, pair_t *cluster)
                 a [round], c [round], c [round] / a [round]);
         fflush (stdout);
     }
-    qsort (a, (size_t) s_rounds, sizeof (double), s_compare);
-    qsort (c, (size_t) s_rounds, sizeof (double), s_compare);
-    double ma = a [s_rounds / 2], mc = c [s_rounds / 2];
+    double ma = bench_median (a, s_rounds), mc = bench_median (c, s_rounds);
     printf ("median: one broker %.0f routed NOTIFYs/s, a cluster of three %.0f/s: ratio %.2f (%d accounts of "
             "two devices, %d in flight each; %d shards, one follower each)\n", ma, mc, mc / ma, s_accounts,
             s_window, s_shards);
