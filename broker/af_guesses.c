@@ -158,7 +158,7 @@ af_guesses_passed (af_guesses_t *self, const char *account, const char *source)
 }
 
 int
-af_guesses_expire (af_guesses_t *self, uint64_t now)
+af_guesses_expire (af_guesses_t *self, uint64_t now, af_guesses_ours_fn *ours, void *arg)
 {
     assert (self);
     MDB_txn *txn = NULL;
@@ -174,7 +174,11 @@ af_guesses_expire (af_guesses_t *self, uint64_t now)
             uint64_t since = 0;
             if (value.mv_size == VALUE_SIZE)
                 memcpy (&since, (const uint8_t *) value.mv_data + 4, 8);
-            if (value.mv_size != VALUE_SIZE || now >= since + AF_LOGIN_WINDOW_MS) {
+            //  The key starts with its account and a 0x00: another shard's
+            //  keys are not ours to write (its owner sweeps them)
+            const char *account = (const char *) key.mv_data;
+            bool mine = !ours || (memchr (account, 0, key.mv_size) && ours (account, arg));
+            if (mine && (value.mv_size != VALUE_SIZE || now >= since + AF_LOGIN_WINDOW_MS)) {
                 rc = af_store_cursor_del (cursor);
                 removed++;
             }
@@ -190,6 +194,32 @@ af_guesses_expire (af_guesses_t *self, uint64_t now)
 
 //  --------------------------------------------------------------------------
 //  Self test
+
+static bool
+s_not_carol (const char *account, void *arg)
+{
+    (void) arg;
+    return strcmp (account, "carol") != 0;
+}
+
+//  How many counts of account are stored
+static size_t
+s_stored (af_guesses_t *self, const char *account)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cursor = NULL;
+    size_t count = 0;
+    assert (af_store_begin (self->store, false, &txn) == 0);
+    assert (mdb_cursor_open (txn, self->guesses, &cursor) == 0);
+    MDB_val key, value;
+    for (int rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT))
+        if (key.mv_size > strlen (account) && memcmp (key.mv_data, account, strlen (account) + 1) == 0)
+            count++;
+    mdb_cursor_close (cursor);
+    af_store_abort (self->store, &txn);
+    return count;
+}
 
 void
 af_guesses_test (bool verbose)
@@ -231,8 +261,12 @@ af_guesses_test (bool verbose)
     //  The right password clears its source's count
     assert (af_guesses_passed (self, "ana", "10.0.0.1") == AF_OK);
     assert (af_guesses_check (self, "ana", "10.0.0.1", now + 1000, err, sizeof err) == AF_OK);
-    //  Expired counts are removed
-    assert (af_guesses_expire (self, now + AF_LOGIN_WINDOW_MS) == AF_OK);
+    //  Expired counts are removed, of the accounts that are ours only
+    assert (af_guesses_failed (self, "dan", "10.0.0.9", now) == AF_OK);
+    assert (af_guesses_expire (self, now + AF_LOGIN_WINDOW_MS, s_not_carol, NULL) == AF_OK);
+    assert (s_stored (self, "carol") > 0 && s_stored (self, "dan") == 0);
+    assert (af_guesses_expire (self, now + AF_LOGIN_WINDOW_MS, NULL, NULL) == AF_OK);
+    assert (s_stored (self, "carol") == 0);
     assert (af_guesses_check (self, "carol", "10.9.9.9", now, err, sizeof err) == AF_OK);
     af_guesses_destroy (&self);
     af_store_destroy (&store);

@@ -46,8 +46,13 @@ int af_guesses_failed (af_guesses_t *self, const char *account, const char *sour
 //  AF_E_INTERNAL.
 int af_guesses_passed (af_guesses_t *self, const char *account, const char *source);
 
-//  Remove counts whose window ended before now. AF_OK or AF_E_INTERNAL.
-int af_guesses_expire (af_guesses_t *self, uint64_t now);
+//  Whether the keys of account are this broker's to write (a cluster
+//  member's own shards); NULL: all of them (a single broker)
+typedef bool (af_guesses_ours_fn) (const char *account, void *arg);
+
+//  Remove counts whose window ended before now, of the accounts ours says
+//  are ours (all when ours is NULL). AF_OK or AF_E_INTERNAL.
+int af_guesses_expire (af_guesses_t *self, uint64_t now, af_guesses_ours_fn *ours, void *arg);
 
 //  Self test
 void af_guesses_test (bool verbose);

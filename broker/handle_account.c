@@ -614,6 +614,14 @@ broker_session_logout (af_broker_t *self, session_t *session)
         zsys_info ("broker: device %s of '%s' is offline", session->device_id, session->account);
 }
 
+//  Whether account's keys are ours to write (af_guesses_expire)
+static bool
+s_ours (const char *account, void *arg)
+{
+    uint32_t shard;
+    return broker_cluster_serves ((af_broker_t *) arg, account, &shard);
+}
+
 void
 broker_failures_expire (af_broker_t *self, int64_t now)
 {
@@ -629,9 +637,8 @@ broker_failures_expire (af_broker_t *self, int64_t now)
             zhashx_delete (self->sources, peer);
     }
     zlistx_destroy (&keys);
-    //  The sweep crosses accounts, so shards: a cluster member leaves it
-    //  (counts are judged by their window when read; the stored ones of
-    //  ended windows wait for the account's next right password)
-    if (!self->cluster)
-        af_guesses_expire (self->guesses, (uint64_t) zclock_time ());
+    //  The sweep crosses accounts, so shards: a cluster member sweeps the
+    //  counts of the shards it owns (the others' owners sweep theirs)
+    if (af_guesses_expire (self->guesses, (uint64_t) zclock_time (), self->cluster? s_ours: NULL, self) != AF_OK)
+        zsys_warning ("broker: cannot remove ended wrong-password counts: the store failed; next minute");
 }
