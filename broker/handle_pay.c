@@ -17,6 +17,12 @@
     (af_paynotes), so neither a broker kill nor a node asking again can
     lose it or tell it twice.
 
+    With withData (a device of the account only: with tokens, 403) the
+    source's notice asks for the app's user data too; the source pushes it
+    to the asker naming the ask (handle_push.c), before its RECORD_PUT. A
+    paid notice's key then takes "+data", so an app bought and got without
+    its data can be got with it later (another notice, another ask).
+
     broker_pay_entitled is the push path's check (handle_push.c): before
     any push, install or sync pick offers a package with a price, the
     payments service says whether the account bought it. GET's transfer
@@ -57,6 +63,7 @@ typedef struct {
     char source_account [AF_MAX_ACCOUNT + 1];   //  a friend's account ("": the asker's own)
     char program [AF_MAX_PROGRAM + 1];
     char intent [AF_ID_HEX + 1];        //  the intent it was paid under ("": free)
+    bool with_data;                     //  GET, PAY_CONFIRM: the app's user data too (5.47)
     af_msg_t *list;                     //  BROWSE: the answer being made
     uint32_t outstanding;               //  BROWSE: resolutions still out
     broker_entitled_fn *entitled;       //  broker_pay_entitled: its caller
@@ -161,13 +168,17 @@ s_transfer (af_broker_t *self, pay_job_t *job, const char *kind)
     af_strcopy (notice.device_id, sizeof notice.device_id, here? job->source: "");
     //  The key: a free GET's rid; for a paid one, the intent's with the
     //  asking device's ID, so another device of the account that asks
-    //  later under the same intent is told (and gets its ask, 5.47a)
+    //  later under the same intent is told (and gets its ask, 5.47a), and
+    //  with "+data" when it asks for the user data too: the data of an app
+    //  bought and got before without it is another notice and ask
     uint8_t intent [AF_ID_SIZE];
     if (*job->intent && af_id_from_hex (job->intent, intent) == AF_OK) {
         crypto_generichash_state state;
         crypto_generichash_init (&state, NULL, 0, sizeof notice.key);
         crypto_generichash_update (&state, intent, sizeof intent);
         crypto_generichash_update (&state, (const uint8_t *) job->asker, strlen (job->asker));
+        if (job->with_data)
+            crypto_generichash_update (&state, (const uint8_t *) "+data", 5);
         crypto_generichash_final (&state, notice.key, sizeof notice.key);
     }
     else
@@ -184,6 +195,9 @@ s_transfer (af_broker_t *self, pay_job_t *job, const char *kind)
     if (*notice.device_id)
         sodium_bin2hex (notice.item->ask, sizeof notice.item->ask, notice.key, sizeof notice.key);
     af_strcopy (notice.item->device_id, sizeof notice.item->device_id, job->asker);
+    //  The source sends its user data too (only ever within the account:
+    //  a friend's GET with it was refused, 403)
+    notice.item->with_data = job->with_data && !friend;
     snprintf (notice.item->kind, sizeof notice.item->kind, "%s%s", friend? "friend-": "", kind);
     char body [AF_MAX_PROGRAM + AF_ID_HEX + AF_MAX_ACCOUNT + 3];
     if (friend)
@@ -196,8 +210,9 @@ s_transfer (af_broker_t *self, pay_job_t *job, const char *kind)
     broker_push (self, session, push, !streq (kind, "requested"), tell? &notice: NULL);
     af_msg_destroy (&notice.item);
     af_msg_destroy (&push);
-    zsys_info ("broker: GET of %s by %s of '%s' from %s%s%s: %s, transfer started", job->program, job->asker,
-               job->account, job->source_account, *job->source_account? " ": "", job->source, kind);
+    zsys_info ("broker: GET of %s by %s of '%s' from %s%s%s: %s%s, transfer started", job->program, job->asker,
+               job->account, job->source_account, *job->source_account? " ": "", job->source, kind,
+               job->with_data && !friend? " with its user data": "");
 }
 
 //  --------------------------------------------------------------------------
@@ -318,6 +333,13 @@ handle_get (af_broker_t *self, session_t *session, af_msg_t *msg)
 {
     if (!s_source_named (self, session, msg))
         return;
+    if (msg->with_data && msg->element_count) {
+        //  S0.5 with S3: a friend gets the package from the store, never
+        //  anything of theirs (the reference node refuses it first)
+        broker_error (self, session, msg, AF_E_FORBIDDEN, "withData: an app's user data never moves between "
+                      "people; get it from a contact without it");
+        return;
+    }
     if (msg->element_count) {
         s_friend_get_next (self, xacct_job_new (session, msg, s_friend_get_next));
         return;
@@ -343,6 +365,7 @@ handle_get (af_broker_t *self, session_t *session, af_msg_t *msg)
     }
     pay_job_t *job = s_job_new (self, session, msg);
     af_strcopy (job->source, sizeof job->source, msg->device_id);
+    job->with_data = msg->with_data;
     if (broker_resolve (self, msg->program, &session->device, s_get_resolved, job, 0) != AF_OK) {
         s_job_end (job);
         broker_error (self, session, msg, AF_E_UNAVAILABLE, "the matcher queue is full; try again later");
@@ -366,6 +389,13 @@ s_confirmed (void *arg, uint32_t slot, af_msg_t **reply_p)
         af_strcopy (job->intent, sizeof job->intent, reply->intent);
         zsys_info ("broker: '%s' paid %u %s for %s (intent %s)", job->account, reply->price, reply->currency,
                    reply->program, reply->intent);
+        //  Known only now, after the charge: a contact's app paid for. Its
+        //  user data never comes (a GET with it from a contact was refused)
+        if (job->with_data && *job->source_account) {
+            zsys_warning ("broker: PAY_CONFIRM of intent %s asks for the user data of a contact's app: ignored",
+                          reply->intent);
+            job->with_data = false;
+        }
         s_transfer (job->broker, job, "paid");
     }
     else
@@ -385,6 +415,7 @@ handle_pay_confirm (af_broker_t *self, session_t *session, af_msg_t *msg)
         return;
     }
     pay_job_t *job = s_job_new (self, session, msg);
+    job->with_data = msg->with_data;
     af_msg_t *confirm = af_msg_new (AF_MSG_PAY_CONFIRM);
     af_strcopy (confirm->intent, sizeof confirm->intent, msg->intent);
     af_strcopy (confirm->token, sizeof confirm->token, msg->token);

@@ -17,6 +17,12 @@
     outcome, removes the offer and queues the initiator's RESULT, again in
     one transaction, so an install is never reported twice or lost.
 
+    A push that names a GET's ask (5.47 "With the user data") is that
+    GET's source sending the asker the app's user data: the ask is read
+    (af_asks, never written here) and must be open, this device's, for
+    this program and target; the offer carries the ask, by which the
+    asker imports one push's data per ask however often the source pushes.
+
     UNINSTALL (S1.5) names targets the same way and queues one durable
     item in each target's outbox; the same target-list builder serves both.
     =========================================================================
@@ -36,6 +42,7 @@ typedef struct {
     uint32_t outstanding;           //  matcher answers still to come
     char data_hash [AF_HASH_HEX + 1];   //  the push's user data, if any
     uint64_t data_total;
+    char ask [AF_ID_HEX + 1];       //  a GET's ask whose user data it carries (5.47), or ""
     bool entitled;                  //  the account may have the program if it is paid
     broker_notice_t notice;         //  GET: the source device's notice (item NULL: none)
 } push_job_t;
@@ -386,6 +393,7 @@ s_push_resolved (void *arg, uint32_t index, af_msg_t **reply_p)
         if (reply->fit == AF_FIT_PACKAGE) {
             memcpy (offer->data_hash, job->data_hash, sizeof offer->data_hash);
             offer->data_total = job->data_total;
+            memcpy (offer->ask, job->ask, sizeof offer->ask);
             s_offer_meta (self, offer);
         }
         job->offers [index] = offer;
@@ -417,10 +425,49 @@ s_push_job_new (af_broker_t *self, session_t *session, af_msg_t *msg)
     snprintf (job->accepted->program, sizeof job->accepted->program, "%s", msg->program);
     snprintf (job->data_hash, sizeof job->data_hash, "%s", msg->data_hash);
     job->data_total = msg->data_total;
+    snprintf (job->ask, sizeof job->ask, "%s", msg->ask);
     return job;
 }
 
-//  Checks before anything is asked: the policy, the user data named
+//  A push that names an ask (5.47): a GET's source sends the asker the
+//  app's user data. The ask must be open, this device's, for this program,
+//  and the push go to its asker alone, with data; a push for a closed ask
+//  is refused, so a source that answered its ask (RECORD_PUT) and gets its
+//  notice again sends nothing twice. Read only: the ask is closed by
+//  RECORD_PUT alone (handle_record.c). False when refused (answered).
+static bool
+s_push_ask (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    uint8_t id [AF_ID_SIZE];
+    if (af_id_from_hex (msg->ask, id) != AF_OK || !*msg->data_hash || msg->target_count != 1) {
+        broker_error (self, session, msg, AF_E_MALFORMED, "a push for an ask: 'ask' is 32 lowercase hex digits, "
+                      "with the user data (dataHash) and the asker as its one target");
+        return false;
+    }
+    af_ask_t ask;
+    bool found = false;
+    int code = af_asks_get (self->asks, session->account, id, &ask, &found);
+    if (code != AF_OK) {
+        broker_error (self, session, msg, AF_E_INTERNAL, "cannot read the ask; try again later");
+        return false;
+    }
+    if (!found || !streq (ask.source, session->device_id) || !streq (ask.program, msg->program)
+    ||  !streq (ask.asker_account, session->account) || !streq (ask.asker, msg->targets [0])) {
+        broker_error (self, session, msg, AF_E_NO_ASK, "no ask %s for this device, %s and device %s", msg->ask,
+                      msg->program, msg->targets [0]);
+        return false;
+    }
+    if (ask.state != AF_ASK_OPEN) {
+        broker_error (self, session, msg, ask.state == AF_ASK_ANSWERED? AF_E_ANSWERED: AF_E_ASK_EXPIRED,
+                      "ask %s is closed (%s); its user data is not sent", msg->ask,
+                      ask.state == AF_ASK_ANSWERED? "answered before": "the asker was told it keeps its defaults");
+        return false;
+    }
+    return true;
+}
+
+//  Checks before anything is asked: the policy, the user data named, the
+//  ask it answers
 static bool
 s_push_admit (af_broker_t *self, session_t *session, af_msg_t *msg, bool for_self)
 {
@@ -436,7 +483,7 @@ s_push_admit (af_broker_t *self, session_t *session, af_msg_t *msg, bool for_sel
         broker_error (self, session, msg, AF_E_MALFORMED, "the push's user data is not on the broker: UPLOAD it first");
         return false;
     }
-    return true;
+    return !*msg->ask || s_push_ask (self, session, msg);
 }
 
 void
@@ -454,6 +501,7 @@ broker_push (af_broker_t *self, session_t *session, af_msg_t *msg, bool entitled
     if (for_self) {
         snprintf (msg->targets [0], sizeof msg->targets [0], "%s", session->device_id);
         msg->data_hash [0] = 0;
+        msg->ask [0] = 0;
     }
     if (!s_push_admit (self, session, msg, for_self))
         return;

@@ -121,6 +121,9 @@ handle_record_put (af_broker_t *self, session_t *session, af_msg_t *msg)
         record->data_size = msg->data_size;
         msg->data = NULL;
         msg->data_size = 0;
+        //  With a record, a reason says why the user data asked for (a
+        //  notice withData, 5.47) does not come
+        memcpy (record->reason, msg->reason, sizeof record->reason);
     }
     else {
         record->code = msg->code;

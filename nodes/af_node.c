@@ -8,9 +8,10 @@
     deadlines, retries). What the node does is in one file per concern,
     over node_int.h: node_cli (the CLI socket and its verb table),
     node_docs (the JSON the CLI gets), node_jobs (offers received),
-    node_upload (user data sent with a push), node_reports (install
-    reports), node_config (shared configurations), node_pushes (pushes
-    this device starts, automatic mode), node_notify (notifications).
+    node_upload (user data sent with a push), node_getdata (a GET's user
+    data, on both ends), node_reports (install reports), node_config
+    (shared configurations), node_pushes (pushes this device starts,
+    automatic mode), node_notify (notifications).
 
     The node reconnects by itself: it PINGs every heartbeat; silence for
     heartbeat x liveness drops and re-creates the connection; a PONG that
@@ -451,6 +452,7 @@ s_timer_event (zloop_t *loop, int timer_id, void *arg)
     }
     node_requests_expire (self);
     node_jobs_tick (self);
+    node_getdata_tick (self);
     if (now - self->reports_at >= NODE_REPORTS_RETRY_MS) {
         self->reports_at = now;
         node_reports_flush (self);      //  retries what the broker did not take
@@ -547,6 +549,7 @@ af_node_new (const af_node_config_t *config, char *err, size_t errlen)
     self->chunk_packed = (uint8_t *) malloc (self->chunk_packed_size);
     assert (self->chunk_raw && self->chunk_packed);
     node_requests_new (self);
+    node_getdata_new (self);
     self->inbox = json_array ();
     node_record_start (self);           //  GET records kept for an install (5.47a)
     self->loop = zloop_new ();
@@ -604,6 +607,7 @@ af_node_destroy (af_node_t **self_p)
     zhashx_destroy (&self->auto_installs);
     json_decref (self->shares);
     node_upload_free (&self->upload);
+    node_getdata_destroy (self);
     free (self->chunk_raw);
     free (self->chunk_packed);
     zcert_destroy (&self->cert);

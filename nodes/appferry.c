@@ -62,7 +62,7 @@ s_usage (FILE *out)
 "                        the apps another device of the account has (or those\n"
 "                        a contact shares with you), each with whether a\n"
 "                        package fits this device and its price\n"
-"  get PROGRAM --from DEVICE|CONTACT [--confirm-payment TOKEN]\n"
+"  get PROGRAM --from DEVICE|CONTACT [--with-data] [--confirm-payment TOKEN]\n"
 "                        install PROGRAM, which DEVICE (or a friend) has, on\n"
 "                        this device (the package that fits here, from the\n"
 "                        server's store; from a friend, never their data;\n"
@@ -72,13 +72,19 @@ s_usage (FILE *out)
 "                        once is never charged again, on any of its devices.\n"
 "                        A broker that fails (5xx) or restarts meanwhile is\n"
 "                        asked again under the same payment, with back-off,\n"
-"                        until --timeout; each retry is shown on stderr\n"
+"                        until --timeout; each retry is shown on stderr.\n"
 "                        It does not wait for DEVICE: DEVICE sends its install\n"
 "                        record (the app's settings, start-up entries) when\n"
 "                        it is online, and this device applies it then; if\n"
 "                        it is not online within the broker's get/record_wait\n"
 "                        (24 h) the app keeps its defaults. Either outcome is\n"
-"                        in `appferry notifications` (kind record)\n"
+"                        in `appferry notifications` (kind record).\n"
+"                        --with-data (DEVICE of your account only): DEVICE\n"
+"                        also sends the app's user data (its HOME/data/\n"
+"                        PROGRAM/, as push --with-data would), which\n"
+"                        replaces this device's once, when DEVICE is online;\n"
+"                        what came, or why none did, is in the notifications\n"
+"                        (kind data)\n"
 "  purchases             the apps the account paid for\n"
 "  uninstall PROGRAM [--on DEVICE[,DEVICE...]|all]\n"
 "                        uninstall PROGRAM here (and tell the broker), or ask\n"
@@ -114,6 +120,7 @@ s_usage (FILE *out)
 "      --no-wait             push: print the first answer and return\n"
 "      --wait SEC            push: wait at most this long for the results\n"
 "                            (default 600)\n"
+"      --with-data           push, get: the app's user data too (HOME/data/PROGRAM/)\n"
 "      --with-config         backup: the app's configuration too, sealed\n"
 "      --version V           restore: that backed-up version\n"
 "      --latest              restore: the newest package that fits\n"
@@ -671,9 +678,10 @@ s_recv_answer (zsock_t *sock, int wait_ms, char **status_p, char **text_p)
 }
 
 //  get's answer: a push to follow, or a payment notice: on a terminal the
-//  token is asked for and confirmed (pay-confirm), else it says how
+//  token is asked for and confirmed (pay-confirm, asking for the user data
+//  too when with_data), else it says how
 static int
-s_get_follow (zsock_t *sock, json_t *doc, int wait, int timeout)
+s_get_follow (zsock_t *sock, json_t *doc, int wait, int timeout, bool with_data)
 {
     json_t *notice = json_object_get (doc, "paymentRequired");
     if (!notice)
@@ -697,7 +705,7 @@ s_get_follow (zsock_t *sock, json_t *doc, int wait, int timeout)
     token [strcspn (token, "\r\n")] = 0;
     char deadline [16];
     snprintf (deadline, sizeof deadline, "%d", timeout);
-    zstr_sendx (sock, "pay-confirm", s_str (notice, "intent"), token, deadline, NULL);
+    zstr_sendx (sock, "pay-confirm", s_str (notice, "intent"), token, deadline, with_data? "data": NULL, NULL);
     char *status = NULL, *text = NULL;
     s_recv_answer (sock, (timeout + 5) * 1000, &status, &text);
     json_error_t jerr;
@@ -990,7 +998,7 @@ s_render (zsock_t *sock, const options_t *o, const char *status, const char *tex
         return 0;
     }
     if (ok && streq (command, "get"))
-        return s_get_follow (sock, doc, o->no_wait? 0: o->wait, o->timeout);
+        return s_get_follow (sock, doc, o->no_wait? 0: o->wait, o->timeout, o->with_data);
     if (ok && streq (command, "sync") && (o->install || o->install_all))
         return s_sync_install (sock, doc, o->install, o->wait);
     if (ok) {

@@ -418,7 +418,7 @@ s_push (af_node_t *self, cli_t *cli)
     node_attest (self, msg);
     msg->with_data = cli->arg [2] && streq (cli->arg [2], "data");
     if (msg->with_data)
-        node_upload_start (self, cli->client, msg);
+        node_upload_start (self, msg, node_cli_push_answer, REQ_SESSION, cli->client, NULL);
     else
         node_request (self, node_cli_push_answer, REQ_SESSION, cli->client, msg);
 }

@@ -60,6 +60,7 @@ struct _pending_t {
     char device [AF_ID_HEX + 1];        //  DEVICE_REMOVE: the device, and its name
     char device_name [AF_MAX_NAME + 1];
     char token [AF_MAX_PAY_TOKEN + 1];  //  GET: the payment token to confirm with
+    bool with_data;                     //  GET: confirmed asking for the user data too
     //  REQ_RETRY: sent again until then (zclock_mono), not before not_before
     int64_t retry_until;
     int64_t not_before;
@@ -99,6 +100,7 @@ typedef struct {
     int64_t reported_at;            //  0: DONE still to send
     char data_hash [AF_HASH_HEX + 1];   //  user data sent with the push (S2.8)
     uint64_t data_total;
+    char ask [AF_ID_HEX + 1];       //  the GET's ask the data answers (5.47), or ""
     bool data_phase;                //  the package is in; fetching the data
     char fetch_hash [AF_HASH_HEX + 1];  //  what is being fetched now
     uint64_t fetch_total;
@@ -119,7 +121,10 @@ typedef struct {
     char path [600];
     char rid [AF_ID_HEX + 1];       //  of the UPLOAD
     af_msg_t *push;                 //  the PUSH to send once the broker has it
-    zframe_t *client;               //  the CLI waiting for the push's answer
+    node_answer_fn *on_answer;      //  the push's completion, and its flags
+    unsigned flags;
+    zframe_t *client;               //  its context: the CLI waiting, or NULL
+    char item [AF_ID_HEX + 1];      //  ... a GET's notice it answers, or ""
 } upload_t;
 
 struct _af_node_t {
@@ -161,6 +166,8 @@ struct _af_node_t {
     json_t *pushes;                 //  pushes this device started (pushes.json)
     zlistx_t *jobs;                 //  job_t: offers received, in order
     upload_t *upload;               //  user data being sent, or NULL
+    zlistx_t *data_asks;            //  GET notices asking for user data, to answer
+                                    //  in turn (node_getdata.c)
     af_reports_t *reports;          //  HOME/reports: install reports to send
     uint64_t next_seq;              //  install reports: the next seq to give
     uint64_t acked_seq;             //  ... the last the broker confirmed
@@ -277,7 +284,11 @@ void node_pay_purchases (af_node_t *self, cli_t *cli);
 //  source: a notice with an ask answered with RECORD_PUT (its item ACKed
 //  once answered); the asker: a RECORD item kept in HOME/records, ACKed,
 //  applied once the program is installed; at start, what is pending
-void node_record_answer_ask (af_node_t *self, const af_msg_t *notice, const char *item);
+//  answer_ask: for the ask of the notice in item, with data_reason (may be
+//  NULL) saying why the user data it asked for does not come; notice_
+//  program: the program a GET's notice names (its body's first word)
+void node_record_answer_ask (af_node_t *self, const af_msg_t *notice, const char *item, const char *data_reason);
+void node_record_notice_program (const af_msg_t *notice, char program [AF_MAX_PROGRAM + 1]);
 void node_record_on_item (af_node_t *self, af_msg_t *msg, const char *item);
 void node_record_installed (af_node_t *self, const char *program);
 void node_record_start (af_node_t *self);
@@ -300,8 +311,11 @@ json_t *node_json_load (af_node_t *self, const char *name);
 int node_device_find (af_node_t *self, const char *spec, bool special, char *id, char *err, size_t errlen);
 void node_devices_keep (af_node_t *self, af_msg_t *list);
 
-//  node_notify.c: notifications received
+//  node_notify.c: notifications received; tell: one the node makes itself
+//  (kind, from: the device it is about), for `appferry notifications`
 void node_on_notify (af_node_t *self, af_msg_t **msg_p);
+void node_tell (af_node_t *self, const char *kind, const char *from, const char *format, ...)
+    __attribute__ ((format (printf, 4, 5)));
 json_t *node_notifications_doc (af_node_t *self);
 
 //  node_jobs.c: offers received, and the outbox
@@ -341,10 +355,33 @@ void node_restore (af_node_t *self, cli_t *cli);
 bool node_restore_allows (af_node_t *self, const job_t *job);
 bool node_backup_installed (af_node_t *self, const job_t *job, const char *outcome);
 
-//  node_upload.c: user data sent with a push
+//  node_upload.c: user data sent with a push. start: pack HOME/data/
+//  PROGRAM/, UPLOAD it, then send push (taken) as a request with flags;
+//  on_answer gets its answer, or an ERROR when the data could not be
+//  packed or sent (this node's reason, or the broker's), or NULL (no
+//  answer; a client was told why); client (may be NULL) and item (a
+//  notice's, may be NULL: pending->push) are its context
 void node_upload_free (upload_t **upload_p);
-void node_upload_start (af_node_t *self, zframe_t *client, af_msg_t *push);
+void node_upload_start (af_node_t *self, af_msg_t *push, node_answer_fn *on_answer, unsigned flags, zframe_t *client,
+                        const char *item);
 void node_upload_credit (af_node_t *self, af_msg_t **msg_p);
+
+//  node_getdata.c: a GET's user data (S2.8 with S0.5, SPEC 5.47). The
+//  source: a notice withData queued (once per item), answered in turn:
+//  upload, PUSH with the ask to the asker, then RECORD_PUT; tick starts
+//  the next. The asker: an offer's data for an ask is imported by one
+//  push only: seen (another push's came already: skip it), begin (before
+//  the import, durably), end (its outcome, told)
+void node_getdata_new (af_node_t *self);
+void node_getdata_destroy (af_node_t *self);
+void node_getdata_on_notice (af_node_t *self, const af_msg_t *notice, const char *item);
+void node_getdata_tick (af_node_t *self);
+bool node_getdata_seen (af_node_t *self, const job_t *job, char *why, size_t whylen);
+int node_getdata_begin (af_node_t *self, const job_t *job, char *err, size_t errlen);
+void node_getdata_end (af_node_t *self, const job_t *job, int code, const char *err);
+//  The entry for ask in a records document's "data" (created when create,
+//  the oldest past NODE_DATA_KEEP dropped), or NULL
+json_t *node_getdata_entry (json_t *doc, const char *ask, bool create);
 
 //  node_reports.c: install reports and lists
 void node_reports_flush (af_node_t *self);

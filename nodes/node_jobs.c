@@ -8,7 +8,10 @@
     has some, then report DONE and keep the job until the broker's OK. The
     offer is not acknowledged by the node: the broker's DONE handling ends
     it, so a node killed half-way gets the offer again after its next
-    login and starts over (an install already recorded is a no-op).
+    login and starts over (an install already recorded is a no-op). The
+    user data of a GET's ask is imported from one push only (node_getdata.c
+    records which before the import; another push of the ask imports
+    nothing).
     =========================================================================
 */
 #include "node_int.h"
@@ -212,6 +215,11 @@ s_on_installed (af_node_t *self, job_t *job, uint32_t files)
         node_config_get (self, NULL, NODE_CONFIG_INSTALL, job->program, false);
     sodium_memzero (key, sizeof key);
     job->files = files;
+    //  A GET's user data is imported by one push of its ask (node_getdata.c)
+    char why [AF_MAX_REASON + 1];
+    if (*job->data_hash && node_getdata_seen (self, job, why, sizeof why))
+        s_job_finish (self, job, "installed", files, "%s", why);
+    else
     if (*job->data_hash)
         s_job_fetch (self, job, true);
     else
@@ -271,7 +279,16 @@ s_on_data (af_node_t *self, job_t *job)
     char err [AF_MAX_REASON + 1];
     af_download_keep (job->download);
     af_download_destroy (&job->download);
-    if (af_install_data (self->config.home, "data", job->program, job->part, err, sizeof err) != AF_OK)
+    //  A GET's: which push brings its ask's data is on disk before the data
+    if (*job->ask && node_getdata_begin (self, job, err, sizeof err) != AF_OK) {
+        node_getdata_end (self, job, AF_E_INTERNAL, err);
+        s_job_finish (self, job, "failed", job->files, "installed, but the user data was not imported: %s", err);
+        return;
+    }
+    int code = af_install_data (self->config.home, "data", job->program, job->part, err, sizeof err);
+    if (*job->ask)
+        node_getdata_end (self, job, code, err);
+    if (code != AF_OK)
         s_job_finish (self, job, "failed", job->files, "installed, but the user data was not imported: %s", err);
     else
         s_job_finish (self, job, "installed", job->files, "with the user data of device %.8s", job->from);
@@ -458,6 +475,7 @@ s_on_offer (af_node_t *self, af_msg_t *msg, const char *item)
         job->fit = msg->fit;
         snprintf (job->data_hash, sizeof job->data_hash, "%s", msg->data_hash);
         job->data_total = msg->data_total;
+        snprintf (job->ask, sizeof job->ask, "%s", msg->ask);
         if (msg->body_size) {
             job->meta = (uint8_t *) malloc (msg->body_size);
             assert (job->meta);
@@ -569,10 +587,14 @@ node_on_item (af_node_t *self, af_msg_t **item_p)
     }
     else
     if (code == AF_OK && msg->id == AF_MSG_NOTIFY && *msg->ask) {
-        //  GET's source told, with an ask: ACKed once it is answered (5.47a)
+        //  GET's source told, with an ask: ACKed once it is answered (5.47a),
+        //  after its user data went when it asks for that (node_getdata.c)
         node_pay_on_notice (self, &msg, item->item);
+        if (msg && msg->with_data)
+            node_getdata_on_notice (self, msg, item->item);
+        else
         if (msg)
-            node_record_answer_ask (self, msg, item->item);
+            node_record_answer_ask (self, msg, item->item, NULL);
         af_msg_destroy (&msg);
         return;
     }

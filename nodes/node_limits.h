@@ -21,6 +21,10 @@
                                         //  connection or a login
 #define NODE_MAX_INBOX          100     //  notifications kept for `notifications`
 #define NODE_RECORD_KEEP_S      86400   //  a GET's record waits this long for its install (5.47a)
+#define NODE_MAX_DATA_ASKS      64      //  GET notices asking for user data queued here (more
+                                        //  come again at the next login)
+#define NODE_DATA_KEEP          16      //  asks whose user data a program's records file
+                                        //  remembers (the oldest go first)
 #define NODE_MAX_RECOMMENDATIONS 1000   //  recommendations kept in inbox.json
 #define NODE_MAX_PUSHES         50      //  pushes kept in pushes.json
 #define NODE_STATUS_PUSHES      10      //  of which `status` shows the last

@@ -2,7 +2,8 @@
     node_notify - notifications this device receives (NOTIFY)
 
     Another device of the account sent them through the broker (5.16), or
-    the broker did on its own: the last NODE_MAX_INBOX are kept in memory
+    the broker did on its own, or the node tells the user what came of a
+    GET (node_tell): the last NODE_MAX_INBOX are kept in memory
     for `appferry notifications`. Two kinds make the node act: "installed"
     (another device installed something: automatic mode syncs, S1.9) and
     "config" (a newer configuration of a shared app: fetch it, S1.7).
@@ -49,6 +50,23 @@ node_on_notify (af_node_t *self, af_msg_t **msg_p)
         if (json_object_get (json_object_get (self->shares, "shared"), program))
             node_config_get (self, NULL, NODE_CONFIG_SYNC, program, false);
     }
+}
+
+void
+node_tell (af_node_t *self, const char *kind, const char *from, const char *format, ...)
+{
+    char text [AF_MAX_REASON * 2];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (text, sizeof text, format, args);
+    va_end (args);
+    af_msg_t *note = af_msg_new (AF_MSG_NOTIFY);
+    af_strcopy (note->device_id, sizeof note->device_id, from);
+    af_strcopy (note->kind, sizeof note->kind, kind);
+    af_msg_set_body (note, text, strlen (text));
+    zsys_info ("node: %s", text);
+    node_on_notify (self, &note);
+    af_msg_destroy (&note);
 }
 
 //  `appferry notifications`

@@ -5,8 +5,10 @@
     `get PROGRAM FROM` sends GET; FROM is a device of the account or,
     when it names none, a contact of the address book (its tokens: a
     friend's app; `--with-data` is refused then, user data never moves
-    between people). `browse CONTACT friend` browses a contact. A free app (or one the account paid for
-    before) is answered PUSH_ACCEPTED: the package that fits this device
+    between people); from a device, `--with-data` asks for the app's user
+    data too (GET withData; the source sends it, node_getdata.c). `browse
+    CONTACT friend` browses a contact. A free app (or one the account paid
+    for before) is answered PUSH_ACCEPTED: the package that fits this device
     comes from the server's store, as a sync pick does, and the CLI follows
     the push. A paid one is answered PAYMENT_REQUIRED: with a token given
     (`--confirm-payment`), the node confirms at once (PAY_CONFIRM) and the
@@ -50,6 +52,7 @@ s_get_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
         af_msg_t *confirm = af_msg_new (AF_MSG_PAY_CONFIRM);
         af_strcopy (confirm->intent, sizeof confirm->intent, answer->intent);
         af_strcopy (confirm->token, sizeof confirm->token, pending->token);
+        confirm->with_data = pending->with_data;
         node_request_retry (self, node_cli_push_answer, REQ_SESSION, pending->client, confirm,
                             pending->retry_until);
         return true;
@@ -103,7 +106,8 @@ s_contact (af_node_t *self, af_msg_id_t id, const char *spec, char *name, size_t
 }
 
 //  get PROGRAM FROM [TOKEN [DEADLINE [data]]] (TOKEN "": ask the user;
-//  FROM a device of the account, or a contact of the book)
+//  FROM a device of the account, or a contact of the book; data: the
+//  app's user data too, from a device of the account: SPEC 5.47)
 void
 node_pay_get (af_node_t *self, cli_t *cli)
 {
@@ -123,21 +127,13 @@ node_pay_get (af_node_t *self, cli_t *cli)
     }
     //  From a friend: the package from the server's store, nothing of
     //  theirs; an app's user data never moves between people (S0.5)
+    bool with_data = cli->args > 4 && streq (cli->arg [4], "data");
     af_msg_t *get = s_contact (self, AF_MSG_GET, cli->arg [1], name, sizeof name);
-    if (get && cli->args > 4 && streq (cli->arg [4], "data")) {
+    if (get && with_data) {
         node_ctl_error (self, cli->client, AF_E_FORBIDDEN, "--with-data: an app's user data never moves between "
                         "people; '%s' is a contact, not a device of your account (get it without --with-data)",
                         name);
         af_msg_destroy (&get);
-        return;
-    }
-    if (!get && cli->args > 4 && streq (cli->arg [4], "data")) {
-        //  Between devices of one account the data may follow (S2.8), but
-        //  not through GET yet (SPEC 5.47 "Not built yet"): refused, not
-        //  ignored, and the way that works named
-        node_ctl_error (self, cli->client, AF_E_FORBIDDEN, "--with-data: get does not bring an app's user data "
-                        "yet; on the device that has %s: appferry push %s --to THIS-DEVICE --with-data",
-                        cli->arg [0], cli->arg [0]);
         return;
     }
     if (!get) {
@@ -145,13 +141,18 @@ node_pay_get (af_node_t *self, cli_t *cli)
             return;
         get = af_msg_new (AF_MSG_GET);
         af_strcopy (get->device_id, sizeof get->device_id, source);
+        //  The user's consent, on this device of the account, to what
+        //  push --with-data on the source is (S2.8): its data comes too
+        get->with_data = with_data;
     }
     af_strcopy (get->program, sizeof get->program, cli->arg [0]);
     pending_t *pending = node_request_retry (self, s_get_answer, REQ_AFTER_REPORTS, cli->client, get, deadline);
     af_strcopy (pending->token, sizeof pending->token, token);
+    pending->with_data = with_data;
 }
 
-//  pay-confirm INTENT TOKEN [DEADLINE]
+//  pay-confirm INTENT TOKEN [DEADLINE [data]] (data: the get it confirms
+//  asked for the app's user data too)
 void
 node_pay_confirm (af_node_t *self, cli_t *cli)
 {
@@ -167,6 +168,7 @@ node_pay_confirm (af_node_t *self, cli_t *cli)
     af_msg_t *confirm = af_msg_new (AF_MSG_PAY_CONFIRM);
     af_strcopy (confirm->intent, sizeof confirm->intent, cli->arg [0]);
     af_strcopy (confirm->token, sizeof confirm->token, cli->arg [1]);
+    confirm->with_data = cli->args > 3 && streq (cli->arg [3], "data");
     node_request_retry (self, node_cli_push_answer, REQ_SESSION, cli->client, confirm, deadline);
 }
 

@@ -5,7 +5,9 @@
     exports its install record of the program (af_install_record_export)
     and answers RECORD_PUT with it, or with a code and a reason when it has
     none to give (not installed here any more, larger than the wire's
-    AF_MAX_RECORD_MSG, unreadable). The notice's item is acknowledged once
+    AF_MAX_RECORD_MSG, unreadable), with why no user data went when the
+    notice asked for it (node_getdata.c sends that first, then calls
+    here). The notice's item is acknowledged once
     the broker answered (OK, or a 4xx: answered before, expired, unknown),
     not before: a node killed meanwhile, or a 5xx, gets the item again at
     its next login and answers again (the broker takes one answer per ask).
@@ -61,16 +63,22 @@ s_put_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
     return true;
 }
 
+//  The notice's body: "PROGRAM ASKER[ ACCOUNT]"
 void
-node_record_answer_ask (af_node_t *self, const af_msg_t *notice, const char *item)
+node_record_notice_program (const af_msg_t *notice, char program [AF_MAX_PROGRAM + 1])
 {
-    //  The notice's body: "PROGRAM ASKER[ ACCOUNT]"
-    char program [AF_MAX_PROGRAM + 1] = "";
     size_t len = 0;
     while (len < notice->body_size && len < AF_MAX_PROGRAM && notice->body [len] != ' ')
         len++;
     memcpy (program, notice->body, len);
     program [len] = 0;
+}
+
+void
+node_record_answer_ask (af_node_t *self, const af_msg_t *notice, const char *item, const char *data_reason)
+{
+    char program [AF_MAX_PROGRAM + 1];
+    node_record_notice_program (notice, program);
     af_msg_t *put = af_msg_new (AF_MSG_RECORD_PUT);
     af_strcopy (put->ask, sizeof put->ask, notice->ask);
     af_strcopy (put->program, sizeof put->program, program);
@@ -85,14 +93,18 @@ node_record_answer_ask (af_node_t *self, const af_msg_t *notice, const char *ite
         code = AF_E_TOO_BIG;
         snprintf (err, sizeof err, "its install record is larger than %d bytes", AF_MAX_RECORD_MSG);
     }
+    //  Why the user data asked for does not come goes with the record, or
+    //  after the reason there is none
     if (code == AF_OK) {
         put->data = (uint8_t *) text;
         put->data_size = (uint32_t) strlen (text);
         text = NULL;
+        af_strcopy (put->reason, sizeof put->reason, data_reason? data_reason: "");
     }
     else {
         put->code = code >= 400 && code <= 599? (uint32_t) code: AF_E_INTERNAL;
-        af_strcopy (put->reason, sizeof put->reason, err);
+        snprintf (put->reason, sizeof put->reason, "%s%s%s", err, data_reason && *data_reason? "; ": "",
+                  data_reason? data_reason: "");
         zsys_warning ("node: no install record of %s to send: %s", program, err);
     }
     free (text);
@@ -103,24 +115,6 @@ node_record_answer_ask (af_node_t *self, const af_msg_t *notice, const char *ite
 
 //  --------------------------------------------------------------------------
 //  The asker's side
-
-//  Tell the user, in the notifications (kind "record")
-static void
-s_tell (af_node_t *self, const char *from, const char *format, ...)
-{
-    char text [AF_MAX_REASON * 2];
-    va_list args;
-    va_start (args, format);
-    vsnprintf (text, sizeof text, format, args);
-    va_end (args);
-    af_msg_t *note = af_msg_new (AF_MSG_NOTIFY);
-    af_strcopy (note->device_id, sizeof note->device_id, from);
-    af_strcopy (note->kind, sizeof note->kind, "record");
-    af_msg_set_body (note, text, strlen (text));
-    zsys_info ("node: %s", text);
-    node_on_notify (self, &note);
-    af_msg_destroy (&note);
-}
 
 static bool
 s_busy (af_node_t *self, const char *program)
@@ -158,11 +152,27 @@ s_try (af_node_t *self, const char *program)
     json_object_set_new (doc, "at", json_integer ((json_int_t) zclock_time ()));
     node_json_save (self, name, doc);
     if (code == AF_OK)
-        s_tell (self, from? from: "", "%s: the install record of device %.8s was applied", program, from? from: "?");
+        node_tell (self, "record", from? from: "", "%s: the install record of device %.8s was applied", program,
+                   from? from: "?");
     else
-        s_tell (self, from? from: "", "%s: the install record of device %.8s was not applied: %s", program,
-                from? from: "?", err);
+        node_tell (self, "record", from? from: "", "%s: the install record of device %.8s was not applied: %s",
+                   program, from? from: "?", err);
     json_decref (doc);
+}
+
+//  With its record the source says why the user data the GET asked for
+//  does not come (SPEC 5.47): kept with the ask's entry in doc, unless some
+//  data came for it already; true if it is new (to tell)
+static bool
+s_data_note (json_t *doc, const af_msg_t *msg)
+{
+    if (msg->code || !*msg->reason || node_getdata_entry (doc, msg->ask, false))
+        return false;
+    json_t *entry = node_getdata_entry (doc, msg->ask, true);
+    json_object_set_new (entry, "from", json_string (msg->device_id));
+    json_object_set_new (entry, "state", json_string ("none"));
+    json_object_set_new (entry, "reason", json_string (msg->reason));
+    return true;
 }
 
 void
@@ -173,10 +183,12 @@ node_record_on_item (af_node_t *self, af_msg_t *msg, const char *item)
     json_t *seen = node_json_load (self, name);
     const char *seen_item = json_string_value (json_object_get (seen, "item"));
     bool again = seen_item && streq (seen_item, item);
-    json_decref (seen);
     if (!again) {
         json_t *doc = json_pack ("{s:s, s:s, s:s, s:I, s:I}", "item", item, "ask", msg->ask, "from", msg->device_id,
                                  "received", (json_int_t) zclock_time (), "code", (json_int_t) msg->code);
+        //  What came of the user data of this program's GETs stays
+        if (json_is_array (json_object_get (seen, "data")))
+            json_object_set (doc, "data", json_object_get (seen, "data"));
         json_t *record = NULL;
         json_error_t jerr;
         if (msg->data_size)
@@ -189,19 +201,25 @@ node_record_on_item (af_node_t *self, af_msg_t *msg, const char *item)
         json_object_set_new (doc, "state", json_string (state));
         json_object_set_new (doc, "reason", json_string (msg->code? msg->reason: record? "":
                                                          "the record is not JSON"));
+        bool no_data = s_data_note (doc, msg);
         if (zsys_dir_create ("%s/records", self->config.home) || node_json_save (self, name, doc)) {
             json_decref (doc);
+            json_decref (seen);
             return;                     //  not acknowledged: it comes again
         }
         json_decref (doc);
         if (msg->code)
-            s_tell (self, msg->device_id, "%s: no install record from device %.8s: %s", msg->program,
-                    msg->device_id, msg->reason);
+            node_tell (self, "record", msg->device_id, "%s: no install record from device %.8s: %s", msg->program,
+                       msg->device_id, msg->reason);
         else
         if (!record)
-            s_tell (self, msg->device_id, "%s: the install record of device %.8s is not JSON; dropped",
-                    msg->program, msg->device_id);
+            node_tell (self, "record", msg->device_id, "%s: the install record of device %.8s is not JSON; dropped",
+                       msg->program, msg->device_id);
+        if (no_data)
+            node_tell (self, "data", msg->device_id, "%s: no user data came from device %.8s: %s", msg->program,
+                       msg->device_id, msg->reason);
     }
+    json_decref (seen);
     s_ack (self, item);
     s_try (self, msg->program);
 }

@@ -300,7 +300,7 @@ static const field_t f_pong [] = {
 static const field_t f_notify [] = {
     STR (M, "deviceId", device_id, true), STR (M, "kind", kind, false),
     { "body", sizeof ("body") - 1, T_BIN, offsetof (M, body), 0, offsetof (M, body_size), 0, AF_MAX_BODY, true, NULL },
-    STR (M, "ask", ask, false),
+    STR (M, "ask", ask, false), BOOL (M, "withData", with_data),
     END };
 #define F_PUSH      STR (M, "push", push_id, true)
 #define F_HASH      STR (M, "hash", hash, true)
@@ -314,6 +314,7 @@ static const field_t f_push [] = {
       0, AF_MAX_ATTEST, false, NULL },
     U64 (M, "attestTime", attest_time, false),
     STR (M, "dataHash", data_hash, false), U64 (M, "dataSize", data_total, false),
+    STR (M, "ask", ask, false),
     END };
 static const field_t f_push_accepted [] = {
     F_PUSH, PROG (M, "program", program, true),
@@ -331,6 +332,7 @@ static const field_t f_offer [] = {
     U32 (M, "fit", fit, AF_FIT_PACKAGE, AF_FIT_STORE_LINK, true),
     { "package", sizeof ("package") - 1, T_PACKAGE, offsetof (M, package), 0, offsetof (M, has_package), 0, 0, true, NULL },
     STR (M, "dataHash", data_hash, false), U64 (M, "dataSize", data_total, false),
+    STR (M, "ask", ask, false),
     { "meta", sizeof ("meta") - 1, T_BIN, offsetof (M, body), 0, offsetof (M, body_size), 0, AF_MAX_META, false, NULL },
     END };
 static const field_t f_result [] = {
@@ -425,7 +427,7 @@ static const field_t f_payment_required [] = {
     PROG (M, "program", program, true), F_PRICE (true), F_CURRENCY (true), F_INTENT (true),
     STR (M, "deviceId", device_id, false), U64 (M, "expires", expires, false), F_SOURCE_ACCOUNT, END };
 static const field_t f_pay_confirm [] = {
-    F_INTENT (true), STR (M, "token", token, true), F_ACCOUNT (false), END };
+    F_INTENT (true), STR (M, "token", token, true), F_ACCOUNT (false), BOOL (M, "withData", with_data), END };
 static const field_t f_paid [] = {
     F_INTENT (true), PROG (M, "program", program, true), STR (M, "deviceId", device_id, false),
     F_PRICE (false), F_CURRENCY (false), BOOL (M, "entitled", entitled), F_SOURCE_ACCOUNT, END };
@@ -438,10 +440,11 @@ static const field_t f_purchase_list [] = {
 #define F_TOKENS(min, max, req) { "tokens", sizeof ("tokens") - 1, T_BINS, offsetof (M, elements), \
                                   AF_CONTACT_TOKEN_SIZE, offsetof (M, element_count), min, max, req, NULL }
 //  GET, BROWSE: a device of the account (deviceId) or a contact (tokens);
-//  exactly one of them (the broker checks: 400)
+//  exactly one of them (the broker checks: 400); GET withData: the app's
+//  user data too, from a device of the account only (403 with tokens)
 static const field_t f_get [] = {
     PROG (M, "program", program, true), STR (M, "deviceId", device_id, false),
-    F_TOKENS (0, AF_MAX_CONTACT_NUMBERS, false), END };
+    F_TOKENS (0, AF_MAX_CONTACT_NUMBERS, false), BOOL (M, "withData", with_data), END };
 static const field_t f_browse [] = {
     STR (M, "deviceId", device_id, false), F_TOKENS (0, AF_MAX_CONTACT_NUMBERS, false), END };
 #define F_TOKEN     F_TOKENS (1, 1, true)
@@ -1825,6 +1828,13 @@ s_test_roundtrip_fields (void)
     copy = s_roundtrip (msg);
     assert (copy->body_size == 11 && memcmp (copy->body, "hello\0world", 11) == 0);
     assert (strcmp (copy->kind, "text") == 0);
+    assert (!copy->with_data && !*copy->ask);
+    af_msg_destroy (&copy);
+    //  A GET's notice asking for the user data too (5.47)
+    strcpy (msg->ask, "ffeeddccbbaa99887766554433221100");
+    msg->with_data = true;
+    copy = s_roundtrip (msg);
+    assert (copy->with_data && streq (copy->ask, msg->ask));
     af_msg_destroy (&copy);
     assert (af_msg_set_body (msg, NULL, AF_MAX_BODY + 1) == -1);
     af_msg_destroy (&msg);
@@ -1849,7 +1859,14 @@ s_test_roundtrip_push (void)
     assert (copy->attest_count == 1 && streq (copy->attest [0], "malware_scan=clean"));
     assert (copy->attest_time == msg->attest_time && copy->with_data);
     assert (streq (copy->node_version, "0.2.0"));
+    assert (!*copy->ask);
     af_msg_destroy (&copy);
+    //  The user data a GET's source sends for its ask (5.47)
+    strcpy (msg->ask, "00112233445566778899aabbccddeeff");
+    copy = s_roundtrip (msg);
+    assert (streq (copy->ask, msg->ask));
+    af_msg_destroy (&copy);
+    msg->ask [0] = 0;
     msg->target_count = 0;              //  at least one target
     zframe_t *frame = af_msg_encode (msg);
     assert (frame == NULL);
@@ -2063,6 +2080,26 @@ s_test_payments (void)
     copy = s_roundtrip (msg);
     assert (copy->purchase_count == 2 && !strcmp (copy->purchases [1].program, "chess"));
     assert (memcmp (&copy->purchases [0], &msg->purchases [0], sizeof (af_purchase_t)) == 0);
+    af_msg_destroy (&copy);
+    af_msg_destroy (&msg);
+    //  GET and PAY_CONFIRM asking for the app's user data too (5.47)
+    msg = af_msg_new (AF_MSG_GET);
+    strcpy (msg->program, "notes");
+    strcpy (msg->device_id, "00112233445566778899aabbccddeeff");
+    copy = s_roundtrip (msg);
+    assert (!copy->with_data);
+    af_msg_destroy (&copy);
+    msg->with_data = true;
+    copy = s_roundtrip (msg);
+    assert (copy->with_data && streq (copy->device_id, msg->device_id));
+    af_msg_destroy (&copy);
+    af_msg_destroy (&msg);
+    msg = af_msg_new (AF_MSG_PAY_CONFIRM);
+    strcpy (msg->intent, "00112233445566778899aabbccddeeff");
+    strcpy (msg->token, "tok_approve");
+    msg->with_data = true;
+    copy = s_roundtrip (msg);
+    assert (copy->with_data && streq (copy->token, "tok_approve"));
     af_msg_destroy (&copy);
     af_msg_destroy (&msg);
     //  Raw maps: PAY_INTENT with price 0, AF_MAX_PRICE + 1, -5

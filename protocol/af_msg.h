@@ -232,7 +232,8 @@ typedef struct {
     char item [AF_ID_HEX + 1];              //  ITEM, ACK
     uint32_t target_count;
     char (*targets) [AF_ID_HEX + 1];        //  owned; PUSH, UNINSTALL: device IDs or "all"
-    bool with_data;
+    bool with_data;                         //  PUSH: it carries user data (informational); GET,
+                                            //  PAY_CONFIRM, NOTIFY (in ITEM): the app's user data too
     char node_version [AF_MAX_VERSION_NAME + 1];
     uint32_t attest_count;
     char (*attest) [AF_MAX_ATTEST_LEN + 1]; //  owned; PUSH: "name=value"
@@ -276,7 +277,8 @@ typedef struct {
     bool yes;                               //  FORWARD_REPLY: friends (op friends), refused (op recommend)
     char endpoint [AF_MAX_ENDPOINT + 1];    //  REDIRECT: the owner's nodes endpoint ("" = none now)
     char intent [AF_ID_HEX + 1];            //  PAYMENT_REQUIRED, PAY_CONFIRM, PAID: the payment intent
-    char ask [AF_ID_HEX + 1];               //  NOTIFY (in ITEM), RECORD_PUT, RECORD: a GET's ask
+    char ask [AF_ID_HEX + 1];               //  NOTIFY (in ITEM), RECORD_PUT, RECORD: a GET's ask;
+                                            //  PUSH, OFFER: the ask whose user data it carries
     char token [AF_MAX_PAY_TOKEN + 1];      //  PAY_CONFIRM: the payment token
     uint32_t price;                         //  PAY_INTENT, PAYMENT_REQUIRED, PAID: minor units
     char currency [AF_CURRENCY + 1];        //  ... its ISO 4217 code

@@ -33,6 +33,10 @@
       af_rawclient ENDPOINT BROKER_CERT friends ACCOUNT PASSWORD TOKEN_HEX EVAL_LIMIT
       af_rawclient ENDPOINT BROKER_CERT backups ACCOUNT PASSWORD PROGRAM (another account's backups)
       af_rawclient ENDPOINT BROKER_CERT record ACCOUNT DEVICE_ID SECRET_CERT PROGRAM hostile|late|ok
+      af_rawclient ENDPOINT BROKER_CERT getdata source ACCOUNT DEVICE_ID SECRET_CERT PROGRAM FILE
+      af_rawclient ENDPOINT BROKER_CERT getdata closed ACCOUNT DEVICE_ID SECRET_CERT PROGRAM ASK ASKER
+      af_rawclient ENDPOINT BROKER_CERT getdata friend ACCOUNT PASSWORD PROGRAM
+      af_rawclient ENDPOINT BROKER_CERT getdata get ACCOUNT DEVICE_ID SECRET_CERT PROGRAM SOURCE
     Prints one line per check and "N passed, M failed"; exits 1 on any failure.
     =========================================================================
 */
@@ -1188,19 +1192,14 @@ s_quota (const char *account, const char *password, int count)
     af_msg_destroy (&msg);
 }
 
-//  Upload size random bytes as user data and push nothing: the broker
-//  keeps the blob only for its grace period. Prints the blob's hash.
-static void
-s_upload_only (const char *account, const char *password, uint32_t size)
+//  UPLOAD size bytes (one chunk at most) as user data; its hash into hex
+static bool
+s_upload_bytes (uint8_t *data, uint32_t size, char hex [AF_HASH_HEX + 1])
 {
-    s_check (s_password_login (s_sock, account, password) == AF_OK, "LOGIN as a new device", NULL);
-    uint8_t *data = (uint8_t *) malloc (size);
-    assert (data && size <= AF_MAX_CHUNK);
-    randombytes_buf (data, size);
+    assert (size <= AF_MAX_CHUNK);
     uint8_t hash [AF_HASH_SIZE];
     crypto_generichash (hash, sizeof hash, data, size, NULL, 0);
-    char hex [AF_HASH_HEX + 1];
-    sodium_bin2hex (hex, sizeof hex, hash, sizeof hash);
+    sodium_bin2hex (hex, AF_HASH_HEX + 1, hash, sizeof hash);
     af_msg_t *msg = af_msg_new (AF_MSG_UPLOAD);
     af_msg_set_rid_random (msg);
     strcpy (msg->hash, hex);
@@ -1213,6 +1212,7 @@ s_upload_only (const char *account, const char *password, uint32_t size)
     msg->data = data;
     msg->data_size = size;
     af_msg_send (msg, s_sock, NULL);
+    msg->data = NULL;
     af_msg_destroy (&msg);
     bool ok = false;
     for (int i = 0; i < 4 && !ok; i++) {
@@ -1220,7 +1220,21 @@ s_upload_only (const char *account, const char *password, uint32_t size)
         ok = reply && reply->id == AF_MSG_OK;
         af_msg_destroy (&reply);
     }
-    s_check (ok, "the upload is stored", hex);
+    return ok;
+}
+
+//  Upload size random bytes as user data and push nothing: the broker
+//  keeps the blob only for its grace period. Prints the blob's hash.
+static void
+s_upload_only (const char *account, const char *password, uint32_t size)
+{
+    s_check (s_password_login (s_sock, account, password) == AF_OK, "LOGIN as a new device", NULL);
+    uint8_t *data = (uint8_t *) malloc (size);
+    assert (data);
+    randombytes_buf (data, size);
+    char hex [AF_HASH_HEX + 1];
+    s_check (s_upload_bytes (data, size, hex), "the upload is stored", hex);
+    free (data);
 }
 
 //  Remove another device of the account, as its owner would from a device
@@ -1963,14 +1977,15 @@ s_record_expect (const char *name, af_msg_t **msg_p, af_msg_id_t expected, int c
     af_msg_destroy (msg_p);
 }
 
-static void
-s_record (const char *account, const char *device_id, const char *secret, const char *program, const char *step)
+//  Log in by key as the source device (its own key, from its home)
+static bool
+s_login_as (const char *account, const char *device_id, const char *secret)
 {
     zsock_destroy (&s_sock);
     s_sock = s_connect_as (secret);
     if (!s_sock) {
         s_check (false, "the source device's key loads", secret);
-        return;
+        return false;
     }
     af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
     af_msg_set_rid_random (msg);
@@ -1980,9 +1995,16 @@ s_record (const char *account, const char *device_id, const char *secret, const 
     msg->has_device = true;
     s_expect_msg ("LOGIN by key as the source device", msg, AF_MSG_LOGIN_OK, 0);
     af_msg_destroy (&msg);
-    //  Its notice for program, with the ask (not acknowledged: the real
-    //  node gets it again)
-    char ask [AF_ID_HEX + 1] = "", asker [AF_ID_HEX + 1] = "";
+    return true;
+}
+
+//  The source's notice for program from its outbox: its ask and asker,
+//  and whether it asks for the user data (not acknowledged: the real node
+//  gets it again)
+static bool
+s_notice_for (const char *program, char ask [AF_ID_HEX + 1], char asker [AF_ID_HEX + 1], bool *with_data)
+{
+    *ask = *asker = 0;
     int64_t until = zclock_mono () + 5000;
     while (!*ask && zclock_mono () < until) {
         af_msg_t *item = s_recv (s_sock, true);
@@ -1994,14 +2016,24 @@ s_record (const char *account, const char *device_id, const char *secret, const 
         &&  af_msg_decode (item->body, item->body_size, &inner, err, sizeof err, NULL, NULL) == AF_OK
         &&  inner->id == AF_MSG_NOTIFY && *inner->ask && inner->body_size > strlen (program)
         &&  memcmp (inner->body, program, strlen (program)) == 0 && inner->body [strlen (program)] == ' ') {
-            snprintf (ask, sizeof ask, "%s", inner->ask);
-            snprintf (asker, sizeof asker, "%s", inner->device_id);
+            snprintf (ask, AF_ID_HEX + 1, "%s", inner->ask);
+            snprintf (asker, AF_ID_HEX + 1, "%s", inner->device_id);
+            *with_data = inner->with_data;
         }
         af_msg_destroy (&inner);
         af_msg_destroy (&item);
     }
     s_check (*ask != 0, "the source's notice carries an ask", ask);
-    if (!*ask)
+    return *ask != 0;
+}
+
+static void
+s_record (const char *account, const char *device_id, const char *secret, const char *program, const char *step)
+{
+    char ask [AF_ID_HEX + 1], asker [AF_ID_HEX + 1];
+    bool with_data;
+    af_msg_t *msg;
+    if (!s_login_as (account, device_id, secret) || !s_notice_for (program, ask, asker, &with_data))
         return;
     char record [512];
     snprintf (record, sizeof record, "{\"program\":\"%s\",\"versionName\":\"1.0\",\"versionCode\":1,"
@@ -2111,6 +2143,142 @@ s_record (const char *account, const char *device_id, const char *secret, const 
     s_record_expect ("RECORD_PUT of another account's ask: E_NO_ASK", &msg, AF_MSG_ERROR, AF_E_NO_ASK);
 }
 
+//  --------------------------------------------------------------------------
+//  getdata: a GET that asks for the user data (SPEC 5.47), from both ends.
+//  "source ACCOUNT DEVICE_ID SECRET PROGRAM FILE": as the source device (its
+//  key), its notice carries withData and an ask; pushes for the ask that
+//  break a rule are refused (another target, another program, no data, a
+//  malformed ask); one with FILE as the data is taken (its push ID
+//  printed), and the notice is left unacknowledged, as by a source killed
+//  after its push and before its record. "closed ... PROGRAM ASK ASKER": a
+//  push for an ask that is closed is refused (469). "friend ACCOUNT
+//  PASSWORD PROGRAM": a GET with withData from a contact is refused (403),
+//  the same GET without it is not refused for that. "get ACCOUNT
+//  DEVICE_ID SECRET PROGRAM SOURCE": as the asking device (its key), a GET
+//  withData from SOURCE, accepted; its offer is left for the real node.
+
+//  A PUSH of program to target with the data hash (size bytes) for ask
+static af_msg_t *
+s_data_push (const char *program, const char *target, const char *hash, uint64_t size, const char *ask)
+{
+    af_msg_t *msg = af_msg_new (AF_MSG_PUSH);
+    af_msg_set_rid_random (msg);
+    snprintf (msg->program, sizeof msg->program, "%s", program);
+    af_msg_add_target (msg, target);
+    snprintf (msg->data_hash, sizeof msg->data_hash, "%s", hash);
+    msg->data_total = size;
+    msg->with_data = true;
+    snprintf (msg->ask, sizeof msg->ask, "%s", ask);
+    return msg;
+}
+
+static void
+s_getdata_source (const char *account, const char *device_id, const char *secret, const char *program,
+                  const char *file)
+{
+    char ask [AF_ID_HEX + 1], asker [AF_ID_HEX + 1], hash [AF_HASH_HEX + 1];
+    bool with_data = false;
+    if (!s_login_as (account, device_id, secret) || !s_notice_for (program, ask, asker, &with_data))
+        return;
+    s_check (with_data, "  ... and asks for the user data (withData)", NULL);
+    zchunk_t *data = zchunk_slurp (file, AF_MAX_CHUNK);
+    s_check (data && zchunk_size (data) > 0, "the data to send is read", file);
+    if (!data)
+        return;
+    uint32_t size = (uint32_t) zchunk_size (data);
+    s_check (s_upload_bytes (zchunk_data (data), size, hash), "the source's data is uploaded", hash);
+    zchunk_destroy (&data);
+    af_msg_t *msg = s_data_push (program, device_id, hash, size, ask);
+    s_expect_msg ("a push for the ask to another device (itself) is refused: E_NO_ASK", msg, AF_MSG_ERROR,
+                  AF_E_NO_ASK);
+    af_msg_destroy (&msg);
+    msg = s_data_push ("chess", asker, hash, size, ask);
+    s_expect_msg ("a push for the ask of another program is refused: E_NO_ASK", msg, AF_MSG_ERROR, AF_E_NO_ASK);
+    af_msg_destroy (&msg);
+    msg = s_data_push (program, asker, "", 0, ask);
+    s_expect_msg ("a push for the ask without user data is refused: E_MALFORMED", msg, AF_MSG_ERROR,
+                  AF_E_MALFORMED);
+    af_msg_destroy (&msg);
+    msg = s_data_push (program, asker, hash, size, "not an ask");
+    s_expect_msg ("a push for a malformed ask is refused: E_MALFORMED", msg, AF_MSG_ERROR, AF_E_MALFORMED);
+    af_msg_destroy (&msg);
+    msg = s_data_push (program, asker, hash, size, "00112233445566778899aabbccddeeff");
+    s_expect_msg ("a push for an unknown ask is refused: E_NO_ASK", msg, AF_MSG_ERROR, AF_E_NO_ASK);
+    af_msg_destroy (&msg);
+    msg = s_data_push (program, asker, hash, size, ask);
+    af_msg_send (msg, s_sock, NULL);
+    af_msg_destroy (&msg);
+    af_msg_t *reply = s_recv (s_sock, true);
+    bool ok = reply && reply->id == AF_MSG_PUSH_ACCEPTED && reply->result_count == 1
+           && streq (reply->results [0].state, "offered");
+    s_check (ok, "the push of the data for the ask is accepted, offered to the asker",
+             reply? af_msg_command_name (reply->id): "no reply");
+    if (ok)
+        printf ("# push %s\n", reply->push_id);
+    af_msg_destroy (&reply);
+}
+
+static void
+s_getdata_closed (const char *account, const char *device_id, const char *secret, const char *program,
+                  const char *ask, const char *asker)
+{
+    if (!s_login_as (account, device_id, secret))
+        return;
+    uint8_t data [64];
+    randombytes_buf (data, sizeof data);
+    char hash [AF_HASH_HEX + 1];
+    s_check (s_upload_bytes (data, sizeof data, hash), "some data is uploaded", hash);
+    af_msg_t *msg = s_data_push (program, asker, hash, sizeof data, ask);
+    s_expect_msg ("a push for an answered ask is refused: E_ANSWERED", msg, AF_MSG_ERROR, AF_E_ANSWERED);
+    af_msg_destroy (&msg);
+}
+
+static void
+s_getdata_get (const char *account, const char *device_id, const char *secret, const char *program,
+               const char *source)
+{
+    if (!s_login_as (account, device_id, secret))
+        return;
+    af_msg_t *msg = af_msg_new (AF_MSG_GET);
+    af_msg_set_rid_random (msg);
+    snprintf (msg->program, sizeof msg->program, "%s", program);
+    snprintf (msg->device_id, sizeof msg->device_id, "%s", source);
+    msg->with_data = true;
+    af_msg_send (msg, s_sock, NULL);
+    af_msg_destroy (&msg);
+    af_msg_t *reply = NULL;
+    do {                                //  past the items of its outbox
+        af_msg_destroy (&reply);
+        reply = s_recv (s_sock, true);
+    } while (reply && reply->id == AF_MSG_ITEM);
+    s_check (reply && reply->id == AF_MSG_PUSH_ACCEPTED, "GET withData from a device of the account is accepted",
+             reply? af_msg_command_name (reply->id): "no reply");
+    af_msg_destroy (&reply);
+}
+
+static void
+s_getdata_friend (const char *account, const char *password, const char *program)
+{
+    s_check (s_password_login (s_sock, account, password) == AF_OK, "LOGIN as a new device", NULL);
+    af_msg_t *msg = af_msg_new (AF_MSG_GET);
+    af_msg_set_rid_random (msg);
+    snprintf (msg->program, sizeof msg->program, "%s", program);
+    af_msg_set_element_count (msg, 1);
+    randombytes_buf (msg->elements [0], AF_CONTACT_TOKEN_SIZE);
+    msg->with_data = true;
+    s_expect_msg ("GET withData from a contact (tokens) is refused: E_FORBIDDEN", msg, AF_MSG_ERROR,
+                  AF_E_FORBIDDEN);
+    af_msg_set_rid_random (msg);
+    msg->with_data = false;
+    af_msg_send (msg, s_sock, NULL);
+    af_msg_t *reply = s_recv (s_sock, true);
+    s_check (reply && !(reply->id == AF_MSG_ERROR && reply->code == AF_E_FORBIDDEN),
+             "  ... the same GET without withData is not refused for that",
+             reply? af_code_name ((int) reply->code): "no reply");
+    af_msg_destroy (&reply);
+    af_msg_destroy (&msg);
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -2207,6 +2375,18 @@ main (int argc, char *argv [])
     else
     if (streq (argv [3], "record") && argc == 9)
         s_record (argv [4], argv [5], argv [6], argv [7], argv [8]);
+    else
+    if (streq (argv [3], "getdata") && argc == 10 && streq (argv [4], "source"))
+        s_getdata_source (argv [5], argv [6], argv [7], argv [8], argv [9]);
+    else
+    if (streq (argv [3], "getdata") && argc == 11 && streq (argv [4], "closed"))
+        s_getdata_closed (argv [5], argv [6], argv [7], argv [8], argv [9], argv [10]);
+    else
+    if (streq (argv [3], "getdata") && argc == 8 && streq (argv [4], "friend"))
+        s_getdata_friend (argv [5], argv [6], argv [7]);
+    else
+    if (streq (argv [3], "getdata") && argc == 10 && streq (argv [4], "get"))
+        s_getdata_get (argv [5], argv [6], argv [7], argv [8], argv [9]);
     else
     if (streq (argv [3], "payconfirm") && (argc == 8 || argc == 9))
         s_pay_repeat (argv [4], argv [5], argv [6], atoi (argv [7]), argc == 9? atoi (argv [8]): 0);

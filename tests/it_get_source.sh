@@ -10,7 +10,7 @@
 # oversized, malformed, answered twice, another device, another account),
 # each refused with its code and nothing changed; a broker killed with
 # SIGKILL after it acknowledged the source's record delivers it once.
-# get --with-data from a device of the account is refused, not ignored.
+# (get --with-data, the user data too: tests/it_get_data.sh.)
 . "$(dirname "$0")/lib.sh"
 
 WAIT=6                      # get/record_wait, seconds
@@ -59,12 +59,6 @@ check "  ... the tablet's theme (light), the package's font.size (12)" \
 check "  ... and its start-up entries (daily only: the tablet removed sync)" test "$(startup tips)" = "tips@daily "
 check "  ... shown once in the notifications" wait_eq 5 1 told tips
 check "  ... and the install record says whence" test "$(jq -r '.appliedFrom.versionName' "$T/phone/installed/tips.json")" = 1.0
-
-# --- get --with-data from a device of the account: refused, not ignored
-out=$(af phone get memo --from "$TABLET" --with-data 2>&1); rc=$?
-check "get --with-data from a device of the account is refused with the way that works" \
-    exits non-zero $rc has "$out" "--with-data" "push memo"
-check "  ... nothing installed" test ! -f "$T/phone/installed/memo.json"
 
 # --- the source offline, then online: the record after its login, once
 stop_node tablet
