@@ -232,6 +232,41 @@ s_device (const char *model)
     return device;
 }
 
+//  A LOGIN of account as the device model: by password, with device_id
+//  too if not NULL (a claim), or by key as device_id when password is NULL;
+//  a rid. The caller destroys it.
+static af_msg_t *
+s_login_msg (const char *account, const char *password, const char *device_id, const char *model)
+{
+    af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
+    af_msg_set_rid_random (msg);
+    snprintf (msg->account, sizeof msg->account, "%s", account);
+    if (password)
+        snprintf (msg->password, sizeof msg->password, "%s", password);
+    if (device_id)
+        snprintf (msg->device_id, sizeof msg->device_id, "%s", device_id);
+    msg->device = s_device (model);
+    msg->has_device = true;
+    return msg;
+}
+
+//  A password LOGIN of account on sock as a new device model, and its
+//  answer: AF_OK for LOGIN_OK (device_id, if not NULL, gets the new
+//  device's ID), an ERROR's code, 0 for no answer, -1 for anything else
+static int
+s_login (zsock_t *sock, const char *account, const char *password, const char *model, char *device_id)
+{
+    af_msg_t *msg = s_login_msg (account, password, NULL, model);
+    af_msg_send (msg, sock, NULL);
+    af_msg_destroy (&msg);
+    af_msg_t *reply = s_recv (sock, true);
+    int code = !reply? 0: reply->id == AF_MSG_LOGIN_OK? AF_OK: reply->id == AF_MSG_ERROR? (int) reply->code: -1;
+    if (code == AF_OK && device_id)
+        snprintf (device_id, AF_ID_HEX + 1, "%s", reply->device_id);
+    af_msg_destroy (&reply);
+    return code;
+}
+
 //  A valid REGISTER, cut at every seventh byte
 static void
 s_battery_truncated (void)
@@ -449,13 +484,7 @@ s_battery (void)
 static void
 s_claim (const char *account, const char *password, const char *device_id)
 {
-    af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
-    af_msg_set_rid_random (msg);
-    snprintf (msg->account, sizeof msg->account, "%s", account);
-    snprintf (msg->password, sizeof msg->password, "%s", password);
-    snprintf (msg->device_id, sizeof msg->device_id, "%s", device_id);
-    msg->device = s_device ("Impostor");
-    msg->has_device = true;
+    af_msg_t *msg = s_login_msg (account, password, device_id, "Impostor");
     s_expect_msg ("claim with the right password", msg, AF_MSG_ERROR, AF_E_KEY_MISMATCH);
     msg->password [0] = 0;
     s_expect_msg ("claim with no password", msg, AF_MSG_ERROR, AF_E_KEY_MISMATCH);
@@ -472,12 +501,7 @@ s_claim (const char *account, const char *password, const char *device_id)
 static void
 s_forbidden (const char *account, const char *password, const char *other)
 {
-    af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
-    af_msg_set_rid_random (msg);
-    snprintf (msg->account, sizeof msg->account, "%s", account);
-    snprintf (msg->password, sizeof msg->password, "%s", password);
-    msg->device = s_device ("Second key");
-    msg->has_device = true;
+    af_msg_t *msg = s_login_msg (account, password, NULL, "Second key");
     s_expect_msg ("LOGIN as a new device", msg, AF_MSG_LOGIN_OK, 0);
     snprintf (msg->account, sizeof msg->account, "%s", other);
     s_expect_msg ("LOGIN to another account on the same session", msg, AF_MSG_ERROR, AF_E_FORBIDDEN);
@@ -496,12 +520,7 @@ s_forbidden (const char *account, const char *password, const char *other)
 static void
 s_pay_hostile (const char *account, const char *password, const char *victim, const char *intent)
 {
-    af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
-    af_msg_set_rid_random (msg);
-    snprintf (msg->account, sizeof msg->account, "%s", account);
-    snprintf (msg->password, sizeof msg->password, "%s", password);
-    msg->device = s_device ("Payer");
-    msg->has_device = true;
+    af_msg_t *msg = s_login_msg (account, password, NULL, "Payer");
     s_expect_msg ("LOGIN as a new device", msg, AF_MSG_LOGIN_OK, 0);
     af_msg_destroy (&msg);
     msg = af_msg_new (AF_MSG_PAY_CONFIRM);
@@ -539,12 +558,7 @@ s_pay_hostile (const char *account, const char *password, const char *victim, co
 static void
 s_pay_repeat (const char *account, const char *password, const char *intent, int count, int code)
 {
-    af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
-    af_msg_set_rid_random (msg);
-    snprintf (msg->account, sizeof msg->account, "%s", account);
-    snprintf (msg->password, sizeof msg->password, "%s", password);
-    msg->device = s_device ("Repeater");
-    msg->has_device = true;
+    af_msg_t *msg = s_login_msg (account, password, NULL, "Repeater");
     s_expect_msg ("LOGIN as a new device", msg, AF_MSG_LOGIN_OK, 0);
     af_msg_destroy (&msg);
     for (int i = 0; i < count; i++) {
@@ -581,12 +595,7 @@ s_pay_repeat (const char *account, const char *password, const char *intent, int
 static void
 s_backups (const char *account, const char *password, const char *program)
 {
-    af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
-    af_msg_set_rid_random (msg);
-    snprintf (msg->account, sizeof msg->account, "%s", account);
-    snprintf (msg->password, sizeof msg->password, "%s", password);
-    msg->device = s_device ("Backup reader");
-    msg->has_device = true;
+    af_msg_t *msg = s_login_msg (account, password, NULL, "Backup reader");
     s_expect_msg ("LOGIN", msg, AF_MSG_LOGIN_OK, 0);
     af_msg_destroy (&msg);
     msg = af_msg_new (AF_MSG_BACKUPS);
@@ -656,12 +665,7 @@ s_ack_offer (const char *account, const char *device_id)
     s_expect_msg ("ACK of an OFFER is refused", msg, AF_MSG_ERROR, AF_E_FORBIDDEN);
     af_msg_destroy (&msg);
     //  A login again, by key, on this connection: the outbox starts over
-    msg = af_msg_new (AF_MSG_LOGIN);
-    af_msg_set_rid_random (msg);
-    snprintf (msg->account, sizeof msg->account, "%s", account);
-    snprintf (msg->device_id, sizeof msg->device_id, "%s", device_id);
-    msg->device = s_device ("Raw pusher");
-    msg->has_device = true;
+    msg = s_login_msg (account, NULL, device_id, "Raw pusher");
     s_expect_msg ("LOGIN again by key", msg, AF_MSG_LOGIN_OK, 0);
     af_msg_destroy (&msg);
     char again [AF_ID_HEX + 1] = "";
@@ -707,20 +711,9 @@ s_ack_offer (const char *account, const char *device_id)
 static void
 s_push_battery (const char *account, const char *password)
 {
-    af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
-    af_msg_set_rid_random (msg);
-    snprintf (msg->account, sizeof msg->account, "%s", account);
-    snprintf (msg->password, sizeof msg->password, "%s", password);
-    msg->device = s_device ("Raw pusher");
-    msg->has_device = true;
-    af_msg_send (msg, s_sock, NULL);
-    af_msg_t *reply = s_recv (s_sock, true);
     char device_id [AF_ID_HEX + 1] = "";
-    if (reply && reply->id == AF_MSG_LOGIN_OK)
-        strcpy (device_id, reply->device_id);
-    s_check (*device_id, "LOGIN as a new device", NULL);
-    af_msg_destroy (&reply);
-    af_msg_destroy (&msg);
+    s_check (s_login (s_sock, account, password, "Raw pusher", device_id) == AF_OK, "LOGIN as a new device", NULL);
+    af_msg_t *msg = NULL;
     const char *nothing = "0000000000000000000000000000000000000000000000000000000000000000";
 
     msg = af_msg_new (AF_MSG_FETCH);
@@ -827,20 +820,9 @@ s_has_app (const char *device_id, const char *program)
 static void
 s_report_battery (const char *account, const char *password)
 {
-    af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
-    af_msg_set_rid_random (msg);
-    snprintf (msg->account, sizeof msg->account, "%s", account);
-    snprintf (msg->password, sizeof msg->password, "%s", password);
-    msg->device = s_device ("Raw reporter");
-    msg->has_device = true;
-    af_msg_send (msg, s_sock, NULL);
-    af_msg_t *ok = s_recv (s_sock, true);
     char device_id [AF_ID_HEX + 1] = "";
-    if (ok && ok->id == AF_MSG_LOGIN_OK)
-        strcpy (device_id, ok->device_id);
-    s_check (*device_id, "LOGIN as a new device", NULL);
-    af_msg_destroy (&ok);
-    af_msg_destroy (&msg);
+    s_check (s_login (s_sock, account, password, "Raw reporter", device_id) == AF_OK, "LOGIN as a new device", NULL);
+    af_msg_t *msg = NULL;
 
     msg = af_msg_new (AF_MSG_REPORT);
     af_msg_set_rid_random (msg);
@@ -894,17 +876,8 @@ s_report_battery (const char *account, const char *password)
 static void
 s_fill (const char *account, const char *password)
 {
-    af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
-    af_msg_set_rid_random (msg);
-    snprintf (msg->account, sizeof msg->account, "%s", account);
-    snprintf (msg->password, sizeof msg->password, "%s", password);
-    msg->device = s_device ("Raw filler");
-    msg->has_device = true;
-    af_msg_send (msg, s_sock, NULL);
-    af_msg_destroy (&msg);
-    af_msg_t *reply = s_recv (s_sock, true);
-    s_check (reply && reply->id == AF_MSG_LOGIN_OK, "LOGIN as a new device", NULL);
-    af_msg_destroy (&reply);
+    s_check (s_login (s_sock, account, password, "Raw filler", NULL) == AF_OK, "LOGIN as a new device", NULL);
+    af_msg_t *msg, *reply;
     static const uint32_t sizes [] = { 200000, 16000, 1000, 100 };
     uint32_t stored = 0, refused = 0;
     size_t bytes = 0;
@@ -1034,18 +1007,7 @@ s_storm (int count)
 static int
 s_password_login (zsock_t *sock, const char *account, const char *password)
 {
-    af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
-    af_msg_set_rid_random (msg);
-    snprintf (msg->account, sizeof msg->account, "%s", account);
-    snprintf (msg->password, sizeof msg->password, "%s", password);
-    msg->device = s_device ("Raw guesser");
-    msg->has_device = true;
-    af_msg_send (msg, sock, NULL);
-    af_msg_destroy (&msg);
-    af_msg_t *reply = s_recv (sock, true);
-    int code = !reply? 0: reply->id == AF_MSG_LOGIN_OK? AF_OK: reply->id == AF_MSG_ERROR? (int) reply->code: -1;
-    af_msg_destroy (&reply);
-    return code;
+    return s_login (sock, account, password, "Raw guesser", NULL);
 }
 
 //  A password LOGIN, and what it must be answered: REDIRECT, LOGIN_OK, or
@@ -1053,12 +1015,7 @@ s_password_login (zsock_t *sock, const char *account, const char *password)
 static void
 s_login_expect (const char *account, const char *password, const char *expect)
 {
-    af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
-    af_msg_set_rid_random (msg);
-    snprintf (msg->account, sizeof msg->account, "%s", account);
-    snprintf (msg->password, sizeof msg->password, "%s", password);
-    msg->device = s_device ("Raw");
-    msg->has_device = true;
+    af_msg_t *msg = s_login_msg (account, password, NULL, "Raw");
     af_msg_send (msg, s_sock, NULL);
     af_msg_destroy (&msg);
     af_msg_t *reply = s_recv (s_sock, true);
@@ -1554,19 +1511,9 @@ s_burst (const char *account, const char *password, int count)
     s_check (s_password_login (s_sock, account, password) == AF_OK, "the pushing device logs in", NULL);
     zcert_t *cert = zcert_new ();
     zsock_t *target = s_connect_cert (cert);
-    af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
-    af_msg_set_rid_random (msg);
-    snprintf (msg->account, sizeof msg->account, "%s", account);
-    snprintf (msg->password, sizeof msg->password, "%s", password);
-    msg->device = s_device ("Raw burst");
-    msg->has_device = true;
-    af_msg_send (msg, target, NULL);
-    af_msg_t *reply = s_recv (target, true);
     char device_id [AF_ID_HEX + 1] = "";
-    if (reply && reply->id == AF_MSG_LOGIN_OK)
-        strcpy (device_id, reply->device_id);
-    af_msg_destroy (&reply);
-    s_check (*device_id, "the target logs in once", NULL);
+    s_check (s_login (target, account, password, "Raw burst", device_id) == AF_OK, "the target logs in once", NULL);
+    af_msg_t *msg, *reply;
     zsock_destroy (&target);
 
     char (*pushes) [AF_ID_HEX + 1] = calloc ((size_t) count, AF_ID_HEX + 1);
@@ -1591,9 +1538,7 @@ s_burst (const char *account, const char *password, int count)
     //  It comes back by key; LOGIN_OK, the device lists and a window of
     //  items come at once, the rest as it finishes each offer
     target = s_connect_cert (cert);
-    msg->password [0] = 0;
-    snprintf (msg->device_id, sizeof msg->device_id, "%s", device_id);
-    af_msg_set_rid_random (msg);
+    msg = s_login_msg (account, NULL, device_id, "Raw burst");
     af_msg_send (msg, target, NULL);
     af_msg_destroy (&msg);
     reply = s_recv (target, true);
@@ -1987,12 +1932,7 @@ s_login_as (const char *account, const char *device_id, const char *secret)
         s_check (false, "the source device's key loads", secret);
         return false;
     }
-    af_msg_t *msg = af_msg_new (AF_MSG_LOGIN);
-    af_msg_set_rid_random (msg);
-    snprintf (msg->account, sizeof msg->account, "%s", account);
-    snprintf (msg->device_id, sizeof msg->device_id, "%s", device_id);
-    msg->device = s_device ("Source");
-    msg->has_device = true;
+    af_msg_t *msg = s_login_msg (account, NULL, device_id, "Source");
     s_expect_msg ("LOGIN by key as the source device", msg, AF_MSG_LOGIN_OK, 0);
     af_msg_destroy (&msg);
     return true;
@@ -2111,12 +2051,7 @@ s_record (const char *account, const char *device_id, const char *secret, const 
     //  Another device of the account, and another account: never theirs
     zsock_destroy (&s_sock);
     s_sock = s_connect ();
-    msg = af_msg_new (AF_MSG_LOGIN);
-    af_msg_set_rid_random (msg);
-    snprintf (msg->account, sizeof msg->account, "%s", account);
-    snprintf (msg->password, sizeof msg->password, "%s", getenv ("APPFERRY_PASSWORD")? getenv ("APPFERRY_PASSWORD"): "");
-    msg->device = s_device ("Other");
-    msg->has_device = true;
+    msg = s_login_msg (account, getenv ("APPFERRY_PASSWORD")? getenv ("APPFERRY_PASSWORD"): "", NULL, "Other");
     s_expect_msg ("LOGIN as another device of the account", msg, AF_MSG_LOGIN_OK, 0);
     af_msg_destroy (&msg);
     msg = s_record_put (ask, program, asker, record);
@@ -2131,12 +2066,7 @@ s_record (const char *account, const char *device_id, const char *secret, const 
     af_msg_destroy (&msg);
     af_msg_t *reply = s_recv (s_sock, true);
     af_msg_destroy (&reply);
-    msg = af_msg_new (AF_MSG_LOGIN);
-    af_msg_set_rid_random (msg);
-    strcpy (msg->account, "mallory");
-    strcpy (msg->password, "long enough password");
-    msg->device = s_device ("Mallory");
-    msg->has_device = true;
+    msg = s_login_msg ("mallory", "long enough password", NULL, "Mallory");
     s_expect_msg ("LOGIN as another account", msg, AF_MSG_LOGIN_OK, 0);
     af_msg_destroy (&msg);
     msg = s_record_put (ask, program, asker, record);
