@@ -978,15 +978,22 @@ s_shard_held (af_broker_t *self, uint32_t shard)
 //  our epoch, and next claims it (it comes first in rank order, so it
 //  does not wait: s_may_claim). Abandoned, and the shard served again, if
 //  next leaves the in-sync set (it did not ack within repl_timeout) or
-//  is no longer the wanted owner meanwhile.
+//  is no longer the wanted owner meanwhile. What it waits for, if it
+//  waits, goes into why (a drain logs it: s_drain_log).
 static void
-s_handoff (af_broker_t *self, uint32_t shard, const char *next_id, int64_t now)
+s_handoff (af_broker_t *self, uint32_t shard, const char *next_id, int64_t now, char *why, size_t size)
 {
     shard_t *state = &self->shards [shard];
     replica_t *next = next_id && !streq (next_id, self->id)? s_replica (state, next_id, false): NULL;
     bool fit = next && next->in_isr && !next->asking;
-    if (state->releasing)
-        return;                         //  with the coordinator
+    uint64_t acked = next && next->acked != UINT64_MAX? next->acked: 0;
+    *why = 0;
+    if (next_id && streq (next_id, self->id))
+        return;                         //  we are its wanted owner
+    if (state->releasing) {
+        snprintf (why, size, "its release is with etcd");
+        return;
+    }
     if (state->leaving) {
         if (!fit || !streq (next->id, state->leaving_to)) {
             zsys_warning ("broker: hand-off of shard %u to %s abandoned (%s): serving it again", shard,
@@ -999,6 +1006,9 @@ s_handoff (af_broker_t *self, uint32_t shard, const char *next_id, int64_t now)
             state->releasing = true;
             s_tell (self, "RELEASE", shard, NULL, state->epoch);
         }
+        else
+            snprintf (why, size, "handing it to %s, which has acked %" PRIu64 " of our %" PRIu64 " entries%s",
+                      next->id, acked, state->head, s_shard_held (self, shard)? " (a batch held for followers holds it)": "");
         return;
     }
     if (fit && s_stable (self, now)) {
@@ -1008,6 +1018,20 @@ s_handoff (af_broker_t *self, uint32_t shard, const char *next_id, int64_t now)
         af_store_log_own (af_registry_store (self->registry), shard, false);
         s_repl_send (self, shard, next, now);
     }
+    else
+    if (!next_id)
+        snprintf (why, size, "no broker may take it");
+    else
+    if (!next)
+        snprintf (why, size, "its next owner %s is not our follower yet", next_id);
+    else
+    if (!fit)
+        snprintf (why, size, "its next owner %s is not in its in-sync set%s (acked %" PRIu64 " of our %" PRIu64
+                  " entries%s)", next->id, next->asking? " yet (asked of etcd)": "", acked, state->head,
+                  next->snapshot? ", taking a copy": next->joining? ", joining": "");
+    else
+        snprintf (why, size, "the live set changed %" PRId64 " ms ago, and hand-offs wait for %d ms of it unchanged",
+                  now - self->members_at, self->config.cluster_lease_s * 1000);
 }
 
 //  May we claim shard, which nobody owns? One that never had an owner: if
@@ -1053,8 +1077,10 @@ s_may_claim (af_broker_t *self, uint32_t shard, int64_t now)
     return claimer && streq (claimer, self->id);
 }
 
+//  A shard we own: its followers, the in-sync set, a hand-off (what that
+//  waits for goes into why)
 static void
-s_tick_owner (af_broker_t *self, uint32_t shard, int64_t now)
+s_tick_owner (af_broker_t *self, uint32_t shard, int64_t now, char *why, size_t size)
 {
     shard_t *state = &self->shards [shard];
     const char *wanted [1 + AF_CLUSTER_MAX_REPLICAS];
@@ -1124,7 +1150,22 @@ s_tick_owner (af_broker_t *self, uint32_t shard, int64_t now)
             s_tell (self, "ISR_DEL", shard, replica->id, state->epoch);
         }
     }
-    s_handoff (self, shard, count? wanted [0]: NULL, now);
+    s_handoff (self, shard, count? wanted [0]: NULL, now, why, size);
+}
+
+//  While we drain, every AF_CLUSTER_DRAIN_LOG_MS: what each shard that
+//  keeps us waits for (the first AF_CLUSTER_DRAIN_LOG_SHARDS of them, then
+//  how many more), so that an operator sees why a drain takes its time.
+//  why: what the hand-off of a shard we own waits for ("" if nothing)
+static void
+s_drain_log (af_broker_t *self, uint32_t shard, char *why, size_t size, uint32_t *waiting)
+{
+    shard_t *state = &self->shards [shard];
+    if (!*why && state->role != SHARD_OWNER && s_in_sync (self, shard))
+        snprintf (why, size, "we are in its in-sync set still: its owner %s takes us out once its wanted "
+                  "followers are in it", *state->owner? state->owner: "(none yet)");
+    if (*why && ++*waiting <= AF_CLUSTER_DRAIN_LOG_SHARDS)
+        zsys_info ("broker: draining: shard %u waits: %s", shard, why);
 }
 
 void
@@ -1132,15 +1173,26 @@ broker_cluster_tick (af_broker_t *self, int64_t now)
 {
     if (!self->cluster)
         return;
+    bool report = self->draining && now - self->drain_log_at >= AF_CLUSTER_DRAIN_LOG_MS;
+    uint32_t waiting = 0;
     for (uint32_t shard = 0; shard < self->shard_count; shard++) {
         shard_t *state = &self->shards [shard];
+        char why [256] = "";
         if (state->role == SHARD_OWNER)
-            s_tick_owner (self, shard, now);
+            s_tick_owner (self, shard, now, why, sizeof why);
         else
         if (!*state->owner && !state->claiming && now < self->lease_until && s_may_claim (self, shard, now)) {
             state->claiming = true;
             s_tell (self, "CLAIM", shard, NULL, 0);
         }
+        if (report)
+            s_drain_log (self, shard, why, sizeof why, &waiting);
+    }
+    if (report) {
+        self->drain_log_at = now;
+        uint32_t more = waiting > AF_CLUSTER_DRAIN_LOG_SHARDS? waiting - AF_CLUSTER_DRAIN_LOG_SHARDS: 0;
+        if (more)
+            zsys_info ("broker: draining: %u more shard%s", more, more == 1? " waits": "s wait");
     }
     if (now - self->published_at >= 1000) {
         self->published_at = now;
@@ -1185,6 +1237,7 @@ s_drain_start (af_broker_t *self)
     }
     else {
         self->draining = true;
+        self->drain_log_at = zclock_mono ();   //  the first account of what it waits for: in a while
         snprintf (self->drain, sizeof self->drain, "draining");
         zstr_send (self->coordinator, "DRAIN");
         zsys_info ("broker: draining: handing off every shard we own, then stopping");

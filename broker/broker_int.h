@@ -215,6 +215,7 @@ struct _af_broker_t {
     int64_t members_at;             //  zclock_mono of the last change of the live set
     int64_t lease_since;            //  zclock_mono our present lease began
     bool draining;                  //  asked to drain (SIGUSR1, appferry-broker --drain)
+    int64_t drain_log_at;           //  zclock_mono: what the drain waits for, last logged
     char drain [AF_MAX_REASON + 1]; //  "", "draining", "drained" or "refused: why"
     int drain_fd;                   //  the signalfd SIGUSR1 comes through, -1 if none
 };

@@ -218,6 +218,8 @@
 #define AF_CLUSTER_TICK_MS      100     //  the coordinator's loop
 #define AF_CLUSTER_CLAIM_GRACE_MS 3000 //  a shard's claim waits this long for the first in rank order
 #define AF_CLUSTER_ETCD_TIMEOUT_MS 2000 //  one etcd call at most
+#define AF_CLUSTER_DRAIN_LOG_MS 5000    //  a drain logs what keeps it waiting this often
+#define AF_CLUSTER_DRAIN_LOG_SHARDS 4   //  ... for this many shards at most (then how many more)
 #define AF_CLUSTER_STATUS_DIRS  64      //  --cluster-status: data directories read at most
 //  FORWARD between brokers (SPEC 10 "FORWARD"): a cross-shard friend request
 #define AF_CLUSTER_FORWARDS     64      //  FORWARDs in flight to one broker at most
