@@ -254,6 +254,11 @@ void broker_send (af_broker_t *self, session_t *session, af_msg_t **msg_p);
 //  encoded or is larger than AF_MAX_MSG).
 int broker_send_msg (af_broker_t *self, session_t *session, af_msg_t *msg);
 
+//  The same for a message that says nothing of any change (a device's
+//  NOTIFY): it goes at once, not after the batch's commit, unless the
+//  batch holds something for session already (then after it, in order).
+int broker_send_msg_now (af_broker_t *self, session_t *session, af_msg_t *msg);
+
 //  The same for a message encoded already (taken); rid is the request's
 //  it answers, or NULL, or BROKER_UNHELD: it says nothing of any change
 //  (a PONG), so it goes at once, not after the batch's commit.

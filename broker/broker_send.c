@@ -164,26 +164,46 @@ s_send_frame (af_broker_t *self, session_t *session, zframe_t *frame)
     return 0;
 }
 
-int
-broker_send_msg (af_broker_t *self, session_t *session, af_msg_t *msg)
+//  msg encoded for session, or NULL (logged) if it cannot be or is larger
+//  than a message may be
+static zframe_t *
+s_encode (af_broker_t *self, session_t *session, af_msg_t *msg)
 {
     assert (self);
     assert (msg);
     if (session->dropped)
-        return -1;
+        return NULL;
     zframe_t *frame = af_msg_encode (msg);
     if (!frame) {
         zsys_warning ("broker: cannot encode %s for node %s", af_msg_command_name (msg->id), session->hex);
-        return -1;
+        return NULL;
     }
     size_t size = zframe_size (frame);
     if (size > AF_MAX_MSG) {
         zsys_error ("broker: %s for node %s is %zu bytes, more than a message may be (%d); not sent",
                     af_msg_command_name (msg->id), session->hex, size, AF_MAX_MSG);
         zframe_destroy (&frame);
-        return -1;
+        return NULL;
     }
-    return broker_send_frame (self, session, frame, msg->has_rid? msg->rid: NULL);
+    return frame;
+}
+
+int
+broker_send_msg (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    zframe_t *frame = s_encode (self, session, msg);
+    return frame? broker_send_frame (self, session, frame, msg->has_rid? msg->rid: NULL): -1;
+}
+
+int
+broker_send_msg_now (af_broker_t *self, session_t *session, af_msg_t *msg)
+{
+    zframe_t *frame = s_encode (self, session, msg);
+    if (!frame)
+        return -1;
+    //  After what this batch holds for session, if anything: the order of
+    //  one session's messages is kept
+    return broker_send_frame (self, session, frame, session->held? NULL: BROKER_UNHELD);
 }
 
 const uint8_t broker_unheld [AF_ID_SIZE] = { 0 };

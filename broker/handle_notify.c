@@ -33,7 +33,13 @@ handle_notify (af_broker_t *self, session_t *session, af_msg_t *msg)
     memcpy (msg->device_id, session->device_id, sizeof msg->device_id);
     msg->ask [0] = 0;                   //  only the broker's notices carry an ask (5.47a)
     msg->has_rid = false;
-    if (broker_send_msg (self, target, msg))
+    //  A device's NOTIFY changes nothing stored, so nothing waits for a
+    //  commit: it goes now. Held to the batch's end, a stream of them went
+    //  out a batch (up to AF_BATCH) at a time into the receiver's queue of
+    //  AF_PEER_HWM; the rest waited in its session queue, and once the
+    //  sender's window was full only the retry timer drained it (one
+    //  stream: 5-47 k msg/s instead of over 100 k, bench_route)
+    if (broker_send_msg_now (self, target, msg))
         zsys_warning ("broker: cannot deliver NOTIFY to %s", target->device_id);
     msg->has_rid = has_rid;
     if (has_rid)
