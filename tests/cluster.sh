@@ -116,3 +116,29 @@ account_on () {
         grep -qx "$(shard "$1$i") $id" <<< "$owned" && { echo "$1$i"; return; }
     done
 }
+
+# friends_across PROGRAM...: ana ($ANA, node a: a Galaxy Tab S7) and bob
+# ($BOB, node b: a Galaxy S21) log in through all the brokers ($ALL), import
+# the address books of tests/friends and become friends across them
+# (checked); ana's list holds exactly the PROGRAMs (preinstalled before),
+# and she shares each with her friends. TABLET is ana's device ID.
+friends_across () {
+    local pair n account p F="$AF_SRC/tests/friends"
+    NODES_EP=$ALL
+    start_node a "$DEVICES/galaxy-tab-s7.json"
+    start_node b "$DEVICES/galaxy-s21.json"
+    for pair in a:$ANA b:$BOB; do
+        n=${pair%%:*} account=${pair#*:}
+        af $n register $account > /dev/null && af $n login $account > /dev/null || die "$account: no login"
+    done
+    af a contacts import "$F/ana.vcf" --country DE > /dev/null \
+        && af a contacts me "0151 10000001" --country DE > /dev/null \
+        && af b contacts import "$F/bob.vcf" --country DE > /dev/null \
+        && af b contacts me "+49 151 10000002" > /dev/null \
+        || die "contacts import failed"
+    check "ana ($ANA, broker 1) and bob ($BOB, broker 2) are friends over the brokers" \
+        test "$(afj b '[.friends[].name] | join(",")' friends)" = "Ana Alpha"
+    wait_until 10 bash -c "'$CLI' --home '$T/a' --json apps | jq -e '.apps | length == $#'" || die "ana's list"
+    for p in "$@"; do af a share $p --friends > /dev/null || die "share failed"; done
+    TABLET=$(device_id a)
+}

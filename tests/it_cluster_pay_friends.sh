@@ -14,7 +14,6 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/etcd.sh"
 . "$(dirname "$0")/cluster.sh"
-F="$AF_SRC/tests/friends"
 
 UNIVERSAL="$AF_SRC/data/catalog/packages/notes-2.1.0-universal.tar"
 game () { printf '  { "program": "%s", "platform": "android", "versionCode": 1, "versionName": "1.1", "minSdk": 21,
@@ -48,22 +47,9 @@ wait_until 10 test -s "$T/payments.cert" || die "payments made no certificate"
 cp "$T/payments.cert" "$T/b2/workers/payments.cert"
 wait_until 10 grep -q "ready for 'payments'" "$T/b2.log" || die "payments not ready"
 
-NODES_EP=$ALL
 for g in game1 game2 game3; do preinstalled a $g 1.1; done
 preinstalled a free1 1.0
-start_node a "$DEVICES/galaxy-tab-s7.json"
-start_node b "$DEVICES/galaxy-s21.json"
-for pair in a:$ANA b:$BOB; do
-    n=${pair%%:*} account=${pair#*:}
-    af $n register $account > /dev/null && af $n login $account > /dev/null || die "$account: no login"
-done
-af a contacts import "$F/ana.vcf" --country DE > /dev/null && af a contacts me "0151 10000001" --country DE > /dev/null \
-    && af b contacts import "$F/bob.vcf" --country DE > /dev/null && af b contacts me "+49 151 10000002" > /dev/null \
-    || die "contacts import failed"
-check "ana ($ANA, broker 1) and bob ($BOB, broker 2) are friends over the brokers" \
-    test "$(afj b '[.friends[].name] | join(",")' friends)" = "Ana Alpha"
-wait_until 10 bash -c "'$CLI' --home '$T/a' --json apps | jq -e '.apps | length == 4'" || die "ana's list"
-for p in game1 game2 game3 free1; do af a share $p --friends > /dev/null || die "share failed"; done
+friends_across game1 game2 game3 free1
 
 # ana's notices from friends: "KIND PROGRAM" each, sorted
 told () { afj a '[.notifications[] | select(.kind | startswith("friend-")) | "\(.kind) \(.text | split(" ")[0])"]

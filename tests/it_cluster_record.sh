@@ -15,7 +15,6 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/etcd.sh"
 . "$(dirname "$0")/cluster.sh"
-F="$AF_SRC/tests/friends"
 
 WAIT=8                      # get/record_wait on every broker, seconds
 P="$T/pkg"
@@ -55,21 +54,7 @@ for p in tips diary album; do
     echo '{"theme": "light", "font.size": "12"}' > "$T/a/settings/$p.json"
     touch "$T/a/startup/$p@daily"
 done
-NODES_EP=$ALL
-start_node a "$DEVICES/galaxy-tab-s7.json"
-start_node b "$DEVICES/galaxy-s21.json"
-for pair in a:$ANA b:$BOB; do
-    n=${pair%%:*} account=${pair#*:}
-    af $n register $account > /dev/null && af $n login $account > /dev/null || die "$account: no login"
-done
-af a contacts import "$F/ana.vcf" --country DE > /dev/null && af a contacts me "0151 10000001" --country DE > /dev/null \
-    && af b contacts import "$F/bob.vcf" --country DE > /dev/null && af b contacts me "+49 151 10000002" > /dev/null \
-    || die "contacts import failed"
-check "ana ($ANA, broker 1) and bob ($BOB, broker 2) are friends over the brokers" \
-    test "$(afj b '[.friends[].name] | join(",")' friends)" = "Ana Alpha"
-wait_until 10 bash -c "'$CLI' --home '$T/a' --json apps | jq -e '.apps | length == 3'" || die "ana's list"
-for p in tips diary album; do af a share $p --friends > /dev/null || die "share failed"; done
-TABLET=$(device_id a)
+friends_across tips diary album
 
 setting () { jq -r --arg k "$2" '.[$k] // "(none)"' "$T/b/settings/$1.json" 2>/dev/null || echo "(no file)"; }
 state () { jq -r .state "$T/b/records/$1.json" 2>/dev/null || echo "(none)"; }
