@@ -5,7 +5,8 @@
 #
 # 1. Replication's cost: bench_repl (durable REPORTs/s through one broker
 #    alone and through a cluster of two, one follower per shard,
-#    alternating rounds) on an etcd of its own, with 16 and 64 devices.
+#    alternating rounds) on an etcd of its own, with 16 and 64 devices
+#    (AF_CLUSTER_REPL_DEVICES: other counts; empty: this part is skipped).
 # 2. AF_CLUSTER_DEVICES devices (10,000) on three brokers (the defaults
 #    of a real cluster: 256 shards, a 5 s lease, repl_timeout 1 s; set
 #    AF_CLUSTER_SHARDS, AF_CLUSTER_TTL): how long until every device has
@@ -39,7 +40,7 @@ ps -eo pcpu,comm --sort=-pcpu | sed -n '2,6p' | sed 's/^/  #     /'
 
 # --- 1. replication's cost, each run on a fresh etcd of its own (a new
 # cluster cannot take shards an old one's in-sync sets still name)
-for d in 16 64; do
+for d in ${AF_CLUSTER_REPL_DEVICES-16 64}; do
     start_etcd repl
     "$AF_BIN/bench/bench_repl" --etcd "$ETCD_ENDPOINT" --devices $d --rounds 5 > "$T/repl-$d.log" 2>&1 \
         || not_ok "bench_repl --devices $d failed (see $T/repl-$d.log)"
