@@ -2,9 +2,15 @@
     af_coordinator - the broker's cluster thread: everything it asks etcd
 
     See af_coordinator.h. One loop: the pipe (the reactor's requests), the
-    watch's pipe (changes), and a tick that keeps the lease alive. A lost
-    watch is made again after reading everything afresh; a lost lease is
-    told, then replaced.
+    watch's pipe (changes), the keeper's pipe (the lease kept alive) and a
+    tick. A lost watch is made again after reading everything afresh; a
+    lost lease is told, then replaced.
+
+    The keeper is a thread of its own with an etcd client of its own: no
+    other call, however slow, holds a keep-alive back. Every etcd call may
+    take AF_CLUSTER_ETCD_TIMEOUT_MS (2 s) and a claim makes two, so one
+    thread doing both could let a 3 s lease expire under a slow etcd while
+    it had not failed once.
     =========================================================================
 */
 #include "af_coordinator.h"
@@ -30,9 +36,9 @@ typedef struct {
     char etcd [1024], id [MAX_ID + 1], nodes [AF_MAX_ENDPOINT + 1], peers [AF_MAX_ENDPOINT + 1];
     af_etcd_t *client;
     zactor_t *watch;
+    zactor_t *keeper;               //  keeps lease alive (NULL: no lease)
     int64_t lease;                  //  0: none
     int64_t lease_until;            //  zclock_mono
-    int64_t keepalive_at;
     bool draining;
     bool drain_told;                //  our registration in etcd says so
     bool terminated;
@@ -263,6 +269,96 @@ s_send_lease (self_t *self)
     zmsg_send (&msg, self->pipe);
 }
 
+//  The keeper: one keep-alive every AF_CLUSTER_KEEPALIVE_MS (a quarter of
+//  that after one failed: the lease's margin is a second), each told on
+//  its pipe as "ALIVE asked ttl" (asked: zclock_mono when it was sent),
+//  "FAILED reason" or "GONE" (etcd has no such lease: then nothing more).
+//  A keep-alive etcd took over S_SLOW_MS to answer is logged: it is what
+//  brings a lease to its end without one failure.
+#define S_SLOW_MS 500
+
+typedef struct {
+    const char *etcd;
+    int64_t lease;
+} keeper_args_t;
+
+static void
+s_keeper_actor (zsock_t *pipe, void *args)
+{
+    char etcd [1024], err [512];
+    snprintf (etcd, sizeof etcd, "%s", ((keeper_args_t *) args)->etcd);
+    int64_t lease = ((keeper_args_t *) args)->lease;
+    af_etcd_t *client = af_etcd_new (etcd, AF_CLUSTER_ETCD_TIMEOUT_MS, err, sizeof err);
+    zsock_signal (pipe, 0);
+    zpoller_t *poller = zpoller_new (pipe, NULL);
+    int64_t due = zclock_mono () + AF_CLUSTER_KEEPALIVE_MS;
+    bool gone = false;
+    while (true) {
+        int64_t wait = gone? -1: due - zclock_mono ();
+        void *which = zpoller_wait (poller, wait < 0 && !gone? 0: (int) wait);
+        if (which == pipe || zpoller_terminated (poller))
+            break;                      //  $TERM (or anything: it is only ever that)
+        if (gone || zclock_mono () < due)
+            continue;
+        int64_t asked = zclock_mono (), ttl = 0;
+        int code = client? af_etcd_lease_keepalive (client, lease, &ttl, err, sizeof err): AF_E_INTERNAL;
+        int64_t took = zclock_mono () - asked;
+        if (took > S_SLOW_MS)
+            zsys_warning ("cluster: etcd took %" PRId64 " ms to keep our lease %" PRIx64 " alive", took, lease);
+        if (code == AF_OK && ttl > 0) {
+            char a [32], t [32];
+            snprintf (a, sizeof a, "%" PRId64, asked);
+            snprintf (t, sizeof t, "%" PRId64, ttl);
+            zstr_sendx (pipe, "ALIVE", a, t, NULL);
+        }
+        else
+        if (code == AF_OK) {
+            zstr_send (pipe, "GONE");
+            gone = true;
+        }
+        else
+            zstr_sendx (pipe, "FAILED", client? err: "no etcd client", NULL);
+        due = asked + (code == AF_OK? AF_CLUSTER_KEEPALIVE_MS: AF_CLUSTER_KEEPALIVE_MS / 4);
+    }
+    zpoller_destroy (&poller);
+    af_etcd_destroy (&client);
+}
+
+static void
+s_keeper_event (self_t *self)
+{
+    zmsg_t *msg = zmsg_recv (self->keeper);
+    char *type = msg? zmsg_popstr (msg): NULL;
+    if (type && streq (type, "ALIVE")) {
+        char *asked = zmsg_popstr (msg), *ttl = zmsg_popstr (msg);
+        self->lease_lapsed = false;
+        self->lease_until = (asked? strtoll (asked, NULL, 10): 0) + (ttl? strtoll (ttl, NULL, 10): 0) * 1000
+                          - AF_CLUSTER_LEASE_MARGIN_MS;
+        s_send_lease (self);
+        zstr_free (&asked);
+        zstr_free (&ttl);
+    }
+    else
+    if (type && streq (type, "GONE")) {
+        zsys_warning ("cluster: our lease %" PRIx64 " is gone (expired): everything under it too", self->lease);
+        zstr_send (self->pipe, "LOST");
+        self->lease = 0;
+        zactor_destroy (&self->keeper);         //  s_tick makes a new lease
+    }
+    else
+    if (type && streq (type, "FAILED")) {
+        char *reason = zmsg_popstr (msg);
+        if (zclock_mono () > self->lease_until && !self->lease_lapsed) {
+            self->lease_lapsed = true;  //  said once, until a keep-alive works again
+            zsys_warning ("cluster: cannot keep our lease alive (%s): confirming nothing until it is",
+                          reason? reason: "?");
+        }
+        zstr_free (&reason);
+    }
+    zstr_free (&type);
+    zmsg_destroy (&msg);
+}
+
 //  A new lease: granted, registered under, and told
 static int
 s_lease (self_t *self)
@@ -279,34 +375,15 @@ s_lease (self_t *self)
         return code;
     }
     self->lease_until = asked + granted * 1000 - AF_CLUSTER_LEASE_MARGIN_MS;
+    self->lease_lapsed = false;
     self->drain_told = self->draining;
+    keeper_args_t keeper = { self->etcd, self->lease };
+    zactor_destroy (&self->keeper);
+    self->keeper = zactor_new (s_keeper_actor, &keeper);
+    assert (self->keeper);
     s_send_lease (self);
     zsys_info ("cluster: broker %s has lease %" PRIx64 " (%" PRId64 " s)", self->id, self->lease, granted);
     return AF_OK;
-}
-
-static void
-s_keepalive (self_t *self)
-{
-    int64_t asked = zclock_mono ();
-    int64_t ttl;
-    int code = af_etcd_lease_keepalive (self->client, self->lease, &ttl, self->err, sizeof self->err);
-    if (code == AF_OK && ttl > 0) {
-        self->lease_lapsed = false;
-        self->lease_until = asked + ttl * 1000 - AF_CLUSTER_LEASE_MARGIN_MS;
-        s_send_lease (self);
-    }
-    else
-    if (code == AF_OK) {
-        zsys_warning ("cluster: our lease %" PRIx64 " is gone (expired): everything under it too", self->lease);
-        zstr_send (self->pipe, "LOST");
-        self->lease = 0;
-    }
-    else
-    if (zclock_mono () > self->lease_until && !self->lease_lapsed) {
-        self->lease_lapsed = true;      //  said once, until a keep-alive works again
-        zsys_warning ("cluster: cannot keep our lease alive (%s): confirming nothing until it is", self->err);
-    }
 }
 
 //  --------------------------------------------------------------------------
@@ -470,7 +547,7 @@ s_shards_agreed (self_t *self)
 }
 
 static void
-s_tick (self_t *self, int64_t now)
+s_tick (self_t *self)
 {
     if (!self->lease)
         s_lease (self);
@@ -481,11 +558,6 @@ s_tick (self_t *self, int64_t now)
             zsys_info ("cluster: broker %s is draining: wanted for no shard", self->id);
         else
             zsys_warning ("cluster: cannot mark us draining in etcd (%s): trying again", self->err);
-    }
-    else
-    if (now >= self->keepalive_at) {
-        self->keepalive_at = now + AF_CLUSTER_KEEPALIVE_MS;
-        s_keepalive (self);
     }
     if (!self->watch && s_read_all (self) != AF_OK)
         zsys_warning ("cluster: cannot read the cluster from etcd: %s", self->err);
@@ -521,26 +593,34 @@ af_coordinator_actor (zsock_t *pipe, void *args)
     zpoller_t *poller = zpoller_new (pipe, NULL);
     while (!self.terminated) {
         //  The watch is polled while there is one (s_read_all makes it)
-        zactor_t *watching = self.watch;
+        zactor_t *watching = self.watch, *keeping = self.keeper;
         if (watching)
             zpoller_add (poller, watching);
+        if (keeping)
+            zpoller_add (poller, keeping);
         void *which = zpoller_wait (poller, AF_CLUSTER_TICK_MS);
         if (which == pipe)
             s_pipe_event (&self);
+        else
+        if (which && which == keeping)
+            s_keeper_event (&self);
         else
         if (which && which == watching)
             s_watch_event (&self);
         if (watching)
             zpoller_remove (poller, watching);
+        if (keeping)
+            zpoller_remove (poller, keeping);
         if (zpoller_terminated (poller))
             break;
         if (self.lost_watch) {
             self.lost_watch = false;
             zactor_destroy (&self.watch);
         }
-        s_tick (&self, zclock_mono ());
+        s_tick (&self);
     }
     zpoller_destroy (&poller);
+    zactor_destroy (&self.keeper);
     if (self.lease && self.client) {
         char err [256];
         af_etcd_lease_revoke (self.client, self.lease, err, sizeof err);    //  gone at once, not after the TTL

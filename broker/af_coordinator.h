@@ -5,7 +5,9 @@
     actor holds the broker's lease and keeps it alive, registers the
     broker under it, watches the cluster's keys, and runs the transactions
     the reactor asks for, each answered on the pipe. Every etcd call blocks
-    this thread only (af_etcd).
+    this thread only (af_etcd), but for the keep-alives and the watch: each
+    has a thread and an etcd client of its own, so a slow transaction never
+    holds a keep-alive back past the lease.
 
     Keys, under /appferry/:
       cluster/shards        the number of shards (made by the first broker)
