@@ -343,7 +343,8 @@ s_timer_event (zloop_t *loop, int timer_id, void *arg)
     if (now - self->gc_at >= every) {
         self->gc_at = now;
         broker_data_gc (self);
-        if (af_paynotes_sweep (self->paynotes, (uint64_t) zclock_time (), AF_PAYNOTES_SWEEP, s_ours, self, NULL))
+        if (af_paynotes_sweep (self->paynotes, (uint64_t) zclock_time (), AF_PAYNOTES_SWEEP, s_ours, self, NULL)
+            != AF_OK)
             zsys_warning ("broker: cannot sweep old notice keys: the store failed; next time");
     }
     broker_batch_end (self);
