@@ -43,7 +43,6 @@ typedef struct {
     bool drain_told;                //  our registration in etcd says so
     bool terminated;
     bool lost_watch;
-    bool lease_lapsed;              //  past lease_until without a keep-alive (said)
     shard_t *shards;
     zhashx_t *brokers;              //  ID -> JSON text
     char err [512];
@@ -270,16 +269,20 @@ s_send_lease (self_t *self)
 }
 
 //  The keeper: one keep-alive every AF_CLUSTER_KEEPALIVE_MS (a quarter of
-//  that after one failed: the lease's margin is a second), each told on
-//  its pipe as "ALIVE asked ttl" (asked: zclock_mono when it was sent),
-//  "FAILED reason" or "GONE" (etcd has no such lease: then nothing more).
-//  A keep-alive etcd took over S_SLOW_MS to answer is logged: it is what
-//  brings a lease to its end without one failure.
+//  that after one failed: the lease's margin is a second), each success
+//  told on its pipe as "ALIVE asked ttl" (asked: zclock_mono when it was
+//  sent), the lease's end as "GONE" (etcd has no such lease: then nothing
+//  more). Failures it logs itself, once past the time the lease is
+//  certainly valid until: the cluster thread may be in a slow etcd call
+//  of its own meanwhile, and the operator must hear of it then, not once
+//  that call is over. A keep-alive etcd took over S_SLOW_MS to answer is
+//  logged: it is what brings a lease to its end without one failure.
 #define S_SLOW_MS 500
 
 typedef struct {
     const char *etcd;
     int64_t lease;
+    int64_t until;                  //  zclock_mono: valid until then, as granted
 } keeper_args_t;
 
 static void
@@ -292,7 +295,8 @@ s_keeper_actor (zsock_t *pipe, void *args)
     zsock_signal (pipe, 0);
     zpoller_t *poller = zpoller_new (pipe, NULL);
     int64_t due = zclock_mono () + AF_CLUSTER_KEEPALIVE_MS;
-    bool gone = false;
+    int64_t until = ((keeper_args_t *) args)->until;
+    bool gone = false, lapsed = false;
     while (true) {
         int64_t wait = gone? -1: due - zclock_mono ();
         void *which = zpoller_wait (poller, wait < 0 && !gone? 0: (int) wait);
@@ -310,6 +314,10 @@ s_keeper_actor (zsock_t *pipe, void *args)
             snprintf (a, sizeof a, "%" PRId64, asked);
             snprintf (t, sizeof t, "%" PRId64, ttl);
             zstr_sendx (pipe, "ALIVE", a, t, NULL);
+            until = asked + ttl * 1000 - AF_CLUSTER_LEASE_MARGIN_MS;
+            if (lapsed)
+                zsys_info ("cluster: our lease %" PRIx64 " is kept alive again", lease);
+            lapsed = false;
         }
         else
         if (code == AF_OK) {
@@ -317,7 +325,11 @@ s_keeper_actor (zsock_t *pipe, void *args)
             gone = true;
         }
         else
-            zstr_sendx (pipe, "FAILED", client? err: "no etcd client", NULL);
+        if (zclock_mono () > until && !lapsed) {
+            lapsed = true;              //  said once, until a keep-alive works again
+            zsys_warning ("cluster: cannot keep our lease alive (%s): confirming nothing until it is",
+                          client? err: "no etcd client");
+        }
         due = asked + (code == AF_OK? AF_CLUSTER_KEEPALIVE_MS: AF_CLUSTER_KEEPALIVE_MS / 4);
     }
     zpoller_destroy (&poller);
@@ -331,7 +343,6 @@ s_keeper_event (self_t *self)
     char *type = msg? zmsg_popstr (msg): NULL;
     if (type && streq (type, "ALIVE")) {
         char *asked = zmsg_popstr (msg), *ttl = zmsg_popstr (msg);
-        self->lease_lapsed = false;
         self->lease_until = (asked? strtoll (asked, NULL, 10): 0) + (ttl? strtoll (ttl, NULL, 10): 0) * 1000
                           - AF_CLUSTER_LEASE_MARGIN_MS;
         s_send_lease (self);
@@ -344,16 +355,6 @@ s_keeper_event (self_t *self)
         zstr_send (self->pipe, "LOST");
         self->lease = 0;
         zactor_destroy (&self->keeper);         //  s_tick makes a new lease
-    }
-    else
-    if (type && streq (type, "FAILED")) {
-        char *reason = zmsg_popstr (msg);
-        if (zclock_mono () > self->lease_until && !self->lease_lapsed) {
-            self->lease_lapsed = true;  //  said once, until a keep-alive works again
-            zsys_warning ("cluster: cannot keep our lease alive (%s): confirming nothing until it is",
-                          reason? reason: "?");
-        }
-        zstr_free (&reason);
     }
     zstr_free (&type);
     zmsg_destroy (&msg);
@@ -375,9 +376,8 @@ s_lease (self_t *self)
         return code;
     }
     self->lease_until = asked + granted * 1000 - AF_CLUSTER_LEASE_MARGIN_MS;
-    self->lease_lapsed = false;
     self->drain_told = self->draining;
-    keeper_args_t keeper = { self->etcd, self->lease };
+    keeper_args_t keeper = { self->etcd, self->lease, self->lease_until };
     zactor_destroy (&self->keeper);
     self->keeper = zactor_new (s_keeper_actor, &keeper);
     assert (self->keeper);
