@@ -49,6 +49,7 @@ bench_round () {
     start_matcher "matcher-$name" "$T/catalog" --heartbeat "$HBB"
     sleep 1
     local base; base=$(rss_kib "$BROKER_PID")
+    local anon0 file0; anon0=$(status_kib "$BROKER_PID" RssAnon); file0=$(status_kib "$BROKER_PID" RssFile)
     local pids=() logs=() i start=$SECONDS over0; over0=$(overflows)
     for i in $(seq 1 "$FLEETS"); do
         local n=$EACH
@@ -85,6 +86,11 @@ bench_round () {
     [ -n "$diffs" ] && echo "  # $name: every device had its first SYNC_DIFF $diffs s after the start"
     echo "  # $name: broker RSS $((base / 1024)) MiB before, $((rss / 1024)) MiB with $in devices online:" \
          "$(awk -v r="$rss" -v b="$base" -v n="$in" 'BEGIN { printf "%.1f", (r - b) / n }') KiB per device"
+    # Of which the heap's (RssAnon) and the store's mapped pages (RssFile:
+    # LMDB's map, page cache the kernel may take back)
+    local anon file; anon=$(status_kib "$BROKER_PID" RssAnon); file=$(status_kib "$BROKER_PID" RssFile)
+    echo "  # $name: of which RssAnon $(awk -v r="$anon" -v b="$anon0" -v n="$in" 'BEGIN { printf "%.1f", (r - b) / n }')" \
+         "KiB per device, RssFile $(awk -v r="$file" -v b="$file0" -v n="$in" 'BEGIN { printf "%.1f", (r - b) / n }') KiB"
     local over1; over1=$(overflows)
     echo "  # $name: $((over1 - over0)) connections dropped by full listen backlogs during the logins"
     # kill -9 and restart; each fleet measures from its mark

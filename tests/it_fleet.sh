@@ -28,6 +28,7 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-}:quarantine_size_mb=16"
 # fleet_line LOG PATTERN: the first line of a fleet's output matching
 fleet_line () { grep -m1 -E "$2" "$1"; }
 rss_kib () { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+status_kib () { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }     # status_kib PID RssAnon
 
 # restart_broker NAME FLEET-PID...: SIGKILL, mark the restart in every
 # fleet, start again on the same store and endpoints (the matcher
