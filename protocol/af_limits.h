@@ -156,7 +156,7 @@
                                         //  connections in all on the nodes' socket,
                                         //  and at most the descriptor limit less
                                         //  AF_FD_RESERVE (lowered at start if not)
-#define AF_LISTEN_BACKLOG       4096    //  listen(2) backlog (capped by somaxconn)
+#define AF_LISTEN_BACKLOG       65535   //  listen(2) backlog (capped by net.core.somaxconn)
 #define AF_MAX_TRANSFERS        1024    //  package files being sent at once ...
 #define AF_MAX_SESSION_TRANSFERS 4      //  ... and to one connection
 #define AF_FD_RESERVE           (AF_MAX_TRANSFERS + 512)    //  descriptors not for
