@@ -401,7 +401,9 @@ s_repl_ack (af_broker_t *self, const char *from, af_msg_t *ack)
     shard_t *state = &self->shards [ack->shard];
     if (state->role != SHARD_OWNER || ack->epoch != state->epoch)
         return;                         //  for an epoch that is over
-    replica_t *replica = s_replica (state, from, false);
+    //  A follower we want and do not track yet (its unasked ack came
+    //  before we saw it in the cluster) is tracked from its ack
+    replica_t *replica = s_replica (state, from, s_is_wanted (self, ack->shard, from, false));
     if (!replica)
         return;
     int64_t now = zclock_mono ();
@@ -439,10 +441,13 @@ s_repl_ack (af_broker_t *self, const char *from, af_msg_t *ack)
     //  an earlier one (a REPL sent again after repl_timeout, both then
     //  answered) must not add a second REPL in flight, or each timeout of
     //  a busy follower adds one more, each up to AF_MAX_REPL bytes read
-    //  and sent again, until owner and follower do nothing else. A
-    //  follower that refused the batch (a gap) is sent to again from its
-    //  ack when repl_timeout has passed
-    if (replica->in_flight && replica->sent_last && ack->seq < replica->sent_last) {
+    //  and sent again, until owner and follower do nothing else. Such an
+    //  ack is matched (a follower that checked our log once stays so for
+    //  our epoch); one below the REPL in flight that is not says the
+    //  follower took nothing of it (a gap, or it did not know us as the
+    //  owner yet and has told us where it is unasked, SPEC 5.37): it is
+    //  sent to again from its head at once, not after repl_timeout
+    if (replica->in_flight && replica->sent_last && ack->seq < replica->sent_last && ack->matched) {
         broker_cluster_release (self);
         return;
     }
@@ -595,24 +600,51 @@ s_repl_apply (af_broker_t *self, const char *from, af_msg_t *repl)
 }
 
 static void
+s_ack_send (af_broker_t *self, const ack_t *ack)
+{
+    peer_t *peer = (peer_t *) zhashx_lookup (self->peers, ack->peer);
+    if (!peer || !peer->dealer)
+        return;
+    af_msg_t *msg = af_msg_new (ack->part < 0? AF_MSG_REPL_ACK: AF_MSG_SNAPSHOT_ACK);
+    msg->part = ack->part < 0? 0: (uint32_t) ack->part;
+    msg->shard = ack->shard;
+    msg->epoch = ack->epoch;
+    msg->seq = ack->seq;
+    msg->matched = ack->matched;
+    msg->diverged = ack->diverged;
+    af_msg_send (msg, peer->dealer, NULL);
+    af_msg_destroy (&msg);
+}
+
+static void
 s_acks_send (af_broker_t *self, bool committed)
 {
     ack_t *ack;
     while ((ack = (ack_t *) zlistx_detach (self->acks, NULL))) {
-        peer_t *peer = (peer_t *) zhashx_lookup (self->peers, ack->peer);
-        if (committed && peer && peer->dealer) {
-            af_msg_t *msg = af_msg_new (ack->part < 0? AF_MSG_REPL_ACK: AF_MSG_SNAPSHOT_ACK);
-            msg->part = ack->part < 0? 0: (uint32_t) ack->part;
-            msg->shard = ack->shard;
-            msg->epoch = ack->epoch;
-            msg->seq = ack->seq;
-            msg->matched = ack->matched;
-            msg->diverged = ack->diverged;
-            af_msg_send (msg, peer->dealer, NULL);
-            af_msg_destroy (&msg);
-        }
+        if (committed)
+            s_ack_send (self, ack);
         free (ack);
     }
+}
+
+//  A shard we follow has a new owner, or the same at a new epoch: it
+//  learns where our log is now, unasked, rather than from the answer to
+//  a probe we may have refused (it came before our watch showed us the
+//  new owner) and it sends again only after repl_timeout. Not matched:
+//  whether our log agrees with the new owner's is for its next REPL
+//  (prevEpoch) to tell. Sent at once outside a batch (our head is on
+//  disk), else after its commit
+static void
+s_ack_unasked (af_broker_t *self, uint32_t shard)
+{
+    shard_t *state = &self->shards [shard];
+    if (self->batch_open) {
+        broker_cluster_ack_later (self, state->owner, shard, state->epoch, state->head, -1, false);
+        return;
+    }
+    ack_t ack = { .shard = shard, .epoch = state->epoch, .seq = state->head, .part = -1 };
+    snprintf (ack.peer, sizeof ack.peer, "%s", state->owner);
+    s_ack_send (self, &ack);
 }
 
 //  One message on the mesh, from broker `from`
@@ -878,6 +910,8 @@ s_on_shard (af_broker_t *self, zmsg_t *msg)
             s_shard_lost (self, shard);
         }
         s_follow (self, shard);
+        if (moved && state->role == SHARD_FOLLOWER)
+            s_ack_unasked (self, shard);
         broker_cluster_release (self);
     }
     zstr_free (&number);
