@@ -420,7 +420,13 @@ s_repl_ack (af_broker_t *self, const char *from, af_msg_t *ack)
     if (replica->matched)
         replica->last_ack = now;
     //  During a copy a REPL_ACK ends it: done (it has the copy's seq), or
-    //  refused (it restarted, or took another copy): we decide again
+    //  refused (it restarted, or took another copy): we decide again. Not
+    //  one that says it diverged: that answers a REPL sent before the
+    //  copy (sent again after repl_timeout), the reason for the copy
+    if (replica->snapshot && ack->diverged) {
+        broker_cluster_release (self);
+        return;
+    }
     if (replica->snapshot) {
         broker_snapshot_answered (self, ack->shard, replica, ack->seq);
         replica->in_flight = false;
@@ -863,12 +869,12 @@ s_on_shard (af_broker_t *self, zmsg_t *msg)
             state->unowned_at = 0;
         //  A new owner, or the same at a new epoch: what we knew of our log
         //  agreeing with the last one's says nothing of this one's
-        bool moved = *owner && (!streq (owner, state->owner) || (uint64_t) strtoull (epoch, NULL, 10) != state->epoch);
+        uint64_t known = (uint64_t) strtoull (epoch, NULL, 10);
+        bool moved = *owner && (!streq (owner, state->owner) || known != state->epoch);
         if (moved)
             state->agreed = false;
         snprintf (state->owner, sizeof state->owner, "%s", owner);
         state->born = streq (born, "1");
-        uint64_t known = (uint64_t) strtoull (epoch, NULL, 10);
         if (*owner)
             state->epoch = known;
         //  The in-sync set as etcd has it: as owner we wait for each of them
