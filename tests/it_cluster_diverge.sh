@@ -21,11 +21,17 @@
 . "$(dirname "$0")/etcd.sh"
 . "$(dirname "$0")/cluster.sh"
 
-# repl_timeout 4 s: A must not take B out of S's in-sync set for silence
-# while it holds OLD's REGISTER (it does at B's lease end, 3 s; A is killed
-# before)
-SHARDS=8 TTL=3 REPL_MS=4000
-cluster_start 2
+# A must not take B out of S's in-sync set while it holds OLD's REGISTER:
+# it would at B's lease end, or for B's silence past repl_timeout. So a
+# repl_timeout of 6 s, and B starts with a lease of 6 s (it comes back
+# with the others' 3 s, once that lease has ended): A is killed well
+# within both
+SHARDS=8 TTL=3 REPL_MS=6000
+cluster_start 1
+MEMBERS=2
+mkdir -p "$T/b2" && cp "$T/b1/broker.cert" "$T/b1/broker.cert_secret" "$T/b2/"
+TTL=6 start_member 2
+BROKER_CERT="$T/b1/broker.cert"
 A=$(cat "$T/b1/broker.id") B=$(cat "$T/b2/broker.id")
 check "every shard has an owner and an in-sync follower" wait_until 20 all_in_sync
 # ... and each is owned by its wanted owner (the hand-offs from A, which
@@ -55,7 +61,7 @@ H0=$(head_of 1)
 kill -9 "${PID[2]}"; wait "${PID[2]}" 2>/dev/null
 timeout 3 "$CLI" --home "$T/o" register "$OLD" > "$T/old.out" 2>&1 &
 REG=$!
-check "A commits OLD's REGISTER to its log (head past $H0)" wait_until 2 bash -c "[ \"\$(jq -r --argjson s $S \
+check "A commits OLD's REGISTER to its log (head past $H0)" wait_until 3 bash -c "[ \"\$(jq -r --argjson s $S \
     '.map[] | select (.shard == \$s) | .head' '$T/b1/cluster.json')\" -gt $H0 ]"
 HA=$(head_of 1)
 check "  ... and does not acknowledge it: its follower B is away, and in S's in-sync set" \
@@ -63,7 +69,10 @@ check "  ... and does not acknowledge it: its follower B is away, and in S's in-
 kill -9 "${PID[1]}" "$(node_pid o)"; wait "${PID[1]}" 2>/dev/null
 wait "$REG" 2>/dev/null
 
-# B comes back, takes S over and takes other writes at the same seqs
+# B comes back (once its first lease has ended: etcd no longer lists it),
+# takes S over and takes other writes at the same seqs
+gone () { test -z "$(etcdctl_at "$E" get --keys-only "/appferry/brokers/$1")"; }
+wait_until 10 gone "$B" || die "B's first lease did not end"
 start_member 2
 check "B takes S over" wait_until 15 bash -c "test \"\$(ETCDCTL_API=3 '$ETCDCTL' --endpoints='$E' get \
     --print-value-only /appferry/shards/$(printf %04d "$S")/owner)\" = '$B'"
@@ -84,6 +93,9 @@ check "A takes S back by hand-off, once in its in-sync set" wait_until 25 bash -
     '$ETCDCTL' --endpoints='$E' get --print-value-only /appferry/shards/$(printf %04d "$S")/owner)\" = '$A'"
 check "  ... after B found A's log diverged and sent it a copy of S" \
     grep -q "sending $A a copy of shard $S " "$T/b2.log"
+# (etcd names A first; its reactor serves S once its coordinator told it)
+owns () { test "$(role_of 1)" = owner; }
+wait_until 5 owns || echo "  # A's reactor does not own S yet"
 for account in "$ONE" "$NEW1" "$NEW2"; do
     "$RAW" "${EP[1]}" "$BROKER_CERT" login "$account" "$APPFERRY_PASSWORD" LOGIN_OK > "$T/login.out" 2>&1
     check "$account (acknowledged) logs in on A" grep -q "0 failed" "$T/login.out"
