@@ -303,18 +303,24 @@ s_repl_send (af_broker_t *self, uint32_t shard, replica_t *replica, int64_t now)
         return;
     }
     //  Not heard from yet: an empty REPL asks it where it is
-    uint64_t from = replica->acked == UINT64_MAX? state->head: replica->acked;
-    if (replica->acked != UINT64_MAX && from > state->head && state->head) {
-        s_copy (self, shard, replica, now);     //  a log we never had: it needs the shard
+    bool known = replica->acked != UINT64_MAX;
+    uint64_t from = known? replica->acked: state->head;
+    if (known && (replica->diverged || (from > state->head && state->head))) {
+        //  A log we never had (longer than ours, or with other entries at
+        //  our seqs: an old owner back after a failover): it needs the shard
+        s_copy (self, shard, replica, now);
         return;
     }
-    if (replica->acked != UINT64_MAX && from >= state->head)
-        return;                         //  it has everything
+    if (known && from >= state->head && (replica->matched || from > state->head))
+        return;                         //  it has everything, and it agrees (or we have nothing)
     framing_t framing = { (uint8_t *) malloc (AF_MAX_REPL), 0, 0, 0 };
     assert (framing.buffer);
     af_store_t *store = af_registry_store (self->registry);
     MDB_txn *txn = NULL;
+    uint64_t prev = 0;                  //  the epoch of our entry `from`, for it to compare with its own
     int code = af_store_begin (store, false, &txn) == 0? AF_OK: AF_E_INTERNAL;
+    if (code == AF_OK)
+        code = af_store_log_epoch_at (store, txn, shard, from, &prev);
     if (code == AF_OK)
         code = af_store_log_read (store, txn, shard, from, AF_CLUSTER_REPL_ENTRIES, AF_MAX_REPL,
                                   s_frame_entry, &framing);
@@ -323,6 +329,7 @@ s_repl_send (af_broker_t *self, uint32_t shard, replica_t *replica, int64_t now)
     repl->shard = shard;
     repl->epoch = state->epoch;
     repl->seq = framing.first? framing.first: from + 1;
+    repl->prev_epoch = prev;
     //  The entries are the message's body, handed over, not copied: not
     //  through af_msg_set_body, which refuses more than a NOTIFY's body
     //  (AF_MAX_BODY, 64 KiB) where REPL carries up to AF_MAX_REPL. (It once
@@ -338,9 +345,11 @@ s_repl_send (af_broker_t *self, uint32_t shard, replica_t *replica, int64_t now)
     if (code == AF_E_INTERNAL && !framing.used)
         zsys_error ("broker: cannot read shard %u's log for %s", shard, replica->id);
     else
-    if (replica->acked != UINT64_MAX && code != AF_E_INTERNAL
-    &&  ((framing.used && framing.first > from + 1) || (!framing.used && from + 1 <= state->head)))
-        //  What it lacks is trimmed: it needs a copy of the shard
+    if (known && code != AF_E_INTERNAL
+    &&  ((framing.used && framing.first > from + 1) || (!framing.used && from + 1 <= state->head)
+         || (from && !prev)))
+        //  What it lacks is trimmed, or its last entry, which it would
+        //  check against ours: it needs a copy of the shard
         s_copy (self, shard, replica, now);
     else
     if (af_msg_send (repl, peer->dealer, NULL) == 0) {
@@ -368,8 +377,8 @@ static void
 s_join (af_broker_t *self, uint32_t shard, replica_t *replica)
 {
     shard_t *state = &self->shards [shard];
-    if (replica->in_isr || replica->asking || replica->snapshot)
-        return;
+    if (replica->in_isr || replica->asking || replica->snapshot || !replica->matched)
+        return;                         //  (an ack whose log is not known to agree with ours counts for nothing)
     //  Only a wanted follower joins. One just taken out of the set for not
     //  being wanted (it drains, or the placement moved on) still follows
     //  until it sees that, and its next ack, late, would put it back: a
@@ -392,18 +401,45 @@ s_repl_ack (af_broker_t *self, const char *from, af_msg_t *ack)
     shard_t *state = &self->shards [ack->shard];
     if (state->role != SHARD_OWNER || ack->epoch != state->epoch)
         return;                         //  for an epoch that is over
-    replica_t *replica = s_replica (state, from, false);
+    //  A follower we want and do not track yet (its unasked ack came
+    //  before we saw it in the cluster) is tracked from its ack
+    replica_t *replica = s_replica (state, from, s_is_wanted (self, ack->shard, from, false));
     if (!replica)
         return;
+    int64_t now = zclock_mono ();
     replica->acked = ack->seq;
-    replica->last_ack = zclock_mono ();
+    replica->matched = ack->matched && !ack->diverged;
+    if (ack->diverged && !replica->diverged)
+        zsys_warning ("broker: %s's log of shard %u (head %" PRIu64 ") has other entries than ours at the same "
+                      "seqs: it is sent a copy of the shard", from, ack->shard, ack->seq);
+    replica->diverged = ack->diverged;
+    //  Only an ack known to agree with our log is heard: a follower that
+    //  keeps answering without (a broker before prevEpoch, which checks
+    //  nothing) is as one that is silent, out of the in-sync set after
+    //  repl_timeout, rather than waited for by every batch for good
+    if (replica->matched)
+        replica->last_ack = now;
     //  During a copy a REPL_ACK ends it: done (it has the copy's seq), or
-    //  refused (it restarted, or took another copy): we decide again
+    //  refused (it restarted, or took another copy): we decide again. Not
+    //  one that says it diverged: that answers a REPL sent before the
+    //  copy (sent again after repl_timeout), the reason for the copy
+    if (replica->snapshot && ack->diverged) {
+        broker_cluster_release (self);
+        return;
+    }
     if (replica->snapshot) {
         broker_snapshot_answered (self, ack->shard, replica, ack->seq);
         replica->in_flight = false;
         s_join (self, ack->shard, replica);
-        s_repl_send (self, ack->shard, replica, zclock_mono ());
+        s_repl_send (self, ack->shard, replica, now);
+        broker_cluster_release (self);
+        return;
+    }
+    //  Its log has other entries than ours at our seqs: it applied
+    //  nothing, and needs the shard itself (s_repl_send sends the copy)
+    if (replica->diverged) {
+        replica->in_flight = false;
+        s_repl_send (self, ack->shard, replica, now);
         broker_cluster_release (self);
         return;
     }
@@ -411,16 +447,19 @@ s_repl_ack (af_broker_t *self, const char *from, af_msg_t *ack)
     //  an earlier one (a REPL sent again after repl_timeout, both then
     //  answered) must not add a second REPL in flight, or each timeout of
     //  a busy follower adds one more, each up to AF_MAX_REPL bytes read
-    //  and sent again, until owner and follower do nothing else. A
-    //  follower that refused the batch (a gap) is sent to again from its
-    //  ack when repl_timeout has passed
-    if (replica->in_flight && replica->sent_last && ack->seq < replica->sent_last) {
+    //  and sent again, until owner and follower do nothing else. Such an
+    //  ack is matched (a follower that checked our log once stays so for
+    //  our epoch); one below the REPL in flight that is not says the
+    //  follower took nothing of it (a gap, or it did not know us as the
+    //  owner yet and has told us where it is unasked, SPEC 5.37): it is
+    //  sent to again from its head at once, not after repl_timeout
+    if (replica->in_flight && replica->sent_last && ack->seq < replica->sent_last && ack->matched) {
         broker_cluster_release (self);
         return;
     }
     replica->in_flight = false;
     s_join (self, ack->shard, replica);
-    s_repl_send (self, ack->shard, replica, zclock_mono ());
+    s_repl_send (self, ack->shard, replica, now);
     broker_cluster_release (self);
 }
 
@@ -432,11 +471,12 @@ typedef struct {
     uint32_t shard;
     uint64_t epoch, seq;
     int64_t part;                   //  SNAPSHOT_ACK of that part; -1: REPL_ACK
+    bool matched, diverged;         //  REPL_ACK: our log agrees with the owner's up to seq; or not
 } ack_t;
 
 void
 broker_cluster_ack_later (af_broker_t *self, const char *peer, uint32_t shard, uint64_t epoch, uint64_t seq,
-                          int64_t part)
+                          int64_t part, bool diverged)
 {
     ack_t *ack = (ack_t *) zmalloc (sizeof (ack_t));
     assert (ack);
@@ -445,7 +485,47 @@ broker_cluster_ack_later (af_broker_t *self, const char *peer, uint32_t shard, u
     ack->epoch = epoch;
     ack->seq = seq;
     ack->part = part;
+    ack->diverged = part < 0 && diverged;
+    ack->matched = part < 0 && !diverged && self->shards [shard].agreed;
     zlistx_add_end (self->acks, ack);
+}
+
+//  Does our log agree with the owner's where a REPL meets it (SPEC 5.37
+//  prevEpoch)? The REPL gives the epochs of the owner's entries from seq
+//  - 1 (prevEpoch) to its last; we compare ours at our head, or at the
+//  REPL's last entry when we are past it. One owner per epoch gives each
+//  seq once, so the same epoch there is the same entry, and (every entry
+//  of ours applied after such a check) the same log up to it. *at_head:
+//  the comparison was at our head, so all of our log agrees (or not)
+typedef enum { REPL_AGREES, REPL_DIVERGED, REPL_UNKNOWN } repl_check_t;
+
+static repl_check_t
+s_repl_check (af_store_t *store, MDB_txn *txn, const af_msg_t *repl, uint64_t head, bool *at_head)
+{
+    *at_head = false;
+    uint64_t before = repl->seq? repl->seq - 1: 0;
+    if (head < before)
+        return REPL_UNKNOWN;            //  a gap: it says nothing of what we have
+    uint64_t at = before, theirs = repl->prev_epoch;
+    size_t offset = 0;
+    while (offset + 12 <= repl->body_size) {
+        uint64_t seq;
+        uint32_t size;
+        memcpy (&seq, repl->body + offset, 8);
+        memcpy (&size, repl->body + offset + 8, 4);
+        if (size > repl->body_size - offset - 12 || seq > head)
+            break;                      //  (a malformed one is refused by the apply)
+        at = seq;
+        theirs = af_store_entry_epoch (repl->body + offset + 12, size);
+        offset += 12 + (size_t) size;
+    }
+    *at_head = at == head;
+    if (at == 0)
+        return REPL_AGREES;             //  before the first entry: nothing to disagree on
+    uint64_t ours = 0;
+    if (!theirs || af_store_log_epoch_at (store, txn, repl->shard, at, &ours) != AF_OK || !ours)
+        return REPL_UNKNOWN;            //  an owner before prevEpoch, or an entry we trimmed
+    return ours == theirs? REPL_AGREES: REPL_DIVERGED;
 }
 
 static void
@@ -481,6 +561,24 @@ s_repl_apply (af_broker_t *self, const char *from, af_msg_t *repl)
         zsys_info ("broker: an unfinished copy of shard %u is given up: the log from %s follows",
                    repl->shard, from);
     }
+    //  Our log must agree with the owner's where the REPL begins: if it
+    //  has other entries at those seqs (we owned the shard, wrote entries
+    //  nobody acked, and another took it over and wrote its own), applying
+    //  the owner's later ones on top would mix two histories. Nothing is
+    //  applied; the owner, told we diverged, sends us the shard itself
+    bool at_head = false;
+    repl_check_t check = code == AF_OK? s_repl_check (store, txn, repl, head, &at_head): REPL_UNKNOWN;
+    if (check == REPL_DIVERGED) {
+        af_store_abort (store, &txn);
+        state->agreed = false;
+        zsys_warning ("broker: our log of shard %u (head %" PRIu64 ") is not that of its owner %s (epoch %"
+                      PRIu64 "): other entries at the same seqs; nothing applied, it is to send us a copy",
+                      repl->shard, state->head, from, repl->epoch);
+        broker_cluster_ack_later (self, from, repl->shard, repl->epoch, state->head, -1, true);
+        return;
+    }
+    if (check == REPL_AGREES && at_head)
+        state->agreed = true;
     while (code == AF_OK && at + 12 <= repl->body_size) {
         uint64_t seq;
         uint32_t size;
@@ -504,7 +602,24 @@ s_repl_apply (af_broker_t *self, const char *from, af_msg_t *repl)
     }
     //  Acked after our commit (broker_cluster_committed): our head, so a
     //  gap or a refusal makes the owner send from where we are
-    broker_cluster_ack_later (self, from, repl->shard, repl->epoch, state->head, -1);
+    broker_cluster_ack_later (self, from, repl->shard, repl->epoch, state->head, -1, false);
+}
+
+static void
+s_ack_send (af_broker_t *self, const ack_t *ack)
+{
+    peer_t *peer = (peer_t *) zhashx_lookup (self->peers, ack->peer);
+    if (!peer || !peer->dealer)
+        return;
+    af_msg_t *msg = af_msg_new (ack->part < 0? AF_MSG_REPL_ACK: AF_MSG_SNAPSHOT_ACK);
+    msg->part = ack->part < 0? 0: (uint32_t) ack->part;
+    msg->shard = ack->shard;
+    msg->epoch = ack->epoch;
+    msg->seq = ack->seq;
+    msg->matched = ack->matched;
+    msg->diverged = ack->diverged;
+    af_msg_send (msg, peer->dealer, NULL);
+    af_msg_destroy (&msg);
 }
 
 static void
@@ -512,18 +627,30 @@ s_acks_send (af_broker_t *self, bool committed)
 {
     ack_t *ack;
     while ((ack = (ack_t *) zlistx_detach (self->acks, NULL))) {
-        peer_t *peer = (peer_t *) zhashx_lookup (self->peers, ack->peer);
-        if (committed && peer && peer->dealer) {
-            af_msg_t *msg = af_msg_new (ack->part < 0? AF_MSG_REPL_ACK: AF_MSG_SNAPSHOT_ACK);
-            msg->part = ack->part < 0? 0: (uint32_t) ack->part;
-            msg->shard = ack->shard;
-            msg->epoch = ack->epoch;
-            msg->seq = ack->seq;
-            af_msg_send (msg, peer->dealer, NULL);
-            af_msg_destroy (&msg);
-        }
+        if (committed)
+            s_ack_send (self, ack);
         free (ack);
     }
+}
+
+//  A shard we follow has a new owner, or the same at a new epoch: it
+//  learns where our log is now, unasked, rather than from the answer to
+//  a probe we may have refused (it came before our watch showed us the
+//  new owner) and it sends again only after repl_timeout. Not matched:
+//  whether our log agrees with the new owner's is for its next REPL
+//  (prevEpoch) to tell. Sent at once outside a batch (our head is on
+//  disk), else after its commit
+static void
+s_ack_unasked (af_broker_t *self, uint32_t shard)
+{
+    shard_t *state = &self->shards [shard];
+    if (self->batch_open) {
+        broker_cluster_ack_later (self, state->owner, shard, state->epoch, state->head, -1, false);
+        return;
+    }
+    ack_t ack = { .shard = shard, .epoch = state->epoch, .seq = state->head, .part = -1 };
+    snprintf (ack.peer, sizeof ack.peer, "%s", state->owner);
+    s_ack_send (self, &ack);
 }
 
 //  One message on the mesh, from broker `from`
@@ -594,7 +721,8 @@ s_unit_ready (af_broker_t *self, unit_t *unit)
         uint64_t need = unit->all? state->head: unit->needs [s];
         for (uint32_t i = 0; state->role == SHARD_OWNER && i < state->replica_count; i++) {
             replica_t *replica = &state->replicas [i];
-            if ((replica->in_isr || replica->joining) && (replica->acked == UINT64_MAX || replica->acked < need))
+            if ((replica->in_isr || replica->joining)
+            &&  (replica->acked == UINT64_MAX || replica->acked < need || !replica->matched))
                 return false;
         }
     }
@@ -717,8 +845,10 @@ s_follow (af_broker_t *self, uint32_t shard)
     if (state->role == SHARD_OWNER)
         return;
     bool follow = *state->owner && (s_is_wanted (self, shard, self->id, false) || s_in_sync (self, shard));
-    if (follow && state->role != SHARD_FOLLOWER)
+    if (follow && state->role != SHARD_FOLLOWER) {
         state->head = s_head (self, shard);
+        state->agreed = false;          //  until a REPL of its owner finds it so
+    }
     state->role = follow? SHARD_FOLLOWER: SHARD_NONE;
 }
 
@@ -737,9 +867,14 @@ s_on_shard (af_broker_t *self, zmsg_t *msg)
         else
         if (*owner)
             state->unowned_at = 0;
+        //  A new owner, or the same at a new epoch: what we knew of our log
+        //  agreeing with the last one's says nothing of this one's
+        uint64_t known = (uint64_t) strtoull (epoch, NULL, 10);
+        bool moved = *owner && (!streq (owner, state->owner) || known != state->epoch);
+        if (moved)
+            state->agreed = false;
         snprintf (state->owner, sizeof state->owner, "%s", owner);
         state->born = streq (born, "1");
-        uint64_t known = (uint64_t) strtoull (epoch, NULL, 10);
         if (*owner)
             state->epoch = known;
         //  The in-sync set as etcd has it: as owner we wait for each of them
@@ -781,6 +916,8 @@ s_on_shard (af_broker_t *self, zmsg_t *msg)
             s_shard_lost (self, shard);
         }
         s_follow (self, shard);
+        if (moved && state->role == SHARD_FOLLOWER)
+            s_ack_unasked (self, shard);
         broker_cluster_release (self);
     }
     zstr_free (&number);
@@ -1002,7 +1139,7 @@ s_handoff (af_broker_t *self, uint32_t shard, const char *next_id, int64_t now, 
             af_store_log_own (af_registry_store (self->registry), shard, true);
         }
         else
-        if (next->acked != UINT64_MAX && next->acked >= state->head && !s_shard_held (self, shard)) {
+        if (next->acked != UINT64_MAX && next->acked >= state->head && next->matched && !s_shard_held (self, shard)) {
             state->releasing = true;
             s_tell (self, "RELEASE", shard, NULL, state->epoch);
         }
@@ -1114,7 +1251,7 @@ s_tick_owner (af_broker_t *self, uint32_t shard, int64_t now, char *why, size_t 
         s_repl_send (self, shard, replica, now);
         //  Behind for too long (silent, or gone from the cluster): out of
         //  the in-sync set before we ack without it
-        bool behind = replica->acked == UINT64_MAX || replica->acked < state->head;
+        bool behind = replica->acked == UINT64_MAX || replica->acked < state->head || !replica->matched;
         int64_t heard = replica->last_ack > replica->since? replica->last_ack: replica->since;
         if (replica->joining && !replica->asking && behind && now - heard > self->config.cluster_repl_ms) {
             replica->joining = false;   //  not in etcd's set: no one to tell

@@ -7,7 +7,9 @@
     one): its ID, whether its lease is good, and for every shard the owner
     and epoch and in-sync set as etcd has them (the coordinator's watch),
     our role in it and our log's head and first kept entry, and, for a shard we own, each
-    follower's acked seq, its lag (head - acked, in log entries), and
+    follower's acked seq, its lag (head - acked, in log entries), whether
+    its last ack was matched (its log known to agree with ours) or
+    diverged (other entries at our seqs: it is sent a copy), and
     whether it is in sync, joining (waited for on its way in), has a
     REPL in flight or is being sent a copy of the shard (copyPart, the part
     in flight; -1 none). Only an owner knows its followers' lag, so the whole
@@ -62,9 +64,10 @@ s_shard_json (af_broker_t *self, uint32_t n)
     for (uint32_t i = 0; followers && i < state->replica_count; i++) {
         replica_t *replica = &state->replicas [i];
         bool known = replica->acked != UINT64_MAX;
-        json_array_append_new (followers, json_pack ("{s:s, s:I, s:I, s:b, s:b, s:b, s:I}", "id", replica->id,
+        json_array_append_new (followers, json_pack ("{s:s, s:I, s:I, s:b, s:b, s:b, s:b, s:b, s:I}", "id", replica->id,
             "acked", known? (json_int_t) replica->acked: (json_int_t) -1,
             "lag", known && replica->acked <= state->head? (json_int_t) (state->head - replica->acked): (json_int_t) -1,
+            "matched", replica->matched, "diverged", replica->diverged,
             "inSync", replica->in_isr, "joining", replica->joining, "inFlight", replica->in_flight,
             "copyPart", (json_int_t) broker_snapshot_part (replica)));
     }

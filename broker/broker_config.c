@@ -63,11 +63,12 @@ typedef struct {
     size_t offset;              //  in af_broker_config_t
     size_t size;                //  T_STR: the buffer's size
     long min, max;              //  T_INT, T_SIZE
+    const char *why;            //  ... why not more, said when a value is refused (or NULL)
 } setting_t;
 
 #define STR(path, field) { path, T_STR, offsetof (af_broker_config_t, field), \
-                           sizeof ((af_broker_config_t *) 0)->field, 0, 0 }
-#define NUM(path, type, field, min, max) { path, type, offsetof (af_broker_config_t, field), 0, min, max }
+                           sizeof ((af_broker_config_t *) 0)->field, 0, 0, NULL }
+#define NUM(path, type, field, min, max) { path, type, offsetof (af_broker_config_t, field), 0, min, max, NULL }
 
 static const setting_t s_settings [] = {
     STR ("broker/data_dir", data_dir),
@@ -86,10 +87,10 @@ static const setting_t s_settings [] = {
     NUM ("security/pw_threads", T_INT, pw_threads, 1, 16),
     NUM ("security/pw_per_source", T_INT, pw_per_source, 1, 1000000),
     NUM ("security/max_per_source", T_SIZE, max_per_source, 1, 10000000),
-    { "security/pwhash", T_PWCOST, offsetof (af_broker_config_t, pwcost), 0, 0, 0 },
+    { "security/pwhash", T_PWCOST, offsetof (af_broker_config_t, pwcost), 0, 0, 0, NULL },
     STR ("security/worker_keys", worker_keys),
     { "policy/min_node_version", T_VERSION, offsetof (af_broker_config_t, min_node_version),
-      sizeof ((af_broker_config_t *) 0)->min_node_version, 0, 0 },
+      sizeof ((af_broker_config_t *) 0)->min_node_version, 0, 0, NULL },
     STR ("policy/require", require),
     NUM ("quota/configs", T_INT, quota_configs, 1, 1000000),
     NUM ("quota/config_bytes", T_INT, quota_config_mib, 1, 1024 * 1024),
@@ -105,7 +106,8 @@ static const setting_t s_settings [] = {
     STR ("cluster/peers", cluster_peers),
     STR ("cluster/advertise", cluster_advertise),
     NUM ("cluster/shards", T_INT, cluster_shards, 1, 4096),
-    NUM ("cluster/replicas", T_INT, cluster_replicas, 0, 1),
+    { "cluster/replicas", T_INT, offsetof (af_broker_config_t, cluster_replicas), 0, 0, AF_CLUSTER_REPLICAS_MAX,
+      "more followers per shard are not supported" },
     NUM ("cluster/lease_ttl", T_INT, cluster_lease_s, 2, 60),
     NUM ("cluster/repl_timeout", T_INT, cluster_repl_ms, 100, 60000),
     NUM ("cluster/log_keep", T_INT, cluster_log_keep, AF_CLUSTER_LOG_KEEP_MIN, 100000000),
@@ -165,8 +167,9 @@ s_apply (const setting_t *setting, const char *text, af_broker_config_t *config,
             errno = 0;
             long n = strtol (text, &end, 10);
             if (errno || *end || end == text || n < setting->min || n > setting->max) {
-                snprintf (err, errlen, "%s: expected a number %ld..%ld, got '%s'",
-                          setting->path, setting->min, setting->max, text);
+                snprintf (err, errlen, "%s: expected a number %ld..%ld, got '%s'%s%s",
+                          setting->path, setting->min, setting->max, text, setting->why? ": ": "",
+                          setting->why? setting->why: "");
                 return -1;
             }
             if (setting->type == T_INT)

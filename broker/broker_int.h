@@ -95,6 +95,8 @@ typedef struct _snapshot_t snapshot_t;
 typedef struct {
     char id [AF_CLUSTER_ID + 1];
     uint64_t acked;                 //  its last REPL_ACK (UINT64_MAX: not heard yet)
+    bool matched;                   //  ... said its log up to there agrees with ours: only then it counts
+    bool diverged;                  //  ... said it does not: it needs a copy of the shard
     bool in_isr;                    //  in the shard's in-sync set (etcd)
     bool asking;                    //  an ISR change for it is with the coordinator
     bool in_flight;                 //  a REPL to it awaits its ack
@@ -118,6 +120,8 @@ typedef struct {
     char isr [AF_CLUSTER_MAX_REPLICAS * (AF_CLUSTER_ID + 1) + 1];   //  as etcd has it
     bool born;                      //  it has had an owner
     uint64_t head;                  //  our log's last seq
+    bool agreed;                    //  as follower: our log up to head is known to agree with the
+                                    //  owner's at epoch (a REPL's prevEpoch matched, or its copy)
     replica_t replicas [AF_CLUSTER_MAX_REPLICAS];   //  as owner
     uint32_t replica_count;
     bool claiming, releasing;       //  asked of the coordinator

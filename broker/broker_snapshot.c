@@ -157,8 +157,10 @@ broker_snapshot_send (af_broker_t *self, uint32_t shard, replica_t *replica, int
         replica->in_flight = false;     //  what REPL had in flight is over
         replica->sent_last = 0;
         replica->sent_head = copy->seq;
-        zsys_info ("broker: sending %s a copy of shard %u at seq %" PRIu64 " (it has %" PRIu64 "; our log begins "
-                   "after what it has)", replica->id, shard, copy->seq, replica->acked);
+        zsys_info ("broker: sending %s a copy of shard %u at seq %" PRIu64 " (it has %" PRIu64 "; %s)", replica->id,
+                   shard, copy->seq, replica->acked, replica->diverged? "other entries than ours at our seqs":
+                   replica->acked != UINT64_MAX && replica->acked > copy->seq? "more than our log":
+                   "our log begins after what it has");
     }
     if (copy->msg && now - copy->sent_at < self->config.cluster_repl_ms)
         return;                         //  one part in flight
@@ -236,12 +238,19 @@ broker_snapshot_apply (af_broker_t *self, const char *from, af_msg_t *msg)
         code = AF_E_INTERNAL;
     if (code == AF_OK && af_store_commit (store, &txn) == 0) {
         state->head = head;
-        if (outcome == AF_STORE_SNAP_APPLIED && msg->part == 0)
+        //  Our log is the owner's once the copy is whole (its entry seq,
+        //  after every key as the owner had them then), with nothing of
+        //  ours before it: a log that diverged from the owner's is gone
+        if (outcome == AF_STORE_SNAP_APPLIED && msg->part == 0) {
+            state->agreed = false;
             zsys_info ("broker: receiving a copy of shard %u from %s at seq %" PRIu64 "; our copy of it is cleared",
                        msg->shard, from, msg->seq);
-        if (outcome == AF_STORE_SNAP_DONE)
+        }
+        if (outcome == AF_STORE_SNAP_DONE) {
+            state->agreed = true;
             zsys_info ("broker: applied the copy of shard %u from %s: %u parts, at seq %" PRIu64, msg->shard, from,
                        msg->part + 1, msg->seq);
+        }
     }
     else {
         af_store_abort (store, &txn);
@@ -254,7 +263,7 @@ broker_snapshot_apply (af_broker_t *self, const char *from, af_msg_t *msg)
     //  begins the copy again)
     bool part_ack = outcome == AF_STORE_SNAP_APPLIED || outcome == AF_STORE_SNAP_REPEAT;
     broker_cluster_ack_later (self, from, msg->shard, msg->epoch, part_ack? msg->seq: state->head,
-                              part_ack? (int64_t) msg->part: -1);
+                              part_ack? (int64_t) msg->part: -1, false);
 }
 
 bool

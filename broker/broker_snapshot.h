@@ -42,8 +42,10 @@ void broker_snapshot_apply (af_broker_t *self, const char *from, af_msg_t *msg);
 bool broker_snapshot_pending (af_broker_t *self, uint32_t shard);
 
 //  broker_cluster.c: queue an answer to `peer` for after our commit:
-//  REPL_ACK (part < 0) or SNAPSHOT_ACK of part.
+//  REPL_ACK (part < 0; matched if our log is known to agree with the
+//  owner's, the shard's `agreed`; or diverged: it does not) or
+//  SNAPSHOT_ACK of part.
 void broker_cluster_ack_later (af_broker_t *self, const char *peer, uint32_t shard, uint64_t epoch, uint64_t seq,
-                               int64_t part);
+                               int64_t part, bool diverged);
 
 #endif

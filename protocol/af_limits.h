@@ -203,6 +203,12 @@
 #define AF_CLUSTER_ID           32      //  a broker's ID: 32 hex digits
 #define AF_CLUSTER_MAX_REPLICAS 4       //  followers an owner tracks per shard
 #define AF_CLUSTER_REPLICAS     1       //  (config) followers wanted per shard
+#define AF_CLUSTER_REPLICAS_MAX 2       //  (config) ... at most
+//  An owner tracks its wanted followers and, while the placement moves,
+//  the next owner it hands the shard to and a follower on its way out of
+//  the in-sync set: two more than cluster/replicas
+_Static_assert (AF_CLUSTER_REPLICAS_MAX <= AF_CLUSTER_MAX_REPLICAS - 2,
+                "an owner tracks its followers, its next owner and one leaving");
 #define AF_CLUSTER_LEASE_S      5       //  (config) the brokers' etcd lease
 #define AF_CLUSTER_REPL_MS      1000    //  (config) a follower this slow leaves the in-sync set
 #define AF_CLUSTER_LOG_KEEP     100000  //  (config) log entries kept per shard beyond the acked

@@ -403,6 +403,7 @@ static const field_t f_redirect [] = {
     STR (M, "endpoint", endpoint, false), END };
 static const field_t f_repl [] = {
     U32 (M, "shard", shard, 0, 4095, true), U64 (M, "epoch", epoch, true), U64 (M, "seq", seq, true),
+    U64 (M, "prevEpoch", prev_epoch, false),
     { "entries", sizeof ("entries") - 1, T_BIN, offsetof (M, body), 0, offsetof (M, body_size), 0, AF_MAX_REPL, false, NULL },
     END };
 static const field_t f_snapshot [] = {
@@ -415,7 +416,8 @@ static const field_t f_snapshot_ack [] = {
     U32 (M, "shard", shard, 0, 4095, true), U64 (M, "epoch", epoch, true), U64 (M, "seq", seq, true),
     U32 (M, "part", part, 0, UINT32_MAX, true), END };
 static const field_t f_repl_ack [] = {
-    U32 (M, "shard", shard, 0, 4095, true), U64 (M, "epoch", epoch, true), U64 (M, "seq", seq, true), END };
+    U32 (M, "shard", shard, 0, 4095, true), U64 (M, "epoch", epoch, true), U64 (M, "seq", seq, true),
+    BOOL (M, "matched", matched), BOOL (M, "diverged", diverged), END };
 #define F_PRICE(req)    U32 (M, "price", price, 1, AF_MAX_PRICE, req)
 #define F_CURRENCY(req) STR (M, "currency", currency, req)
 #define F_INTENT(req)   STR (M, "intent", intent, req)
@@ -1806,6 +1808,31 @@ s_test_roundtrip_fields (void)
     af_msg_set_device_count (msg, 0);
     copy = s_roundtrip (msg);
     assert (copy->device_count == 0 && copy->devices == NULL);
+    af_msg_destroy (&copy);
+    af_msg_destroy (&msg);
+
+    //  REPL's prevEpoch and REPL_ACK's matched, diverged (SPEC 5.37); absent:
+    //  0 and false, what a broker before them sends
+    msg = af_msg_new (AF_MSG_REPL);
+    msg->shard = 7;
+    msg->epoch = 912;
+    msg->seq = 52001;
+    msg->prev_epoch = 911;
+    copy = s_roundtrip (msg);
+    assert (copy->shard == 7 && copy->epoch == 912 && copy->seq == 52001 && copy->prev_epoch == 911);
+    af_msg_destroy (&copy);
+    af_msg_destroy (&msg);
+    msg = af_msg_new (AF_MSG_REPL_ACK);
+    msg->epoch = 912;
+    msg->seq = 52000;
+    msg->diverged = true;
+    copy = s_roundtrip (msg);
+    assert (copy->seq == 52000 && copy->diverged && !copy->matched);
+    af_msg_destroy (&copy);
+    msg->diverged = false;
+    msg->matched = true;
+    copy = s_roundtrip (msg);
+    assert (copy->matched && !copy->diverged);
     af_msg_destroy (&copy);
     af_msg_destroy (&msg);
 

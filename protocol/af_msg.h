@@ -274,6 +274,9 @@ typedef struct {
     uint32_t part;                          //  SNAPSHOT, SNAPSHOT_ACK: the part's number
     bool last;                              //  SNAPSHOT: the last part
     uint64_t epoch;                         //  REDIRECT, REPL, REPL_ACK, FORWARD(_REPLY): the owner's fencing token
+    uint64_t prev_epoch;                    //  REPL: the epoch of the owner's entry seq - 1 (0: none)
+    bool matched;                           //  REPL_ACK: the follower's log up to seq agrees with the owner's
+    bool diverged;                          //  REPL_ACK: it does not (prevEpoch differs): nothing applied
     bool yes;                               //  FORWARD_REPLY: friends (op friends), refused (op recommend)
     char endpoint [AF_MAX_ENDPOINT + 1];    //  REDIRECT: the owner's nodes endpoint ("" = none now)
     char intent [AF_ID_HEX + 1];            //  PAYMENT_REQUIRED, PAY_CONFIRM, PAID: the payment intent

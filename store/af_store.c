@@ -481,24 +481,45 @@ af_store_log_epoch (af_store_t *self, uint32_t shard, uint64_t epoch)
     self->epochs [shard] = epoch;
 }
 
+uint64_t
+af_store_entry_epoch (const void *entry, size_t size)
+{
+    uint64_t epoch = 0;
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init (&unpacked);
+    if (entry && size && msgpack_unpack_next (&unpacked, entry, size, NULL) == MSGPACK_UNPACK_SUCCESS
+    &&  unpacked.data.type == MSGPACK_OBJECT_ARRAY && unpacked.data.via.array.size >= 1
+    &&  unpacked.data.via.array.ptr [0].type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        epoch = unpacked.data.via.array.ptr [0].via.u64;
+    msgpack_unpacked_destroy (&unpacked);
+    return epoch;
+}
+
 int
 af_store_log_head (af_store_t *self, MDB_txn *txn, uint32_t shard, uint64_t *seq, uint64_t *epoch)
 {
     assert (self && self->shards && shard < self->shards && seq);
     MDB_val entry = { 0, NULL };
     int rc = s_log_head (self, txn, shard, seq, &entry);
-    if (epoch) {
-        *epoch = 0;
-        msgpack_unpacked unpacked;
-        msgpack_unpacked_init (&unpacked);
-        if (rc == 0 && *seq && msgpack_unpack_next (&unpacked, entry.mv_data, entry.mv_size, NULL)
-                                == MSGPACK_UNPACK_SUCCESS
-        &&  unpacked.data.type == MSGPACK_OBJECT_ARRAY && unpacked.data.via.array.size >= 1
-        &&  unpacked.data.via.array.ptr [0].type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-            *epoch = unpacked.data.via.array.ptr [0].via.u64;
-        msgpack_unpacked_destroy (&unpacked);
-    }
+    if (epoch)
+        *epoch = rc == 0 && *seq? af_store_entry_epoch (entry.mv_data, entry.mv_size): 0;
     return af_store_code (rc);
+}
+
+int
+af_store_log_epoch_at (af_store_t *self, MDB_txn *txn, uint32_t shard, uint64_t seq, uint64_t *epoch)
+{
+    assert (self && self->shards && shard < self->shards && epoch);
+    *epoch = 0;
+    if (seq == 0)
+        return AF_OK;                   //  before the first entry: there is none
+    uint8_t at [LOG_KEY];
+    s_log_key (at, shard, seq);
+    MDB_val key = { sizeof at, at }, value;
+    int rc = mdb_get (txn, self->log_dbi, &key, &value);
+    if (rc == 0)
+        *epoch = af_store_entry_epoch (value.mv_data, value.mv_size);
+    return rc == 0 || rc == MDB_NOTFOUND? AF_OK: AF_E_INTERNAL;
 }
 
 int
@@ -1148,7 +1169,13 @@ s_test_log (const char *base)
     key [strlen (ana) + 1] = 'x';
     assert (af_store_get (txn, fdbi, key, strlen (ana) + 2, &value) == MDB_NOTFOUND);
     assert (af_store_log_head (follower, txn, shard, &head, &epoch) == AF_OK && head == 3 && epoch == 5);
+    //  ... each entry's epoch, what a REPL's prevEpoch is checked against
+    assert (af_store_log_epoch_at (follower, txn, shard, 2, &epoch) == AF_OK && epoch == 5);
+    assert (af_store_log_epoch_at (follower, txn, shard, 4, &epoch) == AF_OK && epoch == 0);
+    assert (af_store_log_epoch_at (follower, txn, shard, 0, &epoch) == AF_OK && epoch == 0);
     af_store_abort (follower, &txn);
+    assert (af_store_entry_epoch (log.entries [0], log.sizes [0]) == 5);
+    assert (af_store_entry_epoch ("garbage", 7) == 0 && af_store_entry_epoch (NULL, 0) == 0);
 
     //  An entry under an older epoch than the last is refused (fencing)
     af_store_log_epoch (owner, shard, 4);
@@ -1190,6 +1217,8 @@ s_test_log (const char *base)
     size_t removed;
     assert (af_store_log_trim (owner, txn, shard, 100, &removed) == AF_OK && removed == 5);
     assert (af_store_log_head (owner, txn, shard, &head, NULL) == AF_OK && head == 6);
+    assert (af_store_log_epoch_at (owner, txn, shard, 5, &epoch) == AF_OK && epoch == 0);    //  trimmed
+    assert (af_store_log_epoch_at (owner, txn, shard, 6, &epoch) == AF_OK && epoch == 6);
     assert (af_store_commit (owner, &txn) == 0);
     s_test_put (owner, odbi, ana, "u", "c");
     assert (af_store_begin (owner, false, &txn) == 0);

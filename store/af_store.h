@@ -133,6 +133,19 @@ void af_store_log_epoch (af_store_t *self, uint32_t shard, uint64_t epoch);
 //  epoch of that entry. AF_OK or AF_E_INTERNAL.
 int af_store_log_head (af_store_t *self, MDB_txn *txn, uint32_t shard, uint64_t *seq, uint64_t *epoch);
 
+//  The epoch of shard's entry seq in txn: *epoch 0 if there is none (seq
+//  0, trimmed, past the head). Every entry has an epoch of 1 or more (an
+//  etcd mod_revision) and one owner per epoch gives each seq once, so two
+//  logs whose entries at one seq have the same epoch hold the same entry
+//  there, and (each entry applied only after its predecessor was found
+//  to agree so) the same entries before it (SPEC 5.37 REPL prevEpoch).
+//  AF_OK or AF_E_INTERNAL.
+int af_store_log_epoch_at (af_store_t *self, MDB_txn *txn, uint32_t shard, uint64_t seq, uint64_t *epoch);
+
+//  The epoch an entry (af_store_log_read's, or a REPL's) is stamped with;
+//  0 if it is not an entry.
+uint64_t af_store_entry_epoch (const void *entry, size_t size);
+
 //  Called for each entry af_store_log_read finds; AF_OK to go on, any
 //  other code stops the read and is returned by it.
 typedef int (af_store_log_fn) (uint64_t seq, const void *entry, size_t size, void *arg);

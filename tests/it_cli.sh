@@ -24,6 +24,10 @@ broker
 CFG
 out=$("$BROKER" -c "$T/bad2.cfg" 2>&1); rc=$?
 check "a bad number in the config is refused" has "$rc:$out" "2:" "broker/liveness: expected a number"
+printf 'cluster\n    replicas = 3\n' > "$T/bad3.cfg"
+out=$("$BROKER" -c "$T/bad3.cfg" 2>&1); rc=$?
+check "cluster/replicas above 2 is refused, saying why" has "$rc:$out" "2:" \
+    "cluster/replicas: expected a number 0..2, got '3': more followers per shard are not supported"
 check "the sample config in deploy/ is valid" bash -c \
     "sed 's#/var/lib/appferry#$T/sample#' '$AF_SRC/deploy/appferry-broker.cfg' > '$T/sample.cfg' && \
      timeout 3 '$BROKER' -c '$T/sample.cfg' --nodes tcp://127.0.0.1:* --workers tcp://127.0.0.1:* > '$T/sample.log' 2>&1; \
