@@ -59,6 +59,21 @@ trap cleanup EXIT
 
 ok () { PASSED=$((PASSED + 1)); echo "ok - $*"; }
 not_ok () { FAILED=$((FAILED + 1)); echo "not ok - $*"; }
+# fleet_line LOG PATTERN: the first line of an appferry-fleet's output matching
+fleet_line () { grep -m1 -E "$2" "$1"; }
+# fleet_checks LOG N MIN: a fleet's own verdict on its N devices: the
+# brokers' install list of each agrees with the device's, 0 lost, 0
+# duplicated, every acked one delivered, and at least MIN acked (a load)
+fleet_checks () {
+    local log=$1 n=$2 min=$3 final acked
+    final=$(fleet_line "$log" '^[0-9]+ acked, [0-9]+ delivered, [0-9]+ lost, [0-9]+ duplicated$')
+    acked=$(echo "$final" | cut -d' ' -f1)
+    check "the brokers' install list of every device agrees with the device's own" grep -q \
+        "^fleet: install lists checked with APPS: $n devices, $n agree, 0 wrong entries lost, 0 duplicated, 0 devices not checked" "$log"
+    check "0 lost, 0 duplicated, every acked one delivered ($final)" \
+        test -n "$final" -a "$final" = "$acked acked, $acked delivered, 0 lost, 0 duplicated"
+    check "  ... of a real load: at least $min acknowledged" test "${acked:-0}" -ge "$min"
+}
 check () {                  # check "name" command...
     local name=$1; shift
     if "$@"; then ok "$name"; else not_ok "$name"; fi
