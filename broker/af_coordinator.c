@@ -270,8 +270,8 @@ s_send_lease (self_t *self)
 
 //  The keeper: one keep-alive every AF_CLUSTER_KEEPALIVE_MS (a quarter of
 //  that after one failed: the lease's margin is a second), each success
-//  told on its pipe as "ALIVE asked ttl" (asked: zclock_mono when it was
-//  sent), the lease's end as "GONE" (etcd has no such lease: then nothing
+//  told on its pipe as "ALIVE until" (the zclock_mono time the lease is
+//  certainly valid until: sent + TTL - margin), the lease's end as "GONE" (etcd has no such lease: then nothing
 //  more). Failures it logs itself, once past the time the lease is
 //  certainly valid until: the cluster thread may be in a slow etcd call
 //  of its own meanwhile, and the operator must hear of it then, not once
@@ -310,11 +310,10 @@ s_keeper_actor (zsock_t *pipe, void *args)
         if (took > S_SLOW_MS)
             zsys_warning ("cluster: etcd took %" PRId64 " ms to keep our lease %" PRIx64 " alive", took, lease);
         if (code == AF_OK && ttl > 0) {
-            char a [32], t [32];
-            snprintf (a, sizeof a, "%" PRId64, asked);
-            snprintf (t, sizeof t, "%" PRId64, ttl);
-            zstr_sendx (pipe, "ALIVE", a, t, NULL);
             until = asked + ttl * 1000 - AF_CLUSTER_LEASE_MARGIN_MS;
+            char text [32];
+            snprintf (text, sizeof text, "%" PRId64, until);
+            zstr_sendx (pipe, "ALIVE", text, NULL);
             if (lapsed)
                 zsys_info ("cluster: our lease %" PRIx64 " is kept alive again", lease);
             lapsed = false;
@@ -342,12 +341,10 @@ s_keeper_event (self_t *self)
     zmsg_t *msg = zmsg_recv (self->keeper);
     char *type = msg? zmsg_popstr (msg): NULL;
     if (type && streq (type, "ALIVE")) {
-        char *asked = zmsg_popstr (msg), *ttl = zmsg_popstr (msg);
-        self->lease_until = (asked? strtoll (asked, NULL, 10): 0) + (ttl? strtoll (ttl, NULL, 10): 0) * 1000
-                          - AF_CLUSTER_LEASE_MARGIN_MS;
+        char *until = zmsg_popstr (msg);
+        self->lease_until = until? strtoll (until, NULL, 10): 0;
         s_send_lease (self);
-        zstr_free (&asked);
-        zstr_free (&ttl);
+        zstr_free (&until);
     }
     else
     if (type && streq (type, "GONE")) {

@@ -490,6 +490,23 @@ broker_cluster_ack_later (af_broker_t *self, const char *peer, uint32_t shard, u
     zlistx_add_end (self->acks, ack);
 }
 
+//  The next entry of a REPL's body (SPEC 5.37: seq, 8 bytes; size, 4;
+//  the entry) at *offset, which it moves past it. 1: an entry; 0: the end;
+//  -1: an entry that runs past the body (malformed)
+static int
+s_repl_entry (const af_msg_t *repl, size_t *offset, uint64_t *seq, const uint8_t **entry, uint32_t *size)
+{
+    if (*offset + 12 > repl->body_size)
+        return 0;
+    memcpy (seq, repl->body + *offset, 8);
+    memcpy (size, repl->body + *offset + 8, 4);
+    if (*size > repl->body_size - *offset - 12)
+        return -1;
+    *entry = repl->body + *offset + 12;
+    *offset += 12 + (size_t) *size;
+    return 1;
+}
+
 //  Does our log agree with the owner's where a REPL meets it (SPEC 5.37
 //  prevEpoch)? The REPL gives the epochs of the owner's entries from seq
 //  - 1 (prevEpoch) to its last; we compare ours at our head, or at the
@@ -506,18 +523,14 @@ s_repl_check (af_store_t *store, MDB_txn *txn, const af_msg_t *repl, uint64_t he
     uint64_t before = repl->seq? repl->seq - 1: 0;
     if (head < before)
         return REPL_UNKNOWN;            //  a gap: it says nothing of what we have
-    uint64_t at = before, theirs = repl->prev_epoch;
+    uint64_t at = before, theirs = repl->prev_epoch, seq;
     size_t offset = 0;
-    while (offset + 12 <= repl->body_size) {
-        uint64_t seq;
-        uint32_t size;
-        memcpy (&seq, repl->body + offset, 8);
-        memcpy (&size, repl->body + offset + 8, 4);
-        if (size > repl->body_size - offset - 12 || seq > head)
-            break;                      //  (a malformed one is refused by the apply)
+    const uint8_t *entry;
+    uint32_t size;
+    //  (a malformed entry ends the walk here; the apply refuses it)
+    while (s_repl_entry (repl, &offset, &seq, &entry, &size) == 1 && seq <= head) {
         at = seq;
-        theirs = af_store_entry_epoch (repl->body + offset + 12, size);
-        offset += 12 + (size_t) size;
+        theirs = af_store_entry_epoch (entry, size);
     }
     *at_head = at == head;
     if (at == 0)
@@ -579,21 +592,17 @@ s_repl_apply (af_broker_t *self, const char *from, af_msg_t *repl)
     }
     if (check == REPL_AGREES && at_head)
         state->agreed = true;
-    while (code == AF_OK && at + 12 <= repl->body_size) {
-        uint64_t seq;
-        uint32_t size;
-        memcpy (&seq, repl->body + at, 8);
-        memcpy (&size, repl->body + at + 8, 4);
-        if (size > repl->body_size - at - 12) {
-            code = AF_E_MALFORMED;
-            break;
-        }
+    uint64_t seq;
+    const uint8_t *entry;
+    uint32_t size;
+    int more;
+    while (code == AF_OK && (more = s_repl_entry (repl, &at, &seq, &entry, &size)) != 0) {
         bool applied;
-        code = af_store_log_apply (store, txn, repl->shard, seq, repl->body + at + 12, size, &applied, &head);
-        at += 12 + (size_t) size;
+        code = more < 0? AF_E_MALFORMED:
+               af_store_log_apply (store, txn, repl->shard, seq, entry, size, &applied, &head);
     }
     if (code == AF_OK && at != repl->body_size)
-        code = AF_E_MALFORMED;
+        code = AF_E_MALFORMED;          //  bytes left that are no entry
     if (code == AF_OK && af_store_commit (store, &txn) == 0)
         state->head = head;
     else {

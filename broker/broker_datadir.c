@@ -43,6 +43,27 @@ broker_lock (af_broker_t *self)
     return 0;
 }
 
+//  The kernel caps every listen backlog at net.core.somaxconn (4,096 by
+//  default): in a reconnect storm beyond it, devices whose SYNs are
+//  dropped wait for their retransmits (1 s, then 3 s, 7 s...) while others
+//  are served. Said at start when that cap is below max_sessions
+static void
+s_backlog_check (af_broker_t *self)
+{
+    FILE *file = fopen ("/proc/sys/net/core/somaxconn", "r");
+    long somaxconn = 0;
+    if (file) {
+        if (fscanf (file, "%ld", &somaxconn) != 1)
+            somaxconn = 0;
+        fclose (file);
+    }
+    if (somaxconn > 0 && (size_t) somaxconn < self->config.max_sessions && somaxconn < AF_LISTEN_BACKLOG)
+        zsys_info ("broker: the listen backlog is %ld (net.core.somaxconn), below max_sessions %zu: "
+                   "a larger reconnect storm waits for SYN retransmits; raise net.core.somaxconn and "
+                   "net.ipv4.tcp_max_syn_backlog for a big fleet (README, Deployment)", somaxconn,
+                   self->config.max_sessions);
+}
+
 //  Every connection is a descriptor: raise the soft limit to the hard one
 //  (as Redis does), and keep max_sessions below it, with room for the
 //  store, the files being sent and the workers, so that accepting never
@@ -67,22 +88,7 @@ broker_descriptors (af_broker_t *self)
                       self->config.max_sessions, usable, (unsigned long long) limit.rlim_cur, AF_FD_RESERVE);
         self->config.max_sessions = usable;
     }
-    //  The kernel caps every listen backlog at net.core.somaxconn (4,096
-    //  by default): in a reconnect storm beyond it, devices whose SYNs are
-    //  dropped wait for their retransmits (1 s, then 3 s, 7 s...) while
-    //  others are served
-    FILE *file = fopen ("/proc/sys/net/core/somaxconn", "r");
-    long somaxconn = 0;
-    if (file) {
-        if (fscanf (file, "%ld", &somaxconn) != 1)
-            somaxconn = 0;
-        fclose (file);
-    }
-    if (somaxconn > 0 && (size_t) somaxconn < self->config.max_sessions && somaxconn < AF_LISTEN_BACKLOG)
-        zsys_info ("broker: the listen backlog is %ld (net.core.somaxconn), below max_sessions %zu: "
-                   "a larger reconnect storm waits for SYN retransmits; raise net.core.somaxconn and "
-                   "net.ipv4.tcp_max_syn_backlog for a big fleet (README, Deployment)", somaxconn,
-                   self->config.max_sessions);
+    s_backlog_check (self);
 }
 
 //  The keypair: made once, kept in the data directory
