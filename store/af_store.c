@@ -41,6 +41,7 @@ struct _af_store_t {
     uint32_t written_count;         //  ... how many
     char *names [AF_STORE_MAX_DBS]; //  database names by handle
     bool logged [AF_STORE_MAX_DBS]; //  ... and whether their changes are logged
+    bool byref [AF_STORE_MAX_DBS];  //  ... and their puts by reference (AF_STORE_BYREF)
 };
 
 //  Commit a transaction that reaches the disk, timed for af_store_stats
@@ -132,6 +133,8 @@ af_store_dbi (af_store_t *self, const char *name, unsigned flags, MDB_dbi *dbi)
     int rc = af_store_begin (self, !self->readonly, &txn);
     if (rc)
         return rc;
+    bool byref = (flags & AF_STORE_BYREF) != 0;
+    flags &= ~AF_STORE_BYREF;
     rc = mdb_dbi_open (txn, name, flags | (self->readonly? 0: MDB_CREATE), dbi);
     if (rc) {
         zsys_error ("store: cannot open database '%s' in %s: %s", name, self->dir, mdb_strerror (rc));
@@ -143,6 +146,7 @@ af_store_dbi (af_store_t *self, const char *name, unsigned flags, MDB_dbi *dbi)
         self->names [*dbi] = strdup (name);
         assert (self->names [*dbi]);
         self->logged [*dbi] = !streq (name, AF_STORE_LOG_DB);
+        self->byref [*dbi] = byref && self->logged [*dbi];
     }
     return af_store_commit (self, &txn);
 }
@@ -352,9 +356,13 @@ af_store_cursor_del (MDB_cursor *cursor)
 //  The replication log (cluster mode)
 //
 //  Key: shard (2 bytes BE), seq (8 bytes BE). Value: msgpack array
-//  [epoch, op (0 put, 1 delete), database name, key (bin), value (bin,
-//  puts only)]. Seqs of a shard start at 1 and have no gaps; the last
-//  entry of a shard is never trimmed, so its seq is never given again.
+//  [epoch, op (0 put, 1 delete, 2 put by reference), database name, key
+//  (bin), value (bin, op 0 only)]. Op 2 is a put in an AF_STORE_BYREF
+//  database, kept without its value: it never leaves the store as such
+//  (s_log_resolve makes it a 0 or a 1), so another broker's entries have
+//  ops 0 and 1 only. Seqs of a shard start at 1 and have no gaps; the
+//  last entry of a shard is never trimmed, so its seq is never given
+//  again.
 
 #define LOG_KEY     10
 
@@ -397,6 +405,102 @@ s_log_head (af_store_t *self, MDB_txn *txn, uint32_t shard, uint64_t *seq, MDB_v
     return rc == MDB_NOTFOUND? 0: rc;
 }
 
+//  An entry from another broker, checked: its parts, or AF_E_MALFORMED
+typedef struct {
+    uint64_t epoch;
+    bool put;
+    MDB_dbi dbi;
+    MDB_val key, value;
+} change_t;
+
+#define OP_PUT      0
+#define OP_DEL      1
+#define OP_REF      2
+
+//  An entry into out (cleared first): value for OP_PUT only
+static void
+s_entry_pack (msgpack_sbuffer *out, uint64_t epoch, int op, const char *name, const MDB_val *key,
+              const MDB_val *value)
+{
+    msgpack_sbuffer_clear (out);
+    msgpack_packer packer;
+    msgpack_packer_init (&packer, out, msgpack_sbuffer_write);
+    msgpack_pack_array (&packer, op == OP_PUT? 5: 4);
+    msgpack_pack_uint64 (&packer, epoch);
+    msgpack_pack_uint8 (&packer, (uint8_t) op);
+    size_t len = strlen (name);
+    msgpack_pack_str (&packer, len);
+    msgpack_pack_str_body (&packer, name, len);
+    msgpack_pack_bin (&packer, key->mv_size);
+    msgpack_pack_bin_body (&packer, key->mv_data, key->mv_size);
+    if (op == OP_PUT) {
+        msgpack_pack_bin (&packer, value->mv_size);
+        msgpack_pack_bin_body (&packer, value->mv_data, value->mv_size);
+    }
+}
+
+//  An entry as it leaves the store: a put by reference (OP_REF) becomes a
+//  put of the value its key has in txn now, or a delete if it has none,
+//  into out (*resolved); any other entry is left as it is (not resolved).
+//  0 or an LMDB error.
+static int
+s_log_resolve (af_store_t *self, MDB_txn *txn, const void *entry, size_t size, msgpack_sbuffer *out,
+               bool *resolved)
+{
+    *resolved = false;
+    //  A put by value is a 5-array (0x95), the rest 4-arrays: most entries
+    //  are not looked into
+    if (size < 3 || ((const uint8_t *) entry) [0] != 0x94)
+        return 0;
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init (&unpacked);
+    int rc = 0;
+    if (msgpack_unpack_next (&unpacked, entry, size, NULL) == MSGPACK_UNPACK_SUCCESS) {
+        msgpack_object *part = unpacked.data.via.array.ptr;
+        if (unpacked.data.type == MSGPACK_OBJECT_ARRAY && unpacked.data.via.array.size == 4
+        &&  part [0].type == MSGPACK_OBJECT_POSITIVE_INTEGER && part [1].type == MSGPACK_OBJECT_POSITIVE_INTEGER
+        &&  part [1].via.u64 == OP_REF && part [2].type == MSGPACK_OBJECT_STR && part [3].type == MSGPACK_OBJECT_BIN) {
+            MDB_dbi dbi = AF_STORE_MAX_DBS;
+            for (MDB_dbi i = 0; i < AF_STORE_MAX_DBS; i++)
+                if (self->names [i] && self->byref [i] && strlen (self->names [i]) == part [2].via.str.size
+                &&  memcmp (self->names [i], part [2].via.str.ptr, part [2].via.str.size) == 0)
+                    dbi = i;
+            MDB_val key = { part [3].via.bin.size, (void *) part [3].via.bin.ptr }, value;
+            rc = dbi == AF_STORE_MAX_DBS? MDB_INCOMPATIBLE: mdb_get (txn, dbi, &key, &value);
+            if (rc == 0 || rc == MDB_NOTFOUND) {
+                s_entry_pack (out, part [0].via.u64, rc == 0? OP_PUT: OP_DEL, self->names [dbi], &key, &value);
+                *resolved = true;
+                rc = 0;
+            }
+            else
+                zsys_error ("store: cannot read the value of a logged put in %s: %s", self->dir, mdb_strerror (rc));
+        }
+    }
+    msgpack_unpacked_destroy (&unpacked);
+    return rc;
+}
+
+//  Write an entry that came from another broker into our log at seq, in
+//  the form we keep: a put in an AF_STORE_BYREF database by reference
+static int
+s_log_keep (af_store_t *self, MDB_txn *txn, uint32_t shard, uint64_t seq, const void *entry, size_t size,
+            const change_t *change)
+{
+    msgpack_sbuffer ref;
+    msgpack_sbuffer_init (&ref);
+    if (change->put && self->byref [change->dbi]) {
+        s_entry_pack (&ref, change->epoch, OP_REF, self->names [change->dbi], &change->key, NULL);
+        entry = ref.data;
+        size = ref.size;
+    }
+    uint8_t at [LOG_KEY];
+    s_log_key (at, shard, seq);
+    MDB_val k = { sizeof at, at }, v = { size, (void *) entry };
+    int rc = mdb_put (txn, self->log_dbi, &k, &v, 0);
+    msgpack_sbuffer_destroy (&ref);
+    return rc;
+}
+
 static int
 s_log_change (MDB_txn *txn, MDB_dbi dbi, bool put, const MDB_val *key, const MDB_val *value)
 {
@@ -414,20 +518,8 @@ s_log_change (MDB_txn *txn, MDB_dbi dbi, bool put, const MDB_val *key, const MDB
         return rc;
     msgpack_sbuffer buffer;
     msgpack_sbuffer_init (&buffer);
-    msgpack_packer packer;
-    msgpack_packer_init (&packer, &buffer, msgpack_sbuffer_write);
-    msgpack_pack_array (&packer, put? 5: 4);
-    msgpack_pack_uint64 (&packer, self->epochs [shard]);
-    msgpack_pack_uint8 (&packer, put? 0: 1);
-    size_t len = strlen (self->names [dbi]);
-    msgpack_pack_str (&packer, len);
-    msgpack_pack_str_body (&packer, self->names [dbi], len);
-    msgpack_pack_bin (&packer, key->mv_size);
-    msgpack_pack_bin_body (&packer, key->mv_data, key->mv_size);
-    if (put) {
-        msgpack_pack_bin (&packer, value->mv_size);
-        msgpack_pack_bin_body (&packer, value->mv_data, value->mv_size);
-    }
+    s_entry_pack (&buffer, self->epochs [shard], !put? OP_DEL: self->byref [dbi]? OP_REF: OP_PUT,
+                  self->names [dbi], key, value);
     uint8_t at [LOG_KEY];
     s_log_key (at, shard, head + 1);
     MDB_val k = { sizeof at, at }, v = { buffer.size, buffer.data };
@@ -536,9 +628,18 @@ af_store_log_read (af_store_t *self, MDB_txn *txn, uint32_t shard, uint64_t afte
     MDB_val key = { sizeof from, from }, value;
     size_t entries = 0, bytes = 0;
     int code = AF_OK;
+    msgpack_sbuffer resolved;
+    msgpack_sbuffer_init (&resolved);
     rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE);
-    while (rc == 0 && key.mv_size == LOG_KEY && memcmp (key.mv_data, from, 2) == 0
-       &&  entries < max_entries && (entries == 0 || bytes + value.mv_size <= max_bytes)) {
+    while (rc == 0 && key.mv_size == LOG_KEY && memcmp (key.mv_data, from, 2) == 0 && entries < max_entries) {
+        bool by_ref;
+        rc = s_log_resolve (self, txn, value.mv_data, value.mv_size, &resolved, &by_ref);
+        if (rc)
+            break;
+        if (by_ref)
+            value = (MDB_val) { resolved.size, resolved.data };
+        if (entries && bytes + value.mv_size > max_bytes)
+            break;
         code = fn (s_log_seq ((const uint8_t *) key.mv_data), value.mv_data, value.mv_size, arg);
         if (code != AF_OK)
             break;
@@ -546,17 +647,11 @@ af_store_log_read (af_store_t *self, MDB_txn *txn, uint32_t shard, uint64_t afte
         bytes += value.mv_size;
         rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
     }
+    msgpack_sbuffer_destroy (&resolved);
     mdb_cursor_close (cursor);
     return code != AF_OK? code: rc == 0 || rc == MDB_NOTFOUND? AF_OK: AF_E_INTERNAL;
 }
 
-//  An entry from another broker, checked: its parts, or AF_E_MALFORMED
-typedef struct {
-    uint64_t epoch;
-    bool put;
-    MDB_dbi dbi;
-    MDB_val key, value;
-} change_t;
 
 static int
 s_log_decode (af_store_t *self, msgpack_object *object, uint32_t shard, change_t *change)
@@ -615,11 +710,8 @@ af_store_log_apply (af_store_t *self, MDB_txn *txn, uint32_t shard, uint64_t seq
                          mdb_del (txn, change.dbi, &change.key, NULL);
         if (rc == MDB_NOTFOUND)
             rc = 0;                     //  deleted already: the same state
-        uint8_t at [LOG_KEY];
-        s_log_key (at, shard, seq);
-        MDB_val k = { sizeof at, at }, v = { size, (void *) entry };
         if (rc == 0)
-            rc = mdb_put (txn, self->log_dbi, &k, &v, 0);
+            rc = s_log_keep (self, txn, shard, seq, entry, size, &change);
         if (rc) {
             zsys_error ("store: cannot apply a change of shard %u in %s: %s", shard, self->dir, mdb_strerror (rc));
             code = AF_E_INTERNAL;
@@ -789,6 +881,7 @@ struct _af_store_snap_t {
     uint8_t key [AF_STORE_MAX_KEY];
     size_t keylen;
     bool done;
+    msgpack_sbuffer entry;          //  the entry at seq, resolved (af_store_snap_entry)
 };
 
 af_store_snap_t *
@@ -798,6 +891,7 @@ af_store_snap_new (af_store_t *self, uint32_t shard, uint64_t epoch)
     af_store_snap_t *snap = (af_store_snap_t *) zmalloc (sizeof (af_store_snap_t));
     assert (snap);
     snap->store = self;
+    msgpack_sbuffer_init (&snap->entry);
     snap->shard = shard;
     snap->epoch = epoch;
     //  Not af_store_begin: in a batch it would lend us the batch, which
@@ -820,6 +914,7 @@ af_store_snap_destroy (af_store_snap_t **self_p)
     if (*self_p) {
         if ((*self_p)->txn)
             mdb_txn_abort ((*self_p)->txn);
+        msgpack_sbuffer_destroy (&(*self_p)->entry);
         free (*self_p);
         *self_p = NULL;
     }
@@ -925,8 +1020,11 @@ af_store_snap_entry (af_store_snap_t *self, const void **entry, size_t *size)
     MDB_val value = { 0, NULL };
     if (s_log_head (self->store, self->txn, self->shard, &seq, &value) || seq != self->seq || !seq)
         return AF_E_INTERNAL;
-    *entry = value.mv_data;
-    *size = value.mv_size;
+    bool by_ref;
+    if (s_log_resolve (self->store, self->txn, value.mv_data, value.mv_size, &self->entry, &by_ref))
+        return AF_E_INTERNAL;
+    *entry = by_ref? self->entry.data: value.mv_data;
+    *size = by_ref? self->entry.size: value.mv_size;
     return AF_OK;
 }
 
@@ -1005,16 +1103,14 @@ af_store_snap_apply (af_store_t *self, MDB_txn *txn, uint32_t shard, uint64_t se
         code = AF_E_MALFORMED;
     else
         code = s_log_decode (self, &unpacked.data, shard, &change);
+    if (code == AF_OK
+    &&  (s_log_keep (self, txn, shard, seq, entry, entry_size, &change) || s_snap_mark_del (self, txn, shard))) {
+        zsys_error ("store: cannot end a copy of shard %u in %s", shard, self->dir);
+        code = AF_E_INTERNAL;
+    }
     msgpack_unpacked_destroy (&unpacked);
     if (code != AF_OK)
         return code;
-    uint8_t at [LOG_KEY];
-    s_log_key (at, shard, seq);
-    MDB_val k = { sizeof at, at }, v = { entry_size, (void *) entry };
-    if (mdb_put (txn, self->log_dbi, &k, &v, 0) || s_snap_mark_del (self, txn, shard)) {
-        zsys_error ("store: cannot end a copy of shard %u in %s", shard, self->dir);
-        return AF_E_INTERNAL;
-    }
     *outcome = AF_STORE_SNAP_DONE;
     return AF_OK;
 }
@@ -1103,6 +1199,114 @@ s_test_put (af_store_t *store, MDB_dbi dbi, const char *account, const char *res
     else
         assert (af_store_del (txn, dbi, key, len + 1 + strlen (rest)) == 0);
     assert (af_store_commit (store, &txn) == 0);
+}
+
+//  The raw size of shard's entry seq as the log keeps it (not resolved)
+static size_t
+s_test_kept (af_store_t *store, uint32_t shard, uint64_t seq)
+{
+    MDB_txn *txn;
+    assert (af_store_begin (store, false, &txn) == 0);
+    uint8_t at [LOG_KEY];
+    s_log_key (at, shard, seq);
+    MDB_val key = { sizeof at, at }, value = { 0, NULL };
+    assert (mdb_get (txn, store->log_dbi, &key, &value) == 0);
+    size_t size = value.mv_size;
+    af_store_abort (store, &txn);
+    return size;
+}
+
+//  Puts by reference (AF_STORE_BYREF): kept small in the log, sent with
+//  the value there is when they are read, as a delete once it is gone
+static void
+s_test_byref (const char *base)
+{
+    char owner_dir [PATH_MAX], follower_dir [PATH_MAX];
+    snprintf (owner_dir, sizeof owner_dir, "%s/ref-owner", base);
+    snprintf (follower_dir, sizeof follower_dir, "%s/ref-follower", base);
+    af_store_t *owner = af_store_new (owner_dir, 16 << 20, 8, false);
+    af_store_t *follower = af_store_new (follower_dir, 16 << 20, 8, false);
+    MDB_dbi obig, fbig;
+    assert (af_store_dbi (owner, "big", AF_STORE_BYREF, &obig) == 0
+         && af_store_dbi (follower, "big", AF_STORE_BYREF, &fbig) == 0);
+    assert (af_store_log_enable (owner, 16) == AF_OK && af_store_log_enable (follower, 16) == AF_OK);
+    const char *ana, *other;
+    s_test_accounts (&ana, &other);
+    uint32_t shard = af_shard_of (ana, strlen (ana), 16);
+    af_store_log_own (owner, shard, true);
+    af_store_log_epoch (owner, shard, 3);
+    size_t big = 200 * 1024;
+    char *bytes = (char *) malloc (big + 1);
+    assert (bytes);
+    for (size_t i = 0; i < big; i++)
+        bytes [i] = (char) ('a' + i % 26);
+    bytes [big] = 0;
+    s_test_put (owner, obig, ana, "1", bytes);      //  seq 1
+    s_test_put (owner, obig, ana, "2", bytes);      //  seq 2, deleted at 3
+    s_test_put (owner, obig, ana, "2", NULL);
+    //  The log keeps the key, not the 200 KiB
+    assert (s_test_kept (owner, shard, 1) < 64);
+    //  Read, seq 1 carries its value and seq 2, gone since, is a delete
+    MDB_txn *txn;
+    test_log_t log = { .count = 0 };
+    assert (af_store_begin (owner, false, &txn) == 0);
+    assert (af_store_log_read (owner, txn, shard, 0, 16, 4 << 20, s_test_collect, &log) == AF_OK);
+    af_store_abort (owner, &txn);
+    assert (log.count == 3 && log.sizes [0] > big && log.sizes [1] < 64 && log.entries [0][0] == 0x95);
+    //  ... and max_bytes counts what is sent, not what is kept
+    test_log_t first = { .count = 0 };
+    assert (af_store_begin (owner, false, &txn) == 0);
+    assert (af_store_log_read (owner, txn, shard, 0, 16, big, s_test_collect, &first) == AF_OK);
+    af_store_abort (owner, &txn);
+    assert (first.count == 1);
+    //  A follower applies them: the value in its database, a reference in its log
+    bool applied;
+    uint64_t head;
+    assert (af_store_begin (follower, true, &txn) == 0);
+    for (size_t i = 0; i < log.count; i++)
+        assert (af_store_log_apply (follower, txn, shard, log.seqs [i], log.entries [i], log.sizes [i],
+                                    &applied, &head) == AF_OK && applied);
+    assert (af_store_commit (follower, &txn) == 0);
+    assert (s_test_kept (follower, shard, 1) < 64);
+    uint8_t key [64];
+    memcpy (key, ana, strlen (ana) + 1);
+    key [strlen (ana) + 1] = '1';
+    MDB_val value;
+    assert (af_store_begin (follower, false, &txn) == 0);
+    assert (af_store_get (txn, fbig, key, strlen (ana) + 2, &value) == 0 && value.mv_size == big
+         && memcmp (value.mv_data, bytes, big) == 0);
+    //  ... and, promoted, sends it on with the value it holds
+    test_log_t again = { .count = 0 };
+    assert (af_store_log_read (follower, txn, shard, 0, 1, 4 << 20, s_test_collect, &again) == AF_OK);
+    af_store_abort (follower, &txn);
+    assert (again.count == 1 && again.sizes [0] == log.sizes [0]
+         && memcmp (again.entries [0], log.entries [0], log.sizes [0]) == 0);
+    //  A put by reference never comes from another broker
+    uint8_t ref [64];
+    memcpy (ref, "\x94\x03\x02\xa3" "big" "\xc4", 9);
+    ref [9] = (uint8_t) (strlen (ana) + 2);
+    memcpy (ref + 10, key, strlen (ana) + 2);
+    assert (af_store_begin (follower, true, &txn) == 0);
+    assert (af_store_log_apply (follower, txn, shard, 4, ref, 10 + strlen (ana) + 2, &applied, &head)
+            == AF_E_MALFORMED && !applied);
+    af_store_abort (follower, &txn);
+    //  A copy's last entry comes resolved too
+    s_test_put (owner, obig, ana, "3", bytes);
+    af_store_snap_t *snap = af_store_snap_new (owner, shard, 3);
+    const void *entry;
+    size_t size;
+    assert (snap && af_store_snap_entry (snap, &entry, &size) == AF_OK && size > big);
+    af_store_snap_destroy (&snap);
+    for (size_t i = 0; i < log.count; i++) {
+        free (log.entries [i]);
+        if (i < first.count)
+            free (first.entries [i]);
+        if (i < again.count)
+            free (again.entries [i]);
+    }
+    free (bytes);
+    af_store_destroy (&owner);
+    af_store_destroy (&follower);
 }
 
 //  The replication log: an owner's changes, read and applied by a follower
@@ -1524,6 +1728,7 @@ af_store_test (bool verbose)
 
     af_store_destroy (&store);
     s_test_log (dir);
+    s_test_byref (dir);
     s_test_snap (dir);
     store = af_store_new (dir, 16 << 20, 4, false);
     assert (store && af_store_dbi (store, "things", 0, &things) == 0);

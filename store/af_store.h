@@ -113,6 +113,20 @@ int af_store_cursor_del (MDB_cursor *cursor);
 #define AF_STORE_MAX_KEY        511             //  LMDB's key size limit
 #define AF_STORE_MAX_ENTRY      (4 << 20)       //  one entry from another broker
 
+//  A flag of af_store_dbi: the log keeps a put in this database by
+//  reference (its key, not its value), and the value is read from the
+//  database when the entry leaves the store (af_store_log_read,
+//  af_store_snap_entry): one that is gone by then leaves as a delete. So
+//  large values (a push's user data) are not kept twice for the log's
+//  cluster/log_keep entries. For databases whose value at a key never
+//  changes while the key exists (a key is put once, or again with the
+//  same bytes, and deleted), so that the value read later is the value
+//  put. A follower may then lack a key between its put and a delete
+//  that came later (when the two reached it in different REPLs): a
+//  reader must check that what it reads is whole (af_userdata counts a
+//  blob's chunks against its record's size).
+#define AF_STORE_BYREF          0x80000000u
+
 //  Log every change from now on, for shards shards. Call once, after the
 //  classes opened their databases. AF_OK or AF_E_INTERNAL.
 int af_store_log_enable (af_store_t *self, uint32_t shards);
