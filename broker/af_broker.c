@@ -583,9 +583,10 @@ af_broker_new (const af_broker_config_t *config)
     if (!self->zap
     ||  broker_bind (self->frontend, config->nodes, self->nodes_endpoint, sizeof self->nodes_endpoint)
     ||  broker_bind (self->backend, config->workers, self->workers_endpoint, sizeof self->workers_endpoint)
-    ||  broker_data_dirs (self))
+    ||  broker_data_import (self))
         goto failed;
-    self->transfers = af_transfers_new (self->frontend, self->config.catalog, self->data_dir);
+    af_transfers_reader_t reader = broker_data_reader (self);
+    self->transfers = af_transfers_new (self->frontend, self->config.catalog, &reader);
     if (!self->transfers)
         goto failed;
     af_transfers_set_progress (self->transfers, broker_transfer_progress, self);
@@ -641,6 +642,7 @@ af_broker_destroy (af_broker_t **self_p)
     af_friends_destroy (&self->friends);
     af_syncindex_destroy (&self->syncindex);
     af_configs_destroy (&self->configs);
+    af_userdata_destroy (&self->userdata);
     af_backups_destroy (&self->backups);
     af_lists_destroy (&self->lists);
     zhashx_destroy (&self->uploads);

@@ -29,7 +29,7 @@ typedef struct {
     char session [32];
     char hash [AF_HASH_HEX + 1];
     zframe_t *routing;
-    int fd;
+    int fd;                         //  a package file, or -1: user data (the reader)
     uint64_t total;
     uint64_t next;                  //  offset of the next chunk to send
     uint32_t credit;
@@ -41,7 +41,7 @@ typedef struct {
 struct _af_transfers_t {
     zsock_t *sock;
     char blob_dir [512];
-    char data_dir [512];
+    af_transfers_reader_t reader;   //  user data (size NULL: none)
     zhashx_t *transfers;            //  "session/hash" -> transfer_t
     zhashx_t *cache;                //  "hash:offset" -> cached_t
     int64_t clock;                  //  use counter for the cache
@@ -81,13 +81,14 @@ s_cached_free (void **item)
 }
 
 af_transfers_t *
-af_transfers_new (zsock_t *sock, const char *blob_dir, const char *data_dir)
+af_transfers_new (zsock_t *sock, const char *blob_dir, const af_transfers_reader_t *reader)
 {
     af_transfers_t *self = (af_transfers_t *) zmalloc (sizeof (af_transfers_t));
     assert (self);
     self->sock = sock;
     snprintf (self->blob_dir, sizeof self->blob_dir, "%s", blob_dir? blob_dir: "");
-    snprintf (self->data_dir, sizeof self->data_dir, "%s", data_dir? data_dir: "");
+    if (reader)
+        self->reader = *reader;
     self->transfers = zhashx_new ();
     zhashx_set_destructor (self->transfers, s_transfer_free);
     self->cache = zhashx_new ();
@@ -146,6 +147,16 @@ s_chunk (af_transfers_t *self, transfer_t *transfer, uint64_t offset)
     }
     size_t want = transfer->total - offset < AF_MAX_CHUNK? (size_t) (transfer->total - offset): AF_MAX_CHUNK;
     size_t got = 0;
+    if (transfer->fd < 0) {
+        int code = self->reader.read (self->reader.arg, transfer->target.account, transfer->hash, offset,
+                                      self->raw, want);
+        if (code != AF_OK) {
+            zsys_error ("transfer: cannot read user data %.16s at %llu: %s", transfer->hash,
+                        (unsigned long long) offset, af_code_name (code));
+            return NULL;
+        }
+        got = want;
+    }
     while (got < want) {
         ssize_t n = pread (transfer->fd, self->raw + got, want - got, (off_t) (offset + got));
         if (n < 0 && errno == EINTR)
@@ -296,24 +307,33 @@ af_transfers_fetch (af_transfers_t *self, const char *session, zframe_t *routing
         snprintf (path, sizeof path, "%s/blobs/%.2s/%s", self->blob_dir, hash, hash);
         fd = open (path, O_RDONLY | O_CLOEXEC);
     }
-    if (fd < 0 && *self->data_dir && target && *target->account) {
-        snprintf (path, sizeof path, "%s/blobs/%s/%.2s/%s", self->data_dir, target->account, hash, hash);
-        fd = open (path, O_RDONLY | O_CLOEXEC);
+    int missing = errno;
+    uint64_t total = 0;
+    if (fd < 0 && missing == ENOENT && self->reader.size && target && *target->account) {
+        int code = self->reader.size (self->reader.arg, target->account, hash, &total);
+        if (code != AF_OK) {
+            snprintf (err, errlen, "package %.16s... is not in the store", hash);
+            return code;
+        }
     }
-    if (fd < 0) {
-        snprintf (err, errlen, "package %.16s... is not in the store", hash);
-        return errno == ENOENT? AF_E_NO_BLOB: AF_E_INTERNAL;
+    else {
+        if (fd < 0) {
+            snprintf (err, errlen, "package %.16s... is not in the store", hash);
+            return missing == ENOENT? AF_E_NO_BLOB: AF_E_INTERNAL;
+        }
+        struct stat st;
+        if (fstat (fd, &st) || !S_ISREG (st.st_mode)) {
+            close (fd);
+            snprintf (err, errlen, "cannot read package %.16s...", hash);
+            return AF_E_INTERNAL;
+        }
+        total = (uint64_t) st.st_size;
     }
-    struct stat st;
-    if (fstat (fd, &st) || !S_ISREG (st.st_mode)) {
-        close (fd);
-        snprintf (err, errlen, "cannot read package %.16s...", hash);
-        return AF_E_INTERNAL;
-    }
-    if (offset > (uint64_t) st.st_size) {
-        close (fd);
-        snprintf (err, errlen, "offset %llu is past the end of package %.16s... (%lld bytes)",
-                  (unsigned long long) offset, hash, (long long) st.st_size);
+    if (offset > total) {
+        if (fd >= 0)
+            close (fd);
+        snprintf (err, errlen, "offset %llu is past the end of package %.16s... (%llu bytes)",
+                  (unsigned long long) offset, hash, (unsigned long long) total);
         return AF_E_MALFORMED;
     }
     transfer_t *transfer = (transfer_t *) zmalloc (sizeof (transfer_t));
@@ -323,7 +343,7 @@ af_transfers_fetch (af_transfers_t *self, const char *session, zframe_t *routing
     memcpy (transfer->hash, hash, sizeof transfer->hash);
     transfer->routing = zframe_dup (routing);
     transfer->fd = fd;
-    transfer->total = (uint64_t) st.st_size;
+    transfer->total = total;
     transfer->next = offset;
     transfer->credit = credit;
     if (target)

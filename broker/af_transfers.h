@@ -15,7 +15,8 @@
     ends its transfer.
 
     Chunks are read with pread from the blob store (the matcher's catalog
-    directory, DIR/blobs/ab/abcd...), compressed with zstd level 1 and
+    directory, DIR/blobs/ab/abcd...), or, for a push's user data, through
+    the reader the broker gives (af_userdata, in its store), compressed with zstd level 1 and
     sent raw when that does not make them smaller. An encoded CHUNK names
     the blob and offset, not the receiver, so the same encoded message is
     sent to every target fetching that blob: a small cache of recent
@@ -52,11 +53,22 @@ typedef void (af_transfer_progress_fn) (void *arg, const af_transfer_for_t *targ
                                         uint64_t sent, uint64_t total);
 #define AF_PROGRESS_MS  250
 
+//  Where user data is read from (the broker's af_userdata): the size of
+//  account's blob hash, and want bytes of it from offset into buffer.
+//  Each returns AF_OK, AF_E_NO_BLOB (the account has no such blob) or
+//  another AF_E_* code.
+typedef struct {
+    int (*size) (void *arg, const char *account, const char *hash, uint64_t *size);
+    int (*read) (void *arg, const char *account, const char *hash, uint64_t offset, uint8_t *buffer,
+                 size_t want);
+    void *arg;
+} af_transfers_reader_t;
+
 //  Create the engine. Chunks go out on sock (a ROUTER) to the routing IDs
 //  given; blobs are read from blob_dir/blobs/ (the catalog's packages;
-//  "" = none), then from data_dir/blobs/ACCOUNT/ (user data the broker
-//  received from the receiving device's account).
-af_transfers_t *af_transfers_new (zsock_t *sock, const char *blob_dir, const char *data_dir);
+//  "" = none), then through reader (may be NULL: none) as user data the
+//  broker received from the receiving device's account.
+af_transfers_t *af_transfers_new (zsock_t *sock, const char *blob_dir, const af_transfers_reader_t *reader);
 
 //  Destroy; closes every open blob. Sets *self_p to NULL.
 void af_transfers_destroy (af_transfers_t **self_p);

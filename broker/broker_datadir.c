@@ -129,7 +129,9 @@ broker_open_store (af_broker_t *self)
     self->lists = af_lists_new (store);
     self->configs = af_configs_new (store);
     self->backups = af_backups_new (store);
-    if (!self->pushes || !self->paynotes || !self->asks || !self->lists || !self->configs || !self->backups)
+    self->userdata = af_userdata_new (store);
+    if (!self->pushes || !self->paynotes || !self->asks || !self->lists || !self->configs || !self->backups
+    ||  !self->userdata)
         return -1;
     af_paynotes_set_keep (self->paynotes, (uint64_t) self->config.notice_keep_s * 1000);
     //  An ask's asker on another broker is told through an intent (a cluster)
@@ -142,25 +144,4 @@ broker_open_store (af_broker_t *self)
     self->guesses = af_guesses_new (store);
     self->friends = af_friends_new (store);
     return self->guesses && self->friends? 0: -1;
-}
-
-//  DATA/data: received user data in blobs/, uploads under way in incoming/
-int
-broker_data_dirs (af_broker_t *self)
-{
-    snprintf (self->data_dir, sizeof self->data_dir, "%s/data", self->config.data_dir);
-    if (zsys_dir_create ("%s/incoming", self->data_dir) || zsys_dir_create ("%s/blobs", self->data_dir)) {
-        zsys_error ("broker: cannot create %s: %s", self->data_dir, strerror (errno));
-        return -1;
-    }
-    //  Uploads cut off by a previous stop are useless now
-    char incoming [700];
-    snprintf (incoming, sizeof incoming, "%s/incoming", self->data_dir);
-    zdir_t *dir = zdir_new (incoming, "-");
-    zfile_t **parts = dir? zdir_flatten (dir): NULL;
-    for (size_t i = 0; parts && parts [i]; i++)
-        zfile_remove (parts [i]);
-    zdir_flatten_free (&parts);
-    zdir_destroy (&dir);
-    return 0;
 }

@@ -30,6 +30,7 @@
 #include "af_download.h"
 #include "af_lists.h"
 #include "af_configs.h"
+#include "af_userdata.h"
 #include "af_backups.h"
 #include "af_dispatch.h"
 #include "af_syncindex.h"
@@ -172,6 +173,7 @@ struct _af_broker_t {
     af_transfers_t *transfers;
     af_lists_t *lists;
     af_configs_t *configs;
+    af_userdata_t *userdata;        //  pushes' user data (handle_upload.c)
     af_backups_t *backups;          //  handle_backup.c
     af_friends_t *friends;          //  contact tokens, visibility (handle_friends.c)
     af_syncindex_t *syncindex;      //  install lists in memory, matcher answers
@@ -180,7 +182,6 @@ struct _af_broker_t {
     zlistx_t *sync_waiting;         //  SYNCs waiting for their turn
     zhashx_t *push_jobs;            //  push ID hex -> push job (owned; handle_push.c)
     zhashx_t *uploads;              //  session hex -> upload (owned; handle_upload.c)
-    char data_dir [600];            //  DATA/data: blobs/ (received user data), incoming/
     char nodes_endpoint [256];
     char workers_endpoint [256];
     int lock_fd;                    //  DATA/lock, flock'ed: one broker per directory
@@ -347,7 +348,6 @@ int broker_lock (af_broker_t *self);
 void broker_descriptors (af_broker_t *self);
 int broker_keypair (af_broker_t *self);
 int broker_open_store (af_broker_t *self);
-int broker_data_dirs (af_broker_t *self);
 
 //  The session of a message's connection, made on its first message; NULL
 //  for a connection without an authenticated CURVE key or past
@@ -491,6 +491,10 @@ void broker_upload_free (void **item);
 //  Drop the session's upload, if any (it went away).
 void broker_uploads_drop (af_broker_t *self, session_t *session);
 
+//  A batch with the session's chunks could not be committed (code 500) or
+//  confirmed (503): its upload, if any, is answered ERROR code and dropped.
+void broker_uploads_refuse (af_broker_t *self, session_t *session, int code);
+
 //  True if hash is 64 lowercase hex digits.
 bool broker_hash_hex (const char *hash);
 
@@ -502,6 +506,13 @@ void broker_data_gc (af_broker_t *self);
 
 //  Size of a blob of user data the broker holds for account, or -1.
 int64_t broker_data_size (af_broker_t *self, const char *account, const char *hash);
+
+//  How the transfer engine reads user data (from af_userdata).
+af_transfers_reader_t broker_data_reader (af_broker_t *self);
+
+//  User data left in files by a broker from before: into the store (at
+//  start). 0 (what could not be moved is logged).
+int broker_data_import (af_broker_t *self);
 
 //  --------------------------------------------------------------------------
 //  handle_sync.c: REPORT, LIST, APPS, SYNC

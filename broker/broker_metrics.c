@@ -127,6 +127,14 @@ s_publish_work (af_broker_t *self, af_metrics_t *metrics)
               (double) zhashx_size (self->push_jobs));
     s_metric (metrics, "appferry_uploads", AF_METRIC_GAUGE, "user-data uploads under way",
               (double) zhashx_size (self->uploads));
+    size_t blobs, uploads, chunks;
+    af_userdata_counts (self->userdata, &blobs, &uploads, &chunks);
+    s_metric (metrics, "appferry_userdata_blobs", AF_METRIC_GAUGE,
+              "user-data blobs in the store (every shard it holds)", (double) blobs);
+    s_metric (metrics, "appferry_userdata_unfinished", AF_METRIC_GAUGE,
+              "uploads begun in the store and not finished", (double) uploads);
+    s_metric (metrics, "appferry_userdata_chunks", AF_METRIC_GAUGE,
+              "chunks of user data in the store, finished or not", (double) chunks);
 }
 
 static void

@@ -475,6 +475,7 @@ broker_held_flush (af_broker_t *self, zlistx_t **held_p, int code)
                 af_syncindex_drop (self->syncindex, session->account);
                 session->sent_seq = 0;          //  its outbox from the start, as after a login
                 session->unacked = 0;
+                broker_uploads_refuse (self, session, code);    //  its chunks are not all on disk
                 broker_deliver (self, session);
             }
         zlistx_destroy (&touched);

@@ -5,18 +5,23 @@
     tar) to the broker: UPLOAD names the blob's hash and size, the broker
     answers with CREDIT, and the node sends CHUNKs under that credit, each
     checked by the same af_download as a node's downloads (offsets, sizes,
-    zstd bounds, the whole-file hash at the end). The blob is kept in
-    DATA/data/blobs/ACCOUNT/ by hash: it belongs to the account that sent
-    it, so only that account's PUSH may name it and only that account's
-    targets may fetch it (a hash is not a secret: it may be known to anyone
-    who saw the same bytes). The PUSH that follows names it, and each
-    target fetches it after its install. A blob is removed when the last
-    pending offer naming it is done (af_pushes counts them), or, if no
-    push ever named it, quota/data_grace after it arrived (broker_data_gc).
-    An account holds at most quota/data_blobs blobs and quota/data_bytes
-    bytes of them: an UPLOAD past either is refused with E_QUOTA. One upload per connection at a
-    time: a new UPLOAD drops the one before, so a node cannot make the
-    broker hold many receive buffers.
+    zstd bounds, the whole-file hash at the end). Each chunk's bytes go
+    into the store as they arrive (af_userdata: in the batch's group
+    commit, so in a cluster into the shard's log), and the blob's record
+    once the hash is checked; the final OK, held like every answer until
+    its batch is on disk (and on the in-sync followers), says the blob is
+    kept. It belongs to the account that sent it, so only that account's
+    PUSH may name it and only that account's targets may fetch it (a hash
+    is not a secret: it may be known to anyone who saw the same bytes).
+    The PUSH that follows names it, and each target fetches it after its
+    install. A blob is removed when the last pending offer naming it is
+    done (af_pushes counts them), or, if no push ever named it,
+    quota/data_grace after it arrived (broker_data_gc, which also drops
+    uploads nobody is sending any more). An account holds at most
+    quota/data_blobs blobs and quota/data_bytes bytes of them, uploads in
+    progress included: an UPLOAD past either is refused with E_QUOTA. One
+    upload per connection at a time: a new UPLOAD drops the one before, so
+    a node cannot make the broker hold many.
     =========================================================================
 */
 #include "broker_int.h"
@@ -27,10 +32,11 @@
 //  A blob a node is sending us
 typedef struct {
     char session [2 * AF_MAX_ROUTING + 2];  //  uploads key
+    char account [AF_MAX_ACCOUNT + 1];
     char hash [AF_HASH_HEX + 1];
+    uint8_t id [AF_ID_SIZE];                //  af_userdata's upload ID
     broker_caller_t caller;                 //  the UPLOAD, for the final answer
-    af_download_t *download;
-    char part [700];
+    af_download_t *download;                //  checks the chunks (no file)
 } upload_t;
 
 void
@@ -38,16 +44,43 @@ broker_upload_free (void **item)
 {
     upload_t *upload = (upload_t *) *item;
     if (upload) {
-        af_download_destroy (&upload->download);    //  removes a partial file
+        af_download_destroy (&upload->download);
         free (upload);
         *item = NULL;
     }
 }
 
+//  Drop the session's upload, and what of it is in the store (if its
+//  shard is still ours: else its owner's sweep does)
+static void
+s_upload_drop (af_broker_t *self, const char *session_hex)
+{
+    upload_t *upload = (upload_t *) zhashx_lookup (self->uploads, session_hex);
+    uint32_t shard;
+    if (upload && broker_cluster_serves (self, upload->account, &shard)
+    &&  af_userdata_abandon (self->userdata, upload->account, upload->id) != AF_OK)
+        zsys_warning ("broker: cannot drop an unfinished upload of '%s' now; the sweep will", upload->account);
+    zhashx_delete (self->uploads, session_hex);
+}
+
 void
 broker_uploads_drop (af_broker_t *self, session_t *session)
 {
-    zhashx_delete (self->uploads, session->hex);
+    s_upload_drop (self, session->hex);
+}
+
+void
+broker_uploads_refuse (af_broker_t *self, session_t *session, int code)
+{
+    upload_t *upload = (upload_t *) zhashx_lookup (self->uploads, session->hex);
+    if (!upload)
+        return;
+    zsys_warning ("broker: the upload from %s of '%s' is refused: a commit of its chunks failed",
+                  session->device_id, session->account);
+    broker_error_rid (self, session, upload->caller.has_rid? upload->caller.rid: NULL, code, "%s",
+                      code == AF_E_INTERNAL? "the broker could not store the upload (see its log): send it again":
+                      "this broker can no longer confirm changes (it lost its cluster lease): send it again");
+    s_upload_drop (self, session->hex);
 }
 
 bool
@@ -62,100 +95,148 @@ broker_hash_hex (const char *hash)
 int64_t
 broker_data_size (af_broker_t *self, const char *account, const char *hash)
 {
-    char path [900];
-    snprintf (path, sizeof path, "%s/blobs/%s/%.2s/%s", self->data_dir, account, hash, hash);
-    struct stat st;
-    return stat (path, &st) == 0 && S_ISREG (st.st_mode)? (int64_t) st.st_size: -1;
+    uint64_t size;
+    return af_userdata_size (self->userdata, account, hash, &size) == AF_OK? (int64_t) size: -1;
 }
 
 void
 broker_data_remove (af_broker_t *self, const char *account, const char *hash)
 {
-    char path [900];
-    snprintf (path, sizeof path, "%s/blobs/%s/%.2s/%s", self->data_dir, account, hash, hash);
-    if (unlink (path) == 0)
+    int code = af_userdata_remove (self->userdata, account, hash);
+    if (code == AF_OK)
         zsys_info ("broker: removed user data %.16s... of '%s': no push needs it now", hash, account);
     else
-    if (errno != ENOENT)
-        zsys_warning ("broker: cannot remove %s: %s", path, strerror (errno));
+        zsys_warning ("broker: cannot remove user data %.16s... of '%s' now (%s); the sweep will",
+                      hash, account, af_code_name (code));
 }
 
-//  Call fn for every blob file of account (NULL: of every account)
-typedef void (blob_fn) (af_broker_t *self, const char *account, const char *hash, const struct stat *st,
-                        void *arg);
+//  The sweep's questions (af_userdata_sweep)
+static bool
+s_ours (void *arg, const char *account)
+{
+    uint32_t shard;
+    return broker_cluster_serves ((af_broker_t *) arg, account, &shard);
+}
 
+static bool
+s_live (void *arg, const char *account, const uint8_t *id)
+{
+    af_broker_t *self = (af_broker_t *) arg;
+    for (upload_t *upload = (upload_t *) zhashx_first (self->uploads); upload;
+         upload = (upload_t *) zhashx_next (self->uploads))
+        if (memcmp (upload->id, id, AF_ID_SIZE) == 0 && streq (upload->account, account))
+            return true;
+    return false;
+}
+
+static bool
+s_used (void *arg, const char *account, const char *hash)
+{
+    af_broker_t *self = (af_broker_t *) arg;
+    uint32_t refs = 1;
+    return broker_push_jobs_name (self, account, hash)
+        || af_pushes_blob_refs (self->pushes, account, hash, &refs) != AF_OK || refs > 0;
+}
+
+void
+broker_data_gc (af_broker_t *self)
+{
+    af_userdata_sweep_t ask = { s_ours, s_live, s_used, self };
+    if (af_userdata_sweep (self->userdata, (uint64_t) zclock_time (), (uint64_t) self->config.data_grace_s * 1000,
+                           &ask, AF_DATA_SWEEP, NULL) != AF_OK)
+        zsys_warning ("broker: cannot sweep user data: the store failed; next time");
+}
+
+//  The transfer engine reads user data through these (af_transfers_reader_t)
+static int
+s_reader_size (void *arg, const char *account, const char *hash, uint64_t *size)
+{
+    return af_userdata_size (((af_broker_t *) arg)->userdata, account, hash, size);
+}
+
+static int
+s_reader_read (void *arg, const char *account, const char *hash, uint64_t offset, uint8_t *buffer, size_t want)
+{
+    size_t got;
+    uint64_t total;
+    int code = af_userdata_read (((af_broker_t *) arg)->userdata, account, hash, offset, buffer, want,
+                                 &got, &total);
+    return code == AF_OK && got != want? AF_E_NO_BLOB: code;
+}
+
+af_transfers_reader_t
+broker_data_reader (af_broker_t *self)
+{
+    af_transfers_reader_t reader = { s_reader_size, s_reader_read, self };
+    return reader;
+}
+
+//  User data a broker from before the store kept it left in files
+//  (DATA/data/blobs/ACCOUNT/ab/HASH): into the store, then the files go.
+//  A cluster member owns no shard yet at start, so it cannot write them:
+//  it says so, and they stay for a start without the cluster
+//  Each file of DATA/data/blobs/ACCOUNT/ab/ named by a hash: into the store
 static void
-s_blobs_each (af_broker_t *self, const char *only, blob_fn *fn, void *arg)
+s_import_dir (af_broker_t *self, const char *account, const char *dir, size_t *kept, size_t *left)
+{
+    DIR *files = opendir (dir);
+    struct dirent *file;
+    while (files && (file = readdir (files))) {
+        char path [1200];
+        snprintf (path, sizeof path, "%s/%s", dir, file->d_name);
+        struct stat st;
+        if (!broker_hash_hex (file->d_name) || lstat (path, &st) || !S_ISREG (st.st_mode))
+            continue;
+        int code = *self->config.etcd? AF_E_UNAVAILABLE:
+                   af_userdata_import (self->userdata, account, file->d_name, path, (uint64_t) zclock_time ());
+        if (code == AF_OK && unlink (path) == 0)
+            (*kept)++;
+        else {
+            (*left)++;
+            if (code != AF_E_UNAVAILABLE)
+                zsys_warning ("broker: cannot move user data %s into the store: %s", path,
+                              code == AF_OK? strerror (errno): af_code_name (code));
+        }
+    }
+    if (files)
+        closedir (files);
+}
+
+int
+broker_data_import (af_broker_t *self)
 {
     char root [700];
-    snprintf (root, sizeof root, "%s/blobs", self->data_dir);
+    snprintf (root, sizeof root, "%s/data/blobs", self->config.data_dir);
     DIR *accounts = opendir (root);
+    if (!accounts)
+        return 0;
+    size_t kept = 0, left = 0;
     struct dirent *account;
-    while (accounts && (account = readdir (accounts))) {
-        if (*account->d_name == '.' || (only && !streq (only, account->d_name)))
+    while ((account = readdir (accounts))) {
+        if (*account->d_name == '.' || strlen (account->d_name) > AF_MAX_ACCOUNT)
             continue;
         char dir [900];
         snprintf (dir, sizeof dir, "%s/%s", root, account->d_name);
         DIR *fans = opendir (dir);
         struct dirent *fan;
         while (fans && (fan = readdir (fans))) {
-            if (*fan->d_name == '.' || strlen (fan->d_name) != 2)
+            if (strlen (fan->d_name) != 2 || *fan->d_name == '.')
                 continue;
             char sub [1000];
             snprintf (sub, sizeof sub, "%s/%s", dir, fan->d_name);
-            DIR *files = opendir (sub);
-            struct dirent *file;
-            while (files && (file = readdir (files))) {
-                char path [1100];
-                snprintf (path, sizeof path, "%s/%s", sub, file->d_name);
-                struct stat st;
-                if (broker_hash_hex (file->d_name) && lstat (path, &st) == 0 && S_ISREG (st.st_mode))
-                    fn (self, account->d_name, file->d_name, &st, arg);
-            }
-            if (files)
-                closedir (files);
+            s_import_dir (self, account->d_name, sub, &kept, &left);
         }
         if (fans)
             closedir (fans);
     }
-    if (accounts)
-        closedir (accounts);
-}
-
-typedef struct {
-    size_t count;
-    uint64_t bytes;
-} usage_t;
-
-static void
-s_usage_add (af_broker_t *self, const char *account, const char *hash, const struct stat *st, void *arg)
-{
-    (void) self;
-    (void) account;
-    (void) hash;
-    usage_t *usage = (usage_t *) arg;
-    usage->count++;
-    usage->bytes += (uint64_t) st->st_size;
-}
-
-static void
-s_gc_one (af_broker_t *self, const char *account, const char *hash, const struct stat *st, void *arg)
-{
-    time_t now = *(time_t *) arg;
-    uint32_t refs = 1;
-    if ((int64_t) (now - st->st_mtime) >= self->config.data_grace_s
-    &&  !broker_push_jobs_name (self, account, hash)
-    &&  af_pushes_blob_refs (self->pushes, account, hash, &refs) == AF_OK && refs == 0) {
-        zsys_info ("broker: user data %.16s... of '%s' was never pushed; removing it", hash, account);
-        broker_data_remove (self, account, hash);
-    }
-}
-
-void
-broker_data_gc (af_broker_t *self)
-{
-    time_t now = time (NULL);
-    s_blobs_each (self, NULL, s_gc_one, &now);
+    closedir (accounts);
+    if (kept)
+        zsys_info ("broker: moved %zu blobs of user data from %s into the store", kept, root);
+    if (left)
+        zsys_warning ("broker: %zu blobs of user data are still in %s%s", left, root, *self->config.etcd?
+                      ": a cluster member cannot move them into the store; start this broker once "
+                      "without cluster/etcd to move them": "");
+    return 0;
 }
 
 static void
@@ -184,58 +265,44 @@ handle_upload (af_broker_t *self, session_t *session, af_msg_t *msg)
         broker_ok (self, session, msg);         //  we have these bytes already
         return;
     }
-    usage_t usage = { 0, 0 };
-    s_blobs_each (self, session->account, s_usage_add, &usage);
-    if (usage.count >= (size_t) self->config.quota_data_blobs
-    ||  usage.bytes + msg->total > (uint64_t) self->config.quota_data_mib << 20) {
+    s_upload_drop (self, session->hex);         //  one at a time: a new one replaces the old
+    size_t count;
+    uint64_t bytes;
+    int code = af_userdata_usage (self->userdata, session->account, &count, &bytes);
+    if (code != AF_OK) {
+        broker_error (self, session, msg, AF_E_INTERNAL, "cannot store the upload now; send it again later");
+        return;
+    }
+    if (count >= (size_t) self->config.quota_data_blobs
+    ||  bytes + msg->total > (uint64_t) self->config.quota_data_mib << 20) {
         zsys_warning ("broker: refused UPLOAD from %s of '%s': quota (%zu blobs, %llu bytes held)",
-                      session->device_id, session->account, usage.count, (unsigned long long) usage.bytes);
+                      session->device_id, session->account, count, (unsigned long long) bytes);
         broker_error (self, session, msg, AF_E_QUOTA, "the account holds %zu blobs of user data (%llu MiB) "
                       "waiting for pushes; at most %d blobs and %d MiB: let pending pushes finish first",
-                      usage.count, (unsigned long long) (usage.bytes >> 20), self->config.quota_data_blobs,
+                      count, (unsigned long long) (bytes >> 20), self->config.quota_data_blobs,
                       self->config.quota_data_mib);
         return;
     }
-    broker_uploads_drop (self, session);        //  one at a time: a new one replaces the old
     upload_t *upload = (upload_t *) zmalloc (sizeof (upload_t));
     assert (upload);
     snprintf (upload->session, sizeof upload->session, "%s", session->hex);
+    snprintf (upload->account, sizeof upload->account, "%s", session->account);
     snprintf (upload->hash, sizeof upload->hash, "%s", msg->hash);
     broker_caller (&upload->caller, session, msg);
-    snprintf (upload->part, sizeof upload->part, "%s/incoming/%s-%s.part", self->data_dir, session->hex,
-              msg->hash);
     char err [AF_MAX_REASON + 1];
-    upload->download = af_download_new (upload->part, msg->hash, msg->total, err, sizeof err);
-    if (!upload->download) {
+    upload->download = af_download_new (NULL, msg->hash, msg->total, err, sizeof err);
+    code = upload->download? af_userdata_begin (self->userdata, session->account, msg->hash, msg->total,
+                                                (uint64_t) zclock_time (), upload->id): AF_E_INTERNAL;
+    if (code != AF_OK) {
+        af_download_destroy (&upload->download);
         free (upload);
-        zsys_error ("broker: cannot receive an upload: %s", err);
-        broker_error (self, session, msg, AF_E_INTERNAL, "cannot store the upload");
+        zsys_error ("broker: cannot receive an upload from %s of '%s': %s", session->device_id,
+                    session->account, af_code_name (code));
+        broker_error (self, session, msg, AF_E_INTERNAL, "cannot store the upload now; send it again later");
         return;
     }
     zhashx_update (self->uploads, upload->session, upload);
     s_send_credit (self, session, msg->hash, AF_MAX_CREDIT / 2, &upload->caller);
-}
-
-//  The last chunk is in and the hash checked: keep the blob
-static void
-s_upload_keep (af_broker_t *self, session_t *session, upload_t *upload, uint64_t total)
-{
-    char dir [900], path [1000];
-    snprintf (dir, sizeof dir, "%s/blobs/%s/%.2s", self->data_dir, session->account, upload->hash);
-    snprintf (path, sizeof path, "%s/%s", dir, upload->hash);
-    af_download_keep (upload->download);
-    af_download_destroy (&upload->download);
-    if (zsys_dir_create ("%s", dir) || rename (upload->part, path)) {
-        zsys_error ("broker: cannot store an upload in %s: %s", path, strerror (errno));
-        unlink (upload->part);
-        broker_error_rid (self, session, upload->caller.has_rid? upload->caller.rid: NULL,
-                          AF_E_INTERNAL, "cannot store the upload");
-        return;
-    }
-    zsys_info ("broker: stored %llu bytes of user data %.16s... from %s of '%s'",
-               (unsigned long long) total, upload->hash, session->device_id, session->account);
-    af_msg_t *ok = af_msg_new (AF_MSG_OK);
-    broker_answer (self, &upload->caller, &ok);
 }
 
 void
@@ -251,13 +318,32 @@ handle_chunk (af_broker_t *self, session_t *session, af_msg_t *msg)
     char err [AF_MAX_REASON + 1];
     bool complete;
     int code = af_download_chunk (upload->download, msg, &complete, err, sizeof err);
-    if (code == AF_OK && !complete) {
-        s_send_credit (self, session, msg->hash, 1, NULL);
-        return;
+    if (code == AF_OK) {
+        uint32_t size;
+        const uint8_t *bytes = af_download_last (upload->download, &size);
+        code = af_userdata_chunk (self->userdata, upload->account, upload->id,
+                                  af_download_received (upload->download) - size, bytes, size);
+        if (code == AF_OK && complete)
+            code = af_userdata_finish (self->userdata, upload->account, upload->id, (uint64_t) zclock_time ());
+        if (code != AF_OK)
+            snprintf (err, sizeof err, "the store failed (%s)", af_code_name (code));
+        else
+        if (complete) {
+            //  Held with the batch: sent once the blob is on disk (and,
+            //  in a cluster, on the shard's in-sync followers)
+            zsys_info ("broker: stored %llu bytes of user data %.16s... from %s of '%s'",
+                       (unsigned long long) msg->total, upload->hash, session->device_id, session->account);
+            af_msg_t *ok = af_msg_new (AF_MSG_OK);
+            broker_answer (self, &upload->caller, &ok);
+            zhashx_delete (self->uploads, session->hex);
+            return;
+        }
+        else {
+            s_send_credit (self, session, msg->hash, 1, NULL);
+            return;
+        }
+        code = AF_E_INTERNAL;
     }
-    if (code == AF_OK)
-        s_upload_keep (self, session, upload, msg->total);
-    else
     if (code == AF_E_INTERNAL) {
         //  Our disk, not the node's bytes: a 5xx, so the node tries again later
         zsys_error ("broker: cannot store an upload from %s of '%s': %s", session->device_id,
@@ -270,5 +356,5 @@ handle_chunk (af_broker_t *self, session_t *session, af_msg_t *msg)
         broker_error_rid (self, session, upload->caller.has_rid? upload->caller.rid: NULL,
                           AF_E_MALFORMED, "%s", err);
     }
-    zhashx_delete (self->uploads, session->hex);
+    s_upload_drop (self, session->hex);
 }

@@ -18,6 +18,8 @@ struct _af_download_t {
     bool keep;
     crypto_generichash_state state;
     uint8_t *buffer;                //  one decompressed chunk
+    const uint8_t *last;            //  the last chunk's bytes (af_download_last)
+    uint32_t last_size;
 };
 
 af_download_t *
@@ -25,13 +27,15 @@ af_download_new (const char *path, const char *hash, uint64_t total, char *err, 
 {
     af_download_t *self = (af_download_t *) zmalloc (sizeof (af_download_t));
     assert (self);
-    snprintf (self->path, sizeof self->path, "%s", path);
+    snprintf (self->path, sizeof self->path, "%s", path? path: "");
     snprintf (self->hash, sizeof self->hash, "%s", hash);
     self->total = total;
     self->buffer = (uint8_t *) malloc (AF_MAX_CHUNK);
-    self->fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (self->fd < 0 || !self->buffer) {
-        snprintf (err, errlen, "cannot create %s: %s", path, strerror (errno));
+    self->fd = path? open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600): -1;
+    if (!path)
+        self->keep = true;                  //  no file
+    if ((path && self->fd < 0) || !self->buffer) {
+        snprintf (err, errlen, "cannot create %s: %s", path? path: "a buffer", strerror (errno));
         self->keep = self->fd < 0;          //  nothing to remove
         af_download_destroy (&self);
         return NULL;
@@ -101,7 +105,7 @@ af_download_chunk (af_download_t *self, const af_msg_t *chunk, bool *complete, c
                   chunk->data_size, chunk->size);
         return AF_E_MALFORMED;
     }
-    size_t done = 0;
+    size_t done = self->fd < 0? chunk->size: 0;       //  no file: the caller keeps them
     while (done < chunk->size) {
         ssize_t n = write (self->fd, bytes + done, chunk->size - done);
         if (n < 0 && errno == EINTR)
@@ -115,6 +119,8 @@ af_download_chunk (af_download_t *self, const af_msg_t *chunk, bool *complete, c
         done += (size_t) n;
     }
     crypto_generichash_update (&self->state, bytes, chunk->size);
+    self->last = bytes;
+    self->last_size = chunk->size;
     self->received += chunk->size;
     if (self->received < self->total)
         return AF_OK;
@@ -127,12 +133,20 @@ af_download_chunk (af_download_t *self, const af_msg_t *chunk, bool *complete, c
                   "it was altered in the store or in transit", hex, self->hash);
         return AF_E_MALFORMED;
     }
-    if (fsync (self->fd)) {
+    if (self->fd >= 0 && fsync (self->fd)) {
         snprintf (err, errlen, "cannot write the package: %s", strerror (errno));
         return AF_E_INTERNAL;
     }
     *complete = true;
     return AF_OK;
+}
+
+const uint8_t *
+af_download_last (af_download_t *self, uint32_t *size)
+{
+    assert (self && size);
+    *size = self->last_size;
+    return self->last;
 }
 
 uint64_t
@@ -207,6 +221,19 @@ af_download_test (bool verbose)
     af_download_destroy (&download);
     assert (zsys_file_exists (path));
     unlink (path);
+
+    //  Into no file: each chunk's bytes, decompressed, are the caller's
+    download = af_download_new (NULL, hash, total, err, sizeof err);
+    uint32_t size;
+    assert (download && af_download_last (download, &size) == NULL && size == 0);
+    assert (af_download_chunk (download, first, &complete, err, sizeof err) == AF_OK && !complete);
+    const uint8_t *bytes = af_download_last (download, &size);
+    assert (size == AF_MAX_CHUNK && memcmp (bytes, data, size) == 0);
+    assert (af_download_chunk (download, second, &complete, err, sizeof err) == AF_OK && complete);
+    bytes = af_download_last (download, &size);
+    assert (size == total - AF_MAX_CHUNK && memcmp (bytes, data + AF_MAX_CHUNK, size) == 0);
+    assert (af_download_received (download) == total);
+    af_download_destroy (&download);
 
     //  Out of order
     download = af_download_new (path, hash, total, err, sizeof err);

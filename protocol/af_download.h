@@ -22,7 +22,9 @@
 typedef struct _af_download_t af_download_t;
 
 //  Start a download of the blob hash (64 hex) of total bytes into path
-//  (created or truncated, mode 0600). NULL with err on failure.
+//  (created or truncated, mode 0600), or, path NULL, into no file: the
+//  caller takes each chunk's bytes (af_download_last) and keeps them
+//  itself. NULL with err on failure.
 af_download_t *af_download_new (const char *path, const char *hash, uint64_t total,
                                 char *err, size_t errlen);
 
@@ -36,6 +38,11 @@ void af_download_destroy (af_download_t **self_p);
 //  retried as is), or AF_E_INTERNAL with err when this side could not
 //  write the file (a full disk, a size limit: a 5xx, worth a retry later).
 int af_download_chunk (af_download_t *self, const af_msg_t *chunk, bool *complete, char *err, size_t errlen);
+
+//  The raw bytes of the chunk af_download_chunk took last (decompressed;
+//  valid until the next call or destroy), *size of them; their offset is
+//  af_download_received minus *size. NULL before the first chunk.
+const uint8_t *af_download_last (af_download_t *self, uint32_t *size);
 
 //  Bytes received and written so far (the offset to resume from)
 uint64_t af_download_received (af_download_t *self);

@@ -176,6 +176,7 @@
 #define AF_QUOTA_CONFIG_MIB     64      //  MiB of configurations, both versions
 #define AF_QUOTA_DATA_BLOBS     32      //  user-data blobs waiting for pushes
 #define AF_QUOTA_DATA_MIB       1024    //  MiB of them
+#define AF_DATA_SWEEP           64      //  user-data blobs and uploads the broker's sweep removes a tick
 #define AF_DATA_GRACE_MS        3600000 //  a blob no push names is removed after this
 #define AF_QUOTA_BACKUPS        1000    //  backups kept (every version of every program)
 #define AF_QUOTA_BACKUP_MIB     64      //  MiB of them, configurations included

