@@ -107,6 +107,12 @@ s_fetch_answer (af_node_t *self, pending_t *pending, af_msg_t *answer)
             job->last_chunk = zclock_mono ();
         }
         else
+        if (job->data_phase)
+            //  The package is in: what failed is the user data (as when
+            //  it cannot be received, s_job_fetch)
+            s_job_finish (self, job, "failed", job->files, "installed, but the broker cannot send the user "
+                          "data: %s (%s)", answer->reason, af_code_name ((int) answer->code));
+        else
             s_job_finish (self, job, "failed", 0, "the broker cannot send the package: %s (%s)",
                           answer->reason, af_code_name ((int) answer->code));
     }
