@@ -720,6 +720,18 @@ s_peer_event (zloop_t *loop, zsock_t *router, void *arg)
 //  --------------------------------------------------------------------------
 //  Holding what a batch held until its followers have it
 
+void
+broker_cluster_failed (af_broker_t *self)
+{
+    //  The acks queued for the batch claim what is not on disk: none goes
+    //  (each owner sends again after repl_timeout), and the heads of the
+    //  shards we follow are what the store has, not what the batch applied
+    s_acks_send (self, false);
+    for (uint32_t shard = 0; shard < self->shard_count; shard++)
+        if (self->shards [shard].role == SHARD_FOLLOWER)
+            self->shards [shard].head = s_head (self, shard);
+}
+
 //  Has every in-sync follower of the unit's shards acked what it needs?
 static bool
 s_unit_ready (af_broker_t *self, unit_t *unit)

@@ -313,6 +313,10 @@ void broker_cluster_stop (af_broker_t *self);
 uint32_t broker_shard_of (af_broker_t *self, const char *account);
 bool broker_cluster_serves (af_broker_t *self, const char *account, uint32_t *shard);
 
+//  A batch's commit failed: the acks it queued for owners are dropped and
+//  the heads of the shards we follow read again from the store.
+void broker_cluster_failed (af_broker_t *self);
+
 //  Send a REDIRECT for shard to the session, answering request (or not).
 void broker_redirect (af_broker_t *self, session_t *session, const af_msg_t *request, uint32_t shard);
 

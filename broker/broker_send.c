@@ -506,6 +506,8 @@ broker_batch_end (af_broker_t *self)
     zlistx_t *held = self->held;
     self->held = zlistx_new ();
     zlistx_set_destructor (self->held, broker_held_free);
+    if (failed && self->cluster)
+        broker_cluster_failed (self);
     if (failed)
         broker_held_flush (self, &held, AF_E_INTERNAL);
     else
