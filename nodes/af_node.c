@@ -129,21 +129,26 @@ node_redirect (af_node_t *self, af_msg_t *msg)
         zsys_warning ("node: %u redirects without a login; waiting %d ms", self->redirects - 1,
                       NODE_REDIRECT_WAIT_MS);
         self->redirects = 0;
-        node_requests_resend (self);
+        node_requests_resend (self, 0);
         self->reconnect_at = zclock_mono () + NODE_REDIRECT_WAIT_MS;
         return;
     }
     if (!*msg->endpoint) {
-        zsys_info ("node: %s says shard %u has no owner yet; trying again in %d ms", self->endpoint,
+        //  A failover or a hand-off under way: the same broker is asked
+        //  again in a second, on this connection (SPEC 5.36). A new one
+        //  each second would be a CURVE handshake each, from every device
+        //  of the shard, on the brokers that are about to take it over
+        zsys_info ("node: %s says shard %u has no owner yet; asking it again in %d ms", self->endpoint,
                    msg->shard, NODE_REDIRECT_WAIT_MS);
-        node_requests_resend (self);
-        self->reconnect_at = zclock_mono () + NODE_REDIRECT_WAIT_MS;
+        if (!msg->has_rid && self->logged_in)
+            node_session_end (self);        //  our session there is gone: we log in again by key
+        node_requests_resend (self, NODE_REDIRECT_WAIT_MS);
         return;
     }
     zsys_info ("node: %s says shard %u is owned by %s (epoch %llu); going there", self->endpoint, msg->shard,
                msg->endpoint, (unsigned long long) msg->epoch);
     snprintf (self->endpoint, sizeof self->endpoint, "%s", msg->endpoint);
-    node_requests_resend (self);
+    node_requests_resend (self, 0);
     self->reconnect_at = zclock_mono ();    //  at the next tick: not from inside the socket's own reader
 }
 

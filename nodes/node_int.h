@@ -236,8 +236,8 @@ void node_redirect (af_node_t *self, af_msg_t *msg);
 void node_requests_new (af_node_t *self);
 
 //  Everything sent and not answered becomes unsent again (a REDIRECT:
-//  the next broker gets it).
-void node_requests_resend (af_node_t *self);
+//  the next broker gets it), to go wait_ms from now (0: at once).
+void node_requests_resend (af_node_t *self, int wait_ms);
 void node_requests_destroy (af_node_t *self);
 //  Send msg as a request (a fresh rid) when flags allow; on_answer is
 //  called once with the answer, or NULL if none comes. Takes msg.

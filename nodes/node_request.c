@@ -218,7 +218,7 @@ node_requests_flush (af_node_t *self)
 }
 
 void
-node_requests_resend (af_node_t *self)
+node_requests_resend (af_node_t *self, int wait_ms)
 {
     int64_t now = zclock_mono ();
     for (pending_t *p = (pending_t *) zlistx_first (self->requests); p;
@@ -226,7 +226,8 @@ node_requests_resend (af_node_t *self)
         if (p->sent && !p->unsent) {
             p->unsent = p->sent;
             p->sent = NULL;
-            p->deadline = now + self->config.request_timeout_ms;
+            p->not_before = wait_ms? now + wait_ms: 0;
+            p->deadline = now + wait_ms + self->config.request_timeout_ms;
         }
 }
 
