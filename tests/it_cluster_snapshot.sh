@@ -135,8 +135,12 @@ if [ -n "$S" ]; then
         bash -c "test \"\$(ETCDCTL_API=3 '$ETCDCTL' --endpoints='$E' get --print-value-only \
             /appferry/shards/$(printf %04d "$S")/owner)\" = '$B3'"
     how=log; grep -qx "$S" "$T/trimmed" && how=copy
+    # (tried again only while the new owner does not log the account in
+    # yet; then the answer to the UPLOAD is the verdict)
+    logs_in () { whole_at "$S"; grep -q "^ok - LOGIN" "$T/whole.$S"; }
+    wait_until 10 logs_in
     check "  ... and has the blob of ${ACCT[$S]:-?} (shard $S, from a $how) whole: an UPLOAD of it is answered OK at once" \
-        wait_until 10 whole_at "$S"
+        grep -q "^ok - an UPLOAD" "$T/whole.$S"
     grep "^not ok" "$T/whole.$S" | sed 's/^/  # /'
 fi
 
