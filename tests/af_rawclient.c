@@ -18,6 +18,8 @@
       af_rawclient ENDPOINT BROKER_CERT steal ACCOUNT PASSWORD HASH SIZE
       af_rawclient ENDPOINT BROKER_CERT quota ACCOUNT PASSWORD COUNT
       af_rawclient ENDPOINT BROKER_CERT upload ACCOUNT PASSWORD SIZE
+      af_rawclient ENDPOINT BROKER_CERT blob ACCOUNT PASSWORD SIZE (register, then upload)
+      af_rawclient ENDPOINT BROKER_CERT whole ACCOUNT PASSWORD HASH SIZE
       af_rawclient ENDPOINT BROKER_CERT remove ACCOUNT PASSWORD DEVICE_ID
       af_rawclient ENDPOINT BROKER_CERT login ACCOUNT PASSWORD REDIRECT|LOGIN_OK|CODE
       af_rawclient shard ACCOUNT SHARDS (prints the account's shard)
@@ -1149,11 +1151,13 @@ s_quota (const char *account, const char *password, int count)
     af_msg_destroy (&msg);
 }
 
-//  UPLOAD size bytes (one chunk at most) as user data; its hash into hex
+//  UPLOAD size bytes (up to AF_MAX_CREDIT / 2 chunks: the first credit)
+//  as user data; its hash into hex
 static bool
 s_upload_bytes (uint8_t *data, uint32_t size, char hex [AF_HASH_HEX + 1])
 {
-    assert (size <= AF_MAX_CHUNK);
+    uint32_t chunks = (size + AF_MAX_CHUNK - 1) / AF_MAX_CHUNK;
+    assert (chunks <= AF_MAX_CREDIT / 2);
     uint8_t hash [AF_HASH_SIZE];
     crypto_generichash (hash, sizeof hash, data, size, NULL, 0);
     sodium_bin2hex (hex, AF_HASH_HEX + 1, hash, sizeof hash);
@@ -1163,16 +1167,19 @@ s_upload_bytes (uint8_t *data, uint32_t size, char hex [AF_HASH_HEX + 1])
     msg->total = size;
     s_expect_msg ("UPLOAD: credit", msg, AF_MSG_CREDIT, 0);
     af_msg_destroy (&msg);
-    msg = af_msg_new (AF_MSG_CHUNK);
-    strcpy (msg->hash, hex);
-    msg->total = msg->size = size;
-    msg->data = data;
-    msg->data_size = size;
-    af_msg_send (msg, s_sock, NULL);
-    msg->data = NULL;
-    af_msg_destroy (&msg);
-    bool ok = false;
-    for (int i = 0; i < 4 && !ok; i++) {
+    for (uint32_t offset = 0; offset < size; offset += AF_MAX_CHUNK) {
+        msg = af_msg_new (AF_MSG_CHUNK);
+        strcpy (msg->hash, hex);
+        msg->total = size;
+        msg->offset = offset;
+        msg->size = msg->data_size = size - offset < AF_MAX_CHUNK? size - offset: AF_MAX_CHUNK;
+        msg->data = data + offset;
+        af_msg_send (msg, s_sock, NULL);
+        msg->data = NULL;
+        af_msg_destroy (&msg);
+    }
+    bool ok = false;                    //  (a CREDIT after each chunk but the last)
+    for (uint32_t i = 0; i < chunks + 3 && !ok; i++) {
         af_msg_t *reply = s_recv (s_sock, true);
         ok = reply && reply->id == AF_MSG_OK;
         af_msg_destroy (&reply);
@@ -1367,6 +1374,30 @@ s_register (const char *account, const char *password)
     s_check (reply && (reply->id == AF_MSG_OK || (reply->id == AF_MSG_ERROR && reply->code == AF_E_ACCOUNT_EXISTS)),
              "the account is registered", NULL);
     af_msg_destroy (&reply);
+}
+
+//  Register account (on its shard's owner, in a cluster) and upload size
+//  random bytes as its user data, as s_upload_only
+static void
+s_blob (const char *account, const char *password, uint32_t size)
+{
+    s_register (account, password);
+    s_upload_only (account, password, size);
+}
+
+//  The broker has account's blob hash of size bytes whole: an UPLOAD of
+//  it is answered OK at once, not CREDIT (handle_upload.c)
+static void
+s_whole (const char *account, const char *password, const char *hash, uint64_t size)
+{
+    s_check (s_password_login (s_sock, account, password) == AF_OK, "LOGIN as a new device", NULL);
+    af_msg_t *msg = af_msg_new (AF_MSG_UPLOAD);
+    af_msg_set_rid_random (msg);
+    snprintf (msg->hash, sizeof msg->hash, "%s", hash);
+    msg->total = size;
+    s_expect_msg ("an UPLOAD of the blob is answered OK at once (the broker has it whole), not CREDIT",
+                  msg, AF_MSG_OK, 0);
+    af_msg_destroy (&msg);
 }
 
 //  A CURVE connection with the given keypair
@@ -2272,6 +2303,12 @@ main (int argc, char *argv [])
     else
     if (streq (argv [3], "upload") && argc == 7)
         s_upload_only (argv [4], argv [5], (uint32_t) atoi (argv [6]));
+    else
+    if (streq (argv [3], "blob") && argc == 7)
+        s_blob (argv [4], argv [5], (uint32_t) atoi (argv [6]));
+    else
+    if (streq (argv [3], "whole") && argc == 8)
+        s_whole (argv [4], argv [5], argv [6], strtoull (argv [7], NULL, 10));
     else
     if (streq (argv [3], "quota") && argc == 7)
         s_quota (argv [4], argv [5], atoi (argv [6]));
