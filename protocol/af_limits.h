@@ -211,7 +211,7 @@
 _Static_assert (AF_CLUSTER_REPLICAS_MAX <= AF_CLUSTER_MAX_REPLICAS - 2,
                 "an owner tracks its followers, its next owner and one leaving");
 #define AF_CLUSTER_LEASE_S      5       //  (config) the brokers' etcd lease
-#define AF_CLUSTER_REPL_MS      1000    //  (config) a follower this slow leaves the in-sync set
+#define AF_CLUSTER_REPL_MS      3000    //  (config) a follower this slow leaves the in-sync set
 #define AF_CLUSTER_LOG_KEEP     100000  //  (config) log entries kept per shard beyond the acked
 #define AF_CLUSTER_UNIT_SHARDS  16      //  shards a batch's hold lists; more: all owned
 #define AF_CLUSTER_REPL_ENTRIES 4096    //  entries in one REPL at most

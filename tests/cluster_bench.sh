@@ -8,8 +8,8 @@
 #    alternating rounds) on an etcd of its own, with 16 and 64 devices
 #    (AF_CLUSTER_REPL_DEVICES: other counts; empty: this part is skipped).
 # 2. AF_CLUSTER_DEVICES devices (10,000) on three brokers (the defaults
-#    of a real cluster: 256 shards, a 5 s lease, repl_timeout 1 s; set
-#    AF_CLUSTER_SHARDS, AF_CLUSTER_TTL): how long until every device has
+#    of a real cluster: 256 shards, a 5 s lease, repl_timeout 3 s; set
+#    AF_CLUSTER_SHARDS, AF_CLUSTER_TTL, AF_CLUSTER_REPL_MS): how long until every device has
 #    logged in with its password at its shard's owner (REDIRECT) and sent
 #    its list; the brokers' resident memory per idle device (VmRSS, all
 #    three against theirs before any device); then reports and
@@ -25,7 +25,7 @@
 # (other work on the machine's cores moves every figure).
 NB=${AF_CLUSTER_DEVICES:-10000}
 HBB=${AF_FLEET_HEARTBEAT:-1000}
-SHARDS=${AF_CLUSTER_SHARDS:-256} TTL=${AF_CLUSTER_TTL:-5} REPL_MS=1000
+SHARDS=${AF_CLUSTER_SHARDS:-256} TTL=${AF_CLUSTER_TTL:-5} REPL_MS=${AF_CLUSTER_REPL_MS:-3000}
 RATE=${AF_CLUSTER_RATE:-200}
 hard=$(ulimit -Hn)
 ulimit -n "$hard"
