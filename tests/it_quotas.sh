@@ -53,4 +53,22 @@ check "an upload no push names is stored" grep -q "^ok - the upload is stored" "
 check "  ... and removed after the grace period" wait_eq 10 0 blobs
 check "  ... saying why" grep -q "was never pushed; removing it" "$T/broker.log"
 
+# A broker from before user data lived in its store left a blob as a file
+# (DATA/data/blobs/ACCOUNT/ab/HASH): at its next start it is moved into
+# the store, whole, and the file goes; a file that is not what its name
+# says stays, and the broker says so
+kill -TERM "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null
+head -c 300000 /dev/urandom > "$T/old.tar"
+hash=$(b2sum -l 256 "$T/old.tar" | cut -d' ' -f1)
+mkdir -p "$BROKER_DIR/data/blobs/ana/${hash:0:2}" "$BROKER_DIR/data/blobs/ana/00"
+cp "$T/old.tar" "$BROKER_DIR/data/blobs/ana/${hash:0:2}/$hash"
+bad=00$(printf '%062d' 0)
+echo "not those bytes" > "$BROKER_DIR/data/blobs/ana/00/$bad"
+start_broker broker --config "$T/broker.cfg" --catalog "$T/catalog"
+check "a blob a broker from before left in a file is moved into the store at start" wait_eq 5 1 blobs
+check "  ... whole (two chunks)" wait_eq 5 2 broker_value "$BROKER_DIR" appferry_userdata_chunks
+check "  ... and its file is gone" test ! -e "$BROKER_DIR/data/blobs/ana/${hash:0:2}/$hash"
+check "  ... one whose bytes are not its name stays, and the broker says so" \
+    bash -c "test -e '$BROKER_DIR/data/blobs/ana/00/$bad' && grep -q '1 blobs of user data are still in' '$T/broker.log'"
+
 finish
