@@ -432,6 +432,29 @@ af_transfers_stats (af_transfers_t *self, uint64_t *bytes_read, uint64_t *chunks
 //  --------------------------------------------------------------------------
 //  Self test: each transfer holds a descriptor, so they are bounded
 
+//  User data for the self-test: 300 KiB of one account's, none of another's
+static uint8_t *s_test_data;
+#define TEST_DATA   (300 * 1024)
+
+static int
+s_test_size (void *arg, const char *account, const char *hash, uint64_t *size)
+{
+    (void) arg;
+    (void) hash;
+    *size = TEST_DATA;
+    return streq (account, "ana")? AF_OK: AF_E_NO_BLOB;
+}
+
+static int
+s_test_read (void *arg, const char *account, const char *hash, uint64_t offset, uint8_t *buffer, size_t want)
+{
+    (void) arg;
+    (void) hash;
+    assert (streq (account, "ana") && offset + want <= TEST_DATA);
+    memcpy (buffer, s_test_data + offset, want);
+    return AF_OK;
+}
+
 void
 af_transfers_test (bool verbose)
 {
@@ -486,6 +509,37 @@ af_transfers_test (bool verbose)
 
     af_transfers_destroy (&transfers);
     assert (!transfers);
+
+    //  User data comes through the reader, for the receiver's account only
+    s_test_data = (uint8_t *) malloc (TEST_DATA);
+    randombytes_buf (s_test_data, TEST_DATA);
+    af_transfers_reader_t reader = { s_test_size, s_test_read, NULL };
+    transfers = af_transfers_new (router, "", &reader);
+    af_transfer_for_t ana = { .account = "ana" }, bob = { .account = "bob" };
+    assert (af_transfers_fetch (transfers, "s1", routing, hashes [0], 0, 2, &bob, err, sizeof err) == AF_E_NO_BLOB);
+    assert (af_transfers_fetch (transfers, "s1", routing, hashes [0], 0, 2, &ana, err, sizeof err) == AF_OK);
+    uint8_t *got = (uint8_t *) malloc (TEST_DATA);
+    uint64_t received = 0;
+    for (int chunk = 0; chunk < 2; chunk++) {
+        zmsg_t *sent = zmsg_recv (dealer);
+        assert (sent && zmsg_size (sent) == 1);
+        zframe_t *frame = zmsg_first (sent);
+        af_msg_t *msg = NULL;
+        assert (af_msg_decode (zframe_data (frame), zframe_size (frame), &msg, err, sizeof err, NULL, NULL) == AF_OK);
+        assert (msg->id == AF_MSG_CHUNK && msg->offset == received && msg->total == TEST_DATA);
+        size_t size = msg->size;
+        if (msg->zstd)
+            assert (ZSTD_decompress (got + received, TEST_DATA - received, msg->data, msg->data_size) == size);
+        else
+            memcpy (got + received, msg->data, size);
+        received += size;
+        af_msg_destroy (&msg);
+        zmsg_destroy (&sent);
+    }
+    assert (received == TEST_DATA && memcmp (got, s_test_data, TEST_DATA) == 0);
+    free (got);
+    af_transfers_destroy (&transfers);
+    free (s_test_data);
     zframe_destroy (&routing);
     zsock_destroy (&dealer);
     zsock_destroy (&router);
