@@ -274,10 +274,7 @@ af_transfers_fetch (af_transfers_t *self, const char *session, zframe_t *routing
                     const char *hash, uint64_t offset, uint32_t credit, const af_transfer_for_t *target,
                     char *err, size_t errlen)
 {
-    bool hex = strlen (hash) == AF_HASH_HEX;
-    for (const char *p = hash; hex && *p; p++)
-        hex = (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f');
-    if (!hex) {
+    if (af_hash_from_hex (hash, NULL) != AF_OK) {
         snprintf (err, errlen, "'%s' is not a package hash (64 lowercase hex digits)", hash);
         return AF_E_MALFORMED;
     }

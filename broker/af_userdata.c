@@ -64,12 +64,7 @@ static size_t
 s_blob_key (uint8_t *key, const char *account, const char *hash)
 {
     size_t len = s_prefix (key, account);
-    bool hex = hash && strlen (hash) == AF_HASH_HEX;
-    for (const char *p = hash; hex && *p; p++)
-        hex = (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f');
-    size_t bin = 0;
-    if (!len || !hex || sodium_hex2bin (key + len, AF_HASH_SIZE, hash, AF_HASH_HEX, NULL, &bin, NULL)
-    ||  bin != AF_HASH_SIZE)
+    if (!len || !hash || af_hash_from_hex (hash, key + len) != AF_OK)
         return 0;
     return len + AF_HASH_SIZE;
 }
@@ -270,25 +265,38 @@ af_userdata_abandon (af_userdata_t *self, const char *account, const uint8_t *id
     return af_store_code (rc);
 }
 
+//  A read transaction (*txn_p) and the record of account's blob hash:
+//  AF_OK with the transaction open, else AF_E_MALFORMED, AF_E_NO_BLOB or
+//  AF_E_INTERNAL with none
+static int
+s_reading (af_userdata_t *self, const char *account, const char *hash, MDB_txn **txn_p, uint64_t *size,
+           uint8_t *id)
+{
+    uint8_t blob [BLOB_KEY];
+    size_t bloblen = s_blob_key (blob, account, hash);
+    if (!bloblen)
+        return AF_E_MALFORMED;
+    int rc = af_store_begin (self->store, false, txn_p);
+    if (rc == 0)
+        rc = s_record (self, *txn_p, blob, bloblen, size, id);
+    if (rc)
+        af_store_abort (self->store, txn_p);
+    return rc == MDB_NOTFOUND? AF_E_NO_BLOB: af_store_code (rc);
+}
+
 int
 af_userdata_size (af_userdata_t *self, const char *account, const char *hash, uint64_t *size)
 {
     assert (self && size);
-    uint8_t blob [BLOB_KEY], id [AF_ID_SIZE], upload [UPLOAD_KEY];
-    size_t bloblen = s_blob_key (blob, account, hash);
-    if (!bloblen)
-        return AF_E_MALFORMED;
+    uint8_t id [AF_ID_SIZE], upload [UPLOAD_KEY];
     MDB_txn *txn = NULL;
-    int rc = af_store_begin (self->store, false, &txn);
-    if (rc == 0)
-        rc = s_record (self, txn, blob, bloblen, size, id);
+    int code = s_reading (self, account, hash, &txn, size, id);
+    if (code != AF_OK)
+        return code;
     bool whole = false;
-    if (rc == 0)
-        rc = s_whole (self, txn, upload, s_upload_key (upload, account, id), *size, &whole);
+    int rc = s_whole (self, txn, upload, s_upload_key (upload, account, id), *size, &whole);
     af_store_abort (self->store, &txn);
-    if (rc == MDB_NOTFOUND || (rc == 0 && !whole))
-        return AF_E_NO_BLOB;
-    return af_store_code (rc);
+    return rc == 0 && !whole? AF_E_NO_BLOB: af_store_code (rc);
 }
 
 int
@@ -297,18 +305,11 @@ af_userdata_read (af_userdata_t *self, const char *account, const char *hash, ui
 {
     assert (self && buffer && got && total);
     *got = 0;
-    uint8_t blob [BLOB_KEY], id [AF_ID_SIZE], key [CHUNK_KEY];
-    size_t bloblen = s_blob_key (blob, account, hash);
-    if (!bloblen)
-        return AF_E_MALFORMED;
+    uint8_t id [AF_ID_SIZE], key [CHUNK_KEY];
     MDB_txn *txn = NULL;
-    int rc = af_store_begin (self->store, false, &txn);
-    if (rc == 0)
-        rc = s_record (self, txn, blob, bloblen, total, id);
-    if (rc) {
-        af_store_abort (self->store, &txn);
-        return rc == MDB_NOTFOUND? AF_E_NO_BLOB: af_store_code (rc);
-    }
+    int code = s_reading (self, account, hash, &txn, total, id);
+    if (code != AF_OK)
+        return code;
     if (offset > *total) {
         af_store_abort (self->store, &txn);
         return AF_E_MALFORMED;
@@ -317,7 +318,7 @@ af_userdata_read (af_userdata_t *self, const char *account, const char *hash, ui
         want = (size_t) (*total - offset);
     size_t len = s_upload_key (key, account, id);
     MDB_cursor *cursor;
-    rc = mdb_cursor_open (txn, self->chunks, &cursor);
+    int rc = mdb_cursor_open (txn, self->chunks, &cursor);
     //  The chunk holding offset: the last that starts at or before it
     af_put_be64 (key + len, offset);
     MDB_val k = { len + 8, key }, v;

@@ -86,10 +86,7 @@ broker_uploads_refuse (af_broker_t *self, session_t *session, int code)
 bool
 broker_hash_hex (const char *hash)
 {
-    bool hex = strlen (hash) == AF_HASH_HEX;
-    for (const char *p = hash; hex && *p; p++)
-        hex = (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f');
-    return hex;
+    return af_hash_from_hex (hash, NULL) == AF_OK;
 }
 
 int64_t
@@ -325,10 +322,11 @@ handle_chunk (af_broker_t *self, session_t *session, af_msg_t *msg)
                                   af_download_received (upload->download) - size, bytes, size);
         if (code == AF_OK && complete)
             code = af_userdata_finish (self->userdata, upload->account, upload->id, (uint64_t) zclock_time ());
-        if (code != AF_OK)
-            snprintf (err, sizeof err, "the store failed (%s)", af_code_name (code));
-        else
-        if (complete) {
+        if (code == AF_OK && !complete) {
+            s_send_credit (self, session, msg->hash, 1, NULL);
+            return;
+        }
+        if (code == AF_OK) {
             //  Held with the batch: sent once the blob is on disk (and,
             //  in a cluster, on the shard's in-sync followers)
             zsys_info ("broker: stored %llu bytes of user data %.16s... from %s of '%s'",
@@ -338,10 +336,7 @@ handle_chunk (af_broker_t *self, session_t *session, af_msg_t *msg)
             zhashx_delete (self->uploads, session->hex);
             return;
         }
-        else {
-            s_send_credit (self, session, msg->hash, 1, NULL);
-            return;
-        }
+        snprintf (err, sizeof err, "the store failed (%s)", af_code_name (code));
         code = AF_E_INTERNAL;
     }
     if (code == AF_E_INTERNAL) {

@@ -48,17 +48,31 @@ af_code_name (int code)
     }
 }
 
-int
-af_id_from_hex (const char *hex, unsigned char *id)
+//  size bytes from exactly 2 x size lowercase hex digits
+static int
+s_from_hex (const char *hex, unsigned char *out, size_t size)
 {
     size_t bin_len = 0;
     for (const char *p = hex; *p; p++)
         if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
             return AF_E_MALFORMED;
-    if (strlen (hex) != AF_ID_HEX
-    ||  sodium_hex2bin (id, AF_ID_SIZE, hex, AF_ID_HEX, NULL, &bin_len, NULL) || bin_len != AF_ID_SIZE)
+    if (strlen (hex) != 2 * size
+    ||  sodium_hex2bin (out, size, hex, 2 * size, NULL, &bin_len, NULL) || bin_len != size)
         return AF_E_MALFORMED;
     return AF_OK;
+}
+
+int
+af_id_from_hex (const char *hex, unsigned char *id)
+{
+    return s_from_hex (hex, id, AF_ID_SIZE);
+}
+
+int
+af_hash_from_hex (const char *hex, unsigned char *hash)
+{
+    unsigned char scratch [AF_HASH_SIZE];
+    return s_from_hex (hex, hash? hash: scratch, AF_HASH_SIZE);
 }
 
 bool

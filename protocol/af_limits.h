@@ -389,6 +389,11 @@ const char *af_code_name (int code);
 //  bytes written to id, or AF_E_MALFORMED if hex is not such an ID.
 int af_id_from_hex (const char *hex, unsigned char *id);
 
+//  A content hash (a blob's) from its text form: exactly AF_HASH_HEX
+//  lowercase hex digits. AF_OK with AF_HASH_SIZE bytes written to hash
+//  (may be NULL: only checked), or AF_E_MALFORMED.
+int af_hash_from_hex (const char *hex, unsigned char *hash);
+
 //  True if the len bytes at p are valid UTF-8: shortest forms only, no
 //  surrogates, nothing above U+10FFFF (what every wire string must be).
 bool af_utf8_valid (const uint8_t *p, size_t len);

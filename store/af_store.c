@@ -413,6 +413,18 @@ typedef struct {
     MDB_val key, value;
 } change_t;
 
+//  The logged database an entry's name (a msgpack str) names, or
+//  AF_STORE_MAX_DBS if this store has none of that name
+static MDB_dbi
+s_logged_dbi (af_store_t *self, const msgpack_object *name)
+{
+    for (MDB_dbi dbi = 0; dbi < AF_STORE_MAX_DBS; dbi++)
+        if (self->names [dbi] && self->logged [dbi] && strlen (self->names [dbi]) == name->via.str.size
+        &&  memcmp (self->names [dbi], name->via.str.ptr, name->via.str.size) == 0)
+            return dbi;
+    return AF_STORE_MAX_DBS;
+}
+
 #define OP_PUT      0
 #define OP_DEL      1
 #define OP_REF      2
@@ -460,13 +472,9 @@ s_log_resolve (af_store_t *self, MDB_txn *txn, const void *entry, size_t size, m
         if (unpacked.data.type == MSGPACK_OBJECT_ARRAY && unpacked.data.via.array.size == 4
         &&  part [0].type == MSGPACK_OBJECT_POSITIVE_INTEGER && part [1].type == MSGPACK_OBJECT_POSITIVE_INTEGER
         &&  part [1].via.u64 == OP_REF && part [2].type == MSGPACK_OBJECT_STR && part [3].type == MSGPACK_OBJECT_BIN) {
-            MDB_dbi dbi = AF_STORE_MAX_DBS;
-            for (MDB_dbi i = 0; i < AF_STORE_MAX_DBS; i++)
-                if (self->names [i] && self->byref [i] && strlen (self->names [i]) == part [2].via.str.size
-                &&  memcmp (self->names [i], part [2].via.str.ptr, part [2].via.str.size) == 0)
-                    dbi = i;
+            MDB_dbi dbi = s_logged_dbi (self, &part [2]);
             MDB_val key = { part [3].via.bin.size, (void *) part [3].via.bin.ptr }, value;
-            rc = dbi == AF_STORE_MAX_DBS? MDB_INCOMPATIBLE: mdb_get (txn, dbi, &key, &value);
+            rc = dbi == AF_STORE_MAX_DBS || !self->byref [dbi]? MDB_INCOMPATIBLE: mdb_get (txn, dbi, &key, &value);
             if (rc == 0 || rc == MDB_NOTFOUND) {
                 s_entry_pack (out, part [0].via.u64, rc == 0? OP_PUT: OP_DEL, self->names [dbi], &key, &value);
                 *resolved = true;
@@ -668,11 +676,7 @@ s_log_decode (af_store_t *self, msgpack_object *object, uint32_t shard, change_t
     if (change->put != (object->via.array.size == 5)
     ||  (change->put && part [4].type != MSGPACK_OBJECT_BIN))
         return AF_E_MALFORMED;
-    change->dbi = AF_STORE_MAX_DBS;
-    for (MDB_dbi dbi = 0; dbi < AF_STORE_MAX_DBS; dbi++)
-        if (self->names [dbi] && self->logged [dbi] && strlen (self->names [dbi]) == part [2].via.str.size
-        &&  memcmp (self->names [dbi], part [2].via.str.ptr, part [2].via.str.size) == 0)
-            change->dbi = dbi;
+    change->dbi = s_logged_dbi (self, &part [2]);
     if (change->dbi == AF_STORE_MAX_DBS)
         return AF_E_MALFORMED;          //  a database this broker does not have
     change->key = (MDB_val) { part [3].via.bin.size, (void *) part [3].via.bin.ptr };
