@@ -77,6 +77,7 @@ s_back_online (fleet_t *self, fleet_device_t *device, int64_t now)
         device->displaced = false;
         self->displaced_back++;
         self->displaced_last = now;
+        fleet_hist_add (&self->stats.moved_hist, (uint64_t) (now - self->move_mark) * 1000);
     }
     device->login_at = now;
 }

@@ -271,6 +271,7 @@ typedef struct {
     uint64_t moves_closed, moves_unreachable;
     int64_t moved_back_ms;          //  from the move mark to the last displaced device back
     uint32_t moved_devices;         //  devices that lost their session after the move mark
+    fleet_hist_t moved_hist;        //  ... each one's time back (from the mark to its LOGIN_OK)
     int64_t back_online_ms;         //  from the restart mark to every device back
     uint32_t back_online_devices;
     //  Reports and lists

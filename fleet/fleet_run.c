@@ -465,8 +465,11 @@ s_moved (fleet_t *self, int64_t now)
         return;
     self->stats.moved_devices = self->displaced;
     self->stats.moved_back_ms = self->displaced? self->displaced_last - self->move_mark: 0;
+    const fleet_hist_t *back = &self->stats.moved_hist;
     printf ("fleet: moved back: %u sessions lost after the move mark, every device online again %.2f s "
-            "after it\n", self->displaced, (double) self->stats.moved_back_ms / 1000);
+            "after it (half of them by %.2f s, 90%% by %.2f s)\n", self->displaced,
+            (double) self->stats.moved_back_ms / 1000, (double) fleet_hist_percentile (back, 0.5) / 1e6,
+            (double) fleet_hist_percentile (back, 0.9) / 1e6);
     fflush (stdout);
     self->move_mark = 0;
 }

@@ -104,6 +104,9 @@ done
 back=$(for log in "${logs[@]}"; do grep -m1 "^fleet: moved back:" "$log"; done | sed -E 's/.* again ([0-9.]+) s .*/\1/' \
     | sort -n | tail -1)
 moved=$(for log in "${logs[@]}"; do grep -m1 "^fleet: moved back:" "$log"; done | awk '{ s += $4 } END { print s }')
+for log in "${logs[@]}"; do
+    echo "  # $(basename "$log" .log): $(grep -m1 "^fleet: moved back:" "$log" | sed 's/^fleet: moved back: //')"
+done
 echo "  # failover: $moved sessions lost; every device back on a new owner within ${back:-?} s of the kill" \
      "(target: lease $TTL s + 3 s); load $(load)"
 check "every device is back within the lease and 3 s (${back:-?} s)" \
