@@ -137,10 +137,13 @@ s_recv_frames (zsock_t *reader, zframe_t **routing, zframe_t **body, size_t *ext
 }
 
 //  In a cluster, a request about an account of a shard another broker
-//  owns is sent there (REDIRECT); true if it was
+//  owns is sent there (REDIRECT), or a LOGIN waits here for the shard's
+//  owner while it has none we could send it to (broker_cluster_park);
+//  true if it was
 static bool
-s_elsewhere (af_broker_t *self, session_t *session, af_msg_t *msg)
+s_elsewhere (af_broker_t *self, session_t *session, af_msg_t **msg_p)
 {
+    af_msg_t *msg = *msg_p;
     if (!self->cluster)
         return false;
     const char *account = msg->id == AF_MSG_LOGIN || msg->id == AF_MSG_REGISTER? msg->account:
@@ -148,14 +151,16 @@ s_elsewhere (af_broker_t *self, session_t *session, af_msg_t *msg)
     uint32_t shard;
     if (!account || !*account || broker_cluster_serves (self, account, &shard))
         return false;
-    broker_redirect (self, session, msg, shard);
+    if (!broker_cluster_park (self, session, shard, msg_p))
+        broker_redirect (self, session, msg, shard);
     return true;
 }
 
 //  Run a decoded command through the table
-static void
-s_command (af_broker_t *self, session_t *session, af_msg_t *msg)
+void
+broker_command (af_broker_t *self, session_t *session, af_msg_t **msg_p)
 {
+    af_msg_t *msg = *msg_p;
     const command_t *command = &s_commands [msg->id];
     if (!command->handler) {
         zsys_warning ("broker: refused %s from node %.8s: not a node request",
@@ -167,7 +172,7 @@ s_command (af_broker_t *self, session_t *session, af_msg_t *msg)
     if ((command->flags & NEEDS_SESSION) && !session->logged_in)
         broker_error (self, session, msg, AF_E_NOT_LOGGED_IN, "log in first");
     else
-    if (s_elsewhere (self, session, msg))
+    if (s_elsewhere (self, session, msg_p))
         ;                               //  a cluster's: REDIRECT to the shard's owner
     else
         command->handler (self, session, msg);
@@ -218,7 +223,7 @@ s_frontend_message (af_broker_t *self, zframe_t *routing, zframe_t *body, size_t
         broker_error_rid (self, session, has_rid? rid: NULL, code, "%s", err);
         goto done;
     }
-    s_command (self, session, msg);
+    broker_command (self, session, &msg);
     af_msg_destroy (&msg);
 done:
     zframe_destroy (&routing);
@@ -320,6 +325,13 @@ s_timer_event (zloop_t *loop, int timer_id, void *arg)
     //  ones are at its front, so a tick costs what expires, not a scan
     session_t *session;
     while ((session = (session_t *) zlistx_first (self->by_seen)) && now - session->last_seen > expiry) {
+        if (session->parked) {
+            //  Not silent: it waits for the answer to a LOGIN we hold
+            //  (broker_cluster_park), for at most AF_CLUSTER_PARK_MS
+            session->last_seen = now;
+            zlistx_move_end (self->by_seen, session->seen);
+            continue;
+        }
         if (session->logged_in)
             zsys_info ("broker: device %s of '%s' stopped answering; marked offline",
                        session->device_id, session->account);

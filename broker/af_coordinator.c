@@ -416,27 +416,46 @@ s_key (char *key, size_t size, unsigned n, const char *rest)
 //  shard whose one follower was out of the set when its owner died could
 //  never be claimed again, not even by that owner come back with every
 //  entry it acked (a new owner removes a dead one from the set before it
-//  acks without it, as any silent follower)
+//  acks without it, as any silent follower). gone: the members of the set
+//  the reactor knows are no longer in the cluster (the owner that died,
+//  comma-separated, or NULL): out of the set in the same transaction, so
+//  that no batch of ours waits for them (else each shard taken over waited
+//  for a transaction of its own after the claim, a second or more)
 static bool
-s_claim (self_t *self, unsigned n)
+s_claim (self_t *self, unsigned n, const char *gone)
 {
     char owner [256], born [256], isr [256];
+    char dead [AF_CLUSTER_MAX_REPLICAS][256];
     s_key (owner, sizeof owner, n, "owner");
     s_key (born, sizeof born, n, "born");
     snprintf (isr, sizeof isr, PREFIX "shards/%04u/isr/%s", n, self->id);
-    af_etcd_op_t ops [3] = {
-        { AF_ETCD_PUT, owner, self->id, strlen (self->id), self->lease },
-        { AF_ETCD_PUT, born, "1", 1, 0 },
-        { AF_ETCD_PUT, isr, "", 0, 0 } };
+    af_etcd_op_t ops [3 + AF_CLUSTER_MAX_REPLICAS] = {
+        { AF_ETCD_PUT, owner, self->id, strlen (self->id), self->lease } };
+    size_t count = 1;
     af_etcd_kv_t kv;
     bool found = false, done = false;
     if (af_etcd_get (self->client, isr, &kv, &found, NULL, self->err, sizeof self->err) != AF_OK)
         return false;
+    if (!found) {
+        ops [count++] = (af_etcd_op_t) { AF_ETCD_PUT, born, "1", 1, 0 };
+        ops [count++] = (af_etcd_op_t) { AF_ETCD_PUT, isr, "", 0, 0 };
+    }
+    else {
+        size_t deleted = 0;
+        for (const char *at = gone? gone: ""; *at && deleted < AF_CLUSTER_MAX_REPLICAS; at += *at == ',') {
+            size_t len = strcspn (at, ",");
+            if (len && len <= AF_CLUSTER_ID && (len != strlen (self->id) || memcmp (at, self->id, len))) {
+                snprintf (dead [deleted], sizeof dead [deleted], PREFIX "shards/%04u/isr/%.*s", n, (int) len, at);
+                ops [count++] = (af_etcd_op_t) { AF_ETCD_DELETE, dead [deleted++], NULL, 0, 0 };
+            }
+            at += len;
+        }
+    }
     af_etcd_compare_t compares [2] = {
         { AF_ETCD_CREATE_REVISION, owner, 0, NULL, 0 },
         found? (af_etcd_compare_t) { AF_ETCD_MOD_REVISION, isr, kv.mod_revision, NULL, 0 }:
                (af_etcd_compare_t) { AF_ETCD_CREATE_REVISION, born, 0, NULL, 0 } };
-    af_etcd_txn_t txn = { compares, 2, ops, found? 1: 3, NULL, 0 };
+    af_etcd_txn_t txn = { compares, 2, ops, count, NULL, 0 };
     return af_etcd_txn (self->client, &txn, &done, NULL, self->err, sizeof self->err) == AF_OK && done;
 }
 
@@ -491,10 +510,13 @@ s_pipe_event (self_t *self)
         ;                               //  nothing we can do now: asked again later
     else
     if (streq (command, "CLAIM")) {
-        bool ok = s_claim (self, n);
+        char *gone = zmsg_popstr (msg);
+        bool ok = s_claim (self, n, gone && *gone? gone: NULL);
         if (ok)
-            zsys_info ("cluster: claimed shard %u", n);
+            zsys_info ("cluster: claimed shard %u%s%s", n, gone && *gone? ", out of its in-sync set: ": "",
+                       gone && *gone? gone: "");
         s_answer (self, "CLAIMED", n, NULL, NULL, ok, 0);
+        zstr_free (&gone);
     }
     else
     if (streq (command, "ISR_ADD") || streq (command, "ISR_DEL")) {

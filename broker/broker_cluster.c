@@ -44,6 +44,8 @@
 #include <signal.h>
 #include <sys/signalfd.h>
 
+static void s_free_item (void **item);
+
 //  A batch's held messages, waiting for its shards' followers
 typedef struct {
     zlistx_t *held;
@@ -70,6 +72,7 @@ s_peer_free (void **item)
     peer_t *peer = (peer_t *) *item;
     if (peer) {
         zsock_destroy (&peer->dealer);
+        zsock_destroy (&peer->monitor);
         free (peer);
         *item = NULL;
     }
@@ -113,23 +116,162 @@ s_owner_endpoint (af_broker_t *self, uint32_t shard)
     return owner && !streq (state->owner, self->id)? owner->nodes: "";
 }
 
-void
-broker_redirect (af_broker_t *self, session_t *session, const af_msg_t *request, uint32_t shard)
+static void
+s_redirect_to (af_broker_t *self, session_t *session, const af_msg_t *request, uint32_t shard, const char *endpoint)
 {
     af_msg_t *redirect = af_msg_new (AF_MSG_REDIRECT);
     redirect->shard = shard;
     redirect->epoch = self->shards [shard].epoch;
-    snprintf (redirect->endpoint, sizeof redirect->endpoint, "%s", s_owner_endpoint (self, shard));
+    snprintf (redirect->endpoint, sizeof redirect->endpoint, "%s", endpoint);
     if (self->config.verbose)
         zsys_debug ("broker: %s for shard %u sent to %s", request? af_msg_command_name (request->id): "session",
                     shard, *redirect->endpoint? redirect->endpoint: "(no owner yet)");
     broker_reply (self, session, request, &redirect);
 }
 
-//  We no longer own shard: its sessions go to its owner, unwritten
-static void
-s_shard_lost (af_broker_t *self, uint32_t shard)
+void
+broker_redirect (af_broker_t *self, session_t *session, const af_msg_t *request, uint32_t shard)
 {
+    s_redirect_to (self, session, request, shard, s_owner_endpoint (self, shard));
+}
+
+//  --------------------------------------------------------------------------
+//  Parking: a LOGIN that has nowhere to go waits for its shard's owner
+//
+//  While a shard has no owner (a failover between the lease's end and the
+//  claim, a hand-off), or its owner is a broker whose link to us is down
+//  (killed: etcd keeps its ownership until its lease ends, and a REDIRECT
+//  there sends the node to a closed port), a REDIRECT could only say "ask
+//  again later": the node asks again after a second, and every device of
+//  a failover comes back up to a second after its shard was taken. So a
+//  LOGIN or REGISTER waits here instead, one per session, until the shard
+//  has an owner the node can reach: then it runs as if it came then
+//  (served, if that owner is us; else REDIRECT there). At most
+//  AF_CLUSTER_PARK_MS, then it is answered REDIRECT as before. It costs
+//  one decoded request per session that sent one, and nothing is written.
+
+typedef struct {
+    session_t *session;
+    uint32_t shard;
+    int64_t until;                  //  zclock_mono: answered REDIRECT then
+    af_msg_t *msg;
+} parked_t;
+
+static void
+s_parked_free (void **item)
+{
+    parked_t *parked = (parked_t *) *item;
+    if (parked) {
+        af_msg_destroy (&parked->msg);
+        free (parked);
+        *item = NULL;
+    }
+}
+
+//  Could a node of shard be served, here or by a REDIRECT that leads to
+//  a broker that answers?
+static bool
+s_owner_reachable (af_broker_t *self, uint32_t shard)
+{
+    shard_t *state = &self->shards [shard];
+    if (state->role == SHARD_OWNER)
+        return !state->leaving;
+    peer_t *owner = *state->owner? (peer_t *) zhashx_lookup (self->peers, state->owner): NULL;
+    return owner && owner->dealer && !owner->down;
+}
+
+bool
+broker_cluster_park (af_broker_t *self, session_t *session, uint32_t shard, af_msg_t **msg_p)
+{
+    af_msg_t *msg = *msg_p;
+    if (!self->cluster || session->parked || (msg->id != AF_MSG_LOGIN && msg->id != AF_MSG_REGISTER)
+    ||  s_owner_reachable (self, shard))
+        return false;
+    parked_t *parked = (parked_t *) zmalloc (sizeof (parked_t));
+    assert (parked);
+    parked->session = session;
+    parked->shard = shard;
+    parked->until = zclock_mono () + AF_CLUSTER_PARK_MS;
+    parked->msg = msg;
+    *msg_p = NULL;
+    session->parked = zlistx_add_end (self->parked, parked);
+    if (self->config.verbose)
+        zsys_debug ("broker: %s for shard %u waits for an owner it can be sent to", af_msg_command_name (msg->id),
+                    shard);
+    return true;
+}
+
+void
+broker_cluster_unpark (af_broker_t *self, session_t *session)
+{
+    if (session->parked)
+        zlistx_delete (self->parked, session->parked);
+    session->parked = NULL;
+}
+
+//  Run the parked requests whose shard has an owner to go to now (only
+//  shard's, unless shard is UINT32_MAX), and answer those whose time is
+//  up REDIRECT as before. In one batch, at a safe point (no handler holds
+//  a session)
+static bool
+s_parked_ready (af_broker_t *self, const parked_t *parked, uint32_t shard, int64_t now)
+{
+    return now >= parked->until
+        || ((shard == UINT32_MAX || parked->shard == shard) && s_owner_reachable (self, parked->shard));
+}
+
+static void
+s_unpark (af_broker_t *self, uint32_t shard, int64_t now)
+{
+    if (!self->parked || !zlistx_size (self->parked))
+        return;
+    //  By session, found again for each: running one LOGIN may remove
+    //  another session (and what it parked)
+    zlistx_t *ready = zlistx_new ();
+    zlistx_set_destructor (ready, s_free_item);
+    for (parked_t *parked = (parked_t *) zlistx_first (self->parked); parked;
+         parked = (parked_t *) zlistx_next (self->parked))
+        if (s_parked_ready (self, parked, shard, now))
+            zlistx_add_end (ready, strdup (parked->session->hex));
+    broker_batch_begin (self);
+    for (char *hex = (char *) zlistx_first (ready); hex; hex = (char *) zlistx_next (ready)) {
+        session_t *session = broker_session (self, hex);
+        parked_t *parked = session && session->parked? (parked_t *) zlistx_handle_item (session->parked): NULL;
+        if (!parked || !s_parked_ready (self, parked, shard, now))
+            continue;
+        if (session->dropped) {
+            broker_cluster_unpark (self, session);
+            continue;
+        }
+        af_msg_t *msg = parked->msg;
+        uint32_t at = parked->shard;
+        bool expired = !s_owner_reachable (self, at);
+        parked->msg = NULL;
+        broker_cluster_unpark (self, session);      //  frees parked
+        if (expired)
+            broker_redirect (self, session, msg, at);
+        else
+            broker_command (self, session, &msg);
+        af_msg_destroy (&msg);
+    }
+    broker_batch_end (self);
+    zlistx_destroy (&ready);
+    broker_drain_all (self);
+    broker_reap (self);
+}
+
+//  We no longer own shard: its sessions go to its owner, unwritten. When
+//  we handed it to next (our release: nobody owns it for a moment), they
+//  go there, where their LOGINs wait for its claim (held logins, above),
+//  rather than being told "no owner yet" and asking again a second later
+static void
+s_shard_lost (af_broker_t *self, uint32_t shard, const char *next)
+{
+    const char *endpoint = s_owner_endpoint (self, shard);
+    peer_t *heir = !*endpoint && next && *next && !streq (next, self->id)?
+                   (peer_t *) zhashx_lookup (self->peers, next): NULL;
+    if (heir && heir->dealer && !heir->down)
+        endpoint = heir->nodes;
     zlistx_t *moving = zlistx_new ();
     for (session_t *session = (session_t *) zhashx_first (self->sessions); session;
          session = (session_t *) zhashx_next (self->sessions))
@@ -138,12 +280,12 @@ s_shard_lost (af_broker_t *self, uint32_t shard)
     for (session_t *session = (session_t *) zlistx_first (moving); session;
          session = (session_t *) zlistx_next (moving)) {
         session->moved = true;          //  no lastSeen written: not ours to write
-        broker_redirect (self, session, NULL, shard);
+        s_redirect_to (self, session, NULL, shard, endpoint);
         broker_session_logout (self, session);
     }
     if (zlistx_size (moving))
         zsys_info ("broker: shard %u is no longer ours; %zu sessions sent to %s", shard, zlistx_size (moving),
-                   *s_owner_endpoint (self, shard)? s_owner_endpoint (self, shard): "its next owner");
+                   *endpoint? endpoint: "its next owner");
     zlistx_destroy (&moving);
     af_syncindex_purge (self->syncindex);
 }
@@ -794,6 +936,67 @@ broker_cluster_committed (af_broker_t *self, zlistx_t **held_p)
 //  What the coordinator tells us
 
 static void s_follow (af_broker_t *self, uint32_t shard);
+static void s_claim_maybe (af_broker_t *self, uint32_t shard, int64_t now);
+
+//  The link to another broker: libzmq tells its monitor when the
+//  connection closes (the broker was killed, or its host cut off: long
+//  before etcd ends its lease) and when one is made again. A LOGIN for a
+//  shard it owns waits here meanwhile (parking, above) rather than being
+//  sent to it
+static int
+s_link_event (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void) loop;
+    af_broker_t *self = (af_broker_t *) arg;
+    zmsg_t *msg = zmsg_recv (reader);
+    zframe_t *event = msg? zmsg_first (msg): NULL;
+    peer_t *peer = NULL;
+    for (peer_t *one = (peer_t *) zhashx_first (self->peers); one; one = (peer_t *) zhashx_next (self->peers))
+        if (one->monitor == reader)
+            peer = one;
+    if (peer && event && zframe_size (event) >= 2) {
+        uint16_t type;
+        memcpy (&type, zframe_data (event), 2);
+        if (type == ZMQ_EVENT_DISCONNECTED && !peer->down) {
+            peer->down = true;
+            zsys_info ("broker: the link to cluster member %s closed: logins for its shards wait here", peer->id);
+        }
+        else
+        if (type == ZMQ_EVENT_HANDSHAKE_SUCCEEDED && peer->down) {
+            peer->down = false;
+            zsys_info ("broker: the link to cluster member %s is up again", peer->id);
+            s_unpark (self, UINT32_MAX, zclock_mono ());
+        }
+    }
+    zmsg_destroy (&msg);
+    return 0;
+}
+
+static void
+s_peer_watch (af_broker_t *self, peer_t *peer)
+{
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "inproc://af-link-%p", (void *) peer);
+    if (!peer->dealer
+    ||  zmq_socket_monitor (zsock_resolve (peer->dealer), endpoint,
+                            ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED))
+        return;
+    peer->monitor = zsock_new (ZMQ_PAIR);
+    if (peer->monitor && zsock_connect (peer->monitor, "%s", endpoint) == 0
+    &&  zloop_reader (self->loop, peer->monitor, s_link_event, self) == 0)
+        return;
+    zsys_warning ("broker: cannot watch the link to cluster member %s", peer->id);
+    zsock_destroy (&peer->monitor);
+}
+
+static void
+s_peer_forget (af_broker_t *self, const char *id)
+{
+    peer_t *peer = (peer_t *) zhashx_lookup (self->peers, id);
+    if (peer && peer->monitor)
+        zloop_reader_end (self->loop, peer->monitor);
+    zhashx_delete (self->peers, id);
+}
 
 static void
 s_on_brokers (af_broker_t *self, zmsg_t *msg)
@@ -806,7 +1009,7 @@ s_on_brokers (af_broker_t *self, zmsg_t *msg)
         if (nodes && peers && draining && strlen (id) <= AF_CLUSTER_ID) {
             peer_t *peer = (peer_t *) zhashx_lookup (self->peers, id);
             if (peer && !streq (peer->peers, peers)) {
-                zhashx_delete (self->peers, id);        //  it moved: connect again
+                s_peer_forget (self, id);               //  it moved: connect again
                 peer = NULL;
             }
             if (!peer) {
@@ -815,8 +1018,10 @@ s_on_brokers (af_broker_t *self, zmsg_t *msg)
                 assert (peer);
                 snprintf (peer->id, sizeof peer->id, "%s", id);
                 snprintf (peer->peers, sizeof peer->peers, "%s", peers);
-                if (!streq (id, self->id))
+                if (!streq (id, self->id)) {
                     peer->dealer = broker_mesh_connect (self, peers);
+                    s_peer_watch (self, peer);
+                }
                 zhashx_insert (self->peers, id, peer);
                 zsys_info ("broker: cluster member %s (nodes %s)", id, nodes);
             }
@@ -835,15 +1040,19 @@ s_on_brokers (af_broker_t *self, zmsg_t *msg)
     for (char *key = (char *) zlistx_first (gone); key; key = (char *) zlistx_next (gone))
         if (!zhashx_lookup (seen, key)) {
             zsys_info ("broker: cluster member %s is gone", key);
-            zhashx_delete (self->peers, key);
+            s_peer_forget (self, key);
             changed = true;
         }
     zlistx_destroy (&gone);
     zhashx_destroy (&seen);
     if (changed)
         self->members_at = zclock_mono ();  //  hand-offs wait until it has been stable for a lease
-    for (uint32_t shard = 0; shard < self->shard_count; shard++)
+    int64_t now = zclock_mono ();
+    for (uint32_t shard = 0; shard < self->shard_count; shard++) {
         s_follow (self, shard);         //  the wanted placement may have changed
+        if (changed && self->shards [shard].role != SHARD_OWNER)
+            s_claim_maybe (self, shard, now);
+    }
 }
 
 //  Are we in shard's in-sync set, as etcd has it?
@@ -933,13 +1142,16 @@ s_on_shard (af_broker_t *self, zmsg_t *msg)
             af_store_log_own (af_registry_store (self->registry), shard, false);
             state->role = SHARD_NONE;
             s_replicas_clear (self, state);
+            s_shard_lost (self, shard, state->leaving? state->leaving_to: NULL);
             state->leaving = false;
-            s_shard_lost (self, shard);
         }
         s_follow (self, shard);
         if (moved && state->role == SHARD_FOLLOWER)
             s_ack_unasked (self, shard);
+        if (state->role != SHARD_OWNER)
+            s_claim_maybe (self, shard, zclock_mono ());
         broker_cluster_release (self);
+        s_unpark (self, shard, zclock_mono ());     //  the LOGINs that waited for its owner
     }
     zstr_free (&number);
     zstr_free (&owner);
@@ -1003,7 +1215,7 @@ s_coordinator_event (zloop_t *loop, zsock_t *pipe, void *arg)
                 self->shards [shard].role = SHARD_NONE;
                 s_replicas_clear (self, &self->shards [shard]);
                 self->shards [shard].leaving = false;
-                s_shard_lost (self, shard);
+                s_shard_lost (self, shard, NULL);
             }
         broker_cluster_release (self);
     }
@@ -1235,6 +1447,29 @@ s_may_claim (af_broker_t *self, uint32_t shard, int64_t now)
     return claimer && streq (claimer, self->id);
 }
 
+//  Claim shard if nobody owns it and we may: at every tick, and as soon
+//  as its owner goes or the live set changes (a claim a tick later was up
+//  to a second more of a failover). The members of its in-sync set that
+//  are no longer in the cluster (the owner that died) leave the set in the
+//  claim's own transaction: not while our lease is young, when the live
+//  set we know may not be whole yet
+static void
+s_claim_maybe (af_broker_t *self, uint32_t shard, int64_t now)
+{
+    shard_t *state = &self->shards [shard];
+    if (*state->owner || state->claiming || now >= self->lease_until || !s_may_claim (self, shard, now))
+        return;
+    char gone [sizeof state->isr] = "", list [sizeof state->isr];
+    size_t used = 0;
+    snprintf (list, sizeof list, "%s", state->isr);
+    bool young = now - self->lease_since < AF_CLUSTER_CLAIM_GRACE_MS;
+    for (char *save = NULL, *id = strtok_r (list, ",", &save); id && !young; id = strtok_r (NULL, ",", &save))
+        if (!streq (id, self->id) && !zhashx_lookup (self->peers, id))
+            used += (size_t) snprintf (gone + used, sizeof gone - used, "%s%s", used? ",": "", id);
+    state->claiming = true;
+    s_tell (self, "CLAIM", shard, gone, 0);
+}
+
 //  A shard we own: its followers, the in-sync set, a hand-off (what that
 //  waits for goes into why)
 static void
@@ -1292,8 +1527,11 @@ s_tick_owner (af_broker_t *self, uint32_t shard, int64_t now, char *why, size_t 
         }
         if (replica->in_isr && behind && !replica->asking && now - heard > self->config.cluster_repl_ms) {
             replica->asking = true;
-            zsys_warning ("broker: %s has not acked shard %u for %d ms: removing it from the in-sync set",
-                          replica->id, shard, self->config.cluster_repl_ms);
+            zsys_warning ("broker: %s has not acked shard %u for %d ms: removing it from the in-sync set "
+                          "(it has acked %" PRIu64 "%s of our %" PRIu64 "; %s)", replica->id, shard,
+                          self->config.cluster_repl_ms, replica->acked == UINT64_MAX? 0: replica->acked,
+                          replica->matched? "": ", not matched", state->head,
+                          replica->in_flight? "a REPL to it unanswered": "nothing in flight to it");
             s_tell (self, "ISR_DEL", shard, replica->id, state->epoch);
         }
         //  In sync but no longer wanted (the placement moved on, or it is
@@ -1339,10 +1577,8 @@ broker_cluster_tick (af_broker_t *self, int64_t now)
         if (state->role == SHARD_OWNER)
             s_tick_owner (self, shard, now, why, sizeof why);
         else
-        if (!*state->owner && !state->claiming && now < self->lease_until && s_may_claim (self, shard, now)) {
-            state->claiming = true;
-            s_tell (self, "CLAIM", shard, NULL, 0);
-        }
+        if (state->role != SHARD_OWNER)
+            s_claim_maybe (self, shard, now);
         if (report)
             s_drain_log (self, shard, why, sizeof why, &waiting);
     }
@@ -1365,6 +1601,7 @@ broker_cluster_tick (af_broker_t *self, int64_t now)
     //  FORWARDs: timeouts, sends again; our unresolved intents
     broker_forward_tick (self, now);
     broker_xacct_resend (self, now);
+    s_unpark (self, UINT32_MAX, now);   //  LOGINs whose time is up (and any with an owner now)
 }
 
 //  --------------------------------------------------------------------------
@@ -1492,6 +1729,8 @@ broker_cluster_start (af_broker_t *self)
     self->peers = zhashx_new ();
     zhashx_set_destructor (self->peers, s_peer_free);
     self->units = zlistx_new ();
+    self->parked = zlistx_new ();
+    zlistx_set_destructor (self->parked, s_parked_free);
     zlistx_set_destructor (self->units, s_unit_free);
     self->acks = zlistx_new ();
     zlistx_set_destructor (self->acks, s_free_item);
@@ -1540,6 +1779,11 @@ broker_cluster_start (af_broker_t *self)
     self->members_at = zclock_mono ();
     zsys_info ("broker: cluster member %s: %u shards, etcd %s, mesh %s", self->id, self->shard_count,
                self->config.etcd, self->mesh_endpoint);
+    //  DATA/cluster.json from the start, not from the first tick: it says
+    //  --drain and --cluster-status that this is a member (a cluster that
+    //  claims at once can be in sync before that tick)
+    self->published_at = zclock_mono ();
+    broker_cluster_publish (self);
     return 0;
 }
 
@@ -1556,6 +1800,10 @@ broker_cluster_stop (af_broker_t *self)
     self->drain_fd = -1;
     zsock_destroy (&self->mesh);
     zhashx_destroy (&self->peers);
+    for (parked_t *parked = (parked_t *) zlistx_first (self->parked); parked;
+         parked = (parked_t *) zlistx_next (self->parked))
+        parked->session->parked = NULL;
+    zlistx_destroy (&self->parked);
     zlistx_destroy (&self->units);
     zlistx_destroy (&self->acks);
     for (uint32_t shard = 0; shard < self->shard_count; shard++)

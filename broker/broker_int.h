@@ -77,6 +77,7 @@ typedef struct {
     int port;                       //  its peer's port, to tell it from a later one on fd
     void *seen;                     //  its place in self->by_seen (zlistx handle)
     bool moved;                     //  its account's shard went to another broker
+    void *parked;                   //  its LOGIN waiting for its shard's owner (self->parked handle)
 } session_t;
 
 //  The cluster (broker_cluster.c): another broker of it
@@ -86,6 +87,8 @@ typedef struct {
     char peers [AF_MAX_ENDPOINT + 1];   //  where brokers connect to it
     bool draining;
     zsock_t *dealer;                //  ours to it (NULL for ourselves)
+    zsock_t *monitor;               //  ... its link's events (zmq_socket_monitor), or NULL
+    bool down;                      //  ... its connection closed and not made again: dead, or cut off
     uint32_t forwards;              //  our FORWARDs to it awaiting an answer (broker_forward.c)
 } peer_t;
 
@@ -211,6 +214,7 @@ struct _af_broker_t {
     zactor_t *coordinator;          //  af_coordinator: etcd
     int64_t lease_until;            //  zclock_mono: we may ack until then
     zlistx_t *units;                //  batches held for their followers
+    zlistx_t *parked;               //  LOGINs waiting for their shards' owners, oldest first
     zlistx_t *acks;                 //  REPL_ACKs to send after our commit
     int64_t trim_at;
     uint32_t copies;                //  copies of shards we are sending (broker_snapshot.c)
@@ -224,6 +228,10 @@ struct _af_broker_t {
     char drain [AF_MAX_REASON + 1]; //  "", "draining", "drained" or "refused: why"
     int drain_fd;                   //  the signalfd SIGUSR1 comes through, -1 if none
 };
+
+//  Run a decoded request of session through the command table (af_broker.c);
+//  *msg_p is NULL after it if it was kept (a LOGIN parked for its shard's owner)
+void broker_command (af_broker_t *self, session_t *session, af_msg_t **msg_p);
 
 //  A handler of one node command
 typedef void (broker_handler_fn) (af_broker_t *self, session_t *session, af_msg_t *msg);
@@ -319,6 +327,15 @@ void broker_cluster_failed (af_broker_t *self);
 
 //  Send a REDIRECT for shard to the session, answering request (or not).
 void broker_redirect (af_broker_t *self, session_t *session, const af_msg_t *request, uint32_t shard);
+
+//  A LOGIN or REGISTER for shard, which has no owner we could send the
+//  node to (none yet, a hand-off under way, or one whose link to us is
+//  down): kept (takes *msg_p) and run again as soon as the shard has one,
+//  or answered REDIRECT as before after AF_CLUSTER_PARK_MS. False if not
+//  kept (another request, an owner to go to, one parked already).
+bool broker_cluster_park (af_broker_t *self, session_t *session, uint32_t shard, af_msg_t **msg_p);
+//  The session goes: what it had parked goes with it
+void broker_cluster_unpark (af_broker_t *self, session_t *session);
 
 //  A batch committed: its held messages go once its shards' followers
 //  have it (takes *held_p); release what may go now; the timer's work.

@@ -49,6 +49,7 @@ void
 broker_session_remove (af_broker_t *self, session_t *session)
 {
     broker_session_logout (self, session);
+    broker_cluster_unpark (self, session);
     zhashx_delete (self->backlog, session->hex);
     zlistx_delete (self->by_seen, session->seen);
     zhashx_delete (self->sessions, session->hex);

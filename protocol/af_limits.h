@@ -224,6 +224,8 @@ _Static_assert (AF_CLUSTER_REPLICAS_MAX <= AF_CLUSTER_MAX_REPLICAS - 2,
 #define AF_CLUSTER_KEEPALIVE_MS 1000    //  the lease is kept alive this often
 #define AF_CLUSTER_TICK_MS      100     //  the coordinator's loop
 #define AF_CLUSTER_CLAIM_GRACE_MS 3000 //  a shard's claim waits this long for the first in rank order
+#define AF_CLUSTER_PARK_MS      6000    //  a LOGIN for a shard with no reachable owner
+                                        //  waits at most this for one (SPEC 5.36)
 #define AF_CLUSTER_ETCD_TIMEOUT_MS 2000 //  one etcd call at most
 #define AF_CLUSTER_DRAIN_LOG_MS 5000    //  a drain logs what keeps it waiting this often
 #define AF_CLUSTER_DRAIN_LOG_SHARDS 4   //  ... for this many shards at most (then how many more)

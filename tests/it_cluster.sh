@@ -70,8 +70,37 @@ check "ana's second device lands on the same owner" wait_until 10 on_owner ana2 
 S=$(shard ana); OLD=$(owner $S); V=$(broker_of "$OLD")
 kill -9 "${PID[$V]}"; wait "${PID[$V]}" 2>/dev/null
 t0=$SECONDS
+# A LOGIN for ana at once, at another broker: etcd names the dead owner
+# until its lease ends, but that broker's link to it has closed, so the
+# LOGIN waits there (SPEC 5.36) and is answered once the shard has a new
+# owner: served there, or sent to it; never to the dead broker's port
+for W in 1 2 3; do [ "$W" != "$V" ] && break; done
+"$RAW" "${EP[$W]}" "$BROKER_CERT" login ana "ana's password" "REDIRECT|LOGIN_OK" > "$T/parked.out" 2>&1 &
+parked=$!
 moved () { local o; o=$(owner $S); [ -n "$o" ] && [ "$o" != "$OLD" ]; }
 check "a follower takes ana's shard within the lease ($TTL s) and 3 s" wait_until $((TTL + 3)) moved
+wait $parked
+echo "  # $(grep "LOGIN to 'ana'" "$T/parked.out")"
+NB=$(broker_of "$(owner $S)")
+answer=$(grep "LOGIN to 'ana'" "$T/parked.out")
+to_new_owner () {
+    case "$answer" in
+        "ok - "*": REDIRECT 0 ${EP[$NB]} "*) ;;
+        "ok - "*": LOGIN_OK "*) test "$W" = "$NB" ;;
+        *) false ;;
+    esac
+}
+check "a LOGIN for ana sent at the kill waits for the new owner (broker $NB), and is sent there or served by it" \
+    to_new_owner
+check "  ... not sent to the dead broker" bash -c "! grep -q -- '${EP[$V]} ' '$T/parked.out'"
+# The dead owner left the in-sync set in the claim's own transaction: at
+# the revision before the new epoch it was in it, at the epoch not
+P=/appferry/shards/$(printf %04d "$S")
+epoch=$(etcdctl_at "$E" get "$P/owner" -w json | jq -r '.kvs[0].mod_revision')
+before=$(etcdctl_at "$E" get --rev=$((epoch - 1)) --keys-only "$P/isr/$OLD")
+after=$(etcdctl_at "$E" get --rev="$epoch" --keys-only "$P/isr/$OLD")
+check "  ... the claim took the dead owner out of the in-sync set in the same transaction" \
+    test -n "$before" -a -z "$after"
 check "  ... ana is back, on the new owner" wait_until 15 on_owner ana
 check "  ... and so is her tablet" wait_until 15 on_owner ana2 ana
 echo "  # shard $S: broker $V killed; its devices back after $((SECONDS - t0)) s"
