@@ -45,6 +45,7 @@
 #include <sys/signalfd.h>
 
 static void s_free_item (void **item);
+static uint64_t s_rank (uint32_t shard, const char *id);
 
 //  A batch's held messages, waiting for its shards' followers
 typedef struct {
@@ -258,6 +259,29 @@ s_unpark (af_broker_t *self, uint32_t shard, int64_t now)
     zlistx_destroy (&ready);
     broker_drain_all (self);
     broker_reap (self);
+}
+
+const char *
+broker_cluster_standby (af_broker_t *self, uint32_t shard)
+{
+    if (!self->cluster || shard >= self->shard_count)
+        return "";
+    shard_t *state = &self->shards [shard];
+    char list [sizeof state->isr];
+    snprintf (list, sizeof list, "%s", state->isr);
+    const peer_t *best = NULL;
+    uint64_t best_rank = 0;
+    //  Who claims when the owner dies: the first in rank order of the
+    //  set's live members that do not drain (s_may_claim)
+    for (char *save = NULL, *id = strtok_r (list, ",", &save); id; id = strtok_r (NULL, ",", &save)) {
+        const peer_t *peer = streq (id, self->id)? NULL: (const peer_t *) zhashx_lookup (self->peers, id);
+        uint64_t rank = peer? s_rank (shard, id): 0;
+        if (peer && peer->dealer && !peer->down && !peer->draining && (!best || rank > best_rank)) {
+            best = peer;
+            best_rank = rank;
+        }
+    }
+    return best? best->nodes: "";
 }
 
 //  We no longer own shard: its sessions go to its owner, unwritten. When

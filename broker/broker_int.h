@@ -337,6 +337,11 @@ bool broker_cluster_park (af_broker_t *self, session_t *session, uint32_t shard,
 //  The session goes: what it had parked goes with it
 void broker_cluster_unpark (af_broker_t *self, session_t *session);
 
+//  The nodes endpoint of the broker that would take shard over if we went
+//  (LOGIN_OK's standby, SPEC 5.3): its live in-sync follower first in rank
+//  order; "" for a single broker or without one
+const char *broker_cluster_standby (af_broker_t *self, uint32_t shard);
+
 //  A batch committed: its held messages go once its shards' followers
 //  have it (takes *held_p); release what may go now; the timer's work.
 void broker_cluster_committed (af_broker_t *self, zlistx_t **held_p);

@@ -283,6 +283,8 @@ s_login_finish (af_broker_t *self, session_t *session, af_msg_t *msg)
     //  Now and then the whole list, to mend whatever a report might have missed
     reply->send_list = self->config.list_every_s > 0
                     && (uint64_t) zclock_time () - list_at > (uint64_t) self->config.list_every_s * 1000;
+    snprintf (reply->endpoint, sizeof reply->endpoint, "%s",
+              broker_cluster_standby (self, broker_shard_of (self, msg->account)));
     broker_reply (self, session, msg, &reply);
     broker_broadcast_devices (self, session->account);
     //  Everything queued for the device, from the start of its outbox

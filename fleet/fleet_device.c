@@ -398,6 +398,9 @@ s_login_ok (fleet_t *self, fleet_device_t *device, fleet_cmd_t cmd, af_msg_t *ms
     if (msg->heartbeat && msg->heartbeat < device->beat)
         device->beat = msg->heartbeat;
     device->liveness = msg->liveness? msg->liveness: AF_HEARTBEAT_LIVENESS;
+    //  Where to go first if this broker goes (SPEC 5.3 standby)
+    int standby = strncmp (msg->endpoint, "tcp://", 6)? -1: fleet_net_endpoint (self, msg->endpoint);
+    device->standby = (uint8_t) (standby >= 0 && (uint32_t) standby != device->broker? standby + 1: 0);
     device->backoff = 0;
     device->redirects = 0;
     device->epoch++;

@@ -166,6 +166,7 @@ typedef struct {
     uint16_t model;
     uint8_t state;                  //  fleet_state_t
     uint8_t broker;                 //  endpoint in use
+    uint8_t standby;                //  endpoint + 1 that would take its shard over (LOGIN_OK), 0: none
     bool registrar;                 //  the account's first device: it registers it
     bool has_id;
     bool listed;                    //  its first LIST went: it may act
@@ -268,7 +269,7 @@ typedef struct {
     //  A cluster (fleet_net.c): REDIRECTs followed, waited out (no owner,
     //  an owner found silent, too many in a row), moves off a broker
     uint64_t redirects, redirects_followed, redirects_no_owner, redirects_to_silent, redirect_pauses;
-    uint64_t moves_closed, moves_unreachable;
+    uint64_t moves_closed, moves_unreachable, moves_standby;
     int64_t moved_back_ms;          //  from the move mark to the last displaced device back
     uint32_t moved_devices;         //  devices that lost their session after the move mark
     fleet_hist_t moved_hist;        //  ... each one's time back (from the mark to its LOGIN_OK)

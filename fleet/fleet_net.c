@@ -75,6 +75,16 @@ fleet_net_next_broker (fleet_t *self, fleet_device_t *device)
         return;
     int64_t now = fleet_now ();
     uint32_t next = device->broker;
+    //  The broker its last LOGIN_OK named as the one that takes over: its
+    //  LOGIN waits there for the claim, with no REDIRECT and no second
+    //  handshake after it. Once: if it fails too, round the list
+    uint32_t standby = device->standby;
+    device->standby = 0;
+    if (standby && standby - 1 != device->broker && !fleet_net_is_silent (self, standby - 1, now)) {
+        self->stats.moves_standby++;
+        device->broker = (uint8_t) (standby - 1);
+        return;
+    }
     for (uint32_t tries = 0; tries < self->endpoint_count; tries++) {
         next = (next + 1) % self->endpoint_count;
         if (next != device->broker && !fleet_net_is_silent (self, next, now))

@@ -130,12 +130,13 @@ s_print_cluster (fleet_t *self)
     if (s->redirects || s->moves_closed || s->moves_unreachable)
         printf ("fleet: cluster: %llu REDIRECTs (%llu followed, %llu without an owner, %llu to a broker found "
                 "silent, %llu pauses after %d in a row); moved off a broker %llu times for a closed connection, "
-                "%llu for no answer on a new one, %llu for silence\n",
+                "%llu for no answer on a new one, %llu for silence (%llu of the moves to the standby its LOGIN_OK "
+                "named)\n",
                 (unsigned long long) s->redirects, (unsigned long long) s->redirects_followed,
                 (unsigned long long) s->redirects_no_owner, (unsigned long long) s->redirects_to_silent,
                 (unsigned long long) s->redirect_pauses, FLEET_MAX_REDIRECTS,
                 (unsigned long long) s->moves_closed, (unsigned long long) s->moves_unreachable,
-                (unsigned long long) s->broker_gone);
+                (unsigned long long) s->broker_gone, (unsigned long long) s->moves_standby);
     if (self->move_mark)
         printf ("fleet: moved back: %u of %u sessions lost after the move mark logged in again\n",
                 self->displaced_back, self->displaced);

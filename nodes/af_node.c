@@ -217,6 +217,8 @@ node_login_ok (af_node_t *self, af_msg_t *msg)
     self->login_retry [0] = 0;
     self->login_failures = 0;
     self->login_retry_at = 0;
+    snprintf (self->standby, sizeof self->standby, "%s",
+              strncmp (msg->endpoint, "tcp://", 6) || streq (msg->endpoint, self->endpoint)? "": msg->endpoint);
     if (!streq (self->account, msg->account) || !streq (self->device_id, msg->device_id)) {
         snprintf (self->account, sizeof self->account, "%s", msg->account);
         snprintf (self->device_id, sizeof self->device_id, "%s", msg->device_id);
@@ -427,9 +429,16 @@ s_timer_event (zloop_t *loop, int timer_id, void *arg)
     //  several (a cluster) the next, connected or not: the one we know
     //  may be gone for good, and any other sends us to its successor
     bool silent = now - self->last_rx > (int64_t) self->heartbeat_ms * self->config.liveness;
-    if (silent && (self->connected || self->endpoint_count > 1)) {
+    if (silent && (self->connected || self->endpoint_count > 1 || *self->standby)) {
         //  With several brokers (a cluster) the next one: the owner of our
-        //  shard may be gone, and any broker sends us to its successor
+        //  shard may be gone, and any broker sends us to its successor.
+        //  First the one our LOGIN_OK named as the successor (its standby,
+        //  SPEC 5.3): our LOGIN waits there for its claim. Once
+        if (*self->standby) {
+            snprintf (self->endpoint, sizeof self->endpoint, "%s", self->standby);
+            self->standby [0] = 0;
+        }
+        else
         if (self->endpoint_count > 1) {
             self->endpoint_at = (self->endpoint_at + 1) % self->endpoint_count;
             snprintf (self->endpoint, sizeof self->endpoint, "%s", self->endpoints [self->endpoint_at]);

@@ -137,6 +137,7 @@ struct _af_node_t {
     uint32_t endpoint_count;
     uint32_t endpoint_at;           //  the one tried last
     char endpoint [AF_MAX_ENDPOINT + 1];    //  the one connected to (given, or a REDIRECT's)
+    char standby [AF_MAX_ENDPOINT + 1];     //  the broker that takes over if it goes (LOGIN_OK), or ""
     uint32_t redirects;             //  followed since the last LOGIN_OK
     int64_t reconnect_at;           //  0, or: connect again then (a REDIRECT to nowhere)
     zsock_t *ctl;

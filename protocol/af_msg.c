@@ -271,7 +271,8 @@ static const field_t f_login [] = {
 static const field_t f_login_ok [] = {
     F_ACCOUNT (true), STR (M, "deviceId", device_id, true),
     U32 (M, "heartbeat", heartbeat, 0, 3600000, false), U32 (M, "liveness", liveness, 0, 100, false),
-    U64 (M, "reportSeq", report_seq, false), BOOL (M, "sendList", send_list), END };
+    U64 (M, "reportSeq", report_seq, false), BOOL (M, "sendList", send_list),
+    STR (M, "standby", endpoint, false), END };
 static const field_t f_device_list [] = {
     F_ACCOUNT (false),
     MAPS (M, "devices", devices, device_count, af_device_t, s_device_fields, AF_MAX_DEVICES, true),

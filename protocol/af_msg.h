@@ -278,7 +278,8 @@ typedef struct {
     bool matched;                           //  REPL_ACK: the follower's log up to seq agrees with the owner's
     bool diverged;                          //  REPL_ACK: it does not (prevEpoch differs): nothing applied
     bool yes;                               //  FORWARD_REPLY: friends (op friends), refused (op recommend)
-    char endpoint [AF_MAX_ENDPOINT + 1];    //  REDIRECT: the owner's nodes endpoint ("" = none now)
+    char endpoint [AF_MAX_ENDPOINT + 1];    //  REDIRECT: the owner's nodes endpoint ("" = none now);
+                                            //  LOGIN_OK: "standby", the broker that would take over
     char intent [AF_ID_HEX + 1];            //  PAYMENT_REQUIRED, PAY_CONFIRM, PAID: the payment intent
     char ask [AF_ID_HEX + 1];               //  NOTIFY (in ITEM), RECORD_PUT, RECORD: a GET's ask;
                                             //  PUSH, OFFER: the ask whose user data it carries

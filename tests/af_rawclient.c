@@ -1042,8 +1042,10 @@ s_login_expect (const char *account, const char *password, const char *expect)
     af_msg_t *reply = s_recv (s_sock, true);
     zsock_set_rcvtimeo (s_sock, 5000);
     char got [384];
-    snprintf (got, sizeof got, "%s %u %s (after %" PRId64 " ms)", reply? af_msg_command_name (reply->id): "nothing",
-              reply? reply->code: 0, reply && reply->id == AF_MSG_REDIRECT? reply->endpoint: reply? reply->reason: "",
+    bool login_ok = reply && reply->id == AF_MSG_LOGIN_OK;
+    snprintf (got, sizeof got, "%s %u %s%s (after %" PRId64 " ms)", reply? af_msg_command_name (reply->id): "nothing",
+              reply? reply->code: 0, login_ok? "standby ": "",
+              reply && (reply->id == AF_MSG_REDIRECT || login_ok)? reply->endpoint: reply? reply->reason: "",
               zclock_mono () - sent);
     char code [16];
     snprintf (code, sizeof code, "%u", reply? reply->code: 0);

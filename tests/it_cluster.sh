@@ -66,8 +66,19 @@ start_node ana2 "$DEVICES/galaxy-tab-s7.json"
 APPFERRY_PASSWORD="ana's password" af ana2 login ana > /dev/null || die "ana's tablet did not log in"
 check "ana's second device lands on the same owner" wait_until 10 on_owner ana2 ana || cat "$T/on_owner.ana2"
 
-# kill -9 of ana's shard's owner
+# Her owner names its in-sync follower as the standby, the broker that
+# takes her shard over if it goes (SPEC 5.3); her node tries it first
 S=$(shard ana); OLD=$(owner $S); V=$(broker_of "$OLD")
+P=/appferry/shards/$(printf %04d "$S")
+standbys=$(etcdctl_at "$E" get --prefix --keys-only "$P/isr/" | sed -n 's|.*/isr/||p' | grep -vx "$OLD" \
+    | while read -r id; do echo "${EP[$(broker_of "$id")]}"; done)
+"$RAW" "${EP[$V]}" "$BROKER_CERT" login ana "ana's password" LOGIN_OK > "$T/standby.out" 2>&1
+named=$(sed -n "s/.*: LOGIN_OK 0 standby \([^ ]*\) .*/\1/p" "$T/standby.out")
+check "ana's LOGIN_OK at her owner names its in-sync follower as the standby (${named:-none})" \
+    bash -c "test -n '$named' && grep -qxF -- '$named' <<< '$standbys'"
+lines=$(wc -l < "$T/ana.log")
+
+# kill -9 of ana's shard's owner
 kill -9 "${PID[$V]}"; wait "${PID[$V]}" 2>/dev/null
 t0=$SECONDS
 # A LOGIN for ana at once, at another broker: etcd names the dead owner
@@ -95,7 +106,6 @@ check "a LOGIN for ana sent at the kill waits for the new owner (broker $NB), an
 check "  ... not sent to the dead broker" bash -c "! grep -q -- '${EP[$V]} ' '$T/parked.out'"
 # The dead owner left the in-sync set in the claim's own transaction: at
 # the revision before the new epoch it was in it, at the epoch not
-P=/appferry/shards/$(printf %04d "$S")
 epoch=$(etcdctl_at "$E" get "$P/owner" -w json | jq -r '.kvs[0].mod_revision')
 before=$(etcdctl_at "$E" get --rev=$((epoch - 1)) --keys-only "$P/isr/$OLD")
 after=$(etcdctl_at "$E" get --rev="$epoch" --keys-only "$P/isr/$OLD")
@@ -103,6 +113,9 @@ check "  ... the claim took the dead owner out of the in-sync set in the same tr
     test -n "$before" -a -z "$after"
 check "  ... ana is back, on the new owner" wait_until 15 on_owner ana
 check "  ... and so is her tablet" wait_until 15 on_owner ana2 ana
+first=$(tail -n +$((lines + 1)) "$T/ana.log" | grep -m1 -o "reconnecting to [^ ;]*" | cut -d' ' -f3)
+check "  ... her node went first to the standby its LOGIN_OK named (${first:-nowhere})" \
+    bash -c "grep -qxF -- '${first:-none}' <<< '$standbys'"
 echo "  # shard $S: broker $V killed; its devices back after $((SECONDS - t0)) s"
 out=$(af ana devices)
 check "  ... the account and both its devices were there" has "$out" "Ana's phone" "Ana's tablet"
