@@ -108,32 +108,33 @@ broker_cluster_serves (af_broker_t *self, const char *account, uint32_t *shard)
     return !self->cluster || (self->shards [*shard].role == SHARD_OWNER && !self->shards [*shard].leaving);
 }
 
-//  The nodes endpoint of a shard's owner, or "" (none now, or us leaving)
+//  The nodes endpoint of a shard's owner, or "" (none now). While we hand
+//  it off (and at our release, when nobody owns it for a moment): our
+//  heir's, where a LOGIN waits for its claim (held logins, below), rather
+//  than "no owner yet", which has the node ask again a second later
 static const char *
 s_owner_endpoint (af_broker_t *self, uint32_t shard)
 {
     shard_t *state = &self->shards [shard];
     peer_t *owner = *state->owner? (peer_t *) zhashx_lookup (self->peers, state->owner): NULL;
-    return owner && !streq (state->owner, self->id)? owner->nodes: "";
-}
-
-static void
-s_redirect_to (af_broker_t *self, session_t *session, const af_msg_t *request, uint32_t shard, const char *endpoint)
-{
-    af_msg_t *redirect = af_msg_new (AF_MSG_REDIRECT);
-    redirect->shard = shard;
-    redirect->epoch = self->shards [shard].epoch;
-    snprintf (redirect->endpoint, sizeof redirect->endpoint, "%s", endpoint);
-    if (self->config.verbose)
-        zsys_debug ("broker: %s for shard %u sent to %s", request? af_msg_command_name (request->id): "session",
-                    shard, *redirect->endpoint? redirect->endpoint: "(no owner yet)");
-    broker_reply (self, session, request, &redirect);
+    if (owner && !streq (state->owner, self->id))
+        return owner->nodes;
+    peer_t *heir = state->leaving && !streq (state->leaving_to, self->id)?
+                   (peer_t *) zhashx_lookup (self->peers, state->leaving_to): NULL;
+    return heir && heir->dealer && !heir->down? heir->nodes: "";
 }
 
 void
 broker_redirect (af_broker_t *self, session_t *session, const af_msg_t *request, uint32_t shard)
 {
-    s_redirect_to (self, session, request, shard, s_owner_endpoint (self, shard));
+    af_msg_t *redirect = af_msg_new (AF_MSG_REDIRECT);
+    redirect->shard = shard;
+    redirect->epoch = self->shards [shard].epoch;
+    snprintf (redirect->endpoint, sizeof redirect->endpoint, "%s", s_owner_endpoint (self, shard));
+    if (self->config.verbose)
+        zsys_debug ("broker: %s for shard %u sent to %s", request? af_msg_command_name (request->id): "session",
+                    shard, *redirect->endpoint? redirect->endpoint: "(no owner yet)");
+    broker_reply (self, session, request, &redirect);
 }
 
 //  --------------------------------------------------------------------------
@@ -284,18 +285,12 @@ broker_cluster_standby (af_broker_t *self, uint32_t shard)
     return best? best->nodes: "";
 }
 
-//  We no longer own shard: its sessions go to its owner, unwritten. When
-//  we handed it to next (our release: nobody owns it for a moment), they
-//  go there, where their LOGINs wait for its claim (held logins, above),
-//  rather than being told "no owner yet" and asking again a second later
+//  We no longer own shard: its sessions go to its owner, unwritten (to
+//  our heir, when we handed it off: s_owner_endpoint)
 static void
-s_shard_lost (af_broker_t *self, uint32_t shard, const char *next)
+s_shard_lost (af_broker_t *self, uint32_t shard)
 {
     const char *endpoint = s_owner_endpoint (self, shard);
-    peer_t *heir = !*endpoint && next && *next && !streq (next, self->id)?
-                   (peer_t *) zhashx_lookup (self->peers, next): NULL;
-    if (heir && heir->dealer && !heir->down)
-        endpoint = heir->nodes;
     zlistx_t *moving = zlistx_new ();
     for (session_t *session = (session_t *) zhashx_first (self->sessions); session;
          session = (session_t *) zhashx_next (self->sessions))
@@ -304,7 +299,7 @@ s_shard_lost (af_broker_t *self, uint32_t shard, const char *next)
     for (session_t *session = (session_t *) zlistx_first (moving); session;
          session = (session_t *) zlistx_next (moving)) {
         session->moved = true;          //  no lastSeen written: not ours to write
-        s_redirect_to (self, session, NULL, shard, endpoint);
+        broker_redirect (self, session, NULL, shard);
         broker_session_logout (self, session);
     }
     if (zlistx_size (moving))
@@ -960,7 +955,7 @@ broker_cluster_committed (af_broker_t *self, zlistx_t **held_p)
 //  What the coordinator tells us
 
 static void s_follow (af_broker_t *self, uint32_t shard);
-static void s_claim_maybe (af_broker_t *self, uint32_t shard, int64_t now);
+static void s_claim_maybe (af_broker_t *self, uint32_t shard, int64_t now, bool at_once);
 
 //  The link to another broker: libzmq tells its monitor when the
 //  connection closes (the broker was killed, or its host cut off: long
@@ -1075,7 +1070,7 @@ s_on_brokers (af_broker_t *self, zmsg_t *msg)
     for (uint32_t shard = 0; shard < self->shard_count; shard++) {
         s_follow (self, shard);         //  the wanted placement may have changed
         if (changed && self->shards [shard].role != SHARD_OWNER)
-            s_claim_maybe (self, shard, now);
+            s_claim_maybe (self, shard, now, true);
     }
 }
 
@@ -1166,14 +1161,14 @@ s_on_shard (af_broker_t *self, zmsg_t *msg)
             af_store_log_own (af_registry_store (self->registry), shard, false);
             state->role = SHARD_NONE;
             s_replicas_clear (self, state);
-            s_shard_lost (self, shard, state->leaving? state->leaving_to: NULL);
+            s_shard_lost (self, shard);     //  (while leaving still says where it went)
             state->leaving = false;
         }
         s_follow (self, shard);
         if (moved && state->role == SHARD_FOLLOWER)
             s_ack_unasked (self, shard);
         if (state->role != SHARD_OWNER)
-            s_claim_maybe (self, shard, zclock_mono ());
+            s_claim_maybe (self, shard, zclock_mono (), true);
         broker_cluster_release (self);
         s_unpark (self, shard, zclock_mono ());     //  the LOGINs that waited for its owner
     }
@@ -1239,7 +1234,7 @@ s_coordinator_event (zloop_t *loop, zsock_t *pipe, void *arg)
                 self->shards [shard].role = SHARD_NONE;
                 s_replicas_clear (self, &self->shards [shard]);
                 self->shards [shard].leaving = false;
-                s_shard_lost (self, shard, NULL);
+                s_shard_lost (self, shard);
             }
         broker_cluster_release (self);
     }
@@ -1471,17 +1466,20 @@ s_may_claim (af_broker_t *self, uint32_t shard, int64_t now)
     return claimer && streq (claimer, self->id);
 }
 
-//  Claim shard if nobody owns it and we may: at every tick, and as soon
-//  as its owner goes or the live set changes (a claim a tick later was up
-//  to a second more of a failover). The members of its in-sync set that
-//  are no longer in the cluster (the owner that died) leave the set in the
-//  claim's own transaction: not while our lease is young, when the live
-//  set we know may not be whole yet
+//  Claim shard if nobody owns it and we may: at every tick, and (at_once)
+//  as soon as its owner goes or the live set changes (a claim a tick later
+//  was up to a second more of a failover). A shard never owned waits for
+//  the tick: at a cluster's first start the others have a moment to come,
+//  or the first would claim every shard and hand half of them on. The
+//  members of its in-sync set that are no longer in the cluster (the
+//  owner that died) leave the set in the claim's own transaction: not
+//  while our lease is young, when the live set we know may not be whole
 static void
-s_claim_maybe (af_broker_t *self, uint32_t shard, int64_t now)
+s_claim_maybe (af_broker_t *self, uint32_t shard, int64_t now, bool at_once)
 {
     shard_t *state = &self->shards [shard];
-    if (*state->owner || state->claiming || now >= self->lease_until || !s_may_claim (self, shard, now))
+    if (*state->owner || state->claiming || now >= self->lease_until || (at_once && !state->born)
+    ||  !s_may_claim (self, shard, now))
         return;
     char gone [sizeof state->isr] = "", list [sizeof state->isr];
     size_t used = 0;
@@ -1602,7 +1600,7 @@ broker_cluster_tick (af_broker_t *self, int64_t now)
             s_tick_owner (self, shard, now, why, sizeof why);
         else
         if (state->role != SHARD_OWNER)
-            s_claim_maybe (self, shard, now);
+            s_claim_maybe (self, shard, now, false);
         if (report)
             s_drain_log (self, shard, why, sizeof why, &waiting);
     }

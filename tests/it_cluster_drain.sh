@@ -131,6 +131,11 @@ check "every device is online at the end, on its shard's owner" \
     grep -q "^fleet: online at the end: $N of $N devices (0 failed)" "$T/fleet.log"
 fleet_checks "$T/fleet.log" "$N" $N
 check "no answer was unexpected" grep -q "^  [0-9]* expected, 0 unexpected" "$T/fleet.log"
+# Every move here is a hand-off: a REDIRECT names the heir, where the
+# LOGIN waits for its claim (SPEC 5.36), never "no owner yet" (which has
+# a node ask again a second later)
+no_owner=$(sed -n -E 's/^fleet: cluster: [0-9]+ REDIRECTs \([0-9]+ followed, ([0-9]+) without an owner.*/\1/p' "$T/fleet.log")
+check "no REDIRECT of the hand-offs said 'no owner yet' (${no_owner:-?})" test "${no_owner:-1}" -eq 0
 
 # Too few would stay: stop broker 4, then draining broker 1 would leave
 # one broker to own and follow every shard; refused, and it serves on
