@@ -211,10 +211,8 @@ broker_cluster_unpark (af_broker_t *self, session_t *session)
     session->parked = NULL;
 }
 
-//  Run the parked requests whose shard has an owner to go to now (only
-//  shard's, unless shard is UINT32_MAX), and answer those whose time is
-//  up REDIRECT as before. In one batch, at a safe point (no handler holds
-//  a session)
+//  Is a parked request's time up, or has its shard (one of shard's, unless
+//  shard is UINT32_MAX) an owner to go to now?
 static bool
 s_parked_ready (af_broker_t *self, const parked_t *parked, uint32_t shard, int64_t now)
 {
@@ -222,6 +220,9 @@ s_parked_ready (af_broker_t *self, const parked_t *parked, uint32_t shard, int64
         || ((shard == UINT32_MAX || parked->shard == shard) && s_owner_reachable (self, parked->shard));
 }
 
+//  Run the parked requests whose shard has an owner to go to now, and
+//  answer those whose time is up REDIRECT as before. In one batch, at a
+//  safe point (no handler holds a session)
 static void
 s_unpark (af_broker_t *self, uint32_t shard, int64_t now)
 {
