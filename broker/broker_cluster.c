@@ -995,13 +995,21 @@ s_link_event (zloop_t *loop, zsock_t *reader, void *arg)
 static void
 s_peer_watch (af_broker_t *self, peer_t *peer)
 {
-    char endpoint [64];
-    snprintf (endpoint, sizeof endpoint, "inproc://af-link-%p", (void *) peer);
+    //  A name of its own each time: a peer made again may sit where a
+    //  freed one was, whose monitor libzmq may not have closed yet
+    char endpoint [96];
+    snprintf (endpoint, sizeof endpoint, "inproc://af-link-%s-%08x%08x", peer->id, randombytes_random (),
+              randombytes_random ());
     if (!peer->dealer
     ||  zmq_socket_monitor (zsock_resolve (peer->dealer), endpoint,
                             ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED))
         return;
     peer->monitor = zsock_new (ZMQ_PAIR);
+    //  libzmq sends each event from its I/O thread with a blocking send:
+    //  a full pipe would stop that thread (every connection of ours) until
+    //  we read. No limit on our side: it never fills (the events are few)
+    if (peer->monitor)
+        zsock_set_rcvhwm (peer->monitor, 0);
     if (peer->monitor && zsock_connect (peer->monitor, "%s", endpoint) == 0
     &&  zloop_reader (self->loop, peer->monitor, s_link_event, self) == 0)
         return;
