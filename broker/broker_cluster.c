@@ -1078,7 +1078,7 @@ s_on_brokers (af_broker_t *self, zmsg_t *msg)
     int64_t now = zclock_mono ();
     for (uint32_t shard = 0; shard < self->shard_count; shard++) {
         s_follow (self, shard);         //  the wanted placement may have changed
-        if (changed && self->shards [shard].role != SHARD_OWNER)
+        if (changed)
             s_claim_maybe (self, shard, now, true);
     }
 }
@@ -1176,8 +1176,7 @@ s_on_shard (af_broker_t *self, zmsg_t *msg)
         s_follow (self, shard);
         if (moved && state->role == SHARD_FOLLOWER)
             s_ack_unasked (self, shard);
-        if (state->role != SHARD_OWNER)
-            s_claim_maybe (self, shard, zclock_mono (), true);
+        s_claim_maybe (self, shard, zclock_mono (), true);
         broker_cluster_release (self);
         s_unpark (self, shard, zclock_mono ());     //  the LOGINs that waited for its owner
     }
@@ -1608,8 +1607,7 @@ broker_cluster_tick (af_broker_t *self, int64_t now)
         if (state->role == SHARD_OWNER)
             s_tick_owner (self, shard, now, why, sizeof why);
         else
-        if (state->role != SHARD_OWNER)
-            s_claim_maybe (self, shard, now, false);
+        s_claim_maybe (self, shard, now, false);
         if (report)
             s_drain_log (self, shard, why, sizeof why, &waiting);
     }
