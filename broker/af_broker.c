@@ -237,11 +237,10 @@ done:
 //  the queue is empty (asking ZMQ_EVENTS instead costs a system call).
 //  One batch from a socket, in one group commit (broker_send.c): how many
 //  messages it took
-static int
-s_frontend_batch (af_broker_t *self)
+int
+broker_frontend_take (af_broker_t *self)
 {
     int i;
-    broker_batch_begin (self);
     for (i = 0; i < AF_BATCH; i++) {
         zframe_t *routing, *body;
         size_t extra;
@@ -249,9 +248,19 @@ s_frontend_batch (af_broker_t *self)
             break;
         s_frontend_message (self, routing, body, extra);
     }
-    broker_batch_end (self);
     if (i)
         self->stats.batches++;
+    return i;
+}
+
+static int
+s_frontend_batch (af_broker_t *self)
+{
+    broker_batch_begin (self);
+    int i = broker_frontend_take (self);
+    if (self->mesh)
+        broker_cluster_mesh_take (self);
+    broker_batch_end (self);
     return i;
 }
 

@@ -452,13 +452,20 @@ s_copy (af_broker_t *self, uint32_t shard, replica_t *replica, int64_t now)
     broker_snapshot_send (self, shard, replica, now);
 }
 
-//  Send a follower what it lacks of a shard, if nothing is in flight
+//  Send a follower what it lacks of a shard, if nothing is in flight.
+//  early: from the batch being committed (broker_cluster_precommit), and
+//  only the plain case, a follower known to agree that lacks only log
+//  entries we have: anything else waits for the commit
 static void
-s_repl_send (af_broker_t *self, uint32_t shard, replica_t *replica, int64_t now)
+s_repl_send_at (af_broker_t *self, uint32_t shard, replica_t *replica, int64_t now, bool early)
 {
     shard_t *state = &self->shards [shard];
     peer_t *peer = (peer_t *) zhashx_lookup (self->peers, replica->id);
     if (!peer || !peer->dealer || (replica->in_flight && now - replica->sent_at < self->config.cluster_repl_ms))
+        return;
+    if (early && (replica->in_flight || replica->snapshot || replica->asking || replica->diverged
+              ||  replica->needs_copy || !replica->matched || replica->acked == UINT64_MAX
+              ||  replica->acked >= state->head))
         return;
     if (replica->snapshot) {
         broker_snapshot_send (self, shard, replica, now);   //  a copy is under way: the log waits
@@ -467,9 +474,10 @@ s_repl_send (af_broker_t *self, uint32_t shard, replica_t *replica, int64_t now)
     //  Not heard from yet: an empty REPL asks it where it is
     bool known = replica->acked != UINT64_MAX;
     uint64_t from = known? replica->acked: state->head;
-    if (known && (replica->diverged || (from > state->head && state->head))) {
+    if (known && (replica->diverged || replica->needs_copy || (from > state->head && state->head))) {
         //  A log we never had (longer than ours, or with other entries at
-        //  our seqs: an old owner back after a failover): it needs the shard
+        //  our seqs: an old owner back after a failover, or entries of a
+        //  batch of ours whose commit failed): it needs the shard
         s_copy (self, shard, replica, now);
         return;
     }
@@ -507,6 +515,9 @@ s_repl_send (af_broker_t *self, uint32_t shard, replica_t *replica, int64_t now)
     if (code == AF_E_INTERNAL && !framing.used)
         zsys_error ("broker: cannot read shard %u's log for %s", shard, replica->id);
     else
+    if (early && (!framing.used || framing.first != from + 1 || !prev))
+        ;                               //  not the plain case after all: after the commit
+    else
     if (known && code != AF_E_INTERNAL
     &&  ((framing.used && framing.first > from + 1) || (!framing.used && from + 1 <= state->head)
          || (from && !prev)))
@@ -519,8 +530,15 @@ s_repl_send (af_broker_t *self, uint32_t shard, replica_t *replica, int64_t now)
         replica->sent_last = framing.last;
         replica->sent_head = state->head;
         replica->sent_at = now;
+        replica->early = early;
     }
     af_msg_destroy (&repl);
+}
+
+static void
+s_repl_send (af_broker_t *self, uint32_t shard, replica_t *replica, int64_t now)
+{
+    s_repl_send_at (self, shard, replica, now, false);
 }
 
 //  A follower out of the in-sync set joins it in two steps. Under a steady
@@ -539,7 +557,7 @@ static void
 s_join (af_broker_t *self, uint32_t shard, replica_t *replica)
 {
     shard_t *state = &self->shards [shard];
-    if (replica->in_isr || replica->asking || replica->snapshot || !replica->matched)
+    if (replica->in_isr || replica->asking || replica->snapshot || !replica->matched || replica->needs_copy)
         return;                         //  (an ack whose log is not known to agree with ours counts for nothing)
     //  Only a wanted follower joins. One just taken out of the set for not
     //  being wanted (it drains, or the placement moved on) still follows
@@ -590,7 +608,8 @@ s_repl_ack (af_broker_t *self, const char *from, af_msg_t *ack)
         return;
     }
     if (replica->snapshot) {
-        broker_snapshot_answered (self, ack->shard, replica, ack->seq);
+        if (broker_snapshot_answered (self, ack->shard, replica, ack->seq))
+            replica->needs_copy = false;    //  what it held of a failed batch is gone with the copy
         replica->in_flight = false;
         s_join (self, ack->shard, replica);
         s_repl_send (self, ack->shard, replica, now);
@@ -825,13 +844,12 @@ s_ack_unasked (af_broker_t *self, uint32_t shard)
 }
 
 //  One message on the mesh, from broker `from`
-static int
-s_peer_event (zloop_t *loop, zsock_t *router, void *arg)
+int
+broker_cluster_mesh_take (af_broker_t *self)
 {
-    (void) loop;
-    af_broker_t *self = (af_broker_t *) arg;
-    broker_batch_begin (self);
-    for (int i = 0; i < AF_BATCH; i++) {
+    zsock_t *router = self->mesh;
+    int i;
+    for (i = 0; i < AF_BATCH; i++) {
         zframe_t *routing = zframe_recv (router);
         if (!routing)
             break;
@@ -873,6 +891,18 @@ s_peer_event (zloop_t *loop, zsock_t *router, void *arg)
         zframe_destroy (&routing);
         zframe_destroy (&body);
     }
+    return i;
+}
+
+static int
+s_peer_event (zloop_t *loop, zsock_t *router, void *arg)
+{
+    (void) loop;
+    (void) router;
+    af_broker_t *self = (af_broker_t *) arg;
+    broker_batch_begin (self);
+    broker_cluster_mesh_take (self);
+    broker_frontend_take (self);
     broker_batch_end (self);
     broker_drain_all (self);
     broker_reap (self);
@@ -892,6 +922,52 @@ broker_cluster_failed (af_broker_t *self)
     for (uint32_t shard = 0; shard < self->shard_count; shard++)
         if (self->shards [shard].role == SHARD_FOLLOWER)
             self->shards [shard].head = s_head (self, shard);
+    //  The followers sent the batch's entries before the commit may have
+    //  them on disk, and our next batch writes other entries at the same
+    //  seqs under the same epoch, which no prevEpoch check can tell apart:
+    //  each of them is counted for nothing (out of the in-sync set first)
+    //  until a copy of the shard has replaced what it holds
+    const uint32_t *written;
+    size_t count = af_store_log_written (af_registry_store (self->registry), &written);
+    for (size_t i = 0; i < count; i++) {
+        shard_t *state = &self->shards [written [i]];
+        if (state->role != SHARD_OWNER)
+            continue;
+        state->head = s_head (self, written [i]);
+        for (uint32_t r = 0; r < state->replica_count; r++) {
+            replica_t *replica = &state->replicas [r];
+            if (replica->early) {
+                replica->early = false;
+                replica->needs_copy = true;
+                zsys_warning ("broker: %s was sent entries of shard %u whose commit failed: it is sent a copy "
+                              "of the shard", replica->id, written [i]);
+            }
+        }
+    }
+}
+
+void
+broker_cluster_precommit (af_broker_t *self)
+{
+    //  Our commit and the followers' run side by side, as a Raft leader
+    //  writes its log while its followers write theirs: a REPL read from
+    //  the batch's own transaction goes now to each follower with nothing
+    //  in flight. Nothing is acknowledged until both the commit and the
+    //  followers' acks are in (broker_cluster_committed, s_unit_ready). If
+    //  we die first, a follower may have entries nobody was told of, as
+    //  after a commit we made and never acked; if the commit fails, see
+    //  broker_cluster_failed
+    const uint32_t *written;
+    size_t count = af_store_log_written (af_registry_store (self->registry), &written);
+    int64_t now = zclock_mono ();
+    for (size_t i = 0; i < count; i++) {
+        shard_t *state = &self->shards [written [i]];
+        if (state->role != SHARD_OWNER || !state->replica_count)
+            continue;
+        state->head = s_head (self, written [i]);
+        for (uint32_t r = 0; r < state->replica_count; r++)
+            s_repl_send_at (self, written [i], &state->replicas [r], now, true);
+    }
 }
 
 //  Has every in-sync follower of the unit's shards acked what it needs?
@@ -905,7 +981,8 @@ s_unit_ready (af_broker_t *self, unit_t *unit)
         for (uint32_t i = 0; state->role == SHARD_OWNER && i < state->replica_count; i++) {
             replica_t *replica = &state->replicas [i];
             if ((replica->in_isr || replica->joining)
-            &&  (replica->acked == UINT64_MAX || replica->acked < need || !replica->matched))
+            &&  (replica->acked == UINT64_MAX || replica->acked < need || !replica->matched
+                 || replica->needs_copy))
                 return false;
         }
     }
@@ -945,8 +1022,10 @@ broker_cluster_committed (af_broker_t *self, zlistx_t **held_p)
             unit->shards [unit->count] = written [i];
             unit->needs [unit->count++] = state->head;
         }
-        for (uint32_t r = 0; state->role == SHARD_OWNER && r < state->replica_count; r++)
+        for (uint32_t r = 0; state->role == SHARD_OWNER && r < state->replica_count; r++) {
+            state->replicas [r].early = false;
             s_repl_send (self, written [i], &state->replicas [r], now);
+        }
     }
     zlistx_add_end (self->units, unit);
     broker_cluster_release (self);

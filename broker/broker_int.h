@@ -101,6 +101,8 @@ typedef struct {
     uint64_t acked;                 //  its last REPL_ACK (UINT64_MAX: not heard yet)
     bool matched;                   //  ... said its log up to there agrees with ours: only then it counts
     bool diverged;                  //  ... said it does not: it needs a copy of the shard
+    bool early;                     //  sent entries of the batch being committed (broker_cluster_precommit)
+    bool needs_copy;                //  ... and that commit failed: it may hold entries we do not
     bool in_isr;                    //  in the shard's in-sync set (etcd)
     bool asking;                    //  an ISR change for it is with the coordinator
     bool in_flight;                 //  a REPL to it awaits its ack
@@ -342,10 +344,17 @@ void broker_cluster_unpark (af_broker_t *self, session_t *session);
 //  order; "" for a single broker or without one
 const char *broker_cluster_standby (af_broker_t *self, uint32_t shard);
 
+//  A batch is about to commit: its new entries go to the followers with
+//  nothing in flight now, so their commits run beside ours.
+void broker_cluster_precommit (af_broker_t *self);
 //  A batch committed: its held messages go once its shards' followers
 //  have it (takes *held_p); release what may go now; the timer's work.
 void broker_cluster_committed (af_broker_t *self, zlistx_t **held_p);
 void broker_cluster_release (af_broker_t *self);
+//  Up to AF_BATCH messages already queued on the mesh / the nodes'
+//  socket, handled inside the caller's batch: how many
+int broker_cluster_mesh_take (af_broker_t *self);
+int broker_frontend_take (af_broker_t *self);
 void broker_cluster_tick (af_broker_t *self, int64_t now);
 void broker_cluster_trim (af_broker_t *self);
 //  DATA/cluster.json: the shard map as we see it (broker_cluster_status.c)

@@ -492,6 +492,8 @@ broker_batch_end (af_broker_t *self)
     if (self->batch_open) {
         af_store_t *store = af_registry_store (self->registry);
         uint64_t writes = af_store_writes (store) - self->batch_writes;
+        if (self->cluster && writes)
+            broker_cluster_precommit (self);
         self->batch_open = false;
         failed = af_store_batch_end (store) != 0;
         if (failed)

@@ -42,6 +42,7 @@ struct _af_store_t {
     char *names [AF_STORE_MAX_DBS]; //  database names by handle
     bool logged [AF_STORE_MAX_DBS]; //  ... and whether their changes are logged
     bool byref [AF_STORE_MAX_DBS];  //  ... and their puts by reference (AF_STORE_BYREF)
+    char *fail_commit;              //  a test's fault: while this file exists, batches fail to commit
 };
 
 //  Commit a transaction that reaches the disk, timed for af_store_stats
@@ -86,6 +87,14 @@ af_store_new (const char *dir, size_t mapsize, unsigned maxdbs, bool readonly)
         af_store_destroy (&self);
         return NULL;
     }
+    //  A fault for tests (tests/it_cluster_commit_fail.sh), as a disk
+    //  that fails a write would cause: while the file AF_STORE_FAIL_COMMIT
+    //  names exists, every batch's commit fails with EIO
+    const char *fail = getenv ("AF_STORE_FAIL_COMMIT");
+    if (fail && *fail && !readonly) {
+        self->fail_commit = strdup (fail);
+        zsys_warning ("store: AF_STORE_FAIL_COMMIT is set: batches fail to commit while %s exists", fail);
+    }
     //  Clear stale reader slots left by processes killed with -9
     int dead = 0;
     mdb_reader_check (self->env, &dead);
@@ -106,6 +115,7 @@ af_store_destroy (af_store_t **self_p)
         free (self->touched);
         free (self->owned);
         free (self->written);
+        free (self->fail_commit);
         free (self->dir);
         free (self);
         *self_p = NULL;
@@ -178,7 +188,14 @@ af_store_batch_end (af_store_t *self)
         mdb_txn_abort (batch);          //  nothing to write: no commit, no fsync
         return 0;
     }
-    int rc = s_commit_durable (self, batch);
+    int rc;
+    if (self->fail_commit && access (self->fail_commit, F_OK) == 0) {
+        mdb_txn_abort (batch);
+        self->stats.failures++;
+        rc = EIO;
+    }
+    else
+        rc = s_commit_durable (self, batch);
     if (rc)
         zsys_error ("store: a batch's commit failed in %s: %s", self->dir, mdb_strerror (rc));
     else {
