@@ -334,16 +334,21 @@ s_timer_event (zloop_t *loop, int timer_id, void *arg)
     //  ones are at its front, so a tick costs what expires, not a scan
     session_t *session;
     while ((session = (session_t *) zlistx_first (self->by_seen)) && now - session->last_seen > expiry) {
-        if (session->parked) {
+        if (session->parked || session->held) {
             //  Not silent: it waits for the answer to a LOGIN we hold
-            //  (broker_cluster_park), for at most AF_CLUSTER_PARK_MS
+            //  (broker_cluster_park), for at most AF_CLUSTER_PARK_MS; or
+            //  for answers a batch holds until the shard's followers have
+            //  it, for at most repl_timeout and an etcd write (a node
+            //  sends nothing while it waits for its LOGIN_OK: expired, it
+            //  lost that answer, and a client waiting for it heard nothing)
             session->last_seen = now;
             zlistx_move_end (self->by_seen, session->seen);
             continue;
         }
         if (session->logged_in)
-            zsys_info ("broker: device %s of '%s' stopped answering; marked offline",
-                       session->device_id, session->account);
+            zsys_info ("broker: device %s of '%s' stopped answering (nothing from it for %" PRId64 " ms); marked offline",
+                       session->device_id, session->account, now - session->last_seen);
+
         broker_session_remove (self, session);
     }
     //  Bans that ended

@@ -8,7 +8,13 @@
 . "$(dirname "$0")/etcd.sh"
 . "$(dirname "$0")/cluster.sh"
 
-SHARDS=16 TTL=3
+# A repl_timeout of 1.5 s, longer than a session's silence allowed (the
+# tests' 200 ms heartbeat, 3 beats): the owner holds the LOGIN_OK below
+# that long before it takes its stopped followers out of the in-sync set,
+# and the raw client, which sends nothing meanwhile, must still get it.
+# (At 500 ms the hold was sometimes 0.6 s and the broker expired the
+# waiting session, dropping its answer: a flake in CI, "nothing" heard)
+SHARDS=16 TTL=3 REPL_MS=1500
 cluster_start 3
 check "every shard has an owner and an in-sync follower" wait_until 20 all_in_sync
 NODES_EP=$ALL
