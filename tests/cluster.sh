@@ -27,6 +27,10 @@
 #   owners             "SHARD ID" of every owned shard, one etcdctl call
 #   owned_by ID        the shards ID owns, one a line
 #   start_matcher_at I NAME CATALOG [opts]: a matcher for broker I
+#   want_placement ID...  writes $T/wanted, "SHARD OWNER" of every shard as
+#                      the brokers ID... would place it
+#   placed             the owners are those of $T/wanted and all_in_sync
+#   accounts_of S N    N account names user1, user2, ... of shard S
 SHARDS=${SHARDS:-16} TTL=${TTL:-3} REPL_MS=${REPL_MS:-500}
 MEMBERS=0
 declare -a EP WK PID
@@ -43,6 +47,18 @@ broker_of () {
 owners () {
     etcdctl_at "$E" get --prefix /appferry/shards/ | paste - - \
         | sed -nE 's|^/appferry/shards/0*([0-9]+)/owner\t(.*)$|\1 \2|p'
+}
+want_placement () { "$RAW" wanted "$SHARDS" "$@" | cut -d' ' -f1,2 | sort > "$T/wanted"; }
+placed () { owners | sort | cmp -s - "$T/wanted" && all_in_sync; }
+accounts_of () {
+    local s=$1 n=$2 i found=0
+    for i in $(seq 1 5000); do
+        [ "$(shard "user$i")" = "$s" ] || continue
+        echo "user$i"
+        found=$((found + 1))
+        [ "$found" -eq "$n" ] && return 0
+    done
+    return 1
 }
 owned_by () { owners | awk -v id="$1" '$2 == id { print $1 }'; }
 all_owned () { test "$(owners | wc -l)" -eq "$SHARDS"; }

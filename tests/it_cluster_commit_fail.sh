@@ -34,16 +34,12 @@ mkdir -p "$T/b2" && cp "$T/b1/broker.cert" "$T/b1/broker.cert_secret" "$T/b2/"
 TTL=6 start_member 2
 BROKER_CERT="$T/b1/broker.cert"
 A=$(cat "$T/b1/broker.id") B=$(cat "$T/b2/broker.id")
-"$RAW" wanted "$SHARDS" "$A" "$B" | cut -d' ' -f1,2 | sort > "$T/wanted"
-placed () { owners | sort | cmp -s - "$T/wanted" && all_in_sync; }
+want_placement "$A" "$B"
 check "every shard is owned by its wanted owner and has an in-sync follower" wait_until 30 placed
 S=$(awk -v id="$A" '$2 == id { print $1; exit }' "$T/wanted")
 [ -n "$S" ] || die "broker 1 is the wanted owner of no shard"
-names=()
-for i in $(seq 1 5000); do
-    [ "$(shard "user$i")" = "$S" ] && names+=("user$i")
-    [ "${#names[@]}" -eq 4 ] && break
-done
+mapfile -t names < <(accounts_of "$S" 4)
+[ "${#names[@]}" -eq 4 ] || die "fewer than 4 accounts of shard $S"
 ONE=${names[0]} BAD=${names[1]} NEW1=${names[2]} NEW2=${names[3]}
 echo "  # shard $S: owner A ($A), follower B ($B); $ONE, then BAD $BAD, NEW1 $NEW1, NEW2 $NEW2"
 

@@ -37,16 +37,12 @@ check "every shard has an owner and an in-sync follower" wait_until 20 all_in_sy
 # ... and each is owned by its wanted owner (the hand-offs from A, which
 # took every shard first, are over): S is one of A's, which it takes back
 # by hand-off when it is in sync again
-"$RAW" wanted "$SHARDS" "$A" "$B" | cut -d' ' -f1,2 | sort > "$T/wanted"
-placed () { owners | sort | cmp -s - "$T/wanted" && all_in_sync; }
+want_placement "$A" "$B"
 check "  ... its wanted owner" wait_until 30 placed
 S=$(awk -v id="$A" '$2 == id { print $1; exit }' "$T/wanted")
 [ -n "$S" ] || die "broker 1 is the wanted owner of no shard"
-names=()
-for i in $(seq 1 5000); do
-    [ "$(shard "user$i")" = "$S" ] && names+=("user$i")
-    [ "${#names[@]}" -eq 4 ] && break
-done
+mapfile -t names < <(accounts_of "$S" 4)
+[ "${#names[@]}" -eq 4 ] || die "fewer than 4 accounts of shard $S"
 ONE=${names[0]} OLD=${names[1]} NEW1=${names[2]} NEW2=${names[3]}
 echo "  # shard $S: owner A ($A), follower B ($B); accounts $ONE, then OLD $OLD, NEW1 $NEW1, NEW2 $NEW2"
 head_of () { jq -r --argjson s "$S" '.map[] | select (.shard == $s) | .head' "$T/b$1/cluster.json" 2>/dev/null; }
