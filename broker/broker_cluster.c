@@ -843,7 +843,8 @@ s_ack_unasked (af_broker_t *self, uint32_t shard)
     s_ack_send (self, &ack);
 }
 
-//  One message on the mesh, from broker `from`
+//  What the mesh has queued, up to AF_BATCH messages, each from broker
+//  `from` (its routing frame), inside the caller's batch: how many
 int
 broker_cluster_mesh_take (af_broker_t *self)
 {
@@ -894,6 +895,9 @@ broker_cluster_mesh_take (af_broker_t *self)
     return i;
 }
 
+//  The mesh is readable: its messages and what the nodes sent meanwhile,
+//  in one group commit (a broker that owns and follows commits its own
+//  requests and the entries it applies with one fsync)
 static int
 s_peer_event (zloop_t *loop, zsock_t *router, void *arg)
 {
