@@ -348,7 +348,6 @@ s_timer_event (zloop_t *loop, int timer_id, void *arg)
         if (session->logged_in)
             zsys_info ("broker: device %s of '%s' stopped answering (nothing from it for %" PRId64 " ms); marked offline",
                        session->device_id, session->account, now - session->last_seen);
-
         broker_session_remove (self, session);
     }
     //  Bans that ended

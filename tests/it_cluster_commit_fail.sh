@@ -36,7 +36,7 @@ BROKER_CERT="$T/b1/broker.cert"
 A=$(cat "$T/b1/broker.id") B=$(cat "$T/b2/broker.id")
 want_placement "$A" "$B"
 check "every shard is owned by its wanted owner and has an in-sync follower" wait_until 30 placed
-S=$(awk -v id="$A" '$2 == id { print $1; exit }' "$T/wanted")
+S=$(wanted_of "$A")
 [ -n "$S" ] || die "broker 1 is the wanted owner of no shard"
 mapfile -t names < <(accounts_of "$S" 4)
 [ "${#names[@]}" -eq 4 ] || die "fewer than 4 accounts of shard $S"

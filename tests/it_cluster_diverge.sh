@@ -39,7 +39,7 @@ check "every shard has an owner and an in-sync follower" wait_until 20 all_in_sy
 # by hand-off when it is in sync again
 want_placement "$A" "$B"
 check "  ... its wanted owner" wait_until 30 placed
-S=$(awk -v id="$A" '$2 == id { print $1; exit }' "$T/wanted")
+S=$(wanted_of "$A")
 [ -n "$S" ] || die "broker 1 is the wanted owner of no shard"
 mapfile -t names < <(accounts_of "$S" 4)
 [ "${#names[@]}" -eq 4 ] || die "fewer than 4 accounts of shard $S"
