@@ -72,6 +72,14 @@ s_peer_free (void **item)
 {
     peer_t *peer = (peer_t *) *item;
     if (peer) {
+        //  Stop libzmq's monitor of the link first, here, before either
+        //  socket goes: libzmq sends each event from its I/O thread with a
+        //  blocking send on its own PAIR, and an event of the dealer's
+        //  teardown (a DISCONNECTED) sent after our PAIR is closed waits for
+        //  a reader that never comes, with that thread, and so every
+        //  connection of this broker's (nodes and mesh), stopped for good
+        if (peer->dealer && peer->monitor)
+            zmq_socket_monitor (zsock_resolve (peer->dealer), NULL, 0);
         zsock_destroy (&peer->dealer);
         zsock_destroy (&peer->monitor);
         free (peer);
