@@ -415,7 +415,7 @@ s_head (af_broker_t *self, uint32_t shard)
 
 typedef struct {
     uint8_t *buffer;
-    size_t used;
+    size_t used, room;              //  room: AF_MAX_REPL less what is in flight
     uint64_t first, last;
 } framing_t;
 
@@ -425,8 +425,8 @@ static int
 s_frame_entry (uint64_t seq, const void *entry, size_t size, void *arg)
 {
     framing_t *framing = (framing_t *) arg;
-    if (framing->used + 12 + size > AF_MAX_REPL)
-        return framing->used? AF_E_TOO_BIG: AF_E_INTERNAL;  //  full: the rest next time
+    if (framing->used + 12 + size > framing->room)  //  full: the rest next time
+        return framing->used || 12 + size <= AF_MAX_REPL? AF_E_TOO_BIG: AF_E_INTERNAL;
     memcpy (framing->buffer + framing->used, &seq, 8);
     uint32_t size32 = (uint32_t) size;
     memcpy (framing->buffer + framing->used + 8, &size32, 4);
@@ -460,20 +460,59 @@ s_copy (af_broker_t *self, uint32_t shard, replica_t *replica, int64_t now)
     broker_snapshot_send (self, shard, replica, now);
 }
 
-//  Send a follower what it lacks of a shard, if nothing is in flight.
+//  What was in flight to a follower is over: answered, or void
+static void
+s_flights_clear (replica_t *replica)
+{
+    replica->flights = 0;
+    replica->in_flight = false;
+    replica->sent_last = 0;
+}
+
+//  An ack of seq: the REPLs in flight it answers are over (a probe, by
+//  any ack), the later ones still in flight
+static void
+s_flights_acked (replica_t *replica, uint64_t seq)
+{
+    uint32_t done = 0;
+    while (done < replica->flights
+       &&  (!replica->flying [done].last || replica->flying [done].last <= seq))
+        done++;
+    replica->flights -= done;
+    memmove (replica->flying, replica->flying + done, replica->flights * sizeof replica->flying [0]);
+    if (!replica->flights)
+        s_flights_clear (replica);
+}
+
+//  Send a follower what it lacks of a shard. With nothing in flight, from
+//  its last ack; else, to a follower known to agree that lacks only log
+//  entries we have, the entries after the newest REPL in flight (up to
+//  AF_CLUSTER_REPL_WINDOW of them, together at most AF_MAX_REPL bytes:
+//  no more memory per follower and shard than one REPL), so that a busy
+//  shard's next batch does not wait for the ack of the one before; the
+//  follower takes them in order (one connection). After repl_timeout
+//  without an ack of the oldest, all of them again from its last ack.
 //  early: from the batch being committed (broker_cluster_precommit), and
-//  only the plain case, a follower known to agree that lacks only log
-//  entries we have: anything else waits for the commit
+//  only that plain case: anything else waits for the commit
 static void
 s_repl_send_at (af_broker_t *self, uint32_t shard, replica_t *replica, int64_t now, bool early)
 {
     shard_t *state = &self->shards [shard];
     peer_t *peer = (peer_t *) zhashx_lookup (self->peers, replica->id);
-    if (!peer || !peer->dealer || (replica->in_flight && now - replica->sent_at < self->config.cluster_repl_ms))
+    if (!peer || !peer->dealer)
         return;
-    if (early && (replica->in_flight || replica->snapshot || replica->asking || replica->diverged
-              ||  replica->needs_copy || !replica->matched || replica->acked == UINT64_MAX
-              ||  replica->acked >= state->head))
+    if (replica->in_flight && now - replica->flying [0].at >= self->config.cluster_repl_ms)
+        s_flights_clear (replica);      //  unanswered: all again
+    bool plain = !replica->snapshot && !replica->asking && !replica->diverged && !replica->needs_copy
+              && replica->matched && replica->acked != UINT64_MAX;
+    bool window = replica->in_flight;   //  a REPL after those in flight
+    size_t flying = 0;
+    for (uint32_t i = 0; i < replica->flights; i++)
+        flying += replica->flying [i].bytes;
+    if (window && (!plain || !replica->sent_last || replica->flights == AF_CLUSTER_REPL_WINDOW
+               ||  flying >= AF_MAX_REPL || replica->sent_last >= state->head))
+        return;
+    if (early && (!plain || (window? replica->sent_last: replica->acked) >= state->head))
         return;
     if (replica->snapshot) {
         broker_snapshot_send (self, shard, replica, now);   //  a copy is under way: the log waits
@@ -481,8 +520,8 @@ s_repl_send_at (af_broker_t *self, uint32_t shard, replica_t *replica, int64_t n
     }
     //  Not heard from yet: an empty REPL asks it where it is
     bool known = replica->acked != UINT64_MAX;
-    uint64_t from = known? replica->acked: state->head;
-    if (known && (replica->diverged || replica->needs_copy || (from > state->head && state->head))) {
+    uint64_t from = window? replica->sent_last: known? replica->acked: state->head;
+    if (!window && known && (replica->diverged || replica->needs_copy || (from > state->head && state->head))) {
         //  A log we never had (longer than ours, or with other entries at
         //  our seqs: an old owner back after a failover, or entries of a
         //  batch of ours whose commit failed): it needs the shard
@@ -491,7 +530,7 @@ s_repl_send_at (af_broker_t *self, uint32_t shard, replica_t *replica, int64_t n
     }
     if (known && from >= state->head && (replica->matched || from > state->head))
         return;                         //  it has everything, and it agrees (or we have nothing)
-    framing_t framing = { (uint8_t *) malloc (AF_MAX_REPL), 0, 0, 0 };
+    framing_t framing = { (uint8_t *) malloc (AF_MAX_REPL), 0, AF_MAX_REPL - flying, 0, 0 };
     assert (framing.buffer);
     af_store_t *store = af_registry_store (self->registry);
     MDB_txn *txn = NULL;
@@ -523,8 +562,8 @@ s_repl_send_at (af_broker_t *self, uint32_t shard, replica_t *replica, int64_t n
     if (code == AF_E_INTERNAL && !framing.used)
         zsys_error ("broker: cannot read shard %u's log for %s", shard, replica->id);
     else
-    if (early && (!framing.used || framing.first != from + 1 || !prev))
-        ;                               //  not the plain case after all: after the commit
+    if ((early || window) && (!framing.used || framing.first != from + 1 || !prev))
+        ;                               //  not the plain case after all (or no room): later
     else
     if (known && code != AF_E_INTERNAL
     &&  ((framing.used && framing.first > from + 1) || (!framing.used && from + 1 <= state->head)
@@ -534,11 +573,13 @@ s_repl_send_at (af_broker_t *self, uint32_t shard, replica_t *replica, int64_t n
         s_copy (self, shard, replica, now);
     else
     if (af_msg_send (repl, peer->dealer, NULL) == 0) {
+        replica->flying [replica->flights].last = framing.last;
+        replica->flying [replica->flights].bytes = framing.used;
+        replica->flying [replica->flights++].at = now;
         replica->in_flight = true;
         replica->sent_last = framing.last;
         replica->sent_head = state->head;
-        replica->sent_at = now;
-        replica->early = early;
+        replica->early = replica->early || early;
     }
     af_msg_destroy (&repl);
 }
@@ -618,7 +659,7 @@ s_repl_ack (af_broker_t *self, const char *from, af_msg_t *ack)
     if (replica->snapshot) {
         if (broker_snapshot_answered (self, ack->shard, replica, ack->seq))
             replica->needs_copy = false;    //  what it held of a failed batch is gone with the copy
-        replica->in_flight = false;
+        s_flights_clear (replica);
         s_join (self, ack->shard, replica);
         s_repl_send (self, ack->shard, replica, now);
         broker_cluster_release (self);
@@ -627,7 +668,7 @@ s_repl_ack (af_broker_t *self, const char *from, af_msg_t *ack)
     //  Its log has other entries than ours at our seqs: it applied
     //  nothing, and needs the shard itself (s_repl_send sends the copy)
     if (replica->diverged) {
-        replica->in_flight = false;
+        s_flights_clear (replica);
         s_repl_send (self, ack->shard, replica, now);
         broker_cluster_release (self);
         return;
@@ -643,10 +684,13 @@ s_repl_ack (af_broker_t *self, const char *from, af_msg_t *ack)
     //  owner yet and has told us where it is unasked, SPEC 5.37): it is
     //  sent to again from its head at once, not after repl_timeout
     if (replica->in_flight && replica->sent_last && ack->seq < replica->sent_last && ack->matched) {
+        s_flights_acked (replica, ack->seq);
+        s_join (self, ack->shard, replica);
+        s_repl_send (self, ack->shard, replica, now);  //  room in the window, maybe
         broker_cluster_release (self);
         return;
     }
-    replica->in_flight = false;
+    s_flights_clear (replica);
     s_join (self, ack->shard, replica);
     s_repl_send (self, ack->shard, replica, now);
     broker_cluster_release (self);
@@ -1652,7 +1696,7 @@ s_tick_owner (af_broker_t *self, uint32_t shard, int64_t now, char *why, size_t 
                           "(it has acked %" PRIu64 "%s of our %" PRIu64 "; %s)", replica->id, shard,
                           self->config.cluster_repl_ms, replica->acked == UINT64_MAX? 0: replica->acked,
                           replica->matched? "": ", not matched", state->head,
-                          replica->in_flight? "a REPL to it unanswered": "nothing in flight to it");
+                          replica->in_flight? "REPLs to it unanswered": "nothing in flight to it");
             s_tell (self, "ISR_DEL", shard, replica->id, state->epoch);
         }
         //  In sync but no longer wanted (the placement moved on, or it is

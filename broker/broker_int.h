@@ -105,12 +105,17 @@ typedef struct {
     bool needs_copy;                //  ... and that commit failed: it may hold entries we do not
     bool in_isr;                    //  in the shard's in-sync set (etcd)
     bool asking;                    //  an ISR change for it is with the coordinator
-    bool in_flight;                 //  a REPL to it awaits its ack
-    uint64_t sent_last;             //  the last seq of that REPL (0: a probe)
+    bool in_flight;                 //  a REPL to it awaits its ack (flights > 0)
+    uint32_t flights;               //  ... how many (AF_CLUSTER_REPL_WINDOW at most)
+    struct {                        //  ... each, oldest first:
+        uint64_t last;              //      its last seq (0: a probe)
+        size_t bytes;               //      its entries' bytes
+        int64_t at;                 //      when it went
+    } flying [AF_CLUSTER_REPL_WINDOW];
+    uint64_t sent_last;             //  the last seq of the newest in flight (0: a probe)
     uint64_t sent_head;             //  our log's head when it went
     bool joining;                   //  on its way into the in-sync set: waited for
     uint64_t join_need;             //  ... and in it once it has acked this
-    int64_t sent_at;
     int64_t last_ack;
     int64_t since;                  //  when we began to track it
     uint64_t isr_rev;               //  etcd revision of our last change of its in_isr

@@ -155,6 +155,7 @@ broker_snapshot_send (af_broker_t *self, uint32_t shard, replica_t *replica, int
         replica->snapshot = copy;
         self->copies++;
         replica->in_flight = false;     //  what REPL had in flight is over
+        replica->flights = 0;
         replica->sent_last = 0;
         replica->sent_head = copy->seq;
         zsys_info ("broker: sending %s a copy of shard %u at seq %" PRIu64 " (it has %" PRIu64 "; %s)", replica->id,

@@ -215,6 +215,8 @@ _Static_assert (AF_CLUSTER_REPLICAS_MAX <= AF_CLUSTER_MAX_REPLICAS - 2,
 #define AF_CLUSTER_LOG_KEEP     100000  //  (config) log entries kept per shard beyond the acked
 #define AF_CLUSTER_UNIT_SHARDS  16      //  shards a batch's hold lists; more: all owned
 #define AF_CLUSTER_REPL_ENTRIES 4096    //  entries in one REPL at most
+#define AF_CLUSTER_REPL_WINDOW  4       //  REPLs in flight per follower and shard at most
+                                        //  (together at most AF_MAX_REPL bytes of entries)
 #define AF_CLUSTER_SNAPSHOT_CHUNK (256 << 10) //  SNAPSHOT: a part's records (bytes), unless one alone is more
 #define AF_CLUSTER_SNAPSHOT_SCAN 65536  //  SNAPSHOT: store keys read for one part at most
 #define AF_CLUSTER_SNAPSHOT_IDLE_MS 30000   //  a copy its follower has not answered this long is dropped
