@@ -36,6 +36,7 @@
     =========================================================================
 */
 #include "broker_int.h"
+#include "af_linkwatch.h"
 
 #ifdef __GLIBC__
 #include <malloc.h>                 //  malloc_trim
@@ -688,6 +689,12 @@ af_broker_destroy (af_broker_t **self_p)
     zframe_destroy (&self->pong [0]);
     zframe_destroy (&self->pong [1]);
     af_loglimit_destroy (&self->drop_log);
+    //  Their monitors stop before them, and before the ZAP handler closes
+    //  the PAIRs that read them (af_linkwatch.h): their teardown sends
+    //  events, and one sent to a closed PAIR would stop libzmq's I/O
+    //  thread with the context still to be terminated
+    af_linkwatch_stop (self->frontend, NULL);
+    af_linkwatch_stop (self->backend, NULL);
     zsock_destroy (&self->frontend);
     zsock_destroy (&self->backend);
     zactor_destroy (&self->zap);

@@ -40,6 +40,7 @@
 #include "broker_snapshot.h"
 #include "af_shard.h"
 #include "af_coordinator.h"
+#include "af_linkwatch.h"
 
 #include <signal.h>
 #include <sys/signalfd.h>
@@ -72,16 +73,10 @@ s_peer_free (void **item)
 {
     peer_t *peer = (peer_t *) *item;
     if (peer) {
-        //  Stop libzmq's monitor of the link first, here, before either
-        //  socket goes: libzmq sends each event from its I/O thread with a
-        //  blocking send on its own PAIR, and an event of the dealer's
-        //  teardown (a DISCONNECTED) sent after our PAIR is closed waits for
-        //  a reader that never comes, with that thread, and so every
-        //  connection of this broker's (nodes and mesh), stopped for good
-        if (peer->dealer && peer->monitor)
-            zmq_socket_monitor (zsock_resolve (peer->dealer), NULL, 0);
+        //  The link's watch first, before either socket goes (the
+        //  DEALER's teardown sends a DISCONNECTED: af_linkwatch.h)
+        af_linkwatch_stop (peer->dealer, &peer->monitor);
         zsock_destroy (&peer->dealer);
-        zsock_destroy (&peer->monitor);
         free (peer);
         *item = NULL;
     }
@@ -1130,26 +1125,14 @@ s_link_event (zloop_t *loop, zsock_t *reader, void *arg)
 static void
 s_peer_watch (af_broker_t *self, peer_t *peer)
 {
-    //  A name of its own each time: a peer made again may sit where a
-    //  freed one was, whose monitor libzmq may not have closed yet
-    char endpoint [96];
-    snprintf (endpoint, sizeof endpoint, "inproc://af-link-%s-%08x%08x", peer->id, randombytes_random (),
-              randombytes_random ());
-    if (!peer->dealer
-    ||  zmq_socket_monitor (zsock_resolve (peer->dealer), endpoint,
-                            ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED))
+    if (!peer->dealer)
         return;
-    peer->monitor = zsock_new (ZMQ_PAIR);
-    //  libzmq sends each event from its I/O thread with a blocking send:
-    //  a full pipe would stop that thread (every connection of ours) until
-    //  we read. No limit on our side: it never fills (the events are few)
-    if (peer->monitor)
-        zsock_set_rcvhwm (peer->monitor, 0);
-    if (peer->monitor && zsock_connect (peer->monitor, "%s", endpoint) == 0
-    &&  zloop_reader (self->loop, peer->monitor, s_link_event, self) == 0)
+    peer->monitor = af_linkwatch_start (peer->dealer, ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED,
+                                        peer->id);
+    if (peer->monitor && zloop_reader (self->loop, peer->monitor, s_link_event, self) == 0)
         return;
     zsys_warning ("broker: cannot watch the link to cluster member %s", peer->id);
-    zsock_destroy (&peer->monitor);
+    af_linkwatch_stop (peer->dealer, &peer->monitor);
 }
 
 static void

@@ -33,6 +33,7 @@
 #include "af_friends.h"
 #include "af_peers.h"
 #include "af_loglimit.h"
+#include "af_linkwatch.h"
 #include "af_metrics.h"
 #include "af_shard.h"
 #include "af_forward.h"
@@ -84,6 +85,7 @@ static const test_t s_tests [] = {
     { "af_friends", af_friends_test },
     { "af_peers", af_peers_test },
     { "af_loglimit", af_loglimit_test },
+    { "af_linkwatch", af_linkwatch_test },
     { "af_metrics", af_metrics_test },
     { "af_shard", af_shard_test },
     { "af_forward", af_forward_test },
