@@ -496,7 +496,8 @@ s_repl_send_at (af_broker_t *self, uint32_t shard, replica_t *replica, int64_t n
     peer_t *peer = (peer_t *) zhashx_lookup (self->peers, replica->id);
     if (!peer || !peer->dealer)
         return;
-    if (replica->in_flight && now - replica->flying [0].at >= self->config.cluster_repl_ms)
+    bool resend = replica->in_flight && now - replica->flying [0].at >= self->config.cluster_repl_ms;
+    if (resend)
         s_flights_clear (replica);      //  unanswered: all again
     bool plain = !replica->snapshot && !replica->asking && !replica->diverged && !replica->needs_copy
               && replica->matched && replica->acked != UINT64_MAX;
@@ -568,6 +569,8 @@ s_repl_send_at (af_broker_t *self, uint32_t shard, replica_t *replica, int64_t n
         s_copy (self, shard, replica, now);
     else
     if (af_msg_send (repl, peer->dealer, NULL) == 0) {
+        if (!replica->flights && !resend)
+            replica->owed_at = now;     //  it owes us an ack from now (s_tick_owner)
         replica->flying [replica->flights].last = framing.last;
         replica->flying [replica->flights].bytes = framing.used;
         replica->flying [replica->flights++].at = now;
@@ -1655,8 +1658,17 @@ s_tick_owner (af_broker_t *self, uint32_t shard, int64_t now, char *why, size_t 
         s_repl_send (self, shard, replica, now);
         //  Behind for too long (silent, or gone from the cluster): out of
         //  the in-sync set before we ack without it
+        //  Silent: no ack for repl_timeout while it owes us one. Not since
+        //  its last ack alone: a follower level with us gets nothing to
+        //  ack, and one idle for longer than repl_timeout was taken out of
+        //  the set at the first tick after the next write whose ack was
+        //  not back yet (under load, often; issue 12's "live followers
+        //  miss repl_timeout"). So from the REPL that it owes an ack for,
+        //  if that is later (a resend after a timeout keeps the first)
         bool behind = replica->acked == UINT64_MAX || replica->acked < state->head || !replica->matched;
         int64_t heard = replica->last_ack > replica->since? replica->last_ack: replica->since;
+        if (replica->in_flight && replica->owed_at > heard)
+            heard = replica->owed_at;
         if (replica->joining && !replica->asking && behind && now - heard > self->config.cluster_repl_ms) {
             replica->joining = false;   //  not in etcd's set: no one to tell
             zsys_warning ("broker: %s has not acked shard %u for %d ms: it is not waited for while it catches up",

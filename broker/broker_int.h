@@ -114,6 +114,8 @@ typedef struct {
     } flying [AF_CLUSTER_REPL_WINDOW];
     uint64_t sent_last;             //  the last seq of the newest in flight (0: a probe)
     uint64_t sent_head;             //  our log's head when it went
+    int64_t owed_at;                //  when it last got a REPL with nothing unanswered (not a resend):
+                                    //  it owes us an ack since then
     bool joining;                   //  on its way into the in-sync set: waited for
     uint64_t join_need;             //  ... and in it once it has acked this
     int64_t last_ack;
