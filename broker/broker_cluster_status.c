@@ -64,11 +64,12 @@ s_shard_json (af_broker_t *self, uint32_t n)
     for (uint32_t i = 0; followers && i < state->replica_count; i++) {
         replica_t *replica = &state->replicas [i];
         bool known = replica->acked != UINT64_MAX;
-        json_array_append_new (followers, json_pack ("{s:s, s:I, s:I, s:b, s:b, s:b, s:b, s:b, s:I}", "id", replica->id,
+        json_array_append_new (followers, json_pack ("{s:s, s:I, s:I, s:b, s:b, s:b, s:b, s:b, s:i, s:I}", "id", replica->id,
             "acked", known? (json_int_t) replica->acked: (json_int_t) -1,
             "lag", known && replica->acked <= state->head? (json_int_t) (state->head - replica->acked): (json_int_t) -1,
             "matched", replica->matched, "diverged", replica->diverged,
             "inSync", replica->in_isr, "joining", replica->joining, "inFlight", replica->in_flight,
+            "flights", (int) replica->flights,
             "copyPart", (json_int_t) broker_snapshot_part (replica)));
     }
     json_object_set_new (shard, "followers", followers);
