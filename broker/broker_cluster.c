@@ -1088,7 +1088,7 @@ broker_cluster_committed (af_broker_t *self, zlistx_t **held_p)
 //  --------------------------------------------------------------------------
 //  What the coordinator tells us
 
-static void s_follow (af_broker_t *self, uint32_t shard);
+static bool s_follow (af_broker_t *self, uint32_t shard);
 static void s_claim_maybe (af_broker_t *self, uint32_t shard, int64_t now, bool at_once);
 
 //  The link to another broker: libzmq tells its monitor when the
@@ -1198,7 +1198,8 @@ s_on_brokers (af_broker_t *self, zmsg_t *msg)
         self->members_at = zclock_mono ();  //  hand-offs wait until it has been stable for a lease
     int64_t now = zclock_mono ();
     for (uint32_t shard = 0; shard < self->shard_count; shard++) {
-        s_follow (self, shard);         //  the wanted placement may have changed
+        if (s_follow (self, shard))     //  the wanted placement may have changed
+            s_ack_unasked (self, shard);
         if (changed)
             s_claim_maybe (self, shard, now, true);
     }
@@ -1216,19 +1217,25 @@ s_in_sync (af_broker_t *self, uint32_t shard)
 
 //  Follow a shard we do not own if someone owns it and we are wanted for
 //  it, or in its in-sync set (which its owner waits for). Again at every
-//  change of the shard or of the brokers
-static void
+//  change of the shard or of the brokers. true: we began to follow it
+//  (the caller tells its owner where we are: a REPL it sent before we
+//  followed was refused unanswered, and it would send again only after
+//  repl_timeout, with every batch of the shard waiting for us if we are
+//  in its in-sync set)
+static bool
 s_follow (af_broker_t *self, uint32_t shard)
 {
     shard_t *state = &self->shards [shard];
     if (state->role == SHARD_OWNER)
-        return;
+        return false;
     bool follow = *state->owner && (s_is_wanted (self, shard, self->id, false) || s_in_sync (self, shard));
-    if (follow && state->role != SHARD_FOLLOWER) {
+    bool began = follow && state->role != SHARD_FOLLOWER;
+    if (began) {
         state->head = s_head (self, shard);
         state->agreed = false;          //  until a REPL of its owner finds it so
     }
     state->role = follow? SHARD_FOLLOWER: SHARD_NONE;
+    return began;
 }
 
 static void
@@ -1294,8 +1301,8 @@ s_on_shard (af_broker_t *self, zmsg_t *msg)
             s_shard_lost (self, shard);     //  (while leaving still says where it went)
             state->leaving = false;
         }
-        s_follow (self, shard);
-        if (moved && state->role == SHARD_FOLLOWER)
+        bool began = s_follow (self, shard);
+        if ((moved || began) && state->role == SHARD_FOLLOWER)
             s_ack_unasked (self, shard);
         s_claim_maybe (self, shard, zclock_mono (), true);
         broker_cluster_release (self);
