@@ -671,16 +671,18 @@ s_repl_ack (af_broker_t *self, const char *from, af_msg_t *ack)
         broker_cluster_release (self);
         return;
     }
-    //  Only the answer to the REPL in flight lets the next go: an ack of
-    //  an earlier one (a REPL sent again after repl_timeout, both then
-    //  answered) must not add a second REPL in flight, or each timeout of
-    //  a busy follower adds one more, each up to AF_MAX_REPL bytes read
-    //  and sent again, until owner and follower do nothing else. Such an
-    //  ack is matched (a follower that checked our log once stays so for
-    //  our epoch); one below the REPL in flight that is not says the
-    //  follower took nothing of it (a gap, or it did not know us as the
-    //  owner yet and has told us where it is unasked, SPEC 5.37): it is
-    //  sent to again from its head at once, not after repl_timeout
+    //  A matched ack below the newest REPL in flight answers those it
+    //  covers (the window's older ones), which are over; the others stay
+    //  in flight. An ack of one sent before a resend after repl_timeout
+    //  covers nothing of the resend, so it lets nothing more go: else
+    //  each timeout of a busy follower would add one more REPL, each up
+    //  to AF_MAX_REPL bytes read and sent again, until owner and follower
+    //  do nothing else. (A follower that checked our log once stays
+    //  matched for our epoch.) One below the newest that is not matched
+    //  says the follower took nothing of them (a gap, or it did not know
+    //  us as the owner yet and has told us where it is unasked, SPEC
+    //  5.37): none is in flight, and it is sent to again from its head at
+    //  once, not after repl_timeout
     if (replica->in_flight && replica->sent_last && ack->seq < replica->sent_last && ack->matched) {
         s_flights_acked (replica, ack->seq);
         s_join (self, ack->shard, replica);
