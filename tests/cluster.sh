@@ -62,6 +62,14 @@ accounts_of () {
     done
     return 1
 }
+# S, a shard broker 1 (ID $1) is the wanted owner of, and NAMES, $2
+# accounts of it (after want_placement; the test dies without them)
+wanted_shard_accounts () {
+    S=$(wanted_of "$1")
+    [ -n "$S" ] || die "broker 1 is the wanted owner of no shard"
+    mapfile -t NAMES < <(accounts_of "$S" "$2")
+    [ "${#NAMES[@]}" -eq "$2" ] || die "fewer than $2 accounts of shard $S"
+}
 owned_by () { owners | awk -v id="$1" '$2 == id { print $1 }'; }
 all_owned () { test "$(owners | wc -l)" -eq "$SHARDS"; }
 spread () { test "$(owners | cut -d' ' -f2 | sort -u | wc -l)" -eq "$MEMBERS"; }

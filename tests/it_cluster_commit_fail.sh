@@ -36,11 +36,8 @@ BROKER_CERT="$T/b1/broker.cert"
 A=$(cat "$T/b1/broker.id") B=$(cat "$T/b2/broker.id")
 want_placement "$A" "$B"
 check "every shard is owned by its wanted owner and has an in-sync follower" wait_until 30 placed
-S=$(wanted_of "$A")
-[ -n "$S" ] || die "broker 1 is the wanted owner of no shard"
-mapfile -t names < <(accounts_of "$S" 4)
-[ "${#names[@]}" -eq 4 ] || die "fewer than 4 accounts of shard $S"
-ONE=${names[0]} BAD=${names[1]} NEW1=${names[2]} NEW2=${names[3]}
+wanted_shard_accounts "$A" 4
+ONE=${NAMES[0]} BAD=${NAMES[1]} NEW1=${NAMES[2]} NEW2=${NAMES[3]}
 echo "  # shard $S: owner A ($A), follower B ($B); $ONE, then BAD $BAD, NEW1 $NEW1, NEW2 $NEW2"
 
 NODES_EP=${EP[1]} start_node o "$DEVICES/galaxy-s21.json"

@@ -39,11 +39,8 @@ check "every shard has an owner and an in-sync follower" wait_until 20 all_in_sy
 # by hand-off when it is in sync again
 want_placement "$A" "$B"
 check "  ... its wanted owner" wait_until 30 placed
-S=$(wanted_of "$A")
-[ -n "$S" ] || die "broker 1 is the wanted owner of no shard"
-mapfile -t names < <(accounts_of "$S" 4)
-[ "${#names[@]}" -eq 4 ] || die "fewer than 4 accounts of shard $S"
-ONE=${names[0]} OLD=${names[1]} NEW1=${names[2]} NEW2=${names[3]}
+wanted_shard_accounts "$A" 4
+ONE=${NAMES[0]} OLD=${NAMES[1]} NEW1=${NAMES[2]} NEW2=${NAMES[3]}
 echo "  # shard $S: owner A ($A), follower B ($B); accounts $ONE, then OLD $OLD, NEW1 $NEW1, NEW2 $NEW2"
 head_of () { jq -r --argjson s "$S" '.map[] | select (.shard == $s) | .head' "$T/b$1/cluster.json" 2>/dev/null; }
 role_of () { jq -r --argjson s "$S" '.map[] | select (.shard == $s) | .role' "$T/b$1/cluster.json" 2>/dev/null; }

@@ -18,22 +18,12 @@
 . "$(dirname "$0")/cluster.sh"
 
 SHARDS=8 TTL=6 REPL_MS=1500
-MEMBERS=0
-start_etcd e1
-E=$ETCD_ENDPOINT
-start_member 1
-MEMBERS=2
-mkdir -p "$T/b2" && cp "$T/b1/broker.cert" "$T/b1/broker.cert_secret" "$T/b2/"
-start_member 2
-BROKER_CERT="$T/b1/broker.cert"
+cluster_start 2
 A=$(cat "$T/b1/broker.id") B=$(cat "$T/b2/broker.id")
 want_placement "$A" "$B"
 check "every shard is owned by its wanted owner and has an in-sync follower" wait_until 30 placed
-S=$(wanted_of "$A")
-[ -n "$S" ] || die "broker 1 is the wanted owner of no shard"
-mapfile -t names < <(accounts_of "$S" 2)
-[ "${#names[@]}" -eq 2 ] || die "fewer than 2 accounts of shard $S"
-ONE=${names[0]} TWO=${names[1]}
+wanted_shard_accounts "$A" 2
+ONE=${NAMES[0]} TWO=${NAMES[1]}
 echo "  # shard $S: owner A ($A), follower B ($B); $ONE, then $TWO"
 
 NODES_EP=${EP[1]} start_node o "$DEVICES/galaxy-s21.json"
