@@ -962,6 +962,7 @@ s_peer_event (zloop_t *loop, zsock_t *router, void *arg)
     broker_batch_end (self);
     broker_drain_all (self);
     broker_reap (self);
+    broker_drain_arm (self);            //  a FETCH or CREDIT of the nodes' may have met a full queue
     return 0;
 }
 
