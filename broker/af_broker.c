@@ -236,10 +236,10 @@ done:
 //  per message, and the other sockets and timers still get their turn.
 //  Both sockets have a receive timeout of 0, so the batch ends as soon as
 //  the queue is empty (asking ZMQ_EVENTS instead costs a system call).
-//  One batch from a socket, in one group commit (broker_send.c): how many
-//  messages it took
-int
-broker_frontend_take (af_broker_t *self)
+//  Up to AF_BATCH messages from the nodes' socket, inside the caller's
+//  batch: how many
+static int
+s_frontend_take (af_broker_t *self)
 {
     int i;
     for (i = 0; i < AF_BATCH; i++) {
@@ -254,12 +254,14 @@ broker_frontend_take (af_broker_t *self)
     return i;
 }
 
-static int
-s_frontend_batch (af_broker_t *self)
+int
+broker_take_batch (af_broker_t *self, bool mesh_first)
 {
     broker_batch_begin (self);
-    int i = broker_frontend_take (self);
-    if (self->mesh)
+    if (self->mesh && mesh_first)
+        broker_cluster_mesh_take (self);
+    int i = s_frontend_take (self);
+    if (self->mesh && !mesh_first)
         broker_cluster_mesh_take (self);
     broker_batch_end (self);
     return i;
@@ -287,10 +289,9 @@ s_frontend_event (zloop_t *loop, zsock_t *reader, void *arg)
     (void) loop;
     (void) reader;
     af_broker_t *self = (af_broker_t *) arg;
-    s_frontend_batch (self);
+    broker_take_batch (self, false);
     broker_drain_all (self);
     broker_reap (self);
-    broker_drain_arm (self);                 //  a FETCH or CREDIT may have met a full queue
     return 0;
 }
 
@@ -324,7 +325,7 @@ s_timer_event (zloop_t *loop, int timer_id, void *arg)
     af_broker_t *self = (af_broker_t *) arg;
     //  What peers sent while the broker was busy (a slow disk's fsync, a
     //  big diff) counts before anyone is judged silent: read it first
-    for (int round = 0; round < AF_DRAIN_BATCHES && s_frontend_batch (self) == AF_BATCH; round++)
+    for (int round = 0; round < AF_DRAIN_BATCHES && broker_take_batch (self, false) == AF_BATCH; round++)
         ;
     for (int round = 0; round < AF_DRAIN_BATCHES && s_backend_batch (self) == AF_BATCH; round++)
         ;

@@ -947,22 +947,17 @@ broker_cluster_mesh_take (af_broker_t *self)
     return i;
 }
 
-//  The mesh is readable: its messages and what the nodes sent meanwhile,
-//  in one group commit (a broker that owns and follows commits its own
-//  requests and the entries it applies with one fsync)
+//  The mesh is readable: its messages first, and what the nodes sent
+//  meanwhile, in one group commit (broker_take_batch)
 static int
 s_peer_event (zloop_t *loop, zsock_t *router, void *arg)
 {
     (void) loop;
     (void) router;
     af_broker_t *self = (af_broker_t *) arg;
-    broker_batch_begin (self);
-    broker_cluster_mesh_take (self);
-    broker_frontend_take (self);
-    broker_batch_end (self);
+    broker_take_batch (self, true);
     broker_drain_all (self);
     broker_reap (self);
-    broker_drain_arm (self);            //  a FETCH or CREDIT of the nodes' may have met a full queue
     return 0;
 }
 

@@ -292,10 +292,11 @@ extern const uint8_t broker_unheld [AF_ID_SIZE];
 #define BROKER_UNHELD broker_unheld
 
 //  Give libzmq what waits in the sessions' queues, and resume transfers
-//  that waited for room; arm the retry timer while anything waits.
+//  that waited for room; arm the retry timer while anything waits (a
+//  queue libzmq would not take, a FETCH or CREDIT that met a full one).
+//  Every event that may have sent ends with it.
 void broker_drain_all (af_broker_t *self);
 void broker_drain (af_broker_t *self, session_t *session);
-void broker_drain_arm (af_broker_t *self);
 
 //  Destructor of self->held's items.
 void broker_held_free (void **item);
@@ -358,10 +359,9 @@ void broker_cluster_precommit (af_broker_t *self);
 //  have it (takes *held_p); release what may go now; the timer's work.
 void broker_cluster_committed (af_broker_t *self, zlistx_t **held_p);
 void broker_cluster_release (af_broker_t *self);
-//  Up to AF_BATCH messages already queued on the mesh / the nodes'
-//  socket, handled inside the caller's batch: how many
+//  Up to AF_BATCH messages already queued on the mesh, handled inside
+//  the caller's batch: how many
 int broker_cluster_mesh_take (af_broker_t *self);
-int broker_frontend_take (af_broker_t *self);
 void broker_cluster_tick (af_broker_t *self, int64_t now);
 void broker_cluster_trim (af_broker_t *self);
 //  DATA/cluster.json: the shard map as we see it (broker_cluster_status.c)
@@ -370,6 +370,13 @@ zsock_t *broker_mesh_connect (af_broker_t *self, const char *endpoint);
 
 //  --------------------------------------------------------------------------
 //  af_broker.c: sessions
+
+//  One batch of what waits on the nodes' socket and, in a cluster, on the
+//  mesh (up to AF_BATCH messages of each), in one group commit: a broker
+//  that owns and follows commits its own requests and the entries it
+//  applies with one fsync. The mesh's first when it is the mesh that woke
+//  us. How many messages the nodes' socket gave.
+int broker_take_batch (af_broker_t *self, bool mesh_first);
 
 //  Bind sock to endpoint ("host:*": any free port); the endpoint bound
 //  in actual. 0, or -1 (logged).

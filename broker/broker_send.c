@@ -53,6 +53,30 @@ broker_held_free (void **item)
 
 static void s_drain (af_broker_t *self, session_t *session, bool *forced);
 
+//  While anything waits to be sent: try again every AF_DRAIN_MS
+static int
+s_drain_event (zloop_t *loop, int timer_id, void *arg)
+{
+    af_broker_t *self = (af_broker_t *) arg;
+    broker_drain_all (self);            //  the timer runs: this arms nothing
+    broker_reap (self);
+    if (!zhashx_size (self->backlog) && !af_transfers_stalled (self->transfers)) {
+        zloop_timer_end (loop, timer_id);
+        self->drain_timer = -1;
+    }
+    return 0;
+}
+
+//  The drain timer runs while anything waits: a session's queue libzmq
+//  would not take, or a transfer whose FETCH or CREDIT met a full queue
+static void
+s_drain_arm (af_broker_t *self)
+{
+    if (self->drain_timer < 0 && self->loop
+    &&  (zhashx_size (self->backlog) || af_transfers_stalled (self->transfers)))
+        self->drain_timer = zloop_timer (self->loop, AF_DRAIN_MS, 0, s_drain_event, self);
+}
+
 static void
 s_frame_free (void **item)
 {
@@ -160,7 +184,7 @@ s_send_frame (af_broker_t *self, session_t *session, zframe_t *frame)
     zlistx_add_end (session->queue, frame);
     session->queued += size;
     zhashx_insert (self->backlog, session->hex, session);      //  no change if there
-    broker_drain_arm (self);
+    s_drain_arm (self);
     return 0;
 }
 
@@ -314,6 +338,7 @@ broker_drain_all (af_broker_t *self)
     }
     if (af_transfers_stalled (self->transfers))
         af_transfers_resume (self->transfers);
+    s_drain_arm (self);
 }
 
 void
@@ -382,28 +407,6 @@ broker_answer (af_broker_t *self, const broker_caller_t *caller, af_msg_t **repl
         broker_send (self, session, reply_p);
     }
     af_msg_destroy (reply_p);
-}
-
-//  While anything waits to be sent: try again every AF_DRAIN_MS
-static int
-s_drain_event (zloop_t *loop, int timer_id, void *arg)
-{
-    af_broker_t *self = (af_broker_t *) arg;
-    broker_drain_all (self);
-    broker_reap (self);
-    if (!zhashx_size (self->backlog) && !af_transfers_stalled (self->transfers)) {
-        zloop_timer_end (loop, timer_id);
-        self->drain_timer = -1;
-    }
-    return 0;
-}
-
-void
-broker_drain_arm (af_broker_t *self)
-{
-    if (self->drain_timer < 0 && self->loop
-    &&  (zhashx_size (self->backlog) || af_transfers_stalled (self->transfers)))
-        self->drain_timer = zloop_timer (self->loop, AF_DRAIN_MS, 0, s_drain_event, self);
 }
 
 
