@@ -43,8 +43,15 @@ s_parent_died (int signum)
 int
 main (int argc, char *argv [])
 {
+    if (argc == 2 && (!strcmp (argv [1], "--help") || !strcmp (argv [1], "-h"))) {
+        printf ("Usage: appferry-install-guard NODE-PID PROGRAM [ARG...]\n"
+                "Run by appferry-node, not by hand: runs PROGRAM (an operator's install\n"
+                "command) as its child in its own process group, and kills that whole\n"
+                "group if the node NODE-PID dies first; else ends as PROGRAM did.\n");
+        return 0;
+    }
     if (argc < 3) {
-        fprintf (stderr, "usage: appferry-install-guard NODE-PID PROGRAM [ARG...]\n");
+        fprintf (stderr, "usage: appferry-install-guard NODE-PID PROGRAM [ARG...] (see --help)\n");
         return 2;
     }
     pid_t node = (pid_t) atol (argv [1]);

@@ -2,7 +2,8 @@
 # Every binary answers --help; bad options and config files get clear errors.
 . "$(dirname "$0")/lib.sh"
 
-for bin in "$BROKER" "$NODE" "$CLI" "$MATCHER" "$CATALOG"; do
+for bin in "$BROKER" "$NODE" "$CLI" "$MATCHER" "$CATALOG_BIN" "$PAYMENTS" "$CONTACTS" \
+           "$AF_BIN/fleet/appferry-fleet" "$AF_BIN/nodes/appferry-install-guard"; do
     out=$("$bin" --help 2>&1); rc=$?
     check "$(basename "$bin") --help exits 0 with usage" has "$rc:$out" "0:" "Usage:"
 done
