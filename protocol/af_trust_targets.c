@@ -214,7 +214,8 @@ s_number (scan_t *s, bool *integer, int64_t *value)
     if (*integer && over)
         return -1;                      //  as jansson: an integer too big is an error
     s->at = p;
-    *value = negative? -(int64_t) v: (int64_t) v;
+    //  v may have wrapped in a number that is not an integer: not used
+    *value = !*integer? 0: negative? -(int64_t) v: (int64_t) v;
     return 0;
 }
 
