@@ -18,11 +18,35 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fts.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+
+//  What an install's thread (af_install_task_t) shares with its owner: a
+//  stop request, looked at between two entries of an archive (before
+//  anything is swapped in: a stop leaves what was installed as it was),
+//  and the entries read so far. NULL for an install on the caller's thread.
+typedef struct {
+    atomic_bool stop;
+    atomic_uint_fast64_t entries;
+} ctl_t;
+
+//  One more entry read; true (with err) if the owner asked us to stop
+static bool
+s_ctl_step (ctl_t *ctl, char *err, size_t errlen)
+{
+    if (!ctl)
+        return false;
+    atomic_fetch_add (&ctl->entries, 1);
+    if (!atomic_load (&ctl->stop))
+        return false;
+    snprintf (err, errlen, "the install was stopped (the node is stopping); nothing changed");
+    return true;
+}
 
 //  --------------------------------------------------------------------------
 //  Files and trees
@@ -65,7 +89,7 @@ s_sync_dir (const char *dir)
 //  file system. 0, also when path does not exist, or -1 with errno of the
 //  first failure (what can be removed still is).
 static int
-s_remove_tree (const char *path)
+s_remove_tree_ctl (const char *path, ctl_t *ctl)
 {
     struct stat st;
     if (lstat (path, &st))
@@ -80,6 +104,10 @@ s_remove_tree (const char *path)
     FTSENT *entry;
     while ((errno = 0, entry = fts_read (fts)) != NULL) {
         int rc = 0;
+        if (ctl && atomic_load (&ctl->stop)) {
+            failed = EINTR;
+            break;
+        }
         if (entry->fts_info == FTS_D)
             continue;                   //  its contents come first, then FTS_DP
         if (entry->fts_info == FTS_DP)
@@ -104,6 +132,12 @@ s_remove_tree (const char *path)
         return -1;
     }
     return 0;
+}
+
+static int
+s_remove_tree (const char *path)
+{
+    return s_remove_tree_ctl (path, NULL);
 }
 
 //  --------------------------------------------------------------------------
@@ -973,7 +1007,7 @@ s_manifest_read (struct archive *reader, struct archive_entry *entry, json_t **m
 //  *manifest is what it declares (empty without one; NULL on failure).
 //  AF_OK, or with err AF_E_MALFORMED or AF_E_TOO_BIG (too many entries).
 static int
-s_check (const char *package, json_t **manifest, char *err, size_t errlen)
+s_check (const char *package, json_t **manifest, ctl_t *ctl, char *err, size_t errlen)
 {
     if (manifest)
         *manifest = NULL;
@@ -991,6 +1025,9 @@ s_check (const char *package, json_t **manifest, char *err, size_t errlen)
         const char *target = archive_entry_symlink (entry);
         mode_t type = archive_entry_filetype (entry);
         char name [AF_INSTALL_MAX_NAME + 1];
+        if (s_ctl_step (ctl, err, errlen))
+            rc = AF_E_INTERNAL;
+        else
         if (++count > AF_INSTALL_MAX_ENTRIES) {
             snprintf (err, errlen, "archive has more than %d entries", AF_INSTALL_MAX_ENTRIES);
             rc = AF_E_TOO_BIG;
@@ -1068,7 +1105,7 @@ s_check (const char *package, json_t **manifest, char *err, size_t errlen)
 //  AF_OK, or with err AF_E_MALFORMED (the archive is not what s_check read)
 //  or AF_E_INTERNAL (cannot write: a full disk, ...).
 static int
-s_extract (const char *package, const char *dir, const char *prefix, json_t *files,
+s_extract (const char *package, const char *dir, const char *prefix, json_t *files, ctl_t *ctl,
            char *err, size_t errlen)
 {
     struct archive *reader = s_open (package, err, errlen);
@@ -1085,6 +1122,10 @@ s_extract (const char *package, const char *dir, const char *prefix, json_t *fil
     while (rc == AF_OK && (r = archive_read_next_header (reader, &entry)) == ARCHIVE_OK) {
         char name [AF_INSTALL_MAX_NAME + 1];
         mode_t type = archive_entry_filetype (entry);
+        if (s_ctl_step (ctl, err, errlen)) {
+            rc = AF_E_INTERNAL;
+            break;
+        }
         //  The file is the one s_check read; these hold again if it is not
         if (s_canonical (archive_entry_pathname (entry), name, sizeof name) || archive_entry_hardlink (entry)
         ||  (type == AE_IFLNK && !s_target_plain (archive_entry_symlink (entry)))) {
@@ -1231,27 +1272,27 @@ s_swap_end (swap_t *self)
 //  parent/name as it was.
 static int
 s_unpack_swap (const char *parent, const char *name, const char *package, const char *prefix,
-               json_t *files, char *err, size_t errlen)
+               json_t *files, ctl_t *ctl, char *err, size_t errlen)
 {
     swap_t swap;
     int code = s_swap_stage (&swap, parent, name, err, errlen);
     if (code != AF_OK)
         return code;
-    code = s_extract (package, swap.stage, prefix, files, err, errlen);
+    code = s_extract (package, swap.stage, prefix, files, ctl, err, errlen);
     if (code == AF_OK)
         code = s_swap_in (&swap, err, errlen);
     s_swap_end (&swap);
     return code;
 }
 
-int
-af_install_builtin (const char *home, const char *package, const af_install_info_t *info,
-                    char *err, size_t errlen)
+static int
+s_builtin (const char *home, const char *package, const af_install_info_t *info, ctl_t *ctl,
+           char *err, size_t errlen)
 {
     json_t *manifest = NULL;
     int rc = af_program_check (info->program, err, errlen);
     if (rc == AF_OK)
-        rc = s_check (package, &manifest, err, errlen);
+        rc = s_check (package, &manifest, ctl, err, errlen);
     if (rc != AF_OK)
         return rc;
     char apps [600], data [600], defaults [700];
@@ -1272,7 +1313,7 @@ af_install_builtin (const char *home, const char *package, const af_install_info
     json_t *files = json_array ();
     change_t *change = (change_t *) zmalloc (sizeof (change_t));
     bool prepared = false;
-    rc = s_extract (package, swap.stage, NULL, files, err, errlen);
+    rc = s_extract (package, swap.stage, NULL, files, ctl, err, errlen);
     if (rc == AF_OK)
         prepared = (rc = s_record_prepare (home, &record, files, manifest, err, errlen)) == AF_OK;
     if (rc == AF_OK)
@@ -1296,14 +1337,15 @@ af_install_builtin (const char *home, const char *package, const af_install_info
     if (rc != AF_OK)
         return rc;
     //  A package's defaults/ (a real directory) seed the app's data
-    //  directory on first install
+    //  directory on first install. Not stopped half-way (no ctl): the
+    //  package is installed, and an offer of it again installs nothing
     struct stat st;
     snprintf (data, sizeof data, "%s/data/%s", home, info->program);
     snprintf (defaults, sizeof defaults, "%s/%s/defaults", apps, info->program);
     if (lstat (defaults, &st) == 0 && S_ISDIR (st.st_mode) && lstat (data, &st) != 0) {
         snprintf (data, sizeof data, "%s/data", home);
         json_t *seeded = json_array ();
-        if (s_unpack_swap (data, info->program, package, "defaults/", seeded, err, errlen) != AF_OK)
+        if (s_unpack_swap (data, info->program, package, "defaults/", seeded, NULL, err, errlen) != AF_OK)
             zsys_warning ("install: %s installed, but its defaults were not copied: %s", info->program, err);
         json_decref (seeded);
     }
@@ -1311,8 +1353,17 @@ af_install_builtin (const char *home, const char *package, const af_install_info
 }
 
 int
-af_install_remove (const char *home, const char *program, char *err, size_t errlen)
+af_install_builtin (const char *home, const char *package, const af_install_info_t *info,
+                    char *err, size_t errlen)
 {
+    return s_builtin (home, package, info, NULL, err, errlen);
+}
+
+int
+af_install_remove_aside (const char *home, const char *program, char *aside, size_t asidelen,
+                         char *err, size_t errlen)
+{
+    *aside = 0;
     if (af_program_check (program, err, errlen) != AF_OK)
         return AF_E_MALFORMED;
     //  The settings and every start-up entry of the program go first
@@ -1328,30 +1379,44 @@ af_install_remove (const char *home, const char *program, char *err, size_t errl
     json_decref (none);
     if (code != AF_OK)
         return code;
-    char live [700], gone [720];
+    //  Out of the way in one step, to a name of its own (a staging name:
+    //  if it is not removed, it goes at the next start)
+    char live [700];
     snprintf (live, sizeof live, "%s/apps/%s", home, program);
-    snprintf (gone, sizeof gone, "%s/apps/.%s.gone", home, program);
     struct stat st;
     if (lstat (live, &st))
         return AF_OK;
-    //  Out of the way in one step, then removed
-    if (s_remove_tree (gone)) {
-        snprintf (err, errlen, "cannot remove the leftover %s: %s", gone, strerror (errno));
+    uint8_t rand [4];
+    randombytes_buf (rand, sizeof rand);
+    char tag [9];
+    sodium_bin2hex (tag, sizeof tag, rand, sizeof rand);
+    if ((size_t) snprintf (aside, asidelen, "%s/apps/.%s.old-%s", home, program, tag) >= asidelen) {
+        *aside = 0;
+        snprintf (err, errlen, "cannot remove %s: its path is too long", live);
         return AF_E_INTERNAL;
     }
-    if (rename (live, gone)) {
+    if (rename (live, aside)) {
         snprintf (err, errlen, "cannot remove %s: %s", live, strerror (errno));
+        *aside = 0;
         return AF_E_INTERNAL;
     }
-    if (s_remove_tree (gone))
-        zsys_warning ("install: %s is uninstalled, but %s could not be removed: %s (it goes at the next start)",
-                      program, gone, strerror (errno));
     return AF_OK;
 }
 
 int
-af_install_data (const char *home, const char *kind, const char *program, const char *archive,
-                 char *err, size_t errlen)
+af_install_remove (const char *home, const char *program, char *err, size_t errlen)
+{
+    char aside [AF_INSTALL_PATH];
+    int code = af_install_remove_aside (home, program, aside, sizeof aside, err, errlen);
+    if (code == AF_OK && *aside && s_remove_tree (aside))
+        zsys_warning ("install: %s is uninstalled, but %s could not be removed: %s (it goes at the next start)",
+                      program, aside, strerror (errno));
+    return code;
+}
+
+static int
+s_data (const char *home, const char *kind, const char *program, const char *archive, ctl_t *ctl,
+        char *err, size_t errlen)
 {
     //  A program ID, or the scratch name `config show` opens a copy under
     if (af_program_check (strncmp (program, AF_INSTALL_SCRATCH, strlen (AF_INSTALL_SCRATCH))? program:
@@ -1361,15 +1426,22 @@ af_install_data (const char *home, const char *kind, const char *program, const 
         snprintf (err, errlen, "'%s' is not data or config", kind);
         return AF_E_MALFORMED;
     }
-    int code = s_check (archive, NULL, err, errlen);
+    int code = s_check (archive, NULL, ctl, err, errlen);
     if (code != AF_OK)
         return code;
     char data [600];
     snprintf (data, sizeof data, "%s/%s", home, kind);
     json_t *files = json_array ();
-    code = s_unpack_swap (data, program, archive, NULL, files, err, errlen);
+    code = s_unpack_swap (data, program, archive, NULL, files, ctl, err, errlen);
     json_decref (files);
     return code;
+}
+
+int
+af_install_data (const char *home, const char *kind, const char *program, const char *archive,
+                 char *err, size_t errlen)
+{
+    return s_data (home, kind, program, archive, NULL, err, errlen);
 }
 
 //  Is name one of the staging names s_swap_stage and af_install_remove
@@ -1669,6 +1741,132 @@ af_install_cmd_destroy (af_install_cmd_t **self_p)
         waitpid (self->pid, &self->status, 0);
     }
     free (self);
+    *self_p = NULL;
+}
+
+
+//  --------------------------------------------------------------------------
+//  An install on a thread of its own
+
+struct _af_install_task_t {
+    pthread_t thread;
+    ctl_t ctl;
+    char *home, *package, *program;
+    char kind [8];                  //  "" (built-in), "data", "config" or "reap"
+    af_install_info_t info;         //  the package's (built-in)
+    atomic_bool done;               //  code and err are the thread's until this is set
+    int code;
+    char err [AF_MAX_REASON + 1];
+};
+
+static void *
+s_task_run (void *arg)
+{
+    af_install_task_t *self = (af_install_task_t *) arg;
+    if (streq (self->kind, "reap")) {
+        self->code = s_remove_tree_ctl (self->package, &self->ctl)? AF_E_INTERNAL: AF_OK;
+        if (self->code)
+            snprintf (self->err, sizeof self->err, "cannot remove %s: %s", self->package, strerror (errno));
+    }
+    else
+    if (*self->kind)
+        self->code = s_data (self->home, self->kind, self->program, self->package, &self->ctl,
+                             self->err, sizeof self->err);
+    else
+        self->code = s_builtin (self->home, self->package, &self->info, &self->ctl, self->err, sizeof self->err);
+    atomic_store (&self->done, true);
+    return NULL;
+}
+
+static void
+s_task_free (af_install_task_t *self)
+{
+    free (self->home);
+    free (self->package);
+    free (self->program);
+    free (self);
+}
+
+static af_install_task_t *
+s_task_start (const char *home, const char *kind, const char *package, const char *program,
+              const af_install_info_t *info, char *err, size_t errlen)
+{
+    af_install_task_t *self = (af_install_task_t *) zmalloc (sizeof (af_install_task_t));
+    assert (self);
+    self->home = strdup (home);
+    self->package = strdup (package);
+    self->program = strdup (program);
+    assert (self->home && self->package && self->program);
+    snprintf (self->kind, sizeof self->kind, "%s", kind);
+    if (info)
+        self->info = *info;
+    atomic_init (&self->ctl.stop, false);
+    atomic_init (&self->ctl.entries, 0);
+    atomic_init (&self->done, false);
+    //  Signals are the caller's thread's (czmq's handlers stop its loop):
+    //  none is delivered to this one
+    sigset_t all, old;
+    sigfillset (&all);
+    pthread_sigmask (SIG_SETMASK, &all, &old);
+    int rc = pthread_create (&self->thread, NULL, s_task_run, self);
+    pthread_sigmask (SIG_SETMASK, &old, NULL);
+    if (rc) {
+        snprintf (err, errlen, "cannot start the installer's thread: %s", strerror (rc));
+        s_task_free (self);
+        return NULL;
+    }
+    return self;
+}
+
+af_install_task_t *
+af_install_builtin_start (const char *home, const char *package, const af_install_info_t *info,
+                          char *err, size_t errlen)
+{
+    return s_task_start (home, "", package, info->program, info, err, errlen);
+}
+
+af_install_task_t *
+af_install_data_start (const char *home, const char *kind, const char *program, const char *archive,
+                       char *err, size_t errlen)
+{
+    //  kind and program are checked by the install itself, on its thread
+    if (!*kind || streq (kind, "reap") || strlen (kind) >= sizeof ((af_install_task_t *) 0)->kind) {
+        snprintf (err, errlen, "'%.20s' is not data or config", kind);
+        return NULL;
+    }
+    return s_task_start (home, kind, archive, program, NULL, err, errlen);
+}
+
+af_install_task_t *
+af_install_reap_start (const char *path, char *err, size_t errlen)
+{
+    return s_task_start ("", "reap", path, "", NULL, err, errlen);
+}
+
+int
+af_install_task_poll (af_install_task_t *self, bool *running, uint64_t *entries, char *err, size_t errlen)
+{
+    assert (self && running);
+    if (entries)
+        *entries = (uint64_t) atomic_load (&self->ctl.entries);
+    *running = !atomic_load (&self->done);
+    if (*running)
+        return AF_OK;
+    if (self->code != AF_OK)
+        snprintf (err, errlen, "%s", self->err);
+    return self->code;
+}
+
+void
+af_install_task_destroy (af_install_task_t **self_p)
+{
+    assert (self_p);
+    af_install_task_t *self = *self_p;
+    if (!self)
+        return;
+    atomic_store (&self->ctl.stop, true);
+    pthread_join (self->thread, NULL);
+    s_task_free (self);
     *self_p = NULL;
 }
 
@@ -2038,6 +2236,20 @@ s_test_upgrade_and_remove (const char *home, const char *pkg, af_install_info_t 
     }
 }
 
+static int
+s_task_wait (af_install_task_t *task, uint64_t *entries, char *err, size_t errlen)
+{
+    bool running = true;
+    int code = AF_OK;
+    for (int i = 0; running && i < 60000; i++) {
+        code = af_install_task_poll (task, &running, entries, err, errlen);
+        if (running)
+            zclock_sleep (1);
+    }
+    assert (!running);
+    return code;
+}
+
 //  Removal does not follow links out of the tree, and stale staging
 //  (what an install, upgrade or removal killed half-way leaves) goes
 //  at start; other names stay
@@ -2086,13 +2298,30 @@ s_test_stale_staging (const char *home, const char *pkg, af_install_info_t *info
     snprintf (path, sizeof path, "%s/outside/keep/file", home);
     assert (zsys_file_exists (path));
     assert (af_install_clean_stale (home, &removed, err, sizeof err) == AF_OK && removed == 0);
-    //  A removal killed after its rename left .dots.gone: the next removal
-    //  of dots is not stopped by it
+    //  A removal killed after its rename left .dots.old-TAG (before,
+    //  .dots.gone): the next removal of dots is not stopped by them, and
+    //  they go at the next start
     assert (af_install_builtin (home, pkg, info, err, sizeof err) == AF_OK);
     assert (zsys_dir_create ("%s/apps/.dots.gone/.x/.y", home) == 0);
+    assert (zsys_dir_create ("%s/apps/.dots.old-0123abcd/.x/.y", home) == 0);
     assert (af_install_remove (home, "dots", err, sizeof err) == AF_OK);
+    snprintf (path, sizeof path, "%s/apps/dots", home);
+    assert (lstat (path, &st) == -1 && errno == ENOENT);
+    assert (af_install_clean_stale (home, &removed, err, sizeof err) == AF_OK && removed == 2);
     snprintf (path, sizeof path, "%s/apps", home);
     assert (s_entries (path, names, sizeof names) == 2 && !strstr (names, "dots"));
+
+    //  Aside: the tree is moved in one rename, and removed by its task
+    char aside [AF_INSTALL_PATH];
+    assert (af_install_builtin (home, pkg, info, err, sizeof err) == AF_OK);
+    assert (af_install_remove_aside (home, "dots", aside, sizeof aside, err, sizeof err) == AF_OK);
+    snprintf (path, sizeof path, "%s/apps/dots", home);
+    assert (lstat (path, &st) == -1 && strstr (aside, "/apps/.dots.old-") && lstat (aside, &st) == 0);
+    af_install_task_t *reaper = af_install_reap_start (aside, err, sizeof err);
+    assert (reaper && s_task_wait (reaper, NULL, err, sizeof err) == AF_OK);
+    af_install_task_destroy (&reaper);
+    assert (lstat (aside, &st) == -1 && errno == ENOENT);
+    assert (af_install_remove_aside (home, "dots", aside, sizeof aside, err, sizeof err) == AF_OK && !*aside);
 }
 
 //  Program IDs are names: every function that makes a path from one
@@ -2602,6 +2831,106 @@ s_test_export_apply (const char *home, const char *pkg, af_install_info_t *info)
 //  The sections of the self-test run in order on one HOME and one package
 //  file, pkg: each starts from what the one before it left (the programs
 //  installed, info's program and version)
+//  A task's install is the same install, off the caller's thread: its
+//  outcome and errors are af_install_builtin's; one stopped half-way
+//  changes nothing installed and leaves no staging
+
+static void
+s_test_tasks (const char *home, const char *pkg, af_install_info_t *info)
+{
+    char err [512], path [700], names [4096];
+    uint64_t entries = 0;
+    strcpy (info->program, "tasked");
+    const char *good [][3] = { { "app/", "d", "" }, { "app/README", "f", "tasked" },
+                               { "defaults/", "d", "" }, { "defaults/x", "f", "1" }, { NULL, NULL, NULL } };
+    s_make_tar (pkg, good);
+    af_install_task_t *task = af_install_builtin_start (home, pkg, info, err, sizeof err);
+    assert (task);
+    assert (s_task_wait (task, &entries, err, sizeof err) == AF_OK);
+    assert (entries == 8);              //  4 checked, 4 unpacked
+    af_install_task_destroy (&task);
+    assert (task == NULL);
+    snprintf (path, sizeof path, "%s/apps/tasked/app/README", home);
+    char line [64];
+    assert (streq (s_first_line (path, line, sizeof line), "tasked"));
+    bool found;
+    af_install_info_t back;
+    assert (af_install_record_read (home, "tasked", &back, &found) == AF_OK && found);
+    assert (streq (back.method, "builtin"));
+
+    //  Refusals are the same, with the same reasons
+    const char *evil [][3] = { { "app/", "d", "" }, { "../escape", "f", "x" }, { NULL, NULL, NULL } };
+    s_make_tar (pkg, evil);
+    task = af_install_builtin_start (home, pkg, info, err, sizeof err);
+    assert (task);
+    assert (s_task_wait (task, NULL, err, sizeof err) == AF_E_MALFORMED && strstr (err, "(..)"));
+    af_install_task_destroy (&task);
+    assert (af_install_record_read (home, "tasked", &back, &found) == AF_OK && found);
+    assert (streq (back.method, "builtin"));
+
+    //  User data, and the kinds it refuses
+    s_make_tar (pkg, good);
+    task = af_install_data_start (home, "data", "tasked", pkg, err, sizeof err);
+    assert (task && s_task_wait (task, NULL, err, sizeof err) == AF_OK);
+    af_install_task_destroy (&task);
+    snprintf (path, sizeof path, "%s/data/tasked/app/README", home);
+    struct stat st;
+    assert (lstat (path, &st) == 0);
+    task = af_install_data_start (home, "../apps", "tasked", pkg, err, sizeof err);
+    assert (task && s_task_wait (task, NULL, err, sizeof err) == AF_E_MALFORMED);
+    af_install_task_destroy (&task);
+    assert (af_install_data_start (home, "", "tasked", pkg, err, sizeof err) == NULL);
+    task = af_install_data_start (home, "data", "../x", pkg, err, sizeof err);
+    assert (task && s_task_wait (task, NULL, err, sizeof err) == AF_E_MALFORMED && strstr (err, "not a program ID"));
+    af_install_task_destroy (&task);
+
+    //  Stopped at once: a large archive (20,000 entries) over the version
+    //  installed. Whichever came first, the stop or the end, the install
+    //  is whole or did not happen, and no staging is left
+    struct archive *writer = archive_write_new ();
+    archive_write_set_format_pax_restricted (writer);
+    assert (archive_write_open_filename (writer, pkg) == ARCHIVE_OK);
+    for (int i = 0; i < 20000; i++) {
+        struct archive_entry *entry = archive_entry_new ();
+        char name [32];
+        snprintf (name, sizeof name, "f%05d", i);
+        archive_entry_set_pathname (entry, name);
+        archive_entry_set_filetype (entry, AE_IFREG);
+        archive_entry_set_perm (entry, 0644);
+        archive_entry_set_size (entry, 1);
+        assert (archive_write_header (writer, entry) == ARCHIVE_OK);
+        archive_write_data (writer, "x", 1);
+        archive_entry_free (entry);
+    }
+    archive_write_close (writer);
+    archive_write_free (writer);
+    strcpy (info->hash, "bb");
+    task = af_install_builtin_start (home, pkg, info, err, sizeof err);
+    assert (task);
+    af_install_task_destroy (&task);
+    assert (af_install_record_read (home, "tasked", &back, &found) == AF_OK && found);
+    snprintf (path, sizeof path, "%s/apps/tasked/f19999", home);
+    if (streq (back.hash, "bb"))
+        assert (lstat (path, &st) == 0);
+    else {
+        assert (streq (back.hash, "aa") && lstat (path, &st) == -1);
+        snprintf (path, sizeof path, "%s/apps/tasked/app/README", home);
+        assert (lstat (path, &st) == 0);
+    }
+    snprintf (path, sizeof path, "%s/apps", home);
+    assert (s_entries (path, names, sizeof names) >= 0 && !strstr (names, ".tasked."));
+    snprintf (path, sizeof path, "%s/installed", home);
+    assert (s_entries (path, names, sizeof names) >= 0 && !strstr (names, "tasked.json.tmp"));
+    //  The same, waited for: all 20,000 files
+    task = af_install_builtin_start (home, pkg, info, err, sizeof err);
+    assert (task && s_task_wait (task, &entries, err, sizeof err) == AF_OK && entries == 40000);
+    af_install_task_destroy (&task);
+    snprintf (path, sizeof path, "%s/apps/tasked/f19999", home);
+    assert (lstat (path, &st) == 0);
+    assert (af_install_remove (home, "tasked", err, sizeof err) == AF_OK);
+    strcpy (info->hash, "aa");
+}
+
 void
 af_install_test (bool verbose)
 {
@@ -2627,6 +2956,7 @@ af_install_test (bool verbose)
     s_test_program_ids (home, pkg, &info);
     s_test_full_disk (home, pkg, &info);
     s_test_install_commands (home, pkg, &info);
+    s_test_tasks (home, pkg, &info);
     //  On a home of their own: the sections above count what HOME has
     char own [700];
     snprintf (own, sizeof own, "%s/manifest", home);

@@ -154,6 +154,16 @@ int af_install_pack_dir (const char *dir, const char *archive, char *err, size_t
 //  finishes). The install record is the caller's.
 int af_install_remove (const char *home, const char *program, char *err, size_t errlen);
 
+//  The same, but the app's tree is only moved aside, in one rename, to
+//  apps/.PROGRAM.old-TAG (a staging name: af_install_clean_stale removes
+//  it at the next start if nothing does before), for the caller to remove
+//  off its thread (af_install_reap_start): a large app's files take a
+//  while. aside (AF_INSTALL_PATH bytes): that path, "" when the program
+//  had no tree. The codes are af_install_remove's.
+#define AF_INSTALL_PATH     1024
+int af_install_remove_aside (const char *home, const char *program, char *aside, size_t asidelen,
+                             char *err, size_t errlen);
+
 //  Remove what installs, upgrades and removals stopped half-way left in
 //  HOME/apps, HOME/data and HOME/config (.PROGRAM.new-TAG, .PROGRAM.old-TAG,
 //  .PROGRAM.gone, .show-PROGRAM), HOME/installed (PROGRAM.json.tmp),
@@ -182,6 +192,38 @@ int af_install_cmd_poll (af_install_cmd_t *self, bool *running, char *err, size_
 
 //  Kill the command if it still runs, reap it, free. Sets *self_p to NULL.
 void af_install_cmd_destroy (af_install_cmd_t **self_p);
+
+//  The same installs on a thread of their own, so the caller's reactor
+//  keeps serving while a large archive is checked and unpacked: the
+//  thread runs af_install_builtin (package, info) or af_install_data
+//  (kind, program, archive), with the same checks, staging, codes and
+//  errors. NULL with err only when the thread cannot start (the caller
+//  may then install on its own thread). The caller must not touch what
+//  the install writes until it is over; one task per program at a time.
+typedef struct _af_install_task_t af_install_task_t;
+af_install_task_t *af_install_builtin_start (const char *home, const char *package,
+                                             const af_install_info_t *info, char *err, size_t errlen);
+af_install_task_t *af_install_data_start (const char *home, const char *kind, const char *program,
+                                          const char *archive, char *err, size_t errlen);
+
+//  Remove the tree at path (what af_install_remove_aside moved aside) on
+//  a thread of its own, dot-files and all, never following a link; the
+//  task's outcome is AF_OK, or AF_E_INTERNAL with err. A stop (destroy)
+//  leaves the rest of it for af_install_clean_stale.
+af_install_task_t *af_install_reap_start (const char *path, char *err, size_t errlen);
+
+//  Without blocking: AF_OK with *running true while the install runs; else
+//  its outcome (AF_OK, or its code with err). *entries (if not NULL): the
+//  archive entries read so far, over both passes (the check, then the
+//  unpack: about twice the archive's entries at the end).
+int af_install_task_poll (af_install_task_t *self, bool *running, uint64_t *entries, char *err,
+                          size_t errlen);
+
+//  Stop the install if it still runs and wait for its thread; free. A
+//  stop is honoured between two entries of the archive, before anything
+//  is swapped in: what was installed stays as it was, the staging goes
+//  (or at the next start, af_install_clean_stale). Sets *self_p to NULL.
+void af_install_task_destroy (af_install_task_t **self_p);
 
 //  Write the install record (files may be NULL: none listed), atomically.
 //  AF_OK, or with err AF_E_MALFORMED (not a program ID) or AF_E_INTERNAL

@@ -542,6 +542,8 @@ af_node_new (const af_node_config_t *config, char *err, size_t errlen)
     self->pushes = json_array ();
     node_pushes_load (self);
     self->jobs = zlistx_new ();
+    self->reapers = zlistx_new ();
+    zlistx_set_destructor (self->reapers, (zlistx_destructor_fn *) af_install_task_destroy);
     zlistx_set_destructor (self->jobs, node_job_free);
     //  An install command may have been running when the node stopped:
     //  it must be gone before anything can be installed again; and what
@@ -618,6 +620,7 @@ af_node_destroy (af_node_t **self_p)
     json_decref (self->pushes);
     af_reports_destroy (&self->reports);
     zlistx_destroy (&self->jobs);
+    zlistx_destroy (&self->reapers);    //  stopped: the rest goes at the next start
     zhashx_destroy (&self->auto_installs);
     json_decref (self->shares);
     node_upload_free (&self->upload);

@@ -297,10 +297,15 @@ s_print_status (json_t *doc)
     if (json_array_size (receiving))
         printf ("Receiving:\n");
     json_array_foreach (receiving, index, push)
-        printf ("  %s %s: %s, %lld of %lld bytes (push %s)\n", s_str (push, "program"),
-                s_str (push, "versionName"), s_str (push, "state"),
-                (long long) json_integer_value (json_object_get (push, "bytes")),
-                (long long) json_integer_value (json_object_get (push, "total")), s_str (push, "pushId"));
+        if (json_object_get (push, "entries"))
+            printf ("  %s %s: installing its %s, %lld archive entries read (push %s)\n", s_str (push, "program"),
+                    s_str (push, "versionName"), streq (s_str (push, "what"), "data")? "user data": "package",
+                    (long long) json_integer_value (json_object_get (push, "entries")), s_str (push, "pushId"));
+        else
+            printf ("  %s %s: %s, %lld of %lld bytes (push %s)\n", s_str (push, "program"),
+                    s_str (push, "versionName"), s_str (push, "state"),
+                    (long long) json_integer_value (json_object_get (push, "bytes")),
+                    (long long) json_integer_value (json_object_get (push, "total")), s_str (push, "pushId"));
 }
 
 static void

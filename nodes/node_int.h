@@ -71,7 +71,8 @@ struct _pending_t {
 typedef enum {
     JOB_WAITING,                    //  queued behind another job
     JOB_FETCHING,                   //  chunks arriving
-    JOB_INSTALLING,                 //  the operator's install command runs
+    JOB_INSTALLING,                 //  the installer's thread, or the operator's
+                                    //  install command, runs
     JOB_REPORTING                   //  DONE sent (or to send), waiting for OK
 } job_state_t;
 
@@ -92,6 +93,9 @@ typedef struct {
     double tokens;                  //  rate limit: bytes we may accept now
     int64_t tokens_at;
     af_install_cmd_t *cmd;
+    af_install_task_t *task;        //  the built-in install or data import running
+    zlistx_t *after;                //  af_msg_t: UNINSTALLs of the program that
+                                    //  came while it installed, run after it
     af_install_info_t info;
     char outcome [AF_MAX_STATE + 1];
     char reason [AF_MAX_REASON + 1];
@@ -166,6 +170,8 @@ struct _af_node_t {
     uint64_t notifications;         //  received since start
     json_t *pushes;                 //  pushes this device started (pushes.json)
     zlistx_t *jobs;                 //  job_t: offers received, in order
+    zlistx_t *reapers;              //  af_install_task_t: uninstalled apps' trees
+                                    //  being removed, off the reactor
     upload_t *upload;               //  user data being sent, or NULL
     zlistx_t *data_asks;            //  GET notices asking for user data, to answer
                                     //  in turn (node_getdata.c)
@@ -326,6 +332,9 @@ void node_jobs_chunk (af_node_t *self, af_msg_t **msg_p);
 void node_jobs_login (af_node_t *self);
 void node_jobs_tick (af_node_t *self);
 json_t *node_jobs_doc (af_node_t *self);
+//  The job installing program now (its task or command running), or NULL:
+//  nothing else writes what an install of it writes meanwhile
+job_t *node_jobs_installing (af_node_t *self, const char *program);
 void node_on_item (af_node_t *self, af_msg_t **item_p);
 
 //  node_intent.c: install attempts of the operator's command. 0, or -1

@@ -5,7 +5,13 @@
     in the order they arrived: fetch the package in CHUNKs under our
     credit (and the rate limit), check its hash, install it (built-in or
     the operator's command), fetch and import the user data if the push
-    has some, then report DONE and keep the job until the broker's OK. The
+    has some, then report DONE and keep the job until the broker's OK.
+    Installs and imports run off the reactor (the built-in installer on a
+    thread of its own, af_install_task_t; the command in its own process),
+    polled by the tick, so the node goes on serving meanwhile; from the
+    install's start to the job's outcome nothing else writes the program's
+    files: an UNINSTALL of it that comes meanwhile waits in the job (and
+    runs when its outcome is known), an uninstall here is refused. The
     offer is not acknowledged by the node: the broker's DONE handling ends
     it, so a node killed half-way gets the offer again after its next
     login and starts over (an install already recorded is a no-op). The
@@ -26,6 +32,11 @@ node_job_free (void **item)
     if (job) {
         af_download_destroy (&job->download);
         af_install_cmd_destroy (&job->cmd);
+        if (job->task)
+            zsys_info ("node: stopping the install of %s (push %s); it starts again after the next login",
+                       job->program, job->push);
+        af_install_task_destroy (&job->task);   //  stopped, or waited for
+        zlistx_destroy (&job->after);           //  they come again after the next login
         if (*job->part)
             unlink (job->part);
         free (job->meta);
@@ -56,6 +67,19 @@ s_job_running (af_node_t *self, const char *push_id)
 //  (REPORTING), s_job_fetch (FETCHING), s_job_command (INSTALLING); a job
 //  leaves the list when the broker confirms its DONE.
 
+//  The UNINSTALLs that waited for the job's install, in the order they came
+static void
+s_job_after (af_node_t *self, job_t *job)
+{
+    zlistx_t *after = job->after;
+    if (!after)
+        return;
+    job->after = NULL;
+    for (af_msg_t *msg = (af_msg_t *) zlistx_first (after); msg; msg = (af_msg_t *) zlistx_next (after))
+        node_uninstall_asked (self, msg);
+    zlistx_destroy (&after);
+}
+
 //  The outcome is known: report it; the job stays until the broker's OK
 static void
 s_job_finish (af_node_t *self, job_t *job, const char *state, uint32_t files, const char *format, ...)
@@ -74,6 +98,7 @@ s_job_finish (af_node_t *self, job_t *job, const char *state, uint32_t files, co
     }
     af_download_destroy (&job->download);
     af_install_cmd_destroy (&job->cmd);
+    af_install_task_destroy (&job->task);
     if (*job->part) {
         unlink (job->part);
         job->part [0] = 0;
@@ -89,6 +114,7 @@ s_job_finish (af_node_t *self, job_t *job, const char *state, uint32_t files, co
     job->reported_at = 0;               //  send now
     if (streq (state, "installed"))
         node_record_installed (self, job->program);     //  a GET's record waiting for it
+    s_job_after (self, job);
 }
 
 static bool
@@ -137,6 +163,8 @@ s_job_ask (af_node_t *self, job_t *job)
 }
 
 static void s_on_package (af_node_t *self, job_t *job);
+static void s_on_builtin_exit (af_node_t *self, job_t *job, int code, const char *why);
+static void s_on_data_exit (af_node_t *self, job_t *job, int code, const char *why);
 
 //  Receive a blob into incoming/: the package, or then the user data
 static void
@@ -252,10 +280,25 @@ s_on_package (af_node_t *self, job_t *job)
     }
     char err [AF_MAX_REASON + 1];
     snprintf (info->method, sizeof info->method, "builtin");
-    if (af_install_builtin (self->config.home, job->part, info, err, sizeof err) != AF_OK)
-        s_job_finish (self, job, "failed", 0, "%s", err);
+    job->task = af_install_builtin_start (self->config.home, job->part, info, err, sizeof err);
+    if (job->task) {
+        job->state = JOB_INSTALLING;
+        zsys_info ("node: installing %s %s", job->program, job->package.version_name);
+        return;
+    }
+    zsys_warning ("node: %s; installing %s on the node's own thread", err, job->program);
+    int code = af_install_builtin (self->config.home, job->part, info, err, sizeof err);
+    s_on_builtin_exit (self, job, code, err);
+}
+
+//  The built-in install ended (code AF_OK: installed)
+static void
+s_on_builtin_exit (af_node_t *self, job_t *job, int code, const char *why)
+{
+    if (code != AF_OK)
+        s_job_finish (self, job, "failed", 0, "%s", why);
     else {
-        node_report (self, "install", info);
+        node_report (self, "install", &job->info);
         s_on_installed (self, job, s_record_files (self, job->program));
     }
 }
@@ -291,11 +334,25 @@ s_on_data (af_node_t *self, job_t *job)
         s_job_finish (self, job, "failed", job->files, "installed, but the user data was not imported: %s", err);
         return;
     }
+    job->task = af_install_data_start (self->config.home, "data", job->program, job->part, err, sizeof err);
+    if (job->task) {
+        job->state = JOB_INSTALLING;
+        zsys_info ("node: importing the user data of %s", job->program);
+        return;
+    }
+    zsys_warning ("node: %s; importing the user data of %s on the node's own thread", err, job->program);
     int code = af_install_data (self->config.home, "data", job->program, job->part, err, sizeof err);
+    s_on_data_exit (self, job, code, err);
+}
+
+//  The user data's import ended (code AF_OK: imported)
+static void
+s_on_data_exit (af_node_t *self, job_t *job, int code, const char *why)
+{
     if (*job->ask)
-        node_getdata_end (self, job, code, err);
+        node_getdata_end (self, job, code, why);
     if (code != AF_OK)
-        s_job_finish (self, job, "failed", job->files, "installed, but the user data was not imported: %s", err);
+        s_job_finish (self, job, "failed", job->files, "installed, but the user data was not imported: %s", why);
     else
         s_job_finish (self, job, "installed", job->files, "with the user data of device %.8s", job->from);
 }
@@ -510,14 +567,38 @@ node_jobs_login (af_node_t *self)
         job->reported_at = 0;
 }
 
-//  Timer work for jobs: install commands, stalls, unanswered reports
+//  Timer work for jobs: install commands, stalls, unanswered reports;
+//  and the uninstalled apps' trees being removed
 void
 node_jobs_tick (af_node_t *self)
 {
+    af_install_task_t *reaper = (af_install_task_t *) zlistx_first (self->reapers);
+    while (reaper) {
+        char err [AF_MAX_REASON + 1] = "";
+        bool running;
+        if (af_install_task_poll (reaper, &running, NULL, err, sizeof err) != AF_OK)
+            zsys_warning ("node: %s (it goes at the next start)", err);
+        if (!running)
+            zlistx_delete (self->reapers, zlistx_cursor (self->reapers));
+        reaper = (af_install_task_t *) zlistx_next (self->reapers);
+    }
     job_t *job = (job_t *) zlistx_first (self->jobs);
     if (!job)
         return;
     int64_t now = zclock_mono ();
+    if (job->state == JOB_INSTALLING && job->task) {
+        char err [AF_MAX_REASON + 1] = "";
+        bool running;
+        int code = af_install_task_poll (job->task, &running, NULL, err, sizeof err);
+        if (!running) {
+            af_install_task_destroy (&job->task);
+            if (job->data_phase)
+                s_on_data_exit (self, job, code, err);
+            else
+                s_on_builtin_exit (self, job, code, err);
+        }
+    }
+    else
     if (job->state == JOB_INSTALLING) {
         char err [AF_MAX_REASON + 1];
         bool running;
@@ -543,18 +624,62 @@ node_jobs_tick (af_node_t *self)
     node_jobs_run (self);
 }
 
+job_t *
+node_jobs_installing (af_node_t *self, const char *program)
+{
+    //  From the install's start (its task or command) to the outcome,
+    //  the user data's fetch and import included
+    job_t *job = (job_t *) zlistx_first (self->jobs);
+    if (job && streq (job->program, program)
+    &&  (job->state == JOB_INSTALLING || (job->data_phase && job->state == JOB_FETCHING)))
+        return job;
+    return NULL;
+}
+
+//  An UNINSTALL of a program being installed: it runs once the install's
+//  outcome is known (s_job_after); one that comes again meanwhile (after
+//  a new login) is already there
+static void
+s_job_defer (job_t *job, const af_msg_t *uninstall)
+{
+    if (!job->after) {
+        job->after = zlistx_new ();
+        zlistx_set_destructor (job->after, (zlistx_destructor_fn *) af_msg_destroy);
+    }
+    for (af_msg_t *msg = (af_msg_t *) zlistx_first (job->after); msg; msg = (af_msg_t *) zlistx_next (job->after))
+        if (streq (msg->push_id, uninstall->push_id))
+            return;
+    af_msg_t *copy = af_msg_new (AF_MSG_UNINSTALL);
+    snprintf (copy->push_id, sizeof copy->push_id, "%s", uninstall->push_id);
+    snprintf (copy->program, sizeof copy->program, "%s", uninstall->program);
+    snprintf (copy->from, sizeof copy->from, "%s", uninstall->from);
+    zlistx_add_end (job->after, copy);
+    zsys_info ("node: device %.8s asked to uninstall %s, which is being installed (push %s): after that",
+               uninstall->from, uninstall->program, job->push);
+}
+
 //  What is being received, for `appferry status`
 json_t *
 node_jobs_doc (af_node_t *self)
 {
     json_t *receiving = json_array ();
     static const char *states [] = { "waiting", "receiving", "installing", "reporting" };
-    for (job_t *job = (job_t *) zlistx_first (self->jobs); job; job = (job_t *) zlistx_next (self->jobs))
-        json_array_append_new (receiving, json_pack ("{s:s, s:s, s:s, s:s, s:I, s:I}",
+    for (job_t *job = (job_t *) zlistx_first (self->jobs); job; job = (job_t *) zlistx_next (self->jobs)) {
+        json_t *entry = json_pack ("{s:s, s:s, s:s, s:s, s:I, s:I}",
             "pushId", job->push, "program", job->program, "versionName", job->package.version_name,
             "state", states [job->state],
             "bytes", (json_int_t) (job->download? af_download_received (job->download): 0),
-            "total", (json_int_t) (job->fetch_total? job->fetch_total: job->package.size)));
+            "total", (json_int_t) (job->fetch_total? job->fetch_total: job->package.size));
+        if (job->state == JOB_INSTALLING && job->task) {
+            char err [AF_MAX_REASON + 1];
+            bool running;
+            uint64_t entries = 0;
+            af_install_task_poll (job->task, &running, &entries, err, sizeof err);
+            json_object_set_new (entry, "what", json_string (job->data_phase? "data": "package"));
+            json_object_set_new (entry, "entries", json_integer ((json_int_t) entries));
+        }
+        json_array_append_new (receiving, entry);
+    }
     return receiving;
 }
 
@@ -587,7 +712,11 @@ node_on_item (af_node_t *self, af_msg_t **item_p)
     else
     if (code == AF_OK && msg->id == AF_MSG_UNINSTALL) {
         //  Finished by its DONE, as an offer is (SPEC 5.32): no ACK
-        node_uninstall_asked (self, msg);
+        job_t *job = node_jobs_installing (self, msg->program);
+        if (job)
+            s_job_defer (job, msg);
+        else
+            node_uninstall_asked (self, msg);
         af_msg_destroy (&msg);
         return;
     }

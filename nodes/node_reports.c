@@ -228,14 +228,29 @@ node_uninstall_local (af_node_t *self, const char *program, char *err, size_t er
     af_install_info_t info;
     char path [700];
     bool found = false;
+    job_t *job = node_jobs_installing (self, program);
+    if (job) {
+        snprintf (err, errlen, "%s is being installed (push %s, version %s); uninstall it once that is done "
+                  "(appferry status shows it)", program, job->push, job->package.version_name);
+        return AF_E_UNAVAILABLE;
+    }
     if (af_program_check (program, NULL, 0) != AF_OK
     ||  af_install_record_read (self->config.home, program, &info, &found) != AF_OK || !found) {
         snprintf (err, errlen, "%s is not installed here", program);
         return AF_E_MALFORMED;
     }
-    int rc = af_install_remove (self->config.home, program, err, errlen);
+    //  The app's files are moved aside in one rename; removing them (a
+    //  large app's take a while) is a task's, off the reactor
+    char aside [AF_INSTALL_PATH];
+    int rc = af_install_remove_aside (self->config.home, program, aside, sizeof aside, err, errlen);
     if (rc != AF_OK)
         return rc;
+    af_install_task_t *reaper = *aside? af_install_reap_start (aside, err, errlen): NULL;
+    if (reaper)
+        zlistx_add_end (self->reapers, reaper);
+    else
+    if (*aside)
+        zsys_warning ("node: %s; %s goes at the next start", err, aside);
     snprintf (path, sizeof path, "%s/installed/%s.json", self->config.home, program);
     json_error_t jerr;
     json_t *record = json_load_file (path, 0, &jerr);
