@@ -31,6 +31,7 @@
 #                      the brokers ID... would place it
 #   placed             the owners are those of $T/wanted and all_in_sync
 #   wanted_of ID       the first shard $T/wanted gives broker ID to own
+#   wanted_owner S     the broker ID $T/wanted gives shard S to
 #   accounts_of S N    N account names user1, user2, ... of shard S
 SHARDS=${SHARDS:-16} TTL=${TTL:-3} REPL_MS=${REPL_MS:-500}
 MEMBERS=0
@@ -52,6 +53,7 @@ owners () {
 want_placement () { "$RAW" wanted "$SHARDS" "$@" | cut -d' ' -f1,2 | sort > "$T/wanted"; }
 placed () { owners | sort | cmp -s - "$T/wanted" && all_in_sync; }
 wanted_of () { awk -v id="$1" '$2 == id { print $1; exit }' "$T/wanted"; }
+wanted_owner () { awk -v s="$1" '$1 == s { print $2; exit }' "$T/wanted"; }
 accounts_of () {
     local s=$1 n=$2 i found=0
     for i in $(seq 1 5000); do

@@ -34,9 +34,24 @@ check "  ... as text, a line per shard" \
 no_map () { ! "$BROKER" --cluster-status -d "$T" 2> "$T/nomap.err" && grep -q "cluster.json" "$T/nomap.err"; }
 check "  ... and says so of a directory without a map" no_map
 
-# Six accounts, a device each, given all three endpoints
+# The shards reach the owners the placement wants (brokers 2 and 3 join
+# after broker 1 has claimed them all): no hand-off moves them under the
+# accounts' devices below
+want_placement $(cat "$T/b1/broker.id" "$T/b2/broker.id" "$T/b3/broker.id")
+check "  ... and reach the owners the placement wants, each with an in-sync follower" wait_until 30 placed
+
+# Six accounts, a device each, given all three endpoints; and, for a
+# broker none of their shards is placed on, an account of a shard it owns
+# (user1, user2, ...), so devices land on every broker
 NODES_EP=$ALL
-for a in ana bob cyd dia edd flo; do
+ACCOUNTS=(ana bob cyd dia edd flo)
+for i in 1 2 3; do
+    id=$(cat "$T/b$i/broker.id")
+    for a in "${ACCOUNTS[@]}"; do [ "$(wanted_owner "$(shard $a)")" = "$id" ] && continue 2; done
+    S=$(wanted_of "$id")
+    ACCOUNTS+=("$(accounts_of "$S" 1)") || die "no account of shard $S"
+done
+for a in "${ACCOUNTS[@]}"; do
     start_node $a "$DEVICES/galaxy-s21.json"
     APPFERRY_PASSWORD="$a's password" af $a register $a > /dev/null || die "register $a failed"
     APPFERRY_PASSWORD="$a's password" af $a login $a > /dev/null || die "login $a failed"
@@ -47,11 +62,11 @@ on_owner () {   # the node $1 (of account ${2:-$1}) is connected to its shard's 
     echo "$1: owner broker ${b:-none} (${EP[$b]:-}), node at $at, logged in: $in" > "$T/on_owner.$1"
     [ -n "$b" ] && test "$at" = "${EP[$b]}" && test "$in" = true
 }
-for a in ana bob cyd dia edd flo; do
+for a in "${ACCOUNTS[@]}"; do
     check "$a's device is on its shard's owner" wait_until 10 on_owner $a
 done
-owners=$(for a in ana bob cyd dia edd flo; do owner "$(shard $a)"; done | sort -u | wc -l)
-check "  ... the accounts are on more than one broker ($owners)" test "$owners" -gt 1
+owners=$(for a in "${ACCOUNTS[@]}"; do owner "$(shard $a)"; done | sort -u | wc -l)
+check "  ... the accounts are on all three brokers ($owners)" test "$owners" -eq 3
 # (Whether a node met a REDIRECT on its way depends on where the shards
 # were when it came: placement hand-offs may still be moving them. Asked
 # directly, a broker that is not the owner must answer REDIRECT.)
@@ -119,7 +134,7 @@ check "  ... her node went first to the standby its LOGIN_OK named (${first:-now
 echo "  # shard $S: broker $V killed; its devices back after $((SECONDS - t0)) s"
 out=$(af ana devices)
 check "  ... the account and both its devices were there" has "$out" "Ana's phone" "Ana's tablet"
-check "the other accounts are served too" wait_until 15 bash -c "for a in bob cyd dia edd flo; do \
+check "the other accounts are served too" wait_until 15 bash -c "for a in ${ACCOUNTS[*]:1}; do \
     test \"\$('$CLI' --home '$T/'\$a --json status | jq -r .loggedIn)\" = true || exit 1; done"
 
 # The killed broker comes back: as a follower, from its own store
