@@ -173,7 +173,7 @@ fleet_stats_print (fleet_t *self)
         if (!total)
             continue;
         any = true;
-        printf ("  %u %-18s %8llu:", code + FLEET_CODE_MIN, af_code_name (code + FLEET_CODE_MIN),
+        printf ("  %d %-18s %8llu:", code + FLEET_CODE_MIN, af_code_name (code + FLEET_CODE_MIN),
                 (unsigned long long) total);
         for (int i = 0; i < FC_COUNT; i++)
             if (s->codes [i][code])

@@ -61,7 +61,7 @@ s_fit (af_node_t *self, const char *spec, int rule, bool *fits)
     uint32_t count = 0;
     char lower [AF_ID_HEX + 1] = "";
     if (rule == 2) {
-        for (size_t i = 0; spec [i] && i < AF_ID_HEX; i++)
+        for (size_t i = 0; i < AF_ID_HEX && spec [i]; i++)
             lower [i] = (char) tolower ((unsigned char) spec [i]);
         lower [AF_ID_HEX] = 0;
     }

@@ -360,7 +360,7 @@ s_request_check (const char *account, const char *program, uint32_t amount, cons
     if (af_program_check (program, err, errlen) != AF_OK)
         return AF_E_MALFORMED;
     if (amount == 0 || amount > AF_MAX_PRICE) {
-        snprintf (err, errlen, "amount %u is outside 1..%u", amount, AF_MAX_PRICE);
+        snprintf (err, errlen, "amount %u is outside 1..%u", amount, (unsigned) AF_MAX_PRICE);
         return AF_E_MALFORMED;
     }
     return af_currency_check (currency, err, errlen);
