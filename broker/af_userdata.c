@@ -288,7 +288,7 @@ int
 af_userdata_size (af_userdata_t *self, const char *account, const char *hash, uint64_t *size)
 {
     assert (self && size);
-    uint8_t id [AF_ID_SIZE], upload [UPLOAD_KEY];
+    uint8_t id [AF_ID_SIZE] = { 0 }, upload [UPLOAD_KEY];
     MDB_txn *txn = NULL;
     int code = s_reading (self, account, hash, &txn, size, id);
     if (code != AF_OK)
