@@ -13,7 +13,9 @@
     alone, after the broker's group commit; in the cluster, after the
     owner's commit, the follower's commit of the REPL, and its REPL_ACK.
     Rounds alternate, alone and cluster, each --seconds (2), --rounds (3)
-    times; prints each round, the medians and their ratio.
+    times; prints how the devices fell on the two owners (the brokers'
+    IDs are random, so the split is too: 10/6 and 5/11 in two runs), each
+    round, the medians and their ratio.
 
     Target from issue 12: the cluster >= 0.5 x alone. Both share the
     machine's cores with the devices' client thread; the cluster's two
@@ -44,6 +46,7 @@ static const char *s_etcd = NULL;
 typedef struct {
     zsock_t *sock;
     uint64_t seq;
+    char at [256];                  //  the broker it is logged in to
 } device_t;
 
 //  --------------------------------------------------------------------------
@@ -59,7 +62,8 @@ s_login (device_t *devices, const char *nodes_ep, const char *key, const char *p
         af_msg_t *reg = af_msg_new (AF_MSG_REGISTER);
         snprintf (reg->account, sizeof reg->account, "%s%d", prefix, i);
         strcpy (reg->password, "bench password");
-        af_msg_t *reply = bench_request_follow (&devices [i].sock, NULL, reg, key);
+        snprintf (devices [i].at, sizeof devices [i].at, "%s", nodes_ep);
+        af_msg_t *reply = bench_request_follow (&devices [i].sock, devices [i].at, reg, key);
         bool ok = reply && reply->id == AF_MSG_OK;
         af_msg_destroy (&reply);
         char id [AF_ID_HEX + 1], model [32];
@@ -215,8 +219,15 @@ main (int argc, char *argv [])
         rc = s_login (single, alone_ep, alone_key, "alone");
     if (rc == 0)
         rc = s_login (cluster, cluster_ep, key, "cluster");
-    if (rc == 0)
+    if (rc == 0) {
+        //  How the devices' accounts fell on the two owners: the cluster's
+        //  figure depends on it (all on one, and the other only follows)
+        int on_first = 0;
+        for (int i = 0; i < s_devices; i++)
+            on_first += streq (cluster [i].at, cluster [0].at);
+        printf ("cluster: %d devices on one owner's shards, %d on the other's\n", on_first, s_devices - on_first);
         rc = s_run (single, cluster);
+    }
     else
         fprintf (stderr, "bench_repl: could not set up (see %s)\n", dir);
     for (int i = 0; i < s_devices; i++) {

@@ -44,7 +44,7 @@ for d in ${AF_CLUSTER_REPL_DEVICES-16 64}; do
     start_etcd repl
     "$AF_BIN/bench/bench_repl" --etcd "$ETCD_ENDPOINT" --devices $d --rounds 5 > "$T/repl-$d.log" 2>&1 \
         || not_ok "bench_repl --devices $d failed (see $T/repl-$d.log)"
-    sed 's/^/  # repl: /' "$T/repl-$d.log" | tail -n 6
+    sed 's/^/  # repl: /' "$T/repl-$d.log" | tail -n 7
     echo "  # repl: load $(load)"
     stop_etcd repl
 done
