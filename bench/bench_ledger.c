@@ -113,7 +113,7 @@ main (int argc, char *argv [])
                 "4 synced commits each: intent, CHARGING, the processor's books, PAID":
                 "4 synced commits per batch, whatever its size");
     }
-    size_t books_count, intents, charges, entitlements;
+    size_t books_count = 0, intents = 0, charges = 0, entitlements = 0;
     if (af_testpay_charges (pay, &books_count) != AF_OK
     ||  af_ledger_totals (ledger, &intents, &charges, &entitlements) != AF_OK
     ||  books_count != made || charges != made || entitlements != made) {

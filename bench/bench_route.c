@@ -438,7 +438,7 @@ main (int argc, char *argv [])
 
     zsys_init ();
     zsys_set_logstream (stderr);
-    route_bench_t bench = { NULL };
+    route_bench_t bench = { 0 };
 
     //  The device's NOTIFY as sent, and as the broker forwards it
     uint8_t body [64];

@@ -65,8 +65,14 @@ s_baseline_ns (const baseline_t *b)
 }
 
 //  One check in each of the three cases below: three functions, so that
-//  callgrind can count each (--toggle-collect='s_first_sight*')
-__attribute__ ((noipa)) static int
+//  callgrind can count each (--toggle-collect='s_first_sight*'); never
+//  inlined nor merged (gcc's noipa; clang has only noinline)
+#if defined (__clang__)
+#   define S_OPAQUE __attribute__ ((noinline))
+#else
+#   define S_OPAQUE __attribute__ ((noipa))
+#endif
+S_OPAQUE static int
 s_first_sight (const af_minisign_pub_t *root_pub, const uint8_t *bundle, size_t size, const af_trust_want_t *want,
                char *err, size_t errlen)
 {
@@ -74,7 +80,7 @@ s_first_sight (const af_minisign_pub_t *root_pub, const uint8_t *bundle, size_t 
     return af_trust_check (root_pub, NULL, bundle, size, want, &seen, err, errlen);
 }
 
-__attribute__ ((noipa)) static int
+S_OPAQUE static int
 s_root_known (const af_minisign_pub_t *root_pub, af_trust_cache_t *cache, const uint8_t *bundle, size_t size,
               const af_trust_want_t *want, char *err, size_t errlen)
 {
@@ -82,7 +88,7 @@ s_root_known (const af_minisign_pub_t *root_pub, af_trust_cache_t *cache, const 
     return af_trust_check (root_pub, cache, bundle, size, want, &seen, err, errlen);
 }
 
-__attribute__ ((noipa)) static int
+S_OPAQUE static int
 s_seen_before (const af_minisign_pub_t *root_pub, af_trust_cache_t *cache, const uint8_t *bundle, size_t size,
                const af_trust_want_t *want, char *err, size_t errlen)
 {

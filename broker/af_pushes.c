@@ -750,7 +750,7 @@ af_pushes_test (bool verbose)
         printf (" * af_pushes: ");
     char dir [] = "/tmp/af_push_test.XXXXXX";
     assert (mkdtemp (dir));
-    pushes_test_t test = { NULL };
+    pushes_test_t test = { 0 };
     test.store = af_store_new (dir, 0, 16, false);
     assert (test.store);
     test.outbox = af_outbox_new (test.store);

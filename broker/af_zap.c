@@ -252,7 +252,7 @@ void
 af_zap_actor (zsock_t *pipe, void *args)
 {
     const af_zap_args_t *given = (const af_zap_args_t *) args;
-    zap_t self = { NULL };
+    zap_t self = { 0 };
     snprintf (self.worker_dir, sizeof self.worker_dir, "%s", given && given->worker_keys? given->worker_keys: "");
     snprintf (self.peer_key, sizeof self.peer_key, "%s", given && given->peer_key? given->peer_key: "");
     self.log = af_loglimit_new ("zap", "refused connections", AF_LOG_REFUSALS);

@@ -539,11 +539,11 @@ s_test_hostile (void)
     //  etcd's "try later"
     const char *streams [] = {
         "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{garbage}\n",
-        "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"
-        "{\"result\":{\"header\":{\"revision\":\"5\"},\"created\":true}}\n"
-        "{\"error\":{\"grpc_code\":14,\"http_code\":503,\"message\":\"etcdserver: no leader\"}}\n",
-        "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"
-        "{\"error\":{\"grpc_code\":14,\"http_code\":503,\"message\":\"etcdserver: no leader\"}}\n",
+        ("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"
+         "{\"result\":{\"header\":{\"revision\":\"5\"},\"created\":true}}\n"
+         "{\"error\":{\"grpc_code\":14,\"http_code\":503,\"message\":\"etcdserver: no leader\"}}\n"),
+        ("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"
+         "{\"error\":{\"grpc_code\":14,\"http_code\":503,\"message\":\"etcdserver: no leader\"}}\n"),
     };
     s_hostile_start (&hostile, streams, 3, endpoint, sizeof endpoint);
     zactor_t *watch = s_watch (endpoint, "/t/", true, 0, 2000);

@@ -667,7 +667,7 @@ fleet_device_tick (fleet_t *self, fleet_device_t *device, int64_t now)
             if (now >= device->reconnect_at)
                 s_connect (self, device, now);
             break;
-        case DEV_CONNECTING:
+        case DEV_CONNECTING: {
             //  libzmq keeps trying this connection; only with another broker
             //  to try does a device give up on it (a storm of new sockets
             //  would only add handshakes to a broker already behind)
@@ -691,6 +691,7 @@ fleet_device_tick (fleet_t *self, fleet_device_t *device, int64_t now)
                 device->next_ping = now + FLEET_CONNECT_PING_MS;
             }
             break;
+        }
         case DEV_FAILED:
             break;
         default:
