@@ -122,7 +122,8 @@ s_print_shard (json_t *shard, json_t *owners, bool json, json_t *out)
 {
     const char *owner = json_string_value (json_object_get (shard, "owner"));
     json_t *from_owner = owner && *owner? json_object_get (owners, owner): NULL;
-    json_t *line = json_pack ("{s:O, s:O, s:O, s:O}", "shard", json_object_get (shard, "shard"),
+    //  A file not written by a broker of this version may lack any of them
+    json_t *line = json_pack ("{s:O?, s:O?, s:O?, s:O?}", "shard", json_object_get (shard, "shard"),
                               "owner", json_object_get (shard, "owner"), "epoch", json_object_get (shard, "epoch"),
                               "isr", json_object_get (shard, "isr"));
     if (from_owner) {
@@ -135,9 +136,10 @@ s_print_shard (json_t *shard, json_t *owners, bool json, json_t *out)
         json_array_append_new (out, line);
         return;
     }
+    const char *isr = json_string_value (json_object_get (line, "isr"));
     printf ("%5lld  %-32s %8lld  %-33s", (long long) json_integer_value (json_object_get (line, "shard")),
-            *owner? owner: "(none)", (long long) json_integer_value (json_object_get (line, "epoch")),
-            *json_string_value (json_object_get (line, "isr"))? json_string_value (json_object_get (line, "isr")): "-");
+            owner && *owner? owner: "(none)", (long long) json_integer_value (json_object_get (line, "epoch")),
+            isr && *isr? isr: "-");
     json_t *followers = json_object_get (line, "followers");
     if (!followers)
         printf ("  (lag: the owner's directory was not given)");
@@ -174,8 +176,16 @@ broker_cluster_status (const char **data_dirs, size_t count, bool json)
     if (!json)
         printf ("shard  owner                               epoch  in-sync followers                   "
                 "followers (from the owner: lag in log entries)\n");
-    for (size_t i = 0; i < json_array_size (map); i++)
-        s_print_shard (json_array_get (map, i), owners, json, out);
+    int rc = 0;
+    for (size_t i = 0; i < json_array_size (map); i++) {
+        json_t *shard = json_array_get (map, i);
+        if (!json_is_object (shard) || !json_is_integer (json_object_get (shard, "shard"))) {
+            fprintf (stderr, "appferry-broker: --cluster-status: entry %zu of the map is not a shard (skipped)\n", i);
+            rc = 1;
+            continue;
+        }
+        s_print_shard (shard, owners, json, out);
+    }
     if (json) {
         char *text = json_dumps (out, JSON_COMPACT);
         printf ("%s\n", text? text: "[]");
@@ -184,7 +194,7 @@ broker_cluster_status (const char **data_dirs, size_t count, bool json)
     json_decref (out);
     json_decref (first);
     json_decref (owners);
-    return 0;
+    return rc;
 }
 
 //  --------------------------------------------------------------------------

@@ -56,4 +56,16 @@ check "  ... saying why" has "$out" "no figures in $T/empty"
 out=$("$BROKER" --json 2>&1); rc=$?
 check "--json without --status is refused" test "$rc" = 2
 
+# --cluster-status reads a member's DATA/cluster.json: a damaged one (fields
+# missing, an entry that is no shard) is shown as far as it goes, with exit 1
+mkdir -p "$T/member"
+printf '%s' '{"id":"b1","map":[{"shard":0},{"shard":1,"owner":"b1","epoch":3,"isr":""},5]}' > "$T/member/cluster.json"
+out=$("$BROKER" --cluster-status -d "$T/member" 2>&1); rc=$?
+check "a damaged shard map: exit 1, not a crash" test "$rc" = 1
+check "  ... the shards it can read are shown" has "$out" "(none)" " b1 "
+check "  ... the entry that is no shard is named" has "$out" "entry 2 of the map is not a shard"
+out=$("$BROKER" --cluster-status --json -d "$T/member" 2>/dev/null)
+check "  ... and in --json, the missing fields are null" \
+    test "$(jq -c '[.[] | .owner]' <<< "$out")" = '[null,"b1"]'
+
 finish
