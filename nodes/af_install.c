@@ -953,6 +953,14 @@ s_tree_link_check (tree_t *tree, const link_t *link, char *err, size_t errlen)
 //  --------------------------------------------------------------------------
 //  Built-in installer
 
+//  libarchive's reason for its last error, which it may not have
+static const char *
+s_why (struct archive *archive)
+{
+    const char *why = archive_error_string (archive);
+    return why? why: "no reason given";
+}
+
 static struct archive *
 s_open (const char *package, char *err, size_t errlen)
 {
@@ -960,7 +968,7 @@ s_open (const char *package, char *err, size_t errlen)
     archive_read_support_format_tar (reader);
     archive_read_support_format_gnutar (reader);
     if (archive_read_open_filename (reader, package, 65536) != ARCHIVE_OK) {
-        snprintf (err, errlen, "not a valid archive: %s", archive_error_string (reader));
+        snprintf (err, errlen, "not a valid archive: %s", s_why (reader));
         archive_read_free (reader);
         return NULL;
     }
@@ -993,7 +1001,7 @@ s_manifest_read (struct archive *reader, struct archive_entry *entry, json_t **m
         len += (size_t) n;
     int code = AF_OK;
     if (n < 0) {
-        snprintf (err, errlen, "not a valid archive: %s", archive_error_string (reader));
+        snprintf (err, errlen, "not a valid archive: %s", s_why (reader));
         code = AF_E_MALFORMED;
     }
     else
@@ -1079,7 +1087,7 @@ s_check (const char *package, json_t **manifest, ctl_t *ctl, char *err, size_t e
             break;
     }
     if (rc == AF_OK && r != ARCHIVE_EOF) {
-        snprintf (err, errlen, "not a valid archive: %s", archive_error_string (reader));
+        snprintf (err, errlen, "not a valid archive: %s", s_why (reader));
         rc = AF_E_MALFORMED;
     }
     if (rc == AF_OK && count == 0) {
@@ -1151,7 +1159,7 @@ s_extract (const char *package, const char *dir, const char *prefix, json_t *fil
         if (type != AE_IFDIR)
             json_array_append_new (files, json_string (name));
         if (archive_write_header (writer, entry) != ARCHIVE_OK) {
-            snprintf (err, errlen, "cannot unpack '%.200s': %s", name, archive_error_string (writer));
+            snprintf (err, errlen, "cannot unpack '%.200s': %s", name, s_why (writer));
             rc = AF_E_INTERNAL;
             break;
         }
@@ -1161,22 +1169,28 @@ s_extract (const char *package, const char *dir, const char *prefix, json_t *fil
         while ((r = archive_read_data_block (reader, &block, &size, &offset)) == ARCHIVE_OK)
             if (archive_write_data_block (writer, block, size, offset) != ARCHIVE_OK) {
                 snprintf (err, errlen, "cannot write '%.200s': %s", name,
-                          errno == ENOSPC || errno == EFBIG? "the disk is full": archive_error_string (writer));
+                          errno == ENOSPC || errno == EFBIG? "the disk is full": s_why (writer));
                 rc = AF_E_INTERNAL;
                 break;
             }
         if (rc == AF_OK && r != ARCHIVE_EOF) {
-            snprintf (err, errlen, "not a valid archive: %s", archive_error_string (reader));
+            snprintf (err, errlen, "not a valid archive: %s", s_why (reader));
             rc = AF_E_MALFORMED;
         }
         if (rc == AF_OK && archive_write_finish_entry (writer) != ARCHIVE_OK) {
             snprintf (err, errlen, "cannot write '%.200s': %s", name,
-                      errno == ENOSPC || errno == EFBIG? "the disk is full": archive_error_string (writer));
+                      errno == ENOSPC || errno == EFBIG? "the disk is full": s_why (writer));
             rc = AF_E_INTERNAL;
         }
     }
+    //  The headers ended before the archive did (a file that changed since
+    //  s_check read it to its end): not all of it is there
+    if (rc == AF_OK && r != ARCHIVE_EOF) {
+        snprintf (err, errlen, "the archive changed while it was unpacked: %s", s_why (reader));
+        rc = AF_E_MALFORMED;
+    }
     if (archive_write_close (writer) != ARCHIVE_OK && rc == AF_OK) {
-        snprintf (err, errlen, "cannot finish unpacking: %s", archive_error_string (writer));
+        snprintf (err, errlen, "cannot finish unpacking: %s", s_why (writer));
         rc = AF_E_INTERNAL;
     }
     archive_write_free (writer);
@@ -1568,12 +1582,12 @@ af_install_pack_dir (const char *dir, const char *archive, char *err, size_t err
     archive_write_set_format_pax_restricted (writer);
     int rc = AF_OK;
     if (archive_write_open_filename (writer, archive) != ARCHIVE_OK) {
-        snprintf (err, errlen, "cannot write %s: %s", archive, archive_error_string (writer));
+        snprintf (err, errlen, "cannot write %s: %s", archive, s_why (writer));
         rc = AF_E_INTERNAL;
     }
     else
     if (archive_read_disk_open (disk, dir) != ARCHIVE_OK) {
-        snprintf (err, errlen, "cannot read %s: %s", dir, archive_error_string (disk));
+        snprintf (err, errlen, "cannot read %s: %s", dir, s_why (disk));
         rc = AF_E_INTERNAL;
     }
     size_t dirlen = strlen (dir);
@@ -1585,7 +1599,7 @@ af_install_pack_dir (const char *dir, const char *archive, char *err, size_t err
         if (r == ARCHIVE_EOF)
             break;
         if (r != ARCHIVE_OK) {
-            snprintf (err, errlen, "cannot read %s: %s", dir, archive_error_string (disk));
+            snprintf (err, errlen, "cannot read %s: %s", dir, s_why (disk));
             rc = AF_E_INTERNAL;
             break;
         }
@@ -1603,7 +1617,7 @@ af_install_pack_dir (const char *dir, const char *archive, char *err, size_t err
             break;
         }
         if (archive_write_header (writer, entry) != ARCHIVE_OK) {
-            snprintf (err, errlen, "cannot pack %s: %s", path, archive_error_string (writer));
+            snprintf (err, errlen, "cannot pack %s: %s", path, s_why (writer));
             rc = AF_E_INTERNAL;
             break;
         }
@@ -1628,7 +1642,7 @@ af_install_pack_dir (const char *dir, const char *archive, char *err, size_t err
     archive_read_close (disk);
     archive_read_free (disk);
     if (archive_write_close (writer) != ARCHIVE_OK && rc == AF_OK) {
-        snprintf (err, errlen, "cannot write %s: %s", archive, archive_error_string (writer));
+        snprintf (err, errlen, "cannot write %s: %s", archive, s_why (writer));
         rc = AF_E_INTERNAL;
     }
     archive_write_free (writer);

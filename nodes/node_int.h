@@ -189,7 +189,7 @@ struct _af_node_t {
     int64_t config_at;              //  last scan of shared configurations
     zhashx_t *auto_installs;        //  programs this node asked to install for
                                     //  itself in automatic mode, until their RESULT
-    char guarded_cmd [6400];        //  the install command, run under the guard
+    char guarded_cmd [8192];        //  the install command, run under the guard
     node_friends_t *friends;        //  node_friends.c: an address book import under way
     bool has_root;                  //  root_pub was given (--root-key)
     af_minisign_pub_t root_pub;     //  the store's root key: what packages must chain to

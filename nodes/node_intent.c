@@ -55,23 +55,28 @@ s_guard_path (char *path, size_t size)
     return access (path, X_OK) == 0;
 }
 
-//  text as one shell word: 'text', with each ' written '\''
-static void
+//  text as one shell word: 'text', with each ' written '\''. False if it
+//  does not fit in size: a command cut short must never run
+static bool
 s_quote (const char *text, char *out, size_t size)
 {
     size_t at = 0;
-    if (at < size)
-        out [at++] = '\'';
-    for (const char *c = text; *c && at + 5 < size; c++)
+    if (size < 3)
+        return false;
+    out [at++] = '\'';
+    for (const char *c = text; *c; c++) {
+        if (at + 4 + 2 > size)          //  room for this, the closing ' and the NUL
+            return false;
         if (*c == '\'') {
             memcpy (out + at, "'\\''", 4);
             at += 4;
         }
         else
             out [at++] = *c;
-    if (at + 1 < size)
-        out [at++] = '\'';
-    out [at < size? at: size - 1] = 0;
+    }
+    out [at++] = '\'';
+    out [at] = 0;
+    return true;
 }
 
 int
@@ -79,18 +84,25 @@ node_intent_setup (af_node_t *self, char *err, size_t errlen)
 {
     if (!*self->config.install_cmd)
         return 0;
-    char guard [600], quoted_guard [1300], quoted_cmd [4200];
+    char guard [600] = "", quoted_guard [4 * sizeof guard + 3], quoted_cmd [4 * sizeof self->config.install_cmd + 3];
     if (!s_guard_path (guard, sizeof guard)) {
         snprintf (err, errlen, "--install-cmd needs appferry-install-guard beside this program (%s)",
                   *guard? guard: "/proc/self/exe unreadable");
         return -1;
     }
-    s_quote (guard, quoted_guard, sizeof quoted_guard);
-    s_quote (self->config.install_cmd, quoted_cmd, sizeof quoted_cmd);
     //  Run by af_install_cmd as /bin/sh -c COMMAND sh PACKAGE: the shell
     //  becomes the guard, which runs the operator's command as before
-    snprintf (self->guarded_cmd, sizeof self->guarded_cmd, "exec %s %d /bin/sh -c %s sh \"$1\"",
-              quoted_guard, (int) getpid (), quoted_cmd);
+    int n = -1;
+    if (s_quote (guard, quoted_guard, sizeof quoted_guard)
+    &&  s_quote (self->config.install_cmd, quoted_cmd, sizeof quoted_cmd))
+        n = snprintf (self->guarded_cmd, sizeof self->guarded_cmd, "exec %s %d /bin/sh -c %s sh \"$1\"",
+                      quoted_guard, (int) getpid (), quoted_cmd);
+    if (n < 0 || (size_t) n >= sizeof self->guarded_cmd) {
+        *self->guarded_cmd = 0;
+        snprintf (err, errlen, "--install-cmd: the command with its guard (%s) is longer than %zu bytes once quoted",
+                  guard, sizeof self->guarded_cmd - 1);
+        return -1;
+    }
     return 0;
 }
 
