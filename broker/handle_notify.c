@@ -15,6 +15,14 @@
 void
 handle_notify (af_broker_t *self, session_t *session, af_msg_t *msg)
 {
+    //  The limit SPEC 5.15 gives, checked before the value reaches a key
+    //  or a log line
+    unsigned char id [AF_ID_SIZE];
+    if (af_id_from_hex (msg->device_id, id) != AF_OK) {
+        if (msg->has_rid)
+            broker_error (self, session, msg, AF_E_MALFORMED, "NOTIFY: deviceId must be 32 lowercase hex digits");
+        return;
+    }
     session_t *target = broker_online (self, session->account, msg->device_id);
     if (!target) {
         af_device_t device;

@@ -55,6 +55,10 @@ broker_sync_jobs_free (void **item)
 void
 handle_report (af_broker_t *self, session_t *session, af_msg_t *msg)
 {
+    if (msg->seq == 0) {                //  SPEC 5.28: a device's reports count from 1
+        broker_error (self, session, msg, AF_E_MALFORMED, "REPORT: seq must be 1 or more");
+        return;
+    }
     bool applied;
     int code = af_lists_report (self->lists, session->account, session->device_id, msg, &applied);
     if (code == AF_E_MALFORMED) {

@@ -513,6 +513,10 @@ s_forbidden (const char *account, const char *password, const char *other)
     strcpy (msg->device_id, "00000000000000000000000000000000");
     af_msg_set_body (msg, "hi", 2);
     s_expect_msg ("NOTIFY to a device of no account", msg, AF_MSG_ERROR, AF_E_NO_DEVICE);
+    strcpy (msg->device_id, "abc");
+    s_expect_msg ("NOTIFY to a deviceId that is not 32 hex digits: 400", msg, AF_MSG_ERROR, AF_E_MALFORMED);
+    strcpy (msg->device_id, "0000000000000000000000000000000A");
+    s_expect_msg ("NOTIFY to a deviceId in upper case: 400", msg, AF_MSG_ERROR, AF_E_MALFORMED);
     af_msg_destroy (&msg);
 }
 
@@ -842,6 +846,11 @@ s_report_battery (const char *account, const char *password)
     strcpy (msg->op, "reinstall");
     msg->seq = 6;
     s_expect_msg ("a REPORT with an unknown op", msg, AF_MSG_ERROR, AF_E_MALFORMED);
+    strcpy (msg->op, "uninstall");
+    msg->seq = 0;
+    s_expect_msg ("a REPORT with seq 0: 400 (seqs count from 1)", msg, AF_MSG_ERROR, AF_E_MALFORMED);
+    s_check (s_has_app (device_id, "rawapp"), "  ... changed nothing", NULL);
+    msg->seq = 6;
     strcpy (msg->op, "uninstall");
     s_expect_msg ("the uninstall, seq 6", msg, AF_MSG_OK, 0);
     s_check (!s_has_app (device_id, "rawapp"), "  ... removed it", NULL);
