@@ -643,6 +643,11 @@ handle_uninstall (af_broker_t *self, session_t *session, af_msg_t *msg)
 void
 handle_fetch (af_broker_t *self, session_t *session, af_msg_t *msg)
 {
+    unsigned char hash [AF_HASH_SIZE];
+    if (af_hash_from_hex (msg->hash, hash) != AF_OK) {
+        broker_error (self, session, msg, AF_E_MALFORMED, "FETCH: hash must be 64 lowercase hex digits");
+        return;
+    }
     af_transfer_for_t target;
     memset (&target, 0, sizeof target);
     if (!af_pushes_offers_blob (self->pushes, session->account, session->device_id, msg->hash,
@@ -691,6 +696,11 @@ broker_transfer_progress (void *arg, const af_transfer_for_t *target, uint64_t s
 void
 handle_done (af_broker_t *self, session_t *session, af_msg_t *msg)
 {
+    unsigned char push_id [AF_ID_SIZE];
+    if (af_id_from_hex (msg->push_id, push_id) != AF_OK) {
+        broker_error (self, session, msg, AF_E_MALFORMED, "DONE: push must be 32 lowercase hex digits");
+        return;
+    }
     if (!streq (msg->state, "installed") && !streq (msg->state, "store-link") && !streq (msg->state, "failed")
     &&  !streq (msg->state, "uninstalled")) {
         broker_error (self, session, msg, AF_E_MALFORMED,

@@ -2,26 +2,52 @@
 # A client written from protocol/SPEC.md alone (tests/spec_client/, Python,
 # no code shared with the C tree) against the real broker and matcher: two
 # devices of a fresh account, every answer checked against the spec, the
-# malformed inputs of 7.2 each with its documented code. If the broker and
-# the spec part, this fails, whichever of the two is wrong.
+# malformed inputs of 7.2 each with its documented code, the push path
+# end to end (with user data), DEVICE_REMOVE; then, on a second broker
+# without a matcher, the client's own workers. If the broker and the spec
+# part, this fails, whichever of the two is wrong.
 . "$(dirname "$0")/lib.sh"
 
-PY=/usr/bin/python3         # Debian's, with python3-zmq and python3-msgpack
-"$PY" -c 'import zmq, msgpack' 2> /dev/null || die "$PY lacks python3-zmq or python3-msgpack (./run installs them)"
+PY=/usr/bin/python3         # Debian's, with python3-zmq, python3-msgpack and python3-zstandard
+"$PY" -c 'import zmq, msgpack, zstandard' 2> /dev/null \
+    || die "$PY lacks python3-zmq, python3-msgpack or python3-zstandard (zstd CHUNKs, SPEC 5.23)"
 HB=1000                     # the spec's default: the client beats at 1 s before LOGIN_OK tells it H
 
 "$CATALOG" --catalog "$T/catalog" import "$(free_demo_manifest)" >> "$T/import.log" 2>&1 || die "catalog import failed"
 start_broker broker --catalog "$T/catalog"
 start_matcher matcher "$T/catalog"
 
-"$PY" "$AF_SRC/tests/spec_client/run_checks.py" "$NODES_EP" "$BROKER_CERT" > "$T/checks.log" 2>&1
+S=$AF_SRC/tests/spec_client
+# 1. run_checks.py: sessions, devices, notifications, outbox, decoding (7.2)
+"$PY" "$S/run_checks.py" "$NODES_EP" "$BROKER_CERT" > "$T/checks.log" 2>&1
 rc=$?
-total=$(grep -c '^ok - \|^not ok - ' "$T/checks.log")
-failed=$(grep '^not ok - ' "$T/checks.log")
-check "the spec's client ran its checks ($total)" test "$total" -gt 200
-check "  ... every one passed" test -z "$failed"
-[ -z "$failed" ] || echo "$failed" | head -20
-check "  ... and it exited 0" test "$rc" = 0
+# 2. push_checks.py: RESOLVE, the push path with user data (UPLOAD), DEVICE_REMOVE
+"$PY" "$S/push_checks.py" "$NODES_EP" "$BROKER_CERT" > "$T/checks2.log" 2>&1
+rc2=$?
 check "the broker is still running after all of it" kill -0 "$BROKER_PID"
+
+# 3. worker_checks.py: a second broker with no matcher (request_timeout
+# 8 s) whose "matcher" workers are the client's own (their certificates
+# written into its worker keys directory); 441 and 429 on fresh accounts
+# (pw-per-source raised: 64 devices are 64 password logins from 127.0.0.1)
+BROKER1_PID=$BROKER_PID
+printf 'broker\n    request_timeout = 8000\n' > "$T/broker2.cfg"
+NODES_EP="" WORKERS_EP=""
+start_broker broker2 --config "$T/broker2.cfg" --pw-per-source 1000
+"$PY" "$S/worker_checks.py" "$NODES_EP" "$WORKERS_EP" "$BROKER_CERT" "$BROKER_DIR/workers" 8000 \
+    > "$T/checks3.log" 2>&1
+rc3=$?
+check "the second broker is still running after its checks" kill -0 "$BROKER_PID"
+
+for log in checks checks2 checks3; do
+    total=$(grep -c '^ok - \|^not ok - ' "$T/$log.log")
+    failed=$(grep '^not ok - ' "$T/$log.log")
+    case $log in checks) min=200 what=run_checks;; checks2) min=100 what=push_checks;; checks3) min=35 what=worker_checks;; esac
+    check "the spec's client ran its $what ($total checks)" test "$total" -gt $min
+    check "  ... every one passed" test -z "$failed"
+    [ -z "$failed" ] || echo "$failed" | head -20
+done
+check "  ... and they exited 0" test "$rc$rc2$rc3" = 000
+check "the first broker is still running" kill -0 "$BROKER1_PID"
 
 finish

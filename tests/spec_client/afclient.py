@@ -164,6 +164,7 @@ class Client:
         self.last_recv = None
         self.last_send = 0.0
         self.broker_dead = False
+        self.rid_replies = True        # False (a worker): jobs with a rid are events
         self._ctx = zmq.Context.instance()
         self._sock = None
         self._thread = None
@@ -292,7 +293,7 @@ class Client:
             elif cmd == "DEVICE_LIST" and "rid" not in msg:
                 self.devices = msg
             rid = msg.get("rid")
-            if rid is not None:
+            if rid is not None and self.rid_replies:
                 self._replies[rid] = msg
             else:
                 self._events.append(msg)
