@@ -39,15 +39,44 @@ start_broker broker2 --config "$T/broker2.cfg" --pw-per-source 1000
 rc3=$?
 check "the second broker is still running after its checks" kill -0 "$BROKER_PID"
 
-for log in checks checks2 checks3; do
+# 4. social_checks.py: a third broker with a matcher on the demo catalog
+# plus game1 (4.99 EUR) and free1 (as paid_catalog makes them), the contacts
+# service (its OPRF key in $T/contacts) and the payments service with its
+# test processor: friends (5.35-5.45), GET/BROWSE and records (5.47, 5.47a),
+# payments (5.46), backups (5.48-5.50), across five fresh accounts
+BROKER2_PID=$BROKER_PID
+"$CATALOG" --catalog "$T/catalog3" import "$(free_demo_manifest)" >> "$T/import.log" 2>&1 \
+    || die "catalog3 import failed"
+jq -n --arg f "$AF_SRC/data/catalog/packages/notes-2.1.0-universal.tar" \
+    '[{ program: "game1", platform: "android", versionCode: 1, versionName: "1.1", minSdk: 21,
+        price: 499, currency: "EUR", file: $f },
+      { program: "free1", platform: "android", versionCode: 1, versionName: "1.0", minSdk: 21, file: $f }]' \
+    > "$T/paid3.json" && "$CATALOG" --catalog "$T/catalog3" import "$T/paid3.json" >> "$T/import.log" 2>&1 \
+    || die "catalog3 paid import failed"
+NODES_EP="" WORKERS_EP=""
+start_broker broker3 --catalog "$T/catalog3" --pw-per-source 1000
+start_matcher matcher3 "$T/catalog3"
+"$CONTACTS" -b "$WORKERS_EP" -k "$BROKER_CERT" -c "$T/contacts.cert" -K "$T/contacts/oprf.key" \
+    --heartbeat $HB >> "$T/contacts.log" 2>&1 &
+PIDS+=("$!")
+wait_until 10 test -s "$T/contacts.cert" || die "contacts made no certificate"
+cp "$T/contacts.cert" "$BROKER_DIR/workers/contacts.cert"
+wait_until 10 grep -q "ready for 'contacts'" "$BROKER_DIR.log" || die "contacts not ready"
+start_payments
+"$PY" "$S/social_checks.py" "$NODES_EP" "$BROKER_CERT" > "$T/checks4.log" 2>&1
+rc4=$?
+check "the third broker is still running after its checks" kill -0 "$BROKER_PID"
+
+for log in checks checks2 checks3 checks4; do
     total=$(grep -c '^ok - \|^not ok - ' "$T/$log.log")
     failed=$(grep '^not ok - ' "$T/$log.log")
-    case $log in checks) min=200 what=run_checks;; checks2) min=100 what=push_checks;; checks3) min=35 what=worker_checks;; esac
+    case $log in checks) min=200 what=run_checks;; checks2) min=100 what=push_checks;; checks3) min=35 what=worker_checks;; checks4) min=150 what=social_checks;; esac
     check "the spec's client ran its $what ($total checks)" test "$total" -gt $min
     check "  ... every one passed" test -z "$failed"
     [ -z "$failed" ] || echo "$failed" | head -20
 done
-check "  ... and they exited 0" test "$rc$rc2$rc3" = 000
+check "  ... and they exited 0" test "$rc$rc2$rc3$rc4" = 0000
 check "the first broker is still running" kill -0 "$BROKER1_PID"
+check "the second broker is still running" kill -0 "$BROKER2_PID"
 
 finish
