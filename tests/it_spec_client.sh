@@ -27,14 +27,7 @@ rc=$?
 rc2=$?
 check "the broker is still running after all of it" kill -0 "$BROKER_PID"
 
-for log in checks checks2; do
-    total=$(grep -c '^ok - \|^not ok - ' "$T/$log.log")
-    failed=$(grep '^not ok - ' "$T/$log.log")
-    case $log in checks) min=200 what=run_checks;; checks2) min=100 what=push_checks;; esac
-    check "the spec's client ran its $what ($total checks)" test "$total" -gt $min
-    check "  ... every one passed" test -z "$failed"
-    [ -z "$failed" ] || echo "$failed" | head -20
-done
-check "  ... and they exited 0" test "$rc$rc2" = 00
+spec_results checks.log run_checks 200 "$rc"
+spec_results checks2.log push_checks 100 "$rc2"
 
 finish

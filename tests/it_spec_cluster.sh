@@ -63,9 +63,7 @@ fi
 wait "$CPID"
 rc=$?
 cat "$T/checks.log"
-total=$(grep -c '^ok - \|^not ok - ' "$T/checks.log")
-check "cluster_checks.py ran its checks ($total)" test "$total" -gt 60
-check "cluster_checks.py: every check passed" test "$rc" -eq 0
+spec_results checks.log cluster_checks 60 "$rc"
 for i in 1 2 3; do
     check "broker $i is still running" kill -0 "${PID[$i]}"
 done

@@ -37,14 +37,6 @@ start_payments
 rc4=$?
 check "the broker is still running after them" kill -0 "$BROKER_PID"
 
-for log in checks4; do
-    total=$(grep -c '^ok - \|^not ok - ' "$T/$log.log")
-    failed=$(grep '^not ok - ' "$T/$log.log")
-    case $log in checks4) min=150 what=social_checks;; esac
-    check "the spec's client ran its $what ($total checks)" test "$total" -gt $min
-    check "  ... every one passed" test -z "$failed"
-    [ -z "$failed" ] || echo "$failed" | head -20
-done
-check "  ... and it exited 0" test "$rc4" = 0
+spec_results checks4.log social_checks 150 "$rc4"
 
 finish

@@ -23,14 +23,6 @@ start_broker broker --config "$T/broker.cfg" --pw-per-source 1000
 rc3=$?
 check "the broker is still running after them" kill -0 "$BROKER_PID"
 
-for log in checks3; do
-    total=$(grep -c '^ok - \|^not ok - ' "$T/$log.log")
-    failed=$(grep '^not ok - ' "$T/$log.log")
-    case $log in checks3) min=35 what=worker_checks;; esac
-    check "the spec's client ran its $what ($total checks)" test "$total" -gt $min
-    check "  ... every one passed" test -z "$failed"
-    [ -z "$failed" ] || echo "$failed" | head -20
-done
-check "  ... and it exited 0" test "$rc3" = 0
+spec_results checks3.log worker_checks 35 "$rc3"
 
 finish

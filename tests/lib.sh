@@ -148,6 +148,19 @@ wait_eq () {
 # rewritten every second) as an integer, 0 if it has none
 broker_value () { "$BROKER" --status --json -d "$1" | jq -r --arg k "$2" '.values[$k] // 0 | floor'; }
 
+# spec_results LOG WHAT MIN RC: the checks a script of tests/spec_client/
+# printed to $T/LOG: more than MIN of them, every one passed (the failed
+# ones are shown), and its exit status RC was 0
+spec_results () {
+    local log=$1 what=$2 min=$3 rc=$4 total failed
+    total=$(grep -c '^ok - \|^not ok - ' "$T/$log")
+    failed=$(grep '^not ok - ' "$T/$log")
+    check "the spec's client ran its $what ($total checks)" test "$total" -gt "$min"
+    check "  ... every one passed" test -z "$failed"
+    [ -z "$failed" ] || echo "$failed" | head -20
+    check "  ... and it exited 0" test "$rc" = 0
+}
+
 # start_broker NAME [extra options...]: data in $T/NAME, ephemeral ports
 # unless NODES_EP / WORKERS_EP are set. Sets BROKER_PID, NODES_EP, WORKERS_EP.
 # BROKER_PREFIX, if set, runs before the binary (prlimit).

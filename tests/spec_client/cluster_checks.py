@@ -18,50 +18,17 @@ import hashlib
 import os
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from afclient import Client, Timeout, load_cert, new_keypair, now_ms  # noqa: E402
+from run_checks import PHONE, attempt, check, strip, summary  # noqa: E402
 
-PHONE = {  # data/devices/galaxy-s21.json, as on the wire (SPEC 4.2)
-    "name": "Spec phone", "platform": "android", "osVersion": "13",
-    "model": "Galaxy S21 5G (SM-G9910)", "manufacturer": "Samsung",
-    "formFactor": "phone", "screenWidth": 1080, "screenHeight": 2400,
-    "sdkVersion": 33, "supportedAbis": ["arm64-v8a", "armeabi-v7a", "armeabi"],
-    "screenDensity": 420, "supportedLocales": ["en-US", "zh-CN"],
-}
 PASSWORD = "correct horse battery"
 PROGRAM = "org.example.specapp"
-RESULTS = []
-
-
-def check(name, cond, detail=""):
-    RESULTS.append(bool(cond))
-    line = ("ok - " if cond else "not ok - ") + name
-    if not cond and detail:
-        line += "  # " + str(detail)[:400]
-    print(line, flush=True)
-    return bool(cond)
 
 
 def note(text):
     print("# note: " + text, flush=True)
-
-
-def strip(m):
-    if isinstance(m, dict):
-        return {k: v for k, v in m.items() if k != "_t"}
-    return m
-
-
-def attempt(name, fn):
-    try:
-        return fn()
-    except Exception as e:  # noqa: BLE001
-        check(name, False, "%s: %s" % (type(e).__name__, e))
-        if os.environ.get("AF_TRACE"):
-            traceback.print_exc()
-        return None
 
 
 class Cluster:
@@ -123,9 +90,7 @@ def main():
         run(cl)
     finally:
         cl.close_all()
-    failed = RESULTS.count(False)
-    print("%d checks, %d failed" % (len(RESULTS), failed), flush=True)
-    return 1 if failed else 0
+    return summary("cluster_checks")
 
 
 def run(cl):

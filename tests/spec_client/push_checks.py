@@ -21,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from afclient import Client, Timeout, decode, load_cert, new_keypair, new_rid  # noqa: E402
-from run_checks import HEX32, PC, PHONE, RESULTS, attempt, check, err, item_of  # noqa: E402
+from run_checks import HEX32, PC, PHONE, attempt, check, err, item_of, summary  # noqa: E402
 
 try:
     import zstandard        # Debian: python3-zstandard
@@ -621,9 +621,7 @@ def main():
     attempt("DEVICE_REMOVE checks", lambda: remove_checks(A, B, account, password, da, db, B.keypair))
     A.close()
     B.close()
-    failed = RESULTS.count(False)
-    print("# push_checks: %d checks, %d failed" % (len(RESULTS), failed))
-    return 1 if failed else 0
+    return summary("push_checks")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,13 @@ def check(name, cond, detail=""):
     return bool(cond)
 
 
+def summary(script):
+    """The last line of a script: its count; its exit status, 1 if a check failed."""
+    failed = RESULTS.count(False)
+    print("# %s: %d checks, %d failed" % (script, len(RESULTS), failed), flush=True)
+    return 1 if failed else 0
+
+
 def attempt(name, fn):
     """Run fn(); an exception is a failed check named name."""
     try:
@@ -766,9 +773,7 @@ def main():
 
     A.close()
     B.close()
-    failed = RESULTS.count(False)
-    print("# %d checks, %d failed" % (len(RESULTS), failed))
-    return 1 if failed else 0
+    return summary("run_checks")
 
 
 if __name__ == "__main__":

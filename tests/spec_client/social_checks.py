@@ -23,7 +23,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import afoprf  # noqa: E402
 from afclient import Client, Timeout, decode, load_cert, new_keypair, new_rid, now_ms  # noqa: E402
-from run_checks import HEX32, PHONE, RESULTS, attempt, check, err, item_of  # noqa: E402
+from run_checks import HEX32, PHONE, attempt, check, err, item_of, summary  # noqa: E402
 
 HEX16 = re.compile(r"^[0-9a-f]{16}$")
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -784,9 +784,7 @@ def main():
     attempt("no-session checks", lambda: no_session_checks(X))
     for c in (A1, A2, B, C, D, E1, E2, X):
         c.close()
-    failed = RESULTS.count(False)
-    print("# social_checks: %d checks, %d failed" % (len(RESULTS), failed))
-    return 1 if failed else 0
+    return summary("social_checks")
 
 
 if __name__ == "__main__":

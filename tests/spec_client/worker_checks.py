@@ -19,7 +19,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from afclient import Client, Timeout, load_cert, new_keypair, new_rid  # noqa: E402
 from afworker import Worker  # noqa: E402
-from run_checks import PC, PHONE, RESULTS, attempt, check, err, strip  # noqa: E402
+from run_checks import PC, PHONE, attempt, check, err, strip, summary  # noqa: E402
 
 PW_WAIT = 30.0
 
@@ -259,9 +259,7 @@ def main():
     for w in (W1, W3):
         w.close()
     A.close()
-    failed = RESULTS.count(False)
-    print("# worker_checks: %d checks, %d failed" % (len(RESULTS), failed))
-    return 1 if failed else 0
+    return summary("worker_checks")
 
 
 if __name__ == "__main__":
